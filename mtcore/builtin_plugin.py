@@ -1,0 +1,68 @@
+"""mtcore's own heads, samplers, loss strategies, metrics and writers.
+
+Registered through the same hooks as any third-party plugin (entry point ``mtcore`` in the
+``mtcore`` group). Everything is a lazy reference: nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from mtcore.hookspecs import hookimpl
+
+_CLS = ("text_classification", "pair_classification")
+
+
+@hookimpl
+def mt_register_heads(register):
+    heads = "mtcore.model.heads"
+    register("classification", f"{heads}.classification:ClassificationHead", "pooled (cls/mean/pooler) -> dropout -> linear", kinds=_CLS)
+    register("mlp", f"{heads}.classification:MLPHead", "the seed's N-linear-layers head: pooled -> [linear, act, dropout] x N -> linear", kinds=_CLS)
+    register("regression", f"{heads}.regression:RegressionHead", "pooled -> linear -> one value, MSE loss", kinds=("regression",))
+    register("multi_label", f"{heads}.multi_label:MultiLabelHead", "pooled -> linear -> one logit per label, BCE loss", kinds=("multi_label",))
+    register("multiple_choice", f"{heads}.multiple_choice:MultipleChoiceHead", "one scorer over N (context, choice) encodings, cross-entropy over choices", kinds=("multiple_choice",))
+    register("token_classification", f"{heads}.token_classification:TokenClassificationHead", "per-token linear, cross-entropy ignoring -100", kinds=("token_classification",))
+
+
+@hookimpl
+def mt_register_samplers(register):
+    s = "mtcore.sampling.samplers"
+    register("proportional", f"{s}:ProportionalSampler", "p_i = n_i / sum(n)")
+    register("temperature", f"{s}:TemperatureSampler", "p_i ~ min(n_i, cap)^(1/T)")
+    register("uniform", f"{s}:UniformSampler", "p_i = 1 / number of tasks")
+    register("round_robin", f"{s}:RoundRobinSampler", "tasks in turn")
+    register("annealed", f"{s}:AnnealedSampler", "p_i ~ n_i^alpha, alpha = 1 - 0.8 * epoch / (E - 1) (BERT and PALs)")
+    register("fixed", f"{s}:FixedWeightsSampler", "p_i ~ weights given in the config")
+
+
+@hookimpl
+def mt_register_loss_strategies(register):
+    s = "mtcore.train.losses"
+    register("single", f"{s}:SingleTaskLoss", "one task per step, its loss as is")
+    register("sum", f"{s}:SumLoss", "one batch of every task per step, losses summed")
+    register("weighted", f"{s}:WeightedLoss", "static per-task weights")
+    register("uncertainty", f"{s}:UncertaintyLoss", "learned per-task log-variances (Kendall et al.)")
+    register("pcgrad", f"{s}:PCGradLoss", "per-task gradient projection (Yu et al.)")
+
+
+@hookimpl
+def mt_register_metrics(register):
+    m = "mtcore.train.metrics"
+    for name, doc in [
+        ("accuracy", "share of exact predictions"),
+        ("f1_macro", "F1 averaged over classes"),
+        ("f1_micro", "F1 over all decisions"),
+        ("f1_binary", "F1 of the positive class (id 1)"),
+        ("mcc", "Matthews correlation"),
+        ("pearson", "Pearson correlation"),
+        ("spearman", "Spearman correlation"),
+        ("mse", "mean squared error (lower is better)"),
+        ("exact_match", "share of examples with every label right (multi-label)"),
+        ("token_accuracy", "share of labelled tokens predicted right"),
+    ]:
+        register(name, f"{m}:{name}", doc)
+
+
+@hookimpl
+def mt_register_writers(register):
+    w = "mtcore.predict.writers"
+    register("jsonl", f"{w}:write_jsonl", "one JSON object per row: idx, label, probabilities")
+    register("csv", f"{w}:write_csv", "idx,label and one probability column per class")

@@ -1,0 +1,100 @@
+"""The ``mt`` application: command registration and error handling.
+
+Every :class:`mtcore.errors.MtError` becomes one line on stderr and the error's exit code
+(1 runtime, 2 usage/config). Unexpected exceptions print one line too, unless ``MT_DEBUG=1``
+asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mtcore import __version__
+from mtcore.errors import MtError
+
+
+def debug_mode() -> bool:
+    return os.environ.get("MT_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print one error line to stderr and exit with ``code``."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise typer.Exit(code)
+
+
+class _ErrorHandlingGroup(TyperGroup):
+    """Turns user errors into one line and an exit code, for the real CLI and CliRunner alike."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit):
+            raise
+        except MtError as exc:
+            if debug_mode():
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted", 130)
+        except Exception as exc:
+            if debug_mode():
+                raise
+            text = " ".join(str(exc).split())
+            fail(f"unexpected {type(exc).__name__}: {text} (set MT_DEBUG=1 to see the traceback)", 1)
+
+
+app = typer.Typer(
+    cls=_ErrorHandlingGroup,
+    name="mt",
+    help="mtcore: train multitask Transformer encoders — one shared encoder, a head per task.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"mtcore {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", callback=_version, is_eager=True),
+) -> None:
+    """mtcore: train multitask Transformer encoders — one shared encoder, a head per task."""
+
+
+def _register_commands() -> None:
+    from mtcore.cli import listing
+
+    listing.register(app)
+    for module_name in ("train", "inference", "scaffold"):
+        try:
+            module = __import__(f"mtcore.cli.{module_name}", fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mtcore.cli.{module_name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="mt")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Console helpers shared by the commands: stdout for results, stderr for warnings."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+stdout = Console(soft_wrap=False, highlight=False)
+stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def warn(message: str) -> None:
+    """One warning line on stderr (plain text: never wrapped, safe to grep)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def report_plugin_failures(registry: Any) -> None:
+    for info in registry.failures:
+        warn(info.failure_line())

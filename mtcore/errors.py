@@ -1,0 +1,72 @@
+"""Errors meant for people.
+
+Every mistake a user can make (bad config key, unknown task, missing column, unreadable file,
+broken plugin) is raised as an :class:`MtError` subclass with one clear line that names the thing
+and the fix. The CLI prints that line and exits with the error's ``exit_code``; a traceback is only
+shown when ``MT_DEBUG=1``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class MtError(Exception):
+    """A user-facing error: its message is one line; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(" ".join(str(message).split()) if "\n" in str(message) else str(message))
+
+
+class UsageError(MtError):
+    """A wrong command line, config key or value (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(UsageError):
+    """An invalid training configuration (exit code 2)."""
+
+
+class UnknownNameError(UsageError):
+    """A task, head, sampler or other registered name that does not exist."""
+
+
+class PluginError(MtError):
+    """A plugin failed to load or to register (fatal only in strict mode)."""
+
+
+class DataError(MtError):
+    """Data that cannot be read or does not match the task (names file, row and value)."""
+
+
+class ModelFileError(MtError):
+    """A model directory with a missing, truncated or mismatched file."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest candidates, or ``""``."""
+    candidates = list(candidates)
+    close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    if not close:
+        close = [c for c in candidates if name and (name in c or c.endswith(":" + name))][:n]
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+
+
+def unknown(what: str, name: str, candidates: Iterable[str], hint: str = "") -> UnknownNameError:
+    """Build the standard "unknown X 'name' (did you mean ...?)" error."""
+    candidates = sorted(set(candidates))
+    msg = f"unknown {what} {name!r}{did_you_mean(name, candidates)}"
+    if hint:
+        msg += f"; {hint}"
+    elif candidates and len(candidates) <= 12:
+        msg += "; choose one of: " + ", ".join(candidates)
+    return UnknownNameError(msg)

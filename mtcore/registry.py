@@ -1,0 +1,176 @@
+"""What the plugins registered: tasks and named components (heads, samplers, losses, ...).
+
+Names resolve the same way for every kind of thing: the qualified ``plugin:name`` always works;
+a bare ``name`` works when exactly one plugin provides it, otherwise the error lists every
+provider. Unknown names get "did you mean". Nothing is ever silently overridden.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtcore.errors import UnknownNameError, UsageError, did_you_mean
+from mtcore.refs import describe, resolve
+from mtcore.task import Task
+
+#: Component kinds and the hook that registers each.
+COMPONENT_KINDS = {
+    "head": "mt_register_heads",
+    "sampler": "mt_register_samplers",
+    "loss": "mt_register_loss_strategies",
+    "metric": "mt_register_metrics",
+    "writer": "mt_register_writers",
+}
+
+
+@dataclass
+class Component:
+    """A registered head, sampler, loss strategy, metric or writer (loaded on demand)."""
+
+    kind: str
+    name: str
+    ref: Any
+    plugin: str
+    description: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.plugin}:{self.name}"
+
+    def load(self) -> Any:
+        return resolve(self.ref)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "plugin": self.plugin, "ref": describe(self.ref), "description": self.description, **self.extra}
+
+
+@dataclass
+class PluginInfo:
+    """One entry point in the ``mtcore`` group and how loading it went."""
+
+    name: str
+    distribution: str
+    version: str
+    builtin: bool = False
+    status: str = "ok"
+    error: str = ""
+    hooks: list[str] = field(default_factory=list)
+    tasks: int = 0
+    components: int = 0
+
+    def failure_line(self) -> str:
+        return f"plugin {self.name!r} ({self.distribution} {self.version}) failed to load: {self.error}"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "builtin": self.builtin,
+            "status": self.status,
+            "error": self.error,
+            "hooks": self.hooks,
+            "tasks": self.tasks,
+            "components": self.components,
+        }
+
+
+def _resolve_name(what: str, name: str, items: dict[str, Any]) -> Any:
+    """Find ``name`` (qualified or bare) among ``items`` keyed by qualified id."""
+    if name in items:
+        return items[name]
+    if ":" not in name:
+        matches = [key for key in items if key.split(":", 1)[1] == name]
+        if len(matches) == 1:
+            return items[matches[0]]
+        if len(matches) > 1:
+            raise UsageError(f"{what} name {name!r} is ambiguous: provided by {', '.join(sorted(matches))}; use the qualified id")
+    bare = sorted({key.split(":", 1)[1] for key in items})
+    hint = did_you_mean(name, sorted(items) + bare)
+    listing = "run 'mt list-tasks' to see them" if what == "task" else "available: " + ", ".join(bare)
+    raise UnknownNameError(f"unknown {what} {name!r}{hint}; {listing}")
+
+
+class Registry:
+    """All registered tasks and components, plus the status of every plugin."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Task] = {}
+        self.components: dict[str, dict[str, Component]] = {kind: {} for kind in COMPONENT_KINDS}
+        self.plugins: list[PluginInfo] = []
+
+    # ---- adding ---------------------------------------------------------------------------
+    def add_task(self, task: Task, plugin: str) -> Task:
+        """Register ``task`` under ``plugin`` (its id becomes ``plugin:name``); duplicates raise."""
+        if not isinstance(task, Task):
+            raise TypeError(f"register() expects a mtcore.task.Task, got {type(task).__name__}")
+        task = task.replace(plugin=plugin) if task.plugin != plugin else task
+        if task.id in self.tasks:
+            raise ValueError(f"task {task.id!r} is registered twice")
+        self.tasks[task.id] = task
+        return task
+
+    def add_component(self, kind: str, name: str, ref: Any, plugin: str, description: str = "", **extra: Any) -> Component:
+        """Register a named component of ``kind`` (head, sampler, loss, metric, writer)."""
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ValueError(f"{kind} name {name!r} must be a non-empty string without ':'")
+        component = Component(kind, name, ref, plugin, description, {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
+        table = self.components[kind]
+        if component.id in table:
+            raise ValueError(f"{kind} {component.id!r} is registered twice")
+        table[component.id] = component
+        return component
+
+    # ---- finding --------------------------------------------------------------------------
+    def task(self, name: str) -> Task:
+        """The task with qualified id or unambiguous bare name ``name``."""
+        return _resolve_name("task", name, self.tasks)
+
+    def component(self, kind: str, name: str) -> Component:
+        return _resolve_name(kind, name, self.components[kind])
+
+    def names(self, kind: str) -> list[str]:
+        """Bare names of the registered components of ``kind`` (for messages and listings)."""
+        return sorted({c.name for c in self.components[kind].values()})
+
+    def find_tasks(self, plugin: str | None = None, kind: str | None = None) -> list[Task]:
+        tasks = sorted(self.tasks.values(), key=lambda t: t.id)
+        if plugin is not None:
+            known = {p.name for p in self.plugins} | {p.distribution for p in self.plugins}
+            if plugin not in known:
+                raise UnknownNameError(f"unknown plugin {plugin!r}{did_you_mean(plugin, sorted(known))}; run 'mt plugins' to see them")
+            names = {p.name for p in self.plugins if plugin in (p.name, p.distribution)}
+            tasks = [t for t in tasks if t.plugin in names]
+        if kind is not None:
+            from mtcore.task import TaskKind
+
+            kinds = [k.value for k in TaskKind]
+            if kind not in kinds:
+                raise UnknownNameError(f"unknown task kind {kind!r}{did_you_mean(kind, kinds)}; choose one of: {', '.join(kinds)}")
+            tasks = [t for t in tasks if t.kind.value == kind]
+        return tasks
+
+    @property
+    def failures(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.status != "ok"]
+
+    def merge_plugin(self, info: PluginInfo, tasks: Iterable[Task], components: Iterable[tuple[str, tuple, dict]]) -> None:
+        """Add everything one plugin registered, all or nothing (raises ValueError on conflict)."""
+        added_tasks: list[str] = []
+        added_components: list[tuple[str, str]] = []
+        try:
+            for task in tasks:
+                added_tasks.append(self.add_task(task, info.name).id)
+            for kind, args, kwargs in components:
+                added_components.append((kind, self.add_component(kind, *args, plugin=info.name, **kwargs).id))
+        except Exception:
+            for task_id in added_tasks:
+                self.tasks.pop(task_id, None)
+            for kind, comp_id in added_components:
+                self.components[kind].pop(comp_id, None)
+            raise
+        info.tasks = len(added_tasks)
+        info.components = len(added_components)

@@ -1,0 +1,43 @@
+"""Row counts of a task's shipped sample, with the standard library only (for ``mt show-task``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from importlib import resources
+
+from mtcore.task import Task
+
+
+def _count(text: str, fmt: str, options: dict) -> int:
+    if fmt in ("jsonl", "json"):
+        return sum(1 for line in text.splitlines() if line.strip())
+    if fmt in ("csv", "tsv"):
+        sep = options.get("sep", "\t" if fmt == "tsv" else ",")
+        quoting = csv.QUOTE_NONE if options.get("quoting") == "none" else csv.QUOTE_MINIMAL
+        rows = sum(1 for row in csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting) if row)
+        return rows - (0 if options.get("header", True) is None or options.get("header") is False else 1)
+    raise ValueError(fmt)
+
+
+def sample_sizes(task: Task) -> dict[str, int]:
+    """``{split: rows}`` of the task's ``sample`` source; empty when it has none or it is unreadable."""
+    source = task.sources.get("sample")
+    if source is None or "package" not in source.options:
+        return {}
+    options = dict(source.options)
+    sizes: dict[str, int] = {}
+    for split, name in options.get("files", {}).items():
+        names = name if isinstance(name, list) else [name]
+        try:
+            total = 0
+            for item in names:
+                text = resources.files(options["package"]).joinpath(item).read_text(encoding="utf-8-sig")
+                fmt = options.get("format", "auto")
+                if fmt == "auto":
+                    fmt = item.rsplit(".", 1)[-1]
+                total += _count(text, fmt, options)
+            sizes[split] = total
+        except (OSError, ValueError, ModuleNotFoundError):
+            continue
+    return sizes

@@ -1,0 +1,337 @@
+"""``Task``: the declarative description of one task.
+
+A Task is plain data: importing it (and a plugin that builds Tasks) imports nothing heavy. Code a
+task needs — a loader for its official files, a preprocessing function, a prediction writer — is
+named by a lazy ``"module:attr"`` reference and imported only when used.
+
+After loading and preprocessing, every task's examples carry canonical columns:
+
+===================================  ==========================================================
+kind                                 columns
+===================================  ==========================================================
+text_classification, regression,     ``text`` (and ``text_pair`` for pair tasks), ``label``
+pair_classification, multi_label
+multiple_choice                      ``text`` (context, may be empty), ``choices`` (list of
+                                     strings), ``label`` (index of the right choice)
+token_classification                 ``tokens`` (list of words), ``label`` (list of tag names)
+===================================  ==========================================================
+
+plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
+(``{"text": "premise", "text_pair": "hypothesis"}``); ``preprocess`` functions run first for
+anything a rename cannot express (PARus builds its choices with a cause/effect connective).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from mtcore.errors import ConfigError, DataError, did_you_mean
+
+SPLITS = ("train", "validation", "test")
+
+
+class TaskKind(str, Enum):
+    """What a task predicts; decides the canonical columns, default head and metrics."""
+
+    TEXT_CLASSIFICATION = "text_classification"
+    PAIR_CLASSIFICATION = "pair_classification"
+    MULTIPLE_CHOICE = "multiple_choice"
+    REGRESSION = "regression"
+    MULTI_LABEL = "multi_label"
+    TOKEN_CLASSIFICATION = "token_classification"
+
+    def __str__(self) -> str:  # "pair_classification", not "TaskKind.PAIR_CLASSIFICATION"
+        return self.value
+
+
+DEFAULT_HEAD = {
+    TaskKind.TEXT_CLASSIFICATION: "classification",
+    TaskKind.PAIR_CLASSIFICATION: "classification",
+    TaskKind.MULTIPLE_CHOICE: "multiple_choice",
+    TaskKind.REGRESSION: "regression",
+    TaskKind.MULTI_LABEL: "multi_label",
+    TaskKind.TOKEN_CLASSIFICATION: "token_classification",
+}
+
+DEFAULT_METRICS = {
+    TaskKind.TEXT_CLASSIFICATION: ("accuracy", "f1_macro"),
+    TaskKind.PAIR_CLASSIFICATION: ("accuracy", "f1_macro"),
+    TaskKind.MULTIPLE_CHOICE: ("accuracy",),
+    TaskKind.REGRESSION: ("pearson", "spearman", "mse"),
+    TaskKind.MULTI_LABEL: ("f1_micro", "f1_macro", "exact_match"),
+    TaskKind.TOKEN_CLASSIFICATION: ("token_accuracy", "f1_macro"),
+}
+
+DEFAULT_INPUTS = {
+    TaskKind.TEXT_CLASSIFICATION: {"text": "text"},
+    TaskKind.PAIR_CLASSIFICATION: {"text": "text", "text_pair": "text_pair"},
+    TaskKind.MULTIPLE_CHOICE: {"text": "text", "choices": "choices"},
+    TaskKind.REGRESSION: {"text": "text"},
+    TaskKind.MULTI_LABEL: {"text": "text"},
+    TaskKind.TOKEN_CLASSIFICATION: {"tokens": "tokens"},
+}
+
+SOURCE_KINDS = ("hub", "local", "sample")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a task's data comes from.
+
+    ``loader`` is a callable or ``"module:attr"`` called as ``loader(task, splits, **options)``
+    (``data_dir=`` is added for local sources) and returning a ``datasets.DatasetDict`` of raw
+    rows keyed by canonical split names. mtcore's generic loaders cover most cases:
+    :meth:`hub`, :meth:`local` and :meth:`sample` build Sources that use them.
+    """
+
+    kind: str
+    loader: str | Callable[..., Any]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            raise ConfigError(f"source kind {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+
+    @classmethod
+    def hub(
+        cls,
+        path: str,
+        name: str | None = None,
+        *,
+        revision: str | None = None,
+        data_dir: str | None = None,
+        splits: Mapping[str, str] | None = None,
+        description: str = "",
+    ) -> Source:
+        """A Hugging Face hub dataset (``load_dataset(path, name, revision=, data_dir=)``).
+
+        ``splits`` maps canonical split names to the hub's (default: train/validation/test).
+        Script-based datasets must use the Parquet export: ``revision="refs/convert/parquet"``.
+        """
+        options = {"path": path, "name": name, "revision": revision, "data_dir": data_dir, "splits": dict(splits or {})}
+        return cls("hub", "mtcore.data.sources:load_hub", options, description or f"hub {path}" + (f" ({name or data_dir})" if name or data_dir else ""))
+
+    @classmethod
+    def local(cls, format: str, files: Mapping[str, str | list[str]], *, description: str = "", **reader_options: Any) -> Source:
+        """Files under the user's ``data_dir``: ``files`` maps split -> relative path or glob.
+
+        ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``; reader options
+        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``) pass through.
+        """
+        options = {"format": format, "files": dict(files), **reader_options}
+        return cls("local", "mtcore.data.sources:load_files", options, description or f"local {format} files")
+
+    @classmethod
+    def sample(cls, package: str, format: str, files: Mapping[str, str], *, description: str = "", **reader_options: Any) -> Source:
+        """A small sample shipped inside a plugin package (read with ``importlib.resources``)."""
+        options = {"package": package, "format": format, "files": dict(files), **reader_options}
+        return cls("sample", "mtcore.data.sources:load_sample", options, description or "shipped synthetic sample")
+
+
+@dataclass(frozen=True)
+class Task:
+    """The declarative description of a task (see the module docstring for the columns)."""
+
+    name: str
+    kind: TaskKind
+    description: str = ""
+    labels: tuple[str, ...] = ()
+    label_values: tuple[Any, ...] | None = None
+    label_aliases: Mapping[Any, str] = field(default_factory=dict)
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    preprocess: tuple[str | Callable[..., Any], ...] = ()
+    sources: Mapping[str, Source] = field(default_factory=dict)
+    head: str | None = None
+    head_options: Mapping[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] | None = None
+    main_metric: str | None = None
+    max_length: int = 256
+    truncation: str = "longest_first"
+    id_field: str | None = "idx"
+    evaluate_only: bool = False
+    writer: str | None = None
+    plugin: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        kind = self.kind
+        if not isinstance(kind, TaskKind):
+            try:
+                kind = TaskKind(kind)
+            except ValueError:
+                raise ConfigError(
+                    f"task {self.name!r}: kind {kind!r} is not valid{did_you_mean(str(kind), [k.value for k in TaskKind])}; "
+                    f"choose one of: {', '.join(k.value for k in TaskKind)}"
+                ) from None
+            object.__setattr__(self, "kind", kind)
+        if not self.name or ":" in self.name:
+            raise ConfigError(f"task name {self.name!r} must be non-empty and contain no ':'")
+        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        if self.label_values is not None:
+            object.__setattr__(self, "label_values", tuple(self.label_values))
+            if len(self.label_values) != len(self.labels):
+                raise ConfigError(f"task {self.name!r}: label_values has {len(self.label_values)} entries, labels has {len(self.labels)}")
+        if kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION, TaskKind.MULTI_LABEL, TaskKind.TOKEN_CLASSIFICATION):
+            if len(self.labels) < 2 and kind is not TaskKind.MULTI_LABEL:
+                raise ConfigError(f"task {self.name!r} ({kind}) needs at least two label names in 'labels'")
+            if kind is TaskKind.MULTI_LABEL and not self.labels:
+                raise ConfigError(f"task {self.name!r} (multi_label) needs its label names in 'labels'")
+        if isinstance(self.preprocess, (str,)) or callable(self.preprocess):
+            object.__setattr__(self, "preprocess", (self.preprocess,))
+        else:
+            object.__setattr__(self, "preprocess", tuple(self.preprocess))
+        if self.metrics is not None:
+            object.__setattr__(self, "metrics", tuple(self.metrics))
+        if self.main_metric is not None and self.main_metric not in self.all_metrics:
+            raise ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics {list(self.all_metrics)}")
+
+    # ---- derived facts -------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        """The qualified id ``plugin:name`` (just ``name`` before registration)."""
+        return f"{self.plugin}:{self.name}" if self.plugin else self.name
+
+    @property
+    def head_name(self) -> str:
+        return self.head or DEFAULT_HEAD[self.kind]
+
+    @property
+    def all_metrics(self) -> tuple[str, ...]:
+        return self.metrics if self.metrics is not None else DEFAULT_METRICS[self.kind]
+
+    @property
+    def main(self) -> str:
+        """The metric used for the aggregate score and model selection."""
+        return self.main_metric or self.all_metrics[0]
+
+    @property
+    def input_map(self) -> dict[str, str]:
+        """Canonical column -> raw field, defaults filled in for the task's kind."""
+        return {**DEFAULT_INPUTS[self.kind], **dict(self.inputs)}
+
+    @property
+    def num_labels(self) -> int:
+        """Output size of the head: classes, 1 for regression, 1 scorer for multiple choice."""
+        if self.kind in (TaskKind.REGRESSION, TaskKind.MULTIPLE_CHOICE):
+            return 1
+        return len(self.labels)
+
+    @property
+    def is_pair(self) -> bool:
+        return "text_pair" in self.input_map
+
+    # ---- labels --------------------------------------------------------------------------
+    def label_id(self, value: Any) -> int | None:
+        """Map a label as stored in the data to a class id; ``None`` for "no label" (test splits).
+
+        Accepts the stored form (``label_values``), the label name, an alias, or an integer
+        class id (what hub ``ClassLabel`` columns hold). Raises ``ValueError`` otherwise.
+        """
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == -1):
+            return None
+        if self.kind is TaskKind.MULTIPLE_CHOICE:
+            index = int(value)
+            if index < 0:
+                raise ValueError(value)
+            return index
+        if self.label_values is not None:
+            for i, stored in enumerate(self.label_values):
+                if type(stored) is type(value) and stored == value:
+                    return i
+        text = str(value)
+        if text in self.label_aliases:
+            text = self.label_aliases[text]
+        elif value in self.label_aliases:
+            text = self.label_aliases[value]
+        if text in self.labels:
+            return self.labels.index(text)
+        if isinstance(value, bool) and self.label_values is not None and value in self.label_values:
+            return self.label_values.index(value)
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.labels):
+            return value
+        raise ValueError(value)
+
+    def label_value(self, class_id: int) -> Any:
+        """The stored form of a class id, for predictions written back in the dataset's form."""
+        if self.kind is TaskKind.MULTIPLE_CHOICE:
+            return int(class_id)
+        if self.label_values is not None:
+            return self.label_values[class_id]
+        return self.labels[class_id]
+
+    def expected_labels(self) -> str:
+        shown = self.label_values if self.label_values is not None else self.labels
+        return ", ".join(repr(v) for v in shown)
+
+    # ---- construction --------------------------------------------------------------------
+    def replace(self, **changes: Any) -> Task:
+        """A copy with some fields changed (per-task overrides from a config)."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            name = sorted(unknown)[0]
+            raise ConfigError(f"task {self.name!r}: unknown field {name!r}{did_you_mean(name, [f.name for f in dataclasses.fields(self)])}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, plugin: str = "") -> Task:
+        """Build a Task from plain data (a YAML task definition).
+
+        ``sources`` maps a source name to ``{"kind": "local", "format": ..., "files": {...}}``
+        (or ``hub`` options); everything else maps onto the dataclass fields.
+        """
+        data = dict(data)
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in data:
+            if key not in names:
+                raise ConfigError(f"task definition: unknown key {key!r}{did_you_mean(key, sorted(names))}")
+        if "name" not in data or "kind" not in data:
+            raise ConfigError("task definition needs at least 'name' and 'kind'")
+        sources = {}
+        for source_name, spec in dict(data.pop("sources", {}) or {}).items():
+            if isinstance(spec, Source):
+                sources[source_name] = spec
+                continue
+            spec = dict(spec)
+            kind = spec.pop("kind", source_name)
+            if kind == "hub":
+                sources[source_name] = Source.hub(**spec)
+            elif kind == "local":
+                sources[source_name] = Source.local(spec.pop("format", "auto"), spec.pop("files", {}), **spec)
+            elif kind == "sample":
+                sources[source_name] = Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
+            else:
+                raise ConfigError(f"task {data['name']!r}: source {source_name!r} has kind {kind!r}; use hub, local or sample")
+        for key in ("labels", "metrics", "preprocess", "label_values"):
+            if key in data and isinstance(data[key], list):
+                data[key] = tuple(data[key])
+        return cls(sources=sources, plugin=data.pop("plugin", plugin), **data)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description (what ``mt list-tasks --json`` and manifests print)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "plugin": self.plugin,
+            "kind": self.kind.value,
+            "labels": list(self.labels),
+            "description": self.description,
+            "sources": {name: s.description for name, s in self.sources.items()},
+            "head": self.head_name,
+            "head_options": dict(self.head_options),
+            "metrics": list(self.all_metrics),
+            "main_metric": self.main,
+            "inputs": self.input_map,
+            "max_length": self.max_length,
+            "evaluate_only": self.evaluate_only,
+            "metadata": dict(self.metadata),
+        }
+
+
+def data_error(task: Task, where: str, message: str) -> DataError:
+    """A one-line data error: ``task 'rsg:terra', <file> row 12: <message>``."""
+    return DataError(f"task {task.id!r}, {where}: {message}")
