@@ -55,7 +55,7 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
         lowered = {c.lower(): c for c in candidates}
         close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
     if not close:
-        close = [c for c in candidates if name and (name in c or c.endswith(":" + name))][:n]
+        close = [c for c in candidates if len(name) >= 3 and (name in c or c.endswith(":" + name))][:n]
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -11,9 +11,13 @@ import os
 import sys
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
+
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click import exceptions as _click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as _click_exceptions
 
 from mtcore import __version__
 from mtcore.errors import MtError
@@ -29,13 +33,22 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+# Exceptions the CLI framework handles itself (usage errors exit 2, --help/--version exit 0).
+_PASS_THROUGH = tuple(
+    getattr(module, name)
+    for module in (_click_exceptions, typer)
+    for name in ("ClickException", "Exit", "Abort")
+    if isinstance(getattr(module, name, None), type)
+)
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns user errors into one line and an exit code, for the real CLI and CliRunner alike."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort, typer.Exit):
+        except _PASS_THROUGH:
             raise
         except MtError as exc:
             if debug_mode():

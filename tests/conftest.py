@@ -1,0 +1,34 @@
+"""Shared fixtures: offline environment, installed fixture plugins, a way to run the real ``mt``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURE_PLUGINS = Path(__file__).parent / "fixtures" / "plugins"
+
+
+@pytest.fixture(scope="session")
+def fixture_plugins(tmp_path_factory) -> Path:
+    """A directory where the test-only plugin distributions are really installed (pip --target)."""
+    target = tmp_path_factory.mktemp("fixture-plugins")
+    sources = tmp_path_factory.mktemp("fixture-plugin-sources")  # build outside the repo tree
+    dists = []
+    for path in sorted(FIXTURE_PLUGINS.iterdir()):
+        if (path / "pyproject.toml").exists():
+            dists.append(str(shutil.copytree(path, sources / path.name)))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--disable-pip-version-check", "--target", str(target), *dists],
+        check=True, capture_output=True, text=True,
+    )
+    return target

@@ -1,0 +1,95 @@
+"""CLI behaviour that needs no plugin data: version, help, show-task, exit codes, light imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from clitools import clean_env, run_mt
+from mtcore import __version__
+from mtcore.cli.app import app
+
+runner = CliRunner()
+HEAVY = ("torch", "transformers", "datasets")
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"mtcore {__version__}"
+
+
+def test_help_lists_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("plugins", "list-tasks", "show-task", "components"):
+        assert command in result.output
+
+
+def test_show_task_prints_sources_labels_metrics():
+    result = run_mt("show-task", "rsg:terra")
+    assert result.returncode == 0, result.stderr
+    for text in ("pair_classification", "entailment", "not_entailment", "source hub", "source local", "source sample", "accuracy", "sample size"):
+        assert text in result.stdout
+
+
+def test_components_lists_builtin_heads_and_samplers():
+    result = runner.invoke(app, ["components", "--json"])
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    names = {(r["kind"], r["name"]) for r in rows}
+    assert ("head", "classification") in names and ("sampler", "temperature") in names and ("loss", "pcgrad") in names
+    bad = runner.invoke(app, ["components", "heads"])
+    assert bad.exit_code == 2
+
+
+def test_unexpected_errors_are_one_line_unless_debug(monkeypatch):
+    from mtcore.cli import listing
+
+    def explode(**_):
+        raise RuntimeError("kaboom\nsecond line")
+
+    monkeypatch.setattr(listing, "load_registry", explode)
+    monkeypatch.delenv("MT_DEBUG", raising=False)
+    result = runner.invoke(app, ["plugins"])
+    assert result.exit_code == 1
+    assert "unexpected RuntimeError: kaboom second line" in result.output
+    monkeypatch.setenv("MT_DEBUG", "1")
+    result = runner.invoke(app, ["plugins"])
+    assert isinstance(result.exception, RuntimeError)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["list-tasks"], ["list-tasks", "--json"], ["show-task", "rsg:parus"], ["components"]])
+def test_listing_commands_never_import_heavy_libraries(args):
+    code = (
+        "import sys\n"
+        "from mtcore.cli.app import main\n"
+        f"sys.argv = ['mt', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "sys.stderr.write('HEAVY=' + ','.join(heavy) + '\\n')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert "HEAVY=\n" in result.stderr or result.stderr.rstrip().endswith("HEAVY="), result.stderr
+
+
+def test_plugin_modules_import_nothing_heavy():
+    code = (
+        "import sys, importlib\n"
+        "for m in ('mtcore', 'mtcore.task', 'mtcore.plugins', 'mt_russian_superglue.plugin', 'mt_nli.plugin', 'mt_sentiment.plugin'):\n"
+        "    importlib.import_module(m)\n"
+        f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_mt_without_arguments_shows_help_and_usage_error_exits_2():
+    result = run_mt()
+    assert "Usage" in result.stdout + result.stderr
+    result = run_mt("no-such-command")
+    assert result.returncode == 2

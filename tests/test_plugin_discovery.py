@@ -1,0 +1,107 @@
+"""Discovery through real installed distributions, broken ones included."""
+
+from __future__ import annotations
+
+import json
+
+from clitools import run_mt
+
+PLUGINS = {"rsg": "mt-russian-superglue", "nli": "mt-nli", "sentiment": "mt-sentiment"}
+
+
+def _json(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_plugins_lists_builtins_and_the_three_plugins_as_ok():
+    rows = {row["name"]: row for row in _json(run_mt("plugins", "--json"))}
+    assert rows["mtcore"]["builtin"] is True and rows["mtcore"]["status"] == "ok"
+    assert rows["mtcore"]["components"] > 10
+    for name, dist in PLUGINS.items():
+        assert rows[name]["distribution"] == dist
+        assert rows[name]["status"] == "ok", rows[name]["error"]
+        assert rows[name]["tasks"] >= 3
+        assert "mt_register_tasks" in rows[name]["hooks"]
+
+
+def test_list_tasks_json_has_qualified_ids_of_all_three_plugins():
+    tasks = _json(run_mt("list-tasks", "--json"))
+    plugins = {t["plugin"] for t in tasks}
+    assert set(PLUGINS) <= plugins
+    for t in tasks:
+        assert t["id"] == f"{t['plugin']}:{t['name']}"
+        assert {"id", "name", "plugin", "kind", "labels"} <= set(t)
+    assert len(tasks) >= 10
+
+
+def test_list_tasks_filters_by_plugin_and_kind():
+    tasks = _json(run_mt("list-tasks", "--json", "--plugin", "rsg"))
+    assert tasks and all(t["plugin"] == "rsg" for t in tasks)
+    mc = _json(run_mt("list-tasks", "--json", "--kind", "multiple_choice"))
+    assert mc and all(t["kind"] == "multiple_choice" for t in mc)
+    bad = run_mt("list-tasks", "--kind", "multiple_choise")
+    assert bad.returncode == 2
+    assert "did you mean 'multiple_choice'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_broken_plugins_are_reported_in_one_line_each_and_others_keep_working(fixture_plugins):
+    result = run_mt("list-tasks", "--json", plugin_path=fixture_plugins)
+    assert result.returncode == 0, result.stderr
+    ids = {t["id"] for t in json.loads(result.stdout)}
+    assert "rsg:terra" in ids and "dupe:terra" in ids and "dupe:only_here" in ids
+    # nothing of a plugin that failed half-way is kept
+    assert not any(i.startswith(("broken_hook:", "misspelled:", "broken_import:")) for i in ids)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    by_plugin = {name: [line for line in lines if f"'{name}'" in line] for name in ("broken_import", "broken_hook", "misspelled")}
+    assert "mt-fixture-broken-import 0.0.1" in by_plugin["broken_import"][0]
+    assert "ModuleNotFoundError" in by_plugin["broken_import"][0]
+    assert "boom inside mt_register_tasks" in by_plugin["broken_hook"][0]
+    assert "unknown hook 'mt_register_task'" in by_plugin["misspelled"][0]
+    assert "did you mean 'mt_register_tasks'" in by_plugin["misspelled"][0]
+    assert all(len(v) == 1 for v in by_plugin.values()), lines
+    assert "Traceback" not in result.stderr
+
+
+def test_plugins_table_shows_failures(fixture_plugins):
+    rows = {row["name"]: row for row in _json(run_mt("plugins", "--json", plugin_path=fixture_plugins))}
+    assert rows["broken_import"]["status"] == "failed"
+    assert rows["broken_hook"]["status"] == "failed" and rows["broken_hook"]["tasks"] == 0
+    assert rows["dupe"]["status"] == "ok"
+    assert rows["rsg"]["status"] == "ok"
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(fixture_plugins):
+    result = run_mt("list-tasks", plugin_path=fixture_plugins, env={"MT_STRICT_PLUGINS": "1"})
+    assert result.returncode == 1
+    assert "failed to load" in result.stderr and "MT_STRICT_PLUGINS" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_strict_mode_passes_when_everything_loads():
+    assert run_mt("list-tasks", env={"MT_STRICT_PLUGINS": "1"}).returncode == 0
+
+
+def test_load_plugins_selects_external_plugins(fixture_plugins):
+    only_nli = _json(run_mt("plugins", "--json", plugin_path=fixture_plugins, env={"MT_LOAD_PLUGINS": "nli"}))
+    assert {r["name"] for r in only_nli} == {"mtcore", "nli"}
+    by_dist = _json(run_mt("plugins", "--json", env={"MT_LOAD_PLUGINS": "mt-sentiment, rsg"}))
+    assert {r["name"] for r in by_dist} == {"mtcore", "sentiment", "rsg"}
+    none = _json(run_mt("list-tasks", "--json", env={"MT_LOAD_PLUGINS": ""}))
+    assert none == []
+
+
+def test_ambiguous_bare_name_lists_every_provider_and_qualified_id_works(fixture_plugins):
+    result = run_mt("show-task", "terra", plugin_path=fixture_plugins)
+    assert result.returncode == 2
+    assert "ambiguous" in result.stderr and "dupe:terra" in result.stderr and "rsg:terra" in result.stderr
+    assert run_mt("show-task", "rsg:terra", plugin_path=fixture_plugins).returncode == 0
+    unique = run_mt("show-task", "only_here", plugin_path=fixture_plugins)
+    assert unique.returncode == 0 and "dupe:only_here" in unique.stdout
+
+
+def test_unknown_task_gets_did_you_mean():
+    result = run_mt("show-task", "rsg:tera")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: unknown task 'rsg:tera' (did you mean 'rsg:terra'?); run 'mt list-tasks' to see them"
