@@ -9,6 +9,8 @@ from typing import Any
 from rich.console import Console
 
 stdout = Console(soft_wrap=False, highlight=False)
+if not stdout.is_terminal:  # pipes and CI logs: wide tables rather than 80-column wrapping
+    stdout = Console(soft_wrap=False, highlight=False, width=160)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 

@@ -1,0 +1,31 @@
+"""The shared-encoder multitask model, its heads, and safe save/load.
+
+Names are resolved lazily (PEP 562) so that ``mtcore.model.manifest`` can be imported without
+torch or transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "MultitaskModel": "mtcore.model.multitask_model",
+    "MultitaskOutput": "mtcore.model.multitask_model",
+    "Head": "mtcore.model.heads.base",
+    "HeadOutput": "mtcore.model.heads.base",
+    "HeadSpec": "mtcore.model.heads.base",
+    "task_info": "mtcore.model.manifest",
+    "task_from_info": "mtcore.model.manifest",
+    "parameter_groups": "mtcore.model.param_groups",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtcore.model' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = list(_LAZY)

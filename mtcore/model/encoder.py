@@ -1,0 +1,211 @@
+"""The shared encoder: loading any ``AutoModel`` encoder and the generic facts mtcore needs.
+
+No per-architecture table: the hidden size comes from the config, the transformer blocks are
+found as the largest ``nn.ModuleList`` of same-class modules, the embeddings as the parent module
+of ``get_input_embeddings()``, the pooler as an attribute named ``pooler``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtcore.errors import ConfigError, ModelFileError, unknown
+
+logger = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "fp32": torch.float32,
+          "fp16": torch.float16, "bf16": torch.bfloat16}
+ATTENTION_FALLBACK = "eager"
+
+
+def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
+    """``"bfloat16"`` / ``"bf16"`` / ``torch.bfloat16`` -> ``torch.bfloat16``; ``"auto"`` stays; ``None`` is float32."""
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    name = str(dtype).removeprefix("torch.")
+    if name not in DTYPES:
+        raise unknown("dtype", str(dtype), [*DTYPES, "auto"])
+    return DTYPES[name]
+
+
+def load_encoder(
+    source: str | os.PathLike,
+    *,
+    dtype: str | torch.dtype | None = None,
+    attn_implementation: str | None = "sdpa",
+    trust_remote_code: bool = False,
+    from_pretrained_kwargs: Mapping[str, Any] | None = None,
+    strict: bool = False,
+) -> nn.Module:
+    """``AutoModel.from_pretrained(source)`` with mtcore's defaults and one-line errors.
+
+    ``attn_implementation="sdpa"`` (the default) falls back to eager attention, quietly, for
+    architectures without SDPA support (DeBERTa-v2). Another explicit choice that the
+    architecture or the installation cannot honour is an error. A saved mtcore model directory
+    is accepted too: its ``encoder/`` is loaded. ``strict=True`` (used for mtcore's own saved
+    encoders) refuses weights files with missing or mis-shaped tensors instead of initialising
+    them randomly.
+    """
+    import transformers
+    from safetensors import SafetensorError
+    from transformers import AutoModel
+
+    transformers.utils.logging.disable_progress_bar()
+    source = str(source)
+    if (Path(source) / "mtcore.json").is_file() and (Path(source) / "encoder").is_dir():
+        source = str(Path(source) / "encoder")
+    kwargs = dict(from_pretrained_kwargs or {})
+    kwargs["dtype"] = parse_dtype(dtype)
+    kwargs["output_loading_info"] = True
+    if trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    try:
+        try:
+            model, loading_info = AutoModel.from_pretrained(source, attn_implementation=attn_implementation, **kwargs)
+        except (ValueError, ImportError) as exc:
+            if attn_implementation != "sdpa" or "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc):
+                raise
+            logger.info("encoder %s does not support SDPA attention; using %s attention", source, ATTENTION_FALLBACK)
+            model, loading_info = AutoModel.from_pretrained(source, attn_implementation=ATTENTION_FALLBACK, **kwargs)
+    except SafetensorError as exc:
+        raise ModelFileError(f"{source}: a weights file is not a readable safetensors file ({exc}); copy or save the model again") from None
+    except (ValueError, ImportError) as exc:
+        if attn_implementation and (attn_implementation in str(exc) or "attention" in str(exc).lower()):
+            raise ConfigError(f"encoder {source!r} cannot use attn_implementation={attn_implementation!r}: {_first_line(exc)}") from exc
+        raise ModelFileError(f"encoder {source!r} cannot be loaded: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise ModelFileError(f"encoder {source!r} cannot be loaded (not a local model directory, or not reachable on the hub): {_first_line(exc)}") from exc
+    if strict:
+        for key in ("missing_keys", "mismatched_keys"):
+            problems = sorted(str(k) for k in loading_info.get(key) or ())
+            if problems:
+                what = key.replace("_keys", "")
+                raise ModelFileError(f"{source}: the encoder weights file has {len(problems)} {what} tensors (e.g. {problems[0]}); copy or save the model again")
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---- facts --------------------------------------------------------------------------------
+def hidden_size(encoder: nn.Module) -> int:
+    """The width of the encoder's last hidden states."""
+    config = getattr(encoder, "config", None)
+    for attr in ("hidden_size", "dim", "d_model"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    raise ConfigError(f"cannot tell the hidden size of encoder {type(encoder).__name__}: its config has no hidden_size")
+
+
+def uses_token_type_ids(encoder: nn.Module) -> bool:
+    """True when the encoder has segment embeddings: ``type_vocab_size > 1`` and its forward takes them."""
+    config = getattr(encoder, "config", None)
+    if int(getattr(config, "type_vocab_size", 0) or 0) <= 1:
+        return False
+    try:
+        return "token_type_ids" in inspect.signature(encoder.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def has_pooler(encoder: nn.Module) -> bool:
+    """True when the encoder returns a ``pooler_output`` (it has a ``pooler`` module)."""
+    return isinstance(getattr(encoder, "pooler", None), nn.Module)
+
+
+def encoder_inputs(encoder: nn.Module) -> set[str]:
+    """The keyword arguments the encoder's forward accepts."""
+    try:
+        return set(inspect.signature(encoder.forward).parameters)
+    except (TypeError, ValueError):
+        return {"input_ids", "attention_mask"}
+
+
+def find_layers(encoder: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The transformer blocks: the largest ``nn.ModuleList`` whose items share one class."""
+    best: tuple[str, nn.ModuleList] | None = None
+    for name, module in encoder.named_modules():
+        if not isinstance(module, nn.ModuleList) or len(module) == 0:
+            continue
+        if len({type(m) for m in module}) != 1:
+            continue
+        if best is None or len(module) > len(best[1]):
+            best = (name, module)
+    if best is None:
+        raise ConfigError(f"cannot find the layer list of encoder {type(encoder).__name__}; freeze the whole encoder instead")
+    return best
+
+
+def find_embeddings(encoder: nn.Module) -> nn.Module | None:
+    """The embeddings block: the parent of ``get_input_embeddings()`` (or that module itself)."""
+    getter = getattr(encoder, "get_input_embeddings", None)
+    try:
+        word_embeddings = getter() if callable(getter) else None
+    except (NotImplementedError, AttributeError):
+        word_embeddings = None
+    if word_embeddings is None:
+        return None
+    names = {id(m): n for n, m in encoder.named_modules()}
+    path = names.get(id(word_embeddings))
+    if not path or "." not in path:
+        return word_embeddings
+    return encoder.get_submodule(path.rsplit(".", 1)[0])
+
+
+def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) -> None:
+    """Stop gradients to the whole encoder, or to its embeddings and first ``first_layers`` blocks."""
+    if whole:
+        encoder.requires_grad_(False)
+        return
+    first_layers = int(first_layers)
+    if first_layers <= 0:
+        return
+    name, layers = find_layers(encoder)
+    if first_layers > len(layers):
+        raise ConfigError(f"freeze_layers={first_layers} but encoder {type(encoder).__name__} has {len(layers)} layers ({name})")
+    embeddings = find_embeddings(encoder)
+    if embeddings is not None:
+        embeddings.requires_grad_(False)
+    for layer in list(layers)[:first_layers]:
+        layer.requires_grad_(False)
+
+
+def enable_gradient_checkpointing(encoder: nn.Module) -> None:
+    """Recompute activations in the backward pass (non-reentrant, so frozen layers work)."""
+    if not getattr(encoder, "supports_gradient_checkpointing", False):
+        raise ConfigError(f"encoder {type(encoder).__name__} does not support gradient checkpointing; turn it off")
+    enable = getattr(encoder, "activation_checkpointing_enable", None)
+    if callable(enable):
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def describe_encoder(encoder: nn.Module) -> dict[str, Any]:
+    """JSON-ready facts about the encoder for the manifest."""
+    config = getattr(encoder, "config", None)
+    dtype = next((p.dtype for p in encoder.parameters()), torch.float32)
+    return {
+        "dir": "encoder",
+        "model_type": getattr(config, "model_type", None),
+        "class": type(encoder).__name__,
+        "hidden_size": hidden_size(encoder),
+        "dtype": str(dtype).removeprefix("torch."),
+        "attn_implementation": getattr(config, "_attn_implementation", None),
+        "uses_token_type_ids": uses_token_type_ids(encoder),
+        "has_pooler": has_pooler(encoder),
+        "num_parameters": sum(p.numel() for p in encoder.parameters()),
+    }

@@ -1,0 +1,97 @@
+"""Sequence classification heads: a linear classifier and the seed's N-linear-layers MLP."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtcore.errors import ConfigError
+from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.losses import classification_loss
+from mtcore.model.heads.pooling import SequencePooler, check_probability
+from mtcore.model.heads.pooling import activation as make_activation
+
+
+class ClassificationHead(Head):
+    """Pooled encoding -> dropout -> linear -> class logits; cross-entropy loss.
+
+    :param pooling: ``"cls"`` (first token), ``"mean"`` / ``"max"`` over the attention mask, or
+        ``"pooler"`` (the encoder's pooler, where it has one).
+    :param dropout: dropout on the pooled vector.
+    :param label_smoothing: cross-entropy label smoothing.
+    """
+
+    kinds = ("text_classification", "pair_classification")
+
+    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, label_smoothing: float = 0.0) -> None:
+        super().__init__(hidden_size, num_labels)
+        self.pooler = SequencePooler(pooling, dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+        self.label_smoothing = check_probability("label_smoothing", label_smoothing)
+
+    @property
+    def uses_pooler(self) -> bool:
+        return self.pooler.pooling == "pooler"
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        logits = self.classifier(self.pooler(hidden_states, attention_mask, pooler_output))
+        loss = None
+        if labels is not None:
+            loss = classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
+        return HeadOutput(logits=logits, loss=loss)
+
+
+class MLPHead(Head):
+    """The seed's N-linear-layers head: pooled -> [linear, activation, dropout] x (N-1) -> linear.
+
+    :param num_layers: number of linear layers including the output one (1 = a plain linear
+        classifier).
+    :param linear_hidden_size: width of the inner layers (default: the encoder's hidden size).
+    :param dropout_in: dropout on the pooled vector.
+    :param dropout_between: dropout after each inner activation.
+    :param activation: ``relu`` (the seed's default), ``gelu``, ``tanh``, ``silu``, ``leaky_relu``
+        or ``none``.
+    :param pooling: as for :class:`ClassificationHead`.
+    """
+
+    kinds = ("text_classification", "pair_classification")
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_labels: int,
+        num_layers: int = 2,
+        linear_hidden_size: int | None = None,
+        dropout_in: float = 0.1,
+        dropout_between: float = 0.0,
+        activation: str = "relu",
+        pooling: str = "cls",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(hidden_size, num_labels)
+        if int(num_layers) < 1:
+            raise ConfigError(f"head option num_layers={num_layers} must be at least 1")
+        width = int(linear_hidden_size or hidden_size)
+        self.pooler = SequencePooler(pooling, dropout_in)
+        layers: list[nn.Module] = []
+        size_in = hidden_size
+        for _ in range(int(num_layers) - 1):
+            layers += [nn.Linear(size_in, width), make_activation(activation), nn.Dropout(check_probability("dropout_between", dropout_between))]
+            size_in = width
+        layers.append(nn.Linear(size_in, num_labels))
+        self.layers = nn.Sequential(*layers)
+        self.label_smoothing = check_probability("label_smoothing", label_smoothing)
+
+    @property
+    def uses_pooler(self) -> bool:
+        return self.pooler.pooling == "pooler"
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        logits = self.layers(self.pooler(hidden_states, attention_mask, pooler_output))
+        loss = None
+        if labels is not None:
+            loss = classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
+        return HeadOutput(logits=logits, loss=loss)
+

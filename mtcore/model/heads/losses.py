@@ -1,0 +1,62 @@
+"""Masked task losses shared by the built-in heads (and usable by plugin heads).
+
+Every loss is a mean over labelled items only, computed in float32, with no host
+synchronisation: unlabelled items are masked arithmetically, so a training batch without labels
+gives a zero loss with zero gradients instead of NaN. In evaluation mode (``training=False``) a
+batch with no labelled item gives ``None`` (this check reads one flag from the device, which is
+harmless when predictions are being collected anyway).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """Mean of ``values`` where ``mask`` is true; ``None`` in eval mode when nothing is labelled."""
+    if not training and not bool(mask.any()):
+        return None
+    weights = mask.to(values.dtype)
+    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, *, training: bool, label_smoothing: float = 0.0
+) -> torch.Tensor | None:
+    """Cross-entropy over the last dimension; labels < 0 (``-1``, ``-100``) are "no label"."""
+    logits = logits.reshape(-1, logits.shape[-1]).float()
+    labels = labels.reshape(-1).long()
+    mask = labels >= 0
+    per_item = F.cross_entropy(logits, labels.clamp(min=0), reduction="none", label_smoothing=label_smoothing)
+    return masked_mean(per_item, mask, training=training)
+
+
+def regression_loss(predictions: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """Mean squared error; ``NaN`` labels are "no label"."""
+    labels = labels.reshape(predictions.shape).float()
+    mask = ~torch.isnan(labels)
+    per_item = (predictions.float() - torch.nan_to_num(labels, nan=0.0)) ** 2
+    return masked_mean(per_item, mask, training=training)
+
+
+def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """Binary cross-entropy per label; negative or ``NaN`` targets are "no label"."""
+    labels = labels.reshape(logits.shape).float()
+    mask = labels >= 0
+    targets = torch.nan_to_num(labels, nan=0.0).clamp(min=0.0, max=1.0)
+    per_item = F.binary_cross_entropy_with_logits(logits.float(), targets, reduction="none")
+    return masked_mean(per_item, mask, training=training)
+
+
+def default_loss(kind: str | None, logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """The loss a task kind implies, for custom heads that return logits only."""
+    if kind in ("regression",):
+        return regression_loss(logits.reshape(labels.shape), labels, training=training)
+    if kind == "multi_label":
+        return multi_label_loss(logits, labels, training=training)
+    if kind is None and labels.is_floating_point():
+        if labels.shape == logits.shape and logits.shape[-1] > 1:
+            return multi_label_loss(logits, labels, training=training)
+        return regression_loss(logits.reshape(labels.shape), labels, training=training)
+    return classification_loss(logits, labels, training=training)

@@ -1,0 +1,38 @@
+"""Multi-label head: pooled encoding -> linear -> one logit per label; binary cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.losses import multi_label_loss
+from mtcore.model.heads.pooling import SequencePooler
+
+
+class MultiLabelHead(Head):
+    """Pooled -> dropout -> linear; labels are multi-hot floats ``(batch, num_labels)``
+    (negative = no label); predict a label where its logit is above 0 (probability 0.5).
+
+    :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
+    :param dropout: dropout on the pooled vector.
+    """
+
+    kinds = ("multi_label",)
+
+    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__(hidden_size, num_labels)
+        self.pooler = SequencePooler(pooling, dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    @property
+    def uses_pooler(self) -> bool:
+        return self.pooler.pooling == "pooler"
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        logits = self.classifier(self.pooler(hidden_states, attention_mask, pooler_output))
+        loss = None
+        if labels is not None:
+            loss = multi_label_loss(logits, labels, training=self.training)
+        return HeadOutput(logits=logits, loss=loss)

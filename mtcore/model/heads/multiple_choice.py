@@ -1,0 +1,42 @@
+"""Multiple-choice head: one scorer applied to every (context, choice) encoding."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.losses import classification_loss
+from mtcore.model.heads.pooling import SequencePooler
+
+
+class MultipleChoiceHead(Head):
+    """Scores each choice with one linear scorer and applies cross-entropy over the choices.
+
+    The model flattens ``(batch, choices, length)`` inputs to ``(batch * choices, length)`` and
+    runs the encoder once; this head pools each encoding, scores it, and reshapes the scores to
+    logits of shape ``(batch, choices)``. Labels are the right choice's index (``-1`` = none).
+
+    :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
+    :param dropout: dropout on the pooled vector.
+    """
+
+    kinds = ("multiple_choice",)
+
+    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__(hidden_size, num_labels)
+        self.pooler = SequencePooler(pooling, dropout)
+        self.scorer = nn.Linear(hidden_size, 1)
+
+    @property
+    def uses_pooler(self) -> bool:
+        return self.pooler.pooling == "pooler"
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        scores = self.scorer(self.pooler(hidden_states, attention_mask, pooler_output))
+        logits = scores.view(-1, num_choices) if num_choices else scores.view(1, -1)
+        loss = None
+        if labels is not None:
+            loss = classification_loss(logits, labels, training=self.training)
+        return HeadOutput(logits=logits, loss=loss)

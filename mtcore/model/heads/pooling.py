@@ -1,0 +1,87 @@
+"""Turning per-token hidden states into one vector per sequence (for sequence-level heads)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtcore.errors import ConfigError, unknown
+
+#: Pooling choices a sequence-level head accepts in its ``pooling`` option.
+POOLINGS = ("cls", "mean", "max", "pooler")
+
+#: Activation names the MLP head accepts (``"none"`` = identity).
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+    "none": nn.Identity,
+}
+
+
+def check_pooling(pooling: str) -> str:
+    """Validate a pooling name (one-line error with did-you-mean)."""
+    if pooling not in POOLINGS:
+        raise unknown("pooling", str(pooling), POOLINGS)
+    return pooling
+
+
+def check_probability(name: str, value: float) -> float:
+    """Validate a dropout rate."""
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise ConfigError(f"head option {name}={value} must be in [0, 1)")
+    return value
+
+
+def activation(name: str) -> nn.Module:
+    """An activation module by name."""
+    if name not in ACTIVATIONS:
+        raise unknown("activation", str(name), ACTIVATIONS)
+    return ACTIVATIONS[name]()
+
+
+def pool(
+    hidden_states: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    pooling: str,
+    pooler_output: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One vector per sequence: the first ([CLS]) token, the masked mean or max, or the pooler's output.
+
+    No host synchronisation: masks are applied arithmetically.
+    """
+    if pooling == "cls":
+        return hidden_states[:, 0]
+    if pooling == "pooler":
+        if pooler_output is None:
+            raise ConfigError("head pooling 'pooler' needs an encoder with a pooler; use pooling 'cls' or 'mean'")
+        return pooler_output
+    if attention_mask is None:
+        attention_mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device, dtype=torch.long)
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
+    if pooling == "mean":
+        summed = (hidden_states * mask).sum(dim=1)
+        count = mask.sum(dim=1).clamp(min=1.0)
+        return summed / count
+    if pooling == "max":
+        lowest = torch.finfo(hidden_states.dtype).min
+        return hidden_states.masked_fill(mask == 0, lowest).max(dim=1).values
+    raise unknown("pooling", str(pooling), POOLINGS)
+
+
+class SequencePooler(nn.Module):
+    """Pooling followed by input dropout: the common front of every sequence-level head."""
+
+    def __init__(self, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__()
+        self.pooling = check_pooling(pooling)
+        self.dropout = nn.Dropout(check_probability("dropout", dropout))
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooler_output: torch.Tensor | None) -> torch.Tensor:
+        return self.dropout(pool(hidden_states, attention_mask, self.pooling, pooler_output))
+
+    def extra_repr(self) -> str:
+        return f"pooling={self.pooling!r}"

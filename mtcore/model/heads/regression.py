@@ -1,0 +1,38 @@
+"""Regression head: pooled encoding -> linear -> one value per output; MSE loss."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.losses import regression_loss
+from mtcore.model.heads.pooling import SequencePooler
+
+
+class RegressionHead(Head):
+    """Pooled -> dropout -> linear; logits have shape ``(batch, num_labels)`` (``num_labels=1``
+    for a single score); loss is the mean squared error over labelled rows (``NaN`` = no label).
+
+    :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
+    :param dropout: dropout on the pooled vector.
+    """
+
+    kinds = ("regression",)
+
+    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1) -> None:
+        super().__init__(hidden_size, num_labels)
+        self.pooler = SequencePooler(pooling, dropout)
+        self.regressor = nn.Linear(hidden_size, num_labels)
+
+    @property
+    def uses_pooler(self) -> bool:
+        return self.pooler.pooling == "pooler"
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        logits = self.regressor(self.pooler(hidden_states, attention_mask, pooler_output))
+        loss = None
+        if labels is not None:
+            loss = regression_loss(logits, labels.reshape(logits.shape), training=self.training)
+        return HeadOutput(logits=logits, loss=loss)

@@ -1,0 +1,209 @@
+"""The model manifest (``mtcore.json``) and the task info it records.
+
+A saved model directory holds::
+
+    mtcore.json                 this manifest: versions, encoder facts, tasks, file checksums
+    encoder/                    the encoder (and tokenizer) in plain Hugging Face format
+    heads/<task>.safetensors    one file of head weights per task
+
+This module imports nothing heavy: the inference code reads manifests and rebuilds tasks with
+:func:`task_from_info` without loading torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from mtcore.errors import ModelFileError
+
+if TYPE_CHECKING:
+    from mtcore.task import Task
+
+MANIFEST_NAME = "mtcore.json"
+ENCODER_DIR = "encoder"
+HEADS_DIR = "heads"
+#: Version of the directory layout and manifest schema; bumped on incompatible changes.
+FORMAT_VERSION = 1
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` made JSON-ready: tuples become lists, enums their value, other objects their repr."""
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return repr(value)
+
+
+def task_info(task: Task) -> dict[str, Any]:
+    """Everything needed to use ``task`` for prediction, as JSON-ready data.
+
+    ``task.summary()`` plus ``label_values``, ``label_aliases`` (as ``[stored, name]`` pairs, so
+    non-string keys survive JSON), ``truncation``, ``id_field``, ``writer``, ``num_labels`` and
+    the string ``preprocess`` references (callables cannot be saved; their names are listed under
+    ``preprocess_not_saved``).
+    """
+    from mtcore.refs import describe
+
+    info = jsonable(task.summary())
+    info.update(
+        {
+            "label_values": jsonable(list(task.label_values)) if task.label_values is not None else None,
+            "label_aliases": [[jsonable(k), jsonable(v)] for k, v in task.label_aliases.items()],
+            "truncation": task.truncation,
+            "id_field": task.id_field,
+            "writer": task.writer if isinstance(task.writer, str) else None,
+            "num_labels": task.num_labels,
+            "preprocess": [ref for ref in task.preprocess if isinstance(ref, str)],
+        }
+    )
+    unsaved = [describe(ref) for ref in task.preprocess if not isinstance(ref, str)]
+    if unsaved:
+        info["preprocess_not_saved"] = unsaved
+    return info
+
+
+def task_from_info(info: Mapping[str, Any]) -> Task:
+    """Rebuild a :class:`~mtcore.task.Task` (without data sources) from :func:`task_info` data."""
+    from mtcore.task import Task
+
+    task_id = str(info.get("id") or info.get("name") or "?")
+    if not info.get("kind"):
+        raise ModelFileError(f"task {task_id!r}: its saved info has no 'kind' (a custom head saved without a task), so it cannot be rebuilt as a Task")
+    plugin, _, bare = task_id.rpartition(":")
+    label_values = info.get("label_values")
+    return Task(
+        name=str(info.get("name") or bare),
+        kind=info["kind"],
+        description=str(info.get("description", "")),
+        labels=tuple(info.get("labels") or ()),
+        label_values=tuple(label_values) if label_values is not None else None,
+        label_aliases={_hashable(k): v for k, v in info.get("label_aliases") or ()},
+        inputs=dict(info.get("inputs") or {}),
+        preprocess=tuple(info.get("preprocess") or ()),
+        head=info.get("head"),
+        head_options=dict(info.get("head_options") or {}),
+        metrics=tuple(info["metrics"]) if info.get("metrics") is not None else None,
+        main_metric=info.get("main_metric"),
+        max_length=int(info.get("max_length") or 256),
+        truncation=str(info.get("truncation", "longest_first")),
+        id_field=info.get("id_field", "idx"),
+        evaluate_only=bool(info.get("evaluate_only", False)),
+        writer=info.get("writer"),
+        plugin=str(info.get("plugin", plugin)),
+        metadata=dict(info.get("metadata") or {}),
+    )
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+# ---- checksums ----------------------------------------------------------------------------
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_records(root: Path) -> dict[str, dict[str, Any]]:
+    """``{relative posix path: {"sha256", "size"}}`` for every file under ``root`` except the manifest."""
+    records = {}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        if rel == MANIFEST_NAME:
+            continue
+        records[rel] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+    return records
+
+
+def verify_files(root: Path, manifest: Mapping[str, Any]) -> None:
+    """Check every file the manifest lists: present, full size, same sha256. One-line errors."""
+    files = manifest.get("files")
+    if not isinstance(files, Mapping) or not files:
+        raise ModelFileError(f"{root / MANIFEST_NAME}: lists no files (damaged manifest); save the model again")
+    for rel, record in files.items():
+        path = root / _safe_relative(root, rel)
+        if not path.is_file():
+            raise ModelFileError(f"{path}: missing (listed in {MANIFEST_NAME}); the model directory is incomplete, copy or save it again")
+        size = path.stat().st_size
+        expected_size = int(record.get("size", -1))
+        if expected_size >= 0 and size < expected_size:
+            raise ModelFileError(f"{path}: truncated ({size} of {expected_size} bytes); copy or save the model again")
+        if expected_size >= 0 and size != expected_size:
+            raise ModelFileError(f"{path}: size {size} bytes does not match the {expected_size} recorded in {MANIFEST_NAME}; the file was changed after saving")
+        if sha256_file(path) != record.get("sha256"):
+            raise ModelFileError(f"{path}: sha256 checksum does not match {MANIFEST_NAME} (the file was changed after saving); copy or save the model again")
+
+
+def _safe_relative(root: Path, rel: str) -> PurePosixPath:
+    path = PurePosixPath(str(rel))
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        raise ModelFileError(f"{root / MANIFEST_NAME}: file entry {rel!r} points outside the model directory; refusing to read it")
+    return path
+
+
+# ---- reading and writing ------------------------------------------------------------------
+def write_manifest(root: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest`` as ``root/mtcore.json`` (inside the temporary save directory)."""
+    text = json.dumps(jsonable(manifest), indent=2, ensure_ascii=False)
+    (root / MANIFEST_NAME).write_text(text + "\n", encoding="utf-8")
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """Read and sanity-check ``root/mtcore.json``; raise :class:`ModelFileError` naming the problem."""
+    root = Path(root)
+    path = root / MANIFEST_NAME
+    if not root.exists():
+        raise ModelFileError(f"{root}: model directory does not exist")
+    if not root.is_dir():
+        raise ModelFileError(f"{root}: is a file, not a model directory saved by MultitaskModel.save_pretrained")
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path}: missing; {root} is not a model directory saved by MultitaskModel.save_pretrained "
+            "(to start from a plain encoder, use MultitaskModel(encoder_dir, heads_by_task))"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON (truncated or edited?): {exc}") from None
+    if not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
+    version = manifest.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: has no format_version; it was not written by mtcore")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: format version {version} is newer than this mtcore understands ({FORMAT_VERSION}); "
+            f"upgrade mtcore (the model was saved by mtcore {manifest.get('mtcore_version', '?')})"
+        )
+    for key in ("encoder", "tasks", "files"):
+        if not isinstance(manifest.get(key), dict):
+            raise ModelFileError(f"{path}: '{key}' is missing or not an object (damaged manifest)")
+    return manifest
+
+
+def head_file_name(task_id: str, taken: set[str]) -> str:
+    """A safe, unique file name for a task's head weights: ``rsg:danetqa`` -> ``rsg--danetqa``."""
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in task_id.replace(":", "--")).strip(".") or "task"
+    name, n = stem, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    taken.add(name.lower())
+    return f"{HEADS_DIR}/{name}.safetensors"

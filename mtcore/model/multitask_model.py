@@ -1,0 +1,276 @@
+"""``MultitaskModel``: one shared encoder, a small head per task.
+
+::
+
+    model = MultitaskModel("DeepPavlov/rubert-base-cased", {"rsg:danetqa": danetqa_task, "rsg:terra": terra_task})
+    model.train()
+    out = model("rsg:danetqa", input_ids=..., attention_mask=..., token_type_ids=..., labels=...)
+    out.loss.backward()
+    model.save_pretrained("out/model", tokenizer=tokenizer)
+    model = MultitaskModel.from_pretrained("out/model")
+
+The encoder is any architecture ``transformers.AutoModel`` loads; it exists once in memory and
+once on disk whatever the number of tasks. Like Hugging Face models, a new or loaded
+``MultitaskModel`` is in evaluation mode: call ``.train()`` before training.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers.utils import ModelOutput
+
+from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
+from mtcore.model import encoder as enc
+from mtcore.model.heads.base import HeadSpec
+from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style
+from mtcore.model.param_groups import parameter_groups as _parameter_groups
+from mtcore.task import Task
+
+
+@dataclass
+class MultitaskOutput(ModelOutput):
+    """What :meth:`MultitaskModel.forward` returns: ``loss`` (when labels were given) and ``logits``."""
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+HeadsArg = Mapping[str, "Task | HeadSpec | nn.Module"] | Sequence[Task]
+
+
+class MultitaskModel(nn.Module):
+    """A shared encoder and one head per task.
+
+    :param encoder: a hub id or local directory for ``AutoModel.from_pretrained`` (a saved
+        mtcore model directory works too: its encoder is used), or a loaded encoder module.
+    :param heads_by_task: task id -> a :class:`~mtcore.task.Task` (its default head), a
+        :class:`~mtcore.model.heads.base.HeadSpec`, or a custom ``nn.Module``; a list of Tasks is
+        keyed by their ids.
+    :param tokenizer: kept as ``model.tokenizer`` and saved with the model.
+    :param dtype: encoder (and heads) dtype: ``"float32"`` (default), ``"bfloat16"``,
+        ``"float16"`` or ``"auto"`` (the checkpoint's own).
+    :param attn_implementation: ``"sdpa"`` (default; eager for architectures without SDPA),
+        ``"eager"``, ``"flash_attention_2"``, ...
+    :param gradient_checkpointing: recompute activations in the backward pass to save memory.
+    :param freeze_encoder: train the heads only.
+    :param freeze_layers: freeze the embeddings and the first ``k`` transformer layers.
+    :param trust_remote_code: allow encoder code from the hub (off unless asked).
+    :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
+        ``cache_dir``, ``local_files_only``, ...).
+    """
+
+    def __init__(
+        self,
+        encoder: str | os.PathLike | nn.Module,
+        heads_by_task: HeadsArg,
+        *,
+        tokenizer: Any = None,
+        dtype: str | torch.dtype | None = None,
+        attn_implementation: str | None = "sdpa",
+        gradient_checkpointing: bool = False,
+        freeze_encoder: bool = False,
+        freeze_layers: int = 0,
+        trust_remote_code: bool = False,
+        encoder_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(encoder, nn.Module):
+            self.encoder = encoder
+            if dtype is not None and dtype != "auto":
+                self.encoder.to(enc.parse_dtype(dtype))
+        elif isinstance(encoder, (str, os.PathLike)):
+            self.encoder = enc.load_encoder(encoder, dtype=dtype, attn_implementation=attn_implementation,
+                                            trust_remote_code=trust_remote_code, from_pretrained_kwargs=encoder_kwargs)
+        else:
+            raise ConfigError(f"encoder must be a hub id, a local directory or a loaded model, got {type(encoder).__name__}")
+        self.hidden_size: int = enc.hidden_size(self.encoder)
+        self.uses_token_type_ids: bool = enc.uses_token_type_ids(self.encoder)
+        self.has_pooler: bool = enc.has_pooler(self.encoder)
+        self._encoder_inputs = enc.encoder_inputs(self.encoder)
+        self.heads = nn.ModuleDict()
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self._calls: dict[str, HeadCall] = {}
+        self._aliases: dict[str, str] = {}
+        self.tokenizer = tokenizer
+        for task_id, head in _heads_mapping(heads_by_task).items():
+            self.add_head(task_id, head)
+        if freeze_encoder or freeze_layers:
+            enc.freeze(self.encoder, whole=bool(freeze_encoder), first_layers=int(freeze_layers or 0))
+        if gradient_checkpointing:
+            enc.enable_gradient_checkpointing(self.encoder)
+        self.eval()
+
+    # ---- heads ------------------------------------------------------------------------------
+    def add_head(self, task_id: str, head: Task | HeadSpec | nn.Module) -> nn.Module:
+        """Build and attach the head of one more task; returns the head module."""
+        if not isinstance(task_id, str) or not task_id or "." in task_id:
+            raise ConfigError(f"task id {task_id!r} must be a non-empty string without '.' (it names a torch module)")
+        if task_id in self.heads:
+            raise ConfigError(f"task {task_id!r} already has a head in this model")
+        module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
+        if getattr(module, "uses_pooler", False) and not self.has_pooler:
+            raise ConfigError(
+                f"task {task_id!r}: head pooling 'pooler' needs an encoder with a pooler, and {type(self.encoder).__name__} has none; "
+                "use pooling 'cls' or 'mean'"
+            )
+        reference = next(self.encoder.parameters(), None)
+        if reference is not None:
+            module.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)
+        module.train(self.training)
+        self.heads[task_id] = module
+        self.tasks[task_id] = info
+        self._calls[task_id] = call_style(module, info.get("kind"))
+        self._aliases = _aliases(self.heads.keys())
+        return module
+
+    def resolve_task(self, task: str | Task) -> str:
+        """The head key for ``task``: its id, an unambiguous bare name (``danetqa`` -> ``rsg:danetqa``) or a Task."""
+        if isinstance(task, Task):
+            task = task.id
+        if task in self._calls:
+            return task
+        found = self._aliases.get(task)
+        if found is None:
+            raise unknown("task", str(task), list(self.heads.keys()), hint="this model has heads for: " + (", ".join(self.heads.keys()) or "no task"))
+        return found
+
+    # ---- forward ----------------------------------------------------------------------------
+    def forward(
+        self,
+        task: str | Task,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **encoder_inputs: Any,
+    ) -> MultitaskOutput:
+        """Encode the batch once and run the head of ``task``.
+
+        Multiple-choice inputs of shape ``(batch, choices, length)`` are flattened for the
+        encoder and scored back into logits of shape ``(batch, choices)``. ``token_type_ids``
+        reach the encoder only when it uses segment embeddings. Extra keyword arguments go to
+        the encoder when its forward accepts them.
+        """
+        task_id = self.resolve_task(task)
+        num_choices = None
+        if input_ids is not None and input_ids.dim() == 3:
+            num_choices = input_ids.shape[1]
+            input_ids, attention_mask, token_type_ids = (_flatten_choices(t) for t in (input_ids, attention_mask, token_type_ids))
+            encoder_inputs = {k: _flatten_choices(v) if isinstance(v, torch.Tensor) and v.dim() == 3 else v for k, v in encoder_inputs.items()}
+        elif self.tasks[task_id].get("kind") == "multiple_choice":
+            raise DataError(f"task {task_id!r} (multiple_choice) expects input_ids of shape (batch, choices, length), got {tuple(input_ids.shape) if input_ids is not None else None}")
+        for name in encoder_inputs:
+            if name not in self._encoder_inputs:
+                raise DataError(f"batch key {name!r} is not an input of encoder {type(self.encoder).__name__}; leave it out of the model inputs")
+        inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, **encoder_inputs}
+        if token_type_ids is not None and self.uses_token_type_ids:
+            inputs["token_type_ids"] = token_type_ids
+        outputs = self.encoder(**inputs)
+        hidden_states = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
+        pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
+        result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
+                           pooler_output, labels, num_choices)
+        return MultitaskOutput(loss=result.loss, logits=result.logits)
+
+    # ---- optimisation -----------------------------------------------------------------------
+    def parameter_groups(self, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0) -> list[dict[str, Any]]:
+        """Optimizer groups: encoder / heads, each with and without weight decay (biases, norms)."""
+        return _parameter_groups(self, encoder_lr, head_lr, weight_decay)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # ---- saving and loading -----------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | os.PathLike, tokenizer: Any = None) -> Path:
+        """Save atomically: ``encoder/`` (HF format, with the tokenizer), ``heads/``, ``mtcore.json``.
+
+        ``tokenizer`` defaults to ``model.tokenizer``. The live model is not changed. An earlier
+        save in ``save_directory`` is replaced as a whole; a directory holding anything else is
+        refused (keep other files beside the model directory). Returns the directory.
+        """
+        from mtcore.model.serialization import save_model
+
+        return save_model(self, save_directory, tokenizer if tokenizer is not None else self.tokenizer)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | os.PathLike,
+        *,
+        custom_heads: Mapping[str, Any] | None = None,
+        verify: bool = True,
+        load_tokenizer: bool = True,
+        **options: Any,
+    ) -> MultitaskModel:
+        """Load a directory written by :meth:`save_pretrained`.
+
+        Every file is checked against the manifest first (``verify=False`` skips the sha256
+        pass). ``custom_heads`` maps task ids to head modules or classes for heads that are not
+        registered by name. ``options`` are the constructor's encoder options (``dtype`` — by
+        default the dtype the model was saved in —, ``attn_implementation``,
+        ``gradient_checkpointing``, ``freeze_encoder``, ...).
+        """
+        from mtcore.model.manifest import ENCODER_DIR, read_manifest, verify_files
+        from mtcore.model.serialization import head_spec_from_info, load_head_weights
+        from mtcore.model.serialization import load_tokenizer as read_tokenizer
+
+        accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "encoder", "heads_by_task", "tokenizer")]
+        for name in options:
+            if name not in accepted:
+                raise unknown("from_pretrained option", name, accepted)
+        root = Path(directory).expanduser()
+        manifest = read_manifest(root)
+        if verify:
+            verify_files(root, manifest)
+        encoder_dir = root / ENCODER_DIR
+        if not (encoder_dir / "config.json").is_file():
+            raise ModelFileError(f"{encoder_dir / 'config.json'}: missing; the encoder was not saved completely")
+        unknown_custom = sorted(set(custom_heads or {}) - set(manifest["tasks"]))
+        if unknown_custom:
+            raise unknown("task in custom_heads", unknown_custom[0], manifest["tasks"], hint="the saved model has tasks: " + ", ".join(manifest["tasks"]))
+        tokenizer = read_tokenizer(encoder_dir) if load_tokenizer else None
+        extra = {k: options.pop(k) for k in ("dtype", "attn_implementation", "trust_remote_code", "encoder_kwargs") if k in options}
+        encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=extra.get("attn_implementation", "sdpa"),
+                                   trust_remote_code=extra.get("trust_remote_code", False), from_pretrained_kwargs=extra.get("encoder_kwargs"),
+                                   strict=True)
+        size = enc.hidden_size(encoder)
+        saved_size = manifest["encoder"].get("hidden_size")
+        if saved_size is not None and int(saved_size) != size:
+            raise ModelFileError(f"{encoder_dir / 'config.json'}: hidden size {size} does not match {saved_size} recorded in mtcore.json")
+        heads = {task_id: head_spec_from_info(task_id, info, size, custom_heads or {}) for task_id, info in manifest["tasks"].items()}
+        model = cls(encoder, heads, tokenizer=tokenizer, **options)
+        for task_id, info in manifest["tasks"].items():
+            load_head_weights(root, task_id, info, model.heads[task_id])
+        model.eval()
+        return model
+
+
+def _flatten_choices(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.reshape(-1, tensor.shape[-1])
+
+
+def _heads_mapping(heads_by_task: HeadsArg) -> dict[str, Any]:
+    if isinstance(heads_by_task, Mapping):
+        return dict(heads_by_task)
+    if isinstance(heads_by_task, Sequence) and not isinstance(heads_by_task, str) and all(isinstance(t, Task) for t in heads_by_task):
+        return {task.id: task for task in heads_by_task}
+    raise ConfigError("heads_by_task must map task ids to Tasks, HeadSpecs or nn.Modules (or be a list of Tasks)")
+
+
+def _aliases(task_ids: Any) -> dict[str, str]:
+    """Bare task names that point to exactly one head."""
+    by_bare: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        by_bare.setdefault(task_id.rpartition(":")[2], []).append(task_id)
+    return {bare: ids[0] for bare, ids in by_bare.items() if len(ids) == 1}

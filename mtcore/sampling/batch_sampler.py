@@ -1,0 +1,298 @@
+"""``MultitaskBatchSampler``: batches of many tasks, mixed by a task sampler; resumable, DDP-aware.
+
+::
+
+    sampler = MultitaskBatchSampler(tasks.data, "train", batch_size=12)       # the seed's call
+    for batch in sampler:                                    # mode "single": one task per step
+        batch.data.to(device)
+        loss = model(batch.name, **batch.data).loss
+
+    sampler = MultitaskBatchSampler(data, mode="all")        # the seed's "metabatch"
+    for batches in sampler:                                  # one batch of every task per step
+        loss = sum(model(b.name, **b.data).loss for b in batches)
+
+The schedule is a pure function of ``(seed, epoch, step)`` (see :mod:`mtcore.sampling.schedule`
+for cycles, rounds and stop rules), so :meth:`~MultitaskBatchSampler.state_dict` is tiny and a
+sampler restored from it yields exactly the batches the interrupted one would have yielded. All
+ranks build the sampler with the same seed: they draw the same task at every step, read disjoint
+batches of it, and get the same number of steps.
+
+Iteration continues from the current position; an iteration that reaches the end of the epoch
+moves the sampler to the next epoch, so the seed's ``for epoch ...: for batch in sampler`` loop
+gets a fresh order every epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from mtcore.errors import ConfigError, DataError, did_you_mean
+from mtcore.sampling.base import Sampler, match_task_names
+from mtcore.sampling.batching import check_token_budget
+from mtcore.sampling.protocol import TaskDataLike, fetch_rows
+from mtcore.sampling.schedule import Batching, TaskPlan, count_steps, draw_counts
+
+MODES = ("single", "all")
+STOPS = ("largest", "smallest")
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class MultitaskBatchSampler:
+    """Yields :class:`mtcore.data.batch.Batch` (mode ``"single"``) or ``list[Batch]`` (mode ``"all"``).
+
+    :param data: task name -> task data (:class:`~mtcore.sampling.protocol.TaskDataLike`); the
+        names become ``Batch.name``. Tasks marked ``evaluate_only`` are left out of ``"train"``.
+    :param split: the split to read.
+    :param batch_size: rows per batch; ``batch_sizes`` overrides it per task.
+    :param sampler: a registered sampler name (``mtcore.plugins.get_component("sampler", name)``),
+        a :class:`~mtcore.sampling.base.Sampler` class or instance; ``sampler_options`` go to its
+        constructor (``num_epochs`` is passed on to samplers that take it). Unused in mode ``"all"``.
+    :param mode: ``"single"`` (one task per step) or ``"all"`` (one batch of every task per step).
+    :param stop: ``"largest"`` (until every task has been through all its batches; smaller tasks
+        restart with a fresh order), ``"smallest"`` (until the first task runs out) or a number
+        of steps per epoch.
+    :param group_by_length: sort rows by length inside mega-batches of ~50 batches (less padding).
+    :param token_budget: if set, batches hold as many rows as fit in this many padded token slots
+        (``rows * longest <= token_budget``) instead of a fixed number of rows; an example longer
+        than the budget gets a batch of its own and a warning. The budget counts ``lengths(split)``
+        (rounded up to the collator's ``pad_to_multiple_of``); for multiple-choice tasks, whose
+        lengths sum the choices, it is approximate.
+    :param shuffle: randomise order; ``False`` keeps dataset order (and no batch shuffling).
+    :param seed: shared by every rank. :param epoch: the epoch to start in.
+    :param num_epochs: total epochs (for annealed sampling and :meth:`total_steps`).
+    :param rank: this process's rank. :param world_size: number of ranks.
+    :param drop_last: drop each cycle's short batch (and, across ranks, its incomplete round).
+    """
+
+    def __init__(
+        self,
+        data: Mapping[str, TaskDataLike],
+        split: str = "train",
+        batch_size: int = 12,
+        *,
+        sampler: str | type[Sampler] | Sampler = "proportional",
+        sampler_options: Mapping[str, Any] | None = None,
+        mode: str = "single",
+        stop: str | int = "largest",
+        group_by_length: bool = True,
+        token_budget: int | None = None,
+        batch_sizes: Mapping[str, int] | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        epoch: int = 0,
+        num_epochs: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ) -> None:
+        if not isinstance(data, Mapping) or not data:
+            raise ConfigError("MultitaskBatchSampler needs a mapping of task name -> task data with at least one task")
+        if mode not in MODES:
+            raise ConfigError(f"mode {mode!r} is not valid{did_you_mean(str(mode), MODES)}; choose 'single' (one task per step) or 'all' (every task each step)")
+        if isinstance(stop, str):
+            if stop not in STOPS:
+                raise ConfigError(f"stop {stop!r} is not valid{did_you_mean(stop, STOPS)}; use 'largest', 'smallest' or a number of steps")
+        else:
+            stop = _positive_int("stop (steps per epoch)", stop)
+        self.world_size = _positive_int("world_size", world_size)
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < self.world_size:
+            raise ConfigError(f"rank must be an integer in 0..{self.world_size - 1} (world_size {self.world_size}), got {rank!r}")
+        if token_budget is not None:
+            token_budget = _positive_int("token_budget", token_budget)
+        self.data, self.split, self.mode, self.stop = data, split, mode, stop
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise ConfigError(f"seed must be an integer, got {seed!r}")
+        self.rank, self.seed = int(rank), int(seed)
+        self.num_epochs = _positive_int("num_epochs", num_epochs)
+        self.tasks = [name for name, td in data.items() if not (split == "train" and getattr(getattr(td, "task", None), "evaluate_only", False))]
+        if not self.tasks:
+            raise ConfigError(f"no task to train on in split {split!r}: every task is evaluate_only")
+        sizes = match_task_names(batch_sizes or {}, list(data), "batch_sizes")
+        self.lengths: dict[str, np.ndarray] = {}
+        self.batching: dict[str, Batching] = {}
+        for name in self.tasks:
+            self.lengths[name] = self._read_lengths(name)
+            pad = getattr(data[name].collator, "pad_to_multiple_of", None)
+            size = _positive_int(f"batch size of task {name!r}", sizes.get(name, batch_size))
+            self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad)
+            if token_budget is not None:
+                check_token_budget(name, self.lengths[name], token_budget, pad)
+        self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})
+        self.epoch = _positive_int("epoch", epoch, minimum=0)
+        self._step = 0
+        self._plans_cache: tuple[int, int, list[TaskPlan]] | None = None
+        self._steps_cache: dict[tuple[int, int], int] = {}
+        self.sampler.set_epoch(self.epoch)
+        self._plans()  # fail now (too few examples for drop_last), not at the first step
+
+    # ---- construction helpers ------------------------------------------------------------------
+    def _read_lengths(self, name: str) -> np.ndarray:
+        td = self.data[name]
+        splits = getattr(td, "splits", {})
+        if self.split not in splits:
+            raise ConfigError(f"task {name!r} has no split {self.split!r} (it has: {', '.join(splits) or 'none'})")
+        lengths = np.asarray(td.lengths(self.split), dtype=np.int64).reshape(-1)
+        if len(lengths) == 0:
+            raise DataError(f"task {name!r}: split {self.split!r} has no examples; remove the task or give it data")
+        try:
+            rows = len(splits[self.split])
+        except TypeError:
+            rows = len(lengths)
+        if rows != len(lengths):
+            raise DataError(f"task {name!r}: lengths({self.split!r}) has {len(lengths)} entries but the split has {rows} rows")
+        return lengths
+
+    def _build_sampler(self, sampler: Any, options: Mapping[str, Any] | None, sizes: dict[str, int]) -> Sampler:
+        if isinstance(sampler, Sampler):
+            if options:
+                raise ConfigError("sampler_options cannot be used with a ready-made Sampler instance; pass its class or name instead")
+            if sampler.tasks != self.tasks:
+                raise ConfigError(f"the given sampler is for tasks {sampler.tasks}, but the data has {self.tasks}")
+            sampler.seed = self.seed
+            return sampler
+        if isinstance(sampler, str):
+            from mtcore.plugins import get_component
+
+            cls = get_component("sampler", sampler)
+        else:
+            cls = sampler
+        if not (isinstance(cls, type) and issubclass(cls, Sampler)):
+            raise ConfigError(f"sampler {sampler!r} is not a mtcore.sampling.base.Sampler subclass")
+        options = dict(options or {})
+        if "num_epochs" in cls.defaults and "num_epochs" not in options:
+            options["num_epochs"] = self.num_epochs
+        return cls(sizes, seed=self.seed, **options)
+
+    def _plans(self, epoch: int | None = None) -> list[TaskPlan]:
+        epoch = self.epoch if epoch is None else epoch
+        if self._plans_cache is not None and self._plans_cache[:2] == (epoch, self.seed):
+            return self._plans_cache[2]
+        plans = [TaskPlan(t, self.lengths[t], self.batching[t], seed=self.seed, epoch=epoch, world_size=self.world_size) for t in self.tasks]
+        if epoch == self.epoch:
+            self._plans_cache = (epoch, self.seed, plans)
+        return plans
+
+    # ---- length ----------------------------------------------------------------------------------
+    def steps_in_epoch(self, epoch: int) -> int:
+        """Steps in ``epoch`` (the same on every rank); ``len(sampler)`` is this for the current epoch."""
+        key = (epoch, self.seed)
+        if key not in self._steps_cache:
+            sampler = self.sampler
+            if epoch != sampler.epoch:
+                sampler = copy.copy(sampler)
+                sampler.set_epoch(epoch)
+            self._steps_cache[key] = count_steps(self._plans(epoch), sampler, self.mode, self.stop)
+        return self._steps_cache[key]
+
+    def total_steps(self) -> int:
+        """Steps over all ``num_epochs`` epochs (for learning-rate schedules)."""
+        return sum(self.steps_in_epoch(e) for e in range(self.num_epochs))
+
+    def __len__(self) -> int:
+        return self.steps_in_epoch(self.epoch)
+
+    @property
+    def step(self) -> int:
+        """Steps already yielded in the current epoch."""
+        return self._step
+
+    def set_epoch(self, epoch: int) -> None:
+        """Go to the start of ``epoch``; if the sampler is already in ``epoch`` (e.g. just restored
+        from a checkpoint) it keeps its position."""
+        epoch = _positive_int("epoch", epoch, minimum=0)
+        if epoch != self.epoch:
+            self.epoch, self._step = epoch, 0
+            self.sampler.set_epoch(epoch)
+
+    # ---- iteration ------------------------------------------------------------------------------
+    def iter_indices(self) -> Iterator[Any]:
+        """Like iteration, without reading rows: yields ``(task, row_indices)`` (mode ``"single"``)
+        or a list of them (mode ``"all"``), and advances the state the same way."""
+        expected: tuple[int, int] | None = None
+        counts = np.zeros(0, dtype=np.int64)
+        choices, choices_start = np.zeros(0, dtype=np.int64), 0
+        while True:
+            epoch, step, total = self.epoch, self._step, len(self)
+            if step >= total:
+                break
+            plans = self._plans()
+            if self.mode == "all":
+                item: Any = [(p.name, p.batch_for(step, self.rank)[1]) for p in plans]
+            else:
+                if expected != (epoch, step):  # first step, or the state was changed from outside
+                    counts = draw_counts(self.sampler, len(plans), step)
+                    choices, choices_start = np.zeros(0, dtype=np.int64), step
+                if not choices_start <= step < choices_start + len(choices):
+                    choices, choices_start = self.sampler.choose(step, min(step + Sampler.BLOCK, total)), step
+                t = int(choices[step - choices_start])
+                item = (plans[t].name, plans[t].batch_for(int(counts[t]), self.rank)[1])
+                counts[t] += 1
+            self._step = self.sampler.step = step + 1
+            expected = (epoch, step + 1)
+            yield item
+        self.set_epoch(self.epoch + 1)  # the epoch is complete: the next iteration starts the next one
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self.iter_indices():
+            if self.mode == "all":
+                yield [self.make_batch(name, rows) for name, rows in item]
+            else:
+                yield self.make_batch(*item)
+
+    def make_batch(self, name: str, rows: np.ndarray) -> Any:
+        """Read rows ``rows`` of task ``name`` and collate them into a ``Batch``."""
+        from mtcore.data.batch import Batch
+
+        td = self.data[name]
+        indices = [int(i) for i in rows]
+        examples = fetch_rows(td.splits[self.split], indices)
+        ids = [row.get("idx") for row in examples] if examples and "idx" in examples[0] else None
+        num_tokens = int(self.lengths[name][rows].sum())
+        return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids)
+
+    # ---- state ----------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """``{"epoch", "step", "seed", "tasks", "mode", "stop", "world_size", "sampler"}`` (JSON-ready)."""
+        self.sampler.step = self._step
+        return {
+            "epoch": self.epoch,
+            "step": self._step,
+            "seed": self.seed,
+            "tasks": list(self.tasks),
+            "mode": self.mode,
+            "stop": self.stop,
+            "world_size": self.world_size,
+            "sampler": self.sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue exactly where the sampler that wrote ``state`` stopped (same tasks needed)."""
+        tasks = list(state.get("tasks", []))
+        if tasks != self.tasks:
+            raise ConfigError(f"sampler state is for tasks {tasks}, but this run trains {self.tasks}; resume with the same tasks")
+        changed = [k for k in ("mode", "stop", "world_size") if k in state and state[k] != getattr(self, k)]
+        if changed:
+            old = ", ".join(f"{k}={state[k]!r}" for k in changed)
+            warnings.warn(f"resuming a sampler saved with {old}: the rest of this epoch will not match the original order", stacklevel=2)
+        self.seed = int(state.get("seed", self.seed))
+        self._plans_cache, self._steps_cache = None, {}
+        if "sampler" in state:
+            self.sampler.load_state_dict(state["sampler"])
+        self.sampler.seed = self.seed
+        self.epoch = _positive_int("epoch", state["epoch"], minimum=0)
+        self._step = _positive_int("step", state["step"], minimum=0)
+        self.sampler.epoch, self.sampler.step = self.epoch, self._step
+
+    def __repr__(self) -> str:
+        return (f"MultitaskBatchSampler({len(self.tasks)} tasks, split={self.split!r}, mode={self.mode!r}, stop={self.stop!r}, "
+                f"sampler={self.sampler!r}, epoch={self.epoch}, step={self._step}, rank={self.rank}/{self.world_size})")

@@ -1,0 +1,75 @@
+"""MultitaskBatchSampler over real ``load_task_data`` output (shipped RSG samples, tiny tokenizer)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def rsg(tmp_path_factory):
+    """TaskData of three RSG tasks (pair, pair with long passages, multiple choice), train split."""
+    import datasets
+    from transformers import AutoConfig, AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.plugins import get_task
+    from mtcore.testing import build_tiny_encoder
+
+    datasets.disable_progress_bars()
+    path = build_tiny_encoder(tmp_path_factory.mktemp("enc") / "bert", "bert")
+    tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
+    cache = tmp_path_factory.mktemp("cache")
+    return {task_id: load_task_data(get_task(task_id), tokenizer, splits=("train",), encoder_config=config, cache_dir=cache)
+            for task_id in ("rsg:danetqa", "rsg:terra", "rsg:parus")}
+
+
+def _check(batch, rsg):
+    from mtcore.data.batch import Batch, BatchData
+
+    assert isinstance(batch, Batch) and isinstance(batch.data, BatchData)
+    assert batch.name in rsg
+    ids = batch.data["input_ids"]
+    assert ids.shape[0] == batch.size == len(batch.idx)
+    assert int(batch.data["attention_mask"].sum()) == batch.num_tokens  # lengths count real tokens
+    assert "labels" in batch.data and batch.data["labels"].shape[0] == batch.size
+    if batch.name == "rsg:parus":
+        assert ids.dim() == 3 and ids.shape[1] == 2
+
+
+def test_single_mode_yields_collated_batches_and_resumes_exactly(rsg):
+    from mtcore.sampling import MultitaskBatchSampler
+
+    sampler = MultitaskBatchSampler(rsg, "train", batch_size=4, seed=1)
+    total = len(sampler)
+    full = list(sampler)
+    assert len(full) == total and {b.name for b in full} == set(rsg)
+    for batch in full:
+        _check(batch, rsg)
+    for task_id, data in rsg.items():  # every example of every task was seen (stop="largest")
+        seen = {i for b in full if b.name == task_id for i in b.idx}
+        assert seen == set(data.splits["train"]["idx"])
+
+    first = MultitaskBatchSampler(rsg, "train", batch_size=4, seed=1)
+    iterator = iter(first)
+    head = [next(iterator) for _ in range(total // 2)]
+    fresh = MultitaskBatchSampler(rsg, "train", batch_size=4)
+    fresh.load_state_dict(first.state_dict())
+    rest = list(fresh)
+    assert len(head) + len(rest) == total
+    for a, b in zip(head + rest, full):
+        assert a.name == b.name and a.idx == b.idx and torch.equal(a.data["input_ids"], b.data["input_ids"])
+
+
+def test_all_mode_with_token_budget_yields_one_batch_per_task(rsg):
+    from mtcore.sampling import MultitaskBatchSampler
+
+    sampler = MultitaskBatchSampler(rsg, "train", mode="all", token_budget=512, stop="smallest")
+    steps = list(sampler)
+    assert steps and all([b.name for b in step] == list(rsg) for step in steps)
+    for step in steps:
+        for batch in step:
+            _check(batch, rsg)
+            if batch.name != "rsg:parus":  # lengths of multiple-choice rows sum their choices
+                assert batch.data["input_ids"].numel() <= 512 or batch.size == 1
+            batch.data.to("cpu")
