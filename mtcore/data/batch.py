@@ -1,0 +1,43 @@
+"""What a sampler hands the training loop: one task's collated tensors and facts about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class BatchData(dict):
+    """Model inputs by name (``input_ids``, ``attention_mask``, optional ``token_type_ids``, ``labels``).
+
+    A plain dict, so ``model(task, **batch.data)`` works. :meth:`to` moves the tensors *in place*
+    and returns the same object: the seed's loop calls ``batch.data.to(device)`` without assigning.
+    """
+
+    def to(self, device: Any, non_blocking: bool = False) -> BatchData:
+        for key, value in self.items():
+            if hasattr(value, "to"):
+                self[key] = value.to(device, non_blocking=non_blocking)
+        return self
+
+    def pin_memory(self) -> BatchData:
+        """Pin the tensors (what ``DataLoader(pin_memory=True)`` calls on custom batches)."""
+        for key, value in self.items():
+            if hasattr(value, "pin_memory"):
+                self[key] = value.pin_memory()
+        return self
+
+
+@dataclass
+class Batch:
+    """One task's batch: ``name`` is the task id, ``size`` the examples, ``num_tokens`` the real (unpadded) tokens."""
+
+    name: str
+    data: BatchData
+    size: int
+    num_tokens: int
+    idx: list | None = None
+
+    def to(self, device: Any, non_blocking: bool = False) -> Batch:
+        """Move the tensors in place; returns self."""
+        self.data.to(device, non_blocking=non_blocking)
+        return self

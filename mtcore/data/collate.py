@@ -1,0 +1,132 @@
+"""Dynamic padding: tokenized rows -> one :class:`~mtcore.data.batch.BatchData` of tensors.
+
+Sequences are padded (on the right) to the longest in the batch, rounded up to
+``pad_to_multiple_of`` when set. Labels become int64 (classes, choices, tags; tags padded with
+-100) or float32 (regression, multi-label). Multiple-choice rows collate to
+``(batch, choices, length)``.
+
+Unlabelled rows (labels -1, NaN, all -1.0, or all -100) are for prediction: ``labels`` is left
+out of a batch in which no row is labelled. In a batch mixing both, unlabelled class ids become
+-100 (ignored by cross-entropy); for regression and multi-label that is an error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mtcore.data.batch import Batch, BatchData
+from mtcore.errors import DataError
+from mtcore.task import TaskKind
+
+_FLOAT_KINDS = (TaskKind.REGRESSION, TaskKind.MULTI_LABEL)
+
+
+def _columns(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    if isinstance(rows, Mapping):  # dataset[indices] gives columns already
+        return {key: list(value) for key, value in rows.items()}
+    if not rows:
+        raise ValueError("cannot collate an empty batch")
+    return {key: [row[key] for row in rows] for key in rows[0]}
+
+
+def is_labelled(kind: TaskKind, label: Any) -> bool:
+    """Whether one row's ``labels`` value is a real label (not the "no label" marker of its kind)."""
+    if kind is TaskKind.REGRESSION:
+        return not math.isnan(label)
+    if kind is TaskKind.MULTI_LABEL:
+        return not all(value == -1.0 for value in label)
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        return any(value != -100 for value in label)
+    return label != -1
+
+
+class Collator:
+    """``collator(rows) -> BatchData``; ``rows`` is a list of row dicts or a dict of columns."""
+
+    def __init__(self, pad_token_id: int, kind: TaskKind | str, pad_to_multiple_of: int | None = None,
+                 uses_token_type_ids: bool = True):
+        self.pad_token_id = int(pad_token_id if pad_token_id is not None else 0)
+        self.kind = TaskKind(kind)
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.uses_token_type_ids = uses_token_type_ids
+
+    def __repr__(self) -> str:
+        return (f"Collator(pad_token_id={self.pad_token_id}, kind={self.kind.value!r}, "
+                f"pad_to_multiple_of={self.pad_to_multiple_of}, uses_token_type_ids={self.uses_token_type_ids})")
+
+    def padded_length(self, longest: int) -> int:
+        multiple = self.pad_to_multiple_of
+        return -(-longest // multiple) * multiple if multiple else longest
+
+    @staticmethod
+    def _mask(sequences: list[list[int]], length: int) -> Any:
+        import torch
+
+        lengths = torch.tensor([len(sequence) for sequence in sequences], dtype=torch.long)
+        return torch.arange(length)[None, :] < lengths[:, None]
+
+    @staticmethod
+    def _pad(sequences: list[list[int]], mask: Any, value: int) -> Any:
+        import torch
+
+        out = torch.full(mask.shape, value, dtype=torch.long)
+        out[mask] = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
+        return out
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> BatchData:
+        import torch
+
+        columns = _columns(rows)
+        ids = columns["input_ids"]
+        multiple_choice = self.kind is TaskKind.MULTIPLE_CHOICE
+        if multiple_choice:
+            counts = {len(choices) for choices in ids}
+            if len(counts) > 1:
+                raise DataError(f"multiple-choice rows in one batch have {' and '.join(map(str, sorted(counts)))} choices; "
+                                f"a batch needs rows with the same number of choices")
+            n_choices = counts.pop()
+            flat = [sequence for choices in ids for sequence in choices]
+        else:
+            flat = ids
+        length = self.padded_length(max(len(sequence) for sequence in flat))
+        mask = self._mask(flat, length)
+        data = BatchData()
+        data["input_ids"] = self._pad(flat, mask, self.pad_token_id)
+        data["attention_mask"] = mask.long()
+        if self.uses_token_type_ids:
+            types = columns.get("token_type_ids")
+            if types is not None:
+                types = [sequence for choices in types for sequence in choices] if multiple_choice else types
+                data["token_type_ids"] = self._pad(types, mask, 0)
+            else:
+                data["token_type_ids"] = torch.zeros_like(data["input_ids"])
+        if multiple_choice:
+            for key in list(data):
+                data[key] = data[key].view(len(ids), n_choices, length)
+        labels = columns.get("labels")
+        if labels is not None:
+            labelled = [is_labelled(self.kind, label) for label in labels]
+            if any(labelled):
+                data["labels"] = self._labels(labels, labelled, mask)
+        return data
+
+    def _labels(self, labels: list[Any], labelled: list[bool], mask: Any) -> Any:
+        import torch
+
+        if self.kind is TaskKind.TOKEN_CLASSIFICATION:
+            return self._pad(labels, mask, -100)
+        if self.kind in _FLOAT_KINDS:
+            if not all(labelled):
+                raise DataError("a batch mixes labelled and unlabelled rows; keep unlabelled rows (test) in their own split")
+            return torch.tensor(labels, dtype=torch.float32)
+        return torch.tensor([label if known else -100 for label, known in zip(labels, labelled)], dtype=torch.long)
+
+    def batch(self, name: str, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> Batch:
+        """Collate ``rows`` into a :class:`Batch` of task ``name`` (size, real tokens and ids filled in)."""
+        columns = _columns(rows)
+        data = self(columns)
+        lengths = columns.get("length") or [len(sequence) for sequence in columns["input_ids"]]
+        return Batch(name=name, data=data, size=len(columns["input_ids"]), num_tokens=int(sum(lengths)), idx=columns.get("idx"))

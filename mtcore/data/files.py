@@ -1,0 +1,93 @@
+"""Finding a split's files under a user's ``data_dir`` and fingerprinting them for the cache."""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtcore.data.cache import fingerprint
+from mtcore.errors import DataError, did_you_mean
+
+#: Bump when readers change how they turn files into rows: old caches are then not reused.
+READER_VERSION = 1
+
+
+def is_ignored(path: Path) -> bool:
+    """macOS archive litter: anything under ``__MACOSX/`` and AppleDouble ``._name`` files."""
+    return "__MACOSX" in path.parts or path.name.startswith("._")
+
+
+def _matches(root: Path, pattern: str) -> list[Path]:
+    candidate = Path(pattern).expanduser()
+    full = candidate if candidate.is_absolute() else root / candidate
+    if glob.has_magic(str(full)):
+        found = [Path(p) for p in glob.glob(str(full), recursive=True)]
+    else:
+        found = [full] if full.exists() else []
+    return sorted(p for p in found if p.is_file() and not is_ignored(p.relative_to(root) if p.is_relative_to(root) else p))
+
+
+def _nested_matches(root: Path, pattern: str) -> list[Path]:
+    """``pattern`` one or more folders down (a zip unpacked with its top folder, ``combined/<Task>/``)."""
+    if Path(pattern).is_absolute():
+        return []
+    found = [p for p in _matches(root, "**/" + pattern)]
+    prefixes = {p.relative_to(root).parts[: len(p.relative_to(root).parts) - len(Path(pattern).parts)] for p in found}
+    if len(prefixes) > 1:
+        shown = ", ".join(str(Path(*prefix)) for prefix in sorted(prefixes))
+        raise DataError(f"{root}: {pattern!r} is found under several folders ({shown}); point data_dir at the one to use")
+    return found
+
+
+def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
+    """The files of one split: ``spec`` is a path, a glob or a list of them, relative to ``data_dir``.
+
+    A pattern not found directly under ``data_dir`` is looked for in its sub-folders, so
+    ``data_dir`` may point at the folder a zip was unpacked into. ``__MACOSX/`` is ignored.
+    """
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data_dir {str(root)!r} is not a folder; point it at the folder holding the downloaded files")
+    patterns = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    files: list[Path] = []
+    for pattern in patterns:
+        found = _matches(root, str(pattern)) or _nested_matches(root, str(pattern))
+        if not found:
+            present = [str(p.relative_to(root)) for p in _walk(root, limit=2000)]
+            hint = did_you_mean(str(pattern), present)
+            raise DataError(f"{root}: no file matches {str(pattern)!r}{hint}"
+                            + ("" if hint else f"; the folder holds {_preview(present)}"))
+        files.extend(p for p in found if p not in files)
+    return files
+
+
+def _walk(root: Path, limit: int) -> Iterable[Path]:
+    count = 0
+    for directory, subdirs, names in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if d != "__MACOSX")
+        for name in sorted(names):
+            if not name.startswith("._"):
+                yield Path(directory) / name
+                count += 1
+                if count >= limit:
+                    return
+
+
+def _preview(names: list[str], n: int = 5) -> str:
+    if not names:
+        return "no files"
+    shown = ", ".join(repr(name) for name in names[:n])
+    return shown + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def files_fingerprint(paths: Iterable[str | Path], *parts: Any) -> str:
+    """A cache key for data read from ``paths``: their location, size and modification time, plus ``parts``."""
+    stamps = []
+    for path in paths:
+        path = Path(path).resolve()
+        stat = path.stat()
+        stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return fingerprint("mtcore-files", READER_VERSION, stamps, parts)

@@ -1,0 +1,263 @@
+"""Raw rows -> canonical, validated columns (``text``, ``text_pair``, ``choices``, ``tokens``, ``labels``, ``idx``).
+
+:func:`prepare_split` runs the task's preprocessing steps, renames raw fields with
+``task.input_map``, maps labels to class ids with ``task.label_id`` and checks every row on the
+way. A bad row stops preparation with one line naming the file, the row, the value and what is
+expected, e.g. ``task 'rsg:terra', /data/val.jsonl row 12: label 'maybe' is not one of
+'entailment', 'not_entailment'``. Rows without a label (absent, null or -1) are kept only in the
+``test`` split, with the "no label" value of their kind (see :func:`no_label`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mtcore.data.cache import fingerprint
+from mtcore.data.preprocess import Preprocessor, build_preprocessor
+from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
+from mtcore.errors import DataError
+from mtcore.task import Task, TaskKind, data_error
+
+#: Bump when preparation changes what it writes: old caches are then not reused.
+PREPARE_VERSION = 1
+#: Splits whose rows may lack labels (kept for prediction).
+UNLABELLED_SPLITS = ("test",)
+
+_TEXT_COLUMNS = ("text", "text_pair")
+_LIST_COLUMNS = ("choices", "tokens")
+_ID_KINDS = ("bool", "int", "float", "str")
+
+
+def no_label(task: Task, row: Mapping[str, Any]) -> Any:
+    """The ``labels`` value of an unlabelled row: -1 (classes, choices), NaN (regression),
+    all -1.0 (multi-label), all -100 (token classification, one per word)."""
+    if task.kind is TaskKind.REGRESSION:
+        return math.nan
+    if task.kind is TaskKind.MULTI_LABEL:
+        return [-1.0] * len(task.labels)
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        return [-100] * len(row["tokens"])
+    return -1
+
+
+def labels_feature(task: Task) -> Any:
+    from datasets import List, Value
+
+    return {
+        TaskKind.REGRESSION: Value("float32"),
+        TaskKind.MULTI_LABEL: List(Value("float32")),
+        TaskKind.TOKEN_CLASSIFICATION: List(Value("int64")),
+    }.get(task.kind, Value("int64"))
+
+
+class _Labels:
+    """Maps one stored label value to what the ``labels`` column holds, or raises ValueError(reason)."""
+
+    def __init__(self, task: Task, class_names: Sequence[str] | None):
+        self.task = task
+        self.class_names = list(class_names) if class_names else None
+
+    def class_id(self, value: Any) -> int:
+        task = self.task
+        if self.class_names and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.class_names):
+            try:  # a hub ClassLabel id: go through its name, in case the orders differ
+                return self._checked(task.label_id(self.class_names[value]), value)
+            except ValueError:
+                pass
+        try:
+            return self._checked(task.label_id(value), value)
+        except ValueError:
+            if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # "1" from a CSV file
+                return self._checked(task.label_id(int(value)), value)
+            raise ValueError(f"label {value!r} is not one of {task.expected_labels()}") from None
+
+    def _checked(self, class_id: int | None, value: Any) -> int:
+        if class_id is None:
+            raise ValueError(f"label {value!r} means 'no label' where a label is needed")
+        return class_id
+
+    def __call__(self, value: Any, row: Mapping[str, Any]) -> Any:
+        kind = self.task.kind
+        if kind is TaskKind.REGRESSION:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError(f"label {value!r} is not a number")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"label {value!r} is not a number") from None
+            if math.isnan(number):
+                raise ValueError("label is NaN; leave it out or null for unlabelled rows")
+            return number
+        if kind is TaskKind.MULTI_LABEL:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            hot = [0.0] * len(self.task.labels)
+            for item in values:
+                hot[self.class_id(item)] = 1.0
+            return hot
+        if kind is TaskKind.TOKEN_CLASSIFICATION:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"label {_short(value)} is not a list of tags, one per word")
+            if len(value) != len(row["tokens"]):
+                raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words")
+            return [self.class_id(item) for item in value]
+        if kind is TaskKind.MULTIPLE_CHOICE:
+            try:
+                index = self.task.label_id(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"label {value!r} is not the index of a choice") from None
+            if index is None or index >= len(row["choices"]):
+                raise ValueError(f"label {value!r} is not the index of a choice (the row has {len(row['choices'])} choices)")
+            return index
+        return self.class_id(value)
+
+
+def label_problem(task: Task, value: Any) -> str | None:
+    """Why a single stored label ``value`` is not valid for ``task`` (None when it is, or when it cannot be judged alone)."""
+    if task.kind not in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION, TaskKind.MULTI_LABEL):
+        return None
+    try:
+        _Labels(task, None).class_id(value)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return None
+
+
+def _is_unlabelled(value: Any, task: Task, split: str) -> bool:
+    """None or NaN; also -1, except for regression outside the test split (-1.0 is a real score there)."""
+    if value is None or isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:
+        return task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS
+    return False
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _canonical_value(column: str, field: str, value: Any) -> Any:
+    """Check one canonical input's type; return it, or raise ValueError(reason)."""
+    if column in _TEXT_COLUMNS:
+        if value is None:
+            raise ValueError(f"field {field!r} ({column}) is null; expected text")
+        if not isinstance(value, str):
+            raise ValueError(f"field {field!r} ({column}) holds {_short(value)} ({type(value).__name__}); expected text")
+        return value
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"field {field!r} ({column}) holds {_short(value)}; expected a list of strings")
+    if column == "choices" and len(value) < 2:
+        raise ValueError(f"field {field!r} (choices) has {len(value)} choice(s); expected at least 2")
+    return list(value)
+
+
+def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Preprocessor, labels: _Labels,
+                 idx_field: str | None) -> dict[str, Any]:
+    """One raw row -> canonical columns; raises ValueError(reason) or DataError (from a step)."""
+    if len(preprocess):
+        try:
+            row = preprocess(row)
+        except DataError:
+            raise
+        except Exception as exc:  # a user step that crashed on this row
+            raise ValueError(f"preprocessing failed with {type(exc).__name__}: {exc}") from None
+    out: dict[str, Any] = {}
+    for column, field in task.input_map.items():
+        if column == "label":
+            continue
+        if field not in row:
+            shown = ", ".join(str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN))
+            raise ValueError(f"no field {field!r} for {column} (the row has: {shown}); "
+                             f"map it in the task's inputs, e.g. inputs={{{column!r}: <field>}}")
+        out[column] = _canonical_value(column, field, row[field])
+    label_field = task.input_map.get("label", "label")
+    value = row.get(label_field)
+    if _is_unlabelled(value, task, split):
+        if split not in UNLABELLED_SPLITS:
+            raise ValueError(f"no label (field {label_field!r}); {split} rows need one")
+        out["labels"] = no_label(task, out)
+    else:
+        out["labels"] = labels(value, out)
+    if idx_field is not None:
+        out["idx"] = row.get(idx_field)
+    return out
+
+
+def _class_names(raw: Any, task: Task) -> list[str] | None:
+    """Names of a hub ``ClassLabel`` label column (also inside a list, for tags)."""
+    feature = raw.features.get(task.input_map.get("label", "label"))
+    feature = getattr(feature, "feature", feature)  # List(ClassLabel) -> ClassLabel
+    return list(feature.names) if hasattr(feature, "names") else None
+
+
+def _idx_feature(raw: Any, task: Task, preprocess: Preprocessor) -> tuple[str | None, Any]:
+    """Where ``idx`` comes from and how it is stored (``(None, None)``: no id column)."""
+    field = task.id_field
+    if not field:
+        return None, None
+    if field in raw.column_names:
+        return field, raw.features[field]
+    try:  # the id may come from a preprocessing step: look at what it makes of the first row
+        value = preprocess(dict(raw[0])).get(field)
+    except Exception:  # the real run reports the failure with its row
+        return None, None
+    if value is None:
+        return None, None
+    kind = value_kind_or_none(value)
+    return field, kind_feature(kind if kind in _ID_KINDS or isinstance(kind, tuple) else "str")
+
+
+def prepared_features(task: Task, idx_feature: Any = None) -> Any:
+    """The ``datasets.Features`` of a prepared split."""
+    from datasets import Features, List, Value
+
+    features: dict[str, Any] = {}
+    for column in task.input_map:
+        if column in _TEXT_COLUMNS:
+            features[column] = Value("string")
+        elif column in _LIST_COLUMNS:
+            features[column] = List(Value("string"))
+    features["labels"] = labels_feature(task)
+    if idx_feature is not None:
+        features["idx"] = idx_feature
+    return Features(features)
+
+
+def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
+    """Preprocess, rename and validate one raw split; return the cached prepared ``Dataset``.
+
+    ``origin`` names the data in errors when rows carry no file and row (hub data):
+    ``"hub 'facebook/xnli' (ru) validation"`` gives ``... validation row 12: ...``.
+    """
+    if raw.num_rows == 0:
+        raise data_error(task, origin, f"the {split} split has no rows")
+    preprocess = build_preprocessor(task.preprocess)
+    idx_field, idx_feature = _idx_feature(raw, task, preprocess)
+    labels = _Labels(task, _class_names(raw, task))
+    features = prepared_features(task, idx_feature)
+    key = fingerprint("prepare", PREPARE_VERSION, raw._fingerprint, split, task.kind, task.labels, task.label_values,
+                      dict(task.label_aliases), task.input_map, idx_field, preprocess)
+
+    def prepare_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        columns = list(batch)
+        out: dict[str, list[Any]] = {name: [] for name in features}
+        for position, values in enumerate(zip(*(batch[c] for c in columns))):
+            row = dict(zip(columns, values))
+            try:
+                prepared = _prepare_row(row, task, split, preprocess, labels, idx_field)
+            except (ValueError, DataError) as exc:
+                raise data_error(task, _where(row, indices[position], origin), str(exc)) from None
+            for name in features:
+                out[name].append(prepared.get(name))
+        return out
+
+    return raw.map(prepare_batch, batched=True, with_indices=True, remove_columns=raw.column_names, features=features,
+                   new_fingerprint=key, desc=f"Preparing {task.id} {split}")
+
+
+def _where(row: Mapping[str, Any], index: int, origin: str) -> str:
+    if row.get(FILE_COLUMN) is not None:
+        return f"{row[FILE_COLUMN]} row {row[ROW_COLUMN]}"
+    return f"{origin} row {index + 1}"

@@ -1,0 +1,276 @@
+"""Readers for the files users download: JSON Lines, JSON, CSV/TSV and Parquet.
+
+Every reader yields ``(row_number, row)`` where ``row_number`` is what a person sees when they
+open the file: the line where the record starts for text formats (1-based, so a CSV header is
+line 1 and the first data row line 2), the 1-based record number for JSON and Parquet. Every
+problem — an unreadable file, bytes that are not valid text in the encoding, a malformed record —
+raises :class:`~mtcore.errors.DataError` with one line naming the file and the row.
+
+Only the standard library and pyarrow (for Parquet) are used; nothing is loaded into memory
+whole except plain ``.json`` files, which cannot be streamed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import codecs
+import csv
+import gzip
+import json
+import lzma
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from mtcore.errors import ConfigError, DataError, did_you_mean
+from mtcore.refs import resolve
+
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
+_EXTENSIONS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv", "tab": "tsv",
+               "parquet": "parquet", "pq": "parquet"}
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
+#: Options each format accepts (``row_filter`` and ``encoding`` apply to all).
+_OPTIONS = {
+    "jsonl": {"encoding"},
+    "json": {"encoding", "field"},
+    "csv": {"encoding", "sep", "header", "names", "quoting"},
+    "tsv": {"encoding", "sep", "header", "names", "quoting"},
+    "parquet": set(),
+}
+
+#: Other libraries' names for the same options.
+_OPTION_ALIASES = {"separator": "sep", "seperator": "sep", "delimiter": "sep", "delim": "sep", "column_names": "names",
+                   "quotechar": "quoting", "filter": "row_filter"}
+
+RowFilter = Callable[[Mapping[str, Any]], bool]
+
+
+def detect_format(path: str | Path, format: str = "auto") -> str:
+    """The reader format for ``path``: ``format`` itself, or guessed from the extension."""
+    if format != "auto":
+        if format not in FORMATS:
+            raise ConfigError(f"unknown data format {format!r}{did_you_mean(format, FORMATS)}; choose one of: {', '.join(FORMATS)}")
+        return format
+    suffixes = [s.lstrip(".").lower() for s in Path(path).suffixes if "." + s.lstrip(".").lower() not in _COMPRESSED]
+    guess = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
+    if guess is None:
+        raise ConfigError(f"{path}: cannot tell the data format from the file name; set format to one of: {', '.join(FORMATS)}")
+    return guess
+
+
+def make_row_filter(spec: Any) -> RowFilter | None:
+    """A predicate from a ``row_filter`` option.
+
+    ``{"language": "ru"}`` keeps rows whose field equals the value (a list of values means any of
+    them); a callable or a ``"module:func"`` reference is called with the row and returns a bool.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping):
+        wanted = {key: set(value) if isinstance(value, (list, tuple, set)) else {value} for key, value in spec.items()}
+
+        def keep(row: Mapping[str, Any]) -> bool:
+            for key, values in wanted.items():
+                if key not in row:
+                    raise DataError(f"row_filter field {key!r} is not in the row (fields: {', '.join(map(str, row))})")
+                if row[key] not in values:
+                    return False
+            return True
+
+        return keep
+    predicate = resolve(spec)
+    if not callable(predicate):
+        raise ConfigError(f"row_filter must be a mapping {{field: value}} or a 'module:function' predicate, not {spec!r}")
+    return predicate
+
+
+def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None, **options: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(row_number, row)`` for every record of one file.
+
+    Options: ``encoding`` (default ``"utf-8-sig"``: a byte-order mark is accepted), for CSV/TSV
+    ``sep`` (default ``,`` / tab), ``header`` (``True``: the first row names the columns;
+    ``None``/``False``: no header, columns from ``names`` or ``"0"``, ``"1"``, ...), ``names``,
+    ``quoting`` (``"minimal"`` default, ``"none"`` keeps stray double quotes as text), for JSON
+    ``field`` (the key holding the list of records). ``row_filter`` keeps only matching rows (row
+    numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
+    """
+    path = Path(path)
+    fmt = detect_format(path, format)
+    unknown_options = sorted(set(options) - _OPTIONS[fmt])
+    if unknown_options:
+        name = unknown_options[0]
+        allowed = sorted(_OPTIONS[fmt] | {"row_filter"})
+        hint = f" (did you mean {_OPTION_ALIASES[name]!r}?)" if name in _OPTION_ALIASES else did_you_mean(name, allowed)
+        raise ConfigError(f"{path}: unknown {fmt} reader option {name!r}{hint}; "
+                          f"{fmt} files take: {', '.join(allowed)}")
+    keep = make_row_filter(row_filter)
+    rows = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "tsv": _csv_rows, "parquet": _parquet_rows}[fmt]
+    tsv_default = {"sep": "\t"} if fmt == "tsv" else {}
+    for number, row in rows(path, **{**tsv_default, **options}):
+        if keep is None:
+            yield number, row
+            continue
+        try:
+            kept = keep(row)
+        except DataError as exc:
+            raise DataError(f"{path} row {number}: {exc}") from None
+        if kept:
+            yield number, row
+
+
+# ---- raw access ----------------------------------------------------------------------------
+def _open_binary(path: Path) -> IO[bytes]:
+    opener = _COMPRESSED.get(path.suffix.lower(), open)
+    try:
+        return opener(path, "rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+
+
+def _decode_error(path: Path, line: int, exc: UnicodeDecodeError, encoding: str) -> DataError:
+    bad = exc.object[exc.start:exc.start + 1].hex()
+    return DataError(f"{path} row {line}: byte 0x{bad} at column {exc.start + 1} is not valid {encoding} text; "
+                     f"save the file as UTF-8 or set the reader option encoding= to its real encoding")
+
+
+def text_lines(path: str | Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, line)`` with line endings kept; bad bytes raise a DataError naming the line."""
+    path = Path(path)
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise ConfigError(f"{path}: unknown encoding {encoding!r}") from None
+    number = 0
+    with _open_binary(path) as handle:
+        try:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, decoder.decode(raw)
+                except UnicodeDecodeError as exc:
+                    raise _decode_error(path, number, exc, encoding) from None
+            try:
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:  # the file ends inside a multi-byte character
+                raise _decode_error(path, number, exc, encoding) from None
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{path} row {number + 1}: cannot read the file ({exc})") from None
+
+
+# ---- formats -------------------------------------------------------------------------------
+def _jsonl_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in text_lines(path, encoding):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path} row {number}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                            f"JSON Lines files hold one JSON object per line") from None
+        if not isinstance(row, dict):
+            raise DataError(f"{path} row {number}: expected a JSON object, got {type(row).__name__} {_short(row)}")
+        yield number, row
+
+
+def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    with _open_binary(path) as handle:
+        data = handle.read()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise _decode_error(path, data.count(b"\n", 0, exc.start) + 1, exc, encoding) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if isinstance(document, dict):
+        lists = [key for key, value in document.items() if isinstance(value, list)]
+        if field is None and len(lists) == 1:
+            field = lists[0]
+        if field is None or field not in document:
+            raise DataError(f"{path}: expected a list of JSON objects; set the reader option field= to the key that holds them"
+                            + (f" (keys: {', '.join(document)})" if document else ""))
+        document = document[field]
+    if not isinstance(document, list):
+        raise DataError(f"{path}: expected a list of JSON objects, got {type(document).__name__}")
+    for number, row in enumerate(document, start=1):
+        if not isinstance(row, dict):
+            raise DataError(f"{path} row {number}: expected a JSON object, got {type(row).__name__} {_short(row)}")
+        yield number, row
+
+
+def _quoting(value: Any) -> int:
+    if isinstance(value, int):
+        return value
+    key = str(value).lower()
+    if key not in _QUOTING:
+        raise ConfigError(f"quoting {value!r} is not one of: {', '.join(_QUOTING)}")
+    return _QUOTING[key]
+
+
+def _raise_field_limit() -> None:
+    limit = sys.maxsize
+    while limit > csv.field_size_limit():
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 2
+
+
+def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: Any = True, names: list[str] | None = None,
+              quoting: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    _raise_field_limit()
+    mode = _quoting(quoting if quoting is not None else "minimal")
+    last_line = 0  # the last line the csv reader has consumed
+
+    def lines() -> Iterator[str]:
+        nonlocal last_line
+        for last_line, line in text_lines(path, encoding):
+            yield line
+
+    reader = csv.reader(lines(), delimiter=sep, quoting=mode, **({"escapechar": None} if mode == csv.QUOTE_NONE else {}))
+    header_pending = header not in (None, False)
+    columns = [str(name) for name in names] if names is not None else None
+    while True:
+        number = last_line + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path} row {number}: not valid CSV ({exc}); check the sep= and quoting= reader options") from None
+        if not record:
+            continue
+        if header_pending:  # names= given as well replace the header's names
+            header_pending = False
+            columns = columns or [column.strip() for column in record]
+            continue
+        if columns is None:
+            columns = [str(i) for i in range(len(record))]
+        if len(record) != len(columns):
+            raise DataError(f"{path} row {number}: {len(record)} fields where {len(columns)} columns are expected "
+                            f"({', '.join(columns)}); check the sep={sep!r} and quoting= reader options")
+        yield number, dict(zip(columns, record))
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if not path.is_file():
+        raise DataError(f"{path}: cannot read the file (no such file)")
+    number = 0
+    try:
+        for batch in pq.ParquetFile(str(path)).iter_batches(batch_size=1024):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(f"{path}{f' row {number + 1}' if number else ''}: not a readable Parquet file ({exc})") from None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

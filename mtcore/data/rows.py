@@ -1,0 +1,195 @@
+"""Raw rows -> a cached, memory-mapped ``datasets.Dataset``.
+
+Rows read from files are plain dicts whose fields may be missing in some rows (RCB's
+``negation``), null in the first thousand rows, or ints in one row and floats in another. Arrow
+needs one type per column, so :func:`dataset_from_rows` first scans the rows to settle each
+column's type (reporting a real conflict — ``true`` in one row, ``"maybe"`` in another — as one
+line naming the file and the row), then writes them with ``Dataset.from_generator`` under a
+fingerprint: the Arrow file lives on disk, is memory-mapped, and a second load with the same
+fingerprint reads it back without touching the source files.
+
+Every row keeps where it came from in two extra columns, :data:`FILE_COLUMN` and
+:data:`ROW_COLUMN`, so later validation can name the file and row of a bad value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import DataError
+
+FILE_COLUMN = "_mt_file"
+ROW_COLUMN = "_mt_row"
+
+#: Rows with their origin: ``(file, row_number, row)``.
+RowsFactory = Callable[[], Iterable[tuple[str, int, Mapping[str, Any]]]]
+
+_SCALARS = {bool: "bool", int: "int", float: "float", str: "str", bytes: "bytes",
+            datetime.datetime: "timestamp", datetime.date: "date"}
+_TYPE_WORDS = {"bool": "bool", "int": "integer", "float": "number", "str": "text", "bytes": "bytes",
+               "timestamp": "timestamp", "date": "date", "list": "list", "dict": "object"}
+
+
+class NoRows(DataError):
+    """The rows factory yielded nothing (an empty file, or a row filter that matched nothing)."""
+
+
+class TypeConflict(Exception):
+    """Two values of one column that cannot share an Arrow type."""
+
+
+def value_kind(value: Any) -> Any:
+    """The type of ``value`` as a small tree: ``"int"``, ``("list", "str")``, ``("dict", {...})``."""
+    if value is None:
+        return "null"
+    kind = _SCALARS.get(type(value))
+    if kind is not None:
+        return kind
+    if isinstance(value, (list, tuple)):
+        element: Any = "null"
+        for item in value:
+            element = merge_kinds(element, value_kind(item))
+        return ("list", element)
+    if isinstance(value, Mapping):
+        return ("dict", {str(k): value_kind(v) for k, v in value.items()})
+    raise TypeConflict(f"values of type {type(value).__name__} cannot be stored")
+
+
+def merge_kinds(a: Any, b: Any) -> Any:
+    """The kind that holds both ``a`` and ``b`` (ints widen to floats, missing dict keys are null)."""
+    if a == "null" or a == b:
+        return b
+    if b == "null":
+        return a
+    if isinstance(a, str) and isinstance(b, str) and {a, b} == {"int", "float"}:
+        return "float"
+    if isinstance(a, tuple) and isinstance(b, tuple) and a[0] == b[0]:
+        if a[0] == "list":
+            return ("list", merge_kinds(a[1], b[1]))
+        keys = list(a[1]) + [k for k in b[1] if k not in a[1]]
+        return ("dict", {k: merge_kinds(a[1].get(k, "null"), b[1].get(k, "null")) for k in keys})
+    raise TypeConflict(f"{_word(a)} and {_word(b)}")
+
+
+def _word(kind: Any) -> str:
+    return _TYPE_WORDS.get(kind[0] if isinstance(kind, tuple) else kind, str(kind))
+
+
+def kind_feature(kind: Any) -> Any:
+    """The ``datasets`` feature storing values of ``kind`` (an all-null column is stored as text)."""
+    from datasets import List, Value
+
+    if isinstance(kind, tuple):
+        if kind[0] == "list":
+            return List(kind_feature(kind[1]))
+        return {key: kind_feature(sub) for key, sub in kind[1].items()}
+    dtype = {"null": "string", "bool": "bool", "int": "int64", "float": "float64", "str": "string",
+             "bytes": "binary", "timestamp": "timestamp[us]", "date": "date32"}[kind]
+    return Value(dtype)
+
+
+def conform(value: Any, kind: Any) -> Any:
+    """``value`` shaped to ``kind``: ints as floats in float columns, missing dict keys as None."""
+    if value is None:
+        return None
+    if kind == "float":
+        return float(value)
+    if isinstance(kind, tuple):
+        if kind[0] == "list":
+            return [conform(item, kind[1]) for item in value]
+        return {key: conform(value.get(key), sub) for key, sub in kind[1].items()}
+    return value
+
+
+def _needs_conform(kind: Any) -> bool:
+    return kind == "float" or isinstance(kind, tuple)
+
+
+def scan_kinds(rows: RowsFactory, *, what: str, describe_conflict: Callable[[str, Any], str | None] | None = None,
+               ) -> tuple[dict[str, Any], int]:
+    """One pass over the rows: ``({column: kind}, row_count)``; a conflict raises a DataError, no rows :class:`NoRows`."""
+    kinds: dict[str, Any] = {}
+    first_seen: dict[str, tuple[int, Any]] = {}
+    count = 0
+    for file, number, row in rows():
+        count += 1
+        for column, value in row.items():
+            try:
+                kind = value_kind(value)
+                if column in kinds:
+                    kinds[column] = merge_kinds(kinds[column], kind)
+                else:
+                    kinds[column] = kind
+                if value is not None and column not in first_seen:
+                    first_seen[column] = (number, value)
+            except TypeConflict:
+                message = describe_conflict(column, value) if describe_conflict else None
+                if message is None and column not in first_seen:
+                    message = f"field {column!r} holds {_short(value)} ({type(value).__name__}), which cannot be stored"
+                if message is None:
+                    seen_row, seen_value = first_seen[column]
+                    message = (f"field {column!r} holds {_short(value)} ({_word(value_kind_or_none(value))}) but row "
+                               f"{seen_row} holds {_short(seen_value)} ({_word(value_kind_or_none(seen_value))}); "
+                               f"a field must hold one type in every row")
+                raise DataError(f"{file} row {number}: {message}") from None
+    if count == 0:
+        raise NoRows(f"{what}: no rows")
+    return kinds, count
+
+
+def value_kind_or_none(value: Any) -> Any:
+    try:
+        return value_kind(value)
+    except TypeConflict:
+        return type(value).__name__
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_cached(cache_dir: str | None, fingerprint: str) -> bool:
+    from datasets.packaged_modules.generator.generator import Generator
+
+    builder = Generator(cache_dir=cache_dir, generator=list, config_id="default-fingerprint=" + fingerprint)
+    return os.path.exists(os.path.join(builder.cache_dir, "dataset_info.json"))
+
+
+def _generate(rows: RowsFactory, kinds: dict[str, Any]):
+    conformed = {column: kind for column, kind in kinds.items() if _needs_conform(kind)}
+    for file, number, row in rows():
+        out = {column: row.get(column) for column in kinds if column not in (FILE_COLUMN, ROW_COLUMN)}
+        for column, kind in conformed.items():
+            out[column] = conform(out[column], kind)
+        out[FILE_COLUMN] = file
+        out[ROW_COLUMN] = number
+        yield out
+
+
+def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_dir: str | Path | None = None,
+                      describe_conflict: Callable[[str, Any], str | None] | None = None):
+    """A cached ``datasets.Dataset`` of the rows ``rows()`` yields as ``(file, row_number, row)``.
+
+    ``fingerprint`` must change whenever the rows would (see
+    :func:`mtcore.data.files.files_fingerprint`); with a fingerprint already on disk the rows are
+    not read at all. ``rows`` is called twice on a cache miss (a type scan, then the write), so
+    pass a function, not a generator. ``what`` names the data in errors; no rows at all raise
+    :class:`NoRows`.
+    ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label).
+    """
+    from datasets import Dataset, Features, Value
+
+    cache = str(cache_dir) if cache_dir is not None else None
+    if _is_cached(cache, fingerprint):
+        return Dataset.from_generator(_generate, gen_kwargs={"rows": rows, "kinds": {}}, cache_dir=cache, fingerprint=fingerprint)
+    kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict)
+    features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in (FILE_COLUMN, ROW_COLUMN)})
+    features[FILE_COLUMN] = Value("string")
+    features[ROW_COLUMN] = Value("int64")
+    return Dataset.from_generator(_generate, features=features, gen_kwargs={"rows": rows, "kinds": kinds},
+                                  cache_dir=cache, fingerprint=fingerprint)

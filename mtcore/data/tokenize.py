@@ -1,0 +1,165 @@
+"""Prepared rows -> token ids, per task kind, cached with the data.
+
+=========================  =============================================================
+kind                       what one row becomes
+=========================  =============================================================
+classification, pair,      ``tokenizer(text[, text_pair])`` truncated to ``max_length`` with
+regression, multi-label    the task's pair strategy (``task.truncation``)
+multiple_choice            one ``(text, choice_i)`` encoding per choice (``input_ids`` is a
+                           list of lists; the choice alone when ``text`` is empty)
+token_classification       the words encoded with ``is_split_into_words``; each word's tag on
+                           its first sub-token, -100 on continuations and special tokens
+=========================  =============================================================
+
+Every row gets ``length``: its real tokens (summed over choices). ``token_type_ids`` are kept
+only when the encoder has segment embeddings (``type_vocab_size > 1``). The output is written
+under a fingerprint of the input, the tokenizer and the settings, so a second run with the same
+data and tokenizer reads the cache file instead of tokenizing again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mtcore.data.cache import fingerprint
+from mtcore.data.prepare import labels_feature
+from mtcore.errors import ConfigError
+from mtcore.task import Task, TaskKind
+
+#: Bump when tokenization changes what it writes: old caches are then not reused.
+TOKENIZE_VERSION = 1
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def uses_token_type_ids(encoder_config: Any = None, tokenizer: Any = None) -> bool:
+    """Whether segment ids reach the encoder: ``type_vocab_size > 1`` in its config.
+
+    Without a config, fall back to whether the tokenizer lists ``token_type_ids`` among its
+    ``model_input_names`` (RoBERTa-like tokenizers leave them out).
+    """
+    if encoder_config is not None:
+        size = encoder_config.get("type_vocab_size") if isinstance(encoder_config, Mapping) else getattr(encoder_config, "type_vocab_size", None)
+        return (size or 0) > 1
+    return tokenizer is not None and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
+
+
+def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None) -> int:
+    """``max_length`` or the task's, never above what the tokenizer's model accepts."""
+    length = int(max_length if max_length is not None else task.max_length)
+    if length < 2:
+        raise ConfigError(f"task {task.id!r}: max_length {length} is too small; use at least 8")
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        length = min(length, limit)
+    return length
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str:
+    """A stable hash of a tokenizer (vocabulary, settings), as ``datasets`` computes it."""
+    from datasets.fingerprint import Hasher
+
+    return Hasher.hash(tokenizer)
+
+
+class _Encoder:
+    """Batch encoding with the task's settings; rows that cannot be truncated as asked fall back to longest_first."""
+
+    def __init__(self, tokenizer: Any, task: Task, max_length: int, use_token_type_ids: bool):
+        if task.truncation not in TRUNCATION_STRATEGIES:
+            raise ConfigError(f"task {task.id!r}: truncation {task.truncation!r} is not one of {', '.join(TRUNCATION_STRATEGIES)}")
+        self.tokenizer = tokenizer
+        self.truncation: Any = False if task.truncation == "do_not_truncate" else task.truncation
+        self.max_length = max_length
+        self.keys = ("input_ids", "attention_mask") + (("token_type_ids",) if use_token_type_ids else ())
+        self.common = dict(max_length=max_length, return_token_type_ids=use_token_type_ids, return_attention_mask=True)
+
+    def texts(self, first: list[str], second: list[str] | None) -> dict[str, list[list[int]]]:
+        truncation = self.truncation if second is not None or not self.truncation else "longest_first"
+        try:
+            encoded = self.tokenizer(first, second, truncation=truncation, **self.common)
+            return {key: encoded[key] for key in self.keys}
+        except Exception:  # e.g. only_second with a first text longer than max_length: retry row by row
+            out: dict[str, list[list[int]]] = {key: [] for key in self.keys}
+            for i, text in enumerate(first):
+                pair = second[i] if second is not None else None
+                try:
+                    encoded = self.tokenizer(text, pair, truncation=truncation, **self.common)
+                except Exception:
+                    encoded = self.tokenizer(text, pair, truncation="longest_first", **self.common)
+                for key in self.keys:
+                    out[key].append(encoded[key])
+            return out
+
+    def words(self, tokens: list[list[str]], tags: list[list[int]]) -> dict[str, list[Any]]:
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
+        encoded = self.tokenizer(tokens, is_split_into_words=True, truncation=True, **self.common)
+        out: dict[str, list[Any]] = {key: encoded[key] for key in self.keys}
+        out["labels"] = []
+        for i, word_tags in enumerate(tags):
+            aligned, previous = [], None
+            for word in encoded.word_ids(i):
+                aligned.append(-100 if word is None or word == previous else word_tags[word])
+                previous = word
+            out["labels"].append(aligned)
+        return out
+
+
+def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder) -> dict[str, list[Any]]:
+    kind = task.kind
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        out = encoder.words(batch["tokens"], batch["labels"])
+        out["length"] = [len(ids) for ids in out["input_ids"]]
+        return out
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        out = {key: [] for key in encoder.keys}
+        for text, choices in zip(batch["text"], batch["choices"]):
+            encoded = encoder.texts(choices, None) if not text else encoder.texts([text] * len(choices), list(choices))
+            for key in encoder.keys:
+                out[key].append(encoded[key])
+        out["length"] = [sum(len(ids) for ids in row) for row in out["input_ids"]]
+    else:
+        out = encoder.texts(batch["text"], batch.get("text_pair"))
+        out["length"] = [len(ids) for ids in out["input_ids"]]
+    out["labels"] = batch["labels"]
+    return out
+
+
+def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = None) -> Any:
+    """The ``datasets.Features`` of a tokenized split."""
+    from datasets import Features, List, Value
+
+    def ids(dtype: str) -> Any:
+        feature = List(Value(dtype))
+        return List(feature) if task.kind is TaskKind.MULTIPLE_CHOICE else feature
+
+    features = {"input_ids": ids("int32"), "attention_mask": ids("int8")}
+    if use_token_type_ids:
+        features["token_type_ids"] = ids("int8")
+    features["labels"] = labels_feature(task)
+    features["length"] = Value("int32")
+    if idx_feature is not None:
+        features["idx"] = idx_feature
+    return Features(features)
+
+
+def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int, use_token_type_ids: bool,
+                   split: str = "", tokenizer_key: str | None = None) -> Any:
+    """Tokenize one prepared split (see the module docstring); cached under a fingerprint.
+
+    ``tokenizer_key`` saves hashing the tokenizer again when several splits share it.
+    """
+    encoder = _Encoder(tokenizer, task, max_length, use_token_type_ids)
+    idx_feature = prepared.features.get("idx")
+    features = tokenized_features(task, use_token_type_ids, idx_feature)
+    key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
+                      task.kind, task.truncation, max_length, use_token_type_ids)
+    drop = [column for column in prepared.column_names if column != "idx"]
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        return _encode_batch(batch, task, encoder)
+
+    return prepared.map(encode, batched=True, remove_columns=drop, features=features, new_fingerprint=key,
+                        desc=f"Tokenizing {task.id} {split}".rstrip())

@@ -1,0 +1,87 @@
+"""Collation: dynamic padding, label dtypes, multiple-choice shapes, BatchData moving in place."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mtcore.data.batch import Batch, BatchData
+from mtcore.data.collate import Collator
+from mtcore.errors import DataError
+
+ROWS = [
+    {"input_ids": [2, 5, 6, 3], "attention_mask": [1, 1, 1, 1], "token_type_ids": [0, 0, 0, 0], "labels": 1, "length": 4, "idx": 10},
+    {"input_ids": [2, 7, 3, 8, 9, 3], "attention_mask": [1] * 6, "token_type_ids": [0, 0, 0, 1, 1, 1], "labels": 0, "length": 6, "idx": 11},
+]
+
+
+def test_pads_to_the_longest_row_with_the_pad_id():
+    batch = Collator(pad_token_id=0, kind="pair_classification")(ROWS)
+    assert isinstance(batch, BatchData) and set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels"}
+    assert batch["input_ids"].tolist() == [[2, 5, 6, 3, 0, 0], [2, 7, 3, 8, 9, 3]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 1, 0, 0], [1] * 6]
+    assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]]
+    assert batch["labels"].tolist() == [1, 0]
+    assert all(tensor.dtype == torch.int64 for tensor in batch.values())
+
+
+def test_pad_to_multiple_of_and_a_pad_id_other_than_zero():
+    batch = Collator(pad_token_id=1, kind="text_classification", pad_to_multiple_of=8, uses_token_type_ids=False)(ROWS)
+    assert batch["input_ids"].shape == (2, 8) and "token_type_ids" not in batch
+    assert batch["input_ids"][0].tolist() == [2, 5, 6, 3, 1, 1, 1, 1]
+    assert batch["attention_mask"].sum(dim=1).tolist() == [4, 6]
+
+
+def test_columns_from_dataset_slicing_give_the_same_batch():
+    columns = {key: [row[key] for row in ROWS] for key in ROWS[0]}
+    collator = Collator(pad_token_id=0, kind="pair_classification")
+    from_rows, from_columns = collator(ROWS), collator(columns)
+    assert all(torch.equal(from_rows[key], from_columns[key]) for key in from_rows)
+
+
+def test_multiple_choice_collates_to_batch_choices_length():
+    rows = [{"input_ids": [[2, 5, 3], [2, 6, 7, 3]], "labels": 1}, {"input_ids": [[2, 3], [2, 8, 3]], "labels": 0}]
+    batch = Collator(pad_token_id=0, kind="multiple_choice", uses_token_type_ids=False)(rows)
+    assert batch["input_ids"].shape == (2, 2, 4) and batch["attention_mask"].shape == (2, 2, 4)
+    assert batch["input_ids"][1].tolist() == [[2, 3, 0, 0], [2, 8, 3, 0]]
+    assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
+    with pytest.raises(DataError, match="have 2 and 3 choices"):
+        Collator(0, "multiple_choice")([rows[0], {"input_ids": [[2], [2], [2]], "labels": 0}])
+
+
+def test_token_labels_padded_with_ignore_index_and_float_labels():
+    rows = [{"input_ids": [2, 5, 3], "labels": [-100, 1, -100]}, {"input_ids": [2, 3], "labels": [-100, -100]}]
+    batch = Collator(0, "token_classification", uses_token_type_ids=False)(rows)
+    assert batch["labels"].tolist() == [[-100, 1, -100], [-100, -100, -100]] and batch["labels"].dtype == torch.int64
+    rows = [{"input_ids": [2, 3], "labels": [1.0, 0.0]}, {"input_ids": [2, 3], "labels": [0.0, 0.0]}]
+    assert Collator(0, "multi_label")(rows)["labels"].dtype == torch.float32
+    rows = [{"input_ids": [2, 3], "labels": 0.25}, {"input_ids": [2, 3], "labels": -1.0}]
+    assert Collator(0, "regression")(rows)["labels"].tolist() == [0.25, -1.0]
+
+
+def test_unlabelled_rows_leave_labels_out_and_mixed_rows_are_ignored_or_refused():
+    unlabelled = [{**row, "labels": -1} for row in ROWS]
+    assert "labels" not in Collator(0, "pair_classification")(unlabelled)
+    mixed = [ROWS[0], unlabelled[1]]
+    assert Collator(0, "pair_classification")(mixed)["labels"].tolist() == [1, -100]
+    rows = [{"input_ids": [2, 3], "labels": 0.5}, {"input_ids": [2, 3], "labels": math.nan}]
+    with pytest.raises(DataError, match="mixes labelled and unlabelled rows"):
+        Collator(0, "regression")(rows)
+    assert "labels" not in Collator(0, "regression")([rows[1]])
+
+
+def test_batch_data_moves_in_place_and_returns_itself():
+    data = Collator(0, "pair_classification")(ROWS)
+    moved = data.to("cpu")
+    assert moved is data
+    meta = data.to("meta")  # another device, available without a GPU
+    assert meta is data and all(tensor.device.type == "meta" for tensor in data.values())
+
+
+def test_batch_carries_name_size_real_tokens_and_ids():
+    batch = Collator(0, "pair_classification").batch("rsg:terra", ROWS)
+    assert isinstance(batch, Batch)
+    assert (batch.name, batch.size, batch.num_tokens, batch.idx) == ("rsg:terra", 2, 10, [10, 11])
+    assert batch.to("cpu") is batch and batch.data["input_ids"].shape == (2, 6)

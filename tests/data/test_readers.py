@@ -1,0 +1,136 @@
+"""Readers: official file layouts read exactly, row numbers as a person counts them, one-line errors."""
+
+from __future__ import annotations
+
+import bz2
+
+import pytest
+
+from mtcore.data.files import find_files
+from mtcore.data.readers import iter_rows
+from mtcore.errors import ConfigError, DataError
+
+MOKORON_COLUMNS = ["id", "tdate", "tname", "ttext", "ttype", "trep", "trtw", "tfav", "tstcount", "tfoll", "tfrien", "listcount"]
+
+
+def mokoron_line(tweet_id: str, text: str, ttype: str) -> str:
+    fields = [tweet_id, "1386325944", "user", text, ttype, "0", "0", "0", "7569", "62", "61", "0"]
+    return ";".join('"' + field.replace('"', '""') + '"' for field in fields) + "\n"
+
+
+def test_jsonl_with_byte_order_mark_keeps_types_and_counts_lines(tmp_path, write):
+    path = write.jsonl(tmp_path / "train.jsonl", [
+        {"question": "Вода мокрая?", "passage": "Да.", "idx": 0, "label": True},
+        {"question": "Кот?", "passage": "Нет.", "idx": 1, "label": False},
+    ], bom=True)
+    rows = list(iter_rows(path))
+    assert [n for n, _ in rows] == [1, 2]
+    assert rows[0][1] == {"question": "Вода мокрая?", "passage": "Да.", "idx": 0, "label": True}
+    assert list(rows[0][1])[0] == "question"  # no BOM glued to the first key
+    assert rows[1][1]["label"] is False
+
+
+def test_jsonl_blank_lines_skipped_and_bad_json_named_by_line(tmp_path, write):
+    path = write.text(tmp_path / "val.jsonl", '{"a": 1}\n\n{"a": 2}\n{"a": \n')
+    with pytest.raises(DataError) as err:
+        list(iter_rows(path))
+    message = str(err.value)
+    assert f"{path} row 4: not valid JSON" in message and "\n" not in message
+
+
+def test_mokoron_quoted_semicolon_csv_without_header(tmp_path, write):
+    text = (mokoron_line("408906695721877504", "Пацаны; всем привет", "1")
+            + mokoron_line("408906762813579264", "первая строка\nвторая \"цитата\" строка", "1")
+            + mokoron_line("408906782916882432", "ok", "1"))
+    path = write.text(tmp_path / "positive.csv", text)
+    rows = list(iter_rows(path, "csv", sep=";", header=None, names=MOKORON_COLUMNS))
+    assert [n for n, _ in rows] == [1, 2, 4]  # the second tweet spans lines 2-3
+    assert [row["ttext"] for _, row in rows] == ["Пацаны; всем привет", "первая строка\nвторая \"цитата\" строка", "ok"]
+    assert rows[0][1]["id"] == "408906695721877504" and rows[0][1]["ttype"] == "1"
+    assert list(rows[0][1]) == MOKORON_COLUMNS
+
+
+def test_csv_without_header_or_names_numbers_the_columns(tmp_path, write):
+    path = write.text(tmp_path / "a.csv", "x,1\ny,2\n")
+    assert list(iter_rows(path, header=False)) == [(1, {"0": "x", "1": "1"}), (2, {"0": "y", "1": "2"})]
+
+
+def test_xnli_tsv_keeps_stray_quotes_and_filters_language(tmp_path, write):
+    header = "language\tgold_label\tsentence1\tsentence2\tpairID\n"
+    text = header + (
+        'en\tneutral\tHe said "hi\tHe spoke.\t1\n'
+        'ru\tcontradiction\tОн сказал "привет\tОн молчал.\t2\n'
+        'de\tentailment\tEr "sagte\tEr sprach.\t3\n'
+        'ru\tentailment\t"Кавычки" в начале\tЕсть кавычки.\t4\n'
+    )
+    path = write.text(tmp_path / "XNLI-1.0" / "xnli.dev.tsv", text)
+    rows = list(iter_rows(path, "tsv", quoting="none", row_filter={"language": "ru"}))
+    assert [n for n, _ in rows] == [3, 5]  # line numbers of the file, header is line 1
+    assert rows[0][1]["sentence1"] == 'Он сказал "привет'
+    assert rows[1][1]["sentence1"] == '"Кавычки" в начале'
+    assert rows[1][1]["pairID"] == "4"
+
+
+def test_row_filter_on_a_missing_field_names_file_and_row(tmp_path, write):
+    path = write.text(tmp_path / "d.tsv", "lang\tx\nru\t1\n")
+    with pytest.raises(DataError, match=r"d\.tsv row 2: row_filter field 'language' is not in the row"):
+        list(iter_rows(path, row_filter={"language": "ru"}))
+
+
+def test_row_filter_as_reference_and_list_of_values(tmp_path, write):
+    path = write.text(tmp_path / "d.csv", "lang,x\nru,1\nen,2\nuk,3\n")
+    assert [r["x"] for _, r in iter_rows(path, row_filter={"lang": ["ru", "uk"]})] == ["1", "3"]
+    assert [r["x"] for _, r in iter_rows(path, row_filter="operator:truth")] == ["1", "2", "3"]
+
+
+def test_csv_with_header_and_compression(tmp_path):
+    path = tmp_path / "lenta.csv.bz2"
+    path.write_bytes(bz2.compress('url,title,text,topic\nu1,"Заголовок","Текст,\nв две строки",Спорт\nu2,T,X,\n'.encode()))
+    rows = list(iter_rows(path))
+    assert rows == [(2, {"url": "u1", "title": "Заголовок", "text": "Текст,\nв две строки", "topic": "Спорт"}),
+                    (4, {"url": "u2", "title": "T", "text": "X", "topic": ""})]
+
+
+def test_parquet_rows_are_numbered_from_one(tmp_path, write):
+    path = write.parquet(tmp_path / "0000.parquet", {"premise": ["a", "b"], "label": [0, 2]})
+    assert list(iter_rows(path)) == [(1, {"premise": "a", "label": 0}), (2, {"premise": "b", "label": 2})]
+
+
+def test_json_document_with_data_field(tmp_path, write):
+    path = write.text(tmp_path / "sberquad.json", '{"version": "1.1", "data": [{"title": "t1"}, {"title": "t2"}]}')
+    assert [row["title"] for _, row in iter_rows(path)] == ["t1", "t2"]
+
+
+def test_non_utf8_file_names_the_line_and_byte(tmp_path, write):
+    path = write.text(tmp_path / "val.jsonl", '{"a": "ok"}\n{"a": "плохо"}\n', encoding="cp1251")
+    with pytest.raises(DataError) as err:
+        list(iter_rows(path))
+    assert str(err.value).startswith(f"{path} row 2: byte 0x")
+    assert "not valid utf-8-sig text" in str(err.value)
+
+
+def test_wrong_field_count_names_the_row(tmp_path, write):
+    path = write.text(tmp_path / "neg.csv", '"1";"a"\n"2";"b";"extra"\n')
+    with pytest.raises(DataError, match=r"neg\.csv row 2: 3 fields where 2 columns are expected"):
+        list(iter_rows(path, sep=";", header=None, names=["id", "text"]))
+
+
+def test_unreadable_file_and_unknown_option_and_format(tmp_path, write):
+    with pytest.raises(DataError, match="cannot read the file"):
+        list(iter_rows(tmp_path / "absent.jsonl"))
+    path = write.text(tmp_path / "a.csv", "x\n1\n")
+    with pytest.raises(ConfigError, match=r"unknown csv reader option 'seperator' \(did you mean 'sep'\?\)"):
+        list(iter_rows(path, seperator=";"))
+    with pytest.raises(ConfigError, match=r"unknown data format 'jsnl' \(did you mean 'jsonl'"):
+        list(iter_rows(path, "jsnl"))
+
+
+def test_find_files_ignores_macosx_and_searches_below_data_dir(tmp_path, write):
+    write.jsonl(tmp_path / "combined" / "TERRa" / "val.jsonl", [{"a": 1}])
+    write.text(tmp_path / "__MACOSX" / "combined" / "TERRa" / "._val.jsonl", "\x00\x05junk")
+    write.text(tmp_path / "__MACOSX" / "combined" / "TERRa" / "val.jsonl", "\x00\x05junk")
+    assert find_files(tmp_path, "TERRa/val.jsonl") == [tmp_path / "combined" / "TERRa" / "val.jsonl"]
+    assert find_files(tmp_path, "**/*.jsonl") == [tmp_path / "combined" / "TERRa" / "val.jsonl"]
+    assert find_files(tmp_path / "combined" / "TERRa", ["val.jsonl"]) == [tmp_path / "combined" / "TERRa" / "val.jsonl"]
+    with pytest.raises(DataError, match=r"no file matches 'TERRa/vall.jsonl' \(did you mean 'combined/TERRa/val.jsonl'"):
+        find_files(tmp_path, "TERRa/vall.jsonl")

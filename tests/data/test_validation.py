@@ -1,0 +1,145 @@
+"""Bad data stops before training with ONE line naming the task, the file, the row, the value and the fix."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mtcore.data import load_task_data
+from mtcore.errors import DataError
+from mtcore.task import Source, Task
+
+FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
+TERRA = Task(name="terra", kind="pair_classification", labels=("entailment", "not_entailment"), plugin="rsg",
+             inputs={"text": "premise", "text_pair": "hypothesis"}, sources={"local": Source.local("jsonl", FILES)})
+GOOD = {"premise": "Кот спит.", "hypothesis": "Кот отдыхает.", "label": "entailment"}
+
+
+def load(task, tokenizer, data_dir, cache_dir, splits=("train", "validation")):
+    return load_task_data(task, tokenizer, source="local", data_dir=data_dir, splits=splits, cache_dir=cache_dir)
+
+
+def data_error(task, tokenizer, tmp_path, cache_dir, train_rows, **kwargs) -> str:
+    """Write ``train_rows`` (and a good validation file), load, return the one-line error."""
+    writer = kwargs.pop("writer")
+    writer.jsonl(tmp_path / "train.jsonl", train_rows, bom=kwargs.pop("bom", False))
+    writer.jsonl(tmp_path / "val.jsonl", [GOOD])
+    with pytest.raises(DataError) as err:
+        load(task, tokenizer, tmp_path, cache_dir, splits=("train",))
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_label_names_file_row_value_and_expected(bert, tmp_path, write, cache_dir):
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "label": "maybe"}], writer=write)
+    assert message == f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 2: label 'maybe' is not one of 'entailment', 'not_entailment'"
+
+
+def test_label_of_another_type_than_the_column(bert, tmp_path, write, cache_dir):
+    task = TERRA.replace(labels=("false", "true"), label_values=(False, True))
+    rows = [{**GOOD, "label": True}, {**GOOD, "label": False}, {**GOOD, "label": "maybe"}]
+    message = data_error(task, bert[0], tmp_path, cache_dir, rows, writer=write, bom=True)
+    assert message == f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 3: label 'maybe' is not one of False, True"
+
+
+def test_missing_column(bert, tmp_path, write, cache_dir):
+    rows = [{"premise": "a", "hypo": "b", "label": "entailment"}]
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
+    assert message.startswith(f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 1: no field 'hypothesis' for text_pair "
+                              f"(the row has: premise, hypo, label)")
+
+
+def test_wrong_type_of_text(bert, tmp_path, write, cache_dir):
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "premise": 5}], writer=write)
+    assert "train.jsonl row 2: field 'premise' holds 5 (integer) but row 1 holds 'Кот спит.' (text); "
+    "a field must hold one type in every row" in message
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "premise": None}], writer=write)
+    assert message.endswith("train.jsonl row 2: field 'premise' (text) is null; expected text")
+
+
+def test_unlabelled_training_row(bert, tmp_path, write, cache_dir):
+    rows = [GOOD, {"premise": "a", "hypothesis": "b"}]
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
+    assert message.endswith("train.jsonl row 2: no label (field 'label'); train rows need one")
+
+
+def test_empty_split_and_non_utf8_file(bert, tmp_path, write, cache_dir):
+    write.text(tmp_path / "train.jsonl", "\n\n")
+    with pytest.raises(DataError, match=r"^task 'rsg:terra', .*train\.jsonl: the train split has no rows$"):
+        load(TERRA, bert[0], tmp_path, cache_dir, splits=("train",))
+    write.text(tmp_path / "train.jsonl", '{"premise": "кот", "hypothesis": "b", "label": "entailment"}\n', encoding="cp1251")
+    with pytest.raises(DataError, match=r"^task 'rsg:terra', .*train\.jsonl row 1: byte 0x\w\w at column \d+ is not valid utf-8-sig text"):
+        load(TERRA, bert[0], tmp_path, cache_dir, splits=("train",))
+
+
+def test_row_filter_matching_nothing_is_an_empty_split(bert, tmp_path, write, cache_dir):
+    task = TERRA.replace(sources={"local": Source.local("jsonl", FILES, row_filter={"lang": "ru"})})
+    write.jsonl(tmp_path / "train.jsonl", [{**GOOD, "lang": "en"}])
+    with pytest.raises(DataError, match=r"the train split has no rows matching row_filter \{'lang': 'ru'\}"):
+        load(task, bert[0], tmp_path, cache_dir, splits=("train",))
+
+
+def test_test_split_without_labels_is_kept_for_prediction(bert, tmp_path, write, cache_dir):
+    write.jsonl(tmp_path / "test.jsonl", [{"premise": "a", "hypothesis": "b", "idx": 7}, {"premise": "c", "hypothesis": "d", "idx": 8}])
+    data = load(TERRA, bert[0], tmp_path, cache_dir, splits=("test",))
+    assert list(data.splits["test"]["labels"]) == [-1, -1] and list(data.splits["test"]["idx"]) == [7, 8]
+    assert not data.is_labelled("test")
+    batch = data.collator([data.splits["test"][0], data.splits["test"][1]])
+    assert "labels" not in batch
+
+
+def test_requested_split_the_source_lacks(bert, tmp_path, write, cache_dir):
+    task = TERRA.replace(sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
+    write.jsonl(tmp_path / "train.jsonl", [GOOD])
+    with pytest.raises(DataError, match=r"^task 'rsg:terra': source 'local' \(local jsonl files\) has no 'validation' split \(it has train\)"):
+        load(task, bert[0], tmp_path, cache_dir)
+
+
+def test_multiple_choice_label_out_of_range(bert, tmp_path, write, cache_dir):
+    task = Task(name="mc", kind="multiple_choice", sources={"local": Source.local("jsonl", FILES)})
+    rows = [{"text": "t", "choices": ["a", "b"], "label": 1}, {"text": "t", "choices": ["a", "b"], "label": 2}]
+    message = data_error(task, bert[0], tmp_path, cache_dir, rows, writer=write)
+    assert message.endswith("train.jsonl row 2: label 2 is not the index of a choice (the row has 2 choices)")
+
+
+def test_regression_label_not_a_number_and_tags_not_matching_words(bert, tmp_path, write, cache_dir):
+    task = Task(name="sts", kind="regression", sources={"local": Source.local("jsonl", FILES)})
+    message = data_error(task, bert[0], tmp_path, cache_dir, [{"text": "a", "label": "high"}], writer=write)
+    assert message.endswith("train.jsonl row 1: label 'high' is not a number")
+    task = Task(name="ner", kind="token_classification", labels=("O", "PER"), sources={"local": Source.local("jsonl", FILES)})
+    message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван", "спит"], "label": ["PER"]}], writer=write)
+    assert message.endswith("train.jsonl row 1: label has 1 tags for 2 words")
+    message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван"], "label": ["LOC"]}], writer=write)
+    assert message.endswith("train.jsonl row 1: label 'LOC' is not one of 'O', 'PER'")
+
+
+def crashing_step(example):
+    return {**example, "text": example["no_such_field"]}
+
+
+def test_preprocessing_step_that_crashes_names_the_row(bert, tmp_path, write, cache_dir):
+    task = TERRA.replace(preprocess=(crashing_step,))
+    message = data_error(task, bert[0], tmp_path, cache_dir, [GOOD], writer=write)
+    assert message.endswith("train.jsonl row 1: preprocessing failed with KeyError: 'no_such_field'")
+
+
+def test_labels_in_every_accepted_form(bert, tmp_path, write, cache_dir):
+    task = Task(name="xnli", kind="pair_classification", labels=("entailment", "neutral", "contradiction"),
+                label_aliases={"contradictory": "contradiction"}, sources={"local": Source.local("jsonl", FILES)})
+    rows = [{"text": "a", "text_pair": "b", "label": value} for value in ("contradictory", "neutral", "2", 0, 2)]
+    write.jsonl(tmp_path / "train.jsonl", rows[:3])  # names, aliases and ids as text (CSV files)
+    write.jsonl(tmp_path / "val.jsonl", rows[3:])  # class ids
+    data = load(task, bert[0], tmp_path, cache_dir)
+    assert list(data.splits["train"]["labels"]) == [2, 1, 2] and list(data.splits["validation"]["labels"]) == [0, 2]
+    write.jsonl(tmp_path / "train.jsonl", rows)  # ids and names mixed in one file: a type conflict, named as such
+    message = data_error(task, bert[0], tmp_path, cache_dir, rows, writer=write)
+    assert message.endswith("train.jsonl row 4: field 'label' holds 0 (integer) but row 1 holds 'contradictory' (text); "
+                            "a field must hold one type in every row")
+    regression = Task(name="sts", kind="regression", sources={"local": Source.local("jsonl", FILES)})
+    write.jsonl(tmp_path / "train.jsonl", [{"text": "a", "label": 3}, {"text": "b", "label": 4.5}, {"text": "c", "label": -1}])
+    write.jsonl(tmp_path / "test.jsonl", [{"text": "d"}])
+    data = load(regression, bert[0], tmp_path, cache_dir, splits=("train", "test"))
+    assert list(data.splits["train"]["labels"]) == [3.0, 4.5, -1.0]  # -1 is a real score outside the test split
+    assert math.isnan(data.splits["test"]["labels"][0])
