@@ -89,7 +89,7 @@ def _resolve_name(what: str, name: str, items: dict[str, Any]) -> Any:
         if len(matches) > 1:
             raise UsageError(f"{what} name {name!r} is ambiguous: provided by {', '.join(sorted(matches))}; use the qualified id")
     bare = sorted({key.split(":", 1)[1] for key in items})
-    hint = did_you_mean(name, sorted(items) + bare)
+    hint = did_you_mean(name, sorted(items) if ":" in name else bare)
     listing = "run 'mt list-tasks' to see them" if what == "task" else "available: " + ", ".join(bare)
     raise UnknownNameError(f"unknown {what} {name!r}{hint}; {listing}")
 

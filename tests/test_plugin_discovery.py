@@ -104,4 +104,8 @@ def test_ambiguous_bare_name_lists_every_provider_and_qualified_id_works(fixture
 def test_unknown_task_gets_did_you_mean():
     result = run_mt("show-task", "rsg:tera")
     assert result.returncode == 2
-    assert result.stderr.strip() == "error: unknown task 'rsg:tera' (did you mean 'rsg:terra'?); run 'mt list-tasks' to see them"
+    line = result.stderr.strip()
+    assert line.startswith("error: unknown task 'rsg:tera' (did you mean 'rsg:terra'") and "\n" not in line
+    assert line.endswith("run 'mt list-tasks' to see them")
+    bare = run_mt("show-task", "danetq")
+    assert "did you mean 'danetqa'" in bare.stderr

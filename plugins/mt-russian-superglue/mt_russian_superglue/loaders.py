@@ -1,0 +1,97 @@
+"""The ``local`` source of the Russian SuperGLUE tasks: find the official files, then read them.
+
+The official files come in two layouts — the per-task zip (``DaNetQA/train.jsonl``) and the
+all-tasks zip (``combined/DaNetQA/train.jsonl`` next to a ``__MACOSX/`` folder) — and users point
+``data_dir`` at the folder they unpacked, at its parent, or at the task folder itself. Each split
+therefore lists candidate paths; the first that exists is read (names compared exactly first,
+then ignoring case, ``__MACOSX`` and hidden folders skipped). Reading is mtcore's generic
+JSON Lines reader (``utf-8-sig``, so a byte-order mark is accepted).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import DataError
+from mtcore.task import Task
+
+IGNORED_FOLDERS = ("__MACOSX",)
+MAX_DEPTH = 4  # how deep under data_dir the official files are looked for
+
+
+def _relative_files(root: Path, max_depth: int = MAX_DEPTH) -> list[str]:
+    """Every file under ``root`` (POSIX relative paths, sorted), skipping ``__MACOSX`` and hidden folders."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        relative = Path(folder).relative_to(root)
+        depth = len(relative.parts)
+        subfolders[:] = sorted(d for d in subfolders if d not in IGNORED_FOLDERS and not d.startswith(".") and depth < max_depth)
+        found.extend((relative / name).as_posix() for name in files if not name.startswith("._"))
+    return sorted(found)
+
+
+def resolve_official_file(data_dir: str | os.PathLike[str], candidates: Sequence[str]) -> Path | None:
+    """The first file under ``data_dir`` matching one of ``candidates`` (globs, in order), or None."""
+    root = Path(data_dir)
+    files = _relative_files(root)
+    for pattern in candidates:
+        exact = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
+        if exact:
+            return root / exact[0]
+        folded = [f for f in files if fnmatch.fnmatchcase(f.lower(), pattern.lower())]
+        if folded:
+            return root / folded[0]
+    return None
+
+
+def _candidates(value: str | Iterable[str]) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, files: Mapping[str, Any], splits: Iterable[str]) -> dict[str, str]:
+    """``{split: absolute path}`` for the requested ``splits`` the task has; a one-line DataError when a file is missing."""
+    if data_dir is None:
+        raise DataError(f"task {task.id!r}: the local source needs data_dir, the folder where you unpacked the official Russian SuperGLUE files")
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder; point it at the unpacked Russian SuperGLUE files")
+    resolved = {}
+    for split in splits:
+        if split not in files:  # e.g. LiDiRus has only a test split: the caller sees it missing
+            continue
+        candidates = _candidates(files[split])
+        path = resolve_official_file(root, candidates)
+        if path is None:
+            raise DataError(
+                f"task {task.id!r}: no file for split {split!r} under {root} (looked for {', '.join(candidates)}); "
+                "download the task from russiansuperglue.com/tasks/download and unpack it there"
+            )
+        resolved[split] = str(path.resolve())
+    return resolved
+
+
+def load_rsg_files(
+    task: Task,
+    splits: Iterable[str],
+    /,
+    *,
+    files: Mapping[str, Any],
+    data_dir: str | os.PathLike[str] | None = None,
+    format: str = "jsonl",
+    cache_dir: str | os.PathLike[str] | None = None,
+    **reader_options: Any,
+) -> Any:
+    """Read the official files of ``task`` for ``splits`` into a ``datasets.DatasetDict``.
+
+    ``files`` maps each split to a path or a list of candidate paths (globs) relative to
+    ``data_dir``; the first candidate found is read by mtcore's file reader with
+    ``reader_options`` (``encoding``, ...). Splits the task does not have are left out.
+    """
+    from mtcore.data.sources import load_files
+
+    resolved = resolve_split_files(task, data_dir, files, list(splits))
+    return load_files(task, list(resolved), data_dir=data_dir, files=resolved, format=format, cache_dir=cache_dir, **reader_options)

@@ -1,0 +1,23 @@
+"""mtcore entry point ``rsg``: registers the Russian SuperGLUE tasks and the ``rsg`` writer.
+
+Imports nothing heavy: tasks are plain data, the loaders and the writer are lazy references.
+"""
+
+from __future__ import annotations
+
+from mtcore.hookspecs import hookimpl
+
+from mt_russian_superglue.tasks import build_tasks
+
+
+@hookimpl
+def mt_register_tasks(register):  # type: ignore[no-untyped-def]
+    """Register danetqa, terra, parus, rcb and lidirus (ids ``rsg:<name>``)."""
+    for task in build_tasks():
+        register(task)
+
+
+@hookimpl
+def mt_register_writers(register):  # type: ignore[no-untyped-def]
+    """Register the ``rsg`` writer: one official ``<Task>.jsonl`` submission file per task."""
+    register("rsg", "mt_russian_superglue.submission:write_rsg", "Russian SuperGLUE submission files")

@@ -1,0 +1,99 @@
+"""The ``rsg`` prediction writer: official Russian SuperGLUE submission files.
+
+One ``<Task>.jsonl`` per task (``DaNetQA.jsonl``, ``TERRa.jsonl``, ``PARus.jsonl``, ``RCB.jsonl``,
+``LiDiRus.jsonl``), one ``{"idx": ..., "label": ...}`` object per line, labels in the stored form:
+a JSON bool for DaNetQA, an int for PARus, the label string for TERRa, RCB and LiDiRus. Put the
+files of every task in one folder and zip it to submit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, DataError
+from mtcore.task import Task
+
+from mt_russian_superglue.tasks import OFFICIAL_NAMES
+
+
+def submission_file_name(task: Task) -> str:
+    """``DaNetQA.jsonl`` for ``rsg:danetqa`` and so on; a ConfigError for any other task."""
+    try:
+        return f"{OFFICIAL_NAMES[task.name]}.jsonl"
+    except KeyError:
+        raise ConfigError(
+            f"the 'rsg' writer only writes Russian SuperGLUE tasks ({', '.join(OFFICIAL_NAMES)}), not {task.id!r}; "
+            "use --format jsonl or csv for this task"
+        ) from None
+
+
+def official_label(task: Task, label: Any) -> Any:
+    """The label in the official form of ``task`` (bool, int or string), whatever form it came in."""
+    if task.name == "parus":
+        if isinstance(label, bool) or not isinstance(label, (int, str)) or str(label) not in ("0", "1"):
+            raise DataError(f"task {task.id!r}: PARus prediction {label!r} is not the choice index 0 or 1")
+        return int(label)
+    if task.label_values is not None and label in task.label_values and type(label) is type(task.label_values[0]):
+        return label
+    try:
+        class_id = task.label_id(label)
+    except ValueError:
+        class_id = None
+    if class_id is None:
+        raise DataError(f"task {task.id!r}: prediction {label!r} is not one of {task.expected_labels()}")
+    return task.label_value(class_id)
+
+
+def _idx(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if hasattr(value, "item"):  # a numpy scalar
+        return value.item()
+    return value
+
+
+def submission_lines(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The JSON lines of the submission file, in the order of ``rows``."""
+    lines = []
+    for number, row in enumerate(rows, start=1):
+        if "idx" not in row or row["idx"] is None:
+            raise DataError(f"task {task.id!r}, prediction row {number}: no 'idx'; the submission needs the official ids")
+        label = row["label"]
+        if hasattr(label, "item"):
+            label = label.item()
+        record = {"idx": _idx(row["idx"]), "label": official_label(task, label)}
+        lines.append(json.dumps(record, ensure_ascii=False))
+    return lines
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_rsg(task: Task, rows: Iterable[Mapping[str, Any]], output_path: str | os.PathLike[str]) -> list[Path]:
+    """Write ``<Task>.jsonl`` for ``task`` and return the paths written.
+
+    ``output_path`` is a directory (created if needed) that receives the official file name (a
+    path that already ends in the official name is taken as the file). ``rows`` are dicts with ``idx`` and
+    ``label`` (``probabilities`` is ignored: the leaderboard takes labels only). The file is
+    written to a temporary name first and then moved into place.
+    """
+    name = submission_file_name(task)
+    output = Path(output_path)
+    target = output if output.name == name else output / name
+    lines = submission_lines(task, rows)
+    _write_atomic(target, "".join(line + "\n" for line in lines))
+    return [target]

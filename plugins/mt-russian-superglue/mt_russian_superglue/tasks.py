@@ -1,0 +1,140 @@
+"""The Russian SuperGLUE task specs: plain data, nothing heavy imported.
+
+Every task reads three sources:
+
+* ``hub`` — the Hugging Face Parquet export of ``RussianNLP/russian_super_glue`` (the main
+  branch holds a loading script that datasets >= 4 refuses), config in ``data_dir``;
+* ``local`` — the official files under ``data_dir``: the per-task zip layout
+  ``<Task>/train.jsonl, val.jsonl, test.jsonl`` or the all-tasks zip's ``combined/<Task>/``
+  (``__MACOSX/`` ignored, a byte-order mark accepted);
+* ``sample`` — a small synthetic sample shipped in this package, in the official layout.
+"""
+
+from __future__ import annotations
+
+from mtcore.task import Source, Task
+
+HUB_PATH = "RussianNLP/russian_super_glue"
+HUB_REVISION = "refs/convert/parquet"
+SAMPLE_PACKAGE = "mt_russian_superglue"
+SAMPLE_NOTE = "synthetic, for demos and tests"
+LICENCE = "MIT per the Hugging Face dataset card; see russiansuperglue.com for each task's terms"
+ENCODING = "utf-8-sig"  # the official baselines read the files this way: a BOM must be accepted
+
+#: Official file name of each canonical split (LiDiRus ships a single labelled file).
+OFFICIAL_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "test.jsonl"}
+LIDIRUS_FILES = {"test": "LiDiRus.jsonl"}
+
+#: Task name -> the official folder / submission file stem.
+OFFICIAL_NAMES = {"danetqa": "DaNetQA", "terra": "TERRa", "parus": "PARus", "rcb": "RCB", "lidirus": "LiDiRus"}
+
+
+def candidate_paths(folder: str, file_name: str) -> list[str]:
+    """Where the official file of one split may be, relative to ``data_dir``, in order of preference."""
+    return [f"{folder}/{file_name}", f"combined/{folder}/{file_name}", f"*/{folder}/{file_name}", file_name]
+
+
+def rsg_sources(name: str) -> dict[str, Source]:
+    """The hub, local and sample sources of the task ``name`` (a key of :data:`OFFICIAL_NAMES`)."""
+    folder = OFFICIAL_NAMES[name]
+    files = LIDIRUS_FILES if name == "lidirus" else OFFICIAL_FILES
+    hub_splits = {"test": "test"} if name == "lidirus" else None
+    local = Source(
+        "local",
+        "mt_russian_superglue.loaders:load_rsg_files",
+        {"format": "jsonl", "files": {split: candidate_paths(folder, f) for split, f in files.items()}, "encoding": ENCODING},
+        f"official files: {folder}/{'|'.join(files.values())} (or combined/{folder}/...) under data_dir",
+    )
+    sample_files = {split: f"sample/{folder}/{f}" for split, f in files.items()}
+    return {
+        "hub": Source.hub(HUB_PATH, revision=HUB_REVISION, data_dir=name, splits=hub_splits),
+        "local": local,
+        "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING),
+    }
+
+
+def _metadata(name: str, sizes: dict[str, int], **extra: object) -> dict[str, object]:
+    return {
+        "size": sizes,
+        "url": f"https://russiansuperglue.com/tasks/task_info/{OFFICIAL_NAMES[name]}",
+        "licence": LICENCE,
+        "sample": SAMPLE_NOTE,
+        **extra,
+    }
+
+
+def build_tasks() -> list[Task]:
+    """The five Russian SuperGLUE tasks this plugin provides."""
+    danetqa = Task(
+        name="danetqa",
+        kind="pair_classification",
+        description="DaNetQA: yes/no question answering over a Wikipedia passage",
+        labels=("False", "True"),
+        label_values=(False, True),
+        inputs={"text": "question", "text_pair": "passage"},
+        sources=rsg_sources("danetqa"),
+        metrics=("accuracy", "f1_macro"),
+        main_metric="accuracy",
+        max_length=512,
+        writer="rsg",
+        metadata=_metadata("danetqa", {"train": 1749, "validation": 821, "test": 805}, majority_test_accuracy=0.642),
+    )
+    terra = Task(
+        name="terra",
+        kind="pair_classification",
+        description="TERRa: textual entailment (entailment / not_entailment)",
+        labels=("entailment", "not_entailment"),
+        inputs={"text": "premise", "text_pair": "hypothesis"},
+        sources=rsg_sources("terra"),
+        metrics=("accuracy", "f1_macro"),
+        main_metric="accuracy",
+        max_length=256,
+        writer="rsg",
+        metadata=_metadata("terra", {"train": 2616, "validation": 307, "test": 3198}, majority_test_accuracy=0.549),
+    )
+    parus = Task(
+        name="parus",
+        kind="multiple_choice",
+        description="PARus: choose the more plausible cause or effect of a premise (two choices)",
+        preprocess=("mt_russian_superglue.preprocess:preprocess_parus",),
+        sources=rsg_sources("parus"),
+        metrics=("accuracy",),
+        max_length=128,
+        writer="rsg",
+        metadata=_metadata(
+            "parus",
+            {"train": 400, "validation": 100, "test": 500},
+            note="only 400 training examples: compare scores over several seeds",
+            majority_test_accuracy=0.478,
+        ),
+    )
+    rcb = Task(
+        name="rcb",
+        kind="pair_classification",
+        description="RCB: Russian CommitmentBank, three-way entailment of an embedded clause",
+        labels=("entailment", "contradiction", "neutral"),
+        inputs={"text": "premise", "text_pair": "hypothesis"},
+        sources=rsg_sources("rcb"),
+        metrics=("f1_macro", "accuracy"),
+        main_metric="f1_macro",
+        max_length=256,
+        writer="rsg",
+        metadata=_metadata("rcb", {"train": 438, "validation": 220, "test": 438}, official_metric="average F1 and accuracy"),
+    )
+    lidirus = Task(
+        name="lidirus",
+        kind="pair_classification",
+        description="LiDiRus: labelled diagnostic set scored with Matthews correlation (evaluation only)",
+        labels=("entailment", "not_entailment"),
+        inputs={"text": "sentence1", "text_pair": "sentence2"},
+        sources=rsg_sources("lidirus"),
+        metrics=("mcc",),
+        max_length=256,
+        evaluate_only=True,
+        writer="rsg",
+        metadata=_metadata(
+            "lidirus", {"test": 1104}, note="diagnostic: test split only, labelled; usually predicted with a TERRa-trained head",
+            predict_with="rsg:terra",
+        ),
+    )
+    return [danetqa, terra, parus, rcb, lidirus]

@@ -1,0 +1,85 @@
+"""The ``rsg`` writer produces the official submission files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtcore.errors import ConfigError, DataError
+from mtcore.task import Task
+
+from mt_russian_superglue.submission import write_rsg
+
+
+def read_lines(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def predictions(task, class_ids):
+    return [{"idx": i, "label": task.label_value(c), "probabilities": [0.5] * max(len(task.labels), 2)} for i, c in enumerate(class_ids)]
+
+
+def test_danetqa_labels_are_json_bools(registry, tmp_path):
+    task = registry.task("rsg:danetqa")
+    written = write_rsg(task, predictions(task, [1, 0, 1]), tmp_path / "submission")
+    assert [p.name for p in written] == ["DaNetQA.jsonl"]
+    assert read_lines(written[0]) == [{"idx": 0, "label": True}, {"idx": 1, "label": False}, {"idx": 2, "label": True}]
+    assert "true" in written[0].read_text() and '"True"' not in written[0].read_text()
+
+
+def test_terra_labels_are_strings(registry, tmp_path):
+    task = registry.task("rsg:terra")
+    written = write_rsg(task, predictions(task, [0, 1]), tmp_path)
+    assert written == [tmp_path / "TERRa.jsonl"]
+    assert read_lines(written[0]) == [{"idx": 0, "label": "entailment"}, {"idx": 1, "label": "not_entailment"}]
+
+
+def test_parus_labels_are_ints(registry, tmp_path):
+    task = registry.task("rsg:parus")
+    written = write_rsg(task, predictions(task, [1, 0]), tmp_path)
+    lines = read_lines(written[0])
+    assert written[0].name == "PARus.jsonl" and lines == [{"idx": 0, "label": 1}, {"idx": 1, "label": 0}]
+    assert all(type(line["label"]) is int for line in lines)
+
+
+def test_every_task_gets_its_official_file_name(registry, tmp_path):
+    names = {}
+    for name in ("danetqa", "terra", "parus", "rcb", "lidirus"):
+        task = registry.task(f"rsg:{name}")
+        names[name] = write_rsg(task, predictions(task, [0]), tmp_path)[0].name
+    assert names == {"danetqa": "DaNetQA.jsonl", "terra": "TERRa.jsonl", "parus": "PARus.jsonl", "rcb": "RCB.jsonl", "lidirus": "LiDiRus.jsonl"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names.values())  # no temporary file left behind
+
+
+def test_labels_in_other_forms_are_converted(registry, tmp_path):
+    danetqa, rcb = registry.task("rsg:danetqa"), registry.task("rsg:rcb")
+    rows = [{"idx": "5", "label": "True"}, {"idx": 6, "label": 0}]
+    assert read_lines(write_rsg(danetqa, rows, tmp_path)[0]) == [{"idx": 5, "label": True}, {"idx": 6, "label": False}]
+    assert read_lines(write_rsg(rcb, [{"idx": 0, "label": 2}], tmp_path)[0]) == [{"idx": 0, "label": "neutral"}]
+
+
+def test_output_path_is_a_folder_unless_it_names_the_official_file(registry, tmp_path):
+    task = registry.task("rsg:terra")
+    target = tmp_path / "out" / "TERRa.jsonl"
+    assert write_rsg(task, predictions(task, [1]), target) == [target]
+    assert read_lines(target) == [{"idx": 0, "label": "not_entailment"}]
+    nested = write_rsg(task, predictions(task, [0]), tmp_path / "new" / "folder")
+    assert nested == [tmp_path / "new" / "folder" / "TERRa.jsonl"]
+
+
+def test_bad_predictions_give_one_line_errors(registry, tmp_path):
+    terra, parus = registry.task("rsg:terra"), registry.task("rsg:parus")
+    with pytest.raises(DataError, match="'maybe' is not one of"):
+        write_rsg(terra, [{"idx": 0, "label": "maybe"}], tmp_path)
+    with pytest.raises(DataError, match="row 2: no 'idx'"):
+        write_rsg(terra, [{"idx": 0, "label": "entailment"}, {"label": "entailment"}], tmp_path)
+    with pytest.raises(DataError, match="choice index"):
+        write_rsg(parus, [{"idx": 0, "label": 2}], tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_other_tasks_are_refused(tmp_path):
+    other = Task(name="reviews", kind="text_classification", labels=("neg", "pos"), plugin="user")
+    with pytest.raises(ConfigError, match="only writes Russian SuperGLUE tasks"):
+        write_rsg(other, [{"idx": 0, "label": "neg"}], tmp_path)
