@@ -36,3 +36,13 @@ def test_every_hook_is_implemented_by_a_test_fixture_plugin_and_registers(fixtur
         assert (kind, f"full:{name}") in registered
     tasks = json.loads(run_mt("list-tasks", "--json", plugin_path=fixture_plugins, env={"MT_LOAD_PLUGINS": "full"}).stdout)
     assert [t["id"] for t in tasks] == ["full:echo"]
+
+
+def test_every_hook_is_used_end_to_end_by_a_third_party_plugin():
+    """tests/authoring/test_every_hook.py installs a plugin implementing every hook with real
+    components and trains, evaluates and writes predictions with them."""
+    source = (ROOT / "tests" / "authoring" / "test_every_hook.py").read_text(encoding="utf-8")
+    for name in SPECS:
+        assert f"def {name}(" in source, name
+    tutorial = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    assert "(hooks.md)" in tutorial

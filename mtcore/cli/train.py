@@ -14,9 +14,9 @@ import typer
 
 
 def train(
-    config: Path = typer.Argument(..., metavar="CONFIG.yaml", help="Training config (YAML)."),
+    config: Path = typer.Argument(..., metavar="CONFIG", help="Training config (YAML file)."),
     overrides: Optional[List[str]] = typer.Argument(
-        None, metavar="[KEY=VALUE]...", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
+        None, metavar="KEY=VALUE", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
 ) -> None:

@@ -192,6 +192,16 @@ class MultitaskModel(nn.Module):
         return next(self.parameters()).device
 
     # ---- saving and loading -----------------------------------------------------------------
+    def predict(self, task: str | Task, inputs: Any, **options: Any) -> Any:
+        """Labels (in the dataset's stored form) and class probabilities for raw ``inputs``.
+
+        ``inputs``: a list of dicts with the task's raw fields, one dict, a ``datasets.Dataset``
+        or a file path. Options as in :func:`mtcore.predict.predictor.predict`.
+        """
+        from mtcore.predict.predictor import predict
+
+        return predict(self, task, inputs, **options)
+
     def save_pretrained(self, save_directory: str | os.PathLike, tokenizer: Any = None) -> Path:
         """Save atomically: ``encoder/`` (HF format, with the tokenizer), ``heads/``, ``mtcore.json``.
 

@@ -1,5 +1,43 @@
-"""Helpers for tests and plugin authors: tiny offline encoders, plugin checks, smoke trainings."""
+"""Helpers for tests and plugin authors: tiny offline encoders, plugin checks, smoke trainings.
+
+Importing this package is cheap; the heavy helpers are reached lazily (PEP 562).
+
+* :func:`build_tiny_encoder` — a tiny randomly initialised encoder and tokenizer, written offline;
+* :func:`check_plugin` / :func:`assert_plugin_valid` / :func:`check_task` / :func:`assert_task_valid`
+  — validate a plugin's task specs and components (:mod:`mtcore.testing.checks`);
+* :func:`check_sample` — read and validate a task's shipped sample through the real pipeline;
+* :func:`smoke_train` — a few training steps through the real engine (:mod:`mtcore.testing.smoke`);
+* ``mtcore.testing.pytest_plugin`` — fixtures (``tiny_encoder``, ...) for plugin test suites.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from mtcore.testing.tiny import ARCHITECTURES, build_tiny_encoder
 
-__all__ = ["ARCHITECTURES", "build_tiny_encoder"]
+_LAZY = {
+    "CheckReport": "mtcore.testing.checks",
+    "Problem": "mtcore.testing.checks",
+    "PluginCheckError": "mtcore.testing.checks",
+    "check_plugin": "mtcore.testing.checks",
+    "check_task": "mtcore.testing.checks",
+    "assert_plugin_valid": "mtcore.testing.checks",
+    "assert_task_valid": "mtcore.testing.checks",
+    "heavy_imports": "mtcore.testing.checks",
+    "check_sample": "mtcore.testing.sample_check",
+    "SmokeResult": "mtcore.testing.smoke",
+    "smoke_config": "mtcore.testing.smoke",
+    "smoke_train": "mtcore.testing.smoke",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtcore.testing' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = ["ARCHITECTURES", "build_tiny_encoder", *_LAZY]

@@ -1,0 +1,219 @@
+"""Training throughput: mtcore's engine against the seed's plain loop, same model and data, one run.
+
+* **seed loop** — the seed README's loop on mtcore objects: random mixed batches
+  (``MultitaskBatchSampler(..., group_by_length=False)``), dynamic padding, fp32, AdamW + linear
+  schedule, and ``print(f"Training loss: {loss} on task {batch.name}")`` every step (a host sync;
+  printed into a buffer so the terminal is not flooded);
+* **engine** — ``mtcore.Trainer`` with the same model, data, batch size and optimiser:
+  length-grouped batches, losses kept on the device and read every ``--log-every`` steps only.
+
+Both start from the same randomly initialised small BERT (built offline) and run ``--steps``
+optimizer steps on CPU in fp32, alternating ``--repeats`` times (the fastest run of each loop is
+reported, since CPU machines are often shared). Reported: samples/s, real (non-padding) tokens/s, padding
+efficiency, and the split of each step into data wait (reading rows + collating) and compute.
+
+    /tmp/venv/bin/python benchmarks/train_throughput.py [--steps 120] [--batch-size 16] [--hidden 256] [--layers 4] [--threads 1]
+
+Prints a JSON object, then a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+VOCAB = [f"w{i}" for i in range(300)]
+
+
+def _words(rng: random.Random, mean: float, cap: int) -> str:
+    n = max(2, min(cap, int(rng.lognormvariate(0, 0.6) * mean)))
+    return " ".join(rng.choice(VOCAB) for _ in range(n))
+
+
+def write_data(root: Path, rows: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Three tasks with skewed, different length distributions (sentences, pairs, multiple choice)."""
+    rng = random.Random(seed)
+    makers = {
+        "sent": lambda: {"text": _words(rng, 18, 120), "label": rng.choice(["neg", "pos"])},
+        "pair": lambda: {"premise": _words(rng, 45, 100), "hypothesis": _words(rng, 10, 30), "label": rng.choice(["yes", "no"])},
+        "mc": lambda: {"text": _words(rng, 15, 60), "choices": [_words(rng, 5, 15), _words(rng, 5, 15)], "label": rng.randrange(2)},
+    }
+    for name, make in makers.items():
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(make()) + "\n" for _ in range(rows)), encoding="utf-8")
+    files = {name: {"train": str(root / f"{name}.jsonl")} for name in makers}
+    return [
+        {"define": {"name": "sent", "kind": "text_classification", "labels": ["neg", "pos"], "files": files["sent"]}},
+        {"define": {"name": "pair", "kind": "pair_classification", "labels": ["no", "yes"],
+                    "inputs": {"text": "premise", "text_pair": "hypothesis"}, "files": files["pair"]}},
+        {"define": {"name": "mc", "kind": "multiple_choice", "files": files["mc"]}},
+    ]
+
+
+def _record_padding(sampler: Any, counts: dict[str, int]) -> None:
+    """Wrap ``sampler.make_batch`` to count padded token slots of every batch it builds."""
+    original = sampler.make_batch
+
+    def make_batch(name: str, rows: Any) -> Any:
+        batch = original(name, rows)
+        counts["padded"] += int(batch.data["input_ids"].numel())
+        return batch
+
+    sampler.make_batch = make_batch
+
+
+def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], Any]:
+    from mtcore.train.build import build_engine
+    from mtcore.train.loop import train_loop
+    from mtcore.train.trainer import Trainer
+
+    trainer = Trainer(config, output_dir=output)
+    engine = build_engine(trainer.plan, output)
+    counts = {"padded": 0}
+    _record_padding(engine.sampler, counts)
+    summary = train_loop(engine)
+    seconds, wait = summary["timing"]["loop_s"], summary["timing"]["data_wait_s"]
+    steps = summary["steps"]
+    result = {"steps": steps, "seconds": seconds, "samples": summary["examples_seen"], "real_tokens": summary["tokens_seen"],
+              "padded_tokens": counts["padded"], "data_s": wait, "compute_s": seconds - wait}
+    return result, engine
+
+
+def run_seed_loop(engine: Any, steps: int, batch_size: int, lr: float, seed: int) -> dict[str, Any]:
+    """The seed README's loop, on the engine's tokenized data and a fresh copy of the same model."""
+    import torch
+    from transformers import get_scheduler
+
+    from mtcore.model import MultitaskModel
+    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+
+    torch.manual_seed(seed)
+    encoder_dir = engine.config.encoder.path
+    model = MultitaskModel(encoder_dir, {t: task for t, task in engine.tasks.items()})
+    device = torch.device("cpu")
+    model.to(device)
+    model.train()
+    train_sampler = MultitaskBatchSampler(engine.train_data, "train", batch_size=batch_size, group_by_length=False, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    lr_scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0, num_training_steps=steps)
+    sink = io.StringIO()
+    samples = real = padded = 0
+    data_s = compute_s = 0.0
+    batches = iter(train_sampler)
+    started = time.perf_counter()
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = iter(train_sampler)
+            batch = next(batches)
+        batch.data.to(device)
+        t1 = time.perf_counter()
+        outputs = model.forward(batch.name, **batch.data)
+        loss = outputs.loss
+        with contextlib.redirect_stdout(sink):
+            print(f"Training loss: {loss} on task {batch.name}")
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad()
+        t2 = time.perf_counter()
+        data_s += t1 - t0
+        compute_s += t2 - t1
+        samples += batch.size
+        real += batch.num_tokens
+        padded += int(batch.data["input_ids"].numel())
+    seconds = time.perf_counter() - started
+    return {"steps": steps, "seconds": seconds, "samples": samples, "real_tokens": real, "padded_tokens": padded,
+            "data_s": data_s, "compute_s": compute_s}
+
+
+def _rates(r: dict[str, Any]) -> dict[str, Any]:
+    s = r["seconds"]
+    return {**r, "samples_per_s": r["samples"] / s, "real_tokens_per_s": r["real_tokens"] / s,
+            "padding_efficiency": r["real_tokens"] / max(r["padded_tokens"], 1),
+            "data_ms_per_step": 1000 * r["data_s"] / r["steps"], "compute_ms_per_step": 1000 * r["compute_s"] / r["steps"],
+            "data_share": r["data_s"] / s}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=120)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--rows", type=int, default=1500, help="training rows per task")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the fastest is reported")
+    args = parser.parse_args(argv)
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    from mtcore.testing import build_tiny_encoder
+
+    hf_logging.disable_progress_bar()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        tasks = write_data(root, args.rows, args.seed)
+        for t in tasks:
+            t["max_length"] = args.max_length
+        encoder = build_tiny_encoder(root / "encoder", "bert", words=VOCAB, hidden_size=args.hidden, num_layers=args.layers,
+                                     num_heads=args.heads, seed=args.seed)
+        config = {
+            "seed": args.seed, "cpu": True, "precision": "fp32", "encoder": {"path": str(encoder)}, "tasks": tasks,
+            "optimizer": {"lr": args.lr, "weight_decay": 0.0, "max_grad_norm": None},
+            "schedule": {"max_steps": args.steps, "warmup_steps": 0}, "batching": {"batch_size": args.batch_size},
+            "evaluation": {"at_end": False}, "checkpoint": {"every": None, "at_end": False},
+            "logging": {"every": args.log_every, "progress": "none", "plot": False},
+        }
+        engine_runs, seed_runs = [], []
+        for repeat in range(args.repeats):  # alternate, keep each loop's fastest run (the machine may be shared)
+            result, engine = run_engine(config, root / f"run-{repeat}")
+            engine_runs.append(_rates(result))
+            seed_runs.append(_rates(run_seed_loop(engine, args.steps, args.batch_size, args.lr, args.seed)))
+    engine_rates = max(engine_runs, key=lambda r: r["samples_per_s"])
+    seed_rates = max(seed_runs, key=lambda r: r["samples_per_s"])
+    report = {
+        "setup": {"model": f"BERT hidden {args.hidden}, {args.layers} layers, {args.heads} heads, fp32, CPU",
+                  "torch_threads": torch.get_num_threads(), "repeats": args.repeats, "steps": args.steps, "batch_size": args.batch_size,
+                  "rows_per_task": args.rows, "max_length": args.max_length, "tasks": ["sent (text)", "pair", "mc (2 choices)"]},
+        "seed_loop": seed_rates,
+        "engine": engine_rates,
+        "speedup": {k: engine_rates[k] / seed_rates[k] for k in ("samples_per_s", "real_tokens_per_s")},
+    }
+    print(json.dumps(report, indent=2))
+    print()
+    print("| loop | samples/s | real tokens/s | padding efficiency | data ms/step | compute ms/step | data share |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, r in (("seed loop", seed_rates), ("mtcore engine", engine_rates)):
+        print(f"| {name} | {r['samples_per_s']:.1f} | {r['real_tokens_per_s']:.0f} | {r['padding_efficiency']:.2f} | "
+              f"{r['data_ms_per_step']:.1f} | {r['compute_ms_per_step']:.1f} | {100 * r['data_share']:.1f}% |")
+    print(f"\nengine / seed loop: {report['speedup']['samples_per_s']:.2f}x samples/s, "
+          f"{report['speedup']['real_tokens_per_s']:.2f}x real tokens/s")
+    return report
+
+
+if __name__ == "__main__":
+    main()

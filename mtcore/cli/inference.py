@@ -1,0 +1,193 @@
+"""``mt evaluate``, ``mt predict`` and ``mt export``: using a trained multitask model.
+
+This module imports nothing heavy at import time (``mt --help`` stays fast): the model, data
+and transformers code is imported inside the commands. Every user mistake is one line on
+stderr with a non-zero exit code (see :mod:`mtcore.cli.app`).
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from mtcore.errors import UsageError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STDOUT_FORMATS = ("jsonl", "csv")
+
+
+def _info(message: str) -> None:
+    """Progress and result notes go to stderr, so stdout carries only predictions / tables / JSON."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def _check_precision(precision: Optional[str]) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        from mtcore.errors import unknown
+
+        raise unknown("precision", precision, PRECISIONS)
+
+
+def evaluate(
+    path: Path = typer.Argument(..., metavar="RUN_OR_MODEL_DIR", help="A run directory (config.yaml, model/) or a saved model directory."),
+    tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks to score (ids or bare names; repeat or comma-separate). Default: all."),
+    split: str = typer.Option("validation", "--split", help="Split to score: train, validation or test (labelled)."),
+    source: Optional[str] = typer.Option(None, "--source", help="Data source: sample, local or hub (default: the run's, else sample)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official files (implies --source local for model directories)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Evaluation batch size (default: the run's, else 32)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16 (default: the run's, else fp32)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Score a trained model on a split: per-task metrics and the aggregate."""
+    from mtcore.cli.output import print_json
+    from mtcore.predict.evaluate import evaluate_path
+
+    _check_precision(precision)
+    report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
+                           device=device, precision=precision)
+    for note in report.notes:
+        _info(f"note: {note}")
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _print_table(report)
+
+
+def _print_table(report: Any) -> None:
+    from rich.table import Table
+
+    from mtcore.cli.output import stdout
+
+    table = Table(title=f"{report.split} split — {report.run_dir or report.model_dir}")
+    for column, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("rows", "right"), ("data", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for task_id, info in report.tasks.items():
+        data = info["source"] + (f" {info['data_dir']}" if info.get("data_dir") else "")
+        first = True
+        for metric, value in info["metrics"].items():
+            mark = " *" if metric == info["main_metric"] else ""
+            table.add_row(task_id if first else "", metric + mark, f"{value:.4f}", str(info["rows"]) if first else "", data if first else "")
+            first = False
+        if first:
+            table.add_row(task_id, "-", "no labels", str(info["rows"]), data)
+    stdout.print(table)
+    aggregate = "n/a" if report.aggregate is None else f"{report.aggregate:.4f}"
+    stdout.print(f"aggregate (mean of main metrics *): {aggregate}")
+
+
+def _writer(name: str, output: Optional[Path]) -> Any:
+    from mtcore.plugins import load_registry
+
+    component = load_registry(warn=False).component("writer", name)
+    if output is None and name not in STDOUT_FORMATS:
+        raise UsageError(f"--format {name} writes files: pass --output <file or folder> (only {', '.join(STDOUT_FORMATS)} can go to stdout)")
+    return component.load()
+
+
+def _pick_task(model: Any, task: Optional[str]) -> str:
+    if task is not None:
+        return task
+    if len(model.tasks) == 1:
+        return next(iter(model.tasks))
+    raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task")
+
+
+def predict(
+    path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
+    input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet."),
+    split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
+    source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg). Default: stdout."),
+    format: str = typer.Option("jsonl", "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
+) -> None:
+    """Predict labels and class probabilities for new rows (or a split) of one task."""
+    if (input is None) == (split is None):
+        raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
+    if split is None and (source is not None or data_dir is not None):
+        raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
+    writer = _writer(format, output)
+    from mtcore.predict.evaluate import task_setups
+    from mtcore.predict.inputs import raw_dataset
+    from mtcore.predict.locate import load_model, locate, run_config
+    from mtcore.predict.predictor import predict_raw, quiet_datasets
+    from mtcore.predict.tasks import prediction_task
+
+    location = locate(path)
+    model = load_model(location, device)
+    name = _pick_task(model, task)
+    if input is not None:
+        head, spec = prediction_task(model, name)
+        with quiet_datasets():
+            raw = raw_dataset(input, spec, input_format)
+        origin = "<stdin>" if input == "-" else input
+    else:
+        from mtcore.data import load_raw
+
+        folder = str(data_dir.expanduser()) if data_dir is not None else None
+        setup = task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
+        head, spec = setup.head, setup.task
+        with quiet_datasets():
+            loaded = load_raw(spec, setup.source, data_dir=setup.data_dir, splits=(split,))[split]
+            raw = raw_dataset(loaded, spec)
+        origin = f"{setup.source} {split}"
+    predictions = predict_raw(model, head, spec, raw, batch_size=batch_size, origin=origin)
+    rows = predictions.rows()
+    if output is None:
+        with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
+            written = writer(spec, rows, Path(tmp) / f"predictions.{format}")
+            sys.stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
+            sys.stdout.flush()
+        return
+    written = writer(spec, rows, output)
+    shown = ", ".join(str(p) for p in written or [output])
+    _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {shown}")
+
+
+def export(
+    path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
+    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Where to write the plain Hugging Face model (new or empty)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="The task to export (optional when the model has one task)."),
+    encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR if it is not empty."),
+) -> None:
+    """Export one task as a standard transformers model (pipeline-ready), or the encoder alone."""
+    from mtcore.export.hf import export_encoder, export_task
+    from mtcore.predict.locate import load_model, locate
+
+    location = locate(path)
+    if _is_inside(out_dir, location.model_dir) or _is_inside(location.model_dir, out_dir):
+        raise UsageError(f"{out_dir}: is or holds the model being exported; export to a folder beside it")
+    if encoder_only:
+        if task is not None:
+            raise UsageError("--encoder-only exports the shared encoder, not a task; leave out --task")
+        result = export_encoder(load_model(location, "cpu"), out_dir, overwrite=overwrite)
+        _info(f"exported the encoder ({result.model_class}) to {result.path}; load it with AutoModel.from_pretrained({str(result.path)!r})")
+        return
+    model = load_model(location, "cpu")
+    name = _pick_task(model, task)
+    result = export_task(model, name, out_dir, overwrite=overwrite)
+    how = f'pipeline("{result.pipeline}", model={str(result.path)!r})' if result.pipeline else f"{result.model_class}.from_pretrained({str(result.path)!r})"
+    _info(f"exported {result.task} as {result.model_class} to {result.path} (logits match within {result.max_difference:.1e}); load it with {how}")
+
+
+def _is_inside(path: Path, parent: Path) -> bool:
+    try:
+        return path.expanduser().resolve().is_relative_to(parent.expanduser().resolve())
+    except OSError:
+        return False
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)
+    app.command("predict")(predict)
+    app.command("export")(export)

@@ -1,0 +1,211 @@
+"""Exporting one task as a standard Hugging Face model directory (no mtcore needed to use it).
+
+>>> export_task("runs/demo/model", "rsg:terra", "exported/terra")
+>>> transformers.pipeline("text-classification", model="exported/terra")({"text": "...", "text_pair": "..."})
+
+The directory holds ``config.json`` (with ``id2label`` / ``label2id``), ``model.safetensors``, the
+tokenizer, ``mtcore_export.json`` (where it came from, the verified logit difference) and a short
+``README.md``. The weights are mapped and checked as :mod:`mtcore.export.mapping` describes; a
+head with no plain equivalent is refused in one line, and :func:`export_encoder` (``mt export
+--encoder-only``) still writes the shared encoder for ``AutoModel``. Output is written to a
+temporary sibling directory and moved into place, so it is never half-written.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ModelFileError
+from mtcore.export.mapping import (
+    DEFAULT_TOLERANCE,
+    ExportError,
+    build_plain,
+    copy_head,
+    load_encoder_into,
+    plain_config,
+    probe_inputs,
+    refusal,
+    target_for,
+    verify,
+)
+
+EXPORT_INFO = "mtcore_export.json"
+
+
+@dataclass
+class ExportResult:
+    """What was written: the directory, the plain class, and the verified largest logit difference."""
+
+    path: Path
+    task: str | None
+    model_class: str
+    max_difference: float | None = None
+    pipeline: str | None = None
+    mapped: list[str] = field(default_factory=list)
+
+
+def _as_model(model: Any) -> Any:
+    if isinstance(model, (str, os.PathLike)):
+        from mtcore.predict.locate import load_model, locate
+
+        return load_model(locate(model), device="cpu")
+    return model
+
+
+def _float_copy(model: Any) -> Any:
+    """A float32 CPU copy for the comparison (the live model is not changed)."""
+    import torch
+
+    first = next(model.parameters())
+    if first.dtype == torch.float32 and first.device.type == "cpu":
+        return model
+    return copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+
+
+def _check_target(out_dir: Path, overwrite: bool, source_dir: Path | None) -> None:
+    if source_dir is not None and out_dir.resolve() == source_dir.resolve():
+        raise ExportError(f"{out_dir}: is the model being exported; choose another output directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"{out_dir}: exists and is a file; choose a directory to export to")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise ExportError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
+
+
+def _write_atomically(out_dir: Path, write: Any) -> None:
+    out_dir = out_dir.expanduser().absolute()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        write(tmp)
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _readme(title: str, usage: str, info: dict[str, Any]) -> str:
+    lines = [f"# {title}", "", "Exported by mtcore from a multitask model; plain transformers, no custom code.", "", "```python", usage, "```", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items() if value not in (None, [], {})]
+    return "\n".join(lines) + "\n"
+
+
+def _usage(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool, max_length: int | None = None) -> str:
+    cut = f", truncation=True, max_length={max_length}" if max_length else ""
+    if pipeline == "text-classification":
+        example = '{"text": "...", "text_pair": "..."}' if pair else '"..."'
+        return f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nclassify({example}, top_k=None{cut})'
+    if pipeline:
+        return f'from transformers import pipeline\nrun = pipeline("{pipeline}", model="{out_dir}")'
+    return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')
+
+
+def _forward_inputs(module: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The probe inputs ``module.forward`` accepts (DistilBERT takes no token_type_ids)."""
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return inputs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return inputs
+    return {k: v for k, v in inputs.items() if k in params}
+
+
+def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+    """Export ``task``'s head and the shared encoder as one plain ``transformers`` task model.
+
+    ``model`` is a :class:`~mtcore.model.MultitaskModel` or a run / model directory. Raises
+    :class:`ExportError` (one line: which head/pooling would export) when no plain class computes
+    what the head computes within ``tolerance`` on the probes.
+    """
+    from transformers.utils import logging as hf_logging
+
+    from mtcore.predict.tasks import manifest_task
+
+    hf_logging.disable_progress_bar()
+    source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
+    out = Path(out_dir).expanduser()
+    _check_target(out, overwrite, source_dir)
+    model = _as_model(model)
+    head_id = model.resolve_task(task)
+    spec = manifest_task(model, head_id) if model.tasks[head_id].get("kind") else None
+    if spec is None:
+        raise ExportError(f"task {head_id!r} has a custom head with no task kind; export the encoder alone with --encoder-only")
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ModelFileError(f"task {head_id!r}: the model was saved without a tokenizer, and an exported model needs one; save it with tokenizer=...")
+    target = target_for(spec.kind)
+    working = _float_copy(model)
+    was_training = working.training
+    working.eval()
+    try:
+        head = working.heads[head_id]
+        num_labels = int(model.tasks[head_id].get("num_labels") or spec.num_labels)
+        config = plain_config(working.encoder.config, spec, num_labels, target)
+        plain = build_plain(config, target, head_id)
+        load_encoder_into(plain, working.encoder, head_id)
+        described = f"'{model.tasks[head_id].get('head')}' with options {model.tasks[head_id].get('head_options') or {}}"
+        mapped = copy_head(plain, head, head_id, spec.kind, described)
+        inputs = _forward_inputs(plain, probe_inputs(tokenizer, spec.kind, spec.is_pair))
+        difference = verify(working, head_id, plain, inputs, spec.kind)
+    finally:
+        working.train(was_training)
+    if not difference <= tolerance:
+        raise refusal(head_id, described, plain, spec.kind, f" computes something else (logits differ by {difference:.3g} on probe inputs, tolerance {tolerance:g})")
+    dtype = next(model.encoder.parameters()).dtype
+    plain.to(dtype)
+    info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,
+            "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
+            "mapped_layers": mapped, "max_length": spec.max_length, "source": str(source_dir) if source_dir else None}
+
+    def write(tmp: Path) -> None:
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(f"{head_id} ({type(plain).__name__})", _usage(target.auto_class, target.pipeline, out, spec.is_pair, spec.max_length), info),
+                                       encoding="utf-8")
+
+    _write_atomically(out, write)
+    return ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
+
+
+def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False) -> ExportResult:
+    """Write the shared encoder (and tokenizer) alone, for ``AutoModel`` / feature extraction or fine-tuning."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
+    out = Path(out_dir).expanduser()
+    _check_target(out, overwrite, source_dir)
+    model = _as_model(model)
+    encoder, tokenizer = model.encoder, model.tokenizer
+    info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),
+            "source": str(source_dir) if source_dir else None}
+
+    def write(tmp: Path) -> None:
+        encoder.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(f"shared encoder ({type(encoder).__name__})", _usage("AutoModel", None, out, False), info),
+                                       encoding="utf-8")
+
+    _write_atomically(out, write)
+    return ExportResult(out, None, type(encoder).__name__, None, "feature-extraction")

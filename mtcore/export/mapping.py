@@ -1,0 +1,202 @@
+"""Mapping one task head onto a plain ``transformers`` task model, checked numerically.
+
+The mapping is generic, with no per-architecture weight table:
+
+1. build ``AutoModelFor<Task>.from_config(encoder config + labels)``;
+2. load the shared encoder's state dict into its base model (``base_model_prefix``);
+3. list the linear layers the plain model has *outside* its base model (its classifier: BERT's
+   ``classifier``; RoBERTa's ``classifier.dense`` + ``classifier.out_proj``; DistilBERT's
+   ``pre_classifier`` + ``classifier``; DeBERTa's ``pooler.dense`` + ``classifier``) and copy our
+   head's linear layers onto them, in order, when their number and shapes agree;
+4. run both models on a few tokenized probes and compare the logits (``tolerance`` 1e-5):
+   equal structure is not equal computation (BERT's classifier reads the pooler; a head with
+   ``pooling: cls`` does not), so only the numbers decide.
+
+Whatever fails is explained in one line naming the head that *would* export.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtcore.errors import MtError
+from mtcore.task import TaskKind
+
+#: The activation between the two classifier layers of architectures with a two-layer classifier.
+TWO_LAYER_ACTIVATIONS = {"roberta": "tanh", "xlm-roberta": "tanh", "camembert": "tanh", "xlm-roberta-xl": "tanh",
+                         "data2vec-text": "tanh", "distilbert": "relu", "electra": "gelu"}
+PROBE_TEXTS = ("a short probe sentence.", "проверка экспорта: ещё одно, более длинное предложение для сравнения логитов")
+PROBE_PAIRS = ("the second segment", "второй сегмент")
+DEFAULT_TOLERANCE = 1e-5
+
+
+class ExportError(MtError):
+    """A head that has no plain-transformers equivalent (or an export that cannot be written)."""
+
+
+@dataclass
+class AutoTarget:
+    """The ``transformers`` auto class and config settings for one task kind."""
+
+    auto_class: str
+    problem_type: str | None
+    pipeline: str | None
+
+
+def target_for(kind: TaskKind) -> AutoTarget:
+    """Which plain task model a task of ``kind`` becomes."""
+    if kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
+        return AutoTarget("AutoModelForSequenceClassification", "single_label_classification", "text-classification")
+    if kind is TaskKind.MULTI_LABEL:
+        return AutoTarget("AutoModelForSequenceClassification", "multi_label_classification", "text-classification")
+    if kind is TaskKind.REGRESSION:
+        return AutoTarget("AutoModelForSequenceClassification", "regression", "text-classification")
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        return AutoTarget("AutoModelForMultipleChoice", None, None)
+    return AutoTarget("AutoModelForTokenClassification", None, "token-classification")
+
+
+def head_linears(head: nn.Module, task_id: str) -> list[nn.Linear]:
+    """Our head's linear layers in order; a head with any other parameters has no plain equivalent."""
+    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
+    inside = {id(p) for layer in linears for p in layer.parameters()}
+    others = [name for name, p in head.named_parameters() if id(p) not in inside]
+    if others:
+        raise ExportError(f"task {task_id!r}: its head {type(head).__name__} has parameters outside linear layers ({others[0]}), "
+                          "which no plain transformers classifier holds; export the encoder alone with --encoder-only")
+    return linears
+
+
+def classifier_layers(plain: nn.Module) -> tuple[list[tuple[str, nn.Linear]], list[str]]:
+    """The plain model's linear layers outside its base model, and any other parameters there."""
+    prefix = plain.base_model_prefix
+    linears = [(name, m) for name, m in plain.named_modules()
+               if isinstance(m, nn.Linear) and name != prefix and not name.startswith(prefix + ".")]
+    inside = {id(p) for _, layer in linears for p in layer.parameters()}
+    others = [name for name, p in plain.named_parameters()
+              if not name.startswith(prefix + ".") and id(p) not in inside]
+    return linears, others
+
+
+def what_exports(plain: nn.Module, kind: TaskKind) -> str:
+    """One clause: what ``plain``'s classifier computes, and the mtcore head that computes the same."""
+    linears, others = classifier_layers(plain)
+    name = type(plain).__name__
+    model_type = getattr(plain.config, "model_type", "")
+    if others:
+        return f"{name}'s classifier also has {others[0]}, which no mtcore head reproduces"
+    if kind is TaskKind.TOKEN_CLASSIFICATION:
+        return f"{name} is a linear layer over every token: use head 'token_classification'"
+    if len(linears) == 1:
+        base = getattr(plain, plain.base_model_prefix, None)
+        if isinstance(getattr(base, "pooler", None), nn.Module):
+            head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "classification")
+            return f"{name} is a linear layer over the encoder's pooler: train with head '{head}' and head_options {{pooling: pooler}}"
+        return f"{name} is a single linear layer: train with a one-linear head"
+    if len(linears) == 2 and kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
+        act = TWO_LAYER_ACTIVATIONS.get(model_type) or getattr(plain.config, "pooler_hidden_act", None) or "<the architecture's activation>"
+        return (f"{name} is two linear layers with {act} between them over the first token: train with head 'mlp' and "
+                f"head_options {{num_layers: 2, activation: {act}, pooling: cls}}")
+    return f"{name}'s classifier has {len(linears)} linear layers, which no mtcore head of this task's kind reproduces"
+
+
+def refusal(task_id: str, head: str, plain: nn.Module, kind: TaskKind, detail: str = "") -> ExportError:
+    """The one-line refusal: which head was trained, why it does not map, which head would."""
+    return ExportError(f"task {task_id!r} cannot be exported as a plain {type(plain).__name__}: its head {head}{detail}; "
+                       f"{what_exports(plain, kind)}; or export the encoder alone with --encoder-only")
+
+
+def plain_config(encoder_config: Any, task: Any, num_labels: int, target: AutoTarget) -> Any:
+    """A copy of the encoder's config with the task's labels (``id2label`` / ``label2id``)."""
+    config = copy.deepcopy(encoder_config)
+    if task.kind is TaskKind.MULTIPLE_CHOICE:
+        return config
+    names = list(task.labels) if task.labels and len(task.labels) == num_labels else [f"LABEL_{i}" for i in range(num_labels)]
+    if task.kind is TaskKind.REGRESSION and num_labels == 1:
+        names = [task.name]
+    config.num_labels = num_labels
+    config.id2label = {i: str(name) for i, name in enumerate(names)}
+    config.label2id = {str(name): i for i, name in enumerate(names)}
+    if target.problem_type:
+        config.problem_type = target.problem_type
+    return config
+
+
+def build_plain(config: Any, target: AutoTarget, task_id: str) -> nn.Module:
+    """``AutoModelFor<Task>.from_config(config)`` or a one-line ExportError."""
+    import transformers
+
+    auto = getattr(transformers, target.auto_class)
+    try:
+        plain = auto.from_config(config, attn_implementation=getattr(config, "_attn_implementation", None) or "eager")
+    except (ValueError, KeyError) as exc:
+        raise ExportError(f"task {task_id!r}: transformers has no {target.auto_class.removeprefix('Auto')} class for model type "
+                          f"{getattr(config, 'model_type', '?')!r} ({str(exc).splitlines()[0][:120]}); export the encoder alone with --encoder-only") from None
+    return plain.float().eval()
+
+
+def load_encoder_into(plain: nn.Module, encoder: nn.Module, task_id: str) -> None:
+    """The shared encoder's weights into the plain model's base model (extra tensors such as an unused pooler are dropped)."""
+    base = getattr(plain, plain.base_model_prefix)
+    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in encoder.state_dict().items()}
+    missing, _unexpected = base.load_state_dict(state, strict=False)
+    if missing:
+        raise ExportError(f"task {task_id!r}: the encoder's weights do not fill {type(plain).__name__}'s base model "
+                          f"({len(missing)} missing, e.g. {missing[0]}); export the encoder alone with --encoder-only")
+
+
+def copy_head(plain: nn.Module, head: nn.Module, task_id: str, kind: TaskKind, described: str) -> list[str]:
+    """Copy our head's linear layers onto the plain classifier's; returns the names filled.
+
+    ``described`` names our head in messages (``'classification' with options {...}``).
+    """
+    ours = head_linears(head, task_id)
+    theirs, others = classifier_layers(plain)
+    if others:
+        raise refusal(task_id, described, plain, kind, " has no counterpart there")
+    if len(ours) != len(theirs):
+        raise refusal(task_id, described, plain, kind, f" has {len(ours)} linear layer(s), the plain classifier {len(theirs)}")
+    for (name, target), source in zip(theirs, ours):
+        if tuple(target.weight.shape) != tuple(source.weight.shape) or (target.bias is None) != (source.bias is None):
+            raise refusal(task_id, described, plain, kind, f" has a layer of shape {tuple(source.weight.shape)} where {name} is {tuple(target.weight.shape)}")
+    with torch.no_grad():
+        for (_, target), source in zip(theirs, ours):
+            target.weight.copy_(source.weight.float())
+            if target.bias is not None:
+                target.bias.copy_(source.bias.float())
+    return [name for name, _ in theirs]
+
+
+def probe_inputs(tokenizer: Any, kind: TaskKind, pair: bool) -> dict[str, torch.Tensor]:
+    """A padded batch of probe texts (pairs for pair tasks; two choices each for multiple choice)."""
+    texts = list(PROBE_TEXTS)
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        first = [t for t in texts for _ in PROBE_PAIRS]
+        second = [p for _ in texts for p in PROBE_PAIRS]
+        encoded = tokenizer(first, second, padding=True, truncation=True, max_length=64, return_tensors="pt")
+        return {k: v.view(len(texts), len(PROBE_PAIRS), -1) for k, v in encoded.items()}
+    second = list(PROBE_PAIRS) if pair else None
+    return dict(tokenizer(texts, second, padding=True, truncation=True, max_length=64, return_tensors="pt"))
+
+
+def max_difference(ours: torch.Tensor, theirs: torch.Tensor, mask: torch.Tensor | None, kind: TaskKind) -> float:
+    """Largest absolute logit difference (real tokens only for token classification)."""
+    if ours.shape != theirs.shape:
+        return float("inf")
+    diff = (ours.float() - theirs.float()).abs()
+    if kind is TaskKind.TOKEN_CLASSIFICATION and mask is not None:
+        diff = diff[mask.bool()]
+    return float(diff.max()) if diff.numel() else 0.0
+
+
+def verify(model: Any, head_id: str, plain: nn.Module, inputs: dict[str, torch.Tensor], kind: TaskKind) -> float:
+    """Run both models on ``inputs`` (CPU, float32, eval mode) and return the largest logit difference."""
+    with torch.inference_mode():
+        ours = model(head_id, **inputs).logits
+        theirs = plain(**inputs).logits
+    return max_difference(ours, theirs, inputs.get("attention_mask"), kind)

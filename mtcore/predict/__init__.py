@@ -1,0 +1,31 @@
+"""Using a trained model: predictions, evaluation and prediction files (``mt predict``, ``mt evaluate``).
+
+* :func:`predict` — labels (in the dataset's own form) and class probabilities for raw rows;
+* :func:`evaluate_path` — a run's or a model's metrics on a split, scored by the engine's code;
+* :mod:`mtcore.predict.writers` — the ``jsonl`` / ``csv`` prediction writers.
+
+Names are resolved lazily (PEP 562): importing this package imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "predict": "mtcore.predict.predictor",
+    "Predictions": "mtcore.predict.predictor",
+    "evaluate_path": "mtcore.predict.evaluate",
+    "EvaluationReport": "mtcore.predict.evaluate",
+    "prediction_task": "mtcore.predict.tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtcore.predict' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = list(_LAZY)

@@ -1,0 +1,194 @@
+"""``evaluate_path``: score a run or a saved model on a split, with the engine's own evaluation.
+
+The data of each task is loaded exactly as the training run loaded it (same source, folder,
+``max_length``, padding) and scored by :func:`mtcore.train.evaluation.evaluate` — the function
+the engine calls — with the run's evaluation batch size and precision, so a run directory's
+final model scores the numbers its ``summary.json`` recorded. Metrics are keyed
+``<task id>/<metric>``; the aggregate is the (weighted) mean of each task's main metric.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError
+from mtcore.predict.locate import ModelLocation, load_model, locate, run_config
+from mtcore.task import Task
+
+DEFAULT_EVAL_BATCH_SIZE = 32
+
+
+@dataclass
+class TaskSetup:
+    """One task to evaluate: its Task, the head that predicts it, and where its data is."""
+
+    task: Task
+    head: str
+    source: str
+    data_dir: str | None = None
+
+
+@dataclass
+class EvaluationReport:
+    """Metrics of every evaluated task on one split, and the aggregate score."""
+
+    split: str
+    metrics: dict[str, float]
+    aggregate: float | None
+    tasks: dict[str, dict[str, Any]]
+    model_dir: str
+    run_dir: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"split": self.split, "aggregate": self.aggregate, "metrics": self.metrics, "tasks": self.tasks,
+                "model_dir": self.model_dir, "run_dir": self.run_dir, "notes": self.notes}
+
+
+class SingleProcess:
+    """The part of an ``accelerate.Accelerator`` that evaluation uses, for one process on one device."""
+
+    process_index = 0
+    num_processes = 1
+
+    def __init__(self, device: Any, precision: str = "no") -> None:
+        self.device = device
+        self.precision = precision
+
+    def autocast(self) -> Any:
+        import torch
+
+        if self.precision in ("bf16", "fp16"):
+            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+            return torch.autocast(device_type=self.device.type, dtype=dtype)
+        return contextlib.nullcontext()
+
+
+class _HeadAliases:
+    """Calls ``model(task, ...)`` with the head that serves ``task`` (LiDiRus -> the TERRa head)."""
+
+    def __init__(self, model: Any, heads: dict[str, str]) -> None:
+        self.model = model
+        self.heads = heads
+
+    @property
+    def training(self) -> bool:
+        return bool(self.model.training)
+
+    def eval(self) -> _HeadAliases:
+        self.model.eval()
+        return self
+
+    def train(self, mode: bool = True) -> _HeadAliases:
+        self.model.train(mode)
+        return self
+
+    def __call__(self, task: str, **batch: Any) -> Any:
+        return self.model(self.heads.get(task, task), **batch)
+
+
+def _split_names(names: Sequence[str] | None) -> list[str] | None:
+    if not names:
+        return None
+    out = [part.strip() for name in names for part in str(name).split(",") if part.strip()]
+    return out or None
+
+
+def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequence[str] | None, *, source: str | None = None,
+                data_dir: str | None = None) -> list[TaskSetup]:
+    """Which tasks to evaluate and where their data is (the run's config first, then the plugins)."""
+    from mtcore.predict.tasks import prediction_task, with_sources
+
+    planned: list[Any] = []
+    if config is not None:
+        from mtcore.train.validate import plan_run
+
+        planned = plan_run(config, base_dir=Path.cwd()).tasks
+    wanted = _split_names(names) or ([p.id for p in planned if p.id in model.tasks] if planned else list(model.tasks))
+    setups: list[TaskSetup] = []
+    for name in wanted:
+        matches = [p for p in planned if name in (p.id, p.task.name)]
+        if len(matches) == 1:
+            p = matches[0]
+            head = model.resolve_task(p.id)
+            chosen = source or p.source
+            folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
+            setups.append(TaskSetup(p.task, head, chosen, folder))
+            continue
+        head, task = prediction_task(model, name)
+        task = with_sources(task, task.id)
+        setups.append(TaskSetup(task, head, source or ("local" if data_dir else "sample"), data_dir))
+    ids = [s.task.id for s in setups]
+    duplicate = next((i for i in ids if ids.count(i) > 1), None)
+    if duplicate:
+        raise ConfigError(f"task {duplicate!r} is listed twice in --tasks")
+    return setups
+
+
+def _precision(requested: str | None, config: Any, device: Any) -> str:
+    """Accelerate's precision name: the run's (as it trained) unless asked; fp32 for model directories."""
+    from mtcore.train.build import resolve_precision
+
+    if requested is None:
+        requested = config.precision if config is not None else "fp32"
+    return resolve_precision(requested, device.type == "cuda")
+
+
+def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str = "validation", source: str | None = None,
+                  data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
+                  precision: str | None = None) -> EvaluationReport:
+    """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
+
+    ``tasks`` picks tasks (ids or bare names; default: every task of the run / model);
+    ``source`` and ``data_dir`` override where the data comes from (for a model directory the
+    default is each task's shipped ``sample``, or ``local`` when ``data_dir`` is given).
+    """
+    from mtcore.data import load_task_data
+    from mtcore.plugins import get_component
+    from mtcore.predict.predictor import quiet_datasets
+    from mtcore.train.evaluation import evaluate
+    from mtcore.train.metrics import aggregate
+
+    location = locate(path)
+    config = run_config(location)
+    model = load_model(location, device)
+    if model.tokenizer is None:
+        from mtcore.errors import ModelFileError
+
+        raise ModelFileError(f"{location.model_dir}: the model was saved without its tokenizer; save it again with tokenizer=...")
+    folder = str(Path(data_dir).expanduser()) if data_dir is not None else None
+    setups = task_setups(model, location, config, tasks, source=source, data_dir=folder)
+    if batch_size is None:
+        batch_size = (config.batching.eval_batch_size or 2 * config.batching.batch_size) if config is not None else DEFAULT_EVAL_BATCH_SIZE
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size} must be at least 1")
+    pad = config.batching.pad_to_multiple_of if config is not None else None
+    runner = SingleProcess(model.device, _precision(precision, config, model.device))
+    data, by_id = {}, {}
+    with quiet_datasets():
+        for s in setups:
+            data[s.task.id] = load_task_data(s.task, model.tokenizer, source=s.source, data_dir=s.data_dir, splits=(split,),
+                                             max_length=s.task.max_length, encoder_config=model.encoder.config, pad_to_multiple_of=pad)
+            by_id[s.task.id] = s.task
+    heads = {s.task.id: s.head for s in setups if s.head != s.task.id}
+    scored = _HeadAliases(model, heads) if heads else model
+    metrics = evaluate(scored, data, by_id, runner, split=split, batch_size=batch_size,
+                       metric_fn=lambda name: get_component("metric", name))
+    weights = dict(config.evaluation.weights) if config is not None else None
+    score = aggregate(metrics, by_id.values(), weights)
+    per_task: dict[str, dict[str, Any]] = {}
+    notes = []
+    for s in setups:
+        prefix = f"{s.task.id}/"
+        values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
+        per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_rows(split),
+                               "source": s.source, "data_dir": s.data_dir, "head": s.head}
+        if not values:
+            notes.append(f"task {s.task.id!r}: the {split} split has no labelled rows; nothing to score")
+    return EvaluationReport(split=split, metrics=metrics, aggregate=None if score != score else score, tasks=per_task,
+                            model_dir=str(location.model_dir), run_dir=str(location.run_dir) if location.run_dir else None, notes=notes)

@@ -1,0 +1,184 @@
+"""What ``predict`` reads: files (JSON Lines, CSV, ...), standard input, lists of dicts, Datasets.
+
+Every input becomes a raw ``datasets.Dataset`` in memory whose rows keep the file and row they
+came from (so a bad row is reported as ``input.jsonl row 7: ...``). Rows are the task's *raw*
+fields (``premise``, ``hypothesis``, ...; PARus's ``premise``, ``choice1``, ``choice2``,
+``question``): the task's preprocessing and renaming run afterwards, exactly as for training.
+The label field, if present, is dropped: prediction never needs labels.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, DataError
+from mtcore.task import Task
+
+#: Name shown for rows given as Python objects (``model.predict(task, [{...}, ...])``).
+PYTHON_ORIGIN = "inputs"
+STDIN = "-"
+INPUT_FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet")
+
+Row = tuple[str, int, Mapping[str, Any]]
+
+
+def label_field(task: Task) -> str:
+    """The raw field holding a row's label (dropped before prediction)."""
+    return task.input_map.get("label", "label")
+
+
+def _check_format(input_format: str) -> str:
+    if input_format not in INPUT_FORMATS:
+        from mtcore.errors import unknown
+
+        raise unknown("input format", input_format, INPUT_FORMATS)
+    return input_format
+
+
+def _file_format(path: Path, input_format: str) -> str:
+    from mtcore.data.readers import detect_format
+
+    if input_format != "auto":
+        return input_format
+    try:
+        return detect_format(path, "auto")
+    except ConfigError:
+        raise ConfigError(f"{path}: cannot tell the input format from the file name; "
+                          f"pass --input-format (input_format=) one of: {', '.join(INPUT_FORMATS[1:])}") from None
+
+
+def read_file_rows(path: str | os.PathLike, input_format: str = "auto") -> list[Row]:
+    """Every row of one input file as ``(file, row_number, row)``; ``"-"`` reads standard input.
+
+    Standard input is JSON Lines unless ``input_format`` says otherwise (``auto`` looks at the
+    first character: ``{`` means JSON Lines, anything else CSV with a header).
+    """
+    from mtcore.data.readers import iter_rows
+
+    _check_format(input_format)
+    if str(path) == STDIN:
+        return _stdin_rows(input_format)
+    file = Path(path).expanduser()
+    if not file.exists():
+        hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) else ""
+        raise DataError(f"{file}: no such input file{hint}")
+    if file.is_dir():
+        raise DataError(f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data")
+    fmt = _file_format(file, input_format)
+    rows = [(str(file), number, row) for number, row in iter_rows(file, fmt)]
+    if not rows:
+        raise DataError(f"{file}: the input file has no rows; give one JSON object per line (jsonl) or a CSV header and rows")
+    return rows
+
+
+def _stdin_rows(input_format: str) -> list[Row]:
+    from mtcore.data.readers import iter_rows
+
+    text = sys.stdin.read()
+    if not text.strip():
+        raise DataError("<stdin>: the input has no rows; pipe one JSON object per line (or CSV with --input-format csv)")
+    fmt = input_format
+    if fmt == "auto":
+        fmt = "jsonl" if text.lstrip().startswith("{") else "csv"
+    fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-", suffix=f".{fmt}")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        try:
+            rows = [("<stdin>", number, row) for number, row in iter_rows(tmp, fmt)]
+        except (DataError, ConfigError) as exc:
+            raise type(exc)(str(exc).replace(tmp, "<stdin>")) from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    if not rows:
+        raise DataError("<stdin>: the input has no rows")
+    return rows
+
+
+def python_rows(inputs: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> list[Row]:
+    """Rows given as one dict or a list of dicts (raw field -> value)."""
+    if isinstance(inputs, Mapping):
+        inputs = [inputs]
+    rows: list[Row] = []
+    for number, row in enumerate(inputs, start=1):
+        if not isinstance(row, Mapping):
+            raise DataError(f"{PYTHON_ORIGIN} row {number}: expected a dict of raw fields, got {type(row).__name__}")
+        rows.append((PYTHON_ORIGIN, number, row))
+    if not rows:
+        raise DataError(f"{PYTHON_ORIGIN}: no rows to predict")
+    return rows
+
+
+def required_fields(task: Task) -> dict[str, str]:
+    """Raw field -> canonical column the rows must have (only knowable when no preprocessing runs first)."""
+    if task.preprocess:
+        return {}
+    return {raw: column for column, raw in task.input_map.items() if column != "label"}
+
+
+def check_fields(rows: Sequence[Row], task: Task) -> None:
+    """One line for the first row missing a field the task reads (before any heavy work)."""
+    needed = required_fields(task)
+    for file, number, row in rows:
+        for raw, column in needed.items():
+            if raw not in row:
+                has = ", ".join(map(str, row)) or "no fields"
+                raise DataError(f"task {task.id!r}, {file} row {number}: no field {raw!r} ({column}); "
+                                f"input rows need the fields {', '.join(needed)} (this row has: {has})")
+
+
+def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
+    """An in-memory raw ``Dataset`` of ``rows`` (label field dropped, origin columns added).
+
+    Column types are settled over all rows first (ints widen to floats, missing fields are
+    null), so rows that differ a little still fit one Arrow table; a real conflict is one line
+    naming the row.
+    """
+    from datasets import Dataset, Features, Value
+
+    from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
+
+    check_fields(rows, task)
+    drop = label_field(task)
+    clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in (FILE_COLUMN, ROW_COLUMN)})
+             for file, number, row in rows]
+    what = rows[0][0] if rows else PYTHON_ORIGIN
+    kinds, _ = scan_kinds(lambda: clean, what=what)
+    features = Features({column: kind_feature(kind) for column, kind in kinds.items()})
+    features[FILE_COLUMN] = Value("string")
+    features[ROW_COLUMN] = Value("int64")
+    records = []
+    for file, number, row in clean:
+        record = {column: conform(row.get(column), kind) for column, kind in kinds.items()}
+        record[FILE_COLUMN] = file
+        record[ROW_COLUMN] = number
+        records.append(record)
+    return Dataset.from_list(records, features=features)
+
+
+def raw_dataset(inputs: Any, task: Task, input_format: str = "auto") -> Any:
+    """Any accepted input as a raw in-memory ``Dataset`` for ``task``.
+
+    ``inputs``: a ``datasets.Dataset`` (its label column is dropped), a path to a file (or
+    ``"-"`` for standard input), one dict or a list of dicts of raw fields.
+    """
+    try:
+        from datasets import Dataset
+    except ImportError:  # pragma: no cover - datasets is a dependency
+        Dataset = ()  # type: ignore[assignment]
+    if isinstance(inputs, Dataset):
+        if inputs.num_rows == 0:
+            raise DataError(f"task {task.id!r}: the Dataset to predict has no rows")
+        drop = label_field(task)
+        return inputs.remove_columns([drop]) if drop in inputs.column_names else inputs
+    if isinstance(inputs, (str, os.PathLike)):
+        return rows_dataset(read_file_rows(inputs, input_format), task)
+    if isinstance(inputs, Mapping) or isinstance(inputs, Iterable):
+        return rows_dataset(python_rows(inputs), task)
+    raise ConfigError(f"cannot predict from a {type(inputs).__name__}; pass a list of dicts of raw fields, "
+                      "a datasets.Dataset, or a file path")

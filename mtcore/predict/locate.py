@@ -1,0 +1,73 @@
+"""Finding the model behind a path: a run directory or a saved model directory.
+
+* a **run directory** (what ``mt train`` writes): ``config.yaml`` and ``model/`` — the config
+  says where each task's data is (source, ``data_dir``), its batch sizes and precision;
+* a **model directory** (``MultitaskModel.save_pretrained``): ``mtcore.json``, ``encoder/``,
+  ``heads/`` — tasks come from the manifest, data from the installed plugins. A run's
+  ``model/`` is recognised as part of its run.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ModelFileError
+
+RUN_CONFIG = "config.yaml"
+RUN_MODEL = "model"
+MANIFEST = "mtcore.json"
+
+
+@dataclass
+class ModelLocation:
+    """Where the model is, and the run it belongs to (``None`` for a standalone model directory)."""
+
+    model_dir: Path
+    run_dir: Path | None = None
+
+    @property
+    def config_path(self) -> Path | None:
+        return self.run_dir / RUN_CONFIG if self.run_dir is not None else None
+
+
+def locate(path: str | os.PathLike) -> ModelLocation:
+    """Classify ``path``; a one-line :class:`ModelFileError` when it is neither kind of directory."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ModelFileError(f"{root}: no such directory; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
+    if not root.is_dir():
+        raise ModelFileError(f"{root}: is a file; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
+    if (root / MANIFEST).is_file():
+        run = root.parent if root.name == RUN_MODEL and (root.parent / RUN_CONFIG).is_file() else None
+        return ModelLocation(root, run)
+    if (root / RUN_MODEL / MANIFEST).is_file():
+        return ModelLocation(root / RUN_MODEL, root if (root / RUN_CONFIG).is_file() else None)
+    if (root / RUN_CONFIG).is_file():
+        raise ModelFileError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends); wait for the run to finish "
+                             "or resume it with mt train --resume")
+    raise ModelFileError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
+                         f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
+
+
+def load_model(location: ModelLocation, device: Any = None) -> Any:
+    """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present)."""
+    from transformers.utils import logging as hf_logging
+
+    from mtcore.model import MultitaskModel
+    from mtcore.predict.predictor import resolve_device
+
+    hf_logging.disable_progress_bar()
+    model = MultitaskModel.from_pretrained(location.model_dir)
+    return model.to(resolve_device(device))
+
+
+def run_config(location: ModelLocation) -> Any:
+    """The run's resolved :class:`~mtcore.train.config.TrainConfig`, or ``None`` for a model directory."""
+    if location.config_path is None:
+        return None
+    from mtcore.train.config_io import load_config
+
+    return load_config(location.config_path)

@@ -1,0 +1,258 @@
+"""``predict(model, task, inputs)``: labels in the dataset's own form and class probabilities.
+
+>>> model = MultitaskModel.from_pretrained("runs/demo/model")
+>>> out = predict(model, "rsg:terra", [{"premise": "...", "hypothesis": "..."}])
+>>> out.labels, out.probabilities          # ['entailment'], [[0.83, 0.17]]
+
+Inputs hold the task's raw fields; the task's preprocessing, renaming and tokenization run
+exactly as in training (same code). Rows are batched longest first with dynamic padding and the
+results are put back in input order. Nothing needs labels.
+
+What each kind predicts (``label`` / ``probabilities`` per row):
+
+* classification: the stored label value (``task.label_values``; else the label name) / softmax
+  over the classes, in ``task.labels`` order;
+* multiple choice: the index of the chosen choice / softmax over the choices;
+* multi-label: the list of stored label values whose probability exceeds 0.5 / sigmoid per label;
+* regression: the predicted value / ``None``;
+* token classification: one tag per word (``None`` for words cut by truncation) / per-word
+  softmax lists (kept in Python results, left out of prediction files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mtcore.errors import ModelFileError
+from mtcore.task import Task, TaskKind
+
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class Predictions:
+    """Per-row predictions of one task, in input order."""
+
+    task: Task
+    head: str
+    labels: list[Any]
+    probabilities: list[Any] | None
+    class_ids: list[Any]
+    idx: list[Any]
+    logits: list[np.ndarray] = field(repr=False, default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """``[{"idx", "label", "probabilities"}]`` as prediction writers take them."""
+        flat = self.probabilities is not None and self.task.kind is not TaskKind.TOKEN_CLASSIFICATION
+        return [{"idx": self.idx[i], "label": self.labels[i], "probabilities": self.probabilities[i] if flat else None}
+                for i in range(len(self))]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self.rows())
+
+
+@contextlib.contextmanager
+def quiet_datasets() -> Iterator[None]:
+    """No ``datasets`` progress bars for the in-memory preparation of prediction inputs."""
+    import os
+
+    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    if are_progress_bars_disabled() or os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS") is not None:
+        yield
+        return
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        enable_progress_bars()
+
+
+def resolve_device(device: Any = None) -> Any:
+    """``device`` as a torch device; ``None`` or ``"auto"`` means the GPU when there is one."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
+            max_length: int | None = None, tokenizer: Any = None, input_format: str = "auto") -> Predictions:
+    """Predict ``task`` for ``inputs`` with ``model`` (a :class:`~mtcore.model.MultitaskModel`).
+
+    :param task: a head id or unambiguous bare name, a registered task another head serves, or
+        a :class:`~mtcore.task.Task` (see :func:`mtcore.predict.tasks.prediction_task`).
+    :param inputs: a list of dicts (or one dict) of raw fields, a ``datasets.Dataset``, or a
+        path to a JSON Lines / CSV / JSON / Parquet file (``"-"``: standard input).
+    :param device: where to run; ``None`` keeps the model where it is. The model is moved there.
+    :param max_length: override the task's ``max_length`` (default: what it was trained with).
+    :param tokenizer: override ``model.tokenizer``.
+    """
+    from mtcore.predict.inputs import raw_dataset
+    from mtcore.predict.tasks import prediction_task
+
+    head_id, spec = prediction_task(model, task)
+    with quiet_datasets():
+        raw = raw_dataset(inputs, spec, input_format)
+    return predict_raw(model, head_id, spec, raw, batch_size=batch_size, device=device, max_length=max_length, tokenizer=tokenizer)
+
+
+def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
+                max_length: int | None = None, tokenizer: Any = None, origin: str = "input") -> Predictions:
+    """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id``."""
+    from mtcore.data.collate import Collator
+    from mtcore.data.prepare import prepare_split
+    from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids
+
+    tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ModelFileError("the model has no tokenizer (it was saved without one); pass tokenizer= or save the model with its tokenizer")
+    if batch_size < 1:
+        from mtcore.errors import ConfigError
+
+        raise ConfigError(f"batch size {batch_size} must be at least 1")
+    with quiet_datasets():
+        prepared = prepare_split(raw, task, "test", origin=origin)
+        length = resolve_max_length(task, tokenizer, max_length)
+        segments = uses_token_type_ids(model.encoder.config, tokenizer)
+        tokenized = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments, split="predict")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
+    logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
+    idx = list(tokenized["idx"]) if "idx" in tokenized.column_names else list(range(tokenized.num_rows))
+    idx = [i if value is None else value for i, value in enumerate(idx)]
+    words = None
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        words = _word_ids(tokenizer, list(prepared["tokens"]), length)
+    return from_logits(task, head_id, logits, idx, words)
+
+
+def batch_order(dataset: Any, kind: TaskKind, batch_size: int) -> list[list[int]]:
+    """Row indices in batches: longest first (less padding); multiple-choice rows grouped by choice count."""
+    lengths = np.asarray(dataset["length"], dtype=np.int64)
+    if kind is TaskKind.MULTIPLE_CHOICE:
+        groups = np.asarray([len(ids) for ids in dataset["input_ids"]], dtype=np.int64)
+        order = np.lexsort((-lengths, groups))
+    else:
+        groups = np.zeros(len(lengths), dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for row in order.tolist():
+        if current and (len(current) == batch_size or groups[row] != groups[current[0]]):
+            batches.append(current)
+            current = []
+        current.append(row)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def run_batches(model: Any, head_id: str, dataset: Any, collator: Any, kind: TaskKind, batch_size: int, device: Any = None
+                ) -> list[np.ndarray]:
+    """Each row's logits (float32, on the CPU), in row order."""
+    import torch
+
+    from mtcore.sampling.protocol import fetch_rows
+
+    if device is not None:
+        model.to(resolve_device(device))
+    target = next(model.parameters()).device
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    rows = dataset.select_columns(columns)
+    out: list[np.ndarray | None] = [None] * dataset.num_rows
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for indices in batch_order(dataset, kind, batch_size):
+                batch = collator(fetch_rows(rows, indices))
+                batch.pop("labels", None)
+                real_tokens = batch["attention_mask"].sum(-1).tolist()
+                batch.to(target)
+                logits = model(head_id, **batch).logits.float().cpu().numpy()
+                for j, row in enumerate(indices):
+                    value = logits[j]
+                    if kind is TaskKind.TOKEN_CLASSIFICATION:
+                        value = value[: int(real_tokens[j])]
+                    out[row] = value
+    finally:
+        model.train(was_training)
+    return [value for value in out if value is not None]
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.softmax(torch.as_tensor(values, dtype=torch.float32), dim=-1).numpy()
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    import torch
+
+    return torch.sigmoid(torch.as_tensor(values, dtype=torch.float32)).numpy()
+
+
+def _word_ids(tokenizer: Any, tokens: list[list[str]], max_length: int) -> list[tuple[list[int | None], int]]:
+    """Each row's sub-token -> word map (as tokenization built it) and its number of words."""
+    encoded = tokenizer(tokens, is_split_into_words=True, truncation=True, max_length=max_length)
+    return [(encoded.word_ids(i), len(words)) for i, words in enumerate(tokens)]
+
+
+def _token_row(task: Task, logits: np.ndarray, word_ids: list[int | None], n_words: int) -> tuple[list, list, list]:
+    labels: list[Any] = [None] * n_words
+    probs: list[Any] = [None] * n_words
+    ids: list[Any] = [None] * n_words
+    probabilities = _softmax(logits)
+    previous = None
+    for position, word in enumerate(word_ids[: len(logits)]):
+        if word is not None and word != previous and word < n_words:
+            class_id = int(np.argmax(logits[position]))
+            ids[word], labels[word] = class_id, task.label_value(class_id)
+            probs[word] = [float(p) for p in probabilities[position]]
+        previous = word
+    return labels, probs, ids
+
+
+def from_logits(task: Task, head_id: str, logits: list[np.ndarray], idx: list[Any],
+                words: list[tuple[list[int | None], int]] | None = None) -> Predictions:
+    """Turn per-row logits into :class:`Predictions` (see the module docstring for each kind)."""
+    kind = task.kind
+    labels: list[Any] = []
+    probabilities: list[Any] | None = []
+    class_ids: list[Any] = []
+    for i, row in enumerate(logits):
+        if kind is TaskKind.REGRESSION:
+            value = float(row.reshape(-1)[0])
+            labels.append(value)
+            class_ids.append(value)
+        elif kind is TaskKind.MULTI_LABEL:
+            probs = _sigmoid(row)
+            chosen = [int(j) for j in np.flatnonzero(row > 0)]
+            class_ids.append(chosen)
+            labels.append([task.label_value(j) for j in chosen])
+            probabilities.append([float(p) for p in probs])
+        elif kind is TaskKind.TOKEN_CLASSIFICATION:
+            assert words is not None, "token classification needs the word ids of each row"
+            row_labels, row_probs, row_ids = _token_row(task, row, *words[i])
+            labels.append(row_labels)
+            probabilities.append(row_probs)
+            class_ids.append(row_ids)
+        else:
+            probs = _softmax(row)
+            class_id = int(np.argmax(row))
+            class_ids.append(class_id)
+            labels.append(task.label_value(class_id))
+            probabilities.append([float(p) for p in probs])
+    if kind is TaskKind.REGRESSION:
+        probabilities = None
+    return Predictions(task=task, head=head_id, labels=labels, probabilities=probabilities, class_ids=class_ids, idx=idx, logits=logits)

@@ -1,0 +1,109 @@
+"""Which head predicts a task, and the :class:`~mtcore.task.Task` that reads its inputs.
+
+A saved model records every task it was trained on in its manifest (``mtcore.json``): labels,
+stored label values, input fields, the string references of its preprocessing functions,
+``max_length``. :func:`prediction_task` rebuilds that Task, so prediction needs no plugin for
+tasks whose preprocessing is saved by name. A task the model has no head for may still be
+predicted when its registered spec says which head serves it (``metadata.predict_with``:
+LiDiRus is predicted with the TERRa head).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mtcore.errors import ConfigError, MtError, UnknownNameError
+from mtcore.task import Task, TaskKind
+
+
+def registered_task(task_id: str) -> Task | None:
+    """The task registered under ``task_id`` by an installed plugin, or ``None``."""
+    from mtcore.plugins import load_registry
+
+    try:
+        return load_registry(warn=False).task(task_id)
+    except MtError:
+        return None
+
+
+def manifest_task(model: Any, head_id: str) -> Task:
+    """The Task recorded in the model's manifest for head ``head_id`` (no data sources).
+
+    Preprocessing given as Python callables could not be saved by name: the registered task of
+    the same id provides them, or the error says to pass the Task itself.
+    """
+    from mtcore.model.manifest import task_from_info
+
+    info = model.tasks[head_id]
+    task = task_from_info(info)
+    unsaved = info.get("preprocess_not_saved") or []
+    if unsaved:
+        registered = registered_task(head_id)
+        if registered is None:
+            raise ConfigError(
+                f"task {head_id!r} was trained with preprocessing functions that cannot be saved by name ({', '.join(unsaved)}); "
+                "pass the Task itself: predict(model, task, inputs)"
+            )
+        task = task.replace(preprocess=registered.preprocess)
+    return task
+
+
+def check_compatible(task: Task, head_id: str, info: dict[str, Any]) -> None:
+    """Refuse a Task whose kind or labels do not match the head that will predict it."""
+    kind = info.get("kind")
+    if kind and kind != task.kind.value:
+        raise ConfigError(f"task {task.id!r} is {task.kind.value}, but the head {head_id!r} predicts {kind} tasks")
+    saved = list(info.get("labels") or [])
+    if task.kind not in (TaskKind.REGRESSION, TaskKind.MULTIPLE_CHOICE) and saved and list(task.labels) != saved:
+        raise ConfigError(f"task {task.id!r} has labels {list(task.labels)}, but the head {head_id!r} was trained with {saved}; "
+                          "the labels must be the same, in the same order")
+
+
+def prediction_task(model: Any, task: str | Task) -> tuple[str, Task]:
+    """``(head id, Task)`` to predict ``task`` with ``model``.
+
+    ``task`` is a head id (``rsg:terra``), an unambiguous bare name (``terra``), a registered task
+    served by another head (``rsg:lidirus`` -> the ``rsg:terra`` head), or a Task object (its
+    inputs and preprocessing are used; its labels must match the head's).
+    """
+    if isinstance(task, Task):
+        head_id = _head_for(model, task.id, task)
+        check_compatible(task, head_id, model.tasks[head_id])
+        return head_id, task
+    try:
+        head_id = model.resolve_task(str(task))
+    except UnknownNameError:
+        registered = registered_task(str(task))
+        if registered is None:
+            raise
+        head_id = _head_for(model, registered.id, registered)
+        check_compatible(registered, head_id, model.tasks[head_id])
+        return head_id, registered
+    return head_id, manifest_task(model, head_id)
+
+
+def _head_for(model: Any, name: str, task: Task) -> str:
+    """The head of ``task``: its own, else the one its ``metadata.predict_with`` names."""
+    try:
+        return model.resolve_task(name)
+    except UnknownNameError as exc:
+        other = (task.metadata or {}).get("predict_with")
+        if other:
+            try:
+                return model.resolve_task(str(other))
+            except UnknownNameError:
+                pass
+        raise UnknownNameError(f"{exc}" + (f" (task {task.id!r} is predicted with {other!r}, which this model has no head for either)" if other else "")) from None
+
+
+def with_sources(task: Task, task_id: str) -> Task:
+    """``task`` with the data sources of the registered task ``task_id`` (for ``--split``)."""
+    if task.sources:
+        return task
+    registered = registered_task(task_id)
+    if registered is None or not registered.sources:
+        raise ConfigError(
+            f"task {task_id!r} is not registered by an installed plugin, so its data cannot be found; "
+            "install its plugin, use the run directory (its config names the data), or predict a file with --input"
+        )
+    return task.replace(sources=registered.sources)

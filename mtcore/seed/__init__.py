@@ -1,0 +1,43 @@
+"""The seed library's Python API (``multitask-transformers``), on mtcore's engine.
+
+A notebook written for the seed ports by changing its import lines::
+
+    from mtcore.seed.classification import SequenceClassificationTask   # was src.classification
+    from mtcore.seed.dataloaders import MultitaskBatchSampler           # was src.dataloaders
+    from mtcore.seed.models import MultitaskModel                       # was src.models
+    from mtcore.seed.preprocessing import Preprocessor, NLIPreprocess   # was src.preprocessing
+    from mtcore.seed.ru import preprocess_danetqa                       # was src.ru (mt_russian_superglue)
+    from mtcore.seed.tasks import Tasks                                 # was src.tasks
+    from mtcore.seed.tokenizers import TokenizerConfig                  # was src.tokenizers
+
+or ``from mtcore.seed import SequenceClassificationTask, Tasks, ...``. The names are imported
+lazily, so ``import mtcore.seed`` is cheap. See ``examples/seed_port.py`` and docs/python-api.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "SequenceClassificationTask": "mtcore.seed.classification",
+    "Tasks": "mtcore.seed.tasks",
+    "TaskHeads": "mtcore.seed.tasks",
+    "TokenizerConfig": "mtcore.seed.tokenizers",
+    "Preprocessor": "mtcore.seed.preprocessing",
+    "NLIPreprocess": "mtcore.seed.preprocessing",
+    "MultitaskBatchSampler": "mtcore.seed.dataloaders",
+    "MultitaskModel": "mtcore.seed.models",
+    "preprocess_danetqa": "mtcore.seed.ru",
+    "preprocess_parus": "mtcore.seed.ru",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mtcore.seed' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = list(_LAZY)

@@ -1,0 +1,115 @@
+"""``Tasks`` (was ``src.tasks``): the tasks of a notebook, tokenized for one encoder.
+
+::
+
+    tasks = Tasks([danetqa, terra], encoder_path)
+    tasks.data            # {"danetqa": TaskData, "terra": TaskData}: for MultitaskBatchSampler
+    tasks.heads           # {"danetqa": Task, "terra": Task}: for MultitaskModel
+    model = MultitaskModel(encoder_path, tasks.heads)
+    tasks.model is model  # True: the model last built from tasks.heads
+
+``tasks.model`` — the seed's example moves and switches ``tasks.model`` although it built
+``model`` itself — is the model most recently built from ``tasks.heads`` by
+:class:`mtcore.seed.models.MultitaskModel`; when none was built yet, the first access builds
+one (``MultitaskModel(encoder_path, tasks.heads)``) and keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mtcore.errors import ConfigError, unknown
+from mtcore.seed.classification import SequenceClassificationTask
+from mtcore.task import SPLITS, Task
+
+if TYPE_CHECKING:
+    from mtcore.data.task_data import TaskData
+
+
+class TaskHeads(dict):
+    """Task name -> :class:`~mtcore.task.Task` (what ``MultitaskModel`` builds heads from).
+
+    A plain dict that remembers the :class:`Tasks` it belongs to (``owner``), so a model built
+    from it becomes ``owner.model`` and gets the tokenizer.
+    """
+
+    def __init__(self, tasks: dict[str, Task], owner: Tasks) -> None:
+        super().__init__(tasks)
+        self.owner = owner
+
+
+class Tasks:
+    """Several :class:`SequenceClassificationTask` tokenized for the encoder at ``encoder_path``.
+
+    :param tasks: the tasks (names must differ).
+    :param encoder_path: a hub id or local directory; its tokenizer is loaded from there.
+    :param tokenizer: a ready tokenizer instead.
+    :param cache_dir: where tokenized data is cached (default: the ``datasets`` cache).
+    """
+
+    def __init__(self, tasks: Sequence[SequenceClassificationTask], encoder_path: str, *, tokenizer: Any = None,
+                 cache_dir: str | None = None) -> None:
+        from transformers import AutoConfig, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from mtcore.data.task_data import load_task_data
+
+        hf_logging.disable_progress_bar()
+        items = list(tasks)
+        if not items:
+            raise ConfigError("Tasks([...], encoder_path) needs at least one task")
+        names = [t.name for t in items]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"task name {duplicates[0]!r} is used twice; give every task its own name")
+        self.tasks: dict[str, SequenceClassificationTask] = {t.name: t for t in items}
+        self.encoder_path = str(encoder_path)
+        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.encoder_path)
+        self.encoder_config = AutoConfig.from_pretrained(self.encoder_path)
+        self.data: dict[str, TaskData] = {}
+        specs: dict[str, Task] = {}
+        for name, task in self.tasks.items():
+            spec = task.to_task()
+            specs[name] = spec
+            self.data[name] = load_task_data(
+                spec, self.tokenizer, source="memory", splits=tuple(s for s in SPLITS if s in task.dataset_dict),
+                encoder_config=self.encoder_config, pad_to_multiple_of=task.tokenizer_config.pad_to_multiple_of,
+                cache_dir=cache_dir,
+            )
+        self.heads = TaskHeads(specs, self)
+        self._model: Any = None
+
+    # ---- the model ------------------------------------------------------------------------
+    @property
+    def model(self) -> Any:
+        """The model last built from :attr:`heads` (built now, once, if there is none yet)."""
+        if self._model is None:
+            from mtcore.seed.models import MultitaskModel
+
+            MultitaskModel(self.encoder_path, self.heads)  # registers itself as self._model
+        return self._model
+
+    def remember_model(self, model: Any) -> None:
+        """Make ``model`` this object's :attr:`model` (called by ``mtcore.seed.models.MultitaskModel``)."""
+        self._model = model
+
+    # ---- a read-only mapping of the tasks ---------------------------------------------------
+    def __getitem__(self, name: str) -> SequenceClassificationTask:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise unknown("task", name, self.tasks) from None
+
+    def __iter__(self) -> Iterator[SequenceClassificationTask]:
+        return iter(self.tasks.values())
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.tasks)
+
+    def __repr__(self) -> str:
+        return f"Tasks({self.names}, {self.encoder_path!r})"

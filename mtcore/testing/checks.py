@@ -1,0 +1,264 @@
+"""Checks a plugin author runs in their tests: are my task specs and components sound?
+
+:func:`check_plugin` loads the installed plugin the way ``mt`` does and checks, for the plugin and
+each of its tasks:
+
+* the plugin loads (entry point importable, hooks spelled right, nothing raised) and importing
+  its entry-point module pulls in no heavy library (torch, transformers, datasets);
+* every lazy ``"module:attr"`` reference resolves: components, ``preprocess`` functions, source
+  loaders;
+* labels are consistent (no duplicates, ``label_values`` / ``label_aliases`` match ``labels``);
+* the task's head, metrics and writer are registered, and the head serves the task's kind;
+* the shipped sample is present and readable, its rows have the task's fields after
+  preprocessing and every label is valid (see :mod:`mtcore.testing.sample_check`).
+
+Problems come back as a :class:`CheckReport`; :func:`assert_plugin_valid` raises with all of
+them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+
+from mtcore.errors import MtError
+from mtcore.hookspecs import PROJECT
+from mtcore.refs import describe, resolve
+from mtcore.registry import Registry
+from mtcore.task import TaskKind, Task
+
+#: Libraries a plugin's entry-point module must not import (they make ``mt list-tasks`` slow).
+HEAVY_MODULES = ("torch", "transformers", "datasets", "accelerate", "sklearn")
+
+#: Columns ``Task.inputs`` may map (canonical column -> raw field).
+CANONICAL_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, and where (``plugin 'x'`` or ``task 'x:y'``)."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    """The outcome of :func:`check_plugin`: the plugin's task ids and every problem found."""
+
+    plugin: str
+    task_ids: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def format(self) -> str:
+        """A readable summary: one line per problem."""
+        head = f"plugin {self.plugin!r}: {len(self.task_ids)} task(s), {len(self.components)} component(s)"
+        if self.ok:
+            return head + ", no problems"
+        return "\n".join([f"{head}, {len(self.problems)} problem(s):", *(f"  - {p}" for p in self.problems)])
+
+
+class PluginCheckError(AssertionError):
+    """Raised by :func:`assert_plugin_valid` / :func:`assert_task_valid`, listing every problem."""
+
+
+# ---- single checks ---------------------------------------------------------------------------
+def heavy_imports(module: str, heavy: Iterable[str] = HEAVY_MODULES) -> list[str]:
+    """The heavy libraries that importing ``module`` pulls in (checked in a fresh interpreter)."""
+    code = (
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        f"print(json.dumps(sorted(m for m in {list(heavy)!r} if m in sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        raise ImportError(f"cannot import {module!r}: {last}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _check_ref(ref: object, what: str) -> str | None:
+    try:
+        obj = resolve(ref)
+    except MtError as exc:
+        return f"{what} {describe(ref)!r} does not resolve: {exc}"
+    except Exception as exc:  # an import that raises something else
+        return f"{what} {describe(ref)!r} fails on import: {type(exc).__name__}: {exc}"
+    if not callable(obj):
+        return f"{what} {describe(ref)!r} is not callable"
+    return None
+
+
+def check_references(task: Task) -> list[str]:
+    """Every lazy reference of the task (preprocess functions, source loaders) resolves."""
+    problems = []
+    for i, ref in enumerate(task.preprocess):
+        problem = _check_ref(ref, f"preprocess[{i}]")
+        if problem:
+            problems.append(problem)
+    for name, source in task.sources.items():
+        problem = _check_ref(source.loader, f"source {name!r} loader")
+        if problem:
+            problems.append(problem)
+        package = source.options.get("package")
+        if source.kind == "sample" and package:
+            try:
+                __import__(str(package))
+            except Exception as exc:
+                problems.append(f"source {name!r}: sample package {package!r} cannot be imported: {exc}")
+    return problems
+
+
+def check_labels(task: Task) -> list[str]:
+    """Label names, stored values and aliases agree with each other and with the task kind."""
+    problems = []
+    if len(set(task.labels)) != len(task.labels):
+        dupes = sorted({x for x in task.labels if task.labels.count(x) > 1})
+        problems.append(f"labels has duplicates: {', '.join(map(repr, dupes))}")
+    if task.label_values is not None:
+        values = [(type(v).__name__, v) for v in task.label_values]
+        if len(set(map(repr, values))) != len(values):
+            problems.append(f"label_values has duplicates: {list(task.label_values)!r}")
+    for alias, target in task.label_aliases.items():
+        if str(target) not in task.labels:
+            problems.append(f"label_aliases maps {alias!r} to {target!r}, which is not one of the labels {list(task.labels)}")
+    if task.kind is TaskKind.REGRESSION and task.labels:
+        problems.append(f"a regression task predicts a number and takes no labels (it has {list(task.labels)})")
+    for column in task.inputs:
+        if column not in CANONICAL_COLUMNS:
+            problems.append(f"inputs maps unknown column {column!r}; columns are: {', '.join(CANONICAL_COLUMNS)}")
+    return problems
+
+
+def check_components(task: Task, registry: Registry) -> list[str]:
+    """The task's head, metrics and writer are registered (and load); the head serves its kind."""
+    problems = []
+    try:
+        head = registry.component("head", task.head_name)
+    except MtError as exc:
+        problems.append(f"head: {exc}")
+    else:
+        kinds = head.extra.get("kinds") or []
+        if kinds and task.kind.value not in kinds:
+            problems.append(f"head {head.id!r} serves {', '.join(kinds)}, not {task.kind.value}; choose another head")
+        problem = _check_ref(head.ref, f"head {head.id!r}")
+        if problem:
+            problems.append(problem)
+    for metric in task.all_metrics:
+        try:
+            component = registry.component("metric", metric)
+        except MtError as exc:
+            problems.append(f"metric: {exc}")
+            continue
+        problem = _check_ref(component.ref, f"metric {component.id!r}")
+        if problem:
+            problems.append(problem)
+    if task.writer:
+        try:
+            registry.component("writer", task.writer)
+        except MtError as exc:
+            problems.append(f"writer: {exc}")
+    return problems
+
+
+# ---- whole tasks and plugins -----------------------------------------------------------------
+def check_task(task: Task, *, registry: Registry | None = None, sample: bool = True) -> list[Problem]:
+    """Every problem of one task spec (``registry`` defaults to the installed plugins)."""
+    if registry is None:
+        from mtcore.plugins import load_registry
+
+        registry = load_registry(warn=False)
+    where = f"task {task.id!r}"
+    messages = check_references(task) + check_labels(task) + check_components(task, registry)
+    if sample:
+        from mtcore.testing.sample_check import check_sample
+
+        messages += check_sample(task)
+    return [Problem(where, m) for m in messages]
+
+
+def _entry_point_module(plugin: str) -> str | None:
+    for ep in entry_points(group=PROJECT):
+        if ep.name == plugin:
+            return ep.value.split(":", 1)[0]
+    return None
+
+
+def check_plugin(
+    name: str,
+    *,
+    registry: Registry | None = None,
+    sample: bool = True,
+    light_import: bool = True,
+) -> CheckReport:
+    """Load the installed plugin ``name`` (entry-point or distribution name) and check everything.
+
+    ``sample=False`` skips reading the shipped samples; ``light_import=False`` skips the
+    fresh-interpreter check that the entry-point module imports nothing heavy.
+    """
+    if registry is None:
+        from mtcore.plugins import load_registry
+
+        registry = load_registry(refresh=True, warn=False)
+    report = CheckReport(plugin=name)
+    infos = [p for p in registry.plugins if name in (p.name, p.distribution)]
+    where = f"plugin {name!r}"
+    if not infos:
+        installed = ", ".join(sorted(p.name for p in registry.plugins)) or "none"
+        report.problems.append(Problem(where, f"is not installed (entry points in group {PROJECT!r}: {installed}); run 'pip install -e .' in the plugin's folder"))
+        return report
+    for info in infos:
+        if info.status != "ok":
+            report.problems.append(Problem(where, f"failed to load: {info.error}"))
+            continue
+        if light_import and not info.builtin:
+            module = _entry_point_module(info.name)
+            if module:
+                try:
+                    heavy = heavy_imports(module)
+                except ImportError as exc:
+                    report.problems.append(Problem(where, str(exc)))
+                else:
+                    if heavy:
+                        report.problems.append(Problem(where, f"importing {module!r} imports {', '.join(heavy)}; import them inside the functions that need them"))
+        for kind, table in registry.components.items():
+            for component in table.values():
+                if component.plugin != info.name:
+                    continue
+                report.components.append(f"{kind} {component.id}")
+                problem = _check_ref(component.ref, f"{kind} {component.id!r}")
+                if problem:
+                    report.problems.append(Problem(where, problem))
+        for task in registry.find_tasks(plugin=info.name):
+            report.task_ids.append(task.id)
+            report.problems.extend(check_task(task, registry=registry, sample=sample))
+    return report
+
+
+def assert_plugin_valid(name: str, **options: object) -> CheckReport:
+    """:func:`check_plugin`, raising :class:`PluginCheckError` (an AssertionError) on any problem."""
+    report = check_plugin(name, **options)  # type: ignore[arg-type]
+    if not report.ok:
+        raise PluginCheckError(report.format())
+    return report
+
+
+def assert_task_valid(task: Task, **options: object) -> None:
+    """:func:`check_task`, raising :class:`PluginCheckError` on any problem."""
+    problems = check_task(task, **options)  # type: ignore[arg-type]
+    if problems:
+        raise PluginCheckError("\n".join([f"task {task.id!r}: {len(problems)} problem(s):", *(f"  - {p.message}" for p in problems)]))

@@ -1,0 +1,78 @@
+"""pytest fixtures for plugin authors.
+
+Load it from your plugin's top-level ``conftest.py``::
+
+    pytest_plugins = ["mtcore.testing.pytest_plugin"]
+
+Fixtures:
+
+* ``tiny_encoder`` — the path of a tiny randomly initialised BERT and its tokenizer, built offline
+  once per test session;
+* ``tiny_encoder_factory`` — ``tiny_encoder_factory("roberta", words=[...])`` builds (and caches)
+  other architectures;
+* ``mt_registry`` — the plugin registry, freshly loaded (the installed plugins);
+* ``mt_smoke_train`` — :func:`mtcore.testing.smoke_train` with the tiny encoder and a temporary
+  output folder filled in: ``mt_smoke_train("myplugin:task", steps=3)``.
+
+Loading the plugin also switches the Hugging Face libraries to offline mode (``HF_HUB_OFFLINE=1``,
+``HF_DATASETS_OFFLINE=1``, unless already set), so a test never downloads a model or a dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+# Set when the plugin is loaded, before test modules import huggingface_hub (which reads them once).
+for _name, _value in OFFLINE_VARIABLES.items():
+    os.environ.setdefault(_name, _value)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_factory(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """Build tiny offline encoders: ``factory(arch="bert", **build_tiny_encoder_options) -> Path``."""
+    from mtcore.testing.tiny import build_tiny_encoder
+
+    built: dict[tuple, Path] = {}
+
+    def factory(arch: str = "bert", **options: Any) -> Path:
+        key = (arch, tuple(sorted((k, tuple(v) if isinstance(v, (list, tuple)) else v) for k, v in options.items())))
+        if key not in built:
+            built[key] = build_tiny_encoder(tmp_path_factory.mktemp(f"tiny-{arch}"), arch, **options)
+        return built[key]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_encoder_factory: Callable[..., Path]) -> Path:
+    """A tiny BERT encoder directory (``AutoModel`` / ``AutoTokenizer`` load it)."""
+    return tiny_encoder_factory("bert")
+
+
+@pytest.fixture
+def mt_registry():  # type: ignore[no-untyped-def]
+    """The registry of installed plugins, loaded afresh for this test."""
+    from mtcore.plugins import load_registry
+
+    return load_registry(refresh=True, warn=False)
+
+
+@pytest.fixture
+def mt_smoke_train(tiny_encoder: Path, tmp_path: Path) -> Callable[..., Any]:
+    """``mt_smoke_train(task_or_id, steps=3, **options)``: a smoke training with the tiny encoder."""
+    from mtcore.testing.smoke import smoke_train
+
+    def run(tasks: Any, **options: Any) -> Any:
+        options.setdefault("encoder", tiny_encoder)
+        options.setdefault("output_dir", tmp_path / "smoke")
+        return smoke_train(tasks, **options)
+
+    return run

@@ -1,0 +1,331 @@
+"""Building a training run from a checked config: accelerator, encoder, data, model, optimiser.
+
+:func:`build_engine` does everything heavy, in order: accelerator (device, precision, DDP),
+seed, tokenizer (a tiny demo encoder is built first when asked), data of every task, model,
+loss strategy, batch sampler, optimiser and schedule, ``accelerator.prepare``; then it starts
+the run directory or restores the latest checkpoint (``resume=True``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, DataError
+from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
+from mtcore.train.config import TrainConfig
+from mtcore.train.config_io import config_differences, config_to_dict, dump_config, read_yaml
+from mtcore.train.run_dir import MetricsLog, RunDir
+from mtcore.train.validate import RunPlan
+
+#: Config keys that may change when a run is resumed.
+RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "debug.")
+TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
+
+
+@dataclass
+class Engine:
+    """Everything the training loop works with."""
+
+    config: TrainConfig
+    plan: RunPlan
+    run: RunDir
+    accelerator: Any
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    strategy: Any
+    sampler: Any
+    train_data: dict[str, Any]
+    eval_data: dict[str, Any]
+    tasks: dict[str, Any]
+    tokenizer: Any
+    total_steps: int
+    checkpoints: Checkpoints
+    log: MetricsLog
+    state: TrainState = field(default_factory=TrainState)
+    rng_to_restore: dict[str, Any] | None = None
+    resumed_from: Path | None = None
+    nan_at_step: int | None = None
+    notes: list[str] = field(default_factory=list)
+    metric_fns: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    timing: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def is_main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+
+@contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Silence the ``datasets`` / ``transformers`` progress bars (mtcore shows its own progress)."""
+    from datasets.utils.tqdm import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
+    from transformers.utils import logging as hf_logging
+
+    datasets_on, transformers_on = is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
+    disable_progress_bars()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            enable_progress_bars()
+        if transformers_on:
+            hf_logging.enable_progress_bar()
+
+
+def resolve_precision(requested: str, cuda: bool) -> str:
+    """Accelerate's ``mixed_precision`` for the config's ``precision`` on this machine."""
+    import torch
+
+    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    if requested == "auto":
+        return ("bf16" if bf16_ok else "fp16") if cuda else "no"
+    if requested == "fp32":
+        return "no"
+    if requested == "fp16" and not cuda:
+        raise ConfigError("config key 'precision': 'fp16' needs a CUDA GPU (it uses a grad scaler); use 'fp32' or 'bf16' on CPU")
+    if requested == "bf16" and cuda and not bf16_ok:
+        raise ConfigError("config key 'precision': this GPU has no bf16 support; use 'fp16' or 'auto'")
+    return requested
+
+
+def make_accelerator(config: TrainConfig, run: RunDir, num_tasks: int) -> Any:
+    """An ``Accelerator`` for this config: device, precision, DDP options, trackers."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    cuda = torch.cuda.is_available() and not config.cpu
+    precision = resolve_precision(config.precision, cuda)
+    # One task per step (or one backward per task) leaves other heads without gradient.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=num_tasks > 1)
+    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
+                       log_with=list(config.logging.trackers) or None, project_dir=str(run.root))
+
+
+def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
+    """The encoder to load: ``encoder.path``, or a tiny demo encoder built into the run directory."""
+    if config.encoder.path is not None:
+        return config.encoder.path
+    from mtcore.testing.tiny import build_tiny_encoder
+
+    tiny = config.encoder.tiny
+    assert tiny is not None
+    target = run.root / f"tiny-encoder-{tiny.arch}"
+    if accelerator.is_main_process and not (target / "config.json").is_file():
+        build = run.root / f".tmp-tiny-encoder-{tiny.arch}"
+        build_tiny_encoder(build, tiny.arch, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
+                           num_heads=tiny.num_heads, seed=config.seed)
+        (build / "README.txt").write_text(TINY_NOTE, encoding="utf-8")
+        os.replace(build, target)
+    accelerator.wait_for_everyone()
+    return str(target)
+
+
+def load_tokenizer(source: str, config: TrainConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    kwargs: dict[str, Any] = {}
+    if config.encoder.revision:
+        kwargs["revision"] = config.encoder.revision
+    if config.encoder.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return AutoTokenizer.from_pretrained(source, **kwargs)
+
+
+def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tokenized train / evaluation data of every task (the main process fills caches first)."""
+    from mtcore.data import load_task_data
+
+    config = plan.config
+    split = config.evaluation.split
+    train, evaluation = {}, {}
+    options = {"encoder_config": encoder_config, "pad_to_multiple_of": config.batching.pad_to_multiple_of}
+    with accelerator.main_process_first():
+        for p in plan.tasks:
+            try:
+                data = load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train", split),
+                                      max_length=p.task.max_length, **options)
+            except DataError as exc:
+                if f"no {split!r} split" not in str(exc):
+                    raise
+                notes.append(f"task {p.id!r} has no {split!r} split in source {p.source!r}: it is trained but not evaluated")
+                data = load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",),
+                                      max_length=p.task.max_length, **options)
+            train[p.id] = data
+            if split in data.splits:
+                evaluation[p.id] = data
+    return train, evaluation
+
+
+def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:
+    from mtcore.model import MultitaskModel
+
+    enc = plan.config.encoder
+    kwargs: dict[str, Any] = dict(enc.options)
+    if enc.revision:
+        kwargs.setdefault("encoder_kwargs", {})["revision"] = enc.revision
+    try:
+        return MultitaskModel(source, {p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, attn_implementation=enc.attn_implementation,
+                              gradient_checkpointing=enc.gradient_checkpointing, freeze_encoder=enc.freeze_encoder,
+                              freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"config key 'encoder.options': {exc}") from None
+
+
+def build_strategy(plan: RunPlan) -> Any:
+    """The loss strategy; one that takes a ``seed`` option gets the run's seed unless it is given."""
+    import inspect
+
+    options = dict(plan.config.loss.options)
+    if "seed" in inspect.signature(plan.strategy_cls).parameters:
+        options.setdefault("seed", plan.config.seed)
+    return plan.strategy_cls(plan.task_ids, weights=plan.strategy_weights, **options)
+
+
+def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -> Any:
+    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+
+    config = plan.config
+    batch_sizes = {p.id: p.entry.batch_size for p in plan.tasks if p.entry.batch_size}
+    num_epochs = max(1, math.ceil(config.schedule.epochs or 1))
+    return MultitaskBatchSampler(
+        train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
+        mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
+        batch_sizes=batch_sizes, seed=config.seed, num_epochs=num_epochs,
+        rank=accelerator.process_index, world_size=accelerator.num_processes,
+    )
+
+
+def count_total_steps(sampler: Any, config: TrainConfig) -> int:
+    """Optimizer steps of the run: ``schedule.max_steps``, or ``schedule.epochs`` worth of batches."""
+    if config.schedule.max_steps is not None:
+        return int(config.schedule.max_steps)
+    epochs = float(config.schedule.epochs or 1)
+    full = int(epochs)
+    micro = sum(sampler.steps_in_epoch(e) for e in range(full))
+    if epochs > full:
+        micro += int(round((epochs - full) * sampler.steps_in_epoch(full)))
+    return max(1, micro // config.optimizer.gradient_accumulation_steps)
+
+
+def _nan_step(config: TrainConfig) -> int | None:
+    env = os.environ.get("MT_INJECT_NAN_AT_STEP", "").strip()
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise ConfigError(f"MT_INJECT_NAN_AT_STEP must be a step number, got {env!r}") from None
+    return config.debug.inject_nan_at_step
+
+
+def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: Any) -> None:
+    """Check and create the run directory; on resume, refuse a changed config.
+
+    Every process runs the (read-only) checks, so under DDP all of them stop together.
+    """
+    if resume and run.config.is_file():
+        saved = config_to_dict(TrainConfig.model_validate(read_yaml(run.config)))
+        for key, old, new in config_differences(saved, config_to_dict(config)):
+            if not key.startswith(RESUMABLE_CHANGES):
+                raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
+                                  "resume with the run's config.yaml or start a new run")
+    elif not resume:
+        run.check_new()
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        run.create()
+        dump_config(config, run.config, header=f"# resolved config of this run; resume with: mt train {run.config} --output-dir {run.root} --resume")
+    accelerator.wait_for_everyone()
+
+
+def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False) -> Engine:
+    """Build every object of the run (see the module docstring)."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from mtcore.plugins import get_component
+    from mtcore.train.optim import build_optimizer, build_scheduler
+
+    config = plan.config
+    run = RunDir(output_dir)
+    accelerator = make_accelerator(config, run, len(plan.tasks))
+    if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
+        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
+                          f"({accelerator.num_processes} processes); use 'sum', 'weighted' or 'uncertainty'")
+    _start_run_dir(config, run, resume, accelerator)
+    set_seed(config.seed)
+    notes: list[str] = []
+    with quiet_progress_bars():
+        source = encoder_source(config, run, accelerator)
+        tokenizer = load_tokenizer(source, config)
+        model = build_model(plan, source, tokenizer)
+        train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
+    model.to(accelerator.device)
+    model.train()
+    strategy = build_strategy(plan).to(accelerator.device)
+    sampler = build_sampler(plan, train_data, accelerator)
+    total_steps = count_total_steps(sampler, config)
+    optimizer = build_optimizer(model, config.optimizer, accelerator.device, extra=strategy.parameters())
+    scheduler = build_scheduler(optimizer, config.schedule, total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if config.logging.trackers:
+        accelerator.init_trackers(config.logging.project, config=_flat(config_to_dict(config)))
+    engine = Engine(
+        config=config, plan=plan, run=run, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
+        strategy=strategy, sampler=sampler, train_data=train_data, eval_data=eval_data,
+        tasks={p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, total_steps=total_steps,
+        checkpoints=Checkpoints(run.checkpoints, config.checkpoint.keep_last, config.checkpoint.keep_best),
+        log=MetricsLog(run.metrics, enabled=accelerator.is_main_process), nan_at_step=_nan_step(config), notes=notes,
+    )
+    engine.metric_fns = {name: get_component("metric", name) for t in engine.tasks.values() for name in t.all_metrics}
+    if config.encoder.tiny is not None:
+        engine.notes.append(f"encoder: {source} is a RANDOM-INIT DEMO ENCODER (not pretrained)")
+    if resume:
+        _restore(engine, torch)
+    return engine
+
+
+def _restore(engine: Engine, torch: Any) -> None:
+    """Load the latest complete checkpoint, if any, into the engine."""
+    accelerator = engine.accelerator
+    if accelerator.is_main_process:
+        engine.checkpoints.clean_temporary()
+    accelerator.wait_for_everyone()
+    latest = engine.checkpoints.latest()
+    if latest is None:
+        engine.notes.append(f"--resume: no checkpoint in {engine.run.checkpoints}; starting from step 0")
+        if accelerator.is_main_process:
+            engine.log.truncate_after(0)
+        return
+    scaler = getattr(accelerator, "scaler", None)
+    engine.state, engine.rng_to_restore = read_checkpoint(
+        latest, model=engine.unwrapped, optimizer=engine.optimizer, scheduler=engine.scheduler, scaler=scaler,
+        strategy=engine.strategy, sampler=engine.sampler, rank=accelerator.process_index)
+    engine.resumed_from = latest
+    if accelerator.is_main_process:
+        engine.log.truncate_after(engine.state.step)
+    engine.notes.append(f"resumed from {latest} (step {engine.state.step})")
+
+
+def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            out[f"{prefix}{key}"] = value if value is not None else "null"
+        else:
+            out[f"{prefix}{key}"] = str(value)
+    return out

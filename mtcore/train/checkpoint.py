@@ -1,0 +1,228 @@
+"""Full-state checkpoints, written atomically, for exact resume.
+
+Layout of ``<run>/checkpoints/step-000123/``::
+
+    model.safetensors     the model's weights (safetensors; shared tensors handled)
+    optimizer.pt          optimizer state (plain tensors; read with torch.load(weights_only=True))
+    trainer.pt            scheduler, grad scaler, loss-strategy parameters, sampler state
+    rng-<rank>.pt         python / numpy / torch / CUDA RNG states of each process
+    state.json            step, best score and step, early-stopping count, counters (written last)
+
+A checkpoint is built in ``checkpoints/.tmp-step-000123`` and renamed into place with
+``os.replace``; a directory without ``state.json`` or with a ``.tmp-`` name is never read, so a
+``kill -9`` at any moment leaves the previous checkpoint intact. Only the main process writes
+shared files; every process writes its own RNG file; all wait for each other.
+Retention keeps the last ``keep_last`` checkpoints plus the best one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtcore.errors import ModelFileError
+
+STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+
+@dataclass
+class TrainState:
+    """The loop's counters: everything besides tensors that a resumed run needs."""
+
+    step: int = 0
+    best_score: float | None = None
+    best_step: int | None = None
+    evals_without_improvement: int = 0
+    examples_seen: int = 0
+    tokens_seen: int = 0
+    stopped_early: bool = False
+    last_eval_step: int | None = None
+    last_checkpoint_step: int | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainState:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+# ---- RNG --------------------------------------------------------------------------------------
+def capture_rng() -> dict[str, Any]:
+    """Every RNG state a training step can touch, as weights_only-loadable data."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the RNG states saved by :func:`capture_rng`."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ---- reading / writing pieces -------------------------------------------------------------------
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise ModelFileError(f"checkpoint file {str(path)!r} is missing; the checkpoint is incomplete, delete it or resume from an earlier one")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(".tmp-" + path.name)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """The model's weights as one safetensors file (tied/shared tensors written once)."""
+    from safetensors.torch import save_model
+
+    save_model(model, str(path))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load weights written by :func:`save_weights`; every key must match."""
+    from safetensors.torch import load_model
+
+    if not path.is_file():
+        raise ModelFileError(f"checkpoint weights {str(path)!r} are missing")
+    missing, unexpected = load_model(model, str(path), strict=False)
+    if missing or unexpected:
+        what = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
+        raise ModelFileError(f"checkpoint weights {str(path)!r} do not match the model ({what}); resume with the same config")
+
+
+# ---- the checkpoint directory ---------------------------------------------------------------------
+class Checkpoints:
+    """The ``checkpoints/`` directory of a run: save atomically, find the latest, prune."""
+
+    def __init__(self, root: str | Path, keep_last: int = 2, keep_best: bool = True) -> None:
+        self.root = Path(root)
+        self.keep_last = keep_last
+        self.keep_best = keep_best
+
+    def path(self, step: int) -> Path:
+        return self.root / f"step-{step:06d}"
+
+    def complete(self) -> list[tuple[int, Path]]:
+        """Complete checkpoints (with ``state.json``), oldest first."""
+        found = []
+        if self.root.is_dir():
+            for entry in self.root.iterdir():
+                match = STEP_DIR.match(entry.name)
+                if match and (entry / "state.json").is_file():
+                    found.append((int(match.group(1)), entry))
+        return sorted(found)
+
+    def latest(self) -> Path | None:
+        done = self.complete()
+        return done[-1][1] if done else None
+
+    def clean_temporary(self) -> None:
+        """Remove half-written checkpoints left by a killed run."""
+        if self.root.is_dir():
+            for entry in self.root.iterdir():
+                if entry.name.startswith(".tmp-") or entry.name.startswith(".old-"):
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    def save(self, step: int, accelerator: Any, write_shared: Callable[[Path], None], write_rank: Callable[[Path], None],
+             best_step: int | None = None) -> Path:
+        """Write checkpoint ``step`` on every process (shared files by the main one) and prune."""
+        target = self.path(step)
+        tmp = self.root / f".tmp-{target.name}"
+        if accelerator.is_main_process:
+            self.root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+        accelerator.wait_for_everyone()
+        write_rank(tmp)
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            write_shared(tmp)  # writes state.json last
+            if target.exists():
+                old = self.root / f".old-{target.name}"
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+            self.prune(best_step)
+        accelerator.wait_for_everyone()
+        return target
+
+    def prune(self, best_step: int | None) -> None:
+        """Keep the last ``keep_last`` complete checkpoints and (``keep_best``) the best one."""
+        done = self.complete()
+        keep = {step for step, _ in done[-self.keep_last:]}
+        if self.keep_best and best_step is not None:
+            keep.add(best_step)
+        for step, path in done:
+            if step not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+
+def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                           strategy: torch.nn.Module, sampler: Any, state: TrainState) -> None:
+    """The shared files of a checkpoint (main process); ``state.json`` last."""
+    save_weights(model, directory / "model.safetensors")
+    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    trainer = {
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "strategy": {k: v.detach().cpu() for k, v in strategy.state_dict().items()},
+    }
+    torch.save(trainer, directory / "trainer.pt")
+    _write_json(directory / "sampler.json", sampler.state_dict())
+    _write_json(directory / "state.json", state.to_dict())
+
+
+def write_rank_files(directory: Path, rank: int) -> None:
+    """This process's RNG states."""
+    torch.save(capture_rng(), directory / f"rng-{rank}.pt")
+
+
+def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
+                    strategy: torch.nn.Module, sampler: Any, rank: int) -> tuple[TrainState, dict[str, Any]]:
+    """Load a checkpoint into the live objects; returns the state and this rank's RNG states
+    (restore them with :func:`restore_rng` right before the first resumed step)."""
+    load_weights(model, directory / "model.safetensors")
+    optimizer.load_state_dict(_load(directory / "optimizer.pt"))
+    trainer = _load(directory / "trainer.pt")
+    scheduler.load_state_dict(trainer["scheduler"])
+    if scaler is not None and trainer.get("scaler"):
+        scaler.load_state_dict(trainer["scaler"])
+    if trainer.get("strategy"):
+        strategy.load_state_dict(trainer["strategy"])
+    sampler.load_state_dict(json.loads((directory / "sampler.json").read_text(encoding="utf-8")))
+    state = TrainState.from_dict(json.loads((directory / "state.json").read_text(encoding="utf-8")))
+    rng_path = directory / f"rng-{rank}.pt"
+    if not rng_path.is_file():
+        rng_path = directory / "rng-0.pt"
+    return state, _load(rng_path)

@@ -1,0 +1,267 @@
+"""The training configuration: one typed YAML document (pydantic v2, unknown keys refused).
+
+A complete config, every key with its default (only ``encoder`` and ``tasks`` are required)::
+
+    seed: 42
+    output_dir: null             # default: runs/<config file stem>
+    cpu: false                   # force CPU even when a GPU is there
+    encoder:
+      path: DeepPavlov/rubert-base-cased   # hub id or local HF directory ...
+      # tiny: bert               # ... or a random-init demo encoder built offline into the run
+                                 # directory ({arch, hidden_size: 64, num_layers: 2, num_heads: 2})
+      revision: null
+      trust_remote_code: false
+      attn_implementation: sdpa  # sdpa | eager | flash_attention_2 ...
+      gradient_checkpointing: false
+      freeze_encoder: false
+      freeze_layers: 0
+      options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs)
+    tasks:                       # a bare string means {id: <string>}
+      - id: rsg:terra
+        source: sample           # sample | local | hub (default: local with data_dir, else hub, else sample)
+        data_dir: null
+        weight: 1.0              # fixed sampler / weighted loss weight
+        batch_size: null         # per-task batch size (default batching.batch_size)
+        max_length: null
+        head: null
+        head_options: null
+        # any Task field: labels, label_values, label_aliases, inputs, preprocess, metrics,
+        # main_metric, truncation, sources
+      - define: {name: reviews, kind: text_classification, labels: [neg, pos],
+                 files: {train: data/train.jsonl, validation: data/val.jsonl}}   # an inline task (id user:reviews)
+    sampler: {name: proportional, mode: auto, options: {}}   # mode auto: what the loss strategy needs
+    loss: {strategy: single, weights: {}, options: {}}
+    optimizer: {name: adamw, lr: 5.0e-05, head_lr: null, weight_decay: 0.01, betas: [0.9, 0.999],
+                eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null}
+    schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
+    precision: auto              # auto | fp32 | bf16 | fp16
+    batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, group_by_length: true,
+               pad_to_multiple_of: null}
+    evaluation: {every: null, at_end: true, split: validation, weights: {}, early_stopping_patience: null}
+    checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
+    logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
+    debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
+
+Loading, ``key=value`` overrides and the one-line error messages live in
+:mod:`mtcore.train.config_io`; checks against the plugin registry in :mod:`mtcore.train.validate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mtcore.testing.tiny import ARCHITECTURES
+
+TinyArch = Literal["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "modernbert"]
+assert set(TinyArch.__args__) == set(ARCHITECTURES)  # type: ignore[attr-defined]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, numbers are accepted where text is."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+
+
+class TinyEncoder(Section):
+    """A randomly initialised demo encoder built offline by :func:`mtcore.testing.build_tiny_encoder`."""
+
+    arch: TinyArch = "bert"
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+
+
+class EncoderConfig(Section):
+    """The shared encoder: a hub id / local directory (``path``) or a tiny demo encoder (``tiny``)."""
+
+    path: str | None = None
+    tiny: TinyEncoder | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+    attn_implementation: str | None = "sdpa"
+    gradient_checkpointing: bool = False
+    freeze_encoder: bool = False
+    freeze_layers: int = Field(0, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tiny", mode="before")
+    @classmethod
+    def _tiny_shorthand(cls, value: Any) -> Any:
+        return {"arch": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EncoderConfig:
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, e.g. bert)")
+        return self
+
+
+class TaskEntry(Section):
+    """One task of the run, with per-task overrides of the registered :class:`mtcore.task.Task`."""
+
+    id: str | None = None
+    define: dict[str, Any] | None = None
+    source: Literal["sample", "local", "hub"] | None = None
+    data_dir: str | None = None
+    weight: float = Field(1.0, ge=0)
+    batch_size: int | None = Field(None, ge=1)
+    max_length: int | None = Field(None, ge=8)
+    head: str | None = None
+    head_options: dict[str, Any] | None = None
+    # Task field overrides (see mtcore.task.Task)
+    labels: list[str] | None = None
+    label_values: list[Any] | None = None
+    label_aliases: dict[str, str] | None = None
+    inputs: dict[str, str] | None = None
+    preprocess: list[str] | None = None
+    metrics: list[str] | None = None
+    main_metric: str | None = None
+    truncation: Literal["longest_first", "only_first", "only_second"] | None = None
+    sources: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, value: Any) -> Any:
+        return {"id": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _needs_id(self) -> TaskEntry:
+        if self.id is None and self.define is None:
+            raise ValueError("a task entry needs 'id' (a registered task, e.g. rsg:terra) or 'define' (an inline task)")
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The Task fields this entry changes (for ``Task.replace``)."""
+        names = ("max_length", "head", "head_options", "labels", "label_values", "label_aliases", "inputs", "preprocess",
+                 "metrics", "main_metric", "truncation")
+        changes = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+        for name in ("labels", "label_values", "preprocess", "metrics"):
+            if name in changes:
+                changes[name] = tuple(changes[name])
+        return changes
+
+
+class SamplerConfig(Section):
+    """Which task each step trains on (mode ``single``) or one batch of every task (mode ``all``)."""
+
+    name: str = "proportional"
+    mode: Literal["auto", "single", "all"] = "auto"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(Section):
+    """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``pcgrad``)."""
+
+    strategy: str = "single"
+    weights: dict[str, float] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimizerConfig(Section):
+    """AdamW (fused on CUDA) with separate encoder / head learning rates."""
+
+    name: Literal["adamw"] = "adamw"
+    lr: float = Field(5e-5, gt=0)
+    head_lr: float | None = Field(None, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    fused: bool | None = None
+
+
+class ScheduleConfig(Section):
+    """Length of training and the learning-rate schedule (``transformers.get_scheduler`` names)."""
+
+    name: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial", "cosine_with_restarts", "inverse_sqrt"] = "linear"
+    epochs: float | None = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1)
+    warmup_steps: int | None = Field(None, ge=0)
+    warmup_ratio: float | None = Field(None, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScheduleConfig:
+        if self.warmup_steps is not None and self.warmup_ratio is not None:
+            raise ValueError("give either 'schedule.warmup_steps' or 'schedule.warmup_ratio', not both")
+        if self.epochs is None and self.max_steps is None:
+            raise ValueError("give 'schedule.epochs' or 'schedule.max_steps'")
+        return self
+
+
+class BatchingConfig(Section):
+    """Batch sizes (per device), token budget, length grouping and padding."""
+
+    batch_size: int = Field(16, ge=1)
+    eval_batch_size: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=16)
+    group_by_length: bool = True
+    pad_to_multiple_of: int | None = Field(None, ge=1)
+
+
+class EvaluationConfig(Section):
+    """Evaluation every N steps and at the end; aggregate = (weighted) mean of main metrics."""
+
+    every: int | None = Field(None, ge=1)
+    at_end: bool = True
+    split: str = "validation"
+    weights: dict[str, float] = Field(default_factory=dict)
+    early_stopping_patience: int | None = Field(None, ge=1)
+
+
+class CheckpointConfig(Section):
+    """Full-state checkpoints every N steps and at the end; keep the last k and the best."""
+
+    every: int | None = Field(500, ge=1)
+    at_end: bool = True
+    keep_last: int = Field(2, ge=1)
+    keep_best: bool = True
+
+
+class LoggingConfig(Section):
+    """Log every N steps (the only host syncs of the hot loop); progress display; trackers."""
+
+    every: int = Field(10, ge=1)
+    progress: Literal["auto", "rich", "plain", "none"] = "auto"
+    trackers: list[Literal["tensorboard", "wandb"]] = Field(default_factory=list)
+    project: str = "mtcore"
+    plot: bool = True
+
+
+class DebugConfig(Section):
+    """Test hooks: a NaN loss at one step (``MT_INJECT_NAN_AT_STEP`` in the environment does the
+    same), a pause after every step (to interrupt a run at a chosen point), and every process's
+    final weights in ``<run>/rank-weights/rank<i>-of-<n>.safetensors`` (to compare DDP ranks)."""
+
+    inject_nan_at_step: int | None = Field(None, ge=1)
+    step_delay_s: float = Field(0.0, ge=0)
+    save_rank_weights: bool = False
+
+
+class TrainConfig(Section):
+    """The whole training configuration (see the module docstring for every key)."""
+
+    seed: int = 42
+    output_dir: str | None = None
+    cpu: bool = False
+    encoder: EncoderConfig
+    tasks: list[TaskEntry] = Field(min_length=1)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    debug: DebugConfig = Field(default_factory=DebugConfig)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _task_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, dict)):
+            return [value]
+        return value

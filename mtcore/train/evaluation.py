@@ -1,0 +1,136 @@
+"""Evaluation: deterministic predictions on a split, official metrics keyed by task.
+
+* ``model.eval()`` and ``torch.no_grad()``: no dropout, nothing random; rows are read in a fixed
+  order (each process takes rows ``rank, rank + W, ...``, batched longest first for less
+  padding), then gathered and put back in row order, so every process computes the same metrics.
+* Every process runs the same number of forward calls (short shards repeat their last batch,
+  results dropped), which FSDP and DDP's buffer broadcasts need.
+* Metrics are keyed ``<task id>/<metric>`` (plus ``<task id>/loss``), never shared between tasks.
+* Rows without a label (``-1``, all ``-100``, NaN) are left out of the metrics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtcore.train.metrics import compute_metrics
+
+
+def predictions_from_logits(kind: str, logits: torch.Tensor) -> np.ndarray:
+    """Class ids / values / indicator rows from a head's logits, per example."""
+    logits = logits.detach().float()
+    if kind == "regression":
+        return logits.reshape(logits.shape[0], -1)[:, 0].cpu().numpy()
+    if kind == "multi_label":
+        return (logits > 0).long().cpu().numpy()
+    return logits.argmax(-1).cpu().numpy()
+
+
+def probabilities_from_logits(kind: str, logits: torch.Tensor) -> np.ndarray:
+    """Per-class probabilities (softmax; sigmoid for multi-label; the value for regression)."""
+    logits = logits.detach().float()
+    if kind == "regression":
+        return logits.reshape(logits.shape[0], -1)[:, :1].cpu().numpy()
+    if kind == "multi_label":
+        return torch.sigmoid(logits).cpu().numpy()
+    return torch.softmax(logits, dim=-1).cpu().numpy()
+
+
+def _labelled(kind: str, reference: np.ndarray) -> bool:
+    if kind == "regression":
+        return bool(np.all(np.isfinite(reference)))
+    if kind == "token_classification":
+        return bool(np.any(reference >= 0))
+    return bool(np.all(reference >= 0))
+
+
+def _shard_order(lengths: np.ndarray, rank: int, world: int) -> np.ndarray:
+    shard = np.arange(rank, len(lengths), world)
+    return shard[np.argsort(-lengths[shard], kind="stable")]
+
+
+def _rows_per_rank(n: int, world: int) -> list[int]:
+    return [len(range(r, n, world)) for r in range(world)]
+
+
+@torch.no_grad()
+def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, batch_size: int, accelerator: Any
+                 ) -> tuple[list[tuple[int, np.ndarray, np.ndarray]], float, int]:
+    """This process's ``(row, prediction, reference)`` triples, the loss sum and the labelled-batch count."""
+    from mtcore.sampling.protocol import fetch_rows
+
+    kind = task.kind.value
+    rows = task_data.splits[split]
+    lengths = np.asarray(task_data.lengths(split), dtype=np.int64)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    order = _shard_order(lengths, rank, world)
+    batches_needed = max(math.ceil(n / batch_size) for n in _rows_per_rank(len(lengths), world))
+    results: list[tuple[int, np.ndarray, np.ndarray]] = []
+    loss_sum, loss_weight = 0.0, 0
+    for b in range(batches_needed):
+        indices = order[b * batch_size:(b + 1) * batch_size]
+        dummy = len(indices) == 0
+        if dummy:  # keep the number of forward calls equal on every process
+            indices = order[-batch_size:] if len(order) else np.arange(min(batch_size, len(lengths)))
+        batch = task_data.collator(fetch_rows(rows, [int(i) for i in indices]))
+        batch = batch.to(accelerator.device) if hasattr(batch, "to") else batch
+        with accelerator.autocast():
+            out = model(task.id, **batch)
+        if dummy:
+            continue
+        labels = batch.get("labels")
+        if out.loss is not None and labels is not None:
+            loss_sum += float(out.loss.detach().float()) * len(indices)
+            loss_weight += len(indices)
+        predictions = predictions_from_logits(kind, out.logits)
+        references = labels.detach().cpu().numpy() if labels is not None else np.full(len(indices), -1)
+        mask = batch.get("attention_mask")
+        for j, row in enumerate(indices):
+            pred, ref = predictions[j], references[j]
+            if kind == "token_classification" and mask is not None:
+                keep = int(mask[j].sum())
+                pred, ref = pred[:keep], ref[:keep]
+            results.append((int(row), pred, ref))
+    return results, loss_sum, loss_weight
+
+
+def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str, Any], accelerator: Any, *, split: str,
+             batch_size: int, metric_fn: Callable[[str], Callable[..., float]]) -> dict[str, float]:
+    """Metrics of every task on ``split``: ``{"<task>/<metric>": value, "<task>/loss": value}``."""
+    from accelerate.utils import gather_object
+
+    was_training = model.training
+    model.eval()
+    metrics: dict[str, float] = {}
+    try:
+        for task_id, task_data in data.items():
+            task = tasks[task_id]
+            if split not in task_data.splits:
+                continue
+            results, loss_sum, loss_weight = predict_task(model, task, task_data, split, batch_size, accelerator)
+            if accelerator.num_processes > 1:
+                results = gather_object(results)
+                totals = gather_object([(loss_sum, loss_weight)])
+                loss_sum, loss_weight = sum(t[0] for t in totals), sum(t[1] for t in totals)
+            results.sort(key=lambda item: item[0])
+            kind = task.kind.value
+            labelled = [(p, r) for _, p, r in results if _labelled(kind, np.asarray(r))]
+            if not labelled:
+                continue
+            if kind == "token_classification":
+                preds: Any = [p for p, _ in labelled]
+                refs: Any = [r for _, r in labelled]
+            else:
+                preds = np.stack([np.asarray(p) for p, _ in labelled])
+                refs = np.stack([np.asarray(r) for _, r in labelled])
+            metrics.update(compute_metrics(task, preds, refs, metric_fn))
+            if loss_weight:
+                metrics[f"{task_id}/loss"] = loss_sum / loss_weight
+    finally:
+        model.train(was_training)
+    return metrics

@@ -1,0 +1,187 @@
+"""What happens between optimizer steps: logging, evaluation, checkpoints, early stopping, the end.
+
+Every process calls these functions at the same steps (they contain collective operations
+under DDP); only the main process writes files and prints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from mtcore.train.build import Engine
+from mtcore.train.checkpoint import write_checkpoint_files, write_rank_files
+from mtcore.train.evaluation import evaluate
+from mtcore.train.metrics import aggregate
+from mtcore.train.monitor import LossMeter, NonFiniteWatch
+from mtcore.train.progress import Progress, choose_mode
+from mtcore.train.run_dir import write_json
+
+
+def start_progress(engine: Engine) -> Progress:
+    """The progress display, with the engine's notes and a ``start`` event."""
+    progress = Progress(choose_mode(engine.config.logging.progress, engine.is_main), engine.total_steps)
+    for note in engine.notes:
+        progress.message(f"note: {note}")
+    acc = engine.accelerator
+    engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
+                      "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
+                      "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "time": time.time()})
+    engine.started_at = time.perf_counter()
+    return progress
+
+
+def _gather(engine: Engine) -> Any:
+    return engine.accelerator.gather if engine.accelerator.num_processes > 1 else None
+
+
+def _last_checkpoint(engine: Engine) -> str | None:
+    latest = engine.checkpoints.latest()
+    return str(latest) if latest is not None else None
+
+
+def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
+    """Read the loss sums (the step's host sync), check for NaN, write ``train`` events."""
+    acc, step = engine.accelerator, engine.state.step
+    rows, totals = meter.flush((lambda t: acc.reduce(t, "mean")) if acc.num_processes > 1 else None)
+    watch.check(_last_checkpoint(engine), _gather(engine))
+    lr = engine.scheduler.get_last_lr()[0]
+    for task, row in rows.items():
+        engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr,
+                          "data_wait_share": totals["data_wait_share"]})
+    weights = engine.strategy.task_weights() if engine.config.loss.strategy == "uncertainty" else None
+    if weights:
+        engine.log.write({"event": "loss_weights", "step": step, "weights": weights})
+    if engine.config.logging.trackers:
+        values = {f"train/{task}/loss": row["loss"] for task, row in rows.items()}
+        acc.log({**values, "train/lr": lr, "train/examples_per_s": totals["examples_per_s"]}, step=step)
+    progress.update(step, rows, f"lr {lr:.2e}, {totals['examples_per_s']:.1f} ex/s")
+
+
+def run_evaluation(engine: Engine, watch: NonFiniteWatch, progress: Progress) -> bool:
+    """Evaluate every task; update best score and patience; returns True on a new best."""
+    config, state = engine.config, engine.state
+    watch.check(_last_checkpoint(engine), _gather(engine))
+    batch_size = config.batching.eval_batch_size or 2 * config.batching.batch_size
+    metrics = evaluate(engine.model, engine.eval_data, engine.tasks, engine.accelerator, split=config.evaluation.split,
+                       batch_size=batch_size, metric_fn=lambda name: engine.metric_fns[name])
+    score = aggregate(metrics, engine.tasks.values(), config.evaluation.weights)
+    improved = not math.isnan(score) and (state.best_score is None or score > state.best_score)
+    state.last_metrics, state.last_eval_step = metrics, state.step
+    if improved:
+        state.best_score, state.best_step, state.best_metrics = score, state.step, dict(metrics)
+        state.evals_without_improvement = 0
+    elif not math.isnan(score):  # nothing scored (no labelled validation data) is not "no improvement"
+        state.evals_without_improvement += 1
+    engine.log.write({"event": "eval", "step": state.step, "metrics": metrics, "aggregate": score, "best": improved})
+    if config.logging.trackers:
+        engine.accelerator.log({f"eval/{k}": v for k, v in metrics.items()} | {"eval/aggregate": score}, step=state.step)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("/loss"))
+    progress.message(f"eval step {state.step}: aggregate {score:.4f}{' (best)' if improved else ''}; {shown}")
+    return improved
+
+
+def save_checkpoint(engine: Engine, progress: Progress) -> None:
+    """A full-state checkpoint of the current step (all processes take part)."""
+    acc, state = engine.accelerator, engine.state
+
+    def shared(directory: Any) -> None:
+        write_checkpoint_files(directory, model=engine.unwrapped, optimizer=engine.optimizer, scheduler=engine.scheduler,
+                               scaler=getattr(acc, "scaler", None), strategy=engine.strategy, sampler=engine.sampler, state=state)
+
+    state.last_checkpoint_step = state.step
+    path = engine.checkpoints.save(state.step, acc, shared, lambda d: write_rank_files(d, acc.process_index), state.best_step)
+    progress.message(f"checkpoint: {path}")
+
+
+def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
+    """Run the events due after the optimizer step just taken."""
+    config, state = engine.config, engine.state
+    step = state.step
+    if step % config.logging.every == 0 or step >= engine.total_steps:
+        log_training(engine, meter, watch, progress)
+    improved = False
+    if config.evaluation.every and step % config.evaluation.every == 0:
+        improved = run_evaluation(engine, watch, progress)
+        patience = config.evaluation.early_stopping_patience
+        if patience is not None and state.evals_without_improvement >= patience:
+            state.stopped_early = True
+            progress.message(f"early stopping at step {step}: no better aggregate score in {patience} evaluations")
+    due = bool(config.checkpoint.every) and step % int(config.checkpoint.every) == 0
+    if due or (improved and config.checkpoint.keep_best):
+        watch.check(_last_checkpoint(engine), _gather(engine))
+        save_checkpoint(engine, progress)
+
+
+def finish(engine: Engine, watch: NonFiniteWatch, progress: Progress) -> dict[str, Any]:
+    """Final evaluation and checkpoint, ``model/``, ``summary.json``, ``curves.png``."""
+    from mtcore.train.plots import plot_curves
+
+    config, state, acc, run = engine.config, engine.state, engine.accelerator, engine.run
+    watch.check(_last_checkpoint(engine), _gather(engine))
+    if config.evaluation.at_end and state.last_eval_step != state.step:
+        run_evaluation(engine, watch, progress)
+    if config.checkpoint.at_end and state.last_checkpoint_step != state.step:
+        save_checkpoint(engine, progress)
+    if engine.is_main:
+        from mtcore.train.build import quiet_progress_bars
+
+        with quiet_progress_bars():
+            engine.unwrapped.save_pretrained(run.model, tokenizer=engine.tokenizer)
+    if config.debug.save_rank_weights:
+        _save_rank_weights(engine)
+    acc.wait_for_everyone()
+    summary = build_summary(engine)
+    if engine.is_main:
+        write_json(run.summary, summary)
+        note = plot_curves(run.metrics, run.curves) if config.logging.plot else None
+        if note:
+            progress.message(f"note: {note}")
+        progress.message(f"done: {state.step} steps; model in {run.model}; summary in {run.summary}")
+    if config.logging.trackers:
+        acc.end_training()
+    return summary
+
+
+def _save_rank_weights(engine: Engine) -> None:
+    """Test hook: this process's final weights, to check that DDP ranks agree."""
+    from safetensors.torch import save_file
+
+    acc = engine.accelerator
+    folder = engine.run.root / "rank-weights"
+    folder.mkdir(exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in engine.unwrapped.state_dict().items()}
+    save_file(state, str(folder / f"rank{acc.process_index}-of-{acc.num_processes}.safetensors"))
+
+
+def build_summary(engine: Engine) -> dict[str, Any]:
+    """Final and best metrics per task, and the run's facts."""
+    state = engine.state
+    per_task: dict[str, Any] = {}
+    for task_id, task in engine.tasks.items():
+        prefix = f"{task_id}/"
+        per_task[task_id] = {
+            "main_metric": task.main,
+            "final": {k[len(prefix):]: v for k, v in state.last_metrics.items() if k.startswith(prefix)},
+            "best": {k[len(prefix):]: v for k, v in state.best_metrics.items() if k.startswith(prefix)},
+        }
+    best_dir = engine.checkpoints.path(state.best_step) if state.best_step is not None else None
+    started = engine.started_at
+    return {
+        "status": "early_stopped" if state.stopped_early else "completed",
+        "steps": state.step,
+        "total_steps": engine.total_steps,
+        "final": {"step": state.last_eval_step, "aggregate": aggregate(state.last_metrics, engine.tasks.values(), engine.config.evaluation.weights)
+                  if state.last_metrics else None, "metrics": state.last_metrics},
+        "best": {"step": state.best_step, "aggregate": state.best_score, "metrics": state.best_metrics,
+                 "checkpoint": str(best_dir) if best_dir is not None and best_dir.is_dir() else None},
+        "tasks": per_task,
+        "examples_seen": state.examples_seen,
+        "tokens_seen": state.tokens_seen,
+        "train_seconds": time.perf_counter() - started if started is not None else None,
+        "timing": dict(engine.timing),
+        "resumed_from": str(engine.resumed_from) if engine.resumed_from else None,
+        "model_dir": str(engine.run.model),
+        "run_dir": str(engine.run.root),
+    }

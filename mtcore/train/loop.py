@@ -1,0 +1,124 @@
+"""The training loop: one function, :func:`train_loop`.
+
+Per optimizer step: ``gradient_accumulation_steps`` micro-steps, each one batch (mode
+``single``) or one batch of every task (mode ``all``); each task's forward and backward run
+separately (a loss strategy's per-task term), inside ``no_sync`` except for the very last
+backward of the step, so DDP reduces gradients once per step and only one graph is alive at a
+time. PCGrad-like strategies keep every task's graph and write the gradients themselves. Then
+clipping, the optimizer and schedule steps, and the events due at this step (logging,
+evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
+
+Nothing in the hot path reads a device value: losses are summed on the device
+(:class:`~mtcore.train.monitor.LossMeter`), non-finite losses are flagged on the device
+(:class:`~mtcore.train.monitor.NonFiniteWatch`), and both are read at logging, evaluation and
+checkpoint steps only.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from typing import Any
+
+from mtcore.train import events
+from mtcore.train.build import Engine
+from mtcore.train.checkpoint import restore_rng
+from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
+from mtcore.train.optim import split_parameters
+
+
+def batch_stream(sampler: Any) -> Iterator[Any]:
+    """The sampler's batches across epochs, forever (it moves itself to the next epoch)."""
+    empty = 0
+    while True:
+        got = False
+        for item in sampler:
+            got = True
+            yield item
+        if not got:  # restored exactly at the end of an epoch
+            empty += 1
+            if empty > 1:
+                raise RuntimeError("the batch sampler yields no batches")
+            sampler.set_epoch(sampler.epoch + 1)
+        else:
+            empty = 0
+
+
+def train_loop(engine: Engine) -> dict[str, Any]:
+    """Train until ``engine.total_steps`` (or early stopping); returns the run summary."""
+    import torch
+
+    acc, model, optimizer, scheduler, strategy = engine.accelerator, engine.model, engine.optimizer, engine.scheduler, engine.strategy
+    config, state = engine.config, engine.state
+    accumulation = config.optimizer.gradient_accumulation_steps
+    max_grad_norm = config.optimizer.max_grad_norm
+    delay = config.debug.step_delay_s
+    pin = acc.device.type == "cuda"
+    meter = LossMeter(engine.plan.task_ids, acc.device)
+    watch = NonFiniteWatch(engine.plan.task_ids, acc.device)
+    progress = events.start_progress(engine)
+    shared, others = split_parameters(engine.unwrapped)
+    clipped = [p for group in optimizer.param_groups for p in group["params"]]
+    scale = acc.scaler.scale if getattr(acc, "scaler", None) is not None else (lambda loss: loss)
+    batches = batch_stream(engine.sampler)
+    if engine.rng_to_restore is not None:
+        restore_rng(engine.rng_to_restore)
+    model.train()
+    task, batch = "", None
+    started = time.perf_counter()
+    try:
+        while state.step < engine.total_steps and not state.stopped_early:
+            step = state.step + 1
+            for micro in range(accumulation):
+                waited = time.perf_counter()
+                item = next(batches)
+                meter.waited(time.perf_counter() - waited)
+                group = item if isinstance(item, list) else [item]
+                losses = {}
+                for k, batch in enumerate(group):
+                    task = batch.name
+                    syncs = micro == accumulation - 1 and k == len(group) - 1
+                    with nullcontext() if syncs or strategy.owns_backward else acc.no_sync(model):
+                        if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
+                            batch.data.pin_memory()
+                        batch.data.to(acc.device, non_blocking=pin)
+                        with acc.autocast():
+                            loss = model(task, **batch.data).loss
+                        if engine.nan_at_step == step and k == 0:
+                            loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
+                        watch.observe(task, loss, step)
+                        meter.add(task, loss, batch.size, batch.num_tokens)
+                        state.examples_seen += batch.size
+                        state.tokens_seen += batch.num_tokens
+                        if strategy.owns_backward:
+                            losses[task] = loss
+                        else:
+                            acc.backward(strategy.term(task, loss) / accumulation)
+                if strategy.owns_backward:
+                    strategy.backward(losses, shared, others, scale, step)
+            if acc.num_processes > 1:
+                strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
+            if max_grad_norm is not None:
+                acc.clip_grad_norm_(clipped, max_grad_norm)
+            optimizer.step()
+            if not optimizer.step_was_skipped:
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step = step
+            events.after_step(engine, meter, watch, progress)
+            if delay:
+                time.sleep(delay)  # test hook: debug.step_delay_s
+        engine.timing = {"loop_s": time.perf_counter() - started, "data_wait_s": meter.total_data_wait}
+        return events.finish(engine, watch, progress)
+    except torch.OutOfMemoryError:
+        size = batch.size if batch is not None else 0
+        tokens = batch.num_tokens if batch is not None else 0
+        error = out_of_memory(state.step + 1, task, size, tokens)
+        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+        raise error from None
+    except TrainingError as error:
+        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+        raise
+    finally:
+        progress.close()

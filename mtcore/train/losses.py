@@ -1,0 +1,190 @@
+"""Loss strategies: how the per-task losses of one step become parameter gradients.
+
+A :class:`LossStrategy` tells the training loop three things:
+
+* ``batches``: ``"single"`` — the loop hands it one batch (one task) per micro-step; ``"all"`` —
+  one batch of every task per micro-step (the sampler runs in mode ``all``);
+* whether it has parameters (uncertainty weighting's log-variances): they join the optimizer
+  (no weight decay, head learning rate) and the checkpoint through ``state_dict()``; under DDP the
+  loop averages their gradients with :meth:`LossStrategy.sync_gradients`;
+* ``owns_backward``: when false (the default) the step's loss is a sum of per-task terms and the
+  loop back-propagates each task's :meth:`LossStrategy.term` as soon as that task's forward is
+  done (one graph alive at a time); when true (PCGrad) the loop keeps every task's loss and calls
+  :meth:`LossStrategy.backward`, which writes the gradients itself. Such strategies refuse gradient accumulation
+  and DDP (``supports_accumulation`` / ``supports_distributed``), checked before training starts.
+
+Strategies are built as ``Strategy(task_ids, weights=..., **options)`` where ``options`` come
+from ``loss.options`` in the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class LossStrategy(nn.Module):
+    """Base class: combine a ``{task_id: loss}`` mapping into one loss (see module docstring)."""
+
+    #: "single": one batch per micro-step; "all": one batch of every task per micro-step.
+    batches: str = "single"
+    #: True when the strategy computes gradients itself (the loop then calls ``backward``).
+    owns_backward: bool = False
+    supports_accumulation: bool = True
+    supports_distributed: bool = True
+
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
+        super().__init__()
+        if options:
+            name = sorted(options)[0]
+            raise TypeError(f"unexpected option {name!r}")
+        self.task_ids = list(task_ids)
+        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.task_ids}
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        """What to back-propagate for one task's loss (the strategies here are sums of such terms,
+        so the loop runs one backward per task and keeps one graph alive at a time)."""
+        raise NotImplementedError
+
+    def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The step's total loss: the sum of :meth:`term` over tasks (for plain loops)."""
+        return torch.stack([self.term(t, loss) for t, loss in losses.items()]).sum()
+
+    def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
+                 scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
+        """Write gradients into ``.grad`` (only for ``owns_backward`` strategies)."""
+        raise NotImplementedError(f"{type(self).__name__} does not compute gradients itself")
+
+    def sync_gradients(self, reduce_mean: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Average this strategy's own parameter gradients across processes (DDP)."""
+        for p in self.parameters():
+            if p.grad is not None:
+                p.grad = reduce_mean(p.grad)
+
+    def task_weights(self) -> dict[str, float]:
+        """Current per-task weights, for logs (reads parameters: call only at logging steps)."""
+        return dict(self.weights)
+
+
+class SingleTaskLoss(LossStrategy):
+    """One task per step (the sampler picks it); its loss as is."""
+
+    batches = "single"
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+
+class SumLoss(LossStrategy):
+    """One batch of every task per step; the losses summed (the seed's "metabatch")."""
+
+    batches = "all"
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+
+class WeightedLoss(LossStrategy):
+    """One batch of every task per step; ``sum_i w_i * L_i`` with static weights.
+
+    Weights come from ``loss.weights`` (task id -> weight), else from each task entry's ``weight``.
+    """
+
+    batches = "all"
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        return self.weights[task_id] * loss
+
+
+class UncertaintyLoss(LossStrategy):
+    """Learned homoscedastic uncertainty (Kendall et al. 2018): ``sum_i exp(-s_i) L_i + s_i``.
+
+    ``s_i = log sigma_i^2`` is one learned scalar per task (initial value ``init``, default 0).
+    """
+
+    batches = "all"
+
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0) -> None:
+        super().__init__(task_ids, weights)
+        self.log_variances = nn.Parameter(torch.full((len(self.task_ids),), float(init)))
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        s = self.log_variances[self.task_ids.index(task_id)]
+        return torch.exp(-s) * loss + s
+
+    def task_weights(self) -> dict[str, float]:
+        values = torch.exp(-self.log_variances.detach().float()).tolist()
+        return dict(zip(self.task_ids, values))
+
+
+class PCGradLoss(LossStrategy):
+    """Projecting conflicting gradients (Yu et al. 2020) on the shared encoder parameters.
+
+    Each task's gradient loses its component along any other task's gradient it conflicts with
+    (negative dot product), tasks visited in a random order seeded by ``(seed, step)``; the
+    projected gradients are summed. Head parameters get their own task's gradient unchanged.
+    Needs one backward pass per task: no gradient accumulation, no DDP.
+    """
+
+    batches = "all"
+    owns_backward = True
+    supports_accumulation = False
+    supports_distributed = False
+
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12) -> None:
+        super().__init__(task_ids, weights)
+        self.seed = int(seed)
+        self.eps = float(eps)
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        return loss
+
+    def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
+                 scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
+        shared, others = list(shared), list(others)
+        params = shared + others
+        items = list(losses.values())
+        flat_shared: list[torch.Tensor] = []
+        other_sums: list[torch.Tensor | None] = [None] * len(others)
+        for i, loss in enumerate(items):
+            grads = torch.autograd.grad(scale(loss), params, retain_graph=i < len(items) - 1, allow_unused=True)
+            flat_shared.append(_flatten(grads[: len(shared)], shared))
+            for k, g in enumerate(grads[len(shared):]):
+                if g is not None:
+                    other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
+        projected = project_conflicting(flat_shared, torch.Generator().manual_seed(self.seed * 1_000_003 + step), self.eps)
+        _assign(projected, shared)
+        for p, g in zip(others, other_sums):
+            if g is not None:
+                p.grad = g if p.grad is None else p.grad + g
+
+
+def project_conflicting(grads: list[torch.Tensor], generator: torch.Generator, eps: float = 1e-12) -> torch.Tensor:
+    """PCGrad's projection of flat task gradients; returns their projected sum (no host sync)."""
+    n = len(grads)
+    projected = [g.clone() for g in grads]
+    norms_sq = [g.dot(g) + eps for g in grads]
+    for i in range(n):
+        for j in torch.randperm(n, generator=generator).tolist():
+            if j == i:
+                continue
+            dot = projected[i].dot(grads[j])
+            projected[i] = projected[i] - torch.clamp(dot, max=0.0) / norms_sq[j] * grads[j]
+    return torch.stack(projected).sum(0)
+
+
+def _flatten(grads: Iterable[torch.Tensor | None], params: Sequence[nn.Parameter]) -> torch.Tensor:
+    parts = [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def _assign(flat: torch.Tensor, params: Sequence[nn.Parameter]) -> None:
+    offset = 0
+    for p in params:
+        n = p.numel()
+        g = flat[offset: offset + n].view_as(p).to(p.dtype)
+        p.grad = g.clone() if p.grad is None else p.grad + g
+        offset += n

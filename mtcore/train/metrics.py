@@ -1,0 +1,178 @@
+"""Official task metrics, computed locally with scikit-learn / scipy / numpy (nothing downloaded).
+
+Every metric is ``fn(predictions, references, task) -> float`` on numpy arrays:
+
+* classification, multiple choice: class ids, shape ``(n,)``;
+* regression: values, shape ``(n,)``;
+* multi-label: 0/1 indicator matrices, shape ``(n, labels)``;
+* token classification: tag ids, either flat arrays or ``(n, length)`` arrays / lists of
+  per-example arrays; reference positions holding ``-100`` (or any negative id) are ignored.
+
+:func:`compute_metrics` runs a task's metrics and keys each result by task id
+(``rsg:terra/accuracy``) so tasks never overwrite each other. ``mse`` is the one metric where
+lower is better (:data:`LOWER_IS_BETTER`); the aggregate score uses ``-mse`` for it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+#: Metrics where a smaller value is better (negated inside the aggregate score).
+LOWER_IS_BETTER = frozenset({"mse"})
+
+
+def _flat_tokens(predictions: Any, references: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten token-level predictions/references and drop ignored (negative) reference positions."""
+    if isinstance(references, np.ndarray) and references.dtype != object:
+        refs = references.reshape(-1)
+        preds = np.asarray(predictions).reshape(-1)
+    else:
+        refs_list, preds_list = [], []
+        for p, r in zip(predictions, references):
+            r = np.asarray(r).reshape(-1)
+            p = np.asarray(p).reshape(-1)[: len(r)]
+            refs_list.append(r[: len(p)])
+            preds_list.append(p)
+        refs = np.concatenate(refs_list) if refs_list else np.zeros(0, dtype=np.int64)
+        preds = np.concatenate(preds_list) if preds_list else np.zeros(0, dtype=np.int64)
+    keep = refs >= 0
+    return preds[keep], refs[keep]
+
+
+def _ids(predictions: Any, references: Any, task: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Class ids for single-label metrics (token tasks flattened to labelled tokens)."""
+    kind = str(getattr(task, "kind", ""))
+    if kind == "token_classification":
+        return _flat_tokens(predictions, references)
+    preds, refs = np.asarray(predictions), np.asarray(references)
+    if preds.ndim > 1 and kind != "multi_label":
+        preds, refs = preds.reshape(-1), refs.reshape(-1)
+    return preds, refs
+
+
+def _labels(task: Any) -> list[int] | None:
+    names = getattr(task, "labels", ())
+    return list(range(len(names))) if names and str(getattr(task, "kind", "")) != "multiple_choice" else None
+
+
+def accuracy(predictions: Any, references: Any, task: Any = None) -> float:
+    """Share of exact predictions (per example; per labelled token for token tasks)."""
+    preds, refs = _ids(predictions, references, task)
+    if preds.ndim > 1:  # multi-label: per-decision accuracy
+        return float((preds == refs).mean()) if preds.size else 0.0
+    return float((preds == refs).mean()) if len(refs) else 0.0
+
+
+def token_accuracy(predictions: Any, references: Any, task: Any = None) -> float:
+    """Share of labelled tokens predicted right (positions with reference -100 are ignored)."""
+    preds, refs = _flat_tokens(predictions, references)
+    return float((preds == refs).mean()) if len(refs) else 0.0
+
+
+def _f1(predictions: Any, references: Any, task: Any, average: str) -> float:
+    from sklearn.metrics import f1_score
+
+    preds, refs = _ids(predictions, references, task)
+    if len(refs) == 0:
+        return 0.0
+    if preds.ndim > 1:  # multi-label indicator matrices
+        return float(f1_score(refs.astype(int), preds.astype(int), average=average, zero_division=0))
+    labels = _labels(task) if average != "binary" else None
+    if average == "macro" and labels is None:
+        labels = sorted(set(refs.tolist()) | set(preds.tolist()))
+    return float(f1_score(refs, preds, labels=labels, average=average, zero_division=0))
+
+
+def f1_macro(predictions: Any, references: Any, task: Any = None) -> float:
+    """F1 averaged over classes (every class of the task counts, present or not)."""
+    return _f1(predictions, references, task, "macro")
+
+
+def f1_micro(predictions: Any, references: Any, task: Any = None) -> float:
+    """F1 over all decisions (equals accuracy for single-label tasks)."""
+    return _f1(predictions, references, task, "micro")
+
+
+def f1_binary(predictions: Any, references: Any, task: Any = None) -> float:
+    """F1 of the positive class (class id 1)."""
+    from sklearn.metrics import f1_score
+
+    preds, refs = _ids(predictions, references, task)
+    if len(refs) == 0:
+        return 0.0
+    return float(f1_score(refs, preds, pos_label=1, average="binary", zero_division=0))
+
+
+def mcc(predictions: Any, references: Any, task: Any = None) -> float:
+    """Matthews correlation coefficient (0 when undefined)."""
+    from sklearn.metrics import matthews_corrcoef
+
+    preds, refs = _ids(predictions, references, task)
+    if len(refs) == 0:
+        return 0.0
+    return float(matthews_corrcoef(refs, preds))
+
+
+def _regression(predictions: Any, references: Any) -> tuple[np.ndarray, np.ndarray]:
+    return np.asarray(predictions, dtype=np.float64).reshape(-1), np.asarray(references, dtype=np.float64).reshape(-1)
+
+
+def pearson(predictions: Any, references: Any, task: Any = None) -> float:
+    """Pearson correlation (0 when either side is constant)."""
+    preds, refs = _regression(predictions, references)
+    if len(refs) < 2 or preds.std() == 0 or refs.std() == 0:
+        return 0.0
+    return float(np.corrcoef(preds, refs)[0, 1])
+
+
+def spearman(predictions: Any, references: Any, task: Any = None) -> float:
+    """Spearman rank correlation (0 when either side is constant)."""
+    from scipy.stats import spearmanr
+
+    preds, refs = _regression(predictions, references)
+    if len(refs) < 2 or preds.std() == 0 or refs.std() == 0:
+        return 0.0
+    return float(spearmanr(preds, refs).statistic)
+
+
+def mse(predictions: Any, references: Any, task: Any = None) -> float:
+    """Mean squared error (lower is better)."""
+    preds, refs = _regression(predictions, references)
+    return float(np.mean((preds - refs) ** 2)) if len(refs) else 0.0
+
+
+def exact_match(predictions: Any, references: Any, task: Any = None) -> float:
+    """Share of examples with every label right (multi-label); plain accuracy otherwise."""
+    preds, refs = np.asarray(predictions), np.asarray(references)
+    if len(refs) == 0:
+        return 0.0
+    if preds.ndim == 1:
+        return float((preds == refs).mean())
+    return float(np.all(preds.astype(int) == refs.astype(int), axis=1).mean())
+
+
+def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Callable[[str], Callable[..., float]]) -> dict[str, float]:
+    """``{"<task id>/<metric>": value}`` for each of the task's metrics (``resolve`` finds functions)."""
+    results: dict[str, float] = {}
+    for name in task.all_metrics:
+        value = resolve(name)(predictions, references, task)
+        results[f"{task.id}/{name}"] = float(value)
+    return results
+
+
+def aggregate(metrics: Mapping[str, float], tasks: Iterable[Any], weights: Mapping[str, float] | None = None) -> float:
+    """(Weighted) mean of each task's main metric; ``mse``-like metrics count negated."""
+    total, weight_sum = 0.0, 0.0
+    for task in tasks:
+        key = f"{task.id}/{task.main}"
+        if key not in metrics or math.isnan(metrics[key]):
+            continue
+        weight = float((weights or {}).get(task.id, (weights or {}).get(task.name, 1.0)))
+        value = -metrics[key] if task.main in LOWER_IS_BETTER else metrics[key]
+        total += weight * value
+        weight_sum += weight
+    return total / weight_sum if weight_sum else float("nan")

@@ -1,0 +1,122 @@
+"""What the hot loop records without synchronising with the device.
+
+* :class:`LossMeter` sums each task's loss on the device and counts examples, tokens and time on
+  the host; :meth:`LossMeter.flush` (called at logging steps only) reads the sums — the one host
+  sync of a logging step — and returns per-task rows.
+* :class:`NonFiniteWatch` remembers, on the device, the first step at which each task's loss was
+  NaN or infinite; :meth:`NonFiniteWatch.check` (at logging, evaluation and checkpoint steps)
+  raises :class:`NonFiniteLossError` naming the task and the step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mtcore.errors import MtError
+
+
+class TrainingError(MtError):
+    """Training cannot go on (exit code 1); the message says why and what is kept."""
+
+
+class NonFiniteLossError(TrainingError):
+    """A task's loss became NaN or infinite."""
+
+
+class OutOfMemory(TrainingError):
+    """The accelerator ran out of memory."""
+
+
+class LossMeter:
+    """Per-task loss sums (on the device), examples/tokens/time (on the host) between log steps."""
+
+    def __init__(self, tasks: Sequence[str], device: torch.device) -> None:
+        self.tasks = list(tasks)
+        self.device = device
+        self.total_data_wait = 0.0
+        self.reset()
+
+    def waited(self, seconds: float) -> None:
+        """Time spent waiting for the next batch (reading rows and collating)."""
+        self.data_wait += seconds
+        self.total_data_wait += seconds
+
+    def reset(self) -> None:
+        self.sums = {t: torch.zeros((), device=self.device, dtype=torch.float32) for t in self.tasks}
+        self.batches = dict.fromkeys(self.tasks, 0)
+        self.examples = dict.fromkeys(self.tasks, 0)
+        self.tokens = dict.fromkeys(self.tasks, 0)
+        self.data_wait = 0.0
+        self.started = time.perf_counter()
+
+    def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int) -> None:
+        """Record one batch (no sync: the loss stays on the device)."""
+        self.sums[task] += loss.detach().float()
+        self.batches[task] += 1
+        self.examples[task] += int(examples)
+        self.tokens[task] += int(tokens)
+
+    def flush(self, reduce_mean: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+        """Per-task ``{loss, examples_per_s, tokens_per_s, batches}`` and totals; resets the meter.
+
+        ``reduce_mean`` (DDP) averages the loss sums across processes before reading them.
+        """
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        active = [t for t in self.tasks if self.batches[t]]
+        rows: dict[str, dict[str, float]] = {}
+        if active:
+            stacked = torch.stack([self.sums[t] / self.batches[t] for t in active])
+            if reduce_mean is not None:
+                stacked = reduce_mean(stacked)
+            values = stacked.tolist()  # the host sync of this logging step
+            for task, value in zip(active, values):
+                rows[task] = {"loss": float(value), "examples_per_s": self.examples[task] / elapsed,
+                              "tokens_per_s": self.tokens[task] / elapsed, "batches": self.batches[task]}
+        totals = {"examples_per_s": sum(self.examples.values()) / elapsed, "tokens_per_s": sum(self.tokens.values()) / elapsed,
+                  "data_wait_share": self.data_wait / elapsed, "seconds": elapsed}
+        self.reset()
+        return rows, totals
+
+
+class NonFiniteWatch:
+    """First step with a non-finite loss, per task, tracked on the device."""
+
+    def __init__(self, tasks: Sequence[str], device: torch.device) -> None:
+        self.tasks = list(tasks)
+        self.first_bad = torch.full((len(self.tasks),), -1, dtype=torch.long, device=device)
+        self._index = {t: i for i, t in enumerate(self.tasks)}
+
+    def observe(self, task: str, loss: torch.Tensor, step: int) -> None:
+        """Remember ``step`` if ``loss`` is not finite and nothing was seen for ``task`` yet (no sync)."""
+        i = self._index[task]
+        bad = ~torch.isfinite(loss.detach()) & (self.first_bad[i] < 0)
+        self.first_bad[i] = torch.where(bad, torch.full_like(self.first_bad[i], step), self.first_bad[i])
+
+    def check(self, last_checkpoint: str | None, gather: Any = None) -> None:
+        """Raise :class:`NonFiniteLossError` if any task's loss went non-finite on any process.
+
+        ``gather`` (DDP) concatenates the per-process tensors, so every rank raises together.
+        """
+        values = (gather(self.first_bad) if gather is not None else self.first_bad).reshape(-1, len(self.tasks))
+        seen = [(int(step), self.tasks[i]) for row in values.tolist() for i, step in enumerate(row) if step >= 0]
+        if not seen:
+            return
+        step, task = min(seen)
+        kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written before it"
+        raise NonFiniteLossError(
+            f"loss of task {task!r} became NaN or infinite at step {step}; training stopped and {kept} "
+            "(lower optimizer.lr, keep optimizer.max_grad_norm, or check the task's data)"
+        )
+
+
+def out_of_memory(step: int, task: str, batch_size: int, tokens: int) -> OutOfMemory:
+    """The one-line message for a CUDA out-of-memory error."""
+    return OutOfMemory(
+        f"CUDA out of memory at step {step} (task {task!r}, batch of {batch_size} examples, {tokens} tokens); "
+        "lower batching.batch_size, set a token budget with batching.max_tokens, raise optimizer.gradient_accumulation_steps, "
+        "or set encoder.gradient_checkpointing: true"
+    )

@@ -1,0 +1,73 @@
+"""Optimiser and learning-rate schedule.
+
+* AdamW, fused on CUDA (``optimizer.fused: null`` means "fused when on CUDA").
+* Four parameter groups: encoder / head parameters (head learning rate ``optimizer.head_lr``,
+  default ``optimizer.lr``), each split into "decay" and "no decay" — biases and normalisation
+  weights get no weight decay (the model's own :mod:`mtcore.model.param_groups`). A loss
+  strategy's own parameters (uncertainty log-variances) join the head group without decay.
+* Schedules from ``transformers.get_scheduler``; warmup as steps or as a ratio of the total.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtcore.train.config import OptimizerConfig, ScheduleConfig
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(encoder parameters, everything else)``, trainable ones only, in a fixed order."""
+    encoder = getattr(model, "encoder", None)
+    encoder_ids = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    shared, others = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (shared if id(p) in encoder_ids else others).append(p)
+    return shared, others
+
+
+def parameter_groups(model: nn.Module, config: OptimizerConfig, extra: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """The model's groups (:func:`mtcore.model.param_groups.parameter_groups`: encoder/heads x
+    decay/no-decay) plus ``extra`` parameters of the loss strategy (no decay, head learning rate)."""
+    from mtcore.model.param_groups import parameter_groups as model_groups
+
+    head_lr = config.head_lr if config.head_lr is not None else config.lr
+    groups = model_groups(model, config.lr, head_lr, config.weight_decay)
+    extra = [p for p in extra if p.requires_grad]
+    if extra:
+        groups.append({"name": "loss_strategy", "params": extra, "lr": head_lr, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig, device: torch.device, extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """AdamW over :func:`parameter_groups`; fused when on CUDA unless ``fused`` says otherwise."""
+    fused = config.fused if config.fused is not None else device.type == "cuda"
+    kwargs: dict[str, Any] = {"lr": config.lr, "betas": tuple(config.betas), "eps": config.eps}
+    if fused:
+        kwargs["fused"] = True
+    return torch.optim.AdamW(parameter_groups(model, config, extra), **kwargs)
+
+
+def warmup_steps(config: ScheduleConfig, total_steps: int) -> int:
+    if config.warmup_steps is not None:
+        return int(config.warmup_steps)
+    if config.warmup_ratio is not None:
+        return int(math.ceil(config.warmup_ratio * total_steps))
+    return 0
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int) -> Any:
+    """A ``transformers.get_scheduler`` schedule over ``total_steps`` optimizer steps."""
+    from transformers import get_scheduler
+
+    warmup = warmup_steps(config, total_steps)
+    name = config.name
+    if name == "constant" and warmup > 0:
+        name = "constant_with_warmup"
+    return get_scheduler(name, optimizer=optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)

@@ -1,0 +1,82 @@
+"""Progress display: a Rich live table per task on a terminal, plain lines otherwise.
+
+The loop calls :meth:`Progress.update` only at logging steps (where it syncs anyway) and
+:meth:`Progress.message` for events (evaluation results, checkpoints, notes).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+
+def choose_mode(requested: str, is_main: bool) -> str:
+    """``rich`` on a terminal, ``plain`` otherwise; ``none`` on non-main processes."""
+    if not is_main or requested == "none":
+        return "none"
+    if requested == "auto":
+        return "rich" if sys.stdout.isatty() else "plain"
+    return requested
+
+
+class Progress:
+    """Shows step, rate and a per-task table of loss and examples/s."""
+
+    def __init__(self, mode: str, total_steps: int) -> None:
+        self.mode = mode
+        self.total = total_steps
+        self.start = time.perf_counter()
+        self._live: Any = None
+        self._rows: dict[str, dict[str, Any]] = {}
+        self._step = 0
+        self._extra = ""
+        self._batches: dict[str, int] = {}
+        if mode == "rich":
+            from rich.live import Live
+
+            self._live = Live(self._render(), refresh_per_second=4, transient=False)
+            self._live.start()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        elapsed = time.perf_counter() - self.start
+        title = f"step {self._step}/{self.total}  {elapsed:.0f}s" + (f"  {self._extra}" if self._extra else "")
+        table = Table(title=title, title_justify="left")
+        for column in ("task", "loss", "examples/s", "tokens/s", "batches"):
+            table.add_column(column, justify="right" if column != "task" else "left")
+        for task, row in self._rows.items():
+            table.add_row(task, f"{row['loss']:.4f}" if row.get("loss") is not None else "-",
+                          f"{row.get('examples_per_s', 0):.1f}", f"{row.get('tokens_per_s', 0):.0f}", str(self._batches.get(task, 0)))
+        return table
+
+    def update(self, step: int, rows: Mapping[str, Mapping[str, Any]], extra: str = "") -> None:
+        """New per-task figures at a logging step."""
+        self._step = step
+        self._extra = extra
+        for task, row in rows.items():
+            self._rows[task] = dict(row)
+            self._batches[task] = self._batches.get(task, 0) + int(row.get("batches", 0))
+        if self.mode == "rich" and self._live is not None:
+            self._live.update(self._render())
+        elif self.mode == "plain":
+            parts = [f"{task} loss {row['loss']:.4f} ({row.get('examples_per_s', 0):.0f} ex/s)" for task, row in rows.items()
+                     if row.get("loss") is not None]
+            print(f"step {step}/{self.total}: " + "; ".join(parts) + (f"; {extra}" if extra else ""), flush=True)
+
+    def message(self, text: str) -> None:
+        """A line about an event (evaluation, checkpoint, note)."""
+        if self.mode == "none":
+            return
+        if self.mode == "rich" and self._live is not None:
+            self._live.console.print(text, soft_wrap=True, highlight=False, markup=False)
+        else:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,138 @@
+"""The run directory and its event log.
+
+::
+
+    <run>/config.yaml        the resolved config (after overrides), re-runnable with mt train
+    <run>/metrics.jsonl      one JSON object per event: {"event": "train"|"eval"|"info", "step": ...}
+    <run>/checkpoints/       full-state checkpoints (see mtcore.train.checkpoint)
+    <run>/model/             the final model (MultitaskModel.from_pretrained loads it)
+    <run>/summary.json       final and best metrics per task, steps, timings
+    <run>/curves.png         loss per task and eval metrics against steps (needs matplotlib)
+
+Only the main process writes here. On resume, events after the resumed step are dropped from
+``metrics.jsonl`` so the log reads like the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf floats become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file in the same directory, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(_clean(data), handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+class RunDir:
+    """Paths of one run and the rules for starting or resuming it."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def curves(self) -> Path:
+        return self.root / "curves.png"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    def has_run(self) -> bool:
+        """True when a run already started here (a config or checkpoints exist)."""
+        return self.config.is_file() or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+
+    def check_new(self) -> None:
+        """Refuse to start a fresh run over an existing one."""
+        if self.has_run():
+            raise ConfigError(
+                f"output directory {str(self.root)!r} already holds a run; add --resume to continue it, or choose another --output-dir"
+            )
+
+    def create(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+
+
+class MetricsLog:
+    """Appends events to ``metrics.jsonl`` (one JSON object per line, flushed per event)."""
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
+        self.path = path
+        self.enabled = enabled
+
+    def truncate_after(self, step: int) -> None:
+        """Drop events logged after ``step`` (used when resuming from a checkpoint at ``step``)."""
+        if not self.enabled or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a kill
+            if int(event.get("step", 0)) <= step:
+                kept.append(line)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
+
+    def write(self, event: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(_clean(event), ensure_ascii=False) + "\n")
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event of a ``metrics.jsonl`` file."""
+    events = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events

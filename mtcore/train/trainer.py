@@ -1,0 +1,81 @@
+"""``Trainer``: the notebook entry point, the same engine as ``mt train``.
+
+::
+
+    from mtcore import Trainer
+    summary = Trainer("examples/quickstart.yaml", output_dir="runs/demo").train()
+    summary = Trainer({"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra"]}, output_dir="runs/t",
+                      overrides=["schedule.max_steps=50"]).train()
+    model = trainer.model            # the trained MultitaskModel
+
+The config is validated (and checked against the installed plugins) when the Trainer is built;
+nothing heavy happens until :meth:`Trainer.train`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mtcore.train.config import TrainConfig
+from mtcore.train.config_io import load_config
+from mtcore.train.validate import RunPlan, plan_run
+
+
+def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, config_path: str | Path | None) -> Path:
+    """``--output-dir``, else the config's ``output_dir``, else ``runs/<config file stem>``."""
+    if output_dir is not None:
+        return Path(output_dir)
+    if config.output_dir:
+        return Path(config.output_dir)
+    stem = Path(config_path).stem if config_path is not None else "run"
+    return Path("runs") / stem
+
+
+class Trainer:
+    """Train a multitask model from a config (path, mapping or :class:`TrainConfig`).
+
+    :param config: a YAML path, a mapping with the same keys, or a ``TrainConfig``.
+    :param output_dir: the run directory (default: the config's ``output_dir`` or ``runs/<stem>``).
+    :param overrides: ``key=value`` strings applied on top of the config.
+    :param resume: continue the run in ``output_dir`` from its latest checkpoint.
+    """
+
+    def __init__(self, config: str | Path | Mapping[str, Any] | TrainConfig, output_dir: str | Path | None = None, *,
+                 overrides: Iterable[str] = (), resume: bool = False) -> None:
+        config_path = Path(config) if isinstance(config, (str, Path)) else None
+        self.config: TrainConfig = load_config(config, overrides)
+        self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
+        base_dir = config_path.parent if config_path is not None else Path.cwd()
+        self.plan: RunPlan = plan_run(self.config, base_dir=base_dir)
+        self.resume = resume
+        self.engine: Any = None
+        self.summary: dict[str, Any] | None = None
+
+    def train(self) -> dict[str, Any]:
+        """Run the training; returns the summary (also written to ``summary.json``)."""
+        from mtcore.train.build import build_engine
+        from mtcore.train.loop import train_loop
+
+        _reset_accelerate_state()
+        self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
+        self.summary = train_loop(self.engine)
+        return self.summary
+
+    @property
+    def model(self) -> Any:
+        """The trained :class:`~mtcore.model.MultitaskModel` (after :meth:`train`)."""
+        if self.engine is None:
+            raise RuntimeError("call train() first")
+        return self.engine.unwrapped
+
+
+def _reset_accelerate_state() -> None:
+    """Let a second Trainer in the same (single) process choose its own precision and device."""
+    from accelerate.state import AcceleratorState, GradientState, PartialState
+
+    if PartialState._shared_state and PartialState().num_processes > 1:
+        return  # a distributed run: the process group stays
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()

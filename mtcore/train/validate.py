@@ -1,0 +1,194 @@
+"""Checks of a config against the installed plugins, before anything heavy starts.
+
+:func:`plan_run` resolves every task id (with its per-task overrides), head, metric, sampler and
+loss strategy through the registry, picks the sampler mode the loss strategy needs, and refuses
+combinations that cannot work, each with a one-line :class:`~mtcore.errors.ConfigError` naming
+the key. Nothing here loads a model or data.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, MtError, did_you_mean
+from mtcore.registry import Registry
+from mtcore.task import Task
+from mtcore.train.config import TaskEntry, TrainConfig
+
+
+@dataclass
+class PlannedTask:
+    """A task of the run: its config entry, the Task with overrides applied, where its data is."""
+
+    entry: TaskEntry
+    task: Task
+    source: str
+    data_dir: str | None
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+
+@dataclass
+class RunPlan:
+    """Everything resolved from the config and the registry."""
+
+    config: TrainConfig
+    tasks: list[PlannedTask]
+    mode: str
+    sampler_cls: Any
+    sampler_options: dict[str, Any]
+    strategy_cls: Any
+    strategy_weights: dict[str, float]
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [t.id for t in self.tasks]
+
+
+def _key_error(key: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"config key {key!r}: {exc}")
+
+
+def _choice_error(key: str, value: str, kind: str, registry: Registry) -> ConfigError:
+    names = registry.names(kind)
+    return ConfigError(f"config key {key!r}: {value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
+
+
+def _component(registry: Registry, kind: str, name: str, key: str) -> Any:
+    try:
+        return registry.component(kind, name)
+    except MtError as exc:
+        if ":" not in name and name not in registry.names(kind):
+            raise _choice_error(key, name, kind, registry) from None
+        raise _key_error(key, exc) from None
+
+
+def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: str | Path | None) -> Task:
+    key = f"tasks.{index}"
+    if entry.define is not None:
+        from mtcore.yaml_tasks import task_from_definition
+
+        try:
+            task = task_from_definition(entry.define, base_dir=base_dir, plugin="user")
+        except MtError as exc:
+            raise _key_error(f"{key}.define", exc) from None
+        if entry.id is not None and entry.id not in (task.id, task.name):
+            raise ConfigError(f"config key {key!r}: id {entry.id!r} does not match the defined task name {task.name!r}")
+    else:
+        try:
+            task = registry.task(str(entry.id))
+        except MtError as exc:
+            raise _key_error(f"{key}.id", exc) from None
+    try:
+        return task.replace(**entry.overrides())
+    except MtError as exc:
+        raise _key_error(key, exc) from None
+
+
+def _source(entry: TaskEntry, task: Task, index: int) -> str:
+    source = entry.source
+    if source is None:
+        if (entry.data_dir or entry.define is not None) and "local" in task.sources:
+            source = "local"
+        else:
+            source = next((s for s in ("hub", "sample", "local") if s in task.sources), "sample")
+    if source not in task.sources:
+        have = ", ".join(task.sources) or "none"
+        raise ConfigError(f"config key 'tasks.{index}.source': task {task.id!r} has no {source!r} source (it has: {have})")
+    if source == "local" and not entry.data_dir and entry.define is None:
+        raise ConfigError(f"config key 'tasks.{index}.data_dir' is required with source 'local' (the folder holding {task.id!r}'s files)")
+    return source
+
+
+def _match_weights(weights: dict[str, float], ids: list[str], key: str) -> dict[str, float]:
+    matched: dict[str, float] = {}
+    for name, value in weights.items():
+        hits = [t for t in ids if t == name or t.split(":", 1)[-1] == name]
+        if len(hits) != 1:
+            problem = "is ambiguous" if hits else "is not a task of this run"
+            raise ConfigError(f"config key '{key}.{name}': {name!r} {problem}{did_you_mean(name, ids)}; tasks: {', '.join(ids)}")
+        matched[hits[0]] = float(value)
+    return matched
+
+
+def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: int | None = None,
+             base_dir: str | Path | None = None) -> RunPlan:
+    """Resolve and check everything named in ``config``; raise one-line ConfigErrors.
+
+    ``base_dir`` is where relative file paths of inline task definitions (``define:``) start
+    (the config file's folder).
+    """
+    if registry is None:
+        from mtcore.plugins import load_registry
+
+        registry = load_registry()
+    if world_size is None:
+        world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    planned: list[PlannedTask] = []
+    for i, entry in enumerate(config.tasks):
+        task = _resolve_task(entry, i, registry, base_dir)
+        if task.evaluate_only:
+            raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is evaluate-only (a diagnostic set): leave it out of training")
+        if any(p.id == task.id for p in planned):
+            raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is listed twice")
+        head = _component(registry, "head", task.head_name, f"tasks.{i}.head")
+        kinds = head.extra.get("kinds") or []
+        if kinds and task.kind.value not in kinds:
+            raise ConfigError(f"config key 'tasks.{i}.head': head {task.head_name!r} serves {', '.join(kinds)}, not {task.kind.value} (task {task.id!r})")
+        for metric in task.all_metrics:
+            _component(registry, "metric", metric, f"tasks.{i}.metrics")
+        source = _source(entry, task, i)
+        data_dir = entry.data_dir
+        if data_dir is None and source == "local" and entry.define is not None:
+            data_dir = str(Path(base_dir) if base_dir is not None else Path.cwd())  # inline files resolve from the config's folder
+        planned.append(PlannedTask(entry, task, source, data_dir))
+    ids = [p.id for p in planned]
+
+    strategy_cls = _component(registry, "loss", config.loss.strategy, "loss.strategy").load()
+    batches = getattr(strategy_cls, "batches", "single")
+    mode = config.sampler.mode
+    if mode == "auto":
+        mode = batches
+    elif mode != batches:
+        need = "one batch of every task per step (sampler.mode 'all')" if batches == "all" else "one task per step (sampler.mode 'single')"
+        raise ConfigError(f"config key 'sampler.mode': loss strategy {config.loss.strategy!r} needs {need}, but sampler.mode is {mode!r}; set it to 'auto'")
+    gas = config.optimizer.gradient_accumulation_steps
+    if gas > 1 and not getattr(strategy_cls, "supports_accumulation", True):
+        raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} projects each step's "
+                          f"per-task gradients and cannot accumulate them over {gas} micro-steps; set it to 1 or use a larger batch")
+    if world_size > 1 and not getattr(strategy_cls, "supports_distributed", True):
+        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} needs every task's full gradient on one process and does "
+                          f"not run under DDP ({world_size} processes); use 'sum', 'weighted' or 'uncertainty', or train on one process")
+    default_weights = {p.id: p.entry.weight for p in planned}
+    strategy_weights = {**default_weights, **_match_weights(config.loss.weights, ids, "loss.weights")}
+    try:
+        strategy_cls(ids, weights=strategy_weights, **config.loss.options)
+    except TypeError as exc:
+        raise ConfigError(f"config key 'loss.options': loss strategy {config.loss.strategy!r} rejects its options ({exc})") from None
+
+    sampler_cls = _component(registry, "sampler", config.sampler.name, "sampler.name").load()
+    sampler_options = dict(config.sampler.options)
+    defaults = getattr(sampler_cls, "defaults", {})
+    if "weights" in defaults and "weights" not in sampler_options:
+        sampler_options["weights"] = default_weights
+    try:
+        sampler_cls({t: 1 for t in ids}, seed=config.seed, **{k: v for k, v in sampler_options.items() if k != "num_epochs"})
+    except MtError as exc:
+        raise _key_error("sampler.options", exc) from None
+
+    _match_weights(config.evaluation.weights, ids, "evaluation.weights")
+    if config.evaluation.early_stopping_patience is not None and config.evaluation.every is None:
+        raise ConfigError("config key 'evaluation.early_stopping_patience' needs 'evaluation.every' (evaluate every N steps)")
+    for i, tracker in enumerate(config.logging.trackers):
+        module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install {module}); remove it or install it")
+    if config.encoder.tiny is not None and config.encoder.trust_remote_code:
+        raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
+    return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)

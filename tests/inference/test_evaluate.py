@@ -1,0 +1,89 @@
+"""``mt evaluate``: the numbers the training run recorded, for the same checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from mtcore.predict.evaluate import evaluate_path
+
+
+def _recorded(run):
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    last_eval = [e for e in events if e.get("event") == "eval"][-1]
+    assert last_eval["step"] == summary["steps"]  # the final model is the one evaluated last
+    assert last_eval["metrics"] == summary["final"]["metrics"]
+    return summary["final"]
+
+
+def test_mt_evaluate_json_equals_the_run_record(cli, trained_run):
+    recorded = _recorded(trained_run)
+    result = cli("evaluate", trained_run, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["metrics"]) == set(recorded["metrics"])
+    for key, value in recorded["metrics"].items():
+        assert math.isclose(report["metrics"][key], value, rel_tol=1e-9, abs_tol=1e-9), key
+    assert math.isclose(report["aggregate"], recorded["aggregate"], rel_tol=1e-9)
+    assert report["tasks"]["rsg:parus"]["main_metric"] == "accuracy" and report["tasks"]["rsg:terra"]["rows"] > 0
+
+
+def test_run_model_dir_and_task_subset(trained_run):
+    recorded = _recorded(trained_run)["metrics"]
+    report = evaluate_path(trained_run / "model", tasks=["terra"])
+    assert report.run_dir == str(trained_run)
+    assert report.metrics == {k: v for k, v in recorded.items() if k.startswith("rsg:terra/")}
+    assert report.aggregate == recorded["rsg:terra/accuracy"]
+
+
+def test_standalone_model_dir_uses_plugin_samples(trained_run, tmp_path):
+    recorded = _recorded(trained_run)["metrics"]
+    copy = shutil.copytree(trained_run / "model", tmp_path / "model-copy")
+    report = evaluate_path(copy, batch_size=3)
+    assert report.run_dir is None
+    for key, value in recorded.items():  # another batch size: same predictions, loss equal up to padding noise
+        assert math.isclose(report.metrics[key], value, abs_tol=1e-5), key
+
+
+def test_table_output_and_evaluate_only_task(cli, trained_run):
+    result = cli("evaluate", trained_run)
+    assert result.exit_code == 0, result.output
+    assert "rsg:terra" in result.stdout and "rsg:parus" in result.stdout and "aggregate" in result.stdout
+    lidirus = evaluate_path(trained_run, tasks=["rsg:lidirus"], split="test")
+    assert set(lidirus.metrics) == {"rsg:lidirus/mcc", "rsg:lidirus/loss"}
+    assert lidirus.tasks["rsg:lidirus"]["head"] == "rsg:terra"
+
+
+def test_unlabelled_split_is_reported_not_scored(cli, trained_run):
+    result = cli("evaluate", trained_run, "--split", "test", "--tasks", "terra")
+    assert result.exit_code == 0, result.output
+    assert "no labelled rows" in result.stderr and "no labels" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--tasks", "terrra"], 2, "did you mean 'rsg:terra'"),
+        (["--split", "dev"], 2, "unknown split 'dev'"),
+        (["--source", "local"], 1, "needs data_dir"),
+        (["--precision", "fp64"], 2, "unknown precision 'fp64'"),
+    ],
+)
+def test_bad_arguments(cli, trained_run, args, code, message):
+    result = cli("evaluate", trained_run, *args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_wrong_directories(cli, trained_run, tmp_path):
+    result = cli("evaluate", tmp_path)
+    assert result.exit_code == 1 and "is neither a run directory" in result.stderr
+    half_run = tmp_path / "run"
+    half_run.mkdir()
+    shutil.copy(trained_run / "config.yaml", half_run / "config.yaml")
+    result = cli("evaluate", half_run)
+    assert result.exit_code == 1 and "has no model/ yet" in result.stderr

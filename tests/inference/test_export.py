@@ -1,0 +1,131 @@
+"""``mt export``: plain transformers models that reproduce ``mt predict``, and clear refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from inference.support import NLI, PAIRS, REVIEWS, SENTIMENT, make_model
+
+from mtcore.export.hf import export_encoder, export_task
+from mtcore.export.mapping import ExportError
+from mtcore.model import MultitaskModel
+from mtcore.predict.predictor import predict
+from mtcore.task import Task
+
+
+def _pipeline_probabilities(out_dir, inputs, labels, max_length=256):
+    from transformers import pipeline
+
+    classify = pipeline("text-classification", model=str(out_dir), device="cpu")
+    results = classify(inputs, top_k=None, truncation=True, max_length=max_length)
+    names = [max(row, key=lambda r: r["score"])["label"] for row in results]
+    probs = [[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in results]
+    return names, probs
+
+
+def _mt_predict(cli, model_dir, task, rows, tmp_path):
+    path = tmp_path / f"{task.replace(':', '_')}.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    result = cli("predict", model_dir, "--task", task, "--input", path)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_pipeline_equals_mt_predict_for_exported_bert_tasks(cli, bert_model_dir, tmp_path):
+    for task, rows, pipe_inputs in [
+        (SENTIMENT, REVIEWS, [r["review"] for r in REVIEWS]),
+        (NLI, PAIRS, [{"text": r["premise"], "text_pair": r["hypothesis"]} for r in PAIRS]),
+    ]:
+        out_dir = tmp_path / task.name
+        result = cli("export", bert_model_dir, "--task", task.id, out_dir)
+        assert result.exit_code == 0, result.output
+        assert "BertForSequenceClassification" in result.stderr
+        config = json.loads((out_dir / "config.json").read_text(encoding="utf-8"))
+        assert config["id2label"] == {str(i): name for i, name in enumerate(task.labels)}
+        predicted = _mt_predict(cli, bert_model_dir, task.id, rows, tmp_path)
+        names, probs = _pipeline_probabilities(out_dir, pipe_inputs, task.labels, task.max_length)
+        assert names == [task.labels[task.label_id(row["label"])] for row in predicted]
+        np.testing.assert_allclose(probs, [row["probabilities"] for row in predicted], atol=1e-5)
+
+
+@pytest.mark.parametrize(("arch", "options"), [
+    ("distilbert", {"num_layers": 2, "activation": "relu", "pooling": "cls"}),
+    ("roberta", {"num_layers": 2, "activation": "tanh", "pooling": "cls"}),
+])
+def test_two_layer_classifiers_export(tiny_encoders, tmp_path, arch, options):
+    task = Task(name="mood", kind="text_classification", labels=("sad", "calm", "glad"), head="mlp", head_options=options, plugin="demo")
+    model = make_model(tiny_encoders[arch], task, seed=3)
+    result = export_task(model, "mood", tmp_path / "out")
+    assert result.max_difference <= 1e-5 and len(result.mapped) == 2
+    texts = [r["review"] for r in REVIEWS]
+    names, probs = _pipeline_probabilities(tmp_path / "out", texts, task.labels)
+    ours = predict(model, "mood", [{"text": t} for t in texts])
+    assert names == ours.labels
+    np.testing.assert_allclose(probs, ours.probabilities, atol=1e-5)
+
+
+def test_multiple_choice_over_the_pooler(tiny_encoders, tmp_path):
+    from transformers import AutoModelForMultipleChoice
+
+    task = Task(name="choice", kind="multiple_choice", head_options={"pooling": "pooler"}, plugin="demo")
+    model = make_model(tiny_encoders["bert"], task, seed=1)
+    export_task(model, "choice", tmp_path / "mc")
+    plain = AutoModelForMultipleChoice.from_pretrained(tmp_path / "mc").eval()
+    rows = [{"text": "good movie", "choices": ["bad", "good movie indeed"]}, {"text": "", "choices": ["x y", "z"]}]
+    ours = predict(model, "choice", rows, batch_size=1)
+    for row, probs in zip(rows, ours.probabilities):
+        first = [row["text"]] * 2 if row["text"] else row["choices"]
+        second = row["choices"] if row["text"] else None
+        encoded = model.tokenizer(first, second, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            logits = plain(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits
+        np.testing.assert_allclose(torch.softmax(logits, -1)[0].numpy(), probs, atol=1e-5)
+
+
+def test_refusals_are_one_line_and_write_nothing(cli, tiny_encoders, tmp_path):
+    cls_pooled = Task(name="plain", kind="text_classification", labels=("a", "b"), plugin="demo")  # pooling: cls
+    model_dir = make_model(tiny_encoders["bert"], cls_pooled).save_pretrained(tmp_path / "bert-cls")
+    result = cli("export", model_dir, tmp_path / "out", "--task", "plain")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and "pooling: pooler" in line and "--encoder-only" in line
+    assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    roberta = make_model(tiny_encoders["roberta"], cls_pooled)
+    with pytest.raises(ExportError, match=r"head 'mlp' and head_options \{num_layers: 2, activation: tanh, pooling: cls\}"):
+        export_task(roberta, "plain", tmp_path / "out2")
+    modern = make_model(tiny_encoders["modernbert"], Task(name="m", kind="text_classification", labels=("a", "b"), head="mlp", plugin="demo"))
+    with pytest.raises(ExportError, match="no mtcore head reproduces"):
+        export_task(modern, "m", tmp_path / "out3")
+
+
+def test_encoder_only_export(cli, bert_model_dir, tmp_path):
+    from transformers import AutoModel
+
+    out = tmp_path / "encoder"
+    result = cli("export", bert_model_dir, out, "--encoder-only")
+    assert result.exit_code == 0, result.output
+    plain = AutoModel.from_pretrained(out).eval()
+    model = MultitaskModel.from_pretrained(bert_model_dir)
+    ids = model.tokenizer(["good movie"], return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(plain(**ids).last_hidden_state, model.encoder(**ids).last_hidden_state)
+    again = cli("export", bert_model_dir, out, "--encoder-only")
+    assert again.exit_code == 1 and "pass --overwrite" in again.stderr
+    assert cli("export", bert_model_dir, out, "--encoder-only", "--overwrite").exit_code == 0
+
+
+def test_export_errors(cli, bert_model_dir, tmp_path):
+    result = cli("export", bert_model_dir, tmp_path / "o", "--task", "sentimnt")
+    assert result.exit_code == 2 and "did you mean 'demo:sentiment'" in result.stderr
+    result = cli("export", bert_model_dir, tmp_path / "o")
+    assert result.exit_code == 2 and "several tasks" in result.stderr
+    result = cli("export", tmp_path / "missing", tmp_path / "o", "--task", "x")
+    assert result.exit_code == 1 and "no such directory" in result.stderr
+    result = cli("export", bert_model_dir, bert_model_dir / "inside", "--task", "nli")
+    assert result.exit_code == 2 and "holds the model being exported" in result.stderr
+    result = cli("export", bert_model_dir, bert_model_dir.parent, "--task", "nli", "--overwrite")
+    assert result.exit_code == 2 and (bert_model_dir / "mtcore.json").is_file()
+    assert export_encoder(MultitaskModel.from_pretrained(bert_model_dir), tmp_path / "enc").model_class == "BertModel"

@@ -1,0 +1,98 @@
+"""``mt predict``: same results as ``predict()``, writers, stdin, one-line errors with exit codes."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from inference.support import PAIRS, REVIEWS
+
+from mtcore.model import MultitaskModel
+from mtcore.predict.predictor import predict
+
+
+def _jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_mt_predict_equals_model_predict(cli, bert_model_dir, reviews_file):
+    result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", reviews_file, "--batch-size", "2")
+    assert result.exit_code == 0, result.output
+    printed = _jsonl(result.stdout)
+    model = MultitaskModel.from_pretrained(bert_model_dir)
+    expected = model.predict("demo:sentiment", REVIEWS) if hasattr(model, "predict") else predict(model, "demo:sentiment", REVIEWS)
+    assert [row["label"] for row in printed] == expected.labels
+    assert [row["idx"] for row in printed] == expected.idx
+    np.testing.assert_allclose([row["probabilities"] for row in printed], expected.probabilities, atol=1e-5)
+
+
+def test_csv_output_file_and_stdin_input(cli, bert_model_dir, tmp_path):
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in PAIRS)
+    out = tmp_path / "preds" / "nli.csv"
+    result = cli("predict", bert_model_dir, "-t", "nli", "--input", "-", "--format", "csv", "--output", out, input=lines)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {len(PAIRS)} predictions" in result.stderr and result.stdout == ""
+    with out.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = predict(MultitaskModel.from_pretrained(bert_model_dir), "demo:nli", PAIRS)
+    assert [r["label"] for r in rows] == expected.labels
+    assert list(rows[0]) == ["idx", "label", "p_entailment", "p_neutral", "p_contradiction"]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_csv_input_file(cli, bert_model_dir, tmp_path):
+    path = tmp_path / "pairs.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["premise", "hypothesis"])
+        writer.writeheader()
+        writer.writerows(PAIRS)
+    result = cli("predict", bert_model_dir, "--task", "nli", "--input", path)
+    assert result.exit_code == 0, result.output
+    assert len(_jsonl(result.stdout)) == len(PAIRS)
+
+
+def test_split_and_rsg_submission_files(cli, trained_run, tmp_path):
+    out = tmp_path / "submission"
+    for task in ("parus", "terra", "rsg:lidirus"):
+        result = cli("predict", trained_run, "--task", task, "--split", "test", "--format", "rsg", "--output", out)
+        assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["LiDiRus.jsonl", "PARus.jsonl", "TERRa.jsonl"]
+    parus = _jsonl((out / "PARus.jsonl").read_text(encoding="utf-8"))
+    terra = _jsonl((out / "TERRa.jsonl").read_text(encoding="utf-8"))
+    assert parus and all(set(r) == {"idx", "label"} and r["label"] in (0, 1) for r in parus)
+    assert terra and all(r["label"] in ("entailment", "not_entailment") for r in terra)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--task", "sentimnt"], 2, "unknown task 'sentimnt' (did you mean 'demo:sentiment'?)"),
+        (["--task", "nli"], 1, "row 1: no field 'premise' (text)"),
+        (["--task", "sentiment", "--format", "jsnl"], 2, "unknown writer 'jsnl' (did you mean 'jsonl'?)"),
+        (["--task", "sentiment", "--format", "rsg"], 2, "--format rsg writes files: pass --output"),
+        ([], 2, "several tasks"),
+    ],
+)
+def test_bad_arguments(cli, bert_model_dir, reviews_file, args, code, message):
+    result = cli("predict", bert_model_dir, "--input", reviews_file, *args)
+    assert result.exit_code == code
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_inputs_and_model_dirs(cli, bert_model_dir, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    cases = [
+        (["predict", bert_model_dir, "-t", "sentiment", "--input", empty], 1, "has no rows"),
+        (["predict", tmp_path, "-t", "sentiment", "--input", empty], 1, "is neither a run directory"),
+        (["predict", tmp_path / "nope", "-t", "sentiment", "--input", empty], 1, "no such directory"),
+        (["predict", bert_model_dir, "-t", "sentiment"], 2, "give exactly one of --input"),
+        (["predict", bert_model_dir, "-t", "sentiment", "--input", tmp_path / "x.jsonl"], 1, "no such input file"),
+        (["predict", bert_model_dir, "-t", "sentiment", "--split", "test"], 2, "not registered by an installed plugin"),
+    ]
+    for args, code, message in cases:
+        result = cli(*args)
+        assert result.exit_code == code, (args, result.output)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -1,0 +1,153 @@
+"""Fixtures for the training-engine tests: a learnable synthetic multitask set, a tiny encoder, configs.
+
+The synthetic set has three tasks of different kinds, written as JSON Lines and defined inline
+in the config (``define:``):
+
+* ``sent`` — text classification: a sentence holds one positive or one negative word;
+* ``pair`` — pair classification: do the two segments name the same colour?
+* ``mc``   — multiple choice: which of two choices is a fruit?
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FILL = "the a one some this that my your his her it is was has on in at".split()
+POS, NEG = ["good", "great", "nice"], ["bad", "awful", "poor"]
+COLORS = ["red", "blue", "green"]
+FRUIT, OTHER = ["apple", "pear", "plum", "peach"], ["stone", "chair", "brick", "sock"]
+WORDS = FILL + POS + NEG + COLORS + FRUIT + OTHER
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rows(kind: str, n: int, rng: random.Random) -> list[dict[str, Any]]:
+    rows = []
+    for i in range(n):
+        if kind == "sent":
+            label = rng.randrange(2)
+            words = [rng.choice(FILL) for _ in range(rng.randint(2, 5))]
+            words.insert(rng.randrange(len(words) + 1), rng.choice(POS if label else NEG))
+            rows.append({"idx": i, "text": " ".join(words), "label": ["negative", "positive"][label]})
+        elif kind == "pair":
+            a, same = rng.choice(COLORS), rng.randrange(2)
+            b = a if same else rng.choice([c for c in COLORS if c != a])
+            rows.append({"idx": i, "premise": f"{rng.choice(FILL)} {a}", "hypothesis": f"{rng.choice(FILL)} {b}",
+                         "label": ["different", "same"][same]})
+        else:
+            good, bad, label = rng.choice(FRUIT), rng.choice(OTHER), rng.randrange(2)
+            rows.append({"idx": i, "text": " ".join(rng.choice(FILL) for _ in range(3)),
+                         "choices": [bad, good] if label else [good, bad], "label": label})
+    return rows
+
+
+def write_synthetic(root: Path, n_train: int, n_val: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Write the three tasks' files under ``root``; return their inline task entries."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for kind in ("sent", "pair", "mc"):
+        for split, n in (("train", n_train), ("val", n_val)):
+            (root / f"{kind}_{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows(kind, n, rng)), encoding="utf-8")
+
+    def files(kind: str) -> dict[str, str]:
+        return {"train": str(root / f"{kind}_train.jsonl"), "validation": str(root / f"{kind}_val.jsonl")}
+
+    return [
+        {"define": {"name": "sent", "kind": "text_classification", "labels": ["negative", "positive"], "files": files("sent")}},
+        {"define": {"name": "pair", "kind": "pair_classification", "labels": ["different", "same"],
+                    "inputs": {"text": "premise", "text_pair": "hypothesis"}, "files": files("pair")}},
+        {"define": {"name": "mc", "kind": "multiple_choice", "files": files("mc")}},
+    ]
+
+
+@pytest.fixture(scope="session")
+def word_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT (hidden 64, 2 layers) whose vocabulary holds the synthetic words."""
+    from mtcore.testing import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("word-encoder"), "bert", words=WORDS, hidden_size=64, num_layers=2, num_heads=2)
+
+
+@pytest.fixture(scope="session")
+def small_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny BERT (hidden 32, 2 layers) with the synthetic words, for fast mechanics tests."""
+    from mtcore.testing import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("small-encoder"), "bert", words=WORDS, hidden_size=32, num_layers=2, num_heads=2)
+
+
+@pytest.fixture(scope="session")
+def small_tasks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """The synthetic tasks with 48 training and 16 validation rows each."""
+    return write_synthetic(tmp_path_factory.mktemp("small-data"), 48, 16)
+
+
+@pytest.fixture
+def make_config(small_encoder: Path, small_tasks: list[dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """``make_config(**sections)``: a fast CPU config on the small synthetic set; sections replace defaults."""
+
+    def build(**sections: Any) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "seed": 3,
+            "cpu": True,
+            "precision": "fp32",
+            "encoder": {"path": str(small_encoder)},
+            "tasks": [dict(t) for t in small_tasks],
+            "optimizer": {"lr": 1e-3},
+            "schedule": {"max_steps": 6, "warmup_steps": 1},
+            "batching": {"batch_size": 8},
+            "evaluation": {"every": None, "at_end": True},
+            "checkpoint": {"every": 3, "keep_last": 2},
+            "logging": {"every": 2, "progress": "none", "plot": False},
+        }
+        config.update(sections)
+        return config
+
+    return build
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def load_weights(model_dir: Path) -> dict[str, Any]:
+    """Every tensor of a saved model directory (encoder and heads), keyed by file and name."""
+    from safetensors.torch import load_file
+
+    tensors = {}
+    for path in sorted(model_dir.rglob("*.safetensors")):
+        for name, tensor in load_file(str(path)).items():
+            tensors[f"{path.relative_to(model_dir)}:{name}"] = tensor
+    return tensors
+
+
+def mt_command(*args: str) -> list[str]:
+    """The ``mt`` console script of this interpreter, with arguments."""
+    return [str(Path(sys.executable).parent / "mt"), *args]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MT_")}
+    env.update({"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def helpers() -> Any:
+    """Helper functions for the tests (conftest modules are not importable under importlib mode)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
+                           subprocess_env=subprocess_env, write_synthetic=write_synthetic, repo=REPO)

@@ -1,0 +1,149 @@
+"""The training config: schema, overrides, one-line errors, registry checks, refused combinations."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtcore.errors import ConfigError
+from mtcore.train.config_io import apply_overrides, dump_config, load_config
+from mtcore.train.validate import plan_run
+
+BASE = {"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra", {"id": "rsg:parus", "max_length": 64}]}
+
+
+def error_of(raw=BASE, overrides=(), plan=False, **kwargs) -> str:
+    with pytest.raises(ConfigError) as info:
+        config = load_config(raw, overrides)
+        if plan:
+            plan_run(config, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults_and_typed_overrides():
+    config = load_config(BASE, ["optimizer.lr=1e-4", "tasks.0.max_length=64", "tasks.parus.batch_size=4",
+                                "evaluation.weights={rsg:terra: 2}", "logging.trackers=[tensorboard]", "schedule.warmup_ratio=0.1"])
+    assert config.optimizer.lr == pytest.approx(1e-4) and isinstance(config.optimizer.lr, float)
+    assert config.tasks[0].id == "rsg:terra" and config.tasks[0].max_length == 64
+    assert config.tasks[1].batch_size == 4 and config.tasks[1].max_length == 64
+    assert config.evaluation.weights == {"rsg:terra": 2.0}
+    assert config.logging.trackers == ["tensorboard"]
+    assert config.encoder.tiny is not None and config.encoder.tiny.arch == "bert"
+
+
+def test_override_splits_on_first_equals_and_keeps_raw_untouched():
+    raw = {"encoder": {"path": "x"}, "tasks": ["a:b"]}
+    out = apply_overrides(raw, ["encoder.path=dir=with=equals", "tasks.0.head_options={pooling: mean}"])
+    assert out["encoder"]["path"] == "dir=with=equals"
+    assert out["tasks"][0] == {"id": "a:b", "head_options": {"pooling": "mean"}}
+    assert raw == {"encoder": {"path": "x"}, "tasks": ["a:b"]}
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["optimizer.lrr=1"], "config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"),
+    (["schedule.name=cosin"], "config key 'schedule.name': 'cosin' is not one of"),
+    (["tasks.1.max_lenght=3"], "config key 'tasks.1.max_lenght' is not allowed (did you mean 'tasks.1.max_length'?)"),
+    (["optimizer.lr=-1"], "config key 'optimizer.lr': input should be greater than 0"),
+    (["optimizer.lr=fast"], "config key 'optimizer.lr'"),
+    (["precision=fp8"], "config key 'precision': 'fp8' is not one of 'auto', 'fp32', 'bf16', 'fp16'"),
+    (["encoder.path=some/dir"], "give exactly one of 'encoder.path'"),
+    (["schedule.warmup_steps=3", "schedule.warmup_ratio=0.1"], "either 'schedule.warmup_steps' or 'schedule.warmup_ratio'"),
+    (["tasks.7.max_length=3"], "no list item '7'"),
+    (["optimizer"], "must look like key=value"),
+])
+def test_malformed_configs_name_the_key(overrides, expected):
+    assert expected in error_of(BASE, overrides)
+
+
+def test_did_you_mean_for_schedule_names():
+    assert "(did you mean 'cosine'?)" in error_of(BASE, ["schedule.name=cosin"])
+
+
+def test_missing_required_sections():
+    assert error_of({"encoder": {"tiny": "bert"}}) == "config key 'tasks' is required"
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["sampler.name=temprature"], "config key 'sampler.name': 'temprature' is not one of"),
+    (["loss.strategy=pcgrd"], "config key 'loss.strategy': 'pcgrd' is not one of"),
+    (["tasks.0.id=rsg:tera"], "config key 'tasks.0.id': unknown task 'rsg:tera'"),
+    (["tasks.0.head=clasification"], "config key 'tasks.0.head': 'clasification' is not one of"),
+    (["tasks.0.head=multiple_choice"], "serves multiple_choice, not pair_classification"),
+    (["tasks.0.metrics=[accuracy, acuracy]"], "config key 'tasks.0.metrics': 'acuracy' is not one of"),
+    (["tasks.0.source=local"], "config key 'tasks.0.data_dir' is required with source 'local'"),
+    (["sampler.options={temprature: 2}", "sampler.name=temperature"], "unknown option 'temprature'"),
+    (["loss.strategy=sum", "sampler.mode=single"], "needs one batch of every task per step"),
+    (["loss.strategy=pcgrad", "optimizer.gradient_accumulation_steps=2"], "cannot accumulate them over 2 micro-steps"),
+    (["loss.weights={terra: 1, danetqa: 2}", "loss.strategy=weighted"], "config key 'loss.weights.danetqa'"),
+    (["evaluation.early_stopping_patience=2"], "needs 'evaluation.every'"),
+    (["tasks=[rsg:terra, rsg:terra]"], "is listed twice"),
+    (["tasks=[rsg:lidirus]"], "evaluate-only"),
+])
+def test_registry_checks_before_anything_heavy(overrides, expected):
+    message = error_of(BASE, overrides, plan=True)
+    assert expected in message
+    if "is not one of" in message and "sampler" in expected:
+        assert "(did you mean 'temperature'?)" in message
+
+
+def test_pcgrad_is_refused_under_ddp():
+    assert "does not run under DDP" in error_of(BASE, ["loss.strategy=pcgrad"], plan=True, world_size=2)
+
+
+def test_plan_picks_sampler_mode_from_loss_strategy():
+    assert plan_run(load_config(BASE)).mode == "single"
+    plan = plan_run(load_config(BASE, ["loss.strategy=uncertainty"]))
+    assert plan.mode == "all" and plan.task_ids == ["rsg:terra", "rsg:parus"]
+    plan = plan_run(load_config(BASE, ["sampler.name=fixed", "tasks.0.weight=3"]))
+    assert plan.sampler_options["weights"] == {"rsg:terra": 3.0, "rsg:parus": 1.0}
+    assert plan.tasks[1].task.max_length == 64  # per-task override applied to the Task
+
+
+def test_resolved_config_round_trips(tmp_path: Path):
+    config = load_config(BASE, ["optimizer.betas=[0.9, 0.98]"])
+    dump_config(config, tmp_path / "config.yaml", header="# test")
+    again = load_config(tmp_path / "config.yaml")
+    assert again == config
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["optimizer"]["betas"] == [0.9, 0.98]
+
+
+def test_yaml_file_errors(tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("encoder: {tiny: bert\ntasks: [x]\n")
+    assert "invalid YAML" in error_of(bad) and "bad.yaml" in error_of(bad)
+    assert "does not exist" in error_of(tmp_path / "missing.yaml")
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    assert "must hold a mapping" in error_of(listed)
+
+
+def test_cli_malformed_config_exits_2_with_one_line(tmp_path: Path, helpers):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(BASE))
+    result = subprocess.run(helpers.mt_command("train", str(config), "optimizer.lrr=1", "--output-dir", str(tmp_path / "run")),
+                            capture_output=True, text=True, env=helpers.subprocess_env(), timeout=120)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_module_is_light():
+    code = ("import sys, mtcore.cli.app, mtcore.cli.train; "
+            "heavy = [m for m in ('torch', 'transformers', 'datasets', 'accelerate') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([__import__("sys").executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_examples_begin_with_their_command(helpers):
+    examples = sorted((helpers.repo / "examples").glob("*.yaml"))
+    assert examples
+    for path in examples:
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first.startswith("# mt train examples/") and path.name in first, path
+        plan_run(load_config(path), base_dir=path.parent)  # every example is valid

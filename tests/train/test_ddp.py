@@ -1,0 +1,76 @@
+"""2-process DDP on CPU (torchrun, gloo; Accelerate with cpu=True): the plain ``mt train`` command, unchanged,
+trains with identical weights on both ranks and matches one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+#: Largest absolute weight difference allowed between 2-process DDP and 1-process training
+#: (same global batch, dropout off): float summation order differs, nothing else.
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def no_dropout_encoder(tmp_path_factory) -> Path:
+    from mtcore.testing import build_tiny_encoder
+
+    path = build_tiny_encoder(tmp_path_factory.mktemp("ddp-encoder"), "bert", words=["good", "bad", "red", "blue", "green", "apple", "stone"],
+                              hidden_size=32, num_layers=2, num_heads=2)
+    config = json.loads((path / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers):
+    config = make_config(
+        encoder={"path": str(no_dropout_encoder)},
+        tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
+        schedule={"max_steps": 8, "warmup_steps": 1},
+        batching={"batch_size": 4, "group_by_length": False},
+        evaluation={"every": 4, "at_end": True},
+        checkpoint={"every": 4, "keep_last": 1},
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = helpers.subprocess_env()
+    train = ["-m", "mtcore.cli.app", "train", str(path), "debug.save_rank_weights=true", "--output-dir"]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
+                          str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, *train, str(tmp_path / "single"), "batching.batch_size=8"],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
+    assert rank0.keys() == rank1.keys()
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "ranks diverged"
+    one = load_file(str(tmp_path / "single" / "rank-weights" / "rank0-of-1.safetensors"))
+    assert one.keys() == rank0.keys()
+    worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
+    print(f"largest |DDP - single| weight difference: {worst:.3g}")
+    assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
+    # training moved the weights far more than the tolerance (the comparison is not trivially true)
+    initial = load_file(str(no_dropout_encoder / "model.safetensors"))
+    moved = max((one[f"encoder.{k}"] - v).abs().max().item() for k, v in initial.items() if f"encoder.{k}" in one)
+    assert moved > 100 * TOLERANCE
+    saved = load_file(str(tmp_path / "ddp" / "model" / "encoder" / "model.safetensors"))
+    assert all(torch.equal(saved[k], rank0[f"encoder.{k}"]) for k in saved if f"encoder.{k}" in rank0)
+    events = helpers.read_events(tmp_path / "ddp")
+    assert events[0]["processes"] == 2
+    evals = [e for e in events if e["event"] == "eval"]
+    single_evals = [e for e in helpers.read_events(tmp_path / "single") if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [4, 8]
+    for a, b in zip(evals, single_evals):
+        assert {k: v for k, v in a["metrics"].items() if not k.endswith("/loss")} == \
+            {k: v for k, v in b["metrics"].items() if not k.endswith("/loss")}
+    # only the main process wrote the run directory; each rank wrote its RNG state into the checkpoint
+    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000008").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]

@@ -1,0 +1,139 @@
+"""The engine end to end: every sampler and loss strategy, run artefacts, NaN and evaluation behaviour."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mtcore import Trainer
+from mtcore.train.monitor import NonFiniteLossError
+
+SAMPLERS = ["proportional", "temperature", "uniform", "round_robin", "annealed", "fixed"]
+STRATEGIES = ["sum", "weighted", "uncertainty", "pcgrad"]
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_trains(tmp_path: Path, make_config, helpers, sampler):
+    config = make_config(sampler={"name": sampler}, schedule={"max_steps": 6, "epochs": 2}, checkpoint={"every": None})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 6
+    trained = {e["task"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "train"}
+    assert trained <= {"user:sent", "user:pair", "user:mc"} and trained
+    assert set(summary["tasks"]) == {"user:sent", "user:pair", "user:mc"}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_loss_strategy_trains_every_task_each_step(tmp_path: Path, make_config, helpers, strategy):
+    config = make_config(loss={"strategy": strategy, "weights": {"sent": 2.0}} if strategy == "weighted" else {"strategy": strategy},
+                         schedule={"max_steps": 4, "warmup_steps": 0}, logging={"every": 1, "progress": "none", "plot": False},
+                         checkpoint={"every": None})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    events = helpers.read_events(tmp_path / "run")
+    per_step = {}
+    for e in events:
+        if e["event"] == "train":
+            per_step.setdefault(e["step"], set()).add(e["task"])
+    assert per_step == {s: {"user:sent", "user:pair", "user:mc"} for s in range(1, 5)}
+    assert summary["steps"] == 4
+    if strategy == "uncertainty":
+        weights = [e for e in events if e["event"] == "loss_weights"]
+        assert weights and set(weights[-1]["weights"]) == {"user:sent", "user:pair", "user:mc"}
+        assert any(abs(w - 1.0) > 1e-6 for w in weights[-1]["weights"].values())  # the log-variances were trained
+
+
+def test_run_directory_artefacts(tmp_path: Path, make_config, helpers):
+    from mtcore.model import MultitaskModel
+
+    config = make_config(schedule={"max_steps": 9, "warmup_steps": 1}, evaluation={"every": 3, "at_end": True},
+                         checkpoint={"every": 2, "keep_last": 2, "keep_best": True}, logging={"every": 3, "progress": "plain", "plot": True})
+    run = tmp_path / "run"
+    trainer = Trainer(config, output_dir=run)
+    summary = trainer.train()
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "model/mtcore.json"):
+        assert (run / name).is_file(), name
+    assert yaml.safe_load((run / "config.yaml").read_text())["schedule"]["max_steps"] == 9
+    on_disk = json.loads((run / "summary.json").read_text())
+    assert on_disk["steps"] == summary["steps"] == 9
+    events = helpers.read_events(run)
+    assert {e["event"] for e in events} >= {"start", "train", "eval"}
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6, 9]
+    assert set(evals[0]["metrics"]) >= {"user:sent/accuracy", "user:sent/f1_macro", "user:pair/accuracy", "user:mc/accuracy"}
+    # checkpoints: the last two and the best one, all complete
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    best = summary["best"]["step"]
+    assert steps[-2:] == [8, 9] and set(steps) == {8, 9} | {best}
+    assert summary["best"]["checkpoint"].endswith(f"step-{best:06d}")
+    assert all(sorted(f.name for f in p.iterdir()) == ["model.safetensors", "optimizer.pt", "rng-0.pt", "sampler.json", "state.json", "trainer.pt"]
+               for p in (run / "checkpoints").glob("step-*"))
+    # optimizer state loads with weights_only=True
+    torch.load(run / "checkpoints" / "step-000009" / "optimizer.pt", weights_only=True)
+    # the final model reloads and predicts like the trained one
+    loaded = MultitaskModel.from_pretrained(run / "model")
+    live = trainer.model.eval()
+    batch = trainer.engine.eval_data["user:pair"].collator([trainer.engine.eval_data["user:pair"].splits["validation"][i] for i in range(4)])
+    with torch.no_grad():
+        assert torch.equal(loaded("user:pair", **batch).logits, live("user:pair", **batch).logits)
+    assert (run / "curves.png").stat().st_size > 1000
+
+
+def test_evaluation_is_deterministic_and_needs_no_dropout(tmp_path: Path, make_config):
+    from mtcore.train.evaluation import evaluate
+
+    trainer = Trainer(make_config(schedule={"max_steps": 2}, checkpoint={"every": None}), output_dir=tmp_path / "run")
+    trainer.train()
+    engine = trainer.engine
+    engine.model.train()  # evaluation must switch dropout off itself
+
+    def run():
+        return evaluate(engine.model, engine.eval_data, engine.tasks, engine.accelerator, split="validation", batch_size=5,
+                        metric_fn=lambda name: engine.metric_fns[name])
+
+    first, second = run(), run()
+    assert first == second and engine.model.training
+    # another batch size, same predictions: nothing random, no dependence on batching
+    assert {k: v for k, v in first.items() if not k.endswith("/loss")} == \
+        {k: v for k, v in engine.state.last_metrics.items() if not k.endswith("/loss")}
+
+
+def test_nan_loss_stops_with_task_and_step(tmp_path: Path, make_config, helpers, monkeypatch):
+    config = make_config(schedule={"max_steps": 20}, checkpoint={"every": 3, "keep_last": 5}, logging={"every": 4, "progress": "none", "plot": False})
+    monkeypatch.setenv("MT_INJECT_NAN_AT_STEP", "7")
+    run = tmp_path / "run"
+    with pytest.raises(NonFiniteLossError) as info:
+        Trainer(config, output_dir=run).train()
+    message = str(info.value)
+    assert "became NaN or infinite at step 7" in message and "task 'user:" in message
+    assert "step-000006" in message  # the last good checkpoint, written before the NaN
+    steps = sorted(p.name for p in (run / "checkpoints").glob("step-*"))
+    assert steps == ["step-000003", "step-000006"]
+    assert not (run / "model").exists()
+    errors = [e for e in helpers.read_events(run) if e["event"] == "error"]
+    assert errors and "step 7" in errors[0]["message"]
+
+
+def test_nan_through_the_cli_exits_1_with_one_line(tmp_path: Path, make_config, helpers):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 8}, checkpoint={"every": 4})))
+    result = subprocess.run(helpers.mt_command("train", str(config), "--output-dir", str(tmp_path / "run"), "debug.inject_nan_at_step=6"),
+                            capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "at step 6" in lines[0] and "step-000004" in lines[0]
+
+
+def test_existing_run_is_not_overwritten(tmp_path: Path, make_config):
+    from mtcore.errors import ConfigError
+
+    config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
+    Trainer(config, output_dir=tmp_path / "run").train()
+    with pytest.raises(ConfigError, match="already holds a run; add --resume"):
+        Trainer(config, output_dir=tmp_path / "run").train()
+    with pytest.raises(ConfigError, match="config key 'optimizer.lr' changed"):
+        Trainer(make_config(schedule={"max_steps": 2}, checkpoint={"every": None}, optimizer={"lr": 0.5}),
+                output_dir=tmp_path / "run", resume=True).train()

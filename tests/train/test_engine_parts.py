@@ -1,0 +1,192 @@
+"""Smaller engine behaviours: optimiser groups, schedules, precision, early stopping, OOM, the seed's loop."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+import mtcore
+from mtcore import Trainer
+from mtcore.errors import ConfigError
+from mtcore.train.config import OptimizerConfig, ScheduleConfig
+
+
+def test_trainer_is_exported_lazily():
+    from mtcore.train.trainer import Trainer as Direct
+
+    assert mtcore.Trainer is Direct
+
+
+def test_optimizer_groups_head_lr_and_no_decay(tmp_path: Path, make_config):
+    config = make_config(optimizer={"lr": 1e-3, "head_lr": 5e-3, "weight_decay": 0.1}, loss={"strategy": "uncertainty"},
+                         schedule={"max_steps": 1}, checkpoint={"every": None})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    groups = {g["name"]: g for g in trainer.engine.optimizer.param_groups}
+    assert set(groups) == {"encoder", "encoder_no_decay", "heads", "heads_no_decay", "loss_strategy"}
+    assert groups["encoder"]["initial_lr"] == 1e-3 and groups["heads"]["initial_lr"] == 5e-3
+    assert groups["encoder"]["weight_decay"] == 0.1 and groups["encoder_no_decay"]["weight_decay"] == 0.0
+    model = trainer.model
+    no_decay = {id(p) for p in groups["encoder_no_decay"]["params"]}
+    for name, p in model.encoder.named_parameters():
+        if name.endswith("bias") or "LayerNorm" in name:
+            assert id(p) in no_decay, name
+    assert groups["loss_strategy"]["params"][0] is trainer.engine.strategy.log_variances
+
+
+def test_schedules_and_warmup():
+    from mtcore.train.optim import build_scheduler, warmup_steps
+
+    assert warmup_steps(ScheduleConfig(max_steps=100, warmup_ratio=0.1), 100) == 10
+    assert warmup_steps(ScheduleConfig(max_steps=100, warmup_steps=7), 100) == 7
+    param = torch.nn.Parameter(torch.zeros(1))
+    for name, expected_mid in (("linear", 0.5), ("cosine", 0.5), ("constant", 1.0)):
+        optimizer = torch.optim.AdamW([param], lr=1.0)
+        scheduler = build_scheduler(optimizer, ScheduleConfig(name=name, max_steps=20, warmup_steps=10), 20)
+        lrs = []
+        for _ in range(20):
+            lrs.append(scheduler.get_last_lr()[0])
+            optimizer.step()
+            scheduler.step()
+        assert lrs[0] == 0.0 and lrs[5] == pytest.approx(0.5)  # warmup, also for 'constant'
+        assert lrs[15] == pytest.approx(expected_mid, abs=1e-6)
+
+
+def test_precision_resolution(monkeypatch):
+    from mtcore.train.build import resolve_precision
+
+    assert resolve_precision("auto", cuda=False) == "no"
+    assert resolve_precision("fp32", cuda=True) == "no"
+    with pytest.raises(ConfigError, match="'fp16' needs a CUDA GPU"):
+        resolve_precision("fp16", cuda=False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_precision("auto", cuda=True) == "bf16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", cuda=True) == "fp16"
+    with pytest.raises(ConfigError, match="no bf16 support"):
+        resolve_precision("bf16", cuda=True)
+
+
+def test_fused_adamw_only_on_cuda():
+    from mtcore.train.optim import build_optimizer
+
+    model = torch.nn.Module()
+    model.encoder = torch.nn.Linear(2, 2)
+    model.heads = torch.nn.ModuleDict({"t": torch.nn.Linear(2, 1)})
+    cpu = build_optimizer(model, OptimizerConfig(), torch.device("cpu"))
+    assert not cpu.defaults.get("fused")
+
+
+def test_early_stopping(tmp_path: Path, make_config, helpers):
+    config = make_config(optimizer={"lr": 1e-12, "head_lr": 1e-12}, schedule={"max_steps": 40},
+                         evaluation={"every": 2, "early_stopping_patience": 2}, checkpoint={"every": None})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["status"] == "early_stopped"
+    assert summary["steps"] == 6  # best at step 2, then two evaluations without improvement
+    assert [e["step"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "eval"] == [2, 4, 6]
+
+
+def test_out_of_memory_message(tmp_path: Path, make_config, monkeypatch):
+    from mtcore.model.multitask_model import MultitaskModel
+    from mtcore.train.monitor import OutOfMemory
+
+    def boom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(MultitaskModel, "forward", boom)
+    with pytest.raises(OutOfMemory) as info:
+        Trainer(make_config(checkpoint={"every": None}), output_dir=tmp_path / "run").train()
+    message = str(info.value)
+    assert "out of memory at step 1" in message and "batch of 8 examples" in message
+    assert "batching.batch_size" in message and "batching.max_tokens" in message and "gradient_checkpointing" in message
+
+
+def test_progress_rich_and_plain(capsys):
+    from mtcore.train.progress import Progress, choose_mode
+
+    assert choose_mode("auto", is_main=False) == "none"
+    assert choose_mode("auto", is_main=True) == "plain"  # pytest's stdout is not a terminal
+    rows = {"rsg:terra": {"loss": 0.5, "examples_per_s": 10.0, "tokens_per_s": 900.0, "batches": 2}}
+    plain = Progress("plain", 10)
+    plain.update(2, rows)
+    plain.close()
+    assert "step 2/10: rsg:terra loss 0.5000" in capsys.readouterr().out
+    rich = Progress("rich", 10)
+    rich.update(3, rows)
+    rich.message("eval step 3: aggregate 0.5")
+    rich.close()
+    out = capsys.readouterr().out
+    assert "rsg:terra" in out and "step 3/10" in out
+
+
+def test_seed_plain_loop_on_our_objects(small_encoder: Path):
+    """The seed README's loop, unchanged but for the imports, runs on mtcore's objects."""
+    from torch.optim import AdamW
+    from transformers import AutoTokenizer, get_scheduler
+
+    from mtcore import MultitaskBatchSampler, MultitaskModel
+    from mtcore.data import load_task_data
+    from mtcore.plugins import get_task
+
+    tokenizer = AutoTokenizer.from_pretrained(small_encoder)
+    tasks = [get_task("rsg:terra"), get_task("rsg:parus")]
+    data = {t.id: load_task_data(t, tokenizer, source="sample", max_length=64) for t in tasks}
+    train_sampler = MultitaskBatchSampler(data, "train", batch_size=12)
+    model = MultitaskModel(str(small_encoder), {t.id: t for t in tasks})
+    optimizer = AdamW(model.parameters(), lr=5e-5)
+    num_training_steps = 1 * len(train_sampler)
+    lr_scheduler = get_scheduler("linear", optimizer=optimizer, num_warmup_steps=0, num_training_steps=num_training_steps)
+    device = torch.device("cpu")
+    model.to(device)
+    model.train()
+    seen = set()
+    for batch in train_sampler:
+        batch.data.to(device)
+        outputs = model.forward(batch.name, **batch.data)
+        loss = outputs.loss
+        print(f"Training loss: {loss} on task {batch.name}")
+        loss.backward()
+        optimizer.step()
+        lr_scheduler.step()
+        optimizer.zero_grad()
+        seen.add(batch.name)
+    assert seen == {"rsg:terra", "rsg:parus"} and torch.isfinite(loss)
+
+
+def test_quickstart_example_runs(tmp_path: Path, helpers):
+    result = subprocess.run(helpers.mt_command("train", str(helpers.repo / "examples" / "quickstart.yaml"), "--output-dir", str(tmp_path / "qs")),
+                            capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RANDOM-INIT DEMO ENCODER" in result.stdout
+    summary = __import__("json").loads((tmp_path / "qs" / "summary.json").read_text())
+    assert set(summary["tasks"]) == {"rsg:terra", "rsg:parus", "nli:xnli-ru", "sentiment:mokoron"}
+    assert (tmp_path / "qs" / "tiny-encoder-bert" / "README.txt").read_text().startswith("RANDOM-INIT DEMO ENCODER")
+    assert (tmp_path / "qs" / "curves.png").is_file() and (tmp_path / "qs" / "model" / "mtcore.json").is_file()
+
+
+@pytest.mark.parametrize("arch", ["roberta", "distilbert"])
+def test_any_local_encoder_directory(tmp_path: Path, make_config, arch):
+    """Encoders without segment embeddings (roberta, distilbert) train through the same config."""
+    from mtcore.testing import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / arch, arch, hidden_size=32, num_layers=1, num_heads=2)
+    summary = Trainer(make_config(encoder={"path": str(encoder)}, schedule={"max_steps": 3}, checkpoint={"every": None, "at_end": False}),
+                      output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 3 and summary["final"]["metrics"]["user:pair/accuracy"] >= 0.0
+    assert not list((tmp_path / "run" / "checkpoints").glob("step-*"))  # checkpoint.at_end: false
+
+
+def test_trackers(tmp_path: Path, make_config):
+    from importlib.util import find_spec
+
+    config = make_config(logging={"every": 1, "progress": "none", "plot": False, "trackers": ["tensorboard"]},
+                         schedule={"max_steps": 2}, checkpoint={"every": None})
+    if find_spec("tensorboard") is None:
+        with pytest.raises(ConfigError, match=r"config key 'logging.trackers.0': 'tensorboard' is not installed \(pip install tensorboard\)"):
+            Trainer(config, output_dir=tmp_path / "run")
+    else:
+        Trainer(config, output_dir=tmp_path / "run").train()
+        assert list((tmp_path / "run").rglob("events.out.tfevents*"))

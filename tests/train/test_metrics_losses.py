@@ -1,0 +1,122 @@
+"""Metrics (against hand-computed values), aggregate score, loss strategies, prediction writers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mtcore.plugins import get_component
+from mtcore.task import Task
+from mtcore.train import metrics as m
+from mtcore.train.losses import PCGradLoss, SingleTaskLoss, SumLoss, UncertaintyLoss, WeightedLoss, project_conflicting
+
+CLS = Task(name="c", kind="text_classification", labels=("a", "b", "c"), plugin="t")
+REG = Task(name="r", kind="regression", plugin="t")
+TOK = Task(name="k", kind="token_classification", labels=("O", "B", "I"), plugin="t")
+ML = Task(name="m", kind="multi_label", labels=("x", "y"), plugin="t")
+
+
+def test_classification_metrics_by_hand():
+    preds, refs = np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1])
+    assert m.accuracy(preds, refs, CLS) == pytest.approx(3 / 5)
+    # per class F1: a: p=1/2 r=1 -> 2/3; b: p=1/2 r=1/2 -> 1/2; c: p=1 r=1/2 -> 2/3
+    assert m.f1_macro(preds, refs, CLS) == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
+    assert m.f1_micro(preds, refs, CLS) == pytest.approx(3 / 5)
+    assert m.f1_binary(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]), CLS) == pytest.approx(0.5)
+    assert m.mcc(np.array([1, 1, 0, 0]), np.array([1, 1, 0, 0]), CLS) == pytest.approx(1.0)
+    assert m.mcc(np.array([0, 1, 0, 1]), np.array([1, 0, 1, 0]), CLS) == pytest.approx(-1.0)
+
+
+def test_macro_f1_counts_absent_classes():
+    # class 'c' never appears: it still counts (F1 0) so a constant predictor is not rewarded
+    assert m.f1_macro(np.array([0, 0]), np.array([0, 0]), CLS) == pytest.approx(1 / 3)
+
+
+def test_regression_metrics():
+    preds, refs = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0, 8.5])
+    assert m.pearson(preds, refs, REG) == pytest.approx(float(np.corrcoef(preds, refs)[0, 1]))
+    assert m.spearman(preds, refs, REG) == pytest.approx(1.0)
+    assert m.mse(preds, refs, REG) == pytest.approx(np.mean((preds - refs) ** 2))
+    assert m.pearson(np.ones(3), np.arange(3.0), REG) == 0.0
+
+
+def test_token_and_multilabel_metrics():
+    refs = [np.array([0, 1, -100]), np.array([2, -100])]
+    preds = [np.array([0, 2, 1]), np.array([2, 0])]
+    assert m.token_accuracy(preds, refs, TOK) == pytest.approx(2 / 3)
+    assert m.accuracy(preds, refs, TOK) == pytest.approx(2 / 3)
+    p, r = np.array([[1, 0], [1, 1], [0, 1]]), np.array([[1, 0], [0, 1], [0, 1]])
+    assert m.exact_match(p, r, ML) == pytest.approx(2 / 3)
+    assert m.f1_micro(p, r, ML) == pytest.approx(2 * 3 / (2 * 3 + 1))
+
+
+def test_metrics_are_registered_and_keyed_by_task():
+    two = [Task(name=n, kind="text_classification", labels=("a", "b"), plugin="p") for n in ("x", "y")]
+    results = {}
+    for i, task in enumerate(two):
+        results.update(m.compute_metrics(task, np.array([0, i]), np.array([0, 1]), lambda name: get_component("metric", name)))
+    assert results == {"p:x/accuracy": 0.5, "p:x/f1_macro": pytest.approx(1 / 3), "p:y/accuracy": 1.0, "p:y/f1_macro": 1.0}
+
+
+def test_aggregate_mean_weights_and_lower_is_better():
+    tasks = [Task(name="x", kind="text_classification", labels=("a", "b"), plugin="p"),
+             Task(name="r", kind="regression", plugin="p", main_metric="mse")]
+    scores = {"p:x/accuracy": 0.8, "p:r/mse": 0.2}
+    assert m.aggregate(scores, tasks) == pytest.approx((0.8 - 0.2) / 2)
+    assert m.aggregate(scores, tasks, {"p:x": 3}) == pytest.approx((3 * 0.8 - 0.2) / 4)
+    assert math.isnan(m.aggregate({}, tasks))
+
+
+def test_loss_strategies_combine():
+    losses = {"a": torch.tensor(2.0), "b": torch.tensor(4.0)}
+    assert SingleTaskLoss(["a", "b"]).combine({"a": torch.tensor(2.0)}) == 2.0
+    assert SumLoss(["a", "b"]).combine(losses) == 6.0
+    assert WeightedLoss(["a", "b"], weights={"a": 0.5, "b": 2.0}).combine(losses) == pytest.approx(9.0)
+    uw = UncertaintyLoss(["a", "b"], init=0.5)
+    expected = math.exp(-0.5) * 2 + 0.5 + math.exp(-0.5) * 4 + 0.5
+    assert uw.combine(losses).item() == pytest.approx(expected)
+    total = uw.combine({"a": torch.tensor(2.0, requires_grad=True), "b": torch.tensor(4.0)})
+    total.backward()
+    # d/ds (exp(-s) L + s) = 1 - exp(-s) L
+    assert uw.log_variances.grad.tolist() == pytest.approx([1 - math.exp(-0.5) * 2, 1 - math.exp(-0.5) * 4])
+    assert set(uw.state_dict()) == {"log_variances"}
+    with pytest.raises(TypeError):
+        SumLoss(["a"], bogus=1)
+
+
+def test_pcgrad_projection():
+    gen = torch.Generator().manual_seed(0)
+    g1, g2 = torch.tensor([1.0, 0.0]), torch.tensor([-1.0, 1.0])
+    total = project_conflicting([g1, g2], gen)
+    # g1 projected on the normal plane of g2: (0.5, 0.5); g2 on g1's: (0, 1)
+    assert torch.allclose(total, torch.tensor([0.5, 1.5]))
+    # no conflict -> plain sum
+    assert torch.allclose(project_conflicting([g1, torch.tensor([1.0, 1.0])], gen), torch.tensor([2.0, 1.0]))
+
+
+def test_pcgrad_backward_writes_gradients():
+    shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
+    head_a, head_b = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.tensor(1.0))
+    losses = {"a": (shared * torch.tensor([1.0, 0.0])).sum() * head_a, "b": (shared * torch.tensor([-1.0, 1.0])).sum() * head_b}
+    PCGradLoss(["a", "b"]).backward(losses, [shared], [head_a, head_b], lambda loss: loss, step=1)
+    assert torch.allclose(shared.grad, torch.tensor([0.5, 1.5]))
+    assert head_a.grad.item() == pytest.approx(1.0) and head_b.grad.item() == pytest.approx(0.0)
+
+
+def test_writers(tmp_path):
+    from mtcore.predict.writers import write_csv, write_jsonl
+
+    task = Task(name="terra", kind="pair_classification", labels=("entailment", "not_entailment"), plugin="rsg")
+    rows = [{"idx": 0, "label": "entailment", "probabilities": np.array([0.75, 0.25])}, {"idx": 1, "label": "not_entailment"}]
+    [path] = write_jsonl(task, rows, tmp_path / "p.jsonl")
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines == [{"idx": 0, "label": "entailment", "probabilities": [0.75, 0.25]}, {"idx": 1, "label": "not_entailment"}]
+    [path] = write_csv(task, rows, tmp_path / "out" / "p.csv")
+    table = list(csv.reader(path.open()))
+    assert table == [["idx", "label", "p_entailment", "p_not_entailment"], ["0", "entailment", "0.75", "0.25"], ["1", "not_entailment", "", ""]]
+    assert get_component("writer", "jsonl") is write_jsonl
