@@ -291,21 +291,7 @@ class Task:
                 raise ConfigError(f"task definition: unknown key {key!r}{did_you_mean(key, sorted(names))}")
         if "name" not in data or "kind" not in data:
             raise ConfigError("task definition needs at least 'name' and 'kind'")
-        sources = {}
-        for source_name, spec in dict(data.pop("sources", {}) or {}).items():
-            if isinstance(spec, Source):
-                sources[source_name] = spec
-                continue
-            spec = dict(spec)
-            kind = spec.pop("kind", source_name)
-            if kind == "hub":
-                sources[source_name] = Source.hub(**spec)
-            elif kind == "local":
-                sources[source_name] = Source.local(spec.pop("format", "auto"), spec.pop("files", {}), **spec)
-            elif kind == "sample":
-                sources[source_name] = Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
-            else:
-                raise ConfigError(f"task {data['name']!r}: source {source_name!r} has kind {kind!r}; use hub, local or sample")
+        sources = merge_sources({}, dict(data.pop("sources", {}) or {}), task_name=str(data["name"]))
         for key in ("labels", "metrics", "preprocess", "label_values"):
             if key in data and isinstance(data[key], list):
                 data[key] = tuple(data[key])
@@ -330,6 +316,37 @@ class Task:
             "evaluate_only": self.evaluate_only,
             "metadata": dict(self.metadata),
         }
+
+
+def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?") -> Source:
+    """A :class:`Source` from plain data: ``{"kind": "local", "format": ..., "files": {...}}`` etc."""
+    spec = dict(spec)
+    kind = spec.pop("kind", name)
+    if kind == "hub":
+        return Source.hub(**spec)
+    if kind == "local":
+        return Source.local(spec.pop("format", "auto"), spec.pop("files", {}), **spec)
+    if kind == "sample":
+        return Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
+    raise ConfigError(f"task {task_name!r}: source {name!r} has kind {kind!r}; use hub, local or sample")
+
+
+def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, task_name: str = "?") -> dict[str, Source]:
+    """Apply per-source changes from a config: options of an existing source are updated
+    (``{"local": {"files": {...}}}`` keeps its loader), a new name or a ``kind`` builds a new Source."""
+    merged = dict(sources)
+    for name, spec in changes.items():
+        if isinstance(spec, Source):
+            merged[name] = spec
+            continue
+        spec = dict(spec or {})
+        base = merged.get(name)
+        if base is not None and "kind" not in spec:
+            options = {**base.options, **dict(spec.pop("options", {}) or {}), **spec}
+            merged[name] = dataclasses.replace(base, options=options)
+        else:
+            merged[name] = source_from_dict(name, spec, task_name=task_name)
+    return merged
 
 
 def data_error(task: Task, where: str, message: str) -> DataError:

@@ -16,7 +16,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError, did_you_mean
 from mtcore.registry import Registry
-from mtcore.task import Task
+from mtcore.task import Task, merge_sources
 from mtcore.train.config import TaskEntry, TrainConfig
 
 
@@ -86,7 +86,10 @@ def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: st
         except MtError as exc:
             raise _key_error(f"{key}.id", exc) from None
     try:
-        return task.replace(**entry.overrides())
+        changes = entry.overrides()
+        if entry.sources:
+            changes["sources"] = merge_sources(task.sources, entry.sources, task_name=task.id)
+        return task.replace(**changes)
     except MtError as exc:
         raise _key_error(key, exc) from None
 

@@ -1,0 +1,54 @@
+"""Config entries can change a registered task's sources and fields (the generic ``nli:nli`` task)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mtcore.train.config_io import load_config
+from mtcore.train.validate import plan_run
+
+LABELS = ["entailment", "neutral", "contradiction"]
+
+
+def _write(path: Path, n: int) -> None:
+    rows = [{"p": f"the cat is {'red' if i % 3 == 0 else 'blue'}", "h": "a cat", "gold": LABELS[i % 3], "pairID": i} for i in range(n)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+
+
+def _config(tmp_path: Path) -> dict:
+    data = tmp_path / "my-nli"
+    data.mkdir()
+    _write(data / "my_train.jsonl", 24)
+    _write(data / "my_dev.jsonl", 9)
+    return {
+        "encoder": {"tiny": "bert"},
+        "tasks": [{
+            "id": "nli:nli", "source": "local", "data_dir": str(data),
+            "inputs": {"text": "p", "text_pair": "h", "label": "gold"},
+            "sources": {"local": {"files": {"train": "my_train.jsonl", "validation": "my_dev.jsonl"}, "format": "jsonl"}},
+        }],
+        "schedule": {"max_steps": 3},
+        "batching": {"batch_size": 4},
+    }
+
+
+def test_sources_override_merges_into_the_registered_source(tmp_path: Path):
+    raw = _config(tmp_path)
+    plan = plan_run(load_config(raw))
+    task = plan.tasks[0].task
+    local = task.sources["local"]
+    assert local.options["files"] == {"train": "my_train.jsonl", "validation": "my_dev.jsonl"}
+    assert local.options["format"] == "jsonl"
+    assert local.loader  # the registered loader is kept, only its options change
+    assert task.input_map["text"] == "p" and task.input_map["label"] == "gold"
+
+
+def test_generic_task_trains_on_renamed_files_and_fields(tmp_path: Path):
+    from mtcore.train.trainer import Trainer
+
+    raw = _config(tmp_path)
+    raw["tasks"][0]["inputs"] = {"text": "p", "text_pair": "h", "label": "gold"}  # these files call it "gold"
+    summary = Trainer(raw, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 3
+    assert "nli:nli/accuracy" in summary["final"]["metrics"]
