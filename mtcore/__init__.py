@@ -6,8 +6,7 @@ lazily through the attributes below, so ``mt --help`` and ``mt list-tasks`` stay
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -27,11 +26,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

@@ -33,3 +33,19 @@ def describe(ref: Any) -> str:
         return ref
     module = getattr(ref, "__module__", "?")
     return f"{module}:{getattr(ref, '__qualname__', repr(ref))}"
+
+
+def lazy_getattr(package: str, table: dict[str, str]) -> Any:
+    """A module ``__getattr__`` (PEP 562) that imports ``table[name]`` on first access.
+
+    Usage in a package ``__init__``: ``__getattr__ = lazy_getattr(__name__, {"Name": "pkg.module"})``.
+    """
+    import importlib
+
+    def __getattr__(name: str) -> Any:
+        module = table.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

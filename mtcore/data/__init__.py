@@ -5,8 +5,7 @@ Importing ``mtcore.data`` is cheap; the names below are imported on first use (P
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 _LAZY = {
     "load_task_data": "mtcore.data.task_data",
@@ -25,11 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

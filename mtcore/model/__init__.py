@@ -6,8 +6,7 @@ torch or transformers.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 _LAZY = {
     "MultitaskModel": "mtcore.model.multitask_model",
@@ -21,11 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

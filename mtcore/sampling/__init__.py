@@ -13,8 +13,7 @@ Names are resolved lazily so importing this package stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 _LAZY = {
     "Sampler": "mtcore.sampling.base",
@@ -29,11 +28,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.sampling' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

@@ -16,8 +16,7 @@ lazily, so ``import mtcore.seed`` is cheap. See ``examples/seed_port.py`` and do
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 _LAZY = {
     "SequenceClassificationTask": "mtcore.seed.classification",
@@ -33,11 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.seed' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

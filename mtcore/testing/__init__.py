@@ -12,8 +12,7 @@ Importing this package is cheap; the heavy helpers are reached lazily (PEP 562).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 from mtcore.testing.tiny import ARCHITECTURES, build_tiny_encoder
 
@@ -33,11 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.testing' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = ["ARCHITECTURES", "build_tiny_encoder", *_LAZY]

@@ -10,17 +10,12 @@ Importing this package imports nothing heavy.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from mtcore.refs import lazy_getattr
 
 _LAZY = {"Trainer": "mtcore.train.trainer", "TrainConfig": "mtcore.train.config", "load_config": "mtcore.train.config_io"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mtcore.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)
