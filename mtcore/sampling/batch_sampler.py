@@ -253,11 +253,19 @@ class MultitaskBatchSampler:
         """Read rows ``rows`` of task ``name`` and collate them into a ``Batch``."""
         from mtcore.data.batch import Batch
 
+        from mtcore.data.collate import Collator
+
         td = self.data[name]
         indices = [int(i) for i in rows]
-        examples = fetch_rows(td.splits[self.split], indices)
-        ids = [row.get("idx") for row in examples] if examples and "idx" in examples[0] else None
         num_tokens = int(self.lengths[name][rows].sum())
+        split = td.splits[self.split]
+        if type(td.collator) is Collator and hasattr(split, "column_names"):
+            # mtcore's collator takes the columns of one Arrow ``take`` as they are (no rows in between)
+            columns = split[indices]
+            ids = list(columns["idx"]) if "idx" in columns else None
+            return Batch(name=name, data=td.collator(columns), size=len(indices), num_tokens=num_tokens, idx=ids)
+        examples = fetch_rows(split, indices)
+        ids = [row.get("idx") for row in examples] if examples and "idx" in examples[0] else None
         return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids)
 
     # ---- state ----------------------------------------------------------------------------------

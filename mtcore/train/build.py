@@ -274,6 +274,11 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
         train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
     model.to(accelerator.device)
     model.train()
+    if config.compile.enabled:
+        from mtcore.train.compile import compile_encoder
+
+        c = config.compile
+        compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend)
     strategy = build_strategy(plan).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
     total_steps = count_total_steps(sampler, config)

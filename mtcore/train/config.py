@@ -41,6 +41,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
     debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
+    compile: {enabled: false, dynamic: true, mode: null, backend: inductor}   # or just `compile: true`
 
 Loading, ``key=value`` overrides and the one-line error messages live in
 :mod:`mtcore.train.config_io`; checks against the plugin registry in :mod:`mtcore.train.validate`.
@@ -240,6 +241,19 @@ class DebugConfig(Section):
     save_rank_weights: bool = False
 
 
+class CompileConfig(Section):
+    """``torch.compile`` of the shared encoder (``compile: true`` is short for ``{enabled: true}``).
+
+    ``dynamic: true`` compiles one graph for every batch length (no recompile per length);
+    with ``dynamic: false`` set ``batching.pad_to_multiple_of`` (e.g. 64) to bound the shapes.
+    """
+
+    enabled: bool = False
+    dynamic: bool | None = True
+    mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
+    backend: str = "inductor"
+
+
 class TrainConfig(Section):
     """The whole training configuration (see the module docstring for every key)."""
 
@@ -258,6 +272,12 @@ class TrainConfig(Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     debug: DebugConfig = Field(default_factory=DebugConfig)
+    compile: CompileConfig = Field(default_factory=CompileConfig)
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _compile_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -1,0 +1,257 @@
+"""GPU training benchmark: BERT-base (random init from a config) through mtcore's engine pieces.
+
+Nothing is downloaded: the encoder is ``BertModel`` built from a BERT-base config and the data
+are synthetic token ids with an RSG-like length mix (three tasks: long question+passage pairs,
+medium sentence pairs, short sentences; see ``benchmarks/padding_efficiency.py``). Every
+variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
+:class:`~mtcore.sampling.MultitaskBatchSampler` collated by :class:`~mtcore.data.collate.Collator`,
+pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
+losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
+Variants switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8), length grouping
+and token budgets.
+
+Reported per variant: real (non-padding) tokens/s, samples/s, padding efficiency, MFU (model
+FLOPs of the real tokens: ``6 * encoder matmul weights * tokens + 12 * layers * hidden *
+length^2`` per row, over ``--peak-tflops``, 989 for H100 bf16 dense), host syncs per step
+(counted with ``torch.cuda.set_sync_debug_mode("warn")`` on extra steps after the timed ones)
+and peak GPU memory.
+
+    /tmp/venv/bin/python benchmarks/gpu_bench.py [--steps 40] [--variants eager_random,...]
+    /tmp/venv/bin/python benchmarks/gpu_bench.py --smoke      # tiny model on CPU, seconds
+
+Prints a JSON object, then a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# name -> (group_by_length, batch_size or None, token_budget or None, compile)
+VARIANTS: dict[str, tuple[bool, int | None, int | None, bool]] = {
+    "eager_random_bs32": (False, 32, None, False),
+    "eager_grouped_bs32": (True, 32, None, False),
+    "eager_grouped_budget": (True, None, 16384, False),
+    "compiled_grouped_bs32": (True, 32, None, True),
+    "compiled_grouped_budget": (True, None, 16384, True),
+}
+# task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
+MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
+
+
+class SyntheticTask:
+    """Task data (the sampler's protocol) holding synthetic rows of random token ids."""
+
+    def __init__(self, name: str, lengths: np.ndarray, vocab: int, pad_to: int | None, rng: np.random.Generator) -> None:
+        from mtcore.data.collate import Collator
+
+        self.task = SimpleNamespace(id=name, evaluate_only=False)
+        self._lengths = lengths
+        rows = []
+        for n in lengths.tolist():
+            ids = rng.integers(1000, vocab, size=n).tolist()
+            ids[0] = 101
+            first = max(1, n // 2)
+            rows.append({"input_ids": ids, "token_type_ids": [0] * first + [1] * (n - first), "labels": int(rng.integers(2)), "length": n})
+        self.splits = {"train": rows}
+        self.collator = Collator(0, "text_classification", pad_to_multiple_of=pad_to, uses_token_type_ids=True)
+
+    def lengths(self, split: str) -> np.ndarray:
+        return self._lengths
+
+
+def make_data(vocab: int, pad_to: int | None, seed: int, scale: float) -> dict[str, SyntheticTask]:
+    rng = np.random.default_rng(seed)
+    data = {}
+    for name, (lo, hi, n) in MIX.items():
+        lengths = (lo + (hi - lo) * rng.beta(2.0, 3.0, size=max(8, int(n * scale)))).round().astype(np.int64)
+        data[name] = SyntheticTask(name, lengths, vocab, pad_to, rng)
+    return data
+
+
+def bert_config(smoke: bool) -> Any:
+    from transformers import BertConfig
+
+    if smoke:
+        return BertConfig(vocab_size=2000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+                          max_position_embeddings=512)
+    return BertConfig()  # BERT-base: 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522
+
+
+def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
+    """Training FLOPs of the real tokens of each row (forward + backward = 3x forward)."""
+    h, layers, ffn = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    matmul_weights = layers * (4 * h * h + 2 * h * ffn)
+    lengths = lengths.astype(np.float64)
+    return 6 * matmul_weights * lengths + 12 * layers * h * lengths ** 2
+
+
+def build(config: Any, device: Any, compile_model: bool, smoke: bool) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoModel
+
+    from mtcore.model import MultitaskModel
+    from mtcore.model.heads.base import HeadSpec
+    from mtcore.train.compile import compile_encoder
+
+    torch.manual_seed(0)
+    encoder = AutoModel.from_config(config, attn_implementation="sdpa")
+    heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
+    model = MultitaskModel(encoder, heads).to(device).train()
+    if compile_model:
+        compile_encoder(model, dynamic=True, backend="eager" if smoke else "inductor")
+    fused = device.type == "cuda"
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
+    return model, optimizer
+
+
+def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, Any]:
+    import torch
+
+    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+    from mtcore.train.monitor import LossMeter, NonFiniteWatch
+
+    grouped, batch_size, budget, compiled = VARIANTS[name]
+    config = bert_config(args.smoke)
+    cuda = device.type == "cuda"
+    data = make_data(config.vocab_size, 8 if compiled else None, args.seed, 0.02 if args.smoke else 1.0)
+    if args.smoke and budget:
+        budget = 1024
+    sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
+    model, optimizer = build(config, device, compiled, args.smoke)
+    meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
+    batches = iter(_forever(sampler))
+    stats = {"samples": 0, "real": 0, "padded": 0, "flops": 0.0}
+
+    def step(number: int, count: bool) -> None:
+        batch = next(batches)
+        if cuda:
+            batch.data.pin_memory()
+        batch.data.to(device, non_blocking=cuda)
+        with torch.autocast(device.type, dtype=dtype):
+            loss = model(batch.name, **batch.data).loss
+        watch.observe(batch.name, loss, number)
+        meter.add(batch.name, loss, batch.size, batch.num_tokens)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if count:
+            lengths = np.asarray(batch.lengths_host)
+            stats["samples"] += batch.size
+            stats["real"] += batch.num_tokens
+            stats["padded"] += int(batch.data["input_ids"].numel())
+            stats["flops"] += float(flops_per_row(config, lengths).sum())
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    compile_started = time.perf_counter()
+    for i in range(args.warmup):
+        step(i + 1, False)
+    sync()
+    warmup_s = time.perf_counter() - compile_started
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for i in range(args.steps):
+        step(args.warmup + i + 1, True)
+    sync()
+    seconds = time.perf_counter() - started
+    syncs = count_syncs(lambda k: step(args.warmup + args.steps + k + 1, False), args.sync_steps) if cuda else None
+    meter.flush()  # the logging step's one read, after the measurement
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
+              "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
+              "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
+              "padding_efficiency": stats["real"] / max(stats["padded"], 1),
+              "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak}
+    del model, optimizer
+    if cuda:
+        torch.cuda.empty_cache()
+    return result
+
+
+def _forever(sampler: Any) -> Any:
+    from mtcore.train.loop import batch_stream
+
+    for batch in batch_stream(sampler):
+        batch.lengths_host = batch.data["attention_mask"].sum(-1).tolist()  # on the host, before the copy
+        yield batch
+
+
+def count_syncs(run_step: Any, steps: int) -> float:
+    """Host syncs per step, from CUDA's sync debug mode warnings."""
+    import torch
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            for k in range(steps):
+                run_step(k)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
+    hits = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    for w in {f"{w.filename}:{w.lineno}" for w in hits}:
+        print(f"  sync at {w}", file=sys.stderr)
+    return len(hits) / max(steps, 1)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=15, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--sync-steps", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="tiny model, CPU, a few steps; compile with the 'eager' backend")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.steps, args.warmup, args.sync_steps = 3, 1, 0
+
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
+    results = []
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results.append(run_variant(name, args, device))
+    model = "tiny BERT (smoke test)" if args.smoke else "BERT-base (random init), bf16 autocast, SDPA, fused AdamW"
+    report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "model": model,
+              "torch": torch.__version__, "peak_tflops": args.peak_tflops, "results": results}
+    print(json.dumps(report, indent=2))
+    print()
+    print("| variant | real tokens/s | samples/s | padding eff. | MFU | syncs/step | peak mem (GiB) | warm-up s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        syncs = "n/a" if r["syncs_per_step"] is None else f"{r['syncs_per_step']:.1f}"
+        peak = "n/a" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
+        print(f"| {r['variant']} | {r['real_tokens_per_s']:.0f} | {r['samples_per_s']:.1f} | {r['padding_efficiency']:.3f} | "
+              f"{100 * r['mfu']:.1f}% | {syncs} | {peak} | {r['warmup_s']} |")
+    return report
+
+
+if __name__ == "__main__":
+    main()

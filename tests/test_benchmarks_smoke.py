@@ -1,0 +1,57 @@
+"""Each benchmark script runs in its smallest mode and prints its JSON report and markdown table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str) -> tuple[dict, str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text, _, table = done.stdout.partition("\n\n|")
+    return json.loads(text), "|" + table
+
+
+@pytest.mark.parametrize("threads", ["1"])
+def test_multitask_overhead_smoke(threads):
+    report, table = run_script("multitask_overhead.py", "--smoke", "--threads", threads)
+    plain, engine = report["plain_single_task"], report["engine_three_tasks"]
+    assert engine["steps"] == report["setup"]["steps"]
+    assert plain["real_tokens"] >= engine["real_tokens"] > 0  # the plain loop covers at least the same tokens
+    assert report["overhead"] == pytest.approx(1 - engine["real_tokens_per_s"] / plain["real_tokens_per_s"])
+    assert "plain single-task loop" in table and "mtcore engine, 3 tasks" in table
+
+
+def test_memory_scaling_smoke():
+    report, table = run_script("memory_scaling.py", "--smoke")
+    rows = [r["rows"] for r in report["results"]]
+    assert rows == sorted(rows) and len(rows) == 2
+    assert all(r["peak_rss_mb"] >= r["rss_after_imports_mb"] > 0 for r in report["results"])
+    assert report["growth_mb"] == pytest.approx(report["results"][1]["peak_rss_mb"] - report["results"][0]["peak_rss_mb"], abs=0.2)
+    assert "peak RSS" in table
+
+
+def test_gpu_bench_smoke():
+    report, table = run_script("gpu_bench.py", "--smoke", "--variants", "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32")
+    results = {r["variant"]: r for r in report["results"]}
+    assert set(results) == {"eager_random_bs32", "eager_grouped_budget", "compiled_grouped_bs32"}
+    for r in results.values():
+        assert r["real_tokens_per_s"] > 0 and 0 < r["padding_efficiency"] <= 1 and r["mfu"] > 0
+    assert results["compiled_grouped_bs32"]["compile"] is True
+    assert table.count("\n|") >= 4
+
+
+def test_gpu_script_is_valid_bash():
+    script = REPO / "benchmarks" / "gpu.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    assert "gpu_bench.py" in script.read_text()
