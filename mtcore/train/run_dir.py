@@ -80,8 +80,14 @@ class RunDir:
         return self.root / "cache"
 
     def has_run(self) -> bool:
-        """True when a run already started here (a config or checkpoints exist)."""
-        return self.config.is_file() or (self.checkpoints.is_dir() and any(self.checkpoints.iterdir()))
+        """True when a run already trained here (checkpoints, logged events, a model or a summary).
+
+        A directory left by a run that failed while starting (bad data, no network) holds only
+        its config: a fresh start may reuse it.
+        """
+        trained = self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
+        logged = self.metrics.is_file() and self.metrics.stat().st_size > 0
+        return trained or logged or self.model.exists() or self.summary.is_file()
 
     def check_new(self) -> None:
         """Refuse to start a fresh run over an existing one."""

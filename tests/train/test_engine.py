@@ -137,3 +137,15 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, make_config):
     with pytest.raises(ConfigError, match="config key 'optimizer.lr' changed"):
         Trainer(make_config(schedule={"max_steps": 2}, checkpoint={"every": None}, optimizer={"lr": 0.5}),
                 output_dir=tmp_path / "run", resume=True).train()
+
+
+def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, make_config):
+    from mtcore.errors import DataError
+
+    config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
+    broken = {**config, "tasks": [{**config["tasks"][0], "data_dir": str(tmp_path / "missing")}, *config["tasks"][1:]]}
+    with pytest.raises(DataError):
+        Trainer(broken, output_dir=tmp_path / "run").train()
+    assert (tmp_path / "run" / "config.yaml").is_file()  # it failed after the run directory was made
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 2
