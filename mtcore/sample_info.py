@@ -21,13 +21,14 @@ def _count(text: str, fmt: str, options: dict) -> int:
 
 
 def sample_sizes(task: Task) -> dict[str, int]:
-    """``{split: rows}`` of the task's ``sample`` source; empty when it has none or it is unreadable."""
+    """``{split: rows}`` of the task's ``sample`` source (``{file: rows}`` for a corpus split at load time);
+    empty when it has none or it is unreadable."""
     source = task.sources.get("sample")
     if source is None or "package" not in source.options:
         return {}
     options = dict(source.options)
     sizes: dict[str, int] = {}
-    for split, name in options.get("files", {}).items():
+    for split, name in (options.get("files") or options.get("corpus_files") or {}).items():
         names = name if isinstance(name, list) else [name]
         try:
             total = 0
