@@ -6,13 +6,13 @@ import torch
 from torch import nn
 
 from mtcore.errors import ConfigError
-from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import classification_loss
 from mtcore.model.heads.pooling import SequencePooler, check_probability
 from mtcore.model.heads.pooling import activation as make_activation
 
 
-class ClassificationHead(Head):
+class ClassificationHead(PooledHead):
     """Pooled encoding -> dropout -> linear -> class logits; cross-entropy loss.
 
     :param pooling: ``"cls"`` (first token), ``"mean"`` / ``"max"`` over the attention mask, or
@@ -29,20 +29,14 @@ class ClassificationHead(Head):
         self.classifier = nn.Linear(hidden_size, num_labels)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
 
-    @property
-    def uses_pooler(self) -> bool:
-        return self.pooler.pooling == "pooler"
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        logits = self.classifier(self.pooler(hidden_states, attention_mask, pooler_output))
-        loss = None
-        if labels is not None:
-            loss = classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
-        return HeadOutput(logits=logits, loss=loss)
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
 
 
-class MLPHead(Head):
+class MLPHead(PooledHead):
     """The seed's N-linear-layers head: pooled -> [linear, activation, dropout] x (N-1) -> linear.
 
     :param num_layers: number of linear layers including the output one (1 = a plain linear
@@ -83,15 +77,9 @@ class MLPHead(Head):
         self.layers = nn.Sequential(*layers)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
 
-    @property
-    def uses_pooler(self) -> bool:
-        return self.pooler.pooling == "pooler"
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.layers(pooled)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        logits = self.layers(self.pooler(hidden_states, attention_mask, pooler_output))
-        loss = None
-        if labels is not None:
-            loss = classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
-        return HeadOutput(logits=logits, loss=loss)
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import multi_label_loss
 from mtcore.model.heads.pooling import SequencePooler
 
 
-class MultiLabelHead(Head):
+class MultiLabelHead(PooledHead):
     """Pooled -> dropout -> linear; labels are multi-hot floats ``(batch, num_labels)``
     (negative = no label); predict a label where its logit is above 0 (probability 0.5).
 
@@ -25,14 +25,8 @@ class MultiLabelHead(Head):
         self.pooler = SequencePooler(pooling, dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    @property
-    def uses_pooler(self) -> bool:
-        return self.pooler.pooling == "pooler"
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        logits = self.classifier(self.pooler(hidden_states, attention_mask, pooler_output))
-        loss = None
-        if labels is not None:
-            loss = multi_label_loss(logits, labels, training=self.training)
-        return HeadOutput(logits=logits, loss=loss)
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        return multi_label_loss(logits, labels, training=self.training)

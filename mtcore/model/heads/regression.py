@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import regression_loss
 from mtcore.model.heads.pooling import SequencePooler
 
 
-class RegressionHead(Head):
+class RegressionHead(PooledHead):
     """Pooled -> dropout -> linear; logits have shape ``(batch, num_labels)`` (``num_labels=1``
     for a single score); loss is the mean squared error over labelled rows (``NaN`` = no label).
 
@@ -25,14 +25,8 @@ class RegressionHead(Head):
         self.pooler = SequencePooler(pooling, dropout)
         self.regressor = nn.Linear(hidden_size, num_labels)
 
-    @property
-    def uses_pooler(self) -> bool:
-        return self.pooler.pooling == "pooler"
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.regressor(pooled)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        logits = self.regressor(self.pooler(hidden_states, attention_mask, pooler_output))
-        loss = None
-        if labels is not None:
-            loss = regression_loss(logits, labels.reshape(logits.shape), training=self.training)
-        return HeadOutput(logits=logits, loss=loss)
+    def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
+        return regression_loss(logits, labels.reshape(logits.shape), training=self.training)
