@@ -40,6 +40,12 @@ class TaskData:
         """Real tokens per row of ``split`` (summed over choices), for length-grouped batching."""
         return self._column(split, "length")
 
+    def batching_lengths(self, split: str) -> list[int]:
+        """Token slots per row once padded within the row (``slots`` for multiple choice, else
+        ``length``): what length grouping and token budgets count."""
+        ds = self._split(split)
+        return self._column(split, "slots" if "slots" in ds.column_names else "length")
+
     def num_rows(self, split: str) -> int:
         return self._split(split).num_rows
 

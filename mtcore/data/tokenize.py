@@ -11,7 +11,8 @@ token_classification       the words encoded with ``is_split_into_words``; each 
                            its first sub-token, -100 on continuations and special tokens
 =========================  =============================================================
 
-Every row gets ``length``: its real tokens (summed over choices). ``token_type_ids`` are kept
+Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
+``slots``: choices x longest choice, the token slots the row fills once its choices are padded. ``token_type_ids`` are kept
 only when the encoder has segment embeddings (``type_vocab_size > 1``). The output is written
 under a fingerprint of the input, the tokenizer and the settings, so a second run with the same
 data and tokenizer reads the cache file instead of tokenizing again.
@@ -120,6 +121,7 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder) ->
             for key in encoder.keys:
                 out[key].append(encoded[key])
         out["length"] = [sum(len(ids) for ids in row) for row in out["input_ids"]]
+        out["slots"] = [len(row) * max((len(ids) for ids in row), default=0) for row in out["input_ids"]]
     else:
         out = encoder.texts(batch["text"], batch.get("text_pair"))
         out["length"] = [len(ids) for ids in out["input_ids"]]
@@ -140,6 +142,8 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features["token_type_ids"] = ids("int8")
     features["labels"] = labels_feature(task)
     features["length"] = Value("int32")
+    if task.kind is TaskKind.MULTIPLE_CHOICE:
+        features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:
         features["idx"] = idx_feature
     return Features(features)

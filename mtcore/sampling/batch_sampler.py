@@ -118,10 +118,13 @@ class MultitaskBatchSampler:
         if not self.tasks:
             raise ConfigError(f"no task to train on in split {split!r}: every task is evaluate_only")
         sizes = match_task_names(batch_sizes or {}, list(data), "batch_sizes")
-        self.lengths: dict[str, np.ndarray] = {}
+        self.lengths: dict[str, np.ndarray] = {}  # what grouping and budgets count (padded slots)
+        self.real_lengths: dict[str, np.ndarray] = {}  # real tokens, for Batch.num_tokens
         self.batching: dict[str, Batching] = {}
         for name in self.tasks:
-            self.lengths[name] = self._read_lengths(name)
+            self.real_lengths[name] = self._read_lengths(name, "lengths")
+            self.lengths[name] = (self._read_lengths(name, "batching_lengths")
+                                  if hasattr(data[name], "batching_lengths") else self.real_lengths[name])
             pad = getattr(data[name].collator, "pad_to_multiple_of", None)
             size = _positive_int(f"batch size of task {name!r}", sizes.get(name, batch_size))
             self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad)
@@ -136,12 +139,12 @@ class MultitaskBatchSampler:
         self._plans()  # fail now (too few examples for drop_last), not at the first step
 
     # ---- construction helpers ------------------------------------------------------------------
-    def _read_lengths(self, name: str) -> np.ndarray:
+    def _read_lengths(self, name: str, method: str) -> np.ndarray:
         td = self.data[name]
         splits = getattr(td, "splits", {})
         if self.split not in splits:
             raise ConfigError(f"task {name!r} has no split {self.split!r} (it has: {', '.join(splits) or 'none'})")
-        lengths = np.asarray(td.lengths(self.split), dtype=np.int64).reshape(-1)
+        lengths = np.asarray(getattr(td, method)(self.split), dtype=np.int64).reshape(-1)
         if len(lengths) == 0:
             raise DataError(f"task {name!r}: split {self.split!r} has no examples; remove the task or give it data")
         try:
@@ -257,7 +260,7 @@ class MultitaskBatchSampler:
 
         td = self.data[name]
         indices = [int(i) for i in rows]
-        num_tokens = int(self.lengths[name][rows].sum())
+        num_tokens = int(self.real_lengths[name][rows].sum())
         split = td.splits[self.split]
         if type(td.collator) is Collator and hasattr(split, "column_names"):
             # mtcore's collator takes the columns of one Arrow ``take`` as they are (no rows in between)

@@ -22,6 +22,8 @@ class TaskDataLike(Protocol):
     * ``collator`` — ``collator(list_of_row_dicts) -> BatchData`` (dynamic padding); its
       ``pad_to_multiple_of`` attribute, when present, is honoured by token budgets;
     * ``lengths(split)`` — tokens per example, in row order.
+    * optionally ``batching_lengths(split)`` — token slots per example once padded within the
+      example (multiple choice: choices x longest choice); grouping and budgets count these.
     """
 
     task: Any
