@@ -20,20 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-VOCAB = [f"w{i}" for i in range(300)]
+from bench_common import VOCAB, add_model_arguments, build_encoder, engine_config, prepare_torch, rates, run_engine
 LENGTHS = {"short": (4, 20), "medium": (20, 60), "long": (60, 120)}
 
 
@@ -48,27 +41,6 @@ def write_tasks(root: Path, rows: int, seed: int) -> list[dict[str, Any]]:
         tasks.append({"define": {"name": name, "kind": "text_classification", "labels": ["neg", "pos"],
                                  "files": {"train": str(root / f"{name}.jsonl")}}})
     return tasks
-
-
-def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], Any]:
-    from mtcore.train.build import build_engine
-    from mtcore.train.loop import train_loop
-    from mtcore.train.trainer import Trainer
-
-    trainer = Trainer(config, output_dir=output)
-    engine = build_engine(trainer.plan, output)
-    padded = [0]
-    make_batch = engine.sampler.make_batch
-
-    def counting(name: str, rows: Any) -> Any:  # count padded token slots of every batch
-        batch = make_batch(name, rows)
-        padded[0] += int(batch.data["input_ids"].numel())
-        return batch
-
-    engine.sampler.make_batch = counting
-    summary = train_loop(engine)
-    return {"steps": summary["steps"], "seconds": summary["timing"]["loop_s"], "samples": summary["examples_seen"],
-            "real_tokens": summary["tokens_seen"], "padded_tokens": padded[0], "data_s": summary["timing"]["data_wait_s"]}, engine
 
 
 def grouped_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -126,54 +98,24 @@ def run_plain(engine: Any, target_tokens: int, batch_size: int, lr: float, max_s
             "padded_tokens": padded, "data_s": data_s}
 
 
-def _rates(r: dict[str, Any]) -> dict[str, Any]:
-    return {**r, "samples_per_s": r["samples"] / r["seconds"], "real_tokens_per_s": r["real_tokens"] / r["seconds"],
-            "padding_efficiency": r["real_tokens"] / max(r["padded_tokens"], 1), "data_ms_per_step": 1000 * r["data_s"] / r["steps"],
-            "compute_ms_per_padded_token": 1000 * (r["seconds"] - r["data_s"]) / max(r["padded_tokens"], 1)}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--rows", type=int, default=1000, help="training rows per task")
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    add_model_arguments(parser, rows=1000)
     parser.add_argument("--smoke", action="store_true", help="a few steps of a tiny model (checks the script works)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.steps, args.hidden, args.layers, args.heads, args.rows, args.repeats = 4, 32, 1, 2, 40, 1
 
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from mtcore.testing import build_tiny_encoder
-
-    hf_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch = prepare_torch(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tasks = write_tasks(root, args.rows, args.seed)
-        encoder = build_tiny_encoder(root / "encoder", "bert", words=VOCAB, hidden_size=args.hidden, num_layers=args.layers,
-                                     num_heads=args.heads, seed=args.seed)
-        config = {
-            "seed": args.seed, "cpu": True, "precision": "fp32", "encoder": {"path": str(encoder)}, "tasks": tasks,
-            "optimizer": {"lr": args.lr, "weight_decay": 0.0, "max_grad_norm": None},
-            "schedule": {"max_steps": args.steps, "warmup_steps": 0}, "batching": {"batch_size": args.batch_size},
-            "evaluation": {"at_end": False}, "checkpoint": {"every": None, "at_end": False},
-            "logging": {"every": 50, "progress": "none", "plot": False},
-        }
+        config = engine_config(args, build_encoder(root, args), tasks)
         engine_runs, plain_runs = [], []
         for repeat in range(args.repeats):
             result, engine = run_engine(config, root / f"run-{repeat}")
-            engine_runs.append(_rates(result))
-            plain_runs.append(_rates(run_plain(engine, result["real_tokens"], args.batch_size, args.lr, 10 * args.steps, args.seed)))
+            engine_runs.append(rates(result))
+            plain_runs.append(rates(run_plain(engine, result["real_tokens"], args.batch_size, args.lr, 10 * args.steps, args.seed)))
     best_engine = max(engine_runs, key=lambda r: r["real_tokens_per_s"])
     best_plain = max(plain_runs, key=lambda r: r["real_tokens_per_s"])
     overhead = 1 - best_engine["real_tokens_per_s"] / best_plain["real_tokens_per_s"]

@@ -23,20 +23,13 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-VOCAB = [f"w{i}" for i in range(300)]
+from bench_common import VOCAB, add_model_arguments, build_encoder, engine_config, prepare_torch, rates, run_engine
 
 
 def _words(rng: random.Random, mean: float, cap: int) -> str:
@@ -61,35 +54,6 @@ def write_data(root: Path, rows: int, seed: int = 0) -> list[dict[str, Any]]:
                     "inputs": {"text": "premise", "text_pair": "hypothesis"}, "files": files["pair"]}},
         {"define": {"name": "mc", "kind": "multiple_choice", "files": files["mc"]}},
     ]
-
-
-def _record_padding(sampler: Any, counts: dict[str, int]) -> None:
-    """Wrap ``sampler.make_batch`` to count padded token slots of every batch it builds."""
-    original = sampler.make_batch
-
-    def make_batch(name: str, rows: Any) -> Any:
-        batch = original(name, rows)
-        counts["padded"] += int(batch.data["input_ids"].numel())
-        return batch
-
-    sampler.make_batch = make_batch
-
-
-def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], Any]:
-    from mtcore.train.build import build_engine
-    from mtcore.train.loop import train_loop
-    from mtcore.train.trainer import Trainer
-
-    trainer = Trainer(config, output_dir=output)
-    engine = build_engine(trainer.plan, output)
-    counts = {"padded": 0}
-    _record_padding(engine.sampler, counts)
-    summary = train_loop(engine)
-    seconds, wait = summary["timing"]["loop_s"], summary["timing"]["data_wait_s"]
-    steps = summary["steps"]
-    result = {"steps": steps, "seconds": seconds, "samples": summary["examples_seen"], "real_tokens": summary["tokens_seen"],
-              "padded_tokens": counts["padded"], "data_s": wait, "compute_s": seconds - wait}
-    return result, engine
 
 
 def run_seed_loop(engine: Any, steps: int, batch_size: int, lr: float, seed: int) -> dict[str, Any]:
@@ -142,57 +106,25 @@ def run_seed_loop(engine: Any, steps: int, batch_size: int, lr: float, seed: int
             "data_s": data_s, "compute_s": compute_s}
 
 
-def _rates(r: dict[str, Any]) -> dict[str, Any]:
-    s = r["seconds"]
-    return {**r, "samples_per_s": r["samples"] / s, "real_tokens_per_s": r["real_tokens"] / s,
-            "padding_efficiency": r["real_tokens"] / max(r["padded_tokens"], 1),
-            "data_ms_per_step": 1000 * r["data_s"] / r["steps"], "compute_ms_per_step": 1000 * r["compute_s"] / r["steps"],
-            "data_share": r["data_s"] / s}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=120)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--rows", type=int, default=1500, help="training rows per task")
+    add_model_arguments(parser, rows=1500)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--log-every", type=int, default=50)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each loop; the fastest is reported")
     args = parser.parse_args(argv)
 
-    import torch
-    from transformers.utils import logging as hf_logging
-
-    from mtcore.testing import build_tiny_encoder
-
-    hf_logging.disable_progress_bar()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch = prepare_torch(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         tasks = write_data(root, args.rows, args.seed)
         for t in tasks:
             t["max_length"] = args.max_length
-        encoder = build_tiny_encoder(root / "encoder", "bert", words=VOCAB, hidden_size=args.hidden, num_layers=args.layers,
-                                     num_heads=args.heads, seed=args.seed)
-        config = {
-            "seed": args.seed, "cpu": True, "precision": "fp32", "encoder": {"path": str(encoder)}, "tasks": tasks,
-            "optimizer": {"lr": args.lr, "weight_decay": 0.0, "max_grad_norm": None},
-            "schedule": {"max_steps": args.steps, "warmup_steps": 0}, "batching": {"batch_size": args.batch_size},
-            "evaluation": {"at_end": False}, "checkpoint": {"every": None, "at_end": False},
-            "logging": {"every": args.log_every, "progress": "none", "plot": False},
-        }
+        config = engine_config(args, build_encoder(root, args), tasks, log_every=args.log_every)
         engine_runs, seed_runs = [], []
         for repeat in range(args.repeats):  # alternate, keep each loop's fastest run (the machine may be shared)
             result, engine = run_engine(config, root / f"run-{repeat}")
-            engine_runs.append(_rates(result))
-            seed_runs.append(_rates(run_seed_loop(engine, args.steps, args.batch_size, args.lr, args.seed)))
+            engine_runs.append(rates(result))
+            seed_runs.append(rates(run_seed_loop(engine, args.steps, args.batch_size, args.lr, args.seed)))
     engine_rates = max(engine_runs, key=lambda r: r["samples_per_s"])
     seed_rates = max(seed_runs, key=lambda r: r["samples_per_s"])
     report = {

@@ -32,6 +32,17 @@ def test_multitask_overhead_smoke(threads):
     assert "plain single-task loop" in table and "mtcore engine, 3 tasks" in table
 
 
+def test_train_throughput_small_run():
+    report, table = run_script("train_throughput.py", "--steps", "4", "--hidden", "32", "--layers", "1", "--heads", "2",
+                               "--rows", "40", "--repeats", "1", "--threads", "1")
+    seed, engine = report["seed_loop"], report["engine"]
+    assert seed["steps"] == engine["steps"] == 4
+    for r in (seed, engine):
+        assert 0 < r["padding_efficiency"] <= 1 and r["samples_per_s"] > 0
+    assert report["speedup"]["samples_per_s"] == pytest.approx(engine["samples_per_s"] / seed["samples_per_s"])
+    assert "seed loop" in table and "mtcore engine" in table
+
+
 def test_memory_scaling_smoke():
     report, table = run_script("memory_scaling.py", "--smoke")
     rows = [r["rows"] for r in report["results"]]
