@@ -42,6 +42,21 @@ def _nested_matches(root: Path, pattern: str) -> list[Path]:
     return found
 
 
+def source_root(task: Any, data_dir: str | os.PathLike[str] | None, package: str | None, what: str) -> Path:
+    """Where a plugin loader reads from: ``data_dir`` for local sources, the package folder for
+    sample sources; ``what`` names the files a local source expects (for the error)."""
+    from importlib import resources
+
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    if package is not None:
+        root = resources.files(package)
+        if not isinstance(root, Path):  # a zipped install: resources are not plain files
+            raise DataError(f"task {task.id!r}: the sample of package {package!r} is not on the file system; install the plugin unzipped")
+        return root
+    raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with {what}>")
+
+
 def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
     """The files of one split: ``spec`` is a path, a glob or a list of them, relative to ``data_dir``.
 

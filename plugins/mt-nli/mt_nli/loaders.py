@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mtcore.data.cache import fingerprint
-from mtcore.data.files import files_fingerprint, find_files
+from mtcore.data.files import files_fingerprint, find_files, source_root
 from mtcore.data.readers import iter_rows
 from mtcore.data.sources import dataset_from_rows, load_files, load_hub, load_sample, task_context
 from mtcore.errors import ConfigError, DataError
@@ -31,18 +30,6 @@ XNLI_LOADER_VERSION = 1
 SWAP_VERSION = 1
 EVAL_FIELDS = ("sentence1", "sentence2", "gold_label")
 TRAIN_FIELDS = ("premise", "hypo", "label")
-
-
-def data_root(task: Task, data_dir: str | os.PathLike[str] | None, package: str | None) -> Path:
-    """``data_dir`` for local sources, the package folder for sample sources."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    if package is not None:
-        root = resources.files(package)
-        if not isinstance(root, Path):  # a zipped install: resources are not plain files
-            raise DataError(f"task {task.id!r}: the sample of package {package!r} is not on the file system; install the plugin unzipped")
-        return root
-    raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with XNLI-1.0/ and XNLI-MT-1.0/>")
 
 
 def xnli_row(path: Path, number: int, row: Mapping[str, Any], language: str) -> dict[str, Any] | None:
@@ -97,7 +84,7 @@ def load_xnli_official(
     """
     from datasets import DatasetDict
 
-    root = data_root(task, data_dir, package)
+    root = source_root(task, data_dir, package, "XNLI-1.0/ and XNLI-MT-1.0/")
     reader_options = {"quoting": quoting, "encoding": encoding}
     out = {}
     with task_context(task):

@@ -15,11 +15,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from mtcore.data.files import files_fingerprint, find_files
+from mtcore.data.files import files_fingerprint, find_files, source_root
 from mtcore.data.sources import dataset_from_rows, label_conflict, rows_from_files, task_context
 from mtcore.errors import ConfigError, DataError
 from mtcore.task import Task
@@ -32,18 +30,6 @@ logger = logging.getLogger(__name__)
 #: Bump when the row conversion changes: cached datasets are then rebuilt.
 LOADER_VERSION = 1
 TTYPE_LABELS = {"1": "positive", "-1": "negative"}
-
-
-def data_root(task: Task, data_dir: str | os.PathLike[str] | None, package: str | None, what: str) -> Path:
-    """``data_dir`` for local sources, the package folder for sample sources."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    if package is not None:
-        root = resources.files(package)
-        if not isinstance(root, Path):  # a zipped install: resources are not plain files
-            raise DataError(f"task {task.id!r}: the sample of package {package!r} is not on the file system; install the plugin unzipped")
-        return root
-    raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with {what}>")
 
 
 def _cache(cache_dir: Any) -> str | None:
@@ -103,7 +89,7 @@ def load_mokoron(
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"task {task.id!r}: source option seed must be an integer, not {seed!r}")
     shares = check_proportions(proportions or {"train": 0.8, "validation": 0.1, "test": 0.1})
-    root = data_root(task, data_dir, package, "positive.csv and negative.csv")
+    root = source_root(task, data_dir, package, "positive.csv and negative.csv")
     reader = {"sep": sep, "header": header, "names": list(MOKORON_COLUMNS), "encoding": encoding}
     with task_context(task):
         paths = [path for spec in corpus_files.values() for path in find_files(root, spec)]
@@ -142,7 +128,7 @@ def load_rusentiment(
 
     if not 0 <= float(validation_share) < 1:
         raise ConfigError(f"task {task.id!r}: validation_share must be in [0, 1), not {validation_share!r}")
-    root = data_root(task, data_dir, package, "rusentiment_random_posts.csv and rusentiment_test.csv")
+    root = source_root(task, data_dir, package, "rusentiment_random_posts.csv and rusentiment_test.csv")
     out: dict[str, Any] = {}
     with task_context(task):
         loaded = {}
