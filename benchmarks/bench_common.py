@@ -64,7 +64,7 @@ def engine_config(args: argparse.Namespace, encoder: Path, tasks: list[dict[str,
 
 
 def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], Any]:
-    """Train with mtcore's engine, counting the padded token slots of every batch it builds."""
+    """Train with mtcore's engine, counting the token slots the encoder computes for every batch it builds."""
     from mtcore.train.build import build_engine
     from mtcore.train.loop import train_loop
     from mtcore.train.trainer import Trainer
@@ -75,7 +75,8 @@ def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], An
 
     def counting(name: str, rows: Any) -> Any:
         batch = make_batch(name, rows)
-        padded[0] += int(batch.data["input_ids"].numel())
+        packed = batch.data.get("token_index")  # padding-free: the encoder's layers compute real tokens only
+        padded[0] += int(packed.numel() if packed is not None else batch.data["input_ids"].numel())
         return batch
 
     engine.sampler.make_batch = counting

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# One prepared GPU benchmark for a single H100 (about 5-7 minutes): BERT-base from a config
+# One prepared GPU benchmark for a single H100 (about 6-8 minutes, capped at 460 s;
+# each variant's figures are also written to gpu_bench.err as it finishes): BERT-base from a config
 # (random init, nothing downloaded), synthetic token ids with an RSG-like length mix, bf16
 # autocast, SDPA, fused AdamW, through mtcore's sampler / collator / model / loop step.
-# Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off.
+# Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off,
+# padding-free (packed) batches with SDPA on re-padded attention or torch's varlen_attn.
 # Reports real tokens/s, MFU (over 989 TFLOPS bf16 dense), host syncs per step, peak memory.
 #
 #   bash benchmarks/gpu.sh                 # writes $OUT (or ./gpu-bench-out) /gpu_bench.{json,md}
@@ -17,7 +19,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 # eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps)
 timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_bs32,eager_grouped_budget,compiled_grouped_bs32,compiled_grouped_budget}" \
+    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_bs32,eager_grouped_budget,packed_random_bs32,packed_random_bs32_attn_drop0,packed_grouped_budget_attn_drop0,compiled_grouped_bs32,compiled_grouped_budget,compiled_packed_budget_attn_drop0}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"

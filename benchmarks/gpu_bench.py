@@ -7,8 +7,11 @@ variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
 :class:`~mtcore.sampling.MultitaskBatchSampler` collated by :class:`~mtcore.data.collate.Collator`,
 pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
 losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
-Variants switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8), length grouping
-and token budgets.
+Variants switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8), length grouping,
+token budgets and padding-free batches (``packed``: the encoder computes real tokens only; with
+attention dropout 0 the attention is ``torch.nn.attention.varlen.varlen_attn``, otherwise SDPA
+on re-padded queries/keys/values — the ``attention`` column says which ran, and ``packed_gap``
+is the largest logit difference between the packed and the padded forward of one batch).
 
 Reported per variant: real (non-padding) tokens/s, samples/s, padding efficiency, MFU (model
 FLOPs of the real tokens: ``6 * encoder matmul weights * tokens + 12 * layers * hidden *
@@ -37,13 +40,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# name -> (group_by_length, batch_size or None, token_budget or None, compile)
-VARIANTS: dict[str, tuple[bool, int | None, int | None, bool]] = {
-    "eager_random_bs32": (False, 32, None, False),
-    "eager_grouped_bs32": (True, 32, None, False),
-    "eager_grouped_budget": (True, None, 16384, False),
-    "compiled_grouped_bs32": (True, 32, None, True),
-    "compiled_grouped_budget": (True, None, 16384, True),
+# name -> (group_by_length, batch_size or None, token_budget or None, compile, padding-free, attention dropout)
+VARIANTS: dict[str, tuple[bool, int | None, int | None, bool, bool, float]] = {
+    "eager_random_bs32": (False, 32, None, False, False, 0.1),
+    "eager_grouped_bs32": (True, 32, None, False, False, 0.1),
+    "eager_grouped_budget": (True, None, 16384, False, False, 0.1),
+    "packed_random_bs32": (False, 32, None, False, True, 0.1),
+    "packed_random_bs32_attn_drop0": (False, 32, None, False, True, 0.0),
+    "packed_grouped_budget_attn_drop0": (True, None, 16384, False, True, 0.0),
+    "compiled_grouped_bs32": (True, 32, None, True, False, 0.1),
+    "compiled_grouped_budget": (True, None, 16384, True, False, 0.1),
+    "compiled_packed_budget_attn_drop0": (True, None, 16384, True, True, 0.0),
 }
 # task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
@@ -52,7 +59,8 @@ MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 
 class SyntheticTask:
     """Task data (the sampler's protocol) holding synthetic rows of random token ids."""
 
-    def __init__(self, name: str, lengths: np.ndarray, vocab: int, pad_to: int | None, rng: np.random.Generator) -> None:
+    def __init__(self, name: str, lengths: np.ndarray, vocab: int, pad_to: int | None, rng: np.random.Generator,
+                 packed: bool = False) -> None:
         from mtcore.data.collate import Collator
 
         self.task = SimpleNamespace(id=name, evaluate_only=False)
@@ -64,28 +72,28 @@ class SyntheticTask:
             first = max(1, n // 2)
             rows.append({"input_ids": ids, "token_type_ids": [0] * first + [1] * (n - first), "labels": int(rng.integers(2)), "length": n})
         self.splits = {"train": rows}
-        self.collator = Collator(0, "text_classification", pad_to_multiple_of=pad_to, uses_token_type_ids=True)
+        self.collator = Collator(0, "text_classification", pad_to_multiple_of=pad_to, uses_token_type_ids=True, padding_free=packed)
 
     def lengths(self, split: str) -> np.ndarray:
         return self._lengths
 
 
-def make_data(vocab: int, pad_to: int | None, seed: int, scale: float) -> dict[str, SyntheticTask]:
+def make_data(vocab: int, pad_to: int | None, seed: int, scale: float, packed: bool = False) -> dict[str, SyntheticTask]:
     rng = np.random.default_rng(seed)
     data = {}
     for name, (lo, hi, n) in MIX.items():
         lengths = (lo + (hi - lo) * rng.beta(2.0, 3.0, size=max(8, int(n * scale)))).round().astype(np.int64)
-        data[name] = SyntheticTask(name, lengths, vocab, pad_to, rng)
+        data[name] = SyntheticTask(name, lengths, vocab, pad_to, rng, packed)
     return data
 
 
-def bert_config(smoke: bool) -> Any:
+def bert_config(smoke: bool, attention_dropout: float = 0.1) -> Any:
     from transformers import BertConfig
 
     if smoke:
         return BertConfig(vocab_size=2000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                          max_position_embeddings=512)
-    return BertConfig()  # BERT-base: 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522
+                          max_position_embeddings=512, attention_probs_dropout_prob=attention_dropout)
+    return BertConfig(attention_probs_dropout_prob=attention_dropout)  # BERT-base: 12 layers, hidden 768, 12 heads, FFN 3072
 
 
 def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
@@ -96,7 +104,7 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
     return 6 * matmul_weights * lengths + 12 * layers * h * lengths ** 2
 
 
-def build(config: Any, device: Any, compile_model: bool, smoke: bool) -> tuple[Any, Any]:
+def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -107,7 +115,7 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool) -> tuple[A
     torch.manual_seed(0)
     encoder = AutoModel.from_config(config, attn_implementation="sdpa")
     heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
-    model = MultitaskModel(encoder, heads).to(device).train()
+    model = MultitaskModel(encoder.to(device), heads, padding_free=packed).to(device).train()
     if compile_model:
         compile_encoder(model, dynamic=True, backend="eager" if smoke else "inductor")
     fused = device.type == "cuda"
@@ -121,14 +129,14 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
-    grouped, batch_size, budget, compiled = VARIANTS[name]
-    config = bert_config(args.smoke)
+    grouped, batch_size, budget, compiled, packed, attention_dropout = VARIANTS[name]
+    config = bert_config(args.smoke, attention_dropout)
     cuda = device.type == "cuda"
-    data = make_data(config.vocab_size, 8 if compiled else None, args.seed, 0.02 if args.smoke else 1.0)
+    data = make_data(config.vocab_size, 8 if compiled and not packed else None, args.seed, 0.02 if args.smoke else 1.0, packed)
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
-    model, optimizer = build(config, device, compiled, args.smoke)
+    model, optimizer = build(config, device, compiled, args.smoke, packed)
     meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
@@ -152,7 +160,8 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
             lengths = np.asarray(batch.lengths_host)
             stats["samples"] += batch.size
             stats["real"] += batch.num_tokens
-            stats["padded"] += int(batch.data["input_ids"].numel())
+            computed = batch.data.get("token_index")  # padding-free: the encoder's layers see real tokens only
+            stats["padded"] += int(computed.numel() if computed is not None else batch.data["input_ids"].numel())
             stats["flops"] += float(flops_per_row(config, lengths).sum())
 
     def sync() -> None:
@@ -174,15 +183,42 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     syncs = count_syncs(lambda k: step(args.warmup + args.steps + k + 1, False), args.sync_steps) if cuda else None
     meter.flush()  # the logging step's one read, after the measurement
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    gap = packed_gap(model, next(batches), device, dtype) if packed else None
     result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
               "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),
-              "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak}
+              "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak,
+              "packed": packed, "attention": attention_kind(packed, attention_dropout, device), "packed_gap": gap}
     del model, optimizer
     if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def attention_kind(packed: bool, attention_dropout: float, device: Any) -> str:
+    """Which attention kernel the variant's training steps ran."""
+    import torch
+
+    from mtcore.model.padding_free import _flash_varlen_usable
+
+    if not packed:
+        return "sdpa (padded)"
+    probe = torch.empty(1, 1, 1, device=device, dtype=torch.bfloat16)
+    return "varlen_attn (packed)" if _flash_varlen_usable(probe, attention_dropout) else "sdpa (re-padded)"
+
+
+def packed_gap(model: Any, batch: Any, device: Any, dtype: Any) -> float:
+    """Largest logit difference between the packed and the padded forward of one batch (eval mode)."""
+    import torch
+
+    data = {k: v.to(device) for k, v in batch.data.items()}
+    padded = {k: v for k, v in data.items() if k not in ("token_index", "cu_seqlens")}
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=dtype):
+        gap = (model(batch.name, **data).logits.float() - model(batch.name, **padded).logits.float()).abs().max().item()
+    model.train()
+    return gap
 
 
 def _forever(sampler: Any) -> Any:
@@ -235,21 +271,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     results = []
+    failed = []
     for name in names:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        results.append(run_variant(name, args, device))
+        try:
+            results.append(run_variant(name, args, device))
+        except Exception as exc:  # noqa: BLE001 - one variant's failure must not lose the others' figures
+            failed.append({"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
+            print(f"  {name} failed: {failed[-1]['error']}", file=sys.stderr, flush=True)
+            continue
+        print("  " + json.dumps(results[-1]), file=sys.stderr, flush=True)  # kept even if a later variant hits the time cap
     model = "tiny BERT (smoke test)" if args.smoke else "BERT-base (random init), bf16 autocast, SDPA, fused AdamW"
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "model": model,
-              "torch": torch.__version__, "peak_tflops": args.peak_tflops, "results": results}
+              "torch": torch.__version__, "peak_tflops": args.peak_tflops, "results": results, "failed": failed}
     print(json.dumps(report, indent=2))
     print()
-    print("| variant | real tokens/s | samples/s | padding eff. | MFU | syncs/step | peak mem (GiB) | warm-up s |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| variant | real tokens/s | samples/s | padding eff. | MFU | syncs/step | peak mem (GiB) | warm-up s | attention | packed gap |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         syncs = "n/a" if r["syncs_per_step"] is None else f"{r['syncs_per_step']:.1f}"
         peak = "n/a" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
         print(f"| {r['variant']} | {r['real_tokens_per_s']:.0f} | {r['samples_per_s']:.1f} | {r['padding_efficiency']:.3f} | "
-              f"{100 * r['mfu']:.1f}% | {syncs} | {peak} | {r['warmup_s']} |")
+              f"{100 * r['mfu']:.1f}% | {syncs} | {peak} | {r['warmup_s']} | {r['attention']} | "
+              f"{'n/a' if r['packed_gap'] is None else format(r['packed_gap'], '.3g')} |")
     return report
 
 

@@ -45,7 +45,8 @@ def main() -> None:
     axes[0].tick_params(axis="x", rotation=20)
     axes[0].legend()
     rows = recorded["train_throughput"]["rows"]
-    axes[1].bar([r["loop"] for r in rows], [r["samples_per_s"] for r in rows], color=["#999999", "#55a868"])
+    axes[1].bar([r["loop"].replace(", ", "\n") for r in rows], [r["samples_per_s"] for r in rows],
+                color=["#999999", "#55a868", "#8172b2", "#c44e52"][:len(rows)])
     axes[1].set_title("training samples/s (CPU, small BERT)")
     rows = recorded["multitask_overhead"]["rows"]
     axes[2].bar([r["loop"] for r in rows], [r["real_tokens_per_s"] for r in rows], color=["#999999", "#55a868"])

@@ -5,7 +5,10 @@
   schedule, and ``print(f"Training loss: {loss} on task {batch.name}")`` every step (a host sync;
   printed into a buffer so the terminal is not flooded);
 * **engine** — ``mtcore.Trainer`` with the same model, data, batch size and optimiser:
-  length-grouped batches, losses kept on the device and read every ``--log-every`` steps only.
+  length-grouped batches, losses kept on the device and read every ``--log-every`` steps only;
+* **engine, padding-free** — the same with ``batching.padding_free: true`` (the encoder's
+  embeddings, projections and feed-forward blocks compute real tokens only; on CPU attention
+  re-pads each batch for SDPA), with length-grouped and with random batches.
 
 Both start from the same randomly initialised small BERT (built offline) and run ``--steps``
 optimizer steps on CPU in fp32, alternating ``--repeats`` times (the fastest run of each loop is
@@ -30,6 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import VOCAB, add_model_arguments, build_encoder, engine_config, prepare_torch, rates, run_engine
+
+#: Engine variants (batching overrides), run alternately with the seed loop.
+VARIANTS = {
+    "engine": {},
+    "engine_padding_free": {"padding_free": True},
+    "engine_padding_free_random": {"padding_free": True, "group_by_length": False},
+}
+NAMES = {"engine": "mtcore engine", "engine_padding_free": "engine, padding-free",
+         "engine_padding_free_random": "engine, padding-free, random batches"}
 
 
 def _words(rng: random.Random, mean: float, cap: int) -> str:
@@ -120,30 +132,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for t in tasks:
             t["max_length"] = args.max_length
         config = engine_config(args, build_encoder(root, args), tasks, log_every=args.log_every)
-        engine_runs, seed_runs = [], []
+        runs: dict[str, list[dict[str, Any]]] = {"seed_loop": [], **{key: [] for key in VARIANTS}}
         for repeat in range(args.repeats):  # alternate, keep each loop's fastest run (the machine may be shared)
-            result, engine = run_engine(config, root / f"run-{repeat}")
-            engine_runs.append(rates(result))
-            seed_runs.append(rates(run_seed_loop(engine, args.steps, args.batch_size, args.lr, args.seed)))
-    engine_rates = max(engine_runs, key=lambda r: r["samples_per_s"])
-    seed_rates = max(seed_runs, key=lambda r: r["samples_per_s"])
+            engines = {}
+            for key, batching in VARIANTS.items():
+                variant = {**config, "batching": {**config["batching"], **batching}}
+                result, engines[key] = run_engine(variant, root / f"run-{key}-{repeat}")
+                runs[key].append(rates(result))
+            runs["seed_loop"].append(rates(run_seed_loop(engines["engine"], args.steps, args.batch_size, args.lr, args.seed)))
+    best = {key: max(found, key=lambda r: r["samples_per_s"]) for key, found in runs.items()}
+    engine_rates, seed_rates = best["engine"], best["seed_loop"]
     report = {
         "setup": {"model": f"BERT hidden {args.hidden}, {args.layers} layers, {args.heads} heads, fp32, CPU",
                   "torch_threads": torch.get_num_threads(), "repeats": args.repeats, "steps": args.steps, "batch_size": args.batch_size,
                   "rows_per_task": args.rows, "max_length": args.max_length, "tasks": ["sent (text)", "pair", "mc (2 choices)"]},
-        "seed_loop": seed_rates,
-        "engine": engine_rates,
+        **best,
         "speedup": {k: engine_rates[k] / seed_rates[k] for k in ("samples_per_s", "real_tokens_per_s")},
+        "speedup_padding_free": {k: best["engine_padding_free"][k] / seed_rates[k] for k in ("samples_per_s", "real_tokens_per_s")},
     }
     print(json.dumps(report, indent=2))
     print()
     print("| loop | samples/s | real tokens/s | padding efficiency | data ms/step | compute ms/step | data share |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for name, r in (("seed loop", seed_rates), ("mtcore engine", engine_rates)):
+    for key, name in (("seed_loop", "seed loop"), *((key, NAMES[key]) for key in VARIANTS)):
+        r = best[key]
         print(f"| {name} | {r['samples_per_s']:.1f} | {r['real_tokens_per_s']:.0f} | {r['padding_efficiency']:.2f} | "
               f"{r['data_ms_per_step']:.1f} | {r['compute_ms_per_step']:.1f} | {100 * r['data_share']:.1f}% |")
     print(f"\nengine / seed loop: {report['speedup']['samples_per_s']:.2f}x samples/s, "
-          f"{report['speedup']['real_tokens_per_s']:.2f}x real tokens/s")
+          f"{report['speedup']['real_tokens_per_s']:.2f}x real tokens/s; padding-free: "
+          f"{report['speedup_padding_free']['samples_per_s']:.2f}x samples/s")
     return report
 
 

@@ -41,6 +41,9 @@ def test_train_throughput_small_run():
         assert 0 < r["padding_efficiency"] <= 1 and r["samples_per_s"] > 0
     assert report["speedup"]["samples_per_s"] == pytest.approx(engine["samples_per_s"] / seed["samples_per_s"])
     assert "seed loop" in table and "mtcore engine" in table
+    packed = report["engine_padding_free"]
+    assert packed["steps"] == 4 and packed["padding_efficiency"] == 1.0  # the encoder's layers see real tokens only
+    assert "engine, padding-free, random batches" in table
 
 
 def test_memory_scaling_smoke():
@@ -53,12 +56,16 @@ def test_memory_scaling_smoke():
 
 
 def test_gpu_bench_smoke():
-    report, table = run_script("gpu_bench.py", "--smoke", "--variants", "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32")
+    names = "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32,packed_random_bs32_attn_drop0"
+    report, table = run_script("gpu_bench.py", "--smoke", "--variants", names)
     results = {r["variant"]: r for r in report["results"]}
-    assert set(results) == {"eager_random_bs32", "eager_grouped_budget", "compiled_grouped_bs32"}
+    assert set(results) == set(names.split(",")) and report["failed"] == []
     for r in results.values():
         assert r["real_tokens_per_s"] > 0 and 0 < r["padding_efficiency"] <= 1 and r["mfu"] > 0
     assert results["compiled_grouped_bs32"]["compile"] is True
+    packed = results["packed_random_bs32_attn_drop0"]
+    assert packed["padding_efficiency"] == 1.0 and packed["attention"] == "sdpa (re-padded)"  # no CUDA here
+    assert packed["packed_gap"] < 0.05  # bf16 logits of the packed and the padded forward agree
     assert table.count("\n|") >= 4
 
 

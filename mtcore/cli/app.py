@@ -60,6 +60,8 @@ class _ErrorHandlingGroup(TyperGroup):
             if debug_mode():
                 raise
             text = " ".join(str(exc).split())
+            if type(exc).__name__ == "OutOfMemoryError":  # torch's, raised outside the training loop (mt predict, mt export)
+                fail(f"{text.split('. ')[0]}; lower --batch-size, or use a smaller max_length", 1)
             fail(f"unexpected {type(exc).__name__}: {text} (set MT_DEBUG=1 to see the traceback)", 1)
 
 

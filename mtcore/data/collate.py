@@ -5,6 +5,9 @@ Sequences are padded (on the right) to the longest in the batch, rounded up to
 -100) or float32 (regression, multi-label). Multiple-choice rows collate to
 ``(batch, choices, length)``.
 
+With ``padding_free=True`` the batch also carries ``token_index`` and ``cu_seqlens`` (see
+:mod:`mtcore.model.padding_free`), computed here on the CPU so the device never waits for them.
+
 Unlabelled rows (labels -1, NaN, all -1.0, or all -100) are for prediction: ``labels`` is left
 out of a batch in which no row is labelled. In a batch mixing both, unlabelled class ids become
 -100 (ignored by cross-entropy); for regression and multi-label that is an error.
@@ -47,15 +50,17 @@ class Collator:
     """``collator(rows) -> BatchData``; ``rows`` is a list of row dicts or a dict of columns."""
 
     def __init__(self, pad_token_id: int, kind: TaskKind | str, pad_to_multiple_of: int | None = None,
-                 uses_token_type_ids: bool = True):
+                 uses_token_type_ids: bool = True, padding_free: bool = False):
         self.pad_token_id = int(pad_token_id if pad_token_id is not None else 0)
         self.kind = TaskKind(kind)
         self.pad_to_multiple_of = pad_to_multiple_of
         self.uses_token_type_ids = uses_token_type_ids
+        self.padding_free = padding_free
 
     def __repr__(self) -> str:
         return (f"Collator(pad_token_id={self.pad_token_id}, kind={self.kind.value!r}, "
-                f"pad_to_multiple_of={self.pad_to_multiple_of}, uses_token_type_ids={self.uses_token_type_ids})")
+                f"pad_to_multiple_of={self.pad_to_multiple_of}, uses_token_type_ids={self.uses_token_type_ids}, "
+                f"padding_free={self.padding_free})")
 
     def padded_length(self, longest: int) -> int:
         multiple = self.pad_to_multiple_of
@@ -106,6 +111,10 @@ class Collator:
         if multiple_choice:
             for key in list(data):
                 data[key] = data[key].view(len(ids), n_choices, length)
+        if self.padding_free:
+            from mtcore.model.padding_free import pack_indices
+
+            data["token_index"], data["cu_seqlens"] = pack_indices(mask)
         labels = columns.get("labels")
         if labels is not None:
             labelled = [is_labelled(self.kind, label) for label in labels]

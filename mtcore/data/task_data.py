@@ -115,7 +115,8 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
 
 def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_dir: str | Path | None = None,
                    splits: Sequence[str] = ("train", "validation"), max_length: int | None = None, encoder_config: Any = None,
-                   pad_to_multiple_of: int | None = None, cache_dir: str | Path | None = None) -> TaskData:
+                   pad_to_multiple_of: int | None = None, cache_dir: str | Path | None = None,
+                   padding_free: bool = False) -> TaskData:
     """Load, prepare, validate and tokenize the ``splits`` of ``task`` from its ``source``.
 
     ``source`` names one of the task's sources (``sample``, ``local``, ``hub``); ``data_dir`` is
@@ -139,6 +140,6 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         prepared = prepare_split(dataset, task, split, origin=f"{description} {split}")
         tokenized[split] = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments,
                                           split=split, tokenizer_key=tokenizer_key)
-    collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments)
+    collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None})

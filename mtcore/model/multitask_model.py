@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
 from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
@@ -62,6 +63,8 @@ class MultitaskModel(nn.Module):
     :param gradient_checkpointing: recompute activations in the backward pass to save memory.
     :param freeze_encoder: train the heads only.
     :param freeze_layers: freeze the embeddings and the first ``k`` transformer layers.
+    :param padding_free: let training batches that carry ``token_index``/``cu_seqlens`` run the
+        encoder on real tokens only (see :mod:`mtcore.model.padding_free`; checked on a probe).
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -78,6 +81,7 @@ class MultitaskModel(nn.Module):
         gradient_checkpointing: bool = False,
         freeze_encoder: bool = False,
         freeze_layers: int = 0,
+        padding_free: bool = False,
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -95,6 +99,7 @@ class MultitaskModel(nn.Module):
         self.uses_token_type_ids: bool = enc.uses_token_type_ids(self.encoder)
         self.has_pooler: bool = enc.has_pooler(self.encoder)
         self._encoder_inputs = enc.encoder_inputs(self.encoder)
+        self._position_offset: int | None = None
         self.heads = nn.ModuleDict()
         self.tasks: dict[str, dict[str, Any]] = {}
         self._calls: dict[str, HeadCall] = {}
@@ -106,7 +111,21 @@ class MultitaskModel(nn.Module):
             enc.freeze(self.encoder, whole=bool(freeze_encoder), first_layers=int(freeze_layers or 0))
         if gradient_checkpointing:
             enc.enable_gradient_checkpointing(self.encoder)
+        if padding_free:
+            self.enable_padding_free()
         self.eval()
+
+    def enable_padding_free(self) -> None:
+        """Accept padding-free batches (``token_index``, ``cu_seqlens``); ConfigError where the encoder cannot."""
+        from mtcore.model import padding_free
+
+        if self._position_offset is None:
+            self._position_offset = padding_free.enable(self.encoder, uses_token_type_ids=self.uses_token_type_ids, pooler=self.has_pooler)
+
+    @property
+    def padding_free(self) -> bool:
+        """True once :meth:`enable_padding_free` has succeeded."""
+        return self._position_offset is not None
 
     # ---- heads ------------------------------------------------------------------------------
     def add_head(self, task_id: str, head: Task | HeadSpec | nn.Module) -> nn.Module:
@@ -150,6 +169,8 @@ class MultitaskModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        token_index: torch.Tensor | None = None,
+        cu_seqlens: torch.Tensor | None = None,
         **encoder_inputs: Any,
     ) -> MultitaskOutput:
         """Encode the batch once and run the head of ``task``.
@@ -157,7 +178,8 @@ class MultitaskModel(nn.Module):
         Multiple-choice inputs of shape ``(batch, choices, length)`` are flattened for the
         encoder and scored back into logits of shape ``(batch, choices)``. ``token_type_ids``
         reach the encoder only when it uses segment embeddings. Extra keyword arguments go to
-        the encoder when its forward accepts them.
+        the encoder when its forward accepts them. ``token_index`` and ``cu_seqlens`` (from a
+        padding-free collator) make the encoder compute on real tokens only.
         """
         task_id = self.resolve_task(task)
         num_choices = None
@@ -173,9 +195,17 @@ class MultitaskModel(nn.Module):
         inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, **encoder_inputs}
         if token_type_ids is not None and self.uses_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
-        outputs = self.encoder(**inputs)
-        hidden_states = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
-        pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
+        if token_index is not None:
+            if self._position_offset is None:
+                raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")
+            from mtcore.model.padding_free import encode_packed
+
+            hidden_states, pooler_output = encode_packed(self.encoder, inputs, token_index, cu_seqlens, offset=self._position_offset, pooler=self.has_pooler)
+            outputs = BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooler_output)
+        else:
+            outputs = self.encoder(**inputs)
+            hidden_states = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
+            pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
         if attention_mask is None:
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
         result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -151,7 +152,8 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
     config = plan.config
     split = config.evaluation.split
     train, evaluation = {}, {}
-    options = {"encoder_config": encoder_config, "pad_to_multiple_of": config.batching.pad_to_multiple_of}
+    options = {"encoder_config": encoder_config, "pad_to_multiple_of": config.batching.pad_to_multiple_of,
+               "padding_free": config.batching.padding_free}
     with accelerator.main_process_first():
         for p in plan.tasks:
             try:
@@ -179,7 +181,8 @@ def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:
     try:
         return MultitaskModel(source, {p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, attn_implementation=enc.attn_implementation,
                               gradient_checkpointing=enc.gradient_checkpointing, freeze_encoder=enc.freeze_encoder,
-                              freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code, **kwargs)
+                              freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code,
+                              padding_free=plan.config.batching.padding_free, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"config key 'encoder.options': {exc}") from None
 
@@ -251,7 +254,28 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
 
 
 def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False) -> Engine:
-    """Build every object of the run (see the module docstring)."""
+    """Build every object of the run (see the module docstring).
+
+    A new run directory is removed again when building fails (bad data, an encoder that cannot be
+    loaded): nothing half-written stays on disk.
+    """
+    config = plan.config
+    run = RunDir(output_dir)
+    accelerator = make_accelerator(config, run, len(plan.tasks))
+    if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
+        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
+                          f"({accelerator.num_processes} processes); use 'sum', 'weighted' or 'uncertainty'")
+    fresh = not run.root.exists()
+    _start_run_dir(config, run, resume, accelerator)
+    try:
+        return _build(plan, run, accelerator, resume)
+    except BaseException:
+        if fresh and accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
+            shutil.rmtree(run.root, ignore_errors=True)
+        raise
+
+
+def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine:
     import torch
     from accelerate.utils import set_seed
 
@@ -259,12 +283,6 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
     from mtcore.train.optim import build_optimizer, build_scheduler
 
     config = plan.config
-    run = RunDir(output_dir)
-    accelerator = make_accelerator(config, run, len(plan.tasks))
-    if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
-        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
-                          f"({accelerator.num_processes} processes); use 'sum', 'weighted' or 'uncertainty'")
-    _start_run_dir(config, run, resume, accelerator)
     set_seed(config.seed)
     notes: list[str] = []
     with quiet_progress_bars():

@@ -36,7 +36,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
     precision: auto              # auto | fp32 | bf16 | fp16
     batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, group_by_length: true,
-               pad_to_multiple_of: null}
+               pad_to_multiple_of: null, padding_free: false}   # padding_free: encoder on real tokens only
     evaluation: {every: null, at_end: true, split: validation, weights: {}, early_stopping_patience: null}
     checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
@@ -200,6 +200,7 @@ class BatchingConfig(Section):
     max_tokens: int | None = Field(None, ge=16)
     group_by_length: bool = True
     pad_to_multiple_of: int | None = Field(None, ge=1)
+    padding_free: bool = False
 
 
 class EvaluationConfig(Section):

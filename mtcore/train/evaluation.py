@@ -112,7 +112,13 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
             task = tasks[task_id]
             if split not in task_data.splits:
                 continue
-            results, loss_sum, loss_weight = predict_task(model, task, task_data, split, batch_size, accelerator)
+            try:
+                results, loss_sum, loss_weight = predict_task(model, task, task_data, split, batch_size, accelerator)
+            except torch.OutOfMemoryError:
+                from mtcore.train.monitor import OutOfMemory
+
+                raise OutOfMemory(f"CUDA out of memory while evaluating task {task_id!r} on split {split!r} (batches of {batch_size} "
+                                  "examples); lower batching.eval_batch_size (mt evaluate: --batch-size)") from None
             if accelerator.num_processes > 1:
                 results = gather_object(results)
                 totals = gather_object([(loss_sum, loss_weight)])

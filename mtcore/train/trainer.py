@@ -20,7 +20,7 @@ from typing import Any
 
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import load_config
-from mtcore.train.validate import RunPlan, plan_run
+from mtcore.train.validate import RunPlan, anchor_paths, plan_run
 
 
 def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, config_path: str | Path | None) -> Path:
@@ -48,6 +48,7 @@ class Trainer:
         self.config: TrainConfig = load_config(config, overrides)
         self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
         base_dir = config_path.parent if config_path is not None else Path.cwd()
+        self.config = anchor_paths(self.config, base_dir)  # the run's saved config works from any folder
         self.plan: RunPlan = plan_run(self.config, base_dir=base_dir)
         self.resume = resume
         self.engine: Any = None

@@ -195,3 +195,35 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if config.encoder.tiny is not None and config.encoder.trust_remote_code:
         raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
+
+
+def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfig:
+    """``config`` with the relative paths of its task entries made absolute, so the run's saved
+    config works from any folder (``mt evaluate RUN``, ``--resume``).
+
+    An entry's ``data_dir`` starts at the current directory; the ``files`` of an inline
+    definition start at its ``data_dir`` when it has one (left as they are), else at
+    ``base_dir`` (the config file's folder).
+    """
+    base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute()
+    entries = []
+    for entry in config.tasks:
+        changes: dict[str, Any] = {}
+        if entry.data_dir is not None:
+            changes["data_dir"] = str(Path(entry.data_dir).expanduser().absolute())
+        elif entry.define is not None and entry.define.get("files") is not None:
+            changes["define"] = {**entry.define, "files": _absolute_files(entry.define["files"], base)}
+        entries.append(entry.model_copy(update=changes) if changes else entry)
+    return config.model_copy(update={"tasks": entries})
+
+
+def _absolute_files(files: Any, base: Path) -> Any:
+    def one(path: Any) -> Any:
+        return str(base / Path(path).expanduser()) if isinstance(path, str) else path
+
+    if isinstance(files, str):
+        return one(files)
+    if isinstance(files, dict):
+        return {split: [one(p) for p in paths] if isinstance(paths, list) else one(paths) for split, paths in files.items()}
+    return files
+

@@ -96,3 +96,18 @@ def test_bad_inputs_and_model_dirs(cli, bert_model_dir, tmp_path):
         result = cli(*args)
         assert result.exit_code == code, (args, result.output)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_out_of_memory_in_mt_predict_is_one_line(cli, bert_model_dir, reviews_file, monkeypatch):
+    import torch
+
+    from mtcore.model.multitask_model import MultitaskModel
+
+    def boom(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB. GPU 0 has a total capacity of 79.1 GiB")
+
+    monkeypatch.setattr(MultitaskModel, "forward", boom)
+    result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", reviews_file, "--batch-size", "2")
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["error: CUDA out of memory; lower --batch-size, or use a smaller max_length"]

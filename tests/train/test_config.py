@@ -147,3 +147,17 @@ def test_examples_begin_with_their_command(helpers):
         first = path.read_text(encoding="utf-8").splitlines()[0]
         assert first.startswith("# mt train examples/") and path.name in first, path
         plan_run(load_config(path), base_dir=path.parent)  # every example is valid
+
+
+def test_cli_encoder_that_cannot_be_padding_free_exits_2_and_leaves_nothing(tmp_path: Path, helpers):
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(BASE))
+    run = tmp_path / "run"
+    result = subprocess.run(helpers.mt_command("train", str(config), "encoder.tiny=deberta-v2", "batching.padding_free=true",
+                                               "--output-dir", str(run)),
+                            capture_output=True, text=True, env=helpers.subprocess_env(), timeout=180)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "DebertaV2Model does not support padding-free batches" in lines[0], result.stderr
+    assert "batching.padding_free: false" in lines[0]
+    assert not run.exists()  # the run directory made for this start is removed again

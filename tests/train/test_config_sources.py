@@ -52,3 +52,36 @@ def test_generic_task_trains_on_renamed_files_and_fields(tmp_path: Path):
     summary = Trainer(raw, output_dir=tmp_path / "run").train()
     assert summary["steps"] == 3
     assert "nli:nli/accuracy" in summary["final"]["metrics"]
+
+
+def test_run_with_relative_inline_files_is_evaluated_from_another_folder(tmp_path, small_encoder, monkeypatch):
+    """The run's saved config holds absolute paths: `mt evaluate RUN` works wherever it is started."""
+    import shutil
+
+    import yaml
+
+    from mtcore import Trainer
+    from mtcore.predict.evaluate import evaluate_path
+
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    rows = [{"text": f"w{i % 7} w{i % 5} good" if i % 2 else f"w{i % 3} bad", "label": "pos" if i % 2 else "neg"} for i in range(24)]
+    for split in ("train", "val"):
+        (project / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    config = {"seed": 0, "cpu": True, "precision": "fp32", "encoder": {"path": str(small_encoder)},
+              "tasks": [{"define": {"name": "reviews", "kind": "text_classification", "labels": ["neg", "pos"],
+                                    "files": {"train": "data/train.jsonl", "validation": "data/val.jsonl"}}}],
+              "schedule": {"max_steps": 2}, "batching": {"batch_size": 8}, "checkpoint": {"every": None},
+              "logging": {"progress": "none", "plot": False}}
+    (project / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # neither the config's folder nor the data's
+    summary = Trainer(project / "run.yaml", output_dir=tmp_path / "run").train()
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["tasks"][0]["define"]["files"]["train"] == str(project / "data" / "train.jsonl")
+    moved = tmp_path / "moved-run"
+    shutil.move(str(tmp_path / "run"), moved)
+    monkeypatch.chdir(tmp_path)
+    report = evaluate_path(moved)
+    assert report.metrics["user:reviews/accuracy"] == summary["final"]["metrics"]["user:reviews/accuracy"]

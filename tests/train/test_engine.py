@@ -146,6 +146,12 @@ def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, m
     broken = {**config, "tasks": [{**config["tasks"][0], "data_dir": str(tmp_path / "missing")}, *config["tasks"][1:]]}
     with pytest.raises(DataError):
         Trainer(broken, output_dir=tmp_path / "run").train()
-    assert (tmp_path / "run" / "config.yaml").is_file()  # it failed after the run directory was made
+    assert not (tmp_path / "run").exists()  # the directory it made is removed again: nothing half-written
+    # a directory holding only a config (left by an earlier failed start) is reused
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.yaml").write_text("# left behind\n")
+    with pytest.raises(DataError):
+        Trainer(broken, output_dir=tmp_path / "run").train()
+    assert (tmp_path / "run").is_dir()  # a directory it did not make is left alone
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     assert summary["steps"] == 2

@@ -190,3 +190,21 @@ def test_trackers(tmp_path: Path, make_config):
     else:
         Trainer(config, output_dir=tmp_path / "run").train()
         assert list((tmp_path / "run").rglob("events.out.tfevents*"))
+
+
+def test_out_of_memory_while_evaluating_names_the_evaluation(tmp_path: Path, make_config, monkeypatch, helpers):
+    from mtcore.train import evaluation
+    from mtcore.train.monitor import OutOfMemory
+
+    def boom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(evaluation, "predict_task", boom)
+    config = make_config(evaluation={"every": 2}, checkpoint={"every": None}, batching={"batch_size": 8, "eval_batch_size": 4})
+    with pytest.raises(OutOfMemory) as info:
+        Trainer(config, output_dir=tmp_path / "run").train()
+    message = str(info.value)
+    assert "while evaluating task 'user:" in message and "split 'validation'" in message and "batches of 4" in message
+    assert "batching.eval_batch_size" in message and "\n" not in message
+    errors = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "error"]
+    assert errors and errors[-1]["message"] == message and errors[-1]["step"] == 2

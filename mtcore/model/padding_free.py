@@ -1,0 +1,204 @@
+"""Padding-free encoding: the encoder computes on real tokens only.
+
+A padding-free batch is an ordinary padded batch plus two index tensors that the collator builds
+on the CPU (so nothing on the device waits for the host):
+
+* ``token_index`` — positions of the real tokens in the flattened ``(rows * length)`` layout;
+* ``cu_seqlens`` — int32 cumulative sequence lengths, ``rows + 1`` values starting at 0.
+
+:func:`encode_packed` gathers the real tokens into one packed row ``(1, tokens)`` with
+per-sequence ``position_ids`` (restarting at every sequence, shifted for RoBERTa-style
+embeddings) and ``token_type_ids``, runs the encoder, and scatters the last hidden states back to
+``(rows, length)``: every head (``cls``/``mean``/``max``/``pooler`` pooling, token
+classification, multiple choice) gets the usual padded layout and works unchanged; the encoder's
+pooler is applied to each sequence's own first token.
+
+Attention is the registered implementation ``"mtcore_varlen"`` (:func:`varlen_attention`):
+
+* on CUDA in fp16/bf16 without attention dropout: ``torch.nn.attention.varlen.varlen_attn``
+  (FlashAttention's variable-length kernel: no padding anywhere);
+* otherwise the packed queries, keys and values are put back into ``(rows, heads, length, dim)``
+  for SDPA with a key-padding mask. Embeddings, projections, feed-forward blocks and norms, most
+  of an encoder's FLOPs, still run on real tokens only.
+
+Batches without ``token_index`` (evaluation with another collator, :meth:`predict`) take SDPA's
+ordinary padded path through the same implementation.
+
+:func:`enable` registers the implementation, switches the encoder to it and checks on a probe
+batch that the packed forward equals the padded one (hidden states and pooler output).
+Architectures where it does not — attention that ignores the packing (DeBERTa-v2's relative
+attention), embeddings without ``position_ids`` — give a one-line :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mtcore.errors import ConfigError
+
+#: The attention implementation name registered with transformers.
+IMPLEMENTATION = "mtcore_varlen"
+#: The batch keys a padding-free collator adds.
+BATCH_KEYS = ("token_index", "cu_seqlens")
+
+
+def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
+                     mtcore_packing: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """A transformers attention function: packed sequences when ``mtcore_packing`` is given, SDPA otherwise.
+
+    ``query``/``key``/``value`` arrive as ``(batch, heads, tokens, dim)``; the result is
+    ``(batch, tokens, heads, dim)`` like every transformers attention function.
+    ``mtcore_packing`` is ``(token_index, cu_seqlens, key_mask)`` with ``key_mask`` of shape
+    ``(rows, 1, 1, length)``.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if mtcore_packing is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+    token_index, cu_seqlens, key_mask = mtcore_packing
+    rows, length = key_mask.shape[0], key_mask.shape[-1]
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, dim)
+    if _flash_varlen_usable(q, dropout):
+        from torch.nn.attention.varlen import varlen_attn
+
+        out = varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, length, length, scale=scaling)
+        return out[None], None
+
+    def padded(t: torch.Tensor) -> torch.Tensor:  # (tokens, heads, dim) -> (rows, heads, length, dim)
+        full = t.new_zeros((rows * length, *t.shape[1:])).index_copy(0, token_index, t)
+        return full.view(rows, length, *t.shape[1:]).transpose(1, 2)
+
+    out = torch.nn.functional.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask,
+                                                           dropout_p=dropout, scale=scaling)
+    out = out.transpose(1, 2).reshape(rows * length, *out.shape[1:2], out.shape[-1]).index_select(0, token_index)
+    return out[None], None
+
+
+def _flash_varlen_usable(q: torch.Tensor, dropout: float) -> bool:
+    if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16) or dropout:
+        return False
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def register() -> None:
+    """Make ``"mtcore_varlen"`` a transformers attention implementation (idempotent)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(IMPLEMENTATION, varlen_attention)
+    AttentionMaskInterface.register(IMPLEMENTATION, sdpa_mask)
+
+
+def position_offset(encoder: nn.Module) -> int:
+    """The first position id of a sequence: ``padding_idx + 1`` for RoBERTa-style embeddings, else 0."""
+    embeddings = getattr(encoder, "embeddings", None)
+    if callable(getattr(embeddings, "create_position_ids_from_input_ids", None)):
+        return int(getattr(embeddings, "padding_idx", 0) or 0) + 1
+    return 0
+
+
+def encode_packed(encoder: nn.Module, inputs: dict[str, Any], token_index: torch.Tensor, cu_seqlens: torch.Tensor,
+                  *, offset: int, pooler: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Run ``encoder`` on the real tokens of padded ``inputs``; returns padded hidden states and the pooler output.
+
+    ``inputs`` holds ``input_ids`` and ``attention_mask`` of shape ``(rows, length)`` and other
+    per-token encoder inputs (``token_type_ids``) of the same shape; other entries pass through.
+    """
+    input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
+    rows, length = input_ids.shape
+    packed: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if name == "attention_mask":
+            continue
+        per_token = isinstance(value, torch.Tensor) and tuple(value.shape) == (rows, length)
+        packed[name] = value.reshape(-1).index_select(0, token_index)[None] if per_token else value
+    packed["position_ids"] = (token_index % length + offset)[None]
+    key_mask = attention_mask.bool()[:, None, None, :]
+    outputs = encoder(**packed, mtcore_packing=(token_index, cu_seqlens.to(torch.int32), key_mask))
+    hidden = outputs[0][0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state[0]
+    hidden_states = hidden.new_zeros((rows * length, hidden.shape[-1])).index_copy(0, token_index, hidden).view(rows, length, -1)
+    pooler_output = encoder.pooler(hidden_states) if pooler else None
+    return hidden_states, pooler_output
+
+
+def pack_indices(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``token_index`` and ``cu_seqlens`` of a ``(rows, length)`` mask (used by collators, on the CPU)."""
+    mask = attention_mask.reshape(-1, attention_mask.shape[-1]).bool()
+    token_index = mask.reshape(-1).nonzero().squeeze(1)
+    cu_seqlens = torch.zeros(mask.shape[0] + 1, dtype=torch.int32)
+    cu_seqlens[1:] = mask.sum(dim=1).cumsum(0)
+    return token_index, cu_seqlens
+
+
+def enable(encoder: nn.Module, *, uses_token_type_ids: bool, pooler: bool) -> int:
+    """Switch ``encoder`` to ``"mtcore_varlen"`` attention and check it on a probe; returns the position offset."""
+    name = type(encoder).__name__
+    config = getattr(encoder, "config", None)
+    previous = getattr(config, "_attn_implementation", None)
+    if not getattr(encoder, "_supports_attention_backend", False):
+        raise ConfigError(f"encoder {name} does not support padding-free batches (its attention is not pluggable through "
+                          "transformers' AttentionInterface); set batching.padding_free: false")
+    register()
+    try:
+        encoder.set_attn_implementation(IMPLEMENTATION)
+    except (AttributeError, ValueError, ImportError, TypeError) as exc:
+        raise ConfigError(f"encoder {name} cannot take padding-free batches (no pluggable attention: {exc}); "
+                          "set batching.padding_free: false") from None
+    offset = position_offset(encoder)
+    try:
+        difference = _probe(encoder, offset, uses_token_type_ids, pooler)
+    except Exception as exc:  # noqa: BLE001 - any failure means: not supported
+        difference = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if difference is not None:
+        if previous is not None:
+            encoder.set_attn_implementation(previous)
+        raise ConfigError(f"encoder {name} does not support padding-free batches (packed and padded outputs differ: "
+                          f"{difference}); set batching.padding_free: false")
+    return offset
+
+
+@torch.no_grad()
+def _probe(encoder: nn.Module, offset: int, uses_token_type_ids: bool, pooler: bool) -> str | None:
+    """None when packed and padded forwards agree on three sequences of different lengths, else what differs."""
+    parameter = next(encoder.parameters())
+    device, dtype = parameter.device, parameter.dtype
+    config = encoder.config
+    vocab = int(getattr(config, "vocab_size", 100) or 100)
+    pad = int(getattr(config, "pad_token_id", 0) or 0)
+    lengths = torch.tensor([3, 7, 5])
+    length = int(lengths.max())
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, max(2, min(vocab, 200)), (3, length), generator=generator)
+    ids = torch.where(ids == pad, (ids + 1) % vocab, ids).masked_fill(mask == 0, pad)
+    inputs: dict[str, Any] = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+    if uses_token_type_ids:
+        inputs["token_type_ids"] = ((torch.arange(length)[None, :] >= 2).long() * mask).to(device)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        reference = encoder(**inputs)
+        token_index, cu_seqlens = pack_indices(mask)
+        hidden, pooled = encode_packed(encoder, dict(inputs), token_index.to(device), cu_seqlens.to(device), offset=offset, pooler=pooler)
+    finally:
+        encoder.train(was_training)
+    tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+    expected = reference[0] if not hasattr(reference, "last_hidden_state") else reference.last_hidden_state
+    real = mask.bool().to(device)
+    gap = (expected[real].float() - hidden[real].float()).abs().max().item()
+    if gap > tolerance:
+        return f"hidden states by up to {gap:.3g}"
+    if pooler:
+        pooled_gap = (reference.pooler_output.float() - pooled.float()).abs().max().item()
+        if pooled_gap > tolerance:
+            return f"pooler output by up to {pooled_gap:.3g}"
+    return None

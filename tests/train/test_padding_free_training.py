@@ -1,0 +1,62 @@
+"""Training with ``batching.padding_free: true``: the same weights as padded batches, and it learns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtcore import Trainer
+
+NO_DROPOUT = {"encoder_kwargs": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}
+
+
+def test_padding_free_training_gives_the_padded_runs_weights(tmp_path: Path, make_config, helpers):
+    weights = {}
+    for padding_free in (False, True):
+        config = make_config(batching={"batch_size": 8, "padding_free": padding_free, "group_by_length": False})
+        config["encoder"]["options"] = NO_DROPOUT
+        for task in config["tasks"]:
+            task["head_options"] = {"dropout": 0.0}
+        run = tmp_path / f"run-{padding_free}"
+        Trainer(config, output_dir=run).train()
+        weights[padding_free] = helpers.load_weights(run / "model")
+    assert weights[False].keys() == weights[True].keys()
+    moved = 0
+    for name, tensor in weights[False].items():
+        if name.endswith("mc.safetensors:scorer.bias"):
+            # a bias shared by every choice cannot change a softmax over choices: its gradient is
+            # float noise (~1e-9) in both runs, which Adam scales up to steps of size lr
+            continue
+        assert torch.allclose(tensor, weights[True][name], atol=1e-6), name
+    # and training did change the encoder (the comparison is not between two untouched models)
+    from safetensors.torch import load_file
+
+    start = load_file(str(next((Path(config["encoder"]["path"])).glob("*.safetensors"))))
+    for name, tensor in start.items():
+        key = f"encoder/model.safetensors:{name}"
+        if key in weights[True] and not torch.equal(tensor, weights[True][key]):
+            moved += 1
+    assert moved > 0
+
+
+def test_tiny_model_learns_with_padding_free_random_batches(tmp_path: Path, word_encoder: Path, helpers):
+    tasks = helpers.write_synthetic(tmp_path / "data", n_train=400, n_val=100, seed=1)
+    config = {
+        "seed": 1,
+        "cpu": True,
+        "precision": "fp32",
+        "encoder": {"path": str(word_encoder)},
+        "tasks": tasks,
+        "sampler": {"name": "uniform"},
+        "optimizer": {"lr": 1e-3, "weight_decay": 0.0},
+        "schedule": {"max_steps": 600, "warmup_ratio": 0.05},
+        "batching": {"batch_size": 16, "padding_free": True, "group_by_length": False},
+        "evaluation": {"every": None},
+        "checkpoint": {"every": None, "keep_best": False},
+        "logging": {"every": 100, "progress": "none", "plot": False},
+    }
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    final = summary["final"]["metrics"]
+    accuracies = {task: final[f"user:{task}/accuracy"] for task in ("sent", "pair", "mc")}
+    assert all(value >= 0.9 for value in accuracies.values()), accuracies
