@@ -3,10 +3,13 @@
 Layout of ``<run>/checkpoints/step-000123/``::
 
     model.safetensors     the model's weights (safetensors; shared tensors handled)
-    optimizer.pt          optimizer state (plain tensors; read with torch.load(weights_only=True))
-    trainer.pt            scheduler, grad scaler, loss-strategy parameters, sampler state
-    rng-<rank>.pt         python / numpy / torch / CUDA RNG states of each process
+    optimizer.{safetensors,json}   optimizer state
+    trainer.{safetensors,json}     scheduler, grad scaler, loss-strategy parameters
+    rng-<rank>.{safetensors,json}  python / numpy / torch / CUDA RNG states of each process
+    sampler.json          the batch sampler's position
     state.json            step, best score and step, early-stopping count, counters (written last)
+
+No file is a pickle: tensors are in safetensors, the rest in JSON (:mod:`mtcore.train.state_files`).
 
 A checkpoint is built in ``checkpoints/.tmp-step-000123`` and renamed into place with
 ``os.replace``; a directory without ``state.json`` or with a ``.tmp-`` name is never read, so a
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 
 from mtcore.errors import ModelFileError
+from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
 
@@ -62,7 +66,7 @@ class TrainState:
 
 # ---- RNG --------------------------------------------------------------------------------------
 def capture_rng() -> dict[str, Any]:
-    """Every RNG state a training step can touch, as weights_only-loadable data."""
+    """Every RNG state a training step can touch, as tensors and plain data."""
     np_state = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
@@ -87,12 +91,6 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 # ---- reading / writing pieces -------------------------------------------------------------------
-def _load(path: Path) -> Any:
-    if not path.is_file():
-        raise ModelFileError(f"checkpoint file {str(path)!r} is missing; the checkpoint is incomplete, delete it or resume from an earlier one")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(".tmp-" + path.name)
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
@@ -192,20 +190,20 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
                            strategy: torch.nn.Module, sampler: Any, state: TrainState) -> None:
     """The shared files of a checkpoint (main process); ``state.json`` last."""
     save_weights(model, directory / "model.safetensors")
-    torch.save(optimizer.state_dict(), directory / "optimizer.pt")
+    save_state(optimizer.state_dict(), directory / "optimizer")
     trainer = {
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "strategy": {k: v.detach().cpu() for k, v in strategy.state_dict().items()},
     }
-    torch.save(trainer, directory / "trainer.pt")
+    save_state(trainer, directory / "trainer")
     _write_json(directory / "sampler.json", sampler.state_dict())
     _write_json(directory / "state.json", state.to_dict())
 
 
 def write_rank_files(directory: Path, rank: int) -> None:
     """This process's RNG states."""
-    torch.save(capture_rng(), directory / f"rng-{rank}.pt")
+    save_state(capture_rng(), directory / f"rng-{rank}")
 
 
 def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
@@ -213,8 +211,8 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     """Load a checkpoint into the live objects; returns the state and this rank's RNG states
     (restore them with :func:`restore_rng` right before the first resumed step)."""
     load_weights(model, directory / "model.safetensors")
-    optimizer.load_state_dict(_load(directory / "optimizer.pt"))
-    trainer = _load(directory / "trainer.pt")
+    optimizer.load_state_dict(load_state(directory / "optimizer"))
+    trainer = load_state(directory / "trainer")
     scheduler.load_state_dict(trainer["scheduler"])
     if scaler is not None and trainer.get("scaler"):
         scaler.load_state_dict(trainer["scaler"])
@@ -222,7 +220,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         strategy.load_state_dict(trainer["strategy"])
     sampler.load_state_dict(json.loads((directory / "sampler.json").read_text(encoding="utf-8")))
     state = TrainState.from_dict(json.loads((directory / "state.json").read_text(encoding="utf-8")))
-    rng_path = directory / f"rng-{rank}.pt"
-    if not rng_path.is_file():
-        rng_path = directory / "rng-0.pt"
-    return state, _load(rng_path)
+    rng_stem = directory / f"rng-{rank}"
+    if not rng_stem.with_name(rng_stem.name + ".json").is_file():
+        rng_stem = directory / "rng-0"
+    return state, load_state(rng_stem)

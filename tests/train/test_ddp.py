@@ -73,4 +73,4 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
         assert {k: v for k, v in a["metrics"].items() if not k.endswith("/loss")} == \
             {k: v for k, v in b["metrics"].items() if not k.endswith("/loss")}
     # only the main process wrote the run directory; each rank wrote its RNG state into the checkpoint
-    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000008").glob("rng-*.pt")) == ["rng-0.pt", "rng-1.pt"]
+    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000008").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]

@@ -69,10 +69,16 @@ def test_run_directory_artefacts(tmp_path: Path, make_config, helpers):
     best = summary["best"]["step"]
     assert steps[-2:] == [8, 9] and set(steps) == {8, 9} | {best}
     assert summary["best"]["checkpoint"].endswith(f"step-{best:06d}")
-    assert all(sorted(f.name for f in p.iterdir()) == ["model.safetensors", "optimizer.pt", "rng-0.pt", "sampler.json", "state.json", "trainer.pt"]
-               for p in (run / "checkpoints").glob("step-*"))
-    # optimizer state loads with weights_only=True
-    torch.load(run / "checkpoints" / "step-000009" / "optimizer.pt", weights_only=True)
+    expected = ["model.safetensors", "optimizer.json", "optimizer.safetensors", "rng-0.json", "rng-0.safetensors", "sampler.json",
+                "state.json", "trainer.json", "trainer.safetensors"]
+    assert all(sorted(f.name for f in p.iterdir()) == expected for p in (run / "checkpoints").glob("step-*"))
+    # no pickle anywhere: the optimizer state is safetensors + JSON and reads back with its AdamW moments
+    from mtcore.train.state_files import load_state
+
+    optimizer_state = load_state(run / "checkpoints" / "step-000009" / "optimizer")
+    first = next(iter(optimizer_state["state"].values()))
+    assert {"exp_avg", "exp_avg_sq", "step"} <= set(first) and isinstance(first["exp_avg"], torch.Tensor)
+    assert all(isinstance(key, int) for key in optimizer_state["state"])
     # the final model reloads and predicts like the trained one
     loaded = MultitaskModel.from_pretrained(run / "model")
     live = trainer.model.eval()

@@ -54,7 +54,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     assert not (run / "model").exists()
     # what a kill in the middle of writing a checkpoint leaves behind: never read, cleaned up
     (run / "checkpoints" / ".tmp-step-000999").mkdir()
-    (run / "checkpoints" / ".tmp-step-000999" / "optimizer.pt").write_bytes(b"half")
+    (run / "checkpoints" / ".tmp-step-000999" / "optimizer.safetensors").write_bytes(b"half")
 
     resumed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(run), "--resume"),
                              capture_output=True, text=True, env=env, timeout=300)

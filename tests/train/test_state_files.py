@@ -1,0 +1,55 @@
+"""Training state files: safetensors + JSON round trips, and one-line errors for broken files."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from mtcore.errors import ModelFileError
+from mtcore.train.checkpoint import capture_rng, restore_rng
+from mtcore.train.state_files import load_state, save_state
+
+
+def test_nested_state_round_trips_with_key_and_container_types(tmp_path):
+    value = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.randn(2, 3)}, 7: {}},
+             "param_groups": [{"lr": 1e-3, "betas": (0.9, 0.999), "params": [0, 7], "fused": None, "amsgrad": False}],
+             "nan": float("nan"), "inf": float("inf"), "np": np.int64(5), 1.5: "float key", None: "none key"}
+    save_state(value, tmp_path / "opt")
+    back = load_state(tmp_path / "opt")
+    assert set(back["state"]) == {0, 7} and back["state"][7] == {}
+    assert torch.equal(back["state"][0]["exp_avg"], value["state"][0]["exp_avg"])
+    assert back["state"][0]["step"].shape == () and back["state"][0]["step"].item() == 3.0
+    assert back["param_groups"][0]["betas"] == (0.9, 0.999) and back["param_groups"][0]["params"] == [0, 7]
+    assert math.isnan(back["nan"]) and back["inf"] == float("inf") and back["np"] == 5
+    assert back[1.5] == "float key" and back[None] == "none key"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["opt.json", "opt.safetensors"]
+
+
+def test_rng_states_round_trip(tmp_path):
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    save_state(capture_rng(), tmp_path / "rng")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    restore_rng(load_state(tmp_path / "rng"))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+
+
+def test_unsupported_values_are_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(TypeError, match=r"cannot save state at x\.hook: a function"):
+        save_state({"hook": lambda: 0}, tmp_path / "x")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_or_broken_files_are_one_line_errors(tmp_path):
+    save_state({"a": torch.ones(2)}, tmp_path / "s")
+    (tmp_path / "s.safetensors").write_bytes(b"half")
+    with pytest.raises(ModelFileError, match="unreadable") as info:
+        load_state(tmp_path / "s")
+    assert "\n" not in str(info.value)
+    (tmp_path / "s.json").unlink()
+    with pytest.raises(ModelFileError, match=r"s\.json' is missing"):
+        load_state(tmp_path / "s")
