@@ -38,3 +38,20 @@ def test_compiled_run_trains_saves_and_reloads(tmp_path: Path, make_config, help
     batch = data.collator([data.splits["validation"][i] for i in range(4)])
     with torch.no_grad():
         assert torch.allclose(loaded("user:sent", **batch).logits, trainer.model.eval()("user:sent", **batch).logits, atol=1e-5)
+
+
+def test_compiled_padding_free_run_equals_the_eager_one(tmp_path: Path, make_config, helpers):
+    """Dynamo captures the packed path (varying token counts, the packing passed to attention) without changing it."""
+    weights = {}
+    for compiled in (False, True):
+        config = make_config(compile={"enabled": compiled, "backend": "eager"}, schedule={"max_steps": 4, "warmup_steps": 0},
+                             checkpoint={"every": None, "at_end": False}, evaluation={"at_end": False},
+                             batching={"batch_size": 8, "padding_free": True, "group_by_length": False})
+        config["encoder"]["options"] = {"encoder_kwargs": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}
+        trainer = Trainer(config, output_dir=tmp_path / f"run-{compiled}")
+        assert trainer.train()["steps"] == 4
+        weights[compiled] = helpers.load_weights(tmp_path / f"run-{compiled}" / "model")
+    encoder = [name for name in weights[False] if name.startswith("encoder/")]
+    assert encoder
+    for name in encoder:
+        assert torch.allclose(weights[False][name], weights[True][name], atol=1e-5), name
