@@ -1,13 +1,19 @@
-"""A tiny encoder learns three synthetic tasks of different kinds to >= 0.9 validation accuracy (CPU)."""
+"""A tiny encoder learns three synthetic tasks of different kinds to >= 0.9 validation accuracy (CPU),
+with padded length-grouped batches and with padding-free random batches."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mtcore import Trainer
 
 
-def test_tiny_model_learns_three_kinds_of_task(tmp_path: Path, word_encoder: Path, helpers):
+@pytest.mark.parametrize("batching", [{"batch_size": 16},
+                                      {"batch_size": 16, "padding_free": True, "group_by_length": False}],
+                         ids=["padded-grouped", "padding-free-random"])
+def test_tiny_model_learns_three_kinds_of_task(tmp_path: Path, word_encoder: Path, helpers, batching):
     tasks = helpers.write_synthetic(tmp_path / "data", n_train=400, n_val=100, seed=0)
     config = {
         "seed": 0,
@@ -18,7 +24,7 @@ def test_tiny_model_learns_three_kinds_of_task(tmp_path: Path, word_encoder: Pat
         "sampler": {"name": "uniform"},
         "optimizer": {"lr": 1e-3, "weight_decay": 0.0},
         "schedule": {"max_steps": 800, "warmup_ratio": 0.05},
-        "batching": {"batch_size": 16},
+        "batching": batching,
         "evaluation": {"every": 200},
         "checkpoint": {"every": None, "keep_best": False},
         "logging": {"every": 100, "progress": "none", "plot": False},
