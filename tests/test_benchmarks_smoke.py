@@ -52,7 +52,8 @@ def test_memory_scaling_smoke():
     assert rows == sorted(rows) and len(rows) == 2
     assert all(r["peak_rss_mb"] >= r["rss_after_imports_mb"] > 0 for r in report["results"])
     assert report["growth_mb"] == pytest.approx(report["results"][1]["peak_rss_mb"] - report["results"][0]["peak_rss_mb"], abs=0.2)
-    assert "peak RSS" in table
+    assert all(0 < r["peak_anon_mb"] <= r["peak_rss_mb"] + 1 and r["peak_file_mb"] > 0 for r in report["results"])
+    assert "peak RSS" in table and "RssAnon" in table
 
 
 def test_gpu_bench_smoke():
