@@ -4,7 +4,9 @@
   says where each task's data is (source, ``data_dir``), its batch sizes and precision;
 * a **model directory** (``MultitaskModel.save_pretrained``): ``mtcore.json``, ``encoder/``,
   ``heads/`` — tasks come from the manifest, data from the installed plugins. A run's
-  ``model/`` is recognised as part of its run.
+  ``model/`` is recognised as part of its run;
+* a **checkpoint** of a run (``RUN/checkpoints/step-000300``, also while the run is training):
+  the model is built from the run's config and takes the checkpoint's weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mtcore.errors import ModelFileError
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model"
 MANIFEST = "mtcore.json"
+CHECKPOINT_WEIGHTS = "model.safetensors"
+CHECKPOINT_DONE = "state.json"
 
 
 @dataclass
@@ -27,6 +31,7 @@ class ModelLocation:
 
     model_dir: Path
     run_dir: Path | None = None
+    checkpoint: bool = False
 
     @property
     def config_path(self) -> Path | None:
@@ -45,8 +50,17 @@ def locate(path: str | os.PathLike) -> ModelLocation:
         return ModelLocation(root, run)
     if (root / RUN_MODEL / MANIFEST).is_file():
         return ModelLocation(root / RUN_MODEL, root if (root / RUN_CONFIG).is_file() else None)
+    if (root / CHECKPOINT_WEIGHTS).is_file() and (root / CHECKPOINT_DONE).is_file():
+        run = root.parent.parent
+        if root.parent.name != "checkpoints" or not (run / RUN_CONFIG).is_file():
+            raise ModelFileError(f"{root}: a checkpoint is read with its run's config; pass it inside its run directory (RUN/checkpoints/step-N)")
+        return ModelLocation(root, run, checkpoint=True)
     if (root / RUN_CONFIG).is_file():
-        raise ModelFileError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends); wait for the run to finish "
+        from mtcore.train.checkpoint import Checkpoints
+
+        latest = Checkpoints(root / "checkpoints").latest()
+        hint = f"; pass a checkpoint ({latest})" if latest is not None else ""
+        raise ModelFileError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}, wait for the run to finish "
                              "or resume it with mt train --resume")
     raise ModelFileError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
@@ -60,8 +74,30 @@ def load_model(location: ModelLocation, device: Any = None) -> Any:
     from mtcore.predict.predictor import resolve_device
 
     hf_logging.disable_progress_bar()
-    model = MultitaskModel.from_pretrained(location.model_dir)
+    if location.checkpoint:
+        model = _checkpoint_model(location)
+    else:
+        model = MultitaskModel.from_pretrained(location.model_dir)
     return model.to(resolve_device(device))
+
+
+def _checkpoint_model(location: ModelLocation) -> Any:
+    """The run's model (built from its config) with a checkpoint's weights, in evaluation mode."""
+    from mtcore.train.build import build_model, load_tokenizer
+    from mtcore.train.checkpoint import load_weights
+    from mtcore.train.validate import plan_run
+
+    config = run_config(location)
+    assert config is not None and location.run_dir is not None
+    if config.encoder.path is not None:
+        source = config.encoder.path
+    else:
+        source = str(location.run_dir / f"tiny-encoder-{config.encoder.tiny.arch}")
+        if not (Path(source) / "config.json").is_file():
+            raise ModelFileError(f"{source}: the run's demo encoder is missing; the checkpoint cannot be rebuilt without it")
+    model = build_model(plan_run(config), source, load_tokenizer(source, config))
+    load_weights(model, location.model_dir / CHECKPOINT_WEIGHTS)
+    return model.eval()
 
 
 def run_config(location: ModelLocation) -> Any:

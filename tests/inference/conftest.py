@@ -30,6 +30,18 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def make_small_run():
+    """``make_small_run(dir)``: a 4-step TERRa + PARus run evaluated and checkpointed at steps 2 and 4."""
+    from mtcore.testing import smoke_train
+
+    def make(output_dir: Path) -> Path:
+        overrides = ["evaluation.every=2", "checkpoint.every=2", "checkpoint.keep_last=3", "optimizer.lr=5e-3"]
+        return smoke_train(["rsg:terra", "rsg:parus"], output_dir=output_dir, steps=4, batch_size=4, overrides=overrides).output_dir
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_encoders(tmp_path_factory):
     """``tiny_encoders[arch]``: a tiny encoder directory, built on first use."""
 

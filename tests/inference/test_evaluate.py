@@ -87,3 +87,31 @@ def test_wrong_directories(cli, trained_run, tmp_path):
     shutil.copy(trained_run / "config.yaml", half_run / "config.yaml")
     result = cli("evaluate", half_run)
     assert result.exit_code == 1 and "has no model/ yet" in result.stderr
+
+
+def test_checkpoints_are_evaluated_with_their_runs_config(tmp_path, make_small_run):
+    """`mt evaluate RUN/checkpoints/step-N` rebuilds the model from the run's config, even before model/ exists."""
+    run = make_small_run(tmp_path / "run")
+    events = [json.loads(line) for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_step = {e["step"]: e["metrics"] for e in events if e.get("event") == "eval"}
+    shutil.rmtree(run / "model")  # as while the run is still training
+    for step in (2, 4):
+        report = evaluate_path(run / "checkpoints" / f"step-{step:06d}")
+        assert report.run_dir == str(run)
+        recorded = by_step[step]
+        assert set(report.metrics) == set(recorded)
+        for key, value in recorded.items():
+            assert math.isclose(report.metrics[key], value, rel_tol=1e-6, abs_tol=1e-6), (step, key)
+    assert by_step[2] != by_step[4]  # two different checkpoints, two different sets of numbers
+
+
+def test_a_run_without_model_points_to_its_checkpoints(cli, tmp_path, make_small_run):
+    run = make_small_run(tmp_path / "run")
+    shutil.rmtree(run / "model")
+    result = cli("evaluate", run)
+    assert result.exit_code == 1
+    assert "has no model/ yet" in result.stderr and "step-000004" in result.stderr
+    loose = tmp_path / "loose"
+    shutil.copytree(run / "checkpoints" / "step-000004", loose)
+    result = cli("evaluate", loose)
+    assert result.exit_code == 1 and "pass it inside its run directory" in result.stderr
