@@ -42,9 +42,20 @@ class TaskData:
 
     def batching_lengths(self, split: str) -> list[int]:
         """Token slots per row once padded within the row (``slots`` for multiple choice, else
-        ``length``): what length grouping and token budgets count."""
+        ``length``): what length grouping and token budgets count. With the collator's
+        ``pad_to_multiple_of`` a multiple-choice row costs choices x its longest choice rounded up
+        (single rows are rounded by the batcher itself)."""
         ds = self._split(split)
-        return self._column(split, "slots" if "slots" in ds.column_names else "length")
+        if "slots" not in ds.column_names:
+            return self._column(split, "length")
+        slots = self._column(split, "slots")
+        multiple = int(getattr(self.collator, "pad_to_multiple_of", None) or 1)
+        if multiple <= 1:
+            return slots
+        import pyarrow.compute as pc
+
+        choices = pc.list_value_length(ds.with_format("arrow")["input_ids"]).to_pylist()
+        return [c * -(-(s // c) // multiple) * multiple if c else 0 for s, c in zip(slots, choices)]
 
     def num_rows(self, split: str) -> int:
         return self._split(split).num_rows

@@ -64,9 +64,10 @@ class MultitaskBatchSampler:
     :param group_by_length: sort rows by length inside mega-batches of ~50 batches (less padding).
     :param token_budget: if set, batches hold as many rows as fit in this many padded token slots
         (``rows * longest <= token_budget``) instead of a fixed number of rows; an example longer
-        than the budget gets a batch of its own and a warning. The budget counts ``lengths(split)``
-        (rounded up to the collator's ``pad_to_multiple_of``); for multiple-choice tasks, whose
-        lengths sum the choices, it is approximate.
+        than the budget gets a batch of its own and a warning. The budget counts
+        ``batching_lengths(split)`` when the task data has it (multiple-choice rows: choices x
+        longest choice, padded), else ``lengths(split)``, rounded up to the collator's
+        ``pad_to_multiple_of``.
     :param shuffle: randomise order; ``False`` keeps dataset order (and no batch shuffling).
     :param seed: shared by every rank. :param epoch: the epoch to start in.
     :param num_epochs: total epochs (for annealed sampling and :meth:`total_steps`).

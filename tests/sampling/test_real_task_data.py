@@ -73,3 +73,24 @@ def test_all_mode_with_token_budget_yields_one_batch_per_task(rsg):
             # multiple-choice rows count choices x longest choice, so the budget holds for PARus too
             assert batch.data["input_ids"].numel() <= 512 or batch.size == 1
             batch.data.to("cpu")
+
+
+def test_token_budget_holds_for_multiple_choice_with_pad_to_multiple_of(rsg):
+    """Choices are each padded up to the multiple: the budget counts choices x the rounded longest choice."""
+    import copy
+
+    from mtcore.sampling import MultitaskBatchSampler
+
+    parus = copy.copy(rsg["rsg:parus"])
+    parus.collator = copy.copy(parus.collator)
+    parus.collator.pad_to_multiple_of = 8
+    budget = 160
+    sampler = MultitaskBatchSampler({"rsg:parus": parus}, "train", token_budget=budget, seed=0)
+    batches = list(sampler)
+    assert batches and max(b.size for b in batches) > 1
+    for batch in batches:
+        assert batch.data["input_ids"].shape[-1] % 8 == 0
+        assert batch.data["input_ids"].numel() <= budget, (batch.size, tuple(batch.data["input_ids"].shape))
+    lengths = parus.batching_lengths("train")
+    assert all(n % 16 == 0 for n in lengths)  # 2 choices x a multiple of 8
+
