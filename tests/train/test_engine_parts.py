@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from pathlib import Path
 
@@ -208,3 +209,17 @@ def test_out_of_memory_while_evaluating_names_the_evaluation(tmp_path: Path, mak
     assert "batching.eval_batch_size" in message and "\n" not in message
     errors = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "error"]
     assert errors and errors[-1]["message"] == message and errors[-1]["step"] == 2
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_bf16_autocast_trains_on_cpu_with_float32_master_weights(tmp_path: Path, make_config, helpers, padding_free):
+    config = make_config(precision="bf16", schedule={"max_steps": 4, "warmup_steps": 0}, checkpoint={"every": None},
+                         batching={"batch_size": 8, "padding_free": padding_free})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    summary = trainer.train()
+    assert summary["steps"] == 4 and trainer.engine.accelerator.mixed_precision == "bf16"
+    losses = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "train"]
+    assert len({e["task"] for e in losses}) == 3 and all(math.isfinite(e["loss"]) for e in losses)
+    saved = helpers.load_weights(tmp_path / "run" / "model")
+    assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float32}
+    assert all(math.isfinite(v) for k, v in summary["final"]["metrics"].items())
