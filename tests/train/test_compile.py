@@ -55,3 +55,35 @@ def test_compiled_padding_free_run_equals_the_eager_one(tmp_path: Path, make_con
     assert encoder
     for name in encoder:
         assert torch.allclose(weights[False][name], weights[True][name], atol=1e-5), name
+
+
+@pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "padding-free"])
+def test_one_graph_for_every_batch_shape(small_encoder: Path, padding_free):
+    """dynamic=True: twelve batches of different row counts and lengths reuse one compiled graph."""
+    import random
+
+    from mtcore.data.collate import Collator
+    from mtcore.model import MultitaskModel
+    from mtcore.model.heads.base import HeadSpec
+    from mtcore.train.compile import compile_encoder
+
+    torch._dynamo.reset()
+    model = MultitaskModel(small_encoder, {"demo:a": HeadSpec("classification", 2, kind="text_classification")},
+                           padding_free=padding_free).train()
+    compiled = []
+
+    def counting_backend(graph, example_inputs):
+        compiled.append(graph)
+        return graph.forward
+
+    compile_encoder(model, dynamic=True, backend=counting_backend)
+    collator = Collator(0, "text_classification", padding_free=padding_free)
+    rng = random.Random(0)
+    shapes = set()
+    for _ in range(12):
+        rows = [{"input_ids": [2] + [rng.randint(5, 40) for _ in range(rng.randint(1, 30))] + [3], "labels": rng.randint(0, 1)}
+                for _ in range(rng.randint(2, 9))]
+        batch = collator(rows)
+        shapes.add(tuple(batch["input_ids"].shape))
+        model("demo:a", **batch).loss.backward()
+    assert len(shapes) >= 8 and len(compiled) == 1
