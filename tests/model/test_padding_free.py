@@ -139,3 +139,23 @@ def test_saved_padding_free_model_loads_anywhere(tiny_encoders, tmp_path):
     padded, packed = _batches("pair_classification", PAIR_ROWS)
     with torch.no_grad():
         assert torch.allclose(loaded("demo:pair", **packed).logits, model("demo:pair", **padded).logits, atol=1e-5)
+
+
+def test_gradient_checkpointing_passes_the_packing_through(tiny_encoders):
+    """Checkpointed layers get the packing too: same loss and gradients as without checkpointing."""
+    results = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = MultitaskModel(tiny_encoders["bert"], {"demo:pair": HeadSpec("classification", 3, kind="pair_classification",
+                                                                             options={"dropout": 0.0})},
+                               padding_free=True, gradient_checkpointing=checkpointing).train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        model.encoder.config.attention_probs_dropout_prob = 0.0
+        _, packed = _batches("pair_classification", PAIR_ROWS)
+        loss = model("demo:pair", **packed).loss
+        loss.backward()
+        results.append((loss.detach(), model.encoder.embeddings.word_embeddings.weight.grad.clone()))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-6) and results[0][1].abs().sum() > 0
