@@ -9,8 +9,8 @@ pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA a
 losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
 Variants switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8), length grouping,
 token budgets and padding-free batches (``packed``: the encoder computes real tokens only; with
-attention dropout 0 the attention is ``torch.nn.attention.varlen.varlen_attn``, otherwise SDPA
-on re-padded queries/keys/values — the ``attention`` column says which ran, and ``packed_gap``
+attention dropout 0 on CUDA the attention is ``torch.nn.attention.varlen.varlen_attn``, otherwise SDPA
+on re-padded queries/keys/values (per sequence on CPU) — the ``attention`` column says which ran, and ``packed_gap``
 is the largest logit difference between the packed and the padded forward of one batch).
 
 Reported per variant: real (non-padding) tokens/s, samples/s, padding efficiency, MFU (model
@@ -189,15 +189,15 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),
               "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak,
-              "packed": packed, "attention": attention_kind(packed, attention_dropout, device), "packed_gap": gap}
+              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled), "packed_gap": gap}
     del model, optimizer
     if cuda:
         torch.cuda.empty_cache()
     return result
 
 
-def attention_kind(packed: bool, attention_dropout: float, device: Any) -> str:
-    """Which attention kernel the variant's training steps ran."""
+def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool) -> str:
+    """Which attention kernel the variant's training steps ran (see mtcore.model.padding_free)."""
     import torch
 
     from mtcore.model.padding_free import _flash_varlen_usable
@@ -205,7 +205,9 @@ def attention_kind(packed: bool, attention_dropout: float, device: Any) -> str:
     if not packed:
         return "sdpa (padded)"
     probe = torch.empty(1, 1, 1, device=device, dtype=torch.bfloat16)
-    return "varlen_attn (packed)" if _flash_varlen_usable(probe, attention_dropout) else "sdpa (re-padded)"
+    if _flash_varlen_usable(probe, attention_dropout):
+        return "varlen_attn (packed)"
+    return "sdpa (per sequence)" if device.type == "cpu" and not compiled else "sdpa (re-padded)"
 
 
 def packed_gap(model: Any, batch: Any, device: Any, dtype: Any) -> float:

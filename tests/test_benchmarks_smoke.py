@@ -65,7 +65,7 @@ def test_gpu_bench_smoke():
         assert r["real_tokens_per_s"] > 0 and 0 < r["padding_efficiency"] <= 1 and r["mfu"] > 0
     assert results["compiled_grouped_bs32"]["compile"] is True
     packed = results["packed_random_bs32_attn_drop0"]
-    assert packed["padding_efficiency"] == 1.0 and packed["attention"] == "sdpa (re-padded)"  # no CUDA here
+    assert packed["padding_efficiency"] == 1.0 and packed["attention"] == "sdpa (per sequence)"  # no CUDA here
     assert packed["packed_gap"] < 0.05  # bf16 logits of the packed and the padded forward agree
     assert table.count("\n|") >= 4
 

@@ -17,9 +17,14 @@ Attention is the registered implementation ``"mtcore_varlen"`` (:func:`varlen_at
 
 * on CUDA in fp16/bf16 without attention dropout: ``torch.nn.attention.varlen.varlen_attn``
   (FlashAttention's variable-length kernel: no padding anywhere);
-* otherwise the packed queries, keys and values are put back into ``(rows, heads, length, dim)``
-  for SDPA with a key-padding mask. Embeddings, projections, feed-forward blocks and norms, most
-  of an encoder's FLOPs, still run on real tokens only.
+* on CPU (outside ``torch.compile``), when re-padding would be more than a quarter padding
+  (random batches): SDPA on each sequence's slice of the packed row, with no padding and no mask;
+* otherwise (length-grouped batches on CPU, CUDA with attention dropout or in fp32, compiled
+  graphs) the packed queries, keys and values are put back into ``(rows, heads, length, dim)``
+  for SDPA with a key-padding mask.
+
+Either way embeddings, projections, feed-forward blocks and norms, most of an encoder's FLOPs,
+run on real tokens only.
 
 Batches without ``token_index`` (evaluation with another collator, :meth:`predict`) take SDPA's
 ordinary padded path through the same implementation.
@@ -61,25 +66,54 @@ def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
     if mtcore_packing is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     token_index, cu_seqlens, key_mask = mtcore_packing
-    rows, length = key_mask.shape[0], key_mask.shape[-1]
-    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # (tokens, heads, dim)
-    if _flash_varlen_usable(q, dropout):
+    if _flash_varlen_usable(query, dropout):
         from torch.nn.attention.varlen import varlen_attn
 
-        out = varlen_attn(q.contiguous(), k.contiguous(), v.contiguous(), cu_seqlens, cu_seqlens, length, length, scale=scaling)
-        return out[None], None
+        length = key_mask.shape[-1]
+        q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # (tokens, heads, dim)
+        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, length, length, scale=scaling)[None], None
+    if query.device.type == "cpu" and not torch.compiler.is_compiling() and _mostly_padding(query, key_mask):
+        return _per_sequence(query, key, value, cu_seqlens, dropout, scaling), None
+    return _repadded(query, key, value, token_index, key_mask, dropout, scaling), None
 
-    def padded(t: torch.Tensor) -> torch.Tensor:  # (tokens, heads, dim) -> (rows, heads, length, dim)
+
+def _repadded(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, token_index: torch.Tensor, key_mask: torch.Tensor,
+              dropout: float, scaling: float | None) -> torch.Tensor:
+    """SDPA over the packed tokens put back into ``(rows, heads, length, dim)``, with a key-padding mask."""
+    rows, length = key_mask.shape[0], key_mask.shape[-1]
+
+    def padded(t: torch.Tensor) -> torch.Tensor:  # (1, heads, tokens, dim) -> (rows, heads, length, dim)
+        t = t[0].transpose(0, 1)
         full = t.new_zeros((rows * length, *t.shape[1:])).index_copy(0, token_index, t)
         return full.view(rows, length, *t.shape[1:]).transpose(1, 2)
 
-    out = torch.nn.functional.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask,
+    out = torch.nn.functional.scaled_dot_product_attention(padded(query), padded(key), padded(value), attn_mask=key_mask,
                                                            dropout_p=dropout, scale=scaling)
-    out = out.transpose(1, 2).reshape(rows * length, *out.shape[1:2], out.shape[-1]).index_select(0, token_index)
-    return out[None], None
+    return out.transpose(1, 2).reshape(rows * length, *out.shape[1:2], out.shape[-1]).index_select(0, token_index)[None]
+
+
+#: Below this share of real tokens in the re-padded layout, CPU attention runs sequence by sequence.
+PER_SEQUENCE_BELOW = 0.75
+
+
+def _mostly_padding(query: torch.Tensor, key_mask: torch.Tensor) -> bool:
+    """Whether re-padding would compute mostly padding (shapes only: no device read)."""
+    return query.shape[2] < PER_SEQUENCE_BELOW * key_mask.shape[0] * key_mask.shape[-1]
+
+
+def _per_sequence(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu_seqlens: torch.Tensor, dropout: float,
+                  scaling: float | None) -> torch.Tensor:
+    """SDPA on each sequence's own slice of the packed row (CPU: no padding, no mask; a few
+    microseconds of Python per sequence and layer)."""
+    bounds = cu_seqlens.tolist()  # a CPU tensor: no device synchronisation
+    outputs = [torch.nn.functional.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],
+                                                                dropout_p=dropout, scale=scaling)
+               for a, b in zip(bounds[:-1], bounds[1:])]
+    return torch.cat(outputs, dim=2).transpose(1, 2)
 
 
 def _flash_varlen_usable(q: torch.Tensor, dropout: float) -> bool:
+    """CUDA, half precision, no attention dropout (the kernel has none), and a torch that has it."""
     if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16) or dropout:
         return False
     try:

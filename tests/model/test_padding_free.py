@@ -159,3 +159,24 @@ def test_gradient_checkpointing_passes_the_packing_through(tiny_encoders):
         results.append((loss.detach(), model.encoder.embeddings.word_embeddings.weight.grad.clone()))
     assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
     assert torch.allclose(results[0][1], results[1][1], atol=1e-6) and results[0][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("path", ["per_sequence", "repadded"])
+def test_both_attention_paths_equal_attention_on_each_sequence_alone(path):
+    """The CPU path (SDPA per sequence) and the compiled / CUDA fallback (re-padded SDPA) both
+    give every token the attention over its own sequence only."""
+    torch.manual_seed(0)
+    lengths, heads, dim = [4, 1, 6], 2, 8
+    query, key, value = (torch.randn(1, heads, sum(lengths), dim) for _ in range(3))
+    mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
+    token_index, cu_seqlens = padding_free.pack_indices(mask)
+    if path == "per_sequence":
+        out = padding_free._per_sequence(query, key, value, cu_seqlens, 0.0, None)
+    else:
+        out = padding_free._repadded(query, key, value, token_index, mask.bool()[:, None, None, :], 0.0, None)
+    assert out.shape == (1, sum(lengths), heads, dim)
+    start = 0
+    for n in lengths:
+        alone = torch.nn.functional.scaled_dot_product_attention(*(t[:, :, start:start + n] for t in (query, key, value)))
+        assert torch.allclose(out[:, start:start + n], alone.transpose(1, 2), atol=1e-6)
+        start += n
