@@ -37,6 +37,8 @@ attention), embeddings without ``position_ids`` — give a one-line :class:`Conf
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 import torch
@@ -66,12 +68,12 @@ def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, 
     if mtcore_packing is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     token_index, cu_seqlens, key_mask = mtcore_packing
-    if _flash_varlen_usable(query, dropout):
-        from torch.nn.attention.varlen import varlen_attn
-
+    if _flash_varlen_usable(query, dropout, scaling):
+        kernel, takes_scale = _varlen_kernel()
         length = key_mask.shape[-1]
         q, k, v = (t[0].transpose(0, 1).contiguous() for t in (query, key, value))  # (tokens, heads, dim)
-        return varlen_attn(q, k, v, cu_seqlens, cu_seqlens, length, length, scale=scaling)[None], None
+        options = {"scale": scaling} if takes_scale and scaling is not None else {}
+        return kernel(q, k, v, cu_seqlens, cu_seqlens, length, length, **options)[None], None
     if query.device.type == "cpu" and not torch.compiler.is_compiling() and _mostly_padding(query, key_mask):
         return _per_sequence(query, key, value, cu_seqlens, dropout, scaling), None
     return _repadded(query, key, value, token_index, key_mask, dropout, scaling), None
@@ -112,15 +114,29 @@ def _per_sequence(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, c
     return torch.cat(outputs, dim=2).transpose(1, 2)
 
 
-def _flash_varlen_usable(q: torch.Tensor, dropout: float) -> bool:
-    """CUDA, half precision, no attention dropout (the kernel has none), and a torch that has it."""
+@functools.cache
+def _varlen_kernel() -> tuple[Any, bool] | tuple[None, bool]:
+    """``torch.nn.attention.varlen.varlen_attn`` (torch >= 2.10) and whether it takes ``scale``."""
+    try:
+        from torch.nn.attention.varlen import varlen_attn
+    except ImportError:
+        return None, False
+    try:
+        takes_scale = "scale" in inspect.signature(varlen_attn).parameters
+    except (TypeError, ValueError):
+        takes_scale = False
+    return varlen_attn, takes_scale
+
+
+def _flash_varlen_usable(q: torch.Tensor, dropout: float, scaling: float | None = None) -> bool:
+    """CUDA, half precision, no attention dropout (the kernel has none), and a torch that has the
+    kernel (taking ``scale`` unless the scale is the default ``dim ** -0.5``)."""
     if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16) or dropout:
         return False
-    try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401
-    except ImportError:
+    kernel, takes_scale = _varlen_kernel()
+    if kernel is None:
         return False
-    return True
+    return takes_scale or scaling is None or abs(scaling - q.shape[-1] ** -0.5) < 1e-9
 
 
 def register() -> None:
