@@ -9,6 +9,9 @@
 #
 #   bash benchmarks/gpu.sh                 # writes $OUT (or ./gpu-bench-out) /gpu_bench.{json,md}
 #   PYTHON=/path/to/python bash benchmarks/gpu.sh
+# Needs mtcore installed (its entry points register the samplers and heads), e.g. on a bare
+# machine: pip install --no-deps --target /tmp/site <mtcore wheel and any missing wheels>;
+# PYTHONPATH=/tmp/site PYTHON=python3 bash benchmarks/gpu.sh (how docs/benchmarks.md's run was made).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python}"
@@ -19,7 +22,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 # eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps)
 timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_bs32,eager_grouped_budget,packed_random_bs32,packed_random_bs32_attn_drop0,packed_grouped_budget_attn_drop0,compiled_grouped_bs32,compiled_grouped_budget,compiled_packed_budget_attn_drop0}" \
+    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_bs32,eager_grouped_budget,eager_grouped_budget64k,packed_random_bs32,packed_random_bs32_attn_drop0,packed_grouped_budget_attn_drop0,packed_grouped_budget64k_attn_drop0,compiled_grouped_budget64k,compiled_packed_budget64k_attn_drop0}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"

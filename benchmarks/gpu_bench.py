@@ -28,6 +28,7 @@ Prints a JSON object, then a markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -51,6 +52,10 @@ VARIANTS: dict[str, tuple[bool, int | None, int | None, bool, bool, float]] = {
     "compiled_grouped_bs32": (True, 32, None, True, False, 0.1),
     "compiled_grouped_budget": (True, None, 16384, True, False, 0.1),
     "compiled_packed_budget_attn_drop0": (True, None, 16384, True, True, 0.0),
+    "eager_grouped_budget64k": (True, None, 65536, False, False, 0.1),
+    "packed_grouped_budget64k_attn_drop0": (True, None, 65536, False, True, 0.0),
+    "compiled_grouped_budget64k": (True, None, 65536, True, False, 0.1),
+    "compiled_packed_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0),
 }
 # task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
@@ -175,11 +180,15 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     warmup_s = time.perf_counter() - compile_started
     if cuda:
         torch.cuda.reset_peak_memory_stats()
+    profiler = _profiler(device) if args.profile else contextlib.nullcontext()
     started = time.perf_counter()
-    for i in range(args.steps):
-        step(args.warmup + i + 1, True)
-    sync()
+    with profiler:
+        for i in range(args.steps):
+            step(args.warmup + i + 1, True)
+        sync()
     seconds = time.perf_counter() - started
+    if args.profile:
+        _print_profile(name, profiler, device)
     syncs = count_syncs(lambda k: step(args.warmup + args.steps + k + 1, False), args.sync_steps) if cuda else None
     meter.flush()  # the logging step's one read, after the measurement
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
@@ -194,6 +203,25 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     if cuda:
         torch.cuda.empty_cache()
     return result
+
+
+def _profiler(device: Any) -> Any:
+    import torch
+
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    return torch.profiler.profile(activities=activities)
+
+
+def _print_profile(name: str, profiler: Any, device: Any) -> None:
+    """The timed steps' costliest operators: host time (dispatch, Python) and device time."""
+    table = profiler.key_averages()
+    print(f"--- profile of {name}: by self host time", file=sys.stderr)
+    print(table.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60), file=sys.stderr)
+    if device.type == "cuda":
+        print(f"--- profile of {name}: by device time", file=sys.stderr)
+        print(table.table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60), file=sys.stderr)
 
 
 def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool) -> str:
@@ -258,6 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cudnn-attention", action="store_true", help="keep cuDNN in SDPA (the engine turns it off)")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of each variant's timed steps")
     parser.add_argument("--smoke", action="store_true", help="tiny model, CPU, a few steps; compile with the 'eager' backend")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -268,6 +298,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
+        if not args.cudnn_attention:
+            from mtcore.train.cuda import configure_cuda_kernels
+
+            configure_cuda_kernels()  # what the engine does on a GPU
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:

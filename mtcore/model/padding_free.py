@@ -37,7 +37,6 @@ attention), embeddings without ``position_ids`` — give a one-line :class:`Conf
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
@@ -114,8 +113,7 @@ def _per_sequence(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, c
     return torch.cat(outputs, dim=2).transpose(1, 2)
 
 
-@functools.cache
-def _varlen_kernel() -> tuple[Any, bool] | tuple[None, bool]:
+def _find_varlen_kernel() -> tuple[Any, bool]:
     """``torch.nn.attention.varlen.varlen_attn`` (torch >= 2.10) and whether it takes ``scale``."""
     try:
         from torch.nn.attention.varlen import varlen_attn
@@ -126,6 +124,14 @@ def _varlen_kernel() -> tuple[Any, bool] | tuple[None, bool]:
     except (TypeError, ValueError):
         takes_scale = False
     return varlen_attn, takes_scale
+
+
+#: Looked up once at import, so that compiled graphs only read a constant.
+_VARLEN_KERNEL = _find_varlen_kernel()
+
+
+def _varlen_kernel() -> tuple[Any, bool]:
+    return _VARLEN_KERNEL
 
 
 def _flash_varlen_usable(q: torch.Tensor, dropout: float, scaling: float | None = None) -> bool:

@@ -292,6 +292,10 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
     model.to(accelerator.device)
     model.train()
+    if accelerator.device.type == "cuda":
+        from mtcore.train.cuda import configure_cuda_kernels
+
+        configure_cuda_kernels()
     if config.compile.enabled:
         from mtcore.train.compile import compile_encoder
 

@@ -223,3 +223,16 @@ def test_bf16_autocast_trains_on_cpu_with_float32_master_weights(tmp_path: Path,
     saved = helpers.load_weights(tmp_path / "run" / "model")
     assert {t.dtype for t in saved.values() if t.is_floating_point()} == {torch.float32}
     assert all(math.isfinite(v) for k, v in summary["final"]["metrics"].items())
+
+
+def test_cuda_kernel_choice_leaves_cudnn_out_of_attention(monkeypatch):
+    from mtcore.train.cuda import configure_cuda_kernels
+
+    calls = []
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", lambda on: calls.append(on))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    configure_cuda_kernels()
+    assert calls == []  # no GPU: nothing changes
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    configure_cuda_kernels()
+    assert calls == [False]
