@@ -318,6 +318,22 @@ class Task:
         }
 
 
+#: What a "bring your own files" task reads from ``data_dir`` (see :func:`own_data_sources`).
+OWN_DATA_FILES = {"train": "train.*", "validation": "validation.*", "test": "test.*"}
+OWN_DATA_USAGE = "data_dir with train.*, validation.*, test.*; override inputs and labels when your fields differ"
+
+
+def own_data_sources(package: str, sample_folder: str) -> dict[str, Source]:
+    """Sources of a "bring your own files" task: ``local`` (``train.*``, ``validation.*``,
+    ``test.*`` under ``data_dir``, format from each extension) and ``sample`` (JSONL files of the
+    same names in ``sample_folder`` of ``package``)."""
+    return {
+        "local": Source.local("auto", dict(OWN_DATA_FILES), description="your files under data_dir: train.*, validation.*, test.* "
+                              "(.jsonl/.csv/.tsv/.parquet), or set sources.local.files"),
+        "sample": Source.sample(package, "jsonl", {split: f"{sample_folder}/{split}.jsonl" for split in OWN_DATA_FILES}),
+    }
+
+
 def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?") -> Source:
     """A :class:`Source` from plain data: ``{"kind": "local", "format": ..., "files": {...}}`` etc."""
     spec = dict(spec)

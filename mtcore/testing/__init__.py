@@ -25,6 +25,7 @@ _LAZY = {
     "assert_plugin_valid": "mtcore.testing.checks",
     "assert_task_valid": "mtcore.testing.checks",
     "heavy_imports": "mtcore.testing.checks",
+    "import_report": "mtcore.testing.checks",
     "check_sample": "mtcore.testing.sample_check",
     "SmokeResult": "mtcore.testing.smoke",
     "smoke_config": "mtcore.testing.smoke",

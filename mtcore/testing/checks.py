@@ -78,16 +78,26 @@ class PluginCheckError(AssertionError):
 # ---- single checks ---------------------------------------------------------------------------
 def heavy_imports(module: str, heavy: Iterable[str] = HEAVY_MODULES) -> list[str]:
     """The heavy libraries that importing ``module`` pulls in (checked in a fresh interpreter)."""
+    return import_report([module], None, heavy)["heavy"]  # type: ignore[return-value]
+
+
+def import_report(modules: Iterable[str], plugin_module: str | None, heavy: Iterable[str] = HEAVY_MODULES) -> dict[str, object]:
+    """Import ``modules`` in a fresh interpreter and call ``plugin_module``'s ``mt_register_tasks``:
+    ``{"heavy": [heavy libraries that got imported], "tasks": number of tasks registered}``
+    (``tasks`` is 0 without a plugin module)."""
+    modules = list(modules)
+    register = f"importlib.import_module({plugin_module!r}).mt_register_tasks(tasks.append)\n" if plugin_module else ""
     code = (
         "import importlib, json, sys\n"
-        f"importlib.import_module({module!r})\n"
-        f"print(json.dumps(sorted(m for m in {list(heavy)!r} if m in sys.modules)))\n"
+        f"for name in {modules!r}: importlib.import_module(name)\n"
+        f"tasks = []\n{register}"
+        f"print(json.dumps({{'heavy': sorted(m for m in {list(heavy)!r} if m in sys.modules), 'tasks': len(tasks)}}))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        raise ImportError(f"cannot import {module!r}: {last}")
+        raise ImportError(f"cannot import {plugin_module or modules[0]!r}: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

@@ -14,6 +14,14 @@ Fixtures:
 * ``mt_smoke_train`` — :func:`mtcore.testing.smoke_train` with the tiny encoder and a temporary
   output folder filled in: ``mt_smoke_train("myplugin:task", steps=3)``.
 
+For a plugin's own test suite, :func:`plugin_test_fixtures` makes the fixtures that need to know
+the package (``registry``, ``read_source``, a ``tiny_encoder`` whose vocabulary holds the words
+of the package's samples); in ``tests/conftest.py``::
+
+    from mtcore.testing.pytest_plugin import plugin_test_fixtures
+
+    registry, read_source, tiny_encoder = plugin_test_fixtures("my_plugin")
+
 Loading the plugin also switches the Hugging Face libraries to offline mode (``HF_HUB_OFFLINE=1``,
 ``HF_DATASETS_OFFLINE=1``, unless already set), so a test never downloads a model or a dataset.
 """
@@ -76,3 +84,37 @@ def mt_smoke_train(tiny_encoder: Path, tmp_path: Path) -> Callable[..., Any]:
         return smoke_train(tasks, **options)
 
     return run
+
+
+def plugin_test_fixtures(package: str) -> tuple[Any, Any, Any]:
+    """Fixtures ``registry``, ``read_source`` and ``tiny_encoder`` for the tests of ``package``.
+
+    * ``registry`` (session) — the installed plugins, loaded afresh once;
+    * ``read_source(task, source, splits=("train", "validation", "test"), **options)`` — a task's
+      source read as mtcore reads it, ``{split: Dataset}``, with a per-test datasets cache;
+    * ``tiny_encoder`` (session) — a tiny random BERT whose vocabulary holds the words of the
+      package's ``sample/`` files, built offline.
+    """
+
+    @pytest.fixture(scope="session")
+    def registry():  # type: ignore[no-untyped-def]
+        from mtcore.plugins import load_registry
+
+        return load_registry(refresh=True, warn=False)
+
+    @pytest.fixture
+    def read_source(tmp_path: Path) -> Callable[..., Any]:
+        from mtcore.testing.sources import read_source as read
+
+        return lambda task, source, splits=("train", "validation", "test"), **kw: read(
+            task, source, splits, cache_dir=tmp_path / "hf-cache", **kw)
+
+    @pytest.fixture(scope="session")
+    def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from mtcore.testing.sources import sample_words
+        from mtcore.testing.tiny import build_tiny_encoder
+
+        return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"), "bert", words=sample_words(package))
+
+    return registry, read_source, tiny_encoder
+

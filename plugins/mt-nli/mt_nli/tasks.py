@@ -16,12 +16,10 @@ import dataclasses
 from typing import Any
 
 from mtcore.errors import ConfigError
-from mtcore.task import Source, Task
+from mtcore.task import OWN_DATA_USAGE, Source, Task, own_data_sources
 
 from mt_nli.augment import FULL_LABELS, SIMPLE_LABELS
 
-#: The generic task's default file names under data_dir (the format comes from each file's extension).
-USER_FILES = {"train": "train.*", "validation": "validation.*", "test": "test.*"}
 PACKAGE = "mt_nli"
 SAMPLE_NOTE = "synthetic, for demos and tests"
 NLI_LABELS = ("entailment", "neutral", "contradiction")
@@ -113,7 +111,6 @@ def with_swap_augment(task: Task, enabled: bool = True) -> Task:
 
 def generic_nli_task() -> Task:
     """``nli``: bring your own premise/hypothesis files (format from each file's extension)."""
-    sample_files = {"train": "sample/nli/train.jsonl", "validation": "sample/nli/validation.jsonl", "test": "sample/nli/test.jsonl"}
     return Task(
         name="nli",
         kind="pair_classification",
@@ -121,14 +118,11 @@ def generic_nli_task() -> Task:
         labels=NLI_LABELS,
         label_aliases={"contradictory": "contradiction"},
         inputs={"text": "premise", "text_pair": "hypothesis"},
-        sources={
-            "local": Source.local("auto", dict(USER_FILES), description="your files under data_dir: train.*, validation.*, test.* (.jsonl/.csv/.tsv/.parquet), or set sources.local.files"),
-            "sample": Source.sample(PACKAGE, "jsonl", sample_files),
-        },
+        sources=own_data_sources(PACKAGE, "sample/nli"),
         metrics=("accuracy", "f1_macro"),
         main_metric="accuracy",
         max_length=256,
-        metadata={"sample": SAMPLE_NOTE, "usage": "data_dir with train.*, validation.*, test.*; override inputs and labels when your fields differ"},
+        metadata={"sample": SAMPLE_NOTE, "usage": OWN_DATA_USAGE},
     )
 
 

@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-from mtcore.task import Source, Task
+from mtcore.task import OWN_DATA_USAGE, Source, Task, own_data_sources
 
-#: The generic task's default file names under data_dir (the format comes from each file's extension).
-USER_FILES = {"train": "train.*", "validation": "validation.*", "test": "test.*"}
 PACKAGE = "mt_sentiment"
 SAMPLE_NOTE = "synthetic, for demos and tests"
 DEFAULT_SEED = 42
@@ -93,21 +91,17 @@ def rusentiment_task() -> Task:
 
 def generic_sentiment_task() -> Task:
     """``sentiment``: bring your own CSV/JSONL (format from the file extension)."""
-    sample_files = {"train": "sample/sentiment/train.jsonl", "validation": "sample/sentiment/validation.jsonl", "test": "sample/sentiment/test.jsonl"}
     return Task(
         name="sentiment",
         kind="text_classification",
         description="your own sentiment data: text -> negative / neutral / positive (train.*, validation.*, test.* in data_dir)",
         labels=("negative", "neutral", "positive"),
         inputs={"text": "text"},
-        sources={
-            "local": Source.local("auto", dict(USER_FILES), description="your files under data_dir: train.*, validation.*, test.* (.jsonl/.csv/.tsv/.parquet), or set sources.local.files"),
-            "sample": Source.sample(PACKAGE, "jsonl", sample_files),
-        },
+        sources=own_data_sources(PACKAGE, "sample/sentiment"),
         metrics=("accuracy", "f1_macro"),
         main_metric="accuracy",
         max_length=256,
-        metadata={"sample": SAMPLE_NOTE, "usage": "data_dir with train.*, validation.*, test.*; override inputs and labels when your fields differ"},
+        metadata={"sample": SAMPLE_NOTE, "usage": OWN_DATA_USAGE},
     )
 
 
