@@ -5,9 +5,11 @@
 # autocast, SDPA, fused AdamW, through mtcore's sampler / collator / model / loop step.
 # Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off,
 # padding-free (packed) batches with SDPA on re-padded attention or torch's varlen_attn.
-# Reports real tokens/s, MFU (over 989 TFLOPS bf16 dense), host syncs per step, peak memory.
+# Padding-free token budgets count real tokens (64k real tokens per step).
+# Reports real tokens/s, MFU (over 989 TFLOPS bf16 dense), host syncs per step, peak memory,
+# the host's data time per step, and (--diagnose) the GPU's busy share and kernel time by kind.
 #
-#   bash benchmarks/gpu.sh                 # writes $OUT (or ./gpu-bench-out) /gpu_bench.{json,md}
+#   bash benchmarks/gpu.sh     # writes $OUT (or ./gpu-bench-out)/gpu_bench.txt (JSON, then a table) and gpu_bench.err
 #   PYTHON=/path/to/python bash benchmarks/gpu.sh
 # Needs mtcore installed (its entry points register the samplers and heads), e.g. on a bare
 # machine: pip install --no-deps --target /tmp/site <mtcore wheel and any missing wheels>;
@@ -20,9 +22,10 @@ mkdir -p "$OUT_DIR"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
-# eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps)
-timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_bs32,eager_grouped_budget,eager_grouped_budget64k,packed_random_bs32,packed_random_bs32_attn_drop0,packed_grouped_budget_attn_drop0,packed_grouped_budget64k_attn_drop0,compiled_grouped_budget64k,compiled_packed_budget64k_attn_drop0}" \
+# eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps);
+# --diagnose profiles 3 extra steps per variant: GPU busy share, kernel time by kind, top kernels
+timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
+    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_bs32_attn_drop0,packed_grouped_budget64k_attn_drop0,packed_random_budget64k_attn_drop0,compiled_grouped_budget64k,compiled_packed_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"

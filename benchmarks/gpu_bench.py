@@ -7,8 +7,10 @@ variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
 :class:`~mtcore.sampling.MultitaskBatchSampler` collated by :class:`~mtcore.data.collate.Collator`,
 pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
 losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
-Variants switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8), length grouping,
-token budgets and padding-free batches (``packed``: the encoder computes real tokens only; with
+Variants (:class:`Variant`) switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8; one
+variant with mode ``max-autotune-no-cudagraphs``), hidden dropout, length grouping,
+token budgets and padding-free batches (``packed``: the encoder computes real tokens only, and a
+token budget counts real tokens; with
 attention dropout 0 on CUDA the attention is ``torch.nn.attention.varlen.varlen_attn``, otherwise SDPA
 on re-padded queries/keys/values (per sequence on CPU) — the ``attention`` column says which ran, and ``packed_gap``
 is the largest logit difference between the packed and the padded forward of one batch).
@@ -17,7 +19,9 @@ Reported per variant: real (non-padding) tokens/s, samples/s, padding efficiency
 FLOPs of the real tokens: ``6 * encoder matmul weights * tokens + 12 * layers * hidden *
 length^2`` per row, over ``--peak-tflops``, 989 for H100 bf16 dense), host syncs per step
 (counted with ``torch.cuda.set_sync_debug_mode("warn")`` on extra steps after the timed ones)
-and peak GPU memory.
+and peak GPU memory, the host's data time per step (sampler, collation, pinning); with
+``--diagnose`` also the GPU's busy share of a step and its kernel time by kind and by kernel
+(:mod:`gpu_profile`).
 
     /tmp/venv/bin/python benchmarks/gpu_bench.py [--steps 40] [--variants eager_random,...]
     /tmp/venv/bin/python benchmarks/gpu_bench.py --smoke      # tiny model on CPU, seconds
@@ -35,14 +39,29 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-# name -> (group_by_length, batch_size or None, token_budget or None, compile, padding-free, attention dropout)
-VARIANTS: dict[str, tuple[bool, int | None, int | None, bool, bool, float]] = {
+import gpu_profile  # noqa: E402  (benchmarks/gpu_profile.py)
+
+
+
+class Variant(NamedTuple):
+    group_by_length: bool
+    batch_size: int | None  # rows per batch, or None with a token budget
+    token_budget: int | None  # padded slots; real tokens when packed
+    compile: bool
+    packed: bool  # padding-free batches
+    attention_dropout: float = 0.1
+    hidden_dropout: float = 0.1
+    compile_mode: str | None = None  # torch.compile mode (None: the default)
+
+
+VARIANTS: dict[str, Variant] = {name: Variant(*spec) for name, spec in {
     "eager_random_bs32": (False, 32, None, False, False, 0.1),
     "eager_grouped_bs32": (True, 32, None, False, False, 0.1),
     "eager_grouped_budget": (True, None, 16384, False, False, 0.1),
@@ -56,7 +75,14 @@ VARIANTS: dict[str, tuple[bool, int | None, int | None, bool, bool, float]] = {
     "packed_grouped_budget64k_attn_drop0": (True, None, 65536, False, True, 0.0),
     "compiled_grouped_budget64k": (True, None, 65536, True, False, 0.1),
     "compiled_packed_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0),
-}
+    # packed batches need no length grouping: random rows, 64k real tokens per batch
+    "packed_random_budget64k_attn_drop0": (False, None, 65536, False, True, 0.0),
+    "compiled_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0),
+    # what dropout costs (masks generated and kept for backward), and Inductor's autotuned kernels
+    # (GEMM templates with fused epilogues; compiling takes minutes: not in gpu.sh's default list)
+    "compiled_packed_random_budget64k_no_dropout": (False, None, 65536, True, True, 0.0, 0.0),
+    "autotuned_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0, 0.1, "max-autotune-no-cudagraphs"),
+}.items()}
 # task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
 
@@ -92,13 +118,14 @@ def make_data(vocab: int, pad_to: int | None, seed: int, scale: float, packed: b
     return data
 
 
-def bert_config(smoke: bool, attention_dropout: float = 0.1) -> Any:
+def bert_config(smoke: bool, attention_dropout: float = 0.1, hidden_dropout: float = 0.1) -> Any:
     from transformers import BertConfig
 
+    dropout = {"attention_probs_dropout_prob": attention_dropout, "hidden_dropout_prob": hidden_dropout}
     if smoke:
         return BertConfig(vocab_size=2000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
-                          max_position_embeddings=512, attention_probs_dropout_prob=attention_dropout)
-    return BertConfig(attention_probs_dropout_prob=attention_dropout)  # BERT-base: 12 layers, hidden 768, 12 heads, FFN 3072
+                          max_position_embeddings=512, **dropout)
+    return BertConfig(**dropout)  # BERT-base: 12 layers, hidden 768, 12 heads, FFN 3072
 
 
 def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
@@ -109,7 +136,7 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
     return 6 * matmul_weights * lengths + 12 * layers * h * lengths ** 2
 
 
-def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False) -> tuple[Any, Any]:
+def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -122,7 +149,7 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bo
     heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
     model = MultitaskModel(encoder.to(device), heads, padding_free=packed).to(device).train()
     if compile_model:
-        compile_encoder(model, dynamic=True, backend="eager" if smoke else "inductor")
+        compile_encoder(model, dynamic=True, mode=None if smoke else mode, backend="eager" if smoke else "inductor")
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
     return model, optimizer
@@ -134,24 +161,27 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
-    grouped, batch_size, budget, compiled, packed, attention_dropout = VARIANTS[name]
-    config = bert_config(args.smoke, attention_dropout)
+    grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode = VARIANTS[name]
+    config = bert_config(args.smoke, attention_dropout, hidden_dropout)
     cuda = device.type == "cuda"
     data = make_data(config.vocab_size, 8 if compiled and not packed else None, args.seed, 0.02 if args.smoke else 1.0, packed)
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
-    model, optimizer = build(config, device, compiled, args.smoke, packed)
+    model, optimizer = build(config, device, compiled, args.smoke, packed, mode)
     meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
     batches = iter(_forever(sampler))
-    stats = {"samples": 0, "real": 0, "padded": 0, "flops": 0.0}
+    stats = {"samples": 0, "real": 0, "padded": 0, "flops": 0.0, "data_s": 0.0}
 
     def step(number: int, count: bool) -> None:
+        fetched = time.perf_counter()
         batch = next(batches)
         if cuda:
             batch.data.pin_memory()
+        if count:
+            stats["data_s"] += time.perf_counter() - fetched
         batch.data.to(device, non_blocking=cuda)
         with torch.autocast(device.type, dtype=dtype):
             loss = model(batch.name, **batch.data).loss
@@ -180,7 +210,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     warmup_s = time.perf_counter() - compile_started
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    profiler = _profiler(device) if args.profile else contextlib.nullcontext()
+    profiler = gpu_profile.profiler(device) if args.profile else contextlib.nullcontext()
     started = time.perf_counter()
     with profiler:
         for i in range(args.steps):
@@ -188,40 +218,29 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
         sync()
     seconds = time.perf_counter() - started
     if args.profile:
-        _print_profile(name, profiler, device)
-    syncs = count_syncs(lambda k: step(args.warmup + args.steps + k + 1, False), args.sync_steps) if cuda else None
+        gpu_profile.print_tables(name, profiler, device)
+    ms_per_step = 1000 * seconds / args.steps
+    extra = args.warmup + args.steps + 1
+    diagnosis = (gpu_profile.diagnose(lambda k: step(extra + k, False), args.diagnose_steps, device, ms_per_step)
+                 if args.diagnose else None)
+    extra += args.diagnose_steps if args.diagnose else 0
+    syncs = count_syncs(lambda k: step(extra + k, False), args.sync_steps) if cuda else None
     meter.flush()  # the logging step's one read, after the measurement
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     gap = packed_gap(model, next(batches), device, dtype) if packed else None
     result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
+              "compile_mode": mode, "attention_dropout": attention_dropout, "hidden_dropout": hidden_dropout,
               "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),
               "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak,
-              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled), "packed_gap": gap}
+              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled), "packed_gap": gap,
+              "ms_per_step": round(ms_per_step, 2), "data_ms_per_step": round(1000 * stats["data_s"] / args.steps, 2),
+              "tokens_per_step": round(stats["real"] / args.steps), "diagnosis": diagnosis}
     del model, optimizer
     if cuda:
         torch.cuda.empty_cache()
     return result
-
-
-def _profiler(device: Any) -> Any:
-    import torch
-
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    if device.type == "cuda":
-        activities.append(torch.profiler.ProfilerActivity.CUDA)
-    return torch.profiler.profile(activities=activities)
-
-
-def _print_profile(name: str, profiler: Any, device: Any) -> None:
-    """The timed steps' costliest operators: host time (dispatch, Python) and device time."""
-    table = profiler.key_averages()
-    print(f"--- profile of {name}: by self host time", file=sys.stderr)
-    print(table.table(sort_by="self_cpu_time_total", row_limit=18, max_name_column_width=60), file=sys.stderr)
-    if device.type == "cuda":
-        print(f"--- profile of {name}: by device time", file=sys.stderr)
-        print(table.table(sort_by="self_device_time_total", row_limit=12, max_name_column_width=60), file=sys.stderr)
 
 
 def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool) -> str:
@@ -288,6 +307,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cudnn-attention", action="store_true", help="keep cuDNN in SDPA (the engine turns it off)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of each variant's timed steps")
+    parser.add_argument("--diagnose", action="store_true", help="profile extra steps: GPU busy share, kernel time by kind")
+    parser.add_argument("--diagnose-steps", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny model, CPU, a few steps; compile with the 'eager' backend")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -322,13 +343,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "torch": torch.__version__, "peak_tflops": args.peak_tflops, "results": results, "failed": failed}
     print(json.dumps(report, indent=2))
     print()
-    print("| variant | real tokens/s | samples/s | padding eff. | MFU | syncs/step | peak mem (GiB) | warm-up s | attention | packed gap |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+    print("| variant | real tokens/s | tokens/step | ms/step | data ms | GPU busy | MFU | padding eff. | syncs/step | peak mem (GiB) "
+          "| warm-up s | attention | packed gap |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     for r in results:
         syncs = "n/a" if r["syncs_per_step"] is None else f"{r['syncs_per_step']:.1f}"
         peak = "n/a" if r["peak_memory_gib"] is None else f"{r['peak_memory_gib']:.1f}"
-        print(f"| {r['variant']} | {r['real_tokens_per_s']:.0f} | {r['samples_per_s']:.1f} | {r['padding_efficiency']:.3f} | "
-              f"{100 * r['mfu']:.1f}% | {syncs} | {peak} | {r['warmup_s']} | {r['attention']} | "
+        busy = (r["diagnosis"] or {}).get("gpu_busy")
+        busy = "n/a" if busy is None else f"{100 * busy:.0f}%"
+        print(f"| {r['variant']} | {r['real_tokens_per_s']:.0f} | {r['tokens_per_step']} | {r['ms_per_step']:.1f} | "
+              f"{r['data_ms_per_step']:.1f} | {busy} | {100 * r['mfu']:.1f}% | {r['padding_efficiency']:.3f} | "
+              f"{syncs} | {peak} | {r['warmup_s']} | {r['attention']} | "
               f"{'n/a' if r['packed_gap'] is None else format(r['packed_gap'], '.3g')} |")
     return report
 

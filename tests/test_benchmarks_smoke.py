@@ -57,8 +57,8 @@ def test_memory_scaling_smoke():
 
 
 def test_gpu_bench_smoke():
-    names = "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32,packed_random_bs32_attn_drop0"
-    report, table = run_script("gpu_bench.py", "--smoke", "--variants", names)
+    names = "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0"
+    report, table = run_script("gpu_bench.py", "--smoke", "--diagnose", "--variants", names)
     results = {r["variant"]: r for r in report["results"]}
     assert set(results) == set(names.split(",")) and report["failed"] == []
     for r in results.values():
@@ -67,10 +67,30 @@ def test_gpu_bench_smoke():
     packed = results["packed_random_bs32_attn_drop0"]
     assert packed["padding_efficiency"] == 1.0 and packed["attention"] == "sdpa (per sequence)"  # no CUDA here
     assert packed["packed_gap"] < 0.05  # bf16 logits of the packed and the padded forward agree
-    assert table.count("\n|") >= 4
+    assert table.count("\n|") >= 5
+    budget = results["packed_random_budget64k_attn_drop0"]
+    assert 0 < budget["tokens_per_step"] <= budget["token_budget"]  # packed budgets count real tokens
+    for r in results.values():
+        assert 0 <= r["data_ms_per_step"] < r["ms_per_step"]
+        diagnosis = r["diagnosis"]
+        assert diagnosis["profiled_steps"] == 3 and diagnosis["profiled_ms_per_step"] > 0
+        assert diagnosis["gpu_busy"] is None and diagnosis["top_kernels"] == []  # no GPU kernels on this machine
 
 
 def test_gpu_script_is_valid_bash():
     script = REPO / "benchmarks" / "gpu.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert "gpu_bench.py" in script.read_text()
+
+
+def test_gpu_profile_sorts_kernels_into_kinds():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from gpu_profile import kernel_kind
+
+    assert kernel_kind("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64") == "matmul"
+    assert kernel_kind("nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NTN") == "matmul"
+    assert kernel_kind("void flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128>>") == "attention"
+    assert kernel_kind("triton_per_fused_add_native_layer_norm_0") == "triton (fused)"
+    assert kernel_kind("void at::native::(anonymous namespace)::fused_adam_kernel") == "optimizer"
+    assert kernel_kind("Memcpy HtoD (Pinned -> Device)") == "copy/fill"
+    assert kernel_kind("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "other"

@@ -67,7 +67,10 @@ class MultitaskBatchSampler:
         than the budget gets a batch of its own and a warning. The budget counts
         ``batching_lengths(split)`` when the task data has it (multiple-choice rows: choices x
         longest choice, padded), else ``lengths(split)``, rounded up to the collator's
-        ``pad_to_multiple_of``.
+        ``pad_to_multiple_of``. For a task whose collator makes padding-free batches
+        (``collator.padding_free``) the budget counts real tokens instead (``sum of lengths <=
+        token_budget``, multiple-choice rows summed over choices): the encoder computes exactly
+        those, so every batch holds about the same work whatever the length mix.
     :param shuffle: randomise order; ``False`` keeps dataset order (and no batch shuffling).
     :param seed: shared by every rank. :param epoch: the epoch to start in.
     :param num_epochs: total epochs (for annealed sampling and :meth:`total_steps`).
@@ -119,18 +122,20 @@ class MultitaskBatchSampler:
         if not self.tasks:
             raise ConfigError(f"no task to train on in split {split!r}: every task is evaluate_only")
         sizes = match_task_names(batch_sizes or {}, list(data), "batch_sizes")
-        self.lengths: dict[str, np.ndarray] = {}  # what grouping and budgets count (padded slots)
+        self.lengths: dict[str, np.ndarray] = {}  # what grouping and budgets count (padded slots; real tokens if packed)
         self.real_lengths: dict[str, np.ndarray] = {}  # real tokens, for Batch.num_tokens
         self.batching: dict[str, Batching] = {}
         for name in self.tasks:
             self.real_lengths[name] = self._read_lengths(name, "lengths")
+            packed = bool(getattr(data[name].collator, "padding_free", False))
             self.lengths[name] = (self._read_lengths(name, "batching_lengths")
-                                  if hasattr(data[name], "batching_lengths") else self.real_lengths[name])
+                                  if hasattr(data[name], "batching_lengths") and not packed else self.real_lengths[name])
             pad = getattr(data[name].collator, "pad_to_multiple_of", None)
             size = _positive_int(f"batch size of task {name!r}", sizes.get(name, batch_size))
-            self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad)
+            self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad,
+                                           packed=packed)
             if token_budget is not None:
-                check_token_budget(name, self.lengths[name], token_budget, pad)
+                check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed)
         self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})
         self.epoch = _positive_int("epoch", epoch, minimum=0)
         self._step = 0

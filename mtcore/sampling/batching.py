@@ -12,9 +12,11 @@ Batches are returned as ``numpy`` arrays of row indices into the task's split.
   first) and cut into batches, then the order of all batches is shuffled. Rows of similar
   length share a batch, so dynamic padding wastes little, and batch order stays random.
 * :func:`token_budget_batches` — batches hold as many rows as fit in a budget of padded token
-  slots: ``rows * longest_row <= budget``, never exceeded. An example longer than the budget on
-  its own cannot fit anywhere: it gets a batch of its own and :class:`OversizeExampleWarning` is
-  emitted by :func:`check_token_budget` (raise ``token_budget`` or lower ``max_length``).
+  slots: ``rows * longest_row <= budget``, never exceeded; for padding-free batches
+  (``packed=True``) the budget counts real tokens instead: ``sum(lengths) <= budget``. An example
+  longer than the budget on its own cannot fit anywhere: it gets a batch of its own and
+  :class:`OversizeExampleWarning` is emitted by :func:`check_token_budget` (raise
+  ``token_budget`` or lower ``max_length``).
 """
 
 from __future__ import annotations
@@ -124,8 +126,12 @@ def token_budget_batches(
     mega_batch: int = MEGA_BATCH,
     max_rows: int | None = None,
     pad_to_multiple_of: int | None = None,
+    packed: bool = False,
 ) -> list[np.ndarray]:
     """Batches filled up to ``budget`` padded token slots (``rows * longest <= budget``).
+
+    With ``packed`` (padding-free batches: the encoder computes real tokens only) the budget
+    counts real tokens, ``sum(lengths) <= budget``, and ``pad_to_multiple_of`` is not applied.
 
     Rows are taken in random order (sorted by length inside mega-batches when
     ``group_by_length``; a mega-batch holds about ``mega_batch`` budgets' worth of rows) and
@@ -138,21 +144,22 @@ def token_budget_batches(
         raise ConfigError(f"token_budget must be a positive integer (padded tokens per batch), got {budget!r}")
     if max_rows is not None:
         max_rows = _check_batch_size(max_rows)
-    padded = padded_lengths(lengths, pad_to_multiple_of)
+    padded = padded_lengths(lengths, None if packed else pad_to_multiple_of)
     order = rng.permutation(len(padded)) if rng is not None else np.arange(len(padded))
     if group_by_length and len(padded):
         rows_per_budget = max(1, int(budget) // max(1, int(np.median(padded))))
         order = _sorted_mega_batches(padded, order, rows_per_budget * max(1, int(mega_batch)))
     batches: list[np.ndarray] = []
-    start, longest = 0, 0
+    start, longest, total = 0, 0, 0
     order_lengths = padded[order].tolist()
     for position, length in enumerate(order_lengths):
         rows = position - start
-        new_longest = max(longest, length)
-        if rows and (new_longest * (rows + 1) > budget or (max_rows is not None and rows >= max_rows)):
+        new_longest, new_total = max(longest, length), total + length
+        cost = new_total if packed else new_longest * (rows + 1)
+        if rows and (cost > budget or (max_rows is not None and rows >= max_rows)):
             batches.append(order[start:position])
-            start, new_longest = position, length
-        longest = new_longest
+            start, new_longest, new_total = position, length, length
+        longest, total = new_longest, new_total
     if start < len(order):
         batches.append(order[start:])
     if rng is not None and batches:
@@ -160,14 +167,16 @@ def token_budget_batches(
     return batches
 
 
-def check_token_budget(name: str, lengths: Sequence[int] | np.ndarray, budget: int, pad_to_multiple_of: int | None = None) -> int:
+def check_token_budget(name: str, lengths: Sequence[int] | np.ndarray, budget: int, pad_to_multiple_of: int | None = None,
+                       packed: bool = False) -> int:
     """Warn (once, one line) when examples of task ``name`` exceed ``budget``; return their count."""
-    padded = padded_lengths(lengths, pad_to_multiple_of)
+    padded = padded_lengths(lengths, None if packed else pad_to_multiple_of)
     over = int((padded > budget).sum())
     if over:
         warnings.warn(
             f"task {name!r}: {over} example(s) are longer than token_budget {budget} (longest {int(padded.max())} "
-            "padded tokens); each goes in a batch of its own that exceeds the budget: raise token_budget or lower max_length",
+            f"{'real' if packed else 'padded'} tokens); each goes in a batch of its own that exceeds the budget: "
+            "raise token_budget or lower max_length",
             OversizeExampleWarning,
             stacklevel=3,
         )

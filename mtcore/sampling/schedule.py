@@ -54,6 +54,7 @@ class Batching:
     drop_last: bool = False
     pad_to_multiple_of: int | None = None
     mega_batch: int = MEGA_BATCH
+    packed: bool = False  # padding-free batches: token budgets count real tokens
 
 
 class TaskPlan:
@@ -90,7 +91,7 @@ class TaskPlan:
         rng = rng_for(self.seed, self.epoch, BATCHING_STREAM, self._key, cycle) if b.shuffle else None
         if b.token_budget is not None:
             batches = token_budget_batches(self.lengths, b.token_budget, rng, group_by_length=b.group_by_length,
-                                           mega_batch=b.mega_batch, pad_to_multiple_of=b.pad_to_multiple_of)
+                                           mega_batch=b.mega_batch, pad_to_multiple_of=b.pad_to_multiple_of, packed=b.packed)
         elif b.group_by_length:
             batches = length_grouped_batches(self.lengths, b.batch_size, rng, mega_batch=b.mega_batch, drop_last=b.drop_last)
         else:

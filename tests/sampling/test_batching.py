@@ -79,6 +79,28 @@ def test_token_budget_is_never_exceeded(rsg_lengths, budget, pad):
                     assert len(b) * int(padded[b].max()) <= budget, (name, budget, pad)
 
 
+@pytest.mark.parametrize("budget", [512, 4096])
+def test_packed_token_budget_counts_real_tokens(rsg_lengths, budget):
+    for name, lengths in rsg_lengths(1).items():
+        for grouped in (True, False):
+            padded = token_budget_batches(lengths, budget, rng_for(1), group_by_length=grouped)
+            packed = token_budget_batches(lengths, budget, rng_for(1), group_by_length=grouped, pad_to_multiple_of=64, packed=True)
+            assert _as_sorted_rows(packed) == list(range(len(lengths)))
+            assert all(int(lengths[b].sum()) <= budget for b in packed), name
+            # full batches: adding the next batch's first row would have broken the budget
+            sums = [int(lengths[b].sum()) for b in packed]
+            assert np.mean(sums[:-1]) > budget - int(lengths.max())
+            if not grouped:  # random order: padded budgets waste slots, packed ones fill with real tokens
+                assert len(packed) < len(padded)
+
+
+def test_packed_budget_ignores_pad_to_multiple_of_and_warns_in_real_tokens():
+    lengths = np.array([30, 30, 30, 30, 70])
+    assert [b.tolist() for b in token_budget_batches(lengths, 60, None, group_by_length=False, pad_to_multiple_of=64, packed=True)] == [[0, 1], [2, 3], [4]]
+    with pytest.warns(OversizeExampleWarning, match="longest 70 real tokens"):
+        assert check_token_budget("x", lengths, 60, pad_to_multiple_of=64, packed=True) == 1
+
+
 def test_token_budget_packs_many_rows_and_respects_max_rows():
     lengths = np.full(100, 10)
     batches = token_budget_batches(lengths, 100, None)

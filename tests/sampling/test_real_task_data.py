@@ -94,3 +94,23 @@ def test_token_budget_holds_for_multiple_choice_with_pad_to_multiple_of(rsg):
     lengths = parus.batching_lengths("train")
     assert all(n % 16 == 0 for n in lengths)  # 2 choices x a multiple of 8
 
+
+
+def test_padding_free_collators_make_token_budgets_count_real_tokens(rsg):
+    """A packed batch of PARus (multiple choice) holds at most the budget in real tokens, summed over choices."""
+    import copy
+
+    from mtcore.sampling import MultitaskBatchSampler
+
+    budget = 160
+    padded = MultitaskBatchSampler({"rsg:parus": rsg["rsg:parus"]}, "train", token_budget=budget, seed=0, group_by_length=False)
+    parus = copy.copy(rsg["rsg:parus"])
+    parus.collator = copy.copy(parus.collator)
+    parus.collator.padding_free = True
+    packed = MultitaskBatchSampler({"rsg:parus": parus}, "train", token_budget=budget, seed=0, group_by_length=False)
+    batches = list(packed)
+    assert sum(b.size for b in batches) == parus.num_rows("train")
+    for batch in batches:
+        assert batch.num_tokens == int(batch.data["token_index"].numel())  # the tokens the encoder computes
+        assert batch.num_tokens <= budget or batch.size == 1
+    assert len(batches) < len(list(padded))  # no slots spent on padding: fewer, fuller batches

@@ -38,3 +38,18 @@ def test_padding_free_training_gives_the_padded_runs_weights(tmp_path: Path, mak
         if key in weights[True] and not torch.equal(tensor, weights[True][key]):
             moved += 1
     assert moved > 0
+
+
+def test_padding_free_token_budget_counts_real_tokens_in_the_engine(tmp_path: Path, make_config):
+    budget = 96
+    config = make_config(batching={"batch_size": 8, "padding_free": True, "max_tokens": budget, "group_by_length": False})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    summary = trainer.train()
+    assert 0 < summary["tokens_seen"] <= 6 * budget
+    batches = [b for _, b in zip(range(40), trainer.engine.sampler)]
+    assert batches and max(b.size for b in batches) > 1
+    for batch in batches:
+        assert batch.num_tokens == batch.data["token_index"].numel()
+        assert batch.num_tokens <= budget or batch.size == 1
+    # padded slots would have broken the budget: the batches hold real tokens up to it, not rows x longest
+    assert any(batch.data["input_ids"].numel() > budget for batch in batches)
