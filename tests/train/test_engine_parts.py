@@ -180,17 +180,35 @@ def test_any_local_encoder_directory(tmp_path: Path, make_config, arch):
     assert not list((tmp_path / "run" / "checkpoints").glob("step-*"))  # checkpoint.at_end: false
 
 
-def test_trackers(tmp_path: Path, make_config):
-    from importlib.util import find_spec
+def test_tensorboard_tracker_gets_train_and_eval_scalars(tmp_path: Path, make_config):
+    pytest.importorskip("tensorboard")  # in the dev extra, so CI runs this
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    config = make_config(logging={"every": 1, "progress": "none", "plot": False, "trackers": ["tensorboard"]},
-                         schedule={"max_steps": 2}, checkpoint={"every": None})
-    if find_spec("tensorboard") is None:
-        with pytest.raises(ConfigError, match=r"config key 'logging.trackers.0': 'tensorboard' is not installed \(pip install tensorboard\)"):
-            Trainer(config, output_dir=tmp_path / "run")
-    else:
-        Trainer(config, output_dir=tmp_path / "run").train()
-        assert list((tmp_path / "run").rglob("events.out.tfevents*"))
+    config = make_config(logging={"every": 1, "progress": "none", "plot": False, "trackers": ["tensorboard"], "project": "tb"},
+                         schedule={"max_steps": 4, "warmup_steps": 1}, evaluation={"every": 2}, checkpoint={"every": None})
+    Trainer(config, output_dir=tmp_path / "run").train()
+    scalars: dict[str, list] = {}
+    for path in (tmp_path / "run" / "tb").rglob("events.out.tfevents*"):
+        events = EventAccumulator(str(path))
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            scalars[tag] = [(e.step, e.value) for e in events.Scalars(tag)]
+    assert [step for step, _ in scalars["train/lr"]] == [1, 2, 3, 4]
+    assert [step for step, _ in scalars["eval/aggregate"]] == [2, 4]
+    assert all(0.0 <= value <= 1.0 for _, value in scalars["eval/aggregate"])
+    task_losses = [tag for tag in scalars if tag.startswith("train/") and tag.endswith("/loss")]
+    assert task_losses and all(value > 0 for tag in task_losses for _, value in scalars[tag])
+
+
+def test_a_tracker_that_is_not_installed_is_a_one_line_config_error(tmp_path: Path, make_config, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    config = make_config(logging={"every": 1, "progress": "none", "plot": False, "trackers": ["wandb"]})
+    with pytest.raises(ConfigError, match=r"^config key 'logging.trackers.0': 'wandb' is not installed \(pip install wandb\)"):
+        Trainer(config, output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_out_of_memory_while_evaluating_names_the_evaluation(tmp_path: Path, make_config, monkeypatch, helpers):
