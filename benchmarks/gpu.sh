@@ -25,7 +25,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 # eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps);
 # --diagnose profiles 3 extra steps per variant: GPU busy share, kernel time by kind, top kernels
 timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_bs32_attn_drop0,packed_grouped_budget64k_attn_drop0,packed_random_budget64k_attn_drop0,compiled_grouped_budget64k,compiled_packed_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0}" \
+    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0,packed_grouped_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0,compiled_grouped_bs32,cudagraphs_grouped_bs32_pad64}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"
