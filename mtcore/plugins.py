@@ -1,8 +1,12 @@
 """Loading plugins: entry points in the ``mtcore`` group, each one isolated from the others.
 
-* A plugin that fails to import, implements a hook that does not exist (a misspelling), or
-  raises inside a hook is recorded with its distribution, version and error; everything it
+* A plugin that fails to import, implements a hook that does not exist (a misspelling), leaves
+  a hook undecorated, implements no hook at all, or raises inside a hook is recorded with its
+  distribution, version, error and where it happened (file:line; the whole traceback is kept in
+  ``PluginInfo.traceback`` and printed by the CLI with ``MT_DEBUG=1``); everything it
   registered is dropped and the other plugins keep working.
+* Two distributions using the same plugin name: the first by distribution name loads, the
+  other fails naming both.
 * ``MT_STRICT_PLUGINS=1`` turns any such failure into an error (exit code 1).
 * ``MT_LOAD_PLUGINS=a,b`` loads only those external plugins (entry-point or distribution
   names); set but empty, it loads none. mtcore's built-ins always load.
@@ -11,8 +15,10 @@
 from __future__ import annotations
 
 import os
+import traceback
 import warnings
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -24,7 +30,7 @@ from mtcore.registry import COMPONENT_KINDS, PluginInfo, Registry
 BUILTIN_DISTRIBUTION = "mtcore"
 HOOK_NAMES = ["mt_register_tasks", *COMPONENT_KINDS.values()]
 
-_cache: dict[tuple[str | None, bool], Registry] = {}
+_cache: dict[str | None, Registry] = {}  # by MT_LOAD_PLUGINS
 
 
 class PluginWarning(UserWarning):
@@ -42,14 +48,29 @@ def _selected(ep: EntryPoint, only: set[str] | None) -> bool:
     return ep.name in only or dist in only
 
 
+_IMPL_MARK = f"{hookspecs.PROJECT}_impl"  # the attribute pluggy's HookimplMarker("mtcore") sets
+
+
 def _hook_problems(module: Any) -> list[str]:
-    """Names in ``module`` that look like hook implementations but match no hook."""
-    problems = []
+    """Hook implementations that match no hook (misspellings), hooks left undecorated, or no hook at all.
+
+    Undecorated functions whose names are not hook names (helpers called ``mt_something``) are
+    none of mtcore's business.
+    """
+    problems, implemented = [], 0
     for attr in dir(module):
-        if not attr.startswith("mt_") or not callable(getattr(module, attr)):
+        value = getattr(module, attr, None)
+        if not callable(value):
             continue
-        if attr not in HOOK_NAMES:
-            problems.append(f"unknown hook {attr!r}{did_you_mean(attr, HOOK_NAMES)}")
+        marked = getattr(value, _IMPL_MARK, None) is not None
+        if marked and attr not in HOOK_NAMES:
+            problems.append(f"unknown hook {attr!r}{did_you_mean(attr, HOOK_NAMES, n=1)}")
+        elif not marked and attr in HOOK_NAMES:
+            problems.append(f"{attr!r} is not decorated with @mtcore.hookimpl, so mtcore would never call it")
+        implemented += marked
+    if not problems and not implemented:
+        problems.append(f"module {module.__name__!r} implements no mtcore hook: decorate functions named "
+                        "mt_register_tasks, mt_register_heads, ... with @mtcore.hookimpl (see docs/hooks.md)")
     return problems
 
 
@@ -78,36 +99,58 @@ def _collect(pm: pluggy.PluginManager, plugin_name: str) -> tuple[list, list]:
     return tasks, components
 
 
-def _describe(exc: BaseException) -> str:
+_OWN_CODE = (Path(__file__).resolve().parent, Path(pluggy.__file__).resolve().parent)
+
+
+def _where(exc: BaseException) -> str:
+    """``" (at file:line in function)"`` for the innermost frame outside mtcore, pluggy and importlib."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<") and not any(Path(f.filename).resolve().is_relative_to(own) for own in _OWN_CODE)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    path = Path(frame.filename)
+    return f" (at {'/'.join(path.parts[-2:])}:{frame.lineno} in {frame.name})"
+
+
+def _describe(exc: BaseException, ep: EntryPoint | None = None) -> str:
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, ImportError) and ep is not None:
+        return f"{line} (importing entry point '{ep.name} = {ep.value}' of the {hookspecs.PROJECT!r} group in its pyproject.toml)"
+    return line + ("" if isinstance(exc, PluginError) else _where(exc))
 
 
-def load_registry(*, refresh: bool = False, warn: bool = True) -> Registry:
-    """Discover plugins and return the registry (cached per ``MT_LOAD_PLUGINS``/strict setting).
+def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | None = None) -> Registry:
+    """Discover plugins and return the registry (cached per ``MT_LOAD_PLUGINS``).
 
-    Raises :class:`PluginError` in strict mode when any plugin failed.
+    Raises :class:`PluginError` in strict mode (``strict``, default ``MT_STRICT_PLUGINS``) when
+    any plugin failed.
     """
     only_env = os.environ.get("MT_LOAD_PLUGINS")
-    key = (only_env, strict_mode())
+    strict = strict_mode() if strict is None else strict
+    key = only_env
     if not refresh and key in _cache:
-        return _cache[key]
+        registry = _cache[key]
+        _check_strict(registry, strict)
+        return registry
     only = None if only_env is None else {n.strip() for n in only_env.split(",") if n.strip()}
 
     registry = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     eps = [ep for ep in entry_points(group=hookspecs.PROJECT) if _selected(ep, only)]
-    eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name))
-    seen_names: set[str] = set()
+    eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name, ep.dist.name if ep.dist else ""))
+    seen_names: dict[str, str] = {}
     for ep in eps:
         dist = ep.dist.name if ep.dist else "?"
         info = PluginInfo(name=ep.name, distribution=dist, version=ep.dist.version if ep.dist else "?", builtin=dist == BUILTIN_DISTRIBUTION)
         registry.plugins.append(info)
         try:
             if ep.name in seen_names:
-                raise PluginError(f"another installed plugin already uses the name {ep.name!r}")
-            seen_names.add(ep.name)
+                raise PluginError(f"the plugin name {ep.name!r} is also used by {seen_names[ep.name]}, which was loaded instead; "
+                                  f"rename the entry point in one of their pyproject.toml files")
+            seen_names[ep.name] = dist
             module = ep.load()
             problems = _hook_problems(module)
             if problems:
@@ -118,16 +161,21 @@ def load_registry(*, refresh: bool = False, warn: bool = True) -> Registry:
             registry.merge_plugin(info, tasks, components)
         except Exception as exc:  # a broken plugin must never break the others
             info.status = "failed"
-            info.error = _describe(exc)
+            info.error = _describe(exc, ep)
+            info.traceback = "".join(traceback.format_exception(exc))
             if pm.get_plugin(ep.name) is not None:
                 pm.unregister(name=ep.name)
-    if strict_mode() and registry.failures:
-        raise PluginError(registry.failures[0].failure_line() + " (MT_STRICT_PLUGINS=1 makes this fatal)")
+    _cache[key] = registry
+    _check_strict(registry, strict)
     if warn:
         for info in registry.failures:
             warnings.warn(info.failure_line(), PluginWarning, stacklevel=2)
-    _cache[key] = registry
     return registry
+
+
+def _check_strict(registry: Registry, strict: bool) -> None:
+    if strict and registry.failures:
+        raise PluginError(registry.failures[0].failure_line() + " (MT_STRICT_PLUGINS=1 makes this fatal)")
 
 
 def get_task(name: str):  # -> Task

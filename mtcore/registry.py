@@ -60,6 +60,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     tasks: int = 0
     components: int = 0
+    traceback: str = ""  # of a failure (shown by the CLI with MT_DEBUG=1)
 
     def failure_line(self) -> str:
         return f"plugin {self.name!r} ({self.distribution} {self.version}) failed to load: {self.error}"

@@ -20,14 +20,14 @@ def _count(text: str, fmt: str, options: dict) -> int:
     raise ValueError(fmt)
 
 
-def sample_sizes(task: Task) -> dict[str, int]:
+def sample_sizes(task: Task) -> dict[str, int | str]:
     """``{split: rows}`` of the task's ``sample`` source (``{file: rows}`` for a corpus split at load time);
-    empty when it has none or it is unreadable."""
+    empty when it has none; a split whose file cannot be read gets a short reason instead of a count."""
     source = task.sources.get("sample")
     if source is None or "package" not in source.options:
         return {}
     options = dict(source.options)
-    sizes: dict[str, int] = {}
+    sizes: dict[str, int | str] = {}
     for split, name in (options.get("files") or options.get("corpus_files") or {}).items():
         names = name if isinstance(name, list) else [name]
         try:
@@ -39,6 +39,8 @@ def sample_sizes(task: Task) -> dict[str, int]:
                     fmt = item.rsplit(".", 1)[-1]
                 total += _count(text, fmt, options)
             sizes[split] = total
-        except (OSError, ValueError, ModuleNotFoundError):
-            continue
+        except (OSError, ModuleNotFoundError):
+            sizes[split] = f"missing ({', '.join(names)} in package {options['package']!r})"
+        except (UnicodeDecodeError, ValueError):
+            sizes[split] = f"unreadable ({', '.join(names)})"
     return sizes

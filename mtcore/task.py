@@ -77,6 +77,9 @@ DEFAULT_INPUTS = {
 
 SOURCE_KINDS = ("hub", "local", "sample")
 
+#: Columns ``Task.inputs`` may map (canonical column -> raw field).
+INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx")
+
 
 @dataclass(frozen=True)
 class Source:
@@ -171,7 +174,17 @@ class Task:
             object.__setattr__(self, "kind", kind)
         if not self.name or ":" in self.name:
             raise ConfigError(f"task name {self.name!r} must be non-empty and contain no ':'")
+        if isinstance(self.labels, str):
+            raise ConfigError(f"task {self.name!r}: labels must be a list of label names, not the string {self.labels!r} "
+                              f"(write labels=({', '.join(repr(x) for x in self.labels.split()[:3])}, ...))")
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        if len(set(self.labels)) != len(self.labels):
+            dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            raise ConfigError(f"task {self.name!r}: labels has duplicates ({', '.join(map(repr, dupes))}); each label name must be unique")
+        for column in self.inputs:
+            if column not in INPUT_COLUMNS:
+                raise ConfigError(f"task {self.name!r}: inputs maps unknown column {column!r}{did_you_mean(column, INPUT_COLUMNS, n=1)}; "
+                                  f"columns are: {', '.join(INPUT_COLUMNS)}")
         if self.label_values is not None:
             object.__setattr__(self, "label_values", tuple(self.label_values))
             if len(self.label_values) != len(self.labels):

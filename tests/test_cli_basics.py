@@ -36,6 +36,20 @@ def test_show_task_prints_sources_labels_metrics():
         assert text in result.stdout
 
 
+def test_show_task_names_a_missing_sample_file(monkeypatch):
+    from mtcore import plugins
+    from mtcore.task import Source, Task
+
+    task = Task(name="half_shipped", kind="text_classification", labels=("a", "b"),
+                sources={"sample": Source.sample("mt_nli", "jsonl", {"train": "no/such/train.jsonl", "validation": "sample/ru/full/val.jsonl"})})
+    monkeypatch.setattr(plugins, "_cache", {})
+    plugins.register_task(task)
+    result = runner.invoke(app, ["show-task", "user:half_shipped"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "sample size" in line)
+    assert "train missing (no/such/train.jsonl in package 'mt_nli')" in line
+
+
 def test_components_lists_builtin_heads_and_samplers():
     result = runner.invoke(app, ["components", "--json"])
     assert result.exit_code == 0

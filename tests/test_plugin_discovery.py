@@ -51,24 +51,54 @@ def test_broken_plugins_are_reported_in_one_line_each_and_others_keep_working(fi
     ids = {t["id"] for t in json.loads(result.stdout)}
     assert "rsg:terra" in ids and "dupe:terra" in ids and "dupe:only_here" in ids
     # nothing of a plugin that failed half-way is kept
-    assert not any(i.startswith(("broken_hook:", "misspelled:", "broken_import:")) for i in ids)
+    assert not any(i.startswith(("broken_hook:", "misspelled:", "broken_import:", "undecorated:")) for i in ids)
+    assert "full:echo" in ids  # an undecorated mt_* helper is no problem
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    by_plugin = {name: [line for line in lines if f"'{name}'" in line] for name in ("broken_import", "broken_hook", "misspelled")}
+    names = ("broken_import", "broken_hook", "misspelled", "undecorated")
+    by_plugin = {name: [line for line in lines if f"plugin '{name}'" in line] for name in names}
     assert "mt-fixture-broken-import 0.0.1" in by_plugin["broken_import"][0]
     assert "ModuleNotFoundError" in by_plugin["broken_import"][0]
+    assert "entry point 'broken_import = mt_fixture_broken_import.plugin'" in by_plugin["broken_import"][0]
     assert "boom inside mt_register_tasks" in by_plugin["broken_hook"][0]
+    assert "(at mt_fixture_broken_hook/plugin.py:9 in mt_register_tasks)" in by_plugin["broken_hook"][0]
     assert "unknown hook 'mt_register_task'" in by_plugin["misspelled"][0]
-    assert "did you mean 'mt_register_tasks'" in by_plugin["misspelled"][0]
+    assert "did you mean 'mt_register_tasks'?" in by_plugin["misspelled"][0]
+    assert "'mt_register_tasks' is not decorated with @mtcore.hookimpl" in by_plugin["undecorated"][0]
     assert all(len(v) == 1 for v in by_plugin.values()), lines
+    clash = [line for line in lines if "mt-fixture-zz-clash" in line]
+    assert len(clash) == 1 and "the plugin name 'dupe' is also used by mt-fixture-duplicate, which was loaded instead" in clash[0]
+    assert "from_the_clash" not in " ".join(ids)
+    assert all(line.startswith("warning: ") for line in lines)
     assert "Traceback" not in result.stderr
 
 
-def test_plugins_table_shows_failures(fixture_plugins):
-    rows = {row["name"]: row for row in _json(run_mt("plugins", "--json", plugin_path=fixture_plugins))}
-    assert rows["broken_import"]["status"] == "failed"
-    assert rows["broken_hook"]["status"] == "failed" and rows["broken_hook"]["tasks"] == 0
-    assert rows["dupe"]["status"] == "ok"
-    assert rows["rsg"]["status"] == "ok"
+def test_mt_debug_prints_each_plugin_failures_traceback(fixture_plugins):
+    result = run_mt("list-tasks", plugin_path=fixture_plugins, env={"MT_DEBUG": "1"})
+    assert result.returncode == 0
+    assert "traceback of plugin 'broken_hook':" in result.stderr
+    assert 'mt_fixture_broken_hook/plugin.py", line 9, in mt_register_tasks' in result.stderr
+    assert "RuntimeError: boom inside mt_register_tasks" in result.stderr
+
+
+def test_plugins_table_shows_failures_and_exits_1(fixture_plugins):
+    result = run_mt("plugins", "--json", plugin_path=fixture_plugins)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    rows = {}
+    for row in json.loads(result.stdout):
+        rows.setdefault(row["name"], []).append(row)
+    assert rows["broken_import"][0]["status"] == "failed"
+    assert rows["broken_hook"][0]["status"] == "failed" and rows["broken_hook"][0]["tasks"] == 0
+    assert [(r["distribution"], r["status"]) for r in rows["dupe"]] == [("mt-fixture-duplicate", "ok"), ("mt-fixture-zz-clash", "failed")]
+    assert rows["rsg"][0]["status"] == "ok"
+    # strict mode: the table is still shown (it is how one finds the culprit), then exit 1
+    strict = run_mt("plugins", plugin_path=fixture_plugins, env={"MT_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 1 and "broken_hook" in strict.stdout and "MT_STRICT_PLUGINS=1" in strict.stderr
+
+
+def test_plugin_text_is_shown_as_written_not_as_markup(fixture_plugins):
+    result = run_mt("show-task", "full:echo", plugin_path=fixture_plugins)
+    assert result.returncode == 0, result.stderr
+    assert "[beta]" in result.stdout
 
 
 def test_strict_mode_makes_a_broken_plugin_fatal(fixture_plugins):
@@ -109,3 +139,15 @@ def test_unknown_task_gets_did_you_mean():
     assert line.endswith("run 'mt list-tasks' to see them")
     bare = run_mt("show-task", "danetq")
     assert "did you mean 'danetqa'" in bare.stderr
+
+
+def test_mt_train_prints_warnings_as_one_line_each(fixture_plugins, tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("encoder: {tiny: bert}\ntasks: [rsg:tera]\nschedule: {max_steps: 1}\n")
+    result = run_mt("train", str(config), "--output-dir", str(tmp_path / "run"), plugin_path=fixture_plugins)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert any(line.startswith("warning: plugin 'broken_hook'") for line in lines)
+    assert lines[-1].startswith("error: config key 'tasks.0.id': unknown task 'rsg:tera' (did you mean 'rsg:terra'")
+    assert all(line.startswith(("warning: ", "error: ")) for line in lines), lines
+    assert not (tmp_path / "run").exists()

@@ -2,13 +2,15 @@
 
 Every :class:`mtcore.errors.MtError` becomes one line on stderr and the error's exit code
 (1 runtime, 2 usage/config). Unexpected exceptions print one line too, unless ``MT_DEBUG=1``
-asks for the traceback.
+asks for the traceback. Python warnings raised while a command runs (a plugin that failed to
+load, examples over the token budget, library deprecations) print as one ``warning:`` line.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import Any
 
 import typer
@@ -42,10 +44,20 @@ _PASS_THROUGH = tuple(
 )
 
 
+def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns user errors into one line and an exit code, for the real CLI and CliRunner alike."""
 
     def invoke(self, ctx: Any) -> Any:
+        with warnings.catch_warnings():
+            if not debug_mode():
+                warnings.showwarning = _one_line_warning
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except _PASS_THROUGH:

@@ -8,27 +8,33 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from mtcore.cli.output import print_json, report_plugin_failures, stdout
-from mtcore.plugins import load_registry
+from mtcore.cli.output import print_json, report_plugin_failures, stdout, warn
+from mtcore.plugins import load_registry, strict_mode
 from mtcore.registry import COMPONENT_KINDS
 
 
 def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
-    """List installed plugins: distribution, version, status, number of tasks."""
-    registry = load_registry(warn=False)
+    """List installed plugins: distribution, version, status, number of tasks (exit 1 if one failed)."""
+    registry = load_registry(warn=False, strict=False)
     if as_json:
         print_json([p.summary() for p in registry.plugins])
-        return
-    table = Table(title="mtcore plugins")
-    for column in ("plugin", "distribution", "version", "status", "tasks", "components", "hooks"):
-        table.add_column(column)
-    for p in registry.plugins:
-        status = "[green]ok[/green]" if p.status == "ok" else f"[red]failed[/red]: {p.error}"
-        hooks = ", ".join(h.removeprefix("mt_register_") for h in p.hooks)
-        table.add_row(p.name, p.distribution, p.version, status, str(p.tasks), str(p.components), hooks)
-    stdout.print(table)
+    else:
+        table = Table(title="mtcore plugins")
+        for column in ("plugin", "distribution", "version", "status", "tasks", "components", "hooks"):
+            table.add_column(column)
+        for p in registry.plugins:
+            status = "[green]ok[/green]" if p.status == "ok" else f"[red]failed[/red]: {escape(p.error)}"
+            hooks = ", ".join(h.removeprefix("mt_register_") for h in p.hooks)
+            table.add_row(escape(p.name), escape(p.distribution), escape(p.version), status, str(p.tasks), str(p.components), hooks)
+        stdout.print(table)
+    if registry.failures:
+        report_plugin_failures(registry, tracebacks_only=True)
+        if strict_mode():
+            warn("MT_STRICT_PLUGINS=1: other mt commands refuse to run until it is fixed or uninstalled")
+        raise typer.Exit(1)
 
 
 def list_tasks(
@@ -48,7 +54,7 @@ def list_tasks(
         table.add_column(column, overflow="fold")
     for t in tasks:
         labels = ", ".join(t.labels[:4]) + (f", … (+{len(t.labels) - 4})" if len(t.labels) > 4 else "") if t.labels else "-"
-        table.add_row(t.id, t.kind.value, labels, ", ".join(t.sources), t.description)
+        table.add_row(escape(t.id), t.kind.value, escape(labels), ", ".join(t.sources), escape(t.description))
     stdout.print(table)
 
 
@@ -59,29 +65,33 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     registry = load_registry(warn=False)
     report_plugin_failures(registry)
     task = registry.task(task_id)
-    table = Table(title=task.id, show_header=False)
+    table = Table(title=escape(task.id), show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    table.add_row("description", task.description or "-")
-    table.add_row("kind", task.kind.value)
-    table.add_row("inputs", ", ".join(f"{k} <- {v}" for k, v in task.input_map.items()))
+
+    def row(field: str, value: str) -> None:  # values are plain text, never rich markup
+        table.add_row(escape(field), escape(value))
+
+    row("description", task.description or "-")
+    row("kind", task.kind.value)
+    row("inputs", ", ".join(f"{k} <- {v}" for k, v in task.input_map.items()))
     labels = ", ".join(task.labels) or "-"
     if task.label_values is not None:
         labels += "  (stored as " + ", ".join(repr(v) for v in task.label_values) + ")"
-    table.add_row("labels", labels)
+    row("labels", labels)
     for name, source in task.sources.items():
-        table.add_row(f"source {name}", source.description)
+        row(f"source {name}", source.description)
     options = ", ".join(f"{k}={v}" for k, v in task.head_options.items())
-    table.add_row("head", task.head_name + (f" ({options})" if options else ""))
-    table.add_row("metrics", ", ".join(task.all_metrics) + f"  (main: {task.main})")
-    table.add_row("max_length", str(task.max_length))
+    row("head", task.head_name + (f" ({options})" if options else ""))
+    row("metrics", ", ".join(task.all_metrics) + f"  (main: {task.main})")
+    row("max_length", str(task.max_length))
     sizes = sample_sizes(task)
     if sizes:
-        table.add_row("sample size", ", ".join(f"{split} {n}" for split, n in sizes.items()))
+        row("sample size", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     for key, value in task.metadata.items():
-        table.add_row(key, str(value))
+        row(key, str(value))
     if task.evaluate_only:
-        table.add_row("note", "evaluate-only (diagnostic): not trained on")
+        row("note", "evaluate-only (diagnostic): not trained on")
     stdout.print(table)
 
 
@@ -106,7 +116,7 @@ def components(
     for column in ("kind", "id", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["kind"], row["id"], row["description"])
+        table.add_row(row["kind"], escape(row["id"]), escape(row["description"]))
     stdout.print(table)
 
 

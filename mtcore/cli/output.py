@@ -23,6 +23,13 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def report_plugin_failures(registry: Any) -> None:
+def report_plugin_failures(registry: Any, *, tracebacks_only: bool = False) -> None:
+    """One warning line per failed plugin (``tracebacks_only``: the lines are shown elsewhere);
+    with ``MT_DEBUG=1`` also each failure's traceback."""
+    from mtcore.cli.app import debug_mode
+
     for info in registry.failures:
-        warn(info.failure_line())
+        if not tracebacks_only:
+            warn(info.failure_line())
+        if debug_mode() and info.traceback:
+            print(f"traceback of plugin {info.name!r}:\n{info.traceback}", file=sys.stderr, flush=True)

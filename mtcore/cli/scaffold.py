@@ -157,7 +157,7 @@ def new_plugin(
     for rel in sorted(files):
         print(f"  {rel.as_posix()}")
     print("next steps:")
-    print(f"  pip install -e {shown}")
+    print(f"  pip install -e '{shown}[test]'     # [test]: pytest too")
     print(f"  mt list-tasks --plugin {names.plugin}")
     print(f"  cd {shown} && python -m pytest")
 

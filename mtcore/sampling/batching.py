@@ -176,7 +176,7 @@ def check_token_budget(name: str, lengths: Sequence[int] | np.ndarray, budget: i
         warnings.warn(
             f"task {name!r}: {over} example(s) are longer than token_budget {budget} (longest {int(padded.max())} "
             f"{'real' if packed else 'padded'} tokens); each goes in a batch of its own that exceeds the budget: "
-            "raise token_budget or lower max_length",
+            "raise the token budget (batching.max_tokens) or lower max_length",
             OversizeExampleWarning,
             stacklevel=3,
         )

@@ -30,13 +30,11 @@ from mtcore.errors import MtError
 from mtcore.hookspecs import PROJECT
 from mtcore.refs import describe, resolve
 from mtcore.registry import Registry
-from mtcore.task import TaskKind, Task
+from mtcore.task import Task, TaskKind
 
 #: Libraries a plugin's entry-point module must not import (they make ``mt list-tasks`` slow).
 HEAVY_MODULES = ("torch", "transformers", "datasets", "accelerate", "sklearn")
 
-#: Columns ``Task.inputs`` may map (canonical column -> raw field).
-CANONICAL_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx")
 
 
 @dataclass(frozen=True)
@@ -135,10 +133,7 @@ def check_references(task: Task) -> list[str]:
 
 def check_labels(task: Task) -> list[str]:
     """Label names, stored values and aliases agree with each other and with the task kind."""
-    problems = []
-    if len(set(task.labels)) != len(task.labels):
-        dupes = sorted({x for x in task.labels if task.labels.count(x) > 1})
-        problems.append(f"labels has duplicates: {', '.join(map(repr, dupes))}")
+    problems = []  # duplicate label names and unknown input columns are refused by Task itself
     if task.label_values is not None:
         values = [(type(v).__name__, v) for v in task.label_values]
         if len(set(map(repr, values))) != len(values):
@@ -148,9 +143,6 @@ def check_labels(task: Task) -> list[str]:
             problems.append(f"label_aliases maps {alias!r} to {target!r}, which is not one of the labels {list(task.labels)}")
     if task.kind is TaskKind.REGRESSION and task.labels:
         problems.append(f"a regression task predicts a number and takes no labels (it has {list(task.labels)})")
-    for column in task.inputs:
-        if column not in CANONICAL_COLUMNS:
-            problems.append(f"inputs maps unknown column {column!r}; columns are: {', '.join(CANONICAL_COLUMNS)}")
     return problems
 
 

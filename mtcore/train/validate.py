@@ -60,10 +60,15 @@ def _choice_error(key: str, value: str, kind: str, registry: Registry) -> Config
     return ConfigError(f"config key {key!r}: {value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
 
 
-def _component(registry: Registry, kind: str, name: str, key: str) -> Any:
+def _component(registry: Registry, kind: str, name: str, key: str, task: Task | None = None) -> Any:
+    """Look up a component; ``task`` given: the name came from that task's definition, not the config."""
     try:
         return registry.component(kind, name)
     except MtError as exc:
+        if task is not None:
+            names = registry.names(kind)
+            raise ConfigError(f"task {task.id!r} (from plugin {task.plugin!r}) names {kind} {name!r}, which is not registered"
+                              f"{did_you_mean(name, names)}: fix the task's definition, or set config key {key!r}") from None
         if ":" not in name and name not in registry.names(kind):
             raise _choice_error(key, name, kind, registry) from None
         raise _key_error(key, exc) from None
@@ -87,6 +92,8 @@ def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: st
             raise _key_error(f"{key}.id", exc) from None
     try:
         changes = entry.overrides()
+        if changes.get("metrics") and "main_metric" not in changes and task.main_metric not in changes["metrics"]:
+            changes["main_metric"] = None  # the task's main metric is not among the chosen ones: the first of them is
         if entry.sources:
             changes["sources"] = merge_sources(task.sources, entry.sources, task_name=task.id)
         return task.replace(**changes)
@@ -140,12 +147,16 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is evaluate-only (a diagnostic set): leave it out of training")
         if any(p.id == task.id for p in planned):
             raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is listed twice")
-        head = _component(registry, "head", task.head_name, f"tasks.{i}.head")
+        defined = f"tasks.{i}.define" if entry.define is not None else None  # names written in the config itself
+        blame = None if defined else task
+        head = _component(registry, "head", task.head_name, f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head",
+                          None if entry.head else blame)
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
             raise ConfigError(f"config key 'tasks.{i}.head': head {task.head_name!r} serves {', '.join(kinds)}, not {task.kind.value} (task {task.id!r})")
         for metric in task.all_metrics:
-            _component(registry, "metric", metric, f"tasks.{i}.metrics")
+            key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
+            _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
         source = _source(entry, task, i)
         data_dir = entry.data_dir
         if data_dir is None and source == "local" and entry.define is not None:

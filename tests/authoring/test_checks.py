@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mtcore.errors import ConfigError
 from mtcore.plugins import load_registry
 from mtcore.task import Source, Task
 from mtcore.testing import PluginCheckError, assert_task_valid, check_plugin, check_task, heavy_imports
@@ -41,7 +42,7 @@ def test_a_sound_task_has_no_problems(tmp_path, monkeypatch):
 def test_every_spec_problem_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     task = _task(_sample_package(tmp_path, "authoring_spec_pkg", GOOD), preprocess=("no_such_module_xyz:clean",), head="no_such_head",
-                 metrics=("accuracy", "acuracy"), label_aliases={"pos": "postive"}, writer="no_such_writer", inputs={"txt": "review"})
+                 metrics=("accuracy", "acuracy"), label_aliases={"pos": "postive"}, writer="no_such_writer")
     messages = [p.message for p in check_task(task, registry=load_registry(warn=False), sample=False)]
     text = "\n".join(messages)
     assert "preprocess[0] 'no_such_module_xyz:clean' does not resolve" in text
@@ -49,8 +50,19 @@ def test_every_spec_problem_is_reported_at_once(tmp_path, monkeypatch):
     assert "unknown metric 'acuracy'" in text and "did you mean 'accuracy'" in text
     assert "label_aliases maps 'pos' to 'postive'" in text
     assert "unknown writer 'no_such_writer'" in text
-    assert "inputs maps unknown column 'txt'" in text
     assert all("\n" not in m for m in messages)
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"inputs": {"txt": "review"}}, r"task 'reviews': inputs maps unknown column 'txt' \(did you mean 'text'\?\); columns are: text, "),
+    ({"labels": "negative positive"}, r"task 'reviews': labels must be a list of label names, not the string 'negative positive' "
+                                      r"\(write labels=\('negative', 'positive', \.\.\.\)\)"),
+    ({"labels": ("a", "b", "a")}, r"task 'reviews': labels has duplicates \('a'\); each label name must be unique"),
+])
+def test_task_refuses_bad_labels_and_inputs_when_built(changes, expected):
+    with pytest.raises(ConfigError, match="^" + expected) as info:
+        _task("authoring_unused_pkg", **changes)
+    assert "\n" not in str(info.value)
 
 
 def test_a_head_that_does_not_serve_the_kind_is_reported(tmp_path, monkeypatch):

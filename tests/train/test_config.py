@@ -91,6 +91,29 @@ def test_registry_checks_before_anything_heavy(overrides, expected):
         assert "(did you mean 'temperature'?)" in message
 
 
+def test_a_plugin_tasks_own_bad_metric_or_head_is_blamed_on_the_task_not_the_config():
+    import copy
+
+    from mtcore.plugins import load_registry
+
+    registry = copy.deepcopy(load_registry(warn=False))
+    terra = registry.task("rsg:terra")
+    registry.tasks["rsg:terra"] = terra.replace(metrics=("accuracy", "f1macro"), plugin="rsg")
+    message = error_of(BASE, plan=True, registry=registry)
+    assert message.startswith("task 'rsg:terra' (from plugin 'rsg') names metric 'f1macro', which is not registered (did you mean 'f1_macro'")
+    assert message.endswith("fix the task's definition, or set config key 'tasks.0.metrics'")
+    assert "config key 'tasks.0.metrics': 'f1macro'" in error_of(BASE, ["tasks.0.metrics=[f1macro]"], plan=True, registry=registry)
+    registry.tasks["rsg:terra"] = terra.replace(head="clasification", plugin="rsg")
+    assert "names head 'clasification', which is not registered (did you mean 'classification'" in error_of(BASE, plan=True, registry=registry)
+
+
+def test_overriding_metrics_without_the_main_one_makes_the_first_main():
+    plan = plan_run(load_config(BASE, ["tasks.0.metrics=[f1_macro]"]))
+    assert plan.tasks[0].task.all_metrics == ("f1_macro",) and plan.tasks[0].task.main == "f1_macro"
+    kept = plan_run(load_config(BASE, ["tasks.0.metrics=[f1_macro, accuracy]"]))
+    assert kept.tasks[0].task.main == "accuracy"  # still among them: the task's choice stays
+
+
 def test_pcgrad_is_refused_under_ddp():
     assert "does not run under DDP" in error_of(BASE, ["loss.strategy=pcgrad"], plan=True, world_size=2)
 
