@@ -139,7 +139,13 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     registry = Registry()
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    eps = [ep for ep in entry_points(group=hookspecs.PROJECT) if _selected(ep, only)]
+    installed = list(entry_points(group=hookspecs.PROJECT))
+    eps = [ep for ep in installed if _selected(ep, only)]
+    external = [ep for ep in installed if not ep.dist or ep.dist.name != BUILTIN_DISTRIBUTION]
+    known = sorted({ep.name for ep in external} | {ep.dist.name for ep in external if ep.dist})
+    for name in sorted((only or set()) - set(known)):
+        registry.warnings.append(f"MT_LOAD_PLUGINS names {name!r}, which is no installed plugin{did_you_mean(name, known, n=1)}; "
+                                 f"installed: {', '.join(known) or 'none'}")
     eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name, ep.dist.name if ep.dist else ""))
     seen_names: dict[str, str] = {}
     for ep in eps:
@@ -168,8 +174,8 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     _cache[key] = registry
     _check_strict(registry, strict)
     if warn:
-        for info in registry.failures:
-            warnings.warn(info.failure_line(), PluginWarning, stacklevel=2)
+        for line in registry.warnings + [info.failure_line() for info in registry.failures]:
+            warnings.warn(line, PluginWarning, stacklevel=2)
     return registry
 
 

@@ -102,6 +102,7 @@ class Registry:
         self.tasks: dict[str, Task] = {}
         self.components: dict[str, dict[str, Component]] = {kind: {} for kind in COMPONENT_KINDS}
         self.plugins: list[PluginInfo] = []
+        self.warnings: list[str] = []  # about loading as a whole (MT_LOAD_PLUGINS naming no plugin)
 
     # ---- adding ---------------------------------------------------------------------------
     def add_task(self, task: Task, plugin: str) -> Task:

@@ -24,7 +24,7 @@ anything a rename cannot express (PARus builds its choices with a cause/effect c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -181,6 +181,10 @@ class Task:
         if len(set(self.labels)) != len(self.labels):
             dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
             raise ConfigError(f"task {self.name!r}: labels has duplicates ({', '.join(map(repr, dupes))}); each label name must be unique")
+        for alias, target in dict(self.label_aliases).items():
+            if self.labels and str(target) not in self.labels:
+                raise ConfigError(f"task {self.name!r}: label_aliases maps {alias!r} to {target!r}, which is not one of the labels "
+                                  f"{', '.join(map(repr, self.labels))}{did_you_mean(str(target), self.labels, n=1)}")
         for column in self.inputs:
             if column not in INPUT_COLUMNS:
                 raise ConfigError(f"task {self.name!r}: inputs maps unknown column {column!r}{did_you_mean(column, INPUT_COLUMNS, n=1)}; "
@@ -201,7 +205,8 @@ class Task:
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.main_metric is not None and self.main_metric not in self.all_metrics:
-            raise ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics {list(self.all_metrics)}")
+            raise ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics {list(self.all_metrics)}"
+                              f"{did_you_mean(str(self.main_metric), self.all_metrics, n=1)}")
 
     # ---- derived facts -------------------------------------------------------------------
     @property
@@ -291,17 +296,18 @@ class Task:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, plugin: str = "") -> Task:
+    def from_dict(cls, data: Mapping[str, Any], *, plugin: str = "", also_valid: Sequence[str] = ()) -> Task:
         """Build a Task from plain data (a YAML task definition).
 
         ``sources`` maps a source name to ``{"kind": "local", "format": ..., "files": {...}}``
-        (or ``hub`` options); everything else maps onto the dataclass fields.
+        (or ``hub`` options); everything else maps onto the dataclass fields. ``also_valid``:
+        keys the caller handles itself (offered in "did you mean" too).
         """
         data = dict(data)
         names = {f.name for f in dataclasses.fields(cls)}
         for key in data:
             if key not in names:
-                raise ConfigError(f"task definition: unknown key {key!r}{did_you_mean(key, sorted(names))}")
+                raise ConfigError(f"task definition: unknown key {key!r}{did_you_mean(key, sorted(names | set(also_valid)))}")
         if "name" not in data or "kind" not in data:
             raise ConfigError("task definition needs at least 'name' and 'kind'")
         sources = merge_sources({}, dict(data.pop("sources", {}) or {}), task_name=str(data["name"]))

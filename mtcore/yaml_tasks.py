@@ -109,7 +109,7 @@ def task_from_definition(
         else:
             sources.setdefault("local", {"kind": "local", "description": f"files {shown} under data_dir", **spec})
         data["sources"] = sources
-    task = Task.from_dict(data, plugin=plugin)
+    task = Task.from_dict(data, plugin=plugin, also_valid=SHORTHAND_KEYS)
     if package is not None:
         return task
     # Files of a definition are read relative to the defining file's folder when no data_dir is given:

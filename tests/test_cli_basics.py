@@ -107,3 +107,15 @@ def test_mt_without_arguments_shows_help_and_usage_error_exits_2():
     assert "Usage" in result.stdout + result.stderr
     result = run_mt("no-such-command")
     assert result.returncode == 2
+
+
+def test_command_line_mistakes_are_one_error_line_with_exit_2():
+    cases = {("trian", "x.yaml"): "error: No such command 'trian'. Did you mean 'train'? (see 'mt --help')",
+             ("list-tasks", "--jsn"): "error: No such option: --jsn (Possible options: --json) (see 'mt list-tasks --help')",
+             ("train",): "error: Missing argument 'CONFIG'. (see 'mt train --help')"}
+    for args, line in cases.items():
+        result = run_mt(*args)
+        assert result.returncode == 2 and result.stderr.strip() == line, (args, result.stderr)
+    bare = run_mt()
+    assert bare.returncode == 2 and "Usage: mt [OPTIONS] COMMAND" in bare.stderr and "list-tasks" in bare.stderr
+    assert run_mt("--version").stdout.strip().startswith("mtcore ")

@@ -151,3 +151,12 @@ def test_mt_train_prints_warnings_as_one_line_each(fixture_plugins, tmp_path):
     assert lines[-1].startswith("error: config key 'tasks.0.id': unknown task 'rsg:tera' (did you mean 'rsg:terra'")
     assert all(line.startswith(("warning: ", "error: ")) for line in lines), lines
     assert not (tmp_path / "run").exists()
+
+
+def test_a_misspelled_name_in_mt_load_plugins_is_a_warning_with_did_you_mean():
+    result = run_mt("list-tasks", "--json", env={"MT_LOAD_PLUGINS": "rsg,nlii"})
+    assert result.returncode == 0
+    assert {t["plugin"] for t in json.loads(result.stdout)} == {"rsg"}
+    assert result.stderr.strip() == ("warning: MT_LOAD_PLUGINS names 'nlii', which is no installed plugin (did you mean 'nli'?); "
+                                     "installed: mt-nli, mt-russian-superglue, mt-sentiment, nli, rsg, sentiment")
+    assert "MT_LOAD_PLUGINS names 'nlii'" in run_mt("plugins", env={"MT_LOAD_PLUGINS": "nlii"}).stderr

@@ -119,8 +119,25 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    app(args=argv, prog_name="mt")
+    """Console-script entry point. Command-line mistakes (unknown command or option, missing
+    argument) are one ``error:`` line too, exit code 2; ``mt`` alone prints the help."""
+    try:
+        code = app(args=argv, prog_name="mt", standalone_mode=False)
+    except _click_exceptions.UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mt` or a group without a command: the help
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(exc.exit_code)
+        command = exc.ctx.command_path if exc.ctx is not None else "mt"
+        message = " ".join(exc.format_message().split())
+        print(f"error: {message} (see '{command} --help')", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except _click_exceptions.ClickException as exc:
+        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    except _click_exceptions.Abort:
+        print("error: aborted", file=sys.stderr, flush=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

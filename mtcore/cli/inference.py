@@ -25,6 +25,14 @@ def _info(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _check_device(device: Optional[str]) -> None:
+    """A typo or a missing GPU in ``--device`` is one line, before any model is loaded."""
+    if device is not None and device != "auto":
+        from mtcore.predict.devices import check_device
+
+        check_device(device, "--device")
+
+
 def _check_precision(precision: Optional[str]) -> None:
     if precision is not None and precision not in PRECISIONS:
         from mtcore.errors import unknown
@@ -48,6 +56,7 @@ def evaluate(
     from mtcore.predict.evaluate import evaluate_path
 
     _check_precision(precision)
+    _check_device(device)
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
                            device=device, precision=precision)
     for note in report.notes:
@@ -116,6 +125,11 @@ def predict(
     if split is None and (source is not None or data_dir is not None):
         raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
     writer = _writer(format, output)
+    _check_device(device)
+    if output is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
+        from mtcore.outputs import check_writable
+
+        check_writable(output, folder=format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
     from mtcore.predict.evaluate import task_setups
     from mtcore.predict.inputs import raw_dataset
     from mtcore.predict.locate import load_model, locate, run_config
@@ -148,7 +162,12 @@ def predict(
             sys.stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
             sys.stdout.flush()
         return
-    written = writer(spec, rows, output)
+    try:
+        written = writer(spec, rows, output)
+    except OSError as exc:
+        from mtcore.outputs import write_error
+
+        raise write_error(output, exc) from exc
     shown = ", ".join(str(p) for p in written or [output])
     _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {shown}")
 
@@ -161,12 +180,13 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR if it is not empty."),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), or the encoder alone."""
-    from mtcore.export.hf import export_encoder, export_task
+    from mtcore.export.hf import check_export_target, export_encoder, export_task
     from mtcore.predict.locate import load_model, locate
 
     location = locate(path)
     if _is_inside(out_dir, location.model_dir) or _is_inside(location.model_dir, out_dir):
         raise UsageError(f"{out_dir}: is or holds the model being exported; export to a folder beside it")
+    check_export_target(out_dir, overwrite)  # before the model is loaded
     if encoder_only:
         if task is not None:
             raise UsageError("--encoder-only exports the shared encoder, not a task; leave out --task")

@@ -30,6 +30,8 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
             hooks = ", ".join(h.removeprefix("mt_register_") for h in p.hooks)
             table.add_row(escape(p.name), escape(p.distribution), escape(p.version), status, str(p.tasks), str(p.components), hooks)
         stdout.print(table)
+    for line in registry.warnings:
+        warn(line)
     if registry.failures:
         report_plugin_failures(registry, tracebacks_only=True)
         if strict_mode():

@@ -28,6 +28,9 @@ def report_plugin_failures(registry: Any, *, tracebacks_only: bool = False) -> N
     with ``MT_DEBUG=1`` also each failure's traceback."""
     from mtcore.cli.app import debug_mode
 
+    if not tracebacks_only:
+        for line in registry.warnings:
+            warn(line)
     for info in registry.failures:
         if not tracebacks_only:
             warn(info.failure_line())

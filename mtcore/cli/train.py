@@ -24,7 +24,7 @@ def train(
     from mtcore.train.trainer import Trainer
 
     trainer = Trainer(config, output_dir, overrides=overrides or [], resume=resume)
-    summary = trainer.train()
+    summary = trainer.train()  # a run that fails while starting leaves nothing behind (build_engine)
     engine = trainer.engine
     if engine is not None and engine.is_main:
         best = summary.get("best") or {}

@@ -71,12 +71,23 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
     for pattern in patterns:
         found = _matches(root, str(pattern)) or _nested_matches(root, str(pattern))
         if not found:
-            present = [str(p.relative_to(root)) for p in _walk(root, limit=2000)]
-            hint = did_you_mean(str(pattern), present)
-            raise DataError(f"{root}: no file matches {str(pattern)!r}{hint}"
-                            + ("" if hint else f"; the folder holds {_preview(present)}"))
+            raise _not_found(root, str(pattern))
         files.extend(p for p in found if p not in files)
     return files
+
+
+def _not_found(root: Path, pattern: str) -> DataError:
+    """No file matches ``pattern``: suggest near names from the folder it points into."""
+    path = Path(pattern).expanduser()
+    base: Path | None = root
+    if path.is_absolute():  # look where the path points, not under data_dir
+        base = next((p for p in path.parents if p.is_dir()), None)
+        if not path.parent.is_dir() and not any(c in str(path.parent) for c in "*?["):
+            return DataError(f"no file matches {pattern!r}: there is no folder {str(path.parent)!r} (nearest existing: {base})")
+    present = [str(p.relative_to(base)) for p in _walk(base, limit=2000)] if base is not None else []
+    wanted = str(path.relative_to(base)) if path.is_absolute() and base is not None else pattern
+    hint = did_you_mean(wanted, present)
+    return DataError(f"{base or root}: no file matches {pattern!r}{hint}" + ("" if hint else f"; the folder holds {_preview(present)}"))
 
 
 def _walk(root: Path, limit: int) -> Iterable[Path]:

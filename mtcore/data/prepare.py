@@ -17,7 +17,7 @@ from typing import Any
 from mtcore.data.cache import fingerprint
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
 from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
-from mtcore.errors import DataError
+from mtcore.errors import DataError, did_you_mean
 from mtcore.task import Task, TaskKind, data_error
 
 #: Bump when preparation changes what it writes: old caches are then not reused.
@@ -70,8 +70,12 @@ class _Labels:
             return self._checked(task.label_id(value), value)
         except ValueError:
             if isinstance(value, str) and value.strip().lstrip("-").isdigit():  # "1" from a CSV file
-                return self._checked(task.label_id(int(value)), value)
-            raise ValueError(f"label {value!r} is not one of {task.expected_labels()}") from None
+                try:
+                    return self._checked(task.label_id(int(value)), value)
+                except ValueError:
+                    pass
+            raise ValueError(f"label {value!r} is not one of {task.expected_labels()}{did_you_mean(str(value), task.labels, n=1)}; "
+                             "fix the data, or the task's labels / label_aliases") from None
 
     def _checked(self, class_id: int | None, value: Any) -> int:
         if class_id is None:
@@ -158,18 +162,23 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     """One raw row -> canonical columns; raises ValueError(reason) or DataError (from a step)."""
     if len(preprocess):
         try:
-            row = preprocess(row)
+            row = preprocess({k: v for k, v in row.items() if k not in (FILE_COLUMN, ROW_COLUMN)})  # steps see the data's own fields
         except DataError:
             raise
         except Exception as exc:  # a user step that crashed on this row
-            raise ValueError(f"preprocessing failed with {type(exc).__name__}: {exc}") from None
+            text = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+            raise ValueError(f"preprocessing failed with {type(exc).__name__}: {text}") from None
     out: dict[str, Any] = {}
     for column, field in task.input_map.items():
         if column == "label":
             continue
         if field not in row:
-            shown = ", ".join(str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN))
-            raise ValueError(f"no field {field!r} for {column} (the row has: {shown}); "
+            fields = [str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN)]
+            separator = next((sep for sep in (";", "\t", "|") if len(fields) == 1 and sep in fields[0]), None)
+            if separator is not None:  # one field named 'a;b;c': a CSV read with the wrong separator
+                raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks "
+                                 f"separated by {separator!r}: set the reader option sep={separator!r}")
+            raise ValueError(f"no field {field!r} for {column} (the row has: {', '.join(fields)}); "
                              f"map it in the task's inputs, e.g. inputs={{{column!r}: <field>}}")
         out[column] = _canonical_value(column, field, row[field])
     label_field = task.input_map.get("label", "label")

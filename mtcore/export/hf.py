@@ -70,19 +70,34 @@ def _float_copy(model: Any) -> Any:
     return copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
 
 
-def _check_target(out_dir: Path, overwrite: bool, source_dir: Path | None) -> None:
+def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, source_dir: Path | None = None) -> None:
+    """One line, before any work, when ``out_dir`` cannot take the export (a file, not empty, not writable)."""
+    from mtcore.outputs import check_writable
+
+    out_dir = Path(out_dir).expanduser()
     if source_dir is not None and out_dir.resolve() == source_dir.resolve():
         raise ExportError(f"{out_dir}: is the model being exported; choose another output directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"{out_dir}: exists and is a file; choose a directory to export to")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
         raise ExportError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
+    check_writable(out_dir.absolute().parent, folder=True, what="OUT_DIR")  # the export is built beside it
+
 
 
 def _write_atomically(out_dir: Path, write: Any) -> None:
+    from mtcore.outputs import make_parents, remove_empty, write_error
+
     out_dir = out_dir.expanduser().absolute()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        created = make_parents(out_dir.parent)
+    except OSError as exc:
+        raise write_error(out_dir.parent, exc) from exc
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    except OSError as exc:
+        remove_empty(created)
+        raise write_error(out_dir.parent, exc) from exc
     try:
         os.chmod(tmp, 0o755)
         write(tmp)
@@ -93,8 +108,11 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)
+        if isinstance(exc, OSError):
+            raise write_error(out_dir, exc) from exc
         raise
 
 
@@ -142,7 +160,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
-    _check_target(out, overwrite, source_dir)
+    check_export_target(out, overwrite, source_dir)
     model = _as_model(model)
     head_id = model.resolve_task(task)
     spec = manifest_task(model, head_id) if model.tasks[head_id].get("kind") else None
@@ -193,7 +211,7 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
     hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
-    _check_target(out, overwrite, source_dir)
+    check_export_target(out, overwrite, source_dir)
     model = _as_model(model)
     encoder, tokenizer = model.encoder, model.tokenizer
     info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),

@@ -77,12 +77,17 @@ def quiet_datasets() -> Iterator[None]:
 
 
 def resolve_device(device: Any = None) -> Any:
-    """``device`` as a torch device; ``None`` or ``"auto"`` means the GPU when there is one."""
+    """``device`` as a torch device; ``None`` or ``"auto"`` means the GPU when there is one.
+
+    An unknown or unavailable device is a one-line :class:`~mtcore.errors.UsageError`.
+    """
     import torch
+
+    from mtcore.predict.devices import check_device
 
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(device)
 
 
 def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,

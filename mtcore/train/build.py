@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError, DataError
+from mtcore.errors import ConfigError, DataError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import config_differences, config_to_dict, dump_config, read_yaml
-from mtcore.train.run_dir import MetricsLog, RunDir
+from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.validate import RunPlan
 
 #: Config keys that may change when a run is resumed.
@@ -142,7 +141,12 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
         kwargs["revision"] = config.encoder.revision
     if config.encoder.trust_remote_code:
         kwargs["trust_remote_code"] = True
-    return AutoTokenizer.from_pretrained(source, **kwargs)
+    try:
+        return AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        raise ModelFileError(f"the tokenizer of encoder {source!r} cannot be loaded (not a local model folder with tokenizer "
+                             f"files, or not reachable on the hub): {text[:300]}") from None
 
 
 def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -256,22 +260,24 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
 def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False) -> Engine:
     """Build every object of the run (see the module docstring).
 
-    A new run directory is removed again when building fails (bad data, an encoder that cannot be
-    loaded): nothing half-written stays on disk.
+    When building fails (bad data, an encoder that cannot be loaded) everything the start wrote
+    is removed again (:class:`~mtcore.train.run_dir.StartGuard`: the files it added to a folder
+    that was there, the folders it made): nothing half-written stays on disk.
     """
     config = plan.config
     run = RunDir(output_dir)
+    run.check_location("--output-dir")
+    guard = StartGuard(run.root)
     accelerator = make_accelerator(config, run, len(plan.tasks))
     if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
                           f"({accelerator.num_processes} processes); use 'sum', 'weighted' or 'uncertainty'")
-    fresh = not run.root.exists()
-    _start_run_dir(config, run, resume, accelerator)
     try:
+        _start_run_dir(config, run, resume, accelerator)
         return _build(plan, run, accelerator, resume)
     except BaseException:
-        if fresh and accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
-            shutil.rmtree(run.root, ignore_errors=True)
+        if accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
+            guard.undo()
         raise
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, did_you_mean
 from mtcore.train.config import TrainConfig
 
 
@@ -64,6 +64,10 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def _literal_choices(loc: tuple[Any, ...]) -> list[str]:
+    while loc and isinstance(loc[-1], int):  # an item of a list of literals: the list's field
+        loc = loc[:-1]
+    if not loc:
+        return []
     parent = _model_at(loc[:-1])
     if parent is None or loc[-1] not in parent.model_fields:
         return []
@@ -85,8 +89,11 @@ def format_error(error: Mapping[str, Any]) -> str:
     """One line for one pydantic error dict, naming the dotted config key."""
     loc = tuple(p for p in error.get("loc", ()) if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
     kind = error.get("type", "")
-    key = _key(loc)
     value = error.get("input")
+    if loc and loc[-1] == "[key]":  # a mapping's key is wrong: name the mapping
+        loc = loc[:-2]
+        error = {**error, "msg": "a key: " + str(error.get("msg", "invalid value"))[:1].lower() + str(error.get("msg", ""))[1:]}
+    key = _key(loc)
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
         prefix = _key(loc[:-1]) + "." if len(loc) > 1 else ""
@@ -105,6 +112,8 @@ def format_error(error: Mapping[str, Any]) -> str:
     message = message[:1].lower() + message[1:]
     where = f"config key {key!r}: " if key else "config: "
     shown = "" if isinstance(value, (dict, list)) or value is None or kind.startswith("value_error") else f" (got {value!r})"
+    if isinstance(value, bool) and kind.startswith("string"):
+        shown += "; YAML reads yes/no/on/off/true/false as booleans: quote the word ('yes')"
     return f"{where}{message}{shown}"
 
 
@@ -118,12 +127,18 @@ def validation_error(exc: ValidationError) -> ConfigError:
 
 
 # ---- overrides ---------------------------------------------------------------------------------
+def _entry_id(entry: Any) -> str | None:
+    """The task id (or inline definition's name) of one ``tasks`` list entry."""
+    task_id = entry if isinstance(entry, str) else (entry or {}).get("id") if isinstance(entry, dict) else None
+    if task_id is None and isinstance(entry, dict) and isinstance(entry.get("define"), dict):
+        task_id = entry["define"].get("name")
+    return None if task_id is None else str(task_id)
+
+
 def _task_index(tasks: list[Any], name: str) -> int | None:
     for i, entry in enumerate(tasks):
-        task_id = entry if isinstance(entry, str) else (entry or {}).get("id") if isinstance(entry, dict) else None
-        if task_id is None and isinstance(entry, dict) and isinstance(entry.get("define"), dict):
-            task_id = entry["define"].get("name")
-        if task_id is not None and (task_id == name or str(task_id).split(":")[-1] == name):
+        task_id = _entry_id(entry)
+        if task_id is not None and (task_id == name or task_id.split(":")[-1] == name):
             return i
     return None
 
@@ -149,7 +164,10 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
             if isinstance(node, list):
                 index = int(part) if part.lstrip("-").isdigit() else (_task_index(node, part) if parts[0] == "tasks" else None)
                 if index is None or not -len(node) <= index < len(node):
-                    raise ConfigError(f"override {override!r}: no list item {part!r} at {where!r} (it has {len(node)} items)")
+                    ids = [i for i in (_entry_id(e) for e in node) if i] if parts[0] == "tasks" else []
+                    hint = did_you_mean(part, ids + [i.split(":")[-1] for i in ids], n=1) if ids else ""
+                    raise ConfigError(f"override {override!r}: no list item {part!r} at {where!r}{hint} (it has {len(node)} items"
+                                      + (f": {', '.join(ids)})" if ids else ")"))
                 if last:
                     node[index] = value
                     break

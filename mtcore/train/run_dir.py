@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, MtError
 
 
 def _clean(value: Any) -> Any:
@@ -89,16 +89,64 @@ class RunDir:
         logged = self.metrics.is_file() and self.metrics.stat().st_size > 0
         return trained or logged or self.model.exists() or self.summary.is_file()
 
+    def check_location(self, what: str = "output directory") -> None:
+        """One line when the run directory cannot be made: it (or a folder above it) is a file, or no file can be written there."""
+        from mtcore.outputs import check_writable
+
+        if self.root.is_file():
+            raise ConfigError(f"{what} {self.root} is a file; choose a folder")
+        check_writable(self.root, folder=True, what=what)
+
     def check_new(self) -> None:
-        """Refuse to start a fresh run over an existing one."""
+        """Refuse to start a fresh run over an existing one (or in a place no run directory can be)."""
+        self.check_location()
         if self.has_run():
             raise ConfigError(
                 f"output directory {str(self.root)!r} already holds a run; add --resume to continue it, or choose another --output-dir"
             )
 
     def create(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.checkpoints.mkdir(exist_ok=True)
+        self.check_location()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.checkpoints.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise MtError(f"cannot create the run directory {self.root}: {exc.strerror or exc}") from None
+
+
+class StartGuard:
+    """Undo what a run that failed while starting wrote: ``guard = StartGuard(root)`` before, ``guard.undo()`` after.
+
+    Entries the start added to a folder that already existed are removed (an empty folder is left
+    empty, files that were there stay); a folder it made is removed, and so are the parent
+    folders it made while they are empty.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.made = [p for p in (self.root, *self.root.parents) if not (p.exists() or p.is_symlink())]
+        self.before = set(os.listdir(self.root)) if not self.made and self.root.is_dir() else None
+
+    def undo(self) -> None:
+        import shutil
+
+        if self.before is not None:
+            for name in set(os.listdir(self.root)) - self.before if self.root.is_dir() else ():
+                entry = self.root / name
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+            return
+        if self.made and self.root.is_dir():
+            shutil.rmtree(self.root, ignore_errors=True)
+        for folder in self.made:  # deepest first
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return
 
 
 class MetricsLog:

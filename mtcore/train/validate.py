@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -205,7 +206,37 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install {module}); remove it or install it")
     if config.encoder.tiny is not None and config.encoder.trust_remote_code:
         raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
+    if config.encoder.path is not None:
+        check_encoder_path(config.encoder.path)
+    if config.compile.enabled:
+        _check_compile_backend(config.compile.backend)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
+
+
+def _check_compile_backend(backend: str) -> None:
+    import torch._dynamo
+
+    names = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in names:
+        raise ConfigError(f"config key 'compile.backend': {backend!r} is not a torch.compile backend{did_you_mean(backend, names, n=1)}; "
+                          f"choose one of {', '.join(names)}")
+
+
+#: What a Hugging Face hub model id looks like: ``name`` or ``org/name``.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def check_encoder_path(path: str) -> None:
+    """``encoder.path`` is an existing folder or looks like a hub id (else a one-line ConfigError)."""
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return
+    if local.exists():
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a file; give the folder holding config.json and the weights, or a hub id")
+    if path.startswith(("/", ".", "~")) or not HUB_ID.match(path):
+        parent = next((p for p in local.absolute().parents if p.is_dir()), None)
+        raise ConfigError(f"config key 'encoder.path': there is no folder {path!r} (nearest existing folder: {parent}), and it is not "
+                          "a hub id like 'bert-base-cased' or 'org/name'; check the path")
 
 
 def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfig:
@@ -225,7 +256,11 @@ def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfi
         elif entry.define is not None and entry.define.get("files") is not None:
             changes["define"] = {**entry.define, "files": _absolute_files(entry.define["files"], base)}
         entries.append(entry.model_copy(update=changes) if changes else entry)
-    return config.model_copy(update={"tasks": entries})
+    update: dict[str, Any] = {"tasks": entries}
+    path = config.encoder.path
+    if path is not None and Path(path).expanduser().is_dir():  # a local encoder, not a hub id
+        update["encoder"] = config.encoder.model_copy(update={"path": str(Path(path).expanduser().absolute())})
+    return config.model_copy(update=update)
 
 
 def _absolute_files(files: Any, base: Path) -> Any:

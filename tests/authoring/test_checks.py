@@ -42,13 +42,12 @@ def test_a_sound_task_has_no_problems(tmp_path, monkeypatch):
 def test_every_spec_problem_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     task = _task(_sample_package(tmp_path, "authoring_spec_pkg", GOOD), preprocess=("no_such_module_xyz:clean",), head="no_such_head",
-                 metrics=("accuracy", "acuracy"), label_aliases={"pos": "postive"}, writer="no_such_writer")
+                 metrics=("accuracy", "acuracy"), writer="no_such_writer")
     messages = [p.message for p in check_task(task, registry=load_registry(warn=False), sample=False)]
     text = "\n".join(messages)
     assert "preprocess[0] 'no_such_module_xyz:clean' does not resolve" in text
     assert "unknown head 'no_such_head'" in text
     assert "unknown metric 'acuracy'" in text and "did you mean 'accuracy'" in text
-    assert "label_aliases maps 'pos' to 'postive'" in text
     assert "unknown writer 'no_such_writer'" in text
     assert all("\n" not in m for m in messages)
 
@@ -58,6 +57,8 @@ def test_every_spec_problem_is_reported_at_once(tmp_path, monkeypatch):
     ({"labels": "negative positive"}, r"task 'reviews': labels must be a list of label names, not the string 'negative positive' "
                                       r"\(write labels=\('negative', 'positive', \.\.\.\)\)"),
     ({"labels": ("a", "b", "a")}, r"task 'reviews': labels has duplicates \('a'\); each label name must be unique"),
+    ({"label_aliases": {"pos": "postive"}}, r"task 'reviews': label_aliases maps 'pos' to 'postive', which is not one of the labels "
+                                            r"'negative', 'positive' \(did you mean 'positive'\?\)"),
 ])
 def test_task_refuses_bad_labels_and_inputs_when_built(changes, expected):
     with pytest.raises(ConfigError, match="^" + expected) as info:

@@ -92,6 +92,7 @@ def test_a_yaml_file_of_definitions(tmp_path):
 
 @pytest.mark.parametrize("text, fragment", [
     ("tasks:\n  - {name: a, kind: text_classification, lables: [x, y], files: a.jsonl}\n", "tasks.yaml, tasks[1]: unknown key 'lables' (did you mean 'labels'"),
+    ("tasks:\n  - {name: a, kind: regression, fles: a.jsonl}\n", "unknown key 'fles' (did you mean 'files'"),
     ("tasks:\n  - {name: a, kind: text_clasification, labels: [x, y]}\n", "kind 'text_clasification' is not valid"),
     ("tasks:\n  - {name: a, kind: regression, files: {train: [1, 2]}}\n", "files.train must be a path"),
     ("tasks:\n  - {name: a, kind: regression, format: xml, files: a.xml}\n", "format 'xml' is not one of"),

@@ -134,3 +134,17 @@ def test_find_files_ignores_macosx_and_searches_below_data_dir(tmp_path, write):
     assert find_files(tmp_path / "combined" / "TERRa", ["val.jsonl"]) == [tmp_path / "combined" / "TERRa" / "val.jsonl"]
     with pytest.raises(DataError, match=r"no file matches 'TERRa/vall.jsonl' \(did you mean 'combined/TERRa/val.jsonl'"):
         find_files(tmp_path, "TERRa/vall.jsonl")
+
+
+def test_a_missing_absolute_path_is_looked_up_where_it_points(tmp_path, write):
+    write.jsonl(tmp_path / "rev" / "train.jsonl", [{"a": 1}])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    typo = str(tmp_path / "rev" / "trian.jsonl")
+    with pytest.raises(DataError) as info:
+        find_files(elsewhere, typo)
+    assert str(info.value) == f"{tmp_path / 'rev'}: no file matches {typo!r} (did you mean 'train.jsonl'?)"
+    missing = str(tmp_path / "nope" / "train.jsonl")
+    with pytest.raises(DataError) as info:
+        find_files(elsewhere, missing)
+    assert str(info.value) == f"no file matches {missing!r}: there is no folder {str(tmp_path / 'nope')!r} (nearest existing: {tmp_path})"

@@ -34,14 +34,24 @@ def data_error(task, tokenizer, tmp_path, cache_dir, train_rows, **kwargs) -> st
 
 def test_unknown_label_names_file_row_value_and_expected(bert, tmp_path, write, cache_dir):
     message = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "label": "maybe"}], writer=write)
-    assert message == f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 2: label 'maybe' is not one of 'entailment', 'not_entailment'"
+    assert message == (f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 2: label 'maybe' is not one of 'entailment', 'not_entailment'; "
+                       "fix the data, or the task's labels / label_aliases")
+    typo = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "label": "entailmnt"}], writer=write)
+    assert "label 'entailmnt' is not one of 'entailment', 'not_entailment' (did you mean 'entailment'?)" in typo
+
+
+def test_a_number_like_label_outside_the_labels_is_named(bert, tmp_path, write, cache_dir):
+    stars = TERRA.replace(name="stars", kind="text_classification", labels=("1", "2", "3", "4"), inputs={"text": "premise"})
+    message = data_error(stars, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": "2"}, {"premise": "b", "label": "5"}], writer=write)
+    assert message.endswith("row 2: label '5' is not one of '1', '2', '3', '4'; fix the data, or the task's labels / label_aliases")
 
 
 def test_label_of_another_type_than_the_column(bert, tmp_path, write, cache_dir):
     task = TERRA.replace(labels=("false", "true"), label_values=(False, True))
     rows = [{**GOOD, "label": True}, {**GOOD, "label": False}, {**GOOD, "label": "maybe"}]
     message = data_error(task, bert[0], tmp_path, cache_dir, rows, writer=write, bom=True)
-    assert message == f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 3: label 'maybe' is not one of False, True"
+    assert message == (f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 3: label 'maybe' is not one of False, True; "
+                       "fix the data, or the task's labels / label_aliases")
 
 
 def test_missing_column(bert, tmp_path, write, cache_dir):
@@ -49,6 +59,13 @@ def test_missing_column(bert, tmp_path, write, cache_dir):
     message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
     assert message.startswith(f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 1: no field 'hypothesis' for text_pair "
                               f"(the row has: premise, hypo, label)")
+
+
+def test_a_csv_read_with_the_wrong_separator_gets_the_sep_option_named(bert, tmp_path, write, cache_dir):
+    rows = [{"premise;hypothesis;label": "a;b;entailment"}]
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
+    assert message.endswith("no field 'premise' for text: the row has one field 'premise;hypothesis;label'; the file looks "
+                            "separated by ';': set the reader option sep=';'")
 
 
 def test_wrong_type_of_text(bert, tmp_path, write, cache_dir):
@@ -112,7 +129,7 @@ def test_regression_label_not_a_number_and_tags_not_matching_words(bert, tmp_pat
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван", "спит"], "label": ["PER"]}], writer=write)
     assert message.endswith("train.jsonl row 1: label has 1 tags for 2 words")
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван"], "label": ["LOC"]}], writer=write)
-    assert message.endswith("train.jsonl row 1: label 'LOC' is not one of 'O', 'PER'")
+    assert "train.jsonl row 1: label 'LOC' is not one of 'O', 'PER'" in message
 
 
 def crashing_step(example):
@@ -122,7 +139,16 @@ def crashing_step(example):
 def test_preprocessing_step_that_crashes_names_the_row(bert, tmp_path, write, cache_dir):
     task = TERRA.replace(preprocess=(crashing_step,))
     message = data_error(task, bert[0], tmp_path, cache_dir, [GOOD], writer=write)
-    assert message.endswith("train.jsonl row 1: preprocessing failed with KeyError: 'no_such_field'")
+    assert message.endswith("train.jsonl row 1: preprocessing failed with KeyError: no_such_field")
+
+
+def fields_step(example):
+    raise KeyError(f"missing field 'choice2' (row has: {', '.join(sorted(example))})")
+
+
+def test_preprocessing_steps_see_only_the_datas_own_fields(bert, tmp_path, write, cache_dir):
+    message = data_error(TERRA.replace(preprocess=(fields_step,)), bert[0], tmp_path, cache_dir, [GOOD], writer=write)
+    assert message.endswith("row 1: preprocessing failed with KeyError: missing field 'choice2' (row has: hypothesis, label, premise)")
 
 
 def test_labels_in_every_accepted_form(bert, tmp_path, write, cache_dir):

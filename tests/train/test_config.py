@@ -54,7 +54,11 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["encoder.path=some/dir"], "give exactly one of 'encoder.path'"),
     (["schedule.warmup_steps=3", "schedule.warmup_ratio=0.1"], "either 'schedule.warmup_steps' or 'schedule.warmup_ratio'"),
     (["tasks.7.max_length=3"], "no list item '7'"),
+    (["tasks.rsg:terrra.max_length=3"], "no list item 'rsg:terrra' at 'tasks.rsg:terrra' (did you mean 'rsg:terra'?) "
+                                        "(it has 2 items: rsg:terra, rsg:parus)"),
     (["optimizer"], "must look like key=value"),
+    (["tasks.0.label_aliases={yes: entailment}"], "config key 'tasks.0.label_aliases': a key: input should be a valid string (got True); "
+                                                  "YAML reads yes/no/on/off/true/false as booleans: quote the word ('yes')"),
 ])
 def test_malformed_configs_name_the_key(overrides, expected):
     assert expected in error_of(BASE, overrides)
@@ -83,6 +87,8 @@ def test_missing_required_sections():
     (["evaluation.early_stopping_patience=2"], "needs 'evaluation.every'"),
     (["tasks=[rsg:terra, rsg:terra]"], "is listed twice"),
     (["tasks=[rsg:lidirus]"], "evaluate-only"),
+    (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
+                                                          "(did you mean 'inductor'?)"),
 ])
 def test_registry_checks_before_anything_heavy(overrides, expected):
     message = error_of(BASE, overrides, plan=True)
@@ -112,6 +118,16 @@ def test_overriding_metrics_without_the_main_one_makes_the_first_main():
     assert plan.tasks[0].task.all_metrics == ("f1_macro",) and plan.tasks[0].task.main == "f1_macro"
     kept = plan_run(load_config(BASE, ["tasks.0.metrics=[f1_macro, accuracy]"]))
     assert kept.tasks[0].task.main == "accuracy"  # still among them: the task's choice stays
+
+
+def test_encoder_path_that_is_no_folder_and_no_hub_id(tmp_path: Path):
+    missing = tmp_path / "no-such-encoder"
+    message = error_of({**BASE, "encoder": {"path": str(missing)}}, plan=True)
+    assert message == (f"config key 'encoder.path': there is no folder {str(missing)!r} (nearest existing folder: {tmp_path}), "
+                       "and it is not a hub id like 'bert-base-cased' or 'org/name'; check the path")
+    (tmp_path / "weights.bin").write_text("x")
+    assert "is a file; give the folder holding config.json" in error_of({**BASE, "encoder": {"path": str(tmp_path / "weights.bin")}}, plan=True)
+    plan_run(load_config({**BASE, "encoder": {"path": "DeepPavlov/rubert-base-cased"}}))  # a hub id: checked when loaded
 
 
 def test_pcgrad_is_refused_under_ddp():

@@ -1,0 +1,63 @@
+"""Where mtcore writes its outputs (run directories, predictions, exports): checks made before
+any work, so that an unusable path is one line and not a failure after minutes of computing,
+and the folders an atomic write creates, removed again when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from mtcore.errors import MtError, UsageError
+
+
+def make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the folders created, deepest first."""
+    missing = [p for p in (folder, *folder.parents) if not (p.exists() or p.is_symlink())]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except BaseException:
+        remove_empty(missing)
+        raise
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) while they are empty: undo :func:`make_parents`."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or " ".join(str(exc).split())
+
+
+def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: str = "--output", example: str = "predictions.jsonl") -> None:
+    """Refuse an output path that cannot be written, before any work, in one line.
+
+    ``path`` is a file (``folder=False``: an existing folder there is refused) or a folder. The
+    nearest existing folder on the way must be a folder and must take a file (tried with an empty
+    temporary file, removed at once): a :class:`UsageError` or :class:`MtError` otherwise.
+    """
+    target = Path(path).expanduser()
+    if not folder and target.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give a file path (e.g. {Path(path) / example})")
+    start = target if folder and not target.is_file() else target.parent  # a folder writer may take a file name too
+    existing = next((p for p in (start, *start.parents) if p.exists() or p.is_symlink()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mt-write-test-", dir=existing)
+    except OSError as exc:
+        raise MtError(f"cannot write to {existing}: {_reason(exc)}") from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError) -> MtError:
+    """The one-line error for an output that failed while being written."""
+    return MtError(f"cannot write to {path}: {_reason(exc)}")

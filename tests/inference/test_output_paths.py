@@ -1,0 +1,138 @@
+"""``mt predict`` / ``mt export`` / ``mt evaluate``: bad output paths and devices are one line, nothing left on disk."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+linux_proc = pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+
+
+def _one_error_line(result, *parts: str) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output and "unexpected" not in lines[0], result.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_output_that_is_a_folder_is_refused_before_predicting(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "od").mkdir()
+    before = _listing(tmp_path)
+    for fmt in ("jsonl", "csv"):
+        result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "od", "--format", fmt)
+        assert result.exit_code == 2
+        _one_error_line(result, "--output od is a folder; give a file path", f"od{os.sep}predictions.{fmt}")
+    assert _listing(tmp_path) == before  # no .tmp-* file in the current folder, nothing in od/
+
+
+@linux_proc
+def test_unwritable_output_folder_is_one_line(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "/proc/o.jsonl")
+    assert result.exit_code == 1
+    _one_error_line(result, "cannot write to /proc:")
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "/proc/sub/dir/o.jsonl")
+    assert result.exit_code == 1
+    _one_error_line(result, "cannot write to /proc:")
+    assert _listing(tmp_path) == before
+
+
+def test_output_below_a_file_is_one_line(cli, bert_model_dir, reviews_file, tmp_path):
+    (tmp_path / "ff").write_text("keep\n")
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "ff" / "sub" / "o.jsonl")
+    assert result.exit_code == 2
+    _one_error_line(result, "is a file, not a folder")
+    assert _listing(tmp_path) == ["ff", "reviews.jsonl"] and (tmp_path / "ff").read_text() == "keep\n"
+
+
+def test_a_failed_final_rename_leaves_no_temporary_file(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    import mtcore.predict.writers as writers
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(dst))
+
+    monkeypatch.setattr(writers.os, "replace", refuse)
+    out = tmp_path / "new" / "deeper" / "preds.jsonl"
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", out)
+    assert result.exit_code == 1
+    _one_error_line(result, f"cannot write to {out}: Permission denied")
+    assert _listing(tmp_path) == ["reviews.jsonl"]  # neither the temporary file nor the folders made for it
+
+
+@linux_proc
+def test_export_to_an_unwritable_place_is_one_line(cli, bert_model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["--encoder-only"], ["--task", "sentiment"]):
+        result = cli("export", bert_model_dir, "/proc/exp", *args)
+        assert result.exit_code == 1
+        _one_error_line(result, "cannot write to /proc:")
+    assert _listing(tmp_path) == []
+
+
+def test_export_write_failure_leaves_nothing(cli, bert_model_dir, tmp_path, monkeypatch):
+    import mtcore.export.hf as hf
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(hf.tempfile, "mkdtemp", refuse)
+    result = cli("export", bert_model_dir, tmp_path / "a" / "b" / "exp", "--encoder-only")
+    assert result.exit_code == 1
+    _one_error_line(result, "cannot write to", "No space left on device")
+    assert _listing(tmp_path) == []  # the parent folders made for the export are removed again
+
+
+@pytest.fixture()
+def no_cuda(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("cuda", "--device cuda: no CUDA GPU is available here; use --device cpu"),
+        ("cuda:1", "--device cuda:1: no CUDA GPU is available here; use --device cpu"),
+        ("gpu", "--device 'gpu' is not a device (did you mean 'cuda'?)"),
+        ("cpux", "--device 'cpux' is not a device (did you mean 'cpu'?)"),
+    ],
+)
+def test_bad_device_is_one_line(cli, bert_model_dir, reviews_file, tmp_path, no_cuda, device, message):
+    out = tmp_path / "o.jsonl"
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", out, "--device", device)
+    assert result.exit_code == 2
+    _one_error_line(result, message)
+    result = cli("evaluate", bert_model_dir, "-t", "sentiment", "--device", device)
+    assert result.exit_code == 2
+    _one_error_line(result, message)
+    assert not out.exists()
+
+
+def test_cuda_index_past_the_last_gpu(cli, bert_model_dir, reviews_file, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "--device", "cuda:1")
+    assert result.exit_code == 2
+    _one_error_line(result, "--device cuda:1: this machine has 1 CUDA GPU (cuda:0 to cuda:0)")
+
+
+def test_cpu_device_and_a_new_output_folder_still_work(cli, bert_model_dir, reviews_file, tmp_path):
+    out = tmp_path / "made" / "preds.jsonl"
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", out, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and _listing(tmp_path) == ["made", f"made{os.sep}preds.jsonl", "reviews.jsonl"]

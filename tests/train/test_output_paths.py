@@ -1,0 +1,92 @@
+"""``mt train --output-dir``: a file is refused in one line; a run that fails while starting leaves nothing behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture()
+def mt_train():
+    from mtcore.cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args: object):
+        return runner.invoke(app, ["train", *(str(a) for a in args)])
+
+    return run
+
+
+@pytest.fixture()
+def broken_config(tmp_path: Path, make_config) -> Path:
+    """A config whose first task has no data: it fails while loading data, after the run directory is started."""
+    config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
+    config["tasks"][0] = {**config["tasks"][0], "data_dir": str(tmp_path / "missing")}
+    path = tmp_path / "conf" / "broken.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _one_error_line(result, *parts: str) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.stderr
+    assert "unexpected" not in lines[0] and "Traceback" not in result.output, result.stderr
+    for part in parts:
+        assert part in lines[0], lines[0]
+    return lines[0]
+
+
+def test_output_dir_that_is_a_file(mt_train, broken_config, tmp_path):
+    target = tmp_path / "ff"
+    target.write_text("mine\n")
+    result = mt_train(broken_config, "--output-dir", target)
+    assert result.exit_code == 2
+    _one_error_line(result, f"--output-dir {target} is a file; choose a folder")
+    result = mt_train(broken_config, "--output-dir", target / "sub")
+    assert result.exit_code == 2
+    _one_error_line(result, f"{target} is a file, not a folder")
+    assert target.read_text() == "mine\n" and _listing(tmp_path / "conf") == ["broken.yaml"]
+
+
+def test_failed_start_leaves_an_existing_empty_folder_empty(mt_train, broken_config, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    result = mt_train(broken_config, "--output-dir", mine)
+    assert result.exit_code == 1
+    _one_error_line(result, "missing")
+    assert mine.is_dir() and _listing(mine) == []
+
+
+def test_failed_start_keeps_what_was_in_the_folder(mt_train, broken_config, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me\n")
+    result = mt_train(broken_config, "--output-dir", mine)
+    assert result.exit_code == 1
+    assert _listing(mine) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me\n"
+
+
+def test_failed_start_removes_the_parent_folders_it_made(mt_train, broken_config, tmp_path):
+    (tmp_path / "a").mkdir()  # was there before: stays
+    result = mt_train(broken_config, "--output-dir", tmp_path / "a" / "b" / "c" / "d")
+    assert result.exit_code == 1
+    _one_error_line(result)
+    assert (tmp_path / "a").is_dir() and _listing(tmp_path / "a") == []
+
+
+def test_failed_start_with_the_default_output_dir_leaves_no_runs_folder(mt_train, broken_config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = mt_train(broken_config)
+    assert result.exit_code == 1
+    _one_error_line(result)
+    assert not (tmp_path / "runs").exists() and _listing(tmp_path) == before
