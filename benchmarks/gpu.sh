@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One prepared GPU benchmark for a single H100 (about 6-8 minutes, capped at 460 s;
+# One prepared GPU benchmark for a single H100 (about 6-8 minutes: a 90 s engine smoke run, then
+# the benchmark capped at 400 s;
 # each variant's figures are also written to gpu_bench.err as it finishes): BERT-base from a config
 # (random init, nothing downloaded), synthetic token ids with an RSG-like length mix, bf16
 # autocast, SDPA, fused AdamW, through mtcore's sampler / collator / model / loop step.
@@ -22,10 +23,14 @@ mkdir -p "$OUT_DIR"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
+# the engine end to end on the GPU first (mt train: two tasks, bf16, padding-free, fused AdamW; ~30 s)
+timeout 90 "$PYTHON" -m mtcore.cli.app train benchmarks/gpu_engine_smoke.yaml --output-dir "$OUT_DIR/engine-smoke" \
+    > "$OUT_DIR/engine_smoke.txt" 2>&1 && tail -n 2 "$OUT_DIR/engine_smoke.txt" \
+    || { echo "engine smoke run failed:"; tail -n 20 "$OUT_DIR/engine_smoke.txt"; }
 # eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps);
 # --diagnose profiles 3 extra steps per variant: GPU busy share, kernel time by kind, top kernels
-timeout 460 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0,packed_grouped_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0,compiled_grouped_bs32,cudagraphs_grouped_bs32_pad64}" \
+timeout 400 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
+    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0,compiled_grouped_bs32,cudagraphs_grouped_bs32_pad64}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"

@@ -94,3 +94,14 @@ def test_gpu_profile_sorts_kernels_into_kinds():
     assert kernel_kind("void at::native::(anonymous namespace)::fused_adam_kernel") == "optimizer"
     assert kernel_kind("Memcpy HtoD (Pinned -> Device)") == "copy/fill"
     assert kernel_kind("void at::native::vectorized_elementwise_kernel<4, GeluCUDAKernelImpl>") == "other"
+
+
+def test_gpu_engine_smoke_config_trains_two_tasks_here(tmp_path):
+    """gpu.sh's first step (the engine end to end) also runs on a CPU, so it is known to work before a GPU is lent."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "mtcore.cli.app", "train", str(REPO / "benchmarks" / "gpu_engine_smoke.yaml"),
+                           "--output-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["steps"] == 40
+    assert {"user:reviews/accuracy", "user:reviews_short/accuracy"} <= set(summary["final"]["metrics"])
