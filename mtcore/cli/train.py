@@ -19,10 +19,15 @@ def train(
         None, metavar="KEY=VALUE", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
+                                        "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.trainer import Trainer
 
+    if seeds is not None:
+        _train_seeds(config, overrides or [], output_dir, resume, seeds)
+        return
     trainer = Trainer(config, output_dir, overrides=overrides or [], resume=resume)
     summary = trainer.train()  # a run that fails while starting leaves nothing behind (build_engine)
     engine = trainer.engine
@@ -35,6 +40,35 @@ def train(
         if best.get("aggregate") is not None:
             parts.append(f"best {best['aggregate']:.4f} at step {best['step']}")
         print("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}", flush=True)
+
+
+def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[Path], resume: bool, text: str) -> None:
+    from rich.table import Table
+
+    from mtcore.cli.output import stdout
+    from mtcore.train.config_io import load_config
+    from mtcore.train.seeds import SUMMARY, parse_seeds, train_seeds
+    from mtcore.train.trainer import resolve_output_dir
+
+    loaded = load_config(config, overrides)
+    base = resolve_output_dir(loaded, output_dir, config)
+    chosen = parse_seeds(text, loaded.seed)
+
+    def report(seed: int, summary: dict) -> None:
+        final = (summary.get("final") or {}).get("aggregate")
+        shown = f"final aggregate {final:.4f}" if isinstance(final, (int, float)) else "no evaluation"
+        print(f"seed {seed}: {shown}; run directory {summary.get('run_dir')}", flush=True)
+
+    spread = train_seeds(config, base, chosen, overrides=overrides, resume=resume, report=report)
+    table = Table(title=f"final metrics over {len(chosen)} seeds ({', '.join(map(str, chosen))})")
+    for column in ("metric", "mean", "std", "min", "max"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key, stats in spread["final"].items():
+        if key.endswith("/loss"):
+            continue
+        table.add_row(key, *(f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))
+    stdout.print(table)
+    print(f"spread written to {base / SUMMARY}", flush=True)
 
 
 def register(app: typer.Typer) -> None:

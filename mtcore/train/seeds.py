@@ -1,0 +1,97 @@
+"""The same run with several seeds, and their spread: ``mt train CONFIG --seeds 3``.
+
+Small evaluation sets (PARus: 100 validation examples) move by several points from one seed to
+the next, so one run says little. :func:`train_seeds` trains the config once per seed, each run in
+``OUTPUT/seed-<seed>/`` (an ordinary run directory: ``mt evaluate``, ``mt predict`` and
+``--resume`` work on it), then writes ``OUTPUT/seeds.json``: every final and best metric's mean,
+standard deviation (n - 1), min, max and per-seed values. With ``resume`` a finished seed is kept as
+it is, an interrupted one continues from its checkpoint and a missing one starts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError
+
+SUMMARY = "seeds.json"
+
+
+def parse_seeds(text: str, first: int) -> list[int]:
+    """``"3"`` -> three seeds from ``first``; ``"1,7,42"`` -> those seeds."""
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: give a number of seeds (3) or a list of seeds (1,7,42)") from None
+    if len(parts) == 1 and "," not in str(text):
+        if numbers[0] < 1:
+            raise ConfigError(f"--seeds {text!r}: give at least one seed")
+        return [first + i for i in range(numbers[0])]
+    if not numbers or len(set(numbers)) != len(numbers):
+        raise ConfigError(f"--seeds {text!r}: give distinct seeds, e.g. 1,7,42")
+    return numbers
+
+
+def seed_dir(output_dir: str | Path, seed: int) -> Path:
+    return Path(output_dir) / f"seed-{seed}"
+
+
+def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, overrides: Iterable[str] = (), resume: bool = False,
+                report: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Train ``config`` once per seed (sequentially); returns (and writes) the spread of the metrics."""
+    from mtcore.train.trainer import Trainer
+
+    seeds, overrides = list(seeds), list(overrides)
+    summaries: dict[int, dict[str, Any]] = {}
+    for seed in seeds:
+        run = seed_dir(output_dir, seed)
+        finished = run / "summary.json"
+        if resume and finished.is_file():
+            summaries[seed] = json.loads(finished.read_text(encoding="utf-8"))
+        else:
+            trainer = Trainer(config, output_dir=run, overrides=[*overrides, f"seed={seed}"], resume=resume and run.is_dir())
+            summaries[seed] = trainer.train()
+            if trainer.engine is not None and not trainer.engine.is_main:
+                continue
+        if report is not None:
+            report(seed, summaries[seed])
+    spread = seed_spread(summaries)
+    if _is_main_process():
+        from mtcore.train.run_dir import write_json
+
+        write_json(Path(output_dir) / SUMMARY, spread)
+    return spread
+
+
+def seed_spread(summaries: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean, std (n - 1), min, max and per-seed values of every final and best metric and aggregate."""
+    out: dict[str, Any] = {"seeds": sorted(summaries), "runs": {str(s): summaries[s].get("run_dir") for s in sorted(summaries)}}
+    for part in ("final", "best"):
+        values: dict[str, dict[int, float]] = {}
+        for seed, summary in summaries.items():
+            section = summary.get(part) or {}
+            numbers = {**(section.get("metrics") or {}), "aggregate": section.get("aggregate")}
+            for key, value in numbers.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    values.setdefault(key, {})[seed] = float(value)
+        out[part] = {key: _stats(per_seed) for key, per_seed in sorted(values.items())}
+    return out
+
+
+def _stats(per_seed: Mapping[int, float]) -> dict[str, Any]:
+    numbers = list(per_seed.values())
+    n = len(numbers)
+    return {"mean": statistics.fmean(numbers), "std": statistics.stdev(numbers) if n > 1 else 0.0,
+            "min": min(numbers), "max": max(numbers), "n": n,
+            "values": {str(seed): value for seed, value in sorted(per_seed.items())}}
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0").strip() in ("", "0")

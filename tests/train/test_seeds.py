@@ -1,0 +1,69 @@
+"""``mt train CONFIG --seeds N``: one ordinary run per seed and the spread of their metrics."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mtcore.errors import ConfigError
+from mtcore.train.seeds import parse_seeds, seed_spread
+
+
+def test_parse_seeds_takes_a_count_or_a_list():
+    assert parse_seeds("3", first=42) == [42, 43, 44]
+    assert parse_seeds("1,7, 42", first=0) == [1, 7, 42]
+    assert parse_seeds("5,", first=0) == [5]
+    for bad, fragment in (("0", "at least one seed"), ("two", r"a number of seeds \(3\) or a list"), ("1,1", "distinct seeds")):
+        with pytest.raises(ConfigError, match=fragment):
+            parse_seeds(bad, first=0)
+
+
+def test_spread_is_mean_sample_std_min_max_per_metric():
+    summaries = {1: {"final": {"aggregate": 0.5, "metrics": {"t/accuracy": 0.5, "t/loss": float("nan")}}},
+                 2: {"final": {"aggregate": 0.7, "metrics": {"t/accuracy": 0.8}}},
+                 3: {"final": {"aggregate": 0.6, "metrics": {"t/accuracy": 0.6}}, "best": {"aggregate": 0.9, "metrics": {}}}}
+    spread = seed_spread(summaries)
+    accuracy = spread["final"]["t/accuracy"]
+    assert accuracy["mean"] == pytest.approx(statistics.fmean([0.5, 0.8, 0.6]))
+    assert accuracy["std"] == pytest.approx(statistics.stdev([0.5, 0.8, 0.6]))
+    assert (accuracy["min"], accuracy["max"], accuracy["n"]) == (0.5, 0.8, 3)
+    assert accuracy["values"] == {"1": 0.5, "2": 0.8, "3": 0.6}
+    assert "t/loss" not in spread["final"]  # a NaN is no value
+    assert spread["best"]["aggregate"] == {"mean": 0.9, "std": 0.0, "min": 0.9, "max": 0.9, "n": 1, "values": {"3": 0.9}}
+
+
+def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, make_config, helpers):
+    config = make_config(schedule={"max_steps": 3, "warmup_steps": 0}, checkpoint={"every": None})
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "out"
+    done = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9"),
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seed 5: final aggregate" in done.stdout and "final metrics over 2 seeds (5, 9)" in done.stdout
+    summaries = {seed: json.loads((out / f"seed-{seed}" / "summary.json").read_text()) for seed in (5, 9)}
+    assert {seed: yaml.safe_load((out / f"seed-{seed}" / "config.yaml").read_text())["seed"] for seed in (5, 9)} == {5: 5, 9: 9}
+    spread = json.loads((out / "seeds.json").read_text())
+    finals = [summaries[s]["final"]["aggregate"] for s in (5, 9)]
+    assert spread["seeds"] == [5, 9]
+    assert spread["final"]["aggregate"]["mean"] == pytest.approx(statistics.fmean(finals))
+    assert spread["final"]["aggregate"]["std"] == pytest.approx(statistics.stdev(finals))
+    weights = [helpers.load_weights(out / f"seed-{s}" / "model") for s in (5, 9)]
+    assert any(not (weights[0][k] == weights[1][k]).all() for k in weights[0])  # different seeds, different runs
+
+    stamp = (out / "seed-5" / "summary.json").stat().st_mtime_ns
+    again = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume"),
+                           capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / "seed-5" / "summary.json").stat().st_mtime_ns == stamp  # finished seeds are kept, not retrained
+    assert json.loads((out / "seeds.json").read_text()) == spread
+
+    refused = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5"),
+                             capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert refused.returncode == 2 and "already holds a run; add --resume" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
