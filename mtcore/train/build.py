@@ -117,7 +117,9 @@ def make_accelerator(config: TrainConfig, run: RunDir, num_tasks: int) -> Any:
 def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
     """The encoder to load: ``encoder.path``, or a tiny demo encoder built into the run directory."""
     if config.encoder.path is not None:
-        return config.encoder.path
+        from mtcore.train.warm_start import encoder_folder
+
+        return encoder_folder(config.encoder.path)  # a model mtcore saved: its encoder/ (and tokenizer)
     from mtcore.testing.tiny import build_tiny_encoder
 
     tiny = config.encoder.tiny
@@ -295,6 +297,10 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         source = encoder_source(config, run, accelerator)
         tokenizer = load_tokenizer(source, config)
         model = build_model(plan, source, tokenizer)
+        if config.encoder.load_heads:
+            from mtcore.train.warm_start import load_saved_heads
+
+            notes.extend(load_saved_heads(model, str(config.encoder.path), {p.id: p.task for p in plan.tasks}))
         train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
     model.to(accelerator.device)
     model.train()

@@ -6,7 +6,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     output_dir: null             # default: runs/<config file stem>
     cpu: false                   # force CPU even when a GPU is there
     encoder:
-      path: DeepPavlov/rubert-base-cased   # hub id or local HF directory ...
+      path: DeepPavlov/rubert-base-cased   # hub id, local HF directory or a model mtcore saved (runs/x/model) ...
       # tiny: bert               # ... or a random-init demo encoder built offline into the run
                                  # directory ({arch, hidden_size: 64, num_layers: 2, num_heads: 2})
       revision: null
@@ -15,6 +15,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
       gradient_checkpointing: false
       freeze_encoder: false
       freeze_layers: 0
+      load_heads: false          # path is a model mtcore saved: its trained heads start the matching tasks
       options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs)
     tasks:                       # a bare string means {id: <string>}
       - id: rsg:terra
@@ -85,6 +86,7 @@ class EncoderConfig(Section):
     gradient_checkpointing: bool = False
     freeze_encoder: bool = False
     freeze_layers: int = Field(0, ge=0)
+    load_heads: bool = False  # encoder.path is a model mtcore saved: its trained heads start matching tasks
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tiny", mode="before")

@@ -27,7 +27,8 @@ def start_progress(engine: Engine) -> Progress:
     acc = engine.accelerator
     engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
                       "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
-                      "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "time": time.time()})
+                      "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "notes": list(engine.notes),
+                      "time": time.time()})
     engine.started_at = time.perf_counter()
     return progress
 

@@ -208,6 +208,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
     if config.encoder.path is not None:
         check_encoder_path(config.encoder.path)
+    if config.encoder.load_heads:
+        from mtcore.train.warm_start import check_load_heads
+
+        check_load_heads(config.encoder.path)
     if config.compile.enabled:
         _check_compile_backend(config.compile.backend)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)

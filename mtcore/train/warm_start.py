@@ -1,0 +1,64 @@
+"""Starting a run from a model mtcore saved: ``encoder.path: runs/multi/model``.
+
+The saved model's encoder and tokenizer (its ``encoder/`` folder) start the new run; with
+``encoder.load_heads: true`` every task of the new run that the saved model has, with the same
+kind, labels and head, also starts from its trained head (the T5 recipe: train on many tasks,
+then fine-tune on one). Tasks it does not have, or has differently, get a new head and a note.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError
+
+
+def saved_model_dir(path: str | Path) -> Path | None:
+    """``path`` if it is a model directory saved by mtcore (``mtcore.json`` beside ``encoder/``)."""
+    from mtcore.model.manifest import MANIFEST_NAME
+
+    root = Path(path).expanduser()
+    return root if (root / MANIFEST_NAME).is_file() and (root / "encoder").is_dir() else None
+
+
+def encoder_folder(path: str) -> str:
+    """Where the encoder and its tokenizer are: ``path/encoder`` for a saved mtcore model, else ``path``."""
+    root = saved_model_dir(path)
+    return str(root / "encoder") if root is not None else path
+
+
+def check_load_heads(path: str | None) -> None:
+    """``encoder.load_heads`` needs ``encoder.path`` to be a model mtcore saved."""
+    if path is None or saved_model_dir(path) is None:
+        raise ConfigError("config key 'encoder.load_heads' needs 'encoder.path' to be a model directory saved by mtcore "
+                          "(e.g. runs/<run>/model, holding mtcore.json); remove it or change encoder.path")
+
+
+def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
+    """Copy the trained heads of the saved model at ``path`` into ``model``'s matching tasks; returns notes."""
+    from mtcore.model.manifest import jsonable, read_manifest
+    from mtcore.model.serialization import load_head_weights
+
+    root = Path(path).expanduser()
+    saved = read_manifest(root)["tasks"]
+    loaded, notes = [], []
+    for task_id, task in tasks.items():
+        info = saved.get(task_id)
+        if info is None:
+            notes.append(f"encoder.load_heads: {root} has no head for task {task_id!r}; it starts with a new one")
+            continue
+        differs = [what for what, mine, theirs in (("kind", task.kind.value, info.get("kind")),
+                                                   ("labels", list(task.labels), list(info.get("labels") or [])),
+                                                   ("head", task.head_name, info.get("head")),
+                                                   ("head_options", jsonable(dict(task.head_options)), info.get("head_options") or {}))
+                   if mine != theirs]
+        if differs:
+            notes.append(f"encoder.load_heads: task {task_id!r} differs from the saved one ({', '.join(differs)}); "
+                         "it starts with a new head")
+            continue
+        load_head_weights(root, task_id, info, model.heads[task_id])
+        loaded.append(task_id)
+    if loaded:
+        notes.append(f"encoder.load_heads: trained heads of {', '.join(loaded)} loaded from {root}")
+    return notes
