@@ -44,6 +44,12 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
     temporary file, removed at once): a :class:`UsageError` or :class:`MtError` otherwise.
     """
     target = Path(path).expanduser()
+    if target.is_symlink():
+        target = target.resolve()  # written through: its target is what must be writable
+    if target.exists() and not target.is_file() and not target.is_dir():  # a FIFO or a device: written directly
+        if not os.access(target, os.W_OK):
+            raise MtError(f"cannot write to {path}: permission denied")
+        return
     if not folder and target.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file path (e.g. {Path(path) / example})")
     start = target if folder and not target.is_file() else target.parent  # a folder writer may take a file name too
@@ -61,3 +67,16 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
 def write_error(path: str | os.PathLike[str], exc: OSError) -> MtError:
     """The one-line error for an output that failed while being written."""
     return MtError(f"cannot write to {path}: {_reason(exc)}")
+
+
+def share_modes(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` (a file, or a folder and everything in it) the modes plain ``open()`` and
+    ``mkdir()`` would have given: 0666 / 0777 minus the umask. ``tempfile.mkstemp``, ``mkdtemp``
+    and safetensors create private files (0600 / 0700), which other users and serving accounts
+    could not read once renamed into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    root = Path(path)
+    for item in [root, *(root.rglob("*") if root.is_dir() and not root.is_symlink() else ())]:
+        if not item.is_symlink():
+            os.chmod(item, (0o777 if item.is_dir() else 0o666) & ~mask)

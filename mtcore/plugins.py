@@ -143,7 +143,8 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     eps = [ep for ep in installed if _selected(ep, only)]
     external = [ep for ep in installed if not ep.dist or ep.dist.name != BUILTIN_DISTRIBUTION]
     known = sorted({ep.name for ep in external} | {ep.dist.name for ep in external if ep.dist})
-    for name in sorted((only or set()) - set(known)):
+    builtin = {ep.name for ep in installed} - {ep.name for ep in external} | {BUILTIN_DISTRIBUTION}  # always loaded
+    for name in sorted((only or set()) - set(known) - builtin):
         registry.warnings.append(f"MT_LOAD_PLUGINS names {name!r}, which is no installed plugin{did_you_mean(name, known, n=1)}; "
                                  f"installed: {', '.join(known) or 'none'}")
     eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name, ep.dist.name if ep.dist else ""))

@@ -112,7 +112,8 @@ def test_mt_without_arguments_shows_help_and_usage_error_exits_2():
 def test_command_line_mistakes_are_one_error_line_with_exit_2():
     cases = {("trian", "x.yaml"): "error: No such command 'trian'. Did you mean 'train'? (see 'mt --help')",
              ("list-tasks", "--jsn"): "error: No such option: --jsn (Possible options: --json) (see 'mt list-tasks --help')",
-             ("train",): "error: Missing argument 'CONFIG'. (see 'mt train --help')"}
+             ("train",): "error: Missing argument 'CONFIG'. (see 'mt train --help')",
+             ("train", "x.yaml", "--seeds"): "error: Option '--seeds' requires an argument. (see 'mt train --help')"}
     for args, line in cases.items():
         result = run_mt(*args)
         assert result.returncode == 2 and result.stderr.strip() == line, (args, result.stderr)

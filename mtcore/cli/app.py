@@ -128,6 +128,9 @@ def main(argv: list[str] | None = None) -> None:
             print(exc.format_message(), file=sys.stderr)
             sys.exit(exc.exit_code)
         command = exc.ctx.command_path if exc.ctx is not None else "mt"
+        words = list(argv) if argv is not None else sys.argv[1:]
+        if command == "mt" and words and words[0] in {c.name for c in app.registered_commands}:
+            command = f"mt {words[0]}"  # an option of a command that failed to parse: that command's help
         message = " ".join(exc.format_message().split())
         print(f"error: {message} (see '{command} --help')", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)

@@ -24,6 +24,7 @@ from typing import Optional
 import typer
 
 from mtcore.errors import UsageError
+from mtcore.outputs import share_modes
 from mtcore.hookspecs import PROJECT
 
 TEMPLATE_PACKAGE = "mtcore"
@@ -135,6 +136,7 @@ def create_plugin(name: str, directory: Path | None = None, *, plugin: str | Non
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
         files = render_plugin(names, staging)
+        share_modes(staging)  # mkdtemp makes a private folder
         _check_target(target)  # still free?
         if target.is_dir():
             target.rmdir()

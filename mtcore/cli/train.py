@@ -1,4 +1,4 @@
-"""``mt train CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume]``.
+"""``mt train CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume] [--seeds N|A,B,C]``.
 
 This module imports nothing heavy: the engine is imported inside the command, so ``mt --help``
 stays fast. Config mistakes exit with code 2 and one line; training failures (NaN loss, out of
@@ -19,7 +19,7 @@ def train(
         None, metavar="KEY=VALUE", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
     output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
+    seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|A,B,C", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
@@ -60,7 +60,10 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[Path],
         print(f"seed {seed}: {shown}; run directory {summary.get('run_dir')}", flush=True)
 
     spread = train_seeds(config, base, chosen, overrides=overrides, resume=resume, report=report)
-    table = Table(title=f"final metrics over {len(chosen)} seeds ({', '.join(map(str, chosen))})")
+    if not spread["final"]:
+        print(f"no final metrics to compare (evaluation.at_end is false?); runs in {base}", flush=True)
+        return
+    table = Table(title=f"final metrics over {len(chosen)} seed{'s' if len(chosen) > 1 else ''} ({', '.join(map(str, chosen))})")
     for column in ("metric", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for key, stats in spread["final"].items():

@@ -86,7 +86,7 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
 
 
 def _write_atomically(out_dir: Path, write: Any) -> None:
-    from mtcore.outputs import make_parents, remove_empty, write_error
+    from mtcore.outputs import make_parents, remove_empty, share_modes, write_error
 
     out_dir = out_dir.expanduser().absolute()
     try:
@@ -99,8 +99,8 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
         remove_empty(created)
         raise write_error(out_dir.parent, exc) from exc
     try:
-        os.chmod(tmp, 0o755)
         write(tmp)
+        share_modes(tmp)  # mkdtemp and safetensors make private files
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out_dir, old)

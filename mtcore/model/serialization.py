@@ -26,6 +26,7 @@ from torch import nn
 import mtcore
 from mtcore.errors import ConfigError, ModelFileError, UnknownNameError, UsageError
 from mtcore.model.encoder import describe_encoder
+from mtcore.outputs import share_modes
 from mtcore.model.heads.base import HeadSpec
 from mtcore.model.manifest import (
     ENCODER_DIR,
@@ -79,7 +80,6 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        os.chmod(tmp, 0o755)
         encoder_dir = tmp / ENCODER_DIR
         model.encoder.save_pretrained(encoder_dir)
         if tokenizer is not None:
@@ -100,6 +100,7 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
             "files": file_records(tmp),
         }
         write_manifest(tmp, manifest)
+        share_modes(tmp)  # mkdtemp and safetensors make private files
         _move_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

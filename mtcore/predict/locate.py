@@ -62,6 +62,10 @@ def locate(path: str | os.PathLike) -> ModelLocation:
         hint = f"; pass a checkpoint ({latest})" if latest is not None else ""
         raise ModelFileError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}, wait for the run to finish "
                              "or resume it with mt train --resume")
+    if (root / "seeds.json").is_file():
+        seeds = sorted(p.name for p in root.glob("seed-*") if p.is_dir())
+        raise ModelFileError(f"{root}: holds runs of several seeds (mt train --seeds); pass one of them: "
+                             + ", ".join(str(root / name) for name in seeds[:3]) + (", ..." if len(seeds) > 3 else ""))
     raise ModelFileError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
 

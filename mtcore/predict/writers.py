@@ -16,17 +16,28 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtcore.outputs import make_parents, remove_empty
+from mtcore.outputs import make_parents, remove_empty, share_modes
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure."""
+    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure.
+
+    A symbolic link is written through (its target is replaced, the link stays); a FIFO or a
+    device (``/dev/stdout``) is written to directly, never replaced by a file.
+    """
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        return
     created = make_parents(path.parent)
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        share_modes(tmp)
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:

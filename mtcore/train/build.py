@@ -20,6 +20,7 @@ from mtcore.errors import ConfigError, DataError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import config_differences, config_to_dict, dump_config, read_yaml
+from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.validate import RunPlan
 
@@ -130,9 +131,14 @@ def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
         build_tiny_encoder(build, tiny.arch, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
                            num_heads=tiny.num_heads, seed=config.seed)
         (build / "README.txt").write_text(TINY_NOTE, encoding="utf-8")
+        share_modes(build)  # safetensors makes private files
         os.replace(build, target)
     accelerator.wait_for_everyone()
     return str(target)
+
+
+#: Files one of which a folder holding a tokenizer has.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
 
 
 def load_tokenizer(source: str, config: TrainConfig) -> Any:
@@ -143,12 +149,17 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
         kwargs["revision"] = config.encoder.revision
     if config.encoder.trust_remote_code:
         kwargs["trust_remote_code"] = True
+    folder = Path(source).expanduser()
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelFileError(f"encoder folder {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
+                             "save the tokenizer there (tokenizer.save_pretrained) or point encoder.path at a folder that has one")
     try:
         return AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
+        text = text if len(text) <= 300 else text[:300].rsplit(". ", 1)[0] + "."
         raise ModelFileError(f"the tokenizer of encoder {source!r} cannot be loaded (not a local model folder with tokenizer "
-                             f"files, or not reachable on the hub): {text[:300]}") from None
+                             f"files, or not reachable on the hub): {text}") from None
 
 
 def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -239,17 +250,22 @@ def _nan_step(config: TrainConfig) -> int | None:
     return config.debug.inject_nan_at_step
 
 
+def check_same_config(config: TrainConfig, run: RunDir) -> None:
+    """Refuse to continue ``run`` with a config that changed beyond :data:`RESUMABLE_CHANGES`."""
+    saved = config_to_dict(TrainConfig.model_validate(read_yaml(run.config)))
+    for key, old, new in config_differences(saved, config_to_dict(config)):
+        if not key.startswith(RESUMABLE_CHANGES):
+            raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
+                              "resume with the run's config.yaml or start a new run")
+
+
 def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: Any) -> None:
     """Check and create the run directory; on resume, refuse a changed config.
 
     Every process runs the (read-only) checks, so under DDP all of them stop together.
     """
     if resume and run.config.is_file():
-        saved = config_to_dict(TrainConfig.model_validate(read_yaml(run.config)))
-        for key, old, new in config_differences(saved, config_to_dict(config)):
-            if not key.startswith(RESUMABLE_CHANGES):
-                raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
-                                  "resume with the run's config.yaml or start a new run")
+        check_same_config(config, run)
     elif not resume:
         run.check_new()
     accelerator.wait_for_everyone()

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from mtcore.errors import ModelFileError
+from mtcore.outputs import share_modes
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -163,6 +164,7 @@ class Checkpoints:
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             write_shared(tmp)  # writes state.json last
+            share_modes(tmp)  # safetensors makes private files
             if target.exists():
                 old = self.root / f".old-{target.name}"
                 shutil.rmtree(old, ignore_errors=True)

@@ -260,7 +260,7 @@ class CompileConfig(Section):
 class TrainConfig(Section):
     """The whole training configuration (see the module docstring for every key)."""
 
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32)
     output_dir: str | None = None
     cpu: bool = False
     encoder: EncoderConfig

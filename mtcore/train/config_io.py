@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mtcore.errors import ConfigError, did_you_mean
+from mtcore.outputs import share_modes
 from mtcore.train.config import TrainConfig
 
 
@@ -239,6 +240,7 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+    share_modes(tmp)
     os.replace(tmp, path)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError
+from mtcore.outputs import share_modes
 
 
 def _clean(value: Any) -> Any:
@@ -43,6 +44,7 @@ def write_json(path: Path, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(_clean(data), handle, indent=2, ensure_ascii=False)
             handle.write("\n")
+        share_modes(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -99,6 +101,9 @@ class RunDir:
 
         if self.root.is_file():
             raise ConfigError(f"{what} {self.root} is a file; choose a folder")
+        if (self.root / "seeds.json").is_file():  # the folder of `mt train --seeds`
+            raise ConfigError(f"{what} {self.root} holds runs of several seeds (seeds.json); choose another folder, "
+                              f"or use one of them ({self.root / 'seed-<seed>'})")
         check_writable(self.root, folder=True, what=what)
 
     def check_new(self) -> None:
@@ -175,6 +180,7 @@ class MetricsLog:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write("".join(line + "\n" for line in kept))
+        share_modes(tmp)
         os.replace(tmp, self.path)
 
     def write(self, event: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, MtError
 
 SUMMARY = "seeds.json"
 
@@ -30,12 +30,16 @@ def parse_seeds(text: str, first: int) -> list[int]:
         numbers = [int(p) for p in parts]
     except ValueError:
         raise ConfigError(f"--seeds {text!r}: give a number of seeds (3) or a list of seeds (1,7,42)") from None
+    if not parts:
+        raise ConfigError(f"--seeds {text!r}: give a number of seeds (3) or a list of seeds (1,7,42)")
     if len(parts) == 1 and "," not in str(text):
         if numbers[0] < 1:
             raise ConfigError(f"--seeds {text!r}: give at least one seed")
         return [first + i for i in range(numbers[0])]
-    if not numbers or len(set(numbers)) != len(numbers):
+    if len(set(numbers)) != len(numbers):
         raise ConfigError(f"--seeds {text!r}: give distinct seeds, e.g. 1,7,42")
+    if any(not 0 <= n < 2**32 for n in numbers):
+        raise ConfigError(f"--seeds {text!r}: seeds are integers from 0 to 2**32 - 1")
     return numbers
 
 
@@ -46,28 +50,40 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
 def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, overrides: Iterable[str] = (), resume: bool = False,
                 report: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``config`` once per seed (sequentially); returns (and writes) the spread of the metrics."""
+    from mtcore.train.build import check_same_config
+    from mtcore.train.run_dir import RunDir, write_json
     from mtcore.train.trainer import Trainer
 
     seeds, overrides = list(seeds), list(overrides)
     summaries: dict[int, dict[str, Any]] = {}
+    spread = seed_spread(summaries)
     for seed in seeds:
         run = seed_dir(output_dir, seed)
-        finished = run / "summary.json"
-        if resume and finished.is_file():
-            summaries[seed] = json.loads(finished.read_text(encoding="utf-8"))
-        else:
+        try:
             trainer = Trainer(config, output_dir=run, overrides=[*overrides, f"seed={seed}"], resume=resume and run.is_dir())
-            summaries[seed] = trainer.train()
-            if trainer.engine is not None and not trainer.engine.is_main:
-                continue
+            if resume and (run / "summary.json").is_file():  # finished: kept, if it was trained with this config
+                check_same_config(trainer.config, RunDir(run))
+                summary = {**json.loads((run / "summary.json").read_text(encoding="utf-8")), "run_dir": str(run)}
+            else:
+                summary = trainer.train()
+                if trainer.engine is not None and not trainer.engine.is_main:
+                    continue
+        except MtError as exc:
+            raise _naming_the_seed(exc, seed) from None
+        summaries[seed] = summary
         if report is not None:
-            report(seed, summaries[seed])
-    spread = seed_spread(summaries)
-    if _is_main_process():
-        from mtcore.train.run_dir import write_json
-
-        write_json(Path(output_dir) / SUMMARY, spread)
+            report(seed, summary)
+        spread = seed_spread(summaries)
+        if _is_main_process():  # after every seed: a later failure keeps the finished ones' spread
+            write_json(Path(output_dir) / SUMMARY, spread)
     return spread
+
+
+def _naming_the_seed(exc: MtError, seed: int) -> MtError:
+    try:
+        return type(exc)(f"seed {seed}: {exc}")
+    except Exception:  # an error class with another constructor: as it is
+        return exc
 
 
 def seed_spread(summaries: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,11 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             data_dir = str(Path(base_dir) if base_dir is not None else Path.cwd())  # inline files resolve from the config's folder
         planned.append(PlannedTask(entry, task, source, data_dir))
     ids = [p.id for p in planned]
+    if config.batching.max_tokens is not None:
+        ignored = [p.id for p in planned if p.entry.batch_size]
+        if ignored:
+            warnings.warn(f"batching.max_tokens is set, so the batch_size of {', '.join(ignored)} is not used "
+                          "(batches are filled up to the token budget)", UserWarning, stacklevel=2)
 
     strategy_cls = _component(registry, "loss", config.loss.strategy, "loss.strategy").load()
     batches = getattr(strategy_cls, "batches", "single")
@@ -233,6 +239,12 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 def check_encoder_path(path: str) -> None:
     """``encoder.path`` is an existing folder or looks like a hub id (else a one-line ConfigError)."""
     local = Path(path).expanduser()
+    if (local / "model" / "mtcore.json").is_file():
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a run directory; did you mean {str(Path(path) / 'model')!r} "
+                          "(the model it saved)?")
+    if (local / "state.json").is_file() and (local / "model.safetensors").is_file() and local.parent.name == "checkpoints":
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a training checkpoint; start from the run's model "
+                          f"({str(local.parent.parent / 'model')!r}), or resume the run with --resume")
     if local.is_dir():
         return
     if local.exists():

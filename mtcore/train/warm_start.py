@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, ModelFileError
 
 
 def saved_model_dir(path: str | Path) -> Path | None:
@@ -37,7 +37,7 @@ def check_load_heads(path: str | None) -> None:
 
 def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
     """Copy the trained heads of the saved model at ``path`` into ``model``'s matching tasks; returns notes."""
-    from mtcore.model.manifest import jsonable, read_manifest
+    from mtcore.model.manifest import read_manifest
     from mtcore.model.serialization import load_head_weights
 
     root = Path(path).expanduser()
@@ -48,17 +48,40 @@ def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
         if info is None:
             notes.append(f"encoder.load_heads: {root} has no head for task {task_id!r}; it starts with a new one")
             continue
-        differs = [what for what, mine, theirs in (("kind", task.kind.value, info.get("kind")),
-                                                   ("labels", list(task.labels), list(info.get("labels") or [])),
-                                                   ("head", task.head_name, info.get("head")),
-                                                   ("head_options", jsonable(dict(task.head_options)), info.get("head_options") or {}))
-                   if mine != theirs]
+        differs = _differences(task, info)
         if differs:
-            notes.append(f"encoder.load_heads: task {task_id!r} differs from the saved one ({', '.join(differs)}); "
+            notes.append(f"encoder.load_heads: task {task_id!r} differs from the saved one ({'; '.join(differs)}); "
                          "it starts with a new head")
             continue
-        load_head_weights(root, task_id, info, model.heads[task_id])
+        try:
+            load_head_weights(root, task_id, info, model.heads[task_id])
+        except ModelFileError as exc:  # same settings as far as the manifest says, but the weights do not fit
+            notes.append(f"encoder.load_heads: task {task_id!r}: the saved head does not fit ({exc}); it starts with a new head")
+            continue
         loaded.append(task_id)
     if loaded:
         notes.append(f"encoder.load_heads: trained heads of {', '.join(loaded)} loaded from {root}")
     return notes
+
+
+def _differences(task: Any, info: dict[str, Any]) -> list[str]:
+    """What keeps the saved head of a task from starting the new one: ``"labels: [a, b] here, [b, a] saved"``.
+
+    Heads are compared by registered id (``classification`` is ``mtcore:classification``); head
+    options only where both sides set them (an option given on one side only is its default).
+    """
+    from mtcore.model.manifest import jsonable
+    from mtcore.plugins import load_registry
+
+    def head_id(name: Any) -> Any:
+        try:
+            return load_registry(warn=False).component("head", str(name)).id
+        except Exception:  # not registered (a custom module): compare the names
+            return name
+
+    saved_options = info.get("head_options") or {}
+    mine_options = jsonable(dict(task.head_options))
+    pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
+             ("head", head_id(task.head_name), info.get("head_id") or head_id(info.get("head")))]
+    pairs += [(f"head_options.{k}", mine_options[k], saved_options[k]) for k in sorted(set(mine_options) & set(saved_options))]
+    return [f"{what}: {mine!r} here, {theirs!r} saved" for what, mine, theirs in pairs if mine != theirs]

@@ -136,3 +136,27 @@ def test_cpu_device_and_a_new_output_folder_still_work(cli, bert_model_dir, revi
     result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", out, "--device", "cpu")
     assert result.exit_code == 0, result.output
     assert out.is_file() and _listing(tmp_path) == ["made", f"made{os.sep}preds.jsonl", "reviews.jsonl"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs symlinks and FIFOs")
+def test_links_are_written_through_fifos_directly_and_files_are_not_private(cli, bert_model_dir, reviews_file, tmp_path):
+    import threading
+
+    (tmp_path / "target.jsonl").write_text("old\n")
+    (tmp_path / "link.jsonl").symlink_to("target.jsonl")
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "link.jsonl")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "link.jsonl").is_symlink() and "probabilities" in (tmp_path / "target.jsonl").read_text()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "target.jsonl").stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+
+    os.mkfifo(tmp_path / "fifo")
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append((tmp_path / "fifo").read_text()))
+    reader.start()
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "fifo")
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert received and received[0].count("\n") == len(reviews_file.read_text().splitlines())
+    assert (tmp_path / "fifo").is_fifo()  # still a FIFO, not replaced by a file

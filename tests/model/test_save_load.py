@@ -83,6 +83,18 @@ def test_saved_directory_holds_one_plain_hf_encoder_and_tokenizer(saved):
     assert loaded.tokenizer is not None and loaded.tokenizer.vocab_size == tokenizer.vocab_size
 
 
+def test_saved_files_are_readable_like_any_file_the_user_writes(saved):
+    """mkdtemp (0700) and safetensors (0600) make private files: the saved model gets the umask's modes."""
+    import os
+
+    _, directory = saved
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [directory, *directory.rglob("*")]:
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert path.stat().st_mode & 0o777 == expected, (path, oct(path.stat().st_mode))
+
+
 def test_manifest_records_versions_tasks_and_checksums(saved):
     import hashlib
 

@@ -128,6 +128,21 @@ def test_encoder_path_that_is_no_folder_and_no_hub_id(tmp_path: Path):
     (tmp_path / "weights.bin").write_text("x")
     assert "is a file; give the folder holding config.json" in error_of({**BASE, "encoder": {"path": str(tmp_path / "weights.bin")}}, plan=True)
     plan_run(load_config({**BASE, "encoder": {"path": "DeepPavlov/rubert-base-cased"}}))  # a hub id: checked when loaded
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "model" / "mtcore.json").write_text("{}")
+    assert f"is a run directory; did you mean {str(run / 'model')!r}" in error_of({**BASE, "encoder": {"path": str(run)}}, plan=True)
+    checkpoint = run / "checkpoints" / "step-000010"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "state.json").write_text("{}")
+    (checkpoint / "model.safetensors").write_text("")
+    assert "is a training checkpoint; start from the run's model" in error_of({**BASE, "encoder": {"path": str(checkpoint)}}, plan=True)
+
+
+def test_a_task_batch_size_beside_a_token_budget_is_named_as_unused():
+    config = load_config({**BASE, "batching": {"max_tokens": 512}}, ["tasks.rsg:terra.batch_size=4"])
+    with pytest.warns(UserWarning, match=r"^batching.max_tokens is set, so the batch_size of rsg:terra is not used"):
+        plan_run(config)
 
 
 def test_pcgrad_is_refused_under_ddp():

@@ -18,7 +18,8 @@ def test_parse_seeds_takes_a_count_or_a_list():
     assert parse_seeds("3", first=42) == [42, 43, 44]
     assert parse_seeds("1,7, 42", first=0) == [1, 7, 42]
     assert parse_seeds("5,", first=0) == [5]
-    for bad, fragment in (("0", "at least one seed"), ("two", r"a number of seeds \(3\) or a list"), ("1,1", "distinct seeds")):
+    for bad, fragment in (("0", "at least one seed"), ("two", r"a number of seeds \(3\) or a list"), ("1,1", "distinct seeds"),
+                          ("", r"a number of seeds \(3\)"), ("2,-3", "seeds are integers from 0 to 2\*\*32 - 1")):
         with pytest.raises(ConfigError, match=fragment):
             parse_seeds(bad, first=0)
 
@@ -63,7 +64,20 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
     assert (out / "seed-5" / "summary.json").stat().st_mtime_ns == stamp  # finished seeds are kept, not retrained
     assert json.loads((out / "seeds.json").read_text()) == spread
 
-    refused = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5"),
+    refused = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9"),
                              capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert refused.returncode == 2 and "already holds a run; add --resume" in refused.stderr
+    assert refused.returncode == 2 and "seed 5: " in refused.stderr and "already holds a run; add --resume" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+
+    # a finished seed is kept only if it was trained with this config
+    changed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume",
+                                                "optimizer.lr=0.005"), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert changed.returncode == 2
+    assert "seed 5: cannot resume" in changed.stderr and "config key 'optimizer.lr' changed (0.001 -> 0.005)" in changed.stderr
+    assert json.loads((out / "seeds.json").read_text()) == spread
+    # a plain run does not go into a multi-seed folder
+    plain = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out)),
+                           capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert plain.returncode == 2 and "holds runs of several seeds" in plain.stderr
+    evaluated = subprocess.run(helpers.mt_command("evaluate", str(out)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
+    assert evaluated.returncode != 0 and f"pass one of them: {out / 'seed-5'}, {out / 'seed-9'}" in evaluated.stderr

@@ -45,7 +45,9 @@ def test_a_saved_model_starts_the_next_run_with_its_encoder_and_matching_heads(t
 
     changed = continue_from("changed", True, head="mlp")
     notes = _start_event(helpers, tmp_path / "changed")["notes"]
-    assert any("task 'user:sent' differs from the saved one (head)" in n for n in notes)
+    assert any("task 'user:sent' differs from the saved one (head: 'mtcore:mlp' here, 'mtcore:classification' saved)" in n for n in notes)
+    same = continue_from("same", True, head="mtcore:classification")  # the same head by its qualified name
+    assert all(torch.allclose(trained[k], same[k], atol=1e-6) for k in trained)
     assert not any(k.startswith("heads/user--sent") and k in trained and changed[k].shape == trained[k].shape
                    and torch.allclose(changed[k], trained[k]) for k in changed)
 
