@@ -47,7 +47,7 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[Path],
 
     from mtcore.cli.output import stdout
     from mtcore.train.config_io import load_config
-    from mtcore.train.seeds import SUMMARY, parse_seeds, train_seeds
+    from mtcore.train.seeds import SUMMARY, is_main_process, parse_seeds, train_seeds
     from mtcore.train.trainer import resolve_output_dir
 
     loaded = load_config(config, overrides)
@@ -60,6 +60,8 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[Path],
         print(f"seed {seed}: {shown}; run directory {summary.get('run_dir')}", flush=True)
 
     spread = train_seeds(config, base, chosen, overrides=overrides, resume=resume, report=report)
+    if not is_main_process():  # under torchrun: the main process reports
+        return
     if not spread["final"]:
         print(f"no final metrics to compare (evaluation.at_end is false?); runs in {base}", flush=True)
         return

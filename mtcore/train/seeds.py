@@ -74,7 +74,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         if report is not None:
             report(seed, summary)
         spread = seed_spread(summaries)
-        if _is_main_process():  # after every seed: a later failure keeps the finished ones' spread
+        if is_main_process():  # after every seed: a later failure keeps the finished ones' spread
             write_json(Path(output_dir) / SUMMARY, spread)
     return spread
 
@@ -109,5 +109,6 @@ def _stats(per_seed: Mapping[int, float]) -> dict[str, Any]:
             "values": {str(seed): value for seed, value in sorted(per_seed.items())}}
 
 
-def _is_main_process() -> bool:
+def is_main_process() -> bool:
+    """False on the other ranks of a distributed launch (``RANK`` > 0)."""
     return os.environ.get("RANK", "0").strip() in ("", "0")

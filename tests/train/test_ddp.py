@@ -74,3 +74,21 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
             {k: v for k, v in b["metrics"].items() if not k.endswith("/loss")}
     # only the main process wrote the run directory; each rank wrote its RNG state into the checkpoint
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000008").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
+
+
+def test_seeds_under_ddp_train_every_seed_on_both_ranks_and_write_one_spread(tmp_path: Path, make_config, helpers):
+    config = make_config(schedule={"max_steps": 3, "warmup_steps": 0}, batching={"batch_size": 4}, checkpoint={"every": None})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app",
+                           "train", str(path), "--seeds", "1,2", "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    spread = json.loads((tmp_path / "out" / "seeds.json").read_text())
+    assert spread["seeds"] == [1, 2] and spread["final"]["aggregate"]["n"] == 2
+    for seed in (1, 2):
+        summary = json.loads((tmp_path / "out" / f"seed-{seed}" / "summary.json").read_text())
+        assert summary["steps"] == 3 and spread["final"]["aggregate"]["values"][str(seed)] == summary["final"]["aggregate"]
+        start = next(e for e in helpers.read_events(tmp_path / "out" / f"seed-{seed}") if e["event"] == "start")
+        assert start["processes"] == 2
+    assert done.stdout.count("final metrics over 2 seeds") == 1 and "no final metrics" not in done.stdout  # main process only
