@@ -12,8 +12,9 @@
 #
 #   bash benchmarks/gpu.sh     # writes $OUT (or ./gpu-bench-out)/gpu_bench.txt (JSON, then a table) and gpu_bench.err
 #   PYTHON=/path/to/python bash benchmarks/gpu.sh
-# Needs mtcore installed (its entry points register the samplers and heads), e.g. on a bare
-# machine: pip install --no-deps --target /tmp/site <mtcore wheel and any missing wheels>;
+# Needs mtcore installed (its entry points register the samplers and heads); on a bare machine
+# with no network: `bash benchmarks/device_wheels.sh` here, carry .whl/, and there
+# pip install --no-index --no-deps --target /tmp/site .whl/*.whl;
 # PYTHONPATH=/tmp/site PYTHON=python3 bash benchmarks/gpu.sh (how docs/benchmarks.md's run was made).
 set -euo pipefail
 cd "$(dirname "$0")/.."

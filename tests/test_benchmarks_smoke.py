@@ -81,6 +81,8 @@ def test_gpu_script_is_valid_bash():
     script = REPO / "benchmarks" / "gpu.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert "gpu_bench.py" in script.read_text()
+    wheels = REPO / "benchmarks" / "device_wheels.sh"
+    assert subprocess.run(["bash", "-n", str(wheels)], capture_output=True).returncode == 0
 
 
 def test_gpu_profile_sorts_kernels_into_kinds():
