@@ -102,6 +102,7 @@ class MultitaskModel(nn.Module):
         self._position_offset: int | None = None
         self.heads = nn.ModuleDict()
         self.tasks: dict[str, dict[str, Any]] = {}
+        self.task_objects: dict[str, Task] = {}  # the Tasks heads were built from (not saved: the manifest is)
         self._calls: dict[str, HeadCall] = {}
         self._aliases: dict[str, str] = {}
         self.tokenizer = tokenizer
@@ -146,6 +147,8 @@ class MultitaskModel(nn.Module):
         module.train(self.training)
         self.heads[task_id] = module
         self.tasks[task_id] = info
+        if isinstance(head, Task):
+            self.task_objects[task_id] = head  # kept for prediction in this session (preprocessing functions included)
         self._calls[task_id] = call_style(module, info.get("kind"))
         self._aliases = _aliases(self.heads.keys())
         return module

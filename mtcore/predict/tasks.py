@@ -34,12 +34,15 @@ def manifest_task(model: Any, head_id: str) -> Task:
     """
     from mtcore.model.manifest import task_from_info
 
+    live = getattr(model, "task_objects", {}).get(head_id)
+    if live is not None:  # the Task this head was built from, in this session: its preprocessing functions too
+        return live
     info = model.tasks[head_id]
     task = task_from_info(info)
     unsaved = info.get("preprocess_not_saved") or []
     if unsaved:
-        registered = registered_task(head_id)
-        if registered is None:
+        registered = registered_task(head_id) if ":" in head_id else None  # the same task only, never a namesake
+        if registered is None or registered.id != head_id:
             raise ConfigError(
                 f"task {head_id!r} was trained with preprocessing functions that cannot be saved by name ({', '.join(unsaved)}); "
                 "pass the Task itself: predict(model, task, inputs)"

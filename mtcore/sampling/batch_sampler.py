@@ -127,7 +127,9 @@ class MultitaskBatchSampler:
         self.batching: dict[str, Batching] = {}
         for name in self.tasks:
             self.real_lengths[name] = self._read_lengths(name, "lengths")
-            packed = bool(getattr(data[name].collator, "padding_free", False))
+            # padding-free batches under a token budget count real tokens; otherwise batches are cut
+            # exactly as padded ones (same rows per batch, so packed and padded runs match)
+            packed = bool(getattr(data[name].collator, "padding_free", False)) and token_budget is not None
             self.lengths[name] = (self._read_lengths(name, "batching_lengths")
                                   if hasattr(data[name], "batching_lengths") and not packed else self.real_lengths[name])
             pad = getattr(data[name].collator, "pad_to_multiple_of", None)

@@ -54,7 +54,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
     from mtcore.train.run_dir import RunDir, write_json
     from mtcore.train.trainer import Trainer
 
-    seeds, overrides = list(seeds), list(overrides)
+    seeds, overrides = _checked_seeds(seeds), list(overrides)
     summaries: dict[int, dict[str, Any]] = {}
     spread = seed_spread(summaries)
     for seed in seeds:
@@ -77,6 +77,18 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         if is_main_process():  # after every seed: a later failure keeps the finished ones' spread
             write_json(Path(output_dir) / SUMMARY, spread)
     return spread
+
+
+def _checked_seeds(seeds: Any) -> list[int]:
+    """A non-empty list of distinct seeds in 0..2**32-1 (a count is :func:`parse_seeds`' job)."""
+    if isinstance(seeds, (int, str)) or not isinstance(seeds, Iterable):
+        raise ConfigError(f"seeds must be a list of seeds, e.g. [1, 7, 42], got {seeds!r} (parse_seeds('3', first) makes a count a list)")
+    chosen = list(seeds)
+    if not chosen or any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in chosen):
+        raise ConfigError(f"seeds must be a non-empty list of integers from 0 to 2**32 - 1, got {chosen!r}")
+    if len(set(chosen)) != len(chosen):
+        raise ConfigError(f"seeds must be distinct, got {chosen!r}")
+    return chosen
 
 
 def _naming_the_seed(exc: MtError, seed: int) -> MtError:

@@ -44,6 +44,12 @@ class Trainer:
 
     def __init__(self, config: str | Path | Mapping[str, Any] | TrainConfig, output_dir: str | Path | None = None, *,
                  overrides: Iterable[str] = (), resume: bool = False) -> None:
+        from mtcore.errors import ConfigError
+
+        if not isinstance(config, (str, Path, Mapping, TrainConfig)):
+            raise ConfigError(f"config must be a YAML path, a mapping or a TrainConfig, got {type(config).__name__}")
+        if isinstance(overrides, str):
+            overrides = [overrides]  # one key=value
         config_path = Path(config) if isinstance(config, (str, Path)) else None
         self.config: TrainConfig = load_config(config, overrides)
         self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
@@ -68,7 +74,9 @@ class Trainer:
     def model(self) -> Any:
         """The trained :class:`~mtcore.model.MultitaskModel` (after :meth:`train`)."""
         if self.engine is None:
-            raise RuntimeError("call train() first")
+            from mtcore.errors import UsageError
+
+            raise UsageError("Trainer.model is the trained model: call train() first")
         return self.engine.unwrapped
 
 

@@ -67,21 +67,31 @@ def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
 def _differences(task: Any, info: dict[str, Any]) -> list[str]:
     """What keeps the saved head of a task from starting the new one: ``"labels: [a, b] here, [b, a] saved"``.
 
-    Heads are compared by registered id (``classification`` is ``mtcore:classification``); head
-    options only where both sides set them (an option given on one side only is its default).
+    Heads are compared by registered id (``classification`` is ``mtcore:classification``) and
+    options with the head class's defaults filled in (``pooling: cls`` given or not is the same).
     """
+    import inspect
+
     from mtcore.model.manifest import jsonable
     from mtcore.plugins import load_registry
 
-    def head_id(name: Any) -> Any:
+    def component(name: Any) -> Any:
         try:
-            return load_registry(warn=False).component("head", str(name)).id
-        except Exception:  # not registered (a custom module): compare the names
-            return name
+            return load_registry(warn=False).component("head", str(name))
+        except Exception:  # not registered (a custom module): compared by name
+            return None
 
-    saved_options = info.get("head_options") or {}
-    mine_options = jsonable(dict(task.head_options))
+    mine, theirs = component(task.head_name), component(info.get("head"))
+    defaults: dict[str, Any] = {}
+    if mine is not None:
+        try:
+            parameters = inspect.signature(mine.load()).parameters.values()
+            defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+        except (TypeError, ValueError, ImportError):
+            defaults = {}
+    mine_options = {**jsonable(defaults), **jsonable(dict(task.head_options))}
+    saved_options = {**jsonable(defaults), **(info.get("head_options") or {})}
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
-             ("head", head_id(task.head_name), info.get("head_id") or head_id(info.get("head")))]
-    pairs += [(f"head_options.{k}", mine_options[k], saved_options[k]) for k in sorted(set(mine_options) & set(saved_options))]
-    return [f"{what}: {mine!r} here, {theirs!r} saved" for what, mine, theirs in pairs if mine != theirs]
+             ("head", mine.id if mine else task.head_name, info.get("head_id") or (theirs.id if theirs else info.get("head")))]
+    pairs += [(f"head_options.{k}", mine_options.get(k), saved_options.get(k)) for k in sorted(set(mine_options) | set(saved_options))]
+    return [f"{what}: {a!r} here, {b!r} saved" for what, a, b in pairs if a != b]

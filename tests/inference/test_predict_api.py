@@ -113,7 +113,9 @@ def test_preprocessing_functions_not_saved_by_name(tiny_encoders, tmp_path):
         return {**row, "text": row["raw"].upper()}
 
     task = Task(name="custom", kind="text_classification", labels=("x", "y"), preprocess=(upper,), plugin="user")
-    saved = make_model(tiny_encoders["bert"], task).save_pretrained(tmp_path / "m")
+    live = make_model(tiny_encoders["bert"], task)
+    assert len(predict(live, "custom", [{"raw": "good"}])) == 1  # in the session that built it, by name too
+    saved = live.save_pretrained(tmp_path / "m")
     model = MultitaskModel.from_pretrained(saved)
     with pytest.raises(ConfigError, match="pass the Task itself"):
         predict(model, "custom", [{"raw": "good"}])

@@ -114,3 +114,17 @@ def test_padding_free_collators_make_token_budgets_count_real_tokens(rsg):
         assert batch.num_tokens == int(batch.data["token_index"].numel())  # the tokens the encoder computes
         assert batch.num_tokens <= budget or batch.size == 1
     assert len(batches) < len(list(padded))  # no slots spent on padding: fewer, fuller batches
+
+
+def test_padding_free_batches_of_fixed_size_are_the_padded_runs_batches(rsg):
+    """Without a token budget, grouping sorts padding-free rows as padded ones: the same rows per batch."""
+    import copy
+
+    from mtcore.sampling import MultitaskBatchSampler
+
+    parus = copy.copy(rsg["rsg:parus"])
+    parus.collator = copy.copy(parus.collator)
+    parus.collator.padding_free = True
+    padded = [b.idx for b in MultitaskBatchSampler({"rsg:parus": rsg["rsg:parus"]}, "train", batch_size=5, seed=42)]
+    packed = [b.idx for b in MultitaskBatchSampler({"rsg:parus": parus}, "train", batch_size=5, seed=42)]
+    assert packed == padded and len(padded) > 1

@@ -81,3 +81,26 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
     assert plain.returncode == 2 and "holds runs of several seeds" in plain.stderr
     evaluated = subprocess.run(helpers.mt_command("evaluate", str(out)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
     assert evaluated.returncode != 0 and f"pass one of them: {out / 'seed-5'}, {out / 'seed-9'}" in evaluated.stderr
+
+
+@pytest.mark.parametrize("bad, fragment", [(3, "must be a list of seeds"), ([], "non-empty list"), ([5, 5], "distinct"),
+                                           ([1, -2], "from 0 to 2\\*\\*32 - 1"), ("1,2", "must be a list of seeds")])
+def test_train_seeds_checks_its_seeds_before_training(bad, fragment, tmp_path):
+    from mtcore.train.seeds import train_seeds
+
+    with pytest.raises(ConfigError, match=fragment):
+        train_seeds({"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra"]}, tmp_path / "out", bad)
+    assert not (tmp_path / "out").exists()
+
+
+def test_trainer_takes_one_override_string_and_refuses_other_configs(tmp_path):
+    from mtcore import Trainer
+    from mtcore.errors import UsageError
+
+    trainer = Trainer({"encoder": {"tiny": "bert"}, "tasks": [{"id": "rsg:terra", "source": "sample"}]}, output_dir=tmp_path / "r",
+                      overrides="schedule.max_steps=3")
+    assert trainer.config.schedule.max_steps == 3
+    with pytest.raises(UsageError, match="call train\\(\\) first"):
+        trainer.model
+    with pytest.raises(ConfigError, match="config must be a YAML path, a mapping or a TrainConfig, got list"):
+        Trainer([1, 2])
