@@ -111,7 +111,8 @@ class RunDir:
         self.check_location()
         if self.has_run():
             raise ConfigError(
-                f"output directory {str(self.root)!r} already holds a run; add --resume to continue it, or choose another --output-dir"
+                f"output directory {str(self.root)!r} already holds a run; add --resume to continue it (Trainer(..., resume=True)), "
+                "or choose another --output-dir (output_dir=)"
             )
 
     def create(self) -> None:
