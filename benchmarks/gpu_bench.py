@@ -59,6 +59,7 @@ class Variant(NamedTuple):
     attention_dropout: float = 0.1
     hidden_dropout: float = 0.1
     compile_mode: str | None = None  # torch.compile mode (None: the default)
+    packed_attention: str = "varlen"  # padding-free attention: varlen_attn, or FlexAttention ("flex", compiled only)
 
 
 VARIANTS: dict[str, Variant] = {name: Variant(*spec) for name, spec in {
@@ -85,6 +86,11 @@ VARIANTS: dict[str, Variant] = {name: Variant(*spec) for name, spec in {
     # fixed 32-row batches are launch-bound: CUDA graphs replay a step's kernels in one launch
     # (lengths padded to a multiple of 64, so a few shapes get recorded)
     "cudagraphs_grouped_bs32_pad64": (True, 32, None, True, False, 0.1, 0.1, "reduce-overhead"),
+    # FlexAttention with a block-diagonal mask over the packed row: short sequences share 128-token
+    # tiles instead of each getting its own (mostly empty) thread blocks in varlen_attn
+    "compiled_flex_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0, 0.1, None, "flex"),
+    "compiled_flex_packed_random_budget64k_no_dropout": (False, None, 65536, True, True, 0.0, 0.0, None, "flex"),
+    "compiled_flex_packed_grouped_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0, 0.1, None, "flex"),
 }.items()}
 # task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
@@ -139,7 +145,8 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
     return 6 * matmul_weights * lengths + 12 * layers * h * lengths ** 2
 
 
-def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None) -> tuple[Any, Any]:
+def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None,
+          packed_attention: str = "varlen") -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -150,7 +157,7 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bo
     torch.manual_seed(0)
     encoder = AutoModel.from_config(config, attn_implementation="sdpa")
     heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
-    model = MultitaskModel(encoder.to(device), heads, padding_free=packed).to(device).train()
+    model = MultitaskModel(encoder.to(device), heads, padding_free=packed, packed_attention=packed_attention).to(device).train()
     if compile_model:
         compile_encoder(model, dynamic=True, mode=None if smoke else mode, backend="eager" if smoke else "inductor")
     fused = device.type == "cuda"
@@ -164,7 +171,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
-    grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode = VARIANTS[name]
+    grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode, packed_attention = VARIANTS[name]
     config = bert_config(args.smoke, attention_dropout, hidden_dropout)
     cuda = device.type == "cuda"
     pad_to = 64 if mode == "reduce-overhead" else 8 if compiled and not packed else None
@@ -172,7 +179,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
-    model, optimizer = build(config, device, compiled, args.smoke, packed, mode)
+    model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention)
     meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
@@ -238,7 +245,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),
               "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak,
-              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled), "packed_gap": gap,
+              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled, packed_attention), "packed_gap": gap,
               "ms_per_step": round(ms_per_step, 2), "data_ms_per_step": round(1000 * stats["data_s"] / args.steps, 2),
               "tokens_per_step": round(stats["real"] / args.steps), "diagnosis": diagnosis}
     del model, optimizer
@@ -247,7 +254,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     return result
 
 
-def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool) -> str:
+def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool, packed_attention: str = "varlen") -> str:
     """Which attention kernel the variant's training steps ran (see mtcore.model.padding_free)."""
     import torch
 
@@ -255,6 +262,8 @@ def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled
 
     if not packed:
         return "sdpa (padded)"
+    if packed_attention == "flex" and not attention_dropout:
+        return "flex (packed)"
     probe = torch.empty(1, 1, 1, device=device, dtype=torch.bfloat16)
     if _flash_varlen_usable(probe, attention_dropout):
         return "varlen_attn (packed)"
@@ -306,13 +315,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=15, help="untimed steps first (compilation happens here)")
     parser.add_argument("--sync-steps", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cudnn-attention", action="store_true", help="keep cuDNN in SDPA (the engine turns it off)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of each variant's timed steps")
     parser.add_argument("--diagnose", action="store_true", help="profile extra steps: GPU busy share, kernel time by kind")
-    parser.add_argument("--diagnose-steps", type=int, default=3)
+    parser.add_argument("--diagnose-steps", type=int, default=6,
+                        help="steps to profile (batches come from one task each: take several for a fair mix)")
     parser.add_argument("--smoke", action="store_true", help="tiny model, CPU, a few steps; compile with the 'eager' backend")
     args = parser.parse_args(argv)
     if args.smoke:

@@ -1,11 +1,13 @@
 """Where a GPU training step's time goes: a few extra steps under ``torch.profiler``.
 
 Used by ``gpu_bench.py`` (``--diagnose`` on by default in ``gpu.sh``): after a variant's timed
-steps it profiles a few more and reports, per step, the kernels' total device time, the share of
-the timed (unprofiled) step that the GPU was busy, the device time by kind of kernel (matmul,
-attention, Triton-fused, other) and the costliest kernels. A busy share near 100% means the
-kernels themselves are the limit (look at the kinds); a low one means the host (Python, kernel
-launches, data) keeps the GPU waiting.
+steps it profiles a few more (after a synchronisation, so that no earlier step's kernels are
+counted) and reports, per step, the kernels' total device time, the share of those steps' wall
+time that the GPU was busy, the device time by kind of kernel (matmul, attention, Triton-fused,
+other) and the costliest kernels. A busy share near 100% means the kernels themselves are the
+limit (look at the kinds); a low one means the host (Python, kernel launches, data) keeps the GPU
+waiting. Every batch comes from one task, so a few steps may have another task mix than the
+timed ones: compare kinds within one diagnosis, and profile several steps.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ def diagnose(run_step: Callable[[int], None], steps: int, device: Any, timed_ms_
     from torch.autograd import DeviceType
 
     cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize()  # kernels still queued from earlier steps must not be counted
     with profiler(device) as prof:
         started = time.perf_counter()
         for k in range(steps):
@@ -78,7 +82,10 @@ def diagnose(run_step: Callable[[int], None], steps: int, device: Any, timed_ms_
         "profiled_ms_per_step": round(1000 * wall / steps, 2),
         "kernel_ms_per_step": round(kernel_ms, 2) if cuda else None,
         "kernels_per_step": round(sum(e.count for e in kernels) / steps, 1) if cuda else None,
-        "gpu_busy": round(kernel_ms / timed_ms_per_step, 3) if cuda and timed_ms_per_step else None,
+        # kernel time over the profiled steps' own wall time (the profiler slows the host a little,
+        # so this errs low); the timed steps may have a different task mix than these few steps
+        "gpu_busy": round(kernel_ms / (1000 * wall / steps), 3) if cuda and wall else None,
+        "kernel_ms_vs_timed_step": round(kernel_ms / timed_ms_per_step, 3) if cuda and timed_ms_per_step else None,
         "kinds_ms_per_step": {k: round(v / 1000 / steps, 2) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])},
         "top_kernels": [{"name": e.key[:90], "ms_per_step": round(e.self_device_time_total / 1000 / steps, 2),
                          "calls_per_step": round(e.count / steps, 1)} for e in costliest],

@@ -65,6 +65,9 @@ class MultitaskModel(nn.Module):
     :param freeze_layers: freeze the embeddings and the first ``k`` transformer layers.
     :param padding_free: let training batches that carry ``token_index``/``cu_seqlens`` run the
         encoder on real tokens only (see :mod:`mtcore.model.padding_free`; checked on a probe).
+    :param packed_attention: attention over padding-free batches: ``"varlen"`` (FlashAttention's
+        variable-length kernel on CUDA) or ``"flex"`` (FlexAttention with a block-diagonal mask;
+        for a compiled encoder: run eagerly it computes every score of the packed row).
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -82,6 +85,7 @@ class MultitaskModel(nn.Module):
         freeze_encoder: bool = False,
         freeze_layers: int = 0,
         padding_free: bool = False,
+        packed_attention: str = "varlen",
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -100,6 +104,7 @@ class MultitaskModel(nn.Module):
         self.has_pooler: bool = enc.has_pooler(self.encoder)
         self._encoder_inputs = enc.encoder_inputs(self.encoder)
         self._position_offset: int | None = None
+        self.packed_attention = _check_packed_attention(packed_attention)
         self.heads = nn.ModuleDict()
         self.tasks: dict[str, dict[str, Any]] = {}
         self.task_objects: dict[str, Task] = {}  # the Tasks heads were built from (not saved: the manifest is)
@@ -203,7 +208,8 @@ class MultitaskModel(nn.Module):
                 raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")
             from mtcore.model.padding_free import encode_packed
 
-            hidden_states, pooler_output = encode_packed(self.encoder, inputs, token_index, cu_seqlens, offset=self._position_offset, pooler=self.has_pooler)
+            hidden_states, pooler_output = encode_packed(self.encoder, inputs, token_index, cu_seqlens, offset=self._position_offset,
+                                                         pooler=self.has_pooler, attention=self.packed_attention)
             outputs = BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooler_output)
         else:
             outputs = self.encoder(**inputs)
@@ -317,3 +323,11 @@ def _aliases(task_ids: Any) -> dict[str, str]:
     for task_id in task_ids:
         by_bare.setdefault(task_id.rpartition(":")[2], []).append(task_id)
     return {bare: ids[0] for bare, ids in by_bare.items() if len(ids) == 1}
+
+
+def _check_packed_attention(name: Any) -> str:
+    from mtcore.model.padding_free import ATTENTION_KERNELS
+
+    if name not in ATTENTION_KERNELS:
+        raise unknown("packed attention", str(name), ATTENTION_KERNELS)
+    return str(name)

@@ -15,6 +15,8 @@ pooler is applied to each sequence's own first token.
 
 Attention is the registered implementation ``"mtcore_varlen"`` (:func:`varlen_attention`):
 
+* with ``attention="flex"`` and no attention dropout: FlexAttention over the packed row with a
+  block-diagonal mask (:mod:`mtcore.model.flex_packing`; fast inside ``torch.compile`` only);
 * on CUDA in fp16/bf16 without attention dropout: ``torch.nn.attention.varlen.varlen_attn``
   (FlashAttention's variable-length kernel: no padding anywhere);
 * on CPU (outside ``torch.compile``), when re-padding would be more than a quarter padding
@@ -49,24 +51,31 @@ from mtcore.errors import ConfigError
 IMPLEMENTATION = "mtcore_varlen"
 #: The batch keys a padding-free collator adds.
 BATCH_KEYS = ("token_index", "cu_seqlens")
+#: Attention over packed tokens: FlashAttention's variable-length kernel (with SDPA fallbacks), or
+#: FlexAttention with a block-diagonal mask (needs ``torch.compile`` to be fast).
+ATTENTION_KERNELS = ("varlen", "flex")
 
 
 def varlen_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
-                     mtcore_packing: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                     mtcore_packing: tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any] | None = None,
                      **kwargs: Any) -> tuple[torch.Tensor, None]:
     """A transformers attention function: packed sequences when ``mtcore_packing`` is given, SDPA otherwise.
 
     ``query``/``key``/``value`` arrive as ``(batch, heads, tokens, dim)``; the result is
     ``(batch, tokens, heads, dim)`` like every transformers attention function.
-    ``mtcore_packing`` is ``(token_index, cu_seqlens, key_mask)`` with ``key_mask`` of shape
-    ``(rows, 1, 1, length)``.
+    ``mtcore_packing`` is ``(token_index, cu_seqlens, key_mask, block_mask)`` with ``key_mask`` of
+    shape ``(rows, 1, 1, length)`` and ``block_mask`` a FlexAttention BlockMask or None.
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if mtcore_packing is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
-    token_index, cu_seqlens, key_mask = mtcore_packing
+    token_index, cu_seqlens, key_mask, block_mask = mtcore_packing
+    if block_mask is not None and not dropout:
+        from mtcore.model.flex_packing import flex_packed_attention
+
+        return flex_packed_attention(query, key, value, block_mask, scaling), None
     if _flash_varlen_usable(query, dropout, scaling):
         kernel, takes_scale = _varlen_kernel()
         length = key_mask.shape[-1]
@@ -163,11 +172,12 @@ def position_offset(encoder: nn.Module) -> int:
 
 
 def encode_packed(encoder: nn.Module, inputs: dict[str, Any], token_index: torch.Tensor, cu_seqlens: torch.Tensor,
-                  *, offset: int, pooler: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+                  *, offset: int, pooler: bool, attention: str = "varlen") -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run ``encoder`` on the real tokens of padded ``inputs``; returns padded hidden states and the pooler output.
 
     ``inputs`` holds ``input_ids`` and ``attention_mask`` of shape ``(rows, length)`` and other
     per-token encoder inputs (``token_type_ids``) of the same shape; other entries pass through.
+    ``attention``: ``"varlen"`` or ``"flex"`` (see :data:`ATTENTION_KERNELS`).
     """
     input_ids, attention_mask = inputs["input_ids"], inputs["attention_mask"]
     rows, length = input_ids.shape
@@ -179,7 +189,13 @@ def encode_packed(encoder: nn.Module, inputs: dict[str, Any], token_index: torch
         packed[name] = value.reshape(-1).index_select(0, token_index)[None] if per_token else value
     packed["position_ids"] = (token_index % length + offset)[None]
     key_mask = attention_mask.bool()[:, None, None, :]
-    outputs = encoder(**packed, mtcore_packing=(token_index, cu_seqlens.to(torch.int32), key_mask))
+    cu_seqlens = cu_seqlens.to(torch.int32)
+    block_mask = None
+    if attention == "flex":
+        from mtcore.model.flex_packing import document_block_mask
+
+        block_mask = document_block_mask(cu_seqlens, int(token_index.shape[0]))
+    outputs = encoder(**packed, mtcore_packing=(token_index, cu_seqlens, key_mask, block_mask))
     hidden = outputs[0][0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state[0]
     hidden_states = hidden.new_zeros((rows * length, hidden.shape[-1])).index_copy(0, token_index, hidden).view(rows, length, -1)
     pooler_output = encoder.pooler(hidden_states) if pooler else None
@@ -195,7 +211,7 @@ def pack_indices(attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return token_index, cu_seqlens
 
 
-def enable(encoder: nn.Module, *, uses_token_type_ids: bool, pooler: bool) -> int:
+def enable(encoder: nn.Module, *, uses_token_type_ids: bool, pooler: bool, attention: str = "varlen") -> int:
     """Switch ``encoder`` to ``"mtcore_varlen"`` attention and check it on a probe; returns the position offset."""
     name = type(encoder).__name__
     config = getattr(encoder, "config", None)
@@ -211,7 +227,7 @@ def enable(encoder: nn.Module, *, uses_token_type_ids: bool, pooler: bool) -> in
                           "set batching.padding_free: false") from None
     offset = position_offset(encoder)
     try:
-        difference = _probe(encoder, offset, uses_token_type_ids, pooler)
+        difference = _probe(encoder, offset, uses_token_type_ids, pooler, attention)
     except Exception as exc:  # noqa: BLE001 - any failure means: not supported
         difference = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     if difference is not None:
@@ -223,7 +239,7 @@ def enable(encoder: nn.Module, *, uses_token_type_ids: bool, pooler: bool) -> in
 
 
 @torch.no_grad()
-def _probe(encoder: nn.Module, offset: int, uses_token_type_ids: bool, pooler: bool) -> str | None:
+def _probe(encoder: nn.Module, offset: int, uses_token_type_ids: bool, pooler: bool, attention: str = "varlen") -> str | None:
     """None when packed and padded forwards agree on three sequences of different lengths, else what differs."""
     parameter = next(encoder.parameters())
     device, dtype = parameter.device, parameter.dtype
@@ -244,7 +260,8 @@ def _probe(encoder: nn.Module, offset: int, uses_token_type_ids: bool, pooler: b
     try:
         reference = encoder(**inputs)
         token_index, cu_seqlens = pack_indices(mask)
-        hidden, pooled = encode_packed(encoder, dict(inputs), token_index.to(device), cu_seqlens.to(device), offset=offset, pooler=pooler)
+        hidden, pooled = encode_packed(encoder, dict(inputs), token_index.to(device), cu_seqlens.to(device), offset=offset, pooler=pooler,
+                                       attention=attention)
     finally:
         encoder.train(was_training)
     tolerance = 1e-4 if dtype == torch.float32 else 5e-2

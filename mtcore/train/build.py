@@ -22,7 +22,7 @@ from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import config_differences, config_to_dict, dump_config, read_yaml
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
-from mtcore.train.validate import RunPlan
+from mtcore.train.validate import RunPlan, check_packed_attention_device
 
 #: Config keys that may change when a run is resumed.
 RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "debug.")
@@ -307,6 +307,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     from mtcore.train.optim import build_optimizer, build_scheduler
 
     config = plan.config
+    check_packed_attention_device(config, accelerator.device)
     set_seed(config.seed)
     notes: list[str] = []
     with quiet_progress_bars():

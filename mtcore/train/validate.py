@@ -220,6 +220,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         check_load_heads(config.encoder.path)
     if config.compile.enabled:
         _check_compile_backend(config.compile.backend)
+    _check_packed_attention(config)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
 
 
@@ -230,6 +231,29 @@ def _check_compile_backend(backend: str) -> None:
     if backend not in names:
         raise ConfigError(f"config key 'compile.backend': {backend!r} is not a torch.compile backend{did_you_mean(backend, names, n=1)}; "
                           f"choose one of {', '.join(names)}")
+
+
+def _check_packed_attention(config: Any) -> None:
+    """``encoder.options.packed_attention``: a known kernel; ``flex`` only with padding-free batches and compile."""
+    from mtcore.model.padding_free import ATTENTION_KERNELS as kernels
+
+    name = config.encoder.options.get("packed_attention", "varlen")
+    if name not in kernels:
+        raise ConfigError(f"config key 'encoder.options.packed_attention': unknown kernel {name!r}"
+                          f"{did_you_mean(str(name), kernels, n=1)}; choose varlen or flex")
+    if name == "flex" and not config.batching.padding_free:
+        raise ConfigError("config key 'encoder.options.packed_attention': flex attends over padding-free batches; "
+                          "set batching.padding_free: true or remove it")
+    if name == "flex" and not config.compile.enabled:
+        raise ConfigError("config key 'encoder.options.packed_attention': flex needs compile: true (run eagerly, "
+                          "FlexAttention computes every score of the packed row); set compile: true or use varlen")
+
+
+def check_packed_attention_device(config: Any, device: Any) -> None:
+    """FlexAttention trains on CUDA only (torch has no CPU backward for it)."""
+    if config.encoder.options.get("packed_attention") == "flex" and getattr(device, "type", str(device)) != "cuda":
+        raise ConfigError(f"config key 'encoder.options.packed_attention': flex trains on a CUDA GPU only (this run is on "
+                          f"{getattr(device, 'type', device)}: FlexAttention has no backward there); use varlen")
 
 
 #: What a Hugging Face hub model id looks like: ``name`` or ``org/name``.

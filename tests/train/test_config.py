@@ -89,6 +89,10 @@ def test_missing_required_sections():
     (["tasks=[rsg:lidirus]"], "evaluate-only"),
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
+    (["encoder.options={packed_attention: flx}"], "config key 'encoder.options.packed_attention': unknown kernel 'flx' "
+                                                  "(did you mean 'flex'?)"),
+    (["encoder.options={packed_attention: flex}"], "flex attends over padding-free batches; set batching.padding_free: true"),
+    (["encoder.options={packed_attention: flex}", "batching.padding_free=true"], "flex needs compile: true"),
 ])
 def test_registry_checks_before_anything_heavy(overrides, expected):
     message = error_of(BASE, overrides, plan=True)

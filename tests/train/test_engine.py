@@ -161,3 +161,13 @@ def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, m
     assert (tmp_path / "run").is_dir()  # a directory it did not make is left alone
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     assert summary["steps"] == 2
+
+
+def test_flex_packed_attention_on_a_cpu_is_refused_before_anything_is_written(tmp_path: Path, make_config):
+    from mtcore.errors import ConfigError
+
+    config = make_config(schedule={"max_steps": 2}, batching={"batch_size": 4, "padding_free": True}, compile=True)
+    config["encoder"]["options"] = {"packed_attention": "flex", "encoder_kwargs": {"attention_probs_dropout_prob": 0.0}}
+    with pytest.raises(ConfigError, match=r"'encoder.options.packed_attention': flex trains on a CUDA GPU only \(this run is on cpu"):
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert not (tmp_path / "run").exists()
