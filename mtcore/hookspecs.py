@@ -114,8 +114,9 @@ def mt_register_writers(register):  # type: ignore[no-untyped-def]
 
     :param register: call ``register(name, function, description="")``; ``function`` (or its
         ``"module:func"`` reference) is called as ``function(task, rows, output_path)`` where
-        ``rows`` is a list of dicts with ``idx``, ``label`` (stored form) and ``probabilities``,
-        and writes the file(s). It returns the list of paths written.
+        ``rows`` is a list of dicts with ``idx``, ``label`` (stored form) and ``probabilities``
+        (per class; for token classification a list per word, None for a word cut by
+        truncation), and writes the file(s). It returns the list of paths written.
 
     Example::
 

@@ -50,9 +50,10 @@ class Predictions:
         return len(self.labels)
 
     def rows(self) -> list[dict[str, Any]]:
-        """``[{"idx", "label", "probabilities"}]`` as prediction writers take them."""
-        flat = self.probabilities is not None and self.task.kind is not TaskKind.TOKEN_CLASSIFICATION
-        return [{"idx": self.idx[i], "label": self.labels[i], "probabilities": self.probabilities[i] if flat else None}
+        """``[{"idx", "label", "probabilities"}]`` as prediction writers take them (token
+        classification: a label and a probability list per word, None for words cut by truncation)."""
+        return [{"idx": self.idx[i], "label": self.labels[i],
+                 "probabilities": self.probabilities[i] if self.probabilities is not None else None}
                 for i in range(len(self))]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:

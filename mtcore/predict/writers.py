@@ -2,8 +2,9 @@
 
 A writer is called as ``writer(task, rows, output_path)``: ``rows`` is a list of dicts with
 ``idx``, ``label`` (in the dataset's stored form, e.g. a bool for DaNetQA) and optionally
-``probabilities`` (one per class, in ``task.labels`` order); it writes the file atomically and
-returns the paths written.
+``probabilities`` (one per class, in ``task.labels`` order; for token classification one such
+list per word, None for a word cut by truncation); it writes the file atomically and returns
+the paths written. The CSV writer leaves per-word probabilities out (they are no columns).
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _floats(values: Any) -> Any:
+    """Probabilities as floats: a list, or a list per word (None kept for words without one)."""
+    return [None if v is None else _floats(v) if isinstance(v, (list, tuple)) else float(v) for v in values]
+
+
+def _per_word(values: Any) -> bool:
+    return any(v is None or isinstance(v, (list, tuple)) for v in _plain(values))
+
+
 def write_jsonl(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
     """One JSON object per row: ``{"idx": ..., "label": ..., "probabilities": [...]}``."""
     path = Path(output_path)
@@ -62,7 +72,7 @@ def write_jsonl(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str |
     for row in rows:
         record = {"idx": _plain(row.get("idx")), "label": _plain(row.get("label"))}
         if row.get("probabilities") is not None:
-            record["probabilities"] = [float(p) for p in _plain(row["probabilities"])]
+            record["probabilities"] = _floats(_plain(row["probabilities"]))
         lines.append(json.dumps(record, ensure_ascii=False))
     _atomic_text(path, "".join(line + "\n" for line in lines))
     return [path]
@@ -72,7 +82,7 @@ def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | P
     """``idx,label`` and one ``p_<label>`` probability column per class (when given)."""
     path = Path(output_path)
     labels = list(getattr(task, "labels", ()) or ())
-    with_probs = any(row.get("probabilities") is not None for row in rows)
+    with_probs = any(row.get("probabilities") is not None and not _per_word(row["probabilities"]) for row in rows)
     if with_probs and not labels:
         width = max(len(_plain(row["probabilities"])) for row in rows if row.get("probabilities") is not None)
         labels = [str(i) for i in range(width)]

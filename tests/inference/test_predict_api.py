@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -89,7 +90,7 @@ def _lidirus_pairs(sample):
     return [(r["sentence1"], r["sentence2"]) for r in rows]
 
 
-def test_other_kinds(tiny_encoders):
+def test_other_kinds(tiny_encoders, tmp_path):
     tasks = [
         Task(name="score", kind="regression", inputs={"text": "t"}, plugin="k"),
         Task(name="topics", kind="multi_label", labels=("a", "b", "c"), inputs={"text": "t"}, plugin="k"),
@@ -105,7 +106,19 @@ def test_other_kinds(tiny_encoders):
     tags = predict(model, "tags", [{"words": ["good", "movie"]}, {"words": words}])
     assert len(tags.labels[0]) == 2 and all(tag in ("O", "B", "I") for tag in tags.labels[0])
     assert len(tags.labels[1]) == len(words) and tags.labels[1][-1] is None  # cut by max_length 8
-    assert all(row["probabilities"] is None for row in tags.rows())  # nested lists stay out of files
+    rows = tags.rows()  # a probability list per word, None for a word cut by truncation
+    assert len(rows[1]["probabilities"]) == len(words) and rows[1]["probabilities"][-1] is None
+    assert all(abs(sum(p) - 1) < 1e-5 and len(p) == 3 for p in rows[0]["probabilities"])
+    for word, (tag, probs) in enumerate(zip(rows[0]["label"], rows[0]["probabilities"])):
+        assert tag == ("O", "B", "I")[max(range(3), key=probs.__getitem__)], word
+    from mtcore.predict.writers import write_csv, write_jsonl
+
+    (written,) = write_jsonl(tags.task, rows, tmp_path / "tags.jsonl")
+    records = [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines()]
+    assert records[1]["label"] == rows[1]["label"] and records[1]["probabilities"][-1] is None
+    assert records[0]["probabilities"] == rows[0]["probabilities"]
+    (table,) = write_csv(tags.task, rows, tmp_path / "tags.csv")
+    assert table.read_text(encoding="utf-8").splitlines()[0] == "idx,label"  # per-word lists are no columns
 
 
 def test_preprocessing_functions_not_saved_by_name(tiny_encoders, tmp_path):
