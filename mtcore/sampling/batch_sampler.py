@@ -71,6 +71,8 @@ class MultitaskBatchSampler:
         (``collator.padding_free``) the budget counts real tokens instead (``sum of lengths <=
         token_budget``, multiple-choice rows summed over choices): the encoder computes exactly
         those, so every batch holds about the same work whatever the length mix.
+    :param max_rows: with ``token_budget``, at most this many rows per batch (short-sequence
+        tasks would otherwise get batches of thousands of rows under a large budget).
     :param shuffle: randomise order; ``False`` keeps dataset order (and no batch shuffling).
     :param seed: shared by every rank. :param epoch: the epoch to start in.
     :param num_epochs: total epochs (for annealed sampling and :meth:`total_steps`).
@@ -90,6 +92,7 @@ class MultitaskBatchSampler:
         stop: str | int = "largest",
         group_by_length: bool = True,
         token_budget: int | None = None,
+        max_rows: int | None = None,
         batch_sizes: Mapping[str, int] | None = None,
         shuffle: bool = True,
         seed: int = 0,
@@ -113,6 +116,10 @@ class MultitaskBatchSampler:
             raise ConfigError(f"rank must be an integer in 0..{self.world_size - 1} (world_size {self.world_size}), got {rank!r}")
         if token_budget is not None:
             token_budget = _positive_int("token_budget", token_budget)
+        if max_rows is not None:
+            max_rows = _positive_int("max_rows", max_rows)
+            if token_budget is None:
+                raise ConfigError("max_rows caps the rows of token-budget batches; set token_budget too, or use batch_size alone")
         self.data, self.split, self.mode, self.stop = data, split, mode, stop
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise ConfigError(f"seed must be an integer, got {seed!r}")
@@ -135,7 +142,7 @@ class MultitaskBatchSampler:
             pad = getattr(data[name].collator, "pad_to_multiple_of", None)
             size = _positive_int(f"batch size of task {name!r}", sizes.get(name, batch_size))
             self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad,
-                                           packed=packed)
+                                           packed=packed, max_rows=max_rows)
             if token_budget is not None:
                 check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed)
         self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})

@@ -55,6 +55,7 @@ class Batching:
     pad_to_multiple_of: int | None = None
     mega_batch: int = MEGA_BATCH
     packed: bool = False  # padding-free batches: token budgets count real tokens
+    max_rows: int | None = None  # under a token budget: at most this many rows per batch
 
 
 class TaskPlan:
@@ -91,7 +92,8 @@ class TaskPlan:
         rng = rng_for(self.seed, self.epoch, BATCHING_STREAM, self._key, cycle) if b.shuffle else None
         if b.token_budget is not None:
             batches = token_budget_batches(self.lengths, b.token_budget, rng, group_by_length=b.group_by_length,
-                                           mega_batch=b.mega_batch, pad_to_multiple_of=b.pad_to_multiple_of, packed=b.packed)
+                                           mega_batch=b.mega_batch, pad_to_multiple_of=b.pad_to_multiple_of, packed=b.packed,
+                                           max_rows=b.max_rows)
         elif b.group_by_length:
             batches = length_grouped_batches(self.lengths, b.batch_size, rng, mega_batch=b.mega_batch, drop_last=b.drop_last)
         else:

@@ -223,7 +223,7 @@ def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -
     return MultitaskBatchSampler(
         train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
         mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
-        batch_sizes=batch_sizes, seed=config.seed, num_epochs=num_epochs,
+        max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=num_epochs,
         rank=accelerator.process_index, world_size=accelerator.num_processes,
     )
 

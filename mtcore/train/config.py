@@ -36,8 +36,9 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
                 eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null}
     schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
     precision: auto              # auto | fp32 | bf16 | fp16
-    batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, group_by_length: true,
+    batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, max_rows: null, group_by_length: true,
                pad_to_multiple_of: null, padding_free: false}   # padding_free: encoder on real tokens only
+               # max_rows: at most this many rows in a max_tokens batch
     evaluation: {every: null, at_end: true, split: validation, weights: {}, early_stopping_patience: null}
     checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
@@ -200,6 +201,7 @@ class BatchingConfig(Section):
     batch_size: int = Field(16, ge=1)
     eval_batch_size: int | None = Field(None, ge=1)
     max_tokens: int | None = Field(None, ge=16)
+    max_rows: int | None = Field(None, ge=1)
     group_by_length: bool = True
     pad_to_multiple_of: int | None = Field(None, ge=1)
     padding_free: bool = False

@@ -169,7 +169,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         ignored = [p.id for p in planned if p.entry.batch_size]
         if ignored:
             warnings.warn(f"batching.max_tokens is set, so the batch_size of {', '.join(ignored)} is not used "
-                          "(batches are filled up to the token budget)", UserWarning, stacklevel=2)
+                          "(batches are filled up to the token budget; batching.max_rows caps their rows)", UserWarning, stacklevel=2)
+    elif config.batching.max_rows is not None:
+        raise ConfigError("config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too, "
+                          "or remove it and use batching.batch_size")
 
     strategy_cls = _component(registry, "loss", config.loss.strategy, "loss.strategy").load()
     batches = getattr(strategy_cls, "batches", "single")

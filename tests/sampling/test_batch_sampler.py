@@ -194,6 +194,7 @@ def test_user_mistakes_are_one_line_errors(small_data, make_data):
     assert "no split 'validation'" in _error(ConfigError, lambda: MultitaskBatchSampler(small_data, "validation"))
     assert "drop_last=True" in _error(ConfigError, lambda: MultitaskBatchSampler(small_data, batch_size=20, drop_last=True))
     assert "rank must be" in _error(ConfigError, lambda: MultitaskBatchSampler(small_data, rank=2, world_size=2))
+    assert "set token_budget too" in _error(ConfigError, lambda: MultitaskBatchSampler(small_data, max_rows=4))
     assert "unknown option" in _error(ConfigError, lambda: MultitaskBatchSampler(small_data, sampler_options={"tempreature": 2}))
     assert "no examples" in _error(DataError, lambda: MultitaskBatchSampler(make_data({"e": []})))
     never = dict(sampler="fixed", sampler_options={"weights": {"big": 1, "mid": 1, "tiny": 0}})

@@ -114,6 +114,10 @@ def test_padding_free_collators_make_token_budgets_count_real_tokens(rsg):
         assert batch.num_tokens == int(batch.data["token_index"].numel())  # the tokens the encoder computes
         assert batch.num_tokens <= budget or batch.size == 1
     assert len(batches) < len(list(padded))  # no slots spent on padding: fewer, fuller batches
+    # max_rows caps the rows of these budget batches (short sequences would fill them by the hundred)
+    capped = list(MultitaskBatchSampler({"rsg:parus": parus}, "train", token_budget=budget, max_rows=1, seed=0, group_by_length=False))
+    assert max(b.size for b in batches) > 1 and max(b.size for b in capped) == 1
+    assert sum(b.size for b in capped) == parus.num_rows("train") and all(b.num_tokens <= budget for b in capped)
 
 
 def test_padding_free_batches_of_fixed_size_are_the_padded_runs_batches(rsg):

@@ -89,6 +89,7 @@ def test_missing_required_sections():
     (["tasks=[rsg:lidirus]"], "evaluate-only"),
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
+    (["batching.max_rows=8"], "config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too"),
     (["encoder.options={packed_attention: flx}"], "config key 'encoder.options.packed_attention': unknown kernel 'flx' "
                                                   "(did you mean 'flex'?)"),
     (["encoder.options={packed_attention: flex}"], "flex attends over padding-free batches; set batching.padding_free: true"),

@@ -53,3 +53,11 @@ def test_padding_free_token_budget_counts_real_tokens_in_the_engine(tmp_path: Pa
         assert batch.num_tokens <= budget or batch.size == 1
     # padded slots would have broken the budget: the batches hold real tokens up to it, not rows x longest
     assert any(batch.data["input_ids"].numel() > budget for batch in batches)
+
+
+def test_max_rows_caps_the_rows_of_token_budget_batches_in_the_engine(tmp_path: Path, make_config):
+    config = make_config(batching={"padding_free": True, "max_tokens": 4096, "max_rows": 3}, schedule={"max_steps": 2})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    sizes = [b.size for _, b in zip(range(40), trainer.engine.sampler)]
+    assert max(sizes) == 3  # a 4096-token budget would otherwise take a whole small task in one batch
