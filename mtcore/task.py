@@ -248,9 +248,11 @@ class Task:
         """Map a label as stored in the data to a class id; ``None`` for "no label" (test splits).
 
         Accepts the stored form (``label_values``), the label name, an alias, or an integer
-        class id (what hub ``ClassLabel`` columns hold). Raises ``ValueError`` otherwise.
+        class id (what hub ``ClassLabel`` columns hold) unless the label names are themselves
+        numbers (then a number must be one of them). -1 means "no label" unless it names a class.
+        Raises ``ValueError`` otherwise.
         """
-        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == -1):
+        if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == -1 and not self.names_label(value)):
             return None
         if self.kind is TaskKind.MULTIPLE_CHOICE:
             index = int(value)
@@ -268,11 +270,30 @@ class Task:
             text = self.label_aliases[value]
         if text in self.labels:
             return self.labels.index(text)
+        truth = {name.lower(): i for i, name in enumerate(self.labels) if name.lower() in ("true", "false")}
+        if isinstance(value, (str, bool)) and text.strip().lower() in truth:  # JSON true, CSV "true", YAML True alike
+            return truth[text.strip().lower()]
         if isinstance(value, bool) and self.label_values is not None and value in self.label_values:
             return self.label_values.index(value)
-        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.labels):
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(self.labels) and not self.numeric_labels:
             return value
         raise ValueError(value)
+
+    @property
+    def numeric_labels(self) -> bool:
+        """Label names that are integers (``"1"``..``"5"`` stars): numbers in the data are names, not positions."""
+        return bool(self.labels) and all(str(name).strip().lstrip("-").isdigit() for name in self.labels)
+
+    def names_label(self, value: Any) -> bool:
+        """Whether ``value`` is a declared label: a stored value, a name or an alias (not a class position)."""
+        if self.label_values is not None and any(type(v) is type(value) and v == value for v in self.label_values):
+            return True
+        try:
+            if value in self.label_aliases:
+                return True
+        except TypeError:  # an unhashable value
+            return False
+        return str(value) in self.labels or str(value) in self.label_aliases
 
     def label_value(self, class_id: int) -> Any:
         """The stored form of a class id, for predictions written back in the dataset's form."""

@@ -62,6 +62,9 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
 
     A pattern not found directly under ``data_dir`` is looked for in its sub-folders, so
     ``data_dir`` may point at the folder a zip was unpacked into. ``__MACOSX/`` is ignored.
+    A pattern ending in ``.*`` (``train.*``: any format) names one file: files of no data format
+    (``train.jsonl.orig``) are passed over when a data file matches too, and two data files
+    (``train.csv`` and ``train.jsonl``) are an error rather than one split read twice.
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -72,8 +75,22 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
         found = _matches(root, str(pattern)) or _nested_matches(root, str(pattern))
         if not found:
             raise _not_found(root, str(pattern))
+        if str(pattern).endswith(".*"):
+            found = _one_format(root, str(pattern), found)
         files.extend(p for p in found if p not in files)
     return files
+
+
+def _one_format(root: Path, pattern: str, found: list[Path]) -> list[Path]:
+    from mtcore.data.readers import format_of
+
+    data = [p for p in found if format_of(p) is not None]
+    found = data or found
+    if len(found) > 1:
+        names = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in found)
+        raise DataError(f"{root}: {pattern!r} matches {len(found)} files ({names}); it stands for one file: move the others "
+                        "away, or name the file in the task's sources.local.files")
+    return found
 
 
 def _not_found(root: Path, pattern: str) -> DataError:

@@ -74,8 +74,13 @@ class _Labels:
                     return self._checked(task.label_id(int(value)), value)
                 except ValueError:
                     pass
-            raise ValueError(f"label {value!r} is not one of {task.expected_labels()}{did_you_mean(str(value), task.labels, n=1)}; "
-                             "fix the data, or the task's labels / label_aliases") from None
+            position = str(value).strip().isdigit() and int(str(value).strip()) < len(task.labels)
+            numeric = (" (the label names are numbers, so numbers in the data are names, not positions)"
+                       if task.numeric_labels and position else "")
+            if set(task.labels) == {"False", "True"} and str(value).strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+                numeric = " (YAML reads yes/no/on/off as booleans: quote the labels in the config, e.g. labels: ['no', 'yes'])"
+            raise ValueError(f"label {value!r} is not one of {task.expected_labels()}{did_you_mean(str(value), task.labels, n=1)}"
+                             f"{numeric}; fix the data, or the task's labels / label_aliases") from None
 
     def _checked(self, class_id: int | None, value: Any) -> int:
         if class_id is None:
@@ -129,11 +134,16 @@ def label_problem(task: Task, value: Any) -> str | None:
 
 
 def _is_unlabelled(value: Any, task: Task, split: str) -> bool:
-    """None or NaN; also -1, except for regression outside the test split (-1.0 is a real score there)."""
+    """None or NaN; also -1 (and from CSV files "" and "-1"), except where it is a declared label
+    or, for regression outside the test split, a real score."""
     if value is None or isinstance(value, float) and math.isnan(value):
         return True
+    if isinstance(value, str) and value.strip() in ("", "-1") and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
+        return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS or not value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:
-        return task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS
+        if task.kind is TaskKind.REGRESSION:
+            return split in UNLABELLED_SPLITS
+        return not task.names_label(int(value))
     return False
 
 
@@ -185,7 +195,11 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     value = row.get(label_field)
     if _is_unlabelled(value, task, split):
         if split not in UNLABELLED_SPLITS:
-            raise ValueError(f"no label (field {label_field!r}); {split} rows need one")
+            if label_field not in row:
+                fields = [str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN)]
+                raise ValueError(f"no label: the row has no field {label_field!r} (it has: {', '.join(fields)}); {split} rows need "
+                                 f"one (if the labels are in another field, map it: inputs={{'label': <field>}})")
+            raise ValueError(f"no label (field {label_field!r} is {value!r}); {split} rows need one")
         out["labels"] = no_label(task, out)
     else:
         out["labels"] = labels(value, out)

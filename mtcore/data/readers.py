@@ -35,8 +35,8 @@ _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUO
 _OPTIONS = {
     "jsonl": {"encoding"},
     "json": {"encoding", "field"},
-    "csv": {"encoding", "sep", "header", "names", "quoting"},
-    "tsv": {"encoding", "sep", "header", "names", "quoting"},
+    "csv": {"encoding", "sep", "header", "names", "quoting", "multiline"},
+    "tsv": {"encoding", "sep", "header", "names", "quoting", "multiline"},
     "parquet": set(),
 }
 
@@ -45,6 +45,14 @@ _OPTION_ALIASES = {"separator": "sep", "seperator": "sep", "delimiter": "sep", "
                    "quotechar": "quoting", "filter": "row_filter"}
 
 RowFilter = Callable[[Mapping[str, Any]], bool]
+
+
+def format_of(path: str | Path) -> str | None:
+    """The format a file name says (``train.csv.gz`` -> ``csv``), or None."""
+    suffixes = [s.lower() for s in Path(path).suffixes]
+    if suffixes and suffixes[-1] in _COMPRESSED:
+        suffixes = suffixes[:-1]
+    return _EXTENSIONS.get(suffixes[-1].lstrip(".")) if suffixes else None
 
 
 def detect_format(path: str | Path, format: str = "auto") -> str:
@@ -92,7 +100,10 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
     Options: ``encoding`` (default ``"utf-8-sig"``: a byte-order mark is accepted), for CSV/TSV
     ``sep`` (default ``,`` / tab), ``header`` (``True``: the first row names the columns;
     ``None``/``False``: no header, columns from ``names`` or ``"0"``, ``"1"``, ...), ``names``,
-    ``quoting`` (``"minimal"`` default, ``"none"`` keeps stray double quotes as text), for JSON
+    ``quoting`` (``"minimal"`` default, ``"none"`` keeps stray double quotes as text),
+    ``multiline`` (``True``: quoted fields that span lines are expected; by default a quoted field
+    whose later lines look like rows of their own — the right number of fields, and a value seen
+    before in a column of few values, such as a label — is refused as a stray quote), for JSON
     ``field`` (the key holding the list of records). ``row_filter`` keeps only matching rows (row
     numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
     """
@@ -135,13 +146,20 @@ def _decode_error(path: Path, line: int, exc: UnicodeDecodeError, encoding: str)
                      f"save the file as UTF-8 or set the reader option encoding= to its real encoding")
 
 
+def _bom_tolerant(path: Path, encoding: str) -> str:
+    """``utf-8`` in any spelling reads as ``utf-8-sig``: an invisible byte-order mark must not stick to the first field."""
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ConfigError(f"{path}: unknown encoding {encoding!r}") from None
+    return "utf-8-sig" if name == "utf-8" else encoding
+
+
 def text_lines(path: str | Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` with line endings kept; bad bytes raise a DataError naming the line."""
     path = Path(path)
-    try:
-        decoder = codecs.getincrementaldecoder(encoding)()
-    except LookupError:
-        raise ConfigError(f"{path}: unknown encoding {encoding!r}") from None
+    encoding = _bom_tolerant(path, encoding)
+    decoder = codecs.getincrementaldecoder(encoding)()
     number = 0
     with _open_binary(path) as handle:
         try:
@@ -174,6 +192,7 @@ def _jsonl_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, 
 
 
 def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    encoding = _bom_tolerant(path, encoding)
     with _open_binary(path) as handle:
         data = handle.read()
     try:
@@ -183,7 +202,9 @@ def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        hint = ("; the file looks like JSON Lines (one object per line): set format: jsonl or name it .jsonl"
+                if exc.msg == "Extra data" and text.lstrip().startswith("{") else "")
+        raise DataError(f"{path} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
     if isinstance(document, dict):
         lists = [key for key, value in document.items() if isinstance(value, list)]
         if field is None and len(lists) == 1:
@@ -220,7 +241,7 @@ def _raise_field_limit() -> None:
 
 
 def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: Any = True, names: list[str] | None = None,
-              quoting: Any = None) -> Iterator[tuple[int, dict[str, Any]]]:
+              quoting: Any = None, multiline: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     _raise_field_limit()
     mode = _quoting(quoting if quoting is not None else "minimal")
     last_line = 0  # the last line the csv reader has consumed
@@ -233,6 +254,7 @@ def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: A
     reader = csv.reader(lines(), delimiter=sep, quoting=mode, **({"escapechar": None} if mode == csv.QUOTE_NONE else {}))
     header_pending = header not in (None, False)
     columns = [str(name) for name in names] if names is not None else None
+    seen: list[set[str] | None] = []  # each column's values so far while there are few of them (labels)
     while True:
         number = last_line + 1
         try:
@@ -250,9 +272,53 @@ def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: A
         if columns is None:
             columns = [str(i) for i in range(len(record))]
         if len(record) != len(columns):
+            quote = (f"; a quote opened in this row runs to line {last_line}: if quotes are plain text in this file set the "
+                     "reader option quoting: none" if last_line > number and mode != csv.QUOTE_NONE else "")
             raise DataError(f"{path} row {number}: {len(record)} fields where {len(columns)} columns are expected "
-                            f"({', '.join(columns)}); check the sep={sep!r} and quoting= reader options")
+                            f"({', '.join(columns)}); check the sep={sep!r} and quoting= reader options{quote}")
+        if last_line > number and not multiline and mode != csv.QUOTE_NONE:
+            _check_stray_quote(path, number, last_line, record, columns, sep, mode, seen)
+        _remember(seen, record)
         yield number, dict(zip(columns, record))
+
+
+#: A column with more distinct values than this is free text, not a label-like column.
+_FEW_VALUES = 50
+
+
+def _remember(seen: list[set[str] | None], record: list[str]) -> None:
+    if not seen:
+        seen.extend(set() for _ in record)
+    for i, value in enumerate(record):
+        values = seen[i]
+        if values is not None:
+            values.add(value)
+            if len(values) > _FEW_VALUES:
+                seen[i] = None
+
+
+def _check_stray_quote(path: Path, number: int, last_line: int, record: list[str], columns: list[str], sep: str, mode: int,
+                       seen: list[set[str] | None]) -> None:
+    """A quoted field over several lines whose later lines parse as rows of this file (the right
+    number of fields, and a known value in a column of few values): a stray quote swallowed them."""
+    if len(columns) < 2 or not seen:
+        return
+    for position, (column, value) in enumerate(zip(columns, record)):
+        rows = []
+        lines = value.splitlines()
+        for number_in_field, line in enumerate(lines if len(lines) > 1 else []):
+            fields = next(csv.reader([line], delimiter=sep, quoting=mode), [])
+            first = 0 if number_in_field else position + 1  # known values count in the swallowed fields only
+            if number_in_field == 0:  # the rest of the row the quote opened in: its own later fields
+                fields = record[:position] + fields
+            if len(fields) == len(columns) and any(i >= first and i != position and known is not None and fields[i] in known
+                                                   for i, known in enumerate(seen)):
+                rows.append(line)
+        if rows:
+            raise DataError(f"{path} row {number}: a quote opens field {column!r} and runs to line {last_line}, taking in "
+                            f"{len(rows)} line(s) that look like rows of their own (e.g. {_short(rows[0])}); if quotes are "
+                            "plain text in this file set the reader option quoting: none, if fields really span lines set "
+                            "multiline: true, else close the quote")
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

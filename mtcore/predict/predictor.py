@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mtcore.errors import ModelFileError
+from mtcore.errors import DataError, ModelFileError
 from mtcore.task import Task, TaskKind
 
 DEFAULT_BATCH_SIZE = 32
@@ -133,9 +133,14 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         tokenized = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments, split="predict")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
-    logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
     idx = list(tokenized["idx"]) if "idx" in tokenized.column_names else list(range(tokenized.num_rows))
+    given = next(((i, value) for i, value in enumerate(idx) if value is not None), None)
+    missing = next((i for i, value in enumerate(idx) if value is None), None)
+    if given is not None and missing is not None:  # numbering the others could repeat a real idx
+        raise DataError(f"inputs row {missing + 1} has no idx while row {given[0] + 1} has {given[1]!r}; give every row an "
+                        "idx, or none (rows are then numbered from 0)")
     idx = [i if value is None else value for i, value in enumerate(idx)]
+    logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
     words = None
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         words = _word_ids(tokenizer, list(prepared["tokens"]), length)

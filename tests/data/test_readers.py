@@ -148,3 +148,59 @@ def test_a_missing_absolute_path_is_looked_up_where_it_points(tmp_path, write):
     with pytest.raises(DataError) as info:
         find_files(elsewhere, missing)
     assert str(info.value) == f"no file matches {missing!r}: there is no folder {str(tmp_path / 'nope')!r} (nearest existing: {tmp_path})"
+
+
+def test_a_stray_quote_that_swallows_rows_is_refused(tmp_path, write):
+    """An opening quote left unclosed would join the next rows into one field: refused, naming the line."""
+    path = write.text(tmp_path / "train.csv", 'label,text\npos,хорошо\nneg,"Кино — отстой\npos,отлично\nneg,плохо\n')
+    with pytest.raises(DataError) as err:
+        list(iter_rows(path))
+    assert str(err.value).startswith(f"{path} row 3: a quote opens field 'text' and runs to line 5, taking in 1 line(s) that "
+                                     "look like rows of their own (e.g. 'pos,отлично'); if quotes are plain text")
+    assert [row["text"] for _, row in iter_rows(path, quoting="none")] == ["хорошо", '"Кино — отстой', "отлично", "плохо"]
+    assert len(list(iter_rows(path, multiline=True))) == 2  # the user says fields span lines: read as written
+    # XNLI-style: the quote opens a row's first field and closes in a later row
+    tsv = write.text(tmp_path / "train.tsv", 'premise\thypothesis\tlabel\nа\tб\tneutral\nа\tб\tcontradiction\n"Ну\tв\tneutral\n'
+                                             'г\tд\tcontradiction\nе конец"\tж\tneutral\n')
+    with pytest.raises(DataError, match=r"train\.tsv row 4: a quote opens field 'premise' and runs to line 6, taking in 2 line"):
+        list(iter_rows(tsv))
+    short = write.text(tmp_path / "short.tsv", 'premise\thypothesis\tlabel\nа\tб\tentailment\n"Ну\tв\tneutral\nконец"\tneutral\n')
+    with pytest.raises(DataError, match=r"short\.tsv row 3: 2 fields where 3 columns are expected .* a quote opened in this row "
+                                        r"runs to line 4: if quotes are plain text in this file set the reader option quoting: none$"):
+        list(iter_rows(short))
+
+
+def test_quoted_fields_over_several_lines_with_commas_still_read(tmp_path, write):
+    """A real multi-line post whose later lines hold a comma is not a stray quote (no known label in them)."""
+    path = write.text(tmp_path / "posts.csv", 'label,text\npositive,ok\nnegative,"Первая строка\nP.S. Кто знает, когда поезд?\n'
+                                              'ещё, одна"\nneutral,"""цитата"""\n')
+    rows = [row for _, row in iter_rows(path)]
+    assert [row["label"] for row in rows] == ["positive", "negative", "neutral"]
+    assert rows[1]["text"].splitlines()[1] == "P.S. Кто знает, когда поезд?" and rows[2]["text"] == '"цитата"'
+
+
+def test_byte_order_mark_is_dropped_with_any_utf8_spelling(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("\ufefftext,label\nкот,pos\n".encode())
+    for encoding in ("utf-8", "UTF8", "utf-8-sig"):
+        assert [row for _, row in iter_rows(path, encoding=encoding)] == [{"text": "кот", "label": "pos"}]
+
+
+def test_json_lines_in_a_json_file_gets_a_hint(tmp_path, write):
+    path = write.text(tmp_path / "train.json", '{"text": "a"}\n{"text": "b"}\n')
+    with pytest.raises(DataError, match=r"train\.json row 2: not valid JSON \(Extra data at column 1\); the file looks like "
+                                        r"JSON Lines \(one object per line\): set format: jsonl or name it \.jsonl$"):
+        list(iter_rows(path))
+
+
+def test_any_format_pattern_names_one_file(tmp_path, write):
+    """``train.*`` (bring-your-own-data tasks) is one file: a backup is passed over, two data files are refused."""
+    write.text(tmp_path / "train.jsonl", '{"text": "a"}\n')
+    write.text(tmp_path / "train.jsonl.orig", "old\n")
+    assert find_files(tmp_path, "train.*") == [tmp_path / "train.jsonl"]
+    write.text(tmp_path / "train.csv", "text\na\n")
+    with pytest.raises(DataError) as err:
+        find_files(tmp_path, "train.*")
+    assert str(err.value) == (f"{tmp_path}: 'train.*' matches 2 files (train.csv, train.jsonl); it stands for one file: move the "
+                              "others away, or name the file in the task's sources.local.files")
+    assert find_files(tmp_path, "train.c*") == [tmp_path / "train.csv"]  # other globs match what they match

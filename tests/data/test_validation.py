@@ -79,7 +79,14 @@ def test_wrong_type_of_text(bert, tmp_path, write, cache_dir):
 def test_unlabelled_training_row(bert, tmp_path, write, cache_dir):
     rows = [GOOD, {"premise": "a", "hypothesis": "b"}]
     message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
-    assert message.endswith("train.jsonl row 2: no label (field 'label'); train rows need one")
+    assert message.endswith("train.jsonl row 2: no label (field 'label' is None); train rows need one")
+    # a file with no label column at all: the fields it has, and how to map one
+    csv_task = TERRA.replace(name="csvterra", sources={"local": Source.local("csv", {"train": "train.csv"})})
+    write.text(tmp_path / "train.csv", "premise,hypothesis,answer\nа,б,entailment\n")
+    with pytest.raises(DataError) as err:
+        load(csv_task, bert[0], tmp_path, cache_dir, splits=("train",))
+    assert str(err.value).endswith("train.csv row 2: no label: the row has no field 'label' (it has: premise, hypothesis, answer); "
+                                   "train rows need one (if the labels are in another field, map it: inputs={'label': <field>})")
 
 
 def test_empty_split_and_non_utf8_file(bert, tmp_path, write, cache_dir):
@@ -169,3 +176,48 @@ def test_labels_in_every_accepted_form(bert, tmp_path, write, cache_dir):
     data = load(regression, bert[0], tmp_path, cache_dir, splits=("train", "test"))
     assert list(data.splits["train"]["labels"]) == [3.0, 4.5, -1.0]  # -1 is a real score outside the test split
     assert math.isnan(data.splits["test"]["labels"][0])
+
+
+def test_number_named_labels_are_matched_by_name_never_by_position(bert, tmp_path, write, cache_dir):
+    stars = TERRA.replace(name="stars", kind="text_classification", labels=("1", "2", "3", "4", "5"), inputs={"text": "premise"})
+    message = data_error(stars, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": 1}, {"premise": "b", "label": 0}], writer=write)
+    assert message.endswith("row 2: label 0 is not one of '1', '2', '3', '4', '5' (the label names are numbers, so numbers in "
+                            "the data are names, not positions); fix the data, or the task's labels / label_aliases")
+    write.jsonl(tmp_path / "train.jsonl", [{"premise": "a", "label": 1}, {"premise": "b", "label": 5}])
+    assert load(stars, bert[0], tmp_path, cache_dir, splits=("train",)).splits["train"]["labels"] == [0, 4]
+
+
+def test_minus_one_is_a_label_when_the_task_declares_it(bert, tmp_path, write, cache_dir):
+    polarity = TERRA.replace(name="polarity", kind="text_classification", labels=("-1", "0", "1"), inputs={"text": "premise"})
+    write.jsonl(tmp_path / "train.jsonl", [{"premise": "a", "label": -1}, {"premise": "b", "label": 1}])
+    write.jsonl(tmp_path / "test.jsonl", [{"premise": "d", "label": -1}, {"premise": "e", "label": None}])
+    data = load(polarity, bert[0], tmp_path, cache_dir, splits=("train", "test"))
+    assert data.splits["train"]["labels"] == [0, 2] and data.splits["test"]["labels"] == [0, -1]
+    in_csv = polarity.replace(sources={"local": Source.local("csv", {"train": "train.csv"})})
+    write.text(tmp_path / "train.csv", "premise,label\nа,-1\nб,0\n")
+    assert load(in_csv, bert[0], tmp_path, cache_dir, splits=("train",)).splits["train"]["labels"] == [0, 1]
+
+
+def test_empty_and_minus_one_csv_cells_mean_no_label(bert, tmp_path, write, cache_dir):
+    """What a CSV test file holds for "no label" ("" or "-1") reads as JSON's null or -1 does."""
+    csv_task = TERRA.replace(name="csvterra", sources={"local": Source.local("csv", {"train": "train.csv", "test": "test.csv"})})
+    write.text(tmp_path / "test.csv", "premise,hypothesis,label\nа,б,\nв,г,-1\nд,е,entailment\n")
+    write.text(tmp_path / "train.csv", "premise,hypothesis,label\nа,б,entailment\nв,г,\n")
+    assert load(csv_task, bert[0], tmp_path, cache_dir, splits=("test",)).splits["test"]["labels"] == [-1, -1, 0]
+    with pytest.raises(DataError, match=r"train\.csv row 3: no label \(field 'label' is ''\); train rows need one$"):
+        load(csv_task, bert[0], tmp_path, cache_dir, splits=("train",))
+
+
+def test_true_false_labels_read_from_json_csv_and_yaml_alike(bert, tmp_path, write, cache_dir):
+    """Labels True/False (a YAML list [false, true]) or 'false'/'true' take JSON booleans and CSV words in any case."""
+    files = {"train": "train.jsonl", "validation": "val.csv"}
+    write.jsonl(tmp_path / "train.jsonl", [{"premise": "a", "label": True}, {"premise": "b", "label": False}])
+    write.text(tmp_path / "val.csv", "premise,label\nа,false\nб,TRUE\n")
+    for labels in ((False, True), ("false", "true")):
+        flag = TERRA.replace(name="flag", kind="text_classification", labels=labels, inputs={"text": "premise"},
+                             sources={"local": Source.local("auto", files)})
+        data = load(flag, bert[0], tmp_path, cache_dir)
+        assert data.splits["train"]["labels"] == [1, 0] and data.splits["validation"]["labels"] == [0, 1]
+    yaml_bools = TERRA.replace(name="answer", kind="text_classification", labels=(False, True), inputs={"text": "premise"})
+    message = data_error(yaml_bools, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": "yes"}], writer=write)
+    assert "label 'yes' is not one of 'False', 'True' (YAML reads yes/no/on/off as booleans: quote the labels" in message
