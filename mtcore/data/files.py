@@ -12,7 +12,7 @@ from mtcore.data.cache import fingerprint
 from mtcore.errors import DataError, did_you_mean
 
 #: Bump when readers change how they turn files into rows: old caches are then not reused.
-READER_VERSION = 1
+READER_VERSION = 2
 
 
 def is_ignored(path: Path) -> bool:

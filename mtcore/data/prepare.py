@@ -21,7 +21,7 @@ from mtcore.errors import DataError, did_you_mean
 from mtcore.task import Task, TaskKind, data_error
 
 #: Bump when preparation changes what it writes: old caches are then not reused.
-PREPARE_VERSION = 1
+PREPARE_VERSION = 2
 #: Splits whose rows may lack labels (kept for prediction).
 UNLABELLED_SPLITS = ("test",)
 
