@@ -15,6 +15,7 @@ Every row keeps where it came from in two extra columns, :data:`FILE_COLUMN` and
 from __future__ import annotations
 
 import datetime
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -42,10 +43,17 @@ class TypeConflict(Exception):
     """Two values of one column that cannot share an Arrow type."""
 
 
+#: The kind of a column the task does not read whose values disagree: stored as text.
+ANY_TEXT = "any-text"
+_INT64 = (-(2**63), 2**63 - 1)
+
+
 def value_kind(value: Any) -> Any:
     """The type of ``value`` as a small tree: ``"int"``, ``("list", "str")``, ``("dict", {...})``."""
     if value is None:
         return "null"
+    if type(value) is int and not _INT64[0] <= value <= _INT64[1]:
+        raise TypeConflict("an integer too large for 64 bits")
     kind = _SCALARS.get(type(value))
     if kind is not None:
         return kind
@@ -61,6 +69,8 @@ def value_kind(value: Any) -> Any:
 
 def merge_kinds(a: Any, b: Any) -> Any:
     """The kind that holds both ``a`` and ``b`` (ints widen to floats, missing dict keys are null)."""
+    if ANY_TEXT in (a, b):
+        return ANY_TEXT
     if a == "null" or a == b:
         return b
     if b == "null":
@@ -87,7 +97,7 @@ def kind_feature(kind: Any) -> Any:
         if kind[0] == "list":
             return List(kind_feature(kind[1]))
         return {key: kind_feature(sub) for key, sub in kind[1].items()}
-    dtype = {"null": "string", "bool": "bool", "int": "int64", "float": "float64", "str": "string",
+    dtype = {"null": "string", ANY_TEXT: "string", "bool": "bool", "int": "int64", "float": "float64", "str": "string",
              "bytes": "binary", "timestamp": "timestamp[us]", "date": "date32"}[kind]
     return Value(dtype)
 
@@ -98,6 +108,10 @@ def conform(value: Any, kind: Any) -> Any:
         return None
     if kind == "float":
         return float(value)
+    if kind == ANY_TEXT:
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, (list, dict)) else str(value)
     if isinstance(kind, tuple):
         if kind[0] == "list":
             return [conform(item, kind[1]) for item in value]
@@ -106,12 +120,16 @@ def conform(value: Any, kind: Any) -> Any:
 
 
 def _needs_conform(kind: Any) -> bool:
-    return kind == "float" or isinstance(kind, tuple)
+    return kind in ("float", ANY_TEXT) or isinstance(kind, tuple)
 
 
 def scan_kinds(rows: RowsFactory, *, what: str, describe_conflict: Callable[[str, Any], str | None] | None = None,
-               ) -> tuple[dict[str, Any], int]:
-    """One pass over the rows: ``({column: kind}, row_count)``; a conflict raises a DataError, no rows :class:`NoRows`."""
+               loose: Callable[[str], bool] | None = None) -> tuple[dict[str, Any], int]:
+    """One pass over the rows: ``({column: kind}, row_count)``; a conflict raises a DataError, no rows :class:`NoRows`.
+
+    ``loose(column)``: True for a column nobody reads as a typed value (a field the task does not
+    use); a conflict there stores the column as text instead of stopping.
+    """
     kinds: dict[str, Any] = {}
     first_seen: dict[str, tuple[int, Any]] = {}
     count = 0
@@ -126,8 +144,13 @@ def scan_kinds(rows: RowsFactory, *, what: str, describe_conflict: Callable[[str
                     kinds[column] = kind
                 if value is not None and column not in first_seen:
                     first_seen[column] = (number, value)
-            except TypeConflict:
+            except TypeConflict as exc:
+                if loose is not None and loose(column):
+                    kinds[column] = ANY_TEXT
+                    continue
                 message = describe_conflict(column, value) if describe_conflict else None
+                if message is None and "too large" in str(exc):
+                    message = f"field {column!r} holds {_short(value)}, {exc}; quote it in the file to read it as text"
                 if message is None and column not in first_seen:
                     message = f"field {column!r} holds {_short(value)} ({type(value).__name__}), which cannot be stored"
                 if message is None:
@@ -172,7 +195,8 @@ def _generate(rows: RowsFactory, kinds: dict[str, Any]):
 
 
 def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_dir: str | Path | None = None,
-                      describe_conflict: Callable[[str, Any], str | None] | None = None):
+                      describe_conflict: Callable[[str, Any], str | None] | None = None,
+                      loose: Callable[[str], bool] | None = None):
     """A cached ``datasets.Dataset`` of the rows ``rows()`` yields as ``(file, row_number, row)``.
 
     ``fingerprint`` must change whenever the rows would (see
@@ -180,14 +204,15 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
     not read at all. ``rows`` is called twice on a cache miss (a type scan, then the write), so
     pass a function, not a generator. ``what`` names the data in errors; no rows at all raise
     :class:`NoRows`.
-    ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label).
+    ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label);
+    ``loose(column)`` names columns stored as text when their values disagree (see :func:`scan_kinds`).
     """
     from datasets import Dataset, Features, Value
 
     cache = str(cache_dir) if cache_dir is not None else None
     if _is_cached(cache, fingerprint):
         return Dataset.from_generator(_generate, gen_kwargs={"rows": rows, "kinds": {}}, cache_dir=cache, fingerprint=fingerprint)
-    kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict)
+    kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)
     features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in (FILE_COLUMN, ROW_COLUMN)})
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")

@@ -63,13 +63,23 @@ def label_conflict(task: Task):
     return describe
 
 
+def unread_fields(task: Task):
+    """``loose`` for :func:`dataset_from_rows`: fields the task does not read (none when preprocessing may read any)."""
+    read = set(task.input_map.values()) | {task.input_map.get("label", "label"), task.id_field}
+
+    def loose(column: str) -> bool:
+        return not task.preprocess and column not in read
+
+    return loose
+
+
 def _read_split(task: Task, split: str, paths: list[Path], format: str, cache_dir: Any, options: Mapping[str, Any]):
     what = ", ".join(str(p) for p in paths)
     filtered = f" matching row_filter {options['row_filter']!r}" if options.get("row_filter") is not None else ""
     key = files_fingerprint(paths, format, dict(options))
     try:
         return dataset_from_rows(rows_from_files(paths, format, **options), fingerprint=key, what=what,
-                                 cache_dir=cache_dir, describe_conflict=label_conflict(task))
+                                 cache_dir=cache_dir, describe_conflict=label_conflict(task), loose=unread_fields(task))
     except NoRows:
         raise DataError(f"{what}: the {split} split has no rows{filtered}") from None
 

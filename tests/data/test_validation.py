@@ -221,3 +221,14 @@ def test_true_false_labels_read_from_json_csv_and_yaml_alike(bert, tmp_path, wri
     yaml_bools = TERRA.replace(name="answer", kind="text_classification", labels=(False, True), inputs={"text": "premise"})
     message = data_error(yaml_bools, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": "yes"}], writer=write)
     assert "label 'yes' is not one of 'False', 'True' (YAML reads yes/no/on/off as booleans: quote the labels" in message
+
+
+def test_fields_the_task_does_not_read_may_mix_types(bert, tmp_path, write, cache_dir):
+    """An unused field holding 5 in one row and "n/a" in another is kept as text; a read field must still hold one type."""
+    rows = [{**GOOD, "rating": 5, "meta": {"a": 1}}, {**GOOD, "rating": "n/a", "meta": "none"}, {**GOOD, "rating": 2**64 - 1}]
+    write.jsonl(tmp_path / "train.jsonl", rows)
+    data = load(TERRA, bert[0], tmp_path, cache_dir, splits=("train",))
+    assert data.splits["train"].num_rows == 3
+    huge = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "idx": 2**64 - 1}], writer=write)
+    assert huge.endswith("train.jsonl row 2: field 'idx' holds 18446744073709551615, an integer too large for 64 bits; "
+                         "quote it in the file to read it as text")
