@@ -120,3 +120,20 @@ def test_command_line_mistakes_are_one_error_line_with_exit_2():
     bare = run_mt()
     assert bare.returncode == 2 and "Usage: mt [OPTIONS] COMMAND" in bare.stderr and "list-tasks" in bare.stderr
     assert run_mt("--version").stdout.strip().startswith("mtcore ")
+
+
+def test_debug_mode_shows_the_traceback_with_the_errors_own_exit_code():
+    result = run_mt("show-task", "tera", env={"MT_DEBUG": "1"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("Traceback") and "UnknownNameError: unknown task 'tera' (did you mean 'terra'?)" in result.stderr
+    assert "AttributeError" not in result.stderr
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`mt list-tasks --json | head -c 10`: the reader goes away; no 'unexpected BrokenPipeError', no traceback."""
+    from clitools import MT
+
+    process = subprocess.Popen([MT, "list-tasks", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    process.stdout.close()  # nobody reads: the first write fails with EPIPE
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141 and stderr == ""

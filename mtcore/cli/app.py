@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 import warnings
 from typing import Any
 
@@ -35,13 +36,25 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+def _classes(name: str) -> tuple[type, ...]:
+    """``name`` from click's exceptions and typer's (typer >= 0.2x keeps Abort and Exit in its own module)."""
+    found = (getattr(module, name, None) for module in (_click_exceptions, typer))
+    return tuple(dict.fromkeys(c for c in found if isinstance(c, type)))
+
+
 # Exceptions the CLI framework handles itself (usage errors exit 2, --help/--version exit 0).
-_PASS_THROUGH = tuple(
-    getattr(module, name)
-    for module in (_click_exceptions, typer)
-    for name in ("ClickException", "Exit", "Abort")
-    if isinstance(getattr(module, name, None), type)
-)
+_PASS_THROUGH = _classes("ClickException") + _classes("Exit") + _classes("Abort")
+_ABORT = _classes("Abort")
+
+
+def _stdout_closed() -> None:
+    """The reader of our output went away (``mt list-tasks | head``): stop quietly, as on SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # nothing more reaches the closed pipe, not even at exit
+    except (OSError, ValueError):
+        pass
+    sys.exit(141)
 
 
 def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
@@ -62,6 +75,8 @@ class _ErrorHandlingGroup(TyperGroup):
             return super().invoke(ctx)
         except _PASS_THROUGH:
             raise
+        except BrokenPipeError:
+            _stdout_closed()
         except MtError as exc:
             if debug_mode():
                 raise
@@ -137,9 +152,18 @@ def main(argv: list[str] | None = None) -> None:
     except _click_exceptions.ClickException as exc:
         print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr, flush=True)
         sys.exit(exc.exit_code)
-    except _click_exceptions.Abort:
+    except _ABORT:
         print("error: aborted", file=sys.stderr, flush=True)
         sys.exit(1)
+    except BrokenPipeError:
+        _stdout_closed()
+    except MtError as exc:  # only with MT_DEBUG=1 (the commands turn it into one line otherwise): traceback, same code
+        traceback.print_exc()
+        sys.exit(exc.exit_code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_closed()
     sys.exit(code if isinstance(code, int) else 0)
 
 
