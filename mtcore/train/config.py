@@ -51,6 +51,7 @@ Loading, ``key=value`` overrides and the one-line error messages live in
 
 from __future__ import annotations
 
+import types
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -65,6 +66,29 @@ class Section(BaseModel):
     """Base of every config section: unknown keys are errors, numbers are accepted where text is."""
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: Any) -> Any:
+        """``max_steps: yes`` is YAML's True, which pydantic would take as 1."""
+        if isinstance(value, bool) and info.field_name in cls.model_fields and _takes_number_not_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, got {value} (YAML reads yes/no/on/off/true/false as booleans)")
+        return value
+
+
+def _takes_number_not_bool(annotation: Any) -> bool:
+    import typing
+
+    kinds: set[Any] = set()
+    todo = [annotation]
+    while todo:
+        current = todo.pop()
+        args = typing.get_args(current)
+        if args and typing.get_origin(current) in (typing.Union, types.UnionType, typing.Annotated):
+            todo.extend(args)
+        else:
+            kinds.add(current)
+    return bool(kinds & {int, float}) and bool not in kinds
 
 
 class TinyEncoder(Section):

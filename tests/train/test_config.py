@@ -89,6 +89,7 @@ def test_missing_required_sections():
     (["tasks=[rsg:lidirus]"], "evaluate-only"),
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
+    (["schedule.max_steps=yes"], "config key 'schedule.max_steps': expected a number, got True (YAML reads yes/no/on/off/"),
     (["batching.max_rows=8"], "config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too"),
     (["encoder.options={packed_attention: flx}"], "config key 'encoder.options.packed_attention': unknown kernel 'flx' "
                                                   "(did you mean 'flex'?)"),
@@ -179,6 +180,12 @@ def test_yaml_file_errors(tmp_path: Path):
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
     assert "must hold a mapping" in error_of(listed)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("seed: 1\nencoder: {tiny: bert}\nseed: 2\ntasks: [rsg:terra]\n")
+    assert error_of(twice) == f"config file {str(twice)!r} line 3: invalid YAML (key 'seed' is given twice (first on line 1); keep one)"
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_bytes("seed: 1\n".encode("utf-16"))
+    assert error_of(utf16) == f"config file {str(utf16)!r} line 1: byte 0xff is not UTF-8 text; save the config as UTF-8"
 
 
 def test_cli_malformed_config_exits_2_with_one_line(tmp_path: Path, helpers):
