@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, did_you_mean
-from mtcore.task import Source, Task
+from mtcore.task import SPLITS, Source, Task
 
 SHORTHAND_KEYS = ("files", "format", "reader")
 FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet")
@@ -46,6 +46,10 @@ def _split_files(name: str, files: Any) -> dict[str, list[str]]:
         raise ConfigError(f"task {name!r}: 'files' must map split names to paths, e.g. {{train: train.jsonl, validation: val.jsonl}}")
     out = {}
     for split, paths in files.items():
+        if str(split) not in SPLITS:
+            usual = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation", "training": "train"}
+            hint = f" (did you mean {usual[str(split).lower()]!r}?)" if str(split).lower() in usual else did_you_mean(str(split), SPLITS, n=1)
+            raise ConfigError(f"task {name!r}: files.{split} is not a split{hint}; the splits are {', '.join(SPLITS)}")
         items = [paths] if isinstance(paths, str) else list(paths or [])
         if not items or not all(isinstance(p, str) and p for p in items):
             raise ConfigError(f"task {name!r}: files.{split} must be a path or a list of paths, got {paths!r}")
