@@ -17,7 +17,7 @@ def train(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Training config (YAML file)."),
     overrides: Optional[List[str]] = typer.Argument(
         None, metavar="KEY=VALUE", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
-    output_dir: Optional[Path] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
     seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|A,B,C", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
@@ -42,7 +42,7 @@ def train(
         print("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}", flush=True)
 
 
-def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[Path], resume: bool, text: str) -> None:
+def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, text: str) -> None:
     from rich.table import Table
 
     from mtcore.cli.output import stdout

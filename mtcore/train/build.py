@@ -265,13 +265,14 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
     Every process runs the (read-only) checks, so under DDP all of them stop together.
     """
     if resume and run.config.is_file():
+        run.check_config_is_ours()
         check_same_config(config, run)
     elif not resume:
         run.check_new()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.create()
-        dump_config(config, run.config, header=f"# resolved config of this run; resume with: mt train {run.config} --output-dir {run.root} --resume")
+        dump_config(config, run.config, header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {run.config} --output-dir {run.root} --resume")
     accelerator.wait_for_everyone()
 
 

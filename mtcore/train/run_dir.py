@@ -106,9 +106,26 @@ class RunDir:
                               f"or use one of them ({self.root / 'seed-<seed>'})")
         check_writable(self.root, folder=True, what=what)
 
+    #: The first line of the config.yaml a run writes (anything else there is somebody's own file).
+    CONFIG_HEADER = "# resolved config of this run"
+
+    def check_config_is_ours(self) -> None:
+        """Refuse a folder whose config.yaml mtcore did not write: it would be overwritten (``mt train config.yaml -o .``)."""
+        try:
+            with self.config.open(encoding="utf-8", errors="replace") as handle:
+                first = handle.readline()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        except OSError:
+            first = ""
+        if not first.startswith(self.CONFIG_HEADER):
+            raise ConfigError(f"output directory {str(self.root)!r} holds a config.yaml that no run wrote (your own config?); "
+                              "the run would overwrite it with its resolved config: choose another --output-dir")
+
     def check_new(self) -> None:
         """Refuse to start a fresh run over an existing one (or in a place no run directory can be)."""
         self.check_location()
+        self.check_config_is_ours()
         if self.has_run():
             raise ConfigError(
                 f"output directory {str(self.root)!r} already holds a run; add --resume to continue it (Trainer(..., resume=True)), "

@@ -26,6 +26,10 @@ from mtcore.train.validate import RunPlan, anchor_paths, plan_run
 def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, config_path: str | Path | None) -> Path:
     """``--output-dir``, else the config's ``output_dir``, else ``runs/<config file stem>``."""
     if output_dir is not None:
+        if not str(output_dir).strip():
+            from mtcore.errors import ConfigError
+
+            raise ConfigError("--output-dir is empty; give the folder the run goes to (output_dir=)")
         return Path(output_dir)
     if config.output_dir:
         return Path(config.output_dir)

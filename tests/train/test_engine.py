@@ -155,7 +155,7 @@ def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, m
     assert not (tmp_path / "run").exists()  # the directory it made is removed again: nothing half-written
     # a directory holding only a config (left by an earlier failed start) is reused
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.yaml").write_text("# left behind\n")
+    (tmp_path / "run" / "config.yaml").write_text("# resolved config of this run; left behind\n")
     with pytest.raises(DataError):
         Trainer(broken, output_dir=tmp_path / "run").train()
     assert (tmp_path / "run").is_dir()  # a directory it did not make is left alone

@@ -90,3 +90,18 @@ def test_failed_start_with_the_default_output_dir_leaves_no_runs_folder(mt_train
     assert result.exit_code == 1
     _one_error_line(result)
     assert not (tmp_path / "runs").exists() and _listing(tmp_path) == before
+
+
+def test_the_users_own_config_is_never_overwritten(mt_train, make_config, tmp_path):
+    """`mt train config.yaml -o .` in the config's folder: refused, the user's file (with its comments) stays as it was."""
+    config = tmp_path / "config.yaml"
+    text = "# my experiment\n" + yaml.safe_dump(make_config(schedule={"max_steps": 2}, checkpoint={"every": None}))
+    config.write_text(text, encoding="utf-8")
+    for extra in ([], ["--resume"]):
+        result = mt_train(config, "--output-dir", tmp_path, *extra)
+        assert result.exit_code == 2
+        _one_error_line(result, "holds a config.yaml that no run wrote (your own config?)", "choose another --output-dir")
+        assert config.read_text(encoding="utf-8") == text and _listing(tmp_path) == ["config.yaml"]
+    result = mt_train(config, "--output-dir", "")
+    assert result.exit_code == 2
+    _one_error_line(result, "--output-dir is empty")
