@@ -52,7 +52,9 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
         return
     if not folder and target.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file path (e.g. {Path(path) / example})")
-    start = target if folder and not target.is_file() else target.parent  # a folder writer may take a file name too
+    if folder and target.is_file():
+        raise UsageError(f"{what} {path} is a file; this output is a folder: choose a folder path")
+    start = target if folder else target.parent
     existing = next((p for p in (start, *start.parents) if p.exists() or p.is_symlink()), Path("."))
     if not existing.is_dir():
         raise UsageError(f"{what} {path}: {existing} is a file, not a folder; choose another path")

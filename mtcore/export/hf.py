@@ -74,13 +74,15 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
     """One line, before any work, when ``out_dir`` cannot take the export (a file, not empty, not writable)."""
     from mtcore.outputs import check_writable
 
+    from mtcore.errors import UsageError
+
     out_dir = Path(out_dir).expanduser()
     if source_dir is not None and out_dir.resolve() == source_dir.resolve():
-        raise ExportError(f"{out_dir}: is the model being exported; choose another output directory")
+        raise UsageError(f"{out_dir}: is the model being exported; choose another output directory")
     if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir}: exists and is a file; choose a directory to export to")
+        raise UsageError(f"{out_dir}: exists and is a file; choose a directory to export to")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise ExportError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
+        raise UsageError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
     check_writable(out_dir.absolute().parent, folder=True, what="OUT_DIR")  # the export is built beside it
 
 

@@ -113,7 +113,7 @@ def test_encoder_only_export(cli, bert_model_dir, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(plain(**ids).last_hidden_state, model.encoder(**ids).last_hidden_state)
     again = cli("export", bert_model_dir, out, "--encoder-only")
-    assert again.exit_code == 1 and "pass --overwrite" in again.stderr
+    assert again.exit_code == 2 and "pass --overwrite" in again.stderr  # a usage mistake, before any work
     assert cli("export", bert_model_dir, out, "--encoder-only", "--overwrite").exit_code == 0
 
 

@@ -56,6 +56,16 @@ def test_output_below_a_file_is_one_line(cli, bert_model_dir, reviews_file, tmp_
     assert _listing(tmp_path) == ["ff", "reviews.jsonl"] and (tmp_path / "ff").read_text() == "keep\n"
 
 
+def test_a_file_where_a_folder_output_goes_exits_2(cli, bert_model_dir, reviews_file, tmp_path):
+    """Export folders and folder writers (--format rsg) given an existing file: a usage mistake, before any work."""
+    (tmp_path / "ff").write_text("keep\n")
+    for args in (["export", bert_model_dir, tmp_path / "ff", "--encoder-only"], ["export", bert_model_dir, tmp_path / "ff" / "x", "--encoder-only"]):
+        result = cli(*args)
+        assert result.exit_code == 2, result.stderr
+        _one_error_line(result, "is a file")
+    assert (tmp_path / "ff").read_text() == "keep\n" and _listing(tmp_path) == ["ff", "reviews.jsonl"]
+
+
 def test_a_failed_final_rename_leaves_no_temporary_file(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
     import mtcore.predict.writers as writers
 
