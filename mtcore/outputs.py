@@ -6,6 +6,7 @@ and the folders an atomic write creates, removed again when it fails.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -66,9 +67,25 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
     Path(probe).unlink(missing_ok=True)
 
 
-def write_error(path: str | os.PathLike[str], exc: OSError) -> MtError:
-    """The one-line error for an output that failed while being written."""
-    return MtError(f"cannot write to {path}: {_reason(exc)}")
+def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
+    """The one-line error for an output that failed while being written (an OSError, or safetensors'
+    own error for the same causes: a full disk, a folder that went away)."""
+    if isinstance(exc, OSError):
+        reason = _reason(exc)
+    else:  # safetensors: 'Error while serializing: IoError(Os { code: 28, ..., message: "No space left on device" })'
+        text = " ".join(str(exc).split())
+        found = re.search(r'message: "([^"]+)"', text)
+        reason = found.group(1) if found else text
+    return MtError(f"cannot write to {path}: {reason}")
+
+
+def write_failures() -> tuple[type[BaseException], ...]:
+    """The exceptions a failed write of weights can raise: OSError and safetensors' SafetensorError."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - safetensors is a dependency
+        return (OSError,)
+    return (OSError, SafetensorError)
 
 
 def share_modes(path: str | os.PathLike[str]) -> None:

@@ -129,11 +129,18 @@ def create_plugin(name: str, directory: Path | None = None, *, plugin: str | Non
 
     Returns the names, the created folder and the files written (relative to it).
     """
+    from mtcore.outputs import check_writable, make_parents, remove_empty, write_error
+
     names = plugin_names(name, plugin)
     target = Path(directory if directory is not None else name).expanduser().absolute()
     _check_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    check_writable(target, folder=True, what="--dir")
+    created = make_parents(target.parent)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        remove_empty(created)
+        raise write_error(target.parent, exc) from None
     try:
         files = render_plugin(names, staging)
         share_modes(staging)  # mkdtemp makes a private folder
@@ -141,8 +148,11 @@ def create_plugin(name: str, directory: Path | None = None, *, plugin: str | Non
         if target.is_dir():
             target.rmdir()
         os.rename(staging, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)
+        if isinstance(exc, OSError):
+            raise write_error(target, exc) from None
         raise
     return names, target, files
 

@@ -88,7 +88,7 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
 
 
 def _write_atomically(out_dir: Path, write: Any) -> None:
-    from mtcore.outputs import make_parents, remove_empty, share_modes, write_error
+    from mtcore.outputs import make_parents, remove_empty, share_modes, write_error, write_failures
 
     out_dir = out_dir.expanduser().absolute()
     try:
@@ -113,7 +113,7 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty(created)
-        if isinstance(exc, OSError):
+        if isinstance(exc, write_failures()):
             raise write_error(out_dir, exc) from exc
         raise
 

@@ -102,8 +102,12 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
         write_manifest(tmp, manifest)
         share_modes(tmp)  # mkdtemp and safetensors make private files
         _move_into_place(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        from mtcore.outputs import write_error, write_failures
+
+        if isinstance(exc, write_failures()):
+            raise write_error(target, exc) from None
         raise
     return target
 

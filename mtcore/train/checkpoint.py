@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtcore.errors import ModelFileError
+from mtcore.errors import ModelFileError, MtError
 from mtcore.outputs import share_modes
 from mtcore.train.state_files import load_state, save_state
 
@@ -109,9 +109,15 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     """Load weights written by :func:`save_weights`; every key must match."""
     from safetensors.torch import load_model
 
+    from safetensors import SafetensorError
+
     if not path.is_file():
         raise ModelFileError(f"checkpoint weights {str(path)!r} are missing")
-    missing, unexpected = load_model(model, str(path), strict=False)
+    try:
+        missing, unexpected = load_model(model, str(path), strict=False)
+    except (SafetensorError, OSError) as exc:
+        raise ModelFileError(f"checkpoint weights {str(path)!r} are unreadable (truncated or damaged: {' '.join(str(exc).split())}); "
+                             "delete this checkpoint to resume from an earlier one") from None
     if missing or unexpected:
         what = f"missing {sorted(missing)[:3]}" if missing else f"unexpected {sorted(unexpected)[:3]}"
         raise ModelFileError(f"checkpoint weights {str(path)!r} do not match the model ({what}); resume with the same config")
@@ -160,10 +166,10 @@ class Checkpoints:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir()
         accelerator.wait_for_everyone()
-        write_rank(tmp)
+        self._writing(tmp, target, write_rank)
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            write_shared(tmp)  # writes state.json last
+            self._writing(tmp, target, write_shared)  # writes state.json last
             share_modes(tmp)  # safetensors makes private files
             if target.exists():
                 old = self.root / f".old-{target.name}"
@@ -176,6 +182,17 @@ class Checkpoints:
             self.prune(best_step)
         accelerator.wait_for_everyone()
         return target
+
+    @staticmethod
+    def _writing(tmp: Path, target: Path, write: Callable[[Path], None]) -> None:
+        """Run ``write(tmp)``; a full disk (or any failed write) removes the partial checkpoint and is one line."""
+        from mtcore.outputs import write_error, write_failures
+
+        try:
+            write(tmp)
+        except write_failures() as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise MtError(f"{write_error(target, exc)}; free some space, or keep fewer checkpoints (checkpoint.keep_last)") from None
 
     def prune(self, best_step: int | None) -> None:
         """Keep the last ``keep_last`` complete checkpoints and (``keep_best``) the best one."""

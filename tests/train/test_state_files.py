@@ -53,3 +53,39 @@ def test_missing_or_broken_files_are_one_line_errors(tmp_path):
     (tmp_path / "s.json").unlink()
     with pytest.raises(ModelFileError, match=r"s\.json' is missing"):
         load_state(tmp_path / "s")
+
+
+def test_truncated_checkpoint_weights_are_named_in_one_line(tmp_path):
+    from mtcore.train.checkpoint import load_weights, save_weights
+
+    model = torch.nn.Linear(4, 2)
+    path = tmp_path / "model.safetensors"
+    save_weights(model, path)
+    path.write_bytes(path.read_bytes()[:40])  # a copy cut short
+    with pytest.raises(ModelFileError) as info:
+        load_weights(torch.nn.Linear(4, 2), path)
+    message = str(info.value)
+    assert message.startswith(f"checkpoint weights {str(path)!r} are unreadable (truncated or damaged: ") and "\n" not in message
+    assert message.endswith("delete this checkpoint to resume from an earlier one")
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from mtcore.errors import MtError
+    from mtcore.train.checkpoint import Checkpoints, save_weights
+
+    def full(*args, **kwargs):
+        raise SafetensorError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
+
+    monkeypatch.setattr(safetensors.torch, "save_model", full)
+    accelerator = SimpleNamespace(is_main_process=True, wait_for_everyone=lambda: None)
+    checkpoints = Checkpoints(tmp_path / "checkpoints")
+    with pytest.raises(MtError) as info:
+        checkpoints.save(3, accelerator, lambda tmp: save_weights(torch.nn.Linear(2, 2), tmp / "model.safetensors"), lambda tmp: None)
+    assert str(info.value) == (f"cannot write to {tmp_path / 'checkpoints' / 'step-000003'}: No space left on device; free some "
+                               "space, or keep fewer checkpoints (checkpoint.keep_last)")
+    assert list((tmp_path / "checkpoints").iterdir()) == []
