@@ -141,6 +141,7 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     pm.add_hookspecs(hookspecs)
     installed = list(entry_points(group=hookspecs.PROJECT))
     eps = [ep for ep in installed if _selected(ep, only)]
+    registry.excluded = sorted({ep.name for ep in installed if not _selected(ep, only)})
     external = [ep for ep in installed if not ep.dist or ep.dist.name != BUILTIN_DISTRIBUTION]
     known = sorted({ep.name for ep in external} | {ep.dist.name for ep in external if ep.dist})
     builtin = {ep.name for ep in installed} - {ep.name for ep in external} | {BUILTIN_DISTRIBUTION}  # always loaded

@@ -103,6 +103,7 @@ class Registry:
         self.components: dict[str, dict[str, Component]] = {kind: {} for kind in COMPONENT_KINDS}
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []  # about loading as a whole (MT_LOAD_PLUGINS naming no plugin)
+        self.excluded: list[str] = []  # installed plugins MT_LOAD_PLUGINS leaves out
 
     # ---- adding ---------------------------------------------------------------------------
     def add_task(self, task: Task, plugin: str) -> Task:
@@ -129,7 +130,16 @@ class Registry:
     # ---- finding --------------------------------------------------------------------------
     def task(self, name: str) -> Task:
         """The task with qualified id or unambiguous bare name ``name``."""
-        return _resolve_name("task", name, self.tasks)
+        try:
+            return _resolve_name("task", name, self.tasks)
+        except UnknownNameError as exc:
+            if not self.excluded:
+                raise
+            prefix = name.split(":", 1)[0] if ":" in name else None
+            if prefix in self.excluded:
+                raise UnknownNameError(f"unknown task {name!r}: plugin {prefix!r} is installed but MT_LOAD_PLUGINS leaves it out; "
+                                       "add it there, or unset MT_LOAD_PLUGINS") from None
+            raise UnknownNameError(f"{exc} (MT_LOAD_PLUGINS leaves out the installed plugin(s) {', '.join(self.excluded)})") from None
 
     def component(self, kind: str, name: str) -> Component:
         return _resolve_name(kind, name, self.components[kind])

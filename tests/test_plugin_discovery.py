@@ -160,3 +160,12 @@ def test_a_misspelled_name_in_mt_load_plugins_is_a_warning_with_did_you_mean():
     assert result.stderr.strip() == ("warning: MT_LOAD_PLUGINS names 'nlii', which is no installed plugin (did you mean 'nli'?); "
                                      "installed: mt-nli, mt-russian-superglue, mt-sentiment, nli, rsg, sentiment")
     assert "MT_LOAD_PLUGINS names 'nlii'" in run_mt("plugins", env={"MT_LOAD_PLUGINS": "nlii"}).stderr
+
+
+def test_a_task_of_a_plugin_left_out_by_mt_load_plugins_says_so():
+    result = run_mt("show-task", "rsg:terra", env={"MT_LOAD_PLUGINS": "nli"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: unknown task 'rsg:terra': plugin 'rsg' is installed but MT_LOAD_PLUGINS leaves it "
+                                     "out; add it there, or unset MT_LOAD_PLUGINS")
+    bare = run_mt("show-task", "terra", env={"MT_LOAD_PLUGINS": "nli"})
+    assert bare.stderr.strip().endswith("(MT_LOAD_PLUGINS leaves out the installed plugin(s) rsg, sentiment)")

@@ -71,7 +71,8 @@ def plugin_names(name: str, plugin: str | None = None) -> PluginNames:
         raise UsageError(f"a module named {package!r} is already importable in this environment; choose another plugin name")
     taken = {ep.name for ep in entry_points(group=PROJECT)}
     if short in taken:
-        raise UsageError(f"an installed plugin already uses the short name {short!r}; choose another name or pass --plugin")
+        fix = "pass another --plugin" if plugin is not None else "choose another name or pass --plugin with another short name"
+        raise UsageError(f"an installed plugin already uses the short name {short!r}; {fix}")
     return PluginNames(distribution=name, package=package, plugin=short)
 
 

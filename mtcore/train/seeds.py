@@ -23,9 +23,16 @@ from mtcore.errors import ConfigError, MtError
 SUMMARY = "seeds.json"
 
 
+#: More runs than this from one command is a typo (each seed is a whole training run).
+MAX_SEEDS = 100
+
+
 def parse_seeds(text: str, first: int) -> list[int]:
     """``"3"`` -> three seeds from ``first``; ``"1,7,42"`` -> those seeds."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    raw = [p.strip() for p in str(text).split(",")]
+    if len(raw) > 1 and not all(raw[:-1]):  # "5," is the list of one seed 5; "1,,2" is a typo
+        raise ConfigError(f"--seeds {text!r}: an empty item in the list; give seeds like 1,7,42")
+    parts = [p for p in raw if p]
     try:
         numbers = [int(p) for p in parts]
     except ValueError:
@@ -35,7 +42,14 @@ def parse_seeds(text: str, first: int) -> list[int]:
     if len(parts) == 1 and "," not in str(text):
         if numbers[0] < 1:
             raise ConfigError(f"--seeds {text!r}: give at least one seed")
-        return [first + i for i in range(numbers[0])]
+        if numbers[0] > MAX_SEEDS:
+            raise ConfigError(f"--seeds {text!r}: at most {MAX_SEEDS} seeds from one command (each is a whole training run)")
+        numbers = [first + i for i in range(numbers[0])]
+        if numbers[-1] >= 2**32:
+            raise ConfigError(f"--seeds {text!r}: seeds from {first} would pass 2**32 - 1; lower the config's seed")
+        return numbers
+    if len(numbers) > MAX_SEEDS:
+        raise ConfigError(f"--seeds: {len(numbers)} seeds; at most {MAX_SEEDS} from one command (each is a whole training run)")
     if len(set(numbers)) != len(numbers):
         raise ConfigError(f"--seeds {text!r}: give distinct seeds, e.g. 1,7,42")
     if any(not 0 <= n < 2**32 for n in numbers):

@@ -120,3 +120,10 @@ def test_scaffolded_plugin_installs_passes_its_tests_is_listed_and_trains(tmp_pa
     assert summary["steps"] == 3
     assert set(summary["tasks"]) == {TASK_ID}
     assert {"accuracy", "f1_macro"} <= set(summary["tasks"][TASK_ID]["final"])
+
+
+def test_a_taken_short_name_given_with_plugin_asks_for_another_plugin():
+    with pytest.raises(UsageError, match=r"already uses the short name 'rsg'; pass another --plugin$"):
+        scaffold.plugin_names("mt-brand-new", "rsg")
+    with pytest.raises(UsageError, match=r"already uses the short name 'rsg'; choose another name or pass --plugin"):
+        scaffold.plugin_names("mt-rsg")

@@ -19,7 +19,9 @@ def test_parse_seeds_takes_a_count_or_a_list():
     assert parse_seeds("1,7, 42", first=0) == [1, 7, 42]
     assert parse_seeds("5,", first=0) == [5]
     for bad, fragment in (("0", "at least one seed"), ("two", r"a number of seeds \(3\) or a list"), ("1,1", "distinct seeds"),
-                          ("", r"a number of seeds \(3\)"), ("2,-3", "seeds are integers from 0 to 2\*\*32 - 1")):
+                          ("", r"a number of seeds \(3\)"), ("2,-3", "seeds are integers from 0 to 2\*\*32 - 1"),
+                          ("1,,2", "an empty item in the list"), ("1000000", "at most 100 seeds from one command"),
+                          (",".join(map(str, range(101))), "101 seeds; at most 100")):
         with pytest.raises(ConfigError, match=fragment):
             parse_seeds(bad, first=0)
 
