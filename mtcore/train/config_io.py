@@ -132,7 +132,8 @@ def _entry_id(entry: Any) -> str | None:
     """The task id (or inline definition's name) of one ``tasks`` list entry."""
     task_id = entry if isinstance(entry, str) else (entry or {}).get("id") if isinstance(entry, dict) else None
     if task_id is None and isinstance(entry, dict) and isinstance(entry.get("define"), dict):
-        task_id = entry["define"].get("name")
+        name = entry["define"].get("name")
+        task_id = None if name is None else f"user:{name}"  # what the defined task's id will be
     return None if task_id is None else str(task_id)
 
 

@@ -227,3 +227,11 @@ def test_cli_encoder_that_cannot_be_padding_free_exits_2_and_leaves_nothing(tmp_
     assert len(lines) == 1 and "DebertaV2Model does not support padding-free batches" in lines[0], result.stderr
     assert "batching.padding_free: false" in lines[0]
     assert not run.exists()  # the run directory made for this start is removed again
+
+
+def test_an_inline_task_is_addressed_by_its_id_or_name_in_overrides():
+    raw = {"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra", {"define": {"name": "reviews", "kind": "text_classification",
+                                                                          "labels": ["neg", "pos"], "files": {"train": "t.jsonl"}}}]}
+    for key in ("tasks.user:reviews.max_length=32", "tasks.reviews.max_length=32", "tasks.1.max_length=32"):
+        assert load_config(raw, [key]).tasks[1].max_length == 32
+    assert "(did you mean 'user:reviews'?)" in error_of(raw, ["tasks.user:reveiws.max_length=32"])
