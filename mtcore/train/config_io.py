@@ -239,6 +239,46 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def anchor_to_file(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Relative paths written in a config file start at the file's folder (overrides, given on the
+    command line, start at the current one): a task entry's ``data_dir``, an inline definition's
+    ``files`` and a local ``encoder.path``. A ``data_dir`` or ``encoder.path`` found only from the
+    current folder is left to it (configs written before this rule), and so is a hub id."""
+
+    def from_file(value: Any, kind: str) -> Any:
+        """``kind``: "files" (always from the file), "data_dir" or "encoder" (from the file when there)."""
+        if not isinstance(value, str) or not value:
+            return value
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return value
+        anchored = Path(os.path.normpath(folder / path))
+        if kind == "files" or anchored.exists():
+            return str(anchored)
+        if path.exists() or kind == "encoder":  # the current folder's (older configs), or a hub id like org/name
+            return value
+        return str(anchored)  # found nowhere: the error names the place the file meant
+
+    raw = copy.deepcopy(raw)
+    for entry in raw.get("tasks") or []:
+        if not isinstance(entry, dict):
+            continue
+        if "data_dir" in entry:
+            entry["data_dir"] = from_file(entry["data_dir"], "data_dir")
+        define = entry.get("define")
+        if isinstance(define, dict) and entry.get("data_dir") is None and define.get("files") is not None:
+            files = define["files"]
+            if isinstance(files, dict):
+                define["files"] = {split: [from_file(p, "files") for p in paths] if isinstance(paths, list) else from_file(paths, "files")
+                                   for split, paths in files.items()}
+            else:
+                define["files"] = [from_file(p, "files") for p in files] if isinstance(files, list) else from_file(files, "files")
+    encoder = raw.get("encoder")
+    if isinstance(encoder, dict) and "path" in encoder:
+        encoder["path"] = from_file(encoder["path"], "encoder")
+    return raw
+
+
 def load_config(source: str | Path | Mapping[str, Any] | TrainConfig, overrides: Iterable[str] = ()) -> TrainConfig:
     """A validated :class:`TrainConfig` from a YAML path, a mapping or a config, plus overrides."""
     if isinstance(source, TrainConfig):
@@ -246,7 +286,7 @@ def load_config(source: str | Path | Mapping[str, Any] | TrainConfig, overrides:
     elif isinstance(source, Mapping):
         raw = dict(source)
     else:
-        raw = read_yaml(source)
+        raw = anchor_to_file(read_yaml(source), Path(source).expanduser().absolute().parent)
     raw = apply_overrides(raw, list(overrides))
     try:
         return TrainConfig.model_validate(raw)

@@ -57,7 +57,9 @@ class Trainer:
         config_path = Path(config) if isinstance(config, (str, Path)) else None
         self.config: TrainConfig = load_config(config, overrides)
         self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
-        base_dir = config_path.parent if config_path is not None else Path.cwd()
+        # paths from the file start at its folder (load_config); what is still relative came from
+        # overrides or a mapping and starts at the current folder
+        base_dir = Path.cwd()
         self.config = anchor_paths(self.config, base_dir)  # the run's saved config works from any folder
         self.plan: RunPlan = plan_run(self.config, base_dir=base_dir)
         self.resume = resume

@@ -286,9 +286,10 @@ def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfi
     """``config`` with the relative paths of its task entries made absolute, so the run's saved
     config works from any folder (``mt evaluate RUN``, ``--resume``).
 
-    An entry's ``data_dir`` starts at the current directory; the ``files`` of an inline
-    definition start at its ``data_dir`` when it has one (left as they are), else at
-    ``base_dir`` (the config file's folder).
+    Paths written in a config file were already anchored at its folder when it was read
+    (:func:`mtcore.train.config_io.anchor_to_file`); what is still relative came from overrides or
+    a mapping: an entry's ``data_dir`` starts at the current directory, the ``files`` of an inline
+    definition at its ``data_dir`` when it has one (left as they are), else at ``base_dir``.
     """
     base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute()
     entries = []

@@ -85,3 +85,35 @@ def test_run_with_relative_inline_files_is_evaluated_from_another_folder(tmp_pat
     monkeypatch.chdir(tmp_path)
     report = evaluate_path(moved)
     assert report.metrics["user:reviews/accuracy"] == summary["final"]["metrics"]["user:reviews/accuracy"]
+
+
+def test_paths_in_a_config_file_start_at_its_folder_and_overrides_at_the_current_one(tmp_path, monkeypatch, make_config, small_encoder):
+    """Run from the parent of the config's folder: data_dir, encoder.path and define files in the file
+    resolve from the file; a path given as an override resolves from where the command runs."""
+    import shutil
+
+    import yaml
+
+    from mtcore.train.trainer import Trainer
+
+    project = tmp_path / "project"
+    (project / "conf").mkdir(parents=True)
+    shutil.copytree(small_encoder, project / "encoder")
+    config = make_config()
+    sent = config["tasks"][0]["define"]
+    (project / "data").mkdir()
+    for split in ("train", "validation"):
+        shutil.copy(sent["files"][split], project / "data" / f"{split}.jsonl")
+    config["encoder"] = {"path": "../encoder"}
+    config["tasks"] = [{"define": {**sent, "files": {"train": "../data/train.jsonl", "validation": "../data/validation.jsonl"}}},
+                       {"id": "rsg:terra", "source": "local", "data_dir": "../rsg"}]
+    (project / "rsg" / "TERRa").mkdir(parents=True)
+    path = project / "conf" / "run.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    trainer = Trainer(path, tmp_path / "out", overrides=["tasks.0.define.files.validation=project/data/validation.jsonl"])
+    assert trainer.config.encoder.path == str(project / "encoder")
+    assert trainer.config.tasks[1].data_dir == str(project / "rsg")
+    files = trainer.config.tasks[0].define["files"]
+    assert files["train"] == str(project / "data" / "train.jsonl")  # from the file: its folder
+    assert files["validation"] == str(tmp_path / "project" / "data" / "validation.jsonl")  # an override: the current folder
