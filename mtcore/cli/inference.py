@@ -45,7 +45,7 @@ def evaluate(
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks to score (ids or bare names; repeat or comma-separate). Default: all."),
     split: str = typer.Option("validation", "--split", help="Split to score: train, validation or test (labelled)."),
     source: Optional[str] = typer.Option(None, "--source", help="Data source: sample, local or hub (default: the run's, else sample)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official files (implies --source local for model directories)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official files (implies --source local unless --source is given)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Evaluation batch size (default: the run's, else 32)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16 (default: the run's, else fp32)."),

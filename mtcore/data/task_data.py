@@ -104,7 +104,7 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
     spec = _pick_source(task, source)
     if data_dir is not None and spec.kind != "local":
         raise ConfigError(f"data_dir is read only by local sources; task {task.id!r} source {source!r} is {spec.kind}: "
-                          f"use source='local' to read your files")
+                          f"use the local source to read your files (source='local', --source local)")
     loader = resolve(spec.loader)
     options = dict(spec.options)
     if spec.kind == "local":

@@ -116,7 +116,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
         if len(matches) == 1:
             p = matches[0]
             head = model.resolve_task(p.id)
-            chosen = source or p.source
+            chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
             setups.append(TaskSetup(p.task, head, chosen, folder))
             continue

@@ -115,3 +115,14 @@ def test_a_run_without_model_points_to_its_checkpoints(cli, tmp_path, make_small
     shutil.copytree(run / "checkpoints" / "step-000004", loose)
     result = cli("evaluate", loose)
     assert result.exit_code == 1 and "pass it inside its run directory" in result.stderr
+
+
+def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_run):
+    """`--data-dir D` without --source reads your files (the run trained on the plugin's sample)."""
+    from importlib import resources
+
+    sample = str(resources.files("mt_russian_superglue") / "sample")  # the official layout
+    for target in (trained_run, trained_run / "model"):
+        result = cli("evaluate", target, "--tasks", "terra", "--data-dir", sample)
+        assert result.exit_code == 0, result.stderr
+        assert f"local {sample}" in result.stdout
