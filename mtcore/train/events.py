@@ -103,6 +103,7 @@ def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress
     if step % config.logging.every == 0 or step >= engine.total_steps:
         log_training(engine, meter, watch, progress)
     improved = False
+    paused = time.perf_counter()  # evaluation and checkpoints are not training: keep them out of ex/s
     if config.evaluation.every and step % config.evaluation.every == 0:
         improved = run_evaluation(engine, watch, progress)
         patience = config.evaluation.early_stopping_patience
@@ -113,6 +114,7 @@ def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress
     if due or (improved and config.checkpoint.keep_best):
         watch.check(_last_checkpoint(engine), _gather(engine))
         save_checkpoint(engine, progress)
+    meter.exclude(time.perf_counter() - paused)
 
 
 def finish(engine: Engine, watch: NonFiniteWatch, progress: Progress) -> dict[str, Any]:

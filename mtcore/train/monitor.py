@@ -51,7 +51,12 @@ class LossMeter:
         self.examples = dict.fromkeys(self.tasks, 0)
         self.tokens = dict.fromkeys(self.tasks, 0)
         self.data_wait = 0.0
+        self.excluded = 0.0
         self.started = time.perf_counter()
+
+    def exclude(self, seconds: float) -> None:
+        """Time since the last reset that was not training (evaluation, checkpoints): not in the rates."""
+        self.excluded += seconds
 
     def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int) -> None:
         """Record one batch (no sync: the loss stays on the device)."""
@@ -65,7 +70,7 @@ class LossMeter:
 
         ``reduce_mean`` (DDP) averages the loss sums across processes before reading them.
         """
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        elapsed = max(time.perf_counter() - self.started - self.excluded, 1e-9)
         active = [t for t in self.tasks if self.batches[t]]
         rows: dict[str, dict[str, float]] = {}
         if active:

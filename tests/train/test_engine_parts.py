@@ -254,3 +254,18 @@ def test_cuda_kernel_choice_leaves_cudnn_out_of_attention(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     configure_cuda_kernels()
     assert calls == [False]
+
+
+def test_time_spent_evaluating_is_left_out_of_the_training_rates(monkeypatch):
+    """ex/s after an evaluation counts training time only (evaluation took 9 of the 10 seconds here)."""
+    import torch
+
+    from mtcore.train import monitor
+
+    clock = iter([100.0, 110.0, 110.0])  # reset, flush, reset again
+    monkeypatch.setattr(monitor.time, "perf_counter", lambda: next(clock))
+    meter = monitor.LossMeter(["a"], torch.device("cpu"))
+    meter.add("a", torch.tensor(0.5), examples=20, tokens=200)
+    meter.exclude(9.0)
+    rows, totals = meter.flush()
+    assert totals["examples_per_s"] == 20.0 and rows["a"]["tokens_per_s"] == 200.0 and totals["seconds"] == 1.0
