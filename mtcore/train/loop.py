@@ -29,20 +29,21 @@ from mtcore.train.optim import split_parameters
 
 
 def batch_stream(sampler: Any) -> Iterator[Any]:
-    """The sampler's batches across epochs, forever (it moves itself to the next epoch)."""
+    """The sampler's batches across epochs, forever.
+
+    The sampler moves itself to the next epoch when one is complete, also when it was restored
+    exactly at the end of an epoch (that pass yields nothing and only advances it): moving it
+    here too would skip a whole epoch.
+    """
     empty = 0
     while True:
         got = False
         for item in sampler:
             got = True
             yield item
-        if not got:  # restored exactly at the end of an epoch
-            empty += 1
-            if empty > 1:
-                raise RuntimeError("the batch sampler yields no batches")
-            sampler.set_epoch(sampler.epoch + 1)
-        else:
-            empty = 0
+        empty = 0 if got else empty + 1
+        if empty > 1:
+            raise RuntimeError("the batch sampler yields no batches")
 
 
 def train_loop(engine: Engine) -> dict[str, Any]:

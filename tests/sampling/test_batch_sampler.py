@@ -216,3 +216,33 @@ def test_plugin_samplers_are_found_by_name(small_data):
     register_component("sampler", "only_first_test", OnlyFirst)
     plan = _plan(MultitaskBatchSampler(small_data, batch_size=4, sampler="only_first_test"))
     assert {step[0][0] for step in plan} == {"big"} and len(plan) == 60
+
+
+@pytest.mark.parametrize("mode", ["single", "all"])
+def test_a_state_saved_exactly_at_the_end_of_an_epoch_resumes_into_the_next_one(small_data, mode):
+    """The training loop's stream (batch_stream) after a checkpoint taken on the last step of an
+    epoch goes on with the next epoch, not the one after it."""
+    from mtcore.train.loop import batch_stream
+
+    class Indices:  # the sampler's iteration without reading rows (the small data have no collator)
+        def __init__(self, sampler):
+            self.sampler = sampler
+
+        def __iter__(self):
+            return self.sampler.iter_indices()
+
+    def names(item):
+        return [(task, list(map(int, rows))) for task, rows in (item if isinstance(item, list) else [item])]
+
+    live = MultitaskBatchSampler(small_data, batch_size=4, seed=7, mode=mode)
+    stream = batch_stream(Indices(live))
+    for _ in range(len(live)):  # the whole of epoch 0
+        next(stream)
+    state = live.state_dict()
+    assert (state["epoch"], state["step"]) == (0, len(live))
+    expected = [names(next(stream)) for _ in range(5)]
+    assert live.epoch == 1
+    restored = MultitaskBatchSampler(small_data, batch_size=4, seed=7, mode=mode)
+    restored.load_state_dict(state)
+    resumed = batch_stream(Indices(restored))
+    assert [names(next(resumed)) for _ in range(5)] == expected and restored.epoch == 1
