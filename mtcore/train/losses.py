@@ -35,6 +35,9 @@ class LossStrategy(nn.Module):
     owns_backward: bool = False
     supports_accumulation: bool = True
     supports_distributed: bool = True
+    #: Whether the strategy applies ``weights`` (``loss.weights``, the tasks' ``weight``); None: unknown
+    #: (a plugin's strategy), so a config giving weights is not checked against it.
+    uses_weights: bool | None = None
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__()
@@ -73,6 +76,7 @@ class SingleTaskLoss(LossStrategy):
     """One task per step (the sampler picks it); its loss as is."""
 
     batches = "single"
+    uses_weights = False
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return loss
@@ -82,6 +86,7 @@ class SumLoss(LossStrategy):
     """One batch of every task per step; the losses summed (the seed's "metabatch")."""
 
     batches = "all"
+    uses_weights = False
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return loss
@@ -94,6 +99,7 @@ class WeightedLoss(LossStrategy):
     """
 
     batches = "all"
+    uses_weights = True
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return self.weights[task_id] * loss
@@ -106,6 +112,7 @@ class UncertaintyLoss(LossStrategy):
     """
 
     batches = "all"
+    uses_weights = False
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0) -> None:
         super().__init__(task_ids, weights)
@@ -130,6 +137,7 @@ class PCGradLoss(LossStrategy):
     """
 
     batches = "all"
+    uses_weights = False
     owns_backward = True
     supports_accumulation = False
     supports_distributed = False

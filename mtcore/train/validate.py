@@ -191,6 +191,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
                           f"not run under DDP ({world_size} processes); use 'sum', 'weighted' or 'uncertainty', or train on one process")
     default_weights = {p.id: p.entry.weight for p in planned}
     strategy_weights = {**default_weights, **_match_weights(config.loss.weights, ids, "loss.weights")}
+    if config.loss.weights and getattr(strategy_cls, "uses_weights", None) is False:
+        raise ConfigError(f"config key 'loss.weights': loss strategy {config.loss.strategy!r} does not weight the task losses, so "
+                          "these weights would be ignored; set loss.strategy: weighted, or remove loss.weights")
     try:
         strategy_cls(ids, weights=strategy_weights, **config.loss.options)
     except TypeError as exc:
@@ -201,6 +204,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     defaults = getattr(sampler_cls, "defaults", {})
     if "weights" in defaults and "weights" not in sampler_options:
         sampler_options["weights"] = default_weights
+    weighted = [p.id for p in planned if p.entry.weight != 1.0]
+    if weighted and getattr(strategy_cls, "uses_weights", None) is False and "weights" not in defaults:
+        warnings.warn(f"the weight of {', '.join(weighted)} is used by neither loss strategy {config.loss.strategy!r} nor sampler "
+                      f"{config.sampler.name!r}; use loss.strategy: weighted or sampler.name: fixed, or remove it", UserWarning, stacklevel=2)
     try:
         sampler_cls({t: 1 for t in ids}, seed=config.seed, **{k: v for k, v in sampler_options.items() if k != "num_epochs"})
     except MtError as exc:

@@ -235,3 +235,14 @@ def test_an_inline_task_is_addressed_by_its_id_or_name_in_overrides():
     for key in ("tasks.user:reviews.max_length=32", "tasks.reviews.max_length=32", "tasks.1.max_length=32"):
         assert load_config(raw, [key]).tasks[1].max_length == 32
     assert "(did you mean 'user:reviews'?)" in error_of(raw, ["tasks.user:reveiws.max_length=32"])
+
+
+def test_weights_that_nothing_would_use_are_refused_or_warned():
+    """loss.weights with a strategy that does not weight losses (sum, pcgrad, ...) was silently ignored."""
+    for strategy in ("sum", "pcgrad", "uncertainty", "single"):
+        message = error_of(BASE, [f"loss.strategy={strategy}", "loss.weights={rsg:terra: 0.0}"], plan=True)
+        assert message == (f"config key 'loss.weights': loss strategy {strategy!r} does not weight the task losses, so these weights "
+                           "would be ignored; set loss.strategy: weighted, or remove loss.weights")
+    assert plan_run(load_config(BASE, ["loss.strategy=weighted", "loss.weights={rsg:terra: 0.5}"])).strategy_weights["rsg:terra"] == 0.5
+    with pytest.warns(UserWarning, match=r"^the weight of rsg:terra is used by neither loss strategy 'sum' nor sampler 'proportional'"):
+        plan_run(load_config(BASE, ["loss.strategy=sum", "tasks.0.weight=2"]))
