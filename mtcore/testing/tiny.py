@@ -90,8 +90,9 @@ def build_tiny_encoder(
     tokenizer = BertTokenizer(vocab={tok: i for i, tok in enumerate(vocab)}, do_lower_case=True,
                               model_max_length=max_positions, **extra)
     config = _config(arch, len(vocab), hidden_size, num_layers, num_heads, max_positions)
-    torch.manual_seed(seed)
-    model = AutoModel.from_config(config)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

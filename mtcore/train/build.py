@@ -309,11 +309,11 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
 
     config = plan.config
     check_packed_attention_device(config, accelerator.device)
-    set_seed(config.seed)
     notes: list[str] = []
     with quiet_progress_bars():
-        source = encoder_source(config, run, accelerator)
+        source = encoder_source(config, run, accelerator)  # a tiny demo encoder is built only the first time
         tokenizer = load_tokenizer(source, config)
+        set_seed(config.seed)  # after it, so that a resumed run's heads start from the same random state
         model = build_model(plan, source, tokenizer)
         if config.encoder.load_heads:
             from mtcore.train.warm_start import load_saved_heads

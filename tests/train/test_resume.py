@@ -76,3 +76,24 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     assert evals(run) == evals(tmp_path / "full") and len(evals(run)) == 4
     assert losses(run) == losses(tmp_path / "full")
     assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_resume_before_the_first_checkpoint_restarts_exactly_like_a_fresh_run(tmp_path: Path, make_config, helpers):
+    """The run stopped before any checkpoint (its tiny demo encoder already built in the run
+    folder): --resume starts over and must end where an uninterrupted run ends."""
+    from mtcore import Trainer
+    from mtcore.train.monitor import NonFiniteLossError
+
+    def config(**debug):
+        return make_config(encoder={"tiny": {"arch": "bert", "hidden_size": 32, "num_layers": 1, "num_heads": 2}},
+                           schedule={"max_steps": 6, "warmup_steps": 1}, checkpoint={"every": 4}, debug=debug)
+
+    Trainer(config(), output_dir=tmp_path / "straight").train()
+    with pytest.raises(NonFiniteLossError):
+        Trainer(config(inject_nan_at_step=3), output_dir=tmp_path / "crashed").train()
+    assert not list((tmp_path / "crashed" / "checkpoints").glob("step-*"))
+    Trainer(config(inject_nan_at_step=3), output_dir=tmp_path / "crashed", resume=True,
+            overrides=["debug.inject_nan_at_step=null"]).train()
+    straight, resumed = helpers.load_weights(tmp_path / "straight" / "model"), helpers.load_weights(tmp_path / "crashed" / "model")
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[name], resumed[name]) for name in straight)
