@@ -1,0 +1,37 @@
+"""``mt check``: what ``mt train`` checks before its first step, without training or writing a run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from clitools import run_mt
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_check_reads_every_task_and_counts_the_steps_without_writing_anything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run_mt("check", str(REPO / "examples" / "quickstart.yaml"), "schedule.max_steps=7")
+    assert result.returncode == 0, result.stderr
+    for task in ("rsg:terra", "rsg:parus", "nli:xnli-ru", "sentiment:mokoron"):
+        assert task in result.stdout
+    assert "steps:" in result.stdout and "7 in the run (schedule.max_steps)" in result.stdout
+    assert result.stdout.rstrip().endswith("config ok")
+    assert list(tmp_path.iterdir()) == []  # no run folder, no tiny encoder left behind
+
+
+def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in (("good", "pos"), ("bad", "nope"))), encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "tasks": [
+        {"define": {"name": "reviews", "kind": "text_classification", "labels": ["neg", "pos"], "files": {"train": "train.jsonl"}}}]}))
+    bad_key = run_mt("check", str(config), "optimizer.lrr=1", "--no-data")
+    assert bad_key.returncode == 2 and bad_key.stderr.strip() == "error: config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"
+    bad_row = run_mt("check", str(config))
+    lines = bad_row.stderr.strip().splitlines()
+    assert bad_row.returncode != 0 and len(lines) == 1
+    assert f"{data} row 2: label 'nope' is not one of 'neg', 'pos'" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "train.jsonl"]
