@@ -1,4 +1,4 @@
-"""``mt check CONFIG [KEY=VALUE ...]``: everything ``mt train`` checks before its first step, without training.
+"""``mt check CONFIG [KEY=VALUE ...]``: the checks ``mt train`` makes before it builds the model, without training.
 
 The config is read and resolved against the installed plugins (the same one-line errors as
 ``mt train``); then, unless ``--no-data``, the encoder's tokenizer is loaded and every task's
@@ -38,7 +38,7 @@ def check(
     overrides: Optional[List[str]] = typer.Argument(None, metavar="KEY=VALUE", help="Config overrides, as for mt train."),
     data: bool = typer.Option(True, "--data/--no-data", help="Also load the tokenizer and every task's data, and count the steps."),
 ) -> None:
-    """Check a training config without training: plugins, tasks, keys, then data and the step count."""
+    """Check a training config without training: plugins, tasks and keys, then the data and the step count."""
     from rich.table import Table
 
     from mtcore.cli.output import stdout
