@@ -53,6 +53,8 @@ def check(
         table.add_column(column, justify="right" if column.endswith("rows") else "left")
     for p in plan.tasks:
         where = p.data_dir or ("(in the plugin)" if p.source == "sample" else "")
+        if p.entry.define is not None and p.entry.data_dir is None:  # an inline task: where its files are
+            where = _files_folder(p.entry.define.get("files")) or where
         rows = counts["rows"][p.id] if counts else None
         table.add_row(p.id, str(p.task.kind), p.source, str(where), *([str(v) for v in rows] if rows else []))
     stdout.print(table)
@@ -60,6 +62,13 @@ def check(
         print(f"steps: {counts['epoch_steps']} in the first epoch, {counts['total_steps']} in the run "
               f"({'schedule.max_steps' if loaded.schedule.max_steps is not None else f'{loaded.schedule.epochs} epoch(s)'})")
     print("config ok" + ("" if data else " (data not read: --no-data)"))
+
+
+def _files_folder(files: Any) -> str | None:
+    """The folder of an inline task's first file (its paths are absolute once the config is read)."""
+    first = files if isinstance(files, str) else next(iter(files.values()), None) if isinstance(files, dict) else (files or [None])[0]
+    first = first[0] if isinstance(first, list) and first else first
+    return str(Path(first).parent) if isinstance(first, str) else None
 
 
 def _count(plan: Any) -> dict[str, Any]:

@@ -85,12 +85,14 @@ def _one_format(root: Path, pattern: str, found: list[Path]) -> list[Path]:
     from mtcore.data.readers import format_of
 
     data = [p for p in found if format_of(p) is not None]
-    found = data or found
-    if len(found) > 1:
-        names = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in found)
-        raise DataError(f"{root}: {pattern!r} matches {len(found)} files ({names}); it stands for one file: move the others "
-                        "away, or name the file in the task's sources.local.files")
-    return found
+    names = ", ".join(str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in (data or found))
+    if not data:
+        raise DataError(f"{root}: {pattern!r} matches no data file, only {names} (no .jsonl, .json, .csv, .tsv or .parquet "
+                        "name); put the data file there, or name the file itself instead of the pattern")
+    if len(data) > 1:
+        raise DataError(f"{root}: {pattern!r} matches {len(data)} files ({names}); it stands for one file: move the others "
+                        "away, or name the file itself instead of the pattern")
+    return data
 
 
 def _not_found(root: Path, pattern: str) -> DataError:

@@ -243,6 +243,8 @@ def _raise_field_limit() -> None:
 def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: Any = True, names: list[str] | None = None,
               quoting: Any = None, multiline: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     _raise_field_limit()
+    if not isinstance(multiline, bool):
+        raise ConfigError(f"{path}: reader option multiline must be true or false, not {multiline!r}")
     mode = _quoting(quoting if quoting is not None else "minimal")
     last_line = 0  # the last line the csv reader has consumed
 

@@ -272,7 +272,8 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.create()
-        dump_config(config, run.config, header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {run.config} --output-dir {run.root} --resume")
+        root = run.root.absolute()
+        dump_config(config, run.config, header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {root / 'config.yaml'} --output-dir {root} --resume")
     accelerator.wait_for_everyone()
 
 

@@ -71,9 +71,24 @@ class Section(BaseModel):
     @classmethod
     def _no_booleans_for_numbers(cls, value: Any, info: Any) -> Any:
         """``max_steps: yes`` is YAML's True, which pydantic would take as 1."""
-        if isinstance(value, bool) and info.field_name in cls.model_fields and _takes_number_not_bool(cls.model_fields[info.field_name].annotation):
+        field = cls.model_fields.get(info.field_name)
+        if field is None:
+            return value
+        if isinstance(value, bool) and _takes_number_not_bool(field.annotation):
             raise ValueError(f"expected a number, got {value} (YAML reads yes/no/on/off/true/false as booleans)")
+        if isinstance(value, dict) and _takes_number_not_bool(_mapping_values(field.annotation)):
+            key = next((k for k, v in value.items() if isinstance(v, bool)), None)
+            if key is not None:
+                raise ValueError(f"{key}: expected a number, got {value[key]} (YAML reads yes/no/on/off/true/false as booleans)")
         return value
+
+
+def _mapping_values(annotation: Any) -> Any:
+    """The value type of a ``dict[K, V]`` annotation (None otherwise)."""
+    import typing
+
+    args = typing.get_args(annotation)
+    return args[1] if typing.get_origin(annotation) is dict and len(args) == 2 else None
 
 
 def _takes_number_not_bool(annotation: Any) -> bool:

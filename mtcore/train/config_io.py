@@ -198,6 +198,8 @@ class _NoDuplicateKeys(yaml.SafeLoader):
 def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     first_line: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden here
+            continue
         try:
             key = loader.construct_object(key_node, deep=True)
             if key in first_line:

@@ -51,6 +51,18 @@ def write_json(path: Path, data: Any) -> None:
         raise
 
 
+def _same_folder(written: str | Path, root: str | Path) -> bool:
+    """Whether the run folder named in a config.yaml header is ``root`` (a relative name from an
+    older run, written from another folder, counts when its last part matches)."""
+    path = Path(written).expanduser()
+    try:
+        if path.resolve() == Path(root).expanduser().resolve():
+            return True
+    except OSError:
+        return False
+    return not path.is_absolute() and path.name == Path(root).expanduser().absolute().name
+
+
 class RunDir:
     """Paths of one run and the rules for starting or resuming it."""
 
@@ -118,9 +130,11 @@ class RunDir:
             return
         except OSError:
             first = ""
-        if not first.startswith(self.CONFIG_HEADER):
-            raise ConfigError(f"output directory {str(self.root)!r} holds a config.yaml that no run wrote (your own config?); "
-                              "the run would overwrite it with its resolved config: choose another --output-dir")
+        written_for = first.split("--output-dir ", 1)[1].split(" --resume", 1)[0].strip() if "--output-dir " in first else None
+        if not first.startswith(self.CONFIG_HEADER) or (written_for is not None and not _same_folder(written_for, self.root)):
+            raise ConfigError(f"output directory {str(self.root)!r} holds a config.yaml that no run wrote here (your own config, "
+                              "or a copy of another run's?); the run would overwrite it with its resolved config: choose another "
+                              "--output-dir")
 
     def check_new(self) -> None:
         """Refuse to start a fresh run over an existing one (or in a place no run directory can be)."""

@@ -159,6 +159,8 @@ def test_a_stray_quote_that_swallows_rows_is_refused(tmp_path, write):
                                      "look like rows of their own (e.g. 'pos,отлично'); if quotes are plain text")
     assert [row["text"] for _, row in iter_rows(path, quoting="none")] == ["хорошо", '"Кино — отстой', "отлично", "плохо"]
     assert len(list(iter_rows(path, multiline=True))) == 2  # the user says fields span lines: read as written
+    with pytest.raises(ConfigError, match="reader option multiline must be true or false, not 'false'"):
+        list(iter_rows(path, multiline="false"))
     # XNLI-style: the quote opens a row's first field and closes in a later row
     tsv = write.text(tmp_path / "train.tsv", 'premise\thypothesis\tlabel\nа\tб\tneutral\nа\tб\tcontradiction\n"Ну\tв\tneutral\n'
                                              'г\tд\tcontradiction\nе конец"\tж\tneutral\n')
@@ -202,5 +204,9 @@ def test_any_format_pattern_names_one_file(tmp_path, write):
     with pytest.raises(DataError) as err:
         find_files(tmp_path, "train.*")
     assert str(err.value) == (f"{tmp_path}: 'train.*' matches 2 files (train.csv, train.jsonl); it stands for one file: move the "
-                              "others away, or name the file in the task's sources.local.files")
+                              "others away, or name the file itself instead of the pattern")
+    (tmp_path / "only").mkdir()
+    write.text(tmp_path / "only" / "train.csv.orig", "old\n")
+    with pytest.raises(DataError, match=r"'train\.\*' matches no data file, only train\.csv\.orig"):
+        find_files(tmp_path / "only", "train.*")
     assert find_files(tmp_path, "train.c*") == [tmp_path / "train.csv"]  # other globs match what they match

@@ -90,6 +90,7 @@ def test_missing_required_sections():
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
     (["schedule.max_steps=yes"], "config key 'schedule.max_steps': expected a number, got True (YAML reads yes/no/on/off/"),
+    (["loss.strategy=weighted", "loss.weights={rsg:terra: no}"], "config key 'loss.weights': rsg:terra: expected a number, got False"),
     (["batching.max_rows=8"], "config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too"),
     (["encoder.options={packed_attention: flx}"], "config key 'encoder.options.packed_attention': unknown kernel 'flx' "
                                                   "(did you mean 'flex'?)"),
@@ -180,6 +181,12 @@ def test_yaml_file_errors(tmp_path: Path):
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
     assert "must hold a mapping" in error_of(listed)
+    merged = tmp_path / "merged.yaml"  # YAML merge keys still work (a key of the merged mapping may be set again)
+    merged.write_text("defaults: &d {max_steps: 2, warmup_steps: 1}\nencoder: {tiny: bert}\ntasks: [rsg:terra]\n"
+                      "schedule:\n  <<: *d\n  max_steps: 3\n")
+    from mtcore.train.config_io import read_yaml
+
+    assert read_yaml(merged)["schedule"] == {"max_steps": 3, "warmup_steps": 1}
     twice = tmp_path / "twice.yaml"
     twice.write_text("seed: 1\nencoder: {tiny: bert}\nseed: 2\ntasks: [rsg:terra]\n")
     assert error_of(twice) == f"config file {str(twice)!r} line 3: invalid YAML (key 'seed' is given twice (first on line 1); keep one)"

@@ -100,8 +100,28 @@ def test_the_users_own_config_is_never_overwritten(mt_train, make_config, tmp_pa
     for extra in ([], ["--resume"]):
         result = mt_train(config, "--output-dir", tmp_path, *extra)
         assert result.exit_code == 2
-        _one_error_line(result, "holds a config.yaml that no run wrote (your own config?)", "choose another --output-dir")
+        _one_error_line(result, "holds a config.yaml that no run wrote here (your own config", "choose another --output-dir")
         assert config.read_text(encoding="utf-8") == text and _listing(tmp_path) == ["config.yaml"]
     result = mt_train(config, "--output-dir", "")
     assert result.exit_code == 2
     _one_error_line(result, "--output-dir is empty")
+
+
+def test_a_copy_of_another_runs_config_is_not_taken_for_this_runs(mt_train, make_config, tmp_path):
+    """config.yaml copied out of runs/a and edited: its first line names runs/a, so -o beside it is refused."""
+    config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
+    first = mt_train(_write(tmp_path / "c.yaml", config), "--output-dir", tmp_path / "a")
+    assert first.exit_code == 0, first.stderr
+    copy = tmp_path / "edited" / "config.yaml"
+    copy.parent.mkdir()
+    text = (tmp_path / "a" / "config.yaml").read_text(encoding="utf-8") + "# my edits\n"
+    copy.write_text(text, encoding="utf-8")
+    result = mt_train(copy, "--output-dir", copy.parent)
+    assert result.exit_code == 2
+    _one_error_line(result, "or a copy of another run's?")
+    assert copy.read_text(encoding="utf-8") == text
+
+
+def _write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
