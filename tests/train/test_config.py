@@ -59,6 +59,8 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["optimizer"], "must look like key=value"),
     (["tasks.0.label_aliases={yes: entailment}"], "config key 'tasks.0.label_aliases': a key: input should be a valid string (got True); "
                                                   "YAML reads yes/no/on/off/true/false as booleans: quote the word ('yes')"),
+    (["schedule.max_steps=yes"], "config key 'schedule.max_steps': expected a number, got True (YAML reads yes/no/on/off/"),
+    (["loss.strategy=weighted", "loss.weights={rsg:terra: no}"], "config key 'loss.weights': rsg:terra: expected a number, got False"),
 ])
 def test_malformed_configs_name_the_key(overrides, expected):
     assert expected in error_of(BASE, overrides)
@@ -89,8 +91,6 @@ def test_missing_required_sections():
     (["tasks=[rsg:lidirus]"], "evaluate-only"),
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
-    (["schedule.max_steps=yes"], "config key 'schedule.max_steps': expected a number, got True (YAML reads yes/no/on/off/"),
-    (["loss.strategy=weighted", "loss.weights={rsg:terra: no}"], "config key 'loss.weights': rsg:terra: expected a number, got False"),
     (["batching.max_rows=8"], "config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too"),
     (["encoder.options={packed_attention: flx}"], "config key 'encoder.options.packed_attention': unknown kernel 'flx' "
                                                   "(did you mean 'flex'?)"),
