@@ -257,11 +257,15 @@ def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: A
     header_pending = header not in (None, False)
     columns = [str(name) for name in names] if names is not None else None
     seen: list[set[str] | None] = []  # each column's values so far while there are few of them (labels)
+    early: list[tuple[int, int, list[str]]] = []  # multi-line rows among the first ones, checked once values are known
+    rows = 0
     while True:
         number = last_line + 1
         try:
             record = next(reader)
         except StopIteration:
+            for args in early:
+                _check_stray_quote(path, *args, columns or [], sep, mode, seen)
             return
         except csv.Error as exc:
             raise DataError(f"{path} row {number}: not valid CSV ({exc}); check the sep= and quoting= reader options") from None
@@ -279,13 +283,24 @@ def _csv_rows(path: Path, encoding: str = "utf-8-sig", sep: str = ",", header: A
             raise DataError(f"{path} row {number}: {len(record)} fields where {len(columns)} columns are expected "
                             f"({', '.join(columns)}); check the sep={sep!r} and quoting= reader options{quote}")
         if last_line > number and not multiline and mode != csv.QUOTE_NONE:
-            _check_stray_quote(path, number, last_line, record, columns, sep, mode, seen)
+            if rows < _EARLY_ROWS:
+                early.append((number, last_line, record))
+            else:
+                _check_stray_quote(path, number, last_line, record, columns, sep, mode, seen)
         _remember(seen, record)
+        rows += 1
+        if early and rows >= _EARLY_ROWS:
+            for args in early:
+                _check_stray_quote(path, *args, columns, sep, mode, seen)
+            early.clear()
         yield number, dict(zip(columns, record))
 
 
 #: A column with more distinct values than this is free text, not a label-like column.
 _FEW_VALUES = 50
+#: Multi-line rows among the first rows are checked for a stray quote after this many rows (or at
+#: the end of the file): a quote in the first row has no earlier rows to say what a label looks like.
+_EARLY_ROWS = 20
 
 
 def _remember(seen: list[set[str] | None], record: list[str]) -> None:
@@ -314,7 +329,7 @@ def _check_stray_quote(path: Path, number: int, last_line: int, record: list[str
             if number_in_field == 0:  # the rest of the row the quote opened in: its own later fields
                 fields = record[:position] + fields
             if len(fields) == len(columns) and any(i >= first and i != position and known is not None and fields[i] in known
-                                                   for i, known in enumerate(seen)):
+                                                   and fields[i].strip() for i, known in enumerate(seen)):
                 rows.append(line)
         if rows:
             raise DataError(f"{path} row {number}: a quote opens field {column!r} and runs to line {last_line}, taking in "

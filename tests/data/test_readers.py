@@ -155,7 +155,7 @@ def test_a_stray_quote_that_swallows_rows_is_refused(tmp_path, write):
     path = write.text(tmp_path / "train.csv", 'label,text\npos,хорошо\nneg,"Кино — отстой\npos,отлично\nneg,плохо\n')
     with pytest.raises(DataError) as err:
         list(iter_rows(path))
-    assert str(err.value).startswith(f"{path} row 3: a quote opens field 'text' and runs to line 5, taking in 1 line(s) that "
+    assert str(err.value).startswith(f"{path} row 3: a quote opens field 'text' and runs to line 5, taking in 2 line(s) that "
                                      "look like rows of their own (e.g. 'pos,отлично'); if quotes are plain text")
     assert [row["text"] for _, row in iter_rows(path, quoting="none")] == ["хорошо", '"Кино — отстой', "отлично", "плохо"]
     assert len(list(iter_rows(path, multiline=True))) == 2  # the user says fields span lines: read as written
@@ -170,6 +170,18 @@ def test_a_stray_quote_that_swallows_rows_is_refused(tmp_path, write):
     with pytest.raises(DataError, match=r"short\.tsv row 3: 2 fields where 3 columns are expected .* a quote opened in this row "
                                         r"runs to line 4: if quotes are plain text in this file set the reader option quoting: none$"):
         list(iter_rows(short))
+
+
+def test_a_stray_quote_in_the_first_row_is_refused_too(tmp_path, write):
+    """No earlier row says what a label looks like: the rows after it (or the end of the file) do."""
+    path = write.text(tmp_path / "train.csv", 'label,text\nneg,"Кино — отстой\npos,отлично\nneg,плохо\n')
+    with pytest.raises(DataError, match=r"train\.csv row 2: a quote opens field 'text' and runs to line 4, taking in 1 line"):
+        list(iter_rows(path))
+    closed = write.text(tmp_path / "closed.csv", 'label,text\nneg,"Кино\npos,отлично\nneg,плохо"\n'
+                                                 + "".join(f"{'pos' if i % 2 else 'neg'},текст {i}\n" for i in range(30)))
+    with pytest.raises(DataError, match=r"closed\.csv row 2: a quote opens field 'text' and runs to line 4"):
+        list(iter_rows(closed))
+    assert len(list(iter_rows(closed, multiline=True))) == 31
 
 
 def test_quoted_fields_over_several_lines_with_commas_still_read(tmp_path, write):
