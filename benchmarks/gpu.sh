@@ -4,7 +4,8 @@
 # each variant's figures are also written to gpu_bench.err as it finishes): BERT-base from a config
 # (random init, nothing downloaded), synthetic token ids with an RSG-like length mix, bf16
 # autocast, SDPA, fused AdamW, through mtcore's sampler / collator / model / loop step.
-# Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off,
+# Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off (whole
+# encoder or layer by layer), float32 or bf16 layer-norm outputs (fp32_residual),
 # padding-free (packed) batches with SDPA on re-padded attention or torch's varlen_attn.
 # More variants (FlexAttention, CUDA graphs, max-autotune): VARIANTS=a,b,c (gpu_bench.py --help lists them).
 # Padding-free token budgets count real tokens (64k real tokens per step).
@@ -35,8 +36,8 @@ else
 fi
 # eager variants first (fast), then the compiled ones (compilation happens in the warm-up steps);
 # --diagnose profiles 3 extra steps per variant: GPU busy share, kernel time by kind, top kernels
-timeout 400 "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
-    --variants "${VARIANTS:-eager_random_bs32,eager_grouped_budget64k,packed_random_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0,compiled_packed_random_budget64k_no_dropout}" \
+timeout "${BENCH_TIMEOUT:-400}" "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-40}" --warmup "${WARMUP:-15}" --diagnose \
+    --variants "${VARIANTS:-eager_random_bs32,packed_random_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0,compiled_packed_random_budget64k_attn_drop0_bf16_residual,regional_packed_random_budget64k_attn_drop0_bf16_residual,regional_packed_random_budget64k_no_dropout_bf16_residual}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err" || { echo "gpu_bench.py failed:"; tail -30 "$OUT_DIR/gpu_bench.err"; exit 1; }
 tail -n 20 "$OUT_DIR/gpu_bench.err"
 cat "$OUT_DIR/gpu_bench.txt"

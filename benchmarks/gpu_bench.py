@@ -8,7 +8,8 @@ variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
 pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
 losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
 Variants (:class:`Variant`) switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8; one
-variant with mode ``max-autotune-no-cudagraphs``), hidden dropout, length grouping,
+variant with mode ``max-autotune-no-cudagraphs``; ``regional``: each transformer layer compiled
+instead of the whole encoder), float32 or bf16 layer-norm outputs (``fp32_residual``), hidden dropout, length grouping,
 token budgets and padding-free batches (``packed``: the encoder computes real tokens only, and a
 token budget counts real tokens; with
 attention dropout 0 on CUDA the attention is ``torch.nn.attention.varlen.varlen_attn``, otherwise SDPA
@@ -60,9 +61,14 @@ class Variant(NamedTuple):
     hidden_dropout: float = 0.1
     compile_mode: str | None = None  # torch.compile mode (None: the default)
     packed_attention: str = "varlen"  # padding-free attention: varlen_attn, or FlexAttention ("flex", compiled only)
+    fp32_residual: bool = True  # False: layer norms keep bf16 outputs (MultitaskModel(fp32_residual=False))
+    regional: bool = False  # compile each transformer layer instead of the whole encoder
 
 
-VARIANTS: dict[str, Variant] = {name: Variant(*spec) for name, spec in {
+#: random rows, 64k real tokens per padding-free batch, compiled, no attention dropout (varlen_attn's condition)
+PACKED64K = {"group_by_length": False, "batch_size": None, "token_budget": 65536, "compile": True, "packed": True,
+             "attention_dropout": 0.0}
+VARIANTS: dict[str, Variant] = {name: Variant(**spec) if isinstance(spec, dict) else Variant(*spec) for name, spec in {
     "eager_random_bs32": (False, 32, None, False, False, 0.1),
     "eager_grouped_bs32": (True, 32, None, False, False, 0.1),
     "eager_grouped_budget": (True, None, 16384, False, False, 0.1),
@@ -91,6 +97,15 @@ VARIANTS: dict[str, Variant] = {name: Variant(*spec) for name, spec in {
     "compiled_flex_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0, 0.1, None, "flex"),
     "compiled_flex_packed_random_budget64k_no_dropout": (False, None, 65536, True, True, 0.0, 0.0, None, "flex"),
     "compiled_flex_packed_grouped_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0, 0.1, None, "flex"),
+    # layer norms with bf16 outputs: a bf16 residual stream, half the bytes in the element-wise kernels
+    "compiled_packed_random_budget64k_attn_drop0_bf16_residual": {**PACKED64K, "fp32_residual": False},
+    # regional compilation (each layer, one graph for all): seconds of compiling instead of minutes
+    "regional_packed_random_budget64k_attn_drop0": {**PACKED64K, "regional": True},
+    "regional_packed_random_budget64k_attn_drop0_bf16_residual": {**PACKED64K, "fp32_residual": False, "regional": True},
+    "regional_packed_random_budget64k_no_dropout_bf16_residual": {**PACKED64K, "hidden_dropout": 0.0, "fp32_residual": False,
+                                                                  "regional": True},
+    # BERT's own attention dropout (0.1): varlen_attn has none, so attention is SDPA on re-padded rows
+    "regional_packed_random_budget64k_bf16_residual": {**PACKED64K, "attention_dropout": 0.1, "fp32_residual": False, "regional": True},
 }.items()}
 # task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
@@ -146,7 +161,7 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
 
 
 def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None,
-          packed_attention: str = "varlen") -> tuple[Any, Any]:
+          packed_attention: str = "varlen", fp32_residual: bool = True, regional: bool = False) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -157,9 +172,10 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bo
     torch.manual_seed(0)
     encoder = AutoModel.from_config(config, attn_implementation="sdpa")
     heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
-    model = MultitaskModel(encoder.to(device), heads, padding_free=packed, packed_attention=packed_attention).to(device).train()
+    model = MultitaskModel(encoder.to(device), heads, padding_free=packed, packed_attention=packed_attention,
+                           fp32_residual=fp32_residual).to(device).train()
     if compile_model:
-        compile_encoder(model, dynamic=True, mode=None if smoke else mode, backend="eager" if smoke else "inductor")
+        compile_encoder(model, dynamic=True, mode=None if smoke else mode, backend="eager" if smoke else "inductor", regional=regional)
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=fused)
     return model, optimizer
@@ -171,7 +187,8 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
-    grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode, packed_attention = VARIANTS[name]
+    (grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode, packed_attention, fp32_residual,
+     regional) = VARIANTS[name]
     config = bert_config(args.smoke, attention_dropout, hidden_dropout)
     cuda = device.type == "cuda"
     pad_to = 64 if mode == "reduce-overhead" else 8 if compiled and not packed else None
@@ -179,7 +196,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
-    model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention)
+    model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention, fp32_residual, regional)
     meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
@@ -241,6 +258,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     gap = packed_gap(model, next(batches), device, dtype) if packed else None
     result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
               "compile_mode": mode, "attention_dropout": attention_dropout, "hidden_dropout": hidden_dropout,
+              "fp32_residual": fp32_residual, "regional": regional,
               "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),

@@ -57,7 +57,8 @@ def test_memory_scaling_smoke():
 
 
 def test_gpu_bench_smoke():
-    names = "eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0"
+    names = ("eager_random_bs32,eager_grouped_budget,compiled_grouped_bs32,packed_random_bs32_attn_drop0,packed_random_budget64k_attn_drop0,"
+             "regional_packed_random_budget64k_no_dropout_bf16_residual")
     report, table = run_script("gpu_bench.py", "--smoke", "--diagnose", "--variants", names)
     results = {r["variant"]: r for r in report["results"]}
     assert set(results) == set(names.split(",")) and report["failed"] == []
@@ -68,6 +69,9 @@ def test_gpu_bench_smoke():
     assert packed["padding_efficiency"] == 1.0 and packed["attention"] == "sdpa (per sequence)"  # no CUDA here
     assert packed["packed_gap"] < 0.05  # bf16 logits of the packed and the padded forward agree
     assert table.count("\n|") >= 5
+    low = results["regional_packed_random_budget64k_no_dropout_bf16_residual"]
+    assert low["fp32_residual"] is False and results["eager_random_bs32"]["fp32_residual"] is True
+    assert low["packed_gap"] < 0.1 and low["regional"] is True and results["compiled_grouped_bs32"]["regional"] is False
     budget = results["packed_random_budget64k_attn_drop0"]
     assert 0 < budget["tokens_per_step"] <= budget["token_budget"]  # packed budgets count real tokens
     for r in results.values():

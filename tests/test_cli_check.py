@@ -22,6 +22,17 @@ def test_check_reads_every_task_and_counts_the_steps_without_writing_anything(tm
     assert list(tmp_path.iterdir()) == []  # no run folder, no tiny encoder left behind
 
 
+def test_every_example_config_passes_the_config_checks(tmp_path, monkeypatch):
+    """The configs under examples/ use keys mt train accepts (the data is not read: hub tasks)."""
+    monkeypatch.chdir(tmp_path)
+    examples = sorted((REPO / "examples").glob("*.yaml"))
+    assert len(examples) >= 3
+    for example in examples:
+        result = run_mt("check", str(example), "--no-data")
+        assert result.returncode == 0, (example.name, result.stderr)
+        assert result.stdout.rstrip().endswith("config ok (data not read: --no-data)"), example.name
+
+
 def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in (("good", "pos"), ("bad", "nope"))), encoding="utf-8")

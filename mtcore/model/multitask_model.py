@@ -68,6 +68,11 @@ class MultitaskModel(nn.Module):
     :param packed_attention: attention over padding-free batches: ``"varlen"`` (FlashAttention's
         variable-length kernel on CUDA) or ``"flex"`` (FlexAttention with a block-diagonal mask;
         for a compiled encoder: run eagerly it computes every score of the packed row).
+    :param fp32_residual: under autocast (bf16/fp16 training), keep the encoder's layer-norm
+        outputs, and so its residual stream, in float32 (PyTorch's autocast default). ``False``
+        keeps them in the autocast dtype, with float32 statistics inside the norm
+        (:mod:`mtcore.model.norms`): half the bytes in the element-wise kernels, Megatron-LM's
+        default. No effect in fp32.
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -86,6 +91,7 @@ class MultitaskModel(nn.Module):
         freeze_layers: int = 0,
         padding_free: bool = False,
         packed_attention: str = "varlen",
+        fp32_residual: bool = True,
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -117,6 +123,14 @@ class MultitaskModel(nn.Module):
             enc.freeze(self.encoder, whole=bool(freeze_encoder), first_layers=int(freeze_layers or 0))
         if gradient_checkpointing:
             enc.enable_gradient_checkpointing(self.encoder)
+        if not isinstance(fp32_residual, bool):
+            raise ConfigError(f"fp32_residual must be true or false, got {fp32_residual!r}")
+        if not fp32_residual:
+            from mtcore.model.norms import keep_norms_in_compute_dtype
+
+            if not keep_norms_in_compute_dtype(self.encoder):
+                raise ConfigError(f"fp32_residual: false changes nn.LayerNorm modules, and encoder {type(self.encoder).__name__} "
+                                  "has none; leave fp32_residual out")
         if padding_free:
             self.enable_padding_free()
         self.eval()

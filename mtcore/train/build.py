@@ -331,7 +331,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         from mtcore.train.compile import compile_encoder
 
         c = config.compile
-        compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend)
+        compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend, regional=c.regional)
     strategy = build_strategy(plan).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
     total_steps = count_total_steps(sampler, config)

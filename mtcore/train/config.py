@@ -16,7 +16,8 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
       freeze_encoder: false
       freeze_layers: 0
       load_heads: false          # path is a model mtcore saved: its trained heads start the matching tasks
-      options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs)
+      options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs,
+                                 # packed_attention, fp32_residual)
     tasks:                       # a bare string means {id: <string>}
       - id: rsg:terra
         source: sample           # sample | local | hub (default: local with data_dir, else hub, else sample)
@@ -43,7 +44,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
     debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
-    compile: {enabled: false, dynamic: true, mode: null, backend: inductor}   # or just `compile: true`
+    compile: {enabled: false, dynamic: true, mode: null, backend: inductor, regional: true}   # or just `compile: true`
 
 Loading, ``key=value`` overrides and the one-line error messages live in
 :mod:`mtcore.train.config_io`; checks against the plugin registry in :mod:`mtcore.train.validate`.
@@ -290,12 +291,16 @@ class CompileConfig(Section):
 
     ``dynamic: true`` compiles one graph for every batch length (no recompile per length);
     with ``dynamic: false`` set ``batching.pad_to_multiple_of`` (e.g. 64) to bound the shapes.
+    ``regional: true`` (the default) compiles each transformer layer: one graph serves all of
+    them, so BERT-base compiles in seconds instead of minutes, and steps run as fast as with the
+    whole encoder compiled (docs/benchmarks.md); ``false`` compiles the whole encoder.
     """
 
     enabled: bool = False
     dynamic: bool | None = True
     mode: Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] | None = None
     backend: str = "inductor"
+    regional: bool = True
 
 
 class TrainConfig(Section):

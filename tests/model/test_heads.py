@@ -50,6 +50,18 @@ def test_mean_and_max_pooling_ignore_padding():
     assert torch.equal(pool(hidden, mask, "cls"), hidden[:, 0])
 
 
+def test_mean_pooling_of_bf16_states_sums_in_float32():
+    """bf16 hidden states (a bf16 residual stream, a bf16 model): the mean is the float32 mean,
+    rounded once; a bf16 count of 301 tokens would already round to 300 or 302."""
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 320, 8).to(torch.bfloat16)
+    mask = torch.ones(2, 320, dtype=torch.long)
+    mask[0, 301:] = 0
+    pooled = pool(hidden, mask, "mean")
+    assert pooled.dtype == torch.bfloat16
+    assert torch.equal(pooled, pool(hidden.float(), mask, "mean").to(torch.bfloat16))
+
+
 def test_classification_loss_is_cross_entropy_and_skips_unlabelled_rows():
     head = ClassificationHead(H, 3, dropout=0.0)
     hidden, mask = states()

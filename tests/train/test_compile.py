@@ -9,6 +9,7 @@ import torch
 
 from mtcore import Trainer
 from mtcore.errors import ConfigError
+from mtcore.model.heads.base import HeadSpec
 from mtcore.train.config_io import load_config
 
 
@@ -16,7 +17,7 @@ def test_compile_shorthand_and_defaults():
     base = {"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra"]}
     assert load_config(base).compile.enabled is False
     on = load_config({**base, "compile": True}).compile
-    assert on.enabled is True and on.dynamic is True
+    assert on.enabled is True and on.dynamic is True and on.regional is True
     with pytest.raises(ConfigError):
         load_config({**base, "compile": {"enabled": True, "speed": "max"}})
 
@@ -30,7 +31,8 @@ def test_compiled_run_trains_saves_and_reloads(tmp_path: Path, make_config, help
     trainer = Trainer(config, output_dir=tmp_path / "run")
     summary = trainer.train()
     assert summary["steps"] == 4
-    assert trainer.model.encoder._compiled_call_impl is not None
+    layers = trainer.model.encoder.encoder.layer  # regional compilation (the default): each layer
+    assert len(layers) > 1 and all(layer._compiled_call_impl is not None for layer in layers)
     saved = helpers.load_weights(tmp_path / "run" / "model")
     assert saved and not any("_orig_mod" in name for name in saved)
     loaded = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
@@ -41,20 +43,40 @@ def test_compiled_run_trains_saves_and_reloads(tmp_path: Path, make_config, help
 
 
 def test_compiled_padding_free_run_equals_the_eager_one(tmp_path: Path, make_config, helpers):
-    """Dynamo captures the packed path (varying token counts, the packing passed to attention) without changing it."""
+    """Dynamo captures the packed path (varying token counts, the packing passed to attention) without
+    changing it, whether it compiles the whole encoder or each layer (``regional``)."""
     weights = {}
-    for compiled in (False, True):
-        config = make_config(compile={"enabled": compiled, "backend": "eager"}, schedule={"max_steps": 4, "warmup_steps": 0},
+    for how in ("eager", "whole", "regional"):
+        config = make_config(compile={"enabled": how != "eager", "backend": "eager", "regional": how == "regional"},
+                             schedule={"max_steps": 4, "warmup_steps": 0},
                              checkpoint={"every": None, "at_end": False}, evaluation={"at_end": False},
                              batching={"batch_size": 8, "padding_free": True, "group_by_length": False})
         config["encoder"]["options"] = {"encoder_kwargs": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}
-        trainer = Trainer(config, output_dir=tmp_path / f"run-{compiled}")
+        trainer = Trainer(config, output_dir=tmp_path / f"run-{how}")
         assert trainer.train()["steps"] == 4
-        weights[compiled] = helpers.load_weights(tmp_path / f"run-{compiled}" / "model")
-    encoder = [name for name in weights[False] if name.startswith("encoder/")]
-    assert encoder
-    for name in encoder:
-        assert torch.allclose(weights[False][name], weights[True][name], atol=1e-5), name
+        encoder = trainer.model.encoder
+        compiled_layers = [m for m in encoder.encoder.layer if m._compiled_call_impl is not None]
+        assert (encoder._compiled_call_impl is not None) == (how == "whole")
+        assert len(compiled_layers) == (len(encoder.encoder.layer) if how == "regional" else 0) and len(encoder.encoder.layer) > 1
+        weights[how] = helpers.load_weights(tmp_path / f"run-{how}" / "model")
+    encoder_weights = [name for name in weights["eager"] if name.startswith("encoder/")]
+    assert encoder_weights
+    for how in ("whole", "regional"):
+        assert weights[how].keys() == weights["eager"].keys()
+        for name in encoder_weights:
+            assert torch.allclose(weights["eager"][name], weights[how][name], atol=1e-5), (how, name)
+
+
+def test_regional_compilation_finds_the_repeated_layers(tmp_path: Path):
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+    from mtcore.train.compile import repeated_layers
+
+    for arch, path in (("bert", "encoder.layer"), ("distilbert", "transformer.layer")):
+        model = MultitaskModel(build_tiny_encoder(tmp_path / arch, arch), {"demo:x": HeadSpec("classification", 2, kind="text_classification")})
+        layers = repeated_layers(model.encoder)
+        assert layers == list(model.encoder.get_submodule(path)) and len(layers) > 1, arch
+    assert repeated_layers(torch.nn.Linear(2, 2)) == []
 
 
 @pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "padding-free"])

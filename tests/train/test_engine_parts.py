@@ -229,13 +229,17 @@ def test_out_of_memory_while_evaluating_names_the_evaluation(tmp_path: Path, mak
     assert errors and errors[-1]["message"] == message and errors[-1]["step"] == 2
 
 
-@pytest.mark.parametrize("padding_free", [False, True])
-def test_bf16_autocast_trains_on_cpu_with_float32_master_weights(tmp_path: Path, make_config, helpers, padding_free):
+@pytest.mark.parametrize("padding_free,fp32_residual", [(False, True), (True, True), (True, False)])
+def test_bf16_autocast_trains_on_cpu_with_float32_master_weights(tmp_path: Path, make_config, helpers, padding_free, fp32_residual):
     config = make_config(precision="bf16", schedule={"max_steps": 4, "warmup_steps": 0}, checkpoint={"every": None},
                          batching={"batch_size": 8, "padding_free": padding_free})
+    if not fp32_residual:
+        config["encoder"]["options"] = {"fp32_residual": False}
     trainer = Trainer(config, output_dir=tmp_path / "run")
     summary = trainer.train()
     assert summary["steps"] == 4 and trainer.engine.accelerator.mixed_precision == "bf16"
+    norms = {type(m).__name__ for m in trainer.engine.model.modules() if isinstance(m, torch.nn.LayerNorm)}
+    assert norms == ({"LayerNorm"} if fp32_residual else {"ComputeDtypeLayerNorm"})
     losses = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "train"]
     assert len({e["task"] for e in losses}) == 3 and all(math.isfinite(e["loss"]) for e in losses)
     saved = helpers.load_weights(tmp_path / "run" / "model")

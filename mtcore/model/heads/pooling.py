@@ -62,10 +62,10 @@ def pool(
     if attention_mask is None:
         attention_mask = torch.ones(hidden_states.shape[:2], device=hidden_states.device, dtype=torch.long)
     mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)
-    if pooling == "mean":
-        summed = (hidden_states * mask).sum(dim=1)
-        count = mask.sum(dim=1).clamp(min=1.0)
-        return summed / count
+    if pooling == "mean":  # summed in fp32: bf16 counts and sums of hundreds of tokens round
+        summed = (hidden_states.float() * mask.float()).sum(dim=1)
+        count = mask.float().sum(dim=1).clamp(min=1.0)
+        return (summed / count).to(hidden_states.dtype)
     if pooling == "max":
         lowest = torch.finfo(hidden_states.dtype).min
         return hidden_states.masked_fill(mask == 0, lowest).max(dim=1).values
