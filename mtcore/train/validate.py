@@ -230,6 +230,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         check_load_heads(config.encoder.path)
     if config.compile.enabled:
         _check_compile_backend(config.compile.backend)
+    _check_encoder_options(config.encoder.options)
     _check_packed_attention(config)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
 
@@ -241,6 +242,38 @@ def _check_compile_backend(backend: str) -> None:
     if backend not in names:
         raise ConfigError(f"config key 'compile.backend': {backend!r} is not a torch.compile backend{did_you_mean(backend, names, n=1)}; "
                           f"choose one of {', '.join(names)}")
+
+
+#: MultitaskModel keyword arguments that the config sets from keys of its own.
+_SET_ELSEWHERE = {"tokenizer": "the run (the encoder's own tokenizer)", "attn_implementation": "encoder.attn_implementation",
+                  "gradient_checkpointing": "encoder.gradient_checkpointing", "freeze_encoder": "encoder.freeze_encoder",
+                  "freeze_layers": "encoder.freeze_layers", "padding_free": "batching.padding_free",
+                  "trust_remote_code": "encoder.trust_remote_code"}
+
+
+def encoder_option_names() -> list[str]:
+    """The keys ``encoder.options`` takes: MultitaskModel's keyword arguments the config does not set itself."""
+    import inspect
+
+    from mtcore.model.multitask_model import MultitaskModel
+
+    parameters = inspect.signature(MultitaskModel.__init__).parameters.values()
+    return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _SET_ELSEWHERE]
+
+
+def _check_encoder_options(options: dict[str, Any]) -> None:
+    """Every ``encoder.options`` key is a model option (with did-you-mean); ``fp32_residual`` is a boolean."""
+    names = encoder_option_names()
+    for key in options:
+        if key in _SET_ELSEWHERE:
+            where = _SET_ELSEWHERE[key]
+            raise ConfigError(f"config key 'encoder.options.{key}' is set by {where}" if where.startswith("the ") else
+                              f"config key 'encoder.options.{key}': set {where} instead")
+        if key not in names:
+            raise ConfigError(f"config key 'encoder.options.{key}' is not a model option{did_you_mean(str(key), names, n=1)}; "
+                              f"the options are {', '.join(names)}")
+    if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
+        raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
 
 
 def _check_packed_attention(config: Any) -> None:

@@ -96,6 +96,11 @@ def test_missing_required_sections():
                                                   "(did you mean 'flex'?)"),
     (["encoder.options={packed_attention: flex}"], "flex attends over padding-free batches; set batching.padding_free: true"),
     (["encoder.options={packed_attention: flex}", "batching.padding_free=true"], "flex needs compile: true"),
+    (["encoder.options.fp32_residuals=false"], "config key 'encoder.options.fp32_residuals' is not a model option "
+                                               "(did you mean 'fp32_residual'?); the options are dtype, packed_attention, "
+                                               "fp32_residual, encoder_kwargs"),
+    (["encoder.options.fp32_residual=maybe"], "config key 'encoder.options.fp32_residual': expected true or false, got 'maybe'"),
+    (["encoder.options.padding_free=true"], "config key 'encoder.options.padding_free': set batching.padding_free instead"),
 ])
 def test_registry_checks_before_anything_heavy(overrides, expected):
     message = error_of(BASE, overrides, plan=True)
