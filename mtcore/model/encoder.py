@@ -207,5 +207,6 @@ def describe_encoder(encoder: nn.Module) -> dict[str, Any]:
         "attn_implementation": getattr(config, "_attn_implementation", None),
         "uses_token_type_ids": uses_token_type_ids(encoder),
         "has_pooler": has_pooler(encoder),
+        "fp32_residual": not any(type(m).__name__ == "ComputeDtypeLayerNorm" for m in encoder.modules()),
         "num_parameters": sum(p.numel() for p in encoder.parameters()),
     }

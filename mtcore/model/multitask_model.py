@@ -312,6 +312,7 @@ class MultitaskModel(nn.Module):
         if saved_size is not None and int(saved_size) != size:
             raise ModelFileError(f"{encoder_dir / 'config.json'}: hidden size {size} does not match {saved_size} recorded in mtcore.json")
         heads = {task_id: head_spec_from_info(task_id, info, size, custom_heads or {}) for task_id, info in manifest["tasks"].items()}
+        options.setdefault("fp32_residual", bool(manifest["encoder"].get("fp32_residual", True)))  # as it trained
         model = cls(encoder, heads, tokenizer=tokenizer, **options)
         for task_id, info in manifest["tasks"].items():
             load_head_weights(root, task_id, info, model.heads[task_id])

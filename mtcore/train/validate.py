@@ -231,6 +231,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if config.compile.enabled:
         _check_compile_backend(config.compile.backend)
     _check_encoder_options(config.encoder.options)
+    if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
+        warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
+                      "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=2)
     _check_packed_attention(config)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
 

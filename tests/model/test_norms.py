@@ -54,3 +54,13 @@ def test_gradients_reach_the_float32_norm_weights(tiny_encoders):
 def test_fp32_residual_must_be_a_boolean(tiny_encoders):
     with pytest.raises(ConfigError, match="fp32_residual must be true or false"):
         _model(tiny_encoders["bert"], fp32_residual="no")
+
+
+def test_a_saved_model_reloads_with_its_norms(tiny_encoders, tmp_path):
+    low = _model(tiny_encoders["bert"], fp32_residual=False)
+    loaded = MultitaskModel.from_pretrained(low.save_pretrained(tmp_path / "low"))
+    assert all(type(m) is ComputeDtypeLayerNorm for m in loaded.encoder.modules() if isinstance(m, torch.nn.LayerNorm))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(loaded("demo:pair", **_batch()).logits, low("demo:pair", **_batch()).logits)
+    plain = MultitaskModel.from_pretrained(_model(tiny_encoders["bert"]).save_pretrained(tmp_path / "plain"))
+    assert not any(isinstance(m, ComputeDtypeLayerNorm) for m in plain.encoder.modules())

@@ -258,3 +258,13 @@ def test_weights_that_nothing_would_use_are_refused_or_warned():
     assert plan_run(load_config(BASE, ["loss.strategy=weighted", "loss.weights={rsg:terra: 0.5}"])).strategy_weights["rsg:terra"] == 0.5
     with pytest.warns(UserWarning, match=r"^the weight of rsg:terra is used by neither loss strategy 'sum' nor sampler 'proportional'"):
         plan_run(load_config(BASE, ["loss.strategy=sum", "tasks.0.weight=2"]))
+
+
+def test_a_bf16_residual_under_fp32_precision_is_warned_about():
+    with pytest.warns(UserWarning, match=r"^config key 'encoder.options.fp32_residual': false changes nothing with precision fp32"):
+        plan_run(load_config(BASE, ["precision=fp32", "encoder.options.fp32_residual=false"]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_run(load_config(BASE, ["precision=bf16", "encoder.options.fp32_residual=false"]))
