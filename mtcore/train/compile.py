@@ -32,11 +32,10 @@ def compile_encoder(model: Any, *, dynamic: bool | None = True, mode: str | None
 
 
 def repeated_layers(encoder: Any) -> list[Any]:
-    """The encoder's transformer layers: the longest ``nn.ModuleList`` of modules of one class ([] if none)."""
+    """The encoder's transformer layers: the modules of its longest ``nn.ModuleList`` of modules of
+    one class, or of every such list of that length (XLM-style parallel ``attentions``/``ffns``); [] if none."""
     from torch import nn
 
-    best: list[Any] = []
-    for module in encoder.modules():
-        if isinstance(module, nn.ModuleList) and len(module) > len(best) and len({type(m) for m in module}) == 1:
-            best = list(module)
-    return best
+    lists = [list(m) for m in encoder.modules() if isinstance(m, nn.ModuleList) and len(m) > 1 and len({type(x) for x in m}) == 1]
+    longest = max((len(layers) for layers in lists), default=0)
+    return [module for layers in lists if len(layers) == longest for module in layers]

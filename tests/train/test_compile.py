@@ -77,6 +77,10 @@ def test_regional_compilation_finds_the_repeated_layers(tmp_path: Path):
         layers = repeated_layers(model.encoder)
         assert layers == list(model.encoder.get_submodule(path)) and len(layers) > 1, arch
     assert repeated_layers(torch.nn.Linear(2, 2)) == []
+    parallel = torch.nn.Module()  # XLM-style: one list of attention blocks, one of feed-forward blocks
+    parallel.attentions = torch.nn.ModuleList(torch.nn.Linear(2, 2) for _ in range(3))
+    parallel.ffns = torch.nn.ModuleList(torch.nn.Sequential(torch.nn.Linear(2, 2)) for _ in range(3))
+    assert repeated_layers(parallel) == [*parallel.attentions, *parallel.ffns]
 
 
 @pytest.mark.parametrize("padding_free", [False, True], ids=["padded", "padding-free"])
