@@ -79,6 +79,36 @@ def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
     return MtError(f"cannot write to {path}: {reason}")
 
 
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure.
+
+    A symbolic link is written through (its target is replaced, the link stays); a FIFO or a
+    device (``/dev/stdout``) is written to directly, never replaced by a file. Missing parent
+    folders are created (and removed again on failure); the file gets the modes ``open()`` gives.
+    Plugins' prediction writers use it too.
+    """
+    path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        return
+    created = make_parents(path.parent)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        share_modes(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        remove_empty(created)
+        raise
+
+
 def write_failures() -> tuple[type[BaseException], ...]:
     """The exceptions a failed write of weights can raise: OSError and safetensors' SafetensorError."""
     try:

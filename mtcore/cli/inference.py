@@ -98,6 +98,12 @@ def _writer(name: str, output: Optional[Path]) -> Any:
     return component.load()
 
 
+def _writer_id(name: str) -> str:
+    from mtcore.plugins import load_registry
+
+    return load_registry(warn=False).component("writer", name).id
+
+
 def _pick_task(model: Any, task: Optional[str]) -> str:
     if task is not None:
         return task
@@ -163,7 +169,12 @@ def predict(
             sys.stdout.flush()
         return
     try:
-        written = writer(spec, rows, output)
+        if format in STDOUT_FORMATS:  # mtcore's own writers are atomic themselves (and write FIFOs, /dev/stdout)
+            written = writer(spec, rows, output)
+        else:  # a plugin's writer: staged beside the output, moved into place when it succeeds
+            from mtcore.predict.writers import write_staged
+
+            written = write_staged(writer, _writer_id(format), spec, rows, output)
     except OSError as exc:
         from mtcore.outputs import write_error
 

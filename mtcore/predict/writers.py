@@ -11,40 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtcore.outputs import make_parents, remove_empty, share_modes
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure.
-
-    A symbolic link is written through (its target is replaced, the link stays); a FIFO or a
-    device (``/dev/stdout``) is written to directly, never replaced by a file.
-    """
-    if path.is_symlink():
-        path = path.resolve()
-    if path.exists() and not path.is_file() and not path.is_dir():
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        return
-    created = make_parents(path.parent)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        share_modes(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        remove_empty(created)
-        raise
+from mtcore.outputs import write_text_atomic
 
 
 def _plain(value: Any) -> Any:
@@ -74,7 +45,7 @@ def write_jsonl(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str |
         if row.get("probabilities") is not None:
             record["probabilities"] = _floats(_plain(row["probabilities"]))
         lines.append(json.dumps(record, ensure_ascii=False))
-    _atomic_text(path, "".join(line + "\n" for line in lines))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
     return [path]
 
 
@@ -100,5 +71,47 @@ def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | P
             probs = _plain(row.get("probabilities")) or []
             record += [f"{float(p):.6g}" for p in probs] + [""] * (len(labels) - len(probs))
         writer.writerow(record)
-    _atomic_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue())
     return [path]
+
+
+def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: str | Path) -> list[Path]:
+    """Run a plugin's writer into a hidden folder beside ``output``, then move what it wrote into place.
+
+    A writer that fails (a bug, a full disk) leaves nothing behind, whatever it had written; the
+    missing folders of ``output`` are created for it (and removed on failure); the files get the
+    modes ``open()`` gives. A writer's own exception becomes one line naming it
+    (:class:`~mtcore.errors.PluginError`); an ``OSError`` passes through for the caller to report.
+    """
+    import shutil
+    import tempfile
+
+    from mtcore.errors import MtError, PluginError
+    from mtcore.outputs import make_parents, remove_empty, share_modes
+
+    output = Path(output)
+    created = make_parents(output.parent)
+    stage = Path(tempfile.mkdtemp(prefix=".mt-write-", dir=output.parent))
+    try:
+        try:
+            returned = writer(task, rows, stage / output.name) or []
+        except (MtError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line naming the writer
+            text = " ".join(str(exc).split())
+            raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
+                              "nothing was written") from exc
+        outside = [Path(p) for p in returned if not Path(p).resolve().is_relative_to(stage.resolve())]
+        moved = []
+        for path in sorted(p for p in stage.rglob("*") if p.is_file()):
+            target = output.parent / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            share_modes(path)
+            path.replace(target)
+            moved.append(target)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        remove_empty(created)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    return moved + outside

@@ -67,12 +67,12 @@ def test_a_file_where_a_folder_output_goes_exits_2(cli, bert_model_dir, reviews_
 
 
 def test_a_failed_final_rename_leaves_no_temporary_file(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
-    import mtcore.predict.writers as writers
+    import mtcore.outputs as outputs
 
     def refuse(src, dst):
         raise PermissionError(13, "Permission denied", str(dst))
 
-    monkeypatch.setattr(writers.os, "replace", refuse)
+    monkeypatch.setattr(outputs.os, "replace", refuse)
     out = tmp_path / "new" / "deeper" / "preds.jsonl"
     result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", out)
     assert result.exit_code == 1
@@ -170,3 +170,42 @@ def test_links_are_written_through_fifos_directly_and_files_are_not_private(cli,
     assert result.exit_code == 0, result.output
     assert received and received[0].count("\n") == len(reviews_file.read_text().splitlines())
     assert (tmp_path / "fifo").is_fifo()  # still a FIFO, not replaced by a file
+
+
+def _tsv_writer(fail: bool):
+    def write(task, rows, output_path):
+        path = Path(output_path)
+        path.write_text("".join(f"{row['idx']}\t{row['label']}\n" for row in rows), encoding="utf-8")
+        if fail:
+            raise RuntimeError("disk went away")
+        return [path]
+
+    return write
+
+
+def test_a_plugin_writer_that_fails_leaves_nothing_and_is_named(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    from mtcore.plugins import register_component
+
+    register_component("writer", "half_tsv_test", _tsv_writer(fail=True))
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "new/preds.tsv", "--format", "half_tsv_test")
+    assert result.exit_code == 1
+    _one_error_line(result, "writer 'user:half_tsv_test' failed: RuntimeError: disk went away; nothing was written")
+    assert _listing(tmp_path) == before  # neither the half-written file nor the folder made for it
+
+
+def test_a_plugin_writer_gets_missing_folders_and_shareable_files(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    from mtcore.plugins import register_component
+
+    register_component("writer", "tsv_test", _tsv_writer(fail=False))
+    monkeypatch.chdir(tmp_path)
+    mask = os.umask(0o022)
+    try:
+        result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "new/deeper/preds.tsv", "--format", "tsv_test")
+    finally:
+        os.umask(mask)
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "new" / "deeper" / "preds.tsv"
+    assert written.read_text(encoding="utf-8").count("\n") > 0 and written.stat().st_mode & 0o777 == 0o644
+    assert [p for p in _listing(tmp_path) if p.startswith("new")] == ["new", "new/deeper", "new/deeper/preds.tsv"]  # no staging folder

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, DataError
+from mtcore.outputs import write_text_atomic
 from mtcore.task import Task
 
 from mt_russian_superglue.tasks import OFFICIAL_NAMES
@@ -71,18 +71,6 @@ def submission_lines(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[str]
     return lines
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_rsg(task: Task, rows: Iterable[Mapping[str, Any]], output_path: str | os.PathLike[str]) -> list[Path]:
     """Write ``<Task>.jsonl`` for ``task`` and return the paths written.
 
@@ -95,5 +83,5 @@ def write_rsg(task: Task, rows: Iterable[Mapping[str, Any]], output_path: str | 
     output = Path(output_path)
     target = output if output.name == name else output / name
     lines = submission_lines(task, rows)
-    _write_atomic(target, "".join(line + "\n" for line in lines))
+    write_text_atomic(target, "".join(line + "\n" for line in lines))
     return [target]

@@ -28,6 +28,18 @@ def test_danetqa_labels_are_json_bools(registry, tmp_path):
     assert "true" in written[0].read_text() and '"True"' not in written[0].read_text()
 
 
+def test_submission_files_get_the_modes_open_gives(registry, tmp_path):
+    """Other accounts (a grader, a web server) can read them: not mkstemp's private 0600."""
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        written = write_rsg(registry.task("rsg:terra"), predictions(registry.task("rsg:terra"), [0]), tmp_path / "sub")
+    finally:
+        os.umask(mask)
+    assert written[0].stat().st_mode & 0o777 == 0o644
+
+
 def test_terra_labels_are_strings(registry, tmp_path):
     task = registry.task("rsg:terra")
     written = write_rsg(task, predictions(task, [0, 1]), tmp_path)
