@@ -180,6 +180,8 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[st
                 if last:
                     node[part] = value
                     break
+                if depth == 0 and part == "compile" and isinstance(node.get(part), bool):  # `compile: true` is short for
+                    node[part] = {"enabled": node[part]}                                  # {enabled: true}: add keys to it
                 if not isinstance(node.get(part), (dict, list)):
                     if part in node and node[part] is not None and not isinstance(node[part], str):
                         raise ConfigError(f"override {override!r}: {where!r} holds a value, not a section")

@@ -20,6 +20,11 @@ def test_compile_shorthand_and_defaults():
     assert on.enabled is True and on.dynamic is True and on.regional is True
     with pytest.raises(ConfigError):
         load_config({**base, "compile": {"enabled": True, "speed": "max"}})
+    # the shorthand, then a key of the section: from the command line or on top of a config file's `compile: true`
+    both = load_config(base, ["compile=true", "compile.regional=false"]).compile
+    assert both.enabled is True and both.regional is False
+    assert load_config({**base, "compile": True}, ["compile.dynamic=false"]).compile.model_dump() == {
+        "enabled": True, "dynamic": False, "mode": None, "backend": "inductor", "regional": True}
 
 
 def test_compiled_run_trains_saves_and_reloads(tmp_path: Path, make_config, helpers):
