@@ -133,16 +133,27 @@ class Registry:
         try:
             return _resolve_name("task", name, self.tasks)
         except UnknownNameError as exc:
-            if not self.excluded:
-                raise
-            prefix = name.split(":", 1)[0] if ":" in name else None
-            if prefix in self.excluded:
-                raise UnknownNameError(f"unknown task {name!r}: plugin {prefix!r} is installed but MT_LOAD_PLUGINS leaves it out; "
-                                       "add it there, or unset MT_LOAD_PLUGINS") from None
-            raise UnknownNameError(f"{exc} (MT_LOAD_PLUGINS leaves out the installed plugin(s) {', '.join(self.excluded)})") from None
+            raise self._excluded_hint("task", name, exc) from None
 
     def component(self, kind: str, name: str) -> Component:
-        return _resolve_name(kind, name, self.components[kind])
+        try:
+            return _resolve_name(kind, name, self.components[kind])
+        except UnknownNameError as exc:
+            raise self._excluded_hint(kind, name, exc) from None
+
+    def left_out(self, name: str) -> str | None:
+        """The plugin of a qualified ``plugin:name`` when it is installed but MT_LOAD_PLUGINS leaves it out."""
+        prefix = name.split(":", 1)[0] if ":" in name else None
+        return prefix if prefix in self.excluded else None
+
+    def _excluded_hint(self, kind: str, name: str, exc: UnknownNameError) -> UnknownNameError:
+        if not self.excluded:
+            return exc
+        plugin = self.left_out(name)
+        if plugin is not None:
+            return UnknownNameError(f"unknown {kind} {name!r}: plugin {plugin!r} is installed but MT_LOAD_PLUGINS leaves it out; "
+                                    "add it there, or unset MT_LOAD_PLUGINS")
+        return UnknownNameError(f"{exc} (MT_LOAD_PLUGINS leaves out the installed plugin(s) {', '.join(self.excluded)})")
 
     def names(self, kind: str) -> list[str]:
         """Bare names of the registered components of ``kind`` (for messages and listings)."""

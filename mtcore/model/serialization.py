@@ -172,9 +172,13 @@ def head_spec_from_info(task_id: str, info: Mapping[str, Any], hidden_size: int,
             continue
         if not head_id or component.id == head_id:
             return HeadSpec(name=str(candidate), **base)
+    plugin = registry.left_out(str(head_id or ""))
+    if plugin is not None:
+        raise UnknownNameError(f"task {task_id!r} needs head {head_id!r} of plugin {plugin!r}, which is installed but MT_LOAD_PLUGINS "
+                               "leaves it out; add it there, or unset MT_LOAD_PLUGINS")
     raise UnknownNameError(
-        f"task {task_id!r} needs head {head_id or head_name!r}, which is not registered; install the plugin that provides it, "
-        f"or pass custom_heads={{{task_id!r}: HeadClass}} to from_pretrained"
+        f"task {task_id!r} needs head {head_id or head_name!r}, which is not registered; install the plugin that provides it "
+        f"(from Python, custom_heads={{{task_id!r}: HeadClass}} in from_pretrained also works)"
     )
 
 

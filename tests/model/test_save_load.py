@@ -312,3 +312,26 @@ def test_a_bfloat16_model_reloads_in_bfloat16_with_identical_logits(tiny_encoder
     batch = make_batch("multi_label", num_labels=3)
     assert torch.equal(model("demo:t", **batch).logits, loaded("demo:t", **batch).logits)
     assert {p.dtype for p in MultitaskModel.from_pretrained(tmp_path / "m", dtype="float32").parameters()} == {torch.float32}
+
+
+def test_a_head_of_a_plugin_left_out_by_mt_load_plugins_says_so(monkeypatch):
+    """The plugin is installed: 'install the plugin' would be wrong, MT_LOAD_PLUGINS is the fix."""
+    import mtcore.plugins
+    from mtcore.errors import UnknownNameError
+    from mtcore.model.serialization import head_spec_from_info
+    from mtcore.registry import Registry
+
+    registry = Registry()
+    registry.excluded = ["toxic"]
+    monkeypatch.setattr(mtcore.plugins, "load_registry", lambda *a, **k: registry)
+    info = {"head": "attention_pool", "head_id": "toxic:attention_pool", "head_registered": True, "num_labels": 2,
+            "kind": "text_classification"}
+    with pytest.raises(UnknownNameError) as err:
+        head_spec_from_info("toxic:comments", info, 8, {})
+    assert str(err.value) == ("task 'toxic:comments' needs head 'toxic:attention_pool' of plugin 'toxic', which is installed but "
+                              "MT_LOAD_PLUGINS leaves it out; add it there, or unset MT_LOAD_PLUGINS")
+    with pytest.raises(UnknownNameError, match=r"^unknown head 'toxic:attention_pool': plugin 'toxic' is installed but MT_LOAD_PLUGINS"):
+        registry.component("head", "toxic:attention_pool")
+    registry.excluded = []
+    with pytest.raises(UnknownNameError, match="which is not registered; install the plugin that provides it"):
+        head_spec_from_info("toxic:comments", info, 8, {})
