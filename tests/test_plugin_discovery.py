@@ -169,3 +169,18 @@ def test_a_task_of_a_plugin_left_out_by_mt_load_plugins_says_so():
                                      "out; add it there, or unset MT_LOAD_PLUGINS")
     bare = run_mt("show-task", "terra", env={"MT_LOAD_PLUGINS": "nli"})
     assert bare.stderr.strip().endswith("(MT_LOAD_PLUGINS leaves out the installed plugin(s) rsg, sentiment)")
+
+
+def test_a_head_registered_for_a_misspelled_task_kind_fails_its_plugin():
+    """Caught at load (the plugin is listed as failed), not when a task first uses the head."""
+    import pytest
+
+    from mtcore.registry import Registry
+
+    registry = Registry()
+    with pytest.raises(ValueError, match=r"^head 'pool': unknown task kind 'text_clasification' in kinds "
+                                         r"\(did you mean 'text_classification'\?\)"):
+        registry.add_component("head", "pool", "x:y", "toxic", kinds=("text_clasification",))
+    with pytest.raises(ValueError, match=r"kinds must be a tuple of task kinds"):
+        registry.add_component("head", "pool", "x:y", "toxic", kinds="text_classification")
+    assert registry.add_component("head", "pool", "x:y", "toxic", kinds=("text_classification",)).extra["kinds"] == ["text_classification"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError, MtError, did_you_mean
+from mtcore.errors import ConfigError, MtError, PluginError, did_you_mean
 from mtcore.registry import Registry
 from mtcore.task import Task, merge_sources
 from mtcore.train.config import TaskEntry, TrainConfig
@@ -74,6 +74,16 @@ def _component(registry: Registry, kind: str, name: str, key: str, task: Task | 
         if ":" not in name and name not in registry.names(kind):
             raise _choice_error(key, name, kind, registry) from None
         raise _key_error(key, exc) from None
+
+
+def _loadable(component: Any, task: Task) -> None:
+    """Import the code a registered head or metric points at now, not when the model is built or
+    the first evaluation runs; a broken reference is one line naming the component, task and plugin."""
+    try:
+        component.load()
+    except PluginError as exc:
+        raise PluginError(f"{component.kind} {component.id!r} (used by task {task.id!r}) cannot be loaded: {exc}; "
+                          f"fix the reference that plugin {component.plugin!r} registers") from None
 
 
 def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: str | Path | None) -> Task:
@@ -156,9 +166,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
             raise ConfigError(f"config key 'tasks.{i}.head': head {task.head_name!r} serves {', '.join(kinds)}, not {task.kind.value} (task {task.id!r})")
+        _loadable(head, task)
         for metric in task.all_metrics:
             key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
-            _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
+            _loadable(_component(registry, "metric", metric, key, None if entry.metrics is not None else blame), task)
         source = _source(entry, task, i)
         data_dir = entry.data_dir
         if data_dir is None and source == "local" and entry.define is not None:

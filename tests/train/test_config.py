@@ -268,3 +268,18 @@ def test_a_bf16_residual_under_fp32_precision_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_run(load_config(BASE, ["precision=bf16", "encoder.options.fp32_residual=false"]))
+
+
+def test_a_registered_metric_or_head_whose_code_is_missing_fails_at_planning():
+    """mt check said 'config ok' and mt train failed at the first evaluation, naming neither metric nor task."""
+    from mtcore.errors import PluginError
+    from mtcore.plugins import register_component
+
+    register_component("metric", "missing_code_test", "json:no_such_function")
+    with pytest.raises(PluginError) as err:
+        plan_run(load_config(BASE, ["tasks.0.metrics=[missing_code_test]"]))
+    assert str(err.value) == ("metric 'user:missing_code_test' (used by task 'rsg:terra') cannot be loaded: 'json' has no attribute "
+                              "'no_such_function' (from reference 'json:no_such_function'); fix the reference that plugin 'user' registers")
+    register_component("head", "missing_head_test", "no_such_module_xyz:Head", kinds=("pair_classification",))
+    with pytest.raises(PluginError, match=r"^head 'user:missing_head_test' \(used by task 'rsg:terra'\) cannot be loaded: cannot import"):
+        plan_run(load_config(BASE, ["tasks.0.head=missing_head_test"]))
