@@ -176,7 +176,7 @@ class Task:
             raise ConfigError(f"task name {self.name!r} must be non-empty and contain no ':'")
         if isinstance(self.labels, str):
             raise ConfigError(f"task {self.name!r}: labels must be a list of label names, not the string {self.labels!r} "
-                              f"(write labels=({', '.join(repr(x) for x in self.labels.split()[:3])}, ...))")
+                              f"(write labels=({', '.join(repr(x) for x in self.labels.replace(',', ' ').split()[:3])}, ...))")
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         if len(set(self.labels)) != len(self.labels):
             dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})

@@ -58,7 +58,7 @@ def plugin_names(name: str, plugin: str | None = None) -> PluginNames:
     """
     if not _NAME.match(name):
         raise UsageError(
-            f"plugin name {name!r} is not valid: use lowercase letters, digits and single '-' or '_' "
+            f"distribution name {name!r} (NAME) is not valid: use lowercase letters, digits and single '-' or '_' "
             "between them, starting with a letter (e.g. mt-toxic)"
         )
     package = name.replace("-", "_")

@@ -56,6 +56,7 @@ def test_every_spec_problem_is_reported_at_once(tmp_path, monkeypatch):
     ({"inputs": {"txt": "review"}}, r"task 'reviews': inputs maps unknown column 'txt' \(did you mean 'text'\?\); columns are: text, "),
     ({"labels": "negative positive"}, r"task 'reviews': labels must be a list of label names, not the string 'negative positive' "
                                       r"\(write labels=\('negative', 'positive', \.\.\.\)\)"),
+    ({"labels": "neg,pos"}, r"task 'reviews': labels must be a list of label names, not the string 'neg,pos' \(write labels=\('neg', 'pos', \.\.\.\)\)"),
     ({"labels": ("a", "b", "a")}, r"task 'reviews': labels has duplicates \('a'\); each label name must be unique"),
     ({"label_aliases": {"pos": "postive"}}, r"task 'reviews': label_aliases maps 'pos' to 'postive', which is not one of the labels "
                                             r"'negative', 'positive' \(did you mean 'positive'\?\)"),

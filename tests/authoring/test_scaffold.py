@@ -33,7 +33,7 @@ def _pip_install_editable(project: Path, target: Path) -> Path:
 
 
 @pytest.mark.parametrize("name, fragment", [
-    ("Mt-Toxic", "is not valid"),
+    ("Mt-Toxic", "distribution name 'Mt-Toxic' (NAME) is not valid"),
     ("9lives", "is not valid"),
     ("mt--toxic", "is not valid"),
     ("json", "clashes with Python"),
