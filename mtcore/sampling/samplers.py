@@ -49,7 +49,8 @@ def _sizes(sampler: Sampler) -> np.ndarray:
 
 
 class ProportionalSampler(Sampler):
-    """``p_i = n_i / sum(n)``: every example is equally likely to be drawn."""
+    """``p_i = n_i / sum(n)``: with the same rows per batch for every task, every example is equally
+    likely to be drawn (per-task batch sizes or token budgets change the rows a step takes)."""
 
     name: ClassVar[str] = "proportional"
 

@@ -11,7 +11,8 @@ Vocabulary:
   is dropped). Each time a task is drawn, every rank advances by one round;
 * the epoch's **length** follows the stop rule: ``"largest"`` — until every task has gone
   through all of its batches at least once (in mode ``"all"``: the task with the most batches);
-  ``"smallest"`` — until the first task runs out, so no example repeats; an integer — that
+  ``"smallest"`` — until the first task runs out, so no example repeats (except, under DDP
+  without ``drop_last``, the rows the last round borrows from the start to fill every rank); an integer — that
   many steps.
 
 Knowing how often each task was drawn before a step is enough to find every rank's batch at

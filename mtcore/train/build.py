@@ -196,12 +196,17 @@ def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:
     if enc.revision:
         kwargs.setdefault("encoder_kwargs", {})["revision"] = enc.revision
     try:
-        return MultitaskModel(source, {p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, attn_implementation=enc.attn_implementation,
-                              gradient_checkpointing=enc.gradient_checkpointing, freeze_encoder=enc.freeze_encoder,
-                              freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code,
-                              padding_free=plan.config.batching.padding_free, **kwargs)
+        model = MultitaskModel(source, {p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, attn_implementation=enc.attn_implementation,
+                               gradient_checkpointing=enc.gradient_checkpointing, freeze_encoder=enc.freeze_encoder,
+                               freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code,
+                               padding_free=plan.config.batching.padding_free, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"config key 'encoder.options': {exc}") from None
+    pooler = getattr(model.encoder, "pooler", None)
+    if model.has_pooler and pooler is not None and not any(getattr(h, "uses_pooler", False) for h in model.heads.values()):
+        # no head reads it: it gets no gradient either way, and DDP (one task: no unused-parameter search) fails on it
+        pooler.requires_grad_(False)
+    return model
 
 
 def build_strategy(plan: RunPlan) -> Any:
@@ -220,12 +225,30 @@ def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -
     config = plan.config
     batch_sizes = {p.id: p.entry.batch_size for p in plan.tasks if p.entry.batch_size}
     num_epochs = max(1, math.ceil(config.schedule.epochs or 1))
-    return MultitaskBatchSampler(
-        train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
-        mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
-        max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=num_epochs,
-        rank=accelerator.process_index, world_size=accelerator.num_processes,
-    )
+
+    def build(epochs: int) -> Any:
+        return MultitaskBatchSampler(
+            train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
+            mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
+            max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=epochs,
+            rank=accelerator.process_index, world_size=accelerator.num_processes,
+        )
+
+    sampler = build(num_epochs)
+    if config.schedule.max_steps is not None:  # the epochs max_steps covers (annealed sampling spans the run's epochs)
+        covered = epochs_covering(sampler, config.schedule.max_steps * config.optimizer.gradient_accumulation_steps)
+        if covered != num_epochs:
+            sampler = build(covered)
+    return sampler
+
+
+def epochs_covering(sampler: Any, micro_steps: int) -> int:
+    """How many epochs of ``sampler`` it takes to draw ``micro_steps`` batches."""
+    epochs, drawn = 0, 0
+    while drawn < micro_steps:
+        drawn += max(1, sampler.steps_in_epoch(epochs))
+        epochs += 1
+    return max(1, epochs)
 
 
 def count_total_steps(sampler: Any, config: TrainConfig) -> int:

@@ -157,14 +157,16 @@ class PCGradLoss(LossStrategy):
         items = list(losses.values())
         flat_shared: list[torch.Tensor] = []
         other_sums: list[torch.Tensor | None] = [None] * len(others)
+        used = [False] * len(shared)  # a shared parameter no task reached keeps no gradient (as with 'sum')
         for i, loss in enumerate(items):
             grads = torch.autograd.grad(scale(loss), params, retain_graph=i < len(items) - 1, allow_unused=True)
+            used = [u or g is not None for u, g in zip(used, grads[: len(shared)])]
             flat_shared.append(_flatten(grads[: len(shared)], shared))
             for k, g in enumerate(grads[len(shared):]):
                 if g is not None:
                     other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
         projected = project_conflicting(flat_shared, torch.Generator().manual_seed(self.seed * 1_000_003 + step), self.eps)
-        _assign(projected, shared)
+        _assign(projected, shared, used)
         for p, g in zip(others, other_sums):
             if g is not None:
                 p.grad = g if p.grad is None else p.grad + g
@@ -189,10 +191,11 @@ def _flatten(grads: Iterable[torch.Tensor | None], params: Sequence[nn.Parameter
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
-def _assign(flat: torch.Tensor, params: Sequence[nn.Parameter]) -> None:
+def _assign(flat: torch.Tensor, params: Sequence[nn.Parameter], used: Sequence[bool]) -> None:
     offset = 0
-    for p in params:
+    for p, reached in zip(params, used):
         n = p.numel()
-        g = flat[offset: offset + n].view_as(p).to(p.dtype)
-        p.grad = g.clone() if p.grad is None else p.grad + g
+        if reached:
+            g = flat[offset: offset + n].view_as(p).to(p.dtype)
+            p.grad = g.clone() if p.grad is None else p.grad + g
         offset += n

@@ -216,7 +216,11 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if "weights" in defaults and "weights" not in sampler_options:
         sampler_options["weights"] = default_weights
     weighted = [p.id for p in planned if p.entry.weight != 1.0]
-    if weighted and getattr(strategy_cls, "uses_weights", None) is False and "weights" not in defaults:
+    if mode == "all" and (config.sampler.name != "proportional" or config.sampler.options):
+        warnings.warn(f"sampler {config.sampler.name!r} is not used: loss strategy {config.loss.strategy!r} trains on a batch of every "
+                      "task at each step (sampler mode 'all'), so no task is drawn; remove the sampler settings, or use "
+                      "loss.strategy: single", UserWarning, stacklevel=2)
+    if weighted and getattr(strategy_cls, "uses_weights", None) is False and ("weights" not in defaults or mode == "all"):
         warnings.warn(f"the weight of {', '.join(weighted)} is used by neither loss strategy {config.loss.strategy!r} nor sampler "
                       f"{config.sampler.name!r}; use loss.strategy: weighted or sampler.name: fixed, or remove it", UserWarning, stacklevel=2)
     try:

@@ -283,3 +283,18 @@ def test_a_registered_metric_or_head_whose_code_is_missing_fails_at_planning():
     register_component("head", "missing_head_test", "no_such_module_xyz:Head", kinds=("pair_classification",))
     with pytest.raises(PluginError, match=r"^head 'user:missing_head_test' \(used by task 'rsg:terra'\) cannot be loaded: cannot import"):
         plan_run(load_config(BASE, ["tasks.0.head=missing_head_test"]))
+
+
+def test_sampler_settings_that_mode_all_never_uses_are_warned_about():
+    """sum / weighted / uncertainty / pcgrad train every task each step: a fixed sampler's weights were silently ignored."""
+    with pytest.warns(UserWarning) as caught:
+        plan_run(load_config(BASE, ["loss.strategy=sum", "sampler.name=fixed", "tasks.0.weight=3"]))
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("sampler 'fixed' is not used: loss strategy 'sum' trains on a batch of every task") for m in messages)
+    assert any(m.startswith("the weight of rsg:terra is used by neither loss strategy 'sum' nor sampler 'fixed'") for m in messages)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_run(load_config(BASE, ["loss.strategy=sum"]))
+        plan_run(load_config(BASE, ["sampler.name=fixed", "tasks.0.weight=3"]))

@@ -92,3 +92,21 @@ def test_seeds_under_ddp_train_every_seed_on_both_ranks_and_write_one_spread(tmp
         start = next(e for e in helpers.read_events(tmp_path / "out" / f"seed-{seed}") if e["event"] == "start")
         assert start["processes"] == 2
     assert done.stdout.count("final metrics over 2 seeds") == 1 and "no final metrics" not in done.stdout  # main process only
+
+
+def test_single_task_ddp_with_an_unused_pooler_trains(tmp_path: Path, make_config, helpers):
+    """One task, cls pooling: BERT's pooler gets no gradient, which DDP without the unused-parameter
+    search refused at step 2; the pooler is frozen instead, and stays as it was."""
+    config = make_config(tasks=make_config()["tasks"][:1], schedule={"max_steps": 3, "warmup_steps": 0}, batching={"batch_size": 4},
+                         checkpoint={"every": None}, evaluation={"at_end": False})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app",
+                           "train", str(path), "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = load_file(str(tmp_path / "out" / "model" / "encoder" / "model.safetensors"))
+    initial = load_file(str(next(Path(config["encoder"]["path"]).glob("*.safetensors"))))
+    pooler = [k for k in saved if k.startswith("pooler.")]
+    assert pooler and all(torch.equal(saved[k], initial[k]) for k in pooler)
+    assert any(not torch.equal(saved[k], initial[k]) for k in saved if k.startswith("encoder.layer."))

@@ -33,8 +33,10 @@ def test_optimizer_groups_head_lr_and_no_decay(tmp_path: Path, make_config):
     model = trainer.model
     no_decay = {id(p) for p in groups["encoder_no_decay"]["params"]}
     for name, p in model.encoder.named_parameters():
-        if name.endswith("bias") or "LayerNorm" in name:
+        if p.requires_grad and (name.endswith("bias") or "LayerNorm" in name):
             assert id(p) in no_decay, name
+    # no head pools with the encoder's pooler: it is frozen (no gradient would reach it anyway)
+    assert not any(p.requires_grad for p in model.encoder.pooler.parameters())
     assert groups["loss_strategy"]["params"][0] is trainer.engine.strategy.log_variances
 
 
@@ -273,3 +275,18 @@ def test_time_spent_evaluating_is_left_out_of_the_training_rates(monkeypatch):
     meter.exclude(9.0)
     rows, totals = meter.flush()
     assert totals["examples_per_s"] == 20.0 and rows["a"]["tokens_per_s"] == 200.0 and totals["seconds"] == 1.0
+
+
+def test_annealed_sampling_spans_the_epochs_max_steps_covers(tmp_path: Path, make_config):
+    """With schedule.max_steps the run's length is not schedule.epochs: annealing used 1 epoch (alpha stuck at 1)."""
+    from mtcore.train.build import epochs_covering
+
+    config = make_config(sampler={"name": "annealed"}, schedule={"max_steps": 40, "epochs": None, "warmup_steps": 0},
+                         checkpoint={"every": None}, evaluation={"at_end": False}, batching={"batch_size": 8})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    assert trainer.train()["steps"] == 40
+    sampler = trainer.engine.sampler
+    per_epoch = sampler.steps_in_epoch(0)
+    assert per_epoch < 40  # the run covers several epochs
+    assert sampler.num_epochs == epochs_covering(sampler, 40) > 1
+    assert sampler.sampler.options["num_epochs"] == sampler.num_epochs

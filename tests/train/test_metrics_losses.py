@@ -108,6 +108,14 @@ def test_pcgrad_backward_writes_gradients():
     assert head_a.grad.item() == pytest.approx(1.0) and head_b.grad.item() == pytest.approx(0.0)
 
 
+def test_pcgrad_leaves_shared_parameters_no_task_reached_without_a_gradient():
+    """As 'sum' does: a zero gradient would still get AdamW's weight decay and momentum."""
+    shared, unused = torch.nn.Parameter(torch.tensor([1.0, 1.0])), torch.nn.Parameter(torch.tensor([2.0]))
+    losses = {"a": (shared * torch.tensor([1.0, 0.0])).sum(), "b": (shared * torch.tensor([-1.0, 1.0])).sum()}
+    PCGradLoss(["a", "b"]).backward(losses, [shared, unused], [], lambda loss: loss, step=1)
+    assert unused.grad is None and torch.allclose(shared.grad, torch.tensor([0.5, 1.5]))
+
+
 def test_writers(tmp_path):
     from mtcore.predict.writers import write_csv, write_jsonl
 
