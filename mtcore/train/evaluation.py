@@ -49,6 +49,17 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
     return bool(np.all(reference >= 0))
 
 
+def _no_labels(kind: str, predictions: np.ndarray) -> np.ndarray:
+    """References meaning "no label" for a batch without labels, in the shape and marker :func:`_labelled` reads."""
+    if kind == "regression":
+        return np.full(len(predictions), np.nan)
+    if kind == "token_classification":
+        return np.full(np.shape(predictions), -100)
+    if kind == "multi_label":
+        return np.full(np.shape(predictions), -1)
+    return np.full(len(predictions), -1)
+
+
 def _shard_order(lengths: np.ndarray, rank: int, world: int) -> np.ndarray:
     shard = np.arange(rank, len(lengths), world)
     return shard[np.argsort(-lengths[shard], kind="stable")]
@@ -88,7 +99,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             loss_sum += float(out.loss.detach().float()) * len(indices)
             loss_weight += len(indices)
         predictions = predictions_from_logits(kind, out.logits)
-        references = labels.detach().cpu().numpy() if labels is not None else np.full(len(indices), -1)
+        references = labels.detach().cpu().numpy() if labels is not None else _no_labels(kind, predictions)
         mask = batch.get("attention_mask")
         for j, row in enumerate(indices):
             pred, ref = predictions[j], references[j]

@@ -81,14 +81,16 @@ def _f1(predictions: Any, references: Any, task: Any, average: str) -> float:
         return 0.0
     if preds.ndim > 1:  # multi-label indicator matrices
         return float(f1_score(refs.astype(int), preds.astype(int), average=average, zero_division=0))
-    labels = _labels(task) if average != "binary" else None
-    if average == "macro" and labels is None:
+    labels = _labels(task) if average == "micro" else None
+    if average == "macro":  # the classes in the references or the predictions, as scikit-learn and official scorers do
         labels = sorted(set(refs.tolist()) | set(preds.tolist()))
     return float(f1_score(refs, preds, labels=labels, average=average, zero_division=0))
 
 
 def f1_macro(predictions: Any, references: Any, task: Any = None) -> float:
-    """F1 averaged over classes (every class of the task counts, present or not)."""
+    """F1 averaged over the classes that occur in the references or the predictions (scikit-learn's
+    default and the Russian SuperGLUE scorer's: a class a small set lacks and nobody predicted
+    does not count as F1 0)."""
     return _f1(predictions, references, task, "macro")
 
 

@@ -32,9 +32,14 @@ def test_classification_metrics_by_hand():
     assert m.mcc(np.array([0, 1, 0, 1]), np.array([1, 0, 1, 0]), CLS) == pytest.approx(-1.0)
 
 
-def test_macro_f1_counts_absent_classes():
-    # class 'c' never appears: it still counts (F1 0) so a constant predictor is not rewarded
-    assert m.f1_macro(np.array([0, 0]), np.array([0, 0]), CLS) == pytest.approx(1 / 3)
+def test_macro_f1_averages_over_the_classes_that_occur_like_sklearn():
+    from sklearn.metrics import f1_score
+
+    # class 'c' is in neither: perfect predictions score 1 (the RSG scorer's and scikit-learn's figure), not 2/3
+    assert m.f1_macro(np.array([0, 1, 1]), np.array([0, 1, 1]), CLS) == pytest.approx(1.0)
+    # a class only predicted, or only in the references, counts with F1 0
+    preds, refs = np.array([0, 2, 1, 1]), np.array([0, 1, 1, 1])
+    assert m.f1_macro(preds, refs, CLS) == pytest.approx(f1_score(refs, preds, average="macro")) == pytest.approx((1 + 0.8 + 0) / 3)
 
 
 def test_regression_metrics():
@@ -128,3 +133,32 @@ def test_writers(tmp_path):
     table = list(csv.reader(path.open()))
     assert table == [["idx", "label", "p_entailment", "p_not_entailment"], ["0", "entailment", "0.75", "0.25"], ["1", "not_entailment", "", ""]]
     assert get_component("writer", "jsonl") is write_jsonl
+
+
+@pytest.mark.parametrize("kind,head", [("regression", "regression"), ("token_classification", "token_classification"),
+                                       ("multi_label", "multi_label"), ("text_classification", "classification")])
+def test_evaluation_of_a_split_without_labels_gives_no_metrics(kind, head, tmp_path):
+    """A test split without labels: no metrics (regression scored the -1 placeholders as targets; tokens crashed)."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from mtcore.data.collate import Collator
+    from mtcore.model import MultitaskModel
+    from mtcore.model.heads.base import HeadSpec
+    from mtcore.testing import build_tiny_encoder
+    from mtcore.train.evaluation import evaluate
+
+    labels = ("O", "B") if kind != "regression" else ()
+    task = Task(name="t", kind=kind, labels=labels, plugin="p")
+    model = MultitaskModel(build_tiny_encoder(tmp_path / "enc", "bert"),
+                           {task.id: HeadSpec(head, 1 if kind == "regression" else 2, kind=kind, labels=labels)})
+    rows = [{"input_ids": [2, 5 + i, 6, 3][: 3 + i % 2], "token_type_ids": [0] * (3 + i % 2), "length": 3 + i % 2} for i in range(5)]
+    if kind == "token_classification":
+        for row in rows:
+            row["word_ids"] = list(range(row["length"]))
+    data = SimpleNamespace(splits={"test": rows}, lengths=lambda split: np.array([r["length"] for r in rows]),
+                           collator=Collator(0, kind, uses_token_type_ids=True))
+    accelerator = SimpleNamespace(process_index=0, num_processes=1, device=torch.device("cpu"), autocast=contextlib.nullcontext)
+    metrics = evaluate(model, {task.id: data}, {task.id: task}, accelerator, split="test", batch_size=2,
+                       metric_fn=lambda name: get_component("metric", name))
+    assert metrics == {}
