@@ -57,3 +57,28 @@ def _filled(cell: Any) -> bool:
 def fingerprint(*parts: Any) -> str:
     """A fingerprint (hex string) of ``parts`` through :func:`stable_key`."""
     return _hash(stable_key(list(parts)))
+
+
+def damaged_cache_errors() -> tuple[type[BaseException], ...]:
+    """What reading a truncated, emptied or half-deleted cache file raises."""
+    import pyarrow as pa
+
+    return (pa.ArrowInvalid, pa.ArrowIOError, FileNotFoundError)
+
+
+def map_or_rebuild(dataset: Any, function: Any, *, new_fingerprint: str, **options: Any) -> Any:
+    """``dataset.map(...)`` under ``new_fingerprint``; a damaged cache file for it is deleted and rebuilt
+    (a run killed while writing it, a disk that filled up, a file removed by hand)."""
+    import os
+
+    try:
+        result = dataset.map(function, new_fingerprint=new_fingerprint, **options)
+        if len(result) == len(dataset):  # mtcore's maps keep every row: fewer means a truncated file was read
+            return result
+    except damaged_cache_errors():
+        if not dataset.cache_files:
+            raise
+    path = dataset._get_cache_file_path(new_fingerprint)
+    if os.path.exists(path):
+        os.remove(path)
+    return dataset.map(function, new_fingerprint=new_fingerprint, load_from_cache_file=False, **options)

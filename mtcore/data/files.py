@@ -129,10 +129,12 @@ def _preview(names: list[str], n: int = 5) -> str:
 
 
 def files_fingerprint(paths: Iterable[str | Path], *parts: Any) -> str:
-    """A cache key for data read from ``paths``: their location, size and modification time, plus ``parts``."""
+    """A cache key for data read from ``paths``: their location, size, modification and status-change
+    times and inode, plus ``parts``. The change time and inode catch a file rewritten in place with
+    its old size and modification time put back (``cp -p``, ``rsync -a``, ``unzip`` do that)."""
     stamps = []
     for path in paths:
         path = Path(path).resolve()
         stat = path.stat()
-        stamps.append((str(path), stat.st_size, stat.st_mtime_ns))
+        stamps.append((str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino))
     return fingerprint("mtcore-files", READER_VERSION, stamps, parts)

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mtcore.data.cache import fingerprint
+from mtcore.data.cache import fingerprint, map_or_rebuild
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
 from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
 from mtcore.errors import DataError, did_you_mean
@@ -276,8 +276,8 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
                 out[name].append(prepared.get(name))
         return out
 
-    return raw.map(prepare_batch, batched=True, with_indices=True, remove_columns=raw.column_names, features=features,
-                   new_fingerprint=key, desc=f"Preparing {task.id} {split}")
+    return map_or_rebuild(raw, prepare_batch, batched=True, with_indices=True, remove_columns=raw.column_names, features=features,
+                          new_fingerprint=key, desc=f"Preparing {task.id} {split}")
 
 
 def _where(row: Mapping[str, Any], index: int, origin: str) -> str:

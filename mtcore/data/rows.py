@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,12 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_cached(cache_dir: str | None, fingerprint: str) -> bool:
+def _cached_folder(cache_dir: str | None, fingerprint: str) -> str | None:
+    """The cache folder of the rows under ``fingerprint`` when it holds a finished dataset, else None."""
     from datasets.packaged_modules.generator.generator import Generator
 
     builder = Generator(cache_dir=cache_dir, generator=list, config_id="default-fingerprint=" + fingerprint)
-    return os.path.exists(os.path.join(builder.cache_dir, "dataset_info.json"))
+    return builder.cache_dir if os.path.exists(os.path.join(builder.cache_dir, "dataset_info.json")) else None
 
 
 def _generate(rows: RowsFactory, kinds: dict[str, Any]):
@@ -210,8 +212,18 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
     from datasets import Dataset, Features, Value
 
     cache = str(cache_dir) if cache_dir is not None else None
-    if _is_cached(cache, fingerprint):
-        return Dataset.from_generator(_generate, gen_kwargs={"rows": rows, "kinds": {}}, cache_dir=cache, fingerprint=fingerprint)
+    cached = _cached_folder(cache, fingerprint)
+    if cached is not None:
+        from mtcore.data.cache import damaged_cache_errors
+
+        try:
+            dataset = Dataset.from_generator(_generate, gen_kwargs={"rows": rows, "kinds": {}}, cache_dir=cache, fingerprint=fingerprint)
+            recorded = dataset.info.splits["train"].num_examples if dataset.info.splits and "train" in dataset.info.splits else None
+            if recorded is None or recorded == len(dataset):
+                return dataset
+        except damaged_cache_errors():
+            pass
+        shutil.rmtree(cached, ignore_errors=True)  # a damaged cache entry (fewer rows than written, or unreadable): read the files again
     kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)
     features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in (FILE_COLUMN, ROW_COLUMN)})
     features[FILE_COLUMN] = Value("string")

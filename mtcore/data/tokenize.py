@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mtcore.data.cache import fingerprint
+from mtcore.data.cache import fingerprint, map_or_rebuild
 from mtcore.data.prepare import labels_feature
 from mtcore.errors import ConfigError
 from mtcore.task import Task, TaskKind
@@ -165,5 +165,5 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return _encode_batch(batch, task, encoder)
 
-    return prepared.map(encode, batched=True, remove_columns=drop, features=features, new_fingerprint=key,
-                        desc=f"Tokenizing {task.id} {split}".rstrip())
+    return map_or_rebuild(prepared, encode, batched=True, remove_columns=drop, features=features, new_fingerprint=key,
+                          desc=f"Tokenizing {task.id} {split}".rstrip())

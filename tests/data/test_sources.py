@@ -239,3 +239,19 @@ def test_id_made_by_a_preprocessing_step(tmp_path, write, cache_dir):
                 sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
     train = prepared(task, "train", load_raw(task, "local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir))
     assert list(train["idx"]) == ["q1", "q2"] and list(train["labels"]) == [1, 0]
+
+
+def test_a_file_rewritten_in_place_with_its_old_size_and_time_gets_a_new_cache_key(tmp_path):
+    """cp -p / rsync -a / unzip put the old modification time back; the cache must still see the edit."""
+    import os
+    import time
+
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "a", "label": "pos"}\n', encoding="utf-8")
+    before = path.stat()
+    key = files_fingerprint([path])
+    time.sleep(0.01)
+    path.write_text('{"text": "a", "label": "neg"}\n', encoding="utf-8")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    assert files_fingerprint([path]) != key

@@ -152,3 +152,23 @@ def test_unknown_truncation_strategy(bert, tmp_path, write, cache_dir):
     write.jsonl(tmp_path / "val.jsonl", PAIR_ROWS)
     with pytest.raises(ConfigError, match=r"truncation 'only_last' is not one of longest_first, only_first, only_second"):
         load(PAIR.replace(truncation="only_last"), bert, tmp_path, cache_dir)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "delete"])
+def test_a_damaged_cache_entry_is_rebuilt(bert, tmp_path, write, cache_dir, damage):
+    """A run killed while writing, a full disk, a file removed by hand: read and tokenized again, not ArrowInvalid."""
+    import os
+
+    write.jsonl(tmp_path / "train.jsonl", PAIR_ROWS)
+    write.jsonl(tmp_path / "val.jsonl", PAIR_ROWS[:1])
+    expected = [dict(row) for row in load(PAIR, bert, tmp_path, cache_dir).splits["train"]]
+    arrows = [os.path.join(folder, name) for folder, _, names in os.walk(cache_dir) for name in names if name.endswith(".arrow")]
+    assert len(arrows) >= 3  # the rows, the prepared and the tokenized datasets
+    for path in arrows:
+        if damage == "delete":
+            os.remove(path)
+        else:
+            size = os.path.getsize(path)
+            with open(path, "r+b") as handle:
+                handle.truncate(0 if damage == "empty" else size // 2)
+    assert [dict(row) for row in load(PAIR, bert, tmp_path, cache_dir).splits["train"]] == expected
