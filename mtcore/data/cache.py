@@ -37,13 +37,40 @@ def stable_key(value: Any, _depth: int = 0) -> Any:
     if code is not None:
         cells = [cell.cell_contents for cell in (getattr(value, "__closure__", None) or ()) if _filled(cell)]
         return ["function", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""), _hash(code),
-                stable_key(getattr(value, "__defaults__", None), _depth + 1), stable_key(cells, _depth + 1)]
+                stable_key(getattr(value, "__defaults__", None), _depth + 1), stable_key(getattr(value, "__kwdefaults__", None), _depth + 1),
+                stable_key(cells, _depth + 1), _module_source(getattr(value, "__module__", None))]
     if hasattr(value, "fingerprint_key"):
         return ["object", type(value).__qualname__, stable_key(value.fingerprint_key(), _depth + 1)]
     if callable(value) and hasattr(value, "__dict__") and not isinstance(value, type):
         cls = type(value)
         return ["object", cls.__module__, cls.__qualname__, stable_key(cls.__call__, _depth + 1), stable_key(vars(value), _depth + 1)]
     return _hash(value)
+
+
+def _module_source(name: str | None) -> str | None:
+    """A hash of the source file of module ``name``: a function's helpers and the module's constants
+    are part of what it computes (editing them must not keep a stale cache)."""
+    import sys
+    from pathlib import Path
+
+    path = getattr(sys.modules.get(name or ""), "__file__", None)
+    if not path or not str(path).endswith(".py"):
+        return None
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return None
+    return _source_hash(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)
+def _source_hash(path: str, mtime_ns: int, size: int) -> str | None:
+    from pathlib import Path
+
+    try:
+        return _hash(Path(path).read_bytes())
+    except OSError:
+        return None
 
 
 def _filled(cell: Any) -> bool:

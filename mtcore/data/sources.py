@@ -76,7 +76,12 @@ def unread_fields(task: Task):
 def _read_split(task: Task, split: str, paths: list[Path], format: str, cache_dir: Any, options: Mapping[str, Any]):
     what = ", ".join(str(p) for p in paths)
     filtered = f" matching row_filter {options['row_filter']!r}" if options.get("row_filter") is not None else ""
-    key = files_fingerprint(paths, format, dict(options))
+    keyed = dict(options)
+    if isinstance(keyed.get("row_filter"), str):  # 'module:function': keyed by the function's code, not its name
+        from mtcore.refs import resolve
+
+        keyed["row_filter"] = resolve(keyed["row_filter"])
+    key = files_fingerprint(paths, format, keyed)
     try:
         return dataset_from_rows(rows_from_files(paths, format, **options), fingerprint=key, what=what,
                                  cache_dir=cache_dir, describe_conflict=label_conflict(task), loose=unread_fields(task))

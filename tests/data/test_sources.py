@@ -255,3 +255,23 @@ def test_a_file_rewritten_in_place_with_its_old_size_and_time_gets_a_new_cache_k
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
     assert files_fingerprint([path]) != key
+
+
+def test_a_row_filter_module_edited_between_runs_is_not_served_from_the_cache(tmp_path, write, cache_dir, monkeypatch):
+    """A 'module:function' row_filter is keyed by its code and its module's source (helpers, constants)."""
+    import importlib
+    import sys
+
+    module = tmp_path / "mt_filter_edit_test.py"
+    module.write_text("KEEP = 'ru'\n\ndef _lang(row):\n    return row['lang']\n\ndef keep(row):\n    return _lang(row) == KEEP\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("mt_filter_edit_test")
+    data = tmp_path / "data"
+    write.jsonl(data / "train.jsonl", [{"text": "кот", "lang": "ru", "label": "a"}, {"text": "cat", "lang": "en", "label": "b"}])
+    task = Task(name="f", kind="text_classification", labels=("a", "b"),
+                sources={"local": Source.local("jsonl", {"train": "train.jsonl"}, row_filter="mt_filter_edit_test:keep")})
+    assert [r["text"] for r in load_raw(task, "local", data_dir=data, splits=("train",), cache_dir=cache_dir)["train"]] == ["кот"]
+    module.write_text("KEEP = 'en'\n\ndef _lang(row):\n    return row['lang']\n\ndef keep(row):\n    return _lang(row) == KEEP\n")
+    sys.modules.pop("mt_filter_edit_test")  # a new run imports the edited module
+    importlib.import_module("mt_filter_edit_test")
+    assert [r["text"] for r in load_raw(task, "local", data_dir=data, splits=("train",), cache_dir=cache_dir)["train"]] == ["cat"]
