@@ -46,19 +46,21 @@ def mt_register_loss_strategies(register):
 @hookimpl
 def mt_register_metrics(register):
     m = "mtcore.train.metrics"
-    for name, doc in [
-        ("accuracy", "share of exact predictions"),
-        ("f1_macro", "F1 averaged over classes"),
-        ("f1_micro", "F1 over all decisions"),
-        ("f1_binary", "F1 of the positive class (id 1)"),
-        ("mcc", "Matthews correlation"),
-        ("pearson", "Pearson correlation"),
-        ("spearman", "Spearman correlation"),
-        ("mse", "mean squared error (lower is better)"),
-        ("exact_match", "share of examples with every label right (multi-label)"),
-        ("token_accuracy", "share of labelled tokens predicted right"),
+    labels = ("text_classification", "pair_classification", "multiple_choice", "token_classification", "multi_label")
+    single = ("text_classification", "pair_classification", "multiple_choice", "token_classification")
+    for name, doc, kinds in [
+        ("accuracy", "share of exact predictions", labels),
+        ("f1_macro", "F1 averaged over classes", labels),
+        ("f1_micro", "F1 over all decisions", labels),
+        ("f1_binary", "F1 of the positive class (id 1; two classes)", ("text_classification", "pair_classification")),
+        ("mcc", "Matthews correlation", single),
+        ("pearson", "Pearson correlation", ("regression",)),
+        ("spearman", "Spearman correlation", ("regression",)),
+        ("mse", "mean squared error (lower is better)", ("regression",)),
+        ("exact_match", "share of examples with every label right (multi-label)", labels),
+        ("token_accuracy", "share of labelled tokens predicted right", ("token_classification",)),
     ]:
-        register(name, f"{m}:{name}", doc)
+        register(name, f"{m}:{name}", doc, kinds=kinds)
 
 
 @hookimpl

@@ -120,8 +120,8 @@ class Registry:
         """Register a named component of ``kind`` (head, sampler, loss, metric, writer)."""
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"{kind} name {name!r} must be a non-empty string without ':'")
-        if kind == "head" and "kinds" in extra:
-            _check_head_kinds(name, extra["kinds"])
+        if kind in ("head", "metric") and "kinds" in extra:
+            _check_kinds(kind, name, extra["kinds"])
         component = Component(kind, name, ref, plugin, description, {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
         table = self.components[kind]
         if component.id in table:
@@ -201,14 +201,14 @@ class Registry:
         info.components = len(added_components)
 
 
-def _check_head_kinds(name: str, kinds: Any) -> None:
-    """A head's ``kinds=`` is a tuple of task kinds (a misspelling fails the plugin at load, with did-you-mean)."""
+def _check_kinds(component: str, name: str, kinds: Any) -> None:
+    """A head's or metric's ``kinds=`` is a tuple of task kinds (a misspelling fails the plugin at load, with did-you-mean)."""
     from mtcore.task import TaskKind
 
     known = [k.value for k in TaskKind]
     if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
-        raise ValueError(f"head {name!r}: kinds must be a tuple of task kinds, e.g. kinds=({known[0]!r},), got {kinds!r}")
+        raise ValueError(f"{component} {name!r}: kinds must be a tuple of task kinds, e.g. kinds=({known[0]!r},), got {kinds!r}")
     for kind in kinds:
         if kind not in known:
-            raise ValueError(f"head {name!r}: unknown task kind {kind!r} in kinds{did_you_mean(str(kind), known, n=1)}; "
+            raise ValueError(f"{component} {name!r}: unknown task kind {kind!r} in kinds{did_you_mean(str(kind), known, n=1)}; "
                              f"choose from {', '.join(known)}")

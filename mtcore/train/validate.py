@@ -76,6 +76,17 @@ def _component(registry: Registry, kind: str, name: str, key: str, task: Task | 
         raise _key_error(key, exc) from None
 
 
+def _check_metric_suits(component: Any, task: Task, key: str) -> None:
+    """A metric registered with ``kinds=`` serves those task kinds; ``f1_binary`` needs two classes."""
+    kinds = component.extra.get("kinds") or []
+    if kinds and task.kind.value not in kinds:
+        raise ConfigError(f"config key {key!r}: metric {component.name!r} scores {', '.join(kinds)} tasks, not {task.kind.value} "
+                          f"(task {task.id!r}); choose another metric (mt components metric lists them)")
+    if component.id == "mtcore:f1_binary" and len(task.labels) != 2:
+        raise ConfigError(f"config key {key!r}: metric 'f1_binary' scores two-class tasks, and task {task.id!r} has {len(task.labels)} "
+                          "classes; use f1_macro or f1_micro")
+
+
 def _loadable(component: Any, task: Task) -> None:
     """Import the code a registered head or metric points at now, not when the model is built or
     the first evaluation runs; a broken reference is one line naming the component, task and plugin."""
@@ -169,7 +180,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         _loadable(head, task)
         for metric in task.all_metrics:
             key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
-            _loadable(_component(registry, "metric", metric, key, None if entry.metrics is not None else blame), task)
+            component = _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
+            _check_metric_suits(component, task, key)
+            _loadable(component, task)
         source = _source(entry, task, i)
         data_dir = entry.data_dir
         if data_dir is None and source == "local" and entry.define is not None:

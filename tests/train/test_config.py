@@ -96,6 +96,9 @@ def test_missing_required_sections():
                                                   "(did you mean 'flex'?)"),
     (["encoder.options={packed_attention: flex}"], "flex attends over padding-free batches; set batching.padding_free: true"),
     (["encoder.options={packed_attention: flex}", "batching.padding_free=true"], "flex needs compile: true"),
+    (["tasks.0.metrics=[pearson]"], "config key 'tasks.0.metrics': metric 'pearson' scores regression tasks, not pair_classification "
+                                    "(task 'rsg:terra'); choose another metric"),
+    (["tasks=[rsg:rcb]", "tasks.0.metrics=[f1_binary]"], "metric 'f1_binary' scores two-class tasks, and task 'rsg:rcb' has 3 classes"),
     (["encoder.options.fp32_residuals=false"], "config key 'encoder.options.fp32_residuals' is not a model option "
                                                "(did you mean 'fp32_residual'?); the options are dtype, packed_attention, "
                                                "fp32_residual, encoder_kwargs"),
