@@ -49,6 +49,15 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
     return bool(np.all(reference >= 0))
 
 
+def _loss_weight(kind: str, labels: torch.Tensor) -> int:
+    """What a batch's loss is the mean over: its labelled tokens, labelled rows or (multi-label) rows."""
+    if kind == "regression":
+        return int((~torch.isnan(labels.float())).sum())
+    if kind == "multi_label":
+        return int(labels.shape[0])
+    return int((labels >= 0).sum())
+
+
 def _no_labels(kind: str, predictions: np.ndarray) -> np.ndarray:
     """References meaning "no label" for a batch without labels, in the shape and marker :func:`_labelled` reads."""
     if kind == "regression":
@@ -96,8 +105,9 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             continue
         labels = batch.get("labels")
         if out.loss is not None and labels is not None:
-            loss_sum += float(out.loss.detach().float()) * len(indices)
-            loss_weight += len(indices)
+            weight = _loss_weight(kind, labels)
+            loss_sum += float(out.loss.detach().float()) * weight
+            loss_weight += weight
         predictions = predictions_from_logits(kind, out.logits)
         references = labels.detach().cpu().numpy() if labels is not None else _no_labels(kind, predictions)
         mask = batch.get("attention_mask")

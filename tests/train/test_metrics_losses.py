@@ -162,3 +162,30 @@ def test_evaluation_of_a_split_without_labels_gives_no_metrics(kind, head, tmp_p
     metrics = evaluate(model, {task.id: data}, {task.id: task}, accelerator, split="test", batch_size=2,
                        metric_fn=lambda name: get_component("metric", name))
     assert metrics == {}
+
+
+def test_token_evaluation_loss_does_not_depend_on_the_batch_size(tmp_path):
+    """Batch losses are means over labelled tokens: weighting them by rows made the loss depend on how rows were batched."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from mtcore.data.collate import Collator
+    from mtcore.model import MultitaskModel
+    from mtcore.model.heads.base import HeadSpec
+    from mtcore.testing import build_tiny_encoder
+    from mtcore.train.evaluation import evaluate
+
+    task = Task(name="t", kind="token_classification", labels=("O", "B"), plugin="p")
+    torch.manual_seed(0)
+    model = MultitaskModel(build_tiny_encoder(tmp_path / "enc", "bert"), {task.id: HeadSpec("token_classification", 2, kind=task.kind)})
+    rows = []
+    for i in range(6):
+        n = 3 + 3 * (i % 3)  # rows of 3, 6 and 9 tokens
+        rows.append({"input_ids": [2] + [5 + (i + j) % 7 for j in range(n - 2)] + [3], "length": n,
+                     "labels": [-100] + [(i + j) % 2 for j in range(n - 2)] + [-100]})
+    data = SimpleNamespace(splits={"validation": rows}, lengths=lambda split: np.array([r["length"] for r in rows]),
+                           collator=Collator(0, task.kind))
+    accelerator = SimpleNamespace(process_index=0, num_processes=1, device=torch.device("cpu"), autocast=contextlib.nullcontext)
+    losses = [evaluate(model, {task.id: data}, {task.id: task}, accelerator, split="validation", batch_size=size,
+                       metric_fn=lambda name: get_component("metric", name))[f"{task.id}/loss"] for size in (1, 4, 6)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5) == pytest.approx(losses[2], rel=1e-5)
