@@ -7,7 +7,9 @@
 # Variants: length grouping on/off, fixed batch vs token budget, torch.compile on/off (whole
 # encoder or layer by layer), float32 or bf16 layer-norm outputs (fp32_residual),
 # padding-free (packed) batches with SDPA on re-padded attention or torch's varlen_attn.
-# More variants (FlexAttention, CUDA graphs, max-autotune): VARIANTS=a,b,c (gpu_bench.py --help lists them).
+# More variants (FlexAttention, CUDA graphs, max-autotune, FlashAttention-4): VARIANTS=a,b,c
+# (gpu_bench.py --help lists them; benchmarks/gpu_variants.py defines them). FlashAttention-4 needs
+# its own payload and script: benchmarks/device_fa4_payload.sh here, benchmarks/gpu_fa4.sh there.
 # Padding-free token budgets count real tokens (64k real tokens per step).
 # Reports real tokens/s, MFU (over 989 TFLOPS bf16 dense), host syncs per step, peak memory,
 # the host's data time per step, and (--diagnose) the GPU's busy share and kernel time by kind.

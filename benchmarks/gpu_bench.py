@@ -7,7 +7,7 @@ variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
 :class:`~mtcore.sampling.MultitaskBatchSampler` collated by :class:`~mtcore.data.collate.Collator`,
 pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
 losses kept on the device (``LossMeter``, ``NonFiniteWatch``), gradient clipping, fused AdamW.
-Variants (:class:`Variant`) switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8; one
+Variants (:class:`gpu_variants.Variant`) switch ``torch.compile`` (``dynamic=True``, pad to a multiple of 8; one
 variant with mode ``max-autotune-no-cudagraphs``; ``regional``: each transformer layer compiled
 instead of the whole encoder), float32 or bf16 layer-norm outputs (``fp32_residual``), hidden dropout, length grouping,
 token budgets and padding-free batches (``packed``: the encoder computes real tokens only, and a
@@ -40,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -48,67 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gpu_profile  # noqa: E402  (benchmarks/gpu_profile.py)
-
-
-
-class Variant(NamedTuple):
-    group_by_length: bool
-    batch_size: int | None  # rows per batch, or None with a token budget
-    token_budget: int | None  # padded slots; real tokens when packed
-    compile: bool
-    packed: bool  # padding-free batches
-    attention_dropout: float = 0.1
-    hidden_dropout: float = 0.1
-    compile_mode: str | None = None  # torch.compile mode (None: the default)
-    packed_attention: str = "varlen"  # padding-free attention: varlen_attn, or FlexAttention ("flex", compiled only)
-    fp32_residual: bool = True  # False: layer norms keep bf16 outputs (MultitaskModel(fp32_residual=False))
-    regional: bool = False  # compile each transformer layer instead of the whole encoder
-
-
-#: random rows, 64k real tokens per padding-free batch, compiled, no attention dropout (varlen_attn's condition)
-PACKED64K = {"group_by_length": False, "batch_size": None, "token_budget": 65536, "compile": True, "packed": True,
-             "attention_dropout": 0.0}
-VARIANTS: dict[str, Variant] = {name: Variant(**spec) if isinstance(spec, dict) else Variant(*spec) for name, spec in {
-    "eager_random_bs32": (False, 32, None, False, False, 0.1),
-    "eager_grouped_bs32": (True, 32, None, False, False, 0.1),
-    "eager_grouped_budget": (True, None, 16384, False, False, 0.1),
-    "packed_random_bs32": (False, 32, None, False, True, 0.1),
-    "packed_random_bs32_attn_drop0": (False, 32, None, False, True, 0.0),
-    "packed_grouped_budget_attn_drop0": (True, None, 16384, False, True, 0.0),
-    "compiled_grouped_bs32": (True, 32, None, True, False, 0.1),
-    "compiled_grouped_budget": (True, None, 16384, True, False, 0.1),
-    "compiled_packed_budget_attn_drop0": (True, None, 16384, True, True, 0.0),
-    "eager_grouped_budget64k": (True, None, 65536, False, False, 0.1),
-    "packed_grouped_budget64k_attn_drop0": (True, None, 65536, False, True, 0.0),
-    "compiled_grouped_budget64k": (True, None, 65536, True, False, 0.1),
-    "compiled_packed_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0),
-    # packed batches need no length grouping: random rows, 64k real tokens per batch
-    "packed_random_budget64k_attn_drop0": (False, None, 65536, False, True, 0.0),
-    "compiled_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0),
-    # what dropout costs (masks generated and kept for backward), and Inductor's autotuned kernels
-    # (GEMM templates with fused epilogues; compiling takes minutes: not in gpu.sh's default list)
-    "compiled_packed_random_budget64k_no_dropout": (False, None, 65536, True, True, 0.0, 0.0),
-    "autotuned_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0, 0.1, "max-autotune-no-cudagraphs"),
-    # fixed 32-row batches are launch-bound: CUDA graphs replay a step's kernels in one launch
-    # (lengths padded to a multiple of 64, so a few shapes get recorded)
-    "cudagraphs_grouped_bs32_pad64": (True, 32, None, True, False, 0.1, 0.1, "reduce-overhead"),
-    # FlexAttention with a block-diagonal mask over the packed row: short sequences share 128-token
-    # tiles instead of each getting its own (mostly empty) thread blocks in varlen_attn
-    "compiled_flex_packed_random_budget64k_attn_drop0": (False, None, 65536, True, True, 0.0, 0.1, None, "flex"),
-    "compiled_flex_packed_random_budget64k_no_dropout": (False, None, 65536, True, True, 0.0, 0.0, None, "flex"),
-    "compiled_flex_packed_grouped_budget64k_attn_drop0": (True, None, 65536, True, True, 0.0, 0.1, None, "flex"),
-    # layer norms with bf16 outputs: a bf16 residual stream, half the bytes in the element-wise kernels
-    "compiled_packed_random_budget64k_attn_drop0_bf16_residual": {**PACKED64K, "fp32_residual": False},
-    # regional compilation (each layer, one graph for all): seconds of compiling instead of minutes
-    "regional_packed_random_budget64k_attn_drop0": {**PACKED64K, "regional": True},
-    "regional_packed_random_budget64k_attn_drop0_bf16_residual": {**PACKED64K, "fp32_residual": False, "regional": True},
-    "regional_packed_random_budget64k_no_dropout_bf16_residual": {**PACKED64K, "hidden_dropout": 0.0, "fp32_residual": False,
-                                                                  "regional": True},
-    # BERT's own attention dropout (0.1): varlen_attn has none, so attention is SDPA on re-padded rows
-    "regional_packed_random_budget64k_bf16_residual": {**PACKED64K, "attention_dropout": 0.1, "fp32_residual": False, "regional": True},
-}.items()}
-# task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
-MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
+from gpu_variants import MIX, VARIANTS  # noqa: E402  (benchmarks/gpu_variants.py)
 
 
 class SyntheticTask:
@@ -161,7 +101,8 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
 
 
 def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None,
-          packed_attention: str = "varlen", fp32_residual: bool = True, regional: bool = False) -> tuple[Any, Any]:
+          packed_attention: str = "varlen", fp32_residual: bool = True, regional: bool = False,
+          flash_attention: str | None = None) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -173,7 +114,7 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bo
     encoder = AutoModel.from_config(config, attn_implementation="sdpa")
     heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
     model = MultitaskModel(encoder.to(device), heads, padding_free=packed, packed_attention=packed_attention,
-                           fp32_residual=fp32_residual).to(device).train()
+                           fp32_residual=fp32_residual, flash_attention=flash_attention).to(device).train()
     if compile_model:
         compile_encoder(model, dynamic=True, mode=None if smoke else mode, backend="eager" if smoke else "inductor", regional=regional)
     fused = device.type == "cuda"
@@ -188,7 +129,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
     (grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode, packed_attention, fp32_residual,
-     regional) = VARIANTS[name]
+     regional, flash_attention) = VARIANTS[name]
     config = bert_config(args.smoke, attention_dropout, hidden_dropout)
     cuda = device.type == "cuda"
     pad_to = 64 if mode == "reduce-overhead" else 8 if compiled and not packed else None
@@ -196,7 +137,8 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
-    model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention, fp32_residual, regional)
+    model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention, fp32_residual, regional,
+                             flash_attention)
     meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
@@ -258,21 +200,27 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     gap = packed_gap(model, next(batches), device, dtype) if packed else None
     result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
               "compile_mode": mode, "attention_dropout": attention_dropout, "hidden_dropout": hidden_dropout,
-              "fp32_residual": fp32_residual, "regional": regional,
+              "fp32_residual": fp32_residual, "regional": regional, "flash_attention": flash_attention,
               "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
               "samples_per_s": stats["samples"] / seconds, "real_tokens_per_s": stats["real"] / seconds,
               "padding_efficiency": stats["real"] / max(stats["padded"], 1),
               "mfu": stats["flops"] / seconds / (args.peak_tflops * 1e12), "syncs_per_step": syncs, "peak_memory_gib": peak,
-              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled, packed_attention), "packed_gap": gap,
+              "packed": packed, "attention": attention_kind(packed, attention_dropout, device, compiled, packed_attention, flash_attention),
+              "packed_gap": gap,
               "ms_per_step": round(ms_per_step, 2), "data_ms_per_step": round(1000 * stats["data_s"] / args.steps, 2),
               "tokens_per_step": round(stats["real"] / args.steps), "diagnosis": diagnosis}
     del model, optimizer
+    if flash_attention:  # process-wide: the next variant gets torch's own kernels again
+        from torch.nn.attention import restore_flash_attention_impl
+
+        restore_flash_attention_impl()
     if cuda:
         torch.cuda.empty_cache()
     return result
 
 
-def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool, packed_attention: str = "varlen") -> str:
+def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled: bool, packed_attention: str = "varlen",
+                   flash_attention: str | None = None) -> str:
     """Which attention kernel the variant's training steps ran (see mtcore.model.padding_free)."""
     import torch
 
@@ -284,7 +232,7 @@ def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled
         return "flex (packed)"
     probe = torch.empty(1, 1, 1, device=device, dtype=torch.bfloat16)
     if _flash_varlen_usable(probe, attention_dropout):
-        return "varlen_attn (packed)"
+        return f"varlen_attn{' ' + flash_attention if flash_attention else ''} (packed)"
     return "sdpa (per sequence)" if device.type == "cpu" and not compiled else "sdpa (re-padded)"
 
 

@@ -85,8 +85,26 @@ def test_gpu_script_is_valid_bash():
     script = REPO / "benchmarks" / "gpu.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
     assert "gpu_bench.py" in script.read_text()
-    wheels = REPO / "benchmarks" / "device_wheels.sh"
-    assert subprocess.run(["bash", "-n", str(wheels)], capture_output=True).returncode == 0
+    for name in ("device_wheels.sh", "device_fa4_payload.sh", "gpu_fa4.sh"):
+        assert subprocess.run(["bash", "-n", str(REPO / "benchmarks" / name)], capture_output=True).returncode == 0, name
+
+
+def test_the_gpu_scripts_name_variants_that_exist_and_the_attention_benchmark_loads():
+    import re
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from gpu_variants import VARIANTS
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    for script in ("gpu.sh", "gpu_fa4.sh"):
+        text = (REPO / "benchmarks" / script).read_text()
+        defaults = re.search(r"VARIANTS:-(.*?)}\"", text).group(1).replace("${P}", "regional_packed_random_budget64k")
+        assert [n for n in defaults.split(",") if n not in VARIANTS] == [], script
+    assert VARIANTS["regional_packed_random_budget64k_no_dropout_bf16_residual_fa4"].flash_attention == "FA4"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "attention_kernels.py"), "--help"], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0 and "--impl" in done.stdout, done.stderr[-2000:]
 
 
 def test_gpu_profile_sorts_kernels_into_kinds():

@@ -73,6 +73,10 @@ class MultitaskModel(nn.Module):
         keeps them in the autocast dtype, with float32 statistics inside the norm
         (:mod:`mtcore.model.norms`): half the bytes in the element-wise kernels, Megatron-LM's
         default. No effect in fp32.
+    :param flash_attention: replace torch's FlashAttention-2 kernels (padding-free ``varlen_attn``,
+        SDPA's flash backend) with a registered implementation, ``"FA4"`` or ``"FA3"``, for the
+        whole process (:mod:`mtcore.model.flash_impl`; needs attention dropout 0 and the kernels'
+        package). ``None`` (default) keeps torch's own.
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -92,6 +96,7 @@ class MultitaskModel(nn.Module):
         padding_free: bool = False,
         packed_attention: str = "varlen",
         fp32_residual: bool = True,
+        flash_attention: str | None = None,
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -131,6 +136,11 @@ class MultitaskModel(nn.Module):
             if not keep_norms_in_compute_dtype(self.encoder):
                 raise ConfigError(f"fp32_residual: false changes nn.LayerNorm modules, and encoder {type(self.encoder).__name__} "
                                   "has none; leave fp32_residual out")
+        self.flash_attention: str | None = None
+        if flash_attention is not None:
+            from mtcore.model.flash_impl import activate
+
+            self.flash_attention = activate(flash_attention, self.encoder)
         if padding_free:
             self.enable_padding_free()
         self.eval()

@@ -17,7 +17,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
       freeze_layers: 0
       load_heads: false          # path is a model mtcore saved: its trained heads start the matching tasks
       options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs,
-                                 # packed_attention, fp32_residual)
+                                 # packed_attention, fp32_residual, flash_attention)
     tasks:                       # a bare string means {id: <string>}
       - id: rsg:terra
         source: sample           # sample | local | hub (default: local with data_dir, else hub, else sample)

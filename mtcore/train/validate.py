@@ -262,6 +262,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
         warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
                       "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=2)
+    if config.encoder.options.get("flash_attention") is not None and config.precision == "fp32":
+        warnings.warn("config key 'encoder.options.flash_attention' changes nothing with precision fp32 (FlashAttention "
+                      "kernels run in bf16/fp16 only)", UserWarning, stacklevel=2)
     _check_packed_attention(config)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
 
@@ -293,7 +296,8 @@ def encoder_option_names() -> list[str]:
 
 
 def _check_encoder_options(options: dict[str, Any]) -> None:
-    """Every ``encoder.options`` key is a model option (with did-you-mean); ``fp32_residual`` is a boolean."""
+    """Every ``encoder.options`` key is a model option (with did-you-mean); ``fp32_residual`` is a boolean;
+    ``flash_attention`` names an implementation torch knows."""
     names = encoder_option_names()
     for key in options:
         if key in _SET_ELSEWHERE:
@@ -305,6 +309,10 @@ def _check_encoder_options(options: dict[str, Any]) -> None:
                               f"the options are {', '.join(names)}")
     if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
         raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
+    if options.get("flash_attention") is not None:
+        from mtcore.model.flash_impl import resolve
+
+        resolve(options["flash_attention"], where="config key 'encoder.options.flash_attention'")
 
 
 def _check_packed_attention(config: Any) -> None:

@@ -101,7 +101,9 @@ def test_missing_required_sections():
     (["tasks=[rsg:rcb]", "tasks.0.metrics=[f1_binary]"], "metric 'f1_binary' scores two-class tasks, and task 'rsg:rcb' has 3 classes"),
     (["encoder.options.fp32_residuals=false"], "config key 'encoder.options.fp32_residuals' is not a model option "
                                                "(did you mean 'fp32_residual'?); the options are dtype, packed_attention, "
-                                               "fp32_residual, encoder_kwargs"),
+                                               "fp32_residual, flash_attention, encoder_kwargs"),
+    (["encoder.options.flash_attention=fa5"], "config key 'encoder.options.flash_attention': unknown implementation 'fa5' "
+                                              "(did you mean 'FA4'?); choose one of FA3, FA4"),
     (["encoder.options.fp32_residual=maybe"], "config key 'encoder.options.fp32_residual': expected true or false, got 'maybe'"),
     (["encoder.options.padding_free=true"], "config key 'encoder.options.padding_free': set batching.padding_free instead"),
 ])
@@ -271,6 +273,16 @@ def test_a_bf16_residual_under_fp32_precision_is_warned_about():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plan_run(load_config(BASE, ["precision=bf16", "encoder.options.fp32_residual=false"]))
+
+
+def test_flash_attention_under_fp32_precision_is_warned_about_and_names_are_case_insensitive():
+    with pytest.warns(UserWarning, match=r"^config key 'encoder.options.flash_attention' changes nothing with precision fp32"):
+        plan_run(load_config(BASE, ["precision=fp32", "encoder.options.flash_attention=fa4"]))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plan_run(load_config(BASE, ["precision=bf16", "encoder.options.flash_attention=fa4"]))
 
 
 def test_a_registered_metric_or_head_whose_code_is_missing_fails_at_planning():
