@@ -59,6 +59,7 @@ def mt_register_metrics(register):
         ("mse", "mean squared error (lower is better)", ("regression",)),
         ("exact_match", "share of examples with every label right (multi-label)", labels),
         ("token_accuracy", "share of labelled tokens predicted right", ("token_classification",)),
+        ("f1_entity", "entity-level F1 of B-/I-/O tags (CoNLL's conlleval)", ("token_classification",)),
     ]:
         register(name, f"{m}:{name}", doc, kinds=kinds)
 

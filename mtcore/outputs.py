@@ -61,8 +61,9 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
         raise UsageError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
     try:
         fd, probe = tempfile.mkstemp(prefix=".mt-write-test-", dir=existing)
-    except OSError as exc:
-        raise MtError(f"cannot write to {existing}: {_reason(exc)}") from None
+    except OSError as exc:  # name what was asked for, and the folder that refused a new file there
+        where = "" if existing == target else f" (folder {existing} takes no new file)"
+        raise MtError(f"cannot write to {path}: {_reason(exc)}{where}; choose another {what}") from None
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 

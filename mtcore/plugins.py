@@ -121,6 +121,11 @@ def _describe(exc: BaseException, ep: EntryPoint | None = None) -> str:
     return line + ("" if isinstance(exc, PluginError) else _where(exc))
 
 
+def _name_and_distribution(eps: list[Any]) -> list[str]:
+    """``rsg (mt-russian-superglue)`` per plugin: MT_LOAD_PLUGINS takes either name."""
+    return sorted({f"{ep.name} ({ep.dist.name})" if ep.dist and ep.dist.name != ep.name else ep.name for ep in eps})
+
+
 def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | None = None) -> Registry:
     """Discover plugins and return the registry (cached per ``MT_LOAD_PLUGINS``).
 
@@ -147,7 +152,7 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     builtin = {ep.name for ep in installed} - {ep.name for ep in external} | {BUILTIN_DISTRIBUTION}  # always loaded
     for name in sorted((only or set()) - set(known) - builtin):
         registry.warnings.append(f"MT_LOAD_PLUGINS names {name!r}, which is no installed plugin{did_you_mean(name, known, n=1)}; "
-                                 f"installed: {', '.join(known) or 'none'}")
+                                 f"installed: {', '.join(_name_and_distribution(external)) or 'none'}")
     eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name, ep.dist.name if ep.dist else ""))
     seen_names: dict[str, str] = {}
     for ep in eps:

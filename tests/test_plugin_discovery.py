@@ -158,7 +158,7 @@ def test_a_misspelled_name_in_mt_load_plugins_is_a_warning_with_did_you_mean():
     assert result.returncode == 0
     assert {t["plugin"] for t in json.loads(result.stdout)} == {"rsg"}
     assert result.stderr.strip() == ("warning: MT_LOAD_PLUGINS names 'nlii', which is no installed plugin (did you mean 'nli'?); "
-                                     "installed: mt-nli, mt-russian-superglue, mt-sentiment, nli, rsg, sentiment")
+                                     "installed: nli (mt-nli), rsg (mt-russian-superglue), sentiment (mt-sentiment)")
     assert "MT_LOAD_PLUGINS names 'nlii'" in run_mt("plugins", env={"MT_LOAD_PLUGINS": "nlii"}).stderr
 
 

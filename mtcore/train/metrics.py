@@ -31,14 +31,10 @@ def _flat_tokens(predictions: Any, references: Any) -> tuple[np.ndarray, np.ndar
         refs = references.reshape(-1)
         preds = np.asarray(predictions).reshape(-1)
     else:
-        refs_list, preds_list = [], []
-        for p, r in zip(predictions, references):
-            r = np.asarray(r).reshape(-1)
-            p = np.asarray(p).reshape(-1)[: len(r)]
-            refs_list.append(r[: len(p)])
-            preds_list.append(p)
-        refs = np.concatenate(refs_list) if refs_list else np.zeros(0, dtype=np.int64)
-        preds = np.concatenate(preds_list) if preds_list else np.zeros(0, dtype=np.int64)
+        pairs = list(_sequences(predictions, references))
+        if not pairs:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate([p for p, _ in pairs]), np.concatenate([r for _, r in pairs])
     keep = refs >= 0
     return preds[keep], refs[keep]
 
@@ -71,6 +67,58 @@ def token_accuracy(predictions: Any, references: Any, task: Any = None) -> float
     """Share of labelled tokens predicted right (positions with reference -100 are ignored)."""
     preds, refs = _flat_tokens(predictions, references)
     return float((preds == refs).mean()) if len(refs) else 0.0
+
+
+def _sequences(predictions: Any, references: Any) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+    """Per example: the predicted and reference tag ids of its labelled tokens."""
+    for p, r in zip(predictions, references):
+        r = np.asarray(r).reshape(-1)
+        p = np.asarray(p).reshape(-1)[: len(r)]
+        r = r[: len(p)]
+        keep = r >= 0
+        yield p[keep], r[keep]
+
+
+def _split_tag(name: str) -> tuple[str, str]:
+    """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", "")``; a tag without a prefix is inside its type."""
+    prefix, dash, kind = name.partition("-")
+    if dash and prefix in {"B", "I", "E", "S", "L", "U"}:
+        return {"L": "E", "U": "S"}.get(prefix, prefix), kind
+    return ("O", "") if name == "O" else ("I", name)
+
+
+def entity_spans(tags: Iterable[str]) -> set[tuple[str, int, int]]:
+    """``(type, first, last)`` of every entity in a tag sequence (IOB1, IOB2/BIO, IOBES/BILOU).
+
+    The chunking rules of CoNLL's ``conlleval`` (and seqeval's default mode): an entity starts at
+    ``B``/``S``, or at an ``I``/``E`` that follows ``O``, an entity's end or another type; it ends
+    before ``O``, ``B``, ``S`` or another type, and at ``E``/``S``.
+    """
+    spans: set[tuple[str, int, int]] = set()
+    start, prev_prefix, prev_kind = None, "O", ""
+    for i, name in enumerate([*tags, "O"]):
+        prefix, kind = _split_tag(str(name))
+        ends = start is not None and (prev_prefix in {"E", "S"} or prefix in {"B", "S", "O"} or kind != prev_kind)
+        if ends:
+            spans.add((prev_kind, start, i - 1))
+            start = None
+        if prefix != "O" and (start is None or prefix in {"B", "S"}):
+            start = i
+        prev_prefix, prev_kind = prefix, kind
+    return spans
+
+
+def f1_entity(predictions: Any, references: Any, task: Any = None) -> float:
+    """Entity-level (span) F1 for token tasks whose tags are ``B-X``/``I-X``/``O`` (or IOBES):
+    an entity counts only when its type and both ends are right, micro-averaged over entities
+    (CoNLL-2003's official score, ``conlleval``; seqeval's default)."""
+    names = list(getattr(task, "labels", ()) or ())
+    found = gold = right = 0
+    for preds, refs in _sequences(predictions, references):
+        predicted = entity_spans(names[int(t)] if names else str(int(t)) for t in preds)
+        expected = entity_spans(names[int(t)] if names else str(int(t)) for t in refs)
+        found, gold, right = found + len(predicted), gold + len(expected), right + len(predicted & expected)
+    return 2.0 * right / (found + gold) if found + gold else 0.0
 
 
 def _f1(predictions: Any, references: Any, task: Any, average: str) -> float:

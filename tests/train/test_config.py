@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -265,24 +266,18 @@ def test_weights_that_nothing_would_use_are_refused_or_warned():
         plan_run(load_config(BASE, ["loss.strategy=sum", "tasks.0.weight=2"]))
 
 
-def test_a_bf16_residual_under_fp32_precision_is_warned_about():
-    with pytest.warns(UserWarning, match=r"^config key 'encoder.options.fp32_residual': false changes nothing with precision fp32"):
-        plan_run(load_config(BASE, ["precision=fp32", "encoder.options.fp32_residual=false"]))
+@pytest.mark.parametrize(("option", "message"), [
+    ("fp32_residual=false", "'encoder.options.fp32_residual': false changes nothing with precision fp32"),
+    ("flash_attention=fa4", "'encoder.options.flash_attention' changes nothing with precision fp32"),  # any case: FA4
+])
+def test_a_mixed_precision_option_under_fp32_precision_is_warned_about(option, message):
     import warnings
 
+    with pytest.warns(UserWarning, match=r"^config key " + re.escape(message)):
+        plan_run(load_config(BASE, ["precision=fp32", f"encoder.options.{option}"]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        plan_run(load_config(BASE, ["precision=bf16", "encoder.options.fp32_residual=false"]))
-
-
-def test_flash_attention_under_fp32_precision_is_warned_about_and_names_are_case_insensitive():
-    with pytest.warns(UserWarning, match=r"^config key 'encoder.options.flash_attention' changes nothing with precision fp32"):
-        plan_run(load_config(BASE, ["precision=fp32", "encoder.options.flash_attention=fa4"]))
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        plan_run(load_config(BASE, ["precision=bf16", "encoder.options.flash_attention=fa4"]))
+        plan_run(load_config(BASE, ["precision=bf16", f"encoder.options.{option}"]))
 
 
 def test_a_registered_metric_or_head_whose_code_is_missing_fails_at_planning():

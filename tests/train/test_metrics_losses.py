@@ -60,6 +60,34 @@ def test_token_and_multilabel_metrics():
     assert m.f1_micro(p, r, ML) == pytest.approx(2 * 3 / (2 * 3 + 1))
 
 
+NER = Task(name="n", kind="token_classification", labels=("O", "B-MISC", "I-MISC", "B-PER", "I-PER"), plugin="t")
+
+
+def _tag_ids(task: Task, *sentences: str) -> list[np.ndarray]:
+    return [np.array([task.labels.index(tag) for tag in sentence.split()]) for sentence in sentences]
+
+
+def test_entity_f1_scores_whole_spans_like_conlleval():
+    # seqeval's README example: the MISC span starts one word early, so 1 of 2 predicted spans is right
+    refs = _tag_ids(NER, "O O O B-MISC I-MISC I-MISC O", "B-PER I-PER O")
+    preds = _tag_ids(NER, "O O B-MISC I-MISC I-MISC I-MISC O", "B-PER I-PER O")
+    assert m.f1_entity(preds, refs, NER) == pytest.approx(0.5)
+    assert m.token_accuracy(preds, refs, NER) == pytest.approx(8 / 10)  # the token view hides that no MISC word is in a right span
+    assert m.f1_entity(refs, refs, NER) == 1.0 and m.f1_entity([], [], NER) == 0.0
+    # ignored positions (-100: later word pieces, padding) are dropped before spans are read, per sentence
+    padded_refs = np.array([[3, -100, 4, 0, -100], [1, 2, -100, -100, -100]])
+    padded_preds = np.array([[3, 0, 4, 0, 0], [1, 4, 0, 0, 0]])
+    # PER right; the MISC span's second word predicted as PER gives spans MISC(0,0) and PER(1,1): 1 right of 3 found and 2 gold
+    assert m.f1_entity(padded_preds, padded_refs, NER) == pytest.approx(2 * 1 / (3 + 2))
+
+
+def test_entity_spans_follow_iob1_iob2_and_iobes():
+    spans = m.entity_spans("I-PER I-PER B-PER O I-LOC E-LOC S-ORG I-ORG E-ORG B-X I-Y PER PER".split())
+    assert spans == {("PER", 0, 1), ("PER", 2, 2), ("LOC", 4, 5), ("ORG", 6, 6), ("ORG", 7, 8), ("X", 9, 9), ("Y", 10, 10),
+                     ("PER", 11, 12)}  # a tag without a prefix is inside an entity of its type (IO tags)
+    assert get_component("metric", "f1_entity") is m.f1_entity
+
+
 def test_metrics_are_registered_and_keyed_by_task():
     two = [Task(name=n, kind="text_classification", labels=("a", "b"), plugin="p") for n in ("x", "y")]
     results = {}
