@@ -142,6 +142,12 @@ def f1_macro(predictions: Any, references: Any, task: Any = None) -> float:
     return _f1(predictions, references, task, "macro")
 
 
+def f1_accuracy_mean(predictions: Any, references: Any, task: Any = None) -> float:
+    """The mean of macro F1 and accuracy: the official score of CommitmentBank (SuperGLUE's CB,
+    Russian SuperGLUE's RCB), "Avg. F1 / Accuracy"."""
+    return (f1_macro(predictions, references, task) + accuracy(predictions, references, task)) / 2.0
+
+
 def f1_micro(predictions: Any, references: Any, task: Any = None) -> float:
     """F1 over all decisions (equals accuracy for single-label tasks)."""
     return _f1(predictions, references, task, "micro")

@@ -27,6 +27,7 @@ def test_classification_metrics_by_hand():
     # per class F1: a: p=1/2 r=1 -> 2/3; b: p=1/2 r=1/2 -> 1/2; c: p=1 r=1/2 -> 2/3
     assert m.f1_macro(preds, refs, CLS) == pytest.approx((2 / 3 + 1 / 2 + 2 / 3) / 3)
     assert m.f1_micro(preds, refs, CLS) == pytest.approx(3 / 5)
+    assert m.f1_accuracy_mean(preds, refs, CLS) == pytest.approx(((2 / 3 + 1 / 2 + 2 / 3) / 3 + 3 / 5) / 2)
     assert m.f1_binary(np.array([1, 1, 0, 0]), np.array([1, 0, 1, 0]), CLS) == pytest.approx(0.5)
     assert m.mcc(np.array([1, 1, 0, 0]), np.array([1, 1, 0, 0]), CLS) == pytest.approx(1.0)
     assert m.mcc(np.array([0, 1, 0, 1]), np.array([1, 0, 1, 0]), CLS) == pytest.approx(-1.0)

@@ -8,7 +8,8 @@ from mtcore.task import TaskKind
 from mtcore.testing.checks import check_plugin
 
 TASK_IDS = ("rsg:danetqa", "rsg:terra", "rsg:parus", "rsg:rcb", "rsg:lidirus")
-KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy"}
+KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy",
+                 "f1_accuracy_mean", "f1_entity"}
 
 
 def test_plugin_loads_and_registers_every_task(registry):
@@ -27,7 +28,7 @@ def test_rsg_writer_is_registered(registry):
 @pytest.mark.parametrize("task_id", TASK_IDS)
 def test_task_spec_is_consistent(registry, task_id):
     task = registry.task(task_id)
-    assert set(task.all_metrics) <= KNOWN_METRICS
+    assert set(task.all_metrics) <= KNOWN_METRICS and set(task.all_metrics) <= set(registry.names("metric"))
     assert set(task.all_metrics) <= set(registry.names("metric"))
     assert task.main in task.all_metrics
     assert set(task.sources) == {"hub", "local", "sample"}
@@ -45,7 +46,8 @@ def test_kinds_labels_and_stored_forms(registry):
     assert danetqa.label_value(1) is True and danetqa.label_value(0) is False
     assert terra.labels == ("entailment", "not_entailment") and terra.label_value(1) == "not_entailment"
     assert parus.kind is TaskKind.MULTIPLE_CHOICE and parus.label_value(1) == 1 and parus.label_id(1) == 1
-    assert rcb.labels == ("entailment", "contradiction", "neutral") and rcb.all_metrics == ("f1_macro", "accuracy")
+    assert rcb.labels == ("entailment", "contradiction", "neutral") and rcb.all_metrics == ("f1_accuracy_mean", "f1_macro", "accuracy")
+    assert rcb.main == "f1_accuracy_mean"  # the official score: the mean of macro F1 and accuracy
     assert lidirus.evaluate_only and lidirus.all_metrics == ("mcc",)
     assert lidirus.input_map == {"text": "sentence1", "text_pair": "sentence2"}
     assert set(lidirus.sources["local"].options["files"]) == {"test"}
