@@ -4,8 +4,10 @@
 ``task.input_map``, maps labels to class ids with ``task.label_id`` and checks every row on the
 way. A bad row stops preparation with one line naming the file, the row, the value and what is
 expected, e.g. ``task 'rsg:terra', /data/val.jsonl row 12: label 'maybe' is not one of
-'entailment', 'not_entailment'``. Rows without a label (absent, null or -1) are kept only in the
-``test`` split, with the "no label" value of their kind (see :func:`no_label`).
+'entailment', 'not_entailment'``. A row that lacks a field the task reads (a JSON object without the
+key, where other rows have it) is told apart from one holding an explicit null. Rows without a
+label (absent, null or -1) are kept only in the ``test`` split, with the "no label" value of their
+kind (see :func:`no_label`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from mtcore.data.cache import fingerprint, map_or_rebuild
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
-from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
+from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
 from mtcore.errors import DataError, did_you_mean
 from mtcore.task import Task, TaskKind, data_error
 
@@ -170,9 +172,10 @@ def _canonical_value(column: str, field: str, value: Any) -> Any:
 def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Preprocessor, labels: _Labels,
                  idx_field: str | None) -> dict[str, Any]:
     """One raw row -> canonical columns; raises ValueError(reason) or DataError (from a step)."""
+    absent = frozenset(row.get(MISSING_COLUMN) or ())  # fields other rows have and this one lacks (stored as null)
     if len(preprocess):
         try:
-            row = preprocess({k: v for k, v in row.items() if k not in (FILE_COLUMN, ROW_COLUMN)})  # steps see the data's own fields
+            row = preprocess({k: v for k, v in row.items() if k not in META_COLUMNS})  # steps see the data's own fields
         except DataError:
             raise
         except Exception as exc:  # a user step that crashed on this row
@@ -182,13 +185,16 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     for column, field in task.input_map.items():
         if column == "label":
             continue
+        if _lacks(row, field, absent):
+            raise ValueError(f"no field {field!r} for {column} in this row (it has: {_has(row, absent)}); other rows have it: "
+                             "add it to this row, or remove the row")
         if field not in row:
-            fields = [str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN)]
+            fields = _own_fields(row, absent)
             separator = next((sep for sep in (";", "\t", "|") if len(fields) == 1 and sep in fields[0]), None)
             if separator is not None:  # one field named 'a;b;c': a CSV read with the wrong separator
                 raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks "
                                  f"separated by {separator!r}: set the reader option sep={separator!r}")
-            raise ValueError(f"no field {field!r} for {column} (the row has: {', '.join(fields)}); "
+            raise ValueError(f"no field {field!r} for {column} (the row has: {_has(row, absent)}); "
                              f"map it in the task's inputs, e.g. inputs={{{column!r}: <field>}}")
         out[column] = _canonical_value(column, field, row[field])
     label_field = task.input_map.get("label", "label")
@@ -196,9 +202,11 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     if _is_unlabelled(value, task, split):
         if split not in UNLABELLED_SPLITS:
             if label_field not in row:
-                fields = [str(k) for k in row if k not in (FILE_COLUMN, ROW_COLUMN)]
-                raise ValueError(f"no label: the row has no field {label_field!r} (it has: {', '.join(fields)}); {split} rows need "
+                raise ValueError(f"no label: the row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows need "
                                  f"one (if the labels are in another field, map it: inputs={{'label': <field>}})")
+            if _lacks(row, label_field, absent):
+                raise ValueError(f"no label: this row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows "
+                                 "need one: add it to this row, or remove the row (only test rows may be unlabelled)")
             raise ValueError(f"no label (field {label_field!r} is {value!r}); {split} rows need one")
         out["labels"] = no_label(task, out)
     else:
@@ -206,6 +214,20 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     if idx_field is not None:
         out["idx"] = row.get(idx_field)
     return out
+
+
+def _lacks(row: Mapping[str, Any], field: str, absent: frozenset[str]) -> bool:
+    """Whether ``field`` was absent from the row in its file (and no preprocessing step filled it in)."""
+    return field in absent and row.get(field) is None
+
+
+def _own_fields(row: Mapping[str, Any], absent: frozenset[str]) -> list[str]:
+    """The fields the row really has, for messages (not mtcore's columns, nor other rows' fields stored as null)."""
+    return [str(k) for k in row if k not in META_COLUMNS and not _lacks(row, str(k), absent)]
+
+
+def _has(row: Mapping[str, Any], absent: frozenset[str]) -> str:
+    return ", ".join(_own_fields(row, absent)) or "no fields"
 
 
 def _class_names(raw: Any, task: Task) -> list[str] | None:
@@ -223,7 +245,7 @@ def _idx_feature(raw: Any, task: Task, preprocess: Preprocessor) -> tuple[str | 
     if field in raw.column_names:
         return field, raw.features[field]
     try:  # the id may come from a preprocessing step: look at what it makes of the first row
-        value = preprocess(dict(raw[0])).get(field)
+        value = preprocess({k: v for k, v in raw[0].items() if k not in META_COLUMNS}).get(field)
     except Exception:  # the real run reports the failure with its row
         return None, None
     if value is None:

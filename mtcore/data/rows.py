@@ -9,7 +9,9 @@ fingerprint: the Arrow file lives on disk, is memory-mapped, and a second load w
 fingerprint reads it back without touching the source files.
 
 Every row keeps where it came from in two extra columns, :data:`FILE_COLUMN` and
-:data:`ROW_COLUMN`, so later validation can name the file and row of a bad value.
+:data:`ROW_COLUMN`, so later validation can name the file and row of a bad value, and which of the
+columns it lacked in :data:`MISSING_COLUMN` (Arrow stores an absent field as null: validation
+must still tell a row without a ``label`` key from one whose label is an explicit null).
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ from mtcore.errors import DataError
 
 FILE_COLUMN = "_mt_file"
 ROW_COLUMN = "_mt_row"
+MISSING_COLUMN = "_mt_missing"
+#: Columns mtcore adds to every row read from files (not the data's own fields).
+META_COLUMNS = (FILE_COLUMN, ROW_COLUMN, MISSING_COLUMN)
+#: Bump when :func:`dataset_from_rows` changes what it writes: old caches are then not reused.
+ROWS_VERSION = 2
 
 #: Rows with their origin: ``(file, row_number, row)``.
 RowsFactory = Callable[[], Iterable[tuple[str, int, Mapping[str, Any]]]]
@@ -187,12 +194,14 @@ def _cached_folder(cache_dir: str | None, fingerprint: str) -> str | None:
 
 def _generate(rows: RowsFactory, kinds: dict[str, Any]):
     conformed = {column: kind for column, kind in kinds.items() if _needs_conform(kind)}
+    fields = [column for column in kinds if column not in META_COLUMNS]
     for file, number, row in rows():
-        out = {column: row.get(column) for column in kinds if column not in (FILE_COLUMN, ROW_COLUMN)}
+        out = {column: row.get(column) for column in fields}
         for column, kind in conformed.items():
             out[column] = conform(out[column], kind)
         out[FILE_COLUMN] = file
         out[ROW_COLUMN] = number
+        out[MISSING_COLUMN] = [column for column in fields if column not in row]
         yield out
 
 
@@ -201,16 +210,22 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
                       loose: Callable[[str], bool] | None = None):
     """A cached ``datasets.Dataset`` of the rows ``rows()`` yields as ``(file, row_number, row)``.
 
-    ``fingerprint`` must change whenever the rows would (see
-    :func:`mtcore.data.files.files_fingerprint`); with a fingerprint already on disk the rows are
-    not read at all. ``rows`` is called twice on a cache miss (a type scan, then the write), so
-    pass a function, not a generator. ``what`` names the data in errors; no rows at all raise
-    :class:`NoRows`.
-    ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label);
+    ``fingerprint`` must change whenever what ``rows()`` yields would (see
+    :func:`mtcore.data.files.files_fingerprint`); the cache key adds ``loose`` to it, by its code
+    and what it closes over (:func:`mtcore.data.cache.stable_key`), since a column it loosens is
+    stored as text: rows cached for a task that did not read a field are not served to one that
+    does. With the key already on disk the rows are not read at all. ``rows`` is called twice on a
+    cache miss (a type scan, then the write), so pass a function, not a generator. ``what`` names
+    the data in errors; no rows at all raise :class:`NoRows`.
+    ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label; it only
+    words errors, so it is not part of the key);
     ``loose(column)`` names columns stored as text when their values disagree (see :func:`scan_kinds`).
     """
-    from datasets import Dataset, Features, Value
+    from datasets import Dataset, Features, List, Value
 
+    from mtcore.data.cache import fingerprint as fingerprint_of
+
+    fingerprint = fingerprint_of("mtcore-rows", ROWS_VERSION, fingerprint, loose)
     cache = str(cache_dir) if cache_dir is not None else None
     cached = _cached_folder(cache, fingerprint)
     if cached is not None:
@@ -225,8 +240,9 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
             pass
         shutil.rmtree(cached, ignore_errors=True)  # a damaged cache entry (fewer rows than written, or unreadable): read the files again
     kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)
-    features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in (FILE_COLUMN, ROW_COLUMN)})
+    features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in META_COLUMNS})
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")
+    features[MISSING_COLUMN] = List(Value("string"))
     return Dataset.from_generator(_generate, features=features, gen_kwargs={"rows": rows, "kinds": kinds},
                                   cache_dir=cache, fingerprint=fingerprint)

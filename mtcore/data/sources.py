@@ -64,11 +64,16 @@ def label_conflict(task: Task):
 
 
 def unread_fields(task: Task):
-    """``loose`` for :func:`dataset_from_rows`: fields the task does not read (none when preprocessing may read any)."""
-    read = set(task.input_map.values()) | {task.input_map.get("label", "label"), task.id_field}
+    """``loose`` for :func:`dataset_from_rows`: fields the task does not read (none when preprocessing may read any).
+
+    It closes over plain data only, the fields read and whether there are steps: the rows' cache
+    key includes it (by code and closure), so a task reading other fields gets its own rows."""
+    read = frozenset(str(field) for field in {*task.input_map.values(), task.input_map.get("label", "label"), task.id_field}
+                     if field is not None)
+    any_field = bool(task.preprocess)
 
     def loose(column: str) -> bool:
-        return not task.preprocess and column not in read
+        return not any_field and column not in read
 
     return loose
 

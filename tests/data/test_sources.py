@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mtcore.data import readers
@@ -275,3 +277,31 @@ def test_a_row_filter_module_edited_between_runs_is_not_served_from_the_cache(tm
     sys.modules.pop("mt_filter_edit_test")  # a new run imports the edited module
     importlib.import_module("mt_filter_edit_test")
     assert [r["text"] for r in load_raw(task, "local", data_dir=data, splits=("train",), cache_dir=cache_dir)["train"]] == ["cat"]
+
+
+def test_a_task_reading_other_fields_of_the_same_files_is_not_served_the_cached_rows(tmp_path, write, cache_dir, bert):
+    """The raw rows depend on which fields the task reads: one it does not read may mix types (kept
+    as text), one it reads may not. Changing only the task's inputs (or adding preprocessing, which
+    may read any field) must not reuse rows cached for the old inputs, whose mixed field became text."""
+    from mtcore.data import load_task_data
+    from mtcore.yaml_tasks import tasks_from_yaml
+
+    write.jsonl(tmp_path / "train.jsonl", [{"review": "good", "title": "Great", "label": "pos"},
+                                           {"review": "bad", "title": 1984, "label": "neg"}])
+
+    def define(inputs: dict) -> Task:
+        definition = {"name": "reviews", "kind": "text_classification", "labels": ["neg", "pos"], "inputs": inputs,
+                      "files": {"train": "train.jsonl"}}
+        return tasks_from_yaml({"tasks": [definition]}, base_dir=tmp_path)[0]
+
+    def load(task):
+        return load_task_data(task, bert[0], source="sample", splits=("train",), cache_dir=cache_dir)
+
+    reviews = define({"text": "review"})
+    assert load(reviews).num_rows("train") == 2  # 'title' is not read: 1984 is kept as text
+    mixed = "train.jsonl row 2: field 'title' holds 1984 (integer) but row 1 holds 'Great' (text); a field must hold one type in every row"
+    with pytest.raises(DataError, match=re.escape(mixed)):  # the same files, the text now read from 'title'
+        load(define({"text": "title"}))
+    with pytest.raises(DataError, match=re.escape(mixed)):  # a preprocessing step may read any field
+        load(reviews.replace(preprocess=(lambda row: {**row, "text": f"{row['title']}: {row['review']}"},)))
+    assert load(reviews).num_rows("train") == 2

@@ -77,8 +77,7 @@ def test_wrong_type_of_text(bert, tmp_path, write, cache_dir):
 
 
 def test_unlabelled_training_row(bert, tmp_path, write, cache_dir):
-    rows = [GOOD, {"premise": "a", "hypothesis": "b"}]
-    message = data_error(TERRA, bert[0], tmp_path, cache_dir, rows, writer=write)
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [GOOD, {**GOOD, "label": None}], writer=write)
     assert message.endswith("train.jsonl row 2: no label (field 'label' is None); train rows need one")
     # a file with no label column at all: the fields it has, and how to map one
     csv_task = TERRA.replace(name="csvterra", sources={"local": Source.local("csv", {"train": "train.csv"})})
@@ -87,6 +86,31 @@ def test_unlabelled_training_row(bert, tmp_path, write, cache_dir):
         load(csv_task, bert[0], tmp_path, cache_dir, splits=("train",))
     assert str(err.value).endswith("train.csv row 2: no label: the row has no field 'label' (it has: premise, hypothesis, answer); "
                                    "train rows need one (if the labels are in another field, map it: inputs={'label': <field>})")
+
+
+def test_a_row_lacking_a_field_says_so_instead_of_calling_it_null(bert, tmp_path, write, cache_dir):
+    """Arrow stores a key absent from one JSON row as null; the message still says the row lacks it
+    (naming what the row has, not the fields only other rows have), and an explicit null keeps its own."""
+    first = {**GOOD, "note": "x"}
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [first, {"premise": "a", "hypothesis": "b"}], writer=write)
+    assert message == (f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 2: no label: this row has no field 'label' (it has: "
+                       "premise, hypothesis); train rows need one: add it to this row, or remove the row (only test rows may be unlabelled)")
+    message = data_error(TERRA, bert[0], tmp_path, cache_dir, [first, GOOD, {"premise": "a", "label": "entailment"}], writer=write)
+    assert message == (f"task 'rsg:terra', {tmp_path / 'train.jsonl'} row 3: no field 'hypothesis' for text_pair in this row (it has: "
+                       "premise, label); other rows have it: add it to this row, or remove the row")
+    null = data_error(TERRA, bert[0], tmp_path, cache_dir, [first, {**GOOD, "hypothesis": None}], writer=write)
+    assert null.endswith("train.jsonl row 2: field 'hypothesis' (text_pair) is null; expected text")
+    # a field lacking only in a later row of a .json file, after a blank line: the row is the record's number
+    task = TERRA.replace(sources={"local": Source.local("json", {"train": "train.json"})})
+    write.text(tmp_path / "train.json", '[{"premise": "a", "hypothesis": "b", "label": "entailment"},\n\n {"premise": "c", "label": "entailment"}]')
+    with pytest.raises(DataError, match=r"train\.json row 2: no field 'hypothesis' for text_pair in this row \(it has: premise, label\)"):
+        load(task, bert[0], tmp_path, cache_dir, splits=("train",))
+    # a test row may lack its label; a preprocessing step may fill in a lacking field
+    write.jsonl(tmp_path / "test.jsonl", [GOOD, {"premise": "a", "hypothesis": "b"}])
+    assert load(TERRA, bert[0], tmp_path, cache_dir, splits=("test",)).splits["test"]["labels"] == [0, -1]
+    filled = TERRA.replace(preprocess=(lambda row: {**row, "hypothesis": row["hypothesis"] or "(none)"},))
+    write.jsonl(tmp_path / "train.jsonl", [GOOD, {"premise": "a", "label": "entailment"}])
+    assert load(filled, bert[0], tmp_path, cache_dir, splits=("train",)).num_rows("train") == 2
 
 
 def test_empty_split_and_non_utf8_file(bert, tmp_path, write, cache_dir):
