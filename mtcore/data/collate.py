@@ -3,14 +3,19 @@
 Sequences are padded (on the right) to the longest in the batch, rounded up to
 ``pad_to_multiple_of`` when set. Labels become int64 (classes, choices, tags; tags padded with
 -100) or float32 (regression, multi-label). Multiple-choice rows collate to
-``(batch, choices, length)``.
+``(batch, choices, length)``; rows with fewer choices than the batch's most are padded with
+stand-in choices (one token: the row's first, usually ``[CLS]``) and the batch carries
+``choice_mask`` ``(batch, choices)``, false at those. The model sets their logits to the dtype's
+lowest value, so they never win, get no probability and no loss: every row scores as it would
+alone. A batch whose rows all have the same number of choices has no ``choice_mask``.
 
 With ``padding_free=True`` the batch also carries ``token_index`` and ``cu_seqlens`` (see
 :mod:`mtcore.model.padding_free`), computed here on the CPU so the device never waits for them.
 
 Unlabelled rows (labels -1, NaN, all -1.0, or all -100) are for prediction: ``labels`` is left
-out of a batch in which no row is labelled. In a batch mixing both, unlabelled class ids become
--100 (ignored by cross-entropy); for regression and multi-label that is an error.
+out of a batch in which no row is labelled. In a batch mixing both (a partly labelled ``test``
+split), every kind keeps its "no label" marker, which the losses and metrics skip: class ids
+become -100, regression targets stay NaN, multi-label rows stay all -1.0, tags stay -100.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mtcore.data.batch import Batch, BatchData
-from mtcore.errors import DataError
 from mtcore.task import TaskKind
 
 _FLOAT_KINDS = (TaskKind.REGRESSION, TaskKind.MULTI_LABEL)
@@ -87,12 +91,15 @@ class Collator:
         columns = _columns(rows)
         ids = columns["input_ids"]
         multiple_choice = self.kind is TaskKind.MULTIPLE_CHOICE
+        choice_mask = None
         if multiple_choice:
-            counts = {len(choices) for choices in ids}
-            if len(counts) > 1:
-                raise DataError(f"multiple-choice rows in one batch have {' and '.join(map(str, sorted(counts)))} choices; "
-                                f"a batch needs rows with the same number of choices")
-            n_choices = counts.pop()
+            counts = [len(choices) for choices in ids]
+            n_choices = max(counts)
+            if min(counts) < n_choices:
+                ids = self._pad_choices(ids, n_choices)
+                choice_mask = torch.arange(n_choices)[None, :] < torch.tensor(counts)[:, None]
+                if columns.get("token_type_ids") is not None:
+                    columns["token_type_ids"] = self._pad_choices(columns["token_type_ids"], n_choices)
             flat = [sequence for choices in ids for sequence in choices]
         else:
             flat = ids
@@ -111,6 +118,8 @@ class Collator:
         if multiple_choice:
             for key in list(data):
                 data[key] = data[key].view(len(ids), n_choices, length)
+            if choice_mask is not None:
+                data["choice_mask"] = choice_mask
         if self.padding_free:
             from mtcore.model.padding_free import pack_indices
 
@@ -122,14 +131,17 @@ class Collator:
                 data["labels"] = self._labels(labels, labelled, mask)
         return data
 
+    @staticmethod
+    def _pad_choices(rows: list[list[list[int]]], n_choices: int) -> list[list[list[int]]]:
+        """Each row's choices, then one-token stand-ins (its first token) up to ``n_choices``."""
+        return [list(choices) + [list(choices[0][:1])] * (n_choices - len(choices)) for choices in rows]
+
     def _labels(self, labels: list[Any], labelled: list[bool], mask: Any) -> Any:
         import torch
 
         if self.kind is TaskKind.TOKEN_CLASSIFICATION:
             return self._pad(labels, mask, -100)
-        if self.kind in _FLOAT_KINDS:
-            if not all(labelled):
-                raise DataError("a batch mixes labelled and unlabelled rows; keep unlabelled rows (test) in their own split")
+        if self.kind in _FLOAT_KINDS:  # unlabelled rows keep NaN / all -1.0, which the losses and metrics skip
             return torch.tensor(labels, dtype=torch.float32)
         return torch.tensor([label if known else -100 for label, known in zip(labels, labelled)], dtype=torch.long)
 

@@ -203,12 +203,15 @@ class MultitaskModel(nn.Module):
         labels: torch.Tensor | None = None,
         token_index: torch.Tensor | None = None,
         cu_seqlens: torch.Tensor | None = None,
+        choice_mask: torch.Tensor | None = None,
         **encoder_inputs: Any,
     ) -> MultitaskOutput:
         """Encode the batch once and run the head of ``task``.
 
         Multiple-choice inputs of shape ``(batch, choices, length)`` are flattened for the
-        encoder and scored back into logits of shape ``(batch, choices)``. ``token_type_ids``
+        encoder and scored back into logits of shape ``(batch, choices)``; ``choice_mask``
+        ``(batch, choices)``, false at the stand-ins a collator padded rows with fewer choices with,
+        sets those logits to the dtype's lowest value and leaves them out of the loss. ``token_type_ids``
         reach the encoder only when it uses segment embeddings. Extra keyword arguments go to
         the encoder when its forward accepts them. ``token_index`` and ``cu_seqlens`` (from a
         padding-free collator) make the encoder compute on real tokens only.
@@ -221,6 +224,8 @@ class MultitaskModel(nn.Module):
             encoder_inputs = {k: _flatten_choices(v) if isinstance(v, torch.Tensor) and v.dim() == 3 else v for k, v in encoder_inputs.items()}
         elif self.tasks[task_id].get("kind") == "multiple_choice":
             raise DataError(f"task {task_id!r} (multiple_choice) expects input_ids of shape (batch, choices, length), got {tuple(input_ids.shape) if input_ids is not None else None}")
+        if choice_mask is not None and num_choices is None:
+            raise DataError(f"task {task_id!r}: choice_mask belongs to multiple-choice batches (input_ids of shape (batch, choices, length)); leave it out")
         for name in encoder_inputs:
             if name not in self._encoder_inputs:
                 raise DataError(f"batch key {name!r} is not an input of encoder {type(self.encoder).__name__}; leave it out of the model inputs")
@@ -242,7 +247,7 @@ class MultitaskModel(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
         result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
-                           pooler_output, labels, num_choices)
+                           pooler_output, labels, num_choices, choice_mask)
         return MultitaskOutput(loss=result.loss, logits=result.logits)
 
     # ---- optimisation -----------------------------------------------------------------------

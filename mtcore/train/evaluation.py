@@ -6,7 +6,11 @@
 * Every process runs the same number of forward calls (short shards repeat their last batch,
   results dropped), which FSDP and DDP's buffer broadcasts need.
 * Metrics are keyed ``<task id>/<metric>`` (plus ``<task id>/loss``), never shared between tasks.
-* Rows without a label (``-1``, all ``-100``, NaN) are left out of the metrics.
+* Rows without a label (``-1``, all ``-100``, NaN, all ``-1.0``) are left out of the metrics and
+  the loss, also in batches that mix them with labelled rows (a partly labelled ``test`` split):
+  the loss is the mean over the labelled rows, whatever the batches.
+* Multiple-choice rows with different numbers of choices share batches (the collator pads the
+  choices, the model masks the padding out): predictions, metrics and loss are each row's own.
 """
 
 from __future__ import annotations
@@ -50,11 +54,9 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
 
 
 def _loss_weight(kind: str, labels: torch.Tensor) -> int:
-    """What a batch's loss is the mean over: its labelled tokens, labelled rows or (multi-label) rows."""
+    """What a batch's loss is the mean over: its labelled rows, tokens or (multi-label) row-label pairs."""
     if kind == "regression":
         return int((~torch.isnan(labels.float())).sum())
-    if kind == "multi_label":
-        return int(labels.shape[0])
     return int((labels >= 0).sum())
 
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from mtcore.data.batch import Batch, BatchData
 from mtcore.data.collate import Collator
-from mtcore.errors import DataError
 
 ROWS = [
     {"input_ids": [2, 5, 6, 3], "attention_mask": [1, 1, 1, 1], "token_type_ids": [0, 0, 0, 0], "labels": 1, "length": 4, "idx": 10},
@@ -47,8 +45,24 @@ def test_multiple_choice_collates_to_batch_choices_length():
     assert batch["input_ids"].shape == (2, 2, 4) and batch["attention_mask"].shape == (2, 2, 4)
     assert batch["input_ids"][1].tolist() == [[2, 3, 0, 0], [2, 8, 3, 0]]
     assert batch["labels"].tolist() == [1, 0] and batch["labels"].dtype == torch.int64
-    with pytest.raises(DataError, match="have 2 and 3 choices"):
-        Collator(0, "multiple_choice")([rows[0], {"input_ids": [[2], [2], [2]], "labels": 0}])
+    assert "choice_mask" not in batch  # the same number of choices everywhere: nothing padded
+
+
+def test_rows_with_fewer_choices_are_padded_with_masked_one_token_choices():
+    rows = [{"input_ids": [[2, 5, 3], [2, 6, 7, 3]], "token_type_ids": [[0, 0, 1], [0, 0, 1, 1]], "labels": 1},
+            {"input_ids": [[2, 9, 3], [2, 8, 3], [2, 4, 4, 4, 3]], "token_type_ids": [[0, 0, 1], [0, 0, 1], [0, 0, 1, 1, 1]], "labels": 2}]
+    batch = Collator(pad_token_id=0, kind="multiple_choice", pad_to_multiple_of=8)(rows)
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == batch["token_type_ids"].shape == (2, 3, 8)
+    assert batch["choice_mask"].tolist() == [[True, True, False], [True, True, True]] and batch["choice_mask"].dtype == torch.bool
+    assert batch["input_ids"][0, 2].tolist() == [2] + [0] * 7  # the stand-in: the row's first token, attended
+    assert batch["attention_mask"][0, 2].tolist() == [1] + [0] * 7 and batch["token_type_ids"][0, 2].tolist() == [0] * 8
+    assert batch["input_ids"][1].tolist() == [[2, 9, 3, 0, 0, 0, 0, 0], [2, 8, 3, 0, 0, 0, 0, 0], [2, 4, 4, 4, 3, 0, 0, 0]]
+    assert batch["labels"].tolist() == [1, 2]
+    packed = Collator(0, "multiple_choice", padding_free=True)(rows)
+    assert packed["cu_seqlens"].tolist() == [0, 3, 7, 8, 11, 14, 19]
+    columns = {key: [row[key] for row in rows] for key in rows[0]}
+    assert torch.equal(Collator(0, "multiple_choice")(columns)["input_ids"], Collator(0, "multiple_choice")(rows)["input_ids"])
+    assert columns["input_ids"][0] == rows[0]["input_ids"] and len(rows[0]["token_type_ids"]) == 2  # the rows are left as they were
 
 
 def test_token_labels_padded_with_ignore_index_and_float_labels():
@@ -61,15 +75,19 @@ def test_token_labels_padded_with_ignore_index_and_float_labels():
     assert Collator(0, "regression")(rows)["labels"].tolist() == [0.25, -1.0]
 
 
-def test_unlabelled_rows_leave_labels_out_and_mixed_rows_are_ignored_or_refused():
+def test_unlabelled_rows_leave_labels_out_and_mixed_rows_keep_their_no_label_marker():
     unlabelled = [{**row, "labels": -1} for row in ROWS]
     assert "labels" not in Collator(0, "pair_classification")(unlabelled)
     mixed = [ROWS[0], unlabelled[1]]
     assert Collator(0, "pair_classification")(mixed)["labels"].tolist() == [1, -100]
     rows = [{"input_ids": [2, 3], "labels": 0.5}, {"input_ids": [2, 3], "labels": math.nan}]
-    with pytest.raises(DataError, match="mixes labelled and unlabelled rows"):
-        Collator(0, "regression")(rows)
+    labels = Collator(0, "regression")(rows)["labels"]
+    assert labels.dtype == torch.float32 and labels[0].item() == 0.5 and math.isnan(labels[1].item())
     assert "labels" not in Collator(0, "regression")([rows[1]])
+    rows = [{"input_ids": [2, 3], "labels": [1.0, 0.0]}, {"input_ids": [2, 3], "labels": [-1.0, -1.0]}]
+    assert Collator(0, "multi_label")(rows)["labels"].tolist() == [[1.0, 0.0], [-1.0, -1.0]]
+    mc = Collator(0, "multiple_choice")([{"input_ids": [[2, 3], [2, 4]], "labels": 1}, {"input_ids": [[2, 3], [2, 4], [2, 5]], "labels": -1}])
+    assert mc["labels"].tolist() == [1, -100]
 
 
 def test_batch_data_moves_in_place_and_returns_itself():

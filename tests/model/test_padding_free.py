@@ -180,3 +180,21 @@ def test_both_attention_paths_equal_attention_on_each_sequence_alone(path):
         alone = torch.nn.functional.scaled_dot_product_attention(*(t[:, :, start:start + n] for t in (query, key, value)))
         assert torch.allclose(out[:, start:start + n], alone.transpose(1, 2), atol=1e-6)
         start += n
+
+
+def test_multiple_choice_rows_with_different_choice_counts_pack_like_each_row_alone(tiny_encoders):
+    heads = {"demo:choice": HeadSpec("multiple_choice", 1, kind="multiple_choice", options={"pooling": "mean"}),
+             "demo:pair": HeadSpec("classification", 3, kind="pair_classification")}
+    model = MultitaskModel(tiny_encoders["bert"], heads, padding_free=True)
+    rows = [{"input_ids": [[2, 5, 3], [2, 6, 7, 3]], "labels": 1}, {"input_ids": [[2, 3, 4], [2, 8, 3], [2, 9, 9, 3]], "labels": 2}]
+    padded, packed = _batches("multiple_choice", rows)
+    assert padded["choice_mask"].tolist() == [[True, True, False], [True, True, True]]
+    with torch.no_grad():
+        reference, result = model("demo:choice", **padded), model("demo:choice", **packed)
+        alone = [model("demo:choice", **Collator(0, "multiple_choice")([row])) for row in rows]
+    assert torch.allclose(result.logits, reference.logits, atol=1e-5) and torch.allclose(result.loss, reference.loss, atol=1e-5)
+    assert result.logits[0, 2].item() == torch.finfo(result.logits.dtype).min
+    assert torch.allclose(result.logits[0, :2], alone[0].logits[0], atol=1e-5) and torch.allclose(result.logits[1], alone[1].logits[0], atol=1e-5)
+    assert torch.allclose(result.loss, (alone[0].loss + alone[1].loss) / 2, atol=1e-5)
+    with pytest.raises(DataError, match="choice_mask belongs to multiple-choice batches"):
+        model("demo:pair", input_ids=padded["input_ids"][:, 0], choice_mask=padded["choice_mask"])

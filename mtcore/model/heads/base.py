@@ -19,7 +19,11 @@ Contract of :meth:`Head.forward`::
 
 Labels: class ids for classification (``-1`` or ``-100`` = no label), floats for regression
 (``NaN`` = no label), multi-hot floats for multi-label (negative = no label), per-token ids with
-``-100`` for token classification, the right choice's index for multiple choice. Losses are means
+``-100`` for token classification, the right choice's index for multiple choice (``-1`` = no
+label). A multiple-choice batch whose rows have different numbers of choices also carries
+``choice_mask``: the model then calls the head without labels, sets the padded choices' logits to
+the dtype's lowest value and computes the cross-entropy itself (see
+:mod:`mtcore.model.heads.factory`). Losses are means
 over labelled items only and never synchronise with the device; in evaluation mode
 (``model.eval()``) a batch with no label at all gives ``loss=None``.
 """

@@ -12,6 +12,11 @@ line with "did you mean". A custom ``nn.Module`` can be any module:
 
 It may return a :class:`HeadOutput`, any mapping / ``ModelOutput`` with ``logits`` (and
 ``loss``), or a logits tensor; when it gives no loss, the task kind's default loss is used.
+
+A multiple-choice batch whose rows have different numbers of choices carries ``choice_mask``
+(false at the stand-in choices the collator padded with). The head is then called without
+labels, the logits of the stand-ins are set to the dtype's lowest value, and the loss is
+cross-entropy over the masked logits, so each row scores, and is trained, as it would be alone.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtcore.errors import ConfigError, MtError, unknown
+from mtcore.errors import ConfigError, DataError, MtError, unknown
 from mtcore.model.heads.base import Head, HeadOutput, HeadSpec
-from mtcore.model.heads.losses import default_loss
+from mtcore.model.heads.losses import classification_loss, default_loss
 from mtcore.refs import describe
 from mtcore.task import Task
 
@@ -158,8 +163,14 @@ def call_head(
     pooler_output: torch.Tensor | None,
     labels: torch.Tensor | None,
     num_choices: int | None,
+    choice_mask: torch.Tensor | None = None,
 ) -> HeadOutput:
-    """Run one head and normalise what it returns to a :class:`HeadOutput`."""
+    """Run one head and normalise what it returns to a :class:`HeadOutput` (``choice_mask``: see the module docstring)."""
+    if choice_mask is not None:
+        out = call_head(module, how, encoder_outputs, hidden_states, attention_mask, pooler_output, None, num_choices)
+        logits = mask_choices(out.logits, choice_mask, module)
+        loss = classification_loss(logits, labels, training=module.training) if labels is not None else None
+        return HeadOutput(logits=logits, loss=loss)
     given = {"pooler_output": pooler_output, "labels": labels, "num_choices": num_choices}
     if how.style == "seed":
         result = module(encoder_outputs, **{k: given[k] for k in how.kwargs})
@@ -177,3 +188,12 @@ def call_head(
     if loss is None and labels is not None and how.style != "head":
         loss = default_loss(how.kind, logits, labels, training=module.training)
     return HeadOutput(logits=logits, loss=loss)
+
+
+def mask_choices(logits: torch.Tensor, choice_mask: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
+    """``logits`` ``(batch, choices)`` with the padded choices (``choice_mask`` false) at the dtype's lowest value."""
+    if logits is None or logits.shape != choice_mask.shape:
+        name = type(module).__name__ if module is not None else "the head"
+        raise DataError(f"head {name} returned logits of shape {tuple(logits.shape) if logits is not None else None} for a "
+                        f"multiple-choice batch of {tuple(choice_mask.shape)} (rows, choices); return one logit per choice")
+    return logits.masked_fill(~choice_mask.to(device=logits.device, dtype=torch.bool), torch.finfo(logits.dtype).min)
