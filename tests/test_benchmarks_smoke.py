@@ -130,3 +130,11 @@ def test_gpu_engine_smoke_config_trains_two_tasks_here(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 40
     assert {"user:reviews/accuracy", "user:reviews_short/accuracy"} <= set(summary["final"]["metrics"])
+
+
+def test_the_gpu_plot_is_drawn_from_the_recorded_runs(tmp_path):
+    out = tmp_path / "gpu.png"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "plot_gpu.py"), "--out", str(out)], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
