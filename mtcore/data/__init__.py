@@ -21,6 +21,7 @@ _LAZY = {
     "rows_from_files": "mtcore.data.sources",
     "prepare_split": "mtcore.data.prepare",
     "tokenize_split": "mtcore.data.tokenize",
+    "CutWordsWarning": "mtcore.data.tokenize",
 }
 
 

@@ -133,10 +133,12 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     ``source`` names one of the task's sources (``sample``, ``local``, ``hub``); ``data_dir`` is
     the folder of the downloaded files for ``local``. ``max_length`` overrides the task's;
     ``encoder_config`` (the encoder's config) decides whether ``token_type_ids`` are kept.
-    ``cache_dir`` defaults to the ``datasets`` cache.
+    ``cache_dir`` defaults to the ``datasets`` cache. Token-classification rows that lose words to
+    ``max_length`` give one :class:`~mtcore.data.tokenize.CutWordsWarning` per split (also when
+    the tokenized split comes from the cache).
     """
     from mtcore.data.prepare import prepare_split
-    from mtcore.data.tokenize import resolve_max_length, tokenize_split, tokenizer_fingerprint, uses_token_type_ids
+    from mtcore.data.tokenize import resolve_max_length, tokenize_split, tokenizer_fingerprint, uses_token_type_ids, warn_cut_words
 
     pad_id = getattr(tokenizer, "pad_token_id", None)
     if pad_id is None:
@@ -151,6 +153,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         prepared = prepare_split(dataset, task, split, origin=f"{description} {split}")
         tokenized[split] = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments,
                                           split=split, tokenizer_key=tokenizer_key)
+        warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None))
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None})

@@ -8,7 +8,8 @@ regression, multi-label    the task's pair strategy (``task.truncation``)
 multiple_choice            one ``(text, choice_i)`` encoding per choice (``input_ids`` is a
                            list of lists; the choice alone when ``text`` is empty)
 token_classification       the words encoded with ``is_split_into_words``; each word's tag on
-                           its first sub-token, -100 on continuations and special tokens
+                           its first sub-token, -100 on continuations and special tokens;
+                           ``cut_labels``: the tags of the words ``max_length`` cut off
 =========================  =============================================================
 
 Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
@@ -16,10 +17,15 @@ Every row gets ``length``: its real tokens (summed over choices); multiple-choic
 only when the encoder has segment embeddings (``type_vocab_size > 1``). The output is written
 under a fingerprint of the input, the tokenizer and the settings, so a second run with the same
 data and tokenizer reads the cache file instead of tokenizing again.
+
+Words of a token-classification row past ``max_length`` are not seen by the model; their tags
+stay in ``cut_labels`` (empty when the row fits), so evaluation scores them as missed (see
+:mod:`mtcore.train.evaluation`) and :func:`warn_cut_words` tells the user, also on a cache hit.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,9 +35,15 @@ from mtcore.errors import ConfigError
 from mtcore.task import Task, TaskKind
 
 #: Bump when tokenization changes what it writes: old caches are then not reused.
-TOKENIZE_VERSION = 1
+TOKENIZE_VERSION = 2
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Token classification: the tags of each row's words cut off by ``max_length`` (empty when it fits).
+CUT_COLUMN = "cut_labels"
+
+
+class CutWordsWarning(UserWarning):
+    """Words of token-classification rows were cut off by ``max_length`` (they are scored as missed)."""
 
 
 def uses_token_type_ids(encoder_config: Any = None, tokenizer: Any = None) -> bool:
@@ -98,13 +110,15 @@ class _Encoder:
             raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
         encoded = self.tokenizer(tokens, is_split_into_words=True, truncation=True, **self.common)
         out: dict[str, list[Any]] = {key: encoded[key] for key in self.keys}
-        out["labels"] = []
+        out["labels"], out[CUT_COLUMN] = [], []
         for i, word_tags in enumerate(tags):
-            aligned, previous = [], None
+            aligned, previous, last = [], None, -1
             for word in encoded.word_ids(i):
                 aligned.append(-100 if word is None or word == previous else word_tags[word])
-                previous = word
+                previous, last = word, last if word is None else max(last, word)
             out["labels"].append(aligned)
+            full = len(out["input_ids"][i]) >= self.max_length  # truncation cut the row: the words after the last seen one are gone
+            out[CUT_COLUMN].append(list(word_tags[last + 1:]) if full else [])
         return out
 
 
@@ -142,6 +156,8 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features["token_type_ids"] = ids("int8")
     features["labels"] = labels_feature(task)
     features["length"] = Value("int32")
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        features[CUT_COLUMN] = labels_feature(task)
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:
@@ -167,3 +183,43 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
 
     return map_or_rebuild(prepared, encode, batched=True, remove_columns=drop, features=features, new_fingerprint=key,
                           desc=f"Tokenizing {task.id} {split}".rstrip())
+
+
+def cut_labels(rows: Any) -> list[list[int]] | None:
+    """Each row's ``cut_labels`` (tags of the words ``max_length`` cut off), or ``None`` when ``rows``
+    (a tokenized ``Dataset`` or a list of row dicts) has none."""
+    names = getattr(rows, "column_names", None)
+    if names is not None:
+        return rows.with_format("arrow")[CUT_COLUMN].to_pylist() if CUT_COLUMN in names else None
+    if not rows or not all(isinstance(row, Mapping) for row in rows):
+        return None
+    found = [row.get(CUT_COLUMN) or [] for row in rows]
+    return found if any(found) else None
+
+
+def cut_words(rows: Any) -> tuple[int, int]:
+    """``(rows, words)``: how many rows of a tokenized token-classification split lost words to
+    ``max_length``, and how many words they lost (read from ``cut_labels``: works on a cache hit)."""
+    names = getattr(rows, "column_names", None)
+    if names is None or CUT_COLUMN not in names:
+        return 0, 0
+    import pyarrow.compute as pc
+
+    counts = pc.list_value_length(rows.with_format("arrow")[CUT_COLUMN])
+    return int(pc.sum(pc.greater(counts, 0)).as_py() or 0), int(pc.sum(counts).as_py() or 0)
+
+
+def warn_cut_words(rows: Any, task: Task, split: str, max_length: int, limit: int | None = None) -> int:
+    """One :class:`CutWordsWarning` line when rows of ``split`` lost words to ``max_length``; returns the
+    number of words cut. ``limit``: the most the tokenizer's model accepts (raising max_length cannot help past it)."""
+    cut_rows, words = cut_words(rows)
+    if not words:
+        return 0
+    if isinstance(limit, int) and 0 < limit <= max_length:
+        fix = f"{max_length} is the most the encoder accepts: split long rows into shorter ones (e.g. one sentence a row)"
+    else:
+        fix = "raise the task's max_length (config: tasks.<i>.max_length=N; Python: Task(max_length=N))"
+    scored = "predicted 'O'" if "O" in task.labels else "wrong"
+    warnings.warn(f"task {task.id!r}, {split} split: {cut_rows} of {rows.num_rows} rows lose {words} word(s) past max_length "
+                  f"{max_length} (the model never sees them; evaluation scores them as {scored}): {fix}", CutWordsWarning, stacklevel=3)
+    return words

@@ -9,6 +9,11 @@
 * Rows without a label (``-1``, all ``-100``, NaN, all ``-1.0``) are left out of the metrics and
   the loss, also in batches that mix them with labelled rows (a partly labelled ``test`` split):
   the loss is the mean over the labelled rows, whatever the batches.
+* Token classification scores every word of a row, also those ``max_length`` cut off (the
+  ``cut_labels`` column of :mod:`mtcore.data.tokenize`): they are appended to the row's
+  references, predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
+  it has none). So they count as errors where their tag is not ``O`` and their entities as
+  missed; the loss stays over the tokens the model saw.
 * Multiple-choice rows with different numbers of choices share batches (the collator pads the
   choices, the model masks the padding out): predictions, metrics and loss are each row's own.
 """
@@ -69,6 +74,33 @@ def _no_labels(kind: str, predictions: np.ndarray) -> np.ndarray:
     if kind == "multi_label":
         return np.full(np.shape(predictions), -1)
     return np.full(len(predictions), -1)
+
+
+def outside_id(task: Any) -> int:
+    """The prediction scored for words cut off by ``max_length``: the id of the task's ``"O"`` label,
+    else -1 (no class: never right; :func:`~mtcore.train.metrics.f1_entity` reads it as ``O``)."""
+    labels = list(getattr(task, "labels", ()) or ())
+    return labels.index("O") if "O" in labels else -1
+
+
+def with_cut_words(results: list[tuple[int, np.ndarray, np.ndarray]], task: Any, rows: Any
+                   ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """``(row, prediction, reference)`` with each row's cut-off words appended: their tags to the
+    reference, :func:`outside_id` to the prediction."""
+    from mtcore.data.tokenize import cut_labels
+
+    cut = cut_labels(rows)
+    if not cut or not any(cut):
+        return results
+    fill = outside_id(task)
+    out = []
+    for row, pred, ref in results:
+        tags = cut[row]
+        if tags:
+            pred = np.concatenate([np.asarray(pred, dtype=np.int64), np.full(len(tags), fill, dtype=np.int64)])
+            ref = np.concatenate([np.asarray(ref, dtype=np.int64), np.asarray(tags, dtype=np.int64)])
+        out.append((row, pred, ref))
+    return out
 
 
 def _shard_order(lengths: np.ndarray, rank: int, world: int) -> np.ndarray:
@@ -148,6 +180,8 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
                 loss_sum, loss_weight = sum(t[0] for t in totals), sum(t[1] for t in totals)
             results.sort(key=lambda item: item[0])
             kind = task.kind.value
+            if kind == "token_classification":
+                results = with_cut_words(results, task, task_data.splits[split])
             labelled = [(p, r) for _, p, r in results if _labelled(kind, np.asarray(r))]
             if not labelled:
                 continue

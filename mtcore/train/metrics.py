@@ -7,6 +7,9 @@ Every metric is ``fn(predictions, references, task) -> float`` on numpy arrays:
 * multi-label: 0/1 indicator matrices, shape ``(n, labels)``;
 * token classification: tag ids, either flat arrays or ``(n, length)`` arrays / lists of
   per-example arrays; reference positions holding ``-100`` (or any negative id) are ignored.
+  A negative *predicted* id (a word cut off by ``max_length`` in a task without an ``O`` label,
+  see :mod:`mtcore.train.evaluation`) is never right: it is wrong for accuracy and F1, belongs
+  to no class of macro F1, is "not positive" for ``f1_binary`` and reads as ``O`` in ``f1_entity``.
 
 :func:`compute_metrics` runs a task's metrics and keys each result by task id
 (``rsg:terra/accuracy``) so tasks never overwrite each other. ``mse`` is the one metric where
@@ -113,10 +116,17 @@ def f1_entity(predictions: Any, references: Any, task: Any = None) -> float:
     an entity counts only when its type and both ends are right, micro-averaged over entities
     (CoNLL-2003's official score, ``conlleval``; seqeval's default)."""
     names = list(getattr(task, "labels", ()) or ())
+
+    def tag(t: Any) -> str:  # an id that names no label (negative: a word cut off by max_length) is "O"
+        t = int(t)
+        if t < 0 or (names and t >= len(names)):
+            return "O"
+        return names[t] if names else str(t)
+
     found = gold = right = 0
     for preds, refs in _sequences(predictions, references):
-        predicted = entity_spans(names[int(t)] if names else str(int(t)) for t in preds)
-        expected = entity_spans(names[int(t)] if names else str(int(t)) for t in refs)
+        predicted = entity_spans(tag(t) for t in preds)
+        expected = entity_spans(tag(t) for t in refs)
         found, gold, right = found + len(predicted), gold + len(expected), right + len(predicted & expected)
     return 2.0 * right / (found + gold) if found + gold else 0.0
 
@@ -131,7 +141,7 @@ def _f1(predictions: Any, references: Any, task: Any, average: str) -> float:
         return float(f1_score(refs.astype(int), preds.astype(int), average=average, zero_division=0))
     labels = _labels(task) if average == "micro" else None
     if average == "macro":  # the classes in the references or the predictions, as scikit-learn and official scorers do
-        labels = sorted(set(refs.tolist()) | set(preds.tolist()))
+        labels = sorted(set(refs.tolist()) | {p for p in preds.tolist() if p >= 0})  # a negative prediction is no class
     return float(f1_score(refs, preds, labels=labels, average=average, zero_division=0))
 
 
@@ -160,6 +170,7 @@ def f1_binary(predictions: Any, references: Any, task: Any = None) -> float:
     preds, refs = _ids(predictions, references, task)
     if len(refs) == 0:
         return 0.0
+    preds = np.where(preds < 0, 0, preds)  # a negative prediction (no class) is "not positive"
     return float(f1_score(refs, preds, pos_label=1, average="binary", zero_division=0))
 
 

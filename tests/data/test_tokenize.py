@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mtcore.data import load_task_data
+from mtcore.data import CutWordsWarning
 from mtcore.data.tokenize import uses_token_type_ids
 from mtcore.task import Source, Task
 
@@ -91,11 +92,33 @@ def test_token_classification_labels_on_first_sub_token(bert, roberta, tmp_path,
     row = load(task, bert, tmp_path, cache_dir).splits["train"][0]
     assert tokenizer.convert_ids_to_tokens(row["input_ids"]) == ["[CLS]", "кот", "a", "##b", "##c", "спит", "[SEP]"]
     assert row["labels"] == [-100, 0, 1, -100, -100, 0, -100]
-    data = load(task, roberta, tmp_path, cache_dir, max_length=4)
+    assert row["cut_labels"] == []
+    with pytest.warns(CutWordsWarning, match=r"^task 'ner', (train|validation) split: 1 of 1 rows lose 1 word\(s\) past max_length 4 "):
+        data = load(task, roberta, tmp_path, cache_dir, max_length=4)
     row = data.splits["train"][0]
     assert len(row["input_ids"]) == 4 and len(row["labels"]) == 4 and "token_type_ids" not in row
+    assert row["labels"] == [-100, 0, 1, -100] and row["cut_labels"] == [0]  # [CLS] кот a(bc) [SEP]: спит (O) is cut
     batch = data.collator([row, data.splits["validation"][0]])
     assert batch["labels"].shape == batch["input_ids"].shape and batch["labels"].dtype == torch.int64
+
+
+def test_token_rows_cut_at_the_encoder_limit_are_told_to_split(bert, tmp_path, write, cache_dir):
+    """Past the most the encoder accepts, raising max_length cannot help: the warning says to split rows."""
+    import copy
+
+    tokenizer, config = bert
+    limited = copy.deepcopy(tokenizer)
+    limited.model_max_length = 6
+    task = Task(name="ner", kind="token_classification", labels=("O", "PER"), sources=local(), max_length=64)
+    rows = [{"tokens": ["кот", "спит"] * 4, "label": ["O", "PER"] * 4}, {"tokens": ["кот"], "label": ["PER"]}]
+    write.jsonl(tmp_path / "train.jsonl", rows)
+    write.jsonl(tmp_path / "val.jsonl", rows[1:])
+    with pytest.warns(CutWordsWarning) as caught:
+        data = load(task, (limited, config), tmp_path, cache_dir)
+    assert [str(w.message) for w in caught] == [
+        "task 'ner', train split: 1 of 2 rows lose 4 word(s) past max_length 6 (the model never sees them; evaluation scores them "
+        "as predicted 'O'): 6 is the most the encoder accepts: split long rows into shorter ones (e.g. one sentence a row)"]
+    assert list(data.splits["train"]["cut_labels"]) == [[0, 1, 0, 1], []]
 
 
 def test_multi_label_multi_hot_and_regression_float(bert, tmp_path, write, cache_dir):

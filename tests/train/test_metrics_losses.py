@@ -82,6 +82,19 @@ def test_entity_f1_scores_whole_spans_like_conlleval():
     assert m.f1_entity(padded_preds, padded_refs, NER) == pytest.approx(2 * 1 / (3 + 2))
 
 
+def test_negative_predicted_ids_are_never_right_and_read_as_outside():
+    """-1 is what evaluation predicts for a word max_length cut off when the task has no "O" label."""
+    no_o = Task(name="io", kind="token_classification", labels=("B-PER", "I-PER", "OUT"), plugin="t")
+    refs, preds = [np.array([0, 1, 2, 0, 1])], [np.array([0, 1, 2, -1, -1])]
+    assert m.token_accuracy(preds, refs, no_o) == pytest.approx(3 / 5)
+    assert m.f1_macro(preds, refs, no_o) == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)  # -1 is no class (not one with F1 0)
+    # spans PER(0,1), OUT(2,2) of PER(0,1), OUT(2,2), PER(3,4): the cut PER is missed (-1 read as O, not as labels[-1])
+    assert m.f1_entity(preds, refs, no_o) == pytest.approx(2 * 2 / (2 + 3))
+    assert m.f1_entity([np.array([1, 7])], [np.array([1, 0])], NER) == 1.0  # an id past the labels reads as O, no crash
+    binary = Task(name="b", kind="token_classification", labels=("no", "yes"), plugin="t")
+    assert m.f1_binary([np.array([1, -1, -1])], [np.array([1, 0, 1])], binary) == pytest.approx(2 / 3)  # -1: not positive
+
+
 def test_entity_spans_follow_iob1_iob2_and_iobes():
     spans = m.entity_spans("I-PER I-PER B-PER O I-LOC E-LOC S-ORG I-ORG E-ORG B-X I-Y PER PER".split())
     assert spans == {("PER", 0, 1), ("PER", 2, 2), ("LOC", 4, 5), ("ORG", 6, 6), ("ORG", 7, 8), ("X", 9, 9), ("Y", 10, 10),
