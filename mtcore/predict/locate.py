@@ -45,14 +45,15 @@ def locate(path: str | os.PathLike) -> ModelLocation:
         raise ModelFileError(f"{root}: no such directory; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
     if not root.is_dir():
         raise ModelFileError(f"{root}: is a file; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
+    full = Path(os.path.abspath(root))  # "." or "model/.." have a name and a parent only when spelled out (links kept)
     if (root / MANIFEST).is_file():
-        run = root.parent if root.name == RUN_MODEL and (root.parent / RUN_CONFIG).is_file() else None
+        run = full.parent if full.name == RUN_MODEL and (full.parent / RUN_CONFIG).is_file() else None
         return ModelLocation(root, run)
     if (root / RUN_MODEL / MANIFEST).is_file():
         return ModelLocation(root / RUN_MODEL, root if (root / RUN_CONFIG).is_file() else None)
     if (root / CHECKPOINT_WEIGHTS).is_file() and (root / CHECKPOINT_DONE).is_file():
-        run = root.parent.parent
-        if root.parent.name != "checkpoints" or not (run / RUN_CONFIG).is_file():
+        run = full.parent.parent
+        if full.parent.name != "checkpoints" or not (run / RUN_CONFIG).is_file():
             raise ModelFileError(f"{root}: a checkpoint is read with its run's config; pass it inside its run directory (RUN/checkpoints/step-N)")
         return ModelLocation(root, run, checkpoint=True)
     if (root / RUN_CONFIG).is_file():
@@ -90,11 +91,12 @@ def _checkpoint_model(location: ModelLocation) -> Any:
     from mtcore.train.build import build_model, load_tokenizer
     from mtcore.train.checkpoint import load_weights
     from mtcore.train.validate import plan_run
+    from mtcore.train.warm_start import encoder_folder
 
     config = run_config(location)
     assert config is not None and location.run_dir is not None
     if config.encoder.path is not None:
-        source = config.encoder.path
+        source = encoder_folder(config.encoder.path)  # as the run loaded it: a model mtcore saved is read from its encoder/
     else:
         source = str(location.run_dir / f"tiny-encoder-{config.encoder.tiny.arch}")
         if not (Path(source) / "config.json").is_file():

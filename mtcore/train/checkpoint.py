@@ -15,7 +15,9 @@ A checkpoint is built in ``checkpoints/.tmp-step-000123`` and renamed into place
 ``os.replace``; a directory without ``state.json`` or with a ``.tmp-`` name is never read, so a
 ``kill -9`` at any moment leaves the previous checkpoint intact. Only the main process writes
 shared files; every process writes its own RNG file; all wait for each other.
-Retention keeps the last ``keep_last`` checkpoints plus the best one.
+Retention keeps the last ``keep_last`` checkpoints plus the best one. A complete checkpoint
+whose files were damaged later (removed, cut short by a copy) is a one-line ModelFileError naming
+the file and the fix (delete it: ``--resume`` then takes the one before).
 """
 
 from __future__ import annotations
@@ -98,6 +100,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file; a missing, truncated or damaged one is a one-line ModelFileError naming it."""
+    if not path.is_file():
+        raise ModelFileError(f"checkpoint file {str(path)!r} is missing; the checkpoint is incomplete, delete it or resume from an earlier one")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise ModelFileError(f"checkpoint file {str(path)!r} is unreadable ({type(exc).__name__}: truncated or damaged); "
+                             "delete the checkpoint or resume from an earlier one") from None
+    if not isinstance(data, dict):
+        raise ModelFileError(f"checkpoint file {str(path)!r} holds a {type(data).__name__}, not an object (damaged); "
+                             "delete the checkpoint or resume from an earlier one")
+    return data
+
+
 def save_weights(model: torch.nn.Module, path: Path) -> None:
     """The model's weights as one safetensors file (tied/shared tensors written once)."""
     from safetensors.torch import save_model
@@ -112,7 +129,7 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     from safetensors import SafetensorError
 
     if not path.is_file():
-        raise ModelFileError(f"checkpoint weights {str(path)!r} are missing")
+        raise ModelFileError(f"checkpoint weights {str(path)!r} are missing; the checkpoint is incomplete, delete it or resume from an earlier one")
     try:
         missing, unexpected = load_model(model, str(path), strict=False)
     except (SafetensorError, OSError) as exc:
@@ -229,6 +246,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
                     strategy: torch.nn.Module, sampler: Any, rank: int) -> tuple[TrainState, dict[str, Any]]:
     """Load a checkpoint into the live objects; returns the state and this rank's RNG states
     (restore them with :func:`restore_rng` right before the first resumed step)."""
+    sampler_state, state_data = _read_json(directory / "sampler.json"), _read_json(directory / "state.json")  # before anything is loaded
     load_weights(model, directory / "model.safetensors")
     optimizer.load_state_dict(load_state(directory / "optimizer"))
     trainer = load_state(directory / "trainer")
@@ -237,8 +255,8 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         scaler.load_state_dict(trainer["scaler"])
     if trainer.get("strategy"):
         strategy.load_state_dict(trainer["strategy"])
-    sampler.load_state_dict(json.loads((directory / "sampler.json").read_text(encoding="utf-8")))
-    state = TrainState.from_dict(json.loads((directory / "state.json").read_text(encoding="utf-8")))
+    sampler.load_state_dict(sampler_state)
+    state = TrainState.from_dict(state_data)
     rng_stem = directory / f"rng-{rank}"
     if not rng_stem.with_name(rng_stem.name + ".json").is_file():
         rng_stem = directory / "rng-0"

@@ -129,3 +129,42 @@ def test_export_errors(cli, bert_model_dir, tmp_path):
     result = cli("export", bert_model_dir, bert_model_dir.parent, "--task", "nli", "--overwrite")
     assert result.exit_code == 2 and (bert_model_dir / "mtcore.json").is_file()
     assert export_encoder(MultitaskModel.from_pretrained(bert_model_dir), tmp_path / "enc").model_class == "BertModel"
+
+
+TAGS = ("O", "B-X", "I-X")
+EXPORTED_KINDS = [  # (encoder, task, transformers auto class): every head kind the docs say exports
+    ("bert", Task(name="tags", kind="token_classification", labels=TAGS, plugin="demo"), "AutoModelForTokenClassification"),
+    ("roberta", Task(name="tags", kind="token_classification", labels=TAGS, plugin="demo"), "AutoModelForTokenClassification"),
+    ("distilbert", Task(name="tags", kind="token_classification", labels=TAGS, plugin="demo"), "AutoModelForTokenClassification"),
+    ("bert", Task(name="score", kind="regression", head_options={"pooling": "pooler"}, plugin="demo"), "AutoModelForSequenceClassification"),
+    ("bert", Task(name="topics", kind="multi_label", labels=("a", "b", "c"), head_options={"pooling": "pooler"}, plugin="demo"),
+     "AutoModelForSequenceClassification"),
+    ("electra", Task(name="mood", kind="pair_classification", labels=("x", "y"), head="mlp",
+                     head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
+    ("xlm-roberta", Task(name="mood", kind="text_classification", labels=("x", "y", "z"), head="mlp",
+                         head_options={"num_layers": 2, "activation": "tanh", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
+]
+
+
+@pytest.mark.parametrize(("arch", "task", "auto_class"), EXPORTED_KINDS, ids=lambda v: v if isinstance(v, str) else v.kind.value)
+def test_every_exportable_head_reloads_with_transformers_and_gives_mtcores_logits(cli, tiny_encoders, tmp_path, arch, task, auto_class):
+    """`mt export` of a saved model, reloaded by the plain auto class on a padded batch it was not probed with."""
+    import transformers
+
+    model = make_model(tiny_encoders[arch], task, seed=5)
+    model_dir = model.save_pretrained(tmp_path / "model")
+    result = cli("export", model_dir, tmp_path / "plain")
+    assert result.exit_code == 0, result.stderr
+    plain = getattr(transformers, auto_class).from_pretrained(tmp_path / "plain").eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path / "plain")
+    texts, second = ["good movie", "bad bad movie, and a much longer sentence than the first one", "x"], ["movie", "good", "bad bad"]
+    encoded = tokenizer(texts, second if task.is_pair else None, padding=True, return_tensors="pt")
+    loaded = MultitaskModel.from_pretrained(model_dir)
+    with torch.no_grad():
+        ours, theirs = loaded(task.id, **encoded).logits, plain(**encoded).logits
+    if task.kind.value == "token_classification":  # padding positions are nobody's prediction
+        ours, theirs = ours[encoded["attention_mask"].bool()], theirs[encoded["attention_mask"].bool()]
+    torch.testing.assert_close(theirs, ours, atol=1e-5, rtol=0)
+    assert plain.config.num_labels == (1 if task.kind.value == "regression" else len(task.labels))
+    if task.kind.value == "multi_label":
+        assert plain.config.problem_type == "multi_label_classification"

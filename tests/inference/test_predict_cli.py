@@ -111,3 +111,38 @@ def test_out_of_memory_in_mt_predict_is_one_line(cli, bert_model_dir, reviews_fi
     assert result.exit_code == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines == ["error: CUDA out of memory; lower --batch-size, or use a smaller max_length"]
+
+
+STORED = {  # task name -> the labels' stored form in the dataset (a JSON bool, int, string or float)
+    "yesno": (False, True), "stars": (1, 2), "codes": ("0", "1"), "grade": (0.5, 1.5),
+}
+
+
+def test_every_writer_keeps_the_labels_stored_form(cli, tiny_encoders, tmp_path):
+    """A label stored as a JSON bool, int, string or float is written back as the same JSON value
+    (csv: its text), decided by the probabilities written beside it; rsg writes DaNetQA's bool."""
+    from inference.support import make_model
+
+    from mtcore.plugins import get_task
+    from mtcore.task import Task
+
+    tasks = [Task(name=name, kind="text_classification", labels=("no", "yes"), label_values=values, plugin="demo")
+             for name, values in STORED.items()]
+    model_dir = make_model(tiny_encoders["bert"], *tasks, get_task("rsg:danetqa"), seed=2).save_pretrained(tmp_path / "model")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"idx": i, "text": t, "question": t, "passage": "good movie"}) + "\n"
+                            for i, t in enumerate(["good", "bad movie", "x", "good bad good"])), encoding="utf-8")
+    for name, values in STORED.items():
+        result = cli("predict", model_dir, "--task", name, "--input", rows)
+        assert result.exit_code == 0, result.stderr
+        printed = _jsonl(result.stdout)
+        for row in printed:
+            expected = values[int(np.argmax(row["probabilities"]))]
+            assert row["label"] == expected and type(row["label"]) is type(expected), (name, row)
+        result = cli("predict", model_dir, "--task", name, "--input", rows, "--format", "csv")
+        assert result.exit_code == 0, result.stderr
+        assert [r["label"] for r in csv.DictReader(result.stdout.splitlines())] == [str(row["label"]) for row in printed]
+    result = cli("predict", model_dir, "--task", "danetqa", "--input", rows, "--format", "rsg", "--output", tmp_path / "sub")
+    assert result.exit_code == 0, result.stderr
+    submitted = _jsonl((tmp_path / "sub" / "DaNetQA.jsonl").read_text(encoding="utf-8"))
+    assert [r["idx"] for r in submitted] == [0, 1, 2, 3] and all(type(r["label"]) is bool for r in submitted)

@@ -21,6 +21,7 @@ def test_padding_free_training_gives_the_padded_runs_weights(tmp_path: Path, mak
         run = tmp_path / f"run-{padding_free}"
         Trainer(config, output_dir=run).train()
         weights[padding_free] = helpers.load_weights(run / "model")
+        _evaluate_equals_the_record(run)  # `mt evaluate RUN` (padded batches) scores what the run recorded
     assert weights[False].keys() == weights[True].keys()
     moved = 0
     for name, tensor in weights[False].items():
@@ -38,6 +39,20 @@ def test_padding_free_training_gives_the_padded_runs_weights(tmp_path: Path, mak
         if key in weights[True] and not torch.equal(tensor, weights[True][key]):
             moved += 1
     assert moved > 0
+
+
+def _evaluate_equals_the_record(run: Path) -> None:
+    import json
+    import math
+
+    from mtcore.predict.evaluate import evaluate_path
+
+    recorded = json.loads((run / "summary.json").read_text(encoding="utf-8"))["final"]
+    report = evaluate_path(run)
+    assert set(report.metrics) == set(recorded["metrics"]) and len(report.tasks) == 3
+    for key, value in recorded["metrics"].items():
+        assert math.isclose(report.metrics[key], value, rel_tol=1e-6, abs_tol=1e-7), key
+    assert math.isclose(report.aggregate, recorded["aggregate"], rel_tol=1e-9)
 
 
 def test_padding_free_token_budget_counts_real_tokens_in_the_engine(tmp_path: Path, make_config):

@@ -97,6 +97,40 @@ def test_predict_on_mixed_choice_counts_gives_one_probability_per_real_choice(mc
         assert a == pytest.approx(b, abs=1e-6)
 
 
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_mt_predict_writes_one_probability_per_real_choice(mc_run, tmp_path, fmt):
+    """`mt predict` on a file mixing 2- and 3-choice rows, in one batch: every writer keeps each row's own choices."""
+    import csv
+
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.model import MultitaskModel
+    from mtcore.predict.predictor import predict
+
+    run, _ = mc_run
+    rows = [{"idx": 10 + i, "text": text, "choices": choices} for i, (text, choices) in
+            enumerate([("the one", ["stone", "plum", "sock"]), ("my", ["chair", "apple"]), ("", ["pear", "brick", "sock"]), ("a", ["x", "y"])])]
+    _write(tmp_path / "rows.jsonl", rows)
+    result = CliRunner().invoke(app, ["predict", str(run), "--task", "mc", "--input", str(tmp_path / "rows.jsonl"), "--batch-size", "8",
+                                      "--format", fmt, "--output", str(tmp_path / f"out.{fmt}")])
+    assert result.exit_code == 0, result.stderr
+    alone = [predict(MultitaskModel.from_pretrained(run / "model"), "mc", [row], batch_size=1) for row in rows]
+    text = (tmp_path / f"out.{fmt}").read_text(encoding="utf-8")
+    if fmt == "jsonl":
+        written = [json.loads(line) for line in text.splitlines()]
+        probabilities = [row["probabilities"] for row in written]
+    else:
+        written = list(csv.DictReader(text.splitlines()))
+        assert list(written[0]) == ["idx", "label", "p_0", "p_1", "p_2"]
+        assert [row["p_2"] == "" for row in written] == [False, True, False, True]  # no stand-in choice gets a probability
+        probabilities = [[float(row[f"p_{j}"]) for j in range(3) if row[f"p_{j}"]] for row in written]
+    assert [str(row["idx"]) for row in written] == [str(row["idx"]) for row in rows]
+    assert [int(row["label"]) for row in written] == [single.labels[0] for single in alone]
+    for probs, single in zip(probabilities, alone):
+        assert probs == pytest.approx(single.probabilities[0], abs=1e-5) and math.isclose(sum(probs), 1.0, rel_tol=1e-4)
+
+
 def test_a_mixed_choice_batch_gives_each_rows_logits_loss_and_gradients(mc_run):
     _, trainer = mc_run
     data = trainer.engine.eval_data["user:mc"]

@@ -97,3 +97,68 @@ def test_a_resume_before_the_first_checkpoint_restarts_exactly_like_a_fresh_run(
     straight, resumed = helpers.load_weights(tmp_path / "straight" / "model"), helpers.load_weights(tmp_path / "crashed" / "model")
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[name], resumed[name]) for name in straight)
+
+
+DAMAGES = {
+    "sampler.json removed": lambda d: (d / "sampler.json").unlink(),
+    "sampler.json cut short": lambda d: (d / "sampler.json").write_text((d / "sampler.json").read_text()[:20]),
+    "state.json cut short": lambda d: (d / "state.json").write_text((d / "state.json").read_text()[:20]),
+    "state.json emptied": lambda d: (d / "state.json").write_text(""),
+    "model weights removed": lambda d: (d / "model.safetensors").unlink(),
+    "model weights cut short": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
+    "optimizer layout cut short": lambda d: (d / "optimizer.json").write_text((d / "optimizer.json").read_text()[:20]),
+    "rng files removed": lambda d: [p.unlink() for p in d.glob("rng-0.*")],
+}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, small_encoder, small_tasks) -> Path:
+    """A 6-step run checkpointed at steps 2, 4 and 6 (its model/ is the reference for a resumed copy)."""
+    from mtcore import Trainer
+
+    config = {"seed": 3, "cpu": True, "precision": "fp32", "encoder": {"path": str(small_encoder)}, "tasks": small_tasks,
+              "optimizer": {"lr": 1e-3}, "schedule": {"max_steps": 6, "warmup_steps": 1}, "batching": {"batch_size": 8},
+              "evaluation": {"every": None, "at_end": True}, "checkpoint": {"every": 2, "keep_last": 3},
+              "logging": {"every": 2, "progress": "none", "plot": False}}
+    run = tmp_path_factory.mktemp("finished") / "run"
+    Trainer(config, output_dir=run).train()
+    return run
+
+
+def _interrupted_copy(run: Path, target: Path) -> Path:
+    """``run`` as it was when killed right after its last checkpoint (no model/, no summary), at ``target``."""
+    import shutil
+
+    shutil.copytree(run / "checkpoints", target / "checkpoints")
+    shutil.copy(run / "metrics.jsonl", target / "metrics.jsonl")
+    (target / "config.yaml").write_text((run / "config.yaml").read_text(encoding="utf-8").replace(str(run), str(target)), encoding="utf-8")
+    return target
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_a_damaged_latest_checkpoint_is_one_line_naming_it_and_an_earlier_one_resumes(finished_run, tmp_path, helpers, damage):
+    """A checkpoint whose files were cut short or removed (a copy interrupted, a disk cleaned up):
+    `--resume` names the file and the fix in one line, changes nothing, and after the fix resumes exactly."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    run = _interrupted_copy(finished_run, tmp_path / "run")
+    latest = run / "checkpoints" / "step-000006"
+    DAMAGES[damage](latest)
+    before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 1, result.output
+    line = result.stderr.strip()
+    assert len(line.splitlines()) == 1 and str(latest) in line and "unexpected" not in line, line
+    assert "delete" in line and "earlier one" in line
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before  # the run is left as it was
+
+    shutil.rmtree(latest)  # what the message says: the previous complete checkpoint takes over
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("step-000004")
+    expected, resumed = helpers.load_weights(finished_run / "model"), helpers.load_weights(run / "model")
+    assert expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)
