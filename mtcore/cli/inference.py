@@ -43,7 +43,8 @@ def _check_precision(precision: Optional[str]) -> None:
 def evaluate(
     path: Path = typer.Argument(..., metavar="RUN_OR_MODEL_DIR", help="A run directory (config.yaml, model/) or a saved model directory."),
     tasks: Optional[List[str]] = typer.Option(None, "--tasks", "-t", help="Tasks to score (ids or bare names; repeat or comma-separate). Default: all."),
-    split: str = typer.Option("validation", "--split", help="Split to score: train, validation or test (labelled)."),
+    split: Optional[str] = typer.Option(None, "--split", help="Split to score: train, validation or test (labelled); default: "
+                                        "the split the run evaluated on, else validation."),
     source: Optional[str] = typer.Option(None, "--source", help="Data source: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official files (implies --source local unless --source is given)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Evaluation batch size (default: the run's, else 32)."),

@@ -139,10 +139,12 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
     return resolve_precision(requested, device.type == "cuda")
 
 
-def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str = "validation", source: str | None = None,
+def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
                   precision: str | None = None) -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
+
+    ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
 
     ``tasks`` picks tasks (ids or bare names; default: every task of the run / model);
     ``source`` and ``data_dir`` override where the data comes from (for a model directory the
@@ -156,6 +158,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
 
     location = locate(path)
     config = run_config(location)
+    if split is None:
+        split = config.evaluation.split if config is not None else "validation"
     model = load_model(location, device)
     if model.tokenizer is None:
         from mtcore.errors import ModelFileError

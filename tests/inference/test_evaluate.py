@@ -126,3 +126,23 @@ def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_ru
         result = cli("evaluate", target, "--tasks", "terra", "--data-dir", sample)
         assert result.exit_code == 0, result.stderr
         assert f"local {sample}" in result.stdout
+
+
+def test_the_default_split_is_the_one_the_run_evaluated_on(cli, tmp_path):
+    from mtcore.testing import smoke_train
+
+    run = smoke_train(["rsg:terra"], output_dir=tmp_path / "run", steps=2, batch_size=4, overrides=["evaluation.split=train"]).output_dir
+    recorded = _recorded(run)
+    result = cli("evaluate", run, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["split"] == "train" and report["tasks"]["rsg:terra"]["rows"] == _sample_rows(run, "train")
+    assert report["metrics"] == pytest.approx(recorded["metrics"], rel=1e-9, abs=1e-9)
+    assert json.loads(cli("evaluate", run, "--json", "--split", "validation").stdout)["split"] == "validation"
+
+
+def _sample_rows(run, split):
+    from mtcore.data import load_raw
+    from mtcore.plugins import load_registry
+
+    return load_raw(load_registry().task("rsg:terra"), "sample", splits=(split,))[split].num_rows
