@@ -177,6 +177,8 @@ class Task:
         if isinstance(self.labels, str):
             raise ConfigError(f"task {self.name!r}: labels must be a list of label names, not the string {self.labels!r} "
                               f"(write labels=({', '.join(repr(x) for x in self.labels.replace(',', ' ').split()[:3])}, ...))")
+        if self.label_values is None and any(not isinstance(x, str) for x in self.labels):
+            object.__setattr__(self, "label_values", tuple(self.labels))  # labels written as numbers or booleans are their stored form
         object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
         if len(set(self.labels)) != len(self.labels):
             dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})

@@ -211,6 +211,19 @@ def test_number_named_labels_are_matched_by_name_never_by_position(bert, tmp_pat
     assert load(stars, bert[0], tmp_path, cache_dir, splits=("train",)).splits["train"]["labels"] == [0, 4]
 
 
+def test_labels_written_as_numbers_or_booleans_are_their_stored_form(bert, tmp_path, write, cache_dir):
+    """A YAML `labels: [1, 2, 3]` (or Python ints/bools) reads the data as before and writes predictions back typed."""
+    typed = TERRA.replace(name="typed", kind="text_classification", labels=(1, 2, 3), inputs={"text": "premise"})
+    assert typed.labels == ("1", "2", "3") and typed.label_values == (1, 2, 3)
+    assert [typed.label_value(i) for i in range(3)] == [1, 2, 3] and type(typed.label_value(0)) is int
+    write.jsonl(tmp_path / "train.jsonl", [{"premise": "a", "label": 1}, {"premise": "b", "label": 3}])
+    assert load(typed, bert[0], tmp_path, cache_dir, splits=("train",)).splits["train"]["labels"] == [0, 2]
+    flags = TERRA.replace(name="flags", kind="text_classification", labels=(False, True), inputs={"text": "premise"})
+    assert flags.label_value(1) is True and flags.label_id("true") == 1
+    named = TERRA.replace(name="named", kind="text_classification", labels=("1", "2"), inputs={"text": "premise"})
+    assert named.label_values is None and named.label_value(0) == "1"  # names given as text stay text
+
+
 def test_minus_one_is_a_label_when_the_task_declares_it(bert, tmp_path, write, cache_dir):
     polarity = TERRA.replace(name="polarity", kind="text_classification", labels=("-1", "0", "1"), inputs={"text": "premise"})
     write.jsonl(tmp_path / "train.jsonl", [{"premise": "a", "label": -1}, {"premise": "b", "label": 1}])
@@ -244,7 +257,7 @@ def test_true_false_labels_read_from_json_csv_and_yaml_alike(bert, tmp_path, wri
         assert data.splits["train"]["labels"] == [1, 0] and data.splits["validation"]["labels"] == [0, 1]
     yaml_bools = TERRA.replace(name="answer", kind="text_classification", labels=(False, True), inputs={"text": "premise"})
     message = data_error(yaml_bools, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": "yes"}], writer=write)
-    assert "label 'yes' is not one of 'False', 'True' (YAML reads yes/no/on/off as booleans: quote the labels" in message
+    assert "label 'yes' is not one of False, True (YAML reads yes/no/on/off as booleans: quote the labels" in message
 
 
 def test_fields_the_task_does_not_read_may_mix_types(bert, tmp_path, write, cache_dir):
