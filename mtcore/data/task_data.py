@@ -52,10 +52,23 @@ class TaskData:
         multiple = int(getattr(self.collator, "pad_to_multiple_of", None) or 1)
         if multiple <= 1:
             return slots
+        import numpy as np
+
+        choices = self.choice_counts(split)
+        longest = -(-np.asarray(slots, dtype=np.int64) // np.maximum(choices, 1) // multiple) * multiple
+        return (choices * longest).tolist()
+
+    def choice_counts(self, split: str) -> Any:
+        """Choices per row of ``split`` (an int64 numpy array) for a multiple-choice task, else
+        ``None``: rows of a batch are padded to its most choices, which token budgets count.
+        Read from the Arrow list lengths of ``input_ids``, with no per-row Python objects."""
+        ds = self._split(split)
+        if "slots" not in ds.column_names:
+            return None
+        import numpy as np
         import pyarrow.compute as pc
 
-        choices = pc.list_value_length(ds.with_format("arrow")["input_ids"]).to_pylist()
-        return [c * -(-(s // c) // multiple) * multiple if c else 0 for s, c in zip(slots, choices)]
+        return np.asarray(pc.list_value_length(ds.with_format("arrow")["input_ids"]), dtype=np.int64)
 
     def num_rows(self, split: str) -> int:
         return self._split(split).num_rows

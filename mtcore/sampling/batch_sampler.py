@@ -67,10 +67,14 @@ class MultitaskBatchSampler:
         than the budget gets a batch of its own and a warning. The budget counts
         ``batching_lengths(split)`` when the task data has it (multiple-choice rows: choices x
         longest choice, padded), else ``lengths(split)``, rounded up to the collator's
-        ``pad_to_multiple_of``. For a task whose collator makes padding-free batches
+        ``pad_to_multiple_of``. Multiple-choice rows with different numbers of choices
+        (``choice_counts(split)``) are padded to the batch's most choices, so a batch counts
+        ``rows * most choices * longest choice``: the collated tensor's size, never above the
+        budget. For a task whose collator makes padding-free batches
         (``collator.padding_free``) the budget counts real tokens instead (``sum of lengths <=
-        token_budget``, multiple-choice rows summed over choices): the encoder computes exactly
-        those, so every batch holds about the same work whatever the length mix.
+        token_budget``, multiple-choice rows summed over choices, plus one token per stand-in
+        choice): the encoder computes exactly those, so every batch holds about the same work
+        whatever the length mix.
     :param max_rows: with ``token_budget``, at most this many rows per batch (short-sequence
         tasks would otherwise get batches of thousands of rows under a large budget).
     :param shuffle: randomise order; ``False`` keeps dataset order (and no batch shuffling).
@@ -132,19 +136,23 @@ class MultitaskBatchSampler:
         self.lengths: dict[str, np.ndarray] = {}  # what grouping and budgets count (padded slots; real tokens if packed)
         self.real_lengths: dict[str, np.ndarray] = {}  # real tokens, for Batch.num_tokens
         self.batching: dict[str, Batching] = {}
+        self.choices: dict[str, np.ndarray | None] = {}  # multiple choice under a token budget: choices per row
         for name in self.tasks:
             self.real_lengths[name] = self._read_lengths(name, "lengths")
             # padding-free batches under a token budget count real tokens; otherwise batches are cut
             # exactly as padded ones (same rows per batch, so packed and padded runs match)
             packed = bool(getattr(data[name].collator, "padding_free", False)) and token_budget is not None
-            self.lengths[name] = (self._read_lengths(name, "batching_lengths")
-                                  if hasattr(data[name], "batching_lengths") and not packed else self.real_lengths[name])
+            slots = hasattr(data[name], "batching_lengths") and not packed
+            self.lengths[name] = self._read_lengths(name, "batching_lengths") if slots else self.real_lengths[name]
+            # choice counts make budgets exact for rows padded to the batch's most choices; padded
+            # costs need the slots (choices x longest choice) to know each row's longest choice
+            self.choices[name] = self._read_choices(name) if token_budget is not None and (slots or packed) else None
             pad = getattr(data[name].collator, "pad_to_multiple_of", None)
             size = _positive_int(f"batch size of task {name!r}", sizes.get(name, batch_size))
             self.batching[name] = Batching(size, bool(group_by_length), token_budget, bool(shuffle), bool(drop_last), pad,
                                            packed=packed, max_rows=max_rows)
             if token_budget is not None:
-                check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed)
+                check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed, choices=self.choices[name])
         self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})
         self.epoch = _positive_int("epoch", epoch, minimum=0)
         self._step = 0
@@ -169,6 +177,18 @@ class MultitaskBatchSampler:
         if rows != len(lengths):
             raise DataError(f"task {name!r}: lengths({self.split!r}) has {len(lengths)} entries but the split has {rows} rows")
         return lengths
+
+    def _read_choices(self, name: str) -> np.ndarray | None:
+        """Choices per row (multiple-choice task data with ``choice_counts``), else ``None``."""
+        method = getattr(self.data[name], "choice_counts", None)
+        counts = method(self.split) if callable(method) else None
+        if counts is None:
+            return None
+        counts = np.asarray(counts, dtype=np.int64).reshape(-1)
+        if len(counts) != len(self.real_lengths[name]):
+            raise DataError(f"task {name!r}: choice_counts({self.split!r}) has {len(counts)} entries but the split has "
+                            f"{len(self.real_lengths[name])} rows")
+        return counts
 
     def _build_sampler(self, sampler: Any, options: Mapping[str, Any] | None, sizes: dict[str, int]) -> Sampler:
         if isinstance(sampler, Sampler):
@@ -195,7 +215,8 @@ class MultitaskBatchSampler:
         epoch = self.epoch if epoch is None else epoch
         if self._plans_cache is not None and self._plans_cache[:2] == (epoch, self.seed):
             return self._plans_cache[2]
-        plans = [TaskPlan(t, self.lengths[t], self.batching[t], seed=self.seed, epoch=epoch, world_size=self.world_size) for t in self.tasks]
+        plans = [TaskPlan(t, self.lengths[t], self.batching[t], seed=self.seed, epoch=epoch, world_size=self.world_size,
+                          choices=self.choices[t]) for t in self.tasks]
         if epoch == self.epoch:
             self._plans_cache = (epoch, self.seed, plans)
         return plans

@@ -24,6 +24,10 @@ class TaskDataLike(Protocol):
     * ``lengths(split)`` — tokens per example, in row order.
     * optionally ``batching_lengths(split)`` — token slots per example once padded within the
       example (multiple choice: choices x longest choice); grouping and budgets count these.
+    * optionally ``choice_counts(split)`` — multiple choice: the number of choices of each row
+      (``None`` for other kinds). A batch pads its rows to its most choices, so token budgets
+      count ``rows x most choices x longest choice`` (with ``batching_lengths``), or, for
+      padding-free batches, real tokens plus one token per stand-in choice.
     """
 
     task: Any

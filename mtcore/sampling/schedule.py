@@ -64,9 +64,12 @@ class TaskPlan:
 
     CACHED_CYCLES = 4
 
-    def __init__(self, name: str, lengths: Sequence[int] | np.ndarray, batching: Batching, *, seed: int, epoch: int, world_size: int = 1):
+    def __init__(self, name: str, lengths: Sequence[int] | np.ndarray, batching: Batching, *, seed: int, epoch: int, world_size: int = 1,
+                 choices: Sequence[int] | np.ndarray | None = None):
         self.name = name
         self.lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        #: multiple choice: each row's number of choices (token budgets count rows x most choices x longest)
+        self.choices = None if choices is None else np.asarray(choices, dtype=np.int64).reshape(-1)
         self.batching = batching
         self.seed, self.epoch, self.world_size = seed, epoch, world_size
         self._key = task_key(name)
@@ -94,7 +97,7 @@ class TaskPlan:
         if b.token_budget is not None:
             batches = token_budget_batches(self.lengths, b.token_budget, rng, group_by_length=b.group_by_length,
                                            mega_batch=b.mega_batch, pad_to_multiple_of=b.pad_to_multiple_of, packed=b.packed,
-                                           max_rows=b.max_rows)
+                                           max_rows=b.max_rows, choices=self.choices)
         elif b.group_by_length:
             batches = length_grouped_batches(self.lengths, b.batch_size, rng, mega_batch=b.mega_batch, drop_last=b.drop_last)
         else:

@@ -7,21 +7,49 @@ import torch
 
 
 @pytest.fixture(scope="module")
-def rsg(tmp_path_factory):
-    """TaskData of three RSG tasks (pair, pair with long passages, multiple choice), train split."""
+def tiny(tmp_path_factory):
+    """A tiny BERT's tokenizer and config, and a datasets cache folder."""
     import datasets
     from transformers import AutoConfig, AutoTokenizer
 
-    from mtcore.data import load_task_data
-    from mtcore.plugins import get_task
     from mtcore.testing import build_tiny_encoder
 
     datasets.disable_progress_bars()
     path = build_tiny_encoder(tmp_path_factory.mktemp("enc") / "bert", "bert")
-    tokenizer, config = AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path)
-    cache = tmp_path_factory.mktemp("cache")
+    return AutoTokenizer.from_pretrained(path), AutoConfig.from_pretrained(path), tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def rsg(tiny):
+    """TaskData of three RSG tasks (pair, pair with long passages, multiple choice), train split."""
+    from mtcore.data import load_task_data
+    from mtcore.plugins import get_task
+
+    tokenizer, config, cache = tiny
     return {task_id: load_task_data(get_task(task_id), tokenizer, splits=("train",), encoder_config=config, cache_dir=cache)
             for task_id in ("rsg:danetqa", "rsg:terra", "rsg:parus")}
+
+
+@pytest.fixture(scope="module")
+def mixed_choices(tiny, tmp_path_factory):
+    """TaskData of a multiple-choice task whose rows have 2 to 5 choices of 1 to 6 words (one token each)."""
+    import json
+    import random
+
+    from mtcore.data import load_task_data
+    from mtcore.yaml_tasks import task_from_definition
+
+    tokenizer, config, cache = tiny
+    rng, words = random.Random(3), list("abcdefgh")
+    rows = []
+    for i in range(240):
+        choices = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(2, 5))]
+        rows.append({"idx": i, "text": " ".join(rng.choice(words) for _ in range(rng.randint(1, 3))), "choices": choices,
+                     "label": rng.randrange(len(choices))})
+    root = tmp_path_factory.mktemp("mixed")
+    (root / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    task = task_from_definition({"name": "mixed", "kind": "multiple_choice", "files": {"train": "train.jsonl"}}, base_dir=root)
+    return load_task_data(task, tokenizer, splits=("train",), encoder_config=config, cache_dir=cache)
 
 
 def _check(batch, rsg):
@@ -132,3 +160,45 @@ def test_padding_free_batches_of_fixed_size_are_the_padded_runs_batches(rsg):
     padded = [b.idx for b in MultitaskBatchSampler({"rsg:parus": rsg["rsg:parus"]}, "train", batch_size=5, seed=42)]
     packed = [b.idx for b in MultitaskBatchSampler({"rsg:parus": parus}, "train", batch_size=5, seed=42)]
     assert packed == padded and len(padded) > 1
+
+
+@pytest.mark.parametrize("pad", [None, 8])
+def test_token_budget_holds_for_rows_with_different_numbers_of_choices(mixed_choices, pad):
+    """Rows are padded to the batch's most choices: the collated tensor stays within the budget."""
+    import copy
+
+    from mtcore.sampling import MultitaskBatchSampler
+
+    data = copy.copy(mixed_choices)
+    data.collator = copy.copy(data.collator)
+    data.collator.pad_to_multiple_of = pad
+    budget = 300
+    for grouped in (True, False):
+        batches = list(MultitaskBatchSampler({"mixed": data}, "train", token_budget=budget, group_by_length=grouped, seed=0))
+        assert sorted(i for b in batches for i in b.idx) == list(range(240)) and max(b.size for b in batches) > 1
+        assert grouped or any("choice_mask" in b.data for b in batches)  # random order mixes choice counts
+        for batch in batches:
+            assert batch.data["input_ids"].numel() <= budget, tuple(batch.data["input_ids"].shape)
+            assert int(batch.data["attention_mask"].sum()) >= batch.num_tokens  # + one token per stand-in choice
+    counts = data.choice_counts("train")  # read from the Arrow list lengths, as numpy
+    assert counts.tolist() == [len(ids) for ids in data.splits["train"]["input_ids"]] and set(counts.tolist()) == {2, 3, 4, 5}
+
+
+def test_padding_free_budget_counts_the_stand_in_choices(mixed_choices):
+    """Padding-free: the encoder computes the real tokens and one token per stand-in choice; the budget counts both."""
+    import copy
+
+    from mtcore.sampling import MultitaskBatchSampler
+
+    data = copy.copy(mixed_choices)
+    data.collator = copy.copy(data.collator)
+    data.collator.padding_free = True
+    budget = 200
+    batches = list(MultitaskBatchSampler({"mixed": data}, "train", token_budget=budget, group_by_length=False, seed=0))
+    assert sorted(i for b in batches for i in b.idx) == list(range(240))
+    assert any("choice_mask" in b.data for b in batches)
+    for batch in batches:
+        computed = int(batch.data["token_index"].numel())
+        stand_ins = int((~batch.data["choice_mask"]).sum()) if "choice_mask" in batch.data else 0
+        assert computed == batch.num_tokens + stand_ins  # num_tokens: real tokens only
+        assert computed <= budget
