@@ -54,10 +54,15 @@ def main() -> None:
     for ax in axes[1:]:
         ax.tick_params(axis="x", rotation=10)
     fig.suptitle(recorded["machine"], fontsize=8)
+    save_figure(fig, args.out, dpi=100)
+
+
+def save_figure(fig, out: Path, dpi: int) -> None:
+    """Lay out, write (making the folder) and say where."""
     fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=dpi)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

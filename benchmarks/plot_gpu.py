@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from plot_benchmarks import save_figure  # benchmarks/ is on sys.path when this script runs
+
 HERE = Path(__file__).resolve().parent
 GOAL = 0.45
 KINDS = ("matmul", "attention", "triton (fused)", "optimizer", "other", "copy/fill")
@@ -79,10 +81,7 @@ def main() -> None:
     right.set_title("Where a step's time goes (gpu_bench.py --diagnose)")
     right.legend(fontsize=8, loc="upper center", ncol=4)
     right.set_ylim(0, max(bottoms) * 1.4)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=110)
-    print(f"wrote {args.out}")
+    save_figure(fig, args.out, dpi=110)
 
 
 if __name__ == "__main__":
