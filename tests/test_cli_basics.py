@@ -50,6 +50,15 @@ def test_show_task_names_a_missing_sample_file(monkeypatch):
     assert "train missing (no/such/train.jsonl in package 'mt_nli')" in line
 
 
+def test_list_tasks_title_counts_in_words():
+    """`mt list-tasks --plugin toxic` in the plugin tutorial lists one task: '1 task', not '1 tasks'."""
+    one = runner.invoke(app, ["list-tasks", "--plugin", "rsg", "--kind", "multiple_choice"])
+    assert one.exit_code == 0, one.output
+    assert one.output.splitlines()[0].strip() == "1 task" and "rsg:parus" in one.output
+    many = runner.invoke(app, ["list-tasks", "--plugin", "rsg"])
+    assert many.output.splitlines()[0].strip() == "5 tasks"
+
+
 def test_components_lists_builtin_heads_and_samplers():
     result = runner.invoke(app, ["components", "--json"])
     assert result.exit_code == 0

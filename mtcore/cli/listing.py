@@ -51,7 +51,7 @@ def list_tasks(
     if as_json:
         print_json([t.summary() for t in tasks])
         return
-    table = Table(title=f"{len(tasks)} tasks")
+    table = Table(title=f"{len(tasks)} task" + ("" if len(tasks) == 1 else "s"))
     for column in ("id", "kind", "labels", "sources", "description"):
         table.add_column(column, overflow="fold")
     for t in tasks:

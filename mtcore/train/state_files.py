@@ -78,9 +78,11 @@ def load_state(stem: Path) -> Any:
     for path in (weights, layout):
         if not path.is_file():
             raise ModelFileError(f"checkpoint file {str(path)!r} is missing; the checkpoint is incomplete, delete it or resume from an earlier one")
+    path = weights  # the file being read, named in the error
     try:
         tensors = load_file(str(weights))
+        path = layout
         return _decode(json.loads(layout.read_text(encoding="utf-8")), tensors)
     except (SafetensorError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"checkpoint files {str(stem)!r}.(json|safetensors) are unreadable ({type(exc).__name__}); "
+        raise ModelFileError(f"checkpoint file {str(path)!r} is unreadable ({type(exc).__name__}); "
                              "delete the checkpoint or resume from an earlier one") from None

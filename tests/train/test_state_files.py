@@ -46,8 +46,11 @@ def test_unsupported_values_are_refused_before_anything_is_written(tmp_path):
 
 def test_missing_or_broken_files_are_one_line_errors(tmp_path):
     save_state({"a": torch.ones(2)}, tmp_path / "s")
+    (tmp_path / "s.json").write_text("{cut", encoding="utf-8")  # the file that is damaged is named
+    with pytest.raises(ModelFileError, match=r"checkpoint file '.*s\.json' is unreadable \(JSONDecodeError\)"):
+        load_state(tmp_path / "s")
     (tmp_path / "s.safetensors").write_bytes(b"half")
-    with pytest.raises(ModelFileError, match="unreadable") as info:
+    with pytest.raises(ModelFileError, match=r"checkpoint file '.*s\.safetensors' is unreadable") as info:
         load_state(tmp_path / "s")
     assert "\n" not in str(info.value)
     (tmp_path / "s.json").unlink()
