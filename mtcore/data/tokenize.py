@@ -209,9 +209,12 @@ def cut_words(rows: Any) -> tuple[int, int]:
     return int(pc.sum(pc.greater(counts, 0)).as_py() or 0), int(pc.sum(counts).as_py() or 0)
 
 
-def warn_cut_words(rows: Any, task: Task, split: str, max_length: int, limit: int | None = None) -> int:
+def warn_cut_words(rows: Any, task: Task, split: str, max_length: int, limit: int | None = None, outcome: str | None = None,
+                   where: str | None = None) -> int:
     """One :class:`CutWordsWarning` line when rows of ``split`` lost words to ``max_length``; returns the
-    number of words cut. ``limit``: the most the tokenizer's model accepts (raising max_length cannot help past it)."""
+    number of words cut. ``limit``: the most the tokenizer's model accepts (raising max_length cannot help past it);
+    ``outcome``: what becomes of those words (default: how evaluation scores them); ``where``: the rows'
+    origin for the message (default: ``"<split> split"``)."""
     cut_rows, words = cut_words(rows)
     if not words:
         return 0
@@ -219,7 +222,8 @@ def warn_cut_words(rows: Any, task: Task, split: str, max_length: int, limit: in
         fix = f"{max_length} is the most the encoder accepts: split long rows into shorter ones (e.g. one sentence a row)"
     else:
         fix = "raise the task's max_length (config: tasks.<i>.max_length=N; Python: Task(max_length=N))"
-    scored = "predicted 'O'" if "O" in task.labels else "wrong"
-    warnings.warn(f"task {task.id!r}, {split} split: {cut_rows} of {rows.num_rows} rows lose {words} word(s) past max_length "
-                  f"{max_length} (the model never sees them; evaluation scores them as {scored}): {fix}", CutWordsWarning, stacklevel=3)
+    if outcome is None:
+        outcome = "evaluation scores them as " + ("predicted 'O'" if "O" in task.labels else "wrong")
+    warnings.warn(f"task {task.id!r}, {where or split + ' split'}: {cut_rows} of {rows.num_rows} rows lose {words} word(s) past max_length "
+                  f"{max_length} (the model never sees them; {outcome}): {fix}", CutWordsWarning, stacklevel=3)
     return words

@@ -117,7 +117,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id``."""
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
-    from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids
+    from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids, warn_cut_words
 
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tokenizer is None:
@@ -131,6 +131,9 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         length = resolve_max_length(task, tokenizer, max_length)
         segments = uses_token_type_ids(model.encoder.config, tokenizer)
         tokenized = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments, split="predict")
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:
+        warn_cut_words(tokenized, task, "predict", length, limit=getattr(tokenizer, "model_max_length", None),
+                       outcome="their predicted label is null", where=origin)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
     idx = list(tokenized["idx"]) if "idx" in tokenized.column_names else list(range(tokenized.num_rows))

@@ -261,3 +261,23 @@ def test_a_task_without_an_o_label_scores_cut_words_as_wrong(short_run, small_en
         expected = entity_spans(row["label"])
         found, gold_spans, right = found + len(predicted), gold_spans + len(expected), right + len(predicted & expected)
     assert metrics[f"{TASK_ID}/f1_entity"] == pytest.approx(2 * right / (found + gold_spans), abs=1e-9)
+
+
+def test_mt_predict_warns_about_cut_words_and_writes_null_for_them(short_run, ner_files, tmp_path):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    rows = [{"idx": i, "tokens": row["tokens"]} for i, row in enumerate(ner_files["validation"])]  # unlabelled, as predicted
+    inputs = tmp_path / "rows.jsonl"
+    inputs.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    result = CliRunner().invoke(app, ["predict", str(short_run["output"] / "model"), "--input", str(inputs)])
+    assert result.exit_code == 0, result.output
+    cut_rows = [row for row in rows if len(row["tokens"]) > SHORT - 2]
+    cut_count = sum(len(row["tokens"]) - (SHORT - 2) for row in cut_rows)
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        f"warning: task '{TASK_ID}', {inputs}: {len(cut_rows)} of {len(rows)} rows lose {cut_count} word(s) past max_length "
+        f"{SHORT} (the model never sees them; their predicted label is null): raise the task's max_length (config: "
+        "tasks.<i>.max_length=N; Python: Task(max_length=N))"]
+    written = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert [label.count(None) for label in (r["label"] for r in written)] == [max(0, len(r["tokens"]) - (SHORT - 2)) for r in rows]
