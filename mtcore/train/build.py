@@ -19,13 +19,11 @@ from typing import Any
 from mtcore.errors import ConfigError, DataError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
 from mtcore.train.config import TrainConfig
-from mtcore.train.config_io import config_differences, config_to_dict, dump_config, read_yaml
+from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.validate import RunPlan, check_packed_attention_device
 
-#: Config keys that may change when a run is resumed.
-RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "debug.")
 TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
 
 
@@ -271,15 +269,6 @@ def _nan_step(config: TrainConfig) -> int | None:
         except ValueError:
             raise ConfigError(f"MT_INJECT_NAN_AT_STEP must be a step number, got {env!r}") from None
     return config.debug.inject_nan_at_step
-
-
-def check_same_config(config: TrainConfig, run: RunDir) -> None:
-    """Refuse to continue ``run`` with a config that changed beyond :data:`RESUMABLE_CHANGES`."""
-    saved = config_to_dict(TrainConfig.model_validate(read_yaml(run.config)))
-    for key, old, new in config_differences(saved, config_to_dict(config)):
-        if not key.startswith(RESUMABLE_CHANGES):
-            raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
-                              "resume with the run's config.yaml or start a new run")
 
 
 def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: Any) -> None:

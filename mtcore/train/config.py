@@ -46,27 +46,31 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
     compile: {enabled: false, dynamic: true, mode: null, backend: inductor, regional: true}   # or just `compile: true`
 
-Loading, ``key=value`` overrides and the one-line error messages live in
-:mod:`mtcore.train.config_io`; checks against the plugin registry in :mod:`mtcore.train.validate`.
+Loading and the one-line error messages live in :mod:`mtcore.train.config_io`, ``key=value``
+overrides in :mod:`mtcore.train.overrides`; checks against the plugin registry in :mod:`mtcore.train.validate`.
 """
 
 from __future__ import annotations
 
 import types
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mtcore.task import SPLITS
 from mtcore.testing.tiny import ARCHITECTURES
 
+EvaluationSplit = Literal["train", "validation", "test"]
 TinyArch = Literal["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "modernbert"]
 assert set(TinyArch.__args__) == set(ARCHITECTURES)  # type: ignore[attr-defined]
+assert EvaluationSplit.__args__ == SPLITS  # type: ignore[attr-defined]
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, numbers are accepted where text is."""
+    """Base of every config section: unknown keys are errors, numbers are accepted where text is,
+    and a number is finite (``lr: .inf`` or ``1e400`` would train on NaN)."""
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True, allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -203,6 +207,10 @@ class LossConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+#: An Adam decay rate: torch refuses one outside [0, 1) only when the optimizer is built.
+Beta = Annotated[float, Field(ge=0, lt=1)]
+
+
 class OptimizerConfig(Section):
     """AdamW (fused on CUDA) with separate encoder / head learning rates."""
 
@@ -210,7 +218,7 @@ class OptimizerConfig(Section):
     lr: float = Field(5e-5, gt=0)
     head_lr: float | None = Field(None, gt=0)
     weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -252,7 +260,7 @@ class EvaluationConfig(Section):
 
     every: int | None = Field(None, ge=1)
     at_end: bool = True
-    split: str = "validation"
+    split: EvaluationSplit = "validation"
     weights: dict[str, float] = Field(default_factory=dict)
     early_stopping_patience: int | None = Field(None, ge=1)
 

@@ -4,17 +4,21 @@
   validated :class:`TrainConfig`; every problem is a :class:`mtcore.errors.ConfigError` whose
   message is one line naming the key, e.g.
   ``config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)``.
-* :func:`apply_overrides` edits the raw mapping: ``optimizer.lr=1e-4`` (split on the first
-  ``=``, the value read with ``yaml.safe_load``, then typed by the schema); list items by index
-  (``tasks.0.max_length=64``) or, for ``tasks``, by task id (``tasks.rsg:terra.max_length=64``).
+* :func:`~mtcore.train.overrides.apply_overrides` (re-exported here) edits the raw mapping:
+  ``optimizer.lr=1e-4`` (split on the first ``=``, the value read as YAML, then typed by the
+  schema); list items by index (``tasks.0.max_length=64``) or, for ``tasks``, by task id
+  (``tasks.rsg:terra.max_length=64``).
 * :func:`dump_config` writes the resolved config back as YAML (what the run directory keeps).
 """
 
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
+import json
 import os
+import re
 import tempfile
 import typing
 from collections.abc import Iterable, Mapping
@@ -24,9 +28,13 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mtcore.errors import ConfigError, did_you_mean
+from mtcore.errors import ConfigError
 from mtcore.outputs import share_modes
 from mtcore.train.config import TrainConfig
+from mtcore.train.overrides import NO_DEFAULT, apply_overrides, model_at, schema_at
+
+__all__ = ["RESUMABLE_CHANGES", "apply_overrides", "check_same_config", "config_differences", "config_to_dict", "dump_config",
+           "format_error", "load_config", "read_yaml", "validation_error"]
 
 
 def _suggest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
@@ -41,45 +49,31 @@ def _suggest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
     return " (did you mean " + " or ".join(repr(prefix + c) for c in close) + "?)"
 
 
-def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model class that sits at ``loc`` inside :class:`TrainConfig` (or None)."""
-    model: Any = TrainConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
-            return None
-        model = _unwrap(model.model_fields[part].annotation)
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """The model class inside ``X | None`` or ``list[X]`` annotations (else the annotation)."""
-    for arg in typing.get_args(annotation) or ():
-        if isinstance(arg, type) and issubclass(arg, BaseModel):
-            return arg
-        inner = _unwrap(arg)
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            return inner
-    return annotation
-
-
 def _literal_choices(loc: tuple[Any, ...]) -> list[str]:
-    while loc and isinstance(loc[-1], int):  # an item of a list of literals: the list's field
-        loc = loc[:-1]
-    if not loc:
-        return []
-    parent = _model_at(loc[:-1])
-    if parent is None or loc[-1] not in parent.model_fields:
-        return []
-    annotation = parent.model_fields[loc[-1]].annotation
-
     def collect(tp: Any) -> list[str]:
         if typing.get_origin(tp) is typing.Literal:
             return [str(a) for a in typing.get_args(tp)]
         return [c for arg in typing.get_args(tp) for c in collect(arg)]
 
-    return collect(annotation)
+    return collect(schema_at(loc)[0]) if loc else []
+
+
+#: What a config key of each pydantic type takes, for the message about a null (empty) value.
+_EXPECTED = {"float_type": "a number", "int_type": "a whole number", "bool_type": "true or false", "string_type": "text",
+             "list_type": "a list", "tuple_type": "a list", "dict_type": "a mapping", "model_type": "a mapping of keys"}
+
+
+def _null_error(key: str, loc: tuple[Any, ...], kind: str) -> str:
+    """``optimizer.lr: null`` (or ``optimizer.lr=``): what the key takes, and its default."""
+    default = schema_at(loc)[1] if loc else NO_DEFAULT
+    if isinstance(default, BaseModel):
+        fix = "; give its keys, or leave the section out for its defaults"
+    elif default is not NO_DEFAULT and default is not None:
+        shown = json.dumps(list(default) if isinstance(default, tuple) else default)
+        fix = f"; give {_EXPECTED[kind]}, or leave the key out for the default ({shown})"
+    else:
+        fix = f"; give {_EXPECTED[kind]}"
+    return f"config key {key!r} is empty (null){fix}"
 
 
 def _key(loc: Iterable[Any]) -> str:
@@ -96,7 +90,7 @@ def format_error(error: Mapping[str, Any]) -> str:
         error = {**error, "msg": "a key: " + str(error.get("msg", "invalid value"))[:1].lower() + str(error.get("msg", ""))[1:]}
     key = _key(loc)
     if kind == "extra_forbidden":
-        parent = _model_at(loc[:-1])
+        parent = model_at(loc[:-1])
         prefix = _key(loc[:-1]) + "." if len(loc) > 1 else ""
         hint = _suggest(str(loc[-1]), parent.model_fields if parent else [], prefix)
         if not hint and parent is not None:
@@ -108,13 +102,17 @@ def format_error(error: Mapping[str, Any]) -> str:
         choices = _literal_choices(loc)
         shown = ", ".join(repr(c) for c in choices) if choices else error.get("ctx", {}).get("expected", "")
         return f"config key {key!r}: {value!r} is not one of {shown}{_suggest(str(value), choices)}"
+    if value is None and kind in _EXPECTED and key:
+        return _null_error(key, loc, kind)
     message = str(error.get("msg", "invalid value"))
-    message = message.removeprefix("Value error, ")
+    message = re.sub(r"a valid dictionary or instance of \w+", "a mapping of keys", message.removeprefix("Value error, "))
     message = message[:1].lower() + message[1:]
     where = f"config key {key!r}: " if key else "config: "
     shown = "" if isinstance(value, (dict, list)) or value is None or kind.startswith("value_error") else f" (got {value!r})"
     if isinstance(value, bool) and kind.startswith("string"):
         shown += "; YAML reads yes/no/on/off/true/false as booleans: quote the word ('yes')"
+    if isinstance(value, datetime.date) and kind.startswith("string"):
+        shown = f" (got the date {value}); YAML reads {value} as a date: quote it ('{value}')"
     return f"{where}{message}{shown}"
 
 
@@ -125,71 +123,6 @@ def validation_error(exc: ValidationError) -> ConfigError:
     if len(errors) > 1:
         line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ConfigError(line)
-
-
-# ---- overrides ---------------------------------------------------------------------------------
-def _entry_id(entry: Any) -> str | None:
-    """The task id (or inline definition's name) of one ``tasks`` list entry."""
-    task_id = entry if isinstance(entry, str) else (entry or {}).get("id") if isinstance(entry, dict) else None
-    if task_id is None and isinstance(entry, dict) and isinstance(entry.get("define"), dict):
-        name = entry["define"].get("name")
-        task_id = None if name is None else f"user:{name}"  # what the defined task's id will be
-    return None if task_id is None else str(task_id)
-
-
-def _task_index(tasks: list[Any], name: str) -> int | None:
-    for i, entry in enumerate(tasks):
-        task_id = _entry_id(entry)
-        if task_id is not None and (task_id == name or task_id.split(":")[-1] == name):
-            return i
-    return None
-
-
-def apply_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply ``dotted.key=value`` overrides to a copy of the raw config mapping."""
-    data = copy.deepcopy(dict(raw))
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like key=value (e.g. optimizer.lr=1e-4)")
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"override {override!r}: value is not valid YAML ({' '.join(str(exc).split())})") from None
-        parts = key.split(".")
-        # A task id may contain no '.', but "tasks.rsg:terra.max_length" splits cleanly on '.'.
-        node: Any = data
-        for depth, part in enumerate(parts):
-            last = depth == len(parts) - 1
-            where = ".".join(parts[: depth + 1])
-            if isinstance(node, list):
-                index = int(part) if part.lstrip("-").isdigit() else (_task_index(node, part) if parts[0] == "tasks" else None)
-                if index is None or not -len(node) <= index < len(node):
-                    ids = [i for i in (_entry_id(e) for e in node) if i] if parts[0] == "tasks" else []
-                    hint = did_you_mean(part, ids + [i.split(":")[-1] for i in ids], n=1) if ids else ""
-                    raise ConfigError(f"override {override!r}: no list item {part!r} at {where!r}{hint} (it has {len(node)} items"
-                                      + (f": {', '.join(ids)})" if ids else ")"))
-                if last:
-                    node[index] = value
-                    break
-                if isinstance(node[index], str) and parts[0] == "tasks":
-                    node[index] = {"id": node[index]}
-                node = node[index]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                    break
-                if depth == 0 and part == "compile" and isinstance(node.get(part), bool):  # `compile: true` is short for
-                    node[part] = {"enabled": node[part]}                                  # {enabled: true}: add keys to it
-                if not isinstance(node.get(part), (dict, list)):
-                    if part in node and node[part] is not None and not isinstance(node[part], str):
-                        raise ConfigError(f"override {override!r}: {where!r} holds a value, not a section")
-                    node[part] = {"arch": node[part]} if part == "tiny" and isinstance(node.get(part), str) else {}
-                node = node[part]
-            else:
-                raise ConfigError(f"override {override!r}: {'.'.join(parts[:depth])!r} holds a value, not a section")
-    return data
 
 
 # ---- loading and saving ------------------------------------------------------------------------
@@ -243,15 +176,31 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def anchor_to_file(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _item(container: Any, key: Any) -> Any:
+    """``container[key]`` for a mapping key or list index it has, else None."""
+    if isinstance(container, dict):
+        return container.get(key)
+    return container[key] if isinstance(container, list) and isinstance(key, int) and key < len(container) else None
+
+
+def _task_entries(raw: Any) -> list[Any]:
+    tasks = raw.get("tasks") if isinstance(raw, dict) else None
+    return [tasks] if isinstance(tasks, dict) else tasks if isinstance(tasks, list) else []  # `tasks: {...}`: one task
+
+
+def anchor_to_file(raw: dict[str, Any], folder: Path, written: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Relative paths written in a config file start at the file's folder (overrides, given on the
     command line, start at the current one): a task entry's ``data_dir``, an inline definition's
     ``files`` and a local ``encoder.path``. A ``data_dir`` or ``encoder.path`` found only from the
-    current folder is left to it (configs written before this rule), and so is a hub id."""
+    current folder is left to it (configs written before this rule), and so is a hub id.
 
-    def from_file(value: Any, kind: str) -> Any:
+    ``written``: the mapping as the file holds it, when ``raw`` has overrides applied: a path that
+    differs from the file's was set by an override and is left as given. An inline task's ``files``
+    are anchored only when its ``data_dir`` (which they start at) is unset after the overrides."""
+
+    def from_file(value: Any, kind: str, original: Any) -> Any:
         """``kind``: "files" (always from the file), "data_dir" or "encoder" (from the file when there)."""
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or (written is not None and value != original):
             return value
         path = Path(value).expanduser()
         if path.is_absolute():
@@ -263,35 +212,41 @@ def anchor_to_file(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
             return value
         return str(anchored)  # found nowhere: the error names the place the file meant
 
+    def files_from_file(files: Any, original: Any) -> Any:
+        if isinstance(files, dict):
+            return {split: files_from_file(paths, _item(original, split)) for split, paths in files.items()}
+        if isinstance(files, list):
+            return [from_file(p, "files", _item(original, i)) for i, p in enumerate(files)]
+        return from_file(files, "files", original)
+
     raw = copy.deepcopy(raw)
-    for entry in raw.get("tasks") or []:
+    file_entries = _task_entries(written if written is not None else raw)
+    for i, entry in enumerate(_task_entries(raw)):
         if not isinstance(entry, dict):
             continue
+        original = _item(file_entries, i) if isinstance(_item(file_entries, i), dict) else {}
         if "data_dir" in entry:
-            entry["data_dir"] = from_file(entry["data_dir"], "data_dir")
+            entry["data_dir"] = from_file(entry["data_dir"], "data_dir", original.get("data_dir"))
         define = entry.get("define")
         if isinstance(define, dict) and entry.get("data_dir") is None and define.get("files") is not None:
-            files = define["files"]
-            if isinstance(files, dict):
-                define["files"] = {split: [from_file(p, "files") for p in paths] if isinstance(paths, list) else from_file(paths, "files")
-                                   for split, paths in files.items()}
-            else:
-                define["files"] = [from_file(p, "files") for p in files] if isinstance(files, list) else from_file(files, "files")
+            define["files"] = files_from_file(define["files"], _item(_item(original, "define"), "files"))
     encoder = raw.get("encoder")
     if isinstance(encoder, dict) and "path" in encoder:
-        encoder["path"] = from_file(encoder["path"], "encoder")
+        encoder["path"] = from_file(encoder["path"], "encoder", _item((written if written is not None else raw).get("encoder"), "path"))
     return raw
 
 
 def load_config(source: str | Path | Mapping[str, Any] | TrainConfig, overrides: Iterable[str] = ()) -> TrainConfig:
-    """A validated :class:`TrainConfig` from a YAML path, a mapping or a config, plus overrides."""
+    """A validated :class:`TrainConfig` from a YAML path, a mapping or a config, plus overrides
+    (applied before the file's relative paths are anchored at its folder, so a ``data_dir`` given
+    as an override is the folder an inline task's files start at)."""
     if isinstance(source, TrainConfig):
-        raw: dict[str, Any] = source.model_dump(mode="json")
+        raw: dict[str, Any] = apply_overrides(source.model_dump(mode="json"), list(overrides))
     elif isinstance(source, Mapping):
-        raw = dict(source)
+        raw = apply_overrides(source, list(overrides))
     else:
-        raw = anchor_to_file(read_yaml(source), Path(source).expanduser().absolute().parent)
-    raw = apply_overrides(raw, list(overrides))
+        written = read_yaml(source)
+        raw = anchor_to_file(apply_overrides(written, list(overrides)), Path(source).expanduser().absolute().parent, written)
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
@@ -312,6 +267,24 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
         handle.write(text)
     share_modes(tmp)
     os.replace(tmp, path)
+
+
+#: Config keys a resumed run may change (``mt train ... --resume``).
+RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "debug.")
+
+
+def check_same_config(config: TrainConfig, run: Any) -> None:
+    """Refuse to continue ``run`` (a :class:`~mtcore.train.run_dir.RunDir`) with a config that
+    changed beyond :data:`RESUMABLE_CHANGES`, or whose saved ``config.yaml`` no longer validates."""
+    try:
+        saved = config_to_dict(TrainConfig.model_validate(read_yaml(run.config)))
+    except ValidationError as exc:
+        raise ConfigError(f"cannot resume {str(run.root)!r}: its saved {str(run.config)!r} is not a valid config "
+                          f"({validation_error(exc)}); restore that file, or start a new run") from None
+    for key, old, new in config_differences(saved, config_to_dict(config)):
+        if not key.startswith(RESUMABLE_CHANGES):
+            raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
+                              "resume with the run's config.yaml or start a new run")
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -64,7 +64,7 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
 def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, overrides: Iterable[str] = (), resume: bool = False,
                 report: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``config`` once per seed (sequentially); returns (and writes) the spread of the metrics."""
-    from mtcore.train.build import check_same_config
+    from mtcore.train.config_io import check_same_config
     from mtcore.train.run_dir import RunDir, write_json
     from mtcore.train.trainer import Trainer
 
