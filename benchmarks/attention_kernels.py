@@ -25,15 +25,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gpu_variants import MIX  # noqa: E402
+from gpu_variants import MIXES  # noqa: E402
 
 
-def packed_lengths(tokens: int, seed: int) -> list[int]:
+def packed_lengths(tokens: int, seed: int, mix: str = "rsg") -> list[int]:
     """Rows drawn from the three tasks' length ranges until ``tokens`` real tokens are used."""
     rng = np.random.default_rng(seed)
+    ranges = list(MIXES[mix].values())
     lengths, total = [], 0
     while True:
-        lo, hi, _ = MIX[list(MIX)[int(rng.integers(len(MIX)))]]
+        lo, hi, _ = ranges[int(rng.integers(len(ranges)))]
         n = int(round(lo + (hi - lo) * rng.beta(2.0, 3.0)))
         if total + n > tokens:
             return lengths
@@ -82,13 +83,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--impl", default="FA4", help="a torch.nn.attention.list_flash_attention_impls() name")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mix", choices=list(MIXES), default="rsg", help="row lengths, as gpu_bench.py's --mix")
     args = parser.parse_args(argv)
 
     import torch
     from torch.nn.attention import activate_flash_attention_impl, restore_flash_attention_impl
 
     heads, dim = 12, 64
-    lengths = packed_lengths(args.tokens, args.seed)
+    lengths = packed_lengths(args.tokens, args.seed, args.mix)
     cu = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32, device="cuda")
     gen = torch.Generator(device="cuda").manual_seed(args.seed)
     q, k, v = (torch.randn(int(cu[-1]), heads, dim, device="cuda", dtype=torch.bfloat16, generator=gen).requires_grad_()
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         restore_flash_attention_impl(_raise_warn=False)
     base = rows["FA2 (torch)"]
-    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "tokens": int(cu[-1]),
+    report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "mix": args.mix, "tokens": int(cu[-1]),
               "sequences": len(lengths), "longest": max(lengths), "heads": heads, "head_dim": dim, "kernels": {}}
     for name, row in rows.items():
         if "error" in row:

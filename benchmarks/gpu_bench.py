@@ -2,7 +2,8 @@
 
 Nothing is downloaded: the encoder is ``BertModel`` built from a BERT-base config and the data
 are synthetic token ids with an RSG-like length mix (three tasks: long question+passage pairs,
-medium sentence pairs, short sentences; see ``benchmarks/padding_efficiency.py``). Every
+medium sentence pairs, short sentences; see ``benchmarks/padding_efficiency.py``), or with ``--mix seq128`` /
+``--mix seq512`` rows of BERT pre-training's fixed lengths. Every
 variant runs the training loop's step (:mod:`mtcore.train.loop`): batches from
 :class:`~mtcore.sampling.MultitaskBatchSampler` collated by :class:`~mtcore.data.collate.Collator`,
 pinned memory and non-blocking copies, bf16 autocast, ``MultitaskModel`` (SDPA attention),
@@ -48,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gpu_profile  # noqa: E402  (benchmarks/gpu_profile.py)
-from gpu_variants import MIX, VARIANTS  # noqa: E402  (benchmarks/gpu_variants.py)
+from gpu_variants import MIXES, VARIANTS  # noqa: E402  (benchmarks/gpu_variants.py)
 
 
 class SyntheticTask:
@@ -73,10 +74,11 @@ class SyntheticTask:
         return self._lengths
 
 
-def make_data(vocab: int, pad_to: int | None, seed: int, scale: float, packed: bool = False) -> dict[str, SyntheticTask]:
+def make_data(vocab: int, pad_to: int | None, seed: int, scale: float, packed: bool = False,
+              mix: str = "rsg") -> dict[str, SyntheticTask]:
     rng = np.random.default_rng(seed)
     data = {}
-    for name, (lo, hi, n) in MIX.items():
+    for name, (lo, hi, n) in MIXES[mix].items():
         lengths = (lo + (hi - lo) * rng.beta(2.0, 3.0, size=max(8, int(n * scale)))).round().astype(np.int64)
         data[name] = SyntheticTask(name, lengths, vocab, pad_to, rng, packed)
     return data
@@ -102,7 +104,7 @@ def flops_per_row(config: Any, lengths: np.ndarray) -> np.ndarray:
 
 def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bool = False, mode: str | None = None,
           packed_attention: str = "varlen", fp32_residual: bool = True, regional: bool = False,
-          flash_attention: str | None = None) -> tuple[Any, Any]:
+          flash_attention: str | None = None, tasks: tuple[str, ...] = tuple(MIXES["rsg"])) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModel
 
@@ -112,7 +114,7 @@ def build(config: Any, device: Any, compile_model: bool, smoke: bool, packed: bo
 
     torch.manual_seed(0)
     encoder = AutoModel.from_config(config, attn_implementation="sdpa")
-    heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in MIX}
+    heads = {name: HeadSpec("classification", num_labels=2, kind="text_classification") for name in tasks}
     model = MultitaskModel(encoder.to(device), heads, padding_free=packed, packed_attention=packed_attention,
                            fp32_residual=fp32_residual, flash_attention=flash_attention).to(device).train()
     if compile_model:
@@ -133,13 +135,13 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     config = bert_config(args.smoke, attention_dropout, hidden_dropout)
     cuda = device.type == "cuda"
     pad_to = 64 if mode == "reduce-overhead" else 8 if compiled and not packed else None
-    data = make_data(config.vocab_size, pad_to, args.seed, 0.02 if args.smoke else 1.0, packed)
+    data = make_data(config.vocab_size, pad_to, args.seed, 0.02 if args.smoke else 1.0, packed, args.mix)
     if args.smoke and budget:
         budget = 1024
     sampler = MultitaskBatchSampler(data, "train", batch_size or 32, group_by_length=grouped, token_budget=budget, seed=args.seed)
     model, optimizer = build(config, device, compiled, args.smoke, packed, mode, packed_attention, fp32_residual, regional,
-                             flash_attention)
-    meter, watch = LossMeter(list(MIX), device), NonFiniteWatch(list(MIX), device)
+                             flash_attention, tuple(data))
+    meter, watch = LossMeter(list(data), device), NonFiniteWatch(list(data), device)
     params = [p for p in model.parameters() if p.requires_grad]
     dtype = torch.bfloat16 if (cuda or args.smoke) else torch.float32
     batches = iter(_forever(sampler))
@@ -198,7 +200,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     meter.flush()  # the logging step's one read, after the measurement
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     gap = packed_gap(model, next(batches), device, dtype) if packed else None
-    result = {"variant": name, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
+    result = {"variant": name, "mix": args.mix, "group_by_length": grouped, "batch_size": batch_size, "token_budget": budget, "compile": compiled,
               "compile_mode": mode, "attention_dropout": attention_dropout, "hidden_dropout": hidden_dropout,
               "fp32_residual": fp32_residual, "regional": regional, "flash_attention": flash_attention,
               "steps": args.steps, "seconds": round(seconds, 3), "warmup_s": round(warmup_s, 1),
@@ -284,6 +286,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, from: " + ", ".join(VARIANTS))
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak (H100 SXM: 989)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mix", choices=list(MIXES), default="rsg",
+                        help="row lengths: rsg (fine-tuning mix, mostly short rows), seq128 / seq512 (pre-training phases)")
     parser.add_argument("--cudnn-attention", action="store_true", help="keep cuDNN in SDPA (the engine turns it off)")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables of each variant's timed steps")
     parser.add_argument("--diagnose", action="store_true", help="profile extra steps: GPU busy share, kernel time by kind")

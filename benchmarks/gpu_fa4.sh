@@ -6,12 +6,14 @@
 #      64k-token packed batch of BERT-base shapes (ms, TFLOPS, largest differences);
 #   2. benchmarks/gpu_bench.py: the fastest engine settings (regional compilation, padding-free
 #      64k-token budgets, bf16 residual, attention dropout 0) with torch's kernels, then with
-#      encoder.options.flash_attention: FA4 (MultitaskModel(flash_attention="FA4")).
+#      encoder.options.flash_attention: FA4 (MultitaskModel(flash_attention="FA4"));
+#   3. the same two settings on BERT pre-training's shapes (--mix seq512: every row 512 tokens), where attention
+#      kernels work on full tiles: what the engine reaches when the data are not mostly short rows.
 # Needs torch >= 2.11 built for CUDA 13 (torch.nn.attention's FA4 registry) on the machine.
 #
 #   bash benchmarks/device_fa4_payload.sh        # here: -> .fa4/site.tar.xz (~60 MB)
 #   # device call, carry [".fa4"]:  bash benchmarks/gpu_fa4.sh
-# Writes $OUT (or ./gpu-fa4-out)/attention.{txt,err} and gpu_bench.{txt,err}; each gpu_bench
+# Writes $OUT (or ./gpu-fa4-out)/attention{,512}.{txt,err}, gpu_bench.{txt,err} and seq512.{txt,err}; each gpu_bench
 # variant's JSON is also written to gpu_bench.err as it finishes, so a time cap loses nothing done.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 timeout "${ATTENTION_TIMEOUT:-120}" "$PYTHON" benchmarks/attention_kernels.py --impl FA4 \
     > "$OUT_DIR/attention.txt" 2> "$OUT_DIR/attention.err"
 echo "attention_kernels.py exit $?"; tail -n 8 "$OUT_DIR/attention.err"; tail -n 4 "$OUT_DIR/attention.txt"
+timeout 90 "$PYTHON" benchmarks/attention_kernels.py --impl FA4 --mix seq512 > "$OUT_DIR/attention512.txt" 2> "$OUT_DIR/attention512.err"
+echo "attention_kernels.py --mix seq512 exit $?"; tail -n 4 "$OUT_DIR/attention512.txt"
 P=regional_packed_random_budget64k
 timeout "${BENCH_TIMEOUT:-240}" "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-30}" --warmup "${WARMUP:-12}" --diagnose \
     --variants "${VARIANTS:-${P}_no_dropout_bf16_residual,${P}_no_dropout_bf16_residual_fa4,${P}_attn_drop0_bf16_residual_fa4}" \
@@ -37,3 +41,8 @@ timeout "${BENCH_TIMEOUT:-240}" "$PYTHON" benchmarks/gpu_bench.py --steps "${STE
 echo "gpu_bench.py exit $?"
 grep -v '^  {' "$OUT_DIR/gpu_bench.err" | tail -n 20
 tail -n 6 "$OUT_DIR/gpu_bench.txt"
+timeout "${LONG_TIMEOUT:-130}" "$PYTHON" benchmarks/gpu_bench.py --mix seq512 --steps "${LONG_STEPS:-20}" --warmup 8 --diagnose \
+    --variants "${P}_no_dropout_bf16_residual,${P}_no_dropout_bf16_residual_fa4" > "$OUT_DIR/seq512.txt" 2> "$OUT_DIR/seq512.err"
+echo "gpu_bench.py --mix seq512 exit $?"
+grep -v '^  {' "$OUT_DIR/seq512.err" | tail -n 8
+tail -n 4 "$OUT_DIR/seq512.txt"

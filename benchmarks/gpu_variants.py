@@ -75,5 +75,13 @@ VARIANTS: dict[str, Variant] = {name: Variant(**spec) if isinstance(spec, dict) 
     "regional_packed_random_budget64k_no_dropout_bf16_residual_fa4": {**PACKED64K, "hidden_dropout": 0.0, "fp32_residual": False,
                                                                       "regional": True, "flash_attention": "FA4"},
 }.items()}
-# task -> (shortest, longest, rows, kind): an RSG-like mix (token counts after tokenization)
+# task -> (shortest, longest, rows): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
+#: ``--mix`` choices. "rsg" (the default, every recorded run before run 8) is fine-tuning data: most rows are short, so
+#: attention kernels spend their time on nearly empty tiles. "seq128" / "seq512" are BERT pre-training's two phases
+#: (every row full length, MLPerf BERT's setting): the same model on the shapes its kernels are written for.
+MIXES: dict[str, dict[str, tuple[int, int, int]]] = {
+    "rsg": MIX,
+    "seq128": {"a": (128, 128, 3000), "b": (128, 128, 3000), "c": (128, 128, 3000)},
+    "seq512": {"a": (512, 512, 3000), "b": (512, 512, 3000), "c": (512, 512, 3000)},
+}

@@ -81,6 +81,15 @@ def test_gpu_bench_smoke():
         assert diagnosis["gpu_busy"] is None and diagnosis["top_kernels"] == []  # no GPU kernels on this machine
 
 
+def test_gpu_bench_pretraining_mix_smoke():
+    # --mix seq512: every row is 512 tokens (BERT pre-training's phase 2), so a padding-free 1024-token smoke budget
+    # holds exactly two rows, and MFU counts their attention FLOPs
+    report, _ = run_script("gpu_bench.py", "--smoke", "--mix", "seq512", "--variants", "packed_random_budget64k_attn_drop0")
+    [result] = report["results"]
+    assert result["mix"] == "seq512" and report["failed"] == []
+    assert result["tokens_per_step"] == 1024 and result["padding_efficiency"] == 1.0
+
+
 def test_gpu_script_is_valid_bash():
     script = REPO / "benchmarks" / "gpu.sh"
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
