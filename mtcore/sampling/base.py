@@ -37,6 +37,20 @@ from mtcore.errors import ConfigError, did_you_mean
 from mtcore.sampling.batching import CHOICE_STREAM, rng_for
 
 
+def suggest_task(name: str, tasks: Sequence[str]) -> str:
+    """``did_you_mean`` for a task name: compares with the qualified ids and with their bare names
+    (``snet`` suggests ``user:sent``)."""
+    found = did_you_mean(name, list(tasks))
+    if found:
+        return found
+    bare = {}
+    for task in tasks:
+        bare.setdefault(task.split(":", 1)[-1], task)
+    wanted = name.split(":", 1)[-1]
+    names = [task for short, task in bare.items() if did_you_mean(wanted, [short])][:3]
+    return " (did you mean " + " or ".join(repr(t) for t in names) + "?)" if names else ""
+
+
 def match_task_names(given: Mapping[str, Any], tasks: Sequence[str], what: str, *, require_all: bool = False) -> dict[str, Any]:
     """Map the keys of ``given`` onto ``tasks``; a bare name matches a unique ``plugin:name`` id.
 
@@ -53,7 +67,7 @@ def match_task_names(given: Mapping[str, Any], tasks: Sequence[str], what: str, 
             if len(candidates) != 1:
                 if candidates:
                     raise ConfigError(f"{what}: task name {key!r} is ambiguous ({', '.join(candidates)}); use the qualified id")
-                raise ConfigError(f"{what}: unknown task {key!r}{did_you_mean(key, list(tasks))}; tasks: {', '.join(tasks)}")
+                raise ConfigError(f"{what}: unknown task {key!r}{suggest_task(key, list(tasks))}; tasks: {', '.join(tasks)}")
             target = candidates[0]
         if target in matched:
             raise ConfigError(f"{what}: task {target!r} is given twice")
@@ -158,14 +172,19 @@ class Sampler:
 
     # ---- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """A small JSON-ready state: name, tasks, seed, epoch, step."""
-        return {"name": self.name, "tasks": list(self.tasks), "seed": self.seed, "epoch": self.epoch, "step": self.step}
+        """A small JSON-ready state: name, tasks, their sizes, seed, epoch, step."""
+        return {"name": self.name, "tasks": list(self.tasks), "sizes": dict(self.sizes), "seed": self.seed, "epoch": self.epoch,
+                "step": self.step}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Continue exactly where the sampler that wrote ``state`` stopped."""
         tasks = list(state.get("tasks", self.tasks))
         if tasks != self.tasks:
             raise ConfigError(f"sampler state is for tasks {tasks}, but this sampler has {self.tasks}; resume with the same tasks")
+        for task, size in (state.get("sizes") or {}).items():
+            if task in self.sizes and int(size) != self.sizes[task]:
+                raise ConfigError(f"sampler state is for task {task!r} with {int(size)} examples, but this sampler has "
+                                  f"{self.sizes[task]}; resume with the same data, or start afresh")
         self.seed = int(state.get("seed", self.seed))
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])

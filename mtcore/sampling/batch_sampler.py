@@ -308,8 +308,18 @@ class MultitaskBatchSampler:
         return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids)
 
     # ---- state ----------------------------------------------------------------------------------
+    def _fingerprint(self) -> dict[str, Any]:
+        """What cuts the batches besides the seed: each task's rows, tokens and batching settings."""
+        return {
+            "rows": {t: int(len(self.lengths[t])) for t in self.tasks},
+            "tokens": {t: int(self.lengths[t].sum()) for t in self.tasks},
+            "batching": {t: [b.batch_size, b.token_budget, b.group_by_length, b.shuffle, b.drop_last, b.max_rows, b.packed,
+                             None if b.pad_to_multiple_of is None else int(b.pad_to_multiple_of)] for t, b in self.batching.items()},
+        }
+
     def state_dict(self) -> dict[str, Any]:
-        """``{"epoch", "step", "seed", "tasks", "mode", "stop", "world_size", "sampler"}`` (JSON-ready)."""
+        """``{"epoch", "step", "seed", "tasks", "mode", "stop", "world_size", "rows", "tokens", "batching",
+        "sampler"}`` (JSON-ready); ``rows`` (training rows per task) must match on resume."""
         self.sampler.step = self._step
         return {
             "epoch": self.epoch,
@@ -319,17 +329,30 @@ class MultitaskBatchSampler:
             "mode": self.mode,
             "stop": self.stop,
             "world_size": self.world_size,
+            **self._fingerprint(),
             "sampler": self.sampler.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue exactly where the sampler that wrote ``state`` stopped (same tasks needed)."""
+        """Continue exactly where the sampler that wrote ``state`` stopped (same tasks and rows needed).
+
+        A task whose number of rows changed is refused (the saved position means nothing in other
+        data); changed mode, stop rule, world size, lengths, batching or task sampler only warn."""
         tasks = list(state.get("tasks", []))
         if tasks != self.tasks:
             raise ConfigError(f"sampler state is for tasks {tasks}, but this run trains {self.tasks}; resume with the same tasks")
-        changed = [k for k in ("mode", "stop", "world_size") if k in state and state[k] != getattr(self, k)]
+        mine = self._fingerprint()
+        for task, old_rows in (state.get("rows") or {}).items():
+            if task in mine["rows"] and int(old_rows) != mine["rows"][task]:
+                raise ConfigError(f"cannot resume: task {task!r} had {int(old_rows)} training rows when the sampler state was saved "
+                                  f"and has {mine['rows'][task]} now; resume with the same training data, or start a new run")
+        current = {"mode": self.mode, "stop": self.stop, "world_size": self.world_size, "tokens": mine["tokens"],
+                   "batching": mine["batching"], "sampler": self.sampler.name}
+        saved = {**state, "sampler": (state.get("sampler") or {}).get("name", self.sampler.name)}
+        changed = [k for k in current if k in saved and saved[k] is not None and saved[k] != current[k]]
         if changed:
-            old = ", ".join(f"{k}={state[k]!r}" for k in changed)
+            words = {"tokens": "other token counts (lengths)", "batching": "other batching settings"}
+            old = ", ".join(words.get(k, f"{k}={saved[k]!r}") for k in changed)
             warnings.warn(f"resuming a sampler saved with {old}: the rest of this epoch will not match the original order", stacklevel=2)
         self.seed = int(state.get("seed", self.seed))
         self._plans_cache, self._steps_cache = None, {}

@@ -73,7 +73,12 @@ class TemperatureSampler(Sampler):
         sizes = _sizes(self)
         if self.options["cap"] is not None:
             sizes = np.minimum(sizes, float(self.options["cap"]))
-        return sizes ** (1.0 / float(self.options["temperature"]))
+        exponent = 1.0 / float(self.options["temperature"])
+        with np.errstate(over="ignore"):
+            weights = sizes ** exponent
+        if not np.all(np.isfinite(weights)):  # a low temperature overflows: the same ratios, relative to the largest task
+            weights = (sizes / sizes.max()) ** exponent
+        return weights
 
 
 class UniformSampler(Sampler):

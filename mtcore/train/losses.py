@@ -19,11 +19,17 @@ from ``loss.options`` in the config.
 
 from __future__ import annotations
 
+import inspect
+import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from mtcore.errors import ConfigError, did_you_mean
+from mtcore.sampling.base import suggest_task
 
 
 class LossStrategy(nn.Module):
@@ -42,10 +48,23 @@ class LossStrategy(nn.Module):
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__()
         if options:
-            name = sorted(options)[0]
-            raise TypeError(f"unexpected option {name!r}")
+            name, accepted = sorted(options)[0], self.option_names()
+            raise TypeError(f"unexpected option {name!r}{did_you_mean(name, accepted)}; it accepts: {', '.join(accepted) or 'none'}")
         self.task_ids = list(task_ids)
-        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.task_ids}
+        self.weights = {t: 1.0 for t in self.task_ids}
+        for task, value in (weights or {}).items():
+            if task not in self.weights:
+                raise ConfigError(f"loss.weights: unknown task {task!r}{suggest_task(str(task), self.task_ids)}; tasks: {', '.join(self.task_ids)}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"loss.weights: the weight of task {task!r} must be a number >= 0, got {value!r}")
+            self.weights[task] = float(value)
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The options (``loss.options``) the constructor takes."""
+        skip = {"self", "task_ids", "weights"}
+        return [name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         """What to back-propagate for one task's loss (the strategies here are sums of such terms,
@@ -101,6 +120,12 @@ class WeightedLoss(LossStrategy):
     batches = "all"
     uses_weights = True
 
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if self.task_ids and not any(self.weights.values()):
+            raise ConfigError("loss strategy 'weighted': every task has weight 0, so nothing would be trained; "
+                              "give at least one task a positive weight (loss.weights)")
+
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return self.weights[task_id] * loss
 
@@ -114,8 +139,9 @@ class UncertaintyLoss(LossStrategy):
     batches = "all"
     uses_weights = False
 
-    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0) -> None:
-        super().__init__(task_ids, weights)
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        _finite(init, "uncertainty", "init", "the initial log-variance s_i")
         self.log_variances = nn.Parameter(torch.full((len(self.task_ids),), float(init)))
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
@@ -142,8 +168,13 @@ class PCGradLoss(LossStrategy):
     supports_accumulation = False
     supports_distributed = False
 
-    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12) -> None:
-        super().__init__(task_ids, weights)
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12,
+                 **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ConfigError(f"loss strategy 'pcgrad': option 'seed' must be an integer, got {seed!r}")
+        if _finite(eps, "pcgrad", "eps", "added to squared gradient norms") <= 0:
+            raise ConfigError(f"loss strategy 'pcgrad': option 'eps' must be a number > 0, got {eps!r}")
         self.seed = int(seed)
         self.eps = float(eps)
 
@@ -170,6 +201,12 @@ class PCGradLoss(LossStrategy):
         for p, g in zip(others, other_sums):
             if g is not None:
                 p.grad = g if p.grad is None else p.grad + g
+
+
+def _finite(value: Any, strategy: str, option: str, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ConfigError(f"loss strategy {strategy!r}: option {option!r} ({what}) must be a finite number, got {value!r}")
+    return float(value)
 
 
 def project_conflicting(grads: list[torch.Tensor], generator: torch.Generator, eps: float = 1e-12) -> torch.Tensor:
