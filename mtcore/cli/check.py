@@ -75,7 +75,8 @@ def _count(plan: Any) -> dict[str, Any]:
     """Read every task's data as the run would and count rows and steps."""
     from transformers import AutoConfig
 
-    from mtcore.train.build import build_sampler, count_total_steps, encoder_source, load_data, load_tokenizer, quiet_progress_bars
+    from mtcore.train.build import encoder_source, load_data, load_tokenizer, quiet_progress_bars
+    from mtcore.train.steps import build_sampler, count_total_steps
     from mtcore.train.run_dir import RunDir
 
     config, accelerator, notes = plan.config, _OneProcess(), []

@@ -23,12 +23,22 @@ def train(
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
+    from mtcore.train.distributed import let_the_main_process_report
+
+    try:
+        _train(config, overrides or [], output_dir, resume, seeds)
+    except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
+        let_the_main_process_report(error)
+        raise
+
+
+def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str]) -> None:
     from mtcore.train.trainer import Trainer
 
     if seeds is not None:
-        _train_seeds(config, overrides or [], output_dir, resume, seeds)
+        _train_seeds(config, overrides, output_dir, resume, seeds)
         return
-    trainer = Trainer(config, output_dir, overrides=overrides or [], resume=resume)
+    trainer = Trainer(config, output_dir, overrides=overrides, resume=resume)
     summary = trainer.train()  # a run that fails while starting leaves nothing behind (build_engine)
     engine = trainer.engine
     if engine is not None and engine.is_main:
@@ -47,10 +57,12 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
 
     from mtcore.cli.output import stdout
     from mtcore.train.config_io import load_config
+    from mtcore.train.distributed import main_process_warnings
     from mtcore.train.seeds import SUMMARY, is_main_process, parse_seeds, train_seeds
     from mtcore.train.trainer import resolve_output_dir
 
-    loaded = load_config(config, overrides)
+    with main_process_warnings():
+        loaded = load_config(config, overrides)
     base = resolve_output_dir(loaded, output_dir, config)
     chosen = parse_seeds(text, loaded.seed)
 

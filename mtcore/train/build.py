@@ -8,7 +8,6 @@ the run directory or restores the latest checkpoint (``resume=True``).
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +19,10 @@ from mtcore.errors import ConfigError, DataError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
+from mtcore.train.distributed import let_the_main_process_report
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
+from mtcore.train.steps import build_sampler, count_total_steps
 from mtcore.train.validate import RunPlan, check_packed_attention_device
 
 TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
@@ -217,50 +218,6 @@ def build_strategy(plan: RunPlan) -> Any:
     return plan.strategy_cls(plan.task_ids, weights=plan.strategy_weights, **options)
 
 
-def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -> Any:
-    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
-
-    config = plan.config
-    batch_sizes = {p.id: p.entry.batch_size for p in plan.tasks if p.entry.batch_size}
-    num_epochs = max(1, math.ceil(config.schedule.epochs or 1))
-
-    def build(epochs: int) -> Any:
-        return MultitaskBatchSampler(
-            train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
-            mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
-            max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=epochs,
-            rank=accelerator.process_index, world_size=accelerator.num_processes,
-        )
-
-    sampler = build(num_epochs)
-    if config.schedule.max_steps is not None:  # the epochs max_steps covers (annealed sampling spans the run's epochs)
-        covered = epochs_covering(sampler, config.schedule.max_steps * config.optimizer.gradient_accumulation_steps)
-        if covered != num_epochs:
-            sampler = build(covered)
-    return sampler
-
-
-def epochs_covering(sampler: Any, micro_steps: int) -> int:
-    """How many epochs of ``sampler`` it takes to draw ``micro_steps`` batches."""
-    epochs, drawn = 0, 0
-    while drawn < micro_steps:
-        drawn += max(1, sampler.steps_in_epoch(epochs))
-        epochs += 1
-    return max(1, epochs)
-
-
-def count_total_steps(sampler: Any, config: TrainConfig) -> int:
-    """Optimizer steps of the run: ``schedule.max_steps``, or ``schedule.epochs`` worth of batches."""
-    if config.schedule.max_steps is not None:
-        return int(config.schedule.max_steps)
-    epochs = float(config.schedule.epochs or 1)
-    full = int(epochs)
-    micro = sum(sampler.steps_in_epoch(e) for e in range(full))
-    if epochs > full:
-        micro += int(round((epochs - full) * sampler.steps_in_epoch(full)))
-    return max(1, micro // config.optimizer.gradient_accumulation_steps)
-
-
 def _nan_step(config: TrainConfig) -> int | None:
     env = os.environ.get("MT_INJECT_NAN_AT_STEP", "").strip()
     if env:
@@ -307,9 +264,11 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
     try:
         _start_run_dir(config, run, resume, accelerator)
         return _build(plan, run, accelerator, resume)
-    except BaseException:
+    except BaseException as error:
         if accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
             guard.undo()
+        else:  # the main process fails too: let it undo and report before the launcher stops this one
+            let_the_main_process_report(error)
         raise
 
 

@@ -37,6 +37,18 @@ def _gather(engine: Engine) -> Any:
     return engine.accelerator.gather if engine.accelerator.num_processes > 1 else None
 
 
+def _reduce(engine: Engine, op: str) -> Any:
+    acc = engine.accelerator
+    return (lambda t: acc.reduce(t, op)) if acc.num_processes > 1 else None
+
+
+def count_examples(engine: Engine, meter: LossMeter) -> None:
+    """Add the examples and tokens every process read since the last call to the run's counters."""
+    examples, tokens = meter.take_counts(_reduce(engine, "sum"))
+    engine.state.examples_seen += examples
+    engine.state.tokens_seen += tokens
+
+
 def _last_checkpoint(engine: Engine) -> str | None:
     latest = engine.checkpoints.latest()
     return str(latest) if latest is not None else None
@@ -45,7 +57,8 @@ def _last_checkpoint(engine: Engine) -> str | None:
 def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
     """Read the loss sums (the step's host sync), check for NaN, write ``train`` events."""
     acc, step = engine.accelerator, engine.state.step
-    rows, totals = meter.flush((lambda t: acc.reduce(t, "mean")) if acc.num_processes > 1 else None)
+    rows, totals = meter.flush(_reduce(engine, "mean"), _reduce(engine, "sum"))
+    count_examples(engine, meter)
     watch.check(_last_checkpoint(engine), _gather(engine))
     lr = engine.scheduler.get_last_lr()[0]
     for task, row in rows.items():
@@ -113,16 +126,18 @@ def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress
     due = bool(config.checkpoint.every) and step % int(config.checkpoint.every) == 0
     if due or (improved and config.checkpoint.keep_best):
         watch.check(_last_checkpoint(engine), _gather(engine))
+        count_examples(engine, meter)
         save_checkpoint(engine, progress)
     meter.exclude(time.perf_counter() - paused)
 
 
-def finish(engine: Engine, watch: NonFiniteWatch, progress: Progress) -> dict[str, Any]:
+def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> dict[str, Any]:
     """Final evaluation and checkpoint, ``model/``, ``summary.json``, ``curves.png``."""
     from mtcore.train.plots import plot_curves
 
     config, state, acc, run = engine.config, engine.state, engine.accelerator, engine.run
     watch.check(_last_checkpoint(engine), _gather(engine))
+    count_examples(engine, meter)
     if config.evaluation.at_end and state.last_eval_step != state.step:
         run_evaluation(engine, watch, progress)
     if config.checkpoint.at_end and state.last_checkpoint_step != state.step:

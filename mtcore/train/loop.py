@@ -89,9 +89,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                         if engine.nan_at_step == step and k == 0:
                             loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
                         watch.observe(task, loss, step)
-                        meter.add(task, loss, batch.size, batch.num_tokens)
-                        state.examples_seen += batch.size
-                        state.tokens_seen += batch.num_tokens
+                        meter.add(task, loss, batch.size, batch.num_tokens)  # and state.examples_seen, at sync points
                         if strategy.owns_backward:
                             losses[task] = loss
                         else:
@@ -111,7 +109,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             if delay:
                 time.sleep(delay)  # test hook: debug.step_delay_s
         engine.timing = {"loop_s": time.perf_counter() - started, "data_wait_s": meter.total_data_wait}
-        return events.finish(engine, watch, progress)
+        return events.finish(engine, meter, watch, progress)
     except torch.OutOfMemoryError:
         size = batch.size if batch is not None else 0
         tokens = batch.num_tokens if batch is not None else 0

@@ -2,7 +2,9 @@
 
 * :class:`LossMeter` sums each task's loss on the device and counts examples, tokens and time on
   the host; :meth:`LossMeter.flush` (called at logging steps only) reads the sums — the one host
-  sync of a logging step — and returns per-task rows.
+  sync of a logging step — and returns per-task rows. Under DDP the losses are averaged and the
+  examples and tokens summed over the processes (each reads its own rows), so rates and the run's
+  ``examples_seen`` / ``tokens_seen`` (:meth:`LossMeter.take_counts`) are the whole run's.
 * :class:`NonFiniteWatch` remembers, on the device, the first step at which each task's loss was
   NaN or infinite; :meth:`NonFiniteWatch.check` (at logging, evaluation and checkpoint steps)
   raises :class:`NonFiniteLossError` naming the task and the step.
@@ -38,6 +40,7 @@ class LossMeter:
         self.tasks = list(tasks)
         self.device = device
         self.total_data_wait = 0.0
+        self.unsynced = [0, 0]  # examples, tokens since the last take_counts (this process)
         self.reset()
 
     def waited(self, seconds: float) -> None:
@@ -64,14 +67,29 @@ class LossMeter:
         self.batches[task] += 1
         self.examples[task] += int(examples)
         self.tokens[task] += int(tokens)
+        self.unsynced[0] += int(examples)
+        self.unsynced[1] += int(tokens)
 
-    def flush(self, reduce_mean: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    def take_counts(self, reduce_sum: Any = None) -> tuple[int, int]:
+        """Examples and tokens read since the last call, by every process (``reduce_sum`` under DDP)."""
+        counts = list(self.unsynced)
+        if reduce_sum is not None:
+            counts = [int(v) for v in reduce_sum(torch.tensor(counts, dtype=torch.long, device=self.device)).tolist()]
+        self.unsynced = [0, 0]
+        return counts[0], counts[1]
+
+    def flush(self, reduce_mean: Any = None, reduce_sum: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
         """Per-task ``{loss, examples_per_s, tokens_per_s, batches}`` and totals; resets the meter.
 
-        ``reduce_mean`` (DDP) averages the loss sums across processes before reading them.
+        Under DDP ``reduce_mean`` averages the loss sums across processes before reading them and
+        ``reduce_sum`` adds up their examples and tokens (every process calls this at the same step).
         """
         elapsed = max(time.perf_counter() - self.started - self.excluded, 1e-9)
         active = [t for t in self.tasks if self.batches[t]]
+        if reduce_sum is not None:
+            counts = torch.tensor([[self.examples[t], self.tokens[t]] for t in self.tasks], dtype=torch.long, device=self.device)
+            for task, (examples, tokens) in zip(self.tasks, reduce_sum(counts).tolist()):
+                self.examples[task], self.tokens[task] = int(examples), int(tokens)
         rows: dict[str, dict[str, float]] = {}
         if active:
             stacked = torch.stack([self.sums[t] / self.batches[t] for t in active])

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError
+from mtcore.train.distributed import is_main_process
 
 SUMMARY = "seeds.json"
 
@@ -107,9 +107,11 @@ def _checked_seeds(seeds: Any) -> list[int]:
 
 def _naming_the_seed(exc: MtError, seed: int) -> MtError:
     try:
-        return type(exc)(f"seed {seed}: {exc}")
+        named = type(exc)(f"seed {seed}: {exc}")
     except Exception:  # an error class with another constructor: as it is
         return exc
+    named.__dict__.update(exc.__dict__)  # e.g. that a DDP process already waited for the main one to report
+    return named
 
 
 def seed_spread(summaries: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
@@ -133,8 +135,3 @@ def _stats(per_seed: Mapping[int, float]) -> dict[str, Any]:
     return {"mean": statistics.fmean(numbers), "std": statistics.stdev(numbers) if n > 1 else 0.0,
             "min": min(numbers), "max": max(numbers), "n": n,
             "values": {str(seed): value for seed, value in sorted(per_seed.items())}}
-
-
-def is_main_process() -> bool:
-    """False on the other ranks of a distributed launch (``RANK`` > 0)."""
-    return os.environ.get("RANK", "0").strip() in ("", "0")

@@ -20,6 +20,7 @@ from typing import Any
 
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import load_config
+from mtcore.train.distributed import main_process_warnings
 from mtcore.train.validate import RunPlan, anchor_paths, plan_run
 
 
@@ -55,13 +56,14 @@ class Trainer:
         if isinstance(overrides, str):
             overrides = [overrides]  # one key=value
         config_path = Path(config) if isinstance(config, (str, Path)) else None
-        self.config: TrainConfig = load_config(config, overrides)
-        self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
-        # paths from the file start at its folder (load_config); what is still relative came from
-        # overrides or a mapping and starts at the current folder
-        base_dir = Path.cwd()
-        self.config = anchor_paths(self.config, base_dir)  # the run's saved config works from any folder
-        self.plan: RunPlan = plan_run(self.config, base_dir=base_dir)
+        with main_process_warnings():  # under DDP every process plans the same run: the main one warns
+            self.config: TrainConfig = load_config(config, overrides)
+            self.output_dir = resolve_output_dir(self.config, output_dir, config_path)
+            # paths from the file start at its folder (load_config); what is still relative came from
+            # overrides or a mapping and starts at the current folder
+            base_dir = Path.cwd()
+            self.config = anchor_paths(self.config, base_dir)  # the run's saved config works from any folder
+            self.plan: RunPlan = plan_run(self.config, base_dir=base_dir)
         self.resume = resume
         self.engine: Any = None
         self.summary: dict[str, Any] | None = None
@@ -72,8 +74,9 @@ class Trainer:
         from mtcore.train.loop import train_loop
 
         _reset_accelerate_state()
-        self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
-        self.summary = train_loop(self.engine)
+        with main_process_warnings():
+            self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
+            self.summary = train_loop(self.engine)
         return self.summary
 
     @property

@@ -140,12 +140,14 @@ def _source(entry: TaskEntry, task: Task, index: int) -> str:
 
 
 def _match_weights(weights: dict[str, float], ids: list[str], key: str) -> dict[str, float]:
+    from mtcore.sampling.base import suggest_task
+
     matched: dict[str, float] = {}
     for name, value in weights.items():
         hits = [t for t in ids if t == name or t.split(":", 1)[-1] == name]
         if len(hits) != 1:
             problem = "is ambiguous" if hits else "is not a task of this run"
-            raise ConfigError(f"config key '{key}.{name}': {name!r} {problem}{did_you_mean(name, ids)}; tasks: {', '.join(ids)}")
+            raise ConfigError(f"config key '{key}.{name}': {name!r} {problem}{suggest_task(name, ids)}; tasks: {', '.join(ids)}")
         matched[hits[0]] = float(value)
     return matched
 

@@ -197,3 +197,20 @@ def test_rows_longer_than_the_token_budget_get_a_batch_each_with_one_warning(mak
     for task, rows in sampler.iter_indices():
         seen[task].append(sorted(int(i) for i in rows))
     assert all(len(r) == 1 for r in seen["a"]) and {i for r in seen["a"] for i in r} == {0, 1, 2, 3}
+
+
+def test_annealed_max_steps_runs_exactly_the_epochs_its_schedule_spans(make_data):
+    """With schedule.max_steps the engine sizes annealing's epoch count E from epoch lengths that depend on E; it
+    settles on an E whose epochs hold max_steps (30/300/3000 rows: E=5 was planned and 6 epochs ran, the last at
+    the clamped alpha)."""
+    from mtcore.train.steps import build_sampler
+
+    rng = np.random.default_rng(0)
+    data = make_data({name: rng.integers(5, 60, n) for name, n in (("small", 30), ("mid", 300), ("big", 3000))})
+    config = SimpleNamespace(schedule=SimpleNamespace(epochs=3, max_steps=3000), seed=0,
+                             optimizer=SimpleNamespace(gradient_accumulation_steps=1),
+                             batching=SimpleNamespace(batch_size=8, group_by_length=False, max_tokens=None, max_rows=None))
+    plan = SimpleNamespace(config=config, tasks=[], sampler_cls="annealed", sampler_options={}, mode="single")
+    sampler = build_sampler(plan, data, SimpleNamespace(process_index=0, num_processes=1))
+    lengths = [sampler.steps_in_epoch(e) for e in range(sampler.num_epochs)]
+    assert sum(lengths[:-1]) < 3000 <= sum(lengths), (sampler.num_epochs, lengths)

@@ -64,6 +64,11 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
     assert moved > 100 * TOLERANCE
     saved = load_file(str(tmp_path / "ddp" / "model" / "encoder" / "model.safetensors"))
     assert all(torch.equal(saved[k], rank0[f"encoder.{k}"]) for k in saved if f"encoder.{k}" in rank0)
+    # the run's counters add up every process's rows (each reads its own half of the global batch of 8):
+    # 48 rows per task, so every step is a full batch
+    ddp_summary, single_summary = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("ddp", "single"))
+    assert ddp_summary["examples_seen"] == single_summary["examples_seen"] == config["schedule"]["max_steps"] * 8
+    assert ddp_summary["tokens_seen"] == single_summary["tokens_seen"] > 0
     events = helpers.read_events(tmp_path / "ddp")
     assert events[0]["processes"] == 2
     evals = [e for e in events if e["event"] == "eval"]

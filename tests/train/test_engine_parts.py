@@ -279,7 +279,7 @@ def test_time_spent_evaluating_is_left_out_of_the_training_rates(monkeypatch):
 
 def test_annealed_sampling_spans_the_epochs_max_steps_covers(tmp_path: Path, make_config):
     """With schedule.max_steps the run's length is not schedule.epochs: annealing used 1 epoch (alpha stuck at 1)."""
-    from mtcore.train.build import epochs_covering
+    from mtcore.train.steps import epochs_covering
 
     config = make_config(sampler={"name": "annealed"}, schedule={"max_steps": 40, "epochs": None, "warmup_steps": 0},
                          checkpoint={"every": None}, evaluation={"at_end": False}, batching={"batch_size": 8})

@@ -108,6 +108,7 @@ def test_bad_strategy_options_are_one_line_errors(name, options, expected):
     ("loss.weights.sent=-1", "the weight of task 'user:sent' must be a number >= 0"),
     ("loss.weights={sent: 0, pair: 0, mc: 0}", "every task has weight 0"),
     ("loss.options.init=abc", "option 'init' (the initial log-variance s_i) must be a finite number, got 'abc'"),
+    ("loss.weights.snet=2", "'snet' is not a task of this run (did you mean 'user:sent'?)"),
 ])
 def test_the_cli_refuses_bad_weights_and_options_with_exit_2(tmp_path, make_config, override, expected):
     import yaml

@@ -1,0 +1,55 @@
+"""The run's batch sampler and its length: epochs, ``schedule.max_steps`` and the steps they make."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mtcore.train.config import TrainConfig
+from mtcore.train.validate import RunPlan
+
+
+def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -> Any:
+    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+
+    config = plan.config
+    batch_sizes = {p.id: p.entry.batch_size for p in plan.tasks if p.entry.batch_size}
+    num_epochs = max(1, math.ceil(config.schedule.epochs or 1))
+
+    def build(epochs: int) -> Any:
+        return MultitaskBatchSampler(
+            train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
+            mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
+            max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=epochs,
+            rank=accelerator.process_index, world_size=accelerator.num_processes,
+        )
+
+    sampler = build(num_epochs)
+    if config.schedule.max_steps is not None:  # the epochs max_steps covers (annealed sampling spans the run's epochs,
+        for _ in range(8):  # and the epochs' lengths depend on their number: settle on a fixed point)
+            covered = epochs_covering(sampler, config.schedule.max_steps * config.optimizer.gradient_accumulation_steps)
+            if covered == sampler.num_epochs:
+                break
+            sampler = build(covered)
+    return sampler
+
+
+def epochs_covering(sampler: Any, micro_steps: int) -> int:
+    """How many epochs of ``sampler`` it takes to draw ``micro_steps`` batches."""
+    epochs, drawn = 0, 0
+    while drawn < micro_steps:
+        drawn += max(1, sampler.steps_in_epoch(epochs))
+        epochs += 1
+    return max(1, epochs)
+
+
+def count_total_steps(sampler: Any, config: TrainConfig) -> int:
+    """Optimizer steps of the run: ``schedule.max_steps``, or ``schedule.epochs`` worth of batches."""
+    if config.schedule.max_steps is not None:
+        return int(config.schedule.max_steps)
+    epochs = float(config.schedule.epochs or 1)
+    full = int(epochs)
+    micro = sum(sampler.steps_in_epoch(e) for e in range(full))
+    if epochs > full:
+        micro += int(round((epochs - full) * sampler.steps_in_epoch(full)))
+    return max(1, micro // config.optimizer.gradient_accumulation_steps)

@@ -1,0 +1,72 @@
+"""2-process DDP on CPU (torchrun, gloo), what a user sees: every warning and every error once (the
+main process speaks), and a start that fails leaves no run directory behind."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app"]
+
+
+def _lines(text: str, start: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith(start)]
+
+
+def _ner_task(root: Path) -> dict:
+    """A token task whose rows are longer than its max_length (8): words are cut, with a warning."""
+    rng = random.Random(4)
+    files = {}
+    for split, n in (("train", 24), ("validation", 6)):
+        rows = []
+        for _ in range(n):
+            words = [rng.choice(["the", "a", "red", "blue", "on", "apple"]) for _ in range(rng.randint(3, 12))]
+            rows.append({"tokens": words, "label": ["B-C" if w in ("red", "blue") else "O" for w in words]})
+        path = root / f"ner_{split}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        files[split] = str(path)
+    return {"define": {"name": "ner", "kind": "token_classification", "labels": ["O", "B-C"], "files": files},
+            "max_length": 8, "batch_size": 4}
+
+
+def test_ddp_warnings_are_printed_by_the_main_process_only(tmp_path: Path, make_config, helpers):
+    """The token task's cut-words warnings (train and validation) and the unused task batch_size
+    warning were printed by every process."""
+    config = make_config(tasks=[_ner_task(tmp_path)], schedule={"max_steps": 2, "warmup_steps": 0},
+                         batching={"max_tokens": 64}, checkpoint={"every": None, "at_end": False})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([*TORCHRUN, "train", str(path), "--output-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    warned = _lines(done.stderr, "warning:")
+    cut = [w for w in warned if "past max_length 8" in w]
+    assert len(cut) == 2 and {"train split" in w for w in cut} == {True, False}, warned  # train and validation, once each
+    assert len([w for w in warned if "batch_size of user:ner is not used" in w]) == 1, warned
+    assert len(warned) == len(set(warned)), warned
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 2
+
+
+def test_ddp_start_failure_is_one_error_line_and_leaves_nothing(tmp_path: Path, make_config, small_encoder: Path, helpers):
+    """An encoder folder without tokenizer files fails on every process after the run directory was
+    started: the error was printed by each process, and the main process could be stopped by the
+    launcher before it removed what it had written."""
+    encoder = tmp_path / "encoder"
+    shutil.copytree(small_encoder, encoder, ignore=shutil.ignore_patterns("tokenizer*", "vocab*", "special_tokens*"))
+    config = make_config(encoder={"path": str(encoder)}, checkpoint={"every": None})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    done = subprocess.run([*TORCHRUN, "train", str(path), "--output-dir", str(run)],
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode != 0
+    errors = _lines(done.stderr, "error:")
+    assert len(errors) == 1 and "no tokenizer files" in errors[0] and str(encoder) in errors[0], done.stderr[-3000:]
+    assert "mtcore/train" not in done.stderr and "mtcore/cli" not in done.stderr  # no traceback of ours (torchrun adds its own report)
+    assert not run.exists()
