@@ -189,7 +189,7 @@ def export(
     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Where to write the plain Hugging Face model (new or empty)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="The task to export (optional when the model has one task)."),
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR if it is not empty."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), or the encoder alone."""
     from mtcore.export.hf import check_export_target, export_encoder, export_task
@@ -202,12 +202,12 @@ def export(
     if encoder_only:
         if task is not None:
             raise UsageError("--encoder-only exports the shared encoder, not a task; leave out --task")
-        result = export_encoder(load_model(location, "cpu"), out_dir, overwrite=overwrite)
+        result = export_encoder(load_model(location, "cpu"), out_dir, overwrite=overwrite, source=location.model_dir)
         _info(f"exported the encoder ({result.model_class}) to {result.path}; load it with AutoModel.from_pretrained({str(result.path)!r})")
         return
     model = load_model(location, "cpu")
     name = _pick_task(model, task)
-    result = export_task(model, name, out_dir, overwrite=overwrite)
+    result = export_task(model, name, out_dir, overwrite=overwrite, source=location.model_dir)
     how = f'pipeline("{result.pipeline}", model={str(result.path)!r})' if result.pipeline else f"{result.model_class}.from_pretrained({str(result.path)!r})"
     _info(f"exported {result.task} as {result.model_class} to {result.path} (logits match within {result.max_difference:.1e}); load it with {how}")
 

@@ -36,6 +36,7 @@ from mtcore.export.mapping import (
     target_for,
     verify,
 )
+from mtcore.model.serialization import portable_tokenizer
 
 EXPORT_INFO = "mtcore_export.json"
 
@@ -71,7 +72,11 @@ def _float_copy(model: Any) -> Any:
 
 
 def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, source_dir: Path | None = None) -> None:
-    """One line, before any work, when ``out_dir`` cannot take the export (a file, not empty, not writable)."""
+    """One line, before any work, when ``out_dir`` cannot take the export (a file, not empty, not writable).
+
+    ``overwrite`` replaces only an earlier export (a folder holding ``mtcore_export.json``), never a
+    folder of other files nor the current folder, since the whole folder is replaced.
+    """
     from mtcore.outputs import check_writable
 
     from mtcore.errors import UsageError
@@ -81,8 +86,14 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
         raise UsageError(f"{out_dir}: is the model being exported; choose another output directory")
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{out_dir}: exists and is a file; choose a directory to export to")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise UsageError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
+    if out_dir.is_dir() and Path.cwd().resolve().is_relative_to(out_dir.resolve()):
+        raise UsageError(f"{out_dir}: is the current folder (or holds it), which the export would replace; export to a new folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not overwrite:
+            raise UsageError(f"{out_dir}: is not empty; choose a new directory or pass --overwrite to replace it")
+        if not (out_dir / EXPORT_INFO).is_file():  # --overwrite replaces the whole folder: never one of the user's own
+            raise UsageError(f"{out_dir}: holds files no mt export wrote (no {EXPORT_INFO}); --overwrite replaces only an earlier "
+                             "export, so choose a new or empty directory")
     check_writable(out_dir.absolute().parent, folder=True, what="OUT_DIR")  # the export is built beside it
 
 
@@ -148,12 +159,14 @@ def _forward_inputs(module: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inputs.items() if k in params}
 
 
-def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE) -> ExportResult:
+def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+                source: str | os.PathLike | None = None) -> ExportResult:
     """Export ``task``'s head and the shared encoder as one plain ``transformers`` task model.
 
     ``model`` is a :class:`~mtcore.model.MultitaskModel` or a run / model directory. Raises
     :class:`ExportError` (one line: which head/pooling would export) when no plain class computes
-    what the head computes within ``tolerance`` on the probes.
+    what the head computes within ``tolerance`` on the probes. ``source`` is the model's folder
+    recorded in ``mtcore_export.json`` when ``model`` is a loaded model (a path records itself).
     """
     from transformers.utils import logging as hf_logging
 
@@ -163,6 +176,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
+    recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
     model = _as_model(model)
     head_id = model.resolve_task(task)
     spec = manifest_task(model, head_id) if model.tasks[head_id].get("kind") else None
@@ -193,11 +207,11 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     plain.to(dtype)
     info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,
             "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
-            "mapped_layers": mapped, "max_length": spec.max_length, "source": str(source_dir) if source_dir else None}
+            "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded}
 
     def write(tmp: Path) -> None:
         plain.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        portable_tokenizer(tokenizer).save_pretrained(tmp)  # not the probes' max_length
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(f"{head_id} ({type(plain).__name__})", _usage(target.auto_class, target.pipeline, out, spec.is_pair, spec.max_length), info),
                                        encoding="utf-8")
@@ -206,7 +220,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     return ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
 
 
-def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False) -> ExportResult:
+def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> ExportResult:
     """Write the shared encoder (and tokenizer) alone, for ``AutoModel`` / feature extraction or fine-tuning."""
     from transformers.utils import logging as hf_logging
 
@@ -214,15 +228,16 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
+    recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
     model = _as_model(model)
     encoder, tokenizer = model.encoder, model.tokenizer
     info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),
-            "source": str(source_dir) if source_dir else None}
+            "source": recorded}
 
     def write(tmp: Path) -> None:
         encoder.save_pretrained(tmp)
         if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
+            portable_tokenizer(tokenizer).save_pretrained(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(f"shared encoder ({type(encoder).__name__})", _usage("AutoModel", None, out, False), info),
                                        encoding="utf-8")

@@ -69,6 +69,33 @@ def head_state(module: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().to("cpu", copy=True).contiguous() for key, value in module.state_dict().items()}
 
 
+#: Tokenizer settings transformers reads back from a fast tokenizer's last call (its truncation state), not configuration.
+CALL_STATE_KEYS = ("max_length", "stride", "truncation_strategy")
+
+
+def portable_tokenizer(tokenizer: Any) -> Any:
+    """A copy of ``tokenizer`` without the truncation / padding state its last call left behind.
+
+    A fast tokenizer keeps the ``max_length`` of its last call (a task's, a probe's) in its Rust
+    backend, which ``save_pretrained`` writes into ``tokenizer.json`` (and transformers then reads
+    into ``tokenizer_config.json`` as ``max_length``): consumers of ``tokenizer.json`` alone (the
+    ``tokenizers`` library, inference servers) would truncate every text to that length. Saved
+    copies carry no such state; the live tokenizer is not changed.
+    """
+    import copy
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or (backend.truncation is None and backend.padding is None):
+        return tokenizer
+    clean = copy.deepcopy(tokenizer)
+    if backend.truncation is not None:  # loading such a tokenizer.json copies its state into these keys
+        for key in CALL_STATE_KEYS:
+            clean.init_kwargs.pop(key, None)
+    clean.backend_tokenizer.no_truncation()
+    clean.backend_tokenizer.no_padding()
+    return clean
+
+
 def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: Any = None) -> Path:
     """Write ``model`` (and ``tokenizer``) to ``directory`` atomically; return the directory."""
     import transformers
@@ -83,7 +110,7 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
         encoder_dir = tmp / ENCODER_DIR
         model.encoder.save_pretrained(encoder_dir)
         if tokenizer is not None:
-            tokenizer.save_pretrained(encoder_dir)
+            portable_tokenizer(tokenizer).save_pretrained(encoder_dir)
         (tmp / HEADS_DIR).mkdir()
         tasks: dict[str, dict[str, Any]] = {}
         taken: set[str] = set()

@@ -136,27 +136,30 @@ def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
     """An in-memory raw ``Dataset`` of ``rows`` (label field dropped, origin columns added).
 
     Column types are settled over all rows first (ints widen to floats, missing fields are
-    null), so rows that differ a little still fit one Arrow table; a real conflict is one line
-    naming the row.
+    null, and listed in the row's ``MISSING_COLUMN`` as for files read in training, so a lacking
+    field is told apart from a null one), so rows that differ a little still fit one Arrow table;
+    a real conflict is one line naming the row.
     """
-    from datasets import Dataset, Features, Value
+    from datasets import Dataset, Features, List, Value
 
-    from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
+    from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
 
     check_fields(rows, task)
     drop = label_field(task)
-    clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in (FILE_COLUMN, ROW_COLUMN)})
+    clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in META_COLUMNS})
              for file, number, row in rows]
     what = rows[0][0] if rows else PYTHON_ORIGIN
     kinds, _ = scan_kinds(lambda: clean, what=what)
     features = Features({column: kind_feature(kind) for column, kind in kinds.items()})
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")
+    features[MISSING_COLUMN] = List(Value("string"))  # as in training: lacking is not null
     records = []
     for file, number, row in clean:
         record = {column: conform(row.get(column), kind) for column, kind in kinds.items()}
         record[FILE_COLUMN] = file
         record[ROW_COLUMN] = number
+        record[MISSING_COLUMN] = [column for column in kinds if column not in row]
         records.append(record)
     return Dataset.from_list(records, features=features)
 

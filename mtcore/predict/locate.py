@@ -56,6 +56,9 @@ def locate(path: str | os.PathLike) -> ModelLocation:
         if full.parent.name != "checkpoints" or not (run / RUN_CONFIG).is_file():
             raise ModelFileError(f"{root}: a checkpoint is read with its run's config; pass it inside its run directory (RUN/checkpoints/step-N)")
         return ModelLocation(root, run, checkpoint=True)
+    if (root / CHECKPOINT_WEIGHTS).is_file() and full.parent.name == "checkpoints":
+        raise ModelFileError(f"{root}: an unfinished checkpoint (no {CHECKPOINT_DONE}: still being written, or cut short); "
+                             "pass a finished one of the same run, or its run directory")
     if (root / RUN_CONFIG).is_file():
         from mtcore.train.checkpoint import Checkpoints
 

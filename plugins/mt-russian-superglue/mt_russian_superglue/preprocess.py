@@ -15,10 +15,16 @@ PARUS_CONNECTIVES = {"cause": "потому что", "effect": "поэтому"}
 
 
 def _field(row: Mapping[str, Any], name: str) -> Any:
-    try:
-        return row[name]
-    except KeyError:
-        raise KeyError(f"missing field {name!r} (row has: {', '.join(sorted(map(str, row)))})") from None
+    """``row[name]``; a KeyError naming the field when the row lacks it or holds null there.
+
+    mtcore hands a step a field that other rows of the file have and this one lacks as None, so
+    None is refused too: ``str(None)`` would silently become the text 'None' (a PARus choice).
+    """
+    value = row.get(name)
+    if value is None:
+        has = ", ".join(sorted(str(k) for k, v in row.items() if v is not None)) or "no fields"
+        raise KeyError(f"missing field {name!r} (row has: {has})") from None
+    return value
 
 
 def preprocess_danetqa(row: Mapping[str, Any]) -> dict[str, Any]:
