@@ -33,6 +33,19 @@ def _check_device(device: Optional[str]) -> None:
         check_device(device, "--device")
 
 
+def _one_process(command: str) -> None:
+    """Inference uses one device: under ``torchrun`` / ``accelerate launch`` every process would redo the whole job
+    and write the same files, so such a launch is refused (by the main process; the others wait for it)."""
+    from mtcore.train.distributed import let_the_main_process_report, world_size
+
+    processes = world_size()
+    if processes > 1:
+        error = UsageError(f"mt {command} runs in one process, and this launch started {processes} (WORLD_SIZE={processes}): "
+                           "run it without torchrun / accelerate launch (--device cuda:1 picks a GPU)")
+        let_the_main_process_report(error)
+        raise error
+
+
 def _check_precision(precision: Optional[str]) -> None:
     if precision is not None and precision not in PRECISIONS:
         from mtcore.errors import unknown
@@ -53,6 +66,7 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Score a trained model on a split: per-task metrics and the aggregate."""
+    _one_process("evaluate")
     from mtcore.cli.output import print_json
     from mtcore.predict.evaluate import evaluate_path
 
@@ -127,6 +141,7 @@ def predict(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task."""
+    _one_process("predict")
     if (input is None) == (split is None):
         raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
     if split is None and (source is not None or data_dir is not None):
@@ -192,6 +207,7 @@ def export(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), or the encoder alone."""
+    _one_process("export")
     from mtcore.export.hf import check_export_target, export_encoder, export_task
     from mtcore.predict.locate import load_model, locate
 

@@ -111,3 +111,21 @@ def test_an_unfinished_checkpoint_is_named_as_such(cli, tmp_path, reviews_file):
         line = _one_line_error(cli(*args), 1)
         assert "unfinished checkpoint" in line and "state.json" in line
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "export"])
+def test_inference_under_a_distributed_launch_is_refused_before_any_work(cli, trained_run, rsg_sample, tmp_path, monkeypatch,
+                                                                         command):
+    """Under torchrun every process ran the whole job and wrote the same output file (twice, racing)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    out = tmp_path / "out"
+    args = {"predict": ("predict", trained_run, "-t", "terra", "-i", rsg_sample / "TERRa" / "val.jsonl", "-o", out),
+            "evaluate": ("evaluate", trained_run, "-t", "terra"),
+            "export": ("export", trained_run, out, "--encoder-only")}[command]
+    line = _one_line_error(cli(*args), 2)
+    assert f"mt {command} runs in one process" in line and "WORLD_SIZE=2" in line
+    assert not out.exists()
+    monkeypatch.setenv("WORLD_SIZE", "1")  # a launch of one process is an ordinary run
+    done = cli(*args)
+    assert done.exit_code == 0, done.stderr
