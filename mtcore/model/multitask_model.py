@@ -251,9 +251,11 @@ class MultitaskModel(nn.Module):
         return MultitaskOutput(loss=result.loss, logits=result.logits)
 
     # ---- optimisation -----------------------------------------------------------------------
-    def parameter_groups(self, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0) -> list[dict[str, Any]]:
-        """Optimizer groups: encoder / heads, each with and without weight decay (biases, norms)."""
-        return _parameter_groups(self, encoder_lr, head_lr, weight_decay)
+    def parameter_groups(self, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0,
+                         layer_decay: float | None = None) -> list[dict[str, Any]]:
+        """Optimizer groups: encoder / heads, each with and without weight decay (biases, norms); with
+        ``layer_decay`` one encoder group per depth (:func:`mtcore.model.param_groups.parameter_groups`)."""
+        return _parameter_groups(self, encoder_lr, head_lr, weight_decay, layer_decay)
 
     @property
     def device(self) -> torch.device:

@@ -1,10 +1,19 @@
-"""Optimizer parameter groups: encoder and heads apart, no weight decay on biases and norms."""
+"""Optimizer parameter groups: encoder and heads apart, no weight decay on biases and norms.
+
+With ``layer_decay`` (layer-wise learning-rate decay, LLRD) the encoder's groups go by depth: the
+transformer layers are the encoder's largest ``nn.ModuleList`` by parameter count (no
+architecture table), layer ``k`` of ``L`` (0-based, as in the module names) gets
+``encoder_lr * layer_decay ** (L - 1 - k)``, the parameters registered before the stack (the
+embeddings) ``encoder_lr * layer_decay ** L``, those after it (pooler, final norm) ``encoder_lr``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from torch import nn
+
+from mtcore.errors import ConfigError
 
 _NORM_TYPES: tuple[type, ...] = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.modules.normalization.RMSNorm)
 
@@ -36,15 +45,66 @@ def split_decay(module: nn.Module, prefix: str = "") -> tuple[list[nn.Parameter]
     return decay, plain
 
 
+def find_layer_stack(encoder: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The encoder's stack of transformer layers: its largest non-empty ``nn.ModuleList`` by
+    parameter count (the longer one on a tie), as ``(name, list)``; None when it has none."""
+    best: tuple[tuple[int, int], str, nn.ModuleList] | None = None
+    for name, module in encoder.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            size = (sum(p.numel() for p in module.parameters()), len(module))
+            if best is None or size > best[0]:
+                best = (size, name, module)
+    return None if best is None else (best[1], best[2])
+
+
+def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
+    """The encoder's trainable parameters in groups by depth, top first: ``encoder.top`` (after the
+    layer stack), ``encoder.layer{L-1}`` ... ``encoder.layer0``, ``encoder.embeddings`` (before
+    it), each also as ``<name>_no_decay`` (biases, norms); empty groups are left out."""
+    found = find_layer_stack(encoder)
+    if found is None:
+        raise ConfigError(f"layer_decay: encoder {type(encoder).__name__} has no nn.ModuleList of transformer layers; "
+                          "leave layer_decay out (null)")
+    stack = found[1]
+    depth = len(stack)
+    place: dict[int, tuple[str, int]] = {}
+    for k, layer in enumerate(stack):
+        for param in layer.parameters():
+            place.setdefault(id(param), (f"encoder.layer{k}", depth - 1 - k))
+    skip = no_decay_names(encoder)
+    buckets: dict[tuple[int, str], tuple[list[nn.Parameter], list[nn.Parameter]]] = {}
+    after_stack = False
+    for name, param in encoder.named_parameters():
+        if id(param) in place:
+            after_stack = True
+            group, power = place[id(param)]
+        else:
+            group, power = ("encoder.top", -1) if after_stack else ("encoder.embeddings", depth)
+        if param.requires_grad:
+            decay, plain = buckets.setdefault((power, group), ([], []))
+            (plain if name in skip else decay).append(param)
+    groups = []
+    for (power, group), (decay, plain) in sorted(buckets.items()):
+        lr = encoder_lr * layer_decay ** max(power, 0)
+        groups.append({"name": group, "params": decay, "lr": lr, "weight_decay": weight_decay})
+        groups.append({"name": f"{group}_no_decay", "params": plain, "lr": lr, "weight_decay": 0.0})
+    return groups
+
+
 def parameter_groups(
-    model: nn.Module, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0
+    model: nn.Module, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0, layer_decay: float | None = None
 ) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim`` from a model with ``.encoder`` and ``.heads``.
 
     Four groups at most (empty ones are left out): ``encoder``, ``encoder_no_decay``, ``heads``,
     ``heads_no_decay``. Heads use ``head_lr`` (default: ``encoder_lr``). Frozen parameters are
     left out. Any other trainable parameter of the model joins the heads' groups.
+
+    ``layer_decay`` in (0, 1) splits the encoder's groups by depth (:func:`encoder_depth_groups`,
+    top layer first, so ``param_groups[0]`` has ``encoder_lr``); None or 1 keeps one encoder lr.
     """
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
     head_lr = encoder_lr if head_lr is None else head_lr
     encoder_decay, encoder_plain = split_decay(model.encoder)
     head_decay, head_plain = split_decay(model.heads)
@@ -55,9 +115,14 @@ def parameter_groups(
         if id(param) not in frozen_or_seen:
             (head_plain if name in other_skip else head_decay).append(param)
             frozen_or_seen.add(id(param))
-    groups = [
-        {"name": "encoder", "params": encoder_decay, "lr": encoder_lr, "weight_decay": weight_decay},
-        {"name": "encoder_no_decay", "params": encoder_plain, "lr": encoder_lr, "weight_decay": 0.0},
+    if layer_decay is not None and layer_decay != 1 and encoder_decay + encoder_plain:
+        groups = encoder_depth_groups(model.encoder, encoder_lr, weight_decay, layer_decay)
+    else:
+        groups = [
+            {"name": "encoder", "params": encoder_decay, "lr": encoder_lr, "weight_decay": weight_decay},
+            {"name": "encoder_no_decay", "params": encoder_plain, "lr": encoder_lr, "weight_decay": 0.0},
+        ]
+    groups += [
         {"name": "heads", "params": head_decay, "lr": head_lr, "weight_decay": weight_decay},
         {"name": "heads_no_decay", "params": head_plain, "lr": head_lr, "weight_decay": 0.0},
     ]

@@ -34,7 +34,9 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     sampler: {name: proportional, mode: auto, options: {}}   # mode auto: what the loss strategy needs
     loss: {strategy: single, weights: {}, options: {}}
     optimizer: {name: adamw, lr: 5.0e-05, head_lr: null, weight_decay: 0.01, betas: [0.9, 0.999],
-                eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null}
+                eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null,
+                layer_decay: null}   # in (0, 1], e.g. 0.8: encoder layer i of L (L = top) trains at
+                # lr * layer_decay^(L-i), the embeddings at lr * layer_decay^L; heads at head_lr; 1 = off
     schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
     precision: auto              # auto | fp32 | bf16 | fp16
     batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, max_rows: null, group_by_length: true,
@@ -212,7 +214,7 @@ Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class OptimizerConfig(Section):
-    """AdamW (fused on CUDA) with separate encoder / head learning rates."""
+    """AdamW (fused on CUDA) with separate encoder / head learning rates, optionally decayed by encoder layer."""
 
     name: Literal["adamw"] = "adamw"
     lr: float = Field(5e-5, gt=0)
@@ -223,6 +225,14 @@ class OptimizerConfig(Section):
     max_grad_norm: float | None = Field(1.0, gt=0)
     gradient_accumulation_steps: int = Field(1, ge=1)
     fused: bool | None = None
+    layer_decay: float | None = None  # layer-wise lr decay (LLRD): lr * layer_decay ** (layers above)
+
+    @field_validator("layer_decay")
+    @classmethod
+    def _decay_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0 < value <= 1:
+            raise ValueError(f"expected a number in (0, 1] (e.g. 0.8; 1 or null turns it off), got {value!r}")
+        return value
 
 
 class ScheduleConfig(Section):

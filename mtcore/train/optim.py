@@ -5,6 +5,9 @@
   default ``optimizer.lr``), each split into "decay" and "no decay" — biases and normalisation
   weights get no weight decay (the model's own :mod:`mtcore.model.param_groups`). A loss
   strategy's own parameters (uncertainty log-variances) join the head group without decay.
+* ``optimizer.layer_decay`` (layer-wise learning-rate decay) splits the encoder's groups by
+  depth, top layer first: ``param_groups[0]`` keeps ``optimizer.lr``, which is what the run logs
+  as its ``lr``; each schedule scales every group's own initial learning rate, so the ratios hold.
 * Schedules from ``transformers.get_scheduler``; warmup as steps or as a ratio of the total.
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mtcore.errors import ConfigError
 from mtcore.train.config import OptimizerConfig, ScheduleConfig
 
 
@@ -34,11 +38,18 @@ def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Para
 
 def parameter_groups(model: nn.Module, config: OptimizerConfig, extra: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
     """The model's groups (:func:`mtcore.model.param_groups.parameter_groups`: encoder/heads x
-    decay/no-decay) plus ``extra`` parameters of the loss strategy (no decay, head learning rate)."""
-    from mtcore.model.param_groups import parameter_groups as model_groups
+    decay/no-decay, the encoder's by depth with ``layer_decay``) plus ``extra`` parameters of the
+    loss strategy (no decay, head learning rate)."""
+    from mtcore.model.param_groups import find_layer_stack, parameter_groups as model_groups
 
     head_lr = config.head_lr if config.head_lr is not None else config.lr
-    groups = model_groups(model, config.lr, head_lr, config.weight_decay)
+    decay = config.layer_decay
+    encoder = getattr(model, "encoder", None)
+    if decay not in (None, 1) and encoder is not None and any(p.requires_grad for p in encoder.parameters()):
+        if find_layer_stack(encoder) is None:
+            raise ConfigError(f"config key 'optimizer.layer_decay': encoder {type(encoder).__name__} has no nn.ModuleList of "
+                              "transformer layers to decay over; remove optimizer.layer_decay (or set it to null)")
+    groups = model_groups(model, config.lr, head_lr, config.weight_decay, layer_decay=decay)
     extra = [p for p in extra if p.requires_grad]
     if extra:
         groups.append({"name": "loss_strategy", "params": extra, "lr": head_lr, "weight_decay": 0.0})
