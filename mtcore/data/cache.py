@@ -8,7 +8,10 @@ name alone would keep a stale cache after the function is edited).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -39,23 +42,69 @@ def stable_key(value: Any, _depth: int = 0) -> Any:
         return ["function", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""), _hash(code),
                 stable_key(getattr(value, "__defaults__", None), _depth + 1), stable_key(getattr(value, "__kwdefaults__", None), _depth + 1),
                 stable_key(cells, _depth + 1), _module_source(getattr(value, "__module__", None))]
-    if hasattr(value, "fingerprint_key"):
-        return ["object", type(value).__qualname__, stable_key(value.fingerprint_key(), _depth + 1)]
+    if hasattr(value, "fingerprint_key"):  # its settings, and the code that uses them (an edited class is not stale)
+        cls = type(value)
+        return ["object", cls.__module__, cls.__qualname__, stable_key(value.fingerprint_key(), _depth + 1), code_key(cls)]
     if callable(value) and hasattr(value, "__dict__") and not isinstance(value, type):
         cls = type(value)
         return ["object", cls.__module__, cls.__qualname__, stable_key(cls.__call__, _depth + 1), stable_key(vars(value), _depth + 1)]
     return _hash(value)
 
 
+def code_key(value: Any, _depth: int = 0) -> Any:
+    """What decides the behaviour of a function or class ``value``, without the data it closes over:
+    its code, its module's source (and its package's), and the same for functions it closes over.
+    For a rows factory or a class whose settings are keyed elsewhere: editing the code, e.g. in a
+    plugin installed editable whose version did not change, must not keep a stale cache."""
+    if _depth > 4:
+        return None
+    if isinstance(value, functools.partial):
+        return ["partial", code_key(value.func, _depth + 1)]
+    if isinstance(value, type):
+        call = value.__dict__.get("__call__")
+        return ["class", value.__module__, value.__qualname__, _module_source(value.__module__),
+                _hash(call.__code__) if hasattr(call, "__code__") else None]
+    code = getattr(value, "__code__", None)
+    if code is None:
+        return code_key(type(value), _depth + 1) if callable(value) else None
+    cells = [cell.cell_contents for cell in (getattr(value, "__closure__", None) or ()) if _filled(cell)]
+    return ["function", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""), _hash(code),
+            _module_source(getattr(value, "__module__", None)),
+            [code_key(cell, _depth + 1) for cell in cells if callable(cell) and not isinstance(cell, type)]]
+
+
+def pipeline_key() -> list[Any]:
+    """mtcore's version and the source of its data pipeline (``mtcore/data/*.py`` and
+    ``mtcore/task.py``, which maps labels): part of every cache key, so a new mtcore, or an edited
+    checkout, never reads what an older one wrote."""
+    import mtcore.task
+    from mtcore import __version__
+
+    return [__version__, _module_source(__name__), _file_hash(mtcore.task.__file__)]
+
+
 def _module_source(name: str | None) -> str | None:
-    """A hash of the source file of module ``name``: a function's helpers and the module's constants
-    are part of what it computes (editing them must not keep a stale cache)."""
+    """A hash of the source file of module ``name``, and of the other modules of its package (the
+    ``.py`` files beside it): a function's helpers, imported from a sibling module or not, and the
+    module's constants are part of what it computes (editing them must not keep a stale cache).
+    A module outside a package is hashed alone."""
     import sys
     from pathlib import Path
 
-    path = getattr(sys.modules.get(name or ""), "__file__", None)
+    module = sys.modules.get(name or "")
+    path = getattr(module, "__file__", None)
     if not path or not str(path).endswith(".py"):
         return None
+    files = [Path(path)]
+    if getattr(module, "__package__", None):
+        files = sorted(Path(path).parent.glob("*.py"))
+    hashes = [(file.name, _file_hash(file)) for file in files]
+    return _hash(hashes) if len(files) > 1 else hashes[0][1]
+
+
+def _file_hash(path: Any) -> str | None:
+    from pathlib import Path
+
     try:
         stat = Path(path).stat()
     except OSError:
@@ -93,9 +142,64 @@ def damaged_cache_errors() -> tuple[type[BaseException], ...]:
     return (pa.ArrowInvalid, pa.ArrowIOError, FileNotFoundError)
 
 
+#: What an unwritable cache raises: no permission, a read-only file system, a full disk or quota, a file where a folder should be.
+_CACHE_ERRNOS = frozenset(getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR") if hasattr(errno, name))
+
+
+def cache_root(cache_dir: Any = None) -> str:
+    """The folder mtcore's data caches live in: ``cache_dir``, else the ``datasets`` cache (``HF_DATASETS_CACHE``)."""
+    if cache_dir is not None:
+        return str(cache_dir)
+    import datasets.config
+
+    return str(datasets.config.HF_DATASETS_CACHE)
+
+
+@contextlib.contextmanager
+def cache_write_errors(cache_dir: Any = None) -> Iterator[None]:
+    """An ``OSError`` of an unwritable cache becomes one line naming the cache folder and the fix."""
+    from mtcore.errors import DataError
+
+    try:
+        yield
+    except Exception as error:
+        exc = _cache_os_error(error)
+        if exc is None:
+            raise
+        root = cache_root(cache_dir)
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != root else ""
+        raise DataError(f"the data cache {root} cannot be written: {exc.strerror or exc}{where}; make it writable, free space on "
+                        "its disk, or point HF_DATASETS_CACHE (Python: cache_dir=) at another folder") from None
+
+
+def _cache_os_error(error: BaseException) -> OSError | None:
+    """The OSError of an unwritable cache behind ``error`` (``datasets`` wraps a full disk in DatasetGenerationError)."""
+    from mtcore.errors import MtError
+
+    seen = 0
+    while error is not None and seen < 8 and not isinstance(error, MtError):
+        if isinstance(error, OSError) and error.errno in _CACHE_ERRNOS:
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
 def map_or_rebuild(dataset: Any, function: Any, *, new_fingerprint: str, **options: Any) -> Any:
     """``dataset.map(...)`` under ``new_fingerprint``; a damaged cache file for it is deleted and rebuilt
     (a run killed while writing it, a disk that filled up, a file removed by hand)."""
+    with cache_write_errors(_cache_folder(dataset)):
+        return _map_or_rebuild(dataset, function, new_fingerprint=new_fingerprint, **options)
+
+
+def _cache_folder(dataset: Any) -> str | None:
+    """The folder ``dataset.map`` writes into (beside the dataset's own cache files), None when in memory."""
+    import os
+
+    files = getattr(dataset, "cache_files", None) or []
+    return os.path.dirname(files[0]["filename"]) if files else None
+
+
+def _map_or_rebuild(dataset: Any, function: Any, *, new_fingerprint: str, **options: Any) -> Any:
     import os
 
     try:

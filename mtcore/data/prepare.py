@@ -16,7 +16,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mtcore.data.cache import fingerprint, map_or_rebuild
+from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
 from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
 from mtcore.errors import DataError, did_you_mean
@@ -283,7 +283,7 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
     labels = _Labels(task, _class_names(raw, task))
     features = prepared_features(task, idx_feature)
     key = fingerprint("prepare", PREPARE_VERSION, raw._fingerprint, split, task.kind, task.labels, task.label_values,
-                      dict(task.label_aliases), task.input_map, idx_field, preprocess)
+                      dict(task.label_aliases), task.input_map, idx_field, preprocess, pipeline_key())
 
     def prepare_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         columns = list(batch)

@@ -214,18 +214,28 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
     :func:`mtcore.data.files.files_fingerprint`); the cache key adds ``loose`` to it, by its code
     and what it closes over (:func:`mtcore.data.cache.stable_key`), since a column it loosens is
     stored as text: rows cached for a task that did not read a field are not served to one that
-    does. With the key already on disk the rows are not read at all. ``rows`` is called twice on a
+    does. It also adds the code of ``rows`` (and of the functions it closes over, with their
+    modules' sources: :func:`mtcore.data.cache.code_key`) and mtcore's own pipeline code, so a
+    loader's row conversion edited without a version bump is not served from the cache. With the
+    key already on disk the rows are not read at all. ``rows`` is called twice on a
     cache miss (a type scan, then the write), so pass a function, not a generator. ``what`` names
     the data in errors; no rows at all raise :class:`NoRows`.
     ``describe_conflict(column, value)`` may phrase a type conflict better (a bad label; it only
     words errors, so it is not part of the key);
     ``loose(column)`` names columns stored as text when their values disagree (see :func:`scan_kinds`).
     """
-    from datasets import Dataset, Features, List, Value
-
+    from mtcore.data.cache import cache_write_errors, code_key, pipeline_key
     from mtcore.data.cache import fingerprint as fingerprint_of
 
-    fingerprint = fingerprint_of("mtcore-rows", ROWS_VERSION, fingerprint, loose)
+    fingerprint = fingerprint_of("mtcore-rows", ROWS_VERSION, fingerprint, loose, code_key(rows), pipeline_key())
+    with cache_write_errors(cache_dir):
+        return _cached_rows(rows, fingerprint, what, cache_dir, describe_conflict, loose)
+
+
+def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str | Path | None,
+                 describe_conflict: Callable[[str, Any], str | None] | None, loose: Callable[[str], bool] | None):
+    from datasets import Dataset, Features, List, Value
+
     cache = str(cache_dir) if cache_dir is not None else None
     cached = _cached_folder(cache, fingerprint)
     if cached is not None:

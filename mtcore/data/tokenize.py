@@ -29,7 +29,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from mtcore.data.cache import fingerprint, map_or_rebuild
+from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.prepare import labels_feature
 from mtcore.errors import ConfigError
 from mtcore.task import Task, TaskKind
@@ -175,7 +175,7 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     idx_feature = prepared.features.get("idx")
     features = tokenized_features(task, use_token_type_ids, idx_feature)
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
-                      task.kind, task.truncation, max_length, use_token_type_ids)
+                      task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key())
     drop = [column for column in prepared.column_names if column != "idx"]
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:

@@ -124,7 +124,7 @@ def load_headline_cause(task: Task, splits: Sequence[str], /, *, via: str, swap_
     if swap_augment and "train" in loaded:
         scheme = "full" if len(task.labels) == 7 else "simple"
         train = loaded["train"]
-        key = fingerprint("mt_nli.swap_headlines", SWAP_VERSION, train._fingerprint, scheme)
+        key = fingerprint("mt_nli.swap_headlines", SWAP_VERSION, train._fingerprint, scheme, swap_headlines)  # by its code too
         swapped = train.map(swap_headlines, fn_kwargs={"scheme": scheme}, desc=f"Swapping {task.id} headlines", new_fingerprint=key)
         if swapped.features != train.features:
             swapped = swapped.cast(train.features)

@@ -101,7 +101,19 @@ def load_mokoron(
 
         key = files_fingerprint(paths, "mt_sentiment.mokoron", LOADER_VERSION, reader)
         full = dataset_from_rows(rows, fingerprint=key, what=", ".join(map(str, paths)), cache_dir=_cache(cache_dir))
+        _check_every_file_has_rows(paths, full)
         return DatasetDict(_split_by_label(task, full, shares, seed, splits))
+
+
+def _check_every_file_has_rows(paths: Sequence[Any], full: Any) -> None:
+    """An empty ``negative.csv`` (a failed download) would leave one class: a classifier that learns nothing."""
+    from mtcore.data.rows import FILE_COLUMN
+
+    seen = set(full.unique(FILE_COLUMN))
+    empty = [str(path) for path in paths if str(path) not in seen]
+    if empty:
+        raise DataError(f"{empty[0]}: the file has no rows; RuTweetCorp needs both positive.csv and negative.csv with tweets "
+                        "(download it again)")
 
 
 # ---- RuSentiment -----------------------------------------------------------------------------
