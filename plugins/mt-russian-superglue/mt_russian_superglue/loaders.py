@@ -20,6 +20,8 @@ from mtcore.errors import DataError
 from mtcore.task import Task
 
 IGNORED_FOLDERS = ("__MACOSX",)
+#: Every Russian SuperGLUE task folder of the official zips: a data_dir that is one of them holds that task's files only.
+TASK_FOLDERS = ("DaNetQA", "TERRa", "PARus", "RCB", "LiDiRus", "MuSeRC", "RuCoS", "RUSSE", "RWSD")
 MAX_DEPTH = 4  # how deep under data_dir the official files are looked for
 
 
@@ -59,6 +61,7 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
     root = Path(data_dir).expanduser()
     if not root.is_dir():
         raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder; point it at the unpacked Russian SuperGLUE files")
+    _check_not_another_tasks_folder(task, root, files)
     resolved = {}
     for split in splits:
         if split not in files:  # e.g. LiDiRus has only a test split: the caller sees it missing
@@ -72,6 +75,17 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
             )
         resolved[split] = str(path.resolve())
     return resolved
+
+
+def _check_not_another_tasks_folder(task: Task, root: Path, files: Mapping[str, Any]) -> None:
+    """A data_dir that is another task's folder (``RSG/DaNetQA`` for TERRa) would have its bare ``val.jsonl``
+    read as this task's file; say so instead."""
+    own = {c.split("/", 1)[0].lower() for value in files.values() for c in _candidates(value) if "/" in c}
+    folder = root.name.lower()
+    if folder in {f.lower() for f in TASK_FOLDERS} and folder not in own:
+        mine = next((f for f in TASK_FOLDERS if f.lower() in own), "the task's own folder")
+        raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is the {root.name} task's folder; point it at "
+                        f"{str(root.parent)!r} (the folder holding {mine}/) or at {mine}/ itself")
 
 
 def load_rsg_files(

@@ -111,6 +111,20 @@ def test_missing_file_names_what_was_looked_for(registry, read_source, tmp_path)
     assert "\n" not in message
 
 
+def test_data_dir_pointing_at_another_tasks_folder_is_named(registry, read_source, tmp_path):
+    """RSG/DaNetQA given for TERRa: its bare val.jsonl was read as TERRa's file (then failed on a field or label)."""
+    write_jsonl(tmp_path / "DaNetQA" / "train.jsonl", danetqa_rows(2))
+    write_jsonl(tmp_path / "DaNetQA" / "val.jsonl", danetqa_rows(2))
+    write_jsonl(tmp_path / "TERRa" / "val.jsonl", terra_rows(3))
+    with pytest.raises(DataError) as info:
+        read_source(registry.task("rsg:terra"), "local", ("validation",), data_dir=str(tmp_path / "DaNetQA"))
+    message = str(info.value)
+    assert "is the DaNetQA task's folder" in message and f"{str(tmp_path)!r}" in message and "TERRa/" in message
+    assert "\n" not in message
+    data = read_source(registry.task("rsg:terra"), "local", ("validation",), data_dir=str(tmp_path / "TERRa"))
+    assert data["validation"].num_rows == 3  # the task's own folder still works
+
+
 def test_local_source_without_data_dir_says_so(registry, read_source):
     with pytest.raises(DataError, match="needs data_dir"):
         read_source(registry.task("rsg:terra"), "local", ("train",))
