@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtcore.errors import ModelFileError, MtError
+from mtcore.errors import ConfigError, ModelFileError, MtError
 from mtcore.outputs import share_modes
 from mtcore.train.state_files import load_state, save_state
 
@@ -248,7 +248,13 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     (restore them with :func:`restore_rng` right before the first resumed step)."""
     sampler_state, state_data = _read_json(directory / "sampler.json"), _read_json(directory / "state.json")  # before anything is loaded
     load_weights(model, directory / "model.safetensors")
-    optimizer.load_state_dict(load_state(directory / "optimizer"))
+    try:
+        optimizer.load_state_dict(load_state(directory / "optimizer"))
+    except ValueError as error:  # torch: "loaded state dict contains a parameter group that doesn't match ..."
+        saved = directory.parent.parent / "model"
+        warm = f", or one from the run's model: encoder.path={saved} encoder.load_heads=true" if saved.is_dir() else ""
+        raise ConfigError(f"cannot resume from {directory}: its optimizer state does not fit this model's trainable parameters "
+                          f"({error}); it was written by another mtcore version or for another model: start a new run{warm}") from None
     trainer = load_state(directory / "trainer")
     scheduler.load_state_dict(trainer["scheduler"])
     if scaler is not None and trainer.get("scaler"):

@@ -123,6 +123,22 @@ def test_multiple_choice_scores_each_choice_with_one_scorer():
     assert torch.allclose(out.loss, F.cross_entropy(scores, labels))
 
 
+def test_multiple_choice_shared_bias_is_not_trained():
+    """A shift shared by every choice cancels in the softmax: its gradient is float noise that Adam scaled up to
+    learning-rate-sized steps (and DDP ranks disagreed on). It stays 0 and out of the optimizer."""
+    head = MultipleChoiceHead(H, pooling="cls", dropout=0.0)
+    assert head.scorer.bias.item() == 0.0 and not head.scorer.bias.requires_grad
+    optimizer = torch.optim.AdamW([p for p in head.parameters() if p.requires_grad], lr=0.1)
+    weight = head.scorer.weight.detach().clone()
+    for seed in range(3):
+        hidden, mask = states(batch=6, seed=seed)
+        choices, labels = (2, [0, 1, 1]) if seed else (3, [0, 2])
+        head(hidden, mask, labels=torch.tensor(labels), num_choices=choices).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert head.scorer.bias.item() == 0.0 and not torch.equal(head.scorer.weight, weight)
+
+
 def test_token_classification_ignores_minus_100():
     head = TokenClassificationHead(H, 4, dropout=0.0)
     hidden, mask = states()

@@ -162,3 +162,26 @@ def test_a_damaged_latest_checkpoint_is_one_line_naming_it_and_an_earlier_one_re
     assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("step-000004")
     expected, resumed = helpers.load_weights(finished_run / "model"), helpers.load_weights(run / "model")
     assert expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_a_checkpoint_whose_optimizer_state_fits_other_parameters_is_one_line(finished_run, tmp_path):
+    """A checkpoint written for other trainable parameters (an older mtcore trained the multiple-choice scorer's
+    shared bias) gave 'unexpected ValueError' from torch; now one line naming it and the way on, nothing changed."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.train.state_files import load_state, save_state
+
+    run = _interrupted_copy(finished_run, tmp_path / "run")
+    (run / "model").mkdir()  # as if the run had finished: its model is the way on
+    for step in ("step-000002", "step-000004", "step-000006"):
+        state = load_state(run / "checkpoints" / step / "optimizer")
+        state["param_groups"][-1]["params"].append(max(p for g in state["param_groups"] for p in g["params"]) + 1)
+        save_state(state, run / "checkpoints" / step / "optimizer")
+    before = sorted(p.relative_to(run).as_posix() for p in run.rglob("*"))
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and len(line.splitlines()) == 1 and "unexpected" not in line, line
+    assert "step-000006" in line and "does not fit this model's trainable parameters" in line
+    assert f"encoder.path={run / 'model'} encoder.load_heads=true" in line
+    assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before

@@ -27,6 +27,11 @@ class MultipleChoiceHead(Head):
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout)
         self.scorer = nn.Linear(hidden_size, 1)
+        # a shift shared by every choice cancels in the softmax over choices: its gradient is float noise, which
+        # Adam would scale up to learning-rate-sized random steps (and DDP ranks would disagree on). Kept (at 0) so
+        # the head stays a BertForMultipleChoice classifier, but not trained.
+        nn.init.zeros_(self.scorer.bias)
+        self.scorer.bias.requires_grad_(False)
 
     @property
     def uses_pooler(self) -> bool:
