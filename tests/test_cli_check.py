@@ -46,3 +46,15 @@ def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     assert bad_row.returncode != 0 and len(lines) == 1
     assert f"{data} row 2: label 'nope' is not one of 'neg', 'pos'" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "train.jsonl"]
+
+
+def test_check_refuses_head_options_mt_train_would_refuse(tmp_path, monkeypatch):
+    """Head options were checked only when mt train built the model: mt check said 'config ok'."""
+    monkeypatch.chdir(tmp_path)
+    quickstart = str(REPO / "examples" / "quickstart.yaml")
+    for override, expected in (("tasks.0.head_options.poolng=cls", "unknown head option 'poolng' (did you mean 'pooling'?)"),
+                               ("tasks.1.head_options.dropout=abc", "task 'rsg:parus', head 'multiple_choice' rejected options")):
+        result = run_mt("check", quickstart, override)
+        line = result.stderr.strip()
+        assert result.returncode == 2 and len(line.splitlines()) == 1 and expected in line, (override, result.stderr)
+    assert list(tmp_path.iterdir()) == []

@@ -83,7 +83,9 @@ def _count(plan: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mt-check-") as scratch, quiet_progress_bars():
         source = encoder_source(config, RunDir(scratch), accelerator)
         tokenizer = load_tokenizer(source, config)
-        train, evaluation = load_data(plan, tokenizer, AutoConfig.from_pretrained(source), accelerator, notes)
+        encoder_config = AutoConfig.from_pretrained(source)
+        _check_heads(plan, encoder_config)
+        train, evaluation = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].num_rows("train"), evaluation[p.id].num_rows(split) if p.id in evaluation else "-")
@@ -92,6 +94,18 @@ def _count(plan: Any) -> dict[str, Any]:
     for note in notes:
         print(f"note: {note}")
     return counts
+
+
+def _check_heads(plan: Any, encoder_config: Any) -> None:
+    """Build every task's head as ``mt train`` will (head options, label counts): their mistakes are found here too."""
+    from types import SimpleNamespace
+
+    from mtcore.model.encoder import hidden_size
+    from mtcore.model.heads.factory import as_spec, build_head
+
+    width = hidden_size(SimpleNamespace(config=encoder_config))
+    for task in plan.tasks:
+        build_head(task.id, as_spec(task.id, task.task), width)
 
 
 def register(app: typer.Typer) -> None:
