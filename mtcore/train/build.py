@@ -309,8 +309,6 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     optimizer = build_optimizer(model, config.optimizer, accelerator.device, extra=strategy.parameters())
     scheduler = build_scheduler(optimizer, config.schedule, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
-    if config.logging.trackers:
-        accelerator.init_trackers(config.logging.project, config=_flat(config_to_dict(config)))
     engine = Engine(
         config=config, plan=plan, run=run, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
         strategy=strategy, sampler=sampler, train_data=train_data, eval_data=eval_data,
@@ -323,6 +321,10 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         engine.notes.append(f"encoder: {source} is a RANDOM-INIT DEMO ENCODER (not pretrained)")
     if resume:
         _restore(engine, torch)
+    if config.logging.trackers:  # last: a resumed run's trackers continue at its step; one that fails to start leaves nothing
+        from mtcore.train.trackers import start_trackers
+
+        start_trackers(engine, _flat(config_to_dict(config)))
     return engine
 
 

@@ -17,6 +17,7 @@ from mtcore.train.metrics import aggregate
 from mtcore.train.monitor import LossMeter, NonFiniteWatch
 from mtcore.train.progress import Progress, choose_mode
 from mtcore.train.run_dir import write_json
+from mtcore.train.trackers import end_trackers, log_to_trackers
 
 
 def start_progress(engine: Engine) -> Progress:
@@ -56,7 +57,7 @@ def _last_checkpoint(engine: Engine) -> str | None:
 
 def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
     """Read the loss sums (the step's host sync), check for NaN, write ``train`` events."""
-    acc, step = engine.accelerator, engine.state.step
+    step = engine.state.step
     rows, totals = meter.flush(_reduce(engine, "mean"), _reduce(engine, "sum"))
     count_examples(engine, meter)
     watch.check(_last_checkpoint(engine), _gather(engine))
@@ -69,7 +70,7 @@ def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progre
         engine.log.write({"event": "loss_weights", "step": step, "weights": weights})
     if engine.config.logging.trackers:
         values = {f"train/{task}/loss": row["loss"] for task, row in rows.items()}
-        acc.log({**values, "train/lr": lr, "train/examples_per_s": totals["examples_per_s"]}, step=step)
+        log_to_trackers(engine, {**values, "train/lr": lr, "train/examples_per_s": totals["examples_per_s"]}, step)
     progress.update(step, rows, f"lr {lr:.2e}, {totals['examples_per_s']:.1f} ex/s")
 
 
@@ -90,7 +91,7 @@ def run_evaluation(engine: Engine, watch: NonFiniteWatch, progress: Progress) ->
         state.evals_without_improvement += 1
     engine.log.write({"event": "eval", "step": state.step, "metrics": metrics, "aggregate": score, "best": improved})
     if config.logging.trackers:
-        engine.accelerator.log({f"eval/{k}": v for k, v in metrics.items()} | {"eval/aggregate": score}, step=state.step)
+        log_to_trackers(engine, {f"eval/{k}": v for k, v in metrics.items()} | {"eval/aggregate": score}, state.step)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("/loss"))
     progress.message(f"eval step {state.step}: aggregate {score:.4f}{' (best)' if improved else ''}; {shown}")
     return improved
@@ -158,7 +159,7 @@ def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Pr
             progress.message(f"note: {note}")
         progress.message(f"done: {state.step} steps; model in {run.model}; summary in {run.summary}")
     if config.logging.trackers:
-        acc.end_training()
+        end_trackers(engine)  # not acc.end_training(): it ends the process group, which the next --seeds run needs
     return summary
 
 

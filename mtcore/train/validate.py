@@ -249,7 +249,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     for i, tracker in enumerate(config.logging.trackers):
         module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
         if importlib.util.find_spec(module) is None:
-            raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install {module}); remove it or install it")
+            raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
     if config.encoder.tiny is not None and config.encoder.trust_remote_code:
         raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
     if config.encoder.path is not None:

@@ -208,7 +208,7 @@ def test_a_tracker_that_is_not_installed_is_a_one_line_config_error(tmp_path: Pa
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     config = make_config(logging={"every": 1, "progress": "none", "plot": False, "trackers": ["wandb"]})
-    with pytest.raises(ConfigError, match=r"^config key 'logging.trackers.0': 'wandb' is not installed \(pip install wandb\)"):
+    with pytest.raises(ConfigError, match=r"^config key 'logging.trackers.0': 'wandb' is not installed \(pip install \"mtcore\[wandb\]\"\)"):
         Trainer(config, output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -1,0 +1,92 @@
+"""Experiment trackers (``logging.trackers``): TensorBoard and W&B through Accelerate, main process only.
+
+* TensorBoard writes to ``RUN/<logging.project>/``. A resumed run starts a new event file with
+  ``purge_step`` = its checkpoint's step + 1, so TensorBoard drops what the interrupted run logged
+  after that checkpoint and shows every step once.
+* W&B writes its files to ``RUN/wandb/`` (not the current folder), names the run after the run
+  directory (the runs of ``--seeds``: ``OUTPUT/seed-<seed>``, in the group ``OUTPUT``) and keeps
+  its id in ``RUN/wandb/mtcore-run.json``: ``--resume`` continues the same W&B run.
+  W&B refuses steps below the last one it has, so after resuming from an earlier checkpoint the
+  steps the run already sent are not sent again.
+
+The trackers start when the run has been built (after a resume, so that they know its step),
+inside the start's clean-up: a tracker that cannot start leaves nothing behind. They are
+finished without ending the process group (``Accelerator.end_training`` would destroy it, and
+``--seeds`` trains the next seed in the same processes).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mtcore.errors import MtError
+
+#: The W&B run id of a run directory, in ``RUN/wandb/``.
+WANDB_ID_FILE = "mtcore-run.json"
+
+
+def start_trackers(engine: Any, config_values: dict[str, Any]) -> None:
+    """Start ``logging.trackers`` with the run's config; all processes call it, the main one starts them."""
+    acc, config = engine.accelerator, engine.config
+    trackers = list(config.logging.trackers)
+    if not trackers or not acc.is_main_process:
+        return
+    options: dict[str, dict[str, Any]] = {}
+    if "tensorboard" in trackers and (engine.run.root / config.logging.project).is_dir():
+        options["tensorboard"] = {"purge_step": engine.state.step + 1}  # an earlier start wrote events there
+    if "wandb" in trackers:
+        options["wandb"] = _wandb_options(engine)
+    try:
+        acc.init_trackers(config.logging.project, config=config_values, init_kwargs=options)
+    except Exception as exc:
+        for tracker in acc.trackers:  # the ones that started
+            try:
+                tracker.finish()
+            except Exception:
+                pass
+        acc.trackers = []
+        detail = (str(exc).strip().splitlines() or [""])[0]
+        raise MtError(f"config key 'logging.trackers': {', '.join(trackers)} could not start ({type(exc).__name__}: {detail}); "
+                      "fix the tracker's setup (W&B: `wandb login`, or WANDB_MODE=offline) or remove it") from None
+    if "wandb" in trackers:
+        from mtcore.train.run_dir import write_json
+
+        write_json(engine.run.root / "wandb" / WANDB_ID_FILE, {"id": _wandb_run(engine).id})
+
+
+def _wandb_options(engine: Any) -> dict[str, Any]:
+    root = engine.run.root.resolve()
+    folder = root / "wandb"
+    folder.mkdir(exist_ok=True)
+    options: dict[str, Any] = {"dir": str(root), "name": root.name}
+    if root.name == f"seed-{engine.config.seed}":  # mt train --seeds: OUTPUT/seed-<seed>
+        options.update(name=f"{root.parent.name}/{root.name}", group=root.parent.name)
+    saved = folder / WANDB_ID_FILE
+    if saved.is_file():  # an earlier start of this run directory: continue its W&B run
+        options.update(id=json.loads(saved.read_text(encoding="utf-8"))["id"], resume="allow")
+    return options
+
+
+def _wandb_run(engine: Any) -> Any:
+    return engine.accelerator.get_tracker("wandb", unwrap=True)
+
+
+def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
+    """Send ``values`` at ``step`` to every tracker (main process)."""
+    acc = engine.accelerator
+    if not acc.is_main_process:
+        return
+    for tracker in acc.trackers:
+        if tracker.name == "wandb" and step < getattr(tracker.run, "starting_step", 0):
+            continue  # a resume from an earlier checkpoint: W&B has this step and refuses lower ones
+        tracker.log(values, step=step)
+
+
+def end_trackers(engine: Any) -> None:
+    """Finish the trackers (flush, close); the process group stays."""
+    acc = engine.accelerator
+    if acc.is_main_process:
+        for tracker in acc.trackers:
+            tracker.finish()
+    acc.trackers = []
