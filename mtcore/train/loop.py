@@ -26,6 +26,7 @@ from mtcore.train.build import Engine
 from mtcore.train.checkpoint import restore_rng
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
+from mtcore.train.trackers import end_trackers
 
 
 def batch_stream(sampler: Any) -> Iterator[Any]:
@@ -121,3 +122,5 @@ def train_loop(engine: Engine) -> dict[str, Any]:
         raise
     finally:
         progress.close()
+        if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)
+            end_trackers(engine, failed=True)

@@ -83,10 +83,15 @@ def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
         tracker.log(values, step=step)
 
 
-def end_trackers(engine: Any) -> None:
-    """Finish the trackers (flush, close); the process group stays."""
+def end_trackers(engine: Any, failed: bool = False) -> None:
+    """Finish the trackers (flush, close); the process group stays. ``failed``: the run stopped on an error
+    (W&B marks it failed; otherwise a later run in the same Python process would log into it)."""
     acc = engine.accelerator
     if acc.is_main_process:
         for tracker in acc.trackers:
-            tracker.finish()
+            run = getattr(tracker, "run", None) if failed and getattr(tracker, "name", "") == "wandb" else None
+            if run is not None:
+                run.finish(exit_code=1)
+            else:
+                tracker.finish()
     acc.trackers = []

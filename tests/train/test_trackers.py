@@ -70,6 +70,8 @@ def wandb_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dic
             config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif which == "config":
             config.update({i.key: json.loads(i.value_json) for i in record.config.update})
+        elif which == "exit":
+            run["exit_code"] = record.exit.exit_code
         elif which == "history":
             rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item})
     return run, rows, config
@@ -169,6 +171,19 @@ def test_a_run_that_fails_while_starting_leaves_no_tracker_files(tmp_path: Path,
     with pytest.raises(ModelFileError):
         Trainer(tracked(make_config, ["tensorboard", "wandb"]), output_dir=tmp_path / "run", resume=True).train()
     assert not (tmp_path / "run").exists() and not list((tmp_path / "cwd").iterdir())
+
+
+def test_a_run_that_fails_while_training_marks_its_wandb_run_failed_and_closes_it(tmp_path: Path, make_config, offline_wandb):
+    """A NaN loss at step 3: the W&B run stayed open until the process exited (a later Trainer in the same Python
+    process, a notebook, would have logged into it); now it is finished, as failed (the fixture checks it is closed)."""
+    from mtcore.train.monitor import TrainingError
+
+    with pytest.raises(TrainingError):
+        Trainer(tracked(make_config, ["wandb"], debug={"inject_nan_at_step": 3}), output_dir=tmp_path / "run").train()
+    assert offline_wandb.run is None
+    [path] = wandb_files(tmp_path / "run")
+    run, rows, _ = wandb_history(path)
+    assert run["exit_code"] == 1 and max(r.get("_step", 0) for r in rows) >= 1
 
 
 def test_a_tracker_that_cannot_start_is_a_one_line_error_and_leaves_nothing(tmp_path: Path, make_config, offline_wandb, monkeypatch):
