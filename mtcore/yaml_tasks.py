@@ -194,7 +194,9 @@ def _build_all(definitions: list[Mapping[str, Any]], origin: str, **options: Any
             tasks.append(task_from_definition(definition, **options))
         except ConfigError as exc:
             message = str(exc).removeprefix("task definition: ")
-            raise ConfigError(f"{origin}, tasks[{number}]: {message}") from None
+            name = definition.get("name") if isinstance(definition, Mapping) else None
+            which = f"task {number} of {len(definitions)}" + (f" ({name!r})" if isinstance(name, str) else "")
+            raise ConfigError(f"{origin}, {which}: {message}") from None
     return tasks
 
 
