@@ -76,7 +76,7 @@ def _count(plan: Any) -> dict[str, Any]:
     from transformers import AutoConfig
 
     from mtcore.train.build import encoder_source, load_data, load_tokenizer, quiet_progress_bars
-    from mtcore.train.steps import build_sampler, count_total_steps
+    from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
     from mtcore.train.run_dir import RunDir
 
     config, accelerator, notes = plan.config, _OneProcess(), []
@@ -87,6 +87,7 @@ def _count(plan: Any) -> dict[str, Any]:
         _check_heads(plan, encoder_config)
         train, evaluation = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
+        notes.extend(note for note in [long_epoch_note(sampler)] if note)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].num_rows("train"), evaluation[p.id].num_rows(split) if p.id in evaluation else "-")
                 for p in plan.tasks}

@@ -233,6 +233,10 @@ class MultitaskBatchSampler:
             self._steps_cache[key] = count_steps(self._plans(epoch), sampler, self.mode, self.stop)
         return self._steps_cache[key]
 
+    def batches_in_epoch(self, epoch: int | None = None) -> dict[str, int]:
+        """Draws each task needs to go through all of its batches once in ``epoch`` (default: the current one)."""
+        return {plan.name: plan.rounds(0) for plan in self._plans(epoch)}
+
     def total_steps(self) -> int:
         """Steps over all ``num_epochs`` epochs (for learning-rate schedules)."""
         return sum(self.steps_in_epoch(e) for e in range(self.num_epochs))

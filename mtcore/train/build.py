@@ -22,7 +22,7 @@ from mtcore.train.config_io import check_same_config, config_to_dict, dump_confi
 from mtcore.train.distributed import let_the_main_process_report
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
-from mtcore.train.steps import build_sampler, count_total_steps
+from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
 from mtcore.train.validate import RunPlan, check_packed_attention_device
 
 TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
@@ -305,6 +305,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend, regional=c.regional)
     strategy = build_strategy(plan).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
+    notes.extend(note for note in [long_epoch_note(sampler)] if note)
     total_steps = count_total_steps(sampler, config)
     optimizer = build_optimizer(model, config.optimizer, accelerator.device, extra=strategy.parameters())
     scheduler = build_scheduler(optimizer, config.schedule, total_steps)

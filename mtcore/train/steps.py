@@ -53,3 +53,26 @@ def count_total_steps(sampler: Any, config: TrainConfig) -> int:
     if epochs > full:
         micro += int(round((epochs - full) * sampler.steps_in_epoch(full)))
     return max(1, micro // config.optimizer.gradient_accumulation_steps)
+
+
+def long_epoch_note(sampler: Any) -> str | None:
+    """A note when an epoch (``stop="largest"``: until every task has been through its batches) lasts over twice
+    the batches it holds because a smaller task is drawn rarely (3 rows under ``proportional``, a small fixed
+    weight). Under ``uniform`` or ``temperature`` the largest task sets the pace, as intended: no note."""
+    if getattr(sampler, "mode", None) != "single" or getattr(sampler, "stop", None) != "largest":
+        return None
+    batches = sampler.batches_in_epoch()
+    steps, held = sampler.steps_in_epoch(sampler.epoch), sum(batches.values())
+    if steps <= 2 * held:
+        return None
+    try:
+        odds = dict(zip(sampler.tasks, sampler.sampler.normalized_probabilities().tolist()))
+    except NotImplementedError:
+        return None
+    drawn = {task: p for task, p in odds.items() if p > 0}
+    slowest = max(drawn, key=lambda task: batches[task] / drawn[task])
+    if batches[slowest] == max(batches[task] for task in drawn):  # the largest task sets the pace: what "largest" means
+        return None
+    return (f"an epoch is {steps} steps for {held} batches of data: it lasts until every task has been through its "
+            f"batches, and {slowest!r} ({batches[slowest]} batch(es)) is drawn at p={drawn[slowest]:.2g}; set "
+            "schedule.max_steps, or use a sampler that draws it more often (temperature, uniform)")

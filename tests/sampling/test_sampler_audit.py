@@ -214,3 +214,24 @@ def test_annealed_max_steps_runs_exactly_the_epochs_its_schedule_spans(make_data
     sampler = build_sampler(plan, data, SimpleNamespace(process_index=0, num_processes=1))
     lengths = [sampler.steps_in_epoch(e) for e in range(sampler.num_epochs)]
     assert sum(lengths[:-1]) < 3000 <= sum(lengths), (sampler.num_epochs, lengths)
+
+
+def test_an_epoch_held_up_by_a_rarely_drawn_task_gets_a_note_naming_it(make_data):
+    """3 rows next to 10,000 under proportional: the epoch lasts until the 3-row task has been drawn (p=0.0003),
+    several times the batches it holds; mt train and mt check say so, and what to do."""
+    from mtcore.train.steps import long_epoch_note
+
+    rng = np.random.default_rng(0)
+    data = make_data({"big": rng.integers(5, 60, 10_000), "tiny": [5, 9, 7]})
+    sampler = MultitaskBatchSampler(data, "train", 8, sampler="proportional", seed=1)
+    held = sum(sampler.batches_in_epoch().values())
+    assert sampler.batches_in_epoch() == {"big": 1250, "tiny": 1}
+    steps = sampler.steps_in_epoch(0)
+    note = long_epoch_note(sampler)
+    if steps > 2 * held:
+        assert note is not None and f"an epoch is {steps} steps for {held} batches" in note and "'tiny' (1 batch(es))" in note
+        assert "schedule.max_steps" in note
+    else:
+        assert note is None
+    assert any(long_epoch_note(MultitaskBatchSampler(data, "train", 8, sampler="proportional", seed=s)) for s in range(6))
+    assert long_epoch_note(MultitaskBatchSampler(data, "train", 8, sampler="uniform", seed=1)) is None
