@@ -85,7 +85,8 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch):
     assert isinstance(result.exception, RuntimeError)
 
 
-@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["list-tasks"], ["list-tasks", "--json"], ["show-task", "rsg:parus"], ["components"]])
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["list-tasks"], ["list-tasks", "--json"], ["show-task", "rsg:parus"], ["components"],
+                                  ["compare", "no-such-run"]])
 def test_listing_commands_never_import_heavy_libraries(args):
     code = (
         "import sys\n"
