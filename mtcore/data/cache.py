@@ -178,10 +178,17 @@ def _cache_os_error(error: BaseException) -> OSError | None:
 
     seen = 0
     while error is not None and seen < 8 and not isinstance(error, MtError):
-        if isinstance(error, OSError) and error.errno in _CACHE_ERRNOS:
+        if isinstance(error, OSError) and (error.errno in _CACHE_ERRNOS or _file_for_folder(error)):
             return error
         error, seen = error.__cause__ or error.__context__, seen + 1
     return None
+
+
+def _file_for_folder(error: OSError) -> bool:
+    """``os.makedirs`` on a path that is a file (``HF_DATASETS_CACHE`` set to a file) raises EEXIST, not ENOTDIR."""
+    import os
+
+    return error.errno == errno.EEXIST and bool(error.filename) and not os.path.isdir(error.filename)
 
 
 def map_or_rebuild(dataset: Any, function: Any, *, new_fingerprint: str, **options: Any) -> Any:

@@ -69,11 +69,32 @@ def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None
     return length
 
 
+#: Tokenizer settings that say where it was loaded from, or what its last call did: not what it computes.
+_NOT_CONTENT = frozenset({"name_or_path", "cache_dir", "is_local", "local_files_only", "max_length", "stride", "truncation_strategy"})
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
-    """A stable hash of a tokenizer (vocabulary, settings), as ``datasets`` computes it."""
+    """A stable hash of what a tokenizer computes: its vocabulary, rules and settings, not the folder it came from.
+
+    ``datasets``' own hash of a tokenizer includes its path, so a demo encoder built afresh in each
+    run directory, or a model folder copied elsewhere, tokenized everything again (and the cache
+    grew each run). A fast tokenizer is hashed from its serialized backend (truncation and padding
+    state left out) and its settings without paths; any other tokenizer as ``datasets`` hashes it.
+    """
+    import json
+
     from datasets.fingerprint import Hasher
 
-    return Hasher.hash(tokenizer)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None or not hasattr(backend, "to_str"):
+        return Hasher.hash(tokenizer)
+    rules = json.loads(backend.to_str())
+    rules.pop("truncation", None), rules.pop("padding", None)
+    settings = {key: value for key, value in getattr(tokenizer, "init_kwargs", {}).items()
+                if key not in _NOT_CONTENT and not key.endswith(("_file", "_dir"))}
+    return Hasher.hash({"class": type(tokenizer).__name__, "rules": rules, "settings": settings,
+                        "model_max_length": getattr(tokenizer, "model_max_length", None),
+                        "sides": (getattr(tokenizer, "padding_side", None), getattr(tokenizer, "truncation_side", None))})
 
 
 class _Encoder:

@@ -169,6 +169,51 @@ def test_mt_check_with_an_unwritable_cache_says_so_in_one_line(tmp_path):
                                      "another folder")
 
 
+def test_a_cache_path_that_is_a_file_is_one_line_too(tmp_path):
+    """HF_DATASETS_CACHE set to a file: os.makedirs raises EEXIST there ('unexpected FileExistsError')."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = tmp_path / "run.yaml"
+    config.write_text("encoder: {tiny: {arch: bert, hidden_size: 32, num_layers: 1, num_heads: 2}}\n"
+                      "tasks:\n  - {id: rsg:terra, source: sample, max_length: 32}\n")
+    result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(blocker), "HF_HUB_OFFLINE": "1",
+                                               "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    line = result.stderr.strip()
+    assert result.returncode == 1 and len(line.splitlines()) == 1 and "unexpected" not in line, line
+    assert f"the data cache {blocker} cannot be written: File exists" in line
+
+
+def test_the_same_tokenizer_in_another_folder_reuses_the_tokenized_cache(tmp_path, write, cache_dir, monkeypatch):
+    """The tokenizer's key held its folder: a demo encoder built afresh in each run (or a model folder copied)
+    tokenized everything again, and the cache grew by a file per split each run."""
+    from transformers import AutoTokenizer
+
+    from mtcore.data.tokenize import tokenizer_fingerprint
+    from mtcore.testing import build_tiny_encoder
+
+    words = ["кот", "спит", "yes", "no"]
+    first, second = (AutoTokenizer.from_pretrained(build_tiny_encoder(tmp_path / name, "bert", words=words)) for name in ("a", "b"))
+    other = AutoTokenizer.from_pretrained(build_tiny_encoder(tmp_path / "c", "bert", words=[*words, "мышь"]))
+    assert tokenizer_fingerprint(first) == tokenizer_fingerprint(second) != tokenizer_fingerprint(other)
+    first("кот " * 50, truncation=True, max_length=8)  # a call's truncation state is not content
+    assert tokenizer_fingerprint(first) == tokenizer_fingerprint(second)
+
+    from transformers import AutoConfig
+
+    rows = [{"text": f"кот спит {i}", "text_pair": "yes " * (i % 5), "label": ["no", "yes"][i % 2]} for i in range(40)]
+    write.jsonl(tmp_path / "data" / "train.jsonl", rows)
+    write.jsonl(tmp_path / "data" / "val.jsonl", rows[:10])
+    task = Task(name="pair", kind="pair_classification", labels=("no", "yes"),
+                sources={"local": Source.local("jsonl", {"train": "train.jsonl", "validation": "val.jsonl"})})
+    config = AutoConfig.from_pretrained(tmp_path / "a")
+    loaded = load_task_data(task, first, source="local", data_dir=tmp_path / "data", encoder_config=config, cache_dir=cache_dir)
+    calls = []
+    original = type(second).__call__
+    monkeypatch.setattr(type(second), "__call__", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    again = load_task_data(task, second, source="local", data_dir=tmp_path / "data", encoder_config=config, cache_dir=cache_dir)
+    assert calls == [] and again.splits["train"].cache_files == loaded.splits["train"].cache_files
+
+
 # ---- bundled plugins ------------------------------------------------------------------------
 def test_mokoron_with_an_empty_negative_file_is_refused_not_trained_on_one_class(tmp_path, write, cache_dir):
     from mtcore.data import load_raw
