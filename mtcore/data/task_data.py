@@ -162,10 +162,13 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     segments = uses_token_type_ids(encoder_config, tokenizer)
     tokenizer_key = tokenizer_fingerprint(tokenizer)
     tokenized = {}
-    for split, dataset in raw.items():
-        prepared = prepare_split(dataset, task, split, origin=f"{description} {split}")
+    for split in list(raw):
+        # each stage's Arrow file is memory-mapped, and the pages a map reads stay in the process's RSS while the
+        # dataset lives: let go of the raw and prepared splits as soon as the next stage is written
+        prepared = prepare_split(raw.pop(split), task, split, origin=f"{description} {split}")
         tokenized[split] = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments,
                                           split=split, tokenizer_key=tokenizer_key)
+        del prepared
         warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None))
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
