@@ -2,15 +2,19 @@
 
 This module imports nothing heavy: the engine is imported inside the command, so ``mt --help``
 stays fast. Config mistakes exit with code 2 and one line; training failures (NaN loss, out of
-memory) with code 1.
+memory) with code 1; a run preempted by SIGTERM or SIGUSR1 (:mod:`mtcore.train.preemption`)
+writes a checkpoint, prints one line with the command that continues it, and exits with 143.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from mtcore.train.preemption import Preempted
 
 
 def train(
@@ -24,9 +28,13 @@ def train(
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
+    from mtcore.train.preemption import Preempted
 
     try:
         _train(config, overrides or [], output_dir, resume, seeds)
+    except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
+        _report_preemption(stop, config, overrides or [], seeds)
+        raise typer.Exit(stop.exit_code) from None
     except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
         let_the_main_process_report(error)
         raise
@@ -86,6 +94,28 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
         table.add_row(key, *(f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))
     stdout.print(table)
     print(f"spread written to {base / SUMMARY}", flush=True)
+
+
+def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], seeds: Optional[str]) -> None:
+    """One line on stderr (main process): the step, the checkpoint and the command that continues the run."""
+    import shlex
+    import sys
+
+    from mtcore.train.distributed import is_main_process, world_size
+
+    if not is_main_process():
+        return
+    seed = getattr(stop, "seed", None)
+    words = ["mt", "train", str(config), *overrides]
+    if seed is not None:  # --seeds: the output folder holds every seed's run
+        words += ["--seeds", str(seeds), "--output-dir", str(stop.run_dir.parent)]
+    else:
+        words += ["--output-dir", str(stop.run_dir)]
+    command = " ".join(shlex.quote(w) for w in [*words, "--resume"])
+    launcher = " (under the same launcher)" if world_size() > 1 else ""
+    where = f" of seed {seed}" if seed is not None else ""
+    print(f"preempted at step {stop.step}{where}: checkpoint written to {stop.checkpoint}; continue with {command}{launcher}",
+          file=sys.stderr, flush=True)
 
 
 def register(app: typer.Typer) -> None:

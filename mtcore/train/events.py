@@ -15,6 +15,7 @@ from mtcore.train.checkpoint import write_checkpoint_files, write_rank_files
 from mtcore.train.evaluation import evaluate
 from mtcore.train.metrics import aggregate
 from mtcore.train.monitor import LossMeter, NonFiniteWatch
+from mtcore.train.preemption import EXIT_CODE, Preempted, Preemption
 from mtcore.train.progress import Progress, choose_mode
 from mtcore.train.run_dir import write_json
 from mtcore.train.trackers import end_trackers, log_to_trackers
@@ -43,9 +44,24 @@ def _reduce(engine: Engine, op: str) -> Any:
     return (lambda t: acc.reduce(t, op)) if acc.num_processes > 1 else None
 
 
-def count_examples(engine: Engine, meter: LossMeter) -> None:
-    """Add the examples and tokens every process read since the last call to the run's counters."""
-    examples, tokens = meter.take_counts(_reduce(engine, "sum"))
+def count_examples(engine: Engine, meter: LossMeter, preemption: Preemption | None = None) -> None:
+    """Add the examples and tokens every process read since the last call to the run's counters.
+
+    Under DDP with ``preemption``, each process's signal flag rides along the same sum (no extra
+    collective): every rank learns at this step whether any of them was asked to stop.
+    """
+    reduce = _reduce(engine, "sum")
+    if reduce is not None and preemption is not None:
+        import torch
+
+        def reduce_with_flag(counts: Any) -> Any:
+            values = reduce(torch.cat([counts, counts.new_tensor([preemption.flag()])])).tolist()  # take_counts reads it anyway
+            preemption.agree(int(values[-1]))
+            return torch.tensor(values[:-1], dtype=torch.long)
+
+        examples, tokens = meter.take_counts(reduce_with_flag)
+    else:
+        examples, tokens = meter.take_counts(reduce)
     engine.state.examples_seen += examples
     engine.state.tokens_seen += tokens
 
@@ -55,11 +71,13 @@ def _last_checkpoint(engine: Engine) -> str | None:
     return str(latest) if latest is not None else None
 
 
-def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
-    """Read the loss sums (the step's host sync), check for NaN, write ``train`` events."""
+def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
+                 preemption: Preemption | None = None) -> None:
+    """Read the loss sums (the step's host sync), check for NaN, write ``train`` events; under DDP
+    the processes also agree here whether a preemption signal came (``preemption.agreed``)."""
     step = engine.state.step
     rows, totals = meter.flush(_reduce(engine, "mean"), _reduce(engine, "sum"))
-    count_examples(engine, meter)
+    count_examples(engine, meter, preemption)
     watch.check(_last_checkpoint(engine), _gather(engine))
     lr = engine.scheduler.get_last_lr()[0]
     for task, row in rows.items():
@@ -110,12 +128,13 @@ def save_checkpoint(engine: Engine, progress: Progress) -> None:
     progress.message(f"checkpoint: {path}")
 
 
-def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
+def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
+               preemption: Preemption | None = None) -> None:
     """Run the events due after the optimizer step just taken."""
     config, state = engine.config, engine.state
     step = state.step
     if step % config.logging.every == 0 or step >= engine.total_steps:
-        log_training(engine, meter, watch, progress)
+        log_training(engine, meter, watch, progress, preemption)
     improved = False
     paused = time.perf_counter()  # evaluation and checkpoints are not training: keep them out of ex/s
     if config.evaluation.every and step % config.evaluation.every == 0:
@@ -126,10 +145,30 @@ def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress
             progress.message(f"early stopping at step {step}: no better aggregate score in {patience} evaluations")
     due = bool(config.checkpoint.every) and step % int(config.checkpoint.every) == 0
     if due or (improved and config.checkpoint.keep_best):
-        watch.check(_last_checkpoint(engine), _gather(engine))
-        count_examples(engine, meter)
-        save_checkpoint(engine, progress)
+        checkpoint_now(engine, meter, watch, progress)
     meter.exclude(time.perf_counter() - paused)
+
+
+def checkpoint_now(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> None:
+    """Check for NaN (no checkpoint of broken weights), update the counters, write the checkpoint."""
+    watch.check(_last_checkpoint(engine), _gather(engine))
+    count_examples(engine, meter)
+    save_checkpoint(engine, progress)
+
+
+def preempt(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress, preemption: Preemption) -> Preempted:
+    """Stop on a preemption signal: a checkpoint of this step (unless one was just written), a
+    ``preempted`` event, trackers closed; returns the :class:`Preempted` error for the loop to raise."""
+    state = engine.state
+    if state.last_checkpoint_step != state.step:
+        checkpoint_now(engine, meter, watch, progress)
+    checkpoint = engine.checkpoints.path(state.step)
+    name = preemption.signal_name or "a signal to another process"
+    engine.log.write({"event": "preempted", "step": state.step, "signal": name, "checkpoint": str(checkpoint),
+                      "examples_seen": state.examples_seen, "time": time.time()})
+    if engine.config.logging.trackers:
+        end_trackers(engine, exit_code=EXIT_CODE)
+    return Preempted(state.step, checkpoint, engine.run.root, name)
 
 
 def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress) -> dict[str, Any]:

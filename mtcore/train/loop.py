@@ -12,6 +12,10 @@ Nothing in the hot path reads a device value: losses are summed on the device
 (:class:`~mtcore.train.monitor.LossMeter`), non-finite losses are flagged on the device
 (:class:`~mtcore.train.monitor.NonFiniteWatch`), and both are read at logging, evaluation and
 checkpoint steps only.
+
+SIGTERM and SIGUSR1 stop the loop gracefully (:mod:`mtcore.train.preemption`): after the step in
+progress (one process) or at the next logging step (DDP: all ranks agree there), with a checkpoint
+of that step, then :class:`~mtcore.train.preemption.Preempted` is raised.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mtcore.train.build import Engine
 from mtcore.train.checkpoint import restore_rng
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
+from mtcore.train.preemption import Preemption
 from mtcore.train.trackers import end_trackers
 
 
@@ -69,58 +74,65 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     model.train()
     task, batch = "", None
     started = time.perf_counter()
-    try:
-        while state.step < engine.total_steps and not state.stopped_early:
-            step = state.step + 1
-            for micro in range(accumulation):
-                waited = time.perf_counter()
-                item = next(batches)
-                meter.waited(time.perf_counter() - waited)
-                group = item if isinstance(item, list) else [item]
-                losses = {}
-                for k, batch in enumerate(group):
-                    task = batch.name
-                    syncs = micro == accumulation - 1 and k == len(group) - 1
-                    with nullcontext() if syncs or strategy.owns_backward else acc.no_sync(model):
-                        if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
-                            batch.data.pin_memory()
-                        batch.data.to(acc.device, non_blocking=pin)
-                        with acc.autocast():
-                            loss = model(task, **batch.data).loss
-                        if engine.nan_at_step == step and k == 0:
-                            loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
-                        watch.observe(task, loss, step)
-                        meter.add(task, loss, batch.size, batch.num_tokens)  # and state.examples_seen, at sync points
-                        if strategy.owns_backward:
-                            losses[task] = loss
-                        else:
-                            acc.backward(strategy.term(task, loss) / accumulation)
-                if strategy.owns_backward:
-                    strategy.backward(losses, shared, others, scale, step)
-            if acc.num_processes > 1:
-                strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
-            if max_grad_norm is not None:
-                acc.clip_grad_norm_(clipped, max_grad_norm)
-            optimizer.step()
-            if not optimizer.step_was_skipped:
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.step = step
-            events.after_step(engine, meter, watch, progress)
-            if delay:
-                time.sleep(delay)  # test hook: debug.step_delay_s
-        engine.timing = {"loop_s": time.perf_counter() - started, "data_wait_s": meter.total_data_wait}
-        return events.finish(engine, meter, watch, progress)
-    except torch.OutOfMemoryError:
-        size = batch.size if batch is not None else 0
-        tokens = batch.num_tokens if batch is not None else 0
-        error = out_of_memory(state.step + 1, task, size, tokens)
-        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
-        raise error from None
-    except TrainingError as error:
-        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
-        raise
-    finally:
-        progress.close()
-        if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)
-            end_trackers(engine, failed=True)
+    with Preemption(acc.num_processes) as preemption:  # SIGTERM/SIGUSR1 handlers, for the loop only
+        try:
+            while state.step < engine.total_steps and not state.stopped_early:
+                step = state.step + 1
+                for micro in range(accumulation):
+                    waited = time.perf_counter()
+                    item = next(batches)
+                    meter.waited(time.perf_counter() - waited)
+                    group = item if isinstance(item, list) else [item]
+                    losses = {}
+                    for k, batch in enumerate(group):
+                        task = batch.name
+                        syncs = micro == accumulation - 1 and k == len(group) - 1
+                        with nullcontext() if syncs or strategy.owns_backward else acc.no_sync(model):
+                            if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
+                                batch.data.pin_memory()
+                            batch.data.to(acc.device, non_blocking=pin)
+                            with acc.autocast():
+                                loss = model(task, **batch.data).loss
+                            if engine.nan_at_step == step and k == 0:
+                                loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
+                            watch.observe(task, loss, step)
+                            meter.add(task, loss, batch.size, batch.num_tokens)  # and state.examples_seen, at sync points
+                            if strategy.owns_backward:
+                                losses[task] = loss
+                            else:
+                                acc.backward(strategy.term(task, loss) / accumulation)
+                    if strategy.owns_backward:
+                        strategy.backward(losses, shared, others, scale, step)
+                if acc.num_processes > 1:
+                    strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
+                if max_grad_norm is not None:
+                    acc.clip_grad_norm_(clipped, max_grad_norm)
+                optimizer.step()
+                if not optimizer.step_was_skipped:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                state.step = step
+                events.after_step(engine, meter, watch, progress, preemption)
+                if delay:
+                    time.sleep(delay)  # test hook: debug.step_delay_s
+                if preemption.signum and not preemption.noted:  # a host flag: no device read
+                    preemption.noted = True
+                    when = "now" if preemption.processes == 1 else "at the next logging step, with the other processes"
+                    progress.message(f"{preemption.signal_name} received: stopping {when} with a checkpoint")
+                if preemption.due():
+                    raise events.preempt(engine, meter, watch, progress, preemption)
+            engine.timing = {"loop_s": time.perf_counter() - started, "data_wait_s": meter.total_data_wait}
+            return events.finish(engine, meter, watch, progress)
+        except torch.OutOfMemoryError:
+            size = batch.size if batch is not None else 0
+            tokens = batch.num_tokens if batch is not None else 0
+            error = out_of_memory(state.step + 1, task, size, tokens)
+            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+            raise error from None
+        except TrainingError as error:
+            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+            raise
+        finally:
+            progress.close()
+            if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)
+                end_trackers(engine, failed=True)

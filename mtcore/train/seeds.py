@@ -5,7 +5,9 @@ the next, so one run says little. :func:`train_seeds` trains the config once per
 ``OUTPUT/seed-<seed>/`` (an ordinary run directory: ``mt evaluate``, ``mt predict`` and
 ``--resume`` work on it), then writes ``OUTPUT/seeds.json``: every final and best metric's mean,
 standard deviation (n - 1), min, max and per-seed values. With ``resume`` a finished seed is kept as
-it is, an interrupted one continues from its checkpoint and a missing one starts.
+it is, an interrupted one continues from its checkpoint and a missing one starts. A seed
+preempted by SIGTERM/SIGUSR1 (:mod:`mtcore.train.preemption`) stops the whole command: the
+remaining seeds are not started, and ``--resume`` continues from that seed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
+from mtcore.train.preemption import Preempted
 
 SUMMARY = "seeds.json"
 
@@ -82,6 +85,9 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
                 summary = trainer.train()
                 if trainer.engine is not None and not trainer.engine.is_main:
                     continue
+        except Preempted as exc:  # SIGTERM/SIGUSR1: the remaining seeds are not started; --resume continues this one, then the rest
+            exc.seed = seed  # type: ignore[attr-defined]
+            raise
         except MtError as exc:
             raise _naming_the_seed(exc, seed) from None
         summaries[seed] = summary

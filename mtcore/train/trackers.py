@@ -83,15 +83,23 @@ def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
         tracker.log(values, step=step)
 
 
-def end_trackers(engine: Any, failed: bool = False) -> None:
+def end_trackers(engine: Any, failed: bool = False, exit_code: int | None = None) -> None:
     """Finish the trackers (flush, close); the process group stays. ``failed``: the run stopped on an error
-    (W&B marks it failed; otherwise a later run in the same Python process would log into it)."""
+    (W&B marks it failed; otherwise a later run in the same Python process would log into it).
+    ``exit_code``: the run was preempted (SIGTERM/SIGUSR1, checkpoint written): W&B marks it preempting
+    and finishes it with that code; ``--resume`` continues the same W&B run."""
     acc = engine.accelerator
+    code = exit_code if exit_code is not None else (1 if failed else None)
     if acc.is_main_process:
         for tracker in acc.trackers:
-            run = getattr(tracker, "run", None) if failed and getattr(tracker, "name", "") == "wandb" else None
+            run = getattr(tracker, "run", None) if code is not None and getattr(tracker, "name", "") == "wandb" else None
             if run is not None:
-                run.finish(exit_code=1)
+                if exit_code is not None and hasattr(run, "mark_preempting"):
+                    try:
+                        run.mark_preempting()
+                    except Exception:  # a nicety: the exit code still says it
+                        pass
+                run.finish(exit_code=code)
             else:
                 tracker.finish()
     acc.trackers = []
