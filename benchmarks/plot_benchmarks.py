@@ -1,6 +1,6 @@
 """Draw docs/benchmarks.png: padding efficiency (measured now) and recorded CPU throughput figures.
 
-Run: ``python benchmarks/plot_benchmarks.py [--results benchmarks/results/cpu-2core-2026-11-26.json]
+Run: ``python benchmarks/plot_benchmarks.py [--results benchmarks/results/cpu-2core-2026-11-27.json]
 [--out docs/benchmarks.png]``. Padding efficiency is computed on the spot by
 ``benchmarks/padding_efficiency.py`` (deterministic, well under a second); the throughput and
 memory figures come from a results file written down from the benchmark runs (machine and
@@ -26,7 +26,7 @@ def padding_report() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=HERE / "results" / "cpu-2core-2026-11-26.json")
+    parser.add_argument("--results", type=Path, default=HERE / "results" / "cpu-2core-2026-11-27.json")
     parser.add_argument("--out", type=Path, default=HERE.parent / "docs" / "benchmarks.png")
     args = parser.parse_args()
     import matplotlib
