@@ -155,32 +155,22 @@ def test_a_full_disk_while_caching_is_one_line_naming_the_cache(bert, tmp_path, 
         load_task_data(task, bert[0], source="local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir)
 
 
-def test_mt_check_with_an_unwritable_cache_says_so_in_one_line(tmp_path):
+@pytest.mark.parametrize("below,reason", [("cache", "Not a directory"), ("", "File exists")])
+def test_mt_check_with_an_unwritable_cache_says_so_in_one_line(tmp_path, below, reason):
+    """A cache below a file (ENOTDIR), or HF_DATASETS_CACHE set to the file itself (EEXIST from makedirs: it was
+    'unexpected FileExistsError')."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
+    cache = blocker / below if below else blocker
     config = tmp_path / "run.yaml"
     config.write_text("encoder: {tiny: {arch: bert, hidden_size: 32, num_layers: 1, num_heads: 2}}\n"
                       "tasks:\n  - {id: rsg:terra, source: sample, max_length: 32}\n")
-    result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(blocker / "cache"), "HF_HUB_OFFLINE": "1",
+    result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1",
                                                "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
     assert result.returncode == 1
-    assert result.stderr.strip() == (f"error: task 'rsg:terra', the data cache {blocker / 'cache'} cannot be written: Not a directory; "
+    assert result.stderr.strip() == (f"error: task 'rsg:terra', the data cache {cache} cannot be written: {reason}; "
                                      "make it writable, free space on its disk, or point HF_DATASETS_CACHE (Python: cache_dir=) at "
                                      "another folder")
-
-
-def test_a_cache_path_that_is_a_file_is_one_line_too(tmp_path):
-    """HF_DATASETS_CACHE set to a file: os.makedirs raises EEXIST there ('unexpected FileExistsError')."""
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    config = tmp_path / "run.yaml"
-    config.write_text("encoder: {tiny: {arch: bert, hidden_size: 32, num_layers: 1, num_heads: 2}}\n"
-                      "tasks:\n  - {id: rsg:terra, source: sample, max_length: 32}\n")
-    result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(blocker), "HF_HUB_OFFLINE": "1",
-                                               "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
-    line = result.stderr.strip()
-    assert result.returncode == 1 and len(line.splitlines()) == 1 and "unexpected" not in line, line
-    assert f"the data cache {blocker} cannot be written: File exists" in line
 
 
 def test_the_same_tokenizer_in_another_folder_reuses_the_tokenized_cache(tmp_path, write, cache_dir, monkeypatch):
