@@ -69,7 +69,9 @@ class Trainer:
         self.summary: dict[str, Any] | None = None
 
     def train(self) -> dict[str, Any]:
-        """Run the training; returns the summary (also written to ``summary.json``)."""
+        """Run the training; returns the summary (also written to ``summary.json``). A SIGTERM or SIGUSR1 while it
+        trains writes a checkpoint of the current step and raises :class:`mtcore.train.preemption.Preempted`
+        (continue with ``resume=True``)."""
         from mtcore.train.build import build_engine
         from mtcore.train.loop import train_loop
 
