@@ -74,6 +74,12 @@ VARIANTS: dict[str, Variant] = {name: Variant(**spec) if isinstance(spec, dict) 
                                                                       "flash_attention": "FA4"},
     "regional_packed_random_budget64k_no_dropout_bf16_residual_fa4": {**PACKED64K, "hidden_dropout": 0.0, "fp32_residual": False,
                                                                       "regional": True, "flash_attention": "FA4"},
+    # padded batches (SDPA, no varlen): for --mix seq512, where every row is full length and padding-free gains nothing,
+    # and SDPA's dense FlashAttention kernel also takes BERT's attention dropout
+    "regional_grouped_budget64k_no_dropout_bf16_residual": {**PACKED64K, "group_by_length": True, "packed": False,
+                                                            "hidden_dropout": 0.0, "fp32_residual": False, "regional": True},
+    "regional_grouped_budget64k_bf16_residual": {**PACKED64K, "group_by_length": True, "packed": False, "attention_dropout": 0.1,
+                                                 "fp32_residual": False, "regional": True},
 }.items()}
 # task -> (shortest, longest, rows): an RSG-like mix (token counts after tokenization)
 MIX = {"danetqa": (100, 400, 3000), "terra": (30, 120, 3000), "parus": (10, 30, 3000)}
