@@ -29,8 +29,11 @@ mkdir -p "$work/site"
 for wheel in "$work"/wheels/*.whl; do   # a wheel is a zip of its installed files
     "$PYTHON" -m zipfile -e "$wheel" "$work/site"
 done
-# what no import needs: a library's sources for building it, install records (tvm_ffi.core loads libtvm_ffi_testing.so)
-rm -rf "$work/site/tvm_ffi/3rdparty/libbacktrace" "$work"/site/*.dist-info/RECORD
+# what no import needs, to stay under the carry limit: a library's sources and headers for building it, install records,
+# mtcore's code (gpu_fa4.sh runs the checkout's; its dist-info stays for the entry points). tvm_ffi.core loads
+# libtvm_ffi_testing.so: it stays.
+rm -rf "$work/site/tvm_ffi/3rdparty/libbacktrace" "$work/site/tvm_ffi/include" "$work/site/tvm_ffi/src" \
+    "$work/site/tvm_ffi/cython" "$work/site/mtcore" "$work"/site/*.dist-info/RECORD
 mkdir -p "$DEST"
 tar -C "$work/site" -cf - . | xz -9e -T2 --lzma2=preset=9e,dict=256MiB > "$DEST/site.tar.xz.tmp"
 mv "$DEST/site.tar.xz.tmp" "$DEST/site.tar.xz"

@@ -23,11 +23,6 @@ SITE="${SITE:-/tmp/site}"
 mkdir -p "$OUT_DIR" "$SITE"
 test -f .fa4/site.tar.xz || { echo ".fa4/site.tar.xz is missing: run benchmarks/device_fa4_payload.sh and carry .fa4"; exit 2; }
 "$PYTHON" -c "import sys, tarfile; tarfile.open('.fa4/site.tar.xz', 'r:xz').extractall(sys.argv[1], filter='tar')" "$SITE" || exit 3
-# payloads made before 2026-11-27 lack tvm_ffi's libtvm_ffi_testing.so, which tvm_ffi.core loads: carried beside them
-if [ -f .fa4/libtvm_ffi_testing.so.xz ] && [ ! -f "$SITE/tvm_ffi/lib/libtvm_ffi_testing.so" ]; then
-    "$PYTHON" -c "import lzma, sys; open(sys.argv[2], 'wb').write(lzma.open(sys.argv[1]).read())" \
-        .fa4/libtvm_ffi_testing.so.xz "$SITE/tvm_ffi/lib/libtvm_ffi_testing.so" || exit 3
-fi
 # this checkout's mtcore first; nvidia-cutlass-dsl puts its packages on sys.path from a .pth file, which PYTHONPATH
 # entries do not run
 export PYTHONPATH="$PWD:$SITE:$SITE/nvidia_cutlass_dsl/dsl_packages" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
