@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    from torch.nn.attention import activate_flash_attention_impl, restore_flash_attention_impl
+    from torch.nn.attention import restore_flash_attention_impl
+
+    from mtcore.model.flash_impl import activate  # what encoder.options.flash_attention runs
 
     heads, dim = 12, 64
     lengths = packed_lengths(args.tokens, args.seed, args.mix)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     flops = 4 * heads * dim * float(np.sum(np.square(np.asarray(lengths, dtype=np.float64))))
     rows = {"FA2 (torch)": measure(q, k, v, cu, max(lengths), args.repeats)}
     try:
-        activate_flash_attention_impl(args.impl)
+        activate(args.impl, None)
         rows[args.impl] = measure(q, k, v, cu, max(lengths), args.repeats)
     except Exception as error:  # noqa: BLE001 - report the replacement's failure next to FA2's figures
         rows[args.impl] = {"error": f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"}

@@ -212,10 +212,6 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
               "ms_per_step": round(ms_per_step, 2), "data_ms_per_step": round(1000 * stats["data_s"] / args.steps, 2),
               "tokens_per_step": round(stats["real"] / args.steps), "diagnosis": diagnosis}
     del model, optimizer
-    if flash_attention:  # process-wide: the next variant gets torch's own kernels again
-        from torch.nn.attention import restore_flash_attention_impl
-
-        restore_flash_attention_impl()
     if cuda:
         torch.cuda.empty_cache()
     return result
@@ -321,6 +317,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             failed.append({"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"})
             print(f"  {name} failed: {failed[-1]['error']}", file=sys.stderr, flush=True)
             continue
+        finally:
+            if VARIANTS[name].flash_attention:  # process-wide: the next variant gets torch's own kernels again
+                from torch.nn.attention import current_flash_attention_impl, restore_flash_attention_impl
+
+                if current_flash_attention_impl():
+                    restore_flash_attention_impl()
         print("  " + json.dumps(results[-1]), file=sys.stderr, flush=True)  # kept even if a later variant hits the time cap
     model = "tiny BERT (smoke test)" if args.smoke else "BERT-base (random init), bf16 autocast, SDPA, fused AdamW"
     report = {"device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "model": model,

@@ -33,23 +33,23 @@ FA4=_fa4
     || { echo "flash_attn.cute does not import here (see above): FA4 variants left out"; FA4=; }
 P=regional_packed_random_budget64k
 D=regional_grouped_budget64k
-LONG_VARIANTS="${P}_no_dropout_bf16_residual${FA4:+,${P}_no_dropout_bf16_residual_fa4},${D}_no_dropout_bf16_residual,${D}_bf16_residual"
-timeout "${LONG_TIMEOUT:-210}" "$PYTHON" benchmarks/gpu_bench.py --mix seq512 --steps "${LONG_STEPS:-20}" --warmup 8 --diagnose \
+LONG_VARIANTS="${P}_no_dropout_bf16_residual${FA4:+,${P}_no_dropout_bf16_residual_fa4},${D}_no_dropout_bf16_residual${FA4:+,${D}_no_dropout_bf16_residual_fa4}"
+timeout "${LONG_TIMEOUT:-160}" "$PYTHON" benchmarks/gpu_bench.py --mix seq512 --steps "${LONG_STEPS:-20}" --warmup 8 --diagnose \
     --variants "${LONG_VARIANTS}" > "$OUT_DIR/seq512.txt" 2> "$OUT_DIR/seq512.err"
 echo "gpu_bench.py --mix seq512 exit $?"
 grep -v '^  {' "$OUT_DIR/seq512.err" | tail -n 8
 tail -n 6 "$OUT_DIR/seq512.txt"
-timeout "${BENCH_TIMEOUT:-150}" "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-30}" --warmup "${WARMUP:-12}" --diagnose \
+timeout "${BENCH_TIMEOUT:-120}" "$PYTHON" benchmarks/gpu_bench.py --steps "${STEPS:-30}" --warmup "${WARMUP:-12}" --diagnose \
     --variants "${VARIANTS:-${P}_no_dropout_bf16_residual,${P}_no_dropout_bf16_residual_fa4}" \
     > "$OUT_DIR/gpu_bench.txt" 2> "$OUT_DIR/gpu_bench.err"
 echo "gpu_bench.py exit $?"
 grep -v '^  {' "$OUT_DIR/gpu_bench.err" | tail -n 8
 tail -n 4 "$OUT_DIR/gpu_bench.txt"
 if [ -n "$FA4" ]; then
-    timeout "${ATTENTION_TIMEOUT:-60}" "$PYTHON" benchmarks/attention_kernels.py --impl FA4 --mix seq512 \
+    timeout "${ATTENTION_TIMEOUT:-35}" "$PYTHON" benchmarks/attention_kernels.py --impl FA4 --mix seq512 \
         > "$OUT_DIR/attention512.txt" 2> "$OUT_DIR/attention512.err"
     echo "attention_kernels.py --mix seq512 exit $?"; tail -n 4 "$OUT_DIR/attention512.txt"
-    timeout "${ATTENTION_TIMEOUT:-60}" "$PYTHON" benchmarks/attention_kernels.py --impl FA4 \
+    timeout "${ATTENTION_TIMEOUT:-35}" "$PYTHON" benchmarks/attention_kernels.py --impl FA4 \
         > "$OUT_DIR/attention.txt" 2> "$OUT_DIR/attention.err"
     echo "attention_kernels.py exit $?"; tail -n 8 "$OUT_DIR/attention.err"; tail -n 4 "$OUT_DIR/attention.txt"
 fi

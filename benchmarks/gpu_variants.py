@@ -78,6 +78,9 @@ VARIANTS: dict[str, Variant] = {name: Variant(**spec) if isinstance(spec, dict) 
     # and SDPA's dense FlashAttention kernel also takes BERT's attention dropout
     "regional_grouped_budget64k_no_dropout_bf16_residual": {**PACKED64K, "group_by_length": True, "packed": False,
                                                             "hidden_dropout": 0.0, "fp32_residual": False, "regional": True},
+    "regional_grouped_budget64k_no_dropout_bf16_residual_fa4": {**PACKED64K, "group_by_length": True, "packed": False,
+                                                                "hidden_dropout": 0.0, "fp32_residual": False, "regional": True,
+                                                                "flash_attention": "FA4"},
     "regional_grouped_budget64k_bf16_residual": {**PACKED64K, "group_by_length": True, "packed": False, "attention_dropout": 0.1,
                                                  "fp32_residual": False, "regional": True},
 }.items()}

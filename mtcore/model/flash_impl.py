@@ -78,9 +78,25 @@ def activate(name: Any, encoder: Any) -> str:
     if current_flash_attention_impl() == impl:
         return impl
     try:
+        if impl == "FA4":
+            _register_fa4_through_adapter()
         activate_flash_attention_impl(impl)
     except Exception as error:  # an ImportError, or the package's own check (missing kernels, wrong GPU)
         first_line = (str(error).strip().splitlines() or [""])[0]
         raise ConfigError(f"flash_attention {impl}: its kernels did not load ({type(error).__name__}: {first_line}); "
                           f"{INSTALL.get(impl, 'install the package that provides them')}, or leave flash_attention out") from error
     return impl
+
+
+def _register_fa4_through_adapter() -> None:
+    """Point torch's FA4 registration at :mod:`mtcore.model.fa4_interface` (flash-attn-4 4.0.0b36 returns more values
+    than torch's glue unpacks). Left as torch has it where torch's private FA4 module is not there or differs."""
+    from functools import partial
+
+    from torch.nn.attention import register_flash_attention_impl
+
+    try:
+        from torch.nn.attention._fa4 import register_flash_attention_fa4
+    except ImportError:
+        return
+    register_flash_attention_impl("FA4", register_fn=partial(register_flash_attention_fa4, module_path="mtcore.model.fa4_interface"))
