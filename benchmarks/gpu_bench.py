@@ -128,6 +128,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
     import torch
 
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+    from mtcore.data.batch import model_inputs
     from mtcore.train.monitor import LossMeter, NonFiniteWatch
 
     (grouped, batch_size, budget, compiled, packed, attention_dropout, hidden_dropout, mode, packed_attention, fp32_residual,
@@ -156,7 +157,7 @@ def run_variant(name: str, args: argparse.Namespace, device: Any) -> dict[str, A
             stats["data_s"] += time.perf_counter() - fetched
         batch.data.to(device, non_blocking=cuda)
         with torch.autocast(device.type, dtype=dtype):
-            loss = model(batch.name, **batch.data).loss
+            loss = model(batch.name, **model_inputs(batch.data)).loss  # as the training loop calls it
         watch.observe(batch.name, loss, number)
         meter.add(batch.name, loss, batch.size, batch.num_tokens)
         loss.backward()

@@ -11,7 +11,11 @@ class BatchData(dict):
 
     A plain dict, so ``model(task, **batch.data)`` works. :meth:`to` moves the tensors *in place*
     and returns the same object: the seed's loop calls ``batch.data.to(device)`` without assigning.
+    ``no_padding`` is true when the collator padded no position (every row as long as the batch), known on
+    the host: :func:`model_inputs` then leaves the all-ones ``attention_mask`` out.
     """
+
+    no_padding: bool = False
 
     def to(self, device: Any, non_blocking: bool = False) -> BatchData:
         for key, value in self.items():
@@ -41,3 +45,16 @@ class Batch:
         """Move the tensors in place; returns self."""
         self.data.to(device, non_blocking=non_blocking)
         return self
+
+
+def model_inputs(data: Any) -> Any:
+    """What the training loop passes to the model: ``data`` without ``attention_mask`` when no position is padding.
+
+    transformers' SDPA encoders otherwise check the mask's values on the GPU to skip it (one host sync per step,
+    ``masking_utils._ignore_bidirectional_mask_sdpa``); without it they skip it at once, with the same result, and SDPA
+    runs its FlashAttention kernel. Anything but a :class:`BatchData` flagged ``no_padding`` (a plugin collator's own
+    batch type, say) is passed on as it is.
+    """
+    if not getattr(data, "no_padding", False) or not isinstance(data, BatchData):
+        return data
+    return {key: value for key, value in data.items() if key != "attention_mask"}

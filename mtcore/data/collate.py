@@ -108,6 +108,8 @@ class Collator:
         data = BatchData()
         data["input_ids"] = self._pad(flat, mask, self.pad_token_id)
         data["attention_mask"] = mask.long()
+        # no padded position (e.g. a batch of one row, or rows of one length): the model can go without the mask
+        data.no_padding = not multiple_choice and not self.padding_free and bool(mask.all())
         if self.uses_token_type_ids:
             types = columns.get("token_type_ids")
             if types is not None:

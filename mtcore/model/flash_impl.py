@@ -35,8 +35,9 @@ def implementations() -> list[str]:
     return list(list_flash_attention_impls())
 
 
-def resolve(name: Any, where: str = "flash_attention") -> str:
-    """The registered name for ``name`` (case-insensitive); ConfigError naming ``where`` and the choices."""
+def resolve(name: Any, where: str = "flash_attention", padding_free: bool = False) -> str:
+    """The registered name for ``name`` (case-insensitive); ConfigError naming ``where`` and the choices, or
+    (``padding_free``) when this torch cannot train padding-free batches with it (:func:`check_padding_free`)."""
     import torch
 
     names = implementations()
@@ -46,9 +47,34 @@ def resolve(name: Any, where: str = "flash_attention") -> str:
     if isinstance(name, str):
         by_lower = {n.lower(): n for n in names}
         if name.lower() in by_lower:
+            if padding_free:
+                check_padding_free(by_lower[name.lower()])
             return by_lower[name.lower()]
     raise ConfigError(f"{where}: unknown implementation {name!r}{did_you_mean(str(name), names, n=1)}; "
                       f"choose one of {', '.join(names)}")
+
+
+def check_padding_free(impl: str) -> None:
+    """ConfigError when this torch's FA4 glue refuses the backward of padding-free attention (``varlen_attn``).
+
+    torch 2.11's ``torch.nn.attention._fa4`` refuses every backward given window sizes, and ``varlen_attn`` always
+    gives them (-1, -1: no window): "windowed attention not supported" at the first training step (seen on an H100,
+    2026-11-27). torch 2.13's glue takes them. Told apart by the check's own parameters, not by version.
+    """
+    if impl != "FA4":
+        return
+    import inspect
+
+    import torch
+
+    try:
+        from torch.nn.attention._fa4 import _fa4_backward_support_error as check
+    except ImportError:
+        return
+    if "window_size_left" in inspect.signature(check).parameters:
+        raise ConfigError(f"flash_attention FA4 cannot train padding-free batches on torch {torch.__version__} (its FA4 glue "
+                          "refuses varlen_attn's backward); set batching.padding_free: false (SDPA then runs FA4 on padded "
+                          "batches), upgrade torch (2.13 takes it), or leave flash_attention out")
 
 
 def attention_dropout(encoder: Any) -> float:
@@ -61,13 +87,14 @@ def attention_dropout(encoder: Any) -> float:
     return 0.0
 
 
-def activate(name: Any, encoder: Any) -> str:
+def activate(name: Any, encoder: Any, padding_free: bool = False) -> str:
     """Make ``name``'s kernels torch's flash attention for this process; returns the registered name.
 
-    ConfigError when torch has no such implementation, the encoder has attention dropout, or the
-    kernels' package does not import (naming what to install).
+    ConfigError when torch has no such implementation, the encoder has attention dropout, the
+    kernels' package does not import (naming what to install), or (``padding_free``) torch cannot
+    train padding-free batches with them.
     """
-    impl = resolve(name)
+    impl = resolve(name, padding_free=padding_free)
     dropout = attention_dropout(encoder)
     if dropout:
         raise ConfigError(f"flash_attention {impl} has no attention dropout, and this encoder's is {dropout:g}; set "

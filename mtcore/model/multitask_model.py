@@ -140,7 +140,7 @@ class MultitaskModel(nn.Module):
         if flash_attention is not None:
             from mtcore.model.flash_impl import activate
 
-            self.flash_attention = activate(flash_attention, self.encoder)
+            self.flash_attention = activate(flash_attention, self.encoder, padding_free=bool(padding_free))
         if padding_free:
             self.enable_padding_free()
         self.eval()
@@ -149,6 +149,10 @@ class MultitaskModel(nn.Module):
         """Accept padding-free batches (``token_index``, ``cu_seqlens``); ConfigError where the encoder cannot."""
         from mtcore.model import padding_free
 
+        if self.flash_attention:
+            from mtcore.model.flash_impl import check_padding_free
+
+            check_padding_free(self.flash_attention)
         if self._position_offset is None:
             self._position_offset = padding_free.enable(self.encoder, uses_token_type_ids=self.uses_token_type_ids, pooler=self.has_pooler)
 

@@ -260,7 +260,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         check_load_heads(config.encoder.path)
     if config.compile.enabled:
         _check_compile_backend(config.compile.backend)
-    _check_encoder_options(config.encoder.options)
+    _check_encoder_options(config.encoder.options, config.batching.padding_free)
     if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
         warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
                       "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=2)
@@ -297,7 +297,7 @@ def encoder_option_names() -> list[str]:
     return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _SET_ELSEWHERE]
 
 
-def _check_encoder_options(options: dict[str, Any]) -> None:
+def _check_encoder_options(options: dict[str, Any], padding_free: bool = False) -> None:
     """Every ``encoder.options`` key is a model option (with did-you-mean); ``fp32_residual`` is a boolean;
     ``flash_attention`` names an implementation torch knows."""
     names = encoder_option_names()
@@ -314,7 +314,7 @@ def _check_encoder_options(options: dict[str, Any]) -> None:
     if options.get("flash_attention") is not None:
         from mtcore.model.flash_impl import resolve
 
-        resolve(options["flash_attention"], where="config key 'encoder.options.flash_attention'")
+        resolve(options["flash_attention"], where="config key 'encoder.options.flash_attention'", padding_free=padding_free)
 
 
 def _check_packed_attention(config: Any) -> None:

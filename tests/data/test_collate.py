@@ -103,3 +103,22 @@ def test_batch_carries_name_size_real_tokens_and_ids():
     assert isinstance(batch, Batch)
     assert (batch.name, batch.size, batch.num_tokens, batch.idx) == ("rsg:terra", 2, 10, [10, 11])
     assert batch.to("cpu") is batch and batch.data["input_ids"].shape == (2, 6)
+
+
+def test_a_batch_with_no_padded_position_goes_to_the_model_without_its_all_ones_mask():
+    from mtcore.data.batch import model_inputs
+
+    same_length = [ROWS[0], {**ROWS[0], "input_ids": [2, 9, 9, 3], "labels": 0}]
+    full = Collator(0, "pair_classification")(same_length)
+    assert full.no_padding and full["attention_mask"].all()
+    assert set(model_inputs(full)) == {"input_ids", "token_type_ids", "labels"}
+    assert all(model_inputs(full)[key] is full[key] for key in model_inputs(full))
+    assert full.to("cpu").no_padding  # moving the tensors keeps the flag
+    padded = [Collator(0, "pair_classification")(ROWS),  # rows of two lengths
+              Collator(0, "pair_classification", pad_to_multiple_of=8)(same_length),  # padded up to 8
+              Collator(0, "pair_classification", padding_free=True)(same_length),  # the packed encoder reads the mask
+              Collator(0, "multiple_choice")([{"input_ids": [[2, 5, 3], [2, 6, 3]], "labels": 0}])]  # choices are flattened
+    for batch in padded:
+        assert not batch.no_padding and model_inputs(batch) is batch
+    plain = {"input_ids": full["input_ids"], "attention_mask": full["attention_mask"]}
+    assert model_inputs(plain) is plain  # a plugin collator's own dict is passed on as it is

@@ -308,3 +308,13 @@ def test_sampler_settings_that_mode_all_never_uses_are_warned_about():
         warnings.simplefilter("error")
         plan_run(load_config(BASE, ["loss.strategy=sum"]))
         plan_run(load_config(BASE, ["sampler.name=fixed", "tasks.0.weight=3"]))
+
+
+def test_fa4_with_padding_free_batches_is_refused_at_planning_where_torchs_glue_cannot_train_it(monkeypatch):
+    fa4 = pytest.importorskip("torch.nn.attention._fa4")
+    monkeypatch.setattr(fa4, "_fa4_backward_support_error", lambda grad_out, query, key, value, out, logsumexp, dropout_p,
+                        cum_seq_q, window_size_left, window_size_right: None)  # torch 2.11's signature
+    overrides = ["precision=bf16", "encoder.options.flash_attention=FA4", "encoder.options.encoder_kwargs={attention_probs_dropout_prob: 0}"]
+    message = error_of(BASE, [*overrides, "batching.padding_free=true"], plan=True)
+    assert message.startswith("flash_attention FA4 cannot train padding-free batches on torch ")
+    plan_run(load_config(BASE, overrides))  # padded batches: SDPA runs FA4
