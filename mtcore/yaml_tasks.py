@@ -172,8 +172,14 @@ def tasks_from_package(package: str, resource: str = "tasks.yaml", *, plugin: st
     origin = f"{package}/{resource}"
     try:
         text = resources.files(package).joinpath(resource).read_text(encoding="utf-8")
-    except (OSError, ModuleNotFoundError) as exc:
-        raise ConfigError(f"cannot read task definitions {origin}: {exc}") from None
+    except ModuleNotFoundError as exc:
+        hint = f" (the import package, e.g. {package.replace('-', '_')!r}, not the distribution name)" if "-" in package else ""
+        raise ConfigError(f"cannot read task definitions {origin}: {exc}{hint}") from None
+    except OSError as exc:
+        shipped = sorted(item.name for item in resources.files(package).iterdir() if item.name.endswith((".yaml", ".yml")))
+        found = (f"the YAML files in {package} are: {', '.join(shipped)}" if shipped else
+                 f"{package} holds no YAML file: put it in the package's folder and list it under [tool.setuptools.package-data]")
+        raise ConfigError(f"cannot read task definitions {origin}: {exc.strerror or exc}; {found}") from None
     tasks = _build_all(_definitions(_read_yaml(text, origin), origin), origin, package=package, plugin=plugin)
     _no_duplicates(tasks, origin)
     return tasks
@@ -195,6 +201,7 @@ def _build_all(definitions: list[Mapping[str, Any]], origin: str, **options: Any
         except ConfigError as exc:
             message = str(exc).removeprefix("task definition: ")
             name = definition.get("name") if isinstance(definition, Mapping) else None
+            message = message.removeprefix(f"task {name!r}: ") if isinstance(name, str) else message
             which = f"task {number} of {len(definitions)}" + (f" ({name!r})" if isinstance(name, str) else "")
             raise ConfigError(f"{origin}, {which}: {message}") from None
     return tasks

@@ -35,6 +35,9 @@ EXAMPLE_TASK = "example"
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _PLUGIN = re.compile(r"^[a-z][a-z0-9_]*$")
+#: Short names mtcore itself uses in task ids: its built-ins, and ``user`` for the tasks a training
+#: config defines (``define:``) or Python code registers (``mtcore.plugins.register_task``).
+RESERVED_PLUGIN_NAMES = {"mtcore": "mtcore's built-in components", "user": "tasks a training config defines (ids user:<task>)"}
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,11 @@ def plugin_names(name: str, plugin: str | None = None) -> PluginNames:
         )
     package = name.replace("-", "_")
     short = plugin if plugin is not None else re.sub(r"^mt[-_]", "", name).replace("-", "_")
+    fix = "pass another --plugin" if plugin is not None else f"pass --plugin NAME (the short name derived from {name!r} was {short!r})"
     if not _PLUGIN.match(short):
-        raise UsageError(f"plugin short name {short!r} is not valid: use lowercase letters, digits and '_', starting with a letter (--plugin)")
+        raise UsageError(f"plugin short name {short!r} is not valid: use lowercase letters, digits and '_', starting with a letter; {fix}")
+    if short in RESERVED_PLUGIN_NAMES:
+        raise UsageError(f"plugin short name {short!r} is reserved for {RESERVED_PLUGIN_NAMES[short]}; {fix}")
     if keyword.iskeyword(package) or package in sys.stdlib_module_names or package in ("mtcore", "test", "tests"):
         raise UsageError(f"plugin name {name!r} would make a package {package!r} that clashes with Python or mtcore; choose another name")
     if importlib.util.find_spec(package) is not None:

@@ -5,6 +5,10 @@ each of its tasks:
 
 * the plugin loads (entry point importable, hooks spelled right, nothing raised) and importing
   its entry-point module pulls in no heavy library (torch, transformers, datasets);
+* it registers something, and no hook returns what it should pass to ``register`` (mtcore
+  ignores what a hook returns, so ``return [task]`` would register nothing, silently);
+* a plugin that is "not installed" because its distribution is installed without an entry point
+  in the ``mtcore`` group (a misspelled group, another entry-point name) says so;
 * every lazy ``"module:attr"`` reference resolves: components, ``preprocess`` functions, source
   loaders;
 * labels are consistent (no duplicates, ``label_values`` / ``label_aliases`` match ``labels``);
@@ -18,13 +22,14 @@ them at once.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import distributions, entry_points
 
 from mtcore.errors import MtError
 from mtcore.hookspecs import PROJECT
@@ -197,6 +202,52 @@ def _entry_point_module(plugin: str) -> str | None:
     return None
 
 
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _not_installed_hint(name: str) -> str:
+    """Why plugin ``name`` has no entry point: its distribution declares it in another group or name."""
+    wanted = {_canonical(name), _canonical(f"mt-{name}")}
+    for dist in distributions():
+        dist_name = dist.metadata["Name"] or ""
+        eps = list(dist.entry_points)
+        if _canonical(dist_name) not in wanted and not any(ep.name == name and ep.group != PROJECT for ep in eps):
+            continue
+        own = [ep for ep in eps if ep.group == PROJECT]
+        if own:
+            names = ", ".join(sorted(ep.name for ep in own))
+            return (f"distribution {dist_name} is installed and declares the plugin as {names!r} in the {PROJECT!r} group: "
+                    f"check that name (task ids are {own[0].name}:<task>), or rename the entry point and reinstall")
+        groups = ", ".join(sorted({ep.group for ep in eps})) or "none"
+        return (f"distribution {dist_name} is installed but has no entry point in the {PROJECT!r} group (its entry-point groups: {groups}); "
+                f"write [project.entry-points.{PROJECT}] {name} = \"<package>.plugin\" in its pyproject.toml and reinstall (pip install -e .)")
+    return ""
+
+
+def _hook_return_problems(module_name: str) -> list[str]:
+    """Hooks that return a value (mtcore ignores it) instead of passing things to ``register``."""
+    import importlib
+
+    from mtcore.plugins import HOOK_NAMES
+
+    module = importlib.import_module(module_name)
+    problems = []
+    for hook in HOOK_NAMES:
+        function = getattr(module, hook, None)
+        if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
+            continue
+        try:
+            wants_register = "register" in inspect.signature(function).parameters
+            returned = function(lambda *args, **kwargs: None) if wants_register else function()
+        except Exception:  # a raising hook is already reported as a load failure
+            continue
+        if returned is not None:
+            thing = "register(task) once per task" if hook == "mt_register_tasks" else "register(name, factory, ...) once per component"
+            problems.append(f"{hook}() returned a {type(returned).__name__}, which mtcore ignores: call {thing} instead of returning")
+    return problems
+
+
 def check_plugin(
     name: str,
     *,
@@ -218,7 +269,9 @@ def check_plugin(
     where = f"plugin {name!r}"
     if not infos:
         installed = ", ".join(sorted(p.name for p in registry.plugins)) or "none"
-        report.problems.append(Problem(where, f"is not installed (entry points in group {PROJECT!r}: {installed}); run 'pip install -e .' in the plugin's folder"))
+        hint = _not_installed_hint(name)
+        report.problems.append(Problem(where, hint or f"is not installed (entry points in group {PROJECT!r}: {installed}); "
+                                              "run 'pip install -e .' in the plugin's folder"))
         return report
     for info in infos:
         if info.status != "ok":
@@ -242,9 +295,18 @@ def check_plugin(
                 problem = _check_ref(component.ref, f"{kind} {component.id!r}")
                 if problem:
                     report.problems.append(Problem(where, problem))
-        for task in registry.find_tasks(plugin=info.name):
+        tasks = registry.find_tasks(plugin=info.name)
+        for task in tasks:
             report.task_ids.append(task.id)
             report.problems.extend(check_task(task, registry=registry, sample=sample))
+        if info.builtin:
+            continue
+        module = _entry_point_module(info.name)
+        returned = _hook_return_problems(module) if module else []
+        report.problems.extend(Problem(where, message) for message in returned)
+        if not returned and not tasks and info.components == 0:
+            report.problems.append(Problem(where, "registers no task and no component: its hooks must call register(...) "
+                                                  "(see docs/hooks.md)"))
     return report
 
 

@@ -16,7 +16,7 @@ Fixtures:
 
 For a plugin's own test suite, :func:`plugin_test_fixtures` makes the fixtures that need to know
 the package (``registry``, ``read_source``, a ``tiny_encoder`` whose vocabulary holds the words
-of the package's samples); in ``tests/conftest.py``::
+of the package's data files); in ``tests/conftest.py``::
 
     from mtcore.testing.pytest_plugin import plugin_test_fixtures
 
@@ -93,7 +93,11 @@ def plugin_test_fixtures(package: str) -> tuple[Any, Any, Any]:
     * ``read_source(task, source, splits=("train", "validation", "test"), **options)`` — a task's
       source read as mtcore reads it, ``{split: Dataset}``, with a per-test datasets cache;
     * ``tiny_encoder`` (session) — a tiny random BERT whose vocabulary holds the words of the
-      package's ``sample/`` files, built offline.
+      package's data files (``.jsonl``/``.json``/``.csv``/``.tsv``, in ``sample/``, ``data/`` or
+      anywhere in it), built offline.
+
+    ``package`` is the import package (``mt_toxic``); the plugin's entry-point or distribution
+    name (``toxic``, ``mt-toxic``) works too.
     """
 
     @pytest.fixture(scope="session")

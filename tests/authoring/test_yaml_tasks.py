@@ -96,7 +96,7 @@ def test_a_yaml_file_of_definitions(tmp_path):
     ("tasks:\n  - {name: a, kind: text_clasification, labels: [x, y]}\n", "kind 'text_clasification' is not valid"),
     ("tasks:\n  - {name: a, kind: regression, files: {train: [1, 2]}}\n", "files.train must be a path"),
     ("tasks:\n  - {name: a, kind: regression, files: {train: a.jsonl, valid: b.jsonl}}\n",
-     "task 'a': files.valid is not a split (did you mean 'validation'?); the splits are train, validation, test"),
+     "task 1 of 1 ('a'): files.valid is not a split (did you mean 'validation'?); the splits are train, validation, test"),
     ("tasks:\n  - {name: a, kind: regression, files: {trian: a.jsonl}}\n", "files.trian is not a split (did you mean 'train'?)"),
     ("tasks:\n  - {name: a, kind: regression, format: xml, files: a.xml}\n", "format 'xml' is not one of"),
     ("tasks:\n  - {name: a, kind: regression}\n  - {name: a, kind: regression}\n", "task 'a' is defined twice"),

@@ -1,0 +1,205 @@
+"""Mistakes a new plugin author makes, found by following the docs (a user study), and what they get.
+
+Each fake plugin here is "installed" by putting a package and its ``.dist-info`` (with
+``entry_points.txt``) on ``sys.path``, which is all ``importlib.metadata`` needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from mtcore.cli import scaffold
+from mtcore.errors import ConfigError, PluginError, UsageError
+from mtcore.plugins import load_registry
+from mtcore.testing import check_plugin
+from mtcore.testing.smoke import smoke_train
+from mtcore.testing.sources import sample_words
+from mtcore.yaml_tasks import task_from_definition, tasks_from_package
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GOOD_HOOK = '''
+from mtcore.hookspecs import hookimpl
+from mtcore.task import Source, Task
+
+
+def task():
+    return Task(name="reviews", kind="text_classification", labels=("negative", "positive"), inputs={"text": "review"},
+                sources={"sample": Source.sample(__package__, "jsonl", {"train": "data/train.jsonl", "validation": "data/validation.jsonl"})})
+
+
+@hookimpl
+def mt_register_tasks(register):
+    BODY
+'''
+ROWS = '{"review": "lovely tea", "label": "positive"}\n{"review": "awful smell", "label": "negative"}\n'
+
+
+@pytest.fixture
+def install(tmp_path):
+    """``install(package, body, group="mtcore", ep_name=None)``: a plugin package on sys.path."""
+    added: list[str] = []
+
+    def make(package: str, body: str, *, group: str = "mtcore", ep_name: str | None = None) -> str:
+        root = tmp_path / package
+        (root / package / "data").mkdir(parents=True)
+        (root / package / "__init__.py").write_text("")
+        (root / package / "plugin.py").write_text(GOOD_HOOK.replace("BODY", body))
+        for split in ("train", "validation"):
+            (root / package / "data" / f"{split}.jsonl").write_text(ROWS)
+        dist = root / f"{package}-0.1.0.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1.0\n")
+        plugin = ep_name or package.removeprefix("mt_")
+        (dist / "entry_points.txt").write_text(f"[{group}]\n{plugin} = {package}.plugin\n")
+        sys.path.insert(0, str(root))
+        added.append(str(root))
+        importlib.invalidate_caches()
+        return plugin
+
+    yield make
+    for path in added:
+        sys.path.remove(path)
+    for name in [m for m in sys.modules if m.startswith("mt_study_")]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+    load_registry(refresh=True, warn=False)
+
+
+# ---- check_plugin: what loads "ok" yet registers nothing ----------------------------------------
+def test_a_sound_plugin_has_no_problems(install):
+    plugin = install("mt_study_good", "register(task())")
+    report = check_plugin(plugin, light_import=False)
+    assert report.ok, report.format()
+    assert report.task_ids == ["study_good:reviews"]
+
+
+def test_a_hook_returning_its_tasks_is_reported(install):
+    plugin = install("mt_study_returns", "return [task()]")
+    report = check_plugin(plugin, light_import=False)
+    assert not report.ok
+    (problem,) = report.problems
+    assert problem.message == ("mt_register_tasks() returned a list, which mtcore ignores: "
+                               "call register(task) once per task instead of returning")
+
+
+def test_a_plugin_registering_nothing_is_reported(install):
+    plugin = install("mt_study_nothing", "pass")
+    report = check_plugin(plugin, light_import=False)
+    assert [p.message for p in report.problems] == [
+        "registers no task and no component: its hooks must call register(...) (see docs/hooks.md)"]
+
+
+def test_an_entry_point_in_a_misspelled_group_is_named(install):
+    install("mt_study_group", "register(task())", group="mt_core")
+    (problem,) = check_plugin("study_group", light_import=False).problems
+    assert "distribution mt-study-group is installed but has no entry point in the 'mtcore' group" in problem.message
+    assert "(its entry-point groups: mt_core)" in problem.message
+    assert "[project.entry-points.mtcore] study_group = " in problem.message and "\n" not in problem.message
+
+
+def test_an_entry_point_under_another_name_is_named(install):
+    install("mt_study_named", "register(task())", ep_name="other_name")
+    (problem,) = check_plugin("study_named", light_import=False).problems
+    assert "declares the plugin as 'other_name' in the 'mtcore' group" in problem.message
+
+
+def test_smoke_train_names_the_plugin_failure_not_just_an_unknown_task(install, tmp_path):
+    install("mt_study_broken", "register({'name': 'reviews'})")
+    load_registry(refresh=True, warn=False)
+    with pytest.raises(PluginError) as caught:
+        smoke_train("study_broken:reviews", output_dir=tmp_path / "run", steps=1)
+    message = str(caught.value)
+    assert message.startswith("task 'study_broken:reviews' is not registered because plugin 'study_broken'")
+    assert "failed to load: TypeError: register() expects a mtcore.task.Task, got dict" in message
+    assert not (tmp_path / "run").exists()
+
+
+# ---- plugin_test_fixtures' tiny encoder: samples not under sample/ -----------------------------
+def test_sample_words_reads_data_files_wherever_the_package_keeps_them(install):
+    install("mt_study_words", "register(task())")  # its sample is in data/, as docs/writing-plugins.md section 7 ships it
+    assert {"lovely", "tea", "awful", "smell", "positive"} <= set(sample_words("mt_study_words"))
+    assert sample_words("mt_study_words", "sample") == []  # a folder that is not there: no words, no crash
+
+
+def test_plugin_test_fixtures_take_the_plugin_or_distribution_name_too(install):
+    from mtcore.testing.sources import package_of
+
+    plugin = install("mt_study_names", "register(task())")
+    assert package_of(plugin) == package_of("mt-study-names") == package_of("mt_study_names") == "mt_study_names"
+    with pytest.raises(ValueError, match=r"'mt-no-such-thing' is neither an importable package nor an installed plugin"):
+        package_of("mt-no-such-thing")
+
+
+# ---- mt new-plugin: reserved and derived short names ---------------------------------------------
+@pytest.mark.parametrize("name, plugin, fragment", [
+    ("mt-user", None, "plugin short name 'user' is reserved for tasks a training config defines (ids user:<task>); "
+                      "pass --plugin NAME (the short name derived from 'mt-user' was 'user')"),
+    ("mt-unused-name", "user", "plugin short name 'user' is reserved for tasks a training config defines (ids user:<task>); "
+                               "pass another --plugin"),
+    ("mt-1x", None, "plugin short name '1x' is not valid: use lowercase letters, digits and '_', starting with a letter; "
+                    "pass --plugin NAME (the short name derived from 'mt-1x' was '1x')"),
+])
+def test_short_names_that_cannot_work_are_refused_with_the_fix(name, plugin, fragment):
+    with pytest.raises(UsageError) as caught:
+        scaffold.plugin_names(name, plugin)
+    assert str(caught.value) == fragment
+
+
+def test_the_scaffolded_pyproject_says_to_adapt_the_package_data(tmp_path):
+    _, target, _ = scaffold.create_plugin("mt-study-pkgdata", tmp_path / "p")
+    text = (target / "pyproject.toml").read_text()
+    assert "change the pattern with your files (sample/*.csv, tasks.yaml, data/*)" in text
+
+
+# ---- YAML tasks in a plugin ------------------------------------------------------------------------
+def test_yaml_errors_name_the_task_once(install):
+    install("mt_study_yaml", "register(task())")
+    package_dir = Path(importlib.import_module("mt_study_yaml").__file__).parent
+    (package_dir / "tasks.yaml").write_text("tasks:\n  - {name: a, kind: text_clasification, labels: [x, y], files: data/train.jsonl}\n")
+    with pytest.raises(ConfigError) as caught:
+        tasks_from_package("mt_study_yaml")
+    assert str(caught.value).startswith("mt_study_yaml/tasks.yaml, task 1 of 1 ('a'): kind 'text_clasification' is not valid")
+    with pytest.raises(ConfigError) as caught:
+        tasks_from_package("mt_study_yaml", "task.yaml")
+    assert str(caught.value) == ("cannot read task definitions mt_study_yaml/task.yaml: No such file or directory; "
+                                 "the YAML files in mt_study_yaml are: tasks.yaml")
+    with pytest.raises(ConfigError, match=r"No module named 'mt-study-yaml' \(the import package, e.g. 'mt_study_yaml', not the distribution name\)"):
+        tasks_from_package("mt-study-yaml")
+
+
+# ---- the docs' examples do what the docs say ----------------------------------------------------
+def _yaml_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", markdown, flags=re.S)
+
+
+def test_the_tutorials_plugin_yaml_gives_a_local_source_for_the_users_files():
+    import yaml
+
+    tutorial = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    section = tutorial.split("## 7.", 1)[1]
+    definition = yaml.safe_load(_yaml_blocks(section)[0])["tasks"][0]
+    task = task_from_definition(definition, package="mt_toxic", plugin="toxic")
+    assert set(task.sources) == {"sample", "local"}
+    assert task.sources["local"].kind == "local"
+
+
+def test_the_hook_rules_name_the_return_rule_and_the_reserved_names():
+    hooks = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
+    rules = hooks.split("## `mt_register_tasks", 1)[0]
+    assert "**Call `register`, return nothing.**" in rules
+    for name in scaffold.RESERVED_PLUGIN_NAMES:
+        assert f"`{name}`" in rules.split("**Reserved names.**", 1)[1]
+    assert "must be called `register`" in rules
+
+
+def test_the_tutorial_says_how_to_set_up_multiple_choice_and_the_registry_fixture():
+    tutorial = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
+    assert "`multiple_choice` and `regression` tasks take no `labels`" in tutorial
+    assert 'mt_registry.task("toxic:example")' in tutorial
+    assert "changes to `pyproject.toml` (the entry point, its group or name) need `pip install -e`" in tutorial
