@@ -65,6 +65,9 @@ def _hook_problems(module: Any) -> list[str]:
         marked = getattr(value, _IMPL_MARK, None) is not None
         if marked and attr not in HOOK_NAMES:
             problems.append(f"unknown hook {attr!r}{did_you_mean(attr, HOOK_NAMES, n=1)}")
+        elif marked and (unknown := _unknown_arguments(value, attr)):
+            problems.append(f"hook {attr!r} takes {', '.join(map(repr, unknown))}: its argument must be named 'register' "
+                            f"(def {attr}(register))")
         elif not marked and attr in HOOK_NAMES:
             problems.append(f"{attr!r} is not decorated with @mtcore.hookimpl, so mtcore would never call it")
         implemented += marked
@@ -72,6 +75,30 @@ def _hook_problems(module: Any) -> list[str]:
         problems.append(f"module {module.__name__!r} implements no mtcore hook: decorate functions named "
                         "mt_register_tasks, mt_register_heads, ... with @mtcore.hookimpl (see docs/hooks.md)")
     return problems
+
+
+def _unknown_arguments(function: Any, hook_name: str) -> list[str]:
+    """Arguments of a hook implementation that its hookspec does not have (pluggy's error is unreadable)."""
+    import inspect
+
+    try:
+        given = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return []
+    spec = inspect.signature(getattr(hookspecs, hook_name)).parameters
+    return [name for name in given if name not in spec]
+
+
+def _check_entry_point(ep: EntryPoint, loaded: Any) -> None:
+    """A plugin is a module (or a namespace object) of hooks, under a name of its own."""
+    import inspect
+
+    if inspect.isfunction(loaded) or inspect.ismethod(loaded):
+        raise PluginError(f"entry point '{ep.name} = {ep.value}' names the function {loaded.__name__!r}, not the module of "
+                          f"hooks: write {ep.name} = \"{ep.module}\" in its pyproject.toml and reinstall")
+
+
+RESERVED_NAMES = {"user": "the tasks a training config defines (user:<task>)", "mtcore": "mtcore's built-in components"}
 
 
 def _collect(pm: pluggy.PluginManager, plugin_name: str) -> tuple[list, list]:
@@ -95,7 +122,10 @@ def _collect(pm: pluggy.PluginManager, plugin_name: str) -> tuple[list, list]:
         hook_impls = [h for h in getattr(pm.hook, hook_name).get_hookimpls() if h.plugin_name == plugin_name]
         for hook_impl in hook_impls:
             available = {"register": register}
-            hook_impl.function(**{arg: available[arg] for arg in hook_impl.argnames})
+            returned = hook_impl.function(**{arg: available[arg] for arg in hook_impl.argnames})
+            if returned is not None:  # ``return [task]`` would register nothing, silently
+                thing = "register(task) once per task" if hook_name == "mt_register_tasks" else "register(name, factory, ...) once per component"
+                raise PluginError(f"{hook_name}() returned a {type(returned).__name__}, which mtcore ignores: call {thing} instead")
     return tasks, components
 
 
@@ -164,7 +194,11 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
                 raise PluginError(f"the plugin name {ep.name!r} is also used by {seen_names[ep.name]}, which was loaded instead; "
                                   f"rename the entry point in one of their pyproject.toml files")
             seen_names[ep.name] = dist
+            if ep.name in RESERVED_NAMES and not info.builtin:
+                raise PluginError(f"the plugin name {ep.name!r} is reserved for {RESERVED_NAMES[ep.name]}; rename the entry point "
+                                  f"in the [project.entry-points.{hookspecs.PROJECT}] table of its pyproject.toml and reinstall")
             module = ep.load()
+            _check_entry_point(ep, module)
             problems = _hook_problems(module)
             if problems:
                 raise PluginError("; ".join(problems))

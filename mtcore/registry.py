@@ -149,6 +149,10 @@ class Registry:
         return prefix if prefix in self.excluded else None
 
     def _excluded_hint(self, kind: str, name: str, exc: UnknownNameError) -> UnknownNameError:
+        prefix = name.split(":", 1)[0] if ":" in name else None
+        failed = next((info for info in self.failures if prefix in (info.name, info.distribution)), None)
+        if failed is not None:  # not "unknown": its plugin is installed but did not load
+            return UnknownNameError(f"{kind} {name!r} is not registered because {failed.failure_line()}")
         if not self.excluded:
             return exc
         plugin = self.left_out(name)

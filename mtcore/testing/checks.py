@@ -5,8 +5,8 @@ each of its tasks:
 
 * the plugin loads (entry point importable, hooks spelled right, nothing raised) and importing
   its entry-point module pulls in no heavy library (torch, transformers, datasets);
-* it registers something, and no hook returns what it should pass to ``register`` (mtcore
-  ignores what a hook returns, so ``return [task]`` would register nothing, silently);
+* it registers something (a hook that returns its tasks instead of calling ``register`` fails to
+  load, naming the fix);
 * a plugin that is "not installed" because its distribution is installed without an entry point
   in the ``mtcore`` group (a misspelled group, another entry-point name) says so;
 * every lazy ``"module:attr"`` reference resolves: components, ``preprocess`` functions, source
@@ -22,7 +22,6 @@ them at once.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import subprocess
@@ -225,29 +224,6 @@ def _not_installed_hint(name: str) -> str:
     return ""
 
 
-def _hook_return_problems(module_name: str) -> list[str]:
-    """Hooks that return a value (mtcore ignores it) instead of passing things to ``register``."""
-    import importlib
-
-    from mtcore.plugins import HOOK_NAMES
-
-    module = importlib.import_module(module_name)
-    problems = []
-    for hook in HOOK_NAMES:
-        function = getattr(module, hook, None)
-        if not callable(function) or getattr(function, f"{PROJECT}_impl", None) is None:
-            continue
-        try:
-            wants_register = "register" in inspect.signature(function).parameters
-            returned = function(lambda *args, **kwargs: None) if wants_register else function()
-        except Exception:  # a raising hook is already reported as a load failure
-            continue
-        if returned is not None:
-            thing = "register(task) once per task" if hook == "mt_register_tasks" else "register(name, factory, ...) once per component"
-            problems.append(f"{hook}() returned a {type(returned).__name__}, which mtcore ignores: call {thing} instead of returning")
-    return problems
-
-
 def check_plugin(
     name: str,
     *,
@@ -299,12 +275,7 @@ def check_plugin(
         for task in tasks:
             report.task_ids.append(task.id)
             report.problems.extend(check_task(task, registry=registry, sample=sample))
-        if info.builtin:
-            continue
-        module = _entry_point_module(info.name)
-        returned = _hook_return_problems(module) if module else []
-        report.problems.extend(Problem(where, message) for message in returned)
-        if not returned and not tasks and info.components == 0:
+        if not info.builtin and not tasks and info.components == 0:
             report.problems.append(Problem(where, "registers no task and no component: its hooks must call register(...) "
                                                   "(see docs/hooks.md)"))
     return report

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mtcore.cli import scaffold
-from mtcore.errors import ConfigError, PluginError, UsageError
+from mtcore.errors import ConfigError, MtError, PluginError, UsageError
 from mtcore.plugins import load_registry
 from mtcore.testing import check_plugin
 from mtcore.testing.smoke import smoke_train
@@ -84,8 +84,8 @@ def test_a_hook_returning_its_tasks_is_reported(install):
     report = check_plugin(plugin, light_import=False)
     assert not report.ok
     (problem,) = report.problems
-    assert problem.message == ("mt_register_tasks() returned a list, which mtcore ignores: "
-                               "call register(task) once per task instead of returning")
+    assert problem.message.endswith("failed to load: PluginError: mt_register_tasks() returned a list, which mtcore ignores: "
+                                    "call register(task) once per task instead")
 
 
 def test_a_plugin_registering_nothing_is_reported(install):
@@ -112,10 +112,10 @@ def test_an_entry_point_under_another_name_is_named(install):
 def test_smoke_train_names_the_plugin_failure_not_just_an_unknown_task(install, tmp_path):
     install("mt_study_broken", "register({'name': 'reviews'})")
     load_registry(refresh=True, warn=False)
-    with pytest.raises(PluginError) as caught:
+    with pytest.raises(MtError) as caught:
         smoke_train("study_broken:reviews", output_dir=tmp_path / "run", steps=1)
     message = str(caught.value)
-    assert message.startswith("task 'study_broken:reviews' is not registered because plugin 'study_broken'")
+    assert "task 'study_broken:reviews' is not registered because plugin 'study_broken'" in message
     assert "failed to load: TypeError: register() expects a mtcore.task.Task, got dict" in message
     assert not (tmp_path / "run").exists()
 
@@ -203,3 +203,48 @@ def test_the_tutorial_says_how_to_set_up_multiple_choice_and_the_registry_fixtur
     assert "`multiple_choice` and `regression` tasks take no `labels`" in tutorial
     assert 'mt_registry.task("toxic:example")' in tutorial
     assert "changes to `pyproject.toml` (the entry point, its group or name) need `pip install -e`" in tutorial
+
+
+# ---- loading: what `mt plugins` says (mtcore/plugins.py) ---------------------------------------
+def _failure(plugin: str) -> str:
+    registry = load_registry(refresh=True, warn=False)
+    (info,) = [p for p in registry.plugins if p.name == plugin]
+    assert info.status == "failed"
+    return info.error
+
+
+def test_a_hook_that_returns_its_tasks_fails_to_load_instead_of_registering_nothing(install):
+    plugin = install("mt_study_ret", "return [task()]")
+    assert _failure(plugin) == ("PluginError: mt_register_tasks() returned a list, which mtcore ignores: call register(task) "
+                                "once per task instead")
+
+
+def test_a_hook_argument_not_named_register_is_named(install, tmp_path):
+    plugin = install("mt_study_arg", "register(task())")
+    code = tmp_path / "mt_study_arg" / "mt_study_arg" / "plugin.py"
+    code.write_text(code.read_text().replace("def mt_register_tasks(register):\n    register(", "def mt_register_tasks(reg):\n    reg("))
+    assert _failure(plugin) == ("PluginError: hook 'mt_register_tasks' takes 'reg': its argument must be named 'register' "
+                                "(def mt_register_tasks(register))")
+
+
+def test_an_entry_point_naming_the_hook_function_is_named(install, tmp_path):
+    plugin = install("mt_study_fn", "register(task())")
+    entry_points = tmp_path / "mt_study_fn" / "mt_study_fn-0.1.0.dist-info" / "entry_points.txt"
+    entry_points.write_text("[mtcore]\nstudy_fn = mt_study_fn.plugin:mt_register_tasks\n")
+    assert _failure(plugin) == ("PluginError: entry point 'study_fn = mt_study_fn.plugin:mt_register_tasks' names the function "
+                                "'mt_register_tasks', not the module of hooks: write study_fn = \"mt_study_fn.plugin\" in its "
+                                "pyproject.toml and reinstall")
+
+
+def test_a_plugin_named_user_is_refused_at_load(install):
+    install("mt_study_user", "register(task())", ep_name="user")
+    assert _failure("user").startswith("PluginError: the plugin name 'user' is reserved for the tasks a training config defines")
+    assert "user:reviews" not in load_registry(warn=False).tasks
+
+
+def test_a_task_of_a_plugin_that_failed_is_not_called_unknown(install):
+    install("mt_study_failed", "return [task()]")
+    with pytest.raises(MtError) as caught:
+        load_registry(refresh=True, warn=False).task("study_failed:reviews")
+    assert str(caught.value).startswith("task 'study_failed:reviews' is not registered because plugin 'study_failed' "
+                                        "(mt-study-failed 0.1.0) failed to load: PluginError: mt_register_tasks() returned a list")
