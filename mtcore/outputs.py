@@ -51,7 +51,7 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
         if not os.access(target, os.W_OK):
             raise MtError(f"cannot write to {path}: permission denied")
         return
-    if not folder and target.is_dir():
+    if not folder and (target.is_dir() or str(path).endswith(("/", os.sep))):  # "preds/": meant as a folder
         raise UsageError(f"{what} {path} is a folder; give a file path (e.g. {Path(path) / example})")
     if folder and target.is_file():
         raise UsageError(f"{what} {path} is a file; this output is a folder: choose a folder path")

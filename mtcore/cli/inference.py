@@ -135,7 +135,7 @@ def predict(
     split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
     source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg). Default: stdout."),
+    output_arg: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg). Default: stdout."),
     format: str = typer.Option("jsonl", "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
@@ -146,12 +146,13 @@ def predict(
         raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
     if split is None and (source is not None or data_dir is not None):
         raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
+    output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
     writer = _writer(format, output)
     _check_device(device)
-    if output is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
+    if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
         from mtcore.outputs import check_writable
 
-        check_writable(output, folder=format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
+        check_writable(output_arg, folder=format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
     from mtcore.predict.evaluate import task_setups
     from mtcore.predict.inputs import raw_dataset
     from mtcore.predict.locate import load_model, locate, run_config

@@ -35,6 +35,16 @@ def test_output_that_is_a_folder_is_refused_before_predicting(cli, bert_model_di
     assert _listing(tmp_path) == before  # no .tmp-* file in the current folder, nothing in od/
 
 
+def test_output_with_a_trailing_slash_is_a_folder_even_when_it_does_not_exist_yet(cli, bert_model_dir, reviews_file, tmp_path,
+                                                                                   monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "preds/")
+    assert result.exit_code == 2  # it used to write a file named 'preds'
+    _one_error_line(result, "--output preds/ is a folder; give a file path", f"preds{os.sep}predictions.jsonl")
+    assert _listing(tmp_path) == before
+
+
 @linux_proc
 def test_unwritable_output_folder_is_one_line(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
