@@ -83,8 +83,96 @@ def test_a_folder_that_is_not_a_finished_run_is_one_line(runs, tmp_path):
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     (unfinished / "metrics.jsonl").write_text((runs["slow"] / "metrics.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
-    for path, expected in ((tmp_path / "nothing", "give a run directory or the output folder of mt train --seeds"),
-                           (unfinished, "still running or was interrupted (mt train --resume finishes it)")):
+    for path, expected in ((tmp_path / "nothing", "no such file or folder; give a run directory (holding summary.json) or the "
+                            "output folder of mt train --seeds"),
+                           (unfinished, f"still running or was interrupted (mt train --resume finishes it: mt train "
+                            f"{unfinished / 'config.yaml'} --output-dir {unfinished} --resume)")):
         result = CliRunner().invoke(app, ["compare", str(runs["slow"]), str(path)])
         line = result.stderr.strip()
         assert result.exit_code == 2 and len(line.splitlines()) == 1 and str(path) in line and expected in line, line
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = CliRunner().invoke(app, ["compare", *args])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and len(line.splitlines()) == 1 and line.startswith("error: "), (result.exit_code, result.output)
+    assert "Traceback" not in result.output
+    return line
+
+
+def test_a_metric_no_run_recorded_is_one_line_with_did_you_mean(runs):
+    for args in ([str(runs["slow"])], [str(runs["seeds"])], [str(runs["slow"]), "--best"]):
+        line = _one_line_error([*args, "--metric", "acuracy"])
+        assert "--metric 'acuracy'" in line and "did you mean 'accuracy'?" in line and "recorded: accuracy" in line, line
+
+
+def test_paths_that_are_not_runs_name_what_to_give_instead(runs, tmp_path):
+    slow = runs["slow"]
+    checkpoint = sorted((slow / "checkpoints").iterdir())[-1]
+    expected = {
+        str(slow.parent / (slow.name[:-1])): f"no such file or folder (did you mean {str(slow)!r}?)",
+        str(slow / "summary.json"): f"is a file; give the folder that holds it: mt compare {slow}",
+        str(slow / "model"): f"is inside the run {slow}; give the run directory: mt compare {slow}",
+        str(checkpoint): f"is inside the run {slow}; give the run directory: mt compare {slow}",
+        str(slow.parent): f"is a folder of runs, not a run; give the runs themselves: mt compare {runs['fast']}",
+    }
+    for path, fragment in expected.items():
+        line = _one_line_error([path])
+        assert path in line and fragment in line, line
+
+
+def _unfinished_run(runs, folder: Path, last_event: dict) -> Path:
+    folder.mkdir()
+    (folder / "config.yaml").write_text((runs["slow"] / "config.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    lines = (runs["slow"] / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[:2] + [json.dumps(last_event)]
+    (folder / "metrics.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_a_failed_a_preempted_and_an_unfinished_seeds_folder_each_say_what_happened(runs, tmp_path):
+    failed = _unfinished_run(runs, tmp_path / "failed", {"event": "error", "step": 3, "message": "loss of task 'rsg:terra' became "
+                             "NaN or infinite at step 3; training stopped and the last good checkpoint is X (lower optimizer.lr)"})
+    line = _one_line_error([str(runs["slow"]), str(failed)])
+    assert "stopped on an error at step 3: loss of task 'rsg:terra' became NaN or infinite at step 3 (" in line, line
+    preempted = _unfinished_run(runs, tmp_path / "preempted", {"event": "preempted", "step": 2, "signal": "SIGUSR1"})
+    line = _one_line_error([str(preempted)])
+    assert (f"preempted at step 2 (SIGUSR1); continue with mt train {preempted / 'config.yaml'} --output-dir {preempted} "
+            "--resume") in line, line
+    seeds = tmp_path / "seeds"
+    _unfinished_run(runs, seeds.mkdir() or seeds / "seed-42", {"event": "preempted", "step": 1, "signal": "SIGTERM"})
+    line = _one_line_error([str(seeds)])
+    assert "the output folder of mt train --seeds whose seeds have not all finished (no seeds.json yet; seed-42)" in line, line
+
+
+def test_a_seeds_folder_moved_or_recorded_with_relative_paths_keeps_each_tasks_main_metric(runs, tmp_path):
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(runs["seeds"], moved)
+    spread = json.loads((moved / "seeds.json").read_text(encoding="utf-8"))
+    spread["runs"] = {seed: f"elsewhere/seed-{seed}" for seed in spread["runs"]}  # as --seeds -o elsewhere, run from another folder
+    (moved / "seeds.json").write_text(json.dumps(spread), encoding="utf-8")
+    result = CliRunner().invoke(app, ["compare", str(moved), "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    for task in TASKS:
+        assert row["metrics"][task] == _summary(runs["slow"])["tasks"][task]["main_metric"]
+        assert row["tasks"][task] == pytest.approx(spread["final"][f"{task}/{row['metrics'][task]}"]["mean"])
+    for seed in spread["seeds"]:
+        shutil.rmtree(moved / f"seed-{seed}")
+    line = _one_line_error([str(moved)])
+    assert "each task's main metric is unknown; give --metric NAME (recorded: accuracy" in line, line
+    assert CliRunner().invoke(app, ["compare", str(moved), "--metric", "accuracy"]).exit_code == 0
+
+
+def test_runs_of_different_tasks_get_a_warning_that_their_aggregates_differ(runs, tmp_path):
+    other = tmp_path / "one-task"
+    other.mkdir()
+    summary = _summary(runs["slow"])
+    summary["tasks"] = {TASKS[0]: summary["tasks"][TASKS[0]]}
+    (other / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    result = CliRunner().invoke(app, ["compare", str(runs["fast"]), str(other)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip().startswith("warning: the runs trained different sets of tasks, so their aggregates")
+    same = CliRunner().invoke(app, ["compare", str(runs["fast"]), str(runs["slow"])])
+    assert same.exit_code == 0 and "warning" not in same.stderr

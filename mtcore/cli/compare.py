@@ -4,11 +4,16 @@ A RUN is a run directory (its ``summary.json``) or the output folder of ``mt tra
 (its ``seeds.json``: every value is the mean over the seeds, shown with its standard deviation).
 Each task's column is its main metric (``--metric NAME`` picks another, e.g. ``f1_macro`` or
 ``loss``), at the end of the run or, with ``--best``, at the best evaluation. The best value of
-each column is bold (lower is better for ``loss`` and ``mse``). Imports nothing heavy.
+each column is bold (lower is better for ``loss`` and ``mse``); the aggregate only among runs of
+the same tasks (a warning says so otherwise). A ``--metric`` no run recorded, or a RUN that is
+not a finished run (missing, a file, a run's ``model/`` or checkpoint, a folder of runs, a run
+still going, preempted or failed, an unfinished ``--seeds`` folder) is one line naming what to
+give instead, exit 2. Imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from pathlib import Path
@@ -31,12 +36,31 @@ def compare(
     """Compare finished runs side by side: each task's main metric, the aggregate, the steps."""
     from mtcore.cli.output import print_json
 
+    from mtcore.cli.output import warn
+
     part = "best" if best else "final"
     rows = [_read_run(path, part, metric) for path in runs]
+    if metric is not None:
+        _check_metric(metric, rows, part)
+    task_sets = {tuple(sorted(row["tasks"])) for row in rows}
+    if len(task_sets) > 1:  # an aggregate averages its run's tasks: over other tasks it is another number
+        warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
+             "compared (no bold); compare the task columns")
     if as_json:
-        print_json(rows)
+        print_json([{k: v for k, v in row.items() if k != "recorded"} for row in rows])
         return
-    _print_table(rows, part, metric)
+    _print_table(rows, part, metric, compare_aggregates=len(task_sets) == 1)
+
+
+def _check_metric(metric: str, rows: list[dict[str, Any]], part: str) -> None:
+    """``--metric`` must name a metric some run recorded for some task (a typo would show a column of dashes)."""
+    from mtcore.errors import did_you_mean
+
+    recorded = sorted(set().union(*(row["recorded"] for row in rows)))
+    if metric not in recorded:
+        where = "at their best evaluation" if part == "best" else "at the end"
+        raise UsageError(f"--metric {metric!r}: no run recorded it {where}{did_you_mean(metric, recorded)}; "
+                         f"recorded: {', '.join(recorded) or 'none'}")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -50,33 +74,112 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _read_run(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
-    """One row: ``{run, kind, status, steps, aggregate, tasks: {task: value}, metrics: {task: name}, std: {...}}``."""
+    """One row: ``{run, kind, status, steps, aggregate, tasks: {task: value}, metrics: {task: name}, std: {...},
+    recorded: {metric names}}``."""
     if (path / "summary.json").is_file():
         summary = _read_json(path / "summary.json")
         section = summary.get(part) or {}
-        tasks, names = {}, {}
+        tasks, names, recorded = {}, {}, set()
         for task, info in (summary.get("tasks") or {}).items():
+            values = (info.get(part) if isinstance(info, dict) else None) or {}
             names[task] = metric or str(info.get("main_metric"))
-            tasks[task] = _number((info.get(part) or {}).get(names[task]))
+            tasks[task] = _number(values.get(names[task]))
+            recorded.update(str(name) for name in values)
         return {"run": str(path), "kind": "run", "status": summary.get("status"), "steps": summary.get("steps"),
-                "aggregate": _number(section.get("aggregate")), "tasks": tasks, "metrics": names, "std": {}}
+                "aggregate": _number(section.get("aggregate")), "tasks": tasks, "metrics": names, "std": {},
+                "recorded": recorded}
     if (path / "seeds.json").is_file():
         return _read_seeds(path, part, metric)
-    hint = "it is still running or was interrupted (mt train --resume finishes it)" if (path / "metrics.jsonl").is_file() else \
-        "give a run directory or the output folder of mt train --seeds"
-    raise UsageError(f"{path}: no summary.json or seeds.json there: {hint}")
+    raise UsageError(_not_a_run(path))
+
+
+def _not_a_run(path: Path) -> str:
+    """Why ``path`` is neither a finished run nor a --seeds folder, and what to give instead."""
+    known = "a run directory (holding summary.json) or the output folder of mt train --seeds (seeds.json)"
+    if not path.exists():
+        parent = path.parent if str(path.parent) else Path(".")
+        try:
+            siblings = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
+        except OSError:
+            siblings = []
+        close = difflib.get_close_matches(path.name, siblings, n=3, cutoff=0.6)
+        guess = f" (did you mean {' or '.join(repr(str(parent / c)) for c in close)}?)" if close else ""
+        return f"{path}: no such file or folder{guess}; give {known}"
+    if path.is_file():
+        if path.name in ("summary.json", "seeds.json", "metrics.jsonl", "config.yaml"):
+            return f"{path} is a file; give the folder that holds it: mt compare {path.parent}"
+        return f"{path} is a file, not a run; give {known}"
+    if (path / "metrics.jsonl").is_file():
+        return f"{path}: no summary.json there: {_unfinished(path)}"
+    run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    if (run / "summary.json").is_file() and (path.parent.name == "checkpoints" or (path / "mtcore.json").is_file()):
+        return f"{path} is inside the run {run}; give the run directory: mt compare {run}"
+    seeds = sorted(p.name for p in path.glob("seed-*") if (p / "config.yaml").is_file())
+    if seeds:
+        return (f"{path}: the output folder of mt train --seeds whose seeds have not all finished (no seeds.json yet; "
+                f"{', '.join(seeds)}): finish them with mt train CONFIG --seeds ... --output-dir {path} --resume, "
+                f"or compare one seed's run ({path / seeds[0]})")
+    inside = sorted(str(p.parent) for p in path.glob("*/summary.json")) + sorted(str(p.parent) for p in path.glob("*/seeds.json"))
+    if inside:
+        shown = " ".join(inside[:6]) + (" ..." if len(inside) > 6 else "")
+        return f"{path} is a folder of runs, not a run; give the runs themselves: mt compare {shown}"
+    if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
+        return f"{path}: a run that stopped before its first step (only its config.yaml): nothing to compare; give {known}"
+    return f"{path}: no summary.json or seeds.json there; give {known}"
+
+
+def _unfinished(path: Path) -> str:
+    """What the last event of ``metrics.jsonl`` says about a run without ``summary.json``."""
+    last = _last_event(path / "metrics.jsonl")
+    resume = f"mt train {path / 'config.yaml'} --output-dir {path} --resume"
+    if last.get("event") == "error":
+        message = " ".join(str(last.get("message", "")).split()).split("; ", 1)[0]
+        message = message if len(message) <= 120 else message[:117] + "..."
+        return (f"the run stopped on an error at step {last.get('step')}: {message} (its metrics.jsonl has the whole "
+                "message); train it again, or leave it out")
+    if last.get("event") == "preempted":
+        return f"the run was preempted at step {last.get('step')} ({last.get('signal')}); continue with {resume}"
+    return f"it is still running or was interrupted (mt train --resume finishes it: {resume})"
+
+
+def _last_event(path: Path) -> dict[str, Any]:
+    """The last complete JSON line of a (possibly large, possibly growing) ``metrics.jsonl``; {} if none."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            handle.seek(max(0, handle.tell() - 65536))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            return event
+    return {}
 
 
 def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     spread = _read_json(path / "seeds.json")
     stats = spread.get(part) or {}
+    seeds = spread.get("seeds") or []
     main: dict[str, str] = {}
-    for run_dir in (spread.get("runs") or {}).values():  # each task's main metric, from one seed's summary
-        summary_path = Path(str(run_dir)) / "summary.json"
+    stored = spread.get("runs") or {}
+    # each task's main metric, from one seed's summary: the seed folder beside seeds.json first (the paths
+    # seeds.json holds may be relative to the folder training ran in, or the folder may have moved)
+    places = [path / f"seed-{seed}" for seed in seeds] + [Path(str(run_dir)) for run_dir in stored.values()]
+    for run_dir in places:
+        summary_path = run_dir / "summary.json"
         if summary_path.is_file():
             main = {t: str(i.get("main_metric")) for t, i in (_read_json(summary_path).get("tasks") or {}).items()}
             break
     seen = {key.rsplit("/", 1)[0] for key in stats if "/" in key}
+    recorded = {key.rsplit("/", 1)[1] for key in stats if "/" in key}
+    if metric is None and seen - set(main):
+        raise UsageError(f"{path}: none of its seeds' run directories ({path / 'seed-<seed>'}) holds a summary.json, so "
+                         f"each task's main metric is unknown; give --metric NAME (recorded: {', '.join(sorted(recorded))})")
     tasks = [t for t in main if t in seen] + sorted(seen - set(main))
     values, std, names = {}, {}, {}
     for task in tasks:
@@ -85,16 +188,15 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
         values[task], std[task] = _number(entry.get("mean")), _number(entry.get("std"))
     aggregate = stats.get("aggregate") or {}
     std["aggregate"] = _number(aggregate.get("std"))
-    seeds = spread.get("seeds") or []
     return {"run": str(path), "kind": f"{len(seeds)} seeds", "status": "completed", "steps": None,
-            "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std}
+            "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded}
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) else None
 
 
-def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str]) -> None:
+def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], compare_aggregates: bool = True) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -107,7 +209,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str]) -
     for column in ("run", "status", "steps", "aggregate", *tasks):
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
-    winners = {"aggregate": _winner([r["aggregate"] for r in rows], False)}
+    winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
     winners.update({task: _winner([r["tasks"].get(task) for r in rows], named[task] in LOWER_IS_BETTER) for task in tasks})
     for index, row in enumerate(rows):
         cells = []

@@ -15,6 +15,7 @@ import typer
 
 if TYPE_CHECKING:
     from mtcore.train.preemption import Preempted
+    from mtcore.train.trainer import Trainer
 
 
 def train(
@@ -28,10 +29,11 @@ def train(
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
-    from mtcore.train.preemption import Preempted
+    from mtcore.train.preemption import KeptSignals, Preempted
 
     try:
-        _train(config, overrides or [], output_dir, resume, seeds)
+        with KeptSignals():  # a SIGTERM/SIGUSR1 while the run is built stops it after its first step, with a checkpoint
+            _train(config, overrides or [], output_dir, resume, seeds)
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
         _report_preemption(stop, config, overrides or [], seeds)
         raise typer.Exit(stop.exit_code) from None
@@ -47,6 +49,8 @@ def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume
         _train_seeds(config, overrides, output_dir, resume, seeds)
         return
     trainer = Trainer(config, output_dir, overrides=overrides, resume=resume)
+    if resume and _already_finished(trainer):
+        return
     summary = trainer.train()  # a run that fails while starting leaves nothing behind (build_engine)
     engine = trainer.engine
     if engine is not None and engine.is_main:
@@ -58,6 +62,21 @@ def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume
         if best.get("aggregate") is not None:
             parts.append(f"best {best['aggregate']:.4f} at step {best['step']}")
         print("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}", flush=True)
+
+
+def _already_finished(trainer: Trainer) -> bool:
+    """``--resume`` of a finished run (:meth:`Trainer.finished_summary`): say so; nothing is trained or changed."""
+    from mtcore.train.distributed import is_main_process
+
+    summary = trainer.finished_summary()
+    if summary is None:
+        return False
+    if is_main_process():
+        final = (summary.get("final") or {}).get("aggregate")
+        shown = f", final aggregate {final:.4f}" if isinstance(final, (int, float)) else ""
+        print(f"already trained: steps {summary.get('steps')}{shown}; run directory {trainer.output_dir} (its summary.json says "
+              "it finished: --resume has nothing to continue, and nothing was changed)", flush=True)
+    return True
 
 
 def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, text: str) -> None:

@@ -293,6 +293,29 @@ class LoggingConfig(Section):
     project: str = "mtcore"
     plot: bool = True
 
+    @field_validator("trackers", mode="before")
+    @classmethod
+    def _a_list_of_trackers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"expected a list, e.g. [{value}] (logging.trackers=[{value}] on the command line)")
+        if isinstance(value, list) and len(set(map(str, value))) < len(value):
+            raise ValueError(f"{value} names a tracker twice; name each once")
+        return value
+
+    @field_validator("project")
+    @classmethod
+    def _tensorboard_folder_inside_the_run(cls, project: str, info: Any) -> str:
+        """TensorBoard writes to ``RUN/<project>/``: not outside the run directory, nor into it (``.``)."""
+        from pathlib import PurePosixPath, PureWindowsPath
+
+        if "tensorboard" in (info.data.get("trackers") or []):
+            parts = PurePosixPath(project.replace("\\", "/")).parts
+            if not parts or ".." in parts or "." in project.split("/") or PurePosixPath(project).is_absolute() \
+                    or PureWindowsPath(project).is_absolute():
+                raise ValueError(f"{project!r} is not a folder name inside the run directory, where TensorBoard writes "
+                                 "(RUN/<logging.project>/); give a plain name, e.g. mtcore")
+        return project
+
 
 class DebugConfig(Section):
     """Test hooks: a NaN loss at one step (``MT_INJECT_NAN_AT_STEP`` in the environment does the

@@ -49,6 +49,32 @@ def _suggest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
     return " (did you mean " + " or ".join(repr(prefix + c) for c in close) + "?)"
 
 
+def _section_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> list[str]:
+    """Every dotted key of the config's sections (``optimizer.layer_decay``, ``schedule.max_steps``, ...)."""
+    keys = []
+    for name in model.model_fields:
+        keys.append(prefix + name)
+        sub = model_at([*prefix.split(".")[:-1], name]) if prefix else model_at([name])
+        if sub is not None and name != "tasks":
+            keys.extend(_section_keys(sub, f"{prefix}{name}."))
+    return keys
+
+
+def _elsewhere(name: str) -> str:
+    """``" (did you mean 'optimizer.layer_decay'?)"`` for a key that belongs to another section (``layer_decay=0.8``,
+    ``optimizer.max_steps``): the sections' keys with that name, or close to it."""
+    keys = [key for key in _section_keys() if "." in key]
+    exact = [key for key in keys if key.rsplit(".", 1)[1] == name]
+    if exact:
+        return " (did you mean " + " or ".join(map(repr, exact[:2])) + "?)"
+    by_name: dict[str, list[str]] = {}
+    for key in keys:
+        by_name.setdefault(key.rsplit(".", 1)[1], []).append(key)
+    close = difflib.get_close_matches(name, list(by_name), n=2, cutoff=0.8)
+    found = [key for match in close for key in by_name[match]][:2]
+    return " (did you mean " + " or ".join(map(repr, found)) + "?)" if found else ""
+
+
 def _literal_choices(loc: tuple[Any, ...]) -> list[str]:
     def collect(tp: Any) -> list[str]:
         if typing.get_origin(tp) is typing.Literal:
@@ -92,7 +118,7 @@ def format_error(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         parent = model_at(loc[:-1])
         prefix = _key(loc[:-1]) + "." if len(loc) > 1 else ""
-        hint = _suggest(str(loc[-1]), parent.model_fields if parent else [], prefix)
+        hint = _suggest(str(loc[-1]), parent.model_fields if parent else [], prefix) or _elsewhere(str(loc[-1]))
         if not hint and parent is not None:
             hint = "; allowed here: " + ", ".join(parent.model_fields)
         return f"config key {key!r} is not allowed{hint}"

@@ -21,10 +21,19 @@ and :class:`Preempted` is raised; ``mt train`` prints one line and exits with
 ``summary.json`` and no ``model/`` are written: the run directory looks like one that is still
 running, which ``--resume`` (and ``--seeds --resume``) continue. A second signal while the
 checkpoint is written is ignored. Ctrl-C (SIGINT) is left alone: it interrupts at once.
+
+Outside the loop, ``mt train`` keeps a signal instead of dying of it (:class:`KeptSignals`, for the
+whole command): one that comes while the run is being built (data read and tokenized, model
+loaded, checkpoint restored) or between two ``--seeds`` runs is handed to the next loop, which
+stops after its first step with a checkpoint, as above. Without it SIGTERM killed the process
+silently while starting (SIGUSR1 too: exit 138), leaving a half-started run folder. One process
+only: under torchrun (``WORLD_SIZE`` > 1) a worker that fails while starting makes torchrun send
+SIGTERM to the others, which must stop at once.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -56,6 +65,48 @@ class Preempted(MtError):
                          f"continue with --resume (Trainer(..., output_dir={str(self.run_dir)!r}, resume=True))")
 
 
+#: A preemption signal ``mt train`` received outside a training loop, for the next loop (0: none).
+_kept = 0
+#: True while :class:`KeptSignals` is active (``mt train``); the Python API keeps the default handlers.
+_keeping = False
+
+
+def _keep(signum: int, frame: FrameType | None) -> None:
+    global _kept
+    if not _kept:
+        _kept = signum
+
+
+class KeptSignals:
+    """``mt train``'s handlers outside its training loops: a SIGTERM/SIGUSR1 is kept for the next loop, which stops
+    after its first step with a checkpoint (:class:`Preemption` takes it), instead of killing the process while it
+    starts. Main thread only; the previous handlers come back at the end."""
+
+    def __init__(self) -> None:
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def __enter__(self) -> KeptSignals:
+        global _kept, _keeping
+        # one process only: torchrun sends SIGTERM to the other workers when one fails while starting, and they must stop
+        several = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
+        if threading.current_thread() is threading.main_thread() and not several:
+            _kept, _keeping = 0, True
+            for sig in preemption_signals():
+                try:
+                    self._previous[sig] = signal.getsignal(sig)
+                    signal.signal(sig, _keep)
+                except (OSError, RuntimeError, ValueError):
+                    self._previous.pop(sig, None)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _kept, _keeping
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+        self._previous.clear()
+        _kept, _keeping = 0, False
+
+
 class Preemption:
     """The signal flag of one training loop; a context manager that installs and restores the handlers."""
 
@@ -67,6 +118,9 @@ class Preemption:
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> Preemption:
+        global _kept
+        if _kept:  # came while the run was being built (mt train): stop after the first step
+            self.signum, _kept = _kept, 0
         if threading.current_thread() is threading.main_thread():
             for sig in preemption_signals():
                 try:
@@ -76,10 +130,13 @@ class Preemption:
                     self._previous.pop(sig, None)
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        global _kept
         for sig, previous in self._previous.items():
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)  # None: set outside Python
         self._previous.clear()
+        if _keeping and self.signum and exc_type is None:  # came while the run finished: the next --seeds run stops
+            _kept = self.signum
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self.signum:  # a second signal (e.g. while the checkpoint is written) changes nothing

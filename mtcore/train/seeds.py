@@ -12,7 +12,6 @@ remaining seeds are not started, and ``--resume`` continues from that seed.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Callable, Iterable, Mapping
@@ -67,24 +66,22 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
 def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, overrides: Iterable[str] = (), resume: bool = False,
                 report: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``config`` once per seed (sequentially); returns (and writes) the spread of the metrics."""
-    from mtcore.train.config_io import check_same_config
-    from mtcore.train.run_dir import RunDir, write_json
+    from mtcore.train.run_dir import write_json
     from mtcore.train.trainer import Trainer
 
     seeds, overrides = _checked_seeds(seeds), list(overrides)
+    _refuse_a_run_directory(Path(output_dir))
     summaries: dict[int, dict[str, Any]] = {}
     spread = seed_spread(summaries)
     for seed in seeds:
         run = seed_dir(output_dir, seed)
         try:
             trainer = Trainer(config, output_dir=run, overrides=[*overrides, f"seed={seed}"], resume=resume and run.is_dir())
-            if resume and (run / "summary.json").is_file():  # finished: kept, if it was trained with this config
-                check_same_config(trainer.config, RunDir(run))
-                summary = {**json.loads((run / "summary.json").read_text(encoding="utf-8")), "run_dir": str(run)}
-            else:
-                summary = trainer.train()
-                if trainer.engine is not None and not trainer.engine.is_main:
-                    continue
+            summary = trainer.train()  # with resume, a finished seed run comes back as saved (this config's, or refused)
+            if trainer.engine is None:
+                summary = {**summary, "run_dir": str(run)}
+            elif not trainer.engine.is_main:
+                continue
         except Preempted as exc:  # SIGTERM/SIGUSR1: the remaining seeds are not started; --resume continues this one, then the rest
             exc.seed = seed  # type: ignore[attr-defined]
             raise
@@ -97,6 +94,22 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         if is_main_process():  # after every seed: a later failure keeps the finished ones' spread
             write_json(Path(output_dir) / SUMMARY, spread)
     return spread
+
+
+def _refuse_a_run_directory(base: Path) -> None:
+    """``--seeds`` writes ``OUTPUT/seed-<seed>/`` and ``OUTPUT/seeds.json``: not inside an existing run directory."""
+    from mtcore.train.run_dir import RunDir
+
+    run = RunDir(base)
+    try:
+        ours = run.config.is_file() and run.config.read_text(encoding="utf-8", errors="replace").startswith(RunDir.CONFIG_HEADER)
+    except OSError:
+        ours = False
+    if ours or (base.is_dir() and run.has_run()):
+        instead = base.parent if base.name.startswith("seed-") else Path(f"{base}-seeds")  # one seed of a --seeds folder
+        raise ConfigError(f"--output-dir {base} is the run directory of a single run; --seeds puts one run per seed in "
+                          "OUTPUT/seed-<seed> and their spread in OUTPUT/seeds.json: choose a folder of its own "
+                          f"(e.g. --output-dir {instead})")
 
 
 def _checked_seeds(seeds: Any) -> list[int]:

@@ -75,11 +75,36 @@ class Trainer:
         from mtcore.train.build import build_engine
         from mtcore.train.loop import train_loop
 
+        if self.resume and (finished := self.finished_summary()) is not None:
+            self.summary = finished  # resume=True of a finished run: nothing to continue, nothing rewritten
+            return finished
         _reset_accelerate_state()
         with main_process_warnings():
             self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
             self.summary = train_loop(self.engine)
         return self.summary
+
+    def finished_summary(self) -> dict[str, Any] | None:
+        """The saved summary when ``output_dir`` holds a finished run of this config (its ``summary.json``), else None.
+
+        ``resume=True`` of such a run trains nothing: training it again would rewrite its model, its summary (with the
+        time of the resume alone) and its tracker runs for nothing. A run of another config is refused, as for any
+        resume; a damaged summary counts as unfinished.
+        """
+        import json
+
+        from mtcore.train.config_io import check_same_config
+        from mtcore.train.run_dir import RunDir
+
+        run = RunDir(self.output_dir)
+        if not (run.summary.is_file() and run.config.is_file() and not (run.root / "seeds.json").is_file()):
+            return None
+        check_same_config(self.config, run)
+        try:
+            summary = json.loads(run.summary.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
 
     @property
     def model(self) -> Any:
@@ -87,6 +112,9 @@ class Trainer:
         if self.engine is None:
             from mtcore.errors import UsageError
 
+            if self.summary is not None:
+                raise UsageError(f"the run in {self.output_dir} had already finished, so train() trained nothing: load its model "
+                                 f"with MultitaskModel.from_pretrained({str(Path(self.output_dir) / 'model')!r})")
             raise UsageError("Trainer.model is the trained model: call train() first")
         return self.engine.unwrapped
 

@@ -318,3 +318,24 @@ def test_fa4_with_padding_free_batches_is_refused_at_planning_where_torchs_glue_
     message = error_of(BASE, [*overrides, "batching.padding_free=true"], plan=True)
     assert message.startswith("flash_attention FA4 cannot train padding-free batches on torch ")
     plan_run(load_config(BASE, overrides))  # padded batches: SDPA runs FA4
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    (["logging.trackers=tensorboard"], "config key 'logging.trackers': expected a list, e.g. [tensorboard] "
+                                       "(logging.trackers=[tensorboard] on the command line)"),
+    (["logging.trackers=[wandb,wandb]"], "config key 'logging.trackers': ['wandb', 'wandb'] names a tracker twice; name each once"),
+    (["logging.trackers=[tensorboard]", "logging.project=../tb"], "config key 'logging.project': '../tb' is not a folder name "
+                                                                  "inside the run directory"),
+])
+def test_tracker_settings_are_checked_when_the_config_is_read(overrides, expected):
+    assert error_of(BASE, overrides).startswith(expected)
+    load_config(BASE, ["logging.trackers=[wandb]", "logging.project=../any-wandb-project-name"])  # W&B's project is a name
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("layer_decay=0.8", "config key 'layer_decay' is not allowed (did you mean 'optimizer.layer_decay'?)"),
+    ("optimizer.max_steps=5", "config key 'optimizer.max_steps' is not allowed (did you mean 'schedule.max_steps'?)"),
+    ("max_token=100", "config key 'max_token' is not allowed (did you mean 'batching.max_tokens'?)"),
+])
+def test_a_key_in_the_wrong_section_names_the_section_it_belongs_to(override, expected):
+    assert error_of(BASE, [override]) == expected

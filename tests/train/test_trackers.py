@@ -226,3 +226,17 @@ def test_a_tracker_that_is_not_installed_names_its_extra(tmp_path: Path, make_co
     if tomllib is not None:  # the extra the message names exists and installs the tracker
         extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
         assert any(re.match(rf"{tracker}\b", requirement) for requirement in extras[extra.group(1)])
+
+
+@pytest.mark.parametrize("project", ["../elsewhere", "ABSOLUTE", ".", "a/../../b"])
+def test_a_tensorboard_project_outside_the_run_directory_is_one_line_and_leaves_nothing(tmp_path: Path, make_config, project):
+    """TensorBoard writes to RUN/<logging.project>/: '../elsewhere' wrote beside the run, '.' into the run folder itself."""
+    pytest.importorskip("tensorboard")
+    config = tracked(make_config, ["tensorboard"])
+    project = str(tmp_path / "elsewhere") if project == "ABSOLUTE" else project
+    config["logging"]["project"] = project
+    with pytest.raises(ConfigError, match=rf"^config key 'logging.project': {re.escape(repr(project))} is not a folder name inside "
+                                          r"the run directory.*give a plain name") as info:
+        Trainer(config, output_dir=tmp_path / "runs" / "run").train()
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()

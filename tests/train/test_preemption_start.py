@@ -1,0 +1,50 @@
+"""A SIGTERM/SIGUSR1 that reaches ``mt train`` while the run is being built (data, model, restore) is kept for the
+training loop: the run stops after its first step with a checkpoint (exit 143), instead of dying silently."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mtcore.cli.app import app
+
+
+@pytest.fixture
+def guarded():
+    """A handler of the test's own, so that a signal nothing else catches cannot kill the test process."""
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    yield caught
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_while_the_run_is_built_stops_after_the_first_step_with_a_checkpoint(tmp_path: Path, make_config, monkeypatch,
+                                                                                      guarded, helpers, signum):
+    import mtcore.train.build as build
+
+    real = build.build_engine
+
+    def signalled_while_building(*args, **kwargs):
+        os.kill(os.getpid(), signum)  # as a scheduler would, while data are read and the model is loaded
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "build_engine", signalled_while_building)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 4, "warmup_steps": 0})), encoding="utf-8")
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(config), "--output-dir", str(run)])
+    assert result.exit_code == 143, result.output
+    assert f"preempted at step 1: checkpoint written to {run / 'checkpoints' / 'step-000001'}; continue with" in result.stderr
+    assert [e["event"] for e in helpers.read_events(run)][-1] == "preempted" and not (run / "summary.json").exists()
+    assert guarded == []  # the run kept it, not the test's handler
+    assert signal.getsignal(signum) is not signal.SIG_DFL and signal.getsignal(signum).__module__ == __name__  # restored
+    monkeypatch.setattr(build, "build_engine", real)
+    resumed = CliRunner().invoke(app, ["train", str(config), "--output-dir", str(run), "--resume"])
+    assert resumed.exit_code == 0 and "trained: steps 4" in resumed.stdout, resumed.output
