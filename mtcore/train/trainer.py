@@ -4,8 +4,9 @@
 
     from mtcore import Trainer
     summary = Trainer("examples/quickstart.yaml", output_dir="runs/demo").train()
-    summary = Trainer({"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra"]}, output_dir="runs/t",
-                      overrides=["schedule.max_steps=50"]).train()
+    trainer = Trainer({"encoder": {"tiny": "bert"}, "tasks": [{"id": "rsg:terra", "source": "sample"}]},
+                      output_dir="runs/t", overrides=["schedule.max_steps=50"])
+    summary = trainer.train()
     model = trainer.model            # the trained MultitaskModel
 
 The config is validated (and checked against the installed plugins) when the Trainer is built;
