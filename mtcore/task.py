@@ -30,6 +30,15 @@ from enum import Enum
 from typing import Any
 
 from mtcore.errors import ConfigError, DataError, did_you_mean
+from mtcore.source import (  # noqa: F401  (re-exported: plugins import Source from mtcore.task)
+    OWN_DATA_FILES,
+    OWN_DATA_USAGE,
+    SOURCE_KINDS,
+    Source,
+    merge_sources,
+    own_data_sources,
+    source_from_dict,
+)
 
 SPLITS = ("train", "validation", "test")
 
@@ -75,65 +84,8 @@ DEFAULT_INPUTS = {
     TaskKind.TOKEN_CLASSIFICATION: {"tokens": "tokens"},
 }
 
-SOURCE_KINDS = ("hub", "local", "sample")
-
 #: Columns ``Task.inputs`` may map (canonical column -> raw field).
 INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx")
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a task's data comes from.
-
-    ``loader`` is a callable or ``"module:attr"`` called as ``loader(task, splits, **options)``
-    (``data_dir=`` is added for local sources) and returning a ``datasets.DatasetDict`` of raw
-    rows keyed by canonical split names. mtcore's generic loaders cover most cases:
-    :meth:`hub`, :meth:`local` and :meth:`sample` build Sources that use them.
-    """
-
-    kind: str
-    loader: str | Callable[..., Any]
-    options: Mapping[str, Any] = field(default_factory=dict)
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ConfigError(f"source kind {self.kind!r} is not one of {', '.join(SOURCE_KINDS)}")
-
-    @classmethod
-    def hub(
-        cls,
-        path: str,
-        name: str | None = None,
-        *,
-        revision: str | None = None,
-        data_dir: str | None = None,
-        splits: Mapping[str, str] | None = None,
-        description: str = "",
-    ) -> Source:
-        """A Hugging Face hub dataset (``load_dataset(path, name, revision=, data_dir=)``).
-
-        ``splits`` maps canonical split names to the hub's (default: train/validation/test).
-        Script-based datasets must use the Parquet export: ``revision="refs/convert/parquet"``.
-        """
-        options = {"path": path, "name": name, "revision": revision, "data_dir": data_dir, "splits": dict(splits or {})}
-        return cls("hub", "mtcore.data.sources:load_hub", options, description or f"hub {path}" + (f" ({name or data_dir})" if name or data_dir else ""))
-
-    @classmethod
-    def local(cls, format: str, files: Mapping[str, str | list[str]], *, description: str = "", **reader_options: Any) -> Source:
-        """Files under the user's ``data_dir``: ``files`` maps split -> relative path or glob.
-
-        ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``; reader options
-        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``) pass through.
-        """
-        options = {"format": format, "files": dict(files), **reader_options}
-        return cls("local", "mtcore.data.sources:load_files", options, description or f"local {format} files")
-
-    @classmethod
-    def sample(cls, package: str, format: str, files: Mapping[str, str], *, description: str = "", **reader_options: Any) -> Source:
-        """A small sample shipped inside a plugin package (read with ``importlib.resources``)."""
-        options = {"package": package, "format": format, "files": dict(files), **reader_options}
-        return cls("sample", "mtcore.data.sources:load_sample", options, description or "shipped synthetic sample")
 
 
 @dataclass(frozen=True)
@@ -360,51 +312,6 @@ class Task:
         }
 
 
-#: What a "bring your own files" task reads from ``data_dir`` (see :func:`own_data_sources`).
-OWN_DATA_FILES = {"train": "train.*", "validation": "validation.*", "test": "test.*"}
-OWN_DATA_USAGE = "data_dir with train.*, validation.*, test.*; override inputs and labels when your fields differ"
-
-
-def own_data_sources(package: str, sample_folder: str) -> dict[str, Source]:
-    """Sources of a "bring your own files" task: ``local`` (``train.*``, ``validation.*``,
-    ``test.*`` under ``data_dir``, format from each extension) and ``sample`` (JSONL files of the
-    same names in ``sample_folder`` of ``package``)."""
-    return {
-        "local": Source.local("auto", dict(OWN_DATA_FILES), description="your files under data_dir: train.*, validation.*, test.* "
-                              "(.jsonl/.csv/.tsv/.parquet), or set sources.local.files"),
-        "sample": Source.sample(package, "jsonl", {split: f"{sample_folder}/{split}.jsonl" for split in OWN_DATA_FILES}),
-    }
-
-
-def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?") -> Source:
-    """A :class:`Source` from plain data: ``{"kind": "local", "format": ..., "files": {...}}`` etc."""
-    spec = dict(spec)
-    kind = spec.pop("kind", name)
-    if kind == "hub":
-        return Source.hub(**spec)
-    if kind == "local":
-        return Source.local(spec.pop("format", "auto"), spec.pop("files", {}), **spec)
-    if kind == "sample":
-        return Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
-    raise ConfigError(f"task {task_name!r}: source {name!r} has kind {kind!r}; use hub, local or sample")
-
-
-def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, task_name: str = "?") -> dict[str, Source]:
-    """Apply per-source changes from a config: options of an existing source are updated
-    (``{"local": {"files": {...}}}`` keeps its loader), a new name or a ``kind`` builds a new Source."""
-    merged = dict(sources)
-    for name, spec in changes.items():
-        if isinstance(spec, Source):
-            merged[name] = spec
-            continue
-        spec = dict(spec or {})
-        base = merged.get(name)
-        if base is not None and "kind" not in spec:
-            options = {**base.options, **dict(spec.pop("options", {}) or {}), **spec}
-            merged[name] = dataclasses.replace(base, options=options)
-        else:
-            merged[name] = source_from_dict(name, spec, task_name=task_name)
-    return merged
 
 
 def data_error(task: Task, where: str, message: str) -> DataError:
