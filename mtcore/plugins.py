@@ -105,6 +105,7 @@ def _collect(pm: pluggy.PluginManager, plugin_name: str) -> tuple[list, list]:
     """Call each hook of one plugin, collecting what it registers."""
     tasks: list = []
     components: list = []
+    checked = Registry()  # checks each call as it is made, so a mistake's error points at the plugin's line
     plugin = pm.get_plugin(plugin_name)
     for hook_name in HOOK_NAMES:
         impl = getattr(plugin, hook_name, None)
@@ -112,11 +113,13 @@ def _collect(pm: pluggy.PluginManager, plugin_name: str) -> tuple[list, list]:
             continue
         if hook_name == "mt_register_tasks":
             def register(task: Any) -> None:
+                checked.add_task(task, plugin_name)
                 tasks.append(task)
         else:
             kind = next(k for k, h in COMPONENT_KINDS.items() if h == hook_name)
 
             def register(name: str, factory: Any, description: str = "", _kind: str = kind, **extra: Any) -> None:
+                checked.add_component(_kind, name, factory, plugin_name, description, **extra)
                 components.append((_kind, (name, factory), {"description": description, **extra}))
 
         hook_impls = [h for h in getattr(pm.hook, hook_name).get_hookimpls() if h.plugin_name == plugin_name]

@@ -109,10 +109,11 @@ class Registry:
     def add_task(self, task: Task, plugin: str) -> Task:
         """Register ``task`` under ``plugin`` (its id becomes ``plugin:name``); duplicates raise."""
         if not isinstance(task, Task):
-            raise TypeError(f"register() expects a mtcore.task.Task, got {type(task).__name__}")
+            raise TypeError(f"register() expects a mtcore.task.Task, got {type(task).__name__}; build it with "
+                            "Task(name=..., kind=..., ...) from mtcore.task")
         task = task.replace(plugin=plugin) if task.plugin != plugin else task
         if task.id in self.tasks:
-            raise ValueError(f"task {task.id!r} is registered twice")
+            raise ValueError(f"task {task.id!r} is registered twice; register each task once, or give the other one another name")
         self.tasks[task.id] = task
         return task
 
@@ -125,7 +126,7 @@ class Registry:
         component = Component(kind, name, ref, plugin, description, {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
         table = self.components[kind]
         if component.id in table:
-            raise ValueError(f"{kind} {component.id!r} is registered twice")
+            raise ValueError(f"{kind} {component.id!r} is registered twice; register each {kind} once, or give the other one another name")
         table[component.id] = component
         return component
 

@@ -120,6 +120,33 @@ def test_smoke_train_names_the_plugin_failure_not_just_an_unknown_task(install, 
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("body, error", [
+    ("register({'name': 'reviews'})", "TypeError: register() expects a mtcore.task.Task, got dict; build it with Task("),
+    ("register(task())\n    register(task())", "ValueError: task 'study_where:reviews' is registered twice; register each task once"),
+])
+def test_a_registration_mistake_names_the_plugin_line_that_made_it(install, tmp_path, body, error):
+    plugin = install("mt_study_where", body)
+    registry = load_registry(refresh=True, warn=False)
+    (info,) = [p for p in registry.plugins if p.name == plugin]
+    assert info.status == "failed" and error in info.error
+    lines = (tmp_path / "mt_study_where" / "mt_study_where" / "plugin.py").read_text().split("\n")
+    last_line = max(i for i, line in enumerate(lines, 1) if line.strip() == body.split("\n")[-1].strip())
+    assert info.error.endswith(f"(at mt_study_where/plugin.py:{last_line} in mt_register_tasks)"), info.error
+    assert "study_where:reviews" not in registry.tasks  # all or nothing
+
+
+def test_a_component_registration_mistake_names_the_plugin_line_too(install, tmp_path):
+    plugin = install("mt_study_metric", "pass")
+    hook = tmp_path / "mt_study_metric" / "mt_study_metric" / "plugin.py"
+    hook.write_text(hook.read_text() + "\n\n@hookimpl\ndef mt_register_metrics(register):\n"
+                    "    register('hits', len, 'share of hits', kinds=('text_clasification',))\n")
+    registry = load_registry(refresh=True, warn=False)
+    (info,) = [p for p in registry.plugins if p.name == plugin]
+    assert "unknown task kind 'text_clasification' in kinds (did you mean 'text_classification'?)" in info.error
+    line = hook.read_text().split("\n").index("    register('hits', len, 'share of hits', kinds=('text_clasification',))") + 1
+    assert info.error.endswith(f"(at mt_study_metric/plugin.py:{line} in mt_register_metrics)"), info.error
+
+
 # ---- plugin_test_fixtures' tiny encoder: samples not under sample/ -----------------------------
 def test_sample_words_reads_data_files_wherever_the_package_keeps_them(install):
     install("mt_study_words", "register(task())")  # its sample is in data/, as docs/writing-plugins.md section 7 ships it
