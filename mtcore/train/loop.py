@@ -70,6 +70,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
     scale = acc.scaler.scale if getattr(acc, "scaler", None) is not None else (lambda loss: loss)
     batches = batch_stream(engine.sampler)
+    reduce_mean = (lambda tensor: acc.reduce(tensor, "mean")) if acc.num_processes > 1 else None
     if engine.rng_to_restore is not None:
         restore_rng(engine.rng_to_restore)
     model.train()
@@ -79,6 +80,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
         try:
             while state.step < engine.total_steps and not state.stopped_early:
                 step = state.step + 1
+                strategy.begin_step(step, reduce_mean)
                 for micro in range(accumulation):
                     waited = time.perf_counter()
                     item = next(batches)

@@ -7,6 +7,8 @@ A :class:`LossStrategy` tells the training loop three things:
 * whether it has parameters (uncertainty weighting's log-variances): they join the optimizer
   (no weight decay, head learning rate) and the checkpoint through ``state_dict()``; under DDP the
   loop averages their gradients with :meth:`LossStrategy.sync_gradients`;
+* ``begin_step``: called before each optimizer step, where weights that change with the step
+  (random or dynamic weighting, :mod:`mtcore.train.loss_balancers`) are fixed;
 * ``owns_backward``: when false (the default) the step's loss is a sum of per-task terms and the
   loop back-propagates each task's :meth:`LossStrategy.term` as soon as that task's forward is
   done (one graph alive at a time); when true (PCGrad) the loop keeps every task's loss and calls
@@ -65,6 +67,11 @@ class LossStrategy(nn.Module):
         skip = {"self", "task_ids", "weights"}
         return [name for name, p in inspect.signature(cls.__init__).parameters.items()
                 if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    def begin_step(self, step: int, reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Called by the loop before optimizer step ``step`` (from 1) starts, on every process, so a strategy
+        can fix that step's weights (:mod:`mtcore.train.loss_balancers`). ``reduce_mean`` averages a tensor
+        over processes (None on one process). Plain loops that only call :meth:`combine` never call it."""
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         """What to back-propagate for one task's loss (the strategies here are sums of such terms,

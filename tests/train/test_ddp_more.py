@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app"]
@@ -70,3 +71,18 @@ def test_ddp_start_failure_is_one_error_line_and_leaves_nothing(tmp_path: Path, 
     assert len(errors) == 1 and "no tokenizer files" in errors[0] and str(encoder) in errors[0], done.stderr[-3000:]
     assert "mtcore/train" not in done.stderr and "mtcore/cli" not in done.stderr  # no traceback of ours (torchrun adds its own report)
     assert not run.exists()
+
+
+def test_ddp_dynamic_weight_average_closes_its_windows_on_every_process(tmp_path: Path, make_config, helpers):
+    """dwa averages its window sums over the processes (a collective at each window's end): a rank
+    that skipped it would hang the other; both must finish with weights moved off 1."""
+    config = make_config(loss={"strategy": "dwa", "options": {"window": 1}}, schedule={"max_steps": 4, "warmup_steps": 0},
+                         logging={"every": 1, "progress": "none", "plot": False}, checkpoint={"every": None, "at_end": True})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run([*TORCHRUN, "train", str(path), "--output-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights = [e["weights"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "loss_weights"]
+    assert len(weights) == 4 and set(weights[0].values()) == {1.0}
+    assert sum(weights[-1].values()) == pytest.approx(3.0) and len(set(weights[-1].values())) == 3

@@ -127,6 +127,8 @@ def test_the_cli_refuses_bad_weights_and_options_with_exit_2(tmp_path, make_conf
 RESUMED = {
     "uncertainty": {"loss": {"strategy": "uncertainty"}, "optimizer": {"lr": 1e-2}},
     "pcgrad": {"loss": {"strategy": "pcgrad"}},
+    "rlw-accumulation": {"loss": {"strategy": "rlw"}, "optimizer": {"gradient_accumulation_steps": 2}},
+    "dwa": {"loss": {"strategy": "dwa", "options": {"window": 1}}},  # its windows close at every step: the weights move
     "annealed-padding-free-budget": {"sampler": {"name": "annealed"}, "schedule": {"epochs": 2, "warmup_steps": 1},
                                      "batching": {"max_tokens": 48, "padding_free": True}},
 }
@@ -162,5 +164,8 @@ def test_resume_restores_the_strategy_and_sampler_exactly(tmp_path: Path, make_c
     if variant == "uncertainty":
         start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]["log_variances"]
         assert not torch.equal(start, torch.zeros_like(start))  # the resume really had learned values to restore
+    if variant == "dwa":
+        start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]
+        assert start["windows_done"] == 1 and start["means"][1].min() > 0  # the resume had loss averages to restore
     sampler_state = [json.loads((run / "checkpoints" / last / "sampler.json").read_text()) for run in (full, resumed)]
     assert sampler_state[0] == sampler_state[1]
