@@ -20,6 +20,7 @@ def mt_register_heads(register):
     register("multi_label", f"{heads}.multi_label:MultiLabelHead", "pooled -> linear -> one logit per label, BCE loss", kinds=("multi_label",))
     register("multiple_choice", f"{heads}.multiple_choice:MultipleChoiceHead", "one scorer over N (context, choice) encodings, cross-entropy over choices", kinds=("multiple_choice",))
     register("token_classification", f"{heads}.token_classification:TokenClassificationHead", "per-token linear, cross-entropy ignoring -100", kinds=("token_classification",))
+    register("extractive_qa", f"{heads}.extractive_qa:ExtractiveQAHead", "per-token start and end scores, the best span is the answer", kinds=("extractive_qa",))
 
 
 @hookimpl
@@ -65,6 +66,9 @@ def mt_register_metrics(register):
         ("f1_entity", "entity-level F1 of B-/I-/O tags (CoNLL's conlleval)", ("token_classification",)),
     ]:
         register(name, f"{m}:{name}", doc, kinds=kinds)
+    for name, doc in [("squad_f1", "token-overlap F1 with the best gold answer (SQuAD v1.1's script)"),
+                      ("squad_em", "share of answers equal to a gold answer after SQuAD's normalisation")]:
+        register(name, f"mtcore.train.qa_metrics:{name}", doc, kinds=("extractive_qa",))
 
 
 @hookimpl

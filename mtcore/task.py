@@ -14,6 +14,9 @@ pair_classification, multi_label
 multiple_choice                      ``text`` (context, may be empty), ``choices`` (list of
                                      strings), ``label`` (index of the right choice)
 token_classification                 ``tokens`` (list of words), ``label`` (list of tag names)
+extractive_qa                        ``text`` (question), ``text_pair`` (context), ``label``
+                                     (answers: SQuAD's ``{"text": [...], "answer_start": [...]}``;
+                                     fields ``question``, ``context``, ``answers`` by default)
 ===================================  ==========================================================
 
 plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
@@ -52,6 +55,7 @@ class TaskKind(str, Enum):
     REGRESSION = "regression"
     MULTI_LABEL = "multi_label"
     TOKEN_CLASSIFICATION = "token_classification"
+    EXTRACTIVE_QA = "extractive_qa"
 
     def __str__(self) -> str:  # "pair_classification", not "TaskKind.PAIR_CLASSIFICATION"
         return self.value
@@ -64,6 +68,7 @@ DEFAULT_HEAD = {
     TaskKind.REGRESSION: "regression",
     TaskKind.MULTI_LABEL: "multi_label",
     TaskKind.TOKEN_CLASSIFICATION: "token_classification",
+    TaskKind.EXTRACTIVE_QA: "extractive_qa",
 }
 
 DEFAULT_METRICS = {
@@ -73,6 +78,7 @@ DEFAULT_METRICS = {
     TaskKind.REGRESSION: ("pearson", "spearman", "mse"),
     TaskKind.MULTI_LABEL: ("f1_micro", "f1_macro", "exact_match"),
     TaskKind.TOKEN_CLASSIFICATION: ("token_accuracy", "f1_macro"),
+    TaskKind.EXTRACTIVE_QA: ("squad_f1", "squad_em"),
 }
 
 DEFAULT_INPUTS = {
@@ -82,6 +88,7 @@ DEFAULT_INPUTS = {
     TaskKind.REGRESSION: {"text": "text"},
     TaskKind.MULTI_LABEL: {"text": "text"},
     TaskKind.TOKEN_CLASSIFICATION: {"tokens": "tokens"},
+    TaskKind.EXTRACTIVE_QA: {"text": "question", "text_pair": "context", "label": "answers"},  # SQuAD's field names
 }
 
 #: Columns ``Task.inputs`` may map (canonical column -> raw field).
@@ -188,9 +195,11 @@ class Task:
 
     @property
     def num_labels(self) -> int:
-        """Output size of the head: classes, 1 for regression, 1 scorer for multiple choice."""
+        """Output size of the head: classes, 1 for regression, 1 scorer for multiple choice, 2 (start, end) for extractive QA."""
         if self.kind in (TaskKind.REGRESSION, TaskKind.MULTIPLE_CHOICE):
             return 1
+        if self.kind is TaskKind.EXTRACTIVE_QA:
+            return 2
         return len(self.labels)
 
     @property

@@ -2,7 +2,7 @@
 
 Sequences are padded (on the right) to the longest in the batch, rounded up to
 ``pad_to_multiple_of`` when set. Labels become int64 (classes, choices, tags; tags padded with
--100) or float32 (regression, multi-label). Multiple-choice rows collate to
+-100; extractive QA's ``(batch, 2)`` answer start and end tokens) or float32 (regression, multi-label). Multiple-choice rows collate to
 ``(batch, choices, length)``; rows with fewer choices than the batch's most are padded with
 stand-in choices (one token: the row's first, usually ``[CLS]``) and the batch carries
 ``choice_mask`` ``(batch, choices)``, false at those. The model sets their logits to the dtype's
@@ -47,6 +47,8 @@ def is_labelled(kind: TaskKind, label: Any) -> bool:
         return not all(value == -1.0 for value in label)
     if kind is TaskKind.TOKEN_CLASSIFICATION:
         return any(value != -100 for value in label)
+    if kind is TaskKind.EXTRACTIVE_QA:  # [first, last] token of the answer; [-100, -100]: none, or cut off
+        return label[0] >= 0
     return label != -1
 
 
@@ -143,6 +145,8 @@ class Collator:
 
         if self.kind is TaskKind.TOKEN_CLASSIFICATION:
             return self._pad(labels, mask, -100)
+        if self.kind is TaskKind.EXTRACTIVE_QA:
+            return torch.tensor([list(label) if known else [-100, -100] for label, known in zip(labels, labelled)], dtype=torch.long)
         if self.kind in _FLOAT_KINDS:  # unlabelled rows keep NaN / all -1.0, which the losses and metrics skip
             return torch.tensor(labels, dtype=torch.float32)
         return torch.tensor([label if known else -100 for label, known in zip(labels, labelled)], dtype=torch.long)

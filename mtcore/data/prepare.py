@@ -1,5 +1,7 @@
 """Raw rows -> canonical, validated columns (``text``, ``text_pair``, ``choices``, ``tokens``, ``labels``, ``idx``).
 
+Extractive-QA answers are checked and normalised by :mod:`mtcore.data.answers`.
+
 :func:`prepare_split` runs the task's preprocessing steps, renames raw fields with
 ``task.input_map``, maps labels to class ids with ``task.label_id`` and checks every row on the
 way. A bad row stops preparation with one line naming the file, the row, the value and what is
@@ -16,6 +18,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mtcore.data.answers import answers_feature, has_answers, no_answers, normalize_answers
 from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
 from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
@@ -41,12 +44,16 @@ def no_label(task: Task, row: Mapping[str, Any]) -> Any:
         return [-1.0] * len(task.labels)
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         return [-100] * len(row["tokens"])
+    if task.kind is TaskKind.EXTRACTIVE_QA:
+        return no_answers()
     return -1
 
 
 def labels_feature(task: Task) -> Any:
     from datasets import List, Value
 
+    if task.kind is TaskKind.EXTRACTIVE_QA:
+        return answers_feature()
     return {
         TaskKind.REGRESSION: Value("float32"),
         TaskKind.MULTI_LABEL: List(Value("float32")),
@@ -113,6 +120,8 @@ class _Labels:
             if len(value) != len(row["tokens"]):
                 raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words")
             return [self.class_id(item) for item in value]
+        if kind is TaskKind.EXTRACTIVE_QA:
+            return normalize_answers(value, row["text_pair"])
         if kind is TaskKind.MULTIPLE_CHOICE:
             try:
                 index = self.task.label_id(value)
@@ -140,6 +149,8 @@ def _is_unlabelled(value: Any, task: Task, split: str) -> bool:
     or, for regression outside the test split, a real score."""
     if value is None or isinstance(value, float) and math.isnan(value):
         return True
+    if task.kind is TaskKind.EXTRACTIVE_QA:
+        return not has_answers(value)
     if isinstance(value, str) and value.strip() in ("", "-1") and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
         return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS or not value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:

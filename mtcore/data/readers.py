@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from mtcore.data.answers import is_squad, squad_rows
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 
@@ -104,7 +105,8 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
     ``multiline`` (``True``: quoted fields that span lines are expected; by default a quoted field
     whose later lines look like rows of their own — the right number of fields, and a value seen
     before in a column of few values, such as a label — is refused as a stray quote), for JSON
-    ``field`` (the key holding the list of records). ``row_filter`` keeps only matching rows (row
+    ``field`` (the key holding the list of records; a SQuAD-layout file, ``{"data": [{"paragraphs":
+    [{"context", "qas"}]}]}``, gives one row per question without it: :func:`~mtcore.data.answers.squad_rows`). ``row_filter`` keeps only matching rows (row
     numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
     """
     path = Path(path)
@@ -205,6 +207,9 @@ def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None
         hint = ("; the file looks like JSON Lines (one object per line): set format: jsonl or name it .jsonl"
                 if exc.msg == "Extra data" and text.lstrip().startswith("{") else "")
         raise DataError(f"{path} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
+    if isinstance(document, dict) and field is None and is_squad(document):  # SQuAD / SberQuAD: one row per question
+        yield from squad_rows(document)
+        return
     if isinstance(document, dict):
         lists = [key for key, value in document.items() if isinstance(value, list)]
         if field is None and len(lists) == 1:

@@ -150,6 +150,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     ``max_length`` give one :class:`~mtcore.data.tokenize.CutWordsWarning` per split (also when
     the tokenized split comes from the cache).
     """
+    from mtcore.data.answers import warn_cut_answers
     from mtcore.data.prepare import prepare_split
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, tokenizer_fingerprint, uses_token_type_ids, warn_cut_words
 
@@ -170,6 +171,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
                                           split=split, tokenizer_key=tokenizer_key)
         del prepared
         warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None))
+        warn_cut_answers(tokenized[split], task, split, length)
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None})

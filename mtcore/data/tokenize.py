@@ -10,6 +10,9 @@ multiple_choice            one ``(text, choice_i)`` encoding per choice (``input
 token_classification       the words encoded with ``is_split_into_words``; each word's tag on
                            its first sub-token, -100 on continuations and special tokens;
                            ``cut_labels``: the tags of the words ``max_length`` cut off
+extractive_qa              ``tokenizer(question, context)``, the context truncated; ``labels``
+                           the first answer's first and last token; ``offsets``, ``context``
+                           and ``answers`` (texts) for scoring (:mod:`mtcore.data.answers`)
 =========================  =============================================================
 
 Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
@@ -126,6 +129,35 @@ class _Encoder:
                     out[key].append(encoded[key])
             return out
 
+    def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+        """Extractive QA: ``(question, context)`` with the context truncated, its tokens' offsets, the first answer's span."""
+        from mtcore.data.answers import answer_span, context_offsets
+
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("extractive_qa needs a fast tokenizer (character offsets); load it with use_fast=True")
+        options = dict(self.common, return_offsets_mapping=True)
+        try:
+            encoded = self.tokenizer(questions, contexts, truncation="only_second", **options)
+            rows = [(encoded, i) for i in range(len(questions))]
+        except Exception:  # a question longer than max_length: that row is cut on both sides
+            rows = []
+            for question, context in zip(questions, contexts):
+                try:
+                    rows.append((self.tokenizer([question], [context], truncation="only_second", **options), 0))
+                except Exception:
+                    rows.append((self.tokenizer([question], [context], truncation="longest_first", **options), 0))
+        out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers")}
+        for (encoding, i), context, answer in zip(rows, contexts, answers):
+            for key in self.keys:
+                out[key].append(encoding[key][i])
+            offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))
+            texts, starts = answer["text"], answer["answer_start"]
+            out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0])) if texts else [-100, -100])
+            out["offsets"].append(offsets)
+            out["context"].append(context)
+            out["answers"].append(list(texts))
+        return out
+
     def words(self, tokens: list[list[str]], tags: list[list[int]]) -> dict[str, list[Any]]:
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
@@ -147,6 +179,10 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder) ->
     kind = task.kind
     if kind is TaskKind.TOKEN_CLASSIFICATION:
         out = encoder.words(batch["tokens"], batch["labels"])
+        out["length"] = [len(ids) for ids in out["input_ids"]]
+        return out
+    if kind is TaskKind.EXTRACTIVE_QA:
+        out = encoder.questions(batch["text"], batch["text_pair"], batch["labels"])
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
     if kind is TaskKind.MULTIPLE_CHOICE:
@@ -175,8 +211,12 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
     features = {"input_ids": ids("int32"), "attention_mask": ids("int8")}
     if use_token_type_ids:
         features["token_type_ids"] = ids("int8")
-    features["labels"] = labels_feature(task)
+    features["labels"] = List(Value("int64")) if task.kind is TaskKind.EXTRACTIVE_QA else labels_feature(task)
     features["length"] = Value("int32")
+    if task.kind is TaskKind.EXTRACTIVE_QA:  # what turns a predicted token span back into text
+        features["offsets"] = List(List(Value("int32")))
+        features["context"] = Value("string")
+        features["answers"] = List(Value("string"))
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         features[CUT_COLUMN] = labels_feature(task)
     if task.kind is TaskKind.MULTIPLE_CHOICE:

@@ -58,6 +58,8 @@ def target_for(kind: TaskKind) -> AutoTarget:
         return AutoTarget("AutoModelForSequenceClassification", "regression", "text-classification")
     if kind is TaskKind.MULTIPLE_CHOICE:
         return AutoTarget("AutoModelForMultipleChoice", None, None)
+    if kind is TaskKind.EXTRACTIVE_QA:
+        return AutoTarget("AutoModelForQuestionAnswering", None, None)  # transformers 5 has no QA pipeline
     return AutoTarget("AutoModelForTokenClassification", None, "token-classification")
 
 
@@ -92,6 +94,8 @@ def what_exports(plain: nn.Module, kind: TaskKind) -> str:
         return f"{name}'s classifier also has {others[0]}, which no mtcore head reproduces"
     if kind is TaskKind.TOKEN_CLASSIFICATION:
         return f"{name} is a linear layer over every token: use head 'token_classification'"
+    if kind is TaskKind.EXTRACTIVE_QA:
+        return f"{name} is a linear layer over every token giving start and end scores: use head 'extractive_qa'"
     if len(linears) == 1:
         base = getattr(plain, plain.base_model_prefix, None)
         if isinstance(getattr(base, "pooler", None), nn.Module):
@@ -185,11 +189,11 @@ def probe_inputs(tokenizer: Any, kind: TaskKind, pair: bool) -> dict[str, torch.
 
 
 def max_difference(ours: torch.Tensor, theirs: torch.Tensor, mask: torch.Tensor | None, kind: TaskKind) -> float:
-    """Largest absolute logit difference (real tokens only for token classification)."""
+    """Largest absolute logit difference (real tokens only for token classification and extractive QA)."""
     if ours.shape != theirs.shape:
         return float("inf")
     diff = (ours.float() - theirs.float()).abs()
-    if kind is TaskKind.TOKEN_CLASSIFICATION and mask is not None:
+    if kind in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA) and mask is not None:
         diff = diff[mask.bool()]
     return float(diff.max()) if diff.numel() else 0.0
 
@@ -198,5 +202,6 @@ def verify(model: Any, head_id: str, plain: nn.Module, inputs: dict[str, torch.T
     """Run both models on ``inputs`` (CPU, float32, eval mode) and return the largest logit difference."""
     with torch.inference_mode():
         ours = model(head_id, **inputs).logits
-        theirs = plain(**inputs).logits
+        out = plain(**inputs)
+        theirs = torch.stack([out.start_logits, out.end_logits], -1) if kind is TaskKind.EXTRACTIVE_QA else out.logits
     return max_difference(ours, theirs, inputs.get("attention_mask"), kind)

@@ -16,7 +16,10 @@ What each kind predicts (``label`` / ``probabilities`` per row):
 * multi-label: the list of stored label values whose probability exceeds 0.5 / sigmoid per label;
 * regression: the predicted value / ``None``;
 * token classification: one tag per word (``None`` for words cut by truncation) / per-word
-  softmax lists (kept in Python results, left out of prediction files).
+  softmax lists (kept in Python results, left out of prediction files);
+* extractive QA: the answer, a span of the context (:func:`mtcore.data.answers.best_span`) /
+  ``None``; each row also carries ``answer_start`` (its first character in the context) and
+  ``score`` (the probability of its start times that of its end).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ class Predictions:
     class_ids: list[Any]
     idx: list[Any]
     logits: list[np.ndarray] = field(repr=False, default_factory=list)
+    #: More per-row fields for prediction files (extractive QA: ``answer_start``, ``score``).
+    extras: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,7 +58,8 @@ class Predictions:
         """``[{"idx", "label", "probabilities"}]`` as prediction writers take them (token
         classification: a label and a probability list per word, None for words cut by truncation)."""
         return [{"idx": self.idx[i], "label": self.labels[i],
-                 "probabilities": self.probabilities[i] if self.probabilities is not None else None}
+                 "probabilities": self.probabilities[i] if self.probabilities is not None else None,
+                 **(self.extras[i] if self.extras is not None else {})}
                 for i in range(len(self))]
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -147,6 +153,12 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     words = None
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         words = _word_ids(tokenizer, list(prepared["tokens"]), length)
+    if task.kind is TaskKind.EXTRACTIVE_QA:
+        from mtcore.data.answers import answers_from_logits
+
+        labels, extras = answers_from_logits(logits, tokenized.select_columns(["offsets", "context"]))
+        return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
+                           idx=idx, logits=logits, extras=extras)
     return from_logits(task, head_id, logits, idx, words)
 
 
@@ -196,7 +208,7 @@ def run_batches(model: Any, head_id: str, dataset: Any, collator: Any, kind: Tas
                 logits = model(head_id, **batch).logits.float().cpu().numpy()
                 for j, row in enumerate(indices):
                     value = logits[j]
-                    if kind is TaskKind.TOKEN_CLASSIFICATION:
+                    if kind in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA):
                         value = value[: int(real_tokens[j])]
                     out[row] = value
     finally:

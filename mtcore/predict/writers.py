@@ -3,8 +3,9 @@
 A writer is called as ``writer(task, rows, output_path)``: ``rows`` is a list of dicts with
 ``idx``, ``label`` (in the dataset's stored form, e.g. a bool for DaNetQA) and optionally
 ``probabilities`` (one per class, in ``task.labels`` order; for token classification one such
-list per word, None for a word cut by truncation); it writes the file atomically and returns
-the paths written. The CSV writer leaves per-word probabilities out (they are no columns).
+list per word, None for a word cut by truncation), and any more fields of the task's kind
+(extractive QA: ``answer_start``, ``score``), which both writers write too; it writes the file
+atomically and returns the paths written. The CSV writer leaves per-word probabilities out (they are no columns).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.outputs import write_text_atomic
+
+_BASIC = ("idx", "label", "probabilities")
 
 
 def _plain(value: Any) -> Any:
@@ -44,6 +47,7 @@ def write_jsonl(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str |
         record = {"idx": _plain(row.get("idx")), "label": _plain(row.get("label"))}
         if row.get("probabilities") is not None:
             record["probabilities"] = _floats(_plain(row["probabilities"]))
+        record.update({key: _plain(value) for key, value in row.items() if key not in _BASIC})
         lines.append(json.dumps(record, ensure_ascii=False))
     write_text_atomic(path, "".join(line + "\n" for line in lines))
     return [path]
@@ -61,7 +65,8 @@ def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | P
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["idx", "label"] + ([f"p_{name}" for name in labels] if with_probs else []))
+    extra = [key for key in (rows[0] if rows else {}) if key not in _BASIC]  # extractive QA: answer_start, score
+    writer.writerow(["idx", "label"] + ([f"p_{name}" for name in labels] if with_probs else []) + extra)
     for row in rows:
         label = _plain(row.get("label"))
         if isinstance(label, (list, dict)):
@@ -70,6 +75,7 @@ def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | P
         if with_probs:
             probs = _plain(row.get("probabilities")) or []
             record += [f"{float(p):.6g}" for p in probs] + [""] * (len(labels) - len(probs))
+        record += [_plain(row.get(key)) for key in extra]
         writer.writerow(record)
     write_text_atomic(path, buffer.getvalue())
     return [path]

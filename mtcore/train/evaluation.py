@@ -14,6 +14,8 @@
   references, predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
   it has none). So they count as errors where their tag is not ``O`` and their entities as
   missed; the loss stays over the tokens the model saw.
+* Extractive QA decodes each row's best context span (:func:`mtcore.data.answers.best_span`) and
+  scores its text against the row's gold answers, also for rows whose answer ``max_length`` cut off.
 * Multiple-choice rows with different numbers of choices share batches (the collator pads the
   choices, the model masks the padding out): predictions, metrics and loss are each row's own.
 """
@@ -51,6 +53,8 @@ def probabilities_from_logits(kind: str, logits: torch.Tensor) -> np.ndarray:
 
 
 def _labelled(kind: str, reference: np.ndarray) -> bool:
+    if kind == "extractive_qa":  # [1]: the row has gold answers (scored even when max_length cut them off)
+        return bool(reference[0] >= 0)
     if kind == "regression":
         return bool(np.all(np.isfinite(reference)))
     if kind == "token_classification":
@@ -62,6 +66,8 @@ def _loss_weight(kind: str, labels: torch.Tensor) -> int:
     """What a batch's loss is the mean over: its labelled rows, tokens or (multi-label) row-label pairs."""
     if kind == "regression":
         return int((~torch.isnan(labels.float())).sum())
+    if kind == "extractive_qa":
+        return int((labels[:, 0] >= 0).sum())
     return int((labels >= 0).sum())
 
 
@@ -131,7 +137,8 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
         dummy = len(indices) == 0
         if dummy:  # keep the number of forward calls equal on every process
             indices = order[-batch_size:] if len(order) else np.arange(min(batch_size, len(lengths)))
-        batch = task_data.collator(fetch_rows(rows, [int(i) for i in indices]))
+        fetched = fetch_rows(rows, [int(i) for i in indices])
+        batch = task_data.collator(fetched)
         batch = batch.to(accelerator.device) if hasattr(batch, "to") else batch
         with accelerator.autocast():
             out = model(task.id, **batch)
@@ -142,6 +149,13 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             weight = _loss_weight(kind, labels)
             loss_sum += float(out.loss.detach().float()) * weight
             loss_weight += weight
+        if kind == "extractive_qa":
+            from mtcore.data.answers import decode_spans
+
+            spans = decode_spans(out.logits, [row["offsets"] for row in fetched])
+            results.extend((int(row), np.array(span[:2]), np.array([1 if fetched[j]["answers"] else -1]))
+                           for j, (row, span) in enumerate(zip(indices, spans)))
+            continue
         predictions = predictions_from_logits(kind, out.logits)
         references = labels.detach().cpu().numpy() if labels is not None else _no_labels(kind, predictions)
         mask = batch.get("attention_mask")
@@ -185,7 +199,11 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
             labelled = [(p, r) for _, p, r in results if _labelled(kind, np.asarray(r))]
             if not labelled:
                 continue
-            if kind == "token_classification":
+            if kind == "extractive_qa":
+                from mtcore.data.answers import answer_texts
+
+                preds, refs = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)])
+            elif kind == "token_classification":
                 preds: Any = [p for p, _ in labelled]
                 refs: Any = [r for _, r in labelled]
             else:

@@ -32,6 +32,17 @@ def classification_loss(
     return masked_mean(per_item, mask, training=training)
 
 
+def span_loss(logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """Extractive QA: the mean of the start and end token cross-entropies; ``logits`` ``(batch, length, 2)``,
+    ``labels`` ``(batch, 2)`` with ``-100`` (or any negative) for rows without an answer."""
+    labels = labels.reshape(-1, 2).long()
+    mask = labels[:, 0] >= 0
+    logits = logits.float()
+    start = F.cross_entropy(logits[..., 0], labels[:, 0].clamp(min=0), reduction="none")
+    end = F.cross_entropy(logits[..., 1], labels[:, 1].clamp(min=0), reduction="none")
+    return masked_mean((start + end) / 2, mask, training=training)
+
+
 def regression_loss(predictions: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
     """Mean squared error; ``NaN`` labels are "no label"."""
     labels = labels.reshape(predictions.shape).float()
@@ -55,6 +66,8 @@ def default_loss(kind: str | None, logits: torch.Tensor, labels: torch.Tensor, *
         return regression_loss(logits.reshape(labels.shape), labels, training=training)
     if kind == "multi_label":
         return multi_label_loss(logits, labels, training=training)
+    if kind == "extractive_qa":
+        return span_loss(logits, labels, training=training)
     if kind is None and labels.is_floating_point():
         if labels.shape == logits.shape and logits.shape[-1] > 1:
             return multi_label_loss(logits, labels, training=training)

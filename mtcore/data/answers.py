@@ -1,0 +1,242 @@
+"""Extractive question answering: answers as SQuAD stores them, their token spans, a prediction's best span.
+
+A task of kind ``extractive_qa`` reads a question (``text``), a context (``text_pair``) and its
+answers (``label``) in SQuAD's form, ``{"text": ["Moscow"], "answer_start": [17]}``: character
+offsets into the context. Also accepted: a list of ``{"text": ..., "answer_start": ...}`` objects, or
+one such object. An ``answer_start`` that does not point at its text (an off-by-one in the data) is
+moved to the nearest place the text occurs; an answer that does not occur in the context is an error.
+
+Tokenization encodes ``(question, context)`` truncating the context only, and keeps each context
+token's character offsets (``offsets``; ``[-1, -1]`` for question and special tokens) with the
+context and the answers' texts, so evaluation and prediction turn token spans back into text.
+Training targets are the first answer's first and last tokens. An answer that ``max_length`` cuts
+off is no target (``[-100, -100]``: left out of the loss), and evaluation scores it as missed; a
+warning counts such rows. Questions SQuAD v2 marks unanswerable (no answer) are not supported.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+#: The "no target" marker of a tokenized row (no answer, or one past ``max_length``).
+NO_SPAN = [-100, -100]
+#: Longest answer a prediction may be, in tokens (SQuAD's reference code uses 30).
+MAX_ANSWER_TOKENS = 30
+
+
+class CutAnswersWarning(UserWarning):
+    """Answers of extractive-QA rows lie past ``max_length`` (the model never sees them; scored as missed)."""
+
+
+def answers_feature() -> Any:
+    from datasets import List, Value
+
+    return {"text": List(Value("string")), "answer_start": List(Value("int64"))}
+
+
+def no_answers() -> dict[str, list[Any]]:
+    return {"text": [], "answer_start": []}
+
+
+def has_answers(value: Any) -> bool:
+    """Whether a stored answers value holds at least one answer (an empty one means "no label" in a test split)."""
+    if isinstance(value, Mapping):
+        texts = value.get("text")
+        return bool(texts) if isinstance(texts, (list, tuple)) else texts not in (None, "")
+    if isinstance(value, (list, tuple)):
+        return bool(value)
+    return value is not None
+
+
+def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    if isinstance(value, Mapping):
+        texts, starts = value.get("text"), value.get("answer_start")
+        if texts is None or starts is None:
+            raise ValueError(f"answers {_short(value)} need the keys 'text' and 'answer_start' (SQuAD's form)")
+        if isinstance(texts, (list, tuple)) != isinstance(starts, (list, tuple)):
+            raise ValueError(f"answers {_short(value)}: 'text' and 'answer_start' must both be lists, or both single values")
+        if not isinstance(texts, (list, tuple)):
+            return [(texts, starts)]
+        if len(texts) != len(starts):
+            raise ValueError(f"answers {_short(value)} have {len(texts)} text(s) and {len(starts)} answer_start(s)")
+        return list(zip(texts, starts))
+    if isinstance(value, (list, tuple)) and all(isinstance(item, Mapping) for item in value):
+        return [pair for item in value for pair in _pairs(item)]
+    raise ValueError(f"answers {_short(value)} are not in SQuAD's form {{'text': [...], 'answer_start': [...]}}")
+
+
+def normalize_answers(value: Any, context: str) -> dict[str, list[Any]]:
+    """The answers in SQuAD's form with every ``answer_start`` pointing at its text; raises ValueError(reason)."""
+    texts: list[str] = []
+    starts: list[int] = []
+    for text, start in _pairs(value):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"answer text {_short(text)} is not a non-empty string")
+        if isinstance(start, str) and start.strip().isdigit():
+            start = int(start)
+        if isinstance(start, float) and math.isfinite(start) and start.is_integer():
+            start = int(start)
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"answer_start {_short(start)} of answer {_short(text)} is not a character offset (an integer >= 0)")
+        if context[start:start + len(text)] != text:
+            found = _occurrences(context, text)
+            if not found:
+                raise ValueError(f"answer {_short(text)} does not occur in the context; fix the answer or the context")
+            start = min(found, key=lambda at: abs(at - start))
+        texts.append(text)
+        starts.append(start)
+    if not texts:
+        raise ValueError("no answer: extractive_qa rows need at least one (unanswerable questions, as in SQuAD v2, are not supported)")
+    return {"text": texts, "answer_start": starts}
+
+
+def _occurrences(context: str, text: str) -> list[int]:
+    found, at = [], context.find(text)
+    while at >= 0:
+        found.append(at)
+        at = context.find(text, at + 1)
+    return found
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def is_squad(document: Mapping[str, Any]) -> bool:
+    """Whether a JSON document has SQuAD's layout: ``{"data": [{"title", "paragraphs": [...]}, ...]}``."""
+    data = document.get("data")
+    return isinstance(data, list) and bool(data) and isinstance(data[0], Mapping) and "paragraphs" in data[0]
+
+
+def squad_rows(document: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(question number, row)`` for every question of a SQuAD-layout document (SQuAD v1.1, SberQuAD):
+    ``id``, ``title``, ``context``, ``question`` and ``answers`` in the hub's form (lists of ``text`` and
+    ``answer_start``); the number counts questions from 1, in file order."""
+    number = 0
+    for article in document["data"]:
+        for paragraph in article.get("paragraphs") or []:
+            for qa in paragraph.get("qas") or []:
+                number += 1
+                answers = [a for a in qa.get("answers") or [] if isinstance(a, Mapping)]
+                yield number, {"id": qa.get("id"), "title": article.get("title"), "context": paragraph.get("context"),
+                               "question": qa.get("question"),
+                               "answers": {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}}
+
+
+def context_offsets(offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int | None], part: int = 1) -> list[list[int]]:
+    """Each token's ``[start, end)`` characters in the context; ``[-1, -1]`` for question and special tokens."""
+    return [list(span) if sid == part else [-1, -1] for span, sid in zip(offsets, sequence_ids)]
+
+
+def answer_span(offsets: Sequence[Sequence[int]], char_start: int, char_end: int) -> list[int]:
+    """First and last token of characters ``[char_start, char_end)`` of the context, or :data:`NO_SPAN`
+    when they are not all inside the tokens kept (``offsets`` from :func:`context_offsets`)."""
+    inside = [i for i, (start, _) in enumerate(offsets) if start >= 0]
+    if not inside or offsets[inside[0]][0] > char_start or offsets[inside[-1]][1] < char_end:
+        return list(NO_SPAN)
+    first = next(i for i in inside if offsets[i][1] > char_start)
+    last = next(i for i in reversed(inside) if offsets[i][0] < char_end)
+    return [first, last] if first <= last else list(NO_SPAN)
+
+
+def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offsets: Sequence[Sequence[int]],
+              max_answer_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float]:
+    """The context span ``(first, last)`` with the highest ``start + end`` logit, ``last - first < max_answer_tokens``;
+    ``(-1, -1, -inf)`` when the row kept no context token."""
+    import numpy as np
+
+    start = np.asarray(start_logits, dtype=np.float64)
+    end = np.asarray(end_logits, dtype=np.float64)
+    n = min(len(start), len(end), len(offsets))
+    context = np.array([offsets[i][0] >= 0 for i in range(n)], dtype=bool)
+    if not context.any():
+        return -1, -1, -math.inf
+    start = np.where(context, start[:n], -np.inf)
+    end = np.where(context, end[:n], -np.inf)
+    scores = start[:, None] + end[None, :]
+    first, last = np.indices(scores.shape)
+    scores[(last < first) | (last - first >= max_answer_tokens)] = -np.inf
+    best = int(np.argmax(scores))
+    i, j = divmod(best, n)
+    return i, j, float(scores[i, j])
+
+
+def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: int) -> tuple[str, int]:
+    """The context's text from token ``first`` to token ``last`` and its character start ("" and -1 for no span)."""
+    if first < 0 or last < 0:
+        return "", -1
+    start, end = offsets[first][0], offsets[last][1]
+    return context[start:end], start
+
+
+def decode_spans(logits: Any, offsets: Sequence[Sequence[Sequence[int]]], max_answer_tokens: int = MAX_ANSWER_TOKENS
+                 ) -> list[tuple[int, int, float]]:
+    """Each row's :func:`best_span` from a batch's head logits ``(batch, length, 2)`` (one copy to the host)."""
+    values = logits.detach().float().cpu().numpy()
+    return [best_span(values[j, :, 0], values[j, :, 1], offsets[j], max_answer_tokens) for j in range(len(offsets))]
+
+
+def span_probability(start_logits: Any, end_logits: Any, offsets: Sequence[Sequence[int]], first: int, last: int) -> float:
+    """The probability of the span: softmax over the context tokens of its start times that of its end."""
+    import numpy as np
+
+    if first < 0:
+        return 0.0
+    context = np.array([span[0] >= 0 for span in offsets[: len(start_logits)]], dtype=bool)
+
+    def log_softmax(values: Any) -> Any:
+        kept = np.where(context, np.asarray(values, dtype=np.float64)[: len(context)], -np.inf)
+        top = kept.max()
+        return kept - top - np.log(np.exp(kept - top).sum())
+
+    return float(np.exp(log_softmax(start_logits)[first] + log_softmax(end_logits)[last]))
+
+
+def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS
+                        ) -> tuple[list[str], list[dict[str, Any]]]:
+    """Each row's answer text and ``{"answer_start", "score"}`` from its head logits ``(length, 2)``
+    (``rows``: the tokenized rows' ``offsets`` and ``context``, in the same order)."""
+    from mtcore.sampling.protocol import fetch_rows
+
+    texts, extras = [], []
+    for values, row in zip(logits, fetch_rows(rows, list(range(len(logits))))):
+        offsets = row["offsets"]
+        first, last, _ = best_span(values[:, 0], values[:, 1], offsets, max_answer_tokens)
+        text, start = span_text(row["context"], offsets, first, last)
+        texts.append(text)
+        extras.append({"answer_start": start, "score": span_probability(values[:, 0], values[:, 1], offsets, first, last)})
+    return texts, extras
+
+
+def answer_texts(rows: Any, spans: Sequence[tuple[int, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The predicted answer texts and the gold answers of ``(row, (first, last))`` pairs of a tokenized split."""
+    from mtcore.sampling.protocol import fetch_rows
+
+    columns = rows.select_columns(["context", "offsets", "answers"]) if hasattr(rows, "select_columns") else rows
+    fetched = fetch_rows(columns, [int(row) for row, _ in spans])
+    predicted = [span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0] for r, (_, span) in zip(fetched, spans)]
+    return predicted, [list(r["answers"]) for r in fetched]
+
+
+def count_cut_answers(rows: Any) -> int:
+    """Rows of a tokenized extractive-QA split with answers but no target: their answer lies past ``max_length``."""
+    names = getattr(rows, "column_names", None)
+    if names is None or "answers" not in names:
+        return 0
+    table = rows.with_format("arrow")
+    answers, labels = table["answers"].to_pylist(), table["labels"].to_pylist()
+    return sum(1 for texts, span in zip(answers, labels) if texts and span[0] < 0)
+
+
+def warn_cut_answers(rows: Any, task: Any, split: str, max_length: int, where: str | None = None) -> int:
+    """One :class:`CutAnswersWarning` line when rows of ``split`` have their answer past ``max_length``."""
+    cut = count_cut_answers(rows)
+    if cut:
+        warnings.warn(f"task {task.id!r}, {where or split + ' split'}: {cut} of {rows.num_rows} rows have their answer past max_length "
+                      f"{max_length} (the model never sees it: no training target, scored as missed): raise the task's max_length "
+                      "(config: tasks.<i>.max_length=N)", CutAnswersWarning, stacklevel=3)
+    return cut

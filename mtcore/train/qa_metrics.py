@@ -1,0 +1,52 @@
+"""Extractive QA metrics: SQuAD v1.1's exact match and token F1, as its official evaluation script computes them.
+
+``predictions`` are answer strings, one per question; ``references`` the lists of gold answer
+strings. Both are normalised the SQuAD way (lower case, ASCII punctuation and the English articles
+a/an/the removed, whitespace collapsed) and each prediction is scored against its best-matching
+gold answer. Scores are fractions (0..1), like every other mtcore metric; the SQuAD script prints
+them times 100. SberQuAD is scored with the same script.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import string
+from collections.abc import Sequence
+from typing import Any
+
+_PUNCTUATION = frozenset(string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD v1.1's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in str(text).lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def _f1(prediction: str, truth: str) -> float:
+    predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    common = collections.Counter(predicted) & collections.Counter(gold)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(predicted), same / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _best(score: Any, predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    pairs = [(p, list(r)) for p, r in zip(predictions, references) if len(r)]
+    if not pairs:
+        return 0.0
+    return sum(max(score(p, truth) for truth in gold) for p, gold in pairs) / len(pairs)
+
+
+def squad_em(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """Share of questions whose answer equals a gold answer after normalisation."""
+    return _best(lambda p, t: float(normalize_answer(p) == normalize_answer(t)), predictions, references)
+
+
+def squad_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """Mean over questions of the best token-overlap F1 against the gold answers."""
+    return _best(_f1, predictions, references)

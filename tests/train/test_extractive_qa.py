@@ -1,0 +1,250 @@
+"""Extractive question answering (kind ``extractive_qa``): answers in SQuAD's form, their token spans,
+training that learns, SQuAD's metrics, predictions with the answer text, export to plain transformers."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mtcore.data.answers import CutAnswersWarning, best_span, normalize_answers, span_text
+from mtcore.errors import DataError
+from mtcore.train.qa_metrics import squad_em, squad_f1
+
+REPO = Path(__file__).resolve().parents[2]
+FILL = "the a one some this that my your his her it is was has on in at".split()
+COLOURS = ["red", "blue", "green"]
+WORDS = FILL + COLOURS + ["which", "colour", "is", "it"]
+
+
+def _rows(n: int, seed: int, *, shape: str = "dict") -> list[dict]:
+    """Questions whose answer is the context's one colour word."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words = [rng.choice(FILL) for _ in range(rng.randint(3, 9))]
+        colour, at = rng.choice(COLOURS), rng.randrange(0, 4)
+        words.insert(at, colour)
+        start = len(" ".join(words[:at])) + (1 if at else 0)
+        answers = {"text": [colour], "answer_start": [start]} if shape == "dict" else [{"text": colour, "answer_start": start}]
+        rows.append({"id": i, "question": "which colour is it", "context": " ".join(words), "answers": answers})
+    return rows
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def qa_encoder(tmp_path_factory) -> Path:
+    from mtcore.testing import build_tiny_encoder
+
+    return build_tiny_encoder(tmp_path_factory.mktemp("qa-encoder"), "bert", words=WORDS, hidden_size=64, num_layers=2, num_heads=2)
+
+
+def _config(tmp_path: Path, encoder: Path, **extra) -> dict:
+    files = {"train": _write(tmp_path / "train.jsonl", _rows(64, 0)), "validation": _write(tmp_path / "val.jsonl", _rows(16, 1, shape="list"))}
+    config = {"encoder": {"path": str(encoder)}, "tasks": [{"define": {"name": "qa", "kind": "extractive_qa", "id_field": "id", "files": files}}],
+              "schedule": {"max_steps": 60, "warmup_steps": 0}, "optimizer": {"lr": 3e-3}, "batching": {"batch_size": 8},
+              "evaluation": {"every": None, "at_end": True}, "logging": {"progress": "none", "plot": False}, "checkpoint": {"every": None}}
+    for key, value in extra.items():
+        config[key] = {**config.get(key, {}), **value}
+    return config
+
+
+# ---- answers ----------------------------------------------------------------------------------
+def test_answers_in_every_squad_shape_are_normalised_and_off_by_one_starts_fixed():
+    context = "the red apple is on the red table"
+    assert normalize_answers({"text": ["red"], "answer_start": [4]}, context) == {"text": ["red"], "answer_start": [4]}
+    assert normalize_answers([{"text": "apple", "answer_start": 8}], context) == {"text": ["apple"], "answer_start": [8]}
+    assert normalize_answers({"text": "table", "answer_start": "28"}, context) == {"text": ["table"], "answer_start": [28]}
+    assert normalize_answers({"text": ["red"], "answer_start": [23]}, context)["answer_start"] == [24]  # nearest occurrence
+    with pytest.raises(ValueError, match="answer 'pear' does not occur in the context"):
+        normalize_answers({"text": ["pear"], "answer_start": [0]}, context)
+    with pytest.raises(ValueError, match="1 text\\(s\\) and 2 answer_start\\(s\\)"):
+        normalize_answers({"text": ["red"], "answer_start": [4, 5]}, context)
+    with pytest.raises(ValueError, match="answer_start -1 of answer 'red' is not a character offset"):
+        normalize_answers({"text": ["red"], "answer_start": [-1]}, context)
+
+
+def test_a_training_row_without_its_answer_in_the_context_is_one_line_naming_file_and_row(tmp_path, qa_encoder):
+    from mtcore import Trainer
+
+    rows = _rows(8, 0)
+    rows[5]["answers"] = {"text": ["purple"], "answer_start": [0]}
+    rows[6]["answers"] = {"text": [], "answer_start": []}
+    config = _config(tmp_path, qa_encoder)
+    config["tasks"][0]["define"]["files"]["train"] = _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError) as caught:
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert str(caught.value) == (f"task 'user:qa', {tmp_path / 'bad.jsonl'} row 6: answer 'purple' does not occur in the context; "
+                                 "fix the answer or the context")
+    rows[5] = _rows(1, 3)[0]
+    _write(tmp_path / "bad.jsonl", rows)
+    with pytest.raises(DataError, match="row 7: no label \\(field 'answers' is .*\\); train rows need one"):
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert not (tmp_path / "run").exists()
+
+
+def test_squad_layout_json_gives_one_row_per_question(tmp_path):
+    from mtcore.data.readers import iter_rows
+
+    document = {"version": "1.1", "data": [{"title": "T", "paragraphs": [
+        {"context": "Paris is in France.", "qas": [{"id": "a", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]},
+                                                 {"id": "b", "question": "What is in France?", "answers": [{"text": "Paris", "answer_start": 0},
+                                                                                                          {"text": "Paris", "answer_start": 0}]}]},
+        {"context": "Oslo is cold.", "qas": [{"id": "c", "question": "What is cold?", "answers": []}]}]}]}
+    path = tmp_path / "dev-v1.1.json"
+    path.write_text(json.dumps(document), encoding="utf-8-sig")  # with a byte-order mark
+    rows = list(iter_rows(path))
+    assert [number for number, _ in rows] == [1, 2, 3]
+    assert rows[1][1] == {"id": "b", "title": "T", "context": "Paris is in France.", "question": "What is in France?",
+                          "answers": {"text": ["Paris", "Paris"], "answer_start": [0, 0]}}
+    assert rows[2][1]["answers"] == {"text": [], "answer_start": []}
+
+
+# ---- spans ------------------------------------------------------------------------------------
+def test_token_targets_cover_the_answer_and_cut_answers_are_no_target(tmp_path, qa_encoder):
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.task import Source, Task
+
+    rows = _rows(20, 4)
+    rows.append({"id": 99, "question": "which colour is it", "context": " ".join(["the"] * 40 + ["blue"]),
+                 "answers": {"text": ["blue"], "answer_start": [160]}})
+    task = Task(name="qa", kind="extractive_qa", id_field="id", max_length=24,
+                sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
+    _write(tmp_path / "train.jsonl", rows)
+    tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_task_data(task, tokenizer, source="local", data_dir=tmp_path, splits=["train"], cache_dir=tmp_path / "cache")
+    cut = [w for w in caught if issubclass(w.category, CutAnswersWarning)]
+    assert len(cut) == 1 and "1 of 21 rows have their answer past max_length 24" in str(cut[0].message)
+    split = data.splits["train"]
+    for row in split:
+        first, last = row["labels"]
+        if row["idx"] == 99:
+            assert (first, last) == (-100, -100)
+            continue
+        assert tokenizer.decode(row["input_ids"][first:last + 1]) == row["answers"][0]
+        assert span_text(row["context"], row["offsets"], first, last) == (row["answers"][0], row["context"].index(row["answers"][0]))
+        assert all(o == [-1, -1] for o in row["offsets"][: row["input_ids"].index(tokenizer.sep_token_id) + 1])  # question: no offsets
+
+
+def test_best_span_stays_in_the_context_in_order_and_short():
+    offsets = [[-1, -1], [-1, -1], [0, 3], [4, 7], [8, 11], [12, 15], [-1, -1]]
+    start = [9.0, 0.0, 0.5, 0.0, 5.0, 0.0, 9.0]  # the question and special tokens score highest: never chosen
+    end = [9.0, 0.0, 0.0, 6.0, 1.5, 2.0, 9.0]
+    assert best_span(start, end, offsets)[:2] == (4, 5)  # 7.0; (4, 3) would be 11 but ends before it starts
+    assert best_span(start, end, offsets, max_answer_tokens=1)[:2] == (4, 4)
+    assert best_span(start, end, [[-1, -1]] * 7)[:2] == (-1, -1)
+    assert span_text("abc defg hij klmn", offsets, -1, -1) == ("", -1)
+
+
+def test_squad_metrics_follow_the_official_script():
+    assert squad_em(["The Eiffel Tower!"], [["eiffel tower"]]) == 1.0  # case, punctuation, articles
+    assert squad_f1(["in Paris France"], [["Paris"]]) == pytest.approx(0.5)  # precision 1/3, recall 1
+    assert squad_f1(["Paris"], [["London", "in Paris"]]) == pytest.approx(2 / 3)  # the best gold answer counts
+    assert squad_em(["Москва"], [["москва"]]) == 1.0
+    assert squad_f1(["", "red"], [["blue"], ["red"]]) == pytest.approx(0.5)
+    assert squad_f1(["x"], [[]]) == 0.0  # no gold answers: not scored
+
+
+# ---- training, prediction, export ---------------------------------------------------------------
+def test_training_learns_to_point_at_the_answer_then_predicts_and_exports(tmp_path, qa_encoder, helpers):
+    from transformers import AutoModelForQuestionAnswering
+
+    from mtcore import Trainer
+    from mtcore.model import MultitaskModel
+    from mtcore.predict import predict
+
+    summary = Trainer(_config(tmp_path, qa_encoder), output_dir=tmp_path / "run").train()
+    metrics = summary["final"]["metrics"]
+    assert metrics["user:qa/squad_f1"] >= 0.9 and metrics["user:qa/squad_em"] >= 0.9, metrics
+
+    model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    out = predict(model, "qa", [{"question": "which colour is it", "context": "his green apple is on it"},
+                                {"question": "which colour is it", "context": "that red"}])
+    assert out.labels == ["green", "red"]
+    assert [row["answer_start"] for row in out.rows()] == [4, 5] and all(0.5 < row["score"] <= 1.0 for row in out.rows())
+
+    questions = _write(tmp_path / "questions.jsonl", [{"id": 7, "question": "which colour is it", "context": "a blue one"}])
+    env = helpers.subprocess_env()
+    csv_out = subprocess.run(helpers.mt_command("predict", str(tmp_path / "run"), "-i", questions, "-f", "csv"),
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert csv_out.returncode == 0, csv_out.stderr
+    header, row = csv_out.stdout.strip().splitlines()
+    assert header == "idx,label,answer_start,score" and row.startswith("7,blue,2,")
+
+    exported = subprocess.run(helpers.mt_command("export", str(tmp_path / "run"), str(tmp_path / "plain")), capture_output=True,
+                              text=True, env=env, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    assert "as BertForQuestionAnswering" in exported.stderr and "logits match" in exported.stderr
+    plain = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "plain").eval()
+    encoded = model.tokenizer(["which colour is it"], ["his green apple is on it"], return_tensors="pt")
+    with torch.no_grad():
+        theirs = plain(**encoded)
+        ours = model("user:qa", **encoded).logits
+    assert torch.allclose(torch.stack([theirs.start_logits, theirs.end_logits], -1), ours, atol=1e-5)
+
+
+def test_padding_free_batches_give_the_padded_loss(tmp_path, qa_encoder):
+    from mtcore.data import load_task_data
+    from mtcore.data.collate import Collator
+    from mtcore.model import MultitaskModel
+    from mtcore.task import Source, Task
+
+    task = Task(name="qa", kind="extractive_qa", sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
+    _write(tmp_path / "train.jsonl", _rows(6, 2))
+    from transformers import AutoTokenizer
+
+    model = MultitaskModel(str(qa_encoder), {"qa": task}).eval()
+    tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
+    data = load_task_data(task, tokenizer, source="local", data_dir=tmp_path, splits=["train"], cache_dir=tmp_path / "cache")
+    rows = [data.splits["train"][i] for i in range(6)]
+    padded = Collator(tokenizer.pad_token_id, "extractive_qa")(rows)
+    model.enable_padding_free()
+    packed = Collator(tokenizer.pad_token_id, "extractive_qa", padding_free=True)(rows)
+    with torch.no_grad():
+        a, b = model("qa", **padded), model("qa", **packed)
+    assert padded["labels"].shape == (6, 2)
+    assert torch.allclose(a.loss, b.loss, atol=1e-5)
+
+
+def test_the_sberquad_example_trains_offline_on_its_sample_and_reads_the_hub_layout(tmp_path, helpers):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    env = helpers.subprocess_env()
+    example = REPO / "examples" / "sberquad.yaml"
+    first = yaml.safe_load(example.read_text())["tasks"][0]
+    assert first["source"] == "hub" and first["define"]["sources"]["hub"]["path"] == "kuznetsoffandrey/sberquad"
+    sample = REPO / "examples" / "data" / "sberquad"
+    done = subprocess.run(helpers.mt_command("train", str(example), "tasks.0.source=local", f"tasks.0.data_dir={sample}",
+                                             "encoder.path=null", "encoder.tiny=bert",
+                                             "schedule.epochs=1", "--output-dir", str(tmp_path / "run")),
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["final"]["metrics"]) == {"user:sberquad/squad_f1", "user:sberquad/squad_em", "user:sberquad/loss"}
+
+    hub = tmp_path / "sberquad-hub" / "data"  # the hub's Parquet layout: id, title, context, question, answers{text, answer_start}
+    hub.mkdir(parents=True)
+    for split, n in (("train", 6), ("validation", 3)):
+        rows = [{"id": i, "title": "t", "context": "Город Тверь стоит на реке Волга.", "question": "На какой реке стоит Тверь?",
+                 "answers": {"text": ["Волга"], "answer_start": [26]}} for i in range(n)]
+        pq.write_table(pa.Table.from_pylist(rows), hub / f"{split}-00000-of-00001.parquet")
+    checked = subprocess.run(helpers.mt_command("check", str(example), "encoder.path=null", "encoder.tiny=bert",
+                                                f"tasks.0.define.sources.hub.path={hub.parent}"),
+                             capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "│          6 │               3 │" in checked.stdout.replace("┃", "│")
