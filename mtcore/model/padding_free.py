@@ -150,10 +150,23 @@ def _varlen_kernel() -> tuple[Any, bool]:
     return _VARLEN_KERNEL
 
 
+#: False once :func:`note_device` saw a GPU older than Ampere (compute capability 8.0), where torch's
+#: FlashAttention refuses to run ("FlashAttention only supports Ampere GPUs or newer"); a module
+#: constant, so compiled graphs read no device property.
+_FLASH_GPU = True
+
+
+def note_device(device: Any) -> None:
+    """Record whether ``device`` (the training GPU) runs FlashAttention; padded SDPA is used where not."""
+    global _FLASH_GPU
+    if getattr(device, "type", None) == "cuda" and torch.cuda.is_available():
+        _FLASH_GPU = torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def _flash_varlen_usable(q: torch.Tensor, dropout: float, scaling: float | None = None) -> bool:
-    """CUDA, half precision, no attention dropout (the kernel has none), and a torch that has the
-    kernel (taking ``scale`` unless the scale is the default ``dim ** -0.5``)."""
-    if not q.is_cuda or q.dtype not in (torch.float16, torch.bfloat16) or dropout:
+    """CUDA on an Ampere or newer GPU, half precision, no attention dropout (the kernel has none), and a
+    torch that has the kernel (taking ``scale`` unless the scale is the default ``dim ** -0.5``)."""
+    if not q.is_cuda or not _FLASH_GPU or q.dtype not in (torch.float16, torch.bfloat16) or dropout:
         return False
     kernel, takes_scale = _varlen_kernel()
     if kernel is None:

@@ -104,6 +104,9 @@ def _checkpoint_model(location: ModelLocation) -> Any:
         source = str(location.run_dir / f"tiny-encoder-{config.encoder.tiny.arch}")
         if not (Path(source) / "config.json").is_file():
             raise ModelFileError(f"{source}: the run's demo encoder is missing; the checkpoint cannot be rebuilt without it")
+    options = dict(config.encoder.options)
+    if options.pop("flash_attention", None) is not None:  # kernels only (FA4 needs its package and a Hopper GPU): same results
+        config = config.model_copy(update={"encoder": config.encoder.model_copy(update={"options": options})})
     model = build_model(plan_run(config), source, load_tokenizer(source, config))
     load_weights(model, location.model_dir / CHECKPOINT_WEIGHTS)
     return model.eval()

@@ -84,11 +84,30 @@ def quiet_progress_bars() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+def native_bf16() -> bool:
+    """Whether the GPU computes in bf16 (Ampere or newer). torch's ``is_bf16_supported()`` also says yes
+    where bf16 is only emulated (T4, V100: no bf16 tensor cores, slow), which is where fp16 belongs."""
+    import torch
+
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a torch without the argument (< 2.3): its answer was the native one
+        return bool(torch.cuda.is_bf16_supported())
+
+
+def check_weights_dtype(precision: str, options: Any) -> None:
+    """fp16's grad scaler unscales into float32 weights: float16 ones (``encoder.options.dtype``) fail at step 1."""
+    dtype = str(dict(options or {}).get("dtype", "")).removeprefix("torch.")
+    if precision == "fp16" and dtype in ("float16", "half"):
+        raise ConfigError("config key 'encoder.options.dtype': float16 weights cannot train in precision fp16 (its grad scaler "
+                          "needs float32 weights to unscale into); leave encoder.options.dtype out")
+
+
 def resolve_precision(requested: str, cuda: bool) -> str:
     """Accelerate's ``mixed_precision`` for the config's ``precision`` on this machine."""
     import torch
 
-    bf16_ok = cuda and torch.cuda.is_bf16_supported()
+    bf16_ok = cuda and native_bf16()
     if requested == "auto":
         return ("bf16" if bf16_ok else "fp16") if cuda else "no"
     if requested == "fp32":
@@ -108,6 +127,7 @@ def make_accelerator(config: TrainConfig, run: RunDir, num_tasks: int) -> Any:
 
     cuda = torch.cuda.is_available() and not config.cpu
     precision = resolve_precision(config.precision, cuda)
+    check_weights_dtype(precision, config.encoder.options)
     # One task per step (or one backward per task) leaves other heads without gradient.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=num_tasks > 1)
     return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
@@ -295,9 +315,11 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     model.to(accelerator.device)
     model.train()
     if accelerator.device.type == "cuda":
+        from mtcore.model.padding_free import note_device
         from mtcore.train.cuda import configure_cuda_kernels
 
         configure_cuda_kernels()
+        note_device(accelerator.device)  # FlashAttention's varlen kernel only where the GPU runs it
     if config.compile.enabled:
         from mtcore.train.compile import compile_encoder
 

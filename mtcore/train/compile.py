@@ -27,7 +27,8 @@ def compile_encoder(model: Any, *, dynamic: bool | None = True, mode: str | None
     for module in layers or [model.encoder]:
         module.compile(dynamic=dynamic, mode=mode, backend=backend)
     # more distinct shapes (lengths x batch sizes x tasks) than the default limit of 8 before falling back to eager
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+    setattr(torch._dynamo.config, limit, max(getattr(torch._dynamo.config, limit), 64))
     return model
 
 

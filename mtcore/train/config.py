@@ -38,7 +38,8 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
                 layer_decay: null}   # in (0, 1], e.g. 0.8: encoder layer i of L (L = top) trains at
                 # lr * layer_decay^(L-i), the embeddings at lr * layer_decay^L; heads at head_lr; 1 = off
     schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
-    precision: auto              # auto | fp32 | bf16 | fp16
+    precision: auto              # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that compute in it, Ampere and
+                                 # newer; fp16 on older ones, T4 and V100; fp32 on CPU)
     batching: {batch_size: 16, eval_batch_size: null, max_tokens: null, max_rows: null, group_by_length: true,
                pad_to_multiple_of: null, padding_free: false}   # padding_free: encoder on real tokens only
                # max_rows: at most this many rows in a max_tokens batch

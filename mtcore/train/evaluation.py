@@ -159,11 +159,11 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
         predictions = predictions_from_logits(kind, out.logits)
         references = labels.detach().cpu().numpy() if labels is not None else _no_labels(kind, predictions)
         mask = batch.get("attention_mask")
+        kept = mask.sum(-1).tolist() if kind == "token_classification" and mask is not None else None  # one read per batch
         for j, row in enumerate(indices):
             pred, ref = predictions[j], references[j]
-            if kind == "token_classification" and mask is not None:
-                keep = int(mask[j].sum())
-                pred, ref = pred[:keep], ref[:keep]
+            if kept is not None:
+                pred, ref = pred[:kept[j]], ref[:kept[j]]
             results.append((int(row), pred, ref))
     return results, loss_sum, loss_weight
 

@@ -53,6 +53,17 @@ def batch_stream(sampler: Any) -> Iterator[Any]:
             raise RuntimeError("the batch sampler yields no batches")
 
 
+def step_skipped(optimizer: Any, scaler: Any, scale_before: float | None) -> bool:
+    """Whether the optimizer step was skipped for inf/NaN gradients (fp16), so the schedule must not advance.
+
+    Accelerate tells only when ``optimizer.step`` was not called; a fused AdamW is always called
+    and skips the update inside, so a drop of the grad scaler's scale (what it does on every skip)
+    tells too."""
+    if optimizer.step_was_skipped:
+        return True
+    return scaler is not None and scale_before is not None and scaler.get_scale() < scale_before
+
+
 def train_loop(engine: Engine) -> dict[str, Any]:
     """Train until ``engine.total_steps`` (or early stopping); returns the run summary."""
     import torch
@@ -68,7 +79,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     progress = events.start_progress(engine)
     shared, others = split_parameters(engine.unwrapped)
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
-    scale = acc.scaler.scale if getattr(acc, "scaler", None) is not None else (lambda loss: loss)
+    scaler = getattr(acc, "scaler", None)  # fp16's grad scaler
+    scale = scaler.scale if scaler is not None else (lambda loss: loss)
     batches = batch_stream(engine.sampler)
     reduce_mean = (lambda tensor: acc.reduce(tensor, "mean")) if acc.num_processes > 1 else None
     if engine.rng_to_restore is not None:
@@ -110,8 +122,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
                 if max_grad_norm is not None:
                     acc.clip_grad_norm_(clipped, max_grad_norm)
+                scale_before = scaler.get_scale() if scaler is not None else None  # fp16 only: a host read of the scale
                 optimizer.step()
-                if not optimizer.step_was_skipped:
+                if not step_skipped(optimizer, scaler, scale_before):
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 state.step = step

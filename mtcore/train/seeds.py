@@ -88,12 +88,25 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         except MtError as exc:
             raise _naming_the_seed(exc, seed) from None
         summaries[seed] = summary
+        trainer = None  # the seed's model and optimizer state go now, not whenever the garbage collector runs
+        _free_memory()
         if report is not None:
             report(seed, summary)
         spread = seed_spread(summaries)
         if is_main_process():  # after every seed: a later failure keeps the finished ones' spread
             write_json(Path(output_dir) / SUMMARY, spread)
     return spread
+
+
+def _free_memory() -> None:
+    """Collect the finished seed's engine (held in reference cycles) and give its GPU memory back."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def _refuse_a_run_directory(base: Path) -> None:

@@ -117,7 +117,8 @@ class Trainer:
                 raise UsageError(f"the run in {self.output_dir} had already finished, so train() trained nothing: load its model "
                                  f"with MultitaskModel.from_pretrained({str(Path(self.output_dir) / 'model')!r})")
             raise UsageError("Trainer.model is the trained model: call train() first")
-        return self.engine.unwrapped
+        # without the autocast wrapper of a bf16/fp16 run: it predicts in float32, as the saved model does
+        return self.engine.accelerator.unwrap_model(self.engine.model, keep_fp32_wrapper=False)
 
 
 def _reset_accelerate_state() -> None:
