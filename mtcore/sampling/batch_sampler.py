@@ -35,12 +35,11 @@ from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.sampling.base import Sampler, match_task_names
 from mtcore.sampling.batching import check_token_budget
 from mtcore.sampling.protocol import TaskDataLike, fetch_rows
+from mtcore.sampling.samplers import EachBatchOnceSampler
 from mtcore.sampling.schedule import Batching, TaskPlan, count_steps, draw_counts
 
 MODES = ("single", "all")
 STOPS = ("largest", "smallest")
-
-
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -60,7 +59,9 @@ class MultitaskBatchSampler:
     :param mode: ``"single"`` (one task per step) or ``"all"`` (one batch of every task per step).
     :param stop: ``"largest"`` (until every task has been through all its batches; smaller tasks
         restart with a fresh order), ``"smallest"`` (until the first task runs out) or a number
-        of steps per epoch.
+        of steps per epoch. On a split other than ``"train"`` (mode ``"single"``), ``"largest"``
+        reads every task's batches exactly once (:class:`EachBatchOnceSampler`, whatever ``sampler``
+        says): evaluation counts each row once.
     :param group_by_length: sort rows by length inside mega-batches of ~50 batches (less padding).
     :param token_budget: if set, batches hold as many rows as fit in this many padded token slots
         (``rows * longest <= token_budget``) instead of a fixed number of rows; an example longer
@@ -153,11 +154,15 @@ class MultitaskBatchSampler:
                                            packed=packed, max_rows=max_rows)
             if token_budget is not None:
                 check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed, choices=self.choices[name])
+        if split != "train" and mode == "single" and stop == "largest":  # evaluation: each row once, no restarts
+            sampler, sampler_options = EachBatchOnceSampler, {"shuffle": bool(shuffle)}
         self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})
         self.epoch = _positive_int("epoch", epoch, minimum=0)
         self._step = 0
         self._plans_cache: tuple[int, int, list[TaskPlan]] | None = None
         self._steps_cache: dict[tuple[int, int], int] = {}
+        if isinstance(self.sampler, EachBatchOnceSampler):
+            self.sampler.batch_counts = self._draws_per_task
         self.sampler.set_epoch(self.epoch)
         self._plans()  # fail now (too few examples for drop_last), not at the first step
 
@@ -232,6 +237,9 @@ class MultitaskBatchSampler:
                 sampler.set_epoch(epoch)
             self._steps_cache[key] = count_steps(self._plans(epoch), sampler, self.mode, self.stop)
         return self._steps_cache[key]
+
+    def _draws_per_task(self, epoch: int) -> list[int]:
+        return [plan.rounds(0) for plan in self._plans(epoch)]
 
     def batches_in_epoch(self, epoch: int | None = None) -> dict[str, int]:
         """Draws each task needs to go through all of its batches once in ``epoch`` (default: the current one)."""

@@ -21,13 +21,14 @@ See :class:`mtcore.sampling.base.Sampler` for the shared behaviour (determinism,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from mtcore.errors import ConfigError
 from mtcore.sampling.base import Sampler, match_task_names
+from mtcore.sampling.batching import rng_for
 
 
 def _number(sampler: Sampler, key: str, *, positive: bool = True, integer: bool = False) -> float:
@@ -154,3 +155,36 @@ class FixedWeightsSampler(Sampler):
 
     def probabilities(self, epoch: int) -> np.ndarray:
         return self.weights
+
+
+ONCE_STREAM = 3  # rng stream of EachBatchOnceSampler's task order
+
+
+class EachBatchOnceSampler(Sampler):
+    """Every task's batches exactly once per epoch (an epoch is the sum of the tasks' batches).
+
+    The task order is a seeded permutation of ``(seed, epoch)``; ``shuffle=False`` gives task after
+    task, in the given order. :class:`MultitaskBatchSampler` binds :attr:`batch_counts` (epoch ->
+    draws each task needs); unbound, the counts are the task sizes. Steps past the epoch repeat its order.
+    """
+
+    name: ClassVar[str] = "each_batch_once"
+    defaults: ClassVar[Mapping[str, Any]] = {"shuffle": True}
+    batch_counts: Callable[[int], Sequence[int]] | None = None
+
+    def probabilities(self, epoch: int) -> np.ndarray:
+        return np.asarray(self._counts(epoch), dtype=np.float64)
+
+    def _counts(self, epoch: int) -> list[int]:
+        return [int(n) for n in (self.batch_counts(epoch) if self.batch_counts else [self.sizes[t] for t in self.tasks])]
+
+    def choose(self, start: int, stop: int) -> np.ndarray:
+        counts = self._counts(self.epoch)
+        key = (self.seed, self.epoch, tuple(counts), bool(self.options["shuffle"]))
+        cached = getattr(self, "_order", None)
+        if cached is None or cached[0] != key:
+            order = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+            if self.options["shuffle"]:
+                order = rng_for(self.seed, self.epoch, ONCE_STREAM).permutation(order)
+            cached = self._order = (key, order)
+        return np.resize(cached[1], max(stop, 0))[start:stop] if stop > start else np.zeros(0, dtype=np.int64)

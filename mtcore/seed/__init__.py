@@ -1,6 +1,6 @@
 """The seed library's Python API (``multitask-transformers``), on mtcore's engine.
 
-A notebook written for the seed ports by changing its import lines::
+The seed README's example ports by changing its import lines (and its data loading)::
 
     from mtcore.seed.classification import SequenceClassificationTask   # was src.classification
     from mtcore.seed.dataloaders import MultitaskBatchSampler           # was src.dataloaders
@@ -11,7 +11,8 @@ A notebook written for the seed ports by changing its import lines::
     from mtcore.seed.tokenizers import TokenizerConfig                  # was src.tokenizers
 
 or ``from mtcore.seed import SequenceClassificationTask, Tasks, ...``. The names are imported
-lazily, so ``import mtcore.seed`` is cheap. See ``examples/seed_port.py`` and docs/python-api.md.
+lazily, so ``import mtcore.seed`` is cheap. See ``examples/seed_port.py`` and docs/python-api.md
+(which lists what differs from the seed).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ _LAZY = {
     "TokenizerConfig": "mtcore.seed.tokenizers",
     "Preprocessor": "mtcore.seed.preprocessing",
     "NLIPreprocess": "mtcore.seed.preprocessing",
+    "NLIPreprocessor": "mtcore.seed.preprocessing",
     "MultitaskBatchSampler": "mtcore.seed.dataloaders",
+    "MetabatchSampler": "mtcore.seed.dataloaders",
+    "NLinearsSequenceClassificationTask": "mtcore.seed.classification",
+    "NLinearsHead": "mtcore.seed.classification",
     "MultitaskModel": "mtcore.seed.models",
     "preprocess_danetqa": "mtcore.seed.ru",
     "preprocess_parus": "mtcore.seed.ru",

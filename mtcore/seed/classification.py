@@ -12,7 +12,12 @@
 
 The label names come from the data unless given: a ``ClassLabel`` column's names, else the
 distinct stored values (JSON booleans give ``False, True``; strings are sorted; integers
-``0..n-1``). After preprocessing, a row with ``text_pair`` makes a pair-classification task.
+``0..n-1``). After preprocessing, a row with ``text_pair`` makes a pair-classification task and
+a row with ``choices`` (``preprocess_parus``) a multiple-choice task. A row in the seed's shape,
+``{"input": text or (text, text_pair), "label": ...}``, works as it is.
+
+``NLinearsSequenceClassificationTask`` (the seed's N-linear-layers task) is this task with
+``head="mlp"`` and the seed's head settings; ``NLinearsHead`` names that head (``head=NLinearsHead``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,39 @@ from mtcore.seed.tokenizers import TokenizerConfig
 from mtcore.task import SPLITS, Source, Task
 
 LABEL_FIELD = "label"
+SEED_INPUT = "input"
+#: the seed's ``activation_fun`` callables, by ``__name__``, -> the mlp head's ``activation``
+ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu")
+
+
+def seed_input(example: dict[str, Any]) -> dict[str, Any] | None:
+    """The seed's ``input`` field (a text, or a pair of texts) -> ``text`` [, ``text_pair``]."""
+    if SEED_INPUT not in example or "text" in example:
+        return None
+    value = example[SEED_INPUT]
+    if isinstance(value, str):
+        return {**example, "text": value}
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return {**example, "text": value[0], "text_pair": value[1]}
+    raise DataError(f"field 'input' must be a text or a pair of texts (text, text_pair), got {str(value)[:80]!r}")
+
+
+def __getattr__(name: str) -> Any:
+    if name == "NLinearsHead":  # the seed's N-linear-layers head is mtcore's "mlp" head (imported lazily: torch)
+        from mtcore.model.heads.classification import MLPHead
+
+        return MLPHead
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _head_name(head: Any) -> str | None:
+    if head is None or head == "mlp":
+        return head
+    if head == "NLinearsHead" or getattr(head, "__name__", None) in ("MLPHead", "NLinearsHead"):
+        return "mlp"
+    if not isinstance(head, str):
+        raise ConfigError(f"head must be a registered head name such as 'classification' or 'mlp' (NLinearsHead), got {head!r}")
+    return head
 
 
 def _is_unlabelled(value: Any) -> bool:
@@ -55,11 +93,24 @@ class SequenceClassificationTask:
         *,
         labels: Sequence[str] | None = None,
         label_values: Sequence[Any] | None = None,
+        num_labels: int | None = None,
         head: str | None = None,
         head_options: Mapping[str, Any] | None = None,
         metrics: Sequence[str] | None = None,
+        compute_metrics: Any = None,
     ) -> None:
         from mtcore.data.preprocess import Preprocessor
+
+        if not isinstance(name, str):
+            raise ConfigError(f"SequenceClassificationTask(name, dataset_dict, ...): the name comes first, got a {type(name).__name__}")
+        if isinstance(preprocessor, int):
+            raise ConfigError(f"task {name!r}: the third argument is the preprocessor (the seed put num_labels there); "
+                              f"write num_labels={preprocessor!r}, preprocessor=..., tokenizer_config=... as keywords")
+        if compute_metrics is not None or callable(metrics):
+            raise ConfigError(f"task {name!r}: mtcore computes registered metrics, not a compute_metrics function; "
+                              "pass metrics=['accuracy', 'f1_macro'] (names from `mt components metric`)")
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2):
+            raise ConfigError(f"task {name!r}: num_labels must be an integer >= 2, got {num_labels!r}")
 
         if not isinstance(dataset_dict, Mapping) or "train" not in dataset_dict:
             have = ", ".join(dataset_dict) if isinstance(dataset_dict, Mapping) else type(dataset_dict).__name__
@@ -78,7 +129,8 @@ class SequenceClassificationTask:
         self.tokenizer_config = tokenizer_config if tokenizer_config is not None else TokenizerConfig()
         self._labels = tuple(labels) if labels is not None else None
         self._label_values = tuple(label_values) if label_values is not None else None
-        self._head = head
+        self._head = _head_name(head)
+        self.num_labels = num_labels
         self._head_options = dict(head_options or {})
         self._metrics = tuple(metrics) if metrics is not None else None
         self._task: Task | None = None
@@ -123,6 +175,9 @@ class SequenceClassificationTask:
         if hasattr(feature, "names"):
             return tuple(feature.names), None
         values = self._label_values_seen()
+        if not values:
+            raise ConfigError(f"task {self.name!r}: no row has a {LABEL_FIELD!r} after preprocessing; make a step set it "
+                              "(NLIPreprocess(label='<the data's label field>')) or pass labels=[...]")
         if len(values) < 2:
             raise ConfigError(f"task {self.name!r}: found {len(values)} distinct label value(s) in the data; "
                               "pass labels=[...] (and label_values=[...] when stored differently)")
@@ -139,22 +194,44 @@ class SequenceClassificationTask:
         """The task's source loader: the in-memory splits."""
         return {split: self.dataset_dict[split] for split in splits if split in self.dataset_dict}
 
-    def to_task(self) -> Task:
-        """The mtcore :class:`~mtcore.task.Task` this describes (built once)."""
+    def _checked_labels(self) -> tuple[tuple[str, ...], tuple[Any, ...] | None]:
+        """:meth:`infer_labels`, held against ``num_labels`` (integer labels 0..k-1 grow to ``num_labels``)."""
+        labels, values = self.infer_labels()
+        wanted = self.num_labels
+        if wanted is None or wanted == len(labels):
+            return labels, values
+        numbered = self._labels is None and values is None and labels == tuple(str(i) for i in range(len(labels)))
+        if numbered and wanted > len(labels):
+            return tuple(str(i) for i in range(wanted)), None
+        raise ConfigError(f"task {self.name!r}: num_labels={wanted} but the labels are {', '.join(labels)} ({len(labels)}); "
+                          "fix num_labels or pass labels=[...]")
+
+    def to_task(self, model_path: str | None = None) -> Task:
+        """The mtcore :class:`~mtcore.task.Task` this describes (built once); ``model_path`` (the seed's
+        argument) is not needed: ``Tasks`` gives the encoder."""
         if self._task is None:
             row = self._first_prepared_row()
+            steps = self.preprocessor
+            if SEED_INPUT in row and "text" not in row:
+                steps = self.preprocessor + seed_input
+                row = seed_input(row) or row
             pair = "text_pair" in row
             if "text" not in row:
                 raise DataError(f"task {self.name!r}, train row 1: preprocessing gives no 'text' field (it gives: {', '.join(row)}); "
-                                "add a preprocessing step such as NLIPreprocess() or one that sets row['text']")
-            labels, values = self.infer_labels()
+                                "add a preprocessing step such as NLIPreprocess() or one that sets row['text'] (or row['input'])")
+            if "choices" in row:  # preprocess_parus: the context and its choices
+                kind, labels, values, inputs = "multiple_choice", (), None, {"text": "text", "choices": "choices"}
+            else:
+                kind = "pair_classification" if pair else "text_classification"
+                labels, values = self._checked_labels()
+                inputs = {"text": "text", "text_pair": "text_pair"} if pair else {"text": "text"}
             self._task = Task(
                 name=self.name,
-                kind="pair_classification" if pair else "text_classification",
+                kind=kind,
                 labels=labels,
                 label_values=values,
-                inputs={"text": "text", "text_pair": "text_pair"} if pair else {"text": "text"},
-                preprocess=(self.preprocessor,) if len(self.preprocessor) else (),
+                inputs=inputs,
+                preprocess=(steps,) if len(steps) else (),
                 sources={"memory": Source("sample", self._load, {}, "in-memory DatasetDict")},
                 head=self._head,
                 head_options=self._head_options,
@@ -166,4 +243,33 @@ class SequenceClassificationTask:
         return self._task
 
     def __repr__(self) -> str:
-        return f"SequenceClassificationTask(name={self.name!r}, splits={self.splits}, preprocessor={self.preprocessor!r})"
+        return f"{type(self).__name__}(name={self.name!r}, splits={self.splits}, preprocessor={self.preprocessor!r})"
+
+
+def _activation_name(function: Any) -> str:
+    if function is None:
+        return "none"
+    name = function if isinstance(function, str) else getattr(function, "__name__", "")
+    if name not in ACTIVATIONS + ("none",):
+        raise ConfigError(f"activation_fun {function!r} has no mlp-head equivalent; use one of {', '.join(ACTIVATIONS)} "
+                          "(torch.nn.functional.relu, ... or its name) or None")
+    return name
+
+
+class NLinearsSequenceClassificationTask(SequenceClassificationTask):
+    """The seed's N-linear-layers task: :class:`SequenceClassificationTask` with ``head="mlp"``, on the
+    encoder's pooler output (as the seed's ``NLinearsHead``): ``num_layers`` linear layers,
+    ``dropout`` on the pooled vector, ``activation_fun`` (relu, gelu, tanh, silu, leaky_relu or None)."""
+
+    def __init__(self, name: str, dataset_dict: Mapping[str, Any], preprocessor: Any = None, tokenizer_config: TokenizerConfig | None = None,
+                 *, num_layers: int = 3, dropout: float = 0.1, linear_hidden_size: int | None = None, activation_fun: Any = "relu",
+                 pooling: str = "pooler", **options: Any) -> None:
+        head_options: dict[str, Any] = {"num_layers": num_layers, "dropout_in": dropout, "activation": _activation_name(activation_fun),
+                                        "pooling": pooling}
+        if linear_hidden_size is not None:
+            head_options["linear_hidden_size"] = linear_hidden_size
+        if options.get("head") not in (None, "mlp"):
+            raise ConfigError(f"task {name!r}: NLinearsSequenceClassificationTask uses the mlp head; use SequenceClassificationTask for head={options['head']!r}")
+        options.pop("head", None)
+        head_options.update(options.pop("head_options", None) or {})
+        super().__init__(name, dataset_dict, preprocessor, tokenizer_config, head="mlp", head_options=head_options, **options)

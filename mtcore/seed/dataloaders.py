@@ -1,13 +1,121 @@
-"""``MultitaskBatchSampler`` (was ``src.dataloaders``): mtcore's, unchanged.
+"""``MultitaskBatchSampler`` and ``MetabatchSampler`` (was ``src.dataloaders``), with the seed's epochs.
 
 ``MultitaskBatchSampler(tasks.data, "train", batch_size=12)`` yields batches with ``.name`` (the
-task) and ``.data`` (collated tensors; ``batch.data.to(device)`` moves them in place); ``len()``
-is the number of steps in an epoch. See :mod:`mtcore.sampling.batch_sampler` for the options
-(samplers, ``mode="all"`` for the seed's metabatches, length grouping, resuming).
+task) and ``.data`` (collated tensors; ``batch.data.to(device)`` moves them in place). As in the
+seed, an epoch holds every task's batches exactly once, in a random task order, so ``len()`` is
+the sum of the tasks' batches, the same every epoch (``num_epochs * len(train_sampler)`` is the
+run's length). On another split with ``shuffle=False`` the tasks come one after the other, their
+rows in dataset order. The seed's keywords work: ``part`` (= ``split``), ``parts`` (one split for
+every task), ``shuffle_data`` (= ``shuffle``), ``shuffle_task_data`` ({task: bool}).
+
+Any of mtcore's options (:mod:`mtcore.sampling.batch_sampler`) can be added; ``sampler=`` (e.g.
+``"temperature"``) replaces the seed's once-per-epoch order by mtcore's sampling.
+
+``MetabatchSampler(tasks.data, "train", batch_size=12, stop_strategy="longest")`` yields, as the
+seed did, ``{task name: collated batch}`` with one batch of every task per step; ``stop_strategy``
+is ``"longest"`` (smaller tasks restart), ``"shortest"`` or a task name (that task's batches).
 """
 
 from __future__ import annotations
 
-from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
 
-__all__ = ["MultitaskBatchSampler"]
+from mtcore.errors import ConfigError
+from mtcore.sampling.base import match_task_names
+from mtcore.sampling.samplers import EachBatchOnceSampler
+from mtcore.sampling.batch_sampler import MultitaskBatchSampler as _CoreSampler
+
+__all__ = ["EachBatchOnceSampler", "MetabatchSampler", "MultitaskBatchSampler"]
+
+
+def _one_split(split: Any, part: Any, parts: Mapping[str, str] | None) -> str:
+    if part is not None:
+        if split is not None and split != part:
+            raise ConfigError(f"MultitaskBatchSampler got split={split!r} and part={part!r}; pass one of them")
+        split = part
+    if parts:
+        chosen = set(parts.values()) | ({split} if split is not None else set())
+        if len(chosen) != 1:
+            raise ConfigError(f"MultitaskBatchSampler reads one split for every task (parts names {sorted(map(str, chosen))}); "
+                              "build one sampler per split, or give every task the same part")
+        split = next(iter(chosen))
+    if isinstance(split, int):
+        raise ConfigError(f"the second argument of MultitaskBatchSampler is the split ('train'), got {split!r}; pass batch_size={split!r}")
+    return "train" if split is None else split
+
+
+def _seed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The seed's spellings -> mtcore's; the task data must be ``tasks.data``."""
+    if "datasets" in options:
+        options.setdefault("data", options.pop("datasets"))
+    if "shuffle_data" in options:
+        shuffle = options.pop("shuffle_data")
+        if options.get("shuffle") is not None and options["shuffle"] != shuffle:
+            raise ConfigError("MultitaskBatchSampler got shuffle and shuffle_data (its seed name) with different values; pass one")
+        options["shuffle"] = shuffle
+    if "stop_strategy" in options:
+        raise ConfigError("stop_strategy is the seed's MetabatchSampler option: use mtcore.seed.dataloaders.MetabatchSampler(data, split, "
+                          "stop_strategy=...), or mode='all', stop='largest' / 'smallest'")
+    stop = options.get("stop")
+    if isinstance(stop, str) and stop in MetabatchSampler.STRATEGIES:
+        options["stop"] = MetabatchSampler.STRATEGIES[stop]
+    return options
+
+
+class MultitaskBatchSampler(_CoreSampler):
+    """The seed's sampler: each task's batches once per epoch, in a random task order (see the module)."""
+
+    def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, **options: Any) -> None:
+        options = _seed_options({"data": data, **options})
+        data = options.pop("data")
+        split = _one_split(split, options.pop("part", None), options.pop("parts", None))
+        if hasattr(data, "data") and hasattr(data, "heads") and not isinstance(data, Mapping):
+            raise ConfigError("MultitaskBatchSampler takes tasks.data (the tokenized data), not the Tasks object: "
+                              "MultitaskBatchSampler(tasks.data, 'train', batch_size=12)")
+        shuffle_task_data = options.pop("shuffle_task_data", None)
+        shuffle = options.pop("shuffle", None)
+        shuffle = True if shuffle is None else shuffle
+        if options.get("mode", "single") == "single" and "sampler" not in options:
+            # the seed's epoch: every batch once; the task order is random on train, ordered when not shuffled elsewhere
+            options["sampler"] = EachBatchOnceSampler
+            options["sampler_options"] = {"shuffle": bool(shuffle) or split == "train"}
+        options.setdefault("group_by_length", False)  # the seed cut batches in data order (shuffled or not)
+        super().__init__(data, split, batch_size, shuffle=shuffle, **options)
+        if shuffle_task_data:
+            for task, flag in match_task_names(shuffle_task_data, self.tasks, "shuffle_task_data").items():
+                if not isinstance(flag, bool):
+                    raise ConfigError(f"shuffle_task_data[{task!r}] must be True or False, got {flag!r}")
+                self.batching[task] = dataclasses.replace(self.batching[task], shuffle=flag)
+            self._plans_cache, self._steps_cache = None, {}
+
+
+class MetabatchSampler(_CoreSampler):
+    """The seed's metabatches: ``{task: batch data}`` with one batch of every task per step."""
+
+    STRATEGIES = {"longest": "largest", "shortest": "smallest"}
+
+    def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, *, stop_strategy: str = "longest",
+                 **options: Any) -> None:
+        options = _seed_options({"data": data, **options})
+        data = options.pop("data")
+        split = _one_split(split, options.pop("part", None), options.pop("parts", None))
+        if "mode" in options or "stop" in options:
+            raise ConfigError("MetabatchSampler is mode='all' with stop=stop_strategy; use mtcore.seed.MultitaskBatchSampler for other modes")
+        if options.pop("shuffle_task_data", None):
+            raise ConfigError("MetabatchSampler does not take shuffle_task_data; pass shuffle=True or False for every task")
+        task_stop = stop_strategy not in self.STRATEGIES
+        if task_stop and (not isinstance(data, Mapping) or stop_strategy not in data):
+            tasks = ", ".join(data) if isinstance(data, Mapping) else "?"
+            raise ConfigError(f"stop_strategy {stop_strategy!r} is not 'longest', 'shortest' or a task name ({tasks})")
+        options.setdefault("group_by_length", False)
+        options.setdefault("shuffle", True)
+        super().__init__(data, split, batch_size, mode="all", stop="largest" if task_stop else self.STRATEGIES[stop_strategy], **options)
+        if task_stop:
+            self.stop = self.batches_in_epoch()[stop_strategy]
+            self._steps_cache = {}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        for batches in super().__iter__():
+            yield {batch.name: batch.data for batch in batches}

@@ -3,7 +3,7 @@
 ``MultitaskModel(encoder_path, tasks.heads)`` is :class:`mtcore.model.MultitaskModel` with one
 addition: built from a :class:`~mtcore.seed.tasks.TaskHeads`, it takes the tasks' tokenizer
 (saved with the model) and becomes ``tasks.model``. ``model.forward(batch.name, **batch.data).loss``
-works as in the seed.
+works as in the seed. The seed's keywords ``encoder_path=`` and ``task_heads=`` work too.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from mtcore.errors import ConfigError
 from mtcore.model.multitask_model import MultitaskModel as _CoreModel
 from mtcore.model.multitask_model import MultitaskOutput
 
@@ -20,7 +21,15 @@ __all__ = ["MultitaskModel", "MultitaskOutput"]
 class MultitaskModel(_CoreModel):
     """A shared encoder and one head per task (see :class:`mtcore.model.MultitaskModel`)."""
 
-    def __init__(self, encoder: Any, heads_by_task: Any, **options: Any) -> None:
+    def __init__(self, encoder: Any = None, heads_by_task: Any = None, **options: Any) -> None:
+        for seed_name, name in (("encoder_path", "encoder"), ("task_heads", "heads_by_task")):  # the seed's keywords
+            if seed_name in options:
+                value = options.pop(seed_name)
+                if (encoder if name == "encoder" else heads_by_task) is not None:
+                    raise ConfigError(f"MultitaskModel got {name} and {seed_name} (its seed name); pass one")
+                encoder, heads_by_task = (value, heads_by_task) if name == "encoder" else (encoder, value)
+        if encoder is None or heads_by_task is None:
+            raise ConfigError("MultitaskModel(encoder_path, tasks.heads) needs the encoder and the tasks' heads")
         owner = getattr(heads_by_task, "owner", None)
         if owner is not None:
             options.setdefault("tokenizer", owner.tokenizer)

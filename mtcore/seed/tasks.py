@@ -16,7 +16,7 @@ one (``MultitaskModel(encoder_path, tasks.heads)``) and keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mtcore.errors import ConfigError, unknown
@@ -43,29 +43,46 @@ class Tasks:
     """Several :class:`SequenceClassificationTask` tokenized for the encoder at ``encoder_path``.
 
     :param tasks: the tasks (names must differ).
-    :param encoder_path: a hub id or local directory; its tokenizer is loaded from there.
+    :param encoder_path: a hub id or local directory; its tokenizer is loaded from there (with the
+        tasks' ``TokenizerConfig(init_config=...)``). ``model_path`` is the seed's name for it.
     :param tokenizer: a ready tokenizer instead.
     :param cache_dir: where tokenized data is cached (default: the ``datasets`` cache).
     """
 
-    def __init__(self, tasks: Sequence[SequenceClassificationTask], encoder_path: str, *, tokenizer: Any = None,
-                 cache_dir: str | None = None) -> None:
+    def __init__(self, tasks: Sequence[SequenceClassificationTask], encoder_path: str | None = None, *, model_path: str | None = None,
+                 tokenizer: Any = None, cache_dir: str | None = None) -> None:
         from transformers import AutoConfig, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         from mtcore.data.task_data import load_task_data
 
         hf_logging.disable_progress_bar()
-        items = list(tasks)
+        if model_path is not None:  # the seed's name
+            if encoder_path is not None and str(encoder_path) != str(model_path):
+                raise ConfigError("Tasks got encoder_path and model_path (its seed name) with different values; pass one")
+            encoder_path = model_path
+        if encoder_path is None:
+            raise ConfigError("Tasks([...], encoder_path) needs the encoder's hub id or local directory")
+        if isinstance(tasks, str):
+            raise ConfigError("Tasks(tasks, encoder_path): the list of tasks comes first, then the encoder path")
+        items = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks)
         if not items:
-            raise ConfigError("Tasks([...], encoder_path) needs at least one task")
+            raise ConfigError("Tasks([...], encoder_path) needs at least one task (a list of SequenceClassificationTask)")
+        for i, item in enumerate(items):
+            if not isinstance(item, SequenceClassificationTask):
+                raise ConfigError(f"Tasks([...], encoder_path): task {i + 1} is a {type(item).__name__}, not a SequenceClassificationTask "
+                                  "(the list of tasks comes first, then the encoder path)")
+        configs = {tuple(sorted((t.tokenizer_config.init_config or {}).items())) for t in items}
+        if len(configs) > 1:
+            raise ConfigError("the tasks' TokenizerConfig init_config differ; Tasks loads one tokenizer: give every task the same init_config")
+        init_config = dict(next(iter(configs)))
         names = [t.name for t in items]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"task name {duplicates[0]!r} is used twice; give every task its own name")
         self.tasks: dict[str, SequenceClassificationTask] = {t.name: t for t in items}
         self.encoder_path = str(encoder_path)
-        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.encoder_path)
+        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.encoder_path, **init_config)
         self.encoder_config = AutoConfig.from_pretrained(self.encoder_path)
         self.data: dict[str, TaskData] = {}
         specs: dict[str, Task] = {}
