@@ -1,8 +1,9 @@
 """``MultitaskModel`` (was ``src.models``): mtcore's model, aware of the seed's ``Tasks``.
 
-``MultitaskModel(encoder_path, tasks.heads)`` is :class:`mtcore.model.MultitaskModel` with one
-addition: built from a :class:`~mtcore.seed.tasks.TaskHeads`, it takes the tasks' tokenizer
-(saved with the model) and becomes ``tasks.model``. ``model.forward(batch.name, **batch.data).loss``
+``MultitaskModel(encoder_path, tasks.heads)`` is :class:`mtcore.model.MultitaskModel` with two
+additions: built from a :class:`~mtcore.seed.tasks.TaskHeads` (or a plain dict of the same task
+names, such as ``{**tasks.heads, "terra": my_head}``), it takes the tasks' tokenizer (saved with
+the model) and becomes ``tasks.model``; and it starts in training mode, as the seed's did. ``model.forward(batch.name, **batch.data).loss``
 works as in the seed. The seed's keywords ``encoder_path=`` and ``task_heads=`` work too.
 """
 
@@ -31,9 +32,14 @@ class MultitaskModel(_CoreModel):
         if encoder is None or heads_by_task is None:
             raise ConfigError("MultitaskModel(encoder_path, tasks.heads) needs the encoder and the tasks' heads")
         owner = getattr(heads_by_task, "owner", None)
+        if owner is None and isinstance(heads_by_task, dict):  # {**tasks.heads, "terra": my_head}: a plain dict
+            from mtcore.seed.tasks import tasks_named
+
+            owner = tasks_named(heads_by_task)
         if owner is not None:
             options.setdefault("tokenizer", owner.tokenizer)
         super().__init__(encoder, heads_by_task, **options)
+        self.train()  # the seed's model was a plain nn.Module: in training mode from the start
         if owner is not None:
             owner.remember_model(self)
 

@@ -16,6 +16,7 @@ one (``MultitaskModel(encoder_path, tasks.heads)``) and keeps it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,20 @@ from mtcore.task import SPLITS, Task
 
 if TYPE_CHECKING:
     from mtcore.data.task_data import TaskData
+
+
+#: Every live :class:`Tasks`, oldest first (weak: a notebook's old ones go with it).
+_LIVE: list[weakref.ref[Tasks]] = []
+
+
+def tasks_named(heads: Mapping[str, Any]) -> Tasks | None:
+    """The most recent live :class:`Tasks` whose task names are ``heads``' keys (a heads dict rebuilt
+    from ``tasks.heads`` with a custom head in it), or None."""
+    for ref in reversed(_LIVE):
+        tasks = ref()
+        if tasks is not None and set(tasks.names) == set(heads):
+            return tasks
+    return None
 
 
 class TaskHeads(dict):
@@ -96,6 +111,7 @@ class Tasks:
             )
         self.heads = TaskHeads(specs, self)
         self._model: Any = None
+        _LIVE[:] = [ref for ref in _LIVE if ref() is not None] + [weakref.ref(self)]
 
     # ---- the model ------------------------------------------------------------------------
     @property

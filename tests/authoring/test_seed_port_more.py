@@ -261,3 +261,16 @@ def test_tasks_and_model_take_the_seed_keywords(encoder, tmp_path):
     assert tasks.model is model and list(model.heads.keys()) == ["terra"]
     with pytest.raises(ConfigError, match="list of tasks comes first"):
         Tasks(encoder, [terra])
+
+
+def test_a_custom_head_in_a_plain_heads_dict_gives_tasks_model_in_training_mode(encoder, tmp_path):
+    """Seed notebook 3: ``{**tasks.heads, name: my_head}`` is a plain dict; the README then trains ``tasks.model``."""
+    import torch.nn as nn
+
+    from mtcore.seed import MultitaskModel, NLIPreprocess, SequenceClassificationTask, Tasks
+
+    tasks = Tasks([SequenceClassificationTask("terra", _terra(), [NLIPreprocess()])], encoder, cache_dir=str(tmp_path))
+    model = MultitaskModel(encoder, {**tasks.heads, "terra": nn.Linear(32, 2)})
+    assert model.training and all(m.training for m in model.modules())
+    assert tasks.model is model
+    assert model.tokenizer is tasks.tokenizer
