@@ -184,11 +184,15 @@ class SequenceClassificationTask:
         if all(isinstance(v, bool) for v in values):
             return ("False", "True"), (False, True)
         if all(isinstance(v, str) for v in values):
-            return tuple(sorted(values)), None
+            numeric = all(v.strip().isdigit() for v in values)  # "1", "2", "10": in number order, not "1", "10", "2"
+            return tuple(sorted(values, key=lambda v: (int(v), v) if numeric else (0, v))), None
+        if all(isinstance(v, float) and v.is_integer() for v in values):  # 0.0 / 1.0 (pandas, CSV): the class ids 0 and 1
+            values = [int(v) for v in values]
         if all(isinstance(v, int) and not isinstance(v, bool) for v in values) and min(values) >= 0:
             return tuple(str(i) for i in range(max(values) + 1)), None
-        raise ConfigError(f"task {self.name!r}: labels of mixed types {sorted({type(v).__name__ for v in values})}; "
-                          "pass labels=[...] and label_values=[...]")
+        kinds = sorted({type(v).__name__ for v in values})
+        what = f"of mixed types {kinds}" if len(kinds) > 1 else f"of type {kinds[0]} that are not class ids 0, 1, ..."
+        raise ConfigError(f"task {self.name!r}: labels {what}; pass labels=[...] and label_values=[...]")
 
     def _load(self, task: Task, splits: Sequence[str], /, **_: Any) -> dict[str, Any]:
         """The task's source loader: the in-memory splits."""

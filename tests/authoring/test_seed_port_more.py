@@ -274,3 +274,20 @@ def test_a_custom_head_in_a_plain_heads_dict_gives_tasks_model_in_training_mode(
     assert model.training and all(m.training for m in model.modules())
     assert tasks.model is model
     assert model.tokenizer is tasks.tokenizer
+
+
+@pytest.mark.parametrize("stored, expected", [
+    (["1", "2", "10", "2"], ("1", "2", "10")),   # number order, not text order
+    ([0.0, 1.0, 0.0, 1.0], ("0", "1")),           # whole-number floats are class ids
+])
+def test_inferred_labels_of_numbers_stored_as_text_or_floats(stored, expected, encoder, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from mtcore.seed import SequenceClassificationTask
+
+    rows = [{"text": f"the cat {i}", "label": value} for i, value in enumerate(stored)]
+    task = SequenceClassificationTask("s", DatasetDict({"train": Dataset.from_list(rows)}))
+    assert task.infer_labels()[0] == expected
+    bad = SequenceClassificationTask("s", DatasetDict({"train": Dataset.from_list([{"text": "a", "label": 0.5}, {"text": "b", "label": 1.5}])}))
+    with pytest.raises(ConfigError, match="labels of type float that are not class ids 0, 1, ...; pass labels="):
+        bad.infer_labels()
