@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,18 @@ def offline_wandb(tmp_path: Path, monkeypatch) -> Any:
     wandb.teardown()  # stop the W&B service process this test started
 
 
-def wandb_history(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def wandb_history(path: Path, wait_s: float = 20.0) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """:func:`read_wandb_file`, once the file holds its run and exit records: W&B's service process writes
+    it, and on a loaded machine the last records may land a moment after ``finish()`` returns."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        run, rows, config = read_wandb_file(path)
+        if ("project" in run and "exit_code" in run) or time.monotonic() > deadline:
+            return run, rows, config
+        time.sleep(0.2)
+
+
+def read_wandb_file(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     """The run record, the logged rows and the config of an offline ``.wandb`` file (LevelDB-style log of protobuf records)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
