@@ -136,7 +136,8 @@ def predict(
     source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
     output_arg: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg). Default: stdout."),
-    format: str = typer.Option("jsonl", "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files)."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files). "
+                                         "Default: csv for an --output ending in .csv, else jsonl."),
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
 ) -> None:
@@ -147,6 +148,8 @@ def predict(
     if split is None and (source is not None or data_dir is not None):
         raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
+    if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
+        format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") else "jsonl"
     writer = _writer(format, output)
     _check_device(device)
     if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder

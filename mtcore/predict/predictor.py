@@ -68,12 +68,14 @@ class Predictions:
 
 @contextlib.contextmanager
 def quiet_datasets() -> Iterator[None]:
-    """No ``datasets`` progress bars for the in-memory preparation of prediction inputs."""
+    """No ``datasets`` progress bars for the in-memory preparation of prediction inputs (kept in a terminal:
+    a large input takes a while)."""
     import os
+    import sys
 
     from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
-    if are_progress_bars_disabled() or os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS") is not None:
+    if sys.stderr.isatty() or are_progress_bars_disabled() or os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS") is not None:
         yield
         return
     disable_progress_bars()
@@ -81,6 +83,18 @@ def quiet_datasets() -> Iterator[None]:
         yield
     finally:
         enable_progress_bars()
+
+
+def progress_over(items: Any, total: int, description: str, *, show: bool = True) -> Any:
+    """``items`` with a progress bar on stderr when it is a terminal and there are over 10 of them (prediction and
+    evaluation batches: minutes on a CPU, silent otherwise); the items themselves elsewhere."""
+    import sys
+
+    if not show or total <= 10 or not sys.stderr.isatty():
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=total, desc=description, unit="batch", leave=False)
 
 
 def resolve_device(device: Any = None) -> Any:
@@ -142,7 +156,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
                        outcome="their predicted label is null", where=origin)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
-    idx = list(tokenized["idx"]) if "idx" in tokenized.column_names else list(range(tokenized.num_rows))
+    idx = tokenized.with_format("arrow")["idx"].to_pylist() if "idx" in tokenized.column_names else list(range(tokenized.num_rows))
     given = next(((i, value) for i, value in enumerate(idx) if value is not None), None)
     missing = next((i for i, value in enumerate(idx) if value is None), None)
     if given is not None and missing is not None:  # numbering the others could repeat a real idx
@@ -164,7 +178,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
 
 def batch_order(dataset: Any, kind: TaskKind, batch_size: int) -> list[list[int]]:
     """Row indices in batches: longest first (less padding); multiple-choice rows grouped by choice count."""
-    lengths = np.asarray(dataset["length"], dtype=np.int64)
+    lengths = np.asarray(dataset.with_format("arrow")["length"].to_numpy(), dtype=np.int64)  # one Arrow read, not a row at a time
     if kind is TaskKind.MULTIPLE_CHOICE:
         groups = np.asarray([len(ids) for ids in dataset["input_ids"]], dtype=np.int64)
         order = np.lexsort((-lengths, groups))
@@ -200,7 +214,8 @@ def run_batches(model: Any, head_id: str, dataset: Any, collator: Any, kind: Tas
     model.eval()
     try:
         with torch.inference_mode():
-            for indices in batch_order(dataset, kind, batch_size):
+            order = batch_order(dataset, kind, batch_size)
+            for indices in progress_over(order, len(order), "Predicting"):
                 batch = collator(fetch_rows(rows, indices))
                 batch.pop("labels", None)
                 real_tokens = batch["attention_mask"].sum(-1).tolist()

@@ -68,12 +68,17 @@ class Engine:
 
 @contextmanager
 def quiet_progress_bars() -> Iterator[None]:
-    """Silence the ``datasets`` / ``transformers`` progress bars (mtcore shows its own progress)."""
+    """Silence the ``transformers`` progress bars, and ``datasets``' unless stderr is a terminal: there its
+    "Preparing <task> <split>" / "Tokenizing ..." bars are the progress of a first run on a large set
+    (minutes, with nothing else to show); in logs they would be noise."""
+    import sys
+
     from datasets.utils.tqdm import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
     from transformers.utils import logging as hf_logging
 
     datasets_on, transformers_on = is_progress_bar_enabled(), hf_logging.is_progress_bar_enabled()
-    disable_progress_bars()
+    if not sys.stderr.isatty():
+        disable_progress_bars()
     hf_logging.disable_progress_bar()
     try:
         yield

@@ -132,7 +132,9 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
     batches_needed = max(math.ceil(n / batch_size) for n in _rows_per_rank(len(lengths), world))
     results: list[tuple[int, np.ndarray, np.ndarray]] = []
     loss_sum, loss_weight = 0.0, 0
-    for b in range(batches_needed):
+    from mtcore.predict.predictor import progress_over
+
+    for b in progress_over(range(batches_needed), batches_needed, f"Evaluating {task.id} {split}", show=accelerator.is_main_process):
         indices = order[b * batch_size:(b + 1) * batch_size]
         dummy = len(indices) == 0
         if dummy:  # keep the number of forward calls equal on every process

@@ -319,9 +319,11 @@ def _check_encoder_options(options: dict[str, Any], padding_free: bool = False) 
 
 def _check_packed_attention(config: Any) -> None:
     """``encoder.options.packed_attention``: a known kernel; ``flex`` only with padding-free batches and compile."""
+    name = config.encoder.options.get("packed_attention")
+    if name is None:  # the default, varlen: nothing to check (and no import of the kernels, ~2 s)
+        return
     from mtcore.model.padding_free import ATTENTION_KERNELS as kernels
 
-    name = config.encoder.options.get("packed_attention", "varlen")
     if name not in kernels:
         raise ConfigError(f"config key 'encoder.options.packed_attention': unknown kernel {name!r}"
                           f"{did_you_mean(str(name), kernels, n=1)}; choose varlen or flex")

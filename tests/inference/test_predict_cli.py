@@ -146,3 +146,13 @@ def test_every_writer_keeps_the_labels_stored_form(cli, tiny_encoders, tmp_path)
     assert result.exit_code == 0, result.stderr
     submitted = _jsonl((tmp_path / "sub" / "DaNetQA.jsonl").read_text(encoding="utf-8"))
     assert [r["idx"] for r in submitted] == [0, 1, 2, 3] and all(type(r["label"]) is bool for r in submitted)
+
+
+def test_an_output_named_csv_gets_csv_without_format(cli, bert_model_dir, reviews_file, tmp_path):
+    """``-o preds.csv`` wrote JSON Lines into a file named .csv."""
+    result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", reviews_file, "-o", tmp_path / "preds.csv")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "preds.csv").read_text(encoding="utf-8").splitlines()[0].startswith("idx,label,p_")
+    result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", reviews_file, "-o", tmp_path / "preds.out")
+    assert result.exit_code == 0, result.output
+    assert "label" in json.loads((tmp_path / "preds.out").read_text(encoding="utf-8").splitlines()[0])  # anything else: JSON Lines

@@ -38,7 +38,7 @@ def _cache(cache_dir: Any) -> str | None:
 
 def _split_by_label(task: Task, full: Any, proportions: Mapping[str, float], seed: int, splits: Sequence[str]) -> dict[str, Any]:
     """Select the rows of each requested split; record how the split was made."""
-    indices = stratified_split(list(full["label"]), proportions, seed)
+    indices = stratified_split(full.with_format("arrow")["label"].to_pylist(), proportions, seed)
     record = describe_split(task.id, {k: len(v) for k, v in indices.items()}, proportions, seed)
     logger.info(record)
     out = {}
