@@ -134,7 +134,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
     loss_sum, loss_weight = 0.0, 0
     from mtcore.predict.predictor import progress_over
 
-    for b in progress_over(range(batches_needed), batches_needed, f"Evaluating {task.id} {split}", show=accelerator.is_main_process):
+    for b in progress_over(range(batches_needed), batches_needed, f"Evaluating {task.id} {split}", show=getattr(accelerator, "is_main_process", True)):
         indices = order[b * batch_size:(b + 1) * batch_size]
         dummy = len(indices) == 0
         if dummy:  # keep the number of forward calls equal on every process
