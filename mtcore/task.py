@@ -114,6 +114,7 @@ class Task:
     main_metric: str | None = None
     max_length: int = 256
     truncation: str = "longest_first"
+    stride: int = 128
     id_field: str | None = "idx"
     evaluate_only: bool = False
     writer: str | None = None
@@ -163,6 +164,9 @@ class Task:
             object.__setattr__(self, "preprocess", (self.preprocess,))
         else:
             object.__setattr__(self, "preprocess", tuple(self.preprocess))
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
+            raise ConfigError(f"task {self.name!r}: stride (tokens two windows of a long extractive-QA context share) must be an "
+                              f"integer >= 0, got {self.stride!r}")
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.main_metric is not None and self.main_metric not in self.all_metrics:

@@ -6,12 +6,15 @@ offsets into the context. Also accepted: a list of ``{"text": ..., "answer_start
 one such object. An ``answer_start`` that does not point at its text (an off-by-one in the data) is
 moved to the nearest place the text occurs; an answer that does not occur in the context is an error.
 
-Tokenization encodes ``(question, context)`` truncating the context only, and keeps each context
-token's character offsets (``offsets``; ``[-1, -1]`` for question and special tokens) with the
-context and the answers' texts, so evaluation and prediction turn token spans back into text.
-Training targets are the first answer's first and last tokens. An answer that ``max_length`` cuts
-off is no target (``[-100, -100]``: left out of the loss), and evaluation scores it as missed; a
-warning counts such rows. Questions SQuAD v2 marks unanswerable (no answer) are not supported.
+Tokenization encodes ``(question, context)``; a context longer than ``max_length`` becomes several
+windows sharing ``task.stride`` tokens (one row each, ``example`` naming the question's row). Each
+window keeps its context tokens' character offsets (``offsets``; ``[-1, -1]`` for question and
+special tokens) with the context and the answers' texts, so evaluation and prediction turn token
+spans back into text, taking each question's best-scoring window. Training targets are the first
+answer's first and last tokens in the window holding it, ``[0, 0]`` (``[CLS]``: "not here") in its
+other windows. An answer in no window is no target (``[-100, -100]``: left out of the loss), and
+evaluation scores it as missed; a warning counts such questions. Questions SQuAD v2 marks
+unanswerable (no answer) are not supported.
 """
 
 from __future__ import annotations
@@ -196,47 +199,74 @@ def span_probability(start_logits: Any, end_logits: Any, offsets: Sequence[Seque
     return float(np.exp(log_softmax(start_logits)[first] + log_softmax(end_logits)[last]))
 
 
+def best_windows(windows: Sequence[tuple[int, int, float]]) -> dict[int, int]:
+    """``{example: position}``: of the ``(position, example, score)`` windows, the best-scoring one of each example."""
+    best: dict[int, tuple[float, int]] = {}
+    for position, example, score in windows:
+        if example not in best or score > best[example][0]:
+            best[example] = (score, position)
+    return {example: position for example, (_, position) in best.items()}
+
+
 def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS
                         ) -> tuple[list[str], list[dict[str, Any]]]:
-    """Each row's answer text and ``{"answer_start", "score"}`` from its head logits ``(length, 2)``
-    (``rows``: the tokenized rows' ``offsets`` and ``context``, in the same order)."""
+    """Each example's answer text and ``{"answer_start", "score"}``, from its windows' head logits ``(length, 2)``
+    (``rows``: the tokenized windows' ``offsets``, ``context`` and ``example``, in the same order): the span of
+    the window whose best span scores highest."""
     from mtcore.sampling.protocol import fetch_rows
 
+    fetched = fetch_rows(rows, list(range(len(logits))))
+    spans = [best_span(values[:, 0], values[:, 1], row["offsets"], max_answer_tokens) for values, row in zip(logits, fetched)]
+    chosen = best_windows([(i, row["example"], span[2]) for i, (row, span) in enumerate(zip(fetched, spans))])
     texts, extras = [], []
-    for values, row in zip(logits, fetch_rows(rows, list(range(len(logits))))):
-        offsets = row["offsets"]
-        first, last, _ = best_span(values[:, 0], values[:, 1], offsets, max_answer_tokens)
-        text, start = span_text(row["context"], offsets, first, last)
+    for example in sorted(chosen):
+        i = chosen[example]
+        first, last, _ = spans[i]
+        offsets = fetched[i]["offsets"]
+        text, start = span_text(fetched[i]["context"], offsets, first, last)
         texts.append(text)
-        extras.append({"answer_start": start, "score": span_probability(values[:, 0], values[:, 1], offsets, first, last)})
+        extras.append({"answer_start": start, "score": span_probability(logits[i][:, 0], logits[i][:, 1], offsets, first, last)})
     return texts, extras
 
 
 def answer_texts(rows: Any, spans: Sequence[tuple[int, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The predicted answer texts and the gold answers of ``(row, (first, last))`` pairs of a tokenized split."""
+    """The predicted answer texts and the gold answers, one per example, of ``(window, (first, last, score))``
+    pairs of a tokenized split (each example's best-scoring window counts)."""
     from mtcore.sampling.protocol import fetch_rows
 
-    columns = rows.select_columns(["context", "offsets", "answers"]) if hasattr(rows, "select_columns") else rows
+    columns = rows.select_columns(["context", "offsets", "answers", "example"]) if hasattr(rows, "select_columns") else rows
     fetched = fetch_rows(columns, [int(row) for row, _ in spans])
-    predicted = [span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0] for r, (_, span) in zip(fetched, spans)]
-    return predicted, [list(r["answers"]) for r in fetched]
+    chosen = best_windows([(i, r["example"], float(span[2])) for i, (r, (_, span)) in enumerate(zip(fetched, spans))])
+    predicted, gold = [], []
+    for example in sorted(chosen):
+        r, span = fetched[chosen[example]], spans[chosen[example]][1]
+        predicted.append(span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0])
+        gold.append(list(r["answers"]))
+    return predicted, gold
 
 
 def count_cut_answers(rows: Any) -> int:
-    """Rows of a tokenized extractive-QA split with answers but no target: their answer lies past ``max_length``."""
+    """Examples of a tokenized extractive-QA split with answers but no window holding one: their answer
+    lies past ``max_length`` (no windows, ``stride`` 0) or is longer than a window."""
     names = getattr(rows, "column_names", None)
     if names is None or "answers" not in names:
         return 0
     table = rows.with_format("arrow")
-    answers, labels = table["answers"].to_pylist(), table["labels"].to_pylist()
-    return sum(1 for texts, span in zip(answers, labels) if texts and span[0] < 0)
+    found: dict[int, bool] = {}
+    for example, texts, span in zip(table["example"].to_pylist(), table["answers"].to_pylist(), table["labels"].to_pylist()):
+        if texts:
+            found[example] = found.get(example, False) or span[0] >= 0  # [0, 0]: another window holds it
+    return sum(1 for held in found.values() if not held)
 
 
 def warn_cut_answers(rows: Any, task: Any, split: str, max_length: int, where: str | None = None) -> int:
-    """One :class:`CutAnswersWarning` line when rows of ``split`` have their answer past ``max_length``."""
+    """One :class:`CutAnswersWarning` line when examples of ``split`` have their answer in no window."""
     cut = count_cut_answers(rows)
     if cut:
-        warnings.warn(f"task {task.id!r}, {where or split + ' split'}: {cut} of {rows.num_rows} rows have their answer past max_length "
-                      f"{max_length} (the model never sees it: no training target, scored as missed): raise the task's max_length "
-                      "(config: tasks.<i>.max_length=N)", CutAnswersWarning, stacklevel=3)
+        examples = len(set(rows.with_format("arrow")["example"].to_pylist()))
+        fix = ("raise the task's stride or max_length" if task.stride else "set the task's stride (e.g. 128: long contexts are read "
+               "in overlapping windows) or raise its max_length")
+        warnings.warn(f"task {task.id!r}, {where or split + ' split'}: {cut} of {examples} rows have their answer in no window of "
+                      f"max_length {max_length} (the model never sees it: no training target, scored as missed): {fix} "
+                      "(config: tasks.<i>.stride=N, tasks.<i>.max_length=N)", CutAnswersWarning, stacklevel=3)
     return cut

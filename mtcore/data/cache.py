@@ -211,7 +211,7 @@ def _map_or_rebuild(dataset: Any, function: Any, *, new_fingerprint: str, **opti
 
     try:
         result = dataset.map(function, new_fingerprint=new_fingerprint, **options)
-        if len(result) == len(dataset):  # mtcore's maps keep every row: fewer means a truncated file was read
+        if len(result) >= len(dataset):  # mtcore's maps keep every row (QA windows add some): fewer means a truncated file was read
             return result
     except damaged_cache_errors():
         if not dataset.cache_files:

@@ -10,9 +10,11 @@ multiple_choice            one ``(text, choice_i)`` encoding per choice (``input
 token_classification       the words encoded with ``is_split_into_words``; each word's tag on
                            its first sub-token, -100 on continuations and special tokens;
                            ``cut_labels``: the tags of the words ``max_length`` cut off
-extractive_qa              ``tokenizer(question, context)``, the context truncated; ``labels``
-                           the first answer's first and last token; ``offsets``, ``context``
-                           and ``answers`` (texts) for scoring (:mod:`mtcore.data.answers`)
+extractive_qa              ``tokenizer(question, context)`` in windows of the context sharing
+                           ``task.stride`` tokens (a row per window, ``example`` its question);
+                           ``labels`` the first answer's first and last token ([CLS] where
+                           another window holds it); ``offsets``, ``context`` and ``answers``
+                           (texts) for scoring (:mod:`mtcore.data.answers`)
 =========================  =============================================================
 
 Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
@@ -129,33 +131,58 @@ class _Encoder:
                     out[key].append(encoded[key])
             return out
 
-    def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
-        """Extractive QA: ``(question, context)`` with the context truncated, its tokens' offsets, the first answer's span."""
-        from mtcore.data.answers import answer_span, context_offsets
+    def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]], rows: list[int],
+                  stride: int, ids: list[Any] | None = None) -> dict[str, list[Any]]:
+        """Extractive QA: ``(question, context)`` in windows of the context (``stride`` tokens shared between
+        neighbours; 0: one window, the rest cut), each window's offsets, and the first answer's span in it."""
+        from mtcore.data.answers import NO_SPAN, answer_span, context_offsets
 
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("extractive_qa needs a fast tokenizer (character offsets); load it with use_fast=True")
-        options = dict(self.common, return_offsets_mapping=True)
+        def encode(shared: int) -> Any:
+            options = dict(self.common, return_offsets_mapping=True, return_overflowing_tokens=shared > 0, stride=shared)
+            return self.tokenizer(questions, contexts, truncation="only_second", **options)
+
+        options = dict(self.common, return_offsets_mapping=True, return_overflowing_tokens=stride > 0, stride=stride)
         try:
-            encoded = self.tokenizer(questions, contexts, truncation="only_second", **options)
-            rows = [(encoded, i) for i in range(len(questions))]
-        except Exception:  # a question longer than max_length: that row is cut on both sides
-            rows = []
-            for question, context in zip(questions, contexts):
+            try:
+                windows = [(encode(stride), None)]
+            except Exception:  # the stride leaves a window no room (small max_length): share half the room instead
+                longest = max(len(ids) for ids in self.tokenizer(questions, add_special_tokens=False)["input_ids"])
+                smaller = min(stride, (self.max_length - longest - 4) // 2)
+                if smaller <= 0:
+                    raise
+                windows = [(encode(smaller), None)]
+        except Exception:  # a question too long for a window: that row in one window, cut on both sides
+            windows = []
+            for i, (question, context) in enumerate(zip(questions, contexts)):
                 try:
-                    rows.append((self.tokenizer([question], [context], truncation="only_second", **options), 0))
+                    windows.append((self.tokenizer([question], [context], truncation="only_second", **options), i))
                 except Exception:
-                    rows.append((self.tokenizer([question], [context], truncation="longest_first", **options), 0))
-        out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers")}
-        for (encoding, i), context, answer in zip(rows, contexts, answers):
-            for key in self.keys:
-                out[key].append(encoding[key][i])
-            offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))
-            texts, starts = answer["text"], answer["answer_start"]
-            out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0])) if texts else [-100, -100])
-            out["offsets"].append(offsets)
-            out["context"].append(context)
-            out["answers"].append(list(texts))
+                    windows.append((self.tokenizer([question], [context], truncation="longest_first", **dict(self.common, return_offsets_mapping=True)), i))
+        out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers", "example")}
+        windows_of: dict[int, list[int]] = {}
+        for encoding, row in windows:
+            mapping = encoding.get("overflow_to_sample_mapping") or list(range(len(encoding["input_ids"])))
+            for i, sample in enumerate(mapping):
+                j = sample if row is None else row
+                for key in self.keys:
+                    out[key].append(encoding[key][i])
+                offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))
+                texts, starts = answers[j]["text"], answers[j]["answer_start"]
+                out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0])) if texts else list(NO_SPAN))
+                out["offsets"].append(offsets)
+                out["context"].append(contexts[j])
+                out["answers"].append(list(texts))
+                out["example"].append(rows[j])
+                if ids is not None:  # one row per window: the example's id on each
+                    out.setdefault("idx", []).append(ids[j])
+                windows_of.setdefault(j, []).append(len(out["labels"]) - 1)
+        for positions in windows_of.values():  # another window holds the answer: this one's target is [CLS] ("not here")
+            if len(positions) > 1 and any(out["labels"][p][0] >= 0 for p in positions):
+                for p in positions:
+                    if out["labels"][p][0] < 0:
+                        out["labels"][p] = [0, 0]
         return out
 
     def words(self, tokens: list[list[str]], tags: list[list[int]]) -> dict[str, list[Any]]:
@@ -175,14 +202,15 @@ class _Encoder:
         return out
 
 
-def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder) -> dict[str, list[Any]]:
+def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, indices: list[int] | None = None) -> dict[str, list[Any]]:
     kind = task.kind
     if kind is TaskKind.TOKEN_CLASSIFICATION:
         out = encoder.words(batch["tokens"], batch["labels"])
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
     if kind is TaskKind.EXTRACTIVE_QA:
-        out = encoder.questions(batch["text"], batch["text_pair"], batch["labels"])
+        out = encoder.questions(batch["text"], batch["text_pair"], batch["labels"], list(indices or range(len(batch["text"]))),
+                                task.stride, batch.get("idx"))
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
     if kind is TaskKind.MULTIPLE_CHOICE:
@@ -217,6 +245,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features["offsets"] = List(List(Value("int32")))
         features["context"] = Value("string")
         features["answers"] = List(Value("string"))
+        features["example"] = Value("int64")  # the prepared row a window comes from
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         features[CUT_COLUMN] = labels_feature(task)
     if task.kind is TaskKind.MULTIPLE_CHOICE:
@@ -235,15 +264,16 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     encoder = _Encoder(tokenizer, task, max_length, use_token_type_ids)
     idx_feature = prepared.features.get("idx")
     features = tokenized_features(task, use_token_type_ids, idx_feature)
+    windows = task.kind is TaskKind.EXTRACTIVE_QA  # rows of long contexts become several windows
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
-                      task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key())
-    drop = [column for column in prepared.column_names if column != "idx"]
+                      task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None)
+    drop = [column for column in prepared.column_names if column != "idx" or windows]
 
-    def encode(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        return _encode_batch(batch, task, encoder)
+    def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+        return _encode_batch(batch, task, encoder, indices)
 
-    return map_or_rebuild(prepared, encode, batched=True, remove_columns=drop, features=features, new_fingerprint=key,
-                          desc=f"Tokenizing {task.id} {split}".rstrip())
+    return map_or_rebuild(prepared, encode, batched=True, with_indices=True, remove_columns=drop, features=features,
+                          new_fingerprint=key, desc=f"Tokenizing {task.id} {split}".rstrip())
 
 
 def cut_labels(rows: Any) -> list[list[int]] | None:

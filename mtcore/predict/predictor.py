@@ -156,7 +156,8 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
                        outcome="their predicted label is null", where=origin)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
-    idx = tokenized.with_format("arrow")["idx"].to_pylist() if "idx" in tokenized.column_names else list(range(tokenized.num_rows))
+    examples = prepared if task.kind is TaskKind.EXTRACTIVE_QA else tokenized  # QA: a row per window, an idx per example
+    idx = examples.with_format("arrow")["idx"].to_pylist() if "idx" in examples.column_names else list(range(examples.num_rows))
     given = next(((i, value) for i, value in enumerate(idx) if value is not None), None)
     missing = next((i for i, value in enumerate(idx) if value is None), None)
     if given is not None and missing is not None:  # numbering the others could repeat a real idx
@@ -170,7 +171,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.EXTRACTIVE_QA:
         from mtcore.data.answers import answers_from_logits
 
-        labels, extras = answers_from_logits(logits, tokenized.select_columns(["offsets", "context"]))
+        labels, extras = answers_from_logits(logits, tokenized.select_columns(["offsets", "context", "example"]))
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
                            idx=idx, logits=logits, extras=extras)
     return from_logits(task, head_id, logits, idx, words)

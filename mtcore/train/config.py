@@ -28,7 +28,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
         head: null
         head_options: null
         # any Task field: labels, label_values, label_aliases, inputs, preprocess, metrics,
-        # main_metric, truncation, sources
+        # main_metric, truncation, stride (extractive QA), sources
       - define: {name: reviews, kind: text_classification, labels: [neg, pos],
                  files: {train: data/train.jsonl, validation: data/val.jsonl}}   # an inline task (id user:reviews)
     sampler: {name: proportional, mode: auto, options: {}}   # mode auto: what the loss strategy needs
@@ -170,6 +170,7 @@ class TaskEntry(Section):
     metrics: list[str] | None = None
     main_metric: str | None = None
     truncation: Literal["longest_first", "only_first", "only_second"] | None = None
+    stride: int | None = Field(None, ge=0)  # extractive QA: tokens two windows of a long context share (0: one window)
     sources: dict[str, Any] | None = None
 
     @model_validator(mode="before")
@@ -186,7 +187,7 @@ class TaskEntry(Section):
     def overrides(self) -> dict[str, Any]:
         """The Task fields this entry changes (for ``Task.replace``)."""
         names = ("max_length", "head", "head_options", "labels", "label_values", "label_aliases", "inputs", "preprocess",
-                 "metrics", "main_metric", "truncation")
+                 "metrics", "main_metric", "truncation", "stride")
         changes = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         for name in ("labels", "label_values", "preprocess", "metrics"):
             if name in changes:

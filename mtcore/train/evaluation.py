@@ -14,8 +14,9 @@
   references, predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
   it has none). So they count as errors where their tag is not ``O`` and their entities as
   missed; the loss stays over the tokens the model saw.
-* Extractive QA decodes each row's best context span (:func:`mtcore.data.answers.best_span`) and
-  scores its text against the row's gold answers, also for rows whose answer ``max_length`` cut off.
+* Extractive QA decodes each window's best context span (:func:`mtcore.data.answers.best_span`),
+  keeps the best-scoring window of each example and scores its text against the example's gold
+  answers, also for examples whose answer is in no window.
 * Multiple-choice rows with different numbers of choices share batches (the collator pads the
   choices, the model masks the padding out): predictions, metrics and loss are each row's own.
 """
@@ -155,7 +156,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             from mtcore.data.answers import decode_spans
 
             spans = decode_spans(out.logits, [row["offsets"] for row in fetched])
-            results.extend((int(row), np.array(span[:2]), np.array([1 if fetched[j]["answers"] else -1]))
+            results.extend((int(row), np.array(span, dtype=np.float64), np.array([1 if fetched[j]["answers"] else -1]))
                            for j, (row, span) in enumerate(zip(indices, spans)))
             continue
         predictions = predictions_from_logits(kind, out.logits)

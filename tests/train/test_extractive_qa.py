@@ -120,7 +120,7 @@ def test_token_targets_cover_the_answer_and_cut_answers_are_no_target(tmp_path, 
     rows = _rows(20, 4)
     rows.append({"id": 99, "question": "which colour is it", "context": " ".join(["the"] * 40 + ["blue"]),
                  "answers": {"text": ["blue"], "answer_start": [160]}})
-    task = Task(name="qa", kind="extractive_qa", id_field="id", max_length=24,
+    task = Task(name="qa", kind="extractive_qa", id_field="id", max_length=24, stride=0,  # one window: the rest is cut
                 sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
     _write(tmp_path / "train.jsonl", rows)
     tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
@@ -128,7 +128,8 @@ def test_token_targets_cover_the_answer_and_cut_answers_are_no_target(tmp_path, 
         warnings.simplefilter("always")
         data = load_task_data(task, tokenizer, source="local", data_dir=tmp_path, splits=["train"], cache_dir=tmp_path / "cache")
     cut = [w for w in caught if issubclass(w.category, CutAnswersWarning)]
-    assert len(cut) == 1 and "1 of 21 rows have their answer past max_length 24" in str(cut[0].message)
+    assert len(cut) == 1 and "1 of 21 rows have their answer in no window of max_length 24" in str(cut[0].message)
+    assert "set the task's stride (e.g. 128" in str(cut[0].message)
     split = data.splits["train"]
     for row in split:
         first, last = row["labels"]
@@ -248,3 +249,55 @@ def test_the_sberquad_example_trains_offline_on_its_sample_and_reads_the_hub_lay
                              capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert checked.returncode == 0, checked.stderr
     assert "│          6 │               3 │" in checked.stdout.replace("┃", "│")
+
+
+def _long_rows(n: int, seed: int) -> list[dict]:
+    """Contexts of 30-45 words, the colour anywhere: longer than one window of max_length 24."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        words = [rng.choice(FILL) for _ in range(rng.randint(30, 45))]
+        colour, at = rng.choice(COLOURS), rng.randrange(0, 46)
+        at = min(at, len(words))
+        words.insert(at, colour)
+        start = len(" ".join(words[:at])) + (1 if at else 0)
+        rows.append({"id": i, "question": "which colour is it", "context": " ".join(words), "answers": {"text": [colour], "answer_start": [start]}})
+    return rows
+
+
+def test_long_contexts_are_read_in_overlapping_windows(tmp_path, qa_encoder):
+    from transformers import AutoTokenizer
+
+    from mtcore import Trainer
+    from mtcore.data import load_task_data
+    from mtcore.model import MultitaskModel
+    from mtcore.task import Source, Task
+
+    tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
+    _write(tmp_path / "train.jsonl", _long_rows(12, 5))
+    task = Task(name="qa", kind="extractive_qa", id_field="id", max_length=24,  # stride 128 > a window: halved to fit
+                sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CutAnswersWarning)  # every answer is in some window
+        data = load_task_data(task, tokenizer, source="local", data_dir=tmp_path, splits=["train"], cache_dir=tmp_path / "cache")
+    windows = list(data.splits["train"])
+    assert len(windows) > 2 * 12 and sorted({w["example"] for w in windows}) == list(range(12))
+    for example in range(12):
+        mine = [w for w in windows if w["example"] == example]
+        holding = [w for w in mine if w["labels"][0] > 0]
+        assert holding and all(w["labels"] == [0, 0] for w in mine if w["labels"][0] <= 0)  # the others: "not here" ([CLS])
+        first, last = holding[0]["labels"]
+        assert tokenizer.decode(holding[0]["input_ids"][first:last + 1]) == mine[0]["answers"][0]
+        assert len({w["idx"] for w in mine}) == 1
+
+    config = _config(tmp_path, qa_encoder, schedule={"max_steps": 120})
+    config["tasks"][0]["max_length"] = 24
+    config["tasks"][0]["define"]["files"] = {"train": _write(tmp_path / "long_train.jsonl", _long_rows(64, 6)),
+                                            "validation": _write(tmp_path / "long_val.jsonl", _long_rows(16, 7))}
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    metrics = summary["final"]["metrics"]
+    assert metrics["user:qa/squad_em"] >= 0.8, metrics  # scored once per question, from its best window
+    model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    context = " ".join(["the"] * 35 + ["blue"] + ["a"] * 5)
+    out = model.predict("qa", [{"question": "which colour is it", "context": context}, {"question": "which colour is it", "context": "my red"}])
+    assert out.labels == ["blue", "red"] and out.rows()[0]["answer_start"] == context.index("blue") and len(out.idx) == 2
