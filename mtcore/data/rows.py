@@ -4,9 +4,11 @@ Rows read from files are plain dicts whose fields may be missing in some rows (R
 ``negation``), null in the first thousand rows, or ints in one row and floats in another. Arrow
 needs one type per column, so :func:`dataset_from_rows` first scans the rows to settle each
 column's type (reporting a real conflict — ``true`` in one row, ``"maybe"`` in another — as one
-line naming the file and the row), then writes them with ``Dataset.from_generator`` under a
-fingerprint: the Arrow file lives on disk, is memory-mapped, and a second load with the same
-fingerprint reads it back without touching the source files.
+line naming the file and the row), then writes them under a fingerprint, :data:`CHUNK_ROWS` rows
+to an Arrow table (a ``datasets`` builder like ``Dataset.from_generator``'s, without its
+per-example encoding, which took ten times as long): the Arrow file lives on disk, is
+memory-mapped, and a second load with the same fingerprint reads it back without touching the
+source files.
 
 Every row keeps where it came from in two extra columns, :data:`FILE_COLUMN` and
 :data:`ROW_COLUMN`, so later validation can name the file and row of a bad value, and which of the
@@ -17,6 +19,7 @@ must still tell a row without a ``label`` key from one whose label is an explici
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import shutil
@@ -33,6 +36,9 @@ MISSING_COLUMN = "_mt_missing"
 META_COLUMNS = (FILE_COLUMN, ROW_COLUMN, MISSING_COLUMN)
 #: Bump when :func:`dataset_from_rows` changes what it writes: old caches are then not reused.
 ROWS_VERSION = 2
+#: Rows converted to one Arrow table at a time when writing the cache: a multiple of the writer's
+#: batch size (1000 rows, 100 with a binary column), so the file's record batches are unchanged.
+CHUNK_ROWS = 10_000
 
 #: Rows with their origin: ``(file, row_number, row)``.
 RowsFactory = Callable[[], Iterable[tuple[str, int, Mapping[str, Any]]]]
@@ -184,12 +190,58 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+@functools.cache
+def _builder_class() -> type:
+    """A ``datasets`` builder writing the rows as Arrow tables: the ``Generator`` of ``Dataset.from_generator``
+    (same config, same cache folder ``generator/default-fingerprint=.../``, same ``.incomplete`` folder
+    renamed only once finished), but an ``ArrowBasedBuilder``, fed by :func:`_tables`."""
+    import datasets
+    from datasets.packaged_modules.generator.generator import GeneratorConfig
+
+    try:
+        from datasets.builder import Key  # datasets >= 5: tables are keyed (shard, index)
+
+        def key(index: int) -> Any:
+            return Key(0, index)
+    except ImportError:  # older datasets: any key
+        def key(index: int) -> Any:
+            return index
+
+    class RowsBuilder(datasets.ArrowBasedBuilder):
+        BUILDER_CONFIG_CLASS = GeneratorConfig
+
+        def _info(self):
+            return datasets.DatasetInfo(features=self.config.features)
+
+        def _split_generators(self, dl_manager):
+            return [datasets.SplitGenerator(name=self.config.split, gen_kwargs=self.config.gen_kwargs)]
+
+        def _generate_tables(self, rows, kinds):
+            for index, table in enumerate(_tables(rows, kinds, self.config.features.arrow_schema)):
+                yield key(index), table
+
+    return RowsBuilder
+
+
+def _builder(cache_dir: str | None, fingerprint: str, rows: RowsFactory, kinds: dict[str, Any], features: Any = None):
+    # ``generator`` is unused (GeneratorConfig requires one); dataset_name keeps from_generator's folder and file names
+    return _builder_class()(cache_dir=cache_dir, dataset_name="generator", features=features, generator=_generate,
+                            gen_kwargs={"rows": rows, "kinds": kinds}, config_id="default-fingerprint=" + fingerprint)
+
+
 def _cached_folder(cache_dir: str | None, fingerprint: str) -> str | None:
     """The cache folder of the rows under ``fingerprint`` when it holds a finished dataset, else None."""
-    from datasets.packaged_modules.generator.generator import Generator
-
-    builder = Generator(cache_dir=cache_dir, generator=list, config_id="default-fingerprint=" + fingerprint)
+    builder = _builder(cache_dir, fingerprint, list, {})
     return builder.cache_dir if os.path.exists(os.path.join(builder.cache_dir, "dataset_info.json")) else None
+
+
+def _read(rows: RowsFactory, kinds: dict[str, Any], cache_dir: str | None, fingerprint: str, features: Any = None):
+    """The dataset under ``fingerprint``: read back from the cache, else written from ``rows()`` (a cache hit reads no rows)."""
+    builder = _builder(cache_dir, fingerprint, rows, kinds, features)
+    builder.download_and_prepare()
+    dataset = builder.as_dataset(split=builder.config.split)
+    dataset._fingerprint = fingerprint
+    return dataset
 
 
 def _generate(rows: RowsFactory, kinds: dict[str, Any]):
@@ -203,6 +255,20 @@ def _generate(rows: RowsFactory, kinds: dict[str, Any]):
         out[ROW_COLUMN] = number
         out[MISSING_COLUMN] = [column for column in fields if column not in row]
         yield out
+
+
+def _tables(rows: RowsFactory, kinds: dict[str, Any], schema: Any):
+    """The rows of :func:`_generate` as Arrow tables of :data:`CHUNK_ROWS` rows (the last one shorter)."""
+    import pyarrow as pa
+
+    chunk: list[dict[str, Any]] = []
+    for out in _generate(rows, kinds):
+        chunk.append(out)
+        if len(chunk) >= CHUNK_ROWS:
+            yield pa.Table.from_pylist(chunk, schema=schema)
+            chunk = []
+    if chunk:
+        yield pa.Table.from_pylist(chunk, schema=schema)
 
 
 def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_dir: str | Path | None = None,
@@ -234,7 +300,7 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
 
 def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str | Path | None,
                  describe_conflict: Callable[[str, Any], str | None] | None, loose: Callable[[str], bool] | None):
-    from datasets import Dataset, Features, List, Value
+    from datasets import Features, List, Value
 
     cache = str(cache_dir) if cache_dir is not None else None
     cached = _cached_folder(cache, fingerprint)
@@ -242,7 +308,7 @@ def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str 
         from mtcore.data.cache import damaged_cache_errors
 
         try:
-            dataset = Dataset.from_generator(_generate, gen_kwargs={"rows": rows, "kinds": {}}, cache_dir=cache, fingerprint=fingerprint)
+            dataset = _read(rows, {}, cache, fingerprint)
             recorded = dataset.info.splits["train"].num_examples if dataset.info.splits and "train" in dataset.info.splits else None
             if recorded is None or recorded == len(dataset):
                 return dataset
@@ -254,5 +320,4 @@ def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str 
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")
     features[MISSING_COLUMN] = List(Value("string"))
-    return Dataset.from_generator(_generate, features=features, gen_kwargs={"rows": rows, "kinds": kinds},
-                                  cache_dir=cache, fingerprint=fingerprint)
+    return _read(rows, kinds, cache, fingerprint, features)

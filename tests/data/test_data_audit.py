@@ -137,19 +137,16 @@ def test_another_mtcore_version_does_not_read_the_caches_an_older_one_wrote(bert
 
 
 def test_a_full_disk_while_caching_is_one_line_naming_the_cache(bert, tmp_path, write, cache_dir, monkeypatch):
-    """``datasets`` wraps the OSError of a full disk in DatasetGenerationError; the user sees the cache folder and the fix."""
-    from datasets import Dataset
-    from datasets.exceptions import DatasetGenerationError
+    """``datasets`` wraps the OSError of a full disk in DatasetGenerationError; the user sees the cache folder and the fix.
+    (The disk fills where the Arrow file is written.)"""
+    from datasets.arrow_writer import ArrowWriter
 
     def full(*args, **kwargs):
-        try:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        except OSError as exc:
-            raise DatasetGenerationError("An error occurred while generating the dataset") from exc
+        raise OSError(errno.ENOSPC, "No space left on device")
 
     write.jsonl(tmp_path / "train.jsonl", ROWS)
     task = Task(name="disk", kind="text_classification", labels=("no", "yes"), sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
-    monkeypatch.setattr(Dataset, "from_generator", full)
+    monkeypatch.setattr(ArrowWriter, "_write_table", full)
     with pytest.raises(DataError, match=rf"task 'disk', the data cache {cache_dir} cannot be written: No space left on device; "
                                         r"make it writable, free space on its disk, or point HF_DATASETS_CACHE"):
         load_task_data(task, bert[0], source="local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir)
