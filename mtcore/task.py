@@ -164,6 +164,12 @@ class Task:
             object.__setattr__(self, "preprocess", (self.preprocess,))
         else:
             object.__setattr__(self, "preprocess", tuple(self.preprocess))
+        if kind is TaskKind.EXTRACTIVE_QA and self.labels:
+            raise ConfigError(f"task {self.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
+                              "remove 'labels'")
+        if kind is TaskKind.EXTRACTIVE_QA and self.truncation != "longest_first":
+            raise ConfigError(f"task {self.name!r}: extractive_qa cuts only the context, into windows (stride); remove "
+                              f"truncation {self.truncation!r}")
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
             raise ConfigError(f"task {self.name!r}: stride (tokens two windows of a long extractive-QA context share) must be an "
                               f"integer >= 0, got {self.stride!r}")

@@ -19,7 +19,9 @@ unanswerable (no answer) are not supported.
 
 from __future__ import annotations
 
+import json
 import math
+import unicodedata
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -55,6 +57,12 @@ def has_answers(value: Any) -> bool:
 
 
 def _pairs(value: Any) -> list[tuple[Any, Any]]:
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):  # a CSV cell holding SQuAD's form as JSON
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"answers {_short(value)} are not valid JSON; write SQuAD's form, e.g. "
+                             '{"text": ["Moscow"], "answer_start": [17]}') from None
     if isinstance(value, Mapping):
         texts, starts = value.get("text"), value.get("answer_start")
         if texts is None or starts is None:
@@ -68,7 +76,8 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
         return list(zip(texts, starts))
     if isinstance(value, (list, tuple)) and all(isinstance(item, Mapping) for item in value):
         return [pair for item in value for pair in _pairs(item)]
-    raise ValueError(f"answers {_short(value)} are not in SQuAD's form {{'text': [...], 'answer_start': [...]}}")
+    raise ValueError(f"answers {_short(value)} are not in SQuAD's form {{'text': [...], 'answer_start': [...]}} "
+                     "(in a CSV file: that object as JSON text in the cell)")
 
 
 def normalize_answers(value: Any, context: str) -> dict[str, list[Any]]:
@@ -124,7 +133,8 @@ def squad_rows(document: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any
         for paragraph in article.get("paragraphs") or []:
             for qa in paragraph.get("qas") or []:
                 number += 1
-                answers = [a for a in qa.get("answers") or [] if isinstance(a, Mapping)]
+                answers = [{**a, "answer_start": int(a["answer_start"])} if str(a.get("answer_start", "")).strip().isdigit() else a
+                           for a in qa.get("answers") or [] if isinstance(a, Mapping)]  # "37" in some files: one type
                 yield number, {"id": qa.get("id"), "title": article.get("title"), "context": paragraph.get("context"),
                                "question": qa.get("question"),
                                "answers": {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}}
@@ -135,9 +145,22 @@ def context_offsets(offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int
     return [list(span) if sid == part else [-1, -1] for span, sid in zip(offsets, sequence_ids)]
 
 
-def answer_span(offsets: Sequence[Sequence[int]], char_start: int, char_end: int) -> list[int]:
+def _no_token(char: str) -> bool:
+    """Characters tokenizers drop or attach to nothing: spaces, combining marks (a decomposed й loses its
+    breve in an accent-stripping tokenizer), zero-width and control characters."""
+    return char.isspace() or unicodedata.category(char) in ("Mn", "Me", "Cf", "Cc")
+
+
+def answer_span(offsets: Sequence[Sequence[int]], char_start: int, char_end: int, context: str | None = None) -> list[int]:
     """First and last token of characters ``[char_start, char_end)`` of the context, or :data:`NO_SPAN`
-    when they are not all inside the tokens kept (``offsets`` from :func:`context_offsets`)."""
+    when they are not all inside the tokens kept (``offsets`` from :func:`context_offsets`). With
+    ``context``, characters no token holds at the answer's edges (a leading space, a trailing
+    zero-width space or combining mark) are left out first."""
+    if context is not None:
+        while char_start < char_end and _no_token(context[char_start]):
+            char_start += 1
+        while char_end > char_start and _no_token(context[char_end - 1]):
+            char_end -= 1
     inside = [i for i, (start, _) in enumerate(offsets) if start >= 0]
     if not inside or offsets[inside[0]][0] > char_start or offsets[inside[-1]][1] < char_end:
         return list(NO_SPAN)
@@ -173,6 +196,8 @@ def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: 
     if first < 0 or last < 0:
         return "", -1
     start, end = offsets[first][0], offsets[last][1]
+    while end < len(context) and unicodedata.category(context[end]) in ("Mn", "Me"):  # marks on the last letter
+        end += 1
     return context[start:end], start
 
 

@@ -131,7 +131,7 @@ class Collator:
         labels = columns.get("labels")
         if labels is not None:
             labelled = [is_labelled(self.kind, label) for label in labels]
-            if any(labelled):
+            if any(labelled) or self.kind is TaskKind.EXTRACTIVE_QA:  # QA: a batch of cut answers trains on nothing, with a graph
                 data["labels"] = self._labels(labels, labelled, mask)
         return data
 

@@ -170,7 +170,7 @@ class _Encoder:
                     out[key].append(encoding[key][i])
                 offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))
                 texts, starts = answers[j]["text"], answers[j]["answer_start"]
-                out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0])) if texts else list(NO_SPAN))
+                out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0]), contexts[j]) if texts else list(NO_SPAN))
                 out["offsets"].append(offsets)
                 out["context"].append(contexts[j])
                 out["answers"].append(list(texts))

@@ -83,7 +83,7 @@ def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progre
     for task, row in rows.items():
         engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr,
                           "data_wait_share": totals["data_wait_share"]})
-    weights = engine.strategy.task_weights() if engine.config.loss.strategy in ("uncertainty", "rlw", "dwa") else None
+    weights = engine.strategy.task_weights() if getattr(engine.strategy, "logs_weights", False) else None
     if weights:
         engine.log.write({"event": "loss_weights", "step": step, "weights": weights})
     if engine.config.logging.trackers:

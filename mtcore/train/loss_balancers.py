@@ -36,6 +36,7 @@ class RandomWeightLoss(LossStrategy):
 
     batches = "all"
     uses_weights = False
+    logs_weights = True
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
@@ -62,6 +63,7 @@ class DynamicWeightAverageLoss(LossStrategy):
 
     batches = "all"
     uses_weights = False
+    logs_weights = True
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, temperature: float = 2.0,
                  window: int = 100, **options: Any) -> None:

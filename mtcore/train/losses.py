@@ -46,6 +46,8 @@ class LossStrategy(nn.Module):
     #: Whether the strategy applies ``weights`` (``loss.weights``, the tasks' ``weight``); None: unknown
     #: (a plugin's strategy), so a config giving weights is not checked against it.
     uses_weights: bool | None = None
+    #: Whether :meth:`task_weights` change during training, so the loop logs them (``loss_weights`` events).
+    logs_weights: bool = False
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__()
@@ -145,6 +147,7 @@ class UncertaintyLoss(LossStrategy):
 
     batches = "all"
     uses_weights = False
+    logs_weights = True
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0, **options: Any) -> None:
         super().__init__(task_ids, weights, **options)

@@ -301,3 +301,57 @@ def test_long_contexts_are_read_in_overlapping_windows(tmp_path, qa_encoder):
     context = " ".join(["the"] * 35 + ["blue"] + ["a"] * 5)
     out = model.predict("qa", [{"question": "which colour is it", "context": context}, {"question": "which colour is it", "context": "my red"}])
     assert out.labels == ["blue", "red"] and out.rows()[0]["answer_start"] == context.index("blue") and len(out.idx) == 2
+
+
+# ---- edges a user audit found -------------------------------------------------------------------
+def test_a_batch_whose_answers_are_all_cut_off_trains_on_nothing_instead_of_crashing(tmp_path, qa_encoder):
+    """Length grouping puts the longest rows, those whose answer max_length cut, in one batch: no labels, loss None."""
+    from mtcore import Trainer
+
+    rows = _long_rows(8, 3)
+    for row in rows:  # the colour last: past a single window of 24 tokens
+        words = row["context"].replace(row["answers"]["text"][0], "").split() + [row["answers"]["text"][0]]
+        row["context"] = " ".join(words)
+        row["answers"] = {"text": [words[-1]], "answer_start": [len(row["context"]) - len(words[-1])]}
+    config = _config(tmp_path, qa_encoder, schedule={"max_steps": 3}, batching={"batch_size": 2})
+    config["tasks"][0].update(max_length=24, stride=0)
+    config["tasks"][0]["define"]["files"]["train"] = _write(tmp_path / "cut.jsonl", rows)
+    with pytest.warns(CutAnswersWarning, match="8 of 8 rows have their answer in no window"):
+        summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 3
+
+
+def test_answer_edges_no_token_holds_and_combining_marks():
+    from mtcore.data.answers import answer_span
+
+    context = " Тверь стоит\u200b"  # a leading space and a trailing zero-width space belong to no token
+    offsets = [[-1, -1], [1, 6], [7, 12], [-1, -1]]
+    assert answer_span(offsets, 0, 6, context) == [1, 1]  # " Тверь"
+    assert answer_span(offsets, 7, 13, context) == [2, 2]  # "стоит\u200b"
+    assert answer_span(offsets, 0, 6) == [-100, -100]  # without the context: no trimming
+    decomposed = "Лев Толстои\u0306 жил"  # an accent-stripping tokenizer's token ends before the breve
+    assert span_text(decomposed, [[0, 3], [4, 11], [13, 16]], 1, 1) == ("Толстои\u0306", 4)
+
+
+def test_answers_as_json_in_a_csv_cell_and_string_starts_in_squad_files(tmp_path):
+    from mtcore.data.readers import iter_rows
+
+    assert normalize_answers('{"text": ["red"], "answer_start": [4]}', "the red one") == {"text": ["red"], "answer_start": [4]}
+    assert normalize_answers('[{"text": "one", "answer_start": 8}]', "the red one") == {"text": ["one"], "answer_start": [8]}
+    with pytest.raises(ValueError, match="in a CSV file: that object as JSON text in the cell"):
+        normalize_answers("red", "the red one")
+    document = {"data": [{"paragraphs": [{"context": "Paris is in France.", "qas": [
+        {"id": 1, "question": "Where?", "answers": [{"text": "France", "answer_start": "12"}]},
+        {"id": 2, "question": "What?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}
+    (tmp_path / "train.json").write_text(json.dumps(document), encoding="utf-8")
+    assert [row["answers"]["answer_start"] for _, row in iter_rows(tmp_path / "train.json")] == [[12], [0]]
+
+
+def test_labels_and_truncation_are_refused_for_extractive_qa():
+    from mtcore.errors import ConfigError
+    from mtcore.task import Task
+
+    with pytest.raises(ConfigError, match="extractive_qa tasks take no labels"):
+        Task(name="qa", kind="extractive_qa", labels=("a", "b"))
+    with pytest.raises(ConfigError, match="extractive_qa cuts only the context, into windows \\(stride\\); remove truncation 'only_first'"):
+        Task(name="qa", kind="extractive_qa", truncation="only_first")
