@@ -165,11 +165,16 @@ def predict(
     location = locate(path)
     model = load_model(location, device)
     name = _pick_task(model, task)
+    rows = None
     if input is not None:
+        from mtcore.predict.chunks import predict_rows
+        from mtcore.predict.inputs import check_fields, read_file_rows
+
         head, spec = prediction_task(model, name)
-        with quiet_datasets():
-            raw = raw_dataset(input, spec, input_format)
-        origin = "<stdin>" if input == "-" else input
+        lines = read_file_rows(input, input_format)
+        check_fields(lines, spec)
+        rows = predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input)
+        del lines
     else:
         from mtcore.data import load_raw
 
@@ -180,8 +185,8 @@ def predict(
             loaded = load_raw(spec, setup.source, data_dir=setup.data_dir, splits=(split,))[split]
             raw = raw_dataset(loaded, spec)
         origin = f"{setup.source} {split}"
-    predictions = predict_raw(model, head, spec, raw, batch_size=batch_size, origin=origin)
-    rows = predictions.rows()
+    if rows is None:
+        rows = predict_raw(model, head, spec, raw, batch_size=batch_size, origin=origin).rows()
     if output is None:
         with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
             written = writer(spec, rows, Path(tmp) / f"predictions.{format}")

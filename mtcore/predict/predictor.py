@@ -133,8 +133,9 @@ def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFA
 
 
 def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
-                max_length: int | None = None, tokenizer: Any = None, origin: str = "input") -> Predictions:
-    """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id``."""
+                max_length: int | None = None, tokenizer: Any = None, origin: str = "input", first_row: int = 0) -> Predictions:
+    """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id`` (rows without an id
+    are numbered from ``first_row``)."""
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids, warn_cut_words
@@ -157,13 +158,13 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
     examples = prepared if task.kind is TaskKind.EXTRACTIVE_QA else tokenized  # QA: a row per window, an idx per example
-    idx = examples.with_format("arrow")["idx"].to_pylist() if "idx" in examples.column_names else list(range(examples.num_rows))
+    idx = examples.with_format("arrow")["idx"].to_pylist() if "idx" in examples.column_names else [None] * examples.num_rows
     given = next(((i, value) for i, value in enumerate(idx) if value is not None), None)
     missing = next((i for i, value in enumerate(idx) if value is None), None)
     if given is not None and missing is not None:  # numbering the others could repeat a real idx
         raise DataError(f"inputs row {missing + 1} has no idx while row {given[0] + 1} has {given[1]!r}; give every row an "
                         "idx, or none (rows are then numbered from 0)")
-    idx = [i if value is None else value for i, value in enumerate(idx)]
+    idx = [first_row + i if value is None else value for i, value in enumerate(idx)]
     logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
     words = None
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
