@@ -1,9 +1,11 @@
-"""``mt predict --input FILE`` in chunks: memory follows the chunk, not the file.
+"""``mt predict --input FILE`` in chunks: each chunk's in-memory Dataset, tokens and logits are freed
+before the next one is made.
 
 The rows of the file are read once (plain dicts); each chunk of :data:`CHUNK_ROWS` rows is then
-prepared, tokenized and predicted in memory on its own, and only its prediction rows are kept for
-the writer. A 300,000-row file took 1.75 GB predicted whole (the rows' Dataset, tokens and logits
-all at once). Rows without an id are numbered across chunks, as one pass would number them.
+prepared, tokenized and predicted on its own, and only its prediction rows are kept for the
+writer. The file's rows and the prediction rows still grow with the file (100,000 short rows: peak
+RSS 751 MB predicted whole, 741 MB in chunks, with a tiny model; outputs equal to 1e-7). Rows
+without an id are numbered across chunks, as one pass would number them.
 """
 
 from __future__ import annotations
