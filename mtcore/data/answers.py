@@ -201,6 +201,12 @@ def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: 
     return context[start:end], start
 
 
+def max_answer_tokens(task: Any) -> int:
+    """The task's ``head_options.max_answer_tokens`` (the extractive_qa head's option), else :data:`MAX_ANSWER_TOKENS`."""
+    value = dict(getattr(task, "head_options", None) or {}).get("max_answer_tokens", MAX_ANSWER_TOKENS)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else MAX_ANSWER_TOKENS
+
+
 def decode_spans(logits: Any, offsets: Sequence[Sequence[Sequence[int]]], max_answer_tokens: int = MAX_ANSWER_TOKENS
                  ) -> list[tuple[int, int, float]]:
     """Each row's :func:`best_span` from a batch's head logits ``(batch, length, 2)`` (one copy to the host)."""

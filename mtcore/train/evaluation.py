@@ -153,9 +153,9 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             loss_sum += float(out.loss.detach().float()) * weight
             loss_weight += weight
         if kind == "extractive_qa":
-            from mtcore.data.answers import decode_spans
+            from mtcore.data.answers import decode_spans, max_answer_tokens
 
-            spans = decode_spans(out.logits, [row["offsets"] for row in fetched])
+            spans = decode_spans(out.logits, [row["offsets"] for row in fetched], max_answer_tokens(task))
             results.extend((int(row), np.array(span, dtype=np.float64), np.array([1 if fetched[j]["answers"] else -1]))
                            for j, (row, span) in enumerate(zip(indices, spans)))
             continue

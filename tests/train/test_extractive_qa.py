@@ -355,3 +355,18 @@ def test_labels_and_truncation_are_refused_for_extractive_qa():
         Task(name="qa", kind="extractive_qa", labels=("a", "b"))
     with pytest.raises(ConfigError, match="extractive_qa cuts only the context, into windows \\(stride\\); remove truncation 'only_first'"):
         Task(name="qa", kind="extractive_qa", truncation="only_first")
+
+
+def test_the_longest_answer_is_a_head_option():
+    from mtcore.data.answers import MAX_ANSWER_TOKENS, decode_spans, max_answer_tokens
+    from mtcore.model.heads.extractive_qa import ExtractiveQAHead
+    from mtcore.task import Task
+
+    assert max_answer_tokens(Task(name="qa", kind="extractive_qa")) == MAX_ANSWER_TOKENS == 30
+    assert max_answer_tokens(Task(name="qa", kind="extractive_qa", head_options={"max_answer_tokens": 2})) == 2
+    with pytest.raises(ValueError, match="max_answer_tokens must be an integer >= 1, got 0"):
+        ExtractiveQAHead(8, max_answer_tokens=0)
+    logits = torch.tensor([[[0.0, 0.0], [5.0, 0.0], [0.0, 1.0], [0.0, 4.0]]])  # best: tokens 1..3; at most 2 tokens: 1..2
+    offsets = [[[-1, -1], [0, 1], [2, 3], [4, 5]]]
+    assert decode_spans(logits, offsets)[0][:2] == (1, 3)
+    assert decode_spans(logits, offsets, 2)[0][:2] == (1, 2)

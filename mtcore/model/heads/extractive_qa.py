@@ -19,12 +19,17 @@ class ExtractiveQAHead(Head):
     ``*ForQuestionAnswering`` models, so ``mt export`` writes one of those.
 
     :param dropout: dropout on the hidden states (transformers' QA heads use none).
+    :param max_answer_tokens: the longest answer evaluation and prediction pick, in tokens (SQuAD's
+        reference code uses 30); read from the task's ``head_options`` by the decoding.
     """
 
     kinds = ("extractive_qa",)
 
-    def __init__(self, hidden_size: int, num_labels: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, hidden_size: int, num_labels: int = 2, dropout: float = 0.0, max_answer_tokens: int = 30) -> None:
         super().__init__(hidden_size, 2)
+        if isinstance(max_answer_tokens, bool) or not isinstance(max_answer_tokens, int) or max_answer_tokens < 1:
+            raise ValueError(f"max_answer_tokens must be an integer >= 1, got {max_answer_tokens!r}")
+        self.max_answer_tokens = max_answer_tokens
         self.dropout = nn.Dropout(check_probability("dropout", dropout))
         self.qa_outputs = nn.Linear(hidden_size, 2)
 
