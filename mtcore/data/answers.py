@@ -48,6 +48,13 @@ def no_answers() -> dict[str, list[Any]]:
 
 def has_answers(value: Any) -> bool:
     """Whether a stored answers value holds at least one answer (an empty one means "no label" in a test split)."""
+    if isinstance(value, str):  # a CSV cell: empty, or SQuAD's form as JSON text
+        if not value.strip():
+            return False
+        try:
+            value = json.loads(value) if value.strip()[:1] in ("{", "[") else value
+        except ValueError:
+            return True  # malformed: normalize_answers says so
     if isinstance(value, Mapping):
         texts = value.get("text")
         return bool(texts) if isinstance(texts, (list, tuple)) else texts not in (None, "")

@@ -340,6 +340,9 @@ def test_answers_as_json_in_a_csv_cell_and_string_starts_in_squad_files(tmp_path
     assert normalize_answers('[{"text": "one", "answer_start": 8}]', "the red one") == {"text": ["one"], "answer_start": [8]}
     with pytest.raises(ValueError, match="in a CSV file: that object as JSON text in the cell"):
         normalize_answers("red", "the red one")
+    from mtcore.data.answers import has_answers
+
+    assert not has_answers('{"text": [], "answer_start": []}') and not has_answers("  ") and has_answers('[{"text": "a"}]')
     document = {"data": [{"paragraphs": [{"context": "Paris is in France.", "qas": [
         {"id": 1, "question": "Where?", "answers": [{"text": "France", "answer_start": "12"}]},
         {"id": 2, "question": "What?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}
