@@ -98,7 +98,10 @@ def mt_register_metrics(register):  # type: ignore[no-untyped-def]
 
     :param register: call ``register(name, function, description="")``; ``function`` (or its
         ``"module:func"`` reference) is called as ``function(predictions, references, task)`` on
-        numpy arrays of class ids (or values) and returns a float.
+        numpy arrays of class ids (or values) and returns a float. A metric with a parameter
+        ``idx`` is also given the rows' ids, in the order of the predictions, to score groups of
+        rows (``function(predictions, references, task, idx=[...])``: MuSeRC's exact match is one
+        question's answers all right).
 
     Example::
 

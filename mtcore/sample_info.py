@@ -22,7 +22,8 @@ def _count(text: str, fmt: str, options: dict) -> int:
 
 def sample_sizes(task: Task) -> dict[str, int | str]:
     """``{split: rows}`` of the task's ``sample`` source (``{file: rows}`` for a corpus split at load time);
-    empty when it has none; a split whose file cannot be read gets a short reason instead of a count."""
+    empty when it has none; a split whose file cannot be read gets a short reason instead of a count.
+    With ``row_expand`` (nested records, each holding rows) it counts records: ``"24 records"``."""
     source = task.sources.get("sample")
     if source is None or "package" not in source.options:
         return {}
@@ -38,7 +39,7 @@ def sample_sizes(task: Task) -> dict[str, int | str]:
                 if fmt == "auto":
                     fmt = item.rsplit(".", 1)[-1]
                 total += _count(text, fmt, options)
-            sizes[split] = total
+            sizes[split] = f"{total} records" if options.get("row_expand") else total  # rows come out of records when read
         except (OSError, ModuleNotFoundError):
             sizes[split] = f"missing ({', '.join(names)} in package {options['package']!r})"
         except (UnicodeDecodeError, ValueError):

@@ -59,7 +59,7 @@ class Source:
         """Files under the user's ``data_dir``: ``files`` maps split -> relative path or glob.
 
         ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``; reader options
-        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``) pass through.
+        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``, ``row_expand``) pass through.
         """
         options = {"format": format, "files": dict(files), **reader_options}
         return cls("local", "mtcore.data.sources:load_files", options, description or f"local {format} files")

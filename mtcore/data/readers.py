@@ -19,7 +19,7 @@ import gzip
 import json
 import lzma
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,7 +32,7 @@ _EXTENSIONS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv"
                "parquet": "parquet", "pq": "parquet"}
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
-#: Options each format accepts (``row_filter`` and ``encoding`` apply to all).
+#: Options each format accepts (``row_filter``, ``row_expand`` and ``encoding`` apply to all).
 _OPTIONS = {
     "jsonl": {"encoding"},
     "json": {"encoding", "field"},
@@ -43,9 +43,11 @@ _OPTIONS = {
 
 #: Other libraries' names for the same options.
 _OPTION_ALIASES = {"separator": "sep", "seperator": "sep", "delimiter": "sep", "delim": "sep", "column_names": "names",
-                   "quotechar": "quoting", "filter": "row_filter"}
+                   "quotechar": "quoting", "filter": "row_filter", "expand": "row_expand", "flatten": "row_expand"}
+_ALL_FORMATS = {"row_filter", "row_expand"}
 
 RowFilter = Callable[[Mapping[str, Any]], bool]
+RowExpander = Callable[[Mapping[str, Any]], Iterable[Mapping[str, Any]]]
 
 
 def format_of(path: str | Path) -> str | None:
@@ -95,7 +97,35 @@ def make_row_filter(spec: Any) -> RowFilter | None:
     return predicate
 
 
-def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None, **options: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+def make_row_expander(spec: Any) -> RowExpander | None:
+    """A function from a ``row_expand`` option (a callable or a ``"module:func"`` reference) that
+    turns one record of a nested layout into the rows it holds (a MultiRC-style passage into one
+    row per answer, a ReCoRD-style passage into one row per query)."""
+    if spec is None:
+        return None
+    expand = resolve(spec) if isinstance(spec, str) else spec
+    if not callable(expand):
+        raise ConfigError(f"row_expand must be a 'module:function' that turns one record into a list of rows, not {spec!r}")
+    return expand
+
+
+def expanded_rows(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], expand: RowExpander | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(row number, row)`` of every row ``expand`` makes of each record (the records as they are without it)."""
+    for number, row in rows:
+        if expand is None:
+            yield number, row
+            continue
+        try:
+            produced = [dict(item) for item in expand(row)]
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            detail = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc) or type(exc).__name__
+            raise DataError(f"{path} row {number}: {detail} (row_expand {getattr(expand, '__qualname__', expand)})") from None
+        for item in produced:
+            yield number, item
+
+
+def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None, row_expand: Any = None,
+              **options: Any) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(row_number, row)`` for every record of one file.
 
     Options: ``encoding`` (default ``"utf-8-sig"``: a byte-order mark is accepted), for CSV/TSV
@@ -106,22 +136,25 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
     whose later lines look like rows of their own — the right number of fields, and a value seen
     before in a column of few values, such as a label — is refused as a stray quote), for JSON
     ``field`` (the key holding the list of records; a SQuAD-layout file, ``{"data": [{"paragraphs":
-    [{"context", "qas"}]}]}``, gives one row per question without it: :func:`~mtcore.data.answers.squad_rows`). ``row_filter`` keeps only matching rows (row
-    numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
+    [{"context", "qas"}]}]}``, gives one row per question without it: :func:`~mtcore.data.answers.squad_rows`).
+    ``row_expand`` (``"module:func"``) turns each record into the rows it holds (nested layouts:
+    one row per answer or per query; each keeps its record's row number). ``row_filter`` keeps only
+    matching rows, after ``row_expand`` (row numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
     """
     path = Path(path)
     fmt = detect_format(path, format)
     unknown_options = sorted(set(options) - _OPTIONS[fmt])
     if unknown_options:
         name = unknown_options[0]
-        allowed = sorted(_OPTIONS[fmt] | {"row_filter"})
+        allowed = sorted(_OPTIONS[fmt] | _ALL_FORMATS)
         hint = f" (did you mean {_OPTION_ALIASES[name]!r}?)" if name in _OPTION_ALIASES else did_you_mean(name, allowed)
         raise ConfigError(f"{path}: unknown {fmt} reader option {name!r}{hint}; "
                           f"{fmt} files take: {', '.join(allowed)}")
     keep = make_row_filter(row_filter)
+    expand = make_row_expander(row_expand)
     rows = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "tsv": _csv_rows, "parquet": _parquet_rows}[fmt]
     tsv_default = {"sep": "\t"} if fmt == "tsv" else {}
-    for number, row in rows(path, **{**tsv_default, **options}):
+    for number, row in expanded_rows(path, rows(path, **{**tsv_default, **options}), expand):
         if keep is None:
             yield number, row
             continue

@@ -82,10 +82,11 @@ def _read_split(task: Task, split: str, paths: list[Path], format: str, cache_di
     what = ", ".join(str(p) for p in paths)
     filtered = f" matching row_filter {options['row_filter']!r}" if options.get("row_filter") is not None else ""
     keyed = dict(options)
-    if isinstance(keyed.get("row_filter"), str):  # 'module:function': keyed by the function's code, not its name
-        from mtcore.refs import resolve
+    for name in ("row_filter", "row_expand"):
+        if isinstance(keyed.get(name), str):  # 'module:function': keyed by the function's code, not its name
+            from mtcore.refs import resolve
 
-        keyed["row_filter"] = resolve(keyed["row_filter"])
+            keyed[name] = resolve(keyed[name])
     key = files_fingerprint(paths, format, keyed)
     try:
         return dataset_from_rows(rows_from_files(paths, format, **options), fingerprint=key, what=what,

@@ -132,6 +132,27 @@ def check_fields(rows: Sequence[Row], task: Task) -> None:
                                 f"input rows need the fields {', '.join(needed)} (this row has: {has})")
 
 
+def expand_rows(rows: Sequence[Row], task: Task) -> Sequence[Row]:
+    """``rows`` through the ``row_expand`` function of the task's sources, if one has it, so a file
+    in the official nested layout (a MuSeRC passage with its questions) predicts as the sources read it."""
+    sources = task.sources
+    if not sources:  # a model's manifest keeps no sources: the installed plugin's task has them
+        from mtcore.predict.tasks import registered_task
+
+        registered = registered_task(task.id)
+        sources = registered.sources if registered is not None else {}
+    spec = next((source.options["row_expand"] for source in sources.values() if source.options.get("row_expand")), None)
+    if spec is None:
+        return rows
+    from mtcore.data.readers import expanded_rows, make_row_expander
+
+    expand = make_row_expander(spec)
+    out: list[Row] = []
+    for file in dict.fromkeys(file for file, _, _ in rows):
+        out.extend((file, number, row) for number, row in expanded_rows(Path(file), ((n, r) for f, n, r in rows if f == file), expand))
+    return out
+
+
 def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
     """An in-memory raw ``Dataset`` of ``rows`` (label field dropped, origin columns added).
 
@@ -144,6 +165,7 @@ def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
 
     from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
 
+    rows = expand_rows(rows, task)
     check_fields(rows, task)
     drop = label_field(task)
     clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in META_COLUMNS})

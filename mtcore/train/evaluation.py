@@ -110,6 +110,14 @@ def with_cut_words(results: list[tuple[int, np.ndarray, np.ndarray]], task: Any,
     return out
 
 
+def row_ids(rows: Any, positions: list[int]) -> list[Any]:
+    """The ``idx`` of each row at ``positions`` (None where the split has no ids): what group metrics read."""
+    if "idx" not in getattr(rows, "column_names", ()):
+        return [None] * len(positions)
+    column = rows.with_format(None).select(positions)["idx"] if positions else []
+    return list(column)
+
+
 def _shard_order(lengths: np.ndarray, rank: int, world: int) -> np.ndarray:
     shard = np.arange(rank, len(lengths), world)
     return shard[np.argsort(-lengths[shard], kind="stable")]
@@ -212,7 +220,9 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
             else:
                 preds = np.stack([np.asarray(p) for p, _ in labelled])
                 refs = np.stack([np.asarray(r) for _, r in labelled])
-            metrics.update(compute_metrics(task, preds, refs, metric_fn))
+            positions = [row for row, _, r in results if _labelled(kind, np.asarray(r))]
+            ids = None if kind == "extractive_qa" else (lambda: row_ids(task_data.splits[split], positions))
+            metrics.update(compute_metrics(task, preds, refs, metric_fn, idx=ids))
             if loss_weight:
                 metrics[f"{task_id}/loss"] = loss_sum / loss_weight
     finally:

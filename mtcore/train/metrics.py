@@ -11,6 +11,10 @@ Every metric is ``fn(predictions, references, task) -> float`` on numpy arrays:
   see :mod:`mtcore.train.evaluation`) is never right: it is wrong for accuracy and F1, belongs
   to no class of macro F1, is "not positive" for ``f1_binary`` and reads as ``O`` in ``f1_entity``.
 
+A metric that scores groups of rows (MultiRC's and MuSeRC's exact match: every answer of a
+question right) also takes ``idx``: the rows' ids, in the order of ``predictions``
+(:func:`wants_idx`).
+
 :func:`compute_metrics` runs a task's metrics and keys each result by task id
 (``rsg:terra/accuracy``) so tasks never overwrite each other. ``mse`` is the one metric where
 lower is better (:data:`LOWER_IS_BETTER`); the aggregate score uses ``-mse`` for it.
@@ -222,11 +226,31 @@ def exact_match(predictions: Any, references: Any, task: Any = None) -> float:
     return float(np.all(preds.astype(int) == refs.astype(int), axis=1).mean())
 
 
-def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Callable[[str], Callable[..., float]]) -> dict[str, float]:
-    """``{"<task id>/<metric>": value}`` for each of the task's metrics (``resolve`` finds functions)."""
+def wants_idx(function: Callable[..., float]) -> bool:
+    """Whether a metric takes the rows' ids (a parameter called ``idx``)."""
+    import inspect
+
+    try:
+        return "idx" in inspect.signature(function).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
+def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Callable[[str], Callable[..., float]],
+                    idx: Callable[[], list[Any]] | None = None) -> dict[str, float]:
+    """``{"<task id>/<metric>": value}`` for each of the task's metrics (``resolve`` finds functions).
+
+    ``idx`` gives the rows' ids, read only when a metric takes them (:func:`wants_idx`)."""
     results: dict[str, float] = {}
+    ids: list[Any] | None = None
     for name in task.all_metrics:
-        value = resolve(name)(predictions, references, task)
+        function = resolve(name)
+        if wants_idx(function):
+            if ids is None:
+                ids = idx() if idx is not None else [None] * len(references)
+            value = function(predictions, references, task, idx=ids)
+        else:
+            value = function(predictions, references, task)
         results[f"{task.id}/{name}"] = float(value)
     return results
 

@@ -12,7 +12,7 @@ from mt_russian_superglue.tasks import build_tasks
 
 @hookimpl
 def mt_register_tasks(register):  # type: ignore[no-untyped-def]
-    """Register danetqa, terra, parus, rcb and lidirus (ids ``rsg:<name>``)."""
+    """Register danetqa, terra, parus, rcb, lidirus, russe, rwsd, muserc and rucos (ids ``rsg:<name>``)."""
     for task in build_tasks():
         register(task)
 
@@ -21,3 +21,12 @@ def mt_register_tasks(register):  # type: ignore[no-untyped-def]
 def mt_register_writers(register):  # type: ignore[no-untyped-def]
     """Register the ``rsg`` writer: one official ``<Task>.jsonl`` submission file per task."""
     register("rsg", "mt_russian_superglue.submission:write_rsg", "Russian SuperGLUE submission files")
+
+
+@hookimpl
+def mt_register_metrics(register):  # type: ignore[no-untyped-def]
+    """Register MuSeRC's ``muserc_em`` (every answer of a question right) and ``muserc_score`` (mean of F1a and EM)."""
+    register("muserc_em", "mt_russian_superglue.metrics:muserc_em", "share of questions with every answer right (MuSeRC's EM)",
+             kinds=("pair_classification",))
+    register("muserc_score", "mt_russian_superglue.metrics:muserc_score", "mean of F1a and EM (MuSeRC's leaderboard pair)",
+             kinds=("pair_classification",))

@@ -58,3 +58,118 @@ def preprocess_parus(row: Mapping[str, Any]) -> dict[str, Any]:
         "text": parus_context(premise, question),
         "choices": [str(_field(row, "choice1")), str(_field(row, "choice2"))],
     }
+
+
+def _is_word(char: str) -> bool:
+    return char.isalnum() or char in "-\u0301"  # a hyphenated word, a stress mark
+
+
+def mark_span(sentence: str, start: Any, end: Any, left: str = "*", right: str = "*") -> str:
+    """``sentence`` with the word at character offsets ``[start, end)`` wrapped in ``left``/``right``.
+
+    The span shrinks past spaces at its edges and grows to whole words, so an inclusive ``end``
+    (one short), an end past a space or a start inside the word marks the same word; offsets that
+    fall outside the sentence, or mark no word, leave it as is.
+    """
+    try:
+        s, e = int(start), int(end)
+    except (TypeError, ValueError):
+        return sentence
+    if not 0 <= s < e <= len(sentence) + 1:
+        return sentence
+    e = min(e, len(sentence))
+    while e > s and not _is_word(sentence[e - 1]):  # an end one past the word (a space) marks the word only
+        e -= 1
+    while s < e and not _is_word(sentence[s]):
+        s += 1
+    if s >= e:
+        return sentence
+    while s > 0 and _is_word(sentence[s - 1]):
+        s -= 1
+    while e < len(sentence) and _is_word(sentence[e]):
+        e += 1
+    return f"{sentence[:s]}{left}{sentence[s:e]}{right}{sentence[e:]}"
+
+
+def preprocess_russe(row: Mapping[str, Any]) -> dict[str, Any]:
+    """RUSSE (word in context): ``text`` = "word: sentence1", ``text_pair`` = sentence2, the target
+    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``)."""
+    word = str(_field(row, "word"))
+    first = mark_span(str(_field(row, "sentence1")), row.get("start1"), row.get("end1"))
+    second = mark_span(str(_field(row, "sentence2")), row.get("start2"), row.get("end2"))
+    return {**row, "text": f"{word}: {first}", "text_pair": second}
+
+
+def _norm_word(word: str) -> str:
+    return "".join(c for c in word.lower() if c.isalnum())
+
+
+def _find_words(words: list[str], span: str, near: Any) -> tuple[int, int] | None:
+    """Where the words of ``span`` are in ``words``: at index ``near`` if they match there, else the
+    match closest to it (case and punctuation ignored); None when they are not in the text."""
+    wanted = [_norm_word(w) for w in span.split()]
+    wanted = [w for w in wanted if w]
+    if not wanted:
+        return None
+    found = [i for i in range(len(words) - len(wanted) + 1)
+             if [_norm_word(w) for w in words[i:i + len(wanted)]] == wanted]
+    if not found:
+        return None
+    try:
+        anchor = int(near)
+    except (TypeError, ValueError):
+        anchor = 0
+    start = min(found, key=lambda i: (abs(i - anchor), i))
+    return start, start + len(wanted)
+
+
+def preprocess_rwsd(row: Mapping[str, Any]) -> dict[str, Any]:
+    """RWSD (Winograd schema): ``text`` = the text with the candidate marked ``[…]`` and the pronoun
+    ``*…*``; ``text_pair`` = "«pronoun» — это «candidate»?". Reads the official ``target`` object
+    or the export's flat ``span1_text``, ``span1_index``, ... fields. Word indices that are off (a
+    few official rows) fall back to the nearest occurrence of the span's words."""
+    target = row.get("target") if isinstance(row.get("target"), Mapping) else row
+    text = str(_field(row, "text"))
+    span1, span2 = str(_field(target, "span1_text")), str(_field(target, "span2_text"))
+    words = text.split(" ")
+    one = _find_words(words, span1, target.get("span1_index"))
+    two = _find_words(words, span2, target.get("span2_index"))
+    if one is not None and two is not None and (one[1] <= two[0] or two[1] <= one[0]):
+        marks = sorted([(one, "[", "]"), (two, "*", "*")], key=lambda m: m[0][0], reverse=True)
+        for (s, e), left, right in marks:
+            words[s:e] = [left + " ".join(words[s:e]) + right]
+        text = " ".join(words)
+    return {**row, "text": text, "text_pair": f"«{span2}» — это «{span1}»?"}
+
+
+def preprocess_muserc(row: Mapping[str, Any]) -> dict[str, Any]:
+    """MuSeRC, one row per answer (the export's layout, or :func:`mt_russian_superglue.nested.muserc_rows`):
+    ``text`` = "question Ответ: answer", ``text_pair`` = the paragraph (cut first when too long)."""
+    question, answer = str(_field(row, "question")).strip(), str(_field(row, "answer")).strip()
+    return {**row, "text": f"{question} Ответ: {answer}", "text_pair": str(_field(row, "paragraph"))}
+
+
+HIGHLIGHT = "@highlight"
+
+
+def rucos_context(passage: str) -> str:
+    """The passage without RuCoS's ``@highlight`` markers: each becomes a line break."""
+    lines = [line.strip() for line in passage.replace(HIGHLIGHT, "\n").split("\n")]
+    return "\n".join(line for line in lines if line)
+
+
+def preprocess_rucos(row: Mapping[str, Any]) -> dict[str, Any]:
+    """RuCoS as extractive QA: ``question`` = the query (``@placeholder`` kept), ``context`` = the
+    passage without ``@highlight`` markers, ``answers`` = each distinct gold entity text at its
+    first occurrence (none in the test split)."""
+    context = rucos_context(str(_field(row, "passage")))
+    texts, starts = [], []
+    for answer in row.get("answers") or ():
+        text = str(answer)
+        start = context.find(text)
+        if start < 0:
+            raise ValueError(f"answer {text!r} does not occur in the passage")
+        texts.append(text)
+        starts.append(start)
+    return {**row, "question": str(_field(row, "query")), "context": context,
+            "answers": {"text": texts, "answer_start": starts}}

@@ -1,9 +1,12 @@
 """The ``rsg`` prediction writer: official Russian SuperGLUE submission files.
 
 One ``<Task>.jsonl`` per task (``DaNetQA.jsonl``, ``TERRa.jsonl``, ``PARus.jsonl``, ``RCB.jsonl``,
-``LiDiRus.jsonl``), one ``{"idx": ..., "label": ...}`` object per line, labels in the stored form:
-a JSON bool for DaNetQA, an int for PARus, the label string for TERRa, RCB and LiDiRus. Put the
-files of every task in one folder and zip it to submit.
+``LiDiRus.jsonl``, ``RUSSE.jsonl``, ``RWSD.jsonl``, ``MuSeRC.jsonl``, ``RuCoS.jsonl``), one
+``{"idx": ..., "label": ...}`` object per line, labels in the stored form: a JSON bool for DaNetQA,
+RUSSE and RWSD, an int for PARus, the label string for TERRa, RCB and LiDiRus, the answer text for
+RuCoS (``idx``: the query's). MuSeRC's file nests its answers as the official files do, one line
+per paragraph: ``{"idx": p, "passage": {"questions": [{"idx": q, "answers": [{"idx": a, "label": 0|1}]}]}}``.
+Put the files of every task in one folder and zip it to submit.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ def submission_file_name(task: Task) -> str:
 
 def official_label(task: Task, label: Any) -> Any:
     """The label in the official form of ``task`` (bool, int or string), whatever form it came in."""
+    if task.name == "rucos":
+        if not isinstance(label, str):
+            raise DataError(f"task {task.id!r}: RuCoS prediction {label!r} is not an answer text")
+        return label
     if task.name == "parus":
         if isinstance(label, bool) or not isinstance(label, (int, str)) or str(label) not in ("0", "1"):
             raise DataError(f"task {task.id!r}: PARus prediction {label!r} is not the choice index 0 or 1")
@@ -57,18 +64,46 @@ def _idx(value: Any) -> Any:
     return value
 
 
-def submission_lines(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The JSON lines of the submission file, in the order of ``rows``."""
-    lines = []
+def _part(task: Task, number: int, idx: Any, key: str) -> Any:
+    if not isinstance(idx, Mapping) or key not in idx:
+        raise DataError(f"task {task.id!r}, prediction row {number}: idx {idx!r} has no {key!r}; the {OFFICIAL_NAMES[task.name]} "
+                        f"submission needs the official ids, as the task's sources give them")
+    return _idx(idx[key])
+
+
+def _records(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    records = []
     for number, row in enumerate(rows, start=1):
         if "idx" not in row or row["idx"] is None:
             raise DataError(f"task {task.id!r}, prediction row {number}: no 'idx'; the submission needs the official ids")
         label = row["label"]
         if hasattr(label, "item"):
             label = label.item()
-        record = {"idx": _idx(row["idx"]), "label": official_label(task, label)}
-        lines.append(json.dumps(record, ensure_ascii=False))
-    return lines
+        idx = _part(task, number, row["idx"], "query") if task.name == "rucos" else row["idx"]
+        record = {"idx": idx if isinstance(idx, Mapping) else _idx(idx), "label": official_label(task, label)}
+        if task.name == "muserc":
+            record["idx"] = {key: _part(task, number, row["idx"], key) for key in ("paragraph", "question", "answer")}
+        records.append(record)
+    return records
+
+
+def muserc_passages(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per-answer records (``idx`` = ``{paragraph, question, answer}``) nested back into the official
+    one-line-per-paragraph form, paragraphs and questions in the order they first appear."""
+    passages: dict[Any, dict[Any, list[dict[str, Any]]]] = {}
+    for record in records:
+        idx = record["idx"]
+        passages.setdefault(idx["paragraph"], {}).setdefault(idx["question"], []).append({"idx": idx["answer"], "label": record["label"]})
+    return [{"idx": paragraph, "passage": {"questions": [{"idx": question, "answers": answers} for question, answers in questions.items()]}}
+            for paragraph, questions in passages.items()]
+
+
+def submission_lines(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The JSON lines of the submission file, in the order of ``rows`` (MuSeRC: of their paragraphs)."""
+    records: list[Any] = _records(task, rows)
+    if task.name == "muserc":
+        records = muserc_passages(records)
+    return [json.dumps(record, ensure_ascii=False) for record in records]
 
 
 def write_rsg(task: Task, rows: Iterable[Mapping[str, Any]], output_path: str | os.PathLike[str]) -> list[Path]:

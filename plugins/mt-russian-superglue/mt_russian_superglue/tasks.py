@@ -26,7 +26,11 @@ OFFICIAL_FILES = {"train": "train.jsonl", "validation": "val.jsonl", "test": "te
 LIDIRUS_FILES = {"test": "LiDiRus.jsonl"}
 
 #: Task name -> the official folder / submission file stem.
-OFFICIAL_NAMES = {"danetqa": "DaNetQA", "terra": "TERRa", "parus": "PARus", "rcb": "RCB", "lidirus": "LiDiRus"}
+OFFICIAL_NAMES = {"danetqa": "DaNetQA", "terra": "TERRa", "parus": "PARus", "rcb": "RCB", "lidirus": "LiDiRus",
+                  "russe": "RUSSE", "rwsd": "RWSD", "muserc": "MuSeRC", "rucos": "RuCoS"}
+
+#: Tasks whose official files nest rows in a passage: the reader's ``row_expand`` flattens them as the export does.
+ROW_EXPANDERS = {"muserc": "mt_russian_superglue.nested:muserc_rows", "rucos": "mt_russian_superglue.nested:rucos_rows"}
 
 
 def candidate_paths(folder: str, file_name: str) -> list[str]:
@@ -39,17 +43,18 @@ def rsg_sources(name: str) -> dict[str, Source]:
     folder = OFFICIAL_NAMES[name]
     files = LIDIRUS_FILES if name == "lidirus" else OFFICIAL_FILES
     hub_splits = {"test": "test"} if name == "lidirus" else None
+    expand = {"row_expand": ROW_EXPANDERS[name]} if name in ROW_EXPANDERS else {}
     local = Source(
         "local",
         "mt_russian_superglue.loaders:load_rsg_files",
-        {"format": "jsonl", "files": {split: candidate_paths(folder, f) for split, f in files.items()}, "encoding": ENCODING},
+        {"format": "jsonl", "files": {split: candidate_paths(folder, f) for split, f in files.items()}, "encoding": ENCODING, **expand},
         f"official files: {folder}/{'|'.join(files.values())} (or combined/{folder}/...) under data_dir",
     )
     sample_files = {split: f"sample/{folder}/{f}" for split, f in files.items()}
     return {
         "hub": Source.hub(HUB_PATH, revision=HUB_REVISION, data_dir=name, splits=hub_splits),
         "local": local,
-        "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING),
+        "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING, **expand),
     }
 
 
@@ -64,7 +69,7 @@ def _metadata(name: str, sizes: dict[str, int], **extra: object) -> dict[str, ob
 
 
 def build_tasks() -> list[Task]:
-    """The five Russian SuperGLUE tasks this plugin provides."""
+    """The nine Russian SuperGLUE tasks this plugin provides."""
     danetqa = Task(
         name="danetqa",
         kind="pair_classification",
@@ -136,4 +141,68 @@ def build_tasks() -> list[Task]:
             predict_with="rsg:terra",
         ),
     )
-    return [danetqa, terra, parus, rcb, lidirus]
+    return [danetqa, terra, parus, rcb, lidirus, *build_reading_and_word_tasks()]
+
+
+def build_reading_and_word_tasks() -> list[Task]:
+    """RUSSE, RWSD, MuSeRC and RuCoS."""
+    russe = Task(
+        name="russe",
+        kind="pair_classification",
+        description="RUSSE: is a word used in the same sense in two sentences? (word in context)",
+        labels=("False", "True"),
+        label_values=(False, True),
+        preprocess=("mt_russian_superglue.preprocess:preprocess_russe",),
+        inputs={"text": "text", "text_pair": "text_pair"},
+        sources=rsg_sources("russe"),
+        metrics=("accuracy", "f1_macro"),
+        main_metric="accuracy",
+        max_length=128,
+        writer="rsg",
+        metadata=_metadata("russe", {"train": 19845, "validation": 8505, "test": 18892}),
+    )
+    rwsd = Task(
+        name="rwsd",
+        kind="pair_classification",
+        description="RWSD: Winograd schema, does the pronoun refer to the marked noun phrase?",
+        labels=("False", "True"),
+        label_values=(False, True),
+        preprocess=("mt_russian_superglue.preprocess:preprocess_rwsd",),
+        inputs={"text": "text", "text_pair": "text_pair"},
+        sources=rsg_sources("rwsd"),
+        metrics=("accuracy", "f1_macro"),
+        main_metric="accuracy",
+        max_length=128,
+        writer="rsg",
+        metadata=_metadata("rwsd", {"train": 606, "validation": 204, "test": 154},
+                           note="small and adversarial: most models score the majority class; compare over seeds"),
+    )
+    muserc = Task(
+        name="muserc",
+        kind="pair_classification",
+        description="MuSeRC: is each candidate answer to a question about a paragraph right? (multi-sentence reading)",
+        labels=("False", "True"),
+        label_values=(0, 1),
+        preprocess=("mt_russian_superglue.preprocess:preprocess_muserc",),
+        inputs={"text": "text", "text_pair": "text_pair"},
+        sources=rsg_sources("muserc"),
+        metrics=("muserc_score", "f1_binary", "muserc_em"),  # the official F1a/EM's mean first: it selects the model
+        max_length=512,
+        writer="rsg",
+        metadata=_metadata("muserc", {"train": 11950, "validation": 2235, "test": 7614},
+                           rows="one per candidate answer (500 / 100 / 322 paragraphs)",
+                           official_metric="F1a (f1_binary) and EM (muserc_em)"),
+    )
+    rucos = Task(
+        name="rucos",
+        kind="extractive_qa",
+        description="RuCoS: fill the @placeholder of a query with an entity of a news passage (cloze reading)",
+        preprocess=("mt_russian_superglue.preprocess:preprocess_rucos",),
+        sources=rsg_sources("rucos"),
+        metrics=("squad_f1", "squad_em"),
+        max_length=512,
+        writer="rsg",
+        metadata=_metadata("rucos", {"train": 72193, "validation": 7577, "test": 7257}, rows="one per query",
+                           official_metric="F1 and EM over the gold entity texts (ReCoRD's script: squad_f1, squad_em)"),
+    )
+    return [russe, rwsd, muserc, rucos]

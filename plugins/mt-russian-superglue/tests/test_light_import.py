@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from mtcore.testing.checks import import_report
 
-MODULES = ("mt_russian_superglue", "mt_russian_superglue.plugin", "mt_russian_superglue.tasks", "mt_russian_superglue.preprocess")
+MODULES = ("mt_russian_superglue", "mt_russian_superglue.plugin", "mt_russian_superglue.tasks", "mt_russian_superglue.preprocess",
+           "mt_russian_superglue.nested")
 
 
 def test_plugin_modules_import_nothing_heavy():
-    assert import_report(MODULES, "mt_russian_superglue.plugin") == {"heavy": [], "tasks": 5}
+    assert import_report(MODULES, "mt_russian_superglue.plugin") == {"heavy": [], "tasks": 9}

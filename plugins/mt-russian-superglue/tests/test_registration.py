@@ -1,4 +1,4 @@
-"""The installed distribution registers the five tasks and the writer, with consistent specs."""
+"""The installed distribution registers the nine tasks, the writer and MuSeRC's metrics, with consistent specs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from mtcore.task import TaskKind
 from mtcore.testing.checks import check_plugin
 
-TASK_IDS = ("rsg:danetqa", "rsg:terra", "rsg:parus", "rsg:rcb", "rsg:lidirus")
+TASK_IDS = ("rsg:danetqa", "rsg:terra", "rsg:parus", "rsg:rcb", "rsg:lidirus", "rsg:russe", "rsg:rwsd", "rsg:muserc", "rsg:rucos")
 KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy",
-                 "f1_accuracy_mean", "f1_entity"}
+                 "f1_accuracy_mean", "f1_entity", "squad_f1", "squad_em", "muserc_em", "muserc_score"}
 
 
 def test_plugin_loads_and_registers_every_task(registry):
@@ -40,7 +40,7 @@ def test_task_spec_is_consistent(registry, task_id):
 
 
 def test_kinds_labels_and_stored_forms(registry):
-    danetqa, terra, parus, rcb, lidirus = (registry.task(t) for t in TASK_IDS)
+    danetqa, terra, parus, rcb, lidirus, russe, rwsd, muserc, rucos = (registry.task(t) for t in TASK_IDS)
     assert danetqa.kind is TaskKind.PAIR_CLASSIFICATION and danetqa.input_map == {"text": "question", "text_pair": "passage"}
     assert danetqa.label_id(True) == 1 and danetqa.label_id(False) == 0 and danetqa.label_id(1) == 1  # JSON bool, hub int
     assert danetqa.label_value(1) is True and danetqa.label_value(0) is False
@@ -52,6 +52,12 @@ def test_kinds_labels_and_stored_forms(registry):
     assert lidirus.input_map == {"text": "sentence1", "text_pair": "sentence2"}
     assert set(lidirus.sources["local"].options["files"]) == {"test"}
     assert danetqa.label_id(-1) is None  # hub test labels are -1: unlabelled
+    for task in (russe, rwsd):  # JSON bools in the official files, ClassLabel False/True in the export
+        assert task.labels == ("False", "True") and task.label_value(1) is True and task.label_id(False) == 0
+    assert muserc.label_value(1) == 1 and muserc.label_id(0) == 0 and muserc.main == "muserc_score"  # answers labelled 0/1
+    assert rucos.kind is TaskKind.EXTRACTIVE_QA and rucos.main == "squad_f1"
+    assert muserc.sources["local"].options["row_expand"] == "mt_russian_superglue.nested:muserc_rows"
+    assert rucos.sources["sample"].options["row_expand"] == "mt_russian_superglue.nested:rucos_rows"
 
 
 def test_hub_sources_use_the_parquet_export(registry):

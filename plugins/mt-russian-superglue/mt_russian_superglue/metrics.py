@@ -1,0 +1,39 @@
+"""MuSeRC's official scores: F1a over all answers (mtcore's ``f1_binary``) and EM per question.
+
+A MuSeRC question has several candidate answers, each labelled right or wrong; a row is one
+answer. EM is the share of questions whose every answer is labelled right, so the metric groups
+rows by their ``idx`` (``{"paragraph", "question", "answer"}``), which mtcore passes to metrics
+that take an ``idx`` parameter. The leaderboard reports "F1a/EM"; ``muserc_score``, their mean,
+is what selects the best checkpoint (as the leaderboard's total averages the two).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from mtcore.errors import DataError
+
+
+def _question(value: Any) -> tuple[Any, Any]:
+    if isinstance(value, dict) and "paragraph" in value and "question" in value:
+        return value["paragraph"], value["question"]
+    raise DataError(f"muserc_em groups answers by their idx {{paragraph, question, answer}}, got idx {value!r}; "
+                    "read MuSeRC through the rsg:muserc task's sources")
+
+
+def muserc_em(predictions: Any, references: Any, task: Any = None, *, idx: Sequence[Any]) -> float:
+    """Share of questions whose every candidate answer is labelled right."""
+    right: dict[tuple[Any, Any], bool] = defaultdict(lambda: True)
+    for prediction, reference, row_id in zip(predictions, references, idx):
+        key = _question(row_id)
+        right[key] = right[key] and int(prediction) == int(reference)
+    return sum(right.values()) / len(right) if right else float("nan")
+
+
+def muserc_score(predictions: Any, references: Any, task: Any = None, *, idx: Sequence[Any]) -> float:
+    """The mean of F1a (F1 of the "right answer" class over all answers) and EM."""
+    from mtcore.train.metrics import f1_binary
+
+    return (f1_binary(predictions, references, task) + muserc_em(predictions, references, task, idx=idx)) / 2

@@ -1,0 +1,78 @@
+"""Row expanders for the two nested Russian SuperGLUE layouts (mtcore's ``row_expand`` reader option).
+
+The official MuSeRC and RuCoS files hold one passage per line with its questions (and their
+answers) nested inside. The Hugging Face Parquet export flattens them; these functions flatten the
+official files the same way, so every source of a task (and ``mt predict --input`` on an official
+file) gives the same columns:
+
+* MuSeRC: one row per answer — ``paragraph``, ``question``, ``answer``, ``label`` (0/1, absent in
+  the test file), ``idx`` = ``{"paragraph", "question", "answer"}``;
+* RuCoS: one row per query — ``passage``, ``query``, ``entities`` and ``answers`` (the distinct
+  texts, sorted, as the export has them), ``idx`` = ``{"passage", "query"}``. Entity and answer
+  offsets in the official files are inclusive: ``text[start:end + 1]`` is the mention.
+
+Pure Python, nothing heavy imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+
+def _get(record: Mapping[str, Any], name: str, where: str) -> Any:
+    value = record.get(name) if isinstance(record, Mapping) else None
+    if value is None:
+        raise KeyError(f"{where}.{name}" if where else name)
+    return value
+
+
+def muserc_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One row per answer of one official MuSeRC line (``{"idx", "passage": {"text", "questions"}}``);
+    a row already flat (no ``passage`` object: the export's layout) is kept as it is."""
+    if not isinstance(record.get("passage"), Mapping):
+        yield dict(record)
+        return
+    passage = _get(record, "passage", "")
+    text = _get(passage, "text", "passage")
+    paragraph = _get(record, "idx", "")
+    for question in _get(passage, "questions", "passage"):
+        for answer in _get(question, "answers", "passage.questions[]"):
+            row: dict[str, Any] = {
+                "paragraph": text,
+                "question": _get(question, "question", "passage.questions[]"),
+                "answer": _get(answer, "text", "passage.questions[].answers[]"),
+            }
+            if answer.get("label") is not None:
+                row["label"] = answer["label"]
+            row["idx"] = {"paragraph": paragraph, "question": _get(question, "idx", "passage.questions[]"),
+                          "answer": _get(answer, "idx", "passage.questions[].answers[]")}
+            yield row
+
+
+def mention(text: str, span: Mapping[str, Any]) -> str:
+    """The mention ``span`` marks in ``text``: ``text[start:end + 1]`` (RuCoS's offsets are inclusive)."""
+    start, end = int(_get(span, "start", "entity")), int(_get(span, "end", "entity"))
+    if not 0 <= start <= end < len(text):
+        raise ValueError(f"entity offsets start {start}, end {end} fall outside the passage ({len(text)} characters)")
+    return text[start:end + 1]
+
+
+def rucos_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One row per query of one official RuCoS line (``{"idx", "passage": {"text", "entities"}, "qas"}``);
+    a row already flat (``passage`` is the text: the export's layout) is kept as it is."""
+    if not isinstance(record.get("passage"), Mapping):
+        yield dict(record)
+        return
+    passage = _get(record, "passage", "")
+    text = _get(passage, "text", "passage")
+    entities = sorted({mention(text, span) for span in _get(passage, "entities", "passage")})
+    for qa in _get(record, "qas", ""):
+        answers = sorted({str(answer.get("text") or mention(text, answer)) for answer in qa.get("answers") or ()})
+        yield {
+            "passage": text,
+            "query": _get(qa, "query", "qas[]"),
+            "entities": entities,
+            "answers": answers,
+            "idx": {"passage": _get(record, "idx", ""), "query": _get(qa, "idx", "qas[]")},
+        }
