@@ -16,7 +16,9 @@ multiple_choice                      ``text`` (context, may be empty), ``choices
 token_classification                 ``tokens`` (list of words), ``label`` (list of tag names)
 extractive_qa                        ``text`` (question), ``text_pair`` (context), ``label``
                                      (answers: SQuAD's ``{"text": [...], "answer_start": [...]}``;
-                                     fields ``question``, ``context``, ``answers`` by default)
+                                     fields ``question``, ``context``, ``answers`` by default);
+                                     optional ``candidates`` (list of strings: the answer is
+                                     one of them, as in ReCoRD's entities)
 ===================================  ==========================================================
 
 plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
@@ -92,7 +94,7 @@ DEFAULT_INPUTS = {
 }
 
 #: Columns ``Task.inputs`` may map (canonical column -> raw field).
-INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx")
+INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx", "candidates")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,9 @@ class Task:
         if kind is TaskKind.EXTRACTIVE_QA and self.labels:
             raise ConfigError(f"task {self.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                               "remove 'labels'")
+        if "candidates" in self.inputs and kind is not TaskKind.EXTRACTIVE_QA:
+            raise ConfigError(f"task {self.name!r}: inputs maps 'candidates' (the answer's possible texts), which only extractive_qa "
+                              f"tasks read; remove it from a {kind.value} task")
         if kind is TaskKind.EXTRACTIVE_QA and self.truncation != "longest_first":
             raise ConfigError(f"task {self.name!r}: extractive_qa cuts only the context, into windows (stride); remove "
                               f"truncation {self.truncation!r}")

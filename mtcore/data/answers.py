@@ -198,6 +198,38 @@ def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offset
     return i, j, float(scores[i, j])
 
 
+#: How far below every candidate span a window's free span scores, when no candidate occurs in the window.
+NO_CANDIDATE_PENALTY = 1e9
+
+
+def candidate_spans(context: str, offsets: Sequence[Sequence[int]], candidates: Sequence[str]) -> list[tuple[int, int]]:
+    """The token spans ``(first, last)`` of every occurrence in the window of each candidate text."""
+    spans = set()
+    for text in candidates:
+        for start in _occurrences(context, text) if text else ():
+            first, last = answer_span(offsets, start, start + len(text), context)
+            if first >= 0:
+                spans.add((first, last))
+    return sorted(spans)
+
+
+def best_answer_span(start_logits: Sequence[float], end_logits: Sequence[float], row: Mapping[str, Any],
+                     max_answer_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float]:
+    """:func:`best_span` of a window ``row`` (``offsets``, ``context``); with ``candidates`` (ReCoRD's
+    entities), the best of their spans instead. A window where no candidate occurs falls back to its
+    free span, scored :data:`NO_CANDIDATE_PENALTY` lower, so any window holding one wins over it."""
+    offsets, candidates = row["offsets"], row.get("candidates")
+    if not candidates:
+        return best_span(start_logits, end_logits, offsets, max_answer_tokens)
+    spans = candidate_spans(row["context"], offsets, candidates)
+    if not spans:
+        first, last, score = best_span(start_logits, end_logits, offsets, max_answer_tokens)
+        return first, last, score - NO_CANDIDATE_PENALTY
+    scores = [float(start_logits[first]) + float(end_logits[last]) for first, last in spans]
+    best = max(range(len(spans)), key=scores.__getitem__)
+    return spans[best][0], spans[best][1], scores[best]
+
+
 def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: int) -> tuple[str, int]:
     """The context's text from token ``first`` to token ``last`` and its character start ("" and -1 for no span)."""
     if first < 0 or last < 0:
@@ -214,11 +246,11 @@ def max_answer_tokens(task: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else MAX_ANSWER_TOKENS
 
 
-def decode_spans(logits: Any, offsets: Sequence[Sequence[Sequence[int]]], max_answer_tokens: int = MAX_ANSWER_TOKENS
+def decode_spans(logits: Any, rows: Sequence[Mapping[str, Any]], max_answer_tokens: int = MAX_ANSWER_TOKENS
                  ) -> list[tuple[int, int, float]]:
-    """Each row's :func:`best_span` from a batch's head logits ``(batch, length, 2)`` (one copy to the host)."""
+    """Each window's :func:`best_answer_span` from a batch's head logits ``(batch, length, 2)`` (one copy to the host)."""
     values = logits.detach().float().cpu().numpy()
-    return [best_span(values[j, :, 0], values[j, :, 1], offsets[j], max_answer_tokens) for j in range(len(offsets))]
+    return [best_answer_span(values[j, :, 0], values[j, :, 1], rows[j], max_answer_tokens) for j in range(len(rows))]
 
 
 def span_probability(start_logits: Any, end_logits: Any, offsets: Sequence[Sequence[int]], first: int, last: int) -> float:
@@ -254,7 +286,7 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
     from mtcore.sampling.protocol import fetch_rows
 
     fetched = fetch_rows(rows, list(range(len(logits))))
-    spans = [best_span(values[:, 0], values[:, 1], row["offsets"], max_answer_tokens) for values, row in zip(logits, fetched)]
+    spans = [best_answer_span(values[:, 0], values[:, 1], row, max_answer_tokens) for values, row in zip(logits, fetched)]
     chosen = best_windows([(i, row["example"], span[2]) for i, (row, span) in enumerate(zip(fetched, spans))])
     texts, extras = [], []
     for example in sorted(chosen):

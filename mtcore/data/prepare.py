@@ -31,7 +31,7 @@ PREPARE_VERSION = 2
 UNLABELLED_SPLITS = ("test",)
 
 _TEXT_COLUMNS = ("text", "text_pair")
-_LIST_COLUMNS = ("choices", "tokens")
+_LIST_COLUMNS = ("choices", "tokens", "candidates")
 _ID_KINDS = ("bool", "int", "float", "str")
 
 

@@ -14,7 +14,8 @@ extractive_qa              ``tokenizer(question, context)`` in windows of the co
                            ``task.stride`` tokens (a row per window, ``example`` its question);
                            ``labels`` the first answer's first and last token ([CLS] where
                            another window holds it); ``offsets``, ``context`` and ``answers``
-                           (texts) for scoring (:mod:`mtcore.data.answers`)
+                           (texts) for scoring (:mod:`mtcore.data.answers`), ``candidates`` when
+                           the task maps them
 =========================  =============================================================
 
 Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
@@ -132,9 +133,10 @@ class _Encoder:
             return out
 
     def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]], rows: list[int],
-                  stride: int, ids: list[Any] | None = None) -> dict[str, list[Any]]:
+                  stride: int, ids: list[Any] | None = None, candidates: list[list[str]] | None = None) -> dict[str, list[Any]]:
         """Extractive QA: ``(question, context)`` in windows of the context (``stride`` tokens shared between
-        neighbours; 0: one window, the rest cut), each window's offsets, and the first answer's span in it."""
+        neighbours; 0: one window, the rest cut), each window's offsets, and the first answer's span in it
+        (and the row's answer ``candidates`` on each of its windows, when the task has them)."""
         from mtcore.data.answers import NO_SPAN, answer_span, context_offsets
 
         if not getattr(self.tokenizer, "is_fast", False):
@@ -177,6 +179,8 @@ class _Encoder:
                 out["example"].append(rows[j])
                 if ids is not None:  # one row per window: the example's id on each
                     out.setdefault("idx", []).append(ids[j])
+                if candidates is not None:
+                    out.setdefault("candidates", []).append(list(candidates[j] or ()))
                 windows_of.setdefault(j, []).append(len(out["labels"]) - 1)
         for positions in windows_of.values():  # another window holds the answer: this one's target is [CLS] ("not here")
             if len(positions) > 1 and any(out["labels"][p][0] >= 0 for p in positions):
@@ -210,7 +214,7 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, in
         return out
     if kind is TaskKind.EXTRACTIVE_QA:
         out = encoder.questions(batch["text"], batch["text_pair"], batch["labels"], list(indices or range(len(batch["text"]))),
-                                task.stride, batch.get("idx"))
+                                task.stride, batch.get("idx"), batch.get("candidates"))
         out["length"] = [len(ids) for ids in out["input_ids"]]
         return out
     if kind is TaskKind.MULTIPLE_CHOICE:
@@ -246,6 +250,8 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features["context"] = Value("string")
         features["answers"] = List(Value("string"))
         features["example"] = Value("int64")  # the prepared row a window comes from
+        if "candidates" in task.input_map:  # the texts an answer may be: predictions pick among their spans
+            features["candidates"] = List(Value("string"))
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         features[CUT_COLUMN] = labels_feature(task)
     if task.kind is TaskKind.MULTIPLE_CHOICE:

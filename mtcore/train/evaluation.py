@@ -163,7 +163,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
         if kind == "extractive_qa":
             from mtcore.data.answers import decode_spans, max_answer_tokens
 
-            spans = decode_spans(out.logits, [row["offsets"] for row in fetched], max_answer_tokens(task))
+            spans = decode_spans(out.logits, fetched, max_answer_tokens(task))
             results.extend((int(row), np.array(span, dtype=np.float64), np.array([1 if fetched[j]["answers"] else -1]))
                            for j, (row, span) in enumerate(zip(indices, spans)))
             continue

@@ -370,6 +370,32 @@ def test_the_longest_answer_is_a_head_option():
     with pytest.raises(ValueError, match="max_answer_tokens must be an integer >= 1, got 0"):
         ExtractiveQAHead(8, max_answer_tokens=0)
     logits = torch.tensor([[[0.0, 0.0], [5.0, 0.0], [0.0, 1.0], [0.0, 4.0]]])  # best: tokens 1..3; at most 2 tokens: 1..2
-    offsets = [[[-1, -1], [0, 1], [2, 3], [4, 5]]]
-    assert decode_spans(logits, offsets)[0][:2] == (1, 3)
-    assert decode_spans(logits, offsets, 2)[0][:2] == (1, 2)
+    rows = [{"offsets": [[-1, -1], [0, 1], [2, 3], [4, 5]], "context": "a b c"}]
+    assert decode_spans(logits, rows)[0][:2] == (1, 3)
+    assert decode_spans(logits, rows, 2)[0][:2] == (1, 2)
+
+
+def test_candidates_restrict_the_answer_to_their_spans():
+    """ReCoRD-style tasks (RuCoS) map ``candidates``: the answer is the best-scoring occurrence of one of them."""
+    from mtcore.data.answers import NO_CANDIDATE_PENALTY, best_answer_span, candidate_spans
+
+    context = "Ivan met Olga in Perm"
+    offsets = [[-1, -1], [0, 4], [5, 8], [9, 13], [14, 16], [17, 21]]  # [CLS] Ivan met Olga in Perm
+    start = [0.0, 1.0, 9.0, 2.0, 0.0, 0.5]
+    end = [0.0, 1.0, 9.0, 0.0, 0.0, 3.0]  # the free best span is "met" (18.0)
+    assert best_answer_span(start, end, {"offsets": offsets, "context": context})[:2] == (2, 2)
+    row = {"offsets": offsets, "context": context, "candidates": ["Olga", "Perm", "Moscow"]}
+    assert candidate_spans(context, offsets, row["candidates"]) == [(3, 3), (5, 5)]
+    assert best_answer_span(start, end, row) == (5, 5, 3.5)  # Perm 0.5 + 3.0 beats Olga 2.0 + 0.0
+    assert best_answer_span(start, end, {**row, "candidates": []})[:2] == (2, 2)  # an empty list restricts nothing
+    elsewhere = best_answer_span(start, end, {**row, "candidates": ["Moscow"]})  # none in this window: free span, far below
+    assert elsewhere[:2] == (2, 2) and elsewhere[2] == 18.0 - NO_CANDIDATE_PENALTY
+
+
+def test_a_candidates_column_only_in_extractive_qa():
+    from mtcore.errors import ConfigError
+    from mtcore.task import Task
+
+    with pytest.raises(ConfigError, match="inputs maps 'candidates'.*only extractive_qa"):
+        Task(name="t", kind="text_classification", labels=("a", "b"), inputs={"candidates": "entities"})
+    assert Task(name="q", kind="extractive_qa", inputs={"candidates": "entities"}).input_map["candidates"] == "entities"

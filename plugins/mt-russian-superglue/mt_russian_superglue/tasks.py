@@ -198,6 +198,7 @@ def build_reading_and_word_tasks() -> list[Task]:
         kind="extractive_qa",
         description="RuCoS: fill the @placeholder of a query with an entity of a news passage (cloze reading)",
         preprocess=("mt_russian_superglue.preprocess:preprocess_rucos",),
+        inputs={"candidates": "entities"},  # the answer is one of the passage's entities: predictions pick among them
         sources=rsg_sources("rucos"),
         metrics=("squad_f1", "squad_em"),
         max_length=512,

@@ -247,6 +247,8 @@ def test_mt_predict_writes_every_new_submission_file(smoke_run, registry, tmp_pa
     rucos = read_lines(out / "RuCoS.jsonl")
     queries = [qa["idx"] for r in read_lines(sample / "RuCoS" / "test.jsonl") for qa in r["qas"]]
     assert [r["idx"] for r in rucos] == queries and all(isinstance(r["label"], str) for r in rucos)
+    entities = {row["idx"]["query"]: row["entities"] for record in read_lines(sample / "RuCoS" / "test.jsonl") for row in rucos_rows(record)}
+    assert all(r["label"] in entities[r["idx"]] for r in rucos)  # the answer is always one of the passage's entities
     assert all(isinstance(r["label"], bool) for name in ("RUSSE", "RWSD") for r in read_lines(out / f"{name}.jsonl"))
 
 
