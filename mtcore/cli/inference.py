@@ -182,7 +182,7 @@ def predict(
         setup = task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
         head, spec = setup.head, setup.task
         with quiet_datasets():
-            loaded = load_raw(spec, setup.source, data_dir=setup.data_dir, splits=(split,))[split]
+            loaded = load_raw(spec, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
             raw = raw_dataset(loaded, spec)
         origin = f"{setup.source} {split}"
     if rows is None:

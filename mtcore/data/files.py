@@ -95,6 +95,10 @@ def _one_format(root: Path, pattern: str, found: list[Path]) -> list[Path]:
     return data
 
 
+class NoFileFound(DataError):
+    """No file matches a split's pattern (a split the user's folder does not have)."""
+
+
 def _not_found(root: Path, pattern: str) -> DataError:
     """No file matches ``pattern``: suggest near names from the folder it points into."""
     path = Path(pattern).expanduser()
@@ -102,11 +106,11 @@ def _not_found(root: Path, pattern: str) -> DataError:
     if path.is_absolute():  # look where the path points, not under data_dir
         base = next((p for p in path.parents if p.is_dir()), None)
         if not path.parent.is_dir() and not any(c in str(path.parent) for c in "*?["):
-            return DataError(f"no file matches {pattern!r}: there is no folder {str(path.parent)!r} (nearest existing: {base})")
+            return NoFileFound(f"no file matches {pattern!r}: there is no folder {str(path.parent)!r} (nearest existing: {base})")
     present = [str(p.relative_to(base)) for p in _walk(base, limit=2000)] if base is not None else []
     wanted = str(path.relative_to(base)) if path.is_absolute() and base is not None else pattern
     hint = did_you_mean(wanted, present)
-    return DataError(f"{base or root}: no file matches {pattern!r}{hint}" + ("" if hint else f"; the folder holds {_preview(present)}"))
+    return NoFileFound(f"{base or root}: no file matches {pattern!r}{hint}" + ("" if hint else f"; the folder holds {_preview(present)}"))
 
 
 def _walk(root: Path, limit: int) -> Iterable[Path]:

@@ -33,10 +33,9 @@ def task_context(task: Task) -> Iterator[None]:
     try:
         yield
     except DataError as exc:
-        message = str(exc)
-        if message.startswith("task "):
-            raise
-        raise DataError(f"task {task.id!r}, {message}") from None
+        if not str(exc).startswith("task "):
+            exc.args = (f"task {task.id!r}, {exc}",)  # the same error (its class tells callers what went wrong), named
+        raise
 
 
 def rows_from_files(paths: Sequence[str | Path], format: str = "auto", **options: Any) -> RowsFactory:

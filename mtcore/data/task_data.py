@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.data.collate import Collator, is_labelled
+from mtcore.data.files import NoFileFound
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 from mtcore.task import SOURCE_KINDS, SPLITS, Source, Task
@@ -108,9 +109,40 @@ def _accepts(function: Any, name: str) -> bool:
     return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
+class RawSplits(dict):
+    """``{split: raw Dataset}``; ``held_out``: the validation rows a holdout carved from train (None: none)."""
+
+    held_out: int | None = None
+
+
+class MissingSplit(DataError):
+    """The source has no such split (``split``: its name)."""
+
+    def __init__(self, message: str, split: str) -> None:
+        super().__init__(message)
+        self.split = split
+
+
+def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> None:
+    """Carve ``validation`` out of ``loaded["train"]``: ``share`` of each class, the same rows every time."""
+    from mtcore.data.splits import holdout_indices
+
+    train = loaded["train"]
+    field = task.input_map.get("label", "label")
+    labels = train.with_format("arrow")[field].to_pylist() if field in train.column_names else [None] * train.num_rows
+    kept, held = holdout_indices(labels, share)
+    if not held or not kept:
+        raise DataError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
+                        f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
+    loaded["validation"], loaded["train"] = train.select(held), train.select(kept)
+
+
 def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None = None, splits: Sequence[str] = ("train", "validation"),
-             cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """The raw rows of the requested splits from one of the task's sources (no preprocessing)."""
+             cache_dir: str | Path | None = None, holdout: float | None = None) -> RawSplits:
+    """The raw rows of the requested splits from one of the task's sources (no preprocessing).
+
+    ``holdout``: when the source has no ``validation`` split, that share of the train rows becomes
+    it (stratified by label, a fixed seed: the same rows in every run, evaluation and prediction)."""
     unknown = [split for split in splits if split not in SPLITS]
     if unknown:
         raise ConfigError(f"unknown split {unknown[0]!r}{did_you_mean(unknown[0], SPLITS)}; use {', '.join(SPLITS)}")
@@ -128,19 +160,33 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         options["data_dir"] = str(Path(data_dir).expanduser())
     if cache_dir is not None and _accepts(loader, "cache_dir"):
         options["cache_dir"] = str(cache_dir)
-    loaded = loader(task, list(splits), **options)
+    carve = bool(holdout) and "validation" in splits
+    if carve:  # validation alone: its file may be missing from the user's folder, which is what a holdout is for
+        loaded = dict(loader(task, [s for s in dict.fromkeys([*splits, "train"]) if s != "validation"], **options))
+        try:
+            loaded.update(loader(task, ["validation"], **options))
+        except NoFileFound:
+            pass
+    else:
+        loaded = dict(loader(task, list(splits), **options))
+    held = carve and "validation" not in loaded and "train" in loaded
+    if held:
+        _hold_out(task, loaded, float(holdout))
     missing = [split for split in splits if split not in loaded]
     if missing:
         have = ", ".join(loaded) or "none of the requested"
-        raise DataError(f"task {task.id!r}: source {source!r} ({spec.description}) has no {missing[0]!r} split "
-                        f"(it has {have}); request only splits it has")
-    return {split: loaded[split] for split in splits}
+        hint = " (or set the task's holdout, e.g. 0.1: that share of train becomes validation)" if missing[0] == "validation" else ""
+        raise MissingSplit(f"task {task.id!r}: source {source!r} ({spec.description}) has no {missing[0]!r} split "
+                           f"(it has {have}); request only splits it has{hint}", missing[0])
+    result = RawSplits((split, loaded[split]) for split in splits)
+    result.held_out = loaded["validation"].num_rows if carve and held and "validation" in result else None
+    return result
 
 
 def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_dir: str | Path | None = None,
                    splits: Sequence[str] = ("train", "validation"), max_length: int | None = None, encoder_config: Any = None,
                    pad_to_multiple_of: int | None = None, cache_dir: str | Path | None = None,
-                   padding_free: bool = False) -> TaskData:
+                   padding_free: bool = False, holdout: float | None = None) -> TaskData:
     """Load, prepare, validate and tokenize the ``splits`` of ``task`` from its ``source``.
 
     ``source`` names one of the task's sources (``sample``, ``local``, ``hub``); ``data_dir`` is
@@ -148,7 +194,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     ``encoder_config`` (the encoder's config) decides whether ``token_type_ids`` are kept.
     ``cache_dir`` defaults to the ``datasets`` cache. Token-classification rows that lose words to
     ``max_length`` give one :class:`~mtcore.data.tokenize.CutWordsWarning` per split (also when
-    the tokenized split comes from the cache).
+    the tokenized split comes from the cache). ``holdout``: see :func:`load_raw`.
     """
     from mtcore.data.answers import warn_cut_answers
     from mtcore.data.prepare import prepare_split
@@ -157,7 +203,8 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     pad_id = getattr(tokenizer, "pad_token_id", None)
     if pad_id is None:
         raise ConfigError(f"the tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no pad token; set tokenizer.pad_token first")
-    raw = load_raw(task, source, data_dir=data_dir, splits=splits, cache_dir=cache_dir)
+    raw = load_raw(task, source, data_dir=data_dir, splits=splits, cache_dir=cache_dir, holdout=holdout)
+    held_out = raw.held_out
     description = task.sources[source].description or source
     length = resolve_max_length(task, tokenizer, max_length)
     segments = uses_token_type_ids(encoder_config, tokenizer)
@@ -174,4 +221,4 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         warn_cut_answers(tokenized[split], task, split, length)
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
-                    uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None})
+                    uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None, "held_out": held_out})

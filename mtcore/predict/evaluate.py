@@ -31,6 +31,7 @@ class TaskSetup:
     head: str
     source: str
     data_dir: str | None = None
+    holdout: float | None = None  # the run's task entry's: validation carved from train the same way
 
 
 @dataclass
@@ -118,7 +119,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             head = model.resolve_task(p.id)
             chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
-            setups.append(TaskSetup(p.task, head, chosen, folder))
+            setups.append(TaskSetup(p.task, head, chosen, folder, p.entry.holdout))
             continue
         head, task = prediction_task(model, name)
         task = with_sources(task, task.id)
@@ -181,7 +182,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     with quiet_datasets():
         for s in setups:
             data[s.task.id] = load_task_data(s.task, model.tokenizer, source=s.source, data_dir=s.data_dir, splits=(split,),
-                                             max_length=s.task.max_length, encoder_config=model.encoder.config, pad_to_multiple_of=pad)
+                                             max_length=s.task.max_length, encoder_config=model.encoder.config, pad_to_multiple_of=pad,
+                                             holdout=s.holdout)
             by_id[s.task.id] = s.task
     heads = {s.task.id: s.head for s in setups if s.head != s.task.id}
     scored = _HeadAliases(model, heads) if heads else model

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError, DataError, ModelFileError
+from mtcore.errors import ConfigError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
@@ -189,6 +189,7 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
 def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tokenized train / evaluation data of every task (the main process fills caches first)."""
     from mtcore.data import load_task_data
+    from mtcore.data.task_data import MissingSplit
 
     config = plan.config
     split = config.evaluation.split
@@ -197,15 +198,20 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
                "padding_free": config.batching.padding_free}
     with accelerator.main_process_first():
         for p in plan.tasks:
+            options["holdout"] = p.entry.holdout
             try:
                 data = load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train", split),
                                       max_length=p.task.max_length, **options)
-            except DataError as exc:
-                if f"no {split!r} split" not in str(exc):
+            except MissingSplit as exc:
+                if exc.split != split:
                     raise
-                notes.append(f"task {p.id!r} has no {split!r} split in source {p.source!r}: it is trained but not evaluated")
+                hint = " (set its holdout, e.g. 0.1, to hold out a share of train as validation)" if split == "validation" else ""
+                notes.append(f"task {p.id!r} has no {split!r} split in source {p.source!r}: it is trained but not evaluated{hint}")
                 data = load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",),
                                       max_length=p.task.max_length, **options)
+            if data.info.get("held_out"):
+                notes.append(f"task {p.id!r}: validation = {p.entry.holdout:g} of train held out "
+                             f"({data.num_rows('validation')} rows, stratified, the same in every run)")
             train[p.id] = data
             if split in data.splits:
                 evaluation[p.id] = data

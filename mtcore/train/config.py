@@ -25,6 +25,8 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
         weight: 1.0              # fixed sampler / weighted loss weight
         batch_size: null         # per-task batch size (default batching.batch_size)
         max_length: null
+        holdout: null            # e.g. 0.1: when the source has no validation split, that share of train
+                                 # (stratified by label, the same rows in every run) becomes it
         head: null
         head_options: null
         # any Task field: labels, label_values, label_aliases, inputs, preprocess, metrics,
@@ -171,6 +173,7 @@ class TaskEntry(Section):
     main_metric: str | None = None
     truncation: Literal["longest_first", "only_first", "only_second"] | None = None
     stride: int | None = Field(None, ge=0)  # extractive QA: tokens two windows of a long context share (0: one window)
+    holdout: float | None = Field(None, gt=0, lt=1)  # share of train that becomes validation when the source has none
     sources: dict[str, Any] | None = None
 
     @model_validator(mode="before")

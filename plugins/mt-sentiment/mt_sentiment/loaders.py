@@ -2,7 +2,7 @@
 
 * :func:`load_mokoron` — RuTweetCorp's ``positive.csv`` and ``negative.csv`` (``;``-separated,
   no header, every field quoted, ``;`` and newlines inside tweets), one labelled dataset, then a
-  seeded stratified train/validation/test split (:mod:`mt_sentiment.splits`);
+  seeded stratified train/validation/test split (:mod:`mtcore.data.splits`);
 * :func:`load_rusentiment` — RuSentiment's ``label,text`` CSV files, with a seeded stratified
   validation share held out of the training file.
 
@@ -22,7 +22,7 @@ from mtcore.data.sources import dataset_from_rows, label_conflict, rows_from_fil
 from mtcore.errors import ConfigError, DataError
 from mtcore.task import Task
 
-from mt_sentiment.splits import check_proportions, describe_split, stratified_split
+from mtcore.data.splits import check_proportions, describe_split, stratified_split
 from mt_sentiment.tasks import MOKORON_COLUMNS
 
 logger = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Seeded, stratified train/validation/test splits (pure Python, reproducible across machines).
 
-Corpora without an official split (RuTweetCorp) or without a validation set (RuSentiment) are
-split here: every class is shuffled with its own ``random.Random`` seeded from ``seed`` and the
+Corpora without an official split (RuTweetCorp) or without a validation set (RuSentiment, or a
+task's ``holdout``: :func:`holdout_indices`) are split here: every class is shuffled with its own ``random.Random`` seeded from ``seed`` and the
 class name, then cut by the proportions, so a split depends only on the seed, the proportions
 and the rows of each class — not on the order of the classes or on other classes' sizes.
 """
@@ -53,3 +53,22 @@ def describe_split(name: str, sizes: Mapping[str, int], proportions: Mapping[str
     shares = "/".join(f"{k} {v:g}" for k, v in proportions.items())
     counts = ", ".join(f"{k}={v}" for k, v in sizes.items())
     return f"{name}: seeded stratified split, seed={seed}, proportions {shares}; rows {counts}"
+
+
+#: The seed of every ``holdout`` split: the held-out rows do not change with the run's seed, so runs compare.
+HOLDOUT_SEED = 0
+
+
+def _class_key(value: Hashable | object) -> Hashable:
+    if isinstance(value, (list, tuple, dict)):  # multi-label rows, QA answers: their own class each is no stratum
+        return repr(value)
+    return value if isinstance(value, Hashable) else repr(value)
+
+
+def holdout_indices(labels: Sequence[object], share: float, seed: int = HOLDOUT_SEED) -> tuple[list[int], list[int]]:
+    """``(kept, held_out)`` row indices, both in row order: ``share`` of each class held out (a class
+    too small to give a row gives none). ``labels`` of None (no label field) are one class."""
+    if not 0 < share < 1:
+        raise ConfigError(f"holdout must be a share between 0 and 1 (e.g. 0.1), got {share!r}")
+    parts = stratified_split([_class_key(label) for label in labels], {"train": 1 - share, "validation": share}, seed)
+    return sorted(parts["train"]), sorted(parts["validation"])

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mtcore.data.splits import describe_split, stratified_split
 from mtcore.errors import ConfigError
-
-from mt_sentiment.splits import describe_split, stratified_split
 
 PROPORTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
