@@ -340,3 +340,29 @@ def warn_cut_answers(rows: Any, task: Any, split: str, max_length: int, where: s
                       f"max_length {max_length} (the model never sees it: no training target, scored as missed): {fix} "
                       "(config: tasks.<i>.stride=N, tasks.<i>.max_length=N)", CutAnswersWarning, stacklevel=3)
     return cut
+
+
+def count_cut_contexts(rows: Any) -> tuple[int, int]:
+    """``(cut, examples)``: examples of a tokenized extractive-QA split whose windows leave the end of the
+    context unread (``stride`` 0, or a question that left a window no room), and all examples."""
+    table = rows.with_format("arrow")
+    read_to: dict[int, int] = {}
+    text_end: dict[int, int] = {}
+    for example, offsets, context in zip(table["example"].to_pylist(), table["offsets"].to_pylist(), table["context"].to_pylist()):
+        read_to[example] = max(read_to.get(example, 0), max((end for start, end in offsets if start >= 0), default=0))
+        if example not in text_end:
+            end = len(context)
+            while end > 0 and _no_token(context[end - 1]):
+                end -= 1
+            text_end[example] = end
+    return sum(1 for example, end in read_to.items() if end < text_end[example]), len(read_to)
+
+
+def warn_cut_contexts(rows: Any, task: Any, max_length: int, where: str) -> int:
+    """One :class:`CutAnswersWarning` line when predicted rows had part of their context cut off."""
+    cut, examples = count_cut_contexts(rows)
+    if cut:
+        fix = "raise max_length" if task.stride else "set the task's stride (e.g. 128: long contexts are read in overlapping windows)"
+        warnings.warn(f"task {task.id!r}, {where}: {cut} of {examples} rows have a context longer than max_length {max_length} "
+                      f"allows, cut off: an answer in the cut part cannot be predicted; {fix}", CutAnswersWarning, stacklevel=3)
+    return cut

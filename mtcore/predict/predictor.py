@@ -170,7 +170,9 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         words = _word_ids(tokenizer, list(prepared["tokens"]), length)
     if task.kind is TaskKind.EXTRACTIVE_QA:
-        from mtcore.data.answers import answers_from_logits, max_answer_tokens
+        from mtcore.data.answers import answers_from_logits, max_answer_tokens, warn_cut_contexts
+
+        warn_cut_contexts(tokenized, task, length, origin)
 
         columns = [c for c in ("offsets", "context", "example", "candidates") if c in tokenized.column_names]
         labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task))

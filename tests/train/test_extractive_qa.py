@@ -299,8 +299,20 @@ def test_long_contexts_are_read_in_overlapping_windows(tmp_path, qa_encoder):
     assert metrics["user:qa/squad_em"] >= 0.8, metrics  # scored once per question, from its best window
     model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
     context = " ".join(["the"] * 35 + ["blue"] + ["a"] * 5)
-    out = model.predict("qa", [{"question": "which colour is it", "context": context}, {"question": "which colour is it", "context": "my red"}])
+    inputs = [{"question": "which colour is it", "context": context}, {"question": "which colour is it", "context": "my red"}]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model.predict("qa", inputs)
     assert out.labels == ["blue", "red"] and out.rows()[0]["answer_start"] == context.index("blue") and len(out.idx) == 2
+    assert not [w for w in caught if issubclass(w.category, CutAnswersWarning)]  # the windows read every context whole
+    with warnings.catch_warnings(record=True) as caught:  # one window (stride 0): the long context is cut, and the user told
+        warnings.simplefilter("always")
+        from mtcore.predict.tasks import manifest_task
+
+        model.predict(manifest_task(model, "user:qa").replace(stride=0), inputs)
+    (cut,) = [w for w in caught if issubclass(w.category, CutAnswersWarning)]
+    assert "1 of 2 rows have a context longer than max_length 24 allows, cut off" in str(cut.message)
+    assert "set the task's stride (e.g. 128" in str(cut.message)
 
 
 # ---- edges a user audit found -------------------------------------------------------------------
