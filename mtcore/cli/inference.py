@@ -127,85 +127,117 @@ def _pick_task(model: Any, task: Optional[str]) -> str:
     raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task")
 
 
-def predict(
-    path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task)."),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
-    input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet."),
-    split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
-    source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
-    output_arg: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg). Default: stdout."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files). "
-                                         "Default: csv for an --output ending in .csv, else jsonl."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
-) -> None:
-    """Predict labels and class probabilities for new rows (or a split) of one task."""
-    _one_process("predict")
-    if (input is None) == (split is None):
-        raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
-    if split is None and (source is not None or data_dir is not None):
-        raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
-    output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
-    if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
-        format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") else "jsonl"
-    writer = _writer(format, output)
-    _check_device(device)
-    if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
-        from mtcore.outputs import check_writable
+def _task_names(model: Any, task: Optional[str]) -> list[str]:
+    """The tasks ``--task`` names: one, several (comma-separated), or ``all`` (every head, and every
+    registered task another head serves, e.g. rsg:lidirus with the rsg:terra head)."""
+    if task is None:
+        return [_pick_task(model, None)]
+    names = [name.strip() for name in task.split(",") if name.strip()]
+    if names != ["all"]:
+        return names or [_pick_task(model, None)]
+    from mtcore.plugins import load_registry
 
-        check_writable(output_arg, folder=format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
+    served = [t.id for t in load_registry(warn=False).tasks.values()
+              if t.id not in model.tasks and (t.metadata or {}).get("predict_with") in model.tasks]
+    return [*model.tasks, *served]
+
+
+def _predict_split(model: Any, location: Any, name: str, split: str, source: Optional[str], data_dir: Optional[Path],
+                   batch_size: int) -> tuple[Any, str, list[dict[str, Any]]]:
+    """``(Task, head, prediction rows)`` of one task's ``split``."""
+    from mtcore.data import load_raw
     from mtcore.predict.evaluate import task_setups
     from mtcore.predict.inputs import raw_dataset
-    from mtcore.predict.locate import load_model, locate, run_config
+    from mtcore.predict.locate import run_config
     from mtcore.predict.predictor import predict_raw, quiet_datasets
-    from mtcore.predict.tasks import prediction_task
 
-    location = locate(path)
-    model = load_model(location, device)
-    name = _pick_task(model, task)
-    rows = None
-    if input is not None:
-        from mtcore.predict.chunks import predict_rows
-        from mtcore.predict.inputs import check_fields, read_file_rows
+    folder = str(data_dir.expanduser()) if data_dir is not None else None
+    setup = task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
+    with quiet_datasets():
+        loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
+        raw = raw_dataset(loaded, setup.task)
+    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}").rows()
+    return setup.task, setup.head, rows
 
-        head, spec = prediction_task(model, name)
-        lines = read_file_rows(input, input_format)
-        check_fields(lines, spec)
-        rows = predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input)
-        del lines
-    else:
-        from mtcore.data import load_raw
 
-        folder = str(data_dir.expanduser()) if data_dir is not None else None
-        setup = task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
-        head, spec = setup.head, setup.task
-        with quiet_datasets():
-            loaded = load_raw(spec, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
-            raw = raw_dataset(loaded, spec)
-        origin = f"{setup.source} {split}"
-    if rows is None:
-        rows = predict_raw(model, head, spec, raw, batch_size=batch_size, origin=origin).rows()
+def _write(writer: Any, format: str, spec: Any, rows: list[dict[str, Any]], output: Optional[Path]) -> list[Any]:
     if output is None:
         with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
             written = writer(spec, rows, Path(tmp) / f"predictions.{format}")
             sys.stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
             sys.stdout.flush()
-        return
+        return []
     try:
         if format in STDOUT_FORMATS:  # mtcore's own writers are atomic themselves (and write FIFOs, /dev/stdout)
-            written = writer(spec, rows, output)
-        else:  # a plugin's writer: staged beside the output, moved into place when it succeeds
-            from mtcore.predict.writers import write_staged
+            return list(writer(spec, rows, output) or [output])
+        from mtcore.predict.writers import write_staged  # a plugin's writer: staged beside the output, moved into place
 
-            written = write_staged(writer, _writer_id(format), spec, rows, output)
+        return list(write_staged(writer, _writer_id(format), spec, rows, output) or [output])
     except OSError as exc:
         from mtcore.outputs import write_error
 
         raise write_error(output, exc) from exc
-    shown = ", ".join(str(p) for p in written or [output])
-    _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {shown}")
+
+
+def predict(
+    path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task); "
+                                       "with --split, several comma-separated, or all (then --output is a folder)."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
+    input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet."),
+    split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
+    source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
+    output_arg: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg or several tasks). Default: stdout."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files). "
+                                         "Default: csv for an --output ending in .csv, else jsonl."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
+) -> None:
+    """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
+    _one_process("predict")
+    if (input is None) == (split is None):
+        raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
+    if split is None and (source is not None or data_dir is not None):
+        raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
+    several = task is not None and (task.strip() == "all" or "," in task)
+    if several and split is None:
+        raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
+    if several and output_arg is None:
+        raise UsageError("several tasks write one file each: pass --output <folder>")
+    output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
+    if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
+        format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
+    writer = _writer(format, output)
+    _check_device(device)
+    if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
+        from mtcore.outputs import check_writable
+
+        check_writable(output_arg, folder=several or format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
+    from mtcore.predict.locate import load_model, locate
+
+    location = locate(path)
+    model = load_model(location, device)
+    if input is not None:
+        from mtcore.predict.chunks import predict_rows
+        from mtcore.predict.inputs import check_fields, read_file_rows
+        from mtcore.predict.tasks import prediction_task
+
+        head, spec = prediction_task(model, _pick_task(model, task))
+        lines = read_file_rows(input, input_format)
+        check_fields(lines, spec)
+        predicted = [(spec, head, predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input))]
+        del lines
+    else:
+        predicted = [_predict_split(model, location, name, split, source, data_dir, batch_size) for name in _task_names(model, task)]
+    for spec, head, rows in predicted:
+        target = output
+        if several and format in STDOUT_FORMATS and output is not None:  # one file per task in the folder
+            target = output / f"{spec.id.replace(':', '_')}.{format}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+        written = _write(writer, format, spec, rows, target)
+        if target is not None:
+            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
 
 
 def export(

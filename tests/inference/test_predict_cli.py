@@ -65,6 +65,26 @@ def test_split_and_rsg_submission_files(cli, trained_run, tmp_path):
     assert terra and all(r["label"] in ("entailment", "not_entailment") for r in terra)
 
 
+def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
+    """--task all: every head, and the registered tasks another head serves (LiDiRus with the TERRa head)."""
+    out = tmp_path / "all"
+    result = cli("predict", trained_run, "--task", "all", "--split", "test", "--format", "rsg", "--output", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["LiDiRus.jsonl", "PARus.jsonl", "TERRa.jsonl"]
+    separate = tmp_path / "separate"
+    cli("predict", trained_run, "--task", "rsg:lidirus", "--split", "test", "--format", "rsg", "--output", separate)
+    assert (out / "LiDiRus.jsonl").read_text() == (separate / "LiDiRus.jsonl").read_text()
+    folder = tmp_path / "jsonl"
+    listed = cli("predict", trained_run, "--task", "terra,parus", "--split", "validation", "--output", folder)
+    assert listed.exit_code == 0, listed.output
+    assert sorted(p.name for p in folder.iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
+    assert all(_jsonl(p.read_text(encoding="utf-8")) for p in folder.iterdir())
+    for args, message in [(["--task", "all", "--split", "test"], "several tasks write one file each: pass --output <folder>"),
+                          (["--task", "terra,parus", "--input", "x.jsonl", "-o", str(folder)], "use --split, not --input")]:
+        refused = cli("predict", trained_run, *args)
+        assert refused.exit_code == 2 and message in refused.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
