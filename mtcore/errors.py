@@ -50,6 +50,9 @@ class ModelFileError(MtError):
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest candidates, or ``""``."""
     candidates = list(candidates)
+    same = [c for c in candidates if c.lower() == name.lower()]  # only the case differs (rsg:MuSeRC): that one, alone
+    if same:
+        return " (did you mean " + " or ".join(repr(c) for c in same) + "?)"
     close = difflib.get_close_matches(name, candidates, n=n, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in candidates}

@@ -139,6 +139,8 @@ def test_unknown_task_gets_did_you_mean():
     assert line.endswith("run 'mt list-tasks' to see them")
     bare = run_mt("show-task", "danetq")
     assert "did you mean 'danetqa'" in bare.stderr
+    cased = run_mt("show-task", "rsg:MuSeRC")  # the official folder's spelling: only the case differs, so only that one
+    assert "(did you mean 'rsg:muserc'?)" in cased.stderr
 
 
 def test_mt_train_prints_warnings_as_one_line_each(fixture_plugins, tmp_path):

@@ -160,6 +160,20 @@ def _predict_split(model: Any, location: Any, name: str, split: str, source: Opt
     return setup.task, setup.head, rows
 
 
+def _with_run_sources(location: Any, spec: Any) -> Any:
+    """``spec`` (rebuilt from the model file, without sources) with the sources the run's config gives
+    its task: how the run read its files (a nested layout's ``row_expand``) applies to ``--input`` too."""
+    from mtcore.predict.locate import run_config
+
+    config = None if spec.sources else run_config(location)
+    if config is None:
+        return spec
+    from mtcore.train.validate import plan_run
+
+    planned = next((p for p in plan_run(config, base_dir=Path.cwd()).tasks if p.id == spec.id), None)
+    return spec.replace(sources=planned.task.sources) if planned is not None and planned.task.sources else spec
+
+
 def _write(writer: Any, format: str, spec: Any, rows: list[dict[str, Any]], output: Optional[Path]) -> list[Any]:
     if output is None:
         with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
@@ -224,6 +238,7 @@ def predict(
         from mtcore.predict.tasks import prediction_task
 
         head, spec = prediction_task(model, _pick_task(model, task))
+        spec = _with_run_sources(location, spec)
         lines = read_file_rows(input, input_format)
         check_fields(lines, spec)
         predicted = [(spec, head, predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input))]

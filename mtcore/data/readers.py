@@ -19,7 +19,7 @@ import gzip
 import json
 import lzma
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -47,7 +47,6 @@ _OPTION_ALIASES = {"separator": "sep", "seperator": "sep", "delimiter": "sep", "
 _ALL_FORMATS = {"row_filter", "row_expand"}
 
 RowFilter = Callable[[Mapping[str, Any]], bool]
-RowExpander = Callable[[Mapping[str, Any]], Iterable[Mapping[str, Any]]]
 
 
 def format_of(path: str | Path) -> str | None:
@@ -97,33 +96,6 @@ def make_row_filter(spec: Any) -> RowFilter | None:
     return predicate
 
 
-def make_row_expander(spec: Any) -> RowExpander | None:
-    """A function from a ``row_expand`` option (a callable or a ``"module:func"`` reference) that
-    turns one record of a nested layout into the rows it holds (a MultiRC-style passage into one
-    row per answer, a ReCoRD-style passage into one row per query)."""
-    if spec is None:
-        return None
-    expand = resolve(spec) if isinstance(spec, str) else spec
-    if not callable(expand):
-        raise ConfigError(f"row_expand must be a 'module:function' that turns one record into a list of rows, not {spec!r}")
-    return expand
-
-
-def expanded_rows(path: Path, rows: Iterable[tuple[int, dict[str, Any]]], expand: RowExpander | None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(row number, row)`` of every row ``expand`` makes of each record (the records as they are without it)."""
-    for number, row in rows:
-        if expand is None:
-            yield number, row
-            continue
-        try:
-            produced = [dict(item) for item in expand(row)]
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            detail = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else str(exc) or type(exc).__name__
-            raise DataError(f"{path} row {number}: {detail} (row_expand {getattr(expand, '__qualname__', expand)})") from None
-        for item in produced:
-            yield number, item
-
-
 def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None, row_expand: Any = None,
               **options: Any) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(row_number, row)`` for every record of one file.
@@ -150,6 +122,8 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
         hint = f" (did you mean {_OPTION_ALIASES[name]!r}?)" if name in _OPTION_ALIASES else did_you_mean(name, allowed)
         raise ConfigError(f"{path}: unknown {fmt} reader option {name!r}{hint}; "
                           f"{fmt} files take: {', '.join(allowed)}")
+    from mtcore.data.expand import expanded_rows, make_row_expander
+
     keep = make_row_filter(row_filter)
     expand = make_row_expander(row_expand)
     rows = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "tsv": _csv_rows, "parquet": _parquet_rows}[fmt]

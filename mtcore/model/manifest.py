@@ -51,7 +51,8 @@ def task_info(task: Task) -> dict[str, Any]:
     """Everything needed to use ``task`` for prediction, as JSON-ready data.
 
     ``task.summary()`` plus ``label_values``, ``label_aliases`` (as ``[stored, name]`` pairs, so
-    non-string keys survive JSON), ``truncation``, ``id_field``, ``writer``, ``num_labels`` and
+    non-string keys survive JSON), ``truncation``, ``stride`` (extractive QA predicts in the windows
+    it trained with), ``id_field``, ``writer``, ``num_labels`` and
     the string ``preprocess`` references (callables cannot be saved; their names are listed under
     ``preprocess_not_saved``).
     """
@@ -63,6 +64,7 @@ def task_info(task: Task) -> dict[str, Any]:
             "label_values": jsonable(list(task.label_values)) if task.label_values is not None else None,
             "label_aliases": [[jsonable(k), jsonable(v)] for k, v in task.label_aliases.items()],
             "truncation": task.truncation,
+            "stride": task.stride,
             "id_field": task.id_field,
             "writer": task.writer if isinstance(task.writer, str) else None,
             "num_labels": task.num_labels,
@@ -99,6 +101,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         main_metric=info.get("main_metric"),
         max_length=int(info.get("max_length") or 256),
         truncation=str(info.get("truncation", "longest_first")),
+        **({"stride": int(info["stride"])} if info.get("stride") is not None else {}),  # older models: the default
         id_field=info.get("id_field", "idx"),
         evaluate_only=bool(info.get("evaluate_only", False)),
         writer=info.get("writer"),

@@ -121,9 +121,10 @@ def required_fields(task: Task) -> dict[str, str]:
     return {raw: column for column, raw in task.input_map.items() if column != "label"}
 
 
-def check_fields(rows: Sequence[Row], task: Task) -> None:
-    """One line for the first row missing a field the task reads (before any heavy work)."""
-    needed = required_fields(task)
+def check_fields(rows: Sequence[Row], task: Task, *, expanded: bool = False) -> None:
+    """One line for the first row missing a field the task reads (before any heavy work; rows a
+    ``row_expand`` will flatten are checked once flattened)."""
+    needed = required_fields(task) if expanded or row_expand_of(task) is None else {}
     for file, number, row in rows:
         for raw, column in needed.items():
             if raw not in row:
@@ -132,19 +133,25 @@ def check_fields(rows: Sequence[Row], task: Task) -> None:
                                 f"input rows need the fields {', '.join(needed)} (this row has: {has})")
 
 
-def expand_rows(rows: Sequence[Row], task: Task) -> Sequence[Row]:
-    """``rows`` through the ``row_expand`` function of the task's sources, if one has it, so a file
-    in the official nested layout (a MuSeRC passage with its questions) predicts as the sources read it."""
+def row_expand_of(task: Task) -> Any:
+    """The ``row_expand`` option of the task's sources (of the installed plugin's task when the task,
+    rebuilt from a model file, has none), or None."""
     sources = task.sources
     if not sources:  # a model's manifest keeps no sources: the installed plugin's task has them
         from mtcore.predict.tasks import registered_task
 
         registered = registered_task(task.id)
         sources = registered.sources if registered is not None else {}
-    spec = next((source.options["row_expand"] for source in sources.values() if source.options.get("row_expand")), None)
+    return next((source.options["row_expand"] for source in sources.values() if source.options.get("row_expand")), None)
+
+
+def expand_rows(rows: Sequence[Row], task: Task) -> Sequence[Row]:
+    """``rows`` through the ``row_expand`` function of the task's sources, if one has it, so a file
+    in the official nested layout (a MuSeRC passage with its questions) predicts as the sources read it."""
+    spec = row_expand_of(task)
     if spec is None:
         return rows
-    from mtcore.data.readers import expanded_rows, make_row_expander
+    from mtcore.data.expand import expanded_rows, make_row_expander
 
     expand = make_row_expander(spec)
     out: list[Row] = []
@@ -166,7 +173,7 @@ def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
     from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
 
     rows = expand_rows(rows, task)
-    check_fields(rows, task)
+    check_fields(rows, task, expanded=True)
     drop = label_field(task)
     clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in META_COLUMNS})
              for file, number, row in rows]

@@ -41,6 +41,8 @@ def test_alias_and_bad_reference_are_one_line(tmp_path, write):
         list(iter_rows(path, expand=per_question))
     with pytest.raises(ConfigError, match="row_expand must be a 'module:function'"):
         list(iter_rows(path, row_expand=42))
+    with pytest.raises(ConfigError, match=r"row_expand 'operator:itemgeter2': .*has no attribute 'itemgeter2'.*did you mean 'itemgetter'"):
+        list(iter_rows(path, row_expand="operator:itemgeter2"))
 
 
 def test_an_expander_edited_between_runs_is_not_served_from_the_cache(tmp_path, write, cache_dir, monkeypatch):
@@ -60,3 +62,31 @@ def test_an_expander_edited_between_runs_is_not_served_from_the_cache(tmp_path, 
     importlib.import_module("mt_expand_edit_test")
     second = load_raw(task, "local", data_dir=data, splits=("train",), cache_dir=cache_dir)["train"]
     assert [r["text"] for r in second] == ["кот", "спит", "пёс"]
+
+
+def test_a_run_of_an_inline_task_predicts_a_nested_file_as_it_read_its_data(tmp_path, write, monkeypatch):
+    """mt predict --input with the run's config: the inline task's row_expand flattens the file (the model file keeps no sources)."""
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    (tmp_path / "mt_expand_cli_test.py").write_text(
+        "def rows(record):\n    for q in record['questions']:\n        yield {'text': q['q'], 'label': q['a']}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    records = [{"id": i, "questions": [{"q": f"кот спит {i}", "a": "yes"}, {"q": f"кот не спит {i}", "a": "no"}]} for i in range(8)]
+    write.jsonl(tmp_path / "train.jsonl", records)
+    config = {"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "evaluation": {"every": 100},
+              "tasks": [{"define": {"name": "nested", "kind": "text_classification", "labels": ["no", "yes"],
+                                    "files": {"train": "train.jsonl"}, "reader": {"row_expand": "mt_expand_cli_test:rows"}}}]}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", "run.yaml", "--output-dir", "run"])
+    assert trained.exit_code == 0, trained.output
+    predicted = runner.invoke(app, ["predict", "run", "--input", "train.jsonl"])
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in predicted.stdout.splitlines() if line.strip()]
+    assert len(rows) == 16 and {r["label"] for r in rows} <= {"no", "yes"}

@@ -411,3 +411,16 @@ def test_a_candidates_column_only_in_extractive_qa():
     with pytest.raises(ConfigError, match="inputs maps 'candidates'.*only extractive_qa"):
         Task(name="t", kind="text_classification", labels=("a", "b"), inputs={"candidates": "entities"})
     assert Task(name="q", kind="extractive_qa", inputs={"candidates": "entities"}).input_map["candidates"] == "entities"
+
+
+def test_a_saved_model_keeps_the_stride_and_candidates_it_trained_with():
+    """mt predict --input (and a copied model folder) rebuild the task from the model's file: the windows
+    and the answer candidates must be those of training, or predictions differ by command."""
+    from mtcore.model.manifest import task_from_info, task_info
+    from mtcore.task import Task
+
+    task = Task(name="cloze", kind="extractive_qa", stride=32, max_length=128, inputs={"candidates": "entities"})
+    rebuilt = task_from_info(json.loads(json.dumps(task_info(task))))
+    assert rebuilt.stride == 32 and rebuilt.input_map["candidates"] == "entities"
+    older = {k: v for k, v in task_info(task).items() if k != "stride"}  # a model saved before the stride was kept
+    assert task_from_info(older).stride == Task(name="x", kind="extractive_qa").stride

@@ -37,16 +37,18 @@ def _relative_files(root: Path, max_depth: int = MAX_DEPTH) -> list[str]:
 
 
 def resolve_official_file(data_dir: str | os.PathLike[str], candidates: Sequence[str]) -> Path | None:
-    """The first file under ``data_dir`` matching one of ``candidates`` (globs, in order), or None."""
+    """The file under ``data_dir`` matching the first of ``candidates`` (globs, in order) that matches, or
+    None; a DataError when that candidate matches several files (two copies of the data)."""
     root = Path(data_dir)
     files = _relative_files(root)
     for pattern in candidates:
         exact = [f for f in files if fnmatch.fnmatchcase(f, pattern)]
-        if exact:
-            return root / exact[0]
-        folded = [f for f in files if fnmatch.fnmatchcase(f.lower(), pattern.lower())]
-        if folded:
-            return root / folded[0]
+        found = exact or [f for f in files if fnmatch.fnmatchcase(f.lower(), pattern.lower())]
+        if len(found) > 1:  # two unpacked copies (an old and a new download): which one is meant is the user's call
+            raise DataError(f"{root} holds {len(found)} copies of {pattern.rsplit('/', 1)[-1]} ({', '.join(found[:3])}); "
+                            "point data_dir at the folder of the one to read")
+        if found:
+            return root / found[0]
     return None
 
 

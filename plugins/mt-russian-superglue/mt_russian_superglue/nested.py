@@ -50,11 +50,11 @@ def muserc_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def mention(text: str, span: Mapping[str, Any]) -> str:
+def mention(text: str, span: Mapping[str, Any], what: str = "passage.entities[]") -> str:
     """The mention ``span`` marks in ``text``: ``text[start:end + 1]`` (RuCoS's offsets are inclusive)."""
-    start, end = int(_get(span, "start", "entity")), int(_get(span, "end", "entity"))
+    start, end = int(_get(span, "start", what)), int(_get(span, "end", what))
     if not 0 <= start <= end < len(text):
-        raise ValueError(f"entity offsets start {start}, end {end} fall outside the passage ({len(text)} characters)")
+        raise ValueError(f"{what} offsets start {start}, end {end} fall outside the passage ({len(text)} characters)")
     return text[start:end + 1]
 
 
@@ -68,7 +68,7 @@ def rucos_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     text = _get(passage, "text", "passage")
     entities = sorted({mention(text, span) for span in _get(passage, "entities", "passage")})
     for qa in _get(record, "qas", ""):
-        answers = sorted({str(answer.get("text") or mention(text, answer)) for answer in qa.get("answers") or ()})
+        answers = sorted({str(answer.get("text") or mention(text, answer, "qas[].answers[]")) for answer in qa.get("answers") or ()})
         yield {
             "passage": text,
             "query": _get(qa, "query", "qas[]"),

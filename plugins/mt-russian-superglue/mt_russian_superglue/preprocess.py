@@ -91,13 +91,23 @@ def mark_span(sentence: str, start: Any, end: Any, left: str = "*", right: str =
     return f"{sentence[:s]}{left}{sentence[s:e]}{right}{sentence[e:]}"
 
 
+def _marked_sentence(row: Mapping[str, Any], n: int) -> str:
+    """Sentence ``n`` of a RUSSE row with its target marked; a ValueError naming the fields when its offsets mark no word."""
+    sentence = str(_field(row, f"sentence{n}"))
+    start, end = row.get(f"start{n}"), row.get(f"end{n}")
+    marked = mark_span(sentence, start, end)
+    if marked == sentence:
+        raise ValueError(f"start{n} {start!r} / end{n} {end!r} mark no word of sentence{n} ({len(sentence)} characters); "
+                         "fix the offsets or remove the row")
+    return marked
+
+
 def preprocess_russe(row: Mapping[str, Any]) -> dict[str, Any]:
     """RUSSE (word in context): ``text`` = "word: sentence1", ``text_pair`` = sentence2, the target
-    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``)."""
+    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``; offsets that mark no
+    word are an error naming the row)."""
     word = str(_field(row, "word"))
-    first = mark_span(str(_field(row, "sentence1")), row.get("start1"), row.get("end1"))
-    second = mark_span(str(_field(row, "sentence2")), row.get("start2"), row.get("end2"))
-    return {**row, "text": f"{word}: {first}", "text_pair": second}
+    return {**row, "text": f"{word}: {_marked_sentence(row, 1)}", "text_pair": _marked_sentence(row, 2)}
 
 
 def _norm_word(word: str) -> str:
@@ -127,19 +137,29 @@ def preprocess_rwsd(row: Mapping[str, Any]) -> dict[str, Any]:
     """RWSD (Winograd schema): ``text`` = the text with the candidate marked ``[…]`` and the pronoun
     ``*…*``; ``text_pair`` = "«pronoun» — это «candidate»?". Reads the official ``target`` object
     or the export's flat ``span1_text``, ``span1_index``, ... fields. Word indices that are off (a
-    few official rows) fall back to the nearest occurrence of the span's words."""
-    target = row.get("target") if isinstance(row.get("target"), Mapping) else row
+    few official rows) fall back to the nearest occurrence of the span's words; a span whose words
+    are not in the text, or two spans on the same words, are an error naming the row."""
+    if isinstance(row.get("target"), Mapping):
+        target, where = row["target"], "target."
+    elif "span1_text" in row:
+        target, where = row, ""
+    else:
+        raise KeyError(f"missing field 'target' (row has: {', '.join(sorted(map(str, row))) or 'no fields'})")
     text = str(_field(row, "text"))
     span1, span2 = str(_field(target, "span1_text")), str(_field(target, "span2_text"))
-    words = text.split(" ")
-    one = _find_words(words, span1, target.get("span1_index"))
-    two = _find_words(words, span2, target.get("span2_index"))
-    if one is not None and two is not None and (one[1] <= two[0] or two[1] <= one[0]):
-        marks = sorted([(one, "[", "]"), (two, "*", "*")], key=lambda m: m[0][0], reverse=True)
-        for (s, e), left, right in marks:
-            words[s:e] = [left + " ".join(words[s:e]) + right]
-        text = " ".join(words)
-    return {**row, "text": text, "text_pair": f"«{span2}» — это «{span1}»?"}
+    words = text.split()  # runs of spaces count once
+    found = {}
+    for name, span in (("span1", span1), ("span2", span2)):
+        place = _find_words(words, span, target.get(f"{name}_index"))
+        if place is None:
+            raise ValueError(f"{where}{name}_text {span!r} is not in the text; fix it or remove the row")
+        found[name] = place
+    one, two = found["span1"], found["span2"]
+    if not (one[1] <= two[0] or two[1] <= one[0]):
+        raise ValueError(f"{where}span1_text {span1!r} and {where}span2_text {span2!r} mark the same words; fix the indices")
+    for (s, e), left, right in sorted([(one, "[", "]"), (two, "*", "*")], key=lambda m: m[0][0], reverse=True):
+        words[s:e] = [left + " ".join(words[s:e]) + right]
+    return {**row, "text": " ".join(words), "text_pair": f"«{span2}» — это «{span1}»?"}
 
 
 def preprocess_muserc(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def _records(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, An
         label = row["label"]
         if hasattr(label, "item"):
             label = label.item()
-        idx = _part(task, number, row["idx"], "query") if task.name == "rucos" else row["idx"]
+        rucos_pair = task.name == "rucos" and isinstance(row["idx"], Mapping)  # {passage, query}: the query's is submitted
+        idx = _part(task, number, row["idx"], "query") if rucos_pair else row["idx"]
         record = {"idx": idx if isinstance(idx, Mapping) else _idx(idx), "label": official_label(task, label)}
         if task.name == "muserc":
             record["idx"] = {key: _part(task, number, row["idx"], key) for key in ("paragraph", "question", "answer")}

@@ -70,8 +70,25 @@ def test_rwsd_index_off_by_one_finds_the_nearest_words():
     text = "Старый дом стоял у реки, и он был красив."
     out = preprocess_rwsd({"text": text, "target": {"span1_index": 1, "span1_text": "Старый дом", "span2_index": 6, "span2_text": "он"}})
     assert out["text"] == "[Старый дом] стоял у реки, и *он* был красив."
-    missing = preprocess_rwsd({"text": text, "target": {"span1_index": 0, "span1_text": "Сарай", "span2_index": 6, "span2_text": "он"}})
-    assert missing["text"] == text  # a span not in the text: nothing marked, the pair still names both
+    spaced = preprocess_rwsd({"text": text.replace(" и ", "  и "), "target": {"span1_index": 0, "span1_text": "Старый дом",
+                                                                            "span2_index": 6, "span2_text": "он"}})
+    assert spaced["text"] == "[Старый дом] стоял у реки, и *он* был красив."  # a double space counts once
+    with pytest.raises(ValueError, match="target.span1_text 'Сарай' is not in the text"):
+        preprocess_rwsd({"text": text, "target": {"span1_index": 0, "span1_text": "Сарай", "span2_index": 6, "span2_text": "он"}})
+    with pytest.raises(ValueError, match="mark the same words"):
+        preprocess_rwsd({"text": text, "target": {"span1_index": 6, "span1_text": "он", "span2_index": 6, "span2_text": "он"}})
+    with pytest.raises(KeyError, match="missing field 'target'"):
+        preprocess_rwsd({"text": text, "idx": 0, "label": True})
+
+
+def test_broken_russe_and_rwsd_rows_are_one_line_naming_file_and_row(registry, read_source, tmp_path):
+    good = {"idx": 0, "word": "коса", "sentence1": "Девочка заплела косу.", "start1": 16, "end1": 20,
+            "sentence2": "Коса лежала в сарае.", "start2": 0, "end2": 4, "label": False}
+    path = write_jsonl(tmp_path / "RUSSE" / "train.jsonl", [good, {**good, "idx": 1, "start1": 500, "end1": 505}])
+    write_jsonl(tmp_path / "RUSSE" / "val.jsonl", [good])
+    with pytest.raises(DataError) as info:
+        read_source(registry.task("rsg:russe"), "local", ("train",), data_dir=str(tmp_path))
+    assert str(path) in str(info.value) and "row 2" in str(info.value) and "start1 500 / end1 505 mark no word" in str(info.value)
 
 
 def test_rucos_context_and_answers():
@@ -191,6 +208,8 @@ def test_muserc_submission_nests_answers_as_the_official_files(registry, tmp_pat
 def test_rucos_russe_rwsd_submission_forms(registry, tmp_path):
     (rucos,) = write_rsg(registry.task("rsg:rucos"), [{"idx": {"passage": 5, "query": 77}, "label": "Ромашка", "score": 0.9}], tmp_path)
     assert read_lines(rucos) == [{"idx": 77, "label": "Ромашка"}]
+    (plain,) = write_rsg(registry.task("rsg:rucos"), [{"idx": 78, "label": "Казани"}], tmp_path / "plain")  # a query's own idx
+    assert read_lines(plain) == [{"idx": 78, "label": "Казани"}]
     for name, file in [("russe", "RUSSE.jsonl"), ("rwsd", "RWSD.jsonl")]:
         task = registry.task(f"rsg:{name}")
         (path,) = write_rsg(task, [{"idx": 0, "label": "True"}, {"idx": 1, "label": False}], tmp_path)
@@ -289,3 +308,12 @@ def test_show_task_counts_the_nested_samples_in_records():
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if "sample size" in line)
     assert "train 24 records" in line and "muserc_em" in result.output
+
+
+def test_two_unpacked_copies_under_data_dir_are_refused_not_mixed(registry, read_source, tmp_path):
+    for copy in ("a_old", "b_new"):
+        write_jsonl(tmp_path / copy / "MuSeRC" / "train.jsonl", [MUSERC])
+        write_jsonl(tmp_path / copy / "MuSeRC" / "val.jsonl", [MUSERC])
+    with pytest.raises(DataError, match=r"holds 2 copies of train.jsonl \(a_old/MuSeRC/train.jsonl, b_new/MuSeRC/train.jsonl\)"):
+        read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path))
+    assert read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path / "b_new"))["train"].num_rows == 5
