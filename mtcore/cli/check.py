@@ -89,7 +89,7 @@ def _count(plan: Any) -> dict[str, Any]:
         sampler = build_sampler(plan, train, accelerator)
         notes.extend(note for note in [long_epoch_note(sampler)] if note)
         split = config.evaluation.split
-        rows = {p.id: (train[p.id].num_rows("train"), evaluation[p.id].num_rows(split) if p.id in evaluation else "-")
+        rows = {p.id: (train[p.id].rows_text("train"), evaluation[p.id].rows_text(split) if p.id in evaluation else "-")
                 for p in plan.tasks}
         counts = {"rows": rows, "epoch_steps": sampler.steps_in_epoch(0), "total_steps": count_total_steps(sampler, config)}
     for note in notes:

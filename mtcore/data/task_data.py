@@ -72,7 +72,22 @@ class TaskData:
         return np.asarray(pc.list_value_length(ds.with_format("arrow")["input_ids"]), dtype=np.int64)
 
     def num_rows(self, split: str) -> int:
+        """Rows of the tokenized split (extractive QA: windows; see :meth:`num_examples`)."""
         return self._split(split).num_rows
+
+    def num_examples(self, split: str) -> int:
+        """Examples of ``split``: its rows, or extractive QA's questions (a long context gives several windows)."""
+        ds = self._split(split)
+        if "example" not in ds.column_names:
+            return ds.num_rows
+        import pyarrow.compute as pc
+
+        return int(pc.count_distinct(ds.with_format("arrow")["example"]).as_py())
+
+    def rows_text(self, split: str) -> str:
+        """``"12"``, or ``"12 (51 windows)"`` when extractive QA's windows outnumber its questions."""
+        examples, rows = self.num_examples(split), self.num_rows(split)
+        return str(rows) if examples == rows else f"{examples} ({rows} windows)"
 
     def is_labelled(self, split: str) -> bool:
         """Whether any row of ``split`` has a label (test splits of benchmarks usually have none)."""

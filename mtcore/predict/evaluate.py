@@ -196,7 +196,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     for s in setups:
         prefix = f"{s.task.id}/"
         values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
-        per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_rows(split),
+        per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(split),
                                "source": s.source, "data_dir": s.data_dir, "head": s.head}
         if not values:
             notes.append(f"task {s.task.id!r}: the {split} split has no labelled rows; nothing to score")

@@ -317,3 +317,15 @@ def test_two_unpacked_copies_under_data_dir_are_refused_not_mixed(registry, read
     with pytest.raises(DataError, match=r"holds 2 copies of train.jsonl \(a_old/MuSeRC/train.jsonl, b_new/MuSeRC/train.jsonl\)"):
         read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path))
     assert read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path / "b_new"))["train"].num_rows == 5
+
+
+def test_rucos_rows_are_counted_in_queries_with_their_windows(registry, tiny_encoder, tmp_path):
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+
+    data = load_task_data(registry.task("rsg:rucos"), AutoTokenizer.from_pretrained(tiny_encoder), splits=("validation",),
+                          max_length=64, cache_dir=tmp_path)
+    windows = data.num_rows("validation")
+    assert data.num_examples("validation") == 30 < windows  # the sample's 30 queries, read in more windows at 64 tokens
+    assert data.rows_text("validation") == f"30 ({windows} windows)"
