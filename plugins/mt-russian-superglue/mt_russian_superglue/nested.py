@@ -36,17 +36,20 @@ def muserc_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     passage = _get(record, "passage", "")
     text = _get(passage, "text", "passage")
     paragraph = _get(record, "idx", "")
-    for question in _get(passage, "questions", "passage"):
-        for answer in _get(question, "answers", "passage.questions[]"):
+    for q, question in enumerate(_get(passage, "questions", "passage")):
+        at = f"passage.questions[{q}]"
+        for a, answer in enumerate(_get(question, "answers", at)):
             row: dict[str, Any] = {
                 "paragraph": text,
-                "question": _get(question, "question", "passage.questions[]"),
-                "answer": _get(answer, "text", "passage.questions[].answers[]"),
+                "question": _get(question, "question", at),
+                "answer": _get(answer, "text", f"{at}.answers[{a}]"),
             }
-            if answer.get("label") is not None:
-                row["label"] = answer["label"]
-            row["idx"] = {"paragraph": paragraph, "question": _get(question, "idx", "passage.questions[]"),
-                          "answer": _get(answer, "idx", "passage.questions[].answers[]")}
+            label = answer.get("label")
+            if label is not None:
+                if isinstance(label, bool) or label not in (0, 1):
+                    raise ValueError(f"{at}.answers[{a}].label {label!r} is not 0 or 1")
+                row["label"] = label
+            row["idx"] = {"paragraph": paragraph, "question": _get(question, "idx", at), "answer": _get(answer, "idx", f"{at}.answers[{a}]")}
             yield row
 
 
@@ -67,12 +70,14 @@ def rucos_rows(record: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     passage = _get(record, "passage", "")
     text = _get(passage, "text", "passage")
     entities = sorted({mention(text, span) for span in _get(passage, "entities", "passage")})
-    for qa in _get(record, "qas", ""):
-        answers = sorted({str(answer.get("text") or mention(text, answer, "qas[].answers[]")) for answer in qa.get("answers") or ()})
+    for q, qa in enumerate(_get(record, "qas", "")):
+        at = f"qas[{q}]"
+        answers = sorted({str(answer.get("text") or mention(text, answer, f"{at}.answers[{a}]"))
+                          for a, answer in enumerate(qa.get("answers") or ())})
         yield {
             "passage": text,
-            "query": _get(qa, "query", "qas[]"),
+            "query": _get(qa, "query", at),
             "entities": entities,
             "answers": answers,
-            "idx": {"passage": _get(record, "idx", ""), "query": _get(qa, "idx", "qas[]")},
+            "idx": {"passage": _get(record, "idx", ""), "query": _get(qa, "idx", at)},
         }

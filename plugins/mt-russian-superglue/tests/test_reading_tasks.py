@@ -130,7 +130,11 @@ def test_a_broken_nested_record_names_file_row_and_field(registry, read_source, 
     with pytest.raises(DataError) as info:
         read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path))
     message = str(info.value)
-    assert str(path) in message and "row 2" in message and "passage.questions[].question" in message
+    assert str(path) in message and "row 2" in message and "passage.questions[0].question" in message
+    with pytest.raises(ValueError, match=r"passage.questions\[1\].answers\[2\].label 2 is not 0 or 1"):
+        bad = json.loads(json.dumps(MUSERC))
+        bad["passage"]["questions"][1]["answers"][2]["label"] = 2
+        list(muserc_rows(bad))
 
 
 # ---- the three sources --------------------------------------------------------------------------
