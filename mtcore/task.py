@@ -18,7 +18,9 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      (answers: SQuAD's ``{"text": [...], "answer_start": [...]}``;
                                      fields ``question``, ``context``, ``answers`` by default);
                                      optional ``candidates`` (list of strings: the answer is
-                                     one of them, as in ReCoRD's entities)
+                                     one of them, as in ReCoRD's entities); with
+                                     ``no_answer``, an empty answers list means the context
+                                     holds no answer (SQuAD 2.0)
 ===================================  ==========================================================
 
 plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
@@ -117,6 +119,7 @@ class Task:
     max_length: int = 256
     truncation: str = "longest_first"
     stride: int = 128
+    no_answer: bool = False
     id_field: str | None = "idx"
     evaluate_only: bool = False
     writer: str | None = None
@@ -169,6 +172,9 @@ class Task:
         if kind is TaskKind.EXTRACTIVE_QA and self.labels:
             raise ConfigError(f"task {self.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                               "remove 'labels'")
+        if self.no_answer and kind is not TaskKind.EXTRACTIVE_QA:
+            raise ConfigError(f"task {self.name!r}: no_answer (questions the context does not answer, as in SQuAD 2.0) is for "
+                              f"extractive_qa tasks; remove it from a {kind.value} task")
         if "candidates" in self.inputs and kind is not TaskKind.EXTRACTIVE_QA:
             raise ConfigError(f"task {self.name!r}: inputs maps 'candidates' (the answer's possible texts), which only extractive_qa "
                               f"tasks read; remove it from a {kind.value} task")

@@ -87,8 +87,20 @@ def _pairs(value: Any) -> list[tuple[Any, Any]]:
                      "(in a CSV file: that object as JSON text in the cell)")
 
 
-def normalize_answers(value: Any, context: str) -> dict[str, list[Any]]:
-    """The answers in SQuAD's form with every ``answer_start`` pointing at its text; raises ValueError(reason)."""
+#: A question the context does not answer (a task with ``no_answer``; SQuAD 2.0's gold answer ``""``).
+NO_ANSWER = {"text": [""], "answer_start": [-1]}
+
+
+def is_no_answer(texts: Any) -> bool:
+    """Whether the gold answer texts of a row say "no answer in the context"."""
+    return list(texts or ()) == [""]
+
+
+def normalize_answers(value: Any, context: str, *, no_answer: bool = False) -> dict[str, list[Any]]:
+    """The answers in SQuAD's form with every ``answer_start`` pointing at its text; raises ValueError(reason).
+    With ``no_answer``, no answers at all is :data:`NO_ANSWER`."""
+    if no_answer and not has_answers(value):
+        return {key: list(items) for key, items in NO_ANSWER.items()}
     texts: list[str] = []
     starts: list[int] = []
     for text, start in _pairs(value):
@@ -108,7 +120,8 @@ def normalize_answers(value: Any, context: str) -> dict[str, list[Any]]:
         texts.append(text)
         starts.append(start)
     if not texts:
-        raise ValueError("no answer: extractive_qa rows need at least one (unanswerable questions, as in SQuAD v2, are not supported)")
+        raise ValueError("no answer: extractive_qa rows need at least one (for questions the context does not answer, "
+                         "as in SQuAD 2.0, set the task's no_answer: true)")
     return {"text": texts, "answer_start": starts}
 
 
@@ -214,20 +227,22 @@ def candidate_spans(context: str, offsets: Sequence[Sequence[int]], candidates: 
 
 
 def best_answer_span(start_logits: Sequence[float], end_logits: Sequence[float], row: Mapping[str, Any],
-                     max_answer_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float]:
-    """:func:`best_span` of a window ``row`` (``offsets``, ``context``); with ``candidates`` (ReCoRD's
-    entities), the best of their spans instead. A window where no candidate occurs falls back to its
-    free span, scored :data:`NO_CANDIDATE_PENALTY` lower, so any window holding one wins over it."""
+                     max_answer_tokens: int = MAX_ANSWER_TOKENS) -> tuple[int, int, float, float]:
+    """:func:`best_span` of a window ``row`` (``offsets``, ``context``) and the window's "no answer"
+    score (``[CLS]``'s start + end); with ``candidates`` (ReCoRD's entities), the best of their spans
+    instead. A window where no candidate occurs falls back to its free span, scored
+    :data:`NO_CANDIDATE_PENALTY` lower, so any window holding one wins over it."""
     offsets, candidates = row["offsets"], row.get("candidates")
+    null = float(start_logits[0]) + float(end_logits[0])
     if not candidates:
-        return best_span(start_logits, end_logits, offsets, max_answer_tokens)
+        return (*best_span(start_logits, end_logits, offsets, max_answer_tokens), null)
     spans = candidate_spans(row["context"], offsets, candidates)
     if not spans:
         first, last, score = best_span(start_logits, end_logits, offsets, max_answer_tokens)
-        return first, last, score - NO_CANDIDATE_PENALTY
+        return first, last, score - NO_CANDIDATE_PENALTY, null
     scores = [float(start_logits[first]) + float(end_logits[last]) for first, last in spans]
     best = max(range(len(spans)), key=scores.__getitem__)
-    return spans[best][0], spans[best][1], scores[best]
+    return spans[best][0], spans[best][1], scores[best], null
 
 
 def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: int) -> tuple[str, int]:
@@ -247,7 +262,7 @@ def max_answer_tokens(task: Any) -> int:
 
 
 def decode_spans(logits: Any, rows: Sequence[Mapping[str, Any]], max_answer_tokens: int = MAX_ANSWER_TOKENS
-                 ) -> list[tuple[int, int, float]]:
+                 ) -> list[tuple[int, int, float, float]]:
     """Each window's :func:`best_answer_span` from a batch's head logits ``(batch, length, 2)`` (one copy to the host)."""
     values = logits.detach().float().cpu().numpy()
     return [best_answer_span(values[j, :, 0], values[j, :, 1], rows[j], max_answer_tokens) for j in range(len(rows))]
@@ -269,29 +284,37 @@ def span_probability(start_logits: Any, end_logits: Any, offsets: Sequence[Seque
     return float(np.exp(log_softmax(start_logits)[first] + log_softmax(end_logits)[last]))
 
 
-def best_windows(windows: Sequence[tuple[int, int, float]]) -> dict[int, int]:
-    """``{example: position}``: of the ``(position, example, score)`` windows, the best-scoring one of each example."""
+def best_windows(windows: Sequence[tuple[int, int, float, float]], no_answer: bool = False) -> dict[int, int | None]:
+    """``{example: position}``: of the ``(position, example, span score, null score)`` windows, the one whose
+    span scores best for each example; ``None`` (no answer) when ``no_answer`` and the example's lowest
+    "no answer" score beats that span (SQuAD 2.0's rule)."""
     best: dict[int, tuple[float, int]] = {}
-    for position, example, score in windows:
+    null: dict[int, float] = {}
+    for position, example, score, null_score in windows:
         if example not in best or score > best[example][0]:
             best[example] = (score, position)
-    return {example: position for example, (_, position) in best.items()}
+        null[example] = min(null.get(example, math.inf), null_score)
+    return {example: None if no_answer and null[example] > score else position for example, (score, position) in best.items()}
 
 
-def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS
+def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS, no_answer: bool = False
                         ) -> tuple[list[str], list[dict[str, Any]]]:
     """Each example's answer text and ``{"answer_start", "score"}``, from its windows' head logits ``(length, 2)``
     (``rows``: the tokenized windows' ``offsets``, ``context`` and ``example``, in the same order): the span of
-    the window whose best span scores highest."""
+    the window whose best span scores highest (``""``, start -1, when ``no_answer`` and "no answer" wins)."""
     from mtcore.sampling.protocol import fetch_rows
 
     fetched = fetch_rows(rows, list(range(len(logits))))
     spans = [best_answer_span(values[:, 0], values[:, 1], row, max_answer_tokens) for values, row in zip(logits, fetched)]
-    chosen = best_windows([(i, row["example"], span[2]) for i, (row, span) in enumerate(zip(fetched, spans))])
+    chosen = best_windows([(i, row["example"], span[2], span[3]) for i, (row, span) in enumerate(zip(fetched, spans))], no_answer)
     texts, extras = [], []
     for example in sorted(chosen):
         i = chosen[example]
-        first, last, _ = spans[i]
+        if i is None:
+            texts.append("")
+            extras.append({"answer_start": -1, "score": None})
+            continue
+        first, last = spans[i][:2]
         offsets = fetched[i]["offsets"]
         text, start = span_text(fetched[i]["context"], offsets, first, last)
         texts.append(text)
@@ -299,19 +322,27 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
     return texts, extras
 
 
-def answer_texts(rows: Any, spans: Sequence[tuple[int, Any]]) -> tuple[list[str], list[list[str]]]:
-    """The predicted answer texts and the gold answers, one per example, of ``(window, (first, last, score))``
-    pairs of a tokenized split (each example's best-scoring window counts)."""
+def answer_texts(rows: Any, spans: Sequence[tuple[int, Any]], no_answer: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The predicted answer texts and the gold answers, one per example, of ``(window, (first, last, score, null))``
+    pairs of a tokenized split (each example's best-scoring window counts; see :func:`best_windows`)."""
     from mtcore.sampling.protocol import fetch_rows
 
     columns = rows.select_columns(["context", "offsets", "answers", "example"]) if hasattr(rows, "select_columns") else rows
     fetched = fetch_rows(columns, [int(row) for row, _ in spans])
-    chosen = best_windows([(i, r["example"], float(span[2])) for i, (r, (_, span)) in enumerate(zip(fetched, spans))])
+    chosen = best_windows([(i, r["example"], float(span[2]), float(span[3])) for i, (r, (_, span)) in enumerate(zip(fetched, spans))],
+                          no_answer)
+    first: dict[int, int] = {}
+    for i, row in enumerate(fetched):
+        first.setdefault(row["example"], i)
     predicted, gold = [], []
     for example in sorted(chosen):
-        r, span = fetched[chosen[example]], spans[chosen[example]][1]
-        predicted.append(span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0])
-        gold.append(list(r["answers"]))
+        i = chosen[example]
+        if i is None:
+            predicted.append("")
+        else:
+            r, span = fetched[i], spans[i][1]
+            predicted.append(span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0])
+        gold.append(list(fetched[first[example]]["answers"]))
     return predicted, gold
 
 

@@ -121,7 +121,7 @@ class _Labels:
                 raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words")
             return [self.class_id(item) for item in value]
         if kind is TaskKind.EXTRACTIVE_QA:
-            return normalize_answers(value, row["text_pair"])
+            return normalize_answers(value, row["text_pair"], no_answer=self.task.no_answer)
         if kind is TaskKind.MULTIPLE_CHOICE:
             try:
                 index = self.task.label_id(value)
@@ -149,8 +149,8 @@ def _is_unlabelled(value: Any, task: Task, split: str) -> bool:
     or, for regression outside the test split, a real score."""
     if value is None or isinstance(value, float) and math.isnan(value):
         return True
-    if task.kind is TaskKind.EXTRACTIVE_QA:
-        return not has_answers(value)
+    if task.kind is TaskKind.EXTRACTIVE_QA:  # with no_answer, an empty list is an answer: "none in the context"
+        return (isinstance(value, str) and not value.strip()) if task.no_answer else not has_answers(value)
     if isinstance(value, str) and value.strip() in ("", "-1") and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
         return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS or not value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:

@@ -137,7 +137,7 @@ class _Encoder:
         """Extractive QA: ``(question, context)`` in windows of the context (``stride`` tokens shared between
         neighbours; 0: one window, the rest cut), each window's offsets, and the first answer's span in it
         (and the row's answer ``candidates`` on each of its windows, when the task has them)."""
-        from mtcore.data.answers import NO_SPAN, answer_span, context_offsets
+        from mtcore.data.answers import NO_SPAN, answer_span, context_offsets, is_no_answer
 
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("extractive_qa needs a fast tokenizer (character offsets); load it with use_fast=True")
@@ -172,7 +172,10 @@ class _Encoder:
                     out[key].append(encoding[key][i])
                 offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))
                 texts, starts = answers[j]["text"], answers[j]["answer_start"]
-                out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0]), contexts[j]) if texts else list(NO_SPAN))
+                if is_no_answer(texts):  # no answer in the context (no_answer tasks): every window points at [CLS]
+                    out["labels"].append([0, 0])
+                else:
+                    out["labels"].append(answer_span(offsets, starts[0], starts[0] + len(texts[0]), contexts[j]) if texts else list(NO_SPAN))
                 out["offsets"].append(offsets)
                 out["context"].append(contexts[j])
                 out["answers"].append(list(texts))

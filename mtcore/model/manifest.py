@@ -65,6 +65,7 @@ def task_info(task: Task) -> dict[str, Any]:
             "label_aliases": [[jsonable(k), jsonable(v)] for k, v in task.label_aliases.items()],
             "truncation": task.truncation,
             "stride": task.stride,
+            "no_answer": task.no_answer,
             "id_field": task.id_field,
             "writer": task.writer if isinstance(task.writer, str) else None,
             "num_labels": task.num_labels,
@@ -102,6 +103,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         max_length=int(info.get("max_length") or 256),
         truncation=str(info.get("truncation", "longest_first")),
         **({"stride": int(info["stride"])} if info.get("stride") is not None else {}),  # older models: the default
+        no_answer=bool(info.get("no_answer", False)),
         id_field=info.get("id_field", "idx"),
         evaluate_only=bool(info.get("evaluate_only", False)),
         writer=info.get("writer"),

@@ -175,7 +175,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         warn_cut_contexts(tokenized, task, length, origin)
 
         columns = [c for c in ("offsets", "context", "example", "candidates") if c in tokenized.column_names]
-        labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task))
+        labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task), task.no_answer)
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
                            idx=idx, logits=logits, extras=extras)
     return from_logits(task, head_id, logits, idx, words)

@@ -213,7 +213,8 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
             if kind == "extractive_qa":
                 from mtcore.data.answers import answer_texts
 
-                preds, refs = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)])
+                preds, refs = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)],
+                                           no_answer=task.no_answer)
             elif kind == "token_classification":
                 preds: Any = [p for p, _ in labelled]
                 refs: Any = [r for _, r in labelled]

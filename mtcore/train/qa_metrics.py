@@ -4,7 +4,9 @@
 strings. Both are normalised the SQuAD way (lower case, ASCII punctuation and the English articles
 a/an/the removed, whitespace collapsed) and each prediction is scored against its best-matching
 gold answer. Scores are fractions (0..1), like every other mtcore metric; the SQuAD script prints
-them times 100. SberQuAD is scored with the same script.
+them times 100. SberQuAD is scored with the same script. A question without an answer (a task
+with ``no_answer``, SQuAD 2.0) has the gold answer ``""``: predicting no answer scores 1, as in
+SQuAD 2.0's script.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def normalize_answer(text: str) -> str:
 
 def _f1(prediction: str, truth: str) -> float:
     predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+    if not predicted or not gold:  # SQuAD 2.0: "no answer" ("") is right only when there is none
+        return float(predicted == gold)
     common = collections.Counter(predicted) & collections.Counter(gold)
     same = sum(common.values())
     if same == 0:

@@ -398,7 +398,7 @@ def test_candidates_restrict_the_answer_to_their_spans():
     assert best_answer_span(start, end, {"offsets": offsets, "context": context})[:2] == (2, 2)
     row = {"offsets": offsets, "context": context, "candidates": ["Olga", "Perm", "Moscow"]}
     assert candidate_spans(context, offsets, row["candidates"]) == [(3, 3), (5, 5)]
-    assert best_answer_span(start, end, row) == (5, 5, 3.5)  # Perm 0.5 + 3.0 beats Olga 2.0 + 0.0
+    assert best_answer_span(start, end, row) == (5, 5, 3.5, 0.0)  # Perm 0.5 + 3.0 beats Olga 2.0 + 0.0; [CLS] scores 0.0
     assert best_answer_span(start, end, {**row, "candidates": []})[:2] == (2, 2)  # an empty list restricts nothing
     elsewhere = best_answer_span(start, end, {**row, "candidates": ["Moscow"]})  # none in this window: free span, far below
     assert elsewhere[:2] == (2, 2) and elsewhere[2] == 18.0 - NO_CANDIDATE_PENALTY
@@ -424,3 +424,49 @@ def test_a_saved_model_keeps_the_stride_and_candidates_it_trained_with():
     assert rebuilt.stride == 32 and rebuilt.input_map["candidates"] == "entities"
     older = {k: v for k, v in task_info(task).items() if k != "stride"}  # a model saved before the stride was kept
     assert task_from_info(older).stride == Task(name="x", kind="extractive_qa").stride
+
+
+# ---- questions the context does not answer (no_answer, SQuAD 2.0) -----------------------------------
+def _mixed_rows(n: int, seed: int) -> list[dict]:
+    """Half the questions have the context's colour as answer; in the other half no colour occurs (no answer)."""
+    rows = _rows(n, seed)
+    rng = random.Random(seed + 100)
+    for row in rows[::2]:
+        row["context"] = " ".join(rng.choice(FILL) for _ in range(rng.randint(4, 10)))
+        row["answers"] = {"text": [], "answer_start": []}
+    return rows
+
+
+def test_squad2_scoring_of_no_answer():
+    assert squad_f1(["", "red"], [[""], ["red"]]) == 1.0 and squad_em(["", "red"], [[""], ["red"]]) == 1.0
+    assert squad_f1([""], [["red"]]) == 0.0 and squad_f1(["red"], [[""]]) == 0.0 and squad_em(["red"], [[""]]) == 0.0
+    assert normalize_answers({"text": [], "answer_start": []}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
+    with pytest.raises(ValueError, match="set the task's no_answer: true"):
+        normalize_answers([], "ctx")
+
+
+def test_no_answer_is_only_for_extractive_qa_and_saved_with_the_model():
+    from mtcore.errors import ConfigError
+    from mtcore.model.manifest import task_from_info, task_info
+    from mtcore.task import Task
+
+    with pytest.raises(ConfigError, match="no_answer .* is for extractive_qa tasks"):
+        Task(name="t", kind="text_classification", labels=("a", "b"), no_answer=True)
+    assert task_from_info(json.loads(json.dumps(task_info(Task(name="q", kind="extractive_qa", no_answer=True))))).no_answer
+
+
+def test_a_no_answer_task_learns_to_abstain(tmp_path, qa_encoder):
+    from mtcore import Trainer
+    from mtcore.model import MultitaskModel
+
+    config = _config(tmp_path, qa_encoder, schedule={"max_steps": 160})
+    config["tasks"][0]["define"]["no_answer"] = True
+    config["tasks"][0]["define"]["files"] = {"train": _write(tmp_path / "mixed_train.jsonl", _mixed_rows(96, 0)),
+                                            "validation": _write(tmp_path / "mixed_val.jsonl", _mixed_rows(24, 1))}
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    metrics = summary["final"]["metrics"]
+    assert metrics["user:qa/squad_em"] >= 0.8, metrics  # answered and unanswerable questions both scored right
+    model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    out = model.predict("qa", [{"question": "which colour is it", "context": "my green one is on it"},
+                               {"question": "which colour is it", "context": "this is my one on the"}])
+    assert out.labels == ["green", ""] and out.rows()[1]["answer_start"] == -1
