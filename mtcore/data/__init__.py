@@ -22,7 +22,7 @@ _LAZY = {
     "prepare_split": "mtcore.data.prepare",
     "tokenize_split": "mtcore.data.tokenize",
     "CutWordsWarning": "mtcore.data.tokenize",
-    "CutAnswersWarning": "mtcore.data.answers",
+    "CutAnswersWarning": "mtcore.data.cut_answers",
 }
 
 

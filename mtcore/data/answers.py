@@ -13,8 +13,10 @@ special tokens) with the context and the answers' texts, so evaluation and predi
 spans back into text, taking each question's best-scoring window. Training targets are the first
 answer's first and last tokens in the window holding it, ``[0, 0]`` (``[CLS]``: "not here") in its
 other windows. An answer in no window is no target (``[-100, -100]``: left out of the loss), and
-evaluation scores it as missed; a warning counts such questions. Questions SQuAD v2 marks
-unanswerable (no answer) are not supported.
+evaluation scores it as missed; a warning counts such questions (:mod:`mtcore.data.cut_answers`).
+A task with ``no_answer`` (SQuAD 2.0) stores a question without answer as :data:`NO_ANSWER`: every
+window points at ``[CLS]``, and it is predicted unanswered when ``[CLS]`` outscores the best span.
+With ``candidates`` (ReCoRD), the answer is the best-scoring occurrence of one of them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import json
 import math
 import unicodedata
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -31,9 +32,6 @@ NO_SPAN = [-100, -100]
 #: Longest answer a prediction may be, in tokens (SQuAD's reference code uses 30).
 MAX_ANSWER_TOKENS = 30
 
-
-class CutAnswersWarning(UserWarning):
-    """Answers of extractive-QA rows lie past ``max_length`` (the model never sees them; scored as missed)."""
 
 
 def answers_feature() -> Any:
@@ -165,7 +163,7 @@ def context_offsets(offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int
     return [list(span) if sid == part else [-1, -1] for span, sid in zip(offsets, sequence_ids)]
 
 
-def _no_token(char: str) -> bool:
+def tokenless(char: str) -> bool:
     """Characters tokenizers drop or attach to nothing: spaces, combining marks (a decomposed й loses its
     breve in an accent-stripping tokenizer), zero-width and control characters."""
     return char.isspace() or unicodedata.category(char) in ("Mn", "Me", "Cf", "Cc")
@@ -177,9 +175,9 @@ def answer_span(offsets: Sequence[Sequence[int]], char_start: int, char_end: int
     ``context``, characters no token holds at the answer's edges (a leading space, a trailing
     zero-width space or combining mark) are left out first."""
     if context is not None:
-        while char_start < char_end and _no_token(context[char_start]):
+        while char_start < char_end and tokenless(context[char_start]):
             char_start += 1
-        while char_end > char_start and _no_token(context[char_end - 1]):
+        while char_end > char_start and tokenless(context[char_end - 1]):
             char_end -= 1
     inside = [i for i, (start, _) in enumerate(offsets) if start >= 0]
     if not inside or offsets[inside[0]][0] > char_start or offsets[inside[-1]][1] < char_end:
@@ -344,56 +342,3 @@ def answer_texts(rows: Any, spans: Sequence[tuple[int, Any]], no_answer: bool = 
             predicted.append(span_text(r["context"], r["offsets"], int(span[0]), int(span[1]))[0])
         gold.append(list(fetched[first[example]]["answers"]))
     return predicted, gold
-
-
-def count_cut_answers(rows: Any) -> int:
-    """Examples of a tokenized extractive-QA split with answers but no window holding one: their answer
-    lies past ``max_length`` (no windows, ``stride`` 0) or is longer than a window."""
-    names = getattr(rows, "column_names", None)
-    if names is None or "answers" not in names:
-        return 0
-    table = rows.with_format("arrow")
-    found: dict[int, bool] = {}
-    for example, texts, span in zip(table["example"].to_pylist(), table["answers"].to_pylist(), table["labels"].to_pylist()):
-        if texts:
-            found[example] = found.get(example, False) or span[0] >= 0  # [0, 0]: another window holds it
-    return sum(1 for held in found.values() if not held)
-
-
-def warn_cut_answers(rows: Any, task: Any, split: str, max_length: int, where: str | None = None) -> int:
-    """One :class:`CutAnswersWarning` line when examples of ``split`` have their answer in no window."""
-    cut = count_cut_answers(rows)
-    if cut:
-        examples = len(set(rows.with_format("arrow")["example"].to_pylist()))
-        fix = ("raise the task's stride or max_length" if task.stride else "set the task's stride (e.g. 128: long contexts are read "
-               "in overlapping windows) or raise its max_length")
-        warnings.warn(f"task {task.id!r}, {where or split + ' split'}: {cut} of {examples} rows have their answer in no window of "
-                      f"max_length {max_length} (the model never sees it: no training target, scored as missed): {fix} "
-                      "(config: tasks.<i>.stride=N, tasks.<i>.max_length=N)", CutAnswersWarning, stacklevel=3)
-    return cut
-
-
-def count_cut_contexts(rows: Any) -> tuple[int, int]:
-    """``(cut, examples)``: examples of a tokenized extractive-QA split whose windows leave the end of the
-    context unread (``stride`` 0, or a question that left a window no room), and all examples."""
-    table = rows.with_format("arrow")
-    read_to: dict[int, int] = {}
-    text_end: dict[int, int] = {}
-    for example, offsets, context in zip(table["example"].to_pylist(), table["offsets"].to_pylist(), table["context"].to_pylist()):
-        read_to[example] = max(read_to.get(example, 0), max((end for start, end in offsets if start >= 0), default=0))
-        if example not in text_end:
-            end = len(context)
-            while end > 0 and _no_token(context[end - 1]):
-                end -= 1
-            text_end[example] = end
-    return sum(1 for example, end in read_to.items() if end < text_end[example]), len(read_to)
-
-
-def warn_cut_contexts(rows: Any, task: Any, max_length: int, where: str) -> int:
-    """One :class:`CutAnswersWarning` line when predicted rows had part of their context cut off."""
-    cut, examples = count_cut_contexts(rows)
-    if cut:
-        fix = "raise max_length" if task.stride else "set the task's stride (e.g. 128: long contexts are read in overlapping windows)"
-        warnings.warn(f"task {task.id!r}, {where}: {cut} of {examples} rows have a context longer than max_length {max_length} "
-                      f"allows, cut off: an answer in the cut part cannot be predicted; {fix}", CutAnswersWarning, stacklevel=3)
-    return cut

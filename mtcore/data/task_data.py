@@ -211,7 +211,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     ``max_length`` give one :class:`~mtcore.data.tokenize.CutWordsWarning` per split (also when
     the tokenized split comes from the cache). ``holdout``: see :func:`load_raw`.
     """
-    from mtcore.data.answers import warn_cut_answers
+    from mtcore.data.cut_answers import warn_cut_answers
     from mtcore.data.prepare import prepare_split
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, tokenizer_fingerprint, uses_token_type_ids, warn_cut_words
 

@@ -170,7 +170,8 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         words = _word_ids(tokenizer, list(prepared["tokens"]), length)
     if task.kind is TaskKind.EXTRACTIVE_QA:
-        from mtcore.data.answers import answers_from_logits, max_answer_tokens, warn_cut_contexts
+        from mtcore.data.answers import answers_from_logits, max_answer_tokens
+        from mtcore.data.cut_answers import warn_cut_contexts
 
         warn_cut_contexts(tokenized, task, length, origin)
 

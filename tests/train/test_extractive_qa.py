@@ -13,7 +13,8 @@ import pytest
 import torch
 import yaml
 
-from mtcore.data.answers import CutAnswersWarning, best_span, normalize_answers, span_text
+from mtcore.data.answers import best_span, normalize_answers, span_text
+from mtcore.data.cut_answers import CutAnswersWarning
 from mtcore.errors import DataError
 from mtcore.train.qa_metrics import squad_em, squad_f1
 
