@@ -60,15 +60,31 @@ HOLDOUT_SEED = 0
 
 
 def _class_key(value: Hashable | object) -> Hashable:
-    if isinstance(value, (list, tuple, dict)):  # multi-label rows, QA answers: their own class each is no stratum
-        return repr(value)
     return value if isinstance(value, Hashable) else repr(value)
 
 
-def holdout_indices(labels: Sequence[object], share: float, seed: int = HOLDOUT_SEED) -> tuple[list[int], list[int]]:
-    """``(kept, held_out)`` row indices, both in row order: ``share`` of each class held out (a class
-    too small to give a row gives none). ``labels`` of None (no label field) are one class."""
+def holdout_indices(labels: Sequence[object], share: float, seed: int = HOLDOUT_SEED, *,
+                    stratify: bool = True) -> tuple[list[int], list[int]]:
+    """``(kept, held_out)`` row indices, both in row order: ``round(share * rows)`` rows held out.
+
+    With ``stratify`` (classification: few classes) each class gives its share, the rows left over
+    by rounding going to the classes with the largest remainders; without it (scores, tag
+    sequences, answers: labels mostly unique) the rows are a seeded sample of all rows."""
     if not 0 < share < 1:
         raise ConfigError(f"holdout must be a share between 0 and 1 (e.g. 0.1), got {share!r}")
-    parts = stratified_split([_class_key(label) for label in labels], {"train": 1 - share, "validation": share}, seed)
-    return sorted(parts["train"]), sorted(parts["validation"])
+    groups: dict[Hashable, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(_class_key(label) if stratify else None, []).append(index)
+    keys = sorted(groups, key=str)
+    quotas = {key: len(groups[key]) * share for key in keys}
+    counts = {key: int(quotas[key]) for key in keys}
+    left = round(len(labels) * share) - sum(counts.values())
+    for key in sorted(keys, key=lambda k: (-(quotas[k] - counts[k]), str(k)))[:max(left, 0)]:
+        counts[key] += 1
+    held: list[int] = []
+    for key in keys:
+        indices = list(groups[key])
+        random.Random(f"{seed}:{key}").shuffle(indices)
+        held.extend(indices[:counts[key]])
+    chosen = set(held)
+    return [i for i in range(len(labels)) if i not in chosen], sorted(held)

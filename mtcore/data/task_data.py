@@ -125,9 +125,11 @@ def _accepts(function: Any, name: str) -> bool:
 
 
 class RawSplits(dict):
-    """``{split: raw Dataset}``; ``held_out``: the validation rows a holdout carved from train (None: none)."""
+    """``{split: raw Dataset}``; ``held_out``: the validation rows a holdout carved from train (None: none);
+    ``held_out_because``: the missing-file error that let it (None: the source has no validation split)."""
 
     held_out: int | None = None
+    held_out_because: str | None = None
 
 
 class MissingSplit(DataError):
@@ -142,10 +144,13 @@ def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> None:
     """Carve ``validation`` out of ``loaded["train"]``: ``share`` of each class, the same rows every time."""
     from mtcore.data.splits import holdout_indices
 
+    from mtcore.task import TaskKind
+
     train = loaded["train"]
     field = task.input_map.get("label", "label")
-    labels = train.with_format("arrow")[field].to_pylist() if field in train.column_names else [None] * train.num_rows
-    kept, held = holdout_indices(labels, share)
+    stratify = task.kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION, TaskKind.MULTIPLE_CHOICE)
+    labels = train.with_format("arrow")[field].to_pylist() if stratify and field in train.column_names else [None] * train.num_rows
+    kept, held = holdout_indices(labels, share, stratify=stratify)
     if not held or not kept:
         raise DataError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
                         f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
@@ -156,8 +161,10 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
              cache_dir: str | Path | None = None, holdout: float | None = None) -> RawSplits:
     """The raw rows of the requested splits from one of the task's sources (no preprocessing).
 
-    ``holdout``: when the source has no ``validation`` split, that share of the train rows becomes
-    it (stratified by label, a fixed seed: the same rows in every run, evaluation and prediction)."""
+    ``holdout``: when the source has no ``validation`` split (or its declared file is missing), that
+    share of the train rows becomes it (stratified by label for classification, a fixed seed: the
+    same rows in every run, evaluation and prediction), and ``train`` never includes them, whichever
+    splits are asked for."""
     unknown = [split for split in splits if split not in SPLITS]
     if unknown:
         raise ConfigError(f"unknown split {unknown[0]!r}{did_you_mean(unknown[0], SPLITS)}; use {', '.join(SPLITS)}")
@@ -175,13 +182,14 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         options["data_dir"] = str(Path(data_dir).expanduser())
     if cache_dir is not None and _accepts(loader, "cache_dir"):
         options["cache_dir"] = str(cache_dir)
-    carve = bool(holdout) and "validation" in splits
+    carve = bool(holdout) and ("validation" in splits or "train" in splits)  # train never holds the held-out rows
+    why = None
     if carve:  # validation alone: its file may be missing from the user's folder, which is what a holdout is for
         loaded = dict(loader(task, [s for s in dict.fromkeys([*splits, "train"]) if s != "validation"], **options))
         try:
             loaded.update(loader(task, ["validation"], **options))
-        except NoFileFound:
-            pass
+        except NoFileFound as exc:
+            why = str(exc)
     else:
         loaded = dict(loader(task, list(splits), **options))
     held = carve and "validation" not in loaded and "train" in loaded
@@ -190,11 +198,14 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
     missing = [split for split in splits if split not in loaded]
     if missing:
         have = ", ".join(loaded) or "none of the requested"
-        hint = " (or set the task's holdout, e.g. 0.1: that share of train becomes validation)" if missing[0] == "validation" else ""
+        hint = (" (or set the task's holdout, e.g. 0.1: that share of train becomes validation)"
+                if missing[0] == "validation" and "train" in loaded and not task.evaluate_only else "")
         raise MissingSplit(f"task {task.id!r}: source {source!r} ({spec.description}) has no {missing[0]!r} split "
                            f"(it has {have}); request only splits it has{hint}", missing[0])
     result = RawSplits((split, loaded[split]) for split in splits)
-    result.held_out = loaded["validation"].num_rows if carve and held and "validation" in result else None
+    if held:
+        result.held_out = loaded["validation"].num_rows
+        result.held_out_because = why
     return result
 
 
@@ -219,7 +230,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     if pad_id is None:
         raise ConfigError(f"the tokenizer {getattr(tokenizer, 'name_or_path', '')!r} has no pad token; set tokenizer.pad_token first")
     raw = load_raw(task, source, data_dir=data_dir, splits=splits, cache_dir=cache_dir, holdout=holdout)
-    held_out = raw.held_out
+    held_out = {"rows": raw.held_out, "because": raw.held_out_because} if raw.held_out else None
     description = task.sources[source].description or source
     length = resolve_max_length(task, tokenizer, max_length)
     segments = uses_token_type_ids(encoder_config, tokenizer)

@@ -209,9 +209,11 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
                 notes.append(f"task {p.id!r} has no {split!r} split in source {p.source!r}: it is trained but not evaluated{hint}")
                 data = load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",),
                                       max_length=p.task.max_length, **options)
-            if data.info.get("held_out"):
+            held = data.info.get("held_out")
+            if held:
+                because = f" (its file is missing: {held['because']})" if held["because"] else ""
                 notes.append(f"task {p.id!r}: validation = {p.entry.holdout:g} of train held out "
-                             f"({data.num_rows('validation')} rows, stratified, the same in every run)")
+                             f"({held['rows']} rows, the same in every run){because}")
             train[p.id] = data
             if split in data.splits:
                 evaluation[p.id] = data

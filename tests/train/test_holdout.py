@@ -47,6 +47,11 @@ def test_holdout_indices_are_stratified_complete_and_seed_free():
     assert [labels[i] for i in held].count("a") == 6 and [labels[i] for i in held].count("c") == 1
     assert holdout_indices(labels, 0.1) == (kept, held) and kept == sorted(kept)
     assert holdout_indices([None] * 10, 0.2)[1] and holdout_indices([[1], [2]] * 10, 0.5)[1]  # no label / unhashable
+    scores = [i / 7 for i in range(40)]  # a regression task's labels: all different
+    assert len(holdout_indices(scores, 0.2, stratify=False)[1]) == 8  # a share of the rows, not of each "class"
+    many = [c for c in range(20) for _ in range(10)]  # 20 classes of 10 rows at 0.15: 1.5 each, rounding spread
+    held = holdout_indices(many, 0.15)[1]
+    assert len(held) == 30 and {sum(1 for i in held if many[i] == c) for c in range(20)} == {1, 2}
     with pytest.raises(ConfigError, match="holdout must be a share between 0 and 1"):
         holdout_indices(labels, 1.5)
 
@@ -65,6 +70,9 @@ def test_load_raw_carves_validation_only_when_the_source_has_none(tmp_path):
     assert raw["validation"]["label"].count("neg") == 6  # a third of the held rows, as in train
     alone = load_raw(task(), "local", data_dir=data, splits=("validation",), cache_dir=tmp_path / "c", holdout=0.2)
     assert list(alone) == ["validation"] and alone["validation"]["id"] == raw["validation"]["id"]  # evaluation reads the same rows
+    only_train = load_raw(task(), "local", data_dir=data, splits=("train",), cache_dir=tmp_path / "c", holdout=0.2)
+    assert only_train["train"]["id"] == raw["train"]["id"]  # evaluating on test: train still leaves the held rows out
+    assert "no file matches 'validation.jsonl'" in raw.held_out_because  # why the holdout applied: said in the run's note
     (data / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reviews(5)), encoding="utf-8")
     own = load_raw(task(), "local", data_dir=data, splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.2)
     assert (own["train"].num_rows, own["validation"].num_rows, own.held_out) == (90, 5, None)  # the source's own split wins
@@ -99,3 +107,15 @@ def test_a_run_evaluates_on_the_held_out_rows_and_mt_evaluate_and_predict_read_t
     (tmp_path / "plain.yaml").write_text(yaml.safe_dump(without), encoding="utf-8")
     plain = runner.invoke(app, ["check", "plain.yaml"])
     assert plain.exit_code == 0 and "set its holdout, e.g. 0.1" in plain.output
+
+
+def test_a_plugin_task_without_its_validation_file_holds_out_train(tmp_path):
+    from mtcore.plugins import load_registry
+
+    terra = load_registry(warn=False).task("rsg:terra")
+    rows = [{"premise": f"П {i}.", "hypothesis": f"Г {i}.", "idx": i, "label": "entailment" if i % 2 else "not_entailment"} for i in range(20)]
+    folder = tmp_path / "TERRa"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    raw = load_raw(terra, "local", data_dir=tmp_path, splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.2)
+    assert (raw["train"].num_rows, raw["validation"].num_rows) == (16, 4) and raw["validation"]["label"].count("entailment") == 2

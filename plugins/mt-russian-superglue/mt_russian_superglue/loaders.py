@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mtcore.data.files import NoFileFound
 from mtcore.errors import DataError
 from mtcore.task import Task
 
@@ -70,8 +71,8 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
             continue
         candidates = _candidates(files[split])
         path = resolve_official_file(root, candidates)
-        if path is None:
-            raise DataError(
+        if path is None:  # NoFileFound: a missing validation file lets a task's holdout make one
+            raise NoFileFound(
                 f"task {task.id!r}: no file for split {split!r} under {root} (looked for {', '.join(candidates)}); "
                 "download the task from russiansuperglue.com/tasks/download and unpack it there"
             )
