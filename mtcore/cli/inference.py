@@ -127,12 +127,14 @@ def _pick_task(model: Any, task: Optional[str]) -> str:
     raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task")
 
 
-def _task_names(model: Any, task: Optional[str]) -> list[str]:
-    """The tasks ``--task`` names: one, several (comma-separated), or ``all`` (every head, and every
-    registered task another head serves, e.g. rsg:lidirus with the rsg:terra head)."""
-    if task is None:
-        return [_pick_task(model, None)]
-    names = [name.strip() for name in task.split(",") if name.strip()]
+def _names(task: Optional[str]) -> list[str]:
+    """``--task``'s names: comma-separated, spaces and empty items dropped, each once."""
+    return list(dict.fromkeys(name.strip() for name in (task or "").split(",") if name.strip()))
+
+
+def _task_names(model: Any, names: list[str]) -> list[str]:
+    """The tasks of ``names``: one, several, or ``all`` (every head, and every registered task another
+    head serves, e.g. rsg:lidirus with the rsg:terra head)."""
     if names != ["all"]:
         return names or [_pick_task(model, None)]
     from mtcore.plugins import load_registry
@@ -142,22 +144,38 @@ def _task_names(model: Any, task: Optional[str]) -> list[str]:
     return [*model.tasks, *served]
 
 
-def _predict_split(model: Any, location: Any, name: str, split: str, source: Optional[str], data_dir: Optional[Path],
-                   batch_size: int) -> tuple[Any, str, list[dict[str, Any]]]:
-    """``(Task, head, prediction rows)`` of one task's ``split``."""
-    from mtcore.data import load_raw
+def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir: Optional[Path]) -> Any:
     from mtcore.predict.evaluate import task_setups
-    from mtcore.predict.inputs import raw_dataset
     from mtcore.predict.locate import run_config
-    from mtcore.predict.predictor import predict_raw, quiet_datasets
 
     folder = str(data_dir.expanduser()) if data_dir is not None else None
-    setup = task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
+    return task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
+
+
+def _predict_split(model: Any, setup: Any, split: str, batch_size: int) -> tuple[Any, str, list[dict[str, Any]]]:
+    """``(Task, head, prediction rows)`` of one task's ``split``."""
+    from mtcore.data import load_raw
+    from mtcore.predict.inputs import raw_dataset
+    from mtcore.predict.predictor import predict_raw, quiet_datasets
+
     with quiet_datasets():
         loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
         raw = raw_dataset(loaded, setup.task)
     rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}").rows()
     return setup.task, setup.head, rows
+
+
+def _check_writer(writer: Any, spec: Any) -> None:
+    """A plugin writer that refuses ``spec`` (the rsg writer and a non-RSG task) says so before any prediction."""
+    from mtcore.errors import MtError
+
+    with tempfile.TemporaryDirectory(prefix="mt-predict-check-") as tmp:
+        try:
+            writer(spec, [], Path(tmp) / "check")
+        except MtError:
+            raise
+        except Exception:  # a writer broken in other ways fails the real write, which names it and leaves nothing
+            pass
 
 
 def _with_run_sources(location: Any, spec: Any) -> Any:
@@ -214,11 +232,14 @@ def predict(
         raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
     if split is None and (source is not None or data_dir is not None):
         raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
-    several = task is not None and (task.strip() == "all" or "," in task)
+    names = _names(task)
+    several = names == ["all"] or len(names) > 1
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
     if several and output_arg is None:
         raise UsageError("several tasks write one file each: pass --output <folder>")
+    if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv")):
+        raise UsageError(f"several tasks write one file each into a folder: --output names a folder, not {output_arg!r}")
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
         format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
@@ -237,14 +258,30 @@ def predict(
         from mtcore.predict.inputs import check_fields, read_file_rows
         from mtcore.predict.tasks import prediction_task
 
-        head, spec = prediction_task(model, _pick_task(model, task))
+        head, spec = prediction_task(model, _pick_task(model, names[0] if names else None))
         spec = _with_run_sources(location, spec)
+        if format not in STDOUT_FORMATS:
+            _check_writer(writer, spec)
         lines = read_file_rows(input, input_format)
         check_fields(lines, spec)
         predicted = [(spec, head, predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input))]
         del lines
     else:
-        predicted = [_predict_split(model, location, name, split, source, data_dir, batch_size) for name in _task_names(model, task)]
+        from mtcore.data.task_data import MissingSplit
+
+        setups = [_setup(model, location, name, source, data_dir) for name in _task_names(model, names)]
+        for setup in setups if format not in STDOUT_FORMATS else ():
+            _check_writer(writer, setup.task)
+        predicted = []
+        for setup in setups:
+            try:
+                predicted.append(_predict_split(model, setup, split, batch_size))
+            except MissingSplit:
+                if names != ["all"]:
+                    raise
+                _info(f"skipped {setup.task.id}: its {setup.source} source has no {split!r} split")
+        if not predicted:
+            raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
     for spec, head, rows in predicted:
         target = output
         if several and format in STDOUT_FORMATS and output is not None:  # one file per task in the folder

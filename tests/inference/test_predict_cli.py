@@ -79,10 +79,26 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
     assert listed.exit_code == 0, listed.output
     assert sorted(p.name for p in folder.iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
     assert all(_jsonl(p.read_text(encoding="utf-8")) for p in folder.iterdir())
+    skipping = cli("predict", trained_run, "--task", "all", "--split", "validation", "--output", tmp_path / "val")
+    assert skipping.exit_code == 0 and "skipped rsg:lidirus: its sample source has no 'validation' split" in skipping.stderr
+    assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
+    twice = cli("predict", trained_run, "--task", "terra, terra,", "--split", "test", "--output", tmp_path / "once.jsonl")
+    assert twice.exit_code == 0 and twice.stderr.count("wrote") == 1  # one name, once: a file, not a folder
     for args, message in [(["--task", "all", "--split", "test"], "several tasks write one file each: pass --output <folder>"),
-                          (["--task", "terra,parus", "--input", "x.jsonl", "-o", str(folder)], "use --split, not --input")]:
+                          (["--task", "terra,parus", "--input", "x.jsonl", "-o", str(folder)], "use --split, not --input"),
+                          (["--task", "all", "--split", "test", "-o", str(tmp_path / "p.csv")], "--output names a folder, not")]:
         refused = cli("predict", trained_run, *args)
         assert refused.exit_code == 2 and message in refused.stderr
+
+
+def test_a_writer_that_refuses_a_task_says_so_before_anything_is_written(cli, tmp_path):
+    from mtcore.testing import smoke_train
+
+    run = smoke_train(["rsg:terra", "sentiment:mokoron"], output_dir=tmp_path / "run", steps=2, batch_size=4).output_dir
+    out = tmp_path / "sub"
+    result = cli("predict", run, "--task", "rsg:terra,sentiment:mokoron", "--split", "test", "--format", "rsg", "--output", out)
+    assert result.exit_code == 2 and "the 'rsg' writer only writes Russian SuperGLUE tasks" in result.stderr
+    assert not out.exists()  # TERRa.jsonl was not written before the refusal
 
 
 @pytest.mark.parametrize(
