@@ -213,11 +213,17 @@ def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offset
 NO_CANDIDATE_PENALTY = 1e9
 
 
+def _whole(context: str, start: int, end: int) -> bool:
+    """Whether ``context[start:end]`` is not part of a longer word (York in Yorker)."""
+    return (start == 0 or not context[start - 1].isalnum()) and (end >= len(context) or not context[end].isalnum())
+
+
 def candidate_spans(context: str, offsets: Sequence[Sequence[int]], candidates: Sequence[str]) -> list[tuple[int, int]]:
-    """The token spans ``(first, last)`` of every occurrence in the window of each candidate text."""
+    """The token spans ``(first, last)`` of every whole-word occurrence in the window of each candidate text
+    (matched as written: case counts)."""
     spans = set()
     for text in candidates:
-        for start in _occurrences(context, text) if text else ():
+        for start in (at for at in _occurrences(context, text) if _whole(context, at, at + len(text))) if text else ():
             first, last = answer_span(offsets, start, start + len(text), context)
             if first >= 0:
                 spans.add((first, last))

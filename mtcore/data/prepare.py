@@ -14,6 +14,7 @@ kind (see :func:`no_label`).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -173,8 +174,14 @@ def _canonical_value(column: str, field: str, value: Any) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"field {field!r} ({column}) holds {_short(value)} ({type(value).__name__}); expected text")
         return value
+    if isinstance(value, str) and value.strip()[:1] == "[":  # a CSV cell holding the list as JSON text
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"field {field!r} ({column}) holds {_short(value)}, not a JSON list of strings") from None
     if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
-        raise ValueError(f"field {field!r} ({column}) holds {_short(value)}; expected a list of strings")
+        hint = " (in a CSV cell: the list as JSON text, e.g. [\"a\", \"b\"])" if isinstance(value, str) else ""
+        raise ValueError(f"field {field!r} ({column}) holds {_short(value)}; expected a list of strings{hint}")
     if column == "choices" and len(value) < 2:
         raise ValueError(f"field {field!r} (choices) has {len(value)} choice(s); expected at least 2")
     return list(value)
@@ -196,6 +203,9 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
     for column, field in task.input_map.items():
         if column == "label":
             continue
+        if column == "candidates" and row.get(field) in (None, ""):  # optional (an empty CSV cell too): any span answers
+            out[column] = []
+            continue
         if _lacks(row, field, absent):
             raise ValueError(f"no field {field!r} for {column} in this row (it has: {_has(row, absent)}); other rows have it: "
                              "add it to this row, or remove the row")
@@ -205,7 +215,8 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
             if separator is not None:  # one field named 'a;b;c': a CSV read with the wrong separator
                 raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks "
                                  f"separated by {separator!r}: set the reader option sep={separator!r}")
-            raise ValueError(f"no field {field!r} for {column} (the row has: {_has(row, absent)}); "
+            near = did_you_mean(field, fields)
+            raise ValueError(f"no field {field!r} for {column} (the row has: {_has(row, absent)}){near}; "
                              f"map it in the task's inputs, e.g. inputs={{{column!r}: <field>}}")
         out[column] = _canonical_value(column, field, row[field])
     label_field = task.input_map.get("label", "label")

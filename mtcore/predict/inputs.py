@@ -118,7 +118,7 @@ def required_fields(task: Task) -> dict[str, str]:
     """Raw field -> canonical column the rows must have (only knowable when no preprocessing runs first)."""
     if task.preprocess:
         return {}
-    return {raw: column for column, raw in task.input_map.items() if column != "label"}
+    return {raw: column for column, raw in task.input_map.items() if column not in ("label", "candidates")}  # candidates: optional
 
 
 def check_fields(rows: Sequence[Row], task: Task, *, expanded: bool = False) -> None:

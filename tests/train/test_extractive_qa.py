@@ -471,3 +471,23 @@ def test_a_no_answer_task_learns_to_abstain(tmp_path, qa_encoder):
     out = model.predict("qa", [{"question": "which colour is it", "context": "my green one is on it"},
                                {"question": "which colour is it", "context": "this is my one on the"}])
     assert out.labels == ["green", ""] and out.rows()[1]["answer_start"] == -1
+
+
+def test_candidates_are_whole_words_optional_per_row_and_json_text_in_csv(tmp_path):
+    from mtcore.data.answers import candidate_spans
+    from mtcore.data.task_data import load_raw
+    from mtcore.data.prepare import prepare_split
+    from mtcore.task import Source, Task
+
+    context = "a Yorker met York"
+    offsets = [[-1, -1], [0, 1], [2, 8], [9, 12], [13, 17]]
+    assert candidate_spans(context, offsets, ["York"]) == [(4, 4)]  # not inside "Yorker"
+    path = tmp_path / "train.csv"
+    path.write_text('question,context,answers,ents\n'
+                    'who met,Ivan met Olga,"{""text"": [""Olga""], ""answer_start"": [9]}","[""Ivan"", ""Olga""]"\n'
+                    'who met,Ivan met Olga,"{""text"": [""Olga""], ""answer_start"": [9]}",\n', encoding="utf-8")
+    task = Task(name="cloze", kind="extractive_qa", inputs={"candidates": "ents"},
+                sources={"local": Source.local("csv", {"train": "train.csv"})})
+    raw = load_raw(task, "local", data_dir=tmp_path, splits=("train",), cache_dir=tmp_path / "c")["train"]
+    prepared = prepare_split(raw, task, "train", origin="t")
+    assert prepared["candidates"] == [["Ivan", "Olga"], []]  # JSON text in a CSV cell; an empty cell: no restriction
