@@ -144,39 +144,32 @@ def build_tasks() -> list[Task]:
     return [danetqa, terra, parus, rcb, lidirus, *build_reading_and_word_tasks()]
 
 
+def _yes_no_task(name: str, description: str, sizes: dict[str, int], **metadata: object) -> Task:
+    """RUSSE and RWSD: JSON-bool labels, a row function building the marked pair, accuracy."""
+    return Task(
+        name=name,
+        kind="pair_classification",
+        description=description,
+        labels=("False", "True"),
+        label_values=(False, True),
+        preprocess=(f"mt_russian_superglue.preprocess:preprocess_{name}",),
+        inputs={"text": "text", "text_pair": "text_pair"},
+        sources=rsg_sources(name),
+        metrics=("accuracy", "f1_macro"),
+        main_metric="accuracy",
+        max_length=128,
+        writer="rsg",
+        metadata=_metadata(name, sizes, **metadata),
+    )
+
+
 def build_reading_and_word_tasks() -> list[Task]:
     """RUSSE, RWSD, MuSeRC and RuCoS."""
-    russe = Task(
-        name="russe",
-        kind="pair_classification",
-        description="RUSSE: is a word used in the same sense in two sentences? (word in context)",
-        labels=("False", "True"),
-        label_values=(False, True),
-        preprocess=("mt_russian_superglue.preprocess:preprocess_russe",),
-        inputs={"text": "text", "text_pair": "text_pair"},
-        sources=rsg_sources("russe"),
-        metrics=("accuracy", "f1_macro"),
-        main_metric="accuracy",
-        max_length=128,
-        writer="rsg",
-        metadata=_metadata("russe", {"train": 19845, "validation": 8505, "test": 18892}),
-    )
-    rwsd = Task(
-        name="rwsd",
-        kind="pair_classification",
-        description="RWSD: Winograd schema, does the pronoun refer to the marked noun phrase?",
-        labels=("False", "True"),
-        label_values=(False, True),
-        preprocess=("mt_russian_superglue.preprocess:preprocess_rwsd",),
-        inputs={"text": "text", "text_pair": "text_pair"},
-        sources=rsg_sources("rwsd"),
-        metrics=("accuracy", "f1_macro"),
-        main_metric="accuracy",
-        max_length=128,
-        writer="rsg",
-        metadata=_metadata("rwsd", {"train": 606, "validation": 204, "test": 154},
-                           note="small and adversarial: most models score the majority class; compare over seeds"),
-    )
+    russe = _yes_no_task("russe", "RUSSE: is a word used in the same sense in two sentences? (word in context)",
+                         {"train": 19845, "validation": 8505, "test": 18892})
+    rwsd = _yes_no_task("rwsd", "RWSD: Winograd schema, does the pronoun refer to the marked noun phrase?",
+                        {"train": 606, "validation": 204, "test": 154},
+                        note="small and adversarial: most models score the majority class; compare over seeds")
     muserc = Task(
         name="muserc",
         kind="pair_classification",
