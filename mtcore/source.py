@@ -112,7 +112,11 @@ def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, 
         base = merged.get(name)
         if base is not None and "kind" not in spec:
             options = {**base.options, **dict(spec.pop("options", {}) or {}), **spec}
-            merged[name] = dataclasses.replace(base, options=options)
+            description = base.description
+            if base.kind == "hub" and options.get("path") != base.options.get("path"):  # errors name the data really read
+                description = f"hub {options['path']}" + (f" ({options.get('name') or options.get('data_dir')})"
+                                                          if options.get("name") or options.get("data_dir") else "")
+            merged[name] = dataclasses.replace(base, options=options, description=description)
         else:
             merged[name] = source_from_dict(name, spec, task_name=task_name)
     return merged

@@ -305,3 +305,13 @@ def test_a_task_reading_other_fields_of_the_same_files_is_not_served_the_cached_
     with pytest.raises(DataError, match=re.escape(mixed)):  # a preprocessing step may read any field
         load(reviews.replace(preprocess=(lambda row: {**row, "text": f"{row['title']}: {row['review']}"},)))
     assert load(reviews).num_rows("train") == 2
+
+
+def test_a_hub_path_changed_in_the_config_is_the_one_errors_name():
+    from mtcore.source import merge_sources
+
+    hub = Source.hub("RussianNLP/russian_super_glue", revision="refs/convert/parquet", data_dir="muserc")
+    merged = merge_sources({"hub": hub}, {"hub": {"path": "/data/rsg-export"}})["hub"]
+    assert merged.description == "hub /data/rsg-export (muserc)" and merged.options["revision"] == "refs/convert/parquet"
+    same = merge_sources({"hub": hub}, {"hub": {"revision": "main"}})["hub"]
+    assert same.description == hub.description  # the path is unchanged: so is what errors call it
