@@ -141,6 +141,9 @@ def _hub_error(task: Task, path: str, exc: Exception) -> DataError:
     if "scripts are no longer supported" in text:
         return DataError(f"task {task.id!r}: hub dataset {path!r} is script-based; use its Parquet export: "
                          f"revision='refs/convert/parquet' with data_dir='<config>'")
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().exists():  # a folder, not a hub id
+        return DataError(f"task {task.id!r}: the hub source's path {path!r} is a folder that does not exist; "
+                         "point it at the folder in the hub's Parquet layout (<config>/<split>/0000.parquet)")
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or "Offline" in text
     reason = "offline mode is on (HF_HUB_OFFLINE=1)" if offline else text[:200]
     return DataError(f"task {task.id!r}: cannot load hub dataset {path!r} ({reason}); "

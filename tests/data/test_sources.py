@@ -315,3 +315,11 @@ def test_a_hub_path_changed_in_the_config_is_the_one_errors_name():
     assert merged.description == "hub /data/rsg-export (muserc)" and merged.options["revision"] == "refs/convert/parquet"
     same = merge_sources({"hub": hub}, {"hub": {"revision": "main"}})["hub"]
     assert same.description == hub.description  # the path is unchanged: so is what errors call it
+
+
+def test_a_hub_path_that_is_a_missing_folder_says_so_not_offline(tmp_path):
+    from mtcore.data.sources import load_hub
+
+    task = Task(name="x", kind="text_classification", labels=("a", "b"))
+    with pytest.raises(DataError, match="the hub source's path .*hub2' is a folder that does not exist"):
+        load_hub(task, ["train"], path=str(tmp_path / "hub2"), data_dir="muserc", cache_dir=tmp_path / "c")
