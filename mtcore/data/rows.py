@@ -320,4 +320,8 @@ def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str 
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")
     features[MISSING_COLUMN] = List(Value("string"))
-    return _read(rows, kinds, cache, fingerprint, features)
+    dataset = _read(rows, kinds, cache, fingerprint, features)
+    from mtcore.data.cache_entries import note_source
+
+    note_source(dataset, what)  # what `mt cache` lists for the entry
+    return dataset
