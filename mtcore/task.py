@@ -172,6 +172,8 @@ class Task:
         if kind is TaskKind.EXTRACTIVE_QA and self.labels:
             raise ConfigError(f"task {self.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                               "remove 'labels'")
+        if not isinstance(self.no_answer, bool):
+            raise ConfigError(f"task {self.name!r}: no_answer must be true or false, not {self.no_answer!r}")
         if self.no_answer and kind is not TaskKind.EXTRACTIVE_QA:
             raise ConfigError(f"task {self.name!r}: no_answer (questions the context does not answer, as in SQuAD 2.0) is for "
                               f"extractive_qa tasks; remove it from a {kind.value} task")

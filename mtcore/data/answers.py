@@ -27,6 +27,8 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from mtcore.errors import DataError
+
 #: The "no target" marker of a tokenized row (no answer, or one past ``max_length``).
 NO_SPAN = [-100, -100]
 #: Longest answer a prediction may be, in tokens (SQuAD's reference code uses 30).
@@ -97,7 +99,7 @@ def is_no_answer(texts: Any) -> bool:
 def normalize_answers(value: Any, context: str, *, no_answer: bool = False) -> dict[str, list[Any]]:
     """The answers in SQuAD's form with every ``answer_start`` pointing at its text; raises ValueError(reason).
     With ``no_answer``, no answers at all is :data:`NO_ANSWER`."""
-    if no_answer and not has_answers(value):
+    if no_answer and (not has_answers(value) or _pairs(value) == [("", -1)]):  # [] or mtcore's own "no answer" form
         return {key: list(items) for key, items in NO_ANSWER.items()}
     texts: list[str] = []
     starts: list[int] = []
@@ -153,9 +155,14 @@ def squad_rows(document: Mapping[str, Any]) -> Iterator[tuple[int, dict[str, Any
                 number += 1
                 answers = [{**a, "answer_start": int(a["answer_start"])} if str(a.get("answer_start", "")).strip().isdigit() else a
                            for a in qa.get("answers") or [] if isinstance(a, Mapping)]  # "37" in some files: one type
+                impossible = qa.get("is_impossible")  # SQuAD 2.0: must agree with the answers
+                if impossible is True and answers or impossible is False and "answers" in qa and not answers:
+                    raise DataError(f"question {qa.get('id')!r}: is_impossible is {impossible} but it has "
+                                    f"{len(answers)} answers; fix one of them")
                 yield number, {"id": qa.get("id"), "title": article.get("title"), "context": paragraph.get("context"),
                                "question": qa.get("question"),
-                               "answers": {"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}}
+                               "answers": ({"text": [a.get("text") for a in answers], "answer_start": [a.get("answer_start") for a in answers]}
+                                           if "answers" in qa else None)}  # no answers key (a test file): unlabelled
 
 
 def context_offsets(offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int | None], part: int = 1) -> list[list[int]]:

@@ -229,7 +229,11 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
             if _lacks(row, label_field, absent):
                 raise ValueError(f"no label: this row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows "
                                  "need one: add it to this row, or remove the row (only test rows may be unlabelled)")
-            raise ValueError(f"no label (field {label_field!r} is {value!r}); {split} rows need one")
+            hint = ""
+            if task.kind is TaskKind.EXTRACTIVE_QA:
+                hint = (" (for a question the context does not answer, write an empty list: [])" if task.no_answer else
+                        " (for questions the context does not answer, as in SQuAD 2.0, set the task's no_answer: true)")
+            raise ValueError(f"no label (field {label_field!r} is {value!r}); {split} rows need one{hint}")
         out["labels"] = no_label(task, out)
     else:
         out["labels"] = labels(value, out)
@@ -305,7 +309,7 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
     labels = _Labels(task, _class_names(raw, task))
     features = prepared_features(task, idx_feature)
     key = fingerprint("prepare", PREPARE_VERSION, raw._fingerprint, split, task.kind, task.labels, task.label_values,
-                      dict(task.label_aliases), task.input_map, idx_field, preprocess, pipeline_key())
+                      dict(task.label_aliases), task.input_map, idx_field, preprocess, pipeline_key(), task.no_answer)
 
     def prepare_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         columns = list(batch)

@@ -215,7 +215,10 @@ def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None
                 if exc.msg == "Extra data" and text.lstrip().startswith("{") else "")
         raise DataError(f"{path} row {exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
     if isinstance(document, dict) and field is None and is_squad(document):  # SQuAD / SberQuAD: one row per question
-        yield from squad_rows(document)
+        try:
+            yield from squad_rows(document)
+        except DataError as exc:
+            raise DataError(f"{path}: {exc}") from None
         return
     if isinstance(document, dict):
         lists = [key for key, value in document.items() if isinstance(value, list)]

@@ -208,6 +208,11 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,
             "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
             "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded}
+    if spec.kind.value == "extractive_qa":  # how mtcore turned the logits into answers: a user decoding by hand needs it
+        info.update(stride=spec.stride, no_answer=spec.no_answer,
+                    decoding="the context span with the best start + end logit (at most head_options.max_answer_tokens tokens), "
+                             "over windows of max_length sharing stride tokens" +
+                             ("; '' (no answer) when [CLS]'s start + end beats it in every window" if spec.no_answer else ""))
 
     def write(tmp: Path) -> None:
         plain.save_pretrained(tmp)

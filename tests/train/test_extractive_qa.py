@@ -191,6 +191,8 @@ def test_training_learns_to_point_at_the_answer_then_predicts_and_exports(tmp_pa
                               text=True, env=env, timeout=300)
     assert exported.returncode == 0, exported.stderr
     assert "as BertForQuestionAnswering" in exported.stderr and "logits match" in exported.stderr
+    readme = (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
+    assert "- stride: 128" in readme and "- decoding: the context span with the best start + end logit" in readme
     plain = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "plain").eval()
     encoded = model.tokenizer(["which colour is it"], ["his green apple is on it"], return_tensors="pt")
     with torch.no_grad():
@@ -439,8 +441,14 @@ def _mixed_rows(n: int, seed: int) -> list[dict]:
 
 
 def test_squad2_scoring_of_no_answer():
-    assert squad_f1(["", "red"], [[""], ["red"]]) == 1.0 and squad_em(["", "red"], [[""], ["red"]]) == 1.0
-    assert squad_f1([""], [["red"]]) == 0.0 and squad_f1(["red"], [[""]]) == 0.0 and squad_em(["red"], [[""]]) == 0.0
+    from mtcore.task import Task
+
+    v2 = Task(name="q", kind="extractive_qa", no_answer=True)
+    assert squad_f1(["", "red"], [[""], ["red"]], v2) == 1.0 and squad_em(["", "red"], [[""], ["red"]], v2) == 1.0
+    assert squad_f1([""], [["red"]], v2) == 0.0 and squad_f1(["red"], [[""]], v2) == 0.0 and squad_em(["red"], [[""]], v2) == 0.0
+    assert squad_f1([""], [["the", "red"]], v2) == 0.0  # "the" normalises to nothing: v2's script drops it, "red" is left
+    assert squad_f1(["the"], [["the"]]) == 0.0 and squad_f1(["the"], [["the"]], v2) == 1.0  # v1.1's and v2's scripts differ here
+    assert normalize_answers({"text": [""], "answer_start": [-1]}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
     assert normalize_answers({"text": [], "answer_start": []}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
     with pytest.raises(ValueError, match="set the task's no_answer: true"):
         normalize_answers([], "ctx")
@@ -453,6 +461,8 @@ def test_no_answer_is_only_for_extractive_qa_and_saved_with_the_model():
 
     with pytest.raises(ConfigError, match="no_answer .* is for extractive_qa tasks"):
         Task(name="t", kind="text_classification", labels=("a", "b"), no_answer=True)
+    with pytest.raises(ConfigError, match="no_answer must be true or false, not 'false'"):
+        Task(name="q", kind="extractive_qa", no_answer="false")
     assert task_from_info(json.loads(json.dumps(task_info(Task(name="q", kind="extractive_qa", no_answer=True))))).no_answer
 
 
@@ -491,3 +501,36 @@ def test_candidates_are_whole_words_optional_per_row_and_json_text_in_csv(tmp_pa
     raw = load_raw(task, "local", data_dir=tmp_path, splits=("train",), cache_dir=tmp_path / "c")["train"]
     prepared = prepare_split(raw, task, "train", origin="t")
     assert prepared["candidates"] == [["Ivan", "Olga"], []]  # JSON text in a CSV cell; an empty cell: no restriction
+
+
+def test_squad2_files_no_answer_cache_and_hints(tmp_path):
+    """is_impossible must agree with the answers; a test file without answers stays unlabelled; the prepared
+    cache depends on no_answer; an empty answers list without no_answer names the setting."""
+    from mtcore.data.prepare import prepare_split
+    from mtcore.data.readers import iter_rows
+    from mtcore.data.task_data import load_raw
+    from mtcore.errors import DataError
+    from mtcore.task import Source, Task
+
+    def document(qas):
+        return {"data": [{"title": "T", "paragraphs": [{"context": "Ivan met Olga", "qas": qas}]}]}
+
+    path = tmp_path / "train-v2.0.json"
+    path.write_text(json.dumps(document([{"id": "a", "question": "who", "answers": [{"text": "Olga", "answer_start": 9}], "is_impossible": False},
+                                         {"id": "b", "question": "why", "answers": [], "is_impossible": True}])), encoding="utf-8")
+    (tmp_path / "test.json").write_text(json.dumps(document([{"id": "c", "question": "who"}])), encoding="utf-8")
+    assert [r["answers"] for _, r in iter_rows(tmp_path / "test.json")] == [None]  # no answers key: unlabelled, not "no answer"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(document([{"id": "d", "question": "who", "answers": [{"text": "Olga", "answer_start": 9}],
+                                         "is_impossible": True}])), encoding="utf-8")
+    with pytest.raises(DataError, match="bad.json: question 'd': is_impossible is True but it has 1 answers"):
+        list(iter_rows(bad))
+
+    def prepared(no_answer: bool):
+        task = Task(name="q", kind="extractive_qa", no_answer=no_answer, sources={"local": Source.local("json", {"train": path.name})})
+        raw = load_raw(task, "local", data_dir=tmp_path, splits=("train",), cache_dir=tmp_path / "c")["train"]
+        return prepare_split(raw, task, "train", origin="t")
+
+    assert prepared(True)["labels"][1] == {"text": [""], "answer_start": [-1]}
+    with pytest.raises(DataError, match="set the task's no_answer: true"):  # the cache of the no_answer run is not reused
+        prepared(False)
