@@ -61,3 +61,19 @@ def squad_em(predictions: Sequence[str], references: Sequence[Sequence[str]], ta
 def squad_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
     """Mean over questions of the best token-overlap F1 against the gold answers."""
     return _best(lambda p, t: _f1(p, t, _v2(task)), predictions, references, _v2(task))
+
+
+def _answerable(references: Sequence[Sequence[str]]) -> list[bool]:
+    return [any(normalize_answer(t) for t in gold) for gold in references]
+
+
+def squad_f1_has_answer(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """:func:`squad_f1` over the questions with an answer (SQuAD 2.0's HasAns_f1); NaN when there are none."""
+    kept = [(p, r) for p, r, has in zip(predictions, references, _answerable(references)) if has and len(r)]
+    return squad_f1([p for p, _ in kept], [r for _, r in kept], task) if kept else float("nan")
+
+
+def squad_f1_no_answer(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """Share of the questions without an answer that are predicted unanswered (SQuAD 2.0's NoAns_f1); NaN when there are none."""
+    kept = [p for p, r, has in zip(predictions, references, _answerable(references)) if not has and len(r)]
+    return sum(1 for p in kept if not normalize_answer(p)) / len(kept) if kept else float("nan")

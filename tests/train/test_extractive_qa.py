@@ -449,6 +449,11 @@ def test_squad2_scoring_of_no_answer():
     assert squad_f1([""], [["the", "red"]], v2) == 0.0  # "the" normalises to nothing: v2's script drops it, "red" is left
     assert squad_f1(["the"], [["the"]]) == 0.0 and squad_f1(["the"], [["the"]], v2) == 1.0  # v1.1's and v2's scripts differ here
     assert normalize_answers({"text": [""], "answer_start": [-1]}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
+    from mtcore.train.qa_metrics import squad_f1_has_answer, squad_f1_no_answer
+
+    predictions, references = ["red", "", "", "blue"], [["red"], [""], [""], ["the green"]]
+    assert squad_f1_has_answer(predictions, references, v2) == 0.5 and squad_f1_no_answer(predictions, references, v2) == 1.0
+    assert squad_f1_no_answer(["red"], [["red"]], v2) != squad_f1_no_answer(["red"], [["red"]], v2)  # NaN: no such question
     assert normalize_answers({"text": [], "answer_start": []}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
     with pytest.raises(ValueError, match="set the task's no_answer: true"):
         normalize_answers([], "ctx")
@@ -472,11 +477,13 @@ def test_a_no_answer_task_learns_to_abstain(tmp_path, qa_encoder):
 
     config = _config(tmp_path, qa_encoder, schedule={"max_steps": 160})
     config["tasks"][0]["define"]["no_answer"] = True
+    config["tasks"][0]["define"]["metrics"] = ["squad_f1", "squad_em", "squad_f1_has_answer", "squad_f1_no_answer"]
     config["tasks"][0]["define"]["files"] = {"train": _write(tmp_path / "mixed_train.jsonl", _mixed_rows(96, 0)),
                                             "validation": _write(tmp_path / "mixed_val.jsonl", _mixed_rows(24, 1))}
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     metrics = summary["final"]["metrics"]
     assert metrics["user:qa/squad_em"] >= 0.8, metrics  # answered and unanswerable questions both scored right
+    assert metrics["user:qa/squad_f1_has_answer"] >= 0.6 and metrics["user:qa/squad_f1_no_answer"] >= 0.6, metrics
     model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
     out = model.predict("qa", [{"question": "which colour is it", "context": "my green one is on it"},
                                {"question": "which colour is it", "context": "this is my one on the"}])
