@@ -152,8 +152,8 @@ def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> None:
     labels = train.with_format("arrow")[field].to_pylist() if stratify and field in train.column_names else [None] * train.num_rows
     kept, held = holdout_indices(labels, share, stratify=stratify)
     if not held or not kept:
-        raise DataError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
-                        f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
+        raise ConfigError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
+                          f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
     loaded["validation"], loaded["train"] = train.select(held), train.select(kept)
 
 

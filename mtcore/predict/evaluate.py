@@ -141,7 +141,7 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
         requested = config.precision if config is not None else "fp32"
         if requested == "fp16" and device.type != "cuda":
             requested = "fp32"
-    return resolve_precision(requested, device.type == "cuda")
+    return resolve_precision(requested, device.type == "cuda", device)
 
 
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,

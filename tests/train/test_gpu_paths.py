@@ -26,6 +26,20 @@ def test_auto_precision_takes_fp16_where_bf16_is_only_emulated(monkeypatch):
     assert resolve_precision("auto", cuda=True) == "bf16"
 
 
+def test_precision_is_resolved_for_the_gpu_asked_for_not_the_current_one(monkeypatch):
+    """mt evaluate --device cuda:1 on a machine whose cuda:0 is an H100 and cuda:1 a T4."""
+    from mtcore.train.build import resolve_precision
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # what cuda:0 says
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: {0: (9, 0), 1: (7, 5)}[index])
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert resolve_precision("auto", cuda=True, device=torch.device("cuda:1")) == "fp16"
+    with pytest.raises(ConfigError, match="GPU cuda:1 has no bf16 support"):
+        resolve_precision("bf16", cuda=True, device=torch.device("cuda:1"))
+    assert resolve_precision("bf16", cuda=True, device=torch.device("cuda:0")) == "bf16"
+    assert resolve_precision("auto", cuda=True, device=torch.device("cuda")) == "bf16"  # no index: the current GPU
+
+
 def test_padding_free_attention_avoids_flashattention_on_gpus_older_than_ampere(monkeypatch):
     from mtcore.model import padding_free
 

@@ -80,8 +80,10 @@ def test_load_raw_carves_validation_only_when_the_source_has_none(tmp_path):
 
 def test_a_holdout_too_small_to_hold_a_row_says_so(tmp_path):
     write_train(tmp_path / "data", 6)
-    with pytest.raises(DataError, match="holdout 0.05 of its 6 train rows leaves no validation row; raise holdout"):
+    with pytest.raises(ConfigError, match="holdout 0.05 of its 6 train rows leaves no validation row; raise holdout"):
         load_raw(task(), "local", data_dir=tmp_path / "data", splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.05)
+    with pytest.raises(ConfigError, match="holdout 0.99 of its 6 train rows leaves no train row; lower holdout"):  # a config value: exit 2
+        load_raw(task(), "local", data_dir=tmp_path / "data", splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.99)
 
 
 def test_a_run_evaluates_on_the_held_out_rows_and_mt_evaluate_and_predict_read_the_same(tmp_path, monkeypatch):
