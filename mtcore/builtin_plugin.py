@@ -69,7 +69,10 @@ def mt_register_metrics(register):
     for name, doc in [("squad_f1", "token-overlap F1 with the best gold answer (SQuAD v1.1's script; v2.0's with no_answer)"),
                       ("squad_em", "share of answers equal to a gold answer after SQuAD's normalisation"),
                       ("squad_f1_has_answer", "squad_f1 over the questions that have an answer (SQuAD 2.0's HasAns)"),
-                      ("squad_f1_no_answer", "share of unanswerable questions predicted unanswered (SQuAD 2.0's NoAns)")]:
+                      ("squad_f1_no_answer", "share of unanswerable questions predicted unanswered (SQuAD 2.0's NoAns)"),
+                      ("squad_best_f1", "squad_f1 at the best null_threshold (SQuAD 2.0's best_f1)"),
+                      ("squad_best_em", "squad_em at the best null_threshold (SQuAD 2.0's best_exact)"),
+                      ("squad_best_f1_threshold", "the null_threshold of squad_best_f1 (SQuAD 2.0's best_f1_thresh)")]:
         register(name, f"mtcore.train.qa_metrics:{name}", doc, kinds=("extractive_qa",))
 
 

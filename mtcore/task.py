@@ -20,7 +20,9 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      optional ``candidates`` (list of strings: the answer is
                                      one of them, as in ReCoRD's entities); with
                                      ``no_answer``, an empty answers list means the context
-                                     holds no answer (SQuAD 2.0)
+                                     holds no answer (SQuAD 2.0), predicted when the "no
+                                     answer" score beats the best span's by more than
+                                     ``null_threshold`` (0)
 ===================================  ==========================================================
 
 plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
@@ -84,6 +86,8 @@ DEFAULT_METRICS = {
     TaskKind.TOKEN_CLASSIFICATION: ("token_accuracy", "f1_macro"),
     TaskKind.EXTRACTIVE_QA: ("squad_f1", "squad_em"),
 }
+#: An extractive-QA task with ``no_answer``: SQuAD 2.0's script reports these too.
+NO_ANSWER_METRICS = ("squad_f1", "squad_em", "squad_f1_has_answer", "squad_f1_no_answer", "squad_best_f1", "squad_best_f1_threshold")
 
 DEFAULT_INPUTS = {
     TaskKind.TEXT_CLASSIFICATION: {"text": "text"},
@@ -120,6 +124,7 @@ class Task:
     truncation: str = "longest_first"
     stride: int = 128
     no_answer: bool = False
+    null_threshold: float = 0.0
     id_field: str | None = "idx"
     evaluate_only: bool = False
     writer: str | None = None
@@ -177,6 +182,14 @@ class Task:
         if self.no_answer and kind is not TaskKind.EXTRACTIVE_QA:
             raise ConfigError(f"task {self.name!r}: no_answer (questions the context does not answer, as in SQuAD 2.0) is for "
                               f"extractive_qa tasks; remove it from a {kind.value} task")
+        if isinstance(self.null_threshold, bool) or not isinstance(self.null_threshold, (int, float)) or self.null_threshold != self.null_threshold \
+                or abs(self.null_threshold) == float("inf"):
+            raise ConfigError(f"task {self.name!r}: null_threshold (how much the \"no answer\" score must beat the best span's) must "
+                              f"be a finite number, got {self.null_threshold!r}")
+        if self.null_threshold and not self.no_answer:
+            raise ConfigError(f"task {self.name!r}: null_threshold applies to questions without an answer; set no_answer: true "
+                              "too, or remove null_threshold")
+        object.__setattr__(self, "null_threshold", float(self.null_threshold))
         if "candidates" in self.inputs and kind is not TaskKind.EXTRACTIVE_QA:
             raise ConfigError(f"task {self.name!r}: inputs maps 'candidates' (the answer's possible texts), which only extractive_qa "
                               f"tasks read; remove it from a {kind.value} task")
@@ -204,7 +217,9 @@ class Task:
 
     @property
     def all_metrics(self) -> tuple[str, ...]:
-        return self.metrics if self.metrics is not None else DEFAULT_METRICS[self.kind]
+        if self.metrics is not None:
+            return self.metrics
+        return NO_ANSWER_METRICS if self.no_answer else DEFAULT_METRICS[self.kind]
 
     @property
     def main(self) -> str:

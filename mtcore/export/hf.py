@@ -209,10 +209,11 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
             "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
             "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded}
     if spec.kind.value == "extractive_qa":  # how mtcore turned the logits into answers: a user decoding by hand needs it
-        info.update(stride=spec.stride, no_answer=spec.no_answer,
+        info.update(stride=spec.stride, no_answer=spec.no_answer, **({"null_threshold": spec.null_threshold} if spec.no_answer else {}),
                     decoding="the context span with the best start + end logit (at most head_options.max_answer_tokens tokens), "
                              "over windows of max_length sharing stride tokens" +
-                             ("; '' (no answer) when [CLS]'s start + end beats it in every window" if spec.no_answer else ""))
+                             (f"; '' (no answer) when [CLS]'s lowest start + end over the windows exceeds the best span's by more than "
+                              f"null_threshold ({spec.null_threshold:g})" if spec.no_answer else ""))
 
     def write(tmp: Path) -> None:
         plain.save_pretrained(tmp)

@@ -66,6 +66,7 @@ def task_info(task: Task) -> dict[str, Any]:
             "truncation": task.truncation,
             "stride": task.stride,
             "no_answer": task.no_answer,
+            "null_threshold": task.null_threshold,
             "id_field": task.id_field,
             "writer": task.writer if isinstance(task.writer, str) else None,
             "num_labels": task.num_labels,
@@ -104,6 +105,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         truncation=str(info.get("truncation", "longest_first")),
         **({"stride": int(info["stride"])} if info.get("stride") is not None else {}),  # older models: the default
         no_answer=bool(info.get("no_answer", False)),
+        null_threshold=float(info.get("null_threshold") or 0.0),
         id_field=info.get("id_field", "idx"),
         evaluate_only=bool(info.get("evaluate_only", False)),
         writer=info.get("writer"),

@@ -170,13 +170,15 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         words = _word_ids(tokenizer, list(prepared["tokens"]), length)
     if task.kind is TaskKind.EXTRACTIVE_QA:
-        from mtcore.data.answers import answers_from_logits, max_answer_tokens
+        from mtcore.data.answers import max_answer_tokens
         from mtcore.data.cut_answers import warn_cut_contexts
+        from mtcore.data.qa_decoding import answers_from_logits
 
         warn_cut_contexts(tokenized, task, length, origin)
 
         columns = [c for c in ("offsets", "context", "example", "candidates") if c in tokenized.column_names]
-        labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task), task.no_answer)
+        labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task), task.no_answer,
+                                             task.null_threshold)
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
                            idx=idx, logits=logits, extras=extras)
     return from_logits(task, head_id, logits, idx, words)

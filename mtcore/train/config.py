@@ -30,7 +30,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
         head: null
         head_options: null
         # any Task field: labels, label_values, label_aliases, inputs, preprocess, metrics,
-        # main_metric, truncation, stride and no_answer (extractive QA), sources
+        # main_metric, truncation, stride, no_answer and null_threshold (extractive QA), sources
       - define: {name: reviews, kind: text_classification, labels: [neg, pos],
                  files: {train: data/train.jsonl, validation: data/val.jsonl}}   # an inline task (id user:reviews)
     sampler: {name: proportional, mode: auto, options: {}}   # mode auto: what the loss strategy needs
@@ -174,6 +174,7 @@ class TaskEntry(Section):
     truncation: Literal["longest_first", "only_first", "only_second"] | None = None
     stride: int | None = Field(None, ge=0)  # extractive QA: tokens two windows of a long context share (0: one window)
     no_answer: bool | None = None  # extractive QA: an empty answers list means "not in the context" (SQuAD 2.0)
+    null_threshold: float | None = None  # with no_answer: "" when the no-answer score beats the best span's by more
     holdout: float | None = Field(None, gt=0, lt=1)  # share of train that becomes validation when the source has none
     sources: dict[str, Any] | None = None
 
@@ -191,7 +192,7 @@ class TaskEntry(Section):
     def overrides(self) -> dict[str, Any]:
         """The Task fields this entry changes (for ``Task.replace``)."""
         names = ("max_length", "head", "head_options", "labels", "label_values", "label_aliases", "inputs", "preprocess",
-                 "metrics", "main_metric", "truncation", "stride", "no_answer")
+                 "metrics", "main_metric", "truncation", "stride", "no_answer", "null_threshold")
         changes = {name: getattr(self, name) for name in names if getattr(self, name) is not None}
         for name in ("labels", "label_values", "preprocess", "metrics"):
             if name in changes:

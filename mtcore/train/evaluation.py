@@ -210,11 +210,12 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
             labelled = [(p, r) for _, p, r in results if _labelled(kind, np.asarray(r))]
             if not labelled:
                 continue
+            null_answers = None  # extractive QA with no_answer: (best span, null score diff) per question
             if kind == "extractive_qa":
-                from mtcore.data.answers import answer_texts
+                from mtcore.data.qa_decoding import answer_texts
 
-                preds, refs = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)],
-                                           no_answer=task.no_answer)
+                preds, refs, null_answers = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)],
+                                                         no_answer=task.no_answer, null_threshold=task.null_threshold)
             elif kind == "token_classification":
                 preds: Any = [p for p, _ in labelled]
                 refs: Any = [r for _, r in labelled]
@@ -223,7 +224,7 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
                 refs = np.stack([np.asarray(r) for _, r in labelled])
             positions = [row for row, _, r in results if _labelled(kind, np.asarray(r))]
             ids = None if kind == "extractive_qa" else (lambda: row_ids(task_data.splits[split], positions))
-            metrics.update(compute_metrics(task, preds, refs, metric_fn, idx=ids))
+            metrics.update(compute_metrics(task, preds, refs, metric_fn, idx=ids, null_answers=null_answers))
             if loss_weight:
                 metrics[f"{task_id}/loss"] = loss_sum / loss_weight
     finally:

@@ -13,7 +13,9 @@ Every metric is ``fn(predictions, references, task) -> float`` on numpy arrays:
 
 A metric that scores groups of rows (MultiRC's and MuSeRC's exact match: every answer of a
 question right) also takes ``idx``: the rows' ids, in the order of ``predictions``
-(:func:`wants_idx`).
+(:func:`wants_idx`). An extractive-QA metric that chooses the "no answer" threshold itself
+(``squad_best_f1``) takes ``null_answers``: each question's best span text and null score diff
+(:mod:`mtcore.data.qa_decoding`), None for a task without ``no_answer``.
 
 :func:`compute_metrics` runs a task's metrics and keys each result by task id
 (``rsg:terra/accuracy``) so tasks never overwrite each other. ``mse`` is the one metric where
@@ -23,7 +25,7 @@ lower is better (:data:`LOWER_IS_BETTER`); the aggregate score uses ``-mse`` for
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,32 +228,41 @@ def exact_match(predictions: Any, references: Any, task: Any = None) -> float:
     return float(np.all(preds.astype(int) == refs.astype(int), axis=1).mean())
 
 
-def wants_idx(function: Callable[..., float]) -> bool:
-    """Whether a metric takes the rows' ids (a parameter called ``idx``)."""
+def _parameters(function: Callable[..., float]) -> Any:
     import inspect
 
     try:
-        return "idx" in inspect.signature(function).parameters
+        return inspect.signature(function).parameters
     except (TypeError, ValueError):  # a builtin without a signature
-        return False
+        return {}
+
+
+def wants_idx(function: Callable[..., float]) -> bool:
+    """Whether a metric takes the rows' ids (a parameter called ``idx``)."""
+    return "idx" in _parameters(function)
 
 
 def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Callable[[str], Callable[..., float]],
-                    idx: Callable[[], list[Any]] | None = None) -> dict[str, float]:
+                    idx: Callable[[], list[Any]] | None = None,
+                    null_answers: Sequence[tuple[str, float]] | None = None) -> dict[str, float]:
     """``{"<task id>/<metric>": value}`` for each of the task's metrics (``resolve`` finds functions).
 
-    ``idx`` gives the rows' ids, read only when a metric takes them (:func:`wants_idx`)."""
+    ``idx`` gives the rows' ids, read only when a metric takes them (:func:`wants_idx`);
+    ``null_answers`` (extractive QA with ``no_answer``: each question's best span and null score
+    diff) goes to metrics with a parameter of that name."""
     results: dict[str, float] = {}
     ids: list[Any] | None = None
     for name in task.all_metrics:
         function = resolve(name)
-        if wants_idx(function):
+        extra: dict[str, Any] = {}
+        parameters = _parameters(function)
+        if "idx" in parameters:
             if ids is None:
                 ids = idx() if idx is not None else [None] * len(references)
-            value = function(predictions, references, task, idx=ids)
-        else:
-            value = function(predictions, references, task)
-        results[f"{task.id}/{name}"] = float(value)
+            extra["idx"] = ids
+        if "null_answers" in parameters:
+            extra["null_answers"] = null_answers
+        results[f"{task.id}/{name}"] = float(function(predictions, references, task, **extra))
     return results
 
 

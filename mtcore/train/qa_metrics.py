@@ -8,6 +8,9 @@ gold answer. Scores are fractions (0..1), like every other mtcore metric; the SQ
 them times 100. SberQuAD is scored with the same script. In a task with ``no_answer`` (SQuAD 2.0) a
 question without an answer has the gold answer ``""``, gold answers that normalise to nothing are
 dropped, and an empty prediction or gold scores 1 only when both are empty, as in SQuAD 2.0's script.
+``squad_best_f1`` / ``squad_best_em`` / ``squad_best_f1_threshold`` are its best_f1, best_exact and
+best_f1_thresh: the scores at the ``null_threshold`` that is best on these questions, and that
+threshold (a difference of logits, to set as the task's ``null_threshold``).
 """
 
 from __future__ import annotations
@@ -77,3 +80,53 @@ def squad_f1_no_answer(predictions: Sequence[str], references: Sequence[Sequence
     """Share of the questions without an answer that are predicted unanswered (SQuAD 2.0's NoAns_f1); NaN when there are none."""
     kept = [p for p, r, has in zip(predictions, references, _answerable(references)) if not has and len(r)]
     return sum(1 for p in kept if not normalize_answer(p)) / len(kept) if kept else float("nan")
+
+
+def best_threshold(score: Any, references: Sequence[Sequence[str]], null_answers: Sequence[tuple[str, float]]) -> tuple[float, float]:
+    """``(mean score, threshold)`` at the ``null_threshold`` that scores best: a question is answered
+    ``""`` when its null score diff is above the threshold, else with its best span (SQuAD 2.0's
+    ``find_best_thresh``, computed exactly from the spans rather than from thresholded predictions).
+    The smallest best threshold is given; below every diff (all answered ``""``) it is the lowest diff minus 1."""
+    items = []
+    for (span, diff), gold in zip(null_answers, references):
+        if len(gold):
+            gold = [t for t in gold if normalize_answer(t)] or [""]
+            items.append((float(diff), max(score(span, t) for t in gold) - max(score("", t) for t in gold),
+                          max(score("", t) for t in gold)))
+    if not items:
+        return float("nan"), float("nan")
+    items.sort(key=lambda item: item[0])
+    total = sum(empty for _, _, empty in items)  # every question answered ""
+    best, threshold = total, items[0][0] - 1.0
+    for i, (diff, gain, _) in enumerate(items):
+        total += gain
+        if (i + 1 == len(items) or items[i + 1][0] != diff) and total > best:  # equal diffs switch together
+            best, threshold = total, diff
+    return best / len(items), threshold
+
+
+def _f1_v2(prediction: str, truth: str) -> float:
+    return _f1(prediction, truth, v2=True)
+
+
+def _em(prediction: str, truth: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(truth))
+
+
+def squad_best_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None,
+                  null_answers: Sequence[tuple[str, float]] | None = None) -> float:
+    """:func:`squad_f1` at the best ``null_threshold`` (SQuAD 2.0's best_f1); NaN for a task without ``no_answer``."""
+    return best_threshold(_f1_v2, references, null_answers)[0] if null_answers is not None else float("nan")
+
+
+def squad_best_em(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None,
+                  null_answers: Sequence[tuple[str, float]] | None = None) -> float:
+    """:func:`squad_em` at the best ``null_threshold`` for exact match (SQuAD 2.0's best_exact); NaN without ``no_answer``."""
+    return best_threshold(_em, references, null_answers)[0] if null_answers is not None else float("nan")
+
+
+def squad_best_f1_threshold(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None,
+                            null_answers: Sequence[tuple[str, float]] | None = None) -> float:
+    """The ``null_threshold`` at which :func:`squad_best_f1` is reached (SQuAD 2.0's best_f1_thresh, in
+    logits: set it as the task's ``null_threshold``); NaN without ``no_answer``."""
+    return best_threshold(_f1_v2, references, null_answers)[1] if null_answers is not None else float("nan")
