@@ -58,7 +58,7 @@ class Source:
     def local(cls, format: str, files: Mapping[str, str | list[str]], *, description: str = "", **reader_options: Any) -> Source:
         """Files under the user's ``data_dir``: ``files`` maps split -> relative path or glob.
 
-        ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``; reader options
+        ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``, ``conll``; reader options
         (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``, ``row_expand``) pass through.
         """
         options = {"format": format, "files": dict(files), **reader_options}

@@ -34,7 +34,7 @@ from mtcore.errors import ConfigError, did_you_mean
 from mtcore.task import SPLITS, Source, Task
 
 SHORTHAND_KEYS = ("files", "format", "reader")
-FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet")
+FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "conll")
 DEFINED_LOADER = "mtcore.yaml_tasks:load_defined_files"
 GENERIC_LOCAL_LOADER = "mtcore.data.sources:load_files"
 

@@ -1,4 +1,4 @@
-"""Readers for the files users download: JSON Lines, JSON, CSV/TSV and Parquet.
+"""Readers for the files users download: JSON Lines, JSON, CSV/TSV, Parquet and CoNLL columns (:mod:`mtcore.data.conll`).
 
 Every reader yields ``(row_number, row)`` where ``row_number`` is what a person sees when they
 open the file: the line where the record starts for text formats (1-based, so a CSV header is
@@ -24,12 +24,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from mtcore.data.answers import is_squad, squad_rows
+from mtcore.data.conll import OPTIONS as CONLL_OPTIONS
+from mtcore.data.conll import conll_rows
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet")
+FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "conll")
 _EXTENSIONS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv", "tab": "tsv",
-               "parquet": "parquet", "pq": "parquet"}
+               "parquet": "parquet", "pq": "parquet", "conll": "conll", "iob": "conll", "iob2": "conll", "bio": "conll"}
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
 #: Options each format accepts (``row_filter``, ``row_expand`` and ``encoding`` apply to all).
@@ -39,6 +41,7 @@ _OPTIONS = {
     "csv": {"encoding", "sep", "header", "names", "quoting", "multiline"},
     "tsv": {"encoding", "sep", "header", "names", "quoting", "multiline"},
     "parquet": set(),
+    "conll": CONLL_OPTIONS,
 }
 
 #: Other libraries' names for the same options.
@@ -108,7 +111,8 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
     whose later lines look like rows of their own — the right number of fields, and a value seen
     before in a column of few values, such as a label — is refused as a stray quote), for JSON
     ``field`` (the key holding the list of records; a SQuAD-layout file, ``{"data": [{"paragraphs":
-    [{"context", "qas"}]}]}``, gives one row per question without it: :func:`~mtcore.data.answers.squad_rows`).
+    [{"context", "qas"}]}]}``, gives one row per question without it: :func:`~mtcore.data.answers.squad_rows`),
+    for CoNLL ``sep``, ``columns`` and ``comment`` (one row per sentence: :func:`~mtcore.data.conll.conll_rows`).
     ``row_expand`` (``"module:func"``) turns each record into the rows it holds (nested layouts:
     one row per answer or per query; each keeps its record's row number). ``row_filter`` keeps only
     matching rows, after ``row_expand`` (row numbers stay those of the file). Files ending in ``.gz``, ``.bz2`` or ``.xz`` are decompressed.
@@ -126,7 +130,7 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
 
     keep = make_row_filter(row_filter)
     expand = make_row_expander(row_expand)
-    rows = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "tsv": _csv_rows, "parquet": _parquet_rows}[fmt]
+    rows = {"jsonl": _jsonl_rows, "json": _json_rows, "csv": _csv_rows, "tsv": _csv_rows, "parquet": _parquet_rows, "conll": conll_rows}[fmt]
     tsv_default = {"sep": "\t"} if fmt == "tsv" else {}
     for number, row in expanded_rows(path, rows(path, **{**tsv_default, **options}), expand):
         if keep is None:

@@ -1,0 +1,95 @@
+"""CoNLL-style column files (CoNLL-2003, WikiNER, factRuEval exports, MultiCoNER): one token per line.
+
+::
+
+    EU B-ORG
+    rejects O
+    German B-MISC
+    call O
+
+    Peter B-PER
+    Blackburn I-PER
+
+Each line holds a token and its columns (tag, and in CoNLL-2003 part of speech and chunk before
+it), separated by whitespace (``sep``: any run of spaces or tabs; set ``sep: "\\t"`` when tokens may
+hold spaces). A blank line ends a sentence, and each sentence is one row whose fields are lists, one
+item per token: ``{"tokens": [...], "label": [...]}``, what a ``token_classification`` task reads by
+default. The first column is ``tokens`` and the last ``label``; ``columns`` names them all (CoNLL-2003:
+``[tokens, pos, chunk, label]``; ``null`` drops a column). ``-DOCSTART-`` lines (document
+boundaries) are skipped, and so are lines starting with ``comment`` when it is set (``"#"``:
+MultiCoNER's ``# id ...`` lines; off by default, since ``#`` can be a token). A row's number is the
+line its sentence starts on; a line with another number of columns than its sentence's first is
+one error naming the file and the line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, DataError
+
+#: Reader options of the ``conll`` format (besides ``row_filter`` / ``row_expand``).
+OPTIONS = {"encoding", "sep", "columns", "comment"}
+_WHITESPACE = re.compile(r"[ \t]+")
+
+
+def _names(path: Path, columns: Sequence[Any] | None, width: int) -> list[str | None]:
+    if columns is None:
+        return ["tokens"] + [f"column_{i + 1}" for i in range(1, width - 1)] + ["label"] if width > 1 else ["tokens"]
+    if isinstance(columns, str) or not all(name is None or isinstance(name, str) for name in columns):
+        raise ConfigError(f"{path}: the conll reader option columns is a list of column names (null drops one), "
+                          f"e.g. [tokens, pos, chunk, label]; got {columns!r}")
+    names = list(columns)
+    kept = [name for name in names if name is not None]
+    if len(set(kept)) != len(kept):
+        raise ConfigError(f"{path}: the conll reader option columns names a column twice: {names!r}")
+    if len(names) != width:
+        raise DataError(f"{path}: its lines have {width} columns, and the reader option columns names {len(names)} ({names!r}); "
+                        "name every column (null drops one)")
+    return names
+
+
+def conll_rows(path: Path, encoding: str = "utf-8-sig", sep: str | None = None, columns: Sequence[Any] | None = None,
+               comment: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line where the sentence starts, {column: [one value per token]})`` (see the module docstring)."""
+    from mtcore.data.readers import text_lines
+
+    if sep is not None and (not isinstance(sep, str) or not sep):
+        raise ConfigError(f"{path}: the conll reader option sep is a separator such as \"\\t\" (null: any whitespace), not {sep!r}")
+    names: list[str | None] | None = None
+    sentence: list[list[str]] = []
+    start = 0
+
+    def row() -> dict[str, Any]:
+        assert names is not None
+        return {name: [fields[i] for fields in sentence] for i, name in enumerate(names) if name is not None}
+
+    for number, line in text_lines(path, encoding):
+        text = line.rstrip("\r\n")
+        if comment and text.startswith(comment):
+            continue
+        if not text.strip():
+            if sentence:
+                yield start, row()
+                sentence = []
+            continue
+        fields = _WHITESPACE.split(text.strip()) if sep is None else text.split(sep)
+        if fields[0] == "-DOCSTART-":
+            if sentence:
+                yield start, row()
+                sentence = []
+            continue
+        if names is None:
+            names = _names(path, columns, len(fields))
+        if len(fields) != len(names):
+            raise DataError(f"{path} row {number}: {len(fields)} columns where the file's lines have {len(names)} "
+                            f"({text.strip()[:60]!r}); CoNLL files hold one token and its tags per line, separated by "
+                            f"{'whitespace' if sep is None else repr(sep)}")
+        if not sentence:
+            start = number
+        sentence.append(fields)
+    if sentence:
+        yield start, row()

@@ -1,0 +1,110 @@
+"""CoNLL column files (one token per line, a blank line between sentences): read as one row per
+sentence, for token classification, through the reader, a defined task and a real training run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mtcore.data.readers import iter_rows
+from mtcore.errors import ConfigError, DataError
+
+CONLL_2003 = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+German JJ B-NP B-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+
+-DOCSTART- -X- -X- O
+
+BRUSSELS NNP B-NP B-LOC
+1996-08-22 CD I-NP O
+"""
+
+
+def test_conll_2003_reads_one_row_per_sentence_with_the_line_it_starts_on(tmp_path):
+    path = tmp_path / "eng.train.conll"
+    path.write_text(CONLL_2003, encoding="utf-8")
+    rows = list(iter_rows(path, columns=["tokens", "pos", None, "label"]))
+    assert [number for number, _ in rows] == [3, 9, 14]
+    assert rows[0][1] == {"tokens": ["EU", "rejects", "German", "call", "."], "pos": ["NNP", "VBZ", "JJ", "NN", "."],
+                          "label": ["B-ORG", "O", "B-MISC", "O", "O"]}
+    assert rows[2][1]["label"] == ["B-LOC", "O"]  # a sentence at the end of the file without a blank line after it
+    default = list(iter_rows(path))[1][1]  # first column tokens, last label, those between by number
+    assert default == {"tokens": ["Peter", "Blackburn"], "column_2": ["NNP", "NNP"], "column_3": ["B-NP", "I-NP"], "label": ["B-PER", "I-PER"]}
+
+
+def test_tabs_comments_crlf_and_compressed_files(tmp_path):
+    import gzip
+
+    text = "# id 1\r\nНовый\tO\r\nУренгой\tB-LOC\r\n\r\n# id 2\r\nВ Москве\tB-LOC\r\n"
+    path = tmp_path / "train.iob.gz"
+    path.write_bytes(gzip.compress(text.encode("utf-8")))
+    rows = [row for _, row in iter_rows(path, sep="\t", comment="#")]
+    assert rows == [{"tokens": ["Новый", "Уренгой"], "label": ["O", "B-LOC"]}, {"tokens": ["В Москве"], "label": ["B-LOC"]}]
+
+
+def test_mistakes_are_one_line_naming_the_file_and_the_line(tmp_path):
+    path = tmp_path / "bad.conll"
+    path.write_text("EU B-ORG\nrejects\nGerman B-MISC\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad.conll row 2: 1 columns where the file's lines have 2 \('rejects'\)"):
+        list(iter_rows(path))
+    path.write_text("EU NNP B-ORG\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"its lines have 3 columns, and the reader option columns names 2"):
+        list(iter_rows(path, columns=["tokens", "label"]))
+    with pytest.raises(ConfigError, match="columns names a column twice"):
+        list(iter_rows(path, columns=["tokens", "label", "label"]))
+    with pytest.raises(ConfigError, match=r"unknown conll reader option 'delimiter' \(did you mean 'sep'\?\)"):
+        list(iter_rows(path, delimiter="\t"))
+    with pytest.raises(ConfigError, match="unknown data format 'conl' .*did you mean 'conll'"):
+        list(iter_rows(path, format="conl"))
+
+
+def _sentences(n: int, seed: int) -> str:
+    import random
+
+    rng = random.Random(seed)
+    fill, names = ["we", "saw", "a", "man", "in", "the", "park", "today"], ["anna", "boris", "vera"]
+    blocks = []
+    for _ in range(n):
+        words = [(w, "O") for w in rng.sample(fill, 4)]
+        at = rng.randrange(len(words) + 1)
+        words.insert(at, (rng.choice(names), "B-PER"))
+        blocks.append("\n".join(f"{w} {t}" for w, t in words))
+    return "\n\n".join(blocks) + "\n"
+
+
+def test_a_defined_ner_task_trains_on_conll_files_from_the_cli(tmp_path, monkeypatch):
+    from mtcore.cli.app import app
+    from mtcore.testing import build_tiny_encoder
+
+    monkeypatch.chdir(tmp_path)
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words="we saw a man in the park today anna boris vera".split(),
+                                 hidden_size=32, num_layers=1, num_heads=2)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.conll").write_text(_sentences(48, 0), encoding="utf-8")
+    (tmp_path / "data" / "dev.conll").write_text(_sentences(16, 1), encoding="utf-8")
+    config = {"encoder": {"path": str(encoder)}, "schedule": {"max_steps": 40, "warmup_steps": 0}, "optimizer": {"lr": 5e-3},
+              "tasks": [{"define": {"name": "ner", "kind": "token_classification", "labels": ["O", "B-PER"],
+                                    "files": {"train": "data/train.conll", "validation": "data/dev.conll"},
+                                    "metrics": ["f1_entity", "token_accuracy"]}}],
+              "batching": {"batch_size": 8}, "evaluation": {"every": None, "at_end": True},
+              "logging": {"progress": "none", "plot": False}, "checkpoint": {"every": None}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", "run.yaml", "--output-dir", "run"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(Path("run/summary.json").read_text(encoding="utf-8"))
+    assert summary["final"]["metrics"]["user:ner/f1_entity"] >= 0.9, summary["final"]["metrics"]  # names are easy to find
+
+    (tmp_path / "data" / "dev.conll").write_text(_sentences(4, 2).replace("B-PER", "B-PRE", 1), encoding="utf-8")
+    checked = CliRunner().invoke(app, ["check", "run.yaml"])
+    assert checked.exit_code == 1 and "data/dev.conll row 1" in checked.output and "'B-PRE'" in checked.output, checked.output
