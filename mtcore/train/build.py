@@ -23,7 +23,8 @@ from mtcore.train.distributed import let_the_main_process_report
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
-from mtcore.train.validate import RunPlan, check_packed_attention_device
+from mtcore.train.encoder_checks import check_packed_attention_device
+from mtcore.train.validate import RunPlan
 
 TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
 

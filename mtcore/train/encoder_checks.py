@@ -1,0 +1,106 @@
+"""Checks of the ``encoder`` and ``compile`` config sections (:func:`mtcore.train.validate.plan_run` runs
+them): the encoder path is a folder or a hub id, ``encoder.options`` are model options, the packed
+attention kernel and the compile backend exist. Each failure is one :class:`~mtcore.errors.ConfigError`
+naming the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from mtcore.errors import ConfigError, did_you_mean
+
+
+def check_compile_backend(backend: str) -> None:
+    import torch._dynamo
+
+    names = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in names:
+        raise ConfigError(f"config key 'compile.backend': {backend!r} is not a torch.compile backend{did_you_mean(backend, names, n=1)}; "
+                          f"choose one of {', '.join(names)}")
+
+
+#: MultitaskModel keyword arguments that the config sets from keys of its own.
+_SET_ELSEWHERE = {"tokenizer": "the run (the encoder's own tokenizer)", "attn_implementation": "encoder.attn_implementation",
+                  "gradient_checkpointing": "encoder.gradient_checkpointing", "freeze_encoder": "encoder.freeze_encoder",
+                  "freeze_layers": "encoder.freeze_layers", "padding_free": "batching.padding_free",
+                  "trust_remote_code": "encoder.trust_remote_code"}
+
+
+def encoder_option_names() -> list[str]:
+    """The keys ``encoder.options`` takes: MultitaskModel's keyword arguments the config does not set itself."""
+    import inspect
+
+    from mtcore.model.multitask_model import MultitaskModel
+
+    parameters = inspect.signature(MultitaskModel.__init__).parameters.values()
+    return [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in _SET_ELSEWHERE]
+
+
+def check_encoder_options(options: dict[str, Any], padding_free: bool = False) -> None:
+    """Every ``encoder.options`` key is a model option (with did-you-mean); ``fp32_residual`` is a boolean;
+    ``flash_attention`` names an implementation torch knows."""
+    names = encoder_option_names()
+    for key in options:
+        if key in _SET_ELSEWHERE:
+            where = _SET_ELSEWHERE[key]
+            raise ConfigError(f"config key 'encoder.options.{key}' is set by {where}" if where.startswith("the ") else
+                              f"config key 'encoder.options.{key}': set {where} instead")
+        if key not in names:
+            raise ConfigError(f"config key 'encoder.options.{key}' is not a model option{did_you_mean(str(key), names, n=1)}; "
+                              f"the options are {', '.join(names)}")
+    if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
+        raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
+    if options.get("flash_attention") is not None:
+        from mtcore.model.flash_impl import resolve
+
+        resolve(options["flash_attention"], where="config key 'encoder.options.flash_attention'", padding_free=padding_free)
+
+
+def check_packed_attention(config: Any) -> None:
+    """``encoder.options.packed_attention``: a known kernel; ``flex`` only with padding-free batches and compile."""
+    name = config.encoder.options.get("packed_attention")
+    if name is None:  # the default, varlen: nothing to check (and no import of the kernels, ~2 s)
+        return
+    from mtcore.model.padding_free import ATTENTION_KERNELS as kernels
+
+    if name not in kernels:
+        raise ConfigError(f"config key 'encoder.options.packed_attention': unknown kernel {name!r}"
+                          f"{did_you_mean(str(name), kernels, n=1)}; choose varlen or flex")
+    if name == "flex" and not config.batching.padding_free:
+        raise ConfigError("config key 'encoder.options.packed_attention': flex attends over padding-free batches; "
+                          "set batching.padding_free: true or remove it")
+    if name == "flex" and not config.compile.enabled:
+        raise ConfigError("config key 'encoder.options.packed_attention': flex needs compile: true (run eagerly, "
+                          "FlexAttention computes every score of the packed row); set compile: true or use varlen")
+
+
+def check_packed_attention_device(config: Any, device: Any) -> None:
+    """FlexAttention trains on CUDA only (torch has no CPU backward for it)."""
+    if config.encoder.options.get("packed_attention") == "flex" and getattr(device, "type", str(device)) != "cuda":
+        raise ConfigError(f"config key 'encoder.options.packed_attention': flex trains on a CUDA GPU only (this run is on "
+                          f"{getattr(device, 'type', device)}: FlexAttention has no backward there); use varlen")
+
+
+#: What a Hugging Face hub model id looks like: ``name`` or ``org/name``.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def check_encoder_path(path: str) -> None:
+    """``encoder.path`` is an existing folder or looks like a hub id (else a one-line ConfigError)."""
+    local = Path(path).expanduser()
+    if (local / "model" / "mtcore.json").is_file():
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a run directory; did you mean {str(Path(path) / 'model')!r} "
+                          "(the model it saved)?")
+    if (local / "state.json").is_file() and (local / "model.safetensors").is_file() and local.parent.name == "checkpoints":
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a training checkpoint; start from the run's model "
+                          f"({str(local.parent.parent / 'model')!r}), or resume the run with --resume")
+    if local.is_dir():
+        return
+    if local.exists():
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a file; give the folder holding config.json and the weights, or a hub id")
+    if path.startswith(("/", ".", "~")) or not HUB_ID.match(path):
+        parent = next((p for p in local.absolute().parents if p.is_dir()), None)
+        raise ConfigError(f"config key 'encoder.path': there is no folder {path!r} (nearest existing folder: {parent}), and it is not "
+                          "a hub id like 'bert-base-cased' or 'org/name'; check the path")
