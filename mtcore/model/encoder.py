@@ -194,8 +194,8 @@ def enable_gradient_checkpointing(encoder: nn.Module) -> None:
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def describe_encoder(encoder: nn.Module) -> dict[str, Any]:
-    """JSON-ready facts about the encoder for the manifest."""
+def describe_encoder(encoder: nn.Module, lora: dict[str, Any] | None = None) -> dict[str, Any]:
+    """JSON-ready facts about the encoder for the manifest (``lora``: the adapters merged into its saved weights)."""
     config = getattr(encoder, "config", None)
     dtype = next((p.dtype for p in encoder.parameters()), torch.float32)
     return {
@@ -208,5 +208,6 @@ def describe_encoder(encoder: nn.Module) -> dict[str, Any]:
         "uses_token_type_ids": uses_token_type_ids(encoder),
         "has_pooler": has_pooler(encoder),
         "fp32_residual": not any(type(m).__name__ == "ComputeDtypeLayerNorm" for m in encoder.modules()),
-        "num_parameters": sum(p.numel() for p in encoder.parameters()),
+        "num_parameters": sum(p.numel() for name, p in encoder.named_parameters() if ".lora_" not in name),
+        **({"lora": {**lora, "merged": True}} if lora else {}),
     }

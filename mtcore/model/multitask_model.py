@@ -77,6 +77,8 @@ class MultitaskModel(nn.Module):
         SDPA's flash backend) with a registered implementation, ``"FA4"`` or ``"FA3"``, for the
         whole process (:mod:`mtcore.model.flash_impl`; needs attention dropout 0 and the kernels'
         package). ``None`` (default) keeps torch's own.
+    :param lora: train low-rank adapters on a frozen encoder instead of its weights, e.g. ``{"r": 8,
+        "alpha": 16}`` (:mod:`mtcore.model.lora`; needs ``peft``); saving merges them into the weights.
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -97,6 +99,7 @@ class MultitaskModel(nn.Module):
         packed_attention: str = "varlen",
         fp32_residual: bool = True,
         flash_attention: str | None = None,
+        lora: Mapping[str, Any] | None = None,
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
@@ -124,6 +127,13 @@ class MultitaskModel(nn.Module):
         self.tokenizer = tokenizer
         for task_id, head in _heads_mapping(heads_by_task).items():
             self.add_head(task_id, head)
+        from mtcore.model.lora import add_lora, lora_settings
+
+        settings = lora_settings(lora)
+        if settings and (freeze_encoder or freeze_layers):
+            raise ConfigError("lora trains adapters on a frozen encoder: leave freeze_encoder and freeze_layers out")
+        #: the LoRA settings as applied (None without adapters)
+        self.lora: dict[str, Any] | None = add_lora(self.encoder, settings) if settings else None
         if freeze_encoder or freeze_layers:
             enc.freeze(self.encoder, whole=bool(freeze_encoder), first_layers=int(freeze_layers or 0))
         if gradient_checkpointing:

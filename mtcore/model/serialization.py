@@ -108,7 +108,10 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         encoder_dir = tmp / ENCODER_DIR
-        model.encoder.save_pretrained(encoder_dir)
+        from mtcore.model.lora import lora_layers, merged_state_dict
+
+        merged = merged_state_dict(model.encoder) if lora_layers(model.encoder) else None  # a plain encoder on disk
+        model.encoder.save_pretrained(encoder_dir, state_dict=merged)
         if tokenizer is not None:
             portable_tokenizer(tokenizer).save_pretrained(encoder_dir)
         (tmp / HEADS_DIR).mkdir()
@@ -121,7 +124,7 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
         manifest = {
             "mtcore_version": mtcore.__version__,
             "format_version": FORMAT_VERSION,
-            "encoder": describe_encoder(model.encoder),
+            "encoder": describe_encoder(model.encoder, lora=getattr(model, "lora", None)),
             "tokenizer": tokenizer is not None,
             "tasks": tasks,
             "files": file_records(tmp),

@@ -52,6 +52,14 @@ def check_encoder_options(options: dict[str, Any], padding_free: bool = False) -
                               f"the options are {', '.join(names)}")
     if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
         raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
+    if options.get("lora"):
+        import importlib.util
+
+        from mtcore.model.lora import lora_settings
+
+        lora_settings(options["lora"])
+        if importlib.util.find_spec("peft") is None:
+            raise ConfigError("config key 'encoder.options.lora' needs the peft package: pip install \"mtcore[lora]\"")
     if options.get("flash_attention") is not None:
         from mtcore.model.flash_impl import resolve
 

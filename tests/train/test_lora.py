@@ -1,0 +1,120 @@
+"""LoRA on the shared encoder: only adapters and heads train, the saved model is a plain encoder with
+the adapters merged (it predicts what the live model predicts), and a killed run resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+pytest.importorskip("peft")
+
+LORA = {"r": 4, "alpha": 8}
+
+
+def test_only_the_adapters_and_heads_train_and_the_encoder_weights_stay(make_config, tmp_path, small_encoder):
+    from mtcore import Trainer
+    from transformers import AutoModel
+
+    config = make_config(encoder={"path": str(small_encoder), "options": {"lora": LORA}}, schedule={"max_steps": 12, "warmup_steps": 1},
+                         optimizer={"lr": 5e-3}, checkpoint={"every": None})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    model = trainer.model
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_" in name or name.startswith("heads.") for name in trainable), trainable
+    assert any(".lora_B." in name for name in trainable) and model.lora["target_modules"] == ["query", "value"]
+    original = AutoModel.from_pretrained(small_encoder).state_dict()
+    live = {k.replace(".base_layer.", "."): v for k, v in model.encoder.state_dict().items() if ".lora_" not in k}
+    assert all(torch.equal(live[k].cpu(), original[k]) for k in original if k in live)  # frozen: not one weight moved
+    lora_b = [p for name, p in model.encoder.named_parameters() if ".lora_B." in name]
+    assert any(p.abs().sum() > 0 for p in lora_b)  # the adapters did train (B starts at zero)
+
+    manifest = json.loads((tmp_path / "run" / "model" / "mtcore.json").read_text(encoding="utf-8"))
+    assert manifest["encoder"]["lora"] == {"r": 4, "alpha": 8.0, "dropout": 0.0, "target_modules": ["query", "value"], "merged": True}
+    saved = AutoModel.from_pretrained(tmp_path / "run" / "model" / "encoder")  # a plain encoder: every weight found by name
+    changed = [k for k, v in saved.state_dict().items() if not torch.equal(v, original[k])]
+    assert changed and all(".query." in k or ".value." in k for k in changed), changed  # the merged updates, nothing else
+
+
+def test_the_saved_model_predicts_what_the_live_model_with_adapters_predicts(make_config, tmp_path, small_encoder, small_tasks):
+    from mtcore import Trainer
+    from mtcore.model import MultitaskModel
+
+    config = make_config(encoder={"path": str(small_encoder), "options": {"lora": {**LORA, "target_modules": ["query", "key", "value", "dense"]}}},
+                         schedule={"max_steps": 10, "warmup_steps": 1}, optimizer={"lr": 5e-3}, checkpoint={"every": None})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    loaded = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    assert loaded.lora is None and not any(".lora_" in n for n, _ in loaded.named_parameters())
+    task = trainer.model.resolve_task(small_tasks[0]["define"]["name"])
+    batch = {"input_ids": torch.tensor([[2, 5, 6, 7, 3], [2, 8, 9, 3, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])}
+    trainer.model.eval()
+    with torch.no_grad():
+        live, merged = trainer.model(task, **batch).logits, loaded(task, **batch).logits
+    assert torch.allclose(live.cpu(), merged, atol=1e-5), (live, merged)
+
+
+def test_lora_mistakes_are_one_line_before_anything_starts(make_config, tmp_path):
+    from mtcore.cli.app import app
+
+    runner = CliRunner()
+    cases = [({"rank": 8}, "'encoder.options.lora.rank' is not a LoRA setting (did you mean 'r'?)"),
+             ({"r": 0}, "'encoder.options.lora.r': the adapters' rank, an integer >= 1"),
+             ({"r": 8, "dropout": 1.5}, "'encoder.options.lora.dropout': a probability in [0, 1)"),
+             ({"target_modules": "qeury"}, "has no Linear module 'qeury' (did you mean 'query'?)")]
+    for lora, message in cases:
+        config = make_config()
+        config["encoder"]["options"] = {"lora": lora}
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(config), encoding="utf-8")
+        command = ["train", str(path), "--output-dir", str(tmp_path / "out")] if "qeury" in message else ["check", str(path), "--no-data"]
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and message in result.output, (lora, result.output)
+        assert not (tmp_path / "out").exists()
+    config = make_config()
+    config["encoder"].update(options={"lora": {"r": 4}}, freeze_layers=1)
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = runner.invoke(app, ["check", str(path), "--no-data"])
+    assert result.exit_code == 2 and "trains adapters on a frozen encoder" in result.output, result.output
+
+
+def test_a_killed_lora_run_resumes_to_the_same_weights(make_config, tmp_path, helpers):
+    config = make_config(encoder={"path": make_config()["encoder"]["path"], "options": {"lora": LORA}},
+                         schedule={"max_steps": 16, "warmup_steps": 2}, checkpoint={"every": 4, "keep_last": 2},
+                         optimizer={"lr": 5e-3})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = helpers.subprocess_env()
+    full = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(tmp_path / "full")),
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert full.returncode == 0, full.stderr
+    run = tmp_path / "killed"
+    process = subprocess.Popen(helpers.mt_command("train", str(path), "--output-dir", str(run), "debug.step_delay_s=0.05"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.time() + 120
+        while not any((p / "state.json").is_file() for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").exists() else True:
+            assert time.time() < deadline and process.poll() is None, process.stderr.read() if process.stderr else ""
+            time.sleep(0.02)
+        time.sleep(0.07)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert not (run / "model").exists()
+    resumed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(run), "--resume"),
+                             capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "summary.json").read_text())["resumed_from"]
+    a, b = helpers.load_weights(tmp_path / "full" / "model"), helpers.load_weights(run / "model")
+    assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []
