@@ -82,6 +82,10 @@ class _ErrorHandlingGroup(TyperGroup):
                 raise
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
+            from mtcore.train.distributed import is_main_process
+
+            if not is_main_process():  # Ctrl-C reaches every process of a launch: the main one says so, once
+                raise typer.Exit(130) from None
             fail("interrupted", 130)
         except Exception as exc:
             if debug_mode():

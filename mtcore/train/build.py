@@ -384,7 +384,7 @@ def _restore(engine: Engine, torch: Any) -> None:
     scaler = getattr(accelerator, "scaler", None)
     engine.state, engine.rng_to_restore = read_checkpoint(
         latest, model=engine.unwrapped, optimizer=engine.optimizer, scheduler=engine.scheduler, scaler=scaler,
-        strategy=engine.strategy, sampler=engine.sampler, rank=accelerator.process_index)
+        strategy=engine.strategy, sampler=engine.sampler, rank=accelerator.process_index, processes=accelerator.num_processes)
     engine.resumed_from = latest
     if accelerator.is_main_process:
         engine.log.truncate_after(engine.state.step)

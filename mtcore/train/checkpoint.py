@@ -244,10 +244,18 @@ def write_rank_files(directory: Path, rank: int) -> None:
 
 
 def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
-                    strategy: torch.nn.Module, sampler: Any, rank: int) -> tuple[TrainState, dict[str, Any]]:
+                    strategy: torch.nn.Module, sampler: Any, rank: int, processes: int = 1) -> tuple[TrainState, dict[str, Any]]:
     """Load a checkpoint into the live objects; returns the state and this rank's RNG states
-    (restore them with :func:`restore_rng` right before the first resumed step)."""
+    (restore them with :func:`restore_rng` right before the first resumed step). A checkpoint written
+    by another number of processes is refused: the global batch (and with ``epochs`` the number of
+    steps, so the learning-rate schedule) would change under the resumed run."""
     sampler_state, state_data = _read_json(directory / "sampler.json"), _read_json(directory / "state.json")  # before anything is loaded
+    saved = sampler_state.get("world_size") if isinstance(sampler_state, dict) else None
+    if isinstance(saved, int) and saved != processes:
+        launch = f"torchrun --nproc_per_node {saved} -m mtcore.cli.app train ..." if saved > 1 else "mt train ... (one process)"
+        raise ConfigError(f"cannot resume from {directory}: it was written by {saved} process(es) and this launch has {processes}, "
+                          f"so the global batch (and with epochs, the steps and the learning-rate schedule) would change; "
+                          f"resume under a launch of {saved}: {launch} --resume")
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))

@@ -59,3 +59,30 @@ def let_the_main_process_report(error: BaseException, delay: float | None = None
     except AttributeError:  # an exception without a __dict__
         pass
     time.sleep(REPORT_DELAY_S if delay is None else delay)
+
+
+def report_at_once(error: BaseException) -> BaseException:
+    """Mark ``error`` as this process's own (an out-of-memory of one GPU): reported without the wait of
+    :func:`let_the_main_process_report`, so it comes before the other processes' consequences of it."""
+    try:
+        error._mt_report_waited = True  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return error
+
+
+#: What a collective's error says when another process of the launch is gone (gloo, NCCL, the store).
+_PEER_GONE = ("closed by peer", "reset by peer", "broken pipe", "connection refused", "gloo", "nccl", "heartbeat", "socket timeout")
+
+
+def is_peer_failure(error: BaseException) -> bool:
+    """Whether ``error`` is a collective failing because another process stopped (not this one's own fault)."""
+    try:
+        import torch.distributed as dist
+
+        if isinstance(error, getattr(dist, "DistError", ())):
+            return True
+    except ImportError:  # a torch built without distributed support
+        pass
+    text = str(error).lower()
+    return isinstance(error, RuntimeError) and any(word in text for word in _PEER_GONE)

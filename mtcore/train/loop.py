@@ -29,6 +29,7 @@ from mtcore.data.batch import model_inputs
 from mtcore.train import events
 from mtcore.train.build import Engine
 from mtcore.train.checkpoint import restore_rng
+from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
 from mtcore.train.preemption import Preemption
@@ -133,7 +134,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     time.sleep(delay)  # test hook: debug.step_delay_s
                 if preemption.signum and not preemption.noted:  # a host flag: no device read
                     preemption.noted = True
-                    when = "now" if preemption.processes == 1 else "at the next logging step, with the other processes"
+                    when = "now" if preemption.processes == 1 else "at the next logging step, with the other processes,"
                     progress.message(f"{preemption.signal_name} received: stopping {when} with a checkpoint")
                 if preemption.due():
                     raise events.preempt(engine, meter, watch, progress, preemption)
@@ -144,10 +145,18 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             tokens = batch.num_tokens if batch is not None else 0
             error = out_of_memory(state.step + 1, task, size, tokens)
             engine.log.write({"event": "error", "step": state.step, "message": str(error)})
-            raise error from None
+            raise report_at_once(error) from None  # one GPU's: said now, before the others' "a process stopped"
         except TrainingError as error:
             engine.log.write({"event": "error", "step": state.step, "message": str(error)})
             raise
+        except RuntimeError as exc:  # a collective failing: another process of the launch stopped (killed, out of memory)
+            if engine.accelerator.num_processes < 2 or not is_peer_failure(exc):
+                raise
+            error = TrainingError(f"another process of this launch stopped during step {state.step + 1} (its own error, when it "
+                                  f"printed one, is above), so this one cannot go on; the run continues from its last checkpoint "
+                                  f"with --resume under the same launch")
+            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+            raise error from None
         finally:
             progress.close()
             if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)

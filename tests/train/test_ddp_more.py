@@ -86,3 +86,52 @@ def test_ddp_dynamic_weight_average_closes_its_windows_on_every_process(tmp_path
     weights = [e["weights"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "loss_weights"]
     assert len(weights) == 4 and set(weights[0].values()) == {1.0}
     assert sum(weights[-1].values()) == pytest.approx(3.0) and len(set(weights[-1].values())) == 3
+
+
+_RANK1_OOM = '''
+import os, sys
+import torch
+if os.environ.get("RANK") == "1":  # the 5th batch of rank 1 only: what a CUDA out-of-memory on one GPU of two looks like
+    from mtcore.train import monitor
+    calls = {"n": 0}
+    original = monitor.LossMeter.add
+    def add(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+        return original(self, *args, **kwargs)
+    monitor.LossMeter.add = add
+from mtcore.cli.app import main
+sys.argv = ["mt", *sys.argv[1:]]
+main()
+'''
+
+
+def test_a_failure_of_one_process_is_its_own_line_then_the_main_process_names_it(tmp_path: Path, make_config, helpers):
+    """Rank 1 runs out of memory alone: the main process printed "unexpected RuntimeError: [gloo ...]
+    Connection closed by peer" and logged no error event."""
+    script = tmp_path / "rank1_oom.py"
+    script.write_text(_RANK1_OOM, encoding="utf-8")
+    config = make_config(schedule={"max_steps": 20, "warmup_steps": 0}, checkpoint={"every": 2, "keep_last": 1})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+                           "train", str(path), "--output-dir", str(run)], capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode != 0
+    errors = _lines(done.stderr, "error:")
+    assert any("CUDA out of memory" in e for e in errors), done.stderr[-3000:]
+    assert not any("unexpected" in e for e in errors), errors
+    assert any("another process of this launch stopped" in e for e in errors) or len(errors) == 1, errors  # torchrun may stop rank 0 first
+    events = [e for e in helpers.read_events(run) if e["event"] == "error"]
+    assert events and ("another process" in events[0]["message"] or "out of memory" in events[0]["message"]), events
+    assert (run / "checkpoints").is_dir() and not (run / "model").exists()  # kept for --resume
+
+
+def test_is_peer_failure_tells_a_collective_losing_its_peer_from_other_errors():
+    from mtcore.train.distributed import is_peer_failure
+
+    gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:29500")
+    assert is_peer_failure(gloo)
+    assert not is_peer_failure(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x8 and 16x2)"))
+    assert not is_peer_failure(ValueError("Connection closed by peer"))  # not what a collective raises

@@ -185,3 +185,23 @@ def test_a_checkpoint_whose_optimizer_state_fits_other_parameters_is_one_line(fi
     assert "step-000006" in line and "does not fit this model's trainable parameters" in line
     assert f"encoder.path={run / 'model'} encoder.load_heads=true" in line
     assert sorted(p.relative_to(run).as_posix() for p in run.rglob("*")) == before
+
+
+def test_a_checkpoint_of_another_number_of_processes_is_refused_naming_the_launch(finished_run, tmp_path):
+    """It resumed with a warning about the sampler's order, silently halving the global batch and
+    (with epochs) stretching the schedule."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    run = _interrupted_copy(finished_run, tmp_path / "run")
+    latest = run / "checkpoints" / "step-000006"
+    sampler = json.loads((latest / "sampler.json").read_text())
+    sampler["world_size"] = 2  # as torchrun --nproc_per_node 2 wrote it
+    (latest / "sampler.json").write_text(json.dumps(sampler))
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 2, result.output
+    assert f"cannot resume from {latest}: it was written by 2 process(es) and this launch has 1" in result.output
+    assert "torchrun --nproc_per_node 2" in result.output
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # nothing changed in the run
