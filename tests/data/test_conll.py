@@ -108,3 +108,28 @@ def test_a_defined_ner_task_trains_on_conll_files_from_the_cli(tmp_path, monkeyp
     (tmp_path / "data" / "dev.conll").write_text(_sentences(4, 2).replace("B-PER", "B-PRE", 1), encoding="utf-8")
     checked = CliRunner().invoke(app, ["check", "run.yaml"])
     assert checked.exit_code == 1 and "data/dev.conll row 1" in checked.output and "'B-PRE'" in checked.output, checked.output
+
+
+def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_predicts_the_test_split(tmp_path):
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    example, sample = repo / "examples" / "ner_conll.yaml", repo / "examples" / "data" / "conll2003"
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
+    mt = [sys.executable, "-m", "mtcore.cli.app"]
+    done = subprocess.run([*mt, "train", str(example), f"tasks.0.data_dir={sample}", "encoder.path=null", "encoder.tiny=bert",
+                           "schedule.epochs=null", "schedule.max_steps=30", "batching.batch_size=8", "--output-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]["metrics"]
+    assert set(metrics) == {"user:conll2003/f1_entity", "user:conll2003/token_accuracy", "user:conll2003/loss"}
+    (tmp_path / "test").mkdir()  # CoNLL-2003's test file in the same layout
+    (tmp_path / "test" / "eng.testb").write_text(CONLL_2003, encoding="utf-8")
+    for name in ("eng.train", "eng.testa"):
+        (tmp_path / "test" / name).write_text((sample / name).read_text(encoding="utf-8"), encoding="utf-8")
+    predicted = subprocess.run([*mt, "predict", str(tmp_path / "run"), "--split", "test", "--source", "local", "--data-dir",
+                                str(tmp_path / "test")], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [len(row["label"]) for row in rows] == [5, 2, 2]  # one tag per word of each test sentence
