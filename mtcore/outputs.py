@@ -9,6 +9,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Any, TextIO
 
 from mtcore.errors import MtError, UsageError
 
@@ -40,7 +41,8 @@ def _reason(exc: OSError) -> str:
 def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: str = "--output", example: str = "predictions.jsonl") -> None:
     """Refuse an output path that cannot be written, before any work, in one line.
 
-    ``path`` is a file (``folder=False``: an existing folder there is refused) or a folder. The
+    ``path`` is a file (``folder=False``: an existing folder there is refused; a FIFO or a device such as
+    ``/dev/stdout`` is written directly) or a folder (a FIFO or device refused). The
     nearest existing folder on the way must be a folder and must take a file (tried with an empty
     temporary file, removed at once): a :class:`UsageError` or :class:`MtError` otherwise.
     """
@@ -48,6 +50,8 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
     if target.is_symlink():
         target = target.resolve()  # written through: its target is what must be writable
     if target.exists() and not target.is_file() and not target.is_dir():  # a FIFO or a device: written directly
+        if folder:
+            raise UsageError(f"{what} {path} is a device or pipe, not a folder; this output is a folder: choose a folder path")
         if not os.access(target, os.W_OK):
             raise MtError(f"cannot write to {path}: permission denied")
         return
@@ -80,34 +84,83 @@ def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
     return MtError(f"cannot write to {path}: {reason}")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure.
+class AtomicText:
+    """A text file written under a temporary name beside ``path`` and renamed onto it only by
+    :meth:`commit`, so that a failure half-way (an error, Ctrl-C, a full disk) leaves no file and no
+    temporary file: :meth:`discard` removes what was written, and the folders :meth:`open` made.
 
     A symbolic link is written through (its target is replaced, the link stays); a FIFO or a
-    device (``/dev/stdout``) is written to directly, never replaced by a file. Missing parent
-    folders are created (and removed again on failure); the file gets the modes ``open()`` gives.
-    Plugins' prediction writers use it too.
+    device (``/dev/stdout``) is written to directly, never replaced by a file. The file gets the
+    modes ``open()`` gives. As a context manager: open on entry, commit on a clean exit, discard
+    otherwise.
     """
-    path = Path(path)
-    if path.is_symlink():
-        path = path.resolve()
-    if path.exists() and not path.is_file() and not path.is_dir():
-        with open(path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        return
-    created = make_parents(path.parent)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        share_modes(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        remove_empty(created)
-        raise
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        path = Path(path)
+        self.path = path.resolve() if path.is_symlink() else path
+        self.direct = self.path.exists() and not self.path.is_file() and not self.path.is_dir()
+        self.handle: TextIO | None = None
+        self._tmp: str | None = None
+        self._created: list[Path] = []
+
+    def open(self) -> TextIO:
+        if self.direct:
+            self.handle = open(self.path, "w", encoding="utf-8", newline="")
+            return self.handle
+        self._created = make_parents(self.path.parent)
+        try:
+            fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=self.path.suffix, dir=self.path.parent)
+            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except BaseException:
+            self.discard()
+            raise
+        return self.handle
+
+    def commit(self) -> None:
+        """Close the file and move it into place (on failure: :meth:`discard`, and the error raised)."""
+        try:
+            if self.handle is not None:
+                self.handle.close()
+            if self._tmp is not None:
+                share_modes(self._tmp)
+                os.replace(self._tmp, self.path)
+                self._tmp = None
+        except BaseException:
+            self.discard()
+            raise
+        self._created = []
+
+    def discard(self) -> None:
+        """Remove the temporary file and the folders made for it (nothing to do once committed)."""
+        if self.handle is not None:
+            try:
+                self.handle.close()
+            except OSError:  # a full disk refuses the last flush too
+                pass
+        if self._tmp is not None:
+            Path(self._tmp).unlink(missing_ok=True)
+            self._tmp = None
+        remove_empty(self._created)
+        self._created = []
+
+    def __enter__(self) -> TextIO:
+        return self.open()
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it; nothing is left on failure
+    (:class:`AtomicText`: links written through, FIFOs and devices written directly, missing parent
+    folders created and removed again on failure, the modes ``open()`` gives). Plugins' prediction
+    writers use it too.
+    """
+    with AtomicText(path) as handle:
+        handle.write(text)
 
 
 def write_failures() -> tuple[type[BaseException], ...]:

@@ -147,3 +147,11 @@ def test_the_gpu_plot_is_drawn_from_the_recorded_runs(tmp_path):
                           text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 20_000
+
+
+def test_predict_memory_smoke():
+    report, table = run_script("predict_memory.py", "--smoke")
+    rows = [r["rows"] for r in report["results"]]
+    assert rows == [200, 2000] and all(r["peak_rss_mb"] > 0 for r in report["results"])
+    assert report["growth_mb"] == pytest.approx(report["results"][1]["peak_rss_mb"] - report["results"][0]["peak_rss_mb"], abs=0.2)
+    assert "peak RSS" in table and "2,000" in table

@@ -104,19 +104,20 @@ def _print_table(report: Any) -> None:
     stdout.print(f"aggregate (mean of main metrics *): {aggregate}")
 
 
-def _writer(name: str, output: Optional[Path]) -> Any:
+def _writer(name: str, output: Optional[Path]) -> tuple[Any, str]:
+    """The writer registered as ``name``, and its id."""
     from mtcore.plugins import load_registry
 
     component = load_registry(warn=False).component("writer", name)
     if output is None and name not in STDOUT_FORMATS:
         raise UsageError(f"--format {name} writes files: pass --output <file or folder> (only {', '.join(STDOUT_FORMATS)} can go to stdout)")
-    return component.load()
+    return component.load(), component.id
 
 
-def _writer_id(name: str) -> str:
-    from mtcore.plugins import load_registry
-
-    return load_registry(warn=False).component("writer", name).id
+def _is_stream(path: str) -> bool:
+    """``/dev/stdout``, a FIFO or another device: written directly, never a folder."""
+    target = Path(path).expanduser()
+    return target.exists() and not target.is_file() and not target.is_dir()
 
 
 def _pick_task(model: Any, task: Optional[str]) -> str:
@@ -192,25 +193,6 @@ def _with_run_sources(location: Any, spec: Any) -> Any:
     return spec.replace(sources=planned.task.sources) if planned is not None and planned.task.sources else spec
 
 
-def _write(writer: Any, format: str, spec: Any, rows: list[dict[str, Any]], output: Optional[Path]) -> list[Any]:
-    if output is None:
-        with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
-            written = writer(spec, rows, Path(tmp) / f"predictions.{format}")
-            sys.stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
-            sys.stdout.flush()
-        return []
-    try:
-        if format in STDOUT_FORMATS:  # mtcore's own writers are atomic themselves (and write FIFOs, /dev/stdout)
-            return list(writer(spec, rows, output) or [output])
-        from mtcore.predict.writers import write_staged  # a plugin's writer: staged beside the output, moved into place
-
-        return list(write_staged(writer, _writer_id(format), spec, rows, output) or [output])
-    except OSError as exc:
-        from mtcore.outputs import write_error
-
-        raise write_error(output, exc) from exc
-
-
 def predict(
     path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task); "
@@ -238,12 +220,12 @@ def predict(
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
     if several and output_arg is None:
         raise UsageError("several tasks write one file each: pass --output <folder>")
-    if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv")):
+    if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):
         raise UsageError(f"several tasks write one file each into a folder: --output names a folder, not {output_arg!r}")
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
         format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
-    writer = _writer(format, output)
+    writer, writer_id = _writer(format, output)
     _check_device(device)
     if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
         from mtcore.outputs import check_writable
@@ -254,42 +236,53 @@ def predict(
     location = locate(path)
     model = load_model(location, device)
     if input is not None:
-        from mtcore.predict.chunks import predict_rows
-        from mtcore.predict.inputs import check_fields, read_file_rows
         from mtcore.predict.tasks import prediction_task
+        from mtcore.predict.writing import predict_input
 
         head, spec = prediction_task(model, _pick_task(model, names[0] if names else None))
         spec = _with_run_sources(location, spec)
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
-        lines = read_file_rows(input, input_format)
-        check_fields(lines, spec)
-        predicted = [(spec, head, predict_rows(model, head, spec, lines, batch_size=batch_size, origin="<stdin>" if input == "-" else input))]
-        del lines
-    else:
-        from mtcore.data.task_data import MissingSplit
+        count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
+                                       output=output, writer=writer, writer_id=writer_id)
+        if output is not None:
+            _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+        return
+    setups = [_setup(model, location, name, source, data_dir) for name in _task_names(model, names)]
+    for setup in setups if format not in STDOUT_FORMATS else ():
+        _check_writer(writer, setup.task)
+    if not several:
+        from mtcore.predict.writing import write_rows
 
-        setups = [_setup(model, location, name, source, data_dir) for name in _task_names(model, names)]
-        for setup in setups if format not in STDOUT_FORMATS else ():
-            _check_writer(writer, setup.task)
-        predicted = []
+        spec, head, rows = _predict_split(model, setups[0], split, batch_size)
+        written = write_rows(writer, format, writer_id, spec, rows, output)
+        if output is not None:
+            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+        return
+    from mtcore.predict.writing import TaskFolder
+
+    _predict_tasks(model, setups, names, split, batch_size, TaskFolder(output, format, writer, writer_id))
+
+
+def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any) -> None:
+    """Several tasks' splits into one folder, all or none (``folder``: a :class:`~mtcore.predict.writing.TaskFolder`)."""
+    from mtcore.data.task_data import MissingSplit
+
+    with folder:
         for setup in setups:
             try:
-                predicted.append(_predict_split(model, setup, split, batch_size))
+                spec, head, rows = _predict_split(model, setup, split, batch_size)
             except MissingSplit:
                 if names != ["all"]:
                     raise
                 _info(f"skipped {setup.task.id}: its {setup.source} source has no {split!r} split")
-        if not predicted:
+                continue
+            folder.write(spec, head, rows)
+            del rows
+        if not len(folder):
             raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
-    for spec, head, rows in predicted:
-        target = output
-        if several and format in STDOUT_FORMATS and output is not None:  # one file per task in the folder
-            target = output / f"{spec.id.replace(':', '_')}.{format}"
-            target.parent.mkdir(parents=True, exist_ok=True)
-        written = _write(writer, format, spec, rows, target)
-        if target is not None:
-            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+    for spec, head, count, written in folder.written:
+        _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
 
 
 def export(

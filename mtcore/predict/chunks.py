@@ -1,16 +1,24 @@
-"""``mt predict --input FILE`` in chunks: each chunk's in-memory Dataset, tokens and logits are freed
-before the next one is made.
+"""``mt predict --input FILE`` in chunks: the file is read lazily, :data:`CHUNK_ROWS` rows at a
+time, and each chunk's rows, in-memory Dataset, tokens, logits and prediction rows are freed
+before the next chunk is read.
 
-The rows of the file are read once (plain dicts); each chunk of :data:`CHUNK_ROWS` rows is then
-prepared, tokenized and predicted on its own, and only its prediction rows are kept for the
-writer. The file's rows and the prediction rows still grow with the file (100,000 short rows: peak
-RSS 751 MB predicted whole, 741 MB in chunks, with a tiny model; outputs equal to 1e-7). Rows
-without an id are numbered across chunks, as one pass would number them.
+:func:`check_rows` reads the file once first, keeping nothing: a malformed row, a row missing a
+field the task needs, and rows with and without an id in a file of several chunks are one line
+naming the file and row before any prediction (the fields of a task with preprocessing steps or
+a ``row_expand``, and the ids of one with preprocessing steps, exist only once a chunk is
+prepared: they are checked per chunk). :func:`predict_chunks` then yields each chunk's
+prediction rows; mtcore's ``jsonl`` and ``csv`` writers append them to the output as they come
+(:mod:`mtcore.predict.writing`), so peak memory does not grow with the file (a tiny model, short
+rows, ``benchmarks/predict_memory.py``: peak RSS 572 MB for 200,000 rows and 565 MB for 600,000,
+where holding every row and prediction took 762 MB for 200,000). Rows without an id are numbered
+across chunks, as one pass would number them. A plugin's writer still receives every prediction
+row at once, as its hook promises.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 from mtcore.errors import DataError
@@ -18,36 +26,73 @@ from mtcore.errors import DataError
 #: Rows predicted at a time.
 CHUNK_ROWS = 20_000
 
+Row = tuple[str, int, Any]
 
-def _ids(rows: Sequence[tuple[str, int, Any]], field: str | None) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
-    """Where the first row with an id and the first without one are (``(file, row)``), None for none."""
+
+def chunked(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """``rows`` as lists of ``size`` (the last one shorter), read lazily."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None) -> int:
+    """Read ``rows`` once, keeping none, and return how many there are.
+
+    The first row missing a field the task needs is one line (:func:`~mtcore.predict.inputs.check_fields`);
+    so are rows with and without an id when they span several chunks (within one chunk the
+    prediction itself refuses them, naming the rows).
+    """
+    from mtcore.predict.inputs import check_fields
+
+    field = task.id_field
+    count = 0
     given = missing = None
-    for file, number, row in rows:
-        if field is not None and row.get(field) is not None:
-            given = given or (file, number)
-        else:
-            missing = missing or (file, number)
-        if given and missing:
-            break
-    return given, missing
+
+    def counted() -> Iterator[Row]:
+        nonlocal count, given, missing
+        for file, number, row in rows:
+            count += 1
+            if field is not None and row.get(field) is not None:
+                given = given or (file, number)
+            else:
+                missing = missing or (file, number)
+            yield file, number, row
+
+    check_fields(counted(), task)
+    if count > (chunk_rows or CHUNK_ROWS) and not task.preprocess and given and missing:  # ids from preprocessing: per chunk
+        raise DataError(f"{missing[0]} row {missing[1]} has no {task.id_field} while {given[0]} row {given[1]} has one; "
+                        "give every row an idx, or none (rows are then numbered from 0)")
+    return count
 
 
-def predict_rows(model: Any, head_id: str, task: Any, rows: Sequence[tuple[str, int, Any]], *, batch_size: int, origin: str,
-                 chunk_rows: int | None = None) -> list[dict[str, Any]]:
-    """Prediction rows (``idx``, ``label``, ...) of ``rows`` (``(file, row number, raw row)``), chunk by chunk."""
+def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, batch_size: int, origin: str,
+                   chunk_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The prediction rows (``idx``, ``label``, ...) of ``rows`` (``(file, row number, raw row)``), a list per chunk.
+
+    ``rows`` is read lazily; a chunk's rows are flattened by the task's ``row_expand``, if it has
+    one, and checked when the chunk is reached (:func:`~mtcore.predict.inputs.rows_dataset`).
+    """
     from mtcore.predict.inputs import rows_dataset
     from mtcore.predict.predictor import predict_raw, quiet_datasets
 
-    size = chunk_rows or CHUNK_ROWS
-    if len(rows) > size and not task.preprocess:  # ids from preprocessing steps are checked per chunk only
-        given, missing = _ids(rows, task.id_field)
-        if given and missing:
-            raise DataError(f"{missing[0]} row {missing[1]} has no {task.id_field} while {given[0]} row {given[1]} has one; "
-                            "give every row an idx, or none (rows are then numbered from 0)")
-    out: list[dict[str, Any]] = []
-    for start in range(0, len(rows), size):
+    done = 0  # prediction rows so far: rows without an id are numbered on from there
+    for chunk in chunked(rows, chunk_rows or CHUNK_ROWS):
         with quiet_datasets():
-            raw = rows_dataset(rows[start:start + size], task)
-        predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=start)
-        out.extend(predictions.rows())
-    return out
+            raw = rows_dataset(chunk, task)
+        del chunk
+        predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done)
+        del raw
+        out = predictions.rows()
+        del predictions
+        done += len(out)
+        yield out
+        del out  # not held while the next chunk is predicted
+
+
+def predict_rows(model: Any, head_id: str, task: Any, rows: Sequence[Row], *, batch_size: int, origin: str,
+                 chunk_rows: int | None = None) -> list[dict[str, Any]]:
+    """Every prediction row of ``rows`` in one list (checked first, predicted chunk by chunk)."""
+    check_rows(rows, task, chunk_rows=chunk_rows)
+    return [row for chunk in predict_chunks(model, head_id, task, rows, batch_size=batch_size, origin=origin,
+                                            chunk_rows=chunk_rows) for row in chunk]

@@ -1,7 +1,9 @@
 """What ``predict`` reads: files (JSON Lines, CSV, ...), standard input, lists of dicts, Datasets.
 
-Every input becomes a raw ``datasets.Dataset`` in memory whose rows keep the file and row they
-came from (so a bad row is reported as ``input.jsonl row 7: ...``). Rows are the task's *raw*
+A file (or standard input) is read lazily through :func:`open_input`, so that ``mt predict
+--input`` holds one chunk of it at a time (:mod:`mtcore.predict.chunks`). Rows (all of them, or a
+chunk) become a raw ``datasets.Dataset`` in memory whose rows keep the file and row they came
+from (so a bad row is reported as ``input.jsonl row 7: ...``). Rows are the task's *raw*
 fields (``premise``, ``hypothesis``, ...; PARus's ``premise``, ``choice1``, ``choice2``,
 ``question``): the task's preprocessing and renaming run afterwards, exactly as for training.
 The label field, if present, is dropped: prediction never needs labels.
@@ -9,10 +11,11 @@ The label field, if present, is dropped: prediction never needs labels.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from mtcore.task import Task
 #: Name shown for rows given as Python objects (``model.predict(task, [{...}, ...])``).
 PYTHON_ORIGIN = "inputs"
 STDIN = "-"
+STDIN_NAME = "<stdin>"
 INPUT_FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet")
 
 Row = tuple[str, int, Mapping[str, Any]]
@@ -52,51 +56,75 @@ def _file_format(path: Path, input_format: str) -> str:
                           f"pass --input-format (input_format=) one of: {', '.join(INPUT_FORMATS[1:])}") from None
 
 
-def read_file_rows(path: str | os.PathLike, input_format: str = "auto") -> list[Row]:
-    """Every row of one input file as ``(file, row_number, row)``; ``"-"`` reads standard input.
+class InputFile:
+    """One input file read lazily, as often as needed: iterating gives ``(file, row_number, row)``.
+
+    ``name`` is what rows and errors say (``<stdin>`` for standard input, spooled to a temporary
+    file by :func:`open_input`).
+    """
+
+    def __init__(self, path: Path, fmt: str, name: str) -> None:
+        self.path, self.fmt, self.name = path, fmt, name
+
+    def __iter__(self) -> Iterator[Row]:
+        from mtcore.data.readers import iter_rows
+
+        rows = iter_rows(self.path, self.fmt)
+        if self.name == str(self.path):
+            yield from ((self.name, number, row) for number, row in rows)
+            return
+        try:
+            for number, row in rows:
+                yield self.name, number, row
+        except (DataError, ConfigError) as exc:
+            raise type(exc)(str(exc).replace(str(self.path), self.name)) from None
+
+    def no_rows(self) -> DataError:
+        if self.name != STDIN_NAME:
+            return DataError(f"{self.path}: the input file has no rows; give one JSON object per line (jsonl) or a CSV header and rows")
+        return DataError(f"{STDIN_NAME}: the input has no rows")
+
+
+@contextlib.contextmanager
+def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[InputFile]:
+    """The input file ``path`` (checked: it exists, is a file, its format is known), or standard
+    input for ``"-"``: copied, a block at a time, to a temporary file removed on leaving.
 
     Standard input is JSON Lines unless ``input_format`` says otherwise (``auto`` looks at the
     first character: ``{`` means JSON Lines, anything else CSV with a header).
     """
-    from mtcore.data.readers import iter_rows
-
     _check_format(input_format)
     if str(path) == STDIN:
-        return _stdin_rows(input_format)
+        fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-")
+        try:
+            first = ""
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                while block := sys.stdin.read(1 << 20):
+                    first = first or block.lstrip()[:1]
+                    handle.write(block)
+            if not first:
+                raise DataError(f"{STDIN_NAME}: the input has no rows; pipe one JSON object per line (or CSV with --input-format csv)")
+            fmt = input_format if input_format != "auto" else "jsonl" if first == "{" else "csv"
+            yield InputFile(Path(tmp), fmt, STDIN_NAME)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+        return
     file = Path(path).expanduser()
     if not file.exists():
         hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) else ""
         raise DataError(f"{file}: no such input file{hint}")
     if file.is_dir():
         raise DataError(f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data")
-    fmt = _file_format(file, input_format)
-    rows = [(str(file), number, row) for number, row in iter_rows(file, fmt)]
-    if not rows:
-        raise DataError(f"{file}: the input file has no rows; give one JSON object per line (jsonl) or a CSV header and rows")
-    return rows
+    yield InputFile(file, _file_format(file, input_format), str(file))
 
 
-def _stdin_rows(input_format: str) -> list[Row]:
-    from mtcore.data.readers import iter_rows
-
-    text = sys.stdin.read()
-    if not text.strip():
-        raise DataError("<stdin>: the input has no rows; pipe one JSON object per line (or CSV with --input-format csv)")
-    fmt = input_format
-    if fmt == "auto":
-        fmt = "jsonl" if text.lstrip().startswith("{") else "csv"
-    fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-", suffix=f".{fmt}")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        try:
-            rows = [("<stdin>", number, row) for number, row in iter_rows(tmp, fmt)]
-        except (DataError, ConfigError) as exc:
-            raise type(exc)(str(exc).replace(tmp, "<stdin>")) from None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    if not rows:
-        raise DataError("<stdin>: the input has no rows")
+def read_file_rows(path: str | os.PathLike, input_format: str = "auto") -> list[Row]:
+    """Every row of one input file as ``(file, row_number, row)``; ``"-"`` reads standard input
+    (see :func:`open_input`)."""
+    with open_input(path, input_format) as source:
+        rows = list(source)
+        if not rows:
+            raise source.no_rows()
     return rows
 
 

@@ -6,15 +6,20 @@ A writer is called as ``writer(task, rows, output_path)``: ``rows`` is a list of
 list per word, None for a word cut by truncation), and any more fields of the task's kind
 (extractive QA: ``answer_start``, ``score``), which both writers write too; it writes the file
 atomically and returns the paths written. The CSV writer leaves per-word probabilities out (they are no columns).
+
+``mt predict --input`` does not hold every row for these two: :class:`JsonlSink` and
+:class:`CsvSink` write the same files a chunk of rows at a time (:mod:`mtcore.predict.writing`).
+A plugin's writer is run by :func:`write_staged` (into a hidden folder, then moved into place).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TextIO
 
 from mtcore.outputs import write_text_atomic
 
@@ -39,46 +44,95 @@ def _per_word(values: Any) -> bool:
     return any(v is None or isinstance(v, (list, tuple)) for v in _plain(values))
 
 
+def _jsonl_line(row: Mapping[str, Any]) -> str:
+    record = {"idx": _plain(row.get("idx")), "label": _plain(row.get("label"))}
+    if row.get("probabilities") is not None:
+        record["probabilities"] = _floats(_plain(row["probabilities"]))
+    record.update({key: _plain(value) for key, value in row.items() if key not in _BASIC})
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
 def write_jsonl(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
     """One JSON object per row: ``{"idx": ..., "label": ..., "probabilities": [...]}``."""
     path = Path(output_path)
-    lines = []
-    for row in rows:
-        record = {"idx": _plain(row.get("idx")), "label": _plain(row.get("label"))}
-        if row.get("probabilities") is not None:
-            record["probabilities"] = _floats(_plain(row["probabilities"]))
-        record.update({key: _plain(value) for key, value in row.items() if key not in _BASIC})
-        lines.append(json.dumps(record, ensure_ascii=False))
-    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    write_text_atomic(path, "".join(_jsonl_line(row) for row in rows))
     return [path]
 
 
-def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
-    """``idx,label`` and one ``p_<label>`` probability column per class (when given)."""
-    path = Path(output_path)
-    labels = list(getattr(task, "labels", ()) or ())
-    with_probs = any(row.get("probabilities") is not None and not _per_word(row["probabilities"]) for row in rows)
-    if with_probs and not labels:
-        width = max(len(_plain(row["probabilities"])) for row in rows if row.get("probabilities") is not None)
-        labels = [str(i) for i in range(width)]
-    import io
+class CsvLayout:
+    """The CSV columns of some prediction rows: ``idx,label``, a ``p_<label>`` column per class when
+    any row has class probabilities (per-word lists are no columns), then the first row's other fields."""
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    extra = [key for key in (rows[0] if rows else {}) if key not in _BASIC]  # extractive QA: answer_start, score
-    writer.writerow(["idx", "label"] + ([f"p_{name}" for name in labels] if with_probs else []) + extra)
-    for row in rows:
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.labels = list(getattr(task, "labels", ()) or ())
+        self.with_probs = False
+        self.width = 0  # the most probabilities of a row (class names for a task without labels)
+        self.extra: list[str] | None = None  # extractive QA: answer_start, score
+
+    def see(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            if self.extra is None:
+                self.extra = [key for key in row if key not in _BASIC]
+            if row.get("probabilities") is not None:
+                probs = _plain(row["probabilities"])
+                self.width = max(self.width, len(probs))
+                self.with_probs = self.with_probs or not _per_word(probs)
+
+    def settled(self) -> bool:
+        """Whether rows yet to come cannot change the header (rows of a task with labels and class
+        probabilities, or of a kind that has no probabilities at all)."""
+        kind = getattr(getattr(self.task, "kind", None), "value", None)
+        return self.extra is not None and ((self.with_probs and bool(self.labels)) or kind in ("regression", "extractive_qa"))
+
+    def columns(self) -> list[str]:
+        return [f"p_{name}" for name in self.probability_names()] if self.with_probs else []
+
+    def probability_names(self) -> list[str]:
+        return self.labels or [str(i) for i in range(self.width)]
+
+    def header(self) -> list[str]:
+        return ["idx", "label"] + self.columns() + list(self.extra or [])
+
+    def record(self, row: Mapping[str, Any]) -> list[Any]:
         label = _plain(row.get("label"))
         if isinstance(label, (list, dict)):
             label = json.dumps(label, ensure_ascii=False)
         record = [_plain(row.get("idx")), label]
-        if with_probs:
+        if self.with_probs:
             probs = _plain(row.get("probabilities")) or []
-            record += [f"{float(p):.6g}" for p in probs] + [""] * (len(labels) - len(probs))
-        record += [_plain(row.get(key)) for key in extra]
-        writer.writerow(record)
+            record += [f"{float(p):.6g}" for p in probs] + [""] * (len(self.probability_names()) - len(probs))
+        return record + [_plain(row.get(key)) for key in self.extra or []]
+
+
+def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
+    """``idx,label`` and one ``p_<label>`` probability column per class (when given)."""
+    import io
+
+    path = Path(output_path)
+    layout = CsvLayout(task)
+    layout.see(rows)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(layout.header())
+    writer.writerows(layout.record(row) for row in rows)
     write_text_atomic(path, buffer.getvalue())
     return [path]
+
+
+def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: Path) -> list[Any]:
+    """``writer(task, rows, output)``: what it returns, and its own exception as one line naming it
+    (:class:`~mtcore.errors.PluginError`); an ``OSError`` or mtcore error passes through."""
+    from mtcore.errors import MtError, PluginError
+
+    try:
+        return list(writer(task, rows, output) or [])
+    except (MtError, OSError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line naming the writer
+        text = " ".join(str(exc).split())
+        raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
+                          "nothing was written") from exc
 
 
 def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: str | Path) -> list[Path]:
@@ -92,21 +146,13 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
     import shutil
     import tempfile
 
-    from mtcore.errors import MtError, PluginError
     from mtcore.outputs import make_parents, remove_empty, share_modes
 
     output = Path(output)
     created = make_parents(output.parent)
     stage = Path(tempfile.mkdtemp(prefix=".mt-write-", dir=output.parent))
     try:
-        try:
-            returned = writer(task, rows, stage / output.name) or []
-        except (MtError, OSError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line naming the writer
-            text = " ".join(str(exc).split())
-            raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
-                              "nothing was written") from exc
+        returned = call_writer(writer, component_id, task, rows, stage / output.name)
         outside = [Path(p) for p in returned if not Path(p).resolve().is_relative_to(stage.resolve())]
         moved = []
         for path in sorted(p for p in stage.rglob("*") if p.is_file()):
@@ -121,3 +167,83 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
         raise
     shutil.rmtree(stage, ignore_errors=True)
     return moved + outside
+
+
+class JsonlSink:
+    """The ``jsonl`` writer a chunk of rows at a time, into an open text stream (``mt predict --input``)."""
+
+    def __init__(self, task: Any, handle: TextIO) -> None:
+        self.handle = handle
+        self.count = 0
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.handle.write("".join(_jsonl_line(row) for row in rows))
+        self.count += len(rows)
+
+    def finish(self) -> None:
+        self.handle.flush()
+
+    def close(self) -> None:
+        pass
+
+
+class CsvSink:
+    """The ``csv`` writer a chunk of rows at a time, into an open text stream: the same file as
+    :func:`write_csv` of all the rows at once.
+
+    Rows go straight out once the first chunk settles the header (:meth:`CsvLayout.settled`:
+    classification, multi-label, regression, extractive QA); otherwise (a multiple-choice task
+    whose rows may have more choices further on, token classification) they wait, pickled, in an
+    anonymous temporary file in ``spool_dir`` until the header is known.
+    """
+
+    def __init__(self, task: Any, handle: TextIO, spool_dir: str | Path | None = None) -> None:
+        self.layout = CsvLayout(task)
+        self.handle = handle
+        self.spool_dir = spool_dir
+        self.writer: Any = None
+        self.spool: IO[bytes] | None = None
+        self.count = 0
+
+    def _start(self) -> None:
+        self.writer = csv.writer(self.handle, lineterminator="\n")
+        self.writer.writerow(self.layout.header())
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        self.layout.see(rows)
+        self.count += len(rows)
+        if self.writer is None and self.spool is None and self.layout.settled():
+            self._start()
+        if self.writer is not None:
+            self.writer.writerows(self.layout.record(row) for row in rows)
+            return
+        if self.spool is None:
+            import tempfile
+
+            self.spool = tempfile.TemporaryFile(prefix=".mt-csv-", dir=self.spool_dir)  # no name: nothing to leave behind
+        pickle.dump(list(rows), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def finish(self) -> None:
+        if self.writer is None:
+            self._start()
+            if self.spool is not None:
+                self.spool.seek(0)
+                while True:
+                    try:
+                        rows = pickle.load(self.spool)  # noqa: S301 - the rows this object pickled itself
+                    except EOFError:
+                        break
+                    self.writer.writerows(self.layout.record(row) for row in rows)
+        self.handle.flush()
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+            self.spool = None
+
+
+def sink(format: str, task: Any, handle: TextIO, spool_dir: str | Path | None = None) -> JsonlSink | CsvSink:
+    """A streaming sink of mtcore's own writer ``format`` (``jsonl`` or ``csv``)."""
+    return JsonlSink(task, handle) if format == "jsonl" else CsvSink(task, handle, spool_dir)
