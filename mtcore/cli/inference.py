@@ -18,6 +18,8 @@ from mtcore.errors import UsageError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STDOUT_FORMATS = ("jsonl", "csv")
+NULL_THRESHOLD_HELP = ("Extractive QA with no_answer: answer \"\" when the no-answer score beats the best span's by more than this "
+                       "(default: the model's, e.g. a run's squad_best_f1_threshold).")
 
 
 def _info(message: str) -> None:
@@ -63,6 +65,7 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Evaluation batch size (default: the run's, else 32)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16 (default: the run's, else fp32)."),
+    null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Score a trained model on a split: per-task metrics and the aggregate."""
@@ -73,7 +76,7 @@ def evaluate(
     _check_precision(precision)
     _check_device(device)
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
-                           device=device, precision=precision)
+                           device=device, precision=precision, null_threshold=null_threshold)
     for note in report.notes:
         _info(f"note: {note}")
     if as_json:
@@ -198,7 +201,8 @@ def predict(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task); "
                                        "with --split, several comma-separated, or all (then --output is a folder)."),
     input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
-    input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet."),
+    input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet, "
+                                     "conll (a token per line, first column; a blank line between sentences)."),
     split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
     source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
@@ -207,6 +211,7 @@ def predict(
                                          "Default: csv for an --output ending in .csv, else jsonl."),
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
+    null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
     _one_process("predict")
@@ -239,8 +244,10 @@ def predict(
         from mtcore.predict.tasks import prediction_task
         from mtcore.predict.writing import predict_input
 
+        from mtcore.predict.tasks import with_null_threshold
+
         head, spec = prediction_task(model, _pick_task(model, names[0] if names else None))
-        spec = _with_run_sources(location, spec)
+        spec = with_null_threshold([_with_run_sources(location, spec)], null_threshold)[0]
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
         count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
@@ -249,6 +256,12 @@ def predict(
             _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
     setups = [_setup(model, location, name, source, data_dir) for name in _task_names(model, names)]
+    if null_threshold is not None:
+        import dataclasses
+
+        from mtcore.predict.tasks import with_null_threshold
+
+        setups = [dataclasses.replace(s, task=t) for s, t in zip(setups, with_null_threshold([s.task for s in setups], null_threshold))]
     for setup in setups if format not in STDOUT_FORMATS else ():
         _check_writer(writer, setup.task)
     if not several:

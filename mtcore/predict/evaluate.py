@@ -146,7 +146,7 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
 
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
-                  precision: str | None = None) -> EvaluationReport:
+                  precision: str | None = None, null_threshold: float | None = None) -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
 
     ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
@@ -154,6 +154,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     ``tasks`` picks tasks (ids or bare names; default: every task of the run / model);
     ``source`` and ``data_dir`` override where the data comes from (for a model directory the
     default is each task's shipped ``sample``, or ``local`` when ``data_dir`` is given).
+    ``null_threshold`` replaces the saved one of extractive-QA tasks with ``no_answer``.
     """
     from mtcore.data import load_task_data
     from mtcore.plugins import get_component
@@ -172,6 +173,13 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         raise ModelFileError(f"{location.model_dir}: the model was saved without its tokenizer; save it again with tokenizer=...")
     folder = str(Path(data_dir).expanduser()) if data_dir is not None else None
     setups = task_setups(model, location, config, tasks, source=source, data_dir=folder)
+    if null_threshold is not None:
+        import dataclasses
+
+        from mtcore.predict.tasks import with_null_threshold
+
+        moved = with_null_threshold([s.task for s in setups], null_threshold)
+        setups = [dataclasses.replace(s, task=task) for s, task in zip(setups, moved)]
     if batch_size is None:
         batch_size = (config.batching.eval_batch_size or 2 * config.batching.batch_size) if config is not None else DEFAULT_EVAL_BATCH_SIZE
     if batch_size < 1:

@@ -26,7 +26,7 @@ from mtcore.task import Task
 PYTHON_ORIGIN = "inputs"
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-INPUT_FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet")
+INPUT_FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "conll")
 
 Row = tuple[str, int, Mapping[str, Any]]
 

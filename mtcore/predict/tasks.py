@@ -110,3 +110,21 @@ def with_sources(task: Task, task_id: str) -> Task:
             "install its plugin, use the run directory (its config names the data), or predict a file with --input"
         )
     return task.replace(sources=registered.sources)
+
+
+def with_null_threshold(tasks: list[Task], value: float | None) -> list[Task]:
+    """``tasks`` with ``null_threshold`` set to ``value`` (``--null-threshold``) where they have ``no_answer``
+    (SQuAD 2.0's unanswerable questions); a UsageError when none has, or the value is not finite."""
+    if value is None:
+        return tasks
+    import math
+
+    from mtcore.errors import UsageError
+
+    if not math.isfinite(value):
+        raise UsageError(f"--null-threshold must be a finite number, got {value!r}")
+    if not any(task.no_answer for task in tasks):
+        names = ", ".join(task.id for task in tasks)
+        raise UsageError(f"--null-threshold moves the \"no answer\" decision of extractive-QA tasks with no_answer (SQuAD 2.0); "
+                         f"{names} {'has' if len(tasks) == 1 else 'have'} no unanswerable questions")
+    return [task.replace(null_threshold=float(value)) if task.no_answer else task for task in tasks]

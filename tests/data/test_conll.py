@@ -133,3 +133,8 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert [len(row["label"]) for row in rows] == [5, 2, 2]  # one tag per word of each test sentence
+    (tmp_path / "new.conll").write_text("Peter\nBlackburn\nvisited\nMoscow\n\nEU\nrejects\n", encoding="utf-8")  # tokens only
+    given = subprocess.run([*mt, "predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll")],
+                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert given.returncode == 0, given.stderr[-2000:]
+    assert [len(json.loads(line)["label"]) for line in given.stdout.splitlines()] == [4, 2]

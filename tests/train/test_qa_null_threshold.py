@@ -114,9 +114,36 @@ def test_a_run_reports_the_best_threshold_and_a_configured_threshold_changes_the
     rows = model.predict("qa", [{"question": r["question"], "context": r["context"]} for r in _rows(20, 1)]).rows()
     assert all((row["label"] == "") == (row["null_score_diff"] > 0) for row in rows), rows  # the default threshold: 0
 
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    runner = CliRunner()
+    best = metrics["user:qa/squad_best_f1_threshold"]
+    tuned = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--json", "--null-threshold", repr(best)])
+    assert tuned.exit_code == 0, tuned.output
+    scores = json.loads(tuned.stdout)["metrics"]
+    assert scores["user:qa/squad_f1"] == pytest.approx(metrics["user:qa/squad_best_f1"])  # the best threshold gives the best F1
+    listed = runner.invoke(app, ["predict", str(tmp_path / "run"), "--split", "validation", "--null-threshold", "1e6"])
+    assert listed.exit_code == 0 and all(json.loads(line)["label"] != "" for line in listed.stdout.splitlines()), listed.output
+
     Trainer(config(null_threshold=1e6), output_dir=tmp_path / "never").train()  # a threshold no diff reaches
     saved = MultitaskModel.from_pretrained(tmp_path / "never" / "model")
     assert saved.tasks["user:qa"]["null_threshold"] == 1e6
     answered = saved.predict("qa", [{"question": r["question"], "context": r["context"]} for r in _rows(20, 1)]).rows()
     assert all(row["label"] != "" and row["answer_start"] >= 0 for row in answered), answered  # every question gets a span
     assert sum(row["label"] == "" for row in rows) > 0  # where the default threshold abstained
+
+
+def test_null_threshold_on_a_task_without_unanswerable_questions_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words=["a", "b"], hidden_size=16, num_layers=1, num_heads=2)
+    MultitaskModel(str(encoder), [Task(name="q", kind="extractive_qa")]).save_pretrained(tmp_path / "model", tokenizer=None)
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), "-i", "-", "--null-threshold", "1"],
+                                input='{"question": "a", "context": "b"}\n')
+    assert result.exit_code == 2 and "--null-threshold moves the \"no answer\" decision" in result.output, result.output
