@@ -94,3 +94,34 @@ def rates(r: dict[str, Any]) -> dict[str, Any]:
             "padding_efficiency": r["real_tokens"] / max(r["padded_tokens"], 1),
             "data_ms_per_step": 1000 * r["data_s"] / steps, "compute_ms_per_step": 1000 * compute / steps,
             "data_share": r["data_s"] / s}
+
+
+class RssSampler:
+    """Peaks of a process's ``RssAnon`` (heap) and ``RssFile`` (mapped files), in MB, read from
+    ``/proc/<pid>/status`` every ``interval`` seconds in a thread (``pid`` None: this process)."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.05) -> None:
+        import threading
+
+        self.peaks = {"RssAnon": 0.0, "RssFile": 0.0}
+        self._status = Path(f"/proc/{pid}/status" if pid is not None else "/proc/self/status")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                lines = self._status.read_text().splitlines()
+            except OSError:  # the process ended
+                return
+            for line in lines:
+                key = line.split(":")[0]
+                if key in self.peaks:
+                    self.peaks[key] = max(self.peaks[key], int(line.split()[1]) / 1024)
+            self._stop.wait(interval)
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peaks

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_common import RssSampler
+
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = [f"w{i}" for i in range(200)]
 
@@ -47,31 +49,6 @@ def current_rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-class RssSampler:
-    """Peaks of ``RssAnon`` and ``RssFile`` (MB), sampled every ``interval`` seconds in a thread."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        import threading
-
-        self.peaks = {"RssAnon": 0.0, "RssFile": 0.0}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.is_set():
-            for line in Path("/proc/self/status").read_text().splitlines():
-                key = line.split(":")[0]
-                if key in self.peaks:
-                    self.peaks[key] = max(self.peaks[key], int(line.split()[1]) / 1024)
-            self._stop.wait(interval)
-
-    def stop(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        return self.peaks
 
 
 def write_rows(path: Path, rows: int, seed: int) -> None:

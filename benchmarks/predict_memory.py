@@ -23,10 +23,11 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from bench_common import RssSampler
 
 ROOT = Path(__file__).resolve().parents[1]
 VOCAB = [f"w{i}" for i in range(200)]
@@ -64,34 +65,6 @@ def build_model(root: Path, seed: int) -> Path:
     return Path(model.save_pretrained(root / "model"))
 
 
-class ChildSampler:
-    """Peaks of a running process's ``RssAnon`` and ``RssFile`` (MB), sampled every ``interval`` seconds."""
-
-    def __init__(self, pid: int, interval: float = 0.05) -> None:
-        self.peaks = {"RssAnon": 0.0, "RssFile": 0.0}
-        self._status = Path(f"/proc/{pid}/status")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
-        self._thread.start()
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.is_set():
-            try:
-                lines = self._status.read_text().splitlines()
-            except OSError:  # ended
-                return
-            for line in lines:
-                key = line.split(":")[0]
-                if key in self.peaks:
-                    self.peaks[key] = max(self.peaks[key], int(line.split()[1]) / 1024)
-            self._stop.wait(interval)
-
-    def stop(self) -> dict[str, float]:
-        self._stop.set()
-        self._thread.join()
-        return self.peaks
-
-
 def run_size(model: Path, root: Path, rows: int, fmt: str, batch_size: int, seed: int, timeout: float) -> dict[str, Any]:
     """``mt predict`` on ``rows`` rows in a fresh process: its peak RSS and time."""
     data = root / f"rows-{rows}.jsonl"
@@ -104,7 +77,7 @@ def run_size(model: Path, root: Path, rows: int, fmt: str, batch_size: int, seed
     with (root / "stderr.txt").open("w") as stderr:
         start = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=root)
-        sampler = ChildSampler(process.pid)
+        sampler = RssSampler(process.pid)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)

@@ -144,10 +144,37 @@ def subprocess_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def kill_after_checkpoint(config: Path, run: Path, min_step: int, timeout: float = 120) -> None:
+    """``mt train config`` into ``run``, slowed down, killed with SIGKILL inside a step after checkpoint ``min_step``."""
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(mt_command("train", str(config), "--output-dir", str(run), "debug.step_delay_s=0.05"),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=subprocess_env())
+    try:
+        deadline = time.time() + timeout
+        while True:
+            done = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*") if (p / "state.json").is_file())
+            if done and done[-1] >= min_step:
+                break
+            if process.poll() is not None:
+                raise AssertionError(f"the run ended before checkpoint {min_step}: {process.stderr.read() if process.stderr else ''}")
+            assert time.time() < deadline, "no checkpoint appeared in time"
+            time.sleep(0.02)
+        time.sleep(0.07)  # somewhere inside a later step
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
 @pytest.fixture(scope="session")
 def helpers() -> Any:
     """Helper functions for the tests (conftest modules are not importable under importlib mode)."""
     from types import SimpleNamespace
 
     return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
-                           subprocess_env=subprocess_env, write_synthetic=write_synthetic, repo=REPO)
+                           subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
+                           repo=REPO)

@@ -4,11 +4,7 @@ the adapters merged (it predicts what the live model predicts), and a killed run
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -98,19 +94,7 @@ def test_a_killed_lora_run_resumes_to_the_same_weights(make_config, tmp_path, he
                           capture_output=True, text=True, env=env, timeout=300)
     assert full.returncode == 0, full.stderr
     run = tmp_path / "killed"
-    process = subprocess.Popen(helpers.mt_command("train", str(path), "--output-dir", str(run), "debug.step_delay_s=0.05"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.time() + 120
-        while not any((p / "state.json").is_file() for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").exists() else True:
-            assert time.time() < deadline and process.poll() is None, process.stderr.read() if process.stderr else ""
-            time.sleep(0.02)
-        time.sleep(0.07)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
+    helpers.kill_after_checkpoint(path, run, 4)
     assert not (run / "model").exists()
     resumed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(run), "--resume"),
                              capture_output=True, text=True, env=env, timeout=300)

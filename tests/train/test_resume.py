@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-
-
-def _wait_for_checkpoint(run_dir: Path, min_step: int, process: subprocess.Popen, timeout: float = 120) -> int:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        done = sorted(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*") if (p / "state.json").is_file())
-        if done and done[-1] >= min_step:
-            return done[-1]
-        if process.poll() is not None:
-            raise AssertionError(f"the run ended before checkpoint {min_step}: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.02)
-    raise AssertionError("no checkpoint appeared in time")
 
 
 @pytest.mark.parametrize("variant", [
@@ -41,16 +26,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     assert full.returncode == 0, full.stderr
 
     run = tmp_path / "killed"
-    process = subprocess.Popen(helpers.mt_command("train", str(path), "--output-dir", str(run), "debug.step_delay_s=0.05"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        _wait_for_checkpoint(run, 8, process)
-        time.sleep(0.07)  # somewhere inside a later step
-        os.kill(process.pid, signal.SIGKILL)
-        assert process.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
+    helpers.kill_after_checkpoint(path, run, 8)
     assert not (run / "model").exists()
     # what a kill in the middle of writing a checkpoint leaves behind: never read, cleaned up
     (run / "checkpoints" / ".tmp-step-000999").mkdir()
