@@ -1,10 +1,10 @@
 """LoRA on the shared encoder: only adapters and heads train, the saved model is a plain encoder with
-the adapters merged (it predicts what the live model predicts), and a killed run resumes exactly."""
+the adapters merged (it predicts what the live model predicts); a killed LoRA run resumes exactly
+(tests/train/test_resume.py, variant lora)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 import torch
@@ -81,24 +81,3 @@ def test_lora_mistakes_are_one_line_before_anything_starts(make_config, tmp_path
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = runner.invoke(app, ["check", str(path), "--no-data"])
     assert result.exit_code == 2 and "trains adapters on a frozen encoder" in result.output, result.output
-
-
-def test_a_killed_lora_run_resumes_to_the_same_weights(make_config, tmp_path, helpers):
-    config = make_config(encoder={"path": make_config()["encoder"]["path"], "options": {"lora": LORA}},
-                         schedule={"max_steps": 16, "warmup_steps": 2}, checkpoint={"every": 4, "keep_last": 2},
-                         optimizer={"lr": 5e-3})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = helpers.subprocess_env()
-    full = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(tmp_path / "full")),
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert full.returncode == 0, full.stderr
-    run = tmp_path / "killed"
-    helpers.kill_after_checkpoint(path, run, 4)
-    assert not (run / "model").exists()
-    resumed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(run), "--resume"),
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((run / "summary.json").read_text())["resumed_from"]
-    a, b = helpers.load_weights(tmp_path / "full" / "model"), helpers.load_weights(run / "model")
-    assert a.keys() == b.keys() and [k for k in a if not torch.equal(a[k], b[k])] == []

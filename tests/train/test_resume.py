@@ -14,10 +14,17 @@ import yaml
 @pytest.mark.parametrize("variant", [
     {"sampler": {"name": "temperature"}, "loss": {"strategy": "single"}},
     {"loss": {"strategy": "uncertainty"}, "optimizer": {"lr": 1e-3, "gradient_accumulation_steps": 2}},
-], ids=["single-temperature", "uncertainty-accumulation"])
+    {"lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 5e-3}},  # adapters on a frozen encoder: kept apart in checkpoints
+], ids=["single-temperature", "uncertainty-accumulation", "lora"])
 def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helpers, variant):
+    variant = dict(variant)
+    lora = variant.pop("lora", None)
+    if lora is not None:
+        pytest.importorskip("peft")
     config = make_config(schedule={"max_steps": 24, "warmup_steps": 2}, checkpoint={"every": 4, "keep_last": 2},
                          evaluation={"every": 6, "at_end": True}, **variant)
+    if lora is not None:
+        config["encoder"]["options"] = {"lora": lora}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     env = helpers.subprocess_env()
