@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -77,10 +78,20 @@ def _keep(signum: int, frame: FrameType | None) -> None:
         _kept = signum
 
 
+def _stop_starting(signum: int, frame: FrameType | None) -> None:
+    """Under torchrun, a signal while the run starts (torchrun stopping the workers because one failed): stop at
+    once, through the start's cleanup (what it wrote is removed), rather than be killed half-way."""
+    if os.environ.get("RANK", "0").strip() in ("", "0"):
+        print(f"error: {signal.Signals(signum).name} received while the run was starting: stopping "
+              "(what the start wrote is removed)", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
 class KeptSignals:
     """``mt train``'s handlers outside its training loops: a SIGTERM/SIGUSR1 is kept for the next loop, which stops
     after its first step with a checkpoint (:class:`Preemption` takes it), instead of killing the process while it
-    starts. Main thread only; the previous handlers come back at the end."""
+    starts. Under torchrun (several processes) the signal stops the process at once instead, through the start's
+    cleanup (:func:`_stop_starting`). Main thread only; the previous handlers come back at the end."""
 
     def __init__(self) -> None:
         self._previous: dict[signal.Signals, Any] = {}
@@ -89,12 +100,12 @@ class KeptSignals:
         global _kept, _keeping
         # one process only: torchrun sends SIGTERM to the other workers when one fails while starting, and they must stop
         several = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
-        if threading.current_thread() is threading.main_thread() and not several:
-            _kept, _keeping = 0, True
+        if threading.current_thread() is threading.main_thread():
+            _kept, _keeping = 0, not several
             for sig in preemption_signals():
                 try:
                     self._previous[sig] = signal.getsignal(sig)
-                    signal.signal(sig, _keep)
+                    signal.signal(sig, _stop_starting if several else _keep)
                 except (OSError, RuntimeError, ValueError):
                     self._previous.pop(sig, None)
         return self

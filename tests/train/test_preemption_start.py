@@ -48,3 +48,24 @@ def test_a_signal_while_the_run_is_built_stops_after_the_first_step_with_a_check
     monkeypatch.setattr(build, "build_engine", real)
     resumed = CliRunner().invoke(app, ["train", str(config), "--output-dir", str(run), "--resume"])
     assert resumed.exit_code == 0 and "trained: steps 4" in resumed.stdout, resumed.output
+
+
+def test_under_torchrun_a_signal_while_starting_stops_at_once_through_the_cleanup(monkeypatch, guarded, capsys):
+    """torchrun sends SIGTERM to the other workers when one fails while starting: the default handler killed
+    them half-way, leaving config.yaml, an empty checkpoints/ and a half-written tiny encoder behind."""
+    from mtcore.train.preemption import KeptSignals
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    cleaned = []
+    with pytest.raises(SystemExit) as stopped:
+        with KeptSignals():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)  # Python runs the handler before the next line
+                raise AssertionError("the signal did not stop the start")
+            except BaseException:
+                cleaned.append(True)  # what build_engine's StartGuard does on any exception
+                raise
+    assert stopped.value.code == 128 + signal.SIGTERM and cleaned == [True]
+    assert capsys.readouterr().err.strip() == "error: SIGTERM received while the run was starting: stopping (what the start wrote is removed)"
+    assert signal.getsignal(signal.SIGTERM) is not None and guarded == []  # the test's own handler is back, untouched
