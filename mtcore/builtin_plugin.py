@@ -43,6 +43,8 @@ def mt_register_loss_strategies(register):
     register("uncertainty", f"{s}:UncertaintyLoss", "learned per-task log-variances (Kendall et al.)")
     register("pcgrad", f"{s}:PCGradLoss", "per-task gradient projection (Yu et al.)")
     register("rlw", "mtcore.train.loss_balancers:RandomWeightLoss", "random per-task weights drawn every step (Lin et al.)")
+    register("mgda", "mtcore.train.gradient_balancers:MGDALoss", "minimum-norm combination of the task gradients (Sener & Koltun)")
+    register("cagrad", "mtcore.train.gradient_balancers:CAGradLoss", "conflict-averse update near the mean gradient (Liu et al.)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
 
 

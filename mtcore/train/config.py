@@ -209,7 +209,8 @@ class SamplerConfig(Section):
 
 
 class LossConfig(Section):
-    """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``pcgrad``)."""
+    """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``rlw``, ``dwa``, ``pcgrad``,
+    ``mgda``, ``cagrad``; ``mt components loss``)."""
 
     strategy: str = "single"
     weights: dict[str, float] = Field(default_factory=dict)

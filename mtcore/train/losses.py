@@ -163,14 +163,11 @@ class UncertaintyLoss(LossStrategy):
         return dict(zip(self.task_ids, values))
 
 
-class PCGradLoss(LossStrategy):
-    """Projecting conflicting gradients (Yu et al. 2020) on the shared encoder parameters.
-
-    Each task's gradient loses its component along any other task's gradient it conflicts with
-    (negative dot product), tasks visited in a random order seeded by ``(seed, step)``; the
-    projected gradients are summed. Head parameters get their own task's gradient unchanged.
-    Needs one backward pass per task: no gradient accumulation, no DDP.
-    """
+class GradientCombiner(LossStrategy):
+    """Base of strategies that combine the tasks' gradients on the shared encoder parameters
+    (PCGrad, MGDA, CAGrad): one backward pass per task, the shared parameters' flat gradients handed
+    to :meth:`combine`, whose result becomes their gradient; head parameters get their own task's
+    gradient unchanged. No gradient accumulation, no DDP."""
 
     batches = "all"
     uses_weights = False
@@ -178,18 +175,12 @@ class PCGradLoss(LossStrategy):
     supports_accumulation = False
     supports_distributed = False
 
-    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12,
-                 **options: Any) -> None:
-        super().__init__(task_ids, weights, **options)
-        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-            raise ConfigError(f"loss strategy 'pcgrad': option 'seed' must be an integer, got {seed!r}")
-        if _finite(eps, "pcgrad", "eps", "added to squared gradient norms") <= 0:
-            raise ConfigError(f"loss strategy 'pcgrad': option 'eps' must be a number > 0, got {eps!r}")
-        self.seed = int(seed)
-        self.eps = float(eps)
-
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return loss
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        """The shared parameters' flat gradient from the tasks' flat gradients (one per task, in task order)."""
+        raise NotImplementedError
 
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
                  scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
@@ -206,11 +197,33 @@ class PCGradLoss(LossStrategy):
             for k, g in enumerate(grads[len(shared):]):
                 if g is not None:
                     other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
-        projected = project_conflicting(flat_shared, torch.Generator().manual_seed(self.seed * 1_000_003 + step), self.eps)
-        _assign(projected, shared, used)
+        _assign(self.combine(flat_shared, step), shared, used)
         for p, g in zip(others, other_sums):
             if g is not None:
                 p.grad = g if p.grad is None else p.grad + g
+
+
+class PCGradLoss(GradientCombiner):
+    """Projecting conflicting gradients (Yu et al. 2020) on the shared encoder parameters.
+
+    Each task's gradient loses its component along any other task's gradient it conflicts with
+    (negative dot product), tasks visited in a random order seeded by ``(seed, step)``; the
+    projected gradients are summed. Head parameters get their own task's gradient unchanged.
+    Needs one backward pass per task: no gradient accumulation, no DDP.
+    """
+
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12,
+                 **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ConfigError(f"loss strategy 'pcgrad': option 'seed' must be an integer, got {seed!r}")
+        if _finite(eps, "pcgrad", "eps", "added to squared gradient norms") <= 0:
+            raise ConfigError(f"loss strategy 'pcgrad': option 'eps' must be a number > 0, got {eps!r}")
+        self.seed = int(seed)
+        self.eps = float(eps)
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        return project_conflicting(grads, torch.Generator().manual_seed(self.seed * 1_000_003 + step), self.eps)
 
 
 def _finite(value: Any, strategy: str, option: str, what: str) -> float:

@@ -102,7 +102,7 @@ def test_missing_required_sections():
     (["tasks=[rsg:rcb]", "tasks.0.metrics=[f1_binary]"], "metric 'f1_binary' scores two-class tasks, and task 'rsg:rcb' has 3 classes"),
     (["encoder.options.fp32_residuals=false"], "config key 'encoder.options.fp32_residuals' is not a model option "
                                                "(did you mean 'fp32_residual'?); the options are dtype, packed_attention, "
-                                               "fp32_residual, flash_attention, encoder_kwargs"),
+                                               "fp32_residual, flash_attention, lora, encoder_kwargs"),
     (["encoder.options.flash_attention=fa5"], "config key 'encoder.options.flash_attention': unknown implementation 'fa5' "
                                               "(did you mean 'FA4'?); choose one of FA3, FA4"),
     (["encoder.options.fp32_residual=maybe"], "config key 'encoder.options.fp32_residual': expected true or false, got 'maybe'"),

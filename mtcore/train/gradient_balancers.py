@@ -1,0 +1,136 @@
+"""Loss strategies that choose the shared encoder's update from the tasks' gradients: MGDA and CAGrad.
+
+Like ``pcgrad`` (:class:`~mtcore.train.losses.GradientCombiner`), each takes one batch of every
+task per step, back-propagates every task separately, and combines the flat gradients of the shared
+parameters; heads get their own task's gradient. Both work on the tasks' Gram matrix ``G Gᵀ``
+(``K × K`` for ``K`` tasks, one host read per step) and return an update on the scale of ``sum``
+(``K`` times a convex combination of the task gradients), so a learning rate and ``max_grad_norm``
+tuned for ``sum`` or ``pcgrad`` carry over; the papers' updates are on the scale of one task's. No
+gradient accumulation, no DDP (refused before training starts).
+
+* ``mgda`` — the Multiple-Gradient Descent Algorithm as multi-task learning (Sener & Koltun 2018,
+  "Multi-Task Learning as Multi-Objective Optimization"): the minimum-norm point of the convex hull
+  of the task gradients, ``d = K · Σ αᵢ gᵢ`` with ``α = argmin_{α ∈ Δ} ‖Σ αᵢ gᵢ‖²`` (solved exactly).
+  Every task's loss goes down along ``d`` unless ``d = 0`` (a Pareto-stationary point).
+* ``cagrad`` — Conflict-Averse Gradient descent (Liu et al. 2021): the update that maximises the
+  worst task's improvement within a ball of radius ``c · ‖ḡ‖`` around the mean gradient ``ḡ``,
+  ``d = K · (ḡ + c ‖ḡ‖ / ‖g_w‖ · g_w) / (1 + c²)`` with ``g_w = Σ wᵢ gᵢ`` and ``w`` solving the
+  paper's dual over the simplex (SLSQP, as its reference code). Option ``c`` (default 0.5; 0 is
+  ``sum``).
+
+Both log, at logging steps (``loss_weights`` events), each task's effective weight in the last
+update: ``d = Σ weightᵢ · gᵢ``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtcore.errors import ConfigError
+from mtcore.train.losses import GradientCombiner
+
+
+def gram(grads: list[torch.Tensor]) -> np.ndarray:
+    """The tasks' Gram matrix ``G Gᵀ`` in float64 (one host read)."""
+    stacked = torch.stack([g.float() for g in grads])
+    return (stacked @ stacked.T).double().cpu().numpy()
+
+
+def min_norm_weights(matrix: np.ndarray) -> np.ndarray:
+    """``argmin_{α ∈ simplex} αᵀ M α`` (MGDA's min-norm problem), exactly: the best of the optima of every
+    face of the simplex (its KKT system on that face's tasks), up to :data:`EXACT_TASKS` tasks; above, SLSQP."""
+    k = matrix.shape[0]
+    if k > EXACT_TASKS:
+        from scipy.optimize import minimize
+
+        start = np.full(k, 1.0 / k)
+        result = minimize(lambda a: float(a @ matrix @ a), start, jac=lambda a: 2 * matrix @ a, bounds=[(0.0, 1.0)] * k,
+                          constraints=({"type": "eq", "fun": lambda a: 1.0 - a.sum()},))
+        alpha = np.clip(result.x, 0.0, None)
+        return alpha / alpha.sum()
+    best, best_value = np.full(k, 1.0 / k), float("inf")
+    for size in range(1, k + 1):
+        for face in itertools.combinations(range(k), size):
+            idx = list(face)
+            kkt = np.zeros((size + 1, size + 1))
+            kkt[:size, :size] = 2 * matrix[np.ix_(idx, idx)]
+            kkt[:size, size] = kkt[size, :size] = 1.0
+            rhs = np.zeros(size + 1)
+            rhs[size] = 1.0
+            solution = np.linalg.lstsq(kkt, rhs, rcond=None)[0][:size]
+            if solution.min() < -1e-12:
+                continue
+            alpha = np.zeros(k)
+            alpha[idx] = np.clip(solution, 0.0, None)
+            alpha /= alpha.sum()
+            value = float(alpha @ matrix @ alpha)
+            if value < best_value - 1e-15:
+                best, best_value = alpha, value
+    return best
+
+
+#: Up to this many tasks the min-norm problem is solved exactly (2^K small linear systems).
+EXACT_TASKS = 10
+
+
+def cagrad_weights(matrix: np.ndarray, c: float) -> np.ndarray:
+    """CAGrad's ``w``: ``argmin_{w ∈ simplex} wᵀ M b + c ‖ḡ‖ √(wᵀ M w)``, ``b`` uniform (the paper's dual)."""
+    from scipy.optimize import minimize
+
+    k = matrix.shape[0]
+    b = np.full(k, 1.0 / k)
+    radius = c * np.sqrt(max(float(b @ matrix @ b), 0.0) + 1e-8)
+
+    def objective(w: np.ndarray) -> float:
+        return float(w @ matrix @ b + radius * np.sqrt(max(float(w @ matrix @ w), 0.0) + 1e-8))
+
+    result = minimize(objective, b, bounds=[(0.0, 1.0)] * k, constraints=({"type": "eq", "fun": lambda w: 1.0 - w.sum()},))
+    weights = np.clip(result.x, 0.0, None)
+    return weights / weights.sum() if weights.sum() > 0 else b
+
+
+class _LoggedWeights(GradientCombiner):
+    logs_weights = True
+
+    def _keep(self, weights: np.ndarray) -> None:
+        self.weights = {task: float(w) for task, w in zip(self.task_ids, weights)}
+
+
+class MGDALoss(_LoggedWeights):
+    """MGDA: ``K`` times the minimum-norm convex combination of the task gradients (see the module docstring)."""
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        alpha = min_norm_weights(gram(grads))
+        self._keep(len(grads) * alpha)
+        return len(grads) * sum(float(a) * g for a, g in zip(alpha, grads))
+
+
+class CAGradLoss(_LoggedWeights):
+    """CAGrad with radius ``c`` (see the module docstring)."""
+
+    def __init__(self, task_ids: Any, weights: Any = None, c: float = 0.5, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if isinstance(c, bool) or not isinstance(c, numbers.Real) or not 0 <= c < float("inf"):
+            raise ConfigError(f"loss strategy 'cagrad': option 'c' (the radius around the mean gradient, in its norms; "
+                              f"0 is 'sum') must be a number >= 0, got {c!r}")
+        self.c = float(c)
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        k = len(grads)
+        mean = sum(grads) / k
+        if self.c == 0:
+            self._keep(np.ones(k))
+            return k * mean
+        matrix = gram(grads)
+        w = cagrad_weights(matrix, self.c)
+        g_w = sum(float(a) * g for a, g in zip(w, grads))
+        norm_w = float(np.sqrt(max(float(w @ matrix @ w), 0.0)))
+        mean_norm = float(np.sqrt(max(float(np.full(k, 1.0 / k) @ matrix @ np.full(k, 1.0 / k)), 0.0)))
+        lam = self.c * mean_norm / (norm_w + 1e-8)
+        self._keep((1 + k * lam * w) / (1 + self.c ** 2))  # d = Σ (1 + K λ wᵢ) / (1 + c²) · gᵢ
+        return k * (mean + lam * g_w) / (1 + self.c ** 2)

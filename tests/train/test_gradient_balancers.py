@@ -1,0 +1,108 @@
+"""MGDA and CAGrad: their weights solve the papers' problems (checked against a brute-force search over
+the simplex), their updates have the scale of ``sum``, and a run trains with them from the config."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mtcore.errors import ConfigError
+from mtcore.train.gradient_balancers import CAGradLoss, MGDALoss, cagrad_weights, gram, min_norm_weights
+
+
+def _simplex(k: int, steps: int = 60):
+    for point in itertools.product(range(steps + 1), repeat=k - 1):
+        if sum(point) <= steps:
+            yield np.array([*point, steps - sum(point)], dtype=float) / steps
+
+
+def _grads(seed: int, k: int, n: int = 6) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, generator=generator, dtype=torch.float64) for _ in range(k)]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_min_norm_weights_reach_the_smallest_norm_of_the_convex_hull(seed):
+    grads = _grads(seed, 3)
+    matrix = gram(grads)
+    alpha = min_norm_weights(matrix)
+    assert alpha.min() >= -1e-12 and alpha.sum() == pytest.approx(1.0)
+    best = min(float(a @ matrix @ a) for a in _simplex(3))
+    assert float(alpha @ matrix @ alpha) <= best + 1e-9
+
+
+def test_mgda_on_two_gradients_matches_the_closed_form_and_stops_at_a_pareto_stationary_point():
+    g1, g2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
+    alpha = min_norm_weights(gram([g1, g2]))
+    expected = float((g2 - g1) @ g2 / ((g2 - g1) @ (g2 - g1)))  # Sener & Koltun's two-task solution
+    assert alpha[0] == pytest.approx(expected)
+    opposite = MGDALoss(["a", "b"]).combine([g1, -g1], step=1)
+    assert torch.allclose(opposite, torch.zeros(2, dtype=torch.float64))  # no direction improves both: no update
+    same = MGDALoss(["a", "b"]).combine([g1, g1], step=1)
+    assert torch.allclose(same, 2 * g1)  # the scale of sum
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_cagrad_weights_minimise_the_paper_s_dual(seed):
+    grads, c = _grads(seed, 3), 0.5
+    matrix = gram(grads)
+    w = cagrad_weights(matrix, c)
+    b = np.full(3, 1 / 3)
+    radius = c * np.sqrt(b @ matrix @ b)
+
+    def objective(x):
+        return float(x @ matrix @ b + radius * np.sqrt(x @ matrix @ x + 1e-8))
+
+    assert objective(w) <= min(objective(x) for x in _simplex(3)) + 1e-4
+
+
+def test_cagrad_improves_the_worst_task_more_than_the_mean_and_c_0_is_sum():
+    grads = [torch.tensor([1.0, 0.1], dtype=torch.float64), torch.tensor([-0.8, 1.0], dtype=torch.float64)]
+    d = CAGradLoss(["a", "b"], c=0.5).combine(grads, step=1)
+    mean = sum(grads)
+    worst = lambda u: min(float(u @ g) for g in grads)  # noqa: E731 - the first-order gain of the task that gains least
+    assert worst(d / d.norm()) > worst(mean / mean.norm())
+    assert torch.allclose(CAGradLoss(["a", "b"], c=0).combine(grads, step=1), mean)
+    weights = CAGradLoss(["a", "b"], c=0.5)
+    weights.combine(grads, step=1)
+    logged = weights.task_weights()  # d = Σ weight_i g_i
+    assert torch.allclose(logged["a"] * grads[0] + logged["b"] * grads[1], d)
+    with pytest.raises(ConfigError, match="option 'c'"):
+        CAGradLoss(["a", "b"], c=-1)
+
+
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad"])
+def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_config, tmp_path):
+    from mtcore import Trainer
+
+    config = make_config(loss={"strategy": strategy}, schedule={"max_steps": 6, "warmup_steps": 1}, checkpoint={"every": None})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 6 and all(np.isfinite(v) for v in summary["final"]["metrics"].values())
+    events = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    weights = [e for e in events if e["event"] == "loss_weights"]
+    assert weights and len(weights[-1]["weights"]) == len(config["tasks"]), weights[-1:]
+
+
+def test_above_the_exact_limit_the_min_norm_weights_come_from_slsqp(monkeypatch):
+    import mtcore.train.gradient_balancers as balancers
+
+    monkeypatch.setattr(balancers, "EXACT_TASKS", 2)
+    matrix = gram(_grads(4, 3))
+    alpha = balancers.min_norm_weights(matrix)
+    assert alpha.min() >= 0 and alpha.sum() == pytest.approx(1.0)
+    assert float(alpha @ matrix @ alpha) <= min(float(a @ matrix @ a) for a in _simplex(3)) + 1e-6
+
+
+def test_mgda_and_cagrad_refuse_accumulation_like_pcgrad():
+    from mtcore.train.config import TrainConfig
+    from mtcore.train.validate import plan_run
+
+    for strategy in ("mgda", "cagrad"):
+        config = TrainConfig.model_validate({"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra", "rsg:danetqa"],
+                                             "loss": {"strategy": strategy}, "optimizer": {"gradient_accumulation_steps": 2}})
+        with pytest.raises(ConfigError, match="cannot accumulate"):
+            plan_run(config)
