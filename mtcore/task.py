@@ -186,6 +186,9 @@ class Task:
                 or abs(self.null_threshold) == float("inf"):
             raise ConfigError(f"task {self.name!r}: null_threshold (how much the \"no answer\" score must beat the best span's) must "
                               f"be a finite number, got {self.null_threshold!r}")
+        if self.null_threshold and kind is not TaskKind.EXTRACTIVE_QA:
+            raise ConfigError(f"task {self.name!r}: null_threshold (when to answer \"no answer\") is for extractive_qa tasks "
+                              f"with no_answer; remove it from a {kind.value} task")
         if self.null_threshold and not self.no_answer:
             raise ConfigError(f"task {self.name!r}: null_threshold applies to questions without an answer; set no_answer: true "
                               "too, or remove null_threshold")

@@ -16,8 +16,9 @@ hold spaces). A blank line ends a sentence, and each sentence is one row whose f
 item per token: ``{"tokens": [...], "label": [...]}``, what a ``token_classification`` task reads by
 default. The first column is ``tokens`` and the last ``label``; ``columns`` names them all (CoNLL-2003:
 ``[tokens, pos, chunk, label]``; ``null`` drops a column). ``-DOCSTART-`` lines (document
-boundaries) are skipped, and so are lines starting with ``comment`` when it is set (``"#"``:
-MultiCoNER's ``# id ...`` lines; off by default, since ``#`` can be a token). A row's number is the
+boundaries) are skipped, and so are lines starting with ``comment`` when it is set (``"# id"``:
+MultiCoNER's ``# id ...`` lines; off by default, since ``#`` can be a token). Spaces and tabs
+around a line, and around each field with ``sep``, are dropped. A row's number is the
 line its sentence starts on; a line with another number of columns than its sentence's first is
 one error naming the file and the line.
 """
@@ -47,8 +48,8 @@ def _names(path: Path, columns: Sequence[Any] | None, width: int) -> list[str | 
     if len(set(kept)) != len(kept):
         raise ConfigError(f"{path}: the conll reader option columns names a column twice: {names!r}")
     if len(names) != width:
-        raise DataError(f"{path}: its lines have {width} columns, and the reader option columns names {len(names)} ({names!r}); "
-                        "name every column (null drops one)")
+        raise ConfigError(f"{path}: its lines have {width} columns, and the reader option columns names {len(names)} ({names!r}); "
+                          "name every column (null drops one)")
     return names
 
 
@@ -68,16 +69,16 @@ def conll_rows(path: Path, encoding: str = "utf-8-sig", sep: str | None = None, 
         return {name: [fields[i] for fields in sentence] for i, name in enumerate(names) if name is not None}
 
     for number, line in text_lines(path, encoding):
-        text = line.rstrip("\r\n")
+        text = line.strip()  # the line's outer spaces and tabs are never part of a token or a tag
         if comment and text.startswith(comment):
             continue
-        if not text.strip():
+        if not text:
             if sentence:
                 yield start, row()
                 sentence = []
             continue
-        fields = _WHITESPACE.split(text.strip()) if sep is None else text.split(sep)
-        if fields[0] == "-DOCSTART-":
+        fields = _WHITESPACE.split(text) if sep is None else [field.strip() for field in text.split(sep)]
+        if text.split()[0] == "-DOCSTART-":  # whatever the separator: CoNLL-2003 writes it with spaces
             if sentence:
                 yield start, row()
                 sentence = []
@@ -86,7 +87,7 @@ def conll_rows(path: Path, encoding: str = "utf-8-sig", sep: str | None = None, 
             names = _names(path, columns, len(fields))
         if len(fields) != len(names):
             raise DataError(f"{path} row {number}: {len(fields)} columns where the file's lines have {len(names)} "
-                            f"({text.strip()[:60]!r}); CoNLL files hold one token and its tags per line, separated by "
+                            f"({text[:60]!r}); CoNLL files hold one token and its tags per line, separated by "
                             f"{'whitespace' if sep is None else repr(sep)}")
         if not sentence:
             start = number

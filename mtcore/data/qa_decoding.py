@@ -47,7 +47,8 @@ def best_windows(windows: Sequence[tuple[int, int, float, float]], no_answer: bo
 
 def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS, no_answer: bool = False,
                         null_threshold: float = 0.0) -> tuple[list[str], list[dict[str, Any]]]:
-    """Each example's answer text and ``{"answer_start", "score"}`` (and ``null_score_diff`` with ``no_answer``),
+    """Each example's answer text and ``{"answer_start", "score"}`` (and with ``no_answer``, ``null_score_diff``,
+    ``best_span`` and ``best_span_start``: the span it would answer below the threshold),
     from its windows' head logits ``(length, 2)`` (``rows``: the tokenized windows' ``offsets``, ``context``
     and ``example``, in the same order): the span of the window whose best span scores highest (``""``,
     start -1, when ``no_answer`` and "no answer" wins: :func:`best_windows`)."""
@@ -59,17 +60,19 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
                           null_threshold)
     texts, extras = [], []
     for example in sorted(chosen):
-        i = chosen[example].window
-        diff = {"null_score_diff": round(chosen[example].null_score_diff, 6)} if no_answer else {}
-        if i is None:
-            texts.append("")
-            extras.append({"answer_start": -1, "score": None, **diff})
-            continue
+        choice = chosen[example]
+        i = choice.span_window
         first, last = spans[i][:2]
         offsets = fetched[i]["offsets"]
         text, start = span_text(fetched[i]["context"], offsets, first, last)
+        # with no_answer, every question also gets its best span, answered or not, to tune the threshold on
+        more = {"null_score_diff": choice.null_score_diff, "best_span": text, "best_span_start": start} if no_answer else {}
+        if choice.window is None:
+            texts.append("")
+            extras.append({"answer_start": -1, "score": None, **more})
+            continue
         texts.append(text)
-        extras.append({"answer_start": start, "score": span_probability(logits[i][:, 0], logits[i][:, 1], offsets, first, last), **diff})
+        extras.append({"answer_start": start, "score": span_probability(logits[i][:, 0], logits[i][:, 1], offsets, first, last), **more})
     return texts, extras
 
 

@@ -52,6 +52,11 @@ _ALL_FORMATS = {"row_filter", "row_expand"}
 RowFilter = Callable[[Mapping[str, Any]], bool]
 
 
+def reader_option_names(fmt: str) -> set[str]:
+    """The options :func:`iter_rows` takes for files of format ``fmt`` (``row_filter`` / ``row_expand`` included)."""
+    return set(_OPTIONS.get(fmt, ())) | _ALL_FORMATS
+
+
 def format_of(path: str | Path) -> str | None:
     """The format a file name says (``train.csv.gz`` -> ``csv``), or None."""
     suffixes = [s.lower() for s in Path(path).suffixes]

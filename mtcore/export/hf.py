@@ -213,7 +213,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
                     decoding="the context span with the best start + end logit (at most head_options.max_answer_tokens tokens), "
                              "over windows of max_length sharing stride tokens" +
                              (f"; '' (no answer) when [CLS]'s lowest start + end over the windows exceeds the best span's by more than "
-                              f"null_threshold ({spec.null_threshold:g})" if spec.no_answer else ""))
+                              f"null_threshold ({spec.null_threshold!r})" if spec.no_answer else ""))
 
     def write(tmp: Path) -> None:
         plain.save_pretrained(tmp)

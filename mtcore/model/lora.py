@@ -36,7 +36,8 @@ _WHERE = "encoder.options.lora"
 
 
 def lora_settings(value: Any) -> dict[str, Any] | None:
-    """The checked settings of ``lora`` (``None`` or ``{}`` when off); each mistake is one ConfigError."""
+    """The checked settings of ``lora`` (None when it is ``None`` or ``false``: off; ``{}`` is on, with the
+    defaults); each mistake is one ConfigError."""
     if value is None or value is False:
         return None
     if not isinstance(value, Mapping):

@@ -65,11 +65,13 @@ class InputFile:
 
     def __init__(self, path: Path, fmt: str, name: str) -> None:
         self.path, self.fmt, self.name = path, fmt, name
+        #: reader options (a CoNLL file's ``sep``, ``columns``, ``comment``): the task's own, set by the caller
+        self.options: dict[str, Any] = {}
 
     def __iter__(self) -> Iterator[Row]:
         from mtcore.data.readers import iter_rows
 
-        rows = iter_rows(self.path, self.fmt)
+        rows = iter_rows(self.path, self.fmt, **self.options)
         if self.name == str(self.path):
             yield from ((self.name, number, row) for number, row in rows)
             return
@@ -161,16 +163,40 @@ def check_fields(rows: Sequence[Row], task: Task, *, expanded: bool = False) -> 
                                 f"input rows need the fields {', '.join(needed)} (this row has: {has})")
 
 
-def row_expand_of(task: Task) -> Any:
-    """The ``row_expand`` option of the task's sources (of the installed plugin's task when the task,
-    rebuilt from a model file, has none), or None."""
-    sources = task.sources
-    if not sources:  # a model's manifest keeps no sources: the installed plugin's task has them
-        from mtcore.predict.tasks import registered_task
+def _sources(task: Task) -> Any:
+    """The task's sources (the installed plugin's task's when the task, rebuilt from a model file, has none)."""
+    if task.sources:
+        return task.sources
+    from mtcore.predict.tasks import registered_task  # a model's manifest keeps no sources
 
-        registered = registered_task(task.id)
-        sources = registered.sources if registered is not None else {}
-    return next((source.options["row_expand"] for source in sources.values() if source.options.get("row_expand")), None)
+    registered = registered_task(task.id)
+    return registered.sources if registered is not None else {}
+
+
+def row_expand_of(task: Task) -> Any:
+    """The ``row_expand`` option of the task's sources, or None."""
+    return next((source.options["row_expand"] for source in _sources(task).values() if source.options.get("row_expand")), None)
+
+
+def reader_options_of(task: Task, fmt: str) -> dict[str, Any]:
+    """The reader options (``sep``, ``comment``, ...) a source of the task reading ``fmt`` files gives, so an
+    input file in the training files' layout is read as they were (a CoNLL file's separator and comments).
+    A CoNLL source's ``columns`` are left out: a file to predict may hold the tokens alone (its first column)."""
+    from mtcore.data.readers import format_of, reader_option_names
+
+    def reads(options: Any) -> bool:
+        declared = options.get("format", "auto")
+        if declared != "auto":
+            return declared == fmt
+        files = options.get("files")
+        paths = [p for v in (files.values() if isinstance(files, dict) else ()) for p in ([v] if isinstance(v, str) else v)]
+        return any(format_of(p) == fmt for p in paths)
+
+    names = reader_option_names(fmt) - {"row_expand", "row_filter", "columns"}
+    for source in _sources(task).values():
+        if reads(source.options):
+            return {key: value for key, value in source.options.items() if key in names}
+    return {}
 
 
 def expand_rows(rows: Sequence[Row], task: Task) -> Sequence[Row]:

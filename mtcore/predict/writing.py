@@ -52,10 +52,11 @@ def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[
     ``writer``/``writer_id``: the registered writer of a ``format`` that is not mtcore's own.
     """
     from mtcore.predict.chunks import check_rows, predict_chunks
-    from mtcore.predict.inputs import STDIN, STDIN_NAME, open_input
+    from mtcore.predict.inputs import STDIN, STDIN_NAME, open_input, reader_options_of
 
     origin = STDIN_NAME if str(input) == STDIN else str(input)
     with open_input(input, input_format) as source:
+        source.options = reader_options_of(task, source.fmt)  # read as the training files were (a CoNLL file's sep)
         if not check_rows(source, task, chunk_rows=chunk_rows):
             raise source.no_rows()
         chunks = predict_chunks(model, head_id, task, source, batch_size=batch_size, origin=origin, chunk_rows=chunk_rows)

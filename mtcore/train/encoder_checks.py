@@ -52,7 +52,7 @@ def check_encoder_options(options: dict[str, Any], padding_free: bool = False) -
                               f"the options are {', '.join(names)}")
     if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
         raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
-    if options.get("lora"):
+    if options.get("lora") is not None and options.get("lora") is not False:  # {} is LoRA with the defaults
         import importlib.util
 
         from mtcore.model.lora import lora_settings

@@ -86,7 +86,9 @@ def best_threshold(score: Any, references: Sequence[Sequence[str]], null_answers
     """``(mean score, threshold)`` at the ``null_threshold`` that scores best: a question is answered
     ``""`` when its null score diff is above the threshold, else with its best span (SQuAD 2.0's
     ``find_best_thresh``, computed exactly from the spans rather than from thresholded predictions).
-    The smallest best threshold is given; below every diff (all answered ``""``) it is the lowest diff minus 1."""
+    The threshold given lies halfway between the diff where the best score is reached and the next larger
+    one (the last diff plus 1 when none is larger; the lowest minus 1 when answering ``""`` everywhere is
+    best), so that a threshold rounded for display still makes the same decisions."""
     items = []
     for (span, diff), gold in zip(null_answers, references):
         if len(gold):
@@ -100,8 +102,9 @@ def best_threshold(score: Any, references: Sequence[Sequence[str]], null_answers
     best, threshold = total, items[0][0] - 1.0
     for i, (diff, gain, _) in enumerate(items):
         total += gain
-        if (i + 1 == len(items) or items[i + 1][0] != diff) and total > best:  # equal diffs switch together
-            best, threshold = total, diff
+        last = i + 1 == len(items)
+        if (last or items[i + 1][0] != diff) and total > best:  # equal diffs switch together
+            best, threshold = total, diff + 1.0 if last else (diff + items[i + 1][0]) / 2
     return best / len(items), threshold
 
 

@@ -261,7 +261,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if config.compile.enabled:
         check_compile_backend(config.compile.backend)
     check_encoder_options(config.encoder.options, config.batching.padding_free)
-    if config.encoder.options.get("lora") and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
+    if config.encoder.options.get("lora") not in (None, False) and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
         raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
                           "and encoder.freeze_layers out")
     if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":

@@ -53,13 +53,22 @@ def test_tabs_comments_crlf_and_compressed_files(tmp_path):
     assert rows == [{"tokens": ["Новый", "Уренгой"], "label": ["O", "B-LOC"]}, {"tokens": ["В Москве"], "label": ["B-LOC"]}]
 
 
+def test_tab_separated_files_with_stray_spaces_and_a_space_written_docstart(tmp_path):
+    """With sep "\t", a trailing space stayed in the tag ('B-PER ' is not a label), a trailing tab made an
+    empty third column, and '-DOCSTART- -X- -X- O' written with spaces became a one-column token."""
+    path = tmp_path / "train.conll"
+    path.write_text("-DOCSTART- -X- -X- O\n\nJohn\tB-PER \nNew York\tB-LOC\t\n  lives \t O\n", encoding="utf-8")
+    rows = [row for _, row in iter_rows(path, sep="\t")]
+    assert rows == [{"tokens": ["John", "New York", "lives"], "label": ["B-PER", "B-LOC", "O"]}]
+
+
 def test_mistakes_are_one_line_naming_the_file_and_the_line(tmp_path):
     path = tmp_path / "bad.conll"
     path.write_text("EU B-ORG\nrejects\nGerman B-MISC\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad.conll row 2: 1 columns where the file's lines have 2 \('rejects'\)"):
         list(iter_rows(path))
     path.write_text("EU NNP B-ORG\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"its lines have 3 columns, and the reader option columns names 2"):
+    with pytest.raises(ConfigError, match=r"its lines have 3 columns, and the reader option columns names 2"):
         list(iter_rows(path, columns=["tokens", "label"]))
     with pytest.raises(ConfigError, match="columns names a column twice"):
         list(iter_rows(path, columns=["tokens", "label", "label"]))
@@ -138,3 +147,25 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
                            capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert given.returncode == 0, given.stderr[-2000:]
     assert [len(json.loads(line)["label"]) for line in given.stdout.splitlines()] == [4, 2]
+
+
+def test_predict_reads_a_conll_input_with_the_task_s_separator_and_comments(tmp_path, monkeypatch):
+    """mt predict -i x.conll ignored the task's reader options: a MultiCoNER '# id' line became a word
+    (a sentence of 3 words got 4 labels, exit 0) and a tab-separated token with a space broke the columns."""
+    from mtcore.cli.app import app
+    from mtcore.testing import build_tiny_encoder
+
+    monkeypatch.chdir(tmp_path)
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words="new york anna lives in".split(), hidden_size=16, num_layers=1, num_heads=2)
+    (tmp_path / "train.conll").write_text("# id 1\nAnna\tB-PER\nlives\tO\nin\tO\nNew York\tB-LOC\n\n" * 6, encoding="utf-8")
+    config = {"encoder": {"path": str(encoder)}, "schedule": {"max_steps": 2}, "evaluation": {"at_end": False},
+              "tasks": [{"define": {"name": "ner", "kind": "token_classification", "labels": ["O", "B-PER", "B-LOC"],
+                                    "files": {"train": "train.conll"}, "reader": {"sep": "\t", "comment": "# id"}}}],
+              "logging": {"progress": "none", "plot": False}, "checkpoint": {"every": None}}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(app, ["train", "run.yaml", "--output-dir", "run"]).exit_code == 0
+    (tmp_path / "new.txt").write_text("# id 9\nAnna\nlives in\nNew York\n", encoding="utf-8")  # tokens only, a tab-less layout
+    result = runner.invoke(app, ["predict", "run", "-i", "new.txt", "--input-format", "conll"])
+    assert result.exit_code == 0, result.output
+    assert [len(json.loads(line)["label"]) for line in result.stdout.splitlines()] == [3]  # the comment is no word

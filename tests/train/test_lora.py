@@ -77,7 +77,7 @@ def test_lora_mistakes_are_one_line_before_anything_starts(make_config, tmp_path
         assert result.exit_code == 2 and message in result.output, (lora, result.output)
         assert not (tmp_path / "out").exists()
     config = make_config()
-    config["encoder"].update(options={"lora": {"r": 4}}, freeze_layers=1)
+    config["encoder"].update(options={"lora": {}}, freeze_layers=1)  # {}: LoRA with the defaults, as mt train reads it
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = runner.invoke(app, ["check", str(path), "--no-data"])
     assert result.exit_code == 2 and "trains adapters on a frozen encoder" in result.output, result.output

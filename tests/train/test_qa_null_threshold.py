@@ -113,6 +113,12 @@ def test_a_run_reports_the_best_threshold_and_a_configured_threshold_changes_the
     model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
     rows = model.predict("qa", [{"question": r["question"], "context": r["context"]} for r in _rows(20, 1)]).rows()
     assert all((row["label"] == "") == (row["null_score_diff"] > 0) for row in rows), rows  # the default threshold: 0
+    assert all(row["best_span"] == row["label"] for row in rows if row["label"])
+    assert any(row["best_span"] and not row["label"] for row in rows)  # an abstained question still shows its span
+    gold = [r["answers"]["text"] or [""] for r in _rows(20, 1)]  # the best F1 from the prediction file alone
+    by_hand = max(squad_f1(_thresholded([(r["best_span"], r["null_score_diff"]) for r in rows], t), gold, V2)
+                  for t in [r["null_score_diff"] for r in rows] + [min(r["null_score_diff"] for r in rows) - 1])
+    assert by_hand == pytest.approx(metrics["user:qa/squad_best_f1"])
 
     from typer.testing import CliRunner
 
@@ -120,7 +126,7 @@ def test_a_run_reports_the_best_threshold_and_a_configured_threshold_changes_the
 
     runner = CliRunner()
     best = metrics["user:qa/squad_best_f1_threshold"]
-    tuned = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--json", "--null-threshold", repr(best)])
+    tuned = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--json", "--null-threshold", f"{best:.6g}"])  # rounded
     assert tuned.exit_code == 0, tuned.output
     scores = json.loads(tuned.stdout)["metrics"]
     assert scores["user:qa/squad_f1"] == pytest.approx(metrics["user:qa/squad_best_f1"])  # the best threshold gives the best F1
@@ -147,3 +153,9 @@ def test_null_threshold_on_a_task_without_unanswerable_questions_is_a_usage_erro
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), "-i", "-", "--null-threshold", "1"],
                                 input='{"question": "a", "context": "b"}\n')
     assert result.exit_code == 2 and "--null-threshold moves the \"no answer\" decision" in result.output, result.output
+
+
+def test_null_threshold_on_another_kind_names_the_kind_it_is_for():
+    """It said "set no_answer: true too", which is then refused for a token task."""
+    with pytest.raises(ConfigError, match="null_threshold .* is for extractive_qa tasks with no_answer; remove it from a token_classification task"):
+        Task(name="ner", kind="token_classification", labels=("O", "B-X"), null_threshold=1.0)
