@@ -120,7 +120,13 @@ class _Labels:
                 raise ValueError(f"label {_short(value)} is not a list of tags, one per word")
             if len(value) != len(row["tokens"]):
                 raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words")
-            return [self.class_id(item) for item in value]
+            tags = []
+            for position, item in enumerate(value, start=1):  # which word: a CoNLL sentence's row is its first line
+                try:
+                    tags.append(self.class_id(item))
+                except ValueError as exc:
+                    raise ValueError(f"word {position} ({_short(row['tokens'][position - 1])}): {exc}") from None
+            return tags
         if kind is TaskKind.EXTRACTIVE_QA:
             return normalize_answers(value, row["text_pair"], no_answer=self.task.no_answer)
         if kind is TaskKind.MULTIPLE_CHOICE:

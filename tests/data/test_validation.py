@@ -160,7 +160,7 @@ def test_regression_label_not_a_number_and_tags_not_matching_words(bert, tmp_pat
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван", "спит"], "label": ["PER"]}], writer=write)
     assert message.endswith("train.jsonl row 1: label has 1 tags for 2 words")
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван"], "label": ["LOC"]}], writer=write)
-    assert "train.jsonl row 1: label 'LOC' is not one of 'O', 'PER'" in message
+    assert "train.jsonl row 1: word 1 ('Иван'): label 'LOC' is not one of 'O', 'PER'" in message
 
 
 def crashing_step(example):
