@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -193,7 +192,7 @@ class CsvSink:
 
     Rows go straight out once the first chunk settles the header (:meth:`CsvLayout.settled`:
     classification, multi-label, regression, extractive QA); otherwise (a multiple-choice task
-    whose rows may have more choices further on, token classification) they wait, pickled, in an
+    whose rows may have more choices further on, token classification) they wait, as JSON lines, in an
     anonymous temporary file in ``spool_dir`` until the header is known.
     """
 
@@ -202,7 +201,7 @@ class CsvSink:
         self.handle = handle
         self.spool_dir = spool_dir
         self.writer: Any = None
-        self.spool: IO[bytes] | None = None
+        self.spool: IO[str] | None = None
         self.count = 0
 
     def _start(self) -> None:
@@ -222,20 +221,15 @@ class CsvSink:
         if self.spool is None:
             import tempfile
 
-            self.spool = tempfile.TemporaryFile(prefix=".mt-csv-", dir=self.spool_dir)  # no name: nothing to leave behind
-        pickle.dump(list(rows), self.spool, protocol=pickle.HIGHEST_PROTOCOL)
+            self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", prefix=".mt-csv-", dir=self.spool_dir)  # no name: nothing left
+        self.spool.writelines(json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False) + "\n" for row in rows)
 
     def finish(self) -> None:
         if self.writer is None:
             self._start()
             if self.spool is not None:
                 self.spool.seek(0)
-                while True:
-                    try:
-                        rows = pickle.load(self.spool)  # noqa: S301 - the rows this object pickled itself
-                    except EOFError:
-                        break
-                    self.writer.writerows(self.layout.record(row) for row in rows)
+                self.writer.writerows(self.layout.record(json.loads(line)) for line in self.spool)
         self.handle.flush()
 
     def close(self) -> None:
