@@ -83,3 +83,4 @@ def mt_register_writers(register):
     w = "mtcore.predict.writers"
     register("jsonl", f"{w}:write_jsonl", "one JSON object per row: idx, label, probabilities")
     register("csv", f"{w}:write_csv", "idx,label and one probability column per class")
+    register("conll", f"{w}:write_conll", "a token task's words and predicted tags, one per line (CoNLL's layout)")

@@ -181,7 +181,10 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
                                              task.null_threshold)
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
                            idx=idx, logits=logits, extras=extras)
-    return from_logits(task, head_id, logits, idx, words)
+    predictions = from_logits(task, head_id, logits, idx, words)
+    if task.kind is TaskKind.TOKEN_CLASSIFICATION:  # each tag beside its word, in files too (the CoNLL writer needs them)
+        predictions.extras = [{"tokens": list(tokens)} for tokens in prepared["tokens"]]
+    return predictions
 
 
 def batch_order(dataset: Any, kind: TaskKind, batch_size: int) -> list[list[int]]:

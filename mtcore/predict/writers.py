@@ -34,6 +34,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _cell(value: Any) -> Any:
+    """A CSV cell: lists and mappings (a token task's words) as JSON text."""
+    value = _plain(value)
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+
 def _floats(values: Any) -> Any:
     """Probabilities as floats: a list, or a list per word (None kept for words without one)."""
     return [None if v is None else _floats(v) if isinstance(v, (list, tuple)) else float(v) for v in values]
@@ -101,7 +107,7 @@ class CsvLayout:
         if self.with_probs:
             probs = _plain(row.get("probabilities")) or []
             record += [f"{float(p):.6g}" for p in probs] + [""] * (len(self.probability_names()) - len(probs))
-        return record + [_plain(row.get(key)) for key in self.extra or []]
+        return record + [_cell(row.get(key)) for key in self.extra or []]
 
 
 def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
@@ -241,3 +247,23 @@ class CsvSink:
 def sink(format: str, task: Any, handle: TextIO, spool_dir: str | Path | None = None) -> JsonlSink | CsvSink:
     """A streaming sink of mtcore's own writer ``format`` (``jsonl`` or ``csv``)."""
     return JsonlSink(task, handle) if format == "jsonl" else CsvSink(task, handle, spool_dir)
+
+
+def write_conll(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | Path) -> list[Path]:
+    """A token task's predictions in CoNLL's layout: a word and its predicted tag per line (tab-separated),
+    a blank line after each sentence; a word cut by truncation gets ``O`` when the task has that tag, else ``_``."""
+    from mtcore.errors import UsageError
+
+    kind = getattr(getattr(task, "kind", None), "value", None)
+    if kind != "token_classification":
+        raise UsageError(f"--format conll writes a word and its tag per line: task {getattr(task, 'id', task)!r} is {kind}, "
+                         "not token_classification; use jsonl or csv")
+    cut = "O" if "O" in (getattr(task, "labels", ()) or ()) else "_"
+    lines = []
+    for row in rows:
+        for word, tag in zip(row.get("tokens") or [], _plain(row.get("label")) or []):
+            lines.append(f"{word}\t{cut if tag is None else tag}\n")
+        lines.append("\n")
+    path = Path(output_path)
+    write_text_atomic(path, "".join(lines))
+    return [path]

@@ -147,6 +147,15 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
                            capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert given.returncode == 0, given.stderr[-2000:]
     assert [len(json.loads(line)["label"]) for line in given.stdout.splitlines()] == [4, 2]
+    assert [json.loads(line)["tokens"] for line in given.stdout.splitlines()] == [["Peter", "Blackburn", "visited", "Moscow"], ["EU", "rejects"]]
+    as_conll = subprocess.run([*mt, "predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll"), "--format", "conll",
+                               "-o", str(tmp_path / "out" / "pred.conll")], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert as_conll.returncode == 0, as_conll.stderr[-2000:]
+    sentences = (tmp_path / "out" / "pred.conll").read_text(encoding="utf-8").split("\n\n")
+    assert [[line.split("\t")[0] for line in s.splitlines()] for s in sentences if s.strip()] == [
+        ["Peter", "Blackburn", "visited", "Moscow"], ["EU", "rejects"]]
+    tags = {line.split("\t")[1] for s in sentences for line in s.splitlines()}
+    assert tags <= set(yaml.safe_load(example.read_text())["tasks"][0]["define"]["labels"])
 
 
 def test_predict_reads_a_conll_input_with_the_task_s_separator_and_comments(tmp_path, monkeypatch):
@@ -169,3 +178,13 @@ def test_predict_reads_a_conll_input_with_the_task_s_separator_and_comments(tmp_
     result = runner.invoke(app, ["predict", "run", "-i", "new.txt", "--input-format", "conll"])
     assert result.exit_code == 0, result.output
     assert [len(json.loads(line)["label"]) for line in result.stdout.splitlines()] == [3]  # the comment is no word
+
+
+def test_the_conll_writer_refuses_a_task_that_is_not_token_classification(tmp_path):
+    from mtcore.errors import UsageError
+    from mtcore.predict.writers import write_conll
+    from mtcore.task import Task
+
+    with pytest.raises(UsageError, match="--format conll writes a word and its tag per line: task 'q' is extractive_qa"):
+        write_conll(Task(name="q", kind="extractive_qa"), [], tmp_path / "x.conll")
+    assert not (tmp_path / "x.conll").exists()

@@ -119,7 +119,7 @@ def test_other_kinds(tiny_encoders, tmp_path):
     assert records[1]["label"] == rows[1]["label"] and records[1]["probabilities"][-1] is None
     assert records[0]["probabilities"] == rows[0]["probabilities"]
     (table,) = write_csv(tags.task, rows, tmp_path / "tags.csv")
-    assert table.read_text(encoding="utf-8").splitlines()[0] == "idx,label"  # per-word lists are no columns
+    assert table.read_text(encoding="utf-8").splitlines()[0] == "idx,label,tokens"  # per-word lists are no columns; the words are JSON text
 
 
 def test_preprocessing_functions_not_saved_by_name(tiny_encoders, tmp_path):

@@ -246,7 +246,7 @@ def test_extractive_qa_token_classification_and_multiple_choice_stream_as_one_pa
     qa_rows = [{"question": "which one", "context": " ".join(WORDS[(i + j) % 5] for j in range(3 + 4 * (i % 6)))} for i in range(25)]
     tag_rows = [{"words": [WORDS[(i * j) % 5] for j in range(1 + i % 12)]} for i in range(25)]  # some cut by max_length 8
     choice_rows = [{"text": WORDS[i % 5], "choices": WORDS[i % 3:i % 3 + (4 if i == 21 else 2)]} for i in range(25)]
-    for task, rows, header in (("demo:qa", qa_rows, "idx,label,answer_start,score"), ("demo:tags", tag_rows, "idx,label"),
+    for task, rows, header in (("demo:qa", qa_rows, "idx,label,answer_start,score"), ("demo:tags", tag_rows, "idx,label,tokens"),
                                ("demo:choice", choice_rows, "idx,label,p_0,p_1,p_2,p_3")):
         path = _jsonl(tmp_path / "in.jsonl", rows)
         outputs = {}
