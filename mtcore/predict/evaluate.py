@@ -135,7 +135,7 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
     """Accelerate's precision name: the run's (as it trained) unless asked; fp32 for model directories.
     A run trained in fp16 is evaluated in fp32 where there is no GPU (fp16 needs one; scoring needs no
     grad scaler): only an explicit ``--precision fp16`` is refused there."""
-    from mtcore.train.build import resolve_precision
+    from mtcore.train.precision import resolve_precision
 
     if requested is None:
         requested = config.precision if config is not None else "fp32"

@@ -59,7 +59,7 @@ def test_schedules_and_warmup():
 
 
 def test_precision_resolution(monkeypatch):
-    from mtcore.train.build import resolve_precision
+    from mtcore.train.precision import resolve_precision
 
     assert resolve_precision("auto", cuda=False) == "no"
     assert resolve_precision("fp32", cuda=True) == "no"

@@ -16,7 +16,7 @@ from mtcore.errors import ConfigError
 
 def test_auto_precision_takes_fp16_where_bf16_is_only_emulated(monkeypatch):
     """torch's is_bf16_supported() says yes on a T4 or V100 (emulated bf16, no tensor cores)."""
-    from mtcore.train.build import resolve_precision
+    from mtcore.train.precision import resolve_precision
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert resolve_precision("auto", cuda=True) == "fp16"
@@ -28,7 +28,7 @@ def test_auto_precision_takes_fp16_where_bf16_is_only_emulated(monkeypatch):
 
 def test_precision_is_resolved_for_the_gpu_asked_for_not_the_current_one(monkeypatch):
     """mt evaluate --device cuda:1 on a machine whose cuda:0 is an H100 and cuda:1 a T4."""
-    from mtcore.train.build import resolve_precision
+    from mtcore.train.precision import resolve_precision
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # what cuda:0 says
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: {0: (9, 0), 1: (7, 5)}[index])
@@ -91,7 +91,7 @@ def test_a_skipped_fp16_step_does_not_advance_the_schedule():
 
 
 def test_float16_weights_are_refused_under_fp16_before_training():
-    from mtcore.train.build import check_weights_dtype
+    from mtcore.train.precision import check_weights_dtype
 
     with pytest.raises(ConfigError, match="config key 'encoder.options.dtype': float16 weights cannot train in precision fp16"):
         check_weights_dtype("fp16", {"dtype": "float16"})
