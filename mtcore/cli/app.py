@@ -61,11 +61,45 @@ def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, f
     print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    """SIGTERM / SIGHUP (``kill``, ``timeout``, a scheduler, a closed terminal) stop a command as Ctrl-C does:
+    through its cleanup, so no temporary or half-written file stays; ``mt train`` has its own handlers."""
+    import signal
+
+    from mtcore.train.distributed import is_main_process
+
+    if is_main_process():
+        print(f"error: {signal.Signals(signum).name} received: stopped", file=sys.stderr, flush=True)
+    raise SystemExit(128 + signum)
+
+
+class _StopOnTermination:
+    """Installs :func:`_terminated` for SIGTERM and SIGHUP while a command runs (main thread only)."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self.previous: dict[Any, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in ("SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):  # a handler someone installed stays
+                self.previous[sig] = signal.signal(sig, _terminated)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for sig, previous in self.previous.items():
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+
+
 class _ErrorHandlingGroup(TyperGroup):
     """Turns user errors into one line and an exit code, for the real CLI and CliRunner alike."""
 
     def invoke(self, ctx: Any) -> Any:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _StopOnTermination():
             if not debug_mode():
                 warnings.showwarning = _one_line_warning
             return self._invoke(ctx)

@@ -162,7 +162,14 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     given = next(((i, value) for i, value in enumerate(idx) if value is not None), None)
     missing = next((i for i, value in enumerate(idx) if value is None), None)
     if given is not None and missing is not None:  # numbering the others could repeat a real idx
-        raise DataError(f"inputs row {missing + 1} has no idx while row {given[0] + 1} has {given[1]!r}; give every row an "
+        from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN
+
+        def where(i: int) -> str:  # the file and row when the rows came from a file
+            if FILE_COLUMN in examples.column_names and ROW_COLUMN in examples.column_names:
+                return f"{examples[i][FILE_COLUMN]} row {examples[i][ROW_COLUMN]}"
+            return f"inputs row {i + 1}"
+
+        raise DataError(f"{where(missing)} has no idx while {where(given[0])} has {given[1]!r}; give every row an "
                         "idx, or none (rows are then numbered from 0)")
     idx = [first_row + i if value is None else value for i, value in enumerate(idx)]
     logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)

@@ -48,6 +48,7 @@ def min_norm_weights(matrix: np.ndarray) -> np.ndarray:
     if k > EXACT_TASKS:
         from scipy.optimize import minimize
 
+        matrix = _normalized(matrix)
         start = np.full(k, 1.0 / k)
         result = minimize(lambda a: float(a @ matrix @ a), start, jac=lambda a: 2 * matrix @ a, bounds=[(0.0, 1.0)] * k,
                           constraints=({"type": "eq", "fun": lambda a: 1.0 - a.sum()},))
@@ -78,10 +79,18 @@ def min_norm_weights(matrix: np.ndarray) -> np.ndarray:
 EXACT_TASKS = 10
 
 
+def _normalized(matrix: np.ndarray) -> np.ndarray:
+    """``M / trace(M)``: the solutions do not change, and SLSQP's absolute tolerances no longer depend on the
+    gradients' size (tiny gradients made it stop at its starting point)."""
+    scale = float(np.trace(matrix))
+    return matrix / scale if scale > 0 else matrix
+
+
 def cagrad_weights(matrix: np.ndarray, c: float) -> np.ndarray:
     """CAGrad's ``w``: ``argmin_{w ∈ simplex} wᵀ M b + c ‖ḡ‖ √(wᵀ M w)``, ``b`` uniform (the paper's dual)."""
     from scipy.optimize import minimize
 
+    matrix = _normalized(matrix)
     k = matrix.shape[0]
     b = np.full(k, 1.0 / k)
     radius = c * np.sqrt(max(float(b @ matrix @ b), 0.0) + 1e-8)
@@ -131,6 +140,6 @@ class CAGradLoss(_LoggedWeights):
         g_w = sum(float(a) * g for a, g in zip(w, grads))
         norm_w = float(np.sqrt(max(float(w @ matrix @ w), 0.0)))
         mean_norm = float(np.sqrt(max(float(np.full(k, 1.0 / k) @ matrix @ np.full(k, 1.0 / k)), 0.0)))
-        lam = self.c * mean_norm / (norm_w + 1e-8)
+        lam = self.c * mean_norm / norm_w if norm_w > 1e-12 * max(mean_norm, 1e-30) else 0.0  # g_w = 0: nothing to add
         self._keep((1 + k * lam * w) / (1 + self.c ** 2))  # d = Σ (1 + K λ wᵢ) / (1 + c²) · gᵢ
         return k * (mean + lam * g_w) / (1 + self.c ** 2)

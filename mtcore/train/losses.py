@@ -197,7 +197,10 @@ class GradientCombiner(LossStrategy):
             for k, g in enumerate(grads[len(shared):]):
                 if g is not None:
                     other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
-        _assign(self.combine(flat_shared, step), shared, used)
+        finite = bool(torch.stack([g.isfinite().all() for g in flat_shared]).all()) if flat_shared else True
+        # a NaN/inf gradient (fp16 overflow, a diverged task) has nothing to combine: its sum goes on, for the grad
+        # scaler to skip the step or the NaN check to stop the run with its own message
+        _assign(self.combine(flat_shared, step) if finite else torch.stack(flat_shared).sum(0), shared, used)
         for p, g in zip(others, other_sums):
             if g is not None:
                 p.grad = g if p.grad is None else p.grad + g

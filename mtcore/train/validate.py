@@ -210,7 +210,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError(f"config key 'sampler.mode': loss strategy {config.loss.strategy!r} needs {need}, but sampler.mode is {mode!r}; set it to 'auto'")
     gas = config.optimizer.gradient_accumulation_steps
     if gas > 1 and not getattr(strategy_cls, "supports_accumulation", True):
-        raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} projects each step's "
+        raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} combines each step's "
                           f"per-task gradients and cannot accumulate them over {gas} micro-steps; set it to 1 or use a larger batch")
     if world_size > 1 and not getattr(strategy_cls, "supports_distributed", True):
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} needs every task's full gradient on one process and does "

@@ -128,7 +128,7 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
     env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache")}
     mt = [sys.executable, "-m", "mtcore.cli.app"]
     done = subprocess.run([*mt, "train", str(example), f"tasks.0.data_dir={sample}", "encoder.path=null", "encoder.tiny=bert",
-                           "schedule.epochs=null", "schedule.max_steps=30", "batching.batch_size=8", "--output-dir", str(tmp_path / "run")],
+                           "schedule.epochs=null", "schedule.max_steps=8", "batching.batch_size=8", "--output-dir", str(tmp_path / "run")],
                           capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]["metrics"]

@@ -106,3 +106,34 @@ def test_mgda_and_cagrad_refuse_accumulation_like_pcgrad():
                                              "loss": {"strategy": strategy}, "optimizer": {"gradient_accumulation_steps": 2}})
         with pytest.raises(ConfigError, match="cannot accumulate"):
             plan_run(config)
+
+
+def test_cagrad_does_not_depend_on_the_gradients_size_and_logs_sane_weights_for_a_zero_gradient():
+    """SLSQP's absolute tolerance stopped it at its starting point for small gradients (×0.001: a scaled sum),
+    and a zero task gradient logged weights like 1.3e8."""
+    grads = [torch.tensor([1.0, 0.2, 0.0], dtype=torch.float64), torch.tensor([-0.6, 1.0, 0.1], dtype=torch.float64),
+             torch.tensor([0.1, -0.9, 0.5], dtype=torch.float64)]
+    base = cagrad_weights(gram(grads), 0.5)
+    for scale in (1e-2, 1e-3, 1e-5):
+        assert np.allclose(cagrad_weights(gram([g * scale for g in grads]), 0.5), base, atol=1e-3), scale
+    strategy = CAGradLoss(["a", "b", "c"], c=0.5)
+    zero = [grads[0], grads[1], torch.zeros(3, dtype=torch.float64)]
+    d = strategy.combine(zero, step=1)
+    weights = strategy.task_weights()
+    assert all(0 <= w < 10 for w in weights.values()), weights
+    assert torch.allclose(sum(weights[t] * g for t, g in zip("abc", zero)), d)
+
+
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "pcgrad"])
+def test_a_nan_loss_stops_the_run_with_the_nan_message_not_a_solver_error(strategy, make_config, tmp_path):
+    """mgda crashed with 'unexpected LinAlgError: SVD did not converge' (and LAPACK lines) on a NaN gradient."""
+    from mtcore.cli.app import app
+    from typer.testing import CliRunner
+    import yaml
+
+    config = make_config(loss={"strategy": strategy}, schedule={"max_steps": 6, "warmup_steps": 1}, checkpoint={"every": None})
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "run.yaml"), "--output-dir", str(tmp_path / "run"),
+                                      "debug.inject_nan_at_step=3"])
+    assert result.exit_code == 1 and "became NaN or infinite at step 3" in result.output, result.output
+    assert "unexpected" not in result.output
