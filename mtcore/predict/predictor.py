@@ -164,9 +164,10 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if given is not None and missing is not None:  # numbering the others could repeat a real idx
         from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN
 
-        def where(i: int) -> str:  # the file and row when the rows came from a file
-            if FILE_COLUMN in examples.column_names and ROW_COLUMN in examples.column_names:
-                return f"{examples[i][FILE_COLUMN]} row {examples[i][ROW_COLUMN]}"
+        def where(i: int) -> str:  # the file and row when the rows came from a file (the raw rows keep them)
+            located = raw if getattr(raw, "num_rows", None) == examples.num_rows else None
+            if located is not None and FILE_COLUMN in located.column_names and ROW_COLUMN in located.column_names:
+                return f"{located[i][FILE_COLUMN]} row {located[i][ROW_COLUMN]}"
             return f"inputs row {i + 1}"
 
         raise DataError(f"{where(missing)} has no idx while {where(given[0])} has {given[1]!r}; give every row an "
