@@ -145,7 +145,7 @@ def test_errors_are_one_line(bert_model, tmp_path):
     with pytest.raises(DataError, match="no rows"):
         predict(bert_model, "nli", [])
     mixed = [{"review": "a"}, {"review": "b", "idx": 7}]  # numbering the first could repeat a real idx
-    with pytest.raises(DataError, match=r"^inputs row 1 has no idx while row 2 has 7; give every row an idx, or none"):
+    with pytest.raises(DataError, match=r"^inputs row 1 has no idx while inputs row 2 has 7; give every row an idx, or none"):
         predict(bert_model, "sentiment", mixed)
     assert predict(bert_model, "sentiment", [{"review": "a", "idx": 7}, {"review": "b", "idx": 3}]).idx == [7, 3]
     empty = tmp_path / "empty.jsonl"
