@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import traceback
 import warnings
@@ -41,8 +42,14 @@ def strict_mode() -> bool:
     return os.environ.get("MT_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+@functools.lru_cache(maxsize=None)
+def _name_of(distribution: Any) -> str:
+    """A distribution's name (importlib reads and parses its METADATA file on every ``.name``)."""
+    return distribution.name
+
+
 def _selected(ep: EntryPoint, only: set[str] | None) -> bool:
-    dist = ep.dist.name if ep.dist else ""
+    dist = _name_of(ep.dist) if ep.dist else ""
     if dist == BUILTIN_DISTRIBUTION or only is None:
         return True
     return ep.name in only or dist in only
@@ -156,7 +163,7 @@ def _describe(exc: BaseException, ep: EntryPoint | None = None) -> str:
 
 def _name_and_distribution(eps: list[Any]) -> list[str]:
     """``rsg (mt-russian-superglue)`` per plugin: MT_LOAD_PLUGINS takes either name."""
-    return sorted({f"{ep.name} ({ep.dist.name})" if ep.dist and ep.dist.name != ep.name else ep.name for ep in eps})
+    return sorted({f"{ep.name} ({_name_of(ep.dist)})" if ep.dist and _name_of(ep.dist) != ep.name else ep.name for ep in eps})
 
 
 def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | None = None) -> Registry:
@@ -180,16 +187,16 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     installed = list(entry_points(group=hookspecs.PROJECT))
     eps = [ep for ep in installed if _selected(ep, only)]
     registry.excluded = sorted({ep.name for ep in installed if not _selected(ep, only)})
-    external = [ep for ep in installed if not ep.dist or ep.dist.name != BUILTIN_DISTRIBUTION]
-    known = sorted({ep.name for ep in external} | {ep.dist.name for ep in external if ep.dist})
+    external = [ep for ep in installed if not ep.dist or _name_of(ep.dist) != BUILTIN_DISTRIBUTION]
+    known = sorted({ep.name for ep in external} | {_name_of(ep.dist) for ep in external if ep.dist})
     builtin = {ep.name for ep in installed} - {ep.name for ep in external} | {BUILTIN_DISTRIBUTION}  # always loaded
     for name in sorted((only or set()) - set(known) - builtin):
         registry.warnings.append(f"MT_LOAD_PLUGINS names {name!r}, which is no installed plugin{did_you_mean(name, known, n=1)}; "
                                  f"installed: {', '.join(_name_and_distribution(external)) or 'none'}")
-    eps.sort(key=lambda ep: (ep.dist is None or ep.dist.name != BUILTIN_DISTRIBUTION, ep.name, ep.dist.name if ep.dist else ""))
+    eps.sort(key=lambda ep: (ep.dist is None or _name_of(ep.dist) != BUILTIN_DISTRIBUTION, ep.name, _name_of(ep.dist) if ep.dist else ""))
     seen_names: dict[str, str] = {}
     for ep in eps:
-        dist = ep.dist.name if ep.dist else "?"
+        dist = _name_of(ep.dist) if ep.dist else "?"
         info = PluginInfo(name=ep.name, distribution=dist, version=ep.dist.version if ep.dist else "?", builtin=dist == BUILTIN_DISTRIBUTION)
         registry.plugins.append(info)
         try:
