@@ -11,12 +11,14 @@ prediction rows; mtcore's ``jsonl`` and ``csv`` writers append them to the outpu
 (:mod:`mtcore.predict.writing`), so peak memory does not grow with the file (a tiny model, short
 rows, ``benchmarks/predict_memory.py``: peak RSS 572 MB for 200,000 rows and 565 MB for 600,000,
 where holding every row and prediction took 762 MB for 200,000). Rows without an id are numbered
-across chunks, as one pass would number them. A plugin's writer still receives every prediction
+across chunks, as one pass would number them, and the rows and words cut by ``max_length`` are one
+warning with the file's totals (:class:`CutTotals`). A plugin's writer still receives every prediction
 row at once, as its hook promises.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
@@ -77,17 +79,63 @@ def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, 
     from mtcore.predict.predictor import predict_raw, quiet_datasets
 
     done = 0  # prediction rows so far: rows without an id are numbered on from there
+    cuts = CutTotals()
     for chunk in chunked(rows, chunk_rows or CHUNK_ROWS):
         with quiet_datasets():
             raw = rows_dataset(chunk, task)
         del chunk
-        predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done)
+        with cuts.counting(raw.num_rows):
+            predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done)
         del raw
         out = predictions.rows()
         del predictions
         done += len(out)
         yield out
         del out  # not held while the next chunk is predicted
+    cuts.warn()
+
+
+class CutTotals:
+    """The cut-words / cut-contexts warnings of every chunk as one warning with the file's totals (each chunk
+    warned with its own counts: fifty lines for a file of a million rows)."""
+
+    _NUMBERS = re.compile(r"(\d+) of (\d+) rows( lose (\d+) word)?")
+
+    def __init__(self) -> None:
+        self.last: dict[type, Any] = {}  # category -> (message, [rows cut, words cut])
+        self.rows = 0  # every chunk's rows: the "of N rows" of the file
+
+    def counting(self, rows: int) -> Any:
+        import contextlib
+        import warnings
+
+        from mtcore.data.cut_answers import CutAnswersWarning
+        from mtcore.data.tokenize import CutWordsWarning
+
+        @contextlib.contextmanager
+        def counted() -> Iterator[None]:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield
+            self.rows += rows
+            for item in caught:
+                found = self._NUMBERS.search(str(item.message))
+                if item.category not in (CutWordsWarning, CutAnswersWarning) or found is None:
+                    warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+                    continue
+                numbers = [int(found.group(1)), int(found.group(4) or 0)]
+                _, totals = self.last.get(item.category, ("", [0, 0]))
+                self.last[item.category] = (str(item.message), [a + b for a, b in zip(totals, numbers)])
+
+        return counted()
+
+    def warn(self) -> None:
+        import warnings
+
+        for category, (message, (rows, words)) in self.last.items():
+            text = self._NUMBERS.sub(lambda m: f"{rows} of {self.rows} rows" + (f" lose {words} word" if m.group(3) else ""), message,
+                                     count=1)
+            warnings.warn(text, category, stacklevel=2)
 
 
 def predict_rows(model: Any, head_id: str, task: Any, rows: Sequence[Row], *, batch_size: int, origin: str,
