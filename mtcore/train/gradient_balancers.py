@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -113,8 +114,17 @@ class _LoggedWeights(GradientCombiner):
 class MGDALoss(_LoggedWeights):
     """MGDA: ``K`` times the minimum-norm convex combination of the task gradients (see the module docstring)."""
 
+    _warned_zero = False
+
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
-        alpha = min_norm_weights(gram(grads))
+        matrix = gram(grads)
+        zero = [task for task, norm_sq in zip(self.task_ids, np.diag(matrix)) if not norm_sq > 0]
+        if zero and len(grads) > 1 and not self._warned_zero:
+            self._warned_zero = True  # once a run: it is usually a task wired past the encoder, not one step's chance
+            warnings.warn(f"loss strategy 'mgda': task {zero[0]!r} has no gradient on the shared encoder at step {step} (its loss "
+                          f"is 0 or does not reach the encoder), so the minimum-norm combination is 0 and the encoder does not "
+                          f"change; fix that task, or use loss.strategy 'cagrad' or 'pcgrad'")
+        alpha = min_norm_weights(matrix)
         self._keep(len(grads) * alpha)
         return len(grads) * sum(float(a) * g for a, g in zip(alpha, grads))
 

@@ -224,6 +224,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         strategy_cls(ids, weights=strategy_weights, **config.loss.options)
     except TypeError as exc:
         raise ConfigError(f"config key 'loss.options': loss strategy {config.loss.strategy!r} rejects its options ({exc})") from None
+    except ConfigError as exc:  # a strategy's own check of an option's value: name the config key it came from
+        if str(exc).startswith(("config key", "loss.weights")):
+            raise
+        raise ConfigError(f"config key 'loss.options': {exc}") from None
 
     sampler_cls = _component(registry, "sampler", config.sampler.name, "sampler.name").load()
     sampler_options = dict(config.sampler.options)

@@ -137,3 +137,17 @@ def test_a_nan_loss_stops_the_run_with_the_nan_message_not_a_solver_error(strate
                                       "debug.inject_nan_at_step=3"])
     assert result.exit_code == 1 and "became NaN or infinite at step 3" in result.output, result.output
     assert "unexpected" not in result.output
+
+
+def test_mgda_warns_once_when_a_task_has_no_gradient_on_the_encoder():
+    mgda = MGDALoss(["a", "b"])
+    g, zero = torch.tensor([1.0, 2.0]), torch.zeros(2)
+    with pytest.warns(UserWarning, match="task 'b' has no gradient on the shared encoder at step 3") as caught:
+        update = mgda.combine([g, zero], 3)
+    assert torch.equal(update, torch.zeros(2)) and len(caught) == 1
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mgda.combine([g, zero], 4)  # once a run
+        MGDALoss(["a", "b"]).combine([g, -g], 1)  # opposite gradients: 0 too, but both tasks reach the encoder

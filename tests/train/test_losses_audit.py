@@ -109,13 +109,14 @@ def test_bad_strategy_options_are_one_line_errors(name, options, expected):
     ("loss.weights={sent: 0, pair: 0, mc: 0}", "every task has weight 0"),
     ("loss.options.init=abc", "option 'init' (the initial log-variance s_i) must be a finite number, got 'abc'"),
     ("loss.weights.snet=2", "'snet' is not a task of this run (did you mean 'user:sent'?)"),
+    ("loss.options.c=-1", "config key 'loss.options': loss strategy 'cagrad': option 'c'"),
 ])
 def test_the_cli_refuses_bad_weights_and_options_with_exit_2(tmp_path, make_config, override, expected):
     import yaml
 
     from mtcore.cli.app import app
 
-    strategy = "uncertainty" if "init" in override else "weighted"
+    strategy = "uncertainty" if "init" in override else "cagrad" if ".c=" in override else "weighted"
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(make_config(loss={"strategy": strategy})))
     result = CliRunner().invoke(app, ["check", str(path), "--no-data", override])
