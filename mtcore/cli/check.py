@@ -85,6 +85,7 @@ def _count(plan: Any) -> dict[str, Any]:
         tokenizer = load_tokenizer(source, config)
         encoder_config = AutoConfig.from_pretrained(source)
         _check_heads(plan, encoder_config)
+        _check_encoder_structure(config, encoder_config)
         train, evaluation = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
         notes.extend(note for note in [long_epoch_note(sampler)] if note)
@@ -107,6 +108,34 @@ def _check_heads(plan: Any, encoder_config: Any) -> None:
     width = hidden_size(SimpleNamespace(config=encoder_config))
     for task in plan.tasks:
         build_head(task.id, as_spec(task.id, task.task), width)
+
+
+def _check_encoder_structure(config: Any, encoder_config: Any) -> None:
+    """The settings that need the encoder's modules (LoRA's ``target_modules``, ``optimizer.layer_decay``),
+    checked on the encoder built on the meta device: no weights are read or allocated."""
+    from mtcore.model.lora import lora_settings
+
+    lora = config.encoder.options.get("lora")
+    settings = lora_settings(lora) if lora is not None and lora is not False else None
+    decay = config.optimizer.layer_decay not in (None, 1) and not config.encoder.freeze_encoder
+    if settings is None and not decay:
+        return
+    import torch
+    from transformers import AutoModel
+
+    try:
+        with torch.device("meta"):
+            encoder = AutoModel.from_config(encoder_config, trust_remote_code=config.encoder.trust_remote_code)
+    except Exception:  # noqa: BLE001 - an encoder this cannot build is reported by mt train, which loads it for real
+        return
+    if settings is not None:
+        from mtcore.model.lora import lora_targets
+
+        lora_targets(encoder, settings)
+    if decay:
+        from mtcore.train.optim import check_layer_decay
+
+        check_layer_decay(encoder)
 
 
 def register(app: typer.Typer) -> None:

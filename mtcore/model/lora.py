@@ -78,9 +78,10 @@ def _peft() -> Any:
     return peft
 
 
-def add_lora(encoder: nn.Module, settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Put adapters into ``encoder`` in place (only they stay trainable); returns the settings as applied."""
-    peft = _peft()
+def lora_targets(encoder: nn.Module, settings: Mapping[str, Any]) -> list[str]:
+    """The Linear module names the adapters go on: ``target_modules``, or peft's default for the architecture;
+    a name the encoder lacks is a one-line ConfigError (``mt check`` calls it on an encoder built on the meta device)."""
+    _peft()
     from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
 
     model_type = getattr(getattr(encoder, "config", None), "model_type", None)
@@ -94,6 +95,13 @@ def add_lora(encoder: nn.Module, settings: Mapping[str, Any]) -> dict[str, Any]:
         if not any(f == name or f.endswith("." + name) for f in full):  # peft matches a name's last parts
             raise ConfigError(f"config key '{_WHERE}.target_modules': encoder {type(encoder).__name__} has no Linear module "
                               f"{name!r}{did_you_mean(name, linears, n=1)}; it has: {', '.join(linears)}")
+    return list(targets)
+
+
+def add_lora(encoder: nn.Module, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Put adapters into ``encoder`` in place (only they stay trainable); returns the settings as applied."""
+    peft = _peft()
+    targets = lora_targets(encoder, settings)
     config = peft.LoraConfig(r=int(settings["r"]), lora_alpha=settings["alpha"], lora_dropout=settings["dropout"],
                              target_modules=list(targets), bias="none")
     peft.inject_adapter_in_model(config, encoder, adapter_name=ADAPTER)

@@ -40,20 +40,28 @@ def parameter_groups(model: nn.Module, config: OptimizerConfig, extra: Iterable[
     """The model's groups (:func:`mtcore.model.param_groups.parameter_groups`: encoder/heads x
     decay/no-decay, the encoder's by depth with ``layer_decay``) plus ``extra`` parameters of the
     loss strategy (no decay, head learning rate)."""
-    from mtcore.model.param_groups import find_layer_stack, parameter_groups as model_groups
+    from mtcore.model.param_groups import parameter_groups as model_groups
 
     head_lr = config.head_lr if config.head_lr is not None else config.lr
     decay = config.layer_decay
     encoder = getattr(model, "encoder", None)
     if decay not in (None, 1) and encoder is not None and any(p.requires_grad for p in encoder.parameters()):
-        if find_layer_stack(encoder) is None:
-            raise ConfigError(f"config key 'optimizer.layer_decay': encoder {type(encoder).__name__} has no nn.ModuleList of "
-                              "transformer layers to decay over; remove optimizer.layer_decay (or set it to null)")
+        check_layer_decay(encoder)
     groups = model_groups(model, config.lr, head_lr, config.weight_decay, layer_decay=decay)
     extra = [p for p in extra if p.requires_grad]
     if extra:
         groups.append({"name": "loss_strategy", "params": extra, "lr": head_lr, "weight_decay": 0.0})
     return groups
+
+
+def check_layer_decay(encoder: nn.Module) -> None:
+    """``optimizer.layer_decay`` needs the encoder's stack of transformer layers (``mt check`` calls it on an
+    encoder built on the meta device, ``mt train`` on the real one)."""
+    from mtcore.model.param_groups import find_layer_stack
+
+    if find_layer_stack(encoder) is None:
+        raise ConfigError(f"config key 'optimizer.layer_decay': encoder {type(encoder).__name__} has no nn.ModuleList of "
+                          "transformer layers to decay over; remove optimizer.layer_decay (or set it to null)")
 
 
 def build_optimizer(model: nn.Module, config: OptimizerConfig, device: torch.device, extra: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:

@@ -297,10 +297,12 @@ def test_mt_train_refuses_an_encoder_without_a_layer_list_and_leaves_nothing(tmp
     monkeypatch.setattr(param_groups, "find_layer_stack", lambda encoder: None)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(make_config(optimizer={"layer_decay": 0.8})))
-    result = _mt("train", str(path), "--output-dir", str(tmp_path / "run"))
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "optimizer.layer_decay" in lines[0] and "nn.ModuleList" in lines[0], lines
-    assert not (tmp_path / "run").exists()
+    for command in (["train", str(path), "--output-dir", str(tmp_path / "run")], ["check", str(path)]):  # mt check finds it too
+        result = _mt(*command)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "optimizer.layer_decay" in lines[0] and "nn.ModuleList" in lines[0], lines
+        assert not (tmp_path / "run").exists()
     monkeypatch.undo()
+    assert _mt("check", str(path)).exit_code == 0
     assert _mt("train", str(path), "--output-dir", str(tmp_path / "run")).exit_code == 0
