@@ -7,7 +7,9 @@
   directory (the runs of ``--seeds``: ``OUTPUT/seed-<seed>``, in the group ``OUTPUT``) and keeps
   its id in ``RUN/wandb/mtcore-run.json``: ``--resume`` continues the same W&B run.
   W&B refuses steps below the last one it has, so after resuming from an earlier checkpoint the
-  steps the run already sent are not sent again.
+  steps the run already sent are not sent again. Offline (``WANDB_MODE=offline``) W&B cannot say
+  which steps it has, so the last step sent is kept in ``mtcore-run.json`` too, and the later of
+  the two decides: ``wandb sync`` of both starts' folders then shows every step once.
 
 The trackers start when the run has been built (after a resume, so that they know its step),
 inside the start's clean-up: a tracker that cannot start leaves nothing behind. They are
@@ -37,6 +39,7 @@ def start_trackers(engine: Any, config_values: dict[str, Any]) -> None:
         options["tensorboard"] = {"purge_step": engine.state.step + 1}  # an earlier start wrote events there
     if "wandb" in trackers:
         options["wandb"] = _wandb_options(engine)
+        sent = _saved_wandb(engine).get("last_step")
     try:
         acc.init_trackers(config.logging.project, config=config_values, init_kwargs=options)
     except Exception as exc:
@@ -50,9 +53,10 @@ def start_trackers(engine: Any, config_values: dict[str, Any]) -> None:
         raise MtError(f"config key 'logging.trackers': {', '.join(trackers)} could not start ({type(exc).__name__}: {detail}); "
                       "fix the tracker's setup (W&B: `wandb login`, or WANDB_MODE=offline) or remove it") from None
     if "wandb" in trackers:
-        from mtcore.train.run_dir import write_json
-
-        write_json(engine.run.root / "wandb" / WANDB_ID_FILE, {"id": _wandb_run(engine).id})
+        tracker = engine.accelerator.get_tracker("wandb")
+        tracker.mtcore_last_step = sent if isinstance(sent, int) else -1
+        tracker.mtcore_first_step = tracker.mtcore_last_step + 1  # what an earlier start sent is not sent again
+        _save_wandb(engine, tracker)
 
 
 def _wandb_options(engine: Any) -> dict[str, Any]:
@@ -62,14 +66,22 @@ def _wandb_options(engine: Any) -> dict[str, Any]:
     options: dict[str, Any] = {"dir": str(root), "name": root.name}
     if root.name == f"seed-{engine.config.seed}":  # mt train --seeds: OUTPUT/seed-<seed>
         options.update(name=f"{root.parent.name}/{root.name}", group=root.parent.name)
-    saved = folder / WANDB_ID_FILE
-    if saved.is_file():  # an earlier start of this run directory: continue its W&B run
-        options.update(id=json.loads(saved.read_text(encoding="utf-8"))["id"], resume="allow")
+    saved = _saved_wandb(engine)
+    if "id" in saved:  # an earlier start of this run directory: continue its W&B run
+        options.update(id=saved["id"], resume="allow")
     return options
 
 
-def _wandb_run(engine: Any) -> Any:
-    return engine.accelerator.get_tracker("wandb", unwrap=True)
+def _saved_wandb(engine: Any) -> dict[str, Any]:
+    """``RUN/wandb/mtcore-run.json``: the W&B run's id and the last step sent to it ({} before the first start)."""
+    path = engine.run.root / "wandb" / WANDB_ID_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _save_wandb(engine: Any, tracker: Any) -> None:
+    from mtcore.train.run_dir import write_json
+
+    write_json(engine.run.root / "wandb" / WANDB_ID_FILE, {"id": tracker.run.id, "last_step": tracker.mtcore_last_step})
 
 
 def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
@@ -78,8 +90,14 @@ def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
     if not acc.is_main_process:
         return
     for tracker in acc.trackers:
-        if tracker.name == "wandb" and step < getattr(tracker.run, "starting_step", 0):
-            continue  # a resume from an earlier checkpoint: W&B has this step and refuses lower ones
+        if tracker.name == "wandb":
+            if step < max(getattr(tracker.run, "starting_step", 0), tracker.mtcore_first_step):
+                continue  # a resume from an earlier checkpoint: W&B has this step and refuses lower ones
+            tracker.log(values, step=step)
+            if step > tracker.mtcore_last_step:  # W&B ends a step when a higher one comes: its other values still go
+                tracker.mtcore_last_step = step
+                _save_wandb(engine, tracker)
+            continue
         tracker.log(values, step=step)
 
 

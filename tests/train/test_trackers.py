@@ -140,25 +140,46 @@ def test_wandb_offline_gets_every_key_at_its_step_and_keeps_its_files_in_the_run
     assert set(scalars) == {k for row in rows for k in row if not k.startswith("_")}
 
 
+@pytest.mark.parametrize("knows", ["online", "offline"])
 def test_resume_continues_the_same_wandb_run_and_tensorboard_shows_each_step_once(tmp_path: Path, make_config, offline_wandb,
-                                                                                  monkeypatch):
+                                                                                  monkeypatch, knows):
     pytest.importorskip("tensorboard")
     config = tracked(make_config, ["tensorboard", "wandb"])
     run_dir = tmp_path / "run"
     Trainer(config, output_dir=run_dir).train()
+    saved = run_dir / "wandb" / "mtcore-run.json"
+    assert json.loads(saved.read_text())["last_step"] == 6
+    scalars = tensorboard_scalars(run_dir / "proj")
+    assert scalars["train/lr"] == [1, 2, 3, 4, 5, 6] and scalars["eval/aggregate"] == [2, 4, 6]
     # the run stopped after logging step 6 but before its last checkpoint: it resumes from step 3
     shutil.rmtree(run_dir / "checkpoints" / "step-000006")
     (run_dir / "summary.json").unlink()
-    # an online W&B run that has steps up to 4 resumes at step 5 and refuses lower ones (offline it is 0)
-    monkeypatch.setattr(offline_wandb.sdk.wandb_run.Run, "starting_step", property(lambda run: 5))
+    # as if W&B had received steps up to 4 only: an online W&B run says so (it resumes at step 5 and refuses
+    # lower ones); offline its starting_step is 0, and mtcore's own record of the last step sent says so
+    if knows == "online":
+        monkeypatch.setattr(offline_wandb.sdk.wandb_run.Run, "starting_step", property(lambda run: 5))
+        saved.write_text(json.dumps({"id": json.loads(saved.read_text())["id"]}))  # a run dir from before the record
+    else:
+        saved.write_text(json.dumps({**json.loads(saved.read_text()), "last_step": 4}))
     summary = Trainer(run_dir / "config.yaml", output_dir=run_dir, resume=True).train()
     assert summary["resumed_from"].endswith("step-000003") and summary["steps"] == 6
     first, second = (wandb_history(path) for path in wandb_files(run_dir))
     assert first[0]["id"] == second[0]["id"] and first[0]["name"] == second[0]["name"] == "run"
     assert steps_of(first[1], "train/lr") == [1, 2, 3, 4, 5, 6]
     assert steps_of(second[1], "train/lr") == [5, 6] and steps_of(second[1], "eval/aggregate") == [6]
-    scalars = tensorboard_scalars(run_dir / "proj")
-    assert scalars["train/lr"] == [1, 2, 3, 4, 5, 6] and scalars["eval/aggregate"] == [2, 4, 6]
+    assert json.loads(saved.read_text())["last_step"] == 6
+
+
+def test_an_offline_wandb_run_resumed_after_its_last_step_sends_nothing_twice(tmp_path: Path, make_config, offline_wandb):
+    config = tracked(make_config, ["wandb"])
+    run_dir = tmp_path / "run"
+    Trainer(config, output_dir=run_dir).train()
+    shutil.rmtree(run_dir / "checkpoints" / "step-000006")
+    (run_dir / "summary.json").unlink()
+    Trainer(run_dir / "config.yaml", output_dir=run_dir, resume=True).train()  # steps 4-6 again, all sent before
+    first, second = (wandb_history(path) for path in wandb_files(run_dir))
+    assert steps_of(first[1], "train/lr") == [1, 2, 3, 4, 5, 6] and first[0]["id"] == second[0]["id"]
+    assert [row["_step"] for row in second[1] if any(not k.startswith("_") for k in row)] == []
 
 
 def test_each_seed_is_a_wandb_run_of_its_own_in_one_group(tmp_path: Path, make_config, offline_wandb):
