@@ -98,6 +98,19 @@ class _StopOnTermination:
 class _ErrorHandlingGroup(TyperGroup):
     """Turns user errors into one line and an exit code, for the real CLI and CliRunner alike."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> Any:
+        from mtcore.cli.plain_strings import pass_plain_strings
+
+        pass_plain_strings(self, ctx)  # no pydantic import for `mt list-tasks --kind x`, `mt show-task ID`
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        from mtcore.cli.plain_strings import pass_plain_strings
+
+        name, command, rest = super().resolve_command(ctx, args)
+        pass_plain_strings(command, ctx)
+        return name, command, rest
+
     def invoke(self, ctx: Any) -> Any:
         with warnings.catch_warnings(), _StopOnTermination():
             if not debug_mode():
