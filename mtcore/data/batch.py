@@ -33,13 +33,18 @@ class BatchData(dict):
 
 @dataclass
 class Batch:
-    """One task's batch: ``name`` is the task id, ``size`` the examples, ``num_tokens`` the real (unpadded) tokens."""
+    """One task's batch: ``name`` is the task id, ``size`` the examples, ``num_tokens`` the real (unpadded) tokens.
+
+    ``duplicate``: under DDP, a copy of the batch a lower rank reads at the same step (its task's cycle has fewer
+    batches than there are ranks). The copy keeps every rank's forward and backward in step; the training loop
+    gives it no weight and counts none of its rows or tokens."""
 
     name: str
     data: BatchData
     size: int
     num_tokens: int
     idx: list | None = None
+    duplicate: bool = False
 
     def to(self, device: Any, non_blocking: bool = False) -> Batch:
         """Move the tensors in place; returns self."""

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from mtcore.data.batch import Batch
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.sampling.base import Sampler, match_task_names
 from mtcore.sampling.batching import check_token_budget
@@ -269,6 +270,11 @@ class MultitaskBatchSampler:
     def iter_indices(self) -> Iterator[Any]:
         """Like iteration, without reading rows: yields ``(task, row_indices)`` (mode ``"single"``)
         or a list of them (mode ``"all"``), and advances the state the same way."""
+        for item in self._walk():
+            yield [entry[:2] for entry in item] if self.mode == "all" else item[:2]
+
+    def _walk(self) -> Iterator[Any]:
+        """:meth:`iter_indices` with a third value per batch: :meth:`TaskPlan.duplicate` (a copy of a lower rank's batch)."""
         expected: tuple[int, int] | None = None
         counts = np.zeros(0, dtype=np.int64)
         choices, choices_start = np.zeros(0, dtype=np.int64), 0
@@ -278,7 +284,7 @@ class MultitaskBatchSampler:
                 break
             plans = self._plans()
             if self.mode == "all":
-                item: Any = [(p.name, p.batch_for(step, self.rank)[1]) for p in plans]
+                item: Any = [(p.name, p.batch_for(step, self.rank)[1], p.duplicate(step, self.rank)) for p in plans]
             else:
                 if expected != (epoch, step):  # first step, or the state was changed from outside
                     counts = draw_counts(self.sampler, len(plans), step)
@@ -286,7 +292,7 @@ class MultitaskBatchSampler:
                 if not choices_start <= step < choices_start + len(choices):
                     choices, choices_start = self.sampler.choose(step, min(step + Sampler.BLOCK, total)), step
                 t = int(choices[step - choices_start])
-                item = (plans[t].name, plans[t].batch_for(int(counts[t]), self.rank)[1])
+                item = (plans[t].name, plans[t].batch_for(int(counts[t]), self.rank)[1], plans[t].duplicate(int(counts[t]), self.rank))
                 counts[t] += 1
             self._step = self.sampler.step = step + 1
             expected = (epoch, step + 1)
@@ -294,16 +300,14 @@ class MultitaskBatchSampler:
         self.set_epoch(self.epoch + 1)  # the epoch is complete: the next iteration starts the next one
 
     def __iter__(self) -> Iterator[Any]:
-        for item in self.iter_indices():
+        for item in self._walk():
             if self.mode == "all":
-                yield [self.make_batch(name, rows) for name, rows in item]
+                yield [self.make_batch(*entry) for entry in item]
             else:
                 yield self.make_batch(*item)
 
-    def make_batch(self, name: str, rows: np.ndarray) -> Any:
-        """Read rows ``rows`` of task ``name`` and collate them into a ``Batch``."""
-        from mtcore.data.batch import Batch
-
+    def make_batch(self, name: str, rows: np.ndarray, duplicate: bool = False) -> Any:
+        """Read rows ``rows`` of task ``name`` and collate them into a :class:`~mtcore.data.batch.Batch` (``duplicate``: see there)."""
         from mtcore.data.collate import Collator
 
         td = self.data[name]
@@ -314,10 +318,10 @@ class MultitaskBatchSampler:
             # mtcore's collator takes the columns of one Arrow ``take`` as they are (no rows in between)
             columns = split[indices]
             ids = list(columns["idx"]) if "idx" in columns else None
-            return Batch(name=name, data=td.collator(columns), size=len(indices), num_tokens=num_tokens, idx=ids)
+            return Batch(name=name, data=td.collator(columns), size=len(indices), num_tokens=num_tokens, idx=ids, duplicate=duplicate)
         examples = fetch_rows(split, indices)
         ids = [row.get("idx") for row in examples] if examples and "idx" in examples[0] else None
-        return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids)
+        return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids, duplicate=duplicate)
 
     # ---- state ----------------------------------------------------------------------------------
     def _fingerprint(self) -> dict[str, Any]:

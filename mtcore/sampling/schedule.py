@@ -8,7 +8,10 @@ Vocabulary:
 * with ``world_size`` ranks, a cycle's global batch list is read in **rounds**: in round ``j``
   rank ``r`` reads global batch ``j * world_size + r``. The last round wraps around to the start
   of the list, so every rank always gets a batch (or, with ``drop_last``, the incomplete round
-  is dropped). Each time a task is drawn, every rank advances by one round;
+  is dropped). Each time a task is drawn, every rank advances by one round. A cycle with fewer
+  batches than ranks wraps onto itself within one round: ranks ``r >= batches`` read a batch a
+  lower rank reads at the same step (:meth:`TaskPlan.duplicate`; the training loop gives such a
+  copy no weight and counts none of its rows);
 * the epoch's **length** follows the stop rule: ``"largest"`` — until every task has gone
   through all of its batches at least once (in mode ``"all"``: the task with the most batches);
   ``"smallest"`` — until the first task runs out, so no example repeats (except, under DDP
@@ -136,6 +139,11 @@ class TaskPlan:
         cycle, round_ = self.locate(draw)
         batches = self.batches(cycle)
         return cycle, batches[(round_ * self.world_size + rank) % len(batches)]
+
+    def duplicate(self, draw: int, rank: int) -> bool:
+        """Whether ``rank`` reads at the task's ``draw``-th draw a batch that a lower rank reads too: its cycle has
+        fewer batches than there are ranks (a task smaller than one global round), so the round wraps onto itself."""
+        return rank >= self.batch_count(self.locate(draw)[0])
 
 
 def _first_reaching(draws: np.ndarray, task: int, before: int, target: int) -> int | None:

@@ -248,7 +248,9 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     """Load a checkpoint into the live objects; returns the state and this rank's RNG states
     (restore them with :func:`restore_rng` right before the first resumed step). A checkpoint written
     by another number of processes is refused: the global batch (and with ``epochs`` the number of
-    steps, so the learning-rate schedule) would change under the resumed run."""
+    steps, so the learning-rate schedule) would change under the resumed run. Rank 0 reads every
+    rank's RNG file before anything is loaded, so a missing or damaged ``rng-<rank>`` is a one-line
+    ModelFileError from the main process (the others' would come later, or not at all)."""
     sampler_state, state_data = _read_json(directory / "sampler.json"), _read_json(directory / "state.json")  # before anything is loaded
     saved = sampler_state.get("world_size") if isinstance(sampler_state, dict) else None
     if isinstance(saved, int) and saved != processes:
@@ -256,6 +258,11 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         raise ConfigError(f"cannot resume from {directory}: it was written by {saved} process(es) and this launch has {processes}, "
                           f"so the global batch (and with epochs, the steps and the learning-rate schedule) would change; "
                           f"resume under a launch of {saved}: {launch} --resume")
+    known = isinstance(saved, int)  # a checkpoint of this many processes has one RNG file per rank
+    if rank == 0 and processes > 1:  # the main process reads every rank's: a damaged one is named by the process that speaks
+        for other in range(1, processes):
+            load_state(_rng_stem(directory, other, known))
+    rng = load_state(_rng_stem(directory, rank, known))
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))
@@ -271,8 +278,10 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     if trainer.get("strategy"):
         strategy.load_state_dict(trainer["strategy"])
     sampler.load_state_dict(sampler_state)
-    state = TrainState.from_dict(state_data)
-    rng_stem = directory / f"rng-{rank}"
-    if not rng_stem.with_name(rng_stem.name + ".json").is_file():
-        rng_stem = directory / "rng-0"
-    return state, load_state(rng_stem)
+    return TrainState.from_dict(state_data), rng
+
+
+def _rng_stem(directory: Path, rank: int, known: bool) -> Path:
+    """Where ``rank``'s RNG states are; a checkpoint of unknown process count without them: rank 0's."""
+    stem = directory / f"rng-{rank}"
+    return stem if known or stem.with_name(stem.name + ".json").is_file() else directory / "rng-0"

@@ -63,7 +63,7 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
     return bool(np.all(reference >= 0))
 
 
-def _loss_weight(kind: str, labels: torch.Tensor) -> int:
+def labelled_items(kind: str, labels: torch.Tensor) -> int:
     """What a batch's loss is the mean over: its labelled rows, tokens or (multi-label) row-label pairs."""
     if kind == "regression":
         return int((~torch.isnan(labels.float())).sum())
@@ -157,7 +157,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             continue
         labels = batch.get("labels")
         if out.loss is not None and labels is not None:
-            weight = _loss_weight(kind, labels)
+            weight = labelled_items(kind, labels)
             loss_sum += float(out.loss.detach().float()) * weight
             loss_weight += weight
         if kind == "extractive_qa":

@@ -76,7 +76,7 @@ def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progre
     """Read the loss sums (the step's host sync), check for NaN, write ``train`` events; under DDP
     the processes also agree here whether a preemption signal came (``preemption.agreed``)."""
     step = engine.state.step
-    rows, totals = meter.flush(_reduce(engine, "mean"), _reduce(engine, "sum"))
+    rows, totals = meter.flush(_reduce(engine, "sum"))
     count_examples(engine, meter, preemption)
     watch.check(_last_checkpoint(engine), _gather(engine))
     lr = engine.scheduler.get_last_lr()[0]

@@ -1,10 +1,11 @@
 """The training loop: one function, :func:`train_loop`.
 
 Per optimizer step: ``gradient_accumulation_steps`` micro-steps, each one batch (mode
-``single``) or one batch of every task (mode ``all``); each task's forward and backward run
-separately (a loss strategy's per-task term), inside ``no_sync`` except for the very last
-backward of the step, so DDP reduces gradients once per step and only one graph is alive at a
-time. PCGrad-like strategies keep every task's graph and write the gradients themselves. Then
+``single``) or one batch of every task (mode ``all``), drawn together at the step's start; each
+task's forward and backward run separately (a loss strategy's per-task term, divided so that the
+task's loss is the mean over all its items in the step, every process's included:
+:mod:`mtcore.train.step_weights`), inside ``no_sync`` except for the very last backward of the
+step, so DDP reduces gradients once per step and only one graph is alive at a time. PCGrad-like strategies keep every task's graph and write the gradients themselves. Then
 clipping, the optimizer and schedule steps, and the events due at this step (logging,
 evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
 
@@ -15,11 +16,13 @@ checkpoint steps only.
 
 SIGTERM and SIGUSR1 stop the loop gracefully (:mod:`mtcore.train.preemption`): after the step in
 progress (one process) or at the next logging step (DDP: all ranks agree there), with a checkpoint
-of that step, then :class:`~mtcore.train.preemption.Preempted` is raised.
+of that step, then :class:`~mtcore.train.preemption.Preempted` is raised. Under torchrun a signal
+sent because a worker died stops the loop at once with a :class:`TrainingError` instead.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -33,6 +36,7 @@ from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
 from mtcore.train.preemption import Preemption
+from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.trackers import end_trackers
 
 
@@ -84,21 +88,37 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     scale = scaler.scale if scaler is not None else (lambda loss: loss)
     batches = batch_stream(engine.sampler)
     reduce_mean = (lambda tensor: acc.reduce(tensor, "mean")) if acc.num_processes > 1 else None
+    reduce_sum = (lambda tensor: acc.reduce(tensor, "sum")) if acc.num_processes > 1 else None
+    kinds = {task_id: task.kind.value for task_id, task in engine.tasks.items()}
     if engine.rng_to_restore is not None:
         restore_rng(engine.rng_to_restore)
     model.train()
     task, batch = "", None
     started = time.perf_counter()
-    with Preemption(acc.num_processes) as preemption:  # SIGTERM/SIGUSR1 handlers, for the loop only
+
+    def peer_stopped() -> TrainingError:
+        return TrainingError(f"another process of this launch stopped during step {state.step + 1} (its own error, when it "
+                             f"printed one, is above), so this one cannot go on; the run continues from its last checkpoint "
+                             f"with --resume under the same launch")
+
+    def stuck() -> None:  # the watcher thread, while this one waits for a dead worker (a collective): report, then exit
+        error = peer_stopped()
+        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+        if engine.is_main:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+
+    with Preemption(acc.num_processes, on_stuck=stuck) as preemption:  # SIGTERM/SIGUSR1 handlers, for the loop only
         try:
             while state.step < engine.total_steps and not state.stopped_early:
                 step = state.step + 1
                 strategy.begin_step(step, reduce_mean)
-                for micro in range(accumulation):
-                    waited = time.perf_counter()
-                    item = next(batches)
-                    meter.waited(time.perf_counter() - waited)
-                    group = item if isinstance(item, list) else [item]
+                waited = time.perf_counter()
+                groups = [item if isinstance(item, list) else [item] for item in (next(batches) for _ in range(accumulation))]
+                meter.waited(time.perf_counter() - waited)
+                items = [[loss_items(batch, kinds[batch.name]) for batch in group] for group in groups]  # host labels
+                divisors = step_divisors(groups, items, engine.plan.task_ids, processes=acc.num_processes, reduce_sum=reduce_sum,
+                                         device=acc.device)  # each task's loss: the mean over its items in the step
+                for micro, group in enumerate(groups):
                     losses = {}
                     for k, batch in enumerate(group):
                         task = batch.name
@@ -112,11 +132,12 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             if engine.nan_at_step == step and k == 0:
                                 loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
                             watch.observe(task, loss, step)
-                            meter.add(task, loss, batch.size, batch.num_tokens)  # and state.examples_seen, at sync points
+                            copy = getattr(batch, "duplicate", False)  # DDP: a lower rank's batch again; trains and counts nothing
+                            meter.add(task, loss, 0 if copy else batch.size, 0 if copy else batch.num_tokens, items[micro][k])
                             if strategy.owns_backward:
                                 losses[task] = loss
                             else:
-                                acc.backward(strategy.term(task, loss) / accumulation)
+                                acc.backward(strategy.term(task, loss) / divisors[micro][k])
                     if strategy.owns_backward:
                         strategy.backward(losses, shared, others, scale, step)
                 if acc.num_processes > 1:
@@ -128,10 +149,14 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 if not step_skipped(optimizer, scaler, scale_before):
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
+                    raise peer_stopped()
                 state.step = step
                 events.after_step(engine, meter, watch, progress, preemption)
                 if delay:
                     time.sleep(delay)  # test hook: debug.step_delay_s
+                if preemption.peer_gone:  # (came during the events of this step)
+                    raise peer_stopped()
                 if preemption.signum and not preemption.noted:  # a host flag: no device read
                     preemption.noted = True
                     when = "now" if preemption.processes == 1 else "at the next logging step, with the other processes,"
@@ -152,9 +177,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
         except RuntimeError as exc:  # a collective failing: another process of the launch stopped (killed, out of memory)
             if engine.accelerator.num_processes < 2 or not is_peer_failure(exc):
                 raise
-            error = TrainingError(f"another process of this launch stopped during step {state.step + 1} (its own error, when it "
-                                  f"printed one, is above), so this one cannot go on; the run continues from its last checkpoint "
-                                  f"with --resume under the same launch")
+            error = peer_stopped()
             engine.log.write({"event": "error", "step": state.step, "message": str(error)})
             raise error from None
         finally:

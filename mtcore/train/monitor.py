@@ -1,10 +1,13 @@
 """What the hot loop records without synchronising with the device.
 
-* :class:`LossMeter` sums each task's loss on the device and counts examples, tokens and time on
-  the host; :meth:`LossMeter.flush` (called at logging steps only) reads the sums — the one host
-  sync of a logging step — and returns per-task rows. Under DDP the losses are averaged and the
-  examples and tokens summed over the processes (each reads its own rows), so rates and the run's
-  ``examples_seen`` / ``tokens_seen`` (:meth:`LossMeter.take_counts`) are the whole run's.
+* :class:`LossMeter` sums each task's loss on the device, weighted by the items it is a mean over
+  (labelled rows or tokens, :func:`~mtcore.train.step_weights.loss_items`), and counts examples,
+  tokens and time on the host; :meth:`LossMeter.flush` (called at logging steps only) reads the
+  sums — the one host sync of a logging step — and returns per-task rows: the logged loss is the
+  mean over every item since the last logging step, on every process (not a mean of batch means).
+  Under DDP the sums, examples and tokens are added up over the processes (each reads its own
+  rows; a copy of a lower rank's batch counts nothing), so rates and the run's ``examples_seen``
+  / ``tokens_seen`` (:meth:`LossMeter.take_counts`) are the whole run's.
 * :class:`NonFiniteWatch` remembers, on the device, the first step at which each task's loss was
   NaN or infinite; :meth:`NonFiniteWatch.check` (at logging, evaluation and checkpoint steps)
   raises :class:`NonFiniteLossError` naming the task and the step.
@@ -49,7 +52,8 @@ class LossMeter:
         self.total_data_wait += seconds
 
     def reset(self) -> None:
-        self.sums = {t: torch.zeros((), device=self.device, dtype=torch.float32) for t in self.tasks}
+        self.sums = {t: torch.zeros((), device=self.device, dtype=torch.float32) for t in self.tasks}  # loss x items
+        self.items = dict.fromkeys(self.tasks, 0)
         self.batches = dict.fromkeys(self.tasks, 0)
         self.examples = dict.fromkeys(self.tasks, 0)
         self.tokens = dict.fromkeys(self.tasks, 0)
@@ -61,9 +65,13 @@ class LossMeter:
         """Time since the last reset that was not training (evaluation, checkpoints): not in the rates."""
         self.excluded += seconds
 
-    def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int) -> None:
-        """Record one batch (no sync: the loss stays on the device)."""
-        self.sums[task] += loss.detach().float()
+    def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int, items: int | None = None) -> None:
+        """Record one batch (no sync: the loss stays on the device); ``items``: what its loss is a mean over
+        (None: 1, every batch alike; 0: left out of the logged loss, e.g. a DDP copy of another rank's batch)."""
+        items = 1 if items is None else int(items)
+        if items:
+            self.sums[task] += loss.detach().float() * items
+            self.items[task] += items
         self.batches[task] += 1
         self.examples[task] += int(examples)
         self.tokens[task] += int(tokens)
@@ -78,11 +86,11 @@ class LossMeter:
         self.unsynced = [0, 0]
         return counts[0], counts[1]
 
-    def flush(self, reduce_mean: Any = None, reduce_sum: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    def flush(self, reduce_sum: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
         """Per-task ``{loss, examples_per_s, tokens_per_s, batches}`` and totals; resets the meter.
 
-        Under DDP ``reduce_mean`` averages the loss sums across processes before reading them and
-        ``reduce_sum`` adds up their examples and tokens (every process calls this at the same step).
+        Under DDP ``reduce_sum`` adds up the processes' loss sums, items, examples and tokens (every process
+        calls this at the same step, with the same tasks active: all ranks draw the same tasks).
         """
         elapsed = max(time.perf_counter() - self.started - self.excluded, 1e-9)
         active = [t for t in self.tasks if self.batches[t]]
@@ -92,12 +100,13 @@ class LossMeter:
                 self.examples[task], self.tokens[task] = int(examples), int(tokens)
         rows: dict[str, dict[str, float]] = {}
         if active:
-            stacked = torch.stack([self.sums[t] / self.batches[t] for t in active])
-            if reduce_mean is not None:
-                stacked = reduce_mean(stacked)
+            items = torch.tensor([float(self.items[t]) for t in active], device=self.device)
+            stacked = torch.stack([torch.stack([self.sums[t] for t in active]), items], dim=1)
+            if reduce_sum is not None:
+                stacked = reduce_sum(stacked)
             values = stacked.tolist()  # the host sync of this logging step
-            for task, value in zip(active, values):
-                rows[task] = {"loss": float(value), "examples_per_s": self.examples[task] / elapsed,
+            for task, (total, count) in zip(active, values):
+                rows[task] = {"loss": float(total / count) if count else 0.0, "examples_per_s": self.examples[task] / elapsed,
                               "tokens_per_s": self.tokens[task] / elapsed, "batches": self.batches[task]}
         totals = {"examples_per_s": sum(self.examples.values()) / elapsed, "tokens_per_s": sum(self.tokens.values()) / elapsed,
                   "data_wait_share": self.data_wait / elapsed, "seconds": elapsed}

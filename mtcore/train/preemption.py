@@ -13,6 +13,16 @@ loop reads it between steps (no device read), and then:
   logging step (``logging.every``; no extra collective), so all ranks learn at the same step
   whether any of them was signalled: the stop comes at most ``logging.every`` steps later.
 
+A signal that comes because a worker of this node died is no preemption: torchrun sends SIGTERM to
+the others when one fails, and they could never agree with the dead one. Under torchrun (Linux),
+each process then looks at the launcher's other workers (:func:`local_worker_gone`); if one has
+ended, the loop stops after the step it is in with the "another process of this launch stopped"
+error, at once, without a checkpoint. A process blocked in a collective with the dead worker (NCCL
+waits for it; so does gloo while its sockets stay open) never gets back to the loop: a watcher
+thread, woken by the signal (``signal.set_wakeup_fd``), writes the ``error`` event, prints that
+line (main process) and ends the process (exit 1) :data:`STUCK_GRACE_S` seconds after the signal,
+well before torchrun's kill 30 s later. A worker of another node that dies is not seen this way.
+
 Then every process writes a full checkpoint of that step (the same kind ``checkpoint.every``
 writes, built in a temporary folder and renamed, so ``--resume`` continues exactly), the main
 process logs a ``preempted`` event, trackers are closed (W&B: marked preempting, exit code 143)
@@ -45,6 +55,9 @@ from mtcore.errors import MtError
 
 #: ``mt train``'s exit code after a graceful preemption: 128 + SIGTERM, as if the signal had killed it.
 EXIT_CODE = 128 + int(signal.SIGTERM)
+
+#: Seconds a process whose worker died is given to leave the loop by itself before the watcher thread ends it.
+STUCK_GRACE_S = 3.0
 
 
 def preemption_signals() -> tuple[signal.Signals, ...]:
@@ -118,15 +131,43 @@ class KeptSignals:
         _kept, _keeping = 0, False
 
 
-class Preemption:
-    """The signal flag of one training loop; a context manager that installs and restores the handlers."""
+def local_worker_gone() -> bool:
+    """Under torchrun (Linux): whether a worker of this node has ended: the launcher (this process's parent) has
+    fewer live children than ``LOCAL_WORLD_SIZE``. False where it cannot tell."""
+    try:
+        expected = int(os.environ["LOCAL_WORLD_SIZE"]) if "TORCHELASTIC_RUN_ID" in os.environ else 0
+    except ValueError:
+        return False
+    tasks = Path(f"/proc/{os.getppid()}/task")
+    if expected < 2 or not tasks.is_dir():
+        return False
+    alive = 0
+    try:
+        children = {pid for task in tasks.iterdir() for pid in (task / "children").read_text().split()}
+        for pid in children:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            alive += stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X", "x")  # not a zombie
+    except (OSError, IndexError):
+        return False
+    return alive < expected
 
-    def __init__(self, processes: int = 1) -> None:
+
+class Preemption:
+    """The signal flag of one training loop; a context manager that installs and restores the handlers.
+
+    ``on_stuck`` (several processes): called by the watcher thread when a worker of this node died and the
+    loop did not stop within :data:`STUCK_GRACE_S` (it reports; the process then ends with exit code 1)."""
+
+    def __init__(self, processes: int = 1, on_stuck: Any = None) -> None:
         self.processes = processes
         self.signum = 0  # the first preemption signal received (0: none); set by the handler only
         self.agreed = False  # several processes: some rank was signalled, as agreed at a logging step
         self.noted = False
+        self.peer_gone = False  # several processes: the signal came because a worker of this node ended
+        self.on_stuck = on_stuck
         self._previous: dict[signal.Signals, Any] = {}
+        self._left = threading.Event()
+        self._wakeup: tuple[Any, Any, int] | None = None  # socket pair and the previous wakeup fd
 
     def __enter__(self) -> Preemption:
         global _kept
@@ -139,10 +180,57 @@ class Preemption:
                     signal.signal(sig, self._handle)
                 except (OSError, RuntimeError, ValueError):  # a platform or embedding that refuses
                     self._previous.pop(sig, None)
+            if self.processes > 1 and self._previous and "TORCHELASTIC_RUN_ID" in os.environ:
+                self._watch()
         return self
+
+    def _watch(self) -> None:
+        """Start the watcher thread, woken by the C-level signal handler even while the main thread is blocked."""
+        import socket
+
+        try:
+            reader, writer = socket.socketpair()
+            reader.setblocking(False)
+            writer.setblocking(False)
+            previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        except (OSError, ValueError):
+            return
+        self._wakeup = (reader, writer, previous)
+        threading.Thread(target=self._watching, args=(reader,), name="mt-preemption-watch", daemon=True).start()
+
+    def _watching(self, reader: Any) -> None:
+        import select
+
+        wanted = {int(sig) for sig in preemption_signals()}
+        while not self._left.is_set():
+            try:
+                if not select.select([reader], [], [], 0.5)[0] or not wanted & set(reader.recv(64)):
+                    continue
+            except (OSError, ValueError):  # closed by __exit__
+                return
+            if not local_worker_gone():
+                continue  # a preemption: the loop agrees with the other processes at a logging step
+            self.peer_gone = True
+            if self._left.wait(STUCK_GRACE_S):
+                return  # the loop stopped by itself and reports
+            try:
+                if self.on_stuck is not None:
+                    self.on_stuck()
+            finally:
+                os._exit(1)
 
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         global _kept
+        self._left.set()
+        if self._wakeup is not None:
+            reader, writer, previous = self._wakeup
+            try:
+                signal.set_wakeup_fd(previous)
+            except (OSError, ValueError):
+                pass
+            reader.close()
+            writer.close()
+            self._wakeup = None
         for sig, previous in self._previous.items():
             signal.signal(sig, previous if previous is not None else signal.SIG_DFL)  # None: set outside Python
         self._previous.clear()
@@ -152,6 +240,8 @@ class Preemption:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if not self.signum:  # a second signal (e.g. while the checkpoint is written) changes nothing
             self.signum = signum
+            if self.processes > 1 and local_worker_gone():
+                self.peer_gone = True
 
     @property
     def signal_name(self) -> str:

@@ -4,6 +4,7 @@ trains with identical weights on both ranks and matches one process with the sam
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -30,11 +31,35 @@ def no_dropout_encoder(tmp_path_factory) -> Path:
     return path
 
 
+def _extra_tasks(root: Path) -> list[dict]:
+    """A token task (labelled tokens per row vary: each rank's loss is a mean over another number of them) and a
+    task of 3 rows, fewer than one global round (one batch: rank 1 reads a copy of rank 0's)."""
+    rng = random.Random(7)
+    files: dict[str, dict[str, str]] = {"ner": {}, "tiny": {}}
+    for split, n in (("train", 48), ("validation", 8)):
+        rows = []
+        for _ in range(n):
+            words = [rng.choice(["the", "a", "red", "blue", "on", "apple"]) for _ in range(rng.randint(2, 9))]
+            rows.append({"tokens": words, "label": ["B-C" if w in ("red", "blue") else "O" for w in words]})
+        files["ner"][split] = str(root / f"ner_{split}.jsonl")
+        Path(files["ner"][split]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for split, n in (("train", 3), ("validation", 4)):
+        rows = [{"text": f"the {rng.choice(['good', 'bad'])} {rng.choice(['red', 'stone'])}", "label": rng.choice(["neg", "pos"])}
+                for _ in range(n)]
+        files["tiny"][split] = str(root / f"tiny_{split}.jsonl")
+        Path(files["tiny"][split]).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return [{"define": {"name": "ner", "kind": "token_classification", "labels": ["O", "B-C"], "files": files["ner"]}},
+            {"define": {"name": "tiny", "kind": "text_classification", "labels": ["neg", "pos"], "files": files["tiny"]}}]
+
+
 def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers):
+    """Also: the token task's loss is the mean over the global batch's labelled tokens (it was the mean of the two
+    ranks' means), and the counters count the tiny task's rows once per step (rank 1's copy counted them twice)."""
     config = make_config(
         encoder={"path": str(no_dropout_encoder)},
-        tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
-        schedule={"max_steps": 8, "warmup_steps": 1},
+        tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"] + _extra_tasks(tmp_path)],
+        sampler={"name": "uniform"},
+        schedule={"max_steps": 10, "warmup_steps": 1},
         batching={"batch_size": 4, "group_by_length": False},
         evaluation={"every": 4, "at_end": True},
         checkpoint={"every": 4, "keep_last": 1},
@@ -64,21 +89,27 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
     assert moved > 100 * TOLERANCE
     saved = load_file(str(tmp_path / "ddp" / "model" / "encoder" / "model.safetensors"))
     assert all(torch.equal(saved[k], rank0[f"encoder.{k}"]) for k in saved if f"encoder.{k}" in rank0)
-    # the run's counters add up every process's rows (each reads its own half of the global batch of 8):
-    # 48 rows per task, so every step is a full batch
-    ddp_summary, single_summary = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("ddp", "single"))
-    assert ddp_summary["examples_seen"] == single_summary["examples_seen"] == config["schedule"]["max_steps"] * 8
-    assert ddp_summary["tokens_seen"] == single_summary["tokens_seen"] > 0
+    # the run's counters add up every process's rows (each reads its own half of the global batch of 8: 48 rows per
+    # task, so every step is a full batch), the tiny task's 3 rows once per step (rank 1 reads a copy of them)
     events = helpers.read_events(tmp_path / "ddp")
+    draws = {task: sum(e["batches"] for e in events if e["event"] == "train" and e["task"] == task) for task in ("user:tiny", "user:ner")}
+    assert sum(draws.values()) < config["schedule"]["max_steps"] and min(draws.values()) >= 1, draws  # both were trained
+    ddp_summary, single_summary = (json.loads((tmp_path / run / "summary.json").read_text()) for run in ("ddp", "single"))
+    assert ddp_summary["examples_seen"] == single_summary["examples_seen"] == \
+        (config["schedule"]["max_steps"] - draws["user:tiny"]) * 8 + draws["user:tiny"] * 3
+    assert ddp_summary["tokens_seen"] == single_summary["tokens_seen"] > 0
     assert events[0]["processes"] == 2
+    logged = {(e["step"], e["task"]): e["loss"] for e in events if e["event"] == "train"}
+    single_logged = {(e["step"], e["task"]): e["loss"] for e in helpers.read_events(tmp_path / "single") if e["event"] == "train"}
+    assert logged.keys() == single_logged.keys() and all(abs(logged[k] - single_logged[k]) < 1e-4 for k in logged)
     evals = [e for e in events if e["event"] == "eval"]
     single_evals = [e for e in helpers.read_events(tmp_path / "single") if e["event"] == "eval"]
-    assert [e["step"] for e in evals] == [4, 8]
+    assert [e["step"] for e in evals] == [4, 8, 10]
     for a, b in zip(evals, single_evals):
         assert {k: v for k, v in a["metrics"].items() if not k.endswith("/loss")} == \
             {k: v for k, v in b["metrics"].items() if not k.endswith("/loss")}
     # only the main process wrote the run directory; each rank wrote its RNG state into the checkpoint
-    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000008").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
+    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000010").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
 
 
 def test_seeds_under_ddp_train_every_seed_on_both_ranks_and_write_one_spread(tmp_path: Path, make_config, helpers):
