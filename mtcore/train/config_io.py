@@ -309,18 +309,29 @@ def check_same_config(config: TrainConfig, run: Any) -> None:
                           f"({validation_error(exc)}); restore that file, or start a new run") from None
     for key, old, new in config_differences(saved, config_to_dict(config)):
         if not key.startswith(RESUMABLE_CHANGES):
-            raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({old!r} -> {new!r}); "
+            raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({_brief(old)} -> {_brief(new)}); "
                               "resume with the run's config.yaml or start a new run")
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
-    """Dotted keys whose values differ between two plain config mappings."""
+    """Dotted keys whose values differ between two plain config mappings; lists of the same length are
+    compared item by item (``tasks.0.max_length``), as the overrides name them."""
     diffs: list[tuple[str, Any, Any]] = []
     for key in sorted(set(old) | set(new), key=str):
         a, b = old.get(key), new.get(key)
         where = f"{prefix}{key}"
         if isinstance(a, Mapping) and isinstance(b, Mapping):
             diffs += config_differences(a, b, where + ".")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and a != b:
+            diffs += config_differences(dict(enumerate(a)), dict(enumerate(b)), where + ".")
         elif a != b:
             diffs.append((where, a, b))
     return diffs
+
+
+def _brief(value: Any, limit: int = 120) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a whole task's settings would fill the screen)."""
+    text = repr(value)
+    if isinstance(value, list) and len(text) > limit:
+        return f"a list of {len(value)}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

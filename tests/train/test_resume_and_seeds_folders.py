@@ -36,6 +36,11 @@ def test_resume_of_a_finished_run_says_so_and_changes_nothing(finished):
     changed = CliRunner().invoke(app, ["train", str(config), "--output-dir", str(run), "--resume", "optimizer.lr=0.5"])
     assert changed.exit_code == 2 and "config key 'optimizer.lr' changed (0.001 -> 0.5)" in changed.stderr
     assert len(changed.stderr.strip().splitlines()) == 1 and _state(run) == before
+    # a task's setting is named by its key, not by every task's settings before and after
+    changed = CliRunner().invoke(app, ["train", str(config), "--output-dir", str(run), "--resume", "tasks.0.max_length=32"])
+    line = changed.stderr.strip()
+    assert changed.exit_code == 2 and "config key 'tasks.0.max_length' changed (None -> 32)" in line and len(line) < 300, line
+    assert _state(run) == before
 
 
 def test_seeds_into_a_run_directory_is_refused_in_one_line_and_writes_nothing(finished):
