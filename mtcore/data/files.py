@@ -109,6 +109,10 @@ def _not_found(root: Path, pattern: str) -> DataError:
             return NoFileFound(f"no file matches {pattern!r}: there is no folder {str(path.parent)!r} (nearest existing: {base})")
     present = [str(p.relative_to(base)) for p in _walk(base, limit=2000)] if base is not None else []
     wanted = str(path.relative_to(base)) if path.is_absolute() and base is not None else pattern
+    link = (base / wanted) if base is not None else None
+    if link is not None and link.is_symlink() and not link.exists():  # listed by the folder, yet no file to read
+        return DataError(f"{link} is a broken link: it points to {os.readlink(link)!r}, which does not exist; "
+                           "fix or replace the link")
     hint = did_you_mean(wanted, present)
     return NoFileFound(f"{base or root}: no file matches {pattern!r}{hint}" + ("" if hint else f"; the folder holds {_preview(present)}"))
 

@@ -217,6 +217,9 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
                              "add it to this row, or remove the row")
         if field not in row:
             fields = _own_fields(row, absent)
+            if fields and str(fields[0]).lstrip().startswith(("{", "[")):  # JSON lines read as CSV: its header is the first object
+                raise ValueError(f"no field {field!r} for {column}: the CSV header is {str(fields[0])[:40]!r}...; the file looks like "
+                                 f"JSON Lines: set format: jsonl (or give the file a .jsonl name)")
             separator = next((sep for sep in (";", "\t", "|") if len(fields) == 1 and sep in fields[0]), None)
             if separator is not None:  # one field named 'a;b;c': a CSV read with the wrong separator
                 raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks "

@@ -191,7 +191,10 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         except NoFileFound as exc:
             why = str(exc)
     else:
-        loaded = dict(loader(task, list(splits), **options))
+        try:
+            loaded = dict(loader(task, list(splits), **options))
+        except NoFileFound as exc:
+            raise _with_holdout_hint(exc, task, loader, splits, options) from None
     held = carve and "validation" not in loaded and "train" in loaded
     if held:
         _hold_out(task, loaded, float(holdout))
@@ -207,6 +210,18 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         result.held_out = loaded["validation"].num_rows
         result.held_out_because = why
     return result
+
+
+def _with_holdout_hint(error: NoFileFound, task: Task, loader: Any, splits: Sequence[str], options: dict[str, Any]) -> DataError:
+    """``error``, plus the holdout hint when the missing file is the validation split's (train reads)."""
+    if "validation" not in splits or "train" not in splits or task.evaluate_only:
+        return error
+    try:
+        loader(task, [s for s in splits if s != "validation"], **options)
+    except DataError:
+        return error
+    return NoFileFound(f"{error} (the validation split's file; with only a training file, set the task's holdout, e.g. "
+                       f"holdout: 0.1: that share of train becomes validation)")
 
 
 def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_dir: str | Path | None = None,
