@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class MtError(Exception):
@@ -45,6 +46,21 @@ class DataError(MtError):
 
 class ModelFileError(MtError):
     """A model directory with a missing, truncated or mismatched file."""
+
+
+def did_you_mean_path(path: Any, folders: bool) -> str:
+    """``" (did you mean 'runs/local'?)"`` from the entries beside a ``path`` that does not exist (its folders
+    when ``folders``, else its files), or ``""``."""
+    from pathlib import Path
+
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        names = sorted(p.name for p in parent.iterdir() if p.is_dir() == folders) if parent.is_dir() else []
+    except OSError:
+        names = []
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(str(parent / c)) for c in close)}?)" if close else ""
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, did_you_mean_path
 from mtcore.outputs import share_modes
 from mtcore.train.config import TrainConfig
 from mtcore.train.overrides import NO_DEFAULT, apply_overrides, model_at, schema_at
@@ -181,7 +181,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(f"config file {str(path)!r} does not exist{did_you_mean_path(path, folders=False)}") from None
     except UnicodeDecodeError as exc:
         line = path.read_bytes().count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"config file {str(path)!r} line {line}: byte 0x{exc.object[exc.start:exc.start + 1].hex()} is not "

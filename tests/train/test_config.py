@@ -188,7 +188,8 @@ def test_yaml_file_errors(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("encoder: {tiny: bert\ntasks: [x]\n")
     assert "invalid YAML" in error_of(bad) and "bad.yaml" in error_of(bad)
-    assert "does not exist" in error_of(tmp_path / "missing.yaml")
+    assert "does not exist" in error_of(tmp_path / "missing.yaml") and "did you mean" not in error_of(tmp_path / "missing.yaml")
+    assert f"does not exist (did you mean {str(bad)!r}?)" in error_of(tmp_path / "bda.yaml")  # a typo: the file beside it
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
     assert "must hold a mapping" in error_of(listed)
