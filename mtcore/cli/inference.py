@@ -107,14 +107,15 @@ def _print_table(report: Any) -> None:
     stdout.print(f"aggregate (mean of main metrics *): {aggregate}")
 
 
-def _writer(name: str, output: Optional[Path]) -> tuple[Any, str]:
-    """The writer registered as ``name``, and its id."""
+def _writer(name: str, output: Optional[Path]) -> tuple[Any, str, bool]:
+    """The writer registered as ``name``, its id, and whether it writes the rows' ids as a submission's."""
     from mtcore.plugins import load_registry
+    from mtcore.predict.writers import needs_ids
 
     component = load_registry(warn=False).component("writer", name)
     if output is None and name not in STDOUT_FORMATS:
         raise UsageError(f"--format {name} writes files: pass --output <file or folder> (only {', '.join(STDOUT_FORMATS)} can go to stdout)")
-    return component.load(), component.id
+    return component.load(), component.id, needs_ids(component)
 
 
 def _is_stream(path: str) -> bool:
@@ -202,7 +203,7 @@ def predict(
                                        "with --split, several comma-separated, or all (then --output is a folder)."),
     input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
     input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet, "
-                                     "conll (a token per line, first column; a blank line between sentences)."),
+                                     "conll (a token per line, in the task's columns or alone; a blank line between sentences)."),
     split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
     source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
@@ -230,7 +231,7 @@ def predict(
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
         format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
-    writer, writer_id = _writer(format, output)
+    writer, writer_id, submission = _writer(format, output)
     _check_device(device)
     if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
         from mtcore.outputs import check_writable
@@ -251,7 +252,7 @@ def predict(
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
         count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
-                                       output=output, writer=writer, writer_id=writer_id)
+                                       output=output, writer=writer, writer_id=writer_id, needs_ids=submission)
         if output is not None:
             _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return

@@ -1,6 +1,15 @@
-"""``mt predict --input FILE`` in chunks: the file is read lazily, :data:`CHUNK_ROWS` rows at a
-time, and each chunk's rows, in-memory Dataset, tokens, logits and prediction rows are freed
-before the next chunk is read.
+"""``mt predict --input FILE`` in chunks: the file is read lazily, a chunk of rows at a time, and
+each chunk's rows, in-memory Dataset, tokens, logits and prediction rows are freed before the next
+chunk is read.
+
+A chunk holds at most :data:`CHUNK_ROWS` rows and :data:`CHUNK_UNITS` units of work
+(:func:`row_units`: a row's words, and the values predicted for it), so what a chunk holds in
+memory is bounded for every kind of task: 20,000 rows of 2-30 words for a classification task,
+about 1,300 sentences of 2-60 words for a token task with nine tags (a probability per tag per
+word), about 2,200 questions on contexts of 40-300 words for extractive QA. With rows alone,
+20,000 such sentences peaked at 1.37 GB, now 0.56 GB as classification (0.55); QA went from 1.31
+to 0.97 GB, the rest of its peak not being the chunk's (``benchmarks/predict_memory.py``,
+``docs/benchmarks.md``).
 
 :func:`check_rows` reads the file once first, keeping nothing: a malformed row, a row missing a
 field the task needs, and rows with and without an id in a file of several chunks are one line
@@ -11,34 +20,108 @@ prediction rows; mtcore's ``jsonl`` and ``csv`` writers append them to the outpu
 (:mod:`mtcore.predict.writing`), so peak memory does not grow with the file (a tiny model, short
 rows, ``benchmarks/predict_memory.py``: peak RSS 572 MB for 200,000 rows and 565 MB for 600,000,
 where holding every row and prediction took 762 MB for 200,000). Rows without an id are numbered
-across chunks, as one pass would number them, and the rows and words cut by ``max_length`` are one
-warning with the file's totals (:class:`CutTotals`). A plugin's writer still receives every prediction
-row at once, as its hook promises.
+across chunks, as one pass would number them (:class:`Tally` counts them), and the rows and words
+cut by ``max_length`` are one warning with the file's totals (:class:`CutTotals`). A plugin's
+writer still receives every prediction row at once, as its hook promises.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
-from itertools import islice
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from mtcore.errors import DataError
 
-#: Rows predicted at a time.
+#: Rows predicted at a time, at most.
 CHUNK_ROWS = 20_000
+#: Units of work (:func:`row_units`) predicted at a time, at most: 20,000 rows of 16 words and two classes.
+CHUNK_UNITS = 400_000
 
 Row = tuple[str, int, Any]
 
 
-def chunked(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    """``rows`` as lists of ``size`` (the last one shorter), read lazily."""
-    iterator = iter(rows)
-    while chunk := list(islice(iterator, size)):
+def _words(value: Any) -> int:
+    """The words of a raw field: a string's (split on whitespace), a list's items' (a token list: one per token)."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, Mapping):
+        return sum(_words(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_words(item) for item in value)
+    return 0
+
+
+def row_units(row: Mapping[str, Any], task: Any) -> int:
+    """The work a raw row makes, roughly proportional to the memory its prediction holds: its words
+    (text, tokens, a QA context: tokenized, windowed, predicted; not its label's, dropped), the values
+    predicted for it (a probability per class; per class and word for token classification, whose
+    rows hold a list per word), and 2 for the row itself."""
+    return Budget(task).units(row)
+
+
+class Budget:
+    """Where chunks end: a chunk takes rows until the next would pass ``rows`` rows or ``units`` units of
+    work (:func:`row_units`); a row over the units alone is a chunk of its own."""
+
+    def __init__(self, task: Any, rows: int | None = None, units: int | None = None) -> None:
+        from mtcore.predict.inputs import label_field
+        from mtcore.task import TaskKind
+
+        self.max_rows = rows or CHUNK_ROWS
+        self.max_units = units or CHUNK_UNITS
+        self._label = label_field(task)
+        self._values = max(len(getattr(task, "labels", ()) or ()), 1)
+        self._per_word = getattr(task, "kind", None) is TaskKind.TOKEN_CLASSIFICATION
+        self.rows = self.units_taken = 0
+        self.chunks = 0  # chunks begun so far
+
+    def units(self, row: Mapping[str, Any]) -> int:
+        """:func:`row_units` of ``row``."""
+        words = sum(_words(value) for key, value in row.items() if key != self._label)
+        return 2 + words + self._values * (max(words, 1) if self._per_word else 1)
+
+    def starts_chunk(self, row: Mapping[str, Any]) -> bool:
+        """Count ``row`` in; whether it begins a new chunk."""
+        units = self.units(row)
+        new = self.chunks == 0 or self.rows + 1 > self.max_rows or self.units_taken + units > self.max_units
+        if new:
+            self.chunks += 1
+            self.rows = self.units_taken = 0
+        self.rows += 1
+        self.units_taken += units
+        return new
+
+    def full(self) -> bool:
+        """Whether the chunk can take no more rows (known without reading the next one)."""
+        return self.rows >= self.max_rows or self.units_taken >= self.max_units
+
+
+def chunked(rows: Iterable[Row], budget: Budget) -> Iterator[list[Row]]:
+    """``rows`` as lists that fit ``budget``, read lazily."""
+    chunk: list[Row] = []
+    for item in rows:
+        if budget.starts_chunk(item[2]) and chunk:
+            yield chunk
+            chunk = []
+        chunk.append(item)
+        if budget.full():  # no row read ahead
+            yield chunk
+            chunk = []
+    if chunk:
         yield chunk
 
 
-def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None) -> int:
+@dataclass
+class Tally:
+    """What :func:`predict_chunks` predicted: prediction rows, and how many of them were numbered (no id given)."""
+
+    rows: int = 0
+    numbered: int = 0
+
+
+def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None, chunk_units: int | None = None) -> int:
     """Read ``rows`` once, keeping none, and return how many there are.
 
     The first row missing a field the task needs is one line (:func:`~mtcore.predict.inputs.check_fields`);
@@ -50,11 +133,13 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None)
     field = task.id_field
     count = 0
     given = missing = None
+    budget = Budget(task, chunk_rows, chunk_units)
 
     def counted() -> Iterator[Row]:
         nonlocal count, given, missing
         for file, number, row in rows:
             count += 1
+            budget.starts_chunk(row)
             if field is not None and row.get(field) is not None:
                 given = given or (file, number)
             else:
@@ -62,25 +147,28 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None)
             yield file, number, row
 
     check_fields(counted(), task)
-    if count > (chunk_rows or CHUNK_ROWS) and not task.preprocess and given and missing:  # ids from preprocessing: per chunk
+    if budget.chunks > 1 and not task.preprocess and given and missing:  # ids from preprocessing: per chunk
         raise DataError(f"{missing[0]} row {missing[1]} has no {task.id_field} while {given[0]} row {given[1]} has one; "
                         "give every row an idx, or none (rows are then numbered from 0)")
     return count
 
 
 def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, batch_size: int, origin: str,
-                   chunk_rows: int | None = None) -> Iterator[list[dict[str, Any]]]:
+                   chunk_rows: int | None = None, chunk_units: int | None = None, tally: Tally | None = None
+                   ) -> Iterator[list[dict[str, Any]]]:
     """The prediction rows (``idx``, ``label``, ...) of ``rows`` (``(file, row number, raw row)``), a list per chunk.
 
     ``rows`` is read lazily; a chunk's rows are flattened by the task's ``row_expand``, if it has
     one, and checked when the chunk is reached (:func:`~mtcore.predict.inputs.rows_dataset`).
+    ``tally``, if given, counts the prediction rows and those numbered for want of an id.
     """
     from mtcore.predict.inputs import rows_dataset
     from mtcore.predict.predictor import predict_raw, quiet_datasets
 
+    tally = tally if tally is not None else Tally()
     done = 0  # prediction rows so far: rows without an id are numbered on from there
     cuts = CutTotals()
-    for chunk in chunked(rows, chunk_rows or CHUNK_ROWS):
+    for chunk in chunked(rows, Budget(task, chunk_rows, chunk_units)):
         with quiet_datasets():
             raw = rows_dataset(chunk, task)
         del chunk
@@ -88,8 +176,10 @@ def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, 
             predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done)
         del raw
         out = predictions.rows()
+        tally.numbered += len(out) if predictions.numbered else 0
         del predictions
         done += len(out)
+        tally.rows = done
         yield out
         del out  # not held while the next chunk is predicted
     cuts.warn()
@@ -139,8 +229,8 @@ class CutTotals:
 
 
 def predict_rows(model: Any, head_id: str, task: Any, rows: Sequence[Row], *, batch_size: int, origin: str,
-                 chunk_rows: int | None = None) -> list[dict[str, Any]]:
+                 chunk_rows: int | None = None, chunk_units: int | None = None) -> list[dict[str, Any]]:
     """Every prediction row of ``rows`` in one list (checked first, predicted chunk by chunk)."""
-    check_rows(rows, task, chunk_rows=chunk_rows)
+    check_rows(rows, task, chunk_rows=chunk_rows, chunk_units=chunk_units)
     return [row for chunk in predict_chunks(model, head_id, task, rows, batch_size=batch_size, origin=origin,
-                                            chunk_rows=chunk_rows) for row in chunk]
+                                            chunk_rows=chunk_rows, chunk_units=chunk_units) for row in chunk]

@@ -65,13 +65,29 @@ class InputFile:
 
     def __init__(self, path: Path, fmt: str, name: str) -> None:
         self.path, self.fmt, self.name = path, fmt, name
-        #: reader options (a CoNLL file's ``sep``, ``columns``, ``comment``): the task's own, set by the caller
+        #: reader options (a CoNLL file's ``sep``, ``columns``, ``comment``): the task's own (:meth:`read_as`)
         self.options: dict[str, Any] = {}
+        #: the field of a CoNLL file's words: the task's (``inputs: {tokens: words}``)
+        self.tokens = "tokens"
 
-    def __iter__(self) -> Iterator[Row]:
+    def read_as(self, task: Task) -> InputFile:
+        """Read the file as ``task``'s sources read theirs (:func:`reader_options_of`), a CoNLL file's words into its
+        tokens field (:func:`mtcore.data.conll.input_rows`)."""
+        self.options = reader_options_of(task, self.fmt)
+        self.tokens = task.input_map.get("tokens", "tokens")
+        return self
+
+    def _rows(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        if self.fmt == "conll":
+            from mtcore.data.conll import input_rows
+
+            return input_rows(self.path, tokens=self.tokens, **self.options)
         from mtcore.data.readers import iter_rows
 
-        rows = iter_rows(self.path, self.fmt, **self.options)
+        return iter_rows(self.path, self.fmt, **self.options)
+
+    def __iter__(self) -> Iterator[Row]:
+        rows = self._rows()
         if self.name == str(self.path):
             yield from ((self.name, number, row) for number, row in rows)
             return
@@ -120,10 +136,12 @@ def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[
     yield InputFile(file, _file_format(file, input_format), str(file))
 
 
-def read_file_rows(path: str | os.PathLike, input_format: str = "auto") -> list[Row]:
-    """Every row of one input file as ``(file, row_number, row)``; ``"-"`` reads standard input
-    (see :func:`open_input`)."""
+def read_file_rows(path: str | os.PathLike, input_format: str = "auto", task: Task | None = None) -> list[Row]:
+    """Every row of one input file as ``(file, row_number, row)``, read as ``task`` reads its files (if given:
+    :meth:`InputFile.read_as`); ``"-"`` reads standard input (see :func:`open_input`)."""
     with open_input(path, input_format) as source:
+        if task is not None:
+            source.read_as(task)
         rows = list(source)
         if not rows:
             raise source.no_rows()
@@ -179,9 +197,9 @@ def row_expand_of(task: Task) -> Any:
 
 
 def reader_options_of(task: Task, fmt: str) -> dict[str, Any]:
-    """The reader options (``sep``, ``comment``, ...) a source of the task reading ``fmt`` files gives, so an
-    input file in the training files' layout is read as they were (a CoNLL file's separator and comments).
-    A CoNLL source's ``columns`` are left out: a file to predict may hold the tokens alone (its first column)."""
+    """The reader options (``sep``, ``comment``, ``columns``, ...) a source of the task reading ``fmt`` files gives,
+    so an input file in the training files' layout is read as they were (a CoNLL file's separator, comments and
+    columns; one may hold fewer columns: :func:`mtcore.data.conll.input_rows`)."""
     from mtcore.data.readers import format_of, reader_option_names
 
     def reads(options: Any) -> bool:
@@ -192,7 +210,7 @@ def reader_options_of(task: Task, fmt: str) -> dict[str, Any]:
         paths = [p for v in (files.values() if isinstance(files, dict) else ()) for p in ([v] if isinstance(v, str) else v)]
         return any(format_of(p) == fmt for p in paths)
 
-    names = reader_option_names(fmt) - {"row_expand", "row_filter", "columns"}
+    names = reader_option_names(fmt) - {"row_expand", "row_filter"}
     for source in _sources(task).values():
         if reads(source.options):
             return {key: value for key, value in source.options.items() if key in names}
@@ -263,7 +281,7 @@ def raw_dataset(inputs: Any, task: Task, input_format: str = "auto") -> Any:
         drop = label_field(task)
         return inputs.remove_columns([drop]) if drop in inputs.column_names else inputs
     if isinstance(inputs, (str, os.PathLike)):
-        return rows_dataset(read_file_rows(inputs, input_format), task)
+        return rows_dataset(read_file_rows(inputs, input_format, task), task)
     if isinstance(inputs, Mapping) or isinstance(inputs, Iterable):
         return rows_dataset(python_rows(inputs), task)
     raise ConfigError(f"cannot predict from a {type(inputs).__name__}; pass a list of dicts of raw fields, "

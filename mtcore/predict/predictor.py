@@ -50,6 +50,8 @@ class Predictions:
     logits: list[np.ndarray] = field(repr=False, default_factory=list)
     #: More per-row fields for prediction files (extractive QA: ``answer_start``, ``score``).
     extras: list[dict[str, Any]] | None = None
+    #: Whether ``idx`` was numbered from the first row (the rows gave no id).
+    numbered: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -172,6 +174,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
 
         raise DataError(f"{where(missing)} has no idx while {where(given[0])} has {given[1]!r}; give every row an "
                         "idx, or none (rows are then numbered from 0)")
+    numbered = given is None
     idx = [first_row + i if value is None else value for i, value in enumerate(idx)]
     logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
     words = None
@@ -188,8 +191,9 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task), task.no_answer,
                                              task.null_threshold)
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
-                           idx=idx, logits=logits, extras=extras)
+                           idx=idx, logits=logits, extras=extras, numbered=numbered)
     predictions = from_logits(task, head_id, logits, idx, words)
+    predictions.numbered = numbered
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:  # each tag beside its word, in files too (the CoNLL writer needs them)
         predictions.extras = [{"tokens": list(tokens)} for tokens in prepared["tokens"]]
     return predictions

@@ -25,6 +25,12 @@ from mtcore.outputs import write_text_atomic
 _BASIC = ("idx", "label", "probabilities")
 
 
+def needs_ids(component: Any) -> bool:
+    """Whether the registered writer ``component`` writes submission files keyed by the rows' ids: every writer but
+    mtcore's own (``jsonl``, ``csv``, ``conll``), unless it was registered with ``needs_ids=False``."""
+    return bool(component.extra.get("needs_ids", component.plugin != "mtcore"))
+
+
 def _plain(value: Any) -> Any:
     """numpy / torch scalars and arrays as plain Python values."""
     if hasattr(value, "tolist"):
@@ -182,7 +188,7 @@ class JsonlSink:
         self.count = 0
 
     def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.handle.write("".join(_jsonl_line(row) for row in rows))
+        self.handle.writelines(_jsonl_line(row) for row in rows)  # a line per write: whole records (mtcore.predict.records)
         self.count += len(rows)
 
     def finish(self) -> None:

@@ -41,43 +41,75 @@ def _writing(output: str | os.PathLike[str]) -> Iterator[None]:
         raise write_error(output, exc) from exc
 
 
+class NumberedRowsWarning(UserWarning):
+    """Rows without an id were numbered 0..N-1, and a submission writer writes those numbers as their ids."""
+
+
 def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[str], *, batch_size: int,
                   input_format: str = "auto", format: str = "jsonl", output: Path | None = None, writer: Any = None,
-                  writer_id: str | None = None, chunk_rows: int | None = None) -> tuple[int, list[Path]]:
+                  writer_id: str | None = None, chunk_rows: int | None = None, chunk_units: int | None = None,
+                  needs_ids: bool | None = None) -> tuple[int, list[Path]]:
     """Predict the rows of the file ``input`` (``"-"``: standard input) for ``task`` with head ``head_id``
     and write them with ``format`` to ``output`` (``None``: stdout); ``(rows written, paths written)``.
 
     The file is read once to check it (:func:`~mtcore.predict.chunks.check_rows`: a missing field or
     mixed ids are one line before any prediction), then a chunk at a time to predict it.
-    ``writer``/``writer_id``: the registered writer of a ``format`` that is not mtcore's own.
+    ``writer``/``writer_id``: the registered writer of a ``format`` that is not mtcore's own. When it
+    writes submission files keyed by the rows' ids (``needs_ids``; default: every writer but mtcore's,
+    :func:`~mtcore.predict.writers.needs_ids`) and the rows gave none, a :class:`NumberedRowsWarning` says
+    they were numbered 0..N-1 in file order.
     """
-    from mtcore.predict.chunks import check_rows, predict_chunks
-    from mtcore.predict.inputs import STDIN, STDIN_NAME, open_input, reader_options_of
+    from mtcore.predict.chunks import Tally, check_rows, predict_chunks
+    from mtcore.predict.inputs import STDIN, STDIN_NAME, open_input
 
     origin = STDIN_NAME if str(input) == STDIN else str(input)
     with open_input(input, input_format) as source:
-        source.options = reader_options_of(task, source.fmt)  # read as the training files were (a CoNLL file's sep)
-        if not check_rows(source, task, chunk_rows=chunk_rows):
+        source.read_as(task)  # as the training files were read (a CoNLL file's sep and columns, the task's field names)
+        if not check_rows(source, task, chunk_rows=chunk_rows, chunk_units=chunk_units):
             raise source.no_rows()
-        chunks = predict_chunks(model, head_id, task, source, batch_size=batch_size, origin=origin, chunk_rows=chunk_rows)
+        tally = Tally()
+        chunks = predict_chunks(model, head_id, task, source, batch_size=batch_size, origin=origin, chunk_rows=chunk_rows,
+                                chunk_units=chunk_units, tally=tally)
         if format in STREAMED:
             return stream_rows(format, task, chunks, output)
         rows = [row for chunk in chunks for row in chunk]
-        return len(rows), write_rows(writer, format, writer_id or format, task, rows, output)
+        writer_id = writer_id or format
+        written = write_rows(writer, format, writer_id, task, rows, output)
+        if needs_ids is None:  # mtcore's writers (mtcore:conll, or conll in Python) write any rows; others submissions
+            needs_ids = writer_id.partition(":")[0] != "mtcore" if ":" in writer_id else format not in ("jsonl", "csv", "conll")
+        if tally.numbered and needs_ids:
+            _warn_numbered(origin, task, tally, writer_id)  # once written: a failed write is its one line alone
+        return len(rows), written
+
+
+def _warn_numbered(origin: str, task: Any, tally: Any, writer_id: str) -> None:
+    import warnings
+
+    field = getattr(task, "id_field", None) or "idx"
+    which = (f"none of its {tally.rows} rows has an {field!r}: they were numbered 0..{tally.rows - 1} in file order"
+             if tally.numbered == tally.rows else f"{tally.numbered} of its {tally.rows} rows have no {field!r}: "
+             "they were numbered by their place in the file")
+    warnings.warn(f"{origin}: {which}, and the {writer_id} writer writes those numbers as their ids; give each row its "
+                  f"own id in an {field!r} field (e.g. {{\"{field}\": 17, ...}}) for a submission", NumberedRowsWarning, stacklevel=3)
 
 
 def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, Any]]], output: Path | None) -> tuple[int, list[Path]]:
     """Write ``chunks`` of prediction rows with mtcore's writer ``format`` as they come: to stdout
-    (``output`` None), or to a temporary file renamed onto ``output`` once every chunk is written."""
+    (``output`` None), or to a temporary file renamed onto ``output`` once every chunk is written.
+    Stdout, a pipe or ``/dev/stdout`` get whole records, however the command stops
+    (:class:`~mtcore.predict.records.WholeRecords`)."""
     from mtcore.outputs import AtomicText
+    from mtcore.predict.records import WholeRecords
     from mtcore.predict.writers import sink
 
-    if output is None:
-        out = sink(format, task, sys.stdout)
+    if output is None:  # each chunk as it comes, whole records only (Ctrl-C cuts no line)
+        stream = WholeRecords(sys.stdout)
+        out = sink(format, task, stream)
         try:
             for rows in chunks:
                 out.add(rows)
                 del rows
+                stream.flush()
             out.finish()
         finally:
             out.close()
@@ -87,10 +119,13 @@ def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, A
         handle = target.open()
     out = None
     try:
-        out = sink(format, task, handle, None if target.direct else target.path.parent)
+        stream = WholeRecords(handle) if target.direct else handle  # a pipe or /dev/stdout: whole records too
+        out = sink(format, task, stream, None if target.direct else target.path.parent)
         for rows in chunks:  # a prediction error here is its own, not the output's
             with _writing(output):
                 out.add(rows)
+                if target.direct:
+                    stream.flush()
             del rows  # not held while the next chunk is predicted
         with _writing(output):
             out.finish()
