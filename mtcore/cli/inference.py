@@ -157,7 +157,7 @@ def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir
     return task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
 
 
-def _predict_split(model: Any, setup: Any, split: str, batch_size: int) -> tuple[Any, str, list[dict[str, Any]]]:
+def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: int = 0) -> tuple[Any, str, list[dict[str, Any]]]:
     """``(Task, head, prediction rows)`` of one task's ``split``."""
     from mtcore.data import load_raw
     from mtcore.predict.inputs import raw_dataset
@@ -166,7 +166,7 @@ def _predict_split(model: Any, setup: Any, split: str, batch_size: int) -> tuple
     with quiet_datasets():
         loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
         raw = raw_dataset(loaded, setup.task)
-    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}").rows()
+    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}", n_best=n_best).rows()
     return setup.task, setup.head, rows
 
 
@@ -213,6 +213,8 @@ def predict(
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
     null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
+    n_best: int = typer.Option(0, "--n-best", min=0, help="Extractive QA: also list each question's N best answers (field n_best: "
+                               "text, answer_start, logit, probability among them), as nbest_predictions.json."),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
     _one_process("predict")
@@ -252,7 +254,7 @@ def predict(
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
         count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
-                                       output=output, writer=writer, writer_id=writer_id, needs_ids=submission)
+                                       output=output, writer=writer, writer_id=writer_id, needs_ids=submission, n_best=n_best)
         if output is not None:
             _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
@@ -268,24 +270,24 @@ def predict(
     if not several:
         from mtcore.predict.writing import write_rows
 
-        spec, head, rows = _predict_split(model, setups[0], split, batch_size)
+        spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best)
         written = write_rows(writer, format, writer_id, spec, rows, output)
         if output is not None:
             _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
     from mtcore.predict.writing import TaskFolder
 
-    _predict_tasks(model, setups, names, split, batch_size, TaskFolder(output, format, writer, writer_id))
+    _predict_tasks(model, setups, names, split, batch_size, TaskFolder(output, format, writer, writer_id), n_best)
 
 
-def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any) -> None:
+def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any, n_best: int = 0) -> None:
     """Several tasks' splits into one folder, all or none (``folder``: a :class:`~mtcore.predict.writing.TaskFolder`)."""
     from mtcore.data.task_data import MissingSplit
 
     with folder:
         for setup in setups:
             try:
-                spec, head, rows = _predict_split(model, setup, split, batch_size)
+                spec, head, rows = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0)
             except MissingSplit:
                 if names != ["all"]:
                     raise

@@ -200,20 +200,50 @@ def best_span(start_logits: Sequence[float], end_logits: Sequence[float], offset
     ``(-1, -1, -inf)`` when the row kept no context token."""
     import numpy as np
 
+    scores = _span_scores(start_logits, end_logits, offsets, max_answer_tokens)
+    if scores is None:
+        return -1, -1, -math.inf
+    best = int(np.argmax(scores))
+    i, j = divmod(best, scores.shape[1])
+    return i, j, float(scores[i, j])
+
+
+def top_spans(start_logits: Sequence[float], end_logits: Sequence[float], offsets: Sequence[Sequence[int]],
+              max_answer_tokens: int = MAX_ANSWER_TOKENS, k: int = 20) -> list[tuple[int, int, float]]:
+    """The ``k`` context spans ``(first, last, score)`` that :func:`best_span` ranks highest, best first (ties: the
+    earlier start, then end); fewer when the window has fewer."""
+    import numpy as np
+
+    scores = _span_scores(start_logits, end_logits, offsets, max_answer_tokens)
+    if scores is None or k < 1:
+        return []
+    flat = scores.ravel()
+    kept = min(k, int(np.isfinite(flat).sum()))
+    if kept == 0:
+        return []
+    part = np.argpartition(-flat, kept - 1)[:kept] if kept < flat.size else np.arange(flat.size)
+    n = scores.shape[1]
+    return [(int(i) // n, int(i) % n, float(flat[i])) for i in sorted(part.tolist(), key=lambda i: (-flat[i], i))[:kept]]
+
+
+def _span_scores(start_logits: Sequence[float], end_logits: Sequence[float], offsets: Sequence[Sequence[int]],
+                 max_answer_tokens: int) -> Any:
+    """``start + end`` logits of every context span ``[first, last]`` (a square matrix; ``-inf`` off the context, for
+    ``last < first`` and spans of ``max_answer_tokens`` or more tokens); None when the row kept no context token."""
+    import numpy as np
+
     start = np.asarray(start_logits, dtype=np.float64)
     end = np.asarray(end_logits, dtype=np.float64)
     n = min(len(start), len(end), len(offsets))
     context = np.array([offsets[i][0] >= 0 for i in range(n)], dtype=bool)
     if not context.any():
-        return -1, -1, -math.inf
+        return None
     start = np.where(context, start[:n], -np.inf)
     end = np.where(context, end[:n], -np.inf)
     scores = start[:, None] + end[None, :]
     first, last = np.indices(scores.shape)
     scores[(last < first) | (last - first >= max_answer_tokens)] = -np.inf
-    best = int(np.argmax(scores))
-    i, j = divmod(best, n)
-    return i, j, float(scores[i, j])
+    return scores
 
 
 #: How far below every candidate span a window's free span scores, when no candidate occurs in the window.
@@ -254,6 +284,21 @@ def best_answer_span(start_logits: Sequence[float], end_logits: Sequence[float],
     scores = [float(start_logits[first]) + float(end_logits[last]) for first, last in spans]
     best = max(range(len(spans)), key=scores.__getitem__)
     return spans[best][0], spans[best][1], scores[best], null
+
+
+def top_answer_spans(start_logits: Sequence[float], end_logits: Sequence[float], row: Mapping[str, Any],
+                     max_answer_tokens: int = MAX_ANSWER_TOKENS, k: int = 20) -> list[tuple[int, int, float]]:
+    """The ``k`` spans of a window ``row`` that :func:`best_answer_span` ranks highest, best first: with
+    ``candidates``, the candidates' spans (the free spans, :data:`NO_CANDIDATE_PENALTY` lower, when none occurs)."""
+    offsets, candidates = row["offsets"], row.get("candidates")
+    if not candidates:
+        return top_spans(start_logits, end_logits, offsets, max_answer_tokens, k)
+    spans = candidate_spans(row["context"], offsets, candidates)
+    if not spans:
+        return [(first, last, score - NO_CANDIDATE_PENALTY) for first, last, score in
+                top_spans(start_logits, end_logits, offsets, max_answer_tokens, k)]
+    scored = [(first, last, float(start_logits[first]) + float(end_logits[last])) for first, last in spans]
+    return sorted(scored, key=lambda span: -span[2])[:k]
 
 
 def span_text(context: str, offsets: Sequence[Sequence[int]], first: int, last: int) -> tuple[str, int]:

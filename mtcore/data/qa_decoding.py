@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from mtcore.data.answers import MAX_ANSWER_TOKENS, best_answer_span, span_probability, span_text
+from mtcore.data.answers import MAX_ANSWER_TOKENS, best_answer_span, span_probability, span_text, top_answer_spans
 
 
 class WindowChoice(NamedTuple):
@@ -46,12 +46,13 @@ def best_windows(windows: Sequence[tuple[int, int, float, float]], no_answer: bo
 
 
 def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int = MAX_ANSWER_TOKENS, no_answer: bool = False,
-                        null_threshold: float = 0.0) -> tuple[list[str], list[dict[str, Any]]]:
+                        null_threshold: float = 0.0, n_best: int = 0) -> tuple[list[str], list[dict[str, Any]]]:
     """Each example's answer text and ``{"answer_start", "score"}`` (and with ``no_answer``, ``null_score_diff``,
     ``best_span`` and ``best_span_start``: the span it would answer below the threshold),
     from its windows' head logits ``(length, 2)`` (``rows``: the tokenized windows' ``offsets``, ``context``
     and ``example``, in the same order): the span of the window whose best span scores highest (``""``,
-    start -1, when ``no_answer`` and "no answer" wins: :func:`best_windows`)."""
+    start -1, when ``no_answer`` and "no answer" wins: :func:`best_windows`). ``n_best`` > 0 adds
+    ``n_best``: the example's best answers (:func:`n_best_answers`)."""
     from mtcore.sampling.protocol import fetch_rows
 
     fetched = fetch_rows(rows, list(range(len(logits))))
@@ -59,6 +60,9 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
     chosen = best_windows([(i, row["example"], span[2], span[3]) for i, (row, span) in enumerate(zip(fetched, spans))], no_answer,
                           null_threshold)
     texts, extras = [], []
+    windows: dict[int, list[int]] = {}
+    for i, row in enumerate(fetched):
+        windows.setdefault(row["example"], []).append(i)
     for example in sorted(chosen):
         choice = chosen[example]
         i = choice.span_window
@@ -66,7 +70,11 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
         offsets = fetched[i]["offsets"]
         text, start = span_text(fetched[i]["context"], offsets, first, last)
         # with no_answer, every question also gets its best span, answered or not, to tune the threshold on
-        more = {"null_score_diff": choice.null_score_diff, "best_span": text, "best_span_start": start} if no_answer else {}
+        more: dict[str, Any] = {"null_score_diff": choice.null_score_diff, "best_span": text, "best_span_start": start} if no_answer else {}
+        if n_best > 0:
+            nulls = [spans[w][3] for w in windows[example]] if no_answer else []
+            more["n_best"] = n_best_answers([(logits[w], fetched[w]) for w in windows[example]], n_best, max_answer_tokens,
+                                            min(nulls) if nulls else None)
         if choice.window is None:
             texts.append("")
             extras.append({"answer_start": -1, "score": None, **more})
@@ -74,6 +82,28 @@ def answers_from_logits(logits: Sequence[Any], rows: Any, max_answer_tokens: int
         texts.append(text)
         extras.append({"answer_start": start, "score": span_probability(logits[i][:, 0], logits[i][:, 1], offsets, first, last), **more})
     return texts, extras
+
+
+def n_best_answers(windows: Sequence[tuple[Any, Any]], n: int, max_answer_tokens: int = MAX_ANSWER_TOKENS,
+                   null_score: float | None = None) -> list[dict[str, Any]]:
+    """An example's ``n`` best answers over its windows (``(logits, row)`` pairs), best first, as Hugging Face's
+    ``nbest_predictions.json``: ``{"text", "answer_start", "logit", "probability"}``, ``logit`` the span's start +
+    end logits, ``probability`` the softmax of the listed logits (their shares of the list, not of every span).
+    A span several windows hold counts once, at its best logit; ``null_score`` (a ``no_answer`` task: the
+    windows' lowest "no answer" score) adds the empty answer, start -1, ranked by it."""
+    best: dict[tuple[str, int], float] = {}
+    for values, row in windows:
+        for first, last, logit in top_answer_spans(values[:, 0], values[:, 1], row, max_answer_tokens, n):
+            key = span_text(row["context"], row["offsets"], first, last)
+            best[key] = max(best.get(key, -math.inf), logit)
+    if null_score is not None:
+        best[("", -1)] = null_score
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0][1]))[:n]
+    top = max((logit for _, logit in ranked), default=0.0)
+    weights = [math.exp(logit - top) for _, logit in ranked]
+    total = sum(weights) or 1.0
+    return [{"text": text, "answer_start": start, "logit": logit, "probability": weight / total}
+            for ((text, start), logit), weight in zip(ranked, weights)]
 
 
 class AnswerTexts(NamedTuple):

@@ -154,7 +154,7 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
 
 
 def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, batch_size: int, origin: str,
-                   chunk_rows: int | None = None, chunk_units: int | None = None, tally: Tally | None = None
+                   chunk_rows: int | None = None, chunk_units: int | None = None, tally: Tally | None = None, n_best: int = 0
                    ) -> Iterator[list[dict[str, Any]]]:
     """The prediction rows (``idx``, ``label``, ...) of ``rows`` (``(file, row number, raw row)``), a list per chunk.
 
@@ -173,7 +173,7 @@ def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, 
             raw = rows_dataset(chunk, task)
         del chunk
         with cuts.counting(raw.num_rows):
-            predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done)
+            predictions = predict_raw(model, head_id, task, raw, batch_size=batch_size, origin=origin, first_row=done, n_best=n_best)
         del raw
         out = predictions.rows()
         tally.numbered += len(out) if predictions.numbered else 0

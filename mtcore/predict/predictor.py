@@ -114,7 +114,7 @@ def resolve_device(device: Any = None) -> Any:
 
 
 def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
-            max_length: int | None = None, tokenizer: Any = None, input_format: str = "auto") -> Predictions:
+            max_length: int | None = None, tokenizer: Any = None, input_format: str = "auto", n_best: int = 0) -> Predictions:
     """Predict ``task`` for ``inputs`` with ``model`` (a :class:`~mtcore.model.MultitaskModel`).
 
     :param task: a head id or unambiguous bare name, a registered task another head serves, or
@@ -124,6 +124,7 @@ def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFA
     :param device: where to run; ``None`` keeps the model where it is. The model is moved there.
     :param max_length: override the task's ``max_length`` (default: what it was trained with).
     :param tokenizer: override ``model.tokenizer``.
+    :param n_best: extractive QA: also each question's ``n_best`` best answers (extras ``n_best``).
     """
     from mtcore.predict.inputs import raw_dataset
     from mtcore.predict.tasks import prediction_task
@@ -131,13 +132,26 @@ def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFA
     head_id, spec = prediction_task(model, task)
     with quiet_datasets():
         raw = raw_dataset(inputs, spec, input_format)
-    return predict_raw(model, head_id, spec, raw, batch_size=batch_size, device=device, max_length=max_length, tokenizer=tokenizer)
+    return predict_raw(model, head_id, spec, raw, batch_size=batch_size, device=device, max_length=max_length, tokenizer=tokenizer,
+                       n_best=n_best)
+
+
+def check_n_best(n_best: Any, task: Task) -> None:
+    """``n_best`` is a count >= 0, and above 0 only for an extractive-QA task (a one-line UsageError otherwise)."""
+    from mtcore.errors import UsageError
+
+    if isinstance(n_best, bool) or not isinstance(n_best, int) or n_best < 0:
+        raise UsageError(f"n_best: a number of answers >= 0 (0: none listed), not {n_best!r}")
+    if n_best and task.kind is not TaskKind.EXTRACTIVE_QA:
+        raise UsageError(f"n_best lists answers of extractive QA tasks; {task.id} is a {task.kind} task: leave it out")
 
 
 def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
-                max_length: int | None = None, tokenizer: Any = None, origin: str = "input", first_row: int = 0) -> Predictions:
+                max_length: int | None = None, tokenizer: Any = None, origin: str = "input", first_row: int = 0,
+                n_best: int = 0) -> Predictions:
     """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id`` (rows without an id
-    are numbered from ``first_row``)."""
+    are numbered from ``first_row``; ``n_best``: see :func:`predict`)."""
+    check_n_best(n_best, task)
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids, warn_cut_words
@@ -189,7 +203,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
 
         columns = [c for c in ("offsets", "context", "example", "candidates") if c in tokenized.column_names]
         labels, extras = answers_from_logits(logits, tokenized.select_columns(columns), max_answer_tokens(task), task.no_answer,
-                                             task.null_threshold)
+                                             task.null_threshold, n_best)
         return Predictions(task=task, head=head_id, labels=labels, probabilities=None, class_ids=[e["answer_start"] for e in extras],
                            idx=idx, logits=logits, extras=extras, numbered=numbered)
     predictions = from_logits(task, head_id, logits, idx, words)

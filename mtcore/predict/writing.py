@@ -48,7 +48,7 @@ class NumberedRowsWarning(UserWarning):
 def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[str], *, batch_size: int,
                   input_format: str = "auto", format: str = "jsonl", output: Path | None = None, writer: Any = None,
                   writer_id: str | None = None, chunk_rows: int | None = None, chunk_units: int | None = None,
-                  needs_ids: bool | None = None) -> tuple[int, list[Path]]:
+                  needs_ids: bool | None = None, n_best: int = 0) -> tuple[int, list[Path]]:
     """Predict the rows of the file ``input`` (``"-"``: standard input) for ``task`` with head ``head_id``
     and write them with ``format`` to ``output`` (``None``: stdout); ``(rows written, paths written)``.
 
@@ -69,7 +69,7 @@ def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[
             raise source.no_rows()
         tally = Tally()
         chunks = predict_chunks(model, head_id, task, source, batch_size=batch_size, origin=origin, chunk_rows=chunk_rows,
-                                chunk_units=chunk_units, tally=tally)
+                                chunk_units=chunk_units, tally=tally, n_best=n_best)
         if format in STREAMED:
             return stream_rows(format, task, chunks, output)
         rows = [row for chunk in chunks for row in chunk]

@@ -132,6 +132,15 @@ def test_a_run_reports_the_best_threshold_and_a_configured_threshold_changes_the
     assert scores["user:qa/squad_f1"] == pytest.approx(metrics["user:qa/squad_best_f1"])  # the best threshold gives the best F1
     listed = runner.invoke(app, ["predict", str(tmp_path / "run"), "--split", "validation", "--null-threshold", "1e6"])
     assert listed.exit_code == 0 and all(json.loads(line)["label"] != "" for line in listed.stdout.splitlines()), listed.output
+    ranked = runner.invoke(app, ["predict", str(tmp_path / "run"), "--split", "validation", "--n-best", "3"])  # nbest_predictions
+    assert ranked.exit_code == 0, ranked.output
+    for line in ranked.stdout.splitlines():
+        row = json.loads(line)
+        best = row["n_best"]
+        assert len(best) == 3 and sum(a["probability"] for a in best) == pytest.approx(1.0)
+        assert [a["logit"] for a in best] == sorted((a["logit"] for a in best), reverse=True)
+        assert "" in [a["text"] for a in best[:1]] or best[0]["text"] == row["best_span"]  # the top: "no answer" or the best span
+        assert ((best[0]["text"] == "") == (row["label"] == "")) and (row["label"] == "" or best[0]["text"] == row["label"])
 
     Trainer(config(null_threshold=1e6), output_dir=tmp_path / "never").train()  # a threshold no diff reaches
     saved = MultitaskModel.from_pretrained(tmp_path / "never" / "model")
@@ -153,6 +162,20 @@ def test_null_threshold_on_a_task_without_unanswerable_questions_is_a_usage_erro
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), "-i", "-", "--null-threshold", "1"],
                                 input='{"question": "a", "context": "b"}\n')
     assert result.exit_code == 2 and "--null-threshold moves the \"no answer\" decision" in result.output, result.output
+
+
+def test_n_best_on_another_kind_is_a_usage_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words=["a", "b"], hidden_size=16, num_layers=1, num_heads=2)
+    MultitaskModel(str(encoder), [Task(name="c", kind="text_classification", labels=["x", "y"])]).save_pretrained(tmp_path / "model",
+                                                                                                              tokenizer=None)
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), "-i", "-", "--n-best", "2"], input='{"text": "a"}\n')
+    assert result.exit_code == 2 and "n_best lists answers of extractive QA tasks" in result.stderr, result.output
 
 
 def test_null_threshold_on_another_kind_names_the_kind_it_is_for():
