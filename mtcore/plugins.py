@@ -187,6 +187,7 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
     installed = list(entry_points(group=hookspecs.PROJECT))
     eps = [ep for ep in installed if _selected(ep, only)]
     registry.excluded = sorted({ep.name for ep in installed if not _selected(ep, only)})
+    registry.excluded_distributions = {_name_of(ep.dist): ep.name for ep in installed if ep.dist and not _selected(ep, only)}
     external = [ep for ep in installed if not ep.dist or _name_of(ep.dist) != BUILTIN_DISTRIBUTION]
     known = sorted({ep.name for ep in external} | {_name_of(ep.dist) for ep in external if ep.dist})
     builtin = {ep.name for ep in installed} - {ep.name for ep in external} | {BUILTIN_DISTRIBUTION}  # always loaded

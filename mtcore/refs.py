@@ -8,23 +8,52 @@ from typing import Any
 from mtcore.errors import PluginError
 
 
+class BadReference(PluginError):
+    """A ``"module:attr"`` reference that does not resolve. ``reason`` says why without repeating
+    the reference, for messages that name it themselves."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def resolve(ref: Any) -> Any:
-    """Return ``ref`` itself, or the object a ``"package.module:attr.sub"`` string names."""
+    """Return ``ref`` itself, or the object a ``"package.module:attr.sub"`` string names.
+
+    A reference that does not resolve raises :class:`BadReference` (a :class:`PluginError`).
+    """
     if not isinstance(ref, str):
         return ref
     module_name, sep, attr = ref.partition(":")
     if not sep or not module_name or not attr:
-        raise PluginError(f"bad reference {ref!r}: expected 'package.module:attribute'")
+        raise BadReference(f"bad reference {ref!r}: expected 'package.module:attribute'", "expected 'package.module:attribute'")
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PluginError(f"cannot import {module_name!r} (from reference {ref!r}): {exc}") from exc
+        raise BadReference(f"cannot import {module_name!r} (from reference {ref!r}): {exc}",
+                              f"cannot import {module_name!r}: {exc}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise PluginError(f"{module_name!r} has no attribute {attr!r} (from reference {ref!r})") from None
+            raise BadReference(f"{module_name!r} has no attribute {attr!r} (from reference {ref!r})",
+                                  f"{module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def reference_problem(ref: Any) -> str | None:
+    """Why ``ref`` does not name a callable (it does not resolve, importing its module raises, or it
+    names something else), without repeating the reference; ``None`` when it does. Imports the module."""
+    try:
+        obj = resolve(ref)
+    except BadReference as exc:
+        return exc.reason
+    except Exception as exc:  # the module itself raises on import (a SyntaxError, a failing top-level line)
+        text = " ".join(str(exc).split())
+        return f"importing {str(ref).partition(':')[0]!r} raised {type(exc).__name__}" + (f": {text}" if text else "")
+    if not callable(obj):
+        return f"it names a {type(obj).__name__}, not a function"
+    return None
 
 
 def describe(ref: Any) -> str:

@@ -25,6 +25,15 @@ COMPONENT_KINDS = {
 }
 
 
+#: What each kind of class-valued component must subclass (``"module:Class"``, imported only to check).
+BASE_CLASSES = {
+    "head": "mtcore.model.heads.base:Head",
+    "sampler": "mtcore.sampling.base:Sampler",
+    "loss": "mtcore.train.losses:LossStrategy",
+}
+KIND_WORDS = {"head": "head", "sampler": "sampler", "loss": "loss strategy", "metric": "metric", "writer": "writer"}
+
+
 @dataclass
 class Component:
     """A registered head, sampler, loss strategy, metric or writer (loaded on demand)."""
@@ -41,7 +50,27 @@ class Component:
         return f"{self.plugin}:{self.name}"
 
     def load(self) -> Any:
-        return resolve(self.ref)
+        """The object the reference names; a sampler class is given its registered name (``Sampler.name``,
+        used in its error messages), so a plugin author need not repeat it in the class."""
+        obj = resolve(self.ref)
+        if self.kind == "sampler" and isinstance(obj, type):
+            obj = _named_class(obj, self.name)
+        return obj
+
+    def type_problem(self, loaded: Any, where: str = "") -> str | None:
+        """Why ``loaded`` (what :meth:`load` returned) cannot serve as this head, sampler or loss
+        strategy: it is not a subclass of the kind's base class (:data:`BASE_CLASSES`); ``None`` if
+        it is. ``where`` (``" (config key 'loss.strategy')"``) follows the component's id."""
+        base_ref = BASE_CLASSES.get(self.kind)
+        if base_ref is None:
+            return None
+        base = resolve(base_ref)
+        if isinstance(loaded, type) and issubclass(loaded, base):
+            return None
+        what = "a class that is not" if isinstance(loaded, type) else f"a {type(loaded).__name__}, not"
+        dotted = base_ref.replace(":", ".")
+        return (f"{KIND_WORDS[self.kind]} {self.id!r}{where} is registered by plugin {self.plugin!r} as {describe(self.ref)!r}, "
+                f"{what} a {dotted} subclass; the plugin must register a subclass of {base.__name__} (or a 'module:Class' naming one)")
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "plugin": self.plugin, "ref": describe(self.ref), "description": self.description, **self.extra}
@@ -104,6 +133,7 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self.warnings: list[str] = []  # about loading as a whole (MT_LOAD_PLUGINS naming no plugin)
         self.excluded: list[str] = []  # installed plugins MT_LOAD_PLUGINS leaves out
+        self.excluded_distributions: dict[str, str] = {}  # their distribution names -> plugin names
 
     # ---- adding ---------------------------------------------------------------------------
     def add_task(self, task: Task, plugin: str) -> Task:
@@ -171,7 +201,13 @@ class Registry:
         if plugin is not None:
             known = {p.name for p in self.plugins} | {p.distribution for p in self.plugins}
             if plugin not in known:
-                raise UnknownNameError(f"unknown plugin {plugin!r}{did_you_mean(plugin, sorted(known))}; run 'mt plugins' to see them")
+                left_out = plugin if plugin in self.excluded else self.excluded_distributions.get(plugin)
+                if left_out is not None:
+                    dist = f" (distribution {plugin})" if left_out != plugin else ""
+                    raise UnknownNameError(f"plugin {left_out!r}{dist} is installed but MT_LOAD_PLUGINS leaves it out; add it there, "
+                                           "or unset MT_LOAD_PLUGINS")
+                hint = did_you_mean(plugin, sorted(known | set(self.excluded)))
+                raise UnknownNameError(f"unknown plugin {plugin!r}{hint}; run 'mt plugins' to see them")
             names = {p.name for p in self.plugins if plugin in (p.name, p.distribution)}
             tasks = [t for t in tasks if t.plugin in names]
         if kind is not None:
@@ -217,3 +253,21 @@ def _check_kinds(component: str, name: str, kinds: Any) -> None:
         if kind not in known:
             raise ValueError(f"{component} {name!r}: unknown task kind {kind!r} in kinds{did_you_mean(str(kind), known, n=1)}; "
                              f"choose from {', '.join(known)}")
+
+
+_NAMED: dict[tuple[type, str], type] = {}
+
+
+def _named_class(cls: type, name: str) -> type:
+    """``cls`` with the class attribute ``name`` equal to ``name``: set on ``cls`` itself when it does
+    not set one of its own, otherwise (another name, or the class registered twice) a subclass."""
+    own = vars(cls).get("name")
+    if own == name:
+        return cls
+    if own is None:
+        cls.name = name  # type: ignore[attr-defined]
+        return cls
+    if (cls, name) not in _NAMED:
+        _NAMED[(cls, name)] = type(cls.__name__, (cls,), {"name": name, "__module__": cls.__module__, "__qualname__": cls.__qualname__,
+                                                           "__doc__": cls.__doc__})
+    return _NAMED[(cls, name)]

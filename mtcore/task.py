@@ -202,6 +202,7 @@ class Task:
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
             raise ConfigError(f"task {self.name!r}: stride (tokens two windows of a long extractive-QA context share) must be an "
                               f"integer >= 0, got {self.stride!r}")
+        _check_formats(self.name, self.sources)
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.main_metric is not None and self.main_metric not in self.all_metrics:
@@ -362,6 +363,18 @@ class Task:
         }
 
 
+def _check_formats(task_name: str, sources: Mapping[str, Source]) -> None:
+    """The ``format`` of every source read by mtcore's own loaders (``Source.local`` / ``Source.sample``)
+    is one its readers know. Formats are not extensible: a source in another format gives its own loader."""
+    from mtcore.data.formats import AUTO, FORMATS
+
+    for name, source in dict(sources).items():
+        if not isinstance(source, Source) or not isinstance(source.loader, str) or not source.loader.startswith("mtcore."):
+            continue
+        fmt = source.options.get("format", AUTO)
+        if fmt != AUTO and fmt not in FORMATS:
+            raise ConfigError(f"task {task_name!r}: source {name!r} has unknown data format {fmt!r}{did_you_mean(str(fmt), FORMATS, n=1)}; "
+                              f"choose one of: {', '.join(FORMATS)}, or {AUTO} (from each file's extension)")
 
 
 def data_error(task: Task, where: str, message: str) -> DataError:

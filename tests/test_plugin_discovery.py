@@ -173,6 +173,16 @@ def test_a_task_of_a_plugin_left_out_by_mt_load_plugins_says_so():
     assert bare.stderr.strip().endswith("(MT_LOAD_PLUGINS leaves out the installed plugin(s) rsg, sentiment)")
 
 
+def test_list_tasks_of_a_plugin_left_out_by_mt_load_plugins_says_so_not_unknown():
+    for name, shown in (("sentiment", "plugin 'sentiment'"), ("mt-sentiment", "plugin 'sentiment' (distribution mt-sentiment)")):
+        result = run_mt("list-tasks", "--plugin", name, env={"MT_LOAD_PLUGINS": "rsg"})
+        assert result.returncode == 2
+        assert result.stderr.strip() == (f"error: {shown} is installed but MT_LOAD_PLUGINS leaves it out; add it there, or unset "
+                                         "MT_LOAD_PLUGINS")
+    typo = run_mt("list-tasks", "--plugin", "sentimnt", env={"MT_LOAD_PLUGINS": "rsg"})
+    assert typo.returncode == 2 and "unknown plugin 'sentimnt' (did you mean 'sentiment'?)" in typo.stderr
+
+
 def test_a_head_registered_for_a_misspelled_task_kind_fails_its_plugin():
     """Caught at load (the plugin is listed as failed), not when a task first uses the head."""
     import pytest

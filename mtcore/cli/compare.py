@@ -134,7 +134,7 @@ def _unfinished(path: Path) -> str:
     resume = f"mt train {path / 'config.yaml'} --output-dir {path} --resume"
     if last.get("event") == "error":
         message = " ".join(str(last.get("message", "")).split()).split("; ", 1)[0]
-        message = message if len(message) <= 120 else message[:117] + "..."
+        message = message if len(message) <= 200 else message[:197] + "..."
         return (f"the run stopped on an error at step {last.get('step')}: {message} (its metrics.jsonl has the whole "
                 "message); train it again, or leave it out")
     if last.get("event") == "preempted":

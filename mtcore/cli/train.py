@@ -59,6 +59,8 @@ def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume
         parts = [f"steps {summary['steps']}"]
         if final.get("aggregate") is not None:
             parts.append(f"final aggregate {final['aggregate']:.4f}")
+        elif final.get("step") is not None:  # evaluated, but no labelled rows: say so, not a missing number
+            parts.append("no task scored")
         if best.get("aggregate") is not None:
             parts.append(f"best {best['aggregate']:.4f} at step {best['step']}")
         print("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}", flush=True)

@@ -26,10 +26,10 @@ from typing import IO, Any
 from mtcore.data.answers import is_squad, squad_rows
 from mtcore.data.conll import OPTIONS as CONLL_OPTIONS
 from mtcore.data.conll import conll_rows
+from mtcore.data.formats import FORMATS
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 
-FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "conll")
 _EXTENSIONS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv", "tab": "tsv",
                "parquet": "parquet", "pq": "parquet", "conll": "conll", "iob": "conll", "iob2": "conll", "bio": "conll"}
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}

@@ -14,7 +14,8 @@ therefore draws the same task at every step.
 
 Writing a sampler (a plugin registers it with ``mt_register_samplers``):
 
-* random samplers implement :meth:`probabilities` (one weight per task, for an epoch); the base
+* random samplers implement :meth:`probabilities` (one number >= 0 per task, for an epoch; anything
+  else is a one-line :class:`~mtcore.errors.ConfigError` naming the sampler and what it returned); the base
   class draws from it in blocks of :attr:`BLOCK` steps, each block seeded from
   ``(seed, epoch, block)`` with ``numpy.random.Generator(PCG64)`` — never the global RNG;
 * deterministic samplers override :meth:`choose` instead;
@@ -87,7 +88,8 @@ class Sampler:
     :param options: sampler-specific options, all listed in :attr:`defaults`.
     """
 
-    #: Registered name, used in messages.
+    #: Registered name, used in messages: the registry sets it to the name the class is registered
+    #: under when it loads the class (a plugin need not set it; see docs/hooks.md).
     name: ClassVar[str] = "sampler"
     #: Every option this sampler accepts, with its default value.
     defaults: ClassVar[Mapping[str, Any]] = {}
@@ -130,14 +132,28 @@ class Sampler:
     def normalized_probabilities(self, epoch: int | None = None) -> np.ndarray:
         """:meth:`probabilities` checked and normalised; tasks with no examples get 0."""
         epoch = self.epoch if epoch is None else epoch
-        weights = np.asarray(self.probabilities(epoch), dtype=np.float64).reshape(-1)
-        if len(weights) != len(self.tasks) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ConfigError(f"sampler {self.name!r} produced invalid weights {weights.tolist()} for tasks {self.tasks}")
+        weights = self._checked_weights(self.probabilities(epoch), epoch)
         weights = np.where(np.asarray([self.sizes[t] for t in self.tasks]) > 0, weights, 0.0)
         total = weights.sum()
         if total <= 0:
             raise ConfigError(f"sampler {self.name!r} gives every task weight 0")
         return weights / total
+
+    def _checked_weights(self, returned: Any, epoch: int) -> np.ndarray:
+        """What :meth:`probabilities` returned, as floats; anything else is a one-line ConfigError
+        naming the sampler, what it returned and what is expected."""
+        expected = f"one number >= 0 per task ({len(self.tasks)}: {', '.join(self.tasks)})"
+        try:
+            array = np.asarray(returned)
+        except Exception:  # a ragged list or an object numpy cannot take
+            array = np.asarray(None)
+        if array.dtype.kind not in "biuf":
+            raise ConfigError(f"sampler {self.name!r}: probabilities({epoch}) returned {_short(returned)}; it must return {expected}")
+        weights = array.astype(np.float64).reshape(-1)
+        if len(weights) != len(self.tasks) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ConfigError(f"sampler {self.name!r}: probabilities({epoch}) returned the invalid weights {_short(weights.tolist())}; "
+                              f"it must return {expected}")
+        return weights
 
     def choose(self, start: int, stop: int) -> np.ndarray:
         """Task indices (into :attr:`tasks`) for steps ``start..stop-1`` of the current epoch."""
@@ -192,3 +208,10 @@ class Sampler:
     def __repr__(self) -> str:
         options = "".join(f", {k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({len(self.tasks)} tasks, seed={self.seed}{options})"
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of what a plugin returned, cut to one short line (and typed when not a list)."""
+    text = " ".join(repr(value).split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if isinstance(value, (list, tuple, np.ndarray)) else f"{text} (a {type(value).__name__})"

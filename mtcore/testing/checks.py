@@ -10,7 +10,10 @@ each of its tasks:
 * a plugin that is "not installed" because its distribution is installed without an entry point
   in the ``mtcore`` group (a misspelled group, another entry-point name) says so;
 * every lazy ``"module:attr"`` reference resolves: components, ``preprocess`` functions, source
-  loaders;
+  loaders; a head, sampler or loss strategy is a subclass of ``Head``, ``Sampler`` or
+  ``LossStrategy``;
+* a source's data format is one mtcore reads (checked when the Task is built, so a bad one fails
+  the plugin's load, reported with the task's name);
 * labels are consistent (no duplicates, ``label_values`` / ``label_aliases`` match ``labels``);
 * the task's head, metrics and writer are registered, and the head serves the task's kind;
 * the shipped sample is present and readable, its rows have the task's fields after
@@ -268,7 +271,7 @@ def check_plugin(
                 if component.plugin != info.name:
                     continue
                 report.components.append(f"{kind} {component.id}")
-                problem = _check_ref(component.ref, f"{kind} {component.id!r}")
+                problem = _check_ref(component.ref, f"{kind} {component.id!r}") or component.type_problem(component.load())
                 if problem:
                     report.problems.append(Problem(where, problem))
         tasks = registry.find_tasks(plugin=info.name)

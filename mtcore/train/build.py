@@ -184,7 +184,21 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
             train[p.id] = data
             if split in data.splits:
                 evaluation[p.id] = data
+                _warn_if_unlabelled(p.id, data, split)
     return train, evaluation
+
+
+def _warn_if_unlabelled(task_id: str, data: Any, split: str) -> None:
+    """A warning when no row of the evaluation split has a label: evaluation would score nothing, silently."""
+    import warnings
+
+    if data.task.kind.value == "extractive_qa":  # scored: the questions with gold answers (also those cut off)
+        labelled = "answers" in data.splits[split].column_names and any(data.splits[split].with_format("arrow")["answers"].to_pylist())
+    else:
+        labelled = data.is_labelled(split)
+    if not labelled:
+        warnings.warn(f"task {task_id!r}: its {split} split has no labelled rows, so it will not be scored (evaluation.split="
+                      f"{split}); evaluate on a split with labels, e.g. evaluation.split=validation", UserWarning, stacklevel=2)
 
 
 def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:

@@ -18,6 +18,11 @@ SIGTERM and SIGUSR1 stop the loop gracefully (:mod:`mtcore.train.preemption`): a
 progress (one process) or at the next logging step (DDP: all ranks agree there), with a checkpoint
 of that step, then :class:`~mtcore.train.preemption.Preempted` is raised. Under torchrun a signal
 sent because a worker died stops the loop at once with a :class:`TrainingError` instead.
+
+Any other error that stops a started run (NaN loss, out of memory, a metric that fails in an
+evaluation, a bug) first writes an ``error`` event to ``metrics.jsonl`` (its step and the line
+``mt train`` prints), so ``mt compare`` tells a failed run from one still going; Ctrl-C
+(KeyboardInterrupt) does not.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from contextlib import nullcontext
 from typing import Any
 
 from mtcore.data.batch import model_inputs
+from mtcore.errors import MtError
 from mtcore.train import events
 from mtcore.train.build import Engine
 from mtcore.train.checkpoint import restore_rng
 from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
-from mtcore.train.preemption import Preemption
+from mtcore.train.preemption import Preempted, Preemption
 from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.trackers import end_trackers
 
@@ -67,6 +73,20 @@ def step_skipped(optimizer: Any, scaler: Any, scale_before: float | None) -> boo
     if optimizer.step_was_skipped:
         return True
     return scaler is not None and scale_before is not None and scaler.get_scale() < scale_before
+
+
+def error_line(error: BaseException) -> str:
+    """What ``mt train`` prints for ``error`` (after ``error: ``): an :class:`MtError`'s own line, else the type and text."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, MtError) else f"unexpected {type(error).__name__}: {text}"
+
+
+def log_error(engine: Engine, error: BaseException) -> None:
+    """The ``error`` event of a run that stops on ``error`` (main process only: ``engine.log`` is off elsewhere)."""
+    try:
+        engine.log.write({"event": "error", "step": engine.state.step, "message": error_line(error), "time": time.time()})
+    except OSError:  # a full or vanished disk: the error itself is what the user must see
+        pass
 
 
 def train_loop(engine: Engine) -> dict[str, Any]:
@@ -103,7 +123,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
 
     def stuck() -> None:  # the watcher thread, while this one waits for a dead worker (a collective): report, then exit
         error = peer_stopped()
-        engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+        log_error(engine, error)
         if engine.is_main:
             print(f"error: {error}", file=sys.stderr, flush=True)
 
@@ -169,17 +189,20 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             size = batch.size if batch is not None else 0
             tokens = batch.num_tokens if batch is not None else 0
             error = out_of_memory(state.step + 1, task, size, tokens)
-            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+            log_error(engine, error)
             raise report_at_once(error) from None  # one GPU's: said now, before the others' "a process stopped"
-        except TrainingError as error:
-            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
-            raise
+        except Preempted:
+            raise  # its own "preempted" event is written
         except RuntimeError as exc:  # a collective failing: another process of the launch stopped (killed, out of memory)
             if engine.accelerator.num_processes < 2 or not is_peer_failure(exc):
+                log_error(engine, exc)
                 raise
             error = peer_stopped()
-            engine.log.write({"event": "error", "step": state.step, "message": str(error)})
+            log_error(engine, error)
             raise error from None
+        except Exception as exc:  # any other error ends the run too: mt compare shows it as failed, with this line
+            log_error(engine, exc)
+            raise
         finally:
             progress.close()
             if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)

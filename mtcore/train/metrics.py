@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from mtcore.errors import MtError
+
 #: Metrics where a smaller value is better (negated inside the aggregate score).
 LOWER_IS_BETTER = frozenset({"mse"})
 
@@ -249,7 +251,8 @@ def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Calla
 
     ``idx`` gives the rows' ids, read only when a metric takes them (:func:`wants_idx`);
     ``null_answers`` (extractive QA with ``no_answer``: each question's best span and null score
-    diff) goes to metrics with a parameter of that name."""
+    diff) goes to metrics with a parameter of that name. A metric that raises or returns anything but a
+    number is a one-line :class:`MetricError` naming it, its plugin and reference, and the task."""
     results: dict[str, float] = {}
     ids: list[Any] | None = None
     for name in task.all_metrics:
@@ -262,8 +265,54 @@ def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Calla
             extra["idx"] = ids
         if "null_answers" in parameters:
             extra["null_answers"] = null_answers
-        results[f"{task.id}/{name}"] = float(function(predictions, references, task, **extra))
+        try:
+            value = function(predictions, references, task, **extra)
+        except MtError as exc:  # already one line: say whose it is
+            raise MetricError(f"{_whose(name, function, task)} failed: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any bug of a metric: one line naming it, not "unexpected ValueError"
+            first = (str(exc).strip().splitlines() or [""])[0]
+            said = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+            raise MetricError(f"{_whose(name, function, task)} failed: {_short(said, 200)}; fix that function "
+                              "(MT_DEBUG=1 shows the traceback)") from exc
+        results[f"{task.id}/{name}"] = _score(value, name, function, task)
     return results
+
+
+class MetricError(MtError):
+    """A metric that raised, or returned something that is not a number (exit code 1)."""
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _whose(name: str, function: Callable[..., Any], task: Any) -> str:
+    """``metric 'x' (plugin 'p', reference 'module:function') of task 't'``."""
+    from mtcore.refs import describe
+
+    where = f"reference {describe(function)!r}"
+    try:
+        from mtcore.plugins import load_registry
+
+        component = load_registry().component("metric", name)
+        where = f"plugin {component.plugin!r}, reference {describe(component.ref)!r}"
+    except Exception:  # noqa: BLE001 - a metric given directly (tests, mt evaluate's own): its function names it
+        pass
+    return f"metric {name!r} ({where}) of task {getattr(task, 'id', task)!r}"
+
+
+def _score(value: Any, name: str, function: Callable[..., Any], task: Any) -> float:
+    """``value`` as a float: a number (Python's or numpy's, a one-element array or tensor); a MetricError otherwise."""
+    if not isinstance(value, (bool, np.bool_, str, bytes)) and hasattr(value, "__float__"):
+        try:
+            return float(value)
+        except (TypeError, ValueError, RuntimeError, OverflowError):
+            pass
+    shape = getattr(value, "shape", None)
+    what = f"{type(value).__name__} of shape {tuple(shape)}" if shape is not None else f"{type(value).__name__} {_short(repr(value))}"
+    raise MetricError(f"{_whose(name, function, task)} returned {what}; a metric returns one number, a float "
+                      "(function(predictions, references, task) -> float, see docs/hooks.md): fix that function")
 
 
 def aggregate(metrics: Mapping[str, float], tasks: Iterable[Any], weights: Mapping[str, float] | None = None) -> float:

@@ -97,6 +97,33 @@ def _loadable(component: Any, task: Task) -> None:
                           f"fix the reference that plugin {component.plugin!r} registers") from None
 
 
+def _check_preprocess(entry: TaskEntry, task: Task, index: int) -> None:
+    """Import the task's ``preprocess`` functions now (the user's or plugin's module), not when the data is
+    read: a broken reference is one line naming the config key, or the task and its plugin."""
+    from mtcore.refs import describe, reference_problem
+
+    key = f"tasks.{index}.preprocess"
+    for ref in task.preprocess:
+        problem = reference_problem(ref)
+        if problem is None:
+            continue
+        what = f"preprocess reference {describe(ref)!r} does not resolve: {problem}"
+        fix = "write 'package.module:function' naming a function of an importable module"
+        if entry.preprocess is not None or entry.define is not None:
+            key = key if entry.preprocess is not None else f"tasks.{index}.define.preprocess"
+            raise ConfigError(f"config key {key!r}: task {task.id!r}: {what}; {fix}")
+        raise ConfigError(f"task {task.id!r} (from plugin {task.plugin!r}): {what}; fix the task's definition in plugin "
+                          f"{task.plugin!r}, or set config key {key!r}")
+
+
+def _check_class(component: Any, loaded: Any, key: str) -> None:
+    """A registered sampler or loss strategy must subclass mtcore's base class (a plain class fails
+    later with a misleading message: ``rejects its options (Weird() takes no arguments)``)."""
+    problem = component.type_problem(loaded, f" (config key {key!r})")
+    if problem:
+        raise PluginError(problem)
+
+
 def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: str | Path | None) -> Task:
     key = f"tasks.{index}"
     if entry.define is not None:
@@ -185,6 +212,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             component = _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
             _check_metric_suits(component, task, key)
             _loadable(component, task)
+        _check_preprocess(entry, task, i)
         source = _source(entry, task, i)
         data_dir = entry.data_dir
         if data_dir is None and source == "local" and entry.define is not None:
@@ -200,7 +228,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError("config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too, "
                           "or remove it and use batching.batch_size")
 
-    strategy_cls = _component(registry, "loss", config.loss.strategy, "loss.strategy").load()
+    strategy = _component(registry, "loss", config.loss.strategy, "loss.strategy")
+    strategy_cls = strategy.load()
+    _check_class(strategy, strategy_cls, "loss.strategy")
     batches = getattr(strategy_cls, "batches", "single")
     mode = config.sampler.mode
     if mode == "auto":
@@ -229,7 +259,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             raise
         raise ConfigError(f"config key 'loss.options': {exc}") from None
 
-    sampler_cls = _component(registry, "sampler", config.sampler.name, "sampler.name").load()
+    sampler = _component(registry, "sampler", config.sampler.name, "sampler.name")
+    sampler_cls = sampler.load()
+    _check_class(sampler, sampler_cls, "sampler.name")
     sampler_options = dict(config.sampler.options)
     defaults = getattr(sampler_cls, "defaults", {})
     if "weights" in defaults and "weights" not in sampler_options:
@@ -243,9 +275,11 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         warnings.warn(f"the weight of {', '.join(weighted)} is used by neither loss strategy {config.loss.strategy!r} nor sampler "
                       f"{config.sampler.name!r}; use loss.strategy: weighted or sampler.name: fixed, or remove it", UserWarning, stacklevel=2)
     try:
-        sampler_cls({t: 1 for t in ids}, seed=config.seed, **{k: v for k, v in sampler_options.items() if k != "num_epochs"})
+        probe = sampler_cls({t: 1 for t in ids}, seed=config.seed, **{k: v for k, v in sampler_options.items() if k != "num_epochs"})
     except MtError as exc:
         raise _key_error("sampler.options", exc) from None
+    if mode == "single":
+        probe.choose(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
 
     _match_weights(config.evaluation.weights, ids, "evaluation.weights")
     if config.evaluation.early_stopping_patience is not None and config.evaluation.every is None:
