@@ -13,7 +13,6 @@ give instead, exit 2. Imports nothing heavy.
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 from pathlib import Path
@@ -97,14 +96,9 @@ def _not_a_run(path: Path) -> str:
     """Why ``path`` is neither a finished run nor a --seeds folder, and what to give instead."""
     known = "a run directory (holding summary.json) or the output folder of mt train --seeds (seeds.json)"
     if not path.exists():
-        parent = path.parent if str(path.parent) else Path(".")
-        try:
-            siblings = sorted(p.name for p in parent.iterdir() if p.is_dir()) if parent.is_dir() else []
-        except OSError:
-            siblings = []
-        close = difflib.get_close_matches(path.name, siblings, n=3, cutoff=0.6)
-        guess = f" (did you mean {' or '.join(repr(str(parent / c)) for c in close)}?)" if close else ""
-        return f"{path}: no such file or folder{guess}; give {known}"
+        from mtcore.errors import did_you_mean_path
+
+        return f"{path}: no such file or folder{did_you_mean_path(path, folders=True)}; give {known}"
     if path.is_file():
         if path.name in ("summary.json", "seeds.json", "metrics.jsonl", "config.yaml"):
             return f"{path} is a file; give the folder that holds it: mt compare {path.parent}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ModelFileError
+from mtcore.errors import ModelFileError, did_you_mean_path
 
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model"
@@ -42,7 +42,8 @@ def locate(path: str | os.PathLike) -> ModelLocation:
     """Classify ``path``; a one-line :class:`ModelFileError` when it is neither kind of directory."""
     root = Path(path).expanduser()
     if not root.exists():
-        raise ModelFileError(f"{root}: no such directory; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
+        raise ModelFileError(f"{root}: no such directory{did_you_mean_path(root, folders=True)}; pass a run directory (config.yaml "
+                             "and model/) or a model directory (mtcore.json)")
     if not root.is_dir():
         raise ModelFileError(f"{root}: is a file; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
     full = Path(os.path.abspath(root))  # "." or "model/.." have a name and a parent only when spelled out (links kept)

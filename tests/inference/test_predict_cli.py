@@ -124,6 +124,8 @@ def test_bad_inputs_and_model_dirs(cli, bert_model_dir, tmp_path):
         (["predict", bert_model_dir, "-t", "sentiment", "--input", empty], 1, "has no rows"),
         (["predict", tmp_path, "-t", "sentiment", "--input", empty], 1, "is neither a run directory"),
         (["predict", tmp_path / "nope", "-t", "sentiment", "--input", empty], 1, "no such directory"),
+        (["predict", str(bert_model_dir) + "x", "-t", "sentiment", "--input", empty], 1,
+         f"no such directory (did you mean {str(bert_model_dir)!r}?)"),  # a typo of a folder beside it
         (["predict", bert_model_dir, "-t", "sentiment"], 2, "give exactly one of --input"),
         (["predict", bert_model_dir, "-t", "sentiment", "--input", tmp_path / "x.jsonl"], 1, "no such input file"),
         (["predict", bert_model_dir, "-t", "sentiment", "--split", "test"], 2, "not registered by an installed plugin"),
