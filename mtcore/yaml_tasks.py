@@ -30,11 +30,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mtcore.data.formats import AUTO, FORMATS as READ_FORMATS
 from mtcore.errors import ConfigError, did_you_mean
 from mtcore.task import SPLITS, Source, Task
 
 SHORTHAND_KEYS = ("files", "format", "reader")
-FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "conll")
+FORMATS = (AUTO, *READ_FORMATS)
 DEFINED_LOADER = "mtcore.yaml_tasks:load_defined_files"
 GENERIC_LOCAL_LOADER = "mtcore.data.sources:load_files"
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from mtcore.data.formats import AUTO, FORMATS
 from mtcore.errors import ConfigError, DataError
 from mtcore.task import Task
 
@@ -26,7 +27,7 @@ from mtcore.task import Task
 PYTHON_ORIGIN = "inputs"
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-INPUT_FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "parquet", "conll")
+INPUT_FORMATS = (AUTO, *FORMATS)
 
 Row = tuple[str, int, Mapping[str, Any]]
 
