@@ -73,8 +73,8 @@ def run_engine(config: dict[str, Any], output: Path) -> tuple[dict[str, Any], An
     padded = [0]
     make_batch = engine.sampler.make_batch
 
-    def counting(name: str, rows: Any) -> Any:
-        batch = make_batch(name, rows)
+    def counting(name: str, rows: Any, *more: Any) -> Any:
+        batch = make_batch(name, rows, *more)
         packed = batch.data.get("token_index")  # padding-free: the encoder's layers compute real tokens only
         padded[0] += int(packed.numel() if packed is not None else batch.data["input_ids"].numel())
         return batch
