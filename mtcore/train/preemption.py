@@ -168,6 +168,7 @@ class Preemption:
         self._previous: dict[signal.Signals, Any] = {}
         self._left = threading.Event()
         self._wakeup: tuple[Any, Any, int] | None = None  # socket pair and the previous wakeup fd
+        self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Preemption:
         global _kept
@@ -196,7 +197,8 @@ class Preemption:
         except (OSError, ValueError):
             return
         self._wakeup = (reader, writer, previous)
-        threading.Thread(target=self._watching, args=(reader,), name="mt-preemption-watch", daemon=True).start()
+        self._thread = threading.Thread(target=self._watching, args=(reader,), name="mt-preemption-watch", daemon=True)
+        self._thread.start()
 
     def _watching(self, reader: Any) -> None:
         import select
@@ -228,6 +230,13 @@ class Preemption:
                 signal.set_wakeup_fd(previous)
             except (OSError, ValueError):
                 pass
+            try:
+                writer.send(b"\0")  # wakes the watcher at once (0 is no signal): it sees the loop has left
+            except OSError:
+                pass
+            # joined, not left running: a daemon thread still alive when the interpreter finalizes is ended with
+            # pthread_exit, which aborts the process ("terminate called without an active exception") under torch
+            self._thread.join(timeout=STUCK_GRACE_S + 1)
             reader.close()
             writer.close()
             self._wakeup = None
