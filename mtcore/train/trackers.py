@@ -8,8 +8,11 @@
   its id in ``RUN/wandb/mtcore-run.json``: ``--resume`` continues the same W&B run.
   W&B refuses steps below the last one it has, so after resuming from an earlier checkpoint the
   steps the run already sent are not sent again. Offline (``WANDB_MODE=offline``) W&B cannot say
-  which steps it has, so the last step sent is kept in ``mtcore-run.json`` too, and the later of
-  the two decides: ``wandb sync`` of both starts' folders then shows every step once.
+  which steps it has, so the last step it was given is kept in ``mtcore-run.json`` too, written
+  when the run is finished (ended, failed or preempted: W&B has saved every step by then), and the
+  later of the two decides: ``wandb sync`` of both starts' folders then shows every step once. A
+  process killed outright (SIGKILL) keeps no record: its resume sends the steps after the
+  checkpoint again, which W&B may then hold twice, rather than lose some.
 
 The trackers start when the run has been built (after a resume, so that they know its step),
 inside the start's clean-up: a tracker that cannot start leaves nothing behind. They are
@@ -94,9 +97,7 @@ def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
             if step < max(getattr(tracker.run, "starting_step", 0), tracker.mtcore_first_step):
                 continue  # a resume from an earlier checkpoint: W&B has this step and refuses lower ones
             tracker.log(values, step=step)
-            if step > tracker.mtcore_last_step:  # W&B ends a step when a higher one comes: its other values still go
-                tracker.mtcore_last_step = step
-                _save_wandb(engine, tracker)
+            tracker.mtcore_last_step = max(tracker.mtcore_last_step, step)  # kept once W&B has finished (end_trackers)
             continue
         tracker.log(values, step=step)
 
@@ -120,4 +121,6 @@ def end_trackers(engine: Any, failed: bool = False, exit_code: int | None = None
                 run.finish(exit_code=code)
             else:
                 tracker.finish()
+            if getattr(tracker, "name", "") == "wandb" and hasattr(tracker, "mtcore_last_step"):
+                _save_wandb(engine, tracker)  # finished: W&B has every step logged, so a resume need not send them again
     acc.trackers = []

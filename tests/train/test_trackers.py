@@ -273,3 +273,25 @@ def test_a_tensorboard_project_outside_the_run_directory_is_one_line_and_leaves_
         Trainer(config, output_dir=tmp_path / "runs" / "run").train()
     assert "\n" not in str(info.value)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+def test_the_offline_record_is_written_once_wandb_has_finished_not_at_each_log(tmp_path: Path):
+    """A process killed outright (SIGKILL) must not leave a record of steps W&B never saved: its resume would skip them."""
+    from types import SimpleNamespace
+
+    from mtcore.train.trackers import end_trackers, log_to_trackers
+
+    logged = []
+    run = SimpleNamespace(id="abc", starting_step=0, finish=lambda exit_code=None: None)
+    tracker = SimpleNamespace(name="wandb", run=run, log=lambda values, step: logged.append(step), finish=lambda: None,
+                              mtcore_last_step=3, mtcore_first_step=4)  # an earlier start's record: step 3
+    engine = SimpleNamespace(run=SimpleNamespace(root=tmp_path), accelerator=SimpleNamespace(is_main_process=True, trackers=[tracker]))
+    record = tmp_path / "wandb" / "mtcore-run.json"
+    record.parent.mkdir()
+    record.write_text(json.dumps({"id": "abc", "last_step": 3}))
+    for step in (2, 3, 4, 5, 5):
+        log_to_trackers(engine, {"train/lr": 0.1}, step)
+    assert logged == [4, 5, 5]  # what the earlier start sent is not sent again
+    assert json.loads(record.read_text())["last_step"] == 3  # not yet: W&B may not have saved steps 4 and 5
+    end_trackers(engine)
+    assert json.loads(record.read_text()) == {"id": "abc", "last_step": 5}
