@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from mtcore.data.answers import MAX_ANSWER_TOKENS, best_answer_span, span_probability, span_text, top_answer_spans
+from mtcore.data.answers import MAX_ANSWER_TOKENS, NO_CANDIDATE_PENALTY, best_answer_span, span_probability, span_text, top_answer_spans
 
 
 class WindowChoice(NamedTuple):
@@ -89,13 +89,19 @@ def n_best_answers(windows: Sequence[tuple[Any, Any]], n: int, max_answer_tokens
     """An example's ``n`` best answers over its windows (``(logits, row)`` pairs), best first, as Hugging Face's
     ``nbest_predictions.json``: ``{"text", "answer_start", "logit", "probability"}``, ``logit`` the span's start +
     end logits, ``probability`` the softmax of the listed logits (their shares of the list, not of every span).
-    A span several windows hold counts once, at its best logit; ``null_score`` (a ``no_answer`` task: the
+    A span several windows hold counts once, at its best logit; with candidates (ReCoRD), only their spans are
+    listed (the free spans only when no window holds one); ``null_score`` (a ``no_answer`` task: the
     windows' lowest "no answer" score) adds the empty answer, start -1, ranked by it."""
     best: dict[tuple[str, int], float] = {}
     for values, row in windows:
         for first, last, logit in top_answer_spans(values[:, 0], values[:, 1], row, max_answer_tokens, n):
             key = span_text(row["context"], row["offsets"], first, last)
             best[key] = max(best.get(key, -math.inf), logit)
+    penalised = {key for key, logit in best.items() if logit < -NO_CANDIDATE_PENALTY / 2}  # a window without a candidate
+    if len(penalised) < len(best):  # the candidates' spans only
+        best = {key: logit for key, logit in best.items() if key not in penalised}
+    else:  # no window holds a candidate: the free spans, at their own logits
+        best = {key: logit + NO_CANDIDATE_PENALTY for key, logit in best.items()}
     if null_score is not None:
         best[("", -1)] = null_score
     ranked = sorted(best.items(), key=lambda item: (-item[1], item[0][1]))[:n]

@@ -58,3 +58,15 @@ def test_a_no_answer_task_lists_the_empty_answer_at_its_score():
     assert listed[0] == {"text": "", "answer_start": -1, "logit": 4.0, "probability": pytest.approx(listed[0]["probability"])}
     assert listed[1]["text"] == "beta gamma" and listed[1]["logit"] == pytest.approx(2.5)
     assert listed[0]["probability"] > listed[1]["probability"]
+
+
+def test_with_candidates_only_their_spans_are_listed_at_their_own_logits():
+    rng = np.random.default_rng(3)
+    with_candidate = {**_window(range(0, 3)), "candidates": ["beta"]}  # alpha beta gamma: holds 'beta'
+    without = {**_window(range(3, 6)), "candidates": ["beta"]}  # delta epsilon zeta: no candidate
+    values = [rng.normal(size=(5, 2)), rng.normal(size=(5, 2)) + 5.0]  # the window without one scores higher
+    listed = n_best_answers([(values[0], with_candidate), (values[1], without)], 4, max_answer_tokens=3)
+    assert [(a["text"], a["answer_start"]) for a in listed] == [("beta", 6)]
+    assert listed[0]["logit"] == pytest.approx(values[0][2, 0] + values[0][2, 1]) and listed[0]["probability"] == 1.0
+    free = n_best_answers([(values[1], without)], 2, max_answer_tokens=3)  # no candidate anywhere: free spans, real logits
+    assert len(free) == 2 and all(abs(a["logit"]) < 100 for a in free)
