@@ -146,21 +146,26 @@ class _Encoder:
             return self.tokenizer(questions, contexts, truncation="only_second", **options)
 
         options = dict(self.common, return_offsets_mapping=True, return_overflowing_tokens=stride > 0, stride=stride)
-        try:
+        specials = self.tokenizer.num_special_tokens_to_add(pair=True)
+        lengths = [len(ids) for ids in self.tokenizer(questions, add_special_tokens=False)["input_ids"]] if stride > 0 else []
+        # tokenizers panics (a Rust panic: its backtrace on stderr) unless the stride is below a window's room for
+        # context: for the longest question, share half the room instead; a question too long for any: row by row
+        room = self.max_length - max(lengths, default=0) - specials
+        shared = stride if stride < room else (room - 1) // 2
+        windows: list[tuple[Any, int | None]] = []
+        if stride == 0 or shared > 0:
             try:
-                windows = [(encode(stride), None)]
-            except Exception:  # the stride leaves a window no room (small max_length): share half the room instead
-                longest = max(len(ids) for ids in self.tokenizer(questions, add_special_tokens=False)["input_ids"])
-                smaller = min(stride, (self.max_length - longest - 4) // 2)
-                if smaller <= 0:
-                    raise
-                windows = [(encode(smaller), None)]
-        except Exception:  # a question too long for a window: that row in one window, cut on both sides
-            windows = []
+                windows = [(encode(shared), None)]
+            except Exception:  # a question too long for a window: the rows one by one, below
+                windows = []
+        if not windows:
             for i, (question, context) in enumerate(zip(questions, contexts)):
+                fits = stride == 0 or stride < self.max_length - lengths[i] - specials
                 try:
+                    if not fits:
+                        raise ValueError("no room for the stride")
                     windows.append((self.tokenizer([question], [context], truncation="only_second", **options), i))
-                except Exception:
+                except Exception:  # that row in one window, cut on both sides
                     windows.append((self.tokenizer([question], [context], truncation="longest_first", **dict(self.common, return_offsets_mapping=True)), i))
         out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers", "example")}
         windows_of: dict[int, list[int]] = {}

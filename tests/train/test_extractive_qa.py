@@ -541,3 +541,18 @@ def test_squad2_files_no_answer_cache_and_hints(tmp_path):
     assert prepared(True)["labels"][1] == {"text": [""], "answer_start": [-1]}
     with pytest.raises(DataError, match="set the task's no_answer: true"):  # the cache of the no_answer run is not reused
         prepared(False)
+
+
+def test_a_stride_as_long_as_the_window_is_halved_before_tokenizers_panics(tmp_path):
+    """RuCoS's long questions leave a 64-token window less context room than stride 16: tokenizers panicked (a Rust
+    backtrace on stderr, and no mt message) where mtcore now shares half the room."""
+    import yaml
+
+    from clitools import run_mt
+
+    config = tmp_path / "rucos.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2},
+                                      "tasks": [{"id": "rsg:rucos", "source": "sample", "max_length": 64, "stride": 16}]}))
+    result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(tmp_path / "cache"), "RUST_BACKTRACE": "1"})
+    assert result.returncode == 0 and "config ok" in result.stdout, result.stderr[-2000:]
+    assert "panicked" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
