@@ -243,3 +243,18 @@ def test_an_eval_line_names_the_tasks_not_scored():
     assert eval_line(4, {}, float("nan"), False, ["a"], "test") == "eval step 4: no task was scored (no labelled rows in the test split)"
     assert eval_line(4, {}, float("nan"), False, [], "dev") == "eval step 4: no task was scored (no task has a dev split)"
     assert eval_line(4, {"a/accuracy": float("nan")}, float("nan"), False, ["a"], "v").startswith("eval step 4: no aggregate (every main metric is NaN)")
+
+
+def test_mt_checks_metric_probe_prints_no_library_notes_on_its_perfect_predictions(tmp_path):
+    """A validation split of one class: sklearn's mcc notes "a single label was found", about the probe, not the run."""
+    import yaml
+
+    (tmp_path / "train.jsonl").write_text('{"text": "good", "label": "pos"}\n{"text": "bad", "label": "neg"}\n')
+    (tmp_path / "dev.jsonl").write_text('{"text": "good", "label": "pos"}\n{"text": "fine", "label": "pos"}\n')
+    task = {"define": {"name": "r", "kind": "text_classification", "labels": ["neg", "pos"], "metrics": ["accuracy", "mcc"],
+                       "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "dev.jsonl")}}}
+    path = tmp_path / "deg.yaml"
+    path.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [task], "schedule": {"max_steps": 2}}))
+    result = CliRunner().invoke(app, ["check", str(path)])
+    assert result.exit_code == 0 and "config ok" in result.stdout, result.output
+    assert "warning" not in result.stderr, result.stderr
