@@ -98,12 +98,14 @@ def input_rows(path: Path, *, tokens: str = "tokens", encoding: str = "utf-8-sig
                columns: Sequence[Any] | None = None, comment: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """The rows of a CoNLL file to predict, read with a task's options, its words in the field ``tokens``: the
     task's ``columns``, or fewer (the words alone, or the columns up to them; see the module docstring)."""
-    yield from _sentences(path, encoding, sep, comment, lambda width: _input_names(path, columns, width, tokens))
+    yield from _sentences(path, encoding, sep, comment, lambda width: _input_names(path, columns, width, tokens), words_alone=True)
 
 
-def _sentences(path: Path, encoding: str, sep: str | None, comment: str | None, name: Callable[[int], list[str | None]]
-               ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Each sentence of ``path`` as a row, its columns named by ``name(width)`` at the first line."""
+def _sentences(path: Path, encoding: str, sep: str | None, comment: str | None, name: Callable[[int], list[str | None]],
+               words_alone: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Each sentence of ``path`` as a row, its columns named by ``name(width)`` at the first line. ``words_alone``
+    (input to predict): in a file of one column, a line of one field is a word even when it starts like a
+    comment (``#hash`` with ``comment: "#"``); a comment line there has more (``# id 12``)."""
     from mtcore.data.readers import text_lines
 
     if sep is not None and (not isinstance(sep, str) or not sep):
@@ -118,7 +120,8 @@ def _sentences(path: Path, encoding: str, sep: str | None, comment: str | None, 
 
     for number, line in text_lines(path, encoding):
         text = line.strip()  # the line's outer spaces and tabs are never part of a token or a tag
-        if comment and text.startswith(comment):
+        if comment and text.startswith(comment) and not (words_alone and names is not None and len(names) == 1
+                                                          and len(text.split()) == 1):
             continue
         if not text:
             if sentence:

@@ -188,3 +188,13 @@ def test_the_conll_writer_refuses_a_task_that_is_not_token_classification(tmp_pa
     with pytest.raises(UsageError, match="--format conll writes a word and its tag per line: task 'q' is extractive_qa"):
         write_conll(Task(name="q", kind="extractive_qa"), [], tmp_path / "x.conll")
     assert not (tmp_path / "x.conll").exists()
+
+
+def test_words_alone_keep_a_word_that_starts_like_a_comment(tmp_path):
+    """Predict input of one column: ``#hash`` is a word (it vanished, shifting later rows); ``# id 7`` stays a comment."""
+    from mtcore.data.conll import input_rows
+
+    path = tmp_path / "words.conll"
+    path.write_text("# id 7\ngood\n#hash\n\n# id 8\nbad\nmovie\n", encoding="utf-8")
+    rows = [row for _, row in input_rows(path, tokens="words", sep="\t", columns=[None, "words", "pos", "label"], comment="#")]
+    assert rows == [{"words": ["good", "#hash"]}, {"words": ["bad", "movie"]}]
