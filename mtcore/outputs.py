@@ -84,6 +84,25 @@ def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
     return MtError(f"cannot write to {path}: {reason}")
 
 
+class _signals_held:
+    """Hold SIGINT, SIGTERM and SIGHUP back for a few statements (they act right after; main thread, POSIX)."""
+
+    def __enter__(self) -> None:
+        import signal
+        import threading
+
+        self.blocked: Any = None
+        wanted = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+        if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+            self.blocked = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self.blocked)
+
+
 class AtomicText:
     """A text file written under a temporary name beside ``path`` and renamed onto it only by
     :meth:`commit`, so that a failure half-way (an error, Ctrl-C, a full disk) leaves no file and no
@@ -107,11 +126,12 @@ class AtomicText:
         if self.direct:
             self.handle = open(self.path, "w", encoding="utf-8", newline="")
             return self.handle
-        self._created = make_parents(self.path.parent)
         try:
-            fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=self.path.suffix, dir=self.path.parent)
-            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        except BaseException:
+            with _signals_held():  # a SIGTERM between creating the file and noting its name would leave it behind
+                self._created = make_parents(self.path.parent)
+                fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=self.path.suffix, dir=self.path.parent)
+                self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except BaseException:  # also the held signal, acting as the block ends (a context manager's exit is not called then)
             self.discard()
             raise
         return self.handle

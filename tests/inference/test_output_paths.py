@@ -217,3 +217,33 @@ def test_a_plugin_writer_gets_missing_folders_and_shareable_files(cli, bert_mode
     written = tmp_path / "new" / "deeper" / "preds.tsv"
     assert written.read_text(encoding="utf-8").count("\n") > 0 and written.stat().st_mode & 0o777 == 0o644
     assert [p for p in _listing(tmp_path) if p.startswith("new")] == ["new", "new/deeper", "new/deeper/preds.tsv"]  # no staging folder
+
+
+def test_a_signal_while_the_temporary_file_is_made_acts_once_its_name_is_known(tmp_path, monkeypatch):
+    """SIGTERM between mkstemp and noting the file's name left a .tmp- file behind (a helper saw it once under load)."""
+    import os
+    import signal
+    import tempfile
+
+    from mtcore.outputs import AtomicText
+
+    made = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        result = made(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives inside open(): held back until the name is noted
+        return result
+
+    def stop(signum, frame):
+        raise SystemExit(143)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    target = AtomicText(tmp_path / "p.jsonl")
+    try:
+        with pytest.raises(SystemExit):
+            with target:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert list(tmp_path.iterdir()) == []
