@@ -84,25 +84,6 @@ def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
     return MtError(f"cannot write to {path}: {reason}")
 
 
-class _signals_held:
-    """Hold SIGINT, SIGTERM and SIGHUP back for a few statements (they act right after; main thread, POSIX)."""
-
-    def __enter__(self) -> None:
-        import signal
-        import threading
-
-        self.blocked: Any = None
-        wanted = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-        if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
-            self.blocked = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
-
-    def __exit__(self, *exc: Any) -> None:
-        import signal
-
-        if self.blocked is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, self.blocked)
-
-
 class AtomicText:
     """A text file written under a temporary name beside ``path`` and renamed onto it only by
     :meth:`commit`, so that a failure half-way (an error, Ctrl-C, a full disk) leaves no file and no
@@ -126,15 +107,28 @@ class AtomicText:
         if self.direct:
             self.handle = open(self.path, "w", encoding="utf-8", newline="")
             return self.handle
+        self._created = make_parents(self.path.parent)
         try:
-            with _signals_held():  # a SIGTERM between creating the file and noting its name would leave it behind
-                self._created = make_parents(self.path.parent)
-                fd, self._tmp = tempfile.mkstemp(prefix=".tmp-", suffix=self.path.suffix, dir=self.path.parent)
-                self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
-        except BaseException:  # also the held signal, acting as the block ends (a context manager's exit is not called then)
+            fd = self._create_temporary()
+            self.handle = os.fdopen(fd, "w", encoding="utf-8", newline="")
+        except BaseException:
             self.discard()
             raise
         return self.handle
+
+    def _create_temporary(self) -> int:
+        """Create ``.tmp-<random><suffix>`` beside the target, as ``tempfile.mkstemp`` does, but note its name
+        *before* creating it: a SIGTERM or Ctrl-C between the two (a signal handler runs between any two
+        statements, whichever thread received it) cannot leave a file :meth:`discard` does not know of."""
+        import secrets
+
+        for _ in range(100):
+            self._tmp = str(self.path.parent / f".tmp-{secrets.token_hex(6)}{self.path.suffix}")
+            try:
+                return os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue
+        raise FileExistsError(f"{self.path.parent}: no free temporary name beside {self.path.name}")
 
     def commit(self) -> None:
         """Close the file and move it into place (on failure: :meth:`discard`, and the error raised)."""

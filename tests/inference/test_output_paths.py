@@ -220,25 +220,25 @@ def test_a_plugin_writer_gets_missing_folders_and_shareable_files(cli, bert_mode
 
 
 def test_a_signal_while_the_temporary_file_is_made_acts_once_its_name_is_known(tmp_path, monkeypatch):
-    """SIGTERM between mkstemp and noting the file's name left a .tmp- file behind (a helper saw it once under load)."""
+    """SIGTERM between mkstemp and noting the file's name left a .tmp- file behind (a helper saw it once under load):
+    the name is noted before the file is made."""
     import os
     import signal
-    import tempfile
 
     from mtcore.outputs import AtomicText
 
-    made = tempfile.mkstemp
+    made = AtomicText._create_temporary
 
-    def mkstemp_then_signal(*args, **kwargs):
-        result = made(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGTERM)  # arrives inside open(): held back until the name is noted
-        return result
+    def create_then_signal(self):
+        fd = made(self)
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives inside open(), the moment the file exists
+        return fd
 
     def stop(signum, frame):
         raise SystemExit(143)
 
     previous = signal.signal(signal.SIGTERM, stop)
-    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    monkeypatch.setattr(AtomicText, "_create_temporary", create_then_signal)
     target = AtomicText(tmp_path / "p.jsonl")
     try:
         with pytest.raises(SystemExit):
