@@ -30,31 +30,22 @@ def task(name, **more):
     return Task(name=name, kind="text_classification", labels=("negative", "positive"), inputs={{"text": "review"}},
                 sources={{"sample": {SAMPLE}}}, **more)
 '''
-COMPONENTS_PLUGIN = TASKS + '''
-
-@hookimpl
-def mt_register_tasks(register):
-    register(task("reviews"))
-    register(task("opinions"))
-    register(task("cleaned", preprocess=("mt_cc_comps.rows:no_such_function",)))
 
 
-@hookimpl
-def mt_register_samplers(register):
-    register("textual", "mt_cc_comps.parts:TextualSampler", "returns a string")
-    register("negative", "mt_cc_comps.parts:NegativeSampler", "returns a negative weight")
-    register("renamed", "mt_cc_comps.parts:SelfNamedSampler", "sets another name itself")
+def hooks(**registered: list[str]) -> str:
+    """Plugin source: an ``mt_register_<kind>`` hook per keyword, calling ``register(...)`` with each argument text."""
+    return "".join(f"\n\n@hookimpl\ndef mt_register_{kind}(register):\n" + "".join(f"    register({call})\n" for call in calls)
+                   for kind, calls in registered.items())
 
 
-@hookimpl
-def mt_register_loss_strategies(register):
-    register("weird", "mt_cc_comps.parts:Weird", "not a LossStrategy")
+COMPONENTS_PLUGIN = TASKS + hooks(
+    tasks=['task("reviews")', 'task("opinions")', 'task("cleaned", preprocess=("mt_cc_comps.rows:no_such_function",))'],
+    samplers=['"textual", "mt_cc_comps.parts:TextualSampler", "returns a string"',
+              '"negative", "mt_cc_comps.parts:NegativeSampler", "returns a negative weight"',
+              '"renamed", "mt_cc_comps.parts:SelfNamedSampler", "sets another name itself"'],
+    loss_strategies=['"weird", "mt_cc_comps.parts:Weird", "not a LossStrategy"'],
+    heads=['"plain", "mt_cc_comps.parts:Weird", "not a Head"'])
 
-
-@hookimpl
-def mt_register_heads(register):
-    register("plain", "mt_cc_comps.parts:Weird", "not a Head")
-'''
 PARTS = '''
 from mtcore.sampling.base import Sampler
 
@@ -101,23 +92,13 @@ def plugins(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("component-plugins")
     _write_plugin(root, "mt_cc_comps", "ccomps", {"plugin.py": COMPONENTS_PLUGIN, "parts.py": PARTS,
                                                   "rows.py": "def clean(row):\n    return row\n"})
-    _write_plugin(root, "mt_cc_format", "cformat", {"plugin.py": TASKS + '''
-
-@hookimpl
-def mt_register_tasks(register):
-    register(task("reviews"))
-    register(Task(name="comments", kind="text_classification", labels=("a", "b"),
-                  sources={"local": Source.local("cvs", {"train": "train.csv"})}))
-'''})
-    _write_plugin(root, "mt_cc_yaml", "cyaml", {"plugin.py": '''
-from mtcore.hookspecs import hookimpl
-from mtcore.yaml_tasks import register_yaml_tasks
-
-
-@hookimpl
-def mt_register_tasks(register):
-    register_yaml_tasks(register, __package__)
-''', "tasks.yaml": '''
+    _write_plugin(root, "mt_cc_format", "cformat", {"plugin.py": TASKS + hooks(tasks=[
+        'task("reviews")',
+        'Task(name="comments", kind="text_classification", labels=("a", "b"), '
+        'sources={"local": Source.local("cvs", {"train": "train.csv"})})'])})
+    yaml_plugin = "from mtcore.hookspecs import hookimpl\nfrom mtcore.yaml_tasks import register_yaml_tasks\n"
+    yaml_plugin += "\n\n@hookimpl\ndef mt_register_tasks(register):\n    register_yaml_tasks(register, __package__)\n"
+    _write_plugin(root, "mt_cc_yaml", "cyaml", {"plugin.py": yaml_plugin, "tasks.yaml": '''
 tasks:
   - name: notes
     kind: text_classification
