@@ -7,6 +7,7 @@ stderr with a non-zero exit code (see :mod:`mtcore.cli.app`).
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -231,6 +232,7 @@ def predict(
     if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):
         raise UsageError(f"several tasks write one file each into a folder: --output names a folder, not {output_arg!r}")
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
+    as_folder = output_arg is not None and (output_arg.endswith(("/", os.sep)) or Path(output_arg).expanduser().is_dir())
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
         format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
     writer, writer_id, submission = _writer(format, output)
@@ -254,7 +256,8 @@ def predict(
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
         count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
-                                       output=output, writer=writer, writer_id=writer_id, needs_ids=submission, n_best=n_best)
+                                       output=output, writer=writer, writer_id=writer_id, needs_ids=submission, n_best=n_best,
+                                       output_folder=as_folder)
         if output is not None:
             _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
@@ -267,11 +270,14 @@ def predict(
         setups = [dataclasses.replace(s, task=t) for s, t in zip(setups, with_null_threshold([s.task for s in setups], null_threshold))]
     for setup in setups if format not in STDOUT_FORMATS else ():
         _check_writer(writer, setup.task)
+    if n_best and not any(setup.task.kind == "extractive_qa" for setup in setups):
+        raise UsageError(f"--n-best lists answers of extractive QA tasks, and none of {', '.join(s.task.id for s in setups)} is one: "
+                         "leave --n-best out")
     if not several:
         from mtcore.predict.writing import write_rows
 
         spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best)
-        written = write_rows(writer, format, writer_id, spec, rows, output)
+        written = write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
         if output is not None:
             _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return

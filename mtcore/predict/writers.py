@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -146,8 +147,13 @@ def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mappin
                           "nothing was written") from exc
 
 
-def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: str | Path) -> list[Path]:
+def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: str | Path,
+                 folder: bool = False) -> list[Path]:
     """Run a plugin's writer into a hidden folder beside ``output``, then move what it wrote into place.
+
+    ``folder``: the user named ``output`` as a folder (``preds/``, or a folder that exists); a writer
+    that writes one file at the path it is given is then refused (a :class:`UsageError` naming a file
+    path to give instead), rather than writing a file named like the folder.
 
     A writer that fails (a bug, a full disk) leaves nothing behind, whatever it had written; the
     missing folders of ``output`` are created for it (and removed on failure); the files get the
@@ -164,6 +170,11 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
     stage = Path(tempfile.mkdtemp(prefix=".mt-write-", dir=output.parent))
     try:
         returned = call_writer(writer, component_id, task, rows, stage / output.name)
+        if (folder or output.is_dir()) and (stage / output.name).is_file():
+            from mtcore.errors import UsageError
+
+            raise UsageError(f"the {component_id} writer writes one file at the path it is given, and --output {output}{os.sep} "
+                             f"names a folder: give a file path (e.g. {output / ('predictions.' + component_id.rpartition(':')[2])})")
         outside = [Path(p) for p in returned if not Path(p).resolve().is_relative_to(stage.resolve())]
         moved = []
         for path in sorted(p for p in stage.rglob("*") if p.is_file()):

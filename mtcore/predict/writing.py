@@ -48,7 +48,7 @@ class NumberedRowsWarning(UserWarning):
 def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[str], *, batch_size: int,
                   input_format: str = "auto", format: str = "jsonl", output: Path | None = None, writer: Any = None,
                   writer_id: str | None = None, chunk_rows: int | None = None, chunk_units: int | None = None,
-                  needs_ids: bool | None = None, n_best: int = 0) -> tuple[int, list[Path]]:
+                  needs_ids: bool | None = None, n_best: int = 0, output_folder: bool = False) -> tuple[int, list[Path]]:
     """Predict the rows of the file ``input`` (``"-"``: standard input) for ``task`` with head ``head_id``
     and write them with ``format`` to ``output`` (``None``: stdout); ``(rows written, paths written)``.
 
@@ -57,7 +57,8 @@ def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[
     ``writer``/``writer_id``: the registered writer of a ``format`` that is not mtcore's own. When it
     writes submission files keyed by the rows' ids (``needs_ids``; default: every writer but mtcore's,
     :func:`~mtcore.predict.writers.needs_ids`) and the rows gave none, a :class:`NumberedRowsWarning` says
-    they were numbered 0..N-1 in file order.
+    they were numbered 0..N-1 in file order. ``output_folder``: ``output`` was named as a folder (see
+    :func:`~mtcore.predict.writers.write_staged`).
     """
     from mtcore.predict.chunks import Tally, check_rows, predict_chunks
     from mtcore.predict.inputs import STDIN, STDIN_NAME, open_input
@@ -74,7 +75,7 @@ def predict_input(model: Any, head_id: str, task: Any, input: str | os.PathLike[
             return stream_rows(format, task, chunks, output)
         rows = [row for chunk in chunks for row in chunk]
         writer_id = writer_id or format
-        written = write_rows(writer, format, writer_id, task, rows, output)
+        written = write_rows(writer, format, writer_id, task, rows, output, folder=output_folder)
         if needs_ids is None:  # mtcore's writers (mtcore:conll, or conll in Python) write any rows; others submissions
             needs_ids = writer_id.partition(":")[0] != "mtcore" if ":" in writer_id else format not in ("jsonl", "csv", "conll")
         if tally.numbered and needs_ids:
@@ -139,11 +140,12 @@ def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, A
     return out.count, [output]
 
 
-def write_rows(writer: Any, format: str, writer_id: str, task: Any, rows: list[dict[str, Any]], output: Path | None) -> list[Path]:
+def write_rows(writer: Any, format: str, writer_id: str, task: Any, rows: list[dict[str, Any]], output: Path | None,
+               folder: bool = False) -> list[Path]:
     """Write one task's prediction rows at once: to stdout (``output`` None; mtcore's own writers), a
     file (mtcore's writers are atomic themselves, and write FIFOs and ``/dev/stdout``), or a plugin
     writer's file or folder (staged beside the output, moved into place:
-    :func:`~mtcore.predict.writers.write_staged`)."""
+    :func:`~mtcore.predict.writers.write_staged`; ``folder``: ``output`` was named as a folder)."""
     if output is None:
         with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
             written = writer(task, rows, Path(tmp) / f"predictions.{format}")
@@ -155,7 +157,7 @@ def write_rows(writer: Any, format: str, writer_id: str, task: Any, rows: list[d
             return list(writer(task, rows, output) or [output])
         from mtcore.predict.writers import write_staged
 
-        return list(write_staged(writer, writer_id, task, rows, output) or [output])
+        return list(write_staged(writer, writer_id, task, rows, output, folder=folder) or [output])
 
 
 class TaskFolder:

@@ -219,6 +219,24 @@ def test_a_plugin_writer_gets_missing_folders_and_shareable_files(cli, bert_mode
     assert [p for p in _listing(tmp_path) if p.startswith("new")] == ["new", "new/deeper", "new/deeper/preds.tsv"]  # no staging folder
 
 
+@pytest.mark.parametrize("made", [False, True])
+def test_a_one_file_plugin_writer_given_a_folder_is_refused_and_writes_nothing(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch, made):
+    """``-o preds/`` (or a folder that exists) with a writer that writes the one file it is given wrote a file named
+    ``preds`` (or failed to move it onto the folder): the user is told to give a file path."""
+    from mtcore.plugins import register_component
+
+    name = f"tsv_folder{int(made)}"
+    register_component("writer", name, _tsv_writer(fail=False))
+    monkeypatch.chdir(tmp_path)
+    if made:
+        (tmp_path / "preds").mkdir()
+    before = _listing(tmp_path)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "preds/" if not made else "preds", "--format", name)
+    assert result.exit_code == 2, result.output
+    _one_error_line(result, f"names a folder: give a file path (e.g. preds/predictions.{name})")
+    assert _listing(tmp_path) == before
+
+
 def test_a_signal_while_the_temporary_file_is_made_acts_once_its_name_is_known(tmp_path, monkeypatch):
     """SIGTERM between mkstemp and noting the file's name left a .tmp- file behind (a helper saw it once under load):
     the name is noted before the file is made."""

@@ -86,9 +86,11 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
     assert twice.exit_code == 0 and twice.stderr.count("wrote") == 1  # one name, once: a file, not a folder
     for args, message in [(["--task", "all", "--split", "test"], "several tasks write one file each: pass --output <folder>"),
                           (["--task", "terra,parus", "--input", "x.jsonl", "-o", str(folder)], "use --split, not --input"),
-                          (["--task", "all", "--split", "test", "-o", str(tmp_path / "p.csv")], "--output names a folder, not")]:
+                          (["--task", "all", "--split", "test", "-o", str(tmp_path / "p.csv")], "--output names a folder, not"),
+                          (["--task", "all", "--split", "test", "-o", str(tmp_path / "nbest"), "--n-best", "3"],  # was ignored
+                           "--n-best lists answers of extractive QA tasks, and none of rsg:terra, rsg:parus")]:
         refused = cli("predict", trained_run, *args)
-        assert refused.exit_code == 2 and message in refused.stderr
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
 
 
 def test_a_writer_that_refuses_a_task_says_so_before_anything_is_written(cli, tmp_path):
