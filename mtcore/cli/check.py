@@ -59,6 +59,8 @@ def check(
 
     loaded = anchor_paths(load_config(config, overrides or []), Path.cwd())
     plan = plan_run(loaded, base_dir=Path.cwd())
+    if not data:
+        _check_heads(plan)
     counts = _count(plan) if data else None
     table = Table(title=f"{config}: {len(plan.tasks)} task(s), sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}")
     for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()):
@@ -195,16 +197,36 @@ class _RightModel:
         return SimpleNamespace(loss=None, logits=logits)
 
 
-def _check_heads(plan: Any, encoder_config: Any) -> None:
-    """Build every task's head as ``mt train`` will (head options, label counts): their mistakes are found here too."""
+NOMINAL_WIDTH = 768  # the heads' input width when the encoder's config is not read (--no-data)
+
+
+def _check_heads(plan: Any, encoder_config: Any = None) -> None:
+    """Build every task's head as ``mt train`` will (head options, label counts): their mistakes are found here too.
+
+    Without ``encoder_config`` (``mt check --no-data``) each head is built on the meta device at a nominal
+    width (no memory): a registered head that is no ``nn.Module`` or rejects its options is still named,
+    and an error that only the real width or real tensors could cause is left to ``mt train``."""
     from types import SimpleNamespace
 
+    from mtcore.errors import MtError
     from mtcore.model.encoder import hidden_size
     from mtcore.model.heads.factory import as_spec, build_head
 
-    width = hidden_size(SimpleNamespace(config=encoder_config))
+    if encoder_config is not None:
+        width = hidden_size(SimpleNamespace(config=encoder_config))
+        for task in plan.tasks:
+            build_head(task.id, as_spec(task.id, task.task), width)
+        return
+    import torch
+
     for task in plan.tasks:
-        build_head(task.id, as_spec(task.id, task.task), width)
+        try:
+            with torch.device("meta"):
+                build_head(task.id, as_spec(task.id, task.task), NOMINAL_WIDTH)
+        except MtError:
+            raise
+        except Exception:  # noqa: BLE001 - e.g. a head reading a tensor's value while it is built: mt train builds it for real
+            continue
 
 
 def _check_encoder_structure(config: Any, encoder_config: Any) -> None:

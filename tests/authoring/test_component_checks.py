@@ -129,8 +129,8 @@ def _config(tmp_path: Path, *tasks: str, **more) -> str:
     return str(path)
 
 
-def _check(plugins: Path, config: str, *overrides: str):
-    result = run_mt("check", config, *overrides, "--no-data", plugin_path=plugins, env={"MT_LOAD_PLUGINS": "ccomps"})
+def _check(plugins: Path | None, config: str, *overrides: str):
+    result = run_mt("check", config, *overrides, "--no-data", plugin_path=plugins, env={"MT_LOAD_PLUGINS": "ccomps"} if plugins else None)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return result.returncode, lines[0]
@@ -171,6 +171,24 @@ def test_check_plugin_reports_a_loss_strategy_and_a_head_that_are_not_subclasses
     assert any("head 'ccomps:plain' is registered by plugin 'ccomps' as 'mt_cc_comps.parts:Weird', a class that is not a "
                "mtcore.model.heads.base.Head subclass" in m for m in messages), messages
     assert not any("sampler" in m for m in messages), messages  # its samplers are Sampler subclasses
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_a_head_that_is_no_module_is_named_by_mt_check_with_or_without_data(plugins, tmp_path, data):
+    """It passed ``mt check --no-data`` (heads were built only with the data), and with the data it was said to have
+    "rejected options {}: Weird() takes no arguments"."""
+    result = run_mt("check", _config(tmp_path, "ccomps:reviews"), "tasks.0.head=plain", *([] if data else ["--no-data"]),
+                    plugin_path=plugins, env={"MT_LOAD_PLUGINS": "ccomps"})
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == ("error: head 'ccomps:plain' (head of task 'ccomps:reviews') is registered by plugin 'ccomps' as "
+                        "'mt_cc_comps.parts:Weird', a class that is not a mtcore.model.heads.base.Head subclass; the plugin must "
+                        "register a subclass of Head (or a 'module:Class' naming one)")
+
+
+def test_head_options_are_checked_without_data_too(tmp_path):
+    code, line = _check(None, _config(tmp_path, "rsg:terra"), "tasks.0.head_options.poolng=cls")
+    assert code == 2 and "unknown head option 'poolng' (did you mean 'pooling'?)" in line
 
 
 # ---- preprocess references: resolved when the run is planned --------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtcore.errors import ConfigError, DataError, MtError, unknown
+from mtcore.errors import ConfigError, DataError, MtError, PluginError, unknown
 from mtcore.model.heads.base import Head, HeadOutput, HeadSpec
 from mtcore.model.heads.losses import classification_loss, default_loss
 from mtcore.refs import describe
@@ -84,6 +84,8 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
             f"choose a head for {spec.kind} tasks"
         )
     head_class = component.load()
+    if isinstance(head_class, type) and not issubclass(head_class, nn.Module):  # it failed as "rejected options {}: ... no arguments"
+        raise PluginError(component.type_problem(head_class, f" (head of task {task_id!r})"))
     options = _json_options(task_id, spec.options)
     check_options(task_id, spec.name, head_class, options)
     try:
