@@ -270,6 +270,12 @@ def predict(
         setups = [dataclasses.replace(s, task=t) for s, t in zip(setups, with_null_threshold([s.task for s in setups], null_threshold))]
     for setup in setups if format not in STDOUT_FORMATS else ():
         _check_writer(writer, setup.task)
+    sampled = [s.task.id for s in setups if s.source == "sample"]
+    if submission and sampled:  # e.g. rsg:lidirus of a run that never had it: its plugin's sample rows, not the official test
+        import warnings
+
+        warnings.warn(f"{', '.join(sampled)}: the {split!r} split of the plugin's shipped sample, not your files; for a submission "
+                      "pass --source local --data-dir FOLDER (the official files) or --source hub")
     if n_best and not any(setup.task.kind == "extractive_qa" for setup in setups):
         raise UsageError(f"--n-best lists answers of extractive QA tasks, and none of {', '.join(s.task.id for s in setups)} is one: "
                          "leave --n-best out")
@@ -279,7 +285,8 @@ def predict(
         spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best)
         written = write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
         if output is not None:
-            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}; {setups[0].source} {split} split) to "
+                  f"{', '.join(str(p) for p in written)}")
         return
     from mtcore.predict.writing import TaskFolder
 
@@ -303,8 +310,10 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
             del rows
         if not len(folder):
             raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
+    sources = {setup.task.id: setup.source for setup in setups}
     for spec, head, count, written in folder.written:
-        _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+        _info(f"wrote {count} predictions of {spec.id} (head {head}; {sources.get(spec.id)} {split} split) to "
+              f"{', '.join(str(p) for p in written)}")
 
 
 def export(

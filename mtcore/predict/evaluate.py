@@ -123,6 +123,10 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             continue
         head, task = prediction_task(model, name)
         task = with_sources(task, task.id)
+        serving = next((p for p in planned if p.id == head), None)  # rsg:lidirus, predicted by the run's rsg:terra head
+        if source is None and data_dir is None and serving is not None and serving.source in task.sources:
+            setups.append(TaskSetup(task, head, serving.source, serving.data_dir))  # the run's files, not the plugin's sample
+            continue
         setups.append(TaskSetup(task, head, source or ("local" if data_dir else "sample"), data_dir))
     ids = [s.task.id for s in setups]
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
@@ -153,7 +157,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
 
     ``tasks`` picks tasks (ids or bare names; default: every task of the run / model);
     ``source`` and ``data_dir`` override where the data comes from (for a model directory the
-    default is each task's shipped ``sample``, or ``local`` when ``data_dir`` is given).
+    default is each task's shipped ``sample``, or ``local`` when ``data_dir`` is given; a task the run
+    never trained, predicted by another task's head, reads that task's source and folder in the run).
     ``null_threshold`` replaces the saved one of extractive-QA tasks with ``no_answer``.
     """
     from mtcore.data import load_task_data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,6 +92,33 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
                            "--n-best lists answers of extractive QA tasks, and none of rsg:terra, rsg:parus")]:
         refused = cli("predict", trained_run, *args)
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
+def test_a_task_served_by_another_head_reads_the_runs_files_not_the_sample(cli, trained_run, tmp_path):
+    """rsg:lidirus (never trained; predicted by the rsg:terra head) came from the plugin's 50-row sample while TERRa
+    came from the run's official files: a submission folder with a synthetic LiDiRus.jsonl, and no word said."""
+    import shutil
+
+    from mtcore.testing import smoke_train
+
+    sample = Path(__import__("mt_russian_superglue").__file__).parent / "sample"
+    root = tmp_path / "RSG"
+    for name in ("TERRa", "LiDiRus"):
+        shutil.copytree(sample / name, root / name)
+    lidirus = root / "LiDiRus" / "LiDiRus.jsonl"
+    lidirus.write_text("".join(lidirus.read_text(encoding="utf-8").splitlines(keepends=True)[:7]), encoding="utf-8")
+    run = smoke_train(["rsg:terra"], output_dir=tmp_path / "run", steps=2, source="local", overrides=[f"tasks.0.data_dir={root}"],
+                      evaluate=False).output_dir
+    out = tmp_path / "submission"
+    result = cli("predict", run, "--task", "all", "--split", "test", "--format", "rsg", "--output", out)
+    assert result.exit_code == 0, result.output
+    assert len((out / "LiDiRus.jsonl").read_text(encoding="utf-8").splitlines()) == 7
+    assert "wrote 7 predictions of rsg:lidirus (head rsg:terra; local test split)" in result.stderr
+    assert "warning" not in result.stderr
+    sampled = cli("predict", trained_run, "--task", "all", "--split", "test", "--format", "rsg", "--output", tmp_path / "from-sample")
+    assert sampled.exit_code == 0, sampled.output
+    assert ("warning: rsg:terra, rsg:parus, rsg:lidirus: the 'test' split of the plugin's shipped sample, not your files; for a "
+            "submission pass --source local --data-dir FOLDER") in sampled.stderr
 
 
 def test_a_writer_that_refuses_a_task_says_so_before_anything_is_written(cli, tmp_path):
