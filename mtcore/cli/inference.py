@@ -67,6 +67,8 @@ def evaluate(
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="auto, fp32, bf16 or fp16 (default: the run's, else fp32)."),
     null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
+    with_head: Optional[str] = typer.Option(None, "--head", help="Score the task(s) with this head instead (zero-shot transfer: "
+                                       "a task of the same kind and labels the model has no head for); needs --task(s)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Score a trained model on a split: per-task metrics and the aggregate."""
@@ -76,8 +78,10 @@ def evaluate(
 
     _check_precision(precision)
     _check_device(device)
+    if with_head is not None and not tasks:
+        raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
-                           device=device, precision=precision, null_threshold=null_threshold)
+                           device=device, precision=precision, null_threshold=null_threshold, head=with_head)
     for note in report.notes:
         _info(f"note: {note}")
     if as_json:
@@ -150,12 +154,12 @@ def _task_names(model: Any, names: list[str]) -> list[str]:
     return [*model.tasks, *served]
 
 
-def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir: Optional[Path]) -> Any:
+def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir: Optional[Path], head: Optional[str] = None) -> Any:
     from mtcore.predict.evaluate import task_setups
     from mtcore.predict.locate import run_config
 
     folder = str(data_dir.expanduser()) if data_dir is not None else None
-    return task_setups(model, location, run_config(location), [name], source=source, data_dir=folder)[0]
+    return task_setups(model, location, run_config(location), [name], source=source, data_dir=folder, head=head)[0]
 
 
 def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: int = 0) -> tuple[Any, str, list[dict[str, Any]]]:
@@ -216,6 +220,8 @@ def predict(
     null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
     n_best: int = typer.Option(0, "--n-best", min=0, help="Extractive QA: also list each question's N best answers (field n_best: "
                                "text, answer_start, logit, probability among them), as nbest_predictions.json."),
+    with_head: Optional[str] = typer.Option(None, "--head", help="Predict the task(s) with this head instead (zero-shot transfer: "
+                                       "a task of the same kind and labels the model has no head for); needs --task(s)."),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
     _one_process("predict")
@@ -224,6 +230,8 @@ def predict(
     if split is None and (source is not None or data_dir is not None):
         raise UsageError("--source and --data-dir choose the data of --split; with --input, the file is the data")
     names = _names(task)
+    if with_head is not None and (not names or names == ["all"]):
+        raise UsageError("--head predicts tasks with another task's head: name them with --task (e.g. --task nli:nli --head nli:xnli-ru)")
     several = names == ["all"] or len(names) > 1
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
@@ -251,7 +259,7 @@ def predict(
 
         from mtcore.predict.tasks import with_null_threshold
 
-        head, spec = prediction_task(model, _pick_task(model, names[0] if names else None))
+        head, spec = prediction_task(model, _pick_task(model, names[0] if names else None), with_head)
         spec = with_null_threshold([_with_run_sources(location, spec)], null_threshold)[0]
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
@@ -261,7 +269,7 @@ def predict(
         if output is not None:
             _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
-    setups = [_setup(model, location, name, source, data_dir) for name in _task_names(model, names)]
+    setups = [_setup(model, location, name, source, data_dir, with_head) for name in _task_names(model, names)]
     if null_threshold is not None:
         import dataclasses
 

@@ -101,9 +101,10 @@ def _split_names(names: Sequence[str] | None) -> list[str] | None:
 
 
 def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequence[str] | None, *, source: str | None = None,
-                data_dir: str | None = None) -> list[TaskSetup]:
-    """Which tasks to evaluate and where their data is (the run's config first, then the plugins)."""
-    from mtcore.predict.tasks import prediction_task, with_sources
+                data_dir: str | None = None, head: str | None = None) -> list[TaskSetup]:
+    """Which tasks to evaluate and where their data is (the run's config first, then the plugins);
+    ``head``: every task is predicted with that head (see :func:`~mtcore.predict.tasks.prediction_task`)."""
+    from mtcore.predict.tasks import check_compatible, prediction_task, with_sources
 
     planned: list[Any] = []
     if config is not None:
@@ -116,18 +117,21 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
         matches = [p for p in planned if name in (p.id, p.task.name)]
         if len(matches) == 1:
             p = matches[0]
-            head = model.resolve_task(p.id)
+            head_id = model.resolve_task(p.id if head is None else head)
+            if head is not None:
+                check_compatible(p.task, head_id, model.tasks[head_id])
             chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
-            setups.append(TaskSetup(p.task, head, chosen, folder, p.entry.holdout))
+            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout))
             continue
-        head, task = prediction_task(model, name)
+        head_id, task = prediction_task(model, name, head)
         task = with_sources(task, task.id)
-        serving = next((p for p in planned if p.id == head), None)  # rsg:lidirus, predicted by the run's rsg:terra head
-        if source is None and data_dir is None and serving is not None and serving.source in task.sources:
-            setups.append(TaskSetup(task, head, serving.source, serving.data_dir))  # the run's files, not the plugin's sample
+        serving = next((p for p in planned if p.id == head_id), None)  # rsg:lidirus, predicted by the run's rsg:terra head
+        served = serving is not None and (task.metadata or {}).get("predict_with") in (serving.id, serving.task.name)
+        if source is None and data_dir is None and served and serving.source in task.sources:
+            setups.append(TaskSetup(task, head_id, serving.source, serving.data_dir))  # the run's files, not the plugin's sample
             continue
-        setups.append(TaskSetup(task, head, source or ("local" if data_dir else "sample"), data_dir))
+        setups.append(TaskSetup(task, head_id, source or ("local" if data_dir else "sample"), data_dir))
     ids = [s.task.id for s in setups]
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate:
@@ -150,7 +154,7 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
 
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
-                  precision: str | None = None, null_threshold: float | None = None) -> EvaluationReport:
+                  precision: str | None = None, null_threshold: float | None = None, head: str | None = None) -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
 
     ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
@@ -160,6 +164,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     default is each task's shipped ``sample``, or ``local`` when ``data_dir`` is given; a task the run
     never trained, predicted by another task's head, reads that task's source and folder in the run).
     ``null_threshold`` replaces the saved one of extractive-QA tasks with ``no_answer``.
+    ``head`` scores every task with that head (zero-shot transfer to a task of the same kind and labels).
     """
     from mtcore.data import load_task_data
     from mtcore.plugins import get_component
@@ -177,7 +182,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
 
         raise ModelFileError(f"{location.model_dir}: the model was saved without its tokenizer; save it again with tokenizer=...")
     folder = str(Path(data_dir).expanduser()) if data_dir is not None else None
-    setups = task_setups(model, location, config, tasks, source=source, data_dir=folder)
+    setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head)
     if null_threshold is not None:
         import dataclasses
 

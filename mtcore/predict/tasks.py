@@ -62,13 +62,17 @@ def check_compatible(task: Task, head_id: str, info: dict[str, Any]) -> None:
                           "the labels must be the same, in the same order")
 
 
-def prediction_task(model: Any, task: str | Task) -> tuple[str, Task]:
+def prediction_task(model: Any, task: str | Task, head: str | None = None) -> tuple[str, Task]:
     """``(head id, Task)`` to predict ``task`` with ``model``.
 
     ``task`` is a head id (``rsg:terra``), an unambiguous bare name (``terra``), a registered task
     served by another head (``rsg:lidirus`` -> the ``rsg:terra`` head), or a Task object (its
-    inputs and preprocessing are used; its labels must match the head's).
+    inputs and preprocessing are used; its labels must match the head's). ``head`` (a head id or
+    bare name) predicts ``task`` with that head instead: zero-shot transfer to a task of the same
+    kind and labels that the model has no head for.
     """
+    if head is not None:
+        return _with_head(model, task, head)
     if isinstance(task, Task):
         head_id = _head_for(model, task.id, task)
         check_compatible(task, head_id, model.tasks[head_id])
@@ -83,6 +87,25 @@ def prediction_task(model: Any, task: str | Task) -> tuple[str, Task]:
         check_compatible(registered, head_id, model.tasks[head_id])
         return head_id, registered
     return head_id, manifest_task(model, head_id)
+
+
+def _with_head(model: Any, task: str | Task, head: str) -> tuple[str, Task]:
+    """``task`` predicted with the head ``head`` (see :func:`prediction_task`)."""
+    head_id = model.resolve_task(str(head))
+    if isinstance(task, Task):
+        spec = task
+    else:
+        spec = registered_task(str(task))
+        if spec is None:
+            try:
+                spec = manifest_task(model, model.resolve_task(str(task)))
+            except UnknownNameError:
+                from mtcore.plugins import load_registry
+
+                load_registry(warn=False).task(str(task))  # an unknown name: the registry's error, with did-you-mean
+                raise
+    check_compatible(spec, head_id, model.tasks[head_id])
+    return head_id, spec
 
 
 def _head_for(model: Any, name: str, task: Task) -> str:

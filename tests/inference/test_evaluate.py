@@ -146,3 +146,29 @@ def _sample_rows(run, split):
     from mtcore.plugins import load_registry
 
     return load_raw(load_registry().task("rsg:terra"), "sample", splits=(split,))[split].num_rows
+
+
+def test_a_head_scores_and_predicts_a_task_it_was_not_trained_on(cli, tmp_path):
+    """Zero-shot transfer: the XNLI head on the generic nli task (same kind and labels) was "unknown task"."""
+    from mtcore.testing import smoke_train
+
+    run = smoke_train(["nli:xnli-ru"], output_dir=tmp_path / "run", steps=2, evaluate=False).output_dir
+    unknown = cli("evaluate", run, "--tasks", "nli:nli")
+    assert unknown.exit_code == 2 and "nli:nli" in unknown.stderr
+    scored = cli("evaluate", run, "--tasks", "nli:nli", "--head", "xnli-ru", "--json")
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.stdout)
+    assert report["tasks"]["nli:nli"]["head"] == "nli:xnli-ru" and report["tasks"]["nli:nli"]["rows"] > 0
+    assert "nli:nli/accuracy" in report["metrics"] and report["tasks"]["nli:nli"]["source"] == "sample"
+    out = tmp_path / "p.jsonl"
+    predicted = cli("predict", run, "--task", "nli:nli", "--head", "nli:xnli-ru", "--split", "validation", "-o", out)
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == report["tasks"]["nli:nli"]["rows"] and {r["label"] for r in rows} <= {"entailment", "neutral", "contradiction"}
+    for args, message in [(["evaluate", run, "--tasks", "sentiment:mokoron", "--head", "nli:xnli-ru"],
+                           "task 'sentiment:mokoron' is text_classification, but the head 'nli:xnli-ru' predicts pair_classification"),
+                          (["evaluate", run, "--head", "nli:xnli-ru"], "--head scores tasks with another task's head: name them with --tasks"),
+                          (["predict", run, "--split", "test", "--head", "nli:xnli-ru", "-o", out],
+                           "--head predicts tasks with another task's head: name them with --task")]:
+        refused = cli(*args)
+        assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
