@@ -266,10 +266,11 @@ class MultitaskModel(nn.Module):
 
     # ---- optimisation -----------------------------------------------------------------------
     def parameter_groups(self, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0,
-                         layer_decay: float | None = None) -> list[dict[str, Any]]:
+                         layer_decay: float | None = None, head_lrs: dict[str, float] | None = None) -> list[dict[str, Any]]:
         """Optimizer groups: encoder / heads, each with and without weight decay (biases, norms); with
-        ``layer_decay`` one encoder group per depth (:func:`mtcore.model.param_groups.parameter_groups`)."""
-        return _parameter_groups(self, encoder_lr, head_lr, weight_decay, layer_decay)
+        ``layer_decay`` one encoder group per depth, with ``head_lrs`` (task id -> lr) groups of those
+        heads' own (:func:`mtcore.model.param_groups.parameter_groups`)."""
+        return _parameter_groups(self, encoder_lr, head_lr, weight_decay, layer_decay, head_lrs)
 
     @property
     def device(self) -> torch.device:

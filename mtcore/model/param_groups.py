@@ -92,7 +92,8 @@ def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: fl
 
 
 def parameter_groups(
-    model: nn.Module, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0, layer_decay: float | None = None
+    model: nn.Module, encoder_lr: float, head_lr: float | None = None, weight_decay: float = 0.0, layer_decay: float | None = None,
+    head_lrs: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim`` from a model with ``.encoder`` and ``.heads``.
 
@@ -102,13 +103,27 @@ def parameter_groups(
 
     ``layer_decay`` in (0, 1) splits the encoder's groups by depth (:func:`encoder_depth_groups`,
     top layer first, so ``param_groups[0]`` has ``encoder_lr``); None or 1 keeps one encoder lr.
+    ``head_lrs`` (head name -> lr) gives those heads groups of their own, ``heads.<name>`` and
+    ``heads.<name>_no_decay``, after the other heads'.
     """
     if layer_decay is not None and not 0 < layer_decay <= 1:
         raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
     head_lr = encoder_lr if head_lr is None else head_lr
+    own = {name: lr for name, lr in (head_lrs or {}).items()}
+    unknown = [name for name in own if name not in model.heads]
+    if unknown:
+        raise ValueError(f"head_lrs names {unknown[0]!r}, which is not a head of this model ({', '.join(model.heads.keys())})")
     encoder_decay, encoder_plain = split_decay(model.encoder)
     head_decay, head_plain = split_decay(model.heads)
-    seen = {id(p) for p in encoder_decay + encoder_plain + head_decay + head_plain}
+    own_groups: list[dict[str, Any]] = []
+    for name, lr in own.items():
+        decay, plain = split_decay(model.heads[name])
+        taken = {id(p) for p in decay + plain}
+        head_decay = [p for p in head_decay if id(p) not in taken]
+        head_plain = [p for p in head_plain if id(p) not in taken]
+        own_groups += [{"name": f"heads.{name}", "params": decay, "lr": lr, "weight_decay": weight_decay},
+                       {"name": f"heads.{name}_no_decay", "params": plain, "lr": lr, "weight_decay": 0.0}]
+    seen = {id(p) for p in encoder_decay + encoder_plain + head_decay + head_plain} | {id(p) for g in own_groups for p in g["params"]}
     frozen_or_seen = seen | {id(p) for p in model.parameters() if not p.requires_grad}
     other_skip = no_decay_names(model)
     for name, param in model.named_parameters():
@@ -125,5 +140,6 @@ def parameter_groups(
     groups += [
         {"name": "heads", "params": head_decay, "lr": head_lr, "weight_decay": weight_decay},
         {"name": "heads_no_decay", "params": head_plain, "lr": head_lr, "weight_decay": 0.0},
+        *own_groups,
     ]
     return [g for g in groups if g["params"]]

@@ -39,6 +39,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
                 eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null,
                 layer_decay: null}   # in (0, 1], e.g. 0.8: encoder layer i of L (L = top) trains at
                 # lr * layer_decay^(L-i), the embeddings at lr * layer_decay^L; heads at head_lr; 1 = off
+                # head_lrs: {rsg:terra: 1.0e-3}  a task's own head lr (others: head_lr)
     schedule: {name: linear, epochs: 3, max_steps: null, warmup_steps: null, warmup_ratio: null}
     precision: auto              # auto | fp32 | bf16 | fp16 (auto: bf16 on GPUs that compute in it, Ampere and
                                  # newer; fp16 on older ones, T4 and V100; fp32 on CPU)
@@ -60,7 +61,7 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
 
 from mtcore.task import SPLITS
 from mtcore.testing.tiny import ARCHITECTURES
@@ -227,6 +228,7 @@ class OptimizerConfig(Section):
     name: Literal["adamw"] = "adamw"
     lr: float = Field(5e-5, gt=0)
     head_lr: float | None = Field(None, gt=0)
+    head_lrs: dict[str, PositiveFloat] = Field(default_factory=dict)  # a task's head lr: {rsg:terra: 1.0e-3}, else head_lr
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)

@@ -47,7 +47,12 @@ def parameter_groups(model: nn.Module, config: OptimizerConfig, extra: Iterable[
     encoder = getattr(model, "encoder", None)
     if decay not in (None, 1) and encoder is not None and any(p.requires_grad for p in encoder.parameters()):
         check_layer_decay(encoder)
-    groups = model_groups(model, config.lr, head_lr, config.weight_decay, layer_decay=decay)
+    head_lrs = None
+    if config.head_lrs:
+        from mtcore.train.validate import match_task_values
+
+        head_lrs = match_task_values(config.head_lrs, list(model.heads.keys()), "optimizer.head_lrs")
+    groups = model_groups(model, config.lr, head_lr, config.weight_decay, layer_decay=decay, head_lrs=head_lrs)
     extra = [p for p in extra if p.requires_grad]
     if extra:
         groups.append({"name": "loss_strategy", "params": extra, "lr": head_lr, "weight_decay": 0.0})

@@ -166,7 +166,9 @@ def _source(entry: TaskEntry, task: Task, index: int) -> str:
     return source
 
 
-def _match_weights(weights: dict[str, float], ids: list[str], key: str) -> dict[str, float]:
+def match_task_values(weights: dict[str, float], ids: list[str], key: str) -> dict[str, float]:
+    """``weights`` (keyed by task ids or unambiguous bare names) keyed by the task ids of ``ids``; an unknown
+    or ambiguous name is a ConfigError naming ``key`` (``loss.weights``) with "did you mean"."""
     from mtcore.sampling.base import suggest_task
 
     matched: dict[str, float] = {}
@@ -246,7 +248,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} needs every task's full gradient on one process and does "
                           f"not run under DDP ({world_size} processes); use 'sum', 'weighted' or 'uncertainty', or train on one process")
     default_weights = {p.id: p.entry.weight for p in planned}
-    strategy_weights = {**default_weights, **_match_weights(config.loss.weights, ids, "loss.weights")}
+    strategy_weights = {**default_weights, **match_task_values(config.loss.weights, ids, "loss.weights")}
     if config.loss.weights and getattr(strategy_cls, "uses_weights", None) is False:
         raise ConfigError(f"config key 'loss.weights': loss strategy {config.loss.strategy!r} does not weight the task losses, so "
                           "these weights would be ignored; set loss.strategy: weighted, or remove loss.weights")
@@ -281,7 +283,8 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if mode == "single":
         probe.choose(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
 
-    _match_weights(config.evaluation.weights, ids, "evaluation.weights")
+    match_task_values(config.evaluation.weights, ids, "evaluation.weights")
+    match_task_values(config.optimizer.head_lrs, ids, "optimizer.head_lrs")
     if config.evaluation.early_stopping_patience is not None and config.evaluation.every is None:
         raise ConfigError("config key 'evaluation.early_stopping_patience' needs 'evaluation.every' (evaluate every N steps)")
     for i, tracker in enumerate(config.logging.trackers):
