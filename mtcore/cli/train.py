@@ -1,4 +1,4 @@
-"""``mt train CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume] [--seeds N|A,B,C]``.
+"""``mt train CONFIG.yaml [key=value ...] [--output-dir DIR] [--resume] [--seeds N|A,B,C] [--grid KEY=V1,V2 ...]``.
 
 This module imports nothing heavy: the engine is imported inside the command, so ``mt --help``
 stays fast. Config mistakes exit with code 2 and one line; training failures (NaN loss, out of
@@ -26,6 +26,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
     seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|A,B,C", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
+    grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2", help="Train every combination of these values "
+                                             "(repeat for more keys); runs go to OUTPUT/<key=value,...>, a list of them to OUTPUT/grid.json."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
@@ -33,18 +35,21 @@ def train(
 
     try:
         with KeptSignals():  # a SIGTERM/SIGUSR1 while the run is built stops it after its first step, with a checkpoint
-            _train(config, overrides or [], output_dir, resume, seeds)
+            _train(config, overrides or [], output_dir, resume, seeds, grid or [])
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
-        _report_preemption(stop, config, overrides or [], seeds)
+        _report_preemption(stop, config, overrides or [], seeds, grid or [])
         raise typer.Exit(stop.exit_code) from None
     except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
         let_the_main_process_report(error)
         raise
 
 
-def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str]) -> None:
+def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], grid: list[str]) -> None:
     from mtcore.train.trainer import Trainer
 
+    if grid:
+        _train_grid(config, overrides, output_dir, resume, seeds, grid)
+        return
     if seeds is not None:
         _train_seeds(config, overrides, output_dir, resume, seeds)
         return
@@ -117,7 +122,43 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
     print(f"spread written to {base / SUMMARY}", flush=True)
 
 
-def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], seeds: Optional[str]) -> None:
+def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str]) -> None:
+    from rich.table import Table
+
+    from mtcore.cli.output import stdout
+    from mtcore.train.config_io import load_config
+    from mtcore.train.distributed import main_process_warnings
+    from mtcore.train.grid import SUMMARY, parse_grid, train_grid
+    from mtcore.train.seeds import is_main_process, parse_seeds
+    from mtcore.train.trainer import resolve_output_dir
+
+    grid = parse_grid(axes)
+    with main_process_warnings():
+        loaded = load_config(config, overrides)
+    base = resolve_output_dir(loaded, output_dir, config)
+    chosen = parse_seeds(seeds, loaded.seed) if seeds is not None else None
+
+    def report(combo: list[str], entry: dict) -> None:
+        final = entry.get("final")
+        shown = f"final aggregate {final:.4f}" if isinstance(final, (int, float)) else "no evaluation"
+        print(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}", flush=True)
+
+    entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report)
+    if not is_main_process():
+        return
+    table = Table(title=f"{len(entries)} run{'s' if len(entries) != 1 else ''} of the grid, best final aggregate first"
+                  + (f" (means over {len(chosen)} seeds)" if chosen else ""))
+    for column in (*(key for key, _ in grid), "final aggregate", "best aggregate"):
+        table.add_column(column, justify="right" if "aggregate" in column else "left")
+    score = lambda e: e["final"] if isinstance(e.get("final"), (int, float)) else float("-inf")  # noqa: E731
+    for entry in sorted(entries, key=score, reverse=True):
+        values = [o.partition("=")[2] for o in entry["overrides"]]
+        table.add_row(*values, *(f"{entry[k]:.4f}" if isinstance(entry.get(k), (int, float)) else "-" for k in ("final", "best")))
+    stdout.print(table)
+    print(f"grid written to {base / SUMMARY}; compare the runs with mt compare {base}/*/", flush=True)
+
+
+def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = ()) -> None:
     """One line on stderr (main process): the step, the checkpoint and the command that continues the run."""
     import shlex
     import sys
@@ -128,13 +169,18 @@ def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], se
         return
     seed = getattr(stop, "seed", None)
     words = ["mt", "train", str(config), *overrides]
-    if seed is not None:  # --seeds: the output folder holds every seed's run
+    grid_run = getattr(stop, "grid_run", None)
+    if grid_run is not None:  # --grid: the output folder holds every combination's run
+        words += [word for axis in grid for word in ("--grid", axis)]
+        words += [*(["--seeds", str(seeds)] if seeds is not None else []), "--output-dir", str(Path(grid_run).parent)]
+    elif seed is not None:  # --seeds: the output folder holds every seed's run
         words += ["--seeds", str(seeds), "--output-dir", str(stop.run_dir.parent)]
     else:
         words += ["--output-dir", str(stop.run_dir)]
     command = " ".join(shlex.quote(w) for w in [*words, "--resume"])
     launcher = " (under the same launcher)" if world_size() > 1 else ""
     where = f" of seed {seed}" if seed is not None else ""
+    where += f" of grid run {Path(grid_run).name}" if grid_run is not None else ""
     print(f"preempted at step {stop.step}{where}: checkpoint written to {stop.checkpoint}; continue with {command}{launcher}",
           file=sys.stderr, flush=True)
 

@@ -1,0 +1,142 @@
+"""A grid of runs from one config: ``mt train CONFIG --grid optimizer.lr=1e-5,3e-5 --grid sampler.name=uniform,temperature``.
+
+Every combination of the ``--grid`` values is one ordinary run (``mt evaluate``, ``mt predict``,
+``mt compare`` and ``--resume`` work on it) in ``OUTPUT/<key=value,key=value>/``; with ``--seeds``
+that folder holds the combination's seed runs and their ``seeds.json``. Every combination's config
+is checked before the first run starts, so a typo in the last value costs no training. After every
+run, ``OUTPUT/grid.json`` lists the combinations with their run folders and final and best
+aggregates (means over seeds). With ``resume`` a finished run is kept as it is, an interrupted one
+continues from its checkpoint and a missing one starts; a run preempted by SIGTERM/SIGUSR1 stops the
+whole command (``--resume`` continues from it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtcore.errors import ConfigError, MtError
+from mtcore.train.distributed import is_main_process
+from mtcore.train.preemption import Preempted
+
+SUMMARY = "grid.json"
+#: More runs than this from one command is a typo (each is a whole training run).
+MAX_RUNS = 100
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+,:-]")
+
+
+def parse_grid(axes: Iterable[str]) -> list[tuple[str, list[str]]]:
+    """``["optimizer.lr=1e-5,3e-5", ...]`` -> ``[("optimizer.lr", ["1e-5", "3e-5"]), ...]``: each value as an
+    override's text (``key=value``). The values may be in brackets too (``key=[1e-5, 3e-5]``), so values that are
+    lists are a list of lists (``key=[[a, b], [c]]``)."""
+    out: list[tuple[str, list[str]]] = []
+    for axis in axes:
+        key, sep, text = str(axis).partition("=")
+        key = key.strip()
+        if not sep or not key or not text.strip():
+            raise ConfigError(f"--grid {axis!r} must look like key=value,value (e.g. --grid optimizer.lr=1e-5,3e-5)")
+        if not text.lstrip().startswith("[") and any(not part.strip() for part in text.split(",")):
+            raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5")
+        try:
+            items = yaml.safe_load(text if text.lstrip().startswith("[") else f"[{text}]")
+        except yaml.YAMLError:
+            raise ConfigError(f"--grid {axis!r}: the values are not a YAML list; write them comma-separated (1e-5,3e-5), "
+                              "text with commas in quotes") from None
+        if not isinstance(items, list) or not items or any(item is None for item in items):
+            raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5")
+        values = [item if isinstance(item, str) else json.dumps(item) for item in items]
+        if len(set(values)) != len(values):
+            raise ConfigError(f"--grid {axis!r}: a value is listed twice")
+        if any(key == k for k, _ in out):
+            raise ConfigError(f"--grid {key}: the key is given twice; list all its values in one --grid {key}=a,b")
+        out.append((key, values))
+    return out
+
+
+def combinations(grid: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]]:
+    """Every combination as a list of overrides (``key=value``), the first axis varying slowest."""
+    keys = [key for key, _ in grid]
+    return [[f"{key}={value}" for key, value in zip(keys, chosen)] for chosen in itertools.product(*(values for _, values in grid))]
+
+
+def run_name(overrides: Sequence[str]) -> str:
+    """The folder of one combination: its overrides joined by commas, characters a path cannot hold as ``_``."""
+    return _UNSAFE.sub("_", ",".join(overrides))[:200]
+
+
+def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1) -> list[list[str]]:
+    """Every combination's overrides, each checked as a config (key, type, plugins, tasks) before any run."""
+    from mtcore.train.config_io import load_config
+    from mtcore.train.distributed import main_process_warnings
+    from mtcore.train.validate import anchor_paths, plan_run
+
+    given = {o.partition("=")[0].strip() for o in overrides}
+    both = [key for key, _ in grid if key in given]
+    if both:
+        raise ConfigError(f"{both[0]} is given both as an override and with --grid; keep one (the grid's values, or the override)")
+    combos = combinations(grid)
+    if len(combos) * runs_per_combination > MAX_RUNS:
+        raise ConfigError(f"--grid: {len(combos)} combinations x {runs_per_combination} seed(s) is {len(combos) * runs_per_combination} "
+                          f"runs; at most {MAX_RUNS} from one command (each is a whole training run)")
+    names = [run_name(c) for c in combos]
+    clash = next((n for n in names if names.count(n) > 1), None)
+    if clash is not None:
+        raise ConfigError(f"--grid: two combinations would share the folder {clash!r}; give values that differ in letters or digits")
+    for combo in combos:
+        try:
+            with main_process_warnings():  # checked as the Trainer will (paths not anchored by the file: from here)
+                plan_run(anchor_paths(load_config(config, [*overrides, *combo]), Path.cwd()), base_dir=Path.cwd())
+        except MtError as exc:
+            raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
+    return combos
+
+
+def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Sequence[str]]], *, overrides: Iterable[str] = (),
+               seeds: Sequence[int] | None = None, resume: bool = False,
+               report: Callable[[list[str], dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Train every combination of ``grid`` (sequentially); returns (and writes to ``OUTPUT/grid.json``) one entry per run."""
+    from mtcore.train.run_dir import write_json
+    from mtcore.train.seeds import _refuse_a_run_directory, train_seeds
+    from mtcore.train.trainer import Trainer
+
+    overrides, base = list(overrides), Path(output_dir)
+    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1)
+    _refuse_a_run_directory(base)
+    entries: list[dict[str, Any]] = []
+    for combo in combos:
+        run = base / run_name(combo)
+        try:
+            if seeds:
+                spread = train_seeds(config, run, seeds, overrides=[*overrides, *combo], resume=resume)
+                entry = {"overrides": combo, "run_dir": str(run), "seeds": list(seeds),
+                         "final": _mean(spread, "final"), "best": _mean(spread, "best")}
+            else:
+                trainer = Trainer(config, output_dir=run, overrides=[*overrides, *combo], resume=resume and run.is_dir())
+                summary = trainer.train()
+                if trainer.engine is not None and not trainer.engine.is_main:
+                    continue
+                trainer = None
+                entry = {"overrides": combo, "run_dir": str(run), "steps": summary.get("steps"),
+                         "final": (summary.get("final") or {}).get("aggregate"), "best": (summary.get("best") or {}).get("aggregate")}
+        except Preempted as exc:  # the remaining combinations are not started; --resume continues this one, then the rest
+            exc.grid_run = run  # type: ignore[attr-defined]
+            raise
+        except MtError as exc:
+            raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
+        entries.append(entry)
+        if report is not None:
+            report(combo, entry)
+        if is_main_process():  # after every run: a later failure keeps the finished ones
+            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": entries})
+    return entries
+
+
+def _mean(spread: dict[str, Any], part: str) -> float | None:
+    stats = (spread.get(part) or {}).get("aggregate")
+    return stats["mean"] if stats else None

@@ -1,0 +1,98 @@
+"""``mt train CONFIG --grid KEY=V1,V2``: one ordinary run per combination, every combination checked first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from mtcore.cli.app import app
+from mtcore.errors import ConfigError
+from mtcore.train.grid import combinations, parse_grid, run_name
+
+
+def test_grid_values_are_override_texts_and_combinations_vary_the_last_key_fastest():
+    grid = parse_grid(["optimizer.lr=1e-5, 3e-5", "sampler.name=uniform,temperature", "tasks.0.max_length=[64]"])
+    assert grid == [("optimizer.lr", ["1e-5", "3e-5"]), ("sampler.name", ["uniform", "temperature"]), ("tasks.0.max_length", ["64"])]
+    assert [run_name(c) for c in combinations(grid)][:2] == ["optimizer.lr=1e-5,sampler.name=uniform,tasks.0.max_length=64",
+                                                            "optimizer.lr=1e-5,sampler.name=temperature,tasks.0.max_length=64"]
+    assert parse_grid(["tasks.0.preprocess=[[a, b], [c]]"]) == [("tasks.0.preprocess", ['["a", "b"]', '["c"]'])]
+    for bad, message in (("optimizer.lr", "must look like key=value,value"), ("optimizer.lr=1,,2", "an empty value"),
+                         ("optimizer.lr=1,1", "listed twice"), ("optimizer.lr=[1", "not a YAML list")):
+        with pytest.raises(ConfigError, match=message):
+            parse_grid([bad])
+    with pytest.raises(ConfigError, match="the key is given twice"):
+        parse_grid(["seed=1,2", "seed=3"])
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [{"id": "rsg:terra", "source": "sample"}],
+                                    "schedule": {"max_steps": 1}, "batching": {"batch_size": 4}, "checkpoint": {"every": None}}))
+    return path
+
+
+def test_every_combination_is_a_run_and_the_grid_is_listed(tmp_path):
+    config, out = _config(tmp_path), tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-3", "--grid", "seed=1,2"])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert names == ["optimizer.lr=1e-4,seed=1", "optimizer.lr=1e-4,seed=2", "optimizer.lr=3e-3,seed=1", "optimizer.lr=3e-3,seed=2"]
+    for name in names:
+        saved = yaml.safe_load((out / name / "config.yaml").read_text())
+        assert f"optimizer.lr={saved['optimizer']['lr']:.0e}".replace("e-0", "e-") in name and f"seed={saved['seed']}" in name
+    listed = json.loads((out / "grid.json").read_text())
+    assert [r["overrides"] for r in listed["runs"]][0] == ["optimizer.lr=1e-4", "seed=1"] and len(listed["runs"]) == 4
+    for run in listed["runs"]:
+        summary = json.loads((Path(run["run_dir"]) / "summary.json").read_text())
+        assert run["final"] == summary["final"]["aggregate"]
+    assert "4 runs of the grid, best final aggregate first" in result.stdout
+
+    stamp = (out / names[0] / "summary.json").stat().st_mtime_ns
+    more = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-3,1e-2", "--grid", "seed=1,2", "--resume"])
+    assert more.exit_code == 0, more.output
+    assert (out / names[0] / "summary.json").stat().st_mtime_ns == stamp  # a finished run is kept
+    assert len(json.loads((out / "grid.json").read_text())["runs"]) == 6
+
+
+def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
+    config, out = _config(tmp_path), tmp_path / "out"
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-4", "--grid", "sampler.name=uniform,unifrom"])
+    assert result.exit_code == 2
+    assert "--grid optimizer.lr=1e-4 sampler.name=unifrom:" in result.stderr and "did you mean 'uniform'" in result.stderr
+    assert not out.exists()  # nothing trained, nothing written
+    both = runner.invoke(app, ["train", str(config), "-o", str(out), "optimizer.lr=1e-3", "--grid", "optimizer.lr=1e-4,3e-4"])
+    assert both.exit_code == 2 and "optimizer.lr is given both as an override and with --grid" in both.stderr
+
+
+def test_a_preempted_run_stops_the_grid_and_resume_finishes_it(tmp_path, monkeypatch):
+    import os
+    import shlex
+    import signal
+
+    from mtcore.train import events
+
+    config, out = _config(tmp_path), tmp_path / "out"
+    after_step = events.after_step
+
+    def signalled(engine, *args):
+        after_step(engine, *args)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(events, "after_step", signalled)
+    args = ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 143, result.output
+    line = result.stderr.strip()
+    assert line.startswith("preempted at step 1 of grid run optimizer.lr=1e-4: checkpoint written to "), line
+    assert shlex.split(line.partition("continue with ")[2])[-5:] == ["--grid", "optimizer.lr=1e-4,3e-3", "--output-dir", str(out), "--resume"]
+    assert not (out / "optimizer.lr=3e-3").exists() and not (out / "grid.json").exists()
+    monkeypatch.setattr(events, "after_step", after_step)
+    again = CliRunner().invoke(app, [*args, "--resume"])
+    assert again.exit_code == 0, again.output
+    assert [r["run_dir"] for r in json.loads((out / "grid.json").read_text())["runs"]] == [str(out / "optimizer.lr=1e-4"), str(out / "optimizer.lr=3e-3")]
