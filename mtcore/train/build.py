@@ -248,7 +248,7 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
     Every process runs the (read-only) checks, so under DDP all of them stop together.
     """
     if resume and run.config.is_file():
-        run.check_config_is_ours()
+        run.check_config_is_ours(resume=True)
         check_same_config(config, run)
     elif not resume:
         run.check_new()

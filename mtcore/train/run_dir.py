@@ -121,8 +121,11 @@ class RunDir:
     #: The first line of the config.yaml a run writes (anything else there is somebody's own file).
     CONFIG_HEADER = "# resolved config of this run"
 
-    def check_config_is_ours(self) -> None:
-        """Refuse a folder whose config.yaml mtcore did not write: it would be overwritten (``mt train config.yaml -o .``)."""
+    def check_config_is_ours(self, resume: bool = False) -> None:
+        """Refuse a folder whose config.yaml mtcore did not write: it would be overwritten (``mt train config.yaml -o .``).
+
+        With ``resume``, a run folder that was moved or copied (its config.yaml names the folder it was
+        written in) is continued where it is now, with a warning naming where it came from."""
         try:
             with self.config.open(encoding="utf-8", errors="replace") as handle:
                 first = handle.readline()
@@ -131,7 +134,14 @@ class RunDir:
         except OSError:
             first = ""
         written_for = first.split("--output-dir ", 1)[1].split(" --resume", 1)[0].strip() if "--output-dir " in first else None
-        if not first.startswith(self.CONFIG_HEADER) or (written_for is not None and not _same_folder(written_for, self.root)):
+        moved = written_for is not None and not _same_folder(written_for, self.root)
+        if resume and moved and first.startswith(self.CONFIG_HEADER) and self.has_run():
+            import warnings
+
+            warnings.warn(f"the run in {str(self.root)!r} was started in {written_for!r} (moved or copied since): it continues "
+                          "here, and its config.yaml is rewritten for this folder", UserWarning, stacklevel=2)
+            return
+        if not first.startswith(self.CONFIG_HEADER) or moved:
             raise ConfigError(f"output directory {str(self.root)!r} holds a config.yaml that no run wrote here (your own config, "
                               "or a copy of another run's?); the run would overwrite it with its resolved config: choose another "
                               "--output-dir")

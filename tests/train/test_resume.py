@@ -188,3 +188,25 @@ def test_a_checkpoint_of_another_number_of_processes_is_refused_naming_the_launc
     assert f"cannot resume from {latest}: it was written by 2 process(es) and this launch has 1" in result.output
     assert "torchrun --nproc_per_node 2" in result.output
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before  # nothing changed in the run
+
+
+def test_a_moved_run_folder_resumes_where_it_is_now(finished_run, tmp_path, helpers):
+    """A run copied off a cluster or renamed was refused for good ("holds a config.yaml that no run wrote here"):
+    its config.yaml names the folder it was written in. It now continues, exactly, with a warning saying where it came from."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    run = tmp_path / "moved"
+    shutil.copytree(finished_run / "checkpoints", run / "checkpoints")
+    shutil.copy(finished_run / "metrics.jsonl", run / "metrics.jsonl")
+    shutil.copy(finished_run / "config.yaml", run / "config.yaml")  # its first line still names finished_run
+    shutil.rmtree(run / "checkpoints" / "step-000006")
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.stderr
+    assert f"warning: the run in {str(run)!r} was started in {str(finished_run)!r} (moved or copied since)" in result.stderr
+    assert str(run) in (run / "config.yaml").read_text(encoding="utf-8").splitlines()[0]  # rewritten for this folder
+    expected, resumed = helpers.load_weights(finished_run / "model"), helpers.load_weights(run / "model")
+    assert expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)
