@@ -11,6 +11,8 @@ dropped, and an empty prediction or gold scores 1 only when both are empty, as i
 ``squad_best_f1`` / ``squad_best_em`` / ``squad_best_f1_threshold`` are its best_f1, best_exact and
 best_f1_thresh: the scores at the ``null_threshold`` that is best on these questions, and that
 threshold (a difference of logits, to set as the task's ``null_threshold``).
+:func:`answer_em` and :func:`answer_f1` score with another normalisation (Russian SuperGLUE's RuCoS
+script keeps the articles: :func:`normalize_answer_keeping_articles`).
 """
 
 from __future__ import annotations
@@ -27,12 +29,21 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 def normalize_answer(text: str) -> str:
     """SQuAD v1.1's normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = "".join(ch for ch in str(text).lower() if ch not in _PUNCTUATION)
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    return " ".join(_ARTICLES.sub(" ", _without_punctuation(text)).split())
 
 
-def _f1(prediction: str, truth: str, v2: bool = False) -> float:
-    predicted, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
+def normalize_answer_keeping_articles(text: str) -> str:
+    """Lower case, no ASCII punctuation (``string.punctuation``: «», — and other non-ASCII marks stay),
+    single spaces: SQuAD's normalisation without removing a/an/the, as Russian SuperGLUE's RuCoS script has it."""
+    return " ".join(_without_punctuation(text).split())
+
+
+def _without_punctuation(text: str) -> str:
+    return "".join(ch for ch in str(text).lower() if ch not in _PUNCTUATION)
+
+
+def _f1(prediction: str, truth: str, v2: bool = False, normalize: Any = normalize_answer) -> float:
+    predicted, gold = normalize(prediction).split(), normalize(truth).split()
     if v2 and (not predicted or not gold):  # SQuAD 2.0: "no answer" ("") is right only when there is none
         return float(predicted == gold)
     common = collections.Counter(predicted) & collections.Counter(gold)
@@ -64,6 +75,16 @@ def squad_em(predictions: Sequence[str], references: Sequence[Sequence[str]], ta
 def squad_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
     """Mean over questions of the best token-overlap F1 against the gold answers."""
     return _best(lambda p, t: _f1(p, t, _v2(task)), predictions, references, _v2(task))
+
+
+def answer_em(predictions: Sequence[str], references: Sequence[Sequence[str]], normalize: Any = normalize_answer) -> float:
+    """:func:`squad_em` (v1.1) with answers normalised by ``normalize`` (a function of one string)."""
+    return _best(lambda p, t: float(normalize(p) == normalize(t)), predictions, references)
+
+
+def answer_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], normalize: Any = normalize_answer) -> float:
+    """:func:`squad_f1` (v1.1) with answers normalised by ``normalize`` (a function of one string)."""
+    return _best(lambda p, t: _f1(p, t, normalize=normalize), predictions, references)
 
 
 def _answerable(references: Sequence[Sequence[str]]) -> list[bool]:

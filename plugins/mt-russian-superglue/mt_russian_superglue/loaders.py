@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,4 +112,38 @@ def load_rsg_files(
     from mtcore.data.sources import load_files
 
     resolved = resolve_split_files(task, data_dir, files, list(splits))
-    return load_files(task, list(resolved), data_dir=data_dir, files=resolved, format=format, cache_dir=cache_dir, **reader_options)
+    loaded = load_files(task, list(resolved), data_dir=data_dir, files=resolved, format=format, cache_dir=cache_dir, **reader_options)
+    warn_unmarked_test_rows(task, loaded)
+    return loaded
+
+
+#: The tasks whose row function marks a target in the text (see :func:`mt_russian_superglue.preprocess.marking_problem`).
+MARKED_TASKS = {"mt_russian_superglue.preprocess:preprocess_russe": "russe", "mt_russian_superglue.preprocess:preprocess_rwsd": "rwsd"}
+
+
+def warn_unmarked_test_rows(task: Task, loaded: Mapping[str, Any]) -> int:
+    """Warn once per file about its unlabelled RUSSE / RWSD rows whose target cannot be marked (they are read
+    with what can be marked, so the submission keeps their idx; labelled ones fail in preprocessing). Returns their count."""
+    from mtcore.data.rows import FILE_COLUMN
+
+    from mt_russian_superglue.preprocess import is_unlabelled, marking_problem
+
+    kind = next((MARKED_TASKS[step] for step in task.preprocess if isinstance(step, str) and step in MARKED_TASKS), None)
+    if kind is None:
+        return 0
+    total = 0
+    for split, rows in loaded.items():
+        bad: dict[str, list[Any]] = {}  # file -> [count, first idx, first problem]
+        if "label" in rows.column_names:  # only the unlabelled rows are looked at (a labelled split is read as columns)
+            rows = rows.select([i for i, label in enumerate(rows["label"]) if is_unlabelled({"label": label})])
+        for row in rows:
+            problem = marking_problem(kind, row)
+            if problem is not None:
+                entry = bad.setdefault(str(row.get(FILE_COLUMN) or f"the {split} split"), [0, row.get("idx"), problem])
+                entry[0] += 1
+        for where, (count, idx, problem) in bad.items():
+            total += count
+            warnings.warn(f"task {task.id!r}, {where}: {count} unlabelled row(s) have a target that cannot be marked "
+                          f"(e.g. idx {idx!r}: {problem.split('; ')[0]}); they are read with what can be marked, so their "
+                          "predictions are still written", stacklevel=2)
+    return total

@@ -1,4 +1,9 @@
-"""MuSeRC's official scores: F1a over all answers (mtcore's ``f1_binary``) and EM per question.
+"""MuSeRC's official scores (F1a over all answers, mtcore's ``f1_binary``, and EM per question) and RuCoS's.
+
+RuCoS is scored as Russian SuperGLUE's script (``tfidf_baseline/RuCoS.py``) does: the best F1 and
+EM against the gold entity texts after lower-casing, removing ASCII punctuation and collapsing
+whitespace. Unlike SQuAD's script it does not remove English articles ("The Guardian" is not
+"Guardian"), hence ``rucos_f1`` / ``rucos_em`` rather than ``squad_f1`` / ``squad_em``.
 
 A MuSeRC question has several candidate answers, each labelled right or wrong; a row is one
 answer. EM is the share of questions whose every answer is labelled right, so the metric groups
@@ -37,3 +42,17 @@ def muserc_score(predictions: Any, references: Any, task: Any = None, *, idx: Se
     from mtcore.train.metrics import f1_binary
 
     return (f1_binary(predictions, references, task) + muserc_em(predictions, references, task, idx=idx)) / 2
+
+
+def rucos_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """Mean over queries of the best token F1 against the gold entity texts (RuCoS's official normalisation)."""
+    from mtcore.train.qa_metrics import answer_f1, normalize_answer_keeping_articles
+
+    return answer_f1(predictions, references, normalize_answer_keeping_articles)
+
+
+def rucos_em(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:
+    """Share of queries answered with a gold entity text (RuCoS's official normalisation)."""
+    from mtcore.train.qa_metrics import answer_em, normalize_answer_keeping_articles
+
+    return answer_em(predictions, references, normalize_answer_keeping_articles)

@@ -3,10 +3,16 @@
 Each function takes one raw row (a dict) and returns the row with the canonical columns added
 (``text``, ``text_pair``, ``choices``); every raw field, ``label`` and ``idx`` included, is kept.
 They are pure Python (no torch, no datasets) and deterministic.
+
+A RUSSE or RWSD row whose target cannot be marked (offsets that mark no word, a span not in the
+text) is an error when it is labelled (train, validation); an unlabelled (test) row is read with
+what can be marked, so that the submission still has its ``idx``. :func:`marking_problem` says
+what went wrong, for the warning the local source gives per file.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -91,23 +97,32 @@ def mark_span(sentence: str, start: Any, end: Any, left: str = "*", right: str =
     return f"{sentence[:s]}{left}{sentence[s:e]}{right}{sentence[e:]}"
 
 
-def _marked_sentence(row: Mapping[str, Any], n: int) -> str:
-    """Sentence ``n`` of a RUSSE row with its target marked; a ValueError naming the fields when its offsets mark no word."""
+def is_unlabelled(row: Mapping[str, Any]) -> bool:
+    """Whether the row has no label: absent or null (the official test files) or -1 (the hub export's test split)."""
+    label = row.get("label")
+    return label is None or (not isinstance(label, bool) and label == -1)
+
+
+def _russe_sentence(row: Mapping[str, Any], n: int) -> tuple[str, str | None]:
+    """Sentence ``n`` of a RUSSE row with its target marked, and None; or the sentence as it is and why it is not marked."""
     sentence = str(_field(row, f"sentence{n}"))
     start, end = row.get(f"start{n}"), row.get(f"end{n}")
     marked = mark_span(sentence, start, end)
     if marked == sentence:
-        raise ValueError(f"start{n} {start!r} / end{n} {end!r} mark no word of sentence{n} ({len(sentence)} characters); "
-                         "fix the offsets or remove the row")
-    return marked
+        return sentence, f"start{n} {start!r} / end{n} {end!r} mark no word of sentence{n} ({len(sentence)} characters)"
+    return marked, None
 
 
 def preprocess_russe(row: Mapping[str, Any]) -> dict[str, Any]:
     """RUSSE (word in context): ``text`` = "word: sentence1", ``text_pair`` = sentence2, the target
-    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``; offsets that mark no
-    word are an error naming the row)."""
+    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``). Offsets that mark no
+    word are an error naming the row in a labelled row; an unlabelled (test) row keeps that sentence unmarked."""
     word = str(_field(row, "word"))
-    return {**row, "text": f"{word}: {_marked_sentence(row, 1)}", "text_pair": _marked_sentence(row, 2)}
+    (first, problem1), (second, problem2) = _russe_sentence(row, 1), _russe_sentence(row, 2)
+    problem = problem1 or problem2
+    if problem and not is_unlabelled(row):
+        raise ValueError(f"{problem}; fix the offsets or remove the row")
+    return {**row, "text": f"{word}: {first}", "text_pair": second}
 
 
 def _norm_word(word: str) -> str:
@@ -133,33 +148,63 @@ def _find_words(words: list[str], span: str, near: Any) -> tuple[int, int] | Non
     return start, start + len(wanted)
 
 
+def _rwsd_target(row: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+    if isinstance(row.get("target"), Mapping):
+        return row["target"], "target."
+    if "span1_text" in row:
+        return row, ""
+    raise KeyError(f"missing field 'target' (row has: {', '.join(sorted(map(str, row))) or 'no fields'})")
+
+
+def _rwsd_marks(row: Mapping[str, Any]) -> tuple[list[str], dict[str, tuple[int, int]], str | None]:
+    """The text's words, where span1 and span2 are in them (those found), and why one is not placed (or None)."""
+    target, where = _rwsd_target(row)
+    words = str(_field(row, "text")).split()  # runs of spaces count once
+    found, problem = {}, None
+    for name in ("span1", "span2"):
+        span = str(_field(target, f"{name}_text"))
+        place = _find_words(words, span, target.get(f"{name}_index"))
+        if place is None:
+            problem = problem or f"{where}{name}_text {span!r} is not in the text; fix it or remove the row"
+        else:
+            found[name] = place
+    if len(found) == 2:
+        (s1, e1), (s2, e2) = found["span1"], found["span2"]
+        if not (e1 <= s2 or e2 <= s1):
+            problem = (f"{where}span1_text {str(target['span1_text'])!r} and {where}span2_text {str(target['span2_text'])!r} "
+                       "mark the same words; fix the indices")
+            del found["span2"]  # an unlabelled row keeps the candidate marked
+    return words, found, problem
+
+
 def preprocess_rwsd(row: Mapping[str, Any]) -> dict[str, Any]:
     """RWSD (Winograd schema): ``text`` = the text with the candidate marked ``[…]`` and the pronoun
     ``*…*``; ``text_pair`` = "«pronoun» — это «candidate»?". Reads the official ``target`` object
     or the export's flat ``span1_text``, ``span1_index``, ... fields. Word indices that are off (a
-    few official rows) fall back to the nearest occurrence of the span's words; a span whose words
-    are not in the text, or two spans on the same words, are an error naming the row."""
-    if isinstance(row.get("target"), Mapping):
-        target, where = row["target"], "target."
-    elif "span1_text" in row:
-        target, where = row, ""
-    else:
-        raise KeyError(f"missing field 'target' (row has: {', '.join(sorted(map(str, row))) or 'no fields'})")
-    text = str(_field(row, "text"))
-    span1, span2 = str(_field(target, "span1_text")), str(_field(target, "span2_text"))
-    words = text.split()  # runs of spaces count once
-    found = {}
-    for name, span in (("span1", span1), ("span2", span2)):
-        place = _find_words(words, span, target.get(f"{name}_index"))
-        if place is None:
-            raise ValueError(f"{where}{name}_text {span!r} is not in the text; fix it or remove the row")
-        found[name] = place
-    one, two = found["span1"], found["span2"]
-    if not (one[1] <= two[0] or two[1] <= one[0]):
-        raise ValueError(f"{where}span1_text {span1!r} and {where}span2_text {span2!r} mark the same words; fix the indices")
-    for (s, e), left, right in sorted([(one, "[", "]"), (two, "*", "*")], key=lambda m: m[0][0], reverse=True):
+    few official rows) fall back to the nearest occurrence of the span's words. A span whose words
+    are not in the text, or two spans on the same words, are an error naming the row in a labelled
+    row; an unlabelled (test) row marks only the span(s) found."""
+    target, _ = _rwsd_target(row)
+    words, found, problem = _rwsd_marks(row)
+    if problem and not is_unlabelled(row):
+        raise ValueError(problem)
+    marks = [(found[name], left, right) for name, left, right in (("span1", "[", "]"), ("span2", "*", "*")) if name in found]
+    for (s, e), left, right in sorted(marks, key=lambda m: m[0][0], reverse=True):
         words[s:e] = [left + " ".join(words[s:e]) + right]
+    span1, span2 = str(_field(target, "span1_text")), str(_field(target, "span2_text"))
     return {**row, "text": " ".join(words), "text_pair": f"«{span2}» — это «{span1}»?"}
+
+
+def marking_problem(task_name: str, row: Mapping[str, Any]) -> str | None:
+    """Why the target of a RUSSE (``russe``) or RWSD (``rwsd``) row cannot be marked, or None (also for other tasks)."""
+    try:
+        if task_name == "russe":
+            return _russe_sentence(row, 1)[1] or _russe_sentence(row, 2)[1]
+        if task_name == "rwsd":
+            return _rwsd_marks(row)[2]
+    except (KeyError, ValueError, TypeError):  # a missing field: preprocessing names it with the row
+        return None
+    return None
 
 
 def preprocess_muserc(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,15 +223,22 @@ def rucos_context(passage: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def answer_start(context: str, text: str) -> int:
+    """Where ``text`` first occurs in ``context`` as whole words ("Иран" not inside "Ирана"); its first
+    occurrence anywhere when it never stands alone; -1 when it does not occur."""
+    match = re.search(rf"(?<!\w){re.escape(text)}(?!\w)", context)
+    return match.start() if match else context.find(text)
+
+
 def preprocess_rucos(row: Mapping[str, Any]) -> dict[str, Any]:
     """RuCoS as extractive QA: ``question`` = the query (``@placeholder`` kept), ``context`` = the
     passage without ``@highlight`` markers, ``answers`` = each distinct gold entity text at its
-    first occurrence (none in the test split)."""
+    first occurrence as whole words (:func:`answer_start`; none in the test split)."""
     context = rucos_context(str(_field(row, "passage")))
     texts, starts = [], []
     for answer in row.get("answers") or ():
         text = str(answer)
-        start = context.find(text)
+        start = answer_start(context, text)
         if start < 0:
             raise ValueError(f"answer {text!r} does not occur in the passage")
         texts.append(text)

@@ -193,10 +193,11 @@ def build_reading_and_word_tasks() -> list[Task]:
         preprocess=("mt_russian_superglue.preprocess:preprocess_rucos",),
         inputs={"candidates": "entities"},  # the answer is one of the passage's entities: predictions pick among them
         sources=rsg_sources("rucos"),
-        metrics=("squad_f1", "squad_em"),
+        metrics=("rucos_f1", "rucos_em"),  # the official script's normalisation: SQuAD's without removing English articles
         max_length=512,
         writer="rsg",
         metadata=_metadata("rucos", {"train": 72193, "validation": 7577, "test": 7257}, rows="one per query",
-                           official_metric="F1 and EM over the gold entity texts (ReCoRD's script: squad_f1, squad_em)"),
+                           official_metric="F1 and EM over the gold entity texts (RSG's RuCoS.py: rucos_f1, rucos_em; "
+                                           "lower case, ASCII punctuation removed, articles kept)"),
     )
     return [russe, rwsd, muserc, rucos]

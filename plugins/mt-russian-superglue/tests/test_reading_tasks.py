@@ -74,9 +74,9 @@ def test_rwsd_index_off_by_one_finds_the_nearest_words():
                                                                             "span2_index": 6, "span2_text": "он"}})
     assert spaced["text"] == "[Старый дом] стоял у реки, и *он* был красив."  # a double space counts once
     with pytest.raises(ValueError, match="target.span1_text 'Сарай' is not in the text"):
-        preprocess_rwsd({"text": text, "target": {"span1_index": 0, "span1_text": "Сарай", "span2_index": 6, "span2_text": "он"}})
+        preprocess_rwsd({"text": text, "target": {"span1_index": 0, "span1_text": "Сарай", "span2_index": 6, "span2_text": "он"}, "label": True})
     with pytest.raises(ValueError, match="mark the same words"):
-        preprocess_rwsd({"text": text, "target": {"span1_index": 6, "span1_text": "он", "span2_index": 6, "span2_text": "он"}})
+        preprocess_rwsd({"text": text, "target": {"span1_index": 6, "span1_text": "он", "span2_index": 6, "span2_text": "он"}, "label": False})
     with pytest.raises(KeyError, match="missing field 'target'"):
         preprocess_rwsd({"text": text, "idx": 0, "label": True})
 
@@ -248,7 +248,7 @@ def test_smoke_training_scores_every_new_task_with_its_official_metrics(smoke_ru
     muserc = result.metrics["rsg:muserc"]
     assert 0.0 <= muserc["muserc_em"] <= 1.0
     assert muserc["muserc_score"] == pytest.approx((muserc["f1_binary"] + muserc["muserc_em"]) / 2)
-    assert 0.0 <= result.metrics["rsg:rucos"]["squad_f1"] <= 1.0
+    assert 0.0 <= result.metrics["rsg:rucos"]["rucos_f1"] <= 1.0
     assert 0.0 <= result.metrics["rsg:russe"]["accuracy"] <= 1.0 and 0.0 <= result.metrics["rsg:rwsd"]["accuracy"] <= 1.0
 
 
@@ -304,7 +304,7 @@ def test_the_full_benchmark_example_trains_offline_on_the_samples(tmp_path, monk
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     metrics = summary["final"]["metrics"]
-    assert {"rsg:muserc/muserc_em", "rsg:rucos/squad_f1", "rsg:russe/accuracy", "rsg:rwsd/accuracy"} <= set(metrics)
+    assert {"rsg:muserc/muserc_em", "rsg:rucos/rucos_f1", "rsg:russe/accuracy", "rsg:rwsd/accuracy"} <= set(metrics)
 
 
 def test_show_task_counts_the_nested_samples_in_records():

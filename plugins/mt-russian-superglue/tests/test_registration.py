@@ -9,7 +9,7 @@ from mtcore.testing.checks import check_plugin
 
 TASK_IDS = ("rsg:danetqa", "rsg:terra", "rsg:parus", "rsg:rcb", "rsg:lidirus", "rsg:russe", "rsg:rwsd", "rsg:muserc", "rsg:rucos")
 KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy",
-                 "f1_accuracy_mean", "f1_entity", "squad_f1", "squad_em", "muserc_em", "muserc_score"}
+                 "f1_accuracy_mean", "f1_entity", "squad_f1", "squad_em", "muserc_em", "muserc_score", "rucos_f1", "rucos_em"}
 
 
 def test_plugin_loads_and_registers_every_task(registry):
@@ -55,7 +55,7 @@ def test_kinds_labels_and_stored_forms(registry):
     for task in (russe, rwsd):  # JSON bools in the official files, ClassLabel False/True in the export
         assert task.labels == ("False", "True") and task.label_value(1) is True and task.label_id(False) == 0
     assert muserc.label_value(1) == 1 and muserc.label_id(0) == 0 and muserc.main == "muserc_score"  # answers labelled 0/1
-    assert rucos.kind is TaskKind.EXTRACTIVE_QA and rucos.main == "squad_f1"
+    assert rucos.kind is TaskKind.EXTRACTIVE_QA and rucos.main == "rucos_f1"
     assert muserc.sources["local"].options["row_expand"] == "mt_russian_superglue.nested:muserc_rows"
     assert rucos.sources["sample"].options["row_expand"] == "mt_russian_superglue.nested:rucos_rows"
 

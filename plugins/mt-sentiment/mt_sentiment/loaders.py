@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from mtcore.data.files import files_fingerprint, find_files, source_root
@@ -105,12 +106,18 @@ def load_mokoron(
         return DatasetDict(_split_by_label(task, full, shares, seed, splits))
 
 
+def _resolved(path: Any) -> str:
+    return str(Path(path).resolve())
+
+
 def _check_every_file_has_rows(paths: Sequence[Any], full: Any) -> None:
     """An empty ``negative.csv`` (a failed download) would leave one class: a classifier that learns nothing."""
     from mtcore.data.rows import FILE_COLUMN
 
-    seen = set(full.unique(FILE_COLUMN))
-    empty = [str(path) for path in paths if str(path) not in seen]
+    # Compared resolved: the cache is keyed by resolved paths, so rows cached when the folder was named
+    # another way (relative, absolute, through a symlink) carry that spelling in FILE_COLUMN.
+    seen = {_resolved(path) for path in full.unique(FILE_COLUMN)}
+    empty = [str(path) for path in paths if _resolved(path) not in seen]
     if empty:
         raise DataError(f"{empty[0]}: the file has no rows; RuTweetCorp needs both positive.csv and negative.csv with tweets "
                         "(download it again)")

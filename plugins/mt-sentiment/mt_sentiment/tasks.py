@@ -11,6 +11,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 from mtcore.task import OWN_DATA_USAGE, Source, Task, own_data_sources
 
 PACKAGE = "mt_sentiment"
@@ -27,6 +31,42 @@ RUSENTIMENT_LABELS = ("positive", "negative", "neutral", "speech", "skip")
 RUSENTIMENT_FILES = {"train": "rusentiment_random_posts.csv", "test": "rusentiment_test.csv"}
 
 
+def _shares(proportions: Any) -> str:
+    """``{"train": 0.8, "validation": 0.1, "test": 0.1}`` -> ``"80/10/10"`` (as given when not a mapping of numbers)."""
+    try:
+        return "/".join(f"{float(v) * 100:g}" for v in dict(proportions).values())
+    except (TypeError, ValueError):
+        return repr(proportions)
+
+
+def describe_mokoron_split(options: Mapping[str, Any]) -> str:
+    return f"split {_shares(options.get('proportions'))} with seed {options.get('seed')!r}"
+
+
+def describe_rusentiment_split(options: Mapping[str, Any]) -> str:
+    share = options.get("validation_share")
+    try:
+        if not float(share):
+            return "no validation split held out of train (validation_share 0)"
+        return f"{float(share) * 100:g}% of train held out as validation (seed {options.get('seed')!r})"
+    except (TypeError, ValueError):
+        return f"validation_share {share!r} of train held out (seed {options.get('seed')!r})"
+
+
+@dataclass(frozen=True)
+class SplitSource(Source):
+    """A Source whose description ends with how its split is made, rebuilt from its options whenever they
+    change (a config's ``sources.local.seed: 7`` makes a copy of it), so that the model's ``mtcore.json``
+    records the split really made, not the default one."""
+
+    what: str = ""
+    describe_split: Callable[[Mapping[str, Any]], str] = field(default=describe_mokoron_split, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "description", f"{self.what}, {self.describe_split(self.options)}")
+
+
 def mokoron_task() -> Task:
     """``mokoron``: tweets labelled by emoticon, ttype 1 / -1 -> positive / negative."""
     # "corpus_files", not "files": these files are not splits (mtcore reads a source's "files" keys as split names).
@@ -41,9 +81,9 @@ def mokoron_task() -> Task:
         labels=("negative", "positive"),
         inputs={"text": "ttext"},
         sources={
-            "local": Source("local", "mt_sentiment.loaders:load_mokoron", options,
-                            "positive.csv + negative.csv under data_dir (';'-separated, quoted, no header), split 80/10/10 with seed 42"),
-            "sample": Source("sample", "mt_sentiment.loaders:load_mokoron", sample, "shipped synthetic sample (official layout), split 60/20/20"),
+            "local": SplitSource("local", "mt_sentiment.loaders:load_mokoron", options,
+                                 what="positive.csv + negative.csv under data_dir (';'-separated, quoted, no header)"),
+            "sample": SplitSource("sample", "mt_sentiment.loaders:load_mokoron", sample, what="shipped synthetic sample (official layout)"),
         },
         metrics=("accuracy", "f1_macro"),
         main_metric="accuracy",
@@ -51,8 +91,8 @@ def mokoron_task() -> Task:
         id_field="id",
         metadata={
             "size": {"positive": 114911, "negative": 111923, "total": 226834},
-            "split": "no official split: seeded stratified 80/10/10 (source options seed=42, proportions); "
-                     f"default sizes {MOKORON_SPLIT_SIZES}",
+            "split": "no official split: seeded stratified, by default 80/10/10 with seed 42 (source options seed, "
+                     f"proportions; the source's description records the split used); default sizes {MOKORON_SPLIT_SIZES}",
             "url": "https://study.mokoron.com/",
             "licence": "free for research use (Rubtsova, RuTweetCorp); cite the corpus paper",
             "sample": SAMPLE_NOTE,
@@ -71,9 +111,11 @@ def rusentiment_task() -> Task:
         labels=RUSENTIMENT_LABELS,
         inputs={"text": "text"},
         sources={
-            "local": Source("local", "mt_sentiment.loaders:load_rusentiment", options,
-                            "rusentiment_random_posts.csv (train) + rusentiment_test.csv (test) under data_dir; 10% of train held out (seed 42)"),
-            "sample": Source("sample", "mt_sentiment.loaders:load_rusentiment", sample, "shipped synthetic sample (official layout)"),
+            "local": SplitSource("local", "mt_sentiment.loaders:load_rusentiment", options,
+                                 what="rusentiment_random_posts.csv (train) + rusentiment_test.csv (test) under data_dir",
+                                 describe_split=describe_rusentiment_split),
+            "sample": SplitSource("sample", "mt_sentiment.loaders:load_rusentiment", sample, what="shipped synthetic sample (official layout)",
+                                  describe_split=describe_rusentiment_split),
         },
         metrics=("f1_macro", "f1_micro", "accuracy"),
         main_metric="f1_macro",
