@@ -58,3 +58,14 @@ def test_check_refuses_head_options_mt_train_would_refuse(tmp_path, monkeypatch)
         line = result.stderr.strip()
         assert result.returncode == 2 and len(line.splitlines()) == 1 and expected in line, (override, result.stderr)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_refuses_flash_attention_with_attention_dropout_as_mt_train_does(tmp_path, monkeypatch):
+    """mt check said "config ok" and mt train then refused it (FA4 has no attention dropout; BERT's is 0.1)."""
+    monkeypatch.chdir(tmp_path)
+    quickstart = str(REPO / "examples" / "quickstart.yaml")
+    refused = run_mt("check", quickstart, "encoder.options.flash_attention=FA4")
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "flash_attention FA4 has no attention dropout, and this encoder's is 0.1" in refused.stderr
+    allowed = run_mt("check", quickstart, "encoder.options.flash_attention=FA4", "encoder.options.encoder_kwargs.attention_probs_dropout_prob=0")
+    assert "has no attention dropout" not in allowed.stderr, allowed.stderr

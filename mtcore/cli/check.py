@@ -6,7 +6,8 @@ data read and tokenized (a data error names the file and row), and the batch pla
 rows per split, steps per epoch and the run's total steps, and every task's metrics are called once as
 the run's evaluation calls them (:func:`_check_metrics`). Nothing is written to the output
 directory (a tiny demo encoder is built in a temporary folder; tokenized data go to the usual
-cache, which the real run then reuses).
+cache, which the real run then reuses). A task whose head ``mt export`` could not export as a plain
+transformers model gets a ``note:`` naming the head options that would (:func:`mtcore.export.hf.export_refusals`).
 """
 
 from __future__ import annotations
@@ -100,6 +101,8 @@ def _count(plan: Any) -> dict[str, Any]:
         encoder_config = AutoConfig.from_pretrained(source)
         _check_heads(plan, encoder_config)
         _check_encoder_structure(config, encoder_config)
+        _check_flash_attention(config, encoder_config)
+        notes.extend(_export_notes(plan, encoder_config, tokenizer))
         train, evaluation = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
         notes.extend(note for note in [long_epoch_note(sampler)] if note)
@@ -227,6 +230,32 @@ def _check_heads(plan: Any, encoder_config: Any = None) -> None:
             raise
         except Exception:  # noqa: BLE001 - e.g. a head reading a tensor's value while it is built: mt train builds it for real
             continue
+
+
+def _export_notes(plan: Any, encoder_config: Any, tokenizer: Any) -> list[str]:
+    """A note per task whose head ``mt export`` will not export as a plain transformers model (its own refusal,
+    naming the head that would), found now rather than after the training; nothing when that cannot be tried."""
+    from mtcore.export.hf import export_refusals
+
+    try:
+        refusals = export_refusals(encoder_config, {p.id: p.task for p in plan.tasks}, tokenizer)
+    except Exception:  # noqa: BLE001 - advice only: an encoder this cannot build is for mt train to report
+        return []
+    return [f"mt export (after training): {line}" for line in refusals.values()]
+
+
+def _check_flash_attention(config: Any, encoder_config: Any) -> None:
+    """``encoder.options.flash_attention`` needs an encoder without attention dropout (its config, with the
+    ``encoder_kwargs`` the run gives ``from_pretrained``), as ``mt train`` finds when it builds the model."""
+    impl = config.encoder.options.get("flash_attention")
+    if impl is None:
+        return
+    from types import SimpleNamespace
+
+    from mtcore.model.flash_impl import check_no_dropout, resolve
+
+    settings = {**encoder_config.to_dict(), **dict(config.encoder.options.get("encoder_kwargs") or {})}
+    check_no_dropout(resolve(impl, padding_free=bool(config.batching.padding_free)), SimpleNamespace(config=SimpleNamespace(**settings)))
 
 
 def _check_encoder_structure(config: Any, encoder_config: Any) -> None:

@@ -5,7 +5,11 @@ A RUN is a run directory (its ``summary.json``) or the output folder of ``mt tra
 Each task's column is its main metric (``--metric NAME`` picks another, e.g. ``f1_macro`` or
 ``loss``), at the end of the run or, with ``--best``, at the best evaluation. The best value of
 each column is bold (lower is better for ``loss`` and ``mse``); the aggregate only among runs of
-the same tasks (a warning says so otherwise). A ``--metric`` no run recorded, or a RUN that is
+the same tasks (a warning says so otherwise). ``--best`` is the evaluation whose *aggregate* was best
+(its step is shown); each task's own best evaluation (main metric, step), which summary.json records
+since it has ``own_best``, is listed under the table. With several runs, a ``differs`` column lists
+the config keys whose values differ from the first run's (``output_dir`` and ``logging`` left out).
+A ``--metric`` no run recorded, or a RUN that is
 not a finished run (missing, a file, a run's ``model/`` or checkpoint, a folder of runs, a run
 still going, preempted or failed, an unfinished ``--seeds`` folder) is one line naming what to
 give instead, exit 2. Imports nothing heavy.
@@ -41,6 +45,8 @@ def compare(
     rows = [_read_run(path, part, metric) for path in runs]
     if metric is not None:
         _check_metric(metric, rows, part)
+    if len(rows) > 1:
+        _add_config_differences(rows, runs)
     task_sets = {tuple(sorted(row["tasks"])) for row in rows}
     if len(task_sets) > 1:  # an aggregate averages its run's tasks: over other tasks it is another number
         warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
@@ -49,6 +55,8 @@ def compare(
         print_json([{k: v for k, v in row.items() if k != "recorded"} for row in rows])
         return
     _print_table(rows, part, metric, compare_aggregates=len(task_sets) == 1)
+    if best:
+        _print_own_bests(rows)
 
 
 def _check_metric(metric: str, rows: list[dict[str, Any]], part: str) -> None:
@@ -78,15 +86,21 @@ def _read_run(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     if (path / "summary.json").is_file():
         summary = _read_json(path / "summary.json")
         section = summary.get(part) or {}
-        tasks, names, recorded = {}, {}, set()
+        tasks, names, recorded, own = {}, {}, set(), {}
         for task, info in (summary.get("tasks") or {}).items():
-            values = (info.get(part) if isinstance(info, dict) else None) or {}
+            info = info if isinstance(info, dict) else {}
+            values = info.get(part) or {}
             names[task] = metric or str(info.get("main_metric"))
             tasks[task] = _number(values.get(names[task]))
             recorded.update(str(name) for name in values)
-        return {"run": str(path), "kind": "run", "status": summary.get("status"), "steps": summary.get("steps"),
-                "aggregate": _number(section.get("aggregate")), "tasks": tasks, "metrics": names, "std": {},
-                "recorded": recorded}
+            if isinstance(info.get("own_best"), dict):  # summaries written before own_best have none
+                own[task] = {k: info["own_best"].get(k) for k in ("step", "metric", "value")}
+        row = {"run": str(path), "kind": "run", "status": summary.get("status"), "steps": summary.get("steps"),
+               "aggregate": _number(section.get("aggregate")), "tasks": tasks, "metrics": names, "std": {},
+               "recorded": recorded}
+        if part == "best":  # the evaluation whose aggregate was best: every task column is from that step
+            row.update(best_step=section.get("step"), own_best=own or None)
+        return row
     if (path / "seeds.json").is_file():
         return _read_seeds(path, part, metric)
     raise UsageError(_not_a_run(path))
@@ -182,8 +196,11 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
         values[task], std[task] = _number(entry.get("mean")), _number(entry.get("std"))
     aggregate = stats.get("aggregate") or {}
     std["aggregate"] = _number(aggregate.get("std"))
-    return {"run": str(path), "kind": f"{len(seeds)} seeds", "status": "completed", "steps": None,
-            "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded}
+    row = {"run": str(path), "kind": f"{len(seeds)} seeds", "status": "completed", "steps": None,
+           "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded}
+    if part == "best":
+        row.update(best_step=None, own_best=None)
+    return row
 
 
 def _number(value: Any) -> float | None:
@@ -199,9 +216,12 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     tasks: list[str] = []
     for row in rows:
         tasks.extend(t for t in row["tasks"] if t not in tasks)
-    table = Table(title=f"{'best' if part == 'best' else 'final'} scores: {metric or 'each task’s main metric'}")
-    for column in ("run", "status", "steps", "aggregate", *tasks):
-        table.add_column(column, justify="left" if column in ("run", "status") else "right")
+    title = "scores at each run’s best aggregate evaluation (its step: best at)" if part == "best" else "final scores"
+    table = Table(title=f"{title}: {metric or 'each task’s main metric'}")
+    best_at = ("best at",) if part == "best" else ()
+    differs = ("differs",) if "differs" in rows[0] else ()
+    for column in ("run", "status", "steps", *best_at, "aggregate", *tasks, *differs):
+        table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
     winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
     winners.update({task: _winner([r["tasks"].get(task) for r in rows], named[task] in LOWER_IS_BETTER) for task in tasks})
@@ -215,8 +235,91 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
             cells.append(f"[bold]{text}[/bold]" if winners[column] == index and len(rows) > 1 else text)
         status = row["status"] if row["kind"] == "run" else f"{row['kind']}"
         steps = "-" if row["steps"] is None else str(row["steps"])
-        table.add_row(escape(row["run"]), escape(str(status)), steps, *cells)
+        best_at = [] if part != "best" else ["-" if row.get("best_step") is None else str(row["best_step"])]
+        differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index))]
+        table.add_row(escape(row["run"]), escape(str(status)), steps, *best_at, *cells, *differs)
     stdout.print(table)
+
+
+def _print_own_bests(rows: list[dict[str, Any]]) -> None:
+    """Under ``--best``'s table: each task's own best evaluation (its main metric), which may be at another step."""
+    from rich.markup import escape
+
+    from mtcore.cli.output import stdout
+
+    lines = []
+    for row in rows:
+        own = row.get("own_best")
+        if own:
+            shown = "; ".join(f"{task} {entry.get('metric')} {_format(entry.get('value'))} at step {entry.get('step')}"
+                              for task, entry in own.items())
+            lines.append(f"  {row['run']}: {shown}")
+    if lines:
+        stdout.print(escape("each task’s own best evaluation (main metric; the columns above are at the best aggregate):"))
+        for line in lines:
+            stdout.print(escape(line), soft_wrap=True)
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+#: Config keys ``differs`` leaves out: where a run was written and how it logged say nothing of what it trained.
+UNCOMPARED_KEYS = ("output_dir", "logging")
+
+
+def _run_config(path: Path) -> dict[str, Any] | None:
+    """The run's saved config (a --seeds folder: its first seed's), as a plain mapping; None when there is none."""
+    import yaml
+
+    places = [path / "config.yaml"] if (path / "summary.json").is_file() else sorted(path.glob("seed-*/config.yaml"))
+    for place in places[:1]:
+        try:
+            config = yaml.safe_load(place.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None
+        return config if isinstance(config, dict) else None
+    return None
+
+
+def _add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> None:
+    """``row["differs"]``: the config keys whose values differ from the first run's, with this run's values
+    (``{}`` for the first run itself; None when a run's config.yaml is missing or unreadable)."""
+    from mtcore.train.config_io import config_differences
+
+    configs = [_run_config(path) for path in runs]
+    reference = configs[0]
+    for index, (row, config) in enumerate(zip(rows, configs)):
+        if index == 0 or reference is None or config is None:
+            row["differs"] = {} if index == 0 and reference is not None else None
+            continue
+        seeds = rows[0]["kind"] != "run" or row["kind"] != "run"  # a --seeds folder's seed is one of many
+        row["differs"] = {key: new for key, _old, new in config_differences(reference, config)
+                          if key.split(".", 1)[0] not in UNCOMPARED_KEYS and not (seeds and key == "seed")}
+
+
+#: At most this many ``key=value`` items in a ``differs`` cell (``--json`` has them all), each value cut to VALUE_WIDTH.
+DIFFERS_SHOWN, VALUE_WIDTH = 4, 32
+
+
+def _differs_cell(differs: dict[str, Any] | None, index: int) -> str:
+    if differs is None:
+        return "? (no config.yaml)"
+    if index == 0:
+        return "(reference)"
+    if not differs:
+        return "nothing"
+    items = [f"{key}={_brief(value)}" for key, value in list(differs.items())[:DIFFERS_SHOWN]]
+    more = len(differs) - DIFFERS_SHOWN
+    return ", ".join(items) + (f", +{more} more" if more > 0 else "")
+
+
+def _brief(value: Any) -> str:
+    if value is None or isinstance(value, (bool, dict, list)):
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
 
 
 def _winner(values: list[float | None], lower: bool) -> int | None:

@@ -28,6 +28,10 @@ def _info(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _predictions(count: int) -> str:
+    return f"{count} prediction{'' if count == 1 else 's'}"
+
+
 def _check_device(device: Optional[str]) -> None:
     """A typo or a missing GPU in ``--device`` is one line, before any model is loaded."""
     if device is not None and device != "auto":
@@ -213,7 +217,7 @@ def predict(
     source: Optional[str] = typer.Option(None, "--source", help="With --split: sample, local or hub (default: the run's, else sample)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="With --split: folder with the official files."),
     output_arg: Optional[str] = typer.Option(None, "--output", "-o", help="Output file (or folder, for --format rsg or several tasks). Default: stdout."),
-    format: Optional[str] = typer.Option(None, "--format", "-f", help="Writer: jsonl, csv, or one a plugin registers (rsg: submission files). "
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="Writer: jsonl, csv, conll (token tasks, with --output), or one a plugin registers (rsg: submission files). "
                                          "Default: csv for an --output ending in .csv, else jsonl."),
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda, cuda:1, ... (default: the GPU when there is one)."),
@@ -267,7 +271,7 @@ def predict(
                                        output=output, writer=writer, writer_id=writer_id, needs_ids=submission, n_best=n_best,
                                        output_folder=as_folder)
         if output is not None:
-            _info(f"wrote {count} predictions of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
+            _info(f"wrote {_predictions(count)} of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
     setups = [_setup(model, location, name, source, data_dir, with_head) for name in _task_names(model, names)]
     if null_threshold is not None:
@@ -293,7 +297,7 @@ def predict(
         spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best)
         written = write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
         if output is not None:
-            _info(f"wrote {len(rows)} predictions of {spec.id} (head {head}; {setups[0].source} {split} split) to "
+            _info(f"wrote {_predictions(len(rows))} of {spec.id} (head {head}; {setups[0].source} {split} split) to "
                   f"{', '.join(str(p) for p in written)}")
         return
     from mtcore.predict.writing import TaskFolder
@@ -320,7 +324,7 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
             raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
     sources = {setup.task.id: setup.source for setup in setups}
     for spec, head, count, written in folder.written:
-        _info(f"wrote {count} predictions of {spec.id} (head {head}; {sources.get(spec.id)} {split} split) to "
+        _info(f"wrote {_predictions(count)} of {spec.id} (head {head}; {sources.get(spec.id)} {split} split) to "
               f"{', '.join(str(p) for p in written)}")
 
 

@@ -159,6 +159,52 @@ def _forward_inputs(module: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in inputs.items() if k in params}
 
 
+def map_head(model: Any, head_id: str, spec: Any, tokenizer: Any, tolerance: float = DEFAULT_TOLERANCE) -> tuple[Any, list[str], float]:
+    """The rule of :func:`export_task`: the plain model for ``model``'s head ``head_id`` (a float32 CPU model in eval
+    mode; ``spec``: the task), with the encoder and head copied in and checked on probe inputs; returns it, the
+    classifier layers filled and the largest logit difference, or raises the one-line :class:`ExportError`."""
+    target = target_for(spec.kind)
+    num_labels = int(model.tasks[head_id].get("num_labels") or spec.num_labels)
+    plain = build_plain(plain_config(model.encoder.config, spec, num_labels, target), target, head_id)
+    load_encoder_into(plain, model.encoder, head_id)
+    described = f"'{model.tasks[head_id].get('head')}' with options {model.tasks[head_id].get('head_options') or {}}"
+    mapped = copy_head(plain, model.heads[head_id], head_id, spec.kind, described)
+    inputs = _forward_inputs(plain, probe_inputs(tokenizer, spec.kind, spec.is_pair))
+    difference = verify(model, head_id, plain, inputs, spec.kind)
+    if not difference <= tolerance:
+        raise refusal(head_id, described, plain, spec.kind, f" computes something else (logits differ by {difference:.3g} on probe inputs, tolerance {tolerance:g})")
+    return plain, mapped, difference
+
+
+def export_refusals(encoder_config: Any, tasks: dict[str, Any], tokenizer: Any) -> dict[str, str]:
+    """Which of ``tasks`` (id -> :class:`~mtcore.task.Task`, heads as configured) ``mt export`` will refuse, with its
+    line, before any training (``mt check``): :func:`map_head` on an untrained one-layer model of the encoder's
+    architecture, since whether a head maps depends on its structure, not on the weights or the depth."""
+    import torch
+    from transformers import AutoModel
+
+    from mtcore.model import MultitaskModel
+    from mtcore.predict.tasks import manifest_task
+
+    config = copy.deepcopy(encoder_config)
+    config.num_hidden_layers = 1
+    refusals: dict[str, str] = {}
+    with torch.random.fork_rng(devices=[]), torch.device("cpu"):
+        torch.manual_seed(0)  # the same untrained weights every time: the same line
+        encoder = AutoModel.from_config(config, attn_implementation="eager").float()
+        model = MultitaskModel(encoder, tasks, tokenizer=tokenizer).float().eval()
+    for task_id in tasks:
+        spec = manifest_task(model, task_id) if model.tasks[task_id].get("kind") else None
+        if spec is None:
+            refusals[task_id] = f"task {task_id!r} has a custom head with no task kind; export the encoder alone with --encoder-only"
+            continue
+        try:
+            map_head(model, task_id, spec, tokenizer)
+        except ExportError as exc:
+            refusals[task_id] = str(exc)
+    return refusals
+
+
 def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE,
                 source: str | os.PathLike | None = None) -> ExportResult:
     """Export ``task``'s head and the shared encoder as one plain ``transformers`` task model.
@@ -190,19 +236,9 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     was_training = working.training
     working.eval()
     try:
-        head = working.heads[head_id]
-        num_labels = int(model.tasks[head_id].get("num_labels") or spec.num_labels)
-        config = plain_config(working.encoder.config, spec, num_labels, target)
-        plain = build_plain(config, target, head_id)
-        load_encoder_into(plain, working.encoder, head_id)
-        described = f"'{model.tasks[head_id].get('head')}' with options {model.tasks[head_id].get('head_options') or {}}"
-        mapped = copy_head(plain, head, head_id, spec.kind, described)
-        inputs = _forward_inputs(plain, probe_inputs(tokenizer, spec.kind, spec.is_pair))
-        difference = verify(working, head_id, plain, inputs, spec.kind)
+        plain, mapped, difference = map_head(working, head_id, spec, tokenizer, tolerance)
     finally:
         working.train(was_training)
-    if not difference <= tolerance:
-        raise refusal(head_id, described, plain, spec.kind, f" computes something else (logits differ by {difference:.3g} on probe inputs, tolerance {tolerance:g})")
     dtype = next(model.encoder.parameters()).dtype
     plain.to(dtype)
     info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,

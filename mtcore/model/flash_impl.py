@@ -87,6 +87,15 @@ def attention_dropout(encoder: Any) -> float:
     return 0.0
 
 
+def check_no_dropout(impl: str, encoder: Any) -> None:
+    """A ConfigError when ``encoder`` (anything with a ``.config``) has attention dropout, which ``impl``'s kernels lack."""
+    dropout = attention_dropout(encoder)
+    if dropout:
+        raise ConfigError(f"flash_attention {impl} has no attention dropout, and this encoder's is {dropout:g}; set "
+                          "encoder.options.encoder_kwargs.attention_probs_dropout_prob: 0 (or its attention_dropout) "
+                          "or leave flash_attention out")
+
+
 def activate(name: Any, encoder: Any, padding_free: bool = False) -> str:
     """Make ``name``'s kernels torch's flash attention for this process; returns the registered name.
 
@@ -95,11 +104,7 @@ def activate(name: Any, encoder: Any, padding_free: bool = False) -> str:
     train padding-free batches with them.
     """
     impl = resolve(name, padding_free=padding_free)
-    dropout = attention_dropout(encoder)
-    if dropout:
-        raise ConfigError(f"flash_attention {impl} has no attention dropout, and this encoder's is {dropout:g}; set "
-                          "encoder.options.encoder_kwargs.attention_probs_dropout_prob: 0 (or its attention_dropout) "
-                          "or leave flash_attention out")
+    check_no_dropout(impl, encoder)
     from torch.nn.attention import activate_flash_attention_impl, current_flash_attention_impl
 
     if current_flash_attention_impl() == impl:

@@ -16,6 +16,7 @@ once on disk whatever the number of tasks. Like Hugging Face models, a new or lo
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import os
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,8 @@ class MultitaskModel(nn.Module):
         encoder_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        #: what every head's initial weights derive from, with its task id (see :meth:`add_head`)
+        self.head_seed_base: int = _rng_fingerprint()
         if isinstance(encoder, nn.Module):
             self.encoder = encoder
             if dtype is not None and dtype != "auto":
@@ -173,12 +176,20 @@ class MultitaskModel(nn.Module):
 
     # ---- heads ------------------------------------------------------------------------------
     def add_head(self, task_id: str, head: Task | HeadSpec | nn.Module) -> nn.Module:
-        """Build and attach the head of one more task; returns the head module."""
+        """Build and attach the head of one more task; returns the head module.
+
+        A head's initial weights depend only on the task id and on the global torch random state
+        when the model was built (:attr:`head_seed_base`; so ``torch.manual_seed(s)`` before building
+        sets them), not on the other tasks or their order: each head is built on a forked CPU
+        generator seeded from both, and the global random stream is left as it was.
+        """
         if not isinstance(task_id, str) or not task_id or "." in task_id:
             raise ConfigError(f"task id {task_id!r} must be a non-empty string without '.' (it names a torch module)")
         if task_id in self.heads:
             raise ConfigError(f"task {task_id!r} already has a head in this model")
-        module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(head_seed(self.head_seed_base, task_id))
+            module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
         if getattr(module, "uses_pooler", False) and not self.has_pooler:
             raise ConfigError(
                 f"task {task_id!r}: head pooling 'pooler' needs an encoder with a pooler, and {type(self.encoder).__name__} has none; "
@@ -378,3 +389,13 @@ def _check_packed_attention(name: Any) -> str:
     if name not in ATTENTION_KERNELS:
         raise unknown("packed attention", str(name), ATTENTION_KERNELS)
     return str(name)
+
+
+def _rng_fingerprint() -> int:
+    """A number that names the global CPU generator's state, read without drawing from it."""
+    return int.from_bytes(hashlib.sha256(torch.random.get_rng_state().numpy().tobytes()).digest()[:8], "little")
+
+
+def head_seed(base: int, task_id: str) -> int:
+    """The seed a task's head is built under: a stable hash of ``(base, task_id)`` (not Python's salted ``hash``)."""
+    return int.from_bytes(hashlib.sha256(f"{base}\0{task_id}".encode()).digest()[:8], "little") >> 1

@@ -95,16 +95,11 @@ def _checkpoint_model(location: ModelLocation) -> Any:
     from mtcore.train.build import build_model, load_tokenizer
     from mtcore.train.checkpoint import load_weights
     from mtcore.train.validate import plan_run
-    from mtcore.train.warm_start import encoder_folder
+    from mtcore.train.warm_start import run_encoder_source
 
     config = run_config(location)
     assert config is not None and location.run_dir is not None
-    if config.encoder.path is not None:
-        source = encoder_folder(config.encoder.path)  # as the run loaded it: a model mtcore saved is read from its encoder/
-    else:
-        source = str(location.run_dir / f"tiny-encoder-{config.encoder.tiny.arch}")
-        if not (Path(source) / "config.json").is_file():
-            raise ModelFileError(f"{source}: the run's demo encoder is missing; the checkpoint cannot be rebuilt without it")
+    source = run_encoder_source(config, location.run_dir)  # as the run loaded it (a model mtcore saved: its encoder/)
     options = dict(config.encoder.options)
     if options.pop("flash_attention", None) is not None:  # kernels only (FA4 needs its package and a Hopper GPU): same results
         config = config.model_copy(update={"encoder": config.encoder.model_copy(update={"options": options})})

@@ -273,8 +273,11 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
     guard = StartGuard(run.root)
     accelerator = make_accelerator(config, run, len(plan.tasks))
     if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
+        from mtcore.plugins import load_registry
+        from mtcore.train.losses import distributed_alternatives
+
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
-                          f"({accelerator.num_processes} processes); use 'sum', 'weighted' or 'uncertainty'")
+                          f"({accelerator.num_processes} processes); use {distributed_alternatives(load_registry(), plan.strategy_cls)}")
     try:
         _start_run_dir(config, run, resume, accelerator)
         return _build(plan, run, accelerator, resume)
@@ -301,10 +304,9 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         tokenizer = load_tokenizer(source, config)
         set_seed(config.seed)  # after it, so that a resumed run's heads start from the same random state
         model = build_model(plan, source, tokenizer)
-        if config.encoder.load_heads:
-            from mtcore.train.warm_start import load_saved_heads
+        from mtcore.train.warm_start import warm_start
 
-            notes.extend(load_saved_heads(model, str(config.encoder.path), {p.id: p.task for p in plan.tasks}))
+        notes.extend(warm_start(model, config, {p.id: p.task for p in plan.tasks}))  # a checkpoint's weights, saved heads
         train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
     model.to(accelerator.device)
     model.train()

@@ -223,6 +223,31 @@ class Checkpoints:
                 shutil.rmtree(path, ignore_errors=True)
 
 
+def check_best_to_model(config: Any) -> None:
+    """``checkpoint.best_to_model`` needs evaluations while training and the best checkpoint kept (a ConfigError naming the fix)."""
+    if not config.checkpoint.best_to_model:
+        return
+    if config.evaluation.every is None:
+        raise ConfigError("config key 'checkpoint.best_to_model' needs 'evaluation.every' (evaluate every N steps): without "
+                          "evaluations while training there is no best checkpoint to take; set evaluation.every or remove best_to_model")
+    if not config.checkpoint.keep_best:
+        raise ConfigError("config key 'checkpoint.best_to_model' needs 'checkpoint.keep_best: true': model/ is written from the best "
+                          "checkpoint, which keep_best false deletes; set checkpoint.keep_best=true or remove best_to_model")
+
+
+def best_checkpoint_for_model(checkpoints: Checkpoints, state: TrainState) -> tuple[Path | None, str]:
+    """The best checkpoint whose weights ``model/`` takes at the end of a run (``checkpoint.best_to_model``), or
+    ``None`` and why the final weights stay: nothing was scored, the final step is the best, or it was deleted."""
+    if state.best_step is None:
+        return None, "no evaluation scored the model (no labelled rows in the evaluation split?)"
+    if state.best_step == state.step:
+        return None, f"the final step {state.step} is the best one"
+    path = checkpoints.path(state.best_step)
+    if not (path / "state.json").is_file():
+        return None, f"the best checkpoint ({path}) is gone (deleted while checkpoint.keep_best was false?)"
+    return path, ""
+
+
 def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer: Any, scheduler: Any, scaler: Any,
                            strategy: torch.nn.Module, sampler: Any, state: TrainState) -> None:
     """The shared files of a checkpoint (main process); ``state.json`` last."""

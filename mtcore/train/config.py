@@ -33,7 +33,9 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
         # main_metric, truncation, stride, no_answer and null_threshold (extractive QA), sources
       - define: {name: reviews, kind: text_classification, labels: [neg, pos],
                  files: {train: data/train.jsonl, validation: data/val.jsonl}}   # an inline task (id user:reviews)
-    sampler: {name: proportional, mode: auto, options: {}}   # mode auto: what the loss strategy needs
+    sampler: {name: proportional, mode: auto, stop: largest, options: {}}   # mode auto: what the loss strategy needs
+             # stop (when an epoch ends): largest (every task through its batches, smaller ones repeat) |
+             # smallest (the first task to run out: nothing repeats) | a number of steps
     loss: {strategy: single, weights: {}, options: {}}
     optimizer: {name: adamw, lr: 5.0e-05, head_lr: null, weight_decay: 0.01, betas: [0.9, 0.999],
                 eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null,
@@ -47,7 +49,8 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
                pad_to_multiple_of: null, padding_free: false}   # padding_free: encoder on real tokens only
                # max_rows: at most this many rows in a max_tokens batch
     evaluation: {every: null, at_end: true, split: validation, weights: {}, early_stopping_patience: null}
-    checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true}
+    checkpoint: {every: 500, at_end: true, keep_last: 2, keep_best: true,
+                 best_to_model: false}   # true: model/ gets the best checkpoint's weights (needs evaluation.every)
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
     debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
     compile: {enabled: false, dynamic: true, mode: null, backend: inductor, regional: true}   # or just `compile: true`
@@ -202,11 +205,24 @@ class TaskEntry(Section):
 
 
 class SamplerConfig(Section):
-    """Which task each step trains on (mode ``single``) or one batch of every task (mode ``all``)."""
+    """Which task each step trains on (mode ``single``) or one batch of every task (mode ``all``); ``stop``
+    ends each epoch (:class:`~mtcore.sampling.batch_sampler.MultitaskBatchSampler`'s stop rule)."""
 
     name: str = "proportional"
     mode: Literal["auto", "single", "all"] = "auto"
+    stop: Literal["largest", "smallest"] | Annotated[int, Field(ge=1)] = "largest"
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_rule(cls, value: Any) -> Any:
+        from mtcore.errors import did_you_mean
+        if isinstance(value, str) and value not in ("largest", "smallest"):
+            raise ValueError(f"{value!r} is not a stop rule{did_you_mean(value, ['largest', 'smallest'])}; "
+                             "use largest, smallest or a number of steps per epoch")
+        if not isinstance(value, str) and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"expected largest, smallest or a number of steps per epoch >= 1, got {value!r}")
+        return value
 
 
 class LossConfig(Section):
@@ -286,12 +302,14 @@ class EvaluationConfig(Section):
 
 
 class CheckpointConfig(Section):
-    """Full-state checkpoints every N steps and at the end; keep the last k and the best."""
+    """Full-state checkpoints every N steps and at the end; keep the last k and the best. ``best_to_model``:
+    at the end, ``model/`` is written from the best checkpoint's weights (by the evaluation aggregate), not the final ones."""
 
     every: int | None = Field(500, ge=1)
     at_end: bool = True
     keep_last: int = Field(2, ge=1)
     keep_best: bool = True
+    best_to_model: bool = False
 
 
 class LoggingConfig(Section):

@@ -295,8 +295,15 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
     os.replace(tmp, path)
 
 
-#: Config keys a resumed run may change (``mt train ... --resume``).
-RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "debug.")
+#: Config keys a resumed run may change (``mt train ... --resume``): none of them moves the optimizer steps, the
+#: order of the batches or an RNG stream. Evaluation runs in eval mode under no_grad on its own data, in a fixed
+#: order, drawing no random number (dropout is off; the samplers draw from their own seeded generators); checkpoints
+#: only read the RNG states. So when, how often and in what batches the run evaluates and checkpoints, and what it
+#: does at the end, leave the trained weights bit-identical (tests/train/test_resume_changes.py). Early stopping
+#: ends the same trajectory sooner or later (the schedule depends on the total steps only).
+RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "checkpoint.every",
+                     "checkpoint.at_end", "checkpoint.best_to_model", "evaluation.every", "evaluation.at_end",
+                     "evaluation.early_stopping_patience", "batching.eval_batch_size", "debug.")
 
 
 def check_same_config(config: TrainConfig, run: Any) -> None:
@@ -308,9 +315,14 @@ def check_same_config(config: TrainConfig, run: Any) -> None:
         raise ConfigError(f"cannot resume {str(run.root)!r}: its saved {str(run.config)!r} is not a valid config "
                           f"({validation_error(exc)}); restore that file, or start a new run") from None
     for key, old, new in config_differences(saved, config_to_dict(config)):
-        if not key.startswith(RESUMABLE_CHANGES):
+        if not _resumable(key):
             raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({_brief(old)} -> {_brief(new)}); "
                               "resume with the run's config.yaml or start a new run")
+
+
+def _resumable(key: str) -> bool:
+    """``key`` is in :data:`RESUMABLE_CHANGES`: one named there, or inside a section named with a trailing dot."""
+    return any(key == name or (name.endswith(".") and key.startswith(name)) for name in RESUMABLE_CHANGES)
 
 
 def config_differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:

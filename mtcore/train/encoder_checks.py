@@ -96,14 +96,34 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 
 
 def check_encoder_path(path: str) -> None:
-    """``encoder.path`` is an existing folder or looks like a hub id (else a one-line ConfigError)."""
+    """``encoder.path`` is an existing folder or looks like a hub id (else a one-line ConfigError). A run directory is
+    refused naming its ``model/`` (or, before it has one, its latest checkpoint); a checkpoint must be a finished one
+    inside its run directory, whose ``config.yaml`` says how to rebuild it."""
+    from mtcore.train.checkpoint import Checkpoints
+
     local = Path(path).expanduser()
     if (local / "model" / "mtcore.json").is_file():
         raise ConfigError(f"config key 'encoder.path': {path!r} is a run directory; did you mean {str(Path(path) / 'model')!r} "
                           "(the model it saved)?")
-    if (local / "state.json").is_file() and (local / "model.safetensors").is_file() and local.parent.name == "checkpoints":
-        raise ConfigError(f"config key 'encoder.path': {path!r} is a training checkpoint; start from the run's model "
-                          f"({str(local.parent.parent / 'model')!r}), or resume the run with --resume")
+    if (local / "config.yaml").is_file() and (local / "checkpoints").is_dir():
+        latest = Checkpoints(local / "checkpoints").latest()
+        start = f"start from its latest checkpoint ({str(latest)!r}), or " if latest is not None else ""
+        raise ConfigError(f"config key 'encoder.path': {path!r} is a run directory without a model/ yet (preempted, stopped or still "
+                          f"training); {start}finish it with mt train {local / 'config.yaml'} --output-dir {local} --resume")
+    folder = local.absolute().parent
+    if folder.name == "checkpoints" and (local / "model.safetensors").is_file():
+        if not (local / "state.json").is_file():
+            raise ConfigError(f"config key 'encoder.path': {path!r} is an unfinished checkpoint (no state.json: still being written, "
+                              "or cut short); give a finished checkpoint of the same run")
+        if not (folder.parent / "config.yaml").is_file():
+            raise ConfigError(f"config key 'encoder.path': {path!r} is a checkpoint outside its run directory (no config.yaml "
+                              "beside checkpoints/, which says how to rebuild it); give it inside its run (RUN/checkpoints/step-N)")
+        return  # a training checkpoint: its encoder (and with load_heads its heads) start the run
+    if folder.name == "checkpoints" and not local.exists() and folder.is_dir():
+        latest = Checkpoints(folder).latest()
+        kept = f"; the latest is {str(latest)!r}" if latest is not None else ""
+        raise ConfigError(f"config key 'encoder.path': there is no checkpoint {path!r} (a run keeps only its last "
+                          f"checkpoint.keep_last and the best){kept}; give one that exists, or the run's model/ once it has one")
     if local.is_dir():
         return
     if local.exists():

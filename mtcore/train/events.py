@@ -71,23 +71,32 @@ def _last_checkpoint(engine: Engine) -> str | None:
     return str(latest) if latest is not None else None
 
 
+def logging_due(engine: Engine, step: int) -> bool:
+    """Whether ``step`` writes ``train`` events (every ``logging.every`` steps, and the last step)."""
+    return step % engine.config.logging.every == 0 or step >= engine.total_steps
+
+
 def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
-                 preemption: Preemption | None = None) -> None:
+                 preemption: Preemption | None = None, grad_norm: Any = None) -> None:
     """Read the loss sums (the step's host sync), check for NaN, write ``train`` events; under DDP
-    the processes also agree here whether a preemption signal came (``preemption.agreed``)."""
+    the processes also agree here whether a preemption signal came (``preemption.agreed``).
+
+    ``grad_norm``: this step's total gradient norm before clipping (a device tensor, read here), or None."""
     step = engine.state.step
     rows, totals = meter.flush(_reduce(engine, "sum"))
     count_examples(engine, meter, preemption)
     watch.check(_last_checkpoint(engine), _gather(engine))
     lr = engine.scheduler.get_last_lr()[0]
+    norm = {} if grad_norm is None else {"grad_norm": float(grad_norm)}  # inf/NaN (an fp16 step skipped): null in the log
     for task, row in rows.items():
-        engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr,
+        engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr, **norm,
                           "data_wait_share": totals["data_wait_share"]})
     weights = engine.strategy.task_weights() if getattr(engine.strategy, "logs_weights", False) else None
     if weights:
         engine.log.write({"event": "loss_weights", "step": step, "weights": weights})
     if engine.config.logging.trackers:
         values = {f"train/{task}/loss": row["loss"] for task, row in rows.items()}
+        values.update({f"train/{key}": value for key, value in norm.items() if math.isfinite(value)})
         log_to_trackers(engine, {**values, "train/lr": lr, "train/examples_per_s": totals["examples_per_s"]}, step)
     progress.update(step, rows, f"lr {lr:.2e}, {totals['examples_per_s']:.1f} ex/s")
 
@@ -141,12 +150,12 @@ def save_checkpoint(engine: Engine, progress: Progress) -> None:
 
 
 def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
-               preemption: Preemption | None = None) -> None:
-    """Run the events due after the optimizer step just taken."""
+               preemption: Preemption | None = None, grad_norm: Any = None) -> None:
+    """Run the events due after the optimizer step just taken (``grad_norm``: see :func:`log_training`)."""
     config, state = engine.config, engine.state
     step = state.step
-    if step % config.logging.every == 0 or step >= engine.total_steps:
-        log_training(engine, meter, watch, progress, preemption)
+    if logging_due(engine, step):
+        log_training(engine, meter, watch, progress, preemption, grad_norm)
     improved = False
     paused = time.perf_counter()  # evaluation and checkpoints are not training: keep them out of ex/s
     if config.evaluation.every and step % config.evaluation.every == 0:
@@ -194,6 +203,7 @@ def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Pr
         run_evaluation(engine, watch, progress)
     if config.checkpoint.at_end and state.last_checkpoint_step != state.step:
         save_checkpoint(engine, progress)
+    model_step = best_weights_into_model(engine, progress) if config.checkpoint.best_to_model else state.step
     if engine.is_main:
         from mtcore.train.build import quiet_progress_bars
 
@@ -202,7 +212,7 @@ def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Pr
     if config.debug.save_rank_weights:
         _save_rank_weights(engine)
     acc.wait_for_everyone()
-    summary = build_summary(engine)
+    summary = build_summary(engine, model_step)
     if engine.is_main:
         write_json(run.summary, summary)
         note = plot_curves(run.metrics, run.curves) if config.logging.plot else None
@@ -225,16 +235,64 @@ def _save_rank_weights(engine: Engine) -> None:
     save_file(state, str(folder / f"rank{acc.process_index}-of-{acc.num_processes}.safetensors"))
 
 
-def build_summary(engine: Engine) -> dict[str, Any]:
-    """Final and best metrics per task, and the run's facts."""
+def best_weights_into_model(engine: Engine, progress: Progress) -> int:
+    """``checkpoint.best_to_model``: load the best checkpoint's weights into the model (every process, so the ranks
+    agree; the main one then writes ``model/``), after the final evaluation and checkpoint; returns the step whose
+    weights the model now holds. Without a best checkpoint, the final weights stay, and a line says why."""
+    from mtcore.train.checkpoint import best_checkpoint_for_model, load_weights
+
+    state = engine.state
+    best, why = best_checkpoint_for_model(engine.checkpoints, state)
+    if best is None:
+        progress.message(f"checkpoint.best_to_model: {why}, so model/ holds the final weights (step {state.step})")
+        return state.step
+    load_weights(engine.unwrapped, best / "model.safetensors")
+    progress.message(f"checkpoint.best_to_model: model/ holds the weights of the best checkpoint, step {state.best_step} "
+                     f"(aggregate {state.best_score:.4f}), not those of the final step {state.step}")
+    return int(state.best_step)
+
+
+def own_bests(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Each task's own best evaluation by its main metric (``{"step", "metric", "value"}``), from the ``eval``
+    events of ``metrics.jsonl`` (so a resumed run counts its evaluations before the resume too); the first
+    of equal values wins. Empty where this process writes no log (DDP's other ranks)."""
+    from mtcore.train.metrics import LOWER_IS_BETTER
+    from mtcore.train.run_dir import read_events
+
+    if not engine.log.enabled:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for event in read_events(engine.run.metrics):
+        if event.get("event") != "eval" or not isinstance(event.get("metrics"), dict):
+            continue
+        for task_id, task in engine.tasks.items():
+            value = event["metrics"].get(f"{task_id}/{task.main}")
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                continue
+            known = found.get(task_id)
+            lower = task.main in LOWER_IS_BETTER
+            if known is None or (value < known["value"] if lower else value > known["value"]):
+                found[task_id] = {"step": event.get("step"), "metric": task.main, "value": value}
+    return found
+
+
+def build_summary(engine: Engine, model_step: int | None = None) -> dict[str, Any]:
+    """Final and best metrics per task, and the run's facts; ``model`` says which step's weights ``model/`` holds
+    (``final`` metrics are always those of the final weights, ``best`` those of the best checkpoint).
+
+    A task's ``best`` is its metrics at the evaluation whose *aggregate* was best (``best.step``), not its own
+    best; ``own_best`` is that (:func:`own_bests`)."""
     state = engine.state
     per_task: dict[str, Any] = {}
+    own = own_bests(engine)
     for task_id, task in engine.tasks.items():
         prefix = f"{task_id}/"
         per_task[task_id] = {
             "main_metric": task.main,
             "final": {k[len(prefix):]: v for k, v in state.last_metrics.items() if k.startswith(prefix)},
             "best": {k[len(prefix):]: v for k, v in state.best_metrics.items() if k.startswith(prefix)},
+            "best_step": state.best_step,  # the best *aggregate*'s step, which "best" is taken at
+            "own_best": own.get(task_id),
         }
     best_dir = engine.checkpoints.path(state.best_step) if state.best_step is not None else None
     started = engine.started_at
@@ -253,5 +311,7 @@ def build_summary(engine: Engine) -> dict[str, Any]:
         "timing": dict(engine.timing),
         "resumed_from": str(engine.resumed_from) if engine.resumed_from else None,
         "model_dir": str(engine.run.model),
+        "model": {"step": state.step if model_step is None else model_step,  # the weights model/ holds
+                  "weights": "best" if engine.config.checkpoint.best_to_model and model_step == state.best_step else "final"},
         "run_dir": str(engine.run.root),
     }

@@ -12,7 +12,8 @@ evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
 Nothing in the hot path reads a device value: losses are summed on the device
 (:class:`~mtcore.train.monitor.LossMeter`), non-finite losses are flagged on the device
 (:class:`~mtcore.train.monitor.NonFiniteWatch`), and both are read at logging, evaluation and
-checkpoint steps only.
+checkpoint steps only; so is the total gradient norm before clipping (``grad_norm`` of the
+``train`` events: :func:`gradient_norm` computes it at logging steps when nothing clips).
 
 SIGTERM and SIGUSR1 stop the loop gracefully (:mod:`mtcore.train.preemption`): after the step in
 progress (one process) or at the next logging step (DDP: all ranks agree there), with a checkpoint
@@ -73,6 +74,18 @@ def step_skipped(optimizer: Any, scaler: Any, scale_before: float | None) -> boo
     if optimizer.step_was_skipped:
         return True
     return scaler is not None and scale_before is not None and scaler.get_scale() < scale_before
+
+
+def gradient_norm(parameters: list[Any], scaler: Any) -> Any:
+    """The total L2 norm of the parameters' gradients, unscaled under fp16 (as ``clip_grad_norm_`` reports it),
+    as a device tensor (no host read); None when no parameter has a gradient."""
+    import torch
+
+    grads = [p.grad.detach() for p in parameters if p.grad is not None]
+    if not grads:
+        return None
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=torch.float32) for g in grads]))
+    return norm / scaler.get_scale() if scaler is not None else norm  # the scale: a host read, at logging steps only
 
 
 def error_line(error: BaseException) -> str:
@@ -162,8 +175,11 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                         strategy.backward(losses, shared, others, scale, step)
                 if acc.num_processes > 1:
                     strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
+                logs = events.logging_due(engine, step)  # the gradient norm stays on the device; read at logging steps only
                 if max_grad_norm is not None:
-                    acc.clip_grad_norm_(clipped, max_grad_norm)
+                    grad_norm = acc.clip_grad_norm_(clipped, max_grad_norm)  # fp16: unscales first; the norm before clipping
+                else:
+                    grad_norm = gradient_norm(clipped, scaler) if logs else None
                 scale_before = scaler.get_scale() if scaler is not None else None  # fp16 only: a host read of the scale
                 optimizer.step()
                 if not step_skipped(optimizer, scaler, scale_before):
@@ -172,7 +188,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()
                 state.step = step
-                events.after_step(engine, meter, watch, progress, preemption)
+                events.after_step(engine, meter, watch, progress, preemption, grad_norm if logs else None)
                 if delay:
                     time.sleep(delay)  # test hook: debug.step_delay_s
                 if preemption.peer_gone:  # (came during the events of this step)

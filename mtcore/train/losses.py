@@ -100,6 +100,23 @@ class LossStrategy(nn.Module):
         return dict(self.weights)
 
 
+def distributed_alternatives(registry: Any, refused: type) -> str:
+    """The registered loss strategies that run under DDP (``supports_distributed``) and, like ``refused``,
+    train on the same batches (``batches``), as ``"'sum', 'weighted' or 'dwa'"``: for the message refusing
+    ``refused`` under DDP. Strategies that fail to load are left out."""
+    names: list[str] = []
+    for component in registry.components["loss"].values():
+        try:
+            cls = component.load()
+        except Exception:  # noqa: BLE001 - a broken plugin's strategy is just not suggested
+            continue
+        if (isinstance(cls, type) and issubclass(cls, LossStrategy) and cls.supports_distributed
+                and cls.batches == getattr(refused, "batches", "all") and component.name not in names):
+            names.append(component.name)
+    quoted = [f"'{name}'" for name in names]
+    return " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted) or "'single'"
+
+
 class SingleTaskLoss(LossStrategy):
     """One task per step (the sampler picks it); its loss as is."""
 

@@ -19,7 +19,7 @@ def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -
     def build(epochs: int) -> Any:
         return MultitaskBatchSampler(
             train_data, "train", config.batching.batch_size, sampler=plan.sampler_cls, sampler_options=plan.sampler_options,
-            mode=plan.mode, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
+            mode=plan.mode, stop=config.sampler.stop, group_by_length=config.batching.group_by_length, token_budget=config.batching.max_tokens,
             max_rows=config.batching.max_rows, batch_sizes=batch_sizes, seed=config.seed, num_epochs=epochs,
             rank=accelerator.process_index, world_size=accelerator.num_processes,
         )
@@ -56,10 +56,15 @@ def count_total_steps(sampler: Any, config: TrainConfig) -> int:
 
 
 def long_epoch_note(sampler: Any) -> str | None:
-    """A note when an epoch (``stop="largest"``: until every task has been through its batches) lasts over twice
+    """A note on an epoch that repeats data. Mode ``"all"``: :func:`repeated_tasks_note`. Mode ``"single"``:
+    when an epoch (``stop="largest"``: until every task has been through its batches) lasts over twice
     the batches it holds because a smaller task is drawn rarely (3 rows under ``proportional``, a small fixed
     weight). Under ``uniform`` or ``temperature`` the largest task sets the pace, as intended: no note."""
-    if getattr(sampler, "mode", None) != "single" or getattr(sampler, "stop", None) != "largest":
+    if getattr(sampler, "stop", None) != "largest":
+        return None
+    if getattr(sampler, "mode", None) == "all":
+        return repeated_tasks_note(sampler)
+    if getattr(sampler, "mode", None) != "single":
         return None
     batches = sampler.batches_in_epoch()
     steps, held = sampler.steps_in_epoch(sampler.epoch), sum(batches.values())
@@ -76,3 +81,28 @@ def long_epoch_note(sampler: Any) -> str | None:
     return (f"an epoch is {steps} steps for {held} batches of data: it lasts until every task has been through its "
             f"batches, and {slowest!r} ({batches[slowest]} batch(es)) is drawn at p={drawn[slowest]:.2g}; set "
             "schedule.max_steps, or use a sampler that draws it more often (temperature, uniform)")
+
+
+#: A task gone through this many times or more in one epoch of mode "all" gets named in a note.
+REPEAT_NOTE_AT = 2.0
+
+
+def repeated_tasks_note(sampler: Any) -> str | None:
+    """A note when, in mode ``"all"`` with ``stop="largest"``, an epoch (as long as the largest task)
+    goes through a smaller task's batches :data:`REPEAT_NOTE_AT` times or more: it is recycled silently."""
+    if getattr(sampler, "mode", None) != "all" or getattr(sampler, "stop", None) != "largest":
+        return None
+    batches, steps = sampler.batches_in_epoch(), sampler.steps_in_epoch(sampler.epoch)
+    repeats = sorted(((steps / n, task) for task, n in batches.items() if n and steps / n >= REPEAT_NOTE_AT), reverse=True)
+    if not repeats:
+        return None
+    largest = max(batches, key=lambda task: batches[task])
+    named = [f"{task!r} ({batches[task]} batch(es)) {_times(factor)}" for factor, task in repeats[:3]]
+    more = f" and {len(repeats) - 3} more task(s)" if len(repeats) > 3 else ""
+    return (f"an epoch of mode 'all' lasts {steps} steps, as long as the largest task {largest!r}, so smaller tasks repeat: "
+            f"{', '.join(named)}{more} per epoch; set sampler.stop: smallest (an epoch ends when the smallest task does), "
+            "or train fewer epochs")
+
+
+def _times(factor: float) -> str:
+    return f"~{factor:.0f} times" if factor >= 10 else f"{factor:.1f} times"

@@ -245,8 +245,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} combines each step's "
                           f"per-task gradients and cannot accumulate them over {gas} micro-steps; set it to 1 or use a larger batch")
     if world_size > 1 and not getattr(strategy_cls, "supports_distributed", True):
+        from mtcore.train.losses import distributed_alternatives
+
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} needs every task's full gradient on one process and does "
-                          f"not run under DDP ({world_size} processes); use 'sum', 'weighted' or 'uncertainty', or train on one process")
+                          f"not run under DDP ({world_size} processes); use {distributed_alternatives(registry, strategy_cls)}, or train on one process")
     default_weights = {p.id: p.entry.weight for p in planned}
     strategy_weights = {**default_weights, **match_task_values(config.loss.weights, ids, "loss.weights")}
     if config.loss.weights and getattr(strategy_cls, "uses_weights", None) is False:
@@ -287,6 +289,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     match_task_values(config.optimizer.head_lrs, ids, "optimizer.head_lrs")
     if config.evaluation.early_stopping_patience is not None and config.evaluation.every is None:
         raise ConfigError("config key 'evaluation.early_stopping_patience' needs 'evaluation.every' (evaluate every N steps)")
+    _warn_if_selecting_on_test(config)
+    from mtcore.train.checkpoint import check_best_to_model
+
+    check_best_to_model(config)
     for i, tracker in enumerate(config.logging.trackers):
         module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
         if importlib.util.find_spec(module) is None:
@@ -313,6 +319,20 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
                       "kernels run in bf16/fp16 only)", UserWarning, stacklevel=2)
     check_packed_attention(config)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
+
+
+def _warn_if_selecting_on_test(config: TrainConfig) -> None:
+    """Evaluating on the test split while training is fine; choosing the model by it is not (its scores stop being held out)."""
+    evaluation, checkpoint = config.evaluation, config.checkpoint
+    if evaluation.split != "test" or evaluation.every is None:
+        return
+    chosen = [what for what, on in (("early stopping (evaluation.early_stopping_patience)", evaluation.early_stopping_patience is not None),
+                                    ("the best checkpoint (checkpoint.keep_best)", checkpoint.keep_best),
+                                    ("model/ (checkpoint.best_to_model)", checkpoint.best_to_model)) if on]
+    if chosen:
+        warnings.warn(f"evaluation.split is 'test', so {' and '.join(chosen)} {'select' if len(chosen) > 1 else 'selects'} on the test split, whose scores are then no "
+                      "longer held out; evaluate on validation (evaluation.split=validation) and score test afterwards with "
+                      "mt evaluate RUN --split test", UserWarning, stacklevel=2)
 
 
 def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfig:

@@ -1,9 +1,15 @@
-"""Starting a run from a model mtcore saved: ``encoder.path: runs/multi/model``.
+"""Starting a run from a model mtcore saved (``encoder.path: runs/multi/model``) or from a training checkpoint
+(``encoder.path: runs/multi/checkpoints/step-000300``, also of a preempted run that has no ``model/``).
 
 The saved model's encoder and tokenizer (its ``encoder/`` folder) start the new run; with
 ``encoder.load_heads: true`` every task of the new run that the saved model has, with the same
 kind, labels and head, also starts from its trained head (the T5 recipe: train on many tasks,
 then fine-tune on one). Tasks it does not have, or has differently, get a new head and a note.
+
+A checkpoint is rebuilt as ``mt evaluate`` rebuilds it (:func:`mtcore.predict.locate.load_model`: the
+checkpoint's run config, its encoder source, the checkpoint's weights); the new run is built from that
+same encoder source and tokenizer, then takes the checkpoint's encoder weights (LoRA adapters merged in)
+and, with ``load_heads``, its matching heads. The checkpoint is read again by ``--resume`` of the new run.
 """
 
 from __future__ import annotations
@@ -22,17 +28,94 @@ def saved_model_dir(path: str | Path) -> Path | None:
     return root if (root / MANIFEST_NAME).is_file() and (root / "encoder").is_dir() else None
 
 
+def training_checkpoint(path: str | Path) -> Path | None:
+    """``path`` if it is a finished training checkpoint of a run (``RUN/checkpoints/step-N`` with ``state.json``)."""
+    from mtcore.predict.locate import CHECKPOINT_DONE, CHECKPOINT_WEIGHTS
+
+    root = Path(path).expanduser()
+    done = (root / CHECKPOINT_WEIGHTS).is_file() and (root / CHECKPOINT_DONE).is_file()
+    return root if done and root.absolute().parent.name == "checkpoints" else None
+
+
 def encoder_folder(path: str) -> str:
-    """Where the encoder and its tokenizer are: ``path/encoder`` for a saved mtcore model, else ``path``."""
+    """Where the encoder and its tokenizer are: ``path/encoder`` for a saved mtcore model, the encoder its run was built
+    from for a training checkpoint, else ``path``."""
     root = saved_model_dir(path)
-    return str(root / "encoder") if root is not None else path
+    if root is not None:
+        return str(root / "encoder")
+    checkpoint = training_checkpoint(path)
+    if checkpoint is not None:
+        from mtcore.predict.locate import locate, run_config
+
+        location = locate(checkpoint)
+        return run_encoder_source(run_config(location), location.run_dir)
+    return path
+
+
+def run_encoder_source(config: Any, run_dir: Path) -> str:
+    """The encoder (and tokenizer) folder or hub id the run in ``run_dir`` was built from: its ``encoder.path``
+    (resolved as above) or the tiny demo encoder in the run directory (a ModelFileError when that is gone)."""
+    if config.encoder.path is not None:
+        return encoder_folder(config.encoder.path)
+    source = run_dir / f"tiny-encoder-{config.encoder.tiny.arch}"
+    if not (source / "config.json").is_file():
+        raise ModelFileError(f"{source}: the run's demo encoder is missing; the checkpoint cannot be rebuilt without it")
+    return str(source)
 
 
 def check_load_heads(path: str | None) -> None:
-    """``encoder.load_heads`` needs ``encoder.path`` to be a model mtcore saved."""
-    if path is None or saved_model_dir(path) is None:
+    """``encoder.load_heads`` needs ``encoder.path`` to be a model mtcore saved or a training checkpoint."""
+    if path is None or (saved_model_dir(path) is None and training_checkpoint(path) is None):
         raise ConfigError("config key 'encoder.load_heads' needs 'encoder.path' to be a model directory saved by mtcore "
-                          "(e.g. runs/<run>/model, holding mtcore.json); remove it or change encoder.path")
+                          "(e.g. runs/<run>/model, holding mtcore.json) or a checkpoint of a run (runs/<run>/checkpoints/step-N); "
+                          "remove it or change encoder.path")
+
+
+def warm_start(model: Any, config: Any, tasks: dict[str, Any]) -> list[str]:
+    """Start ``model`` from what ``encoder.path`` holds beyond the encoder folder: a checkpoint's encoder weights (and
+    heads), or with ``encoder.load_heads`` a saved model's heads; returns notes."""
+    path = config.encoder.path
+    if path is not None and training_checkpoint(path) is not None:
+        return load_checkpoint_weights(model, str(path), tasks, load_heads=config.encoder.load_heads)
+    if config.encoder.load_heads:
+        return load_saved_heads(model, str(path), tasks)
+    return []
+
+
+def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_heads: bool) -> list[str]:
+    """Copy the encoder of the training checkpoint at ``path`` into ``model`` (built from the checkpoint's encoder
+    source) and, with ``load_heads``, its matching trained heads. The checkpoint's model is rebuilt as ``mt evaluate``
+    rebuilds it, without touching the random state (the new run's seed decides everything else)."""
+    import warnings
+
+    import torch
+
+    from mtcore.model.lora import lora_layers, merged_state_dict
+    from mtcore.predict.locate import load_model, locate
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the other run's config was checked when it ran
+        saved = load_model(locate(path), "cpu")
+    plain = merged_state_dict(saved.encoder) if lora_layers(saved.encoder) else saved.encoder.state_dict()
+    names = {key: key.replace(".base_layer.", ".") for key in model.encoder.state_dict() if ".lora_" not in key}
+    mine = model.encoder.state_dict()
+    unfit = sorted(set(names.values()) ^ set(plain)) or [n for k, n in names.items() if tuple(plain[n].shape) != tuple(mine[k].shape)]
+    if unfit:
+        raise ConfigError(f"config key 'encoder.path': the encoder of checkpoint {path} does not fit this run's encoder (e.g. "
+                          f"{unfit[0]!r}: check encoder.options); give the options that run used, see its config.yaml")
+    model.encoder.load_state_dict({key: plain[name] for key, name in names.items()}, strict=False)
+    notes = [f"encoder.path: the encoder weights of checkpoint {path} (step {int(Path(path).name.split('-')[1])})"]
+    if load_heads:
+        notes += _start_heads(model, tasks, saved.tasks, lambda task_id, info, head: _copy_head(saved, task_id, head), path)
+    return notes
+
+
+def _copy_head(saved: Any, task_id: str, head: Any) -> None:
+    """The head of ``task_id`` in the rebuilt checkpoint model ``saved`` into ``head`` (a ModelFileError when it does not fit)."""
+    state, expected = saved.heads[task_id].state_dict(), head.state_dict()
+    if state.keys() != expected.keys() or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        raise ModelFileError(f"its tensors do not match the head of task {task_id!r} ({type(head).__name__})")
+    head.load_state_dict(state, strict=True)
 
 
 def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
@@ -42,6 +125,12 @@ def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
 
     root = Path(path).expanduser()
     saved = read_manifest(root)["tasks"]
+    return _start_heads(model, tasks, saved, lambda task_id, info, head: load_head_weights(root, task_id, info, head), root)
+
+
+def _start_heads(model: Any, tasks: dict[str, Any], saved: dict[str, Any], load: Any, root: Any) -> list[str]:
+    """Load the saved head of every task of ``tasks`` that ``saved`` (task id -> manifest info) has with the same kind,
+    labels and head (``load(task_id, info, head)``); notes name the others."""
     loaded, notes = [], []
     for task_id, task in tasks.items():
         info = saved.get(task_id)
@@ -54,7 +143,7 @@ def load_saved_heads(model: Any, path: str, tasks: dict[str, Any]) -> list[str]:
                          "it starts with a new head")
             continue
         try:
-            load_head_weights(root, task_id, info, model.heads[task_id])
+            load(task_id, info, model.heads[task_id])
         except ModelFileError as exc:  # same settings as far as the manifest says, but the weights do not fit
             notes.append(f"encoder.load_heads: task {task_id!r}: the saved head does not fit ({exc}); it starts with a new head")
             continue

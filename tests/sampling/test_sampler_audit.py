@@ -207,7 +207,7 @@ def test_annealed_max_steps_runs_exactly_the_epochs_its_schedule_spans(make_data
 
     rng = np.random.default_rng(0)
     data = make_data({name: rng.integers(5, 60, n) for name, n in (("small", 30), ("mid", 300), ("big", 3000))})
-    config = SimpleNamespace(schedule=SimpleNamespace(epochs=3, max_steps=3000), seed=0,
+    config = SimpleNamespace(schedule=SimpleNamespace(epochs=3, max_steps=3000), seed=0, sampler=SimpleNamespace(stop="largest"),
                              optimizer=SimpleNamespace(gradient_accumulation_steps=1),
                              batching=SimpleNamespace(batch_size=8, group_by_length=False, max_tokens=None, max_rows=None))
     plan = SimpleNamespace(config=config, tasks=[], sampler_cls="annealed", sampler_options={}, mode="single")

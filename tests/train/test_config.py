@@ -154,7 +154,8 @@ def test_encoder_path_that_is_no_folder_and_no_hub_id(tmp_path: Path):
     checkpoint.mkdir(parents=True)
     (checkpoint / "state.json").write_text("{}")
     (checkpoint / "model.safetensors").write_text("")
-    assert "is a training checkpoint; start from the run's model" in error_of({**BASE, "encoder": {"path": str(checkpoint)}}, plan=True)
+    # a checkpoint starts a run only inside its run directory, whose config.yaml says how to rebuild it
+    assert "is a checkpoint outside its run directory (no config.yaml" in error_of({**BASE, "encoder": {"path": str(checkpoint)}}, plan=True)
 
 
 def test_a_task_batch_size_beside_a_token_budget_is_named_as_unused():

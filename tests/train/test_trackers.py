@@ -151,8 +151,11 @@ def test_resume_continues_the_same_wandb_run_and_tensorboard_shows_each_step_onc
     assert json.loads(saved.read_text())["last_step"] == 6
     scalars = tensorboard_scalars(run_dir / "proj")
     assert scalars["train/lr"] == [1, 2, 3, 4, 5, 6] and scalars["eval/aggregate"] == [2, 4, 6]
-    # the run stopped after logging step 6 but before its last checkpoint: it resumes from step 3
-    shutil.rmtree(run_dir / "checkpoints" / "step-000006")
+    # the run stopped after logging step 6 but before its checkpoints after step 3 (step 4's is there when its
+    # evaluation was the best so far): it resumes from step 3
+    for late in (run_dir / "checkpoints").glob("step-*"):
+        if int(late.name.split("-")[1]) > 3:
+            shutil.rmtree(late)
     (run_dir / "summary.json").unlink()
     # as if W&B had received steps up to 4 only: an online W&B run says so (it resumes at step 5 and refuses
     # lower ones); offline its starting_step is 0, and mtcore's own record of the last step sent says so

@@ -1,0 +1,58 @@
+"""``--resume`` with a changed evaluation / checkpoint schedule (:data:`mtcore.train.config_io.RESUMABLE_CHANGES`)
+trains bit-identically to the uninterrupted run: these settings move no optimizer step, batch or RNG stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtcore import Trainer
+from mtcore.errors import ConfigError
+from mtcore.train.monitor import NonFiniteLossError
+
+CHANGES = ["evaluation.every=3", "evaluation.at_end=false", "evaluation.early_stopping_patience=50", "checkpoint.every=5",
+           "batching.eval_batch_size=3", "checkpoint.best_to_model=true", "debug.inject_nan_at_step=null"]
+
+
+def _config(make_config, **debug):
+    return make_config(schedule={"max_steps": 12, "warmup_steps": 2}, evaluation={"every": 4, "at_end": True},
+                       checkpoint={"every": 4, "keep_last": 5, "at_end": True}, debug=debug)
+
+
+def test_a_resume_that_evaluates_and_checkpoints_differently_trains_bit_identically(tmp_path: Path, make_config, helpers):
+    from safetensors.torch import load_file
+
+    Trainer(_config(make_config), output_dir=tmp_path / "straight").train()
+    with pytest.raises(NonFiniteLossError):  # a crash after the checkpoint of step 4
+        Trainer(_config(make_config, inject_nan_at_step=7), output_dir=tmp_path / "crashed").train()
+    summary = Trainer(_config(make_config, inject_nan_at_step=7), output_dir=tmp_path / "crashed", resume=True, overrides=CHANGES).train()
+    assert summary["resumed_from"].endswith("step-000004") and summary["steps"] == 12
+
+    def weights(run: str) -> dict[str, torch.Tensor]:  # the final checkpoint: model/ is the best one in the resumed run
+        return load_file(str(tmp_path / run / "checkpoints" / "step-000012" / "model.safetensors"))
+
+    straight, resumed = weights("straight"), weights("crashed")
+    assert straight.keys() == resumed.keys() and len(straight) > 10
+    assert [name for name in straight if not torch.equal(straight[name], resumed[name])] == []
+
+    def losses(run: str) -> list:
+        return [(e["step"], e["task"], e["loss"]) for e in helpers.read_events(tmp_path / run) if e["event"] == "train"]
+
+    def eval_steps(run: str) -> list:
+        return [e["step"] for e in helpers.read_events(tmp_path / run) if e["event"] == "eval"]
+
+    assert losses("crashed") == losses("straight") and losses("straight")
+    assert eval_steps("straight") == [4, 8, 12] and eval_steps("crashed") == [4, 6, 9, 12]  # the new schedule was used
+    kept = {p.name for p in (tmp_path / "crashed" / "checkpoints").glob("step-*")}
+    assert {"step-000005", "step-000010", "step-000012"} <= kept and "step-000008" not in kept  # and the new checkpoint schedule
+
+
+def test_a_resume_that_changes_the_training_is_still_refused_in_one_line(tmp_path: Path, make_config):
+    Trainer(_config(make_config), output_dir=tmp_path / "run").train()
+    (tmp_path / "run" / "summary.json").unlink()  # as if it had stopped
+    with pytest.raises(ConfigError, match=r"^cannot resume .*: config key 'batching.batch_size' changed \(8 -> 4\); resume with"):
+        Trainer(_config(make_config), output_dir=tmp_path / "run", resume=True, overrides=["batching.batch_size=4"]).train()
+    with pytest.raises(ConfigError, match=r"config key 'evaluation.split' changed"):
+        Trainer(_config(make_config), output_dir=tmp_path / "run", resume=True, overrides=["evaluation.split=train"]).train()
