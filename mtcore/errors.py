@@ -48,6 +48,13 @@ class ModelFileError(MtError):
     """A model directory with a missing, truncated or mismatched file."""
 
 
+class ModelPathError(ModelFileError, UsageError):
+    """A path given as a model or run directory that is none (missing, a file, a folder of runs, a run
+    without its model yet): a usage error (exit code 2), as ``mt compare`` has it; still a ModelFileError."""
+
+    exit_code = 2
+
+
 def did_you_mean_path(path: Any, folders: bool) -> str:
     """``" (did you mean 'runs/local'?)"`` from the entries beside a ``path`` that does not exist (its folders
     when ``folders``, else its files), or ``""``."""

@@ -69,3 +69,16 @@ def test_check_refuses_flash_attention_with_attention_dropout_as_mt_train_does(t
     assert "flash_attention FA4 has no attention dropout, and this encoder's is 0.1" in refused.stderr
     allowed = run_mt("check", quickstart, "encoder.options.flash_attention=FA4", "encoder.options.encoder_kwargs.attention_probs_dropout_prob=0")
     assert "has no attention dropout" not in allowed.stderr, allowed.stderr
+
+
+def test_switching_sampler_names_the_way_to_clear_the_old_ones_options(tmp_path):
+    """The README's config has temperature options; sampler.name=uniform said only "it accepts: none"."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [{"id": "rsg:terra", "source": "sample"}],
+                                      "sampler": {"name": "temperature", "options": {"temperature": 2.0}}}))
+    switched = run_mt("check", str(config), "sampler.name=uniform", "--no-data")
+    assert switched.returncode == 2
+    assert switched.stderr.strip() == ("error: config key 'sampler.options': sampler 'uniform': unknown option 'temperature'; it "
+                                       "accepts: none; options of another sampler? sampler.options={} clears them")
+    cleared = run_mt("check", str(config), "sampler.name=uniform", "sampler.options={}", "--no-data")
+    assert cleared.returncode == 0, cleared.stderr

@@ -331,13 +331,14 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
 def export(
     path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
     out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Where to write the plain Hugging Face model (new or empty)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="The task to export (optional when the model has one task)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="The task to export (optional when the model has one task); all: every "
+                                       "task that exports, each in OUT_DIR/<plugin>_<task>, and the encoder in OUT_DIR/encoder."),
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
 ) -> None:
-    """Export one task as a standard transformers model (pipeline-ready), or the encoder alone."""
+    """Export one task as a standard transformers model (pipeline-ready), every task, or the encoder alone."""
     _one_process("export")
-    from mtcore.export.hf import check_export_target, export_encoder, export_task
+    from mtcore.export.hf import check_export_target, export_all, export_encoder, export_task
     from mtcore.predict.locate import load_model, locate
 
     location = locate(path)
@@ -351,6 +352,15 @@ def export(
         _info(f"exported the encoder ({result.model_class}) to {result.path}; load it with AutoModel.from_pretrained({str(result.path)!r})")
         return
     model = load_model(location, "cpu")
+    if task is not None and task.strip() == "all":
+        import warnings
+
+        results, skipped = export_all(model, out_dir, overwrite=overwrite, source=location.model_dir)
+        for head_id, reason in skipped.items():
+            warnings.warn(f"left out {head_id}: {reason}")
+        for result in results:
+            _info(f"exported {result.task or 'the encoder'} as {result.model_class} to {result.path}")
+        return
     name = _pick_task(model, task)
     result = export_task(model, name, out_dir, overwrite=overwrite, source=location.model_dir)
     how = f'pipeline("{result.pipeline}", model={str(result.path)!r})' if result.pipeline else f"{result.model_class}.from_pretrained({str(result.path)!r})"

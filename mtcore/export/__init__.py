@@ -10,6 +10,7 @@ from mtcore.refs import lazy_getattr
 _LAZY = {
     "export_task": "mtcore.export.hf",
     "export_encoder": "mtcore.export.hf",
+    "export_all": "mtcore.export.hf",
     "ExportResult": "mtcore.export.hf",
     "ExportError": "mtcore.export.mapping",
 }

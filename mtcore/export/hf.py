@@ -216,14 +216,21 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     """
     from transformers.utils import logging as hf_logging
 
-    from mtcore.predict.tasks import manifest_task
-
     hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
     recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
-    model = _as_model(model)
+    write, result = _task_export(_as_model(model), task, out, tolerance, recorded)
+    _write_atomically(out, write)
+    return result
+
+
+def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: str | None) -> tuple[Any, ExportResult]:
+    """Map and check ``task``'s head (an :class:`ExportError` when no plain class computes it); returns the function
+    that writes the export into a folder, and its result (``out``: where it will be, for its README)."""
+    from mtcore.predict.tasks import manifest_task
+
     head_id = model.resolve_task(task)
     spec = manifest_task(model, head_id) if model.tasks[head_id].get("kind") else None
     if spec is None:
@@ -258,8 +265,42 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
         (tmp / "README.md").write_text(_readme(f"{head_id} ({type(plain).__name__})", _usage(target.auto_class, target.pipeline, out, spec.is_pair, spec.max_length), info),
                                        encoding="utf-8")
 
+    return write, ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
+
+
+def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+               source: str | os.PathLike | None = None) -> tuple[list[ExportResult], dict[str, str]]:
+    """Export every task of ``model`` that a plain class computes into ``out_dir/<plugin>_<task>/``, and the
+    shared encoder into ``out_dir/encoder/``, all at once (written beside ``out_dir``, moved into place);
+    returns the results (the encoder's last) and the tasks left out with each one's :class:`ExportError` line."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
+    out = Path(out_dir).expanduser()
+    check_export_target(out, overwrite, source_dir)
+    recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
+    model = _as_model(model)
+    writers, results, skipped = {}, [], {}
+    for head_id in model.tasks:
+        name = head_id.replace(":", "_")
+        try:
+            writers[name], result = _task_export(model, head_id, out / name, tolerance, recorded)
+        except ExportError as error:
+            skipped[head_id] = str(error)
+            continue
+        results.append(result)
+    writers["encoder"], encoder = _encoder_export(model, out / "encoder", recorded)
+    info = {"tasks": {r.task: r.path.name for r in results}, "encoder": "encoder", "skipped": skipped, "source": recorded}
+
+    def write(tmp: Path) -> None:
+        for name, write_one in writers.items():
+            (tmp / name).mkdir()
+            write_one(tmp / name)
+        (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
     _write_atomically(out, write)
-    return ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
+    return [*results, encoder], skipped
 
 
 def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> ExportResult:
@@ -271,7 +312,12 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
     recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
-    model = _as_model(model)
+    write, result = _encoder_export(_as_model(model), out, recorded)
+    _write_atomically(out, write)
+    return result
+
+
+def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, ExportResult]:
     encoder, tokenizer = model.encoder, model.tokenizer
     info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),
             "source": recorded}
@@ -284,5 +330,4 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
         (tmp / "README.md").write_text(_readme(f"shared encoder ({type(encoder).__name__})", _usage("AutoModel", None, out, False), info),
                                        encoding="utf-8")
 
-    _write_atomically(out, write)
-    return ExportResult(out, None, type(encoder).__name__, None, "feature-extraction")
+    return write, ExportResult(out, None, type(encoder).__name__, None, "feature-extraction")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ModelFileError, did_you_mean_path
+from mtcore.errors import ModelPathError, did_you_mean_path
 
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model"
@@ -39,13 +39,13 @@ class ModelLocation:
 
 
 def locate(path: str | os.PathLike) -> ModelLocation:
-    """Classify ``path``; a one-line :class:`ModelFileError` when it is neither kind of directory."""
+    """Classify ``path``; a one-line :class:`ModelPathError` (exit 2) when it is neither kind of directory."""
     root = Path(path).expanduser()
     if not root.exists():
-        raise ModelFileError(f"{root}: no such directory{did_you_mean_path(root, folders=True)}; pass a run directory (config.yaml "
+        raise ModelPathError(f"{root}: no such directory{did_you_mean_path(root, folders=True)}; pass a run directory (config.yaml "
                              "and model/) or a model directory (mtcore.json)")
     if not root.is_dir():
-        raise ModelFileError(f"{root}: is a file; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
+        raise ModelPathError(f"{root}: is a file; pass a run directory (config.yaml and model/) or a model directory (mtcore.json)")
     full = Path(os.path.abspath(root))  # "." or "model/.." have a name and a parent only when spelled out (links kept)
     if (root / MANIFEST).is_file():
         run = full.parent if full.name == RUN_MODEL and (full.parent / RUN_CONFIG).is_file() else None
@@ -55,23 +55,23 @@ def locate(path: str | os.PathLike) -> ModelLocation:
     if (root / CHECKPOINT_WEIGHTS).is_file() and (root / CHECKPOINT_DONE).is_file():
         run = full.parent.parent
         if full.parent.name != "checkpoints" or not (run / RUN_CONFIG).is_file():
-            raise ModelFileError(f"{root}: a checkpoint is read with its run's config; pass it inside its run directory (RUN/checkpoints/step-N)")
+            raise ModelPathError(f"{root}: a checkpoint is read with its run's config; pass it inside its run directory (RUN/checkpoints/step-N)")
         return ModelLocation(root, run, checkpoint=True)
     if (root / CHECKPOINT_WEIGHTS).is_file() and full.parent.name == "checkpoints":
-        raise ModelFileError(f"{root}: an unfinished checkpoint (no {CHECKPOINT_DONE}: still being written, or cut short); "
+        raise ModelPathError(f"{root}: an unfinished checkpoint (no {CHECKPOINT_DONE}: still being written, or cut short); "
                              "pass a finished one of the same run, or its run directory")
     if (root / RUN_CONFIG).is_file():
         from mtcore.train.checkpoint import Checkpoints
 
         latest = Checkpoints(root / "checkpoints").latest()
         hint = f"; pass a checkpoint ({latest})" if latest is not None else ""
-        raise ModelFileError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}, wait for the run to finish "
+        raise ModelPathError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}, wait for the run to finish "
                              "or resume it with mt train --resume")
     if (root / "seeds.json").is_file():
         seeds = sorted(p.name for p in root.glob("seed-*") if p.is_dir())
-        raise ModelFileError(f"{root}: holds runs of several seeds (mt train --seeds); pass one of them: "
+        raise ModelPathError(f"{root}: holds runs of several seeds (mt train --seeds); pass one of them: "
                              + ", ".join(str(root / name) for name in seeds[:3]) + (", ..." if len(seeds) > 3 else ""))
-    raise ModelFileError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
+    raise ModelPathError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
 
 

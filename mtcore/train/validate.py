@@ -281,7 +281,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     try:
         probe = sampler_cls({t: 1 for t in ids}, seed=config.seed, **{k: v for k, v in sampler_options.items() if k != "num_epochs"})
     except MtError as exc:
-        raise _key_error("sampler.options", exc) from None
+        unknown_option = "unknown option" in str(exc) and "did you mean" not in str(exc)
+        hint = "; options of another sampler? sampler.options={} clears them" if unknown_option else ""
+        raise ConfigError(f"config key 'sampler.options': {exc}{hint}") from None
     if mode == "single":
         probe.choose(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
 

@@ -149,7 +149,8 @@ def test_plugin_sampler_errors_use_the_registered_name(plugins, tmp_path):
     code, line = _check(plugins, config, "sampler.name=negative")
     assert code == 2 and line.startswith("error: sampler 'negative': probabilities(0) returned the invalid weights [-1.0, 2.0]; ")
     code, line = _check(plugins, config, "sampler.name=negative", "sampler.options.x=1")
-    assert code == 2 and line == "error: config key 'sampler.options': sampler 'negative': unknown option 'x'; it accepts: none"
+    assert code == 2 and line == ("error: config key 'sampler.options': sampler 'negative': unknown option 'x'; it accepts: none; "
+                                  "options of another sampler? sampler.options={} clears them")
     code, line = _check(plugins, config, "sampler.name=renamed", "sampler.options.temprature=2")
     assert code == 2 and line.startswith("error: config key 'sampler.options': sampler 'renamed': unknown option 'temprature' "
                                          "(did you mean 'temperature'?)")

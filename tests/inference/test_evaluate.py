@@ -81,12 +81,12 @@ def test_bad_arguments(cli, trained_run, args, code, message):
 
 def test_wrong_directories(cli, trained_run, tmp_path):
     result = cli("evaluate", tmp_path)
-    assert result.exit_code == 1 and "is neither a run directory" in result.stderr
+    assert result.exit_code == 2 and "is neither a run directory" in result.stderr
     half_run = tmp_path / "run"
     half_run.mkdir()
     shutil.copy(trained_run / "config.yaml", half_run / "config.yaml")
     result = cli("evaluate", half_run)
-    assert result.exit_code == 1 and "has no model/ yet" in result.stderr
+    assert result.exit_code == 2 and "has no model/ yet" in result.stderr
 
 
 def test_checkpoints_are_evaluated_with_their_runs_config(tmp_path, make_small_run):
@@ -109,12 +109,12 @@ def test_a_run_without_model_points_to_its_checkpoints(cli, tmp_path, make_small
     run = make_small_run(tmp_path / "run")
     shutil.rmtree(run / "model")
     result = cli("evaluate", run)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "has no model/ yet" in result.stderr and "step-000004" in result.stderr
     loose = tmp_path / "loose"
     shutil.copytree(run / "checkpoints" / "step-000004", loose)
     result = cli("evaluate", loose)
-    assert result.exit_code == 1 and "pass it inside its run directory" in result.stderr
+    assert result.exit_code == 2 and "pass it inside its run directory" in result.stderr
 
 
 def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_run):

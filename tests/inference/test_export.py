@@ -123,7 +123,7 @@ def test_export_errors(cli, bert_model_dir, tmp_path):
     result = cli("export", bert_model_dir, tmp_path / "o")
     assert result.exit_code == 2 and "several tasks" in result.stderr
     result = cli("export", tmp_path / "missing", tmp_path / "o", "--task", "x")
-    assert result.exit_code == 1 and "no such directory" in result.stderr
+    assert result.exit_code == 2 and "no such directory" in result.stderr
     result = cli("export", bert_model_dir, bert_model_dir / "inside", "--task", "nli")
     assert result.exit_code == 2 and "holds the model being exported" in result.stderr
     result = cli("export", bert_model_dir, bert_model_dir.parent, "--task", "nli", "--overwrite")
@@ -168,3 +168,31 @@ def test_every_exportable_head_reloads_with_transformers_and_gives_mtcores_logit
     assert plain.config.num_labels == (1 if task.kind.value == "regression" else len(task.labels))
     if task.kind.value == "multi_label":
         assert plain.config.problem_type == "multi_label_classification"
+
+
+def test_task_all_exports_every_task_that_exports_and_the_encoder_at_once(cli, tiny_encoders, tmp_path):
+    """tasknet's factorize(): every head its own plain model; one that no plain class computes is named and left out."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    cls_pooled = Task(name="plain", kind="text_classification", labels=("a", "b"), plugin="demo")  # pooling: cls, no plain class
+    model = make_model(tiny_encoders["bert"], SENTIMENT, NLI, cls_pooled)
+    model_dir = model.save_pretrained(tmp_path / "model")
+    out = tmp_path / "exported"
+    result = cli("export", model_dir, out, "--task", "all")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["demo_nli", "demo_sentiment", "encoder", "mtcore_export.json"]
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("warning: left out demo:plain: ") and "pooling: pooler" in lines[0]
+    assert f"exported demo:sentiment as BertForSequenceClassification to {out / 'demo_sentiment'}" in lines
+    listed = json.loads((out / "mtcore_export.json").read_text())
+    assert listed["tasks"] == {"demo:sentiment": "demo_sentiment", "demo:nli": "demo_nli"} and list(listed["skipped"]) == ["demo:plain"]
+    ids = model.tokenizer(["good movie"], return_tensors="pt")
+    nli = AutoModelForSequenceClassification.from_pretrained(out / "demo_nli").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(nli(**ids).logits, model("demo:nli", **ids).logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(AutoModel.from_pretrained(out / "encoder")(**ids).last_hidden_state, model.encoder(**ids).last_hidden_state)
+    assert cli("export", model_dir, out, "--task", "all").exit_code == 2  # not empty: --overwrite replaces an earlier export
+    assert cli("export", model_dir, out, "--task", "all", "--overwrite").exit_code == 0
+    only_plain = make_model(tiny_encoders["bert"], cls_pooled).save_pretrained(tmp_path / "plain-model")
+    left = cli("export", only_plain, tmp_path / "just-encoder", "--task", "all")
+    assert left.exit_code == 0 and sorted(p.name for p in (tmp_path / "just-encoder").iterdir()) == ["encoder", "mtcore_export.json"]

@@ -152,9 +152,9 @@ def test_bad_inputs_and_model_dirs(cli, bert_model_dir, tmp_path):
     empty.write_text("\n", encoding="utf-8")
     cases = [
         (["predict", bert_model_dir, "-t", "sentiment", "--input", empty], 1, "has no rows"),
-        (["predict", tmp_path, "-t", "sentiment", "--input", empty], 1, "is neither a run directory"),
-        (["predict", tmp_path / "nope", "-t", "sentiment", "--input", empty], 1, "no such directory"),
-        (["predict", str(bert_model_dir) + "x", "-t", "sentiment", "--input", empty], 1,
+        (["predict", tmp_path, "-t", "sentiment", "--input", empty], 2, "is neither a run directory"),
+        (["predict", tmp_path / "nope", "-t", "sentiment", "--input", empty], 2, "no such directory"),
+        (["predict", str(bert_model_dir) + "x", "-t", "sentiment", "--input", empty], 2,
          f"no such directory (did you mean {str(bert_model_dir)!r}?)"),  # a typo of a folder beside it
         (["predict", bert_model_dir, "-t", "sentiment"], 2, "give exactly one of --input"),
         (["predict", bert_model_dir, "-t", "sentiment", "--input", tmp_path / "x.jsonl"], 1, "no such input file"),
