@@ -73,9 +73,12 @@ def evaluate(
     null_threshold: Optional[float] = typer.Option(None, "--null-threshold", help=NULL_THRESHOLD_HELP),
     with_head: Optional[str] = typer.Option(None, "--head", help="Score the task(s) with this head instead (zero-shot transfer: "
                                        "a task of the same kind and labels the model has no head for); needs --task(s)."),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="Score one task on this labelled file of its raw fields "
+                                         "(JSONL / CSV / TSV / JSON / Parquet) instead of a split of its data."),
+    input_format: str = typer.Option("auto", "--input-format", help="Format of --input: auto (from the file name), jsonl, csv, tsv, json, parquet."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Score a trained model on a split: per-task metrics and the aggregate."""
+    """Score a trained model on a split (or a labelled file): per-task metrics and the aggregate."""
     _one_process("evaluate")
     from mtcore.cli.output import print_json
     from mtcore.predict.evaluate import evaluate_path
@@ -85,7 +88,8 @@ def evaluate(
     if with_head is not None and not tasks:
         raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
-                           device=device, precision=precision, null_threshold=null_threshold, head=with_head)
+                           device=device, precision=precision, null_threshold=null_threshold, head=with_head,
+                           input=input, input_format=input_format)
     for note in report.notes:
         _info(f"note: {note}")
     if as_json:

@@ -21,6 +21,7 @@ from mtcore.predict.locate import ModelLocation, load_model, locate, run_config
 from mtcore.task import Task
 
 DEFAULT_EVAL_BATCH_SIZE = 32
+INPUT_FORMATS = ("jsonl", "csv", "tsv", "json", "parquet")
 
 
 @dataclass
@@ -139,6 +140,36 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     return setups
 
 
+def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str) -> TaskSetup:
+    """The one task of ``setups`` reading ``path`` as its ``split`` (``mt evaluate --input``)."""
+    import dataclasses
+
+    from mtcore.data.readers import format_of
+    from mtcore.errors import DataError, UsageError
+    from mtcore.predict.inputs import row_expand_of
+    from mtcore.task import Source
+    from mtcore.yaml_tasks import GENERIC_LOCAL_LOADER
+
+    if len(setups) != 1:
+        names = ", ".join(s.task.id for s in setups)
+        raise UsageError(f"--input scores one task's file, and this model has several ({names}): name it with --tasks")
+    if not path.is_file():
+        raise DataError(f"--input {path}: no such file" if not path.exists() else f"--input {path}: not a file")
+    if input_format not in ("auto", *INPUT_FORMATS):
+        from mtcore.errors import unknown
+
+        raise unknown("input format", input_format, ["auto", *INPUT_FORMATS])
+    fmt = format_of(path) if input_format == "auto" else input_format
+    if fmt is None:
+        raise UsageError(f"--input {path}: cannot tell its format from the name; pass --input-format jsonl, csv, tsv, json or parquet")
+    setup = setups[0]
+    options: dict[str, Any] = {"format": fmt, "files": {split: path.name}}
+    if row_expand_of(setup.task) is not None:
+        options["row_expand"] = row_expand_of(setup.task)
+    task = setup.task.replace(sources={"local": Source("local", GENERIC_LOCAL_LOADER, options, f"--input {path}")})
+    return dataclasses.replace(setup, task=task, source="local", data_dir=str(path.absolute().parent), holdout=None)
+
+
 def _precision(requested: str | None, config: Any, device: Any) -> str:
     """Accelerate's precision name: the run's (as it trained) unless asked; fp32 for model directories.
     A run trained in fp16 is evaluated in fp32 where there is no GPU (fp16 needs one; scoring needs no
@@ -154,7 +185,8 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
 
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
-                  precision: str | None = None, null_threshold: float | None = None, head: str | None = None) -> EvaluationReport:
+                  precision: str | None = None, null_threshold: float | None = None, head: str | None = None,
+                  input: str | os.PathLike | None = None, input_format: str = "auto") -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
 
     ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
@@ -165,6 +197,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     never trained, predicted by another task's head, reads that task's source and folder in the run).
     ``null_threshold`` replaces the saved one of extractive-QA tasks with ``no_answer``.
     ``head`` scores every task with that head (zero-shot transfer to a task of the same kind and labels).
+    ``input`` scores one task on a labelled file of its raw fields instead (JSON Lines, CSV, TSV, JSON or
+    Parquet, ``input_format`` or from the name; flattened by the task's ``row_expand`` as its files are).
     """
     from mtcore.data import load_task_data
     from mtcore.plugins import get_component
@@ -182,7 +216,13 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
 
         raise ModelFileError(f"{location.model_dir}: the model was saved without its tokenizer; save it again with tokenizer=...")
     folder = str(Path(data_dir).expanduser()) if data_dir is not None else None
+    if input is not None and (source is not None or data_dir is not None):
+        from mtcore.errors import UsageError
+
+        raise UsageError("--source and --data-dir choose a split's data; with --input, the file is the data")
     setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head)
+    if input is not None:
+        setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split)]
     if null_threshold is not None:
         import dataclasses
 

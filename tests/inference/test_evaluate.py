@@ -172,3 +172,32 @@ def test_a_head_scores_and_predicts_a_task_it_was_not_trained_on(cli, tmp_path):
                            "--head predicts tasks with another task's head: name them with --task")]:
         refused = cli(*args)
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
+
+
+def test_a_labelled_file_is_scored_as_the_tasks_split_would_be(cli, trained_run, tmp_path):
+    """Scoring a file of one's own needed the official folder layout rebuilt around it."""
+    import mt_russian_superglue
+    from pathlib import Path
+
+    val = Path(mt_russian_superglue.__file__).parent / "sample" / "TERRa" / "val.jsonl"
+    mine = tmp_path / "my-terra.jsonl"
+    shutil.copy(val, mine)
+    split = json.loads(cli("evaluate", trained_run, "--tasks", "rsg:terra", "--split", "validation", "--json").stdout)
+    scored = cli("evaluate", trained_run, "--tasks", "terra", "--input", mine, "--json")
+    assert scored.exit_code == 0, scored.output
+    report = json.loads(scored.stdout)
+    assert report["metrics"] == split["metrics"] and report["tasks"]["rsg:terra"]["rows"] == split["tasks"]["rsg:terra"]["rows"]
+    as_csv = tmp_path / "terra.txt"
+    rows = [json.loads(line) for line in val.read_text(encoding="utf-8").splitlines()]
+    as_csv.write_text("premise,hypothesis,label,idx\n" + "".join(f'"{r["premise"]}","{r["hypothesis"]}",{r["label"]},{r["idx"]}\n' for r in rows),
+                      encoding="utf-8")
+    from_csv = json.loads(cli("evaluate", trained_run, "-t", "terra", "-i", as_csv, "--input-format", "csv", "--json").stdout)
+    assert from_csv["metrics"] == split["metrics"]
+    for args, code, message in [(["--input", mine], 2, "--input scores one task's file, and this model has several"),
+                                (["-t", "terra", "-i", as_csv], 2, "cannot tell its format from the name"),
+                                (["-t", "terra", "-i", mine, "--input-format", "jsnl"], 2, "did you mean 'jsonl'"),
+                                (["-t", "terra", "-i", tmp_path / "none.jsonl"], 1, "no such file"),
+                                (["-t", "terra", "-i", mine, "--data-dir", tmp_path], 2, "with --input, the file is the data")]:
+        refused = cli("evaluate", trained_run, *args)
+        assert refused.exit_code == code and message in refused.stderr, (args, refused.stderr)
+        assert len(refused.stderr.strip().splitlines()) == 1
