@@ -17,15 +17,16 @@ TASKS = ["rsg:terra", "rsg:parus"]
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    """Two 4-step runs, evaluated every step: one clipping every gradient (max_grad_norm 1e-6), one not clipping."""
+    """Two 4-step runs: one clipping every gradient (max_grad_norm 1e-6, not evaluated), one not clipping,
+    evaluated every step."""
     from mtcore.testing import smoke_train
 
     root = tmp_path_factory.mktemp("diagnostics")
     made = {}
-    for name, overrides in (("clipped", ["optimizer.max_grad_norm=1e-6"]),
-                            ("free", ["optimizer.max_grad_norm=null", "optimizer.lr=5e-3"])):
-        made[name] = smoke_train(TASKS, output_dir=root / name, steps=4, batch_size=4,
-                                 overrides=[*overrides, "evaluation.every=1", "logging.every=2"]).output_dir
+    for name, overrides, evaluate in (("clipped", ["optimizer.max_grad_norm=1e-6"], False),
+                                      ("free", ["optimizer.max_grad_norm=null", "optimizer.lr=5e-3", "evaluation.every=1"], True)):
+        made[name] = smoke_train(TASKS, output_dir=root / name, steps=4, batch_size=4, evaluate=evaluate,
+                                 overrides=[*overrides, "logging.every=2"]).output_dir
     return made
 
 
@@ -43,7 +44,8 @@ def test_compare_lists_the_config_keys_that_differ_from_the_first_run(runs):
     assert result.exit_code == 0, result.stderr
     first, second = json.loads(result.stdout)
     assert first["differs"] == {}  # the reference
-    assert second["differs"] == {"optimizer.lr": 5e-3, "optimizer.max_grad_norm": None}  # output_dir and logging left out
+    assert second["differs"] == {"optimizer.lr": 5e-3, "optimizer.max_grad_norm": None,  # output_dir and logging left out
+                                 "evaluation.every": 1, "evaluation.at_end": True}
     table = CliRunner().invoke(app, ["compare", str(runs["clipped"]), str(runs["free"])], env={"COLUMNS": "300"})
     assert table.exit_code == 0, table.stderr
     assert "differs" in table.stdout and "optimizer.lr=0.005" in table.stdout and "optimizer.max_grad_norm=null" in table.stdout
