@@ -246,16 +246,17 @@ def _export_notes(plan: Any, encoder_config: Any, tokenizer: Any) -> list[str]:
 
 def _check_flash_attention(config: Any, encoder_config: Any) -> None:
     """``encoder.options.flash_attention`` needs an encoder without attention dropout (its config, with the
-    ``encoder_kwargs`` the run gives ``from_pretrained``), as ``mt train`` finds when it builds the model."""
+    ``encoder_kwargs`` the run gives ``from_pretrained``) and kernels that load, as ``mt train`` finds when it
+    builds the model (this process ends after the check: the kernels it activates go with it)."""
     impl = config.encoder.options.get("flash_attention")
     if impl is None:
         return
     from types import SimpleNamespace
 
-    from mtcore.model.flash_impl import check_no_dropout, resolve
+    from mtcore.model.flash_impl import activate
 
     settings = {**encoder_config.to_dict(), **dict(config.encoder.options.get("encoder_kwargs") or {})}
-    check_no_dropout(resolve(impl, padding_free=bool(config.batching.padding_free)), SimpleNamespace(config=SimpleNamespace(**settings)))
+    activate(impl, SimpleNamespace(config=SimpleNamespace(**settings)), padding_free=bool(config.batching.padding_free))
 
 
 def _check_encoder_structure(config: Any, encoder_config: Any) -> None:

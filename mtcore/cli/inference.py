@@ -108,6 +108,8 @@ def _print_table(report: Any) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task_id, info in report.tasks.items():
         data = info["source"] + (f" {info['data_dir']}" if info.get("data_dir") else "")
+        if info.get("head") and info["head"] != task_id:  # LiDiRus by the TERRa head, or --head
+            task_id = f"{task_id} (head {info['head']})"
         first = True
         for metric, value in info["metrics"].items():
             mark = " *" if metric == info["main_metric"] else ""
@@ -310,8 +312,12 @@ def predict(
 
 
 def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any, n_best: int = 0) -> None:
-    """Several tasks' splits into one folder, all or none (``folder``: a :class:`~mtcore.predict.writing.TaskFolder`)."""
+    """Several tasks' splits into one folder, all or none (``folder``: a :class:`~mtcore.predict.writing.TaskFolder`);
+    with ``--task all``, a task only another head serves (rsg:lidirus) whose data cannot be read is left out with a warning."""
+    import warnings
+
     from mtcore.data.task_data import MissingSplit
+    from mtcore.errors import DataError
 
     with folder:
         for setup in setups:
@@ -321,6 +327,12 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
                 if names != ["all"]:
                     raise
                 _info(f"skipped {setup.task.id}: its {setup.source} source has no {split!r} split")
+                continue
+            except DataError as error:
+                if names != ["all"] or setup.task.id in model.tasks:
+                    raise
+                warnings.warn(f"left out {setup.task.id} (predicted with the {setup.head} head): {error}; name it with --task "
+                              "and its files with --source/--data-dir")
                 continue
             folder.write(spec, head, rows)
             del rows

@@ -67,10 +67,11 @@ def locate(path: str | os.PathLike) -> ModelLocation:
         hint = f"; pass a checkpoint ({latest})" if latest is not None else ""
         raise ModelPathError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}, wait for the run to finish "
                              "or resume it with mt train --resume")
-    if (root / "seeds.json").is_file():
-        seeds = sorted(p.name for p in root.glob("seed-*") if p.is_dir())
-        raise ModelPathError(f"{root}: holds runs of several seeds (mt train --seeds); pass one of them: "
-                             + ", ".join(str(root / name) for name in seeds[:3]) + (", ..." if len(seeds) > 3 else ""))
+    if (root / "seeds.json").is_file() or (root / "grid.json").is_file():
+        grid = (root / "grid.json").is_file()
+        runs = sorted(p.name for p in root.iterdir() if p.is_dir() and (grid or p.name.startswith("seed-")))
+        raise ModelPathError(f"{root}: holds {'the runs of a grid (mt train --grid)' if grid else 'runs of several seeds (mt train --seeds)'}; "
+                             "pass one of them: " + ", ".join(str(root / name) for name in runs[:3]) + (", ..." if len(runs) > 3 else ""))
     raise ModelPathError(f"{root}: is neither a run directory (config.yaml and model/) nor a model directory saved by "
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
 

@@ -244,7 +244,14 @@ def best_weights_into_model(engine: Engine, progress: Progress) -> int:
     state = engine.state
     best, why = best_checkpoint_for_model(engine.checkpoints, state)
     if best is None:
-        progress.message(f"checkpoint.best_to_model: {why}, so model/ holds the final weights (step {state.step})")
+        line = f"checkpoint.best_to_model: {why}, so model/ holds the final weights (step {state.step})"
+        if state.best_step is not None and state.best_step != state.step:  # the best weights were wanted and are gone
+            import warnings
+
+            if engine.is_main:
+                warnings.warn(line, UserWarning, stacklevel=2)
+        else:
+            progress.message(line)
         return state.step
     load_weights(engine.unwrapped, best / "model.safetensors")
     progress.message(f"checkpoint.best_to_model: model/ holds the weights of the best checkpoint, step {state.best_step} "

@@ -13,13 +13,10 @@ whole command (``--resume`` continues from it).
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
@@ -32,31 +29,72 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=+,:-]")
 
 
 def parse_grid(axes: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """``["optimizer.lr=1e-5,3e-5", ...]`` -> ``[("optimizer.lr", ["1e-5", "3e-5"]), ...]``: each value as an
-    override's text (``key=value``). The values may be in brackets too (``key=[1e-5, 3e-5]``), so values that are
-    lists are a list of lists (``key=[[a, b], [c]]``)."""
+    """``["optimizer.lr=1e-5,3e-5", ...]`` -> ``[("optimizer.lr", ["1e-5", "3e-5"]), ...]``: each value's text as
+    written, passed on as an override's (``key=value``: typed like the schema, ``null`` is null). The values may
+    be in brackets (``key=[1e-5, 3e-5]``); a comma inside brackets, braces or quotes does not split
+    (``key=[a, b],[c]`` is two lists)."""
     out: list[tuple[str, list[str]]] = []
     for axis in axes:
         key, sep, text = str(axis).partition("=")
         key = key.strip()
         if not sep or not key or not text.strip():
             raise ConfigError(f"--grid {axis!r} must look like key=value,value (e.g. --grid optimizer.lr=1e-5,3e-5)")
-        if not text.lstrip().startswith("[") and any(not part.strip() for part in text.split(",")):
-            raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5")
-        try:
-            items = yaml.safe_load(text if text.lstrip().startswith("[") else f"[{text}]")
-        except yaml.YAMLError:
-            raise ConfigError(f"--grid {axis!r}: the values are not a YAML list; write them comma-separated (1e-5,3e-5), "
-                              "text with commas in quotes") from None
-        if not isinstance(items, list) or not items or any(item is None for item in items):
-            raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5")
-        values = [item if isinstance(item, str) else json.dumps(item) for item in items]
+        body = text.strip()
+        if body.startswith("[") and body.endswith("]") and _closing(body) == len(body) - 1:
+            body = body[1:-1]  # key=[v1, v2]: the list of values
+        values = _split_top_level(body, axis)
+        if any(not value for value in values):
+            raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5 (null for none)")
         if len(set(values)) != len(values):
             raise ConfigError(f"--grid {axis!r}: a value is listed twice")
         if any(key == k for k, _ in out):
             raise ConfigError(f"--grid {key}: the key is given twice; list all its values in one --grid {key}=a,b")
         out.append((key, values))
     return out
+
+
+_PAIRS = {"[": "]", "{": "}"}
+
+
+def _closing(text: str) -> int:
+    """Where the bracket opening ``text`` closes (-1 when it does not)."""
+    depth, quote = 0, None
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{":
+            depth += 1
+        elif ch in "]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def _split_top_level(text: str, axis: str) -> list[str]:
+    """``text`` split at the commas outside brackets, braces and quotes, each part stripped."""
+    parts, current, stack, quote = [], [], [], None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in _PAIRS:
+            stack.append(_PAIRS[ch])
+        elif ch in "]}":
+            if not stack or stack.pop() != ch:
+                raise ConfigError(f"--grid {axis!r}: unbalanced brackets; write lists as [a, b]")
+        elif ch == "," and not stack:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(ch)
+    if stack or quote:
+        raise ConfigError(f"--grid {axis!r}: unbalanced brackets or quotes; write lists as [a, b], text with commas in quotes")
+    parts.append("".join(current).strip())
+    return parts
 
 
 def combinations(grid: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]]:
@@ -70,13 +108,17 @@ def run_name(overrides: Sequence[str]) -> str:
     return _UNSAFE.sub("_", ",".join(overrides))[:200]
 
 
-def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1) -> list[list[str]]:
+def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1,
+               seeds: bool = False) -> list[list[str]]:
     """Every combination's overrides, each checked as a config (key, type, plugins, tasks) before any run."""
     from mtcore.train.config_io import load_config
     from mtcore.train.distributed import main_process_warnings
     from mtcore.train.validate import anchor_paths, plan_run
 
     given = {o.partition("=")[0].strip() for o in overrides}
+    if seeds and any(key == "seed" for key, _ in grid):
+        raise ConfigError("--grid seed=... and --seeds both set the seed (--seeds would win in every combination); "
+                          "use one: --seeds N, or --grid seed=1,2,3")
     both = [key for key, _ in grid if key in given]
     if both:
         raise ConfigError(f"{both[0]} is given both as an override and with --grid; keep one (the grid's values, or the override)")
@@ -106,8 +148,11 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     from mtcore.train.trainer import Trainer
 
     overrides, base = list(overrides), Path(output_dir)
-    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1)
-    _refuse_a_run_directory(base)
+    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds))
+    _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
+                            suffix="grid")
+    if not resume:
+        _refuse_trained_combinations(base, combos, bool(seeds))
     entries: list[dict[str, Any]] = []
     for combo in combos:
         run = base / run_name(combo)
@@ -132,9 +177,33 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
         entries.append(entry)
         if report is not None:
             report(combo, entry)
-        if is_main_process():  # after every run: a later failure keeps the finished ones
-            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": entries})
+        if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
+            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": _merged(base, entries)})
     return entries
+
+
+def _refuse_trained_combinations(base: Path, combos: Sequence[Sequence[str]], seeds: bool) -> None:
+    """Without ``--resume``, a combination whose folder already holds a run stops the command before any training."""
+    from mtcore.train.run_dir import RunDir
+
+    for combo in combos:
+        run = base / run_name(combo)
+        trained = (run / "seeds.json").is_file() or any(RunDir(p).has_run() for p in run.glob("seed-*")) if seeds else RunDir(run).has_run()
+        if run.is_dir() and trained:
+            raise ConfigError(f"--grid {' '.join(combo)}: {run} already holds a run; add --resume to keep the finished runs and "
+                              "continue the rest, or choose another --output-dir")
+
+
+def _merged(base: Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` after the runs an earlier grid.json of ``base`` lists in other folders."""
+    import json
+
+    try:
+        earlier = json.loads((base / SUMMARY).read_text(encoding="utf-8")).get("runs") or []
+    except (OSError, ValueError, AttributeError):
+        earlier = []
+    mine = {entry["run_dir"] for entry in entries}
+    return [e for e in earlier if isinstance(e, dict) and e.get("run_dir") not in mine] + entries
 
 
 def _mean(spread: dict[str, Any], part: str) -> float | None:

@@ -116,6 +116,9 @@ class RunDir:
         if (self.root / "seeds.json").is_file():  # the folder of `mt train --seeds`
             raise ConfigError(f"{what} {self.root} holds runs of several seeds (seeds.json); choose another folder, "
                               f"or use one of them ({self.root / 'seed-<seed>'})")
+        if (self.root / "grid.json").is_file():  # the folder of `mt train --grid`
+            raise ConfigError(f"{what} {self.root} holds the runs of a grid (grid.json); choose another folder, "
+                              f"or use one of them ({self.root / '<key=value,...>'})")
         check_writable(self.root, folder=True, what=what)
 
     #: The first line of the config.yaml a run writes (anything else there is somebody's own file).

@@ -109,8 +109,10 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _refuse_a_run_directory(base: Path) -> None:
-    """``--seeds`` writes ``OUTPUT/seed-<seed>/`` and ``OUTPUT/seeds.json``: not inside an existing run directory."""
+def _refuse_a_run_directory(base: Path, puts: str = "--seeds puts one run per seed in OUTPUT/seed-<seed> and their spread in "
+                            "OUTPUT/seeds.json", suffix: str = "seeds") -> None:
+    """``--seeds`` writes ``OUTPUT/seed-<seed>/`` and ``OUTPUT/seeds.json`` (``--grid``: ``puts`` says what): not inside an
+    existing run directory."""
     from mtcore.train.run_dir import RunDir
 
     run = RunDir(base)
@@ -119,9 +121,8 @@ def _refuse_a_run_directory(base: Path) -> None:
     except OSError:
         ours = False
     if ours or (base.is_dir() and run.has_run()):
-        instead = base.parent if base.name.startswith("seed-") else Path(f"{base}-seeds")  # one seed of a --seeds folder
-        raise ConfigError(f"--output-dir {base} is the run directory of a single run; --seeds puts one run per seed in "
-                          "OUTPUT/seed-<seed> and their spread in OUTPUT/seeds.json: choose a folder of its own "
+        instead = base.parent if base.name.startswith("seed-") else Path(f"{base}-{suffix}")  # one seed of a --seeds folder
+        raise ConfigError(f"--output-dir {base} is the run directory of a single run; {puts}: choose a folder of its own "
                           f"(e.g. --output-dir {instead})")
 
 

@@ -177,6 +177,9 @@ def match_task_values(weights: dict[str, float], ids: list[str], key: str) -> di
         if len(hits) != 1:
             problem = "is ambiguous" if hits else "is not a task of this run"
             raise ConfigError(f"config key '{key}.{name}': {name!r} {problem}{suggest_task(name, ids)}; tasks: {', '.join(ids)}")
+        if hits[0] in matched:
+            raise ConfigError(f"config key '{key}.{name}': task {hits[0]!r} is named twice in {key} (by its id and by its name?); "
+                              "keep one")
         matched[hits[0]] = float(value)
     return matched
 

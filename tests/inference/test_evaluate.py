@@ -160,6 +160,8 @@ def test_a_head_scores_and_predicts_a_task_it_was_not_trained_on(cli, tmp_path):
     report = json.loads(scored.stdout)
     assert report["tasks"]["nli:nli"]["head"] == "nli:xnli-ru" and report["tasks"]["nli:nli"]["rows"] > 0
     assert "nli:nli/accuracy" in report["metrics"] and report["tasks"]["nli:nli"]["source"] == "sample"
+    table = cli("evaluate", run, "--tasks", "nli:nli", "--head", "xnli-ru")
+    assert table.exit_code == 0 and "nli:nli (head nli:xnli-ru)" in " ".join(table.stdout.split()), table.stdout
     out = tmp_path / "p.jsonl"
     predicted = cli("predict", run, "--task", "nli:nli", "--head", "nli:xnli-ru", "--split", "validation", "-o", out)
     assert predicted.exit_code == 0, predicted.output

@@ -115,6 +115,11 @@ def test_a_task_served_by_another_head_reads_the_runs_files_not_the_sample(cli, 
     assert len((out / "LiDiRus.jsonl").read_text(encoding="utf-8").splitlines()) == 7
     assert "wrote 7 predictions of rsg:lidirus (head rsg:terra; local test split)" in result.stderr
     assert "warning" not in result.stderr
+    shutil.rmtree(root / "LiDiRus")  # a folder with the run's own tasks only: LiDiRus is left out, not the whole submission
+    partial = cli("predict", run, "--task", "all", "--split", "test", "--format", "rsg", "--output", tmp_path / "partial")
+    assert partial.exit_code == 0, partial.output
+    assert sorted(p.name for p in (tmp_path / "partial").iterdir()) == ["TERRa.jsonl"]
+    assert "warning: left out rsg:lidirus (predicted with the rsg:terra head): " in partial.stderr
     sampled = cli("predict", trained_run, "--task", "all", "--split", "test", "--format", "rsg", "--output", tmp_path / "from-sample")
     assert sampled.exit_code == 0, sampled.output
     assert ("warning: rsg:terra, rsg:parus, rsg:lidirus: the 'test' split of the plugin's shipped sample, not your files; for a "

@@ -19,9 +19,12 @@ def test_grid_values_are_override_texts_and_combinations_vary_the_last_key_faste
     assert grid == [("optimizer.lr", ["1e-5", "3e-5"]), ("sampler.name", ["uniform", "temperature"]), ("tasks.0.max_length", ["64"])]
     assert [run_name(c) for c in combinations(grid)][:2] == ["optimizer.lr=1e-5,sampler.name=uniform,tasks.0.max_length=64",
                                                             "optimizer.lr=1e-5,sampler.name=temperature,tasks.0.max_length=64"]
-    assert parse_grid(["tasks.0.preprocess=[[a, b], [c]]"]) == [("tasks.0.preprocess", ['["a", "b"]', '["c"]'])]
+    assert parse_grid(["tasks.0.preprocess=[[a, b], [c]]"]) == [("tasks.0.preprocess", ["[a, b]", "[c]"])]
+    # each value's text as written, as an override takes it: 1.10 stays 1.10, null is a value, a quoted comma stays
+    assert parse_grid(["encoder.revision=1.10,1.1", "optimizer.layer_decay=null,0.8", "logging.project='a,b',c"]) == [
+        ("encoder.revision", ["1.10", "1.1"]), ("optimizer.layer_decay", ["null", "0.8"]), ("logging.project", ["'a,b'", "c"])]
     for bad, message in (("optimizer.lr", "must look like key=value,value"), ("optimizer.lr=1,,2", "an empty value"),
-                         ("optimizer.lr=1,1", "listed twice"), ("optimizer.lr=[1", "not a YAML list")):
+                         ("optimizer.lr=1,1", "listed twice"), ("optimizer.lr=[1", "unbalanced brackets")):
         with pytest.raises(ConfigError, match=message):
             parse_grid([bad])
     with pytest.raises(ConfigError, match="the key is given twice"):
@@ -57,6 +60,13 @@ def test_every_combination_is_a_run_and_the_grid_is_listed(tmp_path):
     assert more.exit_code == 0, more.output
     assert (out / names[0] / "summary.json").stat().st_mtime_ns == stamp  # a finished run is kept
     assert len(json.loads((out / "grid.json").read_text())["runs"]) == 6
+    again = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=5e-4,1e-4", "--grid", "seed=1"])
+    assert again.exit_code == 2 and "already holds a run; add --resume" in again.stderr  # before the new 5e-4 run trains
+    assert not (out / "optimizer.lr=5e-4,seed=1").exists()
+    single = runner.invoke(app, ["train", str(config), "-o", str(out)])
+    assert single.exit_code == 2 and "holds the runs of a grid (grid.json)" in single.stderr
+    evaluated = runner.invoke(app, ["evaluate", str(out)])
+    assert evaluated.exit_code == 2 and "holds the runs of a grid (mt train --grid); pass one of them" in evaluated.stderr
 
 
 def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
@@ -68,6 +78,9 @@ def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
     assert not out.exists()  # nothing trained, nothing written
     both = runner.invoke(app, ["train", str(config), "-o", str(out), "optimizer.lr=1e-3", "--grid", "optimizer.lr=1e-4,3e-4"])
     assert both.exit_code == 2 and "optimizer.lr is given both as an override and with --grid" in both.stderr
+    seeds = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "seed=1,2", "--seeds", "2"])
+    assert seeds.exit_code == 2 and "--grid seed=... and --seeds both set the seed" in seeds.stderr  # --seeds won in every combination
+    assert not out.exists()
 
 
 def test_a_preempted_run_stops_the_grid_and_resume_finishes_it(tmp_path, monkeypatch):

@@ -42,6 +42,8 @@ def test_a_name_that_is_no_task_of_the_run_is_one_line_with_did_you_mean(tmp_pat
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: config key 'optimizer.head_lrs.terr': 'terr' is not a task of this run (did you mean")
     assert run_mt("check", str(config), "optimizer.head_lrs={terra: 0}", "--no-data").returncode == 2  # must be > 0
+    twice = run_mt("check", str(config), "optimizer.head_lrs={terra: 0.01, rsg:terra: 0.02}", "--no-data")  # the last one won
+    assert twice.returncode == 2 and "task 'rsg:terra' is named twice in optimizer.head_lrs" in twice.stderr
 
 
 def test_a_run_trains_the_named_head_at_its_rate(tmp_path):
