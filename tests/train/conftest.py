@@ -132,6 +132,18 @@ def load_weights(model_dir: Path) -> dict[str, Any]:
     return tensors
 
 
+def assert_new_heads_on_the_saved_encoder(saved: dict[str, Any], cold: dict[str, Any], encoder: str, heads: str) -> None:
+    """A run started from ``saved`` without its heads: the encoder's tensors (names starting ``encoder``) equal, some
+    head tensor (names starting ``heads``) new."""
+    import torch
+
+    encoder_keys = [k for k in saved if k.startswith(encoder)]
+    head_keys = [k for k in saved if k.startswith(heads)]
+    assert encoder_keys and head_keys
+    assert all(torch.allclose(saved[k], cold[k], atol=1e-6) for k in encoder_keys)
+    assert any(not torch.allclose(saved[k], cold[k], atol=1e-3) for k in head_keys)  # new heads
+
+
 def mt_command(*args: str) -> list[str]:
     """The ``mt`` console script of this interpreter, with arguments."""
     return [str(Path(sys.executable).parent / "mt"), *args]
@@ -176,5 +188,6 @@ def helpers() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
+                           assert_new_heads_on_the_saved_encoder=assert_new_heads_on_the_saved_encoder,
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
                            repo=REPO)

@@ -36,12 +36,7 @@ def test_a_saved_model_starts_the_next_run_with_its_encoder_and_matching_heads(t
     notes = _start_event(helpers, tmp_path / "warm")["notes"]
     assert any("trained heads of" in n and "user:sent" in n and "user:pair" in n and "user:mc" in n for n in notes)
 
-    cold = continue_from("cold", False)
-    heads = [k for k in trained if k.startswith("heads/")]
-    encoder = [k for k in trained if k.startswith("encoder/")]
-    assert heads and encoder
-    assert all(torch.allclose(trained[k], cold[k], atol=1e-6) for k in encoder)
-    assert any(not torch.allclose(trained[k], cold[k], atol=1e-3) for k in heads)  # new heads
+    helpers.assert_new_heads_on_the_saved_encoder(trained, continue_from("cold", False), "encoder/", "heads/")
 
     changed = continue_from("changed", True, head="mlp")
     notes = _start_event(helpers, tmp_path / "changed")["notes"]

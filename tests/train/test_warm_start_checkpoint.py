@@ -51,12 +51,7 @@ def test_a_checkpoint_starts_the_next_run_with_its_encoder_and_with_load_heads_i
     assert any(f"the encoder weights of checkpoint {checkpoint} (step 2)" in n for n in notes)
     assert any("trained heads of" in n and "user:sent" in n for n in notes)
 
-    cold = start("cold", False)
-    encoder = [k for k in saved if k.startswith("encoder.")]
-    heads = [k for k in saved if k.startswith("heads.")]
-    assert encoder and heads
-    assert all(torch.allclose(cold[k], saved[k], atol=1e-6) for k in encoder)
-    assert any(not torch.allclose(cold[k], saved[k], atol=1e-3) for k in heads)  # new heads
+    helpers.assert_new_heads_on_the_saved_encoder(saved, start("cold", False), "encoder.", "heads.")
 
     # a checkpoint of the new run is rebuilt (mt evaluate / predict) through the checkpoint it started from
     from mtcore.predict.locate import load_model, locate
