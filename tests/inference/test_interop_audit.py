@@ -108,7 +108,7 @@ def test_an_unfinished_checkpoint_is_named_as_such(cli, tmp_path, reviews_file):
     checkpoint.mkdir(parents=True)
     (checkpoint / "model.safetensors").write_bytes(b"")  # weights written, state.json not yet
     for args in (["predict", checkpoint, "--task", "x", "--input", reviews_file], ["evaluate", checkpoint], ["export", checkpoint, tmp_path / "out"]):
-        line = _one_line_error(cli(*args), 1)
+        line = _one_line_error(cli(*args), 2)  # a path that is no usable model: a usage error
         assert "unfinished checkpoint" in line and "state.json" in line
     assert not (tmp_path / "out").exists()
 
