@@ -24,6 +24,8 @@ from typing import IO, Any, TextIO
 from mtcore.outputs import write_text_atomic
 
 _BASIC = ("idx", "label", "probabilities")
+#: Names that are files, not folders: a writer that fills a folder is refused such an ``--output``.
+FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".txt", ".conll")
 
 
 def needs_ids(component: Any) -> bool:
@@ -170,6 +172,11 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
     stage = Path(tempfile.mkdtemp(prefix=".mt-write-", dir=output.parent))
     try:
         returned = call_writer(writer, component_id, task, rows, stage / output.name)
+        if (stage / output.name).is_dir() and output.suffix.lower() in FILE_SUFFIXES:
+            from mtcore.errors import UsageError
+
+            raise UsageError(f"the {component_id} writer writes a folder of files, and --output {output} names a file: give a "
+                             f"folder (e.g. {output.with_suffix('')}{os.sep})")
         if (folder or output.is_dir()) and (stage / output.name).is_file():
             from mtcore.errors import UsageError
 

@@ -217,6 +217,9 @@ class SamplerConfig(Section):
     @classmethod
     def _stop_rule(cls, value: Any) -> Any:
         from mtcore.errors import did_you_mean
+
+        if value is None:  # sampler.stop=null: the default, as for other keys with one
+            return "largest"
         if isinstance(value, str) and value not in ("largest", "smallest"):
             raise ValueError(f"{value!r} is not a stop rule{did_you_mean(value, ['largest', 'smallest'])}; "
                              "use largest, smallest or a number of steps per epoch")

@@ -83,6 +83,9 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
     skipping = cli("predict", trained_run, "--task", "all", "--split", "validation", "--output", tmp_path / "val")
     assert skipping.exit_code == 0 and "skipped rsg:lidirus: its sample source has no 'validation' split" in skipping.stderr
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
+    as_file = cli("predict", trained_run, "--task", "rsg:terra", "--split", "test", "--format", "rsg", "--output", tmp_path / "sub.jsonl")
+    assert as_file.exit_code == 2 and "the rsg:rsg writer writes a folder of files, and --output" in as_file.stderr, as_file.stderr
+    assert not (tmp_path / "sub.jsonl").exists()  # it made a folder named sub.jsonl
     twice = cli("predict", trained_run, "--task", "terra, terra,", "--split", "test", "--output", tmp_path / "once.jsonl")
     assert twice.exit_code == 0 and twice.stderr.count("wrote") == 1  # one name, once: a file, not a folder
     for args, message in [(["--task", "all", "--split", "test"], "several tasks write one file each: pass --output <folder>"),

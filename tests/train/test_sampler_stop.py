@@ -64,6 +64,7 @@ def test_a_mistyped_stop_rule_is_one_line_with_the_fix(tmp_path: Path) -> None:
         assert result.returncode == 2 and "Traceback" not in result.stderr
         [line] = result.stderr.strip().splitlines()
         assert "config key 'sampler.stop'" in line and expected in line and "largest, smallest or a number of steps" in line
+    assert run_mt("check", config, "sampler.stop=null", "--no-data", env=ENV).returncode == 0  # the default, as for other keys
 
 
 def test_mt_train_shows_the_repeated_task_note(tmp_path: Path) -> None:
