@@ -63,7 +63,8 @@ def check(
     if not data:
         _check_heads(plan)
     counts = _count(plan) if data else None
-    table = Table(title=f"{config}: {len(plan.tasks)} task(s), sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}")
+    scored = f" + {len(plan.evaluated)} evaluated only" if plan.evaluated else ""
+    table = Table(title=f"{config}: {len(plan.tasks)} task(s){scored}, sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}")
     for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()):
         table.add_column(column, justify="right" if column.endswith("rows") else "left")
     for p in plan.tasks:
@@ -72,6 +73,10 @@ def check(
             where = _files_folder(p.entry.define.get("files")) or where
         rows = counts["rows"][p.id] if counts else None
         table.add_row(p.id, str(p.task.kind), p.source, str(where), *([str(v) for v in rows] if rows else []))
+    for e in plan.evaluated:  # scored with a trained task's head, not trained
+        rows = counts["rows"][e.id] if counts else None
+        where = e.data_dir or ("(in the plugin)" if e.source == "sample" else "")
+        table.add_row(f"{e.id} (evaluated with {e.head})", str(e.task.kind), e.source, where, *([str(v) for v in rows] if rows else []))
     stdout.print(table)
     if counts:
         print(f"steps: {counts['epoch_steps']} in the first epoch, {counts['total_steps']} in the run "
@@ -103,13 +108,15 @@ def _count(plan: Any) -> dict[str, Any]:
         _check_encoder_structure(config, encoder_config)
         _check_flash_attention(config, encoder_config)
         notes.extend(_export_notes(plan, encoder_config, tokenizer))
-        train, evaluation = load_data(plan, tokenizer, encoder_config, accelerator, notes)
+        train, evaluation, splits = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
         notes.extend(note for note in [long_epoch_note(sampler)] if note)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].rows_text("train"), evaluation[p.id].rows_text(split) if p.id in evaluation else "-")
                 for p in plan.tasks}
-        _check_metrics(plan, evaluation, split)
+        rows.update({e.id: ("-", f"{evaluation[e.id].rows_text(splits[e.id])}" + (f" ({splits[e.id]})" if splits[e.id] != split else ""))
+                     for e in plan.evaluated})
+        _check_metrics(plan, evaluation, split, splits)
         counts = {"rows": rows, "epoch_steps": sampler.steps_in_epoch(0), "total_steps": count_total_steps(sampler, config)}
     for note in notes:
         print(f"note: {note}")
@@ -120,7 +127,7 @@ def _count(plan: Any) -> dict[str, Any]:
 PROBE_ROWS = 2048
 
 
-def _check_metrics(plan: Any, evaluation: dict[str, Any], split: str) -> None:
+def _check_metrics(plan: Any, evaluation: dict[str, Any], default_split: str, splits: dict[str, str]) -> None:
     """Call every task's metrics once, through the run's own evaluation code, on (up to :data:`PROBE_ROWS`
     of) the evaluation split's rows predicted right: a stand-in model's logits pick each row's label, so
     each metric gets what the run will give it (shapes, ids, extractive QA's answer texts). A metric that
@@ -129,7 +136,8 @@ def _check_metrics(plan: Any, evaluation: dict[str, Any], split: str) -> None:
     from mtcore.train.evaluation import evaluate
     from mtcore.train.metrics import MetricError
 
-    for p in plan.tasks:
+    for p in [*plan.tasks, *plan.evaluated]:
+        split = splits.get(p.id, default_split)
         if p.id not in evaluation or split not in evaluation[p.id].splits:
             continue
         sample = _Sample(evaluation[p.id], split, PROBE_ROWS)

@@ -108,8 +108,12 @@ def _print_table(report: Any) -> None:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task_id, info in report.tasks.items():
         data = info["source"] + (f" {info['data_dir']}" if info.get("data_dir") else "")
-        if info.get("head") and info["head"] != task_id:  # LiDiRus by the TERRa head, or --head
-            task_id = f"{task_id} (head {info['head']})"
+        about = [f"head {info['head']}"] if info.get("head") and info["head"] != task_id else []  # LiDiRus by the TERRa head, --head
+        if info.get("split", report.split) != report.split:  # an evaluate-only task of the run: its own split
+            about.append(f"{info['split']} split")
+        if info.get("weight") == 0:
+            about.append("not in the aggregate")
+        task_id = f"{task_id} ({'; '.join(about)})" if about else task_id
         first = True
         for metric, value in info["metrics"].items():
             mark = " *" if metric == info["main_metric"] else ""

@@ -33,6 +33,8 @@ class TaskSetup:
     source: str
     data_dir: str | None = None
     holdout: float | None = None  # the run's task entry's: validation carved from train the same way
+    split: str | None = None  # an evaluate-only task entry's own split (mtcore.train.eval_tasks)
+    scored_only: bool = False  # a task the run scored with another task's head, not trained
 
 
 @dataclass
@@ -71,29 +73,6 @@ class SingleProcess:
         return contextlib.nullcontext()
 
 
-class _HeadAliases:
-    """Calls ``model(task, ...)`` with the head that serves ``task`` (LiDiRus -> the TERRa head)."""
-
-    def __init__(self, model: Any, heads: dict[str, str]) -> None:
-        self.model = model
-        self.heads = heads
-
-    @property
-    def training(self) -> bool:
-        return bool(self.model.training)
-
-    def eval(self) -> _HeadAliases:
-        self.model.eval()
-        return self
-
-    def train(self, mode: bool = True) -> _HeadAliases:
-        self.model.train(mode)
-        return self
-
-    def __call__(self, task: str, **batch: Any) -> Any:
-        return self.model(self.heads.get(task, task), **batch)
-
-
 def _split_names(names: Sequence[str] | None) -> list[str] | None:
     if not names:
         return None
@@ -108,22 +87,26 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     from mtcore.predict.tasks import check_compatible, prediction_task, with_sources
 
     planned: list[Any] = []
+    evaluated: list[Any] = []  # the run's evaluate-only tasks, each with the trained task whose head scored it
     if config is not None:
         from mtcore.train.validate import plan_run
 
-        planned = plan_run(config, base_dir=Path.cwd()).tasks
-    wanted = _split_names(names) or ([p.id for p in planned if p.id in model.tasks] if planned else list(model.tasks))
+        plan = plan_run(config, base_dir=Path.cwd())
+        planned, evaluated = plan.tasks, plan.evaluated
+    run_tasks = [p.id for p in planned if p.id in model.tasks] + [e.id for e in evaluated if e.head in model.tasks]
+    wanted = _split_names(names) or (run_tasks if planned else list(model.tasks))
     setups: list[TaskSetup] = []
     for name in wanted:
-        matches = [p for p in planned if name in (p.id, p.task.name)]
+        matches = [p for p in [*planned, *evaluated] if name in (p.id, p.task.name)]
         if len(matches) == 1:
             p = matches[0]
-            head_id = model.resolve_task(p.id if head is None else head)
-            if head is not None:
+            scored_only = p in evaluated
+            head_id = model.resolve_task((p.head if scored_only else p.id) if head is None else head)
+            if head is not None or scored_only:
                 check_compatible(p.task, head_id, model.tasks[head_id])
             chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
-            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout))
+            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only))
             continue
         head_id, task = prediction_task(model, name, head)
         task = with_sources(task, task.id)
@@ -167,7 +150,8 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
     if row_expand_of(setup.task) is not None:
         options["row_expand"] = row_expand_of(setup.task)
     task = setup.task.replace(sources={"local": Source("local", GENERIC_LOCAL_LOADER, options, f"--input {path}")})
-    return dataclasses.replace(setup, task=task, source="local", data_dir=str(path.absolute().parent), holdout=None)
+    return dataclasses.replace(setup, task=task, source="local", data_dir=str(path.absolute().parent), holdout=None, split=None,
+                               scored_only=False)
 
 
 def _precision(requested: str | None, config: Any, device: Any) -> str:
@@ -204,10 +188,12 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     from mtcore.plugins import get_component
     from mtcore.predict.predictor import quiet_datasets
     from mtcore.train.evaluation import evaluate
+    from mtcore.train.eval_tasks import HeadAliases, aggregate_weights, load_scored_split
     from mtcore.train.metrics import aggregate
 
     location = locate(path)
     config = run_config(location)
+    split_asked = split
     if split is None:
         split = config.evaluation.split if config is not None else "validation"
     model = load_model(location, device)
@@ -236,27 +222,31 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         raise ConfigError(f"--batch-size {batch_size} must be at least 1")
     pad = config.batching.pad_to_multiple_of if config is not None else None
     runner = SingleProcess(model.device, _precision(precision, config, model.device))
-    data, by_id = {}, {}
+    data, by_id, splits = {}, {}, {}
     with quiet_datasets():
         for s in setups:
-            data[s.task.id] = load_task_data(s.task, model.tokenizer, source=s.source, data_dir=s.data_dir, splits=(split,),
-                                             max_length=s.task.max_length, encoder_config=model.encoder.config, pad_to_multiple_of=pad,
-                                             holdout=s.holdout)
+            options = {"source": s.source, "data_dir": s.data_dir, "max_length": s.task.max_length, "encoder_config": model.encoder.config,
+                       "pad_to_multiple_of": pad, "holdout": s.holdout}
+            if split_asked is None and (s.scored_only or s.task.evaluate_only):  # as the run scored it: the entry's split, a diagnostic's test
+                splits[s.task.id], data[s.task.id] = load_scored_split(s.task, model.tokenizer, s.split, split, **options)
+            else:
+                splits[s.task.id], data[s.task.id] = split, load_task_data(s.task, model.tokenizer, splits=(split,), **options)
             by_id[s.task.id] = s.task
     heads = {s.task.id: s.head for s in setups if s.head != s.task.id}
-    scored = _HeadAliases(model, heads) if heads else model
+    scored = HeadAliases(model, heads) if heads else model
     metrics = evaluate(scored, data, by_id, runner, split=split, batch_size=batch_size,
-                       metric_fn=lambda name: get_component("metric", name))
-    weights = dict(config.evaluation.weights) if config is not None else None
+                       metric_fn=lambda name: get_component("metric", name), splits=splits)
+    weights = aggregate_weights(config.evaluation.weights, [s.task for s in setups if s.scored_only]) if config is not None else None
     score = aggregate(metrics, by_id.values(), weights)
     per_task: dict[str, dict[str, Any]] = {}
     notes = []
     for s in setups:
         prefix = f"{s.task.id}/"
         values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
-        per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(split),
-                               "source": s.source, "data_dir": s.data_dir, "head": s.head}
+        per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(splits[s.task.id]),
+                               "source": s.source, "data_dir": s.data_dir, "head": s.head, "split": splits[s.task.id],
+                               "weight": float((weights or {}).get(s.task.id, (weights or {}).get(s.task.name, 1.0)))}
         if not values:
-            notes.append(f"task {s.task.id!r}: the {split} split has no labelled rows; nothing to score")
+            notes.append(f"task {s.task.id!r}: the {splits[s.task.id]} split has no labelled rows; nothing to score")
     return EvaluationReport(split=split, metrics=metrics, aggregate=None if score != score else score, tasks=per_task,
                             model_dir=str(location.model_dir), run_dir=str(location.run_dir) if location.run_dir else None, notes=notes)

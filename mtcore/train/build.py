@@ -56,6 +56,9 @@ class Engine:
     nan_at_step: int | None = None
     notes: list[str] = field(default_factory=list)
     metric_fns: dict[str, Any] = field(default_factory=dict)
+    scored: dict[str, Any] = field(default_factory=dict)  # every task evaluated: ``tasks`` and the evaluate-only ones
+    eval_heads: dict[str, str] = field(default_factory=dict)  # evaluate-only task -> the trained task whose head scores it
+    eval_splits: dict[str, str] = field(default_factory=dict)  # evaluate-only task -> its split
     started_at: float | None = None
     timing: dict[str, float] = field(default_factory=dict)
 
@@ -153,10 +156,13 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
                              f"files, or not reachable on the hub): {text}") from None
 
 
-def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Tokenized train / evaluation data of every task (the main process fills caches first)."""
+def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]
+              ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Tokenized train / evaluation data of every task (the main process fills caches first), and the split of each
+    evaluate-only task (:mod:`mtcore.train.eval_tasks`), whose data joins the evaluation data."""
     from mtcore.data import load_task_data
     from mtcore.data.task_data import MissingSplit
+    from mtcore.train.eval_tasks import load_evaluated
 
     config = plan.config
     split = config.evaluation.split
@@ -185,7 +191,10 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
             if split in data.splits:
                 evaluation[p.id] = data
                 _warn_if_unlabelled(p.id, data, split)
-    return train, evaluation
+        scored, splits = load_evaluated(plan, tokenizer, options, notes)
+    for task_id, data in scored.items():
+        _warn_if_unlabelled(task_id, data, splits[task_id])
+    return train, {**evaluation, **scored}, splits
 
 
 def _warn_if_unlabelled(task_id: str, data: Any, split: str) -> None:
@@ -307,7 +316,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         from mtcore.train.warm_start import warm_start
 
         notes.extend(warm_start(model, config, {p.id: p.task for p in plan.tasks}))  # a checkpoint's weights, saved heads
-        train_data, eval_data = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
+        train_data, eval_data, eval_splits = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
     model.to(accelerator.device)
     model.train()
     if accelerator.device.type == "cuda":
@@ -335,7 +344,9 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         checkpoints=Checkpoints(run.checkpoints, config.checkpoint.keep_last, config.checkpoint.keep_best),
         log=MetricsLog(run.metrics, enabled=accelerator.is_main_process), nan_at_step=_nan_step(config), notes=notes,
     )
-    engine.metric_fns = {name: get_component("metric", name) for t in engine.tasks.values() for name in t.all_metrics}
+    engine.scored = {**engine.tasks, **{e.id: e.task for e in plan.evaluated}}
+    engine.eval_heads, engine.eval_splits = {e.id: e.head for e in plan.evaluated}, eval_splits
+    engine.metric_fns = {name: get_component("metric", name) for t in engine.scored.values() for name in t.all_metrics}
     if config.encoder.tiny is not None:
         engine.notes.append(f"encoder: {source} is a RANDOM-INIT DEMO ENCODER (not pretrained)")
     if resume:

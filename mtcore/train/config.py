@@ -31,6 +31,10 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
         head_options: null
         # any Task field: labels, label_values, label_aliases, inputs, preprocess, metrics,
         # main_metric, truncation, stride, no_answer and null_threshold (extractive QA), sources
+      - {id: rsg:lidirus, evaluate_with: rsg:terra, split: null}   # scored, not trained: no head of its own,
+                                 # predicted by rsg:terra's (evaluate_with; a diagnostic set names its own), on
+                                 # split (default evaluation.split, else a diagnostic set's test); weight 0 in the
+                                 # aggregate unless evaluation.weights names it
       - define: {name: reviews, kind: text_classification, labels: [neg, pos],
                  files: {train: data/train.jsonl, validation: data/val.jsonl}}   # an inline task (id user:reviews)
     sampler: {name: proportional, mode: auto, stop: largest, options: {}}   # mode auto: what the loss strategy needs
@@ -61,63 +65,18 @@ overrides in :mod:`mtcore.train.overrides`; checks against the plugin registry i
 
 from __future__ import annotations
 
-import types
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, field_validator, model_validator
+from pydantic import Field, PositiveFloat, field_validator, model_validator
 
 from mtcore.task import SPLITS
+from mtcore.train.config_section import Section
 from mtcore.testing.tiny import ARCHITECTURES
 
 EvaluationSplit = Literal["train", "validation", "test"]
 TinyArch = Literal["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "modernbert"]
 assert set(TinyArch.__args__) == set(ARCHITECTURES)  # type: ignore[attr-defined]
 assert EvaluationSplit.__args__ == SPLITS  # type: ignore[attr-defined]
-
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, numbers are accepted where text is,
-    and a number is finite (``lr: .inf`` or ``1e400`` would train on NaN)."""
-
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True, allow_inf_nan=False)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, value: Any, info: Any) -> Any:
-        """``max_steps: yes`` is YAML's True, which pydantic would take as 1."""
-        field = cls.model_fields.get(info.field_name)
-        if field is None:
-            return value
-        if isinstance(value, bool) and _takes_number_not_bool(field.annotation):
-            raise ValueError(f"expected a number, got {value} (YAML reads yes/no/on/off/true/false as booleans)")
-        if isinstance(value, dict) and _takes_number_not_bool(_mapping_values(field.annotation)):
-            key = next((k for k, v in value.items() if isinstance(v, bool)), None)
-            if key is not None:
-                raise ValueError(f"{key}: expected a number, got {value[key]} (YAML reads yes/no/on/off/true/false as booleans)")
-        return value
-
-
-def _mapping_values(annotation: Any) -> Any:
-    """The value type of a ``dict[K, V]`` annotation (None otherwise)."""
-    import typing
-
-    args = typing.get_args(annotation)
-    return args[1] if typing.get_origin(annotation) is dict and len(args) == 2 else None
-
-
-def _takes_number_not_bool(annotation: Any) -> bool:
-    import typing
-
-    kinds: set[Any] = set()
-    todo = [annotation]
-    while todo:
-        current = todo.pop()
-        args = typing.get_args(current)
-        if args and typing.get_origin(current) in (typing.Union, types.UnionType, typing.Annotated):
-            todo.extend(args)
-        else:
-            kinds.add(current)
-    return bool(kinds & {int, float}) and bool not in kinds
 
 
 class TinyEncoder(Section):
@@ -181,6 +140,8 @@ class TaskEntry(Section):
     null_threshold: float | None = None  # with no_answer: "" when the no-answer score beats the best span's by more
     holdout: float | None = Field(None, gt=0, lt=1)  # share of train that becomes validation when the source has none
     sources: dict[str, Any] | None = None
+    evaluate_with: str | None = None  # not trained: scored at each evaluation with the head of this task of the run
+    split: EvaluationSplit | None = None  # such a task's split (default evaluation.split; a diagnostic set: its test)
 
     @model_validator(mode="before")
     @classmethod

@@ -180,16 +180,18 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
 
 
 def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str, Any], accelerator: Any, *, split: str,
-             batch_size: int, metric_fn: Callable[[str], Callable[..., float]]) -> dict[str, float]:
-    """Metrics of every task on ``split``: ``{"<task>/<metric>": value, "<task>/loss": value}``."""
+             batch_size: int, metric_fn: Callable[[str], Callable[..., float]], splits: Mapping[str, str] | None = None
+             ) -> dict[str, float]:
+    """Metrics of every task on ``split`` (``splits``: another split for some tasks):
+    ``{"<task>/<metric>": value, "<task>/loss": value}``."""
     from accelerate.utils import gather_object
 
-    was_training = model.training
+    was_training, default_split = model.training, split
     model.eval()
     metrics: dict[str, float] = {}
     try:
         for task_id, task_data in data.items():
-            task = tasks[task_id]
+            task, split = tasks[task_id], (splits or {}).get(task_id, default_split)
             if split not in task_data.splits:
                 continue
             try:

@@ -28,7 +28,7 @@ def start_progress(engine: Engine) -> Progress:
         progress.message(f"note: {note}")
     acc = engine.accelerator
     engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
-                      "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
+                      "evaluated_with": dict(engine.eval_heads), "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
                       "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "notes": list(engine.notes),
                       "time": time.time()})
     engine.started_at = time.perf_counter()
@@ -106,9 +106,12 @@ def run_evaluation(engine: Engine, watch: NonFiniteWatch, progress: Progress) ->
     config, state = engine.config, engine.state
     watch.check(_last_checkpoint(engine), _gather(engine))
     batch_size = config.batching.eval_batch_size or 2 * config.batching.batch_size
-    metrics = evaluate(engine.model, engine.eval_data, engine.tasks, engine.accelerator, split=config.evaluation.split,
-                       batch_size=batch_size, metric_fn=lambda name: engine.metric_fns[name])
-    score = aggregate(metrics, engine.tasks.values(), config.evaluation.weights)
+    from mtcore.train.eval_tasks import HeadAliases
+
+    model = HeadAliases(engine.model, engine.eval_heads) if engine.eval_heads else engine.model
+    metrics = evaluate(model, engine.eval_data, engine.scored, engine.accelerator, split=config.evaluation.split,
+                       batch_size=batch_size, metric_fn=lambda name: engine.metric_fns[name], splits=engine.eval_splits)
+    score = aggregate(metrics, engine.scored.values(), engine.plan.eval_weights)
     improved = not math.isnan(score) and (state.best_score is None or score > state.best_score)
     state.last_metrics, state.last_eval_step = metrics, state.step
     if improved:
@@ -272,7 +275,7 @@ def own_bests(engine: Engine) -> dict[str, dict[str, Any]]:
     for event in read_events(engine.run.metrics):
         if event.get("event") != "eval" or not isinstance(event.get("metrics"), dict):
             continue
-        for task_id, task in engine.tasks.items():
+        for task_id, task in engine.scored.items():
             value = event["metrics"].get(f"{task_id}/{task.main}")
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
@@ -292,7 +295,7 @@ def build_summary(engine: Engine, model_step: int | None = None) -> dict[str, An
     state = engine.state
     per_task: dict[str, Any] = {}
     own = own_bests(engine)
-    for task_id, task in engine.tasks.items():
+    for task_id, task in engine.scored.items():
         prefix = f"{task_id}/"
         per_task[task_id] = {
             "main_metric": task.main,
@@ -301,13 +304,15 @@ def build_summary(engine: Engine, model_step: int | None = None) -> dict[str, An
             "best_step": state.best_step,  # the best *aggregate*'s step, which "best" is taken at
             "own_best": own.get(task_id),
         }
+        if task_id in engine.eval_heads:  # scored, not trained
+            per_task[task_id].update(evaluated_with=engine.eval_heads[task_id], split=engine.eval_splits.get(task_id))
     best_dir = engine.checkpoints.path(state.best_step) if state.best_step is not None else None
     started = engine.started_at
     return {
         "status": "early_stopped" if state.stopped_early else "completed",
         "steps": state.step,
         "total_steps": engine.total_steps,
-        "final": {"step": state.last_eval_step, "aggregate": aggregate(state.last_metrics, engine.tasks.values(), engine.config.evaluation.weights)
+        "final": {"step": state.last_eval_step, "aggregate": aggregate(state.last_metrics, engine.scored.values(), engine.plan.eval_weights)
                   if state.last_metrics else None, "metrics": state.last_metrics},
         "best": {"step": state.best_step, "aggregate": state.best_score, "metrics": state.best_metrics,
                  "checkpoint": str(best_dir) if best_dir is not None and best_dir.is_dir() else None},

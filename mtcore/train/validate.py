@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ class RunPlan:
     sampler_options: dict[str, Any]
     strategy_cls: Any
     strategy_weights: dict[str, float]
+    evaluated: list[Any] = field(default_factory=list)  # scored, not trained (:mod:`mtcore.train.eval_tasks`)
+    eval_weights: dict[str, float] = field(default_factory=dict)  # the aggregate's: evaluation.weights, evaluated-only at 0
 
     @property
     def task_ids(self) -> list[str]:
@@ -197,32 +199,34 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         registry = load_registry()
     if world_size is None:
         world_size = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    from mtcore.train.eval_tasks import check_split_keys, is_evaluated_only, plan_evaluated
+
     planned: list[PlannedTask] = []
+    only_scored: list[tuple[int, PlannedTask]] = []  # evaluate_with, diagnostic sets: bound to a trained head below
     for i, entry in enumerate(config.tasks):
         task = _resolve_task(entry, i, registry, base_dir)
-        if task.evaluate_only:
-            raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is evaluate-only (a diagnostic set): leave it out of training")
-        if any(p.id == task.id for p in planned):
+        if any(p.id == task.id for p in [*planned, *(p for _, p in only_scored)]):
             raise ConfigError(f"config key 'tasks.{i}.id': task {task.id!r} is listed twice")
         defined = f"tasks.{i}.define" if entry.define is not None else None  # names written in the config itself
         blame = None if defined else task
+        if is_evaluated_only(entry, task):
+            _check_metrics(registry, entry, task, defined, blame, i)
+            _check_preprocess(entry, task, i)
+            source = _source(entry, task, i)
+            only_scored.append((i, PlannedTask(entry, task, source, _data_dir(entry, source, base_dir))))
+            continue
         head = _component(registry, "head", task.head_name, f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head",
                           None if entry.head else blame)
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
             raise ConfigError(f"config key 'tasks.{i}.head': head {task.head_name!r} serves {', '.join(kinds)}, not {task.kind.value} (task {task.id!r})")
         _loadable(head, task)
-        for metric in task.all_metrics:
-            key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
-            component = _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
-            _check_metric_suits(component, task, key)
-            _loadable(component, task)
+        _check_metrics(registry, entry, task, defined, blame, i)
         _check_preprocess(entry, task, i)
         source = _source(entry, task, i)
-        data_dir = entry.data_dir
-        if data_dir is None and source == "local" and entry.define is not None:
-            data_dir = str(Path(base_dir) if base_dir is not None else Path.cwd())  # inline files resolve from the config's folder
-        planned.append(PlannedTask(entry, task, source, data_dir))
+        planned.append(PlannedTask(entry, task, source, _data_dir(entry, source, base_dir)))
+    check_split_keys([(i, entry) for i, entry in enumerate(config.tasks) if not any(i == j for j, _ in only_scored)])
+    evaluated = plan_evaluated(only_scored, planned)
     ids = [p.id for p in planned]
     if config.batching.max_tokens is not None:
         ignored = [p.id for p in planned if p.entry.batch_size]
@@ -290,7 +294,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if mode == "single":
         probe.choose(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
 
-    match_task_values(config.evaluation.weights, ids, "evaluation.weights")
+    match_task_values(config.evaluation.weights, [*ids, *(e.id for e in evaluated)], "evaluation.weights")
     match_task_values(config.optimizer.head_lrs, ids, "optimizer.head_lrs")
     if config.evaluation.early_stopping_patience is not None and config.evaluation.every is None:
         raise ConfigError("config key 'evaluation.early_stopping_patience' needs 'evaluation.every' (evaluate every N steps)")
@@ -323,7 +327,24 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         warnings.warn("config key 'encoder.options.flash_attention' changes nothing with precision fp32 (FlashAttention "
                       "kernels run in bf16/fp16 only)", UserWarning, stacklevel=2)
     check_packed_attention(config)
-    return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights)
+    from mtcore.train.eval_tasks import aggregate_weights
+
+    return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated,
+                   aggregate_weights(config.evaluation.weights, [e.task for e in evaluated]))
+
+
+def _check_metrics(registry: Registry, entry: TaskEntry, task: Task, defined: str | None, blame: Task | None, i: int) -> None:
+    for metric in task.all_metrics:
+        key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
+        component = _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
+        _check_metric_suits(component, task, key)
+        _loadable(component, task)
+
+
+def _data_dir(entry: TaskEntry, source: str, base_dir: str | Path | None) -> str | None:
+    if entry.data_dir is None and source == "local" and entry.define is not None:
+        return str(Path(base_dir) if base_dir is not None else Path.cwd())  # inline files resolve from the config's folder
+    return entry.data_dir
 
 
 def _warn_if_selecting_on_test(config: TrainConfig) -> None:

@@ -89,7 +89,7 @@ def test_missing_required_sections():
     (["loss.weights={terra: 1, danetqa: 2}", "loss.strategy=weighted"], "config key 'loss.weights.danetqa'"),
     (["evaluation.early_stopping_patience=2"], "needs 'evaluation.every'"),
     (["tasks=[rsg:terra, rsg:terra]"], "is listed twice"),
-    (["tasks=[rsg:lidirus]"], "evaluate-only"),
+    (["tasks=[rsg:lidirus]"], "config key 'tasks.0.evaluate_with': this run trains no task, so no head can score 'rsg:lidirus'"),
     (["compile.enabled=true", "compile.backend=inductr"], "config key 'compile.backend': 'inductr' is not a torch.compile backend "
                                                           "(did you mean 'inductor'?)"),
     (["batching.max_rows=8"], "config key 'batching.max_rows' caps the rows of token-budget batches: set batching.max_tokens too"),

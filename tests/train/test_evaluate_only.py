@@ -1,0 +1,123 @@
+"""Tasks a run scores but does not train (``evaluate_with``, diagnostic sets): scored at every evaluation with a
+trained task's head, reported, weighted 0 in the aggregate unless asked, and invisible to training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mtcore import Trainer
+
+TERRA = {"id": "rsg:terra", "source": "sample"}
+LIDIRUS = {"id": "rsg:lidirus", "source": "sample"}  # a diagnostic set: test split only, metadata.predict_with rsg:terra
+NLI = {"id": "nli:nli", "source": "sample"}
+XNLI_RU = {"id": "nli:xnli-ru", "source": "sample", "evaluate_with": "nli"}  # zero-shot: your NLI head on Russian XNLI
+
+
+def _mt(*args: str) -> Any:
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def _config(make_config, tasks: list[dict[str, Any]], **sections: Any) -> dict[str, Any]:
+    return make_config(tasks=tasks, **{"evaluation": {"every": 3, "at_end": True}, **sections})
+
+
+def test_a_diagnostic_set_is_scored_with_its_head_each_evaluation_and_left_out_of_the_aggregate(tmp_path: Path, make_config, helpers):
+    run = tmp_path / "run"
+    summary = Trainer(_config(make_config, [TERRA, LIDIRUS]), output_dir=run).train()
+
+    lidirus = summary["tasks"]["rsg:lidirus"]
+    assert lidirus["evaluated_with"] == "rsg:terra" and lidirus["split"] == "test"  # LiDiRus has no validation split
+    assert set(lidirus["final"]) == {"mcc", "loss"} and lidirus["own_best"]["metric"] == "mcc"
+    assert summary["final"]["aggregate"] == summary["tasks"]["rsg:terra"]["final"]["accuracy"]  # weight 0: not in it
+    events = helpers.read_events(run)
+    start = next(e for e in events if e["event"] == "start")
+    assert start["tasks"] == ["rsg:terra"] and start["evaluated_with"] == {"rsg:lidirus": "rsg:terra"}
+    assert "task 'rsg:lidirus' (a diagnostic set) has no 'validation' split: scored on its 'test' split" in start["notes"]
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [3, 6] and all("rsg:lidirus/mcc" in e["metrics"] for e in evals)
+    assert not any(e["event"] == "train" and "rsg:lidirus" in json.dumps(e) for e in events)  # never trained on
+    assert list(json.loads((run / "model" / "mtcore.json").read_text())["tasks"]) == ["rsg:terra"]  # no head of its own
+
+    # mt evaluate RUN scores it as the run did: same head, same split, same aggregate
+    result = _mt("evaluate", str(run), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["tasks"]["rsg:lidirus"]["head"] == "rsg:terra" and report["tasks"]["rsg:lidirus"]["split"] == "test"
+    assert report["metrics"]["rsg:lidirus/loss"] == pytest.approx(lidirus["final"]["loss"], rel=1e-6)
+    assert report["aggregate"] == pytest.approx(summary["final"]["aggregate"])
+    table = _mt("evaluate", str(run))
+    assert "rsg:lidirus (head rsg:terra; test split; not in the aggregate)" in table.stdout, table.stdout
+
+
+def test_a_weight_in_evaluation_weights_counts_it_in_the_aggregate_with_a_warning_when_that_is_test(tmp_path: Path, make_config):
+    config = _config(make_config, [TERRA, LIDIRUS], evaluation={"every": 3, "at_end": True, "weights": {"lidirus": 1}})
+    with pytest.warns(UserWarning, match="task 'rsg:lidirus' counts in the aggregate .* scored on its test split"):
+        summary = Trainer(config, output_dir=tmp_path / "run").train()
+    final = summary["tasks"]
+    expected = (final["rsg:terra"]["final"]["accuracy"] + final["rsg:lidirus"]["final"]["mcc"]) / 2
+    assert summary["final"]["aggregate"] == pytest.approx(expected)
+
+
+def test_zero_shot_transfer_is_scored_during_training_as_mt_evaluate_head_scores_it(tmp_path: Path, make_config):
+    run = tmp_path / "run"
+    summary = Trainer(_config(make_config, [NLI, XNLI_RU]), output_dir=run).train()
+    xnli = summary["tasks"]["nli:xnli-ru"]
+    assert xnli["evaluated_with"] == "nli:nli" and xnli["split"] == "validation"
+    result = _mt("evaluate", str(run / "model"), "--tasks", "nli:xnli-ru", "--head", "nli:nli", "--source", "sample", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["metrics"]["nli:xnli-ru/loss"] == pytest.approx(xnli["final"]["loss"], rel=1e-6)
+    assert report["metrics"]["nli:xnli-ru/accuracy"] == pytest.approx(xnli["final"]["accuracy"])
+
+
+def test_an_evaluate_only_task_changes_nothing_in_training(tmp_path: Path, make_config, helpers):
+    alone = Trainer(_config(make_config, [NLI]), output_dir=tmp_path / "alone").train()
+    scored = Trainer(_config(make_config, [NLI, {**XNLI_RU, "split": "test"}]), output_dir=tmp_path / "scored").train()
+    assert scored["tasks"]["nli:xnli-ru"]["split"] == "test"
+    before, after = helpers.load_weights(tmp_path / "alone" / "model"), helpers.load_weights(tmp_path / "scored" / "model")
+    assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+    assert alone["tasks"]["nli:nli"] == scored["tasks"]["nli:nli"]
+    losses = [[(e["step"], e["loss"]) for e in helpers.read_events(tmp_path / name) if e["event"] == "train"] for name in ("alone", "scored")]
+    assert losses[0] and losses[0] == losses[1]
+
+
+@pytest.mark.parametrize(("tasks", "message"), [
+    ([NLI, LIDIRUS], "config key 'tasks.1.evaluate_with': 'rsg:terra' is not trained by this run; its tasks: nli:nli (task "
+                     "'rsg:lidirus' is scored with the head of 'rsg:terra'; add that task to tasks)"),
+    ([NLI, {**XNLI_RU, "evaluate_with": "nli:nl"}], "'nli:nl' is not trained by this run; its tasks: nli:nli (did you mean 'nli:nli'?)"),
+    ([NLI, {"id": "rsg:rcb", "source": "sample", "evaluate_with": "nli:nli"}],
+     "config key 'tasks.1.evaluate_with': task 'rsg:rcb' has labels ['entailment', 'contradiction', 'neutral'], but the head "
+     "'nli:nli' was trained with ['entailment', 'neutral', 'contradiction']; the labels must be the same, in the same order"),
+    ([NLI, {**TERRA, "evaluate_with": "nli:nli"}], "task 'rsg:terra' has labels"),
+    ([NLI, {**XNLI_RU, "weight": 2}], "config key 'tasks.1.weight': task 'nli:xnli-ru' is only evaluated (with the head of "
+                                      "'nli:nli'), not trained; remove weight (evaluation.weights.nli:xnli-ru counts it"),
+    ([NLI, {**XNLI_RU, "head_options": {"pooling": "mean"}}], "config key 'tasks.1.head_options': task 'nli:xnli-ru' is only evaluated"),
+    ([{**NLI, "split": "test"}], "config key 'tasks.0.split': task entries choose a split only when they are evaluated"),
+    ([XNLI_RU], "config key 'tasks.0.evaluate_with': this run trains no task, so no head can score 'nli:xnli-ru'"),
+], ids=["serving-task-missing", "typo", "labels-in-another-order", "other-labels", "weight", "head-options", "split-of-a-trained-task",
+        "nothing-trained"])
+def test_mistakes_are_one_line_naming_the_key(tmp_path: Path, tasks, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": tasks, "schedule": {"max_steps": 2}}))
+    result = _mt("check", str(path), "--no-data")
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_mt_check_lists_it_with_its_head_and_split(tmp_path: Path, make_config):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(_config(make_config, [TERRA, LIDIRUS])))
+    result = _mt("check", str(path))
+    assert result.exit_code == 0, result.stderr
+    out = " ".join(result.stdout.split())
+    assert "1 task(s) + 1 evaluated only" in out and "rsg:lidirus (evaluated with rsg:terra)" in out and "(test)" in out
