@@ -45,6 +45,7 @@ def mt_register_loss_strategies(register):
     register("rlw", "mtcore.train.loss_balancers:RandomWeightLoss", "random per-task weights drawn every step (Lin et al.)")
     register("mgda", "mtcore.train.gradient_balancers:MGDALoss", "minimum-norm combination of the task gradients (Sener & Koltun)")
     register("cagrad", "mtcore.train.gradient_balancers:CAGradLoss", "conflict-averse update near the mean gradient (Liu et al.)")
+    register("gradnorm", "mtcore.train.gradient_balancers:GradNormLoss", "learned weights balancing the tasks' gradient norms (Chen et al.)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
 
 

@@ -1,4 +1,4 @@
-"""Loss strategies that choose the shared encoder's update from the tasks' gradients: MGDA and CAGrad.
+"""Loss strategies that choose the shared encoder's update from the tasks' gradients: MGDA, CAGrad and GradNorm.
 
 Like ``pcgrad`` (:class:`~mtcore.train.losses.GradientCombiner`), each takes one batch of every
 task per step, back-propagates every task separately, and combines the flat gradients of the shared
@@ -18,7 +18,17 @@ gradient accumulation, no DDP (refused before training starts).
   paper's dual over the simplex (SLSQP, as its reference code). Option ``c`` (default 0.5; 0 is
   ``sum``).
 
-Both log, at logging steps (``loss_weights`` events), each task's effective weight in the last
+* ``gradnorm`` — GradNorm (Chen et al. 2018): learned loss weights ``wᵢ`` (sum ``K``, start at 1) that
+  pull each task's weighted gradient norm ``Gᵢ = wᵢ ‖gᵢ‖`` on the shared parameters towards
+  ``mean(G) · rᵢ^α``, ``rᵢ`` the task's loss ratio ``Lᵢ(t) / Lᵢ(first step)`` over the mean ratio: a
+  task that trains slower gets a larger weight. Each step trains on ``Σ wᵢ Lᵢ`` (the encoder gets
+  ``Σ wᵢ gᵢ``, each head ``wᵢ`` times its gradient), then ``w`` takes one Adam step (option ``lr``,
+  default 0.025) on the paper's ``Σ |Gᵢ − mean(G) rᵢ^α|`` (targets held fixed) and is renormalised
+  to sum ``K``. Option ``alpha`` (default 1.5; 0 equalises the gradient norms). As in LibMTL, the
+  norms are over all shared parameters, not the paper's last shared layer. Weights, first losses
+  and Adam's moments are saved in checkpoints; no host read per step.
+
+All three log, at logging steps (``loss_weights`` events), each task's effective weight in the last
 update: ``d = Σ weightᵢ · gᵢ``.
 """
 
@@ -153,3 +163,58 @@ class CAGradLoss(_LoggedWeights):
         lam = self.c * mean_norm / norm_w if norm_w > 1e-12 * max(mean_norm, 1e-30) else 0.0  # g_w = 0: nothing to add
         self._keep((1 + k * lam * w) / (1 + self.c ** 2))  # d = Σ (1 + K λ wᵢ) / (1 + c²) · gᵢ
         return k * (mean + lam * g_w) / (1 + self.c ** 2)
+
+
+class GradNormLoss(GradientCombiner):
+    """GradNorm with restoring force ``alpha`` and weight learning rate ``lr`` (see the module docstring)."""
+
+    logs_weights = True
+    BETAS, EPS = (0.9, 0.999), 1e-8  # Adam's, for the K weights
+
+    def __init__(self, task_ids: Any, weights: Any = None, alpha: float = 1.5, lr: float = 0.025, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        for name, value, what in (("alpha", alpha, "the restoring force; the paper uses 0.12 to 3"),
+                                  ("lr", lr, "the learning rate of the loss weights")):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < float("inf") or (name == "lr" and value == 0):
+                raise ConfigError(f"loss strategy 'gradnorm': option {name!r} ({what}) must be a number {'> 0' if name == 'lr' else '>= 0'}, "
+                                  f"got {value!r}")
+        self.alpha, self.lr = float(alpha), float(lr)
+        k = len(self.task_ids)
+        self.register_buffer("loss_weights", torch.ones(k, dtype=torch.float64))
+        self.register_buffer("first_losses", torch.zeros(k, dtype=torch.float64))  # L_i at the first step: ratios start at 1
+        self.register_buffer("moments", torch.zeros(2, k, dtype=torch.float64))  # Adam's m and v
+        self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
+        self._losses: torch.Tensor | None = None
+
+    def backward(self, losses: Any, shared: Any, others: Any, scale: Any, step: int) -> None:
+        self._losses = torch.stack([loss.detach().double() for loss in losses.values()])
+        super().backward(losses, shared, others, scale, step)
+
+    def head_scale(self, index: int) -> torch.Tensor:
+        return self.loss_weights[index]
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        w = self._used = self.loss_weights.clone()
+        update = sum(w[i].to(g.dtype) * g for i, g in enumerate(grads))  # this step's weights; w changes for the next
+        losses = self._losses if self._losses is not None else torch.ones_like(w)
+        first = self.updates == 0
+        self.first_losses.copy_(torch.where(first, losses, self.first_losses))
+        ratio = losses / self.first_losses.clamp(min=1e-12)
+        relative = ratio / ratio.mean().clamp(min=1e-12)
+        norms = torch.stack([g.double().norm() for g in grads])
+        weighted = w * norms
+        target = weighted.mean() * relative.pow(self.alpha)
+        grad_w = torch.sign(weighted - target) * norms  # d/dw_i of sum_j |w_j ||g_j|| - target_j|, targets held fixed
+        self.updates += 1
+        (b1, b2), t = self.BETAS, self.updates.double()
+        self.moments[0].mul_(b1).add_((1 - b1) * grad_w)
+        self.moments[1].mul_(b2).add_((1 - b2) * grad_w * grad_w)
+        step_w = self.lr * (self.moments[0] / (1 - b1 ** t)) / ((self.moments[1] / (1 - b2 ** t)).sqrt() + self.EPS)
+        new = (w - step_w).clamp(min=0)
+        total = new.sum()
+        self.loss_weights.copy_(torch.where(total > 0, new * len(grads) / total.clamp(min=1e-30), torch.ones_like(new)))
+        return update
+
+    def task_weights(self) -> dict[str, float]:
+        used = getattr(self, "_used", self.loss_weights)
+        return dict(zip(self.task_ids, used.float().tolist()))

@@ -199,6 +199,11 @@ class GradientCombiner(LossStrategy):
         """The shared parameters' flat gradient from the tasks' flat gradients (one per task, in task order)."""
         raise NotImplementedError
 
+    def head_scale(self, index: int) -> torch.Tensor | None:
+        """What the head gradients of the task at ``index`` are multiplied by (None: left as they are), read before
+        :meth:`combine` is called."""
+        return None
+
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
                  scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
         shared, others = list(shared), list(others)
@@ -211,8 +216,10 @@ class GradientCombiner(LossStrategy):
             grads = torch.autograd.grad(scale(loss), params, retain_graph=i < len(items) - 1, allow_unused=True)
             used = [u or g is not None for u, g in zip(used, grads[: len(shared)])]
             flat_shared.append(_flatten(grads[: len(shared)], shared))
+            head_scale = self.head_scale(i)
             for k, g in enumerate(grads[len(shared):]):
                 if g is not None:
+                    g = g if head_scale is None else g * head_scale.to(g.dtype)
                     other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
         finite = bool(torch.stack([g.isfinite().all() for g in flat_shared]).all()) if flat_shared else True
         # a NaN/inf gradient (fp16 overflow, a diverged task) has nothing to combine: its sum goes on, for the grad

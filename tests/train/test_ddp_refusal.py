@@ -13,7 +13,7 @@ from mtcore.train.validate import plan_run
 BASE = {"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra", "rsg:parus"]}
 
 
-@pytest.mark.parametrize("strategy", ["pcgrad", "mgda", "cagrad"])
+@pytest.mark.parametrize("strategy", ["pcgrad", "mgda", "cagrad", "gradnorm"])
 def test_the_ddp_refusal_lists_every_strategy_that_runs_under_ddp(strategy: str) -> None:
     with pytest.raises(ConfigError) as info:
         plan_run(load_config(BASE, [f"loss.strategy={strategy}"]), world_size=2)
@@ -22,7 +22,7 @@ def test_the_ddp_refusal_lists_every_strategy_that_runs_under_ddp(strategy: str)
     suggested = message.split("; use ", 1)[1]
     for name in ("sum", "weighted", "uncertainty", "rlw", "dwa"):
         assert f"'{name}'" in suggested
-    for name in ("pcgrad", "mgda", "cagrad", "single"):  # refused under DDP, or one task per step
+    for name in ("pcgrad", "mgda", "cagrad", "gradnorm", "single"):  # refused under DDP, or one task per step
         assert f"'{name}'" not in suggested
 
 

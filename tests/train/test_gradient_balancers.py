@@ -75,7 +75,7 @@ def test_cagrad_improves_the_worst_task_more_than_the_mean_and_c_0_is_sum():
         CAGradLoss(["a", "b"], c=-1)
 
 
-@pytest.mark.parametrize("strategy", ["mgda", "cagrad"])
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm"])
 def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_config, tmp_path):
     from mtcore import Trainer
 
@@ -124,7 +124,7 @@ def test_cagrad_does_not_depend_on_the_gradients_size_and_logs_sane_weights_for_
     assert torch.allclose(sum(weights[t] * g for t, g in zip("abc", zero)), d)
 
 
-@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "pcgrad"])
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "pcgrad", "gradnorm"])
 def test_a_nan_loss_stops_the_run_with_the_nan_message_not_a_solver_error(strategy, make_config, tmp_path):
     """mgda crashed with 'unexpected LinAlgError: SVD did not converge' (and LAPACK lines) on a NaN gradient."""
     from mtcore.cli.app import app

@@ -130,6 +130,7 @@ RESUMED = {
     "pcgrad": {"loss": {"strategy": "pcgrad"}},
     "rlw-accumulation": {"loss": {"strategy": "rlw"}, "optimizer": {"gradient_accumulation_steps": 2}},
     "dwa": {"loss": {"strategy": "dwa", "options": {"window": 1}}},  # its windows close at every step: the weights move
+    "gradnorm": {"loss": {"strategy": "gradnorm", "options": {"lr": 0.2}}},  # learned weights, first losses, Adam moments
     "annealed-padding-free-budget": {"sampler": {"name": "annealed"}, "schedule": {"epochs": 2, "warmup_steps": 1},
                                      "batching": {"max_tokens": 48, "padding_free": True}},
 }
@@ -168,5 +169,8 @@ def test_resume_restores_the_strategy_and_sampler_exactly(tmp_path: Path, make_c
     if variant == "dwa":
         start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]
         assert start["windows_done"] == 1 and start["means"][1].min() > 0  # the resume had loss averages to restore
+    if variant == "gradnorm":
+        start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]
+        assert int(start["updates"]) == 2 and not torch.equal(start["loss_weights"], torch.ones_like(start["loss_weights"]))
     sampler_state = [json.loads((run / "checkpoints" / last / "sampler.json").read_text()) for run in (full, resumed)]
     assert sampler_state[0] == sampler_state[1]
