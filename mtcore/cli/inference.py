@@ -156,16 +156,18 @@ def _names(task: Optional[str]) -> list[str]:
     return list(dict.fromkeys(name.strip() for name in (task or "").split(",") if name.strip()))
 
 
-def _task_names(model: Any, names: list[str]) -> list[str]:
-    """The tasks of ``names``: one, several, or ``all`` (every head, and every registered task another
-    head serves, e.g. rsg:lidirus with the rsg:terra head)."""
+def _task_names(model: Any, names: list[str], location: Any) -> list[str]:
+    """The tasks of ``names``: one, several, or ``all`` (every head, every registered task another head
+    serves, e.g. rsg:lidirus with the rsg:terra head, and the run's tasks scored with another's head)."""
     if names != ["all"]:
         return names or [_pick_task(model, None)]
     from mtcore.plugins import load_registry
+    from mtcore.predict.evaluate import scored_heads
 
     served = [t.id for t in load_registry(warn=False).tasks.values()
               if t.id not in model.tasks and (t.metadata or {}).get("predict_with") in model.tasks]
-    return [*model.tasks, *served]
+    scored = [name for name, head in scored_heads(location).items() if ":" in name and head in model.tasks]
+    return list(dict.fromkeys([*model.tasks, *served, *scored]))
 
 
 def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir: Optional[Path], head: Optional[str] = None) -> Any:
@@ -273,7 +275,10 @@ def predict(
 
         from mtcore.predict.tasks import with_null_threshold
 
-        head, spec = prediction_task(model, _pick_task(model, names[0] if names else None), with_head)
+        from mtcore.predict.evaluate import scored_heads
+
+        name = _pick_task(model, names[0] if names else None)
+        head, spec = prediction_task(model, name, with_head or scored_heads(location).get(name))  # evaluate_with: its head
         spec = with_null_threshold([_with_run_sources(location, spec)], null_threshold)[0]
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)
@@ -283,7 +288,7 @@ def predict(
         if output is not None:
             _info(f"wrote {_predictions(count)} of {spec.id} (head {head}) to {', '.join(str(p) for p in written)}")
         return
-    setups = [_setup(model, location, name, source, data_dir, with_head) for name in _task_names(model, names)]
+    setups = [_setup(model, location, name, source, data_dir, with_head) for name in _task_names(model, names, location)]
     if null_threshold is not None:
         import dataclasses
 

@@ -123,6 +123,18 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     return setups
 
 
+def scored_heads(location: ModelLocation) -> dict[str, str]:
+    """The evaluate-only tasks of the run at ``location`` (``evaluate_with``; keyed by id and bare name) and the
+    trained task whose head scored each; empty for a model folder outside a run."""
+    config = run_config(location)
+    if config is None or not any(e.evaluate_with for e in config.tasks):
+        return {}
+    from mtcore.train.validate import plan_run
+
+    evaluated = plan_run(config, base_dir=Path.cwd()).evaluated
+    return {name: e.head for e in evaluated for name in (e.task.name, e.id)}
+
+
 def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str) -> TaskSetup:
     """The one task of ``setups`` reading ``path`` as its ``split`` (``mt evaluate --input``)."""
     import dataclasses

@@ -78,6 +78,16 @@ def test_zero_shot_transfer_is_scored_during_training_as_mt_evaluate_head_scores
     assert report["metrics"]["nli:xnli-ru/loss"] == pytest.approx(xnli["final"]["loss"], rel=1e-6)
     assert report["metrics"]["nli:xnli-ru/accuracy"] == pytest.approx(xnli["final"]["accuracy"])
 
+    # mt predict RUN knows which head scores it: --task all writes its file, --input needs no --head
+    every = _mt("predict", str(run), "--task", "all", "--split", "validation", "-o", str(tmp_path / "preds"))
+    assert every.exit_code == 0, every.stderr
+    assert "wrote 50 predictions of nli:xnli-ru (head nli:nli; sample validation split)" in " ".join(every.stderr.split())
+    assert sorted(p.name for p in (tmp_path / "preds").iterdir()) == ["nli_nli.jsonl", "nli_xnli-ru.jsonl"]
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({"premise": "Кот спит.", "hypothesis": "Кот не спит."}) + "\n")
+    one = _mt("predict", str(run), "--task", "xnli-ru", "-i", str(tmp_path / "pairs.jsonl"))
+    assert one.exit_code == 0, one.stderr
+    assert json.loads(one.stdout)["label"] in ("entailment", "neutral", "contradiction")
+
 
 def test_an_evaluate_only_task_changes_nothing_in_training(tmp_path: Path, make_config, helpers):
     alone = Trainer(_config(make_config, [NLI]), output_dir=tmp_path / "alone").train()
