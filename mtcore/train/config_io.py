@@ -300,7 +300,8 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
 #: order, drawing no random number (dropout is off; the samplers draw from their own seeded generators); checkpoints
 #: only read the RNG states. So when, how often and in what batches the run evaluates and checkpoints, and what it
 #: does at the end, leave the trained weights bit-identical (tests/train/test_resume_changes.py). Early stopping
-#: ends the same trajectory sooner or later (the schedule depends on the total steps only).
+#: ends the same trajectory sooner or later (the schedule depends on the total steps only). Task entries that are
+#: only evaluated (``evaluate_with``, a diagnostic set) may be added or removed too (:func:`check_same_config`).
 RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "checkpoint.every",
                      "checkpoint.at_end", "checkpoint.best_to_model", "evaluation.every", "evaluation.at_end",
                      "evaluation.early_stopping_patience", "batching.eval_batch_size", "debug.")
@@ -314,10 +315,26 @@ def check_same_config(config: TrainConfig, run: Any) -> None:
     except ValidationError as exc:
         raise ConfigError(f"cannot resume {str(run.root)!r}: its saved {str(run.config)!r} is not a valid config "
                           f"({validation_error(exc)}); restore that file, or start a new run") from None
-    for key, old, new in config_differences(saved, config_to_dict(config)):
+    for key, old, new in config_differences(_trained_entries(saved), _trained_entries(config_to_dict(config))):
         if not _resumable(key):
             raise ConfigError(f"cannot resume {str(run.root)!r}: config key {key!r} changed ({_brief(old)} -> {_brief(new)}); "
                               "resume with the run's config.yaml or start a new run")
+
+
+def _trained_entries(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` (a plain config) without its evaluate-only task entries, which have no head, batches or loss."""
+    from mtcore.errors import MtError
+    from mtcore.plugins import load_registry
+
+    def scored_only(entry: Any) -> bool:
+        if not isinstance(entry, Mapping) or entry.get("evaluate_with"):
+            return isinstance(entry, Mapping)
+        try:
+            return entry.get("id") is not None and bool(load_registry(warn=False).task(str(entry["id"])).evaluate_only)
+        except MtError:
+            return False
+
+    return {**data, "tasks": [entry for entry in data.get("tasks") or [] if not scored_only(entry)]}
 
 
 def _resumable(key: str) -> bool:

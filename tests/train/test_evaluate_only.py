@@ -131,3 +131,26 @@ def test_mt_check_lists_it_with_its_head_and_split(tmp_path: Path, make_config):
     assert result.exit_code == 0, result.stderr
     out = " ".join(result.stdout.split())
     assert "1 task(s) + 1 evaluated only" in out and "rsg:lidirus (evaluated with rsg:terra)" in out and "(test)" in out
+
+
+def test_a_resume_may_add_or_remove_an_evaluate_only_task_and_trains_the_same(tmp_path: Path, make_config, helpers):
+    from mtcore.errors import ConfigError
+    from mtcore.train.monitor import NonFiniteLossError
+
+    def config(tasks: list[dict[str, Any]], **debug: Any) -> dict[str, Any]:
+        return make_config(tasks=tasks, schedule={"max_steps": 8, "warmup_steps": 1}, evaluation={"every": 4, "at_end": True},
+                           checkpoint={"every": 4, "keep_last": 5}, debug=debug)
+
+    Trainer(config([NLI]), output_dir=tmp_path / "straight").train()
+    with pytest.raises(NonFiniteLossError):  # a crash after the checkpoint of step 4
+        Trainer(config([NLI], inject_nan_at_step=6), output_dir=tmp_path / "crashed").train()
+    summary = Trainer(config([NLI, XNLI_RU]), output_dir=tmp_path / "crashed", resume=True).train()
+    assert summary["resumed_from"].endswith("step-000004") and "accuracy" in summary["tasks"]["nli:xnli-ru"]["final"]
+    straight, resumed = helpers.load_weights(tmp_path / "straight" / "model"), helpers.load_weights(tmp_path / "crashed" / "model")
+    assert straight.keys() == resumed.keys() and all((straight[k] == resumed[k]).all() for k in straight)
+
+    (tmp_path / "crashed" / "summary.json").unlink()  # as if it had stopped again: now leave it out, but change a trained task
+    assert Trainer(config([NLI]), output_dir=tmp_path / "crashed", resume=True).train()["steps"] == 8
+    (tmp_path / "crashed" / "summary.json").unlink()
+    with pytest.raises(ConfigError, match=r"config key 'tasks.0.batch_size' changed \(None -> 4\)"):
+        Trainer(config([{**NLI, "batch_size": 4}, XNLI_RU]), output_dir=tmp_path / "crashed", resume=True).train()
