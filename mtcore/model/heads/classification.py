@@ -8,7 +8,7 @@ from torch import nn
 from mtcore.errors import ConfigError
 from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import classification_loss
-from mtcore.model.heads.pooling import SequencePooler, check_probability
+from mtcore.model.heads.pooling import SequencePooler, check_class_weights, check_probability
 from mtcore.model.heads.pooling import activation as make_activation
 
 
@@ -19,21 +19,31 @@ class ClassificationHead(PooledHead):
         ``"pooler"`` (the encoder's pooler, where it has one).
     :param dropout: dropout on the pooled vector.
     :param label_smoothing: cross-entropy label smoothing.
+    :param class_weights: one loss weight per class (in a config also ``{label: weight}``), for imbalanced data.
     """
 
     kinds = ("text_classification", "pair_classification")
 
-    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, label_smoothing: float = 0.0) -> None:
+    def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, label_smoothing: float = 0.0,
+                 class_weights: list[float] | None = None) -> None:
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout)
         self.classifier = nn.Linear(hidden_size, num_labels)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
+        _keep_class_weights(self, class_weights, num_labels)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.classifier(pooled)
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
+        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing,
+                                   class_weights=self.class_weights)
+
+
+def _keep_class_weights(head: nn.Module, value: list[float] | None, num_labels: int) -> None:
+    """``head.class_weights``: a buffer that follows the head's device and is not saved with its weights (the head
+    options, saved in the manifest, rebuild it)."""
+    head.register_buffer("class_weights", check_class_weights(value, num_labels), persistent=False)
 
 
 class MLPHead(PooledHead):
@@ -47,6 +57,7 @@ class MLPHead(PooledHead):
     :param activation: ``relu`` (the seed's default), ``gelu``, ``tanh``, ``silu``, ``leaky_relu``
         or ``none``.
     :param pooling: as for :class:`ClassificationHead`.
+    :param label_smoothing, class_weights: as for :class:`ClassificationHead`.
     """
 
     kinds = ("text_classification", "pair_classification")
@@ -62,6 +73,7 @@ class MLPHead(PooledHead):
         activation: str = "relu",
         pooling: str = "cls",
         label_smoothing: float = 0.0,
+        class_weights: list[float] | None = None,
     ) -> None:
         super().__init__(hidden_size, num_labels)
         if int(num_layers) < 1:
@@ -76,10 +88,12 @@ class MLPHead(PooledHead):
         layers.append(nn.Linear(size_in, num_labels))
         self.layers = nn.Sequential(*layers)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
+        _keep_class_weights(self, class_weights, num_labels)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.layers(pooled)
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
-        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing)
+        return classification_loss(logits, labels, training=self.training, label_smoothing=self.label_smoothing,
+                                   class_weights=self.class_weights)
 

@@ -86,7 +86,7 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
     head_class = component.load()
     if isinstance(head_class, type) and not issubclass(head_class, nn.Module):  # it failed as "rejected options {}: ... no arguments"
         raise PluginError(component.type_problem(head_class, f" (head of task {task_id!r})"))
-    options = _json_options(task_id, spec.options)
+    options = _label_keyed_weights(task_id, spec, _json_options(task_id, spec.options))
     check_options(task_id, spec.name, head_class, options)
     try:
         module = head_class(hidden_size=hidden_size, num_labels=spec.num_labels, **options)
@@ -117,6 +117,21 @@ def check_options(task_id: str, head_name: str, head_class: Any, options: Mappin
     for name in options:
         if name not in valid:
             raise unknown("head option", name, valid, hint=f"head {head_name!r} of task {task_id!r} takes: {', '.join(valid) or 'no options'}")
+
+
+def _label_keyed_weights(task_id: str, spec: HeadSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """A ``class_weights`` option given as ``{label: weight}`` becomes the list, in the task's label order, that heads
+    take (labels left out weigh 1); an unknown label is one line with "did you mean"."""
+    weights = options.get("class_weights")
+    if not isinstance(weights, Mapping):
+        return options
+    labels = [str(label) for label in spec.labels]
+    for label in weights:
+        if str(label) not in labels:
+            raise unknown("label", str(label), labels, hint=f"head option class_weights of task {task_id!r} is keyed by its labels: "
+                                                             f"{', '.join(labels)}")
+    named = {str(k): v for k, v in weights.items()}
+    return {**options, "class_weights": [named.get(label, 1.0) for label in labels]}
 
 
 def _json_options(task_id: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,23 +13,29 @@ import torch
 import torch.nn.functional as F
 
 
-def masked_mean(values: torch.Tensor, mask: torch.Tensor, *, training: bool) -> torch.Tensor | None:
-    """Mean of ``values`` where ``mask`` is true; ``None`` in eval mode when nothing is labelled."""
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, *, training: bool, item_weights: torch.Tensor | None = None
+                ) -> torch.Tensor | None:
+    """Mean of ``values`` where ``mask`` is true (over the sum of ``item_weights`` there, when given: the weighted
+    mean of values already multiplied by them); ``None`` in eval mode when nothing is labelled."""
     if not training and not bool(mask.any()):
         return None
     weights = mask.to(values.dtype)
-    return (values * weights).sum() / weights.sum().clamp(min=1.0)
+    total = weights.sum() if item_weights is None else (weights * item_weights.to(values.dtype)).sum()
+    return (values * weights).sum() / (total.clamp(min=1.0) if item_weights is None else total.clamp(min=1e-12))
 
 
 def classification_loss(
-    logits: torch.Tensor, labels: torch.Tensor, *, training: bool, label_smoothing: float = 0.0
+    logits: torch.Tensor, labels: torch.Tensor, *, training: bool, label_smoothing: float = 0.0,
+    class_weights: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
-    """Cross-entropy over the last dimension; labels < 0 (``-1``, ``-100``) are "no label"."""
+    """Cross-entropy over the last dimension; labels < 0 (``-1``, ``-100``) are "no label". With ``class_weights``
+    (one per class) each item counts its class's weight, as in ``F.cross_entropy(weight=...)``'s mean."""
     logits = logits.reshape(-1, logits.shape[-1]).float()
     labels = labels.reshape(-1).long()
     mask = labels >= 0
-    per_item = F.cross_entropy(logits, labels.clamp(min=0), reduction="none", label_smoothing=label_smoothing)
-    return masked_mean(per_item, mask, training=training)
+    weight = None if class_weights is None else class_weights.to(device=logits.device, dtype=logits.dtype)
+    per_item = F.cross_entropy(logits, labels.clamp(min=0), weight=weight, reduction="none", label_smoothing=label_smoothing)
+    return masked_mean(per_item, mask, training=training, item_weights=None if weight is None else weight[labels.clamp(min=0)])
 
 
 def span_loss(logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -34,6 +36,24 @@ def check_probability(name: str, value: float) -> float:
     if not 0.0 <= value < 1.0:
         raise ConfigError(f"head option {name}={value} must be in [0, 1)")
     return value
+
+
+def check_class_weights(value: object, num_labels: int) -> torch.Tensor | None:
+    """The ``class_weights`` head option as a tensor (None stays None): one finite weight >= 0 per class, not all 0.
+    Given as ``{label: weight}`` in a config, the model hands it over as a list in the task's label order."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise ConfigError(f"head option class_weights must be a list of {num_labels} numbers or a mapping {{label: weight}}, got {value!r}")
+    if len(value) != num_labels:
+        raise ConfigError(f"head option class_weights has {len(value)} weights for {num_labels} classes; give one per class "
+                          "(or a mapping {label: weight}: labels left out keep weight 1)")
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) for w in value):
+        raise ConfigError(f"head option class_weights must hold numbers, got {list(value)!r}")
+    floats = [float(w) for w in value]
+    if not all(math.isfinite(w) and w >= 0 for w in floats) or not any(w > 0 for w in floats):
+        raise ConfigError(f"head option class_weights must be finite numbers >= 0, not all 0, got {list(value)!r}")
+    return torch.tensor(floats, dtype=torch.float32)
 
 
 def activation(name: str) -> nn.Module:

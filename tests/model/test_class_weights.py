@@ -1,0 +1,90 @@
+"""The ``class_weights`` head option: the weighted cross-entropy of PyTorch, over labelled items only, given as a list
+or, in a config, as ``{label: weight}``; refused in one line when it cannot be right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from mtcore.errors import ConfigError
+from mtcore.model.heads.classification import ClassificationHead, MLPHead
+from mtcore.model.heads.token_classification import TokenClassificationHead
+
+H = 8
+
+
+def _states(batch: int = 5, length: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch, length, H, generator=generator), torch.ones(batch, length, dtype=torch.long)
+
+
+@pytest.mark.parametrize("head_class", [ClassificationHead, MLPHead])
+def test_sequence_heads_weigh_each_row_by_its_class_as_pytorch_does(head_class):
+    head = head_class(H, 3, class_weights=[0.5, 2.0, 1.0])
+    head.train(False)
+    hidden, mask = _states()
+    labels = torch.tensor([2, -1, 0, 1, 1])  # the unlabelled row counts in neither the sum nor the weights
+    out = head(hidden, mask, labels=labels)
+    kept = [0, 2, 3, 4]
+    expected = F.cross_entropy(out.logits[kept], labels[kept], weight=torch.tensor([0.5, 2.0, 1.0]))
+    assert torch.allclose(out.loss, expected)
+    unweighted = F.cross_entropy(out.logits[kept], labels[kept])
+    assert not torch.allclose(out.loss, unweighted)
+    assert "class_weights" not in head.state_dict()  # rebuilt from the saved head options, not stored with the weights
+
+
+def test_the_token_head_weighs_each_tag_and_still_ignores_minus_100():
+    head = TokenClassificationHead(H, 3, dropout=0.0, class_weights=[0.1, 1.0, 1.0])
+    hidden, mask = _states(2, 4)
+    labels = torch.tensor([[0, 1, -100, 2], [0, 0, 2, -100]])
+    out = head(hidden, mask, labels=labels)
+    flat, tags = out.logits.reshape(-1, 3), labels.reshape(-1)
+    expected = F.cross_entropy(flat, tags, weight=torch.tensor([0.1, 1.0, 1.0]), ignore_index=-100)
+    assert torch.allclose(out.loss, expected)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ([1.0, 2.0], "has 2 weights for 3 classes"),
+    ([0, 0, 0], "finite numbers >= 0, not all 0"),
+    ([1, -1, 1], "finite numbers >= 0"),
+    ([1, float("nan"), 1], "finite numbers >= 0"),
+    ("balanced", "must be a list of 3 numbers or a mapping"),
+    ([1, True, 1], "must hold numbers"),
+])
+def test_weights_that_cannot_be_right_are_refused(value, message):
+    with pytest.raises(ConfigError, match=message):
+        ClassificationHead(H, 3, class_weights=value)
+
+
+def _mt(*args: str):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def test_a_config_names_the_weights_by_label_and_the_saved_model_keeps_them(tmp_path: Path, tiny_encoders):
+    from mtcore.model import MultitaskModel
+
+    config = {"encoder": {"path": str(tiny_encoders["bert"])}, "cpu": True, "precision": "fp32", "seed": 1,
+              "tasks": [{"id": "rsg:terra", "source": "sample", "head_options": {"class_weights": {"not_entailment": 3}}}],
+              "schedule": {"max_steps": 2}, "logging": {"progress": "none", "plot": False}}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = _mt("train", str(path), "-o", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.stderr
+    manifest = json.loads((tmp_path / "run" / "model" / "mtcore.json").read_text())
+    assert manifest["tasks"]["rsg:terra"]["head_options"] == {"class_weights": [1.0, 3]}  # in label order: entailment, not_entailment
+    model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    assert model.heads["rsg:terra"].class_weights.tolist() == [1.0, 3.0]
+
+    typo = _mt("check", str(path), "tasks.0.head_options={class_weights: {not_entailmnt: 3}}", "--no-data")
+    assert typo.exit_code == 2
+    assert typo.stderr.strip() == ("error: unknown label 'not_entailmnt' (did you mean 'not_entailment' or 'entailment'?); head option "
+                                   "class_weights of task 'rsg:terra' is keyed by its labels: entailment, not_entailment")
