@@ -110,14 +110,15 @@ def _count(plan: Any) -> dict[str, Any]:
         notes.extend(_export_notes(plan, encoder_config, tokenizer))
         train, evaluation, splits = load_data(plan, tokenizer, encoder_config, accelerator, notes)
         sampler = build_sampler(plan, train, accelerator)
-        notes.extend(note for note in [long_epoch_note(sampler)] if note)
+        total = count_total_steps(sampler, config)
+        notes.extend(note for note in [long_epoch_note(sampler, total * config.optimizer.gradient_accumulation_steps)] if note)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].rows_text("train"), evaluation[p.id].rows_text(split) if p.id in evaluation else "-")
                 for p in plan.tasks}
         rows.update({e.id: ("-", f"{evaluation[e.id].rows_text(splits[e.id])}" + (f" ({splits[e.id]})" if splits[e.id] != split else ""))
                      for e in plan.evaluated})
         _check_metrics(plan, evaluation, split, splits)
-        counts = {"rows": rows, "epoch_steps": sampler.steps_in_epoch(0), "total_steps": count_total_steps(sampler, config)}
+        counts = {"rows": rows, "epoch_steps": sampler.steps_in_epoch(0), "total_steps": total}
     for note in notes:
         print(f"note: {note}")
     return counts

@@ -55,15 +55,16 @@ def count_total_steps(sampler: Any, config: TrainConfig) -> int:
     return max(1, micro // config.optimizer.gradient_accumulation_steps)
 
 
-def long_epoch_note(sampler: Any) -> str | None:
-    """A note on an epoch that repeats data. Mode ``"all"``: :func:`repeated_tasks_note`. Mode ``"single"``:
+def long_epoch_note(sampler: Any, micro_steps: int | None = None) -> str | None:
+    """A note on an epoch that repeats data. Mode ``"all"``: :func:`repeated_tasks_note` (``micro_steps``: the run's
+    batches, when it ends before an epoch does). Mode ``"single"``:
     when an epoch (``stop="largest"``: until every task has been through its batches) lasts over twice
     the batches it holds because a smaller task is drawn rarely (3 rows under ``proportional``, a small fixed
     weight). Under ``uniform`` or ``temperature`` the largest task sets the pace, as intended: no note."""
+    if getattr(sampler, "mode", None) == "all":
+        return repeated_tasks_note(sampler, micro_steps)
     if getattr(sampler, "stop", None) != "largest":
         return None
-    if getattr(sampler, "mode", None) == "all":
-        return repeated_tasks_note(sampler)
     if getattr(sampler, "mode", None) != "single":
         return None
     batches = sampler.batches_in_epoch()
@@ -87,20 +88,25 @@ def long_epoch_note(sampler: Any) -> str | None:
 REPEAT_NOTE_AT = 2.0
 
 
-def repeated_tasks_note(sampler: Any) -> str | None:
-    """A note when, in mode ``"all"`` with ``stop="largest"``, an epoch (as long as the largest task)
-    goes through a smaller task's batches :data:`REPEAT_NOTE_AT` times or more: it is recycled silently."""
-    if getattr(sampler, "mode", None) != "all" or getattr(sampler, "stop", None) != "largest":
+def repeated_tasks_note(sampler: Any, micro_steps: int | None = None) -> str | None:
+    """A note when, in mode ``"all"``, an epoch (``stop="largest"``: as long as the largest task; ``stop=N``: N steps)
+    goes through a smaller task's batches :data:`REPEAT_NOTE_AT` times or more: it is recycled silently. A run of
+    ``micro_steps`` batches that ends sooner counts the repeats within them."""
+    stop = getattr(sampler, "stop", None)
+    if getattr(sampler, "mode", None) != "all" or stop == "smallest":
         return None
     batches, steps = sampler.batches_in_epoch(), sampler.steps_in_epoch(sampler.epoch)
-    repeats = sorted(((steps / n, task) for task, n in batches.items() if n and steps / n >= REPEAT_NOTE_AT), reverse=True)
+    seen = min(steps, micro_steps) if micro_steps else steps
+    repeats = sorted(((seen / n, task) for task, n in batches.items() if n and seen / n >= REPEAT_NOTE_AT), reverse=True)
     if not repeats:
         return None
     largest = max(batches, key=lambda task: batches[task])
     named = [f"{task!r} ({batches[task]} batch(es)) {_times(factor)}" for factor, task in repeats[:3]]
     more = f" and {len(repeats) - 3} more task(s)" if len(repeats) > 3 else ""
-    return (f"an epoch of mode 'all' lasts {steps} steps, as long as the largest task {largest!r}, so smaller tasks repeat: "
-            f"{', '.join(named)}{more} per epoch; set sampler.stop: smallest (an epoch ends when the smallest task does), "
+    length = f", as long as the largest task {largest!r}," if stop == "largest" else f" (sampler.stop: {stop}),"
+    where = "per epoch" if seen == steps else f"in the run's {seen} steps"
+    return (f"an epoch of mode 'all' lasts {steps} steps{length} so smaller tasks repeat: "
+            f"{', '.join(named)}{more} {where}; set sampler.stop: smallest (an epoch ends when the smallest task does), "
             "or train fewer epochs")
 
 

@@ -69,9 +69,9 @@ def test_a_mistyped_stop_rule_is_one_line_with_the_fix(tmp_path: Path) -> None:
 
 def test_mt_train_shows_the_repeated_task_note(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    result = run_mt("train", _config(tmp_path), "--output-dir", str(run), "schedule.max_steps=1", "evaluation.at_end=false",
+    result = run_mt("train", _config(tmp_path), "--output-dir", str(run), "schedule.max_steps=12", "evaluation.at_end=false",
                     "checkpoint.at_end=false", "logging.plot=false", env=ENV)
     assert result.returncode == 0, result.stderr
     assert len(_notes(result.stdout + result.stderr)) == 1
     start = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert any("'rsg:parus' (5 batch(es)) 4.0 times per epoch" in note for note in start["notes"])
+    assert any("'rsg:parus' (5 batch(es)) 2.4 times in the run's 12 steps" in note for note in start["notes"])  # epoch: 20
