@@ -103,7 +103,7 @@ def _print_table(report: Any) -> None:
 
     from mtcore.cli.output import stdout
 
-    table = Table(title=f"{report.split} split — {report.run_dir or report.model_dir}")
+    table = Table(title=f"{f'--input {report.input}' if report.input else f'{report.split} split'} — {report.run_dir or report.model_dir}")
     for column, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("rows", "right"), ("data", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task_id, info in report.tasks.items():
@@ -209,12 +209,12 @@ def _with_run_sources(location: Any, spec: Any) -> Any:
     its task: how the run read its files (a nested layout's ``row_expand``) applies to ``--input`` too."""
     from mtcore.predict.locate import run_config
 
-    config = None if spec.sources else run_config(location)
-    if config is None:
-        return spec
-    from mtcore.train.validate import plan_run
+    from mtcore.predict.locate import run_plan
 
-    planned = next((p for p in plan_run(config, base_dir=Path.cwd()).tasks if p.id == spec.id), None)
+    plan = None if spec.sources else run_plan(run_config(location))
+    if plan is None:
+        return spec
+    planned = next((p for p in plan.tasks if p.id == spec.id), None)
     return spec.replace(sources=planned.task.sources) if planned is not None and planned.task.sources else spec
 
 

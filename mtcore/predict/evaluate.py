@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,11 @@ class EvaluationReport:
     model_dir: str
     run_dir: str | None = None
     notes: list[str] = field(default_factory=list)
+    input: str | None = None  # the labelled file scored instead of a split (--input)
 
     def to_dict(self) -> dict[str, Any]:
         return {"split": self.split, "aggregate": self.aggregate, "metrics": self.metrics, "tasks": self.tasks,
-                "model_dir": self.model_dir, "run_dir": self.run_dir, "notes": self.notes}
+                "model_dir": self.model_dir, "run_dir": self.run_dir, "notes": self.notes, "input": self.input}
 
 
 class SingleProcess:
@@ -81,18 +83,16 @@ def _split_names(names: Sequence[str] | None) -> list[str] | None:
 
 
 def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequence[str] | None, *, source: str | None = None,
-                data_dir: str | None = None, head: str | None = None) -> list[TaskSetup]:
+                data_dir: str | None = None, head: str | None = None, need_data: bool = True) -> list[TaskSetup]:
     """Which tasks to evaluate and where their data is (the run's config first, then the plugins);
     ``head``: every task is predicted with that head (see :func:`~mtcore.predict.tasks.prediction_task`)."""
     from mtcore.predict.tasks import check_compatible, prediction_task, with_sources
 
-    planned: list[Any] = []
-    evaluated: list[Any] = []  # the run's evaluate-only tasks, each with the trained task whose head scored it
-    if config is not None:
-        from mtcore.train.validate import plan_run
+    from mtcore.predict.locate import run_plan
 
-        plan = plan_run(config, base_dir=Path.cwd())
-        planned, evaluated = plan.tasks, plan.evaluated
+    plan = run_plan(config)
+    planned: list[Any] = plan.tasks if plan is not None else []
+    evaluated: list[Any] = plan.evaluated if plan is not None else []  # scored with another task's head (evaluate_with)
     run_tasks = [p.id for p in planned if p.id in model.tasks] + [e.id for e in evaluated if e.head in model.tasks]
     wanted = _split_names(names) or (run_tasks if planned else list(model.tasks))
     setups: list[TaskSetup] = []
@@ -109,7 +109,14 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only))
             continue
         head_id, task = prediction_task(model, name, head)
-        task = with_sources(task, task.id)
+        if need_data:  # --input brings the rows: the saved task alone reads them
+            try:
+                task = with_sources(task, task.id)
+            except ConfigError as exc:
+                if names:
+                    raise
+                warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)  # every task of the model: score the others
+                continue
         serving = next((p for p in planned if p.id == head_id), None)  # rsg:lidirus, predicted by the run's rsg:terra head
         served = serving is not None and (task.metadata or {}).get("predict_with") in (serving.id, serving.task.name)
         if source is None and data_dir is None and served and serving.source in task.sources:
@@ -126,13 +133,11 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
 def scored_heads(location: ModelLocation) -> dict[str, str]:
     """The evaluate-only tasks of the run at ``location`` (``evaluate_with``; keyed by id and bare name) and the
     trained task whose head scored each; empty for a model folder outside a run."""
-    config = run_config(location)
-    if config is None or not any(e.evaluate_with for e in config.tasks):
-        return {}
-    from mtcore.train.validate import plan_run
+    from mtcore.predict.locate import run_plan
 
-    evaluated = plan_run(config, base_dir=Path.cwd()).evaluated
-    return {name: e.head for e in evaluated for name in (e.task.name, e.id)}
+    config = run_config(location)
+    plan = run_plan(config) if config is not None and any(e.evaluate_with for e in config.tasks) else None
+    return {name: e.head for e in (plan.evaluated if plan is not None else []) for name in (e.task.name, e.id)}
 
 
 def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str) -> TaskSetup:
@@ -197,6 +202,9 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     Parquet, ``input_format`` or from the name; flattened by the task's ``row_expand`` as its files are).
     """
     from mtcore.data import load_task_data
+    from mtcore.data.files import NoFileFound
+    from mtcore.data.task_data import MissingSplit
+    from mtcore.errors import DataError
     from mtcore.plugins import get_component
     from mtcore.predict.predictor import quiet_datasets
     from mtcore.train.evaluation import evaluate
@@ -218,7 +226,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         from mtcore.errors import UsageError
 
         raise UsageError("--source and --data-dir choose a split's data; with --input, the file is the data")
-    setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head)
+    setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head, need_data=input is None)
+    scored_file = str(Path(input).expanduser().absolute()) if input is not None else None
     if input is not None:
         setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split)]
     if null_threshold is not None:
@@ -235,15 +244,25 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     pad = config.batching.pad_to_multiple_of if config is not None else None
     runner = SingleProcess(model.device, _precision(precision, config, model.device))
     data, by_id, splits = {}, {}, {}
+    notes = []
     with quiet_datasets():
-        for s in setups:
+        for s in list(setups):
             options = {"source": s.source, "data_dir": s.data_dir, "max_length": s.task.max_length, "encoder_config": model.encoder.config,
                        "pad_to_multiple_of": pad, "holdout": s.holdout}
-            if split_asked is None and (s.scored_only or s.task.evaluate_only):  # as the run scored it: the entry's split, a diagnostic's test
-                splits[s.task.id], data[s.task.id] = load_scored_split(s.task, model.tokenizer, s.split, split, **options)
-            else:
-                splits[s.task.id], data[s.task.id] = split, load_task_data(s.task, model.tokenizer, splits=(split,), **options)
+            try:
+                if split_asked is None and (s.scored_only or s.task.evaluate_only):  # as the run scored it: its split, a diagnostic's test
+                    splits[s.task.id], data[s.task.id] = load_scored_split(s.task, model.tokenizer, s.split, split, **options)
+                else:
+                    splits[s.task.id], data[s.task.id] = split, load_task_data(s.task, model.tokenizer, splits=(split,), **options)
+            except (MissingSplit, NoFileFound) as exc:
+                if tasks or input is not None:  # a task you named: its split must be there
+                    raise
+                notes.append(f"left out: {exc}")  # every task of the run: score those that have the split
+                setups.remove(s)
+                continue
             by_id[s.task.id] = s.task
+    if not setups:
+        raise DataError(f"no task of {location.run_dir or location.model_dir} has a {split!r} split ({'; '.join(notes)})")
     heads = {s.task.id: s.head for s in setups if s.head != s.task.id}
     scored = HeadAliases(model, heads) if heads else model
     metrics = evaluate(scored, data, by_id, runner, split=split, batch_size=batch_size,
@@ -251,14 +270,15 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     weights = aggregate_weights(config.evaluation.weights, [s.task for s in setups if s.scored_only]) if config is not None else None
     score = aggregate(metrics, by_id.values(), weights)
     per_task: dict[str, dict[str, Any]] = {}
-    notes = []
     for s in setups:
         prefix = f"{s.task.id}/"
         values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
         per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(splits[s.task.id]),
-                               "source": s.source, "data_dir": s.data_dir, "head": s.head, "split": splits[s.task.id],
+                               "source": s.source if input is None else "--input", "data_dir": s.data_dir if input is None else scored_file,
+                               "head": s.head, "split": splits[s.task.id],
                                "weight": float((weights or {}).get(s.task.id, (weights or {}).get(s.task.name, 1.0)))}
         if not values:
             notes.append(f"task {s.task.id!r}: the {splits[s.task.id]} split has no labelled rows; nothing to score")
     return EvaluationReport(split=split, metrics=metrics, aggregate=None if score != score else score, tasks=per_task,
-                            model_dir=str(location.model_dir), run_dir=str(location.run_dir) if location.run_dir else None, notes=notes)
+                            model_dir=str(location.model_dir), run_dir=str(location.run_dir) if location.run_dir else None, notes=notes,
+                            input=scored_file)

@@ -116,3 +116,31 @@ def run_config(location: ModelLocation) -> Any:
     from mtcore.train.config_io import load_config
 
     return load_config(location.config_path)
+
+
+def run_plan(config: Any) -> Any:
+    """The :class:`~mtcore.train.validate.RunPlan` of a run's ``config`` (None for ``None``), or None with a warning
+    when a task of it is registered by no installed plugin (one registered from Python with ``register_task`` in the
+    training session): the model's saved tasks (``mtcore.json``) still predict, and score a file given with ``--input``."""
+    if config is None:
+        return None
+    from mtcore.errors import MtError
+    from mtcore.plugins import load_registry
+    from mtcore.train.validate import plan_run
+
+    registry = load_registry(warn=False)
+    missing = []
+    for entry in config.tasks:
+        if entry.id is not None and entry.define is None:
+            try:
+                registry.task(entry.id)
+            except MtError:
+                missing.append(entry.id)
+    if missing:
+        import warnings
+
+        warnings.warn(f"the run's config names task {missing[0]!r}, which no installed plugin registers (registered from Python "
+                      "in the training session?): using the tasks the model saved; register it again, or install its plugin, to "
+                      "read its data from the run's config", UserWarning, stacklevel=2)
+        return None
+    return plan_run(config, base_dir=Path.cwd())

@@ -1,0 +1,81 @@
+"""mt evaluate / mt predict on runs whose tasks are not all readable now: a task registered from Python in the training
+session, a task without the split asked for; and --input reports the file it scored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from clitools import clean_env
+
+ROWS = [("you are great", "ok"), ("thanks a lot", "ok"), ("you idiot", "toxic"), ("shut up fool", "toxic")] * 3
+ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def _files(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("train.jsonl", ROWS), ("dev.jsonl", ROWS[:6])):
+        (folder / name).write_text("".join(json.dumps({"comment_text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
+    return folder
+
+
+TRAIN_WITH_A_REGISTERED_TASK = """
+import sys
+from mtcore import Trainer
+from mtcore.plugins import register_task
+from mtcore.task import Source, Task
+
+data, run = sys.argv[1], sys.argv[2]
+register_task(Task(name="mycomments", kind="text_classification", labels=("ok", "toxic"), inputs={"text": "comment_text"},
+                   sources={"local": Source.local("jsonl", {"train": "train.jsonl", "validation": "dev.jsonl"})}))
+Trainer({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "logging": {"progress": "none", "plot": False},
+         "tasks": [{"id": "user:mycomments", "source": "local", "data_dir": data}, {"id": "rsg:terra", "source": "sample"}]},
+        output_dir=run).train()
+"""
+
+
+def test_a_run_of_a_task_registered_from_python_is_scored_and_predicted_from_its_saved_task(tmp_path: Path, cli):
+    data, run = _files(tmp_path / "data"), tmp_path / "run"
+    trained = subprocess.run([sys.executable, "-c", TRAIN_WITH_A_REGISTERED_TASK, str(data), str(run)], capture_output=True, text=True,
+                             env=clean_env(**ENV), timeout=300)
+    assert trained.returncode == 0, trained.stderr
+
+    every = cli("evaluate", run, "--json")  # this process has no user:mycomments: the other task is scored
+    assert every.exit_code == 0, every.stderr
+    assert list(json.loads(every.stdout)["tasks"]) == ["rsg:terra"]
+    assert "config names task 'user:mycomments', which no installed plugin registers" in every.stderr
+    assert "left out" in every.stderr and "config key" not in every.stderr
+
+    scored = cli("evaluate", run, "--tasks", "user:mycomments", "--input", data / "dev.jsonl", "--json")
+    assert scored.exit_code == 0, scored.stderr
+    report = json.loads(scored.stdout)
+    assert report["input"] == str(data / "dev.jsonl") and report["tasks"]["user:mycomments"]["rows"] == 6
+    assert report["tasks"]["user:mycomments"]["source"] == "--input" and "user:mycomments/accuracy" in report["metrics"]
+
+    predicted = cli("predict", run, "--task", "user:mycomments", "-i", data / "dev.jsonl")
+    assert predicted.exit_code == 0, predicted.stderr
+    assert [json.loads(line)["label"] in ("ok", "toxic") for line in predicted.stdout.splitlines()] == [True] * 6
+
+
+def test_every_task_of_a_run_is_scored_on_a_split_those_that_lack_it_are_named(tmp_path: Path, cli):
+    from mtcore import Trainer
+
+    data = _files(tmp_path / "data")
+    define = {"name": "comments", "kind": "text_classification", "labels": ["ok", "toxic"], "inputs": {"text": "comment_text"},
+              "files": {"train": str(data / "train.jsonl"), "validation": str(data / "dev.jsonl")}}
+    config = {"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "logging": {"progress": "none", "plot": False},
+              "tasks": [{"define": define}, {"id": "rsg:terra", "source": "sample"}]}
+    Trainer(config, output_dir=tmp_path / "run").train()
+    result = cli("evaluate", tmp_path / "run", "--split", "test", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert list(json.loads(result.stdout)["tasks"]) == ["rsg:terra"]
+    assert "note: left out: task 'user:comments'" in result.stderr and "has no 'test' split" in result.stderr
+    named = cli("evaluate", tmp_path / "run", "--split", "test", "--tasks", "user:comments")
+    assert named.exit_code == 1 and "has no 'test' split" in named.stderr and len(named.stderr.strip().splitlines()) == 1
+    (tmp_path / "only.yaml").write_text(yaml.safe_dump({**config, "tasks": [{"define": define}]}))
+    Trainer(yaml.safe_load((tmp_path / "only.yaml").read_text()), output_dir=tmp_path / "alone").train()
+    nothing = cli("evaluate", tmp_path / "alone", "--split", "test")
+    assert nothing.exit_code == 1 and "no task of" in nothing.stderr and "has a 'test' split" in nothing.stderr
