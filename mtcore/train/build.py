@@ -191,6 +191,9 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
             if split in data.splits:
                 evaluation[p.id] = data
                 _warn_if_unlabelled(p.id, data, split)
+            if p.entry.source is None and p.source == "sample" and p.entry.define is None:  # a bare id: say whose rows they are
+                notes.append(f"task {p.id!r} reads the sample its plugin ships ({data.rows_text('train')} train rows): it has no "
+                             "hub source and no data_dir was given; set source: local and data_dir for your files")
         scored, splits = load_evaluated(plan, tokenizer, options, notes)
     for task_id, data in scored.items():
         _warn_if_unlabelled(task_id, data, splits[task_id])

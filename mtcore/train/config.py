@@ -20,7 +20,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
                                  # packed_attention, fp32_residual, flash_attention)
     tasks:                       # a bare string means {id: <string>}
       - id: rsg:terra
-        source: sample           # sample | local | hub (default: local with data_dir, else hub, else sample)
+        source: sample           # sample | local | hub (default: local with data_dir, else hub, else sample: a note says so)
         data_dir: null
         weight: 1.0              # fixed sampler / weighted loss weight
         batch_size: null         # per-task batch size (default batching.batch_size)
