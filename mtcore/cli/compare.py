@@ -147,6 +147,8 @@ def _unfinished(path: Path) -> str:
                 "message); train it again, or leave it out")
     if last.get("event") == "preempted":
         return f"the run was preempted at step {last.get('step')} ({last.get('signal')}); continue with {resume}"
+    if last.get("event") == "interrupted":
+        return f"the run was interrupted (Ctrl-C) at step {last.get('step')}; continue with {resume}"
     return f"it is still running or was interrupted (mt train --resume finishes it: {resume})"
 
 

@@ -9,12 +9,11 @@ writes a checkpoint, prints one line with the command that continues it, and exi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
 if TYPE_CHECKING:
-    from mtcore.train.preemption import Preempted
     from mtcore.train.trainer import Trainer
 
 
@@ -31,7 +30,7 @@ def train(
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
-    from mtcore.train.preemption import KeptSignals, Preempted
+    from mtcore.train.preemption import KeptSignals, Preempted, TrainingInterrupted
 
     try:
         with KeptSignals():  # a SIGTERM/SIGUSR1 while the run is built stops it after its first step, with a checkpoint
@@ -39,6 +38,9 @@ def train(
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
         _report_preemption(stop, config, overrides or [], seeds, grid or [])
         raise typer.Exit(stop.exit_code) from None
+    except TrainingInterrupted as stop:  # Ctrl-C: the command that resumes from the latest checkpoint
+        _report_preemption(stop, config, overrides or [], seeds, grid or [])
+        raise typer.Exit(130) from None
     except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
         let_the_main_process_report(error)
         raise
@@ -158,7 +160,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     print(f"grid written to {base / SUMMARY}; compare the runs with mt compare {base}/*/", flush=True)
 
 
-def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = ()) -> None:
+def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = ()) -> None:
     """One line on stderr (main process): the step, the checkpoint and the command that continues the run."""
     import shlex
     import sys
@@ -181,6 +183,10 @@ def _report_preemption(stop: "Preempted", config: Path, overrides: list[str], se
     launcher = " (under the same launcher)" if world_size() > 1 else ""
     where = f" of seed {seed}" if seed is not None else ""
     where += f" of grid run {Path(grid_run).name}" if grid_run is not None else ""
+    if isinstance(stop, KeyboardInterrupt):  # Ctrl-C: no checkpoint of its own
+        since = f"the latest checkpoint is {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet, so it starts over"
+        print(f"error: interrupted at step {stop.step}{where}; {since}; continue with {command}{launcher}", file=sys.stderr, flush=True)
+        return
     print(f"preempted at step {stop.step}{where}: checkpoint written to {stop.checkpoint}; continue with {command}{launcher}",
           file=sys.stderr, flush=True)
 

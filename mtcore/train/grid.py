@@ -20,7 +20,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
-from mtcore.train.preemption import Preempted
+from mtcore.train.preemption import Preempted, TrainingInterrupted
 
 SUMMARY = "grid.json"
 #: More runs than this from one command is a typo (each is a whole training run).
@@ -169,7 +169,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
                 trainer = None
                 entry = {"overrides": combo, "run_dir": str(run), "steps": summary.get("steps"),
                          "final": (summary.get("final") or {}).get("aggregate"), "best": (summary.get("best") or {}).get("aggregate")}
-        except Preempted as exc:  # the remaining combinations are not started; --resume continues this one, then the rest
+        except (Preempted, TrainingInterrupted) as exc:  # the remaining combinations are not started; --resume continues this one, then the rest
             exc.grid_run = run  # type: ignore[attr-defined]
             raise
         except MtError as exc:

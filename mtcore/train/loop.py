@@ -31,7 +31,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Any
 
 from mtcore.data.batch import model_inputs
@@ -42,7 +42,7 @@ from mtcore.train.checkpoint import restore_rng
 from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
-from mtcore.train.preemption import Preempted, Preemption
+from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
 from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.trackers import end_trackers
 
@@ -209,6 +209,12 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             raise report_at_once(error) from None  # one GPU's: said now, before the others' "a process stopped"
         except Preempted:
             raise  # its own "preempted" event is written
+        except KeyboardInterrupt:  # Ctrl-C: at once, no checkpoint of its own; say which one --resume continues from
+            latest = engine.checkpoints.latest()
+            with suppress(OSError):
+                engine.log.write({"event": "interrupted", "step": state.step, "checkpoint": str(latest) if latest else None,
+                                  "time": time.time()})
+            raise TrainingInterrupted(state.step, latest, engine.run.root) from None
         except RuntimeError as exc:  # a collective failing: another process of the launch stopped (killed, out of memory)
             if engine.accelerator.num_processes < 2 or not is_peer_failure(exc):
                 log_error(engine, exc)

@@ -30,7 +30,9 @@ and :class:`Preempted` is raised; ``mt train`` prints one line and exits with
 :data:`EXIT_CODE` (143 = 128 + SIGTERM, what a process killed by SIGTERM reports). No
 ``summary.json`` and no ``model/`` are written: the run directory looks like one that is still
 running, which ``--resume`` (and ``--seeds --resume``) continue. A second signal while the
-checkpoint is written is ignored. Ctrl-C (SIGINT) is left alone: it interrupts at once.
+checkpoint is written is ignored. Ctrl-C (SIGINT) is left alone: it interrupts at once, as
+:class:`TrainingInterrupted` (a ``KeyboardInterrupt``) naming the latest checkpoint, after an
+``interrupted`` event; ``mt train`` prints the command that resumes from it (exit 130).
 
 Outside the loop, ``mt train`` keeps a signal instead of dying of it (:class:`KeptSignals`, for the
 whole command): one that comes while the run is being built (data read and tokenized, model
@@ -77,6 +79,15 @@ class Preempted(MtError):
         self.step, self.checkpoint, self.run_dir, self.signal_name = step, Path(checkpoint), Path(run_dir), signal_name
         super().__init__(f"preempted at step {step} ({signal_name}): checkpoint written to {self.checkpoint}; "
                          f"continue with --resume (Trainer(..., output_dir={str(self.run_dir)!r}, resume=True))")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at once (no checkpoint of its own): ``checkpoint`` is the run's latest complete one
+    (None: none yet), which ``--resume`` continues from. Still a KeyboardInterrupt, for notebooks and scripts."""
+
+    def __init__(self, step: int, checkpoint: Path | None, run_dir: str | Path) -> None:
+        self.step, self.checkpoint, self.run_dir = step, checkpoint, Path(run_dir)
+        super().__init__(f"interrupted at step {step}")
 
 
 #: A preemption signal ``mt train`` received outside a training loop, for the next loop (0: none).

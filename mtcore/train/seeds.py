@@ -20,7 +20,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
-from mtcore.train.preemption import Preempted
+from mtcore.train.preemption import Preempted, TrainingInterrupted
 
 SUMMARY = "seeds.json"
 
@@ -82,7 +82,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
                 summary = {**summary, "run_dir": str(run)}
             elif not trainer.engine.is_main:
                 continue
-        except Preempted as exc:  # SIGTERM/SIGUSR1: the remaining seeds are not started; --resume continues this one, then the rest
+        except (Preempted, TrainingInterrupted) as exc:  # SIGTERM/SIGUSR1: the remaining seeds are not started; --resume continues this one, then the rest
             exc.seed = seed  # type: ignore[attr-defined]
             raise
         except MtError as exc:
