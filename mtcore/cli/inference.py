@@ -1,4 +1,4 @@
-"""``mt evaluate``, ``mt predict`` and ``mt export``: using a trained multitask model.
+"""``mt evaluate`` and ``mt predict``: using a trained multitask model (``mt export``: :mod:`mtcore.cli.export`).
 
 This module imports nothing heavy at import time (``mt --help`` stays fast): the model, data
 and transformers code is imported inside the commands. Every user mistake is one line on
@@ -255,6 +255,11 @@ def predict(
         raise UsageError("several tasks write one file each: pass --output <folder>")
     if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):
         raise UsageError(f"several tasks write one file each into a folder: --output names a folder, not {output_arg!r}")
+    if output_arg == "-":  # stdout, as -i - is stdin
+        output_arg = None
+    if format is None and output_arg is not None and Path(output_arg).suffix.lower() in (".tsv", ".json", ".parquet"):
+        raise UsageError(f"--output {output_arg}: predictions are written as JSON Lines (.jsonl) or CSV (.csv); name the file so, "
+                         "or pass --format jsonl (or csv) to write that under this name")
     output = Path(output_arg) if output_arg is not None else None  # a str first: Path drops the '/' of "preds/"
     as_folder = output_arg is not None and (output_arg.endswith(("/", os.sep)) or Path(output_arg).expanduser().is_dir())
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
@@ -353,53 +358,6 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
               f"{', '.join(str(p) for p in written)}")
 
 
-def export(
-    path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
-    out_dir: Path = typer.Argument(..., metavar="OUT_DIR", help="Where to write the plain Hugging Face model (new or empty)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="The task to export (optional when the model has one task); all: every "
-                                       "task that exports, each in OUT_DIR/<plugin>_<task>, and the encoder in OUT_DIR/encoder."),
-    encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
-) -> None:
-    """Export one task as a standard transformers model (pipeline-ready), every task, or the encoder alone."""
-    _one_process("export")
-    from mtcore.export.hf import check_export_target, export_all, export_encoder, export_task
-    from mtcore.predict.locate import load_model, locate
-
-    location = locate(path)
-    if _is_inside(out_dir, location.model_dir) or _is_inside(location.model_dir, out_dir):
-        raise UsageError(f"{out_dir}: is or holds the model being exported; export to a folder beside it")
-    check_export_target(out_dir, overwrite)  # before the model is loaded
-    if encoder_only:
-        if task is not None:
-            raise UsageError("--encoder-only exports the shared encoder, not a task; leave out --task")
-        result = export_encoder(load_model(location, "cpu"), out_dir, overwrite=overwrite, source=location.model_dir)
-        _info(f"exported the encoder ({result.model_class}) to {result.path}; load it with AutoModel.from_pretrained({str(result.path)!r})")
-        return
-    model = load_model(location, "cpu")
-    if task is not None and task.strip() == "all":
-        import warnings
-
-        results, skipped = export_all(model, out_dir, overwrite=overwrite, source=location.model_dir)
-        for head_id, reason in skipped.items():
-            warnings.warn(f"left out {head_id}: {reason}")
-        for result in results:
-            _info(f"exported {result.task or 'the encoder'} as {result.model_class} to {result.path}")
-        return
-    name = _pick_task(model, task)
-    result = export_task(model, name, out_dir, overwrite=overwrite, source=location.model_dir)
-    how = f'pipeline("{result.pipeline}", model={str(result.path)!r})' if result.pipeline else f"{result.model_class}.from_pretrained({str(result.path)!r})"
-    _info(f"exported {result.task} as {result.model_class} to {result.path} (logits match within {result.max_difference:.1e}); load it with {how}")
-
-
-def _is_inside(path: Path, parent: Path) -> bool:
-    try:
-        return path.expanduser().resolve().is_relative_to(parent.expanduser().resolve())
-    except OSError:
-        return False
-
-
 def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate)
     app.command("predict")(predict)
-    app.command("export")(export)

@@ -153,6 +153,10 @@ class RunDir:
         """Refuse to start a fresh run over an existing one (or in a place no run directory can be)."""
         self.check_location()
         self.check_config_is_ours()
+        if self.has_run() and self.summary.is_file():  # finished: --resume would train nothing
+            raise ConfigError(f"output directory {str(self.root)!r} already holds a finished run (its summary.json): --resume keeps "
+                              "it as it is (with --seeds or --grid, and trains the runs still missing); choose another --output-dir "
+                              "(output_dir=) to train again")
         if self.has_run():
             raise ConfigError(
                 f"output directory {str(self.root)!r} already holds a run; add --resume to continue it (Trainer(..., resume=True)), "

@@ -265,3 +265,22 @@ def test_a_signal_while_the_temporary_file_is_made_acts_once_its_name_is_known(t
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_output_dash_is_stdout_as_input_dash_is_stdin(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = cli("predict", bert_model_dir, "--task", "sentiment", "-i", reviews_file, "-o", "-")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() and all(line.startswith("{") for line in result.stdout.splitlines())
+    assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize("name", ["preds.tsv", "preds.json", "preds.parquet"])
+def test_an_output_named_for_a_format_no_writer_writes_is_refused_unless_the_format_is_given(cli, bert_model_dir, reviews_file,
+                                                                                              tmp_path, name):
+    result = cli("predict", bert_model_dir, "--task", "sentiment", "-i", reviews_file, "-o", tmp_path / name)
+    _one_error_line(result, f"--output {tmp_path / name}: predictions are written as JSON Lines (.jsonl) or CSV (.csv)", "--format jsonl")
+    assert result.exit_code == 2 and not (tmp_path / name).exists()
+    asked = cli("predict", bert_model_dir, "--task", "sentiment", "-i", reviews_file, "-o", tmp_path / name, "--format", "jsonl")
+    assert asked.exit_code == 0, asked.stderr
+    assert (tmp_path / name).read_text().startswith("{")

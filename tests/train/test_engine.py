@@ -139,8 +139,12 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, make_config):
 
     config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
     Trainer(config, output_dir=tmp_path / "run").train()
-    with pytest.raises(ConfigError, match="already holds a run; add --resume"):
+    with pytest.raises(ConfigError, match=r"already holds a finished run \(its summary.json\): --resume keeps it as it is"):
         Trainer(config, output_dir=tmp_path / "run").train()
+    (tmp_path / "run" / "summary.json").rename(tmp_path / "summary.json")  # as if it had stopped: --resume would continue it
+    with pytest.raises(ConfigError, match="already holds a run; add --resume to continue it"):
+        Trainer(config, output_dir=tmp_path / "run").train()
+    (tmp_path / "summary.json").rename(tmp_path / "run" / "summary.json")
     with pytest.raises(ConfigError, match="config key 'optimizer.lr' changed"):
         Trainer(make_config(schedule={"max_steps": 2}, checkpoint={"every": None}, optimizer={"lr": 0.5}),
                 output_dir=tmp_path / "run", resume=True).train()

@@ -68,7 +68,7 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
 
     refused = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9"),
                              capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert refused.returncode == 2 and "seed 5: " in refused.stderr and "already holds a run; add --resume" in refused.stderr
+    assert refused.returncode == 2 and "seed 5: " in refused.stderr and "already holds a finished run (its summary.json): --resume keeps it" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
     # a finished seed is kept only if it was trained with this config
