@@ -75,7 +75,7 @@ def evaluate(
                                        "a task of the same kind and labels the model has no head for); needs --task(s)."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Score one task on this labelled file of its raw fields "
                                          "(JSONL / CSV / TSV / JSON / Parquet) instead of a split of its data."),
-    input_format: str = typer.Option("auto", "--input-format", help="Format of --input: auto (from the file name), jsonl, csv, tsv, json, parquet."),
+    input_format: str = typer.Option("auto", "--input-format", help="Format of --input: auto (from the file name), jsonl, csv, tsv, json, parquet, conll."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Score a trained model on a split (or a labelled file): per-task metrics and the aggregate."""

@@ -101,6 +101,13 @@ def input_rows(path: Path, *, tokens: str = "tokens", encoding: str = "utf-8-sig
     yield from _sentences(path, encoding, sep, comment, lambda width: _input_names(path, columns, width, tokens), words_alone=True)
 
 
+def width(path: Path, *, encoding: str = "utf-8-sig", sep: str | None = None, comment: str | None = None, **_: Any) -> int:
+    """The number of columns of the first token line of a CoNLL file (0: none), read with a task's options."""
+    for _, row in _sentences(path, encoding, sep, comment, lambda n: [f"c{i}" for i in range(n)]):
+        return len(row)
+    return 0
+
+
 def _sentences(path: Path, encoding: str, sep: str | None, comment: str | None, name: Callable[[int], list[str | None]],
                words_alone: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """Each sentence of ``path`` as a row, its columns named by ``name(width)`` at the first line. ``words_alone``

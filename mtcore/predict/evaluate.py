@@ -22,7 +22,7 @@ from mtcore.predict.locate import ModelLocation, load_model, locate, run_config
 from mtcore.task import Task
 
 DEFAULT_EVAL_BATCH_SIZE = 32
-INPUT_FORMATS = ("jsonl", "csv", "tsv", "json", "parquet")
+INPUT_FORMATS = ("jsonl", "csv", "tsv", "json", "parquet", "conll")
 
 
 @dataclass
@@ -161,9 +161,17 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
         raise unknown("input format", input_format, ["auto", *INPUT_FORMATS])
     fmt = format_of(path) if input_format == "auto" else input_format
     if fmt is None:
-        raise UsageError(f"--input {path}: cannot tell its format from the name; pass --input-format jsonl, csv, tsv, json or parquet")
+        raise UsageError(f"--input {path}: cannot tell its format from the name; pass --input-format jsonl, csv, tsv, json, parquet or conll")
     setup = setups[0]
     options: dict[str, Any] = {"format": fmt, "files": {split: path.name}}
+    if fmt == "conll":  # read as the task's CoNLL files are; without their columns, words and tags into the task's fields
+        from mtcore.data.conll import width
+        from mtcore.predict.inputs import reader_options_of
+
+        options.update(reader_options_of(setup.task, "conll"))
+        if "columns" not in options:
+            fields, count = setup.task.input_map, width(path, **options)
+            options["columns"] = [fields.get("tokens", "tokens"), *[None] * (count - 2), fields.get("label", "label")][:max(count, 1)]
     if row_expand_of(setup.task) is not None:
         options["row_expand"] = row_expand_of(setup.task)
     task = setup.task.replace(sources={"local": Source("local", GENERIC_LOCAL_LOADER, options, f"--input {path}")})

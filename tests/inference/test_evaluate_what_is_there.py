@@ -79,3 +79,23 @@ def test_every_task_of_a_run_is_scored_on_a_split_those_that_lack_it_are_named(t
     Trainer(yaml.safe_load((tmp_path / "only.yaml").read_text()), output_dir=tmp_path / "alone").train()
     nothing = cli("evaluate", tmp_path / "alone", "--split", "test")
     assert nothing.exit_code == 1 and "no task of" in nothing.stderr and "has a 'test' split" in nothing.stderr
+
+
+def test_a_conll_file_scores_a_token_task_whose_own_files_are_json_lines_as_the_same_rows_do(tmp_path: Path, cli):
+    from mtcore import Trainer
+
+    sentences = [(["Anna", "lives", "in", "Paris"], ["B-PER", "O", "O", "B-LOC"]), (["Bob", "left"], ["B-PER", "O"])] * 4
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train.jsonl", "dev.jsonl"):
+        (data / name).write_text("".join(json.dumps({"words": w, "tags": t}) + "\n" for w, t in sentences), encoding="utf-8")
+    (tmp_path / "dev.conll").write_text("".join("".join(f"{w} {t}\n" for w, t in zip(*s)) + "\n" for s in sentences), encoding="utf-8")
+    define = {"name": "ner", "kind": "token_classification", "labels": ["O", "B-PER", "B-LOC"], "inputs": {"tokens": "words", "label": "tags"},
+              "files": {"train": str(data / "train.jsonl"), "validation": str(data / "dev.jsonl")}}
+    Trainer({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "logging": {"progress": "none", "plot": False},
+             "tasks": [{"define": define}]}, output_dir=tmp_path / "run").train()
+    rows = cli("evaluate", tmp_path / "run", "--input", data / "dev.jsonl", "--json")
+    conll = cli("evaluate", tmp_path / "run", "--input", tmp_path / "dev.conll", "--input-format", "conll", "--json")
+    assert rows.exit_code == 0 and conll.exit_code == 0, (rows.stderr, conll.stderr)
+    assert json.loads(conll.stdout)["metrics"] == json.loads(rows.stdout)["metrics"]
+    assert "user:ner/token_accuracy" in json.loads(conll.stdout)["metrics"]
