@@ -150,6 +150,9 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
     try:
         return AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
+        if not folder.exists() and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+            raise ModelFileError(f"encoder {source!r} is not in the local Hugging Face cache and offline mode is on (HF_HUB_OFFLINE=1): "
+                                 "download it once online, or point encoder.path at a local model folder") from None
         text = " ".join(str(exc).split()) or type(exc).__name__
         text = text if len(text) <= 300 else text[:300].rsplit(". ", 1)[0] + "."
         raise ModelFileError(f"the tokenizer of encoder {source!r} cannot be loaded (not a local model folder with tokenizer "
