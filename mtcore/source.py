@@ -62,13 +62,32 @@ class Source:
         (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``, ``row_expand``) pass through.
         """
         options = {"format": format, "files": dict(files), **reader_options}
-        return cls("local", "mtcore.data.sources:load_files", options, description or f"local {format} files")
+        what = "files (format from each extension)" if format == "auto" else f"{format} files"
+        return cls("local", "mtcore.data.sources:load_files", options, description or f"local {what}")
 
     @classmethod
     def sample(cls, package: str, format: str, files: Mapping[str, str], *, description: str = "", **reader_options: Any) -> Source:
-        """A small sample shipped inside a plugin package (read with ``importlib.resources``)."""
+        """A small sample shipped inside a plugin package (read with ``importlib.resources``).
+
+        Its default description says only that (``sample files shipped in <package>``); say more
+        (synthetic? a slice of the real data?) with ``description``."""
         options = {"package": package, "format": format, "files": dict(files), **reader_options}
-        return cls("sample", "mtcore.data.sources:load_sample", options, description or "shipped synthetic sample")
+        return cls("sample", "mtcore.data.sources:load_sample", options, description or f"sample files shipped in {package}")
+
+    def files_read(self) -> str:
+        """The files a ``local`` or ``sample`` source reads per split, for people: ``train: train.csv,
+        validation: dev.csv (under data_dir)``; ``""`` for other sources and for sources with their own loader
+        (their ``files`` may mean something else)."""
+        files = self.options.get("files")
+        ours = isinstance(self.loader, str) and self.loader.startswith("mtcore.")
+        if not ours or self.kind not in ("local", "sample") or not isinstance(files, Mapping) or not files:
+            return ""
+        shown = ", ".join(f"{split}: " + (" + ".join(map(str, spec)) if isinstance(spec, (list, tuple)) else str(spec))
+                          for split, spec in files.items())
+        if self.kind == "local":
+            return shown + " (under data_dir)"
+        where = self.options.get("package") or self.options.get("base_dir")
+        return shown + (f" (in {where})" if where else "")
 
 
 #: What a "bring your own files" task reads from ``data_dir`` (see :func:`own_data_sources`).

@@ -206,8 +206,11 @@ class Task:
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
         if self.main_metric is not None and self.main_metric not in self.all_metrics:
-            raise ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics {list(self.all_metrics)}"
-                              f"{did_you_mean(str(self.main_metric), self.all_metrics, n=1)}")
+            error = ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics "
+                                f"{list(self.all_metrics)}{_near_metric(str(self.main_metric), self.all_metrics)}; "
+                                "set main_metric to one of them, or add it to metrics")
+            error.field = "main_metric"  # type: ignore[attr-defined]  # the task field at fault: a config names its key
+            raise error
 
     # ---- derived facts -------------------------------------------------------------------
     @property
@@ -361,6 +364,16 @@ class Task:
             "evaluate_only": self.evaluate_only,
             "metadata": dict(self.metadata),
         }
+
+
+def _near_metric(name: str, metrics: Sequence[str]) -> str:
+    """``" (did you mean 'f1_macro'?)"``: a near spelling, else the metrics that begin with ``name``
+    (``f1`` -> ``f1_macro``, ``f1_micro``), else ``""``."""
+    hint = did_you_mean(name, metrics, n=1)
+    if hint or not name:
+        return hint
+    family = [m for m in metrics if m.lower().startswith(name.lower()) or name.lower().startswith(m.lower())]
+    return " (did you mean " + " or ".join(repr(m) for m in family[:3]) + "?)" if family else ""
 
 
 def _check_formats(task_name: str, sources: Mapping[str, Source]) -> None:

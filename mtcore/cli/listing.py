@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mtcore.cli.output import print_json, report_plugin_failures, stdout, warn
+from mtcore.errors import PluginError
 from mtcore.plugins import load_registry, strict_mode
 from mtcore.registry import COMPONENT_KINDS
 
@@ -46,6 +47,10 @@ def list_tasks(
 ) -> None:
     """List every registered task with its qualified id, kind, labels and sources."""
     registry = load_registry(warn=False)
+    failed = next((p for p in registry.failures if plugin in (p.name, p.distribution)), None) if plugin else None
+    if failed is not None:  # its tasks are missing, not absent: an empty listing would pass for "no tasks"
+        report_plugin_failures(registry, tracebacks_only=True)
+        raise PluginError(f"{failed.failure_line()}; fix it (MT_DEBUG=1 shows the traceback) or see 'mt plugins'")
     report_plugin_failures(registry)
     tasks = registry.find_tasks(plugin=plugin, kind=kind)
     if as_json:
@@ -83,6 +88,11 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     row("labels", labels)
     for name, source in task.sources.items():
         row(f"source {name}", source.description)
+        files = source.files_read()  # "" unless mtcore's own loader reads a files mapping
+        specs = source.options["files"].values() if files else ()
+        patterns = [str(p) for spec in specs for p in (spec if isinstance(spec, (list, tuple)) else [spec])]
+        if files and not all(p in source.description for p in patterns):  # not said already
+            row("  files", files)
     options = ", ".join(f"{k}={v}" for k, v in task.head_options.items())
     row("head", task.head_name + (f" ({options})" if options else ""))
     row("metrics", ", ".join(task.all_metrics) + f"  (main: {task.main})")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import glob
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,7 @@ def source_root(task: Any, data_dir: str | os.PathLike[str] | None, package: str
     raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with {what}>")
 
 
-def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
+def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | None = None, format: str | None = None) -> list[Path]:
     """The files of one split: ``spec`` is a path, a glob or a list of them, relative to ``data_dir``.
 
     A pattern not found directly under ``data_dir`` is looked for in its sub-folders, so
@@ -65,6 +67,8 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
     A pattern ending in ``.*`` (``train.*``: any format) names one file: files of no data format
     (``train.jsonl.orig``) are passed over when a data file matches too, and two data files
     (``train.csv`` and ``train.jsonl``) are an error rather than one split read twice.
+    ``split`` and ``format`` (the split the files are for, the format the source reads them in)
+    only sharpen the message when nothing matches; without them both are guessed from the pattern.
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
@@ -74,7 +78,7 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str]) -> list[Path]:
     for pattern in patterns:
         found = _matches(root, str(pattern)) or _nested_matches(root, str(pattern))
         if not found:
-            raise _not_found(root, str(pattern))
+            raise _not_found(root, str(pattern), split=split, format=format)
         if str(pattern).endswith(".*"):
             found = _one_format(root, str(pattern), found)
         files.extend(p for p in found if p not in files)
@@ -99,8 +103,9 @@ class NoFileFound(DataError):
     """No file matches a split's pattern (a split the user's folder does not have)."""
 
 
-def _not_found(root: Path, pattern: str) -> DataError:
-    """No file matches ``pattern``: suggest near names from the folder it points into."""
+def _not_found(root: Path, pattern: str, *, split: str | None = None, format: str | None = None) -> DataError:
+    """No file matches ``pattern``: suggest near names from the folder it points into (for a split's
+    file, files named for that split first, never another split's own file)."""
     path = Path(pattern).expanduser()
     base: Path | None = root
     if path.is_absolute():  # look where the path points, not under data_dir
@@ -113,8 +118,59 @@ def _not_found(root: Path, pattern: str) -> DataError:
     if link is not None and link.is_symlink() and not link.exists():  # listed by the folder, yet no file to read
         return DataError(f"{link} is a broken link: it points to {os.readlink(link)!r}, which does not exist; "
                            "fix or replace the link")
-    hint = did_you_mean(wanted, present)
-    return NoFileFound(f"{base or root}: no file matches {pattern!r}{hint}" + ("" if hint else f"; the folder holds {_preview(present)}"))
+    splits = {split} if split in SPLIT_NAMES else splits_named(wanted)
+    close = _same_split(wanted, splits, present) if splits else []
+    if not close:  # plain similarity, passing over the files of other splits (train.jsonl is no validation file)
+        others = [name for name in present if not splits or not splits_named(name) or splits & splits_named(name)]
+        hint = did_you_mean(wanted, others)
+        close = sorted((name for name in others if repr(name) in hint), key=lambda name: hint.index(repr(name)))
+    head = f"{base or root}: no file matches {pattern!r}"
+    if not close:
+        return NoFileFound(head + f"; the folder holds {_preview(present)}")
+    reads = format if format not in (None, "auto") else _format_of(wanted)
+    other = _format_of(close[0])
+    if reads is not None and other is not None and other != reads:  # renaming would not help: the reader is another
+        key = next(iter(splits)) if len(splits) == 1 else "<split>"
+        how = (f"name it in the task's files and set format: {other}" if path.is_absolute() else
+               f"set the task entry's sources: {{local: {{format: {other}, files: {{{key}: {close[0]}, ...}}}}}}")
+        return NoFileFound(head + f"; the folder has {close[0]!r}, but this split is read as {reads}: to read the {other} file, {how}")
+    return NoFileFound(head + " (did you mean " + " or ".join(repr(name) for name in close) + "?)")
+
+
+#: The names a split's files usually carry (``dev.jsonl`` is a validation file).
+SPLIT_NAMES = {
+    "train": ("train", "training"),
+    "validation": ("validation", "valid", "val", "dev", "devel", "development", "eval"),
+    "test": ("test", "testing", "eval", "evaluation"),
+}
+_SPLIT_WORDS = {word for words in SPLIT_NAMES.values() for word in words}
+
+
+def splits_named(name: str) -> set[str]:
+    """The splits a file name or pattern is named for, from its words: ``ner_dev.jsonl`` -> ``{'validation'}``."""
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    return {split for split, names in SPLIT_NAMES.items() if words & set(names)}
+
+
+def _same_split(wanted: str, splits: set[str], present: list[str]) -> list[str]:
+    """Files named for one of ``splits``, the nearest to ``wanted`` first once split words are set aside
+    (``validation.jsonl`` is nearer ``dev.jsonl`` than ``ner_dev.jsonl``), files of its format before others."""
+    def plain(name: str) -> str:
+        return re.sub(r"[a-z]+", lambda word: "#" if word.group(0) in _SPLIT_WORDS else word.group(0), name.lower())
+
+    fmt = _format_of(wanted)
+    scored = sorted(((fmt is None or _format_of(name) in (None, fmt), difflib.SequenceMatcher(None, plain(wanted), plain(name)).ratio(),
+                      name) for name in present if splits & splits_named(name)), key=lambda item: (not item[0], -item[1], item[2]))
+    if not scored:
+        return []
+    best = scored[0]
+    return [name for same, ratio, name in scored[:3] if same == best[0] and ratio >= best[1] - 0.1]
+
+
+def _format_of(name: str) -> str | None:
+    from mtcore.data.readers import format_of
+
+    return None if glob.has_magic(Path(name).name.rsplit(".", 1)[-1]) else format_of(name)
 
 
 def _walk(root: Path, limit: int) -> Iterable[Path]:

@@ -119,7 +119,9 @@ class _Labels:
             if not isinstance(value, (list, tuple)):
                 raise ValueError(f"label {_short(value)} is not a list of tags, one per word")
             if len(value) != len(row["tokens"]):
-                raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words")
+                words, tags = self.task.input_map.get("tokens", "tokens"), self.task.input_map.get("label", "label")
+                raise ValueError(f"label has {len(value)} tags for {len(row['tokens'])} words; give one tag per word "
+                                 f"(field {tags!r} holds the tags, field {words!r} the words)")
             tags = []
             for position, item in enumerate(value, start=1):  # which word: a CoNLL sentence's row is its first line
                 try:
@@ -226,7 +228,7 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
                                  f"separated by {separator!r}: set the reader option sep={separator!r}")
             near = did_you_mean(field, fields)
             raise ValueError(f"no field {field!r} for {column} (the row has: {_has(row, absent)}){near}; "
-                             f"map it in the task's inputs, e.g. inputs={{{column!r}: <field>}}")
+                             f"map it in the task's inputs, e.g. inputs: {{{column}: <field>}}")
         out[column] = _canonical_value(column, field, row[field])
     label_field = task.input_map.get("label", "label")
     value = row.get(label_field)
@@ -234,7 +236,7 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
         if split not in UNLABELLED_SPLITS:
             if label_field not in row:
                 raise ValueError(f"no label: the row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows need "
-                                 f"one (if the labels are in another field, map it: inputs={{'label': <field>}})")
+                                 f"one (if the labels are in another field, map it: inputs: {{label: <field>}})")
             if _lacks(row, label_field, absent):
                 raise ValueError(f"no label: this row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows "
                                  "need one: add it to this row, or remove the row (only test rows may be unlabelled)")

@@ -11,10 +11,13 @@ through ``datasets.map``, so their results are cached with the data.
 
 from __future__ import annotations
 
+import os
+import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from mtcore.errors import DataError
+from mtcore.errors import DataError, MtError
 from mtcore.refs import describe, resolve
 
 Example = dict[str, Any]
@@ -26,6 +29,7 @@ class Preprocessor:
 
     def __init__(self, steps: Iterable[Step | str] = ()):
         self.steps: tuple[Step, ...] = tuple(resolve(step) for step in steps)
+        self._traceback_shown = False
         for step in self.steps:
             if not callable(step):
                 raise TypeError(f"preprocessing step {step!r} is not callable")
@@ -33,12 +37,32 @@ class Preprocessor:
     def __call__(self, example: Mapping[str, Any]) -> Example:
         current = dict(example)
         for step in self.steps:
-            result = step(current)
+            try:
+                result = step(current)
+            except MtError:
+                raise
+            except Exception as exc:  # a user step that crashed on this row: name the step (the caller names the row)
+                raise self._failure(step, exc) from exc
             if result is not None:
                 if not isinstance(result, Mapping):
                     raise DataError(f"preprocessing step {describe(step)} returned {type(result).__name__}, not an example dict")
                 current = dict(result)
         return current
+
+    def _failure(self, step: Step, exc: Exception) -> DataError:
+        """``preprocessing step mt_toxic.prep:clean_row failed with KeyError: comment_txt (...)``; with
+        ``MT_DEBUG=1`` the step's traceback is printed to stderr first (once per pipeline: the error that
+        reaches the user is raised further up, without it)."""
+        debug = "MT_DEBUG=1 shows its traceback"
+        if os.environ.get("MT_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}:
+            if not self._traceback_shown:
+                self._traceback_shown = True
+                print(f"traceback of preprocessing step {describe(step)}:\n" + "".join(traceback.format_exception(exc)).rstrip(),
+                      file=sys.stderr, flush=True)
+            debug = "its traceback is above"
+        text = exc.args[0] if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str) else str(exc)
+        return DataError(f"preprocessing step {describe(step)} failed with {type(exc).__name__}: {text} ({debug}); "
+                         "fix the step or the row")
 
     def __add__(self, other: Preprocessor | Step) -> Preprocessor:
         more = other.steps if isinstance(other, Preprocessor) else (other,)

@@ -106,7 +106,7 @@ def load_files(task: Task, splits: Sequence[str], /, *, data_dir: str | Path | N
     with task_context(task):
         for split in splits:
             if split in files:
-                paths = find_files(data_dir, files[split])
+                paths = find_files(data_dir, files[split], split=split, format=format)
                 out[split] = _read_split(task, split, paths, format, cache_dir, reader_options)
     return DatasetDict(out)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mtcore.errors import ConfigError, DataError
+from mtcore.errors import ConfigError, DataError, MtError
 from mtcore.seed.tokenizers import TokenizerConfig
 from mtcore.task import SPLITS, Source, Task
 
@@ -146,6 +146,8 @@ class SequenceClassificationTask:
             raise DataError(f"task {self.name!r}: the train split has no rows")
         try:
             return self.preprocessor(dict(train[0]))
+        except MtError as exc:  # a step that failed names itself (mtcore.data.preprocess)
+            raise DataError(f"task {self.name!r}, train row 1: {exc}") from None
         except Exception as exc:
             raise DataError(f"task {self.name!r}, train row 1: preprocessing failed with {type(exc).__name__}: {exc}") from None
 

@@ -11,12 +11,14 @@ evaluation and saving the model. It says nothing about quality: the encoder is r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mtcore.errors import UsageError
 from mtcore.task import Task
 
 TaskRef = str | Task | Mapping[str, Any]
@@ -39,15 +41,66 @@ def _task_entry(task: TaskRef, source: str) -> dict[str, Any]:
     if isinstance(task, str):
         return {"id": task, "source": source}
     if isinstance(task, Task):
-        if not task.plugin:
-            raise TypeError(f"task {task.name!r} is not registered: pass its id ('plugin:{task.name}') or an inline definition (a dict)")
-        return {"id": task.id, "source": source}
+        if task.plugin and _registered(task):
+            return {"id": task.id, "source": source}
+        return {"define": _definition(task), "source": source}  # not registered (tasks_from_yaml, Task(...)), or changed
     if isinstance(task, Mapping):
         entry = {"define": dict(task)}
         if source != "sample":
             entry["source"] = source
         return entry
-    raise TypeError(f"a smoke-training task is an id, a registered Task or a definition dict, not {type(task).__name__}")
+    raise UsageError(f"a smoke-training task is an id ('plugin:task'), a Task or a definition dict, not {type(task).__name__}")
+
+
+def _registered(task: Task) -> bool:
+    """Whether ``task`` is the registered task of its id, as it is (``task.replace(...)`` gives another)."""
+    from mtcore.plugins import load_registry
+
+    return load_registry(warn=False).tasks.get(task.id) == task
+
+
+def _definition(task: Task) -> dict[str, Any]:
+    """A Task as a config's inline definition (``define:``): its fields that differ from the defaults, with
+    code named by ``"module:function"`` (a run saves its config as plain data)."""
+    data: dict[str, Any] = {}
+    for spec in dataclasses.fields(Task):
+        value = getattr(task, spec.name)
+        default = spec.default_factory() if spec.default_factory is not dataclasses.MISSING else spec.default
+        if spec.name != "plugin" and value != default:
+            data[spec.name] = value
+    data["kind"] = task.kind.value
+    if task.plugin:
+        data["plugin"] = task.plugin
+    if task.preprocess:
+        data["preprocess"] = [_named(task, step, "preprocessing step") for step in task.preprocess]
+    if task.metadata:
+        try:
+            json.dumps(dict(task.metadata))
+        except (TypeError, ValueError):
+            data.pop("metadata")  # only shown by mt show-task: not needed to train
+    data["sources"] = {
+        name: dataclasses.replace(src, loader=_named(task, src.loader, f"source {name!r} loader"), options={
+            key: _named(task, value, f"source {name!r} option {key}") if callable(value) else value for key, value in src.options.items()})
+        for name, src in task.sources.items()}
+    return data
+
+
+def _named(task: Task, obj: Any, what: str) -> Any:
+    """``obj`` as a ``"module:function"`` reference that resolves to it; a UsageError when it has none."""
+    from mtcore.refs import describe, resolve
+
+    if isinstance(obj, str):
+        return obj
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(name, str) and "<" not in name:
+        try:
+            if resolve(f"{module}:{name}") is obj:
+                return f"{module}:{name}"
+        except Exception:  # not importable under that name
+            pass
+    raise UsageError(f"task {task.name!r} is not registered, and its {what} {describe(obj)} cannot be named as 'module:function' "
+                     "(a lambda, an object or a function defined inside another): give it a module-level function, or register "
+                     "the task and pass its id")
 
 
 def smoke_config(
@@ -106,7 +159,12 @@ def smoke_train(
     evaluate: bool = True,
     overrides: Iterable[str] = (),
 ) -> SmokeResult:
-    """Train ``tasks`` (ids, registered Tasks or inline definitions) for ``steps`` steps.
+    """Train ``tasks`` (ids, Tasks or inline definitions) for ``steps`` steps.
+
+    A Task that is not registered as it is (from :func:`mtcore.yaml_tasks.tasks_from_yaml`, built with
+    ``Task(...)`` or changed with ``replace``) is trained as an inline definition: its id is
+    ``user:<name>`` (``<plugin>:<name>`` when it has a plugin), and its code (preprocessing steps,
+    loaders) must be module-level functions.
 
     The run directory is ``output_dir``; ``overrides`` are ``key=value`` strings as for
     ``mt train``. Returns a :class:`SmokeResult`; raises what the engine raises (a task whose

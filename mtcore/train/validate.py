@@ -150,7 +150,7 @@ def _resolve_task(entry: TaskEntry, index: int, registry: Registry, base_dir: st
             changes["sources"] = merge_sources(task.sources, entry.sources, task_name=task.id)
         return task.replace(**changes)
     except MtError as exc:
-        raise _key_error(key, exc) from None
+        raise _key_error(f"{key}.{exc.field}" if getattr(exc, "field", None) else key, exc) from None
 
 
 def _source(entry: TaskEntry, task: Task, index: int) -> str:

@@ -210,7 +210,7 @@ def test_sample_shipped_inside_a_package(tmp_path, write, cache_dir, monkeypatch
     task = TERRA.replace(sources={"sample": Source.sample("mt_sample_pkg", "jsonl", {"train": "samples/terra/train.jsonl"})})
     raw = load_raw(task, "sample", splits=("train",), cache_dir=cache_dir)
     assert list(prepared(task, "train", raw)["text_pair"]) == ["Кот отдыхает."]
-    with pytest.raises(DataError, match=r"^task 'rsg:terra': source 'sample' \(shipped synthetic sample\) has no 'validation' split \(it has train\)"):
+    with pytest.raises(DataError, match=r"^task 'rsg:terra': source 'sample' \(sample files shipped in mt_sample_pkg\) has no 'validation' split \(it has train\)"):
         load_raw(task, "sample", cache_dir=cache_dir)
 
 

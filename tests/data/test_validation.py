@@ -85,7 +85,7 @@ def test_unlabelled_training_row(bert, tmp_path, write, cache_dir):
     with pytest.raises(DataError) as err:
         load(csv_task, bert[0], tmp_path, cache_dir, splits=("train",))
     assert str(err.value).endswith("train.csv row 2: no label: the row has no field 'label' (it has: premise, hypothesis, answer); "
-                                   "train rows need one (if the labels are in another field, map it: inputs={'label': <field>})")
+                                   "train rows need one (if the labels are in another field, map it: inputs: {label: <field>})")
 
 
 def test_a_row_lacking_a_field_says_so_instead_of_calling_it_null(bert, tmp_path, write, cache_dir):
@@ -158,7 +158,8 @@ def test_regression_label_not_a_number_and_tags_not_matching_words(bert, tmp_pat
     assert message.endswith("train.jsonl row 1: label 'high' is not a number")
     task = Task(name="ner", kind="token_classification", labels=("O", "PER"), sources={"local": Source.local("jsonl", FILES)})
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван", "спит"], "label": ["PER"]}], writer=write)
-    assert message.endswith("train.jsonl row 1: label has 1 tags for 2 words")
+    assert message.endswith("train.jsonl row 1: label has 1 tags for 2 words; give one tag per word (field 'label' holds the tags, "
+                            "field 'tokens' the words)")
     message = data_error(task, bert[0], tmp_path, cache_dir, [{"tokens": ["Иван"], "label": ["LOC"]}], writer=write)
     assert "train.jsonl row 1: word 1 ('Иван'): label 'LOC' is not one of 'O', 'PER'" in message
 
@@ -170,7 +171,8 @@ def crashing_step(example):
 def test_preprocessing_step_that_crashes_names_the_row(bert, tmp_path, write, cache_dir):
     task = TERRA.replace(preprocess=(crashing_step,))
     message = data_error(task, bert[0], tmp_path, cache_dir, [GOOD], writer=write)
-    assert message.endswith("train.jsonl row 1: preprocessing failed with KeyError: no_such_field")
+    assert message.endswith("train.jsonl row 1: preprocessing step tests.data.test_validation:crashing_step failed with KeyError: "
+                            "no_such_field (MT_DEBUG=1 shows its traceback); fix the step or the row")
 
 
 def fields_step(example):
@@ -179,7 +181,8 @@ def fields_step(example):
 
 def test_preprocessing_steps_see_only_the_datas_own_fields(bert, tmp_path, write, cache_dir):
     message = data_error(TERRA.replace(preprocess=(fields_step,)), bert[0], tmp_path, cache_dir, [GOOD], writer=write)
-    assert message.endswith("row 1: preprocessing failed with KeyError: missing field 'choice2' (row has: hypothesis, label, premise)")
+    assert message.endswith("row 1: preprocessing step tests.data.test_validation:fields_step failed with KeyError: missing field "
+                            "'choice2' (row has: hypothesis, label, premise) (MT_DEBUG=1 shows its traceback); fix the step or the row")
 
 
 def test_labels_in_every_accepted_form(bert, tmp_path, write, cache_dir):

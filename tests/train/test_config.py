@@ -82,6 +82,8 @@ def test_missing_required_sections():
     (["tasks.0.head=clasification"], "config key 'tasks.0.head': 'clasification' is not one of"),
     (["tasks.0.head=multiple_choice"], "serves multiple_choice, not pair_classification"),
     (["tasks.0.metrics=[accuracy, acuracy]"], "config key 'tasks.0.metrics': 'acuracy' is not one of"),
+    (["tasks.0.main_metric=f1"], "config key 'tasks.0.main_metric': task 'terra': main_metric 'f1' is not among its metrics "
+                                 "['accuracy', 'f1_macro'] (did you mean 'f1_macro'?)"),
     (["tasks.0.source=local"], "config key 'tasks.0.data_dir' is required with source 'local'"),
     (["sampler.options={temprature: 2}", "sampler.name=temperature"], "unknown option 'temprature'"),
     (["loss.strategy=sum", "sampler.mode=single"], "needs one batch of every task per step"),

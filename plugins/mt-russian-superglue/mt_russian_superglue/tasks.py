@@ -54,7 +54,8 @@ def rsg_sources(name: str) -> dict[str, Source]:
     return {
         "hub": Source.hub(HUB_PATH, revision=HUB_REVISION, data_dir=name, splits=hub_splits),
         "local": local,
-        "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING, **expand),
+        "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING, description="shipped synthetic sample (official layout)",
+                                **expand),
     }
 
 

@@ -296,7 +296,7 @@ def test_the_full_benchmark_example_trains_offline_on_the_samples(tmp_path, monk
     example = Path(__file__).resolve().parents[3] / "examples" / "russian_superglue_full.yaml"
     config = yaml.safe_load(example.read_text(encoding="utf-8"))
     ids = [task["id"] for task in config["tasks"]]
-    assert sorted(ids) == sorted(f"rsg:{n}" for n in ("danetqa", "terra", "parus", "rcb", "russe", "rwsd", "muserc", "rucos"))
+    assert sorted(ids) == sorted(f"rsg:{n}" for n in ("danetqa", "terra", "parus", "rcb", "russe", "rwsd", "muserc", "rucos", "lidirus"))
     monkeypatch.chdir(tmp_path)
     overrides = [f"tasks.{i}.source=sample" for i in range(len(ids))]
     result = mt("train", example, *overrides, "encoder.path=null", "encoder.tiny=bert", "schedule.max_steps=4",
@@ -304,7 +304,8 @@ def test_the_full_benchmark_example_trains_offline_on_the_samples(tmp_path, monk
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     metrics = summary["final"]["metrics"]
-    assert {"rsg:muserc/muserc_em", "rsg:rucos/rucos_f1", "rsg:russe/accuracy", "rsg:rwsd/accuracy"} <= set(metrics)
+    assert {"rsg:muserc/muserc_em", "rsg:rucos/rucos_f1", "rsg:russe/accuracy", "rsg:rwsd/accuracy", "rsg:lidirus/mcc"} <= set(metrics)
+    assert summary["tasks"]["rsg:lidirus"]["evaluated_with"] == "rsg:terra"  # the diagnostic: scored, not trained
 
 
 def test_show_task_counts_the_nested_samples_in_records():
