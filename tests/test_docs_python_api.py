@@ -51,6 +51,7 @@ SIGNATURES = {
     "MultitaskModel.from_pretrained": ("mtcore.model.multitask_model:MultitaskModel.from_pretrained", {"directory": "dir"}),
     "predict": ("mtcore.predict.predictor:predict", {}),
     "mtcore.predict.evaluate_path": ("mtcore.predict.evaluate:evaluate_path", {}),
+    "evaluate_model": ("mtcore.predict.evaluate:evaluate_model", {}),
     "mtcore.export.export_task": ("mtcore.export.hf:export_task", {}),
     "export_encoder": ("mtcore.export.hf:export_encoder", {}),
     "task_from_definition": ("mtcore.yaml_tasks:task_from_definition", {}),

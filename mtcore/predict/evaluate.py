@@ -179,6 +179,28 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
                                scored_only=False)
 
 
+def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_size: int = DEFAULT_EVAL_BATCH_SIZE,
+                   weights: dict[str, float] | None = None, heads: dict[str, str] | None = None) -> dict[str, Any]:
+    """Score an in-memory :class:`~mtcore.model.MultitaskModel` on ``split`` of ``data`` (``{task id: TaskData}``,
+    :func:`~mtcore.data.load_task_data`) with the engine's evaluation, on the model's device: for your own loop.
+    ``heads`` scores a task with another task's head (``{"nli:xnli-ru": "nli:nli"}``); ``weights`` weigh the aggregate.
+    Returns ``{"metrics": {"<task>/<metric>": value}, "aggregate": mean of the main metrics (None when nothing scored)}``;
+    the model is left in the mode it was in."""
+    from mtcore.plugins import get_component
+    from mtcore.train.eval_tasks import HeadAliases
+    from mtcore.train.evaluation import evaluate
+    from mtcore.train.metrics import aggregate
+
+    if batch_size < 1:
+        raise ConfigError(f"batch_size {batch_size} must be at least 1")
+    tasks = {task_id: task_data.task for task_id, task_data in data.items()}
+    scored = HeadAliases(model, heads) if heads else model
+    metrics = evaluate(scored, data, tasks, SingleProcess(model.device), split=split, batch_size=batch_size,
+                       metric_fn=lambda name: get_component("metric", name))
+    score = aggregate(metrics, tasks.values(), weights)
+    return {"metrics": metrics, "aggregate": None if score != score else score}
+
+
 def _precision(requested: str | None, config: Any, device: Any) -> str:
     """Accelerate's precision name: the run's (as it trained) unless asked; fp32 for model directories.
     A run trained in fp16 is evaluated in fp32 where there is no GPU (fp16 needs one; scoring needs no

@@ -99,3 +99,27 @@ def test_a_conll_file_scores_a_token_task_whose_own_files_are_json_lines_as_the_
     assert rows.exit_code == 0 and conll.exit_code == 0, (rows.stderr, conll.stderr)
     assert json.loads(conll.stdout)["metrics"] == json.loads(rows.stdout)["metrics"]
     assert "user:ner/token_accuracy" in json.loads(conll.stdout)["metrics"]
+
+
+def test_evaluate_model_scores_a_model_in_memory_as_mt_evaluate_scores_it_saved(tmp_path: Path, cli):
+    from mtcore import Trainer
+    from mtcore.data import load_task_data
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import get_task
+    from mtcore.predict import evaluate_model
+
+    config = {"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 3}, "logging": {"progress": "none", "plot": False},
+              "tasks": [{"id": "nli:nli", "source": "sample"}]}
+    Trainer(config, output_dir=tmp_path / "run").train()
+    model = MultitaskModel.from_pretrained(tmp_path / "run" / "model")
+    model.train()
+    task = get_task("nli:nli")
+    xnli = get_task("nli:xnli-ru")
+    data = {t.id: load_task_data(t, model.tokenizer, source="sample", splits=("validation",), encoder_config=model.encoder.config)
+            for t in (task, xnli)}
+    result = evaluate_model(model, data, heads={"nli:xnli-ru": "nli:nli"}, weights={"nli:xnli-ru": 0})
+    assert model.training  # left as it was
+    saved = json.loads(cli("evaluate", tmp_path / "run", "--tasks", "nli:nli,nli:xnli-ru", "--head", "nli:nli", "--json").stdout)
+    for key in ("nli:nli/accuracy", "nli:nli/loss", "nli:xnli-ru/accuracy", "nli:xnli-ru/loss"):
+        assert abs(result["metrics"][key] - saved["metrics"][key]) < 1e-6, key
+    assert result["aggregate"] == result["metrics"]["nli:nli/accuracy"]  # xnli-ru at weight 0
