@@ -93,6 +93,22 @@ class TaskData:
         """Whether any row of ``split`` has a label (test splits of benchmarks usually have none)."""
         return any(is_labelled(self.task.kind, label) for label in self._column(split, "labels"))
 
+    def label_counts(self, split: str) -> list[int]:
+        """Labelled items of each class in ``split`` (class ids ``0..K-1``; classification rows or token tags; unlabelled
+        ``-1`` / ``-100`` left out): what ``class_weights: balanced`` weighs by."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = self._split(split).with_format("arrow")["labels"]
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            column = pc.list_flatten(column)
+        counts = [0] * len(self.task.labels)
+        for item in pc.value_counts(column).to_pylist():
+            value = item["values"]
+            if value is not None and 0 <= int(value) < len(counts):
+                counts[int(value)] = int(item["counts"])
+        return counts
+
     def _column(self, split: str, name: str) -> list[Any]:
         return self._split(split).with_format("arrow")[name].to_pylist()  # fast: no per-row Python objects
 

@@ -104,7 +104,16 @@ def _checkpoint_model(location: ModelLocation) -> Any:
     options = dict(config.encoder.options)
     if options.pop("flash_attention", None) is not None:  # kernels only (FA4 needs its package and a Hopper GPU): same results
         config = config.model_copy(update={"encoder": config.encoder.model_copy(update={"options": options})})
-    model = build_model(plan_run(config), source, load_tokenizer(source, config))
+    plan, tokenizer = plan_run(config), load_tokenizer(source, config)
+    model = build_model(plan, source, tokenizer)
+    balanced = [p for p in plan.tasks if (p.task.head_options or {}).get("class_weights") == "balanced"]
+    if balanced:  # weights the run computed from its train labels (the cached data: read again quickly)
+        from mtcore.data import load_task_data
+        from mtcore.train.class_balance import apply_balanced_weights
+
+        data = {p.id: load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",), max_length=p.task.max_length,
+                                     encoder_config=model.encoder.config, holdout=p.entry.holdout) for p in balanced}
+        apply_balanced_weights(model, balanced, data)
     load_weights(model, location.model_dir / CHECKPOINT_WEIGHTS)
     return model.eval()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
+from mtcore.train.class_balance import apply_balanced_weights
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
 from mtcore.train.distributed import let_the_main_process_report
@@ -323,6 +324,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
 
         notes.extend(warm_start(model, config, {p.id: p.task for p in plan.tasks}))  # a checkpoint's weights, saved heads
         train_data, eval_data, eval_splits = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
+        notes.extend(apply_balanced_weights(model, plan.tasks, train_data))  # class_weights: balanced, from the train labels
     model.to(accelerator.device)
     model.train()
     if accelerator.device.type == "cuda":

@@ -88,3 +88,40 @@ def test_a_config_names_the_weights_by_label_and_the_saved_model_keeps_them(tmp_
     assert typo.exit_code == 2
     assert typo.stderr.strip() == ("error: unknown label 'not_entailmnt' (did you mean 'not_entailment' or 'entailment'?); head option "
                                    "class_weights of task 'rsg:terra' is keyed by its labels: entailment, not_entailment")
+
+
+def test_balanced_weights_come_from_the_train_labels_and_stay_with_the_model_and_its_checkpoints(tmp_path: Path):
+    from mtcore import Trainer
+
+    rows = [("good", "pos")] * 9 + [("bad", "neg")] * 3  # 12 rows: pos 9, neg 3 -> 12 / (2 * 9), 12 / (2 * 3)
+    for name in ("train.jsonl", "dev.jsonl"):
+        (tmp_path / name).write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
+    define = {"name": "reviews", "kind": "text_classification", "labels": ["neg", "pos"],
+              "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "dev.jsonl")}}
+    config = {"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "checkpoint": {"every": 2},
+              "logging": {"progress": "none", "plot": False}, "tasks": [{"define": define, "head_options": {"class_weights": "balanced"}}]}
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    expected = [12 / (2 * 3), 12 / (2 * 9)]  # in label order: neg, pos
+    manifest = json.loads((tmp_path / "run" / "model" / "mtcore.json").read_text())
+    assert manifest["tasks"]["user:reviews"]["head_options"]["class_weights"] == pytest.approx(expected)
+    start = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0])
+    assert "task 'user:reviews': class_weights balanced from its train labels: neg 2, pos 0.667" in start["notes"]
+
+    result = _mt("evaluate", str(tmp_path / "run" / "checkpoints" / "step-000002"), "--json")
+    assert result.exit_code == 0, result.stderr
+    loss = json.loads(result.stdout)["metrics"]["user:reviews/loss"]
+    assert loss == pytest.approx(summary["final"]["metrics"]["user:reviews/loss"], rel=1e-6)  # the checkpoint is weighted too
+
+
+def test_label_counts_count_token_tags_and_leave_out_unlabelled_items(tmp_path: Path, tiny_encoders):
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.yaml_tasks import task_from_definition
+
+    (tmp_path / "train.jsonl").write_text(json.dumps({"tokens": ["good", "bad", "movie"], "label": ["O", "B", "O"]}) + "\n"
+                                          + json.dumps({"tokens": ["movie"], "label": ["I"]}) + "\n", encoding="utf-8")
+    task = task_from_definition({"name": "tags", "kind": "token_classification", "labels": ["O", "B", "I"],
+                                 "files": {"train": "train.jsonl"}}, base_dir=tmp_path)
+    data = load_task_data(task, AutoTokenizer.from_pretrained(tiny_encoders["bert"]), splits=("train",))
+    assert data.label_counts("train") == [2, 1, 1]

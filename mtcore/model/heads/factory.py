@@ -123,6 +123,8 @@ def _label_keyed_weights(task_id: str, spec: HeadSpec, options: dict[str, Any]) 
     """A ``class_weights`` option given as ``{label: weight}`` becomes the list, in the task's label order, that heads
     take (labels left out weigh 1); an unknown label is one line with "did you mean"."""
     weights = options.get("class_weights")
+    if weights == "balanced":  # mt train / Trainer set it from the train split's labels (mtcore.train.class_balance)
+        return {**options, "class_weights": None}
     if not isinstance(weights, Mapping):
         return options
     labels = [str(label) for label in spec.labels]

@@ -1,0 +1,32 @@
+"""``head_options: {class_weights: balanced}``: class weights from the train split's labels, as scikit-learn's
+``class_weight="balanced"``: ``n / (K * n_c)`` for a class of ``n_c`` of the ``n`` labelled items (rows, or tags of a
+token task) among ``K`` classes; a class absent from train weighs 1. The head is built unweighted
+(:mod:`mtcore.model.heads.factory`), then gets the weights once the data is read; the model's manifest records them,
+so a saved model reloads with them (``mtcore.json``: the list, not ``balanced``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def balanced_weights(counts: list[int]) -> list[float]:
+    """``n / (K * n_c)`` per class (1 for a class with no item)."""
+    total, k = sum(counts), len(counts)
+    return [total / (k * n) if n else 1.0 for n in counts]
+
+
+def apply_balanced_weights(model: Any, planned: list[Any], train_data: dict[str, Any]) -> list[str]:
+    """Give every head whose task asks for ``class_weights: balanced`` its weights; returns notes saying which."""
+    import torch
+
+    notes = []
+    for p in planned:
+        if (p.task.head_options or {}).get("class_weights") != "balanced":
+            continue
+        weights = balanced_weights(train_data[p.id].label_counts("train"))
+        head = model.heads[p.id]
+        head.class_weights = torch.tensor(weights, dtype=torch.float32, device=next(head.parameters()).device)
+        model.tasks[p.id]["head_options"] = {**model.tasks[p.id].get("head_options", {}), "class_weights": weights}
+        shown = ", ".join(f"{label} {weight:.3g}" for label, weight in zip(p.task.labels, weights))
+        notes.append(f"task {p.id!r}: class_weights balanced from its train labels: {shown}")
+    return notes
