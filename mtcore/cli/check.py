@@ -96,6 +96,7 @@ def _count(plan: Any) -> dict[str, Any]:
     from transformers import AutoConfig
 
     from mtcore.train.build import encoder_source, load_data, load_tokenizer, quiet_progress_bars
+    from mtcore.train.class_balance import balanced_class_weights, balanced_note
     from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
     from mtcore.train.run_dir import RunDir
 
@@ -109,6 +110,8 @@ def _count(plan: Any) -> dict[str, Any]:
         _check_flash_attention(config, encoder_config)
         notes.extend(_export_notes(plan, encoder_config, tokenizer))
         train, evaluation, splits = load_data(plan, tokenizer, encoder_config, accelerator, notes)
+        tasks = {p.id: p.task for p in plan.tasks}
+        notes.extend(balanced_note(tasks[t], w) for t, w in balanced_class_weights(plan.tasks, train).items())
         sampler = build_sampler(plan, train, accelerator)
         total = count_total_steps(sampler, config)
         notes.extend(note for note in [long_epoch_note(sampler, total * config.optimizer.gradient_accumulation_steps)] if note)

@@ -15,18 +15,26 @@ def balanced_weights(counts: list[int]) -> list[float]:
     return [total / (k * n) if n else 1.0 for n in counts]
 
 
+def balanced_class_weights(planned: list[Any], train_data: dict[str, Any]) -> dict[str, list[float]]:
+    """The weights of every task of ``planned`` whose head options ask for ``class_weights: balanced``."""
+    return {p.id: balanced_weights(train_data[p.id].label_counts("train")) for p in planned
+            if (p.task.head_options or {}).get("class_weights") == "balanced"}
+
+
+def balanced_note(task: Any, weights: list[float]) -> str:
+    shown = ", ".join(f"{label} {weight:.3g}" for label, weight in zip(task.labels, weights))
+    return f"task {task.id!r}: class_weights balanced from its train labels: {shown}"
+
+
 def apply_balanced_weights(model: Any, planned: list[Any], train_data: dict[str, Any]) -> list[str]:
     """Give every head whose task asks for ``class_weights: balanced`` its weights; returns notes saying which."""
     import torch
 
     notes = []
-    for p in planned:
-        if (p.task.head_options or {}).get("class_weights") != "balanced":
-            continue
-        weights = balanced_weights(train_data[p.id].label_counts("train"))
-        head = model.heads[p.id]
+    tasks = {p.id: p.task for p in planned}
+    for task_id, weights in balanced_class_weights(planned, train_data).items():
+        head = model.heads[task_id]
         head.class_weights = torch.tensor(weights, dtype=torch.float32, device=next(head.parameters()).device)
-        model.tasks[p.id]["head_options"] = {**model.tasks[p.id].get("head_options", {}), "class_weights": weights}
-        shown = ", ".join(f"{label} {weight:.3g}" for label, weight in zip(p.task.labels, weights))
-        notes.append(f"task {p.id!r}: class_weights balanced from its train labels: {shown}")
+        model.tasks[task_id]["head_options"] = {**model.tasks[task_id].get("head_options", {}), "class_weights": weights}
+        notes.append(balanced_note(tasks[task_id], weights))
     return notes

@@ -100,6 +100,9 @@ def test_balanced_weights_come_from_the_train_labels_and_stay_with_the_model_and
               "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "dev.jsonl")}}
     config = {"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "checkpoint": {"every": 2},
               "logging": {"progress": "none", "plot": False}, "tasks": [{"define": define, "head_options": {"class_weights": "balanced"}}]}
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(config))
+    checked = _mt("check", str(tmp_path / "run.yaml"))
+    assert checked.exit_code == 0 and "note: task 'user:reviews': class_weights balanced from its train labels: neg 2, pos 0.667" in checked.stdout
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     expected = [12 / (2 * 3), 12 / (2 * 9)]  # in label order: neg, pos
     manifest = json.loads((tmp_path / "run" / "model" / "mtcore.json").read_text())

@@ -97,6 +97,8 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
     if not isinstance(module, nn.Module):
         raise ConfigError(f"head {spec.name!r} ({component.id}) built a {type(module).__name__}, not a torch nn.Module")
     info = _base_info(task_id, spec)
+    if (spec.options or {}).get("class_weights") == "balanced":  # recorded as asked until the data sets the numbers
+        options = {**options, "class_weights": "balanced"}
     info.update(head=spec.name, head_id=component.id, head_options=options, head_registered=True,
                 head_class=describe(head_class), num_labels=spec.num_labels)
     return module, info
