@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import importlib
 import re
-import sys
 from pathlib import Path
 
 import pytest
+from authoring.plugin_paths import plugin_paths
 
 from mtcore.cli import scaffold
-from mtcore.errors import ConfigError, MtError, PluginError, UsageError
+from mtcore.errors import ConfigError, MtError, UsageError
 from mtcore.plugins import load_registry
 from mtcore.testing import check_plugin
 from mtcore.testing.smoke import smoke_train
@@ -43,32 +43,12 @@ ROWS = '{"review": "lovely tea", "label": "positive"}\n{"review": "awful smell",
 @pytest.fixture
 def install(tmp_path):
     """``install(package, body, group="mtcore", ep_name=None)``: a plugin package on sys.path."""
-    added: list[str] = []
+    for paths in plugin_paths("mt_study_"):
+        def make(package: str, body: str, *, group: str = "mtcore", ep_name: str | None = None) -> str:
+            files = {"plugin.py": GOOD_HOOK.replace("BODY", body), "data/train.jsonl": ROWS, "data/validation.jsonl": ROWS}
+            return paths.put(tmp_path / package, package, files, group=group, ep_name=ep_name)
 
-    def make(package: str, body: str, *, group: str = "mtcore", ep_name: str | None = None) -> str:
-        root = tmp_path / package
-        (root / package / "data").mkdir(parents=True)
-        (root / package / "__init__.py").write_text("")
-        (root / package / "plugin.py").write_text(GOOD_HOOK.replace("BODY", body))
-        for split in ("train", "validation"):
-            (root / package / "data" / f"{split}.jsonl").write_text(ROWS)
-        dist = root / f"{package}-0.1.0.dist-info"
-        dist.mkdir()
-        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1.0\n")
-        plugin = ep_name or package.removeprefix("mt_")
-        (dist / "entry_points.txt").write_text(f"[{group}]\n{plugin} = {package}.plugin\n")
-        sys.path.insert(0, str(root))
-        added.append(str(root))
-        importlib.invalidate_caches()
-        return plugin
-
-    yield make
-    for path in added:
-        sys.path.remove(path)
-    for name in [m for m in sys.modules if m.startswith("mt_study_")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-    load_registry(refresh=True, warn=False)
+        yield make
 
 
 # ---- check_plugin: what loads "ok" yet registers nothing ----------------------------------------

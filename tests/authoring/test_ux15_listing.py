@@ -4,10 +4,8 @@ not called synthetic."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 import pytest
+from authoring.plugin_paths import plugin_paths
 from typer.testing import CliRunner
 
 from mtcore.cli.app import app
@@ -42,32 +40,13 @@ def zero(predictions, references):
 @pytest.fixture
 def install(tmp_path):
     """``install(package, plugin_module_text)``: a plugin (named after the package, without ``mt_``) on sys.path."""
-    added: list[str] = []
+    for paths in plugin_paths("mt_ux15_"):
+        def make(package: str, text: str) -> str:
+            plugin = paths.put(tmp_path / package, package, {"plugin.py": text, "sample/train.jsonl": '{"comment_text": "hi", "label": "ok"}\n'})
+            load_registry(refresh=True, warn=False)
+            return plugin
 
-    def make(package: str, text: str) -> str:
-        root = tmp_path / package
-        (root / package / "sample").mkdir(parents=True)
-        (root / package / "__init__.py").write_text("")
-        (root / package / "plugin.py").write_text(text)
-        (root / package / "sample" / "train.jsonl").write_text('{"comment_text": "hi", "label": "ok"}\n')
-        dist = root / f"{package}-0.1.0.dist-info"
-        dist.mkdir()
-        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package.replace('_', '-')}\nVersion: 0.1.0\n")
-        plugin = package.removeprefix("mt_")
-        (dist / "entry_points.txt").write_text(f"[mtcore]\n{plugin} = {package}.plugin\n")
-        sys.path.insert(0, str(root))
-        added.append(str(root))
-        importlib.invalidate_caches()
-        load_registry(refresh=True, warn=False)
-        return plugin
-
-    yield make
-    for path in added:
-        sys.path.remove(path)
-    for name in [m for m in sys.modules if m.startswith("mt_ux15_")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
-    load_registry(refresh=True, warn=False)
+        yield make
 
 
 def test_listing_the_tasks_of_a_plugin_that_failed_to_load_is_an_error(install):
