@@ -122,21 +122,27 @@ def run_evaluation(engine: Engine, watch: NonFiniteWatch, progress: Progress) ->
     engine.log.write({"event": "eval", "step": state.step, "metrics": metrics, "aggregate": score, "best": improved})
     if config.logging.trackers:
         log_to_trackers(engine, {f"eval/{k}": v for k, v in metrics.items()} | {"eval/aggregate": score}, state.step)
-    progress.message(eval_line(state.step, metrics, score, improved, list(engine.eval_data), config.evaluation.split))
+    unweighted = [t for t in engine.eval_heads if not engine.plan.eval_weights.get(t, engine.plan.eval_weights.get(t.split(":")[-1], 1.0))]
+    progress.message(eval_line(state.step, metrics, score, improved, list(engine.eval_data), config.evaluation.split, unweighted))
     return improved
 
 
-def eval_line(step: int, metrics: dict[str, float], score: float, improved: bool, evaluated: list[str], split: str) -> str:
+def eval_line(step: int, metrics: dict[str, float], score: float, improved: bool, evaluated: list[str], split: str,
+              outside: list[str] = ()) -> str:
     """``eval step 20: aggregate 0.7500 (best); t/accuracy 0.7500, ...``. The tasks of ``evaluated`` (those with the
-    split) that got no metric are named as not scored; an evaluation that scored nothing says so, not "aggregate nan"."""
+    split) that got no metric are named as not scored; an evaluation that scored nothing says so, not "aggregate nan".
+    Metrics of the tasks of ``outside`` (evaluate-only at weight 0) come last, said to be outside the aggregate."""
     if not any(not k.endswith("/loss") for k in metrics):
         why = f"no labelled rows in the {split} split" if evaluated else f"no task has a {split} split"
         return f"eval step {step}: no task was scored ({why})"
     head = f"aggregate {score:.4f}{' (best)' if improved else ''}" if not math.isnan(score) else "no aggregate (every main metric is NaN)"
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("/loss"))
+    apart = tuple(f"{task_id}/" for task_id in outside)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("/loss") and not k.startswith(apart))
+    aside = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if not k.endswith("/loss") and apart and k.startswith(apart))
+    aside = f"not in the aggregate: {aside}" if aside else ""
     unscored = [task_id for task_id in evaluated if not any(k.startswith(f"{task_id}/") for k in metrics)]
     missing = f"not scored (no labelled {split} rows): {', '.join(unscored)}" if unscored else ""
-    return f"eval step {step}: " + "; ".join(part for part in (head, shown, missing) if part)
+    return f"eval step {step}: " + "; ".join(part for part in (head, shown, aside, missing) if part)
 
 
 def save_checkpoint(engine: Engine, progress: Progress) -> None:

@@ -154,3 +154,12 @@ def test_a_resume_may_add_or_remove_an_evaluate_only_task_and_trains_the_same(tm
     (tmp_path / "crashed" / "summary.json").unlink()
     with pytest.raises(ConfigError, match=r"config key 'tasks.0.batch_size' changed \(None -> 4\)"):
         Trainer(config([{**NLI, "batch_size": 4}, XNLI_RU]), output_dir=tmp_path / "crashed", resume=True).train()
+
+
+def test_the_eval_line_shows_tasks_outside_the_aggregate_apart():
+    from mtcore.train.events import eval_line
+
+    metrics = {"rsg:terra/accuracy": 0.5, "rsg:terra/loss": 0.7, "rsg:lidirus/mcc": 0.1, "rsg:lidirus/loss": 0.7}
+    line = eval_line(3, metrics, 0.5, True, ["rsg:terra", "rsg:lidirus"], "validation", ["rsg:lidirus"])
+    assert line == "eval step 3: aggregate 0.5000 (best); rsg:terra/accuracy 0.5000; not in the aggregate: rsg:lidirus/mcc 0.1000"
+    assert "not in the aggregate" not in eval_line(3, metrics, 0.3, False, ["rsg:terra", "rsg:lidirus"], "validation")
