@@ -3,17 +3,38 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from clitools import run_mt
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+def check_here(*args: str) -> subprocess.CompletedProcess:
+    """``mt check ARGS`` in this process (CliRunner: the same command, exit code and output as ``run_mt("check", ...)``,
+    without a process's start-up), as a CompletedProcess."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    result = CliRunner().invoke(app, ["check", *args])
+    return subprocess.CompletedProcess(["mt", "check", *args], result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _no_mt_variables(monkeypatch):
+    """The environment ``run_mt`` gives its process: no ``MT_*`` variables."""
+    for name in [name for name in os.environ if name.startswith("MT_")]:
+        monkeypatch.delenv(name)
+
+
 def test_check_reads_every_task_and_counts_the_steps_without_writing_anything(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_mt("check", str(REPO / "examples" / "quickstart.yaml"), "schedule.max_steps=7")
+    result = check_here(str(REPO / "examples" / "quickstart.yaml"), "schedule.max_steps=7")
     assert result.returncode == 0, result.stderr
     for task in ("rsg:terra", "rsg:parus", "nli:xnli-ru", "sentiment:mokoron"):
         assert task in result.stdout
@@ -28,7 +49,7 @@ def test_every_example_config_passes_the_config_checks(tmp_path, monkeypatch):
     examples = sorted((REPO / "examples").glob("*.yaml"))
     assert len(examples) >= 3
     for example in examples:
-        result = run_mt("check", str(example), "--no-data")
+        result = check_here(str(example), "--no-data")
         assert result.returncode == 0, (example.name, result.stderr)
         assert result.stdout.rstrip().endswith("config ok (data not read: --no-data)"), example.name
 
@@ -39,9 +60,9 @@ def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "tasks": [
         {"define": {"name": "reviews", "kind": "text_classification", "labels": ["neg", "pos"], "files": {"train": "train.jsonl"}}}]}))
-    bad_key = run_mt("check", str(config), "optimizer.lrr=1", "--no-data")
+    bad_key = check_here(str(config), "optimizer.lrr=1", "--no-data")
     assert bad_key.returncode == 2 and bad_key.stderr.strip() == "error: config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"
-    bad_row = run_mt("check", str(config))
+    bad_row = check_here(str(config))
     lines = bad_row.stderr.strip().splitlines()
     assert bad_row.returncode != 0 and len(lines) == 1
     assert f"{data} row 2: label 'nope' is not one of 'neg', 'pos'" in lines[0]
@@ -54,7 +75,7 @@ def test_check_refuses_head_options_mt_train_would_refuse(tmp_path, monkeypatch)
     quickstart = str(REPO / "examples" / "quickstart.yaml")
     for override, expected in (("tasks.0.head_options.poolng=cls", "unknown head option 'poolng' (did you mean 'pooling'?)"),
                                ("tasks.1.head_options.dropout=abc", "task 'rsg:parus', head 'multiple_choice' rejected options")):
-        result = run_mt("check", quickstart, override)
+        result = check_here(quickstart, override)
         line = result.stderr.strip()
         assert result.returncode == 2 and len(line.splitlines()) == 1 and expected in line, (override, result.stderr)
     assert list(tmp_path.iterdir()) == []
@@ -81,9 +102,9 @@ def test_switching_sampler_names_the_way_to_clear_the_old_ones_options(tmp_path)
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [{"id": "rsg:terra", "source": "sample"}],
                                       "sampler": {"name": "temperature", "options": {"temperature": 2.0}}}))
-    switched = run_mt("check", str(config), "sampler.name=uniform", "--no-data")
+    switched = check_here(str(config), "sampler.name=uniform", "--no-data")
     assert switched.returncode == 2
     assert switched.stderr.strip() == ("error: config key 'sampler.options': sampler 'uniform': unknown option 'temperature'; it "
                                        "accepts: none; options of another sampler? sampler.options={} clears them")
-    cleared = run_mt("check", str(config), "sampler.name=uniform", "sampler.options={}", "--no-data")
+    cleared = check_here(str(config), "sampler.name=uniform", "sampler.options={}", "--no-data")
     assert cleared.returncode == 0, cleared.stderr

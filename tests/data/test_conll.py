@@ -119,9 +119,15 @@ def test_a_defined_ner_task_trains_on_conll_files_from_the_cli(tmp_path, monkeyp
     assert checked.exit_code == 1 and "data/dev.conll row 1" in checked.output and "'B-PRE'" in checked.output, checked.output
 
 
-def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_predicts_the_test_split(tmp_path):
+def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_predicts_the_test_split(tmp_path, monkeypatch):
+    """``mt train`` runs in a process of its own (offline, a cache of its own); the ``mt predict`` commands in this
+    process (CliRunner: the same command and output; no process start-up each), with that cache too."""
     import subprocess
     import sys
+
+    import datasets
+
+    from mtcore.cli.app import app
 
     repo = Path(__file__).resolve().parents[2]
     example, sample = repo / "examples" / "ner_conll.yaml", repo / "examples" / "data" / "conll2003"
@@ -133,24 +139,25 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "summary.json").read_text())["final"]["metrics"]
     assert set(metrics) == {"user:conll2003/f1_entity", "user:conll2003/token_accuracy", "user:conll2003/loss"}
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    runner = CliRunner()
     (tmp_path / "test").mkdir()  # CoNLL-2003's test file in the same layout
     (tmp_path / "test" / "eng.testb").write_text(CONLL_2003, encoding="utf-8")
     for name in ("eng.train", "eng.testa"):
         (tmp_path / "test" / name).write_text((sample / name).read_text(encoding="utf-8"), encoding="utf-8")
-    predicted = subprocess.run([*mt, "predict", str(tmp_path / "run"), "--split", "test", "--source", "local", "--data-dir",
-                                str(tmp_path / "test")], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    predicted = runner.invoke(app, ["predict", str(tmp_path / "run"), "--split", "test", "--source", "local", "--data-dir", str(tmp_path / "test")])
+    assert predicted.exit_code == 0, predicted.output[-2000:]
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     assert [len(row["label"]) for row in rows] == [5, 2, 2]  # one tag per word of each test sentence
     (tmp_path / "new.conll").write_text("Peter\nBlackburn\nvisited\nMoscow\n\nEU\nrejects\n", encoding="utf-8")  # tokens only
-    given = subprocess.run([*mt, "predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll")],
-                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert given.returncode == 0, given.stderr[-2000:]
+    given = runner.invoke(app, ["predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll")])
+    assert given.exit_code == 0, given.output[-2000:]
     assert [len(json.loads(line)["label"]) for line in given.stdout.splitlines()] == [4, 2]
     assert [json.loads(line)["tokens"] for line in given.stdout.splitlines()] == [["Peter", "Blackburn", "visited", "Moscow"], ["EU", "rejects"]]
-    as_conll = subprocess.run([*mt, "predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll"), "--format", "conll",
-                               "-o", str(tmp_path / "out" / "pred.conll")], capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert as_conll.returncode == 0, as_conll.stderr[-2000:]
+    as_conll = runner.invoke(app, ["predict", str(tmp_path / "run"), "-i", str(tmp_path / "new.conll"), "--format", "conll",
+                                   "-o", str(tmp_path / "out" / "pred.conll")])
+    assert as_conll.exit_code == 0, as_conll.output[-2000:]
     sentences = (tmp_path / "out" / "pred.conll").read_text(encoding="utf-8").split("\n\n")
     assert [[line.split("\t")[0] for line in s.splitlines()] for s in sentences if s.strip()] == [
         ["Peter", "Blackburn", "visited", "Moscow"], ["EU", "rejects"]]

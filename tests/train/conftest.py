@@ -94,8 +94,14 @@ def small_tasks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]
 
 
 @pytest.fixture
-def make_config(small_encoder: Path, small_tasks: list[dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+def make_config(shared_make_config: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """``make_config(**sections)``: a fast CPU config on the small synthetic set; sections replace defaults."""
+    return shared_make_config
+
+
+@pytest.fixture(scope="session")
+def shared_make_config(small_encoder: Path, small_tasks: list[dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """:func:`make_config` for module- and session-scoped fixtures (each call builds a new config)."""
 
     def build(**sections: Any) -> dict[str, Any]:
         config: dict[str, Any] = {

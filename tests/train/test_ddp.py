@@ -71,9 +71,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
                           str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = subprocess.run([sys.executable, *train, str(tmp_path / "single"), "batching.batch_size=8"],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert single.returncode == 0, single.stderr[-3000:]
+    _train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])  # one process
 
     rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
@@ -112,37 +110,55 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000010").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
 
 
-def test_seeds_under_ddp_train_every_seed_on_both_ranks_and_write_one_spread(tmp_path: Path, make_config, helpers):
-    config = make_config(schedule={"max_steps": 3, "warmup_steps": 0}, batching={"batch_size": 4}, checkpoint={"every": None})
+def _train_in_this_process(config: Path, run: Path, overrides: list[str]) -> None:
+    """``mt train config OVERRIDES --output-dir run`` in this process, on one thread as the ``mt`` subprocesses run,
+    without a second process's start-up."""
+    from mtcore import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(config, output_dir=run, overrides=overrides).train()
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def single_task_seeds_under_ddp(tmp_path_factory, shared_make_config, helpers) -> tuple[dict, subprocess.CompletedProcess, Path]:
+    """One torchrun launch for the two tests below: one task (cls pooling, so BERT's pooler gets no gradient),
+    ``--seeds 1,2``, 3 steps each; returns (config, the finished launch, the output folder)."""
+    tmp_path = tmp_path_factory.mktemp("ddp-seeds")
+    config = shared_make_config(tasks=shared_make_config()["tasks"][:1], schedule={"max_steps": 3, "warmup_steps": 0},
+                                batching={"batch_size": 4}, checkpoint={"every": None})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app",
                            "train", str(path), "--seeds", "1,2", "--output-dir", str(tmp_path / "out")],
                           capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    return config, done, tmp_path / "out"
+
+
+def test_seeds_under_ddp_train_every_seed_on_both_ranks_and_write_one_spread(single_task_seeds_under_ddp, helpers):
+    _, done, out = single_task_seeds_under_ddp
     assert done.returncode == 0, done.stderr[-3000:]
-    spread = json.loads((tmp_path / "out" / "seeds.json").read_text())
+    spread = json.loads((out / "seeds.json").read_text())
     assert spread["seeds"] == [1, 2] and spread["final"]["aggregate"]["n"] == 2
     for seed in (1, 2):
-        summary = json.loads((tmp_path / "out" / f"seed-{seed}" / "summary.json").read_text())
+        summary = json.loads((out / f"seed-{seed}" / "summary.json").read_text())
         assert summary["steps"] == 3 and spread["final"]["aggregate"]["values"][str(seed)] == summary["final"]["aggregate"]
-        start = next(e for e in helpers.read_events(tmp_path / "out" / f"seed-{seed}") if e["event"] == "start")
+        start = next(e for e in helpers.read_events(out / f"seed-{seed}") if e["event"] == "start")
         assert start["processes"] == 2
     assert done.stdout.count("final metrics over 2 seeds") == 1 and "no final metrics" not in done.stdout  # main process only
 
 
-def test_single_task_ddp_with_an_unused_pooler_trains(tmp_path: Path, make_config, helpers):
+def test_single_task_ddp_with_an_unused_pooler_trains(single_task_seeds_under_ddp):
     """One task, cls pooling: BERT's pooler gets no gradient, which DDP without the unused-parameter
-    search refused at step 2; the pooler is frozen instead, and stays as it was."""
-    config = make_config(tasks=make_config()["tasks"][:1], schedule={"max_steps": 3, "warmup_steps": 0}, batching={"batch_size": 4},
-                         checkpoint={"every": None}, evaluation={"at_end": False})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app",
-                           "train", str(path), "--output-dir", str(tmp_path / "out")],
-                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    search refused at step 2; the pooler is frozen instead, and stays as it was (in each seed's run)."""
+    config, done, out = single_task_seeds_under_ddp
     assert done.returncode == 0, done.stderr[-3000:]
-    saved = load_file(str(tmp_path / "out" / "model" / "encoder" / "model.safetensors"))
     initial = load_file(str(next(Path(config["encoder"]["path"]).glob("*.safetensors"))))
-    pooler = [k for k in saved if k.startswith("pooler.")]
-    assert pooler and all(torch.equal(saved[k], initial[k]) for k in pooler)
-    assert any(not torch.equal(saved[k], initial[k]) for k in saved if k.startswith("encoder.layer."))
+    for seed in (1, 2):
+        saved = load_file(str(out / f"seed-{seed}" / "model" / "encoder" / "model.safetensors"))
+        pooler = [k for k in saved if k.startswith("pooler.")]
+        assert pooler and all(torch.equal(saved[k], initial[k]) for k in pooler)
+        assert any(not torch.equal(saved[k], initial[k]) for k in saved if k.startswith("encoder.layer."))

@@ -162,10 +162,12 @@ def test_squad_metrics_follow_the_official_script():
 
 
 # ---- training, prediction, export ---------------------------------------------------------------
-def test_training_learns_to_point_at_the_answer_then_predicts_and_exports(tmp_path, qa_encoder, helpers):
+def test_training_learns_to_point_at_the_answer_then_predicts_and_exports(tmp_path, qa_encoder):
     from transformers import AutoModelForQuestionAnswering
+    from typer.testing import CliRunner
 
     from mtcore import Trainer
+    from mtcore.cli.app import app
     from mtcore.model import MultitaskModel
     from mtcore.predict import predict
 
@@ -180,16 +182,14 @@ def test_training_learns_to_point_at_the_answer_then_predicts_and_exports(tmp_pa
     assert [row["answer_start"] for row in out.rows()] == [4, 5] and all(0.5 < row["score"] <= 1.0 for row in out.rows())
 
     questions = _write(tmp_path / "questions.jsonl", [{"id": 7, "question": "which colour is it", "context": "a blue one"}])
-    env = helpers.subprocess_env()
-    csv_out = subprocess.run(helpers.mt_command("predict", str(tmp_path / "run"), "-i", questions, "-f", "csv"),
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert csv_out.returncode == 0, csv_out.stderr
+    # mt predict and mt export run in this process (CliRunner: the same commands and output, no process start-up)
+    csv_out = CliRunner().invoke(app, ["predict", str(tmp_path / "run"), "-i", questions, "-f", "csv"])
+    assert csv_out.exit_code == 0, csv_out.stderr
     header, row = csv_out.stdout.strip().splitlines()
     assert header == "idx,label,answer_start,score" and row.startswith("7,blue,2,")
 
-    exported = subprocess.run(helpers.mt_command("export", str(tmp_path / "run"), str(tmp_path / "plain")), capture_output=True,
-                              text=True, env=env, timeout=300)
-    assert exported.returncode == 0, exported.stderr
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "run"), str(tmp_path / "plain")])
+    assert exported.exit_code == 0, exported.stderr
     assert "as BertForQuestionAnswering" in exported.stderr and "logits match" in exported.stderr
     readme = (tmp_path / "plain" / "README.md").read_text(encoding="utf-8")
     assert "- stride: 128" in readme and "- decoding: the context span with the best start + end logit" in readme
@@ -224,9 +224,12 @@ def test_padding_free_batches_give_the_padded_loss(tmp_path, qa_encoder):
     assert torch.allclose(a.loss, b.loss, atol=1e-5)
 
 
-def test_the_sberquad_example_trains_offline_on_its_sample_and_reads_the_hub_layout(tmp_path, helpers):
+def test_the_sberquad_example_trains_offline_on_its_sample_and_reads_the_hub_layout(tmp_path, helpers, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
 
     env = helpers.subprocess_env()
     example = REPO / "examples" / "sberquad.yaml"
@@ -247,10 +250,10 @@ def test_the_sberquad_example_trains_offline_on_its_sample_and_reads_the_hub_lay
         rows = [{"id": i, "title": "t", "context": "Город Тверь стоит на реке Волга.", "question": "На какой реке стоит Тверь?",
                  "answers": {"text": ["Волга"], "answer_start": [26]}} for i in range(n)]
         pq.write_table(pa.Table.from_pylist(rows), hub / f"{split}-00000-of-00001.parquet")
-    checked = subprocess.run(helpers.mt_command("check", str(example), "encoder.path=null", "encoder.tiny=bert",
-                                                f"tasks.0.define.sources.hub.path={hub.parent}"),
-                             capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert checked.returncode == 0, checked.stderr
+    monkeypatch.chdir(tmp_path)  # mt check in this process (CliRunner: the same command and output, no process start-up)
+    checked = CliRunner().invoke(app, ["check", str(example), "encoder.path=null", "encoder.tiny=bert",
+                                       f"tasks.0.define.sources.hub.path={hub.parent}"])
+    assert checked.exit_code == 0, checked.stderr
     assert "│          6 │               3 │" in checked.stdout.replace("┃", "│")
 
 

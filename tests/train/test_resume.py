@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,11 @@ import yaml
     {"loss": {"strategy": "uncertainty"}, "optimizer": {"lr": 1e-3, "gradient_accumulation_steps": 2}},
     {"lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 5e-3}},  # adapters on a frozen encoder: kept apart in checkpoints
 ], ids=["single-temperature", "uncertainty-accumulation", "lora"])
-def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helpers, variant):
+def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helpers, monkeypatch, variant):
+    """The killed run is a real ``mt train`` process; the uninterrupted run and ``mt train --resume`` run in this
+    process (as the preemption tests resume: no process start-up each), on one thread as that process trains."""
+    for name in [name for name in os.environ if name.startswith("MT_")]:  # as helpers.subprocess_env leaves them out
+        monkeypatch.delenv(name)
     variant = dict(variant)
     lora = variant.pop("lora", None)
     if lora is not None:
@@ -27,10 +31,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
         config["encoder"]["options"] = {"lora": lora}
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = helpers.subprocess_env()
-    full = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(tmp_path / "full")),
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert full.returncode == 0, full.stderr
+    _mt_train_in_this_process(str(path), "--output-dir", str(tmp_path / "full"))  # the uninterrupted run, the reference
 
     run = tmp_path / "killed"
     helpers.kill_after_checkpoint(path, run, 8)
@@ -39,9 +40,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     (run / "checkpoints" / ".tmp-step-000999").mkdir()
     (run / "checkpoints" / ".tmp-step-000999" / "optimizer.safetensors").write_bytes(b"half")
 
-    resumed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(run), "--resume"),
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr
+    _mt_train_in_this_process(str(path), "--output-dir", str(run), "--resume")
     summary = json.loads((run / "summary.json").read_text())
     assert "/checkpoints/step-0000" in summary["resumed_from"] and summary["steps"] == 24
 
@@ -59,6 +58,22 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     assert evals(run) == evals(tmp_path / "full") and len(evals(run)) == 4
     assert losses(run) == losses(tmp_path / "full")
     assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def _mt_train_in_this_process(*args: str) -> None:
+    """``mt train ARGS`` in this process (CliRunner), on one thread as the ``mt`` subprocesses train (their weights
+    are bit-identical to this run's)."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = CliRunner().invoke(app, ["train", *args])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output[-3000:]
 
 
 def test_a_resume_before_the_first_checkpoint_restarts_exactly_like_a_fresh_run(tmp_path: Path, make_config, helpers):

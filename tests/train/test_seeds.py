@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,14 +40,25 @@ def test_spread_is_mean_sample_std_min_max_per_metric():
     assert spread["best"]["aggregate"] == {"mean": 0.9, "std": 0.0, "min": 0.9, "max": 0.9, "n": 1, "values": {"3": 0.9}}
 
 
-def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, make_config, helpers):
+def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, make_config, helpers, monkeypatch):
+    """The ``mt`` commands run in this process (CliRunner: the same commands, their exit codes and output; one
+    process's start-up instead of six); ``mt train --seeds`` in a process of its own runs under torchrun in test_ddp."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    for name in [name for name in os.environ if name.startswith("MT_")]:  # as helpers.subprocess_env leaves them out
+        monkeypatch.delenv(name)
+
+    def mt(*args: str):
+        return CliRunner().invoke(app, list(args))
+
     config = make_config(schedule={"max_steps": 3, "warmup_steps": 0}, checkpoint={"every": None})
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = tmp_path / "out"
-    done = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9"),
-                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = mt("train", str(path), "--output-dir", str(out), "--seeds", "5,9")
+    assert done.exit_code == 0, done.output[-2000:]
     assert "seed 5: final aggregate" in done.stdout and "final metrics over 2 seeds (5, 9)" in done.stdout
     summaries = {seed: json.loads((out / f"seed-{seed}" / "summary.json").read_text()) for seed in (5, 9)}
     assert {seed: yaml.safe_load((out / f"seed-{seed}" / "config.yaml").read_text())["seed"] for seed in (5, 9)} == {5: 5, 9: 9}
@@ -60,29 +71,25 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
     assert any(not (weights[0][k] == weights[1][k]).all() for k in weights[0])  # different seeds, different runs
 
     stamp = (out / "seed-5" / "summary.json").stat().st_mtime_ns
-    again = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume"),
-                           capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
+    again = mt("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume")
+    assert again.exit_code == 0, again.output[-2000:]
     assert (out / "seed-5" / "summary.json").stat().st_mtime_ns == stamp  # finished seeds are kept, not retrained
     assert json.loads((out / "seeds.json").read_text()) == spread
 
-    refused = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9"),
-                             capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert refused.returncode == 2 and "seed 5: " in refused.stderr and "already holds a finished run (its summary.json): --resume keeps it" in refused.stderr
+    refused = mt("train", str(path), "--output-dir", str(out), "--seeds", "5,9")
+    assert refused.exit_code == 2 and "seed 5: " in refused.stderr and "already holds a finished run (its summary.json): --resume keeps it" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
 
     # a finished seed is kept only if it was trained with this config
-    changed = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume",
-                                                "optimizer.lr=0.005"), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert changed.returncode == 2
+    changed = mt("train", str(path), "--output-dir", str(out), "--seeds", "5,9", "--resume", "optimizer.lr=0.005")
+    assert changed.exit_code == 2
     assert "seed 5: cannot resume" in changed.stderr and "config key 'optimizer.lr' changed (0.001 -> 0.005)" in changed.stderr
     assert json.loads((out / "seeds.json").read_text()) == spread
     # a plain run does not go into a multi-seed folder
-    plain = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(out)),
-                           capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert plain.returncode == 2 and "holds runs of several seeds" in plain.stderr
-    evaluated = subprocess.run(helpers.mt_command("evaluate", str(out)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=600)
-    assert evaluated.returncode != 0 and f"pass one of them: {out / 'seed-5'}, {out / 'seed-9'}" in evaluated.stderr
+    plain = mt("train", str(path), "--output-dir", str(out))
+    assert plain.exit_code == 2 and "holds runs of several seeds" in plain.stderr
+    evaluated = mt("evaluate", str(out))
+    assert evaluated.exit_code != 0 and f"pass one of them: {out / 'seed-5'}, {out / 'seed-9'}" in evaluated.stderr
 
 
 @pytest.mark.parametrize("bad, fragment", [(3, "must be a list of seeds"), ([], "non-empty list"), ([5, 5], "distinct"),
