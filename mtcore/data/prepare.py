@@ -222,6 +222,10 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
             if fields and str(fields[0]).lstrip().startswith(("{", "[")):  # JSON lines read as CSV: its header is the first object
                 raise ValueError(f"no field {field!r} for {column}: the CSV header is {str(fields[0])[:40]!r}...; the file looks like "
                                  f"JSON Lines: set format: jsonl (or give the file a .jsonl name)")
+            if (task.kind.value == "token_classification" and len(fields) == 1 and len(str(fields[0]).split()) >= 2
+                    and not any(sep in str(fields[0]) for sep in (";", "|", ","))):  # 'Today O': a CoNLL line read as CSV
+                raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks like CoNLL "
+                                 "(a token and its tags per line): set format: conll (or give the file a .conll name)")
             separator = next((sep for sep in (";", "\t", "|") if len(fields) == 1 and sep in fields[0]), None)
             if separator is not None:  # one field named 'a;b;c': a CSV read with the wrong separator
                 raise ValueError(f"no field {field!r} for {column}: the row has one field {fields[0]!r}; the file looks "
