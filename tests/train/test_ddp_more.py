@@ -122,7 +122,8 @@ def test_a_failure_of_one_process_is_its_own_line_then_the_main_process_names_it
     errors = _lines(done.stderr, "error:")
     assert any("CUDA out of memory" in e for e in errors), done.stderr[-3000:]
     assert not any("unexpected" in e for e in errors), errors
-    assert any("another process of this launch stopped" in e for e in errors) or len(errors) == 1, errors  # torchrun may stop rank 0 first
+    stopped_by_torchrun = errors[1:] == ["error: SIGTERM received: stopped"]  # rank 0 signalled by torchrun before it saw the failure
+    assert any("another process of this launch stopped" in e for e in errors) or len(errors) == 1 or stopped_by_torchrun, errors
     events = [e for e in helpers.read_events(run) if e["event"] == "error"]
     assert events and ("another process" in events[0]["message"] or "out of memory" in events[0]["message"]), events
     assert (run / "checkpoints").is_dir() and not (run / "model").exists()  # kept for --resume
