@@ -5,8 +5,9 @@ task per step, back-propagates every task separately, and combines the flat grad
 parameters; heads get their own task's gradient. Both work on the tasks' Gram matrix ``G Gᵀ``
 (``K × K`` for ``K`` tasks, one host read per step) and return an update on the scale of ``sum``
 (``K`` times a convex combination of the task gradients), so a learning rate and ``max_grad_norm``
-tuned for ``sum`` or ``pcgrad`` carry over; the papers' updates are on the scale of one task's. No
-gradient accumulation, no DDP (refused before training starts).
+tuned for ``sum`` or ``pcgrad`` carry over; the papers' updates are on the scale of one task's. Under gradient
+accumulation and DDP they combine the gradients of the whole step's batch (summed over micro-steps, averaged over
+processes: :class:`~mtcore.train.losses.GradientCombiner`), so every process takes the same update.
 
 * ``mgda`` — the Multiple-Gradient Descent Algorithm as multi-task learning (Sener & Koltun 2018,
   "Multi-Task Learning as Multi-Objective Optimization"): the minimum-norm point of the convex hull
@@ -186,9 +187,8 @@ class GradNormLoss(GradientCombiner):
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))
         self._losses: torch.Tensor | None = None
 
-    def backward(self, losses: Any, shared: Any, others: Any, scale: Any, step: int) -> None:
-        self._losses = torch.stack([loss.detach().double() for loss in losses.values()])
-        super().backward(losses, shared, others, scale, step)
+    def step_losses(self, losses: torch.Tensor) -> None:
+        self._losses = losses
 
     def head_scale(self, index: int) -> torch.Tensor:
         return self.loss_weights[index]

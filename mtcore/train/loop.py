@@ -5,7 +5,9 @@ Per optimizer step: ``gradient_accumulation_steps`` micro-steps, each one batch 
 task's forward and backward run separately (a loss strategy's per-task term, divided so that the
 task's loss is the mean over all its items in the step, every process's included:
 :mod:`mtcore.train.step_weights`), inside ``no_sync`` except for the very last backward of the
-step, so DDP reduces gradients once per step and only one graph is alive at a time. PCGrad-like strategies keep every task's graph and write the gradients themselves. Then
+step, so DDP reduces gradients once per step and only one graph is alive at a time. PCGrad-like strategies keep
+every task's graph of a micro-step, run outside DDP's sync, and write the gradients themselves once per step
+(summed over micro-steps, averaged over processes: :class:`~mtcore.train.losses.GradientCombiner`). Then
 clipping, the optimizer and schedule steps, and the events due at this step (logging,
 evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
 
@@ -156,7 +158,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     for k, batch in enumerate(group):
                         task = batch.name
                         syncs = micro == accumulation - 1 and k == len(group) - 1
-                        with nullcontext() if syncs or strategy.owns_backward else acc.no_sync(model):
+                        with nullcontext() if syncs and not strategy.owns_backward else acc.no_sync(model):  # owns_backward: never DDP's
                             if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
                                 batch.data.pin_memory()
                             batch.data.to(acc.device, non_blocking=pin)
@@ -168,11 +170,13 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             copy = getattr(batch, "duplicate", False)  # DDP: a lower rank's batch again; trains and counts nothing
                             meter.add(task, loss, 0 if copy else batch.size, 0 if copy else batch.num_tokens, items[micro][k])
                             if strategy.owns_backward:
-                                losses[task] = loss
+                                losses[task] = loss / divisors[micro][k]
                             else:
                                 acc.backward(strategy.term(task, loss) / divisors[micro][k])
                     if strategy.owns_backward:
                         strategy.backward(losses, shared, others, scale, step)
+                if strategy.owns_backward:  # its forwards ran outside DDP's sync: it averages over processes itself
+                    strategy.end_backward(shared, others, step, reduce_mean)
                 if acc.num_processes > 1:
                     strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
                 logs = events.logging_due(engine, step)  # the gradient norm stays on the device; read at logging steps only

@@ -12,8 +12,10 @@ A :class:`LossStrategy` tells the training loop three things:
 * ``owns_backward``: when false (the default) the step's loss is a sum of per-task terms and the
   loop back-propagates each task's :meth:`LossStrategy.term` as soon as that task's forward is
   done (one graph alive at a time); when true (PCGrad) the loop keeps every task's loss and calls
-  :meth:`LossStrategy.backward`, which writes the gradients itself. Such strategies refuse gradient accumulation
-  and DDP (``supports_accumulation`` / ``supports_distributed``), checked before training starts.
+  :meth:`LossStrategy.backward` each micro-step and :meth:`LossStrategy.end_backward` once per optimizer step,
+  which write the gradients themselves (:class:`GradientCombiner`: per-task gradients summed over micro-steps and
+  averaged over processes, then combined). A strategy that cannot accumulate or run under DDP says so
+  (``supports_accumulation`` / ``supports_distributed`` false): refused before training starts.
 
 Strategies are built as ``Strategy(task_ids, weights=..., **options)`` where ``options`` come
 from ``loss.options`` in the config.
@@ -86,8 +88,17 @@ class LossStrategy(nn.Module):
 
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
                  scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
-        """Write gradients into ``.grad`` (only for ``owns_backward`` strategies)."""
+        """Write gradients into ``.grad``, or collect them for :meth:`end_backward` (only for ``owns_backward``
+        strategies). Called once per micro-step with each task's loss, already divided so that the step's sum over
+        micro-steps, averaged over processes, is the task's mean over the step's items (:mod:`mtcore.train.step_weights`)."""
         raise NotImplementedError(f"{type(self).__name__} does not compute gradients itself")
+
+    def end_backward(self, shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter], step: int,
+                     reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Called once per optimizer step, after the last micro-step's :meth:`backward` (only for ``owns_backward``
+        strategies), on every process: a strategy that collects the step's gradients in :meth:`backward` writes them
+        here. ``reduce_mean`` averages a tensor over processes (None on one process): the loop runs an
+        ``owns_backward`` strategy's forwards outside DDP's gradient sync, so the strategy averages what it needs."""
 
     def sync_gradients(self, reduce_mean: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Average this strategy's own parameter gradients across processes (DDP)."""
@@ -182,15 +193,19 @@ class UncertaintyLoss(LossStrategy):
 
 class GradientCombiner(LossStrategy):
     """Base of strategies that combine the tasks' gradients on the shared encoder parameters
-    (PCGrad, MGDA, CAGrad): one backward pass per task, the shared parameters' flat gradients handed
+    (PCGrad, MGDA, CAGrad, GradNorm): one backward pass per task, the shared parameters' flat gradients handed
     to :meth:`combine`, whose result becomes their gradient; head parameters get their own task's
-    gradient unchanged. No gradient accumulation, no DDP."""
+    gradient (times :meth:`head_scale`).
+
+    :meth:`backward` runs once per micro-step and adds each task's gradients to the step's sums; :meth:`end_backward`,
+    once per optimizer step, averages those sums over processes (DDP: the loop runs these forwards outside DDP's own
+    gradient sync) and combines them. So gradient accumulation and DDP combine the gradient of the whole step's
+    batch — every micro-step's and every process's rows — as one process with that batch would, and every process
+    takes the same update (``combine`` must be deterministic in its inputs and the step)."""
 
     batches = "all"
     uses_weights = False
     owns_backward = True
-    supports_accumulation = False
-    supports_distributed = False
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return loss
@@ -204,30 +219,91 @@ class GradientCombiner(LossStrategy):
         :meth:`combine` is called."""
         return None
 
+    def step_losses(self, losses: torch.Tensor) -> None:
+        """Given the step's loss of each task (float64, in :attr:`task_ids` order; averaged over processes) before
+        :meth:`combine` is called. GradNorm reads them; the others ignore them."""
+
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
                  scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
         shared, others = list(shared), list(others)
         params = shared + others
-        items = list(losses.values())
-        flat_shared: list[torch.Tensor] = []
-        other_sums: list[torch.Tensor | None] = [None] * len(others)
-        used = [False] * len(shared)  # a shared parameter no task reached keeps no gradient (as with 'sum')
-        for i, loss in enumerate(items):
-            grads = torch.autograd.grad(scale(loss), params, retain_graph=i < len(items) - 1, allow_unused=True)
-            used = [u or g is not None for u, g in zip(used, grads[: len(shared)])]
-            flat_shared.append(_flatten(grads[: len(shared)], shared))
+        pending = getattr(self, "_pending", None)
+        if pending is None:
+            pending = self._pending = _StepSums(len(self.task_ids), len(shared), len(others))
+        items = list(losses.items())
+        for n, (task, loss) in enumerate(items):
+            i = self.task_ids.index(task)
+            grads = torch.autograd.grad(scale(loss), params, retain_graph=n < len(items) - 1, allow_unused=True)
+            pending.add_shared(i, grads[: len(shared)], shared)
+            pending.loss_sums[i] = loss.detach().double() if pending.loss_sums[i] is None else pending.loss_sums[i] + loss.detach().double()
             head_scale = self.head_scale(i)
             for k, g in enumerate(grads[len(shared):]):
                 if g is not None:
                     g = g if head_scale is None else g * head_scale.to(g.dtype)
-                    other_sums[k] = g if other_sums[k] is None else other_sums[k] + g
+                    pending.others[k] = g if pending.others[k] is None else pending.others[k] + g
+
+    def end_backward(self, shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter], step: int,
+                     reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        pending, self._pending = getattr(self, "_pending", None), None
+        if pending is None:
+            return
+        shared, others = list(shared), list(others)
+        tasks = [i for i, g in enumerate(pending.shared) if g is not None]
+        flat_shared = [pending.shared[i] for i in tasks]
+        losses = torch.stack([pending.loss_sums[i] for i in tasks]) if tasks else torch.zeros(0, dtype=torch.float64)
+        used, others_used = pending.used, [g is not None for g in pending.others]
+        head_grads = pending.others
+        if reduce_mean is not None and tasks:
+            flat_shared, losses, head_grads, used, others_used = _averaged(reduce_mean, flat_shared, losses, head_grads, others,
+                                                                           used, others_used)
+        if tasks:
+            full = torch.ones(len(self.task_ids), dtype=torch.float64, device=losses.device)
+            full[tasks] = losses
+            self.step_losses(full)
         finite = bool(torch.stack([g.isfinite().all() for g in flat_shared]).all()) if flat_shared else True
         # a NaN/inf gradient (fp16 overflow, a diverged task) has nothing to combine: its sum goes on, for the grad
         # scaler to skip the step or the NaN check to stop the run with its own message
-        _assign(self.combine(flat_shared, step) if finite else torch.stack(flat_shared).sum(0), shared, used)
-        for p, g in zip(others, other_sums):
-            if g is not None:
+        if flat_shared:
+            _assign(self.combine(flat_shared, step) if finite else torch.stack(flat_shared).sum(0), shared, used)
+        for p, g, reached in zip(others, head_grads, others_used):
+            if reached and g is not None:
                 p.grad = g if p.grad is None else p.grad + g
+
+
+class _StepSums:
+    """One optimizer step's per-task gradient sums of a :class:`GradientCombiner`, over its micro-steps."""
+
+    def __init__(self, tasks: int, shared: int, others: int) -> None:
+        self.shared: list[torch.Tensor | None] = [None] * tasks
+        self.loss_sums: list[torch.Tensor | None] = [None] * tasks
+        self.others: list[torch.Tensor | None] = [None] * others
+        self.used = [False] * shared  # a shared parameter no task reached keeps no gradient (as with 'sum')
+
+    def add_shared(self, task: int, grads: Sequence[torch.Tensor | None], params: Sequence[nn.Parameter]) -> None:
+        self.used = [u or g is not None for u, g in zip(self.used, grads)]
+        flat = _flatten(grads, params)
+        self.shared[task] = flat if self.shared[task] is None else self.shared[task] + flat
+
+
+def _averaged(reduce_mean: Callable[[torch.Tensor], torch.Tensor], flat_shared: list[torch.Tensor], losses: torch.Tensor,
+              head_grads: list[torch.Tensor | None], others: list[nn.Parameter], used: list[bool], others_used: list[bool]) -> tuple:
+    """Everything a process summed over the step, averaged over processes in one collective; a parameter reached on any
+    process counts as reached."""
+    device, dtype = flat_shared[0].device, flat_shared[0].dtype
+    heads = [(g if g is not None else torch.zeros_like(p)).reshape(-1).to(dtype) for g, p in zip(head_grads, others)]
+    flags = torch.tensor([float(u) for u in used + others_used], dtype=dtype, device=device)
+    parts = [*flat_shared, *heads, losses.to(device=device, dtype=dtype), flags]
+    total = reduce_mean(torch.cat(parts))
+    out, offset = [], 0
+    for part in parts:
+        out.append(total[offset: offset + part.numel()])
+        offset += part.numel()
+    k = len(flat_shared)
+    shared_avg = out[:k]
+    head_avg = [g.view_as(p).to(p.dtype) for g, p in zip(out[k: k + len(heads)], others)]
+    losses_avg = out[k + len(heads)].double()
+    reached = (out[-1] > 0).tolist()
+    return shared_avg, losses_avg, head_avg, reached[: len(used)], reached[len(used):]
 
 
 class PCGradLoss(GradientCombiner):
@@ -236,7 +312,7 @@ class PCGradLoss(GradientCombiner):
     Each task's gradient loses its component along any other task's gradient it conflicts with
     (negative dot product), tasks visited in a random order seeded by ``(seed, step)``; the
     projected gradients are summed. Head parameters get their own task's gradient unchanged.
-    Needs one backward pass per task: no gradient accumulation, no DDP.
+    Needs one backward pass per task (see :class:`GradientCombiner` for accumulation and DDP).
     """
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12,

@@ -249,12 +249,12 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError(f"config key 'sampler.mode': loss strategy {config.loss.strategy!r} needs {need}, but sampler.mode is {mode!r}; set it to 'auto'")
     gas = config.optimizer.gradient_accumulation_steps
     if gas > 1 and not getattr(strategy_cls, "supports_accumulation", True):
-        raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} combines each step's "
-                          f"per-task gradients and cannot accumulate them over {gas} micro-steps; set it to 1 or use a larger batch")
+        raise ConfigError(f"config key 'optimizer.gradient_accumulation_steps': loss strategy {config.loss.strategy!r} cannot accumulate "
+                          f"gradients over {gas} micro-steps (its supports_accumulation is false); set it to 1 or use a larger batch")
     if world_size > 1 and not getattr(strategy_cls, "supports_distributed", True):
         from mtcore.train.losses import distributed_alternatives
 
-        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} needs every task's full gradient on one process and does "
+        raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does "
                           f"not run under DDP ({world_size} processes); use {distributed_alternatives(registry, strategy_cls)}, or train on one process")
     default_weights = {p.id: p.entry.weight for p in planned}
     strategy_weights = {**default_weights, **match_task_values(config.loss.weights, ids, "loss.weights")}

@@ -87,7 +87,6 @@ def test_missing_required_sections():
     (["tasks.0.source=local"], "config key 'tasks.0.data_dir' is required with source 'local'"),
     (["sampler.options={temprature: 2}", "sampler.name=temperature"], "unknown option 'temprature'"),
     (["loss.strategy=sum", "sampler.mode=single"], "needs one batch of every task per step"),
-    (["loss.strategy=pcgrad", "optimizer.gradient_accumulation_steps=2"], "cannot accumulate them over 2 micro-steps"),
     (["loss.weights={terra: 1, danetqa: 2}", "loss.strategy=weighted"], "config key 'loss.weights.danetqa'"),
     (["evaluation.early_stopping_patience=2"], "needs 'evaluation.every'"),
     (["tasks=[rsg:terra, rsg:terra]"], "is listed twice"),
@@ -166,8 +165,10 @@ def test_a_task_batch_size_beside_a_token_budget_is_named_as_unused():
         plan_run(config)
 
 
-def test_pcgrad_is_refused_under_ddp():
-    assert "does not run under DDP" in error_of(BASE, ["loss.strategy=pcgrad"], plan=True, world_size=2)
+def test_gradient_combining_strategies_plan_under_ddp_and_accumulation():
+    for strategy in ("pcgrad", "mgda", "cagrad", "gradnorm"):
+        plan = plan_run(load_config(BASE, [f"loss.strategy={strategy}", "optimizer.gradient_accumulation_steps=2"]), world_size=2)
+        assert plan.mode == "all"
 
 
 def test_plan_picks_sampler_mode_from_loss_strategy():

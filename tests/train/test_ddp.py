@@ -162,3 +162,40 @@ def test_single_task_ddp_with_an_unused_pooler_trains(single_task_seeds_under_dd
         pooler = [k for k in saved if k.startswith("pooler.")]
         assert pooler and all(torch.equal(saved[k], initial[k]) for k in pooler)
         assert any(not torch.equal(saved[k], initial[k]) for k in saved if k.startswith("encoder.layer."))
+
+
+def test_a_gradient_combining_strategy_under_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers):
+    """GradNorm (per-task gradients, learned weights from the step's losses, weighted heads) on 2 processes: each
+    task's gradient and loss are averaged over the processes before they are combined, so both ranks take the
+    update one process takes with the same global batch (it was refused under DDP). With the token task (unequal
+    labelled tokens per rank) and the 3-row task (rank 1 reads a copy of rank 0's batch, which counts nothing)."""
+    config = make_config(
+        encoder={"path": str(no_dropout_encoder)},
+        tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"] + _extra_tasks(tmp_path)],
+        loss={"strategy": "gradnorm", "options": {"lr": 0.05}},
+        schedule={"max_steps": 6, "warmup_steps": 1},
+        batching={"batch_size": 4, "group_by_length": False},
+        evaluation={"every": None, "at_end": False},
+        checkpoint={"every": None, "at_end": False},
+        logging={"every": 1, "progress": "none", "plot": False},
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "mtcore.cli.app",
+                          "train", str(path), "debug.save_rank_weights=true", "--output-dir", str(tmp_path / "ddp")],
+                         capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    _train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])
+
+    rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "ranks diverged"
+    one = load_file(str(tmp_path / "single" / "rank-weights" / "rank0-of-1.safetensors"))
+    worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
+    print(f"largest |DDP - single| weight difference: {worst:.3g}")
+    assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
+    initial = load_file(str(no_dropout_encoder / "model.safetensors"))
+    assert max((one[f"encoder.{k}"] - v).abs().max().item() for k, v in initial.items() if f"encoder.{k}" in one) > 100 * TOLERANCE
+    weights = [e["weights"] for e in helpers.read_events(tmp_path / "ddp") if e["event"] == "loss_weights"]
+    single = [e["weights"] for e in helpers.read_events(tmp_path / "single") if e["event"] == "loss_weights"]
+    assert len(weights) == len(single) == 6 and weights[-1] != weights[0]  # the learned weights moved, alike
+    assert all(abs(a[t] - b[t]) < 1e-4 for a, b in zip(weights, single) for t in a)

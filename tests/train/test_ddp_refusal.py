@@ -1,4 +1,4 @@
-"""The refusal of a gradient-combining loss strategy under DDP names the strategies that do run there."""
+"""A loss strategy that cannot run under DDP (or accumulate) is refused, naming the strategies that can."""
 
 from __future__ import annotations
 
@@ -13,17 +13,26 @@ from mtcore.train.validate import plan_run
 BASE = {"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra", "rsg:parus"]}
 
 
-@pytest.mark.parametrize("strategy", ["pcgrad", "mgda", "cagrad", "gradnorm"])
-def test_the_ddp_refusal_lists_every_strategy_that_runs_under_ddp(strategy: str) -> None:
+def test_a_strategy_that_cannot_run_under_ddp_is_refused_naming_those_that_can(monkeypatch) -> None:
+    """The built-in strategies all run under DDP; one that says it cannot (a plugin's) is refused in one line that
+    suggests the others of its kind (one batch of every task per step), read from each one's capability."""
+    monkeypatch.setattr(PCGradLoss, "supports_distributed", False)
     with pytest.raises(ConfigError) as info:
-        plan_run(load_config(BASE, [f"loss.strategy={strategy}"]), world_size=2)
+        plan_run(load_config(BASE, ["loss.strategy=pcgrad"]), world_size=2)
     message = str(info.value)
-    assert "\n" not in message and f"{strategy!r}" in message and "does not run under DDP" in message
+    assert "\n" not in message and "'pcgrad'" in message and "does not run under DDP" in message
     suggested = message.split("; use ", 1)[1]
-    for name in ("sum", "weighted", "uncertainty", "rlw", "dwa"):
+    for name in ("sum", "weighted", "uncertainty", "rlw", "dwa", "mgda", "cagrad", "gradnorm"):
         assert f"'{name}'" in suggested
-    for name in ("pcgrad", "mgda", "cagrad", "gradnorm", "single"):  # refused under DDP, or one task per step
+    for name in ("pcgrad", "single"):  # refused under DDP, or one task per step
         assert f"'{name}'" not in suggested
+
+
+def test_a_strategy_that_cannot_accumulate_is_refused_with_accumulation(monkeypatch) -> None:
+    monkeypatch.setattr(PCGradLoss, "supports_accumulation", False)
+    with pytest.raises(ConfigError, match="cannot accumulate gradients over 2 micro-steps"):
+        plan_run(load_config(BASE, ["loss.strategy=pcgrad", "optimizer.gradient_accumulation_steps=2"]))
+    plan_run(load_config(BASE, ["loss.strategy=mgda", "optimizer.gradient_accumulation_steps=2"]))
 
 
 def test_the_suggestions_come_from_the_strategies_own_capability() -> None:
@@ -38,4 +47,4 @@ def test_the_suggestions_come_from_the_strategies_own_capability() -> None:
     registry.add_component("loss", "local", LocalOnly, "user")
     registry.add_component("loss", "missing", "no_such_module_xyz:Strategy", "user")
     registry.add_component("loss", "mine", type("Mine", (SumLoss,), {}), "user")
-    assert distributed_alternatives(registry, PCGradLoss) == "'sum' or 'mine'"
+    assert distributed_alternatives(registry, PCGradLoss) == "'sum', 'pcgrad' or 'mine'"

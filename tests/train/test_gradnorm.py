@@ -15,6 +15,7 @@ def _step(strategy: GradNormLoss, losses: dict[str, torch.Tensor], shared: list[
     for p in shared + heads:
         p.grad = None
     strategy.backward(losses, shared, heads, lambda loss: loss, step)
+    strategy.end_backward(shared, heads, step)
 
 
 def test_the_task_with_the_larger_gradient_loses_weight_and_the_weights_keep_their_sum():

@@ -64,6 +64,7 @@ def _pcgrad_step(strategy, grads: list[list[float]], step: int) -> list[float]:
     w = torch.nn.Parameter(torch.zeros(2))
     losses = {t: (w * torch.tensor(g)).sum() for t, g in zip(strategy.task_ids, grads)}
     strategy.backward(losses, [w], [], lambda loss: loss, step=step)
+    strategy.end_backward([w], [], step=step)
     return w.grad.tolist()
 
 

@@ -150,7 +150,9 @@ def test_pcgrad_backward_writes_gradients():
     shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
     head_a, head_b = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.tensor(1.0))
     losses = {"a": (shared * torch.tensor([1.0, 0.0])).sum() * head_a, "b": (shared * torch.tensor([-1.0, 1.0])).sum() * head_b}
-    PCGradLoss(["a", "b"]).backward(losses, [shared], [head_a, head_b], lambda loss: loss, step=1)
+    strategy = PCGradLoss(["a", "b"])
+    strategy.backward(losses, [shared], [head_a, head_b], lambda loss: loss, step=1)
+    strategy.end_backward([shared], [head_a, head_b], step=1)
     assert torch.allclose(shared.grad, torch.tensor([0.5, 1.5]))
     assert head_a.grad.item() == pytest.approx(1.0) and head_b.grad.item() == pytest.approx(0.0)
 
@@ -159,7 +161,9 @@ def test_pcgrad_leaves_shared_parameters_no_task_reached_without_a_gradient():
     """As 'sum' does: a zero gradient would still get AdamW's weight decay and momentum."""
     shared, unused = torch.nn.Parameter(torch.tensor([1.0, 1.0])), torch.nn.Parameter(torch.tensor([2.0]))
     losses = {"a": (shared * torch.tensor([1.0, 0.0])).sum(), "b": (shared * torch.tensor([-1.0, 1.0])).sum()}
-    PCGradLoss(["a", "b"]).backward(losses, [shared, unused], [], lambda loss: loss, step=1)
+    strategy = PCGradLoss(["a", "b"])
+    strategy.backward(losses, [shared, unused], [], lambda loss: loss, step=1)
+    strategy.end_backward([shared, unused], [], step=1)
     assert unused.grad is None and torch.allclose(shared.grad, torch.tensor([0.5, 1.5]))
 
 
