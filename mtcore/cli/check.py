@@ -60,6 +60,10 @@ def check(
 
     loaded = anchor_paths(load_config(config, overrides or []), Path.cwd())
     plan = plan_run(loaded, base_dir=Path.cwd())
+    if loaded.deterministic:
+        from mtcore.train.determinism import NOTE
+
+        print(f"note: {NOTE}")
     if not data:
         _check_heads(plan)
     counts = _count(plan) if data else None

@@ -3,6 +3,7 @@
 A complete config, every key with its default (only ``encoder`` and ``tasks`` are required)::
 
     seed: 42
+    deterministic: false         # true: deterministic GPU kernels only, so a GPU run repeats bit for bit (slower)
     output_dir: null             # default: runs/<config file stem>
     cpu: false                   # force CPU even when a GPU is there
     encoder:
@@ -190,8 +191,8 @@ class SamplerConfig(Section):
 
 
 class LossConfig(Section):
-    """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``rlw``, ``dwa``, ``pcgrad``,
-    ``mgda``, ``cagrad``; ``mt components loss``)."""
+    """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``rlw``, ``dwa``, ``famo``,
+    ``pcgrad``, ``mgda``, ``cagrad``, ``gradnorm``, ``imtl``, ``aligned_mtl``, ``gradvac``; ``mt components loss``)."""
 
     strategy: str = "single"
     weights: dict[str, float] = Field(default_factory=dict)
@@ -340,6 +341,7 @@ class TrainConfig(Section):
     """The whole training configuration (see the module docstring for every key)."""
 
     seed: int = Field(42, ge=0, lt=2**32)
+    deterministic: bool = False  # deterministic kernels only (mtcore.train.determinism)
     output_dir: str | None = None
     cpu: bool = False
     encoder: EncoderConfig

@@ -302,6 +302,8 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
 #: does at the end, leave the trained weights bit-identical (tests/train/test_resume_changes.py). Early stopping
 #: ends the same trajectory sooner or later (the schedule depends on the total steps only). Task entries that are
 #: only evaluated (``evaluate_with``, a diagnostic set) may be added or removed too (:func:`check_same_config`).
+#: ``deterministic`` is not one: it draws the same batches and random numbers, but other kernels sum in another order
+#: (other bits), and the rewritten config.yaml would call a run deterministic whose first part was not.
 RESUMABLE_CHANGES = ("logging.", "output_dir", "checkpoint.keep_last", "checkpoint.keep_best", "checkpoint.every",
                      "checkpoint.at_end", "checkpoint.best_to_model", "evaluation.every", "evaluation.at_end",
                      "evaluation.early_stopping_patience", "batching.eval_batch_size", "debug.")

@@ -8,7 +8,8 @@ task's loss is the mean over all its items in the step, every process's included
 step, so DDP reduces gradients once per step and only one graph is alive at a time. PCGrad-like strategies keep
 every task's graph of a micro-step, run outside DDP's sync, and write the gradients themselves once per step
 (summed over micro-steps, averaged over processes: :class:`~mtcore.train.losses.GradientCombiner`). Then
-clipping, the optimizer and schedule steps, and the events due at this step (logging,
+clipping, the optimizer and schedule steps; a strategy with ``needs_losses_after_step`` (FAMO) then gets the step's
+losses before and after the update, its batches run forward again without gradients; then the events due at this step (logging,
 evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
 
 Nothing in the hot path reads a device value: losses are summed on the device
@@ -45,6 +46,7 @@ from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
 from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
+from mtcore.train.step_losses import StepLosses, losses_after_step
 from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.trackers import end_trackers
 
@@ -153,6 +155,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 items = [[loss_items(batch, kinds[batch.name]) for batch in group] for group in groups]  # host labels
                 divisors = step_divisors(groups, items, engine.plan.task_ids, processes=acc.num_processes, reduce_sum=reduce_sum,
                                          device=acc.device)  # each task's loss: the mean over its items in the step
+                before = StepLosses(strategy.task_ids, acc.device) if strategy.needs_losses_after_step else None
                 for micro, group in enumerate(groups):
                     losses = {}
                     for k, batch in enumerate(group):
@@ -169,6 +172,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             watch.observe(task, loss, step)
                             copy = getattr(batch, "duplicate", False)  # DDP: a lower rank's batch again; trains and counts nothing
                             meter.add(task, loss, 0 if copy else batch.size, 0 if copy else batch.num_tokens, items[micro][k])
+                            if before is not None:  # the step's losses before its update, for the strategy's after_step
+                                before.add(task, loss, divisors[micro][k])
                             if strategy.owns_backward:
                                 losses[task] = loss / divisors[micro][k]
                             else:
@@ -189,6 +194,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 if not step_skipped(optimizer, scaler, scale_before):
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
+                if before is not None:  # the same batches again at the new parameters, no gradients (FAMO: about a forward per step)
+                    strategy.after_step(before, losses_after_step(model, acc, groups, divisors, strategy.task_ids), step, reduce_mean)
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()
                 state.step = step

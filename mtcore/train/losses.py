@@ -9,6 +9,8 @@ A :class:`LossStrategy` tells the training loop three things:
   loop averages their gradients with :meth:`LossStrategy.sync_gradients`;
 * ``begin_step``: called before each optimizer step, where weights that change with the step
   (random or dynamic weighting, :mod:`mtcore.train.loss_balancers`) are fixed;
+* ``after_step`` (when ``needs_losses_after_step``): called after each optimizer step with the step's
+  losses before and after the update, the step's batches run forward again (FAMO, :mod:`mtcore.train.famo`);
 * ``owns_backward``: when false (the default) the step's loss is a sum of per-task terms and the
   loop back-propagates each task's :meth:`LossStrategy.term` as soon as that task's forward is
   done (one graph alive at a time); when true (PCGrad) the loop keeps every task's loss and calls
@@ -50,6 +52,8 @@ class LossStrategy(nn.Module):
     uses_weights: bool | None = None
     #: Whether :meth:`task_weights` change during training, so the loop logs them (``loss_weights`` events).
     logs_weights: bool = False
+    #: Whether the loop runs the step's batches forward again after the optimizer step, for :meth:`after_step`.
+    needs_losses_after_step: bool = False
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__()
@@ -76,6 +80,12 @@ class LossStrategy(nn.Module):
         """Called by the loop before optimizer step ``step`` (from 1) starts, on every process, so a strategy
         can fix that step's weights (:mod:`mtcore.train.loss_balancers`). ``reduce_mean`` averages a tensor
         over processes (None on one process). Plain loops that only call :meth:`combine` never call it."""
+
+    def after_step(self, before: Any, after: Any, step: int, reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Called after optimizer step ``step`` on every process, only when ``needs_losses_after_step``: ``before`` and
+        ``after`` (:class:`~mtcore.train.step_losses.StepLosses`) hold the step's losses as trained on and again at the new
+        parameters (same batches, train mode, no gradients), each batch's divided as in training and summed over
+        micro-steps; ``reduce_mean`` of the sums (None on one process) is each task's mean over the step's items."""
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         """What to back-propagate for one task's loss (the strategies here are sums of such terms,

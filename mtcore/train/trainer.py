@@ -72,15 +72,18 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Run the training; returns the summary (also written to ``summary.json``). A SIGTERM or SIGUSR1 while it
         trains writes a checkpoint of the current step and raises :class:`mtcore.train.preemption.Preempted`
-        (continue with ``resume=True``)."""
+        (continue with ``resume=True``). With ``deterministic: true`` the run uses deterministic kernels only, and the
+        process's previous torch flags are back when it returns or raises (:mod:`mtcore.train.determinism`)."""
         from mtcore.train.build import build_engine
+        from mtcore.train.determinism import deterministic_run
         from mtcore.train.loop import train_loop
 
         if self.resume and (finished := self.finished_summary()) is not None:
             self.summary = finished  # resume=True of a finished run: nothing to continue, nothing rewritten
             return finished
         _reset_accelerate_state()
-        with main_process_warnings():
+        # deterministic: true: its flags are set before the run touches CUDA, and restored when train() returns or raises
+        with main_process_warnings(), deterministic_run(self.config.deterministic):
             self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
             self.summary = train_loop(self.engine)
         return self.summary

@@ -132,6 +132,7 @@ RESUMED = {
     "rlw-accumulation": {"loss": {"strategy": "rlw"}, "optimizer": {"gradient_accumulation_steps": 2}},
     "dwa": {"loss": {"strategy": "dwa", "options": {"window": 1}}},  # its windows close at every step: the weights move
     "gradnorm": {"loss": {"strategy": "gradnorm", "options": {"lr": 0.2}}},  # learned weights, first losses, Adam moments
+    "famo": {"loss": {"strategy": "famo", "options": {"lr": 0.2}}},  # task logits, Adam moments, the losses of the next weights
     "annealed-padding-free-budget": {"sampler": {"name": "annealed"}, "schedule": {"epochs": 2, "warmup_steps": 1},
                                      "batching": {"max_tokens": 48, "padding_free": True}},
 }
@@ -173,5 +174,8 @@ def test_resume_restores_the_strategy_and_sampler_exactly(tmp_path: Path, make_c
     if variant == "gradnorm":
         start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]
         assert int(start["updates"]) == 2 and not torch.equal(start["loss_weights"], torch.ones_like(start["loss_weights"]))
+    if variant == "famo":
+        start = load_state(full / "checkpoints" / keep / "trainer")["strategy"]
+        assert int(start["updates"]) == 2 and start["logits"].abs().min() > 0 and start["measured"].min() == 1
     sampler_state = [json.loads((run / "checkpoints" / last / "sampler.json").read_text()) for run in (full, resumed)]
     assert sampler_state[0] == sampler_state[1]

@@ -1,0 +1,168 @@
+"""More loss strategies that combine the tasks' gradients on the shared encoder: IMTL-G, Aligned-MTL and GradVac.
+
+Like ``mgda`` and ``cagrad`` (:mod:`mtcore.train.gradient_balancers`), each is a
+:class:`~mtcore.train.losses.GradientCombiner`: one batch of every task per step, one backward pass per task,
+the flat gradients ``gᵢ`` of the shared parameters combined into the encoder's update (summed over micro-steps and
+averaged over processes first, so every process takes the same update); heads get their own task's gradient.
+Each works on the tasks' Gram matrix ``M = G Gᵀ`` (``K × K``, in float64, one host read per step), returns an
+update on the scale of ``sum`` and logs, at logging steps (``loss_weights`` events), each task's effective weight in
+the last update, ``d = Σ weightᵢ · gᵢ``.
+
+* ``imtl`` — IMTL-G, the gradient half of "Towards Impartial Multi-task Learning" (Liu et al., ICLR 2021): the
+  combination ``Σ αᵢ gᵢ`` with ``Σ αᵢ = 1`` whose projections onto every task's unit gradient ``uᵢ = gᵢ / ‖gᵢ‖``
+  are equal, so no task's direction is favoured whatever its gradient's size. The paper's closed form
+  ``α₂..K = g₁ Uᵀ (D Uᵀ)⁻¹`` (``D``, ``U`` the rows ``g₁ − gᵢ``, ``u₁ − uᵢ``) is, from the Gram matrix,
+  ``α ∝ N⁻¹ C⁻¹ 1`` with ``C`` the tasks' cosines and ``N`` their norms; ``C⁻¹`` is a pseudo-inverse, so parallel
+  gradients (a singular ``C``) get the least-squares answer, and opposite gradients of any sizes ``0``: no direction
+  improves both. The update is ``K'`` times the paper's, ``K'`` the tasks with a non-zero gradient: equal,
+  orthogonal gradients give ``sum``'s update; a task whose gradient is 0 (its loss does not reach the encoder) gets
+  weight 0 and the others are balanced among themselves. From 3 tasks the paper's weights, summing to 1, can make
+  the common projection negative (every task's loss would rise; 4% of synthetic draws of strongly correlated
+  gradients of unequal sizes); then their sign is flipped (they sum to −1), and where mixed-sign weights would make
+  the update longer than the longest task gradient (the bound of any convex combination) it is shortened to that
+  length. Neither changes the paper's update when its weights are all ``>= 0``. IMTL-L's learned loss scales are
+  not part of it.
+* ``aligned_mtl`` — Aligned-MTL (Senushkin et al., CVPR 2023, "Independent Component Alignment for Multi-Task
+  Learning"): with ``M = V Λ Vᵀ`` restricted to its non-zero eigenvalues, the balance matrix
+  ``B = √λ_min · V Λ^(−1/2) Vᵀ`` makes the aligned gradients ``B G`` orthogonal with equal norms ``√λ_min`` (their
+  Gram matrix is ``λ_min`` times the identity on ``M``'s range: condition number 1); the update is their sum,
+  ``d = Σᵢ (B 1)ᵢ gᵢ``, as the authors' code and LibMTL (already the scale of ``sum``: orthogonal gradients of one
+  norm give ``sum``'s update). A task whose gradient is 0, or lies in the others' span, adds no eigen-direction.
+  Eigenvalues below ``K · eps · λ_max`` (float32's ``eps``) count as 0, as in the authors' code.
+* ``gradvac`` — Gradient Vaccine (Wang et al., ICLR 2021, "Gradient Vaccine: Investigating and Improving
+  Multi-task Optimization in Massively Multilingual Models"): PCGrad with a target similarity per ordered task
+  pair. Each task's gradient, visiting the others in a random order seeded by ``(seed, step)`` (PCGrad's), whose
+  cosine ``φᵢⱼ`` with ``gⱼ`` is below the target ``φ̂ᵢⱼ`` gets the multiple of ``gⱼ`` that raises it to ``φ̂ᵢⱼ``:
+  ``‖gᵢ‖ (φ̂ᵢⱼ √(1 − φᵢⱼ²) − φᵢⱼ √(1 − φ̂ᵢⱼ²)) / (‖gⱼ‖ √(1 − φ̂ᵢⱼ²))``; the update is the sum of the corrected
+  gradients (``sum``'s scale). After each visit the target moves towards the observed cosine,
+  ``φ̂ᵢⱼ ← (1 − β) φ̂ᵢⱼ + β φᵢⱼ`` (the paper's rule; LibMTL moves it only when it corrects, so its targets never
+  rise above 0). Targets start at 0, where the correction is PCGrad's projection: ``beta: 0`` is ``pcgrad``.
+  Option ``beta`` (default 0.5, LibMTL's); the ``K × K`` targets are saved in checkpoints. One target per pair
+  over the whole encoder (LibMTL's default; its per-layer groups are not offered).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtcore.errors import ConfigError
+from mtcore.train.gradient_balancers import _LoggedWeights, gram
+
+#: A task gradient whose squared norm is below this share of the largest one's is treated as 0 by ``imtl``.
+ZERO = 1e-20
+
+
+def task_gram(grads: list[torch.Tensor]) -> tuple[np.ndarray, float]:
+    """The tasks' Gram matrix (:func:`~mtcore.train.gradient_balancers.gram`, float64) and ``K`` times float32's
+    ``eps``: below this share of the largest, an eigen- or singular value counts as 0."""
+    return gram(grads), len(grads) * float(torch.finfo(torch.float32).eps)
+
+
+def _live(matrix: np.ndarray) -> np.ndarray:
+    diag = np.clip(np.diag(matrix), 0.0, None)
+    return diag > ZERO * diag.max(initial=0.0) if diag.max(initial=0.0) > 0 else np.zeros(len(diag), dtype=bool)
+
+
+def imtl_weights(matrix: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """IMTL-G's ``α`` (``d = Σ αᵢ gᵢ``, the paper's scale) from the Gram matrix; see the module docstring for the
+    pseudo-inverse, the zero gradients, the sign and the length bound."""
+    alpha, live = np.zeros(matrix.shape[0]), _live(matrix)  # a zero gradient has no direction to balance
+    if not live.any():
+        return alpha
+    norms = np.sqrt(np.diag(matrix)[live])
+    cosines = matrix[np.ix_(live, live)] / np.outer(norms, norms)
+    beta = np.linalg.pinv(cosines, rcond=rcond, hermitian=True) @ np.ones(len(norms))  # d ∝ Σ βᵢ uᵢ: uᵢ·d equal
+    length = float(np.sqrt(max(float(beta @ cosines @ beta), 0.0)))  # ‖Σ βᵢ uᵢ‖
+    if not length > 0:
+        return alpha  # no direction has equal, non-zero projections (opposite gradients): no update
+    total = float(np.sum(beta / norms))  # Σ αᵢ = 1 divides by it
+    scale = 1.0 / abs(total) if total != 0 else float("inf")
+    alpha[live] = beta / norms * min(scale, float(norms.max()) / length)
+    return alpha
+
+
+def balance_matrix(matrix: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
+    """Aligned-MTL's ``B = √λ_min · V Λ^(−1/2) Vᵀ`` over the eigenvalues of ``M`` above ``rcond · λ_max`` (0: none)."""
+    values, vectors = np.linalg.eigh(matrix)
+    if not values.max(initial=0.0) > 0:
+        return np.zeros_like(matrix)
+    keep = values > rcond * values.max()
+    values, vectors = values[keep], vectors[:, keep]
+    return np.sqrt(values.min()) * (vectors / np.sqrt(values)) @ vectors.T
+
+
+def vaccinate(matrix: np.ndarray, targets: np.ndarray, order: torch.Generator, beta: float) -> np.ndarray:
+    """GradVac on the Gram matrix: the weights ``w`` of ``d = Σ wⱼ gⱼ``; ``targets`` (``K × K``) are updated in
+    place. Each corrected gradient is kept as coefficients over the original ones, ``gᵢ' = Σₖ cᵢₖ gₖ``, so its
+    norm and dot products come from ``M``. Pairs are visited as in :func:`~mtcore.train.losses.project_conflicting`."""
+    k = matrix.shape[0]
+    coefficients = np.eye(k)
+    norms = np.sqrt(np.clip(np.diag(matrix), 0.0, None))
+    for i in range(k):
+        for j in torch.randperm(k, generator=order).tolist():
+            if j == i:
+                continue
+            dots = coefficients[i] @ matrix  # gᵢ' · gₖ for every k
+            norm_i = float(np.sqrt(max(float(dots @ coefficients[i]), 0.0)))
+            if not (norm_i > 1e-6 * norms[i] and norms[j] > 1e-10 * norms.max()):
+                continue  # no cosine with a zero (or projected-away) gradient: nothing to correct, the target stays
+            cosine = float(np.clip(dots[j] / (norm_i * norms[j]), -1.0, 1.0))
+            target = float(targets[i, j])
+            sine_target = float(np.sqrt(max(1.0 - target ** 2, 0.0)))
+            if cosine < target and sine_target > 1e-6:  # a target of ±1 (parallel) is out of reach of any multiple of gⱼ
+                coefficients[i, j] += (norm_i * (target * np.sqrt(max(1.0 - cosine ** 2, 0.0)) - cosine * sine_target)
+                                       / (norms[j] * sine_target))
+            targets[i, j] = (1 - beta) * target + beta * cosine
+    return coefficients.sum(0)
+
+
+def _combined(weights: np.ndarray, grads: list[torch.Tensor]) -> torch.Tensor:
+    return sum(float(w) * g for w, g in zip(weights, grads))
+
+
+class IMTLGLoss(_LoggedWeights):
+    """IMTL-G: the combination with equal projections onto every task's unit gradient (see the module docstring)."""
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        matrix, rcond = task_gram(grads)
+        weights = max(int(_live(matrix).sum()), 1) * imtl_weights(matrix, rcond)  # K' times the paper's: the scale of sum
+        self._keep(weights)
+        return _combined(weights, grads)
+
+
+class AlignedMTLLoss(_LoggedWeights):
+    """Aligned-MTL: the sum of the task gradients aligned by the balance matrix (see the module docstring)."""
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        matrix, rcond = task_gram(grads)
+        weights = balance_matrix(matrix, rcond).sum(1)  # B is symmetric: B 1
+        self._keep(weights)
+        return _combined(weights, grads)
+
+
+class GradVacLoss(_LoggedWeights):
+    """GradVac with EMA rate ``beta`` and PCGrad's order seed ``seed`` (see the module docstring)."""
+
+    def __init__(self, task_ids: Any, weights: Any = None, beta: float = 0.5, seed: int = 0, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta <= 1:
+            raise ConfigError(f"loss strategy 'gradvac': option 'beta' (the rate at which the target cosines follow the "
+                              f"observed ones; 0 is 'pcgrad') must be a number in [0, 1], got {beta!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            raise ConfigError(f"loss strategy 'gradvac': option 'seed' must be an integer, got {seed!r}")
+        self.beta, self.seed = float(beta), int(seed)
+        k = len(self.task_ids)
+        self.register_buffer("targets", torch.zeros(k, k, dtype=torch.float64))  # φ̂ᵢⱼ, saved in checkpoints
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        matrix, _ = task_gram(grads)
+        targets = self.targets.detach().cpu().numpy().copy()
+        order = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        weights = vaccinate(matrix, targets, order, self.beta)
+        self.targets.copy_(torch.from_numpy(targets))
+        self._keep(weights)
+        return _combined(weights, grads)
