@@ -25,7 +25,7 @@ from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
 from mtcore.train.encoder_checks import check_packed_attention_device
-from mtcore.train.precision import check_weights_dtype, resolve_precision
+from mtcore.train.accelerator import make_accelerator
 from mtcore.train.validate import RunPlan
 
 TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
@@ -93,21 +93,6 @@ def quiet_progress_bars() -> Iterator[None]:
             enable_progress_bars()
         if transformers_on:
             hf_logging.enable_progress_bar()
-
-
-def make_accelerator(config: TrainConfig, run: RunDir, num_tasks: int) -> Any:
-    """An ``Accelerator`` for this config: device, precision, DDP options, trackers."""
-    import torch
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    cuda = torch.cuda.is_available() and not config.cpu
-    precision = resolve_precision(config.precision, cuda)
-    check_weights_dtype(precision, config.encoder.options)
-    # One task per step (or one backward per task) leaves other heads without gradient.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=num_tasks > 1)
-    return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
-                       log_with=list(config.logging.trackers) or None, project_dir=str(run.root))
 
 
 def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
