@@ -280,10 +280,11 @@ def predict(
 
         from mtcore.predict.tasks import with_null_threshold
 
-        from mtcore.predict.evaluate import scored_heads
+        from mtcore.predict.evaluate import scored_tasks
 
         name = _pick_task(model, names[0] if names else None)
-        head, spec = prediction_task(model, name, with_head or scored_heads(location).get(name))  # evaluate_with: its head
+        scored = scored_tasks(location).get(name) if with_head is None else None  # evaluate_with: its head, the run's settings
+        head, spec = prediction_task(model, scored.task, scored.head) if scored is not None else prediction_task(model, name, with_head)
         spec = with_null_threshold([_with_run_sources(location, spec)], null_threshold)[0]
         if format not in STDOUT_FORMATS:
             _check_writer(writer, spec)

@@ -130,14 +130,20 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     return setups
 
 
-def scored_heads(location: ModelLocation) -> dict[str, str]:
-    """The evaluate-only tasks of the run at ``location`` (``evaluate_with``; keyed by id and bare name) and the
-    trained task whose head scored each; empty for a model folder outside a run."""
+def scored_tasks(location: ModelLocation) -> dict[str, Any]:
+    """The evaluate-only tasks of the run at ``location`` (``evaluate_with``; keyed by id and bare name), as the run
+    planned them (:class:`~mtcore.train.eval_tasks.EvaluatedTask`: the task with the entry's settings, e.g. its
+    ``max_length``, and ``head``, the trained task whose head scored it); empty for a model folder outside a run."""
     from mtcore.predict.locate import run_plan
 
     config = run_config(location)
     plan = run_plan(config) if config is not None and any(e.evaluate_with for e in config.tasks) else None
-    return {name: e.head for e in (plan.evaluated if plan is not None else []) for name in (e.task.name, e.id)}
+    return {name: e for e in (plan.evaluated if plan is not None else []) for name in (e.task.name, e.id)}
+
+
+def scored_heads(location: ModelLocation) -> dict[str, str]:
+    """:func:`scored_tasks`' heads: each evaluate-only task (id and bare name) and the trained task whose head scored it."""
+    return {name: e.head for name, e in scored_tasks(location).items()}
 
 
 def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str) -> TaskSetup:

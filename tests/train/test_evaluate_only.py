@@ -89,6 +89,29 @@ def test_zero_shot_transfer_is_scored_during_training_as_mt_evaluate_head_scores
     assert json.loads(one.stdout)["label"] in ("entailment", "neutral", "contradiction")
 
 
+def test_predict_input_of_an_evaluate_only_task_uses_the_run_entry_s_settings(tmp_path: Path, make_config):
+    """``mt predict RUN --task X -i FILE`` predicted an evaluate_with task with its registered settings, not the run
+    entry's (here max_length 8): the file's rows now get the probabilities the run's own split predictions have."""
+    from mtcore.data import load_raw
+    from mtcore.predict.tasks import registered_task
+
+    run = tmp_path / "run"
+    Trainer(_config(make_config, [NLI, {**XNLI_RU, "max_length": 8}], evaluation={"every": None, "at_end": False}),
+            output_dir=run).train()
+    split = _mt("predict", str(run), "--task", "xnli-ru", "--split", "validation", "-o", str(tmp_path / "split.jsonl"))
+    assert split.exit_code == 0, split.stderr
+    expected = [json.loads(line) for line in (tmp_path / "split.jsonl").read_text().splitlines()][:4]
+    rows = list(load_raw(registered_task("nli:xnli-ru"), "sample", splits=("validation",))["validation"])[:4]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({"premise": r["premise"], "hypothesis": r["hypothesis"]}) + "\n"
+                                                 for r in rows), encoding="utf-8")
+    given = _mt("predict", str(run), "--task", "xnli-ru", "-i", str(tmp_path / "rows.jsonl"), "-o", str(tmp_path / "given.jsonl"))
+    assert given.exit_code == 0, given.stderr
+    got = [json.loads(line) for line in (tmp_path / "given.jsonl").read_text().splitlines()]
+    assert len(got) == len(expected) == 4
+    for a, b in zip(got, expected):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-5)
+
+
 def test_an_evaluate_only_task_changes_nothing_in_training(tmp_path: Path, make_config, helpers):
     alone = Trainer(_config(make_config, [NLI]), output_dir=tmp_path / "alone").train()
     scored = Trainer(_config(make_config, [NLI, {**XNLI_RU, "split": "test"}]), output_dir=tmp_path / "scored").train()
