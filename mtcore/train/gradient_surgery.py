@@ -1,4 +1,5 @@
-"""More loss strategies that combine the tasks' gradients on the shared encoder: IMTL-G, Aligned-MTL and GradVac.
+"""More loss strategies that combine the tasks' gradients on the shared encoder: IMTL-G, Aligned-MTL, GradVac and
+Nash-MTL.
 
 Like ``mgda`` and ``cagrad`` (:mod:`mtcore.train.gradient_balancers`), each is a
 :class:`~mtcore.train.losses.GradientCombiner`: one batch of every task per step, one backward pass per task,
@@ -39,6 +40,24 @@ the last update, ``d = Σ weightᵢ · gᵢ``.
   rise above 0). Targets start at 0, where the correction is PCGrad's projection: ``beta: 0`` is ``pcgrad``.
   Option ``beta`` (default 0.5, LibMTL's); the ``K × K`` targets are saved in checkpoints. One target per pair
   over the whole encoder (LibMTL's default; its per-layer groups are not offered).
+* ``nash_mtl`` — Nash-MTL (Navon et al., ICML 2022, "Multi-Task Learning as a Bargaining Game"): the Nash bargaining
+  solution ``Σ αᵢ gᵢ`` with ``α > 0`` solving ``(M α)ᵢ = 1 / αᵢ``: every task's loss falls (``gᵢ · d ∝ 1 / αᵢ``),
+  and scaling one task's loss does not turn ``d`` (``αᵢ`` takes the scale). Solved exactly, not by the authors'
+  sequence of cvxpy problems: with ``αᵢ = βᵢ / ‖gᵢ‖`` and ``C`` the non-zero gradients' cosines, ``β`` minimises the
+  convex ``½ βᵀ (C + εI) β − Σ log βᵢ`` (its gradient is the condition's residual) by damped Newton steps on the
+  ``K × K`` system, to float64 precision. The paper's update has norm ``√K`` whatever the gradients' sizes, and the
+  authors' code clips the encoder's gradient to ``max_norm`` (1, the radius of the paper's ball of updates), so it
+  always has norm 1. Here the update is ``√(Σ ‖gᵢ‖² / K')`` times the paper's (``K'`` the non-zero gradients), of
+  norm ``√(Σ ‖gᵢ‖²)``: the scale of ``sum`` (its update for orthogonal gradients of one norm, ``g`` itself for one
+  task), clipped by ``optimizer.max_grad_norm`` like any update, so no second clip. A zero gradient gets weight 0 and
+  the others bargain as if its task were absent; parallel gradients need no help (``αᵢ ∝ 1 / ‖gᵢ‖``). The ridge
+  ``ε = 1e-10`` (a private direction of relative size 1e-5 for each task) moves ``(M α)ᵢ αᵢ`` from 1 by ``ε βᵢ²`` and
+  keeps the problem solvable where the paper's is not, when no direction improves some tasks together (0 in their
+  gradients' convex hull, as opposite gradients): their ``βᵢ`` grow to about ``1 / √ε = 1e5`` and their terms
+  cancel, so the update serves the other tasks, orthogonal to those, or is about 0 when none is left. Option
+  ``update_every`` (default 1, the reference's ``update_weights_every``): the weights are solved every that many
+  steps and held in between (saved in checkpoints). Heads get their own task's gradient (the reference gives them
+  ``αᵢ`` times it).
 """
 
 from __future__ import annotations
@@ -120,6 +139,41 @@ def vaccinate(matrix: np.ndarray, targets: np.ndarray, order: torch.Generator, b
     return coefficients.sum(0)
 
 
+#: Nash-MTL's ridge on the cosine matrix: keeps the bargaining problem solvable (see the module docstring).
+RIDGE = 1e-10
+
+
+def bargain(cosines: np.ndarray, steps: int = 100) -> np.ndarray:
+    """``β > 0`` with ``(C β)ᵢ βᵢ = 1`` for a positive definite ``C``: the minimiser of the self-concordant
+    ``½ βᵀ C β − Σ log βᵢ`` by Newton's method, damped by ``1 / (1 + λ)`` (``λ`` the Newton decrement) while
+    ``λ >= 1/4``, which keeps every iterate positive. It stops at ``λ < 1e-12`` or where rounding stops ``λ`` from
+    halving (near-singular ``C``); 10 to 20 steps for well-conditioned ``C``, up to about 60 where the ridge decides."""
+    beta = np.full(len(cosines), np.sqrt(len(cosines) / cosines.sum()))  # the best multiple of 1
+    previous = float("inf")
+    for _ in range(steps):
+        residual = cosines @ beta - 1.0 / beta  # the gradient
+        newton = np.linalg.solve(cosines + np.diag(beta ** -2.0), residual)
+        decrement = float(np.sqrt(max(float(residual @ newton), 0.0)))
+        if decrement < 1e-12 or previous < 0.25 and decrement > previous / 2:
+            break
+        beta = beta - (newton if decrement < 0.25 else newton / (1.0 + decrement))
+        previous = decrement
+    return beta
+
+
+def nash_weights(matrix: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
+    """Nash-MTL's ``α`` at the paper's scale, ``(M α)ᵢ αᵢ = 1`` (up to the ridge), from the Gram matrix; 0 for a zero
+    gradient."""
+    alpha, live = np.zeros(matrix.shape[0]), _live(matrix)
+    if not live.any():
+        return alpha
+    norms = np.sqrt(np.diag(matrix)[live])
+    cosines = np.clip(matrix[np.ix_(live, live)] / np.outer(norms, norms), -1.0, 1.0)
+    np.fill_diagonal(cosines, 1.0 + ridge)
+    alpha[live] = bargain(cosines) / norms
+    return alpha
+
+
 def _combined(weights: np.ndarray, grads: list[torch.Tensor]) -> torch.Tensor:
     return sum(float(w) * g for w, g in zip(weights, grads))
 
@@ -164,5 +218,27 @@ class GradVacLoss(_LoggedWeights):
         order = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         weights = vaccinate(matrix, targets, order, self.beta)
         self.targets.copy_(torch.from_numpy(targets))
+        self._keep(weights)
+        return _combined(weights, grads)
+
+
+class NashMTLLoss(_LoggedWeights):
+    """Nash-MTL, its weights solved every ``update_every`` steps (see the module docstring)."""
+
+    def __init__(self, task_ids: Any, weights: Any = None, update_every: int = 1, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if isinstance(update_every, bool) or not isinstance(update_every, numbers.Integral) or update_every < 1:
+            raise ConfigError(f"loss strategy 'nash_mtl': option 'update_every' (the steps from one solve of the weights to "
+                              f"the next) must be an integer >= 1, got {update_every!r}")
+        self.update_every = int(update_every)
+        self.register_buffer("held", torch.zeros(len(self.task_ids), dtype=torch.float64))  # the last solve's, in checkpoints
+
+    def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
+        weights = self.held.detach().cpu().numpy().copy() if (step - 1) % self.update_every else None
+        if weights is None or not weights.any():  # a solve step, or nothing held yet
+            matrix, _ = task_gram(grads)
+            alpha = nash_weights(matrix)
+            weights = np.sqrt(np.trace(matrix) / max(int(_live(matrix).sum()), 1)) * alpha  # ‖d‖² = Σ ‖gᵢ‖²: sum's scale
+            self.held.copy_(torch.from_numpy(weights))
         self._keep(weights)
         return _combined(weights, grads)

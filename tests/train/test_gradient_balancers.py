@@ -76,7 +76,7 @@ def test_cagrad_improves_the_worst_task_more_than_the_mean_and_c_0_is_sum():
         CAGradLoss(["a", "b"], c=-1)
 
 
-@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac"])
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl"])
 def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_config, tmp_path):
     from mtcore import Trainer
 

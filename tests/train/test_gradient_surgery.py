@@ -1,6 +1,7 @@
-"""IMTL-G, Aligned-MTL and GradVac: each update has its paper's defining property (equal projections onto the unit
-gradients; aligned gradients with condition number 1; corrected cosines reaching their targets), matches a direct
-float64 computation (the papers' closed forms, an SVD, PCGrad), and stays finite on zero and parallel gradients."""
+"""IMTL-G, Aligned-MTL, GradVac and Nash-MTL: each update has its paper's defining property (equal projections onto
+the unit gradients; aligned gradients with condition number 1; corrected cosines reaching their targets; the Nash
+bargaining condition), matches a direct float64 computation (the papers' closed forms, an SVD, PCGrad, a root finder),
+and stays finite on zero and parallel gradients."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 
 from mtcore.errors import ConfigError
-from mtcore.train.gradient_surgery import AlignedMTLLoss, GradVacLoss, IMTLGLoss, balance_matrix, task_gram
+from mtcore.train.gradient_surgery import (RIDGE, AlignedMTLLoss, GradVacLoss, IMTLGLoss, NashMTLLoss, balance_matrix,
+                                         nash_weights, task_gram)
 from mtcore.train.losses import PCGradLoss
 
 
@@ -193,4 +195,98 @@ def test_gradvac_zero_and_parallel_gradients_and_its_options():
     for options, match in (({"beta": 1.5}, "option 'beta'"), ({"beta": True}, "option 'beta'"), ({"seed": 0.5}, "option 'seed'")):
         with pytest.raises(ConfigError, match=match) as info:
             GradVacLoss(["a", "b"], **options)
+        assert "\n" not in str(info.value)
+
+
+def _nash_scale(grads: list[torch.Tensor]) -> float:
+    """mtcore's factor on the paper's update: ``‖d‖² = Σ ‖gᵢ‖²`` over the K' tasks with a non-zero gradient."""
+    return float(np.sqrt(sum(float(g @ g) for g in grads) / sum(bool(g.any()) for g in grads)))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+@pytest.mark.parametrize("seed", range(3))
+def test_nash_mtl_weights_solve_the_bargaining_condition_and_match_an_independent_root(seed, k):
+    from scipy.optimize import root
+
+    grads = _grads(seed, k)
+    matrix, _ = task_gram(grads)
+    alpha = nash_weights(matrix)
+    assert alpha.min() > 0 and np.allclose(alpha * (matrix @ alpha), 1.0, rtol=0, atol=1e-8)  # (M α)ᵢ = 1 / αᵢ
+    norms = np.sqrt(np.diag(matrix))
+    found = root(lambda a: a * (matrix @ a) - 1.0, 1.0 / norms, jac=lambda a: np.diag(matrix @ a) + a[:, None] * matrix,
+                 tol=1e-12)
+    assert np.abs(found.fun).max() < 1e-12 and np.allclose(alpha, found.x, rtol=1e-7, atol=0), (alpha, found.x)
+    strategy = NashMTLLoss(_tasks(k))
+    d = strategy.combine(grads, step=1)
+    paper = sum(float(a) * g for a, g in zip(alpha, grads))
+    assert torch.allclose(d, _nash_scale(grads) * paper, rtol=1e-12, atol=0)
+    assert torch.allclose(_logged_sum(strategy, grads), d)
+    assert float(paper @ paper) == pytest.approx(k, rel=1e-8)  # the paper's update has norm √K
+    gains = np.array([float(d @ g) for g in grads])  # every task's loss falls: gᵢ · d = scale / αᵢ
+    assert np.allclose(gains, _nash_scale(grads) / alpha, rtol=1e-8)
+
+
+def test_nash_mtl_one_task_is_its_normalised_gradient_times_its_norm_and_the_direction_ignores_loss_scales():
+    g, h, j = _grads(11, 3)
+    alpha = nash_weights(task_gram([g])[0])
+    assert alpha[0] == pytest.approx(1 / float(g.norm()), rel=1e-9)  # the paper: α = 1 / ‖g‖, d = g / ‖g‖
+    assert torch.allclose(NashMTLLoss(["a"]).combine([g], step=1), g, rtol=1e-9)  # times ‖g‖: sum's update
+    e = [torch.eye(3, dtype=torch.float64)[i] * 2 for i in range(3)]
+    assert torch.allclose(NashMTLLoss(_tasks(3)).combine(e, step=1), sum(e), rtol=1e-9)  # orthogonal, one norm: sum
+    d = NashMTLLoss(_tasks(3)).combine([g, h, j], step=1)
+    scales = (1e-6, 1.0, 3e3)  # each task's loss scaled: the weights take the scale, the direction stays
+    scaled = NashMTLLoss(_tasks(3)).combine([c * x for c, x in zip(scales, (g, h, j))], step=1)
+    assert torch.allclose(scaled / scaled.norm(), d / d.norm(), rtol=0, atol=1e-9)
+    assert float(scaled.norm()) ** 2 == pytest.approx(sum(float((c * x).norm()) ** 2 for c, x in zip(scales, (g, h, j))), rel=1e-8)
+
+
+def test_nash_mtl_zero_parallel_and_opposite_gradients():
+    g, h = _grads(7, 2, n=5)
+    zero = torch.zeros(5, dtype=torch.float64)
+    # a zero gradient: weight 0, the others bargain as if its task were absent
+    strategy = NashMTLLoss(["a", "b", "c"])
+    assert torch.allclose(strategy.combine([g, zero, h], step=1), NashMTLLoss(["a", "c"]).combine([g, h], step=1), rtol=1e-12)
+    assert strategy.task_weights()["b"] == 0
+    # parallel gradients (a singular M, no ridge needed): αᵢ ∝ 1 / ‖gᵢ‖, d along them with norm √(Σ ‖gᵢ‖²)
+    assert torch.allclose(NashMTLLoss(["a", "b"]).combine([g, 2 * g], step=1), 5 ** 0.5 * g, rtol=1e-9)
+    # opposite gradients (no direction improves both): weights about scale / (‖gᵢ‖ √ε) that cancel, d about 0
+    for other in (-g, -3 * g):
+        strategy = NashMTLLoss(["a", "b"])
+        d = strategy.combine([g, other], step=1)
+        assert float(d.norm()) < 1e-9 * float(g.norm())
+        expected = [_nash_scale([g, other]) / (float(x.norm()) * RIDGE ** 0.5) for x in (g, other)]
+        assert np.allclose(list(strategy.task_weights().values()), expected, rtol=1e-4)
+    # with a third task, the opposite pair cancels and the update serves the third, off the pair's line
+    for other in (-g, -3 * g):
+        d = NashMTLLoss(_tasks(3)).combine([g, other, h], step=1)
+        off = h - float(h @ g) / float(g @ g) * g
+        assert torch.allclose(d, _nash_scale([g, other, h]) * off / off.norm(), rtol=1e-8, atol=0)
+    assert torch.equal(NashMTLLoss(["a", "b"]).combine([zero, zero], step=1), zero)
+    for grads in ([g, 2 * g, h], [g, g + 1e-9 * h, h], [g, -g + 1e-9 * h, h], [g.float(), (-g).float(), h.float()]):
+        strategy = NashMTLLoss(_tasks(3))
+        assert torch.isfinite(strategy.combine(grads, step=1)).all()
+        assert all(np.isfinite(w) for w in strategy.task_weights().values())
+
+
+def test_nash_mtl_holds_its_weights_between_solves_and_resumes_them_from_the_state_dict():
+    grads = _grads(5, 3)
+    later = [g * (1 + 0.3 * i) + 0.1 for i, g in enumerate(grads)]
+    strategy = NashMTLLoss(_tasks(3), update_every=3)
+    first = strategy.combine(grads, step=1)
+    held = strategy.task_weights()
+    for step in (2, 3):  # the weights of step 1, on the new gradients
+        assert torch.allclose(strategy.combine(later, step), _logged_sum(strategy, later)) and strategy.task_weights() == held
+    assert strategy.task_weights() == held
+    assert torch.allclose(NashMTLLoss(_tasks(3)).combine(grads, step=1), first)
+    state = strategy.state_dict()
+    assert set(state) == {"held"}
+    resumed = NashMTLLoss(_tasks(3), update_every=3)
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.combine(later, 3), strategy.combine(later, 3))
+    assert not torch.allclose(NashMTLLoss(_tasks(3), update_every=3).combine(later, 3), resumed.combine(later, 3))  # nothing held: solves
+    solved = strategy.combine(later, 4)  # 3 steps on: solves again
+    assert torch.allclose(solved, NashMTLLoss(_tasks(3)).combine(later, 4)) and strategy.task_weights() != held
+    for value in (0, 1.5, True, "2"):
+        with pytest.raises(ConfigError, match="option 'update_every'") as info:
+            NashMTLLoss(["a", "b"], update_every=value)
         assert "\n" not in str(info.value)
