@@ -299,10 +299,11 @@ def _averaged(reduce_mean: Callable[[torch.Tensor], torch.Tensor], flat_shared: 
               head_grads: list[torch.Tensor | None], others: list[nn.Parameter], used: list[bool], others_used: list[bool]) -> tuple:
     """Everything a process summed over the step, averaged over processes in one collective; a parameter reached on any
     process counts as reached."""
-    device, dtype = flat_shared[0].device, flat_shared[0].dtype
+    device = losses.device  # the losses' device: a frozen encoder's empty flat gradients are CPU tensors
+    dtype = flat_shared[0].dtype if flat_shared[0].numel() else torch.float32
     heads = [(g if g is not None else torch.zeros_like(p)).reshape(-1).to(dtype) for g, p in zip(head_grads, others)]
     flags = torch.tensor([float(u) for u in used + others_used], dtype=dtype, device=device)
-    parts = [*flat_shared, *heads, losses.to(device=device, dtype=dtype), flags]
+    parts = [*(g.to(device) for g in flat_shared), *heads, losses.to(device=device, dtype=dtype), flags]
     total = reduce_mean(torch.cat(parts))
     out, offset = [], 0
     for part in parts:
