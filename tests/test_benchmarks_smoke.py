@@ -32,6 +32,23 @@ def test_multitask_overhead_smoke(threads):
     assert "plain single-task loop" in table and "mtcore engine, 3 tasks" in table
 
 
+def test_loss_strategies_smoke():
+    report, table = run_script("loss_strategies.py", "--smoke", "--threads", "1")
+    setup, results = report["setup"], report["results"]
+    assert list(results) == ["sum", "famo", "pcgrad"] and setup["fresh_process_first_round"] is False
+    for name, r in results.items():
+        assert r["steps"] == setup["warmup_steps"] + setup["timed_steps"] and r["timed_steps"] == setup["timed_steps"]
+        assert 0 < r["min_ms_per_step"] <= r["ms_per_step"] == min(r["rounds_ms_per_step"]) and len(r["rounds_ms_per_step"]) == 1
+        assert r["peak_rss_growth_mb"] is None  # in-process: not its own peak
+        assert f"\n| {name} | " in table
+    assert len({r["samples_per_step"] for r in results.values()}) == 1  # one batch of every task per step, the same ones
+    assert results["sum"]["vs_sum"] == 1.0
+    assert results["famo"]["vs_sum"] == pytest.approx(results["famo"]["ms_per_step"] / results["sum"]["ms_per_step"])
+    assert results["famo"]["after_step_ms_per_step"] > 0 and results["famo"]["end_backward_ms_per_step"] is None
+    assert results["pcgrad"]["end_backward_ms_per_step"] > 0 and results["pcgrad"]["after_step_ms_per_step"] is None
+    assert results["sum"]["end_backward_ms_per_step"] is None and table.count("\n|") == 4
+
+
 def test_train_throughput_small_run():
     report, table = run_script("train_throughput.py", "--steps", "4", "--hidden", "32", "--layers", "1", "--heads", "2",
                                "--rows", "40", "--repeats", "1", "--threads", "1")
