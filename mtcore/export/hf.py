@@ -61,14 +61,19 @@ def _as_model(model: Any) -> Any:
     return model
 
 
-def _float_copy(model: Any) -> Any:
-    """A float32 CPU copy for the comparison (the live model is not changed)."""
+def _float_copy(model: Any, head_id: str | None = None) -> Any:
+    """A float32 CPU copy for the comparison (the live model is not changed); with task-specific top layers, one
+    whose encoder holds ``head_id``'s own (:meth:`~mtcore.model.task_layers.TaskLayers.install`)."""
     import torch
 
     first = next(model.parameters())
-    if first.dtype == torch.float32 and first.device.type == "cpu":
+    own_layers = getattr(model, "task_layers", None) is not None and head_id is not None
+    if first.dtype == torch.float32 and first.device.type == "cpu" and not own_layers:
         return model
-    return copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    working = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    if own_layers:
+        working.task_layers.install(head_id)
+    return working
 
 
 def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, source_dir: Path | None = None) -> None:
@@ -239,7 +244,7 @@ def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: s
     if tokenizer is None:
         raise ModelFileError(f"task {head_id!r}: the model was saved without a tokenizer, and an exported model needs one; save it with tokenizer=...")
     target = target_for(spec.kind)
-    working = _float_copy(model)
+    working = _float_copy(model, head_id)
     was_training = working.training
     working.eval()
     try:
@@ -290,8 +295,14 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
             skipped[head_id] = str(error)
             continue
         results.append(result)
-    writers["encoder"], encoder = _encoder_export(model, out / "encoder", recorded)
-    info = {"tasks": {r.task: r.path.name for r in results}, "encoder": "encoder", "skipped": skipped, "source": recorded}
+    encoder = None
+    try:
+        writers["encoder"], encoder = _encoder_export(model, out / "encoder", recorded)
+    except ExportError as error:  # task-specific top layers: no one shared encoder
+        skipped["encoder"] = str(error)
+    if not writers:
+        raise ExportError("nothing of this model exports: " + "; ".join(f"{name}: {reason}" for name, reason in skipped.items()))
+    info = {"tasks": {r.task: r.path.name for r in results}, "encoder": "encoder" if encoder else None, "skipped": skipped, "source": recorded}
 
     def write(tmp: Path) -> None:
         for name, write_one in writers.items():
@@ -300,7 +311,7 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     _write_atomically(out, write)
-    return [*results, encoder], skipped
+    return [*results, *([encoder] if encoder else [])], skipped
 
 
 def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> ExportResult:
@@ -318,6 +329,10 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
 
 
 def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, ExportResult]:
+    own_layers = getattr(model, "task_layers", None)
+    if own_layers is not None:
+        raise ExportError(f"the encoder's last {own_layers.count} layers are task-specific (encoder.task_layers), so there is no one "
+                          "shared encoder to export; export a task instead (its model holds the task's own top layers)")
     encoder, tokenizer = model.encoder, model.tokenizer
     info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),
             "source": recorded}

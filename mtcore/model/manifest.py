@@ -5,6 +5,7 @@ A saved model directory holds::
     mtcore.json                 this manifest: versions, encoder facts, tasks, file checksums
     encoder/                    the encoder (and tokenizer) in plain Hugging Face format
     heads/<task>.safetensors    one file of head weights per task
+    task_layers/<task>.safetensors   with ``task_layers``: each task's own copies of the encoder's top layers
 
 This module imports nothing heavy: the inference code reads manifests and rebuilds tasks with
 :func:`task_from_info` without loading torch.
@@ -28,8 +29,10 @@ if TYPE_CHECKING:
 MANIFEST_NAME = "mtcore.json"
 ENCODER_DIR = "encoder"
 HEADS_DIR = "heads"
-#: Version of the directory layout and manifest schema; bumped on incompatible changes.
-FORMAT_VERSION = 1
+#: Version of the directory layout and manifest schema this mtcore reads; bumped on incompatible changes.
+#: 2 added ``task_layers/``: a model with task-specific top layers is written as version 2 (an older mtcore
+#: would read its encoder without them and predict wrongly), any other as version 1.
+FORMAT_VERSION = 2
 
 
 def jsonable(value: Any) -> Any:

@@ -16,8 +16,8 @@ once on disk whatever the number of tasks. Like Hugging Face models, a new or lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,11 +29,12 @@ from torch import nn
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 from transformers.utils import ModelOutput
 
-from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
+from mtcore.errors import ConfigError, DataError, unknown
 from mtcore.model import encoder as enc
 from mtcore.model.heads.base import HeadSpec
 from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style
 from mtcore.model.param_groups import parameter_groups as _parameter_groups
+from mtcore.model.task_layers import TaskLayers, check_count
 from mtcore.task import Task
 
 
@@ -78,6 +79,8 @@ class MultitaskModel(nn.Module):
         SDPA's flash backend) with a registered implementation, ``"FA4"`` or ``"FA3"``, for the
         whole process (:mod:`mtcore.model.flash_impl`; needs attention dropout 0 and the kernels'
         package). ``None`` (default) keeps torch's own.
+    :param task_layers: give every task its own copy of the encoder's last ``k`` transformer layers
+        (:mod:`mtcore.model.task_layers`); the embeddings and the other layers stay shared.
     :param lora: train low-rank adapters on a frozen encoder instead of its weights, e.g. ``{"r": 8,
         "alpha": 16}`` (:mod:`mtcore.model.lora`; needs ``peft``); saving merges them into the weights.
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
@@ -100,6 +103,7 @@ class MultitaskModel(nn.Module):
         packed_attention: str = "varlen",
         fp32_residual: bool = True,
         flash_attention: str | None = None,
+        task_layers: int = 0,
         lora: Mapping[str, Any] | None = None,
         trust_remote_code: bool = False,
         encoder_kwargs: Mapping[str, Any] | None = None,
@@ -128,6 +132,8 @@ class MultitaskModel(nn.Module):
         self._calls: dict[str, HeadCall] = {}
         self._aliases: dict[str, str] = {}
         self.tokenizer = tokenizer
+        #: the task-specific top layers (:class:`~mtcore.model.task_layers.TaskLayers`); None when all are shared
+        self.task_layers: TaskLayers | None = None
         for task_id, head in _heads_mapping(heads_by_task).items():
             self.add_head(task_id, head)
         from mtcore.model.lora import add_lora, lora_settings
@@ -156,6 +162,12 @@ class MultitaskModel(nn.Module):
             self.flash_attention = activate(flash_attention, self.encoder, padding_free=bool(padding_free))
         if padding_free:
             self.enable_padding_free()
+        if check_count(task_layers):
+            if self.lora:
+                raise ConfigError("lora adapts the shared encoder as a whole: leave task_layers out (or lora)")
+            self.task_layers = TaskLayers(self.encoder, task_layers)  # copies of layers as set up above (frozen, patched)
+            for task_id in self.heads:
+                self.task_layers.add(task_id)
         self.eval()
 
     def enable_padding_free(self) -> None:
@@ -200,6 +212,8 @@ class MultitaskModel(nn.Module):
             module.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)
         module.train(self.training)
         self.heads[task_id] = module
+        if self.task_layers is not None:
+            self.task_layers.add(task_id)
         self.tasks[task_id] = info
         if isinstance(head, Task):
             self.task_objects[task_id] = head  # kept for prediction in this session (preprocessing functions included)
@@ -257,18 +271,19 @@ class MultitaskModel(nn.Module):
         inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, **encoder_inputs}
         if token_type_ids is not None and self.uses_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
-        if token_index is not None:
-            if self._position_offset is None:
-                raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")
-            from mtcore.model.padding_free import encode_packed
+        with contextlib.nullcontext() if self.task_layers is None else self.task_layers.active(task_id):
+            if token_index is not None:
+                if self._position_offset is None:
+                    raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")
+                from mtcore.model.padding_free import encode_packed
 
-            hidden_states, pooler_output = encode_packed(self.encoder, inputs, token_index, cu_seqlens, offset=self._position_offset,
-                                                         pooler=self.has_pooler, attention=self.packed_attention)
-            outputs = BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooler_output)
-        else:
-            outputs = self.encoder(**inputs)
-            hidden_states = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
-            pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
+                hidden_states, pooler_output = encode_packed(self.encoder, inputs, token_index, cu_seqlens, offset=self._position_offset,
+                                                             pooler=self.has_pooler, attention=self.packed_attention)
+                outputs = BaseModelOutputWithPooling(last_hidden_state=hidden_states, pooler_output=pooler_output)
+            else:
+                outputs = self.encoder(**inputs)
+                hidden_states = outputs[0] if not hasattr(outputs, "last_hidden_state") else outputs.last_hidden_state
+                pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
         if attention_mask is None:
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
         result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
@@ -327,40 +342,9 @@ class MultitaskModel(nn.Module):
         default the dtype the model was saved in —, ``attn_implementation``,
         ``gradient_checkpointing``, ``freeze_encoder``, ...).
         """
-        from mtcore.model.manifest import ENCODER_DIR, read_manifest, verify_files
-        from mtcore.model.serialization import head_spec_from_info, load_head_weights
-        from mtcore.model.serialization import load_tokenizer as read_tokenizer
+        from mtcore.model.serialization import load_model
 
-        accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "encoder", "heads_by_task", "tokenizer")]
-        for name in options:
-            if name not in accepted:
-                raise unknown("from_pretrained option", name, accepted)
-        root = Path(directory).expanduser()
-        manifest = read_manifest(root)
-        if verify:
-            verify_files(root, manifest)
-        encoder_dir = root / ENCODER_DIR
-        if not (encoder_dir / "config.json").is_file():
-            raise ModelFileError(f"{encoder_dir / 'config.json'}: missing; the encoder was not saved completely")
-        unknown_custom = sorted(set(custom_heads or {}) - set(manifest["tasks"]))
-        if unknown_custom:
-            raise unknown("task in custom_heads", unknown_custom[0], manifest["tasks"], hint="the saved model has tasks: " + ", ".join(manifest["tasks"]))
-        tokenizer = read_tokenizer(encoder_dir) if load_tokenizer else None
-        extra = {k: options.pop(k) for k in ("dtype", "attn_implementation", "trust_remote_code", "encoder_kwargs") if k in options}
-        encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=extra.get("attn_implementation", "sdpa"),
-                                   trust_remote_code=extra.get("trust_remote_code", False), from_pretrained_kwargs=extra.get("encoder_kwargs"),
-                                   strict=True)
-        size = enc.hidden_size(encoder)
-        saved_size = manifest["encoder"].get("hidden_size")
-        if saved_size is not None and int(saved_size) != size:
-            raise ModelFileError(f"{encoder_dir / 'config.json'}: hidden size {size} does not match {saved_size} recorded in mtcore.json")
-        heads = {task_id: head_spec_from_info(task_id, info, size, custom_heads or {}) for task_id, info in manifest["tasks"].items()}
-        options.setdefault("fp32_residual", bool(manifest["encoder"].get("fp32_residual", True)))  # as it trained
-        model = cls(encoder, heads, tokenizer=tokenizer, **options)
-        for task_id, info in manifest["tasks"].items():
-            load_head_weights(root, task_id, info, model.heads[task_id])
-        model.eval()
-        return model
+        return load_model(cls, directory, custom_heads=custom_heads, verify=verify, with_tokenizer=load_tokenizer, **options)
 
 
 def _flatten_choices(tensor: torch.Tensor | None) -> torch.Tensor | None:

@@ -104,7 +104,9 @@ def parameter_groups(
     ``layer_decay`` in (0, 1) splits the encoder's groups by depth (:func:`encoder_depth_groups`,
     top layer first, so ``param_groups[0]`` has ``encoder_lr``); None or 1 keeps one encoder lr.
     ``head_lrs`` (head name -> lr) gives those heads groups of their own, ``heads.<name>`` and
-    ``heads.<name>_no_decay``, after the other heads'.
+    ``heads.<name>_no_decay``, after the other heads'. Task-specific top layers (``model.task_layers``) come
+    between the encoder's groups and the heads', at the encoder's learning rate
+    (:func:`mtcore.model.task_layers.parameter_groups`).
     """
     if layer_decay is not None and not 0 < layer_decay <= 1:
         raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
@@ -123,7 +125,14 @@ def parameter_groups(
         head_plain = [p for p in head_plain if id(p) not in taken]
         own_groups += [{"name": f"heads.{name}", "params": decay, "lr": lr, "weight_decay": weight_decay},
                        {"name": f"heads.{name}_no_decay", "params": plain, "lr": lr, "weight_decay": 0.0}]
-    seen = {id(p) for p in encoder_decay + encoder_plain + head_decay + head_plain} | {id(p) for g in own_groups for p in g["params"]}
+    own_layers = getattr(model, "task_layers", None)
+    layer_groups: list[dict[str, Any]] = []
+    if own_layers is not None:  # pretrained layers: the encoder's learning rate, not the heads'
+        from mtcore.model.task_layers import parameter_groups as task_layer_groups
+
+        layer_groups = task_layer_groups(own_layers, encoder_lr, weight_decay, layer_decay)
+    seen = ({id(p) for p in encoder_decay + encoder_plain + head_decay + head_plain} | {id(p) for g in own_groups for p in g["params"]}
+            | {id(p) for g in layer_groups for p in g["params"]})
     frozen_or_seen = seen | {id(p) for p in model.parameters() if not p.requires_grad}
     other_skip = no_decay_names(model)
     for name, param in model.named_parameters():
@@ -137,7 +146,7 @@ def parameter_groups(
             {"name": "encoder", "params": encoder_decay, "lr": encoder_lr, "weight_decay": weight_decay},
             {"name": "encoder_no_decay", "params": encoder_plain, "lr": encoder_lr, "weight_decay": 0.0},
         ]
-    groups += [
+    groups += layer_groups + [
         {"name": "heads", "params": head_decay, "lr": head_lr, "weight_decay": weight_decay},
         {"name": "heads_no_decay", "params": head_plain, "lr": head_lr, "weight_decay": 0.0},
         *own_groups,

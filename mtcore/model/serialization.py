@@ -25,9 +25,11 @@ from torch import nn
 
 import mtcore
 from mtcore.errors import ConfigError, ModelFileError, UnknownNameError, UsageError
+from mtcore.model import task_layers
 from mtcore.model.encoder import describe_encoder
 from mtcore.outputs import share_modes
 from mtcore.model.heads.base import HeadSpec
+from mtcore.model.task_layers import TASK_LAYERS_DIR
 from mtcore.model.manifest import (
     ENCODER_DIR,
     FORMAT_VERSION,
@@ -41,7 +43,7 @@ from mtcore.model.manifest import (
 if TYPE_CHECKING:
     from mtcore.model.multitask_model import MultitaskModel
 
-HEAD_INFO_KEYS = ("head", "head_id", "head_options", "head_registered", "head_class", "head_file")
+HEAD_INFO_KEYS = ("head", "head_id", "head_options", "head_registered", "head_class", "head_file", "task_layers_file")
 
 
 # ---- saving -------------------------------------------------------------------------------
@@ -56,7 +58,7 @@ def check_save_target(target: Path) -> None:
     entries = sorted(p.name for p in target.iterdir())
     if entries and MANIFEST_NAME not in entries:
         raise ModelFileError(f"{target}: is not empty and holds no {MANIFEST_NAME}; refusing to overwrite it, save to a new or empty directory")
-    foreign = [name for name in entries if name not in (MANIFEST_NAME, ENCODER_DIR, HEADS_DIR)]
+    foreign = [name for name in entries if name not in (MANIFEST_NAME, ENCODER_DIR, HEADS_DIR, TASK_LAYERS_DIR)]
     if foreign:
         raise ModelFileError(
             f"{target}: holds {foreign[0]!r}, which is not part of a saved model and would be lost; refusing to overwrite it, "
@@ -111,20 +113,24 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
         from mtcore.model.lora import lora_layers, merged_state_dict
 
         merged = merged_state_dict(model.encoder) if lora_layers(model.encoder) else None  # a plain encoder on disk
-        model.encoder.save_pretrained(encoder_dir, state_dict=merged)
+        model.encoder.save_pretrained(encoder_dir, state_dict=merged)  # with task_layers: the templates, as loaded
         if tokenizer is not None:
             portable_tokenizer(tokenizer).save_pretrained(encoder_dir)
         (tmp / HEADS_DIR).mkdir()
         tasks: dict[str, dict[str, Any]] = {}
         taken: set[str] = set()
+        own_layers = getattr(model, "task_layers", None)
         for task_id, head in model.heads.items():
             rel = head_file_name(task_id, taken)
             save_file(head_state(head), str(tmp / rel), metadata={"format": "pt", "task": task_id})
             tasks[task_id] = {**model.tasks[task_id], "head_file": rel}
+            if own_layers is not None:
+                tasks[task_id]["task_layers_file"] = task_layers.save(own_layers, tmp, task_id, rel.rpartition("/")[2])
         manifest = {
             "mtcore_version": mtcore.__version__,
-            "format_version": FORMAT_VERSION,
-            "encoder": describe_encoder(model.encoder, lora=getattr(model, "lora", None)),
+            "format_version": FORMAT_VERSION if own_layers is not None else 1,
+            "encoder": {**describe_encoder(model.encoder, lora=getattr(model, "lora", None)),
+                        **({"task_layers": task_layers.manifest_entry(own_layers)} if own_layers is not None else {})},
             "tokenizer": tokenizer is not None,
             "tasks": tasks,
             "files": file_records(tmp),
@@ -212,8 +218,9 @@ def head_spec_from_info(task_id: str, info: Mapping[str, Any], hidden_size: int,
     )
 
 
-def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: nn.Module) -> None:
-    """Load ``heads/<task>.safetensors`` into ``head``, checking keys, shapes and the task it was saved for."""
+def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: nn.Module, what: str = "head") -> None:
+    """Load ``heads/<task>.safetensors`` into ``head``, checking keys, shapes and the task it was saved for
+    (``what``: how messages name the file's contents, e.g. ``task-specific layers``)."""
     from safetensors import SafetensorError, safe_open
 
     rel = info.get("head_file")
@@ -221,7 +228,7 @@ def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: n
         raise ModelFileError(f"{root / MANIFEST_NAME}: task {task_id!r} lists no head_file (damaged manifest)")
     path = root / str(rel)
     if not path.is_file():
-        raise ModelFileError(f"{path}: missing (head weights of task {task_id!r}); copy or save the model again")
+        raise ModelFileError(f"{path}: missing (the {what} of task {task_id!r}); copy or save the model again")
     try:
         with safe_open(str(path), framework="pt") as handle:
             saved_for = (handle.metadata() or {}).get("task")
@@ -229,17 +236,18 @@ def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: n
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelFileError(f"{path}: not a readable safetensors file ({exc}); copy or save the model again") from None
     if saved_for is not None and saved_for != task_id:
-        raise ModelFileError(f"{path}: holds the head of task {saved_for!r}, not {task_id!r}; the files were mixed up, save the model again")
+        raise ModelFileError(f"{path}: holds the {what} of task {saved_for!r}, not {task_id!r}; the files were mixed up, save the model again")
     expected = head.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise ModelFileError(f"{path}: does not match the head of task {task_id!r} ({type(head).__name__}): {what}; were the head options changed?")
+        which = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise ModelFileError(f"{path}: does not match the {what} of task {task_id!r} ({type(head).__name__}): {which}; "
+                             f"were the {'head options' if what == 'head' else 'encoder settings'} changed?")
     for key, value in expected.items():
         if tuple(state[key].shape) != tuple(value.shape):
             raise ModelFileError(
-                f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, the head of task {task_id!r} expects {tuple(value.shape)}"
+                f"{path}: tensor {key!r} has shape {tuple(state[key].shape)}, expected {tuple(value.shape)} for the {what} of task {task_id!r}"
             )
     head.load_state_dict(state, strict=True)
 
@@ -254,3 +262,51 @@ def load_tokenizer(encoder_dir: Path) -> Any:
         return AutoTokenizer.from_pretrained(str(encoder_dir))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{encoder_dir}: the tokenizer cannot be loaded: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+
+
+def load_model(cls: type, directory: str | os.PathLike, *, custom_heads: Mapping[str, Any] | None = None, verify: bool = True,
+               with_tokenizer: bool = True, **options: Any) -> Any:
+    """:meth:`MultitaskModel.from_pretrained <mtcore.model.multitask_model.MultitaskModel.from_pretrained>` (``cls``: the class to build)."""
+    import inspect
+
+    from mtcore.errors import unknown
+    from mtcore.model import encoder as enc
+    from mtcore.model.manifest import read_manifest, verify_files
+
+    accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "encoder", "heads_by_task", "tokenizer")]
+    for name in options:
+        if name not in accepted:
+            raise unknown("from_pretrained option", name, accepted)
+    root = Path(directory).expanduser()
+    manifest = read_manifest(root)
+    if verify:
+        verify_files(root, manifest)
+    encoder_dir = root / ENCODER_DIR
+    if not (encoder_dir / "config.json").is_file():
+        raise ModelFileError(f"{encoder_dir / 'config.json'}: missing; the encoder was not saved completely")
+    unknown_custom = sorted(set(custom_heads or {}) - set(manifest["tasks"]))
+    if unknown_custom:
+        raise unknown("task in custom_heads", unknown_custom[0], manifest["tasks"], hint="the saved model has tasks: " + ", ".join(manifest["tasks"]))
+    tokenizer = load_tokenizer(encoder_dir) if with_tokenizer else None
+    extra = {k: options.pop(k) for k in ("dtype", "attn_implementation", "trust_remote_code", "encoder_kwargs") if k in options}
+    encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=extra.get("attn_implementation", "sdpa"),
+                               trust_remote_code=extra.get("trust_remote_code", False), from_pretrained_kwargs=extra.get("encoder_kwargs"),
+                               strict=True)
+    size = enc.hidden_size(encoder)
+    saved_size = manifest["encoder"].get("hidden_size")
+    if saved_size is not None and int(saved_size) != size:
+        raise ModelFileError(f"{encoder_dir / 'config.json'}: hidden size {size} does not match {saved_size} recorded in mtcore.json")
+    heads = {task_id: head_spec_from_info(task_id, info, size, custom_heads or {}) for task_id, info in manifest["tasks"].items()}
+    options.setdefault("fp32_residual", bool(manifest["encoder"].get("fp32_residual", True)))  # as it trained
+    saved_layers = manifest["encoder"].get("task_layers") or {}
+    if "task_layers" in options and int(options["task_layers"] or 0) != int(saved_layers.get("count", 0)):
+        raise ConfigError(f"task_layers={options['task_layers']!r}: the saved model has {int(saved_layers.get('count', 0))} task-specific "
+                          "top layers, and loading keeps them; leave task_layers out")
+    options["task_layers"] = int(saved_layers.get("count", 0))
+    model = cls(encoder, heads, tokenizer=tokenizer, **options)
+    for task_id, info in manifest["tasks"].items():
+        load_head_weights(root, task_id, info, model.heads[task_id])
+        if model.task_layers is not None:
+            task_layers.load(model.task_layers, root, task_id, info.get("task_layers_file"))
+    model.eval()
+    return model

@@ -212,7 +212,7 @@ def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:
     try:
         model = MultitaskModel(source, {p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, attn_implementation=enc.attn_implementation,
                                gradient_checkpointing=enc.gradient_checkpointing, freeze_encoder=enc.freeze_encoder,
-                               freeze_layers=enc.freeze_layers, trust_remote_code=enc.trust_remote_code,
+                               freeze_layers=enc.freeze_layers, task_layers=enc.task_layers, trust_remote_code=enc.trust_remote_code,
                                padding_free=plan.config.batching.padding_free, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"config key 'encoder.options': {exc}") from None

@@ -11,6 +11,9 @@ number of distinct shapes small when ``dynamic`` is off.
 them and compilation takes a fraction of the time (a BERT-base run waits seconds, not minutes).
 The embeddings and the pooler, a few small kernels, then run eagerly. Encoders without a list of
 identical layers are compiled whole.
+
+With task-specific top layers (``encoder.task_layers``), ``regional=True`` compiles every task's copies
+as well; a whole-encoder graph (``regional: false``) is compiled once per task (its top layers differ).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ def compile_encoder(model: Any, *, dynamic: bool | None = True, mode: str | None
     import torch
 
     layers = repeated_layers(model.encoder) if regional else []
-    for module in layers or [model.encoder]:
+    own = getattr(model, "task_layers", None)  # task-specific copies run in the encoder's place: compiled alike
+    copies = [layer for task in own.copies.values() for layer in task] if own is not None else []
+    for module in (layers + copies if layers else [model.encoder]):
         module.compile(dynamic=dynamic, mode=mode, backend=backend)
     # more distinct shapes (lengths x batch sizes x tasks) than the default limit of 8 before falling back to eager
     limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"  # torch < 2.7

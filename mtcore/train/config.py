@@ -16,6 +16,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
       gradient_checkpointing: false
       freeze_encoder: false
       freeze_layers: 0
+      task_layers: 0             # k: every task gets its own copy of the encoder's last k layers (partial sharing)
       load_heads: false          # path is a model mtcore saved: its trained heads start the matching tasks
       options: {}                # more MultitaskModel keyword arguments (dtype, encoder_kwargs,
                                  # packed_attention, fp32_residual, flash_attention)
@@ -100,6 +101,7 @@ class EncoderConfig(Section):
     gradient_checkpointing: bool = False
     freeze_encoder: bool = False
     freeze_layers: int = Field(0, ge=0)
+    task_layers: int = Field(0, ge=0)  # the last k layers copied once per task (mtcore.model.task_layers)
     load_heads: bool = False  # encoder.path is a model mtcore saved: its trained heads start matching tasks
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -24,7 +24,7 @@ def check_compile_backend(backend: str) -> None:
 #: MultitaskModel keyword arguments that the config sets from keys of its own.
 _SET_ELSEWHERE = {"tokenizer": "the run (the encoder's own tokenizer)", "attn_implementation": "encoder.attn_implementation",
                   "gradient_checkpointing": "encoder.gradient_checkpointing", "freeze_encoder": "encoder.freeze_encoder",
-                  "freeze_layers": "encoder.freeze_layers", "padding_free": "batching.padding_free",
+                  "freeze_layers": "encoder.freeze_layers", "task_layers": "encoder.task_layers", "padding_free": "batching.padding_free",
                   "trust_remote_code": "encoder.trust_remote_code"}
 
 

@@ -320,6 +320,9 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
     if config.encoder.options.get("lora") not in (None, False) and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
         raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
                           "and encoder.freeze_layers out")
+    if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
+        raise ConfigError("config key 'encoder.task_layers': lora adapts the shared encoder as a whole; leave encoder.task_layers "
+                          "or encoder.options.lora out")
     if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
         warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
                       "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=2)

@@ -1,7 +1,8 @@
 """Starting a run from a model mtcore saved (``encoder.path: runs/multi/model``) or from a training checkpoint
 (``encoder.path: runs/multi/checkpoints/step-000300``, also of a preempted run that has no ``model/``).
 
-The saved model's encoder and tokenizer (its ``encoder/`` folder) start the new run; with
+The saved model's encoder and tokenizer (its ``encoder/`` folder) start the new run (with task-specific top
+layers, ``encoder.task_layers``, the run must have as many, and each task the saved model has starts from its own); with
 ``encoder.load_heads: true`` every task of the new run that the saved model has, with the same
 kind, labels and head, also starts from its trained head (the T5 recipe: train on many tasks,
 then fine-tune on one). Tasks it does not have, or has differently, get a new head and a note.
@@ -77,9 +78,46 @@ def warm_start(model: Any, config: Any, tasks: dict[str, Any]) -> list[str]:
     path = config.encoder.path
     if path is not None and training_checkpoint(path) is not None:
         return load_checkpoint_weights(model, str(path), tasks, load_heads=config.encoder.load_heads)
+    root = saved_model_dir(path) if path is not None else None
+    notes = load_saved_task_layers(model, root) if root is not None else []
     if config.encoder.load_heads:
-        return load_saved_heads(model, str(path), tasks)
-    return []
+        notes += load_saved_heads(model, str(path), tasks)
+    return notes
+
+
+def _check_task_layers(model: Any, saved_count: int, path: Any) -> None:
+    """A model whose last layers are task-specific starts only a run with as many (its encoder folder holds the
+    pretrained top layers, not the trained ones)."""
+    count = model.task_layers.count if getattr(model, "task_layers", None) is not None else 0
+    if saved_count != count:
+        raise ConfigError(f"config key 'encoder.task_layers': {path} has {saved_count} task-specific top layers and this run "
+                          f"{count}; set encoder.task_layers: {saved_count}" + (
+                              ", or start from one task's model (mt export MODEL --task TASK --output-dir DIR, then "
+                              "encoder.path: DIR)" if saved_count else ""))
+
+
+def _start_task_layers(model: Any, saved_ids: Any, load: Any, path: Any) -> list[str]:
+    """Each task of the run that the saved model has starts from its trained top layers (``load(task_id, copies)``)."""
+    if getattr(model, "task_layers", None) is None:
+        return []
+    loaded = [task_id for task_id in model.task_layers.copies if task_id in saved_ids]
+    for task_id in loaded:
+        load(task_id, model.task_layers.copies[task_id])
+    fresh = [task_id for task_id in model.task_layers.copies if task_id not in saved_ids]
+    return ([f"encoder.task_layers: the trained top layers of {', '.join(loaded)} loaded from {path}"] if loaded else []) + (
+        [f"encoder.task_layers: {path} has no top layers for {', '.join(fresh)}; they start from the encoder's"] if fresh else [])
+
+
+def load_saved_task_layers(model: Any, root: Path) -> list[str]:
+    """The task-specific top layers of the saved model at ``root`` into ``model``'s matching tasks; returns notes."""
+    from mtcore.model import task_layers
+    from mtcore.model.manifest import read_manifest
+
+    manifest = read_manifest(root)
+    _check_task_layers(model, int((manifest["encoder"].get("task_layers") or {}).get("count", 0)), root)
+    saved = manifest["tasks"]
+    return _start_task_layers(model, saved, lambda task_id, copies: task_layers.load(
+        model.task_layers, root, task_id, saved[task_id].get("task_layers_file")), root)
 
 
 def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_heads: bool) -> list[str]:
@@ -105,6 +143,10 @@ def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_h
                           f"{unfit[0]!r}: check encoder.options); give the options that run used, see its config.yaml")
     model.encoder.load_state_dict({key: plain[name] for key, name in names.items()}, strict=False)
     notes = [f"encoder.path: the encoder weights of checkpoint {path} (step {int(Path(path).name.split('-')[1])})"]
+    _check_task_layers(model, saved.task_layers.count if saved.task_layers is not None else 0, path)
+    if saved.task_layers is not None:
+        notes += _start_task_layers(model, saved.task_layers.copies, lambda task_id, copies: copies.load_state_dict(
+            saved.task_layers.copies[task_id].state_dict()), path)
     if load_heads:
         notes += _start_heads(model, tasks, saved.tasks, lambda task_id, info, head: _copy_head(saved, task_id, head), path)
     return notes

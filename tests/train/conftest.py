@@ -10,6 +10,7 @@ in the config (``define:``):
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -109,7 +110,7 @@ def shared_make_config(small_encoder: Path, small_tasks: list[dict[str, Any]]) -
             "cpu": True,
             "precision": "fp32",
             "encoder": {"path": str(small_encoder)},
-            "tasks": [dict(t) for t in small_tasks],
+            "tasks": copy.deepcopy(small_tasks),
             "optimizer": {"lr": 1e-3},
             "schedule": {"max_steps": 6, "warmup_steps": 1},
             "batching": {"batch_size": 8},
