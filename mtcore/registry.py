@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mtcore.errors import UnknownNameError, UsageError, did_you_mean
+from mtcore.errors import ConfigError, UnknownNameError, UsageError, did_you_mean
 from mtcore.refs import describe, resolve
 from mtcore.task import Task
 
@@ -143,7 +143,7 @@ class Registry:
                             "Task(name=..., kind=..., ...) from mtcore.task")
         task = task.replace(plugin=plugin) if task.plugin != plugin else task
         if task.id in self.tasks:
-            raise ValueError(f"task {task.id!r} is registered twice; register each task once, or give the other one another name")
+            raise ConfigError(f"task {task.id!r} is registered twice; register each task once, or give the other one another name")
         self.tasks[task.id] = task
         return task
 
@@ -156,7 +156,7 @@ class Registry:
         component = Component(kind, name, ref, plugin, description, {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
         table = self.components[kind]
         if component.id in table:
-            raise ValueError(f"{kind} {component.id!r} is registered twice; register each {kind} once, or give the other one another name")
+            raise ConfigError(f"{kind} {component.id!r} is registered twice; register each {kind} once, or give the other one another name")
         table[component.id] = component
         return component
 

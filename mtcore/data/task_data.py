@@ -263,7 +263,7 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     raw = load_raw(task, source, data_dir=data_dir, splits=splits, cache_dir=cache_dir, holdout=holdout)
     held_out = {"rows": raw.held_out, "because": raw.held_out_because} if raw.held_out else None
     description = task.sources[source].description or source
-    length = resolve_max_length(task, tokenizer, max_length)
+    length = resolve_max_length(task, tokenizer, max_length, encoder_config)
     segments = uses_token_type_ids(encoder_config, tokenizer)
     tokenizer_key = tokenizer_fingerprint(tokenizer)
     tokenized = {}

@@ -64,14 +64,40 @@ def uses_token_type_ids(encoder_config: Any = None, tokenizer: Any = None) -> bo
     return tokenizer is not None and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
 
 
-def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None) -> int:
-    """``max_length`` or the task's, never above what the tokenizer's model accepts."""
+#: Encoders whose position ids start after the padding index (RoBERTa's family): ``pad_token_id + 1`` positions unusable.
+_POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
+                                      "roberta-prelayernorm", "xmod", "luke", "mpnet"})
+
+
+def position_limit(encoder_config: Any) -> int | None:
+    """The longest sequence the encoder's position embeddings take (None when its config does not say)."""
+    if encoder_config is None:
+        return None
+    get = encoder_config.get if isinstance(encoder_config, Mapping) else lambda key: getattr(encoder_config, key, None)
+    size = get("max_position_embeddings")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        return None
+    if get("model_type") in _POSITIONS_AFTER_PADDING:
+        pad = get("pad_token_id")
+        size -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+    return size if size > 0 else None
+
+
+def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None, encoder_config: Any = None) -> int:
+    """``max_length`` or the task's, never above what the tokenizer's model accepts, nor (given ``encoder_config``)
+    above the encoder's position embeddings: a tokenizer that does not say its limit is cut there, with a warning."""
     length = int(max_length if max_length is not None else task.max_length)
     if length < 2:
         raise ConfigError(f"task {task.id!r}: max_length {length} is too small; use at least 8")
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         length = min(length, limit)
+    positions = position_limit(encoder_config)
+    if positions is not None and length > positions:
+        warnings.warn(f"task {task.id!r}: max_length {length} is more than the encoder's {positions} positions (its tokenizer "
+                      f"does not say its limit); sequences are cut at {positions} tokens, set max_length to {positions} or less",
+                      UserWarning, stacklevel=2)
+        length = positions
     return length
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtcore.errors import ConfigError, ModelFileError, unknown
+from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
 
 logger = logging.getLogger(__name__)
 
@@ -211,3 +211,13 @@ def describe_encoder(encoder: nn.Module, lora: dict[str, Any] | None = None) -> 
         "num_parameters": sum(p.numel() for name, p in encoder.named_parameters() if ".lora_" not in name),
         **({"lora": {**lora, "merged": True}} if lora else {}),
     }
+
+
+def check_inputs(task_id: str, input_ids: Any, attention_mask: Any, token_type_ids: Any, labels: Any, others: Mapping[str, Any]) -> None:
+    """One-line DataErrors for inputs that are not tensors, or no token ids at all."""
+    for name, value in (("input_ids", input_ids), ("attention_mask", attention_mask), ("token_type_ids", token_type_ids), ("labels", labels)):
+        if value is not None and not isinstance(value, torch.Tensor):
+            raise DataError(f"task {task_id!r}: {name} must be a torch.Tensor, got {type(value).__name__}; "
+                            "tokenize with return_tensors='pt' (or torch.tensor(...) it)")
+    if input_ids is None and others.get("inputs_embeds") is None:
+        raise DataError(f"task {task_id!r}: no input_ids; pass the tokenizer's output, e.g. model(task, **tokenizer(texts, return_tensors='pt'))")

@@ -256,6 +256,7 @@ class MultitaskModel(nn.Module):
         padding-free collator) make the encoder compute on real tokens only.
         """
         task_id = self.resolve_task(task)
+        enc.check_inputs(task_id, input_ids, attention_mask, token_type_ids, labels, encoder_inputs)
         num_choices = None
         if input_ids is not None and input_ids.dim() == 3:
             num_choices = input_ids.shape[1]
@@ -286,8 +287,14 @@ class MultitaskModel(nn.Module):
                 pooler_output = outputs.get("pooler_output") if isinstance(outputs, Mapping) else None
         if attention_mask is None:
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
-        result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
-                           pooler_output, labels, num_choices, choice_mask)
+        try:
+            result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
+                               pooler_output, labels, num_choices, choice_mask)
+        except IndexError as exc:  # cross-entropy on CPU: "Target 5 is out of bounds."
+            if labels is None or "out of bounds" not in str(exc):
+                raise
+            raise DataError(f"task {task_id!r}: a label is out of range ({exc}); labels are class ids 0..{self.tasks[task_id].get('num_labels', '?')} "
+                            "minus 1 (-100 or -1: no label)") from None
         return MultitaskOutput(loss=result.loss, logits=result.logits)
 
     # ---- optimisation -----------------------------------------------------------------------

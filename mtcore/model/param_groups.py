@@ -109,12 +109,12 @@ def parameter_groups(
     (:func:`mtcore.model.task_layers.parameter_groups`).
     """
     if layer_decay is not None and not 0 < layer_decay <= 1:
-        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
+        raise ConfigError(f"layer_decay must be in (0, 1], got {layer_decay!r}")
     head_lr = encoder_lr if head_lr is None else head_lr
     own = {name: lr for name, lr in (head_lrs or {}).items()}
     unknown = [name for name in own if name not in model.heads]
     if unknown:
-        raise ValueError(f"head_lrs names {unknown[0]!r}, which is not a head of this model ({', '.join(model.heads.keys())})")
+        raise ConfigError(f"head_lrs names {unknown[0]!r}, which is not a head of this model ({', '.join(model.heads.keys())})")
     encoder_decay, encoder_plain = split_decay(model.encoder)
     head_decay, head_plain = split_decay(model.heads)
     own_groups: list[dict[str, Any]] = []

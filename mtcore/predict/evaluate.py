@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, did_you_mean
 from mtcore.predict.locate import ModelLocation, load_model, locate, run_config
 from mtcore.task import Task
 
@@ -199,6 +199,10 @@ def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_si
 
     if batch_size < 1:
         raise ConfigError(f"batch_size {batch_size} must be at least 1")
+    if data and not any(split in task_data.splits for task_data in data.values()):  # a typo, not a task without that split
+        loaded = sorted({name for task_data in data.values() for name in task_data.splits})
+        raise ConfigError(f"no task has a loaded split {split!r}{did_you_mean(split, loaded, n=1)}; the loaded splits are: "
+                          f"{', '.join(loaded) or 'none'}")
     tasks = {task_id: task_data.task for task_id, task_data in data.items()}
     scored = HeadAliases(model, heads) if heads else model
     metrics = evaluate(scored, data, tasks, SingleProcess(model.device), split=split, batch_size=batch_size,

@@ -158,14 +158,15 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
 
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
     if tokenizer is None:
-        raise ModelFileError("the model has no tokenizer (it was saved without one); pass tokenizer= or save the model with its tokenizer")
+        raise ModelFileError("the model has no tokenizer (none was given to it or saved with it); pass tokenizer=, or build or "
+                             "save the model with its tokenizer")
     if batch_size < 1:
         from mtcore.errors import ConfigError
 
         raise ConfigError(f"batch size {batch_size} must be at least 1")
     with quiet_datasets():
         prepared = prepare_split(raw, task, "test", origin=origin)
-        length = resolve_max_length(task, tokenizer, max_length)
+        length = resolve_max_length(task, tokenizer, max_length, model.encoder.config)
         segments = uses_token_type_ids(model.encoder.config, tokenizer)
         tokenized = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments, split="predict")
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:

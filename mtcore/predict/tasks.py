@@ -38,6 +38,9 @@ def manifest_task(model: Any, head_id: str) -> Task:
     if live is not None:  # the Task this head was built from, in this session: its preprocessing functions too
         return live
     info = model.tasks[head_id]
+    if not info.get("kind"):  # a custom head module given without its Task: nothing says how to read and score rows
+        raise ConfigError(f"task {head_id!r} has a custom head given without a Task, so its kind and inputs are unknown; "
+                          "pass the Task itself: predict(model, task, inputs)")
     task = task_from_info(info)
     unsaved = info.get("preprocess_not_saved") or []
     if unsaved:
@@ -80,6 +83,8 @@ def prediction_task(model: Any, task: str | Task, head: str | None = None) -> tu
     try:
         head_id = model.resolve_task(str(task))
     except UnknownNameError:
+        if _names_several_heads(model, str(task)):  # ambiguous here: never settled by what the registry happens to hold
+            raise
         registered = registered_task(str(task))
         if registered is None:
             raise
@@ -87,6 +92,11 @@ def prediction_task(model: Any, task: str | Task, head: str | None = None) -> tu
         check_compatible(registered, head_id, model.tasks[head_id])
         return head_id, registered
     return head_id, manifest_task(model, head_id)
+
+
+def _names_several_heads(model: Any, name: str) -> bool:
+    """``name`` is a bare name that more than one of ``model``'s heads end with (``terra``: ``rsg:terra``, ``user:terra``)."""
+    return ":" not in name and sum(head_id.rpartition(":")[2] == name for head_id in model.tasks) > 1
 
 
 def _with_head(model: Any, task: str | Task, head: str) -> tuple[str, Task]:

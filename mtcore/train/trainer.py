@@ -86,6 +86,7 @@ class Trainer:
         with main_process_warnings(), deterministic_run(self.config.deterministic):
             self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
             self.summary = train_loop(self.engine)
+        self.engine.model.eval()  # as a new or loaded model: trainer.model scores without dropout
         return self.summary
 
     def finished_summary(self) -> dict[str, Any] | None:
@@ -112,7 +113,7 @@ class Trainer:
 
     @property
     def model(self) -> Any:
-        """The trained :class:`~mtcore.model.MultitaskModel` (after :meth:`train`)."""
+        """The trained :class:`~mtcore.model.MultitaskModel` (after :meth:`train`), in evaluation mode."""
         if self.engine is None:
             from mtcore.errors import UsageError
 

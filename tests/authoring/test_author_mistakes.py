@@ -102,7 +102,7 @@ def test_smoke_train_names_the_plugin_failure_not_just_an_unknown_task(install, 
 
 @pytest.mark.parametrize("body, error", [
     ("register({'name': 'reviews'})", "TypeError: register() expects a mtcore.task.Task, got dict; build it with Task("),
-    ("register(task())\n    register(task())", "ValueError: task 'study_where:reviews' is registered twice; register each task once"),
+    ("register(task())\n    register(task())", "ConfigError: task 'study_where:reviews' is registered twice; register each task once"),
 ])
 def test_a_registration_mistake_names_the_plugin_line_that_made_it(install, tmp_path, body, error):
     plugin = install("mt_study_where", body)

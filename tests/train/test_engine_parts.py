@@ -38,6 +38,7 @@ def test_optimizer_groups_head_lr_and_no_decay(tmp_path: Path, make_config):
     # no head pools with the encoder's pooler: it is frozen (no gradient would reach it anyway)
     assert not any(p.requires_grad for p in model.encoder.pooler.parameters())
     assert groups["loss_strategy"]["params"][0] is trainer.engine.strategy.log_variances
+    assert not model.training and not any(m.training for m in model.modules())  # as a loaded model: no dropout
 
 
 def test_schedules_and_warmup():

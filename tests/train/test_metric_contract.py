@@ -17,6 +17,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from mtcore.errors import ConfigError
 from mtcore.cli.app import app
 from mtcore.plugins import register_component
 from mtcore.train.losses import SingleTaskLoss
@@ -70,7 +71,7 @@ def _registered():
                                 ("loss", "boom_at_3_test", BoomAtStep3)]:
         try:
             register_component(kind, name, factory)
-        except ValueError:  # "registered twice": this registry has them from an earlier test
+        except ConfigError:  # "registered twice": this registry has them from an earlier test
             pass
 
 

@@ -1,0 +1,120 @@
+"""Python-API mistakes end in one clear mtcore error, not a guess or a raw exception (an API audit's findings)."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+from inference.support import NLI, PAIRS, SENTIMENT, make_model
+
+from mtcore.errors import ConfigError, DataError, ModelFileError, MtError, UnknownNameError
+from mtcore.model import MultitaskModel
+from mtcore.predict.predictor import predict
+from mtcore.task import Task
+
+TERRA_TWIN = Task(name="terra", kind="pair_classification", labels=("entailment", "not_entailment"),
+                  inputs={"text": "premise", "text_pair": "hypothesis"}, plugin="user")
+
+
+def test_a_bare_name_two_heads_end_with_is_ambiguous_for_predict_as_for_forward(tiny_encoders):
+    from mtcore.plugins import load_registry
+
+    terra = load_registry(warn=False).task("rsg:terra")
+    model = make_model(tiny_encoders["bert"], terra, TERRA_TWIN)
+    for call in (lambda: model.predict("terra", PAIRS), lambda: model("terra", input_ids=torch.tensor([[2, 3]]))):
+        with pytest.raises(UnknownNameError, match=r"unknown task 'terra' \(did you mean 'rsg:terra' or 'user:terra'\?\)"):
+            call()
+    assert predict(model, "user:terra", PAIRS).head == "user:terra" and predict(model, "rsg:terra", PAIRS).head == "rsg:terra"
+
+
+def test_evaluating_a_split_no_task_has_is_one_line_with_the_loaded_splits(tiny_encoders, rsg_sample):
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.plugins import load_registry
+    from mtcore.predict.evaluate import evaluate_model
+
+    terra = load_registry(warn=False).task("rsg:terra")
+    model = make_model(tiny_encoders["bert"], terra)
+    data = {"rsg:terra": load_task_data(terra, AutoTokenizer.from_pretrained(tiny_encoders["bert"]), source="sample",
+                                        splits=("train", "validation"))}
+    with pytest.raises(ConfigError, match=r"^no task has a loaded split 'valid' \(did you mean 'validation'\?\); "
+                                          r"the loaded splits are: train, validation$"):
+        evaluate_model(model, data, split="valid")
+    assert evaluate_model(model, data, split="validation")["aggregate"] is not None
+
+
+def test_max_length_beyond_the_encoders_positions_is_cut_there_when_the_tokenizer_does_not_say(tiny_encoders, tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from mtcore.data.tokenize import position_limit, resolve_max_length
+
+    from mtcore.testing import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words=["good"], max_positions=40)
+    settings = json.loads((encoder / "tokenizer_config.json").read_text())
+    settings.pop("model_max_length", None)  # as many hub tokenizers: no limit said
+    (encoder / "tokenizer_config.json").write_text(json.dumps(settings))
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    assert tokenizer.model_max_length > 10**6  # the tokenizer does not say
+    with pytest.warns(UserWarning, match=r"task 'demo:sentiment': max_length 64 is more than the encoder's 40 positions"):
+        assert resolve_max_length(SENTIMENT, tokenizer, encoder_config=AutoConfig.from_pretrained(encoder)) == 40
+    model = MultitaskModel(str(encoder), [SENTIMENT], tokenizer=tokenizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = predict(model, "demo:sentiment", [{"review": "good " * 100}])  # was: a raw size mismatch inside BERT
+    assert len(out) == 1
+    assert position_limit({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}) == 512
+    assert position_limit({"model_type": "bert", "max_position_embeddings": 512}) == 512 and position_limit({}) is None
+
+
+def test_a_custom_head_without_a_task_and_a_model_without_tokenizer_say_what_to_pass(tiny_encoders):
+    from mtcore.plugins import load_registry
+
+    class Head(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(32, 2)
+
+        def forward(self, hidden_states, attention_mask, **_):
+            return self.linear(hidden_states[:, 0])
+
+    model = MultitaskModel(str(tiny_encoders["bert"]), {"rsg:terra": Head()})
+    with pytest.raises(ConfigError, match=r"task 'rsg:terra' has a custom head given without a Task, .* pass the Task itself"):
+        model.predict("rsg:terra", PAIRS)
+    with pytest.raises(ModelFileError, match=r"the model has no tokenizer \(none was given to it or saved with it\); pass tokenizer="):
+        model.predict(load_registry(warn=False).task("rsg:terra"), PAIRS)
+
+
+def test_forward_mistakes_are_data_errors_naming_the_task(tiny_encoders):
+    model = make_model(tiny_encoders["bert"], NLI).train()
+    batch = model.tokenizer(["a b", "c"], ["d", "e f"], return_tensors="pt", padding=True)
+    with pytest.raises(DataError, match=r"^task 'demo:nli': a label is out of range .*labels are class ids 0\.\.3 minus 1"):
+        model("demo:nli", **batch, labels=torch.tensor([0, 5]))
+    with pytest.raises(DataError, match=r"^task 'demo:nli': input_ids must be a torch.Tensor, got list"):
+        model("demo:nli", input_ids=batch["input_ids"].tolist())
+    with pytest.raises(DataError, match=r"^task 'demo:nli': no input_ids"):
+        model("demo:nli", attention_mask=batch["attention_mask"])
+    assert model("demo:nli", **batch, labels=torch.tensor([0, 2])).loss is not None
+
+
+def test_parameter_group_mistakes_are_mtcore_errors(tiny_encoders):
+    model = make_model(tiny_encoders["bert"], NLI)
+    with pytest.raises(ConfigError, match=r"head_lrs names 'rsg:rcb', which is not a head of this model \(demo:nli\)"):
+        model.parameter_groups(1e-5, head_lrs={"rsg:rcb": 1e-3})
+    with pytest.raises(ConfigError, match=r"layer_decay must be in \(0, 1\]"):
+        model.parameter_groups(1e-5, layer_decay=1.5)
+
+
+def test_registering_a_task_twice_is_an_mtcore_error():
+    from mtcore.plugins import register_task
+
+    task = Task(name="twice_api_test", kind="text_classification", labels=("a", "b"))
+    try:
+        register_task(task)
+    except ConfigError:
+        pass  # an earlier run of this test in the same process
+    with pytest.raises(MtError, match=r"task 'user:twice_api_test' is registered twice"):
+        register_task(task)
