@@ -162,9 +162,11 @@ def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, 
     one, and checked when the chunk is reached (:func:`~mtcore.predict.inputs.rows_dataset`).
     ``tally``, if given, counts the prediction rows and those numbered for want of an id.
     """
+    from mtcore.predict.heap import fix_mmap_threshold
     from mtcore.predict.inputs import rows_dataset
     from mtcore.predict.predictor import predict_raw, quiet_datasets
 
+    fix_mmap_threshold()  # else glibc's heap grows chunk after chunk (QA windows: mtcore.predict.heap)
     tally = tally if tally is not None else Tally()
     done = 0  # prediction rows so far: rows without an id are numbered on from there
     cuts = CutTotals()
