@@ -74,8 +74,9 @@ class SequenceClassificationTask:
 
     :param name: the task name (``batch.name`` and the model's head key).
     :param dataset_dict: splits ``train`` / ``validation`` / ``test`` of raw rows.
-    :param preprocessor: a :class:`~mtcore.data.preprocess.Preprocessor` (or a list of row
-        functions) producing ``text`` [, ``text_pair``] and ``label``.
+    :param preprocessor: a :class:`~mtcore.seed.preprocessing.Preprocessor` (or a list of row
+        functions) producing ``text`` [, ``text_pair``] and ``label``; as in the seed, a row for
+        which a step returns ``None`` is dropped (from every split).
     :param tokenizer_config: :class:`~mtcore.seed.tokenizers.TokenizerConfig` (default max_length 512).
     :param labels: label names in class-id order (default: read from the data).
     :param label_values: the stored form of each label when it is not the name (e.g. booleans).
@@ -99,7 +100,7 @@ class SequenceClassificationTask:
         metrics: Sequence[str] | None = None,
         compute_metrics: Any = None,
     ) -> None:
-        from mtcore.data.preprocess import Preprocessor
+        from mtcore.seed.preprocessing import Preprocessor
 
         if not isinstance(name, str):
             raise ConfigError(f"SequenceClassificationTask(name, dataset_dict, ...): the name comes first, got a {type(name).__name__}")
@@ -121,10 +122,9 @@ class SequenceClassificationTask:
                               "(e.g. load_dataset('json', data_files={'validation': 'val.jsonl'}))")
         self.name = name
         self.dataset_dict = dataset_dict
-        if preprocessor is None:
-            preprocessor = Preprocessor([])
-        elif not isinstance(preprocessor, Preprocessor):
-            preprocessor = Preprocessor(preprocessor if isinstance(preprocessor, (list, tuple)) else [preprocessor])
+        if not isinstance(preprocessor, Preprocessor):  # None, a list of steps, one step, mtcore's own Preprocessor
+            preprocessor = Preprocessor(preprocessor)
+        #: the seed's Preprocessor: a step returning None drops the row
         self.preprocessor: Preprocessor = preprocessor
         self.tokenizer_config = tokenizer_config if tokenizer_config is not None else TokenizerConfig()
         self._labels = tuple(labels) if labels is not None else None
@@ -134,22 +134,48 @@ class SequenceClassificationTask:
         self._head_options = dict(head_options or {})
         self._metrics = tuple(metrics) if metrics is not None else None
         self._task: Task | None = None
+        self._scans: dict[str, tuple[list[int] | None, list[Any]]] = {}
 
     @property
     def splits(self) -> list[str]:
         """The splits of ``dataset_dict``, in canonical order."""
         return [split for split in SPLITS if split in self.dataset_dict]
 
+    def _prepared(self, row: Mapping[str, Any], split: str, number: int) -> dict[str, Any] | None:
+        """``row`` after the preprocessor, or None when a step dropped it (returned None, as in the seed)."""
+        try:
+            return self.preprocessor(dict(row))
+        except MtError as exc:  # a step that failed names itself (mtcore.data.preprocess)
+            raise DataError(f"task {self.name!r}, {split} row {number}: {exc}") from None
+        except Exception as exc:
+            raise DataError(f"task {self.name!r}, {split} row {number}: preprocessing failed with {type(exc).__name__}: {exc}") from None
+
     def _first_prepared_row(self) -> dict[str, Any]:
         train = self.dataset_dict["train"]
         if len(train) == 0:
             raise DataError(f"task {self.name!r}: the train split has no rows")
-        try:
-            return self.preprocessor(dict(train[0]))
-        except MtError as exc:  # a step that failed names itself (mtcore.data.preprocess)
-            raise DataError(f"task {self.name!r}, train row 1: {exc}") from None
-        except Exception as exc:
-            raise DataError(f"task {self.name!r}, train row 1: preprocessing failed with {type(exc).__name__}: {exc}") from None
+        for number, row in enumerate(train, 1):
+            prepared = self._prepared(row, "train", number)
+            if prepared is not None:
+                return prepared
+        raise DataError(f"task {self.name!r}: preprocessing dropped every train row (a step that returns None drops the row, "
+                        "as in the seed); make the steps return the row")
+
+    def _scan(self, split: str) -> tuple[list[int] | None, list[Any]]:
+        """``(indices of the rows kept, None when all are; label values of the kept rows, distinct)`` of ``split``
+        after the preprocessor (run once per split)."""
+        if split not in self._scans:
+            dataset = self.dataset_dict[split]
+            kept: list[int] = []
+            labels: dict[tuple[str, Any], Any] = {}
+            for index, row in enumerate(dataset):
+                prepared = self._prepared(row, split, index + 1)
+                if prepared is not None:
+                    kept.append(index)
+                    value = prepared.get(LABEL_FIELD)
+                    labels.setdefault((type(value).__name__, value), value)
+            self._scans[split] = (kept if len(kept) < len(dataset) else None, list(labels.values()))
+        return self._scans[split]
 
     def _label_values_seen(self) -> list[Any]:
         seen: list[Any] = []
@@ -161,7 +187,7 @@ class SequenceClassificationTask:
             if LABEL_FIELD in getattr(dataset, "column_names", ()) and len(self.preprocessor) == 0:
                 values = list(dataset[LABEL_FIELD])
             else:
-                values = [self.preprocessor(dict(row)).get(LABEL_FIELD) for row in dataset]
+                values = self._scan(split)[1]
             for value in values:
                 key = (type(value).__name__, value)
                 if not _is_unlabelled(value) and key not in keys:
@@ -197,8 +223,17 @@ class SequenceClassificationTask:
         raise ConfigError(f"task {self.name!r}: labels {what}; pass labels=[...] and label_values=[...]")
 
     def _load(self, task: Task, splits: Sequence[str], /, **_: Any) -> dict[str, Any]:
-        """The task's source loader: the in-memory splits."""
-        return {split: self.dataset_dict[split] for split in splits if split in self.dataset_dict}
+        """The task's source loader: the in-memory splits, less the rows a preprocessing step dropped."""
+        loaded: dict[str, Any] = {}
+        for split in splits:
+            if split not in self.dataset_dict:
+                continue
+            dataset = self.dataset_dict[split]
+            kept = self._scan(split)[0] if len(self.preprocessor) else None
+            if kept is not None:
+                dataset = dataset.select(kept) if hasattr(dataset, "select") else [dataset[i] for i in kept]
+            loaded[split] = dataset
+        return loaded
 
     def _checked_labels(self) -> tuple[tuple[str, ...], tuple[Any, ...] | None]:
         """:meth:`infer_labels`, held against ``num_labels`` (integer labels 0..k-1 grow to ``num_labels``)."""
@@ -216,10 +251,13 @@ class SequenceClassificationTask:
         """The mtcore :class:`~mtcore.task.Task` this describes (built once); ``model_path`` (the seed's
         argument) is not needed: ``Tasks`` gives the encoder."""
         if self._task is None:
+            from mtcore.seed.preprocessing import step_reference
+
             row = self._first_prepared_row()
-            steps = self.preprocessor
+            # the steps by name where they can be imported back, so a saved model prepares rows by itself
+            steps = tuple(step_reference(step) for step in self.preprocessor.steps)
             if SEED_INPUT in row and "text" not in row:
-                steps = self.preprocessor + seed_input
+                steps += (f"{__name__}:seed_input",)
                 row = seed_input(row) or row
             pair = "text_pair" in row
             if "text" not in row:
@@ -237,7 +275,7 @@ class SequenceClassificationTask:
                 labels=labels,
                 label_values=values,
                 inputs=inputs,
-                preprocess=(steps,) if len(steps) else (),
+                preprocess=steps,
                 sources={"memory": Source("sample", self._load, {}, "in-memory DatasetDict")},
                 head=self._head,
                 head_options=self._head_options,

@@ -5,8 +5,8 @@ task) and ``.data`` (collated tensors; ``batch.data.to(device)`` moves them in p
 seed, an epoch holds every task's batches exactly once, in a random task order, so ``len()`` is
 the sum of the tasks' batches, the same every epoch (``num_epochs * len(train_sampler)`` is the
 run's length). On another split with ``shuffle=False`` the tasks come one after the other, their
-rows in dataset order. The seed's keywords work: ``part`` (= ``split``), ``parts`` (one split for
-every task), ``shuffle_data`` (= ``shuffle``), ``shuffle_task_data`` ({task: bool}).
+rows in dataset order. The seed's keywords work: ``datasets`` (= ``data``), ``part`` (= ``split``),
+``parts`` (one split for every task), ``shuffle_data`` (= ``shuffle``), ``shuffle_task_data`` ({task: bool}).
 
 Any of mtcore's options (:mod:`mtcore.sampling.batch_sampler`) can be added; ``sampler=`` (e.g.
 ``"temperature"``) replaces the seed's once-per-epoch order by mtcore's sampling.
@@ -30,30 +30,39 @@ from mtcore.sampling.batch_sampler import MultitaskBatchSampler as _CoreSampler
 __all__ = ["EachBatchOnceSampler", "MetabatchSampler", "MultitaskBatchSampler"]
 
 
-def _one_split(split: Any, part: Any, parts: Mapping[str, str] | None) -> str:
+def _one_split(split: Any, part: Any, parts: Mapping[str, str] | None, owner: str = "MultitaskBatchSampler") -> str:
     if part is not None:
         if split is not None and split != part:
-            raise ConfigError(f"MultitaskBatchSampler got split={split!r} and part={part!r}; pass one of them")
+            raise ConfigError(f"{owner} got split={split!r} and part={part!r}; pass one of them")
         split = part
     if parts:
         chosen = set(parts.values()) | ({split} if split is not None else set())
         if len(chosen) != 1:
-            raise ConfigError(f"MultitaskBatchSampler reads one split for every task (parts names {sorted(map(str, chosen))}); "
+            raise ConfigError(f"{owner} reads one split for every task (parts names {sorted(map(str, chosen))}); "
                               "build one sampler per split, or give every task the same part")
         split = next(iter(chosen))
     if isinstance(split, int):
-        raise ConfigError(f"the second argument of MultitaskBatchSampler is the split ('train'), got {split!r}; pass batch_size={split!r}")
+        raise ConfigError(f"the second argument of {owner} is the split ('train'), got {split!r}; pass batch_size={split!r}")
     return "train" if split is None else split
 
 
-def _seed_options(options: dict[str, Any]) -> dict[str, Any]:
-    """The seed's spellings -> mtcore's; the task data must be ``tasks.data``."""
-    if "datasets" in options:
-        options.setdefault("data", options.pop("datasets"))
+def _seed_options(data: Any, options: dict[str, Any], owner: str) -> tuple[Any, dict[str, Any]]:
+    """``(the task data, the options)`` with the seed's spellings turned into mtcore's; the data must be ``tasks.data``."""
+    if "datasets" in options:  # the seed's name for the data
+        datasets = options.pop("datasets")
+        if data is not None and datasets is not data:
+            raise ConfigError(f"{owner} got data and datasets (its seed name); pass one: {owner}(tasks.data, 'train', batch_size=12)")
+        data = datasets
+    if hasattr(data, "data") and hasattr(data, "heads") and not isinstance(data, Mapping):
+        raise ConfigError(f"{owner} takes tasks.data (the tokenized data), not the Tasks object: {owner}(tasks.data, 'train', batch_size=12)")
+    if not isinstance(data, Mapping) or not data:
+        got = "nothing" if data is None else f"an empty {type(data).__name__}" if isinstance(data, Mapping) else f"a {type(data).__name__}"
+        raise ConfigError(f"{owner} needs tasks.data (task name -> task data, at least one task), got {got}: "
+                          f"{owner}(tasks.data, 'train', batch_size=12)")
     if "shuffle_data" in options:
         shuffle = options.pop("shuffle_data")
         if options.get("shuffle") is not None and options["shuffle"] != shuffle:
-            raise ConfigError("MultitaskBatchSampler got shuffle and shuffle_data (its seed name) with different values; pass one")
+            raise ConfigError(f"{owner} got shuffle and shuffle_data (its seed name) with different values; pass one")
         options["shuffle"] = shuffle
     if "stop_strategy" in options:
         raise ConfigError("stop_strategy is the seed's MetabatchSampler option: use mtcore.seed.dataloaders.MetabatchSampler(data, split, "
@@ -61,19 +70,15 @@ def _seed_options(options: dict[str, Any]) -> dict[str, Any]:
     stop = options.get("stop")
     if isinstance(stop, str) and stop in MetabatchSampler.STRATEGIES:
         options["stop"] = MetabatchSampler.STRATEGIES[stop]
-    return options
+    return data, options
 
 
 class MultitaskBatchSampler(_CoreSampler):
     """The seed's sampler: each task's batches once per epoch, in a random task order (see the module)."""
 
     def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, **options: Any) -> None:
-        options = _seed_options({"data": data, **options})
-        data = options.pop("data")
+        data, options = _seed_options(data, options, "MultitaskBatchSampler")
         split = _one_split(split, options.pop("part", None), options.pop("parts", None))
-        if hasattr(data, "data") and hasattr(data, "heads") and not isinstance(data, Mapping):
-            raise ConfigError("MultitaskBatchSampler takes tasks.data (the tokenized data), not the Tasks object: "
-                              "MultitaskBatchSampler(tasks.data, 'train', batch_size=12)")
         shuffle_task_data = options.pop("shuffle_task_data", None)
         shuffle = options.pop("shuffle", None)
         shuffle = True if shuffle is None else shuffle
@@ -98,9 +103,8 @@ class MetabatchSampler(_CoreSampler):
 
     def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, *, stop_strategy: str = "longest",
                  **options: Any) -> None:
-        options = _seed_options({"data": data, **options})
-        data = options.pop("data")
-        split = _one_split(split, options.pop("part", None), options.pop("parts", None))
+        data, options = _seed_options(data, options, "MetabatchSampler")
+        split = _one_split(split, options.pop("part", None), options.pop("parts", None), "MetabatchSampler")
         if "mode" in options or "stop" in options:
             raise ConfigError("MetabatchSampler is mode='all' with stop=stop_strategy; use mtcore.seed.MultitaskBatchSampler for other modes")
         if options.pop("shuffle_task_data", None):

@@ -2,9 +2,11 @@
 
 ``MultitaskModel(encoder_path, tasks.heads)`` is :class:`mtcore.model.MultitaskModel` with two
 additions: built from a :class:`~mtcore.seed.tasks.TaskHeads` (or a plain dict of the same task
-names, such as ``{**tasks.heads, "terra": my_head}``), it takes the tasks' tokenizer (saved with
-the model) and becomes ``tasks.model``; and it starts in training mode, as the seed's did. ``model.forward(batch.name, **batch.data).loss``
-works as in the seed. The seed's keywords ``encoder_path=`` and ``task_heads=`` work too.
+names, such as ``{**tasks.heads, "terra": my_head}``; of several ``Tasks`` with those names, the
+one for this encoder), it takes the tasks' tokenizer (saved with the model) and becomes
+``tasks.model``; and it starts in training mode, as the seed's did.
+``model.forward(batch.name, **batch.data).loss`` works as in the seed. The seed's keywords
+``encoder_path=`` and ``task_heads=`` work too.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class MultitaskModel(_CoreModel):
         if owner is None and isinstance(heads_by_task, dict):  # {**tasks.heads, "terra": my_head}: a plain dict
             from mtcore.seed.tasks import tasks_named
 
-            owner = tasks_named(heads_by_task)
+            owner = tasks_named(heads_by_task, encoder)
         if owner is not None:
             options.setdefault("tokenizer", owner.tokenizer)
         super().__init__(encoder, heads_by_task, **options)

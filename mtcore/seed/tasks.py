@@ -16,6 +16,8 @@ one (``MultitaskModel(encoder_path, tasks.heads)``) and keeps it.
 
 from __future__ import annotations
 
+import gc
+import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,26 +34,65 @@ if TYPE_CHECKING:
 _LIVE: list[weakref.ref[Tasks]] = []
 
 
-def tasks_named(heads: Mapping[str, Any]) -> Tasks | None:
-    """The most recent live :class:`Tasks` whose task names are ``heads``' keys (a heads dict rebuilt
-    from ``tasks.heads`` with a custom head in it), or None."""
-    for ref in reversed(_LIVE):
-        tasks = ref()
-        if tasks is not None and set(tasks.names) == set(heads):
-            return tasks
-    return None
+def encoder_key(encoder: Any) -> str | None:
+    """What identifies an encoder: its local directory (resolved), hub id, or a loaded model's ``name_or_path``."""
+    if not isinstance(encoder, (str, os.PathLike)):
+        encoder = getattr(encoder, "name_or_path", None) or getattr(getattr(encoder, "config", None), "_name_or_path", None)
+        if not isinstance(encoder, (str, os.PathLike)) or not str(encoder):
+            return None
+    path = os.fspath(encoder)
+    return os.path.realpath(path) if os.path.isdir(path) else path
+
+
+def tasks_named(heads: Mapping[str, Any], encoder: Any = None) -> Tasks | None:
+    """The live :class:`Tasks` whose task names are ``heads``' keys (a heads dict rebuilt from
+    ``tasks.heads`` with a custom head in it), or None. When several have those names, the one for
+    ``encoder``; a :class:`ConfigError` when that does not single one out."""
+    def named() -> list[Tasks]:
+        found = [ref() for ref in _LIVE]
+        return [tasks for tasks in found if tasks is not None and set(tasks.names) == set(heads)]
+
+    candidates = named()
+    if len(candidates) > 1:
+        candidates = []  # (holds them alive)
+        gc.collect()  # a notebook's replaced Tasks objects live on in reference cycles until collected
+        candidates = named()
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    key = encoder_key(encoder)
+    matching = [tasks for tasks in candidates if key is not None and encoder_key(tasks.encoder_path) == key]
+    if len(matching) == 1:
+        return matching[0]
+    which = "all for this encoder" if matching else "none for this encoder"
+    raise ConfigError(f"MultitaskModel: the heads dict has the task names of {len(candidates)} Tasks objects ({which}: "
+                      f"{', '.join(repr(t) for t in (matching or candidates))}), so it cannot tell whose tokenizer to take; "
+                      "build the dict from the one you mean: MultitaskModel(encoder, tasks.heads | {'terra': my_head})")
 
 
 class TaskHeads(dict):
     """Task name -> :class:`~mtcore.task.Task` (what ``MultitaskModel`` builds heads from).
 
     A plain dict that remembers the :class:`Tasks` it belongs to (``owner``), so a model built
-    from it becomes ``owner.model`` and gets the tokenizer.
+    from it becomes ``owner.model`` and gets the tokenizer. ``tasks.heads | {"terra": my_head}``
+    and ``tasks.heads.copy()`` keep the owner.
     """
 
-    def __init__(self, tasks: dict[str, Task], owner: Tasks) -> None:
+    def __init__(self, tasks: Mapping[str, Any], owner: Tasks) -> None:
         super().__init__(tasks)
         self.owner = owner
+
+    def copy(self) -> TaskHeads:
+        return TaskHeads(self, self.owner)
+
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return TaskHeads({**self, **other}, self.owner)
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return TaskHeads({**other, **self}, self.owner)
 
 
 class Tasks:
