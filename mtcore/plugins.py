@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
+import types
 import warnings
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -55,6 +57,16 @@ def _selected(ep: EntryPoint, only: set[str] | None) -> bool:
     return ep.name in only or dist in only
 
 
+#: Libraries a plugin module must not import when loaded (as mtcore.testing.checks.HEAVY_MODULES).
+HEAVY_MODULES = ("torch", "transformers", "datasets", "accelerate", "sklearn")
+
+
+def _heavy_imports(module: Any, before: set[str]) -> list[str]:
+    """Heavy libraries that loading ``module`` imported (new in sys.modules) or that it holds as module globals."""
+    held = {getattr(v, "__name__", "").split(".")[0] for v in vars(module).values() if isinstance(v, types.ModuleType)}
+    return [m for m in HEAVY_MODULES if (m in sys.modules and m not in before) or m in held]
+
+
 _IMPL_MARK = f"{hookspecs.PROJECT}_impl"  # the attribute pluggy's HookimplMarker("mtcore") sets
 
 
@@ -71,17 +83,25 @@ def _hook_problems(module: Any) -> list[str]:
             continue
         marked = getattr(value, _IMPL_MARK, None) is not None
         if marked and attr not in HOOK_NAMES:
-            problems.append(f"unknown hook {attr!r}{did_you_mean(attr, HOOK_NAMES, n=1)}")
+            problems.append(f"unknown hook {attr!r}{did_you_mean(attr, HOOK_NAMES, n=1)}{_defined_at(value)}")
         elif marked and (unknown := _unknown_arguments(value, attr)):
             problems.append(f"hook {attr!r} takes {', '.join(map(repr, unknown))}: its argument must be named 'register' "
                             f"(def {attr}(register))")
         elif not marked and attr in HOOK_NAMES:
-            problems.append(f"{attr!r} is not decorated with @mtcore.hookimpl, so mtcore would never call it")
+            problems.append(f"{attr!r} is not decorated with @mtcore.hookimpl, so mtcore would never call it{_defined_at(value)}")
         implemented += marked
     if not problems and not implemented:
         problems.append(f"module {module.__name__!r} implements no mtcore hook: decorate functions named "
                         "mt_register_tasks, mt_register_heads, ... with @mtcore.hookimpl (see docs/hooks.md)")
     return problems
+
+
+def _defined_at(function: Any) -> str:
+    """``" (at mt_bad/plugin.py:12)"``: where a plugin's function is defined, or ``""``."""
+    code = getattr(function, "__code__", None)
+    if code is None or code.co_filename.startswith("<"):
+        return ""
+    return f" (at {'/'.join(Path(code.co_filename).parts[-2:])}:{code.co_firstlineno})"
 
 
 def _unknown_arguments(function: Any, hook_name: str) -> list[str]:
@@ -154,10 +174,25 @@ def _where(exc: BaseException) -> str:
 
 
 def _describe(exc: BaseException, ep: EntryPoint | None = None) -> str:
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:  # its place is the file's, not import_module's
+        path = Path(exc.filename)
+        return f"{type(exc).__name__}: {exc.msg} (at {'/'.join(path.parts[-2:])}:{exc.lineno}); fix the plugin's code there"
     text = " ".join(str(exc).split())
     line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     if isinstance(exc, ImportError) and ep is not None:
-        return f"{line} (importing entry point '{ep.name} = {ep.value}' of the {hookspecs.PROJECT!r} group in its pyproject.toml)"
+        missing = getattr(exc, "name", None) if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None and (ep.module == missing or ep.module.startswith(missing + ".")):  # the entry point's own module
+            from mtcore.refs import near_module
+
+            return (f"{line}{near_module(missing)} (importing entry point '{ep.name} = {ep.value}' of the {hookspecs.PROJECT!r} "
+                    "group in its pyproject.toml)")
+        where = _where(exc)
+        if missing is None or not where:
+            return line + where
+        if missing.split(".")[0] == ep.module.split(".")[0]:
+            return f"{line}{where}; the plugin's package has no module {missing!r}: fix that import"
+        return (f"{line}{where}; install {missing.split('.')[0]!r} and declare it in the dependencies of the plugin's "
+                "pyproject.toml, or import it only where it is used")
     return line + ("" if isinstance(exc, PluginError) else _where(exc))
 
 
@@ -208,7 +243,9 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
             if ep.name in RESERVED_NAMES and not info.builtin:
                 raise PluginError(f"the plugin name {ep.name!r} is reserved for {RESERVED_NAMES[ep.name]}; rename the entry point "
                                   f"in the [project.entry-points.{hookspecs.PROJECT}] table of its pyproject.toml and reinstall")
+            before = {m for m in HEAVY_MODULES if m in sys.modules}
             module = ep.load()
+            info.heavy = _heavy_imports(module, before)
             _check_entry_point(ep, module)
             problems = _hook_problems(module)
             if problems:
@@ -246,7 +283,7 @@ def get_component(kind: str, name: str) -> Any:
     return load_registry().component(kind, name).load()
 
 
-def register_component(kind: str, name: str, factory: Any, description: str = "", **extra: Any) -> None:
+def register_component(kind: str, /, name: str, factory: Any, description: str = "", **extra: Any) -> None:
     """Register a head, sampler, loss, metric or writer from user code (plugin name ``user``)."""
     for registry in _cache.values() or [load_registry()]:
         registry.add_component(kind, name, factory, "user", description, **extra)

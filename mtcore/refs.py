@@ -30,8 +30,9 @@ def resolve(ref: Any) -> Any:
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise BadReference(f"cannot import {module_name!r} (from reference {ref!r}): {exc}",
-                              f"cannot import {module_name!r}: {exc}") from exc
+        hint = near_module(exc.name) if isinstance(exc, ModuleNotFoundError) and exc.name else ""
+        raise BadReference(f"cannot import {module_name!r} (from reference {ref!r}): {exc}{hint}",
+                              f"cannot import {module_name!r}: {exc}{hint}") from exc
     for part in attr.split("."):
         try:
             obj = getattr(obj, part)
@@ -39,6 +40,40 @@ def resolve(ref: Any) -> Any:
             raise BadReference(f"{module_name!r} has no attribute {attr!r} (from reference {ref!r})",
                                   f"{module_name!r} has no attribute {attr!r}") from None
     return obj
+
+
+def near_attribute(ref: Any) -> str:
+    """``" (did you mean 'AttentionPoolHead'?)"`` for a ``"module:Attr"`` whose module imports but lacks ``Attr``."""
+    from mtcore.errors import did_you_mean
+
+    if not isinstance(ref, str) or ":" not in ref:
+        return ""
+    module_name, _, attr = ref.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split(".")[:-1]:
+            obj = getattr(obj, part)
+    except Exception:
+        return ""
+    last = attr.split(".")[-1]
+    return "" if hasattr(obj, last) else did_you_mean(last, [n for n in dir(obj) if not n.startswith("_")], n=1)
+
+
+def near_module(missing: str) -> str:
+    """``" (did you mean 'pkg.plugin'?)"`` for a missing ``pkg.plugn`` whose package exists, else ``""``."""
+    import pkgutil
+
+    from mtcore.errors import did_you_mean
+
+    parent, _, child = missing.rpartition(".")
+    try:
+        path = getattr(importlib.import_module(parent), "__path__", None) if parent else None
+    except Exception:
+        return ""
+    if path is None:
+        return ""
+    hint = did_you_mean(child, [m.name for m in pkgutil.iter_modules(path)], n=1)
+    return hint.replace("'", f"'{parent}.", 1) if hint else ""
 
 
 def reference_problem(ref: Any) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mtcore.errors import ConfigError, UnknownNameError, UsageError, did_you_mean
-from mtcore.refs import describe, resolve
+from mtcore.refs import BadReference, describe, near_attribute, resolve
 from mtcore.task import Task
 
 #: Component kinds and the hook that registers each.
@@ -52,7 +52,13 @@ class Component:
     def load(self) -> Any:
         """The object the reference names; a sampler class is given its registered name (``Sampler.name``,
         used in its error messages), so a plugin author need not repeat it in the class."""
-        obj = resolve(self.ref)
+        try:
+            obj = resolve(self.ref)
+        except BadReference as exc:
+            hint = near_attribute(self.ref)
+            if not hint:
+                raise
+            raise BadReference(f"{exc.reason}{hint} (from reference {self.ref!r})", f"{exc.reason}{hint}") from None
         if self.kind == "sampler" and isinstance(obj, type):
             obj = _named_class(obj, self.name)
         return obj
@@ -90,6 +96,11 @@ class PluginInfo:
     tasks: int = 0
     components: int = 0
     traceback: str = ""  # of a failure (shown by the CLI with MT_DEBUG=1)
+    heavy: list[str] = field(default_factory=list)  # heavy libraries importing it pulled in (torch, ...)
+
+    def heavy_line(self) -> str:
+        return (f"plugin {self.name!r} ({self.distribution}) imports {', '.join(self.heavy)} when it is loaded, which slows every "
+                "mt command (mt list-tasks too); import it inside the functions that use it, or name classes as 'module:Class'")
 
     def failure_line(self) -> str:
         return f"plugin {self.name!r} ({self.distribution} {self.version}) failed to load: {self.error}"
@@ -105,6 +116,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "tasks": self.tasks,
             "components": self.components,
+            "heavy_imports": self.heavy,
         }
 
 
@@ -147,10 +159,11 @@ class Registry:
         self.tasks[task.id] = task
         return task
 
-    def add_component(self, kind: str, name: str, ref: Any, plugin: str, description: str = "", **extra: Any) -> Component:
+    def add_component(self, kind: str, /, name: str, ref: Any, plugin: str, description: str = "", **extra: Any) -> Component:
         """Register a named component of ``kind`` (head, sampler, loss, metric, writer)."""
         if not isinstance(name, str) or not name or ":" in name:
             raise ValueError(f"{kind} name {name!r} must be a non-empty string without ':'")
+        check_component_fields(kind, name, description, extra)
         if kind in ("head", "metric") and "kinds" in extra:
             _check_kinds(kind, name, extra["kinds"])
         component = Component(kind, name, ref, plugin, description, {k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()})
@@ -240,6 +253,26 @@ class Registry:
             raise
         info.tasks = len(added_tasks)
         info.components = len(added_components)
+
+
+#: The keywords ``register(name, ref, description, ...)`` takes beyond those, per component kind.
+EXTRA_KEYWORDS: dict[str, tuple[str, ...]] = {"head": ("kinds",), "metric": ("kinds",), "writer": ("needs_ids",), "sampler": (), "loss": ()}
+
+
+def check_component_fields(kind: str, name: Any, description: Any, extra: dict[str, Any]) -> None:
+    """Refuse, at the ``register(...)`` call, a description that is no string and a keyword the kind does not take
+    (a misspelled ``knids=`` would otherwise be kept as data and silently turn the kind check off)."""
+    word = KIND_WORDS.get(kind, kind)
+    if not isinstance(description, str):
+        raise UsageError(f"{word} {name!r}: description must be a string, got {type(description).__name__} {description!r}"
+                         + (" (pass kinds=... by keyword, after the description)" if isinstance(description, (tuple, list)) else ""))
+    allowed = EXTRA_KEYWORDS.get(kind, ())
+    for key in extra:
+        if key in allowed:
+            continue
+        hint = did_you_mean(key, allowed, n=1)
+        takes = f"it takes name, ref, description and {', '.join(allowed)}" if allowed else "it takes name, ref and description only"
+        raise UsageError(f"{word} {name!r}: register() got the unknown keyword {key!r}{hint}; {takes}")
 
 
 def _check_kinds(component: str, name: str, kinds: Any) -> None:

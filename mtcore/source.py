@@ -110,6 +110,7 @@ def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?"
     """A :class:`Source` from plain data: ``{"kind": "local", "format": ..., "files": {...}}`` etc."""
     spec = dict(spec)
     kind = spec.pop("kind", name)
+    _check_keys(name, kind, spec, task_name)
     if kind == "hub":
         return Source.hub(**spec)
     if kind == "local":
@@ -117,6 +118,33 @@ def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?"
     if kind == "sample":
         return Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
     raise ConfigError(f"task {task_name!r}: source {name!r} has kind {kind!r}; use hub, local or sample")
+
+
+_HUB_KEYS = ("path", "name", "revision", "data_dir", "splits", "description")
+
+
+def _check_keys(name: str, kind: Any, spec: Mapping[str, Any], task_name: str) -> None:
+    """A key a ``hub``, ``local`` or ``sample`` source does not take (``file:`` for ``files:``) is refused with did-you-mean
+    (for files, the keys are the reader options of its format; any format's when it is ``auto``)."""
+    from mtcore.data.formats import FORMATS
+    from mtcore.data.readers import _OPTION_ALIASES, reader_option_names
+    from mtcore.errors import did_you_mean
+
+    if kind == "hub":
+        allowed = set(_HUB_KEYS)
+    elif kind in ("local", "sample"):
+        fmt = spec.get("format", "auto")
+        formats = [fmt] if fmt in FORMATS else FORMATS
+        allowed = {"format", "files", "description", "cache_dir", *(["package"] if kind == "sample" else [])}
+        allowed |= {option for f in formats for option in reader_option_names(f)}
+    else:
+        return
+    for key in spec:
+        if key not in allowed:
+            alias = _OPTION_ALIASES.get(key)
+            hint = f" (did you mean {alias!r}?)" if alias in allowed else did_you_mean(str(key), sorted(allowed), n=1)
+            what = f"source {name!r}" + (f" ({kind})" if kind != name else "")
+            raise ConfigError(f"task {task_name!r}: {what} has unknown key {key!r}{hint}; it takes: {', '.join(sorted(allowed))}")
 
 
 def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, task_name: str = "?") -> dict[str, Source]:

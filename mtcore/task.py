@@ -142,8 +142,9 @@ class Task:
                     f"choose one of: {', '.join(k.value for k in TaskKind)}"
                 ) from None
             object.__setattr__(self, "kind", kind)
-        if not self.name or ":" in self.name:
-            raise ConfigError(f"task name {self.name!r} must be non-empty and contain no ':'")
+        if not isinstance(self.name, str) or not self.name or ":" in self.name:
+            raise ConfigError(f"task name {self.name!r} must be a non-empty string with no ':'")
+        _check_text_fields(self)
         if isinstance(self.labels, str):
             raise ConfigError(f"task {self.name!r}: labels must be a list of label names, not the string {self.labels!r} "
                               f"(write labels=({', '.join(repr(x) for x in self.labels.replace(',', ' ').split()[:3])}, ...))")
@@ -374,6 +375,17 @@ def _near_metric(name: str, metrics: Sequence[str]) -> str:
         return hint
     family = [m for m in metrics if m.lower().startswith(name.lower()) or name.lower().startswith(m.lower())]
     return " (did you mean " + " or ".join(repr(m) for m in family[:3]) + "?)" if family else ""
+
+
+def _check_text_fields(task: Task) -> None:
+    """``description`` is a string and ``metadata`` a mapping with string keys (what the listing commands print)."""
+    object.__setattr__(task, "description", "" if task.description is None else task.description)
+    bad = next((key for key in task.metadata if not isinstance(key, str)), None) if isinstance(task.metadata, Mapping) else None
+    if not isinstance(task.description, str):
+        raise ConfigError(f"task {task.name!r}: description must be a string, got {type(task.description).__name__} {task.description!r}")
+    if not isinstance(task.metadata, Mapping) or bad is not None:
+        what = f"key {bad!r} is not a string; write it as {str(bad)!r}" if bad is not None else f"must be a mapping, not {type(task.metadata).__name__}"
+        raise ConfigError(f"task {task.name!r}: metadata {what}")
 
 
 def _check_formats(task_name: str, sources: Mapping[str, Source]) -> None:

@@ -58,7 +58,10 @@ def test_broken_plugins_are_reported_in_one_line_each_and_others_keep_working(fi
     by_plugin = {name: [line for line in lines if f"plugin '{name}'" in line] for name in names}
     assert "mt-fixture-broken-import 0.0.1" in by_plugin["broken_import"][0]
     assert "ModuleNotFoundError" in by_plugin["broken_import"][0]
-    assert "entry point 'broken_import = mt_fixture_broken_import.plugin'" in by_plugin["broken_import"][0]
+    # the entry point is right: the line that failed is the plugin's own import, and the fix is to install or declare it
+    assert "(at mt_fixture_broken_import/plugin.py:2 in <module>)" in by_plugin["broken_import"][0]
+    assert "install 'this_module_does_not_exist_anywhere'" in by_plugin["broken_import"][0]
+    assert "pyproject.toml" not in by_plugin["broken_import"][0].split("; install")[0]
     assert "boom inside mt_register_tasks" in by_plugin["broken_hook"][0]
     assert "(at mt_fixture_broken_hook/plugin.py:9 in mt_register_tasks)" in by_plugin["broken_hook"][0]
     assert "unknown hook 'mt_register_task'" in by_plugin["misspelled"][0]

@@ -31,7 +31,7 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Print JSON inste
             hooks = ", ".join(h.removeprefix("mt_register_") for h in p.hooks)
             table.add_row(escape(p.name), escape(p.distribution), escape(p.version), status, str(p.tasks), str(p.components), hooks)
         stdout.print(table)
-    for line in registry.warnings:
+    for line in registry.warnings + [p.heavy_line() for p in registry.plugins if p.heavy]:
         warn(line)
     if registry.failures:
         report_plugin_failures(registry, tracebacks_only=True)
@@ -61,7 +61,7 @@ def list_tasks(
         table.add_column(column, overflow="fold")
     for t in tasks:
         labels = ", ".join(t.labels[:4]) + (f", … (+{len(t.labels) - 4})" if len(t.labels) > 4 else "") if t.labels else "-"
-        table.add_row(escape(t.id), t.kind.value, escape(labels), ", ".join(t.sources), escape(t.description))
+        table.add_row(escape(t.id), t.kind.value, escape(labels), ", ".join(map(str, t.sources)), escape(str(t.description)))
     stdout.print(table)
 
 
@@ -79,7 +79,7 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     def row(field: str, value: str) -> None:  # values are plain text, never rich markup
         table.add_row(escape(field), escape(value))
 
-    row("description", task.description or "-")
+    row("description", str(task.description or "-"))
     row("kind", task.kind.value)
     row("inputs", ", ".join(f"{k} <- {v}" for k, v in task.input_map.items()))
     labels = ", ".join(task.labels) or "-"
@@ -101,7 +101,7 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     if sizes:
         row("sample size", ", ".join(f"{split} {n}" for split, n in sizes.items()))
     for key, value in task.metadata.items():
-        row(key, str(value))
+        row(str(key), str(value))
     if task.evaluate_only:
         row("note", "evaluate-only (diagnostic): not trained on")
     stdout.print(table)
@@ -128,7 +128,7 @@ def components(
     for column in ("kind", "id", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["kind"], escape(row["id"]), escape(row["description"]))
+        table.add_row(row["kind"], escape(row["id"]), escape(str(row["description"])))
     stdout.print(table)
 
 

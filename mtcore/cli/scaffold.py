@@ -71,7 +71,7 @@ def plugin_names(name: str, plugin: str | None = None) -> PluginNames:
         raise UsageError(f"plugin short name {short!r} is not valid: use lowercase letters, digits and '_', starting with a letter; {fix}")
     if short in RESERVED_PLUGIN_NAMES:
         raise UsageError(f"plugin short name {short!r} is reserved for {RESERVED_PLUGIN_NAMES[short]}; {fix}")
-    if keyword.iskeyword(package) or package in sys.stdlib_module_names or package in ("mtcore", "test", "tests"):
+    if keyword.iskeyword(package) or package in sys.stdlib_module_names or package in ("mtcore", "test", "tests", "conftest"):
         raise UsageError(f"plugin name {name!r} would make a package {package!r} that clashes with Python or mtcore; choose another name")
     if importlib.util.find_spec(package) is not None:
         raise UsageError(f"a module named {package!r} is already importable in this environment; choose another plugin name")

@@ -134,19 +134,57 @@ def write_csv(task: Any, rows: Sequence[Mapping[str, Any]], output_path: str | P
     return [path]
 
 
-def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: Path) -> list[Any]:
-    """``writer(task, rows, output)``: what it returns, and its own exception as one line naming it
-    (:class:`~mtcore.errors.PluginError`); an ``OSError`` or mtcore error passes through."""
+def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: Path,
+                where: Path | None = None) -> list[Path]:
+    """``writer(task, rows, output)``: the paths it returns, checked (:func:`check_returned`; ``where``:
+    the folder its hidden folder stands for, in the messages), and its own
+    exception as one line naming it (:class:`~mtcore.errors.PluginError`); an ``OSError`` or mtcore error
+    passes through."""
     from mtcore.errors import MtError, PluginError
 
     try:
-        return list(writer(task, rows, output) or [])
+        returned = writer(task, rows, output)
     except (MtError, OSError):
         raise
     except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line naming the writer
         text = " ".join(str(exc).split())
         raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
                           "nothing was written") from exc
+    return check_returned(returned, component_id, output, where)
+
+
+def check_returned(returned: Any, component_id: str, output: Path, where: Path | None = None) -> list[Path]:
+    """The paths a plugin's writer returned for ``output`` (a path in a hidden folder): a non-empty list (or tuple)
+    of paths that exist, all in that folder; else a :class:`~mtcore.errors.PluginError` naming the writer and its
+    plugin, so that ``mt predict`` never reports predictions it did not write. ``where``: the folder the hidden
+    folder stands for (the paths are named as they would have been moved there)."""
+    from mtcore.errors import PluginError
+
+    stage = output.parent.resolve()
+
+    def shown(path: Path) -> str:
+        relative = path.resolve().relative_to(stage)
+        return str(where / relative if where is not None and str(where) not in ("", ".") else relative)
+
+    who = f"writer {component_id!r} (plugin {component_id.partition(':')[0]!r})"
+    fix = "it must write under the path it is given and return a list of the paths it wrote; nothing was written"
+    if not isinstance(returned, (list, tuple)) or not all(isinstance(p, (str, os.PathLike)) for p in returned):
+        raise PluginError(f"{who} returned {_brief(returned)}, not a list of the paths it wrote; {fix}")
+    if not returned:
+        raise PluginError(f"{who} returned no paths: it wrote no predictions; {fix}")
+    paths = [Path(p) for p in returned]
+    for path in paths:
+        if not path.resolve().is_relative_to(stage):
+            raise PluginError(f"{who} returned {str(path)!r}, outside the output it was given "
+                              f"({shown(output.resolve())}); {fix}")
+        if not os.path.lexists(path):
+            raise PluginError(f"{who} returned {shown(path)} but wrote no such file; {fix}")
+    return paths
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mapping[str, Any]], output: str | Path,
@@ -171,7 +209,7 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
     created = make_parents(output.parent)
     stage = Path(tempfile.mkdtemp(prefix=".mt-write-", dir=output.parent))
     try:
-        returned = call_writer(writer, component_id, task, rows, stage / output.name)
+        call_writer(writer, component_id, task, rows, stage / output.name, where=output.parent)
         if (stage / output.name).is_dir() and output.suffix.lower() in FILE_SUFFIXES:
             from mtcore.errors import UsageError
 
@@ -182,7 +220,6 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
 
             raise UsageError(f"the {component_id} writer writes one file at the path it is given, and --output {output}{os.sep} "
                              f"names a folder: give a file path (e.g. {output / ('predictions.' + component_id.rpartition(':')[2])})")
-        outside = [Path(p) for p in returned if not Path(p).resolve().is_relative_to(stage.resolve())]
         moved = []
         for path in sorted(p for p in stage.rglob("*") if p.is_file()):
             target = output.parent / path.relative_to(stage)
@@ -195,7 +232,7 @@ def write_staged(writer: Any, component_id: str, task: Any, rows: Sequence[Mappi
         remove_empty(created)
         raise
     shutil.rmtree(stage, ignore_errors=True)
-    return moved + outside
+    return moved
 
 
 class JsonlSink:
