@@ -209,9 +209,13 @@ def _with_run_sources(location: Any, spec: Any) -> Any:
     its task: how the run read its files (a nested layout's ``row_expand``) applies to ``--input`` too."""
     from mtcore.predict.locate import run_config
 
-    from mtcore.predict.locate import run_plan
+    from mtcore.predict.locate import refuse_left_out, run_plan
 
-    plan = None if spec.sources else run_plan(run_config(location))
+    if spec.sources:
+        return spec
+    config = run_config(location)
+    refuse_left_out(config, [spec.id])  # its plugin installed but left out: refused saying so, not "not registered"
+    plan = run_plan(config)
     if plan is None:
         return spec
     planned = next((p for p in plan.tasks if p.id == spec.id), None)

@@ -12,10 +12,11 @@ to 0.97 GB, the rest of its peak not being the chunk's (``benchmarks/predict_mem
 ``docs/benchmarks.md``).
 
 :func:`check_rows` reads the file once first, keeping nothing: a malformed row, a row missing a
-field the task needs, and rows with and without an id in a file of several chunks are one line
-naming the file and row before any prediction (the fields of a task with preprocessing steps or
-a ``row_expand``, and the ids of one with preprocessing steps, exist only once a chunk is
-prepared: they are checked per chunk). :func:`predict_chunks` then yields each chunk's
+field the task needs, an id an earlier row already has (anywhere in the file: a set of the ids
+seen), and rows with and without an id in a file of several chunks are one line naming the file
+and rows before any prediction (the fields of a task with preprocessing steps or a
+``row_expand``, and the ids of one with preprocessing steps, exist only once a chunk is
+prepared: they are checked per chunk; an id a raw row gives is checked for repeats anyway). :func:`predict_chunks` then yields each chunk's
 prediction rows; mtcore's ``jsonl`` and ``csv`` writers append them to the output as they come
 (:mod:`mtcore.predict.writing`), so peak memory does not grow with the file (a tiny model, short
 rows, ``benchmarks/predict_memory.py``: peak RSS 572 MB for 200,000 rows and 565 MB for 600,000,
@@ -125,8 +126,8 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
     """Read ``rows`` once, keeping none, and return how many there are.
 
     The first row missing a field the task needs is one line (:func:`~mtcore.predict.inputs.check_fields`);
-    so are rows with and without an id when they span several chunks (within one chunk the
-    prediction itself refuses them, naming the rows).
+    so is a row whose id an earlier row has (anywhere in the file), and rows with and without an id
+    when they span several chunks (within one chunk the prediction itself refuses them, naming the rows).
     """
     from mtcore.predict.inputs import check_fields
 
@@ -134,6 +135,7 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
     count = 0
     given = missing = None
     budget = Budget(task, chunk_rows, chunk_units)
+    seen: dict[str, tuple[str, int]] = {}  # each id (as JSON text) and where it first was: one key per row, across chunks
 
     def counted() -> Iterator[Row]:
         nonlocal count, given, missing
@@ -142,6 +144,10 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
             budget.starts_chunk(row)
             if field is not None and row.get(field) is not None:
                 given = given or (file, number)
+                first = seen.setdefault(_id_key(row[field]), (file, number))
+                if first != (file, number):
+                    raise DataError(f"{file} row {number} has {field} {_id_text(row[field])}, as {first[0]} row {first[1]} has; "
+                                    f"give every row its own {field} (predictions are joined back to rows by it)")
             else:
                 missing = missing or (file, number)
             yield file, number, row
@@ -151,6 +157,19 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
         raise DataError(f"{missing[0]} row {missing[1]} has no {task.id_field} while {given[0]} row {given[1]} has one; "
                         "give every row an idx, or none (rows are then numbered from 0)")
     return count
+
+
+def _id_key(value: Any) -> str:
+    """An id as a set key: ``1`` and ``"1"`` differ, as in the file (numpy values as plain ones)."""
+    import json
+
+    value = value.tolist() if hasattr(value, "tolist") else value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def _id_text(value: Any) -> str:
+    text = _id_key(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, batch_size: int, origin: str,

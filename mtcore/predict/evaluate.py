@@ -36,6 +36,15 @@ class TaskSetup:
     holdout: float | None = None  # the run's task entry's: validation carved from train the same way
     split: str | None = None  # an evaluate-only task entry's own split (mtcore.train.eval_tasks)
     scored_only: bool = False  # a task the run scored with another task's head, not trained
+    files_dir: str | None = None  # a task defined in the run's config: the folder its files are in (what reports show)
+    inline: bool = False  # a task defined in the run's config (no data_dir of its own): reports show files_dir
+
+
+def _files_folder(files: Any) -> str | None:
+    """The folder of an inline task's first file (its paths are absolute in a run's config.yaml); None when unknown."""
+    first = files if isinstance(files, str) else next(iter(files.values()), None) if isinstance(files, dict) else (files or [None])[0]
+    first = first[0] if isinstance(first, list) and first else first
+    return str(Path(first).parent) if isinstance(first, str) and Path(first).is_absolute() else None
 
 
 @dataclass
@@ -88,8 +97,10 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     ``head``: every task is predicted with that head (see :func:`~mtcore.predict.tasks.prediction_task`)."""
     from mtcore.predict.tasks import check_compatible, prediction_task, with_sources
 
-    from mtcore.predict.locate import run_plan
+    from mtcore.predict.locate import refuse_left_out, run_plan
+    from mtcore.predict.tasks import PluginLeftOut
 
+    refuse_left_out(config, _split_names(names))  # before run_plan's warning: one line, exit 2
     plan = run_plan(config)
     planned: list[Any] = plan.tasks if plan is not None else []
     evaluated: list[Any] = plan.evaluated if plan is not None else []  # scored with another task's head (evaluate_with)
@@ -106,14 +117,17 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
                 check_compatible(p.task, head_id, model.tasks[head_id])
             chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
-            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only))
+            inline = data_dir is None and p.entry.define is not None and p.entry.data_dir is None  # its data_dir: where it was started
+            shown = _files_folder(p.entry.define.get("files")) if inline else None
+            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only,
+                                    files_dir=shown, inline=inline))
             continue
         head_id, task = prediction_task(model, name, head)
         if need_data:  # --input brings the rows: the saved task alone reads them
             try:
                 task = with_sources(task, task.id)
             except ConfigError as exc:
-                if names:
+                if names or isinstance(exc, PluginLeftOut):  # a left-out plugin's task is refused, not skipped
                     raise
                 warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)  # every task of the model: score the others
                 continue
@@ -314,7 +328,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         prefix = f"{s.task.id}/"
         values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
         per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(splits[s.task.id]),
-                               "source": s.source if input is None else "--input", "data_dir": s.data_dir if input is None else scored_file,
+                               "source": s.source if input is None else "--input", "data_dir": (s.files_dir if s.inline else s.data_dir) if input is None else scored_file,
                                "head": s.head, "split": splits[s.task.id],
                                "weight": float((weights or {}).get(s.task.id, (weights or {}).get(s.task.name, 1.0)))}
         if not values:

@@ -127,6 +127,23 @@ def run_config(location: ModelLocation) -> Any:
     return load_config(location.config_path)
 
 
+def refuse_left_out(config: Any, wanted: Any = None) -> None:
+    """A :class:`~mtcore.predict.tasks.PluginLeftOut` for the first task of the run's ``config`` (of ``wanted``, ids or
+    bare names; None: every task) whose plugin is installed but left out by ``MT_LOAD_PLUGINS``."""
+    if config is None:
+        return
+    from mtcore.predict.tasks import left_out_error
+
+    for entry in config.tasks:
+        if entry.id is None or entry.define is not None:
+            continue
+        if wanted is not None and not {entry.id, entry.id.split(":", 1)[-1]} & set(wanted):
+            continue
+        error = left_out_error(entry.id)
+        if error is not None:
+            raise error
+
+
 def run_plan(config: Any) -> Any:
     """The :class:`~mtcore.train.validate.RunPlan` of a run's ``config`` (None for ``None``), or None with a warning
     when a task of it is registered by no installed plugin (one registered from Python with ``register_task`` in the
@@ -135,6 +152,7 @@ def run_plan(config: Any) -> Any:
         return None
     from mtcore.errors import MtError
     from mtcore.plugins import load_registry
+    from mtcore.predict.tasks import left_out_error
     from mtcore.train.validate import plan_run
 
     registry = load_registry(warn=False)
@@ -148,6 +166,10 @@ def run_plan(config: Any) -> Any:
     if missing:
         import warnings
 
+        left_out = left_out_error(missing[0])
+        if left_out is not None:  # installed: not "registered from Python"
+            warnings.warn(f"{left_out}; using the tasks the model saved for the others", UserWarning, stacklevel=2)
+            return None
         warnings.warn(f"the run's config names task {missing[0]!r}, which no installed plugin registers (registered from Python "
                       "in the training session?): using the tasks the model saved; register it again, or install its plugin, to "
                       "read its data from the run's config", UserWarning, stacklevel=2)

@@ -26,6 +26,21 @@ def registered_task(task_id: str) -> Task | None:
         return None
 
 
+class PluginLeftOut(ConfigError):
+    """A task of an installed plugin that ``MT_LOAD_PLUGINS`` leaves out: refused, never skipped (exit 2)."""
+
+
+def left_out_error(task_id: str) -> PluginLeftOut | None:
+    """The refusal of ``task_id`` when its plugin is installed but ``MT_LOAD_PLUGINS`` leaves it out, else None."""
+    from mtcore.plugins import load_registry
+
+    plugin = load_registry(warn=False).left_out(str(task_id))
+    if plugin is None:
+        return None
+    return PluginLeftOut(f"task {task_id!r} is of plugin {plugin!r}, which is installed but MT_LOAD_PLUGINS leaves it out; "
+                         "add it there, or unset MT_LOAD_PLUGINS")
+
+
 def manifest_task(model: Any, head_id: str) -> Task:
     """The Task recorded in the model's manifest for head ``head_id`` (no data sources).
 
@@ -137,6 +152,8 @@ def with_sources(task: Task, task_id: str) -> Task:
     if task.sources:
         return task
     registered = registered_task(task_id)
+    if registered is None and (left_out := left_out_error(task_id)) is not None:
+        raise left_out
     if registered is None or not registered.sources:
         raise ConfigError(
             f"task {task_id!r} is not registered by an installed plugin, so its data cannot be found; "

@@ -57,6 +57,8 @@ class TrainState:
     last_checkpoint_step: int | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     best_metrics: dict[str, float] = field(default_factory=dict)
+    #: the logging window open at the checkpoint (:meth:`~mtcore.train.monitor.LossMeter.window`), continued on resume
+    log_window: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -145,9 +145,11 @@ def eval_line(step: int, metrics: dict[str, float], score: float, improved: bool
     return f"eval step {step}: " + "; ".join(part for part in (head, shown, aside, missing) if part)
 
 
-def save_checkpoint(engine: Engine, progress: Progress) -> None:
-    """A full-state checkpoint of the current step (all processes take part)."""
+def save_checkpoint(engine: Engine, progress: Progress, meter: LossMeter | None = None) -> None:
+    """A full-state checkpoint of the current step (all processes take part), with the logging window so far
+    (``meter``'s sums), so that a run resumed from it logs the losses the uninterrupted run logs."""
     acc, state = engine.accelerator, engine.state
+    state.log_window = meter.window(_reduce(engine, "sum")) if meter is not None else {}
 
     def shared(directory: Any) -> None:
         write_checkpoint_files(directory, model=engine.unwrapped, optimizer=engine.optimizer, scheduler=engine.scheduler,
@@ -183,7 +185,7 @@ def checkpoint_now(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, prog
     """Check for NaN (no checkpoint of broken weights), update the counters, write the checkpoint."""
     watch.check(_last_checkpoint(engine), _gather(engine))
     count_examples(engine, meter)
-    save_checkpoint(engine, progress)
+    save_checkpoint(engine, progress, meter)
 
 
 def preempt(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress, preemption: Preemption) -> Preempted:
@@ -211,7 +213,7 @@ def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Pr
     if config.evaluation.at_end and state.last_eval_step != state.step:
         run_evaluation(engine, watch, progress)
     if config.checkpoint.at_end and state.last_checkpoint_step != state.step:
-        save_checkpoint(engine, progress)
+        save_checkpoint(engine, progress, meter)
     model_step = best_weights_into_model(engine, progress) if config.checkpoint.best_to_model else state.step
     if engine.is_main:
         from mtcore.train.build import quiet_progress_bars

@@ -144,13 +144,15 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
                report: Callable[[list[str], dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Train every combination of ``grid`` (sequentially); returns (and writes to ``OUTPUT/grid.json``) one entry per run."""
     from mtcore.train.run_dir import write_json
-    from mtcore.train.seeds import _refuse_a_run_directory, train_seeds
+    from mtcore.train.seeds import _refuse_a_run_directory, refuse_another_kind, train_seeds
     from mtcore.train.trainer import Trainer
 
     overrides, base = list(overrides), Path(output_dir)
     combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds))
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
                             suffix="grid")
+    refuse_another_kind(base, "seeds.json", "runs of several seeds", "--grid puts one run per combination in OUTPUT/<key=value,...> "
+                        "and their list in OUTPUT/grid.json", "grid")
     if not resume:
         _refuse_trained_combinations(base, combos, bool(seeds))
     entries: list[dict[str, Any]] = []

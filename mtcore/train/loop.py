@@ -117,6 +117,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     delay = config.debug.step_delay_s
     pin = acc.device.type == "cuda"
     meter = LossMeter(engine.plan.task_ids, acc.device)
+    meter.restore_window(state.log_window, main=acc.is_main_process)  # resumed mid-window: the checkpoint's sums so far
     watch = NonFiniteWatch(engine.plan.task_ids, acc.device)
     progress = events.start_progress(engine)
     shared, others = split_parameters(engine.unwrapped)

@@ -86,6 +86,37 @@ class LossMeter:
         self.unsynced = [0, 0]
         return counts[0], counts[1]
 
+    def window(self, reduce_sum: Any = None) -> dict[str, Any]:
+        """The logging window so far (since the last :meth:`flush`), for a checkpoint: per-task loss sums, items,
+        batches, examples and tokens, its seconds and data wait; {} when empty. A host read (checkpoint steps only);
+        under DDP the sums, items, examples and tokens are every process's (``reduce_sum``), the batches this one's."""
+        active = [t for t in self.tasks if self.batches[t]]  # every process: the same tasks (all ranks draw the same)
+        if not active:
+            return {}
+        sums = torch.stack([self.sums[t].float() for t in active])
+        counts = torch.tensor([[self.items[t], self.examples[t], self.tokens[t]] for t in active], dtype=torch.long, device=self.device)
+        if reduce_sum is not None:
+            sums, counts = reduce_sum(sums), reduce_sum(counts)
+        rows = {t: {"sum": total, "items": int(items), "batches": self.batches[t], "examples": int(examples), "tokens": int(tokens)}
+                for t, total, (items, examples, tokens) in zip(active, sums.tolist(), counts.tolist())}  # float32 -> float: exact
+        return {"tasks": rows, "seconds": time.perf_counter() - self.started - self.excluded, "data_wait": self.data_wait}
+
+    def restore_window(self, saved: dict[str, Any], main: bool = True) -> None:
+        """Continue the logging window a checkpoint saved (:meth:`window`), so the first ``train`` events after a resume
+        are the uninterrupted run's. Under DDP only the main process takes the sums (the logging step adds them up)."""
+        if not saved:
+            return
+        for task, row in saved.get("tasks", {}).items():
+            if task not in self.sums:
+                continue
+            self.batches[task] = int(row["batches"])  # every process: the same tasks are active at the logging step
+            if main:
+                self.sums[task] = torch.tensor(float(row["sum"]), device=self.device, dtype=torch.float32)
+                self.items[task], self.examples[task], self.tokens[task] = int(row["items"]), int(row["examples"]), int(row["tokens"])
+        if main:
+            self.data_wait = float(saved.get("data_wait", 0.0))
+        self.started = time.perf_counter() - float(saved.get("seconds", 0.0))
+
     def flush(self, reduce_sum: Any = None) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
         """Per-task ``{loss, examples_per_s, tokens_per_s, batches}`` and totals; resets the meter.
 

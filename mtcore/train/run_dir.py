@@ -10,7 +10,7 @@
     <run>/curves.png         loss per task and eval metrics against steps (needs matplotlib)
 
 Only the main process writes here. On resume, events after the resumed step are dropped from
-``metrics.jsonl`` so the log reads like the uninterrupted run's.
+``metrics.jsonl`` (an ``interrupted`` event stays) so the log reads like the uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ class MetricsLog:
         self.enabled = enabled
 
     def truncate_after(self, step: int) -> None:
-        """Drop events logged after ``step`` (used when resuming from a checkpoint at ``step``)."""
+        """Drop events logged after ``step`` (used when resuming from a checkpoint at ``step``), except ``interrupted``
+        events: a Ctrl-C that stopped the run (after its last checkpoint) stays on record."""
         if not self.enabled or not self.path.is_file():
             return
         kept = []
@@ -224,7 +225,7 @@ class MetricsLog:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill
-            if int(event.get("step", 0)) <= step:
+            if int(event.get("step", 0)) <= step or event.get("event") == "interrupted":
                 kept.append(line)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

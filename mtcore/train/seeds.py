@@ -71,6 +71,8 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
 
     seeds, overrides = _checked_seeds(seeds), list(overrides)
     _refuse_a_run_directory(Path(output_dir))
+    refuse_another_kind(Path(output_dir), "grid.json", "the runs of a grid", "--seeds puts one run per seed in OUTPUT/seed-<seed> "
+                        "and their spread in OUTPUT/seeds.json", "seeds")
     summaries: dict[int, dict[str, Any]] = {}
     spread = seed_spread(summaries)
     for seed in seeds:
@@ -124,6 +126,14 @@ def _refuse_a_run_directory(base: Path, puts: str = "--seeds puts one run per se
         instead = base.parent if base.name.startswith("seed-") else Path(f"{base}-{suffix}")  # one seed of a --seeds folder
         raise ConfigError(f"--output-dir {base} is the run directory of a single run; {puts}: choose a folder of its own "
                           f"(e.g. --output-dir {instead})")
+
+
+def refuse_another_kind(base: Path, marker: str, holds: str, puts: str, suffix: str) -> None:
+    """A ConfigError when ``base`` is the folder of another kind of command (``marker``: ``grid.json`` of ``--grid``,
+    ``seeds.json`` of ``--seeds``): mixing the two would hide one's runs from ``mt compare``. Before anything is written."""
+    if (base / marker).is_file():
+        raise ConfigError(f"--output-dir {base} holds {holds} ({marker}); {puts}: choose a folder of its own "
+                          f"(e.g. --output-dir {base}-{suffix})")
 
 
 def _checked_seeds(seeds: Any) -> list[int]:
