@@ -37,17 +37,21 @@ class Preprocessor:
     def __call__(self, example: Mapping[str, Any]) -> Example:
         current = dict(example)
         for step in self.steps:
-            try:
-                result = step(current)
-            except MtError:
-                raise
-            except Exception as exc:  # a user step that crashed on this row: name the step (the caller names the row)
-                raise self._failure(step, exc) from exc
+            result = self.run_step(step, current)
             if result is not None:
                 if not isinstance(result, Mapping):
                     raise DataError(f"preprocessing step {describe(step)} returned {type(result).__name__}, not an example dict")
                 current = dict(result)
         return current
+
+    def run_step(self, step: Step, current: dict[str, Any]) -> Any:
+        """``step(current)``; a step that crashes on the row is an error naming the step (the caller names the row)."""
+        try:
+            return step(current)
+        except MtError:
+            raise
+        except Exception as exc:
+            raise self._failure(step, exc) from exc
 
     def _failure(self, step: Step, exc: Exception) -> DataError:
         """``preprocessing step mt_toxic.prep:clean_row failed with KeyError: comment_txt (...)``; with

@@ -19,7 +19,7 @@ from typing import Any
 
 from mtcore.data.preprocess import NLIPreprocess as _CoreNLIPreprocess
 from mtcore.data.preprocess import Preprocessor as _CorePreprocessor
-from mtcore.errors import ConfigError, DataError, MtError, did_you_mean
+from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import describe, resolve
 
 __all__ = ["NLIPreprocess", "NLIPreprocessor", "Preprocessor", "nli_preprocess", "step_reference"]
@@ -58,12 +58,7 @@ class Preprocessor(_CorePreprocessor):
                               "SequenceClassificationTask(name, dataset_dict, Preprocessor([...]))")
         current = dict(example)
         for step in self.steps:
-            try:
-                result = step(current)
-            except MtError:
-                raise
-            except Exception as exc:  # a user step that crashed on this row: name the step (the caller names the row)
-                raise self._failure(step, exc) from exc
+            result = self.run_step(step, current)
             if result is None:
                 return None
             if not isinstance(result, Mapping):

@@ -189,6 +189,21 @@ def kill_after_checkpoint(config: Path, run: Path, min_step: int, timeout: float
             process.kill()
 
 
+def train_in_this_process(config: Path, run: Path, overrides: list[str] = (), resume: bool = False) -> None:
+    """``mt train config OVERRIDES --output-dir run [--resume]`` in this process, on one thread as the ``mt``
+    subprocesses run, without a second process's start-up."""
+    import torch
+
+    from mtcore import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        Trainer(config, output_dir=run, overrides=list(overrides), resume=resume).train()
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def helpers() -> Any:
     """Helper functions for the tests (conftest modules are not importable under importlib mode)."""
@@ -197,4 +212,5 @@ def helpers() -> Any:
     return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
                            assert_new_heads_on_the_saved_encoder=assert_new_heads_on_the_saved_encoder,
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
+                           train_in_this_process=train_in_this_process,
                            repo=REPO)

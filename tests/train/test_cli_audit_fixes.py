@@ -9,22 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from mtcore.train import events
 from mtcore.train.preemption import Preempted
-
-
-def _train(config: Path, run: Path, resume: bool = False) -> None:
-    from mtcore import Trainer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(config, output_dir=run, resume=resume).train()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _losses(helpers, run: Path) -> list:
@@ -32,12 +20,12 @@ def _losses(helpers, run: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, shared_make_config):
+def setup(tmp_path_factory, shared_make_config, helpers):
     root = tmp_path_factory.mktemp("window")
     config = root / "config.yaml"  # logging every 4 steps, checkpoints every 3: windows straddle checkpoints
     config.write_text(yaml.safe_dump(shared_make_config(schedule={"max_steps": 12, "warmup_steps": 1}, checkpoint={"every": 3, "keep_last": 3},
                                                         logging={"every": 4, "progress": "none", "plot": False})))
-    _train(config, root / "reference")
+    helpers.train_in_this_process(config, root / "reference")
     return config, root / "reference"
 
 
@@ -58,8 +46,8 @@ def test_sigterm_between_logging_steps_then_resume_logs_the_uninterrupted_losses
     with monkeypatch.context() as patch:
         _stop_at(patch, 6, lambda: os.kill(os.getpid(), signal.SIGTERM))  # window 5-8: stopped after step 6, checkpoint 6
         with pytest.raises(Preempted):
-            _train(config, run)
-    _train(config, run, resume=True)
+            helpers.train_in_this_process(config, run)
+    helpers.train_in_this_process(config, run, resume=True)
     assert _losses(helpers, run) == _losses(helpers, reference) and len(_losses(helpers, reference)) >= 6
 
 
@@ -73,8 +61,8 @@ def test_ctrl_c_event_stays_after_resume_and_the_losses_are_the_uninterrupted_on
     with monkeypatch.context() as patch:
         _stop_at(patch, 7, interrupt)  # latest checkpoint: step 6, inside the window 5-8
         with pytest.raises(KeyboardInterrupt):
-            _train(config, run)
-    _train(config, run, resume=True)
+            helpers.train_in_this_process(config, run)
+    helpers.train_in_this_process(config, run, resume=True)
     found = [e for e in helpers.read_events(run) if e["event"] == "interrupted"]
     assert len(found) == 1 and found[0]["step"] == 7 and found[0]["checkpoint"].endswith("step-000006")
     assert _losses(helpers, run) == _losses(helpers, reference)

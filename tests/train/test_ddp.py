@@ -71,7 +71,7 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
                           str(tmp_path / "ddp")], capture_output=True, text=True, env=env, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    _train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])  # one process
+    helpers.train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])  # one process
 
     rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
     assert rank0.keys() == rank1.keys()
@@ -108,19 +108,6 @@ def test_two_process_ddp_matches_one_process(tmp_path: Path, make_config, no_dro
             {k: v for k, v in b["metrics"].items() if not k.endswith("/loss")}
     # only the main process wrote the run directory; each rank wrote its RNG state into the checkpoint
     assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints" / "step-000010").glob("rng-*.json")) == ["rng-0.json", "rng-1.json"]
-
-
-def _train_in_this_process(config: Path, run: Path, overrides: list[str]) -> None:
-    """``mt train config OVERRIDES --output-dir run`` in this process, on one thread as the ``mt`` subprocesses run,
-    without a second process's start-up."""
-    from mtcore import Trainer
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        Trainer(config, output_dir=run, overrides=overrides).train()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +172,7 @@ def test_a_gradient_combining_strategy_under_ddp_matches_one_process(tmp_path: P
                           "train", str(path), "debug.save_rank_weights=true", "--output-dir", str(tmp_path / "ddp")],
                          capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    _train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])
+    helpers.train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])
 
     rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "ranks diverged"
