@@ -48,6 +48,7 @@ from mtcore.source import (  # noqa: F401  (re-exported: plugins import Source f
     own_data_sources,
     source_from_dict,
 )
+from mtcore.task_checks import check_task
 
 SPLITS = ("train", "validation", "test")
 
@@ -132,86 +133,7 @@ class Task:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        kind = self.kind
-        if not isinstance(kind, TaskKind):
-            try:
-                kind = TaskKind(kind)
-            except ValueError:
-                raise ConfigError(
-                    f"task {self.name!r}: kind {kind!r} is not valid{did_you_mean(str(kind), [k.value for k in TaskKind])}; "
-                    f"choose one of: {', '.join(k.value for k in TaskKind)}"
-                ) from None
-            object.__setattr__(self, "kind", kind)
-        if not isinstance(self.name, str) or not self.name or ":" in self.name:
-            raise ConfigError(f"task name {self.name!r} must be a non-empty string with no ':'")
-        _check_text_fields(self)
-        if isinstance(self.labels, str):
-            raise ConfigError(f"task {self.name!r}: labels must be a list of label names, not the string {self.labels!r} "
-                              f"(write labels=({', '.join(repr(x) for x in self.labels.replace(',', ' ').split()[:3])}, ...))")
-        if self.label_values is None and any(not isinstance(x, str) for x in self.labels):
-            object.__setattr__(self, "label_values", tuple(self.labels))  # labels written as numbers or booleans are their stored form
-        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
-        if len(set(self.labels)) != len(self.labels):
-            dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
-            raise ConfigError(f"task {self.name!r}: labels has duplicates ({', '.join(map(repr, dupes))}); each label name must be unique")
-        for alias, target in dict(self.label_aliases).items():
-            if self.labels and str(target) not in self.labels:
-                raise ConfigError(f"task {self.name!r}: label_aliases maps {alias!r} to {target!r}, which is not one of the labels "
-                                  f"{', '.join(map(repr, self.labels))}{did_you_mean(str(target), self.labels, n=1)}")
-        for column in self.inputs:
-            if column not in INPUT_COLUMNS:
-                raise ConfigError(f"task {self.name!r}: inputs maps unknown column {column!r}{did_you_mean(column, INPUT_COLUMNS, n=1)}; "
-                                  f"columns are: {', '.join(INPUT_COLUMNS)}")
-        if self.label_values is not None:
-            object.__setattr__(self, "label_values", tuple(self.label_values))
-            if len(self.label_values) != len(self.labels):
-                raise ConfigError(f"task {self.name!r}: label_values has {len(self.label_values)} entries, labels has {len(self.labels)}")
-        if kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION, TaskKind.MULTI_LABEL, TaskKind.TOKEN_CLASSIFICATION):
-            if len(self.labels) < 2 and kind is not TaskKind.MULTI_LABEL:
-                raise ConfigError(f"task {self.name!r} ({kind}) needs at least two label names in 'labels'")
-            if kind is TaskKind.MULTI_LABEL and not self.labels:
-                raise ConfigError(f"task {self.name!r} (multi_label) needs its label names in 'labels'")
-        if isinstance(self.preprocess, (str,)) or callable(self.preprocess):
-            object.__setattr__(self, "preprocess", (self.preprocess,))
-        else:
-            object.__setattr__(self, "preprocess", tuple(self.preprocess))
-        if kind is TaskKind.EXTRACTIVE_QA and self.labels:
-            raise ConfigError(f"task {self.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
-                              "remove 'labels'")
-        if not isinstance(self.no_answer, bool):
-            raise ConfigError(f"task {self.name!r}: no_answer must be true or false, not {self.no_answer!r}")
-        if self.no_answer and kind is not TaskKind.EXTRACTIVE_QA:
-            raise ConfigError(f"task {self.name!r}: no_answer (questions the context does not answer, as in SQuAD 2.0) is for "
-                              f"extractive_qa tasks; remove it from a {kind.value} task")
-        if isinstance(self.null_threshold, bool) or not isinstance(self.null_threshold, (int, float)) or self.null_threshold != self.null_threshold \
-                or abs(self.null_threshold) == float("inf"):
-            raise ConfigError(f"task {self.name!r}: null_threshold (how much the \"no answer\" score must beat the best span's) must "
-                              f"be a finite number, got {self.null_threshold!r}")
-        if self.null_threshold and kind is not TaskKind.EXTRACTIVE_QA:
-            raise ConfigError(f"task {self.name!r}: null_threshold (when to answer \"no answer\") is for extractive_qa tasks "
-                              f"with no_answer; remove it from a {kind.value} task")
-        if self.null_threshold and not self.no_answer:
-            raise ConfigError(f"task {self.name!r}: null_threshold applies to questions without an answer; set no_answer: true "
-                              "too, or remove null_threshold")
-        object.__setattr__(self, "null_threshold", float(self.null_threshold))
-        if "candidates" in self.inputs and kind is not TaskKind.EXTRACTIVE_QA:
-            raise ConfigError(f"task {self.name!r}: inputs maps 'candidates' (the answer's possible texts), which only extractive_qa "
-                              f"tasks read; remove it from a {kind.value} task")
-        if kind is TaskKind.EXTRACTIVE_QA and self.truncation != "longest_first":
-            raise ConfigError(f"task {self.name!r}: extractive_qa cuts only the context, into windows (stride); remove "
-                              f"truncation {self.truncation!r}")
-        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or self.stride < 0:
-            raise ConfigError(f"task {self.name!r}: stride (tokens two windows of a long extractive-QA context share) must be an "
-                              f"integer >= 0, got {self.stride!r}")
-        _check_formats(self.name, self.sources)
-        if self.metrics is not None:
-            object.__setattr__(self, "metrics", tuple(self.metrics))
-        if self.main_metric is not None and self.main_metric not in self.all_metrics:
-            error = ConfigError(f"task {self.name!r}: main_metric {self.main_metric!r} is not among its metrics "
-                                f"{list(self.all_metrics)}{_near_metric(str(self.main_metric), self.all_metrics)}; "
-                                "set main_metric to one of them, or add it to metrics")
-            error.field = "main_metric"  # type: ignore[attr-defined]  # the task field at fault: a config names its key
-            raise error
+        check_task(self)
 
     # ---- derived facts -------------------------------------------------------------------
     @property
@@ -365,41 +287,6 @@ class Task:
             "evaluate_only": self.evaluate_only,
             "metadata": dict(self.metadata),
         }
-
-
-def _near_metric(name: str, metrics: Sequence[str]) -> str:
-    """``" (did you mean 'f1_macro'?)"``: a near spelling, else the metrics that begin with ``name``
-    (``f1`` -> ``f1_macro``, ``f1_micro``), else ``""``."""
-    hint = did_you_mean(name, metrics, n=1)
-    if hint or not name:
-        return hint
-    family = [m for m in metrics if m.lower().startswith(name.lower()) or name.lower().startswith(m.lower())]
-    return " (did you mean " + " or ".join(repr(m) for m in family[:3]) + "?)" if family else ""
-
-
-def _check_text_fields(task: Task) -> None:
-    """``description`` is a string and ``metadata`` a mapping with string keys (what the listing commands print)."""
-    object.__setattr__(task, "description", "" if task.description is None else task.description)
-    bad = next((key for key in task.metadata if not isinstance(key, str)), None) if isinstance(task.metadata, Mapping) else None
-    if not isinstance(task.description, str):
-        raise ConfigError(f"task {task.name!r}: description must be a string, got {type(task.description).__name__} {task.description!r}")
-    if not isinstance(task.metadata, Mapping) or bad is not None:
-        what = f"key {bad!r} is not a string; write it as {str(bad)!r}" if bad is not None else f"must be a mapping, not {type(task.metadata).__name__}"
-        raise ConfigError(f"task {task.name!r}: metadata {what}")
-
-
-def _check_formats(task_name: str, sources: Mapping[str, Source]) -> None:
-    """The ``format`` of every source read by mtcore's own loaders (``Source.local`` / ``Source.sample``)
-    is one its readers know. Formats are not extensible: a source in another format gives its own loader."""
-    from mtcore.data.formats import AUTO, FORMATS
-
-    for name, source in dict(sources).items():
-        if not isinstance(source, Source) or not isinstance(source.loader, str) or not source.loader.startswith("mtcore."):
-            continue
-        fmt = source.options.get("format", AUTO)
-        if fmt != AUTO and fmt not in FORMATS:
-            raise ConfigError(f"task {task_name!r}: source {name!r} has unknown data format {fmt!r}{did_you_mean(str(fmt), FORMATS, n=1)}; "
-                              f"choose one of: {', '.join(FORMATS)}, or {AUTO} (from each file's extension)")
 
 
 def data_error(task: Task, where: str, message: str) -> DataError:
