@@ -117,6 +117,16 @@ def load_rsg_files(
     return loaded
 
 
+
+def load_rsg_hub(task: Task, splits: Iterable[str], /, **options: Any) -> Any:
+    """The hub's Parquet export of ``task`` for ``splits`` (mtcore's hub loader, same options), with the warning
+    :func:`load_rsg_files` gives about unlabelled RUSSE / RWSD rows whose target cannot be marked."""
+    from mtcore.data.sources import load_hub
+
+    loaded = load_hub(task, list(splits), **options)
+    warn_unmarked_test_rows(task, loaded)
+    return loaded
+
 #: The tasks whose row function marks a target in the text (see :func:`mt_russian_superglue.preprocess.marking_problem`).
 MARKED_TASKS = {"mt_russian_superglue.preprocess:preprocess_russe": "russe", "mt_russian_superglue.preprocess:preprocess_rwsd": "rwsd"}
 

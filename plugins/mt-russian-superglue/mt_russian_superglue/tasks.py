@@ -12,6 +12,8 @@ Every task reads three sources:
 
 from __future__ import annotations
 
+import dataclasses
+
 from mtcore.task import Source, Task
 
 HUB_PATH = "RussianNLP/russian_super_glue"
@@ -52,7 +54,8 @@ def rsg_sources(name: str) -> dict[str, Source]:
     )
     sample_files = {split: f"sample/{folder}/{f}" for split, f in files.items()}
     return {
-        "hub": Source.hub(HUB_PATH, revision=HUB_REVISION, data_dir=name, splits=hub_splits),
+        "hub": dataclasses.replace(Source.hub(HUB_PATH, revision=HUB_REVISION, data_dir=name, splits=hub_splits),
+                                   loader="mt_russian_superglue.loaders:load_rsg_hub"),  # its warnings about RUSSE/RWSD test rows
         "local": local,
         "sample": Source.sample(SAMPLE_PACKAGE, "jsonl", sample_files, encoding=ENCODING, description="shipped synthetic sample (official layout)",
                                 **expand),

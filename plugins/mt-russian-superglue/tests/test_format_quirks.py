@@ -120,3 +120,21 @@ def test_rucos_scores_with_the_official_normalisation_keeping_articles(registry)
     # the official script removes string.punctuation (ASCII) only: a Russian quote or dash still counts
     assert rucos_em(["Ромашка."], [["ромашка"]]) == 1.0 and rucos_em(["«Ромашка»"], [["Ромашка"]]) == 0.0
     assert rucos_em(["Нью  Йорк", "Тула"], [["нью йорк", "NY"], ["Омск"]]) == 0.5
+
+
+def test_russe_hub_test_rows_with_offsets_marking_no_word_warn_as_the_official_files_do(registry, read_source, tmp_path):
+    from datasets import ClassLabel, Dataset
+
+    hub = tmp_path / "russian_super_glue"
+    rows = {"train": [{**RUSSE, "idx": 0, "label": 1}], "validation": [{**RUSSE, "idx": 0, "label": 0}],
+            "test": [{**RUSSE, "idx": 0, "label": -1}, {**RUSSE, "idx": 1, "start1": 500, "end1": 505, "label": -1}]}
+    for split, split_rows in rows.items():  # the Parquet export's layout: <config>/<split>/0000.parquet, label a ClassLabel
+        data = Dataset.from_list(split_rows).cast_column("label", ClassLabel(names=["False", "True"]))
+        (hub / "russe" / split).mkdir(parents=True)
+        data.to_parquet(str(hub / "russe" / split / "0000.parquet"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = read_source(registry.task("rsg:russe"), "hub", ("test",), path=str(hub))["test"]
+    messages = [str(w.message) for w in caught if "cannot be marked" in str(w.message)]
+    assert list(data["idx"]) == [0, 1] and data[1]["text"] == "лист: Осенью с дерева упал лист."
+    assert len(messages) == 1 and "1 unlabelled row(s)" in messages[0] and "idx 1" in messages[0], messages
