@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click_exceptions
 
 from mtcore import __version__
+from mtcore.error_origin import unexpected_line
 from mtcore.errors import MtError
 
 
@@ -140,7 +141,7 @@ class _ErrorHandlingGroup(TyperGroup):
             text = " ".join(str(exc).split())
             if type(exc).__name__ == "OutOfMemoryError":  # torch's, raised outside the training loop (mt predict, mt export)
                 fail(f"{text.split('. ')[0]}; lower --batch-size, or use a smaller max_length", 1)
-            fail(f"unexpected {type(exc).__name__}: {text} (set MT_DEBUG=1 to see the traceback)", 1)
+            fail(f"{unexpected_line(exc)} (set MT_DEBUG=1 to see the traceback)", 1)
 
 
 app = typer.Typer(

@@ -38,6 +38,7 @@ from contextlib import nullcontext, suppress
 from typing import Any
 
 from mtcore.data.batch import model_inputs
+from mtcore.error_origin import unexpected_line
 from mtcore.errors import MtError
 from mtcore.train import events
 from mtcore.train.build import Engine
@@ -93,9 +94,9 @@ def gradient_norm(parameters: list[Any], scaler: Any) -> Any:
 
 
 def error_line(error: BaseException) -> str:
-    """What ``mt train`` prints for ``error`` (after ``error: ``): an :class:`MtError`'s own line, else the type and text."""
-    text = " ".join(str(error).split())
-    return text if isinstance(error, MtError) else f"unexpected {type(error).__name__}: {text}"
+    """What ``mt train`` prints for ``error`` (after ``error: ``): an :class:`MtError`'s own line, else the type and text,
+    and the plugin or user code it came from (:func:`mtcore.error_origin.unexpected_line`)."""
+    return " ".join(str(error).split()) if isinstance(error, MtError) else unexpected_line(error)
 
 
 def log_error(engine: Engine, error: BaseException) -> None:
