@@ -50,6 +50,7 @@ def mt_register_loss_strategies(register):
     register("aligned_mtl", "mtcore.train.gradient_surgery:AlignedMTLLoss", "task gradients aligned to orthogonal ones of equal norm (Senushkin et al.)")
     register("gradvac", "mtcore.train.gradient_surgery:GradVacLoss", "gradient vaccine: PCGrad towards EMA target cosines (Wang et al.)")
     register("nash_mtl", "mtcore.train.gradient_surgery:NashMTLLoss", "Nash bargaining solution over the task gradients (Navon et al. 2022)")
+    register("db_mtl", "mtcore.train.db_mtl:DBMTLLoss", "log-losses, gradient averages raised to the largest norm (Lin et al. 2023)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
     register("famo", "mtcore.train.famo:FAMOLoss", "balanced loss decrease with O(1) cost, task logits updated after each step (Liu et al. 2023)")
 

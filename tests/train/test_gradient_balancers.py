@@ -76,7 +76,7 @@ def test_cagrad_improves_the_worst_task_more_than_the_mean_and_c_0_is_sum():
         CAGradLoss(["a", "b"], c=-1)
 
 
-@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl"])
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl"])
 def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_config, tmp_path):
     from mtcore import Trainer
 
@@ -88,7 +88,7 @@ def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_conf
     assert weights and len(weights[-1]["weights"]) == len(config["tasks"]), weights[-1:]
 
 
-@pytest.mark.parametrize("strategy", ["pcgrad", "gradnorm"])
+@pytest.mark.parametrize("strategy", ["pcgrad", "gradnorm", "db_mtl"])
 def test_gradient_accumulation_combines_the_gradients_of_the_whole_step(strategy, make_config, tmp_path, helpers):
     """2 micro-steps of 4 rows train as one step of 8 rows: each task's gradient (and loss, for GradNorm's weights) is
     summed over the micro-steps before it is combined (it was refused: combining each micro-step alone differs)."""
