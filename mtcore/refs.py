@@ -42,8 +42,9 @@ def resolve(ref: Any) -> Any:
     return obj
 
 
-def near_attribute(ref: Any) -> str:
-    """``" (did you mean 'AttentionPoolHead'?)"`` for a ``"module:Attr"`` whose module imports but lacks ``Attr``."""
+def near_attribute(ref: Any, callables: bool = False) -> str:
+    """``" (did you mean 'AttentionPoolHead'?)"`` for a ``"module:Attr"`` whose module imports but lacks ``Attr``
+    (``callables``: only the module's public callables are suggested, for a reference to a function)."""
     from mtcore.errors import did_you_mean
 
     if not isinstance(ref, str) or ":" not in ref:
@@ -56,7 +57,22 @@ def near_attribute(ref: Any) -> str:
     except Exception:
         return ""
     last = attr.split(".")[-1]
-    return "" if hasattr(obj, last) else did_you_mean(last, [n for n in dir(obj) if not n.startswith("_")], n=1)
+    if hasattr(obj, last):
+        return ""
+    names = [n for n in dir(obj) if not n.startswith("_") and (not callables or callable(getattr(obj, n, None)))]
+    return did_you_mean(last, names, n=1)
+
+
+def resolve_function(ref: Any) -> Any:
+    """:func:`resolve` for a reference to a function (a ``preprocess`` step): a misspelt name gets a
+    "did you mean" over its module's public callables, as registry references do."""
+    try:
+        return resolve(ref)
+    except BadReference as exc:
+        hint = near_attribute(ref, callables=True)
+        if not hint:
+            raise
+        raise BadReference(f"{exc.reason}{hint} (from reference {ref!r})", f"{exc.reason}{hint}") from None
 
 
 def near_module(missing: str) -> str:
@@ -80,7 +96,7 @@ def reference_problem(ref: Any) -> str | None:
     """Why ``ref`` does not name a callable (it does not resolve, importing its module raises, or it
     names something else), without repeating the reference; ``None`` when it does. Imports the module."""
     try:
-        obj = resolve(ref)
+        obj = resolve_function(ref)
     except BadReference as exc:
         return exc.reason
     except Exception as exc:  # the module itself raises on import (a SyntaxError, a failing top-level line)

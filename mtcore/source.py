@@ -59,7 +59,8 @@ class Source:
         """Files under the user's ``data_dir``: ``files`` maps split -> relative path or glob.
 
         ``format`` is one of ``jsonl``, ``json``, ``csv``, ``tsv``, ``parquet``, ``conll``; reader options
-        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``, ``row_expand``) pass through.
+        (``encoding``, ``sep``, ``header``, ``names``, ``quoting``, ``row_filter``, ``row_expand``) pass through;
+        under a split's name (``train={"sep": ";"}``) they are that split's files' own, on top of the others.
         """
         options = {"format": format, "files": dict(files), **reader_options}
         what = "files (format from each extension)" if format == "auto" else f"{format} files"
@@ -130,21 +131,41 @@ def _check_keys(name: str, kind: Any, spec: Mapping[str, Any], task_name: str) -
     from mtcore.data.readers import _OPTION_ALIASES, reader_option_names
     from mtcore.errors import did_you_mean
 
+    from mtcore.task import SPLITS
+
+    what = f"source {name!r}" + (f" ({kind})" if kind != name else "")
     if kind == "hub":
         allowed = set(_HUB_KEYS)
     elif kind in ("local", "sample"):
         fmt = spec.get("format", "auto")
         formats = [fmt] if fmt in FORMATS else FORMATS
-        allowed = {"format", "files", "description", "cache_dir", *(["package"] if kind == "sample" else [])}
-        allowed |= {option for f in formats for option in reader_option_names(f)}
+        options = {option for f in formats for option in reader_option_names(f)}
+        allowed = {"format", "files", "description", "cache_dir", *(["package"] if kind == "sample" else []), *options}
+        for split in SPLITS:  # a split's own reader options: {test: {encoding: cp1251}}, on top of the others
+            if split in spec:
+                _check_split_options(f"task {task_name!r}: {what} key {split!r}", spec[split], options)
+        allowed |= set(SPLITS)
     else:
         return
     for key in spec:
         if key not in allowed:
             alias = _OPTION_ALIASES.get(key)
             hint = f" (did you mean {alias!r}?)" if alias in allowed else did_you_mean(str(key), sorted(allowed), n=1)
-            what = f"source {name!r}" + (f" ({kind})" if kind != name else "")
             raise ConfigError(f"task {task_name!r}: {what} has unknown key {key!r}{hint}; it takes: {', '.join(sorted(allowed))}")
+
+
+def _check_split_options(where: str, value: Any, options: set[str]) -> None:
+    """A split's own reader options: a mapping of reader options (with did-you-mean for an unknown one)."""
+    from mtcore.data.readers import _OPTION_ALIASES
+    from mtcore.errors import did_you_mean
+
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: a split's own reader options are a mapping, e.g. {{encoding: cp1251}}, not {value!r}")
+    for key in value:
+        if key not in options:
+            alias = _OPTION_ALIASES.get(key)
+            hint = f" (did you mean {alias!r}?)" if alias in options else did_you_mean(str(key), sorted(options), n=1)
+            raise ConfigError(f"{where}: unknown reader option {key!r}{hint}; reader options: {', '.join(sorted(options))}")
 
 
 def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, task_name: str = "?") -> dict[str, Source]:

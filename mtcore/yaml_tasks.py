@@ -8,7 +8,8 @@ A definition is a :meth:`mtcore.task.Task.from_dict` mapping plus a shorthand fo
     inputs: {text: review}           # canonical column <- field in the files
     files: {train: data/train.jsonl, validation: data/val.jsonl}
     format: jsonl                    # optional: jsonl, json, csv, tsv, parquet (default auto: from the extension)
-    reader: {encoding: utf-8-sig}    # optional reader options (sep, header, names, quoting, ...)
+    reader: {encoding: utf-8-sig}    # optional reader options (sep, header, names, quoting, ...);
+                                     # a split's own under its name: {train: {sep: ";"}} (a CSV beside JSON Lines)
 
 In a training config (``tasks: [{define: {...}}]``; the engine calls :func:`task_from_definition`
 with ``base_dir`` = the config's folder) the files become two sources: ``local``, relative to the
@@ -48,14 +49,41 @@ def _split_files(name: str, files: Any) -> dict[str, list[str]]:
     out = {}
     for split, paths in files.items():
         if str(split) not in SPLITS:
-            usual = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation", "training": "train"}
-            hint = f" (did you mean {usual[str(split).lower()]!r}?)" if str(split).lower() in usual else did_you_mean(str(split), SPLITS, n=1)
-            raise ConfigError(f"task {name!r}: files.{split} is not a split{hint}; the splits are {', '.join(SPLITS)}")
+            raise ConfigError(f"task {name!r}: files.{split} is not a split{_split_hint(split)}; the splits are {', '.join(SPLITS)}")
         items = [paths] if isinstance(paths, str) else list(paths or [])
         if not items or not all(isinstance(p, str) and p for p in items):
             raise ConfigError(f"task {name!r}: files.{split} must be a path or a list of paths, got {paths!r}")
         out[str(split)] = items
     return out
+
+
+def _split_hint(key: Any) -> str:
+    usual = {"val": "validation", "valid": "validation", "dev": "validation", "eval": "validation", "training": "train"}
+    return f" (did you mean {usual[str(key).lower()]!r}?)" if str(key).lower() in usual else did_you_mean(str(key), SPLITS, n=1)
+
+
+def _reader_of(name: str, reader: Any, files: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``reader`` shorthand: reader options for every file, and under a split's name (``test: {encoding:
+    cp1251}``) that split's files' own, which win (:func:`mtcore.data.sources.split_options`)."""
+    from mtcore.data.readers import reader_option_names
+    from mtcore.source import _check_split_options
+
+    if reader is None:
+        return {}
+    example = "{sep: ';'}, or a split's own: {train: {sep: ';'}}"
+    if not isinstance(reader, Mapping):
+        raise ConfigError(f"task {name!r}: 'reader' maps reader options to values, e.g. {example}; got {reader!r}")
+    options = {option for fmt in READ_FORMATS for option in reader_option_names(fmt)}
+    for key, value in reader.items():
+        if str(key) in SPLITS:
+            if str(key) not in files:
+                raise ConfigError(f"task {name!r}: reader.{key} gives the {key} files' own reader options, but files has no "
+                                  f"{key} split; files has: {', '.join(files)}")
+            _check_split_options(f"task {name!r}: reader.{key}", value, options)
+        if str(key) not in SPLITS and str(key) not in options and isinstance(value, Mapping):  # meant as a split's own options
+            raise ConfigError(f"task {name!r}: reader.{key} is not a split{_split_hint(key)}; a split's own reader options go "
+                              f"under its name in files: {', '.join(files)}")
+    return dict(reader)
 
 
 def _format_of(name: str, fmt: Any) -> str:
@@ -106,7 +134,7 @@ def task_from_definition(
     if short is not None:
         files = _split_files(name, short["files"])
         flat = {split: paths[0] if len(paths) == 1 else paths for split, paths in files.items()}
-        spec = {"format": _format_of(name, short.get("format")), "files": flat, **dict(short.get("reader") or {})}
+        spec = {"format": _format_of(name, short.get("format")), "files": flat, **_reader_of(name, short.get("reader"), files)}
         shown = ", ".join(f"{split}={paths[0]}" + (f" (+{len(paths) - 1})" if len(paths) > 1 else "") for split, paths in files.items())
         sources = dict(data.get("sources") or {})
         if package is not None:

@@ -185,23 +185,31 @@ def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: 
     from mtcore.predict.predictor import predict_raw, quiet_datasets
 
     with quiet_datasets():
-        loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)[split]
-        raw = raw_dataset(loaded, setup.task)
-    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}", n_best=n_best).rows()
+        loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)
+        raw = raw_dataset(loaded[split], setup.task)
+    numbers = (loaded.positions or {}).get(split)  # a holdout's rows without an id: their places in the train rows, not 0..N-1
+    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}", n_best=n_best,
+                       row_numbers=numbers).rows()
     return setup.task, setup.head, rows
 
 
 def _check_writer(writer: Any, spec: Any) -> None:
-    """A plugin writer that refuses ``spec`` (the rsg writer and a non-RSG task) says so before any prediction."""
+    """A plugin writer that refuses ``spec`` (the rsg writer and a non-RSG task) says so before any prediction;
+    what this trial run creates outside its folder (a writer writing beside its output) is removed at once."""
     from mtcore.errors import MtError
+    from mtcore.predict.watch import remove_created, watching
 
     with tempfile.TemporaryDirectory(prefix="mt-predict-check-") as tmp:
+        seen: dict[str, bool] = {}
         try:
-            writer(spec, [], Path(tmp) / "check")
+            with watching() as seen:
+                writer(spec, [], Path(tmp) / "check")
         except MtError:
             raise
         except Exception:  # a writer broken in other ways fails the real write, which names it and leaves nothing
             pass
+        finally:
+            remove_created(seen, Path(tmp))
 
 
 def _with_run_sources(location: Any, spec: Any) -> Any:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mtcore.errors import DataError, MtError
-from mtcore.refs import describe, resolve
+from mtcore.refs import describe, resolve_function
 
 Example = dict[str, Any]
 Step = Callable[[Example], Example | None]
@@ -28,7 +28,7 @@ class Preprocessor:
     """Run steps in order on one example: ``Preprocessor([f, g])(example) == g(f(example))``."""
 
     def __init__(self, steps: Iterable[Step | str] = ()):
-        self.steps: tuple[Step, ...] = tuple(resolve(step) for step in steps)
+        self.steps: tuple[Step, ...] = tuple(resolve_function(step) for step in steps)
         self._traceback_shown = False
         for step in self.steps:
             if not callable(step):
@@ -117,6 +117,6 @@ def build_preprocessor(steps: Iterable[Step | str]) -> Preprocessor:
     """One :class:`Preprocessor` from a task's ``preprocess`` entries (nested Preprocessors flatten)."""
     flat: list[Step] = []
     for step in steps:
-        step = resolve(step)
+        step = resolve_function(step)
         flat.extend(step.steps if isinstance(step, Preprocessor) else (step,))
     return Preprocessor(flat)

@@ -50,6 +50,13 @@ def rows_from_files(paths: Sequence[str | Path], format: str = "auto", **options
     return rows
 
 
+def split_options(options: Mapping[str, Any], split: str) -> dict[str, Any]:
+    """The reader options of ``split``'s files: those of every file, then the split's own (``test: {encoding:
+    cp1251}`` among the options: a train CSV's ``sep`` need not reach a JSON Lines test file), which win."""
+    own = options.get(split)
+    return {**{k: v for k, v in options.items() if k not in SPLITS}, **(dict(own) if isinstance(own, Mapping) else {})}
+
+
 def label_conflict(task: Task):
     """``describe_conflict`` for :func:`dataset_from_rows`: a label of the wrong type is a bad label."""
     label_field = task.input_map.get("label", "label")
@@ -107,7 +114,7 @@ def load_files(task: Task, splits: Sequence[str], /, *, data_dir: str | Path | N
         for split in splits:
             if split in files:
                 paths = find_files(data_dir, files[split], split=split, format=format)
-                out[split] = _read_split(task, split, paths, format, cache_dir, reader_options)
+                out[split] = _read_split(task, split, paths, format, cache_dir, split_options(reader_options, split))
     return DatasetDict(out)
 
 
@@ -132,7 +139,7 @@ def load_sample(task: Task, splits: Sequence[str], /, *, package: str, files: Ma
                 if not resource.is_file():
                     raise DataError(f"the sample file {name!r} is missing from package {package!r}")
                 paths.append(stack.enter_context(resources.as_file(resource)))
-            out[split] = _read_split(task, split, paths, format, cache_dir, reader_options)
+            out[split] = _read_split(task, split, paths, format, cache_dir, split_options(reader_options, split))
     return DatasetDict(out)
 
 

@@ -142,10 +142,13 @@ def _accepts(function: Any, name: str) -> bool:
 
 class RawSplits(dict):
     """``{split: raw Dataset}``; ``held_out``: the validation rows a holdout carved from train (None: none);
-    ``held_out_because``: the missing-file error that let it (None: the source has no validation split)."""
+    ``held_out_because``: the missing-file error that let it (None: the source has no validation split);
+    ``positions``: after a holdout, each carved split's rows' places among the train rows as read (0-based,
+    ``{split: [place, ...]}``): the number a row without an id is given, so predictions join back to the file."""
 
     held_out: int | None = None
     held_out_because: str | None = None
+    positions: dict[str, list[int]] | None = None
 
 
 class MissingSplit(DataError):
@@ -156,8 +159,9 @@ class MissingSplit(DataError):
         self.split = split
 
 
-def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> None:
-    """Carve ``validation`` out of ``loaded["train"]``: ``share`` of each class, the same rows every time."""
+def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> dict[str, list[int]]:
+    """Carve ``validation`` out of ``loaded["train"]``: ``share`` of each class, the same rows every time;
+    ``{split: its rows' places in the train rows}``."""
     from mtcore.data.splits import holdout_indices
 
     from mtcore.task import TaskKind
@@ -171,6 +175,7 @@ def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> None:
         raise ConfigError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
                           f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
     loaded["validation"], loaded["train"] = train.select(held), train.select(kept)
+    return {"validation": held, "train": kept}
 
 
 def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None = None, splits: Sequence[str] = ("train", "validation"),
@@ -212,8 +217,7 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         except NoFileFound as exc:
             raise _with_holdout_hint(exc, task, loader, splits, options) from None
     held = carve and "validation" not in loaded and "train" in loaded
-    if held:
-        _hold_out(task, loaded, float(holdout))
+    positions = _hold_out(task, loaded, float(holdout)) if held else {}
     missing = [split for split in splits if split not in loaded]
     if missing:
         have = ", ".join(loaded) or "none of the requested"
@@ -225,6 +229,7 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
     if held:
         result.held_out = loaded["validation"].num_rows
         result.held_out_because = why
+        result.positions = {split: positions[split] for split in splits if split in positions}
     return result
 
 

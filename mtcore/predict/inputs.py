@@ -202,19 +202,21 @@ def reader_options_of(task: Task, fmt: str) -> dict[str, Any]:
     so an input file in the training files' layout is read as they were (a CoNLL file's separator, comments and
     columns; one may hold fewer columns: :func:`mtcore.data.conll.input_rows`)."""
     from mtcore.data.readers import format_of, reader_option_names
+    from mtcore.data.sources import split_options
 
-    def reads(options: Any) -> bool:
+    def reading(options: Any) -> str | None:  # the first split whose files are fmt files ("" when none says)
+        files = options.get("files")
+        splits = {split: [v] if isinstance(v, str) else list(v) for split, v in (files.items() if isinstance(files, dict) else ())}
         declared = options.get("format", "auto")
         if declared != "auto":
-            return declared == fmt
-        files = options.get("files")
-        paths = [p for v in (files.values() if isinstance(files, dict) else ()) for p in ([v] if isinstance(v, str) else v)]
-        return any(format_of(p) == fmt for p in paths)
+            return next(iter(splits), "") if declared == fmt else None
+        return next((split for split, paths in splits.items() if any(format_of(p) == fmt for p in paths)), None)
 
     names = reader_option_names(fmt) - {"row_expand", "row_filter"}
     for source in _sources(task).values():
-        if reads(source.options):
-            return {key: value for key, value in source.options.items() if key in names}
+        split = reading(source.options)
+        if split is not None:  # the options of every file, and that split's own ({train: {sep: ";"}})
+            return {key: value for key, value in split_options(source.options, split).items() if key in names}
     return {}
 
 

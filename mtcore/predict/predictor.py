@@ -25,7 +25,7 @@ What each kind predicts (``label`` / ``probabilities`` per row):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,9 +148,10 @@ def check_n_best(n_best: Any, task: Task) -> None:
 
 def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, device: Any = None,
                 max_length: int | None = None, tokenizer: Any = None, origin: str = "input", first_row: int = 0,
-                n_best: int = 0) -> Predictions:
+                n_best: int = 0, row_numbers: Sequence[int] | None = None) -> Predictions:
     """Prepare, tokenize and predict a raw ``Dataset`` of ``task`` rows with head ``head_id`` (rows without an id
-    are numbered from ``first_row``; ``n_best``: see :func:`predict`)."""
+    are numbered from ``first_row``, or given ``row_numbers[i]``, one per row: a holdout's rows their places in
+    the train rows; ``n_best``: see :func:`predict`)."""
     check_n_best(n_best, task)
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
@@ -190,7 +191,10 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         raise DataError(f"{where(missing)} has no idx while {where(given[0])} has {given[1]!r}; give every row an "
                         "idx, or none (rows are then numbered from 0)")
     numbered = given is None
-    idx = [first_row + i if value is None else value for i, value in enumerate(idx)]
+    if row_numbers is not None and len(row_numbers) != len(idx):
+        raise ValueError(f"row_numbers has {len(row_numbers)} numbers for {len(idx)} rows")
+    numbers = row_numbers if row_numbers is not None else range(first_row, first_row + len(idx))
+    idx = [number if value is None else value for number, value in zip(numbers, idx)]
     logits = run_batches(model, head_id, tokenized, collator, task.kind, batch_size, device)
     words = None
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:

@@ -139,32 +139,60 @@ def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mappin
     """``writer(task, rows, output)``: the paths it returns, checked (:func:`check_returned`; ``where``:
     the folder its hidden folder stands for, in the messages), and its own
     exception as one line naming it (:class:`~mtcore.errors.PluginError`); an ``OSError`` or mtcore error
-    passes through."""
+    passes through. A writer refused or failed leaves no file it created outside the hidden folder
+    (:mod:`mtcore.predict.watch`; a file that was there before it ran stays); the line names those removed."""
     from mtcore.errors import MtError, PluginError
+    from mtcore.predict.watch import remove_created, watching
 
+    seen: dict[str, bool] = {}
     try:
-        returned = writer(task, rows, output)
-    except (MtError, OSError):
+        with watching() as seen:
+            returned = writer(task, rows, output)
+        return check_returned(returned, component_id, output, where, seen)
+    except BaseException as exc:
+        removed = remove_created(seen, output.parent)
+        note = f" ({_names(removed)}, which it created outside its output, removed)" if removed else ""
+        if isinstance(exc, MtError):
+            if note:
+                exc.args = (f"{exc}{note}",)
+            raise
+        if isinstance(exc, Exception) and not isinstance(exc, OSError):  # a plugin's bug, as one line naming the writer
+            text = " ".join(str(exc).split())
+            raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
+                              f"nothing was written{note}") from exc
         raise
-    except Exception as exc:  # noqa: BLE001 - a plugin's bug, reported as one line naming the writer
-        text = " ".join(str(exc).split())
-        raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
-                          "nothing was written") from exc
-    return check_returned(returned, component_id, output, where)
 
 
-def check_returned(returned: Any, component_id: str, output: Path, where: Path | None = None) -> list[Path]:
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as the user knows it: relative to the current folder when inside it, else absolute."""
+    absolute = Path(os.path.abspath(path))
+    try:
+        return str(absolute.relative_to(os.getcwd()))
+    except ValueError:
+        return str(absolute)
+
+
+def _names(paths: Sequence[Path], most: int = 3) -> str:
+    named = ", ".join(shown_path(p) for p in paths[:most])
+    return named + (f" and {len(paths) - most} more" if len(paths) > most else "")
+
+
+def check_returned(returned: Any, component_id: str, output: Path, where: Path | None = None,
+                   seen: dict[str, bool] | None = None) -> list[Path]:
     """The paths a plugin's writer returned for ``output`` (a path in a hidden folder): a non-empty list (or tuple)
     of paths that exist, all in that folder; else a :class:`~mtcore.errors.PluginError` naming the writer and its
     plugin, so that ``mt predict`` never reports predictions it did not write. ``where``: the folder the hidden
-    folder stands for (the paths are named as they would have been moved there)."""
+    folder stands for (the paths are named as they would have been moved there, as :func:`shown_path` gives them);
+    ``seen``: what the writer touched (:func:`~mtcore.predict.watch.watching`), to say that a path outside it
+    returned was there before it ran and is not removed."""
     from mtcore.errors import PluginError
+    from mtcore.predict.watch import existed_before
 
     stage = output.parent.resolve()
 
     def shown(path: Path) -> str:
         relative = path.resolve().relative_to(stage)
-        return str(where / relative if where is not None and str(where) not in ("", ".") else relative)
+        return str(relative) if where is None else shown_path(where / relative)
 
     who = f"writer {component_id!r} (plugin {component_id.partition(':')[0]!r})"
     fix = "it must write under the path it is given and return a list of the paths it wrote; nothing was written"
@@ -175,8 +203,10 @@ def check_returned(returned: Any, component_id: str, output: Path, where: Path |
     paths = [Path(p) for p in returned]
     for path in paths:
         if not path.resolve().is_relative_to(stage):
-            raise PluginError(f"{who} returned {str(path)!r}, outside the output it was given "
-                              f"({shown(output.resolve())}); {fix}")
+            kept = (f" ({shown_path(path)} was there before it ran: not removed)"
+                    if seen is not None and existed_before(seen, path) else "")
+            raise PluginError(f"{who} returned {shown_path(path)!r}, outside the output it was given "
+                              f"({shown(output.resolve())}); {fix}{kept}")
         if not os.path.lexists(path):
             raise PluginError(f"{who} returned {shown(path)} but wrote no such file; {fix}")
     return paths

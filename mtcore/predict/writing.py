@@ -207,7 +207,7 @@ class TaskFolder:
             from mtcore.predict.writers import call_writer
 
             with _writing(self.folder):
-                paths = [Path(p) for p in call_writer(self.writer, self.writer_id, task, rows, inside)]
+                paths = [Path(p) for p in call_writer(self.writer, self.writer_id, task, rows, inside, where=self.folder.parent)]
         self._staged.append((task, head, len(rows), paths))
 
     def _final(self, path: Path) -> Path:
