@@ -11,9 +11,16 @@ nothing heavy (no torch, transformers or datasets): hooks register plain data an
 ``"module:attr"`` references that mtcore imports only when the thing is used. An implementation
 may leave out arguments it does not use (``def mt_register_tasks(register)``).
 
-Tasks registered by plugin ``p`` get the qualified id ``p:name``. mtcore's built-in heads,
-samplers, loss strategies and metrics are registered through these same hooks by
-``mtcore.builtin_plugin``.
+What plugin ``p`` registers as ``name`` gets the qualified id ``p:name``: tasks, heads, samplers,
+loss strategies, metrics and writers alike. A bare ``name`` works only while one plugin provides
+it. Reusing a name that mtcore or another plugin registers loads, but makes the bare name
+ambiguous, so every config and task that names it bare fails: pick names of your own.
+mtcore's built-in heads, samplers, loss strategies, metrics and writers are registered through
+these same hooks by ``mtcore.builtin_plugin`` (plugin ``mtcore``).
+
+Every component hook's ``register`` takes ``name`` (a string without ``":"``), ``factory`` (the
+class or function, or its ``"module:attr"`` reference), a ``description`` string, and only the
+keywords its hook lists below; any other keyword fails the plugin at load.
 """
 
 from __future__ import annotations
@@ -39,9 +46,9 @@ def mt_register_tasks(register):  # type: ignore[no-untyped-def]
 
         @hookimpl
         def mt_register_tasks(register):
-            register(Task(name="terra", kind="pair_classification", labels=("entailment", "not_entailment"),
-                          inputs={"text": "premise", "text_pair": "hypothesis"},
-                          sources={"sample": Source.sample("my_pkg.data", "jsonl", {"train": "train.jsonl"})}))
+            register(Task(name="toxic", kind="text_classification", labels=("ok", "toxic"),
+                          inputs={"text": "comment"},
+                          sources={"sample": Source.sample("my_package.data", "jsonl", {"train": "train.jsonl"})}))
     """
 
 
@@ -57,7 +64,7 @@ def mt_register_heads(register):  # type: ignore[no-untyped-def]
 
         @hookimpl
         def mt_register_heads(register):
-            register("attention_pool", "my_pkg.heads:AttentionPoolHead", "attention pooling + MLP",
+            register("attention_pool", "my_package.heads:AttentionPoolHead", "attention pooling + MLP",
                      kinds=("text_classification", "pair_classification"))
     """
 
@@ -73,7 +80,7 @@ def mt_register_samplers(register):  # type: ignore[no-untyped-def]
 
         @hookimpl
         def mt_register_samplers(register):
-            register("curriculum", "my_pkg.sampling:CurriculumSampler", "small tasks first")
+            register("curriculum", "my_package.sampling:CurriculumSampler", "small tasks first")
     """
 
 
@@ -88,7 +95,7 @@ def mt_register_loss_strategies(register):  # type: ignore[no-untyped-def]
 
         @hookimpl
         def mt_register_loss_strategies(register):
-            register("dwa", "my_pkg.losses:DynamicWeightAverage", "dynamic weight average")
+            register("geometric", "my_package.losses:GeometricLoss", "geometric mean of the task losses")
     """
 
 
@@ -96,18 +103,24 @@ def mt_register_loss_strategies(register):  # type: ignore[no-untyped-def]
 def mt_register_metrics(register):  # type: ignore[no-untyped-def]
     """Register metrics that tasks can list in ``metrics``.
 
-    :param register: call ``register(name, function, description="")``; ``function`` (or its
-        ``"module:func"`` reference) is called as ``function(predictions, references, task)`` on
-        numpy arrays of class ids (or values) and returns a float. A metric with a parameter
-        ``idx`` is also given the rows' ids, in the order of the predictions, to score groups of
-        rows (``function(predictions, references, task, idx=[...])``: MuSeRC's exact match is one
-        question's answers all right).
+    :param register: call ``register(name, factory, description="", kinds=())``; ``factory`` is
+        the function or its ``"module:func"`` reference; ``kinds`` lists the task kinds it scores
+        (empty: any). The function is called as ``function(predictions, references, task)`` and
+        returns a number. Predictions and references are numpy arrays of class ids (or values,
+        for regression; 0/1 rows for multi-label), lists of per-example tag-id arrays for token
+        classification, and for extractive QA lists of texts: the predicted answer, and the list
+        of gold answers, per question. Two keywords go only to a function with a parameter of
+        that name: ``idx``, the rows' ids in the order of the predictions (None where a row has
+        none, and for extractive QA), to score groups of rows (MuSeRC's exact match is one
+        question's answers all right); ``null_answers``, for an extractive-QA task with
+        ``no_answer`` each question's best span text and null score diff, None otherwise.
 
     Example::
 
         @hookimpl
         def mt_register_metrics(register):
-            register("balanced_accuracy", "my_pkg.metrics:balanced_accuracy")
+            register("balanced_accuracy", "my_package.metrics:balanced_accuracy", "mean recall over classes",
+                     kinds=("text_classification", "pair_classification"))
     """
 
 
@@ -115,15 +128,20 @@ def mt_register_metrics(register):  # type: ignore[no-untyped-def]
 def mt_register_writers(register):  # type: ignore[no-untyped-def]
     """Register prediction file formats for ``mt predict --format NAME``.
 
-    :param register: call ``register(name, function, description="")``; ``function`` (or its
-        ``"module:func"`` reference) is called as ``function(task, rows, output_path)`` where
-        ``rows`` is a list of dicts with ``idx``, ``label`` (stored form) and ``probabilities``
-        (per class; for token classification a list per word, None for a word cut by
-        truncation), and writes the file(s). It returns the list of paths written.
+    :param register: call ``register(name, factory, description="", needs_ids=True)``;
+        ``factory`` is the function or its ``"module:func"`` reference. ``needs_ids`` (default
+        True for a plugin's writer) says it writes submission files keyed by the rows' ids, so
+        ``mt predict`` warns when the rows had no ids (it numbers them) or come from a plugin's
+        shipped sample; pass False for a writer of any rows. The function is called as
+        ``function(task, rows, output_path)``, where ``rows`` is a list of dicts with ``idx``,
+        ``label`` (stored form), ``probabilities`` (per class; for token classification a list
+        per word, None for a word cut by truncation; None for regression and extractive QA) and
+        the kind's extra fields (extractive QA: ``answer_start``, ``score``, ...), writes the
+        file(s) and returns the list of paths written.
 
     Example::
 
         @hookimpl
         def mt_register_writers(register):
-            register("rsg", "my_pkg.submission:write_rsg", "Russian SuperGLUE submission files")
+            register("toxic_tsv", "my_package.submission:write_tsv", "the shared task's TSV submission file")
     """
