@@ -255,7 +255,7 @@ class Registry:
         info.components = len(added_components)
 
 
-#: The keywords ``register(name, ref, description, ...)`` takes beyond those, per component kind.
+#: The keywords ``register(name, factory, description, ...)`` takes beyond those, per component kind.
 EXTRA_KEYWORDS: dict[str, tuple[str, ...]] = {"head": ("kinds",), "metric": ("kinds",), "writer": ("needs_ids",), "sampler": (), "loss": ()}
 
 
@@ -271,7 +271,7 @@ def check_component_fields(kind: str, name: Any, description: Any, extra: dict[s
         if key in allowed:
             continue
         hint = did_you_mean(key, allowed, n=1)
-        takes = f"it takes name, ref, description and {', '.join(allowed)}" if allowed else "it takes name, ref and description only"
+        takes = f"it takes name, factory, description and {', '.join(allowed)}" if allowed else "it takes name, factory and description only"
         raise UsageError(f"{word} {name!r}: register() got the unknown keyword {key!r}{hint}; {takes}")
 
 

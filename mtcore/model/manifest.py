@@ -4,8 +4,8 @@ A saved model directory holds::
 
     mtcore.json                 this manifest: versions, encoder facts, tasks, file checksums
     encoder/                    the encoder (and tokenizer) in plain Hugging Face format
-    heads/<task>.safetensors    one file of head weights per task
-    task_layers/<task>.safetensors   with ``task_layers``: each task's own copies of the encoder's top layers
+    heads/<file>.safetensors    one file of head weights per task (``rsg:terra`` -> ``rsg--terra``: :func:`head_file_name`)
+    task_layers/<file>.safetensors   with ``task_layers``: each task's own copies of the encoder's top layers (same name)
 
 This module imports nothing heavy: the inference code reads manifests and rebuilds tasks with
 :func:`task_from_info` without loading torch.

@@ -16,7 +16,8 @@ a task is active, and saved as they were loaded in ``encoder/``), and the copies
 ``model.task_layers[task_id]``. :meth:`TaskLayers.active` puts a task's copies into the encoder's
 layer list for one forward pass and puts the templates back after it, so the encoder's own code
 (padding-free, SDPA, gradient checkpointing, any architecture with a list of layers) runs
-unchanged. A saved model writes each task's copies to ``task_layers/<task>.safetensors`` and
+unchanged. A saved model writes each task's copies to ``task_layers/<file>.safetensors`` (the head file's name: ``rsg:terra`` ->
+``rsg--terra``) and
 records ``k`` in ``mtcore.json``; ``mt export`` writes a task's plain model with its own top
 layers in place, so the export is a standard model with ``L`` layers.
 """
