@@ -21,8 +21,10 @@ def train(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Training config (YAML file)."),
     overrides: Optional[List[str]] = typer.Argument(
         None, metavar="KEY=VALUE", help="Config overrides: dotted keys, e.g. optimizer.lr=1e-4 tasks.0.max_length=64."),
-    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: output_dir in the config, else runs/<config stem>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint."),
+    output_dir: Optional[str] = typer.Option(None, "--output-dir", "-o", help="Run directory (default: the run's folder for a run's "
+                                              "own RUN/config.yaml, else output_dir in the config, else runs/<config stem>)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the output directory from its latest checkpoint "
+                                "(mt train RUN/config.yaml --resume: the run in RUN)."),
     seeds: Optional[str] = typer.Option(None, "--seeds", metavar="N|A,B,C", help="Train once per seed: a count (3: seed, seed+1, seed+2) or a "
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
     grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2", help="Train every combination of these values "

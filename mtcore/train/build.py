@@ -256,8 +256,9 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.create()
-        root = run.root.absolute()
-        dump_config(config, run.config, header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {root / 'config.yaml'} --output-dir {root} --resume")
+        root = run.root.absolute()  # its output_dir is this folder: mt train RUN/config.yaml --resume continues this run
+        dump_config(config.model_copy(update={"output_dir": str(root)}), run.config,
+                    header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {root / 'config.yaml'} --output-dir {root} --resume")
     accelerator.wait_for_everyone()
 
 

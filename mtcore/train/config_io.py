@@ -186,6 +186,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         line = path.read_bytes().count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"config file {str(path)!r} line {line}: byte 0x{exc.object[exc.start:exc.start + 1].hex()} is not "
                           "UTF-8 text; save the config as UTF-8") from None
+    except IsADirectoryError:
+        own = path / "config.yaml"
+        hint = f"; a run's own config is {str(own)!r} (mt train {own} --resume continues that run)" if own.is_file() else ""
+        raise ConfigError(f"config file {str(path)!r} is a folder, not a YAML file{hint}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     try:

@@ -24,9 +24,9 @@ of that step, then :class:`~mtcore.train.preemption.Preempted` is raised. Under 
 sent because a worker died stops the loop at once with a :class:`TrainingError` instead.
 
 Any other error that stops a started run (NaN loss, out of memory, a metric that fails in an
-evaluation, a bug) first writes an ``error`` event to ``metrics.jsonl`` (its step and the line
-``mt train`` prints), so ``mt compare`` tells a failed run from one still going; Ctrl-C
-(KeyboardInterrupt) does not.
+evaluation, a bug) first writes an ``error`` event to ``metrics.jsonl`` (the line ``mt train`` prints, and the
+step that line names, else the last step completed: :func:`log_error`), so ``mt compare`` tells a failed run from
+one still going; Ctrl-C (KeyboardInterrupt) does not.
 """
 
 from __future__ import annotations
@@ -100,9 +100,13 @@ def error_line(error: BaseException) -> str:
 
 
 def log_error(engine: Engine, error: BaseException) -> None:
-    """The ``error`` event of a run that stops on ``error`` (main process only: ``engine.log`` is off elsewhere)."""
+    """The ``error`` event of a run that stops on ``error`` (main process only: ``engine.log`` is off elsewhere). Its
+    ``step`` is the one the line names (a :class:`TrainingError`'s ``step``: the first step whose loss was NaN or
+    infinite, the step in progress when memory ran out or another process stopped), else the last step completed."""
+    named = error.step if isinstance(error, TrainingError) else None
+    step = named if isinstance(named, int) else engine.state.step
     try:
-        engine.log.write({"event": "error", "step": engine.state.step, "message": error_line(error), "time": time.time()})
+        engine.log.write({"event": "error", "step": step, "message": error_line(error), "time": time.time()})
     except OSError:  # a full or vanished disk: the error itself is what the user must see
         pass
 
@@ -138,7 +142,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     def peer_stopped() -> TrainingError:
         return TrainingError(f"another process of this launch stopped during step {state.step + 1} (its own error, when it "
                              f"printed one, is above), so this one cannot go on; the run continues from its last checkpoint "
-                             f"with --resume under the same launch")
+                             f"with --resume under the same launch", step=state.step + 1)
 
     def stuck() -> None:  # the watcher thread, while this one waits for a dead worker (a collective): report, then exit
         error = peer_stopped()

@@ -10,7 +10,8 @@
   / ``tokens_seen`` (:meth:`LossMeter.take_counts`) are the whole run's.
 * :class:`NonFiniteWatch` remembers, on the device, the first step at which each task's loss was
   NaN or infinite; :meth:`NonFiniteWatch.check` (at logging, evaluation and checkpoint steps)
-  raises :class:`NonFiniteLossError` naming the task and the step.
+  raises :class:`NonFiniteLossError` naming the task and that step (its ``step``, also the ``error``
+  event's, is the step the loss went bad, not the later one where the check found it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from mtcore.errors import MtError
 
 
 class TrainingError(MtError):
-    """Training cannot go on (exit code 1); the message says why and what is kept."""
+    """Training cannot go on (exit code 1); the message says why and what is kept. ``step``: the step the message
+    names, when it names one (the ``step`` of the run's ``error`` event: :func:`mtcore.train.loop.log_error`)."""
+
+    def __init__(self, message: str, step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class NonFiniteLossError(TrainingError):
@@ -172,7 +178,7 @@ class NonFiniteWatch:
         kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written before it"
         raise NonFiniteLossError(
             f"loss of task {task!r} became NaN or infinite at step {step}; training stopped and {kept} "
-            "(lower optimizer.lr, keep optimizer.max_grad_norm, or check the task's data)"
+            "(lower optimizer.lr, keep optimizer.max_grad_norm, or check the task's data)", step=step
         )
 
 
@@ -181,5 +187,5 @@ def out_of_memory(step: int, task: str, batch_size: int, tokens: int) -> OutOfMe
     return OutOfMemory(
         f"CUDA out of memory at step {step} (task {task!r}, batch of {batch_size} examples, {tokens} tokens); "
         "lower batching.batch_size, set a token budget with batching.max_tokens, raise optimizer.gradient_accumulation_steps, "
-        "or set encoder.gradient_checkpointing: true"
+        "or set encoder.gradient_checkpointing: true", step=step
     )

@@ -2,7 +2,8 @@
 
 ::
 
-    <run>/config.yaml        the resolved config (after overrides), re-runnable with mt train
+    <run>/config.yaml        the resolved config (after overrides), its output_dir this folder: mt train <run>/config.yaml
+                             --resume continues this run (wherever the folder is now: :func:`run_of_config`)
     <run>/metrics.jsonl      one JSON object per event: {"event": "train"|"eval"|"info", "step": ...}
     <run>/checkpoints/       full-state checkpoints (see mtcore.train.checkpoint)
     <run>/model/             the final model (MultitaskModel.from_pretrained loads it)
@@ -61,6 +62,23 @@ def _same_folder(written: str | Path, root: str | Path) -> bool:
     except OSError:
         return False
     return not path.is_absolute() and path.name == Path(root).expanduser().absolute().name
+
+
+def run_of_config(path: str | Path) -> Path | None:
+    """The run folder that ``path`` is the own ``config.yaml`` of (its first line is :attr:`RunDir.CONFIG_HEADER` and
+    the folder holds the run's ``checkpoints/``), as ``path`` names it; else None.
+
+    ``mt train RUN/config.yaml`` without ``--output-dir`` goes to that folder, also after the folder was moved or
+    copied (the ``output_dir`` written in the file names the folder it was written in)."""
+    path = Path(path)
+    if path.name != "config.yaml" or not (path.parent / "checkpoints").is_dir():
+        return None
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            first = handle.readline()
+    except OSError:
+        return None
+    return path.parent if first.startswith(RunDir.CONFIG_HEADER) else None
 
 
 class RunDir:

@@ -20,19 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.train.config import TrainConfig
-from mtcore.train.config_io import load_config
+from mtcore.train.config_io import load_config, read_yaml
 from mtcore.train.distributed import main_process_warnings
+from mtcore.train.run_dir import run_of_config
 from mtcore.train.validate import RunPlan, anchor_paths, plan_run
 
 
 def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, config_path: str | Path | None) -> Path:
-    """``--output-dir``, else the config's ``output_dir``, else ``runs/<config file stem>``."""
+    """``--output-dir``, else the run folder when ``config_path`` is a run's own ``config.yaml`` (the run it sits in, also
+    when moved since: :func:`~mtcore.train.run_dir.run_of_config`; unless an ``output_dir=`` override changed it),
+    else the config's ``output_dir``, else ``runs/<config file stem>``."""
     if output_dir is not None:
         if not str(output_dir).strip():
             from mtcore.errors import ConfigError
 
             raise ConfigError("--output-dir is empty; give the folder the run goes to (output_dir=)")
         return Path(output_dir)
+    if config_path is not None and (run := run_of_config(config_path)) is not None:
+        if config.output_dir == read_yaml(config_path).get("output_dir"):  # not overridden
+            return run
     if config.output_dir:
         return Path(config.output_dir)
     stem = Path(config_path).stem if config_path is not None else "run"
@@ -43,7 +49,8 @@ class Trainer:
     """Train a multitask model from a config (path, mapping or :class:`TrainConfig`).
 
     :param config: a YAML path, a mapping with the same keys, or a ``TrainConfig``.
-    :param output_dir: the run directory (default: the config's ``output_dir`` or ``runs/<stem>``).
+    :param output_dir: the run directory (default: the run folder of a run's own ``config.yaml``, else the config's
+        ``output_dir`` or ``runs/<stem>``).
     :param overrides: ``key=value`` strings applied on top of the config.
     :param resume: continue the run in ``output_dir`` from its latest checkpoint.
     """

@@ -92,7 +92,7 @@ def _check_task_layers(model: Any, saved_count: int, path: Any) -> None:
     if saved_count != count:
         raise ConfigError(f"config key 'encoder.task_layers': {path} has {saved_count} task-specific top layers and this run "
                           f"{count}; set encoder.task_layers: {saved_count}" + (
-                              ", or start from one task's model (mt export MODEL --task TASK --output-dir DIR, then "
+                              ", or start from one task's model (mt export MODEL DIR --task TASK, then "
                               "encoder.path: DIR)" if saved_count else ""))
 
 

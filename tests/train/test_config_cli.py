@@ -156,7 +156,7 @@ def test_tricky_overrides_are_typed_like_the_schema_in_the_saved_config(tmp_path
                             text=True, env=clean_env(), timeout=300)
     assert result.returncode == 0, result.stderr
     saved = yaml.safe_load((work / "run" / "config.yaml").read_text(encoding="utf-8"))
-    assert saved["logging"]["project"] == "x=y z" and saved["output_dir"] == "2024-01-01" and saved["encoder"]["revision"] == "1.10"
+    assert saved["logging"]["project"] == "x=y z" and saved["output_dir"] == str(work / "run") and saved["encoder"]["revision"] == "1.10"
     assert saved["encoder"]["options"] == {"encoder_kwargs": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0}}
     assert saved["encoder"]["tiny"] == {"arch": "bert", "hidden_size": 32, "num_layers": 2, "num_heads": 2}
     assert saved["compile"]["enabled"] is False and saved["compile"]["regional"] is False
