@@ -244,3 +244,25 @@ def test_python_api_signatures_match_the_code(prefix):
             continue
         default = real.parameters[name].default
         assert default == value, f"{prefix}: {name}={ast.unparse(node)} documented, the code's default is {default!r}"
+
+
+def test_a_plugin_task_naming_an_ambiguous_metric_is_told_it_is_ambiguous(installed):
+    """It read "names metric 'accuracy', which is not registered (did you mean 'accuracy'?)"."""
+    from mtcore.errors import ConfigError
+    from mtcore.train.config_io import load_config
+    from mtcore.train.validate import plan_run
+
+    source = (HEADER + "@hookimpl\ndef mt_register_metrics(register):\n"
+              "    register('accuracy', 'my_package.metrics:accuracy', 'another accuracy')\n\n\n"
+              "@hookimpl\ndef mt_register_tasks(register):\n"
+              "    register(Task(name='toxic', kind='text_classification', labels=('ok', 'toxic'), metrics=('accuracy',),\n"
+              "                  sources={'sample': Source.sample('my_package.data', 'jsonl', {'train': 'train.jsonl'})}))\n")
+    plugin = installed(source, "mt_hookex_metric", "acc")
+    load_registry(refresh=True, warn=False)
+    with pytest.raises(ConfigError) as info:
+        plan_run(load_config({"encoder": {"tiny": "bert"}, "tasks": [f"{plugin}:toxic"]}))
+    message = str(info.value)
+    assert message.startswith(f"task '{plugin}:toxic' (from plugin '{plugin}') names metric 'accuracy': "), message
+    assert f"ambiguous: provided by {plugin}:accuracy, mtcore:accuracy" in message or \
+        f"ambiguous: provided by mtcore:accuracy, {plugin}:accuracy" in message, message
+    assert "not registered" not in message

@@ -71,6 +71,9 @@ def _component(registry: Registry, kind: str, name: str, key: str, task: Task | 
     except MtError as exc:
         if task is not None:
             names = registry.names(kind)
+            if ":" not in name and name in names:  # registered, but by more than one plugin: the ambiguity is the news
+                raise ConfigError(f"task {task.id!r} (from plugin {task.plugin!r}) names {kind} {name!r}: "
+                                  f"{' '.join(str(exc).split())}; fix the task's definition, or set config key {key!r}") from None
             raise ConfigError(f"task {task.id!r} (from plugin {task.plugin!r}) names {kind} {name!r}, which is not registered"
                               f"{did_you_mean(name, names)}: fix the task's definition, or set config key {key!r}") from None
         if ":" not in name and name not in registry.names(kind):
