@@ -43,7 +43,7 @@ from multitask_overhead import LENGTHS, write_tasks
 #: The table's order of mtcore's built-in loss strategies (loss weighting first, then gradient combiners); built-ins
 #: registered since (mtcore/builtin_plugin.py) follow them.
 ORDER = ["single", "sum", "weighted", "uncertainty", "rlw", "dwa", "famo",
-         "pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac"]
+         "pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl"]
 SMOKE = ["sum", "famo", "pcgrad"]
 
 

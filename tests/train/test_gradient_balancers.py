@@ -168,3 +168,14 @@ def test_mgda_warns_once_when_a_task_has_no_gradient_on_the_encoder():
         warnings.simplefilter("error")
         mgda.combine([g, zero], 4)  # once a run
         MGDALoss(["a", "b"]).combine([g, -g], 1)  # opposite gradients: 0 too, but both tasks reach the encoder
+
+
+def test_every_built_in_strategy_but_the_fixed_ones_and_pcgrad_logs_its_weights():
+    """docs/loss-strategies.md: single, sum and weighted (fixed weights) and pcgrad (projections) log no loss_weights."""
+    from mtcore.plugins import load_registry
+
+    registry = load_registry()
+    built_in = [c for c in registry.components["loss"].values() if c.plugin == "mtcore"]
+    silent = sorted(c.name for c in built_in if not getattr(c.load(), "logs_weights", False))
+    assert silent == ["pcgrad", "single", "sum", "weighted"]
+    assert len(built_in) == 16  # docs/benchmarks.md's loss table has a row for each
