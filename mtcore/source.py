@@ -15,6 +15,8 @@ from typing import Any
 from mtcore.errors import ConfigError
 
 SOURCE_KINDS = ("hub", "local", "sample")
+#: The canonical split names (``mtcore.task`` re-exports them).
+SPLITS = ("train", "validation", "test")
 
 @dataclass(frozen=True)
 class Source:
@@ -118,40 +120,156 @@ def source_from_dict(name: str, spec: Mapping[str, Any], *, task_name: str = "?"
         return Source.local(spec.pop("format", "auto"), spec.pop("files", {}), **spec)
     if kind == "sample":
         return Source.sample(spec.pop("package"), spec.pop("format", "auto"), spec.pop("files", {}), **spec)
-    raise ConfigError(f"task {task_name!r}: source {name!r} has kind {kind!r}; use hub, local or sample")
+    raise _at(name, ConfigError(f"task {task_name!r}: source {name!r} has kind {kind!r}{_near(str(kind), SOURCE_KINDS)}; "
+                                "use hub, local or sample"))
 
 
+#: The keys of a ``hub`` source (``Source.hub``'s arguments).
 _HUB_KEYS = ("path", "name", "revision", "data_dir", "splits", "description")
+#: The keys of a ``local`` or ``sample`` source besides its files' reader options (``sample`` adds ``package``).
+_FILES_KEYS = ("format", "files", "description", "cache_dir")
+#: mtcore's own loaders, and which keys their options take (a YAML task's files beside its definition: a local source's).
+LOADER_KEYS = {"mtcore.data.sources:load_hub": "hub", "mtcore.data.sources:load_files": "local",
+               "mtcore.data.sources:load_sample": "sample", "mtcore.yaml_tasks:load_defined_files": "local"}
 
 
-def _check_keys(name: str, kind: Any, spec: Mapping[str, Any], task_name: str) -> None:
-    """A key a ``hub``, ``local`` or ``sample`` source does not take (``file:`` for ``files:``) is refused with did-you-mean
-    (for files, the keys are the reader options of its format; any format's when it is ``auto``)."""
+def _check_keys(name: str, kind: Any, spec: Mapping[str, Any], task_name: str, own: Any = (), shown: Any = None) -> None:
+    """Refuse a key a ``hub``, ``local`` or ``sample`` source does not take (``file:`` for ``files:``), with did-you-mean
+    and the keys it does take: for files, the reader options of the formats it reads (see :func:`_reader_options`) and
+    the split names (a split's own reader options). ``own``: keys the source had already (a config changing a source
+    the task defines). Also checked: ``format``, the split names under ``files`` (``splits`` of a hub source), and
+    ``files`` (``package``, for a sample) being there. ``shown``: the kind the message names (default ``kind``)."""
+    shown = kind if shown is None else shown
+    what = f"task {task_name!r}: source {name!r}" + (f" ({shown})" if shown != name else "")
+    if kind not in SOURCE_KINDS:
+        return
+    files = spec.get("files")
+    if kind == "hub":
+        keys, options, formats = [*_HUB_KEYS], set(), None
+    else:
+        _check_format(what, name, spec.get("format", "auto"))
+        keys = [*_FILES_KEYS, *(["package"] if kind == "sample" else [])]
+        options, formats = _reader_options(spec.get("format", "auto"), files)
+    keys += [key for key in own if key not in keys and key not in options and key not in SPLITS]
+    for key in spec:
+        if key in SPLITS and kind != "hub":  # a split's own reader options: {test: {encoding: cp1251}}, on top of the others
+            own_files = {key: files[key]} if isinstance(files, Mapping) and key in files else files
+            try:
+                _check_split_options(f"{what} key {key!r}", spec[key], _reader_options(spec.get("format", "auto"), own_files)[0])
+            except ConfigError as error:
+                raise _at(name, error) from None
+        elif key not in keys and key not in options:
+            read = f"{' or '.join(formats)} files" if formats else "its files (any format)"
+            takes = ", ".join(keys) + (f", the reader options of {read}: {', '.join(sorted(options))} (also one split's own, "
+                                       f"under {' / '.join(SPLITS)})" if kind != "hub" else "")
+            hint = _key_hint(str(key), kind, keys, options, formats)
+            raise _at(name, ConfigError(f"{what} has unknown key {key!r}{hint}; it takes: {takes}"))
+    if kind == "hub":
+        _check_splits(what, name, "splits", spec.get("splits"), "the hub's split names")
+        return
+    if files is None:
+        raise _at(name, ConfigError(f"{what} needs 'files': the split names mapped to file paths or globs, e.g. "
+                                    "files: {train: train.jsonl, validation: dev.jsonl}"))
+    _check_splits(what, name, "files", files, "file paths or globs")
+    if kind == "sample" and "package" not in spec and "package" not in own and "base_dir" not in own:
+        raise _at(name, ConfigError(f"{what} needs 'package': the Python package that ships its files (package: my_plugin)"))
+
+
+def _reader_options(fmt: Any, files: Any) -> tuple[set[str], list[str] | None]:
+    """The reader options of a files source, and the formats it reads (None: any): those of its ``format``, else of
+    the formats its file names say (``train.csv``: csv), else (a glob such as ``train.*``) those of any format. (An
+    option reaches every split's files: one that some of them do not take fails when they are read, naming the file.)"""
     from mtcore.data.formats import FORMATS
-    from mtcore.data.readers import _OPTION_ALIASES, reader_option_names
+    from mtcore.data.readers import format_of, reader_option_names
+
+    if fmt in FORMATS:
+        return reader_option_names(fmt), [fmt]
+    paths = [path for value in (dict(files).values() if isinstance(files, Mapping) else ())
+             for path in (value if isinstance(value, (list, tuple)) else [value])]
+    said = {format_of(path) if isinstance(path, str) else None for path in paths}
+    if not paths or None in said:
+        return {option for f in FORMATS for option in reader_option_names(f)}, None
+    formats = [f for f in FORMATS if f in said]
+    return set.union(*(reader_option_names(f) for f in formats)), formats
+
+
+def _key_hint(key: str, kind: str, keys: list[str], options: set[str], formats: list[str] | None) -> str:
+    """Did-you-mean for an unknown source key: another library's name for a reader option (``delimiter``), a split
+    name given a hub source, ``data_dir`` in a local source, a near spelling, a reader option of another format."""
+    from mtcore.data.readers import _OPTION_ALIASES, _OPTIONS
+
+    alias = _OPTION_ALIASES.get(key)
+    if alias in options:
+        return f" (did you mean {alias!r}?)"
+    if kind == "hub" and key in SPLITS:
+        return f" (a hub source maps split names under splits: {{{key}: <the hub's split name>}})"
+    if kind != "hub" and key == "data_dir":
+        return " (the folder is given with the task, not in its source: tasks.<i>.data_dir in a config, --data-dir in a command)"
+    near = _near(key, sorted({*keys, *options, *([] if kind == "hub" else SPLITS)}))
+    if near or kind == "hub":
+        return near
+    import difflib
+
+    other = sorted({name for names in _OPTIONS.values() for name in names} - options)
+    meant = key if key in other else next(iter(difflib.get_close_matches(key, other, n=1, cutoff=0.75)), None)
+    takers = [fmt for fmt, names in _OPTIONS.items() if meant in names]
+    if not takers:
+        return ""
+    meaning = f"did you mean {meant!r}? " if meant != key else ""
+    return f" ({meaning}{meant!r} is a reader option of {', '.join(takers)} files, not of {' or '.join(formats or ())} files)"
+
+
+def _near(name: str, names: Any) -> str:
     from mtcore.errors import did_you_mean
 
-    from mtcore.task import SPLITS
+    return did_you_mean(name, list(names), n=1)
 
-    what = f"source {name!r}" + (f" ({kind})" if kind != name else "")
-    if kind == "hub":
-        allowed = set(_HUB_KEYS)
-    elif kind in ("local", "sample"):
-        fmt = spec.get("format", "auto")
-        formats = [fmt] if fmt in FORMATS else FORMATS
-        options = {option for f in formats for option in reader_option_names(f)}
-        allowed = {"format", "files", "description", "cache_dir", *(["package"] if kind == "sample" else []), *options}
-        for split in SPLITS:  # a split's own reader options: {test: {encoding: cp1251}}, on top of the others
-            if split in spec:
-                _check_split_options(f"task {task_name!r}: {what} key {split!r}", spec[split], options)
-        allowed |= set(SPLITS)
-    else:
+
+#: Other names of the splits (``dev``: validation).
+_USUAL_SPLITS = {"dev": "validation", "val": "validation", "valid": "validation", "eval": "validation", "devel": "validation",
+                 "training": "train", "testing": "test"}
+
+
+def _check_splits(what: str, name: str, key: str, value: Any, target: str) -> None:
+    """``files`` (``splits`` of a hub source) maps the split names train, validation and test."""
+    if value is None and key == "splits":
         return
-    for key in spec:
-        if key not in allowed:
-            alias = _OPTION_ALIASES.get(key)
-            hint = f" (did you mean {alias!r}?)" if alias in allowed else did_you_mean(str(key), sorted(allowed), n=1)
-            raise ConfigError(f"task {task_name!r}: {what} has unknown key {key!r}{hint}; it takes: {', '.join(sorted(allowed))}")
+    if not isinstance(value, Mapping):
+        raise _at(name, ConfigError(f"{what}: {key} maps split names ({', '.join(SPLITS)}) to {target}, not {value!r}"))
+    for split in value:
+        if split not in SPLITS:
+            usual = _USUAL_SPLITS.get(str(split).lower())
+            if usual and key == "splits":  # {validation: dev}: mtcore's split name first, the hub's second
+                hint = f" (splits maps mtcore's split names to the hub's: {{{usual}: {split}}})"
+            else:
+                hint = f" (did you mean {usual!r}?)" if usual else _near(str(split), SPLITS)
+            raise _at(name, ConfigError(f"{what}: {key} names unknown split {split!r}{hint}; the splits are: {', '.join(SPLITS)}"))
+
+
+def _check_format(what: str, name: str, fmt: Any) -> None:
+    from mtcore.data.formats import AUTO, FORMATS
+
+    if fmt != AUTO and fmt not in FORMATS:
+        raise _at(name, ConfigError(f"{what} has unknown data format {fmt!r}{_near(str(fmt), FORMATS)}; choose one of: "
+                                    f"{', '.join(FORMATS)}, or {AUTO} (from each file's extension)"))
+
+
+def _at(name: str, error: ConfigError) -> ConfigError:
+    """``error`` marked as a mistake in the source ``name``: a config's error names the key ``tasks.<i>.sources.<name>``."""
+    error.field = f"sources.{name}"  # type: ignore[attr-defined]
+    return error
+
+
+def check_source(name: str, source: Source, task_name: str) -> None:
+    """The options of a Source read by one of mtcore's loaders (however it was built: ``Source.local(...)`` in a plugin,
+    a config's change of a task's source) are ones that loader takes (see :func:`_check_keys`)."""
+    loader = source.loader if isinstance(source.loader, str) else ""
+    layout = LOADER_KEYS.get(loader)
+    if layout is not None:
+        extra = ["base_dir"] if loader.startswith("mtcore.yaml_tasks:") else []
+        _check_keys(name, layout, source.options, task_name, extra, shown=source.kind)
+    elif loader.startswith("mtcore."):
+        _check_format(f"task {task_name!r}: source {name!r}", name, source.options.get("format", "auto"))
 
 
 def _check_split_options(where: str, value: Any, options: set[str]) -> None:
@@ -179,9 +297,13 @@ def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, 
         spec = dict(spec or {})
         base = merged.get(name)
         if base is not None and "kind" not in spec:
+            given = spec.pop("description", None)
             options = {**base.options, **dict(spec.pop("options", {}) or {}), **spec}
-            description = base.description
-            if base.kind == "hub" and options.get("path") != base.options.get("path"):  # errors name the data really read
+            layout = LOADER_KEYS.get(base.loader) if isinstance(base.loader, str) else None
+            if layout is not None:  # the keys the source's loader takes, those it had already too (a YAML task's base_dir)
+                _check_keys(name, layout, options, task_name, own=list(base.options), shown=base.kind)
+            description = base.description if given is None else str(given)
+            if given is None and base.kind == "hub" and options.get("path") != base.options.get("path"):  # errors name the data read
                 description = f"hub {options['path']}" + (f" ({options.get('name') or options.get('data_dir')})"
                                                           if options.get("name") or options.get("data_dir") else "")
             merged[name] = dataclasses.replace(base, options=options, description=description)

@@ -43,14 +43,13 @@ from mtcore.source import (  # noqa: F401  (re-exported: plugins import Source f
     OWN_DATA_FILES,
     OWN_DATA_USAGE,
     SOURCE_KINDS,
+    SPLITS,
     Source,
     merge_sources,
     own_data_sources,
     source_from_dict,
 )
 from mtcore.task_checks import check_task
-
-SPLITS = ("train", "validation", "test")
 
 
 class TaskKind(str, Enum):
@@ -240,12 +239,18 @@ class Task:
 
     # ---- construction --------------------------------------------------------------------
     def replace(self, **changes: Any) -> Task:
-        """A copy with some fields changed (per-task overrides from a config)."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        """A copy with some fields changed (per-task overrides from a config), checked as ``Task(...)`` is.
+
+        Built by calling the class here rather than through :func:`dataclasses.replace`, so that a
+        mistake is raised with no frame of the standard library between the caller and mtcore's
+        checks: a plugin's error names the plugin's line that called ``replace``."""
+        names = [f.name for f in dataclasses.fields(self) if f.init]
+        unknown = sorted(set(changes) - set(names))
         if unknown:
-            name = sorted(unknown)[0]
-            raise ConfigError(f"task {self.name!r}: unknown field {name!r}{did_you_mean(name, [f.name for f in dataclasses.fields(self)])}")
-        return dataclasses.replace(self, **changes)
+            raise _unknown_field(f"task {self.name!r}: ", unknown[0], names, "replace")
+        values = {name: getattr(self, name) for name in names}
+        values.update(changes)
+        return type(self)(**values)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, plugin: str = "", also_valid: Sequence[str] = ()) -> Task:
@@ -287,6 +292,32 @@ class Task:
             "evaluate_only": self.evaluate_only,
             "metadata": dict(self.metadata),
         }
+
+
+def _unknown_field(prefix: str, name: str, names: Sequence[str], call: str) -> ConfigError:
+    """``task 'reviews': replace() got unknown field 'lables' (did you mean 'labels'?); ...``."""
+    hint = did_you_mean(str(name), names)
+    listed = "" if hint else f"; Task fields are: {', '.join(names)}"
+    return ConfigError(f"{prefix}{call}() got unknown field {name!r}{hint}{listed}")
+
+
+def _checked_init(generated: Callable[..., None]) -> Callable[..., None]:
+    """``Task(...)`` with an unknown keyword: a ConfigError with did-you-mean, not Python's bare TypeError."""
+    import functools
+
+    @functools.wraps(generated)
+    def __init__(self: Task, *args: Any, **kwargs: Any) -> None:
+        names = [f.name for f in dataclasses.fields(type(self)) if f.init]
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            task = kwargs.get("name", args[0] if args else None)
+            raise _unknown_field(f"task {task!r}: " if isinstance(task, str) else "", unknown[0], names, "Task")
+        generated(self, *args, **kwargs)
+
+    return __init__
+
+
+Task.__init__ = _checked_init(Task.__init__)  # type: ignore[method-assign]
 
 
 def data_error(task: Task, where: str, message: str) -> DataError:

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from mtcore.errors import ConfigError, did_you_mean
-from mtcore.source import Source
+from mtcore.source import Source, check_source
 
 if TYPE_CHECKING:
     from mtcore.task import Task
@@ -92,6 +92,7 @@ def check_task(task: Task) -> None:
     if isinstance(task.stride, bool) or not isinstance(task.stride, int) or task.stride < 0:
         raise ConfigError(f"task {task.name!r}: stride (tokens two windows of a long extractive-QA context share) must be an "
                           f"integer >= 0, got {task.stride!r}")
+    _check_settings(task)
     _check_formats(task.name, task.sources)
     if task.metrics is not None:
         object.__setattr__(task, "metrics", tuple(task.metrics))
@@ -113,6 +114,25 @@ def _near_metric(name: str, metrics: Sequence[str]) -> str:
     return " (did you mean " + " or ".join(repr(m) for m in family[:3]) + "?)" if family else ""
 
 
+#: What ``Task.truncation`` may be (the tokenizer's pair strategies; a config takes the first three).
+TRUNCATIONS = ("longest_first", "only_first", "only_second", "do_not_truncate")
+
+
+def _check_settings(task: Task) -> None:
+    """``max_length`` a whole number of tokens, ``truncation`` a known strategy, ``evaluate_only`` true or false:
+    refused when the task is made (a plugin's line, a config key), not deep inside tokenization."""
+    length = task.max_length
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+        fix = f"write max_length={int(length)}" if isinstance(length, str) and length.strip().isdigit() and int(length) > 0 \
+            else "e.g. max_length=256"
+        raise ConfigError(f"task {task.name!r}: max_length (tokens per example) must be a whole number >= 1, got {length!r}; {fix}")
+    if task.truncation not in TRUNCATIONS:
+        raise ConfigError(f"task {task.name!r}: truncation {task.truncation!r} is not one of {', '.join(TRUNCATIONS)}"
+                          f"{did_you_mean(str(task.truncation), TRUNCATIONS, n=1)}")
+    if not isinstance(task.evaluate_only, bool):
+        raise ConfigError(f"task {task.name!r}: evaluate_only must be true or false, not {task.evaluate_only!r}")
+
+
 def _check_text_fields(task: Task) -> None:
     """``description`` is a string and ``metadata`` a mapping with string keys (what the listing commands print)."""
     object.__setattr__(task, "description", "" if task.description is None else task.description)
@@ -125,14 +145,9 @@ def _check_text_fields(task: Task) -> None:
 
 
 def _check_formats(task_name: str, sources: Mapping[str, Source]) -> None:
-    """The ``format`` of every source read by mtcore's own loaders (``Source.local`` / ``Source.sample``)
-    is one its readers know. Formats are not extensible: a source in another format gives its own loader."""
-    from mtcore.data.formats import AUTO, FORMATS
-
+    """Every source read by one of mtcore's own loaders (``Source.hub`` / ``local`` / ``sample``) has options that loader
+    takes: a known ``format`` (formats are not extensible: a source in another format gives its own loader), reader
+    options of that format, split names under ``files`` (see :func:`mtcore.source.check_source`)."""
     for name, source in dict(sources).items():
-        if not isinstance(source, Source) or not isinstance(source.loader, str) or not source.loader.startswith("mtcore."):
-            continue
-        fmt = source.options.get("format", AUTO)
-        if fmt != AUTO and fmt not in FORMATS:
-            raise ConfigError(f"task {task_name!r}: source {name!r} has unknown data format {fmt!r}{did_you_mean(str(fmt), FORMATS, n=1)}; "
-                              f"choose one of: {', '.join(FORMATS)}, or {AUTO} (from each file's extension)")
+        if isinstance(source, Source):
+            check_source(name, source, task_name)
