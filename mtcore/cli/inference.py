@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -74,7 +73,7 @@ def evaluate(
     with_head: Optional[str] = typer.Option(None, "--head", help="Score the task(s) with this head instead (zero-shot transfer: "
                                        "a task of the same kind and labels the model has no head for); needs --task(s)."),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="Score one task on this labelled file of its raw fields "
-                                         "(JSONL / CSV / TSV / JSON / Parquet) instead of a split of its data."),
+                                         "(JSONL / CSV / TSV / JSON / Parquet / CoNLL) instead of a split of its data."),
     input_format: str = typer.Option("auto", "--input-format", help="Format of --input: auto (from the file name), jsonl, csv, tsv, json, parquet, conll."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -193,25 +192,6 @@ def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: 
     return setup.task, setup.head, rows
 
 
-def _check_writer(writer: Any, spec: Any) -> None:
-    """A plugin writer that refuses ``spec`` (the rsg writer and a non-RSG task) says so before any prediction;
-    what this trial run creates outside its folder (a writer writing beside its output) is removed at once."""
-    from mtcore.errors import MtError
-    from mtcore.predict.watch import remove_created, watching
-
-    with tempfile.TemporaryDirectory(prefix="mt-predict-check-") as tmp:
-        seen: dict[str, bool] = {}
-        try:
-            with watching() as seen:
-                writer(spec, [], Path(tmp) / "check")
-        except MtError:
-            raise
-        except Exception:  # a writer broken in other ways fails the real write, which names it and leaves nothing
-            pass
-        finally:
-            remove_created(seen, Path(tmp))
-
-
 def _with_run_sources(location: Any, spec: Any) -> Any:
     """``spec`` (rebuilt from the model file, without sources) with the sources the run's config gives
     its task: how the run read its files (a nested layout's ``row_expand``) applies to ``--input`` too."""
@@ -234,7 +214,7 @@ def predict(
     path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
     task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task); "
                                        "with --split, several comma-separated, or all (then --output is a folder)."),
-    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet file with the task's raw fields; '-' reads stdin."),
+    input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet / CoNLL file with the task's raw fields; '-' reads stdin."),
     input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet, "
                                      "conll (a token per line, in the task's columns or alone; a blank line between sentences)."),
     split: Optional[str] = typer.Option(None, "--split", help="Predict a split of the task's own data instead (e.g. test)."),
@@ -299,7 +279,9 @@ def predict(
         head, spec = prediction_task(model, scored.task, scored.head) if scored is not None else prediction_task(model, name, with_head)
         spec = with_null_threshold([_with_run_sources(location, spec)], null_threshold)[0]
         if format not in STDOUT_FORMATS:
-            _check_writer(writer, spec)
+            from mtcore.predict.writing import check_writer
+
+            check_writer(writer, spec)
         count, written = predict_input(model, head, spec, input, input_format=input_format, batch_size=batch_size, format=format,
                                        output=output, writer=writer, writer_id=writer_id, needs_ids=submission, n_best=n_best,
                                        output_folder=as_folder)
@@ -313,8 +295,10 @@ def predict(
         from mtcore.predict.tasks import with_null_threshold
 
         setups = [dataclasses.replace(s, task=t) for s, t in zip(setups, with_null_threshold([s.task for s in setups], null_threshold))]
-    for setup in setups if format not in STDOUT_FORMATS else ():
-        _check_writer(writer, setup.task)
+    if format not in STDOUT_FORMATS:  # --task all: the tasks the writer refuses (rsg: not an RSG task) are left out, saying so
+        from mtcore.predict.writing import tasks_the_writer_takes
+
+        setups = tasks_the_writer_takes(writer, format, setups, split, leave_out=names == ["all"])
     sampled = [s.task.id for s in setups if s.source == "sample"]
     if submission and sampled:  # e.g. rsg:lidirus of a run that never had it: its plugin's sample rows, not the official test
         import warnings

@@ -41,6 +41,60 @@ def _writing(output: str | os.PathLike[str]) -> Iterator[None]:
         raise write_error(output, exc) from exc
 
 
+def check_writer(writer: Any, spec: Any) -> None:
+    """A plugin writer that refuses ``spec`` (the rsg writer and a non-RSG task) says so before any prediction;
+    what this trial run creates outside its folder (a writer writing beside its output) is removed at once."""
+    from mtcore.errors import MtError
+    from mtcore.predict.watch import remove_created, watching
+
+    with tempfile.TemporaryDirectory(prefix="mt-predict-check-") as tmp:
+        seen: dict[str, bool] = {}
+        try:
+            with watching() as seen:
+                writer(spec, [], Path(tmp) / "check")
+        except MtError:
+            raise
+        except Exception:  # a writer broken in other ways fails the real write, which names it and leaves nothing
+            pass
+        finally:
+            remove_created(seen, Path(tmp))
+
+
+class TasksLeftOutWarning(UserWarning):
+    """``--task all`` with a writer that refuses some of the tasks: those are left out."""
+
+
+def tasks_the_writer_takes(writer: Any, format: str, setups: Sequence[Any], split: str, *, leave_out: bool) -> list[Any]:
+    """The task setups ``writer`` takes (:func:`check_writer`, before any prediction). A task it refuses is an error
+    unless ``leave_out`` (``--task all``: the rsg writer given a model trained on RSG and NLI tasks writes the RSG
+    files): then it is left out, all such tasks named in one :class:`TasksLeftOutWarning` with how to predict
+    them. A writer that refuses every task is an error (its refusal of the first)."""
+    from mtcore.errors import MtError
+
+    taken, refused = [], []
+    for setup in setups:
+        try:
+            check_writer(writer, setup.task)
+        except MtError as error:
+            if not leave_out:
+                raise
+            refused.append((setup.task.id, error))
+            continue
+        taken.append(setup)
+    if refused and not taken:
+        raise refused[0][1]
+    if refused:
+        import warnings
+
+        ids = [task_id for task_id, _ in refused]
+        them = "it" if len(ids) == 1 else "them"
+        reason = " ".join(str(refused[0][1]).split())
+        warnings.warn(f"--format {format} left out {', '.join(ids)}, which its writer refuses ({reason}); predict {them} with "
+                      f"--task {','.join(ids)} --split {split} --format jsonl --output <another folder>", TasksLeftOutWarning,
+                      stacklevel=2)
+    return taken
+
+
 class NumberedRowsWarning(UserWarning):
     """Rows without an id were numbered 0..N-1, and a submission writer writes those numbers as their ids."""
 
