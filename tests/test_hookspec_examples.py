@@ -266,3 +266,16 @@ def test_a_plugin_task_naming_an_ambiguous_metric_is_told_it_is_ambiguous(instal
     assert f"ambiguous: provided by {plugin}:accuracy, mtcore:accuracy" in message or \
         f"ambiguous: provided by mtcore:accuracy, {plugin}:accuracy" in message, message
     assert "not registered" not in message
+
+
+def test_check_plugin_reports_a_name_another_plugin_registers(installed):
+    from mtcore.testing import check_plugin
+
+    plugin = installed(HEADER + '@hookimpl\ndef mt_register_loss_strategies(register):\n'
+                       '    register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "another dwa")\n'
+                       '    register("mine_only", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "no clash")\n',
+                       "mt_hookex_checked", "checked")
+    report = check_plugin(plugin, registry=load_registry(refresh=True, warn=False), light_import=False)
+    messages = [p.message for p in report.problems]
+    assert messages == [f"loss '{plugin}:dwa' has the name of mtcore:dwa: the bare name 'dwa' is now ambiguous, so every "
+                        "config and task naming it bare fails; register it under a name of your own"], messages

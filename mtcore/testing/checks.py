@@ -274,14 +274,26 @@ def check_plugin(
                 problem = _check_ref(component.ref, f"{kind} {component.id!r}") or component.type_problem(component.load())
                 if problem:
                     report.problems.append(Problem(where, problem))
+                clash = sorted(c.id for c in table.values() if c.name == component.name and c.plugin != info.name)
+                if clash:
+                    report.problems.append(Problem(where, _clash(f"{kind} {component.id!r}", component.name, clash)))
         tasks = registry.find_tasks(plugin=info.name)
         for task in tasks:
             report.task_ids.append(task.id)
+            clash = sorted(t.id for t in registry.tasks.values() if t.name == task.name and t.plugin != info.name)
+            if clash:
+                report.problems.append(Problem(where, _clash(f"task {task.id!r}", task.name, clash)))
             report.problems.extend(check_task(task, registry=registry, sample=sample))
         if not info.builtin and not tasks and info.components == 0:
             report.problems.append(Problem(where, "registers no task and no component: its hooks must call register(...) "
                                                   "(see docs/hooks.md)"))
     return report
+
+
+def _clash(what: str, name: str, others: list[str]) -> str:
+    """Another plugin registers ``name`` too: its bare name is ambiguous (docs/hooks.md, "Names never collide silently")."""
+    return (f"{what} has the name of {', '.join(others)}: the bare name {name!r} is now ambiguous, so every config "
+            f"and task naming it bare fails; register it under a name of your own")
 
 
 def assert_plugin_valid(name: str, **options: object) -> CheckReport:
