@@ -214,3 +214,16 @@ def helpers() -> Any:
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
                            train_in_this_process=train_in_this_process,
                            repo=REPO)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """torch on one thread for the test (restored after): two paths compared to 1e-5 after a few AdamW steps
+    (packed against padded) must not differ by how two threads split a reduction: Adam turns a 1e-9 difference
+    in a near-zero gradient into one of up to the learning rate."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -107,7 +107,7 @@ def test_mt_check_refuses_as_many_task_layers_as_the_encoder_has(tmp_path, make_
     assert "config key 'encoder.task_layers'=2 but the encoder has 2 layers: at least one must stay shared; give at most 1" in done.stderr
 
 
-def test_compiled_and_padding_free_runs_with_task_layers_equal_the_eager_padded_one(tmp_path, make_config, helpers):
+def test_compiled_and_padding_free_runs_with_task_layers_equal_the_eager_padded_one(tmp_path, make_config, helpers, one_torch_thread):
     """The copies run inside the compiled encoder (whole: one graph per task) or are compiled themselves (regional),
     and the packed path runs them like the padded one."""
     weights = {}
