@@ -46,7 +46,7 @@ def mt_register_loss_strategies(register):
     register("mgda", "mtcore.train.gradient_balancers:MGDALoss", "minimum-norm combination of the task gradients (Sener & Koltun)")
     register("cagrad", "mtcore.train.gradient_balancers:CAGradLoss", "conflict-averse update near the mean gradient (Liu et al.)")
     register("gradnorm", "mtcore.train.gradient_balancers:GradNormLoss", "learned weights balancing the tasks' gradient norms (Chen et al.)")
-    register("imtl", "mtcore.train.gradient_surgery:IMTLGLoss", "IMTL-G: equal projections onto every task's unit gradient (Liu et al. 2021)")
+    register("imtl", "mtcore.train.gradient_surgery:IMTLGLoss", "IMTL-G: equal projections onto every task's unit gradient; loss_scale: true adds IMTL-L (Liu et al. 2021)")
     register("aligned_mtl", "mtcore.train.gradient_surgery:AlignedMTLLoss", "task gradients aligned to orthogonal ones of equal norm (Senushkin et al.)")
     register("gradvac", "mtcore.train.gradient_surgery:GradVacLoss", "gradient vaccine: PCGrad towards EMA target cosines (Wang et al.)")
     register("nash_mtl", "mtcore.train.gradient_surgery:NashMTLLoss", "Nash bargaining solution over the task gradients (Navon et al. 2022)")

@@ -21,8 +21,13 @@ the last update, ``d = Σ weightᵢ · gᵢ``.
   the common projection negative (every task's loss would rise; 4% of synthetic draws of strongly correlated
   gradients of unequal sizes); then their sign is flipped (they sum to −1), and where mixed-sign weights would make
   the update longer than the longest task gradient (the bound of any convex combination) it is shortened to that
-  length. Neither changes the paper's update when its weights are all ``>= 0``. IMTL-L's learned loss scales are
-  not part of it.
+  length. Neither changes the paper's update when its weights are all ``>= 0``. Option ``loss_scale`` (default
+  false: IMTL-G alone) adds IMTL-L, the paper's hybrid IMTL (LibMTL's ``IMTL``): a learned scale ``sᵢ`` per task
+  (a parameter, from 0; it joins the optimizer at the head learning rate without weight decay, and checkpoints)
+  and each task trains on ``e^sᵢ Lᵢ − sᵢ``, ``Lᵢ`` the task's loss of the whole step: ``sᵢ`` gets
+  ``e^sᵢ Lᵢ − 1`` (towards ``e^sᵢ Lᵢ = 1``, ``sᵢ = −log Lᵢ``), each head the gradient of ``e^sᵢ Lᵢ``, and IMTL-G
+  combines the encoder gradients ``e^sᵢ gᵢ`` of the scaled losses. Logged weights are then those of the raw
+  ``gᵢ``: the IMTL-G weight times ``e^sᵢ``.
 * ``aligned_mtl`` — Aligned-MTL (Senushkin et al., CVPR 2023, "Independent Component Alignment for Multi-Task
   Learning"): with ``M = V Λ Vᵀ`` restricted to its non-zero eigenvalues, the balance matrix
   ``B = √λ_min · V Λ^(−1/2) Vᵀ`` makes the aligned gradients ``B G`` orthogonal with equal norms ``√λ_min`` (their
@@ -63,10 +68,12 @@ the last update, ``d = Σ weightᵢ · gᵢ``.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from mtcore.errors import ConfigError
 from mtcore.train.gradient_balancers import _LoggedWeights, gram
@@ -179,12 +186,51 @@ def _combined(weights: np.ndarray, grads: list[torch.Tensor]) -> torch.Tensor:
 
 
 class IMTLGLoss(_LoggedWeights):
-    """IMTL-G: the combination with equal projections onto every task's unit gradient (see the module docstring)."""
+    """IMTL-G: the combination with equal projections onto every task's unit gradient; with ``loss_scale``, IMTL-L's
+    learned loss scales too (the hybrid IMTL; see the module docstring)."""
+
+    def __init__(self, task_ids: Any, weights: Any = None, loss_scale: bool = False, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if not isinstance(loss_scale, bool):
+            raise ConfigError(f"loss strategy 'imtl': option 'loss_scale' (IMTL-L's learned loss scales, the paper's hybrid "
+                              f"IMTL; false: IMTL-G alone) must be true or false, got {loss_scale!r}")
+        self.loss_scale = loss_scale
+        if loss_scale:  # sᵢ: trained on e^sᵢ Lᵢ − sᵢ; in the optimizer and checkpoints as this module's parameter
+            self.log_scales = nn.Parameter(torch.zeros(len(self.task_ids)))
+        self._factors: np.ndarray | None = None  # e^sᵢ of the step's tasks, while end_backward combines
+        self._unit: torch.Tensor | None = None  # the loop's loss scale (fp16's; else 1), for the −sᵢ term's gradient
+
+    def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
+                 scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
+        """With ``loss_scale``: the base class's on ``e^sᵢ Lᵢ``, ``s`` one more non-shared parameter (its gradient summed
+        over micro-steps and averaged over processes with the heads'); the ``−sᵢ`` term is added once a step."""
+        if not self.loss_scale:
+            return super().backward(losses, shared, others, scale, step)
+        s = self.log_scales
+        self._unit = scale(torch.ones((), device=s.device, dtype=s.dtype)).detach()
+        scaled = {task: torch.exp(s[self.task_ids.index(task)]) * loss for task, loss in losses.items()}
+        return super().backward(scaled, shared, [*others, s], scale, step)
+
+    def end_backward(self, shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter], step: int,
+                     reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        pending = getattr(self, "_pending", None)
+        if not self.loss_scale or pending is None:
+            return super().end_backward(shared, others, step, reduce_mean)
+        s = self.log_scales
+        trained = [g is not None for g in pending.shared]  # the tasks with a loss this step
+        self._factors = torch.exp(s.detach()).double().cpu().numpy()[np.array(trained)]  # e^sᵢ as backward used it
+        try:
+            super().end_backward(shared, [*others, s], step, reduce_mean)
+        finally:
+            self._factors, unit, self._unit = None, self._unit, None
+        if s.grad is not None and unit is not None:  # d(−sᵢ)/dsᵢ = −1 for each trained task, times the loss scale
+            s.grad = s.grad - unit.to(s.grad.dtype) * torch.tensor(trained, dtype=s.grad.dtype, device=s.grad.device)
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         matrix, rcond = task_gram(grads)
         weights = max(int(_live(matrix).sum()), 1) * imtl_weights(matrix, rcond)  # K' times the paper's: the scale of sum
-        self._keep(weights)
+        factors = self._factors
+        self._keep(weights if factors is None or len(factors) != len(weights) else weights * factors)  # of the raw gᵢ
         return _combined(weights, grads)
 
 

@@ -4,7 +4,7 @@ A :class:`LossStrategy` tells the training loop three things:
 
 * ``batches``: ``"single"`` — the loop hands it one batch (one task) per micro-step; ``"all"`` —
   one batch of every task per micro-step (the sampler runs in mode ``all``);
-* whether it has parameters (uncertainty weighting's log-variances): they join the optimizer
+* whether it has parameters (uncertainty weighting's log-variances, IMTL-L's loss scales): they join the optimizer
   (no weight decay, head learning rate) and the checkpoint through ``state_dict()``; under DDP the
   loop averages their gradients with :meth:`LossStrategy.sync_gradients`;
 * ``begin_step``: called before each optimizer step, where weights that change with the step

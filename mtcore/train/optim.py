@@ -4,7 +4,7 @@
 * Four parameter groups: encoder / head parameters (head learning rate ``optimizer.head_lr``,
   default ``optimizer.lr``), each split into "decay" and "no decay" — biases and normalisation
   weights get no weight decay (the model's own :mod:`mtcore.model.param_groups`). A loss
-  strategy's own parameters (uncertainty log-variances) join the head group without decay.
+  strategy's own parameters (uncertainty's log-variances, imtl's loss scales) join the head group without decay.
 * ``optimizer.layer_decay`` (layer-wise learning-rate decay) splits the encoder's groups by
   depth, top layer first: ``param_groups[0]`` keeps ``optimizer.lr``, which is what the run logs
   as its ``lr``; each schedule scales every group's own initial learning rate, so the ratios hold.
