@@ -14,6 +14,7 @@ import torch
 from mtcore.errors import ConfigError
 from mtcore.plugins import get_component
 from mtcore.train.db_mtl import EPS, DBMTLLoss
+from train.thread_ranks import run_two_ranks
 
 F64 = torch.float64
 
@@ -202,8 +203,6 @@ def test_two_processes_divide_by_the_global_step_loss_as_one_process_with_both_h
     """DDP through the strategy's own ``reduce_mean`` (two threads standing for two processes): each rank's losses and
     gradients are averaged before the log's division, so both ranks write what one process writes with the global
     batch, whose loss is the mean of the two halves' (the loop divides each rank's loss so that the mean is that)."""
-    import threading
-
     torch.manual_seed(1)
     w0, h0 = torch.randn(3, dtype=F64), {t: torch.randn(2, dtype=F64) for t in ("a", "b")}
     halves = [{t: (torch.randn(3, dtype=F64) * (4.0 if t == "b" else 1.0), torch.randn(2, dtype=F64)) for t in h0} for _ in range(2)]
@@ -220,25 +219,7 @@ def test_two_processes_divide_by_the_global_step_loss_as_one_process_with_both_h
         return [w.grad, *(h.grad for h in heads.values()), s.averages]
 
     one = run(lambda w, heads: {t: sum(_micro_losses(w, heads, half, 1.0)[t] for half in halves) / 2 for t in h0}, None)
-    barrier, shared, out = threading.Barrier(2), {}, [None, None]
-
-    def reduce_mean_for(rank):
-        def reduce_mean(tensor):
-            shared[rank] = tensor
-            barrier.wait()
-            mean = (shared[0] + shared[1]) / 2
-            barrier.wait()
-            return mean
-        return reduce_mean
-
-    def rank_run(rank):
-        out[rank] = run(lambda w, heads: _micro_losses(w, heads, halves[rank], 1.0), reduce_mean_for(rank))
-
-    threads = [threading.Thread(target=rank_run, args=(r,)) for r in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    out = run_two_ranks(lambda rank, reduce_mean: run(lambda w, heads: _micro_losses(w, heads, halves[rank], 1.0), reduce_mean))
     for rank in (0, 1):
         assert out[rank] is not None, rank
         assert all(torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-12) for a, b in zip(out[rank], one)), rank

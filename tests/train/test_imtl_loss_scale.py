@@ -16,6 +16,7 @@ import torch
 from mtcore.errors import ConfigError
 from mtcore.plugins import get_component
 from mtcore.train.gradient_surgery import IMTLGLoss
+from train.thread_ranks import run_two_ranks
 
 F64 = torch.float64
 
@@ -103,37 +104,20 @@ def test_the_scales_learn_minus_log_of_the_losses():
 
 def test_two_processes_average_the_scales_gradient_as_one_process_with_both_halves():
     """DDP through ``reduce_mean`` (two threads for two processes), then the loop's ``sync_gradients``."""
-    import threading
-
     w, heads, micro = _problem(3)
     one = _train_step(IMTLGLoss(list(heads), loss_scale=True), w, heads, micro)  # both halves, as two micro-steps of one process
-    barrier, shared, out = threading.Barrier(2), {}, [None, None]
-
-    def reduce_mean_for(rank):
-        def reduce_mean(tensor):
-            shared[rank] = tensor
-            barrier.wait()
-            mean = (shared[0] + shared[1]) / 2
-            barrier.wait()
-            return mean
-        return reduce_mean
-
-    def rank_run(rank):  # each rank's loss is its half's, times 2 (the loop divides by the global count: ×2 of the half's)
+    def rank_run(rank, reduce_mean):  # each rank's loss is its half's, times 2 (the loop divides by the global count: ×2 of the half's)
         local_w = torch.nn.Parameter(w.detach().clone())
         local_heads = {t: torch.nn.Parameter(h.detach().clone()) for t, h in heads.items()}
         strategy = IMTLGLoss(list(heads), loss_scale=True)
         data = micro[rank]
         strategy.backward({t: v * 2 for t, v in _micro_losses(local_w, local_heads, data).items()}, [local_w],
                           list(local_heads.values()), lambda loss: loss, 1)
-        strategy.end_backward([local_w], list(local_heads.values()), 1, reduce_mean_for(rank))
-        strategy.sync_gradients(reduce_mean_for(rank))
-        out[rank] = [local_w.grad, *(h.grad for h in local_heads.values()), strategy.log_scales.grad]
+        strategy.end_backward([local_w], list(local_heads.values()), 1, reduce_mean)
+        strategy.sync_gradients(reduce_mean)
+        return [local_w.grad, *(h.grad for h in local_heads.values()), strategy.log_scales.grad]
 
-    threads = [threading.Thread(target=rank_run, args=(r,)) for r in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    out = run_two_ranks(rank_run)
     for rank in (0, 1):
         assert out[rank] is not None, rank
         assert all(torch.allclose(a.double(), b.double(), rtol=1e-6, atol=1e-12) for a, b in zip(out[rank], one)), rank
