@@ -175,6 +175,8 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     spread = _read_json(path / "seeds.json")
     stats = spread.get(part) or {}
     seeds = spread.get("seeds") or []
+    if spread.get("status") == "incomplete":  # written after each seed; seeds.json from before 'status' are whole
+        _refuse_unfinished_seeds(path, seeds, spread.get("requested") or [])
     main: dict[str, str] = {}
     stored = spread.get("runs") or {}
     # each task's main metric, from one seed's summary: the seed folder beside seeds.json first (the paths
@@ -203,6 +205,15 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     if part == "best":
         row.update(best_step=None, own_best=None)
     return row
+
+
+def _refuse_unfinished_seeds(path: Path, finished: list[Any], requested: list[Any]) -> None:
+    """A --seeds folder whose command stopped before its last seed: its mean is over fewer seeds than asked for."""
+    done = ", ".join(f"seed-{seed}" for seed in finished) or "none"
+    asked = ",".join(str(seed) for seed in requested)
+    raise UsageError(f"{path}: the output folder of mt train --seeds whose seeds have not all finished ({len(finished)} of "
+                     f"{len(requested)}: {done}; seeds.json says incomplete): finish them with mt train CONFIG --seeds {asked} "
+                     f"--output-dir {path} --resume" + (f", or compare one seed's run ({path / f'seed-{finished[0]}'})" if finished else ""))
 
 
 def _number(value: Any) -> float | None:

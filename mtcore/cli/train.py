@@ -121,7 +121,7 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
     for key, stats in spread["final"].items():
         if key.endswith("/loss"):
             continue
-        table.add_row(key, *(f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))
+        table.add_row(key, *("-" if stats[k] is None else f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))  # one seed: no std
     stdout.print(table)
     print(f"spread written to {base / SUMMARY}", flush=True)
 

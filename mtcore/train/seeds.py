@@ -3,8 +3,10 @@
 Small evaluation sets (PARus: 100 validation examples) move by several points from one seed to
 the next, so one run says little. :func:`train_seeds` trains the config once per seed, each run in
 ``OUTPUT/seed-<seed>/`` (an ordinary run directory: ``mt evaluate``, ``mt predict`` and
-``--resume`` work on it), then writes ``OUTPUT/seeds.json``: every final and best metric's mean,
-standard deviation (n - 1), min, max and per-seed values. With ``resume`` a finished seed is kept as
+``--resume`` work on it), and after each seed writes ``OUTPUT/seeds.json``: the seeds asked for
+(``requested``), whether all of them have finished (``status``: ``completed`` or ``incomplete``), and
+every final and best metric's mean, standard deviation (n - 1; ``null`` for one seed), min, max and
+per-seed values. With ``resume`` a finished seed is kept as
 it is, an interrupted one continues from its checkpoint and a missing one starts. A seed
 preempted by SIGTERM/SIGUSR1 (:mod:`mtcore.train.preemption`) stops the whole command: the
 remaining seeds are not started, and ``--resume`` continues from that seed.
@@ -74,7 +76,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
     refuse_another_kind(Path(output_dir), "grid.json", "the runs of a grid", "--seeds puts one run per seed in OUTPUT/seed-<seed> "
                         "and their spread in OUTPUT/seeds.json", "seeds")
     summaries: dict[int, dict[str, Any]] = {}
-    spread = seed_spread(summaries)
+    spread = seed_spread(summaries, requested=seeds)
     for seed in seeds:
         run = seed_dir(output_dir, seed)
         try:
@@ -94,8 +96,8 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         _free_memory()
         if report is not None:
             report(seed, summary)
-        spread = seed_spread(summaries)
-        if is_main_process():  # after every seed: a later failure keeps the finished ones' spread
+        spread = seed_spread(summaries, requested=seeds)
+        if is_main_process():  # after every seed: a later failure keeps the finished ones' spread, marked incomplete
             write_json(Path(output_dir) / SUMMARY, spread)
     return spread
 
@@ -157,9 +159,14 @@ def _naming_the_seed(exc: MtError, seed: int) -> MtError:
     return named
 
 
-def seed_spread(summaries: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
-    """Mean, std (n - 1), min, max and per-seed values of every final and best metric and aggregate."""
+def seed_spread(summaries: Mapping[int, Mapping[str, Any]], requested: Iterable[int] | None = None) -> dict[str, Any]:
+    """Mean, std (n - 1), min, max and per-seed values of every final and best metric and aggregate; with ``requested``
+    (the seeds asked for), those seeds and ``status``: ``completed`` when every one of them has a summary, else
+    ``incomplete``."""
     out: dict[str, Any] = {"seeds": sorted(summaries), "runs": {str(s): summaries[s].get("run_dir") for s in sorted(summaries)}}
+    if requested is not None:
+        requested = list(requested)
+        out.update(requested=requested, status="completed" if set(requested) <= set(summaries) else "incomplete")
     for part in ("final", "best"):
         values: dict[str, dict[int, float]] = {}
         for seed, summary in summaries.items():
@@ -175,6 +182,6 @@ def seed_spread(summaries: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
 def _stats(per_seed: Mapping[int, float]) -> dict[str, Any]:
     numbers = list(per_seed.values())
     n = len(numbers)
-    return {"mean": statistics.fmean(numbers), "std": statistics.stdev(numbers) if n > 1 else 0.0,
+    return {"mean": statistics.fmean(numbers), "std": statistics.stdev(numbers) if n > 1 else None,  # one value: no spread
             "min": min(numbers), "max": max(numbers), "n": n,
             "values": {str(seed): value for seed, value in sorted(per_seed.items())}}

@@ -245,32 +245,46 @@ def test_preempted_seed_stops_the_command_and_handlers_are_restored(tmp_path, ma
 
         after_step = events.after_step
 
+        steps: list[int] = []
+        signal_at = {"call": 6}  # step 2 of the second seed (the first has 4 steps)
+
         def signalled_at_step_2(engine, *args):
             after_step(engine, *args)
-            if engine.state.step == 2:
+            steps.append(engine.state.step)
+            if len(steps) == signal_at["call"]:
                 os.kill(os.getpid(), signal.SIGTERM)
 
         monkeypatch.setattr(events, "after_step", signalled_at_step_2)
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))
-        result = CliRunner().invoke(app, ["train", str(path), "--seeds", "1,2", "--output-dir", str(tmp_path / "out")])
+        out = tmp_path / "out"
+        result = CliRunner().invoke(app, ["train", str(path), "--seeds", "1,2,3", "--output-dir", str(out)])
         assert signal.getsignal(signal.SIGTERM) is guard and seen == []
         assert result.exit_code == EXIT_CODE, result.output
         match = LINE.match(result.stderr.strip())
-        assert match and match.group(1) == "2" and match.group(2) == "1", result.stderr
-        assert shlex.split(match.group(4))[-5:] == ["--seeds", "1,2", "--output-dir", str(tmp_path / "out"), "--resume"]
-        assert (tmp_path / "out" / "seed-1" / "checkpoints" / "step-000002" / "state.json").is_file()
-        assert not (tmp_path / "out" / "seed-2").exists() and not (tmp_path / "out" / "seeds.json").exists()
+        assert match and match.group(1) == "2" and match.group(2) == "2", result.stderr
+        assert shlex.split(match.group(4))[-5:] == ["--seeds", "1,2,3", "--output-dir", str(out), "--resume"]
+        assert (out / "seed-2" / "checkpoints" / "step-000002" / "state.json").is_file()
+        assert not (out / "seed-3").exists()
+        spread = json.loads((out / "seeds.json").read_text())  # seed 1's, marked incomplete: not a 3-seed result
+        assert (spread["seeds"], spread["requested"], spread["status"]) == ([1], [1, 2, 3], "incomplete")
+        compared = CliRunner().invoke(app, ["compare", str(out)])
+        assert compared.exit_code == 2 and len(compared.stderr.strip().splitlines()) == 1, compared.output
+        assert (f"whose seeds have not all finished (1 of 3: seed-1; seeds.json says incomplete): finish them with mt train "
+                f"CONFIG --seeds 1,2,3 --output-dir {out} --resume, or compare one seed's run ({out / 'seed-1'})") in compared.stderr
 
+        steps.clear()
+        signal_at["call"] = 2
         with pytest.raises(Preempted) as stopped:  # the Python API raises it too; the one line is the CLI's
             Trainer(config, output_dir=tmp_path / "api").train()
         assert stopped.value.step == 2 and signal.getsignal(signal.SIGTERM) is guard and seen == []
         monkeypatch.setattr(events, "after_step", after_step)
-        result = CliRunner().invoke(app, ["train", str(path), "--seeds", "1,2", "--output-dir", str(tmp_path / "out"), "--resume"])
+        result = CliRunner().invoke(app, ["train", str(path), "--seeds", "1,2,3", "--output-dir", str(out), "--resume"])
         assert result.exit_code == 0, result.output
-        spread = json.loads((tmp_path / "out" / "seeds.json").read_text())
-        assert spread["seeds"] == [1, 2]
-        assert json.loads((tmp_path / "out" / "seed-1" / "summary.json").read_text())["resumed_from"].endswith("step-000002")
+        spread = json.loads((out / "seeds.json").read_text())
+        assert (spread["seeds"], spread["status"]) == ([1, 2, 3], "completed")
+        assert json.loads((out / "seed-2" / "summary.json").read_text())["resumed_from"].endswith("step-000002")
+        assert CliRunner().invoke(app, ["compare", str(out)]).exit_code == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
 

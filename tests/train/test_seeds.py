@@ -37,7 +37,10 @@ def test_spread_is_mean_sample_std_min_max_per_metric():
     assert (accuracy["min"], accuracy["max"], accuracy["n"]) == (0.5, 0.8, 3)
     assert accuracy["values"] == {"1": 0.5, "2": 0.8, "3": 0.6}
     assert "t/loss" not in spread["final"]  # a NaN is no value
-    assert spread["best"]["aggregate"] == {"mean": 0.9, "std": 0.0, "min": 0.9, "max": 0.9, "n": 1, "values": {"3": 0.9}}
+    assert spread["best"]["aggregate"] == {"mean": 0.9, "std": None, "min": 0.9, "max": 0.9, "n": 1, "values": {"3": 0.9}}
+    assert "status" not in spread  # only train_seeds knows what was asked for
+    assert seed_spread(summaries, requested=[1, 2, 3])["status"] == "completed"
+    assert seed_spread(summaries, requested=[1, 2, 3, 4])["status"] == "incomplete"
 
 
 def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, make_config, helpers, monkeypatch):
@@ -64,7 +67,7 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
     assert {seed: yaml.safe_load((out / f"seed-{seed}" / "config.yaml").read_text())["seed"] for seed in (5, 9)} == {5: 5, 9: 9}
     spread = json.loads((out / "seeds.json").read_text())
     finals = [summaries[s]["final"]["aggregate"] for s in (5, 9)]
-    assert spread["seeds"] == [5, 9]
+    assert (spread["seeds"], spread["requested"], spread["status"]) == ([5, 9], [5, 9], "completed")
     assert spread["final"]["aggregate"]["mean"] == pytest.approx(statistics.fmean(finals))
     assert spread["final"]["aggregate"]["std"] == pytest.approx(statistics.stdev(finals))
     weights = [helpers.load_weights(out / f"seed-{s}" / "model") for s in (5, 9)]
@@ -90,6 +93,15 @@ def test_mt_train_seeds_runs_each_seed_and_writes_the_spread(tmp_path: Path, mak
     assert plain.exit_code == 2 and "holds runs of several seeds" in plain.stderr
     evaluated = mt("evaluate", str(out))
     assert evaluated.exit_code != 0 and f"pass one of them: {out / 'seed-5'}, {out / 'seed-9'}" in evaluated.stderr
+
+    one = mt("train", str(path), "--output-dir", str(tmp_path / "one"), "--seeds", "1")  # one seed: no spread, not a spread of 0
+    assert one.exit_code == 0, one.output[-2000:]
+    alone = json.loads((tmp_path / "one" / "seeds.json").read_text())["final"]["aggregate"]
+    assert alone["std"] is None and alone["n"] == 1
+    shown = next(line for line in one.stdout.splitlines() if "│ aggregate" in line)  # the table row
+    assert shown.count(f"{alone['mean']:.4f}") == 3 and " - " in shown  # mean, min, max; no std
+    compared = mt("compare", str(tmp_path / "one"), "--json")
+    assert compared.exit_code == 0 and json.loads(compared.stdout)[0]["std"]["aggregate"] is None
 
 
 @pytest.mark.parametrize("bad, fragment", [(3, "must be a list of seeds"), ([], "non-empty list"), ([5, 5], "distinct"),
