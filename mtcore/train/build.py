@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, ModelFileError
-from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint
+from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint, warn_about_cpu_threads
 from mtcore.train.class_balance import apply_balanced_weights
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
@@ -61,7 +61,14 @@ class Engine:
     eval_heads: dict[str, str] = field(default_factory=dict)  # evaluate-only task -> the trained task whose head scores it
     eval_splits: dict[str, str] = field(default_factory=dict)  # evaluate-only task -> its split
     started_at: float | None = None
+    seconds_before: float = 0.0  # seconds the run trained before the checkpoint it resumed from
     timing: dict[str, float] = field(default_factory=dict)
+
+    def train_seconds(self) -> float | None:
+        """Seconds of training so far: this process's and, resumed, the run's up to its checkpoint."""
+        import time
+
+        return self.seconds_before + time.perf_counter() - self.started_at if self.started_at is not None else None
 
     @property
     def unwrapped(self) -> Any:
@@ -357,6 +364,7 @@ def _restore(engine: Engine, torch: Any) -> None:
     accelerator = engine.accelerator
     if accelerator.is_main_process:
         engine.checkpoints.clean_temporary()
+        engine.run.clean_temporary()
     accelerator.wait_for_everyone()
     latest = engine.checkpoints.latest()
     if latest is None:
@@ -372,6 +380,7 @@ def _restore(engine: Engine, torch: Any) -> None:
     if accelerator.is_main_process:
         engine.log.truncate_after(engine.state.step)
     engine.notes.append(f"resumed from {latest} (step {engine.state.step})")
+    warn_about_cpu_threads(engine.state.cpu_threads, torch.get_num_threads(), latest, accelerator.device.type)
 
 
 def _flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -59,6 +59,11 @@ class TrainState:
     best_metrics: dict[str, float] = field(default_factory=dict)
     #: the logging window open at the checkpoint (:meth:`~mtcore.train.monitor.LossMeter.window`), continued on resume
     log_window: dict[str, Any] = field(default_factory=dict)
+    #: torch's CPU thread count when the checkpoint was written: CPU kernels split their sums by it, so a resume with
+    #: another count differs in the last bits (``--resume`` warns); ``None`` in checkpoints written before it was kept
+    cpu_threads: int | None = None
+    #: seconds of training up to the checkpoint, over every process that trained the run (a resumed run adds its own)
+    train_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -262,7 +267,7 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
     }
     save_state(trainer, directory / "trainer")
     _write_json(directory / "sampler.json", sampler.state_dict())
-    _write_json(directory / "state.json", state.to_dict())
+    _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads()})
 
 
 def write_rank_files(directory: Path, rank: int) -> None:
@@ -306,6 +311,17 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         strategy.load_state_dict(trainer["strategy"])
     sampler.load_state_dict(sampler_state)
     return TrainState.from_dict(state_data), rng
+
+
+def warn_about_cpu_threads(saved: int | None, now: int, checkpoint: Path, device: str) -> None:
+    """On CPU a resume is bit-identical to the uninterrupted run only with the thread count the checkpoint was written with."""
+    if device != "cpu" or saved is None or saved == now:
+        return
+    import warnings
+
+    warnings.warn(f"--resume: {checkpoint} was written with {saved} CPU threads and this process has {now}; on CPU the kernels "
+                  f"split their sums by thread, so the resumed run differs from an uninterrupted one in the last digits; for "
+                  f"bit-identical weights resume with OMP_NUM_THREADS={saved}", UserWarning, stacklevel=2)
 
 
 def _rng_stem(directory: Path, rank: int, known: bool) -> Path:

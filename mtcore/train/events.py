@@ -31,7 +31,7 @@ def start_progress(engine: Engine) -> Progress:
                       "evaluated_with": dict(engine.eval_heads), "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
                       "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "notes": list(engine.notes),
                       "time": time.time()})
-    engine.started_at = time.perf_counter()
+    engine.started_at, engine.seconds_before = time.perf_counter(), engine.state.train_seconds
     return progress
 
 
@@ -150,6 +150,7 @@ def save_checkpoint(engine: Engine, progress: Progress, meter: LossMeter | None 
     (``meter``'s sums), so that a run resumed from it logs the losses the uninterrupted run logs."""
     acc, state = engine.accelerator, engine.state
     state.log_window = meter.window(_reduce(engine, "sum")) if meter is not None else {}
+    state.train_seconds = engine.train_seconds() or 0.0
 
     def shared(directory: Any) -> None:
         write_checkpoint_files(directory, model=engine.unwrapped, optimizer=engine.optimizer, scheduler=engine.scheduler,
@@ -315,7 +316,6 @@ def build_summary(engine: Engine, model_step: int | None = None) -> dict[str, An
         if task_id in engine.eval_heads:  # scored, not trained
             per_task[task_id].update(evaluated_with=engine.eval_heads[task_id], split=engine.eval_splits.get(task_id))
     best_dir = engine.checkpoints.path(state.best_step) if state.best_step is not None else None
-    started = engine.started_at
     return {
         "status": "early_stopped" if state.stopped_early else "completed",
         "steps": state.step,
@@ -327,7 +327,8 @@ def build_summary(engine: Engine, model_step: int | None = None) -> dict[str, An
         "tasks": per_task,
         "examples_seen": state.examples_seen,
         "tokens_seen": state.tokens_seen,
-        "train_seconds": time.perf_counter() - started if started is not None else None,
+        "train_seconds": engine.train_seconds(),  # resumed: with the seconds before the checkpoint it resumed from
+        "train_seconds_this_process": time.perf_counter() - engine.started_at if engine.started_at is not None else None,
         "timing": dict(engine.timing),
         "resumed_from": str(engine.resumed_from) if engine.resumed_from else None,
         "model_dir": str(engine.run.model),

@@ -181,6 +181,26 @@ class RunDir:
                 "or choose another --output-dir (output_dir=)"
             )
 
+    #: What a killed run can leave at the top of its folder: ``model/`` half-written (``save_model``'s staging folder, or the
+    #: previous ``model/`` set aside), a JSON/JSONL/YAML/plot file or the demo encoder being written (``.tmp-``).
+    TEMPORARY_PREFIXES = (".model.tmp-", ".model.old-", ".tmp-")
+
+    def clean_temporary(self) -> list[str]:
+        """Remove what a killed run left half-written at the top of the run folder (``--resume`` calls it; the
+        checkpoints' own are :meth:`Checkpoints.clean_temporary`'s); returns the names removed."""
+        import shutil
+
+        removed = []
+        if self.root.is_dir():
+            for entry in sorted(self.root.iterdir()):
+                if entry.name.startswith(self.TEMPORARY_PREFIXES):
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
+                    removed.append(entry.name)
+        return removed
+
     def create(self) -> None:
         self.check_location()
         try:

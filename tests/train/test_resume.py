@@ -39,10 +39,16 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
     # what a kill in the middle of writing a checkpoint leaves behind: never read, cleaned up
     (run / "checkpoints" / ".tmp-step-000999").mkdir()
     (run / "checkpoints" / ".tmp-step-000999" / "optimizer.safetensors").write_bytes(b"half")
+    # ... and one while model/ or a JSON file is written (save_model's staging folder, the model set aside, write_json's file)
+    for name in (".model.tmp-k3j2_x", ".model.old-0a1b2c3d"):
+        (run / name / "heads").mkdir(parents=True)
+        (run / name / "heads" / "rsg_terra.safetensors").write_bytes(b"half")
+    (run / ".tmp-h7q2.json").write_text('{"half', encoding="utf-8")
 
     _mt_train_in_this_process(str(path), "--output-dir", str(run), "--resume")
     summary = json.loads((run / "summary.json").read_text())
     assert "/checkpoints/step-0000" in summary["resumed_from"] and summary["steps"] == 24
+    assert summary["train_seconds"] > summary["train_seconds_this_process"] > 0  # the killed process's seconds count too
 
     a, b = helpers.load_weights(tmp_path / "full" / "model"), helpers.load_weights(run / "model")
     assert a.keys() == b.keys() and len(a) > 10
@@ -57,7 +63,7 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
 
     assert evals(run) == evals(tmp_path / "full") and len(evals(run)) == 4
     assert losses(run) == losses(tmp_path / "full")
-    assert not list((run / "checkpoints").glob(".tmp-*"))
+    assert not list((run / "checkpoints").glob(".tmp-*")) and not list(run.glob(".*"))
 
 
 def _mt_train_in_this_process(*args: str) -> None:
@@ -225,3 +231,32 @@ def test_a_moved_run_folder_resumes_where_it_is_now(finished_run, tmp_path, help
     assert str(run) in (run / "config.yaml").read_text(encoding="utf-8").splitlines()[0]  # rewritten for this folder
     expected, resumed = helpers.load_weights(finished_run / "model"), helpers.load_weights(run / "model")
     assert expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_a_resume_with_another_cpu_thread_count_warns_that_it_is_not_bit_identical(finished_run, tmp_path):
+    """CPU kernels split their sums by thread: OMP_NUM_THREADS 1 vs 2 moved weights by ~1e-8, and --resume said nothing."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    threads = torch.get_num_threads()
+    states = [json.loads((finished_run / "checkpoints" / f"step-00000{step}" / "state.json").read_text()) for step in (2, 4, 6)]
+    assert [state["cpu_threads"] for state in states] == [threads] * 3
+    assert 0 < states[0]["train_seconds"] < states[1]["train_seconds"] < states[2]["train_seconds"]
+    same = _interrupted_copy(finished_run, tmp_path / "same")
+    result = CliRunner().invoke(app, ["train", str(same / "config.yaml"), "--output-dir", str(same), "--resume"])
+    assert result.exit_code == 0 and "CPU threads" not in result.stderr, result.output
+
+    other = _interrupted_copy(finished_run, tmp_path / "other")
+    shutil.rmtree(other / "checkpoints" / "step-000006")
+    torch.set_num_threads(threads + 1)
+    try:
+        result = CliRunner().invoke(app, ["train", str(other / "config.yaml"), "--output-dir", str(other), "--resume"])
+    finally:
+        torch.set_num_threads(threads)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: --resume: {other / 'checkpoints' / 'step-000004'} was written with {threads} CPU threads and this "
+            f"process has {threads + 1};") in result.stderr
+    assert f"for bit-identical weights resume with OMP_NUM_THREADS={threads}" in result.stderr
