@@ -1,4 +1,4 @@
-"""A grid of runs from one config: ``mt train CONFIG --grid optimizer.lr=1e-5,3e-5 --grid sampler.name=uniform,temperature``.
+"""A grid of runs from one config: ``mt train CONFIG --grid optimizer.lr=1e-5,3e-5 --grid sampler.options.temperature=1,2``.
 
 Every combination of the ``--grid`` values is one ordinary run (``mt evaluate``, ``mt predict``,
 ``mt compare`` and ``--resume`` work on it) in ``OUTPUT/<key=value,key=value>/``; with ``--seeds``

@@ -109,3 +109,20 @@ def test_a_preempted_run_stops_the_grid_and_resume_finishes_it(tmp_path, monkeyp
     again = CliRunner().invoke(app, [*args, "--resume"])
     assert again.exit_code == 0, again.output
     assert [r["run_dir"] for r in json.loads((out / "grid.json").read_text())["runs"]] == [str(out / "optimizer.lr=1e-4"), str(out / "optimizer.lr=3e-3")]
+
+
+def test_the_recipes_sweep_over_samplers_passes_the_check_on_a_config_with_sampler_options():
+    """docs/recipes.md swept sampler.name=proportional,temperature: with the quickstart's sampler.options
+    (temperature: 2.0) every proportional run was refused. Its grid over the temperature, and the documented
+    sampler.options={} with a grid over the names, pass the check; the bare name grid stays refused, naming the fix."""
+    from mtcore.train.grid import check_grid
+
+    config = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    recipe = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
+    sweep = next(line for line in recipe.read_text(encoding="utf-8").splitlines() if line.startswith("mt train my-run.yaml --grid"))
+    axes = [word for previous, word in zip(sweep.split(), sweep.split()[1:]) if previous == "--grid"]
+    assert len(check_grid(config, parse_grid(axes), [], 1)) == 9
+    names = parse_grid(["sampler.name=proportional,temperature"])
+    assert len(check_grid(config, names, ["sampler.options={}"], 1)) == 2
+    with pytest.raises(ConfigError, match=r"unknown option 'temperature'.*sampler.options=\{\} clears them"):
+        check_grid(config, names, [], 1)
