@@ -135,8 +135,12 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
 
 
 def _readme(title: str, usage: str, info: dict[str, Any]) -> str:
+    from mtcore.export.inputs import readme_lines
+
     lines = [f"# {title}", "", "Exported by mtcore from a multitask model; plain transformers, no custom code.", "", "```python", usage, "```", ""]
-    lines += [f"- {key}: {value}" for key, value in info.items() if value not in (None, [], {})]
+    lines += [f"- {key}: {value}" for key, value in info.items() if value not in (None, [], {}) and key != "inputs"]
+    if info.get("inputs"):
+        lines += readme_lines(info["inputs"])
     return "\n".join(lines) + "\n"
 
 
@@ -147,6 +151,11 @@ def _usage(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool, max
         return f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nclassify({example}, top_k=None{cut})'
     if pipeline:
         return f'from transformers import pipeline\nrun = pipeline("{pipeline}", model="{out_dir}")'
+    if auto_class == "AutoModelForMultipleChoice":
+        return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
+                f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n'
+                f'encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut})\n'
+                'best = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer')
     return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')
 
@@ -234,6 +243,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
 def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: str | None) -> tuple[Any, ExportResult]:
     """Map and check ``task``'s head (an :class:`ExportError` when no plain class computes it); returns the function
     that writes the export into a folder, and its result (``out``: where it will be, for its README)."""
+    from mtcore.export.inputs import describe_inputs
     from mtcore.predict.tasks import manifest_task
 
     head_id = model.resolve_task(task)
@@ -255,7 +265,7 @@ def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: s
     plain.to(dtype)
     info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,
             "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
-            "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded}
+            "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded, "inputs": describe_inputs(spec)}
     if spec.kind.value == "extractive_qa":  # how mtcore turned the logits into answers: a user decoding by hand needs it
         info.update(stride=spec.stride, no_answer=spec.no_answer, **({"null_threshold": spec.null_threshold} if spec.no_answer else {}),
                     decoding="the context span with the best start + end logit (at most head_options.max_answer_tokens tokens), "

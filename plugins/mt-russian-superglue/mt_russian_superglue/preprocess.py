@@ -56,7 +56,9 @@ def parus_context(premise: str, question: str) -> str:
 
 
 def preprocess_parus(row: Mapping[str, Any]) -> dict[str, Any]:
-    """PARus as multiple choice: ``text`` = premise + connective, ``choices`` = [choice1, choice2]."""
+    """PARus as multiple choice: ``text`` = the premise without its final punctuation (. ! ? …), a comma and
+    the connective, "потому что" when ``question`` is "cause" and "поэтому" when it is "effect" ("Мальчик упал."
+    -> "Мальчик упал, потому что"); ``choices`` = [choice1, choice2], each the second segment after ``text``."""
     premise = str(_field(row, "premise"))
     question = str(_field(row, "question"))
     return {
