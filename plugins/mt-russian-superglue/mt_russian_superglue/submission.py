@@ -72,7 +72,7 @@ def _part(task: Task, number: int, idx: Any, key: str) -> Any:
 
 
 def _records(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    records = []
+    records, seen = [], {}
     for number, row in enumerate(rows, start=1):
         if "idx" not in row or row["idx"] is None:
             raise DataError(f"task {task.id!r}, prediction row {number}: no 'idx'; the submission needs the official ids")
@@ -84,6 +84,11 @@ def _records(task: Task, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, An
         record = {"idx": idx if isinstance(idx, Mapping) else _idx(idx), "label": official_label(task, label)}
         if task.name == "muserc":
             record["idx"] = {key: _part(task, number, row["idx"], key) for key in ("paragraph", "question", "answer")}
+        key = json.dumps(record["idx"], sort_keys=True, ensure_ascii=False, default=str)
+        first = seen.setdefault(key, number)
+        if first != number:  # the leaderboard takes one line per idx: a file with two is rejected or scored wrongly
+            raise DataError(f"task {task.id!r}: prediction rows {first} and {number} both have idx {key}; the submission needs "
+                            "one line per idx: give every row of the input (the official test file) its own idx")
         records.append(record)
     return records
 

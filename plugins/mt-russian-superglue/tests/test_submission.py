@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,32 @@ def test_other_tasks_are_refused(tmp_path):
     other = Task(name="reviews", kind="text_classification", labels=("neg", "pos"), plugin="user")
     with pytest.raises(ConfigError, match="only writes Russian SuperGLUE tasks"):
         write_rsg(other, [{"idx": 0, "label": "neg"}], tmp_path)
+
+
+def test_a_test_file_with_a_repeated_idx_is_refused_by_the_submission_writer_not_written_twice(registry, tiny_encoder, tmp_path):
+    """``mt predict --split test --format rsg`` wrote both lines of an idx that the official test file held twice (the
+    leaderboard takes one line per idx), while ``--input`` of the same file refused it."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.testing.smoke import smoke_train
+
+    with pytest.raises(DataError, match=r"prediction rows 1 and 3 both have idx 5; the submission needs one line per idx"):
+        write_rsg(registry.task("rsg:terra"), [{"idx": 5, "label": "entailment"}, {"idx": 6, "label": "entailment"},
+                                               {"idx": "5", "label": "not_entailment"}], tmp_path / "unit")
+    assert not (tmp_path / "unit").exists()
+
+    sample = Path(__file__).resolve().parents[1] / "mt_russian_superglue" / "sample" / "DaNetQA"
+    shutil.copytree(sample, tmp_path / "files" / "DaNetQA")
+    test = tmp_path / "files" / "DaNetQA" / "test.jsonl"
+    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines()]
+    rows[3]["idx"] = rows[2]["idx"]
+    test.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    run = smoke_train(["rsg:danetqa"], encoder=tiny_encoder, output_dir=tmp_path / "run", steps=1, evaluate=False).output_dir
+    result = CliRunner().invoke(app, ["predict", str(run), "--task", "rsg:danetqa", "--split", "test", "--source", "local",
+                                      "--data-dir", str(tmp_path / "files"), "--format", "rsg", "-o", str(tmp_path / "out")])
+    assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+    assert f"prediction rows 3 and 4 both have idx {rows[2]['idx']}" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
