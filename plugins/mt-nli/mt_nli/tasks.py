@@ -85,6 +85,7 @@ def headline_cause_task(scheme: str) -> Task:
         kind="pair_classification",
         description=f"HeadlineCause (Russian, {scheme}): is one news headline the cause of the other? ({len(labels)} classes)",
         labels=labels,
+        label_values=tuple(range(len(labels))),  # the files store the class id: predictions write it, as the raw `label`
         inputs={"text": "left_title", "text_pair": "right_title"},
         sources=_headline_sources(scheme),
         metrics=("accuracy", "f1_macro"),
