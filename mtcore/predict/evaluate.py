@@ -167,6 +167,7 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
     from mtcore.data.readers import format_of
     from mtcore.errors import DataError, UsageError
     from mtcore.predict.inputs import row_expand_of
+    from mtcore.predict.inputs import reader_options_of
     from mtcore.task import Source
     from mtcore.yaml_tasks import GENERIC_LOCAL_LOADER
 
@@ -184,11 +185,10 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
         raise UsageError(f"--input {path}: cannot tell its format from the name; pass --input-format jsonl, csv, tsv, json, parquet or conll")
     setup = setups[0]
     options: dict[str, Any] = {"format": fmt, "files": {split: path.name}}
-    if fmt == "conll":  # read as the task's CoNLL files are; without their columns, words and tags into the task's fields
+    options.update(reader_options_of(setup.task, fmt))  # read as the task's files of that format are (sep, header), as predict does
+    if fmt == "conll":  # without the task's columns, words and tags into the task's fields
         from mtcore.data.conll import width
-        from mtcore.predict.inputs import reader_options_of
 
-        options.update(reader_options_of(setup.task, "conll"))
         if "columns" not in options:
             fields, count = setup.task.input_map, width(path, **options)
             options["columns"] = [fields.get("tokens", "tokens"), *[None] * (count - 2), fields.get("label", "label")][:max(count, 1)]
@@ -282,8 +282,12 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         raise UsageError("--source and --data-dir choose a split's data; with --input, the file is the data")
     setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head, need_data=input is None)
     scored_file = str(Path(input).expanduser().absolute()) if input is not None else None
+    input_hint = ""
     if input is not None:
+        from mtcore.predict.inputs import own_loader_hint
+
         setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split)]
+        input_hint = own_loader_hint(setups[0].task.replace(sources={}), "SPLIT")  # the task's own sources (its plugin's)
     if null_threshold is not None:
         import dataclasses
 
@@ -314,6 +318,10 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
                 notes.append(f"left out: {exc}")  # every task of the run: score those that have the split
                 setups.remove(s)
                 continue
+            except DataError as exc:  # an official file given as --input: its plugin's loader reads it, not mtcore's
+                if not input_hint or "no field" not in str(exc):
+                    raise
+                raise DataError(f"{str(exc).split('; map it in the task', 1)[0]}{input_hint}") from None  # its inputs are the plugin's
             by_id[s.task.id] = s.task
     if not setups:
         raise DataError(f"no task of {location.run_dir or location.model_dir} has a {split!r} split ({'; '.join(notes)})")

@@ -179,7 +179,22 @@ def check_fields(rows: Sequence[Row], task: Task, *, expanded: bool = False) -> 
             if raw not in row:
                 has = ", ".join(map(str, row)) or "no fields"
                 raise DataError(f"task {task.id!r}, {file} row {number}: no field {raw!r} ({column}); "
-                                f"input rows need the fields {', '.join(needed)} (this row has: {has})")
+                                f"input rows need the fields {', '.join(needed)} (this row has: {has}){own_loader_hint(task, 'test')}")
+
+
+def own_loader_hint(task: Task, split: str) -> str:
+    """``"; ... --split test --source local --data-dir FOLDER"`` when the task's official files are read by a loader of
+    its plugin (XNLI's renames and filters fields, RuTweetCorp's names the columns and derives the label), so a file of
+    theirs given as ``--input`` lacks the fields; ``""`` for a task read by mtcore's own loaders."""
+    local = _sources(task).get("local")
+    loader = getattr(local, "loader", None)
+    if loader is None:
+        return ""
+    name = loader if isinstance(loader, str) else f"{getattr(loader, '__module__', '?')}:{getattr(loader, '__qualname__', '?')}"
+    if name.startswith("mtcore."):
+        return ""
+    return (f"; an official file of {task.id} is read by its plugin's loader ({name}), not as plain rows: give the folder "
+            f"holding it instead of --input, with --split {split} --source local --data-dir FOLDER")
 
 
 def _sources(task: Task) -> Any:
