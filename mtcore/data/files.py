@@ -112,6 +112,10 @@ def _not_found(root: Path, pattern: str, *, split: str | None = None, format: st
         base = next((p for p in path.parents if p.is_dir()), None)
         if not path.parent.is_dir() and not any(c in str(path.parent) for c in "*?["):
             return NoFileFound(f"no file matches {pattern!r}: there is no folder {str(path.parent)!r} (nearest existing: {base})")
+    above = None if path.is_absolute() else _found_above(root, pattern)
+    if above is not None:  # data_dir given one or two folders too deep (ru/simple for the folder holding ru/)
+        return NoFileFound(f"{root}: no file matches {pattern!r}, but {above[0]} holds {above[1]}: data_dir points inside the "
+                           f"data's layout; give the folder above, data_dir: {above[0]}")
     present = [str(p.relative_to(base)) for p in _walk(base, limit=2000)] if base is not None else []
     wanted = str(path.relative_to(base)) if path.is_absolute() and base is not None else pattern
     link = (base / wanted) if base is not None else None
@@ -135,6 +139,22 @@ def _not_found(root: Path, pattern: str, *, split: str | None = None, format: st
                f"set the task entry's sources: {{local: {{format: {other}, files: {{{key}: {close[0]}, ...}}}}}}")
         return NoFileFound(head + f"; the folder has {close[0]!r}, but this split is read as {reads}: to read the {other} file, {how}")
     return NoFileFound(head + " (did you mean " + " or ".join(repr(name) for name in close) + "?)")
+
+
+def _found_above(root: Path, pattern: str, levels: int = 3) -> tuple[Path, str] | None:
+    """The nearest folder above ``root`` (at most ``levels`` up) where ``pattern`` matches a file, and that file relative
+    to it; None when there is none, the pattern names no folder (a train.jsonl above is likely another data set's) or
+    searches subfolders (``**``: too costly above the data)."""
+    if "**" in pattern or len(Path(pattern).parts) < 2:
+        return None
+    for folder in list(root.absolute().parents)[:levels]:
+        try:
+            match = next((p for p in sorted(folder.glob(pattern)) if p.is_file()), None)
+        except (OSError, ValueError):
+            return None
+        if match is not None:
+            return folder, str(match.relative_to(folder))
+    return None
 
 
 #: The names a split's files usually carry (``dev.jsonl`` is a validation file).

@@ -37,3 +37,21 @@ def test_an_official_xnli_file_as_input_names_the_way_that_reads_it(tiny_encoder
     header = official.read_text(encoding="utf-8").splitlines()[0].split("\t")
     expected = [int(row[header.index("pairID")]) for row in russian if row[header.index("language")] == "ru"]
     assert [json.loads(line)["idx"] for line in routed.stdout.splitlines()] == expected and expected
+
+
+def test_a_data_dir_one_level_too_deep_names_the_folder_above(tmp_path):
+    """data_dir: .../ru/simple (the folder of the files) for the layout ru/simple/train.jsonl said "did you mean
+    'train.jsonl'?", and renaming could not help; XNLI-1.0 for the folder holding XNLI-1.0/ and XNLI-MT-1.0/ listed files."""
+    import yaml
+
+    for task, deep in (("nli:headline-cause-simple", SAMPLE / "ru" / "simple"), ("nli:xnli-ru", SAMPLE / "XNLI-1.0")):
+        config = tmp_path / "run.yaml"
+        entry = {"id": task, "source": "local", "data_dir": str(deep)}
+        config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [entry], "schedule": {"max_steps": 2}}))
+        result = CliRunner().invoke(app, ["check", str(config)])
+        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert f"data_dir points inside the data's layout; give the folder above, data_dir: {SAMPLE}" in result.stderr
+        assert "did you mean" not in result.stderr
+        entry["data_dir"] = str(SAMPLE)  # what the line says
+        config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [entry], "schedule": {"max_steps": 2}}))
+        assert CliRunner().invoke(app, ["check", str(config)]).exit_code == 0

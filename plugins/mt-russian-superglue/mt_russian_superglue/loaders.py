@@ -71,7 +71,10 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
         if split not in files:  # e.g. LiDiRus has only a test split: the caller sees it missing
             continue
         candidates = _candidates(files[split])
-        path = resolve_official_file(root, candidates)
+        try:
+            path = resolve_official_file(root, candidates)
+        except DataError as exc:  # two copies: named with the task, as every data error is
+            raise DataError(f"task {task.id!r}: {exc}") from None
         if path is None:  # NoFileFound: a missing validation file lets a task's holdout make one
             raise NoFileFound(
                 f"task {task.id!r}: no file for split {split!r} under {root} (looked for {', '.join(candidates)}); "

@@ -319,7 +319,7 @@ def test_two_unpacked_copies_under_data_dir_are_refused_not_mixed(registry, read
     for copy in ("a_old", "b_new"):
         write_jsonl(tmp_path / copy / "MuSeRC" / "train.jsonl", [MUSERC])
         write_jsonl(tmp_path / copy / "MuSeRC" / "val.jsonl", [MUSERC])
-    with pytest.raises(DataError, match=r"holds 2 copies of train.jsonl \(a_old/MuSeRC/train.jsonl, b_new/MuSeRC/train.jsonl\)"):
+    with pytest.raises(DataError, match=r"^task 'rsg:muserc': .* holds 2 copies of train.jsonl \(a_old/MuSeRC/train.jsonl, b_new/MuSeRC/train.jsonl\)"):
         read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path))
     assert read_source(registry.task("rsg:muserc"), "local", ("train",), data_dir=str(tmp_path / "b_new"))["train"].num_rows == 5
 
