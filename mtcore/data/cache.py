@@ -163,25 +163,37 @@ def cache_write_errors(cache_dir: Any = None) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        exc = _cache_os_error(error)
+        root = cache_root(cache_dir)
+        exc = _cache_os_error(error, root)
         if exc is None:
             raise
-        root = cache_root(cache_dir)
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != root else ""
+        if exc.errno == errno.ENOENT:  # makedirs through a link to a drive that is not there
+            where += ": its folder cannot be made (a link to a missing drive?)"
         raise DataError(f"the data cache {root} cannot be written: {exc.strerror or exc}{where}; make it writable, free space on "
                         "its disk, or point HF_DATASETS_CACHE (Python: cache_dir=) at another folder") from None
 
 
-def _cache_os_error(error: BaseException) -> OSError | None:
-    """The OSError of an unwritable cache behind ``error`` (``datasets`` wraps a full disk in DatasetGenerationError)."""
+def _cache_os_error(error: BaseException, root: str = "") -> OSError | None:
+    """The OSError of an unwritable cache behind ``error`` (``datasets`` wraps a full disk in DatasetGenerationError);
+    a missing folder counts when it is the cache's own (``root`` or inside it: a link to an unmounted drive)."""
     from mtcore.errors import MtError
 
     seen = 0
     while error is not None and seen < 8 and not isinstance(error, MtError):
-        if isinstance(error, OSError) and (error.errno in _CACHE_ERRNOS or _file_for_folder(error)):
+        if isinstance(error, OSError) and (error.errno in _CACHE_ERRNOS or _file_for_folder(error) or _missing_cache_folder(error, root)):
             return error
         error, seen = error.__cause__ or error.__context__, seen + 1
     return None
+
+
+def _missing_cache_folder(error: OSError, root: str) -> bool:
+    import os
+
+    if error.errno != errno.ENOENT or not root or not error.filename:
+        return False
+    name, base = os.path.abspath(str(error.filename)), os.path.abspath(root)
+    return name == base or name.startswith(base + os.sep)
 
 
 def _file_for_folder(error: OSError) -> bool:

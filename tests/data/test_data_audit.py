@@ -152,13 +152,17 @@ def test_a_full_disk_while_caching_is_one_line_naming_the_cache(bert, tmp_path, 
         load_task_data(task, bert[0], source="local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir)
 
 
-@pytest.mark.parametrize("below,reason", [("cache", "Not a directory"), ("", "File exists")])
+@pytest.mark.parametrize("below,reason", [("cache", "Not a directory"), ("", "File exists"),
+                                          ("link", "No such file or directory: its folder cannot be made (a link to a missing drive?)")])
 def test_mt_check_with_an_unwritable_cache_says_so_in_one_line(tmp_path, below, reason):
-    """A cache below a file (ENOTDIR), or HF_DATASETS_CACHE set to the file itself (EEXIST from makedirs: it was
-    'unexpected FileExistsError')."""
+    """A cache below a file (ENOTDIR), HF_DATASETS_CACHE set to the file itself (EEXIST from makedirs: it was
+    'unexpected FileExistsError'), or below a link to a drive that is not mounted (it was 'unexpected FileNotFoundError')."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")
     cache = blocker / below if below else blocker
+    if below == "link":
+        (tmp_path / "drive").symlink_to(tmp_path / "unmounted" / "volume")
+        cache = tmp_path / "drive" / "cache"
     config = tmp_path / "run.yaml"
     config.write_text("encoder: {tiny: {arch: bert, hidden_size: 32, num_layers: 1, num_heads: 2}}\n"
                       "tasks:\n  - {id: rsg:terra, source: sample, max_length: 32}\n")
