@@ -121,9 +121,26 @@ class RunDir:
         A directory left by a run that failed while starting (bad data, no network) holds only
         its config: a fresh start may reuse it.
         """
+        from mtcore.model.manifest import MANIFEST_NAME
+
         trained = self.checkpoints.is_dir() and any(self.checkpoints.iterdir())
         logged = self.metrics.is_file() and self.metrics.stat().st_size > 0
-        return trained or logged or self.model.exists() or self.summary.is_file()
+        return trained or logged or (self.model / MANIFEST_NAME).is_file() or self.summary.is_file()
+
+    def check_model_folder(self) -> None:
+        """Refuse, before any training, a ``model`` that mtcore did not write: the run saves its model there at the end, and
+        would stop then (your own ``model/``, or a file of that name)."""
+        from mtcore.model.manifest import MANIFEST_NAME
+
+        model = self.model
+        if model.is_symlink() and not model.exists():
+            raise ConfigError(f"output directory {self.root}: its 'model' is a broken link, and the run writes its model there at "
+                              "the end; remove the link, or choose another --output-dir")
+        if not model.exists() or (model.is_dir() and ((model / MANIFEST_NAME).is_file() or not any(model.iterdir()))):
+            return
+        what = "a model/ folder that mtcore did not write (no mtcore.json)" if model.is_dir() else "a file named 'model'"
+        raise ConfigError(f"output directory {self.root} holds {what}, where the run writes its model at the end (it would "
+                          "stop there after training): move it away, or choose another --output-dir")
 
     def check_location(self, what: str = "output directory") -> None:
         """One line when the run directory cannot be made: it (or a folder above it) is a file, or no file can be written there."""
@@ -138,6 +155,7 @@ class RunDir:
             raise ConfigError(f"{what} {self.root} holds the runs of a grid (grid.json); choose another folder, "
                               f"or use one of them ({self.root / '<key=value,...>'})")
         check_writable(self.root, folder=True, what=what)
+        self.check_model_folder()
 
     #: The first line of the config.yaml a run writes (anything else there is somebody's own file).
     CONFIG_HEADER = "# resolved config of this run"

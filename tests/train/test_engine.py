@@ -150,6 +150,24 @@ def test_existing_run_is_not_overwritten(tmp_path: Path, make_config):
                 output_dir=tmp_path / "run", resume=True).train()
 
 
+def test_a_model_folder_mtcore_did_not_write_is_refused_before_training_not_after(tmp_path: Path, make_config):
+    """Your own model/ in the output folder counted as a run ("add --resume"); --resume then trained every step and
+    failed at the end, writing model/, leaving checkpoints in your folder."""
+    from mtcore.errors import ConfigError
+
+    config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
+    (tmp_path / "proj" / "model").mkdir(parents=True)
+    (tmp_path / "proj" / "model" / "weights.bin").write_bytes(b"mine")
+    for resume in (False, True):
+        with pytest.raises(ConfigError, match=r"proj holds a model/ folder that mtcore did not write \(no mtcore.json\), where "
+                                              r"the run writes its model at the end .*: move it away, or choose another --output-dir"):
+            Trainer(config, output_dir=tmp_path / "proj", resume=resume).train()
+        assert sorted(p.relative_to(tmp_path).as_posix() for p in (tmp_path / "proj").rglob("*")) == ["proj/model", "proj/model/weights.bin"]
+    (tmp_path / "proj" / "model" / "weights.bin").unlink()  # an empty model/ is no one's: the run uses it
+    Trainer(config, output_dir=tmp_path / "proj").train()
+    assert (tmp_path / "proj" / "model" / "mtcore.json").is_file()
+
+
 def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, make_config):
     from mtcore.errors import DataError
 
