@@ -218,6 +218,9 @@ class Checkpoints:
         except write_failures() as exc:
             shutil.rmtree(tmp, ignore_errors=True)
             raise MtError(f"{write_error(target, exc)}; free some space, or keep fewer checkpoints (checkpoint.keep_last)") from None
+        except BaseException:  # Ctrl-C (or any error) half-way: no half-written checkpoint stays behind
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     def prune(self, best_step: int | None) -> None:
         """Keep the last ``keep_last`` complete checkpoints and (``keep_best``) the best one."""

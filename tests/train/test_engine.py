@@ -168,6 +168,21 @@ def test_a_model_folder_mtcore_did_not_write_is_refused_before_training_not_afte
     assert (tmp_path / "proj" / "model" / "mtcore.json").is_file()
 
 
+def test_ctrl_c_while_a_checkpoint_is_written_leaves_no_half_written_checkpoint(tmp_path: Path, make_config, monkeypatch):
+    """Ctrl-C in the middle of writing checkpoints/step-N left checkpoints/.tmp-step-N until a --resume cleaned it."""
+    from mtcore.train.preemption import TrainingInterrupted
+
+    def interrupted(directory, **parts):
+        (directory / "model.safetensors").write_bytes(b"half")  # part of it written, as when the signal comes
+        raise KeyboardInterrupt
+
+    config = make_config(schedule={"max_steps": 4, "warmup_steps": 0}, checkpoint={"every": 2}, evaluation={"at_end": False})
+    monkeypatch.setattr("mtcore.train.events.write_checkpoint_files", interrupted)
+    with pytest.raises(TrainingInterrupted):
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == []
+
+
 def test_a_run_that_failed_while_starting_can_be_started_again(tmp_path: Path, make_config):
     from mtcore.errors import DataError
 
