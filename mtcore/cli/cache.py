@@ -31,6 +31,11 @@ def cache(
     if older_than is not None and older_than < 0:
         raise UsageError(f"--older-than must be a number of days >= 0, got {older_than:g}")
     root = (cache_dir or default_cache_dir()).expanduser()
+    if cache_dir is not None and not root.is_dir():  # a typo would list (or clear) nothing and say so as a success
+        from mtcore.errors import did_you_mean_path
+
+        what = "a file, not a folder" if root.exists() else f"no such folder{did_you_mean_path(root, folders=True)}"
+        raise UsageError(f"--cache-dir {root}: {what}; give the datasets cache folder (HF_DATASETS_CACHE's, by default)")
     entries = cache_entries(root)
     if clear:
         gone = [e for e in entries if older_than is None or e.age_days() > older_than]

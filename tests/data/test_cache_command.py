@@ -46,3 +46,16 @@ def test_mt_cache_lists_entries_by_their_files_and_clears_old_ones(tmp_path, wri
     assert everything.exit_code == 0 and "removed 1 cache entries" in everything.stdout
     again = load_raw(_task(), "local", data_dir=data, splits=("train",), cache_dir=cache)  # a cleared cache is rebuilt
     assert again["train"].num_rows == 12
+
+
+def test_a_cache_dir_that_is_no_folder_is_one_line_with_did_you_mean(tmp_path):
+    """A typo listed "0 cache entries" and cleared "removed 0", exit 0: the real cache was never looked at."""
+    (tmp_path / "hfcache").mkdir()
+    (tmp_path / "afile").write_text("x")
+    runner = CliRunner()
+    typo = runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "hfcahce")])
+    assert typo.exit_code == 2 and len(typo.stderr.strip().splitlines()) == 1, typo.output
+    assert f"--cache-dir {tmp_path / 'hfcahce'}: no such folder (did you mean '{tmp_path / 'hfcache'}'?)" in typo.stderr
+    a_file = runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "afile"), "--clear"])
+    assert a_file.exit_code == 2 and "a file, not a folder" in a_file.stderr and (tmp_path / "afile").read_text() == "x"
+    assert runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "hfcache")]).exit_code == 0  # an empty cache is a cache
