@@ -138,6 +138,9 @@ def test_a_failed_a_preempted_and_an_unfinished_seeds_folder_each_say_what_happe
     line = _one_line_error([str(preempted)])
     assert (f"preempted at step 2 (SIGUSR1); continue with mt train {preempted / 'config.yaml'} --output-dir {preempted} "
             "--resume") in line, line
+    spaced = _unfinished_run(runs, tmp_path / "int sp", {"event": "interrupted", "step": 2})  # the command pastes into a shell
+    line = _one_line_error([str(spaced)])
+    assert f"mt train '{spaced / 'config.yaml'}' --output-dir '{spaced}' --resume" in line, line
     seeds = tmp_path / "seeds"
     _unfinished_run(runs, seeds.mkdir() or seeds / "seed-42", {"event": "preempted", "step": 1, "signal": "SIGTERM"})
     line = _one_line_error([str(seeds)])

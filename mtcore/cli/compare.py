@@ -115,31 +115,38 @@ def _not_a_run(path: Path) -> str:
         return f"{path}: no such file or folder{did_you_mean_path(path, folders=True)}; give {known}"
     if path.is_file():
         if path.name in ("summary.json", "seeds.json", "metrics.jsonl", "config.yaml"):
-            return f"{path} is a file; give the folder that holds it: mt compare {path.parent}"
+            return f"{path} is a file; give the folder that holds it: mt compare {_quoted(path.parent)}"
         return f"{path} is a file, not a run; give {known}"
     if (path / "metrics.jsonl").is_file():
         return f"{path}: no summary.json there: {_unfinished(path)}"
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     if (run / "summary.json").is_file() and (path.parent.name == "checkpoints" or (path / "mtcore.json").is_file()):
-        return f"{path} is inside the run {run}; give the run directory: mt compare {run}"
+        return f"{path} is inside the run {run}; give the run directory: mt compare {_quoted(run)}"
     seeds = sorted(p.name for p in path.glob("seed-*") if (p / "config.yaml").is_file())
     if seeds:
         return (f"{path}: the output folder of mt train --seeds whose seeds have not all finished (no seeds.json yet; "
-                f"{', '.join(seeds)}): finish them with mt train CONFIG --seeds ... --output-dir {path} --resume, "
+                f"{', '.join(seeds)}): finish them with mt train CONFIG --seeds ... --output-dir {_quoted(path)} --resume, "
                 f"or compare one seed's run ({path / seeds[0]})")
     inside = sorted(str(p.parent) for p in path.glob("*/summary.json")) + sorted(str(p.parent) for p in path.glob("*/seeds.json"))
     if inside:
-        shown = " ".join(inside[:6]) + (" ..." if len(inside) > 6 else "")
+        shown = " ".join(map(_quoted, inside[:6])) + (" ..." if len(inside) > 6 else "")
         return f"{path} is a folder of runs, not a run; give the runs themselves: mt compare {shown}"
     if (path / "config.yaml").is_file() and (path / "checkpoints").is_dir():
         return f"{path}: a run that stopped before its first step (only its config.yaml): nothing to compare; give {known}"
     return f"{path}: no summary.json or seeds.json there; give {known}"
 
 
+def _quoted(path: Any) -> str:
+    """A path as a shell word: the commands in these lines are pasted into a shell (``runs/int sp`` -> ``'runs/int sp'``)."""
+    import shlex
+
+    return shlex.quote(str(path))
+
+
 def _unfinished(path: Path) -> str:
     """What the last event of ``metrics.jsonl`` says about a run without ``summary.json``."""
     last = _last_event(path / "metrics.jsonl")
-    resume = f"mt train {path / 'config.yaml'} --output-dir {path} --resume"
+    resume = f"mt train {_quoted(path / 'config.yaml')} --output-dir {_quoted(path)} --resume"
     if last.get("event") == "error":
         message = " ".join(str(last.get("message", "")).split()).split("; ", 1)[0]
         message = message if len(message) <= 200 else message[:197] + "..."
@@ -213,7 +220,7 @@ def _refuse_unfinished_seeds(path: Path, finished: list[Any], requested: list[An
     asked = ",".join(str(seed) for seed in requested)
     raise UsageError(f"{path}: the output folder of mt train --seeds whose seeds have not all finished ({len(finished)} of "
                      f"{len(requested)}: {done}; seeds.json says incomplete): finish them with mt train CONFIG --seeds {asked} "
-                     f"--output-dir {path} --resume" + (f", or compare one seed's run ({path / f'seed-{finished[0]}'})" if finished else ""))
+                     f"--output-dir {_quoted(path)} --resume" + (f", or compare one seed's run ({path / f'seed-{finished[0]}'})" if finished else ""))
 
 
 def _number(value: Any) -> float | None:
