@@ -48,7 +48,10 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
     """
     target = Path(path).expanduser()
     if target.is_symlink():
-        target = target.resolve()  # written through: its target is what must be writable
+        resolved = target.resolve()  # written through: its target is what must be writable
+        if not resolved.exists() and (folder or not resolved.parent.is_dir()):  # nothing there to write into
+            raise UsageError(_broken_link(what, path, target))
+        target = resolved
     if target.exists() and not target.is_file() and not target.is_dir():  # a FIFO or a device: written directly
         if folder:
             raise UsageError(f"{what} {path} is a device or pipe, not a folder; this output is a folder: choose a folder path")
@@ -61,6 +64,8 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
         raise UsageError(f"{what} {path} is a file; this output is a folder: choose a folder path")
     start = target if folder else target.parent
     existing = next((p for p in (start, *start.parents) if p.exists() or p.is_symlink()), Path("."))
+    if existing.is_symlink() and not existing.exists():
+        raise UsageError(_broken_link(what, path, existing))
     if not existing.is_dir():
         raise UsageError(f"{what} {path}: {existing} is a file, not a folder; choose another path")
     try:
@@ -70,6 +75,12 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
         raise MtError(f"cannot write to {path}: {_reason(exc)}{where}; choose another {what}") from None
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
+
+
+def _broken_link(what: str, path: Any, link: Path) -> str:
+    """``--output X: X is a broken link (to '/mnt/gone', which does not exist); ...``: not "a file", not "File exists"."""
+    return (f"{what} {path}: {link} is a broken link (to {os.readlink(link)!r}, which does not exist); fix the link (a drive "
+            "not mounted?) or choose another path")
 
 
 def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:

@@ -99,6 +99,8 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
         if not (out_dir / EXPORT_INFO).is_file():  # --overwrite replaces the whole folder: never one of the user's own
             raise UsageError(f"{out_dir}: holds files no mt export wrote (no {EXPORT_INFO}); --overwrite replaces only an earlier "
                              "export, so choose a new or empty directory")
+    if out_dir.is_symlink() and not out_dir.exists():
+        check_writable(out_dir, folder=True, what="OUT_DIR")  # one line: a broken link (a drive not mounted)
     check_writable(out_dir.absolute().parent, folder=True, what="OUT_DIR")  # the export is built beside it
 
 

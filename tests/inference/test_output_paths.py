@@ -64,6 +64,26 @@ def test_output_below_a_file_is_one_line(cli, bert_model_dir, reviews_file, tmp_
     assert _listing(tmp_path) == ["ff", "reviews.jsonl"] and (tmp_path / "ff").read_text() == "keep\n"
 
 
+def test_an_output_through_a_broken_link_says_so(cli, bert_model_dir, reviews_file, tmp_path):
+    """A link to a drive not mounted was "is a file, not a folder" or "File exists", and mt predict -o LINK made the
+    link's missing folders; a link to a file yet to be written (in an existing folder) is still written through."""
+    gone = tmp_path / "unmounted" / "volume"
+    (tmp_path / "drive").symlink_to(gone)
+    broken = f"{tmp_path / 'drive'} is a broken link (to {str(gone)!r}, which does not exist); fix the link"
+    for args in (["predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "drive"],
+                 ["predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "drive" / "p.jsonl"],
+                 ["export", bert_model_dir, tmp_path / "drive" / "exported", "--encoder-only"],
+                 ["export", bert_model_dir, tmp_path / "drive", "--encoder-only"]):
+        result = cli(*args)
+        assert result.exit_code == 2, result.output
+        _one_error_line(result, broken)
+    assert not (tmp_path / "unmounted").exists() and _listing(tmp_path) == ["drive", "reviews.jsonl"]
+    (tmp_path / "later").symlink_to(tmp_path / "p.jsonl")
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", tmp_path / "later")
+    rows = reviews_file.read_text(encoding="utf-8").count("\n")
+    assert result.exit_code == 0 and (tmp_path / "p.jsonl").read_text(encoding="utf-8").count("\n") == rows > 0, result.output
+
+
 def test_a_file_where_a_folder_output_goes_exits_2(cli, bert_model_dir, reviews_file, tmp_path):
     """Export folders and folder writers (--format rsg) given an existing file: a usage mistake, before any work."""
     (tmp_path / "ff").write_text("keep\n")
