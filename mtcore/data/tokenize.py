@@ -90,8 +90,11 @@ def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None
     if length < 2:
         raise ConfigError(f"task {task.id!r}: max_length {length} is too small; use at least 8")
     limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < 1_000_000:
-        length = min(length, limit)
+    if isinstance(limit, int) and 0 < limit < length:  # a tokenizer without a limit says 1e30
+        warnings.warn(f"task {task.id!r}: max_length {length} is more than its tokenizer's model takes ({limit} tokens, "
+                      f"model_max_length); sequences are cut at {limit} tokens, set max_length to {limit} or less",
+                      UserWarning, stacklevel=2)
+        length = limit
     positions = position_limit(encoder_config)
     if positions is not None and length > positions:
         warnings.warn(f"task {task.id!r}: max_length {length} is more than the encoder's {positions} positions (its tokenizer "
