@@ -156,11 +156,20 @@ def call_writer(writer: Any, component_id: str, task: Any, rows: Sequence[Mappin
             if note:
                 exc.args = (f"{exc}{note}",)
             raise
-        if isinstance(exc, Exception) and not isinstance(exc, OSError):  # a plugin's bug, as one line naming the writer
+        if isinstance(exc, Exception) and not _outputs_fault(exc):  # a plugin's bug, as one line naming the writer
             text = " ".join(str(exc).split())
             raise PluginError(f"writer {component_id!r} failed: {type(exc).__name__}{': ' + text if text else ''}; "
                               f"nothing was written{note}") from exc
         raise
+
+
+def _outputs_fault(exc: BaseException) -> bool:
+    """An OSError of the place written to (full disk, no permission, read-only): told as the output's. Another one
+    (a folder the writer did not make: ENOENT) is the writer's own doing, named with it."""
+    import errno
+
+    faults = {getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EACCES", "EPERM", "EROFS", "EIO") if hasattr(errno, name)}
+    return isinstance(exc, OSError) and exc.errno in faults
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

@@ -223,6 +223,33 @@ def test_a_plugin_writer_that_fails_leaves_nothing_and_is_named(cli, bert_model_
     assert _listing(tmp_path) == before  # neither the half-written file nor the folder made for it
 
 
+def test_a_plugin_writers_own_os_error_names_the_writer_and_a_full_disk_names_the_output(cli, bert_model_dir, reviews_file,
+                                                                                         tmp_path, monkeypatch):
+    """A writer opening <output>/sub/x.tsv without making sub/ was "cannot write to OUTPUT: No such file or directory":
+    the user's path blamed, the writer not named."""
+    import errno
+
+    from mtcore.plugins import register_component
+
+    def into_a_missing_folder(task, rows, output_path):
+        return [Path(output_path, "sub", "x.tsv").write_text("x") and Path(output_path, "sub", "x.tsv")]
+
+    def on_a_full_disk(task, rows, output_path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(output_path))
+
+    register_component("writer", "subfolder_tsv_test", into_a_missing_folder)
+    register_component("writer", "full_disk_tsv_test", on_a_full_disk)
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "out", "--format", "subfolder_tsv_test")
+    assert result.exit_code == 1
+    _one_error_line(result, "writer 'user:subfolder_tsv_test' failed: FileNotFoundError: ", "sub/x.tsv", "; nothing was written")
+    result = cli("predict", bert_model_dir, "-t", "sentiment", "-i", reviews_file, "-o", "out", "--format", "full_disk_tsv_test")
+    assert result.exit_code == 1
+    _one_error_line(result, "cannot write to out: No space left on device")
+    assert _listing(tmp_path) == before
+
+
 def test_a_plugin_writer_gets_missing_folders_and_shareable_files(cli, bert_model_dir, reviews_file, tmp_path, monkeypatch):
     from mtcore.plugins import register_component
 
