@@ -122,6 +122,10 @@ def _not_found(root: Path, pattern: str, *, split: str | None = None, format: st
     if link is not None and link.is_symlink() and not link.exists():  # listed by the folder, yet no file to read
         return DataError(f"{link} is a broken link: it points to {os.readlink(link)!r}, which does not exist; "
                            "fix or replace the link")
+    if link is not None and link.is_dir():  # train.jsonl/ made by mistake, or a folder named in files:
+        inside = sorted(p.name for p in link.iterdir())[:5]
+        return DataError(f"{link} is a folder, not a file ({'holding ' + ', '.join(inside) if inside else 'empty'}); name the data file "
+                         "itself")
     splits = {split} if split in SPLIT_NAMES else splits_named(wanted)
     close = _same_split(wanted, splits, present) if splits else []
     if not close:  # plain similarity, passing over the files of other splits (train.jsonl is no validation file)

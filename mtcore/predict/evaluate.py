@@ -175,7 +175,10 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
         names = ", ".join(s.task.id for s in setups)
         raise UsageError(f"--input scores one task's file, and this model has several ({names}): name it with --tasks")
     if not path.is_file():
-        raise DataError(f"--input {path}: no such file" if not path.exists() else f"--input {path}: not a file")
+        from mtcore.errors import did_you_mean_path
+
+        raise DataError(f"--input {path}: no such file{did_you_mean_path(path, folders=False)}" if not path.exists() else
+                        f"--input {path}: not a file")
     if input_format not in ("auto", *INPUT_FORMATS):
         from mtcore.errors import unknown
 

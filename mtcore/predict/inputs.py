@@ -101,6 +101,9 @@ class InputFile:
     def no_rows(self) -> DataError:
         if self.name != STDIN_NAME:
             return DataError(f"{self.path}: the input file has no rows; give one JSON object per line (jsonl) or a CSV header and rows")
+        if self.fmt == "csv":  # stdin not starting with '{' is read as CSV: its one line became the header
+            return DataError(f"{STDIN_NAME}: the input has no rows: it does not start with '{{', so it was read as CSV and its first "
+                             "line is the header; pipe one JSON object per line, or a CSV header and rows")
         return DataError(f"{STDIN_NAME}: the input has no rows")
 
 
@@ -130,8 +133,10 @@ def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[
         return
     file = Path(path).expanduser()
     if not file.exists():
+        from mtcore.errors import did_you_mean_path
+
         hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) else ""
-        raise DataError(f"{file}: no such input file{hint}")
+        raise DataError(f"{file}: no such input file{did_you_mean_path(file, folders=False)}{hint}")
     if file.is_dir():
         raise DataError(f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data")
     yield InputFile(file, _file_format(file, input_format), str(file))

@@ -37,6 +37,14 @@ __all__ = ["RESUMABLE_CHANGES", "apply_overrides", "check_same_config", "config_
            "format_error", "load_config", "read_yaml", "validation_error"]
 
 
+def _split_synonym(value: Any, choices: Iterable[Any]) -> str:
+    """``" (did you mean 'validation'?)"`` for another name of a split (``dev``, ``val``, ``eval``: what files are named)."""
+    from mtcore.data.files import splits_named
+
+    named = [split for split in sorted(splits_named(str(value))) if split in set(choices)] if isinstance(value, str) else []
+    return " (did you mean " + " or ".join(repr(split) for split in named) + "?)" if named else ""
+
+
 def _suggest(name: str, candidates: Iterable[str], prefix: str = "") -> str:
     """``" (did you mean 'optimizer.lr'?)"`` from bare candidate names, or ``""``."""
     candidates = list(candidates)
@@ -127,7 +135,7 @@ def format_error(error: Mapping[str, Any]) -> str:
     if kind == "literal_error":
         choices = _literal_choices(loc)
         shown = ", ".join(repr(c) for c in choices) if choices else error.get("ctx", {}).get("expected", "")
-        return f"config key {key!r}: {value!r} is not one of {shown}{_suggest(str(value), choices)}"
+        return f"config key {key!r}: {value!r} is not one of {shown}{_suggest(str(value), choices) or _split_synonym(value, choices)}"
     if value is None and kind in _EXPECTED and key:
         return _null_error(key, loc, kind)
     message = str(error.get("msg", "invalid value"))

@@ -53,3 +53,14 @@ def test_a_broken_link_is_named_with_its_target(tmp_path):
     code, line = _check(tmp_path)
     assert code == 1 and len(line.splitlines()) == 1, line
     assert "dev.jsonl is a broken link: it points to" in line and "gone" in line and "did you mean" not in line, line
+
+
+def test_a_data_file_that_is_a_folder_says_so(tmp_path):
+    """A folder named like a data file got "no file matches ... (did you mean 'train_long.jsonl'?)"."""
+    data = _files(tmp_path)
+    (data / "dev.jsonl").unlink()
+    (data / "dev.jsonl").mkdir()
+    (data / "dev.jsonl" / "part-0.jsonl").write_text(ROWS)
+    code, line = _check(tmp_path)
+    assert code == 1 and len(line.splitlines()) == 1, line
+    assert f"{data / 'dev.jsonl'} is a folder, not a file (holding part-0.jsonl); name the data file itself" in line, line

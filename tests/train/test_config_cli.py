@@ -38,6 +38,8 @@ MISTAKES = [
     ("unknown sampler", None, ["sampler.name=temprature"], "config key 'sampler.name': 'temprature' is not one of"),
     ("unknown head", None, ["tasks.1.head=multiple_choise"], "config key 'tasks.1.head': 'multiple_choise' is not one of"),
     ("unknown metric", None, ["tasks.0.metrics=[acuracy]"], "config key 'tasks.0.metrics': 'acuracy' is not one of"),
+    ("another name of a split", None, ["evaluation.split=dev"],  # not similar as text: dev is what files call validation
+     "config key 'evaluation.split': 'dev' is not one of 'train', 'validation', 'test' (did you mean 'validation'?)"),
     ("unknown tracker", None, ["logging.trackers=[tensorbord]"],
      "config key 'logging.trackers.0': 'tensorbord' is not one of 'tensorboard', 'wandb' (did you mean 'tensorboard'?)"),
     ("task index out of range", None, ["tasks.5.max_length=64"],
