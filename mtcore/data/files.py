@@ -72,7 +72,10 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | 
     """
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(f"data_dir {str(root)!r} is not a folder; point it at the folder holding the downloaded files")
+        from mtcore.errors import did_you_mean_path
+
+        raise DataError(f"data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at the folder "
+                        "holding the downloaded files")
     patterns = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     files: list[Path] = []
     for pattern in patterns:

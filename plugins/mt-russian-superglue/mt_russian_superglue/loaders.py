@@ -64,7 +64,10 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
         raise DataError(f"task {task.id!r}: the local source needs data_dir, the folder where you unpacked the official Russian SuperGLUE files")
     root = Path(data_dir).expanduser()
     if not root.is_dir():
-        raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder; point it at the unpacked Russian SuperGLUE files")
+        from mtcore.errors import did_you_mean_path
+
+        raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at "
+                        "the unpacked Russian SuperGLUE files")
     _check_not_another_tasks_folder(task, root, files)
     resolved = {}
     for split in splits:

@@ -334,3 +334,10 @@ def test_rucos_rows_are_counted_in_queries_with_their_windows(registry, tiny_enc
     windows = data.num_rows("validation")
     assert data.num_examples("validation") == 30 < windows  # the sample's 30 queries, read in more windows at 64 tokens
     assert data.rows_text("validation") == f"30 ({windows} windows)"
+
+
+def test_a_misspelt_data_dir_gets_did_you_mean(registry, read_source, tmp_path):
+    (tmp_path / "RSG").mkdir()
+    with pytest.raises(DataError, match=rf"^task 'rsg:terra': data_dir '{tmp_path / 'RGS'}' is not a folder \(did you mean "
+                                        rf"'{tmp_path / 'RSG'}'\?\); point it at the unpacked Russian SuperGLUE files"):
+        read_source(registry.task("rsg:terra"), "local", ("train",), data_dir=str(tmp_path / "RGS"))
