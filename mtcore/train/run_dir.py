@@ -232,18 +232,30 @@ class StartGuard:
     """Undo what a run that failed while starting wrote: ``guard = StartGuard(root)`` before, ``guard.undo()`` after.
 
     Entries the start added to a folder that already existed are removed (an empty folder is left
-    empty, files that were there stay); a folder it made is removed, and so are the parent
-    folders it made while they are empty.
+    empty, files that were there stay, and a ``config.yaml`` rewritten for a moved run gets its old
+    text back); a folder it made is removed, and so are the parent folders it made while they are empty.
     """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self.made = [p for p in (self.root, *self.root.parents) if not (p.exists() or p.is_symlink())]
         self.before = set(os.listdir(self.root)) if not self.made and self.root.is_dir() else None
+        config = self.root / "config.yaml"
+        try:
+            self.config_text = config.read_bytes() if self.before is not None and config.is_file() else None
+        except OSError:
+            self.config_text = None
 
     def undo(self) -> None:
         import shutil
 
+        if self.config_text is not None:
+            config = self.root / "config.yaml"
+            try:
+                if config.read_bytes() != self.config_text:
+                    config.write_bytes(self.config_text)
+            except OSError:
+                pass
         if self.before is not None:
             for name in set(os.listdir(self.root)) - self.before if self.root.is_dir() else ():
                 entry = self.root / name

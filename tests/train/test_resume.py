@@ -225,6 +225,12 @@ def test_a_moved_run_folder_resumes_where_it_is_now(finished_run, tmp_path, help
     shutil.copy(finished_run / "metrics.jsonl", run / "metrics.jsonl")
     shutil.copy(finished_run / "config.yaml", run / "config.yaml")  # its first line still names finished_run
     shutil.rmtree(run / "checkpoints" / "step-000006")
+    (run / "checkpoints" / "step-000004" / "state.json").write_text("")  # damaged: the failed resume changes nothing
+    before = {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 1 and "step-000004" in result.stderr, result.output
+    assert {p.relative_to(run).as_posix(): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # config.yaml too
+    shutil.rmtree(run / "checkpoints" / "step-000004")
     result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
     assert result.exit_code == 0, result.stderr
     assert f"warning: the run in {str(run)!r} was started in {str(finished_run)!r} (moved or copied since)" in result.stderr
