@@ -13,6 +13,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one torch thread per worker: -n auto runs a worker per core already
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 FIXTURE_PLUGINS = Path(__file__).parent / "fixtures" / "plugins"
 

@@ -12,12 +12,19 @@ from pathlib import Path
 import yaml
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT as a terminal's foreground job has it: a runner started in the background (``cmd &``) ignores it,
+    and its children would inherit that, never seeing the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_names_the_latest_checkpoint_and_the_command_that_resumes(tmp_path: Path, make_config, helpers):
     config, run = tmp_path / "run.yaml", tmp_path / "run"
     config.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 200, "warmup_steps": 1}, checkpoint={"every": 2, "keep_last": 2},
                                                  logging={"every": 2, "progress": "none", "plot": False})))
     process = subprocess.Popen(helpers.mt_command("train", str(config), "debug.step_delay_s=0.05", "-o", str(run)),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=helpers.subprocess_env())
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=helpers.subprocess_env(),
+                               preexec_fn=_ctrl_c_as_in_a_terminal)
     try:
         deadline = time.time() + 90
         while not list((run / "checkpoints").glob("step-000004")):
