@@ -39,6 +39,15 @@ def _check_device(device: Optional[str]) -> None:
         check_device(device, "--device")
 
 
+def _check_input_file(path: str | Path) -> None:
+    """``--input`` that is missing or a folder: a usage error (exit 2), as a missing RUN or config is."""
+    from mtcore.predict.inputs import input_file_problem
+
+    problem = input_file_problem(path)
+    if problem is not None:
+        raise UsageError(f"--input {problem}")
+
+
 def _one_process(command: str) -> None:
     """Inference uses one device: under ``torchrun`` / ``accelerate launch`` every process would redo the whole job
     and write the same files, so such a launch is refused (by the main process; the others wait for it)."""
@@ -84,6 +93,8 @@ def evaluate(
 
     _check_precision(precision)
     _check_device(device)
+    if input is not None:
+        _check_input_file(input)
     if with_head is not None and not tasks:
         raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
@@ -243,6 +254,8 @@ def predict(
     several = names == ["all"] or len(names) > 1
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
+    if input is not None and input != "-":  # before the model loads: a mistyped name is said at once
+        _check_input_file(input)
     if several and output_arg is None:
         raise UsageError("several tasks write one file each: pass --output <folder>")
     if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):

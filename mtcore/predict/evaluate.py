@@ -290,7 +290,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         from mtcore.predict.inputs import own_loader_hint
 
         setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split)]
-        input_hint = own_loader_hint(setups[0].task.replace(sources={}), "SPLIT")  # the task's own sources (its plugin's)
+        input_hint = own_loader_hint(setups[0].task.replace(sources={}), split, input)  # the task's own sources (its plugin's)
     if null_threshold is not None:
         import dataclasses
 

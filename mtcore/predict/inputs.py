@@ -12,6 +12,7 @@ The label field, if present, is dropped: prediction never needs labels.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import os
 import sys
 import tempfile
@@ -132,14 +133,24 @@ def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[
             Path(tmp).unlink(missing_ok=True)
         return
     file = Path(path).expanduser()
+    problem = input_file_problem(path)
+    if problem is not None:
+        hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) and not file.exists() else ""
+        raise DataError(f"{problem}{hint}")
+    yield InputFile(file, _file_format(file, input_format), str(file))
+
+
+def input_file_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with ``path`` as an input file (missing, with "did you mean"; a folder), or None. ``mt predict``
+    and ``mt evaluate`` ask it before loading the model, and make it a usage error (exit 2)."""
+    file = Path(path).expanduser()
     if not file.exists():
         from mtcore.errors import did_you_mean_path
 
-        hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) else ""
-        raise DataError(f"{file}: no such input file{did_you_mean_path(file, folders=False)}{hint}")
+        return f"{file}: no such input file{did_you_mean_path(file, folders=False)}"
     if file.is_dir():
-        raise DataError(f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data")
-    yield InputFile(file, _file_format(file, input_format), str(file))
+        return f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data"
+    return None
 
 
 def read_file_rows(path: str | os.PathLike, input_format: str = "auto", task: Task | None = None) -> list[Row]:
@@ -184,13 +195,14 @@ def check_fields(rows: Sequence[Row], task: Task, *, expanded: bool = False) -> 
             if raw not in row:
                 has = ", ".join(map(str, row)) or "no fields"
                 raise DataError(f"task {task.id!r}, {file} row {number}: no field {raw!r} ({column}); "
-                                f"input rows need the fields {', '.join(needed)} (this row has: {has}){own_loader_hint(task, 'test')}")
+                                f"input rows need the fields {', '.join(needed)} (this row has: {has}){own_loader_hint(task, 'test', file)}")
 
 
-def own_loader_hint(task: Task, split: str) -> str:
+def own_loader_hint(task: Task, split: str, file: str | Path | None = None) -> str:
     """``"; ... --split test --source local --data-dir FOLDER"`` when the task's official files are read by a loader of
     its plugin (XNLI's renames and filters fields, RuTweetCorp's names the columns and derives the label), so a file of
-    theirs given as ``--input`` lacks the fields; ``""`` for a task read by mtcore's own loaders."""
+    theirs given as ``--input`` lacks the fields; ``""`` for a task read by mtcore's own loaders. A ``file`` at the
+    place the source's ``files`` give a split (``.../XNLI-1.0/xnli.test.tsv``) names that split and its folder."""
     local = _sources(task).get("local")
     loader = getattr(local, "loader", None)
     if loader is None:
@@ -198,8 +210,29 @@ def own_loader_hint(task: Task, split: str) -> str:
     name = loader if isinstance(loader, str) else f"{getattr(loader, '__module__', '?')}:{getattr(loader, '__qualname__', '?')}"
     if name.startswith("mtcore."):
         return ""
+    folder = "FOLDER"
+    placed = _official_place(getattr(local, "options", None) or {}, file)
+    if placed is not None:
+        split, root = placed
+        folder = shlex.quote(str(root))
     return (f"; an official file of {task.id} is read by its plugin's loader ({name}), not as plain rows: give the folder "
-            f"holding it instead of --input, with --split {split} --source local --data-dir FOLDER")
+            f"holding it instead of --input, with --split {split} --source local --data-dir {folder}")
+
+
+def _official_place(options: Mapping[str, Any], file: str | Path | None) -> tuple[str, Path] | None:
+    """The split whose file (``options["files"]``, relative to ``data_dir``) ``file`` is, and the ``data_dir`` that
+    holds it; None when it is none of them (another name, a glob, a derived split)."""
+    files = options.get("files")
+    if file is None or not isinstance(files, Mapping):
+        return None
+    path = Path(file).expanduser().absolute()
+    for split, relative in files.items():
+        if not isinstance(relative, str) or any(c in relative for c in "*?["):
+            continue
+        parts = Path(relative).parts
+        if len(parts) < len(path.parts) and path.parts[-len(parts):] == parts:
+            return str(split), Path(*path.parts[: -len(parts)])
+    return None
 
 
 def _sources(task: Task) -> Any:

@@ -198,7 +198,7 @@ def test_a_labelled_file_is_scored_as_the_tasks_split_would_be(cli, trained_run,
     for args, code, message in [(["--input", mine], 2, "--input scores one task's file, and this model has several"),
                                 (["-t", "terra", "-i", as_csv], 2, "cannot tell its format from the name"),
                                 (["-t", "terra", "-i", mine, "--input-format", "jsnl"], 2, "did you mean 'jsonl'"),
-                                (["-t", "terra", "-i", tmp_path / "none.jsonl"], 1, "no such file"),
+                                (["-t", "terra", "-i", tmp_path / "none.jsonl"], 2, "no such input file"),
                                 (["-t", "terra", "-i", mine, "--data-dir", tmp_path], 2, "with --input, the file is the data")]:
         refused = cli("evaluate", trained_run, *args)
         assert refused.exit_code == code and message in refused.stderr, (args, refused.stderr)

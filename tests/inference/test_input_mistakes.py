@@ -1,4 +1,5 @@
-"""Mistakes in ``--input``: a misspelt file name gets "did you mean", and stdin that is not JSON Lines says how it was read."""
+"""Mistakes in ``--input``: a misspelt file name gets "did you mean" (a usage error, exit 2, as a misspelt RUN or config
+is; it was exit 1, said after the model had loaded), and stdin that is not JSON Lines says how it was read."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ def test_a_misspelt_input_file_gets_did_you_mean(cli, bert_model_dir, reviews_fi
     monkeypatch.chdir(tmp_path)
     for args in (["predict", bert_model_dir, "-t", "sentiment"], ["evaluate", bert_model_dir, "--tasks", "sentiment"]):
         result = cli(*args, "-i", "reveiws.jsonl")
-        assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.output
         assert "reveiws.jsonl" in result.stderr and "(did you mean 'reviews.jsonl'?)" in result.stderr, result.stderr
+        assert result.stderr.startswith("error: --input "), result.stderr
+        folder = cli(*args, "-i", str(tmp_path))
+        assert folder.exit_code == 2 and f"--input {tmp_path}: is a folder; pass one input file" in folder.stderr, folder.output
+
+
+def test_a_missing_input_is_said_before_the_model_loads(cli, tmp_path):
+    """A model folder that cannot load (its weights damaged) is not reached: the input named on the command line is
+    checked first, as the RUN's own path is."""
+    run = tmp_path / "model"
+    run.mkdir()
+    (run / "mtcore.json").write_text("{damaged", encoding="utf-8")
+    for args in (["predict", str(run), "-t", "sentiment"], ["evaluate", str(run), "--tasks", "sentiment"]):
+        result = cli(*args, "-i", str(tmp_path / "rows.jsonl"))
+        assert result.exit_code == 2 and "--input" in result.stderr and "no such input file" in result.stderr, result.output
+        assert "mtcore.json" not in result.stderr
 
 
 def test_stdin_that_is_not_json_lines_says_it_was_read_as_csv(cli, bert_model_dir):

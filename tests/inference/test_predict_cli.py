@@ -165,7 +165,7 @@ def test_bad_inputs_and_model_dirs(cli, bert_model_dir, tmp_path):
         (["predict", str(bert_model_dir) + "x", "-t", "sentiment", "--input", empty], 2,
          f"no such directory (did you mean {str(bert_model_dir)!r}?)"),  # a typo of a folder beside it
         (["predict", bert_model_dir, "-t", "sentiment"], 2, "give exactly one of --input"),
-        (["predict", bert_model_dir, "-t", "sentiment", "--input", tmp_path / "x.jsonl"], 1, "no such input file"),
+        (["predict", bert_model_dir, "-t", "sentiment", "--input", tmp_path / "x.jsonl"], 2, "no such input file"),
         (["predict", bert_model_dir, "-t", "sentiment", "--split", "test"], 2, "not registered by an installed plugin"),
     ]
     for args, code, message in cases:

@@ -5,6 +5,7 @@ inputs (which would score every language); it now names the loader and the way t
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -19,24 +20,30 @@ def test_an_official_xnli_file_as_input_names_the_way_that_reads_it(tiny_encoder
     run = smoke_train(["nli:xnli-ru"], encoder=tiny_encoder, output_dir=tmp_path / "run", steps=1, evaluate=False).output_dir
     official = SAMPLE / "XNLI-1.0" / "xnli.test.tsv"
     way = ("an official file of nli:xnli-ru is read by its plugin's loader (mt_nli.loaders:load_xnli_official), not as plain "
-           "rows: give the folder holding it instead of --input, with --split {} --source local --data-dir FOLDER")
+           f"rows: give the folder holding it instead of --input, with --split test --source local --data-dir {SAMPLE}")
     predicted = CliRunner().invoke(app, ["predict", str(run), "--task", "nli:xnli-ru", "--input", str(official), "-o", str(tmp_path / "p.jsonl")])
     assert predicted.exit_code == 1 and len(predicted.stderr.strip().splitlines()) == 1, predicted.output
-    assert "no field 'premise' (text)" in predicted.stderr and predicted.stderr.strip().endswith(way.format("test"))
+    assert "no field 'premise' (text)" in predicted.stderr and predicted.stderr.strip().endswith(way)
     assert not (tmp_path / "p.jsonl").exists()
     scored = CliRunner().invoke(app, ["evaluate", str(run), "--tasks", "nli:xnli-ru", "--input", str(official)])
     assert scored.exit_code == 1 and len(scored.stderr.strip().splitlines()) == 1, scored.output
-    assert "no field 'premise' for text" in scored.stderr and scored.stderr.strip().endswith(way.format("SPLIT"))
+    assert "no field 'premise' for text" in scored.stderr and scored.stderr.strip().endswith(way)  # the file's split, not the run's
     assert "map it in the task's inputs" not in scored.stderr  # a trained task's inputs are its plugin's
 
-    # the way the line gives: the folder, read by the loader (Russian rows only, pairID as idx)
-    routed = CliRunner().invoke(app, ["predict", str(run), "--task", "nli:xnli-ru", "--split", "test", "--source", "local",
-                                      "--data-dir", str(SAMPLE)])
+    # the way the line gives, as it gives it: the folder above the file, read by the loader (Russian rows only, pairID as idx)
+    given = shlex.split(predicted.stderr.strip().rsplit(" with ", 1)[1])
+    routed = CliRunner().invoke(app, ["predict", str(run), "--task", "nli:xnli-ru", *given])
     assert routed.exit_code == 0, routed.output
     russian = [line.split("\t") for line in official.read_text(encoding="utf-8").splitlines()[1:]]
     header = official.read_text(encoding="utf-8").splitlines()[0].split("\t")
     expected = [int(row[header.index("pairID")]) for row in russian if row[header.index("language")] == "ru"]
     assert [json.loads(line)["idx"] for line in routed.stdout.splitlines()] == expected and expected
+
+    # a copy under another name: which split it is cannot be told, so the line keeps the command's split
+    elsewhere = tmp_path / "ru-test.tsv"
+    elsewhere.write_bytes(official.read_bytes())
+    scored = CliRunner().invoke(app, ["evaluate", str(run), "--tasks", "nli:xnli-ru", "--input", str(elsewhere), "--split", "test"])
+    assert scored.exit_code == 1 and scored.stderr.strip().endswith("with --split test --source local --data-dir FOLDER"), scored.output
 
 
 def test_a_data_dir_one_level_too_deep_names_the_folder_above(tmp_path):
