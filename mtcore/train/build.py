@@ -23,6 +23,7 @@ from mtcore.train.config_io import check_same_config, config_to_dict, dump_confi
 from mtcore.train.distributed import let_the_main_process_report
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
+from mtcore.train.run_lock import RunLock
 from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
 from mtcore.train.encoder_checks import check_packed_attention_device
 from mtcore.train.accelerator import make_accelerator
@@ -63,6 +64,7 @@ class Engine:
     started_at: float | None = None
     seconds_before: float = 0.0  # seconds the run trained before the checkpoint it resumed from
     timing: dict[str, float] = field(default_factory=dict)
+    lock: RunLock | None = None  # the run folder's, held by the main process until train() ends
 
     def train_seconds(self) -> float | None:
         """Seconds of training so far: this process's and, resumed, the run's up to its checkpoint."""
@@ -287,15 +289,22 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
 
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} does not run under DDP "
                           f"({accelerator.num_processes} processes); use {distributed_alternatives(load_registry(), plan.strategy_cls)}")
+    lock = RunLock(run.root)
     try:
+        if accelerator.is_main_process:  # one training process per run folder, from before its checks to its end
+            run.make_root()
+            lock.acquire()
         _start_run_dir(config, run, resume, accelerator)
-        return _build(plan, run, accelerator, resume)
+        engine = _build(plan, run, accelerator, resume)
     except BaseException as error:
         if accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
             guard.undo()
+            lock.release()
         else:  # the main process fails too: let it undo and report before the launcher stops this one
             let_the_main_process_report(error)
         raise
+    engine.lock = lock
+    return engine
 
 
 def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine:

@@ -219,10 +219,17 @@ class RunDir:
                     removed.append(entry.name)
         return removed
 
-    def create(self) -> None:
-        self.check_location()
+    def make_root(self) -> None:
+        """Create the run folder (and its parents) if missing; one line when it cannot be made."""
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MtError(f"cannot create the run directory {self.root}: {exc.strerror or exc}") from None
+
+    def create(self) -> None:
+        self.check_location()
+        self.make_root()
+        try:
             self.checkpoints.mkdir(exist_ok=True)
         except OSError as exc:
             raise MtError(f"cannot create the run directory {self.root}: {exc.strerror or exc}") from None

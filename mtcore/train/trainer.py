@@ -92,7 +92,11 @@ class Trainer:
         # deterministic: true: its flags are set before the run touches CUDA, and restored when train() returns or raises
         with main_process_warnings(), deterministic_run(self.config.deterministic):
             self.engine = build_engine(self.plan, self.output_dir, resume=self.resume)
-            self.summary = train_loop(self.engine)
+            try:
+                self.summary = train_loop(self.engine)
+            finally:  # the run folder is free again, however the run ended
+                if self.engine.lock is not None:
+                    self.engine.lock.release()
         self.engine.model.eval()  # as a new or loaded model: trainer.model scores without dropout
         return self.summary
 
