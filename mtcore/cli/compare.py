@@ -156,6 +156,14 @@ def _unfinished(path: Path) -> str:
         return f"the run was preempted at step {last.get('step')} ({last.get('signal')}); continue with {resume}"
     if last.get("event") == "interrupted":
         return f"the run was interrupted (Ctrl-C) at step {last.get('step')}; continue with {resume}"
+    from mtcore.train.run_lock import training_now
+
+    holder = training_now(path)
+    step = f" at step {last['step']}" if isinstance(last.get("step"), int) else ""
+    if holder:
+        return f"it is training now ({holder}; last logged{step or ' nothing yet'}); compare it when it ends"
+    if holder == "":
+        return (f"it stopped{step} without finishing or a word (killed, or its machine went down); continue with {resume}")
     return f"it is still running or was interrupted (mt train --resume finishes it: {resume})"
 
 

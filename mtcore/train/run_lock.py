@@ -37,18 +37,22 @@ class RunLock:
             import fcntl
         except ImportError:  # Windows: no flock
             return self
-        for _ in range(10):
+        for attempt in range(20):  # (a lock file the holder removed as we opened it: open it again)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _read_holder(fd)
                 os.close(fd)
+                if attempt < 10:  # perhaps mt compare looking (a shared lock for an instant): ask again for a second
+                    time.sleep(0.1)
+                    continue
                 raise UsageError(f"output directory {self.path.parent} is in use by another training process ({holder}): two "
                                  "runs in one folder would overwrite each other's checkpoints; wait for it to end or stop it, "
                                  "or choose another --output-dir") from None
-            except OSError:  # a filesystem without locks: the run goes on unlocked
+            except OSError:  # a filesystem without locks: the run goes on unlocked (no file: nobody reads it as a lock)
                 os.close(fd)
+                self.path.unlink(missing_ok=True)
                 return self
             if _same_file(fd, self.path):  # not a file the previous holder removed as we opened it
                 self._fd = fd
@@ -75,6 +79,28 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def training_now(root: str | Path) -> str | None:
+    """``"pid 4242 on node7, started ..."`` while a process trains in the run folder ``root``, ``""`` when a run that trained
+    there was stopped without finishing (killed: its lock file stays, unlocked), None when it cannot be told (no lock file:
+    a finished run, one of an earlier mtcore, a platform or filesystem without locks)."""
+    path = Path(root) / LOCK_NAME
+    try:
+        import fcntl
+
+        fd = os.open(path, os.O_RDONLY)
+    except (ImportError, OSError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # for an instant: RunLock.acquire waits that out
+    except BlockingIOError:
+        return _read_holder(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return ""
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -25,10 +25,11 @@ def _in_use(output: str, pid: int) -> bool:
     return f"is in use by another training process (pid {pid} on " in output and "choose another --output-dir" in output
 
 
-def test_a_second_mt_train_into_a_training_run_is_refused_and_the_first_goes_on(tmp_path: Path, make_config, helpers):
+def test_a_second_mt_train_into_a_training_run_is_refused_and_compare_tells_training_from_killed(tmp_path: Path, make_config,
+                                                                                                    helpers):
     config, run = tmp_path / "run.yaml", tmp_path / "run"
     config.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 40, "warmup_steps": 1}, checkpoint={"every": 4, "keep_last": 2})))
-    first = subprocess.Popen(helpers.mt_command("train", str(config), "debug.step_delay_s=0.1", "-o", str(run)),
+    first = subprocess.Popen(helpers.mt_command("train", str(config), "debug.step_delay_s=0.2", "-o", str(run)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=helpers.subprocess_env())
     try:
         deadline = time.time() + 90
@@ -40,10 +41,21 @@ def test_a_second_mt_train_into_a_training_run_is_refused_and_the_first_goes_on(
             second = CliRunner().invoke(app, ["train", str(config), "-o", str(run), *extra])
             assert second.exit_code == 2 and len(second.stderr.strip().splitlines()) == 1, second.output
             assert _in_use(second.stderr, first.pid) and str(run) in second.stderr, second.stderr
-        _, stderr = first.communicate(timeout=120)
+        # a run training now, said as such (it was "still running or was interrupted")
+        compared = CliRunner().invoke(app, ["compare", str(run)])
+        assert f"it is training now (pid {first.pid} on " in compared.stderr and "compare it when it ends" in compared.stderr, compared.output
+        predicted = CliRunner().invoke(app, ["predict", str(run), "--split", "validation"])
+        assert predicted.exit_code == 2 and f"it is training now (pid {first.pid} on " in predicted.stderr, predicted.output
+        assert first.poll() is None
+        first.kill()  # kill -9: its lock file stays, unlocked
+        first.wait()
     finally:
         first.kill()
-    assert first.returncode == 0, stderr
+    assert (run / LOCK_NAME).is_file()
+    compared = CliRunner().invoke(app, ["compare", str(run)])
+    assert "without finishing or a word (killed, or its machine went down); continue with mt train " in compared.stderr, compared.output
+    resumed = CliRunner().invoke(app, ["train", str(config), "-o", str(run), "debug.step_delay_s=0", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
     steps = [e["step"] for e in helpers.read_events(run) if e["event"] == "train"]
     assert steps == sorted(steps) and sorted(set(steps)) == list(range(2, 41, 2))  # one run's log, not two interleaved
     assert (run / "summary.json").is_file() and not (run / LOCK_NAME).exists()
