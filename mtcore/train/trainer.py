@@ -35,12 +35,12 @@ def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, confi
             from mtcore.errors import ConfigError
 
             raise ConfigError("--output-dir is empty; give the folder the run goes to (output_dir=)")
-        return Path(output_dir)
+        return Path(output_dir).expanduser()
     if config_path is not None and (run := run_of_config(config_path)) is not None:
         if config.output_dir == read_yaml(config_path).get("output_dir"):  # not overridden
             return run
     if config.output_dir:
-        return Path(config.output_dir)
+        return Path(config.output_dir).expanduser()
     stem = Path(config_path).stem if config_path is not None else "run"
     return Path("runs") / stem
 
