@@ -350,7 +350,7 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
             except MissingSplit:
                 if names != ["all"]:
                     raise
-                _info(f"skipped {setup.task.id}: its {setup.source} source has no {split!r} split")
+                _info(f"note: skipped {setup.task.id}: its {setup.source} source has no {split!r} split")
                 continue
             except DataError as error:
                 if names != ["all"] or setup.task.id in model.tasks:

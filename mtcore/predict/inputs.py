@@ -208,15 +208,28 @@ def own_loader_hint(task: Task, split: str, file: str | Path | None = None) -> s
     if loader is None:
         return ""
     name = loader if isinstance(loader, str) else f"{getattr(loader, '__module__', '?')}:{getattr(loader, '__qualname__', '?')}"
-    if name.startswith("mtcore."):
-        return ""
+    options = getattr(local, "options", None) or {}
+    if name.startswith("mtcore.") or (file is not None and Path(file).name not in _official_names(options)):
+        return ""  # not one of the plugin's official files (your own rows missing a field): the line alone says it
     folder = "FOLDER"
-    placed = _official_place(getattr(local, "options", None) or {}, file)
+    placed = _official_place(options, file)
     if placed is not None:
         split, root = placed
         folder = shlex.quote(str(root))
     return (f"; an official file of {task.id} is read by its plugin's loader ({name}), not as plain rows: give the folder "
             f"holding it instead of --input, with --split {split} --source local --data-dir {folder}")
+
+
+def _official_names(options: Mapping[str, Any]) -> set[str]:
+    """The names of the files a source's loader reads (``files`` per split, ``corpus_files``), globs left out."""
+    names = set()
+    for key in ("files", "corpus_files"):
+        given = options.get(key)
+        for value in given.values() if isinstance(given, Mapping) else ():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, str) and not any(c in item for c in "*?["):
+                    names.add(Path(item).name)
+    return names
 
 
 def _official_place(options: Mapping[str, Any], file: str | Path | None) -> tuple[str, Path] | None:

@@ -81,7 +81,7 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
     assert all(_jsonl(p.read_text(encoding="utf-8")) for p in folder.iterdir())
     skipping = cli("predict", trained_run, "--task", "all", "--split", "validation", "--output", tmp_path / "val")
-    assert skipping.exit_code == 0 and "skipped rsg:lidirus: its sample source has no 'validation' split" in skipping.stderr
+    assert skipping.exit_code == 0 and "note: skipped rsg:lidirus: its sample source has no 'validation' split" in skipping.stderr
     assert sorted(p.name for p in (tmp_path / "val").iterdir()) == ["rsg_parus.jsonl", "rsg_terra.jsonl"]
     as_file = cli("predict", trained_run, "--task", "rsg:terra", "--split", "test", "--format", "rsg", "--output", tmp_path / "sub.jsonl")
     assert as_file.exit_code == 2 and "the rsg:rsg writer writes a folder of files, and --output" in as_file.stderr, as_file.stderr

@@ -39,11 +39,13 @@ def test_an_official_xnli_file_as_input_names_the_way_that_reads_it(tiny_encoder
     expected = [int(row[header.index("pairID")]) for row in russian if row[header.index("language")] == "ru"]
     assert [json.loads(line)["idx"] for line in routed.stdout.splitlines()] == expected and expected
 
-    # a copy under another name: which split it is cannot be told, so the line keeps the command's split
-    elsewhere = tmp_path / "ru-test.tsv"
-    elsewhere.write_bytes(official.read_bytes())
-    scored = CliRunner().invoke(app, ["evaluate", str(run), "--tasks", "nli:xnli-ru", "--input", str(elsewhere), "--split", "test"])
-    assert scored.exit_code == 1 and scored.stderr.strip().endswith("with --split test --source local --data-dir FOLDER"), scored.output
+    # a file of another name (your own rows missing a field): the field is the whole story, no loader to point to
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"hypothesis": "b"}\n', encoding="utf-8")
+    for command in (["evaluate", str(run), "--tasks", "nli:xnli-ru"], ["predict", str(run), "--task", "nli:xnli-ru"]):
+        refused = CliRunner().invoke(app, [*command, "--input", str(mine)])
+        assert refused.exit_code == 1 and "no field 'premise'" in refused.stderr, refused.output
+        assert "plugin's loader" not in refused.stderr and "--data-dir" not in refused.stderr, refused.stderr
 
 
 def test_a_data_dir_one_level_too_deep_names_the_folder_above(tmp_path):
