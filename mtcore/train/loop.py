@@ -214,7 +214,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     preemption.noted = True
                     when = "now" if preemption.processes == 1 else "at the next logging step, with the other processes,"
                     progress.message(f"{preemption.signal_name} received: stopping {when} with a checkpoint")
-                if preemption.due():
+                if preemption.due() and state.step < engine.total_steps:  # the last step's: the run finishes instead
                     raise events.preempt(engine, meter, watch, progress, preemption)
             engine.timing = {"loop_s": time.perf_counter() - started, "data_wait_s": meter.total_data_wait}
             return events.finish(engine, meter, watch, progress)
