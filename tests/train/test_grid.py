@@ -98,7 +98,8 @@ def test_a_preempted_run_stops_the_grid_and_resume_finishes_it(tmp_path, monkeyp
         os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(events, "after_step", signalled)
-    args = ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-3"]
+    # two steps: a signal in the last step lets the run finish instead (tests/train/test_preemption_last_step.py)
+    args = ["train", str(config), "schedule.max_steps=2", "-o", str(out), "--grid", "optimizer.lr=1e-4,3e-3"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 143, result.output
     line = result.stderr.strip()
