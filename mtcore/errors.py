@@ -44,6 +44,15 @@ class DataError(MtError):
     """Data that cannot be read or does not match the task (names file, row and value)."""
 
 
+class OutputError(MtError):
+    """An output that could not be written: a full disk or quota, no permission, a read-only file system, a folder
+    that went away. ``errno`` is the cause's error number, when known."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
 class ModelFileError(MtError):
     """A model directory with a missing, truncated or mismatched file."""
 

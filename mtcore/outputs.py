@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
-from mtcore.errors import MtError, UsageError
+from mtcore.errors import MtError, OutputError, UsageError
 
 
 def make_parents(folder: Path) -> list[Path]:
@@ -83,16 +83,39 @@ def _broken_link(what: str, path: Any, link: Path) -> str:
             "not mounted?) or choose another path")
 
 
-def write_error(path: str | os.PathLike[str], exc: Exception) -> MtError:
+def write_error(path: str | os.PathLike[str], exc: Exception) -> OutputError:
     """The one-line error for an output that failed while being written (an OSError, or safetensors'
     own error for the same causes: a full disk, a folder that went away)."""
     if isinstance(exc, OSError):
         reason = _reason(exc)
     else:  # safetensors: 'Error while serializing: IoError(Os { code: 28, ..., message: "No space left on device" })'
-        text = " ".join(str(exc).split())
-        found = re.search(r'message: "([^"]+)"', text)
+        text = " ".join(str(exc).split())  # or (newer) 'Error while serializing: I/O error: File too large (os error 27)'
+        found = re.search(r'message: "([^"]+)"', text) or re.search(r"I/O error: (.+?) \(os error \d+\)", text)
         reason = found.group(1) if found else text
-    return MtError(f"cannot write to {path}: {reason}")
+    return OutputError(f"cannot write to {path}: {reason}", errno=error_number(exc))
+
+
+def error_number(exc: BaseException) -> int | None:
+    """The errno of a failed write: an OSError's own, or the one in safetensors' text (``IoError(Os { code: 28, ...``,
+    ``I/O error: File too large (os error 27)``)."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    found = re.search(r"\bcode: (\d+)|\(os error (\d+)\)", str(exc))
+    return int(found.group(1) or found.group(2)) if found else None
+
+
+def write_fix(code: int | None, place: str | os.PathLike[str]) -> str:
+    """What to do about a write into ``place`` (a folder) that failed with error number ``code``: a full disk or
+    quota, the file-size limit (``ulimit -f``: EFBIG), no permission or a read-only file system; "" for another cause."""
+    import errno
+
+    if code in {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}:
+        return f"free some space on the disk of {place}"
+    if code == errno.EFBIG:
+        return "a file outgrew this process's file-size limit: raise it (ulimit -f) or write elsewhere"
+    if code in {errno.EACCES, errno.EPERM, errno.EROFS}:
+        return f"make {place} writable"
+    return ""
 
 
 class AtomicText:

@@ -142,8 +142,10 @@ def damaged_cache_errors() -> tuple[type[BaseException], ...]:
     return (pa.ArrowInvalid, pa.ArrowIOError, FileNotFoundError)
 
 
-#: What an unwritable cache raises: no permission, a read-only file system, a full disk or quota, a file where a folder should be.
-_CACHE_ERRNOS = frozenset(getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR") if hasattr(errno, name))
+#: What an unwritable cache raises: no permission, a read-only file system, a full disk or quota, the file-size limit
+#: (``ulimit -f``), a file where a folder should be.
+_CACHE_ERRNOS = frozenset(getattr(errno, name) for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "EFBIG", "ENOTDIR")
+                          if hasattr(errno, name))
 
 
 def cache_root(cache_dir: Any = None) -> str:
@@ -170,8 +172,10 @@ def cache_write_errors(cache_dir: Any = None) -> Iterator[None]:
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != root else ""
         if exc.errno == errno.ENOENT:  # makedirs through a link to a drive that is not there
             where += ": its folder cannot be made (a link to a missing drive?)"
-        raise DataError(f"the data cache {root} cannot be written: {exc.strerror or exc}{where}; make it writable, free space on "
-                        "its disk, or point HF_DATASETS_CACHE (Python: cache_dir=) at another folder") from None
+        fix = ("a cache file outgrew this process's file-size limit: raise it (ulimit -f)" if exc.errno == errno.EFBIG
+               else "make it writable, free space on its disk")
+        raise DataError(f"the data cache {root} cannot be written: {exc.strerror or exc}{where}; {fix}, or point HF_DATASETS_CACHE "
+                        "(Python: cache_dir=) at another folder") from None
 
 
 def _cache_os_error(error: BaseException, root: str = "") -> OSError | None:

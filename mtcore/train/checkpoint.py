@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtcore.errors import ConfigError, ModelFileError, MtError
+from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
 from mtcore.train.state_files import load_state, save_state
 
@@ -211,13 +211,21 @@ class Checkpoints:
     @staticmethod
     def _writing(tmp: Path, target: Path, write: Callable[[Path], None]) -> None:
         """Run ``write(tmp)``; a full disk (or any failed write) removes the partial checkpoint and is one line."""
-        from mtcore.outputs import write_error, write_failures
+        import errno
+
+        from mtcore.errors import OutputError
+        from mtcore.outputs import write_error, write_failures, write_fix
 
         try:
             write(tmp)
         except write_failures() as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise MtError(f"{write_error(target, exc)}; free some space, or keep fewer checkpoints (checkpoint.keep_last)") from None
+            error = write_error(target, exc)
+            if error.errno in {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}:
+                fix = "free some space, or keep fewer checkpoints (checkpoint.keep_last)"
+            else:  # no permission, the file-size limit (ulimit -f), ...: what to do, when known
+                fix = write_fix(error.errno, target.parent)
+            raise OutputError(f"{error}; {fix}" if fix else str(error), errno=error.errno) from None
         except BaseException:  # Ctrl-C (or any error) half-way: no half-written checkpoint stays behind
             shutil.rmtree(tmp, ignore_errors=True)
             raise

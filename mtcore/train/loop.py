@@ -24,7 +24,7 @@ of that step, then :class:`~mtcore.train.preemption.Preempted` is raised. Under 
 sent because a worker died stops the loop at once with a :class:`TrainingError` instead.
 
 Any other error that stops a started run (NaN loss, out of memory, a metric that fails in an
-evaluation, a bug) first writes an ``error`` event to ``metrics.jsonl`` (the line ``mt train`` prints, and the
+evaluation, a write into the run folder that fails: :mod:`mtcore.train.run_writes`, a bug) first writes an ``error`` event to ``metrics.jsonl`` (the line ``mt train`` prints, and the
 step that line names, else the last step completed: :func:`log_error`), so ``mt compare`` tells a failed run from
 one still going; Ctrl-C (KeyboardInterrupt) does not.
 """
@@ -47,6 +47,7 @@ from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
 from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
+from mtcore.train.run_writes import run_write_error
 from mtcore.train.step_losses import StepLosses, losses_after_step
 from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.trackers import end_trackers
@@ -240,7 +241,10 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             log_error(engine, error)
             raise error from None
         except Exception as exc:  # any other error ends the run too: mt compare shows it as failed, with this line
-            log_error(engine, exc)
+            written = run_write_error(engine.run.root, exc, engine.checkpoints)  # a full disk, a folder gone, ...
+            log_error(engine, written or exc)
+            if written is not None:
+                raise written from None
             raise
         finally:
             progress.close()

@@ -152,6 +152,23 @@ def test_a_full_disk_while_caching_is_one_line_naming_the_cache(bert, tmp_path, 
         load_task_data(task, bert[0], source="local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir)
 
 
+def test_the_file_size_limit_while_caching_is_one_line_with_its_fix(bert, tmp_path, write, cache_dir, monkeypatch):
+    """``ulimit -f`` reached by a cache's Arrow file (EFBIG) was "unexpected DatasetGenerationError"."""
+    from datasets.arrow_writer import ArrowWriter
+
+    def too_large(*args, **kwargs):
+        raise OSError(errno.EFBIG, "File too large")
+
+    write.jsonl(tmp_path / "train.jsonl", ROWS)
+    task = Task(name="big", kind="text_classification", labels=("no", "yes"), sources={"local": Source.local("jsonl", {"train": "train.jsonl"})})
+    monkeypatch.setattr(ArrowWriter, "_write_table", too_large)
+    with pytest.raises(DataError) as info:
+        load_task_data(task, bert[0], source="local", data_dir=tmp_path, splits=("train",), cache_dir=cache_dir)
+    assert str(info.value) == (f"task 'big', the data cache {cache_dir} cannot be written: File too large; a cache file outgrew this "
+                               "process's file-size limit: raise it (ulimit -f), or point HF_DATASETS_CACHE (Python: cache_dir=) at "
+                               "another folder")
+
+
 @pytest.mark.parametrize("below,reason", [("cache", "Not a directory"), ("", "File exists"),
                                           ("link", "No such file or directory: its folder cannot be made (a link to a missing drive?)")])
 def test_mt_check_with_an_unwritable_cache_says_so_in_one_line(tmp_path, below, reason):
