@@ -99,14 +99,27 @@ def load_model(location: ModelLocation, device: Any = None) -> Any:
 
 
 def _checkpoint_model(location: ModelLocation) -> Any:
-    """The run's model (built from its config) with a checkpoint's weights, in evaluation mode."""
+    """The run's model (built from its config) with a checkpoint's weights, in evaluation mode. The weights file is
+    opened first and held open: a checkpoint that a live run deletes meanwhile (``checkpoint.keep_last``) is still
+    read (Linux); one deleted before is a one-line error naming the run's latest checkpoint."""
+    config = run_config(location)
+    assert config is not None and location.run_dir is not None
+    weights = location.model_dir / CHECKPOINT_WEIGHTS
+    try:
+        held = open(weights, "rb")  # noqa: SIM115 - closed below, however the model is built
+    except FileNotFoundError:
+        raise ModelPathError(_checkpoint_gone(location)) from None
+    with held:
+        return _built_with(location, config, weights, held)
+
+
+def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) -> Any:
     from mtcore.train.build import build_model, load_tokenizer
     from mtcore.train.checkpoint import load_weights
     from mtcore.train.validate import plan_run
     from mtcore.train.warm_start import run_encoder_source
 
-    config = run_config(location)
-    assert config is not None and location.run_dir is not None
+    assert location.run_dir is not None
     source = run_encoder_source(config, location.run_dir)  # as the run loaded it (a model mtcore saved: its encoder/)
     options = dict(config.encoder.options)
     if options.pop("flash_attention", None) is not None:  # kernels only (FA4 needs its package and a Hopper GPU): same results
@@ -121,8 +134,25 @@ def _checkpoint_model(location: ModelLocation) -> Any:
         data = {p.id: load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",), max_length=p.task.max_length,
                                      encoder_config=model.encoder.config, holdout=p.entry.holdout) for p in balanced}
         apply_balanced_weights(model, balanced, data)
-    load_weights(model, location.model_dir / CHECKPOINT_WEIGHTS)
+    load_weights(model, _readable(weights, held))
     return model.eval()
+
+
+def _readable(weights: Path, held: Any) -> Path:
+    """A path that reads the file ``held`` open: ``weights`` while it is there, else (Linux) the open file's own,
+    which still reads it after the file was deleted (``/proc/self/fd/N``)."""
+    own = Path(f"/proc/self/fd/{held.fileno()}")
+    return own if not weights.is_file() and own.exists() else weights
+
+
+def _checkpoint_gone(location: ModelLocation) -> str:
+    """A checkpoint deleted between being named and being read: a live run keeps only its last ``keep_last``."""
+    from mtcore.train.checkpoint import Checkpoints
+
+    latest = Checkpoints(location.model_dir.parent).latest()
+    now = f"; its latest is now {latest}" if latest is not None else ""
+    return (f"{location.model_dir}: this checkpoint was deleted as it was about to be read (a run that is training keeps only its "
+            f"last checkpoint.keep_last checkpoints){now}")
 
 
 def run_config(location: ModelLocation) -> Any:

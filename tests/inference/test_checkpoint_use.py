@@ -67,3 +67,41 @@ def test_evaluate_dot_inside_a_checkpoint_or_a_runs_model_folder(fine_tuned, mon
         report = evaluate_path(spelled)
         assert Path(report.run_dir) == fine_tuned  # the run's data and settings, not the plugins' samples
         assert report.metrics == pytest.approx(recorded[4], rel=1e-6, abs=1e-6)
+
+
+def test_a_checkpoint_deleted_while_it_is_loaded_is_still_read(fine_tuned, tmp_path, monkeypatch):
+    """`mt evaluate RUN/checkpoints/step-N` beside a run that is training: the run's keep_last deletes the checkpoint
+    while the model is built from the config. It was "checkpoint weights ... are missing"."""
+    import shutil
+
+    import mtcore.train.build as build
+
+    run = tmp_path / "run"
+    shutil.copytree(fine_tuned, run)
+    checkpoint = run / "checkpoints" / "step-000002"
+    kept = evaluate_path(checkpoint).metrics
+    build_model = build.build_model
+
+    def pruned_meanwhile(*args, **kwargs):
+        shutil.rmtree(checkpoint)  # what Checkpoints.prune does in the live run
+        return build_model(*args, **kwargs)
+
+    monkeypatch.setattr(build, "build_model", pruned_meanwhile)
+    assert evaluate_path(checkpoint).metrics == kept and not checkpoint.exists()
+
+
+def test_a_checkpoint_deleted_before_it_is_read_names_the_latest(fine_tuned, tmp_path):
+    import shutil
+
+    from mtcore.errors import ModelPathError
+    from mtcore.predict.locate import load_model, locate
+
+    run = tmp_path / "run"
+    shutil.copytree(fine_tuned, run)
+    location = locate(run / "checkpoints" / "step-000002")
+    shutil.rmtree(run / "checkpoints" / "step-000002")
+    with pytest.raises(ModelPathError) as info:
+        load_model(location)
+    assert str(info.value) == (f"{run / 'checkpoints' / 'step-000002'}: this checkpoint was deleted as it was about to be read (a run "
+                               f"that is training keeps only its last checkpoint.keep_last checkpoints); its latest is now "
+                               f"{run / 'checkpoints' / 'step-000004'}")
