@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,14 +70,23 @@ def load_encoder(
     kwargs["output_loading_info"] = True
     if trust_remote_code:
         kwargs["trust_remote_code"] = True
+    report = LoadReport()
     try:
         try:
-            model, loading_info = AutoModel.from_pretrained(source, attn_implementation=attn_implementation, **kwargs)
+            with report:
+                model, loading_info = AutoModel.from_pretrained(source, attn_implementation=attn_implementation, **kwargs)
         except (ValueError, ImportError) as exc:
             if attn_implementation != "sdpa" or "sdpa" not in str(exc).lower() and "scaled_dot_product" not in str(exc):
                 raise
             logger.info("encoder %s does not support SDPA attention; using %s attention", source, ATTENTION_FALLBACK)
-            model, loading_info = AutoModel.from_pretrained(source, attn_implementation=ATTENTION_FALLBACK, **kwargs)
+            with report:
+                model, loading_info = AutoModel.from_pretrained(source, attn_implementation=ATTENTION_FALLBACK, **kwargs)
+    except RuntimeError:  # tensors of another shape than config.json says, or a failed conversion: after the report
+        problem = report.problem()
+        if problem is None:
+            raise
+        raise ModelFileError(f"encoder {source!r} cannot be loaded: {problem}; its config.json and weights do not belong together "
+                             "(copy or save the model again)") from None
     except SafetensorError as exc:
         raise ModelFileError(f"{source}: a weights file is not a readable safetensors file ({exc}); copy or save the model again") from None
     except (ValueError, ImportError) as exc:
@@ -91,7 +101,62 @@ def load_encoder(
             if problems:
                 what = key.replace("_keys", "")
                 raise ModelFileError(f"{source}: the encoder weights file has {len(problems)} {what} tensors (e.g. {problems[0]}); copy or save the model again")
+    warn_random_weights(source, sorted(str(k) for k in loading_info.get("missing_keys") or ()))
     return model
+
+
+def warn_random_weights(source: str, missing: list[str]) -> None:
+    """One ``warning:`` line for encoder weights its files lack (transformers initialises them at random). Weights the
+    files have beyond the encoder (a pre-training or task head: ``cls.*``, ``classifier.*``) are expected: no word."""
+    if not missing:
+        return
+    import warnings
+
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    if all(key.startswith("pooler.") for key in missing):  # roberta-base and others: a checkpoint without the pooler
+        why = "harmless unless a head reads the pooler (head_options pooling: pooler)"
+    else:
+        why = "they are trained from scratch: check that the files are this architecture's"
+    warnings.warn(f"encoder {source!r}: {len(missing)} weights are not in its files and start random ({shown}); {why}", stacklevel=3)
+
+
+class LoadReport(logging.Filter):
+    """Keeps transformers' multi-line ``LOAD REPORT`` table (logged on every load whose keys differ: a ``BertModel``
+    from ``bert-base-cased``'s pre-training checkpoint lists its unused ``cls.*`` weights) off the terminal, and
+    keeps its text: :meth:`problem` names a tensor whose shape differs when the load fails on it. Used as a context
+    manager around ``from_pretrained``."""
+
+    LOGGER = "transformers.modeling_utils"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "LOAD REPORT" not in message:
+            return True
+        self.text = re.sub(r"\x1b\[[0-9;]*m", "", message)
+        return False
+
+    def __enter__(self) -> LoadReport:
+        logging.getLogger(self.LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger(self.LOGGER).removeFilter(self)
+
+    def problem(self) -> str | None:
+        """``3 tensors have another shape than config.json says (e.g. encoder.layer.0...: file [64, 32], config [48, 32])``,
+        a tensor that failed to convert, or None when the report names neither."""
+        rows = [[cell.strip() for cell in line.split("|")] for line in self.text.splitlines() if line.count("|") >= 2]
+        mismatched = sorted(row for row in rows if len(row) > 2 and row[1] == "MISMATCH")  # the table's order varies
+        if mismatched:
+            shapes = re.search(r"ckpt: torch\.Size\((\[[^\]]*\])\) vs model: ?torch\.Size\((\[[^\]]*\])\)", " ".join(mismatched[0]))
+            detail = f": file {shapes.group(1)}, config {shapes.group(2)}" if shapes else ""
+            return (f"{len(mismatched)} tensors have another shape than its config.json says (e.g. {mismatched[0][0]}{detail})")
+        converted = sorted(row for row in rows if len(row) > 1 and row[1] == "CONVERSION")
+        return f"{len(converted)} tensors failed to convert (e.g. {converted[0][0]})" if converted else None
 
 
 def _first_line(exc: BaseException) -> str:
