@@ -113,7 +113,10 @@ class EncoderConfig(Section):
     @model_validator(mode="after")
     def _one_source(self) -> EncoderConfig:
         if (self.path is None) == (self.tiny is None):
-            raise ValueError("give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, e.g. bert)")
+            both = ("; both are set: to train a real encoder from a config with a demo one, add encoder.tiny=null"
+                    if self.path is not None else "")
+            raise ValueError("give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, "
+                             f"e.g. bert){both}")
         return self
 
 

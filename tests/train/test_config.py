@@ -52,7 +52,9 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["optimizer.lr=-1"], "config key 'optimizer.lr': input should be greater than 0"),
     (["optimizer.lr=fast"], "config key 'optimizer.lr'"),
     (["precision=fp8"], "config key 'precision': 'fp8' is not one of 'auto', 'fp32', 'bf16', 'fp16'"),
-    (["encoder.path=some/dir"], "give exactly one of 'encoder.path'"),
+    (["encoder.path=some/dir"], "give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, "
+                                "e.g. bert); both are set: to train a real encoder from a config with a demo one, add encoder.tiny=null"),
+    (["encoder.tiny=null"], "give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, e.g. bert)"),
     (["schedule.warmup_steps=3", "schedule.warmup_ratio=0.1"], "either 'schedule.warmup_steps' or 'schedule.warmup_ratio'"),
     (["tasks.7.max_length=3"], "no list item '7'"),
     (["tasks.rsg:terrra.max_length=3"], "no list item 'rsg:terrra' at 'tasks.rsg:terrra' (did you mean 'rsg:terra'?) "
