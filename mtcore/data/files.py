@@ -106,6 +106,14 @@ class NoFileFound(DataError):
     """No file matches a split's pattern (a split the user's folder does not have)."""
 
 
+class EmptySplit(DataError):
+    """A split's files hold no row (``split``: its name). An empty validation file is what a task's ``holdout`` replaces."""
+
+    def __init__(self, message: str, split: str) -> None:
+        super().__init__(message)
+        self.split = split
+
+
 def _not_found(root: Path, pattern: str, *, split: str | None = None, format: str | None = None) -> DataError:
     """No file matches ``pattern``: suggest near names from the folder it points into (for a split's
     file, files named for that split first, never another split's own file)."""

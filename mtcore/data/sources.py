@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mtcore.data.files import files_fingerprint, find_files
+from mtcore.data.files import EmptySplit, files_fingerprint, find_files
 from mtcore.data.prepare import label_problem
 from mtcore.data.readers import iter_rows
 from mtcore.data.rows import FILE_COLUMN, ROW_COLUMN, NoRows, RowsFactory, dataset_from_rows
@@ -98,7 +98,10 @@ def _read_split(task: Task, split: str, paths: list[Path], format: str, cache_di
         return dataset_from_rows(rows_from_files(paths, format, **options), fingerprint=key, what=what,
                                  cache_dir=cache_dir, describe_conflict=label_conflict(task), loose=unread_fields(task))
     except NoRows:
-        raise DataError(f"{what}: the {split} split has no rows{filtered}") from None
+        if filtered:
+            raise DataError(f"{what}: the {split} split has no rows{filtered}") from None
+        raise EmptySplit(f"{what}: the {split} split has no rows", split) from None
+
 
 
 def load_files(task: Task, splits: Sequence[str], /, *, data_dir: str | Path | None = None, files: Mapping[str, Any],

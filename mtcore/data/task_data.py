@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.data.collate import Collator, is_labelled
-from mtcore.data.files import NoFileFound
+from mtcore.data.files import EmptySplit, NoFileFound
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 from mtcore.task import SOURCE_KINDS, SPLITS, Source, Task
@@ -142,7 +142,7 @@ def _accepts(function: Any, name: str) -> bool:
 
 class RawSplits(dict):
     """``{split: raw Dataset}``; ``held_out``: the validation rows a holdout carved from train (None: none);
-    ``held_out_because``: the missing-file error that let it (None: the source has no validation split);
+    ``held_out_because``: why, naming the missing or empty validation file (None: the source has no validation split);
     ``positions``: after a holdout, each carved split's rows' places among the train rows as read (0-based,
     ``{split: [place, ...]}``): the number a row without an id is given, so predictions join back to the file."""
 
@@ -209,12 +209,12 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         loaded = dict(loader(task, [s for s in dict.fromkeys([*splits, "train"]) if s != "validation"], **options))
         try:
             loaded.update(loader(task, ["validation"], **options))
-        except NoFileFound as exc:
-            why = str(exc)
+        except (NoFileFound, EmptySplit) as exc:  # no validation file, or an empty one: the holdout is the validation split
+            why = f"its file {'holds no rows' if isinstance(exc, EmptySplit) else 'is missing'}: {exc}"
     else:
         try:
             loaded = dict(loader(task, list(splits), **options))
-        except NoFileFound as exc:
+        except (NoFileFound, EmptySplit) as exc:
             raise _with_holdout_hint(exc, task, loader, splits, options) from None
     held = carve and "validation" not in loaded and "train" in loaded
     positions = _hold_out(task, loaded, float(holdout)) if held else {}
@@ -233,14 +233,19 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
     return result
 
 
-def _with_holdout_hint(error: NoFileFound, task: Task, loader: Any, splits: Sequence[str], options: dict[str, Any]) -> DataError:
-    """``error``, plus the holdout hint when the missing file is the validation split's (train reads)."""
+def _with_holdout_hint(error: DataError, task: Task, loader: Any, splits: Sequence[str], options: dict[str, Any]) -> DataError:
+    """``error`` (a missing file, or an empty one), plus the holdout hint when it is the validation split's (train reads)."""
     if "validation" not in splits or "train" not in splits or task.evaluate_only:
+        return error
+    if isinstance(error, EmptySplit) and error.split != "validation":
         return error
     try:
         loader(task, [s for s in splits if s != "validation"], **options)
     except DataError:
         return error
+    if isinstance(error, EmptySplit):
+        return EmptySplit(f"{error}; fill it, or hold out train rows instead: the task's holdout, e.g. holdout: 0.1 (that share of "
+                          "train becomes validation)", error.split)
     return NoFileFound(f"{error} (the validation split's file; with only a training file, set the task's holdout, e.g. "
                        f"holdout: 0.1: that share of train becomes validation)")
 

@@ -182,7 +182,7 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
                                       max_length=p.task.max_length, **options)
             held = data.info.get("held_out")
             if held:
-                because = f" (its file is missing: {held['because']})" if held["because"] else ""
+                because = f" ({held['because']})" if held["because"] else ""
                 notes.append(f"task {p.id!r}: validation = {p.entry.holdout:g} of train held out "
                              f"({held['rows']} rows, the same in every run){because}")
             train[p.id] = data

@@ -121,3 +121,24 @@ def test_a_plugin_task_without_its_validation_file_holds_out_train(tmp_path):
     (folder / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     raw = load_raw(terra, "local", data_dir=tmp_path, splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.2)
     assert (raw["train"].num_rows, raw["validation"].num_rows) == (16, 4) and raw["validation"]["label"].count("entailment") == 2
+
+
+def test_an_empty_validation_file_points_to_holdout_and_holdout_replaces_it(tmp_path):
+    """An empty validation file was "the validation split has no rows", with no word of holdout, and holdout: 0.1 did not
+    help (only a missing file let it carve)."""
+    from mtcore.data.files import EmptySplit
+
+    data = tmp_path / "data"
+    write_train(data, 30)
+    (data / "validation.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(EmptySplit) as info:
+        load_raw(task(), "local", data_dir=data)
+    assert str(info.value) == (f"task 'reviews', {data / 'validation.jsonl'}: the validation split has no rows; fill it, or hold out train rows "
+                               "instead: the task's holdout, e.g. holdout: 0.1 (that share of train becomes validation)")
+    raw = load_raw(task(), "local", data_dir=data, holdout=0.1)
+    assert raw["validation"].num_rows == 3 and raw["train"].num_rows == 27
+    assert raw.held_out_because == f"its file holds no rows: task 'reviews', {data / 'validation.jsonl'}: the validation split has no rows"
+    (data / "test.jsonl").write_text("", encoding="utf-8")  # another split's empty file: no holdout hint
+    with pytest.raises(EmptySplit) as info:
+        load_raw(task("train", "test"), "local", data_dir=data, splits=("train", "test"))
+    assert str(info.value) == f"task 'reviews', {data / 'test.jsonl'}: the test split has no rows"
