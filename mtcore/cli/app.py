@@ -8,6 +8,7 @@ load, examples over the token budget, library deprecations) print as one ``warni
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -46,6 +47,12 @@ def _classes(name: str) -> tuple[type, ...]:
 # Exceptions the CLI framework handles itself (usage errors exit 2, --help/--version exit 0).
 _PASS_THROUGH = _classes("ClickException") + _classes("Exit") + _classes("Abort")
 _ABORT = _classes("Abort")
+
+
+def _shortened(path: Any, keep: int = 60) -> str:
+    """A long path as ``start...end`` (``keep`` characters of each), so that its error stays one readable line."""
+    text = os.fsdecode(path)
+    return text if len(text) <= 2 * keep + 3 else f"{text[:keep]}...{text[-keep:]}"
 
 
 def _stdout_closed() -> None:
@@ -138,6 +145,8 @@ class _ErrorHandlingGroup(TyperGroup):
         except Exception as exc:
             if debug_mode():
                 raise
+            if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG and exc.filename:  # a path given on the command line
+                fail(f"{_shortened(exc.filename)}: name too long (the file system takes at most 255 bytes a name); choose a shorter one", 2)
             text = " ".join(str(exc).split())
             if type(exc).__name__ == "OutOfMemoryError":  # torch's, raised outside the training loop (mt predict, mt export)
                 fail(f"{text.split('. ')[0]}; lower --batch-size, or use a smaller max_length", 1)
