@@ -288,6 +288,7 @@ class MetricsLog:
     def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = path
         self.enabled = enabled
+        self._written = False  # by this process: a file gone since was deleted while the run trained
 
     def truncate_after(self, step: int) -> None:
         """Drop events logged after ``step`` (used when resuming from a checkpoint at ``step``), except ``interrupted``
@@ -309,10 +310,18 @@ class MetricsLog:
         os.replace(tmp, self.path)
 
     def write(self, event: dict[str, Any]) -> None:
+        """Append ``event``; a ``metrics.jsonl`` deleted while the run trains is begun again, with a warning (the events
+        before are lost: ``mt compare`` and the curves show only what follows)."""
         if not self.enabled:
             return
+        if self._written and not self.path.exists() and self.path.parent.is_dir():
+            import warnings
+
+            warnings.warn(f"{self.path} was deleted while the run trained; a new one begins at step {event.get('step')} "
+                          "(the events before it are lost)", stacklevel=2)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(_clean(event), ensure_ascii=False) + "\n")
+        self._written = True
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

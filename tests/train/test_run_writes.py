@@ -112,3 +112,14 @@ def test_an_error_of_a_file_outside_the_run_folder_is_left_as_it_is(tmp_path):
     elsewhere = FileNotFoundError(errno.ENOENT, "No such file or directory", str(tmp_path / "data" / "train.jsonl"))
     assert run_write_error(tmp_path / "run", elsewhere, Checkpoints(tmp_path / "run" / "checkpoints")) is None
     assert run_write_error(tmp_path / "run", ValueError("x"), Checkpoints(tmp_path / "run" / "checkpoints")) is None
+
+
+def test_metrics_jsonl_deleted_while_training_is_begun_again_with_a_warning(tmp_path, make_config, monkeypatch):
+    run = tmp_path / "run"
+    _at_step(monkeypatch, 3, lambda engine: (run / "metrics.jsonl").unlink())
+    with pytest.warns(UserWarning) as caught:
+        Trainer(make_config(), output_dir=run).train()
+    said = [str(w.message) for w in caught if "metrics.jsonl" in str(w.message)]
+    assert said == [f"{run / 'metrics.jsonl'} was deleted while the run trained; a new one begins at step 4 (the events before it "
+                    "are lost)"]
+    assert (run / "metrics.jsonl").is_file() and (run / "model" / "mtcore.json").is_file()
