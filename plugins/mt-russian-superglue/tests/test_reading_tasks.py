@@ -123,6 +123,24 @@ def test_rucos_rows_read_inclusive_offsets():
     assert next(rucos_rows(test_row))["answers"] == []
 
 
+def test_rucos_rows_read_exclusive_offsets_as_the_same_mentions():
+    """A copy written with exclusive ends (``text[start:end]``, as RuCoS's own scorer reads them) gave every entity
+    one character too many ("Ромашка " and "Казани.") and answers that were no candidate; the record tells which it is."""
+    from mt_russian_superglue.nested import inclusive_offsets
+
+    exclusive = json.loads(json.dumps(RUCOS))
+    for span in [*exclusive["passage"]["entities"], *exclusive["qas"][0]["answers"]]:
+        span["end"] += 1
+    assert inclusive_offsets(RUCOS) and not inclusive_offsets(exclusive)
+    assert list(rucos_rows(exclusive)) == list(rucos_rows(RUCOS))
+    unanswered = {**exclusive, "qas": [{"query": "@placeholder?", "idx": 78}]}  # the test file: told by the entities
+    assert not inclusive_offsets(unanswered)
+    assert next(rucos_rows(unanswered))["entities"] == ["Казани", "Ромашка"]
+    no_text = json.loads(json.dumps(exclusive))  # answers given by offsets alone: read like the entities
+    del no_text["qas"][0]["answers"][0]["text"]
+    assert next(rucos_rows(no_text))["answers"] == ["Ромашка"]
+
+
 def test_a_broken_nested_record_names_file_row_and_field(registry, read_source, tmp_path):
     broken = {"idx": 0, "passage": {"text": "Текст.", "questions": [{"idx": 0, "answers": [{"idx": 0, "text": "Да", "label": 1}]}]}}
     path = write_jsonl(tmp_path / "MuSeRC" / "train.jsonl", [MUSERC, broken])
