@@ -64,6 +64,7 @@ def mt_register_metrics(register):
         ("accuracy", "share of exact predictions", labels),
         ("f1_macro", "F1 averaged over classes", labels),
         ("f1_micro", "F1 over all decisions", labels),
+        ("f1_weighted", "F1 averaged over classes weighted by their share (RuSentiment's published figure)", labels),
         ("f1_accuracy_mean", "mean of macro F1 and accuracy (CB's and RCB's official score)", single),
         ("f1_binary", "F1 of the positive class (id 1; two classes)", ("text_classification", "pair_classification")),
         ("mcc", "Matthews correlation", single),

@@ -148,7 +148,7 @@ def _f1(predictions: Any, references: Any, task: Any, average: str) -> float:
     if preds.ndim > 1:  # multi-label indicator matrices
         return float(f1_score(refs.astype(int), preds.astype(int), average=average, zero_division=0))
     labels = _labels(task) if average == "micro" else None
-    if average == "macro":  # the classes in the references or the predictions, as scikit-learn and official scorers do
+    if average in ("macro", "weighted"):  # the classes in the references or the predictions, as scikit-learn and official scorers do
         labels = sorted(set(refs.tolist()) | {p for p in preds.tolist() if p >= 0})  # a negative prediction is no class
     return float(f1_score(refs, preds, labels=labels, average=average, zero_division=0))
 
@@ -169,6 +169,12 @@ def f1_accuracy_mean(predictions: Any, references: Any, task: Any = None) -> flo
 def f1_micro(predictions: Any, references: Any, task: Any = None) -> float:
     """F1 over all decisions (equals accuracy for single-label tasks)."""
     return _f1(predictions, references, task, "micro")
+
+
+def f1_weighted(predictions: Any, references: Any, task: Any = None) -> float:
+    """F1 per class, averaged with each class weighted by its share of the references (scikit-learn's ``weighted``):
+    the figure RuSentiment's paper reports."""
+    return _f1(predictions, references, task, "weighted")
 
 
 def f1_binary(predictions: Any, references: Any, task: Any = None) -> float:

@@ -43,6 +43,16 @@ def test_macro_f1_averages_over_the_classes_that_occur_like_sklearn():
     assert m.f1_macro(preds, refs, CLS) == pytest.approx(f1_score(refs, preds, average="macro")) == pytest.approx((1 + 0.8 + 0) / 3)
 
 
+def test_weighted_f1_weighs_each_class_by_its_share_like_sklearn():
+    from sklearn.metrics import f1_score
+
+    preds, refs = np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1])  # F1: a 2/3 (1 of 5), b 1/2 (2 of 5), c 2/3 (2 of 5)
+    assert m.f1_weighted(preds, refs, CLS) == pytest.approx((2 / 3 * 1 + 1 / 2 * 2 + 2 / 3 * 2) / 5)
+    assert m.f1_weighted(preds, refs, CLS) == pytest.approx(f1_score(refs, preds, average="weighted"))
+    assert m.f1_weighted(np.array([0, 0, 0]), np.array([0, 0, 1]), CLS) == pytest.approx(0.8 * 2 / 3)  # b: F1 0, weight 1/3
+    assert get_component("metric", "f1_weighted") is m.f1_weighted
+
+
 def test_regression_metrics():
     preds, refs = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0, 8.5])
     assert m.pearson(preds, refs, REG) == pytest.approx(float(np.corrcoef(preds, refs)[0, 1]))

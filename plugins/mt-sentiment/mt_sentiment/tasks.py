@@ -117,7 +117,7 @@ def rusentiment_task() -> Task:
             "sample": SplitSource("sample", "mt_sentiment.loaders:load_rusentiment", sample, what="shipped synthetic sample (official layout)",
                                   describe_split=describe_rusentiment_split),
         },
-        metrics=("f1_macro", "f1_micro", "accuracy"),
+        metrics=("f1_macro", "f1_weighted", "f1_micro", "accuracy"),
         main_metric="f1_macro",
         max_length=256,
         id_field=None,
@@ -125,7 +125,7 @@ def rusentiment_task() -> Task:
             "size": {"train (random posts)": 21268, "test": 2967, "also available": "rusentiment_preselected_posts.csv, 6950"},
             "url": "https://github.com/text-machine-lab/rusentiment",
             "licence": "available on request from the authors, research use under their terms",
-            "note": "the paper reports weighted F1; the validation split is held out of the training file",
+            "note": "the paper reports weighted F1 (f1_weighted); the validation split is held out of the training file",
             "sample": SAMPLE_NOTE,
         },
     )

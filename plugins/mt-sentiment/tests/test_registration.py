@@ -8,7 +8,7 @@ from mtcore.task import TaskKind
 from mtcore.testing.checks import check_plugin
 
 TASK_IDS = ("sentiment:mokoron", "sentiment:rusentiment", "sentiment:sentiment")
-KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy",
+KNOWN_METRICS = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "f1_binary", "mcc", "pearson", "spearman", "mse", "exact_match", "token_accuracy",
                  "f1_accuracy_mean", "f1_entity"}
 
 
