@@ -24,8 +24,9 @@ from mtcore.errors import DataError
 def _question(value: Any) -> tuple[Any, Any]:
     if isinstance(value, dict) and "paragraph" in value and "question" in value:
         return value["paragraph"], value["question"]
-    raise DataError(f"muserc_em groups answers by their idx {{paragraph, question, answer}}, got idx {value!r}; "
-                    "read MuSeRC through the rsg:muserc task's sources")
+    raise DataError(f"muserc_em groups answers by their idx {{paragraph, question, answer}}, got idx {value!r}; give each "
+                    'row of a flat file an idx such as {"paragraph": 0, "question": 1, "answer": 2}, or read the official nested '
+                    "MuSeRC file (one passage a line) through the rsg:muserc task")
 
 
 def muserc_em(predictions: Any, references: Any, task: Any = None, *, idx: Sequence[Any]) -> float:

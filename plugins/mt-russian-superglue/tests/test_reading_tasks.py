@@ -210,8 +210,11 @@ def test_muserc_em_counts_questions_with_every_answer_right():
     assert muserc_em(predictions, references, idx=idx) == pytest.approx(2 / 3)
     f1a = 2 * 3 / (2 * 3 + 0 + 1)  # tp 3, fp 0, fn 1
     assert muserc_score(predictions, references, idx=idx) == pytest.approx((f1a + 2 / 3) / 2)
-    with pytest.raises(DataError, match="groups answers by their idx"):
-        muserc_em(predictions, references, idx=list(range(5)))
+    with pytest.raises(DataError) as info:  # a flat file without idx: the fix is an idx on each row, or the nested file
+        muserc_em(predictions, references, idx=[None] * 5)
+    assert str(info.value) == ("muserc_em groups answers by their idx {paragraph, question, answer}, got idx None; give each row of a "
+                               'flat file an idx such as {"paragraph": 0, "question": 1, "answer": 2}, or read the official nested '
+                               "MuSeRC file (one passage a line) through the rsg:muserc task")
 
 
 # ---- submissions ----------------------------------------------------------------------------------
