@@ -139,7 +139,7 @@ def test_the_writing_plugins_test_snippet_runs(tmp_path):
     from mtcore.testing import build_tiny_encoder
 
     (code,) = python_blocks(PLUGIN_DOC)["5. Test it"]
-    code = substituted(code, ('check_plugin("toxic")', 'check_plugin("rsg")'), ('"toxic:example"', '"rsg:terra"'))
+    code = substituted(code, ('check_plugin("toxic")', 'check_plugin("rsg")'), ('"toxic:toxic"', '"rsg:terra"'))
     scope: dict = {}
     exec(compile(code, "writing-plugins.md: 5. Test it", "exec"), scope)
     scope["test_the_plugin_loads_and_its_tasks_are_valid"]()

@@ -31,7 +31,6 @@ TEMPLATE_PACKAGE = "mtcore"
 TEMPLATE_DIR = ("templates", "plugin")
 PACKAGE_PLACEHOLDER = "__package__"
 TEMPLATE_SUFFIX = ".tmpl"
-EXAMPLE_TASK = "example"
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 _PLUGIN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -46,8 +45,12 @@ class PluginNames:
 
     distribution: str  # what pip installs: "mt-toxic"
     package: str  # what Python imports: "mt_toxic"
-    plugin: str  # the entry-point name, prefix of task ids: "toxic" -> "toxic:example"
-    task: str = EXAMPLE_TASK
+    plugin: str  # the entry-point name, prefix of task ids: "toxic" -> "toxic:toxic"
+    task: str = ""  # the example task's name: the plugin's (two new plugins' tasks never share a bare name)
+
+    def __post_init__(self) -> None:
+        if not self.task:
+            object.__setattr__(self, "task", self.plugin)
 
     def placeholders(self) -> dict[str, str]:
         return {"distribution": self.distribution, "package": self.package, "plugin": self.plugin, "task": self.task}

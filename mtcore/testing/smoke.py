@@ -1,7 +1,7 @@
 """A smoke training: a few steps on a task's sample, with a tiny offline encoder, through the real engine.
 
->>> result = smoke_train("toxic:example", encoder=tiny_encoder, output_dir=tmp_path, steps=3)
->>> result.steps, result.losses, result.metrics["toxic:example"]["accuracy"]
+>>> result = smoke_train("toxic:toxic", encoder=tiny_encoder, output_dir=tmp_path, steps=3)
+>>> result.steps, result.losses, result.metrics["toxic:toxic"]["accuracy"]
 
 It builds the same config ``mt train`` reads (see :func:`smoke_config`) and runs it with
 :class:`mtcore.train.trainer.Trainer` on the CPU in fp32, so a plugin's tests exercise the whole

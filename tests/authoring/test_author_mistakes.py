@@ -208,7 +208,7 @@ def test_the_hook_rules_name_the_return_rule_and_the_reserved_names():
 def test_the_tutorial_says_how_to_set_up_multiple_choice_and_the_registry_fixture():
     tutorial = (ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8")
     assert "`multiple_choice`, `regression` and `extractive_qa` tasks take no `labels`" in tutorial
-    assert 'mt_registry.task("toxic:example")' in tutorial
+    assert 'mt_registry.task("toxic:toxic")' in tutorial
     assert "changes to `pyproject.toml` (the entry point, its group or name) need `pip install -e`" in tutorial
 
 

@@ -15,7 +15,7 @@ from mtcore.cli import scaffold
 from mtcore.errors import MtError, UsageError
 
 NAME = "mt-authoring-demo"  # plugin "authoring_demo", package "mt_authoring_demo"
-TASK_ID = "authoring_demo:example"
+TASK_ID = "authoring_demo:authoring_demo"
 
 
 def _pip_install_editable(project: Path, target: Path) -> Path:
@@ -127,3 +127,11 @@ def test_a_taken_short_name_given_with_plugin_asks_for_another_plugin():
         scaffold.plugin_names("mt-brand-new", "rsg")
     with pytest.raises(UsageError, match=r"already uses the short name 'rsg'; choose another name or pass --plugin"):
         scaffold.plugin_names("mt-rsg")
+
+
+def test_two_new_plugins_name_their_example_tasks_apart():
+    """Every scaffold's task was named 'example': with two scaffolded plugins installed, the bare name was ambiguous and
+    each plugin's own check_plugin test failed."""
+    first, second = scaffold.plugin_names("mt-first-demo"), scaffold.plugin_names("mt-second-demo")
+    assert (first.task, second.task) == ("first_demo", "second_demo")
+    assert first.placeholders()["task"] == "first_demo"
