@@ -50,6 +50,34 @@ def test_show_task_names_a_missing_sample_file(monkeypatch):
     assert "train missing (no/such/train.jsonl in package 'mt_nli')" in line
 
 
+@pytest.mark.parametrize("fmt", ["conll", "auto"])
+def test_show_task_counts_conll_sentences_and_squad_questions(tmp_path, monkeypatch, fmt):
+    """A CoNLL sample was "unreadable" and a SQuAD-layout JSON one counted its lines; mt check counts sentences and questions."""
+    import json
+
+    from mtcore import plugins
+    from mtcore.task import Source, Task
+
+    package = tmp_path / "shipped_samples"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "train.conll").write_text("-DOCSTART- O\n\nEU B-ORG\nrejects O\n\nPeter B-PER\nBlackburn I-PER\n\nBRUSSELS B-LOC\n")
+    squad = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": "Paris is in France.", "qas": [{"id": "a", "question": "Where is Paris?", "answers": [{"text": "France", "answer_start": 12}]},
+                                                 {"id": "b", "question": "What is in France?", "answers": [{"text": "Paris", "answer_start": 0}]}]}]}]}
+    (package / "train.json").write_text(json.dumps(squad, indent=2))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(plugins, "_cache", {})
+    plugins.register_task(Task(name="tags", kind="token_classification", labels=("O", "B-ORG", "B-PER", "I-PER", "B-LOC"),
+                               sources={"sample": Source.sample("shipped_samples", fmt, {"train": "train.conll"})}))
+    plugins.register_task(Task(name="qa", kind="extractive_qa", sources={"sample": Source.sample("shipped_samples", "auto", {"train": "train.json"})}))
+    for task, expected in (("user:tags", "train 3"), ("user:qa", "train 2")):
+        result = runner.invoke(app, ["show-task", task])
+        assert result.exit_code == 0, result.output
+        line = next(line for line in result.output.splitlines() if "sample size" in line)
+        assert expected in line and "unreadable" not in line, line
+
+
 def test_list_tasks_title_counts_in_words():
     """`mt list-tasks --plugin toxic` in the plugin tutorial lists one task: '1 task', not '1 tasks'."""
     one = runner.invoke(app, ["list-tasks", "--plugin", "rsg", "--kind", "multiple_choice"])
