@@ -110,6 +110,10 @@ def _shorthand(definition: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     if not short:
         return data, None
     if "files" not in short:
+        typo = next((key for key in data if did_you_mean(str(key), ["files"])), None)  # 'file:' beside 'reader:'
+        if typo is not None:
+            raise ConfigError(f"task {data.get('name')!r}: unknown key {typo!r} (did you mean 'files'?); 'format' and 'reader' need "
+                              "'files' beside them")
         raise ConfigError(f"task {data.get('name')!r}: 'format' and 'reader' need 'files' beside them")
     return data, short
 

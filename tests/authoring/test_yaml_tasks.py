@@ -93,6 +93,8 @@ def test_a_yaml_file_of_definitions(tmp_path):
 @pytest.mark.parametrize("text, fragment", [
     ("tasks:\n  - {name: a, kind: text_classification, lables: [x, y], files: a.jsonl}\n", "tasks.yaml, task 1 of 1 ('a'): unknown key 'lables' (did you mean 'labels'"),
     ("tasks:\n  - {name: a, kind: regression, fles: a.jsonl}\n", "unknown key 'fles' (did you mean 'files'"),
+    ("tasks:\n  - {name: a, kind: regression, reader: {encoding: utf-8}, file: a.jsonl}\n",  # was blamed on 'reader'
+     "task 1 of 1 ('a'): unknown key 'file' (did you mean 'files'?); 'format' and 'reader' need 'files' beside them"),
     ("tasks:\n  - {name: a, kind: text_clasification, labels: [x, y]}\n", "kind 'text_clasification' is not valid"),
     ("tasks:\n  - {name: a, kind: regression, files: {train: [1, 2]}}\n", "files.train must be a path"),
     ("tasks:\n  - {name: a, kind: regression, files: {train: a.jsonl, valid: b.jsonl}}\n",
