@@ -151,7 +151,7 @@ def check_labels(task: Task) -> list[str]:
 
 
 def check_components(task: Task, registry: Registry) -> list[str]:
-    """The task's head, metrics and writer are registered (and load); the head serves its kind."""
+    """The task's head, metrics and writer are registered (and load); the head serves its kind, and so does each metric."""
     problems = []
     try:
         head = registry.component("head", task.head_name)
@@ -170,6 +170,9 @@ def check_components(task: Task, registry: Registry) -> list[str]:
         except MtError as exc:
             problems.append(f"metric: {exc}")
             continue
+        kinds = component.extra.get("kinds") or []
+        if kinds and task.kind.value not in kinds:
+            problems.append(f"metric {component.id!r} scores {', '.join(kinds)} tasks, not {task.kind.value}; choose another metric")
         problem = _check_ref(component.ref, f"metric {component.id!r}")
         if problem:
             problems.append(problem)

@@ -81,15 +81,16 @@ def _component(registry: Registry, kind: str, name: str, key: str, task: Task | 
         raise _key_error(key, exc) from None
 
 
-def _check_metric_suits(component: Any, task: Task, key: str) -> None:
-    """A metric registered with ``kinds=`` serves those task kinds; ``f1_binary`` needs two classes."""
+def _metric_misfit(component: Any, task: Task) -> str | None:
+    """Why a metric cannot score ``task`` (None: it can): one registered with ``kinds=`` serves those task kinds;
+    ``f1_binary`` needs two classes."""
     kinds = component.extra.get("kinds") or []
     if kinds and task.kind.value not in kinds:
-        raise ConfigError(f"config key {key!r}: metric {component.name!r} scores {', '.join(kinds)} tasks, not {task.kind.value} "
-                          f"(task {task.id!r}); choose another metric (mt components metric lists them)")
+        return (f"metric {component.name!r} scores {', '.join(kinds)} tasks, not {task.kind.value} (task {task.id!r}); choose another "
+                "metric (mt components metric lists them)")
     if component.id == "mtcore:f1_binary" and len(task.labels) != 2:
-        raise ConfigError(f"config key {key!r}: metric 'f1_binary' scores two-class tasks, and task {task.id!r} has {len(task.labels)} "
-                          "classes; use f1_macro or f1_micro")
+        return f"metric 'f1_binary' scores two-class tasks, and task {task.id!r} has {len(task.labels)} classes; use f1_macro or f1_micro"
+    return None
 
 
 def _loadable(component: Any, task: Task) -> None:
@@ -222,7 +223,13 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
                           None if entry.head else blame)
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
-            raise ConfigError(f"config key 'tasks.{i}.head': head {task.head_name!r} serves {', '.join(kinds)}, not {task.kind.value} (task {task.id!r})")
+            serves = f"serves {', '.join(kinds)}, not {task.kind.value}"
+            if blame is not None and not entry.head:  # the plugin's definition chose it, not the config
+                raise ConfigError(f"task {task.id!r} (from plugin {task.plugin!r}) names head {task.head_name!r}, which {serves}: fix "
+                                  f"the task's definition, or set config key 'tasks.{i}.head' to a head for {task.kind.value} "
+                                  "(mt components head lists them)")
+            key = f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head"
+            raise ConfigError(f"config key {key!r}: head {task.head_name!r} {serves} (task {task.id!r})")
         _loadable(head, task)
         _check_metrics(registry, entry, task, defined, blame, i)
         _check_preprocess(entry, task, i)
@@ -342,8 +349,14 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
 def _check_metrics(registry: Registry, entry: TaskEntry, task: Task, defined: str | None, blame: Task | None, i: int) -> None:
     for metric in task.all_metrics:
         key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
-        component = _component(registry, "metric", metric, key, None if entry.metrics is not None else blame)
-        _check_metric_suits(component, task, key)
+        from_plugin = blame if entry.metrics is None else None  # the plugin's definition chose it, not the config
+        component = _component(registry, "metric", metric, key, from_plugin)
+        misfit = _metric_misfit(component, task)
+        if misfit is not None and from_plugin is not None:
+            raise ConfigError(f"{misfit}: it comes from plugin {task.plugin!r}'s definition of the task; fix that, or set config "
+                              f"key {key!r}")
+        if misfit is not None:
+            raise ConfigError(f"config key {key!r}: {misfit}")
         _loadable(component, task)
 
 
