@@ -47,7 +47,9 @@ def list_tasks(
 ) -> None:
     """List every registered task with its qualified id, kind, labels and sources."""
     registry = load_registry(warn=False)
-    failed = next((p for p in registry.failures if plugin in (p.name, p.distribution)), None) if plugin else None
+    loaded = any(p.status == "ok" and plugin in (p.name, p.distribution) for p in registry.plugins)
+    # a failed plugin of that name (two distributions naming one plugin: the other one loaded) is said, and the loaded one listed
+    failed = next((p for p in registry.failures if plugin in (p.name, p.distribution)), None) if plugin and not loaded else None
     if failed is not None:  # its tasks are missing, not absent: an empty listing would pass for "no tasks"
         report_plugin_failures(registry, tracebacks_only=True)
         raise PluginError(f"{failed.failure_line()}; fix it (MT_DEBUG=1 shows the traceback) or see 'mt plugins'")
