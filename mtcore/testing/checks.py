@@ -146,7 +146,10 @@ def check_labels(task: Task) -> list[str]:
         if len(set(map(repr, values))) != len(values):
             problems.append(f"label_values has duplicates: {list(task.label_values)!r}")
     if task.kind is TaskKind.REGRESSION and task.labels:
-        problems.append(f"a regression task predicts a number and takes no labels (it has {list(task.labels)})")
+        problems.append(f"a regression task predicts a number and takes no labels (it has {list(task.labels)}); remove 'labels'")
+    if task.kind is TaskKind.MULTIPLE_CHOICE and task.labels:
+        problems.append(f"a multiple_choice task's label is the index of the right choice, so it takes no labels (it has "
+                        f"{list(task.labels)}, which nothing reads); remove 'labels'")
     return problems
 
 

@@ -42,3 +42,16 @@ def test_a_metric_of_another_kind_in_the_definition_is_blamed_on_it_and_check_pl
                              "set config key 'tasks.0.metrics'")
     assert check_components(task, plugins.load_registry()) == [
         "metric 'mtcore:pearson' scores regression tasks, not multiple_choice; choose another metric"]
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("regression", "a regression task predicts a number and takes no labels (it has ['low', 'high']); remove 'labels'"),
+    ("multiple_choice", "a multiple_choice task's label is the index of the right choice, so it takes no labels (it has ['low', "
+                        "'high'], which nothing reads); remove 'labels'"),
+])
+def test_check_plugin_reports_labels_a_kind_does_not_read(kind, fragment):
+    """Labels on a multiple_choice task were accepted without a word (nothing reads them: its label is a choice's index)."""
+    from mtcore.testing.checks import check_labels
+
+    assert check_labels(Task(name="t", kind=kind, labels=("low", "high"))) == [fragment]
+    assert check_labels(Task(name="t", kind=kind)) == []
