@@ -63,10 +63,10 @@ def min_norm_weights(matrix: np.ndarray) -> np.ndarray:
     """``argmin_{α ∈ simplex} αᵀ M α`` (MGDA's min-norm problem), exactly: the best of the optima of every
     face of the simplex (its KKT system on that face's tasks), up to :data:`EXACT_TASKS` tasks; above, SLSQP."""
     k = matrix.shape[0]
+    matrix = _normalized(matrix)  # the same optimum at any scale; the tolerances below are absolute
     if k > EXACT_TASKS:
         from scipy.optimize import minimize
 
-        matrix = _normalized(matrix)
         start = np.full(k, 1.0 / k)
         result = minimize(lambda a: float(a @ matrix @ a), start, jac=lambda a: 2 * matrix @ a, bounds=[(0.0, 1.0)] * k,
                           constraints=({"type": "eq", "fun": lambda a: 1.0 - a.sum()},))
@@ -98,8 +98,9 @@ EXACT_TASKS = 10
 
 
 def _normalized(matrix: np.ndarray) -> np.ndarray:
-    """``M / trace(M)``: the solutions do not change, and SLSQP's absolute tolerances no longer depend on the
-    gradients' size (tiny gradients made it stop at its starting point)."""
+    """``M / trace(M)``: the solutions do not change, and absolute tolerances (SLSQP's, the exact solver's
+    comparison of objective values) no longer depend on the gradients' size (tiny gradients made SLSQP stop at its
+    starting point, and the exact solver keep its first face: one task's gradient)."""
     scale = float(np.trace(matrix))
     return matrix / scale if scale > 0 else matrix
 

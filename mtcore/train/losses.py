@@ -93,7 +93,10 @@ class LossStrategy(nn.Module):
         raise NotImplementedError
 
     def combine(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The step's total loss: the sum of :meth:`term` over tasks (for plain loops)."""
+        """The step's total loss: the sum of :meth:`term` over tasks (for plain loops). Weights that change per step
+        (``rlw``, ``dwa``, ``famo``) change only through :meth:`begin_step` and ``after_step``, which the engine calls:
+        a loop of its own that calls only this gets fixed weights. Gradient combiners (``pcgrad``, ``mgda``, ...)
+        have their own ``combine(grads, step)`` of gradients, not of losses."""
         return torch.stack([self.term(t, loss) for t, loss in losses.items()]).sum()
 
     def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],

@@ -36,6 +36,16 @@ def test_min_norm_weights_reach_the_smallest_norm_of_the_convex_hull(seed):
     assert float(alpha @ matrix @ alpha) <= best + 1e-9
 
 
+@pytest.mark.parametrize("scale", [1e-16, 1e-15, 1e-8, 1.0, 1e8])
+def test_min_norm_weights_do_not_change_with_the_gradients_scale(scale):
+    """The exact solver compared objective values with an absolute 1e-15: for gradients of norm below ~3e-8 it kept
+    one task's gradient (weights [1, 0, 0]), an update that could raise another task's loss."""
+    matrix = gram(_grads(1, 3))
+    expected = min_norm_weights(matrix)
+    assert expected.max() < 0.99  # an interior point: the test can tell it from one task's gradient
+    assert min_norm_weights(matrix * scale) == pytest.approx(expected, abs=1e-9)
+
+
 def test_mgda_on_two_gradients_matches_the_closed_form_and_stops_at_a_pareto_stationary_point():
     g1, g2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 2.0], dtype=torch.float64)
     alpha = min_norm_weights(gram([g1, g2]))
