@@ -77,16 +77,18 @@ def logging_due(engine: Engine, step: int) -> bool:
 
 
 def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
-                 preemption: Preemption | None = None, grad_norm: Any = None) -> None:
+                 preemption: Preemption | None = None, grad_norm: Any = None, lr: float | None = None) -> None:
     """Read the loss sums (the step's host sync), check for NaN, write ``train`` events; under DDP
     the processes also agree here whether a preemption signal came (``preemption.agreed``).
 
-    ``grad_norm``: this step's total gradient norm before clipping (a device tensor, read here), or None."""
+    ``grad_norm``: this step's total gradient norm before clipping (a device tensor, read here), or None. ``lr``: the
+    learning rate this step trained at (the first parameter group's, before the schedule moved on); None: the
+    schedule's current one."""
     step = engine.state.step
     rows, totals = meter.flush(_reduce(engine, "sum"))
     count_examples(engine, meter, preemption)
     watch.check(_last_checkpoint(engine), _gather(engine))
-    lr = engine.scheduler.get_last_lr()[0]
+    lr = engine.scheduler.get_last_lr()[0] if lr is None else lr
     norm = {} if grad_norm is None else {"grad_norm": float(grad_norm)}  # inf/NaN (an fp16 step skipped): null in the log
     for task, row in rows.items():
         engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr, **norm,
@@ -162,12 +164,12 @@ def save_checkpoint(engine: Engine, progress: Progress, meter: LossMeter | None 
 
 
 def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Progress,
-               preemption: Preemption | None = None, grad_norm: Any = None) -> None:
-    """Run the events due after the optimizer step just taken (``grad_norm``: see :func:`log_training`)."""
+               preemption: Preemption | None = None, grad_norm: Any = None, lr: float | None = None) -> None:
+    """Run the events due after the optimizer step just taken (``grad_norm``, ``lr``: see :func:`log_training`)."""
     config, state = engine.config, engine.state
     step = state.step
     if logging_due(engine, step):
-        log_training(engine, meter, watch, progress, preemption, grad_norm)
+        log_training(engine, meter, watch, progress, preemption, grad_norm, lr)
     improved = False
     paused = time.perf_counter()  # evaluation and checkpoints are not training: keep them out of ex/s
     if config.evaluation.every and step % config.evaluation.every == 0:

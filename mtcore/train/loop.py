@@ -197,6 +197,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 else:
                     grad_norm = gradient_norm(clipped, scaler) if logs else None
                 scale_before = scaler.get_scale() if scaler is not None else None  # fp16 only: a host read of the scale
+                lr = optimizer.param_groups[0]["lr"] if logs else None  # the rate this step trains at (the schedule moves on below)
                 optimizer.step()
                 if not step_skipped(optimizer, scaler, scale_before):
                     scheduler.step()
@@ -206,7 +207,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()
                 state.step = step
-                events.after_step(engine, meter, watch, progress, preemption, grad_norm if logs else None)
+                events.after_step(engine, meter, watch, progress, preemption, grad_norm if logs else None, lr)
                 if delay:
                     time.sleep(delay)  # test hook: debug.step_delay_s
                 if preemption.peer_gone:  # (came during the events of this step)
