@@ -91,6 +91,7 @@ def _already_finished(trainer: Trainer) -> bool:
 
 
 def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, text: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
@@ -127,6 +128,7 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
 
 
 def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
@@ -153,10 +155,10 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     table = Table(title=f"{len(entries)} run{'s' if len(entries) != 1 else ''} of the grid, best final aggregate first"
                   + (f" (means over {len(chosen)} seeds)" if chosen else ""))
     for column in (*(key for key, _ in grid), "final aggregate", "best aggregate"):
-        table.add_column(column, justify="right" if "aggregate" in column else "left")
+        table.add_column(escape(column), justify="right" if "aggregate" in column else "left")
     score = lambda e: e["final"] if isinstance(e.get("final"), (int, float)) else float("-inf")  # noqa: E731
     for entry in sorted(entries, key=score, reverse=True):
-        values = [o.partition("=")[2] for o in entry["overrides"]]
+        values = [escape(o.partition("=")[2]) for o in entry["overrides"]]  # '[query, value]' is a value, not markup
         table.add_row(*values, *(f"{entry[k]:.4f}" if isinstance(entry.get(k), (int, float)) else "-" for k in ("final", "best")))
     stdout.print(table)
     print(f"grid written to {base / SUMMARY}; compare the runs with mt compare {base}/*/", flush=True)

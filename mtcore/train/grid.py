@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +115,10 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
     from mtcore.train.distributed import main_process_warnings
     from mtcore.train.validate import anchor_paths, plan_run
 
-    given = {o.partition("=")[0].strip() for o in overrides}
     if seeds and any(key == "seed" for key, _ in grid):
         raise ConfigError("--grid seed=... and --seeds both set the seed (--seeds would win in every combination); "
                           "use one: --seeds N, or --grid seed=1,2,3")
-    both = [key for key, _ in grid if key in given]
-    if both:
-        raise ConfigError(f"{both[0]} is given both as an override and with --grid; keep one (the grid's values, or the override)")
+    _refuse_overlaps(config, grid, overrides)
     combos = combinations(grid)
     if len(combos) * runs_per_combination > MAX_RUNS:
         raise ConfigError(f"--grid: {len(combos)} combinations x {runs_per_combination} seed(s) is {len(combos) * runs_per_combination} "
@@ -137,6 +134,32 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
         except MtError as exc:
             raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
     return combos
+
+
+def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str]) -> None:
+    """A key set both by an override and by ``--grid``, or by two ``--grid`` axes, however spelled (``tasks.0.x`` and
+    ``tasks.rsg:terra.x``; a section and a key inside it, ``optimizer={...}`` and ``optimizer.lr``): one would silently
+    replace the other (the grid's overrides come last)."""
+    from mtcore.train.config_io import read_yaml
+    from mtcore.train.overrides import apply_overrides, key_path, keys_overlap
+
+    try:
+        raw = dict(config) if isinstance(config, Mapping) else read_yaml(config)
+        raw = apply_overrides(raw, overrides)  # task ids as the combinations see them
+    except (MtError, OSError, TypeError, ValueError):  # an unreadable config is said when the combinations are checked
+        raw = {}
+    axes = [(key, key_path(raw, key)) for key, _ in grid]
+    given = [(o.partition("=")[0].strip(), key_path(raw, o.partition("=")[0])) for o in overrides]
+    for key, path in axes:
+        same = next((name for name, other in given if keys_overlap(path, other)), None)
+        if same is not None:
+            what = f"{same} is given both as an override and with --grid" if same == key else (
+                f"the override {same} and --grid {key} set the same key")
+            raise ConfigError(f"{what}; keep one (the grid's values, or the override)")
+    for i, (key, path) in enumerate(axes):
+        same = next((name for name, other in axes[i + 1:] if keys_overlap(path, other)), None)
+        if same is not None:
+            raise ConfigError(f"--grid {key} and --grid {same} set the same key; list all its values in one --grid")
 
 
 def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Sequence[str]]], *, overrides: Iterable[str] = (),

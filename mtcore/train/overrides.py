@@ -112,6 +112,31 @@ def _task_index(tasks: list[Any], name: str, override: str) -> int | None:
     return hits[0] if hits else None
 
 
+def key_path(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """An override's dotted ``key`` with its task item named by index, as it lands in ``raw``'s ``tasks`` list
+    (``tasks.rsg:terra.max_length``, ``tasks.terra.max_length`` and ``tasks.-2.max_length`` are ``tasks.0.max_length``
+    in a config of two tasks), so that two spellings of one key compare equal; other keys as written."""
+    parts = [part.strip() for part in str(key).strip().split(".")]
+    if len(parts) >= 2 and parts[0] == "tasks":
+        tasks = _expand(raw.get("tasks"), ["tasks"])
+        if isinstance(tasks, list):
+            index: int | None
+            try:
+                index = int(parts[1]) if parts[1].lstrip("-").isdigit() else _task_index(tasks, parts[1], key)
+            except ConfigError:  # a name of several tasks: applying the override says so
+                index = None
+            if index is not None and -len(tasks) <= index < len(tasks):
+                parts[1] = str(index % len(tasks))
+    return tuple(parts)
+
+
+def keys_overlap(first: tuple[str, ...], second: tuple[str, ...]) -> bool:
+    """Whether two :func:`key_path` keys set the same value: equal, or one a section holding the other
+    (``optimizer`` and ``optimizer.lr``)."""
+    shorter = min(len(first), len(second))
+    return first[:shorter] == second[:shorter]
+
+
 # ---- applying ------------------------------------------------------------------------------------
 def _parse(override: str) -> tuple[list[str], Any]:
     key, sep, text = override.partition("=")

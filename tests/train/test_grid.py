@@ -78,6 +78,14 @@ def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
     assert not out.exists()  # nothing trained, nothing written
     both = runner.invoke(app, ["train", str(config), "-o", str(out), "optimizer.lr=1e-3", "--grid", "optimizer.lr=1e-4,3e-4"])
     assert both.exit_code == 2 and "optimizer.lr is given both as an override and with --grid" in both.stderr
+    for words, said in ((["tasks.0.max_length=32", "--grid", "tasks.rsg:terra.max_length=16,24"],  # one key, two spellings
+                         "the override tasks.0.max_length and --grid tasks.rsg:terra.max_length set the same key"),
+                        (["optimizer.weight_decay=0.1", "--grid", "optimizer={lr: 1e-3},{lr: 2e-3}"],  # a section holding it
+                         "the override optimizer.weight_decay and --grid optimizer set the same key"),
+                        (["--grid", "tasks.0.max_length=16,24", "--grid", "tasks.terra.max_length=32,48"],
+                         "--grid tasks.0.max_length and --grid tasks.terra.max_length set the same key")):
+        clash = runner.invoke(app, ["train", str(config), "-o", str(out), *words])  # one value was dropped without a word
+        assert clash.exit_code == 2 and said in clash.stderr, clash.stderr
     seeds = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "seed=1,2", "--seeds", "2"])
     assert seeds.exit_code == 2 and "--grid seed=... and --seeds both set the seed" in seeds.stderr  # --seeds won in every combination
     assert not out.exists()
@@ -127,3 +135,13 @@ def test_the_recipes_sweep_over_samplers_passes_the_check_on_a_config_with_sampl
     assert len(check_grid(config, names, ["sampler.options={}"], 1)) == 2
     with pytest.raises(ConfigError, match=r"unknown option 'temperature'.*sampler.options=\{\} clears them"):
         check_grid(config, names, [], 1)
+
+
+def test_the_grid_table_shows_bracketed_values_as_written(tmp_path):
+    """Values in brackets were read as Rich markup: blank cells, and '[/i]' ended in 'unexpected MarkupError' after
+    every run had trained."""
+    config, out = _config(tmp_path), tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", str(config), "-o", str(out), "--grid", "tasks.0.metrics=[accuracy],[accuracy, f1_macro]"])
+    assert result.exit_code == 0, result.output
+    table = result.stdout.split("runs of the grid")[1]
+    assert "[accuracy]" in table and "f1_macro]" in table  # (the wider cell may wrap)
