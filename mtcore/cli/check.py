@@ -277,13 +277,14 @@ def _check_flash_attention(config: Any, encoder_config: Any) -> None:
 
 def _check_encoder_structure(config: Any, encoder_config: Any) -> None:
     """The settings that need the encoder's modules (LoRA's ``target_modules``, ``optimizer.layer_decay``,
-    ``encoder.task_layers``), checked on the encoder built on the meta device: no weights are read or allocated."""
+    ``encoder.task_layers``, ``encoder.freeze_layers``), checked on the encoder built on the meta device: no weights are read or allocated."""
     from mtcore.model.lora import lora_settings
 
     lora = config.encoder.options.get("lora")
     settings = lora_settings(lora) if lora is not None and lora is not False else None
     decay = config.optimizer.layer_decay not in (None, 1) and not config.encoder.freeze_encoder
-    if settings is None and not decay and not config.encoder.task_layers:
+    frozen = config.encoder.freeze_layers and not config.encoder.freeze_encoder
+    if settings is None and not decay and not config.encoder.task_layers and not frozen:
         return
     import torch
     from transformers import AutoModel
@@ -305,6 +306,10 @@ def _check_encoder_structure(config: Any, encoder_config: Any) -> None:
         from mtcore.model.task_layers import check_count, layer_stack
 
         check_count(config.encoder.task_layers, len(layer_stack(encoder)[1]), where="config key 'encoder.task_layers'")
+    if frozen:
+        from mtcore.model.encoder import check_freeze_layers
+
+        check_freeze_layers(encoder, config.encoder.freeze_layers)
 
 
 def register(app: typer.Typer) -> None:

@@ -230,6 +230,15 @@ def find_embeddings(encoder: nn.Module) -> nn.Module | None:
     return encoder.get_submodule(path.rsplit(".", 1)[0])
 
 
+def check_freeze_layers(encoder: nn.Module, first_layers: int) -> nn.ModuleList:
+    """The encoder's blocks, when it has at least ``first_layers`` of them to freeze (a ConfigError naming the key else)."""
+    name, layers = find_layers(encoder)
+    if int(first_layers) > len(layers):
+        raise ConfigError(f"config key 'encoder.freeze_layers': {first_layers}, but encoder {type(encoder).__name__} has "
+                          f"{len(layers)} layers ({name}); give at most {len(layers)} (or encoder.freeze_encoder: true for all)")
+    return layers
+
+
 def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) -> None:
     """Stop gradients to the whole encoder, or to its embeddings and first ``first_layers`` blocks."""
     if whole:
@@ -238,9 +247,7 @@ def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) ->
     first_layers = int(first_layers)
     if first_layers <= 0:
         return
-    name, layers = find_layers(encoder)
-    if first_layers > len(layers):
-        raise ConfigError(f"freeze_layers={first_layers} but encoder {type(encoder).__name__} has {len(layers)} layers ({name})")
+    layers = check_freeze_layers(encoder, first_layers)
     embeddings = find_embeddings(encoder)
     if embeddings is not None:
         embeddings.requires_grad_(False)

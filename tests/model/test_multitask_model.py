@@ -222,7 +222,7 @@ def test_freezing_the_whole_encoder_or_its_first_layers(tiny_encoders, make_batc
     partly.train()
     partly("demo:t", **make_batch("text_classification", num_labels=2)).loss.backward()
     assert layers[0].attention.q_lin.weight.grad is None and layers[1].attention.q_lin.weight.grad is not None
-    with pytest.raises(ConfigError, match="freeze_layers=5 but encoder DistilBertModel has 2 layers"):
+    with pytest.raises(ConfigError, match=r"config key 'encoder.freeze_layers': 5, but encoder DistilBertModel has 2 layers .*give at most 2"):
         MultitaskModel(path, spec, freeze_layers=5)
 
 

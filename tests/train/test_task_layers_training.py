@@ -127,3 +127,14 @@ def test_compiled_and_padding_free_runs_with_task_layers_equal_the_eager_padded_
         assert weights[how].keys() == weights["padded"].keys()
         far = [name for name in weights["padded"] if not torch.allclose(weights["padded"][name], weights[how][name], atol=1e-5)]
         assert far == [], how
+
+
+def test_mt_check_refuses_more_frozen_layers_than_the_encoder_has(tmp_path, make_config, helpers):
+    """mt check said "config ok" for encoder.freeze_layers=5 on a 2-layer encoder, which mt train refused."""
+    config = make_config(encoder={**make_config()["encoder"], "freeze_layers": 5})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    done = subprocess.run(helpers.mt_command("check", str(path)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("error: config key 'encoder.freeze_layers': 5, but encoder BertModel has 2 layers (encoder.layer); "
+                                   "give at most 2 (or encoder.freeze_encoder: true for all)")
