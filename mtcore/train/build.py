@@ -257,7 +257,8 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
 
     Every process runs the (read-only) checks, so under DDP all of them stop together.
     """
-    if resume and run.config.is_file():
+    run.held_a_run = run.config.is_file()  # before this start writes its config.yaml
+    if resume and run.held_a_run:
         run.check_config_is_ours(resume=True)
         check_same_config(config, run)
     elif not resume:
@@ -377,7 +378,11 @@ def _restore(engine: Engine, torch: Any) -> None:
     accelerator.wait_for_everyone()
     latest = engine.checkpoints.latest()
     if latest is None:
-        engine.notes.append(f"--resume: no checkpoint in {engine.run.checkpoints}; starting from step 0")
+        if engine.run.held_a_run:
+            engine.notes.append(f"--resume: no checkpoint in {engine.run.checkpoints}; starting from step 0")
+        else:  # a new folder: the first start of a job that always resumes, or a mistyped --output-dir
+            engine.notes.append(f"--resume: {engine.run.root} holds no run to continue; a new run starts from step 0 (check "
+                                "--output-dir if you meant to continue one)")
         if accelerator.is_main_process:
             engine.log.truncate_after(0)
         return

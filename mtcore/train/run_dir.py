@@ -86,6 +86,7 @@ class RunDir:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self.held_a_run = False  # whether a run's config.yaml was here when this start began (set by the start)
 
     @property
     def config(self) -> Path:
