@@ -68,13 +68,18 @@ def _section_keys(model: type[BaseModel] = TrainConfig, prefix: str = "") -> lis
     return keys
 
 
-def _elsewhere(name: str) -> str:
+def _elsewhere(name: str, exact_only: bool = False) -> str:
     """``" (did you mean 'optimizer.layer_decay'?)"`` for a key that belongs to another section (``layer_decay=0.8``,
-    ``optimizer.max_steps``): the sections' keys with that name, or close to it."""
-    keys = [key for key in _section_keys() if "." in key]
+    ``optimizer.max_steps``, ``max_length=64``: a task's own, ``tasks.0.max_length``): the sections' keys with that
+    name, or (unless ``exact_only``) close to it."""
+    from mtcore.train.config import TaskEntry
+
+    keys = [key for key in _section_keys() if "." in key] + [f"tasks.0.{field}" for field in TaskEntry.model_fields]
     exact = [key for key in keys if key.rsplit(".", 1)[1] == name]
     if exact:
         return " (did you mean " + " or ".join(map(repr, exact[:2])) + "?)"
+    if exact_only:
+        return ""
     by_name: dict[str, list[str]] = {}
     for key in keys:
         by_name.setdefault(key.rsplit(".", 1)[1], []).append(key)
@@ -126,7 +131,8 @@ def format_error(error: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden":
         parent = model_at(loc[:-1])
         prefix = _key(loc[:-1]) + "." if len(loc) > 1 else ""
-        hint = _suggest(str(loc[-1]), parent.model_fields if parent else [], prefix) or _elsewhere(str(loc[-1]))
+        hint = (_elsewhere(str(loc[-1]), exact_only=True)  # batch_size: batching.batch_size, not the close 'batching'
+                or _suggest(str(loc[-1]), parent.model_fields if parent else [], prefix) or _elsewhere(str(loc[-1])))
         if not hint and parent is not None:
             hint = "; allowed here: " + ", ".join(parent.model_fields)
         return f"config key {key!r} is not allowed{hint}"

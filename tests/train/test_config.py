@@ -47,6 +47,8 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
 
 @pytest.mark.parametrize("overrides, expected", [
     (["optimizer.lrr=1"], "config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"),
+    (["batch_size=8"], "config key 'batch_size' is not allowed (did you mean 'batching.batch_size' or 'tasks.0.batch_size'?)"),  # not 'batching'
+    (["max_length=64"], "config key 'max_length' is not allowed (did you mean 'tasks.0.max_length'?)"),  # a task's own key
     (["schedule.name=cosin"], "config key 'schedule.name': 'cosin' is not one of"),
     (["tasks.1.max_lenght=3"], "config key 'tasks.1.max_lenght' is not allowed (did you mean 'tasks.1.max_length'?)"),
     (["optimizer.lr=-1"], "config key 'optimizer.lr': input should be greater than 0"),
