@@ -132,8 +132,21 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
             with main_process_warnings():  # checked as the Trainer will (paths not anchored by the file: from here)
                 plan_run(anchor_paths(load_config(config, [*overrides, *combo]), Path.cwd()), base_dir=Path.cwd())
         except MtError as exc:
-            raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
+            raise type(exc)(f"--grid {' '.join(combo)}: {exc}{_list_value_hint(grid, str(exc))}") from None
     return combos
+
+
+def _list_value_hint(grid: Sequence[tuple[str, Sequence[str]]], error: str) -> str:
+    """For the key of ``error`` when it takes a list and its grid values are not lists (``--grid 'optimizer.betas=[0.9,
+    0.99]'`` is two values, 0.9 and 0.99): how to grid over lists."""
+    from mtcore.train.overrides import _kind, schema_at
+
+    for key, values in grid:
+        if f"config key {key!r}" in error and _kind(schema_at(key.split("."))[0]) == "list" \
+                and not all(v.lstrip().startswith("[") for v in values):
+            return (f" (--grid {key}=[a, b] lists the values to try, so each value of a list key is a list of its own: "
+                    f"--grid '{key}=[[0.9, 0.99], [0.9, 0.999]]' or '{key}=[0.9, 0.99],[0.9, 0.999]')")
+    return ""
 
 
 def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str]) -> None:

@@ -154,9 +154,28 @@ def _parse(override: str) -> tuple[list[str], Any]:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"override {override!r}: the value is not valid YAML ({' '.join(str(problem).split())}{where}); "
                           "give a YAML value (1e-4, [a, b], {k: v}) or text in quotes (key='\"a: b\"')") from None
+    glued = _glued_colon(value)
+    if glued is not None:  # {r:16}: YAML reads one key 'r:16' without a value
+        name, _, rest = glued.partition(":")
+        raise ConfigError(f"override {override!r}: YAML reads {glued!r} as one key without a value; put a space after the colon "
+                          f"({name}: {rest})")
     if value is not None and not isinstance(value, (str, list, dict)) and _kind(schema_at(parts)[0]) == "text":
         value = text.strip()  # a text key: the words as written, not YAML's number, date or boolean
     return parts, value
+
+
+def _glued_colon(value: Any) -> str | None:
+    """A mapping key like ``r:16`` with no value (YAML's reading of ``{r:16}``), anywhere in ``value``; else None."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None and isinstance(key, str) and ":" in key.strip(":") and not key.startswith(("http:", "https:")):
+                return key
+            found = _glued_colon(item)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        return next((found for item in value if (found := _glued_colon(item)) is not None), None)
+    return None
 
 
 def _expand(value: Any, path: list[str]) -> Any:

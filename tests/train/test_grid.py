@@ -86,6 +86,11 @@ def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
                          "--grid tasks.0.max_length and --grid tasks.terra.max_length set the same key")):
         clash = runner.invoke(app, ["train", str(config), "-o", str(out), *words])  # one value was dropped without a word
         assert clash.exit_code == 2 and said in clash.stderr, clash.stderr
+    listed = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.betas=[0.9, 0.99]"])  # two values, not one list
+    assert listed.exit_code == 2 and "each value of a list key is a list of its own: --grid 'optimizer.betas=[[0.9, 0.99], [0.9, " \
+        "0.999]]'" in listed.stderr, listed.stderr
+    glued = runner.invoke(app, ["train", str(config), "-o", str(out), "encoder.options.lora={r:16}"])
+    assert glued.exit_code == 2 and "YAML reads 'r:16' as one key without a value; put a space after the colon (r: 16)" in glued.stderr
     seeds = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "seed=1,2", "--seeds", "2"])
     assert seeds.exit_code == 2 and "--grid seed=... and --seeds both set the seed" in seeds.stderr  # --seeds won in every combination
     assert not out.exists()
