@@ -14,7 +14,7 @@ from mtcore.train.build import Engine
 from mtcore.train.checkpoint import write_checkpoint_files, write_rank_files
 from mtcore.train.evaluation import evaluate
 from mtcore.train.metrics import aggregate
-from mtcore.train.monitor import LossMeter, NonFiniteWatch
+from mtcore.train.monitor import LossMeter, NonFiniteWatch, diverged_evaluation
 from mtcore.train.preemption import EXIT_CODE, Preempted, Preemption
 from mtcore.train.progress import Progress, choose_mode
 from mtcore.train.run_dir import write_json
@@ -113,6 +113,9 @@ def run_evaluation(engine: Engine, watch: NonFiniteWatch, progress: Progress) ->
     model = HeadAliases(engine.model, engine.eval_heads) if engine.eval_heads else engine.model
     metrics = evaluate(model, engine.eval_data, engine.scored, engine.accelerator, split=config.evaluation.split,
                        batch_size=batch_size, metric_fn=lambda name: engine.metric_fns[name], splits=engine.eval_splits)
+    diverged = diverged_evaluation(metrics, state.step, config.evaluation.split, _last_checkpoint(engine))
+    if diverged is not None:  # not logged as an evaluation, let alone the best one, and no checkpoint of these weights
+        raise diverged
     score = aggregate(metrics, engine.scored.values(), engine.plan.eval_weights)
     improved = not math.isnan(score) and (state.best_score is None or score > state.best_score)
     state.last_metrics, state.last_eval_step = metrics, state.step

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -180,6 +181,19 @@ class NonFiniteWatch:
             f"loss of task {task!r} became NaN or infinite at step {step}; training stopped and {kept} "
             "(lower optimizer.lr, keep optimizer.max_grad_norm, or check the task's data)", step=step
         )
+
+
+def diverged_evaluation(metrics: dict[str, float], step: int, split: str, last_checkpoint: str | None) -> NonFiniteLossError | None:
+    """The error for an evaluation whose loss is NaN or infinite for some task (the weights diverged while the training
+    losses were still finite: huge weights), else None. Raised before the evaluation is logged or counted as the best,
+    and before a checkpoint of such weights is written."""
+    bad = next((key for key, value in metrics.items() if key.endswith("/loss") and not math.isfinite(value)), None)
+    if bad is None:
+        return None
+    kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written before it"
+    return NonFiniteLossError(f"the {split} loss of task {bad.rsplit('/', 1)[0]!r} became NaN or infinite at the evaluation of step "
+                              f"{step} (the weights diverged); training stopped and {kept} (lower optimizer.lr, keep "
+                              "optimizer.max_grad_norm, or check the task's data)", step=step)
 
 
 def out_of_memory(step: int, task: str, batch_size: int, tokens: int) -> OutOfMemory:
