@@ -147,6 +147,8 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     def report(combo: list[str], entry: dict) -> None:
         final = entry.get("final")
         shown = f"final aggregate {final:.4f}" if isinstance(final, (int, float)) else "no evaluation"
+        if entry.get("error"):
+            shown = f"failed: {entry['error']}"
         print(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}", flush=True)
 
     entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report)
@@ -159,9 +161,16 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     score = lambda e: e["final"] if isinstance(e.get("final"), (int, float)) else float("-inf")  # noqa: E731
     for entry in sorted(entries, key=score, reverse=True):
         values = [escape(o.partition("=")[2]) for o in entry["overrides"]]  # '[query, value]' is a value, not markup
-        table.add_row(*values, *(f"{entry[k]:.4f}" if isinstance(entry.get(k), (int, float)) else "-" for k in ("final", "best")))
+        table.add_row(*values, *(f"{entry[k]:.4f}" if isinstance(entry.get(k), (int, float)) else "failed" if entry.get("error") else "-"
+                                 for k in ("final", "best")))
     stdout.print(table)
     print(f"grid written to {base / SUMMARY}; compare the runs with mt compare {base}/*/", flush=True)
+    failed = [" ".join(entry["overrides"]) for entry in entries if entry.get("error")]
+    if failed:  # the others trained; the command still fails, so a script notices
+        from mtcore.errors import MtError
+
+        raise MtError(f"--grid: {len(failed)} of {len(entries)} runs failed ({', '.join(failed[:3])}{', ...' if len(failed) > 3 else ''}); "
+                      "their lines are above and in grid.json")
 
 
 def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = ()) -> None:

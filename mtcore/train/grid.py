@@ -178,7 +178,9 @@ def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], ove
 def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Sequence[str]]], *, overrides: Iterable[str] = (),
                seeds: Sequence[int] | None = None, resume: bool = False,
                report: Callable[[list[str], dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train every combination of ``grid`` (sequentially); returns (and writes to ``OUTPUT/grid.json``) one entry per run."""
+    """Train every combination of ``grid`` (sequentially); returns (and writes to ``OUTPUT/grid.json``) one entry per run.
+    A combination whose loss goes NaN (or, in one process, that runs out of memory) gets an entry with its ``error``
+    line and no scores, and the others still train; any other error stops the grid."""
     from mtcore.train.run_dir import write_json
     from mtcore.train.seeds import _refuse_a_run_directory, refuse_another_kind, train_seeds
     from mtcore.train.trainer import Trainer
@@ -211,13 +213,25 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
             exc.grid_run = run  # type: ignore[attr-defined]
             raise
         except MtError as exc:
-            raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
+            if not _fails_alone(exc):
+                raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
+            # a learning rate that diverges is a result of the sweep: recorded, and the other combinations still train
+            entry = {"overrides": combo, "run_dir": str(run), "final": None, "best": None, "error": " ".join(str(exc).split())}
         entries.append(entry)
         if report is not None:
             report(combo, entry)
         if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": _merged(base, entries)})
     return entries
+
+
+def _fails_alone(error: MtError) -> bool:
+    """Whether ``error`` ends its combination only: a loss that went NaN (every process raises it together), or memory
+    running out in a one-process run (under DDP the other processes stop on their own error)."""
+    from mtcore.train.distributed import world_size
+    from mtcore.train.monitor import NonFiniteLossError, OutOfMemory
+
+    return isinstance(error, NonFiniteLossError) or (isinstance(error, OutOfMemory) and world_size() == 1)
 
 
 def _refuse_trained_combinations(base: Path, combos: Sequence[Sequence[str]], seeds: bool) -> None:

@@ -150,3 +150,17 @@ def test_the_grid_table_shows_bracketed_values_as_written(tmp_path):
     assert result.exit_code == 0, result.output
     table = result.stdout.split("runs of the grid")[1]
     assert "[accuracy]" in table and "f1_macro]" in table  # (the wider cell may wrap)
+
+
+def test_a_combination_whose_loss_goes_nan_is_recorded_and_the_others_train(tmp_path):
+    """One diverging learning rate stopped the whole sweep (and --resume hit the same NaN again)."""
+    config, out = _config(tmp_path), tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", str(config), "-o", str(out), "schedule.max_steps=2", "logging.every=1",
+                                      "--grid", "optimizer.lr=1e30,1e-4", "--grid", "optimizer.max_grad_norm=null"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == ("error: --grid: 1 of 2 runs failed (optimizer.lr=1e30 optimizer.max_grad_norm=null); "
+                                                      "their lines are above and in grid.json")
+    runs = {" ".join(r["overrides"]): r for r in json.loads((out / "grid.json").read_text())["runs"]}
+    assert "became NaN or infinite" in runs["optimizer.lr=1e30 optimizer.max_grad_norm=null"]["error"]
+    assert isinstance(runs["optimizer.lr=1e-4 optimizer.max_grad_norm=null"]["final"], float)  # trained after the failure
+    assert "failed" in result.stdout.split("runs of the grid")[1]
