@@ -91,7 +91,6 @@ def _already_finished(trainer: Trainer) -> bool:
 
 
 def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, text: str) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
@@ -134,7 +133,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     from mtcore.cli.output import stdout
     from mtcore.train.config_io import load_config
     from mtcore.train.distributed import main_process_warnings
-    from mtcore.train.grid import SUMMARY, parse_grid, train_grid
+    from mtcore.train.grid import SUMMARY, align_grid, parse_grid, train_grid
     from mtcore.train.seeds import is_main_process, parse_seeds
     from mtcore.train.trainer import resolve_output_dir
 
@@ -142,6 +141,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
     with main_process_warnings():
         loaded = load_config(config, overrides)
     base = resolve_output_dir(loaded, output_dir, config)
+    grid = align_grid(base, grid)  # as the runs already there spell it: their table columns and folders
     chosen = parse_seeds(seeds, loaded.seed) if seeds is not None else None
 
     def report(combo: list[str], entry: dict) -> None:

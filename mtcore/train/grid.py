@@ -45,7 +45,8 @@ def parse_grid(axes: Iterable[str]) -> list[tuple[str, list[str]]]:
         values = _split_top_level(body, axis)
         if any(not value for value in values):
             raise ConfigError(f"--grid {axis!r}: an empty value in the list; give values like 1e-5,3e-5 (null for none)")
-        if len(set(values)) != len(values):
+        read = [repr(_parsed(key, value)) for value in values]
+        if len(set(values)) != len(values) or len(set(read)) != len(read):  # 1e-4 and 1.0e-4 are one value
             raise ConfigError(f"--grid {axis!r}: a value is listed twice")
         if any(key == k for k, _ in out):
             raise ConfigError(f"--grid {key}: the key is given twice; list all its values in one --grid {key}=a,b")
@@ -95,6 +96,54 @@ def _split_top_level(text: str, axis: str) -> list[str]:
         raise ConfigError(f"--grid {axis!r}: unbalanced brackets or quotes; write lists as [a, b], text with commas in quotes")
     parts.append("".join(current).strip())
     return parts
+
+
+def _parsed(key: str, text: str) -> Any:
+    """A grid value of ``key`` as the config reads it (``1e-3`` and ``0.001`` are one number), for comparing values;
+    a text key's value is its text (``encoder.revision=1.10`` is not ``1.1``)."""
+    import yaml
+
+    from mtcore.train.overrides import _kind, schema_at
+
+    if _kind(schema_at(key.split("."))[0]) == "text":
+        return text.strip()
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text; the schema makes it a number
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def align_grid(base: str | Path, grid: Sequence[tuple[str, Sequence[str]]]) -> list[tuple[str, list[str]]]:
+    """``grid`` spelled as the runs that ``base/grid.json`` lists already are: the same keys in their order, a value
+    that reads the same as one written before (``0.001`` for ``1e-3``) in its earlier text. A combination's folder is
+    named by that text, so ``--resume`` with the axes in another order, or a value spelled another way, continues
+    those runs instead of training them again in new folders."""
+    import json
+
+    try:
+        runs = json.loads((Path(base) / SUMMARY).read_text(encoding="utf-8")).get("runs") or []
+    except (OSError, ValueError, AttributeError):
+        return [(key, list(values)) for key, values in grid]
+    earlier: list[list[tuple[str, str]]] = [[tuple(o.partition("=")[::2]) for o in run.get("overrides") or []]  # type: ignore[misc]
+                                            for run in runs if isinstance(run, dict)]
+    axes = {key: list(values) for key, values in grid}
+    order = next(([key for key, _ in pairs] for pairs in earlier if sorted(k for k, _ in pairs) == sorted(axes)), list(axes))
+    written: dict[str, list[str]] = {}
+    for pairs in earlier:
+        for key, text in pairs:
+            written.setdefault(key, []).append(text)
+    aligned = []
+    for key in order:
+        values = [next((old for old in written.get(key, []) if old != value and _parsed(key, old) == _parsed(key, value)), value)
+                  for value in axes[key]]
+        aligned.append((key, values))
+    return aligned
 
 
 def combinations(grid: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]]:
@@ -186,6 +235,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     from mtcore.train.trainer import Trainer
 
     overrides, base = list(overrides), Path(output_dir)
+    grid = align_grid(base, grid)
     combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds))
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
                             suffix="grid")

@@ -164,3 +164,21 @@ def test_a_combination_whose_loss_goes_nan_is_recorded_and_the_others_train(tmp_
     assert "became NaN or infinite" in runs["optimizer.lr=1e30 optimizer.max_grad_norm=null"]["error"]
     assert isinstance(runs["optimizer.lr=1e-4 optimizer.max_grad_norm=null"]["final"], float)  # trained after the failure
     assert "failed" in result.stdout.split("runs of the grid")[1]
+
+
+def test_resume_with_the_axes_in_another_order_or_a_value_spelled_otherwise_continues_the_same_runs(tmp_path):
+    """Folders are named by the values' text in axis order: --resume with the --grid flags swapped, or 0.001 for 1e-3,
+    trained every finished combination again in new folders (8 folders for 4 combinations)."""
+    config, out = _config(tmp_path), tmp_path / "out"
+    runner = CliRunner()
+    first = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "optimizer.lr=1e-3,2e-3", "--grid", "seed=1,2"])
+    assert first.exit_code == 0, first.output
+    folders = sorted(p.name for p in out.iterdir() if p.is_dir())
+    stamps = {name: (out / name / "summary.json").stat().st_mtime_ns for name in folders}
+    again = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "seed=1,2", "--grid", "optimizer.lr=0.001,0.002", "--resume"])
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == folders
+    assert {name: (out / name / "summary.json").stat().st_mtime_ns for name in folders} == stamps  # nothing trained again
+    assert len(json.loads((out / "grid.json").read_text())["runs"]) == 4
+    with pytest.raises(ConfigError, match="a value is listed twice"):
+        parse_grid(["optimizer.lr=1e-4,1.0e-4"])  # one number, two spellings
