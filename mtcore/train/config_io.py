@@ -85,7 +85,33 @@ def _elsewhere(name: str, exact_only: bool = False) -> str:
         by_name.setdefault(key.rsplit(".", 1)[1], []).append(key)
     close = difflib.get_close_matches(name, list(by_name), n=2, cutoff=0.8)
     found = [key for match in close for key in by_name[match]][:2]
-    return " (did you mean " + " or ".join(map(repr, found)) + "?)" if found else ""
+    return " (did you mean " + " or ".join(map(repr, found)) + "?)" if found else _component_option(name)
+
+
+def _component_option(name: str) -> str:
+    """``" (did you mean 'sampler.options.temperature'? an option of sampler 'temperature')"`` for an option of a
+    registered sampler or loss strategy given as a config key (``temperature=2``), or ``""``."""
+    import inspect
+
+    try:
+        from mtcore.plugins import load_registry
+
+        registry = load_registry(warn=False)
+        for kind in ("sampler", "loss"):
+            for component in registry.components.get(kind, {}).values():
+                try:
+                    factory = component.load()
+                    names = set(getattr(factory, "defaults", None) or {}) | {
+                        param.name for param in inspect.signature(factory).parameters.values()
+                        if param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL)
+                        and param.name not in ("self", "sizes", "seed", "task_ids", "tasks")}
+                except Exception:  # noqa: BLE001 - a hint never hides the error it is for
+                    continue
+                if name in names:
+                    return f" (did you mean '{kind}.options.{name}'? an option of {kind} {component.name!r})"
+    except Exception:  # noqa: BLE001
+        return ""
+    return ""
 
 
 def _literal_choices(loc: tuple[Any, ...]) -> list[str]:

@@ -49,6 +49,9 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["optimizer.lrr=1"], "config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"),
     (["batch_size=8"], "config key 'batch_size' is not allowed (did you mean 'batching.batch_size' or 'tasks.0.batch_size'?)"),  # not 'batching'
     (["max_length=64"], "config key 'max_length' is not allowed (did you mean 'tasks.0.max_length'?)"),  # a task's own key
+    (["temperature=2"], "config key 'temperature' is not allowed (did you mean 'sampler.options.temperature'? an option of sampler "
+                        "'temperature')"),  # a component's option
+    (["alpha=0.5"], "config key 'alpha' is not allowed (did you mean 'loss.options.alpha'? an option of loss 'gradnorm')"),
     (["schedule.name=cosin"], "config key 'schedule.name': 'cosin' is not one of"),
     (["tasks.1.max_lenght=3"], "config key 'tasks.1.max_lenght' is not allowed (did you mean 'tasks.1.max_length'?)"),
     (["optimizer.lr=-1"], "config key 'optimizer.lr': input should be greater than 0"),
