@@ -24,8 +24,11 @@ from mtcore.train.trackers import end_trackers, log_to_trackers
 def start_progress(engine: Engine) -> Progress:
     """The progress display, with the engine's notes and a ``start`` event."""
     progress = Progress(choose_mode(engine.config.logging.progress, engine.is_main), engine.total_steps)
-    for note in engine.notes:
-        progress.message(f"note: {note}")
+    for note in engine.notes:  # what the run decided (a task not evaluated, a resume from nothing): said also without a display
+        if progress.mode == "none" and engine.is_main:
+            print(f"note: {note}", flush=True)
+        else:
+            progress.message(f"note: {note}")
     acc = engine.accelerator
     engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
                       "evaluated_with": dict(engine.eval_heads), "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
