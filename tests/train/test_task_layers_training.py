@@ -98,13 +98,19 @@ def test_export_writes_the_tasks_plain_model_with_its_own_top_layer(split_run, t
     assert not (tmp_path / "enc").exists()
 
 
-def test_mt_check_refuses_as_many_task_layers_as_the_encoder_has(tmp_path, make_config, helpers):
-    config = make_config(encoder={**make_config()["encoder"], "task_layers": 2})
+@pytest.mark.parametrize("key, value, said", [
+    ("task_layers", 2, "config key 'encoder.task_layers'=2 but the encoder has 2 layers: at least one must stay shared; give at most 1"),
+    # mt check said "config ok" for freeze_layers=5 on a 2-layer encoder, which mt train refused
+    ("freeze_layers", 5, "error: config key 'encoder.freeze_layers': 5, but encoder BertModel has 2 layers (encoder.layer); give at "
+                         "most 2 (or encoder.freeze_encoder: true for all)"),
+])
+def test_mt_check_refuses_more_layers_than_the_encoder_has(tmp_path, make_config, helpers, key, value, said):
+    config = make_config(encoder={**make_config()["encoder"], key: value})
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     done = subprocess.run(helpers.mt_command("check", str(path)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "config key 'encoder.task_layers'=2 but the encoder has 2 layers: at least one must stay shared; give at most 1" in done.stderr
+    assert said in done.stderr
 
 
 def test_compiled_and_padding_free_runs_with_task_layers_equal_the_eager_padded_one(tmp_path, make_config, helpers, one_torch_thread):
@@ -128,13 +134,3 @@ def test_compiled_and_padding_free_runs_with_task_layers_equal_the_eager_padded_
         far = [name for name in weights["padded"] if not torch.allclose(weights["padded"][name], weights[how][name], atol=1e-5)]
         assert far == [], how
 
-
-def test_mt_check_refuses_more_frozen_layers_than_the_encoder_has(tmp_path, make_config, helpers):
-    """mt check said "config ok" for encoder.freeze_layers=5 on a 2-layer encoder, which mt train refused."""
-    config = make_config(encoder={**make_config()["encoder"], "freeze_layers": 5})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    done = subprocess.run(helpers.mt_command("check", str(path)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.strip() == ("error: config key 'encoder.freeze_layers': 5, but encoder BertModel has 2 layers (encoder.layer); "
-                                   "give at most 2 (or encoder.freeze_encoder: true for all)")
