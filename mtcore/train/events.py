@@ -7,6 +7,7 @@ under DDP); only the main process writes files and prints.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from typing import Any
 
@@ -25,8 +26,8 @@ def start_progress(engine: Engine) -> Progress:
     """The progress display, with the engine's notes and a ``start`` event."""
     progress = Progress(choose_mode(engine.config.logging.progress, engine.is_main), engine.total_steps)
     for note in engine.notes:  # what the run decided (a task not evaluated, a resume from nothing): said also without a display
-        if progress.mode == "none" and engine.is_main:
-            print(f"note: {note}", flush=True)
+        if progress.mode == "none" and engine.is_main:  # on stderr: a script's own stdout (JSON) stays its own
+            print(f"note: {note}", file=sys.stderr, flush=True)
         else:
             progress.message(f"note: {note}")
     acc = engine.accelerator
