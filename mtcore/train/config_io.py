@@ -75,7 +75,7 @@ def _elsewhere(name: str, exact_only: bool = False) -> str:
     from mtcore.train.config import TaskEntry
 
     keys = [key for key in _section_keys() if "." in key] + [f"tasks.0.{field}" for field in TaskEntry.model_fields]
-    exact = [key for key in keys if key.rsplit(".", 1)[1] == name]
+    exact = [key for key in keys if key.rsplit(".", 1)[1] == name] or _joined(name, keys)
     if exact:
         return " (did you mean " + " or ".join(map(repr, exact[:2])) + "?)"
     if exact_only:
@@ -86,6 +86,21 @@ def _elsewhere(name: str, exact_only: bool = False) -> str:
     close = difflib.get_close_matches(name, list(by_name), n=2, cutoff=0.8)
     found = [key for match in close for key in by_name[match]][:2]
     return " (did you mean " + " or ".join(map(repr, found)) + "?)" if found else _component_option(name)
+
+
+# Other tools' words for a section, as the first part of a joined key (``eval_every``, ``save_steps``).
+_SECTION_WORDS = {"eval": "evaluation", "evaluation": "evaluation", "save": "checkpoint", "ckpt": "checkpoint",
+                  "checkpoint": "checkpoint", "log": "logging", "logging": "logging"}
+
+
+def _joined(name: str, keys: list[str]) -> list[str]:
+    """``['evaluation.every']`` for a section and its key joined into one name (``eval_every``, ``save_every``,
+    ``logging_steps``, ``checkpoint_keep_last``), as other tools spell them; ``[]`` when ``name`` is not one."""
+    head, _, rest = name.lower().partition("_")
+    section = _SECTION_WORDS.get(head)
+    rest = "every" if rest == "steps" else rest  # Hugging Face's eval_steps, save_steps, logging_steps
+    wanted = f"{section}.{rest}" if section and rest else ""
+    return [key for key in keys if key == wanted]
 
 
 def _component_option(name: str) -> str:

@@ -52,6 +52,9 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["temperature=2"], "config key 'temperature' is not allowed (did you mean 'sampler.options.temperature'? an option of sampler "
                         "'temperature')"),  # a component's option
     (["alpha=0.5"], "config key 'alpha' is not allowed (did you mean 'loss.options.alpha'? an option of loss 'gradnorm')"),
+    (["batching.eval_every=5"], "config key 'batching.eval_every' is not allowed (did you mean 'evaluation.every'?)"),  # joined
+    (["save_steps=5"], "config key 'save_steps' is not allowed (did you mean 'checkpoint.every'?)"),  # Hugging Face's name
+    (["checkpoint_keep_last=1"], "config key 'checkpoint_keep_last' is not allowed (did you mean 'checkpoint.keep_last'?)"),
     (["schedule.name=cosin"], "config key 'schedule.name': 'cosin' is not one of"),
     (["tasks.1.max_lenght=3"], "config key 'tasks.1.max_lenght' is not allowed (did you mean 'tasks.1.max_length'?)"),
     (["optimizer.lr=-1"], "config key 'optimizer.lr': input should be greater than 0"),
