@@ -34,7 +34,9 @@ def debug_mode() -> bool:
 
 def fail(message: str, code: int = 1) -> None:
     """Print one error line to stderr and exit with ``code``."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    from mtcore.cli.output import not_repeated
+
+    print(f"error: {not_repeated(message)}", file=sys.stderr, flush=True)
     raise typer.Exit(code)
 
 
@@ -66,7 +68,9 @@ def _stdout_closed() -> None:
 
 
 def _one_line_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+    from mtcore.cli.output import warn
+
+    warn(" ".join(str(message).split()))
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -120,6 +124,9 @@ class _ErrorHandlingGroup(TyperGroup):
         return name, command, rest
 
     def invoke(self, ctx: Any) -> Any:
+        from mtcore.cli.output import forget_warnings
+
+        forget_warnings()  # one command's warnings (CliRunner runs many in one process)
         with warnings.catch_warnings(), _StopOnTermination():
             if not debug_mode():
                 warnings.showwarning = _one_line_warning

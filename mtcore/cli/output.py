@@ -14,9 +14,28 @@ if not stdout.is_terminal:  # pipes and CI logs: wide tables rather than 80-colu
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+_FAILED = " failed to load: "
+_said: set[str] = set()  # the plugin failures this command has warned about
+
+
 def warn(message: str) -> None:
     """One warning line on stderr (plain text: never wrapped, safe to grep)."""
+    if _FAILED in message:
+        _said.add(message)
     print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def forget_warnings() -> None:
+    _said.clear()
+
+
+def not_repeated(message: str) -> str:
+    """``message`` without a plugin failure's reason already given by a warning line above it
+    (``... because plugin 'x' (x 0.1) failed to load (see the warning above)``): one reason, said once."""
+    for said in _said:
+        if said in message:
+            message = message.replace(said, said.split(_FAILED)[0] + " failed to load (see the warning above)")
+    return message
 
 
 def print_json(data: Any) -> None:

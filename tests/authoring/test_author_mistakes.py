@@ -255,3 +255,21 @@ def test_a_task_of_a_plugin_that_failed_is_not_called_unknown(install):
         load_registry(refresh=True, warn=False).task("study_failed:reviews")
     assert str(caught.value).startswith("task 'study_failed:reviews' is not registered because plugin 'study_failed' "
                                         "(mt-study-failed 0.1.0) failed to load: PluginError: mt_register_tasks() returned a list")
+
+
+def test_a_plugin_failure_is_said_once_by_the_cli(install):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    install("mt_study_once", "return [task()]")
+    load_registry(refresh=True, warn=False)
+    for _ in range(2):  # the second command warns again, and is shortened again
+        result = CliRunner().invoke(app, ["show-task", "study_once:reviews"])
+        warning, error = result.stderr.splitlines()
+        assert warning.startswith("warning: plugin 'study_once' (mt-study-once 0.1.0) failed to load: PluginError: mt_register_tasks() "
+                                  "returned a list"), warning
+        assert error == ("error: task 'study_once:reviews' is not registered because plugin 'study_once' (mt-study-once 0.1.0) "
+                         "failed to load (see the warning above)"), error
+    with pytest.raises(MtError, match="failed to load: PluginError: mt_register_tasks"):  # the API's error keeps the reason
+        load_registry(warn=False).task("study_once:reviews")
