@@ -11,6 +11,7 @@ code), so old ones only take space.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -47,9 +48,13 @@ def note_source(dataset: Any, what: str) -> None:
 
 
 def default_cache_dir() -> Path:
-    import datasets
-
-    return Path(datasets.config.HF_DATASETS_CACHE)
+    """``datasets``' cache folder, found as ``datasets.config`` finds it (``HF_DATASETS_CACHE``, else
+    ``HF_HOME/datasets``, else ``XDG_CACHE_HOME/huggingface/datasets``) without importing ``datasets``,
+    so that ``mt cache`` starts as fast as ``mt list-tasks`` (a test keeps the two in step)."""
+    if os.getenv("HF_DATASETS_CACHE"):
+        return Path(os.environ["HF_DATASETS_CACHE"])
+    home = os.path.expanduser(os.getenv("HF_HOME", os.path.join(os.getenv("XDG_CACHE_HOME", "~/.cache"), "huggingface")))
+    return Path(home, "datasets")
 
 
 def cache_entries(cache_dir: Path) -> list[CacheEntry]:

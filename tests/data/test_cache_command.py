@@ -59,3 +59,18 @@ def test_a_cache_dir_that_is_no_folder_is_one_line_with_did_you_mean(tmp_path):
     a_file = runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "afile"), "--clear"])
     assert a_file.exit_code == 2 and "a file, not a folder" in a_file.stderr and (tmp_path / "afile").read_text() == "x"
     assert runner.invoke(app, ["cache", "--cache-dir", str(tmp_path / "hfcache")]).exit_code == 0  # an empty cache is a cache
+
+
+def test_mt_cache_finds_the_folder_datasets_uses_without_importing_it(tmp_path):
+    """``default_cache_dir`` repeats ``datasets.config``'s rule (to keep ``mt cache`` light): the two agree."""
+    import subprocess
+    import sys
+
+    code = ("import datasets.config\nfrom mtcore.data.cache_entries import default_cache_dir\n"
+            "print(default_cache_dir() == datasets.config.HF_DATASETS_CACHE, default_cache_dir())")
+    for env in ({"HF_DATASETS_CACHE": str(tmp_path / "d")}, {"HF_HOME": str(tmp_path / "h")}, {"XDG_CACHE_HOME": str(tmp_path / "x")},
+                {"HF_HOME": str(tmp_path / "h"), "XDG_CACHE_HOME": str(tmp_path / "x")}, {"HOME": str(tmp_path / "home")}):
+        clean = {k: v for k, v in os.environ.items() if k not in ("HF_DATASETS_CACHE", "HF_HOME", "XDG_CACHE_HOME")}
+        out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=120)
+        assert out.stdout.startswith("True "), (env, out.stdout, out.stderr[-500:])
+        assert str(tmp_path) in out.stdout, out.stdout
