@@ -260,6 +260,43 @@ def _at(name: str, error: ConfigError) -> ConfigError:
     return error
 
 
+def _check_loader_keys(name: str, source: Source, changed: list[str], options: Mapping[str, Any], task_name: str) -> None:
+    """A config's change to a source a plugin's own loader reads: each changed key is a keyword the loader takes, or,
+    when it passes more on (``**options``), a key of a ``hub`` source or a files source's key or reader option; and
+    ``files`` / ``splits`` name the splits. (Before, a typo was "unexpected TypeError" when the data was read.)"""
+    import inspect
+
+    from mtcore.refs import resolve
+
+    try:
+        parameters = list(inspect.signature(resolve(source.loader)).parameters.values())
+    except Exception:  # noqa: BLE001 - a loader that does not resolve is reported when the data is read
+        return
+    given = ("task", "splits", "data_dir") if source.kind == "local" else ("task", "splits")  # mtcore gives a local one its data_dir
+    named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in given]
+    passes_on = any(p.kind == p.VAR_KEYWORD for p in parameters)
+    what = f"task {task_name!r}: source {name!r}" + (f" ({source.kind})" if source.kind != name else "")
+    if passes_on and source.kind == "hub":
+        keys, reader = sorted({*named, *_HUB_KEYS}), set()
+    elif passes_on:
+        keys, reader = sorted({*named, *_FILES_KEYS}), _reader_options(options.get("format", "auto"), options.get("files"))[0]
+    else:
+        keys, reader = sorted({*named, "description"}), set()
+    for key in dict.fromkeys(changed):
+        if key in ("description", "options") or key in keys or key in reader or (reader and key in SPLITS):
+            continue
+        hint = _key_hint(str(key), source.kind if passes_on else "hub", keys, reader, None) if passes_on else _near(str(key), keys)
+        if not hint and key == "data_dir":
+            hint = " (the folder is given with the task, not in its source: tasks.<i>.data_dir in a config, --data-dir in a command)"
+        takes = ", ".join(keys) + (f", and the reader options of its files: {', '.join(sorted(reader))}"
+                                                                 if reader else "")
+        raise _at(name, ConfigError(f"{what} has unknown key {key!r}{hint}; its loader takes: {takes}"))
+    if "files" in changed and "files" in named and isinstance(options.get("files"), Mapping):
+        _check_splits(what, name, "files", options["files"], "file paths or globs")
+    if "splits" in changed and source.kind == "hub":
+        _check_splits(what, name, "splits", options.get("splits"), "the hub's split names")
+
+
 def check_source(name: str, source: Source, task_name: str) -> None:
     """The options of a Source read by one of mtcore's loaders (however it was built: ``Source.local(...)`` in a plugin,
     a config's change of a task's source) are ones that loader takes (see :func:`_check_keys`)."""
@@ -302,6 +339,8 @@ def merge_sources(sources: Mapping[str, Source], changes: Mapping[str, Any], *, 
             layout = LOADER_KEYS.get(base.loader) if isinstance(base.loader, str) else None
             if layout is not None:  # the keys the source's loader takes, those it had already too (a YAML task's base_dir)
                 _check_keys(name, layout, options, task_name, own=list(base.options), shown=base.kind)
+            else:  # a plugin's own loader (rsg's, mokoron's): the keys the config changes are ones it takes
+                _check_loader_keys(name, base, [*spec, *dict(spec.get("options") or {})], options, task_name)
             description = base.description if given is None else str(given)
             if given is None and base.kind == "hub" and options.get("path") != base.options.get("path"):  # errors name the data read
                 description = f"hub {options['path']}" + (f" ({options.get('name') or options.get('data_dir')})"

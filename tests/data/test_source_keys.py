@@ -100,3 +100,38 @@ def test_a_plugins_source_is_checked_when_the_task_is_made():
         Task(name="r", kind="text_classification", labels=("a", "b"), sources={"local": Source.local("jsonl", {"train": "t.jsonl"}, sep=";")})
     with pytest.raises(ConfigError, match=re.escape("files names unknown split 'dev' (did you mean 'validation'?)")):
         Task(name="r", kind="text_classification", labels=("a", "b"), sources={"local": Source.local("csv", {"dev": "dev.csv"})})
+
+
+@pytest.mark.parametrize("task, change, said", [
+    ("sentiment:mokoron", {"local": {"seeed": 7}}, "source 'local' has unknown key 'seeed' (did you mean 'seed'?); its loader takes: "
+                                                   "cache_dir, corpus_files, description, encoding, format, header, package, proportions, seed, sep"),
+    ("nli:xnli-ru", {"local": {"quotng": "minimal"}}, "unknown key 'quotng' (did you mean 'quoting'?)"),
+    ("nli:headline-cause-simple", {"local": {"swap_augmnet": True}}, "unknown key 'swap_augmnet' (did you mean 'swap_augment'?)"),
+    ("rsg:terra", {"local": {"file": {"train": "a.jsonl"}}}, "unknown key 'file' (did you mean 'files'?); its loader takes: cache_dir, "
+                                                            "description, files, format, and the reader options of its files: encoding,"),
+    ("rsg:terra", {"local": {"files": {"train": "a.jsonl", "dev": "b.jsonl"}}}, "files names unknown split 'dev' (did you mean 'validation'?)"),
+    ("rsg:terra", {"hub": {"revison": "main"}}, "source 'hub' has unknown key 'revison' (did you mean 'revision'?)"),
+    ("rsg:terra", {"local": {"data_dir": "x"}}, "unknown key 'data_dir' (the folder is given with the task, not in its source"),
+])
+def test_a_config_changing_a_source_a_plugins_own_loader_reads_is_checked(task, change, said, tmp_path):
+    """The bundled tasks read through their plugins' loaders: a typo was "unexpected TypeError" when the data was read,
+    or blamed on the data file, and ``mt check --no-data`` said "config ok"."""
+    from mtcore.train.config_io import load_config
+    from mtcore.train.validate import plan_run
+
+    raw = {"encoder": {"tiny": "bert"}, "tasks": [{"id": task, "source": "sample", "sources": change}]}
+    with pytest.raises(ConfigError) as caught:
+        plan_run(load_config(raw))
+    assert str(caught.value).startswith(f"config key 'tasks.0.sources.{next(iter(change))}': task '{task}': "), caught.value
+    assert said in str(caught.value), caught.value
+
+
+def test_what_a_plugins_own_loader_takes_is_accepted():
+    from mtcore.plugins import get_task
+
+    for task, change in (("rsg:terra", {"local": {"encoding": "cp1251", "test": {"encoding": "utf-8"}}}),
+                         ("sentiment:mokoron", {"local": {"seed": 3, "proportions": {"train": 0.8, "validation": 0.1, "test": 0.1}}}),
+                         ("sentiment:rusentiment", {"local": {"validation_share": 0.2, "encoding": "utf-8"}}),
+                         ("nli:headline-cause-simple", {"local": {"swap_augment": True}, "hub": {"revision": "main"}})):
+        merged = merge_sources(get_task(task).sources, change, task_name=task)
+        assert all(merged[name].options[key] == value for name, keys in change.items() for key, value in keys.items())
