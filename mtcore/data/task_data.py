@@ -182,6 +182,10 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
              cache_dir: str | Path | None = None, holdout: float | None = None) -> RawSplits:
     """The raw rows of the requested splits from one of the task's sources (no preprocessing).
 
+    A loader with a ``train_augmentation`` attribute, ``(option, function)``, adds rows to train when its
+    source's ``option`` is true (HeadlineCause's ``swap_augment``): here ``function(task, train)`` runs
+    instead, after any holdout, so that validation holds only real rows and no copy of one trains.
+
     ``holdout``: when the source has no ``validation`` split (or its declared file is missing), that
     share of the train rows becomes it (stratified by label for classification, a fixed seed: the
     same rows in every run, evaluation and prediction), and ``train`` never includes them, whichever
@@ -203,6 +207,10 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
         options["data_dir"] = str(Path(data_dir).expanduser())
     if cache_dir is not None and _accepts(loader, "cache_dir"):
         options["cache_dir"] = str(cache_dir)
+    switch, augment = getattr(loader, "train_augmentation", (None, None))  # see train_augmentation below
+    augment = augment if switch and options.get(switch) is True else None
+    if augment is not None:
+        options[switch] = False
     carve = bool(holdout) and ("validation" in splits or "train" in splits)  # train never holds the held-out rows
     why = None
     if carve:  # validation alone: its file may be missing from the user's folder, which is what a holdout is for
@@ -218,6 +226,9 @@ def load_raw(task: Task, source: str = "sample", *, data_dir: str | Path | None 
             raise _with_holdout_hint(exc, task, loader, splits, options) from None
     held = carve and "validation" not in loaded and "train" in loaded
     positions = _hold_out(task, loaded, float(holdout)) if held else {}
+    if augment is not None and "train" in loaded:  # after the holdout: augmented copies of validation rows never train
+        loaded["train"] = augment(task, loaded["train"])
+        positions.pop("train", None)  # its added rows have no place among the rows read
     missing = [split for split in splits if split not in loaded]
     if missing:
         have = ", ".join(loaded) or "none of the requested"

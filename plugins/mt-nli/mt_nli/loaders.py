@@ -114,19 +114,28 @@ def load_headline_cause(task: Task, splits: Sequence[str], /, *, via: str, swap_
     headlines swapped and its label mirrored (:func:`mt_nli.augment.swap_headlines`); the
     evaluation splits are never augmented.
     """
-    from datasets import concatenate_datasets
-
     if via not in _BASE_LOADERS:
         raise ConfigError(f"task {task.id!r}: source option via={via!r} is not one of {', '.join(_BASE_LOADERS)}")
     if not isinstance(swap_augment, bool):
         raise ConfigError(f"task {task.id!r}: source option swap_augment must be true or false, not {swap_augment!r}")
     loaded = _BASE_LOADERS[via](task, splits, **options)
     if swap_augment and "train" in loaded:
-        scheme = "full" if len(task.labels) == 7 else "simple"
-        train = loaded["train"]
-        key = fingerprint("mt_nli.swap_headlines", SWAP_VERSION, train._fingerprint, scheme, swap_headlines)  # by its code too
-        swapped = train.map(swap_headlines, fn_kwargs={"scheme": scheme}, desc=f"Swapping {task.id} headlines", new_fingerprint=key)
-        if swapped.features != train.features:
-            swapped = swapped.cast(train.features)
-        loaded["train"] = concatenate_datasets([train, swapped])
+        loaded["train"] = add_swapped_pairs(task, loaded["train"])
     return loaded
+
+
+def add_swapped_pairs(task: Task, train: Any) -> Any:
+    """``train`` and after it every pair again with its headlines swapped (labels mirrored)."""
+    from datasets import concatenate_datasets
+
+    scheme = "full" if len(task.labels) == 7 else "simple"
+    key = fingerprint("mt_nli.swap_headlines", SWAP_VERSION, train._fingerprint, scheme, swap_headlines)  # by its code too
+    swapped = train.map(swap_headlines, fn_kwargs={"scheme": scheme}, desc=f"Swapping {task.id} headlines", new_fingerprint=key)
+    if swapped.features != train.features:
+        swapped = swapped.cast(train.features)
+    return concatenate_datasets([train, swapped])
+
+
+# mtcore's load_raw adds the swapped pairs itself, after a holdout has carved validation out of the real pairs
+# (so no swapped copy, and no mirror of a validation pair, is evaluated or trained on beside it).
+load_headline_cause.train_augmentation = ("swap_augment", add_swapped_pairs)  # type: ignore[attr-defined]

@@ -206,3 +206,22 @@ def test_sample_source_loads(registry, read_source, task_id, sizes, classes):
     data = read_source(registry.task(task_id), "sample")
     assert {split: ds.num_rows for split, ds in data.items()} == sizes
     assert set(data["train"]["labels"]) == set(range(classes))
+
+
+def test_swap_augmentation_with_a_holdout_swaps_only_the_pairs_left_in_train(registry, tmp_path):
+    """Without a val file, holdout carves validation out of the real pairs first; only the rest are swapped (a
+    swapped copy, or the mirror of a validation pair, in validation or train would leak)."""
+    from mtcore.data.task_data import load_raw
+    from mt_nli import with_swap_augment
+
+    write_jsonl(tmp_path / "ru/simple/train.jsonl", headline_rows([0, 1, 2] * 7))
+    task = with_swap_augment(registry.task("nli:headline-cause-simple"))
+    raw = load_raw(task, "local", data_dir=tmp_path, splits=("train", "validation"), holdout=0.3,
+                   cache_dir=tmp_path / "cache")
+    validation, train = list(raw["validation"]["id"]), list(raw["train"]["id"])
+    assert raw.held_out == len(validation) == 6 and not any(i.endswith(":swap") for i in validation)
+    real = [i for i in train if not i.endswith(":swap")]
+    assert len(real) == 15 and sorted(train) == sorted(real + [f"{i}:swap" for i in real])
+    assert not {f"{i}:swap" for i in validation} & set(train) and not set(validation) & set(real)
+    plain = load_raw(task, "local", data_dir=tmp_path, splits=("train", "validation"), holdout=0.3, cache_dir=tmp_path / "cache")
+    assert list(plain["validation"]["id"]) == validation  # the same rows every time
