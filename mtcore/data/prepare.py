@@ -88,7 +88,8 @@ class _Labels:
             numeric = (" (the label names are numbers, so numbers in the data are names, not positions)"
                        if task.numeric_labels and position else "")
             if set(task.labels) == {"False", "True"} and str(value).strip().lower() in ("yes", "no", "on", "off", "y", "n"):
-                numeric = " (YAML reads yes/no/on/off as booleans: quote the labels in the config, e.g. labels: ['no', 'yes'])"
+                numeric = (" (the task's labels are the booleans false and true, as JSON writes them; if its YAML definition meant "
+                           "the words, quote them: labels: ['no', 'yes'], since YAML reads yes/no/on/off as booleans)")
             raise ValueError(f"label {value!r} is not one of {task.expected_labels()}{did_you_mean(str(value), task.labels, n=1)}"
                              f"{numeric}; fix the data, or the task's labels / label_aliases") from None
 

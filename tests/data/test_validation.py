@@ -260,7 +260,8 @@ def test_true_false_labels_read_from_json_csv_and_yaml_alike(bert, tmp_path, wri
         assert data.splits["train"]["labels"] == [1, 0] and data.splits["validation"]["labels"] == [0, 1]
     yaml_bools = TERRA.replace(name="answer", kind="text_classification", labels=(False, True), inputs={"text": "premise"})
     message = data_error(yaml_bools, bert[0], tmp_path, cache_dir, [{"premise": "a", "label": "yes"}], writer=write)
-    assert "label 'yes' is not one of False, True (YAML reads yes/no/on/off as booleans: quote the labels" in message
+    assert ("label 'yes' is not one of False, True (the task's labels are the booleans false and true, as JSON writes them; if its "
+            "YAML definition meant the words, quote them: labels: ['no', 'yes'], since YAML reads") in message  # a plugin's data too
 
 
 def test_fields_the_task_does_not_read_may_mix_types(bert, tmp_path, write, cache_dir):
