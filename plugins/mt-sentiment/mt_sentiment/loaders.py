@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtcore.data.files import files_fingerprint, find_files, source_root
+from mtcore.data.files import NoFileFound, files_fingerprint, find_files, source_root
 from mtcore.data.sources import dataset_from_rows, label_conflict, rows_from_files, task_context
 from mtcore.errors import ConfigError, DataError
 from mtcore.task import Task
@@ -93,7 +93,7 @@ def load_mokoron(
     root = source_root(task, data_dir, package, "positive.csv and negative.csv")
     reader = {"sep": sep, "header": header, "names": list(MOKORON_COLUMNS), "encoding": encoding}
     with task_context(task):
-        paths = [path for spec in corpus_files.values() for path in find_files(root, spec)]
+        paths = [path for spec in corpus_files.values() for path in _corpus_file(root, spec, corpus_files)]
         raw = rows_from_files(paths, "csv", **reader)
 
         def rows() -> Iterator[tuple[str, int, dict[str, Any]]]:
@@ -104,6 +104,17 @@ def load_mokoron(
         full = dataset_from_rows(rows, fingerprint=key, what=", ".join(map(str, paths)), cache_dir=_cache(cache_dir))
         _check_every_file_has_rows(paths, full)
         return DatasetDict(_split_by_label(task, full, shares, seed, splits))
+
+
+def _corpus_file(root: Path, spec: Any, corpus_files: Mapping[str, Any]) -> list[Path]:
+    """The files of one class; one missing is named as such (find_files' "did you mean" would offer the other class's file)."""
+    try:
+        return find_files(root, spec)
+    except NoFileFound:
+        wanted = " and ".join(str(value) for value in corpus_files.values())
+        present = sorted(p.name for p in root.iterdir())[:8] if root.is_dir() else []
+        raise NoFileFound(f"{root}: no file matches {str(spec)!r}; RuTweetCorp needs both {wanted} (one per class), and the folder "
+                          f"holds {', '.join(present) or 'nothing'}") from None
 
 
 def _resolved(path: Any) -> str:

@@ -166,3 +166,13 @@ def test_sample_source_loads(registry, read_source, task_id, sizes, classes):
         assert rows.pop("validation") >= 50
     assert rows == sizes
     assert set(data["train"]["labels"]) == set(range(classes))
+
+
+def test_mokoron_missing_class_file_is_named_not_swapped_for_the_other(registry, read_source, tmp_path):
+    corpus(tmp_path)
+    (tmp_path / "negative.csv").unlink()
+    with pytest.raises(DataError) as caught:
+        read_source(registry.task("sentiment:mokoron"), "local", ("train",), data_dir=str(tmp_path))
+    message = str(caught.value)
+    assert "no file matches 'negative.csv'; RuTweetCorp needs both positive.csv and negative.csv (one per class)" in message, message
+    assert "did you mean" not in message
