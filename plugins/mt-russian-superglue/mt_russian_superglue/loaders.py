@@ -79,12 +79,22 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
         except DataError as exc:  # two copies: named with the task, as every data error is
             raise DataError(f"task {task.id!r}: {exc}") from None
         if path is None:  # NoFileFound: a missing validation file lets a task's holdout make one
-            raise NoFileFound(
-                f"task {task.id!r}: no file for split {split!r} under {root} (looked for {', '.join(candidates)}); "
-                "download the task from russiansuperglue.com/tasks/download and unpack it there"
-            )
+            packed = _packed(root, candidates)
+            fix = (f"{packed} is here, still packed: unpack it there (unzip {packed} -d {packed.parent})" if packed else
+                   "download the task from russiansuperglue.com/tasks/download and unpack it there")
+            raise NoFileFound(f"task {task.id!r}: no file for split {split!r} under {root} (looked for {', '.join(candidates)}); {fix}")
         resolved[split] = str(path.resolve())
     return resolved
+
+
+def _packed(root: Path, candidates: Sequence[str]) -> Path | None:
+    """The official zip of the task (``DaNetQA.zip``, or the all-tasks ``combined.zip``) lying unpacked in ``root``."""
+    names = {candidate.split("/", 1)[0].lower() for candidate in candidates if "/" in candidate} | {"combined"}
+    try:
+        zips = sorted(path for pattern in ("*.zip", "*/*.zip") for path in root.glob(pattern))
+    except OSError:
+        return None
+    return next((path for path in zips if path.stem.lower() in names), None)
 
 
 def _check_not_another_tasks_folder(task: Task, root: Path, files: Mapping[str, Any]) -> None:

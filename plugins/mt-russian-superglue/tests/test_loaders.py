@@ -111,6 +111,20 @@ def test_missing_file_names_what_was_looked_for(registry, read_source, tmp_path)
     assert "\n" not in message
 
 
+def test_an_official_zip_not_yet_unpacked_is_named(registry, read_source, tmp_path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "DaNetQA.zip", "w") as packed:
+        packed.writestr("DaNetQA/train.jsonl", "")
+    with pytest.raises(DataError) as info:
+        read_source(registry.task("rsg:danetqa"), "local", ("train",), data_dir=str(tmp_path))
+    assert str(info.value).endswith(f"; {tmp_path / 'DaNetQA.zip'} is here, still packed: unpack it there "
+                                    f"(unzip {tmp_path / 'DaNetQA.zip'} -d {tmp_path})"), info.value
+    (tmp_path / "DaNetQA.zip").rename(tmp_path / "TERRa.zip")  # another task's zip is no fix for this one
+    with pytest.raises(DataError, match="download the task from russiansuperglue.com"):
+        read_source(registry.task("rsg:danetqa"), "local", ("train",), data_dir=str(tmp_path))
+
+
 def test_data_dir_pointing_at_another_tasks_folder_is_named(registry, read_source, tmp_path):
     """RSG/DaNetQA given for TERRa: its bare val.jsonl was read as TERRa's file (then failed on a field or label)."""
     write_jsonl(tmp_path / "DaNetQA" / "train.jsonl", danetqa_rows(2))
