@@ -75,7 +75,7 @@ def mt_register_metrics(register):
         ("token_accuracy", "share of labelled tokens predicted right", ("token_classification",)),
         ("f1_entity", "entity-level F1 of B-/I-/O tags (CoNLL's conlleval)", ("token_classification",)),
     ]:
-        register(name, f"{m}:{name}", doc, kinds=kinds)
+        register(name, f"{m}:{name}", doc, kinds=kinds, **({"lower_is_better": True} if name == "mse" else {}))
     for name, doc in [("squad_f1", "token-overlap F1 with the best gold answer (SQuAD v1.1's script; v2.0's with no_answer)"),
                       ("squad_em", "share of answers equal to a gold answer after SQuAD's normalisation"),
                       ("squad_f1_has_answer", "squad_f1 over the questions that have an answer (SQuAD 2.0's HasAns)"),

@@ -103,9 +103,9 @@ def mt_register_loss_strategies(register):  # type: ignore[no-untyped-def]
 def mt_register_metrics(register):  # type: ignore[no-untyped-def]
     """Register metrics that tasks can list in ``metrics``.
 
-    :param register: call ``register(name, factory, description="", kinds=())``; ``factory`` is
-        the function or its ``"module:func"`` reference; ``kinds`` lists the task kinds it scores
-        (empty: any). The function is called as ``function(predictions, references, task)`` and
+    :param register: call ``register(name, factory, description="", kinds=(), lower_is_better=False)``;
+        ``factory`` is the function or its ``"module:func"`` reference; ``kinds`` lists the task kinds
+        it scores (empty: any); ``lower_is_better=True`` for an error (MSE, MAE): the best is the smallest. The function is called as ``function(predictions, references, task)`` and
         returns a number. Predictions and references are numpy arrays of class ids (or values,
         for regression; 0/1 rows for multi-label), lists of per-example tag-id arrays for token
         classification, and for extractive QA lists of texts: the predicted answer, and the list

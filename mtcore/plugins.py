@@ -283,6 +283,17 @@ def get_component(kind: str, name: str) -> Any:
     return load_registry().component(kind, name).load()
 
 
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` (its bare name or qualified id, ``mse`` or ``mtcore:mse``) is the better one:
+    a metric registered with ``lower_is_better=True``. A name no loaded plugin registers is taken as higher-is-better."""
+    from mtcore.errors import MtError
+
+    try:
+        return bool(load_registry(warn=False).component("metric", metric).extra.get("lower_is_better", False))
+    except MtError:  # not registered (a run compared after its plugin was removed): the built-in's name still counts
+        return metric.rsplit(":", 1)[-1] == "mse"
+
+
 def register_component(kind: str, /, name: str, factory: Any, description: str = "", **extra: Any) -> None:
     """Register a head, sampler, loss, metric or writer from user code (plugin name ``user``)."""
     for registry in _cache.values() or [load_registry()]:

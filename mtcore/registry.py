@@ -256,7 +256,7 @@ class Registry:
 
 
 #: The keywords ``register(name, factory, description, ...)`` takes beyond those, per component kind.
-EXTRA_KEYWORDS: dict[str, tuple[str, ...]] = {"head": ("kinds",), "metric": ("kinds",), "writer": ("needs_ids",), "sampler": (), "loss": ()}
+EXTRA_KEYWORDS: dict[str, tuple[str, ...]] = {"head": ("kinds",), "metric": ("kinds", "lower_is_better"), "writer": ("needs_ids",), "sampler": (), "loss": ()}
 
 
 def check_component_fields(kind: str, name: Any, description: Any, extra: dict[str, Any]) -> None:
@@ -273,6 +273,8 @@ def check_component_fields(kind: str, name: Any, description: Any, extra: dict[s
         hint = did_you_mean(key, allowed, n=1)
         takes = f"it takes name, factory, description and {', '.join(allowed)}" if allowed else "it takes name, factory and description only"
         raise UsageError(f"{word} {name!r}: register() got the unknown keyword {key!r}{hint}; {takes}")
+    if not isinstance(extra.get("lower_is_better", False), bool):
+        raise UsageError(f"{word} {name!r}: lower_is_better must be True or False, got {extra['lower_is_better']!r}")
 
 
 def _check_kinds(component: str, name: str, kinds: Any) -> None:

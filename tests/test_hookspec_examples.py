@@ -157,7 +157,7 @@ def test_each_documented_register_signature_is_the_real_one(callbacks, hook):
     if kind is None:
         return
     register = callbacks[hook]
-    good = {"kinds": ("text_classification",), "needs_ids": False}
+    good = {"kinds": ("text_classification",), "needs_ids": False, "lower_is_better": True}
     for keyword in EXTRA_KEYWORDS[kind]:  # each documented keyword is taken ...
         register(f"x_{keyword}", "my_package.x:y", "", **{keyword: good[keyword]})
     with pytest.raises(Exception, match="unknown keyword 'colour'"):  # ... and no other

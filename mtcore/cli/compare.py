@@ -26,8 +26,6 @@ import typer
 
 from mtcore.errors import UsageError
 
-#: Metrics where a lower value is better (mtcore.train.metrics.LOWER_IS_BETTER, and the losses).
-LOWER_IS_BETTER = frozenset({"mse", "loss"})
 
 
 def compare(
@@ -252,7 +250,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
         table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
     winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
-    winners.update({task: _winner([r["tasks"].get(task) for r in rows], named[task] in LOWER_IS_BETTER) for task in tasks})
+    winners.update({task: _winner([r["tasks"].get(task) for r in rows], _lower_is_better(named[task])) for task in tasks})
     for index, row in enumerate(rows):
         cells = []
         for column in ("aggregate", *tasks):
@@ -348,6 +346,13 @@ def _brief(value: Any) -> str:
     else:
         text = str(value)
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
+
+
+def _lower_is_better(metric: str) -> bool:
+    """A loss, or a metric registered with lower_is_better=True (mse, mtcore:mse)."""
+    from mtcore.plugins import lower_is_better
+
+    return metric == "loss" or lower_is_better(metric)
 
 
 def _winner(values: list[float | None], lower: bool) -> int | None:

@@ -284,7 +284,7 @@ def own_bests(engine: Engine) -> dict[str, dict[str, Any]]:
     """Each task's own best evaluation by its main metric (``{"step", "metric", "value"}``), from the ``eval``
     events of ``metrics.jsonl`` (so a resumed run counts its evaluations before the resume too); the first
     of equal values wins. Empty where this process writes no log (DDP's other ranks)."""
-    from mtcore.train.metrics import LOWER_IS_BETTER
+    from mtcore.plugins import lower_is_better
     from mtcore.train.run_dir import read_events
 
     if not engine.log.enabled:
@@ -298,7 +298,7 @@ def own_bests(engine: Engine) -> dict[str, dict[str, Any]]:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
             known = found.get(task_id)
-            lower = task.main in LOWER_IS_BETTER
+            lower = lower_is_better(task.main)
             if known is None or (value < known["value"] if lower else value > known["value"]):
                 found[task_id] = {"step": event.get("step"), "metric": task.main, "value": value}
     return found

@@ -18,8 +18,9 @@ question right) also takes ``idx``: the rows' ids, in the order of ``predictions
 (:mod:`mtcore.data.qa_decoding`), None for a task without ``no_answer``.
 
 :func:`compute_metrics` runs a task's metrics and keys each result by task id
-(``rsg:terra/accuracy``) so tasks never overwrite each other. ``mse`` is the one metric where
-lower is better (:data:`LOWER_IS_BETTER`); the aggregate score uses ``-mse`` for it.
+(``rsg:terra/accuracy``) so tasks never overwrite each other. A metric registered with
+``lower_is_better=True`` (``mse``) counts negated in the aggregate score
+(:func:`mtcore.plugins.lower_is_better`, which takes ``mse`` and ``mtcore:mse`` alike).
 """
 
 from __future__ import annotations
@@ -31,10 +32,6 @@ from typing import Any
 import numpy as np
 
 from mtcore.errors import MtError
-
-#: Metrics where a smaller value is better (negated inside the aggregate score).
-LOWER_IS_BETTER = frozenset({"mse"})
-
 
 def _flat_tokens(predictions: Any, references: Any) -> tuple[np.ndarray, np.ndarray]:
     """Flatten token-level predictions/references and drop ignored (negative) reference positions."""
@@ -322,14 +319,16 @@ def _score(value: Any, name: str, function: Callable[..., Any], task: Any) -> fl
 
 
 def aggregate(metrics: Mapping[str, float], tasks: Iterable[Any], weights: Mapping[str, float] | None = None) -> float:
-    """(Weighted) mean of each task's main metric; ``mse``-like metrics count negated."""
+    """(Weighted) mean of each task's main metric; a lower-is-better one (``mse``) counts negated."""
+    from mtcore.plugins import lower_is_better
+
     total, weight_sum = 0.0, 0.0
     for task in tasks:
         key = f"{task.id}/{task.main}"
         if key not in metrics or math.isnan(metrics[key]):
             continue
         weight = float((weights or {}).get(task.id, (weights or {}).get(task.name, 1.0)))
-        value = -metrics[key] if task.main in LOWER_IS_BETTER else metrics[key]
+        value = -metrics[key] if lower_is_better(task.main) else metrics[key]
         total += weight * value
         weight_sum += weight
     return total / weight_sum if weight_sum else float("nan")

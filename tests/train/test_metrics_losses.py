@@ -127,6 +127,18 @@ def test_aggregate_mean_weights_and_lower_is_better():
     assert m.aggregate(scores, tasks) == pytest.approx((0.8 - 0.2) / 2)
     assert m.aggregate(scores, tasks, {"p:x": 3}) == pytest.approx((3 * 0.8 - 0.2) / 4)
     assert math.isnan(m.aggregate({}, tasks))
+    qualified = [tasks[0], tasks[1].replace(main_metric="mtcore:mse", metrics=("mtcore:mse",))]  # the id mt components lists: still lower-is-better
+    assert m.aggregate({"p:x/accuracy": 0.8, "p:r/mtcore:mse": 0.2}, qualified) == pytest.approx((0.8 - 0.2) / 2)
+
+
+def test_a_plugin_metric_registered_lower_is_better_counts_negated():
+    from mtcore.plugins import lower_is_better, register_component
+
+    register_component("metric", "mae_test", lambda predictions, references, task: 0.0, "mean absolute error", kinds=("regression",),
+                       lower_is_better=True)
+    task = Task(name="r", kind="regression", plugin="p", main_metric="user:mae_test", metrics=("user:mae_test",))
+    assert lower_is_better("mae_test") and lower_is_better("user:mae_test") and not lower_is_better("pearson")
+    assert m.aggregate({"p:r/user:mae_test": 0.25}, [task]) == -0.25
 
 
 def test_loss_strategies_combine():
