@@ -83,8 +83,13 @@ def check(
         table.add_row(f"{e.id} (evaluated with {e.head})", str(e.task.kind), e.source, where, *([str(v) for v in rows] if rows else []))
     stdout.print(table)
     if counts:
-        print(f"steps: {counts['epoch_steps']} in the first epoch, {counts['total_steps']} in the run "
-              f"({'schedule.max_steps' if loaded.schedule.max_steps is not None else f'{loaded.schedule.epochs} epoch(s)'})")
+        run = "schedule.max_steps" if loaded.schedule.max_steps is not None else f"{loaded.schedule.epochs} epoch(s)"
+        batches, every = counts["epoch_batches"], counts["accumulation"]
+        if every == 1:
+            print(f"steps: {batches} in the first epoch, {counts['total_steps']} in the run ({run})")
+        else:  # optimizer steps of `every` batches: the first epoch's batches would mislead beside the run's steps
+            print(f"steps: {-(-batches // every)} in the first epoch ({batches} batches, {every} a step), "
+                  f"{counts['total_steps']} in the run ({run})")
     print("config ok" + ("" if data else " (data not read: --no-data)"))
 
 
@@ -101,7 +106,7 @@ def _count(plan: Any) -> dict[str, Any]:
 
     from mtcore.train.build import encoder_source, load_data, load_tokenizer, quiet_progress_bars
     from mtcore.train.class_balance import balanced_class_weights, balanced_note
-    from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
+    from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
     from mtcore.train.run_dir import RunDir
 
     config, accelerator, notes = plan.config, _OneProcess(), []
@@ -117,15 +122,16 @@ def _count(plan: Any) -> dict[str, Any]:
         tasks = {p.id: p.task for p in plan.tasks}
         notes.extend(balanced_note(tasks[t], w) for t, w in balanced_class_weights(plan.tasks, train).items())
         sampler = build_sampler(plan, train, accelerator)
-        total = count_total_steps(sampler, config)
-        notes.extend(note for note in [long_epoch_note(sampler, total * config.optimizer.gradient_accumulation_steps)] if note)
+        total, last = run_steps(sampler, config)
+        notes.extend(note for note in [long_epoch_note(sampler, run_batches(total, last, config))] if note)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].rows_text("train"), evaluation[p.id].rows_text(split) if p.id in evaluation else "-")
                 for p in plan.tasks}
         rows.update({e.id: ("-", f"{evaluation[e.id].rows_text(splits[e.id])}" + (f" ({splits[e.id]})" if splits[e.id] != split else ""))
                      for e in plan.evaluated})
         _check_metrics(plan, evaluation, split, splits)
-        counts = {"rows": rows, "epoch_steps": sampler.steps_in_epoch(0), "total_steps": total}
+        counts = {"rows": rows, "epoch_batches": sampler.steps_in_epoch(0), "total_steps": total,
+                  "accumulation": config.optimizer.gradient_accumulation_steps}
     for note in notes:
         print(f"note: {note}")
     return counts

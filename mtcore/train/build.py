@@ -24,7 +24,7 @@ from mtcore.train.distributed import let_the_main_process_report
 from mtcore.outputs import share_modes
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.run_lock import RunLock
-from mtcore.train.steps import build_sampler, count_total_steps, long_epoch_note
+from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
 from mtcore.train.encoder_checks import check_packed_attention_device
 from mtcore.train.accelerator import make_accelerator
 from mtcore.train.validate import RunPlan
@@ -56,6 +56,7 @@ class Engine:
     rng_to_restore: dict[str, Any] | None = None
     resumed_from: Path | None = None
     nan_at_step: int | None = None
+    last_step_batches: int | None = None  # the run's last optimizer step's: those left after accumulation (None: all of them)
     notes: list[str] = field(default_factory=list)
     metric_fns: dict[str, Any] = field(default_factory=dict)
     scored: dict[str, Any] = field(default_factory=dict)  # every task evaluated: ``tasks`` and the evaluate-only ones
@@ -343,15 +344,15 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend, regional=c.regional)
     strategy = build_strategy(plan).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
-    total_steps = count_total_steps(sampler, config)
-    notes.extend(note for note in [long_epoch_note(sampler, total_steps * config.optimizer.gradient_accumulation_steps)] if note)
+    total_steps, last_step_batches = run_steps(sampler, config)
+    notes.extend(note for note in [long_epoch_note(sampler, run_batches(total_steps, last_step_batches, config))] if note)
     optimizer = build_optimizer(model, config.optimizer, accelerator.device, extra=strategy.parameters())
     scheduler = build_scheduler(optimizer, config.schedule, total_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     engine = Engine(
         config=config, plan=plan, run=run, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,
         strategy=strategy, sampler=sampler, train_data=train_data, eval_data=eval_data,
-        tasks={p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, total_steps=total_steps,
+        tasks={p.id: p.task for p in plan.tasks}, tokenizer=tokenizer, total_steps=total_steps, last_step_batches=last_step_batches,
         checkpoints=Checkpoints(run.checkpoints, config.checkpoint.keep_last, config.checkpoint.keep_best),
         log=MetricsLog(run.metrics, enabled=accelerator.is_main_process), nan_at_step=_nan_step(config), notes=notes,
     )

@@ -157,7 +157,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 step = state.step + 1
                 strategy.begin_step(step, reduce_mean)
                 waited = time.perf_counter()
-                groups = [item if isinstance(item, list) else [item] for item in (next(batches) for _ in range(accumulation))]
+                drawn = accumulation if step < engine.total_steps else engine.last_step_batches or accumulation  # the last: what is left
+                groups = [item if isinstance(item, list) else [item] for item in (next(batches) for _ in range(drawn))]
                 meter.waited(time.perf_counter() - waited)
                 items = [[loss_items(batch, kinds[batch.name]) for batch in group] for group in groups]  # host labels
                 divisors = step_divisors(groups, items, engine.plan.task_ids, processes=acc.num_processes, reduce_sum=reduce_sum,
@@ -167,7 +168,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     losses = {}
                     for k, batch in enumerate(group):
                         task = batch.name
-                        syncs = micro == accumulation - 1 and k == len(group) - 1
+                        syncs = micro == len(groups) - 1 and k == len(group) - 1
                         with nullcontext() if syncs and not strategy.owns_backward else acc.no_sync(model):  # owns_backward: never DDP's
                             if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
                                 batch.data.pin_memory()

@@ -43,16 +43,25 @@ def epochs_covering(sampler: Any, micro_steps: int) -> int:
     return max(1, epochs)
 
 
-def count_total_steps(sampler: Any, config: TrainConfig) -> int:
-    """Optimizer steps of the run: ``schedule.max_steps``, or ``schedule.epochs`` worth of batches."""
+def run_steps(sampler: Any, config: TrainConfig) -> tuple[int, int]:
+    """``(optimizer steps, batches in the last step)``: ``gradient_accumulation_steps`` batches a step, and with
+    ``schedule.epochs`` a last step of the batches left over (60 batches at 8 a step: 8 steps, the last of 4)."""
+    accumulation = config.optimizer.gradient_accumulation_steps
     if config.schedule.max_steps is not None:
-        return int(config.schedule.max_steps)
+        return int(config.schedule.max_steps), accumulation
     epochs = float(config.schedule.epochs or 1)
     full = int(epochs)
     micro = sum(sampler.steps_in_epoch(e) for e in range(full))
     if epochs > full:
         micro += int(round((epochs - full) * sampler.steps_in_epoch(full)))
-    return max(1, micro // config.optimizer.gradient_accumulation_steps)
+    micro = max(1, micro)
+    steps = -(-micro // accumulation)
+    return steps, micro - (steps - 1) * accumulation
+
+
+def run_batches(steps: int, last_step_batches: int, config: TrainConfig) -> int:
+    """The batches a run of ``steps`` optimizer steps draws (see :func:`run_steps`)."""
+    return (steps - 1) * config.optimizer.gradient_accumulation_steps + last_step_batches
 
 
 def long_epoch_note(sampler: Any, micro_steps: int | None = None) -> str | None:

@@ -229,3 +229,14 @@ def test_mt_train_with_flash_attention_kernels_that_are_not_installed_is_one_lin
         result = run_mt("train", str(path), "--output-dir", str(tmp_path / "run"))
         assert result.returncode == 2 and result.stderr.strip().splitlines() == [line]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("accumulation", [1, 4, 5])
+def test_an_epoch_with_gradient_accumulation_trains_every_batch(tmp_path: Path, make_config, accumulation):
+    """18 batches at 4 or 5 a step: a last, shorter step takes the 2 or 3 left over (they were never trained)."""
+    config = make_config(schedule={"epochs": 1, "warmup_steps": 0}, optimizer={"lr": 1e-3, "gradient_accumulation_steps": accumulation},
+                         batching={"batch_size": 8, "group_by_length": False}, checkpoint={"every": None},
+                         sampler={"name": "round_robin"})  # one epoch: each task's 6 batches, once
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["examples_seen"] == 3 * 48  # every row of the three tasks, once
+    assert summary["steps"] == -(-18 // accumulation)

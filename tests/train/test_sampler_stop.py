@@ -56,6 +56,10 @@ def test_mt_check_names_the_task_mode_all_repeats_and_sampler_stop_smallest_ends
     assert code == 0, output
     assert "steps: 3 in the first epoch, 9 in the run" in output
 
+    code, output = _check(config, "sampler.stop=smallest", "optimizer.gradient_accumulation_steps=2")  # one unit: optimizer steps
+    assert code == 0, output
+    assert "steps: 3 in the first epoch (5 batches, 2 a step), 8 in the run" in output, output
+
 
 def test_a_mistyped_stop_rule_is_one_line_with_the_fix(tmp_path: Path) -> None:
     config = _config(tmp_path)
