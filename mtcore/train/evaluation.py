@@ -63,13 +63,25 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
     return bool(np.all(reference >= 0))
 
 
-def labelled_items(kind: str, labels: torch.Tensor) -> int:
-    """What a batch's loss is the mean over: its labelled rows, tokens or (multi-label) row-label pairs."""
+def labelled_items(kind: str, labels: torch.Tensor, class_weights: torch.Tensor | None = None) -> float:
+    """What a batch's loss is the mean over: its labelled rows, tokens or (multi-label) row-label pairs; with a head's
+    ``class_weights`` (the loss is then a weighted mean, as ``cross_entropy(weight=)``'s) the sum of its items' weights,
+    so that batches of one step (or evaluation) add up to the weighted mean over all their items."""
     if kind == "regression":
         return int((~torch.isnan(labels.float())).sum())
     if kind == "extractive_qa":
         return int((labels[:, 0] >= 0).sum())
+    if class_weights is not None and kind != "multi_label":
+        labelled = labels[labels >= 0].long()
+        return float(class_weights.to(labelled.device)[labelled].double().sum())
     return int((labels >= 0).sum())
+
+
+def head_class_weights(model: torch.nn.Module, task_id: str) -> torch.Tensor | None:
+    """The ``class_weights`` of ``task_id``'s head (on the CPU), or None."""
+    heads = getattr(getattr(model, "module", model), "heads", None)  # DDP wraps the model
+    weights = getattr(heads[task_id], "class_weights", None) if heads is not None and task_id in heads else None
+    return weights.detach().cpu() if isinstance(weights, torch.Tensor) else None
 
 
 def _no_labels(kind: str, predictions: np.ndarray) -> np.ndarray:
@@ -141,6 +153,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
     batches_needed = max(math.ceil(n / batch_size) for n in _rows_per_rank(len(lengths), world))
     results: list[tuple[int, np.ndarray, np.ndarray]] = []
     loss_sum, loss_weight = 0.0, 0
+    class_weights = head_class_weights(model, task.id)
     from mtcore.predict.predictor import progress_over
 
     for b in progress_over(range(batches_needed), batches_needed, f"Evaluating {task.id} {split}", show=getattr(accelerator, "is_main_process", True)):
@@ -157,7 +170,7 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             continue
         labels = batch.get("labels")
         if out.loss is not None and labels is not None:
-            weight = labelled_items(kind, labels)
+            weight = labelled_items(kind, labels, class_weights)
             loss_sum += float(out.loss.detach().float()) * weight
             loss_weight += weight
         if kind == "extractive_qa":

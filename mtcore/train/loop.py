@@ -44,6 +44,7 @@ from mtcore.train import events
 from mtcore.train.build import Engine
 from mtcore.train.checkpoint import restore_rng
 from mtcore.train.distributed import is_peer_failure, report_at_once
+from mtcore.train.evaluation import head_class_weights
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import split_parameters
 from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
@@ -134,6 +135,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     reduce_mean = (lambda tensor: acc.reduce(tensor, "mean")) if acc.num_processes > 1 else None
     reduce_sum = (lambda tensor: acc.reduce(tensor, "sum")) if acc.num_processes > 1 else None
     kinds = {task_id: task.kind.value for task_id, task in engine.tasks.items()}
+    class_weights = {task_id: head_class_weights(engine.unwrapped, task_id) for task_id in engine.tasks}
     if engine.rng_to_restore is not None:
         restore_rng(engine.rng_to_restore)
     model.train()
@@ -160,7 +162,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 drawn = accumulation if step < engine.total_steps else engine.last_step_batches or accumulation  # the last: what is left
                 groups = [item if isinstance(item, list) else [item] for item in (next(batches) for _ in range(drawn))]
                 meter.waited(time.perf_counter() - waited)
-                items = [[loss_items(batch, kinds[batch.name]) for batch in group] for group in groups]  # host labels
+                items = [[loss_items(batch, kinds[batch.name], class_weights[batch.name]) for batch in group] for group in groups]
                 divisors = step_divisors(groups, items, engine.plan.task_ids, processes=acc.num_processes, reduce_sum=reduce_sum,
                                          device=acc.device)  # each task's loss: the mean over its items in the step
                 before = StepLosses(strategy.task_ids, acc.device) if strategy.needs_losses_after_step else None

@@ -60,7 +60,7 @@ class LossMeter:
 
     def reset(self) -> None:
         self.sums = {t: torch.zeros((), device=self.device, dtype=torch.float32) for t in self.tasks}  # loss x items
-        self.items = dict.fromkeys(self.tasks, 0)
+        self.items = dict.fromkeys(self.tasks, 0.0)
         self.batches = dict.fromkeys(self.tasks, 0)
         self.examples = dict.fromkeys(self.tasks, 0)
         self.tokens = dict.fromkeys(self.tasks, 0)
@@ -72,10 +72,10 @@ class LossMeter:
         """Time since the last reset that was not training (evaluation, checkpoints): not in the rates."""
         self.excluded += seconds
 
-    def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int, items: int | None = None) -> None:
-        """Record one batch (no sync: the loss stays on the device); ``items``: what its loss is a mean over
-        (None: 1, every batch alike; 0: left out of the logged loss, e.g. a DDP copy of another rank's batch)."""
-        items = 1 if items is None else int(items)
+    def add(self, task: str, loss: torch.Tensor, examples: int, tokens: int, items: float | None = None) -> None:
+        """Record one batch (no sync: the loss stays on the device); ``items``: what its loss is a mean over, a count or
+        (class weights) a weight sum (None: 1, every batch alike; 0: left out of the logged loss, e.g. a DDP copy)."""
+        items = 1.0 if items is None else float(items)
         if items:
             self.sums[task] += loss.detach().float() * items
             self.items[task] += items
@@ -100,12 +100,13 @@ class LossMeter:
         active = [t for t in self.tasks if self.batches[t]]  # every process: the same tasks (all ranks draw the same)
         if not active:
             return {}
-        sums = torch.stack([self.sums[t].float() for t in active])
-        counts = torch.tensor([[self.items[t], self.examples[t], self.tokens[t]] for t in active], dtype=torch.long, device=self.device)
+        sums = torch.stack([torch.stack([self.sums[t].float() for t in active]),
+                            torch.tensor([float(self.items[t]) for t in active], dtype=torch.float32, device=self.device)], dim=1)
+        counts = torch.tensor([[self.examples[t], self.tokens[t]] for t in active], dtype=torch.long, device=self.device)
         if reduce_sum is not None:
             sums, counts = reduce_sum(sums), reduce_sum(counts)
-        rows = {t: {"sum": total, "items": int(items), "batches": self.batches[t], "examples": int(examples), "tokens": int(tokens)}
-                for t, total, (items, examples, tokens) in zip(active, sums.tolist(), counts.tolist())}  # float32 -> float: exact
+        rows = {t: {"sum": total, "items": items, "batches": self.batches[t], "examples": int(examples), "tokens": int(tokens)}
+                for t, (total, items), (examples, tokens) in zip(active, sums.tolist(), counts.tolist())}  # float32 -> float: exact
         return {"tasks": rows, "seconds": time.perf_counter() - self.started - self.excluded, "data_wait": self.data_wait}
 
     def restore_window(self, saved: dict[str, Any], main: bool = True) -> None:
@@ -119,7 +120,7 @@ class LossMeter:
             self.batches[task] = int(row["batches"])  # every process: the same tasks are active at the logging step
             if main:
                 self.sums[task] = torch.tensor(float(row["sum"]), device=self.device, dtype=torch.float32)
-                self.items[task], self.examples[task], self.tokens[task] = int(row["items"]), int(row["examples"]), int(row["tokens"])
+                self.items[task], self.examples[task], self.tokens[task] = float(row["items"]), int(row["examples"]), int(row["tokens"])
         if main:
             self.data_wait = float(saved.get("data_wait", 0.0))
         self.started = time.perf_counter() - float(saved.get("seconds", 0.0))

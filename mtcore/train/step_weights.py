@@ -28,8 +28,9 @@ import torch
 from mtcore.train.evaluation import labelled_items
 
 
-def loss_items(batch: Any, kind: str) -> int:
-    """The items ``batch``'s loss is a mean over (0 for a DDP copy); its rows when it holds no labels.
+def loss_items(batch: Any, kind: str, class_weights: torch.Tensor | None = None) -> float:
+    """The items ``batch``'s loss is a mean over (0 for a DDP copy); its rows when it holds no labels; with the head's
+    ``class_weights``, the sum of its items' weights (see :func:`~mtcore.train.evaluation.labelled_items`).
     Read from the host-side labels, before the batch moves to the device."""
     if getattr(batch, "duplicate", False):
         return 0
@@ -37,7 +38,7 @@ def loss_items(batch: Any, kind: str) -> int:
     labels = data.get("labels") if isinstance(data, Mapping) else None
     if not isinstance(labels, torch.Tensor):
         return int(batch.size)
-    return labelled_items(kind, labels.detach().cpu() if labels.device.type != "cpu" else labels)
+    return labelled_items(kind, labels.detach().cpu() if labels.device.type != "cpu" else labels, class_weights)
 
 
 def step_divisors(groups: Sequence[Sequence[Any]], items: Sequence[Sequence[int]], task_ids: Sequence[str], *, processes: int,

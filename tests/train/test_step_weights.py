@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -85,3 +86,32 @@ def test_the_logged_loss_is_the_mean_over_items_not_over_batches():
     rows, _ = meter.flush()
     assert rows["a"]["loss"] == (1.0 * 2 + 4.0 * 6) / 8 and rows["a"]["batches"] == 3
     assert meter.take_counts() == (8, 80)
+
+
+def test_class_weighted_batches_of_a_step_give_the_gradient_of_one_batch():
+    """A head with class_weights takes the weighted mean over its batch (cross_entropy(weight=)): the batches of a step
+    count their items' weight sums, not their item counts, or accumulation and DDP give another gradient."""
+    from mtcore.model.heads.losses import classification_loss
+
+    torch.manual_seed(1)
+    weight = torch.randn(3, 2, requires_grad=True)
+    features, labels = torch.randn(8, 3), torch.tensor([0, 0, 0, 1, 0, 1, 1, -100])
+    class_weights = torch.tensor([0.1, 2.0])
+
+    def loss(batch):
+        return classification_loss(batch.data["x"] @ weight, batch.data["labels"], training=True, class_weights=class_weights)
+
+    loss(_batch("a", features, labels)).backward()
+    whole = weight.grad.clone()
+    groups = [[_batch("a", features[:4], labels[:4])], [_batch("a", features[4:], labels[4:])]]
+    items = [[loss_items(b, "text_classification", class_weights) for b in g] for g in groups]
+    assert items == [[pytest.approx(2.3)], [pytest.approx(4.1)]]
+    weight.grad = None
+    for group, divisors in zip(groups, step_divisors(groups, items, ["a"], processes=1)):
+        (loss(group[0]) / divisors[0]).backward()
+    assert torch.allclose(weight.grad, whole, atol=1e-6)
+    meter = LossMeter(["a"], torch.device("cpu"))  # the logged loss: the same weighted mean (weight sums were cut to ints)
+    for group, counts in zip(groups, items):
+        meter.add("a", loss(group[0]).detach(), examples=4, tokens=0, items=counts[0])
+    rows, _ = meter.flush()
+    assert rows["a"]["loss"] == pytest.approx(float(loss(_batch("a", features, labels)).detach()), rel=1e-6)
