@@ -1,7 +1,7 @@
 """The run's ``Accelerator``: device, precision, DDP options and trackers; and the launches mtcore does not train under.
 
-mtcore trains on one process or several under DDP (``torchrun``, or ``accelerate launch`` with its multi-GPU or
-multi-CPU setting). A launch that asks Accelerate for FSDP, DeepSpeed or Megatron-LM (``accelerate launch
+mtcore trains on one process or several under DDP (``torchrun``, or ``accelerate launch`` with its multi-GPU
+setting; on CPUs use ``torchrun``: ``accelerate launch --cpu --num_processes 2`` starts one process). A launch that asks Accelerate for FSDP, DeepSpeed or Megatron-LM (``accelerate launch
 --use_fsdp`` / ``--use_deepspeed``, or an ``accelerate config`` file that chose them: they reach the process as
 ``ACCELERATE_USE_FSDP=true`` and the like) would shard or wrap the model in ways the engine does not handle — its
 checkpoints, per-task gradients and evaluation expect whole parameters on every process — so it is refused in one
