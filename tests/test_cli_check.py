@@ -54,6 +54,18 @@ def test_every_example_config_passes_the_config_checks(tmp_path, monkeypatch):
         assert result.stdout.rstrip().endswith("config ok (data not read: --no-data)"), example.name
 
 
+def test_check_names_what_a_hub_source_reads(tmp_path):
+    config = tmp_path / "hub.yaml"
+    config.write_text("encoder: {tiny: bert}\ntasks:\n  - {id: rsg:terra, source: hub}\n  - {id: rsg:lidirus, source: hub}\n"
+                      "  - {id: nli:xnli-ru, source: hub, sources: {hub: {path: /data/xnli}}}\n")
+    result = check_here(str(config), "--no-data")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 5}
+    assert rows["rsg:terra"] == "RussianNLP/russian_super_glue (terra)", rows
+    assert rows["rsg:lidirus (evaluated with rsg:terra)"] == "RussianNLP/russian_super_glue (lidirus)"
+    assert rows["nli:xnli-ru"] == "/data/xnli (ru)"  # a config's own path: what will be read
+
+
 def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in (("good", "pos"), ("bad", "nope"))), encoding="utf-8")
