@@ -47,7 +47,9 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False, what: 
     temporary file, removed at once): a :class:`UsageError` or :class:`MtError` otherwise.
     """
     target = Path(path).expanduser()
-    if target.is_symlink():
+    if target.is_symlink() and target.exists() and not target.is_file() and not target.is_dir():
+        pass  # /dev/stdout on a pipe: a "magic" link to pipe:[N], a name that resolves nowhere, yet the pipe is there
+    elif target.is_symlink():
         resolved = target.resolve()  # written through: its target is what must be writable
         if not resolved.exists() and (folder or not resolved.parent.is_dir()):  # nothing there to write into
             raise UsageError(_broken_link(what, path, target))
@@ -131,8 +133,8 @@ class AtomicText:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         path = Path(path)
-        self.path = path.resolve() if path.is_symlink() else path
-        self.direct = self.path.exists() and not self.path.is_file() and not self.path.is_dir()
+        self.direct = path.exists() and not path.is_file() and not path.is_dir()  # through a link: /dev/stdout on a pipe
+        self.path = path.resolve() if path.is_symlink() and not self.direct else path  # (resolves to pipe:[N], no name)
         self.handle: TextIO | None = None
         self._tmp: str | None = None
         self._created: list[Path] = []

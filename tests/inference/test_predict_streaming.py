@@ -364,3 +364,14 @@ def test_several_tasks_to_stdout_or_a_pipe_is_a_usage_error(cli, trained_run, tm
         os.mkfifo(tmp_path / "fifo")
         result = cli(*args[:-1], tmp_path / "fifo")
         assert result.exit_code == 2 and "--output names a folder, not" in _one_error_line(result)
+
+
+def test_dev_stdout_on_a_pipe_gets_the_predictions(trained_run):
+    """/dev/stdout on a pipe links to "pipe:[N]", which no path resolves to: it was "cannot write ... takes no new file"."""
+    args = ["predict", str(trained_run), "--task", "terra", "--split", "test", "-o", "/dev/stdout"]
+    env = {**os.environ, "MT_LOAD_PLUGINS": "rsg"}
+    done = subprocess.run([sys.executable, "-m", "mtcore.cli.app", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows and all(row["label"] in ("entailment", "not_entailment") for row in rows)
