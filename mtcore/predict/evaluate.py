@@ -160,9 +160,10 @@ def scored_heads(location: ModelLocation) -> dict[str, str]:
     return {name: e.head for name, e in scored_tasks(location).items()}
 
 
-def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str) -> TaskSetup:
+def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str, named: bool = False) -> TaskSetup:
     """The one task of ``setups`` reading ``path`` as its ``split`` (``mt evaluate --input``)."""
     import dataclasses
+    import glob
 
     from mtcore.data.readers import format_of
     from mtcore.errors import DataError, UsageError
@@ -173,6 +174,8 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
 
     if len(setups) != 1:
         names = ", ".join(s.task.id for s in setups)
+        if named:  # --tasks named several
+            raise UsageError(f"--input scores one task's file, and --tasks names {len(setups)} ({names}): name one")
         raise UsageError(f"--input scores one task's file, and this model has several ({names}): name it with --tasks")
     if not path.is_file():
         from mtcore.errors import did_you_mean_path
@@ -187,7 +190,7 @@ def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split:
     if fmt is None:
         raise UsageError(f"--input {path}: cannot tell its format from the name; pass --input-format jsonl, csv, tsv, json, parquet or conll")
     setup = setups[0]
-    options: dict[str, Any] = {"format": fmt, "files": {split: path.name}}
+    options: dict[str, Any] = {"format": fmt, "files": {split: glob.escape(path.name)}}  # that file: val[1].jsonl is no pattern
     options.update(reader_options_of(setup.task, fmt))  # read as the task's files of that format are (sep, header), as predict does
     if fmt == "conll":  # without the task's columns, words and tags into the task's fields
         from mtcore.data.conll import width
@@ -271,7 +274,9 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     location = locate(path)
     config = run_config(location)
     split_asked = split
-    if split is None:
+    if split is None and input is not None:  # the user's file: scored on its labelled rows, as a split whose rows may lack one
+        split = "test"
+    elif split is None:
         split = config.evaluation.split if config is not None else "validation"
     model = load_model(location, device)
     if model.tokenizer is None:
@@ -289,7 +294,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     if input is not None:
         from mtcore.predict.inputs import own_loader_hint
 
-        setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split)]
+        setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split, named=bool(tasks))]
         input_hint = own_loader_hint(setups[0].task.replace(sources={}), split, input)  # the task's own sources (its plugin's)
     if null_threshold is not None:
         import dataclasses

@@ -195,6 +195,16 @@ def test_a_labelled_file_is_scored_as_the_tasks_split_would_be(cli, trained_run,
                       encoding="utf-8")
     from_csv = json.loads(cli("evaluate", trained_run, "-t", "terra", "-i", as_csv, "--input-format", "csv", "--json").stdout)
     assert from_csv["metrics"] == split["metrics"]
+    odd = tmp_path / "odd"  # a name glob would read as a pattern: only that file is scored, not val1.jsonl beside it
+    odd.mkdir()
+    (odd / "val[1].jsonl").write_text(val.read_text(encoding="utf-8").splitlines(keepends=True)[0] + json.dumps(
+        {**rows[1], "label": None}) + "\n", encoding="utf-8")  # and a row without a label: left out, as in a test split
+    shutil.copy(val, odd / "val1.jsonl")
+    partly = json.loads(cli("evaluate", trained_run, "-t", "terra", "-i", odd / "val[1].jsonl", "--json").stdout)
+    assert partly["tasks"]["rsg:terra"]["rows"] == 2 and partly["input"].endswith("val[1].jsonl"), partly
+    two = cli("evaluate", trained_run, "-t", "terra,parus", "-i", mine)
+    assert two.exit_code == 2 and two.stderr.strip() == ("error: --input scores one task's file, and --tasks names 2 (rsg:terra, "
+                                                         "rsg:parus): name one"), two.stderr
     for args, code, message in [(["--input", mine], 2, "--input scores one task's file, and this model has several"),
                                 (["-t", "terra", "-i", as_csv], 2, "cannot tell its format from the name"),
                                 (["-t", "terra", "-i", mine, "--input-format", "jsnl"], 2, "did you mean 'jsonl'"),
