@@ -153,7 +153,7 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
             yield file, number, row
 
     check_fields(counted(), task)
-    if budget.chunks > 1 and not task.preprocess and given and missing:  # ids from preprocessing: per chunk
+    if budget.chunks > 1 and given and missing:  # (a task with preprocessing too: PARus's rows keep their raw idx)
         raise DataError(f"{missing[0]} row {missing[1]} has no {task.id_field} while {given[0]} row {given[1]} has one; "
                         "give every row an idx, or none (rows are then numbered from 0)")
     return count

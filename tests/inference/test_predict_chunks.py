@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -40,4 +41,20 @@ def test_ids_given_in_one_chunk_and_missing_in_another_are_refused(cli, bert_mod
     result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", path)
     assert result.exit_code == 1  # a data error
     assert result.stderr.strip() == (f"error: {path} row 4 has no idx while {path} row 1 has one; give every row an idx, or none "
+                                     "(rows are then numbered from 0)")
+
+
+def test_ids_mixed_over_chunks_are_refused_for_a_task_with_preprocessing_too(cli, trained_run, tmp_path, monkeypatch):
+    """PARus builds its rows by a preprocessing step, yet keeps the raw idx: later rows without one were numbered
+    0, 1, ... again, repeating the ids of the first chunk's rows (exit 0)."""
+    from mtcore.predict import chunks
+
+    monkeypatch.setattr(chunks, "CHUNK_ROWS", 2)
+    sample = Path(__file__).resolve().parents[2] / "plugins/mt-russian-superglue/mt_russian_superglue/sample/PARus/test.jsonl"
+    rows = [json.loads(line) for line in sample.read_text(encoding="utf-8").splitlines()[:4]]
+    rows = [row if i < 2 else {k: v for k, v in row.items() if k != "idx"} for i, row in enumerate(rows)]
+    path = _jsonl(tmp_path / "parus.jsonl", rows)
+    result = cli("predict", trained_run, "--task", "rsg:parus", "--input", path)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (f"error: {path} row 3 has no idx while {path} row 1 has one; give every row an idx, or none "
                                      "(rows are then numbered from 0)")
