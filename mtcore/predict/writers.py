@@ -109,10 +109,7 @@ class CsvLayout:
         return ["idx", "label"] + self.columns() + list(self.extra or [])
 
     def record(self, row: Mapping[str, Any]) -> list[Any]:
-        label = _plain(row.get("label"))
-        if isinstance(label, (list, dict)):
-            label = json.dumps(label, ensure_ascii=False)
-        record = [_plain(row.get("idx")), label]
+        record = [_cell(row.get("idx")), _cell(row.get("label"))]  # MuSeRC's {paragraph, question, answer} idx: JSON too
         if self.with_probs:
             probs = _plain(row.get("probabilities")) or []
             record += [f"{float(p):.6g}" for p in probs] + [""] * (len(self.probability_names()) - len(probs))

@@ -201,6 +201,9 @@ def test_writers(tmp_path):
     table = list(csv.reader(path.open()))
     assert table == [["idx", "label", "p_entailment", "p_not_entailment"], ["0", "entailment", "0.75", "0.25"], ["1", "not_entailment", "", ""]]
     assert get_component("writer", "jsonl") is write_jsonl
+    muserc = Task(name="muserc", kind="pair_classification", labels=("0", "1"), plugin="rsg")  # a mapping idx: JSON, as in jsonl
+    [path] = write_csv(muserc, [{"idx": {"paragraph": 0, "question": 1, "answer": 2}, "label": 1}], tmp_path / "m.csv")
+    assert json.loads(list(csv.reader(path.open()))[1][0]) == {"paragraph": 0, "question": 1, "answer": 2}
 
 
 @pytest.mark.parametrize("kind,head", [("regression", "regression"), ("token_classification", "token_classification"),
