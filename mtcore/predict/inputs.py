@@ -120,9 +120,11 @@ def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[
     if str(path) == STDIN:
         fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-")
         try:
-            first = ""
+            first, start = "", True
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 while block := sys.stdin.read(1 << 20):
+                    if start:  # an official file's byte-order mark (RSG's): not data, and no sign of CSV
+                        block, start = block.removeprefix("\ufeff"), False
                     first = first or block.lstrip()[:1]
                     handle.write(block)
             if not first:

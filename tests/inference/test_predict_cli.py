@@ -41,6 +41,9 @@ def test_csv_output_file_and_stdin_input(cli, bert_model_dir, tmp_path):
     assert [r["label"] for r in rows] == expected.labels
     assert list(rows[0]) == ["idx", "label", "p_entailment", "p_neutral", "p_contradiction"]
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary files left
+    with_bom = cli("predict", bert_model_dir, "-t", "nli", "--input", "-", input="\ufeff" + lines)  # as the official RSG files start
+    assert with_bom.exit_code == 0, with_bom.output
+    assert [json.loads(line)["label"] for line in with_bom.stdout.splitlines()] == expected.labels
 
 
 def test_csv_input_file(cli, bert_model_dir, tmp_path):
