@@ -151,7 +151,7 @@ def input_file_problem(path: str | os.PathLike) -> str | None:
 
         return f"{file}: no such input file{did_you_mean_path(file, folders=False)}"
     if file.is_dir():
-        return f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split to predict a split of the task's data"
+        return f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split for a split of the task's data"
     return None
 
 

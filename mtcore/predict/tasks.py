@@ -116,7 +116,10 @@ def _names_several_heads(model: Any, name: str) -> bool:
 
 def _with_head(model: Any, task: str | Task, head: str) -> tuple[str, Task]:
     """``task`` predicted with the head ``head`` (see :func:`prediction_task`)."""
-    head_id = model.resolve_task(str(head))
+    try:
+        head_id = model.resolve_task(str(head))
+    except UnknownNameError as exc:  # it is the head that is unknown, not a task
+        raise UnknownNameError(str(exc).replace("unknown task", "unknown head", 1)) from None
     if isinstance(task, Task):
         spec = task
     else:
@@ -144,7 +147,11 @@ def _head_for(model: Any, name: str, task: Task) -> str:
                 return model.resolve_task(str(other))
             except UnknownNameError:
                 pass
-        raise UnknownNameError(f"{exc}" + (f" (task {task.id!r} is predicted with {other!r}, which this model has no head for either)" if other else "")) from None
+        if other:
+            raise UnknownNameError(f"{exc} (task {task.id!r} is predicted with {other!r}, which this model has no head for either)") from None
+        heads = ", ".join(model.tasks) or "no task"  # a registered task: known, only not trained here
+        raise UnknownNameError(f"this model has no head for task {task.id!r} (its heads: {heads}); to use one of "
+                               f"the same kind and labels, add --head ID") from None
 
 
 def with_sources(task: Task, task_id: str) -> Task:
