@@ -276,12 +276,14 @@ def _check_loader_keys(name: str, source: Source, changed: list[str], options: M
     named = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in given]
     passes_on = any(p.kind == p.VAR_KEYWORD for p in parameters)
     what = f"task {task_name!r}: source {name!r}" + (f" ({source.kind})" if source.kind != name else "")
+    had = [key for key in source.options if key != "data_dir" or source.kind != "local"]  # keys the task's own source sets: its loader's
     if passes_on and source.kind == "hub":
-        keys, reader = sorted({*named, *_HUB_KEYS}), set()
+        keys, reader = sorted({*named, *had, *_HUB_KEYS}), set()
     elif passes_on:
-        keys, reader = sorted({*named, *_FILES_KEYS}), _reader_options(options.get("format", "auto"), options.get("files"))[0]
+        keys, reader = sorted({*named, *had, *_FILES_KEYS}), _reader_options(options.get("format", "auto"), options.get("files"))[0]
     else:
         keys, reader = sorted({*named, "description"}), set()
+    keys = [key for key in keys if key not in reader]  # listed once: with the reader options
     for key in dict.fromkeys(changed):
         if key in ("description", "options") or key in keys or key in reader or (reader and key in SPLITS):
             continue

@@ -135,3 +135,15 @@ def test_what_a_plugins_own_loader_takes_is_accepted():
                          ("nli:headline-cause-simple", {"local": {"swap_augment": True}, "hub": {"revision": "main"}})):
         merged = merge_sources(get_task(task).sources, change, task_name=task)
         assert all(merged[name].options[key] == value for name, keys in change.items() for key, value in keys.items())
+
+
+def _passing_loader(task, splits, /, *, data_dir=None, files=None, **options):  # a plugin's loader that reads options itself
+    return {}
+
+
+def test_a_loader_passing_options_on_keeps_the_keys_its_own_source_sets():
+    source = Source("local", _passing_loader, {"files": {"train": "t.jsonl"}, "lang": "ru"})
+    merged = merge_sources({"local": source}, {"local": {"lang": "en", "encoding": "cp1251"}}, task_name="t")
+    assert merged["local"].options["lang"] == "en" and merged["local"].options["encoding"] == "cp1251"
+    with pytest.raises(ConfigError, match=re.escape("source 'local' has unknown key 'langg' (did you mean 'lang'?); its loader takes: ")):
+        merge_sources({"local": source}, {"local": {"langg": "en"}}, task_name="t")
