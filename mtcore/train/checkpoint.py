@@ -274,9 +274,16 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
     trainer = {
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
-        "strategy": {k: v.detach().cpu() for k, v in strategy.state_dict().items()},
+        "strategy": dict(strategy.state_dict()),  # tensors, and plain data from a strategy's get_extra_state
     }
-    save_state(trainer, directory / "trainer")
+    try:
+        save_state(trainer, directory / "trainer")
+    except TypeError as exc:  # what a plugin's strategy keeps: only tensors and plain data have a safe file form
+        from mtcore.errors import MtError
+
+        raise MtError(f"loss strategy {type(strategy).__module__}.{type(strategy).__qualname__} keeps state a checkpoint "
+                      f"cannot hold: {str(exc).removeprefix('cannot save state at trainer.')}; keep tensors or plain data "
+                      "(numbers, strings, lists, dicts) in its state_dict / get_extra_state") from None
     _write_json(directory / "sampler.json", sampler.state_dict())
     _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads()})
 

@@ -1,0 +1,60 @@
+"""A loss strategy may keep plain data through ``nn.Module.get_extra_state``: checkpoints hold it (safetensors + JSON,
+no pickle) and ``--resume`` gives it back; data a checkpoint cannot hold is one line naming the strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mtcore import Trainer
+from mtcore.errors import MtError
+from mtcore.plugins import register_component
+from mtcore.train.losses import LossStrategy
+
+
+class CountingSum(LossStrategy):
+    """A sum that counts its steps in plain Python state."""
+
+    uses_weights = False
+    resumed_with: dict | None = None
+
+    def __init__(self, task_ids, weights=None, keep: str = "plain") -> None:
+        super().__init__(task_ids, weights)
+        self.steps, self.keep = 0, keep
+
+    def begin_step(self, step, reduce_mean=None) -> None:
+        self.steps += 1
+
+    def term(self, task_id, loss):
+        return loss
+
+    def get_extra_state(self):
+        return {"steps": self.steps, "names": ["a", "b"]} if self.keep == "plain" else {"steps": object()}
+
+    def set_extra_state(self, state) -> None:
+        self.steps = state["steps"]
+        CountingSum.resumed_with = dict(state)
+
+
+def test_extra_state_of_a_strategy_is_checkpointed_and_resumed(tmp_path: Path, make_config):
+    register_component("loss", "counting_sum", CountingSum, "a sum counting its steps")
+    config = make_config(loss={"strategy": "counting_sum"}, schedule={"max_steps": 4, "warmup_steps": 0},
+                         checkpoint={"every": 2, "keep_last": 3})
+    Trainer(config, output_dir=tmp_path / "run").train()
+    import shutil
+
+    shutil.rmtree(tmp_path / "run/checkpoints/step-000004")  # as if stopped after step 2's checkpoint
+    (tmp_path / "run/summary.json").unlink()
+    Trainer(config, output_dir=tmp_path / "run", resume=True).train()
+    assert CountingSum.resumed_with == {"steps": 2, "names": ["a", "b"]}
+
+
+def test_extra_state_a_checkpoint_cannot_hold_is_one_line_naming_the_strategy(tmp_path: Path, make_config):
+    register_component("loss", "counting_sum_bad", CountingSum, "keeps an object")
+    config = make_config(loss={"strategy": "counting_sum_bad", "options": {"keep": "object"}},
+                         schedule={"max_steps": 2, "warmup_steps": 0}, checkpoint={"every": 2})
+    with pytest.raises(MtError) as caught:
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert str(caught.value).startswith("loss strategy tests.train.test_strategy_extra_state.CountingSum keeps state") and "keeps state a checkpoint cannot hold: " in str(caught.value)
+    assert "a object is neither a tensor nor plain data" in str(caught.value), caught.value
