@@ -32,7 +32,7 @@ from transformers.utils import ModelOutput
 from mtcore.errors import ConfigError, DataError, unknown
 from mtcore.model import encoder as enc
 from mtcore.model.heads.base import HeadSpec
-from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style
+from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style, check_logits
 from mtcore.model.param_groups import parameter_groups as _parameter_groups
 from mtcore.model.task_layers import TaskLayers, check_count
 from mtcore.task import Task
@@ -290,11 +290,14 @@ class MultitaskModel(nn.Module):
         try:
             result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
                                pooler_output, labels, num_choices, choice_mask)
+        except ConfigError as exc:  # what the head returned: named with its task and head
+            raise ConfigError(f"task {task_id!r}: {exc}" if not str(exc).startswith("task ") else str(exc)) from None
         except IndexError as exc:  # cross-entropy on CPU: "Target 5 is out of bounds."
             if labels is None or "out of bounds" not in str(exc):
                 raise
             raise DataError(f"task {task_id!r}: a label is out of range ({exc}); labels are class ids 0..{self.tasks[task_id].get('num_labels', '?')} "
                             "minus 1 (-100 or -1: no label)") from None
+        check_logits(task_id, self.tasks[task_id], result.logits)
         return MultitaskOutput(loss=result.loss, logits=result.logits)
 
     # ---- optimisation -----------------------------------------------------------------------

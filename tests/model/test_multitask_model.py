@@ -186,6 +186,29 @@ def test_custom_module_heads_from_user_code(tiny_encoders, make_batch):
         assert encoder_grad_norm(model) > 0, task_id
 
 
+class LogitsOnlyHead(Head):
+    """A Head subclass that returns its logits only (``width`` of them)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, width: int | None = None) -> None:
+        super().__init__(hidden_size, num_labels)
+        self.out = nn.Linear(hidden_size, width or num_labels)
+
+    def forward(self, hidden_states, attention_mask, *, pooler_output=None, labels=None, num_choices=None):
+        return self.out(hidden_states[:, 0])
+
+
+def test_a_head_subclass_giving_no_loss_gets_its_kinds_and_logits_of_another_width_are_named(tiny_encoders, make_batch):
+    model = MultitaskModel(str(tiny_encoders["bert"]), {
+        "user:plain": HeadSpec("", 2, kind="text_classification", module=LogitsOnlyHead(32, 2)),
+        "user:wide": HeadSpec("", 2, kind="text_classification", module=LogitsOnlyHead(32, 2, width=4))})
+    model.train()
+    out = model("user:plain", **make_batch("text_classification", num_labels=2))
+    assert out.loss is not None and out.loss.requires_grad  # was None: "unexpected AttributeError" in the training loop
+    with pytest.raises(ConfigError, match=r"^task 'user:wide': head '.*LogitsOnlyHead' returned logits of shape \(\d+, 4\), and the "
+                                          r"task has 2 labels: the last dimension must be 2, one score per label$"):
+        model("user:wide", **make_batch("text_classification", num_labels=2))
+
+
 @pytest.fixture
 def user_head():
     """Register AttentionPoolHead from user code for one test, then remove it again."""

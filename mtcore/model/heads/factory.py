@@ -205,10 +205,29 @@ def call_head(
         logits = result["logits"] if isinstance(result, Mapping) else result.logits
         loss = result.get("loss") if isinstance(result, Mapping) else getattr(result, "loss", None)
     else:
-        raise ConfigError(f"head {type(module).__name__} returned a {type(result).__name__}; return a HeadOutput, a mapping with 'logits', or a logits tensor")
-    if loss is None and labels is not None and how.style != "head":
+        raise ConfigError(f"head {type(module).__module__}.{type(module).__qualname__} returned a {type(result).__name__}; return a "
+                          "HeadOutput, a mapping with 'logits', or a logits tensor")
+    if loss is None and labels is not None:  # a head of any style that gives no loss: the kind's default (built-ins give theirs)
         loss = default_loss(how.kind, logits, labels, training=module.training)
     return HeadOutput(logits=logits, loss=loss)
+
+
+#: Task kinds whose logits end in one score per label.
+_PER_LABEL = ("text_classification", "pair_classification", "multi_label", "token_classification")
+
+
+def head_name(info: Mapping[str, Any]) -> str:
+    """How an error names a task's head: its registered id (``comp:attn``: the plugin first), else its class."""
+    return repr(info.get("head_id") or info.get("head") or info.get("head_class") or "?")
+
+
+def check_logits(task_id: str, info: Mapping[str, Any], logits: Any) -> None:
+    """One score per label in the logits' last dimension (shape metadata only: no device sync). A head giving 4 scores
+    for 2 labels trained, and scored wrong, without a word."""
+    count = info.get("num_labels")
+    if info.get("kind") in _PER_LABEL and count and isinstance(logits, torch.Tensor) and (logits.ndim == 0 or logits.shape[-1] != count):
+        raise ConfigError(f"task {task_id!r}: head {head_name(info)} returned logits of shape {tuple(logits.shape)}, and the task has "
+                          f"{count} labels: the last dimension must be {count}, one score per label")
 
 
 def mask_choices(logits: torch.Tensor, choice_mask: torch.Tensor, module: nn.Module | None = None) -> torch.Tensor:
