@@ -307,6 +307,8 @@ def _whose(name: str, function: Callable[..., Any], task: Any) -> str:
 
 def _score(value: Any, name: str, function: Callable[..., Any], task: Any) -> float:
     """``value`` as a float: a number (Python's or numpy's, a one-element array or tensor); a MetricError otherwise."""
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "iuf":  # numpy 2: float() takes 0-d arrays only
+        value = value.reshape(()).item()
     if not isinstance(value, (bool, np.bool_, str, bytes)) and hasattr(value, "__float__"):
         try:
             return float(value)

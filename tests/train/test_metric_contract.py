@@ -90,7 +90,8 @@ def _score(function, name="m"):
 def test_a_metric_returns_one_number_and_anything_else_is_one_line_naming_it():
     import torch
 
-    for value, expected in ((1, 1.0), (np.float32(0.5), 0.5), (np.array(0.25), 0.25), (torch.tensor(0.75), 0.75), (float("nan"), None)):
+    for value, expected in ((1, 1.0), (np.float32(0.5), 0.5), (np.array(0.25), 0.25), (torch.tensor(0.75), 0.75), (float("nan"), None),
+                            (np.array([0.375]), 0.375), (torch.tensor([0.625]), 0.625)):  # one-element arrays: their value
         got = _score(lambda p, r, t=None, v=value: v)
         assert (np.isnan(got) if expected is None else got == expected) and type(got) is float
     for value, shown in (("high", "str 'high'"), ({"a": 1.0}, "dict {'a': 1.0}"), (None, "NoneType None"), (True, "bool True"),
