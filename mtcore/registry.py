@@ -161,8 +161,12 @@ class Registry:
 
     def add_component(self, kind: str, /, name: str, ref: Any, plugin: str, description: str = "", **extra: Any) -> Component:
         """Register a named component of ``kind`` (head, sampler, loss, metric, writer)."""
+        if kind not in COMPONENT_KINDS:
+            raise UnknownNameError(f"unknown component kind {kind!r}{did_you_mean(str(kind), list(COMPONENT_KINDS))}; "
+                                   f"the kinds are: {', '.join(COMPONENT_KINDS)}")
         if not isinstance(name, str) or not name or ":" in name:
-            raise ValueError(f"{kind} name {name!r} must be a non-empty string without ':'")
+            raise UsageError(f"{kind} name {name!r} must be a non-empty string without ':' (a plugin's components get the id "
+                             "plugin:name by themselves)")
         check_component_fields(kind, name, description, extra)
         if kind in ("head", "metric") and "kinds" in extra:
             _check_kinds(kind, name, extra["kinds"])
@@ -283,10 +287,10 @@ def _check_kinds(component: str, name: str, kinds: Any) -> None:
 
     known = [k.value for k in TaskKind]
     if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)):
-        raise ValueError(f"{component} {name!r}: kinds must be a tuple of task kinds, e.g. kinds=({known[0]!r},), got {kinds!r}")
+        raise UsageError(f"{component} {name!r}: kinds must be a tuple of task kinds, e.g. kinds=({known[0]!r},), got {kinds!r}")
     for kind in kinds:
         if kind not in known:
-            raise ValueError(f"{component} {name!r}: unknown task kind {kind!r} in kinds{did_you_mean(str(kind), known, n=1)}; "
+            raise UsageError(f"{component} {name!r}: unknown task kind {kind!r} in kinds{did_you_mean(str(kind), known, n=1)}; "
                              f"choose from {', '.join(known)}")
 
 

@@ -190,12 +190,17 @@ def test_a_head_registered_for_a_misspelled_task_kind_fails_its_plugin():
     """Caught at load (the plugin is listed as failed), not when a task first uses the head."""
     import pytest
 
+    from mtcore.errors import UnknownNameError, UsageError
     from mtcore.registry import Registry
 
-    registry = Registry()
-    with pytest.raises(ValueError, match=r"^head 'pool': unknown task kind 'text_clasification' in kinds "
+    registry = Registry()  # user code's register_component: an MtError (one line), not a bare ValueError / KeyError
+    with pytest.raises(UnknownNameError, match=r"^unknown component kind 'heads' \(did you mean 'head'\?\); the kinds are: head, sampler"):
+        registry.add_component("heads", "pool", "x:y", "toxic")
+    with pytest.raises(UsageError, match=r"^head name 'a:b' must be a non-empty string without ':'"):
+        registry.add_component("head", "a:b", "x:y", "toxic")
+    with pytest.raises(UsageError, match=r"^head 'pool': unknown task kind 'text_clasification' in kinds "
                                          r"\(did you mean 'text_classification'\?\)"):
         registry.add_component("head", "pool", "x:y", "toxic", kinds=("text_clasification",))
-    with pytest.raises(ValueError, match=r"kinds must be a tuple of task kinds"):
+    with pytest.raises(UsageError, match=r"kinds must be a tuple of task kinds"):
         registry.add_component("head", "pool", "x:y", "toxic", kinds="text_classification")
     assert registry.add_component("head", "pool", "x:y", "toxic", kinds=("text_classification",)).extra["kinds"] == ["text_classification"]
