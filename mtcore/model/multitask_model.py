@@ -203,10 +203,12 @@ class MultitaskModel(nn.Module):
             torch.default_generator.manual_seed(head_seed(self.head_seed_base, task_id))
             module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
         if getattr(module, "uses_pooler", False) and not self.has_pooler:
-            raise ConfigError(
-                f"task {task_id!r}: head pooling 'pooler' needs an encoder with a pooler, and {type(self.encoder).__name__} has none; "
-                "use pooling 'cls' or 'mean'"
-            )
+            encoder = type(self.encoder).__name__
+            if getattr(getattr(module, "pooler", None), "pooling", None) == "pooler":  # mtcore's heads: their pooling option
+                raise ConfigError(f"task {task_id!r}: head pooling 'pooler' needs an encoder with a pooler, and {encoder} has none; "
+                                  "use pooling 'cls' or 'mean'")
+            raise ConfigError(f"task {task_id!r}: head {info.get('head_id') or info.get('head_class')!r} reads the encoder's pooler "
+                              f"(uses_pooler), and {encoder} has none; choose another head, or an encoder with a pooler (BERT's)")
         reference = next(self.encoder.parameters(), None)
         if reference is not None:
             module.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)

@@ -134,6 +134,14 @@ def test_pooler_pooling_needs_an_encoder_with_a_pooler(tiny_encoders, make_batch
     with pytest.raises(ConfigError, match="has none; use pooling 'cls' or 'mean'"):
         MultitaskModel(str(tiny_encoders["distilbert"]), spec)
 
+    class ReadsPooler(LogitsOnlyHead):  # a custom head: it has no pooling option to change
+        uses_pooler = True
+
+    custom = {"demo:t": HeadSpec("", 2, kind="text_classification", module=ReadsPooler(32, 2))}
+    with pytest.raises(ConfigError, match=r"^task 'demo:t': head '.*ReadsPooler' reads the encoder's pooler \(uses_pooler\), and "
+                                          r"DistilBertModel has none; choose another head, or an encoder with a pooler"):
+        MultitaskModel(str(tiny_encoders["distilbert"]), custom)
+
 
 class AttentionPoolHead(Head):
     """A plugin-style custom head: attention pooling over tokens."""
