@@ -36,6 +36,7 @@ from mtcore.export.mapping import (
     target_for,
     verify,
 )
+from mtcore.model.lora import plain_state_dict
 from mtcore.model.serialization import portable_tokenizer
 
 EXPORT_INFO = "mtcore_export.json"
@@ -243,6 +244,20 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
 
 
 def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: str | None) -> tuple[Any, ExportResult]:
+    """:func:`_mapped_task`; for a model with task-specific top layers, whose encoder cannot be exported alone, its
+    refusal leaves out the "--encoder-only" way."""
+    try:
+        return _mapped_task(model, task, out, tolerance, recorded)
+    except ExportError as exc:
+        if getattr(model, "task_layers", None) is None:
+            raise
+        text = str(exc)
+        for hint in ("; or export the encoder alone with --encoder-only", "; export the encoder alone with --encoder-only"):
+            text = text.replace(hint, "")
+        raise ExportError(text) from None
+
+
+def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: str | None) -> tuple[Any, ExportResult]:
     """Map and check ``task``'s head (an :class:`ExportError` when no plain class computes it); returns the function
     that writes the export into a folder, and its result (``out``: where it will be, for its README)."""
     from mtcore.export.inputs import describe_inputs
@@ -350,7 +365,7 @@ def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, E
             "source": recorded}
 
     def write(tmp: Path) -> None:
-        encoder.save_pretrained(tmp)
+        encoder.save_pretrained(tmp, state_dict=plain_state_dict(encoder))  # LoRA (a checkpoint's, a live model's): merged
         if tokenizer is not None:
             portable_tokenizer(tokenizer).save_pretrained(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

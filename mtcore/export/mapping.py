@@ -147,7 +147,9 @@ def build_plain(config: Any, target: AutoTarget, task_id: str) -> nn.Module:
 def load_encoder_into(plain: nn.Module, encoder: nn.Module, task_id: str) -> None:
     """The shared encoder's weights into the plain model's base model (extra tensors such as an unused pooler are dropped)."""
     base = getattr(plain, plain.base_model_prefix)
-    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in encoder.state_dict().items()}
+    from mtcore.model.lora import plain_state_dict
+
+    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in plain_state_dict(encoder).items()}
     missing, _unexpected = base.load_state_dict(state, strict=False)
     if missing:
         raise ExportError(f"task {task_id!r}: the encoder's weights do not fill {type(plain).__name__}'s base model "

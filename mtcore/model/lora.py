@@ -117,6 +117,11 @@ def lora_layers(encoder: nn.Module) -> dict[str, nn.Module]:
     return {name: module for name, module in encoder.named_modules() if isinstance(module, LoraLayer)}
 
 
+def plain_state_dict(encoder: nn.Module) -> dict[str, Any]:
+    """``encoder``'s weights under a plain model's names: :func:`merged_state_dict` with LoRA, else its state dict."""
+    return merged_state_dict(encoder) if lora_layers(encoder) else dict(encoder.state_dict())
+
+
 def merged_state_dict(encoder: nn.Module) -> dict[str, Any]:
     """``encoder``'s weights as a plain model has them: each adapted layer's weight plus its adapters' update,
     under the layer's own names (no ``base_layer``, no ``lora_`` keys). The live encoder is not changed."""

@@ -58,6 +58,16 @@ def test_the_saved_model_predicts_what_the_live_model_with_adapters_predicts(mak
         live, merged = trainer.model(task, **batch).logits, loaded(task, **batch).logits
     assert torch.allclose(live.cpu(), merged, atol=1e-5), (live, merged)
 
+    from transformers import AutoModel
+
+    from mtcore.export import export_encoder
+
+    export_encoder(trainer.model, tmp_path / "exported")  # the live model with adapters (as a LoRA checkpoint loads): merged
+    plain, info = AutoModel.from_pretrained(tmp_path / "exported", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info  # peft's base_layer / lora_ names were written
+    expected = AutoModel.from_pretrained(tmp_path / "run" / "model" / "encoder").state_dict()
+    assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in plain.state_dict().items()), "not the merged weights"
+
 
 def test_lora_mistakes_are_one_line_before_anything_starts(make_config, tmp_path):
     from mtcore.cli.app import app

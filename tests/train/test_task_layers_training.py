@@ -96,6 +96,10 @@ def test_export_writes_the_tasks_plain_model_with_its_own_top_layer(split_run, t
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "the encoder's last 1 layers are task-specific (encoder.task_layers)" in refused.stderr
     assert not (tmp_path / "enc").exists()
+    cls_head = subprocess.run(helpers.mt_command("export", str(split_run), str(tmp_path / "pair"), "--task", "user:pair"),
+                              capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert cls_head.returncode == 1 and "user:pair" in cls_head.stderr, cls_head.stderr
+    assert "--encoder-only" not in cls_head.stderr  # the way this model refuses (above)
 
 
 @pytest.mark.parametrize("key, value, said", [
