@@ -240,7 +240,9 @@ def check_freeze_layers(encoder: nn.Module, first_layers: int) -> nn.ModuleList:
 
 
 def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) -> None:
-    """Stop gradients to the whole encoder, or to its embeddings and first ``first_layers`` blocks."""
+    """Stop gradients to the whole encoder, or to what feeds its first ``first_layers`` blocks and those blocks: the
+    embeddings and every parameter before the block list (ELECTRA's ``embeddings_project``), and the tables the blocks
+    share inside the module that holds them (DeBERTa's ``encoder.rel_embeddings`` and its norm)."""
     if whole:
         encoder.requires_grad_(False)
         return
@@ -253,6 +255,24 @@ def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) ->
         embeddings.requires_grad_(False)
     for layer in list(layers)[:first_layers]:
         layer.requires_grad_(False)
+    for param in feeding_parameters(encoder, layers):
+        param.requires_grad_(False)
+
+
+def feeding_parameters(encoder: nn.Module, layers: nn.ModuleList) -> list[nn.Parameter]:
+    """The parameters that feed the first block: those registered before the block list, and the block list's siblings
+    inside a module of its own (BERT's ``encoder`` has none; DeBERTa's holds relative-position tables every block
+    reads). Siblings in the model itself (ModernBERT's ``final_norm``) come after the blocks, and are not among them."""
+    inside = {id(p) for p in layers.parameters()}
+    before = []
+    for param in encoder.parameters():
+        if id(param) in inside:
+            break
+        before.append(param)
+    path = next((name for name, module in encoder.named_modules() if module is layers), "")
+    holder = encoder.get_submodule(path.rsplit(".", 1)[0]) if "." in path else None
+    shared = [p for p in holder.parameters() if id(p) not in inside] if holder is not None else []
+    return before + shared
 
 
 def enable_gradient_checkpointing(encoder: nn.Module) -> None:

@@ -239,6 +239,24 @@ def test_user_registered_head_is_built_by_name(tiny_encoders, user_head, tmp_pat
     assert torch.equal(model("demo:t", **batch).logits, loaded("demo:t", **batch).logits)
 
 
+@pytest.mark.parametrize("model_type, extra, stays", [
+    ("electra", {"embedding_size": 16}, []),  # embeddings_project: between the embeddings and layer 0
+    ("deberta-v2", {"relative_attention": True, "pos_att_type": ["p2c", "c2p"], "norm_rel_ebd": "layer_norm"}, []),  # rel_embeddings
+    ("modernbert", {"pad_token_id": 0, "eos_token_id": 1, "bos_token_id": 2, "cls_token_id": 2, "sep_token_id": 1},
+     ["final_norm.weight"]),  # after the blocks: not frozen
+])
+def test_freezing_every_layer_leaves_nothing_that_feeds_them_trainable(model_type, extra, stays):
+    from transformers import AutoConfig, AutoModel
+
+    from mtcore.model.encoder import freeze
+
+    config = AutoConfig.for_model(model_type, vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                  intermediate_size=64, **extra)
+    encoder = AutoModel.from_config(config)
+    freeze(encoder, first_layers=2)
+    assert [name for name, p in encoder.named_parameters() if p.requires_grad] == stays
+
+
 def test_freezing_the_whole_encoder_or_its_first_layers(tiny_encoders, make_batch):
     path = str(tiny_encoders["distilbert"])
     spec = {"demo:t": HeadSpec("classification", 2, kind="text_classification")}
