@@ -89,6 +89,14 @@ class TinyEncoder(Section):
     num_layers: int = Field(2, ge=1)
     num_heads: int = Field(2, ge=1)
 
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TinyEncoder:
+        if self.hidden_size % self.num_heads:
+            fits = [n for n in range(1, min(self.hidden_size, 16) + 1) if self.hidden_size % n == 0]
+            raise ValueError(f"'encoder.tiny.hidden_size' ({self.hidden_size}) must be a multiple of 'encoder.tiny.num_heads' "
+                             f"({self.num_heads}): each attention head gets an equal share; e.g. num_heads: {max(n for n in fits if n <= self.num_heads)}")
+        return self
+
 
 class EncoderConfig(Section):
     """The shared encoder: a hub id / local directory (``path``) or a tiny demo encoder (``tiny``)."""

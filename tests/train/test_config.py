@@ -62,6 +62,8 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["precision=fp8"], "config key 'precision': 'fp8' is not one of 'auto', 'fp32', 'bf16', 'fp16'"),
     (["encoder.path=some/dir"], "give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, "
                                 "e.g. bert); both are set: to train a real encoder from a config with a demo one, add encoder.tiny=null"),
+    (["encoder.tiny.num_heads=3"], "config key 'encoder.tiny': 'encoder.tiny.hidden_size' (64) must be a multiple of "
+                                   "'encoder.tiny.num_heads' (3): each attention head gets an equal share; e.g. num_heads: 2"),  # was unexpected
     (["encoder.tiny=null"], "give exactly one of 'encoder.path' (hub id or local directory) or 'encoder.tiny' (demo encoder, e.g. bert)"),
     (["schedule.warmup_steps=3", "schedule.warmup_ratio=0.1"], "either 'schedule.warmup_steps' or 'schedule.warmup_ratio'"),
     (["tasks.7.max_length=3"], "no list item '7'"),
