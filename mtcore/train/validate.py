@@ -324,6 +324,10 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         from mtcore.train.warm_start import check_load_heads
 
         check_load_heads(config.encoder.path)
+    if config.encoder.path is not None:
+        from mtcore.train.warm_start import check_saved_task_layers
+
+        check_saved_task_layers(config.encoder.path, config.encoder.task_layers)
     if config.compile.enabled:
         check_compile_backend(config.compile.backend)
     check_encoder_options(config.encoder.options, config.batching.padding_free)

@@ -85,10 +85,28 @@ def warm_start(model: Any, config: Any, tasks: dict[str, Any]) -> list[str]:
     return notes
 
 
+def check_saved_task_layers(path: str | None, count: int) -> None:
+    """Before anything is built (``mt check`` too): a saved model at ``path`` has as many task-specific top layers as the
+    run's ``encoder.task_layers`` (see :func:`_check_task_layers`)."""
+    root = saved_model_dir(path) if path is not None else None
+    if root is None:
+        return
+    from mtcore.model.manifest import read_manifest
+
+    try:
+        saved = int((read_manifest(root)["encoder"].get("task_layers") or {}).get("count", 0))
+    except (KeyError, TypeError, ValueError, AttributeError):  # an unreadable manifest is named when the model loads
+        return
+    _task_layers_differ(saved, count, root)
+
+
 def _check_task_layers(model: Any, saved_count: int, path: Any) -> None:
     """A model whose last layers are task-specific starts only a run with as many (its encoder folder holds the
     pretrained top layers, not the trained ones)."""
-    count = model.task_layers.count if getattr(model, "task_layers", None) is not None else 0
+    _task_layers_differ(saved_count, model.task_layers.count if getattr(model, "task_layers", None) is not None else 0, path)
+
+
+def _task_layers_differ(saved_count: int, count: int, path: Any) -> None:
     if saved_count != count:
         raise ConfigError(f"config key 'encoder.task_layers': {path} has {saved_count} task-specific top layers and this run "
                           f"{count}; set encoder.task_layers: {saved_count}" + (

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from typer.testing import CliRunner
 
 from mtcore import Trainer
+from mtcore.cli.app import app
 from mtcore.errors import ConfigError
 
 FROZEN = {"lr": 1e-12, "head_lr": 1e-12, "weight_decay": 0.0}  # one step that moves nothing measurably
@@ -72,6 +74,10 @@ def test_a_run_without_task_layers_cannot_start_from_a_model_with_them(split_run
                                           r"set encoder.task_layers: 1, or start from one task's model \(mt export"):
         Trainer(config, output_dir=tmp_path / "run").train()
     assert not (tmp_path / "run").exists()
+    written = tmp_path / "c.yaml"  # mt check says so too (it said "config ok": the count was compared once the model was built)
+    written.write_text(yaml.safe_dump(config), encoding="utf-8")
+    checked = CliRunner().invoke(app, ["check", str(written), "--no-data"])
+    assert checked.exit_code == 2 and "has 1 task-specific top layers and this run 0" in checked.stderr, checked.output
 
 
 def test_export_writes_the_tasks_plain_model_with_its_own_top_layer(split_run, tmp_path, helpers):
