@@ -22,14 +22,20 @@ from mtcore.train.run_dir import write_json
 from mtcore.train.trackers import end_trackers, log_to_trackers
 
 
+def say(engine: Engine, progress: Progress, line: str) -> None:
+    """A line the run must say even without a display (``logging.progress: none``: on stderr, so that a script's own
+    stdout, JSON, stays its own), once (the main process)."""
+    if progress.mode == "none" and engine.is_main:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        progress.message(line)
+
+
 def start_progress(engine: Engine) -> Progress:
     """The progress display, with the engine's notes and a ``start`` event."""
     progress = Progress(choose_mode(engine.config.logging.progress, engine.is_main), engine.total_steps)
     for note in engine.notes:  # what the run decided (a task not evaluated, a resume from nothing): said also without a display
-        if progress.mode == "none" and engine.is_main:  # on stderr: a script's own stdout (JSON) stays its own
-            print(f"note: {note}", file=sys.stderr, flush=True)
-        else:
-            progress.message(f"note: {note}")
+        say(engine, progress, f"note: {note}")
     acc = engine.accelerator
     engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
                       "evaluated_with": dict(engine.eval_heads), "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
@@ -272,10 +278,10 @@ def best_weights_into_model(engine: Engine, progress: Progress) -> int:
             if engine.is_main:
                 warnings.warn(line, UserWarning, stacklevel=2)
         else:
-            progress.message(line)
+            say(engine, progress, line)
         return state.step
     load_weights(engine.unwrapped, best / "model.safetensors")
-    progress.message(f"checkpoint.best_to_model: model/ holds the weights of the best checkpoint, step {state.best_step} "
+    say(engine, progress, f"checkpoint.best_to_model: model/ holds the weights of the best checkpoint, step {state.best_step} "
                      f"(aggregate {state.best_score:.4f}), not those of the final step {state.step}")
     return int(state.best_step)
 

@@ -65,3 +65,16 @@ def test_it_is_refused_in_one_line_where_it_cannot_work(tmp_path: Path, make_con
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_without_a_display_the_line_about_models_weights_goes_to_stderr(capsys):
+    """With logging.progress: none, nothing said that model/ holds the best step's weights, not the final ones."""
+    from types import SimpleNamespace
+
+    from mtcore.train.events import say
+    from mtcore.train.progress import Progress
+
+    say(SimpleNamespace(is_main=True), Progress("none", 4), "checkpoint.best_to_model: model/ holds the weights of step 2")
+    say(SimpleNamespace(is_main=False), Progress("none", 4), "said once, by the main process")
+    captured = capsys.readouterr()
+    assert captured.err == "checkpoint.best_to_model: model/ holds the weights of step 2\n" and captured.out == ""
