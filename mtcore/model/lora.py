@@ -70,6 +70,17 @@ def _linears(encoder: nn.Module) -> list[str]:
     return [name for name, module in encoder.named_modules() if isinstance(module, nn.Linear)]
 
 
+#: The usual names of attention's query and value projections (LoRA's usual targets), or of a fused one.
+_QUERY_VALUE = (("query", "value"), ("q_lin", "v_lin"), ("q_proj", "v_proj"), ("q", "v"), ("Wqkv",), ("qkv",), ("query_key_value",),
+                ("in_proj",))
+
+
+def _attention_linears(names: list[str]) -> list[str]:
+    """The query and value projections among a model's Linear module names (DistilBERT's ``q_lin, v_lin``, ModernBERT's
+    fused ``Wqkv``), as the usual LoRA targets; else its first two names."""
+    return next((list(pair) for pair in _QUERY_VALUE if all(name in names for name in pair)), names[:2])
+
+
 def _peft() -> Any:
     try:
         import peft
@@ -90,7 +101,8 @@ def lora_targets(encoder: nn.Module, settings: Mapping[str, Any]) -> list[str]:
     targets = settings.get("target_modules") or defaults.get(model_type)
     if not targets:
         raise ConfigError(f"config key '{_WHERE}.target_modules': peft has no default for a {model_type or type(encoder).__name__} "
-                          f"encoder; name its Linear modules to adapt, e.g. [{', '.join(linears[:2])}] (it has: {', '.join(linears)})")
+                          f"encoder; name its Linear modules to adapt, e.g. [{', '.join(_attention_linears(linears))}] (it has: "
+                          f"{', '.join(linears)})")
     for name in targets:
         if not any(f == name or f.endswith("." + name) for f in full):  # peft matches a name's last parts
             raise ConfigError(f"config key '{_WHERE}.target_modules': encoder {type(encoder).__name__} has no Linear module "

@@ -94,3 +94,17 @@ def test_lora_mistakes_are_one_line_before_anything_starts(make_config, tmp_path
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     result = runner.invoke(app, ["check", str(path), "--no-data"])
     assert result.exit_code == 2 and "trains adapters on a frozen encoder" in result.output, result.output
+
+
+def test_without_peft_defaults_the_hint_names_the_attention_projections():
+    """peft has no default targets for DistilBERT or ModernBERT: the hint named the first two Linear names (k_lin, lin1)."""
+    from transformers import AutoConfig, AutoModel
+
+    from mtcore.errors import ConfigError
+    from mtcore.model.lora import lora_targets
+
+    encoder = AutoModel.from_config(AutoConfig.for_model("distilbert", vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32))
+    encoder.config.model_type = "distilbert-like"  # whatever peft's table holds for distilbert itself
+    with pytest.raises(ConfigError, match=r"peft has no default for a distilbert-like encoder; name its Linear modules to adapt, "
+                                          r"e.g. \[q_lin, v_lin\]"):
+        lora_targets(encoder, {"target_modules": None})
