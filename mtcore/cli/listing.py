@@ -99,6 +99,8 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     row("head", task.head_name + (f" ({options})" if options else ""))
     row("metrics", ", ".join(task.all_metrics) + f"  (main: {task.main})")
     row("max_length", str(task.max_length))
+    if isinstance(task.writer, str):  # its submission format: written when asked for, the default staying JSON Lines
+        row("writer", f"{task.writer} (mt predict ... --format {task.writer} -o FOLDER)")
     sizes = sample_sizes(task)
     if sizes:
         row("sample size", ", ".join(f"{split} {n}" for split, n in sizes.items()))
