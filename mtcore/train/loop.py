@@ -51,6 +51,7 @@ from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
 from mtcore.train.run_writes import run_write_error
 from mtcore.train.step_losses import StepLosses, losses_after_step
 from mtcore.train.step_weights import loss_items, step_divisors
+from mtcore.train.strategy_checks import checked_term
 from mtcore.train.trackers import end_trackers
 
 
@@ -187,7 +188,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             if strategy.owns_backward:
                                 losses[task] = loss / divisors[micro][k]
                             else:
-                                acc.backward(strategy.term(task, loss) / divisors[micro][k])
+                                acc.backward(checked_term(strategy, task, strategy.term(task, loss)) / divisors[micro][k])
                     if strategy.owns_backward:
                         strategy.backward(losses, shared, others, scale, step)
                 if strategy.owns_backward:  # its forwards ran outside DDP's sync: it averages over processes itself

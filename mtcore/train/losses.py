@@ -277,7 +277,10 @@ class GradientCombiner(LossStrategy):
         # a NaN/inf gradient (fp16 overflow, a diverged task) has nothing to combine: its sum goes on, for the grad
         # scaler to skip the step or the NaN check to stop the run with its own message
         if flat_shared:
-            _assign(self.combine(flat_shared, step) if finite else torch.stack(flat_shared).sum(0), shared, used)
+            from mtcore.train.strategy_checks import checked_combined
+
+            combined = checked_combined(self, self.combine(flat_shared, step), flat_shared[0]) if finite else torch.stack(flat_shared).sum(0)
+            _assign(combined, shared, used)
         for p, g, reached in zip(others, head_grads, others_used):
             if reached and g is not None:
                 p.grad = g if p.grad is None else p.grad + g

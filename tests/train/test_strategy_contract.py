@@ -1,5 +1,6 @@
-"""A loss strategy may keep plain data through ``nn.Module.get_extra_state``: checkpoints hold it (safetensors + JSON,
-no pickle) and ``--resume`` gives it back; data a checkpoint cannot hold is one line naming the strategy."""
+"""A plugin's loss strategy and the engine: it may keep plain data through ``nn.Module.get_extra_state`` (checkpoints
+hold it, safetensors + JSON, no pickle, and ``--resume`` gives it back; data a checkpoint cannot hold is one line
+naming the strategy), and what its ``term`` / ``combine`` return is checked, with one line naming it."""
 
 from __future__ import annotations
 
@@ -56,5 +57,38 @@ def test_extra_state_a_checkpoint_cannot_hold_is_one_line_naming_the_strategy(tm
                          schedule={"max_steps": 2, "warmup_steps": 0}, checkpoint={"every": 2})
     with pytest.raises(MtError) as caught:
         Trainer(config, output_dir=tmp_path / "run").train()
-    assert str(caught.value).startswith("loss strategy tests.train.test_strategy_extra_state.CountingSum keeps state") and "keeps state a checkpoint cannot hold: " in str(caught.value)
+    assert str(caught.value).startswith("loss strategy tests.train.test_strategy_contract.CountingSum keeps state") and "keeps state a checkpoint cannot hold: " in str(caught.value)
     assert "a object is neither a tensor nor plain data" in str(caught.value), caught.value
+
+
+class VectorTerm(CountingSum):
+    def term(self, task_id, loss):
+        return loss.reshape(1).repeat(2)  # a vector: "grad can be implicitly created only for scalar outputs"
+
+
+def _short_combiner():
+    from mtcore.train.losses import GradientCombiner
+
+    class ShortCombiner(GradientCombiner):
+        uses_weights = False
+
+        def combine(self, grads, step):
+            return grads[0][:10]  # "shape [...] is invalid for input of size 10"
+
+    return ShortCombiner
+
+
+@pytest.mark.parametrize("name, factory, said", [
+    ("vector_term", VectorTerm, "VectorTerm: term('user:pair', loss) returned a tensor of shape (2,); it returns one number as a "
+                                "0-d float tensor"),
+    ("short_combiner", _short_combiner(), "ShortCombiner: combine(grads, step) returned a tensor of shape (10,); it returns one flat "
+                                          "gradient of the shared parameters, a 1-d tensor of "),
+])
+def test_what_a_strategy_returns_is_checked_and_the_error_names_it(tmp_path: Path, make_config, name, factory, said):
+    register_component("loss", name, factory, "returns the wrong thing")
+    config = make_config(loss={"strategy": name}, schedule={"max_steps": 1, "warmup_steps": 0}, checkpoint={"every": None})
+    if name == "short_combiner":
+        config["sampler"] = {}
+    with pytest.raises(MtError) as caught:
+        Trainer(config, output_dir=tmp_path / "run").train()
+    assert said in str(caught.value) and str(caught.value).startswith("loss strategy tests.train.test_strategy_contract."), caught.value
