@@ -165,6 +165,22 @@ class Sampler:
         offset = first * self.BLOCK
         return drawn[start - offset : stop - offset].astype(np.int64)
 
+    def draws(self, start: int, stop: int) -> np.ndarray:
+        """:meth:`choose`, checked (what the engine calls): ``stop - start`` task indices in ``0..len(tasks)-1``;
+        anything else a plugin's ``choose`` returns is a one-line ConfigError naming the sampler and what it returned."""
+        returned = self.choose(start, stop)
+        expected = f"{max(stop - start, 0)} task indices (integers 0..{len(self.tasks) - 1} into tasks: {', '.join(self.tasks)})"
+        try:
+            array = np.asarray(returned)
+        except Exception:  # noqa: BLE001 - a ragged list or an object numpy cannot take
+            array = np.asarray(None)
+        if array.dtype.kind not in "iu" or array.shape != (max(stop - start, 0),):
+            raise ConfigError(f"sampler {self.name!r}: choose({start}, {stop}) returned {_short(returned)}; it must return {expected}")
+        if array.size and (array.min() < 0 or array.max() >= len(self.tasks)):
+            raise ConfigError(f"sampler {self.name!r}: choose({start}, {stop}) returned the index {int(array.max() if array.max() >= len(self.tasks) else array.min())}; "
+                              f"it must return {expected}")
+        return array.astype(np.int64, copy=False)
+
     def _block(self, block: int, p: np.ndarray) -> np.ndarray:
         key = (self.seed, self.epoch, block, p.tobytes())
         cached = getattr(self, "_cached_block", None)
@@ -175,7 +191,7 @@ class Sampler:
 
     def next_task(self) -> str:
         """The task of the current step; advances the step."""
-        index = int(self.choose(self.step, self.step + 1)[0])
+        index = int(self.draws(self.step, self.step + 1)[0])
         self.step += 1
         return self.tasks[index]
 

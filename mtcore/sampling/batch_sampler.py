@@ -290,7 +290,7 @@ class MultitaskBatchSampler:
                     counts = draw_counts(self.sampler, len(plans), step)
                     choices, choices_start = np.zeros(0, dtype=np.int64), step
                 if not choices_start <= step < choices_start + len(choices):
-                    choices, choices_start = self.sampler.choose(step, min(step + Sampler.BLOCK, total)), step
+                    choices, choices_start = self.sampler.draws(step, min(step + Sampler.BLOCK, total)), step
                 t = int(choices[step - choices_start])
                 item = (plans[t].name, plans[t].batch_for(int(counts[t]), self.rank)[1], plans[t].duplicate(int(counts[t]), self.rank))
                 counts[t] += 1

@@ -170,7 +170,7 @@ def count_steps(plans: Sequence[TaskPlan], sampler: Sampler | None, mode: str, s
     limit = ENDLESS_FACTOR * sum(needs) + chunk
     start = 0
     while start < limit:
-        draws = sampler.choose(start, start + chunk)
+        draws = sampler.draws(start, start + chunk)
         found = {}
         for t, need in enumerate(needs):
             if t in active and t not in done:
@@ -193,4 +193,4 @@ def count_steps(plans: Sequence[TaskPlan], sampler: Sampler | None, mode: str, s
 
 def draw_counts(sampler: Sampler, num_tasks: int, step: int) -> np.ndarray:
     """How often each task was drawn in steps ``0..step-1`` of the sampler's epoch."""
-    return np.bincount(sampler.choose(0, step), minlength=num_tasks).astype(np.int64)
+    return np.bincount(sampler.draws(0, step), minlength=num_tasks).astype(np.int64)

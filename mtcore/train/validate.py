@@ -302,7 +302,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         hint = "; options of another sampler? sampler.options={} clears them" if unknown_option else ""
         raise ConfigError(f"config key 'sampler.options': {exc}{hint}") from None
     if mode == "single":
-        probe.choose(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
+        probe.draws(0, 1)  # a plugin sampler's probabilities() that return no weights: one line naming it, before any data is read
 
     match_task_values(config.evaluation.weights, [*ids, *(e.id for e in evaluated)], "evaluation.weights")
     match_task_values(config.optimizer.head_lrs, ids, "optimizer.head_lrs")

@@ -49,6 +49,32 @@ def test_probabilities_that_are_not_numbers_name_the_sampler_and_what_it_returne
                                  "task (2: a:one, a:two)")
 
 
+class Chooses(Sampler):
+    """A deterministic sampler: ``choose`` returns ``self.options["value"]`` (a list, or a function of start, stop)."""
+
+    defaults = {"value": None}
+
+    def choose(self, start, stop):
+        value = self.options["value"]
+        return value(start, stop) if callable(value) else value
+
+
+@pytest.mark.parametrize("value, said", [
+    (lambda start, stop: [0, 5, 1, 0, 1, 0, 1, 0][: stop - start], "choose(0, 8) returned the index 5; it must return 8 task indices "
+                                                                   "(integers 0..1 into tasks: a:one, a:two)"),
+    (lambda start, stop: [0, 1], "choose(0, 8) returned [0, 1]; it must return 8 task indices"),  # too few: a broadcast error
+    (lambda start, stop: [0.5] * (stop - start), "choose(0, 8) returned [0.5, 0.5,"),  # not integers
+    (lambda start, stop: ["a:one"] * (stop - start), "choose(0, 8) returned ['a:one', "),  # names, not indices
+])
+def test_a_samplers_own_choose_is_checked_and_named(value, said):
+    sampler = _load(Chooses, "round_trip")(SIZES, value=value)
+    with pytest.raises(ConfigError) as caught:
+        sampler.draws(0, 8)
+    assert str(caught.value).startswith(f"sampler 'round_trip': {said}"), caught.value
+    fine = _load(Chooses, "alternate")(SIZES, value=lambda start, stop: [i % 2 for i in range(start, stop)])
+    assert fine.draws(3, 7).tolist() == [1, 0, 1, 0] and fine.next_task() == "a:one"
+
+
 @pytest.mark.parametrize("value", [[-1.0, 2.0], [1.0], [1.0, float("nan")]])
 def test_invalid_weights_name_the_registered_sampler(value):
     sampler = _load(Returns, "curriculum")(SIZES, value=value)
