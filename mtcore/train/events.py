@@ -19,6 +19,7 @@ from mtcore.train.monitor import LossMeter, NonFiniteWatch, diverged_evaluation
 from mtcore.train.preemption import EXIT_CODE, Preempted, Preemption
 from mtcore.train.progress import Progress, choose_mode
 from mtcore.train.run_dir import write_json
+from mtcore.train.strategy_checks import checked_weights
 from mtcore.train.trackers import end_trackers, log_to_trackers
 
 
@@ -103,7 +104,7 @@ def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progre
     for task, row in rows.items():
         engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr, **norm,
                           "data_wait_share": totals["data_wait_share"]})
-    weights = engine.strategy.task_weights() if getattr(engine.strategy, "logs_weights", False) else None
+    weights = checked_weights(engine.strategy, engine.strategy.task_weights()) if getattr(engine.strategy, "logs_weights", False) else None
     if weights:
         engine.log.write({"event": "loss_weights", "step": step, "weights": weights})
     if engine.config.logging.trackers:

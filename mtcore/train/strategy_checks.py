@@ -36,3 +36,14 @@ def checked_combined(strategy: Any, value: Any, like: torch.Tensor) -> torch.Ten
         raise MtError(f"{_who(strategy)}: combine(grads, step) returned {_shown(value)}; it returns one flat gradient of the shared "
                       f"parameters, a 1-d tensor of {like.numel()} values like each of grads: fix that method")
     return value
+
+
+def checked_weights(strategy: Any, value: Any) -> dict[str, float]:
+    """``task_weights()`` (logged as ``loss_weights`` events): a mapping of task id to number."""
+    import numbers
+
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, numbers.Real) and not isinstance(v, bool)
+                                              for k, v in value.items()):
+        raise MtError(f"{_who(strategy)}: task_weights() returned {_shown(value)}; it returns {{task id: weight}} with a number "
+                      "per task (logged as loss_weights events): fix that method")
+    return {task: float(weight) for task, weight in value.items()}

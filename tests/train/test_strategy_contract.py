@@ -92,3 +92,17 @@ def test_what_a_strategy_returns_is_checked_and_the_error_names_it(tmp_path: Pat
     with pytest.raises(MtError) as caught:
         Trainer(config, output_dir=tmp_path / "run").train()
     assert said in str(caught.value) and str(caught.value).startswith("loss strategy tests.train.test_strategy_contract."), caught.value
+
+
+class TextWeights(CountingSum):
+    logs_weights = True
+
+    def task_weights(self):
+        return "weights"  # was written into metrics.jsonl as it was
+
+
+def test_task_weights_that_are_no_mapping_of_numbers_are_named(tmp_path: Path, make_config):
+    register_component("loss", "text_weights", TextWeights, "logs a string")
+    config = make_config(loss={"strategy": "text_weights"}, schedule={"max_steps": 1, "warmup_steps": 0}, checkpoint={"every": None})
+    with pytest.raises(MtError, match=r"TextWeights: task_weights\(\) returned str 'weights'; it returns \{task id: weight\}"):
+        Trainer(config, output_dir=tmp_path / "run").train()
