@@ -170,38 +170,48 @@ class _Encoder:
 
         if not getattr(self.tokenizer, "is_fast", False):
             raise ConfigError("extractive_qa needs a fast tokenizer (character offsets); load it with use_fast=True")
-        def encode(shared: int) -> Any:
+        def encode(members: list[int], shared: int) -> Any:
             options = dict(self.common, return_offsets_mapping=True, return_overflowing_tokens=shared > 0, stride=shared)
-            return self.tokenizer(questions, contexts, truncation="only_second", **options)
+            return self.tokenizer([questions[m] for m in members], [contexts[m] for m in members], truncation="only_second", **options)
 
-        options = dict(self.common, return_offsets_mapping=True, return_overflowing_tokens=stride > 0, stride=stride)
+        def cut(member: int) -> Any:  # a question too long for a window with context: one window, cut on both sides
+            return self.tokenizer([questions[member]], [contexts[member]], truncation="longest_first",
+                                  **dict(self.common, return_offsets_mapping=True))
+
         specials = self.tokenizer.num_special_tokens_to_add(pair=True)
         lengths = [len(ids) for ids in self.tokenizer(questions, add_special_tokens=False)["input_ids"]] if stride > 0 else []
-        # tokenizers panics (a Rust panic: its backtrace on stderr) unless the stride is below a window's room for
-        # context: for the longest question, share half the room instead; a question too long for any: row by row
-        room = self.max_length - max(lengths, default=0) - specials
-        shared = stride if stride < room else (room - 1) // 2
-        windows: list[tuple[Any, int | None]] = []
-        if stride == 0 or shared > 0:
-            try:
-                windows = [(encode(shared), None)]
-            except Exception:  # a question too long for a window: the rows one by one, below
-                windows = []
-        if not windows:
-            for i, (question, context) in enumerate(zip(questions, contexts)):
-                fits = stride == 0 or stride < self.max_length - lengths[i] - specials
+        # each row's overlap from its own question (the rows tokenized beside it change nothing): the stride, or half of
+        # the room its window leaves for context when the stride does not fit (tokenizers panics, a Rust panic with its
+        # backtrace on stderr, unless the stride is below that room); no room at all: one window, cut
+        groups: dict[int, list[int]] = {}
+        for row in range(len(questions)):
+            room = self.max_length - lengths[row] - specials if stride > 0 else 0
+            groups.setdefault(0 if stride == 0 else stride if stride < room else (room - 1) // 2, []).append(row)
+        per_row: dict[int, list[tuple[Any, int]]] = {}
+        for shared, members in groups.items():
+            encoding = None
+            if stride == 0 or shared > 0:
                 try:
-                    if not fits:
-                        raise ValueError("no room for the stride")
-                    windows.append((self.tokenizer([question], [context], truncation="only_second", **options), i))
-                except Exception:  # that row in one window, cut on both sides
-                    windows.append((self.tokenizer([question], [context], truncation="longest_first", **dict(self.common, return_offsets_mapping=True)), i))
-        out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers", "example")}
-        windows_of: dict[int, list[int]] = {}
-        for encoding, row in windows:
+                    encoding = encode(members, shared)
+                except Exception:  # noqa: BLE001 - a question too long for a window: those rows one by one, below
+                    encoding = None
+            if encoding is None:
+                for member in members:
+                    try:
+                        if stride > 0 and shared <= 0:
+                            raise ValueError("no room for the stride")
+                        one = encode([member], shared)
+                    except Exception:  # noqa: BLE001 - that row in one window, cut on both sides
+                        one = cut(member)
+                    per_row.setdefault(member, []).extend((one, i) for i in range(len(one["input_ids"])))
+                continue
             mapping = encoding.get("overflow_to_sample_mapping") or list(range(len(encoding["input_ids"])))
             for i, sample in enumerate(mapping):
-                j = sample if row is None else row
+                per_row.setdefault(members[sample], []).append((encoding, i))
+        out: dict[str, list[Any]] = {key: [] for key in (*self.keys, "labels", "offsets", "context", "answers", "example")}
+        windows_of: dict[int, list[int]] = {}
+        for j in range(len(questions)):  # in row order, each row's windows in order
+            for encoding, i in per_row.get(j, []):
                 for key in self.keys:
                     out[key].append(encoding[key][i])
                 offsets = context_offsets(encoding["offset_mapping"][i], encoding.sequence_ids(i))

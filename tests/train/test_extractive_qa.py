@@ -559,3 +559,32 @@ def test_a_stride_as_long_as_the_window_is_halved_before_tokenizers_panics(tmp_p
     result = run_mt("check", str(config), env={"HF_DATASETS_CACHE": str(tmp_path / "cache"), "RUST_BACKTRACE": "1"})
     assert result.returncode == 0 and "config ok" in result.stdout, result.stderr[-2000:]
     assert "panicked" not in result.stderr and "Traceback" not in result.stderr, result.stderr[-2000:]
+
+
+def test_a_rows_windows_do_not_depend_on_the_questions_tokenized_beside_it(tmp_path, qa_encoder):
+    """The overlap was chosen per batch of rows, from its longest question: a long question next to a row changed that
+    row's windows (another answer from mt predict -i than from the split; answers in no window)."""
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.task import Source, Task
+
+    tokenizer = AutoTokenizer.from_pretrained(qa_encoder)
+    rows = _long_rows(3, 11)
+    long_question = {**rows[2], "id": 99, "question": " ".join(["which colour is it"] * 4)}  # leaves a 24-token window little room
+
+    def windows(chosen: list[dict], name: str) -> dict[int, list]:
+        _write(tmp_path / f"{name}.jsonl", chosen)
+        task = Task(name="qa", kind="extractive_qa", id_field="id", max_length=24, stride=8,
+                    sources={"local": Source.local("jsonl", {"train": f"{name}.jsonl"})})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = load_task_data(task, tokenizer, source="local", data_dir=tmp_path, splits=["train"], cache_dir=tmp_path / "cache")
+        found: dict[int, list] = {}
+        for window in data.splits["train"]:
+            found.setdefault(window["idx"], []).append((window["input_ids"], window["labels"]))
+        return found
+
+    alone, beside = windows(rows, "alone"), windows([*rows, long_question], "beside")
+    assert all(alone[i] == beside[i] for i in range(3)), "a row's windows changed with the rows beside it"
+    assert len(beside[99]) >= 1 and all(len(alone[i]) > 1 for i in range(3))
