@@ -46,6 +46,9 @@ TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_t
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Token classification: the tags of each row's words cut off by ``max_length`` (empty when it fits).
 CUT_COLUMN = "cut_labels"
+#: Token classification: the tags of a row's words the tokenizer turned into no token (a soft hyphen or a zero-width
+#: character alone), scored like the cut ones (predicted ``O``) instead of vanishing from the scores.
+UNSEEN_COLUMN = "unseen_labels"
 
 
 class CutWordsWarning(UserWarning):
@@ -241,15 +244,17 @@ class _Encoder:
             raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
         encoded = self.tokenizer(tokens, is_split_into_words=True, truncation=True, **self.common)
         out: dict[str, list[Any]] = {key: encoded[key] for key in self.keys}
-        out["labels"], out[CUT_COLUMN] = [], []
+        out["labels"], out[CUT_COLUMN], out[UNSEEN_COLUMN] = [], [], []
         for i, word_tags in enumerate(tags):
-            aligned, previous, last = [], None, -1
+            aligned, previous, last, seen = [], None, -1, set()
             for word in encoded.word_ids(i):
                 aligned.append(-100 if word is None or word == previous else word_tags[word])
                 previous, last = word, last if word is None else max(last, word)
+                seen.add(word)
             out["labels"].append(aligned)
             full = len(out["input_ids"][i]) >= self.max_length  # truncation cut the row: the words after the last seen one are gone
             out[CUT_COLUMN].append(list(word_tags[last + 1:]) if full else [])
+            out[UNSEEN_COLUMN].append([tag for word, tag in enumerate(word_tags) if word not in seen and (word < last or not full)])
         return out
 
 
@@ -301,6 +306,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
             features["candidates"] = List(Value("string"))
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         features[CUT_COLUMN] = labels_feature(task)
+        features[UNSEEN_COLUMN] = labels_feature(task)
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:
@@ -330,14 +336,17 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
 
 
 def cut_labels(rows: Any) -> list[list[int]] | None:
-    """Each row's ``cut_labels`` (tags of the words ``max_length`` cut off), or ``None`` when ``rows``
-    (a tokenized ``Dataset`` or a list of row dicts) has none."""
+    """Each row's tags of the words the model never sees, scored as predicted ``O``: those ``max_length`` cut off
+    (``cut_labels``) and those that are no token (``unseen_labels``); ``None`` when ``rows`` (a tokenized ``Dataset`` or
+    a list of row dicts) has none."""
     names = getattr(rows, "column_names", None)
     if names is not None:
-        return rows.with_format("arrow")[CUT_COLUMN].to_pylist() if CUT_COLUMN in names else None
+        table = rows.with_format("arrow")
+        columns = [table[name].to_pylist() for name in (CUT_COLUMN, UNSEEN_COLUMN) if name in names]
+        return [sum(tags, []) for tags in zip(*columns)] if columns else None
     if not rows or not all(isinstance(row, Mapping) for row in rows):
         return None
-    found = [row.get(CUT_COLUMN) or [] for row in rows]
+    found = [list(row.get(CUT_COLUMN) or []) + list(row.get(UNSEEN_COLUMN) or []) for row in rows]
     return found if any(found) else None
 
 

@@ -9,8 +9,8 @@
 * Rows without a label (``-1``, all ``-100``, NaN, all ``-1.0``) are left out of the metrics and
   the loss, also in batches that mix them with labelled rows (a partly labelled ``test`` split):
   the loss is the mean over the labelled rows, whatever the batches.
-* Token classification scores every word of a row, also those ``max_length`` cut off (the
-  ``cut_labels`` column of :mod:`mtcore.data.tokenize`): they are appended to the row's
+* Token classification scores every word of a row, also those ``max_length`` cut off and those
+  that are no token (the ``cut_labels`` and ``unseen_labels`` columns of :mod:`mtcore.data.tokenize`): they are appended to the row's
   references, predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
   it has none). So they count as errors where their tag is not ``O`` and their entities as
   missed; the loss stays over the tokens the model saw.
