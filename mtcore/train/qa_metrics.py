@@ -88,7 +88,9 @@ def answer_f1(predictions: Sequence[str], references: Sequence[Sequence[str]], n
 
 
 def _answerable(references: Sequence[Sequence[str]]) -> list[bool]:
-    return [any(normalize_answer(t) for t in gold) for gold in references]
+    """A question has an answer when it has a gold text (SQuAD 2.0's ``bool(qa['answers'])``): an answer such as "The"
+    or "!", which normalises to nothing, still makes it answerable."""
+    return [any(isinstance(t, str) and t != "" for t in gold) for gold in references]
 
 
 def squad_f1_has_answer(predictions: Sequence[str], references: Sequence[Sequence[str]], task: Any = None) -> float:

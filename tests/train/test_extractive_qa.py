@@ -457,6 +457,8 @@ def test_squad2_scoring_of_no_answer():
     predictions, references = ["red", "", "", "blue"], [["red"], [""], [""], ["the green"]]
     assert squad_f1_has_answer(predictions, references, v2) == 0.5 and squad_f1_no_answer(predictions, references, v2) == 1.0
     assert squad_f1_no_answer(["red"], [["red"]], v2) != squad_f1_no_answer(["red"], [["red"]], v2)  # NaN: no such question
+    # an answer that normalises to nothing ("the") still makes its question answerable, as in SQuAD 2.0's script
+    assert squad_f1_has_answer(["x", ""], [["the"], [""]], v2) == 0.0 and squad_f1_no_answer(["x", ""], [["the"], [""]], v2) == 1.0
     assert normalize_answers({"text": [], "answer_start": []}, "ctx", no_answer=True) == {"text": [""], "answer_start": [-1]}
     with pytest.raises(ValueError, match="set the task's no_answer: true"):
         normalize_answers([], "ctx")
