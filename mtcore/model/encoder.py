@@ -263,16 +263,15 @@ def feeding_parameters(encoder: nn.Module, layers: nn.ModuleList) -> list[nn.Par
     """The parameters that feed the first block: those registered before the block list, and the block list's siblings
     inside a module of its own (BERT's ``encoder`` has none; DeBERTa's holds relative-position tables every block
     reads). Siblings in the model itself (ModernBERT's ``final_norm``) come after the blocks, and are not among them."""
+    from mtcore.model.param_groups import shared_tables
+
     inside = {id(p) for p in layers.parameters()}
     before = []
     for param in encoder.parameters():
         if id(param) in inside:
             break
         before.append(param)
-    path = next((name for name, module in encoder.named_modules() if module is layers), "")
-    holder = encoder.get_submodule(path.rsplit(".", 1)[0]) if "." in path else None
-    shared = [p for p in holder.parameters() if id(p) not in inside] if holder is not None else []
-    return before + shared
+    return before + shared_tables(encoder, layers)
 
 
 def enable_gradient_checkpointing(encoder: nn.Module) -> None:

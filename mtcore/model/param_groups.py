@@ -57,6 +57,17 @@ def find_layer_stack(encoder: nn.Module) -> tuple[str, nn.ModuleList] | None:
     return None if best is None else (best[1], best[2])
 
 
+def shared_tables(encoder: nn.Module, layers: nn.ModuleList) -> list[nn.Parameter]:
+    """The parameters beside the layer list inside a module of its own, which every layer reads (DeBERTa's
+    ``encoder.rel_embeddings`` and its norm; BERT's ``encoder`` holds none). Siblings in the model itself
+    (ModernBERT's ``final_norm``) come after the layers instead, and are not among them."""
+    path = next((name for name, module in encoder.named_modules() if module is layers), "")
+    if "." not in path:
+        return []
+    inside = {id(p) for p in layers.parameters()}
+    return [p for p in encoder.get_submodule(path.rsplit(".", 1)[0]).parameters() if id(p) not in inside]
+
+
 def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
     """The encoder's trainable parameters in groups by depth, top first: ``encoder.top`` (after the
     layer stack), ``encoder.layer{L-1}`` ... ``encoder.layer0``, ``encoder.embeddings`` (before
@@ -71,12 +82,14 @@ def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: fl
     for k, layer in enumerate(stack):
         for param in layer.parameters():
             place.setdefault(id(param), (f"encoder.layer{k}", depth - 1 - k))
+    for param in shared_tables(encoder, stack):  # read by every layer from the first: below it, with the embeddings
+        place.setdefault(id(param), ("encoder.embeddings", depth))
     skip = no_decay_names(encoder)
     buckets: dict[tuple[int, str], tuple[list[nn.Parameter], list[nn.Parameter]]] = {}
     after_stack = False
     for name, param in encoder.named_parameters():
         if id(param) in place:
-            after_stack = True
+            after_stack = after_stack or place[id(param)][0] != "encoder.embeddings"
             group, power = place[id(param)]
         else:
             group, power = ("encoder.top", -1) if after_stack else ("encoder.embeddings", depth)

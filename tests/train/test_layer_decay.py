@@ -306,3 +306,19 @@ def test_mt_train_refuses_an_encoder_without_a_layer_list_and_leaves_nothing(tmp
     monkeypatch.undo()
     assert _mt("check", str(path)).exit_code == 0
     assert _mt("train", str(path), "--output-dir", str(tmp_path / "run")).exit_code == 0
+
+
+def test_a_table_every_layer_reads_decays_with_the_embeddings():
+    """DeBERTa's relative-position table (and its norm) sits after the layer list, yet every layer reads it: it was
+    filed after the stack, at the full learning rate."""
+    from transformers import AutoConfig, AutoModel
+
+    from mtcore.model.param_groups import encoder_depth_groups
+
+    encoder = AutoModel.from_config(AutoConfig.for_model("deberta-v2", vocab_size=100, hidden_size=32, num_hidden_layers=3,
+                                                         num_attention_heads=2, intermediate_size=64, relative_attention=True,
+                                                         pos_att_type=["p2c", "c2p"], norm_rel_ebd="layer_norm"))
+    names = {id(p): n for n, p in encoder.named_parameters()}
+    lrs = {names[id(p)]: g["lr"] for g in encoder_depth_groups(encoder, 1e-3, 0.0, 0.5) for p in g["params"]}
+    assert lrs["encoder.rel_embeddings.weight"] == lrs["encoder.LayerNorm.weight"] == lrs["embeddings.word_embeddings.weight"] == 1e-3 * 0.5 ** 3
+    assert lrs["encoder.layer.2.output.dense.weight"] == 1e-3
