@@ -135,6 +135,11 @@ def _check_every_file_has_rows(paths: Sequence[Any], full: Any) -> None:
 
 
 # ---- RuSentiment -----------------------------------------------------------------------------
+def _numbered(rows: Any) -> Any:
+    """``rows`` with ``idx``, each row's place among them (the files' own ``idx`` column, if they have one, is kept)."""
+    return rows if "idx" in rows.column_names else rows.add_column("idx", list(range(rows.num_rows)))
+
+
 def load_rusentiment(
     task: Task,
     splits: Sequence[str],
@@ -151,7 +156,9 @@ def load_rusentiment(
 ) -> Any:
     """RuSentiment's ``label,text`` files; ``validation`` is a seeded stratified share of ``train``.
 
-    ``files`` maps ``train`` (and ``test``) to files under ``data_dir`` (local) or ``package``
+    The files have no id column: each row gets ``idx``, its place among its file's rows (0-based, the
+    header not counted; across the files a pattern matches, in order), so a prediction on
+    ``validation`` joins back to its row of the training file. ``files`` maps ``train`` (and ``test``) to files under ``data_dir`` (local) or ``package``
     (sample). ``validation_share=0`` keeps the whole training file and gives no validation split.
     """
     from datasets import DatasetDict
@@ -170,6 +177,7 @@ def load_rusentiment(
                 loaded[split] = dataset_from_rows(rows_from_files(paths, format, **reader_options), fingerprint=key,
                                                   what=", ".join(map(str, paths)), cache_dir=_cache(cache_dir),
                                                   describe_conflict=label_conflict(task))
+                loaded[split] = _numbered(loaded[split])
         if "train" in loaded:
             if validation_share:
                 shares = {"train": 1.0 - float(validation_share), "validation": float(validation_share)}

@@ -120,7 +120,6 @@ def rusentiment_task() -> Task:
         metrics=("f1_macro", "f1_weighted", "f1_micro", "accuracy"),
         main_metric="f1_macro",
         max_length=256,
-        id_field=None,
         metadata={
             "size": {"train (random posts)": 21268, "test": 2967, "also available": "rusentiment_preselected_posts.csv, 6950"},
             "url": "https://github.com/text-machine-lab/rusentiment",

@@ -111,6 +111,9 @@ def test_rusentiment_files_and_held_out_validation(registry, read_source, tmp_pa
     assert {split: ds.num_rows for split, ds in data.items()} == {"train": 90, "validation": 10, "test": 15}
     assert counts(data)["validation"] == {i: 2 for i in range(5)}  # stratified
     assert data["train"][0]["text"].endswith("\nвторая строка")
+    for split, text in (("train", "пост {}\nвторая строка"), ("validation", "пост {}\nвторая строка"), ("test", "тест {}")):
+        assert all(row["text"] == text.format(row["idx"]) for row in data[split]), split  # idx: the row's place in its file
+    assert sorted([*data["train"]["idx"], *data["validation"]["idx"]]) == list(range(100))
     whole = read_source(task, "local", ("train",), data_dir=str(tmp_path), validation_share=0)
     assert whole["train"].num_rows == 100
 
