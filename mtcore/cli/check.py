@@ -112,7 +112,8 @@ def _count(plan: Any) -> dict[str, Any]:
     """Read every task's data as the run would and count rows and steps."""
     from transformers import AutoConfig
 
-    from mtcore.train.build import encoder_source, load_data, load_tokenizer, quiet_progress_bars
+    from mtcore.train.build import load_data, quiet_progress_bars
+    from mtcore.train.encoder_source import encoder_source, load_tokenizer
     from mtcore.train.class_balance import balanced_class_weights, balanced_note
     from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
     from mtcore.train.run_dir import RunDir

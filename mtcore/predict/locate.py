@@ -114,7 +114,8 @@ def _checkpoint_model(location: ModelLocation) -> Any:
 
 
 def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) -> Any:
-    from mtcore.train.build import build_model, load_tokenizer
+    from mtcore.train.build import build_model
+    from mtcore.train.encoder_source import load_tokenizer
     from mtcore.train.checkpoint import load_weights
     from mtcore.train.validate import plan_run
     from mtcore.train.warm_start import run_encoder_source

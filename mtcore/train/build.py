@@ -15,22 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError, ModelFileError
+from mtcore.errors import ConfigError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint, warn_about_cpu_threads
 from mtcore.train.class_balance import apply_balanced_weights
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
 from mtcore.train.distributed import let_the_main_process_report
-from mtcore.outputs import share_modes
+from mtcore.train.encoder_source import encoder_source, load_tokenizer
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.run_lock import RunLock
 from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
 from mtcore.train.encoder_checks import check_packed_attention_device
 from mtcore.train.accelerator import make_accelerator
 from mtcore.train.validate import RunPlan
-
-TINY_NOTE = "RANDOM-INIT DEMO ENCODER: built offline by mtcore.testing.build_tiny_encoder; not pretrained, for demos and tests only.\n"
-
 
 @dataclass
 class Engine:
@@ -103,56 +100,6 @@ def quiet_progress_bars() -> Iterator[None]:
             enable_progress_bars()
         if transformers_on:
             hf_logging.enable_progress_bar()
-
-
-def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
-    """The encoder to load: ``encoder.path``, or a tiny demo encoder built into the run directory."""
-    if config.encoder.path is not None:
-        from mtcore.train.warm_start import encoder_folder
-
-        return encoder_folder(config.encoder.path)  # a model mtcore saved: its encoder/ (and tokenizer)
-    from mtcore.testing.tiny import build_tiny_encoder
-
-    tiny = config.encoder.tiny
-    assert tiny is not None
-    target = run.root / f"tiny-encoder-{tiny.arch}"
-    if accelerator.is_main_process and not (target / "config.json").is_file():
-        build = run.root / f".tmp-tiny-encoder-{tiny.arch}"
-        build_tiny_encoder(build, tiny.arch, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
-                           num_heads=tiny.num_heads, seed=config.seed)
-        (build / "README.txt").write_text(TINY_NOTE, encoding="utf-8")
-        share_modes(build)  # safetensors makes private files
-        os.replace(build, target)
-    accelerator.wait_for_everyone()
-    return str(target)
-
-
-#: Files one of which a folder holding a tokenizer has.
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "sentencepiece.bpe.model", "spiece.model", "vocab.json")
-
-
-def load_tokenizer(source: str, config: TrainConfig) -> Any:
-    from transformers import AutoTokenizer
-
-    kwargs: dict[str, Any] = {}
-    if config.encoder.revision:
-        kwargs["revision"] = config.encoder.revision
-    if config.encoder.trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    folder = Path(source).expanduser()
-    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise ModelFileError(f"encoder folder {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "
-                             "save the tokenizer there (tokenizer.save_pretrained) or point encoder.path at a folder that has one")
-    try:
-        return AutoTokenizer.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as exc:
-        if not folder.exists() and os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-            raise ModelFileError(f"encoder {source!r} is not in the local Hugging Face cache and offline mode is on (HF_HUB_OFFLINE=1): "
-                                 "download it once online, or point encoder.path at a local model folder") from None
-        text = " ".join(str(exc).split()) or type(exc).__name__
-        text = text if len(text) <= 300 else text[:300].rsplit(". ", 1)[0] + "."
-        raise ModelFileError(f"the tokenizer of encoder {source!r} cannot be loaded (not a local model folder with tokenizer "
-                             f"files, or not reachable on the hub): {text}") from None
 
 
 def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: Any, notes: list[str]

@@ -6,6 +6,7 @@ naming the key."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,35 @@ def check_encoder_path(path: str) -> None:
         parent = next((p for p in local.absolute().parents if p.is_dir()), None)
         raise ConfigError(f"config key 'encoder.path': there is no folder {path!r} (nearest existing folder: {parent}), and it is not "
                           "a hub id like 'bert-base-cased' or 'org/name'; check the path")
+
+
+def check_encoder_config(config: Any) -> None:
+    """The ``encoder`` and ``compile`` sections of a whole config: the path, options, and what they may be combined with."""
+    if config.encoder.tiny is not None and config.encoder.trust_remote_code:
+        raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
+    if config.encoder.path is not None:
+        check_encoder_path(config.encoder.path)
+    if config.encoder.load_heads:
+        from mtcore.train.warm_start import check_load_heads
+
+        check_load_heads(config.encoder.path)
+    if config.encoder.path is not None:
+        from mtcore.train.warm_start import check_saved_task_layers
+
+        check_saved_task_layers(config.encoder.path, config.encoder.task_layers)
+    if config.compile.enabled:
+        check_compile_backend(config.compile.backend)
+    check_encoder_options(config.encoder.options, config.batching.padding_free)
+    if config.encoder.options.get("lora") not in (None, False) and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
+        raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
+                          "and encoder.freeze_layers out")
+    if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
+        raise ConfigError("config key 'encoder.task_layers': lora adapts the shared encoder as a whole; leave encoder.task_layers "
+                          "or encoder.options.lora out")
+    if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
+        warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
+                      "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=3)
+    if config.encoder.options.get("flash_attention") is not None and config.precision == "fp32":
+        warnings.warn("config key 'encoder.options.flash_attention' changes nothing with precision fp32 (FlashAttention "
+                      "kernels run in bf16/fp16 only)", UserWarning, stacklevel=3)
+    check_packed_attention(config)

@@ -19,7 +19,7 @@ from mtcore.errors import ConfigError, MtError, PluginError, did_you_mean
 from mtcore.registry import Registry
 from mtcore.task import Task, merge_sources
 from mtcore.train.config import TaskEntry, TrainConfig
-from mtcore.train.encoder_checks import check_compile_backend, check_encoder_options, check_encoder_path, check_packed_attention
+from mtcore.train.encoder_checks import check_encoder_config
 
 
 @dataclass
@@ -316,34 +316,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
-    if config.encoder.tiny is not None and config.encoder.trust_remote_code:
-        raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
-    if config.encoder.path is not None:
-        check_encoder_path(config.encoder.path)
-    if config.encoder.load_heads:
-        from mtcore.train.warm_start import check_load_heads
-
-        check_load_heads(config.encoder.path)
-    if config.encoder.path is not None:
-        from mtcore.train.warm_start import check_saved_task_layers
-
-        check_saved_task_layers(config.encoder.path, config.encoder.task_layers)
-    if config.compile.enabled:
-        check_compile_backend(config.compile.backend)
-    check_encoder_options(config.encoder.options, config.batching.padding_free)
-    if config.encoder.options.get("lora") not in (None, False) and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
-        raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
-                          "and encoder.freeze_layers out")
-    if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
-        raise ConfigError("config key 'encoder.task_layers': lora adapts the shared encoder as a whole; leave encoder.task_layers "
-                          "or encoder.options.lora out")
-    if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
-        warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "
-                      "layer-norm outputs in the autocast dtype of bf16/fp16 training)", UserWarning, stacklevel=2)
-    if config.encoder.options.get("flash_attention") is not None and config.precision == "fp32":
-        warnings.warn("config key 'encoder.options.flash_attention' changes nothing with precision fp32 (FlashAttention "
-                      "kernels run in bf16/fp16 only)", UserWarning, stacklevel=2)
-    check_packed_attention(config)
+    check_encoder_config(config)
     from mtcore.train.eval_tasks import aggregate_weights
 
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated,
