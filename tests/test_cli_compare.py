@@ -179,3 +179,25 @@ def test_runs_of_different_tasks_get_a_warning_that_their_aggregates_differ(runs
     assert result.stderr.strip().startswith("warning: the runs trained different sets of tasks, so their aggregates")
     same = CliRunner().invoke(app, ["compare", str(runs["fast"]), str(runs["slow"])])
     assert same.exit_code == 0 and "warning" not in same.stderr
+
+
+def test_runs_of_one_folder_are_shown_by_their_whole_names_in_it(runs, tmp_path):
+    """Grid runs' long names were cut ('loss.strategy=u…'), the one part telling them apart."""
+    import shutil
+
+    grid = tmp_path / "a-grid-folder-with-a-long-name"
+    names = [f"optimizer.lr={lr},sampler.name=temperature,loss.strategy=uncertainty,batching.batch_size=16" for lr in ("1e-4", "5e-4")]
+    for name, run in zip(names, ("slow", "fast")):
+        shutil.copytree(runs[run], grid / name)
+    result = CliRunner().invoke(app, ["compare", *(str(grid / name) for name in names)])
+    assert result.exit_code == 0, result.stderr
+    shown: list[str] = []  # the run column's cells, a long name folded over lines joined again
+    for line in result.stdout.splitlines():
+        if line.startswith("│"):
+            cells = [cell.strip() for cell in line.split("│")[1:-1]]
+            if cells[1]:  # a row's first line (its status)
+                shown.append(cells[0])
+            else:
+                shown[-1] += cells[0]
+    assert shown == names, result.stdout
+    assert f"runs in {grid}" in result.stdout

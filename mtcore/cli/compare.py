@@ -246,8 +246,12 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     table = Table(title=f"{title}: {metric or 'each task’s main metric'}")
     best_at = ("best at",) if part == "best" else ()
     differs = ("differs",) if "differs" in rows[0] else ()
-    for column in ("run", "status", "steps", *best_at, "aggregate", *tasks, *differs):
-        table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right")
+    folder, names = _shown_names([row["run"] for row in rows])
+    if folder:
+        table.caption = escape(f"runs in {folder}")
+    for column in ("run", "status", "steps", *best_at, "aggregate", *tasks, *differs):  # a name is never cut: it is folded
+        table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right",
+                         overflow="fold" if column in ("run", "differs") else "ellipsis")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
     winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
     winners.update({task: _winner([r["tasks"].get(task) for r in rows], _lower_is_better(named[task])) for task in tasks})
@@ -263,8 +267,24 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
         steps = "-" if row["steps"] is None else str(row["steps"])
         best_at = [] if part != "best" else ["-" if row.get("best_step") is None else str(row["best_step"])]
         differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index))]
-        table.add_row(escape(row["run"]), escape(str(status)), steps, *best_at, *cells, *differs)
+        table.add_row(escape(names[index]), escape(str(status)), steps, *best_at, *cells, *differs)
     stdout.print(table)
+
+
+def _shown_names(runs: list[str]) -> tuple[str, list[str]]:
+    """``(folder, names)``: several runs in one folder (a grid's, a sweep's) are shown by their names in it, the folder
+    once under the table; otherwise ``("", runs)``."""
+    import os
+
+    if len(runs) < 2:
+        return "", runs
+    try:
+        folder = os.path.commonpath(runs)
+    except ValueError:  # absolute and relative paths mixed
+        return "", runs
+    if not folder or folder in runs or folder in (os.sep, "."):
+        return "", runs
+    return folder, [os.path.relpath(run, folder) for run in runs]
 
 
 def _print_own_bests(rows: list[dict[str, Any]]) -> None:
