@@ -93,12 +93,14 @@ def _format_of(name: str, fmt: Any) -> str:
     return fmt
 
 
-def load_defined_files(task: Task, splits: Sequence[str], /, *, base_dir: str, **options: Any) -> Any:
+def load_defined_files(task: Task, splits: Sequence[str], /, *, base_dir: str, files: Mapping[str, Any], format: str = "auto",
+                       cache_dir: str | None = None, **reader_options: Any) -> Any:
     """The loader of a defined task's ``sample`` source: its files, relative to ``base_dir`` (the
-    folder of the config or YAML file that defined the task)."""
-    from mtcore.data.sources import load_files
+    folder of the config or YAML file that defined the task; not searched for in its sub-folders,
+    which may be anything: a local source's ``data_dir`` is the folder of the downloaded files)."""
+    from mtcore.data.sources import read_files
 
-    return load_files(task, splits, data_dir=base_dir, **options)
+    return read_files(task, splits, base_dir, files, format, cache_dir, reader_options, nested=False)
 
 
 def _shorthand(definition: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

@@ -66,6 +66,18 @@ def test_check_names_what_a_hub_source_reads(tmp_path):
     assert rows["nli:xnli-ru"] == "/data/xnli (ru)"  # a config's own path: what will be read
 
 
+def test_check_names_the_folder_a_defined_tasks_sample_source_reads(tmp_path, monkeypatch):
+    """A task defined in the config read by its sample source reads the current folder, not "(in the plugin)"."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "defined.yaml"
+    config.write_text("encoder: {tiny: bert}\ntasks:\n  - source: sample\n    define: {name: mine, kind: text_classification, "
+                      "labels: [a, b], sources: {local: {kind: local, files: {train: train.jsonl}}}}\n  - {id: rsg:terra, source: sample}\n")
+    result = check_here(str(config), "--no-data")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 5}
+    assert rows == {"user:mine": str(tmp_path), "rsg:terra": "(in the plugin)"}, result.stdout
+
+
 def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in (("good", "pos"), ("bad", "nope"))), encoding="utf-8")

@@ -72,14 +72,14 @@ def check(
     for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()):
         table.add_column(column, justify="right" if column.endswith("rows") else "left")
     for p in plan.tasks:
-        where = p.data_dir or _hub_data(p) or ("(in the plugin)" if p.source == "sample" else "")
+        where = p.data_dir or _hub_data(p) or _sample_folder(p)
         if p.entry.define is not None and p.entry.data_dir is None:  # an inline task: where its files are
             where = _files_folder(p.entry.define.get("files")) or where
         rows = counts["rows"][p.id] if counts else None
         table.add_row(p.id, str(p.task.kind), p.source, str(where), *([str(v) for v in rows] if rows else []))
     for e in plan.evaluated:  # scored with a trained task's head, not trained
         rows = counts["rows"][e.id] if counts else None
-        where = e.data_dir or _hub_data(e) or ("(in the plugin)" if e.source == "sample" else "")
+        where = e.data_dir or _hub_data(e) or _sample_folder(e)
         table.add_row(f"{e.id} (evaluated with {e.head})", str(e.task.kind), e.source, where, *([str(v) for v in rows] if rows else []))
     stdout.print(table)
     if counts:
@@ -99,6 +99,14 @@ def _hub_data(planned: Any) -> str:
     if source is None or source.kind != "hub":
         return ""
     return source.description.removeprefix("hub ").strip() or str(source.options.get("path", ""))
+
+
+def _sample_folder(planned: Any) -> str:
+    """Where a sample source reads: the folder that defined the task (a task defined in a config or YAML file), or the plugin."""
+    source = planned.task.sources.get(planned.source)
+    if source is None or source.kind != "sample":
+        return ""
+    return str(source.options.get("base_dir") or "(in the plugin)")
 
 
 def _files_folder(files: Any) -> str | None:

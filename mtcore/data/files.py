@@ -59,11 +59,12 @@ def source_root(task: Any, data_dir: str | os.PathLike[str] | None, package: str
     raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with {what}>")
 
 
-def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | None = None, format: str | None = None) -> list[Path]:
+def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | None = None, format: str | None = None,
+               nested: bool = True) -> list[Path]:
     """The files of one split: ``spec`` is a path, a glob or a list of them, relative to ``data_dir``.
 
-    A pattern not found directly under ``data_dir`` is looked for in its sub-folders, so
-    ``data_dir`` may point at the folder a zip was unpacked into. ``__MACOSX/`` is ignored.
+    A pattern not found directly under ``data_dir`` is looked for in its sub-folders (unless
+    ``nested`` is false), so ``data_dir`` may point at the folder a zip was unpacked into. ``__MACOSX/`` is ignored.
     A pattern ending in ``.*`` (``train.*``: any format) names one file: files of no data format
     (``train.jsonl.orig``) are passed over when a data file matches too, and two data files
     (``train.csv`` and ``train.jsonl``) are an error rather than one split read twice.
@@ -79,7 +80,7 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | 
     patterns = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     files: list[Path] = []
     for pattern in patterns:
-        found = _matches(root, str(pattern)) or _nested_matches(root, str(pattern))
+        found = _matches(root, str(pattern)) or (_nested_matches(root, str(pattern)) if nested else [])
         if not found:
             raise _not_found(root, str(pattern), split=split, format=format)
         if str(pattern).endswith(".*"):

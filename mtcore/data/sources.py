@@ -106,17 +106,24 @@ def _read_split(task: Task, split: str, paths: list[Path], format: str, cache_di
 
 def load_files(task: Task, splits: Sequence[str], /, *, data_dir: str | Path | None = None, files: Mapping[str, Any],
                format: str = "auto", cache_dir: str | Path | None = None, **reader_options: Any):
-    """Read the official files a user downloaded: ``files`` maps split -> path, glob or list under ``data_dir``."""
-    from datasets import DatasetDict
-
+    """Read the official files a user downloaded: ``files`` maps split -> path, glob or list under ``data_dir``
+    (or in one of its sub-folders: the folder a zip was unpacked into)."""
     if data_dir is None:
         wanted = ", ".join(f"{split}: {spec}" for split, spec in files.items())
         raise DataError(f"task {task.id!r}: the local source needs data_dir=<folder with the downloaded files> ({wanted})")
+    return read_files(task, splits, data_dir, files, format, cache_dir, reader_options)
+
+
+def read_files(task: Task, splits: Sequence[str], data_dir: str | Path, files: Mapping[str, Any], format: str,
+               cache_dir: str | Path | None, reader_options: Mapping[str, Any], *, nested: bool = True) -> Any:
+    """:func:`load_files`' reading; ``nested=False``: the files are in ``data_dir`` itself, not searched for below it."""
+    from datasets import DatasetDict
+
     out = {}
     with task_context(task):
         for split in splits:
             if split in files:
-                paths = find_files(data_dir, files[split], split=split, format=format)
+                paths = find_files(data_dir, files[split], split=split, format=format, nested=nested)
                 out[split] = _read_split(task, split, paths, format, cache_dir, split_options(reader_options, split))
     return DatasetDict(out)
 

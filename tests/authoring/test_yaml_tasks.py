@@ -72,6 +72,21 @@ def test_definition_files_are_relative_to_the_config_folder_or_data_dir(tmp_path
     assert load_raw(task, "local", data_dir=other, splits=["train"], cache_dir=tmp_path / "cache")["train"].num_rows == rows.num_rows
 
 
+def test_a_defined_local_sources_twin_reads_its_folder_only_not_every_folder_below(tmp_path):
+    """The sample twin of ``sources: {local: ...}`` reads relative to the defining folder; it looked in every sub-folder
+    (as a data_dir may hold an unpacked zip), so a config beside a data folder trained on whatever file matched there."""
+    from mtcore.data.task_data import load_raw
+    from mtcore.errors import DataError
+
+    _terra_sample(tmp_path / "cfg" / "some" / "other" / "data")
+    definition = {**TERRA, "sources": {"local": {"kind": "local", "files": {"train": "train.jsonl"}, "encoding": "utf-8-sig"}}}
+    task = task_from_definition(definition, base_dir=tmp_path / "cfg", plugin="user")
+    with pytest.raises(DataError, match="no file matches 'train.jsonl'"):
+        load_raw(task, "sample", splits=["train"], cache_dir=tmp_path / "cache")
+    folder = tmp_path / "cfg" / "some" / "other"  # a data_dir above the files is still searched: an unpacked zip
+    assert load_raw(task, "local", data_dir=folder, splits=["train"], cache_dir=tmp_path / "cache")["train"].num_rows > 0
+
+
 def test_a_yaml_file_of_definitions(tmp_path):
     (tmp_path / "tasks.yaml").write_text(textwrap.dedent("""\
         tasks:
