@@ -332,13 +332,13 @@ class PCGradLoss(GradientCombiner):
     Needs one backward pass per task (see :class:`GradientCombiner` for accumulation and DDP).
     """
 
-    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 1e-12,
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, seed: int = 0, eps: float = 0.0,
                  **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ConfigError(f"loss strategy 'pcgrad': option 'seed' must be an integer, got {seed!r}")
-        if _finite(eps, "pcgrad", "eps", "added to squared gradient norms") <= 0:
-            raise ConfigError(f"loss strategy 'pcgrad': option 'eps' must be a number > 0, got {eps!r}")
+        if _finite(eps, "pcgrad", "eps", "added to squared gradient norms") < 0:
+            raise ConfigError(f"loss strategy 'pcgrad': option 'eps' must be a number >= 0, got {eps!r}")
         self.seed = int(seed)
         self.eps = float(eps)
 
@@ -352,11 +352,15 @@ def _finite(value: Any, strategy: str, option: str, what: str) -> float:
     return float(value)
 
 
-def project_conflicting(grads: list[torch.Tensor], generator: torch.Generator, eps: float = 1e-12) -> torch.Tensor:
-    """PCGrad's projection of flat task gradients; returns their projected sum (no host sync)."""
+def project_conflicting(grads: list[torch.Tensor], generator: torch.Generator, eps: float = 0.0) -> torch.Tensor:
+    """PCGrad's projection of flat task gradients; returns their projected sum (no host sync).
+
+    ``eps`` is added to each squared norm; at 0 the projection is the paper's at any scale of the gradients
+    (a fixed 1e-12 shrank it for gradients of norm 1e-6 and below), and a zero gradient, which no gradient
+    conflicts with, is divided by the smallest normal float instead of 0."""
     n = len(grads)
     projected = [g.clone() for g in grads]
-    norms_sq = [g.dot(g) + eps for g in grads]
+    norms_sq = [(g.dot(g) + eps).clamp_min(torch.finfo(g.dtype).tiny) for g in grads]
     for i in range(n):
         for j in torch.randperm(n, generator=generator).tolist():
             if j == i:

@@ -95,7 +95,7 @@ def test_pcgrad_with_one_task_or_without_conflict_is_the_plain_gradient_sum():
 @pytest.mark.parametrize("name,options,expected", [
     ("pcgrad", {"sede": 1}, "unexpected option 'sede' (did you mean 'seed'?)"),
     ("pcgrad", {"seed": "abc"}, "option 'seed' must be an integer"),
-    ("pcgrad", {"eps": 0}, "option 'eps' must be a number > 0"),
+    ("pcgrad", {"eps": -1e-9}, "option 'eps' must be a number >= 0"),
     ("uncertainty", {"init": "abc"}, "option 'init' (the initial log-variance s_i) must be a finite number"),
     ("uncertainty", {"init": float("nan")}, "must be a finite number, got nan"),
 ])

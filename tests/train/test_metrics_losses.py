@@ -168,6 +168,16 @@ def test_pcgrad_projection():
     assert torch.allclose(project_conflicting([g1, torch.tensor([1.0, 1.0])], gen), torch.tensor([2.0, 1.0]))
 
 
+@pytest.mark.parametrize("scale", [1e-8, 1e-4, 1.0, 1e4])
+def test_pcgrad_projection_is_the_same_at_any_scale_of_the_gradients(scale):
+    """A fixed eps of 1e-12 on the squared norms shrank the projection of small gradients (norm 1e-8: to 1e-4 of it)."""
+    gen = torch.Generator().manual_seed(0)
+    g1, g2 = torch.tensor([1.0, 0.0]) * scale, torch.tensor([-1.0, 1.0]) * scale
+    assert torch.allclose(project_conflicting([g1, g2], gen) / scale, torch.tensor([0.5, 1.5]))
+    zero = project_conflicting([g1, torch.zeros(2)], gen)  # a task with no gradient: nothing to project, no NaN
+    assert torch.equal(zero, g1)
+
+
 def test_pcgrad_backward_writes_gradients():
     shared = torch.nn.Parameter(torch.tensor([1.0, 1.0]))
     head_a, head_b = torch.nn.Parameter(torch.tensor(1.0)), torch.nn.Parameter(torch.tensor(1.0))
