@@ -1,14 +1,20 @@
 """Pieces shared by the CPU training benchmarks (train_throughput.py, multitask_overhead.py).
 
 Importable from the scripts because ``python benchmarks/<script>.py`` puts this folder on
-``sys.path``; also sets the offline environment and puts the repository root on the path.
+``sys.path``; also sets the offline environment, puts the repository root on the path, and
+keeps the prepared-data cache in a temporary folder removed at exit (each run's task files are
+new, so their cache entries would pile up in the user's datasets cache), unless
+``HF_DATASETS_CACHE`` names one.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "HF_DATASETS_CACHE" not in os.environ:  # before datasets is imported; child processes inherit it
+    _CACHE = tempfile.mkdtemp(prefix="mt-bench-cache-")
+    os.environ["HF_DATASETS_CACHE"] = _CACHE
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 VOCAB = [f"w{i}" for i in range(300)]
 

@@ -1,8 +1,9 @@
 """CLI start-up time: ``mt --help``, ``mt plugins``, ``mt list-tasks`` with the installed plugins.
 
 Run: ``.venv/bin/python benchmarks/cli_startup.py [--runs 15]``. Prints JSON, then a markdown
-table. Each command is run once to warm the file cache, then ``--runs`` times; the median and
-the best wall-clock times are reported, plus whether torch/transformers/datasets got imported.
+table. Each command is run once to warm the file cache (a command that fails stops the script,
+exit 1, with its error), then ``--runs`` times; the median and the best wall-clock times are
+reported, plus whether torch/transformers/datasets got imported.
 """
 
 from __future__ import annotations
@@ -31,9 +32,18 @@ def wall(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def check_runs(args: list[str]) -> None:
+    """Stop (exit 1) when the command fails: timing a failure (a plugin missing, MT_LOAD_PLUGINS) would time the wrong thing."""
+    done = subprocess.run([MT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        sys.exit(f"mt {' '.join(args)} exits {done.returncode}: {done.stderr.strip()[-500:]}")
+
+
 def heavy_imports(args: list[str]) -> str:
-    out = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True).stderr
-    return out.rsplit("HEAVY=", 1)[-1].strip() or "none"
+    done = subprocess.run([sys.executable, "-c", PROBE.format(args=args)], capture_output=True, text=True)
+    if "HEAVY=" not in done.stderr:
+        sys.exit(f"the import probe of mt {' '.join(args)} failed: {done.stderr.strip()[-500:]}")
+    return done.stderr.rsplit("HEAVY=", 1)[-1].strip() or "none"
 
 
 def main() -> None:
@@ -42,7 +52,7 @@ def main() -> None:
     runs = parser.parse_args().runs
     rows = []
     for args in COMMANDS:
-        wall(args)
+        check_runs(args)  # also the run that warms the file cache
         times = [wall(args) for _ in range(runs)]
         rows.append({"command": "mt " + " ".join(args), "median_s": round(statistics.median(times), 3),
                      "best_s": round(min(times), 3), "heavy_imports": heavy_imports(args)})

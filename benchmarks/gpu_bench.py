@@ -226,13 +226,14 @@ def attention_kind(packed: bool, attention_dropout: float, device: Any, compiled
     from mtcore.model.padding_free import _flash_varlen_usable
 
     if not packed:
-        return "sdpa (padded)"
+        return f"{flash_attention} (padded)" if flash_attention else "sdpa (padded)"
     if packed_attention == "flex" and not attention_dropout:
         return "flex (packed)"
     probe = torch.empty(1, 1, 1, device=device, dtype=torch.bfloat16)
     if _flash_varlen_usable(probe, attention_dropout):
         return f"varlen_attn{' ' + flash_attention if flash_attention else ''} (packed)"
-    return "sdpa (per sequence)" if device.type == "cpu" and not compiled else "sdpa (re-padded)"
+    # eager on CPU: per sequence where re-padding would be mostly padding (the batch decides), else re-padded
+    return "sdpa (per sequence or re-padded)" if device.type == "cpu" and not compiled else "sdpa (re-padded)"
 
 
 def packed_gap(model: Any, batch: Any, device: Any, dtype: Any) -> float:
@@ -342,8 +343,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['data_ms_per_step']:.1f} | {busy} | {100 * r['mfu']:.1f}% | {r['padding_efficiency']:.3f} | "
               f"{syncs} | {peak} | {r['warmup_s']} | {r['attention']} | "
               f"{'n/a' if r['packed_gap'] is None else format(r['packed_gap'], '.3g')} |")
+    for f in failed:  # a row each, so a table read alone does not hide them
+        print(f"| {f['variant']} | failed: {f['error'].replace('|', '/')} |" + " |" * 11)
     return report
 
 
 if __name__ == "__main__":
-    main()
+    # exit 1 when a variant failed (after every other variant's figures are printed): callers see it
+    sys.exit(1 if main()["failed"] else 0)

@@ -4,7 +4,7 @@
 # flash-attn-4 and its CuTe DSL runtime; mtcore itself is this checkout's) into /tmp/site, then, most telling first:
 #   1. benchmarks/gpu_bench.py --mix seq512 (every row 512 tokens, BERT pre-training's phase 2, where attention kernels
 #      work on full tiles): the fastest padding-free setting (regional compilation, 64k-token budgets, bf16 residual,
-#      dropout 0) with torch's kernels and with FA4, then padded batches through SDPA without and with BERT's dropouts;
+#      dropout 0) with torch's kernels and with FA4, then padded batches (length-grouped, dropout 0) without and with FA4;
 #   2. gpu_bench.py on the RSG-like fine-tuning mix (runs 1-7's data): the fastest setting without and with FA4;
 #   3. benchmarks/attention_kernels.py: FA2 vs FA4 varlen forward and forward+backward on one 64k-token packed batch of
 #      BERT-base shapes (ms, TFLOPS, largest differences), on both mixes.

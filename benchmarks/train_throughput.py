@@ -8,7 +8,8 @@
   length-grouped batches, losses kept on the device and read every ``--log-every`` steps only;
 * **engine, padding-free** — the same with ``batching.padding_free: true`` (the encoder's
   embeddings, projections and feed-forward blocks compute real tokens only; on CPU attention
-  re-pads each batch for SDPA), with length-grouped and with random batches.
+  runs SDPA per sequence where re-padding would be mostly padding, else on the re-padded batch),
+  with length-grouped and with random batches.
 
 Both start from the same randomly initialised small BERT (built offline) and run ``--steps``
 optimizer steps on CPU in fp32, alternating ``--repeats`` times (the fastest run of each loop is
