@@ -213,6 +213,12 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         handle.write(text)
 
 
+def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` as raised by writing ``path``: a full disk, a quota or the file-size limit hit by ``write()`` (no file
+    name), or a rename of a temporary file onto it, then names ``path`` itself, the file the user knows."""
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
 def write_failures() -> tuple[type[BaseException], ...]:
     """The exceptions a failed write of weights can raise: OSError and safetensors' SafetensorError."""
     try:

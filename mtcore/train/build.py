@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, OutputError
 from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint, warn_about_cpu_threads
 from mtcore.train.class_balance import apply_balanced_weights
 from mtcore.train.config import TrainConfig
@@ -215,8 +215,14 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
     if accelerator.is_main_process:
         run.create()
         root = run.root.absolute()  # its output_dir is this folder: mt train RUN/config.yaml --resume continues this run
-        dump_config(config.model_copy(update={"output_dir": str(root)}), run.config,
-                    header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {root / 'config.yaml'} --output-dir {root} --resume")
+        try:
+            dump_config(config.model_copy(update={"output_dir": str(root)}), run.config,
+                        header=f"{RunDir.CONFIG_HEADER}; resume with: mt train {root / 'config.yaml'} --output-dir {root} --resume")
+        except OSError as exc:  # a full disk or quota, the file-size limit: nothing has trained yet
+            from mtcore.outputs import write_error, write_fix
+
+            fix = write_fix(exc.errno, run.root)
+            raise OutputError(f"{write_error(run.config, exc)}{'; ' + fix if fix else ''}", errno=exc.errno) from None
     accelerator.wait_for_everyone()
 
 

@@ -16,6 +16,7 @@ Only the main process writes here. On resume, events after the resumed step are 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError
-from mtcore.outputs import share_modes
+from mtcore.outputs import naming, share_modes
 
 
 def _clean(value: Any) -> Any:
@@ -40,15 +41,20 @@ def _clean(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file in the same directory, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    except OSError as exc:
+        raise naming(exc, path) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(_clean(data), handle, indent=2, ensure_ascii=False)
             handle.write("\n")
         share_modes(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # a full disk names no file; a failed rename names the temporary one
+            raise naming(exc, path) from exc
         raise
 
 
@@ -297,11 +303,11 @@ class MetricsLog:
         if not self.enabled or not self.path.is_file():
             return
         kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():  # a cut may split a character
             try:
                 event = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut short by a kill
+                continue  # a line cut short by a kill, a full disk
             if int(event.get("step", 0)) <= step or event.get("event") == "interrupted":
                 kept.append(line)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.path.parent)
@@ -320,8 +326,19 @@ class MetricsLog:
 
             warnings.warn(f"{self.path} was deleted while the run trained; a new one begins at step {event.get('step')} "
                           "(the events before it are lost)", stacklevel=2)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(_clean(event), ensure_ascii=False) + "\n")
+        line = (json.dumps(_clean(event), ensure_ascii=False) + "\n").encode("utf-8")
+        try:
+            with self.path.open("ab", buffering=0) as handle:  # unbuffered: truncate() below flushes nothing first
+                end = handle.seek(0, os.SEEK_END)
+                try:
+                    while line:
+                        line = line[handle.write(line):]  # a write may take part of the line before the error
+                except OSError:  # a full disk, the file-size limit: no half line is left for the next reader
+                    with contextlib.suppress(OSError):
+                        handle.truncate(end)
+                    raise
+        except OSError as exc:
+            raise naming(exc, self.path) from exc
         self._written = True
 
 
@@ -329,7 +346,7 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     """Every complete event of a ``metrics.jsonl`` file."""
     events = []
     if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():  # a cut line: skipped below
             try:
                 events.append(json.loads(line))
             except json.JSONDecodeError:

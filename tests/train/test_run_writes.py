@@ -123,3 +123,78 @@ def test_metrics_jsonl_deleted_while_training_is_begun_again_with_a_warning(tmp_
     assert said == [f"{run / 'metrics.jsonl'} was deleted while the run trained; a new one begins at step 4 (the events before it "
                     "are lost)"]
     assert (run / "metrics.jsonl").is_file() and (run / "model" / "mtcore.json").is_file()
+
+
+LIMITED_WRITES = """
+import json, sys
+from pathlib import Path
+from mtcore.train.config import TrainConfig
+from mtcore.train.config_io import dump_config
+from mtcore.train.run_dir import MetricsLog, write_json
+root, out = Path(sys.argv[1]), {}
+log = MetricsLog(root / "metrics.jsonl")
+log.write({"event": "start", "step": 0})
+for name, write in (("log", lambda: log.write({"event": "train", "step": 1, "task": "отзывы" * 300})),
+                    ("json", lambda: write_json(root / "summary.json", {"x": "y" * 3000})),
+                    ("yaml", lambda: dump_config(TrainConfig.model_validate({"encoder": {"tiny": "bert"}, "tasks": ["a:" + "b" * 3000]}), root / "config.yaml"))):
+    try:
+        write()
+    except OSError as exc:
+        out[name] = [exc.errno, exc.filename]
+print(json.dumps(out))
+"""
+
+
+def test_a_write_cut_by_the_file_size_limit_names_its_file_and_leaves_no_half_line_or_temporary_file(tmp_path):
+    """write() hitting a full disk or the file-size limit raised an OSError with no file name ("unexpected OSError"), and
+    metrics.jsonl was left ending in half a line; summary.json and config.yaml were the same."""
+    import json
+    import sys
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    done = subprocess.run([sys.executable, "-c", LIMITED_WRITES, str(tmp_path)], capture_output=True, text=True,
+                          env=subprocess_env(), preexec_fn=limited, timeout=120)
+    assert done.returncode == 0, done.stderr
+    failed = json.loads(done.stdout)
+    assert failed == {name: [errno.EFBIG, str(tmp_path / file)]
+                      for name, file in (("log", "metrics.jsonl"), ("json", "summary.json"), ("yaml", "config.yaml"))}
+    assert (tmp_path / "metrics.jsonl").read_text(encoding="utf-8") == '{"event": "start", "step": 0}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.jsonl"]
+    line = run_write_error(tmp_path, OSError(errno.EFBIG, "File too large", failed["log"][1]), _no_checkpoints(tmp_path))
+    assert str(line).startswith(f"cannot write to {tmp_path / 'metrics.jsonl'}: File too large; a file outgrew")
+
+
+def _no_checkpoints(run):
+    from mtcore.train.checkpoint import Checkpoints
+
+    return Checkpoints(run / "checkpoints")
+
+
+def test_resuming_skips_a_last_line_cut_inside_a_character(tmp_path):
+    """A kill or a full disk can cut the last line inside a Cyrillic letter: resuming was 'unexpected UnicodeDecodeError'."""
+    from mtcore.train.run_dir import read_events
+
+    path = tmp_path / "metrics.jsonl"
+    whole = '{"event": "train", "step": 1, "task": "user:отзывы"}\n'
+    path.write_bytes(whole.encode() + '{"event": "train", "step": 2, "task": "user:о'.encode()[:-1])
+    assert [event["step"] for event in read_events(path)] == [1]
+    MetricsLog(path).truncate_after(1)
+    assert path.read_text(encoding="utf-8") == whole
+
+
+def test_a_config_yaml_cut_by_the_file_size_limit_at_the_start_is_one_line_and_leaves_no_run_folder(tmp_path, make_config):
+    run = tmp_path / "run"
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(make_config()), encoding="utf-8")
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    result = subprocess.run(mt_command("train", str(config), "--output-dir", str(run)), capture_output=True, text=True,
+                            env=subprocess_env(), preexec_fn=limited, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"error: cannot write to {run / 'config.yaml'}: File too large; a file outgrew "
+                                                      "this process's file-size limit: raise it (ulimit -f) or write elsewhere")
+    assert not run.exists()
