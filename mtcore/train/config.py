@@ -321,7 +321,16 @@ class LoggingConfig(Section):
                     or PureWindowsPath(project).is_absolute():
                 raise ValueError(f"{project!r} is not a folder name inside the run directory, where TensorBoard writes "
                                  "(RUN/<logging.project>/); give a plain name, e.g. mtcore")
+            first = parts[0]
+            if first in RUN_FILES or first.startswith(("tiny-encoder-", ".")):
+                raise ValueError(f"{project!r} is where the run writes its own {first}; give TensorBoard another folder "
+                                 "name, e.g. mtcore")
         return project
+
+
+#: What a run writes at the top of its folder (``tiny-encoder-<arch>`` and hidden ``.`` names too): no TensorBoard folder.
+RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints", "model", "summary.json", "curves.png", "cache", "rank-weights",
+             "wandb", "seeds.json", "grid.json")
 
 
 class DebugConfig(Section):

@@ -278,6 +278,15 @@ def test_a_tensorboard_project_outside_the_run_directory_is_one_line_and_leaves_
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
 
 
+@pytest.mark.parametrize("project", ["model", "summary.json", "checkpoints/tb", "curves.png", "tiny-encoder-bert"])
+def test_a_tensorboard_project_named_as_what_the_run_writes_is_refused_before_anything_runs(project):
+    """``logging.project=model`` or ``summary.json`` passed mt check, and the run failed after all its training."""
+    from mtcore.train.config_io import load_config
+
+    with pytest.raises(ConfigError, match=rf"^config key 'logging.project': {re.escape(repr(project))} is where the run writes its own "):
+        load_config({"encoder": {"tiny": "bert"}, "tasks": ["rsg:terra"], "logging": {"trackers": ["tensorboard"], "project": project}})
+
+
 def test_the_offline_record_is_written_once_wandb_has_finished_not_at_each_log(tmp_path: Path):
     """A process killed outright (SIGKILL) must not leave a record of steps W&B never saved: its resume would skip them."""
     from types import SimpleNamespace
