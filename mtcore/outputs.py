@@ -5,9 +5,13 @@ and the folders an atomic write creates, removed again when it fails.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -211,6 +215,39 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     """
     with AtomicText(path) as handle:
         handle.write(text)
+
+
+def _utf8(stream: Any) -> bool:
+    return (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "") == "utf8"
+
+
+@contextlib.contextmanager
+def data_stdout() -> Iterator[TextIO]:
+    """Standard output for data (predictions, ``--json``): UTF-8, as the files mt writes are, whatever the terminal's
+    encoding (``PYTHONIOENCODING=ascii``, a latin-1 locale, a redirected Windows console): ``mt predict ... > out.jsonl``
+    writes the bytes ``-o out.jsonl`` would."""
+    stream = sys.stdout
+    if _utf8(stream) or not hasattr(stream, "buffer"):
+        yield stream
+        return
+    stream.flush()
+    wrapper = io.TextIOWrapper(stream.buffer, encoding="utf-8", write_through=True)
+    try:
+        yield wrapper
+    finally:
+        try:
+            wrapper.flush()
+        finally:
+            wrapper.detach()  # sys.stdout's buffer stays open
+
+
+def tolerant_display() -> None:
+    """Let standard output and error escape a character their encoding lacks (``\\u0439``) instead of stopping the
+    command with a UnicodeEncodeError: a task name or path in Cyrillic on an ASCII or latin-1 terminal."""
+    for stream in (sys.stdout, sys.stderr):
+        if not _utf8(stream) and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(Exception):  # a replaced stream (a test's, an IDE's) keeps its own rule
+                stream.reconfigure(errors="backslashreplace")
 
 
 def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:

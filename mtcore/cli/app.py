@@ -204,6 +204,9 @@ _register_commands()
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point. Command-line mistakes (unknown command or option, missing
     argument) are one ``error:`` line too, exit code 2; ``mt`` alone prints the help."""
+    from mtcore.outputs import tolerant_display
+
+    tolerant_display()  # a Cyrillic task name on an ASCII terminal is escaped, never the command's end
     try:
         code = app(args=argv, prog_name="mt", standalone_mode=False)
     except _click_exceptions.UsageError as exc:

@@ -242,8 +242,9 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     tasks: list[str] = []
     for row in rows:
         tasks.extend(t for t in row["tasks"] if t not in tasks)
-    title = "scores at each run’s best aggregate evaluation (its step: best at)" if part == "best" else "final scores"
-    table = Table(title=f"{title}: {metric or 'each task’s main metric'}")
+    title = "scores at each run's best aggregate evaluation (its step: best at)" if part == "best" else "final scores"
+    shown = metric or "each task's main metric"
+    table = Table(title=f"{title}: {shown}")
     best_at = ("best at",) if part == "best" else ()
     differs = ("differs",) if "differs" in rows[0] else ()
     folder, names = _shown_names([row["run"] for row in rows])
@@ -301,7 +302,7 @@ def _print_own_bests(rows: list[dict[str, Any]]) -> None:
                               for task, entry in own.items())
             lines.append(f"  {row['run']}: {shown}")
     if lines:
-        stdout.print(escape("each task’s own best evaluation (main metric; the columns above are at the best aggregate):"))
+        stdout.print(escape("each task's own best evaluation (main metric; the columns above are at the best aggregate):"))
         for line in lines:
             stdout.print(escape(line), soft_wrap=True)
 

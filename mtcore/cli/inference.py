@@ -113,7 +113,7 @@ def _print_table(report: Any) -> None:
 
     from mtcore.cli.output import stdout
 
-    table = Table(title=f"{f'--input {report.input}' if report.input else f'{report.split} split'} — {report.run_dir or report.model_dir}")
+    table = Table(title=f"{f'--input {report.input}' if report.input else f'{report.split} split'} - {report.run_dir or report.model_dir}")
     for column, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("rows", "right"), ("data", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task_id, info in report.tasks.items():

@@ -62,7 +62,7 @@ def list_tasks(
     for column in ("id", "kind", "labels", "sources", "description"):
         table.add_column(column, overflow="fold")
     for t in tasks:
-        labels = ", ".join(t.labels[:4]) + (f", … (+{len(t.labels) - 4})" if len(t.labels) > 4 else "") if t.labels else "-"
+        labels = ", ".join(t.labels[:4]) + (f", ... (+{len(t.labels) - 4})" if len(t.labels) > 4 else "") if t.labels else "-"
         table.add_row(escape(t.id), t.kind.value, escape(labels), ", ".join(map(str, t.sources)), escape(str(t.description)))
     stdout.print(table)
 

@@ -39,7 +39,10 @@ def not_repeated(message: str) -> str:
 
 
 def print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    from mtcore.outputs import data_stdout
+
+    with data_stdout() as out:  # UTF-8 data whatever the terminal's encoding
+        out.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def report_plugin_failures(registry: Any, *, tracebacks_only: bool = False) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -153,21 +152,22 @@ def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, A
     (``output`` None), or to a temporary file renamed onto ``output`` once every chunk is written.
     Stdout, a pipe or ``/dev/stdout`` get whole records, however the command stops
     (:class:`~mtcore.predict.records.WholeRecords`)."""
-    from mtcore.outputs import AtomicText
+    from mtcore.outputs import AtomicText, data_stdout
     from mtcore.predict.records import WholeRecords
     from mtcore.predict.writers import sink
 
-    if output is None:  # each chunk as it comes, whole records only (Ctrl-C cuts no line)
-        stream = WholeRecords(sys.stdout)
-        out = sink(format, task, stream)
-        try:
-            for rows in chunks:
-                out.add(rows)
-                del rows
-                stream.flush()
-            out.finish()
-        finally:
-            out.close()
+    if output is None:  # each chunk as it comes, whole records only (Ctrl-C cuts no line); UTF-8 as a file is
+        with data_stdout() as stdout:
+            stream = WholeRecords(stdout)
+            out = sink(format, task, stream)
+            try:
+                for rows in chunks:
+                    out.add(rows)
+                    del rows
+                    stream.flush()
+                out.finish()
+            finally:
+                out.close()
         return out.count, []
     target = AtomicText(output)
     with _writing(output):
@@ -203,8 +203,11 @@ def write_rows(writer: Any, format: str, writer_id: str, task: Any, rows: list[d
     if output is None:
         with tempfile.TemporaryDirectory(prefix="mt-predict-") as tmp:
             written = writer(task, rows, Path(tmp) / f"predictions.{format}")
-            sys.stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
-            sys.stdout.flush()
+            from mtcore.outputs import data_stdout
+
+            with data_stdout() as stdout:
+                stdout.write("".join(Path(p).read_text(encoding="utf-8") for p in written))
+                stdout.flush()
         return []
     with _writing(output):
         if format in STREAMED:

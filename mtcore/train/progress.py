@@ -64,7 +64,7 @@ class Progress:
         elif self.mode == "plain":
             parts = [f"{task} loss {row['loss']:.4f} ({row.get('examples_per_s', 0):.0f} ex/s)" for task, row in rows.items()
                      if row.get("loss") is not None]
-            print(f"step {step}/{self.total}: " + "; ".join(parts) + (f"; {extra}" if extra else ""), flush=True)
+            _print(f"step {step}/{self.total}: " + "; ".join(parts) + (f"; {extra}" if extra else ""))
 
     def message(self, text: str) -> None:
         """A line about an event (evaluation, checkpoint, note)."""
@@ -73,10 +73,22 @@ class Progress:
         if self.mode == "rich" and self._live is not None:
             self._live.console.print(text, soft_wrap=True, highlight=False, markup=False)
         else:
-            print(text, flush=True)
+            _print(text)
 
     def close(self) -> None:
         if self._live is not None:
             self._live.update(self._render())
             self._live.stop()
             self._live = None
+
+
+def _print(text: str) -> None:
+    """A progress line; a character standard output's encoding lacks (a Cyrillic task name on an ASCII or latin-1
+    stream) is escaped: a display line never stops a run."""
+    import sys
+
+    try:
+        print(text, flush=True)
+    except UnicodeEncodeError:
+        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
