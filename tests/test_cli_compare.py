@@ -201,3 +201,21 @@ def test_runs_of_one_folder_are_shown_by_their_whole_names_in_it(runs, tmp_path)
                 shown[-1] += cells[0]
     assert shown == names, result.stdout
     assert f"runs in {grid}" in result.stdout
+
+
+def test_a_metric_spelled_with_its_plugin_in_one_run_is_the_same_column(runs, tmp_path):
+    """A run whose config wrote mtcore:accuracy showed '-' under --metric accuracy, and the other run was bold as best."""
+    import shutil
+
+    other = tmp_path / "qualified"
+    shutil.copytree(runs["fast"], other)
+    summary = _summary(other)
+    for info in summary["tasks"].values():
+        info["final"] = {("mtcore:accuracy" if key == "accuracy" else key): value for key, value in info["final"].items()}
+    (other / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    for metric in ("accuracy", "mtcore:accuracy"):
+        result = CliRunner().invoke(app, ["compare", str(runs["slow"]), str(other), "--metric", metric, "--json"])
+        assert result.exit_code == 0, result.stderr
+        rows = json.loads(result.stdout)
+        for row, run in zip(rows, (runs["slow"], runs["fast"])):
+            assert row["tasks"] == {task: pytest.approx(_summary(run)["tasks"][task]["final"]["accuracy"]) for task in TASKS}

@@ -62,10 +62,20 @@ def _check_metric(metric: str, rows: list[dict[str, Any]], part: str) -> None:
     from mtcore.errors import did_you_mean
 
     recorded = sorted(set().union(*(row["recorded"] for row in rows)))
-    if metric not in recorded:
+    if _spelled(metric, recorded) not in recorded:
         where = "at their best evaluation" if part == "best" else "at the end"
         raise UsageError(f"--metric {metric!r}: no run recorded it {where}{did_you_mean(metric, recorded)}; "
                          f"recorded: {', '.join(recorded) or 'none'}")
+
+
+def _spelled(metric: str, recorded: Any) -> str:
+    """How ``recorded`` (a run's metric names) spells ``metric``: itself, or a registered metric's other spelling, bare
+    or qualified by its plugin (``mse`` and ``mtcore:mse``, as configs may write it); ``metric`` when none does."""
+    names = list(recorded)
+    if metric in names:
+        return metric
+    bare = metric.rsplit(":", 1)[-1]
+    return next((name for name in names if (":" in name) != (":" in metric) and name.rsplit(":", 1)[-1] == bare), metric)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -89,7 +99,7 @@ def _read_run(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
             info = info if isinstance(info, dict) else {}
             values = info.get(part) or {}
             names[task] = metric or str(info.get("main_metric"))
-            tasks[task] = _number(values.get(names[task]))
+            tasks[task] = _number(values.get(_spelled(names[task], values)))
             recorded.update(str(name) for name in values)
             if isinstance(info.get("own_best"), dict):  # summaries written before own_best have none
                 own[task] = {k: info["own_best"].get(k) for k in ("step", "metric", "value")}
@@ -209,7 +219,8 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     values, std, names = {}, {}, {}
     for task in tasks:
         names[task] = metric or main.get(task, "")
-        entry = stats.get(f"{task}/{names[task]}") or {}
+        spelled = _spelled(names[task], [key.rsplit("/", 1)[1] for key in stats if key.rsplit("/", 1)[0] == task])
+        entry = stats.get(f"{task}/{spelled}") or {}
         values[task], std[task] = _number(entry.get("mean")), _number(entry.get("std"))
     aggregate = stats.get("aggregate") or {}
     std["aggregate"] = _number(aggregate.get("std"))
