@@ -191,6 +191,10 @@ def after_step(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress
         patience = config.evaluation.early_stopping_patience
         if patience is not None and state.evals_without_improvement >= patience:
             state.stopped_early = True
+            if not logging_due(engine, step):  # the run's last step: its window's losses are logged, as a last step's are
+                meter.exclude(time.perf_counter() - paused)
+                paused = time.perf_counter()
+                log_training(engine, meter, watch, progress, preemption, None, lr)
             progress.message(f"early stopping at step {step}: no better aggregate score in {patience} evaluations")
     due = bool(config.checkpoint.every) and step % int(config.checkpoint.every) == 0
     if due or (improved and config.checkpoint.keep_best):

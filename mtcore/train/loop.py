@@ -201,7 +201,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 else:
                     grad_norm = gradient_norm(clipped, scaler) if logs else None
                 scale_before = scaler.get_scale() if scaler is not None else None  # fp16 only: a host read of the scale
-                lr = optimizer.param_groups[0]["lr"] if logs else None  # the rate this step trains at (the schedule moves on below)
+                lr = optimizer.param_groups[0]["lr"]  # the rate this step trains at (the schedule moves on below)
                 optimizer.step()
                 if not step_skipped(optimizer, scaler, scale_before):
                     scheduler.step()

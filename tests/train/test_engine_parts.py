@@ -93,6 +93,17 @@ def test_early_stopping(tmp_path: Path, make_config, helpers):
     assert [e["step"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "eval"] == [2, 4, 6]
 
 
+def test_an_early_stopped_run_logs_its_last_steps_losses(tmp_path: Path, make_config, helpers):
+    """Stopped at step 6 with logging.every 7, the run wrote no train event at all (no loss in the log, trackers, curves)."""
+    config = make_config(optimizer={"lr": 1e-12, "head_lr": 1e-12}, schedule={"max_steps": 40}, logging={"every": 7, "progress": "none"},
+                         evaluation={"every": 2, "early_stopping_patience": 2}, checkpoint={"every": None})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["status"] == "early_stopped" and summary["steps"] == 6
+    trained = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "train"]
+    assert {e["step"] for e in trained} == {6} and trained and all(e["loss"] > 0 and e["lr"] >= 0 for e in trained)
+    assert sum(e["batches"] for e in trained) == 6  # every step's batch: one a step (sampler mode single)
+
+
 def test_out_of_memory_message(tmp_path: Path, make_config, monkeypatch):
     from mtcore.model.multitask_model import MultitaskModel
     from mtcore.train.monitor import OutOfMemory
