@@ -21,9 +21,10 @@ def cache(
     cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="The datasets cache (default: HF_DATASETS_CACHE)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """List mtcore's cached data (rows read from files, tokenized copies), or clear it.
+    """List mtcore's cached data read from files (rows, their tokenized copies), or clear it.
 
-    Clearing while a run reads its data breaks that run: clear between runs."""
+    A hub dataset's cache, and mtcore's copies beside it, are left to datasets. Clearing while a run reads its data
+    breaks that run: clear between runs."""
     from mtcore.data.cache_entries import cache_entries, default_cache_dir, remove_entry
 
     if older_than is not None and not clear:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import inspect
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,8 +25,8 @@ def _hash(value: Any) -> str:
 
 def stable_key(value: Any, _depth: int = 0) -> Any:
     """A picklable, deterministic stand-in for ``value`` (functions become their code's hash)."""
-    if _depth > 8:
-        return "<deep>"
+    if _depth > 8:  # settings nested deep are hashed whole; only recursion through functions stops here
+        return "<deep>" if callable(value) else _hash(value)
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value if type(value) in (bool, int, float, str, bytes, type(None)) else repr(value)
     if isinstance(value, dict) or hasattr(value, "items") and hasattr(value, "keys"):
@@ -36,12 +38,16 @@ def stable_key(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, functools.partial):
         return ["partial", stable_key(value.func, _depth + 1), stable_key(value.args, _depth + 1),
                 stable_key(value.keywords, _depth + 1)]
+    if inspect.ismethod(value):  # a bound method: its object's settings decide too (Cleaner(lowercase=True).apply)
+        return ["method", stable_key(value.__func__, _depth + 1), stable_key(value.__self__, _depth + 1)]
     code = getattr(value, "__code__", None)
     if code is not None:
         cells = [cell.cell_contents for cell in (getattr(value, "__closure__", None) or ()) if _filled(cell)]
+        source = _module_source(getattr(value, "__module__", None))
         return ["function", getattr(value, "__module__", ""), getattr(value, "__qualname__", ""), _hash(code),
                 stable_key(getattr(value, "__defaults__", None), _depth + 1), stable_key(getattr(value, "__kwdefaults__", None), _depth + 1),
-                stable_key(cells, _depth + 1), _module_source(getattr(value, "__module__", None))]
+                stable_key(cells, _depth + 1), source,
+                None if source is not None else stable_key(_globals_used(value), _depth + 1)]
     if hasattr(value, "fingerprint_key"):  # its settings, and the code that uses them (an edited class is not stale)
         cls = type(value)
         return ["object", cls.__module__, cls.__qualname__, stable_key(value.fingerprint_key(), _depth + 1), code_key(cls)]
@@ -60,6 +66,8 @@ def code_key(value: Any, _depth: int = 0) -> Any:
         return None
     if isinstance(value, functools.partial):
         return ["partial", code_key(value.func, _depth + 1)]
+    if inspect.ismethod(value):
+        return ["method", code_key(value.__func__, _depth + 1), code_key(type(value.__self__), _depth + 1)]
     if isinstance(value, type):
         call = value.__dict__.get("__call__")
         return ["class", value.__module__, value.__qualname__, _module_source(value.__module__),
@@ -83,11 +91,27 @@ def pipeline_key() -> list[Any]:
     return [__version__, _module_source(__name__), _file_hash(mtcore.task.__file__)]
 
 
+def _globals_used(function: Any) -> dict[str, Any]:
+    """The globals a function with no source file reads (a notebook's, a REPL's, ``python -c``'s): its code's names
+    (nested code too) found in its ``__globals__``, modules left out. Editing one must not keep a stale cache."""
+    import types
+
+    names: set[str] = set()
+    codes = [function.__code__]
+    while codes:
+        code = codes.pop()
+        names.update(code.co_names)
+        codes.extend(const for const in code.co_consts if isinstance(const, types.CodeType))
+    scope = getattr(function, "__globals__", {}) or {}
+    return {name: scope[name] for name in sorted(names) if name in scope and not isinstance(scope[name], types.ModuleType)}
+
+
 def _module_source(name: str | None) -> str | None:
-    """A hash of the source file of module ``name``, and of the other modules of its package (the
-    ``.py`` files beside it): a function's helpers, imported from a sibling module or not, and the
-    module's constants are part of what it computes (editing them must not keep a stale cache).
-    A module outside a package is hashed alone."""
+    """A hash of the source file of module ``name``, of the other modules of its package (the ``.py`` files
+    beside it), and of the modules outside the installed libraries it imports names from (a helper in a
+    sub-package, a parent package or a module beside it on the path, :func:`_own_imports`): a function's
+    helpers and the module's constants are part of what it computes (editing them must not keep a stale
+    cache). A module outside a package is hashed alone, with what it imports."""
     import sys
     from pathlib import Path
 
@@ -98,8 +122,44 @@ def _module_source(name: str | None) -> str | None:
     files = [Path(path)]
     if getattr(module, "__package__", None):
         files = sorted(Path(path).parent.glob("*.py"))
-    hashes = [(file.name, _file_hash(file)) for file in files]
-    return _hash(hashes) if len(files) > 1 else hashes[0][1]
+    for other in _own_imports(module):
+        files.extend(file for file in sorted(Path(other).parent.glob("*.py")) if file not in files)
+    hashes = [(str(file), _file_hash(file)) for file in files]
+    return _hash([(Path(file).name, digest) for file, digest in hashes]) if len(files) > 1 else hashes[0][1]
+
+
+def _own_imports(module: Any) -> list[str]:
+    """The source files of the modules ``module`` imports (a module, or a function or class from one, among its
+    globals) that are not part of Python or an installed library: the user's and plugins' own code (an editable
+    install's too). A helper imported inside a function body is not seen."""
+    import inspect as inspect_module
+    import sys
+    import sysconfig
+
+    libraries = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
+    found = []
+    for value in vars(module).values():
+        other = value if inspect_module.ismodule(value) else sys.modules.get(getattr(value, "__module__", None) or "")
+        path = getattr(other, "__file__", None)
+        if other is module or not path or not str(path).endswith(".py") or path in found:
+            continue
+        if not any(_inside(path, root) for root in libraries if root):
+            found.append(path)
+    return found
+
+
+def _inside(path: str, root: str) -> bool:
+    import os
+
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+#: The first hash this process took of each source file, and a key part of its own: a file edited after this
+#: process first used it may differ from the code it runs (a notebook that did not reload the module), so what that
+#: code computes is cached under this process's key alone, never served to another process as the edited file's.
+_FIRST_SEEN: dict[str, str | None] = {}
+_PROCESS = os.urandom(8).hex()
 
 
 def _file_hash(path: Any) -> str | None:
@@ -109,7 +169,9 @@ def _file_hash(path: Any) -> str | None:
         stat = Path(path).stat()
     except OSError:
         return None
-    return _source_hash(str(path), stat.st_mtime_ns, stat.st_size)
+    current = _source_hash(str(path), stat.st_mtime_ns, stat.st_size)
+    first = _FIRST_SEEN.setdefault(str(path), current)
+    return current if current == first else f"{current} edited while process {_PROCESS} runs"
 
 
 @functools.lru_cache(maxsize=256)

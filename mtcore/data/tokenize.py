@@ -111,6 +111,11 @@ def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None
 _NOT_CONTENT = frozenset({"name_or_path", "cache_dir", "is_local", "local_files_only", "max_length", "stride", "truncation_strategy"})
 
 
+#: Tokenizer attributes a call reads that may be set after loading (``tokenizer.split_special_tokens = True``), when
+#: ``init_kwargs`` still says what loading gave.
+_LIVE_SETTINGS = ("split_special_tokens", "add_bos_token", "add_eos_token", "do_lower_case", "clean_up_tokenization_spaces")
+
+
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """A stable hash of what a tokenizer computes: its vocabulary, rules and settings, not the folder it came from.
 
@@ -130,7 +135,8 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     rules.pop("truncation", None), rules.pop("padding", None)
     settings = {key: value for key, value in getattr(tokenizer, "init_kwargs", {}).items()
                 if key not in _NOT_CONTENT and not key.endswith(("_file", "_dir"))}
-    return Hasher.hash({"class": type(tokenizer).__name__, "rules": rules, "settings": settings,
+    live = {name: getattr(tokenizer, name) for name in _LIVE_SETTINGS if hasattr(tokenizer, name)}  # set after loading too
+    return Hasher.hash({"class": type(tokenizer).__name__, "rules": rules, "settings": settings, "live": live,
                         "model_max_length": getattr(tokenizer, "model_max_length", None),
                         "sides": (getattr(tokenizer, "padding_side", None), getattr(tokenizer, "truncation_side", None))})
 
