@@ -189,11 +189,22 @@ def test_debug_mode_shows_the_traceback_with_the_errors_own_exit_code():
     assert "AttributeError" not in result.stderr
 
 
-def test_a_closed_output_pipe_ends_quietly():
-    """`mt list-tasks --json | head -c 10`: the reader goes away; no 'unexpected BrokenPipeError', no traceback."""
+@pytest.mark.parametrize("args", [["list-tasks", "--json"], ["list-tasks"], ["--help"], ["--version"], ["cache"]])
+def test_a_closed_output_pipe_ends_quietly(args, tmp_path):
+    """`mt list-tasks --json | head -c 10`: the reader goes away; no 'unexpected BrokenPipeError', no traceback, and the
+    same exit code for a table, --help and --version (rich and click exited 1, the code of a failed command)."""
     from clitools import MT
 
-    process = subprocess.Popen([MT, "list-tasks", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    env = clean_env(HF_DATASETS_CACHE=str(tmp_path))
+    process = subprocess.Popen([MT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     process.stdout.close()  # nobody reads: the first write fails with EPIPE
     stderr = process.stderr.read().decode()
-    assert process.wait(timeout=120) == 141 and stderr == ""
+    assert process.wait(timeout=120) == 141 and stderr == "", stderr
+
+
+def test_json_output_writes_nan_as_null(capsys):
+    """`mt evaluate --json` wrote NaN (squad_f1_no_answer with no unanswerable question), which strict parsers refuse."""
+    from mtcore.cli.output import print_json
+
+    print_json({"metrics": {"a": float("nan"), "b": [float("inf"), 0.5]}})
+    assert json.loads(capsys.readouterr().out, parse_constant=lambda name: pytest.fail(name)) == {"metrics": {"a": None, "b": [None, 0.5]}}

@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     tolerant_display()  # a Cyrillic task name on an ASCII terminal is escaped, never the command's end
     try:
         code = app(args=argv, prog_name="mt", standalone_mode=False)
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # click's exit 1 for a closed stdout (mt --help | head -1)
+            _stdout_closed()
+        raise
     except _click_exceptions.UsageError as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # `mt` or a group without a command: the help
             print(exc.format_message(), file=sys.stderr)

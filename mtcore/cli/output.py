@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
 from rich.console import Console
 
-stdout = Console(soft_wrap=False, highlight=False)
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of a table went away (``mt cache | head -1``): stop quietly with 141, as every output does
+        (rich's own answer is exit 1, the code of a failed command)."""
+        from mtcore.cli.app import _stdout_closed
+
+        self.quiet = True
+        _stdout_closed()
+
+
+stdout = _Console(soft_wrap=False, highlight=False)
 if not stdout.is_terminal:  # pipes and CI logs: wide tables rather than 80-column wrapping
-    stdout = Console(soft_wrap=False, highlight=False, width=160)
+    stdout = _Console(soft_wrap=False, highlight=False, width=160)
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
@@ -42,7 +53,19 @@ def print_json(data: Any) -> None:
     from mtcore.outputs import data_stdout
 
     with data_stdout() as out:  # UTF-8 data whatever the terminal's encoding
-        out.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+        out.write(json.dumps(_finite(data), indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as null, as the run's own files write them (``NaN`` is not JSON: strict parsers,
+    JavaScript's among them, refuse it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def report_plugin_failures(registry: Any, *, tracebacks_only: bool = False) -> None:

@@ -82,13 +82,30 @@ class Progress:
             self._live = None
 
 
+_closed: list[bool] = []  # standard output's reader went away: progress lines are dropped from then on
+
+
 def _print(text: str) -> None:
-    """A progress line; a character standard output's encoding lacks (a Cyrillic task name on an ASCII or latin-1
-    stream) is escaped: a display line never stops a run."""
+    """A progress line; a display line never stops a run: a character standard output's encoding lacks (a Cyrillic
+    task name on an ASCII or latin-1 stream) is escaped, and a closed stdout (``mt train ... | head``, a pager quit)
+    drops the lines that follow, with a note on stderr, while training goes on to its checkpoints and model."""
     import sys
 
+    if _closed:
+        return
     try:
-        print(text, flush=True)
-    except UnicodeEncodeError:
-        encoding = getattr(sys.stdout, "encoding", None) or "ascii"
-        print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+        try:
+            print(text, flush=True)
+        except UnicodeEncodeError:
+            encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+            print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+    except BrokenPipeError:
+        _closed.append(True)
+        import os
+
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+        except (OSError, ValueError):
+            pass
+        print("note: standard output was closed (its reader quit); training goes on without progress lines "
+              "(Ctrl-C stops it)", file=sys.stderr, flush=True)
