@@ -126,7 +126,9 @@ def _not_a_run(path: Path) -> str:
             return f"{path} is a file; give the folder that holds it: mt compare {_quoted(path.parent)}"
         return f"{path} is a file, not a run; give {known}"
     if (path / "metrics.jsonl").is_file():
-        return f"{path}: no summary.json there: {_unfinished(path)}"
+        from mtcore.train.run_status import unfinished
+
+        return f"{path}: no summary.json there: {unfinished(path, 'compare it when it ends', 'train it again, or leave it out')}"
     run = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     if (run / "summary.json").is_file() and (path.parent.name == "checkpoints" or (path / "mtcore.json").is_file()):
         return f"{path} is inside the run {run}; give the run directory: mt compare {_quoted(run)}"
@@ -149,49 +151,6 @@ def _quoted(path: Any) -> str:
     import shlex
 
     return shlex.quote(str(path))
-
-
-def _unfinished(path: Path) -> str:
-    """What the last event of ``metrics.jsonl`` says about a run without ``summary.json``."""
-    last = _last_event(path / "metrics.jsonl")
-    resume = f"mt train {_quoted(path / 'config.yaml')} --output-dir {_quoted(path)} --resume"
-    if last.get("event") == "error":
-        message = " ".join(str(last.get("message", "")).split()).split("; ", 1)[0]
-        message = message if len(message) <= 200 else message[:197] + "..."
-        return (f"the run stopped on an error at step {last.get('step')}: {message} (its metrics.jsonl has the whole "
-                "message); train it again, or leave it out")
-    if last.get("event") == "preempted":
-        return f"the run was preempted at step {last.get('step')} ({last.get('signal')}); continue with {resume}"
-    if last.get("event") == "interrupted":
-        return f"the run was interrupted (Ctrl-C) at step {last.get('step')}; continue with {resume}"
-    from mtcore.train.run_lock import training_now
-
-    holder = training_now(path)
-    step = f" at step {last['step']}" if isinstance(last.get("step"), int) else ""
-    if holder:
-        return f"it is training now ({holder}; last logged{step or ' nothing yet'}); compare it when it ends"
-    if holder == "":
-        return (f"it stopped{step} without finishing or a word (killed, or its machine went down); continue with {resume}")
-    return f"it is still running or was interrupted (mt train --resume finishes it: {resume})"
-
-
-def _last_event(path: Path) -> dict[str, Any]:
-    """The last complete JSON line of a (possibly large, possibly growing) ``metrics.jsonl``; {} if none."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            handle.seek(max(0, handle.tell() - 65536))
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
-        return {}
-    for line in reversed(lines):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            return event
-    return {}
 
 
 def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:

@@ -48,6 +48,13 @@ def _check_input_file(path: str | Path) -> None:
         raise UsageError(f"--input {problem}")
 
 
+def _check_input_format(input: Any, input_format: str) -> None:
+    """``--input-format`` reads ``--input``: alone it would be ignored, whatever its value."""
+    if input is None and input_format != "auto":
+        raise UsageError(f"--input-format {input_format} is the format of --input, which is not given; add --input FILE, or "
+                         "leave --input-format out (a split is read by its task's source)")
+
+
 def _one_process(command: str) -> None:
     """Inference uses one device: under ``torchrun`` / ``accelerate launch`` every process would redo the whole job
     and write the same files, so such a launch is refused (by the main process; the others wait for it)."""
@@ -93,6 +100,7 @@ def evaluate(
 
     _check_precision(precision)
     _check_device(device)
+    _check_input_format(input, input_format)
     if input is not None:
         _check_input_file(input)
     if with_head is not None and not tasks:
@@ -254,6 +262,7 @@ def predict(
     several = names == ["all"] or len(names) > 1
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
+    _check_input_format(input, input_format)
     if input is not None and input != "-":  # before the model loads: a mistyped name is said at once
         _check_input_file(input)
     if several and output_arg is None:

@@ -271,6 +271,11 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     from mtcore.train.eval_tasks import HeadAliases, aggregate_weights, load_scored_split
     from mtcore.train.metrics import aggregate
 
+    if input is not None and (source is not None or data_dir is not None or split is not None):
+        from mtcore.errors import UsageError
+
+        raise UsageError("--source, --data-dir and --split choose a split's data; with --input, the file is the data "
+                         "(scored on its labelled rows)")
     location = locate(path)
     config = run_config(location)
     split_asked = split
@@ -284,10 +289,6 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
 
         raise ModelFileError(f"{location.model_dir}: the model was saved without its tokenizer; save it again with tokenizer=...")
     folder = str(Path(data_dir).expanduser()) if data_dir is not None else None
-    if input is not None and (source is not None or data_dir is not None):
-        from mtcore.errors import UsageError
-
-        raise UsageError("--source and --data-dir choose a split's data; with --input, the file is the data")
     setups = task_setups(model, location, config, tasks, source=source, data_dir=folder, head=head, need_data=input is None)
     scored_file = str(Path(input).expanduser().absolute()) if input is not None else None
     input_hint = ""

@@ -63,17 +63,12 @@ def locate(path: str | os.PathLike) -> ModelLocation:
     if (root / RUN_CONFIG).is_file():
         from mtcore.train.checkpoint import Checkpoints
 
+        from mtcore.train.run_status import unfinished
+
         latest = Checkpoints(root / "checkpoints").latest()
         hint = f"; pass a checkpoint ({latest})" if latest is not None else ""
-        import shlex
-
-        from mtcore.train.run_lock import training_now
-
-        holder = training_now(root)
-        then = (f"; it is training now ({holder}): wait for it to finish" if holder else
-                f"; it stopped without finishing (killed?): resume it with mt train {shlex.quote(str(root / RUN_CONFIG))} --resume" if holder == "" else
-                ", wait for the run to finish or resume it with mt train --resume")
-        raise ModelPathError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}{then}")
+        why = unfinished(root, "wait for it to finish", "train it again")
+        raise ModelPathError(f"{root}: this run has no {RUN_MODEL}/ yet (it is written when training ends){hint}; {why}")
     if (root / "seeds.json").is_file() or (root / "grid.json").is_file():
         grid = (root / "grid.json").is_file()
         runs = sorted(p.name for p in root.iterdir() if p.is_dir() and (grid or p.name.startswith("seed-")))

@@ -117,6 +117,32 @@ def test_a_run_without_model_points_to_its_checkpoints(cli, tmp_path, make_small
     assert result.exit_code == 2 and "pass it inside its run directory" in result.stderr
 
 
+def test_a_run_that_stopped_on_an_error_is_said_so_not_to_wait_for_it(cli, tmp_path, make_small_run):
+    """A failed run was told "wait for the run to finish or resume it", with nothing training and no checkpoint."""
+    run = make_small_run(tmp_path / "run")
+    shutil.rmtree(run / "model")
+    (run / "summary.json").unlink(missing_ok=True)
+    with (run / "metrics.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps({"event": "error", "step": 4, "message": "loss of task 'x' became nan at step 4; lower optimizer.lr"}) + "\n")
+    for command in (["evaluate", run], ["predict", run, "--split", "validation"], ["export", run, tmp_path / "out"]):
+        result = cli(*command)
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip()
+        assert "the run stopped on an error at step 4: loss of task 'x' became nan at step 4" in line and "train it again" in line
+        assert "wait for" not in line and "\n" not in line
+
+
+def test_input_with_split_or_input_format_without_input_is_a_usage_error(cli, trained_run, tmp_path):
+    """`--split` with --input only relabelled the report; `--input-format` without --input was ignored, any value."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"premise": "a", "hypothesis": "b", "label": "entailment"}\n', encoding="utf-8")
+    result = cli("evaluate", trained_run, "--input", rows, "--split", "train")
+    assert result.exit_code == 2 and "with --input, the file is the data" in result.stderr
+    for command in (["evaluate", trained_run], ["predict", trained_run, "--split", "validation"]):
+        result = cli(*command, "--input-format", "xml")
+        assert result.exit_code == 2 and "--input-format xml is the format of --input, which is not given" in result.stderr
+
+
 def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_run):
     """`--data-dir D` without --source reads your files (the run trained on the plugin's sample)."""
     from importlib import resources
