@@ -29,9 +29,11 @@ def cache(
 
     if older_than is not None and not clear:
         raise UsageError("--older-than chooses what --clear removes; add --clear")
-    if older_than is not None and older_than < 0:
+    if older_than is not None and not (0 <= older_than < float("inf")):  # nan too: it would remove nothing, as a success
         raise UsageError(f"--older-than must be a number of days >= 0, got {older_than:g}")
     root = (cache_dir or default_cache_dir()).expanduser()
+    if cache_dir is not None and root.name == "generator" and root.is_dir() and not (root / "generator").is_dir():
+        root = root.parent  # the folder mt cache names (".../generator"), pasted back: its cache is the folder above
     if cache_dir is not None and not root.is_dir():  # a typo would list (or clear) nothing and say so as a success
         from mtcore.errors import did_you_mean_path
 
@@ -44,7 +46,10 @@ def cache(
             remove_entry(root, entry)
         freed = sum(e.bytes for e in gone)
         kept = len(entries) - len(gone)
-        typer.echo(f"removed {len(gone)} cache entries ({_size(freed)}) from {root}; {kept} kept")
+        if as_json:
+            typer.echo(json.dumps({"cache_dir": str(root), "removed": len(gone), "bytes": freed, "kept": kept}, indent=2))
+        else:
+            typer.echo(f"removed {len(gone)} cache entries ({_size(freed)}) from {root}; {kept} kept")
         return
     if as_json:
         typer.echo(json.dumps({"cache_dir": str(root), "entries": [

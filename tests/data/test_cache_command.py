@@ -48,6 +48,23 @@ def test_mt_cache_lists_entries_by_their_files_and_clears_old_ones(tmp_path, wri
     assert again["train"].num_rows == 12
 
 
+def test_the_folder_mt_cache_names_pasted_back_and_a_json_clear(tmp_path, write):
+    """`mt cache` says "... in CACHE/generator"; --cache-dir CACHE/generator listed 0 entries and a clear there removed
+    nothing, exit 0. `--clear --json` printed text; `--older-than nan` removed nothing as a success."""
+    write.jsonl(tmp_path / "data" / "train.jsonl", [{"text": "кот", "label": "pos"}])
+    cache = tmp_path / "cache"
+    load_raw(_task(), "local", data_dir=tmp_path / "data", splits=("train",), cache_dir=cache)
+    runner = CliRunner()
+    listed = runner.invoke(app, ["cache", "--cache-dir", str(cache / "generator"), "--json"])
+    assert listed.exit_code == 0 and len(json.loads(listed.stdout)["entries"]) == 1, listed.output
+    nan = runner.invoke(app, ["cache", "--cache-dir", str(cache), "--clear", "--older-than", "nan"])
+    assert nan.exit_code == 2 and "--older-than must be a number of days >= 0" in nan.stderr
+    cleared = runner.invoke(app, ["cache", "--cache-dir", str(cache / "generator"), "--clear", "--json"])
+    assert cleared.exit_code == 0, cleared.output
+    report = json.loads(cleared.stdout)
+    assert report["removed"] == 1 and report["kept"] == 0 and report["bytes"] > 0 and report["cache_dir"] == str(cache)
+
+
 def test_a_cache_dir_that_is_no_folder_is_one_line_with_did_you_mean(tmp_path):
     """A typo listed "0 cache entries" and cleared "removed 0", exit 0: the real cache was never looked at."""
     (tmp_path / "hfcache").mkdir()
