@@ -48,6 +48,15 @@ def _check_input_file(path: str | Path) -> None:
         raise UsageError(f"--input {problem}")
 
 
+def _check_data_dir(data_dir: Optional[Path]) -> None:
+    """``--data-dir`` that is no folder: a usage error naming the option (exit 2), before the model loads."""
+    if data_dir is not None and not data_dir.expanduser().is_dir():
+        from mtcore.errors import did_you_mean_path
+
+        what = "a file, not a folder" if data_dir.expanduser().exists() else f"no such folder{did_you_mean_path(data_dir.expanduser(), folders=True)}"
+        raise UsageError(f"--data-dir {data_dir}: {what}; give the folder holding the task's downloaded files")
+
+
 def _check_input_format(input: Any, input_format: str) -> None:
     """``--input-format`` reads ``--input``: alone it would be ignored, whatever its value."""
     if input is None and input_format != "auto":
@@ -101,6 +110,7 @@ def evaluate(
     _check_precision(precision)
     _check_device(device)
     _check_input_format(input, input_format)
+    _check_data_dir(data_dir)
     if input is not None:
         _check_input_file(input)
     if with_head is not None and not tasks:
@@ -263,6 +273,7 @@ def predict(
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
     _check_input_format(input, input_format)
+    _check_data_dir(data_dir)
     if input is not None and input != "-":  # before the model loads: a mistyped name is said at once
         _check_input_file(input)
     if several and output_arg is None:

@@ -237,11 +237,23 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
     grad scaler): only an explicit ``--precision fp16`` is refused there."""
     from mtcore.train.precision import resolve_precision
 
+    asked = requested is not None
     if requested is None:
         requested = config.precision if config is not None else "fp32"
         if requested == "fp16" and device.type != "cuda":
             requested = "fp32"
-    return resolve_precision(requested, device.type == "cuda", device)
+    elif requested == "fp16" and device.type != "cuda":  # the option, not the config key the training check names
+        from mtcore.errors import UsageError
+
+        raise UsageError(f"--precision fp16 needs a CUDA GPU and the device is {device}; use fp32, bf16 or auto")
+    try:
+        return resolve_precision(requested, device.type == "cuda", device)
+    except ConfigError as exc:  # bf16 on a GPU without it: the option's name, when it chose the precision
+        if not asked:
+            raise
+        from mtcore.errors import UsageError
+
+        raise UsageError(str(exc).replace("config key 'precision'", f"--precision {requested}")) from None
 
 
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,

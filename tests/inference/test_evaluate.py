@@ -143,6 +143,24 @@ def test_input_with_split_or_input_format_without_input_is_a_usage_error(cli, tr
         assert result.exit_code == 2 and "--input-format xml is the format of --input, which is not given" in result.stderr
 
 
+def test_precision_fp16_without_a_gpu_names_the_option(cli, trained_run):
+    """It blamed "config key 'precision'" and a grad scaler evaluation does not use."""
+    result = cli("evaluate", trained_run, "--precision", "fp16", "--device", "cpu")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: --precision fp16 needs a CUDA GPU and the device is cpu; use fp32, bf16 or auto"
+
+
+def test_a_data_dir_that_is_no_folder_names_the_option_before_the_model_loads(cli, trained_run, tmp_path, monkeypatch):
+    """It loaded the model, then said "task 'rsg:terra': data_dir 'nothere' is not a folder", exit 1."""
+    import mtcore.predict.locate as locate
+
+    monkeypatch.setattr(locate, "load_model", lambda *args, **kwargs: pytest.fail("the model was loaded"))
+    for command in (["evaluate", trained_run], ["predict", trained_run, "--split", "test"]):
+        result = cli(*command, "--data-dir", tmp_path / "nothere")
+        assert result.exit_code == 2
+        assert result.stderr.strip() == f"error: --data-dir {tmp_path / 'nothere'}: no such folder; give the folder holding the task's downloaded files"
+
+
 def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_run):
     """`--data-dir D` without --source reads your files (the run trained on the plugin's sample)."""
     from importlib import resources
