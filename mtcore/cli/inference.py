@@ -151,7 +151,8 @@ def _print_table(report: Any) -> None:
             table.add_row(task_id, "-", "no labels", str(info["rows"]), data)
     stdout.print(table)
     aggregate = "n/a" if report.aggregate is None else f"{report.aggregate:.4f}"
-    stdout.print(f"aggregate (mean of main metrics *): {aggregate}")
+    lower = any(info.get("lower_is_better") for info in report.tasks.values())
+    stdout.print(f"aggregate (mean of main metrics *{', lower-is-better ones negated' if lower else ''}): {aggregate}")
 
 
 def _writer(name: str, output: Optional[Path]) -> tuple[Any, str, bool]:

@@ -164,8 +164,16 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
         table.add_row(*values, *(f"{entry[k]:.4f}" if isinstance(entry.get(k), (int, float)) else "failed" if entry.get("error") else "-"
                                  for k in ("final", "best")))
     stdout.print(table)
-    print(f"grid written to {base / SUMMARY}; compare the runs with mt compare {base}/*/", flush=True)
     failed = [" ".join(entry["overrides"]) for entry in entries if entry.get("error")]
+    finished = [entry["run_dir"] for entry in entries if not entry.get("error") and entry.get("run_dir")]
+    if failed:  # mt compare refuses a failed run: name the ones that finished
+        import shlex
+
+        shown = " ".join(shlex.quote(str(run)) for run in finished) if finished else ""
+        hint = f"compare the finished runs with mt compare {shown}" if finished else "no run finished to compare"
+    else:
+        hint = f"compare the runs with mt compare {base}/*/"
+    print(f"grid written to {base / SUMMARY}; {hint}", flush=True)
     if failed:  # the others trained; the command still fails, so a script notices
         from mtcore.errors import MtError
 

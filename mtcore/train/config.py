@@ -271,7 +271,8 @@ class BatchingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    """Evaluation every N steps and at the end; aggregate = (weighted) mean of main metrics."""
+    """Evaluation every N steps and at the end; aggregate = (weighted) mean of main metrics, a lower-is-better one
+    (``mse``) negated."""
 
     every: int | None = Field(None, ge=1)
     at_end: bool = True

@@ -161,6 +161,25 @@ def test_a_data_dir_that_is_no_folder_names_the_option_before_the_model_loads(cl
         assert result.stderr.strip() == f"error: --data-dir {tmp_path / 'nothere'}: no such folder; give the folder holding the task's downloaded files"
 
 
+def test_the_aggregate_line_says_a_lower_is_better_main_metric_counts_negated(cli, tmp_path):
+    """'mean of main metrics' printed -0.98 for mse 2.28 and accuracy 0.33: the reader computed 1.30."""
+    from mtcore import Trainer
+
+    rows = "".join(json.dumps({"text": f"слово {i}", "score": i / 10}, ensure_ascii=False) + "\n" for i in range(12))
+    (tmp_path / "train.jsonl").write_text(rows, encoding="utf-8")
+    config = {"encoder": {"tiny": "bert"}, "cpu": True, "schedule": {"max_steps": 2}, "checkpoint": {"every": None},
+              "logging": {"progress": "none", "plot": False},
+              "tasks": [{"define": {"name": "score", "kind": "regression", "inputs": {"text": "text", "label": "score"}, "metrics": ["mse", "pearson"],
+                                    "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "train.jsonl")}}}]}
+    Trainer(config, output_dir=tmp_path / "run").train()
+    result = cli("evaluate", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    mse = float(next(line for line in result.stdout.splitlines() if "mse *" in line).split("│")[3])
+    assert f"aggregate (mean of main metrics *, lower-is-better ones negated): {-mse:.4f}" in result.stdout
+    scored = json.loads(cli("evaluate", tmp_path / "run", "--json").stdout)
+    assert scored["tasks"]["user:score"]["lower_is_better"] is True
+
+
 def test_data_dir_means_the_local_source_for_a_run_and_its_model(cli, trained_run):
     """`--data-dir D` without --source reads your files (the run trained on the plugin's sample)."""
     from importlib import resources

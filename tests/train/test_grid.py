@@ -164,6 +164,11 @@ def test_a_combination_whose_loss_goes_nan_is_recorded_and_the_others_train(tmp_
     assert "became NaN or infinite" in runs["optimizer.lr=1e30 optimizer.max_grad_norm=null"]["error"]
     assert isinstance(runs["optimizer.lr=1e-4 optimizer.max_grad_norm=null"]["final"], float)  # trained after the failure
     assert "failed" in result.stdout.split("runs of the grid")[1]
+    finished = runs["optimizer.lr=1e-4 optimizer.max_grad_norm=null"]["run_dir"]
+    hint = next(line for line in result.stdout.splitlines() if line.startswith("grid written to"))
+    assert hint.endswith(f"compare the finished runs with mt compare {finished}"), hint  # */ would hit the failed run (exit 2)
+    compared = CliRunner().invoke(app, ["compare", finished])
+    assert compared.exit_code == 0, compared.output
 
 
 def test_resume_with_the_axes_in_another_order_or_a_value_spelled_otherwise_continues_the_same_runs(tmp_path):
