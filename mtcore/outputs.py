@@ -256,6 +256,27 @@ def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
+def write_named(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` (whose folder must exist: a run folder deleted while it
+    trains is not made again), then rename it; nothing is left on failure, and the OSError names ``path`` itself (a
+    full disk names no file; a failed rename, the temporary one): a run's ``config.yaml`` and ``summary.json``."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    except OSError as exc:
+        raise naming(exc, path) from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        share_modes(tmp)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise naming(exc, path) from exc
+        raise
+
+
 def write_failures() -> tuple[type[BaseException], ...]:
     """The exceptions a failed write of weights can raise: OSError and safetensors' SafetensorError."""
     try:

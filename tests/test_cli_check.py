@@ -54,13 +54,17 @@ def test_every_example_config_passes_the_config_checks(tmp_path, monkeypatch):
         assert result.stdout.rstrip().endswith("config ok (data not read: --no-data)"), example.name
 
 
-def test_check_names_what_a_hub_source_reads(tmp_path):
-    config = tmp_path / "hub.yaml"
-    config.write_text("encoder: {tiny: bert}\ntasks:\n  - {id: rsg:terra, source: hub}\n  - {id: rsg:lidirus, source: hub}\n"
-                      "  - {id: nli:xnli-ru, source: hub, sources: {hub: {path: /data/xnli}}}\n")
+def _data_column(config: Path, text: str) -> dict[str, str]:
+    """``{task: what its data column says}`` in the table ``mt check CONFIG --no-data`` prints, ``text`` written to CONFIG."""
+    config.write_text(text, encoding="utf-8")
     result = check_here(str(config), "--no-data")
     assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 5}
+    return {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 5}
+
+
+def test_check_names_what_a_hub_source_reads(tmp_path):
+    rows = _data_column(tmp_path / "hub.yaml", "encoder: {tiny: bert}\ntasks:\n  - {id: rsg:terra, source: hub}\n"
+                        "  - {id: rsg:lidirus, source: hub}\n  - {id: nli:xnli-ru, source: hub, sources: {hub: {path: /data/xnli}}}\n")
     assert rows["rsg:terra"] == "RussianNLP/russian_super_glue (terra)", rows
     assert rows["rsg:lidirus (evaluated with rsg:terra)"] == "RussianNLP/russian_super_glue (lidirus)"
     assert rows["nli:xnli-ru"] == "/data/xnli (ru)"  # a config's own path: what will be read
@@ -69,13 +73,10 @@ def test_check_names_what_a_hub_source_reads(tmp_path):
 def test_check_names_the_folder_a_defined_tasks_sample_source_reads(tmp_path, monkeypatch):
     """A task defined in the config read by its sample source reads the current folder, not "(in the plugin)"."""
     monkeypatch.chdir(tmp_path)
-    config = tmp_path / "defined.yaml"
-    config.write_text("encoder: {tiny: bert}\ntasks:\n  - source: sample\n    define: {name: mine, kind: text_classification, "
-                      "labels: [a, b], sources: {local: {kind: local, files: {train: train.jsonl}}}}\n  - {id: rsg:terra, source: sample}\n")
-    result = check_here(str(config), "--no-data")
-    assert result.returncode == 0, result.stderr
-    rows = {line.split("│")[1].strip(): line.split("│")[4].strip() for line in result.stdout.splitlines() if line.count("│") == 5}
-    assert rows == {"user:mine": str(tmp_path), "rsg:terra": "(in the plugin)"}, result.stdout
+    rows = _data_column(tmp_path / "defined.yaml", "encoder: {tiny: bert}\ntasks:\n  - source: sample\n    define: {name: mine, "
+                        "kind: text_classification, labels: [a, b], sources: {local: {kind: local, files: {train: train.jsonl}}}}\n"
+                        "  - {id: rsg:terra, source: sample}\n")
+    assert rows == {"user:mine": str(tmp_path), "rsg:terra": "(in the plugin)"}, rows
 
 
 def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import yaml
 from pydantic import ValidationError
 
 from mtcore.errors import ConfigError, did_you_mean_path
-from mtcore.outputs import naming, share_modes
+from mtcore.outputs import write_named
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_errors import format_error, validation_error
 from mtcore.train.overrides import apply_overrides
@@ -174,20 +173,7 @@ def dump_config(config: TrainConfig, path: str | Path, header: str = "") -> None
     """Write ``config`` as YAML to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     text = (header.rstrip("\n") + "\n" if header else "") + yaml.safe_dump(config_to_dict(config), sort_keys=False, allow_unicode=True)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".yaml", dir=path.parent)
-    except OSError as exc:
-        raise naming(exc, path) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        share_modes(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # a full disk names no file: name config.yaml
-            raise naming(exc, path) from exc
-        raise
+    write_named(path, text)
 
 
 #: Config keys a resumed run may change (``mt train ... --resume``): none of them moves the optimizer steps, the

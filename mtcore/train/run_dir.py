@@ -20,12 +20,11 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError
-from mtcore.outputs import naming, share_modes
+from mtcore.outputs import naming, write_named
 
 
 def _clean(value: Any) -> Any:
@@ -41,21 +40,7 @@ def _clean(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temporary file in the same directory, then rename)."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    except OSError as exc:
-        raise naming(exc, path) from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(_clean(data), handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        share_modes(tmp)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):  # a full disk names no file; a failed rename names the temporary one
-            raise naming(exc, path) from exc
-        raise
+    write_named(path, json.dumps(_clean(data), indent=2, ensure_ascii=False) + "\n")
 
 
 def _same_folder(written: str | Path, root: str | Path) -> bool:
@@ -310,11 +295,7 @@ class MetricsLog:
                 continue  # a line cut short by a kill, a full disk
             if int(event.get("step", 0)) <= step or event.get("event") == "interrupted":
                 kept.append(line)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in kept))
-        share_modes(tmp)
-        os.replace(tmp, self.path)
+        write_named(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, event: dict[str, Any]) -> None:
         """Append ``event``; a ``metrics.jsonl`` deleted while the run trains is begun again, with a warning (the events
