@@ -219,6 +219,9 @@ def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: 
     numbers = (loaded.positions or {}).get(split)  # a holdout's rows without an id: their places in the train rows, not 0..N-1
     rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}", n_best=n_best,
                        row_numbers=numbers).rows()
+    from mtcore.predict.chunks import warn_repeated_ids
+
+    warn_repeated_ids(rows, f"task {setup.task.id}'s {split} split ({setup.source})")
     return setup.task, setup.head, rows
 
 

@@ -159,6 +159,24 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
     return count
 
 
+def warn_repeated_ids(rows: Sequence[Mapping[str, Any]], origin: str) -> None:
+    """One warning when prediction rows of a split repeat an ``idx`` (a split's data is the dataset's, so not refused
+    as an ``--input`` file's repeats are): a submission or a join by id would keep one prediction of each."""
+    import warnings
+
+    seen: set[str] = set()
+    repeated, first = 0, None
+    for row in rows:
+        key = _id_key(row.get("idx"))
+        if key in seen:
+            repeated += 1
+            first = row.get("idx") if first is None else first
+        seen.add(key)
+    if repeated:
+        warnings.warn(f"{origin}: {repeated} prediction row{'s' if repeated > 1 else ''} repeat an idx an earlier row has (the "
+                      f"first: {_id_text(first)}); a submission or a join by idx keeps one prediction of each", UserWarning, stacklevel=2)
+
+
 def _id_key(value: Any) -> str:
     """An id as a set key: ``1`` and ``"1"`` differ, as in the file (numpy values as plain ones)."""
     import json
