@@ -29,6 +29,7 @@ _LAZY = {
     "NLIPreprocessor": "mtcore.seed.preprocessing",
     "MultitaskBatchSampler": "mtcore.seed.dataloaders",
     "MetabatchSampler": "mtcore.seed.dataloaders",
+    "MultitaskMetabatchSampler": "mtcore.seed.dataloaders",
     "NLinearsSequenceClassificationTask": "mtcore.seed.classification",
     "NLinearsHead": "mtcore.seed.classification",
     "MultitaskModel": "mtcore.seed.models",

@@ -22,6 +22,8 @@ a row with ``choices`` (``preprocess_parus``) a multiple-choice task. A row in t
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,10 +51,25 @@ def seed_input(example: dict[str, Any]) -> dict[str, Any] | None:
 
 def __getattr__(name: str) -> Any:
     if name == "NLinearsHead":  # the seed's N-linear-layers head is mtcore's "mlp" head (imported lazily: torch)
-        from mtcore.model.heads.classification import MLPHead
-
-        return MLPHead
+        return _nlinears_head()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def _nlinears_head() -> type:
+    """mtcore's ``MLPHead`` under the seed's name; built with the seed's keywords it says how to get one instead."""
+    from mtcore.model.heads.classification import MLPHead
+
+    class NLinearsHead(MLPHead):
+        def __init__(self, *args: Any, **options: Any) -> None:
+            seed = sorted(set(options) & {"dropout", "output_size", "encoder_hidden_size", "linear_hidden_size", "activation_fun"})
+            if seed:
+                raise ConfigError(f"NLinearsHead({', '.join(f'{k}=...' for k in seed)}): mtcore builds the head for the task; pass "
+                                  "head=NLinearsHead (the class), or use NLinearsSequenceClassificationTask(name, data, num_layers=..., "
+                                  "dropout=..., linear_hidden_size=..., activation_fun=...)")
+            super().__init__(*args, **options)
+
+    return NLinearsHead
 
 
 def _head_name(head: Any) -> str | None:
@@ -85,6 +102,9 @@ class SequenceClassificationTask:
     :param metrics: registered metric names (default accuracy, f1_macro).
     """
 
+    #: What the seed's class took third (positionally), named in the message for an int given there.
+    _third_seed_field = "num_labels"
+
     def __init__(
         self,
         name: str,
@@ -105,8 +125,9 @@ class SequenceClassificationTask:
         if not isinstance(name, str):
             raise ConfigError(f"SequenceClassificationTask(name, dataset_dict, ...): the name comes first, got a {type(name).__name__}")
         if isinstance(preprocessor, int):
-            raise ConfigError(f"task {name!r}: the third argument is the preprocessor (the seed put num_labels there); "
-                              f"write num_labels={preprocessor!r}, preprocessor=..., tokenizer_config=... as keywords")
+            seed_field = self._third_seed_field
+            raise ConfigError(f"task {name!r}: the third argument is the preprocessor (the seed put {seed_field} there); "
+                              f"write {seed_field}={preprocessor!r}, preprocessor=..., tokenizer_config=... as keywords")
         if compute_metrics is not None or callable(metrics):
             raise ConfigError(f"task {name!r}: mtcore computes registered metrics, not a compute_metrics function; "
                               "pass metrics=['accuracy', 'f1_macro'] (names from `mt components metric`)")
@@ -161,21 +182,28 @@ class SequenceClassificationTask:
         raise DataError(f"task {self.name!r}: preprocessing dropped every train row (a step that returns None drops the row, "
                         "as in the seed); make the steps return the row")
 
-    def _scan(self, split: str) -> tuple[list[int] | None, list[Any]]:
-        """``(indices of the rows kept, None when all are; label values of the kept rows, distinct)`` of ``split``
-        after the preprocessor (run once per split)."""
+    def _scan(self, split: str) -> tuple[list[int] | None, list[Any], bool]:
+        """``(indices of the rows kept, None when all are; label values of the kept rows, distinct; whether a step
+        changed a kept row's label)`` of ``split`` after the preprocessor (run once per split)."""
         if split not in self._scans:
             dataset = self.dataset_dict[split]
             kept: list[int] = []
             labels: dict[tuple[str, Any], Any] = {}
+            changed = False
             for index, row in enumerate(dataset):
                 prepared = self._prepared(row, split, index + 1)
                 if prepared is not None:
                     kept.append(index)
                     value = prepared.get(LABEL_FIELD)
                     labels.setdefault((type(value).__name__, value), value)
-            self._scans[split] = (kept if len(kept) < len(dataset) else None, list(labels.values()))
+                    changed = changed or value != row.get(LABEL_FIELD)
+            self._scans[split] = (kept if len(kept) < len(dataset) else None, list(labels.values()), changed)
         return self._scans[split]
+
+    def _relabelled(self) -> bool:
+        """Whether a preprocessing step changes the ``label`` of a row (binarising neg/neu/pos): the raw column's
+        ``ClassLabel`` names then no longer name the classes."""
+        return len(self.preprocessor) > 0 and any(self._scan(split)[2] for split in ("train", "validation") if split in self.dataset_dict)
 
     def _label_values_seen(self) -> list[Any]:
         seen: list[Any] = []
@@ -200,7 +228,7 @@ class SequenceClassificationTask:
         if self._labels is not None:
             return self._labels, self._label_values
         feature = getattr(self.dataset_dict["train"], "features", {}).get(LABEL_FIELD)
-        if hasattr(feature, "names"):
+        if hasattr(feature, "names") and not self._relabelled():
             return tuple(feature.names), None
         values = self._label_values_seen()
         if not values:
@@ -304,6 +332,8 @@ class NLinearsSequenceClassificationTask(SequenceClassificationTask):
     """The seed's N-linear-layers task: :class:`SequenceClassificationTask` with ``head="mlp"``, on the
     encoder's pooler output (as the seed's ``NLinearsHead``): ``num_layers`` linear layers,
     ``dropout`` on the pooled vector, ``activation_fun`` (relu, gelu, tanh, silu, leaky_relu or None)."""
+
+    _third_seed_field = "num_layers"
 
     def __init__(self, name: str, dataset_dict: Mapping[str, Any], preprocessor: Any = None, tokenizer_config: TokenizerConfig | None = None,
                  *, num_layers: int = 3, dropout: float = 0.1, linear_hidden_size: int | None = None, activation_fun: Any = "relu",

@@ -73,10 +73,18 @@ def _seed_options(data: Any, options: dict[str, Any], owner: str) -> tuple[Any, 
     return data, options
 
 
+def _not_parts(batch_size: Any, owner: str) -> None:
+    """The seed's third positional argument was ``parts`` ({task: split}); here it is ``batch_size``."""
+    if isinstance(batch_size, Mapping) and batch_size and all(isinstance(value, str) for value in batch_size.values()):
+        raise ConfigError(f"{owner}(data, split, batch_size, ...): the third argument is batch_size, and {dict(batch_size)!r} is the "
+                          f"seed's parts (a split per task) there; write parts={dict(batch_size)!r} as a keyword")
+
+
 class MultitaskBatchSampler(_CoreSampler):
     """The seed's sampler: each task's batches once per epoch, in a random task order (see the module)."""
 
     def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, **options: Any) -> None:
+        _not_parts(batch_size, "MultitaskBatchSampler")
         data, options = _seed_options(data, options, "MultitaskBatchSampler")
         split = _one_split(split, options.pop("part", None), options.pop("parts", None))
         shuffle_task_data = options.pop("shuffle_task_data", None)
@@ -103,6 +111,7 @@ class MetabatchSampler(_CoreSampler):
 
     def __init__(self, data: Any = None, split: str | None = None, batch_size: int = 12, *, stop_strategy: str = "longest",
                  **options: Any) -> None:
+        _not_parts(batch_size, "MetabatchSampler")
         data, options = _seed_options(data, options, "MetabatchSampler")
         split = _one_split(split, options.pop("part", None), options.pop("parts", None), "MetabatchSampler")
         if "mode" in options or "stop" in options:
@@ -123,3 +132,7 @@ class MetabatchSampler(_CoreSampler):
     def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
         for batches in super().__iter__():
             yield {batch.name: batch.data for batch in batches}
+
+
+#: The name the seed's sum-losses notebook imports.
+MultitaskMetabatchSampler = MetabatchSampler

@@ -5,13 +5,14 @@ additions: built from a :class:`~mtcore.seed.tasks.TaskHeads` (or a plain dict o
 names, such as ``{**tasks.heads, "terra": my_head}``; of several ``Tasks`` with those names, the
 one for this encoder), it takes the tasks' tokenizer (saved with the model) and becomes
 ``tasks.model``; and it starts in training mode, as the seed's did.
-``model.forward(batch.name, **batch.data).loss`` works as in the seed. The seed's keywords
-``encoder_path=`` and ``task_heads=`` work too.
+``model.forward(batch.name, **batch.data).loss`` works as in the seed (its ``only_head={"labels"}``
+too, not needed). The seed's keywords ``encoder_path=`` and ``task_heads=`` work too.
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any
 
 from mtcore.errors import ConfigError
@@ -44,6 +45,21 @@ class MultitaskModel(_CoreModel):
         self.train()  # the seed's model was a plain nn.Module: in training mode from the start
         if owner is not None:
             owner.remember_model(self)
+
+
+    def forward(self, task: Any, *args: Any, only_head: Any = None, **inputs: Any) -> Any:
+        """:meth:`mtcore.model.MultitaskModel.forward`; the seed's ``only_head={"labels"}`` (the keys its heads took) is
+        accepted and not needed: the labels reach the head anyway. The seed's ``tasks.model(encoder_path)`` built the
+        model; here ``tasks.model`` is the model itself, so a path given as the task is said to be one."""
+        if isinstance(task, (str, os.PathLike)) and str(task) not in self.heads and _looks_like_a_path(str(task)):
+            raise ConfigError(f"{str(task)!r} looks like an encoder path, not a task: the seed's tasks.model(encoder_path) built the "
+                              "model; here tasks.model is the model (built by MultitaskModel(encoder_path, tasks.heads)); call "
+                              "model.forward(batch.name, **batch.data)")
+        return super().forward(task, *args, **inputs)
+
+
+def _looks_like_a_path(text: str) -> bool:
+    return os.sep in text or "/" in text or os.path.isdir(text)
 
 
 # Same options as the core constructor (``from_pretrained`` checks its options against this).

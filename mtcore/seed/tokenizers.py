@@ -52,6 +52,9 @@ class TokenizerConfig:
 
     def __init__(self, max_length: int | None = DEFAULT_MAX_LENGTH, truncation: bool | str = True, pad_to_multiple_of: int | None = None,
                  **seed_options: Any) -> None:
+        if isinstance(max_length, Mapping):  # the seed's first field was init_config
+            raise ConfigError(f"TokenizerConfig(max_length, ...): the first argument is max_length, and {dict(max_length)!r} is the seed's "
+                              f"init_config there; write init_config={dict(max_length)!r} as a keyword")
         init_config = seed_options.pop("init_config", None)
         for key, value in seed_options.items():
             if key not in SEED_OPTIONS:
