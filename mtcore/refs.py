@@ -129,3 +129,41 @@ def lazy_getattr(package: str, table: dict[str, str]) -> Any:
         return getattr(importlib.import_module(module), name)
 
     return __getattr__
+
+
+def library_roots() -> set[str]:
+    """The folders of Python itself and of installed libraries (stdlib, site-packages, the interpreter's prefixes)."""
+    import sys
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return {root for root in (*(paths.get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")), sys.prefix, sys.base_prefix) if root}
+
+
+def inside(path: str, root: str) -> bool:
+    import os
+
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def plugin_code(module: str) -> bool:
+    """Whether ``module`` (a dotted name) may be run because a model file names it: mtcore's or an installed plugin's
+    (an ``mtcore`` entry point's package), or the user's own (outside Python and installed libraries). A module of
+    Python or of another library (``os``, ``this``, ``antigravity``) is not: a model folder is data, and naming
+    such code in it must not run it. Nothing is imported to decide."""
+    import importlib.metadata
+    import importlib.util
+
+    top = module.split(".", 1)[0]
+    plugins = {ep.module.split(".", 1)[0] for ep in importlib.metadata.entry_points(group="mtcore")}
+    if top == "mtcore" or top in plugins:
+        return True
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return True  # not importable: resolving it says so
+    if spec is None:
+        return True
+    where = spec.origin if spec.origin not in (None, "built-in", "frozen") else next(iter(spec.submodule_search_locations or ()), None)
+    return where is not None and not any(inside(where, root) for root in library_roots())

@@ -130,7 +130,7 @@ def _count(plan: Any) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mt-check-") as scratch, quiet_progress_bars():
         source = encoder_source(config, RunDir(scratch), accelerator)
         tokenizer = load_tokenizer(source, config)
-        encoder_config = AutoConfig.from_pretrained(source)
+        encoder_config = AutoConfig.from_pretrained(source, trust_remote_code=bool(config.encoder.trust_remote_code))
         _check_heads(plan, encoder_config)
         _check_encoder_structure(config, encoder_config)
         _check_flash_attention(config, encoder_config)

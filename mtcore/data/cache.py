@@ -134,25 +134,19 @@ def _own_imports(module: Any) -> list[str]:
     install's too). A helper imported inside a function body is not seen."""
     import inspect as inspect_module
     import sys
-    import sysconfig
 
-    libraries = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")} | {sys.prefix, sys.base_prefix}
+    from mtcore.refs import inside, library_roots
+
+    libraries = library_roots()
     found = []
     for value in vars(module).values():
         other = value if inspect_module.ismodule(value) else sys.modules.get(getattr(value, "__module__", None) or "")
         path = getattr(other, "__file__", None)
         if other is module or not path or not str(path).endswith(".py") or path in found:
             continue
-        if not any(_inside(path, root) for root in libraries if root):
+        if not any(inside(path, root) for root in libraries):
             found.append(path)
     return found
-
-
-def _inside(path: str, root: str) -> bool:
-    import os
-
-    path, root = os.path.abspath(path), os.path.abspath(root)
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 #: The first hash this process took of each source file, and a key part of its own: a file edited after this

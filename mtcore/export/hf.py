@@ -293,6 +293,7 @@ def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: s
     def write(tmp: Path) -> None:
         plain.save_pretrained(tmp)
         portable_tokenizer(tokenizer).save_pretrained(tmp)  # not the probes' max_length
+        _no_custom_code(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(f"{head_id} ({type(plain).__name__})", _usage(target.auto_class, target.pipeline, out, spec.is_pair, spec.max_length), info),
                                        encoding="utf-8")
@@ -314,8 +315,10 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
     recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
     model = _as_model(model)
     writers, results, skipped = {}, [], {}
+    from mtcore.model.manifest import safe_stem
+
     for head_id in model.tasks:
-        name = head_id.replace(":", "_")
+        name = safe_stem(head_id.replace(":", "_"))  # a folder of out_dir, whatever a crafted manifest's task ids say
         try:
             writers[name], result = _task_export(model, head_id, out / name, tolerance, recorded)
         except ExportError as error:
@@ -355,6 +358,17 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
     return result
 
 
+def _no_custom_code(folder: Path) -> None:
+    """Drop ``auto_map`` (custom code of the source encoder's folder, which an export does not ship) from the exported
+    configs: the export is plain classes, loaded without ``trust_remote_code``."""
+    for name in ("config.json", "tokenizer_config.json"):
+        path = folder / name
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.pop("auto_map", None) is not None:
+                path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, ExportResult]:
     own_layers = getattr(model, "task_layers", None)
     if own_layers is not None:
@@ -368,6 +382,7 @@ def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, E
         encoder.save_pretrained(tmp, state_dict=plain_state_dict(encoder))  # LoRA (a checkpoint's, a live model's): merged
         if tokenizer is not None:
             portable_tokenizer(tokenizer).save_pretrained(tmp)
+        _no_custom_code(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / "README.md").write_text(_readme(f"shared encoder ({type(encoder).__name__})", _usage("AutoModel", None, out, False), info),
                                        encoding="utf-8")

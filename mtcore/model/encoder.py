@@ -66,10 +66,14 @@ def load_encoder(
     if (Path(source) / "mtcore.json").is_file() and (Path(source) / "encoder").is_dir():
         source = str(Path(source) / "encoder")
     kwargs = dict(from_pretrained_kwargs or {})
+    if kwargs.get("trust_remote_code") and not trust_remote_code:
+        raise ConfigError("encoder_kwargs trust_remote_code=True: a second switch for custom code; set trust_remote_code=True "
+                          "(the config's encoder.trust_remote_code) instead")
     kwargs["dtype"] = parse_dtype(dtype)
     kwargs["output_loading_info"] = True
-    if trust_remote_code:
-        kwargs["trust_remote_code"] = True
+    kwargs["trust_remote_code"] = bool(trust_remote_code)  # False said, not left to transformers (it would ask on stdin)
+    if strict:  # mtcore's own saved encoder: safetensors only (it never writes a pickle, and none is read)
+        kwargs["use_safetensors"] = True
     report = LoadReport()
     try:
         try:
@@ -90,6 +94,10 @@ def load_encoder(
     except SafetensorError as exc:
         raise ModelFileError(f"{source}: a weights file is not a readable safetensors file ({exc}); copy or save the model again") from None
     except (ValueError, ImportError) as exc:
+        if "trust_remote_code" in str(exc) and not trust_remote_code:
+            raise ModelFileError(f"encoder {source!r} needs code of its own (its config names custom model code), which mtcore runs "
+                                 "only when asked: encoder.trust_remote_code: true in a config, or "
+                                 "MultitaskModel.from_pretrained(dir, trust_remote_code=True) in Python, if you trust its source") from None
         if attn_implementation and (attn_implementation in str(exc) or "attention" in str(exc).lower()):
             raise ConfigError(f"encoder {source!r} cannot use attn_implementation={attn_implementation!r}: {_first_line(exc)}") from exc
         raise ModelFileError(f"encoder {source!r} cannot be loaded: {_first_line(exc)}") from exc

@@ -82,6 +82,19 @@ def task_info(task: Task) -> dict[str, Any]:
     return info
 
 
+def _saved_steps(task_id: str, refs: Any) -> tuple[Any, ...]:
+    """A saved task's preprocessing references: a model folder is data, so one naming code of Python or an installed
+    library that is no plugin (``os:environ.update``) is refused rather than imported and run on every row."""
+    from mtcore.refs import plugin_code
+
+    for ref in refs:
+        if isinstance(ref, str) and ":" in ref and not plugin_code(ref.split(":", 1)[0]):
+            raise ModelFileError(f"task {task_id!r}: its saved preprocessing step {ref!r} names code of Python or an installed library "
+                                 "that is no mtcore plugin; a model folder does not run such code (an edited mtcore.json?): predict "
+                                 "with the Task, model.predict(task, rows), or save the model again")
+    return tuple(refs)
+
+
 def task_from_info(info: Mapping[str, Any]) -> Task:
     """Rebuild a :class:`~mtcore.task.Task` (without data sources) from :func:`task_info` data."""
     from mtcore.task import Task
@@ -99,7 +112,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         label_values=tuple(label_values) if label_values is not None else None,
         label_aliases={_hashable(k): v for k, v in info.get("label_aliases") or ()},
         inputs=dict(info.get("inputs") or {}),
-        preprocess=tuple(info.get("preprocess") or ()),
+        preprocess=_saved_steps(task_id, info.get("preprocess") or ()),
         head=info.get("head"),
         head_options=dict(info.get("head_options") or {}),
         metrics=tuple(info["metrics"]) if info.get("metrics") is not None else None,
@@ -143,12 +156,19 @@ def file_records(root: Path) -> dict[str, dict[str, Any]]:
 
 
 def verify_files(root: Path, manifest: Mapping[str, Any]) -> None:
-    """Check every file the manifest lists: present, full size, same sha256. One-line errors."""
+    """Check every file the manifest lists: present, full size, same sha256; and that each task's weight files are
+    among them (a file read unlisted would be read unchecked). One-line errors."""
     files = manifest.get("files")
     if not isinstance(files, Mapping) or not files:
         raise ModelFileError(f"{root / MANIFEST_NAME}: lists no files (damaged manifest); save the model again")
+    for task_id, info in (manifest.get("tasks") or {}).items():
+        for key in ("head_file", "task_layers_file"):
+            rel = info.get(key) if isinstance(info, Mapping) else None
+            if rel is not None and str(safe_relative(root, rel)) not in files:
+                raise ModelFileError(f"{root / MANIFEST_NAME}: task {task_id!r}'s {key} {rel!r} is not among its checked files "
+                                     "(damaged or edited manifest); save the model again")
     for rel, record in files.items():
-        path = root / _safe_relative(root, rel)
+        path = root / safe_relative(root, rel)
         if not path.is_file():
             raise ModelFileError(f"{path}: missing (listed in {MANIFEST_NAME}); the model directory is incomplete, copy or save it again")
         size = path.stat().st_size
@@ -161,7 +181,8 @@ def verify_files(root: Path, manifest: Mapping[str, Any]) -> None:
             raise ModelFileError(f"{path}: sha256 checksum does not match {MANIFEST_NAME} (the file was changed after saving); copy or save the model again")
 
 
-def _safe_relative(root: Path, rel: str) -> PurePosixPath:
+def safe_relative(root: Path, rel: str) -> PurePosixPath:
+    """``rel``, a file a manifest names, as a path inside ``root``; one that points outside is a ModelFileError."""
     path = PurePosixPath(str(rel))
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise ModelFileError(f"{root / MANIFEST_NAME}: file entry {rel!r} points outside the model directory; refusing to read it")
@@ -208,9 +229,15 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def safe_stem(text: str) -> str:
+    """``text`` as one file or folder name: letters, digits, ``-``, ``_`` and inner ``.`` only (``/``, ``\\``, ``..`` cannot
+    reach another folder)."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip(".") or "task"
+
+
 def head_file_name(task_id: str, taken: set[str]) -> str:
     """A safe, unique file name for a task's head weights: ``rsg:danetqa`` -> ``rsg--danetqa``."""
-    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in task_id.replace(":", "--")).strip(".") or "task"
+    stem = safe_stem(task_id.replace(":", "--"))
     name, n = stem, 1
     while name.lower() in taken:
         n += 1

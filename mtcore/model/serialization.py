@@ -37,6 +37,7 @@ from mtcore.model.manifest import (
     MANIFEST_NAME,
     file_records,
     head_file_name,
+    safe_relative,
     write_manifest,
 )
 
@@ -226,7 +227,7 @@ def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: n
     rel = info.get("head_file")
     if not rel:
         raise ModelFileError(f"{root / MANIFEST_NAME}: task {task_id!r} lists no head_file (damaged manifest)")
-    path = root / str(rel)
+    path = root / safe_relative(root, str(rel))  # never outside the model folder, whatever the manifest says
     if not path.is_file():
         raise ModelFileError(f"{path}: missing (the {what} of task {task_id!r}); copy or save the model again")
     try:
@@ -259,7 +260,7 @@ def load_tokenizer(encoder_dir: Path) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(encoder_dir))
+        return AutoTokenizer.from_pretrained(str(encoder_dir), trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{encoder_dir}: the tokenizer cannot be loaded: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
 

@@ -138,8 +138,10 @@ class Tasks:
             raise ConfigError(f"task name {duplicates[0]!r} is used twice; give every task its own name")
         self.tasks: dict[str, SequenceClassificationTask] = {t.name: t for t in items}
         self.encoder_path = str(encoder_path)
-        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(self.encoder_path, **init_config)
-        self.encoder_config = AutoConfig.from_pretrained(self.encoder_path)
+        trust = bool(init_config.get("trust_remote_code", False))  # asked for in init_config, else said off (never a stdin prompt)
+        self.tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(
+            self.encoder_path, **{**init_config, "trust_remote_code": trust})
+        self.encoder_config = AutoConfig.from_pretrained(self.encoder_path, trust_remote_code=trust)
         self.data: dict[str, TaskData] = {}
         specs: dict[str, Task] = {}
         for name, task in self.tasks.items():

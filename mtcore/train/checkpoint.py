@@ -37,6 +37,7 @@ import torch
 
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
+from mtcore.train.checkpoint_checks import check_rng, check_scheduler_state, check_train_state
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -313,6 +314,8 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         for other in range(1, processes):
             load_state(_rng_stem(directory, other, known))
     rng = load_state(_rng_stem(directory, rank, known))
+    check_rng(rng, _rng_stem(directory, rank, known).with_suffix(".json"))
+    check_train_state(state_data, directory / "state.json", TrainState)
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))
@@ -322,6 +325,10 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         raise ConfigError(f"cannot resume from {directory}: its optimizer state does not fit this model's trainable parameters "
                           f"({error}); it was written by another mtcore version or for another model: start a new run{warm}") from None
     trainer = load_state(directory / "trainer")
+    if not isinstance(trainer, dict) or "scheduler" not in trainer:
+        raise ModelFileError(f"checkpoint file {str(directory / 'trainer.json')!r} holds no scheduler state; delete the checkpoint "
+                             "or resume from an earlier one")
+    check_scheduler_state(trainer["scheduler"], scheduler.state_dict(), directory / "trainer.json")
     scheduler.load_state_dict(trainer["scheduler"])
     if scaler is not None and trainer.get("scaler"):
         scaler.load_state_dict(trainer["scaler"])

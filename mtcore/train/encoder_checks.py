@@ -51,6 +51,9 @@ def check_encoder_options(options: dict[str, Any], padding_free: bool = False) -
         if key not in names:
             raise ConfigError(f"config key 'encoder.options.{key}' is not a model option{did_you_mean(str(key), names, n=1)}; "
                               f"the options are {', '.join(names)}")
+    kwargs = options.get("encoder_kwargs")
+    if isinstance(kwargs, dict) and kwargs.get("trust_remote_code"):  # a second switch, past encoder.trust_remote_code's checks
+        raise ConfigError("config key 'encoder.options.encoder_kwargs.trust_remote_code': set encoder.trust_remote_code instead")
     if "fp32_residual" in options and not isinstance(options["fp32_residual"], bool):
         raise ConfigError(f"config key 'encoder.options.fp32_residual': expected true or false, got {options['fp32_residual']!r}")
     if options.get("lora") is not None and options.get("lora") is not False:  # {} is LoRA with the defaults

@@ -48,8 +48,7 @@ def load_tokenizer(source: str, config: TrainConfig) -> Any:
     kwargs: dict[str, Any] = {}
     if config.encoder.revision:
         kwargs["revision"] = config.encoder.revision
-    if config.encoder.trust_remote_code:
-        kwargs["trust_remote_code"] = True
+    kwargs["trust_remote_code"] = bool(config.encoder.trust_remote_code)  # said either way: transformers would ask on stdin
     folder = Path(source).expanduser()
     if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
         raise ModelFileError(f"encoder folder {source!r} has no tokenizer files ({', '.join(TOKENIZER_FILES[:3])}, ...); "

@@ -83,6 +83,6 @@ def load_state(stem: Path) -> Any:
         tensors = load_file(str(weights))
         path = layout
         return _decode(json.loads(layout.read_text(encoding="utf-8")), tensors)
-    except (SafetensorError, ValueError, KeyError, TypeError) as exc:
+    except (SafetensorError, ValueError, KeyError, TypeError, RecursionError) as exc:  # RecursionError: [[[[... thousands deep
         raise ModelFileError(f"checkpoint file {str(path)!r} is unreadable ({type(exc).__name__}); "
                              "delete the checkpoint or resume from an earlier one") from None

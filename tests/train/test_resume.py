@@ -112,7 +112,22 @@ DAMAGES = {
     "model weights cut short": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:100]),
     "optimizer layout cut short": lambda d: (d / "optimizer.json").write_text((d / "optimizer.json").read_text()[:20]),
     "rng files removed": lambda d: [p.unlink() for p in d.glob("rng-0.*")],
+    # files whose values were edited (they were 'unexpected TypeError/AttributeError/RecursionError', or replaced the live
+    # scheduler's optimizer with a string)
+    "state.json step not a number": lambda d: _edit_json(d / "state.json", lambda state: {**state, "step": "x"}),
+    "scheduler state with a key of its own": lambda d: _edit_json(
+        d / "trainer.json", lambda t: {"$dict": [[k, {"$dict": [*v["$dict"], ["optimizer", "x"]]} if k == "scheduler" else v]
+                                               for k, v in t["$dict"]]}),
+    "scheduler base_lrs as text": lambda d: _edit_json(
+        d / "trainer.json", lambda t: {"$dict": [[k, {"$dict": [[a, "abc" if a == "base_lrs" else b] for a, b in v["$dict"]]}
+                                                  if k == "scheduler" else v] for k, v in t["$dict"]]}),
+    "trainer.json nested thousands deep": lambda d: (d / "trainer.json").write_text("[" * 5000 + "]" * 5000),
+    "rng state of another shape": lambda d: (d / "rng-0.json").write_text('{"$dict": [["python", [1, 2]]]}'),
 }
+
+
+def _edit_json(path: Path, change) -> None:
+    path.write_text(json.dumps(change(json.loads(path.read_text(encoding="utf-8")))), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
