@@ -202,6 +202,15 @@ def test_a_closed_output_pipe_ends_quietly(args, tmp_path):
     assert process.wait(timeout=120) == 141 and stderr == "", stderr
 
 
+def test_a_command_line_mistake_under_torchrun_is_said_by_the_main_process_only():
+    """Each process of a launch parses the command line: `torchrun ... train x.yaml --bogus` printed it once per process."""
+    for rank, said in (("0", True), ("1", False)):
+        result = run_mt("train", "x.yaml", "--bogus", env={"RANK": rank})
+        assert result.returncode == 2
+        assert (result.stderr.strip() == "error: No such option: --bogus (see 'mt train --help')") is said, result.stderr
+        assert said or result.stderr == ""
+
+
 def test_json_output_writes_nan_as_null(capsys):
     """`mt evaluate --json` wrote NaN (squad_f1_no_answer with no unanswerable question), which strict parsers refuse."""
     from mtcore.cli.output import print_json

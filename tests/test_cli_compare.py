@@ -147,6 +147,18 @@ def test_a_failed_a_preempted_and_an_unfinished_seeds_folder_each_say_what_happe
     assert "the output folder of mt train --seeds whose seeds have not all finished (no seeds.json yet; seed-42)" in line, line
 
 
+def test_a_preempted_run_of_two_processes_is_continued_under_a_launch_of_two(runs, tmp_path):
+    """The hint was a one-process `mt train ... --resume`, which a checkpoint of 2 processes refuses."""
+    run = _unfinished_run(runs, tmp_path / "ddp", {"event": "preempted", "step": 2, "signal": "SIGTERM"})
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    start = json.loads(lines[0])
+    assert start["event"] == "start"
+    (run / "metrics.jsonl").write_text("\n".join([json.dumps({**start, "processes": 2}), *lines[1:]]) + "\n", encoding="utf-8")
+    line = _one_line_error([str(run)])
+    assert (f"continue with torchrun --nproc_per_node 2 -m mtcore.cli.app train {run / 'config.yaml'} --output-dir {run} "
+            "--resume") in line, line
+
+
 def test_a_seeds_folder_moved_or_recorded_with_relative_paths_keeps_each_tasks_main_metric(runs, tmp_path):
     import shutil
 

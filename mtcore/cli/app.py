@@ -213,20 +213,10 @@ def main(argv: list[str] | None = None) -> None:
         if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # click's exit 1 for a closed stdout (mt --help | head -1)
             _stdout_closed()
         raise
-    except _click_exceptions.UsageError as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":  # `mt` or a group without a command: the help
-            print(exc.format_message(), file=sys.stderr)
-            sys.exit(exc.exit_code)
-        command = exc.ctx.command_path if exc.ctx is not None else "mt"
-        words = list(argv) if argv is not None else sys.argv[1:]
-        if command == "mt" and words and words[0] in {c.name for c in app.registered_commands}:
-            command = f"mt {words[0]}"  # an option of a command that failed to parse: that command's help
-        message = " ".join(exc.format_message().split())
-        print(f"error: {message} (see '{command} --help')", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
     except _click_exceptions.ClickException as exc:
-        print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr, flush=True)
-        sys.exit(exc.exit_code)
+        if os.environ.get("RANK", "0").strip() not in ("", "0"):  # under torchrun every process parses: the main one says it
+            sys.exit(exc.exit_code)
+        _usage_failed(exc, argv)
     except _ABORT:
         print("error: aborted", file=sys.stderr, flush=True)
         sys.exit(1)
@@ -240,6 +230,23 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _stdout_closed()
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_failed(exc: Any, argv: list[str] | None) -> None:
+    """One ``error:`` line for a command-line mistake click found (exit 2), or the help for ``mt`` alone."""
+    if isinstance(exc, _click_exceptions.UsageError):
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mt` or a group without a command: the help
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(exc.exit_code)
+        command = exc.ctx.command_path if exc.ctx is not None else "mt"
+        words = list(argv) if argv is not None else sys.argv[1:]
+        if command == "mt" and words and words[0] in {c.name for c in app.registered_commands}:
+            command = f"mt {words[0]}"  # an option of a command that failed to parse: that command's help
+        message = " ".join(exc.format_message().split())
+        print(f"error: {message} (see '{command} --help')", file=sys.stderr, flush=True)
+        sys.exit(exc.exit_code)
+    print(f"error: {' '.join(exc.format_message().split())}", file=sys.stderr, flush=True)
+    sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from mtcore.train.checkpoint import Checkpoints, TrainState, read_checkpoint, wa
 from mtcore.train.class_balance import apply_balanced_weights
 from mtcore.train.config import TrainConfig
 from mtcore.train.config_io import check_same_config, config_to_dict, dump_config
-from mtcore.train.distributed import let_the_main_process_report
+from mtcore.train.distributed import is_peer_failure, let_the_main_process_report
 from mtcore.train.encoder_source import encoder_source, load_tokenizer
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.run_lock import RunLock
@@ -257,6 +257,11 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
             lock.release()
         else:  # the main process fails too: let it undo and report before the launcher stops this one
             let_the_main_process_report(error)
+        if accelerator.num_processes > 1 and is_peer_failure(error):  # a collective of the start: another process failed
+            from mtcore.train.monitor import TrainingError
+
+            raise TrainingError("another process of this launch stopped while the run was starting (its own error, when it "
+                                "printed one, is above), so this one cannot go on; fix that and start the run again") from None
         raise
     engine.lock = lock
     return engine

@@ -268,7 +268,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
             # a learning rate that diverges is a result of the sweep: recorded, and the other combinations still train
             entry = {"overrides": combo, "run_dir": str(run), "final": None, "best": None, "error": " ".join(str(exc).split())}
         entries.append(entry)
-        if report is not None:
+        if report is not None and is_main_process():  # a failed or already-trained combination reaches every process
             report(combo, entry)
         if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": _merged(base, entries)})

@@ -143,10 +143,15 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     task, batch = "", None
     started = time.perf_counter()
 
+    in_step: list[int] = []  # the step whose events (evaluation, checkpoint) run now: state.step is already that step
+
     def peer_stopped() -> TrainingError:
-        return TrainingError(f"another process of this launch stopped during step {state.step + 1} (its own error, when it "
-                             f"printed one, is above), so this one cannot go on; the run continues from its last checkpoint "
-                             f"with --resume under the same launch", step=state.step + 1)
+        step = in_step[0] if in_step else state.step + 1
+        latest = engine.checkpoints.latest()
+        then = (f"the run continues from its last checkpoint ({latest.name}) with --resume under the same launch" if latest is not None
+                else "--resume under the same launch starts it again (no checkpoint yet)")
+        return TrainingError(f"another process of this launch stopped during step {step} (its own error, when it printed one, is "
+                             f"above), so this one cannot go on; {then}", step=step)
 
     def stuck() -> None:  # the watcher thread, while this one waits for a dead worker (a collective): report, then exit
         error = peer_stopped()
@@ -211,7 +216,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()
                 state.step = step
+                in_step[:] = [step]
                 events.after_step(engine, meter, watch, progress, preemption, grad_norm if logs else None, lr)
+                in_step.clear()
                 if delay:
                     time.sleep(delay)  # test hook: debug.step_delay_s
                 if preemption.peer_gone:  # (came during the events of this step)

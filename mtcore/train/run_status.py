@@ -14,7 +14,8 @@ def unfinished(path: Path, when_training: str, after_error: str) -> str:
     """Why the run at ``path`` has no summary, and what to do: ``when_training`` for a run training now (``"compare it
     when it ends"``), ``after_error`` for one stopped on an error (``"train it again"``)."""
     last = last_event(path / "metrics.jsonl")
-    resume = f"mt train {shlex.quote(str(path / 'config.yaml'))} --output-dir {shlex.quote(str(path))} --resume"
+    launch = f"torchrun --nproc_per_node {processes} -m mtcore.cli.app train" if (processes := _processes(path)) > 1 else "mt train"
+    resume = f"{launch} {shlex.quote(str(path / 'config.yaml'))} --output-dir {shlex.quote(str(path))} --resume"
     if last.get("event") == "error":
         message = " ".join(str(last.get("message", "")).split()).split("; ", 1)[0]
         message = message if len(message) <= 200 else message[:197] + "..."
@@ -33,6 +34,18 @@ def unfinished(path: Path, when_training: str, after_error: str) -> str:
     if holder == "":
         return (f"it stopped{step} without finishing or a word (killed, or its machine went down); continue with {resume}")
     return f"it is still running or was interrupted (mt train --resume finishes it: {resume})"
+
+
+def _processes(path: Path) -> int:
+    """How many processes trained the run (its ``start`` event's ``processes``; 1 when unknown): a checkpoint resumes
+    under a launch of as many."""
+    try:
+        with (path / "metrics.jsonl").open("rb") as handle:
+            first = json.loads(handle.readline().decode("utf-8", errors="replace"))
+    except (OSError, ValueError):
+        return 1
+    count = first.get("processes") if isinstance(first, dict) else None
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
 
 
 def last_event(path: Path) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         summaries[seed] = summary
         trainer = None  # the seed's model and optimizer state go now, not whenever the garbage collector runs
         _free_memory()
-        if report is not None:
+        if report is not None and is_main_process():  # a seed already trained comes back on every process
             report(seed, summary)
         spread = seed_spread(summaries, requested=seeds)
         if is_main_process():  # after every seed: a later failure keeps the finished ones' spread, marked incomplete

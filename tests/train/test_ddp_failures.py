@@ -102,3 +102,34 @@ def test_a_damaged_rng_file_of_another_rank_is_named_by_the_main_process(tmp_pat
     assert len(errors) == 1, resumed.stderr[-3000:]
     assert str(checkpoint / "rng-1.safetensors") in errors[0] and "delete the checkpoint" in errors[0], errors
     assert "another process" not in resumed.stderr
+
+
+_RANK1_CANNOT_READ_ITS_DATA = '''
+import os, sys
+if os.environ.get("RANK") == "1":  # a data file only this node cannot read
+    import mtcore.data
+    from mtcore.errors import DataError
+    def unreadable(*args, **kwargs):
+        raise DataError("train.jsonl cannot be read on this node")
+    mtcore.data.load_task_data = unreadable
+from mtcore.cli.app import main
+sys.argv = ["mt", *sys.argv[1:]]
+main()
+'''
+
+
+def test_a_process_failing_while_the_run_starts_is_said_to_have_stopped_not_a_gloo_error(tmp_path: Path, make_config, helpers):
+    """The main process printed "unexpected RuntimeError: [.../gloo/transport/tcp/pair.cc:553] Connection closed by peer"."""
+    script = tmp_path / "rank1_data.py"
+    script.write_text(_RANK1_CANNOT_READ_ITS_DATA, encoding="utf-8")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 2, "warmup_steps": 0})))
+    run = tmp_path / "run"
+    done = subprocess.run([*TORCHRUN, str(script), "train", str(path), "--output-dir", str(run)], capture_output=True, text=True,
+                          env=helpers.subprocess_env(), timeout=240)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "error: train.jsonl cannot be read on this node" in errors, done.stderr[-3000:]
+    assert not [e for e in errors if "unexpected" in e or "gloo" in e], done.stderr[-3000:]
+    assert any("another process of this launch stopped while the run was starting" in e for e in errors) or len(errors) == 1, errors
+    assert not run.exists()  # nothing left behind

@@ -74,3 +74,18 @@ def test_the_python_api_resumes_a_finished_run_to_its_saved_summary_and_refuses_
     with pytest.raises(ConfigError, match=f"--output-dir {run} is the run directory of a single run"):
         train_seeds(config, run, [1, 2])
     assert _state(run) == before and not list(run.glob("seed-*"))
+
+
+def test_seeds_already_trained_are_reported_by_the_main_process_only(tmp_path: Path, make_config, monkeypatch):
+    """Under torchrun every process resumed the finished seeds and printed each one's line: twice with 2 processes."""
+    from mtcore.train.seeds import train_seeds
+
+    config = make_config(schedule={"max_steps": 2, "warmup_steps": 0})
+    said: list[int] = []
+    train_seeds(config, tmp_path / "seeds", [1], report=lambda seed, summary: said.append(seed))
+    assert said == [1]
+    train_seeds(config, tmp_path / "seeds", [1], resume=True, report=lambda seed, summary: said.append(seed))
+    assert said == [1, 1]  # the main process says a finished seed again
+    monkeypatch.setenv("RANK", "1")  # another process of the launch: the finished seed comes back, not said
+    train_seeds(config, tmp_path / "seeds", [1], resume=True, report=lambda seed, summary: said.append(seed))
+    assert said == [1, 1]
