@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from mtcore.cli.inference import _info, _one_process, _pick_task
+from mtcore.cli.inference import TRUST_HELP, _info, _one_process, _pick_task
 from mtcore.errors import UsageError
 
 
@@ -21,6 +21,7 @@ def export(
                                        "task that exports, each in OUT_DIR/<plugin>_<task>, and the encoder in OUT_DIR/encoder."),
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), every task, or the encoder alone."""
     _one_process("export")
@@ -34,10 +35,10 @@ def export(
     if encoder_only:
         if task is not None:
             raise UsageError("--encoder-only exports the shared encoder, not a task; leave out --task")
-        result = export_encoder(load_model(location, "cpu"), out_dir, overwrite=overwrite, source=location.model_dir)
+        result = export_encoder(load_model(location, "cpu", trust_remote_code), out_dir, overwrite=overwrite, source=location.model_dir)
         _info(f"exported the encoder ({result.model_class}) to {result.path}; load it with AutoModel.from_pretrained({str(result.path)!r})")
         return
-    model = load_model(location, "cpu")
+    model = load_model(location, "cpu", trust_remote_code)
     if task is not None and task.strip() == "all":
         import warnings
 

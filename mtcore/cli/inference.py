@@ -48,6 +48,11 @@ def _check_input_file(path: str | Path) -> None:
         raise UsageError(f"--input {problem}")
 
 
+#: The --trust-remote-code option's help (evaluate, predict, export).
+TRUST_HELP = ("Run the code of the model's own encoder (a run trained with encoder.trust_remote_code: true); only for a model "
+              "whose source you trust.")
+
+
 def _check_data_dir(data_dir: Optional[Path]) -> None:
     """``--data-dir`` that is no folder: a usage error naming the option (exit 2), before the model loads."""
     if data_dir is not None and not data_dir.expanduser().is_dir():
@@ -101,6 +106,7 @@ def evaluate(
                                          "(JSONL / CSV / TSV / JSON / Parquet / CoNLL) instead of a split of its data."),
     input_format: str = typer.Option("auto", "--input-format", help="Format of --input: auto (from the file name), jsonl, csv, tsv, json, parquet, conll."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Score a trained model on a split (or a labelled file): per-task metrics and the aggregate."""
     _one_process("evaluate")
@@ -117,7 +123,7 @@ def evaluate(
         raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
                            device=device, precision=precision, null_threshold=null_threshold, head=with_head,
-                           input=input, input_format=input_format)
+                           input=input, input_format=input_format, trust_remote_code=trust_remote_code)
     for note in report.notes:
         _info(f"note: {note}")
     if as_json:
@@ -263,6 +269,7 @@ def predict(
                                "text, answer_start, logit, probability among them), as nbest_predictions.json."),
     with_head: Optional[str] = typer.Option(None, "--head", help="Predict the task(s) with this head instead (zero-shot transfer: "
                                        "a task of the same kind and labels the model has no head for); needs --task(s)."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
     _one_process("predict")
@@ -302,7 +309,7 @@ def predict(
     from mtcore.predict.locate import load_model, locate
 
     location = locate(path)
-    model = load_model(location, device)
+    model = load_model(location, device, trust_remote_code)
     if input is not None:
         from mtcore.predict.tasks import prediction_task
         from mtcore.predict.writing import predict_input

@@ -96,8 +96,8 @@ def load_encoder(
     except (ValueError, ImportError) as exc:
         if "trust_remote_code" in str(exc) and not trust_remote_code:
             raise ModelFileError(f"encoder {source!r} needs code of its own (its config names custom model code), which mtcore runs "
-                                 "only when asked: encoder.trust_remote_code: true in a config, or "
-                                 "MultitaskModel.from_pretrained(dir, trust_remote_code=True) in Python, if you trust its source") from None
+                                 "only when asked: encoder.trust_remote_code: true in a config, --trust-remote-code for mt evaluate, predict and "
+                                 "export, MultitaskModel.from_pretrained(dir, trust_remote_code=True) in Python; if you trust its source") from None
         if attn_implementation and (attn_implementation in str(exc) or "attention" in str(exc).lower()):
             raise ConfigError(f"encoder {source!r} cannot use attn_implementation={attn_implementation!r}: {_first_line(exc)}") from exc
         raise ModelFileError(f"encoder {source!r} cannot be loaded: {_first_line(exc)}") from exc

@@ -253,14 +253,14 @@ def load_head_weights(root: Path, task_id: str, info: Mapping[str, Any], head: n
     head.load_state_dict(state, strict=True)
 
 
-def load_tokenizer(encoder_dir: Path) -> Any:
-    """The tokenizer saved beside the encoder, or ``None`` when none was saved."""
+def load_tokenizer(encoder_dir: Path, trust_remote_code: bool = False) -> Any:
+    """The tokenizer saved beside the encoder, or ``None`` when none was saved (its own code runs only when trusted)."""
     if not (encoder_dir / "tokenizer_config.json").is_file():
         return None
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(str(encoder_dir), trust_remote_code=False)
+        return AutoTokenizer.from_pretrained(str(encoder_dir), trust_remote_code=bool(trust_remote_code))
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"{encoder_dir}: the tokenizer cannot be loaded: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
 
@@ -288,7 +288,7 @@ def load_model(cls: type, directory: str | os.PathLike, *, custom_heads: Mapping
     unknown_custom = sorted(set(custom_heads or {}) - set(manifest["tasks"]))
     if unknown_custom:
         raise unknown("task in custom_heads", unknown_custom[0], manifest["tasks"], hint="the saved model has tasks: " + ", ".join(manifest["tasks"]))
-    tokenizer = load_tokenizer(encoder_dir) if with_tokenizer else None
+    tokenizer = load_tokenizer(encoder_dir, bool(options.get("trust_remote_code"))) if with_tokenizer else None
     extra = {k: options.pop(k) for k in ("dtype", "attn_implementation", "trust_remote_code", "encoder_kwargs") if k in options}
     encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=extra.get("attn_implementation", "sdpa"),
                                trust_remote_code=extra.get("trust_remote_code", False), from_pretrained_kwargs=extra.get("encoder_kwargs"),

@@ -259,7 +259,7 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
                   precision: str | None = None, null_threshold: float | None = None, head: str | None = None,
-                  input: str | os.PathLike | None = None, input_format: str = "auto") -> EvaluationReport:
+                  input: str | os.PathLike | None = None, input_format: str = "auto", trust_remote_code: bool = False) -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
 
     ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
@@ -295,7 +295,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         split = "test"
     elif split is None:
         split = config.evaluation.split if config is not None else "validation"
-    model = load_model(location, device)
+    model = load_model(location, device, trust_remote_code)
     if model.tokenizer is None:
         from mtcore.errors import ModelFileError
 

@@ -78,8 +78,9 @@ def locate(path: str | os.PathLike) -> ModelLocation:
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
 
 
-def load_model(location: ModelLocation, device: Any = None) -> Any:
-    """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present)."""
+def load_model(location: ModelLocation, device: Any = None, trust_remote_code: bool = False) -> Any:
+    """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present); an encoder with code
+    of its own loads only with ``trust_remote_code`` (``--trust-remote-code``)."""
     from transformers.utils import logging as hf_logging
 
     from mtcore.model import MultitaskModel
@@ -89,7 +90,7 @@ def load_model(location: ModelLocation, device: Any = None) -> Any:
     if location.checkpoint:
         model = _checkpoint_model(location)
     else:
-        model = MultitaskModel.from_pretrained(location.model_dir)
+        model = MultitaskModel.from_pretrained(location.model_dir, **({"trust_remote_code": True} if trust_remote_code else {}))
     return model.to(resolve_device(device))
 
 

@@ -128,3 +128,27 @@ def test_an_export_names_no_custom_code_it_does_not_ship(model_copy, tmp_path, c
     result = cli("export", model_copy, tmp_path / "out", "--encoder-only")
     assert result.exit_code == 0, result.output
     assert "auto_map" not in json.loads((tmp_path / "out" / "config.json").read_text())
+
+
+def test_a_model_whose_encoder_has_its_own_code_predicts_with_trust_remote_code_only(tmp_path, cli):
+    """A run trained with encoder.trust_remote_code: true could not be evaluated, predicted or exported at all."""
+    from transformers import AutoTokenizer
+
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import load_registry
+
+    folder = build_tiny_encoder(tmp_path / "custom")
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="customized_bert", auto_map={"AutoConfig": "custom_code.Config", "AutoModel": "custom_code.Model"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "custom_code.py").write_text("from transformers import BertConfig, BertModel\n\n\nclass Config(BertConfig):\n"
+                                           "    model_type = 'customized_bert'\n\n\nclass Model(BertModel):\n    config_class = Config\n")
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
+    model = MultitaskModel(str(folder), {"rsg:terra": load_registry().task("rsg:terra")}, trust_remote_code=True, tokenizer=tokenizer)
+    model.save_pretrained(tmp_path / "model")
+    (tmp_path / "in.jsonl").write_text(IN, encoding="utf-8")
+    refused = cli("predict", tmp_path / "model", "--input", tmp_path / "in.jsonl")
+    assert refused.exit_code == 1 and "--trust-remote-code for mt evaluate, predict and export" in refused.stderr, refused.output
+    trusted = cli("predict", tmp_path / "model", "--input", tmp_path / "in.jsonl", "--trust-remote-code")
+    assert trusted.exit_code == 0, trusted.output
+    assert json.loads(trusted.stdout.splitlines()[0])["label"] in ("entailment", "not_entailment")
