@@ -10,7 +10,8 @@ from typing import Optional
 
 import typer
 
-from mtcore.cli.inference import TRUST_HELP, _info, _one_process, _pick_task
+from mtcore.cli.inference import _info, _pick_task
+from mtcore.cli.inference_options import TRUST_HELP, one_process
 from mtcore.errors import UsageError
 
 
@@ -24,7 +25,7 @@ def export(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), every task, or the encoder alone."""
-    _one_process("export")
+    one_process("export")
     from mtcore.export.hf import check_export_target, export_all, export_encoder, export_task
     from mtcore.predict.locate import load_model, locate
 

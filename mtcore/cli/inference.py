@@ -14,9 +14,10 @@ from typing import Any, List, Optional
 
 import typer
 
+from mtcore.cli.inference_options import (TRUST_HELP, data_dir_option, device_option, input_file_option, input_format_option,
+                                         precision_option, one_process)
 from mtcore.errors import UsageError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STDOUT_FORMATS = ("jsonl", "csv")
 NULL_THRESHOLD_HELP = ("Extractive QA with no_answer: answer \"\" when the no-answer score beats the best span's by more than this "
                        "(default: the model's, e.g. a run's squad_best_f1_threshold).")
@@ -29,64 +30,6 @@ def _info(message: str) -> None:
 
 def _predictions(count: int) -> str:
     return f"{count} prediction{'' if count == 1 else 's'}"
-
-
-def _check_device(device: Optional[str]) -> None:
-    """A typo or a missing GPU in ``--device`` is one line, before any model is loaded."""
-    if device is not None and device != "auto":
-        from mtcore.predict.devices import check_device
-
-        check_device(device, "--device")
-
-
-def _check_input_file(path: str | Path) -> None:
-    """``--input`` that is missing or a folder: a usage error (exit 2), as a missing RUN or config is."""
-    from mtcore.predict.inputs import input_file_problem
-
-    problem = input_file_problem(path)
-    if problem is not None:
-        raise UsageError(f"--input {problem}")
-
-
-#: The --trust-remote-code option's help (evaluate, predict, export).
-TRUST_HELP = ("Run the code of the model's own encoder (a run trained with encoder.trust_remote_code: true); only for a model "
-              "whose source you trust.")
-
-
-def _check_data_dir(data_dir: Optional[Path]) -> None:
-    """``--data-dir`` that is no folder: a usage error naming the option (exit 2), before the model loads."""
-    if data_dir is not None and not data_dir.expanduser().is_dir():
-        from mtcore.errors import did_you_mean_path
-
-        what = "a file, not a folder" if data_dir.expanduser().exists() else f"no such folder{did_you_mean_path(data_dir.expanduser(), folders=True)}"
-        raise UsageError(f"--data-dir {data_dir}: {what}; give the folder holding the task's downloaded files")
-
-
-def _check_input_format(input: Any, input_format: str) -> None:
-    """``--input-format`` reads ``--input``: alone it would be ignored, whatever its value."""
-    if input is None and input_format != "auto":
-        raise UsageError(f"--input-format {input_format} is the format of --input, which is not given; add --input FILE, or "
-                         "leave --input-format out (a split is read by its task's source)")
-
-
-def _one_process(command: str) -> None:
-    """Inference uses one device: under ``torchrun`` / ``accelerate launch`` every process would redo the whole job
-    and write the same files, so such a launch is refused (by the main process; the others wait for it)."""
-    from mtcore.train.distributed import let_the_main_process_report, world_size
-
-    processes = world_size()
-    if processes > 1:
-        error = UsageError(f"mt {command} runs in one process, and this launch started {processes} (WORLD_SIZE={processes}): "
-                           "run it without torchrun / accelerate launch (--device cuda:1 picks a GPU)")
-        let_the_main_process_report(error)
-        raise error
-
-
-def _check_precision(precision: Optional[str]) -> None:
-    if precision is not None and precision not in PRECISIONS:
-        from mtcore.errors import unknown
-
-        raise unknown("precision", precision, PRECISIONS)
 
 
 def evaluate(
@@ -109,16 +52,16 @@ def evaluate(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Score a trained model on a split (or a labelled file): per-task metrics and the aggregate."""
-    _one_process("evaluate")
+    one_process("evaluate")
     from mtcore.cli.output import print_json
     from mtcore.predict.evaluate import evaluate_path
 
-    _check_precision(precision)
-    _check_device(device)
-    _check_input_format(input, input_format)
-    _check_data_dir(data_dir)
+    precision_option(precision)
+    device_option(device)
+    input_format_option(input, input_format)
+    data_dir_option(data_dir)
     if input is not None:
-        _check_input_file(input)
+        input_file_option(input)
     if with_head is not None and not tasks:
         raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,
@@ -213,7 +156,8 @@ def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir
     return task_setups(model, location, run_config(location), [name], source=source, data_dir=folder, head=head)[0]
 
 
-def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: int = 0) -> tuple[Any, str, list[dict[str, Any]]]:
+def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: int = 0,
+                   warn_repeats: bool = True) -> tuple[Any, str, list[dict[str, Any]]]:
     """``(Task, head, prediction rows)`` of one task's ``split``."""
     from mtcore.data import load_raw
     from mtcore.predict.inputs import raw_dataset
@@ -227,7 +171,8 @@ def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: 
                        row_numbers=numbers).rows()
     from mtcore.predict.chunks import warn_repeated_ids
 
-    warn_repeated_ids(rows, f"task {setup.task.id}'s {split} split ({setup.source})")
+    if warn_repeats:  # a submission writer refuses repeated ids itself
+        warn_repeated_ids(rows, f"task {setup.task.id}'s {split} split ({setup.source})")
     return setup.task, setup.head, rows
 
 
@@ -272,7 +217,7 @@ def predict(
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Predict labels and class probabilities for new rows (or a split) of one task, or a split of several."""
-    _one_process("predict")
+    one_process("predict")
     if (input is None) == (split is None):
         raise UsageError("give exactly one of --input FILE (or - for stdin) and --split NAME")
     if split is None and (source is not None or data_dir is not None):
@@ -283,10 +228,10 @@ def predict(
     several = names == ["all"] or len(names) > 1
     if several and split is None:
         raise UsageError("several tasks (--task a,b or all) predict their own data: use --split, not --input")
-    _check_input_format(input, input_format)
-    _check_data_dir(data_dir)
+    input_format_option(input, input_format)
+    data_dir_option(data_dir)
     if input is not None and input != "-":  # before the model loads: a mistyped name is said at once
-        _check_input_file(input)
+        input_file_option(input)
     if several and output_arg is None:
         raise UsageError("several tasks write one file each: pass --output <folder>")
     if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):
@@ -301,7 +246,7 @@ def predict(
     if format is None:  # preds.csv gets CSV, not JSON Lines in a file named .csv
         format = "csv" if output_arg is not None and output_arg.lower().endswith(".csv") and not several else "jsonl"
     writer, writer_id, submission = _writer(format, output)
-    _check_device(device)
+    device_option(device)
     if output_arg is not None:  # jsonl and csv write one file; a plugin's writer may fill a folder
         from mtcore.outputs import check_writable
 
@@ -355,7 +300,7 @@ def predict(
     if not several:
         from mtcore.predict.writing import write_rows
 
-        spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best)
+        spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best, warn_repeats=not submission)
         written = write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
         if output is not None:
             _info(f"wrote {_predictions(len(rows))} of {spec.id} (head {head}; {setups[0].source} {split} split) to "
@@ -363,10 +308,11 @@ def predict(
         return
     from mtcore.predict.writing import TaskFolder
 
-    _predict_tasks(model, setups, names, split, batch_size, TaskFolder(output, format, writer, writer_id), n_best)
+    _predict_tasks(model, setups, names, split, batch_size, TaskFolder(output, format, writer, writer_id), n_best, not submission)
 
 
-def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any, n_best: int = 0) -> None:
+def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, batch_size: int, folder: Any, n_best: int = 0,
+                   warn_repeats: bool = True) -> None:
     """Several tasks' splits into one folder, all or none (``folder``: a :class:`~mtcore.predict.writing.TaskFolder`);
     with ``--task all``, a task only another head serves (rsg:lidirus) whose data cannot be read is left out with a warning."""
     import warnings
@@ -377,7 +323,8 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
     with folder:
         for setup in setups:
             try:
-                spec, head, rows = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0)
+                spec, head, rows = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0,
+                                                  warn_repeats=warn_repeats)
             except MissingSplit:
                 if names != ["all"]:
                     raise

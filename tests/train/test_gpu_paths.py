@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, UsageError
 
 
 def test_auto_precision_takes_fp16_where_bf16_is_only_emulated(monkeypatch):
@@ -110,7 +110,7 @@ def test_a_run_trained_in_fp16_is_evaluated_in_fp32_on_a_cpu(tmp_path: Path, mak
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     report = evaluate_path(run)
     assert report.metrics == pytest.approx({k: v for k, v in summary["final"]["metrics"].items()}, abs=1e-6)
-    with pytest.raises(ConfigError, match="'fp16' needs a CUDA GPU"):
+    with pytest.raises(UsageError, match="--precision fp16 needs a CUDA GPU and the device is cpu"):  # the option, not a config key
         evaluate_path(run, precision="fp16")
 
 
