@@ -90,6 +90,22 @@ def test_a_config_names_the_weights_by_label_and_the_saved_model_keeps_them(tmp_
                                    "class_weights of task 'rsg:terra' is keyed by its labels: entailment, not_entailment")
 
 
+def test_label_keyed_weights_on_a_head_without_class_weights_name_the_option_not_an_empty_label_list():
+    """It said "unknown label 'a'; ... keyed by its labels:" and an empty list, for a multiple-choice task."""
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import load_registry
+    import tempfile
+
+    from mtcore.testing import build_tiny_encoder
+
+    task = load_registry().task("rsg:parus")
+    from mtcore.errors import MtError
+
+    with tempfile.TemporaryDirectory() as folder, pytest.raises(MtError) as info:
+        MultitaskModel(str(build_tiny_encoder(Path(folder) / "e")), {task.id: task.replace(head_options={"class_weights": {"a": 2}})})
+    assert str(info.value).startswith("unknown head option 'class_weights'; head 'multiple_choice' of task 'rsg:parus' takes: ")
+
+
 def test_balanced_weights_come_from_the_train_labels_and_stay_with_the_model_and_its_checkpoints(tmp_path: Path):
     from mtcore import Trainer
 

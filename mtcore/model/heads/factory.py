@@ -86,8 +86,9 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
     head_class = component.load()
     if isinstance(head_class, type) and not issubclass(head_class, nn.Module):  # it failed as "rejected options {}: ... no arguments"
         raise PluginError(component.type_problem(head_class, f" (head of task {task_id!r})"))
-    options = _label_keyed_weights(task_id, spec, _json_options(task_id, spec.options))
-    check_options(task_id, spec.name, head_class, options)
+    options = _json_options(task_id, spec.options)
+    check_options(task_id, spec.name, head_class, options)  # first: a head without class_weights says so, whatever their form
+    options = _label_keyed_weights(task_id, spec, options)
     try:
         module = head_class(hidden_size=hidden_size, num_labels=spec.num_labels, **options)
     except MtError as exc:
