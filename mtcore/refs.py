@@ -148,22 +148,27 @@ def inside(path: str, root: str) -> bool:
 
 
 def plugin_code(module: str) -> bool:
-    """Whether ``module`` (a dotted name) may be run because a model file names it: mtcore's or an installed plugin's
-    (an ``mtcore`` entry point's package), or the user's own (outside Python and installed libraries). A module of
-    Python or of another library (``os``, ``this``, ``antigravity``) is not: a model folder is data, and naming
-    such code in it must not run it. Nothing is imported to decide."""
-    import importlib.metadata
+    """Whether ``module`` (a dotted name) may be run because a model file names it: any but a module of Python's own
+    library (``os``, ``this``, ``antigravity``, ``builtins``): a model folder is data, and naming such code in it must
+    not run it, while a step of a plugin, of an installed package or of the user's own module runs as when the
+    model was trained. Nothing is imported to decide."""
     import importlib.util
+    import sys
+    import sysconfig
 
     top = module.split(".", 1)[0]
-    plugins = {ep.module.split(".", 1)[0] for ep in importlib.metadata.entry_points(group="mtcore")}
-    if top == "mtcore" or top in plugins:
-        return True
+    if top in sys.builtin_module_names or top in getattr(sys, "stdlib_module_names", ()):
+        return False
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return True  # not importable: resolving it says so
     if spec is None:
         return True
-    where = spec.origin if spec.origin not in (None, "built-in", "frozen") else next(iter(spec.submodule_search_locations or ()), None)
-    return where is not None and not any(inside(where, root) for root in library_roots())
+    if spec.origin in ("built-in", "frozen"):
+        return False
+    where = spec.origin or next(iter(spec.submodule_search_locations or ()), None)
+    paths = sysconfig.get_paths()
+    stdlib = {paths[key] for key in ("stdlib", "platstdlib") if paths.get(key)}
+    purelib = {paths[key] for key in ("purelib", "platlib") if paths.get(key)}
+    return where is None or not any(inside(where, root) for root in stdlib) or any(inside(where, root) for root in purelib)

@@ -9,13 +9,26 @@ from typing import Any
 
 from rich.console import Console
 
+_going_on: list[bool] = []  # a training command: a closed stdout drops its lines, the command goes on
+
+
+def keep_going_when_stdout_closes() -> None:
+    """``mt train``: its tables and lines are dropped when stdout's reader goes away, not the run or the sweep."""
+    _going_on.append(True)
+
+
 class _Console(Console):
     def on_broken_pipe(self) -> None:
         """The reader of a table went away (``mt cache | head -1``): stop quietly with 141, as every output does
-        (rich's own answer is exit 1, the code of a failed command)."""
+        (rich's own answer is exit 1, the code of a failed command); ``mt train`` goes on, its lines dropped."""
+        self.quiet = True
+        if _going_on:
+            from mtcore.train.progress import stdout_closed
+
+            stdout_closed()
+            return
         from mtcore.cli.app import _stdout_closed
 
-        self.quiet = True
         _stdout_closed()
 
 

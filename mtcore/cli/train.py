@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
+from mtcore.train.progress import say
+
 if TYPE_CHECKING:
     from mtcore.train.trainer import Trainer
 
@@ -34,6 +36,9 @@ def train(
     from mtcore.train.distributed import let_the_main_process_report
     from mtcore.train.preemption import KeptSignals, Preempted, TrainingInterrupted
 
+    from mtcore.cli.output import keep_going_when_stdout_closes
+
+    keep_going_when_stdout_closes()  # `mt train ... | head`: the run, and the sweep, go on without their lines
     try:
         with KeptSignals():  # a SIGTERM/SIGUSR1 while the run is built stops it after its first step, with a checkpoint
             _train(config, overrides or [], output_dir, resume, seeds, grid or [])
@@ -72,7 +77,7 @@ def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume
             parts.append("no task scored")
         if best.get("aggregate") is not None:
             parts.append(f"best {best['aggregate']:.4f} at step {best['step']}")
-        print("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}", flush=True)
+        say("trained: " + ", ".join(parts) + f"; run directory {summary['run_dir']}")
 
 
 def _already_finished(trainer: Trainer) -> bool:
@@ -85,8 +90,8 @@ def _already_finished(trainer: Trainer) -> bool:
     if is_main_process():
         final = (summary.get("final") or {}).get("aggregate")
         shown = f", final aggregate {final:.4f}" if isinstance(final, (int, float)) else ""
-        print(f"already trained: steps {summary.get('steps')}{shown}; run directory {trainer.output_dir} (its summary.json says "
-              "it finished: --resume has nothing to continue, and nothing was changed)", flush=True)
+        say(f"already trained: steps {summary.get('steps')}{shown}; run directory {trainer.output_dir} (its summary.json says "
+            "it finished: --resume has nothing to continue, and nothing was changed)")
     return True
 
 
@@ -107,13 +112,13 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
     def report(seed: int, summary: dict) -> None:
         final = (summary.get("final") or {}).get("aggregate")
         shown = f"final aggregate {final:.4f}" if isinstance(final, (int, float)) else "no evaluation"
-        print(f"seed {seed}: {shown}; run directory {summary.get('run_dir')}", flush=True)
+        say(f"seed {seed}: {shown}; run directory {summary.get('run_dir')}")
 
     spread = train_seeds(config, base, chosen, overrides=overrides, resume=resume, report=report)
     if not is_main_process():  # under torchrun: the main process reports
         return
     if not spread["final"]:
-        print(f"no final metrics to compare (evaluation.at_end is false?); runs in {base}", flush=True)
+        say(f"no final metrics to compare (evaluation.at_end is false?); runs in {base}")
         return
     table = Table(title=f"final metrics over {len(chosen)} seed{'s' if len(chosen) > 1 else ''} ({', '.join(map(str, chosen))})")
     for column in ("metric", "mean", "std", "min", "max"):
@@ -123,7 +128,7 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
             continue
         table.add_row(key, *("-" if stats[k] is None else f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))  # one seed: no std
     stdout.print(table)
-    print(f"spread written to {base / SUMMARY}", flush=True)
+    say(f"spread written to {base / SUMMARY}")
 
 
 def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str]) -> None:
@@ -149,7 +154,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
         shown = f"final aggregate {final:.4f}" if isinstance(final, (int, float)) else "no evaluation"
         if entry.get("error"):
             shown = f"failed: {entry['error']}"
-        print(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}", flush=True)
+        say(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}")
 
     entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report)
     if not is_main_process():
@@ -173,7 +178,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
         hint = f"compare the finished runs with mt compare {shown}" if finished else "no run finished to compare"
     else:
         hint = f"compare the runs with mt compare {base}/*/"
-    print(f"grid written to {base / SUMMARY}; {hint}", flush=True)
+    say(f"grid written to {base / SUMMARY}; {hint}")
     if failed:  # the others trained; the command still fails, so a script notices
         from mtcore.errors import MtError
 

@@ -26,7 +26,7 @@ def _hash(value: Any) -> str:
 def stable_key(value: Any, _depth: int = 0) -> Any:
     """A picklable, deterministic stand-in for ``value`` (functions become their code's hash)."""
     if _depth > 8:  # settings nested deep are hashed whole; only recursion through functions stops here
-        return "<deep>" if callable(value) else _hash(value)
+        return "<deep>" if callable(value) else _content_hash(value)
     if value is None or isinstance(value, (bool, int, float, str, bytes)):
         return value if type(value) in (bool, int, float, str, bytes, type(None)) else repr(value)
     if isinstance(value, dict) or hasattr(value, "items") and hasattr(value, "keys"):
@@ -54,7 +54,16 @@ def stable_key(value: Any, _depth: int = 0) -> Any:
     if callable(value) and hasattr(value, "__dict__") and not isinstance(value, type):
         cls = type(value)
         return ["object", cls.__module__, cls.__qualname__, stable_key(cls.__call__, _depth + 1), stable_key(vars(value), _depth + 1)]
-    return _hash(value)
+    return _content_hash(value)
+
+
+def _content_hash(value: Any) -> str:
+    """``value``'s hash; one that cannot be pickled (a database connection an object holds) keys this process's data to
+    it alone: nothing is served to another process for it, and nothing stops (it would have been no key at all)."""
+    try:
+        return _hash(value)
+    except Exception:  # noqa: BLE001 - dill's own errors too (TypeError, PicklingError)
+        return f"<{type(value).__qualname__} of process {_PROCESS}: {id(value)}>"
 
 
 def code_key(value: Any, _depth: int = 0) -> Any:

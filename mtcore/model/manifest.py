@@ -83,15 +83,15 @@ def task_info(task: Task) -> dict[str, Any]:
 
 
 def _saved_steps(task_id: str, refs: Any) -> tuple[Any, ...]:
-    """A saved task's preprocessing references: a model folder is data, so one naming code of Python or an installed
-    library that is no plugin (``os:environ.update``) is refused rather than imported and run on every row."""
+    """A saved task's preprocessing references: a model folder is data, so one naming a function of Python's own library
+    (``os:environ.update``, ``this:s``) is refused rather than imported and run on every row."""
     from mtcore.refs import plugin_code
 
     for ref in refs:
         if isinstance(ref, str) and ":" in ref and not plugin_code(ref.split(":", 1)[0]):
-            raise ModelFileError(f"task {task_id!r}: its saved preprocessing step {ref!r} names code of Python or an installed library "
-                                 "that is no mtcore plugin; a model folder does not run such code (an edited mtcore.json?): predict "
-                                 "with the Task, model.predict(task, rows), or save the model again")
+            raise ModelFileError(f"task {task_id!r}: its saved preprocessing step {ref!r} names a function of Python's own library, "
+                                 "which a model folder does not run (it may have been edited): wrap it in a function of your own "
+                                 "module and train again, or predict with the Task, model.predict(task, rows)")
     return tuple(refs)
 
 

@@ -195,9 +195,8 @@ class MultitaskModel(nn.Module):
         sets them), not on the other tasks or their order: each head is built on a forked CPU
         generator seeded from both, and the global random stream is left as it was.
         """
-        if not isinstance(task_id, str) or not task_id or any(c in task_id for c in "./\\\0"):
-            raise ConfigError(f"task id {task_id!r} must be a non-empty string without '.', '/' or '\\' (it names a torch module, "
-                              "and files and folders)")
+        if not isinstance(task_id, str) or not task_id or "." in task_id:
+            raise ConfigError(f"task id {task_id!r} must be a non-empty string without '.' (it names a torch module)")
         if task_id in self.heads:
             raise ConfigError(f"task {task_id!r} already has a head in this model")
         with torch.random.fork_rng(devices=[]):

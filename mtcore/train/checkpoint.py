@@ -328,7 +328,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     if not isinstance(trainer, dict) or "scheduler" not in trainer:
         raise ModelFileError(f"checkpoint file {str(directory / 'trainer.json')!r} holds no scheduler state; delete the checkpoint "
                              "or resume from an earlier one")
-    check_scheduler_state(trainer["scheduler"], scheduler.state_dict(), directory / "trainer.json")
+    check_scheduler_state(trainer["scheduler"], scheduler, directory / "trainer.json")
     scheduler.load_state_dict(trainer["scheduler"])
     if scaler is not None and trainer.get("scaler"):
         scaler.load_state_dict(trainer["scaler"])

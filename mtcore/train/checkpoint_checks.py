@@ -52,16 +52,26 @@ def check_train_state(data: Any, path: Path, cls: type) -> None:
             raise _bad(path, f"{field.name} is {str(value)[:40]!r}, not {'a whole number' if base == 'int' else 'a ' + base}")
 
 
-def check_scheduler_state(state: Any, live: dict[str, Any], path: Path) -> None:
-    """The learning-rate scheduler's state: only keys the live scheduler has, each of the same kind."""
+def check_scheduler_state(state: Any, scheduler: Any, path: Path) -> None:
+    """The learning-rate scheduler's state: each key the live scheduler's state has, of the same kind; a key it has not
+    (another torch version's, such as ``verbose``) only as plain data, and never one naming another of its attributes
+    (``optimizer``: ``load_state_dict`` would replace it)."""
     if not isinstance(state, dict):
         raise _bad(path, "its scheduler state is not a mapping")
-    unknown = sorted(str(key) for key in state if key not in live)
-    if unknown:
-        raise _bad(path, f"its scheduler state has {unknown[0]!r}, which this run's scheduler does not")
+    live = scheduler.state_dict()
     for key, value in state.items():
-        if not _same_kind(value, live[key]):
-            raise _bad(path, f"its scheduler's {key} is {str(value)[:40]!r}, not a {type(live[key]).__name__}")
+        if key in live:
+            if not _same_kind(value, live[key]):
+                raise _bad(path, f"its scheduler's {key} is {str(value)[:40]!r}, not a {type(live[key]).__name__}")
+        elif not isinstance(key, str) or hasattr(scheduler, key) or not _plain(value):
+            raise _bad(path, f"its scheduler state has {str(key)!r}, which would replace this run's scheduler's own")
+
+
+def _plain(value: Any) -> bool:
+    """A number, text, true/false, null, or a list of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def check_rng(state: Any, path: Path) -> None:

@@ -64,7 +64,7 @@ class Progress:
         elif self.mode == "plain":
             parts = [f"{task} loss {row['loss']:.4f} ({row.get('examples_per_s', 0):.0f} ex/s)" for task, row in rows.items()
                      if row.get("loss") is not None]
-            _print(f"step {step}/{self.total}: " + "; ".join(parts) + (f"; {extra}" if extra else ""))
+            say(f"step {step}/{self.total}: " + "; ".join(parts) + (f"; {extra}" if extra else ""))
 
     def message(self, text: str) -> None:
         """A line about an event (evaluation, checkpoint, note)."""
@@ -73,7 +73,7 @@ class Progress:
         if self.mode == "rich" and self._live is not None:
             self._live.console.print(text, soft_wrap=True, highlight=False, markup=False)
         else:
-            _print(text)
+            say(text)
 
     def close(self) -> None:
         if self._live is not None:
@@ -85,10 +85,10 @@ class Progress:
 _closed: list[bool] = []  # standard output's reader went away: progress lines are dropped from then on
 
 
-def _print(text: str) -> None:
-    """A progress line; a display line never stops a run: a character standard output's encoding lacks (a Cyrillic
-    task name on an ASCII or latin-1 stream) is escaped, and a closed stdout (``mt train ... | head``, a pager quit)
-    drops the lines that follow, with a note on stderr, while training goes on to its checkpoints and model."""
+def say(text: str) -> None:
+    """A line on stdout that never stops a run: a character its encoding lacks (a Cyrillic task name on an ASCII or
+    latin-1 stream) is escaped, and a closed stdout (``mt train ... | head``, a pager quit) drops the lines that follow,
+    with a note on stderr (:func:`stdout_closed`), while training goes on to its checkpoints and model."""
     import sys
 
     if _closed:
@@ -100,12 +100,25 @@ def _print(text: str) -> None:
             encoding = getattr(sys.stdout, "encoding", None) or "ascii"
             print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
     except BrokenPipeError:
-        _closed.append(True)
-        import os
+        stdout_closed()
 
-        try:
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
-        except (OSError, ValueError):
-            pass
-        print("note: standard output was closed (its reader quit); training goes on without progress lines "
-              "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+
+def stdout_closed() -> None:
+    """Standard output's reader went away while training: what follows goes nowhere, said once on stderr."""
+    import os
+    import sys
+
+    if _closed:
+        return
+    _closed.append(True)
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # what is still buffered goes nowhere
+    except (OSError, ValueError):
+        pass
+    print("note: standard output was closed (its reader quit); training goes on without progress lines "
+          "(Ctrl-C stops it)", file=sys.stderr, flush=True)
+
+
+def closed_while_training() -> bool:
+    """Whether a training command's stdout closed (its tables and lines are dropped, the command goes on)."""
+    return bool(_closed)

@@ -94,3 +94,19 @@ def test_a_tokenizer_setting_changed_after_loading_is_part_of_its_key(tmp_path):
     plain = tokenizer_fingerprint(tokenizer)
     tokenizer.split_special_tokens = True  # a literal "[SEP]" in a text is then text, not the separator
     assert tokenizer_fingerprint(tokenizer) != plain
+
+
+def test_a_step_whose_object_cannot_be_pickled_is_keyed_to_this_process_not_a_crash():
+    """Hashing a bound method's object (one holding a database connection) stopped mt check and mt train."""
+    import sqlite3
+
+    class Lookup:
+        def __init__(self) -> None:
+            self.connection = sqlite3.connect(":memory:")
+
+        def step(self, row: dict) -> dict:
+            return row
+
+    lookup = Lookup()
+    assert fingerprint(lookup.step) == fingerprint(lookup.step)  # reused within this process
+    assert fingerprint(lookup.step) != fingerprint(Lookup().step)  # another object: its own key

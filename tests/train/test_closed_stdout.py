@@ -27,3 +27,19 @@ def test_training_goes_on_when_its_stdout_is_closed(tmp_path, make_config):
     assert summary["status"] == "completed" and (run / "model" / "mtcore.json").is_file()
     events = [json.loads(line)["event"] for line in (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert "error" not in events and events.count("train") >= summary["steps"]
+
+
+def test_a_sweep_goes_on_when_its_stdout_is_closed(tmp_path, make_config):
+    """`mt train --seeds 2 | head -1`: the second seed's report line ended the sweep, exit 141, no seeds.json."""
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 2, "warmup_steps": 0}, checkpoint={"every": None},
+                                                 logging={"every": 1, "progress": "none", "plot": False})), encoding="utf-8")
+    out = tmp_path / "seeds"
+    process = subprocess.Popen(mt_command("train", str(config), "--output-dir", str(out), "--seeds", "2"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=subprocess_env())
+    process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, stderr
+    spread = json.loads((out / "seeds.json").read_text(encoding="utf-8"))
+    assert len(spread["seeds"]) == 2 and (out / f"seed-{spread['seeds'][1]}" / "model" / "mtcore.json").is_file(), spread

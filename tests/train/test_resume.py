@@ -281,3 +281,17 @@ def test_a_resume_with_another_cpu_thread_count_warns_that_it_is_not_bit_identic
     assert (f"warning: --resume: {other / 'checkpoints' / 'step-000004'} was written with {threads} CPU threads and this "
             f"process has {threads + 1};") in result.stderr
     assert f"for bit-identical weights resume with OMP_NUM_THREADS={threads}" in result.stderr
+
+
+def test_a_scheduler_state_of_another_torch_version_still_resumes(finished_run, tmp_path):
+    """torch 2.4-2.x kept 'verbose' in a scheduler's state (later versions have no such attribute): refused as damaged."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    run = _interrupted_copy(finished_run, tmp_path / "run")
+    _edit_json(run / "checkpoints" / "step-000006" / "trainer.json",
+               lambda t: {"$dict": [[k, {"$dict": [*v["$dict"], ["verbose", False]]} if k == "scheduler" else v] for k, v in t["$dict"]]})
+    result = CliRunner().invoke(app, ["train", str(run / "config.yaml"), "--output-dir", str(run), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "summary.json").read_text())["resumed_from"].endswith("step-000006")
