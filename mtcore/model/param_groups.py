@@ -68,14 +68,14 @@ def shared_tables(encoder: nn.Module, layers: nn.ModuleList) -> list[nn.Paramete
     return [p for p in encoder.get_submodule(path.rsplit(".", 1)[0]).parameters() if id(p) not in inside]
 
 
-def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
-    """The encoder's trainable parameters in groups by depth, top first: ``encoder.top`` (after the
-    layer stack), ``encoder.layer{L-1}`` ... ``encoder.layer0``, ``encoder.embeddings`` (before
-    it), each also as ``<name>_no_decay`` (biases, norms); empty groups are left out."""
+def encoder_depths(encoder: nn.Module, what: str = "layer_decay", fix: str = "leave layer_decay out (null)") -> dict[int, tuple[str, int]]:
+    """``id(parameter) -> (group, power)`` for every parameter of ``encoder``: ``encoder.layer{k}`` (power ``L-1-k``)
+    for layer ``k`` of its stack, ``encoder.embeddings`` (power ``L``) for those registered before the stack and the
+    tables every layer reads, ``encoder.top`` (power -1) for those after it. ``what`` names the setting that needs
+    the stack and ``fix`` what to do instead, for the error when the encoder has none."""
     found = find_layer_stack(encoder)
     if found is None:
-        raise ConfigError(f"layer_decay: encoder {type(encoder).__name__} has no nn.ModuleList of transformer layers; "
-                          "leave layer_decay out (null)")
+        raise ConfigError(f"{what}: encoder {type(encoder).__name__} has no nn.ModuleList of transformer layers; {fix}")
     stack = found[1]
     depth = len(stack)
     place: dict[int, tuple[str, int]] = {}
@@ -84,15 +84,24 @@ def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: fl
             place.setdefault(id(param), (f"encoder.layer{k}", depth - 1 - k))
     for param in shared_tables(encoder, stack):  # read by every layer from the first: below it, with the embeddings
         place.setdefault(id(param), ("encoder.embeddings", depth))
-    skip = no_decay_names(encoder)
-    buckets: dict[tuple[int, str], tuple[list[nn.Parameter], list[nn.Parameter]]] = {}
     after_stack = False
-    for name, param in encoder.named_parameters():
+    for param in encoder.parameters():
         if id(param) in place:
             after_stack = after_stack or place[id(param)][0] != "encoder.embeddings"
-            group, power = place[id(param)]
         else:
-            group, power = ("encoder.top", -1) if after_stack else ("encoder.embeddings", depth)
+            place[id(param)] = ("encoder.top", -1) if after_stack else ("encoder.embeddings", depth)
+    return place
+
+
+def encoder_depth_groups(encoder: nn.Module, encoder_lr: float, weight_decay: float, layer_decay: float) -> list[dict[str, Any]]:
+    """The encoder's trainable parameters in groups by depth, top first: ``encoder.top`` (after the
+    layer stack), ``encoder.layer{L-1}`` ... ``encoder.layer0``, ``encoder.embeddings`` (before
+    it), each also as ``<name>_no_decay`` (biases, norms); empty groups are left out."""
+    place = encoder_depths(encoder)
+    skip = no_decay_names(encoder)
+    buckets: dict[tuple[int, str], tuple[list[nn.Parameter], list[nn.Parameter]]] = {}
+    for name, param in encoder.named_parameters():
+        group, power = place[id(param)]
         if param.requires_grad:
             decay, plain = buckets.setdefault((power, group), ([], []))
             (plain if name in skip else decay).append(param)

@@ -180,14 +180,18 @@ def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:
     return model
 
 
-def build_strategy(plan: RunPlan) -> Any:
-    """The loss strategy; one that takes a ``seed`` option gets the run's seed unless it is given."""
+def build_strategy(plan: RunPlan, model: Any = None) -> Any:
+    """The loss strategy, attached to ``model`` when given; one that takes a ``seed`` option gets the run's seed
+    unless it is given."""
     import inspect
 
     options = dict(plan.config.loss.options)
     if "seed" in inspect.signature(plan.strategy_cls).parameters:
         options.setdefault("seed", plan.config.seed)
-    return plan.strategy_cls(plan.task_ids, weights=plan.strategy_weights, **options)
+    strategy = plan.strategy_cls(plan.task_ids, weights=plan.strategy_weights, **options)
+    if model is not None:
+        strategy.attach(model)
+    return strategy
 
 
 def _nan_step(config: TrainConfig) -> int | None:
@@ -300,7 +304,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
 
         c = config.compile
         compile_encoder(model, dynamic=c.dynamic, mode=None if c.mode == "default" else c.mode, backend=c.backend, regional=c.regional)
-    strategy = build_strategy(plan).to(accelerator.device)
+    strategy = build_strategy(plan, model).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
     total_steps, last_step_batches = run_steps(sampler, config)
     notes.extend(note for note in [long_epoch_note(sampler, run_batches(total_steps, last_step_batches, config))] if note)

@@ -33,7 +33,8 @@ the last update, ``d = Σ weightᵢ · gᵢ``.
   ``B = √λ_min · V Λ^(−1/2) Vᵀ`` makes the aligned gradients ``B G`` orthogonal with equal norms ``√λ_min`` (their
   Gram matrix is ``λ_min`` times the identity on ``M``'s range: condition number 1); the update is their sum,
   ``d = Σᵢ (B 1)ᵢ gᵢ``, as the authors' code and LibMTL (already the scale of ``sum``: orthogonal gradients of one
-  norm give ``sum``'s update). A task whose gradient is 0, or lies in the others' span, adds no eigen-direction.
+  norm give ``sum``'s update). Option ``scale`` is the authors' ``scale_mode``: ``min`` (``√λ_min``), ``median``
+  (the root of the kept eigenvalues' lower median, as ``torch.median``) or ``rmse`` (the root of their mean). A task whose gradient is 0, or lies in the others' span, adds no eigen-direction.
   Eigenvalues below ``K · eps · λ_max`` (float32's ``eps``) count as 0, as in the authors' code.
 * ``gradvac`` — Gradient Vaccine (Wang et al., ICLR 2021, "Gradient Vaccine: Investigating and Improving
   Multi-task Optimization in Massively Multilingual Models"): PCGrad with a target similarity per ordered task
@@ -44,7 +45,9 @@ the last update, ``d = Σ weightᵢ · gᵢ``.
   ``φ̂ᵢⱼ ← (1 − β) φ̂ᵢⱼ + β φᵢⱼ`` (the paper's rule; LibMTL moves it only when it corrects, so its targets never
   rise above 0). Targets start at 0, where the correction is PCGrad's projection: ``beta: 0`` is ``pcgrad``.
   Option ``beta`` (default 0.5, LibMTL's); the ``K × K`` targets are saved in checkpoints. One target per pair
-  over the whole encoder (LibMTL's default; its per-layer groups are not offered).
+  over the whole encoder (LibMTL's default), or with option ``groups`` ``layers`` / ``parameters`` one per pair in
+  each group of :mod:`mtcore.train.gradient_groups`, each group corrected on its own slice of the gradients (targets
+  ``groups × K × K``; logged weights are the groups' weights averaged by their share of the parameters).
 * ``nash_mtl`` — Nash-MTL (Navon et al., ICML 2022, "Multi-Task Learning as a Bargaining Game"): the Nash bargaining
   solution ``Σ αᵢ gᵢ`` with ``α > 0`` solving ``(M α)ᵢ = 1 / αᵢ``: every task's loss falls (``gᵢ · d ∝ 1 / αᵢ``),
   and scaling one task's loss does not turn ``d`` (``αᵢ`` takes the scale). Solved exactly, not by the authors'
@@ -77,6 +80,7 @@ from torch import nn
 
 from mtcore.errors import ConfigError
 from mtcore.train.gradient_balancers import _LoggedWeights, gram
+from mtcore.train.gradient_groups import Run, check_covers, check_grouping, combine_by_group, group_grams, group_runs
 
 #: A task gradient whose squared norm is below this share of the largest one's is treated as 0 by ``imtl``.
 ZERO = 1e-20
@@ -111,14 +115,20 @@ def imtl_weights(matrix: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
     return alpha
 
 
-def balance_matrix(matrix: np.ndarray, rcond: float = 1e-12) -> np.ndarray:
-    """Aligned-MTL's ``B = √λ_min · V Λ^(−1/2) Vᵀ`` over the eigenvalues of ``M`` above ``rcond · λ_max`` (0: none)."""
+#: Aligned-MTL's ``scale`` option: the eigenvalue whose root scales the aligned gradients (the authors' ``scale_mode``).
+ALIGNED_SCALES = ("min", "median", "rmse")
+
+
+def balance_matrix(matrix: np.ndarray, rcond: float = 1e-12, scale: str = "min") -> np.ndarray:
+    """Aligned-MTL's ``B = √λ · V Λ^(−1/2) Vᵀ`` over the eigenvalues of ``M`` above ``rcond · λ_max`` (0: none), ``λ``
+    their smallest (``scale`` "min"), their lower median ("median", as ``torch.median``) or their mean ("rmse")."""
     values, vectors = np.linalg.eigh(matrix)
     if not values.max(initial=0.0) > 0:
         return np.zeros_like(matrix)
     keep = values > rcond * values.max()
     values, vectors = values[keep], vectors[:, keep]
-    return np.sqrt(values.min()) * (vectors / np.sqrt(values)) @ vectors.T
+    chosen = {"min": values.min(), "median": np.sort(values)[(len(values) - 1) // 2], "rmse": values.mean()}[scale]
+    return np.sqrt(chosen) * (vectors / np.sqrt(values)) @ vectors.T
 
 
 def vaccinate(matrix: np.ndarray, targets: np.ndarray, order: torch.Generator, beta: float) -> np.ndarray:
@@ -235,37 +245,70 @@ class IMTLGLoss(_LoggedWeights):
 
 
 class AlignedMTLLoss(_LoggedWeights):
-    """Aligned-MTL: the sum of the task gradients aligned by the balance matrix (see the module docstring)."""
+    """Aligned-MTL: the sum of the task gradients aligned by the balance matrix, at ``scale`` (see the module
+    docstring)."""
+
+    def __init__(self, task_ids: Any, weights: Any = None, scale: str = "min", **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        if scale not in ALIGNED_SCALES:
+            raise ConfigError(f"loss strategy 'aligned_mtl': option 'scale' (the eigenvalue whose root is the aligned "
+                              f"gradients' norm) must be one of {', '.join(repr(m) for m in ALIGNED_SCALES)}, got {scale!r}")
+        self.scale = str(scale)
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         matrix, rcond = task_gram(grads)
-        weights = balance_matrix(matrix, rcond).sum(1)  # B is symmetric: B 1
+        weights = balance_matrix(matrix, rcond, self.scale).sum(1)  # B is symmetric: B 1
         self._keep(weights)
         return _combined(weights, grads)
 
 
 class GradVacLoss(_LoggedWeights):
-    """GradVac with EMA rate ``beta`` and PCGrad's order seed ``seed`` (see the module docstring)."""
+    """GradVac with EMA rate ``beta``, PCGrad's order seed ``seed`` and target cosines per ``groups`` (see the module
+    docstring)."""
 
-    def __init__(self, task_ids: Any, weights: Any = None, beta: float = 0.5, seed: int = 0, **options: Any) -> None:
+    def __init__(self, task_ids: Any, weights: Any = None, beta: float = 0.5, seed: int = 0, groups: str = "encoder",
+                 **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
         if isinstance(beta, bool) or not isinstance(beta, numbers.Real) or not 0 <= beta <= 1:
             raise ConfigError(f"loss strategy 'gradvac': option 'beta' (the rate at which the target cosines follow the "
                               f"observed ones; 0 is 'pcgrad') must be a number in [0, 1], got {beta!r}")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise ConfigError(f"loss strategy 'gradvac': option 'seed' must be an integer, got {seed!r}")
-        self.beta, self.seed = float(beta), int(seed)
+        self.beta, self.seed, self.groups = float(beta), int(seed), check_grouping(groups, "gradvac")
+        self._runs: list[Run] | None = None  # set by attach() unless groups is 'encoder'
+        self.group_names: list[str] = ["encoder"]
         k = len(self.task_ids)
-        self.register_buffer("targets", torch.zeros(k, k, dtype=torch.float64))  # φ̂ᵢⱼ, saved in checkpoints
+        # φ̂ᵢⱼ, saved in checkpoints: K × K for the whole encoder, (groups × K × K) once attach() knows the groups
+        self.register_buffer("targets", torch.zeros(k, k, dtype=torch.float64))
+
+    def attach(self, model: nn.Module) -> None:
+        if self.groups == "encoder":
+            return
+        self._runs, self.group_names = group_runs(model, self.groups)
+        k = len(self.task_ids)
+        self.targets = torch.zeros(len(self.group_names), k, k, dtype=torch.float64, device=self.targets.device)
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
-        matrix, _ = task_gram(grads)
-        targets = self.targets.detach().cpu().numpy().copy()
         order = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        weights = vaccinate(matrix, targets, order, self.beta)
+        targets = self.targets.detach().cpu().numpy().copy()
+        if self.groups == "encoder":
+            matrix, _ = task_gram(grads)
+            weights = vaccinate(matrix, targets, order, self.beta)
+            self.targets.copy_(torch.from_numpy(targets))
+            self._keep(weights)
+            return _combined(weights, grads)
+        if self._runs is None:
+            raise ConfigError(f"loss strategy 'gradvac': option groups={self.groups!r} needs the model's parameters; "
+                              "call strategy.attach(model) before training (mt train does)")
+        check_covers(self._runs, grads[0].numel(), "gradvac")
+        grams = group_grams(grads, self._runs, len(self.group_names))
+        weights = np.stack([vaccinate(grams[g], targets[g], order, self.beta) for g in range(len(self.group_names))])
         self.targets.copy_(torch.from_numpy(targets))
-        self._keep(weights)
-        return _combined(weights, grads)
+        sizes = np.zeros(len(self.group_names))
+        for run in self._runs:
+            sizes[run.group] += run.stop - run.start
+        self._keep(sizes @ weights / max(sizes.sum(), 1))  # each group's weights, by its share of the parameters
+        return combine_by_group(weights, grads, self._runs)
 
 
 class NashMTLLoss(_LoggedWeights):

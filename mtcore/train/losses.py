@@ -76,6 +76,11 @@ class LossStrategy(nn.Module):
         return [name for name, p in inspect.signature(cls.__init__).parameters.items()
                 if name not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
+    def attach(self, model: nn.Module) -> None:
+        """Called once by the engine with the model it trains (on its device, not yet wrapped for DDP), after the
+        constructor and before a checkpoint's state is loaded, so a strategy can size its state to the model
+        (``gradvac``'s per-layer targets). Loops of their own that never call it get the default: nothing."""
+
     def begin_step(self, step: int, reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """Called by the loop before optimizer step ``step`` (from 1) starts, on every process, so a strategy
         can fix that step's weights (:mod:`mtcore.train.loss_balancers`). ``reduce_mean`` averages a tensor

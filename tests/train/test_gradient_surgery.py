@@ -290,3 +290,93 @@ def test_nash_mtl_holds_its_weights_between_solves_and_resumes_them_from_the_sta
         with pytest.raises(ConfigError, match="option 'update_every'") as info:
             NashMTLLoss(["a", "b"], update_every=value)
         assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("scale", ["median", "rmse"])
+def test_aligned_mtl_scale_picks_the_eigenvalue_whose_root_is_the_aligned_norm(scale):
+    grads = _grads(11, 4)
+    matrix, rcond = task_gram(grads)
+    values = np.sort(np.linalg.eigvalsh(matrix))
+    chosen = {"median": values[1], "rmse": values.mean()}[scale]  # 4 eigenvalues: torch.median's lower middle one
+    aligned = torch.from_numpy(balance_matrix(matrix, rcond, scale)) @ torch.stack(grads)
+    assert np.allclose((aligned @ aligned.T).numpy(), chosen * np.eye(4), atol=1e-9 * chosen)
+    d = AlignedMTLLoss(_tasks(4), scale=scale).combine(grads, step=1)
+    assert torch.allclose(d, np.sqrt(chosen / values[0]) * AlignedMTLLoss(_tasks(4)).combine(grads, step=1))
+    with pytest.raises(ConfigError, match="option 'scale'.*'min', 'median', 'rmse'"):
+        AlignedMTLLoss(_tasks(2), scale="mean")
+
+
+def _tiny_model(layers: int = 2):
+    from torch import nn
+
+    class Layer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense, self.norm = nn.Linear(3, 3), nn.LayerNorm(3)
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embeddings = nn.Embedding(5, 3)
+            self.layer = nn.ModuleList([Layer() for _ in range(layers)])
+            self.pooler = nn.Linear(3, 2)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.heads = Encoder(), nn.ModuleDict({"a": nn.Linear(3, 2)})
+
+    return Model()
+
+
+@pytest.mark.parametrize("groups", ["layers", "parameters"])
+def test_gradvac_groups_keep_targets_and_corrections_per_group(groups):
+    """Two tasks (so the seeded visiting order cannot matter): each group's slice of the update is what GradVac over
+    the whole encoder gives for that slice alone, and each group moves its own targets."""
+    from mtcore.train.optim import split_parameters
+
+    model = _tiny_model()
+    shared, _ = split_parameters(model)
+    sizes = [p.numel() for p in shared]
+    strategy = GradVacLoss(["a", "b"], beta=0.5, groups=groups)
+    strategy.attach(model)
+    expected_groups = 4 if groups == "layers" else len(shared)  # embeddings, layer0, layer1, top
+    assert strategy.targets.shape == (expected_groups, 2, 2) and len(strategy.group_names) == expected_groups
+    if groups == "layers":
+        assert strategy.group_names == ["encoder.embeddings", "encoder.layer0", "encoder.layer1", "encoder.top"]
+    bounds = np.cumsum([0, *sizes])
+    if groups == "layers":  # embeddings: 1 tensor, each layer: 4, pooler: 2
+        cuts = [0, 1, 5, 9, 11]
+        slices = [(bounds[a], bounds[b]) for a, b in zip(cuts, cuts[1:])]
+    else:
+        slices = list(zip(bounds[:-1], bounds[1:]))
+    singles = [GradVacLoss(["a", "b"], beta=0.5) for _ in slices]
+    for step in range(1, 4):
+        grads = _grads(step, 2, n=int(bounds[-1]))
+        d = strategy.combine(grads, step)
+        for single, (start, stop), targets in zip(singles, slices, strategy.targets):
+            part = single.combine([g[start:stop] for g in grads], step)
+            assert torch.allclose(d[start:stop], part, rtol=1e-12, atol=1e-12)
+            assert torch.allclose(targets, single.targets, rtol=0, atol=1e-12)
+    assert len({round(float(t[0, 1]), 9) for t in strategy.targets}) > 1  # the groups' targets differ
+    state = strategy.state_dict()
+    resumed = GradVacLoss(["a", "b"], beta=0.5, groups=groups)
+    resumed.attach(_tiny_model())
+    resumed.load_state_dict(state)
+    grads = _grads(9, 2, n=int(bounds[-1]))
+    assert torch.equal(resumed.combine(grads, 4), strategy.combine(grads, 4))
+
+
+def test_gradvac_groups_option_and_use_without_attach():
+    with pytest.raises(ConfigError, match="option 'groups'.*'encoder', 'layers', 'parameters'.*'layer'"):
+        GradVacLoss(["a", "b"], groups="layer")
+    unattached = GradVacLoss(["a", "b"], groups="layers")
+    with pytest.raises(ConfigError, match=r"attach\(model\)"):
+        unattached.combine(_grads(0, 2), step=1)
+    attached = GradVacLoss(["a", "b"], groups="layers")
+    attached.attach(_tiny_model())
+    with pytest.raises(ConfigError, match="cover 59 gradient entries, but the gradients have 7"):
+        attached.combine(_grads(0, 2), step=1)
+    plain = GradVacLoss(["a", "b"])
+    plain.attach(_tiny_model())  # the whole encoder: nothing to size
+    assert plain.targets.shape == (2, 2)
