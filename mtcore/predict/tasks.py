@@ -10,6 +10,8 @@ LiDiRus is predicted with the TERRa head).
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError, UnknownNameError
@@ -186,3 +188,34 @@ def with_null_threshold(tasks: list[Task], value: float | None) -> list[Task]:
         raise UsageError(f"--null-threshold moves the \"no answer\" decision of extractive-QA tasks with no_answer (SQuAD 2.0); "
                          f"{names} {'has' if len(tasks) == 1 else 'have'} no unanswerable questions")
     return [task.replace(null_threshold=float(value)) if task.no_answer else task for task in tasks]
+
+
+def checked_heads(model: Any, tasks: dict[str, Any], heads: dict[str, str]) -> dict[str, str]:
+    """``evaluate_model``'s ``heads`` keyed by task ids of ``data`` with the model's head ids, each head's kind and
+    labels the task's (as ``predict(head=...)`` and ``mt evaluate --head`` check)."""
+    from mtcore.sampling.base import suggest_task
+
+    checked = {}
+    for name, head in heads.items():
+        hits = [t for t in tasks if t == name or t.split(":", 1)[-1] == name]  # a task id or an unambiguous bare name
+        if len(hits) != 1:
+            problem = "is ambiguous" if hits else "is not a task of data"
+            raise ConfigError(f"evaluate_model heads: {name!r} {problem}{suggest_task(str(name), list(tasks))}; "
+                              f"its tasks: {', '.join(tasks)}")
+        task_id, head_id = hits[0], model.resolve_task(str(head))
+        check_compatible(tasks[task_id], head_id, model.tasks[head_id])
+        checked[task_id] = head_id
+    return checked
+
+
+def checked_weights(weights: dict[str, Any], ids: list[str]) -> dict[str, float]:
+    """``evaluate_model``'s ``weights`` keyed by task ids of ``data`` (ids or unambiguous bare names), numbers >= 0, not all 0."""
+    from mtcore.train.validate import match_task_values
+
+    for name, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"evaluate_model weights: the weight of {name!r} must be a number >= 0, got {value!r}")
+    matched = match_task_values(weights, ids, "weights", where="evaluate_model weights")
+    if matched and not any(matched.values()) and len(matched) == len(ids):
+        raise ConfigError("evaluate_model weights: every task has weight 0, so there is no aggregate; give one a weight > 0")
+    return matched

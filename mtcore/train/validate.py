@@ -172,20 +172,20 @@ def _source(entry: TaskEntry, task: Task, index: int) -> str:
     return source
 
 
-def match_task_values(weights: dict[str, float], ids: list[str], key: str) -> dict[str, float]:
+def match_task_values(weights: dict[str, float], ids: list[str], key: str, where: str | None = None) -> dict[str, float]:
     """``weights`` (keyed by task ids or unambiguous bare names) keyed by the task ids of ``ids``; an unknown
-    or ambiguous name is a ConfigError naming ``key`` (``loss.weights``) with "did you mean"."""
+    or ambiguous name is a ConfigError naming ``key`` (``loss.weights``), or ``where`` (a Python argument), with "did you mean"."""
     from mtcore.sampling.base import suggest_task
 
     matched: dict[str, float] = {}
     for name, value in weights.items():
+        place = where or f"config key '{key}.{name}'"
         hits = [t for t in ids if t == name or t.split(":", 1)[-1] == name]
         if len(hits) != 1:
-            problem = "is ambiguous" if hits else "is not a task of this run"
-            raise ConfigError(f"config key '{key}.{name}': {name!r} {problem}{suggest_task(name, ids)}; tasks: {', '.join(ids)}")
+            problem = "is ambiguous" if hits else ("is not a task of this run" if where is None else "is not a task of data")
+            raise ConfigError(f"{place}: {name!r} {problem}{suggest_task(name, ids)}; tasks: {', '.join(ids)}")
         if hits[0] in matched:
-            raise ConfigError(f"config key '{key}.{name}': task {hits[0]!r} is named twice in {key} (by its id and by its name?); "
-                              "keep one")
+            raise ConfigError(f"{place}: task {hits[0]!r} is named twice in {key} (by its id and by its name?); keep one")
         matched[hits[0]] = float(value)
     return matched
 

@@ -118,3 +118,33 @@ def test_registering_a_task_twice_is_an_mtcore_error():
         pass  # an earlier run of this test in the same process
     with pytest.raises(MtError, match=r"task 'user:twice_api_test' is registered twice"):
         register_task(task)
+
+
+def test_evaluate_model_checks_its_heads_and_weights_as_the_cli_and_predict_do(tiny_encoders, rsg_sample):
+    """A head trained with the labels in another order scored a task silently wrong (1 - accuracy); a mistyped key of
+    heads or weights was ignored, a negative weight gave no aggregate, a text weight a raw ValueError."""
+    from transformers import AutoTokenizer
+
+    from mtcore.data import load_task_data
+    from mtcore.plugins import load_registry
+    from mtcore.predict.evaluate import evaluate_model
+
+    terra = load_registry(warn=False).task("rsg:terra")
+    flipped = terra.replace(name="terra_flipped", plugin="user", labels=("not_entailment", "entailment"))
+    model = make_model(tiny_encoders["bert"], terra)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoders["bert"])
+    data = {t.id: load_task_data(t, tokenizer, source="sample", splits=("validation",)) for t in (terra, flipped)}
+    with pytest.raises(ConfigError, match=r"task 'user:terra_flipped' has labels \['not_entailment', 'entailment'\], but the head "
+                                          r"'rsg:terra' was trained with \['entailment', 'not_entailment'\]"):
+        evaluate_model(model, data, heads={"user:terra_flipped": "rsg:terra"})
+    with pytest.raises(ConfigError, match=r"^evaluate_model heads: 'rsg:tera' is not a task of data \(did you mean 'rsg:terra'\?\)"):
+        evaluate_model(model, {"rsg:terra": data["rsg:terra"]}, heads={"rsg:tera": "rsg:terra"})
+    one = {"rsg:terra": data["rsg:terra"]}
+    assert evaluate_model(model, one, heads={"terra": "terra"})["aggregate"] is not None  # bare names resolve
+    for weights, match in (({"rsg:tera": 3.0}, r"'rsg:tera' is not a task of data \(did you mean 'rsg:terra'\?\)"),
+                           ({"rsg:terra": -1.0}, r"the weight of 'rsg:terra' must be a number >= 0, got -1.0"),
+                           ({"rsg:terra": "x"}, r"the weight of 'rsg:terra' must be a number >= 0, got 'x'"),
+                           ({"terra": 0}, r"every task has weight 0")):
+        with pytest.raises(ConfigError, match=r"^evaluate_model weights: " + match):
+            evaluate_model(model, one, weights=weights)
+    assert evaluate_model(model, one, weights={"terra": 2})["aggregate"] is not None
