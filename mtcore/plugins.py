@@ -20,6 +20,7 @@ import sys
 import traceback
 import types
 import warnings
+from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ BUILTIN_DISTRIBUTION = "mtcore"
 HOOK_NAMES = ["mt_register_tasks", *COMPONENT_KINDS.values()]
 
 _cache: dict[str | None, Registry] = {}  # by MT_LOAD_PLUGINS
+#: What user code registered (register_task / register_component), by ("task" or the kind, name), in order: added to
+#: every registry load_registry builds, so a refresh or another MT_LOAD_PLUGINS keeps them.
+_user: dict[tuple[str, str], Callable[[Registry], Any]] = {}
 
 
 class PluginWarning(UserWarning):
@@ -260,6 +264,8 @@ def load_registry(*, refresh: bool = False, warn: bool = True, strict: bool | No
             info.traceback = "".join(traceback.format_exception(exc))
             if pm.get_plugin(ep.name) is not None:
                 pm.unregister(name=ep.name)
+    for add in list(_user.values()):  # user code's own registrations outlive a refresh
+        add(registry)
     _cache[key] = registry
     _check_strict(registry, strict)
     if warn:
@@ -295,14 +301,29 @@ def lower_is_better(metric: str) -> bool:
 
 
 def register_component(kind: str, /, name: str, factory: Any, description: str = "", **extra: Any) -> None:
-    """Register a head, sampler, loss, metric or writer from user code (plugin name ``user``)."""
-    for registry in _cache.values() or [load_registry()]:
-        registry.add_component(kind, name, factory, "user", description, **extra)
+    """Register a head, sampler, loss, metric or writer from user code (plugin name ``user``). Registering the same
+    ``kind`` and ``name`` again replaces it (a notebook cell run twice); registries built later keep it."""
+    def add(registry: Registry) -> Any:
+        registry.components.get(kind, {}).pop(f"user:{name}", None)
+        return registry.add_component(kind, name, factory, "user", description, **extra)
+
+    _register(("component", f"{kind}:{name}"), add)
 
 
 def register_task(task: Any) -> Any:
-    """Register a task from user code; its id becomes ``user:<name>``."""
+    """Register a task from user code; its id becomes ``user:<name>``. Registering a task of the same name again
+    replaces it (a notebook cell run twice); registries built later keep it."""
+    def add(registry: Registry) -> Any:
+        registry.tasks.pop(f"user:{getattr(task, 'name', '')}", None)
+        return registry.add_task(task, "user")
+
+    return _register(("task", str(getattr(task, "name", ""))), add)
+
+
+def _register(key: tuple[str, str], add: Callable[[Registry], Any]) -> Any:
     registered = None
-    for registry in _cache.values() or [load_registry()]:
-        registered = registry.add_task(task, "user")
+    for registry in list(_cache.values()) or [load_registry()]:
+        registered = add(registry)  # a mistake raises here, before it is kept
+    _user.pop(key, None)
+    _user[key] = add
     return registered

@@ -34,3 +34,15 @@ def fixture_plugins(tmp_path_factory) -> Path:
         check=True, capture_output=True, text=True,
     )
     return target
+
+
+@pytest.fixture(autouse=True)
+def _user_registrations_stay_in_their_test():
+    """What a test registers from Python (kept across registry refreshes, mtcore.plugins._user) is forgotten after it,
+    so a later refresh in the same worker does not bring it back into another test."""
+    import mtcore.plugins
+
+    kept = dict(mtcore.plugins._user)
+    yield
+    mtcore.plugins._user.clear()
+    mtcore.plugins._user.update(kept)

@@ -108,16 +108,23 @@ def test_parameter_group_mistakes_are_mtcore_errors(tiny_encoders):
         model.parameter_groups(1e-5, layer_decay=1.5)
 
 
-def test_registering_a_task_twice_is_an_mtcore_error():
-    from mtcore.plugins import register_task
+def test_registering_a_task_or_component_again_replaces_it_and_a_refresh_keeps_them():
+    """A notebook cell run twice said "registered twice"; a registry refresh (check_plugin, another MT_LOAD_PLUGINS)
+    dropped what user code registered, and a config naming it then failed with "unknown task"."""
+    from mtcore.plugins import get_component, get_task, load_registry, register_component, register_task
 
-    task = Task(name="twice_api_test", kind="text_classification", labels=("a", "b"))
-    try:
-        register_task(task)
-    except ConfigError:
-        pass  # an earlier run of this test in the same process
-    with pytest.raises(MtError, match=r"task 'user:twice_api_test' is registered twice"):
-        register_task(task)
+    register_task(Task(name="twice_api_test", kind="text_classification", labels=("a", "b")))
+    again = register_task(Task(name="twice_api_test", kind="text_classification", labels=("a", "b", "c")))
+    assert again.id == "user:twice_api_test" and get_task("user:twice_api_test").labels == ("a", "b", "c")
+    register_component("metric", "twice_api_metric", lambda p, r, task=None: 0.0)
+    register_component("metric", "twice_api_metric", lambda p, r, task=None: 1.0)
+    assert get_component("metric", "user:twice_api_metric")([], []) == 1.0
+    refreshed = load_registry(refresh=True, warn=False)
+    assert refreshed.task("twice_api_test").labels == ("a", "b", "c")
+    assert refreshed.component("metric", "twice_api_metric").load()([], []) == 1.0
+    with pytest.raises(TypeError, match="register\\(\\) expects a mtcore.task.Task"):
+        register_task({"name": "twice_api_test"})
+    assert get_task("user:twice_api_test").labels == ("a", "b", "c")  # a mistake replaces nothing
 
 
 def test_evaluate_model_checks_its_heads_and_weights_as_the_cli_and_predict_do(tiny_encoders, rsg_sample):
