@@ -37,6 +37,7 @@ from mtcore.export.mapping import (
     verify,
 )
 from mtcore.model.lora import plain_state_dict
+from mtcore.model.quiet_bars import transformers_bars_off
 from mtcore.model.serialization import portable_tokenizer
 
 EXPORT_INFO = "mtcore_export.json"
@@ -222,6 +223,7 @@ def export_refusals(encoder_config: Any, tasks: dict[str, Any], tokenizer: Any) 
     return refusals
 
 
+@transformers_bars_off()
 def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE,
                 source: str | os.PathLike | None = None) -> ExportResult:
     """Export ``task``'s head and the shared encoder as one plain ``transformers`` task model.
@@ -231,9 +233,6 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     what the head computes within ``tolerance`` on the probes. ``source`` is the model's folder
     recorded in ``mtcore_export.json`` when ``model`` is a loaded model (a path records itself).
     """
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
@@ -301,14 +300,12 @@ def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: s
     return write, ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
 
 
+@transformers_bars_off()
 def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, tolerance: float = DEFAULT_TOLERANCE,
                source: str | os.PathLike | None = None) -> tuple[list[ExportResult], dict[str, str]]:
     """Export every task of ``model`` that a plain class computes into ``out_dir/<plugin>_<task>/``, and the
     shared encoder into ``out_dir/encoder/``, all at once (written beside ``out_dir``, moved into place);
     returns the results (the encoder's last) and the tasks left out with each one's :class:`ExportError` line."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)
@@ -344,11 +341,9 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
     return [*results, *([encoder] if encoder else [])], skipped
 
 
+@transformers_bars_off()
 def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = False, source: str | os.PathLike | None = None) -> ExportResult:
     """Write the shared encoder (and tokenizer) alone, for ``AutoModel`` / feature extraction or fine-tuning."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
     source_dir = Path(model).expanduser() if isinstance(model, (str, os.PathLike)) else None
     out = Path(out_dir).expanduser()
     check_export_target(out, overwrite, source_dir)

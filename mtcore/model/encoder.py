@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
+from mtcore.model.quiet_bars import transformers_bars_off
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
     return DTYPES[name]
 
 
+@transformers_bars_off()
 def load_encoder(
     source: str | os.PathLike,
     *,
@@ -57,11 +59,9 @@ def load_encoder(
     encoders) refuses weights files with missing or mis-shaped tensors instead of initialising
     them randomly.
     """
-    import transformers
     from safetensors import SafetensorError
     from transformers import AutoModel
 
-    transformers.utils.logging.disable_progress_bar()
     source = str(source)
     if (Path(source) / "mtcore.json").is_file() and (Path(source) / "encoder").is_dir():
         source = str(Path(source) / "encoder")
@@ -255,7 +255,9 @@ def freeze(encoder: nn.Module, *, whole: bool = False, first_layers: int = 0) ->
         encoder.requires_grad_(False)
         return
     first_layers = int(first_layers)
-    if first_layers <= 0:
+    if first_layers < 0:
+        raise ConfigError(f"freeze_layers must be a number of layers >= 0, got {first_layers}")
+    if first_layers == 0:
         return
     layers = check_freeze_layers(encoder, first_layers)
     embeddings = find_embeddings(encoder)

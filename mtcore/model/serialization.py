@@ -30,6 +30,7 @@ from mtcore.model.encoder import describe_encoder
 from mtcore.outputs import share_modes
 from mtcore.model.heads.base import HeadSpec
 from mtcore.model.task_layers import TASK_LAYERS_DIR
+from mtcore.model.quiet_bars import transformers_bars_off
 from mtcore.model.manifest import (
     ENCODER_DIR,
     FORMAT_VERSION,
@@ -99,16 +100,29 @@ def portable_tokenizer(tokenizer: Any) -> Any:
     return clean
 
 
+def _scratch_beside(target: Path) -> Path:
+    """A new private folder beside ``target`` (its parents made): one line when a file is in the way or the
+    folder cannot be written (no permission, a read-only or full disk)."""
+    from mtcore.outputs import write_error
+
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        blocked = next((p for p in (target.parent, *target.parent.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:
+            raise UsageError(f"cannot save the model to {target}: {blocked} is a file, not a folder; choose another path") from None
+        raise write_error(target.parent, exc) from None
+
+
+@transformers_bars_off()
 def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: Any = None) -> Path:
     """Write ``model`` (and ``tokenizer``) to ``directory`` atomically; return the directory."""
-    import transformers
     from safetensors.torch import save_file
 
-    transformers.utils.logging.disable_progress_bar()
     target = Path(directory).expanduser().absolute()
     check_save_target(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = _scratch_beside(target)
     try:
         encoder_dir = tmp / ENCODER_DIR
         from mtcore.model.lora import lora_layers, merged_state_dict

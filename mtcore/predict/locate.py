@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ModelPathError, did_you_mean_path
+from mtcore.model.quiet_bars import transformers_bars_off
 
 RUN_CONFIG = "config.yaml"
 RUN_MODEL = "model"
@@ -78,15 +79,13 @@ def locate(path: str | os.PathLike) -> ModelLocation:
                          f"MultitaskModel.save_pretrained ({MANIFEST} missing)")
 
 
+@transformers_bars_off()
 def load_model(location: ModelLocation, device: Any = None, trust_remote_code: bool = False) -> Any:
     """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present); an encoder with code
     of its own loads only with ``trust_remote_code`` (``--trust-remote-code``)."""
-    from transformers.utils import logging as hf_logging
-
     from mtcore.model import MultitaskModel
     from mtcore.predict.predictor import resolve_device
 
-    hf_logging.disable_progress_bar()
     if location.checkpoint:
         model = _checkpoint_model(location)
     else:

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mtcore.errors import ConfigError, unknown
+from mtcore.model.quiet_bars import transformers_bars_off
 from mtcore.seed.classification import SequenceClassificationTask
 from mtcore.task import SPLITS, Task
 
@@ -105,14 +106,13 @@ class Tasks:
     :param cache_dir: where tokenized data is cached (default: the ``datasets`` cache).
     """
 
+    @transformers_bars_off()
     def __init__(self, tasks: Sequence[SequenceClassificationTask], encoder_path: str | None = None, *, model_path: str | None = None,
                  tokenizer: Any = None, cache_dir: str | None = None) -> None:
         from transformers import AutoConfig, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
         from mtcore.data.task_data import load_task_data
 
-        hf_logging.disable_progress_bar()
         if model_path is not None:  # the seed's name
             if encoder_path is not None and str(encoder_path) != str(model_path):
                 raise ConfigError("Tasks got encoder_path and model_path (its seed name) with different values; pass one")

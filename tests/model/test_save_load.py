@@ -335,3 +335,51 @@ def test_a_head_of_a_plugin_left_out_by_mt_load_plugins_says_so(monkeypatch):
     registry.excluded = []
     with pytest.raises(UnknownNameError, match="which is not registered; install the plugin that provides it"):
         head_spec_from_info("toxic:comments", info, 8, {})
+
+
+def test_loading_saving_and_exporting_leave_the_progress_bars_of_transformers_and_the_hub_as_they_were(tmp_path, tiny_encoders):
+    """They were turned off for the rest of the process: a notebook's own downloads showed no progress afterwards."""
+    import huggingface_hub.utils as hub
+    import transformers.utils.logging as hf_logging
+
+    from mtcore.export import export_encoder
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import load_registry
+
+    terra = load_registry(warn=False).task("rsg:terra")
+    for transformers_on, hub_off in ((True, False), (False, True), (True, True)):
+        hf_logging.enable_progress_bar() if transformers_on else hf_logging.disable_progress_bar()
+        hub.disable_progress_bars() if hub_off else hub.enable_progress_bars()
+        try:
+            model = MultitaskModel(tiny_encoders["bert"], [terra])
+            model.save_pretrained(tmp_path / "m")
+            MultitaskModel.from_pretrained(tmp_path / "m")
+            export_encoder(tmp_path / "m", tmp_path / "e", overwrite=True)
+            assert (hf_logging.is_progress_bar_enabled(), hub.are_progress_bars_disabled()) == (transformers_on, hub_off)
+        finally:
+            hf_logging.enable_progress_bar()
+            hub.enable_progress_bars()
+
+
+def test_save_pretrained_where_the_folder_cannot_be_made_is_one_mtcore_error(tmp_path, tiny_encoders):
+    """A file in the way, or a parent that cannot be made, raised a raw FileExistsError / FileNotFoundError."""
+    from mtcore.errors import OutputError, UsageError
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import load_registry
+
+    model = MultitaskModel(tiny_encoders["bert"], [load_registry(warn=False).task("rsg:terra")])
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UsageError, match=r"afile is a file, not a folder; choose another path$"):
+        model.save_pretrained(tmp_path / "afile" / "deeper" / "model")
+    with pytest.raises(OutputError, match=r"^cannot write to /proc/mtcore-no-such-folder: "):  # no folder can be made there, even as root
+        model.save_pretrained("/proc/mtcore-no-such-folder/model")
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+def test_a_negative_freeze_layers_from_python_is_refused(tiny_encoders):
+    """It was accepted and froze nothing (the config key has ge=0; the constructor had no check)."""
+    from mtcore.errors import ConfigError
+    from mtcore.model import MultitaskModel
+
+    with pytest.raises(ConfigError, match=r"^freeze_layers must be a number of layers >= 0, got -1$"):
+        MultitaskModel(tiny_encoders["bert"], [], freeze_layers=-1)
