@@ -145,6 +145,12 @@ class Task:
         return self.head or DEFAULT_HEAD[self.kind]
 
     @property
+    def head_ref(self) -> str:
+        """The head to look up: the one the task names, else mtcore's default for its kind by qualified id
+        (``mtcore:classification``), so a namesake registered by a plugin or user code does not make it ambiguous."""
+        return self.head or f"mtcore:{DEFAULT_HEAD[self.kind]}"
+
+    @property
     def all_metrics(self) -> tuple[str, ...]:
         if self.metrics is not None:
             return self.metrics

@@ -157,7 +157,7 @@ def check_components(task: Task, registry: Registry) -> list[str]:
     """The task's head, metrics and writer are registered (and load); the head serves its kind, and so does each metric."""
     problems = []
     try:
-        head = registry.component("head", task.head_name)
+        head = registry.component("head", task.head_ref)
     except MtError as exc:
         problems.append(f"head: {exc}")
     else:

@@ -219,7 +219,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             source = _source(entry, task, i)
             only_scored.append((i, PlannedTask(entry, task, source, _data_dir(entry, source, base_dir))))
             continue
-        head = _component(registry, "head", task.head_name, f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head",
+        head = _component(registry, "head", task.head_ref, f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head",
                           None if entry.head else blame)
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
@@ -280,7 +280,8 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             raise
         raise ConfigError(f"config key 'loss.options': {exc}") from None
 
-    sampler = _component(registry, "sampler", config.sampler.name, "sampler.name")
+    named = "name" in config.sampler.model_fields_set  # else mtcore's default, by its qualified id (no namesake clashes)
+    sampler = _component(registry, "sampler", config.sampler.name if named else f"mtcore:{config.sampler.name}", "sampler.name")
     sampler_cls = sampler.load()
     _check_class(sampler, sampler_cls, "sampler.name")
     sampler_options = dict(config.sampler.options)

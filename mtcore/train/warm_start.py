@@ -235,7 +235,7 @@ def _differences(task: Any, info: dict[str, Any]) -> list[str]:
         except Exception:  # not registered (a custom module): compared by name
             return None
 
-    mine, theirs = component(task.head_name), component(info.get("head"))
+    mine, theirs = component(task.head_ref), component(info.get("head"))
     defaults: dict[str, Any] = {}
     if mine is not None:
         try:

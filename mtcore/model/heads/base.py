@@ -107,5 +107,5 @@ class HeadSpec:
 
         merged = {**dict(task.head_options), **dict(options or {})}
         info = task_info(task)
-        return cls(name=name or task.head_name, num_labels=task.num_labels, kind=task.kind.value,
+        return cls(name=name or task.head_ref, num_labels=task.num_labels, kind=task.kind.value,
                    labels=tuple(task.labels), options=merged, task=info)

@@ -77,30 +77,31 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
     from mtcore.plugins import load_registry
 
     component = load_registry().component("head", spec.name)
+    name = spec.name.removeprefix("mtcore:")  # a kind's default is looked up by its qualified id; said and saved bare
     kinds = list(component.extra.get("kinds") or [])
     if spec.kind and kinds and spec.kind not in kinds:
         raise ConfigError(
-            f"task {task_id!r} ({spec.kind}) cannot use head {spec.name!r}, which serves {', '.join(kinds)} tasks; "
+            f"task {task_id!r} ({spec.kind}) cannot use head {name!r}, which serves {', '.join(kinds)} tasks; "
             f"choose a head for {spec.kind} tasks"
         )
     head_class = component.load()
     if isinstance(head_class, type) and not issubclass(head_class, nn.Module):  # it failed as "rejected options {}: ... no arguments"
         raise PluginError(component.type_problem(head_class, f" (head of task {task_id!r})"))
     options = _json_options(task_id, spec.options)
-    check_options(task_id, spec.name, head_class, options)  # first: a head without class_weights says so, whatever their form
+    check_options(task_id, name, head_class, options)  # first: a head without class_weights says so, whatever their form
     options = _label_keyed_weights(task_id, spec, options)
     try:
         module = head_class(hidden_size=hidden_size, num_labels=spec.num_labels, **options)
     except MtError as exc:
-        raise type(exc)(f"task {task_id!r}, head {spec.name!r}: {exc}") from exc
+        raise type(exc)(f"task {task_id!r}, head {name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"task {task_id!r}, head {spec.name!r} rejected options {options}: {exc}") from exc
+        raise ConfigError(f"task {task_id!r}, head {name!r} rejected options {options}: {exc}") from exc
     if not isinstance(module, nn.Module):
-        raise ConfigError(f"head {spec.name!r} ({component.id}) built a {type(module).__name__}, not a torch nn.Module")
+        raise ConfigError(f"head {name!r} ({component.id}) built a {type(module).__name__}, not a torch nn.Module")
     info = _base_info(task_id, spec)
     if (spec.options or {}).get("class_weights") == "balanced":  # recorded as asked until the data sets the numbers
         options = {**options, "class_weights": "balanced"}
-    info.update(head=spec.name, head_id=component.id, head_options=options, head_registered=True,
+    info.update(head=name, head_id=component.id, head_options=options, head_registered=True,
                 head_class=describe(head_class), num_labels=spec.num_labels)
     return module, info
 
