@@ -53,3 +53,4 @@ def test_wheel_holds_every_package_file_and_the_entry_points(folder, tmp_path):
     missing = sorted(expected - names)
     assert not missing, f"left out of {wheel.name}: {missing[:10]} (add them to [tool.setuptools.package-data])"
     assert "[mtcore]" in entry_points
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), "the Apache-2.0 text (LICENSE) is not in the wheel"
