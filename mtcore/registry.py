@@ -202,12 +202,25 @@ class Registry:
         if failed is not None:  # not "unknown": its plugin is installed but did not load
             return UnknownNameError(f"{kind} {name!r} is not registered because {failed.failure_line()}")
         if not self.excluded:
-            return exc
+            return self._missing_plugin_hint(kind, name, prefix, exc)
         plugin = self.left_out(name)
         if plugin is not None:
             return UnknownNameError(f"unknown {kind} {name!r}: plugin {plugin!r} is installed but MT_LOAD_PLUGINS leaves it out; "
                                     "add it there, or unset MT_LOAD_PLUGINS")
         return UnknownNameError(f"{exc} (MT_LOAD_PLUGINS leaves out the installed plugin(s) {', '.join(self.excluded)})")
+
+    def _missing_plugin_hint(self, kind: str, name: str, prefix: str | None, exc: UnknownNameError) -> UnknownNameError:
+        """A qualified name whose plugin is not installed says so (``mt list-tasks`` could never list it); a near
+        miss keeps its "did you mean"."""
+        if prefix is None or "did you mean" in str(exc) or any(prefix in (p.name, p.distribution) for p in self.plugins):
+            return exc
+        if prefix == "user":
+            return UnknownNameError(f"unknown {kind} {name!r}: nothing registered it in this process; register it from Python "
+                                    f"(mtcore.plugins.register_{'task(...)' if kind == 'task' else 'component(...)'}) before "
+                                    "using it, or define the task in the config's tasks (define:)")
+        installed = ", ".join(sorted(p.name for p in self.plugins if not p.builtin)) or "none"
+        return UnknownNameError(f"unknown {kind} {name!r}: no installed plugin is named {prefix!r} (installed plugins: {installed}); "
+                                "install the plugin that provides it (mt plugins lists those installed)")
 
     def names(self, kind: str) -> list[str]:
         """Bare names of the registered components of ``kind`` (for messages and listings)."""

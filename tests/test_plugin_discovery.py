@@ -204,3 +204,15 @@ def test_a_head_registered_for_a_misspelled_task_kind_fails_its_plugin():
     with pytest.raises(UsageError, match=r"kinds must be a tuple of task kinds"):
         registry.add_component("head", "pool", "x:y", "toxic", kinds="text_classification")
     assert registry.add_component("head", "pool", "x:y", "toxic", kinds=("text_classification",)).extra["kinds"] == ["text_classification"]
+
+
+def test_a_task_of_a_plugin_that_is_not_installed_says_so():
+    """It said "run 'mt list-tasks' to see them", which could never list it (a packaging audit: the core alone)."""
+    done = run_mt("show-task", "toxic:comments")
+    assert done.returncode != 0
+    assert done.stderr.strip().startswith("error: unknown task 'toxic:comments': no installed plugin is named 'toxic' "
+                                          "(installed plugins: ")
+    assert "install the plugin that provides it" in done.stderr and "mt list-tasks" not in done.stderr
+    done = run_mt("show-task", "user:comments")
+    assert "nothing registered it in this process; register it from Python" in done.stderr
+    assert "did you mean 'rsg:terra'" in run_mt("show-task", "rgs:terra").stderr  # a near miss keeps its suggestion

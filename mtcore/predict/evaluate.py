@@ -107,6 +107,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
     run_tasks = [p.id for p in planned if p.id in model.tasks] + [e.id for e in evaluated if e.head in model.tasks]
     wanted = _split_names(names) or (run_tasks if planned else list(model.tasks))
     setups: list[TaskSetup] = []
+    unread: list[tuple[str, ConfigError]] = []  # tasks of the model whose data no installed plugin knows
     for name in wanted:
         matches = [p for p in [*planned, *evaluated] if name in (p.id, p.task.name)]
         if len(matches) == 1:
@@ -129,7 +130,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             except ConfigError as exc:
                 if names or isinstance(exc, PluginLeftOut):  # a left-out plugin's task is refused, not skipped
                     raise
-                warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)  # every task of the model: score the others
+                unread.append((task.id, exc))  # every task of the model: score the others
                 continue
         serving = next((p for p in planned if p.id == head_id), None)  # rsg:lidirus, predicted by the run's rsg:terra head
         served = serving is not None and (task.metadata or {}).get("predict_with") in (serving.id, serving.task.name)
@@ -137,6 +138,13 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             setups.append(TaskSetup(task, head_id, serving.source, serving.data_dir))  # the run's files, not the plugin's sample
             continue
         setups.append(TaskSetup(task, head_id, source or ("local" if data_dir else "sample"), data_dir))
+    if unread and not setups:
+        plugins = sorted({task_id.split(":", 1)[0] for task_id, _ in unread if ":" in task_id})
+        raise ConfigError(f"no task of the model can be scored here: no installed plugin registers {', '.join(t for t, _ in unread)}; "
+                          f"install {'their plugins' if len(plugins) != 1 else 'its plugin'} ({', '.join(plugins)}), or give the "
+                          "rows of one task in a file with --task ID --input FILE")
+    for _, exc in unread:
+        warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)
     ids = [s.task.id for s in setups]
     duplicate = next((i for i in ids if ids.count(i) > 1), None)
     if duplicate:

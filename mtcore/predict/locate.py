@@ -203,8 +203,10 @@ def run_plan(config: Any) -> Any:
         if left_out is not None:  # installed: not "registered from Python"
             warnings.warn(f"{left_out}; using the tasks the model saved for the others", UserWarning, stacklevel=2)
             return None
-        warnings.warn(f"the run's config names task {missing[0]!r}, which no installed plugin registers (registered from Python "
-                      "in the training session?): using the tasks the model saved; register it again, or install its plugin, to "
-                      "read its data from the run's config", UserWarning, stacklevel=2)
+        named = ", ".join(repr(m) for m in missing)
+        warnings.warn(f"the run's config names task{'s' if len(missing) > 1 else ''} {named}, which no installed plugin registers "
+                      "(registered from Python in the training session?): using the tasks the model saved; register "
+                      f"{'them' if len(missing) > 1 else 'it'} again, or install the plugin, to read the data the run's config "
+                      "names", UserWarning, stacklevel=2)
         return None
     return plan_run(config, base_dir=Path.cwd())

@@ -166,8 +166,8 @@ def with_sources(task: Task, task_id: str) -> Task:
     if registered is None or not registered.sources:
         raise ConfigError(
             f"task {task_id!r} is not registered by an installed plugin, so its data cannot be found; "
-            "install its plugin (or, for a run, register the task again), use the run directory (its config names the data), or "
-            "give the rows in a file with --input"
+            "install its plugin (or, for a run, register the task again), give the rows in a file with --input, or, given "
+            "a model folder of a run whose config defines the task, the run directory (its config names the data)"
         )
     return task.replace(sources=registered.sources)
 

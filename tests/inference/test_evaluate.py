@@ -279,3 +279,20 @@ def test_a_labelled_file_is_scored_as_the_tasks_split_would_be(cli, trained_run,
         refused = cli("evaluate", trained_run, *args)
         assert refused.exit_code == code and message in refused.stderr, (args, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_model_whose_tasks_no_installed_plugin_registers_says_so_in_one_line(cli, tiny_encoders, tmp_path):
+    """It ended in "no task of MODEL has a 'validation' split ()", after one warning per task advising the run directory."""
+    from mtcore.model import MultitaskModel
+    from mtcore.task import Task
+
+    ghosts = [Task(name=name, kind="text_classification", labels=("a", "b"), plugin="ghost") for name in ("one", "two")]
+    from transformers import AutoTokenizer
+
+    model = MultitaskModel(tiny_encoders["bert"], ghosts)
+    model.save_pretrained(tmp_path / "model", tokenizer=AutoTokenizer.from_pretrained(tiny_encoders["bert"]))
+    result = cli("evaluate", tmp_path / "model")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("error: no task of the model can be scored here: no installed plugin registers ghost:one, "
+                                     "ghost:two; install its plugin (ghost), or give the rows of one task in a file with "
+                                     "--task ID --input FILE")
