@@ -111,35 +111,72 @@ class InputFile:
 @contextlib.contextmanager
 def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[InputFile]:
     """The input file ``path`` (checked: it exists, is a file, its format is known), or standard
-    input for ``"-"``: copied, a block at a time, to a temporary file removed on leaving.
+    input for ``"-"``: copied, a block at a time, to a temporary file removed on leaving. So is a
+    file that is no regular file (``/dev/stdin``, ``<(...)``, a named pipe), which can be read once only.
+    The copy keeps the bytes, so it is decoded as a file is (UTF-8, a byte-order mark dropped), whatever
+    the terminal's encoding.
 
     Standard input is JSON Lines unless ``input_format`` says otherwise (``auto`` looks at the
-    first character: ``{`` means JSON Lines, anything else CSV with a header).
+    first character: ``{`` means JSON Lines, anything else CSV with a header); a pipe's name decides
+    when it tells the format (``<(zcat x)`` does not: it is read as standard input is).
     """
     _check_format(input_format)
-    if str(path) == STDIN:
-        fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-")
-        try:
-            first, start = "", True
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                while block := sys.stdin.read(1 << 20):
-                    if start:  # an official file's byte-order mark (RSG's): not data, and no sign of CSV
-                        block, start = block.removeprefix("\ufeff"), False
-                    first = first or block.lstrip()[:1]
-                    handle.write(block)
-            if not first:
-                raise DataError(f"{STDIN_NAME}: the input has no rows; pipe one JSON object per line (or CSV with --input-format csv)")
-            fmt = input_format if input_format != "auto" else "jsonl" if first == "{" else "csv"
-            yield InputFile(Path(tmp), fmt, STDIN_NAME)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        return
     file = Path(path).expanduser()
-    problem = input_file_problem(path)
-    if problem is not None:
-        hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) and not file.exists() else ""
-        raise DataError(f"{problem}{hint}")
-    yield InputFile(file, _file_format(file, input_format), str(file))
+    if str(path) != STDIN:
+        problem = input_file_problem(path)
+        if problem is not None:
+            hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) and not file.exists() else ""
+            raise DataError(f"{problem}{hint}")
+        if file.is_file():
+            yield InputFile(file, _file_format(file, input_format), str(file))
+            return
+    name = STDIN_NAME if str(path) == STDIN else str(file)
+    suffix = "" if str(path) == STDIN else "".join(file.suffixes)
+    fd, tmp = tempfile.mkstemp(prefix=".mt-stdin-", suffix=suffix)
+    try:
+        first = _copy_bytes(name, file, fd)
+        if not first:
+            raise DataError(f"{name}: the input has no rows; pipe one JSON object per line (or CSV with --input-format csv)")
+        fmt = input_format if input_format != "auto" else _named_format(file, suffix) or ("jsonl" if first == b"{" else "csv")
+        yield InputFile(Path(tmp), fmt, name)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _copy_bytes(name: str, file: Path, fd: int) -> bytes:
+    """Copy standard input (``name`` is :data:`STDIN_NAME`) or the pipe ``file`` to the open ``fd``; its first byte that
+    is not space (after a byte-order mark, which official files have): ``b""`` when there is none."""
+    first, start = b"", True
+    source = getattr(sys.stdin, "buffer", None) if name == STDIN_NAME else None
+    with contextlib.ExitStack() as stack:
+        if source is None and name == STDIN_NAME:  # a text stream without bytes below (a test's StringIO)
+            source = stack.enter_context(_encoded(sys.stdin))
+        elif source is None:
+            source = stack.enter_context(open(file, "rb"))
+        handle = stack.enter_context(os.fdopen(fd, "wb"))
+        while block := source.read(1 << 20):
+            look = block.removeprefix(b"\xef\xbb\xbf") if start else block
+            start = False
+            first = first or look.lstrip()[:1]
+            handle.write(block)
+    return first
+
+
+@contextlib.contextmanager
+def _encoded(stream: Any) -> Iterator[Any]:
+    import io
+
+    yield io.BytesIO(stream.read().encode("utf-8"))
+
+
+def _named_format(file: Path, suffix: str) -> str | None:
+    """The format a pipe's name gives (``data.jsonl``, a named pipe), or None."""
+    if not suffix:
+        return None
+    try:
+        return _file_format(file, "auto")
+    except ConfigError:
+        return None
 
 
 def input_file_problem(path: str | os.PathLike) -> str | None:
