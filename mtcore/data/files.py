@@ -23,12 +23,14 @@ def is_ignored(path: Path) -> bool:
 
 
 def _matches(root: Path, pattern: str) -> list[Path]:
+    """The files ``pattern`` names under ``root``: only the pattern is a glob, so a folder named ``run [v2]`` is
+    no character class; a path that exists as written (brackets in a file's own name) is taken as it is."""
     candidate = Path(pattern).expanduser()
     full = candidate if candidate.is_absolute() else root / candidate
-    if glob.has_magic(str(full)):
-        found = [Path(p) for p in glob.glob(str(full), recursive=True)]
-    else:
-        found = [full] if full.exists() else []
+    searched = str(candidate) if candidate.is_absolute() else os.path.join(glob.escape(str(root)), str(candidate))
+    found = [Path(p) for p in glob.glob(searched, recursive=True)] if glob.has_magic(str(candidate)) else []
+    if not found and full.exists():
+        found = [full]
     return sorted(p for p in found if p.is_file() and not is_ignored(p.relative_to(root) if p.is_relative_to(root) else p))
 
 

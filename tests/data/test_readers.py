@@ -222,3 +222,18 @@ def test_any_format_pattern_names_one_file(tmp_path, write):
     with pytest.raises(DataError, match=r"'train\.\*' matches no data file, only train\.csv\.orig"):
         find_files(tmp_path / "only", "train.*")
     assert find_files(tmp_path, "train.c*") == [tmp_path / "train.csv"]  # other globs match what they match
+
+
+def test_brackets_in_the_data_folder_are_no_glob_and_a_file_named_with_them_is_found(tmp_path):
+    """A folder named 'run [v2]' made every file 'not found' (its name was read as a character class)."""
+    from mtcore.data.files import find_files
+
+    root = tmp_path / "run [v2]" / "data"
+    root.mkdir(parents=True)
+    for name in ("train.jsonl", "dev.jsonl", "a[1].jsonl"):
+        (root / name).write_text('{"text": "x"}\n')
+    assert find_files(root, "train.jsonl") == [root / "train.jsonl"]
+    assert find_files(root, "train.*") == [root / "train.jsonl"]
+    assert find_files(root, ["train.jsonl", "dev.jsonl"]) == [root / "train.jsonl", root / "dev.jsonl"]
+    assert find_files(root, "a[1].jsonl") == [root / "a[1].jsonl"]  # as written, where a glob would find nothing
+    assert find_files(tmp_path / "run [v2]", "train.jsonl") == [root / "train.jsonl"]  # one folder down
