@@ -55,18 +55,19 @@ def cache(
         typer.echo(json.dumps({"cache_dir": str(root), "entries": [
             {"key": e.key, "source": e.source, "rows": e.rows, "bytes": e.bytes, "age_days": round(e.age_days(), 2)} for e in entries]}, indent=2))
         return
+    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
 
-    stdout.print(f"{len(entries)} cache entries, {_size(sum(e.bytes for e in entries))}, in {root / 'generator'}")
+    stdout.print(escape(f"{len(entries)} cache entries, {_size(sum(e.bytes for e in entries))}, in {root / 'generator'}"))
     table = Table()
     for column, justify in (("data", "left"), ("rows", "right"), ("size", "right"), ("written", "right")):
         table.add_column(column, justify=justify)
     for entry in entries[:20]:
         age = entry.age_days()
         when = f"{age:.0f} days ago" if age >= 1 else f"{age * 24:.0f} h ago"
-        table.add_row(entry.source, "?" if entry.rows is None else str(entry.rows), _size(entry.bytes), when)
+        table.add_row(escape(entry.source), "?" if entry.rows is None else str(entry.rows), _size(entry.bytes), when)
     stdout.print(table)
     if len(entries) > 20:
         stdout.print(f"... and {len(entries) - 20} smaller entries (--json lists all)")

@@ -52,6 +52,7 @@ def check(
     data: bool = typer.Option(True, "--data/--no-data", help="Also load the tokenizer and every task's data, and count the steps."),
 ) -> None:
     """Check a training config without training: plugins, tasks and keys, then the data and the step count."""
+    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
@@ -68,7 +69,7 @@ def check(
         _check_heads(plan)
     counts = _count(plan) if data else None
     scored = f" + {len(plan.evaluated)} evaluated only" if plan.evaluated else ""
-    table = Table(title=f"{config}: {len(plan.tasks)} task(s){scored}, sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}")
+    table = Table(title=escape(f"{config}: {len(plan.tasks)} task(s){scored}, sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}"))
     for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()):
         table.add_column(column, justify="right" if column.endswith("rows") else "left")
     for p in plan.tasks:
@@ -76,11 +77,12 @@ def check(
         if p.entry.define is not None and p.entry.data_dir is None:  # an inline task: where its files are
             where = _files_folder(p.entry.define.get("files")) or where
         rows = counts["rows"][p.id] if counts else None
-        table.add_row(p.id, str(p.task.kind), p.source, str(where), *([str(v) for v in rows] if rows else []))
+        table.add_row(escape(p.id), str(p.task.kind), escape(p.source), escape(str(where)), *([str(v) for v in rows] if rows else []))
     for e in plan.evaluated:  # scored with a trained task's head, not trained
         rows = counts["rows"][e.id] if counts else None
         where = e.data_dir or _hub_data(e) or _sample_folder(e)
-        table.add_row(f"{e.id} (evaluated with {e.head})", str(e.task.kind), e.source, where, *([str(v) for v in rows] if rows else []))
+        table.add_row(escape(f"{e.id} (evaluated with {e.head})"), str(e.task.kind), escape(e.source), escape(str(where)),
+                      *([str(v) for v in rows] if rows else []))
     stdout.print(table)
     if counts:
         run = "schedule.max_steps" if loaded.schedule.max_steps is not None else f"{loaded.schedule.epochs} epoch(s)"

@@ -214,7 +214,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
         tasks.extend(t for t in row["tasks"] if t not in tasks)
     title = "scores at each run's best aggregate evaluation (its step: best at)" if part == "best" else "final scores"
     shown = metric or "each task's main metric"
-    table = Table(title=f"{title}: {shown}")
+    table = Table(title=escape(f"{title}: {shown}"))
     best_at = ("best at",) if part == "best" else ()
     differs = ("differs",) if "differs" in rows[0] else ()
     folder, names = _shown_names([row["run"] for row in rows])

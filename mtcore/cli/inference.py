@@ -76,11 +76,12 @@ def evaluate(
 
 
 def _print_table(report: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from mtcore.cli.output import stdout
 
-    table = Table(title=f"{f'--input {report.input}' if report.input else f'{report.split} split'} - {report.run_dir or report.model_dir}")
+    table = Table(title=escape(f"{f'--input {report.input}' if report.input else f'{report.split} split'} - {report.run_dir or report.model_dir}"))
     for column, justify in (("task", "left"), ("metric", "left"), ("value", "right"), ("rows", "right"), ("data", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     for task_id, info in report.tasks.items():
@@ -94,10 +95,11 @@ def _print_table(report: Any) -> None:
         first = True
         for metric, value in info["metrics"].items():
             mark = " *" if metric == info["main_metric"] else ""
-            table.add_row(task_id if first else "", metric + mark, f"{value:.4f}", str(info["rows"]) if first else "", data if first else "")
+            table.add_row(escape(task_id) if first else "", escape(metric) + mark, f"{value:.4f}", str(info["rows"]) if first else "",
+                          escape(data) if first else "")
             first = False
         if first:
-            table.add_row(task_id, "-", "no labels", str(info["rows"]), data)
+            table.add_row(escape(task_id), "-", "no labels", str(info["rows"]), escape(data))
     stdout.print(table)
     aggregate = "n/a" if report.aggregate is None else f"{report.aggregate:.4f}"
     lower = any(info.get("lower_is_better") for info in report.tasks.values())

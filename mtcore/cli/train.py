@@ -120,13 +120,15 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
     if not spread["final"]:
         say(f"no final metrics to compare (evaluation.at_end is false?); runs in {base}")
         return
+    from rich.markup import escape
+
     table = Table(title=f"final metrics over {len(chosen)} seed{'s' if len(chosen) > 1 else ''} ({', '.join(map(str, chosen))})")
     for column in ("metric", "mean", "std", "min", "max"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for key, stats in spread["final"].items():
         if key.endswith("/loss"):
             continue
-        table.add_row(key, *("-" if stats[k] is None else f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))  # one seed: no std
+        table.add_row(escape(key), *("-" if stats[k] is None else f"{stats[k]:.4f}" for k in ("mean", "std", "min", "max")))  # one seed: no std
     stdout.print(table)
     say(f"spread written to {base / SUMMARY}")
 

@@ -296,3 +296,13 @@ def test_a_model_whose_tasks_no_installed_plugin_registers_says_so_in_one_line(c
     assert result.stderr.strip() == ("error: no task of the model can be scored here: no installed plugin registers ghost:one, "
                                      "ghost:two; install its plugin (ghost), or give the rows of one task in a file with "
                                      "--task ID --input FILE")
+
+
+def test_paths_with_brackets_are_shown_as_they_are(cli, trained_run, tmp_path):
+    """rich read them as markup: '[final]' vanished from the table, '[/b]' ended the command with 'unexpected
+    MarkupError' after the whole evaluation."""
+    run = tmp_path / "r[/b] [final]"
+    shutil.copytree(trained_run, run)
+    result = cli("evaluate", run, "--tasks", "rsg:terra")
+    assert result.exit_code == 0, result.output
+    assert "r[/b] [final]" in " ".join(result.stdout.split())
