@@ -12,27 +12,23 @@ whole except plain ``.json`` files, which cannot be streamed.
 
 from __future__ import annotations
 
-import bz2
-import codecs
 import csv
-import gzip
 import json
-import lzma
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from mtcore.data.answers import is_squad, squad_rows
 from mtcore.data.conll import OPTIONS as CONLL_OPTIONS
 from mtcore.data.conll import conll_rows
 from mtcore.data.formats import FORMATS
+from mtcore.data.text_files import _COMPRESSED, READ_ERRORS, _bom_tolerant, _decode_error, _open_binary, text_lines
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.refs import resolve
 
 _EXTENSIONS = {"jsonl": "jsonl", "ndjson": "jsonl", "json": "json", "csv": "csv", "tsv": "tsv", "tab": "tsv",
                "parquet": "parquet", "pq": "parquet", "conll": "conll", "iob": "conll", "iob2": "conll", "bio": "conll"}
-_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE, "all": csv.QUOTE_ALL}
 #: Options each format accepts (``row_filter``, ``row_expand`` and ``encoding`` apply to all).
 _OPTIONS = {
@@ -149,51 +145,6 @@ def iter_rows(path: str | Path, format: str = "auto", *, row_filter: Any = None,
             yield number, row
 
 
-# ---- raw access ----------------------------------------------------------------------------
-def _open_binary(path: Path) -> IO[bytes]:
-    opener = _COMPRESSED.get(path.suffix.lower(), open)
-    try:
-        return opener(path, "rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
-
-
-def _decode_error(path: Path, line: int, exc: UnicodeDecodeError, encoding: str) -> DataError:
-    bad = exc.object[exc.start:exc.start + 1].hex()
-    return DataError(f"{path} row {line}: byte 0x{bad} at column {exc.start + 1} is not valid {encoding} text; "
-                     f"save the file as UTF-8 or set the reader option encoding= to its real encoding")
-
-
-def _bom_tolerant(path: Path, encoding: str) -> str:
-    """``utf-8`` in any spelling reads as ``utf-8-sig``: an invisible byte-order mark must not stick to the first field."""
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise ConfigError(f"{path}: unknown encoding {encoding!r}") from None
-    return "utf-8-sig" if name == "utf-8" else encoding
-
-
-def text_lines(path: str | Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, line)`` with line endings kept; bad bytes raise a DataError naming the line."""
-    path = Path(path)
-    encoding = _bom_tolerant(path, encoding)
-    decoder = codecs.getincrementaldecoder(encoding)()
-    number = 0
-    with _open_binary(path) as handle:
-        try:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    yield number, decoder.decode(raw)
-                except UnicodeDecodeError as exc:
-                    raise _decode_error(path, number, exc, encoding) from None
-            try:
-                decoder.decode(b"", final=True)
-            except UnicodeDecodeError as exc:  # the file ends inside a multi-byte character
-                raise _decode_error(path, number, exc, encoding) from None
-        except (OSError, EOFError) as exc:
-            raise DataError(f"{path} row {number + 1}: cannot read the file ({exc})") from None
-
-
 # ---- formats -------------------------------------------------------------------------------
 def _jsonl_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in text_lines(path, encoding):
@@ -212,7 +163,10 @@ def _jsonl_rows(path: Path, encoding: str = "utf-8-sig") -> Iterator[tuple[int, 
 def _json_rows(path: Path, encoding: str = "utf-8-sig", field: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     encoding = _bom_tolerant(path, encoding)
     with _open_binary(path) as handle:
-        data = handle.read()
+        try:
+            data = handle.read()
+        except READ_ERRORS as exc:
+            raise DataError(f"{path}: cannot read the file ({exc})") from None
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:

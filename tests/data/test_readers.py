@@ -237,3 +237,35 @@ def test_brackets_in_the_data_folder_are_no_glob_and_a_file_named_with_them_is_f
     assert find_files(root, ["train.jsonl", "dev.jsonl"]) == [root / "train.jsonl", root / "dev.jsonl"]
     assert find_files(root, "a[1].jsonl") == [root / "a[1].jsonl"]  # as written, where a glob would find nothing
     assert find_files(tmp_path / "run [v2]", "train.jsonl") == [root / "train.jsonl"]  # one folder down
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_csv_and_tsv_in_utf16_or_utf32_are_read_with_their_encoding(tmp_path, encoding):
+    """Excel's "Unicode Text": lines were split on the byte 0x0A before decoding ("new-line character seen in unquoted
+    field")."""
+    text = "review\tstars\r\nхорошо\tpos\r\n\"две\r\nстроки\"\tneg\r\n"
+    path = tmp_path / "train.tsv"
+    data = text.encode(encoding)
+    path.write_bytes(data if encoding != "utf-16-le" else b"\xff\xfe" + data)
+    rows = [row for _, row in iter_rows(path, "tsv", encoding=encoding)]
+    assert rows == [{"review": "хорошо", "stars": "pos"}, {"review": "две\r\nстроки", "stars": "neg"}]
+
+
+def test_damaged_compressed_files_are_one_line_naming_the_file(tmp_path):
+    """A corrupt .xz, a file that is no .xz, a corrupt .gz, a truncated .json.gz: 'unexpected LZMAError / zlib / EOFError'."""
+    import gzip
+    import lzma
+
+    from mtcore.errors import DataError
+
+    lines = b"".join(b'{"text": "row %d"}\n' % i for i in range(300))
+    xz = bytearray(lzma.compress(lines))
+    xz[len(xz) // 2] ^= 0x55
+    gz = bytearray(gzip.compress(lines))
+    gz[10] ^= 0x55
+    cases = {"bad.jsonl.xz": bytes(xz), "plain.jsonl.xz": lines, "bad.jsonl.gz": bytes(gz),
+             "cut.json.gz": gzip.compress(b'[{"text": "a"}, {"text": "b"}]')[:-10]}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(DataError, match=rf"^{tmp_path / name}( row \d+)?: cannot read the file \("):
+            list(iter_rows(tmp_path / name))
