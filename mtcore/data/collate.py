@@ -131,7 +131,9 @@ class Collator:
         labels = columns.get("labels")
         if labels is not None:
             labelled = [is_labelled(self.kind, label) for label in labels]
-            if any(labelled) or self.kind is TaskKind.EXTRACTIVE_QA:  # QA: a batch of cut answers trains on nothing, with a graph
+            # QA: a batch of cut answers, token tasks: one of sentences whose words give no token (empty, zero-width
+            # characters; length grouping puts them together) trains on nothing, with a graph: a zero loss, not none
+            if any(labelled) or self.kind in (TaskKind.EXTRACTIVE_QA, TaskKind.TOKEN_CLASSIFICATION):
                 data["labels"] = self._labels(labels, labelled, mask)
         return data
 
