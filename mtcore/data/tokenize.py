@@ -49,6 +49,8 @@ CUT_COLUMN = "cut_labels"
 #: Token classification: the tags of a row's words the tokenizer turned into no token (a soft hyphen or a zero-width
 #: character alone), scored like the cut ones (predicted ``O``) instead of vanishing from the scores.
 UNSEEN_COLUMN = "unseen_labels"
+#: Token classification: where those words are in the row (word numbers), so they are scored in their places.
+UNSEEN_WORDS_COLUMN = "unseen_words"
 
 
 class CutWordsWarning(UserWarning):
@@ -250,7 +252,7 @@ class _Encoder:
             raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
         encoded = self.tokenizer(tokens, is_split_into_words=True, truncation=True, **self.common)
         out: dict[str, list[Any]] = {key: encoded[key] for key in self.keys}
-        out["labels"], out[CUT_COLUMN], out[UNSEEN_COLUMN] = [], [], []
+        out["labels"], out[CUT_COLUMN], out[UNSEEN_COLUMN], out[UNSEEN_WORDS_COLUMN] = [], [], [], []
         for i, word_tags in enumerate(tags):
             aligned, previous, last, seen = [], None, -1, set()
             for word in encoded.word_ids(i):
@@ -260,7 +262,9 @@ class _Encoder:
             out["labels"].append(aligned)
             full = len(out["input_ids"][i]) >= self.max_length  # truncation cut the row: the words after the last seen one are gone
             out[CUT_COLUMN].append(list(word_tags[last + 1:]) if full else [])
-            out[UNSEEN_COLUMN].append([tag for word, tag in enumerate(word_tags) if word not in seen and (word < last or not full)])
+            unseen = [word for word in range(len(word_tags)) if word not in seen and (word < last or not full)]
+            out[UNSEEN_COLUMN].append([word_tags[word] for word in unseen])
+            out[UNSEEN_WORDS_COLUMN].append(unseen)
         return out
 
 
@@ -313,6 +317,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         features[CUT_COLUMN] = labels_feature(task)
         features[UNSEEN_COLUMN] = labels_feature(task)
+        features[UNSEEN_WORDS_COLUMN] = List(Value("int32"))
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:
@@ -341,19 +346,22 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
                           new_fingerprint=key, desc=f"Tokenizing {task.id} {split}".rstrip())
 
 
-def cut_labels(rows: Any) -> list[list[int]] | None:
-    """Each row's tags of the words the model never sees, scored as predicted ``O``: those ``max_length`` cut off
-    (``cut_labels``) and those that are no token (``unseen_labels``); ``None`` when ``rows`` (a tokenized ``Dataset`` or
-    a list of row dicts) has none."""
+def words_left_out(rows: Any) -> list[tuple[list[int], list[int], list[int]]] | None:
+    """Each row's words the model never sees, scored as predicted ``O``: ``(the numbers of the words that are no
+    token, their tags, the tags of those max_length cut off at the end)``; None when ``rows`` (a tokenized ``Dataset``
+    or a list of row dicts) has no such columns."""
     names = getattr(rows, "column_names", None)
     if names is not None:
+        if CUT_COLUMN not in names:
+            return None
         table = rows.with_format("arrow")
-        columns = [table[name].to_pylist() for name in (CUT_COLUMN, UNSEEN_COLUMN) if name in names]
-        return [sum(tags, []) for tags in zip(*columns)] if columns else None
+        empty = [[] for _ in range(len(rows))]
+        columns = [table[name].to_pylist() if name in names else empty for name in (UNSEEN_WORDS_COLUMN, UNSEEN_COLUMN, CUT_COLUMN)]
+        return [(list(w or []), list(u or []), list(c or [])) for w, u, c in zip(*columns)]
     if not rows or not all(isinstance(row, Mapping) for row in rows):
         return None
-    found = [list(row.get(CUT_COLUMN) or []) + list(row.get(UNSEEN_COLUMN) or []) for row in rows]
-    return found if any(found) else None
+    return [(list(row.get(UNSEEN_WORDS_COLUMN) or []), list(row.get(UNSEEN_COLUMN) or []), list(row.get(CUT_COLUMN) or []))
+            for row in rows]
 
 
 def cut_words(rows: Any) -> tuple[int, int]:

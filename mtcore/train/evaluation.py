@@ -10,8 +10,9 @@
   the loss, also in batches that mix them with labelled rows (a partly labelled ``test`` split):
   the loss is the mean over the labelled rows, whatever the batches.
 * Token classification scores every word of a row, also those ``max_length`` cut off and those
-  that are no token (the ``cut_labels`` and ``unseen_labels`` columns of :mod:`mtcore.data.tokenize`): they are appended to the row's
-  references, predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
+  that are no token (the ``cut_labels``, ``unseen_labels`` and ``unseen_words`` columns of :mod:`mtcore.data.tokenize`): they
+  join the row's references in their places (the cut ones at its end, a word that is no token where it stands, so
+  the entities around it are the sentence's), predicted as the task's ``"O"`` label (:func:`outside_id`; -1, never right, when
   it has none). So they count as errors where their tag is not ``O`` and their entities as
   missed; the loss stays over the tokens the model saw.
 * Extractive QA decodes each window's best context span (:func:`mtcore.data.answers.best_span`),
@@ -104,20 +105,27 @@ def outside_id(task: Any) -> int:
 
 def with_cut_words(results: list[tuple[int, np.ndarray, np.ndarray]], task: Any, rows: Any
                    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
-    """``(row, prediction, reference)`` with each row's cut-off words appended: their tags to the
-    reference, :func:`outside_id` to the prediction."""
-    from mtcore.data.tokenize import cut_labels
+    """``(row, prediction, reference)`` with each row's words the model never saw put back: the reference gets
+    their tags, the prediction :func:`outside_id`; a word that is no token goes in at its own place (the row's
+    references become one per word), those ``max_length`` cut off at the end."""
+    from mtcore.data.tokenize import words_left_out
 
-    cut = cut_labels(rows)
-    if not cut or not any(cut):
+    left_out = words_left_out(rows)
+    if not left_out or not any(unseen or cut for _, unseen, cut in left_out):
         return results
     fill = outside_id(task)
     out = []
     for row, pred, ref in results:
-        tags = cut[row]
-        if tags:
-            pred = np.concatenate([np.asarray(pred, dtype=np.int64), np.full(len(tags), fill, dtype=np.int64)])
-            ref = np.concatenate([np.asarray(ref, dtype=np.int64), np.asarray(tags, dtype=np.int64)])
+        words, unseen, cut = left_out[row]
+        if unseen or cut:
+            ref, pred = np.asarray(ref, dtype=np.int64), np.asarray(pred, dtype=np.int64)
+            seen = ref != -100  # a word's first token
+            ref_words, pred_words = list(ref[seen]), list(pred[seen])
+            for word, tag in sorted(zip(words, unseen)) if len(words) == len(unseen) else ((len(ref_words), t) for t in unseen):
+                ref_words.insert(word, tag)
+                pred_words.insert(word, fill)
+            pred = np.asarray(pred_words + [fill] * len(cut), dtype=np.int64)
+            ref = np.asarray(ref_words + list(cut), dtype=np.int64)
         out.append((row, pred, ref))
     return out
 

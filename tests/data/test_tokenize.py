@@ -102,9 +102,10 @@ def test_token_classification_labels_on_first_sub_token(bert, roberta, tmp_path,
     assert batch["labels"].shape == batch["input_ids"].shape and batch["labels"].dtype == torch.int64
 
 
-def test_a_word_that_is_no_token_is_scored_as_a_cut_word(bert, tmp_path, write, cache_dir):
-    """A soft hyphen or zero-width space alone is no token for BERT: its tag vanished from the scores (an oracle got F1 1.0)."""
-    from mtcore.data.tokenize import cut_labels
+def test_a_word_that_is_no_token_is_scored_in_its_place(bert, tmp_path, write, cache_dir):
+    """A soft hyphen or zero-width space alone is no token for BERT: its tag vanished from the scores (an oracle got F1 1.0),
+    then was scored at the row's end (an entity around it changed)."""
+    from mtcore.data.tokenize import words_left_out
 
     task = Task(name="ner", kind="token_classification", labels=("O", "PER"), sources=local())
     rows = [{"tokens": ["кот", "\u00ad", "спит", "\u200b"], "label": ["O", "PER", "O", "PER"]}]
@@ -113,7 +114,8 @@ def test_a_word_that_is_no_token_is_scored_as_a_cut_word(bert, tmp_path, write, 
     data = load(task, bert, tmp_path, cache_dir)
     row = data.splits["validation"][0]
     assert row["labels"] == [-100, 0, 0, -100] and row["cut_labels"] == [] and row["unseen_labels"] == [1, 1]
-    assert cut_labels(data.splits["validation"]) == [[1, 1]]  # evaluation appends them, predicted O
+    assert row["unseen_words"] == [1, 3]
+    assert words_left_out(data.splits["validation"]) == [([1, 3], [1, 1], [])]  # evaluation puts them back, predicted O
 
 
 def test_token_rows_cut_at_the_encoder_limit_are_told_to_split(bert, tmp_path, write, cache_dir):
