@@ -109,8 +109,15 @@ class _Labels:
                 raise ValueError(f"label {value!r} is not a number") from None
             if math.isnan(number):
                 raise ValueError("label is NaN; leave it out or null for unlabelled rows")
+            if math.isinf(number):
+                raise ValueError(f"label {value!r} is infinite; a regression target must be a finite number")
             return number
         if kind is TaskKind.MULTI_LABEL:
+            if isinstance(value, str) and value.strip().startswith("["):  # a CSV cell: the JSON list mt predict -o x.csv writes
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    raise ValueError(f"label {value!r} is not a JSON list of labels (a CSV cell holds one as [\"a\", \"b\"])") from None
             values = value if isinstance(value, (list, tuple)) else [value]
             hot = [0.0] * len(self.task.labels)
             for item in values:
@@ -154,18 +161,20 @@ def label_problem(task: Task, value: Any) -> str | None:
     return None
 
 
-def _is_unlabelled(value: Any, task: Task, split: str) -> bool:
+def _is_unlabelled(value: Any, task: Task, split: str, scores: bool = False) -> bool:
     """None or NaN; also -1 (and from CSV files "" and "-1"), except where it is a declared label
-    or, for regression outside the test split, a real score."""
+    or, for regression, a real score: outside the test split, or where other test rows have scores (``scores``; the
+    hub's -1 marks hidden test labels, all of them)."""
     if value is None or isinstance(value, float) and math.isnan(value):
         return True
     if task.kind is TaskKind.EXTRACTIVE_QA:  # with no_answer, an empty list is an answer: "none in the context"
         return (isinstance(value, str) and not value.strip()) if task.no_answer else not has_answers(value)
     if isinstance(value, str) and value.strip() in ("", "-1") and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
-        return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS or not value.strip())
+        return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS and not scores
+                                                or not value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:
         if task.kind is TaskKind.REGRESSION:
-            return split in UNLABELLED_SPLITS
+            return split in UNLABELLED_SPLITS and not scores
         return not task.names_label(int(value))
     return False
 
@@ -197,7 +206,7 @@ def _canonical_value(column: str, field: str, value: Any) -> Any:
 
 
 def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Preprocessor, labels: _Labels,
-                 idx_field: str | None) -> dict[str, Any]:
+                 idx_field: str | None, scores: bool = False) -> dict[str, Any]:
     """One raw row -> canonical columns; raises ValueError(reason) or DataError (from a step)."""
     absent = frozenset(row.get(MISSING_COLUMN) or ())  # fields other rows have and this one lacks (stored as null)
     if len(preprocess):
@@ -237,7 +246,7 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
         out[column] = _canonical_value(column, field, row[field])
     label_field = task.input_map.get("label", "label")
     value = row.get(label_field)
-    if _is_unlabelled(value, task, split):
+    if _is_unlabelled(value, task, split, scores):
         if split not in UNLABELLED_SPLITS:
             if label_field not in row:
                 raise ValueError(f"no label: the row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows need "
@@ -324,8 +333,9 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
     idx_field, idx_feature = _idx_feature(raw, task, preprocess)
     labels = _Labels(task, _class_names(raw, task))
     features = prepared_features(task, idx_feature)
+    scores = _has_scores(raw, task, split)
     key = fingerprint("prepare", PREPARE_VERSION, raw._fingerprint, split, task.kind, task.labels, task.label_values,
-                      dict(task.label_aliases), task.input_map, idx_field, preprocess, pipeline_key(), task.no_answer)
+                      dict(task.label_aliases), task.input_map, idx_field, preprocess, pipeline_key(), task.no_answer, scores)
 
     def prepare_batch(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         columns = list(batch)
@@ -333,7 +343,7 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
         for position, values in enumerate(zip(*(batch[c] for c in columns))):
             row = dict(zip(columns, values))
             try:
-                prepared = _prepare_row(row, task, split, preprocess, labels, idx_field)
+                prepared = _prepare_row(row, task, split, preprocess, labels, idx_field, scores)
             except (ValueError, DataError) as exc:
                 raise data_error(task, _where(row, indices[position], origin), str(exc)) from None
             for name in features:
@@ -342,6 +352,20 @@ def prepare_split(raw: Any, task: Task, split: str, *, origin: str) -> Any:
 
     return map_or_rebuild(raw, prepare_batch, batched=True, with_indices=True, remove_columns=raw.column_names, features=features,
                           new_fingerprint=key, desc=f"Preparing {task.id} {split}")
+
+
+def _has_scores(raw: Any, task: Task, split: str) -> bool:
+    """A regression task's test split where some row has a score other than -1: there -1 is a score too, not the hub's
+    mark of a hidden label (which every row of a hidden split has). Read from the raw label column, when it has one."""
+    field = task.input_map.get("label", "label")
+    if task.kind is not TaskKind.REGRESSION or split not in UNLABELLED_SPLITS or field not in raw.column_names:
+        return False
+    for value in raw.with_format("arrow")[field].to_pylist():
+        if value is None or isinstance(value, bool) or isinstance(value, float) and math.isnan(value):
+            continue
+        if str(value).strip() not in ("", "-1", "-1.0"):
+            return True
+    return False
 
 
 def _where(row: Mapping[str, Any], index: int, origin: str) -> str:

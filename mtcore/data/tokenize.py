@@ -92,8 +92,14 @@ def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None
     """``max_length`` or the task's, never above what the tokenizer's model accepts, nor (given ``encoder_config``)
     above the encoder's position embeddings: a tokenizer that does not say its limit is cut there, with a warning."""
     length = int(max_length if max_length is not None else task.max_length)
-    if length < 2:
-        raise ConfigError(f"task {task.id!r}: max_length {length} is too small; use at least 8")
+    pair = "text_pair" in task.input_map or task.kind in (TaskKind.MULTIPLE_CHOICE, TaskKind.EXTRACTIVE_QA)
+    try:
+        special = int(tokenizer.num_special_tokens_to_add(pair=pair))
+    except Exception:  # noqa: BLE001 - a tokenizer that cannot say: [CLS] and [SEP] (and one more between a pair)
+        special = 3 if pair else 2
+    if length < special + (2 if pair else 1):  # the tokenizer would not cut at all: rows longer than the encoder takes
+        raise ConfigError(f"task {task.id!r}: max_length {length} leaves no room for text: the tokenizer adds {special} special "
+                          f"tokens to a {'pair of texts' if pair else 'text'}; use at least 8")
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < length:  # a tokenizer without a limit says 1e30
         warnings.warn(f"task {task.id!r}: max_length {length} is more than its tokenizer's model takes ({limit} tokens, "
