@@ -215,6 +215,8 @@ def _start_run_dir(config: TrainConfig, run: RunDir, resume: bool, accelerator: 
         check_same_config(config, run)
     elif not resume:
         run.check_new()
+    else:  # --resume of a folder with no run yet: it starts one there
+        run.check_location()
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.create()
@@ -355,7 +357,7 @@ def _restore(engine: Engine, torch: Any) -> None:
         strategy=engine.strategy, sampler=engine.sampler, rank=accelerator.process_index, processes=accelerator.num_processes)
     engine.resumed_from = latest
     if accelerator.is_main_process:
-        engine.log.truncate_after(engine.state.step)
+        engine.log.truncate_after(engine.state.step, evaluated=engine.state.last_eval_step == engine.state.step)
     engine.notes.append(f"resumed from {latest} (step {engine.state.step})")
     warn_about_cpu_threads(engine.state.cpu_threads, torch.get_num_threads(), latest, accelerator.device.type)
 

@@ -37,7 +37,7 @@ import torch
 
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
-from mtcore.train.checkpoint_checks import check_rng, check_scheduler_state, check_train_state
+from mtcore.train.checkpoint_checks import check_rng, check_sampler_state, check_scheduler_state, check_train_state, damaged
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -316,6 +316,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     rng = load_state(_rng_stem(directory, rank, known))
     check_rng(rng, _rng_stem(directory, rank, known).with_suffix(".json"))
     check_train_state(state_data, directory / "state.json", TrainState)
+    check_sampler_state(sampler_state, directory / "sampler.json")
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))
@@ -334,7 +335,10 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
         scaler.load_state_dict(trainer["scaler"])
     if trainer.get("strategy"):
         strategy.load_state_dict(trainer["strategy"])
-    sampler.load_state_dict(sampler_state)
+    try:
+        sampler.load_state_dict(sampler_state)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a task sampler's own state, edited
+        raise damaged(directory / "sampler.json", f"its sampler state does not load ({type(exc).__name__}: {exc})") from None
     return TrainState.from_dict(state_data), rng
 
 

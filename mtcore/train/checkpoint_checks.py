@@ -15,8 +15,10 @@ from mtcore.errors import ModelFileError
 _FIX = "a damaged or edited file: delete the checkpoint or resume from an earlier one"
 
 
-def _bad(path: Path, what: str) -> ModelFileError:
+def damaged(path: Path, what: str) -> ModelFileError:
+    """The one line for a checkpoint file whose content cannot be used: the file, what is wrong, the fix."""
     return ModelFileError(f"checkpoint file {str(path)!r}: {what} ({_FIX})")
+
 
 
 def _same_kind(value: Any, like: Any) -> bool:
@@ -39,7 +41,9 @@ _KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "dict": (dict,)
 def check_train_state(data: Any, path: Path, cls: type) -> None:
     """``state.json``: a mapping whose known fields hold values of their fields' kinds (``step`` a whole number, ...)."""
     if not isinstance(data, dict):
-        raise _bad(path, f"holds {type(data).__name__}, not the run's counters")
+        raise damaged(path, f"holds {type(data).__name__}, not the run's counters")
+    if "step" not in data:  # it would resume at step 0 on top of the later weights
+        raise damaged(path, "has no step, the step the checkpoint was written at")
     for field in dataclasses.fields(cls):
         if field.name not in data:
             continue
@@ -49,7 +53,27 @@ def check_train_state(data: Any, path: Path, cls: type) -> None:
             continue
         kinds = _KINDS.get(base)
         if kinds is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds):
-            raise _bad(path, f"{field.name} is {str(value)[:40]!r}, not {'a whole number' if base == 'int' else 'a ' + base}")
+            raise damaged(path, f"{field.name} is {str(value)[:40]!r}, not {'a whole number' if base == 'int' else 'a ' + base}")
+
+
+def check_sampler_state(state: Any, path: Path) -> None:
+    """``sampler.json``: where the batch sampler stopped (``epoch`` and ``step`` whole numbers >= 0, ``tasks`` a list of
+    ids, ``rows`` and ``sampler`` mappings), as :meth:`~mtcore.sampling.batch_sampler.MultitaskBatchSampler.state_dict`
+    writes it."""
+    if not isinstance(state, dict):
+        raise damaged(path, f"holds {type(state).__name__}, not the sampler's position")
+    for key in ("epoch", "step"):
+        value = state.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise damaged(path, f"{key} is {str(value)[:40]!r}, not a whole number >= 0" if key in state else f"has no {key}")
+    tasks = state.get("tasks")
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) for t in tasks):
+        raise damaged(path, f"tasks is {str(tasks)[:40]!r}, not the list of the run's task ids" if "tasks" in state else "has no tasks")
+    for key in ("rows", "sampler"):
+        if key in state and state[key] is not None and not isinstance(state[key], dict):
+            raise damaged(path, f"{key} is {str(state[key])[:40]!r}, not a mapping")
+    if isinstance(state.get("seed"), bool) or not isinstance(state.get("seed", 0), int):
+        raise damaged(path, f"seed is {str(state.get('seed'))[:40]!r}, not a whole number")
 
 
 def check_scheduler_state(state: Any, scheduler: Any, path: Path) -> None:
@@ -57,14 +81,14 @@ def check_scheduler_state(state: Any, scheduler: Any, path: Path) -> None:
     (another torch version's, such as ``verbose``) only as plain data, and never one naming another of its attributes
     (``optimizer``: ``load_state_dict`` would replace it)."""
     if not isinstance(state, dict):
-        raise _bad(path, "its scheduler state is not a mapping")
+        raise damaged(path, "its scheduler state is not a mapping")
     live = scheduler.state_dict()
     for key, value in state.items():
         if key in live:
             if not _same_kind(value, live[key]):
-                raise _bad(path, f"its scheduler's {key} is {str(value)[:40]!r}, not a {type(live[key]).__name__}")
+                raise damaged(path, f"its scheduler's {key} is {str(value)[:40]!r}, not a {type(live[key]).__name__}")
         elif not isinstance(key, str) or hasattr(scheduler, key) or not _plain(value):
-            raise _bad(path, f"its scheduler state has {str(key)!r}, which would replace this run's scheduler's own")
+            raise damaged(path, f"its scheduler state has {str(key)!r}, which would replace this run's scheduler's own")
 
 
 def _plain(value: Any) -> bool:
@@ -87,4 +111,4 @@ def check_rng(state: Any, path: Path) -> None:
     except (TypeError, KeyError, ValueError, IndexError):
         ok = False
     if not ok:
-        raise _bad(path, "not the random-generator states mtcore writes")
+        raise damaged(path, "not the random-generator states mtcore writes")

@@ -156,7 +156,7 @@ def _parse(override: str) -> tuple[list[str], Any]:
                           "give a YAML value (1e-4, [a, b], {k: v}) or text in quotes (key='\"a: b\"')") from None
     glued = _glued_colon(value)
     if glued is not None:  # {r:16}: YAML reads one key 'r:16' without a value
-        name, _, rest = glued.partition(":")
+        name, _, rest = glued.rpartition(":")  # a task id has a colon of its own: {rsg:terra:2} is rsg:terra: 2
         raise ConfigError(f"override {override!r}: YAML reads {glued!r} as one key without a value; put a space after the colon "
                           f"({name}: {rest})")
     if value is not None and not isinstance(value, (str, list, dict)) and _kind(schema_at(parts)[0]) == "text":

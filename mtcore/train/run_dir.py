@@ -146,6 +146,12 @@ class RunDir:
         if (self.root / "grid.json").is_file():  # the folder of `mt train --grid`
             raise ConfigError(f"{what} {self.root} holds the runs of a grid (grid.json); choose another folder, "
                               f"or use one of them ({self.root / '<key=value,...>'})")
+        if (self.root / "state.json").is_file() and (self.root / "model.safetensors").is_file():  # the path a preemption prints
+            run = self.root.parent.parent if self.root.parent.name == "checkpoints" else None
+            held = run is not None and (run / "config.yaml").is_file()
+            go_on = f"; to continue that run: mt train {run / 'config.yaml'} --resume" if held else ""
+            raise ConfigError(f"{what} {self.root} is a checkpoint{f' of the run in {run}' if held else ''}, not a run directory"
+                              f"{go_on}; a new run needs a folder of its own")
         check_writable(self.root, folder=True, what=what)
         self.check_model_folder()
 
@@ -282,9 +288,11 @@ class MetricsLog:
         self.enabled = enabled
         self._written = False  # by this process: a file gone since was deleted while the run trained
 
-    def truncate_after(self, step: int) -> None:
+    def truncate_after(self, step: int, evaluated: bool = True) -> None:
         """Drop events logged after ``step`` (used when resuming from a checkpoint at ``step``), except ``interrupted``
-        events: a Ctrl-C that stopped the run (after its last checkpoint) stays on record."""
+        events: a Ctrl-C that stopped the run (after its last checkpoint) stays on record. ``evaluated`` false (the
+        checkpoint was saved before its step's evaluation: the last step's, which the end of the run does) drops
+        that step's ``eval`` event too, which the resumed run logs again."""
         if not self.enabled or not self.path.is_file():
             return
         kept = []
@@ -293,7 +301,8 @@ class MetricsLog:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a kill, a full disk
-            if int(event.get("step", 0)) <= step or event.get("event") == "interrupted":
+            at = int(event.get("step", 0))
+            if (at < step or at == step and (evaluated or event.get("event") != "eval")) or event.get("event") == "interrupted":
                 kept.append(line)
         write_named(self.path, "".join(line + "\n" for line in kept))
 
