@@ -111,6 +111,8 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
     from mtcore.outputs import make_parents, remove_empty, share_modes, write_error, write_failures
 
     out_dir = out_dir.expanduser().absolute()
+    if out_dir.is_symlink():  # a link to a folder on another disk: the export goes there, and the link stays
+        out_dir = out_dir.resolve()
     try:
         created = make_parents(out_dir.parent)
     except OSError as exc:

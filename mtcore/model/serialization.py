@@ -122,6 +122,9 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
 
     target = Path(directory).expanduser().absolute()
     check_save_target(target)
+    if target.is_symlink():  # a link to a folder on another disk: the model goes there, and the link stays
+        target = target.resolve()
+        check_save_target(target)
     tmp = _scratch_beside(target)
     try:
         encoder_dir = tmp / ENCODER_DIR

@@ -383,3 +383,25 @@ def test_a_negative_freeze_layers_from_python_is_refused(tiny_encoders):
 
     with pytest.raises(ConfigError, match=r"^freeze_layers must be a number of layers >= 0, got -1$"):
         MultitaskModel(tiny_encoders["bert"], [], freeze_layers=-1)
+
+
+def test_a_model_folder_that_is_a_link_is_written_where_it_points_and_stays_a_link(tmp_path, tiny_encoders):
+    """The link was moved aside and replaced by a real folder beside it: the big disk stayed empty and a
+    '.model.old-*' link was left behind. Exports too."""
+    from mtcore.export import export_encoder
+    from mtcore.model import MultitaskModel
+    from mtcore.plugins import load_registry
+
+    model = MultitaskModel(tiny_encoders["bert"], [load_registry(warn=False).task("rsg:terra")])
+    for name in ("big-model", "big-export"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model").symlink_to(tmp_path / "big-model")
+    (tmp_path / "run" / "export").symlink_to(tmp_path / "big-export")
+    for _ in range(2):  # a new folder, then one written over
+        model.save_pretrained(tmp_path / "run" / "model")
+        export_encoder(tmp_path / "run" / "model", tmp_path / "run" / "export", overwrite=True)
+    assert (tmp_path / "run" / "model").is_symlink() and (tmp_path / "big-model" / "mtcore.json").is_file()
+    assert (tmp_path / "run" / "export").is_symlink() and any((tmp_path / "big-export").iterdir())
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["export", "model"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
