@@ -10,9 +10,10 @@ final model scores the numbers its ``summary.json`` recorded. Metrics are keyed
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
             inline = data_dir is None and p.entry.define is not None and p.entry.data_dir is None  # its data_dir: where it was started
             shown = _files_folder(p.entry.define.get("files")) if inline else None
-            setups.append(TaskSetup(p.task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only,
+            task = _files_by_name(p.task) if data_dir is not None and p.entry.define is not None else p.task
+            setups.append(TaskSetup(task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only,
                                     files_dir=shown, inline=inline))
             continue
         head_id, task = prediction_task(model, name, head)
@@ -170,7 +172,6 @@ def scored_heads(location: ModelLocation) -> dict[str, str]:
 
 def _scoring_file(setups: list[TaskSetup], path: Path, input_format: str, split: str, named: bool = False) -> TaskSetup:
     """The one task of ``setups`` reading ``path`` as its ``split`` (``mt evaluate --input``)."""
-    import dataclasses
     import glob
 
     from mtcore.data.readers import format_of
@@ -239,6 +240,21 @@ def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_si
                        metric_fn=lambda name: get_component("metric", name))
     score = aggregate(metrics, tasks.values(), weights)
     return {"metrics": metrics, "aggregate": None if score != score else score}
+
+
+def _files_by_name(task: Any) -> Any:
+    """A task defined in the run's config, read from ``--data-dir``: its files by their names there (the run's
+    config.yaml holds them as absolute paths, which a folder given would not change)."""
+    local = task.sources.get("local")
+    files = local.options.get("files") if local is not None else None
+    if not isinstance(files, Mapping):
+        return task
+
+    def name(path: Any) -> Any:
+        return Path(path).name if isinstance(path, str) and Path(path).is_absolute() else path
+
+    named = {split: [name(p) for p in spec] if isinstance(spec, list) else name(spec) for split, spec in files.items()}
+    return task.replace(sources={**task.sources, "local": dataclasses.replace(local, options={**local.options, "files": named})})
 
 
 def _precision(requested: str | None, config: Any, device: Any) -> str:
@@ -320,8 +336,6 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         setups = [_scoring_file(setups, Path(input).expanduser(), input_format, split, named=bool(tasks))]
         input_hint = own_loader_hint(setups[0].task.replace(sources={}), split, input)  # the task's own sources (its plugin's)
     if null_threshold is not None:
-        import dataclasses
-
         from mtcore.predict.tasks import with_null_threshold
 
         moved = with_null_threshold([s.task for s in setups], null_threshold)

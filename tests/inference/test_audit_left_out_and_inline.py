@@ -65,3 +65,37 @@ def test_evaluate_shows_an_inline_tasks_files_folder_not_the_current_one(tmp_pat
     assert shown == str(data)
     table = cli("evaluate", tmp_path / "run")
     assert table.exit_code == 0 and str(elsewhere) not in table.stdout, table.stdout
+
+
+def test_data_dir_reads_an_inline_tasks_files_by_name_from_that_folder(tmp_path, cli, monkeypatch):
+    """--data-dir D was ignored for a task defined in the run's config (its saved files are absolute paths), while the
+    report named D as the data."""
+    import json
+
+    import yaml
+
+    def write(folder, rows):
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("train.jsonl", "test.jsonl"):
+            (folder / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    rows = [{"review": f"{'bad' if i % 2 else 'good'} {i}", "stars": "negative" if i % 2 else "positive"} for i in range(40)]
+    write(tmp_path / "own" / "data", rows)
+    write(tmp_path / "other", rows[:6])
+    config = tmp_path / "own" / "hold.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "batching": {"batch_size": 4},
+                                      "checkpoint": {"every": None}, "logging": {"progress": "none", "plot": False},
+                                      "tasks": [{"define": {"name": "reviews", "kind": "text_classification", "labels": ["negative", "positive"],
+                                                            "inputs": {"text": "review", "label": "stars"},
+                                                            "files": {"train": "data/train.jsonl", "test": "data/test.jsonl"}},
+                                                 "holdout": 0.2}]}))
+    monkeypatch.chdir(tmp_path / "own")
+    assert cli("train", config, "-o", tmp_path / "run").exit_code == 0
+    own = json.loads(cli("evaluate", tmp_path / "run", "--split", "test", "--json").stdout)["tasks"]["user:reviews"]
+    other = cli("evaluate", tmp_path / "run", "--split", "test", "--data-dir", tmp_path / "other", "--json")
+    assert other.exit_code == 0, other.output
+    assert own["rows"] == 40 and json.loads(other.stdout)["tasks"]["user:reviews"]["rows"] == 6
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = cli("evaluate", tmp_path / "run", "--split", "test", "--data-dir", empty)
+    assert missing.exit_code != 0 and "test.jsonl" in missing.output
