@@ -12,6 +12,7 @@ import importlib.util
 import keyword
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -179,9 +180,9 @@ def new_plugin(
     for rel in sorted(files):
         print(f"  {rel.as_posix()}")
     print("next steps:")
-    print(f"  pip install -e '{shown}[test]'     # [test]: pytest too")
+    print(f"  pip install -e {shlex.quote(shown + '[test]')}     # [test]: pytest too")
     print(f"  mt list-tasks --plugin {names.plugin}")
-    print(f"  cd {shown} && python -m pytest")
+    print(f"  cd {shlex.quote(str(shown))} && python -m pytest")
 
 
 def register(app: typer.Typer) -> None:

@@ -27,6 +27,8 @@ def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
     tiny = config.encoder.tiny
     assert tiny is not None
     target = run.root / f"tiny-encoder-{tiny.arch}"
+    if accelerator.is_main_process:
+        _check_tiny_folder(target, tiny)
     if accelerator.is_main_process and not (target / "config.json").is_file():
         build = run.root / f".tmp-tiny-encoder-{tiny.arch}"
         build_tiny_encoder(build, tiny.arch, hidden_size=tiny.hidden_size, num_layers=tiny.num_layers,
@@ -36,6 +38,28 @@ def encoder_source(config: TrainConfig, run: RunDir, accelerator: Any) -> str:
         os.replace(build, target)
     accelerator.wait_for_everyone()
     return str(target)
+
+
+def _check_tiny_folder(target: Path, tiny: Any) -> None:
+    """A ``tiny-encoder-<arch>/`` already in the run folder (a resumed run's) is reused only when it is what
+    ``encoder.tiny`` asks for; another one, or a folder of something else, is one line."""
+    from transformers import AutoConfig
+
+    from mtcore.errors import ConfigError
+
+    if not target.exists():
+        return
+    try:
+        built = AutoConfig.from_pretrained(str(target))  # its attribute names for every architecture (DistilBERT's dim too)
+    except (OSError, ValueError):
+        raise ConfigError(f"{target} is in the way of the demo encoder (encoder.tiny) and holds no encoder's config.json; move it, "
+                          "or choose another --output-dir") from None
+    asked = {"hidden_size": tiny.hidden_size, "num_hidden_layers": tiny.num_layers, "num_attention_heads": tiny.num_heads}
+    differ = [f"{key} {getattr(built, key, None)} (encoder.tiny asks {value})" for key, value in asked.items()
+              if getattr(built, key, None) != value]
+    if differ:
+        raise ConfigError(f"{target} holds a demo encoder of other settings: {', '.join(differ)}; delete that folder, or "
+                          "choose another --output-dir")
 
 
 #: Files one of which a folder holding a tokenizer has.

@@ -135,3 +135,15 @@ def test_two_new_plugins_name_their_example_tasks_apart():
     first, second = scaffold.plugin_names("mt-first-demo"), scaffold.plugin_names("mt-second-demo")
     assert (first.task, second.task) == ("first_demo", "second_demo")
     assert first.placeholders()["task"] == "first_demo"
+
+
+def test_next_steps_quote_a_folder_with_spaces(tmp_path):
+    """'cd my dir && python -m pytest' did not run as printed."""
+    import shlex
+
+    project = tmp_path / "my dir" / NAME
+    done = run_mt("new-plugin", NAME, "--dir", str(project))
+    assert done.returncode == 0, done.stderr
+    lines = {line.split()[0]: line.strip() for line in done.stdout.splitlines()[1:] if line.startswith("  ") and " " in line.strip()}
+    assert shlex.split(lines["cd"])[1] == os.path.relpath(project) or shlex.split(lines["cd"])[1] == str(project)
+    assert shlex.split(lines["pip"].split("#")[0])[3].removesuffix("[test]") in (os.path.relpath(project), str(project))
