@@ -189,6 +189,8 @@ def input_file_problem(path: str | os.PathLike) -> str | None:
         return f"{file}: no such input file{did_you_mean_path(file, folders=False)}"
     if file.is_dir():
         return f"{file}: is a folder; pass one input file (JSON Lines or CSV), or --split for a split of the task's data"
+    if file.is_file() and file.stat().st_size == 0:
+        return f"{file}: the input file is empty; give one JSON object per line (jsonl) or a CSV header and rows"
     return None
 
 

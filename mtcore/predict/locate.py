@@ -209,4 +209,8 @@ def run_plan(config: Any) -> Any:
                       f"{'them' if len(missing) > 1 else 'it'} again, or install the plugin, to read the data the run's config "
                       "names", UserWarning, stacklevel=2)
         return None
-    return plan_run(config, base_dir=Path.cwd())
+    import warnings
+
+    with warnings.catch_warnings():  # what it says about training (an unused sampler, test selection) was said when it trained
+        warnings.simplefilter("ignore", UserWarning)
+        return plan_run(config, base_dir=Path.cwd())

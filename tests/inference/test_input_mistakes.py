@@ -33,3 +33,24 @@ def test_stdin_that_is_not_json_lines_says_it_was_read_as_csv(cli, bert_model_di
     assert result.exit_code == 1 and len(result.stderr.strip().splitlines()) == 1, result.output
     assert ("<stdin>: the input has no rows: it does not start with '{', so it was read as CSV and its first line is the "
             "header; pipe one JSON object per line, or a CSV header and rows") in result.stderr
+
+
+def test_an_empty_input_file_is_said_as_such_by_evaluate_and_predict(cli, trained_run, tmp_path):
+    """mt evaluate -i empty.jsonl said 'the test split has no rows'."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for command in (["evaluate", trained_run, "--tasks", "rsg:terra"], ["predict", trained_run, "--task", "rsg:terra"]):
+        result = cli(*command, "-i", empty)
+        assert result.exit_code == 2
+        assert result.stderr.strip() == f"error: --input {empty}: the input file is empty; give one JSON object per line (jsonl) or a CSV header and rows"
+
+
+def test_evaluating_a_run_does_not_repeat_what_its_training_was_warned_about(cli, tmp_path):
+    """An unused sampler (loss strategy 'sum' trains every task each step) was warned about on every mt evaluate."""
+    from mtcore.testing import smoke_train
+
+    run = smoke_train(["rsg:terra", "rsg:parus"], output_dir=tmp_path / "run", steps=2, batch_size=4,
+                      overrides=["loss.strategy=sum", "sampler.name=temperature"]).output_dir
+    result = cli("evaluate", run, "--tasks", "rsg:terra")
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr, result.stderr
