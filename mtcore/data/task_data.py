@@ -172,6 +172,9 @@ def _hold_out(task: Task, loaded: dict[str, Any], share: float) -> dict[str, lis
     labels = train.with_format("arrow")[field].to_pylist() if stratify and field in train.column_names else [None] * train.num_rows
     kept, held = holdout_indices(labels, share, stratify=stratify)
     if not held or not kept:
+        if train.num_rows < 2:  # no share helps: one row cannot be both trained on and held out
+            raise ConfigError(f"task {task.id!r}: a holdout needs at least 2 train rows (one to train on, one to evaluate) and "
+                              f"it has {train.num_rows}; add rows, or give the task a validation file")
         raise ConfigError(f"task {task.id!r}: holdout {share:g} of its {train.num_rows} train rows leaves "
                           f"{'no validation' if not held else 'no train'} row; {'raise' if not held else 'lower'} holdout")
     loaded["validation"], loaded["train"] = train.select(held), train.select(kept)

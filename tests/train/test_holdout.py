@@ -84,6 +84,10 @@ def test_a_holdout_too_small_to_hold_a_row_says_so(tmp_path):
         load_raw(task(), "local", data_dir=tmp_path / "data", splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.05)
     with pytest.raises(ConfigError, match="holdout 0.99 of its 6 train rows leaves no train row; lower holdout"):  # a config value: exit 2
         load_raw(task(), "local", data_dir=tmp_path / "data", splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=0.99)
+    write_train(tmp_path / "one", 1)  # no share helps one row: raising and lowering holdout both failed
+    for share in (0.5, 0.99):
+        with pytest.raises(ConfigError, match=r"a holdout needs at least 2 train rows \(one to train on, one to evaluate\) and it has 1"):
+            load_raw(task(), "local", data_dir=tmp_path / "one", splits=("train", "validation"), cache_dir=tmp_path / "c", holdout=share)
 
 
 def test_a_run_evaluates_on_the_held_out_rows_and_mt_evaluate_and_predict_read_the_same(tmp_path, monkeypatch):
