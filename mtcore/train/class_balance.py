@@ -10,8 +10,9 @@ from typing import Any
 
 
 def balanced_weights(counts: list[int]) -> list[float]:
-    """``n / (K * n_c)`` per class (1 for a class with no item)."""
-    total, k = sum(counts), len(counts)
+    """``n / (K * n_c)`` per class, ``K`` the classes with an item (scikit-learn's ``compute_class_weight("balanced")``
+    over the classes present); 1 for a class with no item."""
+    total, k = sum(counts), sum(1 for n in counts if n)
     return [total / (k * n) if n else 1.0 for n in counts]
 
 

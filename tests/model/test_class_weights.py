@@ -144,3 +144,17 @@ def test_label_counts_count_token_tags_and_leave_out_unlabelled_items(tmp_path: 
                                  "files": {"train": "train.jsonl"}}, base_dir=tmp_path)
     data = load_task_data(task, AutoTokenizer.from_pretrained(tiny_encoders["bert"]), splits=("train",))
     assert data.label_counts("train") == [2, 1, 1]
+
+
+def test_balanced_weights_match_scikit_learn_over_the_classes_present():
+    """A declared class absent from train counted in K, so every weight was off (L0 0.583 where scikit-learn gives 0.636)."""
+    import numpy as np
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from mtcore.train.class_balance import balanced_weights
+
+    counts = [5, 0, 1, 3]
+    labels = np.repeat([0, 2, 3], [5, 1, 3])
+    expected = compute_class_weight("balanced", classes=np.array([0, 2, 3]), y=labels)
+    weights = balanced_weights(counts)
+    assert np.allclose([weights[0], weights[2], weights[3]], expected) and weights[1] == 1.0
