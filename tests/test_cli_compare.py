@@ -231,3 +231,26 @@ def test_a_metric_spelled_with_its_plugin_in_one_run_is_the_same_column(runs, tm
         rows = json.loads(result.stdout)
         for row, run in zip(rows, (runs["slow"], runs["fast"])):
             assert row["tasks"] == {task: pytest.approx(_summary(run)["tasks"][task]["final"]["accuracy"]) for task in TASKS}
+
+
+def test_many_tasks_get_a_row_each_instead_of_columns_cut_to_nothing(monkeypatch):
+    """20 tasks: every header showed 'user:t…' and, piped (160 columns), every value '0.…'."""
+    import io
+
+    from rich.console import Console
+
+    import mtcore.cli.output
+    from mtcore.cli.compare import _print_table
+
+    out = io.StringIO()
+    monkeypatch.setattr(mtcore.cli.output, "stdout", Console(file=out, width=160, soft_wrap=False, highlight=False))
+    tasks = [f"user:task{i:02d}" for i in range(20)]
+    rows = [{"run": f"runs/{name}", "kind": "run", "status": "completed", "steps": 25, "aggregate": 0.5 + k / 10, "std": {},
+             "tasks": {t: (i + k) / 100 for i, t in enumerate(tasks)}, "metrics": {t: "accuracy" for t in tasks}}
+            for k, name in enumerate(("first", "second"))]
+    _print_table(rows, "final", None)
+    text = out.getvalue()
+    assert "…" not in text
+    for i, task in enumerate(tasks):
+        line = next(line for line in text.splitlines() if f" {task} " in line)
+        assert f"{i / 100:.4f}" in line and f"{(i + 1) / 100:.4f}" in line

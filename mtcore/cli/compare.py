@@ -220,26 +220,46 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     folder, names = _shown_names([row["run"] for row in rows])
     if folder:
         table.caption = escape(f"runs in {folder}")
-    for column in ("run", "status", "steps", *best_at, "aggregate", *tasks, *differs):  # a name is never cut: it is folded
-        table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right",
-                         overflow="fold" if column in ("run", "differs") else "ellipsis")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
     winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
     winners.update({task: _winner([r["tasks"].get(task) for r in rows], _lower_is_better(named[task])) for task in tasks})
+    by_task = _too_wide(rows, tasks, stdout.width)  # the tasks' columns would be cut: a table of their own, a row per task
+    for column in ("run", "status", "steps", *best_at, "aggregate", *([] if by_task else tasks), *differs):  # names fold
+        table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right",
+                         overflow="fold" if column in ("run", "differs") else "ellipsis")
     for index, row in enumerate(rows):
-        cells = []
-        for column in ("aggregate", *tasks):
-            value = row["aggregate"] if column == "aggregate" else row["tasks"].get(column)
-            text = "-" if value is None else f"{value:.4f}"
-            if value is not None and row["std"].get(column) is not None and row["kind"] != "run":
-                text += f" ± {row['std'][column]:.4f}"
-            cells.append(f"[bold]{text}[/bold]" if winners[column] == index and len(rows) > 1 else text)
+        cells = [_cell(row, column, winners, index, len(rows)) for column in ("aggregate", *([] if by_task else tasks))]
         status = row["status"] if row["kind"] == "run" else f"{row['kind']}"
         steps = "-" if row["steps"] is None else str(row["steps"])
         best_at = [] if part != "best" else ["-" if row.get("best_step") is None else str(row["best_step"])]
         differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index))]
         table.add_row(escape(names[index]), escape(str(status)), steps, *best_at, *cells, *differs)
     stdout.print(table)
+    if by_task:
+        per_task = Table(title=escape(f"{title}, a row per task: {shown}"))
+        per_task.add_column("task", overflow="fold")
+        for name in names:
+            per_task.add_column(escape(name), justify="right", overflow="fold")
+        for task in tasks:
+            per_task.add_row(escape(task), *(_cell(row, task, winners, index, len(rows)) for index, row in enumerate(rows)))
+        stdout.print(per_task)
+
+
+def _cell(row: dict[str, Any], column: str, winners: dict[str, Any], index: int, runs: int) -> str:
+    """One score (± its spread over seeds), in bold when it is the best of its column."""
+    value = row["aggregate"] if column == "aggregate" else row["tasks"].get(column)
+    text = "-" if value is None else f"{value:.4f}"
+    if value is not None and row["std"].get(column) is not None and row["kind"] != "run":
+        text += f" ± {row['std'][column]:.4f}"
+    return f"[bold]{text}[/bold]" if winners[column] == index and runs > 1 else text
+
+
+def _too_wide(rows: list[dict[str, Any]], tasks: list[str], width: int) -> bool:
+    """Whether a column per task (its full name or its widest score, and the borders) leaves the run's own columns
+    (about 40 characters) no room in ``width``."""
+    spread = any(row["kind"] != "run" for row in rows)
+    need = sum(max(len(task), 17 if spread else 6) + 3 for task in tasks)
+    return len(tasks) > 1 and need + 40 > width
 
 
 def _shown_names(runs: list[str]) -> tuple[str, list[str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -33,8 +34,9 @@ class _Console(Console):
 
 
 stdout = _Console(soft_wrap=False, highlight=False)
-if not stdout.is_terminal:  # pipes and CI logs: wide tables rather than 80-column wrapping
-    stdout = _Console(soft_wrap=False, highlight=False, width=160)
+if not stdout.is_terminal:  # pipes and CI logs: wide tables rather than 80-column wrapping (wider when COLUMNS says so)
+    _columns = os.environ.get("COLUMNS", "").strip()
+    stdout = _Console(soft_wrap=False, highlight=False, width=max(160, int(_columns) if _columns.isdigit() else 0))
 stderr = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
