@@ -136,6 +136,9 @@ def _not_found(root: Path, pattern: str, *, split: str | None = None, format: st
     if link is not None and link.is_symlink() and not link.exists():  # listed by the folder, yet no file to read
         return DataError(f"{link} is a broken link: it points to {os.readlink(link)!r}, which does not exist; "
                            "fix or replace the link")
+    if link is not None and link.exists() and not link.is_file() and not link.is_dir():  # a named pipe, a device
+        return DataError(f"{link} is not a regular file (a pipe or a device), and a split's file is read more than once; "
+                         "save the data to a file and name that")
     if link is not None and link.is_dir():  # train.jsonl/ made by mistake, or a folder named in files:
         inside = sorted(p.name for p in link.iterdir())[:5]
         return DataError(f"{link} is a folder, not a file ({'holding ' + ', '.join(inside) if inside else 'empty'}); name the data file "

@@ -269,3 +269,15 @@ def test_damaged_compressed_files_are_one_line_naming_the_file(tmp_path):
         (tmp_path / name).write_bytes(data)
         with pytest.raises(DataError, match=rf"^{tmp_path / name}( row \d+)?: cannot read the file \("):
             list(iter_rows(tmp_path / name))
+
+
+def test_a_named_pipe_as_a_data_file_is_said_to_be_no_regular_file(tmp_path):
+    """It was 'no file matches .../train.jsonl (did you mean 'train.jsonl'?)'."""
+    import os
+
+    from mtcore.data.files import find_files
+    from mtcore.errors import DataError
+
+    os.mkfifo(tmp_path / "train.jsonl")
+    with pytest.raises(DataError, match=r"train.jsonl is not a regular file \(a pipe or a device\)"):
+        find_files(tmp_path, "train.jsonl", split="train")
