@@ -115,7 +115,7 @@ def test_unexpected_errors_are_one_line_unless_debug(monkeypatch):
 
 
 @pytest.mark.parametrize("args", [["--help"], ["plugins"], ["list-tasks"], ["list-tasks", "--json"], ["show-task", "rsg:parus"], ["components"],
-                                  ["compare", "no-such-run"], ["cache", "--json"]])
+                                  ["compare", "no-such-run"], ["cache", "--json"], ["new-config", "-"]])
 def test_listing_commands_never_import_heavy_libraries(args):
     code = (
         "import sys\n"
