@@ -304,8 +304,14 @@ def register_component(kind: str, /, name: str, factory: Any, description: str =
     """Register a head, sampler, loss, metric or writer from user code (plugin name ``user``). Registering the same
     ``kind`` and ``name`` again replaces it (a notebook cell run twice); registries built later keep it."""
     def add(registry: Registry) -> Any:
-        registry.components.get(kind, {}).pop(f"user:{name}", None)
-        return registry.add_component(kind, name, factory, "user", description, **extra)
+        table = registry.components.get(kind, {})
+        previous = table.pop(f"user:{name}", None)
+        try:
+            return registry.add_component(kind, name, factory, "user", description, **extra)
+        except BaseException:  # a mistake in the new one: the previous registration stays
+            if previous is not None:
+                table[previous.id] = previous
+            raise
 
     _register(("component", f"{kind}:{name}"), add)
 
@@ -314,8 +320,13 @@ def register_task(task: Any) -> Any:
     """Register a task from user code; its id becomes ``user:<name>``. Registering a task of the same name again
     replaces it (a notebook cell run twice); registries built later keep it."""
     def add(registry: Registry) -> Any:
-        registry.tasks.pop(f"user:{getattr(task, 'name', '')}", None)
-        return registry.add_task(task, "user")
+        previous = registry.tasks.pop(f"user:{getattr(task, 'name', '')}", None)
+        try:
+            return registry.add_task(task, "user")
+        except BaseException:  # a mistake in the new one: the previous registration stays
+            if previous is not None:
+                registry.tasks[previous.id] = previous
+            raise
 
     return _register(("task", str(getattr(task, "name", ""))), add)
 

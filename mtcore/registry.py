@@ -215,9 +215,12 @@ class Registry:
         if prefix is None or "did you mean" in str(exc) or any(prefix in (p.name, p.distribution) for p in self.plugins):
             return exc
         if prefix == "user":
+            if kind == "task":
+                return UnknownNameError(f"unknown task {name!r}: nothing registered it in this process; register it from Python "
+                                        "(mtcore.plugins.register_task(...)) before using it, or define it in the config's tasks "
+                                        "(define:)")
             return UnknownNameError(f"unknown {kind} {name!r}: nothing registered it in this process; register it from Python "
-                                    f"(mtcore.plugins.register_{'task(...)' if kind == 'task' else 'component(...)'}) before "
-                                    "using it, or define the task in the config's tasks (define:)")
+                                    "(mtcore.plugins.register_component(...)) before using it")
         installed = ", ".join(sorted(p.name for p in self.plugins if not p.builtin)) or "none"
         return UnknownNameError(f"unknown {kind} {name!r}: no installed plugin is named {prefix!r} (installed plugins: {installed}); "
                                 "install the plugin that provides it (mt plugins lists those installed)")

@@ -31,7 +31,24 @@ def _matches(root: Path, pattern: str) -> list[Path]:
     found = [Path(p) for p in glob.glob(searched, recursive=True)] if glob.has_magic(str(candidate)) else []
     if not found and full.exists():
         found = [full]
+    if not found and glob.has_magic(str(candidate)):  # brackets in a folder's or a file's own name, not a character class
+        for literal in _bracket_readings(full):
+            found = found or [Path(p) for p in glob.glob(literal, recursive=True)]
     return sorted(p for p in found if p.is_file() and not is_ignored(p.relative_to(root) if p.is_relative_to(root) else p))
+
+
+def _bracket_readings(full: Path) -> list[str]:
+    """``full`` as a glob with its existing leading folders taken literally, then with every part literal but ``**``:
+    ``/data/d [x]/*.jsonl`` and ``root/**/train [a].jsonl``."""
+    parts, prefix, literal = list(full.parts), Path(full.parts[0]), [glob.escape(full.parts[0])]
+    for part in parts[1:-1]:
+        prefix = prefix / part
+        if not prefix.is_dir():
+            break
+        literal.append(glob.escape(part))
+    folders = os.path.join(*literal, *parts[len(literal):])
+    every = os.path.join(*(part if part == "**" else glob.escape(part) for part in parts))
+    return [folders, every]
 
 
 def _nested_matches(root: Path, pattern: str) -> list[Path]:

@@ -169,7 +169,8 @@ def _is_unlabelled(value: Any, task: Task, split: str, scores: bool = False) -> 
         return True
     if task.kind is TaskKind.EXTRACTIVE_QA:  # with no_answer, an empty list is an answer: "none in the context"
         return (isinstance(value, str) and not value.strip()) if task.no_answer else not has_answers(value)
-    if isinstance(value, str) and value.strip() in ("", "-1") and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
+    marks = ("", "-1", "-1.0") if task.kind is TaskKind.REGRESSION else ("", "-1")  # pandas writes -1.0
+    if isinstance(value, str) and value.strip() in marks and task.kind is not TaskKind.TOKEN_CLASSIFICATION:
         return not task.names_label(value) and (task.kind is not TaskKind.REGRESSION or split in UNLABELLED_SPLITS and not scores
                                                 or not value.strip())
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value == -1:

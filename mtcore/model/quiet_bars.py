@@ -14,7 +14,7 @@ from contextlib import contextmanager
 @contextmanager
 def transformers_bars_off() -> Iterator[None]:
     """``transformers``' (and so ``huggingface_hub``'s) progress bars off inside, as they were outside."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from transformers.utils import logging as hf_logging
 
     transformers_on, hub_off = hf_logging.is_progress_bar_enabled(), are_progress_bars_disabled()
@@ -26,3 +26,5 @@ def transformers_bars_off() -> Iterator[None]:
             hf_logging.enable_progress_bar()  # turns the hub's on as well
         if hub_off:
             disable_progress_bars()
+        else:
+            enable_progress_bars()

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
                 data_dir: str | None = None, head: str | None = None, need_data: bool = True) -> list[TaskSetup]:
     """Which tasks to evaluate and where their data is (the run's config first, then the plugins);
     ``head``: every task is predicted with that head (see :func:`~mtcore.predict.tasks.prediction_task`)."""
-    from mtcore.predict.tasks import check_compatible, prediction_task, with_sources
+    from mtcore.predict.tasks import check_compatible, files_by_name, none_readable, prediction_task, with_sources
 
     from mtcore.predict.locate import refuse_left_out, run_plan
     from mtcore.predict.tasks import PluginLeftOut
@@ -121,7 +121,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
             inline = data_dir is None and p.entry.define is not None and p.entry.data_dir is None  # its data_dir: where it was started
             shown = _files_folder(p.entry.define.get("files")) if inline else None
-            task = _files_by_name(p.task) if data_dir is not None and p.entry.define is not None else p.task
+            task = files_by_name(p.task) if data_dir is not None and p.entry.define is not None else p.task
             setups.append(TaskSetup(task, head_id, chosen, folder, p.entry.holdout, p.split if scored_only else None, scored_only,
                                     files_dir=shown, inline=inline))
             continue
@@ -141,10 +141,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             continue
         setups.append(TaskSetup(task, head_id, source or ("local" if data_dir else "sample"), data_dir))
     if unread and not setups:
-        plugins = sorted({task_id.split(":", 1)[0] for task_id, _ in unread if ":" in task_id})
-        raise ConfigError(f"no task of the model can be scored here: no installed plugin registers {', '.join(t for t, _ in unread)}; "
-                          f"install {'their plugins' if len(plugins) != 1 else 'its plugin'} ({', '.join(plugins)}), or give the "
-                          "rows of one task in a file with --task ID --input FILE")
+        raise ConfigError(none_readable([task_id for task_id, _ in unread]))
     for _, exc in unread:
         warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)
     ids = [s.task.id for s in setups]
@@ -240,21 +237,6 @@ def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_si
                        metric_fn=lambda name: get_component("metric", name))
     score = aggregate(metrics, tasks.values(), weights)
     return {"metrics": metrics, "aggregate": None if score != score else score}
-
-
-def _files_by_name(task: Any) -> Any:
-    """A task defined in the run's config, read from ``--data-dir``: its files by their names there (the run's
-    config.yaml holds them as absolute paths, which a folder given would not change)."""
-    local = task.sources.get("local")
-    files = local.options.get("files") if local is not None else None
-    if not isinstance(files, Mapping):
-        return task
-
-    def name(path: Any) -> Any:
-        return Path(path).name if isinstance(path, str) and Path(path).is_absolute() else path
-
-    named = {split: [name(p) for p in spec] if isinstance(spec, list) else name(spec) for split, spec in files.items()}
-    return task.replace(sources={**task.sources, "local": dataclasses.replace(local, options={**local.options, "files": named})})
 
 
 def _precision(requested: str | None, config: Any, device: Any) -> str:

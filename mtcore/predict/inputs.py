@@ -127,7 +127,7 @@ def open_input(path: str | os.PathLike, input_format: str = "auto") -> Iterator[
         if problem is not None:
             hint = "; to predict rows given in Python, pass a list of dicts of the task's raw fields" if " " in str(path) and not file.exists() else ""
             raise DataError(f"{problem}{hint}")
-        if file.is_file():
+        if file.is_file() and not str(file.absolute()).startswith(("/dev/", "/proc/")):  # /dev/stdin < FILE: a stream's name
             yield InputFile(file, _file_format(file, input_format), str(file))
             return
     name = STDIN_NAME if str(path) == STDIN else str(file)

@@ -10,8 +10,11 @@ LiDiRus is predicted with the TERRa head).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError, UnknownNameError
@@ -219,3 +222,30 @@ def checked_weights(weights: dict[str, Any], ids: list[str]) -> dict[str, float]
     if matched and not any(matched.values()) and len(matched) == len(ids):
         raise ConfigError("evaluate_model weights: every task has weight 0, so there is no aggregate; give one a weight > 0")
     return matched
+
+
+def none_readable(ids: list[str]) -> str:
+    """Why no task of a model can be scored: their plugins are not installed, or (``user:``) they were defined in a run's
+    config or registered from Python."""
+    plugins = sorted({i.split(":", 1)[0] for i in ids if ":" in i} - {"user"})
+    fixes = [f"install {'their plugins' if len(plugins) != 1 else 'its plugin'} ({', '.join(plugins)})"] if plugins else []
+    if any(i.startswith("user:") for i in ids):
+        fixes.append("evaluate the run directory, whose config defines its user: tasks (or register them from Python)")
+    fixes.append("give the rows of one task in a file with --tasks ID --input FILE")
+    return f"no task of the model can be scored here: nothing installed reads the data of {', '.join(ids)}; {', or '.join(fixes)}"
+
+
+def files_by_name(task: Any) -> Any:
+    """A task defined in the run's config, read from ``--data-dir``: its files by their names there (the run's
+    config.yaml holds them as absolute paths, which a folder given would not change, or relative to the entry's own
+    data_dir)."""
+    local = task.sources.get("local")
+    files = local.options.get("files") if local is not None else None
+    if not isinstance(files, Mapping):
+        return task
+
+    def name(path: Any) -> Any:
+        return Path(path).name if isinstance(path, str) else path
+
+    named = {split: [name(p) for p in spec] if isinstance(spec, list) else name(spec) for split, spec in files.items()}
+    return task.replace(sources={**task.sources, "local": dataclasses.replace(local, options={**local.options, "files": named})})

@@ -207,6 +207,7 @@ class MultitaskBatchSampler:
         if isinstance(sampler, str):
             from mtcore.plugins import get_component
 
+            sampler = "mtcore:proportional" if sampler == "proportional" else sampler  # the default: mtcore's own, namesakes aside
             cls = get_component("sampler", sampler)
         else:
             cls = sampler

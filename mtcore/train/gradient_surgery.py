@@ -301,6 +301,9 @@ class GradVacLoss(_LoggedWeights):
             raise ConfigError(f"loss strategy 'gradvac': option groups={self.groups!r} needs the model's parameters; "
                               "call strategy.attach(model) before training (mt train does)")
         check_covers(self._runs, grads[0].numel(), "gradvac")
+        if not self._runs:  # a frozen encoder: nothing shared to combine
+            self._keep(np.ones(len(grads)))
+            return torch.zeros_like(grads[0])
         grams = group_grams(grads, self._runs, len(self.group_names))
         weights = np.stack([vaccinate(grams[g], targets[g], order, self.beta) for g in range(len(self.group_names))])
         self.targets.copy_(torch.from_numpy(targets))

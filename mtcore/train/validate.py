@@ -55,6 +55,10 @@ class RunPlan:
         return [t.id for t in self.tasks]
 
 
+#: The sampler a config names when it names none: mtcore's, whatever a plugin or user code registers by that name.
+DEFAULT_SAMPLER = "proportional"
+
+
 def _key_error(key: str, exc: Exception) -> ConfigError:
     return ConfigError(f"config key {key!r}: {exc}")
 
@@ -280,8 +284,8 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             raise
         raise ConfigError(f"config key 'loss.options': {exc}") from None
 
-    named = "name" in config.sampler.model_fields_set  # else mtcore's default, by its qualified id (no namesake clashes)
-    sampler = _component(registry, "sampler", config.sampler.name if named else f"mtcore:{config.sampler.name}", "sampler.name")
+    default = config.sampler.name == DEFAULT_SAMPLER  # mtcore's default, by its qualified id: a namesake changes nothing
+    sampler = _component(registry, "sampler", f"mtcore:{DEFAULT_SAMPLER}" if default else config.sampler.name, "sampler.name")
     sampler_cls = sampler.load()
     _check_class(sampler, sampler_cls, "sampler.name")
     sampler_options = dict(config.sampler.options)

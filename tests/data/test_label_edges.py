@@ -42,6 +42,9 @@ def test_minus_one_is_a_score_in_a_test_split_whose_other_rows_have_scores(bert,
     hidden = _task("regression", {"train": "train.jsonl", "test": "hidden.jsonl"})
     data = _load(hidden, bert, tmp_path, cache_dir, splits=("test",))
     assert not data.is_labelled("test")
+    (tmp_path / "hidden.csv").write_text("text,label\na,-1\nb,-1.0\n", encoding="utf-8")  # pandas writes -1.0
+    csv = Task(name="t", kind="regression", sources={"local": Source.local("csv", {"train": "train.jsonl", "test": "hidden.csv"})})
+    assert not _load(csv, bert, tmp_path, cache_dir, splits=("test",)).is_labelled("test")
 
 
 def test_multi_label_labels_from_a_csv_cell_are_read_as_the_json_list_predict_writes(bert, tmp_path, write, cache_dir):

@@ -281,3 +281,14 @@ def test_a_named_pipe_as_a_data_file_is_said_to_be_no_regular_file(tmp_path):
     os.mkfifo(tmp_path / "train.jsonl")
     with pytest.raises(DataError, match=r"train.jsonl is not a regular file \(a pipe or a device\)"):
         find_files(tmp_path, "train.jsonl", split="train")
+
+
+def test_brackets_in_names_are_found_one_folder_down_and_under_an_absolute_glob(tmp_path):
+    from mtcore.data.files import find_files
+
+    folder = tmp_path / "d [x]"
+    folder.mkdir()
+    for name in ("train [a].jsonl", "b.jsonl"):
+        (folder / name).write_text('{"text": "x"}\n')
+    assert find_files(tmp_path, "train [a].jsonl") == [folder / "train [a].jsonl"]  # nested search
+    assert find_files(tmp_path, str(folder / "*.jsonl")) == [folder / "b.jsonl", folder / "train [a].jsonl"]

@@ -125,6 +125,9 @@ def test_registering_a_task_or_component_again_replaces_it_and_a_refresh_keeps_t
     with pytest.raises(TypeError, match="register\\(\\) expects a mtcore.task.Task"):
         register_task({"name": "twice_api_test"})
     assert get_task("user:twice_api_test").labels == ("a", "b", "c")  # a mistake replaces nothing
+    with pytest.raises(MtError):
+        register_component("metric", "twice_api_metric", lambda p, r, task=None: 2.0, kinds=["no_such_kind"])
+    assert get_component("metric", "user:twice_api_metric")([], []) == 1.0  # the working one stays in the live registry
 
 
 def test_evaluate_model_checks_its_heads_and_weights_as_the_cli_and_predict_do(tiny_encoders, rsg_sample):

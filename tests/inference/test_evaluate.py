@@ -293,9 +293,13 @@ def test_a_model_whose_tasks_no_installed_plugin_registers_says_so_in_one_line(c
     model.save_pretrained(tmp_path / "model", tokenizer=AutoTokenizer.from_pretrained(tiny_encoders["bert"]))
     result = cli("evaluate", tmp_path / "model")
     assert result.exit_code == 2, result.output
-    assert result.stderr.strip() == ("error: no task of the model can be scored here: no installed plugin registers ghost:one, "
-                                     "ghost:two; install its plugin (ghost), or give the rows of one task in a file with "
-                                     "--task ID --input FILE")
+    assert result.stderr.strip() == ("error: no task of the model can be scored here: nothing installed reads the data of "
+                                     "ghost:one, ghost:two; install its plugin (ghost), or give the rows of one task in a file "
+                                     "with --tasks ID --input FILE")
+    mine = [Task(name="mine", kind="text_classification", labels=("a", "b"), plugin="user")]
+    MultitaskModel(tiny_encoders["bert"], mine).save_pretrained(tmp_path / "own", tokenizer=AutoTokenizer.from_pretrained(tiny_encoders["bert"]))
+    own = cli("evaluate", tmp_path / "own")
+    assert "evaluate the run directory, whose config defines its user: tasks" in own.stderr and "plugin (user)" not in own.stderr
 
 
 def test_paths_with_brackets_are_shown_as_they_are(cli, trained_run, tmp_path):

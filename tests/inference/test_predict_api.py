@@ -150,7 +150,7 @@ def test_errors_are_one_line(bert_model, tmp_path):
     assert predict(bert_model, "sentiment", [{"review": "a", "idx": 7}, {"review": "b", "idx": 3}]).idx == [7, 3]
     empty = tmp_path / "empty.jsonl"
     empty.write_text("", encoding="utf-8")
-    with pytest.raises(DataError, match="has no rows"):
+    with pytest.raises(DataError, match="the input file is empty"):
         predict(bert_model, "sentiment", empty)
     with pytest.raises(DataError, match="no such input file"):
         predict(bert_model, "sentiment", tmp_path / "missing.jsonl")

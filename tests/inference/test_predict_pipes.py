@@ -15,8 +15,8 @@ ROWS = [{"premise": "Кошка спит.", "hypothesis": "Животное от
 TEXT = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS)
 
 
-def _predict(run, source, *, data=None, **env):
-    done = subprocess.run([MT, "predict", str(run), "--task", "rsg:terra", "-i", source], input=data, capture_output=True,
+def _predict(run, source, *, data=None, stdin=None, **env):
+    done = subprocess.run([MT, "predict", str(run), "--task", "rsg:terra", "-i", source], input=data, stdin=stdin, capture_output=True,
                           env=clean_env(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **env), timeout=180)
     assert done.returncode == 0, done.stderr.decode()
     return [json.loads(line) for line in done.stdout.decode("utf-8").splitlines()]
@@ -27,6 +27,8 @@ def test_pipes_and_stdin_in_any_terminal_encoding_predict_what_the_file_predicts
     expected = _predict(trained_run, str(tmp_path / "in.jsonl"))
     assert len(expected) == 2
     assert _predict(trained_run, "/dev/stdin", data=TEXT.encode()) == expected
+    with open(tmp_path / "in.jsonl", "rb") as redirected:  # /dev/stdin < in.jsonl: a regular file named 'stdin'
+        assert _predict(trained_run, "/dev/stdin", stdin=redirected) == expected
     for encoding in ("ascii", "latin-1"):
         assert _predict(trained_run, "-", data=("\ufeff" + TEXT).encode("utf-8"), PYTHONIOENCODING=encoding) == expected
     fifo = tmp_path / "rows.jsonl"

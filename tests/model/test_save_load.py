@@ -347,7 +347,7 @@ def test_loading_saving_and_exporting_leave_the_progress_bars_of_transformers_an
     from mtcore.plugins import load_registry
 
     terra = load_registry(warn=False).task("rsg:terra")
-    for transformers_on, hub_off in ((True, False), (False, True), (True, True)):
+    for transformers_on, hub_off in ((True, False), (False, True), (True, True), (False, False)):
         hf_logging.enable_progress_bar() if transformers_on else hf_logging.disable_progress_bar()
         hub.disable_progress_bars() if hub_off else hub.enable_progress_bars()
         try:

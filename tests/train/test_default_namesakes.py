@@ -3,11 +3,6 @@ namesake leaves the tasks and configs that name none alone (a Python API audit's
 
 from __future__ import annotations
 
-import pytest
-
-from mtcore.errors import ConfigError
-
-
 
 def test_a_namesake_of_a_default_head_or_sampler_leaves_the_tasks_that_name_none_alone(make_config):
     """A head registered as 'classification' made every classification task that names no head fail ("task 'rsg:terra'
@@ -28,9 +23,10 @@ def test_a_namesake_of_a_default_head_or_sampler_leaves_the_tasks_that_name_none
         assert model.tasks["rsg:terra"]["head_id"] == "mtcore:classification"
         plan = plan_run(TrainConfig.model_validate(make_config()))
         assert plan.sampler_cls is ProportionalSampler and plan.task_ids
-        named = make_config(sampler={"name": "proportional"})
-        with pytest.raises(ConfigError, match=r"config key 'sampler.name': sampler name 'proportional' is ambiguous"):
-            plan_run(TrainConfig.model_validate(named))
+        spelled = make_config(sampler={"name": "proportional"})  # as a run's config.yaml spells the default out (resume)
+        assert plan_run(TrainConfig.model_validate(spelled)).sampler_cls is ProportionalSampler
+        theirs = make_config(sampler={"name": "user:proportional"})
+        assert plan_run(TrainConfig.model_validate(theirs)).sampler_cls is ProportionalSampler  # reached by its id
     finally:
         registry = load_registry(warn=False)
         registry.components["head"].pop("user:classification", None)

@@ -380,3 +380,14 @@ def test_gradvac_groups_option_and_use_without_attach():
     plain = GradVacLoss(["a", "b"])
     plain.attach(_tiny_model())  # the whole encoder: nothing to size
     assert plain.targets.shape == (2, 2)
+
+
+def test_gradvac_groups_on_a_frozen_encoder_combine_nothing():
+    """'unexpected ValueError: need at least one array to stack' when no encoder parameter trains."""
+    model = _tiny_model()
+    model.encoder.requires_grad_(False)
+    for groups in ("layers", "parameters"):
+        strategy = GradVacLoss(["a", "b"], groups=groups)
+        strategy.attach(model)
+        empty = [torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)]
+        assert strategy.combine(empty, step=1).numel() == 0 and strategy.task_weights() == {"a": 1.0, "b": 1.0}
