@@ -242,7 +242,8 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
     config = plan.config
     run = RunDir(output_dir)
     run.check_location("--output-dir")
-    guard = StartGuard(run.root)
+    made = StartGuard.missing(run.root)
+    guard: StartGuard | None = None  # taken once the lock is held: what another process writes meanwhile is not ours
     accelerator = make_accelerator(config, run, len(plan.tasks))
     if accelerator.num_processes > 1 and not getattr(plan.strategy_cls, "supports_distributed", True):
         from mtcore.plugins import load_registry
@@ -255,12 +256,15 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
         if accelerator.is_main_process:  # one training process per run folder, from before its checks to its end
             run.make_root()
             lock.acquire()
+            guard = StartGuard(run.root, made=made)
         _start_run_dir(config, run, resume, accelerator)
         engine = _build(plan, run, accelerator, resume)
     except BaseException as error:
-        if accelerator.is_main_process:  # a run that failed while starting leaves nothing behind
+        if accelerator.is_main_process and guard is not None:  # a run that failed while starting leaves nothing behind
             guard.undo()
             lock.release()
+        elif accelerator.is_main_process:  # refused by the lock: the folder is another process's, only empty ones we made go
+            StartGuard.remove_empty(made)
         else:  # the main process fails too: let it undo and report before the launcher stops this one
             let_the_main_process_report(error)
         if accelerator.num_processes > 1 and is_peer_failure(error):  # a collective of the start: another process failed

@@ -241,15 +241,34 @@ class StartGuard:
     text back); a folder it made is removed, and so are the parent folders it made while they are empty.
     """
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, made: list[Path] | None = None) -> None:
         self.root = Path(root)
-        self.made = [p for p in (self.root, *self.root.parents) if not (p.exists() or p.is_symlink())]
+        self.made = self.missing(self.root) if made is None else made  # ``made``: what was missing before the start made it
+        if self.made and self.made[0] == self.root and self.root.is_dir():  # another process made it first and wrote there
+            from mtcore.train.run_lock import LOCK_NAME
+
+            if set(os.listdir(self.root)) - {LOCK_NAME}:
+                self.made = []
         self.before = set(os.listdir(self.root)) if not self.made and self.root.is_dir() else None
         config = self.root / "config.yaml"
         try:
             self.config_text = config.read_bytes() if self.before is not None and config.is_file() else None
         except OSError:
             self.config_text = None
+
+    @staticmethod
+    def missing(root: Path) -> list[Path]:
+        """``root`` and the folders above it that do not exist yet, deepest first."""
+        return [p for p in (root, *root.parents) if not (p.exists() or p.is_symlink())]
+
+    @staticmethod
+    def remove_empty(made: list[Path]) -> None:
+        """The folders of ``made`` (deepest first) that are still empty: what a start refused before writing made."""
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
 
     def undo(self) -> None:
         import shutil

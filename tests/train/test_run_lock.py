@@ -84,3 +84,30 @@ def test_the_folder_is_free_when_the_holder_is_gone_and_after_a_run_that_failed(
         Trainer(failing, output_dir=run).train()
     assert not (run / LOCK_NAME).exists()  # the failed run gave it back
     RunLock(run).acquire().release()
+
+
+def test_a_refused_start_removes_nothing_the_holder_writes_while_it_waits(tmp_path: Path, make_config, monkeypatch):
+    """The refused process undid 'what the start wrote' from a snapshot taken before the lock: the holder's model/,
+    summary.json and metrics.jsonl, written during the second of lock retries, were deleted (the holder said 'trained')."""
+    from mtcore import Trainer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("# resolved config of this run\n")
+    real = RunLock.acquire
+
+    def held_by_another(self):
+        (run / "model").mkdir()  # the holder finishing while this one retries
+        (run / "summary.json").write_text("{}")
+        raise UsageError(f"output directory {run} is in use by another training process (pid 1 on elsewhere)")
+
+    monkeypatch.setattr(RunLock, "acquire", held_by_another)
+    with pytest.raises(UsageError, match="is in use by another training process"):
+        Trainer(make_config(), output_dir=run, resume=True).train()
+    assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "model", "summary.json"]
+    monkeypatch.setattr(RunLock, "acquire", real)
+    fresh = tmp_path / "fresh" / "deeper"
+    monkeypatch.setattr(RunLock, "acquire", lambda self: (_ for _ in ()).throw(UsageError("in use")))
+    with pytest.raises(UsageError):
+        Trainer(make_config(), output_dir=fresh).train()
+    assert not (tmp_path / "fresh").exists()  # what this start made, still empty, goes
