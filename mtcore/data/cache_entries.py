@@ -61,8 +61,14 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
     """Every mtcore entry under ``cache_dir``, largest first."""
     entries = []
     for folder in sorted((cache_dir / "generator").glob(f"{PREFIX}*")):
-        files = [f for f in folder.rglob("*") if f.is_file()]
-        version = next(folder.glob("*/"), folder)
+        try:  # another mt cache --clear may be deleting it: an entry gone as it is listed is left out
+            stats = [stat for f in folder.rglob("*") if (stat := _stat(f)) is not None]
+            version = next(folder.glob("*/"), folder)
+        except OSError:
+            continue
+        folder_stat = _stat(folder, folder=True)
+        if folder_stat is None:
+            continue
         source, rows = "?", None
         try:
             source = (version / SOURCE_FILE).read_text(encoding="utf-8").strip() or "?"
@@ -73,9 +79,20 @@ def cache_entries(cache_dir: Path) -> list[CacheEntry]:
             rows = sum(int(split.get("num_examples") or 0) for split in splits.values())
         except (OSError, ValueError):
             pass
-        entries.append(CacheEntry(folder.name[len(PREFIX):], folder, source, rows, sum(f.stat().st_size for f in files),
-                                  max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime)))
+        entries.append(CacheEntry(folder.name[len(PREFIX):], folder, source, rows, sum(st.st_size for st in stats),
+                                  max((st.st_mtime for st in stats), default=folder_stat.st_mtime)))
     return sorted(entries, key=lambda e: -e.bytes)
+
+
+def _stat(path: Path, *, folder: bool = False) -> os.stat_result | None:
+    """The stat of a regular file (``folder``: of a folder), None when it is gone or of another kind."""
+    import stat
+
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found if (stat.S_ISDIR if folder else stat.S_ISREG)(found.st_mode) else None
 
 
 def remove_entry(cache_dir: Path, entry: CacheEntry) -> None:

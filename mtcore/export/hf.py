@@ -107,7 +107,17 @@ def check_export_target(out_dir: str | os.PathLike, overwrite: bool = False, sou
 
 
 
-def _write_atomically(out_dir: Path, write: Any) -> None:
+def _check_still_free(out_dir: Path, overwrite: bool) -> None:
+    """At the move: ``out_dir`` is empty, or (``overwrite``) an earlier export; what came there during the export
+    (another export, the user's own files) is never replaced."""
+    from mtcore.errors import UsageError
+
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (overwrite and (out_dir / EXPORT_INFO).is_file()):
+        raise UsageError(f"{out_dir}: files came there while exporting (another export?); they are left as they are: "
+                         "choose a new directory, or pass --overwrite to replace an earlier export")
+
+
+def _write_atomically(out_dir: Path, write: Any, overwrite: bool = False) -> None:
     from mtcore.outputs import make_parents, remove_empty, share_modes, write_error, write_failures
 
     out_dir = out_dir.expanduser().absolute()
@@ -126,6 +136,7 @@ def _write_atomically(out_dir: Path, write: Any) -> None:
         write(tmp)
         share_modes(tmp)  # mkdtemp and safetensors make private files
         if out_dir.exists():
+            _check_still_free(out_dir, overwrite)  # another export, or the user's files, may have come meanwhile
             old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out_dir, old)
             os.replace(tmp, out_dir)
@@ -240,7 +251,7 @@ def export_task(model: Any, task: str, out_dir: str | os.PathLike, *, overwrite:
     check_export_target(out, overwrite, source_dir)
     recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
     write, result = _task_export(_as_model(model), task, out, tolerance, recorded)
-    _write_atomically(out, write)
+    _write_atomically(out, write, overwrite)
     return result
 
 
@@ -339,7 +350,7 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
             write_one(tmp / name)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
-    _write_atomically(out, write)
+    _write_atomically(out, write, overwrite)
     return [*results, *([encoder] if encoder else [])], skipped
 
 
@@ -351,7 +362,7 @@ def export_encoder(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = 
     check_export_target(out, overwrite, source_dir)
     recorded = str(Path(source_dir or source).expanduser().absolute()) if (source_dir or source) is not None else None
     write, result = _encoder_export(_as_model(model), out, recorded)
-    _write_atomically(out, write)
+    _write_atomically(out, write, overwrite)
     return result
 
 

@@ -63,6 +63,7 @@ class Engine:
     seconds_before: float = 0.0  # seconds the run trained before the checkpoint it resumed from
     timing: dict[str, float] = field(default_factory=dict)
     lock: RunLock | None = None  # the run folder's, held by the main process until train() ends
+    summary: dict[str, Any] | None = None  # set once summary.json is written: the run has finished
 
     def train_seconds(self) -> float | None:
         """Seconds of training so far: this process's and, resumed, the run's up to its checkpoint."""

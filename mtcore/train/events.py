@@ -247,6 +247,7 @@ def finish(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progress: Pr
     summary = build_summary(engine, model_step)
     if engine.is_main:
         write_json(run.summary, summary)
+        engine.summary = summary  # finished: a Ctrl-C from here on stops only the plot and the trackers
         note = plot_curves(run.metrics, run.curves) if config.logging.plot else None
         if note:
             progress.message(f"note: {note}")

@@ -240,6 +240,10 @@ def train_loop(engine: Engine) -> dict[str, Any]:
         except Preempted:
             raise  # its own "preempted" event is written
         except KeyboardInterrupt:  # Ctrl-C: at once, no checkpoint of its own; say which one --resume continues from
+            if engine.summary is not None:  # after model/ and summary.json: the run is done, only its plot is not
+                progress.message("note: Ctrl-C after the run finished (model/ and summary.json are written); curves.png "
+                                 "was not drawn")
+                return engine.summary
             latest = engine.checkpoints.latest()
             with suppress(OSError):
                 engine.log.write({"event": "interrupted", "step": state.step, "checkpoint": str(latest) if latest else None,

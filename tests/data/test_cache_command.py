@@ -91,3 +91,28 @@ def test_mt_cache_finds_the_folder_datasets_uses_without_importing_it(tmp_path):
         out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True, timeout=120)
         assert out.stdout.startswith("True "), (env, out.stdout, out.stderr[-500:])
         assert str(tmp_path) in out.stdout, out.stdout
+
+
+def test_entries_deleted_while_they_are_listed_are_left_out(tmp_path, monkeypatch):
+    """mt cache beside another mt cache --clear: 'unexpected FileNotFoundError' from a stat of a deleted file."""
+    import shutil
+    from pathlib import Path
+
+    from mtcore.data import cache_entries as entries_module
+
+    root = tmp_path / "cache"
+    for key in ("a", "b"):
+        version = root / "generator" / f"{entries_module.PREFIX}{key}" / "0.0.0"
+        version.mkdir(parents=True)
+        (version / "generator-train.arrow").write_bytes(b"x" * 10)
+    real = Path.rglob
+
+    def deleting(self, pattern):  # entry 'a' goes while it is listed
+        found = list(real(self, pattern))
+        if self.name.endswith("a"):
+            shutil.rmtree(self)
+        return iter(found)
+
+    monkeypatch.setattr(Path, "rglob", deleting)
+    listed = entries_module.cache_entries(root)
+    assert [e.key for e in listed] == ["b"] and listed[0].bytes == 10

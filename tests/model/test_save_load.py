@@ -405,3 +405,24 @@ def test_a_model_folder_that_is_a_link_is_written_where_it_points_and_stays_a_li
     assert (tmp_path / "run" / "export").is_symlink() and any((tmp_path / "big-export").iterdir())
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["export", "model"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_an_export_never_replaces_files_that_came_to_its_folder_while_it_wrote(tmp_path):
+    """A second export (or the user's notes) appearing in OUT_DIR during an export was moved aside and deleted."""
+    from mtcore.errors import UsageError
+    from mtcore.export.hf import EXPORT_INFO, _write_atomically
+
+    out = tmp_path / "out"
+
+    def write(tmp):
+        (tmp / "model.safetensors").write_text("new")
+        out.mkdir(exist_ok=True)
+        (out / "notes.txt").write_text("precious")  # came meanwhile
+
+    with pytest.raises(UsageError, match=r"files came there while exporting"):
+        _write_atomically(out, write)
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    (out / "notes.txt").unlink()
+    (out / EXPORT_INFO).write_text("{}")  # an earlier export: --overwrite replaces it
+    _write_atomically(out, lambda tmp: (tmp / "model.safetensors").write_text("new"), overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["model.safetensors"]

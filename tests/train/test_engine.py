@@ -240,3 +240,20 @@ def test_an_epoch_with_gradient_accumulation_trains_every_batch(tmp_path: Path, 
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     assert summary["examples_seen"] == 3 * 48  # every row of the three tasks, once
     assert summary["steps"] == -(-18 // accumulation)
+
+
+def test_ctrl_c_after_the_run_finished_keeps_it_finished(tmp_path: Path, make_config, monkeypatch):
+    """Ctrl-C while curves.png was drawn (model/ and summary.json written) called the run interrupted, exit 130, with a
+    --resume line that then had nothing to do."""
+    import json
+
+    def plot(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    config = make_config(schedule={"max_steps": 2, "warmup_steps": 0}, checkpoint={"every": None},
+                         logging={"every": 1, "progress": "none", "plot": True})
+    monkeypatch.setattr("mtcore.train.plots.plot_curves", plot)
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 2 and (tmp_path / "run" / "summary.json").is_file()
+    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert "interrupted" not in events
