@@ -37,3 +37,11 @@ def test_named_tasks_an_encoder_and_stdout(tmp_path):
     assert unknown.exit_code == 2 and "did you mean 'rsg:terra'" in unknown.stderr
     folder = _cli("new-config", tmp_path)
     assert folder.exit_code == 2 and "is a folder; give a file name" in folder.stderr
+
+
+def test_stdout_header_and_plugins_left_out(monkeypatch):
+    printed = _cli("new-config", "-")
+    assert printed.exit_code == 0 and printed.stdout.startswith("# mt train CONFIG.yaml\n")
+    monkeypatch.setenv("MT_LOAD_PLUGINS", "mtcore")
+    none = _cli("new-config", "-")
+    assert none.exit_code == 2 and "MT_LOAD_PLUGINS leaves out the installed plugin(s)" in none.stderr

@@ -53,8 +53,10 @@ def starter_tasks(registry: Any, names: list[str]) -> list[Any]:
         if task.plugin not in chosen and "sample" in task.sources and not task.evaluate_only:
             chosen[task.plugin] = task
     if not chosen:
-        raise UsageError("no installed plugin ships a task with a sample to start from; install one (pip install mt-nli), "
-                         "or name tasks with --task ID")
+        left_out = getattr(registry, "excluded", None)
+        why = (f"MT_LOAD_PLUGINS leaves out the installed plugin(s) {', '.join(left_out)}; add them there, or unset it" if left_out
+               else "install one (pip install mt-nli)")
+        raise UsageError(f"no loaded plugin ships a task with a sample to start from: {why}; or name tasks with --task ID")
     return list(chosen.values())
 
 
@@ -77,7 +79,7 @@ def render_config(file: str, tasks: list[Any], encoder: Optional[str]) -> str:
         encoder_lines, note, lr, head_lr, epochs = "  tiny: {arch: bert, hidden_size: 64, num_layers: 2, num_heads: 2}", TINY_NOTE, "1.0e-3", "2.0e-3", 4
     else:
         encoder_lines, note, lr, head_lr, epochs = f"  path: {json.dumps(encoder)}", "", "3.0e-5", "1.0e-3", 3  # JSON is YAML
-    header = HEADER.format(file=file, encoder_note=note).rstrip() + "\n"
+    header = HEADER.format(file="CONFIG.yaml" if file == "-" else file, encoder_note=note).rstrip() + "\n"
     return header + BODY.format(encoder=encoder_lines, tasks="\n".join(task_line(t) for t in tasks), lr=lr, head_lr=head_lr,
                                 epochs=epochs)
 

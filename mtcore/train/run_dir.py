@@ -146,6 +146,10 @@ class RunDir:
         if (self.root / "grid.json").is_file():  # the folder of `mt train --grid`
             raise ConfigError(f"{what} {self.root} holds the runs of a grid (grid.json); choose another folder, "
                               f"or use one of them ({self.root / '<key=value,...>'})")
+        if self.root.name == "checkpoints" and any(self.root.glob("step-*/state.json")):  # a run's checkpoints folder
+            run = self.root.parent
+            raise ConfigError(f"{what} {self.root} holds the checkpoints of the run in {run}, not a run directory; to continue "
+                              f"that run: mt train {run / 'config.yaml'} --resume; a new run needs a folder of its own")
         if (self.root / "state.json").is_file() and (self.root / "model.safetensors").is_file():  # the path a preemption prints
             run = self.root.parent.parent if self.root.parent.name == "checkpoints" else None
             held = run is not None and (run / "config.yaml").is_file()

@@ -85,6 +85,8 @@ def test_a_checkpoint_folder_as_the_output_directory_is_refused_with_the_command
                                               rf"mt train {run / 'config.yaml'} --resume"):
             Trainer(config, output_dir=checkpoint, resume=resume).train()
     assert sorted(p.name for p in checkpoint.iterdir()) == before
+    with pytest.raises(ConfigError, match=rf"holds the checkpoints of the run in {run}, not a run directory; to continue"):
+        Trainer(config, output_dir=run / "checkpoints", resume=True).train()  # the folder above a checkpoint, too
 
 
 def test_the_space_after_the_colon_hint_keeps_a_task_id_whole(shared_make_config):
