@@ -352,24 +352,6 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
                           new_fingerprint=key, desc=f"Tokenizing {task.id} {split}".rstrip())
 
 
-def words_left_out(rows: Any) -> list[tuple[list[int], list[int], list[int]]] | None:
-    """Each row's words the model never sees, scored as predicted ``O``: ``(the numbers of the words that are no
-    token, their tags, the tags of those max_length cut off at the end)``; None when ``rows`` (a tokenized ``Dataset``
-    or a list of row dicts) has no such columns."""
-    names = getattr(rows, "column_names", None)
-    if names is not None:
-        if CUT_COLUMN not in names:
-            return None
-        table = rows.with_format("arrow")
-        empty = [[] for _ in range(len(rows))]
-        columns = [table[name].to_pylist() if name in names else empty for name in (UNSEEN_WORDS_COLUMN, UNSEEN_COLUMN, CUT_COLUMN)]
-        return [(list(w or []), list(u or []), list(c or [])) for w, u, c in zip(*columns)]
-    if not rows or not all(isinstance(row, Mapping) for row in rows):
-        return None
-    return [(list(row.get(UNSEEN_WORDS_COLUMN) or []), list(row.get(UNSEEN_COLUMN) or []), list(row.get(CUT_COLUMN) or []))
-            for row in rows]
-
-
 def cut_words(rows: Any) -> tuple[int, int]:
     """``(rows, words)``: how many rows of a tokenized token-classification split lost words to
     ``max_length``, and how many words they lost (read from ``cut_labels``: works on a cache hit)."""

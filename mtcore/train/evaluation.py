@@ -103,13 +103,31 @@ def outside_id(task: Any) -> int:
     return labels.index("O") if "O" in labels else -1
 
 
+def words_left_out(rows: Any) -> list[tuple[list[int], list[int], list[int]]] | None:
+    """Each row's words the model never sees, scored as predicted ``O``: ``(the numbers of the words that are no
+    token, their tags, the tags of those max_length cut off at the end)``; None when ``rows`` (a tokenized ``Dataset``
+    or a list of row dicts) has no such columns."""
+    from mtcore.data.tokenize import CUT_COLUMN, UNSEEN_COLUMN, UNSEEN_WORDS_COLUMN
+
+    names = getattr(rows, "column_names", None)
+    if names is not None:
+        if CUT_COLUMN not in names:
+            return None
+        table = rows.with_format("arrow")
+        empty = [[] for _ in range(len(rows))]
+        columns = [table[name].to_pylist() if name in names else empty for name in (UNSEEN_WORDS_COLUMN, UNSEEN_COLUMN, CUT_COLUMN)]
+        return [(list(w or []), list(u or []), list(c or [])) for w, u, c in zip(*columns)]
+    if not rows or not all(isinstance(row, Mapping) for row in rows):
+        return None
+    return [(list(row.get(UNSEEN_WORDS_COLUMN) or []), list(row.get(UNSEEN_COLUMN) or []), list(row.get(CUT_COLUMN) or []))
+            for row in rows]
+
+
 def with_cut_words(results: list[tuple[int, np.ndarray, np.ndarray]], task: Any, rows: Any
                    ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """``(row, prediction, reference)`` with each row's words the model never saw put back: the reference gets
     their tags, the prediction :func:`outside_id`; a word that is no token goes in at its own place (the row's
     references become one per word), those ``max_length`` cut off at the end."""
-    from mtcore.data.tokenize import words_left_out
-
     left_out = words_left_out(rows)
     if not left_out or not any(unseen or cut for _, unseen, cut in left_out):
         return results

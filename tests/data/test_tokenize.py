@@ -105,7 +105,7 @@ def test_token_classification_labels_on_first_sub_token(bert, roberta, tmp_path,
 def test_a_word_that_is_no_token_is_scored_in_its_place(bert, tmp_path, write, cache_dir):
     """A soft hyphen or zero-width space alone is no token for BERT: its tag vanished from the scores (an oracle got F1 1.0),
     then was scored at the row's end (an entity around it changed)."""
-    from mtcore.data.tokenize import words_left_out
+    from mtcore.train.evaluation import words_left_out
 
     task = Task(name="ner", kind="token_classification", labels=("O", "PER"), sources=local())
     rows = [{"tokens": ["кот", "\u00ad", "спит", "\u200b"], "label": ["O", "PER", "O", "PER"]}]
