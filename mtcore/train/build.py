@@ -265,7 +265,9 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
             guard.undo()
             lock.release()
         elif accelerator.is_main_process:  # refused by the lock: the folder is another process's, only empty ones we made go
-            StartGuard.remove_empty(made)
+            from mtcore.outputs import remove_empty
+
+            remove_empty(made)
         else:  # the main process fails too: let it undo and report before the launcher stops this one
             let_the_main_process_report(error)
         if accelerator.num_processes > 1 and is_peer_failure(error):  # a collective of the start: another process failed

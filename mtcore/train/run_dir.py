@@ -265,15 +265,6 @@ class StartGuard:
         """``root`` and the folders above it that do not exist yet, deepest first."""
         return [p for p in (root, *root.parents) if not (p.exists() or p.is_symlink())]
 
-    @staticmethod
-    def remove_empty(made: list[Path]) -> None:
-        """The folders of ``made`` (deepest first) that are still empty: what a start refused before writing made."""
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:
-                return
-
     def undo(self) -> None:
         import shutil
 

@@ -139,6 +139,17 @@ def load_weights(model_dir: Path) -> dict[str, Any]:
     return tensors
 
 
+def stopped_copy(full: Path, resumed: Path, checkpoint: str, step: int) -> None:
+    """``resumed``: the run ``full`` as if it had stopped after ``checkpoint`` (at ``step``): that checkpoint, its
+    config.yaml rewritten for the new folder, and the events up to ``step``; ``--resume`` continues it."""
+    import shutil
+
+    shutil.copytree(full / "checkpoints" / checkpoint, resumed / "checkpoints" / checkpoint)
+    (resumed / "config.yaml").write_text((full / "config.yaml").read_text().replace(str(full), str(resumed)))
+    kept = [e for e in read_events(full) if e.get("step", 0) <= step]
+    (resumed / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
+
+
 def assert_new_heads_on_the_saved_encoder(saved: dict[str, Any], cold: dict[str, Any], encoder: str, heads: str) -> None:
     """A run started from ``saved`` without its heads: the encoder's tensors (names starting ``encoder``) equal, some
     head tensor (names starting ``heads``) new."""
@@ -212,7 +223,7 @@ def helpers() -> Any:
     return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
                            assert_new_heads_on_the_saved_encoder=assert_new_heads_on_the_saved_encoder,
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
-                           train_in_this_process=train_in_this_process,
+                           train_in_this_process=train_in_this_process, stopped_copy=stopped_copy,
                            repo=REPO)
 
 

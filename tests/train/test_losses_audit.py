@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -152,10 +151,7 @@ def test_resume_restores_the_strategy_and_sampler_exactly(tmp_path: Path, make_c
     assert summary["steps"] >= 6 and len(steps) >= 3
     resumed = tmp_path / "resumed"
     keep = steps[0]  # step 2: mid-run, and for the annealed variant mid-epoch with alpha still 1
-    shutil.copytree(full / "checkpoints" / keep, resumed / "checkpoints" / keep)
-    (resumed / "config.yaml").write_text((full / "config.yaml").read_text().replace(str(full), str(resumed)))
-    events = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    (resumed / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events if e.get("step", 0) <= 2))
+    helpers.stopped_copy(full, resumed, keep, step=2)
     Trainer(config, output_dir=resumed, resume=True).train()
 
     a, b = helpers.load_weights(full / "model"), helpers.load_weights(resumed / "model")
