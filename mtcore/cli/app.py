@@ -79,7 +79,10 @@ def _terminated(signum: int, frame: Any) -> None:
     import signal
 
     from mtcore.train.distributed import is_main_process
+    from mtcore.train.progress import silence_hung_up_terminal
 
+    if signum == getattr(signal, "SIGHUP", None):
+        silence_hung_up_terminal()  # the terminal closed: writing to it would fail in the cleanup
     if is_main_process():
         print(f"error: {signal.Signals(signum).name} received: stopped", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)

@@ -2,7 +2,7 @@
 
 This module imports nothing heavy: the engine is imported inside the command, so ``mt --help``
 stays fast. Config mistakes exit with code 2 and one line; training failures (NaN loss, out of
-memory) with code 1; a run preempted by SIGTERM or SIGUSR1 (:mod:`mtcore.train.preemption`)
+memory) with code 1; a run preempted by SIGTERM, SIGUSR1 or SIGHUP (:mod:`mtcore.train.preemption`)
 writes a checkpoint, prints one line with the command that continues it, and exits with 143.
 """
 
@@ -40,7 +40,7 @@ def train(
 
     keep_going_when_stdout_closes()  # `mt train ... | head`: the run, and the sweep, go on without their lines
     try:
-        with KeptSignals():  # a SIGTERM/SIGUSR1 while the run is built stops it after its first step, with a checkpoint
+        with KeptSignals():  # a SIGTERM/SIGUSR1/SIGHUP while the run is built stops it after its first step, with a checkpoint
             _train(config, overrides or [], output_dir, resume, seeds, grid or [])
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
         _report_preemption(stop, config, overrides or [], seeds, grid or [])

@@ -6,7 +6,7 @@ that folder holds the combination's seed runs and their ``seeds.json``. Every co
 is checked before the first run starts, so a typo in the last value costs no training. After every
 run, ``OUTPUT/grid.json`` lists the combinations with their run folders and final and best
 aggregates (means over seeds). With ``resume`` a finished run is kept as it is, an interrupted one
-continues from its checkpoint and a missing one starts; a run preempted by SIGTERM/SIGUSR1 stops the
+continues from its checkpoint and a missing one starts; a run preempted by SIGTERM/SIGUSR1/SIGHUP stops the
 whole command (``--resume`` continues from it).
 """
 

@@ -159,7 +159,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
         if engine.is_main:
             print(f"error: {error}", file=sys.stderr, flush=True)
 
-    with Preemption(acc.num_processes, on_stuck=stuck) as preemption:  # SIGTERM/SIGUSR1 handlers, for the loop only
+    with Preemption(acc.num_processes, on_stuck=stuck) as preemption:  # SIGTERM/SIGUSR1/SIGHUP handlers, for the loop only
         try:
             while state.step < engine.total_steps and not state.stopped_early:
                 step = state.step + 1

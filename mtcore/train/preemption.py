@@ -1,8 +1,10 @@
-"""Graceful preemption: SIGTERM or SIGUSR1 stops training after the current step, with a checkpoint.
+"""Graceful preemption: SIGTERM, SIGUSR1 or SIGHUP stops training after the current step, with a checkpoint.
 
 SLURM (``--signal=USR1@90``, and SIGTERM before the kill), Kubernetes and preemptible cloud
-machines send a signal and kill the job some seconds later. While :func:`~mtcore.train.loop.train_loop`
-runs, :class:`Preemption` catches SIGTERM and SIGUSR1 (main thread only; the previous handlers
+machines send a signal and kill the job some seconds later; a terminal that closes (an ssh session that
+drops) sends SIGHUP, after which its stdout and stderr are pointed at /dev/null (writes to it would
+fail). While :func:`~mtcore.train.loop.train_loop`
+runs, :class:`Preemption` catches SIGTERM, SIGUSR1 and SIGHUP (main thread only; the previous handlers
 come back when the loop ends, also on an error). The handler only sets a host-side flag; the
 loop reads it between steps (no device read), and then:
 
@@ -63,15 +65,20 @@ STUCK_GRACE_S = 3.0
 
 
 def preemption_signals() -> tuple[signal.Signals, ...]:
-    """SIGTERM and (where the platform has it) SIGUSR1."""
-    found = [signal.SIGTERM]
-    if hasattr(signal, "SIGUSR1"):
-        found.append(signal.SIGUSR1)
-    return tuple(found)
+    """SIGTERM and (where the platform has them) SIGUSR1 and SIGHUP."""
+    return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGHUP") if hasattr(signal, name))
+
+
+def _hung_up(signum: int) -> None:
+    """A SIGHUP (its terminal closed): writes to that terminal now fail, so its streams go to /dev/null."""
+    if signum == getattr(signal, "SIGHUP", None):
+        from mtcore.train.progress import silence_hung_up_terminal
+
+        silence_hung_up_terminal()
 
 
 class Preempted(MtError):
-    """Training stopped on SIGTERM/SIGUSR1 after writing a checkpoint; ``--resume`` continues it."""
+    """Training stopped on SIGTERM/SIGUSR1/SIGHUP after writing a checkpoint; ``--resume`` continues it."""
 
     exit_code = EXIT_CODE
 
@@ -98,6 +105,7 @@ _keeping = False
 
 def _keep(signum: int, frame: FrameType | None) -> None:
     global _kept
+    _hung_up(signum)
     if not _kept:
         _kept = signum
 
@@ -105,6 +113,7 @@ def _keep(signum: int, frame: FrameType | None) -> None:
 def _stop_starting(signum: int, frame: FrameType | None) -> None:
     """Under torchrun, a signal while the run starts (torchrun stopping the workers because one failed): stop at
     once, through the start's cleanup (what it wrote is removed), rather than be killed half-way."""
+    _hung_up(signum)
     if os.environ.get("RANK", "0").strip() in ("", "0"):
         print(f"error: {signal.Signals(signum).name} received while the run was starting: stopping "
               "(what the start wrote is removed)", file=sys.stderr, flush=True)
@@ -112,7 +121,7 @@ def _stop_starting(signum: int, frame: FrameType | None) -> None:
 
 
 class KeptSignals:
-    """``mt train``'s handlers outside its training loops: a SIGTERM/SIGUSR1 is kept for the next loop, which stops
+    """``mt train``'s handlers outside its training loops: a SIGTERM/SIGUSR1/SIGHUP is kept for the next loop, which stops
     after its first step with a checkpoint (:class:`Preemption` takes it), instead of killing the process while it
     starts. Under torchrun (several processes) the signal stops the process at once instead, through the start's
     cleanup (:func:`_stop_starting`). Main thread only; the previous handlers come back at the end."""
@@ -258,6 +267,7 @@ class Preemption:
             _kept = self.signum
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        _hung_up(signum)
         if not self.signum:  # a second signal (e.g. while the checkpoint is written) changes nothing
             self.signum = signum
             if self.processes > 1 and local_worker_gone():

@@ -119,6 +119,23 @@ def stdout_closed() -> None:
           "(Ctrl-C stops it)", file=sys.stderr, flush=True)
 
 
+def silence_hung_up_terminal() -> None:
+    """After a SIGHUP: the terminal that closed makes every write to it fail (EIO), which would crash the cleanup and
+    its last line; stdout and stderr that are such a terminal are pointed at /dev/null (pipes and files stay)."""
+    import os
+
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")  # 0 bytes: nothing shows; a hung-up terminal answers EIO
+        except OSError:
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), fd)
+            except OSError:
+                continue
+            if fd == 1 and not _closed:
+                _closed.append(True)  # no more progress lines, and no note about them
+
+
 def closed_while_training() -> bool:
     """Whether a training command's stdout closed (its tables and lines are dropped, the command goes on)."""
     return bool(_closed)

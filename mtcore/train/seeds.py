@@ -8,7 +8,7 @@ the next, so one run says little. :func:`train_seeds` trains the config once per
 every final and best metric's mean, standard deviation (n - 1; ``null`` for one seed), min, max and
 per-seed values. With ``resume`` a finished seed is kept as
 it is, an interrupted one continues from its checkpoint and a missing one starts. A seed
-preempted by SIGTERM/SIGUSR1 (:mod:`mtcore.train.preemption`) stops the whole command: the
+preempted by SIGTERM/SIGUSR1/SIGHUP (:mod:`mtcore.train.preemption`) stops the whole command: the
 remaining seeds are not started, and ``--resume`` continues from that seed.
 """
 
@@ -86,7 +86,7 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
                 summary = {**summary, "run_dir": str(run)}
             elif not trainer.engine.is_main:
                 continue
-        except (Preempted, TrainingInterrupted) as exc:  # SIGTERM/SIGUSR1: the remaining seeds are not started; --resume continues this one, then the rest
+        except (Preempted, TrainingInterrupted) as exc:  # SIGTERM/SIGUSR1/SIGHUP: the remaining seeds are not started; --resume continues this one, then the rest
             exc.seed = seed  # type: ignore[attr-defined]
             raise
         except MtError as exc:

@@ -105,7 +105,7 @@ def log_to_trackers(engine: Any, values: dict[str, Any], step: int) -> None:
 def end_trackers(engine: Any, failed: bool = False, exit_code: int | None = None) -> None:
     """Finish the trackers (flush, close); the process group stays. ``failed``: the run stopped on an error
     (W&B marks it failed; otherwise a later run in the same Python process would log into it).
-    ``exit_code``: the run was preempted (SIGTERM/SIGUSR1, checkpoint written): W&B marks it preempting
+    ``exit_code``: the run was preempted (SIGTERM/SIGUSR1/SIGHUP, checkpoint written): W&B marks it preempting
     and finishes it with that code; ``--resume`` continues the same W&B run."""
     acc = engine.accelerator
     code = exit_code if exit_code is not None else (1 if failed else None)

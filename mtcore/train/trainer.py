@@ -77,7 +77,7 @@ class Trainer:
         self.summary: dict[str, Any] | None = None
 
     def train(self) -> dict[str, Any]:
-        """Run the training; returns the summary (also written to ``summary.json``). A SIGTERM or SIGUSR1 while it
+        """Run the training; returns the summary (also written to ``summary.json``). A SIGTERM, SIGUSR1 or SIGHUP while it
         trains writes a checkpoint of the current step and raises :class:`mtcore.train.preemption.Preempted`
         (continue with ``resume=True``). With ``deterministic: true`` the run uses deterministic kernels only, and the
         process's previous torch flags are back when it returns or raises (:mod:`mtcore.train.determinism`)."""

@@ -1,4 +1,4 @@
-"""Graceful preemption: SIGTERM / SIGUSR1 stop ``mt train`` after the current step with a checkpoint,
+"""Graceful preemption: SIGTERM / SIGUSR1 / SIGHUP stop ``mt train`` after the current step with a checkpoint,
 one line and exit code 143; ``--resume`` then ends with the uninterrupted run's weights, bit for bit (CPU).
 
 The runs are real ``mt train`` processes; ``debug.step_delay_s`` makes steps slow enough to signal
@@ -334,3 +334,48 @@ def test_a_preempted_wandb_run_is_marked_preempting_and_finished_with_143():
     engine = SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True, trackers=[SimpleNamespace(name="wandb", run=run), board]))
     end_trackers(engine, exit_code=EXIT_CODE)
     assert calls == ["mark_preempting", 143, "tensorboard closed"] and engine.accelerator.trackers == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a pseudo-terminal that hangs up, as Linux does it")
+def test_a_closed_terminal_sighup_preempts_with_a_checkpoint_and_the_hung_up_stdout_breaks_nothing(tmp_path, config, helpers):
+    """The ssh session of ``mt train`` drops: its terminal hangs up (SIGHUP, and every later write to it fails with
+    EIO). The run stops after the step like a preemption: checkpoint, event, the resume line (stderr here is a file)."""
+    import fcntl
+    import pty
+    import termios
+    import threading
+
+    run, errors = tmp_path / "run", tmp_path / "stderr.txt"
+    master, terminal = pty.openpty()
+
+    def own_terminal() -> None:  # the child leads a session whose controlling terminal is the pty, as a login shell's job
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    def drain() -> None:
+        try:
+            while os.read(master, 4096):
+                pass
+        except OSError:
+            pass
+
+    command = helpers.mt_command("train", str(config), DELAY, "logging.progress=plain", "--output-dir", str(run))
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(command, stdin=terminal, stdout=terminal, stderr=stderr, env=helpers.subprocess_env(),
+                                   preexec_fn=own_terminal)
+    os.close(terminal)
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        deadline = time.time() + 90
+        while _logged_step(run) < LOG_EVERY:
+            assert process.poll() is None and time.time() < deadline, errors.read_text()[-3000:]
+            time.sleep(0.02)
+        signalled_at = _logged_step(run)
+        os.close(master)  # the terminal hangs up
+        assert process.wait(timeout=90) == EXIT_CODE, errors.read_text()[-3000:]
+    finally:
+        _kill(process)
+    text = errors.read_text()
+    assert "Traceback" not in text and "unexpected" not in text, text[-3000:]
+    _check_preempted(run, text, signalled_at, helpers)
+    assert next(e for e in helpers.read_events(run) if e["event"] == "preempted")["signal"] == "SIGHUP"
