@@ -284,18 +284,25 @@ def get_task(name: str):  # -> Task
     return load_registry().task(name)
 
 
-def get_component(kind: str, name: str) -> Any:
-    """The loaded object (class or function) registered as ``name`` for ``kind``."""
-    return load_registry().component(kind, name).load()
+def get_component(kind: str, name: str, owner: str | None = None) -> Any:
+    """The loaded object (class or function) registered as ``name`` for ``kind``; ``owner``: the plugin of the task
+    that names it (:meth:`~mtcore.registry.Registry.component`)."""
+    return load_registry().component(kind, name, owner).load()
 
 
-def lower_is_better(metric: str) -> bool:
+def component_ref(kind: str, name: str, owner: str | None = None) -> str:
+    """``name`` as a task of plugin ``owner`` means it (:meth:`~mtcore.registry.Registry.ref`): itself, or a qualified id."""
+    return load_registry(warn=False).ref(kind, name, owner)
+
+
+def lower_is_better(metric: str, owner: str | None = None) -> bool:
     """Whether a smaller value of ``metric`` (its bare name or qualified id, ``mse`` or ``mtcore:mse``) is the better one:
-    a metric registered with ``lower_is_better=True``. A name no loaded plugin registers is taken as higher-is-better."""
+    a metric registered with ``lower_is_better=True``. A name no loaded plugin registers is taken as higher-is-better.
+    ``owner``: the plugin of the task that names it."""
     from mtcore.errors import MtError
 
     try:
-        return bool(load_registry(warn=False).component("metric", metric).extra.get("lower_is_better", False))
+        return bool(load_registry(warn=False).component("metric", metric, owner).extra.get("lower_is_better", False))
     except MtError:  # not registered (a run compared after its plugin was removed): the built-in's name still counts
         return metric.rsplit(":", 1)[-1] == "mse"
 

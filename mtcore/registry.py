@@ -185,11 +185,21 @@ class Registry:
         except UnknownNameError as exc:
             raise self._excluded_hint("task", name, exc) from None
 
-    def component(self, kind: str, name: str) -> Component:
+    def component(self, kind: str, name: str, owner: str | None = None) -> Component:
+        """The component of qualified id or bare ``name``; ``owner``: the plugin of the task that names it (:meth:`ref`)."""
         try:
-            return _resolve_name(kind, name, self.components[kind])
+            return _resolve_name(kind, self.ref(kind, name, owner), self.components[kind])
         except UnknownNameError as exc:
             raise self._excluded_hint(kind, name, exc) from None
+
+    def ref(self, kind: str, name: str, owner: str | None = None) -> str:
+        """What ``name`` stands for when a task of plugin ``owner`` names it: ``name`` itself, or, where several plugins
+        register that bare name, the qualified id of ``owner``'s own, else mtcore's (so a namesake registered elsewhere
+        does not make a task's ``accuracy`` ambiguous); without either, ``name`` (ambiguous, said so)."""
+        table = self.components[kind]
+        if owner is None or ":" in name or sum(key.split(":", 1)[1] == name for key in table) < 2:
+            return name
+        return next((f"{plugin}:{name}" for plugin in (owner, "mtcore") if f"{plugin}:{name}" in table), name)
 
     def left_out(self, name: str) -> str | None:
         """The plugin of a qualified ``plugin:name`` when it is installed but MT_LOAD_PLUGINS leaves it out."""

@@ -151,6 +151,12 @@ class Task:
         return self.head or f"mtcore:{DEFAULT_HEAD[self.kind]}"
 
     @property
+    def metric_owner(self) -> str:
+        """The plugin whose namesake a bare metric name of this task means first (:meth:`~mtcore.registry.Registry.ref`):
+        mtcore for the kind's default metrics, else the task's own plugin."""
+        return "mtcore" if self.metrics is None else self.plugin
+
+    @property
     def all_metrics(self) -> tuple[str, ...]:
         if self.metrics is not None:
             return self.metrics

@@ -246,26 +246,36 @@ def test_python_api_signatures_match_the_code(prefix):
         assert default == value, f"{prefix}: {name}={ast.unparse(node)} documented, the code's default is {default!r}"
 
 
-def test_a_plugin_task_naming_an_ambiguous_metric_is_told_it_is_ambiguous(installed):
-    """It read "names metric 'accuracy', which is not registered (did you mean 'accuracy'?)"."""
+def test_a_plugin_task_naming_a_metric_gets_its_plugins_own_else_is_told_it_is_ambiguous(installed):
+    """A bare name the task's definition names is its own plugin's namesake (here over mtcore's 'accuracy'); a name
+    only two other plugins register is ambiguous, said as such (it read "names metric 'x', which is not registered
+    (did you mean 'x'?)")."""
     from mtcore.errors import ConfigError
     from mtcore.train.config_io import load_config
     from mtcore.train.validate import plan_run
 
     source = (HEADER + "@hookimpl\ndef mt_register_metrics(register):\n"
-              "    register('accuracy', 'my_package.metrics:accuracy', 'another accuracy')\n\n\n"
+              "    register('accuracy', 'mtcore.train.metrics:f1_macro', 'another accuracy')\n\n\n"
               "@hookimpl\ndef mt_register_tasks(register):\n"
               "    register(Task(name='toxic', kind='text_classification', labels=('ok', 'toxic'), metrics=('accuracy',),\n"
+              "                  sources={'sample': Source.sample('my_package.data', 'jsonl', {'train': 'train.jsonl'})}))\n"
+              "    register(Task(name='rare', kind='text_classification', labels=('ok', 'toxic'), metrics=('rarest',),\n"
               "                  sources={'sample': Source.sample('my_package.data', 'jsonl', {'train': 'train.jsonl'})}))\n")
     plugin = installed(source, "mt_hookex_metric", "acc")
-    load_registry(refresh=True, warn=False)
-    with pytest.raises(ConfigError) as info:
-        plan_run(load_config({"encoder": {"tiny": "bert"}, "tasks": [f"{plugin}:toxic"]}))
+    registry = load_registry(refresh=True, warn=False)
+    plan_run(load_config({"encoder": {"tiny": "bert"}, "tasks": [f"{plugin}:toxic"]}))
+    assert registry.component("metric", "accuracy", plugin).id == f"{plugin}:accuracy"
+    assert registry.component("metric", "accuracy", "rsg").id == "mtcore:accuracy"
+    for other in ("other_a", "other_b"):
+        registry.add_component("metric", "rarest", "mtcore.train.metrics:accuracy", other)
+    try:
+        with pytest.raises(ConfigError) as info:
+            plan_run(load_config({"encoder": {"tiny": "bert"}, "tasks": [f"{plugin}:rare"]}))
+    finally:
+        load_registry(refresh=True, warn=False)
     message = str(info.value)
-    assert message.startswith(f"task '{plugin}:toxic' (from plugin '{plugin}') names metric 'accuracy': "), message
-    assert f"ambiguous: provided by {plugin}:accuracy, mtcore:accuracy" in message or \
-        f"ambiguous: provided by mtcore:accuracy, {plugin}:accuracy" in message, message
-    assert "not registered" not in message
+    assert message.startswith(f"task '{plugin}:rare' (from plugin '{plugin}') names metric 'rarest': "), message
+    assert "ambiguous: provided by other_a:rarest, other_b:rarest" in message and "not registered" not in message, message
 
 
 def test_check_plugin_reports_a_name_another_plugin_registers(installed):

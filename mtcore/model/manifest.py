@@ -95,6 +95,21 @@ def _saved_steps(task_id: str, refs: Any) -> tuple[Any, ...]:
     return tuple(refs)
 
 
+def _saved_metrics(info: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """The saved metric names; None where they are the kind's defaults (which mean mtcore's metrics, whatever
+    namesakes are registered where the model is evaluated: :attr:`~mtcore.task.Task.metric_owner`)."""
+    from mtcore.task import DEFAULT_METRICS, NO_ANSWER_METRICS, TaskKind
+
+    if info.get("metrics") is None:
+        return None
+    saved = tuple(info["metrics"])
+    try:
+        default = NO_ANSWER_METRICS if info.get("no_answer") else DEFAULT_METRICS[TaskKind(info.get("kind"))]
+    except ValueError:  # an unknown kind: Task says so
+        return saved
+    return None if saved == default else saved
+
+
 def task_from_info(info: Mapping[str, Any]) -> Task:
     """Rebuild a :class:`~mtcore.task.Task` (without data sources) from :func:`task_info` data."""
     from mtcore.task import Task
@@ -115,7 +130,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         preprocess=_saved_steps(task_id, info.get("preprocess") or ()),
         head=info.get("head"),
         head_options=dict(info.get("head_options") or {}),
-        metrics=tuple(info["metrics"]) if info.get("metrics") is not None else None,
+        metrics=_saved_metrics(info),
         main_metric=info.get("main_metric"),
         max_length=int(info.get("max_length") or 256),
         truncation=str(info.get("truncation", "longest_first")),

@@ -366,7 +366,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         values = {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix)}
         per_task[s.task.id] = {"main_metric": s.task.main, "metrics": values, "rows": data[s.task.id].num_examples(splits[s.task.id]),
                                "source": s.source if input is None else "--input", "data_dir": (s.files_dir if s.inline else s.data_dir) if input is None else scored_file,
-                               "head": s.head, "split": splits[s.task.id], "lower_is_better": lower_is_better(s.task.main),
+                               "head": s.head, "split": splits[s.task.id], "lower_is_better": lower_is_better(s.task.main, s.task.metric_owner),
                                "weight": float((weights or {}).get(s.task.id, (weights or {}).get(s.task.name, 1.0)))}
         if not values:
             notes.append(f"task {s.task.id!r}: the {splits[s.task.id]} split has no labelled rows; nothing to score")

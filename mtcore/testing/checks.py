@@ -157,7 +157,7 @@ def check_components(task: Task, registry: Registry) -> list[str]:
     """The task's head, metrics and writer are registered (and load); the head serves its kind, and so does each metric."""
     problems = []
     try:
-        head = registry.component("head", task.head_ref)
+        head = registry.component("head", task.head_ref, task.plugin)
     except MtError as exc:
         problems.append(f"head: {exc}")
     else:
@@ -169,7 +169,7 @@ def check_components(task: Task, registry: Registry) -> list[str]:
             problems.append(problem)
     for metric in task.all_metrics:
         try:
-            component = registry.component("metric", metric)
+            component = registry.component("metric", metric, task.metric_owner)
         except MtError as exc:
             problems.append(f"metric: {exc}")
             continue
@@ -181,7 +181,7 @@ def check_components(task: Task, registry: Registry) -> list[str]:
             problems.append(problem)
     if task.writer:
         try:
-            registry.component("writer", task.writer)
+            registry.component("writer", task.writer, task.plugin)
         except MtError as exc:
             problems.append(f"writer: {exc}")
     return problems

@@ -284,7 +284,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     import torch
     from accelerate.utils import set_seed
 
-    from mtcore.plugins import get_component
+    from mtcore.plugins import component_ref, get_component
     from mtcore.train.optim import build_optimizer, build_scheduler
 
     config = plan.config
@@ -329,7 +329,8 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     )
     engine.scored = {**engine.tasks, **{e.id: e.task for e in plan.evaluated}}
     engine.eval_heads, engine.eval_splits = {e.id: e.head for e in plan.evaluated}, eval_splits
-    engine.metric_fns = {name: get_component("metric", name) for t in engine.scored.values() for name in t.all_metrics}
+    engine.metric_fns = {ref: get_component("metric", ref) for t in engine.scored.values()  # keyed as compute_metrics asks
+                         for ref in (component_ref("metric", name, t.metric_owner) for name in t.all_metrics)}
     if config.encoder.tiny is not None:
         engine.notes.append(f"encoder: {source} is a RANDOM-INIT DEMO ENCODER (not pretrained)")
     if resume:

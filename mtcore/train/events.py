@@ -310,7 +310,7 @@ def own_bests(engine: Engine) -> dict[str, dict[str, Any]]:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 continue
             known = found.get(task_id)
-            lower = lower_is_better(task.main)
+            lower = lower_is_better(task.main, task.metric_owner)
             if known is None or (value < known["value"] if lower else value > known["value"]):
                 found[task_id] = {"step": event.get("step"), "metric": task.main, "value": value}
     return found

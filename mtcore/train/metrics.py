@@ -258,8 +258,10 @@ def compute_metrics(task: Any, predictions: Any, references: Any, resolve: Calla
     number is a one-line :class:`MetricError` naming it, its plugin and reference, and the task."""
     results: dict[str, float] = {}
     ids: list[Any] | None = None
+    from mtcore.plugins import component_ref
+
     for name in task.all_metrics:
-        function = resolve(name)
+        function = resolve(component_ref("metric", name, getattr(task, "metric_owner", None)))
         extra: dict[str, Any] = {}
         parameters = _parameters(function)
         if "idx" in parameters:
@@ -330,7 +332,7 @@ def aggregate(metrics: Mapping[str, float], tasks: Iterable[Any], weights: Mappi
         if key not in metrics or math.isnan(metrics[key]):
             continue
         weight = float((weights or {}).get(task.id, (weights or {}).get(task.name, 1.0)))
-        value = -metrics[key] if lower_is_better(task.main) else metrics[key]
+        value = -metrics[key] if lower_is_better(task.main, getattr(task, "metric_owner", None)) else metrics[key]
         total += weight * value
         weight_sum += weight
     return total / weight_sum if weight_sum else float("nan")

@@ -68,10 +68,11 @@ def _choice_error(key: str, value: str, kind: str, registry: Registry) -> Config
     return ConfigError(f"config key {key!r}: {value!r} is not one of {', '.join(names)}{did_you_mean(value, names)}")
 
 
-def _component(registry: Registry, kind: str, name: str, key: str, task: Task | None = None) -> Any:
-    """Look up a component; ``task`` given: the name came from that task's definition, not the config."""
+def _component(registry: Registry, kind: str, name: str, key: str, task: Task | None = None, owner: str | None = None) -> Any:
+    """Look up a component; ``task`` given: the name came from that task's definition, not the config; ``owner``: the
+    plugin of the task that names it (its own namesake, else mtcore's, wins over another plugin's)."""
     try:
-        return registry.component(kind, name)
+        return registry.component(kind, name, owner)
     except MtError as exc:
         if task is not None:
             names = registry.names(kind)
@@ -224,7 +225,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
             only_scored.append((i, PlannedTask(entry, task, source, _data_dir(entry, source, base_dir))))
             continue
         head = _component(registry, "head", task.head_ref, f"{defined}.head" if defined and not entry.head else f"tasks.{i}.head",
-                          None if entry.head else blame)
+                          None if entry.head else blame, owner=task.plugin)
         kinds = head.extra.get("kinds") or []
         if kinds and task.kind.value not in kinds:
             serves = f"serves {', '.join(kinds)}, not {task.kind.value}"
@@ -332,7 +333,7 @@ def _check_metrics(registry: Registry, entry: TaskEntry, task: Task, defined: st
     for metric in task.all_metrics:
         key = f"{defined}.metrics" if defined and entry.metrics is None else f"tasks.{i}.metrics"
         from_plugin = blame if entry.metrics is None else None  # the plugin's definition chose it, not the config
-        component = _component(registry, "metric", metric, key, from_plugin)
+        component = _component(registry, "metric", metric, key, from_plugin, owner=task.metric_owner)
         misfit = _metric_misfit(component, task)
         if misfit is not None and from_plugin is not None:
             raise ConfigError(f"{misfit}: it comes from plugin {task.plugin!r}'s definition of the task; fix that, or set config "

@@ -3,6 +3,8 @@ namesake leaves the tasks and configs that name none alone (a Python API audit's
 
 from __future__ import annotations
 
+import shutil
+
 
 def test_a_namesake_of_a_default_head_or_sampler_leaves_the_tasks_that_name_none_alone(make_config):
     """A head registered as 'classification' made every classification task that names no head fail ("task 'rsg:terra'
@@ -31,3 +33,40 @@ def test_a_namesake_of_a_default_head_or_sampler_leaves_the_tasks_that_name_none
         registry = load_registry(warn=False)
         registry.components["head"].pop("user:classification", None)
         registry.components["sampler"].pop("user:proportional", None)
+
+
+SENTINEL = 0.123456
+
+
+def _sentinel(predictions, references, task):
+    return SENTINEL
+
+
+def test_a_metric_namesake_is_its_plugins_own_and_leaves_defaults_and_other_plugins_tasks_alone(make_config, tmp_path):
+    """A metric registered as 'accuracy' made every task naming 'accuracy' ambiguous (nli's definitions name it, and so
+    do the kinds' defaults): a bare name a task names is now its own plugin's namesake, else mtcore's; the defaults are
+    always mtcore's (also when a saved model is evaluated); a qualified id reaches any."""
+    from mtcore import Trainer
+    from mtcore.plugins import load_registry, register_component
+    from mtcore.predict import evaluate_path
+    from mtcore.train.config import TrainConfig
+    from mtcore.train.validate import plan_run
+
+    register_component("metric", "accuracy", _sentinel, "a namesake of mtcore's")
+    try:
+        named_by_nli = make_config(tasks=[{"id": "nli:headline-cause-full", "source": "sample"}])
+        assert plan_run(TrainConfig.model_validate(named_by_nli)).task_ids == ["nli:headline-cause-full"]
+        tasks = make_config()["tasks"]
+        tasks[1]["define"]["metrics"] = ["accuracy", "f1_macro"]  # a user task naming 'accuracy': user code's own
+        tasks[2]["metrics"] = ["user:accuracy"]  # qualified: whoever's
+        summary = Trainer(make_config(tasks=tasks, schedule={"max_steps": 2, "warmup_steps": 0}),
+                          output_dir=tmp_path / "run").train()
+        accuracy = {task: result["final"].get("accuracy") for task, result in summary["tasks"].items()}
+        assert accuracy["user:sent"] != SENTINEL and 0 <= accuracy["user:sent"] <= 1  # the kind's default: mtcore's
+        assert accuracy["user:pair"] == SENTINEL and summary["tasks"]["user:mc"]["final"]["user:accuracy"] == SENTINEL
+        for scored in (evaluate_path(tmp_path / "run", tasks=["user:sent"]),  # the task as the run's config defines it
+                       evaluate_path(shutil.copytree(tmp_path / "run" / "model", tmp_path / "model"), tasks=["user:sent"],
+                                     input=tasks[0]["define"]["files"]["validation"])):  # as its manifest saved it
+            assert scored.metrics["user:sent/accuracy"] == accuracy["user:sent"]  # the saved defaults are still mtcore's
+    finally:
+        load_registry(warn=False).components["metric"].pop("user:accuracy", None)

@@ -76,7 +76,7 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
 
     from mtcore.plugins import load_registry
 
-    component = load_registry().component("head", spec.name)
+    component = load_registry().component("head", spec.name, (spec.task or {}).get("plugin"))
     name = spec.name.removeprefix("mtcore:")  # a kind's default is looked up by its qualified id; said and saved bare
     kinds = list(component.extra.get("kinds") or [])
     if spec.kind and kinds and spec.kind not in kinds:
