@@ -315,6 +315,8 @@ def test_the_full_benchmark_example_trains_offline_on_the_samples(tmp_path, monk
     import yaml
 
     example = Path(__file__).resolve().parents[3] / "examples" / "russian_superglue_full.yaml"
+    if not (Path(__file__).resolve().parents[3] / "mtcore").is_dir():
+        pytest.skip("reads the repository's examples/, which the plugin's sdist does not ship")
     config = yaml.safe_load(example.read_text(encoding="utf-8"))
     ids = [task["id"] for task in config["tasks"]]
     assert sorted(ids) == sorted(f"rsg:{n}" for n in ("danetqa", "terra", "parus", "rcb", "russe", "rwsd", "muserc", "rucos", "lidirus"))
