@@ -44,6 +44,10 @@ class DataError(MtError):
     """Data that cannot be read or does not match the task (names file, row and value)."""
 
 
+class DataPathError(DataError, UsageError):
+    """A data folder the user named (a task entry's ``data_dir``) that is no folder: exit code 2, as ``--data-dir``'s."""
+
+
 class OutputError(MtError):
     """An output that could not be written: a full disk or quota, no permission, a read-only file system, a folder
     that went away. ``errno`` is the cause's error number, when known."""

@@ -94,6 +94,18 @@ def test_check_stops_at_the_first_config_or_data_mistake_in_one_line(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "train.jsonl"]
 
 
+@pytest.mark.parametrize("entry", [{"id": "rsg:terra", "source": "local"},  # the plugin's own loader
+                                   {"define": {"name": "own", "kind": "text_classification", "labels": ["a", "b"],
+                                               "sources": {"local": {"files": {"train": "train.jsonl"}}}}, "source": "local"}])
+def test_a_task_entrys_data_dir_that_is_no_folder_is_exit_2_as_data_dir_is(tmp_path, entry):
+    """It was exit 1 (a data error) in the config and exit 2 as --data-dir: cli.md counts a missing folder as a usage error."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [{**entry, "data_dir": str(tmp_path / "RGS")}]}))
+    result = check_here(str(config))
+    assert result.returncode == 2, result.stderr
+    assert f"data_dir '{tmp_path / 'RGS'}' is not a folder" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_check_refuses_head_options_mt_train_would_refuse(tmp_path, monkeypatch):
     """Head options were checked only when mt train built the model: mt check said 'config ok'."""
     monkeypatch.chdir(tmp_path)

@@ -140,3 +140,22 @@ def test_check_notes_each_head_mt_export_would_refuse(tmp_path):
     result = CliRunner().invoke(app, ["check", str(config), "tasks.0.head_options={pooling: pooler}",
                                       "tasks.1.head_options={pooling: pooler}"])
     assert result.exit_code == 0 and "note: mt export" not in result.stdout, result.stdout
+
+
+def test_compare_says_which_tasks_came_and_went_where_the_task_lists_differ(runs, tmp_path):
+    """A run of other tasks showed `tasks=[{"id":"rsg:terra","define":n...` (a task entry's JSON cut at 32 characters)."""
+    import shutil
+
+    import yaml
+
+    other = shutil.copytree(runs["free"], tmp_path / "other-tasks")
+    config = yaml.safe_load((other / "config.yaml").read_text(encoding="utf-8"))
+    kept = config["tasks"][0]
+    config["tasks"] = [kept, *({**kept, "id": None, "define": {"name": name, "kind": "text_classification"}} for name in ("mine", "yours"))]
+    (other / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    table = CliRunner().invoke(app, ["compare", str(runs["free"]), str(other)], env={"COLUMNS": "300"})
+    assert table.exit_code == 0, table.stderr
+    assert f"tasks +user:mine +user:yours -{TASKS[1]}" in table.stdout, table.stdout
+    assert '"define"' not in table.stdout
+    [_, row] = json.loads(CliRunner().invoke(app, ["compare", str(runs["free"]), str(other), "--json"]).stdout)
+    assert row["differs"]["tasks"] == config["tasks"] and "tasks_changed" not in row  # --json keeps the whole entries

@@ -50,7 +50,7 @@ def compare(
         warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
              "compared (no bold); compare the task columns")
     if as_json:
-        print_json([{k: v for k, v in row.items() if k != "recorded"} for row in rows])
+        print_json([{k: v for k, v in row.items() if k not in ("recorded", "tasks_changed")} for row in rows])
         return
     _print_table(rows, part, metric, compare_aggregates=len(task_sets) == 1)
     if best:
@@ -232,7 +232,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
         status = row["status"] if row["kind"] == "run" else f"{row['kind']}"
         steps = "-" if row["steps"] is None else str(row["steps"])
         best_at = [] if part != "best" else ["-" if row.get("best_step") is None else str(row["best_step"])]
-        differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index))]
+        differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index, row.get("tasks_changed")))]
         table.add_row(escape(names[index]), escape(str(status)), steps, *best_at, *cells, *differs)
     stdout.print(table)
     if by_task:
@@ -333,20 +333,34 @@ def _add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> Non
         seeds = rows[0]["kind"] != "run" or row["kind"] != "run"  # a --seeds folder's seed is one of many
         row["differs"] = {key: new for key, _old, new in config_differences(reference, config)
                           if key.split(".", 1)[0] not in UNCOMPARED_KEYS and not (seeds and key == "seed")}
+        if "tasks" in row["differs"]:  # other task lists: the table says which tasks came and went, not their JSON
+            mine, theirs = _task_ids(config.get("tasks")), _task_ids(reference.get("tasks"))
+            row["tasks_changed"] = " ".join([*(f"+{t}" for t in mine if t not in theirs), *(f"-{t}" for t in theirs if t not in mine)])
+
+
+def _task_ids(entries: Any) -> list[str]:
+    """The ids (``define:`` tasks: ``user:<name>``) of a saved config's task entries."""
+    ids = []
+    for entry in entries if isinstance(entries, list) else []:
+        entry = entry if isinstance(entry, dict) else {"id": entry}
+        define = entry.get("define") if isinstance(entry.get("define"), dict) else {}
+        ids.append(str(entry.get("id") or (f"user:{define['name']}" if define.get("name") else "?")))
+    return ids
 
 
 #: At most this many ``key=value`` items in a ``differs`` cell (``--json`` has them all), each value cut to VALUE_WIDTH.
 DIFFERS_SHOWN, VALUE_WIDTH = 4, 32
 
 
-def _differs_cell(differs: dict[str, Any] | None, index: int) -> str:
+def _differs_cell(differs: dict[str, Any] | None, index: int, tasks_changed: str | None = None) -> str:
     if differs is None:
         return "? (no config.yaml)"
     if index == 0:
         return "(reference)"
     if not differs:
         return "nothing"
-    items = [f"{key}={_brief(value)}" for key, value in list(differs.items())[:DIFFERS_SHOWN]]
+    items = [f"tasks {tasks_changed or '(their settings)'}" if key == "tasks" else f"{key}={_brief(value)}"
+             for key, value in list(differs.items())[:DIFFERS_SHOWN]]
     more = len(differs) - DIFFERS_SHOWN
     return ", ".join(items) + (f", +{more} more" if more > 0 else "")
 

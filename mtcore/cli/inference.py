@@ -123,12 +123,13 @@ def _is_stream(path: str) -> bool:
     return target.exists() and not target.is_file() and not target.is_dir()
 
 
-def _pick_task(model: Any, task: Optional[str]) -> str:
+def _pick_task(model: Any, task: Optional[str], several: str = "") -> str:
+    """``task``, or the model's one task; ``several``: how the command takes several tasks instead (for the message)."""
     if task is not None:
         return task
     if len(model.tasks) == 1:
         return next(iter(model.tasks))
-    raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task")
+    raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task{several}")
 
 
 def _names(task: Optional[str]) -> list[str]:
@@ -140,7 +141,7 @@ def _task_names(model: Any, names: list[str], location: Any) -> list[str]:
     """The tasks of ``names``: one, several, or ``all`` (every head, every registered task another head
     serves, e.g. rsg:lidirus with the rsg:terra head, and the run's tasks scored with another's head)."""
     if names != ["all"]:
-        return names or [_pick_task(model, None)]
+        return names or [_pick_task(model, None, ", or several: --task all, or --task A,B")]
     from mtcore.plugins import load_registry
     from mtcore.predict.evaluate import scored_heads
 

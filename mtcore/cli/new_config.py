@@ -20,8 +20,12 @@ from mtcore.errors import UsageError
 
 HEADER = """# mt train {file}
 #
-# A starter config written by `mt new-config`: every key is documented in docs/cli.md (mt train --help lists
-# the overrides, key=value). {encoder_note}
+# A starter config written by `mt new-config`. Every key is documented in docs/cli.md of mtcore's source
+# repository (the settings themselves: mtcore/train/config.py in the installed package); `mt check {file}`
+# names a mistaken key with "did you mean", and `mt train {file} KEY=VALUE ...` overrides any key.
+# `mt export --task T` (a plain transformers model) needs `head_options: {{pooling: pooler}}` on T's entry with a
+# BERT-like encoder: the default head pools the first token without BERT's pooler, which no plain class computes.
+# {encoder_note}
 """
 TINY_NOTE = ("The encoder is a tiny RANDOM-INIT demo one built on the spot (no download):\n"
              "# its scores only show that the machinery works; give encoder.path a hub id or a local folder\n"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.data.cache import fingerprint
-from mtcore.errors import DataError, did_you_mean
+from mtcore.errors import DataError, DataPathError, did_you_mean
 
 #: Bump when readers change how they turn files into rows: old caches are then not reused.
 READER_VERSION = 2
@@ -94,7 +94,7 @@ def find_files(data_dir: str | Path, spec: str | Sequence[str], *, split: str | 
     if not root.is_dir():
         from mtcore.errors import did_you_mean_path
 
-        raise DataError(f"data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at the folder "
+        raise DataPathError(f"data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at the folder "
                         "holding the downloaded files")
     patterns = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
     files: list[Path] = []

@@ -121,7 +121,7 @@ def test_export_errors(cli, bert_model_dir, tmp_path):
     result = cli("export", bert_model_dir, tmp_path / "o", "--task", "sentimnt")
     assert result.exit_code == 2 and "did you mean 'demo:sentiment'" in result.stderr
     result = cli("export", bert_model_dir, tmp_path / "o")
-    assert result.exit_code == 2 and "several tasks" in result.stderr
+    assert result.exit_code == 2 and "several tasks" in result.stderr and "choose one with --task, or --task all" in result.stderr
     result = cli("export", tmp_path / "missing", tmp_path / "o", "--task", "x")
     assert result.exit_code == 2 and "no such directory" in result.stderr
     result = cli("export", bert_model_dir, bert_model_dir / "inside", "--task", "nli")

@@ -100,6 +100,12 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
         assert refused.exit_code == 2 and message in refused.stderr, refused.stderr
 
 
+def test_a_split_of_a_model_of_several_tasks_without_task_names_the_ways_to_choose(cli, trained_run):
+    """With --split several tasks predict at once (--task all, the README's example), which the message now says."""
+    result = cli("predict", trained_run, "--split", "test")
+    assert result.exit_code == 2 and "choose one with --task, or several: --task all, or --task A,B" in result.stderr
+
+
 def test_a_task_served_by_another_head_reads_the_runs_files_not_the_sample(cli, trained_run, tmp_path):
     """rsg:lidirus (never trained; predicted by the rsg:terra head) came from the plugin's 50-row sample while TERRa
     came from the run's official files: a submission folder with a synthetic LiDiRus.jsonl, and no word said."""
@@ -149,7 +155,7 @@ def test_a_writer_that_refuses_a_task_says_so_before_anything_is_written(cli, tm
         (["--task", "nli"], 1, "row 1: no field 'premise' (text)"),
         (["--task", "sentiment", "--format", "jsnl"], 2, "unknown writer 'jsnl' (did you mean 'jsonl'?)"),
         (["--task", "sentiment", "--format", "rsg"], 2, "--format rsg writes files: pass --output"),
-        ([], 2, "several tasks"),
+        ([], 2, "several tasks (demo:sentiment, demo:nli); choose one with --task"),
     ],
 )
 def test_bad_arguments(cli, bert_model_dir, reviews_file, args, code, message):

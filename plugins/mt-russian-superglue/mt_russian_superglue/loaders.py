@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.data.files import NoFileFound
-from mtcore.errors import DataError
+from mtcore.errors import DataError, DataPathError
 from mtcore.task import Task
 
 IGNORED_FOLDERS = ("__MACOSX",)
@@ -66,7 +66,7 @@ def resolve_split_files(task: Task, data_dir: str | os.PathLike[str] | None, fil
     if not root.is_dir():
         from mtcore.errors import did_you_mean_path
 
-        raise DataError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at "
+        raise DataPathError(f"task {task.id!r}: data_dir {str(root)!r} is not a folder{did_you_mean_path(root, folders=True)}; point it at "
                         "the unpacked Russian SuperGLUE files")
     _check_not_another_tasks_folder(task, root, files)
     resolved = {}
