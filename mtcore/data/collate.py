@@ -81,11 +81,14 @@ class Collator:
 
     @staticmethod
     def _pad(sequences: list[list[int]], mask: Any, value: int) -> Any:
+        """``sequences`` laid into a ``mask``-shaped int64 tensor, ``value`` elsewhere. In NumPy: torch's boolean
+        ``index_put_`` took 4-30 times as long (13.7 ms for 64 x 253 tokens with two threads, a cpuperf audit)."""
+        import numpy as np
         import torch
 
-        out = torch.full(mask.shape, value, dtype=torch.long)
-        out[mask] = torch.tensor(list(itertools.chain.from_iterable(sequences)), dtype=torch.long)
-        return out
+        out = np.full(tuple(mask.shape), value, dtype=np.int64)
+        out[mask.numpy()] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(mask.sum()))
+        return torch.from_numpy(out)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> BatchData:
         import torch
