@@ -193,3 +193,13 @@ def test_cli_startup_stops_at_a_command_that_fails_rather_than_timing_it():
                           text=True, timeout=300, env=env, cwd=REPO)
     assert done.returncode == 1 and "mt show-task rsg:terra exits 2: error: unknown task 'rsg:terra'" in done.stderr, done.stderr
     assert done.stdout == ""  # no table of a failure's timings
+
+
+def test_collate_speed_smoke():
+    report, table = run_script("collate_speed.py", "--smoke")
+    kinds = [r["kind"] for r in report["results"]]
+    assert kinds == ["text_classification", "token_classification", "multiple_choice"]
+    for r in report["results"]:
+        assert r["ms_per_batch"] > 0 and r["padded"][0] == r["rows"] and r["padded"][-1] <= r["longest"]
+        assert f"\n| {r['kind']} | {r['rows']} | " in table
+    assert report["results"][2]["padded"][1] == 4  # the choices keep their own axis
