@@ -41,7 +41,7 @@ from mtcore.errors import ConfigError
 from mtcore.task import Task, TaskKind
 
 #: Bump when tokenization changes what it writes: old caches are then not reused.
-TOKENIZE_VERSION = 2
+TOKENIZE_VERSION = 3
 TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second", "do_not_truncate")
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Token classification: the tags of each row's words cut off by ``max_length`` (empty when it fits).
@@ -51,6 +51,8 @@ CUT_COLUMN = "cut_labels"
 UNSEEN_COLUMN = "unseen_labels"
 #: Token classification: where those words are in the row (word numbers), so they are scored in their places.
 UNSEEN_WORDS_COLUMN = "unseen_words"
+#: Token classification: each word's first sub-token (-1: none, cut or unseen), where predictions read its label.
+FIRST_TOKEN_COLUMN = "first_tokens"
 
 
 class CutWordsWarning(UserWarning):
@@ -258,14 +260,18 @@ class _Encoder:
             raise ConfigError("token classification needs a fast tokenizer (word alignment); load it with use_fast=True")
         encoded = self.tokenizer(tokens, is_split_into_words=True, truncation=True, **self.common)
         out: dict[str, list[Any]] = {key: encoded[key] for key in self.keys}
-        out["labels"], out[CUT_COLUMN], out[UNSEEN_COLUMN], out[UNSEEN_WORDS_COLUMN] = [], [], [], []
+        out["labels"], out[CUT_COLUMN], out[UNSEEN_COLUMN], out[UNSEEN_WORDS_COLUMN], out[FIRST_TOKEN_COLUMN] = [], [], [], [], []
         for i, word_tags in enumerate(tags):
-            aligned, previous, last, seen = [], None, -1, set()
-            for word in encoded.word_ids(i):
-                aligned.append(-100 if word is None or word == previous else word_tags[word])
+            aligned, previous, last, seen, first = [], None, -1, set(), [-1] * len(word_tags)
+            for position, word in enumerate(encoded.word_ids(i)):
+                starts = word is not None and word != previous
+                aligned.append(word_tags[word] if starts else -100)
+                if starts and first[word] < 0:
+                    first[word] = position
                 previous, last = word, last if word is None else max(last, word)
                 seen.add(word)
             out["labels"].append(aligned)
+            out[FIRST_TOKEN_COLUMN].append(first)
             full = len(out["input_ids"][i]) >= self.max_length  # truncation cut the row: the words after the last seen one are gone
             out[CUT_COLUMN].append(list(word_tags[last + 1:]) if full else [])
             unseen = [word for word in range(len(word_tags)) if word not in seen and (word < last or not full)]
@@ -324,6 +330,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features[CUT_COLUMN] = labels_feature(task)
         features[UNSEEN_COLUMN] = labels_feature(task)
         features[UNSEEN_WORDS_COLUMN] = List(Value("int32"))
+        features[FIRST_TOKEN_COLUMN] = List(Value("int32"))
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:

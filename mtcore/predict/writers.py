@@ -51,7 +51,7 @@ def _cell(value: Any) -> Any:
 
 def _floats(values: Any) -> Any:
     """Probabilities as floats: a list, or a list per word (None kept for words without one)."""
-    return [None if v is None else _floats(v) if isinstance(v, (list, tuple)) else float(v) for v in values]
+    return [v if v is None or type(v) is float else _floats(v) if isinstance(v, (list, tuple)) else float(v) for v in values]
 
 
 def _per_word(values: Any) -> bool:
