@@ -30,6 +30,7 @@ from mtcore.export.mapping import (
     build_plain,
     copy_head,
     load_encoder_into,
+    no_shared_encoder,
     plain_config,
     probe_inputs,
     refusal,
@@ -261,7 +262,7 @@ def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: s
     try:
         return _mapped_task(model, task, out, tolerance, recorded)
     except ExportError as exc:
-        if getattr(model, "task_layers", None) is None:
+        if no_shared_encoder(model) is None:
             raise
         text = str(exc)
         for hint in ("; or export the encoder alone with --encoder-only", "; export the encoder alone with --encoder-only"):
@@ -378,10 +379,9 @@ def _no_custom_code(folder: Path) -> None:
 
 
 def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, ExportResult]:
-    own_layers = getattr(model, "task_layers", None)
-    if own_layers is not None:
-        raise ExportError(f"the encoder's last {own_layers.count} layers are task-specific (encoder.task_layers), so there is no one "
-                          "shared encoder to export; export a task instead (its model holds the task's own top layers)")
+    why = no_shared_encoder(model)
+    if why is not None:
+        raise ExportError(why)
     encoder, tokenizer = model.encoder, model.tokenizer
     info = {"encoder_only": True, "model_class": type(encoder).__name__, "tasks_trained": list(model.tasks),
             "source": recorded}

@@ -147,9 +147,10 @@ def build_plain(config: Any, target: AutoTarget, task_id: str) -> nn.Module:
 def load_encoder_into(plain: nn.Module, encoder: nn.Module, task_id: str) -> None:
     """The shared encoder's weights into the plain model's base model (extra tensors such as an unused pooler are dropped)."""
     base = getattr(plain, plain.base_model_prefix)
-    from mtcore.model.lora import plain_state_dict
+    from mtcore.model.lora import adapters_of, plain_state_dict
 
-    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in plain_state_dict(encoder).items()}
+    merged = plain_state_dict(encoder, adapters_of(encoder, task_id))  # LoRA: the task's adapters (its own, or the shared)
+    state = {k: v.detach().float() if v.is_floating_point() else v for k, v in merged.items()}
     missing, _unexpected = base.load_state_dict(state, strict=False)
     if missing:
         raise ExportError(f"task {task_id!r}: the encoder's weights do not fill {type(plain).__name__}'s base model "
@@ -207,3 +208,15 @@ def verify(model: Any, head_id: str, plain: nn.Module, inputs: dict[str, torch.T
         out = plain(**inputs)
         theirs = torch.stack([out.start_logits, out.end_logits], -1) if kind is TaskKind.EXTRACTIVE_QA else out.logits
     return max_difference(ours, theirs, inputs.get("attention_mask"), kind)
+
+
+def no_shared_encoder(model: Any) -> str | None:
+    """Why ``model`` has no one encoder every task shares (None: it has)."""
+    own_layers = getattr(model, "task_layers", None)
+    if own_layers is not None:
+        return (f"the encoder's last {own_layers.count} layers are task-specific (encoder.task_layers), so there is no one shared "
+                "encoder to export; export a task instead (its model holds the task's own top layers)")
+    if (getattr(model, "lora", None) or {}).get("per_task"):
+        return ("every task has LoRA adapters of its own (encoder.options.lora.per_task), so there is no one shared encoder to "
+                "export; export a task instead (its model has the task's adapters merged in)")
+    return None

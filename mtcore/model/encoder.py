@@ -310,7 +310,7 @@ def describe_encoder(encoder: nn.Module, lora: dict[str, Any] | None = None) -> 
         "has_pooler": has_pooler(encoder),
         "fp32_residual": not any(type(m).__name__ == "ComputeDtypeLayerNorm" for m in encoder.modules()),
         "num_parameters": sum(p.numel() for name, p in encoder.named_parameters() if ".lora_" not in name),
-        **({"lora": {**lora, "merged": True}} if lora else {}),
+        **({"lora": {**lora, "merged": not lora.get("per_task")}} if lora else {}),
     }
 
 

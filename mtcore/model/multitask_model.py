@@ -16,7 +16,6 @@ once on disk whatever the number of tasks. Like Hugging Face models, a new or lo
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -34,6 +33,7 @@ from mtcore.model import encoder as enc
 from mtcore.model.heads.base import HeadSpec
 from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style, check_logits
 from mtcore.model.param_groups import parameter_groups as _parameter_groups
+from mtcore.model.lora import add_lora, add_task_adapters, lora_settings, task_adapters
 from mtcore.model.task_layers import TaskLayers, check_count
 from mtcore.task import Task
 
@@ -82,7 +82,8 @@ class MultitaskModel(nn.Module):
     :param task_layers: give every task its own copy of the encoder's last ``k`` transformer layers
         (:mod:`mtcore.model.task_layers`); the embeddings and the other layers stay shared.
     :param lora: train low-rank adapters on a frozen encoder instead of its weights, e.g. ``{"r": 8,
-        "alpha": 16}`` (:mod:`mtcore.model.lora`; needs ``peft``); saving merges them into the weights.
+        "alpha": 16}`` (:mod:`mtcore.model.lora`; needs ``peft``); saving merges them into the weights;
+        ``"per_task": True`` gives every task adapters of its own (saved apart, in ``lora/``).
     :param trust_remote_code: allow encoder code from the hub (off unless asked).
     :param encoder_kwargs: more keyword arguments for ``AutoModel.from_pretrained`` (``revision``,
         ``cache_dir``, ``local_files_only``, ...).
@@ -136,13 +137,11 @@ class MultitaskModel(nn.Module):
         self.task_layers: TaskLayers | None = None
         for task_id, head in _heads_mapping(heads_by_task).items():
             self.add_head(task_id, head)
-        from mtcore.model.lora import add_lora, lora_settings
-
         settings = lora_settings(lora)
         if settings and (freeze_encoder or freeze_layers):
             raise ConfigError("lora trains adapters on a frozen encoder: leave freeze_encoder and freeze_layers out")
         #: the LoRA settings as applied (None without adapters)
-        self.lora: dict[str, Any] | None = add_lora(self.encoder, settings) if settings else None
+        self.lora: dict[str, Any] | None = add_lora(self.encoder, settings, list(self.heads)) if settings else None
         if freeze_encoder or freeze_layers:
             enc.freeze(self.encoder, whole=bool(freeze_encoder), first_layers=int(freeze_layers or 0))
         if gradient_checkpointing:
@@ -164,7 +163,7 @@ class MultitaskModel(nn.Module):
             self.enable_padding_free()
         if check_count(task_layers):
             if self.lora:
-                raise ConfigError("lora adapts the shared encoder as a whole: leave task_layers out (or lora)")
+                raise ConfigError("lora (shared or per task) and task_layers do not go together: leave task_layers out (or lora)")
             self.task_layers = TaskLayers(self.encoder, task_layers)  # copies of layers as set up above (frozen, patched)
             for task_id in self.heads:
                 self.task_layers.add(task_id)
@@ -216,6 +215,8 @@ class MultitaskModel(nn.Module):
         self.heads[task_id] = module
         if self.task_layers is not None:
             self.task_layers.add(task_id)
+        if (getattr(self, "lora", None) or {}).get("per_task"):  # its own adapters (built with the model: below)
+            add_task_adapters(self.encoder, self.lora, task_id)
         self.tasks[task_id] = info
         if isinstance(head, Task):
             self.task_objects[task_id] = head  # kept for prediction in this session (preprocessing functions included)
@@ -274,7 +275,7 @@ class MultitaskModel(nn.Module):
         inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, **encoder_inputs}
         if token_type_ids is not None and self.uses_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
-        with contextlib.nullcontext() if self.task_layers is None else self.task_layers.active(task_id):
+        with task_adapters(self.encoder, self.lora, task_id) if self.task_layers is None else self.task_layers.active(task_id):
             if token_index is not None:
                 if self._position_offset is None:
                     raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")

@@ -45,7 +45,7 @@ from mtcore.model.manifest import (
 if TYPE_CHECKING:
     from mtcore.model.multitask_model import MultitaskModel
 
-HEAD_INFO_KEYS = ("head", "head_id", "head_options", "head_registered", "head_class", "head_file", "task_layers_file")
+HEAD_INFO_KEYS = ("head", "head_id", "head_options", "head_registered", "head_class", "head_file", "task_layers_file", "lora_file")
 
 
 # ---- saving -------------------------------------------------------------------------------
@@ -128,9 +128,10 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
     tmp = _scratch_beside(target)
     try:
         encoder_dir = tmp / ENCODER_DIR
-        from mtcore.model.lora import lora_layers, merged_state_dict
+        from mtcore.model.lora import ADAPTER, lora_layers, merged_state_dict, save_adapters
 
-        merged = merged_state_dict(model.encoder) if lora_layers(model.encoder) else None  # a plain encoder on disk
+        per_task = bool((getattr(model, "lora", None) or {}).get("per_task"))  # each task's adapters apart, the weights as loaded
+        merged = merged_state_dict(model.encoder, None if per_task else ADAPTER) if lora_layers(model.encoder) else None
         model.encoder.save_pretrained(encoder_dir, state_dict=merged)  # with task_layers: the templates, as loaded
         if tokenizer is not None:
             portable_tokenizer(tokenizer).save_pretrained(encoder_dir)
@@ -144,9 +145,11 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
             tasks[task_id] = {**model.tasks[task_id], "head_file": rel}
             if own_layers is not None:
                 tasks[task_id]["task_layers_file"] = task_layers.save(own_layers, tmp, task_id, rel.rpartition("/")[2])
+            if per_task:
+                tasks[task_id]["lora_file"] = save_adapters(model.encoder, tmp, task_id, rel.rpartition("/")[2])
         manifest = {
             "mtcore_version": mtcore.__version__,
-            "format_version": FORMAT_VERSION if own_layers is not None else 1,
+            "format_version": FORMAT_VERSION if own_layers is not None or per_task else 1,
             "encoder": {**describe_encoder(model.encoder, lora=getattr(model, "lora", None)),
                         **({"task_layers": task_layers.manifest_entry(own_layers)} if own_layers is not None else {})},
             "tokenizer": tokenizer is not None,
@@ -321,10 +324,31 @@ def load_model(cls: type, directory: str | os.PathLike, *, custom_heads: Mapping
         raise ConfigError(f"task_layers={options['task_layers']!r}: the saved model has {int(saved_layers.get('count', 0))} task-specific "
                           "top layers, and loading keeps them; leave task_layers out")
     options["task_layers"] = int(saved_layers.get("count", 0))
+    own_adapters = _saved_task_adapters(root, manifest, options)
     model = cls(encoder, heads, tokenizer=tokenizer, **options)
     for task_id, info in manifest["tasks"].items():
         load_head_weights(root, task_id, info, model.heads[task_id])
         if model.task_layers is not None:
             task_layers.load(model.task_layers, root, task_id, info.get("task_layers_file"))
+        if own_adapters:
+            from mtcore.model.lora import load_adapters
+
+            load_adapters(model.encoder, root, task_id, info.get("lora_file"))
     model.eval()
     return model
+
+
+def _saved_task_adapters(root: Path, manifest: Mapping[str, Any], options: dict[str, Any]) -> bool:
+    """Whether the saved tasks have LoRA adapters of their own (``per_task``); then ``options["lora"]`` rebuilds them."""
+    import importlib.util
+
+    saved = manifest["encoder"].get("lora") or {}
+    if not saved.get("per_task"):
+        return False
+    if options.get("lora") is not None:
+        raise ConfigError("lora: the saved model's tasks have LoRA adapters of their own, and loading keeps them; leave lora out")
+    if importlib.util.find_spec("peft") is None:
+        raise ModelFileError(f"{root}: its tasks have LoRA adapters of their own (lora/), which need the peft package: "
+                             'pip install "mtcore[lora]"')
+    options["lora"] = {key: saved[key] for key in ("r", "alpha", "dropout", "target_modules", "per_task") if key in saved}
+    return True

@@ -159,7 +159,7 @@ def check_encoder_config(config: Any) -> None:
         raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
                           "and encoder.freeze_layers out")
     if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
-        raise ConfigError("config key 'encoder.task_layers': lora adapts the shared encoder as a whole; leave encoder.task_layers "
+        raise ConfigError("config key 'encoder.task_layers': lora (shared or per task) and task layers do not go together; leave encoder.task_layers "
                           "or encoder.options.lora out")
     if config.encoder.options.get("fp32_residual") is False and config.precision == "fp32":
         warnings.warn("config key 'encoder.options.fp32_residual': false changes nothing with precision fp32 (it keeps "

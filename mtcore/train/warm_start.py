@@ -79,7 +79,7 @@ def warm_start(model: Any, config: Any, tasks: dict[str, Any]) -> list[str]:
     if path is not None and training_checkpoint(path) is not None:
         return load_checkpoint_weights(model, str(path), tasks, load_heads=config.encoder.load_heads)
     root = saved_model_dir(path) if path is not None else None
-    notes = load_saved_task_layers(model, root) if root is not None else []
+    notes = load_saved_task_layers(model, root) + load_saved_adapters(model, root) if root is not None else []
     if config.encoder.load_heads:
         notes += load_saved_heads(model, str(path), tasks)
     return notes
@@ -138,6 +138,47 @@ def load_saved_task_layers(model: Any, root: Path) -> list[str]:
         model.task_layers, root, task_id, saved[task_id].get("task_layers_file")), root)
 
 
+def load_saved_adapters(model: Any, root: Path) -> list[str]:
+    """The saved model's per-task LoRA adapters (``encoder.options.lora.per_task``) into ``model``'s matching tasks."""
+    from mtcore.model.manifest import read_manifest
+
+    manifest = read_manifest(root)
+    settings = manifest["encoder"].get("lora") or {}
+    if not settings.get("per_task"):
+        return []
+
+    def read(task_id: str) -> dict[str, Any]:
+        from safetensors.torch import load_file
+
+        return load_file(str(root / manifest["tasks"][task_id]["lora_file"]))
+    return _start_adapters(model, settings, [t for t, info in manifest["tasks"].items() if info.get("lora_file")], read, root)
+
+
+def _start_adapters(model: Any, saved: dict[str, Any], saved_ids: list[str], read: Any, path: Any) -> list[str]:
+    """Each task of ``model`` with adapters of its own that ``path`` has too starts from those (``read(task_id)``: their
+    tensors, keyed without the task id); notes say which, and that a run without per-task adapters leaves them."""
+    mine = getattr(model, "lora", None) or {}
+    if not mine.get("per_task"):
+        return [f"encoder.path: {path} has LoRA adapters for each task, which this run (without encoder.options.lora.per_task) "
+                "leaves out: it starts from the encoder's frozen weights"]
+    keys = ("r", "alpha", "target_modules")
+    if any(mine.get(key) != saved.get(key) for key in keys):
+        raise ConfigError(f"config key 'encoder.options.lora': the task adapters of {path} have "
+                          f"{', '.join(f'{key}={saved.get(key)!r}' for key in keys)}; give the same to start from them")
+    from mtcore.model.lora import adapter_state
+
+    loaded = [task_id for task_id in model.heads if task_id in saved_ids]
+    for task_id in loaded:
+        state, marker = read(task_id), f".{task_id}."
+        named = {key: key.replace(marker, ".") for key in model.encoder.state_dict() if ".lora_" in key and marker in key}
+        if set(named.values()) != set(state) or set(adapter_state(model.encoder, task_id)) != set(state):
+            raise ConfigError(f"config key 'encoder.options.lora': the task adapters of {path} do not fit this run's encoder")
+        model.encoder.load_state_dict({key: state[short] for key, short in named.items()}, strict=False)
+    fresh = [task_id for task_id in model.heads if task_id not in saved_ids]
+    return ([f"encoder.options.lora: the trained adapters of {', '.join(loaded)} loaded from {path}"] if loaded else []) + (
+        [f"encoder.options.lora: {path} has no adapters for {', '.join(fresh)}; theirs start new"] if fresh else [])
+
+
 def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_heads: bool) -> list[str]:
     """Copy the encoder of the training checkpoint at ``path`` into ``model`` (built from the checkpoint's encoder
     source) and, with ``load_heads``, its matching trained heads. The checkpoint's model is rebuilt as ``mt evaluate``
@@ -165,6 +206,10 @@ def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_h
     if saved.task_layers is not None:
         notes += _start_task_layers(model, saved.task_layers.copies, lambda task_id, copies: copies.load_state_dict(
             saved.task_layers.copies[task_id].state_dict()), path)
+    if (saved.lora or {}).get("per_task"):
+        from mtcore.model.lora import adapter_state
+
+        notes += _start_adapters(model, saved.lora, list(saved.heads), lambda task_id: adapter_state(saved.encoder, task_id), path)
     if load_heads:
         notes += _start_heads(model, tasks, saved.tasks, lambda task_id, info, head: _copy_head(saved, task_id, head), path)
     return notes

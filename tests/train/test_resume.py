@@ -15,7 +15,8 @@ import yaml
     {"sampler": {"name": "temperature"}, "loss": {"strategy": "single"}},
     {"loss": {"strategy": "uncertainty"}, "optimizer": {"lr": 1e-3, "gradient_accumulation_steps": 2}},
     {"lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 5e-3}},  # adapters on a frozen encoder: kept apart in checkpoints
-], ids=["single-temperature", "uncertainty-accumulation", "lora"])
+    {"lora": {"r": 4, "alpha": 8, "per_task": True}, "optimizer": {"lr": 5e-3}},  # each task's own (model/lora/ compared too)
+], ids=["single-temperature", "uncertainty-accumulation", "lora", "lora-per-task"])
 def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helpers, monkeypatch, variant):
     """The killed run is a real ``mt train`` process; the uninterrupted run and ``mt train --resume`` run in this
     process (as the preemption tests resume: no process start-up each), on one thread as that process trains."""
