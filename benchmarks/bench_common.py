@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import json
 import os
 import shutil
 import sys
@@ -28,6 +29,14 @@ if "HF_DATASETS_CACHE" not in os.environ:  # before datasets is imported; child 
     atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 VOCAB = [f"w{i}" for i in range(300)]
+
+
+def print_report(report: dict[str, Any], header: list[str], rows: list[list[Any]], align: str = "---") -> None:
+    """A script's output: ``report`` as JSON, a blank line, then a markdown table of ``rows`` under ``header``."""
+    print(json.dumps(report, indent=2))
+    print("\n| " + " | ".join(header) + " |\n|" + "|".join(align for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, rows: int) -> None:

@@ -9,10 +9,11 @@ multiple-choice batches of random token ids (lengths uniform between a quarter o
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import random
 import time
+
+from bench_common import print_report
 
 SHAPES = [(16, 128), (64, 256), (256, 128)]  # rows x longest
 
@@ -61,10 +62,8 @@ def main() -> None:
                             "ms_per_batch": round(time_call(collate, batch, repeats), 4)})
     report = {"setup": {"threads": torch.get_num_threads(), "repeats": repeats, "torch": torch.__version__,
                         "python": platform.python_version(), "machine": platform.machine()}, "results": results}
-    print(json.dumps(report, indent=2))
-    print("\n| task kind | rows | longest | padded shape | ms per batch |\n|---|---:|---:|---|---:|")
-    for r in results:
-        print(f"| {r['kind']} | {r['rows']} | {r['longest']} | {' x '.join(map(str, r['padded']))} | {r['ms_per_batch']:.3f} |")
+    print_report(report, ["task kind", "rows", "longest", "padded shape", "ms per batch"],
+                 [[r["kind"], r["rows"], r["longest"], " x ".join(map(str, r["padded"])), f"{r['ms_per_batch']:.3f}"] for r in results])
 
 
 if __name__ == "__main__":
