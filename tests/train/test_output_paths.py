@@ -27,7 +27,8 @@ def mt_train():
 
 @pytest.fixture()
 def broken_config(tmp_path: Path, make_config) -> Path:
-    """A config whose first task has no data: it fails while loading data, after the run directory is started."""
+    """A config whose first task's data_dir is no folder: it fails while loading data, after the run directory is started
+    (exit 2, a usage error, as --data-dir's)."""
     config = make_config(schedule={"max_steps": 2}, checkpoint={"every": None})
     config["tasks"][0] = {**config["tasks"][0], "data_dir": str(tmp_path / "missing")}
     path = tmp_path / "conf" / "broken.yaml"
@@ -61,7 +62,7 @@ def test_failed_start_leaves_an_existing_empty_folder_empty(mt_train, broken_con
     mine = tmp_path / "mine"
     mine.mkdir()
     result = mt_train(broken_config, "--output-dir", mine)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     _one_error_line(result, "missing")
     assert mine.is_dir() and _listing(mine) == []
 
@@ -71,14 +72,14 @@ def test_failed_start_keeps_what_was_in_the_folder(mt_train, broken_config, tmp_
     mine.mkdir()
     (mine / "notes.txt").write_text("keep me\n")
     result = mt_train(broken_config, "--output-dir", mine)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert _listing(mine) == ["notes.txt"] and (mine / "notes.txt").read_text() == "keep me\n"
 
 
 def test_failed_start_removes_the_parent_folders_it_made(mt_train, broken_config, tmp_path):
     (tmp_path / "a").mkdir()  # was there before: stays
     result = mt_train(broken_config, "--output-dir", tmp_path / "a" / "b" / "c" / "d")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     _one_error_line(result)
     assert (tmp_path / "a").is_dir() and _listing(tmp_path / "a") == []
 
@@ -87,7 +88,7 @@ def test_failed_start_with_the_default_output_dir_leaves_no_runs_folder(mt_train
     monkeypatch.chdir(tmp_path)
     before = _listing(tmp_path)
     result = mt_train(broken_config)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     _one_error_line(result)
     assert not (tmp_path / "runs").exists() and _listing(tmp_path) == before
 
