@@ -117,6 +117,15 @@ def _writer(name: str, output: Optional[Path]) -> tuple[Any, str, bool]:
     return component.load(), component.id, needs_ids(component)
 
 
+def _same_file(output: str, input: str) -> bool:
+    """Whether ``output`` is the file ``input`` (the same path, or a link to it)."""
+    a, b = Path(output).expanduser(), Path(input).expanduser()
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
 def _is_stream(path: str) -> bool:
     """``/dev/stdout``, a FIFO or another device: written directly, never a folder."""
     target = Path(path).expanduser()
@@ -254,6 +263,8 @@ def predict(
         from mtcore.outputs import check_writable
 
         check_writable(output_arg, folder=several or format not in STDOUT_FORMATS, what="--output", example=f"predictions.{format}")
+        if input is not None and input != "-" and _same_file(output_arg, input):
+            raise UsageError(f"--output {output_arg} is the --input file: the predictions would replace your rows; choose another path")
     from mtcore.predict.locate import load_model, locate
 
     location = locate(path)

@@ -241,3 +241,17 @@ def test_an_output_named_csv_gets_csv_without_format(cli, bert_model_dir, review
     result = cli("predict", bert_model_dir, "--task", "demo:sentiment", "--input", reviews_file, "-o", tmp_path / "preds.out")
     assert result.exit_code == 0, result.output
     assert "label" in json.loads((tmp_path / "preds.out").read_text(encoding="utf-8").splitlines()[0])  # anything else: JSON Lines
+
+
+def test_an_output_that_is_the_input_file_is_refused_and_the_rows_stay(cli, bert_model_dir, reviews_file, tmp_path):
+    """It wrote the predictions over the user's rows (exit 0); a link to the input counts too."""
+    import shutil
+
+    mine = Path(shutil.copy(reviews_file, tmp_path / "mine.jsonl"))
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(mine)
+    before = mine.read_bytes()
+    for output in (mine, link):
+        result = cli("predict", bert_model_dir, "--task", "sentiment", "--input", mine, "-o", output)
+        assert result.exit_code == 2 and f"--output {output} is the --input file" in result.stderr, result.stderr
+        assert mine.read_bytes() == before
