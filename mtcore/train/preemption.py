@@ -65,8 +65,11 @@ STUCK_GRACE_S = 3.0
 
 
 def preemption_signals() -> tuple[signal.Signals, ...]:
-    """SIGTERM and (where the platform has them) SIGUSR1 and SIGHUP."""
-    return tuple(getattr(signal, name) for name in ("SIGTERM", "SIGUSR1", "SIGHUP") if hasattr(signal, name))
+    """SIGTERM and (where the platform has them) SIGUSR1 and SIGHUP; SIGHUP not when it is ignored (``nohup mt train``:
+    a closed terminal must not stop the run)."""
+    names = ("SIGTERM", "SIGUSR1", "SIGHUP")
+    return tuple(getattr(signal, name) for name in names if hasattr(signal, name)
+                 and not (name == "SIGHUP" and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN))
 
 
 def _hung_up(signum: int) -> None:

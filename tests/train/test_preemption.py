@@ -379,3 +379,24 @@ def test_a_closed_terminal_sighup_preempts_with_a_checkpoint_and_the_hung_up_std
     assert "Traceback" not in text and "unexpected" not in text, text[-3000:]
     _check_preempted(run, text, signalled_at, helpers)
     assert next(e for e in helpers.read_events(run) if e["event"] == "preempted")["signal"] == "SIGHUP"
+
+
+def test_under_nohup_a_sighup_changes_nothing_and_the_run_finishes(tmp_path, config, helpers):
+    """nohup mt train ... &: SIGHUP is ignored when the run starts, and a closed terminal must not stop it (the SIGHUP
+    preemption caught it whatever its setting)."""
+    run = tmp_path / "run"
+    process = subprocess.Popen(helpers.mt_command("train", str(config), DELAY, "--output-dir", str(run)), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, env=helpers.subprocess_env(),
+                               preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        deadline = time.time() + 90
+        while _logged_step(run) < LOG_EVERY:
+            assert process.poll() is None and time.time() < deadline, process.stderr.read()[-3000:]
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGHUP)
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        _kill(process)
+    assert process.returncode == 0, stderr[-3000:]
+    assert json.loads((run / "summary.json").read_text())["steps"] == MAX_STEPS
+    assert not [e for e in helpers.read_events(run) if e["event"] == "preempted"]
