@@ -87,7 +87,12 @@ class Collator:
         import torch
 
         out = np.full(tuple(mask.shape), value, dtype=np.int64)
-        out[mask.numpy()] = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64, count=int(mask.sum()))
+        values = np.fromiter(itertools.chain.from_iterable(sequences), dtype=np.int64)
+        positions = mask.numpy()
+        if values.size != int(positions.sum()):  # a row's labels longer than its input_ids: never spilt into the next row
+            raise ValueError(f"the batch's sequences hold {values.size} values for {int(positions.sum())} token positions: a row's "
+                             "labels (or token_type_ids) are not as long as its input_ids")
+        out[positions] = values
         return torch.from_numpy(out)
 
     def __call__(self, rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> BatchData:

@@ -74,6 +74,7 @@ def task_info(task: Task) -> dict[str, Any]:
             "writer": task.writer if isinstance(task.writer, str) else None,
             "num_labels": task.num_labels,
             "preprocess": [ref for ref in task.preprocess if isinstance(ref, str)],
+            "default_metrics": task.metrics is None,  # the kind's, which mean mtcore's (Task.metric_owner)
         }
     )
     unsaved = [describe(ref) for ref in task.preprocess if not isinstance(ref, str)]
@@ -96,18 +97,12 @@ def _saved_steps(task_id: str, refs: Any) -> tuple[Any, ...]:
 
 
 def _saved_metrics(info: Mapping[str, Any]) -> tuple[str, ...] | None:
-    """The saved metric names; None where they are the kind's defaults (which mean mtcore's metrics, whatever
-    namesakes are registered where the model is evaluated: :attr:`~mtcore.task.Task.metric_owner`)."""
-    from mtcore.task import DEFAULT_METRICS, NO_ANSWER_METRICS, TaskKind
-
-    if info.get("metrics") is None:
+    """The saved metric names; None where they were the kind's defaults (``default_metrics``), which mean mtcore's
+    metrics whatever namesakes are registered where the model is evaluated (:attr:`~mtcore.task.Task.metric_owner`);
+    names a task chose itself stay its own plugin's first, as in training."""
+    if info.get("metrics") is None or info.get("default_metrics") is True:
         return None
-    saved = tuple(info["metrics"])
-    try:
-        default = NO_ANSWER_METRICS if info.get("no_answer") else DEFAULT_METRICS[TaskKind(info.get("kind"))]
-    except ValueError:  # an unknown kind: Task says so
-        return saved
-    return None if saved == default else saved
+    return tuple(info["metrics"])
 
 
 def task_from_info(info: Mapping[str, Any]) -> Task:

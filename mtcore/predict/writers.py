@@ -91,7 +91,7 @@ class CsvLayout:
             if row.get("probabilities") is not None:
                 probs = _plain(row["probabilities"])
                 self.width = max(self.width, len(probs))
-                self.with_probs = self.with_probs or not _per_word(probs)
+                self.with_probs = self.with_probs or (bool(probs) and not _per_word(probs))  # [] (a token row of no words): per word
 
     def settled(self) -> bool:
         """Whether rows yet to come cannot change the header (rows of a task with labels and class

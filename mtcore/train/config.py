@@ -69,7 +69,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PositiveFloat, field_validator, model_validator
+from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, model_validator
 
 from mtcore.task import SPLITS
 from mtcore.train.config_section import Section
@@ -277,7 +277,7 @@ class EvaluationConfig(Section):
     every: int | None = Field(None, ge=1)
     at_end: bool = True
     split: EvaluationSplit = "validation"
-    weights: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, NonNegativeFloat] = Field(default_factory=dict)  # all 0: no aggregate (refused in validate)
     early_stopping_patience: int | None = Field(None, ge=1)
 
 

@@ -93,6 +93,14 @@ def aggregate_weights(weights: Mapping[str, float], evaluated: list[Any]) -> dic
     return out
 
 
+def check_some_weight(weights: Mapping[str, float], tasks: list[Any]) -> None:
+    """A ConfigError when ``evaluation.weights`` leave every scored task at weight 0: there would be no aggregate, so no
+    best checkpoint and no early stopping."""
+    if tasks and not any(weights.get(t.id, weights.get(t.name, 1.0)) > 0 for t in tasks):
+        raise ConfigError("config key 'evaluation.weights' gives every task weight 0, so there is no aggregate to choose the best "
+                          "checkpoint or stop early by; give at least one task a weight > 0")
+
+
 def load_evaluated(plan: Any, tokenizer: Any, options: dict[str, Any], notes: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """The data of every evaluate-only task of ``plan`` and the split each is scored on (see the module docstring)."""
     data, splits = {}, {}

@@ -322,11 +322,11 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
-    check_encoder_config(config)
-    from mtcore.train.eval_tasks import aggregate_weights
+    check_encoder_config(config, mode)
+    from mtcore.train.eval_tasks import aggregate_weights, check_some_weight
 
-    return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated,
-                   aggregate_weights(config.evaluation.weights, [e.task for e in evaluated]))
+    check_some_weight(weights := aggregate_weights(config.evaluation.weights, [e.task for e in evaluated]), [p.task for p in planned])
+    return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated, weights)
 
 
 def _check_metrics(registry: Registry, entry: TaskEntry, task: Task, defined: str | None, blame: Task | None, i: int) -> None:

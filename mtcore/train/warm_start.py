@@ -157,14 +157,13 @@ def load_saved_adapters(model: Any, root: Path) -> list[str]:
 def _start_adapters(model: Any, saved: dict[str, Any], saved_ids: list[str], read: Any, path: Any) -> list[str]:
     """Each task of ``model`` with adapters of its own that ``path`` has too starts from those (``read(task_id)``: their
     tensors, keyed without the task id); notes say which, and that a run without per-task adapters leaves them."""
-    mine = getattr(model, "lora", None) or {}
+    mine, keys = getattr(model, "lora", None) or {}, ("r", "alpha", "target_modules")
     if not mine.get("per_task"):
         return [f"encoder.path: {path} has LoRA adapters for each task, which this run (without encoder.options.lora.per_task) "
                 "leaves out: it starts from the encoder's frozen weights"]
-    keys = ("r", "alpha", "target_modules")
     if any(mine.get(key) != saved.get(key) for key in keys):
-        raise ConfigError(f"config key 'encoder.options.lora': the task adapters of {path} have "
-                          f"{', '.join(f'{key}={saved.get(key)!r}' for key in keys)}; give the same to start from them")
+        return [f"encoder.options.lora: the task adapters of {path} have {', '.join(f'{key}={saved.get(key)!r}' for key in keys)}, "
+                "other settings than this run's: every task's adapters start new (give those settings to start from them)"]
     from mtcore.model.lora import adapter_state
 
     loaded = [task_id for task_id in model.heads if task_id in saved_ids]

@@ -122,3 +122,14 @@ def test_a_batch_with_no_padded_position_goes_to_the_model_without_its_all_ones_
         assert not batch.no_padding and model_inputs(batch) is batch
     plain = {"input_ids": full["input_ids"], "attention_mask": full["attention_mask"]}
     assert model_inputs(plain) is plain  # a plugin collator's own dict is passed on as it is
+
+
+def test_token_labels_longer_than_their_row_are_an_error_not_spilt_into_the_next_row():
+    """The NumPy padding laid a fixed count of values: a row's extra label went silently into the next row."""
+    import pytest
+
+    rows = [{"input_ids": [2, 5, 3], "labels": [-100, 1, 0, 1]}, {"input_ids": [2, 6, 7, 3], "labels": [-100, 0, 1, -100]}]
+    with pytest.raises(ValueError, match=r"hold 8 values for 7 token positions: a row's labels"):
+        Collator(pad_token_id=0, kind="token_classification")(rows)
+    rows[0]["labels"] = [-100, 1, -100]
+    assert Collator(pad_token_id=0, kind="token_classification")(rows)["labels"].tolist() == [[-100, 1, -100, -100], [-100, 0, 1, -100]]

@@ -107,3 +107,15 @@ def test_predicting_a_token_task_tokenizes_its_rows_once(model_dir, tmp_path, mo
     assert len(calls) <= 1 and again.labels == before.labels and again.probabilities == before.probabilities
     assert [len(labels) for labels in again.labels] == [len(words) for words in SENTENCES]
     assert all(label in ("O", "B", "I") for labels in again.labels for label in labels)
+
+
+def test_a_csv_of_token_predictions_takes_a_sentence_without_words(cli, model_dir, tmp_path):
+    """Its empty probabilities made the CSV writer take the task for one with a probability per class, and the other rows'
+    per-word lists then ended in "unexpected TypeError: float() argument ... not 'list'"."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"words": ["good", "movie"]}\n{"words": []}\n', encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = cli("predict", model_dir, "--task", "user:conll_words", "--input", rows, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].split(",")[:2] == ["idx", "label"] and not any(c.startswith("p_") for c in lines[0].split(",")) and len(lines) == 3

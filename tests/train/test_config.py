@@ -283,6 +283,17 @@ def test_weights_that_nothing_would_use_are_refused_or_warned():
         plan_run(load_config(BASE, ["loss.strategy=sum", "tasks.0.weight=2"]))
 
 
+def test_evaluation_weights_below_0_or_all_0_are_refused():
+    """They passed: every evaluation then said "no aggregate (every main metric is NaN)", no best checkpoint was ever
+    chosen and early stopping never stopped; a negative one rewarded the worse task."""
+    assert error_of(BASE, ["evaluation.weights={rsg:terra: -1}"]) == (
+        "config key 'evaluation.weights.rsg:terra': input should be greater than or equal to 0 (got -1)")
+    tasks = plan_run(load_config(BASE)).task_ids
+    zeros = "evaluation.weights={" + ", ".join(f"{t}: 0" for t in tasks) + "}"
+    assert error_of(BASE, [zeros], plan=True).startswith("config key 'evaluation.weights' gives every task weight 0")
+    assert plan_run(load_config(BASE, [f"evaluation.weights={{{tasks[0]}: 0}}"])).eval_weights[tasks[0]] == 0
+
+
 @pytest.mark.parametrize(("option", "message"), [
     ("fp32_residual=false", "'encoder.options.fp32_residual': false changes nothing with precision fp32"),
     ("flash_attention=fa4", "'encoder.options.flash_attention' changes nothing with precision fp32"),  # any case: FA4

@@ -68,5 +68,7 @@ def test_a_metric_namesake_is_its_plugins_own_and_leaves_defaults_and_other_plug
                        evaluate_path(shutil.copytree(tmp_path / "run" / "model", tmp_path / "model"), tasks=["user:sent"],
                                      input=tasks[0]["define"]["files"]["validation"])):  # as its manifest saved it
             assert scored.metrics["user:sent/accuracy"] == accuracy["user:sent"]  # the saved defaults are still mtcore's
+        pair = evaluate_path(tmp_path / "model", tasks=["user:pair"], input=tasks[1]["define"]["files"]["validation"])
+        assert pair.metrics["user:pair/accuracy"] == SENTINEL  # named by the task itself (as the kind's): still its own
     finally:
         load_registry(warn=False).components["metric"].pop("user:accuracy", None)

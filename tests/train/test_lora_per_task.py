@@ -117,6 +117,13 @@ def test_a_later_run_starts_each_matching_task_from_its_saved_adapters(trained, 
                                               (tmp_path / "plain" / "metrics.jsonl").read_text(encoding="utf-8").splitlines())]
     assert any("leaves out" in note for e in events if e.get("event") == "start" for note in e.get("notes", [])), events[:2]
 
+    other = shared_make_config(schedule={"max_steps": 1, "warmup_steps": 0}, checkpoint={"every": None})
+    other["encoder"] = {"path": str(run / "model"), "options": {"lora": {**PER_TASK, "r": 2}}}  # new adapters of another rank
+    Trainer(other, output_dir=tmp_path / "other").train()
+    notes = [note for line in (tmp_path / "other" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+             for note in json.loads(line).get("notes", [])]
+    assert any("other settings than this run's: every task's adapters start new" in note for note in notes), notes
+
 
 def test_per_task_must_be_true_or_false():
     from mtcore.errors import ConfigError
@@ -141,3 +148,19 @@ def test_loading_per_task_adapters_without_peft_says_what_to_install(trained, mo
     with pytest.raises(ModelFileError, match=r"its tasks have LoRA adapters of their own \(lora/\), which need the peft package: "
                                              r"pip install \"mtcore\[lora\]\""):
         MultitaskModel.from_pretrained(run / "model")
+
+
+def test_per_task_adapters_with_recomputed_forward_passes_of_every_task_are_refused(shared_make_config):
+    """Gradient checkpointing recomputes each task's forward pass in the backward one, after the last task's adapters were
+    switched in: strategies running every task before the backward passes trained the wrong adapters, silently."""
+    from mtcore.errors import ConfigError
+    from mtcore.train.config import TrainConfig
+    from mtcore.train.validate import plan_run
+
+    config = shared_make_config(loss={"strategy": "pcgrad"})
+    config["encoder"].update(gradient_checkpointing=True, options={"lora": PER_TASK})
+    with pytest.raises(ConfigError, match=r"^config key 'encoder.gradient_checkpointing': with per-task LoRA adapters and a loss "
+                                          r"strategy that runs every task at each step \('pcgrad'\)"):
+        plan_run(TrainConfig.model_validate(config))
+    config["loss"] = {"strategy": "single"}  # one task per step: its forward and backward passes go together
+    assert plan_run(TrainConfig.model_validate(config)).mode == "single"
