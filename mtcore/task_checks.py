@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from mtcore.task import Task
 
 
+#: Characters a task name may not hold.
+NAME_SEPARATORS = (":", ".", "/", "\\")
+
+
 def check_task(task: Task) -> None:
     """Validate and normalise ``task`` in place (called by ``Task.__post_init__``)."""
     from mtcore.task import INPUT_COLUMNS, TaskKind
@@ -31,8 +35,11 @@ def check_task(task: Task) -> None:
                 f"choose one of: {', '.join(k.value for k in TaskKind)}"
             ) from None
         object.__setattr__(task, "kind", kind)
-    if not isinstance(task.name, str) or not task.name or ":" in task.name:
-        raise ConfigError(f"task name {task.name!r} must be a non-empty string with no ':'")
+    if not isinstance(task.name, str) or not task.name or any(c in task.name for c in NAME_SEPARATORS):
+        # ':' parts plugin and name; '.' would split a torch module's name; '/' and '\\' make folders of prediction files
+        example = "".join("-" if c in NAME_SEPARATORS else c for c in task.name) if isinstance(task.name, str) and task.name else "my-task"
+        raise ConfigError(f"task name {task.name!r} must be a non-empty string with none of {', '.join(map(repr, NAME_SEPARATORS))} "
+                          f"(e.g. {example!r})")
     _check_text_fields(task)
     if isinstance(task.labels, str):
         raise ConfigError(f"task {task.name!r}: labels must be a list of label names, not the string {task.labels!r} "

@@ -145,3 +145,14 @@ def test_switching_sampler_names_the_way_to_clear_the_old_ones_options(tmp_path)
                                        "accepts: none; options of another sampler? sampler.options={} clears them")
     cleared = check_here(str(config), "sampler.name=uniform", "sampler.options={}", "--no-data")
     assert cleared.returncode == 0, cleared.stderr
+
+
+@pytest.mark.parametrize("name", ["v1.2", "a/b", "a\\b"])
+def test_a_task_name_mt_train_or_predict_could_not_use_is_refused_by_mt_check(tmp_path, name):
+    """'.' passed mt check and failed mt train ("task id ... without '.'"); '/' trained and wrote predictions into a
+    sub-folder (preds/user_a/b.jsonl)."""
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": "bert"}, "tasks": [
+        {"define": {"name": name, "kind": "text_classification", "labels": ["a", "b"], "files": {"train": "t.jsonl"}}}]}))
+    result = check_here(str(config), "--no-data")
+    assert result.returncode == 2 and result.stderr.startswith(f"error: config key 'tasks.0.define': task name {name!r} must be"), result.stderr
