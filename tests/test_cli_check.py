@@ -156,3 +156,24 @@ def test_a_task_name_mt_train_or_predict_could_not_use_is_refused_by_mt_check(tm
         {"define": {"name": name, "kind": "text_classification", "labels": ["a", "b"], "files": {"train": "t.jsonl"}}}]}))
     result = check_here(str(config), "--no-data")
     assert result.returncode == 2 and result.stderr.startswith(f"error: config key 'tasks.0.define': task name {name!r} must be"), result.stderr
+
+
+def test_an_encoder_kwarg_of_the_wrong_type_is_one_line_from_check_and_train(tmp_path, monkeypatch):
+    """A quoted number ("0.1" for a dropout): mt check said "config ok" and mt train "unexpected
+    StrictDataclassFieldValidationError"."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": {"arch": "bert", "hidden_size": 32, "num_layers": 1, "num_heads": 2}},
+                                      "tasks": [{"id": "rsg:terra", "source": "sample"}], "schedule": {"max_steps": 1}}))
+    wrong = 'encoder.options={encoder_kwargs: {hidden_dropout_prob: "0.1"}}'
+    checked = check_here(str(config), wrong)
+    assert checked.returncode == 2 and checked.stderr.strip() == (
+        "error: config key 'encoder.options.encoder_kwargs': Field 'hidden_dropout_prob' with value '0.1' doesn't match any type "
+        "in (float, int)"), checked.stderr
+    trained = CliRunner().invoke(app, ["train", str(config), wrong, "--output-dir", str(tmp_path / "run")])
+    assert trained.exit_code == 2 and "has the wrong type: Field 'hidden_dropout_prob' with value '0.1'" in trained.stderr
+    assert "unexpected" not in trained.stderr and not (tmp_path / "run").exists()

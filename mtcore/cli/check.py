@@ -133,6 +133,7 @@ def _count(plan: Any) -> dict[str, Any]:
         source = encoder_source(config, RunDir(scratch), accelerator)
         tokenizer = load_tokenizer(source, config)
         encoder_config = AutoConfig.from_pretrained(source, trust_remote_code=bool(config.encoder.trust_remote_code))
+        _check_encoder_kwargs(config, source)
         _check_heads(plan, encoder_config)
         _check_encoder_structure(config, encoder_config)
         _check_flash_attention(config, encoder_config)
@@ -283,6 +284,24 @@ def _export_notes(plan: Any, encoder_config: Any, tokenizer: Any) -> list[str]:
     except Exception:  # noqa: BLE001 - advice only: an encoder this cannot build is for mt train to report
         return []
     return [f"mt export (after training): {line}" for line in refusals.values()]
+
+
+def _check_encoder_kwargs(config: Any, source: str) -> None:
+    """``encoder.options.encoder_kwargs`` of the wrong type for the encoder's config (``"0.1"`` for a dropout), as
+    ``mt train`` finds when it loads the encoder; other mistakes there ``mt train`` says when it builds the model."""
+    from transformers import AutoConfig
+
+    from mtcore.errors import ConfigError
+    from mtcore.model.encoder import strict_config_errors, typed_field_error
+
+    kwargs = dict(config.encoder.options.get("encoder_kwargs") or {})
+    try:
+        if kwargs:
+            AutoConfig.from_pretrained(source, trust_remote_code=bool(config.encoder.trust_remote_code), **kwargs)
+    except strict_config_errors() as exc:
+        raise ConfigError(f"config key 'encoder.options.encoder_kwargs': {typed_field_error(exc)}") from None
+    except (TypeError, ValueError, OSError):
+        pass
 
 
 def _check_flash_attention(config: Any, encoder_config: Any) -> None:

@@ -41,6 +41,22 @@ def parse_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
 
 
 @transformers_bars_off()
+def strict_config_errors() -> tuple[type[BaseException], ...]:
+    """huggingface_hub's errors for a typed config field given a value of another type (none in older versions)."""
+    try:
+        from huggingface_hub.errors import StrictDataclassError
+    except ImportError:
+        return ()
+    return (StrictDataclassError,)
+
+
+def typed_field_error(exc: BaseException) -> str:
+    """``field 'hidden_dropout_prob' with value '0.1' doesn't match any type in (float, int)`` from huggingface_hub's text."""
+    text = " ".join(str(exc).split())
+    text = text.split("TypeError: ", 1)[-1].split(". Errors:", 1)[0]
+    return text.replace("<class '", "").replace("'>", "")[:300]
+
+
 def load_encoder(
     source: str | os.PathLike,
     *,
@@ -93,6 +109,9 @@ def load_encoder(
                              "(copy or save the model again)") from None
     except SafetensorError as exc:
         raise ModelFileError(f"{source}: a weights file is not a readable safetensors file ({exc}); copy or save the model again") from None
+    except strict_config_errors() as exc:  # a config value of the wrong type ("0.1" for a dropout), checked by transformers
+        raise ConfigError(f"encoder {source!r}: a setting for its config (encoder.options.encoder_kwargs, from_pretrained's "
+                          f"encoder_kwargs) has the wrong type: {typed_field_error(exc)}") from None
     except (ValueError, ImportError) as exc:
         if "trust_remote_code" in str(exc) and not trust_remote_code:
             raise ModelFileError(f"encoder {source!r} needs code of its own (its config names custom model code), which mtcore runs "
