@@ -85,9 +85,9 @@ class TinyEncoder(Section):
     """A randomly initialised demo encoder built offline by :func:`mtcore.testing.build_tiny_encoder`."""
 
     arch: TinyArch = "bert"
-    hidden_size: int = Field(64, ge=8)
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(2, ge=1)
+    hidden_size: int = Field(64, ge=8, le=8192)  # a demo encoder: sizes a machine can build
+    num_layers: int = Field(2, ge=1, le=128)
+    num_heads: int = Field(2, ge=1, le=128)
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> TinyEncoder:
@@ -266,7 +266,7 @@ class BatchingConfig(Section):
     max_tokens: int | None = Field(None, ge=16)
     max_rows: int | None = Field(None, ge=1)
     group_by_length: bool = True
-    pad_to_multiple_of: int | None = Field(None, ge=1)
+    pad_to_multiple_of: int | None = Field(None, ge=1, le=65536)
     padding_free: bool = False
 
 
@@ -340,7 +340,7 @@ class DebugConfig(Section):
     final weights in ``<run>/rank-weights/rank<i>-of-<n>.safetensors`` (to compare DDP ranks)."""
 
     inject_nan_at_step: int | None = Field(None, ge=1)
-    step_delay_s: float = Field(0.0, ge=0)
+    step_delay_s: float = Field(0.0, ge=0, le=3600)
     save_rank_weights: bool = False
 
 

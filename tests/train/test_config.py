@@ -74,6 +74,10 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
                                                   "YAML reads yes/no/on/off/true/false as booleans: quote the word ('yes')"),
     (["schedule.max_steps=yes"], "config key 'schedule.max_steps': expected a number, got True (YAML reads yes/no/on/off/"),
     (["loss.strategy=weighted", "loss.weights={rsg:terra: no}"], "config key 'loss.weights': rsg:terra: expected a number, got False"),
+    # sizes no machine takes ended in "unexpected OverflowError / TypeError" (a user-mistake audit)
+    (["batching.pad_to_multiple_of=100000000000000000000"], "config key 'batching.pad_to_multiple_of': input should be less than or equal to 65536"),
+    (["encoder.tiny.hidden_size=100000000000000000000"], "config key 'encoder.tiny.hidden_size': input should be less than or equal to 8192"),
+    (["debug.step_delay_s=1e20"], "config key 'debug.step_delay_s': input should be less than or equal to 3600"),
 ])
 def test_malformed_configs_name_the_key(overrides, expected):
     assert expected in error_of(BASE, overrides)
