@@ -190,7 +190,13 @@ def format_error(error: Mapping[str, Any]) -> str:
 def validation_error(exc: ValidationError) -> ConfigError:
     """A :class:`ConfigError` with the first problem of a pydantic ValidationError."""
     errors = exc.errors()
-    line = format_error(errors[0])
+    first = errors[0]
+    if first.get("type") == "missing":  # 'encodr:' for 'encoder:': the misspelt key, with its "did you mean", says more
+        wanted = str(first.get("loc", ("",))[-1])
+        misspelt = [e for e in errors if e.get("type") == "extra_forbidden" and e.get("loc")[:-1] == first.get("loc")[:-1]
+                    and difflib.get_close_matches(str(e["loc"][-1]), [wanted], n=1, cutoff=0.6)]
+        first = misspelt[0] if misspelt else first
+    line = format_error(first)
     if len(errors) > 1:
         line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return ConfigError(line)

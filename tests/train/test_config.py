@@ -371,3 +371,11 @@ def test_tracker_settings_are_checked_when_the_config_is_read(overrides, expecte
 ])
 def test_a_key_in_the_wrong_section_names_the_section_it_belongs_to(override, expected):
     assert error_of(BASE, [override]) == expected
+
+
+def test_a_misspelt_required_key_is_named_with_did_you_mean_not_as_missing():
+    """'encodr:' said "config key 'encoder' is required (and 1 more problem)", naming the key the user did not write."""
+    raw = {"encodr": {"tiny": "bert"}, "tasks": ["rsg:terra"]}
+    assert error_of(raw).startswith("config key 'encodr' is not allowed (did you mean 'encoder'?)")
+    assert error_of({"encoder": {"tiny": "bert"}, "task": ["rsg:terra"]}).startswith("config key 'task' is not allowed (did you mean 'tasks'?)")
+    assert error_of({"tasks": ["rsg:terra"]}).startswith("config key 'encoder' is required")  # none written: still said so
