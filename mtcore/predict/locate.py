@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtcore.errors import ModelPathError, did_you_mean_path
+from mtcore.errors import ModelFileError, ModelPathError, did_you_mean_path
 from mtcore.model.quiet_bars import transformers_bars_off
 
 RUN_CONFIG = "config.yaml"
@@ -61,6 +61,9 @@ def locate(path: str | os.PathLike) -> ModelLocation:
     if (root / CHECKPOINT_WEIGHTS).is_file() and full.parent.name == "checkpoints":
         raise ModelPathError(f"{root}: an unfinished checkpoint (no {CHECKPOINT_DONE}: still being written, or cut short); "
                              "pass a finished one of the same run, or its run directory")
+    for model in (root / RUN_MODEL, root):  # a model folder of the files save_pretrained writes, without its manifest
+        if (model / "encoder").is_dir() and (model / "heads").is_dir() and not (model / MANIFEST).exists():
+            raise ModelFileError(f"{model / MANIFEST}: missing; the model directory is incomplete (copy or save it again)")
     if (root / RUN_CONFIG).is_file():
         from mtcore.train.checkpoint import Checkpoints
 

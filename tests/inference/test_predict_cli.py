@@ -255,3 +255,15 @@ def test_an_output_that_is_the_input_file_is_refused_and_the_rows_stay(cli, bert
         result = cli("predict", bert_model_dir, "--task", "sentiment", "--input", mine, "-o", output)
         assert result.exit_code == 2 and f"--output {output} is the --input file" in result.stderr, result.stderr
         assert mine.read_bytes() == before
+
+
+def test_a_model_folder_without_its_manifest_is_named_as_incomplete(cli, trained_run, tmp_path):
+    """A finished run whose model/mtcore.json went missing was "a run with no model/ yet ... still running", with --resume."""
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    (run / "model" / "mtcore.json").unlink()
+    for path in (run, run / "model"):
+        result = cli("evaluate", path)
+        assert result.exit_code == 1 and result.stderr.strip() == (
+            f"error: {run / 'model' / 'mtcore.json'}: missing; the model directory is incomplete (copy or save it again)"), result.stderr
