@@ -368,6 +368,11 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
                                "source": s.source if input is None else "--input", "data_dir": (s.files_dir if s.inline else s.data_dir) if input is None else scored_file,
                                "head": s.head, "split": splits[s.task.id], "lower_is_better": lower_is_better(s.task.main, s.task.metric_owner),
                                "weight": float((weights or {}).get(s.task.id, (weights or {}).get(s.task.name, 1.0)))}
+        if not values and input is not None:  # the file given to score holds no label: a mistake, not a note
+            from mtcore.errors import DataError
+
+            raise DataError(f"{scored_file}: no row has a label for task {s.task.id!r} (field {s.task.input_map.get('label', 'label')!r}); "
+                            "mt evaluate scores labelled rows: name the field with the task's inputs, or use mt predict for rows without labels")
         if not values:
             notes.append(f"task {s.task.id!r}: the {splits[s.task.id]} split has no labelled rows; nothing to score")
     return EvaluationReport(split=split, metrics=metrics, aggregate=None if score != score else score, tasks=per_task,

@@ -310,3 +310,14 @@ def test_paths_with_brackets_are_shown_as_they_are(cli, trained_run, tmp_path):
     result = cli("evaluate", run, "--tasks", "rsg:terra")
     assert result.exit_code == 0, result.output
     assert "r[/b] [final]" in " ".join(result.stdout.split())
+
+
+def test_an_input_file_without_labels_is_an_error_naming_the_field(cli, trained_run, tmp_path):
+    """A file whose label field has another name exited 0 with a note about "the test split" (there was none)."""
+    rows = tmp_path / "gold.jsonl"
+    rows.write_text("".join(json.dumps({"premise": "a.", "hypothesis": "b.", "gold": "entailment"}) + "\n" for _ in range(3)),
+                    encoding="utf-8")
+    result = cli("evaluate", trained_run, "--tasks", "rsg:terra", "--input", rows)
+    assert result.exit_code == 1 and result.stderr.strip() == (
+        f"error: {rows}: no row has a label for task 'rsg:terra' (field 'label'); mt evaluate scores labelled rows: name the "
+        "field with the task's inputs, or use mt predict for rows without labels"), result.stderr
