@@ -29,10 +29,12 @@ def test_the_default_config_takes_a_sampled_task_of_each_plugin_and_passes_mt_ch
 
 
 def test_named_tasks_an_encoder_and_stdout(tmp_path):
-    printed = _cli("new-config", "-", "--task", "terra", "-t", "nli:xnli-ru", "--encoder", "my models/rubert")
+    encoder = tmp_path / "my models" / "rubert"
+    encoder.mkdir(parents=True)
+    printed = _cli("new-config", "-", "--task", "terra", "-t", "nli:xnli-ru", "--encoder", str(encoder))
     assert printed.exit_code == 0, printed.output
     config = yaml.safe_load(printed.stdout)
-    assert [e["id"] for e in config["tasks"]] == ["rsg:terra", "nli:xnli-ru"] and config["encoder"] == {"path": "my models/rubert"}
+    assert [e["id"] for e in config["tasks"]] == ["rsg:terra", "nli:xnli-ru"] and config["encoder"] == {"path": str(encoder)}
     unknown = _cli("new-config", "-", "--task", "rsg:terrra")
     assert unknown.exit_code == 2 and "did you mean 'rsg:terra'" in unknown.stderr
     folder = _cli("new-config", tmp_path)
@@ -45,3 +47,11 @@ def test_stdout_header_and_plugins_left_out(monkeypatch):
     monkeypatch.setenv("MT_LOAD_PLUGINS", "mtcore")
     none = _cli("new-config", "-")
     assert none.exit_code == 2 and "MT_LOAD_PLUGINS leaves out the installed plugin(s)" in none.stderr
+
+
+def test_an_encoder_folder_that_is_not_there_is_refused_before_writing(tmp_path, monkeypatch):
+    """It wrote path: ./nofolder, exit 0, and the mt check the header asks for failed."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["new-config", "m.yaml", "--encoder", "./nofolder"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --encoder: there is no folder './nofolder'"), result.stderr
+    assert not (tmp_path / "m.yaml").exists()

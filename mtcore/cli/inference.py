@@ -62,6 +62,8 @@ def evaluate(
     data_dir_option(data_dir)
     if input is not None:
         input_file_option(input)
+    if tasks is not None and not [name for given in tasks for name in given.split(",") if name.strip()]:
+        raise UsageError("--tasks is empty; name the tasks to score (ids or bare names, comma-separated), or leave it out for all")
     if with_head is not None and not tasks:
         raise UsageError("--head scores tasks with another task's head: name them with --tasks (e.g. --tasks nli:nli --head nli:xnli-ru)")
     report = evaluate_path(path, tasks=tasks, split=split, source=source, data_dir=data_dir, batch_size=batch_size,

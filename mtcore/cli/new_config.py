@@ -100,6 +100,14 @@ def new_config(
     from mtcore.plugins import load_registry
 
     tasks = starter_tasks(load_registry(), list(task or []))
+    if encoder is not None:  # a folder that is not there, a run directory: said now, not by the mt check that follows
+        from mtcore.errors import ConfigError
+        from mtcore.train.encoder_checks import check_encoder_path
+
+        try:
+            check_encoder_path(encoder)
+        except ConfigError as exc:
+            raise UsageError(str(exc).replace("config key 'encoder.path'", "--encoder")) from None
     text = render_config(str(file), tasks, encoder)
     if str(file) == "-":
         typer.echo(text, nl=False)

@@ -211,6 +211,10 @@ def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], ove
     except (MtError, OSError, TypeError, ValueError):  # an unreadable config is said when the combinations are checked
         raw = {}
     axes = [(key, key_path(raw, key)) for key, _ in grid]
+    for key, path in axes:
+        if path and path[0] == "output_dir":  # each combination's folder is OUTPUT/<key=value,...>: the key would do nothing
+            raise ConfigError(f"--grid {key}: every combination's run goes to OUTPUT/<key=value,...>, so output_dir changes nothing; "
+                              "choose the grid's folder with --output-dir")
     given = [(o.partition("=")[0].strip(), key_path(raw, o.partition("=")[0])) for o in overrides]
     for key, path in axes:
         same = next((name for name, other in given if keys_overlap(path, other)), None)

@@ -321,3 +321,10 @@ def test_an_input_file_without_labels_is_an_error_naming_the_field(cli, trained_
     assert result.exit_code == 1 and result.stderr.strip() == (
         f"error: {rows}: no row has a label for task 'rsg:terra' (field 'label'); mt evaluate scores labelled rows: name the "
         "field with the task's inputs, or use mt predict for rows without labels"), result.stderr
+
+
+def test_an_empty_tasks_list_is_refused_not_read_as_all(cli, trained_run):
+    """--tasks "" (an empty shell variable) scored every task, exit 0."""
+    for given in ("", " , "):
+        result = cli("evaluate", trained_run, "--tasks", given)
+        assert result.exit_code == 2 and "--tasks is empty" in result.stderr, result.stderr

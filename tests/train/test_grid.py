@@ -93,6 +93,8 @@ def test_a_mistake_in_any_combination_is_found_before_the_first_run(tmp_path):
     assert glued.exit_code == 2 and "YAML reads 'r:16' as one key without a value; put a space after the colon (r: 16)" in glued.stderr
     seeds = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "seed=1,2", "--seeds", "2"])
     assert seeds.exit_code == 2 and "--grid seed=... and --seeds both set the seed" in seeds.stderr  # --seeds won in every combination
+    folders = runner.invoke(app, ["train", str(config), "-o", str(out), "--grid", "output_dir=a,b"])  # trained twice, as if not given
+    assert folders.exit_code == 2 and "--grid output_dir: every combination's run goes to OUTPUT/<key=value,...>" in folders.stderr
     assert not out.exists()
 
 
