@@ -93,6 +93,12 @@ def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:
     if not close:
         lowered = {c.lower(): c for c in candidates}
         close = [lowered[c] for c in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)]
+    if not close and ":" not in name:  # a bare name near a qualified id's name ('parsu': 'rsg:parus')
+        by_name: dict[str, list[str]] = {}
+        for c in candidates:
+            if ":" in c:
+                by_name.setdefault(c.split(":", 1)[1], []).append(c)
+        close = [c for bare in difflib.get_close_matches(name, list(by_name), n=n, cutoff=0.6) for c in by_name[bare]][:n]
     if not close:
         close = [c for c in candidates if len(name) >= 3 and (name in c or c.endswith(":" + name))][:n]
     if not close:

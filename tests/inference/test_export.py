@@ -196,3 +196,9 @@ def test_task_all_exports_every_task_that_exports_and_the_encoder_at_once(cli, t
     only_plain = make_model(tiny_encoders["bert"], cls_pooled).save_pretrained(tmp_path / "plain-model")
     left = cli("export", only_plain, tmp_path / "just-encoder", "--task", "all")
     assert left.exit_code == 0 and sorted(p.name for p in (tmp_path / "just-encoder").iterdir()) == ["encoder", "mtcore_export.json"]
+
+
+def test_a_bare_task_name_typo_is_matched_against_the_heads_names(cli, bert_model_dir, tmp_path):
+    """'nil' is far from 'demo:nli' as a whole (there was no suggestion): it is compared with the name part too."""
+    result = cli("export", bert_model_dir, tmp_path / "o", "--task", "nil")
+    assert result.exit_code == 2 and "unknown task 'nil' (did you mean 'demo:nli'?)" in result.stderr, result.stderr
