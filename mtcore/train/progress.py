@@ -60,7 +60,7 @@ class Progress:
             self._rows[task] = dict(row)
             self._batches[task] = self._batches.get(task, 0) + int(row.get("batches", 0))
         if self.mode == "rich" and self._live is not None:
-            self._live.update(self._render())
+            _unless_hung_up(lambda: self._live.update(self._render()))
         elif self.mode == "plain":
             parts = [f"{task} loss {row['loss']:.4f} ({row.get('examples_per_s', 0):.0f} ex/s)" for task, row in rows.items()
                      if row.get("loss") is not None]
@@ -71,15 +71,26 @@ class Progress:
         if self.mode == "none":
             return
         if self.mode == "rich" and self._live is not None:
-            self._live.console.print(text, soft_wrap=True, highlight=False, markup=False)
+            _unless_hung_up(lambda: self._live.console.print(text, soft_wrap=True, highlight=False, markup=False))
         else:
             say(text)
 
     def close(self) -> None:
         if self._live is not None:
-            self._live.update(self._render())
-            self._live.stop()
-            self._live = None
+            live, self._live = self._live, None
+            _unless_hung_up(lambda: (live.update(self._render()), live.stop()))
+
+
+def _unless_hung_up(write: Any) -> None:
+    """``write()``; the terminal it writes to hung up (EIO: the SIGHUP that follows, or came, silences it): nothing."""
+    import errno
+
+    try:
+        write()
+    except OSError as exc:
+        if exc.errno != errno.EIO:
+            raise
+        silence_hung_up_terminal()
 
 
 _closed: list[bool] = []  # standard output's reader went away: progress lines are dropped from then on
@@ -93,12 +104,15 @@ def say(text: str) -> None:
 
     if _closed:
         return
-    try:
+
+    def write() -> None:
         try:
             print(text, flush=True)
         except UnicodeEncodeError:
             encoding = getattr(sys.stdout, "encoding", None) or "ascii"
             print(text.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+    try:
+        _unless_hung_up(write)  # a terminal that hangs up fails the write before its SIGHUP's handler runs
     except BrokenPipeError:
         stdout_closed()
 

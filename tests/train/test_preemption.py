@@ -400,3 +400,22 @@ def test_under_nohup_a_sighup_changes_nothing_and_the_run_finishes(tmp_path, con
     assert process.returncode == 0, stderr[-3000:]
     assert json.loads((run / "summary.json").read_text())["steps"] == MAX_STEPS
     assert not [e for e in helpers.read_events(run) if e["event"] == "preempted"]
+
+
+def test_a_progress_line_written_as_the_terminal_hangs_up_breaks_nothing(monkeypatch):
+    """The hang-up makes a write fail (EIO) before its SIGHUP's handler runs: that write raised "unexpected OSError"
+    (the pseudo-terminal test above failed so now and then)."""
+    import builtins
+    import errno
+
+    from mtcore.train import progress
+
+    def hung_up(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(progress, "_closed", [])
+    monkeypatch.setattr(builtins, "print", hung_up)
+    progress.say("step 4/16: a loss 0.6931")  # no error
+    monkeypatch.setattr(builtins, "print", lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left")))
+    with pytest.raises(OSError):  # another error is not a hang-up
+        progress.say("step 5/16")
