@@ -351,6 +351,7 @@ def test_a_closed_terminal_sighup_preempts_with_a_checkpoint_and_the_hung_up_std
     def own_terminal() -> None:  # the child leads a session whose controlling terminal is the pty, as a login shell's job
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a shell's job has it, even when these tests run under nohup
 
     def drain() -> None:
         try:
