@@ -177,3 +177,22 @@ def test_an_encoder_kwarg_of_the_wrong_type_is_one_line_from_check_and_train(tmp
     trained = CliRunner().invoke(app, ["train", str(config), wrong, "--output-dir", str(tmp_path / "run")])
     assert trained.exit_code == 2 and "has the wrong type: Field 'hidden_dropout_prob' with value '0.1'" in trained.stderr
     assert "unexpected" not in trained.stderr and not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_attention_implementation_is_refused_by_mt_check_as_by_mt_train(tmp_path):
+    """'spda' passed mt check ("config ok") and then ended mt train; both now name it, with "did you mean"."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": {"arch": "bert", "hidden_size": 32, "num_layers": 1, "num_heads": 2}},
+                                      "tasks": [{"id": "rsg:terra", "source": "sample"}], "schedule": {"max_steps": 1}}))
+    checked = check_here(str(config), "encoder.attn_implementation=spda")
+    assert checked.returncode == 2 and len(checked.stderr.strip().splitlines()) == 1, checked.stderr
+    assert checked.stderr.startswith("error: config key 'encoder.attn_implementation': this encoder cannot use 'spda' "
+                                     "(did you mean 'sdpa'?)"), checked.stderr
+    trained = CliRunner().invoke(app, ["train", str(config), "encoder.attn_implementation=spda", "--output-dir", str(tmp_path / "run")])
+    assert trained.exit_code == 2 and "cannot use attn_implementation='spda' (did you mean 'sdpa'?)" in trained.stderr
+    for known in ("eager", "flex_attention"):  # names it knows pass; whether kernels load is the run's to say
+        assert check_here(str(config), f"encoder.attn_implementation={known}").returncode == 0

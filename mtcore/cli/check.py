@@ -136,6 +136,7 @@ def _count(plan: Any) -> dict[str, Any]:
         _check_encoder_kwargs(config, source)
         _check_heads(plan, encoder_config)
         _check_encoder_structure(config, encoder_config)
+        _check_attention(config, encoder_config)
         _check_flash_attention(config, encoder_config)
         notes.extend(_export_notes(plan, encoder_config, tokenizer))
         train, evaluation, splits = load_data(plan, tokenizer, encoder_config, accelerator, notes)
@@ -302,6 +303,31 @@ def _check_encoder_kwargs(config: Any, source: str) -> None:
         raise ConfigError(f"config key 'encoder.options.encoder_kwargs': {typed_field_error(exc)}") from None
     except (TypeError, ValueError, OSError):
         pass
+
+
+def _check_attention(config: Any, encoder_config: Any) -> None:
+    """``encoder.attn_implementation`` other than the default: a name transformers does not know, or one this
+    architecture does not support, as ``mt train`` finds when it loads the encoder (with "did you mean"). Whether
+    its kernels are installed here is left to the run: a config is often checked on another machine."""
+    impl = config.encoder.attn_implementation
+    if impl in (None, "sdpa"):
+        return
+    import torch
+    from transformers import AutoModel
+
+    from mtcore.errors import ConfigError
+    from mtcore.model.encoder import attention_hint
+
+    try:
+        with torch.device("meta"):
+            AutoModel.from_config(encoder_config, attn_implementation=impl, trust_remote_code=config.encoder.trust_remote_code)
+    except ValueError as exc:
+        if impl not in str(exc):
+            return
+        raise ConfigError(f"config key 'encoder.attn_implementation': this encoder cannot use {impl!r}{attention_hint(impl)}: "
+                          f"{str(exc).splitlines()[0]}") from None
+    except Exception:  # noqa: BLE001 - kernels not installed here, or an encoder this cannot build: mt train says
+        return
 
 
 def _check_flash_attention(config: Any, encoder_config: Any) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mtcore.errors import ConfigError, DataError, ModelFileError, unknown
+from mtcore.errors import ConfigError, DataError, ModelFileError, did_you_mean, unknown
 from mtcore.model.quiet_bars import transformers_bars_off
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ def load_encoder(
                                  "only when asked: encoder.trust_remote_code: true in a config, --trust-remote-code for mt evaluate, predict and "
                                  "export, MultitaskModel.from_pretrained(dir, trust_remote_code=True) in Python; if you trust its source") from None
         if attn_implementation and (attn_implementation in str(exc) or "attention" in str(exc).lower()):
-            raise ConfigError(f"encoder {source!r} cannot use attn_implementation={attn_implementation!r}: {_first_line(exc)}") from exc
+            raise ConfigError(f"encoder {source!r} cannot use attn_implementation={attn_implementation!r}"
+                              f"{attention_hint(attn_implementation)}: {_first_line(exc)}") from exc
         raise ModelFileError(f"encoder {source!r} cannot be loaded: {_first_line(exc)}") from exc
     except OSError as exc:
         raise ModelFileError(f"encoder {source!r} cannot be loaded (not a local model directory, or not reachable on the hub): {_first_line(exc)}") from exc
@@ -184,6 +185,13 @@ class LoadReport(logging.Filter):
             return (f"{len(mismatched)} tensors have another shape than its config.json says (e.g. {mismatched[0][0]}{detail})")
         converted = sorted(row for row in rows if len(row) > 1 and row[1] == "CONVERSION")
         return f"{len(converted)} tensors failed to convert (e.g. {converted[0][0]})" if converted else None
+
+
+def attention_hint(name: str) -> str:
+    """``" (did you mean 'sdpa'?)"`` for a misspelt attention implementation, or ``""``."""
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    return did_you_mean(name, ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()])
 
 
 def _first_line(exc: BaseException) -> str:
