@@ -34,12 +34,21 @@ def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -
     return sampler
 
 
+#: Epochs :func:`epochs_covering` counts one by one; a run longer than that is extrapolated from their mean length.
+COUNTED_EPOCHS = 200
+
+
 def epochs_covering(sampler: Any, micro_steps: int) -> int:
-    """How many epochs of ``sampler`` it takes to draw ``micro_steps`` batches."""
+    """How many epochs of ``sampler`` it takes to draw ``micro_steps`` batches: counted epoch by epoch (an epoch's
+    length can change with its shuffle and its sampling odds) for the first :data:`COUNTED_EPOCHS`, then estimated
+    from their mean, so that a ``schedule.max_steps`` far longer than an epoch (a million steps over an
+    epoch of 24) costs no more than those epochs to plan."""
     epochs, drawn = 0, 0
-    while drawn < micro_steps:
+    while drawn < micro_steps and epochs < COUNTED_EPOCHS:
         drawn += max(1, sampler.steps_in_epoch(epochs))
         epochs += 1
+    if drawn < micro_steps:
+        epochs += -(-(micro_steps - drawn) * epochs // drawn)
     return max(1, epochs)
 
 

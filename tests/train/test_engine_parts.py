@@ -302,3 +302,24 @@ def test_annealed_sampling_spans_the_epochs_max_steps_covers(tmp_path: Path, mak
     assert per_epoch < 40  # the run covers several epochs
     assert sampler.num_epochs == epochs_covering(sampler, 40) > 1
     assert sampler.sampler.options["num_epochs"] == sampler.num_epochs
+
+
+def test_the_epochs_a_very_long_max_steps_covers_are_estimated_past_the_counted_ones():
+    """A million steps over a 24-step epoch made mt check and mt train count 41,667 epochs one by one (131 s; 1e20 never
+    ended); the first COUNTED_EPOCHS are counted, the rest estimated from their mean."""
+    from mtcore.train.steps import COUNTED_EPOCHS, epochs_covering
+
+    class Epochs:
+        def __init__(self, lengths):
+            self.lengths, self.asked = lengths, []
+
+        def steps_in_epoch(self, epoch):
+            self.asked.append(epoch)
+            return self.lengths(epoch)
+
+    steady = Epochs(lambda e: 24)
+    assert epochs_covering(steady, 24_000_000) == 1_000_000 and len(steady.asked) == COUNTED_EPOCHS
+    assert epochs_covering(Epochs(lambda e: 24), 10**20) == -(-10**20 // 24)
+    varying = Epochs(lambda e: 10 if e % 2 else 14)  # within the counted epochs: exact
+    assert epochs_covering(varying, 14 + 10 + 14 + 1) == 4
+    assert epochs_covering(Epochs(lambda e: 10 if e % 2 else 14), 12 * 2 * COUNTED_EPOCHS + 1) == 2 * COUNTED_EPOCHS + 1
