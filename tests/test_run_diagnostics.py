@@ -159,3 +159,19 @@ def test_compare_says_which_tasks_came_and_went_where_the_task_lists_differ(runs
     assert '"define"' not in table.stdout
     [_, row] = json.loads(CliRunner().invoke(app, ["compare", str(runs["free"]), str(other), "--json"]).stdout)
     assert row["differs"]["tasks"] == config["tasks"] and "tasks_changed" not in row  # --json keeps the whole entries
+
+
+def test_compare_shows_a_kept_tasks_changed_settings_beside_the_tasks_that_came_and_went(runs, tmp_path):
+    """With another task list, a task both runs trained with another max_length showed only `tasks -<the other>`."""
+    import shutil
+
+    import yaml
+
+    other = shutil.copytree(runs["free"], tmp_path / "fewer-tasks")
+    config = yaml.safe_load((other / "config.yaml").read_text(encoding="utf-8"))
+    kept = {**config["tasks"][0], "max_length": 17}
+    config["tasks"] = [kept]
+    (other / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    table = CliRunner().invoke(app, ["compare", str(runs["free"]), str(other)], env={"COLUMNS": "300"})
+    assert table.exit_code == 0, table.stderr
+    assert f"tasks -{TASKS[1]} {TASKS[0]}.max_length=17" in table.stdout, table.stdout

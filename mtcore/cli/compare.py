@@ -334,18 +334,27 @@ def _add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> Non
         row["differs"] = {key: new for key, _old, new in config_differences(reference, config)
                           if key.split(".", 1)[0] not in UNCOMPARED_KEYS and not (seeds and key == "seed")}
         if "tasks" in row["differs"]:  # other task lists: the table says which tasks came and went, not their JSON
-            mine, theirs = _task_ids(config.get("tasks")), _task_ids(reference.get("tasks"))
-            row["tasks_changed"] = " ".join([*(f"+{t}" for t in mine if t not in theirs), *(f"-{t}" for t in theirs if t not in mine)])
+            row["tasks_changed"] = _tasks_changed(_task_entries(reference.get("tasks")), _task_entries(config.get("tasks")))
 
 
-def _task_ids(entries: Any) -> list[str]:
-    """The ids (``define:`` tasks: ``user:<name>``) of a saved config's task entries."""
-    ids = []
+def _tasks_changed(theirs: dict[str, dict[str, Any]], mine: dict[str, dict[str, Any]]) -> str:
+    """``+added -removed`` task ids, then the settings a task both runs train changed (``rsg:terra.max_length=64``)."""
+    from mtcore.train.config_io import config_differences
+
+    changed = [*(f"+{t}" for t in mine if t not in theirs), *(f"-{t}" for t in theirs if t not in mine)]
+    for task in (t for t in mine if t in theirs):
+        changed += [f"{task}.{key}={_brief(new)}" for key, _old, new in config_differences(theirs[task], mine[task])]
+    return " ".join(changed)
+
+
+def _task_entries(entries: Any) -> dict[str, dict[str, Any]]:
+    """A saved config's task entries by id (``define:`` tasks: ``user:<name>``)."""
+    by_id: dict[str, dict[str, Any]] = {}
     for entry in entries if isinstance(entries, list) else []:
         entry = entry if isinstance(entry, dict) else {"id": entry}
         define = entry.get("define") if isinstance(entry.get("define"), dict) else {}
-        ids.append(str(entry.get("id") or (f"user:{define['name']}" if define.get("name") else "?")))
-    return ids
+        by_id.setdefault(str(entry.get("id") or (f"user:{define['name']}" if define.get("name") else "?")), entry)
+    return by_id
 
 
 #: At most this many ``key=value`` items in a ``differs`` cell (``--json`` has them all), each value cut to VALUE_WIDTH.
