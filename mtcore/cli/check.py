@@ -125,7 +125,7 @@ def _count(plan: Any) -> dict[str, Any]:
     from mtcore.train.build import load_data, quiet_progress_bars
     from mtcore.train.encoder_source import encoder_source, load_tokenizer
     from mtcore.train.class_balance import balanced_class_weights, balanced_note
-    from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
+    from mtcore.train.steps import build_sampler, check_frozen_steps, long_epoch_note, run_batches, run_steps
     from mtcore.train.run_dir import RunDir
 
     config, accelerator, notes = plan.config, _OneProcess(), []
@@ -144,6 +144,7 @@ def _count(plan: Any) -> dict[str, Any]:
         notes.extend(balanced_note(tasks[t], w) for t, w in balanced_class_weights(plan.tasks, train).items())
         sampler = build_sampler(plan, train, accelerator)
         total, last = run_steps(sampler, config)
+        check_frozen_steps(config, total)
         notes.extend(note for note in [long_epoch_note(sampler, run_batches(total, last, config))] if note)
         split = config.evaluation.split
         rows = {p.id: (train[p.id].rows_text("train"), evaluation[p.id].rows_text(split) if p.id in evaluation else "-")

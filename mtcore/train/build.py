@@ -24,7 +24,7 @@ from mtcore.train.distributed import is_peer_failure, let_the_main_process_repor
 from mtcore.train.encoder_source import encoder_source, load_tokenizer
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
 from mtcore.train.run_lock import RunLock
-from mtcore.train.steps import build_sampler, long_epoch_note, run_batches, run_steps
+from mtcore.train.steps import build_sampler, check_frozen_steps, long_epoch_note, run_batches, run_steps
 from mtcore.train.encoder_checks import check_packed_attention_device
 from mtcore.train.accelerator import make_accelerator
 from mtcore.train.validate import RunPlan
@@ -316,9 +316,10 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     strategy = build_strategy(plan, model).to(accelerator.device)
     sampler = build_sampler(plan, train_data, accelerator)
     total_steps, last_step_batches = run_steps(sampler, config)
+    check_frozen_steps(config, total_steps)
     notes.extend(note for note in [long_epoch_note(sampler, run_batches(total_steps, last_step_batches, config))] if note)
     optimizer = build_optimizer(model, config.optimizer, accelerator.device, extra=strategy.parameters())
-    scheduler = build_scheduler(optimizer, config.schedule, total_steps)
+    scheduler = build_scheduler(optimizer, config.schedule, total_steps, config.encoder.freeze_encoder_steps)
     model, optimizer = accelerator.prepare(model, optimizer)
     engine = Engine(
         config=config, plan=plan, run=run, accelerator=accelerator, model=model, optimizer=optimizer, scheduler=scheduler,

@@ -15,6 +15,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
       attn_implementation: sdpa  # sdpa | eager | flash_attention_2 ...
       gradient_checkpointing: false
       freeze_encoder: false
+      freeze_encoder_steps: 0    # N: heads alone for the first N steps, then the whole model (LP-FT)
       freeze_layers: 0
       task_layers: 0             # k: every task gets its own copy of the encoder's last k layers (partial sharing)
       load_heads: false          # path is a model mtcore saved: its trained heads start the matching tasks
@@ -108,6 +109,7 @@ class EncoderConfig(Section):
     attn_implementation: str | None = "sdpa"
     gradient_checkpointing: bool = False
     freeze_encoder: bool = False
+    freeze_encoder_steps: int = Field(0, ge=0)  # the encoder frozen for the first N optimizer steps only
     freeze_layers: int = Field(0, ge=0)
     task_layers: int = Field(0, ge=0)  # the last k layers copied once per task (mtcore.model.task_layers)
     load_heads: bool = False  # encoder.path is a model mtcore saved: its trained heads start matching tasks

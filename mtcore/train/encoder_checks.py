@@ -164,6 +164,9 @@ def check_encoder_config(config: Any, mode: str = "single") -> None:
     if config.encoder.options.get("lora") not in (None, False) and (config.encoder.freeze_encoder or config.encoder.freeze_layers):
         raise ConfigError("config key 'encoder.options.lora' trains adapters on a frozen encoder: leave encoder.freeze_encoder "
                           "and encoder.freeze_layers out")
+    if config.encoder.freeze_encoder_steps and config.encoder.freeze_encoder:
+        raise ConfigError("config key 'encoder.freeze_encoder_steps': encoder.freeze_encoder already freezes the encoder for the "
+                          "whole run; leave one of them out")
     if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
         raise ConfigError("config key 'encoder.task_layers': lora (shared or per task) and task layers do not go together; leave encoder.task_layers "
                           "or encoder.options.lora out")

@@ -46,7 +46,7 @@ from mtcore.train.checkpoint import restore_rng
 from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.evaluation import head_class_weights
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
-from mtcore.train.optim import split_parameters
+from mtcore.train.optim import encoder_groups, split_parameters
 from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
 from mtcore.train.run_writes import run_write_error
 from mtcore.train.step_losses import StepLosses, losses_after_step
@@ -130,6 +130,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     progress = events.start_progress(engine)
     shared, others = split_parameters(engine.unwrapped)
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
+    frozen_steps = config.encoder.freeze_encoder_steps  # the encoder's gradients are dropped: no update, no Adam moments
+    frozen = [p for i in encoder_groups(optimizer) for p in optimizer.param_groups[i]["params"]] if frozen_steps else []
     scaler = getattr(acc, "scaler", None)  # fp16's grad scaler
     scale = scaler.scale if scaler is not None else (lambda loss: loss)
     batches = batch_stream(engine.sampler)
@@ -200,6 +202,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     strategy.end_backward(shared, others, step, reduce_mean)
                 if acc.num_processes > 1:
                     strategy.sync_gradients(lambda g: acc.reduce(g, "mean"))
+                if step <= frozen_steps:  # encoder.freeze_encoder_steps: the heads train alone (nor is the encoder in the norm)
+                    for p in frozen:
+                        p.grad = None
                 logs = events.logging_due(engine, step)  # the gradient norm stays on the device; read at logging steps only
                 if max_grad_norm is not None:
                     grad_norm = acc.clip_grad_norm_(clipped, max_grad_norm)  # fp16: unscales first; the norm before clipping

@@ -86,12 +86,37 @@ def warmup_steps(config: ScheduleConfig, total_steps: int) -> int:
     return 0
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int) -> Any:
-    """A ``transformers.get_scheduler`` schedule over ``total_steps`` optimizer steps."""
+def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int, encoder_frozen_steps: int = 0) -> Any:
+    """A ``transformers.get_scheduler`` schedule over ``total_steps`` optimizer steps. With ``encoder_frozen_steps``
+    (``encoder.freeze_encoder_steps``) the encoder's groups (:func:`encoder_groups`) get rate 0 for those first steps,
+    then the same schedule, warmup included, over the steps left; the heads' follow it from the start."""
     from transformers import get_scheduler
 
-    warmup = warmup_steps(config, total_steps)
-    name = config.name
-    if name == "constant" and warmup > 0:
-        name = "constant_with_warmup"
-    return get_scheduler(name, optimizer=optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+    scheduler = get_scheduler(_name(config, total_steps), optimizer=optimizer, num_warmup_steps=warmup_steps(config, total_steps),
+                              num_training_steps=total_steps)
+    if encoder_frozen_steps:
+        later = total_steps - encoder_frozen_steps
+        alone = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)  # only for the schedule's function
+        after = get_scheduler(_name(config, later), optimizer=alone, num_warmup_steps=warmup_steps(config, later),
+                              num_training_steps=later).lr_lambdas[0]
+
+        def delayed(step: int) -> float:
+            return 0.0 if step < encoder_frozen_steps else after(step - encoder_frozen_steps)
+
+        for index in encoder_groups(optimizer):
+            scheduler.lr_lambdas[index] = delayed
+            group = optimizer.param_groups[index]
+            group["lr"] = group["initial_lr"] * delayed(scheduler.last_epoch)
+        scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+    return scheduler
+
+
+def _name(config: ScheduleConfig, total_steps: int) -> str:
+    return "constant_with_warmup" if config.name == "constant" and warmup_steps(config, total_steps) > 0 else config.name
+
+
+def encoder_groups(optimizer: Any) -> list[int]:
+    """The indices of the optimizer's groups of the encoder (with its task layers): all but the heads' and the loss
+    strategy's (:func:`parameter_groups`)."""
+    return [i for i, group in enumerate(optimizer.param_groups)
+            if not (str(group.get("name", "")).startswith("heads") or group.get("name") == "loss_strategy")]

@@ -68,6 +68,16 @@ def run_steps(sampler: Any, config: TrainConfig) -> tuple[int, int]:
     return steps, micro - (steps - 1) * accumulation
 
 
+def check_frozen_steps(config: TrainConfig, total_steps: int) -> None:
+    """``encoder.freeze_encoder_steps`` must leave the encoder steps to train in."""
+    frozen = config.encoder.freeze_encoder_steps
+    if frozen and frozen >= total_steps:
+        from mtcore.errors import ConfigError
+
+        raise ConfigError(f"config key 'encoder.freeze_encoder_steps': {frozen}, but the run has {total_steps} step(s), so the encoder "
+                          "would never train; give fewer, or encoder.freeze_encoder: true to train the heads alone")
+
+
 def run_batches(steps: int, last_step_batches: int, config: TrainConfig) -> int:
     """The batches a run of ``steps`` optimizer steps draws (see :func:`run_steps`)."""
     return (steps - 1) * config.optimizer.gradient_accumulation_steps + last_step_batches

@@ -16,7 +16,8 @@ import yaml
     {"loss": {"strategy": "uncertainty"}, "optimizer": {"lr": 1e-3, "gradient_accumulation_steps": 2}},
     {"lora": {"r": 4, "alpha": 8}, "optimizer": {"lr": 5e-3}},  # adapters on a frozen encoder: kept apart in checkpoints
     {"lora": {"r": 4, "alpha": 8, "per_task": True}, "optimizer": {"lr": 5e-3}},  # each task's own (model/lora/ compared too)
-], ids=["single-temperature", "uncertainty-accumulation", "lora", "lora-per-task"])
+    {"freeze_encoder_steps": 10},  # killed while the heads train alone, resumed into the encoder's own schedule
+], ids=["single-temperature", "uncertainty-accumulation", "lora", "lora-per-task", "freeze-encoder-steps"])
 def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helpers, monkeypatch, variant):
     """The killed run is a real ``mt train`` process; the uninterrupted run and ``mt train --resume`` run in this
     process (as the preemption tests resume: no process start-up each), on one thread as that process trains."""
@@ -24,12 +25,14 @@ def test_kill_9_then_resume_is_bit_identical(tmp_path: Path, make_config, helper
         monkeypatch.delenv(name)
     variant = dict(variant)
     lora = variant.pop("lora", None)
+    frozen_steps = variant.pop("freeze_encoder_steps", 0)
     if lora is not None:
         pytest.importorskip("peft")
     config = make_config(schedule={"max_steps": 24, "warmup_steps": 2}, checkpoint={"every": 4, "keep_last": 2},
                          evaluation={"every": 6, "at_end": True}, **variant)
     if lora is not None:
         config["encoder"]["options"] = {"lora": lora}
+    config["encoder"]["freeze_encoder_steps"] = frozen_steps
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     _mt_train_in_this_process(str(path), "--output-dir", str(tmp_path / "full"))  # the uninterrupted run, the reference

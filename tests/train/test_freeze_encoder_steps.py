@@ -1,0 +1,55 @@
+"""``encoder.freeze_encoder_steps``: the heads train alone for the first N steps, then the whole model (LP-FT)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mtcore import Trainer
+
+
+def _encoder_at(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return {k.removeprefix("encoder."): v for k, v in load_file(str(checkpoint / "model.safetensors")).items() if k.startswith("encoder.")}
+
+
+@pytest.mark.parametrize("strategy", ["single", "pcgrad"])  # pcgrad sets the encoder's gradients itself
+def test_the_encoder_stays_as_loaded_while_the_heads_train_then_follows_its_own_schedule(tmp_path: Path, make_config, helpers,
+                                                                                          small_encoder, strategy):
+    config = make_config(encoder={"path": str(small_encoder), "freeze_encoder_steps": 4}, loss={"strategy": strategy},
+                         schedule={"max_steps": 8, "warmup_ratio": 0.25}, checkpoint={"every": 4, "keep_last": 2},
+                         logging={"every": 1, "progress": "none", "plot": False})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    loaded = load_file(str(small_encoder / "model.safetensors"))
+    step4, step8 = (_encoder_at(tmp_path / "run" / "checkpoints" / f"step-00000{n}") for n in (4, 8))
+    assert step4.keys() == loaded.keys() and all(torch.equal(step4[k], loaded[k]) for k in loaded)
+    assert sum(not torch.equal(step8[k], loaded[k]) for k in loaded) > len(loaded) // 2
+    # the logged rate is the encoder's: 0 while frozen, then the run's schedule over the 4 steps left (warmup 25%: 1 step)
+    lrs = {e["step"]: round(e["lr"] / 1e-3, 6) for e in helpers.read_events(tmp_path / "run") if e["event"] == "train"}
+    assert list(lrs.values()) == [0, 0, 0, 0, 0, 1, round(2 / 3, 6), round(1 / 3, 6)]
+    groups = {g["name"]: g for g in trainer.engine.optimizer.param_groups}
+    heads_rates = [trainer.engine.scheduler.lr_lambdas[list(groups).index("heads")](s) for s in range(8)]
+    assert heads_rates == pytest.approx([0, 0.5, 1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6])  # the run's schedule (warmup: 2 steps)
+
+
+def test_freezing_the_encoder_for_the_whole_run_or_longer_is_refused_in_one_line(tmp_path: Path, make_config, small_encoder):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    config = make_config(encoder={"path": str(small_encoder), "freeze_encoder_steps": 6}, schedule={"max_steps": 6})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    for command in (["check", str(path)], ["train", str(path), "--output-dir", str(tmp_path / "run")]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, (command, result.stderr)
+        assert result.stderr.strip() == ("error: config key 'encoder.freeze_encoder_steps': 6, but the run has 6 step(s), so the "
+                                         "encoder would never train; give fewer, or encoder.freeze_encoder: true to train the heads alone")
+    assert not (tmp_path / "run").exists()
+    both = CliRunner().invoke(app, ["check", str(path), "encoder.freeze_encoder=true", "--no-data"])
+    assert both.exit_code == 2 and "encoder.freeze_encoder already freezes the encoder for the whole run" in both.stderr
+    assert CliRunner().invoke(app, ["check", str(path), "encoder.freeze_encoder_steps=5"]).exit_code == 0
