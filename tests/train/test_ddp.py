@@ -194,3 +194,33 @@ def test_a_gradient_combining_strategy_under_ddp_matches_one_process(tmp_path: P
     single = [e["weights"] for e in helpers.read_events(tmp_path / "single") if e["event"] == "loss_weights"]
     assert len(weights) == len(single) == 6 and weights[-1] != weights[0]  # the learned weights moved, alike
     assert all(abs(a[t] - b[t]) < 1e-4 * max(1.0, abs(b[t])) for a, b in zip(weights, single) for t in a), (weights, single)
+
+
+def test_per_task_lora_with_frozen_encoder_steps_under_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path,
+                                                                               helpers):
+    """Each task's adapters (only its batches reach them: DDP's unused parameters) and the encoder's gradients dropped
+    for the first steps (encoder.freeze_encoder_steps) train under two processes as in one."""
+    pytest.importorskip("peft")
+    config = make_config(
+        encoder={"path": str(no_dropout_encoder), "freeze_encoder_steps": 2, "options": {"lora": {"r": 4, "alpha": 8, "per_task": True}}},
+        tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
+        sampler={"name": "uniform"}, optimizer={"lr": 5e-3},
+        schedule={"max_steps": 6, "warmup_steps": 0},
+        batching={"batch_size": 4, "group_by_length": False},
+        evaluation={"every": None, "at_end": True}, checkpoint={"every": None},
+    )
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    train = ["-m", "mtcore.cli.app", "train", str(path), "debug.save_rank_weights=true", "--output-dir"]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
+                          str(tmp_path / "ddp")], capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    helpers.train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])
+    rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
+    one = load_file(str(tmp_path / "single" / "rank-weights" / "rank0-of-1.safetensors"))
+    adapters = [k for k in one if ".lora_B." in k]
+    assert {k.split(".lora_B.")[1].split(".")[0] for k in adapters} == {"user:sent", "user:pair", "user:mc"}
+    assert one.keys() == rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
+    assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
+    assert max(one[k].abs().max().item() for k in adapters) > 100 * TOLERANCE  # lora_B starts at 0: the adapters trained
