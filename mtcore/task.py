@@ -25,7 +25,7 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      ``null_threshold`` (0)
 ===================================  ==========================================================
 
-plus ``idx`` when the data has an id field. ``inputs`` renames raw fields to these columns
+plus ``idx`` when the data has an id field (``id_field``; ``inputs: {idx: F}`` means ``id_field: F``). ``inputs`` renames raw fields to these columns
 (``{"text": "premise", "text_pair": "hypothesis"}``); ``preprocess`` functions run first for
 anything a rename cannot express (PARus builds its choices with a cause/effect connective).
 """

@@ -58,6 +58,13 @@ def check_task(task: Task) -> None:
         if column not in INPUT_COLUMNS:
             raise ConfigError(f"task {task.name!r}: inputs maps unknown column {column!r}{did_you_mean(column, INPUT_COLUMNS, n=1)}; "
                               f"columns are: {', '.join(INPUT_COLUMNS)}")
+    if "idx" in task.inputs:  # the ids' field, spelled as a rename: what id_field says
+        field = task.inputs["idx"]
+        if task.id_field not in (None, "idx", field):
+            raise ConfigError(f"task {task.name!r}: inputs maps idx to {field!r} and id_field is {task.id_field!r}; give the ids' field "
+                              "once, as id_field")
+        object.__setattr__(task, "id_field", field)
+        object.__setattr__(task, "inputs", {k: v for k, v in task.inputs.items() if k != "idx"})
     if task.label_values is not None:
         object.__setattr__(task, "label_values", tuple(task.label_values))
         if len(task.label_values) != len(task.labels):

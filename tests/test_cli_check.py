@@ -196,3 +196,25 @@ def test_a_misspelt_attention_implementation_is_refused_by_mt_check_as_by_mt_tra
     assert trained.exit_code == 2 and "cannot use attn_implementation='spda' (did you mean 'sdpa'?)" in trained.stderr
     for known in ("eager", "flex_attention"):  # names it knows pass; whether kernels load is the run's to say
         assert check_here(str(config), f"encoder.attn_implementation={known}").returncode == 0
+
+
+def test_inputs_idx_names_the_id_field_as_id_field_does(tmp_path):
+    """`inputs: {idx: id}` passed the config checks, then every row failed with "field 'id' (idx) holds 0; expected a
+    list of strings" (a scale audit)."""
+    from mtcore.errors import ConfigError
+    from mtcore.task import Task
+
+    for name in ("tr.jsonl", "va.jsonl"):
+        (tmp_path / name).write_text('{"id":"r0","text":"a b","label":"c0"}\n{"id":"r1","text":"b c","label":"c1"}\n', encoding="utf-8")
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"encoder": {"tiny": {"arch": "bert", "hidden_size": 32, "num_layers": 1, "num_heads": 2}},
+                                      "tasks": [{"define": {"name": "x", "kind": "text_classification", "labels": ["c0", "c1"],
+                                                            "files": {"train": "tr.jsonl", "validation": "va.jsonl"},
+                                                            "inputs": {"text": "text", "idx": "id"}}}],
+                                      "schedule": {"max_steps": 1}}))
+    checked = check_here(str(config))
+    assert checked.returncode == 0, checked.stderr
+    task = Task(name="x", kind="text_classification", labels=("a", "b"), inputs={"text": "t", "idx": "id"})
+    assert task.id_field == "id" and "idx" not in task.input_map
+    with pytest.raises(ConfigError, match="inputs maps idx to 'id' and id_field is 'key'; give the ids' field once, as id_field"):
+        Task(name="x", kind="text_classification", labels=("a", "b"), inputs={"text": "t", "idx": "id"}, id_field="key")
