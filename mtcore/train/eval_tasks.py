@@ -93,10 +93,12 @@ def aggregate_weights(weights: Mapping[str, float], evaluated: list[Any]) -> dic
     return out
 
 
-def check_some_weight(weights: Mapping[str, float], tasks: list[Any]) -> None:
+def check_some_weight(weights: Mapping[str, float], tasks: list[Any], evaluated: list[Any] = ()) -> None:
     """A ConfigError when ``evaluation.weights`` leave every scored task at weight 0: there would be no aggregate, so no
-    best checkpoint and no early stopping."""
-    if tasks and not any(weights.get(t.id, weights.get(t.name, 1.0)) > 0 for t in tasks):
+    best checkpoint and no early stopping. Trained ``tasks`` count 1 unless weighed, ``evaluated`` (evaluate-only) ones
+    0 unless weighed: ``{xnli-ru: 1, nli: 0}`` chooses by the zero-shot task alone."""
+    counted = [weights.get(t.id, weights.get(t.name, 1.0)) for t in tasks] + [weights.get(t.id, weights.get(t.name, 0.0)) for t in evaluated]
+    if tasks and not any(w > 0 for w in counted):
         raise ConfigError("config key 'evaluation.weights' gives every task weight 0, so there is no aggregate to choose the best "
                           "checkpoint or stop early by; give at least one task a weight > 0")
 

@@ -316,6 +316,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         raise ConfigError("config key 'evaluation.early_stopping_patience' needs 'evaluation.every' (evaluate every N steps)")
     _warn_if_selecting_on_test(config)
     from mtcore.train.checkpoint import check_best_to_model
+    from mtcore.train.eval_tasks import aggregate_weights, check_some_weight
 
     check_best_to_model(config)
     for i, tracker in enumerate(config.logging.trackers):
@@ -323,9 +324,8 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
     check_encoder_config(config, mode)
-    from mtcore.train.eval_tasks import aggregate_weights, check_some_weight
-
-    check_some_weight(weights := aggregate_weights(config.evaluation.weights, [e.task for e in evaluated]), [p.task for p in planned])
+    scored = [e.task for e in evaluated]
+    check_some_weight(weights := aggregate_weights(config.evaluation.weights, scored), [p.task for p in planned], scored)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated, weights)
 
 

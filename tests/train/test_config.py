@@ -296,6 +296,12 @@ def test_evaluation_weights_below_0_or_all_0_are_refused():
     zeros = "evaluation.weights={" + ", ".join(f"{t}: 0" for t in tasks) + "}"
     assert error_of(BASE, [zeros], plan=True).startswith("config key 'evaluation.weights' gives every task weight 0")
     assert plan_run(load_config(BASE, [f"evaluation.weights={{{tasks[0]}: 0}}"])).eval_weights[tasks[0]] == 0
+    # choosing by a zero-shot task alone: the trained ones at 0, the evaluate-only one (0 unless weighed) at 1 (a
+    # combinations audit: it was refused as "every task weight 0")
+    zero_shot = {**BASE, "tasks": [*BASE["tasks"], {"id": "rsg:lidirus", "source": "sample"}]}
+    alone = plan_run(load_config(zero_shot, [zeros[:-1] + ", rsg:lidirus: 1}"]))
+    assert alone.eval_weights["rsg:lidirus"] == 1 and all(alone.eval_weights[t] == 0 for t in tasks)
+    assert error_of(zero_shot, [zeros], plan=True).startswith("config key 'evaluation.weights' gives every task weight 0")
 
 
 @pytest.mark.parametrize(("option", "message"), [
