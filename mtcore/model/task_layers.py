@@ -84,7 +84,10 @@ class TaskLayers(nn.Module):
         """Give ``task_id`` its own copies of the templates (the encoder's pretrained top layers)."""
         if task_id in self.copies:
             raise ConfigError(f"task {task_id!r} already has task-specific layers in this model")
-        own = nn.ModuleList(copy.deepcopy(template) for template in self._templates)
+        # the copies share the templates' config objects: a later set_attn_implementation (enable_padding_free) reaches them too
+        shared = {id(config): config for template in self._templates for module in template.modules()
+                  if (config := getattr(module, "config", None)) is not None and not isinstance(config, nn.Module)}
+        own = nn.ModuleList(copy.deepcopy(template, dict(shared)) for template in self._templates)
         for layer, flags in zip(own, self._trainable):
             for param, flag in zip(layer.parameters(), flags):
                 param.requires_grad_(flag)

@@ -146,3 +146,24 @@ def test_the_copies_train_at_the_encoders_learning_rate_and_layer_decay_follows_
     flat = {g["name"]: g["lr"] for g in model.parameter_groups(1e-3, head_lr=1e-2)}
     assert flat["task_layers"] == pytest.approx(1e-3) and flat["heads"] == pytest.approx(1e-2)
     assert not any(re.match(r"encoder\.layer2", name) for name in groups)  # the frozen templates train nowhere
+
+
+@pytest.mark.parametrize("how", ["constructor", "later"])
+def test_packed_batches_through_task_layers_equal_the_padded_ones_however_padding_free_was_enabled(encoder3, how):
+    """enable_padding_free() after the task layers existed left their copies on padded attention (each copy had its own
+    config): packed sequences attended to each other, logits off by 2e-3, no error (a combinations audit)."""
+    from mtcore.model.padding_free import pack_indices
+
+    batch = random_batch("pair_classification")
+    batch.pop("labels")
+    padded = _model(encoder3, task_layers=1)
+    packed = _model(encoder3, task_layers=1, padding_free=how == "constructor")
+    if how == "later":
+        packed.enable_padding_free()
+    for copy_of_layer in packed.task_layers.copies["demo:a"]:
+        assert copy_of_layer.attention.self.config._attn_implementation == packed.encoder.config._attn_implementation
+    token_index, cu_seqlens = pack_indices(batch["attention_mask"])
+    with torch.no_grad():
+        want = padded("demo:a", **batch).logits
+        got = packed("demo:a", **batch, token_index=token_index, cu_seqlens=cu_seqlens).logits
+    assert torch.allclose(want, got, atol=1e-5), (want - got).abs().max()
