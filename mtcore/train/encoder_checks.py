@@ -167,6 +167,10 @@ def check_encoder_config(config: Any, mode: str = "single") -> None:
     if config.encoder.freeze_encoder_steps and config.encoder.freeze_encoder:
         raise ConfigError("config key 'encoder.freeze_encoder_steps': encoder.freeze_encoder already freezes the encoder for the "
                           "whole run; leave one of them out")
+    if config.schedule.max_steps is not None:  # the run's steps, known without the data (a --grid checks every combination)
+        from mtcore.train.steps import check_frozen_steps
+
+        check_frozen_steps(config, config.schedule.max_steps)
     if config.encoder.options.get("lora") not in (None, False) and config.encoder.task_layers:
         raise ConfigError("config key 'encoder.task_layers': lora (shared or per task) and task layers do not go together; leave encoder.task_layers "
                           "or encoder.options.lora out")

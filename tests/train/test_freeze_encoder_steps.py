@@ -53,3 +53,9 @@ def test_freezing_the_encoder_for_the_whole_run_or_longer_is_refused_in_one_line
     both = CliRunner().invoke(app, ["check", str(path), "encoder.freeze_encoder=true", "--no-data"])
     assert both.exit_code == 2 and "encoder.freeze_encoder already freezes the encoder for the whole run" in both.stderr
     assert CliRunner().invoke(app, ["check", str(path), "encoder.freeze_encoder_steps=5"]).exit_code == 0
+    # with schedule.max_steps the count needs no data: a --grid refuses such a value before any combination trains
+    grid = CliRunner().invoke(app, ["train", str(path), "--output-dir", str(tmp_path / "grid"), "--grid", "encoder.freeze_encoder_steps=2,9"])
+    assert grid.exit_code == 2 and "--grid encoder.freeze_encoder_steps=9: config key 'encoder.freeze_encoder_steps': 9" in grid.stderr
+    assert not (tmp_path / "grid").exists()
+    no_data = CliRunner().invoke(app, ["check", str(path), "--no-data"])
+    assert no_data.exit_code == 2 and "but the run has 6 step(s)" in no_data.stderr
