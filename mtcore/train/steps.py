@@ -107,7 +107,7 @@ def long_epoch_note(sampler: Any, micro_steps: int | None = None) -> str | None:
     slowest = max(drawn, key=lambda task: batches[task] / drawn[task])
     if batches[slowest] == max(batches[task] for task in drawn):  # the largest task sets the pace: what "largest" means
         return None
-    return (f"an epoch is {steps} steps for {held} batches of data: it lasts until every task has been through its "
+    return (f"an epoch draws {steps} batches for {held} batches of data: it lasts until every task has been through its "
             f"batches, and {slowest!r} ({batches[slowest]} batch(es)) is drawn at p={drawn[slowest]:.2g}; set "
             "schedule.max_steps, or use a sampler that draws it more often (temperature, uniform)")
 
@@ -132,8 +132,8 @@ def repeated_tasks_note(sampler: Any, micro_steps: int | None = None) -> str | N
     named = [f"{task!r} ({batches[task]} batch(es)) {_times(factor)}" for factor, task in repeats[:3]]
     more = f" and {len(repeats) - 3} more task(s)" if len(repeats) > 3 else ""
     length = f", as long as the largest task {largest!r}," if stop == "largest" else f" (sampler.stop: {stop}),"
-    where = "per epoch" if seen == steps else f"in the run's {seen} steps"
-    return (f"an epoch of mode 'all' lasts {steps} steps{length} so smaller tasks repeat: "
+    where = "per epoch" if seen == steps else f"in the run's {seen} batches"
+    return (f"an epoch of mode 'all' lasts {steps} batches{length} so smaller tasks repeat: "
             f"{', '.join(named)}{more} {where}; set sampler.stop: smallest (an epoch ends when the smallest task does), "
             "or train fewer epochs")
 

@@ -229,7 +229,7 @@ def test_an_epoch_held_up_by_a_rarely_drawn_task_gets_a_note_naming_it(make_data
     steps = sampler.steps_in_epoch(0)
     note = long_epoch_note(sampler)
     if steps > 2 * held:
-        assert note is not None and f"an epoch is {steps} steps for {held} batches" in note and "'tiny' (1 batch(es))" in note
+        assert note is not None and f"an epoch draws {steps} batches for {held} batches" in note and "'tiny' (1 batch(es))" in note
         assert "schedule.max_steps" in note
     else:
         assert note is None

@@ -78,4 +78,4 @@ def test_mt_train_shows_the_repeated_task_note(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(_notes(result.stdout + result.stderr)) == 1
     start = json.loads((run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    assert any("'rsg:parus' (5 batch(es)) 2.4 times in the run's 12 steps" in note for note in start["notes"])  # epoch: 20
+    assert any("'rsg:parus' (5 batch(es)) 2.4 times in the run's 12 batches" in note for note in start["notes"])  # epoch: 20
