@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import typer
 
@@ -171,23 +171,26 @@ def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir
 
 
 def _predict_split(model: Any, setup: Any, split: str, batch_size: int, n_best: int = 0,
-                   warn_repeats: bool = True) -> tuple[Any, str, list[dict[str, Any]]]:
-    """``(Task, head, prediction rows)`` of one task's ``split``."""
+                   ids: list[Any] | None = None) -> tuple[Any, str, Iterator[list[dict[str, Any]]]]:
+    """``(Task, head, prediction rows a chunk at a time)`` of one task's ``split`` (``ids``: see
+    :func:`~mtcore.predict.chunks.predict_split_chunks`)."""
     from mtcore.data import load_raw
+    from mtcore.predict.chunks import predict_split_chunks
     from mtcore.predict.inputs import raw_dataset
-    from mtcore.predict.predictor import predict_raw, quiet_datasets
+    from mtcore.predict.predictor import quiet_datasets
 
     with quiet_datasets():
         loaded = load_raw(setup.task, setup.source, data_dir=setup.data_dir, splits=(split,), holdout=setup.holdout)
         raw = raw_dataset(loaded[split], setup.task)
     numbers = (loaded.positions or {}).get(split)  # a holdout's rows without an id: their places in the train rows, not 0..N-1
-    rows = predict_raw(model, setup.head, setup.task, raw, batch_size=batch_size, origin=f"{setup.source} {split}", n_best=n_best,
-                       row_numbers=numbers).rows()
+    return setup.task, setup.head, predict_split_chunks(model, setup.head, setup.task, raw, batch_size=batch_size, n_best=n_best,
+                                                        origin=f"{setup.source} {split}", row_numbers=numbers, ids=ids)
+
+
+def _warn_repeats(ids: list[Any], setup: Any, split: str) -> None:
     from mtcore.predict.chunks import warn_repeated_ids
 
-    if warn_repeats:  # a submission writer refuses repeated ids itself
-        warn_repeated_ids(rows, f"task {setup.task.id}'s {split} split ({setup.source})")
-    return setup.task, setup.head, rows
+    warn_repeated_ids(ids, f"task {setup.task.id}'s {split} split ({setup.source})")
 
 
 def _with_run_sources(location: Any, spec: Any) -> Any:
@@ -314,12 +317,19 @@ def predict(
         raise UsageError(f"--n-best lists answers of extractive QA tasks, and none of {', '.join(s.task.id for s in setups)} is one: "
                          "leave --n-best out")
     if not several:
-        from mtcore.predict.writing import write_rows
+        from mtcore.predict.writing import STREAMED, stream_rows, write_rows
 
-        spec, head, rows = _predict_split(model, setups[0], split, batch_size, n_best, warn_repeats=not submission)
-        written = write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
+        ids: list[Any] = []
+        spec, head, chunks = _predict_split(model, setups[0], split, batch_size, n_best, ids=ids)
+        if format in STREAMED:  # mtcore's jsonl/csv: written a chunk at a time, as --input is
+            count, written = stream_rows(format, spec, chunks, output)
+        else:  # a writer that takes every row at once
+            rows = [row for chunk in chunks for row in chunk]
+            count, written = len(rows), write_rows(writer, format, writer_id, spec, rows, output, folder=as_folder)
+        if not submission:  # a submission writer refuses repeated ids itself
+            _warn_repeats(ids, setups[0], split)
         if output is not None:
-            _info(f"wrote {_predictions(len(rows))} of {spec.id} (head {head}; {setups[0].source} {split} split) to "
+            _info(f"wrote {_predictions(count)} of {spec.id} (head {head}; {setups[0].source} {split} split) to "
                   f"{', '.join(str(p) for p in written)}")
         return
     from mtcore.predict.writing import TaskFolder
@@ -338,9 +348,11 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
 
     with folder:
         for setup in setups:
+            ids: list[Any] = []
             try:
-                spec, head, rows = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0,
-                                                  warn_repeats=warn_repeats)
+                spec, head, chunks = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0,
+                                                    ids=ids)
+                rows = [row for chunk in chunks for row in chunk]
             except MissingSplit:
                 if names != ["all"]:
                     raise
@@ -354,6 +366,8 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
                 continue
             folder.write(spec, head, rows)
             del rows
+            if warn_repeats:
+                _warn_repeats(ids, setup, split)
         if not len(folder):
             raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
     sources = {setup.task.id: setup.source for setup in setups}

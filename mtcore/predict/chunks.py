@@ -159,18 +159,18 @@ def check_rows(rows: Iterable[Row], task: Any, *, chunk_rows: int | None = None,
     return count
 
 
-def warn_repeated_ids(rows: Sequence[Mapping[str, Any]], origin: str) -> None:
-    """One warning when prediction rows of a split repeat an ``idx`` (a split's data is the dataset's, so not refused
+def warn_repeated_ids(ids: Iterable[Any], origin: str) -> None:
+    """One warning when the ``idx`` of a split's prediction rows repeat (a split's data is the dataset's, so not refused
     as an ``--input`` file's repeats are): a submission or a join by id would keep one prediction of each."""
     import warnings
 
     seen: set[str] = set()
     repeated, first = 0, None
-    for row in rows:
-        key = _id_key(row.get("idx"))
+    for idx in ids:
+        key = _id_key(idx)
         if key in seen:
             repeated += 1
-            first = row.get("idx") if first is None else first
+            first = idx if first is None else first
         seen.add(key)
     if repeated:
         warnings.warn(f"{origin}: {repeated} prediction row{'s' if repeated > 1 else ''} repeat an idx an earlier row has (the "
@@ -219,6 +219,36 @@ def predict_chunks(model: Any, head_id: str, task: Any, rows: Iterable[Row], *, 
         del predictions
         done += len(out)
         tally.rows = done
+        yield out
+        del out  # not held while the next chunk is predicted
+    cuts.warn()
+
+
+def predict_split_chunks(model: Any, head_id: str, task: Any, raw: Any, *, batch_size: int, origin: str, n_best: int = 0,
+                         row_numbers: Sequence[int] | None = None, ids: list[Any] | None = None) -> Iterator[list[dict[str, Any]]]:
+    """The prediction rows of a split's raw ``Dataset``, a list per chunk of rows that fits a :class:`Budget`, as
+    :func:`predict_chunks` yields a file's (``mt predict --split``: a 10,000-label model's rows held a split's
+    probabilities at once). ``row_numbers``: a holdout's rows' places in the train rows; ``ids``, if given, gets every
+    row's ``idx`` (to warn about repeats once the rows are written)."""
+    from mtcore.predict.heap import fix_mmap_threshold
+    from mtcore.predict.predictor import predict_raw
+
+    fix_mmap_threshold()
+    budget, starts = Budget(task), []
+    for number, row in enumerate(raw):
+        if budget.starts_chunk(row):
+            starts.append(number)
+    cuts = CutTotals()
+    for first, end in zip(starts, [*starts[1:], raw.num_rows]):
+        part = raw.select(range(first, end)) if (first, end) != (0, raw.num_rows) else raw
+        with cuts.counting(part.num_rows):
+            predictions = predict_raw(model, head_id, task, part, batch_size=batch_size, origin=origin, first_row=first, n_best=n_best,
+                                      row_numbers=row_numbers[first:end] if row_numbers is not None else None)
+        del part
+        out = predictions.rows()
+        del predictions
+        if ids is not None:
+            ids.extend(row.get("idx") for row in out)
         yield out
         del out  # not held while the next chunk is predicted
     cuts.warn()

@@ -40,7 +40,8 @@ def test_holdout_rows_without_an_id_are_numbered_by_their_place_in_the_train_fil
     model = make_model(tiny_encoders["bert"], task)
     setup = TaskSetup(task, task.id, "local", str(data), holdout=0.25)
     for split, places in (("validation", held), ("train", kept)):
-        _, _, rows = _predict_split(model, setup, split, batch_size=8)
+        _, _, chunks = _predict_split(model, setup, split, batch_size=8)
+        rows = [row for chunk in chunks for row in chunk]
         assert [row["idx"] for row in rows] == places, split  # not 0..N-1: they join back to train.jsonl
     assert held != list(range(len(held)))
 
