@@ -355,8 +355,10 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
         return _encode_batch(batch, task, encoder, indices)
 
-    return map_or_rebuild(prepared, encode, batched=True, with_indices=True, remove_columns=drop, features=features,
-                          new_fingerprint=key, desc=f"Tokenizing {task.id} {split}".rstrip())
+    from mtcore.data.map_batches import text_batch_size
+
+    return map_or_rebuild(prepared, encode, batched=True, batch_size=text_batch_size(prepared), with_indices=True, remove_columns=drop,
+                          features=features, new_fingerprint=key, desc=f"Tokenizing {task.id} {split}".rstrip())
 
 
 def cut_words(rows: Any) -> tuple[int, int]:
