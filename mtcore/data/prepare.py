@@ -22,7 +22,7 @@ from typing import Any
 from mtcore.data.answers import answers_feature, has_answers, no_answers, normalize_answers
 from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
-from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
+from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, OTHER_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
 from mtcore.errors import DataError, did_you_mean
 from mtcore.task import Task, TaskKind, data_error
 
@@ -275,7 +275,8 @@ def _lacks(row: Mapping[str, Any], field: str, absent: frozenset[str]) -> bool:
 
 def _own_fields(row: Mapping[str, Any], absent: frozenset[str]) -> list[str]:
     """The fields the row really has, for messages (not mtcore's columns, nor other rows' fields stored as null)."""
-    return [str(k) for k in row if k not in META_COLUMNS and not _lacks(row, str(k), absent)]
+    other = list(json.loads(row[OTHER_COLUMN])) if row.get(OTHER_COLUMN) else []  # fields the task does not read, folded
+    return [str(k) for k in row if k not in META_COLUMNS and not _lacks(row, str(k), absent)] + other
 
 
 def _has(row: Mapping[str, Any], absent: frozenset[str]) -> str:

@@ -32,8 +32,15 @@ from mtcore.errors import DataError
 FILE_COLUMN = "_mt_file"
 ROW_COLUMN = "_mt_row"
 MISSING_COLUMN = "_mt_missing"
+#: The fields a task does not read, as one JSON text, when a file has more than :data:`MAX_LOOSE_COLUMNS` of them.
+OTHER_COLUMN = "_mt_other"
 #: Columns mtcore adds to every row read from files (not the data's own fields).
-META_COLUMNS = (FILE_COLUMN, ROW_COLUMN, MISSING_COLUMN)
+META_COLUMNS = (FILE_COLUMN, ROW_COLUMN, MISSING_COLUMN, OTHER_COLUMN)
+#: A file whose rows hold more distinct fields the task does not read (a key per row: ids as keys) keeps them as
+#: one JSON text column, and a field the task does not read whose objects hold more keys is kept as JSON text:
+#: a column (or struct field) per key, null in every other row, made reading quadratic in time, memory and disk
+#: (an 879 KB file: 5.5 GB and a 1.35 GB cache).
+MAX_LOOSE_COLUMNS = MAX_STRUCT_FIELDS = 100
 #: Bump when :func:`dataset_from_rows` changes what it writes: old caches are then not reused.
 ROWS_VERSION = 2
 #: Rows converted to one Arrow table at a time when writing the cache: a multiple of the writer's
@@ -156,6 +163,8 @@ def scan_kinds(rows: RowsFactory, *, what: str, describe_conflict: Callable[[str
                     kinds[column] = merge_kinds(kinds[column], kind)
                 else:
                     kinds[column] = kind
+                if loose is not None and _width(kinds[column]) > MAX_STRUCT_FIELDS and loose(column):
+                    kinds[column] = ANY_TEXT
                 if value is not None and column not in first_seen:
                     first_seen[column] = (number, value)
             except TypeConflict as exc:
@@ -176,6 +185,15 @@ def scan_kinds(rows: RowsFactory, *, what: str, describe_conflict: Callable[[str
     if count == 0:
         raise NoRows(f"{what}: no rows")
     return kinds, count
+
+
+def _width(kind: Any) -> int:
+    """The keys of the objects in ``kind``, at every depth."""
+    if not isinstance(kind, tuple):
+        return 0
+    if kind[0] == "list":
+        return _width(kind[1])
+    return len(kind[1]) + sum(_width(sub) for sub in kind[1].values())
 
 
 def value_kind_or_none(value: Any) -> Any:
@@ -245,7 +263,8 @@ def _read(rows: RowsFactory, kinds: dict[str, Any], cache_dir: str | None, finge
 
 
 def _generate(rows: RowsFactory, kinds: dict[str, Any]):
-    conformed = {column: kind for column, kind in kinds.items() if _needs_conform(kind)}
+    other = kinds.get(OTHER_COLUMN) or frozenset()  # the folded fields' names (:func:`_fold`)
+    conformed = {column: kind for column, kind in kinds.items() if _needs_conform(kind) and column not in META_COLUMNS}
     fields = [column for column in kinds if column not in META_COLUMNS]
     for file, number, row in rows():
         out = {column: row.get(column) for column in fields}
@@ -254,7 +273,21 @@ def _generate(rows: RowsFactory, kinds: dict[str, Any]):
         out[FILE_COLUMN] = file
         out[ROW_COLUMN] = number
         out[MISSING_COLUMN] = [column for column in fields if column not in row]
+        if other:
+            folded = {column: value for column, value in row.items() if column in other}
+            out[OTHER_COLUMN] = json.dumps(folded, ensure_ascii=False, default=str) if folded else None
         yield out
+
+
+def _fold(kinds: dict[str, Any], loose: Callable[[str], bool] | None) -> dict[str, Any]:
+    """``kinds`` with more than :data:`MAX_LOOSE_COLUMNS` fields nobody reads replaced by :data:`OTHER_COLUMN`
+    (its value: their names), stored as one JSON text per row."""
+    unread = [column for column in kinds if column not in META_COLUMNS and loose is not None and loose(column)]
+    if len(unread) <= MAX_LOOSE_COLUMNS:
+        return kinds
+    kept = {column: kind for column, kind in kinds.items() if column not in unread}
+    kept[OTHER_COLUMN] = frozenset(unread)
+    return kept
 
 
 def _tables(rows: RowsFactory, kinds: dict[str, Any], schema: Any):
@@ -316,10 +349,13 @@ def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str 
             pass
         shutil.rmtree(cached, ignore_errors=True)  # a damaged cache entry (fewer rows than written, or unreadable): read the files again
     kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)
+    kinds = _fold(kinds, loose)
     features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in META_COLUMNS})
     features[FILE_COLUMN] = Value("string")
     features[ROW_COLUMN] = Value("int64")
     features[MISSING_COLUMN] = List(Value("string"))
+    if OTHER_COLUMN in kinds:
+        features[OTHER_COLUMN] = Value("string")
     dataset = _read(rows, kinds, cache, fingerprint, features)
     from mtcore.data.cache_entries import note_source
 
