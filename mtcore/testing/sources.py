@@ -64,10 +64,13 @@ def sample_words(package: str, folder: str | None = None, limit: int = 3000) -> 
 
     ``folder`` (e.g. ``"sample"``) limits the search to one folder of the package; by default
     every ``.jsonl``/``.json``/``.csv``/``.tsv`` file in the package counts, wherever the
-    sample lives (``sample/``, ``data/``, ...). ``package`` may also be the plugin's name.
+    sample lives (``sample/``, ``data/``, ...). ``package`` may also be the plugin's name. Over ``limit`` words,
+    the most frequent are kept (ids and rare words go first), in sorted order.
     """
+    from collections import Counter
+
     root = resources.files(package_of(package))
-    words: set[str] = set()
+    counts: Counter[str] = Counter()
     for path in _sample_files(root / folder if folder else root):
-        words.update(re.findall(r"\w+", path.read_text(encoding="utf-8-sig").lower()))
-    return sorted(words)[:limit]
+        counts.update(re.findall(r"\w+", path.read_text(encoding="utf-8-sig").lower()))
+    return sorted(word for word, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])

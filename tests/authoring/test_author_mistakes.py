@@ -134,6 +134,20 @@ def test_sample_words_reads_data_files_wherever_the_package_keeps_them(install):
     assert sample_words("mt_study_words", "sample") == []  # a folder that is not there: no words, no crash
 
 
+def test_sample_words_over_the_limit_keeps_the_most_frequent(tmp_path, monkeypatch):
+    """It kept the alphabetically first words: ids and Latin words before every Cyrillic one (a scale audit)."""
+    import json
+
+    (tmp_path / "mt_freq" / "data").mkdir(parents=True)
+    (tmp_path / "mt_freq" / "__init__.py").write_text("")
+    rows = [{"idx": f"id{i}", "text": f"кошка собака слово{i}"} for i in range(50)]
+    (tmp_path / "mt_freq" / "data" / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                                                              encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert sample_words("mt_freq", limit=4) == sorted(["idx", "text", "кошка", "собака"])
+    assert len(sample_words("mt_freq")) == 4 + 50 + 50
+
+
 def test_plugin_test_fixtures_take_the_plugin_or_distribution_name_too(install):
     from mtcore.testing.sources import package_of
 
