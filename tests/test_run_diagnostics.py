@@ -175,3 +175,17 @@ def test_compare_shows_a_kept_tasks_changed_settings_beside_the_tasks_that_came_
     table = CliRunner().invoke(app, ["compare", str(runs["free"]), str(other)], env={"COLUMNS": "300"})
     assert table.exit_code == 0, table.stderr
     assert f"tasks -{TASKS[1]} {TASKS[0]}.max_length=17" in table.stdout, table.stdout
+
+
+def test_check_notes_many_heads_mt_export_would_refuse_once(tmp_path):
+    """48 inline tasks printed 40 notes of the same advice, about 300 characters each (a scale audit)."""
+    rows = tmp_path / "d.jsonl"
+    rows.write_text('{"text": "a b", "label": "x"}\n{"text": "b c", "label": "y"}\n', encoding="utf-8")
+    tasks = [{"define": {"name": f"t{i}", "kind": "text_classification", "labels": ["x", "y"],
+                         "files": {"train": str(rows), "validation": str(rows)}}} for i in range(5)]
+    result = CliRunner().invoke(app, ["check", str(_config(tmp_path, tasks))])
+    assert result.exit_code == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note: mt export")]
+    assert notes == [next(line for line in notes)] and notes[0].startswith(
+        "note: mt export (after training): 5 tasks cannot be exported as plain transformers models (user:t0, user:t1, user:t2, ...); "
+        "the first: task 'user:t0' cannot be exported as a plain BertForSequenceClassification"), result.stdout

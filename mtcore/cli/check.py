@@ -285,7 +285,16 @@ def _export_notes(plan: Any, encoder_config: Any, tokenizer: Any) -> list[str]:
         refusals = export_refusals(encoder_config, {p.id: p.task for p in plan.tasks}, tokenizer)
     except Exception:  # noqa: BLE001 - advice only: an encoder this cannot build is for mt train to report
         return []
+    if len(refusals) > EXPORT_NOTES:  # forty tasks: forty lines of the same advice
+        first, *_ = refusals.values()
+        names = ", ".join(list(refusals)[:EXPORT_NOTES]) + ", ..."
+        return [f"mt export (after training): {len(refusals)} tasks cannot be exported as plain transformers models ({names}); "
+                f"the first: {first}"]
     return [f"mt export (after training): {line}" for line in refusals.values()]
+
+
+#: The tasks ``mt check`` gives an export note each; more get one note together.
+EXPORT_NOTES = 3
 
 
 def _check_encoder_kwargs(config: Any, source: str) -> None:

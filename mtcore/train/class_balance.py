@@ -22,9 +22,15 @@ def balanced_class_weights(planned: list[Any], train_data: dict[str, Any]) -> di
             if (p.task.head_options or {}).get("class_weights") == "balanced"}
 
 
+#: The classes a note on balanced weights names (10,000 labels made a 122,000-character line).
+NOTE_CLASSES = 10
+
+
 def balanced_note(task: Any, weights: list[float]) -> str:
-    shown = ", ".join(f"{label} {weight:.3g}" for label, weight in zip(task.labels, weights))
-    return f"task {task.id!r}: class_weights balanced from its train labels: {shown}"
+    shown = ", ".join(f"{label} {weight:.3g}" for label, weight in list(zip(task.labels, weights))[:NOTE_CLASSES])
+    more = (f", ... ({len(weights) - NOTE_CLASSES} more, from {min(weights):.3g} to {max(weights):.3g}; all in the saved model's "
+            "head options)") if len(weights) > NOTE_CLASSES else ""
+    return f"task {task.id!r}: class_weights balanced from its train labels: {shown}{more}"
 
 
 def apply_balanced_weights(model: Any, planned: list[Any], train_data: dict[str, Any]) -> list[str]:

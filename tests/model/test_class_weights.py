@@ -158,3 +158,14 @@ def test_balanced_weights_match_scikit_learn_over_the_classes_present():
     expected = compute_class_weight("balanced", classes=np.array([0, 2, 3]), y=labels)
     weights = balanced_weights(counts)
     assert np.allclose([weights[0], weights[2], weights[3]], expected) and weights[1] == 1.0
+
+
+def test_a_note_on_balanced_weights_of_many_classes_names_ten():
+    """10,000 labels made one 122,000-character note line (a scale audit)."""
+    from mtcore.task import Task
+    from mtcore.train.class_balance import balanced_note
+
+    labels = tuple(f"c{i}" for i in range(500))
+    note = balanced_note(Task(name="many", kind="text_classification", labels=labels, plugin="demo"), [1.0 + i / 100 for i in range(500)])
+    assert note == ("task 'demo:many': class_weights balanced from its train labels: c0 1, c1 1.01, c2 1.02, c3 1.03, c4 1.04, c5 1.05, "
+                    "c6 1.06, c7 1.07, c8 1.08, c9 1.09, ... (490 more, from 1 to 5.99; all in the saved model's head options)")
