@@ -42,12 +42,20 @@ def plot_curves(metrics_path: Path, output: Path) -> str | None:
     colors = {task: palette[i % len(palette)] for i, task in enumerate(tasks)}  # one colour per task in both plots
     _lines(ax_loss, losses, "training loss per task", "loss", colors)
     _lines(ax_eval, scores, "evaluation", "metric", colors)
-    fig.tight_layout()
+    import warnings
+
+    with warnings.catch_warnings():  # "Tight layout not applied" (a crowded figure) would be a bare line about nothing named
+        warnings.simplefilter("ignore", UserWarning)
+        fig.tight_layout()
     tmp = output.with_name(".tmp-" + output.name)
     fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     tmp.replace(output)
     return None
+
+
+#: The most lines a plot of ``curves.png`` names in a legend.
+LEGEND_ENTRIES = 24
 
 
 def _lines(ax: Any, series: dict[str, list[tuple[int, float]]], title: str, ylabel: str, colors: dict[str, Any]) -> None:
@@ -60,9 +68,11 @@ def _lines(ax: Any, series: dict[str, list[tuple[int, float]]], title: str, ylab
         style = {"linewidth": 2.5, "color": "black"} if name == "aggregate" else {"color": colors.get(task), "linestyle": styles[nth % 4]}
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if len(points) < 30 else None,
                 markersize=3, label=name, **style)
-    ax.set_title(title)
+    crowded = len(series) > LEGEND_ENTRIES  # 48 tasks: ~150 entries covered the plot and ran off the figure
+    ax.set_title(f"{title} ({len(series)} lines: no legend; the values are in metrics.jsonl)" if crowded else title,
+                 fontsize=9 if crowded else None)
     ax.set_xlabel("step")
     ax.set_ylabel(ylabel)
-    if series:
+    if series and not crowded:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)

@@ -257,3 +257,28 @@ def test_ctrl_c_after_the_run_finished_keeps_it_finished(tmp_path: Path, make_co
     assert summary["steps"] == 2 and (tmp_path / "run" / "summary.json").is_file()
     events = [json.loads(line)["event"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert "interrupted" not in events
+
+
+def test_curves_of_many_tasks_leave_the_legends_out_without_a_bare_warning(tmp_path, recwarn):
+    """48 tasks: ~150 legend entries covered the evaluation plot and ran off the figure, and matplotlib's "Tight layout
+    not applied" came out as a bare warning line (a scale audit)."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.pyplot as plt
+
+    from mtcore.train import plots
+
+    events = [{"event": "train", "step": s, "task": f"user:t{t}", "loss": 1.0 / s} for s in (1, 2) for t in range(48)]
+    events += [{"event": "eval", "step": 2, "aggregate": 0.5, "metrics": {f"user:t{t}/{m}": 0.5 for t in range(48) for m in ("accuracy", "f1")}}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    titles = []
+    real = plots._lines
+    plots_lines = lambda ax, series, *args: (real(ax, series, *args), titles.append((ax.get_title(), ax.get_legend())))  # noqa: E731
+    import unittest.mock
+
+    with unittest.mock.patch.object(plots, "_lines", plots_lines):
+        assert plots.plot_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png") is None
+    assert (tmp_path / "curves.png").stat().st_size > 0
+    assert titles == [("training loss per task (48 lines: no legend; the values are in metrics.jsonl)", None),
+                      ("evaluation (97 lines: no legend; the values are in metrics.jsonl)", None)]
+    assert not [w for w in recwarn if "layout" in str(w.message)]
+    plt.close("all")
