@@ -107,9 +107,30 @@ def long_epoch_note(sampler: Any, micro_steps: int | None = None) -> str | None:
     slowest = max(drawn, key=lambda task: batches[task] / drawn[task])
     if batches[slowest] == max(batches[task] for task in drawn):  # the largest task sets the pace: what "largest" means
         return None
+    shorter = [f"{name} {length}" for name, length in _other_samplers(sampler).items() if length < steps]
+    instead = f", or a sampler whose epoch is shorter here ({', '.join(shorter)} batches)" if shorter else ""
     return (f"an epoch draws {steps} batches for {held} batches of data: it lasts until every task has been through its "
             f"batches, and {slowest!r} ({batches[slowest]} batch(es)) is drawn at p={drawn[slowest]:.2g}; set "
-            "schedule.max_steps, or use a sampler that draws it more often (temperature, uniform)")
+            f"schedule.max_steps{instead}")
+
+
+def _other_samplers(sampler: Any) -> dict[str, int]:
+    """The batches of this epoch under mtcore's ``temperature`` and ``uniform`` samplers (48 tasks: uniform's epoch was
+    longer than proportional's, which the note had named as a fix); none that cannot be counted."""
+    from mtcore.plugins import get_component
+    from mtcore.sampling.schedule import count_steps
+
+    lengths = {}
+    for name in ("temperature", "uniform"):
+        if getattr(sampler.sampler, "name", None) == name:
+            continue
+        try:
+            other = get_component("sampler", f"mtcore:{name}")(sampler.sampler.sizes, seed=sampler.seed)
+            other.set_epoch(sampler.epoch)
+            lengths[name] = count_steps(sampler._plans(sampler.epoch), other, "single", "largest")
+        except Exception:  # noqa: BLE001 - advice only
+            continue
+    return lengths
 
 
 #: A task gone through this many times or more in one epoch of mode "all" gets named in a note.

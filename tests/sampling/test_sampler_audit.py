@@ -235,3 +235,23 @@ def test_an_epoch_held_up_by_a_rarely_drawn_task_gets_a_note_naming_it(make_data
         assert note is None
     assert any(long_epoch_note(MultitaskBatchSampler(data, "train", 8, sampler="proportional", seed=s)) for s in range(6))
     assert long_epoch_note(MultitaskBatchSampler(data, "train", 8, sampler="uniform", seed=1)) is None
+
+
+def test_the_long_epoch_note_names_only_samplers_whose_epoch_is_shorter_here(make_data):
+    """With 48 tasks the note suggested uniform, whose epoch was longer (6,630 against proportional's 5,913 batches;
+    a scale audit): it now names the samplers that shorten this epoch, with their lengths."""
+    from mtcore.train.steps import _other_samplers, long_epoch_note
+
+    rng = np.random.default_rng(0)
+    sizes = {"big": 4000, **{f"t{i:02d}": 40 for i in range(46)}, "tiny": 1}  # uniform: 48 x big's 500 batches
+    data = make_data({name: rng.integers(5, 60, n) for name, n in sizes.items()})
+    sampler, note = next((s, n) for s in (MultitaskBatchSampler(data, "train", 8, sampler="proportional", seed=seed) for seed in range(20))
+                         if (n := long_epoch_note(s)) is not None)
+    others = _other_samplers(sampler)
+    steps = sampler.steps_in_epoch(0)
+    assert set(others) == {"temperature", "uniform"}
+    for name, length in others.items():
+        assert (f"{name} {length}" in note) == (length < steps), (name, length, steps, note)
+    assert others["uniform"] > steps and "uniform" not in note
+    for name, length in others.items():  # the counts are those samplers' own epochs
+        assert MultitaskBatchSampler(data, "train", 8, sampler=name, seed=sampler.seed).steps_in_epoch(0) == length
