@@ -45,11 +45,12 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         title = f"step {self._step}/{self.total}  {elapsed:.0f}s" + (f"  {self._extra}" if self._extra else "")
         table = Table(title=title, title_justify="left")
-        for column in ("task", "loss", "examples/s", "tokens/s", "batches"):
+        for column in ("task", "loss", "examples/s", "tokens/s", "batches", "at step"):
             table.add_column(column, justify="right" if column != "task" else "left")
-        for task, row in self._rows.items():
+        for task, row in self._rows.items():  # a task not drawn in the last window keeps its figures, dimmed, with their step
             table.add_row(task, f"{row['loss']:.4f}" if row.get("loss") is not None else "-",
-                          f"{row.get('examples_per_s', 0):.1f}", f"{row.get('tokens_per_s', 0):.0f}", str(self._batches.get(task, 0)))
+                          f"{row.get('examples_per_s', 0):.1f}", f"{row.get('tokens_per_s', 0):.0f}", str(self._batches.get(task, 0)),
+                          str(row["step"]), style="dim" if row["step"] < self._step else None)
         return table
 
     def update(self, step: int, rows: Mapping[str, Mapping[str, Any]], extra: str = "") -> None:
@@ -57,7 +58,7 @@ class Progress:
         self._step = step
         self._extra = extra
         for task, row in rows.items():
-            self._rows[task] = dict(row)
+            self._rows[task] = {**row, "step": step}
             self._batches[task] = self._batches.get(task, 0) + int(row.get("batches", 0))
         if self.mode == "rich" and self._live is not None:
             _unless_hung_up(lambda: self._live.update(self._render()))

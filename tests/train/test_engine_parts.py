@@ -323,3 +323,24 @@ def test_the_epochs_a_very_long_max_steps_covers_are_estimated_past_the_counted_
     varying = Epochs(lambda e: 10 if e % 2 else 14)  # within the counted epochs: exact
     assert epochs_covering(varying, 14 + 10 + 14 + 1) == 4
     assert epochs_covering(Epochs(lambda e: 10 if e % 2 else 14), 12 * 2 * COUNTED_EPOCHS + 1) == 2 * COUNTED_EPOCHS + 1
+
+
+def test_the_live_table_says_at_which_step_a_tasks_figures_were_logged():
+    """With 48 tasks a task not drawn for a while kept its old loss and rate with nothing marking them as old (a scale
+    audit): each row says its step, and is dimmed when older than the table's."""
+    from rich.console import Console
+
+    from mtcore.train.progress import Progress
+
+    progress = Progress("none", 30)
+    progress.update(2, {"user:t04": {"loss": 1.2299, "examples_per_s": 125.6, "batches": 1}})
+    progress.update(30, {"user:t05": {"loss": 0.5, "examples_per_s": 10.0, "batches": 1}})
+    table = progress._render()
+    console = Console(width=120, record=True, color_system=None)
+    console.print(table)
+    text = console.export_text()
+    assert [c.header for c in table.columns][-1] == "at step"
+    assert [row.style for row in table.rows] == ["dim", None]
+    assert "1.2299" in text and "step 30/30" in text
+    lines = [line for line in text.splitlines() if "user:t04" in line or "user:t05" in line]
+    assert lines[0].rstrip().rstrip("│").split()[-1] == "2" and lines[1].rstrip().rstrip("│").split()[-1] == "30"
