@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 
 
-def test_a_split_whose_rows_repeat_an_idx_is_predicted_with_a_warning(cli, tmp_path):
+def _train_on(tmp_path, name, rows) -> None:
+    """A one-step run in tmp_path/run of a task ``user:<name>`` whose train and validation split are ``rows``."""
     from mtcore import Trainer
 
-    rows = [{"idx": i % 5, "text": f"слово {i}", "label": "a" if i % 2 else "b"} for i in range(8)]
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     config = {"encoder": {"tiny": "bert"}, "cpu": True, "schedule": {"max_steps": 1}, "checkpoint": {"every": None},
               "evaluation": {"at_end": False}, "logging": {"progress": "none", "plot": False},
-              "tasks": [{"define": {"name": "ids", "kind": "text_classification", "labels": ["a", "b"],
+              "tasks": [{"define": {"name": name, "kind": "text_classification", "labels": ["a", "b"],
                                     "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "train.jsonl")}}}]}
     Trainer(config, output_dir=tmp_path / "run").train()
+
+
+def test_a_split_whose_rows_repeat_an_idx_is_predicted_with_a_warning(cli, tmp_path):
+    rows = [{"idx": i % 5, "text": f"слово {i}", "label": "a" if i % 2 else "b"} for i in range(8)]
+    _train_on(tmp_path, "ids", rows)
     result = cli("predict", tmp_path / "run", "--split", "validation", "-o", tmp_path / "out.jsonl")
     assert result.exit_code == 0, result.output
     assert ("warning: task user:ids's validation split (local): 3 prediction rows repeat an idx an earlier row has (the first: 0); "
@@ -26,16 +31,9 @@ def test_a_split_whose_rows_repeat_an_idx_is_predicted_with_a_warning(cli, tmp_p
 def test_a_split_is_predicted_and_written_a_chunk_at_a_time_as_an_input_file_is(cli, tmp_path, monkeypatch):
     """`mt predict --split` held every prediction row before writing (a 10,000-label model: 5.4 GB for 6,000 rows; a
     scale audit); now mtcore's jsonl/csv writers take each chunk as it comes, the output as one pass's, ids numbered on."""
-    from mtcore import Trainer
     from mtcore.predict import chunks, writers
 
-    rows = [{"text": f"слово {i} {'да' * (i % 4)}", "label": "a" if i % 2 else "b"} for i in range(23)]  # no ids: numbered
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    config = {"encoder": {"tiny": "bert"}, "cpu": True, "schedule": {"max_steps": 1}, "checkpoint": {"every": None},
-              "evaluation": {"at_end": False}, "logging": {"progress": "none", "plot": False},
-              "tasks": [{"define": {"name": "s", "kind": "text_classification", "labels": ["a", "b"],
-                                    "files": {"train": str(tmp_path / "train.jsonl"), "validation": str(tmp_path / "train.jsonl")}}}]}
-    Trainer(config, output_dir=tmp_path / "run").train()
+    _train_on(tmp_path, "s", [{"text": f"слово {i} {'да' * (i % 4)}", "label": "a" if i % 2 else "b"} for i in range(23)])  # no ids
     for fmt in ("jsonl", "csv"):
         whole = cli("predict", tmp_path / "run", "--split", "validation", "-o", tmp_path / f"whole.{fmt}")
         assert whole.exit_code == 0, whole.output
