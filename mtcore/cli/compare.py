@@ -44,7 +44,9 @@ def compare(
     if metric is not None:
         _check_metric(metric, rows, part)
     if len(rows) > 1:
-        _add_config_differences(rows, runs)
+        from mtcore.cli.run_differences import add_config_differences
+
+        add_config_differences(rows, runs)
     task_sets = {tuple(sorted(row["tasks"])) for row in rows}
     if len(task_sets) > 1:  # an aggregate averages its run's tasks: over other tasks it is another number
         warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
@@ -208,6 +210,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     from rich.table import Table
 
     from mtcore.cli.output import stdout
+    from mtcore.cli.run_differences import differs_cell
 
     tasks: list[str] = []
     for row in rows:
@@ -232,7 +235,7 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
         status = row["status"] if row["kind"] == "run" else f"{row['kind']}"
         steps = "-" if row["steps"] is None else str(row["steps"])
         best_at = [] if part != "best" else ["-" if row.get("best_step") is None else str(row["best_step"])]
-        differs = [] if "differs" not in row else [escape(_differs_cell(row["differs"], index, row.get("tasks_changed")))]
+        differs = [] if "differs" not in row else [escape(differs_cell(row["differs"], index, row.get("tasks_changed")))]
         table.add_row(escape(names[index]), escape(str(status)), steps, *best_at, *cells, *differs)
     stdout.print(table)
     if by_task:
@@ -299,87 +302,6 @@ def _print_own_bests(rows: list[dict[str, Any]]) -> None:
 
 def _format(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
-
-
-#: Config keys ``differs`` leaves out: where a run was written and how it logged say nothing of what it trained.
-UNCOMPARED_KEYS = ("output_dir", "logging")
-
-
-def _run_config(path: Path) -> dict[str, Any] | None:
-    """The run's saved config (a --seeds folder: its first seed's), as a plain mapping; None when there is none."""
-    import yaml
-
-    places = [path / "config.yaml"] if (path / "summary.json").is_file() else sorted(path.glob("seed-*/config.yaml"))
-    for place in places[:1]:
-        try:
-            config = yaml.safe_load(place.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return None
-        return config if isinstance(config, dict) else None
-    return None
-
-
-def _add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> None:
-    """``row["differs"]``: the config keys whose values differ from the first run's, with this run's values
-    (``{}`` for the first run itself; None when a run's config.yaml is missing or unreadable)."""
-    from mtcore.train.config_io import config_differences
-
-    configs = [_run_config(path) for path in runs]
-    reference = configs[0]
-    for index, (row, config) in enumerate(zip(rows, configs)):
-        if index == 0 or reference is None or config is None:
-            row["differs"] = {} if index == 0 and reference is not None else None
-            continue
-        seeds = rows[0]["kind"] != "run" or row["kind"] != "run"  # a --seeds folder's seed is one of many
-        row["differs"] = {key: new for key, _old, new in config_differences(reference, config)
-                          if key.split(".", 1)[0] not in UNCOMPARED_KEYS and not (seeds and key == "seed")}
-        if "tasks" in row["differs"]:  # other task lists: the table says which tasks came and went, not their JSON
-            row["tasks_changed"] = _tasks_changed(_task_entries(reference.get("tasks")), _task_entries(config.get("tasks")))
-
-
-def _tasks_changed(theirs: dict[str, dict[str, Any]], mine: dict[str, dict[str, Any]]) -> str:
-    """``+added -removed`` task ids, then the settings a task both runs train changed (``rsg:terra.max_length=64``)."""
-    from mtcore.train.config_io import config_differences
-
-    changed = [*(f"+{t}" for t in mine if t not in theirs), *(f"-{t}" for t in theirs if t not in mine)]
-    for task in (t for t in mine if t in theirs):
-        changed += [f"{task}.{key}={_brief(new)}" for key, _old, new in config_differences(theirs[task], mine[task])]
-    return " ".join(changed)
-
-
-def _task_entries(entries: Any) -> dict[str, dict[str, Any]]:
-    """A saved config's task entries by id (``define:`` tasks: ``user:<name>``)."""
-    by_id: dict[str, dict[str, Any]] = {}
-    for entry in entries if isinstance(entries, list) else []:
-        entry = entry if isinstance(entry, dict) else {"id": entry}
-        define = entry.get("define") if isinstance(entry.get("define"), dict) else {}
-        by_id.setdefault(str(entry.get("id") or (f"user:{define['name']}" if define.get("name") else "?")), entry)
-    return by_id
-
-
-#: At most this many ``key=value`` items in a ``differs`` cell (``--json`` has them all), each value cut to VALUE_WIDTH.
-DIFFERS_SHOWN, VALUE_WIDTH = 4, 32
-
-
-def _differs_cell(differs: dict[str, Any] | None, index: int, tasks_changed: str | None = None) -> str:
-    if differs is None:
-        return "? (no config.yaml)"
-    if index == 0:
-        return "(reference)"
-    if not differs:
-        return "nothing"
-    items = [f"tasks {tasks_changed or '(their settings)'}" if key == "tasks" else f"{key}={_brief(value)}"
-             for key, value in list(differs.items())[:DIFFERS_SHOWN]]
-    more = len(differs) - DIFFERS_SHOWN
-    return ", ".join(items) + (f", +{more} more" if more > 0 else "")
-
-
-def _brief(value: Any) -> str:
-    if value is None or isinstance(value, (bool, dict, list)):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    else:
-        text = str(value)
-    return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
 
 
 def _lower_is_better(metric: str) -> bool:
