@@ -196,6 +196,11 @@ def test_a_misspelt_attention_implementation_is_refused_by_mt_check_as_by_mt_tra
     assert trained.exit_code == 2 and "cannot use attn_implementation='spda' (did you mean 'sdpa'?)" in trained.stderr
     for known in ("eager", "flex_attention"):  # names it knows pass; whether kernels load is the run's to say
         assert check_here(str(config), f"encoder.attn_implementation={known}").returncode == 0
+    # a known name this architecture does not support (transformers' message does not repeat it): refused, no "did you mean"
+    deberta = check_here(str(config), "encoder.tiny.arch=deberta-v2", "encoder.attn_implementation=flash_attention_2")
+    assert deberta.returncode == 2 and deberta.stderr.startswith(
+        "error: config key 'encoder.attn_implementation': this encoder cannot use 'flash_attention_2': DebertaV2Model does not "
+        "support Flash Attention 2"), deberta.stderr
 
 
 def test_inputs_idx_names_the_id_field_as_id_field_does(tmp_path):

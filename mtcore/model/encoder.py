@@ -188,10 +188,12 @@ class LoadReport(logging.Filter):
 
 
 def attention_hint(name: str) -> str:
-    """``" (did you mean 'sdpa'?)"`` for a misspelt attention implementation, or ``""``."""
+    """``" (did you mean 'sdpa'?)"`` for a misspelt attention implementation, or ``""`` (also for a known one that this
+    architecture does not support: its name is right)."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    return did_you_mean(name, ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()])
+    known = ["eager", *ALL_ATTENTION_FUNCTIONS.valid_keys()]
+    return "" if name in known or "|" in name or "/" in name else did_you_mean(name, known)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,6 +21,7 @@ from torch import nn
 
 from mtcore.errors import ConfigError
 from mtcore.train.config import OptimizerConfig, ScheduleConfig
+from mtcore.train.steps import warmup_steps
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
@@ -78,14 +78,6 @@ def build_optimizer(model: nn.Module, config: OptimizerConfig, device: torch.dev
     return torch.optim.AdamW(parameter_groups(model, config, extra), **kwargs)
 
 
-def warmup_steps(config: ScheduleConfig, total_steps: int) -> int:
-    if config.warmup_steps is not None:
-        return int(config.warmup_steps)
-    if config.warmup_ratio is not None:
-        return int(math.ceil(config.warmup_ratio * total_steps))
-    return 0
-
-
 def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int, encoder_frozen_steps: int = 0) -> Any:
     """A ``transformers.get_scheduler`` schedule over ``total_steps`` optimizer steps. With ``encoder_frozen_steps``
     (``encoder.freeze_encoder_steps``) the encoder's groups (:func:`encoder_groups`) get rate 0 for those first steps,
@@ -96,7 +88,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: ScheduleConfig, to
                               num_training_steps=total_steps)
     if encoder_frozen_steps:
         later = total_steps - encoder_frozen_steps
-        alone = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)  # only for the schedule's function
+        alone = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=optimizer.defaults["lr"])  # for the schedule's function
+        # (at the optimizer's rate: polynomial's lr_end is divided by it)
         after = get_scheduler(_name(config, later), optimizer=alone, num_warmup_steps=warmup_steps(config, later),
                               num_training_steps=later).lr_lambdas[0]
 

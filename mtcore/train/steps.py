@@ -68,14 +68,26 @@ def run_steps(sampler: Any, config: TrainConfig) -> tuple[int, int]:
     return steps, micro - (steps - 1) * accumulation
 
 
+def warmup_steps(config: Any, total_steps: int) -> int:
+    """The warmup steps of a schedule (``schedule.warmup_steps``, or ``warmup_ratio`` of ``total_steps``, rounded up)."""
+    if config.warmup_steps is not None:
+        return int(config.warmup_steps)
+    if config.warmup_ratio is not None:
+        return int(math.ceil(config.warmup_ratio * total_steps))
+    return 0
+
+
 def check_frozen_steps(config: TrainConfig, total_steps: int) -> None:
-    """``encoder.freeze_encoder_steps`` must leave the encoder steps to train in."""
+    """``encoder.freeze_encoder_steps`` must leave the encoder a step at a rate above 0: its warmup starts again once it
+    is unfrozen, and a warmup's first step has rate 0."""
     frozen = config.encoder.freeze_encoder_steps
-    if frozen and frozen >= total_steps:
+    left = total_steps - frozen
+    if frozen and (left < 1 or left < 2 and warmup_steps(config.schedule, left) > 0):
         from mtcore.errors import ConfigError
 
         raise ConfigError(f"config key 'encoder.freeze_encoder_steps': {frozen}, but the run has {total_steps} step(s), so the encoder "
-                          "would never train; give fewer, or encoder.freeze_encoder: true to train the heads alone")
+                          f"would never train{' (its warmup starts again at rate 0)' if left >= 1 else ''}; give fewer, or "
+                          "encoder.freeze_encoder: true to train the heads alone")
 
 
 def run_batches(steps: int, last_step_batches: int, config: TrainConfig) -> int:

@@ -59,3 +59,25 @@ def test_freezing_the_encoder_for_the_whole_run_or_longer_is_refused_in_one_line
     assert not (tmp_path / "grid").exists()
     no_data = CliRunner().invoke(app, ["check", str(path), "--no-data"])
     assert no_data.exit_code == 2 and "but the run has 6 step(s)" in no_data.stderr
+
+
+def test_a_single_step_left_to_a_warmup_is_refused_and_polynomial_ends_where_the_runs_does(tmp_path: Path, make_config, small_encoder):
+    """All but one step frozen with a warmup: the encoder's one step had rate 0, so it never trained, silently (a
+    regression audit); polynomial's floor (lr_end) was divided by 1.0 instead of the optimizer's rate."""
+    from mtcore.errors import ConfigError
+    from mtcore.train.config import ScheduleConfig, TrainConfig
+    from mtcore.train.optim import build_scheduler
+    from mtcore.train.steps import check_frozen_steps
+
+    config = TrainConfig.model_validate(make_config(encoder={"path": str(small_encoder), "freeze_encoder_steps": 7},
+                                                    schedule={"max_steps": 8, "warmup_ratio": 0.25}))
+    with pytest.raises(ConfigError, match=r"7, but the run has 8 step\(s\), so the encoder would never train \(its warmup starts "):
+        check_frozen_steps(config, 8)
+    check_frozen_steps(config.model_copy(update={"schedule": ScheduleConfig(max_steps=8, epochs=None)}), 8)  # no warmup: 1 step
+    check_frozen_steps(config, 9)
+    encoder, heads = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([{"name": "encoder", "params": [encoder]}, {"name": "heads", "params": [heads]}], lr=1e-3)
+    polynomial = ScheduleConfig(name="polynomial", max_steps=8, epochs=None)
+    scheduler = build_scheduler(optimizer, polynomial, 8, 4)
+    plain = build_scheduler(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3), polynomial, 4)
+    assert [scheduler.lr_lambdas[0](s) for s in range(4, 8)] == [plain.lr_lambdas[0](s) for s in range(4)]
