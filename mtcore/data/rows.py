@@ -331,10 +331,29 @@ def dataset_from_rows(rows: RowsFactory, *, fingerprint: str, what: str, cache_d
         return _cached_rows(rows, fingerprint, what, cache_dir, describe_conflict, loose)
 
 
-def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str | Path | None,
-                 describe_conflict: Callable[[str, Any], str | None] | None, loose: Callable[[str], bool] | None):
+def rows_in_memory(rows: list[tuple[str, int, Mapping[str, Any]]], *, what: str, loose: Callable[[str], bool] | None = None):
+    """An in-memory ``datasets.Dataset`` of ``rows``, read as :func:`dataset_from_rows` reads them (types settled over
+    all rows, origin and missing-field columns, fields nobody reads kept loosely), without a cache."""
+    from datasets import Dataset
+
+    kinds = _fold(scan_kinds(lambda: rows, what=what, loose=loose)[0], loose)
+    return Dataset.from_list(list(_generate(lambda: rows, kinds)), features=_features(kinds))
+
+
+def _features(kinds: dict[str, Any]) -> Any:
     from datasets import Features, List, Value
 
+    features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in META_COLUMNS})
+    features[FILE_COLUMN] = Value("string")
+    features[ROW_COLUMN] = Value("int64")
+    features[MISSING_COLUMN] = List(Value("string"))  # lacking is not null
+    if OTHER_COLUMN in kinds:
+        features[OTHER_COLUMN] = Value("string")
+    return features
+
+
+def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str | Path | None,
+                 describe_conflict: Callable[[str, Any], str | None] | None, loose: Callable[[str], bool] | None):
     cache = str(cache_dir) if cache_dir is not None else None
     cached = _cached_folder(cache, fingerprint)
     if cached is not None:
@@ -348,15 +367,8 @@ def _cached_rows(rows: RowsFactory, fingerprint: str, what: str, cache_dir: str 
         except damaged_cache_errors():
             pass
         shutil.rmtree(cached, ignore_errors=True)  # a damaged cache entry (fewer rows than written, or unreadable): read the files again
-    kinds, _ = scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)
-    kinds = _fold(kinds, loose)
-    features = Features({column: kind_feature(kind) for column, kind in kinds.items() if column not in META_COLUMNS})
-    features[FILE_COLUMN] = Value("string")
-    features[ROW_COLUMN] = Value("int64")
-    features[MISSING_COLUMN] = List(Value("string"))
-    if OTHER_COLUMN in kinds:
-        features[OTHER_COLUMN] = Value("string")
-    dataset = _read(rows, kinds, cache, fingerprint, features)
+    kinds = _fold(scan_kinds(rows, what=what, describe_conflict=describe_conflict, loose=loose)[0], loose)
+    dataset = _read(rows, kinds, cache, fingerprint, _features(kinds))
     from mtcore.data.cache_entries import note_source
 
     note_source(dataset, what)  # what `mt cache` lists for the entry

@@ -348,31 +348,19 @@ def rows_dataset(rows: Sequence[Row], task: Task) -> Any:
     Column types are settled over all rows first (ints widen to floats, missing fields are
     null, and listed in the row's ``MISSING_COLUMN`` as for files read in training, so a lacking
     field is told apart from a null one), so rows that differ a little still fit one Arrow table;
-    a real conflict is one line naming the row.
+    a real conflict in a field the task reads is one line naming the row (one it does not read is
+    kept as text, :func:`mtcore.data.rows.rows_in_memory`).
     """
-    from datasets import Dataset, Features, List, Value
-
-    from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, ROW_COLUMN, conform, kind_feature, scan_kinds
+    from mtcore.data.rows import META_COLUMNS, rows_in_memory
+    from mtcore.data.sources import unread_fields
 
     rows = expand_rows(rows, task)
     check_fields(rows, task, expanded=True)
     drop = label_field(task)
     clean = [(file, number, {k: v for k, v in row.items() if k != drop and k not in META_COLUMNS})
              for file, number, row in rows]
-    what = rows[0][0] if rows else PYTHON_ORIGIN
-    kinds, _ = scan_kinds(lambda: clean, what=what)
-    features = Features({column: kind_feature(kind) for column, kind in kinds.items()})
-    features[FILE_COLUMN] = Value("string")
-    features[ROW_COLUMN] = Value("int64")
-    features[MISSING_COLUMN] = List(Value("string"))  # as in training: lacking is not null
-    records = []
-    for file, number, row in clean:
-        record = {column: conform(row.get(column), kind) for column, kind in kinds.items()}
-        record[FILE_COLUMN] = file
-        record[ROW_COLUMN] = number
-        record[MISSING_COLUMN] = [column for column in kinds if column not in row]
-        records.append(record)
-    return Dataset.from_list(records, features=features)
+    # fields the task does not read are kept loosely, as training reads them (a key per row: one JSON column)
+    return rows_in_memory(clean, what=rows[0][0] if rows else PYTHON_ORIGIN, loose=unread_fields(task))
 
 
 def raw_dataset(inputs: Any, task: Task, input_format: str = "auto") -> Any:

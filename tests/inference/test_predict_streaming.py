@@ -375,3 +375,23 @@ def test_dev_stdout_on_a_pipe_gets_the_predictions(trained_run):
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     assert rows and all(row["label"] in ("entailment", "not_entailment") for row in rows)
+
+
+def test_input_rows_with_a_field_per_row_or_mixed_types_in_unread_fields_read_as_training_reads_them(cli, bert_model_dir, tmp_path):
+    """`mt predict --input` made a column per unread key (3,000 rows with a key each: 2.15 GB against 0.54), and refused a
+    mixed-type field the task does not read, which training and `mt evaluate --input` keep as text (a regression audit)."""
+    from mtcore.data.rows import MAX_LOOSE_COLUMNS, OTHER_COLUMN
+    from mtcore.predict.inputs import rows_dataset
+
+    rows = _reviews(2 * MAX_LOOSE_COLUMNS + 10)
+    plain = _jsonl(tmp_path / "plain.jsonl", rows)
+    wide = _jsonl(tmp_path / "wide.jsonl", [{**row, f"extra_{i}": i, "meta": [1, "x"] if i % 2 else "y"} for i, row in enumerate(rows)])
+    want = _predict(cli, bert_model_dir, "demo:sentiment", plain).stdout
+    assert _predict(cli, bert_model_dir, "demo:sentiment", wide).stdout == want
+    from inference.support import SENTIMENT
+
+    from mtcore.predict.inputs import open_input
+
+    with open_input(str(wide), "auto") as source:
+        raw = rows_dataset(list(source), SENTIMENT)
+    assert OTHER_COLUMN in raw.column_names and len(raw.column_names) < 10
