@@ -345,6 +345,7 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
 
     from mtcore.data.task_data import MissingSplit
     from mtcore.errors import DataError
+    from mtcore.predict.writing import STREAMED
 
     with folder:
         for setup in setups:
@@ -352,7 +353,10 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
             try:
                 spec, head, chunks = _predict_split(model, setup, split, batch_size, n_best if setup.task.kind == "extractive_qa" else 0,
                                                     ids=ids)
-                rows = [row for chunk in chunks for row in chunk]
+                if folder.format in STREAMED:  # mtcore's jsonl/csv: a chunk at a time
+                    folder.write_chunks(spec, head, chunks)
+                else:
+                    folder.write(spec, head, [row for chunk in chunks for row in chunk])
             except MissingSplit:
                 if names != ["all"]:
                     raise
@@ -364,8 +368,6 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
                 warnings.warn(f"left out {setup.task.id} (predicted with the {setup.head} head): {error}; name it with --task "
                               "and its files with --source/--data-dir")
                 continue
-            folder.write(spec, head, rows)
-            del rows
             if warn_repeats:
                 _warn_repeats(ids, setup, split)
         if not len(folder):

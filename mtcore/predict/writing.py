@@ -147,9 +147,11 @@ def _warn_numbered(origin: str, task: Any, tally: Any, writer_id: str) -> None:
                   f"own id in an {field!r} field (e.g. {{\"{field}\": 17, ...}}) for a submission", NumberedRowsWarning, stacklevel=3)
 
 
-def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, Any]]], output: Path | None) -> tuple[int, list[Path]]:
+def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, Any]]], output: Path | None,
+                shown: Path | None = None) -> tuple[int, list[Path]]:
     """Write ``chunks`` of prediction rows with mtcore's writer ``format`` as they come: to stdout
-    (``output`` None), or to a temporary file renamed onto ``output`` once every chunk is written.
+    (``output`` None), or to a temporary file renamed onto ``output`` once every chunk is written
+    (``shown``: the path a failed write names, when ``output`` is staged elsewhere first).
     Stdout, a pipe or ``/dev/stdout`` get whole records, however the command stops
     (:class:`~mtcore.predict.records.WholeRecords`)."""
     from mtcore.outputs import AtomicText, data_stdout
@@ -170,19 +172,19 @@ def stream_rows(format: str, task: Any, chunks: Iterable[Sequence[Mapping[str, A
                 out.close()
         return out.count, []
     target = AtomicText(output)
-    with _writing(output):
+    with _writing(shown or output):
         handle = target.open()
     out = None
     try:
         stream = WholeRecords(handle) if target.direct else handle  # a pipe or /dev/stdout: whole records too
         out = sink(format, task, stream, None if target.direct else target.path.parent)
         for rows in chunks:  # a prediction error here is its own, not the output's
-            with _writing(output):
+            with _writing(shown or output):
                 out.add(rows)
                 if target.direct:
                     stream.flush()
             del rows  # not held while the next chunk is predicted
-        with _writing(output):
+        with _writing(shown or output):
             out.finish()
             out.close()
             target.commit()
@@ -266,6 +268,13 @@ class TaskFolder:
             with _writing(self.folder):
                 paths = [Path(p) for p in call_writer(self.writer, self.writer_id, task, rows, inside, where=self.folder.parent)]
         self._staged.append((task, head, len(rows), paths))
+
+    def write_chunks(self, task: Any, head: str, chunks: Iterable[Sequence[Mapping[str, Any]]]) -> None:
+        """Write one task's rows into the hidden folder a chunk at a time, as they come (mtcore's jsonl and csv)."""
+        assert self.stage is not None and self.format in STREAMED, "use TaskFolder in a with block, with jsonl or csv"
+        target = self.stage / self.folder.name / f"{task.id.replace(':', '_')}.{self.format}"
+        count, _ = stream_rows(self.format, task, chunks, target, shown=self.folder / target.name)
+        self._staged.append((task, head, count, [target]))
 
     def _final(self, path: Path) -> Path:
         """Where a file written into the hidden folder goes (a path outside it stays as it is)."""

@@ -49,3 +49,9 @@ def test_a_split_is_predicted_and_written_a_chunk_at_a_time_as_an_input_file_is(
         assert "wrote 23 predictions of user:s" in result.stderr and calls == [5, 5, 5, 5, 3], calls
         assert (tmp_path / f"chunked.{fmt}").read_text(encoding="utf-8") == (tmp_path / f"whole.{fmt}").read_text(encoding="utf-8")
     assert [json.loads(line)["idx"] for line in (tmp_path / "chunked.jsonl").read_text().splitlines()] == list(range(23))
+    calls.clear()  # --task all into a folder: the same chunks, into the same all-or-none folder
+    result = cli("predict", tmp_path / "run", "--task", "all", "--split", "validation", "-o", tmp_path / "folder")
+    assert result.exit_code == 0, result.output
+    assert calls == [5, 5, 5, 5, 3], calls
+    assert (tmp_path / "folder" / "user_s.jsonl").read_text(encoding="utf-8") == (tmp_path / "whole.jsonl").read_text(encoding="utf-8")
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == ["user_s.jsonl"]  # no hidden .mt-write-* left
