@@ -56,11 +56,13 @@ def check(
     from rich.table import Table
 
     from mtcore.cli.output import stdout
-    from mtcore.train.config_io import load_config
-    from mtcore.train.validate import anchor_paths, plan_run
+    from mtcore.train.config_io import anchor_paths, load_config
+    from mtcore.train.teachers import check_teachers
+    from mtcore.train.validate import plan_run
 
     loaded = anchor_paths(load_config(config, overrides or []), Path.cwd())
     plan = plan_run(loaded, base_dir=Path.cwd())
+    check_teachers(plan)  # distill: what the teachers' manifests tell (their weights load when the run starts)
     if loaded.deterministic:
         from mtcore.train.determinism import NOTE
 

@@ -1,7 +1,7 @@
 """Building a training run from a checked config: accelerator, encoder, data, model, optimiser.
 
 :func:`build_engine` does everything heavy, in order: accelerator (device, precision, DDP),
-seed, tokenizer (a tiny demo encoder is built first when asked), data of every task, model,
+seed, tokenizer (a tiny demo encoder is built first when asked), model, distillation teachers, data of every task,
 loss strategy, batch sampler, optimiser and schedule, ``accelerator.prepare``; then it starts
 the run directory or restores the latest checkpoint (``resume=True``).
 """
@@ -64,6 +64,7 @@ class Engine:
     timing: dict[str, float] = field(default_factory=dict)
     lock: RunLock | None = None  # the run folder's, held by the main process until train() ends
     summary: dict[str, Any] | None = None  # set once summary.json is written: the run has finished
+    distiller: Any = None  # distill: the teachers' share of the distilled tasks' losses (mtcore.train.distill)
 
     def train_seconds(self) -> float | None:
         """Seconds of training so far: this process's and, resumed, the run's up to its checkpoint."""
@@ -285,7 +286,9 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     from accelerate.utils import set_seed
 
     from mtcore.plugins import component_ref, get_component
+    from mtcore.train.distill import build_distiller
     from mtcore.train.optim import build_optimizer, build_scheduler
+    from mtcore.train.teachers import load_teachers
 
     config = plan.config
     check_packed_attention_device(config, accelerator.device)
@@ -298,6 +301,8 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         from mtcore.train.warm_start import warm_start
 
         notes.extend(warm_start(model, config, {p.id: p.task for p in plan.tasks}))  # a checkpoint's weights, saved heads
+        teachers, taught = load_teachers(plan, tokenizer, model.encoder.config, accelerator.device)  # distill: before the data
+        notes.extend(taught)
         train_data, eval_data, eval_splits = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
         notes.extend(apply_balanced_weights(model, plan.tasks, train_data))  # class_weights: balanced, from the train labels
     model.to(accelerator.device)
@@ -329,6 +334,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         log=MetricsLog(run.metrics, enabled=accelerator.is_main_process), nan_at_step=_nan_step(config), notes=notes,
     )
     engine.scored = {**engine.tasks, **{e.id: e.task for e in plan.evaluated}}
+    engine.distiller = build_distiller(config, teachers, engine.tasks, engine.unwrapped, total_steps)
     engine.eval_heads, engine.eval_splits = {e.id: e.head for e in plan.evaluated}, eval_splits
     engine.metric_fns = {ref: get_component("metric", ref) for t in engine.scored.values()  # keyed as compute_metrics asks
                          for ref in (component_ref("metric", name, t.metric_owner) for name in t.all_metrics)}

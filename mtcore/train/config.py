@@ -61,9 +61,11 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     logging: {every: 10, progress: auto, trackers: [], project: mtcore, plot: true}
     debug: {inject_nan_at_step: null, step_delay_s: 0, save_rank_weights: false}
     compile: {enabled: false, dynamic: true, mode: null, backend: inductor, regional: true}   # or just `compile: true`
+    distill: null                # {teacher: runs/multi, teachers: {}, teacher_weight: 0.5, temperature: 1.0, anneal: false}:
+                                 # knowledge distillation from trained teachers (mtcore.train.distill_config)
 
-Loading and the one-line error messages live in :mod:`mtcore.train.config_io`, ``key=value``
-overrides in :mod:`mtcore.train.overrides`; checks against the plugin registry in :mod:`mtcore.train.validate`.
+Loading and one-line errors: :mod:`mtcore.train.config_io`; ``key=value`` overrides: :mod:`mtcore.train.overrides`;
+checks against the plugin registry: :mod:`mtcore.train.validate`.
 """
 
 from __future__ import annotations
@@ -74,12 +76,12 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, mo
 
 from mtcore.task import SPLITS
 from mtcore.train.config_section import Section
+from mtcore.train.distill_config import DistillConfig
 from mtcore.testing.tiny import ARCHITECTURES
 
 EvaluationSplit = Literal["train", "validation", "test"]
 TinyArch = Literal["bert", "roberta", "xlm-roberta", "distilbert", "deberta-v2", "electra", "modernbert"]
-assert set(TinyArch.__args__) == set(ARCHITECTURES)  # type: ignore[attr-defined]
-assert EvaluationSplit.__args__ == SPLITS  # type: ignore[attr-defined]
+assert set(TinyArch.__args__) == set(ARCHITECTURES) and EvaluationSplit.__args__ == SPLITS  # type: ignore[attr-defined]
 
 
 class TinyEncoder(Section):
@@ -383,6 +385,7 @@ class TrainConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     debug: DebugConfig = Field(default_factory=DebugConfig)
     compile: CompileConfig = Field(default_factory=CompileConfig)
+    distill: DistillConfig | None = None
 
     @field_validator("compile", mode="before")
     @classmethod

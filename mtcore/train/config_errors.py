@@ -67,6 +67,9 @@ def _elsewhere(name: str, exact_only: bool = False) -> str:
     keys = [key for key in _section_keys() if "." in key] + [f"tasks.0.{field}" for field in TaskEntry.model_fields]
     exact = [key for key in keys if key.rsplit(".", 1)[1] == name] or _joined(name, keys)
     if exact:
+        option = _component_option(name) if len(exact) == 1 else ""  # temperature: distill's, or a sampler's option
+        if option:
+            return f" (did you mean {exact[0]!r} or " + option.removeprefix(" (did you mean ")
         return " (did you mean " + " or ".join(map(repr, exact[:2])) + "?)"
     if exact_only:
         return ""

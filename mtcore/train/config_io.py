@@ -103,7 +103,8 @@ def anchor_to_file(raw: dict[str, Any], folder: Path, written: Mapping[str, Any]
     """Relative paths written in a config file start at the file's folder (overrides, given on the
     command line, start at the current one): a task entry's ``data_dir``, an inline definition's
     ``files`` and a local ``encoder.path``. A ``data_dir`` or ``encoder.path`` found only from the
-    current folder is left to it (configs written before this rule), and so is a hub id.
+    current folder is left to it (configs written before this rule), and so is a hub id. ``distill``'s teachers
+    are found as a ``data_dir`` is.
 
     ``written``: the mapping as the file holds it, when ``raw`` has overrides applied: a path that
     differs from the file's was set by an override and is left as given. An inline task's ``files``
@@ -144,7 +145,58 @@ def anchor_to_file(raw: dict[str, Any], folder: Path, written: Mapping[str, Any]
     encoder = raw.get("encoder")
     if isinstance(encoder, dict) and "path" in encoder:
         encoder["path"] = from_file(encoder["path"], "encoder", _item((written if written is not None else raw).get("encoder"), "path"))
+    distill, written_distill = raw.get("distill"), _item(written if written is not None else raw, "distill")
+    if isinstance(distill, dict):  # its teachers: runs or models, found as a data_dir is
+        if "teacher" in distill:
+            distill["teacher"] = from_file(distill["teacher"], "data_dir", _item(written_distill, "teacher"))
+        if isinstance(distill.get("teachers"), dict):
+            distill["teachers"] = {task: from_file(path, "data_dir", _item(_item(written_distill, "teachers"), task))
+                                   for task, path in distill["teachers"].items()}
     return raw
+
+
+def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfig:
+    """``config`` with the relative paths of its task entries made absolute, so the run's saved
+    config works from any folder (``mt evaluate RUN``, ``--resume``).
+
+    Paths written in a config file were already anchored at its folder when it was read
+    (:func:`mtcore.train.config_io.anchor_to_file`); what is still relative came from overrides or
+    a mapping: an entry's ``data_dir`` (and ``distill``'s teachers) start at the current directory, the ``files`` of an
+    inline definition at its ``data_dir`` when it has one (left as they are), else at ``base_dir``.
+    """
+    base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute()
+    entries = []
+    for entry in config.tasks:
+        changes: dict[str, Any] = {}
+        if entry.data_dir is not None:
+            changes["data_dir"] = str(Path(entry.data_dir).expanduser().absolute())
+        elif entry.define is not None and entry.define.get("files") is not None:
+            changes["define"] = {**entry.define, "files": _absolute_files(entry.define["files"], base)}
+        entries.append(entry.model_copy(update=changes) if changes else entry)
+    update: dict[str, Any] = {"tasks": entries}
+    path = config.encoder.path
+    if path is not None and Path(path).expanduser().is_dir():  # a local encoder, not a hub id
+        update["encoder"] = config.encoder.model_copy(update={"path": str(Path(path).expanduser().absolute())})
+    distill = config.distill
+    if distill is not None:  # teachers: runs or models on this machine
+
+        def absolute(teacher: str | None) -> str | None:
+            return str(Path(teacher).expanduser().absolute()) if teacher else teacher
+
+        teachers = {task: absolute(teacher) for task, teacher in distill.teachers.items()}
+        update["distill"] = distill.model_copy(update={"teacher": absolute(distill.teacher), "teachers": teachers})
+    return config.model_copy(update=update)
+
+
+def _absolute_files(files: Any, base: Path) -> Any:
+    def one(path: Any) -> Any:
+        return str(base / Path(path).expanduser()) if isinstance(path, str) else path
+
+    if isinstance(files, str):
+        return one(files)
+    if isinstance(files, dict):
+        return {split: [one(p) for p in paths] if isinstance(paths, list) else one(paths) for split, paths in files.items()}
+    return files
 
 
 def load_config(source: str | Path | Mapping[str, Any] | TrainConfig, overrides: Iterable[str] = ()) -> TrainConfig:

@@ -160,9 +160,10 @@ def run_name(overrides: Sequence[str]) -> str:
 def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1,
                seeds: bool = False) -> list[list[str]]:
     """Every combination's overrides, each checked as a config (key, type, plugins, tasks) before any run."""
-    from mtcore.train.config_io import load_config
+    from mtcore.train.config_io import anchor_paths, load_config
     from mtcore.train.distributed import main_process_warnings
-    from mtcore.train.validate import anchor_paths, plan_run
+    from mtcore.train.teachers import check_teachers
+    from mtcore.train.validate import plan_run
 
     if seeds and any(key == "seed" for key, _ in grid):
         raise ConfigError("--grid seed=... and --seeds both set the seed (--seeds would win in every combination); "
@@ -179,7 +180,7 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
     for combo in combos:
         try:
             with main_process_warnings():  # checked as the Trainer will (paths not anchored by the file: from here)
-                plan_run(anchor_paths(load_config(config, [*overrides, *combo]), Path.cwd()), base_dir=Path.cwd())
+                check_teachers(plan_run(anchor_paths(load_config(config, [*overrides, *combo]), Path.cwd()), base_dir=Path.cwd()))
         except MtError as exc:
             raise type(exc)(f"--grid {' '.join(combo)}: {exc}{_list_value_hint(grid, str(exc))}") from None
     return combos

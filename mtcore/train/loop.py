@@ -42,6 +42,7 @@ from mtcore.error_origin import unexpected_line
 from mtcore.errors import MtError
 from mtcore.train import events
 from mtcore.train.build import Engine
+from mtcore.train.distill import task_loss
 from mtcore.train.checkpoint import restore_rng
 from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.evaluation import head_class_weights
@@ -183,8 +184,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             if pin:  # asynchronous host-to-device copy: no wait for the GPU's queue
                                 batch.data.pin_memory()
                             batch.data.to(acc.device, non_blocking=pin)
-                            with acc.autocast():
-                                loss = model(task, **model_inputs(batch.data)).loss  # no all-ones mask: no sync
+                            with acc.autocast():  # model_inputs: no all-ones mask, so no sync; distill: the teacher's share mixed in
+                                loss = task_loss(model, task, model_inputs(batch.data), engine.distiller, step)
                             if engine.nan_at_step == step and k == 0:
                                 loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
                             watch.observe(task, loss, step)
@@ -217,7 +218,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if before is not None:  # the same batches again at the new parameters, no gradients (FAMO: about a forward per step)
-                    strategy.after_step(before, losses_after_step(model, acc, groups, divisors, strategy.task_ids), step, reduce_mean)
+                    after = losses_after_step(model, acc, groups, divisors, strategy.task_ids, engine.distiller, step)
+                    strategy.after_step(before, after, step, reduce_mean)
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()
                 state.step = step

@@ -35,13 +35,16 @@ class StepLosses:
 
 
 def losses_after_step(model: Any, accelerator: Any, groups: Sequence[Sequence[Any]], divisors: Sequence[Sequence[Any]],
-                      task_ids: Sequence[str]) -> StepLosses:
+                      task_ids: Sequence[str], distiller: Any = None, step: int = 0) -> StepLosses:
     """The step's batches (already on the device, ``groups[micro][k]``) forward again through ``model`` in its current
-    (train) mode, without gradients, each loss divided by the same divisor as in training. Every batch runs, DDP copies
-    too, so every process calls the (DDP) model as often as in training."""
+    (train) mode, without gradients, each loss divided by the same divisor as in training (and, with a ``distiller``,
+    mixed with the teacher's as at ``step``). Every batch runs, DDP copies too, so every process calls the (DDP) model
+    as often as in training."""
+    from mtcore.train.distill import task_loss
+
     after = StepLosses(task_ids, accelerator.device)
     with torch.no_grad(), accelerator.autocast():
         for group, group_divisors in zip(groups, divisors):
             for batch, divisor in zip(group, group_divisors):
-                after.add(batch.name, model(batch.name, **model_inputs(batch.data)).loss, divisor)
+                after.add(batch.name, task_loss(model, batch.name, model_inputs(batch.data), distiller, step), divisor)
     return after

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.train.config import TrainConfig
-from mtcore.train.config_io import load_config, read_yaml
+from mtcore.train.config_io import anchor_paths, load_config, read_yaml
 from mtcore.train.distributed import main_process_warnings
 from mtcore.train.run_dir import run_of_config
-from mtcore.train.validate import RunPlan, anchor_paths, plan_run
+from mtcore.train.validate import RunPlan, plan_run
 
 
 def resolve_output_dir(config: TrainConfig, output_dir: str | Path | None, config_path: str | Path | None) -> Path:

@@ -177,12 +177,14 @@ def _source(entry: TaskEntry, task: Task, index: int) -> str:
     return source
 
 
-def match_task_values(weights: dict[str, float], ids: list[str], key: str, where: str | None = None) -> dict[str, float]:
-    """``weights`` (keyed by task ids or unambiguous bare names) keyed by the task ids of ``ids``; an unknown
-    or ambiguous name is a ConfigError naming ``key`` (``loss.weights``), or ``where`` (a Python argument), with "did you mean"."""
+def match_task_values(weights: dict[str, Any], ids: list[str], key: str, where: str | None = None, convert: Any = float
+                      ) -> dict[str, Any]:
+    """``weights`` (keyed by task ids or unambiguous bare names) keyed by the task ids of ``ids``, each value ``convert``-ed;
+    an unknown or ambiguous name is a ConfigError naming ``key`` (``loss.weights``), or ``where`` (a Python argument), with
+    "did you mean"."""
     from mtcore.sampling.base import suggest_task
 
-    matched: dict[str, float] = {}
+    matched: dict[str, Any] = {}
     for name, value in weights.items():
         place = where or f"config key '{key}.{name}'"
         hits = [t for t in ids if t == name or t.split(":", 1)[-1] == name]
@@ -191,7 +193,7 @@ def match_task_values(weights: dict[str, float], ids: list[str], key: str, where
             raise ConfigError(f"{place}: {name!r} {problem}{suggest_task(name, ids)}; tasks: {', '.join(ids)}")
         if hits[0] in matched:
             raise ConfigError(f"{place}: task {hits[0]!r} is named twice in {key} (by its id and by its name?); keep one")
-        matched[hits[0]] = float(value)
+        matched[hits[0]] = convert(value)
     return matched
 
 
@@ -361,40 +363,3 @@ def _warn_if_selecting_on_test(config: TrainConfig) -> None:
         warnings.warn(f"evaluation.split is 'test', so {' and '.join(chosen)} {'select' if len(chosen) > 1 else 'selects'} on the test split, whose scores are then no "
                       "longer held out; evaluate on validation (evaluation.split=validation) and score test afterwards with "
                       "mt evaluate RUN --split test", UserWarning, stacklevel=2)
-
-
-def anchor_paths(config: TrainConfig, base_dir: str | Path | None) -> TrainConfig:
-    """``config`` with the relative paths of its task entries made absolute, so the run's saved
-    config works from any folder (``mt evaluate RUN``, ``--resume``).
-
-    Paths written in a config file were already anchored at its folder when it was read
-    (:func:`mtcore.train.config_io.anchor_to_file`); what is still relative came from overrides or
-    a mapping: an entry's ``data_dir`` starts at the current directory, the ``files`` of an inline
-    definition at its ``data_dir`` when it has one (left as they are), else at ``base_dir``.
-    """
-    base = Path(base_dir if base_dir is not None else Path.cwd()).expanduser().absolute()
-    entries = []
-    for entry in config.tasks:
-        changes: dict[str, Any] = {}
-        if entry.data_dir is not None:
-            changes["data_dir"] = str(Path(entry.data_dir).expanduser().absolute())
-        elif entry.define is not None and entry.define.get("files") is not None:
-            changes["define"] = {**entry.define, "files": _absolute_files(entry.define["files"], base)}
-        entries.append(entry.model_copy(update=changes) if changes else entry)
-    update: dict[str, Any] = {"tasks": entries}
-    path = config.encoder.path
-    if path is not None and Path(path).expanduser().is_dir():  # a local encoder, not a hub id
-        update["encoder"] = config.encoder.model_copy(update={"path": str(Path(path).expanduser().absolute())})
-    return config.model_copy(update=update)
-
-
-def _absolute_files(files: Any, base: Path) -> Any:
-    def one(path: Any) -> Any:
-        return str(base / Path(path).expanduser()) if isinstance(path, str) else path
-
-    if isinstance(files, str):
-        return one(files)
-    if isinstance(files, dict):
-        return {split: [one(p) for p in paths] if isinstance(paths, list) else one(paths) for split, paths in files.items()}
-    return files
-

@@ -49,8 +49,8 @@ def test_override_splits_on_first_equals_and_keeps_raw_untouched():
     (["optimizer.lrr=1"], "config key 'optimizer.lrr' is not allowed (did you mean 'optimizer.lr'?)"),
     (["batch_size=8"], "config key 'batch_size' is not allowed (did you mean 'batching.batch_size' or 'tasks.0.batch_size'?)"),  # not 'batching'
     (["max_length=64"], "config key 'max_length' is not allowed (did you mean 'tasks.0.max_length'?)"),  # a task's own key
-    (["temperature=2"], "config key 'temperature' is not allowed (did you mean 'sampler.options.temperature'? an option of sampler "
-                        "'temperature')"),  # a component's option
+    (["temperature=2"], "config key 'temperature' is not allowed (did you mean 'distill.temperature' or 'sampler.options.temperature'? "
+                        "an option of sampler 'temperature')"),  # a component's option (and a key of another section)
     (["alpha=0.5"], "config key 'alpha' is not allowed (did you mean 'loss.options.alpha'? an option of loss 'gradnorm')"),
     (["batching.eval_every=5"], "config key 'batching.eval_every' is not allowed (did you mean 'evaluation.every'?)"),  # joined
     (["save_steps=5"], "config key 'save_steps' is not allowed (did you mean 'checkpoint.every'?)"),  # Hugging Face's name
