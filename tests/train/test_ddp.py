@@ -224,3 +224,29 @@ def test_per_task_lora_with_frozen_encoder_steps_under_ddp_matches_one_process(t
     worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
     assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
     assert max(one[k].abs().max().item() for k in adapters) > 100 * TOLERANCE  # lora_B starts at 0: the adapters trained
+
+
+def test_distillation_under_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers):
+    """Each process runs the teacher on its own batches (distill, annealed: the share follows the step on every rank)."""
+    sections = dict(encoder={"path": str(no_dropout_encoder)}, tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
+                    sampler={"name": "uniform"}, optimizer={"lr": 5e-3}, schedule={"max_steps": 6, "warmup_steps": 0},
+                    batching={"batch_size": 4, "group_by_length": False}, evaluation={"every": None, "at_end": True},
+                    checkpoint={"every": None})
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text(yaml.safe_dump(make_config(**sections)))
+    helpers.train_in_this_process(teacher, tmp_path / "teacher", ["batching.batch_size=8", "schedule.max_steps=4"])
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(make_config(**sections, distill={"teacher": str(tmp_path / "teacher"), "teacher_weight": 0.7,
+                                                                     "anneal": True, "temperature": 2.0})))
+    train = ["-m", "mtcore.cli.app", "train", str(path), "debug.save_rank_weights=true", "--output-dir"]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
+                          str(tmp_path / "ddp")], capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    helpers.train_in_this_process(path, tmp_path / "single", ["debug.save_rank_weights=true", "batching.batch_size=8"])
+    helpers.train_in_this_process(path, tmp_path / "plain", ["debug.save_rank_weights=true", "batching.batch_size=8", "distill=null"])
+    rank0, rank1 = (load_file(str(tmp_path / "ddp" / "rank-weights" / f"rank{r}-of-2.safetensors")) for r in (0, 1))
+    one, plain = (load_file(str(tmp_path / run / "rank-weights" / "rank0-of-1.safetensors")) for run in ("single", "plain"))
+    assert one.keys() == rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
+    assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
+    assert max((one[k] - plain[k]).abs().max().item() for k in one) > 100 * TOLERANCE  # the teacher changed what was learnt
