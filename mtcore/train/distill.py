@@ -54,9 +54,8 @@ class Distiller:
             return output.loss
         with torch.no_grad():
             taught = teacher(task, **{k: v for k, v in inputs.items() if k != "labels"}).logits
-        weights = self.class_weights.get(task)
         kd = distillation_loss(self.kinds[task], output.logits, taught, labels, temperature=self.temperature,
-                               class_weights=None if weights is None else weights.to(labels.device))
+                               class_weights=self.class_weights.get(task))
         return kd if share == 1 else (1 - share) * output.loss + share * kd
 
 
@@ -98,11 +97,13 @@ def distillation_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, l
 
 def build_distiller(config: Any, teachers: Mapping[str, Any], tasks: Mapping[str, Any], model: Any, total_steps: int
                     ) -> Distiller | None:
-    """The run's :class:`Distiller` (None without teachers): ``tasks`` by id, ``model`` the student (its heads' class weights)."""
+    """The run's :class:`Distiller` (None without teachers): ``tasks`` by id, ``model`` the student (its heads' class weights,
+    on its device)."""
     from mtcore.train.evaluation import head_class_weights
 
     if not teachers:
         return None
-    d = config.distill
-    return Distiller(teachers, {t: tasks[t].kind.value for t in teachers}, {t: head_class_weights(model, t) for t in teachers},
+    d, device = config.distill, next(model.parameters()).device
+    weights = {t: head_class_weights(model, t) for t in teachers}  # on the model's device once: no copy per step
+    return Distiller(teachers, {t: tasks[t].kind.value for t in teachers}, {t: w.to(device) for t, w in weights.items() if w is not None},
                      teacher_weight=d.teacher_weight, temperature=d.temperature, anneal=d.anneal, total_steps=total_steps)
