@@ -254,3 +254,46 @@ def test_many_tasks_get_a_row_each_instead_of_columns_cut_to_nothing(monkeypatch
     for i, task in enumerate(tasks):
         line = next(line for line in text.splitlines() if f" {task} " in line)
         assert f"{i / 100:.4f}" in line and f"{(i + 1) / 100:.4f}" in line
+
+
+def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp_path):
+    """Two runs trained alike, one choosing by f1_macro for a task: its accuracy and the other's f1_macro shared a
+    column, one of them bold as the better, and so did aggregates weighted differently (a migration audit)."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    other, weighted = tmp_path / "by-f1", tmp_path / "weighted"
+    shutil.copytree(runs["fast"], other)
+    shutil.copytree(runs["fast"], weighted)
+    summary = _summary(other)
+    summary["tasks"][TASKS[0]]["main_metric"] = "f1_macro"
+    (other / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    import yaml
+
+    config = yaml.safe_load((weighted / "config.yaml").read_text(encoding="utf-8"))
+    config["evaluation"]["weights"] = {"rsg:terra": 2.0}
+    (weighted / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    def compare(*paths: Path) -> subprocess.CompletedProcess:
+        env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "220"}
+        return subprocess.run([sys.executable, "-m", "mtcore.cli.app", "compare", *map(str, paths)], capture_output=True,
+                              text=True, env=env, timeout=120)
+
+    def bold(text: str) -> list[str]:
+        return re.findall(r"\x1b\[1m([^\x1b]*)", text)
+
+    mixed = compare(runs["slow"], other)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "warning: the runs differ in the main metric of rsg:terra, so their aggregates are different means" in mixed.stderr
+    final = {name: _summary(run)["tasks"][TASKS[0]]["final"] for name, run in (("slow", runs["slow"]), ("other", other))}
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", mixed.stdout)
+    assert f"{final['slow']['accuracy']:.4f} accuracy" in plain and f"{final['other']['f1_macro']:.4f} f1_macro" in plain
+    assert not any(f"{value:.4f}" in cell for cell in bold(mixed.stdout) for value in (final["slow"]["accuracy"], final["other"]["f1_macro"]))
+    assert not any(f"{_summary(run)['final']['aggregate']:.4f}" in cell for cell in bold(mixed.stdout) for run in (runs["slow"], other))
+    reweighted = compare(runs["slow"], weighted)
+    assert reweighted.returncode == 0 and "warning: the runs differ in evaluation.weights, so their aggregates" in reweighted.stderr
+    alike = compare(runs["slow"], runs["fast"])
+    assert alike.returncode == 0 and "warning" not in alike.stderr and bold(alike.stdout)

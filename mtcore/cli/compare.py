@@ -5,7 +5,8 @@ A RUN is a run directory (its ``summary.json``) or the output folder of ``mt tra
 Each task's column is its main metric (``--metric NAME`` picks another, e.g. ``f1_macro`` or
 ``loss``), at the end of the run or, with ``--best``, at the best evaluation. The best value of
 each column is bold (lower is better for ``loss`` and ``mse``); the aggregate only among runs of
-the same tasks (a warning says so otherwise). ``--best`` is the evaluation whose *aggregate* was best
+the same tasks, main metrics and ``evaluation.weights`` (a warning says so otherwise); a task whose main metric
+differs between runs shows each run's metric beside its value, and nothing in its column is bold. ``--best`` is the evaluation whose *aggregate* was best
 (its step is shown); each task's own best evaluation (main metric, step), which summary.json records
 since it has ``own_best``, is listed under the table. With several runs, a ``differs`` column lists
 the config keys whose values differ from the first run's (``output_dir`` and ``logging`` left out).
@@ -51,12 +52,48 @@ def compare(
     if len(task_sets) > 1:  # an aggregate averages its run's tasks: over other tasks it is another number
         warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
              "compared (no bold); compare the task columns")
+    scored_alike = len(task_sets) == 1 and _aggregated_alike(rows, warn)
     if as_json:
         print_json([{k: v for k, v in row.items() if k not in ("recorded", "tasks_changed")} for row in rows])
         return
-    _print_table(rows, part, metric, compare_aggregates=len(task_sets) == 1)
+    _print_table(rows, part, metric, compare_aggregates=scored_alike)
     if best:
         _print_own_bests(rows)
+
+
+def _mixed_metrics(rows: list[dict[str, Any]]) -> list[str]:
+    """The tasks whose main metric differs between runs (accuracy in one, f1_macro in another): not one column's numbers."""
+    tasks = [t for row in rows for t in row["metrics"]]
+    return [t for t in dict.fromkeys(tasks)  # mse and mtcore:mse are one metric
+            if len({row["metrics"][t].rsplit(":", 1)[-1] for row in rows if t in row["metrics"]}) > 1]
+
+
+def _aggregated_alike(rows: list[dict[str, Any]], warn: Any) -> bool:
+    """Whether the runs' aggregates are the same mean (the same main metrics, the same ``evaluation.weights``); a warning
+    when they are not."""
+    mixed = _mixed_metrics(rows)
+    weights = {json.dumps(_evaluation_weights(Path(row["run"])), sort_keys=True) for row in rows}
+    if not mixed and len(weights) == 1:
+        return True
+    why = [f"the main metric of {', '.join(mixed)}"] if mixed else []
+    why += ["evaluation.weights"] if len(weights) > 1 else []
+    warn(f"the runs differ in {' and '.join(why)}, so their aggregates are different means and are not compared (no bold)"
+         + ("; a task's column names each run's metric" if mixed else ""))
+    return False
+
+
+def _evaluation_weights(path: Path) -> Any:
+    """``evaluation.weights`` as the run's config.yaml (a --seeds folder: its first seed's) gives them; {} when unknown."""
+    import yaml
+
+    for config in [path / "config.yaml", *sorted(path.glob("seed-*/config.yaml"))]:
+        try:
+            raw = yaml.safe_load(config.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        evaluation = raw.get("evaluation") if isinstance(raw, dict) else None
+        return (evaluation.get("weights") if isinstance(evaluation, dict) else None) or {}
+    return {}
 
 
 def _check_metric(metric: str, rows: list[dict[str, Any]], part: str) -> None:
@@ -224,8 +261,11 @@ def _print_table(rows: list[dict[str, Any]], part: str, metric: Optional[str], c
     if folder:
         table.caption = escape(f"runs in {folder}")
     named = {task: next(r["metrics"][task] for r in rows if task in r["metrics"]) for task in tasks}
+    mixed = _mixed_metrics(rows)  # such a column's cells name their metric, and none is bold
     winners = {"aggregate": _winner([r["aggregate"] for r in rows], False) if compare_aggregates else None}
-    winners.update({task: _winner([r["tasks"].get(task) for r in rows], _lower_is_better(named[task])) for task in tasks})
+    winners.update({task: None if task in mixed else _winner([r["tasks"].get(task) for r in rows], _lower_is_better(named[task]))
+                    for task in tasks})
+    winners["mixed"] = mixed
     by_task = _too_wide(rows, tasks, stdout.width)  # the tasks' columns would be cut: a table of their own, a row per task
     for column in ("run", "status", "steps", *best_at, "aggregate", *([] if by_task else tasks), *differs):  # names fold
         table.add_column(column, justify="left" if column in ("run", "status", "differs") else "right",
@@ -254,6 +294,8 @@ def _cell(row: dict[str, Any], column: str, winners: dict[str, Any], index: int,
     text = "-" if value is None else f"{value:.4f}"
     if value is not None and row["std"].get(column) is not None and row["kind"] != "run":
         text += f" ± {row['std'][column]:.4f}"
+    if value is not None and column in winners["mixed"]:
+        text += f" {row['metrics'][column]}"
     return f"[bold]{text}[/bold]" if winners[column] == index and runs > 1 else text
 
 
