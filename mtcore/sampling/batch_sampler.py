@@ -157,7 +157,7 @@ class MultitaskBatchSampler:
                 check_token_budget(name, self.lengths[name], token_budget, pad, packed=packed, choices=self.choices[name])
         if split != "train" and mode == "single" and stop == "largest":  # evaluation: each row once, no restarts
             sampler, sampler_options = EachBatchOnceSampler, {"shuffle": bool(shuffle)}
-        self.sampler = self._build_sampler(sampler, sampler_options, {t: len(self.lengths[t]) for t in self.tasks})
+        self.sampler = self._build_sampler(sampler, sampler_options, {t: self._examples(t) for t in self.tasks})
         self.epoch = _positive_int("epoch", epoch, minimum=0)
         self._step = 0
         self._plans_cache: tuple[int, int, list[TaskPlan]] | None = None
@@ -183,6 +183,12 @@ class MultitaskBatchSampler:
         if rows != len(lengths):
             raise DataError(f"task {name!r}: lengths({self.split!r}) has {len(lengths)} entries but the split has {rows} rows")
         return lengths
+
+    def _examples(self, name: str) -> int:
+        """A task's size for the sampler: its examples (extractive QA: its questions, not their contexts' windows, which
+        ``max_length`` and ``stride`` decide), else its rows."""
+        count = getattr(self.data[name], "num_examples", None)
+        return int(count(self.split)) if callable(count) else len(self.lengths[name])
 
     def _read_choices(self, name: str) -> np.ndarray | None:
         """Choices per row (multiple-choice task data with ``choice_counts``), else ``None``."""

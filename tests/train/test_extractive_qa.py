@@ -295,6 +295,11 @@ def test_long_contexts_are_read_in_overlapping_windows(tmp_path, qa_encoder):
         first, last = holding[0]["labels"]
         assert tokenizer.decode(holding[0]["input_ids"][first:last + 1]) == mine[0]["answers"][0]
         assert len({w["idx"] for w in mine}) == 1
+    from mtcore.sampling import MultitaskBatchSampler
+
+    for name in ("proportional", "temperature", "annealed"):  # a task's size is its questions, not their windows (an audit)
+        sampler = MultitaskBatchSampler({"qa": data}, "train", batch_size=4, sampler=name).sampler
+        assert sampler.sizes == {"qa": 12}, name
 
     config = _config(tmp_path, qa_encoder, schedule={"max_steps": 120})
     config["tasks"][0]["max_length"] = 24
