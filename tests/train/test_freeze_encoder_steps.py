@@ -81,3 +81,20 @@ def test_a_single_step_left_to_a_warmup_is_refused_and_polynomial_ends_where_the
     scheduler = build_scheduler(optimizer, polynomial, 8, 4)
     plain = build_scheduler(torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3), polynomial, 4)
     assert [scheduler.lr_lambdas[0](s) for s in range(4, 8)] == [plain.lr_lambdas[0](s) for s in range(4)]
+
+
+@pytest.mark.parametrize("strategy", ["pcgrad", "nash_mtl", "imtl", "db_mtl", "gradnorm"])
+def test_a_gradient_combiner_on_a_frozen_encoder_is_refused(tmp_path: Path, make_config, strategy):
+    """It trained exactly as 'sum' and logged a weight of 0 for every task, saying nothing (a migration audit)."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(make_config(encoder={**make_config()["encoder"], "freeze_encoder": True}, loss={"strategy": strategy})))
+    result = CliRunner().invoke(app, ["check", str(path), "--no-data"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (f"error: config key 'loss.strategy': {strategy!r} combines the tasks' gradients on the shared "
+                                     "encoder, and encoder.freeze_encoder: true leaves nothing shared to combine (it would train as "
+                                     "'sum' does); use loss.strategy: sum (or weighted, uncertainty), or leave freeze_encoder out")
+    assert CliRunner().invoke(app, ["check", str(path), "--no-data", "loss.strategy=sum"]).exit_code == 0
