@@ -223,3 +223,28 @@ def test_inputs_idx_names_the_id_field_as_id_field_does(tmp_path):
     assert task.id_field == "id" and "idx" not in task.input_map
     with pytest.raises(ConfigError, match="inputs maps idx to 'id' and id_field is 'key'; give the ids' field once, as id_field"):
         Task(name="x", kind="text_classification", labels=("a", "b"), inputs={"text": "t", "idx": "id"}, id_field="key")
+
+
+def test_check_shows_each_tasks_chance_of_being_drawn(tmp_path, monkeypatch):
+    """What the sampler makes of the rows: proportional's n_i / sum n, annealed's first and last epoch, none when every
+    task trains at each step (a migration audit: a QA task's windows had quietly decided its share)."""
+    monkeypatch.chdir(tmp_path)
+    quickstart = str(REPO / "examples" / "quickstart.yaml")
+
+    def table(*overrides: str) -> dict[str, list[str]]:
+        result = check_here(quickstart, "sampler.options={}", *overrides)
+        assert result.returncode == 0, result.stderr
+        lines = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines() if line.startswith("│")]
+        header = [cell.strip() for cell in next(line for line in result.stdout.splitlines() if line.startswith("┃")).split("┃")[1:-1]]
+        return {"header": header, **{cells[0]: cells for cells in lines}}
+
+    proportional = table("sampler.name=proportional")
+    assert proportional["header"][-1] == "drawn"
+    rows = {task: int(cells[4]) for task, cells in proportional.items() if task != "header"}
+    assert {task: cells[-1] for task, cells in proportional.items() if task != "header"} == {
+        task: f"{100 * n / sum(rows.values()):.1f}%" for task, n in rows.items()}
+    annealed = table("sampler.name=annealed", "sampler.options={decay: 0.8}")
+    share = {task: n ** 0.2 for task, n in rows.items()}  # the last epoch's alpha: 1 - 0.8
+    assert {task: cells[-1] for task, cells in annealed.items() if task != "header"} == {
+        task: f"{100 * n / sum(rows.values()):.1f}% → {100 * share[task] / sum(share.values()):.1f}%" for task, n in rows.items()}
+    assert "drawn" not in table("loss.strategy=sum")["header"]

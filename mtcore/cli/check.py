@@ -4,7 +4,7 @@ The config is read and resolved against the installed plugins (the same one-line
 ``mt train``); then, unless ``--no-data``, the encoder's tokenizer is loaded and every task's
 data read and tokenized (a data error names the file and row), and the batch plan is counted:
 rows per split, steps per epoch and the run's total steps, and every task's metrics are called once as
-the run's evaluation calls them (:func:`_check_metrics`). Nothing is written to the output
+the run's evaluation calls them (:func:`mtcore.cli.check_metrics.check_metrics`). Nothing is written to the output
 directory (a tiny demo encoder is built in a temporary folder; tokenized data go to the usual
 cache, which the real run then reuses). A task whose head ``mt export`` could not export as a plain
 transformers model gets a ``note:`` naming the head options that would (:func:`mtcore.export.hf.export_refusals`).
@@ -13,7 +13,6 @@ transformers model gets a ``note:`` naming the head options that would (:func:`m
 from __future__ import annotations
 
 import contextlib
-import warnings
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, List, Optional
@@ -72,14 +71,17 @@ def check(
     counts = _count(plan) if data else None
     scored = f" + {len(plan.evaluated)} evaluated only" if plan.evaluated else ""
     table = Table(title=escape(f"{config}: {len(plan.tasks)} task(s){scored}, sampler {loaded.sampler.name} ({plan.mode}), loss {loaded.loss.strategy}"))
-    for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()):
-        table.add_column(column, justify="right" if column.endswith("rows") else "left")
+    draws = (counts or {}).get("draws") or {}
+    for column in ("task", "kind", "source", "data") + (("train rows", f"{loaded.evaluation.split} rows") if counts else ()) \
+            + (("drawn",) if draws else ()):
+        table.add_column(column, justify="right" if column.endswith("rows") or column == "drawn" else "left")
     for p in plan.tasks:
         where = p.data_dir or _hub_data(p) or _sample_folder(p)
         if p.entry.define is not None and p.entry.data_dir is None:  # an inline task: where its files are
             where = _files_folder(p.entry.define.get("files")) or where
         rows = counts["rows"][p.id] if counts else None
-        table.add_row(escape(p.id), str(p.task.kind), escape(p.source), escape(str(where)), *([str(v) for v in rows] if rows else []))
+        table.add_row(escape(p.id), str(p.task.kind), escape(p.source), escape(str(where)), *([str(v) for v in rows] if rows else []),
+                      *([draws[p.id]] if draws else []))
     for e in plan.evaluated:  # scored with a trained task's head, not trained
         rows = counts["rows"][e.id] if counts else None
         where = e.data_dir or _hub_data(e) or _sample_folder(e)
@@ -129,6 +131,7 @@ def _count(plan: Any) -> dict[str, Any]:
     from mtcore.train.class_balance import balanced_class_weights, balanced_note
     from mtcore.train.steps import build_sampler, check_frozen_steps, long_epoch_note, run_batches, run_steps
     from mtcore.train.run_dir import RunDir
+    from mtcore.cli.check_metrics import check_metrics
 
     config, accelerator, notes = plan.config, _OneProcess(), []
     with tempfile.TemporaryDirectory(prefix="mt-check-") as scratch, quiet_progress_bars():
@@ -153,97 +156,31 @@ def _count(plan: Any) -> dict[str, Any]:
                 for p in plan.tasks}
         rows.update({e.id: ("-", f"{evaluation[e.id].rows_text(splits[e.id])}" + (f" ({splits[e.id]})" if splits[e.id] != split else ""))
                      for e in plan.evaluated})
-        _check_metrics(plan, evaluation, split, splits)
+        check_metrics(plan, evaluation, split, splits)
         counts = {"rows": rows, "epoch_batches": sampler.steps_in_epoch(0), "total_steps": total,
-                  "accumulation": config.optimizer.gradient_accumulation_steps}
+                  "accumulation": config.optimizer.gradient_accumulation_steps, "draws": _draw_shares(sampler, plan.mode)}
     for note in notes:
         print(f"note: {note}")
     return counts
 
 
-#: The most evaluation rows of a task :func:`_check_metrics` scores (spread evenly over a larger split).
-PROBE_ROWS = 2048
+def _draw_shares(sampler: Any, mode: str) -> dict[str, str] | None:
+    """Each task's chance of being drawn at a step (``"52.9%"``; an annealed sampler: its first epoch's, then its last's,
+    ``"52.9% → 40.1%"``), or None when no task is drawn (every task each step) or the sampler gives no probabilities."""
+    from mtcore.errors import MtError
 
-
-def _check_metrics(plan: Any, evaluation: dict[str, Any], default_split: str, splits: dict[str, str]) -> None:
-    """Call every task's metrics once, through the run's own evaluation code, on (up to :data:`PROBE_ROWS`
-    of) the evaluation split's rows predicted right: a stand-in model's logits pick each row's label, so
-    each metric gets what the run will give it (shapes, ids, extractive QA's answer texts). A metric that
-    raises or returns no number is found here, not after the training."""
-    from mtcore.plugins import get_component
-    from mtcore.train.evaluation import evaluate
-    from mtcore.train.metrics import MetricError
-
-    for p in [*plan.tasks, *plan.evaluated]:
-        split = splits.get(p.id, default_split)
-        if p.id not in evaluation or split not in evaluation[p.id].splits:
-            continue
-        sample = _Sample(evaluation[p.id], split, PROBE_ROWS)
-        try:
-            with warnings.catch_warnings():  # perfect predictions of a sample: sklearn's notes on them say nothing of the run
-                warnings.simplefilter("ignore")
-                evaluate(_RightModel(p.task), {p.id: sample}, {p.id: p.task}, _OneProcess(), split=split, batch_size=64,
-                         metric_fn=lambda name: get_component("metric", name))
-        except MetricError as exc:
-            raise MetricError(f"mt check, scoring the {split} split's labels as predictions: {exc}") from exc.__cause__
-
-
-class _Sample:
-    """A task's evaluation data with at most ``limit`` rows of ``split``, evenly spread (what :func:`evaluate` reads)."""
-
-    def __init__(self, data: Any, split: str, limit: int) -> None:
-        import numpy as np
-
-        rows, lengths = data.splits[split], list(data.lengths(split))
-        if len(lengths) > limit:
-            picked = sorted(set(np.linspace(0, len(lengths) - 1, limit).round().astype(int).tolist()))
-            rows, lengths = rows.select(picked), [lengths[i] for i in picked]
-        self.task, self.collator, self.splits, self._lengths = data.task, data.collator, {split: rows}, lengths
-
-    def lengths(self, split: str) -> list[int]:
-        return self._lengths
-
-
-class _RightModel:
-    """Stands in for the model in :func:`_check_metrics`: logits whose prediction is each row's label."""
-
-    training = False
-
-    def __init__(self, task: Any) -> None:
-        self.kind, self.width = task.kind.value, len(getattr(task, "labels", ()) or ())
-
-    def eval(self) -> None:
-        pass
-
-    def train(self, mode: bool = True) -> None:
-        pass
-
-    def __call__(self, task_id: str, **batch: Any) -> Any:
-        from types import SimpleNamespace
-
-        import torch
-
-        ids, labels = batch["input_ids"], batch.get("labels")
-        rows = ids.shape[0]
-        if self.kind == "regression":
-            values = torch.zeros(rows) if labels is None else torch.nan_to_num(labels.float().reshape(rows, -1)[:, 0])
-            return SimpleNamespace(loss=None, logits=values.reshape(rows, 1))
-        if self.kind == "multi_label":
-            logits = -torch.ones(rows, self.width) if labels is None else torch.where(labels.float() > 0.5, 1.0, -1.0)
-            return SimpleNamespace(loss=None, logits=logits)
-        if self.kind == "extractive_qa":  # labels: the answer's [first, last] token of each window
-            logits = torch.zeros(rows, ids.shape[-1], 2)
-            for row, (first, last) in enumerate(labels.tolist() if labels is not None else []):
-                if 0 <= first <= last < ids.shape[-1]:
-                    logits[row, first, 0] = logits[row, last, 1] = 10.0
-            return SimpleNamespace(loss=None, logits=logits)
-        classes = ids.shape[1] if self.kind == "multiple_choice" else max(self.width, 1)
-        shape = (rows, ids.shape[-1], classes) if self.kind == "token_classification" else (rows, classes)
-        logits = torch.zeros(shape)
-        if labels is not None:
-            right = labels.long().clamp(min=0, max=classes - 1)
-            logits.scatter_(-1, right.unsqueeze(-1), 1.0)
-        return SimpleNamespace(loss=None, logits=logits)
+    if mode != "single":
+        return None
+    inner = sampler.sampler
+    last = int(inner.options.get("num_epochs", 1) or 1) - 1 if isinstance(inner.options, dict) else 0
+    try:
+        first, final = inner.normalized_probabilities(0), inner.normalized_probabilities(max(last, 0))
+    except (NotImplementedError, MtError):  # a plugin's sampler that only chooses
+        return None
+    shown = {}
+    for task, a, b in zip(inner.tasks, first, final):
+        shown[task] = f"{100 * a:.1f}%" + (f" → {100 * b:.1f}%" if f"{100 * a:.1f}" != f"{100 * b:.1f}" else "")
+    return shown
 
 
 NOMINAL_WIDTH = 768  # the heads' input width when the encoder's config is not read (--no-data)
