@@ -102,9 +102,10 @@ def what_exports(plain: nn.Module, kind: TaskKind) -> str:
             head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "classification")
             return f"{name} is a linear layer over the encoder's pooler: train with head '{head}' and head_options {{pooling: pooler}}"
         return f"{name} is a single linear layer: train with a one-linear head"
-    if len(linears) == 2 and kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
+    if len(linears) == 2 and kind not in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA):
         act = TWO_LAYER_ACTIVATIONS.get(model_type) or getattr(plain.config, "pooler_hidden_act", None) or "<the architecture's activation>"
-        return (f"{name} is two linear layers with {act} between them over the first token: train with head 'mlp' and "
+        head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "mlp")
+        return (f"{name} is two linear layers with {act} between them over the first token: train with head '{head}' and "
                 f"head_options {{num_layers: 2, activation: {act}, pooling: cls}}")
     return f"{name}'s classifier has {len(linears)} linear layers, which no mtcore head of this task's kind reproduces"
 

@@ -85,6 +85,26 @@ def test_multiple_choice_over_the_pooler(tiny_encoders, tmp_path):
         np.testing.assert_allclose(torch.softmax(logits, -1)[0].numpy(), probs, atol=1e-5)
 
 
+@pytest.mark.parametrize(("arch", "activation"), [("distilbert", "relu"), ("electra", "gelu"), ("deberta-v2", "gelu")])
+def test_multiple_choice_over_a_two_layer_scorer(tiny_encoders, tmp_path, arch, activation):
+    """These encoders' multiple-choice classifiers are two linear layers: no mtcore head exported to them (an audit)."""
+    from transformers import AutoModelForMultipleChoice
+
+    base = Task(name="choice", kind="multiple_choice", plugin="demo")
+    with pytest.raises(ExportError, match=rf"head 'multiple_choice' and head_options \{{num_layers: 2, activation: {activation}, pooling: cls\}}"):
+        export_task(make_model(tiny_encoders[arch], base, seed=2), "choice", tmp_path / "refused")
+    task = base.replace(head_options={"num_layers": 2, "activation": activation, "pooling": "cls"})
+    model = make_model(tiny_encoders[arch], task, seed=2)
+    assert len(export_task(model, "choice", tmp_path / "mc").mapped) == 2
+    plain = AutoModelForMultipleChoice.from_pretrained(tmp_path / "mc").eval()
+    rows = [{"text": "good movie", "choices": ["bad", "good movie indeed", "movie"]}]
+    ours = predict(model, "choice", rows, batch_size=1)
+    encoded = model.tokenizer(["good movie"] * 3, rows[0]["choices"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = plain(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits
+    np.testing.assert_allclose(torch.softmax(logits, -1)[0].numpy(), ours.probabilities[0], atol=1e-5)
+
+
 def test_refusals_are_one_line_and_write_nothing(cli, tiny_encoders, tmp_path):
     cls_pooled = Task(name="plain", kind="text_classification", labels=("a", "b"), plugin="demo")  # pooling: cls
     model_dir = make_model(tiny_encoders["bert"], cls_pooled).save_pretrained(tmp_path / "bert-cls")
@@ -143,6 +163,17 @@ EXPORTED_KINDS = [  # (encoder, task, transformers auto class): every head kind 
                      head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
     ("xlm-roberta", Task(name="mood", kind="text_classification", labels=("x", "y", "z"), head="mlp",
                          head_options={"num_layers": 2, "activation": "tanh", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
+    # regression and multi-label over two-layer classifiers (they could not be exported for these encoders: an audit)
+    ("roberta", Task(name="score", kind="regression", head_options={"num_layers": 2, "activation": "tanh", "pooling": "cls"},
+                     plugin="demo"), "AutoModelForSequenceClassification"),
+    ("distilbert", Task(name="score", kind="regression", head_options={"num_layers": 2, "activation": "relu", "pooling": "cls"},
+                        plugin="demo"), "AutoModelForSequenceClassification"),
+    ("xlm-roberta", Task(name="topics", kind="multi_label", labels=("a", "b", "c"),
+                         head_options={"num_layers": 2, "activation": "tanh", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
+    ("deberta-v2", Task(name="topics", kind="multi_label", labels=("a", "b", "c"),
+                        head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
+    ("electra", Task(name="score", kind="regression", head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"},
+                     plugin="demo"), "AutoModelForSequenceClassification"),
 ]
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtcore.errors import ConfigError
 from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import classification_loss
 from mtcore.model.heads.pooling import SequencePooler, check_class_weights, check_probability
-from mtcore.model.heads.pooling import activation as make_activation
+from mtcore.model.heads.pooling import hidden_layers
 
 
 class ClassificationHead(PooledHead):
@@ -76,17 +75,9 @@ class MLPHead(PooledHead):
         class_weights: list[float] | None = None,
     ) -> None:
         super().__init__(hidden_size, num_labels)
-        if int(num_layers) < 1:
-            raise ConfigError(f"head option num_layers={num_layers} must be at least 1")
-        width = int(linear_hidden_size or hidden_size)
         self.pooler = SequencePooler(pooling, dropout_in)
-        layers: list[nn.Module] = []
-        size_in = hidden_size
-        for _ in range(int(num_layers) - 1):
-            layers += [nn.Linear(size_in, width), make_activation(activation), nn.Dropout(check_probability("dropout_between", dropout_between))]
-            size_in = width
-        layers.append(nn.Linear(size_in, num_labels))
-        self.layers = nn.Sequential(*layers)
+        inner, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.layers = nn.Sequential(*inner, nn.Linear(size_in, num_labels))
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _keep_class_weights(self, class_weights, num_labels)
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from mtcore.model.heads.base import Head, HeadOutput
 from mtcore.model.heads.losses import classification_loss
-from mtcore.model.heads.pooling import SequencePooler
+from mtcore.model.heads.pooling import SequencePooler, hidden_layers
 
 
 class MultipleChoiceHead(Head):
@@ -19,14 +19,19 @@ class MultipleChoiceHead(Head):
 
     :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
     :param dropout: dropout on the pooled vector.
+    :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
+        a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
+        plain classifiers are: ``mt export`` maps it onto them).
     """
 
     kinds = ("multiple_choice",)
 
-    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1) -> None:
+    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
+                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0) -> None:
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout)
-        self.scorer = nn.Linear(hidden_size, 1)
+        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.scorer = nn.Linear(size_in, 1)
         # a shift shared by every choice cancels in the softmax over choices: its gradient is float noise, which
         # Adam would scale up to learning-rate-sized random steps (and DDP ranks would disagree on). Kept (at 0) so
         # the head stays a BertForMultipleChoice classifier, but not trained.
@@ -39,7 +44,7 @@ class MultipleChoiceHead(Head):
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        scores = self.scorer(self.pooler(hidden_states, attention_mask, pooler_output))
+        scores = self.scorer(self.hidden(self.pooler(hidden_states, attention_mask, pooler_output)))
         logits = scores.view(-1, num_choices) if num_choices else scores.view(1, -1)
         loss = None
         if labels is not None:

@@ -63,6 +63,19 @@ def activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def hidden_layers(hidden_size: int, num_layers: int, linear_hidden_size: int | None, activation_name: str,
+                  dropout_between: float) -> tuple[nn.Sequential, int]:
+    """The inner layers of an N-linear-layers head, ``[linear, activation, dropout] x (num_layers - 1)`` (empty for 1),
+    and the width they end at (what the output layer takes)."""
+    if isinstance(num_layers, bool) or int(num_layers) != num_layers or int(num_layers) < 1:
+        raise ConfigError(f"head option num_layers={num_layers} must be an integer of at least 1")
+    width, size_in, layers = int(linear_hidden_size or hidden_size), hidden_size, []
+    for _ in range(int(num_layers) - 1):
+        layers += [nn.Linear(size_in, width), activation(activation_name), nn.Dropout(check_probability("dropout_between", dropout_between))]
+        size_in = width
+    return nn.Sequential(*layers), size_in
+
+
 def pool(
     hidden_states: torch.Tensor,
     attention_mask: torch.Tensor | None,

@@ -1,4 +1,4 @@
-"""Regression head: pooled encoding -> linear -> one value per output; MSE loss."""
+"""Regression head: pooled encoding -> (linear layers ->) linear -> one value per output; MSE loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from torch import nn
 
 from mtcore.model.heads.pooled import PooledHead
 from mtcore.model.heads.losses import regression_loss
-from mtcore.model.heads.pooling import SequencePooler
+from mtcore.model.heads.pooling import SequencePooler, hidden_layers
 
 
 class RegressionHead(PooledHead):
@@ -16,17 +16,22 @@ class RegressionHead(PooledHead):
 
     :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
     :param dropout: dropout on the pooled vector.
+    :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
+        a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
+        plain classifiers are: ``mt export`` maps it onto them).
     """
 
     kinds = ("regression",)
 
-    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1) -> None:
+    def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
+                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0) -> None:
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout)
-        self.regressor = nn.Linear(hidden_size, num_labels)
+        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.regressor = nn.Linear(size_in, num_labels)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.regressor(pooled)
+        return self.regressor(self.hidden(pooled))
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor | None:
         return regression_loss(logits, labels.reshape(logits.shape), training=self.training)
