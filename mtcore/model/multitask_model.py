@@ -16,6 +16,7 @@ once on disk whatever the number of tasks. Like Hugging Face models, a new or lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
@@ -135,6 +136,7 @@ class MultitaskModel(nn.Module):
         self.tokenizer = tokenizer
         #: the task-specific top layers (:class:`~mtcore.model.task_layers.TaskLayers`); None when all are shared
         self.task_layers: TaskLayers | None = None
+        self.encoder_without_grad = False  # True: the encoder runs without gradients (encoder.freeze_encoder_steps)
         for task_id, head in _heads_mapping(heads_by_task).items():
             self.add_head(task_id, head)
         settings = lora_settings(lora)
@@ -263,8 +265,8 @@ class MultitaskModel(nn.Module):
         num_choices = None
         if input_ids is not None and input_ids.dim() == 3:
             num_choices = input_ids.shape[1]
-            input_ids, attention_mask, token_type_ids = (_flatten_choices(t) for t in (input_ids, attention_mask, token_type_ids))
-            encoder_inputs = {k: _flatten_choices(v) if isinstance(v, torch.Tensor) and v.dim() == 3 else v for k, v in encoder_inputs.items()}
+            input_ids, attention_mask, token_type_ids = (None if t is None else t.reshape(-1, t.shape[-1]) for t in (input_ids, attention_mask, token_type_ids))
+            encoder_inputs = {k: v.reshape(-1, v.shape[-1]) if isinstance(v, torch.Tensor) and v.dim() == 3 else v for k, v in encoder_inputs.items()}
         elif self.tasks[task_id].get("kind") == "multiple_choice":
             raise DataError(f"task {task_id!r} (multiple_choice) expects input_ids of shape (batch, choices, length), got {tuple(input_ids.shape) if input_ids is not None else None}")
         if choice_mask is not None and num_choices is None:
@@ -275,7 +277,8 @@ class MultitaskModel(nn.Module):
         inputs: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask, **encoder_inputs}
         if token_type_ids is not None and self.uses_token_type_ids:
             inputs["token_type_ids"] = token_type_ids
-        with task_adapters(self.encoder, self.lora, task_id) if self.task_layers is None else self.task_layers.active(task_id):
+        frozen = torch.no_grad() if self.encoder_without_grad else contextlib.nullcontext()
+        with frozen, task_adapters(self.encoder, self.lora, task_id) if self.task_layers is None else self.task_layers.active(task_id):
             if token_index is not None:
                 if self._position_offset is None:
                     raise DataError("the batch is padding-free (it has token_index) but the model is not: call model.enable_padding_free() first")
@@ -358,10 +361,6 @@ class MultitaskModel(nn.Module):
         from mtcore.model.serialization import load_model
 
         return load_model(cls, directory, custom_heads=custom_heads, verify=verify, with_tokenizer=load_tokenizer, **options)
-
-
-def _flatten_choices(tensor: torch.Tensor | None) -> torch.Tensor | None:
-    return None if tensor is None else tensor.reshape(-1, tensor.shape[-1])
 
 
 def _heads_mapping(heads_by_task: HeadsArg) -> dict[str, Any]:

@@ -44,7 +44,8 @@ def make_accelerator(config: TrainConfig, run: Any, num_tasks: int) -> Any:
     cuda = torch.cuda.is_available() and not config.cpu
     precision = resolve_precision(config.precision, cuda)
     check_weights_dtype(precision, config.encoder.options)
-    # One task per step (or one backward per task) leaves other heads without gradient.
-    ddp = DistributedDataParallelKwargs(find_unused_parameters=num_tasks > 1)
+    # One task per step (or one backward per task) leaves other heads without gradient; so does the encoder in the
+    # steps encoder.freeze_encoder_steps keeps it out of the backward pass.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=num_tasks > 1 or config.encoder.freeze_encoder_steps > 0)
     return Accelerator(cpu=not cuda, mixed_precision=precision, kwargs_handlers=[ddp],
                        log_with=list(config.logging.trackers) or None, project_dir=str(run.root))

@@ -133,6 +133,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
     frozen_steps = config.encoder.freeze_encoder_steps  # the encoder's gradients are dropped: no update, no Adam moments
     frozen = [p for i in encoder_groups(optimizer) for p in optimizer.param_groups[i]["params"]] if frozen_steps else []
+    # ... and, unless the strategy weighs the tasks by their encoder gradients, the backward pass skips the encoder then
+    skip_encoder = bool(frozen_steps) and not strategy.owns_backward
+    student = engine.unwrapped
     scaler = getattr(acc, "scaler", None)  # fp16's grad scaler
     scale = scaler.scale if scaler is not None else (lambda loss: loss)
     batches = batch_stream(engine.sampler)
@@ -167,6 +170,8 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             while state.step < engine.total_steps and not state.stopped_early:
                 step = state.step + 1
                 strategy.begin_step(step, reduce_mean)
+                if skip_encoder:
+                    student.encoder_without_grad = step <= frozen_steps
                 waited = time.perf_counter()
                 drawn = accumulation if step < engine.total_steps else engine.last_step_batches or accumulation  # the last: what is left
                 groups = [item if isinstance(item, list) else [item] for item in (next(batches) for _ in range(drawn))]
@@ -271,5 +276,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             raise
         finally:
             progress.close()
+            if skip_encoder:
+                student.encoder_without_grad = False
             if engine.accelerator.trackers:  # still open: the run stopped on an error (finish() ends them otherwise)
                 end_trackers(engine, failed=True)

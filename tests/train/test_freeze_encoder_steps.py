@@ -98,3 +98,26 @@ def test_a_gradient_combiner_on_a_frozen_encoder_is_refused(tmp_path: Path, make
                                      "encoder, and encoder.freeze_encoder: true leaves nothing shared to combine (it would train as "
                                      "'sum' does); use loss.strategy: sum (or weighted, uncertainty), or leave freeze_encoder out")
     assert CliRunner().invoke(app, ["check", str(path), "--no-data", "loss.strategy=sum"]).exit_code == 0
+
+
+@pytest.mark.parametrize("strategy", ["single", "sum"])
+def test_the_backward_pass_skips_the_frozen_encoder(tmp_path: Path, make_config, small_encoder, monkeypatch, strategy):
+    """While the heads train alone the encoder runs without gradients (no backward through it: the frozen phase costs
+    about a forward); from step N + 1 its gradients are computed again."""
+    import mtcore.train.loop as loop
+
+    reached: list[int] = []
+    real = loop.train_loop
+
+    def counting(engine):  # a gradient reaching the word embeddings: a backward pass went through the whole encoder
+        first = next(engine.unwrapped.encoder.parameters())
+        first.register_hook(lambda grad: reached.append(engine.state.step + 1))
+        return real(engine)
+
+    monkeypatch.setattr(loop, "train_loop", counting)
+    config = make_config(encoder={"path": str(small_encoder), "freeze_encoder_steps": 3}, loss={"strategy": strategy},
+                         schedule={"max_steps": 5, "warmup_steps": 0}, checkpoint={"every": None})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    assert reached and min(reached) == 4 and max(reached) == 5
+    assert trainer.engine.unwrapped.encoder_without_grad is False
