@@ -285,6 +285,11 @@ def load_tokenizer(encoder_dir: Path, trust_remote_code: bool = False) -> Any:
         raise ModelFileError(f"{encoder_dir}: the tokenizer cannot be loaded: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
 
 
+#: Attention implementations a saved model is loaded with when it trained with them (on any machine); others (FlashAttention,
+#: which needs its package and a GPU) load as SDPA, the same attention to float precision.
+REPRODUCED_ATTENTION = ("eager", "sdpa")
+
+
 def load_model(cls: type, directory: str | os.PathLike, *, custom_heads: Mapping[str, Any] | None = None, verify: bool = True,
                with_tokenizer: bool = True, **options: Any) -> Any:
     """:meth:`MultitaskModel.from_pretrained <mtcore.model.multitask_model.MultitaskModel.from_pretrained>` (``cls``: the class to build)."""
@@ -310,7 +315,9 @@ def load_model(cls: type, directory: str | os.PathLike, *, custom_heads: Mapping
         raise unknown("task in custom_heads", unknown_custom[0], manifest["tasks"], hint="the saved model has tasks: " + ", ".join(manifest["tasks"]))
     tokenizer = load_tokenizer(encoder_dir, bool(options.get("trust_remote_code"))) if with_tokenizer else None
     extra = {k: options.pop(k) for k in ("dtype", "attn_implementation", "trust_remote_code", "encoder_kwargs") if k in options}
-    encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=extra.get("attn_implementation", "sdpa"),
+    trained = manifest["encoder"].get("attn_implementation")  # eager as it trained; kernels that need a GPU or a package: sdpa
+    attention = extra.get("attn_implementation", trained if trained in REPRODUCED_ATTENTION else "sdpa")
+    encoder = enc.load_encoder(encoder_dir, dtype=extra.get("dtype", manifest["encoder"].get("dtype")), attn_implementation=attention,
                                trust_remote_code=extra.get("trust_remote_code", False), from_pretrained_kwargs=extra.get("encoder_kwargs"),
                                strict=True)
     size = enc.hidden_size(encoder)

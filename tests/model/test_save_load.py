@@ -66,6 +66,21 @@ def test_save_then_load_gives_identical_logits(arch, tiny_encoders, heads_for_ev
     assert loaded.uses_token_type_ids == model.uses_token_type_ids
 
 
+def test_a_saved_model_loads_with_the_attention_it_trained_with(tiny_encoders, tmp_path):
+    """A run trained with eager attention was evaluated from its model/ with SDPA: other numbers than it recorded (a
+    determinism audit). Eager is kept; an implementation that needs a package or a GPU loads as SDPA."""
+    import json
+
+    task = Task(name="t", kind="text_classification", labels=("a", "b"), plugin="demo")
+    saved = MultitaskModel(str(tiny_encoders["bert"]), {task.id: task}, attn_implementation="eager").save_pretrained(tmp_path / "eager")
+    assert MultitaskModel.from_pretrained(saved).encoder.config._attn_implementation == "eager"
+    assert MultitaskModel.from_pretrained(saved, attn_implementation="sdpa").encoder.config._attn_implementation == "sdpa"
+    manifest = json.loads((saved / "mtcore.json").read_text())
+    manifest["encoder"]["attn_implementation"] = "flash_attention_2"
+    (saved / "mtcore.json").write_text(json.dumps(manifest))
+    assert MultitaskModel.from_pretrained(saved, verify=False).encoder.config._attn_implementation == "sdpa"
+
+
 def test_saved_directory_holds_one_plain_hf_encoder_and_tokenizer(saved):
     from transformers import AutoModel, AutoTokenizer
 
