@@ -61,7 +61,9 @@ def check(
 
     loaded = anchor_paths(load_config(config, overrides or []), Path.cwd())
     plan = plan_run(loaded, base_dir=Path.cwd())
-    check_teachers(plan)  # distill: what the teachers' manifests tell (their weights load when the run starts)
+    taught = check_teachers(plan)  # distill: what the teachers' manifests tell (their weights load when the run starts)
+    for teacher in dict.fromkeys(taught.values()):
+        print(f"note: distill: {', '.join(t for t, path in taught.items() if path == teacher)} taught by {teacher}")
     if loaded.deterministic:
         from mtcore.train.determinism import NOTE
 

@@ -144,7 +144,8 @@ def test_teachers_that_cannot_teach_are_refused_in_one_line(tmp_path: Path, make
     extra = json.loads(json.dumps(tasks[0]))
     extra["define"]["name"] = "sent2"
     config = make_config(tasks=[*tasks, extra], distill={"teacher": str(teacher)})
-    assert _check(tmp_path, config).exit_code == 0
+    ok = _check(tmp_path, config)
+    assert ok.exit_code == 0 and f"note: distill: user:sent, user:pair, user:mc taught by {teacher}\n" in ok.stdout
     cases = {
         f"distill.teachers={{sent2: {teacher}}}": f"config key 'distill.teachers': teacher {teacher} has no head for task 'user:sent2' (it has "
                                                   "user:sent, user:pair, user:mc); give a teacher trained on it",
