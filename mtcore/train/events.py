@@ -101,9 +101,11 @@ def log_training(engine: Engine, meter: LossMeter, watch: NonFiniteWatch, progre
     watch.check(_last_checkpoint(engine), _gather(engine))
     lr = engine.scheduler.get_last_lr()[0] if lr is None else lr
     norm = {} if grad_norm is None else {"grad_norm": float(grad_norm)}  # inf/NaN (an fp16 step skipped): null in the log
+    taught = engine.distiller.teachers if engine.distiller is not None else {}  # distill: the teacher's share of the loss
     for task, row in rows.items():
+        share = {"teacher_weight": engine.distiller.share(step)} if task in taught else {}
         engine.log.write({"event": "train", "step": step, "task": task, **row, "lr": lr, **norm,
-                          "data_wait_share": totals["data_wait_share"]})
+                          "data_wait_share": totals["data_wait_share"], **share})
     weights = checked_weights(engine.strategy, engine.strategy.task_weights()) if getattr(engine.strategy, "logs_weights", False) else None
     if weights:
         engine.log.write({"event": "loss_weights", "step": step, "weights": weights})

@@ -131,6 +131,8 @@ def test_a_resumed_distilled_run_is_bit_identical(tmp_path: Path, make_config, t
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     losses = [(e["step"], e["task"], e["loss"]) for e in helpers.read_events(full) if e["event"] == "train"]
     assert losses == [(e["step"], e["task"], e["loss"]) for e in helpers.read_events(resumed) if e["event"] == "train"]
+    shares = {e["step"]: e["teacher_weight"] for e in helpers.read_events(resumed) if e["event"] == "train"}
+    assert shares == pytest.approx({2: 0.9 * 4 / 5, 4: 0.9 * 2 / 5, 6: 0.0})  # annealed: logged with each task's loss
 
 
 def _check(tmp_path: Path, config: dict, *args: str):
