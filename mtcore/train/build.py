@@ -301,7 +301,7 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
         from mtcore.train.warm_start import warm_start
 
         notes.extend(warm_start(model, config, {p.id: p.task for p in plan.tasks}))  # a checkpoint's weights, saved heads
-        teachers, taught = load_teachers(plan, tokenizer, model.encoder.config, accelerator.device)  # distill: before the data
+        teachers, taught = load_teachers(plan, tokenizer, model, accelerator.device)  # distill: before the data
         notes.extend(taught)
         train_data, eval_data, eval_splits = load_data(plan, tokenizer, model.encoder.config, accelerator, notes)
         notes.extend(apply_balanced_weights(model, plan.tasks, train_data))  # class_weights: balanced, from the train labels

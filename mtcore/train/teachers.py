@@ -19,11 +19,17 @@ from typing import Any
 from mtcore.errors import ConfigError, MtError
 
 
-def assigned_teachers(distill: Any, task_ids: list[str], saved: dict[str, dict[str, Any] | None]) -> dict[str, str]:
+def assigned_teachers(distill: Any, task_ids: list[str], saved: dict[str, dict[str, Any] | None], scored: Any = ()) -> dict[str, str]:
     """Task id -> teacher path for every distilled task: ``distill.teachers`` (ids or bare names), then ``distill.teacher``
-    for the tasks it has a head for (``saved``: each teacher's task infos, None while unknown: then it teaches every task)."""
+    for the tasks it has a head for (``saved``: each teacher's task infos, None while unknown: then it teaches every task).
+    ``scored``: the run's evaluate-only tasks (``(id, the task whose head scores it)``), which have no loss to distil."""
     from mtcore.train.validate import match_task_values
 
+    for name in distill.teachers:
+        scoring = next((head for task, head in scored if name in (task, task.split(":", 1)[-1])), None)
+        if scoring is not None:
+            raise ConfigError(f"config key 'distill.teachers.{name}': {name!r} is scored with {scoring}'s head (evaluate_with), not "
+                              f"trained, so it has no loss to distil; leave it out (a teacher of {scoring} teaches that head)")
     named = match_task_values(distill.teachers, task_ids, "distill.teachers", convert=str)
     general = distill.teacher
     if general is not None:
@@ -67,11 +73,27 @@ def _saved_tasks(distill: Any, path: str) -> dict[str, dict[str, Any]] | None:
 
     location = _location(distill, path)
     if location.checkpoint:
-        return None
+        return _checkpoint_tasks(location)
     try:
         return dict(read_manifest(location.model_dir)["tasks"])
     except MtError as exc:
         raise ConfigError(f"config key {_key(distill, path)!r}: {exc}") from None
+
+
+def _checkpoint_tasks(location: Any) -> dict[str, dict[str, Any]] | None:
+    """A checkpoint's tasks (kind, labels) as its run's config plans them; None when that cannot be planned here (a plugin
+    not installed): the loaded checkpoint is checked when the run starts."""
+    from mtcore.predict.locate import run_config
+
+    try:
+        from mtcore.train.validate import plan_run
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plan = plan_run(run_config(location))
+    except MtError:
+        return None
+    return {p.id: {"kind": p.task.kind.value, "labels": list(p.task.labels)} for p in plan.tasks}
 
 
 def _check_fits(distill: Any, assigned: dict[str, str], tasks: dict[str, Any], saved: dict[str, Any]) -> None:
@@ -97,14 +119,14 @@ def check_teachers(plan: Any) -> dict[str, str]:
     paths = {*distill.teachers.values(), *([distill.teacher] if distill.teacher else [])}
     saved = {path: _saved_tasks(distill, path) for path in sorted(paths)}
     tasks = {p.id: p.task for p in plan.tasks}
-    assigned = assigned_teachers(distill, list(tasks), saved)
+    assigned = assigned_teachers(distill, list(tasks), saved, [(e.id, e.head) for e in plan.evaluated])
     _check_fits(distill, assigned, tasks, saved)
     return assigned
 
 
-def load_teachers(plan: Any, tokenizer: Any, encoder_config: Any, device: Any) -> tuple[dict[str, Any], list[str]]:
+def load_teachers(plan: Any, tokenizer: Any, student: Any, device: Any) -> tuple[dict[str, Any], list[str]]:
     """Task id -> its teacher (a MultitaskModel in evaluation mode, no gradients, on ``device``), and the notes to print.
-    One model per teacher path, however many tasks it teaches."""
+    One model per teacher path, however many tasks it teaches; ``student``: the model being trained."""
     from mtcore.predict.locate import load_model
 
     distill = plan.config.distill
@@ -123,7 +145,8 @@ def load_teachers(plan: Any, tokenizer: Any, encoder_config: Any, device: Any) -
     assigned = assigned_teachers(distill, list(tasks), {path: model.tasks for path, model in models.items()})
     _check_fits(distill, assigned, tasks, {path: model.tasks for path, model in models.items()})
     for task_id, path in assigned.items():
-        _check_positions(distill, path, tasks[task_id], tokenizer, encoder_config, models[path].encoder.config)
+        _check_positions(distill, path, tasks[task_id], tokenizer, student.encoder.config, models[path].encoder.config)
+        _check_segments(distill, path, tasks[task_id], student, models[path])
     left = [t for t in tasks if t not in assigned]
     share = f"teacher_weight {distill.teacher_weight:g}" + (", annealed to 0" if distill.anneal else "")
     notes = [f"distill: {', '.join(t for t in assigned if assigned[t] == path)} taught by {path} ({share}, temperature "
@@ -143,6 +166,18 @@ def _check_vocabulary(distill: Any, path: str, model: Any, tokenizer: Any) -> No
         raise ConfigError(f"config key {_key(distill, path)!r}: teacher {path} has another tokenizer than the encoder being trained "
                           f"({len(saved)} tokens, {other} of them with another id or not in the student's {len(mine)}); a teacher "
                           "reads the student's token ids, so it must share its vocabulary (a model of the same family)")
+
+
+def _check_segments(distill: Any, path: str, task: Any, student: Any, teacher: Any) -> None:
+    """A teacher that reads segment ids (BERT) cannot teach a task of two texts to a student without them (DistilBERT,
+    of the same vocabulary): the student's batches have none, and the teacher would read both texts as the first."""
+    from mtcore.task import TaskKind
+
+    two_texts = task.is_pair or task.kind in (TaskKind.MULTIPLE_CHOICE, TaskKind.EXTRACTIVE_QA)
+    if two_texts and teacher.uses_token_type_ids and not student.uses_token_type_ids:
+        raise ConfigError(f"config key {_key(distill, path)!r}: teacher {path} ({type(teacher.encoder).__name__}) reads segment ids, "
+                          f"which the encoder being trained ({type(student.encoder).__name__}) does not make, so on task {task.id!r} "
+                          "(two texts) it would not compute what it learnt; give a teacher without segment ids, or a student with them")
 
 
 def _check_positions(distill: Any, path: str, task: Any, tokenizer: Any, mine: Any, theirs: Any) -> None:

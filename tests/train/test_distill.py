@@ -216,3 +216,41 @@ def test_every_loss_strategy_trains_on_the_mixed_loss(tmp_path: Path, make_confi
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     c = _student(tmp_path, make_config, "c", {**taught, "teacher_weight": 0.5}, loss={"strategy": strategy}, tasks=flipped)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_what_a_teacher_would_compute_otherwise_is_refused(tmp_path: Path, make_config, small_tasks, teacher: Path, word_encoder: Path):
+    """Three cases a regression audit found accepted: a BERT teacher (segment ids) teaching pairs to a DistilBERT student
+    of the same vocabulary (no segment ids: the teacher read both texts as the first); a checkpoint teacher with other
+    labels (mt check let it through); an evaluate-only task named in distill.teachers ("not a task of this run")."""
+    from mtcore.testing import build_tiny_encoder
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(word_encoder)  # the teacher's vocabulary, in its order
+    words = [w for w, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]) if w not in tokenizer.all_special_tokens]
+    distil = build_tiny_encoder(tmp_path / "distil", "distilbert", words=words, hidden_size=32)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(make_config(encoder={"path": str(distil)}, distill={"teacher": str(teacher)})))
+    result = CliRunner().invoke(app, ["train", str(path), "--output-dir", str(tmp_path / "run")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: config key 'distill.teacher': teacher {teacher} (BertModel) reads segment ids, which the "
+                                    "encoder being trained (DistilBertModel) does not make, so on task 'user:pair' (two texts)")
+    assert not (tmp_path / "run").exists()
+    single = json.loads(json.dumps(small_tasks[:1]))  # one text: segment ids are all 0 either way
+    path.write_text(yaml.safe_dump(make_config(encoder={"path": str(distil)}, tasks=single, distill={"teacher": str(teacher)},
+                                               schedule={"max_steps": 2, "warmup_steps": 0})))
+    assert CliRunner().invoke(app, ["train", str(path), "--output-dir", str(tmp_path / "single")]).exit_code == 0
+
+    reordered = json.loads(json.dumps(small_tasks))
+    reordered[0]["define"]["labels"] = ["positive", "negative"]
+    checkpoint = sorted((teacher / "checkpoints").iterdir())[-1]
+    result = _check(tmp_path, make_config(tasks=reordered, distill={"teacher": str(checkpoint)}))
+    assert result.exit_code == 2 and f"teacher {checkpoint} cannot teach task 'user:sent': its labels are" in result.stderr
+
+    scored = json.loads(json.dumps(small_tasks))
+    scored.append({**json.loads(json.dumps(small_tasks[0])), "evaluate_with": "user:sent"})
+    scored[-1]["define"]["name"] = "sent2"
+    result = _check(tmp_path, make_config(tasks=scored, distill={"teachers": {"sent2": str(teacher)}}))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: config key 'distill.teachers.sent2': 'sent2' is scored with user:sent's head (evaluate_with), "
+                                    "not trained, so it has no loss to distil")
