@@ -326,10 +326,13 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
     check_encoder_config(config, mode)
-    if config.encoder.freeze_encoder and getattr(strategy_cls, "owns_backward", False):
+    lora = config.encoder.options.get("lora")
+    unshared = "encoder.freeze_encoder: true" if config.encoder.freeze_encoder else \
+        "per-task LoRA adapters (encoder.options.lora.per_task)" if isinstance(lora, dict) and lora.get("per_task") is True else None
+    if unshared and getattr(strategy_cls, "owns_backward", False):
         raise ConfigError(f"config key 'loss.strategy': {config.loss.strategy!r} combines the tasks' gradients on the shared encoder, "
-                          "and encoder.freeze_encoder: true leaves nothing shared to combine (it would train as 'sum' does); use "
-                          "loss.strategy: sum (or weighted, uncertainty), or leave freeze_encoder out")
+                          f"and {unshared} leave nothing shared to combine (it would train as 'sum' does); use loss.strategy: sum "
+                          "(or weighted, uncertainty), or share the encoder")
     scored = [e.task for e in evaluated]
     check_some_weight(weights := aggregate_weights(config.evaluation.weights, scored), [p.task for p in planned], scored)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated, weights)

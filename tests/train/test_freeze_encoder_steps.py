@@ -95,9 +95,14 @@ def test_a_gradient_combiner_on_a_frozen_encoder_is_refused(tmp_path: Path, make
     result = CliRunner().invoke(app, ["check", str(path), "--no-data"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (f"error: config key 'loss.strategy': {strategy!r} combines the tasks' gradients on the shared "
-                                     "encoder, and encoder.freeze_encoder: true leaves nothing shared to combine (it would train as "
-                                     "'sum' does); use loss.strategy: sum (or weighted, uncertainty), or leave freeze_encoder out")
+                                     "encoder, and encoder.freeze_encoder: true leave nothing shared to combine (it would train as "
+                                     "'sum' does); use loss.strategy: sum (or weighted, uncertainty), or share the encoder")
     assert CliRunner().invoke(app, ["check", str(path), "--no-data", "loss.strategy=sum"]).exit_code == 0
+    # per-task LoRA adapters on a frozen encoder: nothing shared either (pcgrad's weights were bit-identical to sum's)
+    per_task = ["encoder.freeze_encoder=false", "encoder.options.lora={r: 4, per_task: true}"]
+    lora = CliRunner().invoke(app, ["check", str(path), "--no-data", *per_task])
+    assert lora.exit_code == 2 and "and per-task LoRA adapters (encoder.options.lora.per_task) leave nothing shared" in lora.stderr
+    assert CliRunner().invoke(app, ["check", str(path), "--no-data", "encoder.freeze_encoder=false", "encoder.options.lora={r: 4}"]).exit_code == 0
 
 
 @pytest.mark.parametrize("strategy", ["single", "sum"])
