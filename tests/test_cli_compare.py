@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -277,7 +278,7 @@ def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp
     config["evaluation"]["weights"] = {"rsg:terra": 2.0}
     (weighted / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
 
-    def compare(*paths: Path) -> subprocess.CompletedProcess:
+    def compare(*paths: Any) -> subprocess.CompletedProcess:
         env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "220"}
         return subprocess.run([sys.executable, "-m", "mtcore.cli.app", "compare", *map(str, paths)], capture_output=True,
                               text=True, env=env, timeout=120)
@@ -297,3 +298,15 @@ def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp
     assert reweighted.returncode == 0 and "warning: the runs differ in evaluation.weights, so their aggregates" in reweighted.stderr
     alike = compare(runs["slow"], runs["fast"])
     assert alike.returncode == 0 and "warning" not in alike.stderr and bold(alike.stdout)
+    # --metric shows one metric everywhere, but each aggregate is still its run's mean of its main metrics (a regression audit)
+    shown = compare(runs["slow"], other, "--metric", "accuracy")
+    assert "warning: the runs differ in the main metric of rsg:terra" in shown.stderr and "each run's metric" not in shown.stderr
+    assert not any(f"{_summary(run)['final']['aggregate']:.4f}" in cell for cell in bold(shown.stdout) for run in (runs["slow"], other))
+    # the same weights written otherwise (a bare name for its task, a trained task's default 1) are the same mean
+    for written in ({"terra": 2.0}, {"rsg:terra": 2.0, "rsg:parus": 1}):
+        same = tmp_path / f"same-{len(written)}"
+        shutil.copytree(weighted, same)
+        config["evaluation"]["weights"] = written
+        (same / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        again = compare(weighted, same)
+        assert again.returncode == 0 and "warning" not in again.stderr, (written, again.stderr)

@@ -54,36 +54,48 @@ def compare(
              "compared (no bold); compare the task columns")
     scored_alike = len(task_sets) == 1 and _aggregated_alike(rows, warn)
     if as_json:
-        print_json([{k: v for k, v in row.items() if k not in ("recorded", "tasks_changed")} for row in rows])
+        print_json([{k: v for k, v in row.items() if k not in ("recorded", "tasks_changed", "mains")} for row in rows])
         return
     _print_table(rows, part, metric, compare_aggregates=scored_alike)
     if best:
         _print_own_bests(rows)
 
 
-def _mixed_metrics(rows: list[dict[str, Any]]) -> list[str]:
-    """The tasks whose main metric differs between runs (accuracy in one, f1_macro in another): not one column's numbers."""
-    tasks = [t for row in rows for t in row["metrics"]]
+def _mixed_metrics(rows: list[dict[str, Any]], key: str = "metrics") -> list[str]:
+    """The tasks whose shown metric (``key`` "mains": main metric) differs between runs (accuracy in one, f1_macro in
+    another): not one column's numbers."""
+    tasks = [t for row in rows for t in row[key]]
     return [t for t in dict.fromkeys(tasks)  # mse and mtcore:mse are one metric
-            if len({row["metrics"][t].rsplit(":", 1)[-1] for row in rows if t in row["metrics"]}) > 1]
+            if len({row[key][t].rsplit(":", 1)[-1] for row in rows if t in row[key]}) > 1]
 
 
 def _aggregated_alike(rows: list[dict[str, Any]], warn: Any) -> bool:
     """Whether the runs' aggregates are the same mean (the same main metrics, the same ``evaluation.weights``); a warning
     when they are not."""
-    mixed = _mixed_metrics(rows)
-    weights = {json.dumps(_evaluation_weights(Path(row["run"])), sort_keys=True) for row in rows}
+    mixed = _mixed_metrics(rows, "mains")  # the aggregates' own metrics, whatever --metric shows
+    weights = {json.dumps(_evaluation_weights(Path(row["run"]), list(row["mains"])), sort_keys=True) for row in rows}
     if not mixed and len(weights) == 1:
         return True
     why = [f"the main metric of {', '.join(mixed)}"] if mixed else []
     why += ["evaluation.weights"] if len(weights) > 1 else []
     warn(f"the runs differ in {' and '.join(why)}, so their aggregates are different means and are not compared (no bold)"
-         + ("; a task's column names each run's metric" if mixed else ""))
+         + ("; a task's column names each run's metric" if _mixed_metrics(rows) else ""))
     return False
 
 
-def _evaluation_weights(path: Path) -> Any:
-    """``evaluation.weights`` as the run's config.yaml (a --seeds folder: its first seed's) gives them; {} when unknown."""
+def _evaluation_weights(path: Path, tasks: list[str]) -> dict[str, Any]:
+    """``evaluation.weights`` as the run's config.yaml (a --seeds folder: its first seed's) gives them, keyed by the
+    run's task ids (a bare name is its task's), a weight of 1 left out (a trained task's default); {} when unknown."""
+    given = _written_weights(path)
+    resolved = {}
+    for name, value in given.items():
+        task = next((t for t in tasks if str(name) in (t, t.split(":", 1)[-1])), str(name))
+        if value != 1:
+            resolved[task] = value
+    return resolved
+
+
+def _written_weights(path: Path) -> Any:
     import yaml
 
     for config in [path / "config.yaml", *sorted(path.glob("seed-*/config.yaml"))]:
@@ -133,18 +145,19 @@ def _read_run(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     if (path / "summary.json").is_file():
         summary = _read_json(path / "summary.json")
         section = summary.get(part) or {}
-        tasks, names, recorded, own = {}, {}, set(), {}
+        tasks, names, recorded, own, mains = {}, {}, set(), {}, {}
         for task, info in (summary.get("tasks") or {}).items():
             info = info if isinstance(info, dict) else {}
             values = info.get(part) or {}
-            names[task] = metric or str(info.get("main_metric"))
+            mains[task] = str(info.get("main_metric"))
+            names[task] = metric or mains[task]
             tasks[task] = _number(values.get(_spelled(names[task], values)))
             recorded.update(str(name) for name in values)
             if isinstance(info.get("own_best"), dict):  # summaries written before own_best have none
                 own[task] = {k: info["own_best"].get(k) for k in ("step", "metric", "value")}
         row = {"run": str(path), "kind": "run", "status": summary.get("status"), "steps": summary.get("steps"),
                "aggregate": _number(section.get("aggregate")), "tasks": tasks, "metrics": names, "std": {},
-               "recorded": recorded}
+               "recorded": recorded, "mains": mains}
         if part == "best":  # the evaluation whose aggregate was best: every task column is from that step
             row.update(best_step=section.get("step"), own_best=own or None)
         return row
@@ -223,7 +236,8 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
     aggregate = stats.get("aggregate") or {}
     std["aggregate"] = _number(aggregate.get("std"))
     row = {"run": str(path), "kind": f"{len(seeds)} seeds", "status": "completed", "steps": None,
-           "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded}
+           "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded,
+           "mains": {t: main.get(t, names[t]) for t in tasks}}
     if part == "best":
         row.update(best_step=None, own_best=None)
     return row
