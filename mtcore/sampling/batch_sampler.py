@@ -380,11 +380,20 @@ class MultitaskBatchSampler:
         self.seed = int(state.get("seed", self.seed))
         self._plans_cache, self._steps_cache = None, {}
         if "sampler" in state:
-            self.sampler.load_state_dict(state["sampler"])
+            self.sampler.load_state_dict(self._sized_by_examples(dict(state["sampler"])))
         self.sampler.seed = self.seed
         self.epoch = _positive_int("epoch", state["epoch"], minimum=0)
         self._step = _positive_int("step", state["step"], minimum=0)
         self.sampler.epoch, self.sampler.step = self.epoch, self._step
+
+    def _sized_by_examples(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A task sampler's state saved when extractive QA was sized by its windows (an earlier mtcore): its questions now."""
+        sizes, rows = dict(saved.get("sizes") or {}), {t: len(self.lengths[t]) for t in self.tasks}
+        moved = [t for t, n in sizes.items() if t in rows and int(n) == rows[t] != self.sampler.sizes[t]]
+        if moved:
+            warnings.warn(f"resuming a sampler saved when {', '.join(moved)} counted its windows, not its questions: the task mix "
+                          "of the steps left is the one a new run has", stacklevel=3)
+        return {**saved, "sizes": {**sizes, **{t: self.sampler.sizes[t] for t in moved}}}
 
     def __repr__(self) -> str:
         return (f"MultitaskBatchSampler({len(self.tasks)} tasks, split={self.split!r}, mode={self.mode!r}, stop={self.stop!r}, "

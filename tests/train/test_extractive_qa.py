@@ -300,6 +300,12 @@ def test_long_contexts_are_read_in_overlapping_windows(tmp_path, qa_encoder):
     for name in ("proportional", "temperature", "annealed"):  # a task's size is its questions, not their windows (an audit)
         sampler = MultitaskBatchSampler({"qa": data}, "train", batch_size=4, sampler=name).sampler
         assert sampler.sizes == {"qa": 12}, name
+    saved = MultitaskBatchSampler({"qa": data}, "train", batch_size=4).state_dict()
+    saved["sampler"]["sizes"] = {"qa": len(windows)}  # what a run checkpointed before that wrote: it still resumes
+    resumed = MultitaskBatchSampler({"qa": data}, "train", batch_size=4)
+    with pytest.warns(UserWarning, match="counted its windows, not its questions"):
+        resumed.load_state_dict(saved)
+    assert resumed.sampler.sizes == {"qa": 12}
 
     config = _config(tmp_path, qa_encoder, schedule={"max_steps": 120})
     config["tasks"][0]["max_length"] = 24
