@@ -248,3 +248,8 @@ def test_check_shows_each_tasks_chance_of_being_drawn(tmp_path, monkeypatch):
     assert {task: cells[-1] for task, cells in annealed.items() if task != "header"} == {
         task: f"{100 * n / sum(rows.values()):.1f}% → {100 * share[task] / sum(share.values()):.1f}%" for task, n in rows.items()}
     assert "drawn" not in table("loss.strategy=sum")["header"]
+    # annealing set to last longer than the run: the run's last epoch (of 4) is shown, not the annealing's (a regression audit)
+    longer = table("sampler.name=annealed", "sampler.options={decay: 0.8, num_epochs: 9}")
+    share = {task: n ** (1 - 0.8 * 3 / 8) for task, n in rows.items()}
+    assert {task: cells[-1].split(" → ")[-1] for task, cells in longer.items() if task != "header"} == {
+        task: f"{100 * share[task] / sum(share.values()):.1f}%" for task in rows}

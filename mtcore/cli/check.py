@@ -167,14 +167,15 @@ def _count(plan: Any) -> dict[str, Any]:
 
 
 def _draw_shares(sampler: Any, mode: str) -> dict[str, str] | None:
-    """Each task's chance of being drawn at a step (``"52.9%"``; an annealed sampler: its first epoch's, then its last's,
+    """Each task's chance of being drawn at a step (``"52.9%"``; an annealed sampler: its first epoch's, then the run's last's,
     ``"52.9% → 40.1%"``), or None when no task is drawn (every task each step) or the sampler gives no probabilities."""
     from mtcore.errors import MtError
 
     if mode != "single":
         return None
     inner = sampler.sampler
-    last = int(inner.options.get("num_epochs", 1) or 1) - 1 if isinstance(inner.options, dict) else 0
+    annealing = int(inner.options.get("num_epochs", 1) or 1) if isinstance(inner.options, dict) else 1
+    last = min(annealing, int(getattr(sampler, "num_epochs", 1) or 1)) - 1  # the run's last epoch, if the annealing lasts longer
     try:
         first, final = inner.normalized_probabilities(0), inner.normalized_probabilities(max(last, 0))
     except (NotImplementedError, MtError):  # a plugin's sampler that only chooses
