@@ -23,9 +23,28 @@ def export(
     encoder_only: bool = typer.Option(False, "--encoder-only", help="Export the shared encoder alone (AutoModel), for any head."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT_DIR when it holds an earlier export (mtcore_export.json)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+    push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", metavar="ORG/NAME", help="Then upload OUT_DIR to this model "
+                                              "repo on the Hugging Face hub (created when missing; needs a login: hf auth login)."),
+    private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repo private."),
 ) -> None:
     """Export one task as a standard transformers model (pipeline-ready), every task, or the encoder alone."""
     one_process("export")
+    if private and push_to_hub is None:
+        raise UsageError("--private is for the repo --push-to-hub creates; add --push-to-hub ORG/NAME, or leave --private out")
+    if push_to_hub is not None:
+        from mtcore.export.hub import check_hub_target
+
+        check_hub_target(push_to_hub)  # before any work
+    _export(path, out_dir, task, encoder_only, overwrite, trust_remote_code)
+    if push_to_hub is not None:
+        from mtcore.export.hub import push_folder
+
+        what = f" --task {task}" if task else " --encoder-only" if encoder_only else ""
+        url = push_folder(out_dir, push_to_hub, private=private, message=f"mt export{what}")
+        _info(f"pushed {out_dir} to {url}")
+
+
+def _export(path: Path, out_dir: Path, task: Optional[str], encoder_only: bool, overwrite: bool, trust_remote_code: bool) -> None:
     from mtcore.export.hf import check_export_target, export_all, export_encoder, export_task
     from mtcore.predict.locate import load_model, locate
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -233,3 +234,44 @@ def test_a_bare_task_name_typo_is_matched_against_the_heads_names(cli, bert_mode
     """'nil' is far from 'demo:nli' as a whole (there was no suggestion): it is compared with the name part too."""
     result = cli("export", bert_model_dir, tmp_path / "o", "--task", "nil")
     assert result.exit_code == 2 and "unknown task 'nil' (did you mean 'demo:nli'?)" in result.stderr, result.stderr
+
+
+def test_push_to_hub_uploads_the_export_and_refuses_what_cannot_work_before_exporting(cli, bert_model_dir, tmp_path, monkeypatch):
+    """tasknet's users push their exports; the hub is out of reach here, so huggingface_hub's client is a stand-in."""
+    import huggingface_hub
+
+    calls = []
+
+    class Hub:
+        def create_repo(self, repo_id, **options):
+            calls.append(("create", repo_id, options))
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, **options):
+            calls.append(("upload", options["repo_id"], sorted(p.name for p in Path(options["folder_path"]).iterdir())))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Hub)
+    offline = cli("export", bert_model_dir, tmp_path / "o1", "--task", "nli", "--push-to-hub", "me/nli")
+    assert offline.exit_code == 2 and "HF_HUB_OFFLINE is set" in offline.stderr and not (tmp_path / "o1").exists()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    for bad, said in (("nli", "give the owner too"), ("me/bad name", "is not a hub repo id")):
+        result = cli("export", bert_model_dir, tmp_path / "o2", "--task", "nli", "--push-to-hub", bad)
+        assert result.exit_code == 2 and said in result.stderr and not (tmp_path / "o2").exists()
+    assert cli("export", bert_model_dir, tmp_path / "o3", "--task", "nli", "--private").exit_code == 2
+    result = cli("export", bert_model_dir, tmp_path / "o4", "--task", "nli", "--push-to-hub", "me/nli", "--private")
+    assert result.exit_code == 0, result.output
+    assert calls[0] == ("create", "me/nli", {"private": True, "exist_ok": True, "repo_type": "model"})
+    assert calls[1][:2] == ("upload", "me/nli") and "config.json" in calls[1][2] and "model.safetensors" in calls[1][2]
+    assert "pushed" in result.stderr and "https://huggingface.co/me/nli" in result.stderr
+
+    def refused(self, **options):
+        import httpx
+
+        response = httpx.Response(401, request=httpx.Request("POST", "https://huggingface.co/api/models/me/nli/commit/main"))
+        raise huggingface_hub.errors.HfHubHTTPError("401 Client Error: Unauthorized", response=response)
+
+    monkeypatch.setattr(Hub, "upload_folder", refused)
+    failed = cli("export", bert_model_dir, tmp_path / "o5", "--task", "nli", "--push-to-hub", "me/nli")
+    assert failed.exit_code == 1 and "could not push" in failed.stderr and "hf upload me/nli" in failed.stderr
+    exported, error = failed.stderr.strip().splitlines()  # the export is written and said so; the push failed, in one line
+    assert exported.startswith("exported demo:nli") and error.startswith("error: could not push") and (tmp_path / "o5" / "config.json").is_file()
