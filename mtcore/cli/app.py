@@ -191,7 +191,7 @@ def _register_commands() -> None:
     from mtcore.cli import listing
 
     listing.register(app)
-    for module_name in ("train", "check", "inference", "export", "compare", "scaffold", "new_config", "cache"):
+    for module_name in ("train", "check", "inference", "export", "average", "compare", "scaffold", "new_config", "cache"):
         try:
             module = __import__(f"mtcore.cli.{module_name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,0 +1,42 @@
+"""``mt average MODEL MODEL ... --output OUT``: one model whose weights are the mean of several (a soup of seeds, of a run's
+last checkpoints); see :mod:`mtcore.model.averaging`. Imports nothing heavy at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+import typer
+
+from mtcore.cli.inference import _info
+from mtcore.cli.inference_options import TRUST_HELP, one_process
+from mtcore.errors import UsageError
+
+
+def average(
+    models: List[Path] = typer.Argument(..., metavar="MODEL...", help="Two or more runs, saved models or checkpoints, of one shape."),
+    output: Path = typer.Option(..., "--output", "-o", help="Where to save the averaged model (a new or empty folder)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT when it holds a saved model."),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
+) -> None:
+    """Average the weights of models trained alike (seeds, last checkpoints) into one model."""
+    one_process("average")
+    from mtcore.model.averaging import average_models
+    from mtcore.model.serialization import check_save_target
+    from mtcore.predict.locate import load_model, locate
+
+    locations = [locate(path) for path in models]  # every path's mistake before any model loads
+    target = output.expanduser()
+    if any(target.resolve() == location.model_dir.resolve() for location in locations):
+        raise UsageError(f"{output}: is one of the models being averaged; save the average to a folder of its own")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise UsageError(f"{output}: is not empty; choose a new folder, or pass --overwrite to replace the model saved there")
+    check_save_target(target)
+    where = dict(zip(map(str, models), locations))
+    model = average_models([str(path) for path in models], lambda path: load_model(where[path], "cpu", trust_remote_code))
+    model.save_pretrained(target, tokenizer=model.tokenizer)
+    _info(f"averaged {len(models)} models into {output}; score it with: mt evaluate {output}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("average")(average)
