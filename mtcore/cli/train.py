@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
+from mtcore.errors import UsageError
 from mtcore.train.progress import say
 
 if TYPE_CHECKING:
@@ -31,6 +32,8 @@ def train(
                                         "list (1,7,42); runs go to OUTPUT/seed-<seed>, the spread of the metrics to OUTPUT/seeds.json."),
     grid: Optional[List[str]] = typer.Option(None, "--grid", metavar="KEY=V1,V2", help="Train every combination of these values "
                                              "(repeat for more keys); runs go to OUTPUT/<key=value,...>, a list of them to OUTPUT/grid.json."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", min=1, help="With --grid: train N of its combinations, drawn "
+                                         "at random (random search; the same N for the same grid and seed)."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
@@ -41,23 +44,26 @@ def train(
     keep_going_when_stdout_closes()  # `mt train ... | head`: the run, and the sweep, go on without their lines
     try:
         with KeptSignals():  # a SIGTERM/SIGUSR1/SIGHUP while the run is built stops it after its first step, with a checkpoint
-            _train(config, overrides or [], output_dir, resume, seeds, grid or [])
+            if trials is not None and not grid:
+                raise UsageError("--trials draws runs from a --grid; add --grid KEY=V1,V2 (or leave --trials out)")
+            _train(config, overrides or [], output_dir, resume, seeds, grid or [], trials)
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
-        _report_preemption(stop, config, overrides or [], seeds, grid or [])
+        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials)
         raise typer.Exit(stop.exit_code) from None
     except TrainingInterrupted as stop:  # Ctrl-C: the command that resumes from the latest checkpoint
-        _report_preemption(stop, config, overrides or [], seeds, grid or [])
+        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials)
         raise typer.Exit(130) from None
     except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
         let_the_main_process_report(error)
         raise
 
 
-def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], grid: list[str]) -> None:
+def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], grid: list[str],
+           trials: Optional[int] = None) -> None:
     from mtcore.train.trainer import Trainer
 
     if grid:
-        _train_grid(config, overrides, output_dir, resume, seeds, grid)
+        _train_grid(config, overrides, output_dir, resume, seeds, grid, trials)
         return
     if seeds is not None:
         _train_seeds(config, overrides, output_dir, resume, seeds)
@@ -133,7 +139,8 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
     say(f"spread written to {base / SUMMARY}")
 
 
-def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str]) -> None:
+def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str],
+                trials: Optional[int] = None) -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -158,7 +165,8 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
             shown = f"failed: {entry['error']}"
         say(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}")
 
-    entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report)
+    entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report, trials=trials,
+                         trial_seed=loaded.seed)
     if not is_main_process():
         return
     table = Table(title=f"{len(entries)} run{'s' if len(entries) != 1 else ''} of the grid, best final aggregate first"
@@ -188,7 +196,8 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
                       "their lines are above and in grid.json")
 
 
-def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = ()) -> None:
+def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = (),
+                       trials: Optional[int] = None) -> None:
     """One line on stderr (main process): the step, the checkpoint and the command that continues the run."""
     import shlex
     import sys
@@ -201,7 +210,7 @@ def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Opt
     words = ["mt", "train", str(config), *overrides]
     grid_run = getattr(stop, "grid_run", None)
     if grid_run is not None:  # --grid: the output folder holds every combination's run
-        words += [word for axis in grid for word in ("--grid", axis)]
+        words += [word for axis in grid for word in ("--grid", axis)] + (["--trials", str(trials)] if trials else [])
         words += [*(["--seeds", str(seeds)] if seeds is not None else []), "--output-dir", str(Path(grid_run).parent)]
     elif seed is not None:  # --seeds: the output folder holds every seed's run
         words += ["--seeds", str(seeds), "--output-dir", str(stop.run_dir.parent)]

@@ -13,6 +13,8 @@ whole command (``--resume`` continues from it).
 from __future__ import annotations
 
 import itertools
+import math
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -146,10 +148,22 @@ def align_grid(base: str | Path, grid: Sequence[tuple[str, Sequence[str]]]) -> l
     return aligned
 
 
-def combinations(grid: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]]:
-    """Every combination as a list of overrides (``key=value``), the first axis varying slowest."""
+def combinations(grid: Sequence[tuple[str, Sequence[str]]], trials: int | None = None, trial_seed: int = 0) -> list[list[str]]:
+    """Every combination as a list of overrides (``key=value``), the first axis varying slowest; with ``trials``, that many
+    of them drawn at random without repeats (random search, Bergstra and Bengio 2012), in grid order: the same ones for
+    the same grid, ``trials`` and ``trial_seed`` (the config's seed), so ``--resume`` finds them again."""
     keys = [key for key, _ in grid]
-    return [[f"{key}={value}" for key, value in zip(keys, chosen)] for chosen in itertools.product(*(values for _, values in grid))]
+    total = math.prod(len(values) for _, values in grid)
+    if trials is None or trials >= total:
+        return [[f"{key}={value}" for key, value in zip(keys, chosen)] for chosen in itertools.product(*(values for _, values in grid))]
+    picked = []
+    for index in sorted(random.Random(f"mt-grid-trials:{trial_seed}:{trials}").sample(range(total), trials)):
+        chosen = []
+        for _, values in reversed(grid):  # the last axis varies fastest
+            index, digit = divmod(index, len(values))
+            chosen.append(values[digit])
+        picked.append([f"{key}={value}" for key, value in zip(keys, reversed(chosen))])
+    return picked
 
 
 def run_name(overrides: Sequence[str]) -> str:
@@ -158,8 +172,9 @@ def run_name(overrides: Sequence[str]) -> str:
 
 
 def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1,
-               seeds: bool = False) -> list[list[str]]:
-    """Every combination's overrides, each checked as a config (key, type, plugins, tasks) before any run."""
+               seeds: bool = False, trials: int | None = None, trial_seed: int = 0) -> list[list[str]]:
+    """Every combination's overrides (``trials``: those :func:`combinations` draws), each checked as a config (key, type,
+    plugins, tasks) before any run."""
     from mtcore.train.config_io import anchor_paths, load_config
     from mtcore.train.distributed import main_process_warnings
     from mtcore.train.teachers import check_teachers
@@ -169,10 +184,13 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
         raise ConfigError("--grid seed=... and --seeds both set the seed (--seeds would win in every combination); "
                           "use one: --seeds N, or --grid seed=1,2,3")
     _refuse_overlaps(config, grid, overrides)
-    combos = combinations(grid)
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+        raise ConfigError(f"--trials must be a number of runs >= 1, got {trials!r}")
+    combos = combinations(grid, trials, trial_seed)
     if len(combos) * runs_per_combination > MAX_RUNS:
+        drawn = "; --trials N trains N of the combinations, drawn at random" if trials is None else ""
         raise ConfigError(f"--grid: {len(combos)} combinations x {runs_per_combination} seed(s) is {len(combos) * runs_per_combination} "
-                          f"runs; at most {MAX_RUNS} from one command (each is a whole training run)")
+                          f"runs; at most {MAX_RUNS} from one command (each is a whole training run){drawn}")
     names = [run_name(c) for c in combos]
     clash = next((n for n in names if names.count(n) > 1), None)
     if clash is not None:
@@ -231,8 +249,10 @@ def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], ove
 
 def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Sequence[str]]], *, overrides: Iterable[str] = (),
                seeds: Sequence[int] | None = None, resume: bool = False,
-               report: Callable[[list[str], dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-    """Train every combination of ``grid`` (sequentially); returns (and writes to ``OUTPUT/grid.json``) one entry per run.
+               report: Callable[[list[str], dict[str, Any]], None] | None = None, trials: int | None = None,
+               trial_seed: int = 0) -> list[dict[str, Any]]:
+    """Train every combination of ``grid`` (``trials``: that many drawn at random, see :func:`combinations`) sequentially;
+    returns (and writes to ``OUTPUT/grid.json``) one entry per run.
     A combination whose loss goes NaN (or, in one process, that runs out of memory) gets an entry with its ``error``
     line and no scores, and the others still train; any other error stops the grid."""
     from mtcore.train.run_dir import write_json
@@ -241,7 +261,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
 
     overrides, base = list(overrides), Path(output_dir)
     grid = align_grid(base, grid)
-    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds))
+    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds), trials=trials, trial_seed=trial_seed)
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
                             suffix="grid")
     refuse_another_kind(base, "seeds.json", "runs of several seeds", "--grid puts one run per combination in OUTPUT/<key=value,...> "
@@ -276,7 +296,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
         if report is not None and is_main_process():  # a failed or already-trained combination reaches every process
             report(combo, entry)
         if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
-            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], "runs": _merged(base, entries)})
+            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
+                                        "runs": _merged(base, entries)})
     return entries
 
 

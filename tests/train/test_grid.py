@@ -189,3 +189,29 @@ def test_resume_with_the_axes_in_another_order_or_a_value_spelled_otherwise_cont
     assert len(json.loads((out / "grid.json").read_text())["runs"]) == 4
     with pytest.raises(ConfigError, match="a value is listed twice"):
         parse_grid(["optimizer.lr=1e-4,1.0e-4"])  # one number, two spellings
+
+
+def test_trials_train_a_random_sample_of_a_grid_too_large_to_train_whole(tmp_path):
+    """Random search: --trials N draws N distinct combinations, the same ones again (--resume finds them), and lifts the
+    limit on the grid's size to the runs actually trained."""
+    grid = parse_grid(["optimizer.lr=1e-5,2e-5,3e-5,5e-5,1e-4", "seed=1,2,3,4,5", "optimizer.weight_decay=0,0.01,0.1,0.3,0.5"])
+    every = combinations(grid)
+    drawn = combinations(grid, 7, trial_seed=42)
+    assert len(drawn) == 7 and len({tuple(c) for c in drawn}) == 7 and all(c in every for c in drawn)
+    assert drawn == sorted(drawn, key=every.index) == combinations(grid, 7, trial_seed=42)  # grid order, and reproducible
+    assert combinations(grid, 7, trial_seed=43) != drawn and combinations(grid, 500) == every
+    config, out = _config(tmp_path), tmp_path / "out"
+    runner = CliRunner()
+    axes = ["--grid", "optimizer.lr=1e-5,2e-5,3e-5,5e-5,1e-4", "--grid", "seed=1,2,3,4,5", "--grid", "optimizer.weight_decay=0,0.01,0.1,0.3,0.5"]
+    whole = runner.invoke(app, ["train", str(config), "-o", str(out), *axes])
+    assert whole.exit_code == 2 and "125 combinations" in whole.stderr and "--trials N trains N of the combinations" in whole.stderr
+    result = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--trials", "2"])
+    assert result.exit_code == 0, result.output
+    expected = combinations(parse_grid([a for a in axes if a != "--grid"]), 2, trial_seed=42)  # the config's seed (default)
+    listed = json.loads((out / "grid.json").read_text())
+    assert listed["trials"] == 2 and [r["overrides"] for r in listed["runs"]] == expected
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(run_name(c) for c in expected)
+    again = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--trials", "2", "--resume"])
+    assert again.exit_code == 0 and len(json.loads((out / "grid.json").read_text())["runs"]) == 2
+    alone = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x"), "--trials", "2"])
+    assert alone.exit_code == 2 and "--trials draws runs from a --grid" in alone.stderr
