@@ -65,6 +65,7 @@ class Engine:
     lock: RunLock | None = None  # the run folder's, held by the main process until train() ends
     summary: dict[str, Any] | None = None  # set once summary.json is written: the run has finished
     distiller: Any = None  # distill: the teachers' share of the distilled tasks' losses (mtcore.train.distill)
+    r3f: Any = None  # loss.r3f: the smoothness term (mtcore.train.regularization)
 
     def train_seconds(self) -> float | None:
         """Seconds of training so far: this process's and, resumed, the run's up to its checkpoint."""
@@ -335,6 +336,10 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     )
     engine.scored = {**engine.tasks, **{e.id: e.task for e in plan.evaluated}}
     engine.distiller = build_distiller(config, teachers, engine.tasks, engine.unwrapped, total_steps)
+    if config.loss.r3f is not None:
+        from mtcore.train.regularization import R3F
+
+        engine.r3f = R3F(config.loss.r3f, {t: task.kind.value for t, task in engine.tasks.items()}, engine.unwrapped)
     engine.eval_heads, engine.eval_splits = {e.id: e.head for e in plan.evaluated}, eval_splits
     engine.metric_fns = {ref: get_component("metric", ref) for t in engine.scored.values()  # keyed as compute_metrics asks
                          for ref in (component_ref("metric", name, t.metric_owner) for name in t.all_metrics)}

@@ -43,7 +43,7 @@ A complete config, every key with its default (only ``encoder`` and ``tasks`` ar
     sampler: {name: proportional, mode: auto, stop: largest, options: {}}   # mode auto: what the loss strategy needs
              # stop (when an epoch ends): largest (every task through its batches, smaller ones repeat) |
              # smallest (the first task to run out: nothing repeats) | a number of steps
-    loss: {strategy: single, weights: {}, options: {}}
+    loss: {strategy: single, weights: {}, options: {}, r3f: null}   # r3f: {weight: 1.0, noise: 1.0e-5, distribution: normal}
     optimizer: {name: adamw, lr: 5.0e-05, head_lr: null, weight_decay: 0.01, betas: [0.9, 0.999],
                 eps: 1.0e-08, max_grad_norm: 1.0, gradient_accumulation_steps: 1, fused: null,
                 layer_decay: null}   # in (0, 1], e.g. 0.8: encoder layer i of L (L = top) trains at
@@ -77,6 +77,7 @@ from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, mo
 from mtcore.task import SPLITS
 from mtcore.train.config_section import Section
 from mtcore.train.distill_config import DistillConfig
+from mtcore.train.regularization import R3FConfig
 from mtcore.testing.tiny import ARCHITECTURES
 
 EvaluationSplit = Literal["train", "validation", "test"]
@@ -215,6 +216,7 @@ class LossConfig(Section):
     strategy: str = "single"
     weights: dict[str, float] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    r3f: R3FConfig | None = None  # noise on the input embeddings, a symmetric divergence added (mtcore.train.regularization)
 
 
 #: An Adam decay rate: torch refuses one outside [0, 1) only when the optimizer is built.
@@ -275,8 +277,7 @@ class BatchingConfig(Section):
 
 
 class EvaluationConfig(Section):
-    """Evaluation every N steps and at the end; aggregate = (weighted) mean of main metrics, a lower-is-better one
-    (``mse``) negated."""
+    """Evaluation every N steps and at the end; aggregate = (weighted) mean of main metrics, ``mse`` and such negated."""
 
     every: int | None = Field(None, ge=1)
     at_end: bool = True
@@ -339,9 +340,8 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoints", "model", "summary.js
 
 
 class DebugConfig(Section):
-    """Test hooks: a NaN loss at one step (``MT_INJECT_NAN_AT_STEP`` in the environment does the
-    same), a pause after every step (to interrupt a run at a chosen point), and every process's
-    final weights in ``<run>/rank-weights/rank<i>-of-<n>.safetensors`` (to compare DDP ranks)."""
+    """Test hooks: a NaN loss at one step (also ``MT_INJECT_NAN_AT_STEP``), a pause after every step (to interrupt a run
+    at a chosen point), every process's final weights in ``<run>/rank-weights/rank<i>-of-<n>.safetensors``."""
 
     inject_nan_at_step: int | None = Field(None, ge=1)
     step_delay_s: float = Field(0.0, ge=0, le=3600)

@@ -59,10 +59,12 @@ class Distiller:
         return kd if share == 1 else (1 - share) * output.loss + share * kd
 
 
-def task_loss(model: Any, task: str, inputs: Any, distiller: Distiller | None, step: int) -> torch.Tensor:
-    """The training loss of one batch of ``task``: the model's, mixed with the teacher's when ``distiller`` has one."""
+def task_loss(model: Any, task: str, inputs: Any, distiller: Distiller | None, step: int, r3f: Any = None) -> torch.Tensor:
+    """The training loss of one batch of ``task``: the model's, mixed with the teacher's when ``distiller`` has one, plus
+    the R3F term with ``loss.r3f`` (:mod:`mtcore.train.regularization`)."""
     output = model(task, **inputs)
-    return output.loss if distiller is None else distiller.loss(task, output, inputs, step)
+    loss = output.loss if distiller is None else distiller.loss(task, output, inputs, step)
+    return loss if r3f is None else loss + r3f.term(task, inputs, output)
 
 
 def _divergence(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:

@@ -190,7 +190,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                                 batch.data.pin_memory()
                             batch.data.to(acc.device, non_blocking=pin)
                             with acc.autocast():  # model_inputs: no all-ones mask, so no sync; distill: the teacher's share mixed in
-                                loss = task_loss(model, task, model_inputs(batch.data), engine.distiller, step)
+                                loss = task_loss(model, task, model_inputs(batch.data), engine.distiller, step, engine.r3f)
                             if engine.nan_at_step == step and k == 0:
                                 loss = loss * float("nan")  # test hook: MT_INJECT_NAN_AT_STEP
                             watch.observe(task, loss, step)
@@ -223,7 +223,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 if before is not None:  # the same batches again at the new parameters, no gradients (FAMO: about a forward per step)
-                    after = losses_after_step(model, acc, groups, divisors, strategy.task_ids, engine.distiller, step)
+                    after = losses_after_step(model, acc, groups, divisors, strategy.task_ids, engine.distiller, step, engine.r3f)
                     strategy.after_step(before, after, step, reduce_mean)
                 if preemption.peer_gone:  # torchrun stopping the workers because one died: no logging step's collective
                     raise peer_stopped()

@@ -35,10 +35,10 @@ class StepLosses:
 
 
 def losses_after_step(model: Any, accelerator: Any, groups: Sequence[Sequence[Any]], divisors: Sequence[Sequence[Any]],
-                      task_ids: Sequence[str], distiller: Any = None, step: int = 0) -> StepLosses:
+                      task_ids: Sequence[str], distiller: Any = None, step: int = 0, r3f: Any = None) -> StepLosses:
     """The step's batches (already on the device, ``groups[micro][k]``) forward again through ``model`` in its current
     (train) mode, without gradients, each loss divided by the same divisor as in training (and, with a ``distiller``,
-    mixed with the teacher's as at ``step``). Every batch runs, DDP copies too, so every process calls the (DDP) model
+    mixed with the teacher's as at ``step``; with ``r3f``, its term added). Every batch runs, DDP copies too, so every process calls the (DDP) model
     as often as in training."""
     from mtcore.train.distill import task_loss
 
@@ -46,5 +46,5 @@ def losses_after_step(model: Any, accelerator: Any, groups: Sequence[Sequence[An
     with torch.no_grad(), accelerator.autocast():
         for group, group_divisors in zip(groups, divisors):
             for batch, divisor in zip(group, group_divisors):
-                after.add(batch.name, task_loss(model, batch.name, model_inputs(batch.data), distiller, step), divisor)
+                after.add(batch.name, task_loss(model, batch.name, model_inputs(batch.data), distiller, step, r3f), divisor)
     return after

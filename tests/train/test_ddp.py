@@ -250,3 +250,21 @@ def test_distillation_under_ddp_matches_one_process(tmp_path: Path, make_config,
     worst = max((one[k] - rank0[k]).abs().max().item() for k in one)
     assert worst <= TOLERANCE, f"DDP and single-process weights differ by {worst}"
     assert max((one[k] - plain[k]).abs().max().item() for k in one) > 100 * TOLERANCE  # the teacher changed what was learnt
+
+
+def test_r3f_under_ddp_keeps_the_ranks_identical(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers):
+    """The noisy forward pass runs on the model itself, not DDP's wrapper, and feeds the step's one synchronised backward."""
+    config = make_config(encoder={"path": str(no_dropout_encoder)}, loss={"strategy": "single", "r3f": {"noise": 0.05}},
+                         schedule={"max_steps": 4, "warmup_steps": 0}, batching={"batch_size": 4, "group_by_length": False},
+                         evaluation={"every": None, "at_end": True}, checkpoint={"every": None})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    train = ["-m", "mtcore.cli.app", "train", str(path), "debug.save_rank_weights=true", "--output-dir"]
+    for name, extra in (("ddp", []), ("plain", ["loss.r3f=null"])):
+        ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *train,
+                              str(tmp_path / name), *extra], capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
+        assert ddp.returncode == 0, ddp.stderr[-3000:]
+    rank0, rank1, plain = (load_file(str(tmp_path / run / "rank-weights" / f"rank{r}-of-2.safetensors"))
+                           for run, r in (("ddp", 0), ("ddp", 1), ("plain", 0)))
+    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    assert max((rank0[k] - plain[k]).abs().max().item() for k in rank0) > 100 * TOLERANCE

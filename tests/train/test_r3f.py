@@ -1,0 +1,63 @@
+"""``loss.r3f``: noise on the input embeddings and a symmetric divergence of the two outputs added to each task's loss."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mtcore import Trainer
+from mtcore.model import MultitaskModel
+from mtcore.task import Task
+from mtcore.train.regularization import R3F, R3FConfig, noisy_embeddings
+
+
+def test_the_term_is_the_symmetric_divergence_under_noise(small_encoder: Path):
+    task = Task(name="t", kind="text_classification", labels=("a", "b", "c"), plugin="demo")
+    model = MultitaskModel(str(small_encoder), [task]).eval()
+    torch.manual_seed(0)
+    inputs = {"input_ids": torch.randint(5, 30, (4, 7)), "attention_mask": torch.ones(4, 7, dtype=torch.long),
+              "labels": torch.tensor([0, 1, -100, 2])}
+    clean = model(task.id, **inputs)
+    embeddings = model.encoder.get_input_embeddings()
+    with noisy_embeddings(model.encoder, 0.5, "uniform"):
+        noisy = embeddings(inputs["input_ids"])
+    plain = embeddings(inputs["input_ids"])
+    assert 0 < (noisy - plain).abs().max() <= 0.5 and not embeddings._forward_hooks  # the hook is gone after the block
+    tiny = R3F(R3FConfig(noise=1e-6), {task.id: "text_classification"}, model).term(task.id, inputs, clean)
+    large = R3F(R3FConfig(noise=0.5, weight=2.0), {task.id: "text_classification"}, model)
+    torch.manual_seed(1)
+    term = large.term(task.id, inputs, clean)
+    torch.manual_seed(1)
+    with noisy_embeddings(model.encoder, 0.5, "normal"):
+        other = model(task.id, **{k: v for k, v in inputs.items() if k != "labels"}).logits
+    p, q = torch.softmax(clean.logits, -1), torch.softmax(other, -1)
+    both = ((p * (p.log() - q.log())).sum(-1) + (q * (q.log() - p.log())).sum(-1))[[0, 1, 3]].mean()
+    assert float(tiny) < 1e-6 and float(term) == pytest.approx(2.0 * float(both), rel=1e-4) and float(term) > 1e-4
+
+
+def test_training_with_r3f_differs_and_resumes_bit_identically(tmp_path: Path, make_config, helpers):
+    plain = make_config(schedule={"max_steps": 6, "warmup_steps": 1})
+    smooth = make_config(schedule={"max_steps": 6, "warmup_steps": 1}, loss={"strategy": "single", "r3f": {"weight": 1.0, "noise": 0.1}})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(smooth))
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    helpers.train_in_this_process(path, full)
+    helpers.stopped_copy(full, resumed, "step-000003", step=3)
+    helpers.train_in_this_process(path, resumed, resume=True)
+    a, b = helpers.load_weights(full / "model"), helpers.load_weights(resumed / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    Trainer(plain, output_dir=tmp_path / "plain").train()
+    c = helpers.load_weights(tmp_path / "plain" / "model")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    losses = {e["task"]: e["loss"] for e in helpers.read_events(full) if e["event"] == "train"}
+    assert all(v > 0 for v in losses.values())
+
+
+@pytest.mark.parametrize("strategy", ["sum", "pcgrad", "famo"])
+def test_every_loss_strategy_trains_with_r3f(tmp_path: Path, make_config, strategy):
+    config = make_config(loss={"strategy": strategy, "r3f": {"noise": 0.01}}, batching={"batch_size": 8, "padding_free": True})
+    summary = Trainer(config, output_dir=tmp_path / "run").train()
+    assert summary["steps"] == 6 and summary["final"]["aggregate"] is not None
