@@ -14,7 +14,8 @@ from mtcore.errors import UsageError
 
 
 def average(
-    models: List[Path] = typer.Argument(..., metavar="MODEL...", help="Two or more runs, saved models or checkpoints, of one shape."),
+    models: List[Path] = typer.Argument(..., metavar="MODEL...", help="Two or more runs, saved models or checkpoints, of one shape "
+                                        "(a --seeds folder: its seeds' runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the averaged model (a new or empty folder)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT when it holds a saved model."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
@@ -25,6 +26,7 @@ def average(
     from mtcore.model.serialization import check_save_target
     from mtcore.predict.locate import load_model, locate
 
+    models = [seed for path in models for seed in _seed_runs(path)]  # a --seeds folder: its seeds' runs
     locations = [locate(path) for path in models]  # every path's mistake before any model loads
     target = output.expanduser()
     if any(target.resolve() == location.model_dir.resolve() for location in locations):
@@ -36,6 +38,16 @@ def average(
     model = average_models([str(path) for path in models], lambda path: load_model(where[path], "cpu", trust_remote_code))
     model.save_pretrained(target, tokenizer=model.tokenizer)
     _info(f"averaged {len(models)} models into {output}; score it with: mt evaluate {output}")
+
+
+def _seed_runs(path: Path) -> list[Path]:
+    """The finished seed runs of a ``mt train --seeds`` folder (``seeds.json`` beside ``seed-<seed>/``), else ``[path]``."""
+    if not (path / "seeds.json").is_file():
+        return [path]
+    runs = sorted((p for p in path.glob("seed-*") if (p / "model" / "mtcore.json").is_file()), key=lambda p: p.name)
+    if not runs:
+        raise UsageError(f"{path}: a --seeds folder without a finished seed run (seed-<seed>/model); finish them first")
+    return runs
 
 
 def register(app: typer.Typer) -> None:

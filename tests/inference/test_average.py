@@ -51,3 +51,19 @@ def test_models_that_have_no_average_are_refused_in_one_line(cli, tiny_encoders,
     assert cli("average", a, a, "-o", tmp_path / "full").exit_code == 2 and (tmp_path / "full" / "notes.txt").read_text() == "mine"
     into_input = cli("average", a, a, "-o", a, "--overwrite")
     assert into_input.exit_code == 2 and "is one of the models being averaged" in into_input.stderr
+
+
+def test_a_seeds_folder_averages_its_seed_runs(cli, tiny_encoders, tmp_path):
+    folder = tmp_path / "five"
+    models = [_saved(tiny_encoders, folder / f"seed-{seed}", "model", SENTIMENT, seed=seed)[0] for seed in (1, 2)]
+    (folder / "seeds.json").write_text("{}")
+    result = cli("average", folder, "-o", tmp_path / "soup")
+    assert result.exit_code == 0, result.output
+    assert f"averaged 2 models into {tmp_path / 'soup'}" in result.stderr
+    soup = MultitaskModel.from_pretrained(tmp_path / "soup").state_dict()
+    key = next(k for k in soup if k.startswith("heads."))
+    torch.testing.assert_close(soup[key], (models[0].state_dict()[key] + models[1].state_dict()[key]) / 2, rtol=0, atol=1e-6)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "seeds.json").write_text("{}")
+    empty = cli("average", tmp_path / "empty", folder, "-o", tmp_path / "soup2")
+    assert empty.exit_code == 2 and "a --seeds folder without a finished seed run" in empty.stderr
