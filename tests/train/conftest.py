@@ -150,6 +150,24 @@ def stopped_copy(full: Path, resumed: Path, checkpoint: str, step: int) -> None:
     (resumed / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in kept))
 
 
+def resume_matches(config: dict[str, Any], root: Path, checkpoint: str, step: int) -> tuple[Path, Path]:
+    """Train ``config`` into ``root/full``, copy it as stopped after ``checkpoint`` (at ``step``) into ``root/resumed``
+    and ``--resume`` it there (both in this process, on one thread); asserts the final weights are bit-identical and
+    returns both run folders."""
+    import torch
+    import yaml
+
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    full, resumed = root / "full", root / "resumed"
+    train_in_this_process(path, full)
+    stopped_copy(full, resumed, checkpoint, step)
+    train_in_this_process(path, resumed, resume=True)
+    a, b = load_weights(full / "model"), load_weights(resumed / "model")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    return full, resumed
+
+
 def assert_new_heads_on_the_saved_encoder(saved: dict[str, Any], cold: dict[str, Any], encoder: str, heads: str) -> None:
     """A run started from ``saved`` without its heads: the encoder's tensors (names starting ``encoder``) equal, some
     head tensor (names starting ``heads``) new."""
@@ -223,7 +241,7 @@ def helpers() -> Any:
     return SimpleNamespace(read_events=read_events, load_weights=load_weights, mt_command=mt_command,
                            assert_new_heads_on_the_saved_encoder=assert_new_heads_on_the_saved_encoder,
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
-                           train_in_this_process=train_in_this_process, stopped_copy=stopped_copy,
+                           train_in_this_process=train_in_this_process, stopped_copy=stopped_copy, resume_matches=resume_matches,
                            repo=REPO)
 
 

@@ -121,14 +121,7 @@ def test_annealing_moves_the_teachers_share_to_zero_by_the_last_step():
 def test_a_resumed_distilled_run_is_bit_identical(tmp_path: Path, make_config, teacher: Path, helpers):
     config = make_config(distill={"teacher": str(teacher), "anneal": True, "teacher_weight": 0.9},
                          loss={"strategy": "famo"}, schedule={"max_steps": 6, "warmup_steps": 1})
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    full, resumed = tmp_path / "full", tmp_path / "resumed"
-    helpers.train_in_this_process(path, full)
-    helpers.stopped_copy(full, resumed, "step-000003", step=3)
-    helpers.train_in_this_process(path, resumed, resume=True)
-    a, b = helpers.load_weights(full / "model"), helpers.load_weights(resumed / "model")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    full, resumed = helpers.resume_matches(config, tmp_path, "step-000003", step=3)
     losses = [(e["step"], e["task"], e["loss"]) for e in helpers.read_events(full) if e["event"] == "train"]
     assert losses == [(e["step"], e["task"], e["loss"]) for e in helpers.read_events(resumed) if e["event"] == "train"]
     shares = {e["step"]: e["teacher_weight"] for e in helpers.read_events(resumed) if e["event"] == "train"}
