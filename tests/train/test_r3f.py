@@ -34,7 +34,8 @@ def test_the_term_is_the_symmetric_divergence_under_noise(small_encoder: Path):
         other = model(task.id, **{k: v for k, v in inputs.items() if k != "labels"}).logits
     p, q = torch.softmax(clean.logits, -1), torch.softmax(other, -1)
     both = ((p * (p.log() - q.log())).sum(-1) + (q * (q.log() - p.log())).sum(-1))[[0, 1, 3]].mean()
-    assert float(tiny) < 1e-6 and float(term) == pytest.approx(2.0 * float(both), rel=1e-4) and float(term) > 1e-4
+    tiny, term, both = (float(value.detach()) for value in (tiny, term, both))
+    assert tiny < 1e-6 and term == pytest.approx(2.0 * both, rel=1e-4) and term > 1e-4
 
 
 def test_training_with_r3f_differs_and_resumes_bit_identically(tmp_path: Path, make_config, helpers):
