@@ -25,6 +25,10 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      ``null_threshold`` (0)
 ===================================  ==========================================================
 
+Text kinds (the first row) may also map ``spans``: a list of ``[start, end]`` character spans of ``text`` (``[start, end,
+1]``: of ``text_pair``; ``start == end``: no span) the same number in every row, which a head with ``pooling: spans`` pools
+(jiant's span classification: the target word of a word-in-context pair, a pronoun and its candidate).
+
 plus ``idx`` when the data has an id field (``id_field``; ``inputs: {idx: F}`` means ``id_field: F``). ``inputs`` renames raw fields to these columns
 (``{"text": "premise", "text_pair": "hypothesis"}``); ``preprocess`` functions run first for
 anything a rename cannot express (PARus builds its choices with a cause/effect connective).
@@ -100,7 +104,7 @@ DEFAULT_INPUTS = {
 }
 
 #: Columns ``Task.inputs`` may map (canonical column -> raw field).
-INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx", "candidates")
+INPUT_COLUMNS = ("text", "text_pair", "choices", "tokens", "label", "idx", "candidates", "spans")
 
 
 @dataclass(frozen=True)

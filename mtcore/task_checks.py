@@ -100,6 +100,7 @@ def check_task(task: Task) -> None:
     if "candidates" in task.inputs and kind is not TaskKind.EXTRACTIVE_QA:
         raise ConfigError(f"task {task.name!r}: inputs maps 'candidates' (the answer's possible texts), which only extractive_qa "
                           f"tasks read; remove it from a {kind.value} task")
+    _check_spans(task, kind)
     if kind is TaskKind.EXTRACTIVE_QA and task.truncation != "longest_first":
         raise ConfigError(f"task {task.name!r}: extractive_qa cuts only the context, into windows (stride); remove "
                           f"truncation {task.truncation!r}")
@@ -116,6 +117,21 @@ def check_task(task: Task) -> None:
                             "set main_metric to one of them, or add it to metrics")
         error.field = "main_metric"  # type: ignore[attr-defined]  # the task field at fault: a config names its key
         raise error
+
+
+#: Kinds whose rows may carry ``spans`` (one vector per text): what span pooling reads.
+SPAN_KINDS = ("text_classification", "pair_classification", "regression", "multi_label")
+
+
+def _check_spans(task: Task, kind: object) -> None:
+    """``inputs: {spans: F}`` only for one-vector-per-text kinds; a head pooling ``spans`` needs them mapped."""
+    if "spans" in task.inputs and str(kind) not in SPAN_KINDS:
+        raise ConfigError(f"task {task.name!r}: inputs maps 'spans' (character spans a head pools), which only "
+                          f"{', '.join(SPAN_KINDS)} tasks read; remove it from a {kind} task")
+    options = task.head_options if isinstance(task.head_options, Mapping) else {}
+    if options.get("pooling") == "spans" and "spans" not in task.inputs:
+        raise ConfigError(f"task {task.name!r}: head option pooling 'spans' pools each row's spans, and the task maps none; add "
+                          "inputs: {spans: <field>} (a list of [start, end] character spans per row), or choose pooling cls")
 
 
 def _near_metric(name: str, metrics: Sequence[str]) -> str:

@@ -9,6 +9,8 @@ stand-in choices (one token: the row's first, usually ``[CLS]``) and the batch c
 lowest value, so they never win, get no probability and no loss: every row scores as it would
 alone. A batch whose rows all have the same number of choices has no ``choice_mask``.
 
+Rows with ``span_tokens`` (tasks mapping ``spans``) give ``span_tokens`` ``(batch, spans, 2)``.
+
 With ``padding_free=True`` the batch also carries ``token_index`` and ``cu_seqlens`` (see
 :mod:`mtcore.model.padding_free`), computed here on the CPU so the device never waits for them.
 
@@ -50,6 +52,18 @@ def is_labelled(kind: TaskKind, label: Any) -> bool:
     if kind is TaskKind.EXTRACTIVE_QA:  # [first, last] token of the answer; [-100, -100]: none, or cut off
         return label[0] >= 0
     return label != -1
+
+
+def _span_tensor(rows: list[list[list[int]]]) -> Any:
+    import torch
+
+    from mtcore.errors import DataError
+
+    counts = sorted({len(spans) for spans in rows})
+    if len(counts) > 1:
+        raise DataError(f"rows of one batch have {' and '.join(map(str, counts))} spans; every row of a task needs the same number "
+                        "(start == end marks a span a row lacks)")
+    return torch.tensor(rows, dtype=torch.long).reshape(len(rows), counts[0], 2)
 
 
 class Collator:
@@ -132,6 +146,8 @@ class Collator:
                 data[key] = data[key].view(len(ids), n_choices, length)
             if choice_mask is not None:
                 data["choice_mask"] = choice_mask
+        if columns.get("span_tokens") is not None:  # each row's spans: (batch, spans, 2) first and last token
+            data["span_tokens"] = _span_tensor(columns["span_tokens"])
         if self.padding_free:
             from mtcore.model.padding_free import pack_indices
 

@@ -1,4 +1,4 @@
-"""Raw rows -> canonical, validated columns (``text``, ``text_pair``, ``choices``, ``tokens``, ``labels``, ``idx``).
+"""Raw rows -> canonical, validated columns (``text``, ``text_pair``, ``choices``, ``tokens``, ``spans``, ``labels``, ``idx``).
 
 Extractive-QA answers are checked and normalised by :mod:`mtcore.data.answers`.
 
@@ -22,6 +22,7 @@ from typing import Any
 from mtcore.data.answers import answers_feature, has_answers, no_answers, normalize_answers
 from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.preprocess import Preprocessor, build_preprocessor
+from mtcore.data.spans import check_span_bounds, span_value
 from mtcore.data.rows import FILE_COLUMN, META_COLUMNS, MISSING_COLUMN, OTHER_COLUMN, ROW_COLUMN, kind_feature, value_kind_or_none
 from mtcore.errors import DataError, did_you_mean
 from mtcore.task import Task, TaskKind, data_error
@@ -187,6 +188,8 @@ def _short(value: Any, limit: int = 60) -> str:
 
 def _canonical_value(column: str, field: str, value: Any) -> Any:
     """Check one canonical input's type; return it, or raise ValueError(reason)."""
+    if column == "spans":
+        return span_value(field, value)
     if column in _TEXT_COLUMNS:
         if value is None:
             raise ValueError(f"field {field!r} ({column}) is null; expected text")
@@ -245,6 +248,8 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
             raise ValueError(f"no field {field!r} for {column} (the row has: {_has(row, absent)}){near}; "
                              f"map it in the task's inputs, e.g. inputs: {{{column}: <field>}}")
         out[column] = _canonical_value(column, field, row[field])
+    if "spans" in out:
+        check_span_bounds(out, task.input_map["spans"])
     label_field = task.input_map.get("label", "label")
     value = row.get(label_field)
     if _is_unlabelled(value, task, split, scores):
@@ -317,6 +322,8 @@ def prepared_features(task: Task, idx_feature: Any = None) -> Any:
             features[column] = Value("string")
         elif column in _LIST_COLUMNS:
             features[column] = List(Value("string"))
+        elif column == "spans":
+            features[column] = List(List(Value("int32")))
     features["labels"] = labels_feature(task)
     if idx_feature is not None:
         features["idx"] = idx_feature

@@ -18,6 +18,8 @@ extractive_qa              ``tokenizer(question, context)`` in windows of the co
                            the task maps them
 =========================  =============================================================
 
+A task that maps ``spans`` also gets ``span_tokens``: each span's first and last token (see :mod:`mtcore.data.spans`).
+
 Every row gets ``length``: its real tokens (summed over choices); multiple-choice rows also get
 ``slots``: choices x longest choice, the token slots the row fills once its choices are padded. ``token_type_ids`` are kept
 only when the encoder has segment embeddings (``type_vocab_size > 1``). The output is written
@@ -32,11 +34,12 @@ stay in ``cut_labels`` (empty when the row fits), so evaluation scores them as m
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from typing import Any
 
 from mtcore.data.cache import fingerprint, map_or_rebuild, pipeline_key
 from mtcore.data.prepare import labels_feature
+from mtcore.data.encoder_limits import position_limit, resolve_max_length, uses_token_type_ids  # noqa: F401  (re-exported)
+from mtcore.data.spans import SPAN_TOKENS, token_spans
 from mtcore.errors import ConfigError
 from mtcore.task import Task, TaskKind
 
@@ -57,64 +60,6 @@ FIRST_TOKEN_COLUMN = "first_tokens"
 
 class CutWordsWarning(UserWarning):
     """Words of token-classification rows were cut off by ``max_length`` (they are scored as missed)."""
-
-
-def uses_token_type_ids(encoder_config: Any = None, tokenizer: Any = None) -> bool:
-    """Whether segment ids reach the encoder: ``type_vocab_size > 1`` in its config.
-
-    Without a config, fall back to whether the tokenizer lists ``token_type_ids`` among its
-    ``model_input_names`` (RoBERTa-like tokenizers leave them out).
-    """
-    if encoder_config is not None:
-        size = encoder_config.get("type_vocab_size") if isinstance(encoder_config, Mapping) else getattr(encoder_config, "type_vocab_size", None)
-        return (size or 0) > 1
-    return tokenizer is not None and "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-
-
-#: Encoders whose position ids start after the padding index (RoBERTa's family): ``pad_token_id + 1`` positions unusable.
-_POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "data2vec-text", "longformer",
-                                      "roberta-prelayernorm", "xmod", "luke", "mpnet"})
-
-
-def position_limit(encoder_config: Any) -> int | None:
-    """The longest sequence the encoder's position embeddings take (None when its config does not say)."""
-    if encoder_config is None:
-        return None
-    get = encoder_config.get if isinstance(encoder_config, Mapping) else lambda key: getattr(encoder_config, key, None)
-    size = get("max_position_embeddings")
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        return None
-    if get("model_type") in _POSITIONS_AFTER_PADDING:
-        pad = get("pad_token_id")
-        size -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
-    return size if size > 0 else None
-
-
-def resolve_max_length(task: Task, tokenizer: Any, max_length: int | None = None, encoder_config: Any = None) -> int:
-    """``max_length`` or the task's, never above what the tokenizer's model accepts, nor (given ``encoder_config``)
-    above the encoder's position embeddings: a tokenizer that does not say its limit is cut there, with a warning."""
-    length = int(max_length if max_length is not None else task.max_length)
-    pair = "text_pair" in task.input_map or task.kind in (TaskKind.MULTIPLE_CHOICE, TaskKind.EXTRACTIVE_QA)
-    try:
-        special = int(tokenizer.num_special_tokens_to_add(pair=pair))
-    except Exception:  # noqa: BLE001 - a tokenizer that cannot say: [CLS] and [SEP] (and one more between a pair)
-        special = 3 if pair else 2
-    if length < special + (2 if pair else 1):  # the tokenizer would not cut at all: rows longer than the encoder takes
-        raise ConfigError(f"task {task.id!r}: max_length {length} leaves no room for text: the tokenizer adds {special} special "
-                          f"tokens to a {'pair of texts' if pair else 'text'}; use at least 8")
-    limit = getattr(tokenizer, "model_max_length", None)
-    if isinstance(limit, int) and 0 < limit < length:  # a tokenizer without a limit says 1e30
-        warnings.warn(f"task {task.id!r}: max_length {length} is more than its tokenizer's model takes ({limit} tokens, "
-                      f"model_max_length); sequences are cut at {limit} tokens, set max_length to {limit} or less",
-                      UserWarning, stacklevel=2)
-        length = limit
-    positions = position_limit(encoder_config)
-    if positions is not None and length > positions:
-        warnings.warn(f"task {task.id!r}: max_length {length} is more than the encoder's {positions} positions (its tokenizer "
-                      f"does not say its limit); sequences are cut at {positions} tokens, set max_length to {positions} or less",
-                      UserWarning, stacklevel=2)
-        length = positions
-    return length
 
 
 #: Tokenizer settings that say where it was loaded from, or what its last call did: not what it computes.
@@ -163,21 +108,30 @@ class _Encoder:
         self.keys = ("input_ids", "attention_mask") + (("token_type_ids",) if use_token_type_ids else ())
         self.common = dict(max_length=max_length, return_token_type_ids=use_token_type_ids, return_attention_mask=True)
 
-    def texts(self, first: list[str], second: list[str] | None) -> dict[str, list[list[int]]]:
+    def texts(self, first: list[str], second: list[str] | None, spans: list[Any] | None = None) -> dict[str, list[list[int]]]:
+        """``tokenizer(first[, second])``; with ``spans`` (each row's character spans) also ``span_tokens``."""
         truncation = self.truncation if second is not None or not self.truncation else "longest_first"
+        common = dict(self.common, return_offsets_mapping=True) if spans is not None else self.common
+        if spans is not None and not getattr(self.tokenizer, "is_fast", False):
+            raise ConfigError("spans (pooling: spans) need a fast tokenizer (character offsets); load it with use_fast=True")
         try:
-            encoded = self.tokenizer(first, second, truncation=truncation, **self.common)
-            return {key: encoded[key] for key in self.keys}
+            encoded = self.tokenizer(first, second, truncation=truncation, **common)
+            out = {key: encoded[key] for key in self.keys}
+            if spans is not None:
+                out[SPAN_TOKENS] = [token_spans(spans[i], encoded["offset_mapping"][i], encoded.sequence_ids(i)) for i in range(len(first))]
+            return out
         except Exception:  # e.g. only_second with a first text longer than max_length: retry row by row
-            out: dict[str, list[list[int]]] = {key: [] for key in self.keys}
+            out = {key: [] for key in (*self.keys, *((SPAN_TOKENS,) if spans is not None else ()))}
             for i, text in enumerate(first):
                 pair = second[i] if second is not None else None
                 try:
-                    encoded = self.tokenizer(text, pair, truncation=truncation, **self.common)
+                    encoded = self.tokenizer(text, pair, truncation=truncation, **common)
                 except Exception:
-                    encoded = self.tokenizer(text, pair, truncation="longest_first", **self.common)
+                    encoded = self.tokenizer(text, pair, truncation="longest_first", **common)
                 for key in self.keys:
                     out[key].append(encoded[key])
+                if spans is not None:
+                    out[SPAN_TOKENS].append(token_spans(spans[i], encoded["offset_mapping"], encoded.sequence_ids(0)))
             return out
 
     def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]], rows: list[int],
@@ -300,7 +254,7 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, in
         out["length"] = [sum(len(ids) for ids in row) for row in out["input_ids"]]
         out["slots"] = [len(row) * max((len(ids) for ids in row), default=0) for row in out["input_ids"]]
     else:
-        out = encoder.texts(batch["text"], batch.get("text_pair"))
+        out = encoder.texts(batch["text"], batch.get("text_pair"), batch.get("spans"))
         out["length"] = [len(ids) for ids in out["input_ids"]]
     out["labels"] = batch["labels"]
     return out
@@ -331,6 +285,8 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features[UNSEEN_COLUMN] = labels_feature(task)
         features[UNSEEN_WORDS_COLUMN] = List(Value("int32"))
         features[FIRST_TOKEN_COLUMN] = List(Value("int32"))
+    if "spans" in task.input_map:  # each span's first and last token, for pooling: spans
+        features[SPAN_TOKENS] = List(List(Value("int32")))
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
     if idx_feature is not None:

@@ -200,6 +200,8 @@ def map_head(model: Any, head_id: str, spec: Any, tokenizer: Any, tolerance: flo
     plain = build_plain(plain_config(model.encoder.config, spec, num_labels, target), target, head_id)
     load_encoder_into(plain, model.encoder, head_id)
     described = f"'{model.tasks[head_id].get('head')}' with options {model.tasks[head_id].get('head_options') or {}}"
+    if (model.tasks[head_id].get("head_options") or {}).get("pooling") == "spans":
+        raise refusal(head_id, described, plain, spec.kind, " pools spans of its rows, which no plain classifier reads")
     mapped = copy_head(plain, model.heads[head_id], head_id, spec.kind, described)
     inputs = _forward_inputs(plain, probe_inputs(tokenizer, spec.kind, spec.is_pair))
     difference = verify(model, head_id, plain, inputs, spec.kind)

@@ -248,6 +248,7 @@ class MultitaskModel(nn.Module):
         token_index: torch.Tensor | None = None,
         cu_seqlens: torch.Tensor | None = None,
         choice_mask: torch.Tensor | None = None,
+        span_tokens: torch.Tensor | None = None,
         **encoder_inputs: Any,
     ) -> MultitaskOutput:
         """Encode the batch once and run the head of ``task``.
@@ -258,7 +259,8 @@ class MultitaskModel(nn.Module):
         sets those logits to the dtype's lowest value and leaves them out of the loss. ``token_type_ids``
         reach the encoder only when it uses segment embeddings. Extra keyword arguments go to
         the encoder when its forward accepts them. ``token_index`` and ``cu_seqlens`` (from a
-        padding-free collator) make the encoder compute on real tokens only.
+        padding-free collator) make the encoder compute on real tokens only. ``span_tokens`` ``(batch, spans, 2)``
+        (tasks that map ``spans``) reach heads that pool spans.
         """
         task_id = self.resolve_task(task)
         enc.check_inputs(task_id, input_ids, attention_mask, token_type_ids, labels, encoder_inputs)
@@ -295,7 +297,7 @@ class MultitaskModel(nn.Module):
             attention_mask = torch.ones(hidden_states.shape[:2], dtype=torch.long, device=hidden_states.device)
         try:
             result = call_head(self.heads[task_id], self._calls[task_id], outputs, hidden_states, attention_mask,
-                               pooler_output, labels, num_choices, choice_mask)
+                               pooler_output, labels, num_choices, choice_mask, span_tokens)
         except ConfigError as exc:  # what the head returned: named with its task and head
             raise ConfigError(f"task {task_id!r}: {exc}" if not str(exc).startswith("task ") else str(exc)) from None
         except IndexError as exc:  # cross-entropy on CPU: "Target 5 is out of bounds."
@@ -387,8 +389,7 @@ def _check_packed_attention(name: Any) -> str:
     return str(name)
 
 
-def _rng_fingerprint() -> int:
-    """A number that names the global CPU generator's state, read without drawing from it."""
+def _rng_fingerprint() -> int:  # a number naming the global CPU generator's state, read without drawing from it
     return int.from_bytes(hashlib.sha256(torch.random.get_rng_state().numpy().tobytes()).digest()[:8], "little")
 
 

@@ -155,6 +155,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     check_n_best(n_best, task)
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
+    from mtcore.data.spans import check_span_counts, pools_spans, warn_cut_spans
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids, warn_cut_words
 
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
@@ -173,6 +174,9 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         warn_cut_words(tokenized, task, "predict", length, limit=getattr(tokenizer, "model_max_length", None),
                        outcome="their predicted label is null", where=origin)
+    if pools_spans(task):
+        check_span_counts(task, tokenized, origin)
+        warn_cut_spans(tokenized, task.id, origin, length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)
     examples = prepared if task.kind is TaskKind.EXTRACTIVE_QA else tokenized  # QA: a row per window, an idx per example
@@ -251,7 +255,7 @@ def run_batches(model: Any, head_id: str, dataset: Any, collator: Any, kind: Tas
     if device is not None:
         model.to(resolve_device(device))
     target = next(model.parameters()).device
-    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in dataset.column_names]
+    columns = [c for c in ("input_ids", "attention_mask", "token_type_ids", "span_tokens") if c in dataset.column_names]
     rows = dataset.select_columns(columns)
     out: list[np.ndarray | None] = [None] * dataset.num_rows
     was_training = model.training

@@ -14,8 +14,10 @@ from mtcore.model.heads.pooling import hidden_layers
 class ClassificationHead(PooledHead):
     """Pooled encoding -> dropout -> linear -> class logits; cross-entropy loss.
 
-    :param pooling: ``"cls"`` (first token), ``"mean"`` / ``"max"`` over the attention mask, or
-        ``"pooler"`` (the encoder's pooler, where it has one).
+    :param pooling: ``"cls"`` (first token), ``"mean"`` / ``"max"`` over the attention mask,
+        ``"pooler"`` (the encoder's pooler, where it has one), or ``"spans"`` (the mean of each of the row's spans,
+        concatenated: tasks that map ``spans``).
+    :param num_spans: with ``pooling: spans``, how many spans each row has (default 2).
     :param dropout: dropout on the pooled vector.
     :param label_smoothing: cross-entropy label smoothing.
     :param class_weights: one loss weight per class (in a config also ``{label: weight}``), for imbalanced data.
@@ -24,10 +26,10 @@ class ClassificationHead(PooledHead):
     kinds = ("text_classification", "pair_classification")
 
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, label_smoothing: float = 0.0,
-                 class_weights: list[float] | None = None) -> None:
+                 class_weights: list[float] | None = None, num_spans: int | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
+        self.pooler = SequencePooler(pooling, dropout, num_spans)
+        self.classifier = nn.Linear(self.pooler.width(hidden_size), num_labels)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _keep_class_weights(self, class_weights, num_labels)
 
@@ -55,7 +57,7 @@ class MLPHead(PooledHead):
     :param dropout_between: dropout after each inner activation.
     :param activation: ``relu`` (the seed's default), ``gelu``, ``tanh``, ``silu``, ``leaky_relu``
         or ``none``.
-    :param pooling: as for :class:`ClassificationHead`.
+    :param pooling, num_spans: as for :class:`ClassificationHead`.
     :param label_smoothing, class_weights: as for :class:`ClassificationHead`.
     """
 
@@ -73,10 +75,12 @@ class MLPHead(PooledHead):
         pooling: str = "cls",
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
+        num_spans: int | None = None,
     ) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout_in)
-        inner, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.pooler = SequencePooler(pooling, dropout_in, num_spans)
+        inner, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
+                                       self.pooler.width(hidden_size))
         self.layers = nn.Sequential(*inner, nn.Linear(size_in, num_labels))
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _keep_class_weights(self, class_weights, num_labels)

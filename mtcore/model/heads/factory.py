@@ -37,6 +37,8 @@ from mtcore.refs import describe
 from mtcore.task import Task
 
 CONTRACT_KWARGS = ("pooler_output", "labels", "num_choices")
+#: Given only to heads whose forward names it: each row's spans, ``(batch, spans, 2)`` (tasks that map ``spans``).
+SPANS_KWARG = "spans"
 SEED_FIRST_ARGS = ("encoder_outputs", "outputs", "encoder_output")
 
 
@@ -164,17 +166,18 @@ def _base_info(task_id: str, spec: HeadSpec) -> dict[str, Any]:
 # ---- calling -----------------------------------------------------------------------------
 def call_style(module: nn.Module, kind: str | None) -> HeadCall:
     """Decide once, at build time, how the model will call ``module``."""
-    if isinstance(module, Head):
-        return HeadCall("head", CONTRACT_KWARGS, kind)
     try:
         params = inspect.signature(module.forward).parameters
     except (TypeError, ValueError):
-        return HeadCall("module", (), kind)
+        return HeadCall("head", CONTRACT_KWARGS, kind) if isinstance(module, Head) else HeadCall("module", (), kind)
+    spans = (SPANS_KWARG,) if SPANS_KWARG in params else ()
+    if isinstance(module, Head):
+        return HeadCall("head", CONTRACT_KWARGS + spans, kind)
     names = [n for n, p in params.items() if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)]
     if names and names[0] in SEED_FIRST_ARGS:
         return HeadCall("seed", ("labels",) if "labels" in params else (), kind)
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    return HeadCall("module", tuple(k for k in CONTRACT_KWARGS if takes_any or k in params), kind)
+    return HeadCall("module", tuple(k for k in CONTRACT_KWARGS if takes_any or k in params) + spans, kind)
 
 
 def call_head(
@@ -187,14 +190,16 @@ def call_head(
     labels: torch.Tensor | None,
     num_choices: int | None,
     choice_mask: torch.Tensor | None = None,
+    spans: torch.Tensor | None = None,
 ) -> HeadOutput:
-    """Run one head and normalise what it returns to a :class:`HeadOutput` (``choice_mask``: see the module docstring)."""
+    """Run one head and normalise what it returns to a :class:`HeadOutput` (``choice_mask``: see the module docstring;
+    ``spans``: given to heads whose forward takes it)."""
     if choice_mask is not None:
         out = call_head(module, how, encoder_outputs, hidden_states, attention_mask, pooler_output, None, num_choices)
         logits = mask_choices(out.logits, choice_mask, module)
         loss = classification_loss(logits, labels, training=module.training) if labels is not None else None
         return HeadOutput(logits=logits, loss=loss)
-    given = {"pooler_output": pooler_output, "labels": labels, "num_choices": num_choices}
+    given = {"pooler_output": pooler_output, "labels": labels, "num_choices": num_choices, SPANS_KWARG: spans}
     if how.style == "seed":
         result = module(encoder_outputs, **{k: given[k] for k in how.kwargs})
     else:

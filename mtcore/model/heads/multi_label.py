@@ -14,7 +14,8 @@ class MultiLabelHead(PooledHead):
     """Pooled -> dropout -> linear; labels are multi-hot floats ``(batch, num_labels)``
     (negative = no label); predict a label where its logit is above 0 (probability 0.5).
 
-    :param pooling: ``"cls"``, ``"mean"``, ``"max"`` or ``"pooler"``.
+    :param pooling: ``"cls"``, ``"mean"``, ``"max"``, ``"pooler"`` or ``"spans"`` (see :class:`ClassificationHead`).
+    :param num_spans: with ``pooling: spans``, how many spans each row has (default 2).
     :param dropout: dropout on the pooled vector.
     :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
         a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
@@ -24,10 +25,12 @@ class MultiLabelHead(PooledHead):
     kinds = ("multi_label",)
 
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
-                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0) -> None:
+                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0,
+                 num_spans: int | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout)
-        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.pooler = SequencePooler(pooling, dropout, num_spans)
+        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
+                                             self.pooler.width(hidden_size))
         self.classifier = nn.Linear(size_in, num_labels)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:

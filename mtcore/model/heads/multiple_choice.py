@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mtcore.errors import ConfigError
 from mtcore.model.heads.base import Head, HeadOutput
 from mtcore.model.heads.losses import classification_loss
 from mtcore.model.heads.pooling import SequencePooler, hidden_layers
@@ -29,6 +30,9 @@ class MultipleChoiceHead(Head):
     def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
                  linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0) -> None:
         super().__init__(hidden_size, num_labels)
+        if pooling == "spans":
+            raise ConfigError("pooling 'spans' is for tasks with one text (pair) a row; a multiple-choice head pools each choice: "
+                              "use cls, mean, max or pooler")
         self.pooler = SequencePooler(pooling, dropout)
         self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
         self.scorer = nn.Linear(size_in, 1)

@@ -27,6 +27,6 @@ class PooledHead(Head):
         raise NotImplementedError
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
-        logits = self.project(self.pooler(hidden_states, attention_mask, pooler_output))
+                labels: torch.Tensor | None = None, num_choices: int | None = None, spans: torch.Tensor | None = None) -> HeadOutput:
+        logits = self.project(self.pooler(hidden_states, attention_mask, pooler_output, spans))
         return HeadOutput(logits=logits, loss=None if labels is None else self.compute_loss(logits, labels))

@@ -9,8 +9,8 @@ from torch import nn
 
 from mtcore.errors import ConfigError, unknown
 
-#: Pooling choices a sequence-level head accepts in its ``pooling`` option.
-POOLINGS = ("cls", "mean", "max", "pooler")
+#: Pooling choices a sequence-level head accepts in its ``pooling`` option (``spans``: see :func:`pool_spans`).
+POOLINGS = ("cls", "mean", "max", "pooler", "spans")
 
 #: Activation names the MLP head accepts (``"none"`` = identity).
 ACTIVATIONS = {
@@ -64,12 +64,13 @@ def activation(name: str) -> nn.Module:
 
 
 def hidden_layers(hidden_size: int, num_layers: int, linear_hidden_size: int | None, activation_name: str,
-                  dropout_between: float) -> tuple[nn.Sequential, int]:
+                  dropout_between: float, size_in: int | None = None) -> tuple[nn.Sequential, int]:
     """The inner layers of an N-linear-layers head, ``[linear, activation, dropout] x (num_layers - 1)`` (empty for 1),
-    and the width they end at (what the output layer takes)."""
+    and the width they end at (what the output layer takes). ``size_in``: the pooled width, when not ``hidden_size``
+    (span pooling); inner layers are ``linear_hidden_size`` or ``hidden_size`` wide."""
     if isinstance(num_layers, bool) or int(num_layers) != num_layers or int(num_layers) < 1:
         raise ConfigError(f"head option num_layers={num_layers} must be an integer of at least 1")
-    width, size_in, layers = int(linear_hidden_size or hidden_size), hidden_size, []
+    width, size_in, layers = int(linear_hidden_size or hidden_size), size_in or hidden_size, []
     for _ in range(int(num_layers) - 1):
         layers += [nn.Linear(size_in, width), activation(activation_name), nn.Dropout(check_probability("dropout_between", dropout_between))]
         size_in = width
@@ -105,16 +106,47 @@ def pool(
     raise unknown("pooling", str(pooling), POOLINGS)
 
 
-class SequencePooler(nn.Module):
-    """Pooling followed by input dropout: the common front of every sequence-level head."""
+def pool_spans(hidden_states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    """``(batch, spans * hidden)``: the mean of each span's tokens, concatenated in the rows' span order (jiant's span
+    classification with mean pooling). ``spans`` ``(batch, spans, 2)`` holds each span's first and last token; a negative
+    one (no span, or none of its tokens left: :mod:`mtcore.data.spans`) pools as zeros. Summed in fp32, no host sync."""
+    positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+    spans = spans.to(hidden_states.device)
+    inside = (positions >= spans[..., :1]) & (positions <= spans[..., 1:]) & (spans[..., :1] >= 0)  # (batch, spans, length)
+    summed = torch.bmm(inside.float(), hidden_states.float())
+    means = summed / inside.float().sum(dim=-1, keepdim=True).clamp(min=1.0)
+    return means.reshape(means.shape[0], -1).to(hidden_states.dtype)
 
-    def __init__(self, pooling: str = "cls", dropout: float = 0.1) -> None:
+
+class SequencePooler(nn.Module):
+    """Pooling followed by input dropout: the common front of every sequence-level head. ``num_spans``: how many
+    spans each row has, for ``pooling: spans`` (the pooled vector is that many times the hidden size)."""
+
+    def __init__(self, pooling: str = "cls", dropout: float = 0.1, num_spans: int | None = None) -> None:
         super().__init__()
         self.pooling = check_pooling(pooling)
         self.dropout = nn.Dropout(check_probability("dropout", dropout))
+        if num_spans is not None and pooling != "spans":
+            raise ConfigError(f"head option num_spans is for pooling 'spans', and this head pools {pooling!r}; remove num_spans")
+        if num_spans is not None and (isinstance(num_spans, bool) or not isinstance(num_spans, int) or num_spans < 1):
+            raise ConfigError(f"head option num_spans={num_spans!r} must be a whole number of at least 1 (the spans each row has)")
+        self.num_spans = (num_spans or 2) if pooling == "spans" else None
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooler_output: torch.Tensor | None) -> torch.Tensor:
-        return self.dropout(pool(hidden_states, attention_mask, self.pooling, pooler_output))
+    def width(self, hidden_size: int) -> int:
+        """The pooled vector's width."""
+        return hidden_size * (self.num_spans or 1)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooler_output: torch.Tensor | None,
+                spans: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pooling != "spans":
+            return self.dropout(pool(hidden_states, attention_mask, self.pooling, pooler_output))
+        if spans is None:
+            raise ConfigError("head pooling 'spans' needs each row's spans and the batch has none; map them in the task's inputs "
+                            "(inputs: {spans: <field>})")
+        if spans.dim() != 3 or spans.shape[1] != self.num_spans:
+            raise ConfigError(f"rows carry {spans.shape[1] if spans.dim() == 3 else '?'} spans and head option num_spans is "
+                            f"{self.num_spans}; set num_spans: {spans.shape[1] if spans.dim() == 3 else 'N'}")
+        return self.dropout(pool_spans(hidden_states, spans))
 
     def extra_repr(self) -> str:
-        return f"pooling={self.pooling!r}"
+        return f"pooling={self.pooling!r}" + (f", num_spans={self.num_spans}" if self.num_spans else "")

@@ -72,30 +72,39 @@ def _is_word(char: str) -> bool:
     return char.isalnum() or char in "-\u0301"  # a hyphenated word, a stress mark
 
 
-def mark_span(sentence: str, start: Any, end: Any, left: str = "*", right: str = "*") -> str:
-    """``sentence`` with the word at character offsets ``[start, end)`` wrapped in ``left``/``right``.
+def word_bounds(sentence: str, start: Any, end: Any) -> tuple[int, int] | None:
+    """The whole word(s) at character offsets ``[start, end)`` of ``sentence``, or None when they mark no word.
 
     The span shrinks past spaces at its edges and grows to whole words, so an inclusive ``end``
-    (one short), an end past a space or a start inside the word marks the same word; offsets that
-    fall outside the sentence, or mark no word, leave it as is.
+    (one short), an end past a space or a start inside the word give the same word.
     """
     try:
         s, e = int(start), int(end)
     except (TypeError, ValueError):
-        return sentence
+        return None
     if not 0 <= s < e <= len(sentence) + 1:
-        return sentence
+        return None
     e = min(e, len(sentence))
     while e > s and not _is_word(sentence[e - 1]):  # an end one past the word (a space) marks the word only
         e -= 1
     while s < e and not _is_word(sentence[s]):
         s += 1
     if s >= e:
-        return sentence
+        return None
     while s > 0 and _is_word(sentence[s - 1]):
         s -= 1
     while e < len(sentence) and _is_word(sentence[e]):
         e += 1
+    return s, e
+
+
+def mark_span(sentence: str, start: Any, end: Any, left: str = "*", right: str = "*") -> str:
+    """``sentence`` with the word at character offsets ``[start, end)`` (see :func:`word_bounds`) wrapped in
+    ``left``/``right``; offsets that fall outside the sentence, or mark no word, leave it as is."""
+    bounds = word_bounds(sentence, start, end)
+    if bounds is None:
+        return sentence
+    s, e = bounds
     return f"{sentence[:s]}{left}{sentence[s:e]}{right}{sentence[e:]}"
 
 
@@ -105,26 +114,30 @@ def is_unlabelled(row: Mapping[str, Any]) -> bool:
     return label is None or (not isinstance(label, bool) and label == -1)
 
 
-def _russe_sentence(row: Mapping[str, Any], n: int) -> tuple[str, str | None]:
-    """Sentence ``n`` of a RUSSE row with its target marked, and None; or the sentence as it is and why it is not marked."""
+def _russe_sentence(row: Mapping[str, Any], n: int) -> tuple[str, str | None, list[int]]:
+    """Sentence ``n`` of a RUSSE row with its target marked, None and the target's characters in the marked sentence;
+    or the sentence as it is, why it is not marked and ``[0, 0]`` (no span)."""
     sentence = str(_field(row, f"sentence{n}"))
     start, end = row.get(f"start{n}"), row.get(f"end{n}")
-    marked = mark_span(sentence, start, end)
-    if marked == sentence:
-        return sentence, f"start{n} {start!r} / end{n} {end!r} mark no word of sentence{n} ({len(sentence)} characters)"
-    return marked, None
+    bounds = word_bounds(sentence, start, end)
+    if bounds is None:
+        return sentence, f"start{n} {start!r} / end{n} {end!r} mark no word of sentence{n} ({len(sentence)} characters)", [0, 0]
+    s, e = bounds
+    return f"{sentence[:s]}*{sentence[s:e]}*{sentence[e:]}", None, [s + 1, e + 1]
 
 
 def preprocess_russe(row: Mapping[str, Any]) -> dict[str, Any]:
     """RUSSE (word in context): ``text`` = "word: sentence1", ``text_pair`` = sentence2, the target
-    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``). Offsets that mark no
-    word are an error naming the row in a labelled row; an unlabelled (test) row keeps that sentence unmarked."""
+    occurrence marked ``*…*`` in both (from ``start1/end1``, ``start2/end2``), and ``spans``: the two targets'
+    characters (in ``text``, then in ``text_pair``), for ``pooling: spans``. Offsets that mark no word are an error naming
+    the row in a labelled row; an unlabelled (test) row keeps that sentence unmarked (and that span empty)."""
     word = str(_field(row, "word"))
-    (first, problem1), (second, problem2) = _russe_sentence(row, 1), _russe_sentence(row, 2)
+    (first, problem1, span1), (second, problem2, span2) = _russe_sentence(row, 1), _russe_sentence(row, 2)
     problem = problem1 or problem2
     if problem and not is_unlabelled(row):
         raise ValueError(f"{problem}; fix the offsets or remove the row")
-    return {**row, "text": f"{word}: {first}", "text_pair": second}
+    shift = len(word) + 2 if span1[1] else 0  # "word: " before sentence1
+    return {**row, "text": f"{word}: {first}", "text_pair": second, "spans": [[span1[0] + shift, span1[1] + shift], [*span2, 1]]}
 
 
 def _norm_word(word: str) -> str:
@@ -190,11 +203,19 @@ def preprocess_rwsd(row: Mapping[str, Any]) -> dict[str, Any]:
     words, found, problem = _rwsd_marks(row)
     if problem and not is_unlabelled(row):
         raise ValueError(problem)
-    marks = [(found[name], left, right) for name, left, right in (("span1", "[", "]"), ("span2", "*", "*")) if name in found]
-    for (s, e), left, right in sorted(marks, key=lambda m: m[0][0], reverse=True):
-        words[s:e] = [left + " ".join(words[s:e]) + right]
+    marks = {found[name][0]: (found[name][1], left, right, name) for name, left, right in (("span1", "[", "]"), ("span2", "*", "*"))
+             if name in found}
+    pieces, spans, length, i = [], {"span1": [0, 0], "span2": [0, 0]}, 0, 0
+    while i < len(words):  # the words joined by single spaces, each span wrapped in its marks, and where its words are
+        end, left, right, name = marks.get(i, (i + 1, "", "", None))
+        piece = " ".join(words[i:end])
+        start = length + (1 if pieces else 0) + len(left)
+        if name is not None:
+            spans[name] = [start, start + len(piece)]
+        pieces.append(left + piece + right)
+        length, i = start + len(piece) + len(right), end
     span1, span2 = str(_field(target, "span1_text")), str(_field(target, "span2_text"))
-    return {**row, "text": " ".join(words), "text_pair": f"«{span2}» — это «{span1}»?"}
+    return {**row, "text": " ".join(pieces), "text_pair": f"«{span2}» — это «{span1}»?", "spans": [spans["span1"], spans["span2"]]}
 
 
 def marking_problem(task_name: str, row: Mapping[str, Any]) -> str | None:

@@ -149,7 +149,7 @@ def build_tasks() -> list[Task]:
 
 
 def _yes_no_task(name: str, description: str, sizes: dict[str, int], **metadata: object) -> Task:
-    """RUSSE and RWSD: JSON-bool labels, a row function building the marked pair, accuracy."""
+    """RUSSE and RWSD: JSON-bool labels, a row function building the marked pair (and its targets' spans), accuracy."""
     return Task(
         name=name,
         kind="pair_classification",
@@ -157,7 +157,7 @@ def _yes_no_task(name: str, description: str, sizes: dict[str, int], **metadata:
         labels=("False", "True"),
         label_values=(False, True),
         preprocess=(f"mt_russian_superglue.preprocess:preprocess_{name}",),
-        inputs={"text": "text", "text_pair": "text_pair"},
+        inputs={"text": "text", "text_pair": "text_pair", "spans": "spans"},  # the targets' characters, for pooling: spans
         sources=rsg_sources(name),
         metrics=("accuracy", "f1_macro"),
         main_metric="accuracy",

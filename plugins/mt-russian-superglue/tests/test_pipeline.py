@@ -34,3 +34,33 @@ def test_smoke_training_on_the_samples(tiny_encoder, tmp_path):
     assert result.steps == 4 and result.losses and all(math.isfinite(loss) for loss in result.losses)
     for task_id in tasks:
         assert 0.0 <= result.metrics[task_id]["accuracy"] <= 1.0
+
+
+def test_russe_and_rwsd_rows_carry_their_targets_as_spans_a_spans_head_pools(registry, tiny_encoder, tmp_path):
+    from transformers import AutoTokenizer
+
+    from mt_russian_superglue.preprocess import preprocess_russe, preprocess_rwsd
+
+    russe = preprocess_russe({"word": "лист", "sentence1": "Упал жёлтый лист.", "start1": 12, "end1": 16,
+                              "sentence2": "Лист бумаги.", "start2": 0, "end2": 4, "label": True})
+    assert [russe["text"][s:e] for s, e in [russe["spans"][0]]] == ["лист"]
+    assert russe["text"] == "лист: Упал жёлтый *лист*." and russe["spans"][1] == [1, 5, 1]
+    assert russe["text_pair"][1:5] == "Лист"
+    rwsd = preprocess_rwsd({"text": "Кот  не догнал мышь, потому что он устал.", "label": True,
+                            "target": {"span1_text": "Кот", "span1_index": 0, "span2_text": "он", "span2_index": 6}})
+    assert [rwsd["text"][s:e] for s, e in rwsd["spans"]] == ["Кот", "он"]
+    assert rwsd["text"] == "[Кот] не догнал мышь, потому что *он* устал."
+    unmarked = preprocess_russe({"word": "лист", "sentence1": "Упал.", "start1": 40, "end1": 44,
+                                 "sentence2": "Лист.", "start2": 0, "end2": 4, "label": -1})
+    assert unmarked["spans"][0] == [0, 0]  # a test row whose offsets mark no word: an empty span, pooled as zeros
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    for task_id in ("rsg:russe", "rsg:rwsd"):
+        task = registry.task(task_id).replace(head="mlp", head_options={"pooling": "spans"})
+        rows = load_task_data(task, tokenizer, cache_dir=tmp_path, splits=("train",)).splits["train"]
+        for row in rows.select(range(min(8, rows.num_rows))):
+            assert len(row["span_tokens"]) == 2 and all(0 < first <= last for first, last in row["span_tokens"])
+    result = smoke_train(["rsg:russe", "rsg:rwsd"], encoder=tiny_encoder, output_dir=tmp_path / "run", steps=3,
+                         overrides=["tasks.0.head=mlp", "tasks.0.head_options.pooling=spans",
+                                    "tasks.1.head_options.pooling=spans"])
+    assert result.steps == 3 and all(math.isfinite(loss) for loss in result.losses)

@@ -1,0 +1,122 @@
+"""Character spans a head pools (``inputs: {spans: F}``, ``pooling: spans``): checked when rows are prepared, turned into
+token positions when they are tokenized.
+
+A row's ``spans`` is a list of ``[start, end]`` character spans of ``text`` (end excluded), or ``[start, end, 1]`` of
+``text_pair``; every row of a task has as many (the head's ``num_spans``). ``start == end`` marks no span (a test row
+whose target could not be placed). Tokenized, each becomes ``[first, last]``: its first and last token (both included);
+``[-1, -1]`` for no span, ``[-2, -2]`` for a span no token of which is left (cut off by ``max_length``: told with a
+:class:`CutSpansWarning`); the head pools both as zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: The tokenized column: each span's first and last token.
+SPAN_TOKENS = "span_tokens"
+#: No span (``start == end``).
+NO_SPAN = [-1, -1]
+#: A span none of whose characters has a token left (cut off by ``max_length``).
+LOST_SPAN = [-2, -2]
+
+
+class CutSpansWarning(UserWarning):
+    """Spans lost every token to ``max_length``: the head pools them as zeros."""
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def span_value(field: str, value: Any) -> list[list[int]]:
+    """A row's spans as ``[[start, end, text], ...]`` (text 0: ``text``, 1: ``text_pair``), or ValueError(reason).
+    A CSV cell may hold them as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"field {field!r} (spans) holds {_short(value)}, not a JSON list of [start, end] spans") from None
+    spans = []
+    for span in value if isinstance(value, (list, tuple)) else [None]:
+        if (not isinstance(span, (list, tuple)) or len(span) not in (2, 3)
+                or any(isinstance(x, bool) or not isinstance(x, int) for x in span)):
+            raise ValueError(f"field {field!r} (spans) holds {_short(value)}; expected a list of [start, end] character spans "
+                             "(whole numbers; [start, end, 1] for a span of text_pair)")
+        start, end, text = (*span, 0) if len(span) == 2 else span
+        if text not in (0, 1):
+            raise ValueError(f"field {field!r} (spans): span {list(span)}: its third number must be 0 (text) or 1 (text_pair)")
+        if not 0 <= start <= end:
+            raise ValueError(f"field {field!r} (spans): span {list(span)} is not [start, end] with 0 <= start <= end")
+        spans.append([start, end, text])
+    return spans
+
+
+def check_span_bounds(row: Mapping[str, Any], field: str) -> None:
+    """Each of a prepared row's spans ends within its text (and a span of ``text_pair`` has one)."""
+    for start, end, text in row["spans"]:
+        column = ("text", "text_pair")[text]
+        if column not in row:
+            raise ValueError(f"field {field!r} (spans): span {[start, end, text]} is in text_pair, and the task has none")
+        if end > len(row[column]):
+            raise ValueError(f"field {field!r} (spans): span [{start}, {end}] ends past the {len(row[column])} characters of "
+                             f"{column}; spans count characters, end excluded")
+
+
+def token_spans(spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int | None]) -> list[list[int]]:
+    """Each ``[start, end, text]`` character span as ``[first, last]`` token of one encoding (``offsets``: each token's
+    characters in its own text; ``sequence_ids``: which text, None for special tokens); ``[-1, -1]`` for no span,
+    ``[-2, -2]`` for one without a token."""
+    out = []
+    for start, end, text in spans:
+        inside = [i for i, ((a, b), seq) in enumerate(zip(offsets, sequence_ids))
+                  if seq == text and b > a and a < end and b > start]
+        out.append(list(NO_SPAN) if end <= start else [inside[0], inside[-1]] if inside else list(LOST_SPAN))
+    return out
+
+
+def pools_spans(task: Any) -> bool:
+    """Whether the task's head pools its spans (``head_options: {pooling: spans}``)."""
+    options = getattr(task, "head_options", None)
+    return isinstance(options, Mapping) and options.get("pooling") == "spans"
+
+
+def check_span_counts(task: Any, rows: Any, where: str) -> None:
+    """Every row of a tokenized split has the number of spans the task's head pools (``num_spans``, default 2), checked
+    before training (a DataError naming the task, the split and the fix)."""
+    from mtcore.errors import DataError
+
+    if not pools_spans(task) or SPAN_TOKENS not in getattr(rows, "column_names", ()) or not rows.num_rows:
+        return
+    import pyarrow.compute as pc
+
+    counts = sorted(pc.unique(pc.list_value_length(rows.with_format("arrow")[SPAN_TOKENS])).to_pylist())
+    wanted = task.head_options.get("num_spans") or 2
+    if len(counts) > 1:
+        raise DataError(f"task {task.id!r}, {where}: rows have {' or '.join(map(str, counts))} spans; every row needs the same "
+                        "number (write [0, 0] for a span a row lacks)")
+    if counts[0] != wanted:
+        raise DataError(f"task {task.id!r}, {where}: rows have {counts[0]} spans and the head pools {wanted} (head option "
+                        f"num_spans{'' if task.head_options.get('num_spans') else ', default 2'}); set head_options: {{num_spans: {counts[0]}}}")
+
+
+def count_cut_spans(rows: Any) -> tuple[int, int]:
+    """``(rows, spans)`` of a tokenized split whose spans have no token (read from ``span_tokens``; works on a cache hit)."""
+    names = getattr(rows, "column_names", None)
+    if names is None or SPAN_TOKENS not in names:
+        return 0, 0
+    lost = [sum(1 for span in row if span[0] == LOST_SPAN[0]) for row in rows.with_format("arrow")[SPAN_TOKENS].to_pylist()]
+    return sum(1 for n in lost if n), sum(lost)
+
+
+def warn_cut_spans(rows: Any, task_id: str, where: str, max_length: int) -> int:
+    """One :class:`CutSpansWarning` line when spans of ``rows`` have no token; returns how many."""
+    cut_rows, spans = count_cut_spans(rows)
+    if spans:
+        warnings.warn(f"task {task_id!r}, {where}: {spans} span(s) of {cut_rows} of {rows.num_rows} rows have no token (cut off past "
+                      f"max_length {max_length}); the head pools them as zeros: raise max_length, or check the spans",
+                      CutSpansWarning, stacklevel=3)
+    return spans
