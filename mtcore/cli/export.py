@@ -40,7 +40,7 @@ def export(
         from mtcore.export.hub import push_folder
 
         what = f" --task {task}" if task else " --encoder-only" if encoder_only else ""
-        url = push_folder(out_dir, push_to_hub, private=private, message=f"mt export{what}")
+        url = push_folder(out_dir.expanduser(), push_to_hub, private=private, message=f"mt export{what}")
         _info(f"pushed {out_dir} to {url}")
 
 

@@ -8,12 +8,15 @@ encoder and ``mtcore_export.json``). A failed upload leaves the export on disk a
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from mtcore.errors import MtError, UsageError
 
 #: The values of ``HF_HUB_OFFLINE`` huggingface_hub reads as "on".
 _ON = ("1", "on", "yes", "true")
+#: The variables huggingface_hub reads as offline mode (either one).
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 
 
 class HubError(MtError):
@@ -27,8 +30,9 @@ def check_hub_target(repo_id: str) -> None:
     from huggingface_hub.errors import HFValidationError
     from huggingface_hub.utils import validate_repo_id
 
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _ON:
-        raise UsageError("--push-to-hub needs the Hugging Face hub, and HF_HUB_OFFLINE is set; unset it, or export without "
+    offline = next((name for name in _OFFLINE_VARIABLES if os.environ.get(name, "").strip().lower() in _ON), None)
+    if offline is not None:
+        raise UsageError(f"--push-to-hub needs the Hugging Face hub, and {offline} is set; unset it, or export without "
                          "--push-to-hub and upload the folder later")
     try:
         validate_repo_id(repo_id)
@@ -40,16 +44,26 @@ def check_hub_target(repo_id: str) -> None:
 
 
 def push_folder(folder: Path, repo_id: str, *, private: bool, message: str) -> str:
-    """Upload ``folder`` to the model repo ``repo_id`` (created when missing); returns its URL."""
+    """Upload ``folder`` to the model repo ``repo_id`` (created when missing); returns its URL. Whatever stops the upload
+    (refused, unreachable, timed out) is one line with the command that pushes the folder later."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+    failures: tuple[type[BaseException], ...] = (HfHubHTTPError, OfflineModeIsEnabled, OSError, ValueError)
+    try:
+        import httpx  # huggingface_hub's transport: connection errors and timeouts are not OSErrors
+
+        failures += (httpx.HTTPError,)
+    except ImportError:  # an older huggingface_hub on requests: its errors are OSErrors
+        pass
+    folder = folder.expanduser()
     api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message, repo_type="model")
-    except (HfHubHTTPError, OfflineModeIsEnabled, OSError, ValueError) as exc:
+    except failures as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        command = shlex.join(["hf", "upload", *(["--private"] if private else []), repo_id, str(folder), "."])
         raise HubError(f"could not push {folder} to the hub as {repo_id} ({reason[:300]}); the export is written there: log in "
-                       f"(hf auth login, or HF_TOKEN) and push it with: hf upload {repo_id} {folder} .") from None
+                       f"(hf auth login, or HF_TOKEN) and push it with: {command}") from None
     return str(url)

@@ -275,3 +275,32 @@ def test_push_to_hub_uploads_the_export_and_refuses_what_cannot_work_before_expo
     assert failed.exit_code == 1 and "could not push" in failed.stderr and "hf upload me/nli" in failed.stderr
     exported, error = failed.stderr.strip().splitlines()  # the export is written and said so; the push failed, in one line
     assert exported.startswith("exported demo:nli") and error.startswith("error: could not push") and (tmp_path / "o5" / "config.json").is_file()
+
+
+def test_a_push_that_cannot_reach_the_hub_keeps_the_export_and_says_how_to_push_it(cli, bert_model_dir, tmp_path, monkeypatch):
+    """An unreachable hub (httpx's ConnectError, not an OSError), a private repo (the command creates it private), a folder
+    given with ~ and a space (uploaded from where it was written; quoted in the command), TRANSFORMERS_OFFLINE."""
+    import httpx
+    import huggingface_hub
+
+    uploaded = []
+
+    class Unreachable:
+        def create_repo(self, repo_id, **options):
+            return f"https://huggingface.co/{repo_id}"
+
+        def upload_folder(self, **options):
+            uploaded.append(options["folder_path"])
+            raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Unreachable)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    offline = cli("export", bert_model_dir, tmp_path / "o1", "--task", "nli", "--push-to-hub", "me/nli")
+    assert offline.exit_code == 2 and "TRANSFORMERS_OFFLINE is set" in offline.stderr and not (tmp_path / "o1").exists()
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE")
+    failed = cli("export", bert_model_dir, "~/my export", "--task", "nli", "--push-to-hub", "me/nli", "--private")
+    assert failed.exit_code == 1 and "unexpected" not in failed.stderr and "Name or service not known" in failed.stderr
+    assert uploaded == [str(tmp_path / "my export")] and (tmp_path / "my export" / "config.json").is_file()
+    assert f"hf upload --private me/nli '{tmp_path / 'my export'}' ." in failed.stderr
