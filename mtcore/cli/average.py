@@ -28,16 +28,48 @@ def average(
 
     models = [seed for path in models for seed in _seed_runs(path)]  # a --seeds folder: its seeds' runs
     locations = [locate(path) for path in models]  # every path's mistake before any model loads
+    _refuse_twice(models, locations)
     target = output.expanduser()
-    if any(target.resolve() == location.model_dir.resolve() for location in locations):
-        raise UsageError(f"{output}: is one of the models being averaged; save the average to a folder of its own")
+    if any(_is_inside(target, location.model_dir) or _is_inside(location.model_dir, target) for location in locations):
+        raise UsageError(f"{output}: is, holds or is inside one of the models being averaged; save the average to a folder of its own")
     if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise UsageError(f"{output}: is not empty; choose a new folder, or pass --overwrite to replace the model saved there")
+        saved = (target / "mtcore.json").is_file()
+        raise UsageError(f"{output}: is not empty; choose a new folder" + (", or pass --overwrite to replace the model saved there"
+                                                                           if saved else " (it holds no saved model to replace)"))
     check_save_target(target)
     where = dict(zip(map(str, models), locations))
     model = average_models([str(path) for path in models], lambda path: load_model(where[path], "cpu", trust_remote_code))
     model.save_pretrained(target, tokenizer=model.tokenizer)
-    _info(f"averaged {len(models)} models into {output}; score it with: mt evaluate {output}")
+    _info(f"averaged {len(models)} models into {output}; score it with: {_scoring(output, model)}")
+
+
+def _refuse_twice(models: list[Path], locations: list) -> None:
+    """One model given twice (a seeds folder and one of its seeds, two spellings of one path) would count double."""
+    seen: dict[Path, Path] = {}
+    for path, location in zip(models, locations):
+        key = location.model_dir.resolve()
+        if key in seen:
+            raise UsageError(f"{path}: is {seen[key]} again (the same model would count twice); give each model once")
+        seen[key] = path
+
+
+def _scoring(output: Path, model) -> str:
+    """How to score the average: ``mt evaluate OUT``, or with ``--input`` for tasks a run's config defined (``define:``):
+    no installed plugin reads their data, and the average has no run config beside it."""
+    from mtcore.predict.tasks import registered_task
+
+    inline = [task_id for task_id in model.tasks if registered_task(task_id) is None]
+    if not inline:
+        return f"mt evaluate {output}"
+    return (f"mt evaluate {output} --tasks {inline[0]} --input FILE (a labelled file of its rows: tasks a config defined have "
+            "no data the model knows of)")
+
+
+def _is_inside(path: Path, parent: Path) -> bool:
+    try:
+        return path.expanduser().resolve().is_relative_to(parent.expanduser().resolve())
+    except OSError:
+        return False
 
 
 def _seed_runs(path: Path) -> list[Path]:

@@ -55,7 +55,7 @@ def _check_averageable(model: Any, path: Any) -> None:
 
 def _check_same_shape(first: Any, other: Any, first_path: Any, path: Any) -> None:
     """Same tasks, heads, tensors and vocabulary as the first model; else one line naming the first difference."""
-    if list(first.tasks) != list(other.tasks):
+    if set(first.tasks) != set(other.tasks):  # the same tasks in another order average alike (weights are keyed by task)
         raise UsageError(f"{path}: has the tasks {', '.join(other.tasks)}, and {first_path} {', '.join(first.tasks)}; average models "
                          "of the same tasks")
     for task_id, info in first.tasks.items():
@@ -65,9 +65,14 @@ def _check_same_shape(first: Any, other: Any, first_path: Any, path: Any) -> Non
             raise UsageError(f"{path}: task {task_id!r} has {different} {theirs.get(different)!r}, and {first_path} {info.get(different)!r}; "
                              "average models trained with one config")
     mine, theirs = first.state_dict(), other.state_dict()
-    odd = next((k for k in mine if k not in theirs or mine[k].shape != theirs[k].shape), None) or next((k for k in theirs if k not in mine), None)
+    odd = next((k for k in mine if k in theirs and mine[k].shape != theirs[k].shape), None)
     if odd is not None:
-        raise UsageError(f"{path}: its tensor {odd} is not {first_path}'s (other encoder or settings); average models of one shape")
+        raise UsageError(f"{path}: its tensor {odd} has the shape {tuple(theirs[odd].shape)}, and {first_path}'s "
+                         f"{tuple(mine[odd].shape)} (other encoder or settings); average models of one shape")
+    lacking = next(((k, path, first_path) for k in mine if k not in theirs), None) or next(((k, first_path, path) for k in theirs if k not in mine), None)
+    if lacking is not None:
+        key, without, holder = lacking
+        raise UsageError(f"{without}: has no tensor {key}, which {holder} has (other encoder or settings); average models of one shape")
     tokenizers = [getattr(m, "tokenizer", None) for m in (first, other)]
     if all(t is not None for t in tokenizers) and tokenizers[0].get_vocab() != tokenizers[1].get_vocab():
         raise UsageError(f"{path}: has another tokenizer than {first_path}; average models of one encoder")

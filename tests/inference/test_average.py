@@ -46,11 +46,35 @@ def test_models_that_have_no_average_are_refused_in_one_line(cli, tiny_encoders,
         assert result.exit_code == 2, (paths, result.output)
         assert result.stderr.startswith(f"error: {message}"), result.stderr
         assert not (tmp_path / "out").exists()
+    _, d = _saved(tiny_encoders, tmp_path, "d", NLI, SENTIMENT, seed=4)  # the same tasks in another order average
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "notes.txt").write_text("mine")
-    assert cli("average", a, a, "-o", tmp_path / "full").exit_code == 2 and (tmp_path / "full" / "notes.txt").read_text() == "mine"
-    into_input = cli("average", a, a, "-o", a, "--overwrite")
-    assert into_input.exit_code == 2 and "is one of the models being averaged" in into_input.stderr
+    full = cli("average", a, d, "-o", tmp_path / "full")
+    assert full.exit_code == 2 and (tmp_path / "full" / "notes.txt").read_text() == "mine"
+    assert "holds no saved model to replace" in full.stderr and "--overwrite" not in full.stderr
+    for out in (a, a / "soup", tmp_path):  # the model itself, a folder inside it, a folder holding it
+        into_input = cli("average", a, d, "-o", out, "--overwrite")
+        assert into_input.exit_code == 2 and "is, holds or is inside one of the models being averaged" in into_input.stderr
+    assert not (a / "soup").exists()
+    for twice in ((a, d, a), (a, tmp_path / "a" / ".." / "a")):
+        result = cli("average", *twice, "-o", tmp_path / "out")
+        assert result.exit_code == 2 and "again (the same model would count twice); give each model once" in result.stderr
+
+
+def test_the_same_tasks_in_another_order_average_and_a_missing_tensor_is_named_on_its_side(cli, tiny_encoders, tmp_path):
+    ab, a = _saved(tiny_encoders, tmp_path, "a", SENTIMENT, NLI, seed=1)
+    ba, b = _saved(tiny_encoders, tmp_path, "b", NLI, SENTIMENT, seed=2)
+    result = cli("average", a, b, "-o", tmp_path / "soup")
+    assert result.exit_code == 0, result.output
+    soup = MultitaskModel.from_pretrained(tmp_path / "soup").state_dict()
+    key = next(k for k in soup if k.startswith("heads.demo:nli"))
+    torch.testing.assert_close(soup[key], (ab.state_dict()[key] + ba.state_dict()[key]) / 2, rtol=0, atol=1e-6)
+    assert "score it with: mt evaluate" in result.stderr and "--input FILE" in result.stderr  # demo: tasks: no plugin has their data
+    wider = MultitaskModel(tiny_encoders["bert"], [SENTIMENT, NLI], task_layers=1)
+    c = wider.save_pretrained(tmp_path / "c")
+    missing = cli("average", a, c, "-o", tmp_path / "soup2")
+    assert missing.exit_code == 2 and missing.stderr.startswith(f"error: {a}: has no tensor task_layers."), missing.stderr
+    assert f", which {c} has" in missing.stderr
 
 
 def test_a_seeds_folder_averages_its_seed_runs(cli, tiny_encoders, tmp_path):
