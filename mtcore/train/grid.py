@@ -16,6 +16,7 @@ import itertools
 import math
 import random
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -151,13 +152,17 @@ def align_grid(base: str | Path, grid: Sequence[tuple[str, Sequence[str]]]) -> l
 def combinations(grid: Sequence[tuple[str, Sequence[str]]], trials: int | None = None, trial_seed: int = 0) -> list[list[str]]:
     """Every combination as a list of overrides (``key=value``), the first axis varying slowest; with ``trials``, that many
     of them drawn at random without repeats (random search, Bergstra and Bengio 2012), in grid order: the same ones for
-    the same grid, ``trials`` and ``trial_seed`` (the config's seed), so ``--resume`` finds them again."""
+    the same grid and ``trial_seed`` (the config's seed), so ``--resume`` finds them again, and a larger ``trials`` draws
+    the same ones and more (one sequence of draws per seed: ``--trials 12 --resume`` after 8 adds four runs)."""
     keys = [key for key, _ in grid]
     total = math.prod(len(values) for _, values in grid)
     if trials is None or trials >= total:
         return [[f"{key}={value}" for key, value in zip(keys, chosen)] for chosen in itertools.product(*(values for _, values in grid))]
+    draw, drawn = random.Random(f"mt-grid-trials:{trial_seed}"), {}  # one sequence per seed, whatever trials is: nested
+    while len(drawn) < trials:
+        drawn.setdefault(draw.randrange(total), None)
     picked = []
-    for index in sorted(random.Random(f"mt-grid-trials:{trial_seed}:{trials}").sample(range(total), trials)):
+    for index in sorted(drawn):
         chosen = []
         for _, values in reversed(grid):  # the last axis varies fastest
             index, digit = divmod(index, len(values))
@@ -187,6 +192,9 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"--trials must be a number of runs >= 1, got {trials!r}")
     combos = combinations(grid, trials, trial_seed)
+    if trials is not None and trials >= math.prod(len(values) for _, values in grid):
+        warnings.warn(f"--trials {trials}: the grid has {len(combos)} combination(s), so every one trains (nothing is drawn)",
+                      UserWarning, stacklevel=2)
     if len(combos) * runs_per_combination > MAX_RUNS:
         drawn = "; --trials N trains N of the combinations, drawn at random" if trials is None else ""
         raise ConfigError(f"--grid: {len(combos)} combinations x {runs_per_combination} seed(s) is {len(combos) * runs_per_combination} "

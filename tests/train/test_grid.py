@@ -200,6 +200,8 @@ def test_trials_train_a_random_sample_of_a_grid_too_large_to_train_whole(tmp_pat
     assert len(drawn) == 7 and len({tuple(c) for c in drawn}) == 7 and all(c in every for c in drawn)
     assert drawn == sorted(drawn, key=every.index) == combinations(grid, 7, trial_seed=42)  # grid order, and reproducible
     assert combinations(grid, 7, trial_seed=43) != drawn and combinations(grid, 500) == every
+    wider = combinations(grid, 12, trial_seed=42)  # more trials of the same seed: the same draws and more
+    assert len(wider) == 12 and all(c in wider for c in drawn)
     config, out = _config(tmp_path), tmp_path / "out"
     runner = CliRunner()
     axes = ["--grid", "optimizer.lr=1e-5,2e-5,3e-5,5e-5,1e-4", "--grid", "seed=1,2,3,4,5", "--grid", "optimizer.weight_decay=0,0.01,0.1,0.3,0.5"]
@@ -213,5 +215,11 @@ def test_trials_train_a_random_sample_of_a_grid_too_large_to_train_whole(tmp_pat
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(run_name(c) for c in expected)
     again = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--trials", "2", "--resume"])
     assert again.exit_code == 0 and len(json.loads((out / "grid.json").read_text())["runs"]) == 2
+    widened = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--trials", "3", "--resume"])
+    assert widened.exit_code == 0, widened.output
+    runs = [r["overrides"] for r in json.loads((out / "grid.json").read_text())["runs"]]
+    assert len(runs) == 3 and all(c in runs for c in expected)  # the two finished runs stay, one more trained
+    small = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "small"), "--grid", "optimizer.lr=1e-5,2e-5", "--trials", "5"])
+    assert small.exit_code == 0 and "--trials 5: the grid has 2 combination(s), so every one trains" in small.stderr
     alone = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x"), "--trials", "2"])
     assert alone.exit_code == 2 and "--trials draws runs from a --grid" in alone.stderr
