@@ -18,11 +18,14 @@ def average(
                                         "(a --seeds folder: its seeds' runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the averaged model (a new or empty folder)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT when it holds a saved model."),
+    greedy: bool = typer.Option(False, "--greedy", help="A greedy soup: from the best-scoring model down, keep each one only when "
+                                "the average with it scores at least as well on the runs' evaluation split (models of other "
+                                "hyper-parameters, e.g. a --grid's runs)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Average the weights of models trained alike (seeds, last checkpoints) into one model."""
     one_process("average")
-    from mtcore.model.averaging import average_models
+    from mtcore.model.averaging import average_models, greedy_soup
     from mtcore.model.serialization import check_save_target
     from mtcore.predict.locate import load_model, locate
 
@@ -38,9 +41,40 @@ def average(
                                                                            if saved else " (it holds no saved model to replace)"))
     check_save_target(target)
     where = dict(zip(map(str, models), locations))
-    model = average_models([str(path) for path in models], lambda path: load_model(where[path], "cpu", trust_remote_code))
+
+    def load(path: str):
+        return load_model(where[path], "cpu", trust_remote_code)
+
+    if greedy:
+        soup = greedy_soup([str(path) for path in models], load, lambda path, model: _score(path, model, trust_remote_code))
+        _report(soup, len(models))
+        soup.model.save_pretrained(target, tokenizer=soup.model.tokenizer)
+        _info(f"averaged {len(soup.kept)} of {len(models)} models into {output}; score it with: {_scoring(output, soup.model)}")
+        return
+    model = average_models([str(path) for path in models], load)
     model.save_pretrained(target, tokenizer=model.tokenizer)
     _info(f"averaged {len(models)} models into {output}; score it with: {_scoring(output, model)}")
+
+
+def _score(path: str, model, trust_remote_code: bool) -> float:
+    """The aggregate a model (``None``: the one at ``path``) scores on what ``path``'s run evaluates, on the CPU, where the
+    soups are averaged: every score of one greedy soup computed alike."""
+    from mtcore.predict.evaluate import evaluate_path
+    from mtcore.predict.predictor import quiet_datasets
+
+    with quiet_datasets():
+        report = evaluate_path(path, device="cpu", trust_remote_code=trust_remote_code, model=model)
+    if report.aggregate is None:
+        raise UsageError(f"{path}: nothing to score ({'; '.join(report.notes) or 'no labelled rows'}); --greedy compares scores on "
+                         "the runs' evaluation split: average without --greedy")
+    return float(report.aggregate)
+
+
+def _report(soup, count: int) -> None:
+    best = soup.kept[0]
+    _info(f"greedy soup of {count} models: {best} scores {soup.scores[best]:.4f} alone, the best")
+    for path, value, kept in soup.soup_scores:
+        _info(f"  {'kept' if kept else 'left out'}: {path} ({soup.scores[path]:.4f} alone; the soup with it {value:.4f})")
 
 
 def _refuse_twice(models: list[Path], locations: list) -> None:

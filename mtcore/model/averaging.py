@@ -6,11 +6,16 @@ The models must have the same tasks (kind, labels, head and its options), the sa
 average of models fine-tuned from one pretrained encoder is one model, usually as good as the best of them and steadier
 (several seeds of a small task), while models of other shapes have no average. Per-task LoRA adapters are refused: the
 average of ``B`` and of ``A`` is not the average of ``B @ A``.
+
+:func:`greedy_soup` is the paper's greedy soup: the models in order of their held-out score, each kept only when the
+soup with it scores at least as well as without (models of other learning rates or schedules, a ``--grid``'s runs, whose
+uniform average can be worse than its best member).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,21 +34,71 @@ def average_models(paths: Sequence[Any], load: Callable[[Any], Any]) -> Any:
     first = load(paths[0])
     _check_averageable(first, paths[0])
     reference = first.state_dict()
-    sums = {k: v.detach().float().clone() if v.is_floating_point() else v for k, v in reference.items()}
+    sums = _floats(reference)
     for path in paths[1:]:
-        model = load(path)
-        _check_averageable(model, path)
-        _check_same_shape(first, model, paths[0], path)
-        for key, value in model.state_dict().items():
-            if value.is_floating_point():
-                sums[key] += value.detach().float()
-            elif not torch.equal(value, reference[key]):
-                raise UsageError(f"{path}: its {key} differs from {paths[0]}'s and cannot be averaged (not a weight); average models "
-                                 "trained from one encoder with one config")
-        del model
-    averaged = {k: (v / len(paths)).to(reference[k].dtype) if reference[k].is_floating_point() else v for k, v in sums.items()}
-    first.load_state_dict(averaged)
+        sums = _added(sums, _state_of(first, reference, load(path), paths[0], path))
+    first.load_state_dict(_mean(sums, reference, len(paths)))
     return first
+
+
+@dataclass
+class Soup:
+    """What :func:`greedy_soup` made: the model, the paths kept (best first) and every score it saw."""
+
+    model: Any
+    kept: list[Any] = field(default_factory=list)
+    scores: dict[Any, float] = field(default_factory=dict)  # each model alone
+    soup_scores: list[tuple[Any, float, bool]] = field(default_factory=list)  # (path tried, the soup's score with it, kept)
+
+
+def greedy_soup(paths: Sequence[Any], load: Callable[[Any], Any], score: Callable[[Any, Any], float]) -> Soup:
+    """The greedy soup of ``paths``: ``score(path, None)`` scores a model alone, ``score(paths_best, model)`` a soup (higher
+    is better, on held-out data); the models are tried from the best, each kept when the soup with it scores at least
+    the soup without."""
+    if len(paths) < 2:
+        raise UsageError(f"averaging needs two models or more, got {len(paths)}; give the runs, models or checkpoints to average")
+    scores = {path: score(path, None) for path in paths}
+    order = sorted(paths, key=lambda path: -scores[path])  # stable: ties keep the order given
+    first = load(order[0])
+    _check_averageable(first, order[0])
+    reference = first.state_dict()
+    sums, best = _floats(reference), scores[order[0]]
+    soup = Soup(first, [order[0]], scores)
+    for path in order[1:]:
+        candidate = _added(dict(sums), _state_of(first, reference, load(path), order[0], path))
+        first.load_state_dict(_mean(candidate, reference, len(soup.kept) + 1))
+        value = score(order[0], first)
+        keep = value >= best
+        soup.soup_scores.append((path, value, keep))
+        if keep:
+            sums, best = candidate, value
+            soup.kept.append(path)
+    first.load_state_dict(_mean(sums, reference, len(soup.kept)))
+    return soup
+
+
+def _floats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().float().clone() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def _added(sums: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v + state[k].detach().float() if v.is_floating_point() else v for k, v in sums.items()}
+
+
+def _mean(sums: dict[str, torch.Tensor], reference: dict[str, torch.Tensor], count: int) -> dict[str, torch.Tensor]:
+    return {k: (v / count).to(reference[k].dtype) if reference[k].is_floating_point() else v for k, v in sums.items()}
+
+
+def _state_of(first: Any, reference: dict[str, torch.Tensor], model: Any, first_path: Any, path: Any) -> dict[str, torch.Tensor]:
+    """``model``'s weights, checked against the first model's (same shape; equal integer buffers)."""
+    _check_averageable(model, path)
+    _check_same_shape(first, model, first_path, path)
+    state = model.state_dict()
+    for key, value in state.items():
+        if not value.is_floating_point() and not torch.equal(value, reference[key]):
+            raise UsageError(f"{path}: its {key} differs from {first_path}'s and cannot be averaged (not a weight); average models "
+                             "trained from one encoder with one config")
+    return state
 
 
 def _check_averageable(model: Any, path: Any) -> None:

@@ -267,7 +267,8 @@ def _precision(requested: str | None, config: Any, device: Any) -> str:
 def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None, split: str | None = None, source: str | None = None,
                   data_dir: str | os.PathLike | None = None, batch_size: int | None = None, device: Any = None,
                   precision: str | None = None, null_threshold: float | None = None, head: str | None = None,
-                  input: str | os.PathLike | None = None, input_format: str = "auto", trust_remote_code: bool = False) -> EvaluationReport:
+                  input: str | os.PathLike | None = None, input_format: str = "auto", trust_remote_code: bool = False,
+                  model: Any = None) -> EvaluationReport:
     """Evaluate the model at ``path`` (run or model directory) on ``split``; see the module docstring.
 
     ``split`` defaults to the split the run evaluated on (its ``evaluation.split``), else ``validation``.
@@ -280,6 +281,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     ``head`` scores every task with that head (zero-shot transfer to a task of the same kind and labels).
     ``input`` scores one task on a labelled file of its raw fields instead (JSON Lines, CSV, TSV, JSON or
     Parquet, ``input_format`` or from the name; flattened by the task's ``row_expand`` as its files are).
+    ``model``: score this in-memory model (of the same tasks) on what ``path``'s run scores (``mt average --greedy``).
     """
     from mtcore.data import load_task_data
     from mtcore.data.files import NoFileFound
@@ -303,7 +305,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         split = "test"
     elif split is None:
         split = config.evaluation.split if config is not None else "validation"
-    model = load_model(location, device, trust_remote_code)
+    model = load_model(location, device, trust_remote_code) if model is None else model
     if model.tokenizer is None:
         from mtcore.errors import ModelFileError
 

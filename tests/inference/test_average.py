@@ -91,3 +91,73 @@ def test_a_seeds_folder_averages_its_seed_runs(cli, tiny_encoders, tmp_path):
     (tmp_path / "empty" / "seeds.json").write_text("{}")
     empty = cli("average", tmp_path / "empty", folder, "-o", tmp_path / "soup2")
     assert empty.exit_code == 2 and "a --seeds folder without a finished seed run" in empty.stderr
+
+
+def test_a_greedy_soup_keeps_a_model_only_when_the_soup_scores_no_worse_with_it(tiny_encoders, tmp_path):
+    """Scored by closeness of one head weight to a target: the best model alone first, then each one that helps."""
+    from mtcore.model.averaging import greedy_soup
+
+    target = torch.zeros(2, 32)
+    weights = {"best": 0.1, "helps": -0.12, "hurts": 5.0, "ties": 0.1}  # a head's weight filled with each value
+    models = {}
+    for i, (name, value) in enumerate(weights.items()):
+        model = make_model(tiny_encoders["bert"], SENTIMENT, seed=i)
+        with torch.no_grad():
+            model.heads["demo:sentiment"].classifier.weight.fill_(value)
+        models[name] = model
+
+    def weight(model):
+        return model.heads["demo:sentiment"].classifier.weight.detach()
+
+    def score(path, model):
+        return -float((weight(model if model is not None else models[path]) - target).abs().mean())
+
+    loads = []
+    soup = greedy_soup(["hurts", "ties", "helps", "best"], lambda path: loads.append(path) or models[path], score)
+    # 'ties' and 'best' score alike (ties keep the order given), a soup as good is kept, 'helps' brings it closer
+    assert soup.kept == ["ties", "best", "helps"]
+    assert [(path, kept) for path, _, kept in soup.soup_scores] == [("best", True), ("helps", True), ("hurts", False)]
+    assert soup.soup_scores[1][1] > soup.scores["ties"] > soup.soup_scores[2][1]
+    expected = torch.full((2, 32), (0.1 + 0.1 - 0.12) / 3)  # the mean of the three kept (the first is the soup itself now)
+    torch.testing.assert_close(weight(soup.model), expected)
+    assert soup.scores["hurts"] < soup.scores["helps"] and loads[0] == "ties"
+
+
+def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(tmp_path):
+    """Three runs of the synthetic tasks (other learning rates); the soup is the mean of the runs the lines say it kept."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from conftest import WORDS, write_synthetic  # noqa: E402 - the training tests' synthetic set
+
+    from mtcore import Trainer
+    from mtcore.cli.app import app
+    from mtcore.predict.evaluate import evaluate_path
+    from mtcore.testing import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "enc", "bert", words=WORDS, hidden_size=32, num_layers=2, num_heads=2)
+    tasks = write_synthetic(tmp_path / "data", 32, 16)[:2]
+    runs = []
+    for lr, steps in ((1e-3, 8), (3e-3, 8), (1e-4, 2)):
+        config = {"seed": 3, "cpu": True, "precision": "fp32", "encoder": {"path": str(encoder)}, "tasks": tasks,
+                  "optimizer": {"lr": lr}, "schedule": {"max_steps": steps, "warmup_steps": 1}, "batching": {"batch_size": 8},
+                  "evaluation": {"every": None, "at_end": True}, "logging": {"progress": "none", "plot": False}}
+        runs.append(tmp_path / f"run-{lr}")
+        Trainer(config, output_dir=runs[-1]).train()
+    result = CliRunner().invoke(app, ["average", *map(str, runs), "--greedy", "-o", str(tmp_path / "soup")])
+    assert result.exit_code == 0, result.output
+    alone = {str(run): evaluate_path(run, device="cpu").aggregate for run in runs}
+    best = max(alone, key=alone.get)
+    assert f"greedy soup of 3 models: {best} scores {alone[best]:.4f} alone, the best" in result.stderr
+    kept = [best] + re.findall(r"  kept: (\S+) \(", result.stderr)
+    left = re.findall(r"  left out: (\S+) \(", result.stderr)
+    assert sorted(kept + left) == sorted(alone) and f"averaged {len(kept)} of 3 models" in result.stderr
+    soup = MultitaskModel.from_pretrained(tmp_path / "soup").state_dict()
+    states = [MultitaskModel.from_pretrained(Path(path) / "model").state_dict() for path in kept]
+    key = next(k for k in soup if k.startswith("encoder.") and soup[k].is_floating_point())
+    torch.testing.assert_close(soup[key], sum(s[key] for s in states) / len(states), rtol=0, atol=1e-6)
+    assert evaluate_path(runs[0], device="cpu", model=MultitaskModel.from_pretrained(tmp_path / "soup")).aggregate >= alone[best] - 1e-9
