@@ -4,10 +4,11 @@ The mapping is generic, with no per-architecture weight table:
 
 1. build ``AutoModelFor<Task>.from_config(encoder config + labels)``;
 2. load the shared encoder's state dict into its base model (``base_model_prefix``);
-3. list the linear layers the plain model has *outside* its base model (its classifier: BERT's
+3. list the linear layers (and layer norms) the plain model has *outside* its base model (its classifier: BERT's
    ``classifier``; RoBERTa's ``classifier.dense`` + ``classifier.out_proj``; DistilBERT's
-   ``pre_classifier`` + ``classifier``; DeBERTa's ``pooler.dense`` + ``classifier``) and copy our
-   head's linear layers onto them, in order, when their number and shapes agree;
+   ``pre_classifier`` + ``classifier``; DeBERTa's ``pooler.dense`` + ``classifier``; ModernBERT's
+   ``head.dense`` + ``head.norm`` + ``classifier``) and copy our head's layers onto them, in order, when their kinds,
+   number and shapes agree;
 4. run both models on a few tokenized probes and compare the logits (``tolerance`` 1e-5):
    equal structure is not equal computation (BERT's classifier reads the pooler; a head with
    ``pooling: cls`` does not), so only the numbers decide.
@@ -63,31 +64,36 @@ def target_for(kind: TaskKind) -> AutoTarget:
     return AutoTarget("AutoModelForTokenClassification", None, "token-classification")
 
 
-def head_linears(head: nn.Module, task_id: str) -> list[nn.Linear]:
-    """Our head's linear layers in order; a head with any other parameters has no plain equivalent."""
-    linears = [m for m in head.modules() if isinstance(m, nn.Linear)]
-    inside = {id(p) for layer in linears for p in layer.parameters()}
+#: The layers a head's weights are copied between: linear layers and layer norms (ModernBERT's classifier has one).
+COPIED = (nn.Linear, nn.LayerNorm)
+
+
+def head_linears(head: nn.Module, task_id: str) -> list[nn.Module]:
+    """Our head's linear layers and layer norms in order; a head with any other parameters has no plain equivalent."""
+    layers = [m for m in head.modules() if isinstance(m, COPIED)]
+    inside = {id(p) for layer in layers for p in layer.parameters()}
     others = [name for name, p in head.named_parameters() if id(p) not in inside]
     if others:
         raise ExportError(f"task {task_id!r}: its head {type(head).__name__} has parameters outside linear layers ({others[0]}), "
                           "which no plain transformers classifier holds; export the encoder alone with --encoder-only")
-    return linears
+    return layers
 
 
-def classifier_layers(plain: nn.Module) -> tuple[list[tuple[str, nn.Linear]], list[str]]:
-    """The plain model's linear layers outside its base model, and any other parameters there."""
+def classifier_layers(plain: nn.Module) -> tuple[list[tuple[str, nn.Module]], list[str]]:
+    """The plain model's linear layers and layer norms outside its base model, and any other parameters there."""
     prefix = plain.base_model_prefix
-    linears = [(name, m) for name, m in plain.named_modules()
-               if isinstance(m, nn.Linear) and name != prefix and not name.startswith(prefix + ".")]
-    inside = {id(p) for _, layer in linears for p in layer.parameters()}
+    layers = [(name, m) for name, m in plain.named_modules()
+              if isinstance(m, COPIED) and name != prefix and not name.startswith(prefix + ".")]
+    inside = {id(p) for _, layer in layers for p in layer.parameters()}
     others = [name for name, p in plain.named_parameters()
               if not name.startswith(prefix + ".") and id(p) not in inside]
-    return linears, others
+    return layers, others
 
 
 def what_exports(plain: nn.Module, kind: TaskKind) -> str:
     """One clause: what ``plain``'s classifier computes, and the mtcore head that computes the same."""
-    linears, others = classifier_layers(plain)
+    layers, others = classifier_layers(plain)
+    linears = [layer for _, layer in layers if isinstance(layer, nn.Linear)]
     name = type(plain).__name__
     model_type = getattr(plain.config, "model_type", "")
     if others:
@@ -102,6 +108,14 @@ def what_exports(plain: nn.Module, kind: TaskKind) -> str:
             head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "classification")
             return f"{name} is a linear layer over the encoder's pooler: train with head '{head}' and head_options {{pooling: pooler}}"
         return f"{name} is a single linear layer: train with a one-linear head"
+    if len(linears) == 2 and len(layers) == 3 and kind not in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA):
+        act = getattr(plain.config, "classifier_activation", None) or "<the architecture's activation>"
+        head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "mlp")
+        bias = bool(getattr(plain.config, "classifier_bias", True))
+        pooling = getattr(plain.config, "classifier_pooling", "cls")
+        return (f"{name} is a linear layer, {act} and a layer norm, then a linear layer, over the {'first token' if pooling == 'cls' else 'mean of the tokens'}: "
+                f"train with head '{head}' and head_options {{num_layers: 2, activation: {act}, layer_norm: true, inner_bias: "
+                f"{str(bias).lower()}, pooling: {pooling}}}")
     if len(linears) == 2 and kind not in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA):
         act = TWO_LAYER_ACTIVATIONS.get(model_type) or getattr(plain.config, "pooler_hidden_act", None) or "<the architecture's activation>"
         head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "mlp")
@@ -168,16 +182,28 @@ def copy_head(plain: nn.Module, head: nn.Module, task_id: str, kind: TaskKind, d
     if others:
         raise refusal(task_id, described, plain, kind, " has no counterpart there")
     if len(ours) != len(theirs):
-        raise refusal(task_id, described, plain, kind, f" has {len(ours)} linear layer(s), the plain classifier {len(theirs)}")
+        raise refusal(task_id, described, plain, kind, f" has {_count(ours)}, the plain classifier {_count([m for _, m in theirs])}")
     for (name, target), source in zip(theirs, ours):
+        if type(target) is not type(source):
+            raise refusal(task_id, described, plain, kind, f" has a {type(source).__name__} where {name} is a {type(target).__name__}")
         if tuple(target.weight.shape) != tuple(source.weight.shape) or (target.bias is None) != (source.bias is None):
-            raise refusal(task_id, described, plain, kind, f" has a layer of shape {tuple(source.weight.shape)} where {name} is {tuple(target.weight.shape)}")
+            bias = "" if (target.bias is None) == (source.bias is None) else f" {'with' if source.bias is not None else 'without'} a bias"
+            raise refusal(task_id, described, plain, kind, f" has a layer of shape {tuple(source.weight.shape)}{bias} where {name} is "
+                          f"{tuple(target.weight.shape)}{'' if not bias else ' ' + ('with' if target.bias is not None else 'without') + ' one'}")
+        if isinstance(target, nn.LayerNorm) and target.eps != source.eps:
+            raise refusal(task_id, described, plain, kind, f" has a layer norm of eps {source.eps:g} where {name}'s is {target.eps:g} "
+                          f"(head option layer_norm_eps)")
     with torch.no_grad():
         for (_, target), source in zip(theirs, ours):
             target.weight.copy_(source.weight.float())
             if target.bias is not None:
                 target.bias.copy_(source.bias.float())
     return [name for name, _ in theirs]
+
+
+def _count(layers: list[nn.Module]) -> str:
+    norms = sum(isinstance(m, nn.LayerNorm) for m in layers)
+    return f"{len(layers) - norms} linear layer(s)" + (f" and {norms} layer norm(s)" if norms else "")
 
 
 def probe_inputs(tokenizer: Any, kind: TaskKind, pair: bool) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import torch
 from inference.support import NLI, PAIRS, REVIEWS, SENTIMENT, make_model
 
 from mtcore.export.hf import export_encoder, export_task
+from mtcore.errors import ConfigError
 from mtcore.export.mapping import ExportError
 from mtcore.model import MultitaskModel
 from mtcore.predict.predictor import predict
@@ -118,7 +119,8 @@ def test_refusals_are_one_line_and_write_nothing(cli, tiny_encoders, tmp_path):
     with pytest.raises(ExportError, match=r"head 'mlp' and head_options \{num_layers: 2, activation: tanh, pooling: cls\}"):
         export_task(roberta, "plain", tmp_path / "out2")
     modern = make_model(tiny_encoders["modernbert"], Task(name="m", kind="text_classification", labels=("a", "b"), head="mlp", plugin="demo"))
-    with pytest.raises(ExportError, match="no mtcore head reproduces"):
+    with pytest.raises(ExportError, match=r"has 2 linear layer\(s\), the plain classifier 2 linear layer\(s\) and 1 layer norm\(s\); .*"
+                                          r"layer_norm: true, inner_bias: false"):
         export_task(modern, "m", tmp_path / "out3")
 
 
@@ -153,6 +155,8 @@ def test_export_errors(cli, bert_model_dir, tmp_path):
 
 
 TAGS = ("O", "B-X", "I-X")
+#: ModernBERT's classifier: a dense layer without bias, GELU, a layer norm without bias, then the output layer.
+MODERNBERT = {"num_layers": 2, "activation": "gelu", "layer_norm": True, "inner_bias": False, "pooling": "cls"}
 EXPORTED_KINDS = [  # (encoder, task, transformers auto class): every head kind the docs say exports
     ("bert", Task(name="tags", kind="token_classification", labels=TAGS, plugin="demo"), "AutoModelForTokenClassification"),
     ("roberta", Task(name="tags", kind="token_classification", labels=TAGS, plugin="demo"), "AutoModelForTokenClassification"),
@@ -175,6 +179,9 @@ EXPORTED_KINDS = [  # (encoder, task, transformers auto class): every head kind 
                         head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"}, plugin="demo"), "AutoModelForSequenceClassification"),
     ("electra", Task(name="score", kind="regression", head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"},
                      plugin="demo"), "AutoModelForSequenceClassification"),
+    ("modernbert", Task(name="mood", kind="text_classification", labels=("sad", "calm", "glad"), head="mlp", plugin="demo",
+                        head_options=MODERNBERT), "AutoModelForSequenceClassification"),
+    ("modernbert", Task(name="score", kind="regression", head_options=MODERNBERT, plugin="demo"), "AutoModelForSequenceClassification"),
 ]
 
 
@@ -304,3 +311,31 @@ def test_a_push_that_cannot_reach_the_hub_keeps_the_export_and_says_how_to_push_
     assert failed.exit_code == 1 and "unexpected" not in failed.stderr and "Name or service not known" in failed.stderr
     assert uploaded == [str(tmp_path / "my export")] and (tmp_path / "my export" / "config.json").is_file()
     assert f"hf upload --private me/nli '{tmp_path / 'my export'}' ." in failed.stderr
+
+
+def test_modernberts_classifier_is_refused_with_the_head_options_that_export_and_those_export(tiny_encoders, tmp_path):
+    """ModernBERT's classifier has a layer norm between its two linear layers: the mlp head's layer_norm option (an audit
+    of what peers' users export)."""
+    from transformers import AutoModelForMultipleChoice
+
+    plain = Task(name="mood", kind="text_classification", labels=("sad", "glad"), head="mlp",
+                 head_options={"num_layers": 2, "activation": "gelu", "pooling": "cls"}, plugin="demo")
+    with pytest.raises(ExportError, match=r"ModernBertForSequenceClassification is a linear layer, gelu and a layer norm, then a linear "
+                                          r"layer, over the first token: train with head 'mlp' and head_options \{num_layers: 2, "
+                                          r"activation: gelu, layer_norm: true, inner_bias: false, pooling: cls\}"):
+        export_task(make_model(tiny_encoders["modernbert"], plain, seed=1), "mood", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    with_bias = plain.replace(head_options={**MODERNBERT, "inner_bias": True})
+    with pytest.raises(ExportError, match=r"with a bias where head.dense is \(32, 32\) without one"):
+        export_task(make_model(tiny_encoders["modernbert"], with_bias, seed=1), "mood", tmp_path / "refused")
+    choice = Task(name="choice", kind="multiple_choice", head_options=MODERNBERT, plugin="demo")
+    model = make_model(tiny_encoders["modernbert"], choice, seed=2)
+    assert len(export_task(model, "choice", tmp_path / "mc").mapped) == 3
+    loaded = AutoModelForMultipleChoice.from_pretrained(tmp_path / "mc").eval()
+    rows = [{"text": "good movie", "choices": ["bad", "good movie indeed", "movie"]}]
+    encoded = model.tokenizer(["good movie"] * 3, rows[0]["choices"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = loaded(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits
+    np.testing.assert_allclose(torch.softmax(logits, -1)[0].numpy(), predict(model, "choice", rows).probabilities[0], atol=1e-5)
+    with pytest.raises(ConfigError, match="layer_norm and inner_bias shape the inner layers, and num_layers 1 has none"):
+        make_model(tiny_encoders["modernbert"], Task(name="score", kind="regression", head_options={"layer_norm": True}, plugin="demo"))

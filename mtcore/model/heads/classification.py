@@ -58,6 +58,9 @@ class MLPHead(PooledHead):
     :param activation: ``relu`` (the seed's default), ``gelu``, ``tanh``, ``silu``, ``leaky_relu``
         or ``none``.
     :param pooling, num_spans: as for :class:`ClassificationHead`.
+    :param layer_norm: a layer norm after each inner activation (``layer_norm_eps``); with ``inner_bias: false`` (inner
+        layers and norms without bias), ``num_layers: 2`` and ``activation: gelu``: ModernBERT's classifier, which
+        ``mt export`` maps onto.
     :param label_smoothing, class_weights: as for :class:`ClassificationHead`.
     """
 
@@ -76,11 +79,14 @@ class MLPHead(PooledHead):
         label_smoothing: float = 0.0,
         class_weights: list[float] | None = None,
         num_spans: int | None = None,
+        layer_norm: bool = False,
+        layer_norm_eps: float = 1e-5,
+        inner_bias: bool = True,
     ) -> None:
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout_in, num_spans)
         inner, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
-                                       self.pooler.width(hidden_size))
+                                       self.pooler.width(hidden_size), layer_norm, layer_norm_eps, inner_bias)
         self.layers = nn.Sequential(*inner, nn.Linear(size_in, num_labels))
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _keep_class_weights(self, class_weights, num_labels)

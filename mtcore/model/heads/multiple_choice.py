@@ -23,18 +23,21 @@ class MultipleChoiceHead(Head):
     :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
         a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
         plain classifiers are: ``mt export`` maps it onto them).
+    :param layer_norm, layer_norm_eps, inner_bias: as for the ``mlp`` head (ModernBERT's classifier).
     """
 
     kinds = ("multiple_choice",)
 
     def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
-                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0) -> None:
+                 linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0,
+                 layer_norm: bool = False, layer_norm_eps: float = 1e-5, inner_bias: bool = True) -> None:
         super().__init__(hidden_size, num_labels)
         if pooling == "spans":
             raise ConfigError("pooling 'spans' is for tasks with one text (pair) a row; a multiple-choice head pools each choice: "
                               "use cls, mean, max or pooler")
         self.pooler = SequencePooler(pooling, dropout)
-        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between)
+        self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between, None, layer_norm,
+                                             layer_norm_eps, inner_bias)
         self.scorer = nn.Linear(size_in, 1)
         # a shift shared by every choice cancels in the softmax over choices: its gradient is float noise, which
         # Adam would scale up to learning-rate-sized random steps (and DDP ranks would disagree on). Kept (at 0) so

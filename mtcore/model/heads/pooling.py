@@ -64,15 +64,27 @@ def activation(name: str) -> nn.Module:
 
 
 def hidden_layers(hidden_size: int, num_layers: int, linear_hidden_size: int | None, activation_name: str,
-                  dropout_between: float, size_in: int | None = None) -> tuple[nn.Sequential, int]:
-    """The inner layers of an N-linear-layers head, ``[linear, activation, dropout] x (num_layers - 1)`` (empty for 1),
-    and the width they end at (what the output layer takes). ``size_in``: the pooled width, when not ``hidden_size``
-    (span pooling); inner layers are ``linear_hidden_size`` or ``hidden_size`` wide."""
+                  dropout_between: float, size_in: int | None = None, layer_norm: bool = False, layer_norm_eps: float = 1e-5,
+                  inner_bias: bool = True) -> tuple[nn.Sequential, int]:
+    """The inner layers of an N-linear-layers head, ``[linear, activation, (layer norm,) dropout] x (num_layers - 1)``
+    (empty for 1), and the width they end at (what the output layer takes). ``size_in``: the pooled width, when not
+    ``hidden_size`` (span pooling); inner layers are ``linear_hidden_size`` or ``hidden_size`` wide. ``layer_norm``,
+    ``inner_bias``: ModernBERT's classifier (dense without bias, GELU, a layer norm without bias)."""
     if isinstance(num_layers, bool) or int(num_layers) != num_layers or int(num_layers) < 1:
         raise ConfigError(f"head option num_layers={num_layers} must be an integer of at least 1")
+    for name, value in (("layer_norm", layer_norm), ("inner_bias", inner_bias)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"head option {name}={value!r} must be true or false")
+    if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or not 0 < layer_norm_eps < 1:
+        raise ConfigError(f"head option layer_norm_eps={layer_norm_eps!r} must be a small number > 0, e.g. 1e-5")
+    if int(num_layers) == 1 and (layer_norm or not inner_bias):
+        raise ConfigError("head options layer_norm and inner_bias shape the inner layers, and num_layers 1 has none; "
+                          "set num_layers: 2 (or leave them out)")
     width, size_in, layers = int(linear_hidden_size or hidden_size), size_in or hidden_size, []
     for _ in range(int(num_layers) - 1):
-        layers += [nn.Linear(size_in, width), activation(activation_name), nn.Dropout(check_probability("dropout_between", dropout_between))]
+        layers += [nn.Linear(size_in, width, bias=inner_bias), activation(activation_name)]
+        layers += [nn.LayerNorm(width, eps=float(layer_norm_eps), bias=inner_bias)] if layer_norm else []
+        layers += [nn.Dropout(check_probability("dropout_between", dropout_between))]
         size_in = width
     return nn.Sequential(*layers), size_in
 

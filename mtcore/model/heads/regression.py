@@ -20,17 +20,18 @@ class RegressionHead(PooledHead):
     :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
         a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
         plain classifiers are: ``mt export`` maps it onto them).
+    :param layer_norm, layer_norm_eps, inner_bias: as for the ``mlp`` head (ModernBERT's classifier).
     """
 
     kinds = ("regression",)
 
     def __init__(self, hidden_size: int, num_labels: int = 1, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
                  linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0,
-                 num_spans: int | None = None) -> None:
+                 num_spans: int | None = None, layer_norm: bool = False, layer_norm_eps: float = 1e-5, inner_bias: bool = True) -> None:
         super().__init__(hidden_size, num_labels)
         self.pooler = SequencePooler(pooling, dropout, num_spans)
         self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
-                                             self.pooler.width(hidden_size))
+                                             self.pooler.width(hidden_size), layer_norm, layer_norm_eps, inner_bias)
         self.regressor = nn.Linear(size_in, num_labels)
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
