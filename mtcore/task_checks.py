@@ -129,6 +129,9 @@ def _check_spans(task: Task, kind: object) -> None:
         raise ConfigError(f"task {task.name!r}: inputs maps 'spans' (character spans a head pools), which only "
                           f"{', '.join(SPAN_KINDS)} tasks read; remove it from a {kind} task")
     options = task.head_options if isinstance(task.head_options, Mapping) else {}
+    if options.get("pooling") == "spans" and str(kind) not in SPAN_KINDS:
+        raise ConfigError(f"task {task.name!r}: head option pooling 'spans' is for {', '.join(SPAN_KINDS)} tasks, and this is a "
+                          f"{kind} task; choose pooling cls, mean, max or pooler")
     if options.get("pooling") == "spans" and "spans" not in task.inputs:
         raise ConfigError(f"task {task.name!r}: head option pooling 'spans' pools each row's spans, and the task maps none; add "
                           "inputs: {spans: <field>} (a list of [start, end] character spans per row), or choose pooling cls")

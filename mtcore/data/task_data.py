@@ -301,9 +301,10 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         del prepared
         warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None))
         warn_cut_answers(tokenized[split], task, split, length)
+        where = f"{split} split" + (f" ({description})" if description.startswith("--input") else "")
+        check_span_counts(task, tokenized[split], where)
         if pools_spans(task):
-            check_span_counts(task, tokenized[split], f"{split} split")
-            warn_cut_spans(tokenized[split], task.id, f"{split} split", length)
+            warn_cut_spans(tokenized[split], task.id, where, length)
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None, "held_out": held_out})

@@ -112,8 +112,6 @@ class _Encoder:
         """``tokenizer(first[, second])``; with ``spans`` (each row's character spans) also ``span_tokens``."""
         truncation = self.truncation if second is not None or not self.truncation else "longest_first"
         common = dict(self.common, return_offsets_mapping=True) if spans is not None else self.common
-        if spans is not None and not getattr(self.tokenizer, "is_fast", False):
-            raise ConfigError("spans (pooling: spans) need a fast tokenizer (character offsets); load it with use_fast=True")
         try:
             encoded = self.tokenizer(first, second, truncation=truncation, **common)
             out = {key: encoded[key] for key in self.keys}
@@ -254,13 +252,29 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, in
         out["length"] = [sum(len(ids) for ids in row) for row in out["input_ids"]]
         out["slots"] = [len(row) * max((len(ids) for ids in row), default=0) for row in out["input_ids"]]
     else:
-        out = encoder.texts(batch["text"], batch.get("text_pair"), batch.get("spans"))
+        out = encoder.texts(batch["text"], batch.get("text_pair"), batch.get("spans") if with_spans(task, encoder.tokenizer) else None)
         out["length"] = [len(ids) for ids in out["input_ids"]]
     out["labels"] = batch["labels"]
     return out
 
 
-def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = None) -> Any:
+def with_spans(task: Task, tokenizer: Any) -> bool:
+    """Whether a task's rows get ``span_tokens``: it maps spans and the tokenizer gives character offsets (a fast one); a
+    task whose head pools spans refuses a slow tokenizer, one whose head does not goes without them."""
+    if "spans" not in task.input_map:
+        return False
+    if getattr(tokenizer, "is_fast", False):
+        return True
+    from mtcore.data.spans import pools_spans
+
+    if pools_spans(task):
+        raise ConfigError(f"task {task.id!r}: its head pools spans (head_options: {{pooling: spans}}), which needs a fast tokenizer "
+                          f"(character offsets), and {type(tokenizer).__name__} is not one; use an encoder with a tokenizer.json, or "
+                          "choose pooling cls")
+    return False
+
+
+def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = None, spans: bool | None = None) -> Any:
     """The ``datasets.Features`` of a tokenized split."""
     from datasets import Features, List, Value
 
@@ -285,7 +299,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features[UNSEEN_COLUMN] = labels_feature(task)
         features[UNSEEN_WORDS_COLUMN] = List(Value("int32"))
         features[FIRST_TOKEN_COLUMN] = List(Value("int32"))
-    if "spans" in task.input_map:  # each span's first and last token, for pooling: spans
+    if ("spans" in task.input_map) if spans is None else spans:  # each span's first and last token, for pooling: spans
         features[SPAN_TOKENS] = List(List(Value("int32")))
     if task.kind is TaskKind.MULTIPLE_CHOICE:
         features["slots"] = Value("int32")  # choices x longest choice: what the row costs once padded
@@ -302,7 +316,7 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     """
     encoder = _Encoder(tokenizer, task, max_length, use_token_type_ids)
     idx_feature = prepared.features.get("idx")
-    features = tokenized_features(task, use_token_type_ids, idx_feature)
+    features = tokenized_features(task, use_token_type_ids, idx_feature, with_spans(task, tokenizer))
     windows = task.kind is TaskKind.EXTRACTIVE_QA  # rows of long contexts become several windows
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
                       task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None)

@@ -174,8 +174,8 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     if task.kind is TaskKind.TOKEN_CLASSIFICATION:
         warn_cut_words(tokenized, task, "predict", length, limit=getattr(tokenizer, "model_max_length", None),
                        outcome="their predicted label is null", where=origin)
+    check_span_counts(task, tokenized, origin)
     if pools_spans(task):
-        check_span_counts(task, tokenized, origin)
         warn_cut_spans(tokenized, task.id, origin, length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     collator = Collator(pad_id, task.kind, uses_token_type_ids=segments)

@@ -83,6 +83,11 @@ def check_compatible(task: Task, head_id: str, info: dict[str, Any]) -> None:
     if task.kind not in (TaskKind.REGRESSION, TaskKind.MULTIPLE_CHOICE) and saved and list(task.labels) != saved:
         raise ConfigError(f"task {task.id!r} has labels {list(task.labels)}, but the head {head_id!r} was trained with {saved}; "
                           "the labels must be the same, in the same order")
+    from mtcore.data.spans import span_misfit
+
+    misfit = span_misfit(task, info.get("head_options"))
+    if misfit is not None:
+        raise ConfigError(f"the head {head_id!r} cannot score task {task.id!r}: {misfit}")
 
 
 def prediction_task(model: Any, task: str | Task, head: str | None = None) -> tuple[str, Task]:

@@ -70,7 +70,8 @@ def plan_evaluated(pending: list[tuple[int, PlannedTask]], trained: list[Planned
                 raise ConfigError(f"config key 'tasks.{i}.{name}': task {task.id!r} is only evaluated (with the head of {serving.id!r}), "
                                   f"not trained; remove {name} ({fix})")
         try:
-            check_compatible(task, serving.id, {"kind": serving.task.kind.value, "labels": list(serving.task.labels)})
+            check_compatible(task, serving.id, {"kind": serving.task.kind.value, "labels": list(serving.task.labels),
+                                                "head_options": dict(serving.task.head_options)})
         except MtError as exc:
             raise ConfigError(f"config key '{key}': {exc}") from None
         planned.append(EvaluatedTask(entry, task, p.source, p.data_dir, head=serving.id, split=entry.split))

@@ -51,7 +51,9 @@ def task_misfit(task: Any, info: dict[str, Any]) -> str | None:
     theirs, mine = list(info.get("labels") or []), list(task.labels)
     if theirs != mine:
         return f"its labels are {theirs} there, {mine} here (the same labels in the same order are needed)"
-    return None
+    from mtcore.data.spans import span_misfit
+
+    return span_misfit(task, info.get("head_options"))
 
 
 def _key(distill: Any, path: str) -> str:
@@ -93,7 +95,7 @@ def _checkpoint_tasks(location: Any) -> dict[str, dict[str, Any]] | None:
             plan = plan_run(run_config(location))
     except MtError:
         return None
-    return {p.id: {"kind": p.task.kind.value, "labels": list(p.task.labels)} for p in plan.tasks}
+    return {p.id: {"kind": p.task.kind.value, "labels": list(p.task.labels), "head_options": dict(p.task.head_options)} for p in plan.tasks}
 
 
 def _check_fits(distill: Any, assigned: dict[str, str], tasks: dict[str, Any], saved: dict[str, Any]) -> None:

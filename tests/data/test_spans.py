@@ -82,19 +82,57 @@ def test_a_bad_span_names_its_file_row_and_field(bert, cache_dir, write, tmp_pat
 def test_rows_with_other_numbers_of_spans_than_the_head_pools_are_refused_before_training(bert, cache_dir, write, tmp_path):
     rows = [{"text": TEXT, "targets": [[0, 3], [4, 8]], "label": "no"}, {"text": TEXT, "targets": [[0, 3]], "label": "yes"}]
     path = write.jsonl(tmp_path / "t.jsonl", rows)
-    with pytest.raises(DataError, match=r"task 'wic', train split: rows have 1 or 2 spans; every row needs the same number"):
-        _load(_task({"train": str(path), "validation": str(path)}), bert, cache_dir)
+    for head in (True, False):  # also when the head does not pool them (RUSSE's default): the batches would not collate
+        with pytest.raises(DataError, match=r"task 'wic', train split: row 2 has 1 span\(s\) and row 1 2; every row needs the same number"):
+            _load(_task({"train": str(path), "validation": str(path)}, spans_head=head), bert, cache_dir)
     write.jsonl(path, [rows[0], rows[0]])
     task = _task({"train": str(path), "validation": str(path)}).replace(head_options={"pooling": "spans", "num_spans": 3})
-    with pytest.raises(DataError, match=r"rows have 2 spans and the head pools 3 \(head option num_spans\); set head_options: "
-                                        r"\{num_spans: 2\}"):
+    with pytest.raises(DataError, match=r"rows have 2 span\(s\) and the head pools 3 \(head option num_spans\); give each row 3 \(write "
+                                        r"\[0, 0\] for a span a row lacks\), or \(before training\) set head_options: \{num_spans: 2\}"):
         _load(task, bert, cache_dir)
+    write.jsonl(path, [{**rows[0], "targets": []}] * 2)
+    with pytest.raises(DataError, match=r"rows have 0 span\(s\) and the head pools 2 \(head option num_spans, default 2\); give each "
+                                        r"row 2 \(write \[0, 0\] for a span a row lacks\)$"):
+        _load(_task({"train": str(path), "validation": str(path)}), bert, cache_dir)
 
 
 def test_spans_are_for_one_vector_kinds_and_a_spans_head_needs_them():
     with pytest.raises(ConfigError, match="inputs maps 'spans'.*remove it from a multiple_choice task"):
         Task(name="mc", kind="multiple_choice", inputs={"spans": "s"})
+    with pytest.raises(ConfigError, match="head option pooling 'spans' is for text_classification, .* and this is a multiple_choice task"):
+        Task(name="mc", kind="multiple_choice", head_options={"pooling": "spans"})
     with pytest.raises(ConfigError, match=r"head option pooling 'spans' pools each row's spans, and the task maps none; add "
                                           r"inputs: \{spans: <field>\}"):
         Task(name="t", kind="text_classification", labels=("a", "b"), head_options={"pooling": "spans"})
     Task(name="t", kind="regression", inputs={"spans": "s"}, head_options={"pooling": "spans"})  # regression pools spans too
+
+
+def test_a_span_no_token_covers_is_told_apart_from_one_cut_off_and_whole_floats_are_numbers(bert, cache_dir, write, tmp_path):
+    rows = [{"text": TEXT, "targets": [[0, 3], [3, 4]], "label": "yes"},  # the space after "кот": no token, nothing cut
+            {"text": TEXT, "targets": [[0.0, 3.0], [4.0, 8.0]], "label": "no"}]  # floats that are whole numbers (pandas, NaNs)
+    files = {"train": str(write.jsonl(tmp_path / "t.jsonl", rows)), "validation": str(tmp_path / "t.jsonl")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        split = _load(_task(files), bert, cache_dir).splits["train"]
+    assert split["span_tokens"][0][1] == [-3, -3] and split["span_tokens"][1] == [[1, 1], [2, 2]]
+    told = [str(w.message) for w in caught if issubclass(w.category, CutSpansWarning)]
+    assert told and all("cover no token (only spaces, or characters the tokenizer drops; the first in row 1)" in m for m in told)
+    assert not any("max_length" in m for m in told)
+
+
+def test_a_slow_tokenizer_goes_without_spans_unless_the_head_pools_them(bert, cache_dir, write, tmp_path):
+    rows = [{"text": TEXT, "targets": [[0, 3], [4, 8]], "label": "yes"}] * 2
+    files = {"train": str(write.jsonl(tmp_path / "t.jsonl", rows)), "validation": str(tmp_path / "t.jsonl")}
+    tokenizer, config = bert
+
+    class Slow(type(tokenizer)):
+        @property
+        def is_fast(self):
+            return False
+
+    slow = Slow.from_pretrained(tokenizer.name_or_path)
+    kept = load_task_data(_task(files, spans_head=False), slow, source="local", data_dir=tmp_path, encoder_config=config,
+                          cache_dir=cache_dir)
+    assert "span_tokens" not in kept.splits["train"].column_names
+    with pytest.raises(ConfigError, match=r"task 'wic': its head pools spans .* needs a fast tokenizer"):
+        load_task_data(_task(files), slow, source="local", data_dir=tmp_path, encoder_config=config, cache_dir=cache_dir)

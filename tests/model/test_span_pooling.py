@@ -69,7 +69,7 @@ def test_padding_free_and_saved_spans_models_give_the_padded_logits(tiny_encoder
         loaded = MultitaskModel.from_pretrained(tmp_path / "m")
         assert torch.allclose(loaded("demo:t", **padded).logits, logits, atol=1e-6)
         without = {k: v for k, v in padded.items() if k != "span_tokens"}
-        with pytest.raises(ConfigError, match=r"task 'demo:t': head pooling 'spans' needs each row's spans and the batch has none"):
+        with pytest.raises(ConfigError, match=r"task 'demo:t': its head pools spans of each row, and the batch has none"):
             loaded("demo:t", **without)
 
 

@@ -86,9 +86,35 @@ def test_a_head_pooling_other_numbers_of_spans_is_refused_by_mt_check(tmp_path: 
     done = subprocess.run(helpers.mt_command("check", str(config), "tasks.0.head_options.num_spans=3"), capture_output=True, text=True,
                           env=helpers.subprocess_env(), timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr
-    assert "task 'user:colours', train split: rows have 2 spans and the head pools 3 (head option num_spans); set head_options: " \
-           "{num_spans: 2}" in done.stderr
+    assert "task 'user:colours', train split: rows have 2 span(s) and the head pools 3 (head option num_spans); give each row 3 " \
+           "(write [0, 0] for a span a row lacks), or (before training) set head_options: {num_spans: 2}" in done.stderr
     unmapped = {**colours, "tasks": [{**colours["tasks"][0], "define": {**colours["tasks"][0]["define"], "inputs": {}}}]}
     config.write_text(yaml.safe_dump(unmapped), encoding="utf-8")
     done = subprocess.run(helpers.mt_command("check", str(config)), capture_output=True, text=True, env=helpers.subprocess_env(), timeout=300)
     assert done.returncode != 0 and "head option pooling 'spans' pools each row's spans, and the task maps none" in done.stderr
+
+
+def test_a_spans_head_reading_a_task_without_spans_is_refused_before_training(tmp_path: Path, colours: dict, helpers):
+    """evaluate_with, a teacher and --head run one task's head on another task's rows: a spans head needs their spans
+    (an audit: evaluate_with trained every step, then lost the run at the final evaluation)."""
+    plain = {"define": {**colours["tasks"][0]["define"], "name": "plain", "inputs": {}}}
+    scored = {**colours, "tasks": [colours["tasks"][0], {**plain, "evaluate_with": "colours"}]}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(scored), encoding="utf-8")
+    env = helpers.subprocess_env()
+    for command in (("check", str(config)), ("train", str(config), "--output-dir", str(tmp_path / "ev"))):
+        done = subprocess.run(helpers.mt_command(*command), capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "the head 'user:colours' cannot score task 'user:plain': that head pools 2 spans of each row, and task 'user:plain' " \
+               "maps no spans" in done.stderr
+    assert not (tmp_path / "ev").exists()
+    teacher = tmp_path / "teacher"
+    Trainer({**colours, "schedule": {"max_steps": 2, "warmup_steps": 0}}, output_dir=teacher).train()
+    student = {**colours, "tasks": [{**plain, "define": {**plain["define"], "name": "colours"}}], "distill": {"teacher": str(teacher)}}
+    config.write_text(yaml.safe_dump(student), encoding="utf-8")
+    done = subprocess.run(helpers.mt_command("check", str(config)), capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and "that head pools 2 spans of each row, and task 'user:colours' maps no spans" in done.stderr
+    zero_shot = subprocess.run(helpers.mt_command("evaluate", str(teacher), "--tasks", "colours", "--input",
+                                                  colours["tasks"][0]["define"]["files"]["validation"], "--head", "colours"),
+                               capture_output=True, text=True, env=env, timeout=300)
+    assert zero_shot.returncode == 0, zero_shot.stderr  # the same task's rows: its spans are there

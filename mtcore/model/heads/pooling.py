@@ -153,11 +153,11 @@ class SequencePooler(nn.Module):
         if self.pooling != "spans":
             return self.dropout(pool(hidden_states, attention_mask, self.pooling, pooler_output))
         if spans is None:
-            raise ConfigError("head pooling 'spans' needs each row's spans and the batch has none; map them in the task's inputs "
-                            "(inputs: {spans: <field>})")
+            raise ConfigError("its head pools spans of each row, and the batch has none (a task whose rows map no spans: inputs: "
+                              "{spans: <field>})")
         if spans.dim() != 3 or spans.shape[1] != self.num_spans:
-            raise ConfigError(f"rows carry {spans.shape[1] if spans.dim() == 3 else '?'} spans and head option num_spans is "
-                            f"{self.num_spans}; set num_spans: {spans.shape[1] if spans.dim() == 3 else 'N'}")
+            raise ConfigError(f"its head pools {self.num_spans} spans of each row (head option num_spans), and the batch's rows have "
+                              f"{spans.shape[1] if spans.dim() == 3 else '?'}")
         return self.dropout(pool_spans(hidden_states, spans))
 
     def extra_repr(self) -> str:
