@@ -4,7 +4,7 @@ last checkpoints); see :mod:`mtcore.model.averaging`. Imports nothing heavy at i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import typer
 
@@ -21,10 +21,14 @@ def average(
     greedy: bool = typer.Option(False, "--greedy", help="A greedy soup: from the best-scoring model down, keep each one only when "
                                 "the average with it scores at least as well on the runs' evaluation split (models of other "
                                 "hyper-parameters, e.g. a --grid's runs)."),
+    device: Optional[str] = typer.Option(None, "--device", help="With --greedy: where the models are scored: cpu, cuda, cuda:1, ... "
+                                         "(default: the GPU when there is one; the weights are averaged on the CPU)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help=TRUST_HELP),
 ) -> None:
     """Average the weights of models trained alike (seeds, last checkpoints) into one model."""
     one_process("average")
+    if device is not None and not greedy:
+        raise UsageError("--device chooses where --greedy scores the models; add --greedy, or leave --device out")
     from mtcore.model.averaging import average_models, greedy_soup
     from mtcore.model.serialization import check_save_target
     from mtcore.predict.locate import load_model, locate
@@ -46,7 +50,10 @@ def average(
         return load_model(where[path], "cpu", trust_remote_code)
 
     if greedy:
-        soup = greedy_soup([str(path) for path in models], load, lambda path, model: _score(path, model, trust_remote_code))
+        from mtcore.predict.predictor import resolve_device
+
+        where_scored = resolve_device(device)
+        soup = greedy_soup([str(path) for path in models], load, lambda path, model: _score(path, model, trust_remote_code, where_scored))
         _report(soup, len(models))
         soup.model.save_pretrained(target, tokenizer=soup.model.tokenizer)
         _info(f"averaged {len(soup.kept)} of {len(models)} models into {output}; score it with: {_scoring(output, soup.model)}")
@@ -56,14 +63,14 @@ def average(
     _info(f"averaged {len(models)} models into {output}; score it with: {_scoring(output, model)}")
 
 
-def _score(path: str, model, trust_remote_code: bool) -> float:
-    """The aggregate a model (``None``: the one at ``path``) scores on what ``path``'s run evaluates, on the CPU, where the
-    soups are averaged: every score of one greedy soup computed alike."""
+def _score(path: str, model, trust_remote_code: bool, device) -> float:
+    """The aggregate a model (``None``: the one at ``path``) scores on what ``path``'s run evaluates, on ``device``: every
+    score of one greedy soup computed alike (the soup is averaged on the CPU and moved there to be scored)."""
     from mtcore.predict.evaluate import evaluate_path
     from mtcore.predict.predictor import quiet_datasets
 
     with quiet_datasets():
-        report = evaluate_path(path, device="cpu", trust_remote_code=trust_remote_code, model=model)
+        report = evaluate_path(path, device=device, trust_remote_code=trust_remote_code, model=None if model is None else model.to(device))
     if report.aggregate is None:
         raise UsageError(f"{path}: nothing to score ({'; '.join(report.notes) or 'no labelled rows'}); --greedy compares scores on "
                          "the runs' evaluation split: average without --greedy")

@@ -148,8 +148,10 @@ def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(
                   "evaluation": {"every": None, "at_end": True}, "logging": {"progress": "none", "plot": False}}
         runs.append(tmp_path / f"run-{lr}")
         Trainer(config, output_dir=runs[-1]).train()
-    result = CliRunner().invoke(app, ["average", *map(str, runs), "--greedy", "-o", str(tmp_path / "soup")])
+    result = CliRunner().invoke(app, ["average", *map(str, runs), "--greedy", "--device", "cpu", "-o", str(tmp_path / "soup")])
     assert result.exit_code == 0, result.output
+    alone_device = CliRunner().invoke(app, ["average", *map(str, runs), "--device", "cpu", "-o", str(tmp_path / "soup2")])
+    assert alone_device.exit_code == 2 and "--device chooses where --greedy scores the models" in alone_device.stderr
     alone = {str(run): evaluate_path(run, device="cpu").aggregate for run in runs}
     best = max(alone, key=alone.get)
     assert f"greedy soup of 3 models: {best} scores {alone[best]:.4f} alone, the best" in result.stderr
