@@ -34,6 +34,8 @@ def train(
                                              "(repeat for more keys); runs go to OUTPUT/<key=value,...>, a list of them to OUTPUT/grid.json."),
     trials: Optional[int] = typer.Option(None, "--trials", metavar="N", min=1, help="With --grid: train N of its combinations, drawn "
                                          "at random (random search; the same N for the same grid and seed)."),
+    search: str = typer.Option("random", "--search", metavar="random|tpe", help="With --trials: random draws the N combinations at "
+                               "once; tpe chooses each from the scores of those trained before (Optuna's TPE; needs mtcore[search])."),
 ) -> None:
     """Train a multitask model from a YAML config; artefacts go to the run directory."""
     from mtcore.train.distributed import let_the_main_process_report
@@ -46,12 +48,14 @@ def train(
         with KeptSignals():  # a SIGTERM/SIGUSR1/SIGHUP while the run is built stops it after its first step, with a checkpoint
             if trials is not None and not grid:
                 raise UsageError("--trials draws runs from a --grid; add --grid KEY=V1,V2 (or leave --trials out)")
-            _train(config, overrides or [], output_dir, resume, seeds, grid or [], trials)
+            if search != "random" and trials is None:
+                raise UsageError(f"--search {search} chooses --trials N combinations of a --grid; add --grid KEY=V1,V2 and --trials N")
+            _train(config, overrides or [], output_dir, resume, seeds, grid or [], trials, search)
     except Preempted as stop:  # every process stopped at the same step, with one checkpoint: the main one says so
-        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials)
+        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials, search)
         raise typer.Exit(stop.exit_code) from None
     except TrainingInterrupted as stop:  # Ctrl-C: the command that resumes from the latest checkpoint
-        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials)
+        _report_preemption(stop, config, overrides or [], seeds, grid or [], trials, search)
         raise typer.Exit(130) from None
     except Exception as error:  # under torchrun every process fails alike: the main one reports it (once)
         let_the_main_process_report(error)
@@ -59,11 +63,11 @@ def train(
 
 
 def _train(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], grid: list[str],
-           trials: Optional[int] = None) -> None:
+           trials: Optional[int] = None, search: str = "random") -> None:
     from mtcore.train.trainer import Trainer
 
     if grid:
-        _train_grid(config, overrides, output_dir, resume, seeds, grid, trials)
+        _train_grid(config, overrides, output_dir, resume, seeds, grid, trials, search)
         return
     if seeds is not None:
         _train_seeds(config, overrides, output_dir, resume, seeds)
@@ -140,7 +144,7 @@ def _train_seeds(config: Path, overrides: list[str], output_dir: Optional[str], 
 
 
 def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], resume: bool, seeds: Optional[str], axes: list[str],
-                trials: Optional[int] = None) -> None:
+                trials: Optional[int] = None, search: str = "random") -> None:
     from rich.markup import escape
     from rich.table import Table
 
@@ -166,7 +170,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
         say(f"{' '.join(combo)}: {shown}{' (mean over seeds)' if chosen else ''}; run directory {entry['run_dir']}")
 
     entries = train_grid(config, base, grid, overrides=overrides, seeds=chosen, resume=resume, report=report, trials=trials,
-                         trial_seed=loaded.seed)
+                         trial_seed=loaded.seed, search=search)
     if not is_main_process():
         return
     table = Table(title=f"{len(entries)} run{'s' if len(entries) != 1 else ''} of the grid, best final aggregate first"
@@ -197,7 +201,7 @@ def _train_grid(config: Path, overrides: list[str], output_dir: Optional[str], r
 
 
 def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Optional[str], grid: list[str] = (),
-                       trials: Optional[int] = None) -> None:
+                       trials: Optional[int] = None, search: str = "random") -> None:
     """One line on stderr (main process): the step, the checkpoint and the command that continues the run."""
     import shlex
     import sys
@@ -211,6 +215,7 @@ def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Opt
     grid_run = getattr(stop, "grid_run", None)
     if grid_run is not None:  # --grid: the output folder holds every combination's run
         words += [word for axis in grid for word in ("--grid", axis)] + (["--trials", str(trials)] if trials else [])
+        words += ["--search", search] if search != "random" else []
         words += [*(["--seeds", str(seeds)] if seeds is not None else []), "--output-dir", str(Path(grid_run).parent)]
     elif seed is not None:  # --seeds: the output folder holds every seed's run
         words += ["--seeds", str(seeds), "--output-dir", str(stop.run_dir.parent)]

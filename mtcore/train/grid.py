@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError, MtError
-from mtcore.train.distributed import is_main_process
+from mtcore.train.distributed import is_main_process, world_size
 from mtcore.train.preemption import Preempted, TrainingInterrupted
 
 SUMMARY = "grid.json"
@@ -177,7 +177,7 @@ def run_name(overrides: Sequence[str]) -> str:
 
 
 def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides: Sequence[str], runs_per_combination: int = 1,
-               seeds: bool = False, trials: int | None = None, trial_seed: int = 0) -> list[list[str]]:
+               seeds: bool = False, trials: int | None = None, trial_seed: int = 0, search: str = "random") -> list[list[str]]:
     """Every combination's overrides (``trials``: those :func:`combinations` draws), each checked as a config (key, type,
     plugins, tasks) before any run."""
     from mtcore.train.config_io import anchor_paths, load_config
@@ -191,13 +191,17 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
     _refuse_overlaps(config, grid, overrides)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
         raise ConfigError(f"--trials must be a number of runs >= 1, got {trials!r}")
-    combos = combinations(grid, trials, trial_seed)
+    from mtcore.train.tpe_search import check_search
+
+    check_search(search, trials, world_size())
+    combos = combinations(grid, None if search == "tpe" else trials, trial_seed)  # tpe: any may be chosen, every one checked
+    runs = min(trials, len(combos)) if search == "tpe" and trials else len(combos)
     if trials is not None and trials >= math.prod(len(values) for _, values in grid):
         warnings.warn(f"--trials {trials}: the grid has {len(combos)} combination(s), so every one trains (nothing is drawn)",
                       UserWarning, stacklevel=2)
-    if len(combos) * runs_per_combination > MAX_RUNS:
+    if runs * runs_per_combination > MAX_RUNS:
         drawn = "; --trials N trains N of the combinations, drawn at random" if trials is None else ""
-        raise ConfigError(f"--grid: {len(combos)} combinations x {runs_per_combination} seed(s) is {len(combos) * runs_per_combination} "
+        raise ConfigError(f"--grid: {runs} combinations x {runs_per_combination} seed(s) is {runs * runs_per_combination} "
                           f"runs; at most {MAX_RUNS} from one command (each is a whole training run){drawn}")
     names = [run_name(c) for c in combos]
     clash = next((n for n in names if names.count(n) > 1), None)
@@ -258,8 +262,9 @@ def _refuse_overlaps(config: Any, grid: Sequence[tuple[str, Sequence[str]]], ove
 def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Sequence[str]]], *, overrides: Iterable[str] = (),
                seeds: Sequence[int] | None = None, resume: bool = False,
                report: Callable[[list[str], dict[str, Any]], None] | None = None, trials: int | None = None,
-               trial_seed: int = 0) -> list[dict[str, Any]]:
-    """Train every combination of ``grid`` (``trials``: that many drawn at random, see :func:`combinations`) sequentially;
+               trial_seed: int = 0, search: str = "random") -> list[dict[str, Any]]:
+    """Train every combination of ``grid`` (``trials``: that many drawn at random, see :func:`combinations`; with ``search``
+    ``tpe``, chosen one after another from the scores before, :mod:`mtcore.train.tpe_search`) sequentially;
     returns (and writes to ``OUTPUT/grid.json``) one entry per run.
     A combination whose loss goes NaN (or, in one process, that runs out of memory) gets an entry with its ``error``
     line and no scores, and the others still train; any other error stops the grid."""
@@ -269,7 +274,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
 
     overrides, base = list(overrides), Path(output_dir)
     grid = align_grid(base, grid)
-    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds), trials=trials, trial_seed=trial_seed)
+    combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds), trials=trials, trial_seed=trial_seed,
+                        search=search)
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
                             suffix="grid")
     refuse_another_kind(base, "seeds.json", "runs of several seeds", "--grid puts one run per combination in OUTPUT/<key=value,...> "
@@ -277,7 +283,12 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     if not resume:
         _refuse_trained_combinations(base, combos, bool(seeds))
     entries: list[dict[str, Any]] = []
-    for combo in combos:
+    chooser = None
+    if search == "tpe":
+        from mtcore.train.tpe_search import TpeSearch
+
+        chooser = TpeSearch(grid, trials or len(combos), trial_seed)
+    for combo in chooser if chooser is not None else combos:
         run = base / run_name(combo)
         try:
             if seeds:
@@ -301,18 +312,21 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
             # a learning rate that diverges is a result of the sweep: recorded, and the other combinations still train
             entry = {"overrides": combo, "run_dir": str(run), "final": None, "best": None, "error": " ".join(str(exc).split())}
         entries.append(entry)
+        if chooser is not None:
+            from mtcore.train.tpe_search import run_score
+
+            chooser.tell(run_score(entry))
         if report is not None and is_main_process():  # a failed or already-trained combination reaches every process
             report(combo, entry)
         if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
-                                        "runs": _merged(base, entries)})
+                                        **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
     return entries
 
 
 def _fails_alone(error: MtError) -> bool:
     """Whether ``error`` ends its combination only: a loss that went NaN (every process raises it together), or memory
     running out in a one-process run (under DDP the other processes stop on their own error)."""
-    from mtcore.train.distributed import world_size
     from mtcore.train.monitor import NonFiniteLossError, OutOfMemory
 
     return isinstance(error, NonFiniteLossError) or (isinstance(error, OutOfMemory) and world_size() == 1)

@@ -223,3 +223,56 @@ def test_trials_train_a_random_sample_of_a_grid_too_large_to_train_whole(tmp_pat
     assert small.exit_code == 0 and "--trials 5: the grid has 2 combination(s), so every one trains" in small.stderr
     alone = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x"), "--trials", "2"])
     assert alone.exit_code == 2 and "--trials draws runs from a --grid" in alone.stderr
+
+
+def test_tpe_search_chooses_each_run_from_the_scores_before_and_resumes_the_same_choices(tmp_path, monkeypatch):
+    """--search tpe (Optuna's TPE): N distinct runs, each told to the sampler; the same seed makes the same choices, and
+    --resume finds the trained ones again (their recorded scores) and goes on."""
+    from mtcore.train import tpe_search
+
+    told = []
+    original = tpe_search.TpeSearch.tell
+    monkeypatch.setattr(tpe_search.TpeSearch, "tell", lambda self, score: told.append(score) or original(self, score))
+    config, out = _config(tmp_path), tmp_path / "out"
+    axes = ["--grid", "optimizer.lr=1e-5,1e-4,1e-3,3e-3", "--grid", "optimizer.weight_decay=0,0.1", "--trials", "3"]
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--search", "tpe"])
+    assert result.exit_code == 0, result.output
+    listed = json.loads((out / "grid.json").read_text())
+    runs = [tuple(r["overrides"]) for r in listed["runs"]]
+    assert listed["search"] == "tpe" and listed["trials"] == 3 and len(set(runs)) == 3
+    scores = {tuple(r["overrides"]): r["best"] if r["best"] is not None else r["final"] for r in listed["runs"]}
+    assert told[:3] == [scores[run] for run in runs]  # each run's score reached the sampler, in order
+    again = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "again"), *axes, "--search", "tpe"])
+    assert again.exit_code == 0 and [tuple(r["overrides"]) for r in json.loads((tmp_path / "again" / "grid.json").read_text())["runs"]] == runs
+    told.clear()
+    more = runner.invoke(app, ["train", str(config), "-o", str(out), *axes[:-1], "5", "--search", "tpe", "--resume"])
+    assert more.exit_code == 0, more.output
+    resumed = [tuple(r["overrides"]) for r in json.loads((out / "grid.json").read_text())["runs"]]
+    assert resumed[:3] == runs and len(set(resumed)) == 5 and told[:3] == [scores[run] for run in runs]
+    for words, said in ((["--search", "tpe"], "--search tpe chooses --trials N combinations of a --grid"),
+                        ([*axes[:4], "--search", "tpe"], "--search tpe chooses --trials N combinations of a --grid; add --grid"),
+                        ([*axes, "--search", "bayes"], "--search 'bayes' is not a search")):
+        refused = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x"), *words])
+        assert refused.exit_code == 2 and said in refused.stderr, refused.stderr
+    monkeypatch.setitem(__import__("sys").modules, "optuna", None)  # not installed
+    missing = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "y"), *axes, "--search", "tpe"])
+    assert missing.exit_code == 2 and "--search tpe needs optuna: pip install 'mtcore[search]'" in missing.stderr
+
+
+def test_tpe_moves_toward_the_combinations_that_scored_well():
+    """After its random start, TPE proposes combinations near the best scores: on a numeric axis whose score grows with
+    the value, the later choices sit well above what random choices would (a fixed seed: the same every time; seeds 0-5
+    all give 43 to 49 here, against 29.5 at random)."""
+    from mtcore.train.tpe_search import TpeSearch
+
+    values = [f"{i}e-5" for i in range(60)]  # numbers: TPE models their order
+    search = TpeSearch([("optimizer.lr", values)], 20, seed=0)
+    chosen = []
+    for combo in search:
+        position = values.index(combo[0].split("=")[1])
+        chosen.append(position)
+        search.tell(float(position))
+    assert len(chosen) == len(set(chosen)) == 20
+    later = chosen[6:]  # after the random start (a third of the trials)
+    assert sum(later) / len(later) > 29.5 + 10

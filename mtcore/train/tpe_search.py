@@ -1,0 +1,114 @@
+"""``mt train --grid ... --trials N --search tpe``: choosing the combinations of a grid one after another with Optuna's
+TPE sampler (Bergstra et al. 2011), each from the scores of those trained before, instead of drawing them all at once.
+
+Each run's score is its best aggregate (its final one without evaluations in between; a failed run tells TPE it
+failed). The first third of the trials (2 to 10) are drawn at random, as TPE needs scores to model. The choices are a function of the seed and of the scores before them, so ``--resume`` finds the same
+combinations again: the runs already trained give their recorded scores, and the search goes on from there. TPE may
+propose a combination it has tried; it is told that run's score again and asked once more, so N trials are N runs
+(fewer only when the grid has fewer combinations). Needs ``optuna`` (``pip install 'mtcore[search]'``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from mtcore.errors import ConfigError
+
+#: The searches ``--search`` takes: ``random`` (draws all N at once, :func:`mtcore.train.grid.combinations`) and ``tpe``.
+SEARCHES = ("random", "tpe")
+#: How many proposals of combinations already tried TPE may make in a row before the search stops short.
+_REPEATS = 200
+
+
+def check_search(search: str, trials: int | None, world: int = 1) -> None:
+    """``--search`` is known, ``tpe`` has ``--trials`` and runs in one process (its choices follow the scores)."""
+    from mtcore.errors import did_you_mean
+
+    if search not in SEARCHES:
+        raise ConfigError(f"--search {search!r} is not a search{did_you_mean(str(search), SEARCHES, n=1)}; use random or tpe")
+    if search == "tpe" and trials is None:
+        raise ConfigError("--search tpe chooses --trials N combinations one after another; add --trials N")
+    if search == "tpe" and world > 1:
+        raise ConfigError("--search tpe runs in one process (each choice follows the scores before it); run the search without "
+                          "a launcher, or use --search random, whose runs may each use several processes")
+
+
+class TpeSearch:
+    """Iterate over the combinations to train (lists of ``key=value``); :meth:`tell` each one's score before the next."""
+
+    def __init__(self, grid: Sequence[tuple[str, Sequence[str]]], trials: int, seed: int) -> None:
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError("--search tpe needs optuna: pip install 'mtcore[search]' (or use --search random)") from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self.optuna = optuna
+        self.grid = [(key, list(values)) for key, values in grid]
+        self.trials = trials
+        self.total = math.prod(len(values) for _, values in self.grid)
+        # the first trials are drawn at random (TPE needs scores to model): a third of the budget, 2 to 10 (Optuna's default
+        # 10 would leave a sweep of 10 runs a random search)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.distributions = {key: _distribution(optuna, values) for key, values in self.grid}
+        self.scores: dict[tuple[str, ...], float | None] = {}
+        self._trial: Any = None
+        self.stopped_short = False
+
+    def __iter__(self) -> Iterator[list[str]]:
+        repeats = 0
+        while len(self.scores) < min(self.trials, self.total):
+            self._trial = self.study.ask(self.distributions)
+            combo = self._combo_of(self._trial)
+            if tuple(combo) in self.scores:  # tried: the same score again, and TPE proposes another
+                self.tell(self.scores[tuple(combo)])
+                repeats += 1
+                if repeats >= _REPEATS:
+                    self.stopped_short = True
+                    return
+                continue
+            repeats = 0
+            yield combo
+
+    def _combo_of(self, trial: Any) -> list[str]:
+        """The overrides a trial's parameters stand for (a numeric axis is chosen by its values' positions)."""
+        return [f"{key}={values[trial.params[key]] if _ordered(values) else trial.params[key]}" for key, values in self.grid]
+
+    def tell(self, score: float | None) -> None:
+        """The score of the combination the iteration gave last (None or NaN: its run failed)."""
+        if self._trial is None:
+            return
+        key = tuple(self._combo_of(self._trial))
+        self.scores.setdefault(key, score)
+        if score is None or not math.isfinite(score):
+            self.study.tell(self._trial, state=self.optuna.trial.TrialState.FAIL)
+        else:
+            self.study.tell(self._trial, float(score))
+        self._trial = None
+
+
+def _ordered(values: Sequence[str]) -> bool:
+    """Whether an axis's values are all numbers (learning rates, ratios): TPE then models their order, by position (a
+    grid's rates are usually spaced evenly in log scale); other values (names, lists) are categories without one."""
+    try:
+        return len(values) > 1 and all(str(v).strip().lower() not in ("nan", "inf", "-inf", "true", "false") and float(v) == float(v)
+                                       for v in values)
+    except ValueError:
+        return False
+
+
+def _distribution(optuna: Any, values: Sequence[str]) -> Any:
+    if _ordered(values):
+        return optuna.distributions.IntDistribution(0, len(values) - 1)
+    return optuna.distributions.CategoricalDistribution(list(values))
+
+
+def run_score(entry: dict[str, Any]) -> float | None:
+    """What TPE maximises for a run of the grid: its best aggregate, else its final one (None: no score, a failed run)."""
+    for part in ("best", "final"):
+        value = entry.get(part)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    return None
