@@ -71,10 +71,12 @@ def check_span_bounds(row: Mapping[str, Any], field: str) -> None:
                              f"{column}; spans count characters, end excluded")
 
 
-def token_spans(spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int | None]) -> list[list[int]]:
+def token_spans(spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]], sequence_ids: Sequence[int | None],
+                truncated: bool = True) -> list[list[int]]:
     """Each ``[start, end, text]`` character span as ``[first, last]`` token of one encoding (``offsets``: each token's
-    characters in its own text; ``sequence_ids``: which text, None for special tokens); ``[-1, -1]`` for no span,
-    ``[-2, -2]`` for one cut off (past its text's last kept token), ``[-3, -3]`` for one no token covers (spaces)."""
+    characters in its own text; ``sequence_ids``: which text, None for special tokens; ``truncated``: the encoding was
+    cut at ``max_length``); ``[-1, -1]`` for no span, ``[-2, -2]`` for one cut off (past its text's last kept token of a
+    truncated encoding), ``[-3, -3]`` for one no token covers (spaces, characters the tokenizer drops)."""
     out = []
     for start, end, text in spans:
         kept = [(a, b) for (a, b), seq in zip(offsets, sequence_ids) if seq == text and b > a]
@@ -84,7 +86,7 @@ def token_spans(spans: Sequence[Sequence[int]], offsets: Sequence[Sequence[int]]
         elif inside:
             out.append([inside[0], inside[-1]])
         else:
-            out.append(list(LOST_SPAN) if not kept or start >= kept[-1][1] else list(BLANK_SPAN))
+            out.append(list(LOST_SPAN) if truncated and (not kept or start >= kept[-1][1]) else list(BLANK_SPAN))
     return out
 
 

@@ -116,7 +116,8 @@ class _Encoder:
             encoded = self.tokenizer(first, second, truncation=truncation, **common)
             out = {key: encoded[key] for key in self.keys}
             if spans is not None:
-                out[SPAN_TOKENS] = [token_spans(spans[i], encoded["offset_mapping"][i], encoded.sequence_ids(i)) for i in range(len(first))]
+                out[SPAN_TOKENS] = [token_spans(spans[i], encoded["offset_mapping"][i], encoded.sequence_ids(i),
+                                                len(encoded["input_ids"][i]) >= self.max_length) for i in range(len(first))]
             return out
         except Exception:  # e.g. only_second with a first text longer than max_length: retry row by row
             out = {key: [] for key in (*self.keys, *((SPAN_TOKENS,) if spans is not None else ()))}
@@ -129,7 +130,8 @@ class _Encoder:
                 for key in self.keys:
                     out[key].append(encoded[key])
                 if spans is not None:
-                    out[SPAN_TOKENS].append(token_spans(spans[i], encoded["offset_mapping"], encoded.sequence_ids(0)))
+                    out[SPAN_TOKENS].append(token_spans(spans[i], encoded["offset_mapping"], encoded.sequence_ids(0),
+                                                        len(encoded["input_ids"]) >= self.max_length))
             return out
 
     def questions(self, questions: list[str], contexts: list[str], answers: list[dict[str, list[Any]]], rows: list[int],

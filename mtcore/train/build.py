@@ -111,7 +111,7 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
     evaluate-only task (:mod:`mtcore.train.eval_tasks`), whose data joins the evaluation data."""
     from mtcore.data import load_task_data
     from mtcore.data.task_data import MissingSplit
-    from mtcore.train.eval_tasks import load_evaluated
+    from mtcore.train.eval_tasks import check_span_readers, load_evaluated
 
     config = plan.config
     split = config.evaluation.split
@@ -146,6 +146,7 @@ def load_data(plan: RunPlan, tokenizer: Any, encoder_config: Any, accelerator: A
         scored, splits = load_evaluated(plan, tokenizer, options, notes)
     for task_id, data in scored.items():
         _warn_if_unlabelled(task_id, data, splits[task_id])
+    check_span_readers(plan, {**train, **scored})  # before training: evaluate_with's and teachers' heads read these rows too
     return train, {**evaluation, **scored}, splits
 
 

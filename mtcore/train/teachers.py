@@ -82,6 +82,11 @@ def _saved_tasks(distill: Any, path: str) -> dict[str, dict[str, Any]] | None:
         raise ConfigError(f"config key {_key(distill, path)!r}: {exc}") from None
 
 
+def teacher_infos(distill: Any, path: str) -> dict[str, dict[str, Any]]:
+    """The task infos of a teacher (its manifest's, or a checkpoint's run config's; empty when unknown)."""
+    return _saved_tasks(distill, path) or {}
+
+
 def _checkpoint_tasks(location: Any) -> dict[str, dict[str, Any]] | None:
     """A checkpoint's tasks (kind, labels) as its run's config plans them; None when that cannot be planned here (a plugin
     not installed): the loaded checkpoint is checked when the run starts."""

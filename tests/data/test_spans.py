@@ -108,13 +108,13 @@ def test_spans_are_for_one_vector_kinds_and_a_spans_head_needs_them():
 
 
 def test_a_span_no_token_covers_is_told_apart_from_one_cut_off_and_whole_floats_are_numbers(bert, cache_dir, write, tmp_path):
-    rows = [{"text": TEXT, "targets": [[0, 3], [3, 4]], "label": "yes"},  # the space after "кот": no token, nothing cut
+    rows = [{"text": TEXT + " \u200b", "targets": [[17, 18], [3, 4]], "label": "yes"},  # a zero-width end, the space after "кот"
             {"text": TEXT, "targets": [[0.0, 3.0], [4.0, 8.0]], "label": "no"}]  # floats that are whole numbers (pandas, NaNs)
     files = {"train": str(write.jsonl(tmp_path / "t.jsonl", rows)), "validation": str(tmp_path / "t.jsonl")}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         split = _load(_task(files), bert, cache_dir).splits["train"]
-    assert split["span_tokens"][0][1] == [-3, -3] and split["span_tokens"][1] == [[1, 1], [2, 2]]
+    assert split["span_tokens"][0] == [[-3, -3], [-3, -3]] and split["span_tokens"][1] == [[1, 1], [2, 2]]
     told = [str(w.message) for w in caught if issubclass(w.category, CutSpansWarning)]
     assert told and all("cover no token (only spaces, or characters the tokenizer drops; the first in row 1)" in m for m in told)
     assert not any("max_length" in m for m in told)

@@ -118,3 +118,27 @@ def test_a_spans_head_reading_a_task_without_spans_is_refused_before_training(tm
                                                   colours["tasks"][0]["define"]["files"]["validation"], "--head", "colours"),
                                capture_output=True, text=True, env=env, timeout=300)
     assert zero_shot.returncode == 0, zero_shot.stderr  # the same task's rows: its spans are there
+
+
+def test_rows_with_other_numbers_of_spans_than_a_reading_head_pools_are_refused_before_training(tmp_path: Path, colours: dict, helpers):
+    """An evaluate_with task (cls rows of 3 spans) scored by a head pooling 2: refused when the data loads, not after
+    training (an audit: the run trained, then lost its model at the final evaluation)."""
+    import json as _json
+
+    files = colours["tasks"][0]["define"]["files"]
+    three = {}
+    for split, path in files.items():
+        rows = [_json.loads(line) for line in Path(path).read_text().splitlines()]
+        three[split] = tmp_path / f"{split}3.jsonl"
+        three[split].write_text("".join(_json.dumps({**r, "marked": [*r["marked"], [0, 0]]}) + "\n" for r in rows))
+    scored = {"define": {**colours["tasks"][0]["define"], "name": "three", "files": {k: str(v) for k, v in three.items()}},
+              "evaluate_with": "colours"}
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**colours, "tasks": [colours["tasks"][0], scored]}), encoding="utf-8")
+    env = helpers.subprocess_env()
+    for command in (("check", str(config)), ("train", str(config), "--output-dir", str(tmp_path / "ev"))):
+        done = subprocess.run(helpers.mt_command(*command), capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "task 'user:three', validation split: rows have 3 span(s), and the head of 'user:colours', which scores them, pools 2" \
+            in done.stderr
+    assert not (tmp_path / "ev" / "model").exists() and not list((tmp_path / "ev").glob("checkpoints/step-*"))
