@@ -15,7 +15,7 @@ _CLS = ("text_classification", "pair_classification")
 def mt_register_heads(register):
     heads = "mtcore.model.heads"
     register("classification", f"{heads}.classification:ClassificationHead", "pooled (cls/mean/max/pooler/spans) -> dropout -> linear", kinds=_CLS)
-    register("mlp", f"{heads}.classification:MLPHead", "the seed's N-linear-layers head: pooled -> [linear, act, dropout] x N -> linear", kinds=_CLS)
+    register("mlp", f"{heads}.classification:MLPHead", "the seed's N-linear-layers head: pooled -> [linear, act, (norm,) dropout] x N -> linear", kinds=_CLS)
     register("regression", f"{heads}.regression:RegressionHead", "pooled -> linear -> one value, MSE loss", kinds=("regression",))
     register("multi_label", f"{heads}.multi_label:MultiLabelHead", "pooled -> linear -> one logit per label, BCE loss", kinds=("multi_label",))
     register("multiple_choice", f"{heads}.multiple_choice:MultipleChoiceHead", "one scorer over N (context, choice) encodings, cross-entropy over choices", kinds=("multiple_choice",))

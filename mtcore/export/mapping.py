@@ -98,6 +98,8 @@ def what_exports(plain: nn.Module, kind: TaskKind) -> str:
     model_type = getattr(plain.config, "model_type", "")
     if others:
         return f"{name}'s classifier also has {others[0]}, which no mtcore head reproduces"
+    if kind in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA) and len(layers) > 1:  # ModernBERT's: dense, act, norm first
+        return f"{name}'s classifier is {_count([layer for _, layer in layers])} over every token, which no mtcore head reproduces"
     if kind is TaskKind.TOKEN_CLASSIFICATION:
         return f"{name} is a linear layer over every token: use head 'token_classification'"
     if kind is TaskKind.EXTRACTIVE_QA:
@@ -113,9 +115,12 @@ def what_exports(plain: nn.Module, kind: TaskKind) -> str:
         head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "mlp")
         bias = bool(getattr(plain.config, "classifier_bias", True))
         pooling = getattr(plain.config, "classifier_pooling", "cls")
-        return (f"{name} is a linear layer, {act} and a layer norm, then a linear layer, over the {'first token' if pooling == 'cls' else 'mean of the tokens'}: "
-                f"train with head '{head}' and head_options {{num_layers: 2, activation: {act}, layer_norm: true, inner_bias: "
-                f"{str(bias).lower()}, pooling: {pooling}}}")
+        what = f"{name} is a linear layer, {act} and a layer norm, then a linear layer, over the {'first token' if pooling == 'cls' else 'mean of the tokens'}"
+        if bias != bool(getattr(plain.config, "norm_bias", bias)):
+            return f"{what}, the first with a bias and the norm without one (or the other way round), which no mtcore head reproduces"
+        eps = float(getattr(plain.config, "norm_eps", 1e-5))
+        return (f"{what}: train with head '{head}' and head_options {{num_layers: 2, activation: {act}, layer_norm: true, "
+                f"{'' if eps == 1e-5 else f'layer_norm_eps: {eps:g}, '}inner_bias: {str(bias).lower()}, pooling: {pooling}}}")
     if len(linears) == 2 and kind not in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA):
         act = TWO_LAYER_ACTIVATIONS.get(model_type) or getattr(plain.config, "pooler_hidden_act", None) or "<the architecture's activation>"
         head = {TaskKind.MULTIPLE_CHOICE: "multiple_choice", TaskKind.REGRESSION: "regression", TaskKind.MULTI_LABEL: "multi_label"}.get(kind, "mlp")

@@ -337,5 +337,13 @@ def test_modernberts_classifier_is_refused_with_the_head_options_that_export_and
     with torch.no_grad():
         logits = loaded(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits
     np.testing.assert_allclose(torch.softmax(logits, -1)[0].numpy(), predict(model, "choice", rows).probabilities[0], atol=1e-5)
+    tagger = Task(name="tags", kind="token_classification", labels=("O", "B-X"), plugin="demo")
+    with pytest.raises(ExportError, match=r"ModernBertForTokenClassification's classifier is 2 linear layer\(s\) and 1 layer norm\(s\) "
+                                          r"over every token, which no mtcore head reproduces"):
+        export_task(make_model(tiny_encoders["modernbert"], tagger, seed=1), "tags", tmp_path / "refused")
+    eps = make_model(tiny_encoders["modernbert"], plain.replace(head_options={**MODERNBERT, "layer_norm_eps": "1e-5"}), seed=1)
+    assert eps.heads["demo:mood"].layers[2].eps == 1e-5  # YAML's 1e-5 (text): a number
+    with pytest.raises(ConfigError, match="layer_norm_eps is the epsilon of the layer norms layer_norm: true adds"):
+        make_model(tiny_encoders["modernbert"], plain.replace(head_options={"layer_norm_eps": 1e-6}), seed=1)
     with pytest.raises(ConfigError, match="layer_norm and inner_bias shape the inner layers, and num_layers 1 has none"):
         make_model(tiny_encoders["modernbert"], Task(name="score", kind="regression", head_options={"layer_norm": True}, plugin="demo"))

@@ -75,8 +75,15 @@ def hidden_layers(hidden_size: int, num_layers: int, linear_hidden_size: int | N
     for name, value in (("layer_norm", layer_norm), ("inner_bias", inner_bias)):
         if not isinstance(value, bool):
             raise ConfigError(f"head option {name}={value!r} must be true or false")
-    if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or not 0 < layer_norm_eps < 1:
-        raise ConfigError(f"head option layer_norm_eps={layer_norm_eps!r} must be a small number > 0, e.g. 1e-5")
+    try:  # YAML reads 1e-6 (no dot) as text, as it does for every float option
+        layer_norm_eps = float(layer_norm_eps) if not isinstance(layer_norm_eps, bool) else layer_norm_eps
+    except (TypeError, ValueError):
+        pass
+    if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, float) or not 0 < layer_norm_eps < 1:
+        raise ConfigError(f"head option layer_norm_eps={layer_norm_eps!r} must be a small number > 0, e.g. 0.00001")
+    if layer_norm_eps != 1e-5 and not layer_norm:
+        raise ConfigError("head option layer_norm_eps is the epsilon of the layer norms layer_norm: true adds; add layer_norm: true, "
+                          "or leave layer_norm_eps out")
     if int(num_layers) == 1 and (layer_norm or not inner_bias):
         raise ConfigError("head options layer_norm and inner_bias shape the inner layers, and num_layers 1 has none; "
                           "set num_layers: 2 (or leave them out)")
