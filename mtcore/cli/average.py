@@ -15,7 +15,7 @@ from mtcore.errors import UsageError
 
 def average(
     models: List[Path] = typer.Argument(..., metavar="MODEL...", help="Two or more runs, saved models or checkpoints, of one shape "
-                                        "(a --seeds folder: its seeds' runs)."),
+                                        "(a --seeds or --grid folder: its runs)."),
     output: Path = typer.Option(..., "--output", "-o", help="Where to save the averaged model (a new or empty folder)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT when it holds a saved model."),
     greedy: bool = typer.Option(False, "--greedy", help="A greedy soup: from the best-scoring model down, keep each one only when "
@@ -33,7 +33,7 @@ def average(
     from mtcore.model.serialization import check_save_target
     from mtcore.predict.locate import load_model, locate
 
-    models = [seed for path in models for seed in _seed_runs(path)]  # a --seeds folder: its seeds' runs
+    models = [run for path in models for run in _seed_runs(path)]  # a --seeds or --grid folder: its runs
     locations = [locate(path) for path in models]  # every path's mistake before any model loads
     _refuse_twice(models, locations)
     target = output.expanduser()
@@ -52,9 +52,12 @@ def average(
     if greedy:
         from mtcore.predict.predictor import resolve_device
 
-        where_scored = resolve_device(device)
-        soup = greedy_soup([str(path) for path in models], load, lambda path, model: _score(path, model, trust_remote_code, where_scored))
-        _report(soup, len(models))
+        where_scored, data = resolve_device(device), str(models[0])
+        _info(f"greedy soup of {len(models)} models, each scored on {data}'s evaluation data (as mt evaluate {data} scores it; "
+              "lower-is-better metrics count negated)")
+        soup = greedy_soup([str(path) for path in models], load,
+                           lambda path, model: _score(data, path, model, trust_remote_code, where_scored))
+        _report(soup)
         soup.model.save_pretrained(target, tokenizer=soup.model.tokenizer)
         _info(f"averaged {len(soup.kept)} of {len(models)} models into {output}; score it with: {_scoring(output, soup.model)}")
         return
@@ -63,23 +66,28 @@ def average(
     _info(f"averaged {len(models)} models into {output}; score it with: {_scoring(output, model)}")
 
 
-def _score(path: str, model, trust_remote_code: bool, device) -> float:
-    """The aggregate a model (``None``: the one at ``path``) scores on what ``path``'s run evaluates, on ``device``: every
-    score of one greedy soup computed alike (the soup is averaged on the CPU and moved there to be scored)."""
+def _score(data: str, path: str, model, trust_remote_code: bool, device) -> float:
+    """The aggregate ``model`` (the one at ``path``, or a soup) scores on what ``data``'s run evaluates, on ``device``: every
+    score of one greedy soup on the same rows (the soup is averaged on the CPU and moved there to be scored)."""
+    from mtcore.errors import MtError
     from mtcore.predict.evaluate import evaluate_path
     from mtcore.predict.predictor import quiet_datasets
 
-    with quiet_datasets():
-        report = evaluate_path(path, device=device, trust_remote_code=trust_remote_code, model=None if model is None else model.to(device))
+    try:
+        with quiet_datasets():
+            report = evaluate_path(data, device=device, trust_remote_code=trust_remote_code, model=model.to(device))
+    except MtError as exc:
+        raise UsageError(f"{path}: cannot be scored on {data}'s evaluation data ({exc}); --greedy compares scores on held-out "
+                         "rows: give the run directories (their configs say where the data is), or average without --greedy") from None
     if report.aggregate is None:
-        raise UsageError(f"{path}: nothing to score ({'; '.join(report.notes) or 'no labelled rows'}); --greedy compares scores on "
-                         "the runs' evaluation split: average without --greedy")
+        raise UsageError(f"{path}: nothing to score on {data}'s evaluation data ({'; '.join(report.notes) or 'no labelled rows'}); "
+                         "--greedy compares scores on held-out rows: average without --greedy")
     return float(report.aggregate)
 
 
-def _report(soup, count: int) -> None:
+def _report(soup) -> None:
     best = soup.kept[0]
-    _info(f"greedy soup of {count} models: {best} scores {soup.scores[best]:.4f} alone, the best")
+    _info(f"  best alone: {best} ({soup.scores[best]:.4f})")
     for path, value, kept in soup.soup_scores:
         _info(f"  {'kept' if kept else 'left out'}: {path} ({soup.scores[path]:.4f} alone; the soup with it {value:.4f})")
 
@@ -114,12 +122,15 @@ def _is_inside(path: Path, parent: Path) -> bool:
 
 
 def _seed_runs(path: Path) -> list[Path]:
-    """The finished seed runs of a ``mt train --seeds`` folder (``seeds.json`` beside ``seed-<seed>/``), else ``[path]``."""
-    if not (path / "seeds.json").is_file():
+    """The finished runs of a ``mt train --seeds`` folder (``seeds.json`` beside ``seed-<seed>/``) or ``--grid`` folder
+    (``grid.json`` beside a folder per combination), else ``[path]``."""
+    kind = "seeds" if (path / "seeds.json").is_file() else "grid" if (path / "grid.json").is_file() else None
+    if kind is None:
         return [path]
-    runs = sorted((p for p in path.glob("seed-*") if (p / "model" / "mtcore.json").is_file()), key=lambda p: p.name)
+    pattern = "seed-*" if kind == "seeds" else "*"
+    runs = sorted((p for p in path.glob(pattern) if (p / "model" / "mtcore.json").is_file()), key=lambda p: p.name)
     if not runs:
-        raise UsageError(f"{path}: a --seeds folder without a finished seed run (seed-<seed>/model); finish them first")
+        raise UsageError(f"{path}: a --{kind} folder without a finished run (<run>/model); finish them first")
     return runs
 
 

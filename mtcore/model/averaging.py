@@ -22,8 +22,10 @@ import torch
 
 from mtcore.errors import UsageError
 
-#: What of a task's saved description must match for two heads to be averaged.
+#: What of a task's saved description must match for two heads to be averaged (head options: :func:`_shape_options`).
 _TASK_KEYS = ("kind", "labels", "head", "head_id", "head_options")
+#: Head options that weigh the loss or drop units in training only: heads that differ in them average (a sweep over them).
+_TRAINING_ONLY = ("class_weights", "label_smoothing", "dropout", "dropout_in", "dropout_between")
 
 
 def average_models(paths: Sequence[Any], load: Callable[[Any], Any]) -> Any:
@@ -52,12 +54,21 @@ class Soup:
 
 
 def greedy_soup(paths: Sequence[Any], load: Callable[[Any], Any], score: Callable[[Any, Any], float]) -> Soup:
-    """The greedy soup of ``paths``: ``score(path, None)`` scores a model alone, ``score(paths_best, model)`` a soup (higher
-    is better, on held-out data); the models are tried from the best, each kept when the soup with it scores at least
-    the soup without."""
+    """The greedy soup of ``paths``: ``score(path, model)`` scores a model (alone, or a soup; ``path``: the model's, for
+    messages) on one held-out set, higher is better; every model is checked against the first and scored alone before
+    any soup, then tried from the best down, each kept when the soup with it scores at least the soup without."""
     if len(paths) < 2:
         raise UsageError(f"averaging needs two models or more, got {len(paths)}; give the runs, models or checkpoints to average")
-    scores = {path: score(path, None) for path in paths}
+    reference = load(paths[0])
+    _check_averageable(reference, paths[0])
+    scores = {paths[0]: score(paths[0], reference)}
+    for path in paths[1:]:  # every model's mistake (shape, options) before the soups are scored
+        model = load(path)
+        _check_averageable(model, path)
+        _check_same_shape(reference, model, paths[0], path)
+        scores[path] = score(path, model)
+        del model
+    del reference
     order = sorted(paths, key=lambda path: -scores[path])  # stable: ties keep the order given
     first = load(order[0])
     _check_averageable(first, order[0])
@@ -67,7 +78,7 @@ def greedy_soup(paths: Sequence[Any], load: Callable[[Any], Any], score: Callabl
     for path in order[1:]:
         candidate = _added(dict(sums), _state_of(first, reference, load(path), order[0], path))
         first.load_state_dict(_mean(candidate, reference, len(soup.kept) + 1))
-        value = score(order[0], first)
+        value = score(path, first)
         keep = value >= best
         soup.soup_scores.append((path, value, keep))
         if keep:
@@ -101,6 +112,25 @@ def _state_of(first: Any, reference: dict[str, torch.Tensor], model: Any, first_
     return state
 
 
+def _shape_options(info: Any) -> dict[str, Any]:
+    """A saved head's options with its class's defaults filled in (an option written out at its default is the same
+    head) and those of training only left out (:data:`_TRAINING_ONLY`)."""
+    import inspect
+
+    from mtcore.model.manifest import jsonable
+
+    defaults: dict[str, Any] = {}
+    try:
+        from mtcore.plugins import load_registry
+
+        head = load_registry(warn=False).component("head", str(info.get("head_id") or info.get("head"))).load()
+        defaults = {p.name: p.default for p in inspect.signature(head).parameters.values() if p.default is not inspect.Parameter.empty}
+    except Exception:  # noqa: BLE001 - a custom head: its options as saved
+        defaults = {}
+    options = {**jsonable(defaults), **dict(info.get("head_options") or {})}
+    return {k: v for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
+
+
 def _check_averageable(model: Any, path: Any) -> None:
     lora = getattr(model, "lora", None) or {}
     if lora.get("per_task"):
@@ -115,10 +145,16 @@ def _check_same_shape(first: Any, other: Any, first_path: Any, path: Any) -> Non
                          "of the same tasks")
     for task_id, info in first.tasks.items():
         theirs = other.tasks[task_id]
-        different = next((key for key in _TASK_KEYS if info.get(key) != theirs.get(key)), None)
+        mine_cmp, theirs_cmp = ({**task, "head_options": _shape_options(task)} for task in (info, theirs))
+        different = next((key for key in _TASK_KEYS if mine_cmp.get(key) != theirs_cmp.get(key)), None)
+        if different == "head_options":  # the option that differs, not every default
+            mine_opts, theirs_opts = mine_cmp[different], theirs_cmp[different]
+            option = next(k for k in sorted(set(mine_opts) | set(theirs_opts)) if mine_opts.get(k) != theirs_opts.get(k))
+            raise UsageError(f"{path}: task {task_id!r} has head option {option} {theirs_opts.get(option)!r}, and {first_path} "
+                             f"{mine_opts.get(option)!r}; average models trained with one config")
         if different is not None:
-            raise UsageError(f"{path}: task {task_id!r} has {different} {theirs.get(different)!r}, and {first_path} {info.get(different)!r}; "
-                             "average models trained with one config")
+            raise UsageError(f"{path}: task {task_id!r} has {different} {theirs_cmp.get(different)!r}, and {first_path} "
+                             f"{mine_cmp.get(different)!r}; average models trained with one config")
     mine, theirs = first.state_dict(), other.state_dict()
     odd = next((k for k in mine if k in theirs and mine[k].shape != theirs[k].shape), None)
     if odd is not None:

@@ -38,7 +38,7 @@ def test_models_that_have_no_average_are_refused_in_one_line(cli, tiny_encoders,
     cases = [
         ((a,), "averaging needs two models or more, got 1"),
         ((a, b), f"{b}: has the tasks demo:sentiment, and {a} demo:sentiment, demo:nli; average models of the same tasks"),
-        ((a, c), f"{c}: task 'demo:nli' has head_options {{'pooling': 'cls'}}, and {a} {{'pooling': 'pooler'}}"),
+        ((a, c), f"{c}: task 'demo:nli' has head option pooling 'cls', and {a} 'pooler'"),
         ((a, tmp_path / "nowhere"), f"{tmp_path / 'nowhere'}"),
     ]
     for paths, message in cases:
@@ -90,7 +90,7 @@ def test_a_seeds_folder_averages_its_seed_runs(cli, tiny_encoders, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "seeds.json").write_text("{}")
     empty = cli("average", tmp_path / "empty", folder, "-o", tmp_path / "soup2")
-    assert empty.exit_code == 2 and "a --seeds folder without a finished seed run" in empty.stderr
+    assert empty.exit_code == 2 and "a --seeds folder without a finished run" in empty.stderr
 
 
 def test_a_greedy_soup_keeps_a_model_only_when_the_soup_scores_no_worse_with_it(tiny_encoders, tmp_path):
@@ -120,7 +120,8 @@ def test_a_greedy_soup_keeps_a_model_only_when_the_soup_scores_no_worse_with_it(
     assert soup.soup_scores[1][1] > soup.scores["ties"] > soup.soup_scores[2][1]
     expected = torch.full((2, 32), (0.1 + 0.1 - 0.12) / 3)  # the mean of the three kept (the first is the soup itself now)
     torch.testing.assert_close(weight(soup.model), expected)
-    assert soup.scores["hurts"] < soup.scores["helps"] and loads[0] == "ties"
+    assert soup.scores["hurts"] < soup.scores["helps"]
+    assert loads[:4] == ["hurts", "ties", "helps", "best"] and loads[4] == "ties"  # every model checked and scored, then the soup
 
 
 def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(tmp_path):
@@ -154,7 +155,8 @@ def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(
     assert alone_device.exit_code == 2 and "--device chooses where --greedy scores the models" in alone_device.stderr
     alone = {str(run): evaluate_path(run, device="cpu").aggregate for run in runs}
     best = max(alone, key=alone.get)
-    assert f"greedy soup of 3 models: {best} scores {alone[best]:.4f} alone, the best" in result.stderr
+    assert f"greedy soup of 3 models, each scored on {runs[0]}'s evaluation data" in result.stderr
+    assert f"  best alone: {best} ({alone[best]:.4f})" in result.stderr
     kept = [best] + re.findall(r"  kept: (\S+) \(", result.stderr)
     left = re.findall(r"  left out: (\S+) \(", result.stderr)
     assert sorted(kept + left) == sorted(alone) and f"averaged {len(kept)} of 3 models" in result.stderr
@@ -163,3 +165,24 @@ def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(
     key = next(k for k in soup if k.startswith("encoder.") and soup[k].is_floating_point())
     torch.testing.assert_close(soup[key], sum(s[key] for s in states) / len(states), rtol=0, atol=1e-6)
     assert evaluate_path(runs[0], device="cpu", model=MultitaskModel.from_pretrained(tmp_path / "soup")).aggregate >= alone[best] - 1e-9
+    grid = tmp_path / "grid"  # a --grid folder stands for its runs
+    grid.mkdir()
+    (grid / "grid.json").write_text("{}")
+    for run in runs:
+        run.rename(grid / run.name)
+    folder = CliRunner().invoke(app, ["average", str(grid), "-o", str(tmp_path / "soup3")])
+    assert folder.exit_code == 0 and "averaged 3 models" in folder.stderr, folder.output
+
+
+def test_heads_that_differ_in_training_only_options_average_and_defaults_written_out_are_the_same(cli, tiny_encoders, tmp_path):
+    """A sweep over label smoothing or dropout has one shape of weights (an audit: refused as 'not one config')."""
+    smoothed = SENTIMENT.replace(head_options={"pooling": "pooler", "label_smoothing": 0.1, "dropout": 0.3})
+    written = SENTIMENT.replace(head_options={"pooling": "pooler", "class_weights": None})
+    _, a = _saved(tiny_encoders, tmp_path, "a", SENTIMENT, seed=1)
+    _, b = _saved(tiny_encoders, tmp_path, "b", smoothed, seed=2)
+    _, c = _saved(tiny_encoders, tmp_path, "c", written, seed=3)
+    result = cli("average", a, b, c, "-o", tmp_path / "soup")
+    assert result.exit_code == 0, result.stderr
+    _, d = _saved(tiny_encoders, tmp_path, "d", SENTIMENT.replace(head_options={"pooling": "mean"}), seed=4)
+    other = cli("average", a, d, "-o", tmp_path / "soup2")
+    assert other.exit_code == 2 and "task 'demo:sentiment' has head option pooling 'mean'" in other.stderr
