@@ -298,6 +298,18 @@ def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp
     assert reweighted.returncode == 0 and "warning: the runs differ in evaluation.weights, so their aggregates" in reweighted.stderr
     alike = compare(runs["slow"], runs["fast"])
     assert alike.returncode == 0 and "warning" not in alike.stderr and bold(alike.stdout)
+    diagnosed = {}  # a diagnostic set (weight 0 unless weighed) counted in one run's aggregate only (a regression audit)
+    for name, weights in (("counted", {"rsg:lidirus": 1}), ("default", {}), ("zero", {"lidirus": 0})):
+        diagnosed[name] = tmp_path / name
+        shutil.copytree(runs["fast"], diagnosed[name])
+        config = yaml.safe_load((diagnosed[name] / "config.yaml").read_text(encoding="utf-8"))
+        config["tasks"].append({"id": "rsg:lidirus", "evaluate_with": "rsg:terra"})
+        config["evaluation"]["weights"] = weights
+        (diagnosed[name] / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    counted = compare(diagnosed["counted"], diagnosed["default"])
+    assert counted.returncode == 0 and "warning: the runs differ in evaluation.weights" in counted.stderr
+    same = compare(diagnosed["zero"], diagnosed["default"])
+    assert same.returncode == 0 and "warning" not in same.stderr
     # --metric shows one metric everywhere, but each aggregate is still its run's mean of its main metrics (a regression audit)
     shown = compare(runs["slow"], other, "--metric", "accuracy")
     assert "warning: the runs differ in the main metric of rsg:terra" in shown.stderr and "each run's metric" not in shown.stderr
