@@ -133,6 +133,19 @@ def check_span_counts(task: Any, rows: Any, where: str) -> None:
                         f"a span a row lacks){before}")
 
 
+def check_read_counts(task_id: str, rows: Any, where: str, reader: str, head_options: Any) -> None:
+    """Rows of ``task_id`` read by another task's head (``reader``: "the head of 'x', which scores them,", a teacher) have
+    as many spans as that head pools when it pools spans (a DataError naming both, before any batch runs)."""
+    from mtcore.errors import DataError
+
+    if not isinstance(head_options, Mapping) or head_options.get("pooling") != "spans":
+        return
+    wanted = head_options.get("num_spans") or 2
+    if SPAN_TOKENS in getattr(rows, "column_names", ()) and rows.num_rows and len(rows[0][SPAN_TOKENS]) != wanted:
+        raise DataError(f"task {task_id!r}, {where}: rows have {len(rows[0][SPAN_TOKENS])} span(s), and {reader} pools {wanted}; "
+                        f"give each row {wanted} (write [0, 0] for a span a row lacks)")
+
+
 def _count(rows: Any, marker: list[int]) -> tuple[int, int, int]:
     """``(rows, spans, first row)`` of a tokenized split whose spans are ``marker`` (read from ``span_tokens``)."""
     names = getattr(rows, "column_names", None)

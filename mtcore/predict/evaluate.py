@@ -355,6 +355,11 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     if not setups:
         raise DataError(f"no task of {location.run_dir or location.model_dir} has a {split!r} split ({'; '.join(notes)})")
     heads = {s.task.id: s.head for s in setups if s.head != s.task.id}
+    from mtcore.data.spans import check_read_counts
+
+    for task_id, head_id in heads.items():  # --head: rows of as many spans as that head pools
+        check_read_counts(task_id, data[task_id].splits[splits[task_id]], f"{splits[task_id]} split", f"the head of {head_id!r}",
+                          model.tasks.get(head_id, {}).get("head_options"))
     scored = HeadAliases(model, heads) if heads else model
     metrics = evaluate(scored, data, by_id, runner, split=split, batch_size=batch_size,
                        metric_fn=lambda name: get_component("metric", name), splits=splits)

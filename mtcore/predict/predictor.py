@@ -155,7 +155,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     check_n_best(n_best, task)
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
-    from mtcore.data.spans import check_span_counts, pools_spans, warn_cut_spans
+    from mtcore.data.spans import check_read_counts, check_span_counts, pools_spans, warn_cut_spans
     from mtcore.data.tokenize import resolve_max_length, tokenize_split, uses_token_type_ids, warn_cut_words
 
     tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
@@ -175,6 +175,8 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
         warn_cut_words(tokenized, task, "predict", length, limit=getattr(tokenizer, "model_max_length", None),
                        outcome="their predicted label is null", where=origin)
     check_span_counts(task, tokenized, origin)
+    if head_id != task.id:  # --head: another task's head reads these rows
+        check_read_counts(task.id, tokenized, origin, f"the head of {head_id!r}", model.tasks.get(head_id, {}).get("head_options"))
     if pools_spans(task):
         warn_cut_spans(tokenized, task.id, origin, length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

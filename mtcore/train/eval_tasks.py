@@ -165,8 +165,7 @@ class HeadAliases:
 def check_span_readers(plan: Any, data: Mapping[str, Any]) -> None:
     """A spans head reading another task's rows (the head that scores an evaluate-only task, a distill teacher) finds as
     many spans in every row as it pools: checked when the data is loaded, before training (a DataError naming both)."""
-    from mtcore.data.spans import SPAN_TOKENS, pools_spans
-    from mtcore.errors import DataError
+    from mtcore.data.spans import check_read_counts, pools_spans
 
     readers = [(e.id, f"the head of {e.head!r}, which scores them,", serving.task.head_options)
                for e in plan.evaluated for serving in plan.tasks if serving.id == e.head and pools_spans(serving.task)]
@@ -178,8 +177,5 @@ def check_span_readers(plan: Any, data: Mapping[str, Any]) -> None:
             if options.get("pooling") == "spans":
                 readers.append((task_id, f"teacher {path}, which teaches them,", options))
     for task_id, who, options in readers:
-        wanted = options.get("num_spans") or 2
         for split, rows in (data[task_id].splits.items() if task_id in data else ()):
-            if SPAN_TOKENS in rows.column_names and rows.num_rows and len(rows[0][SPAN_TOKENS]) != wanted:
-                raise DataError(f"task {task_id!r}, {split} split: rows have {len(rows[0][SPAN_TOKENS])} span(s), and {who} pools "
-                                f"{wanted}; give each row {wanted} (write [0, 0] for a span a row lacks)")
+            check_read_counts(task_id, rows, f"{split} split", who, options)

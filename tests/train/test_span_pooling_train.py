@@ -142,3 +142,23 @@ def test_rows_with_other_numbers_of_spans_than_a_reading_head_pools_are_refused_
         assert "task 'user:three', validation split: rows have 3 span(s), and the head of 'user:colours', which scores them, pools 2" \
             in done.stderr
     assert not (tmp_path / "ev" / "model").exists() and not list((tmp_path / "ev").glob("checkpoints/step-*"))
+
+
+def test_scoring_rows_with_another_tasks_spans_head_checks_their_count_first(tmp_path: Path, colours: dict, helpers):
+    """mt evaluate / predict --head: a spans head of 2 given rows of 3 spans is one line naming both, before any batch."""
+    import json as _json
+
+    files = colours["tasks"][0]["define"]["files"]
+    three = tmp_path / "val3.jsonl"
+    three.write_text("".join(_json.dumps({**_json.loads(line), "marked": [*_json.loads(line)["marked"], [0, 0]]}) + "\n"
+                             for line in Path(files["validation"]).read_text().splitlines()))
+    other = {"define": {**colours["tasks"][0]["define"], "name": "three", "files": {"train": str(three), "validation": str(three)}},
+             "head": "mlp", "head_options": {"pooling": "cls"}}
+    run = tmp_path / "run"
+    Trainer({**colours, "tasks": [colours["tasks"][0], other], "schedule": {"max_steps": 2, "warmup_steps": 0}}, output_dir=run).train()
+    env = helpers.subprocess_env()
+    for command in (("evaluate", str(run), "--tasks", "three", "--head", "colours"),
+                    ("predict", str(run), "--task", "three", "--head", "colours", "--input", str(three), "--output", str(tmp_path / "p.jsonl"))):
+        done = subprocess.run(helpers.mt_command(*command), capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        assert "rows have 3 span(s), and the head of 'user:colours' pools 2; give each row 2" in done.stderr
