@@ -12,6 +12,7 @@ whole command (``--resume`` continues from it).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 import random
@@ -203,17 +204,43 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
         drawn = "; --trials N trains N of the combinations, drawn at random" if trials is None else ""
         raise ConfigError(f"--grid: {runs} combinations x {runs_per_combination} seed(s) is {runs * runs_per_combination} "
                           f"runs; at most {MAX_RUNS} from one command (each is a whole training run){drawn}")
-    names = [run_name(c) for c in combos]
-    clash = next((n for n in names if names.count(n) > 1), None)
+    names = collections.Counter(run_name(c) for c in combos)
+    clash = next((n for n, count in names.items() if count > 1), None)
     if clash is not None:
         raise ConfigError(f"--grid: two combinations would share the folder {clash!r}; give values that differ in letters or digits")
-    for combo in combos:
+    if search == "tpe":
+        _check_tpe_scores(config, overrides)
+    for combo in _checked(combos, grid):
         try:
             with main_process_warnings():  # checked as the Trainer will (paths not anchored by the file: from here)
                 check_teachers(plan_run(anchor_paths(load_config(config, [*overrides, *combo]), Path.cwd()), base_dir=Path.cwd()))
         except MtError as exc:
             raise type(exc)(f"--grid {' '.join(combo)}: {exc}{_list_value_hint(grid, str(exc))}") from None
     return combos
+
+
+#: Combinations checked whole before a search; a larger grid checks each value of each axis (the others at their first).
+_CHECKED_WHOLE = 500
+
+
+def _checked(combos: list[list[str]], grid: Sequence[tuple[str, Sequence[str]]]) -> list[list[str]]:
+    """The combinations whose configs are checked before any run: all of them, or (a grid of more than 500, which only
+    a search trains part of) every value of every axis, the other axes at their first value."""
+    if len(combos) <= _CHECKED_WHOLE:
+        return combos
+    first = [values[0] for _, values in grid]
+    chosen = [[*first[:i], value, *first[i + 1:]] for i, (_, values) in enumerate(grid) for value in values]
+    return [[f"{key}={value}" for (key, _), value in zip(grid, values)] for values in chosen]
+
+
+def _check_tpe_scores(config: Any, overrides: Sequence[str]) -> None:
+    """--search tpe chooses from the runs' scores: a config that never evaluates would leave it choosing at random."""
+    from mtcore.train.config_io import load_config
+
+    evaluation = load_config(config, list(overrides)).evaluation
+    if evaluation.every is None and not evaluation.at_end:
+        raise ConfigError("--search tpe chooses each run from the scores of the runs before, and the config never evaluates "
+                          "(evaluation.every null, evaluation.at_end false); set evaluation.at_end=true, or use --search random")
 
 
 def _list_value_hint(grid: Sequence[tuple[str, Sequence[str]]], error: str) -> str:
@@ -274,6 +301,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
 
     overrides, base = list(overrides), Path(output_dir)
     grid = align_grid(base, grid)
+    if resume:
+        _refuse_another_search(base, search)
     combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds), trials=trials, trial_seed=trial_seed,
                         search=search)
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
@@ -322,6 +351,20 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
                                         **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
     return entries
+
+
+def _refuse_another_search(base: Path, search: str) -> None:
+    """``--resume`` of a grid folder searched otherwise (``grid.json``'s ``search``): its runs were chosen another way."""
+    import json
+
+    try:
+        listed = json.loads((base / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    recorded = listed.get("search", "random" if listed.get("trials") else None) if isinstance(listed, dict) else None
+    if recorded is not None and recorded != search:
+        raise ConfigError(f"--resume: the runs in {base} were chosen with --search {recorded}; resume with --search {recorded}, or "
+                          "choose another --output-dir")
 
 
 def _fails_alone(error: MtError) -> bool:

@@ -2,7 +2,8 @@
 TPE sampler (Bergstra et al. 2011), each from the scores of those trained before, instead of drawing them all at once.
 
 Each run's score is its best aggregate (its final one without evaluations in between; a failed run tells TPE it
-failed). The first third of the trials (2 to 10) are drawn at random, as TPE needs scores to model. The choices are a function of the seed and of the scores before them, so ``--resume`` finds the same
+failed). The first 5 runs are drawn at random, as TPE needs scores to model (5 for every N: a search of N runs begins
+a longer one's). A numeric axis is modelled in the values' numeric order. The choices are a function of the seed and of the scores before them, so ``--resume`` finds the same
 combinations again: the runs already trained give their recorded scores, and the search goes on from there. TPE may
 propose a combination it has tried; it is told that run's score again and asked once more, so N trials are N runs
 (fewer only when the grid has fewer combinations). Needs ``optuna`` (``pip install 'mtcore[search]'``).
@@ -18,8 +19,10 @@ from mtcore.errors import ConfigError
 
 #: The searches ``--search`` takes: ``random`` (draws all N at once, :func:`mtcore.train.grid.combinations`) and ``tpe``.
 SEARCHES = ("random", "tpe")
-#: How many proposals of combinations already tried TPE may make in a row before the search stops short.
-_REPEATS = 200
+#: How many proposals of combinations already tried TPE may make in a row before an untried one is chosen at random.
+_REPEATS = 20
+#: Runs drawn at random before TPE models the scores (the same for every N, so a larger N on --resume extends a search).
+STARTUP = 5
 
 
 def check_search(search: str, trials: int | None, world: int = 1) -> None:
@@ -48,33 +51,51 @@ class TpeSearch:
         self.grid = [(key, list(values)) for key, values in grid]
         self.trials = trials
         self.total = math.prod(len(values) for _, values in self.grid)
-        # the first trials are drawn at random (TPE needs scores to model): a third of the budget, 2 to 10 (Optuna's default
-        # 10 would leave a sweep of 10 runs a random search)
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(2, min(10, trials // 3)))
+        # the first runs are drawn at random (TPE needs scores to model): 5 whatever N is, so that the choices of a search of N
+        # runs begin those of a longer one (Optuna's default 10 would leave a sweep of 10 runs a random search)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP)
+        self.seed = seed
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.distributions = {key: _distribution(optuna, values) for key, values in self.grid}
         self.scores: dict[tuple[str, ...], float | None] = {}
         self._trial: Any = None
-        self.stopped_short = False
 
     def __iter__(self) -> Iterator[list[str]]:
+        import random
+
         repeats = 0
         while len(self.scores) < min(self.trials, self.total):
+            if repeats >= _REPEATS:  # TPE keeps to what it tried: an untried combination, drawn from the seed and the history
+                untried = [combo for combo in self._every() if tuple(combo) not in self.scores]
+                pick = random.Random(f"mt-tpe:{self.seed}:{len(self.scores)}").choice(untried)
+                self.study.enqueue_trial(self._params_of(pick))
+                repeats = 0
             self._trial = self.study.ask(self.distributions)
             combo = self._combo_of(self._trial)
             if tuple(combo) in self.scores:  # tried: the same score again, and TPE proposes another
                 self.tell(self.scores[tuple(combo)])
                 repeats += 1
-                if repeats >= _REPEATS:
-                    self.stopped_short = True
-                    return
                 continue
             repeats = 0
             yield combo
 
+    def _every(self) -> Iterator[list[str]]:
+        import itertools
+
+        keys = [key for key, _ in self.grid]
+        for values in itertools.product(*(values for _, values in self.grid)):
+            yield [f"{key}={value}" for key, value in zip(keys, values)]
+
+    def _params_of(self, combo: list[str]) -> dict[str, Any]:
+        params = {}
+        for (key, values), override in zip(self.grid, combo):
+            value = override.partition("=")[2]
+            params[key] = _by_value(values).index(value) if _ordered(values) else value
+        return params
+
     def _combo_of(self, trial: Any) -> list[str]:
         """The overrides a trial's parameters stand for (a numeric axis is chosen by its values' positions)."""
-        return [f"{key}={values[trial.params[key]] if _ordered(values) else trial.params[key]}" for key, values in self.grid]
+        return [f"{key}={_by_value(values)[trial.params[key]] if _ordered(values) else trial.params[key]}" for key, values in self.grid]
 
     def tell(self, score: float | None) -> None:
         """The score of the combination the iteration gave last (None or NaN: its run failed)."""
@@ -97,6 +118,11 @@ def _ordered(values: Sequence[str]) -> bool:
                                        for v in values)
     except ValueError:
         return False
+
+
+def _by_value(values: Sequence[str]) -> list[str]:
+    """A numeric axis's values in numeric order (the order TPE models, whatever the order given)."""
+    return sorted(values, key=float)
 
 
 def _distribution(optuna: Any, values: Sequence[str]) -> Any:

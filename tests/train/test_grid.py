@@ -255,6 +255,10 @@ def test_tpe_search_chooses_each_run_from_the_scores_before_and_resumes_the_same
                         ([*axes, "--search", "bayes"], "--search 'bayes' is not a search")):
         refused = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "x"), *words])
         assert refused.exit_code == 2 and said in refused.stderr, refused.stderr
+    other = runner.invoke(app, ["train", str(config), "-o", str(out), *axes, "--resume"])  # --search random on a tpe folder
+    assert other.exit_code == 2 and "were chosen with --search tpe; resume with --search tpe" in other.stderr
+    blind = runner.invoke(app, ["train", str(config), "evaluation.at_end=false", "-o", str(tmp_path / "z"), *axes, "--search", "tpe"])
+    assert blind.exit_code == 2 and "the config never evaluates" in blind.stderr
     monkeypatch.setitem(__import__("sys").modules, "optuna", None)  # not installed
     missing = runner.invoke(app, ["train", str(config), "-o", str(tmp_path / "y"), *axes, "--search", "tpe"])
     assert missing.exit_code == 2 and "--search tpe needs optuna: pip install 'mtcore[search]'" in missing.stderr
@@ -266,13 +270,36 @@ def test_tpe_moves_toward_the_combinations_that_scored_well():
     all give 43 to 49 here, against 29.5 at random)."""
     from mtcore.train.tpe_search import TpeSearch
 
-    values = [f"{i}e-5" for i in range(60)]  # numbers: TPE models their order
+    import random
+
+    values = [f"{i}e-5" for i in range(60)]  # numbers: TPE models their numeric order, whatever order they are given in
+    random.Random(3).shuffle(values)
     search = TpeSearch([("optimizer.lr", values)], 20, seed=0)
     chosen = []
     for combo in search:
-        position = values.index(combo[0].split("=")[1])
+        position = int(combo[0].split("=")[1].split("e")[0])
         chosen.append(position)
         search.tell(float(position))
     assert len(chosen) == len(set(chosen)) == 20
-    later = chosen[6:]  # after the random start (a third of the trials)
+    later = chosen[5:]  # after the random start (5 runs)
     assert sum(later) / len(later) > 29.5 + 10
+
+
+def test_a_longer_tpe_search_begins_with_the_shorter_ones_choices_and_always_finds_n_runs():
+    """--trials 9 --resume after --trials 6 keeps the six (an audit: the random start depended on N, so two finished
+    runs were never chosen again); TPE proposing tried combinations over and over still ends with N runs."""
+    from mtcore.train.tpe_search import TpeSearch
+
+    grid = [("optimizer.lr", ["1e-5", "2e-5", "3e-5", "5e-5", "1e-4", "2e-4"]), ("optimizer.weight_decay", ["0", "0.01", "0.1"])]
+
+    def search(trials: int, grid=grid) -> list[tuple[str, ...]]:
+        chooser, chosen = TpeSearch(grid, trials, seed=4), []
+        for combo in chooser:
+            chosen.append(tuple(combo))
+            chooser.tell(float(sum(ord(c) for c in "".join(combo)) % 7))  # any scores, the same for the same run
+        return chosen
+
+    six, nine = search(6), search(9)
+    assert nine[:6] == six and len(set(nine)) == 9
+    narrow = [("x", [str(i) for i in range(40)])]
+    assert len(set(search(35, narrow))) == 35
