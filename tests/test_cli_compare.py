@@ -310,6 +310,15 @@ def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp
     assert counted.returncode == 0 and "warning: the runs differ in evaluation.weights" in counted.stderr
     same = compare(diagnosed["zero"], diagnosed["default"])
     assert same.returncode == 0 and "warning" not in same.stderr
+    for name, weights in (("inline-counted", {"diag": 1}), ("inline-default", {})):  # a task the config defines
+        diagnosed[name] = tmp_path / name
+        shutil.copytree(runs["fast"], diagnosed[name])
+        config = yaml.safe_load((diagnosed[name] / "config.yaml").read_text(encoding="utf-8"))
+        config["tasks"].append({"define": {"name": "diag", "kind": "pair_classification"}, "evaluate_with": "rsg:terra"})
+        config["evaluation"]["weights"] = weights
+        (diagnosed[name] / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    inline = compare(diagnosed["inline-counted"], diagnosed["inline-default"])
+    assert inline.returncode == 0 and "warning: the runs differ in evaluation.weights" in inline.stderr
     # --metric shows one metric everywhere, but each aggregate is still its run's mean of its main metrics (a regression audit)
     shown = compare(runs["slow"], other, "--metric", "accuracy")
     assert "warning: the runs differ in the main metric of rsg:terra" in shown.stderr and "each run's metric" not in shown.stderr

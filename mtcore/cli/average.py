@@ -129,6 +129,8 @@ def _seed_runs(path: Path) -> list[Path]:
         return [path]
     pattern = "seed-*" if kind == "seeds" else "*"
     runs = sorted((p for p in path.glob(pattern) if (p / "model" / "mtcore.json").is_file()), key=lambda p: p.name)
+    if kind == "grid":  # a --grid --seeds folder: each combination holds its seeds' runs
+        runs = sorted([*runs, *(seed for p in path.iterdir() if (p / "seeds.json").is_file() for seed in _seed_runs(p))])
     if not runs:
         raise UsageError(f"{path}: a --{kind} folder without a finished run (<run>/model); finish them first")
     return runs

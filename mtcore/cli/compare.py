@@ -73,7 +73,9 @@ def _aggregated_alike(rows: list[dict[str, Any]], warn: Any) -> bool:
     """Whether the runs' aggregates are the same mean (the same main metrics, the same ``evaluation.weights``); a warning
     when they are not."""
     mixed = _mixed_metrics(rows, "mains")  # the aggregates' own metrics, whatever --metric shows
-    weights = {json.dumps(_evaluation_weights(Path(row["run"]), list(row["mains"])), sort_keys=True) for row in rows}
+    from mtcore.cli.run_weights import evaluation_weights
+
+    weights = {json.dumps(evaluation_weights(Path(row["run"]), list(row["mains"])), sort_keys=True) for row in rows}
     if not mixed and len(weights) == 1:
         return True
     why = [f"the main metric of {', '.join(mixed)}"] if mixed else []
@@ -81,50 +83,6 @@ def _aggregated_alike(rows: list[dict[str, Any]], warn: Any) -> bool:
     warn(f"the runs differ in {' and '.join(why)}, so their aggregates are different means and are not compared (no bold)"
          + ("; a task's column names each run's metric" if _mixed_metrics(rows) else ""))
     return False
-
-
-def _evaluation_weights(path: Path, tasks: list[str]) -> dict[str, Any]:
-    """``evaluation.weights`` as the run's config.yaml (a --seeds folder: its first seed's) gives them, keyed by the
-    run's task ids (a bare name is its task's), a task's default left out (1 for a trained task, 0 for one only
-    evaluated: ``evaluate_with``, a diagnostic set); {} when unknown."""
-    raw = _written_config(path)
-    evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
-    given = evaluation.get("weights") or {}
-    entries = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
-    known = [*tasks, *(str(e["id"]) for e in entries if isinstance(e, dict) and e.get("id") and str(e["id"]) not in tasks)]
-    only_scored = _evaluated_only(raw, known)
-    resolved = {}
-    for name, value in given.items():
-        task = next((t for t in known if str(name) in (t, t.split(":", 1)[-1])), str(name))
-        if value != (0 if task in only_scored else 1):
-            resolved[task] = value
-    return resolved
-
-
-def _evaluated_only(raw: dict[str, Any], tasks: list[str]) -> set[str]:
-    """The run's tasks scored without training: entries with ``evaluate_with``, and registered diagnostic sets."""
-    from mtcore.predict.tasks import registered_task
-
-    entries = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
-    named = {str(e.get("id")) for e in entries if isinstance(e, dict) and e.get("evaluate_with") and e.get("id")}
-    found = {t for t in tasks if t in named or t.split(":", 1)[-1] in named}
-    for task_id in tasks:
-        task = registered_task(task_id) if ":" in task_id else None
-        if task is not None and task.evaluate_only:
-            found.add(task_id)
-    return found
-
-
-def _written_config(path: Path) -> dict[str, Any]:
-    import yaml
-
-    for config in [path / "config.yaml", *sorted(path.glob("seed-*/config.yaml"))]:
-        try:
-            raw = yaml.safe_load(config.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            continue
-        return raw if isinstance(raw, dict) else {}
-    return {}
 
 
 def _check_metric(metric: str, rows: list[dict[str, Any]], part: str) -> None:

@@ -128,7 +128,17 @@ def _shape_options(info: Any) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - a custom head: its options as saved
         defaults = {}
     options = {**jsonable(defaults), **dict(info.get("head_options") or {})}
-    return {k: v for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
+    return {k: _number_or_text(v) for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
+
+
+def _number_or_text(value: Any) -> Any:
+    """A number written as text (YAML reads ``1e-5`` so) as the number the head made of it."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _check_averageable(model: Any, path: Any) -> None:

@@ -172,12 +172,18 @@ def test_mt_average_greedy_scores_the_runs_and_saves_the_mean_of_those_it_keeps(
         run.rename(grid / run.name)
     folder = CliRunner().invoke(app, ["average", str(grid), "-o", str(tmp_path / "soup3")])
     assert folder.exit_code == 0 and "averaged 3 models" in folder.stderr, folder.output
+    seeded = grid / "lr=x"  # a --grid --seeds folder: a combination holds its seeds' runs
+    seeded.mkdir()
+    (seeded / "seeds.json").write_text("{}")
+    (grid / runs[0].name).rename(seeded / "seed-1")
+    nested = CliRunner().invoke(app, ["average", str(grid), "-o", str(tmp_path / "soup4")])
+    assert nested.exit_code == 0 and "averaged 3 models" in nested.stderr, nested.output
 
 
 def test_heads_that_differ_in_training_only_options_average_and_defaults_written_out_are_the_same(cli, tiny_encoders, tmp_path):
     """A sweep over label smoothing or dropout has one shape of weights (an audit: refused as 'not one config')."""
     smoothed = SENTIMENT.replace(head_options={"pooling": "pooler", "label_smoothing": 0.1, "dropout": 0.3})
-    written = SENTIMENT.replace(head_options={"pooling": "pooler", "class_weights": None})
+    written = SENTIMENT.replace(head_options={"pooling": "pooler", "class_weights": None, "dropout": "1e-1"})
     _, a = _saved(tiny_encoders, tmp_path, "a", SENTIMENT, seed=1)
     _, b = _saved(tiny_encoders, tmp_path, "b", smoothed, seed=2)
     _, c = _saved(tiny_encoders, tmp_path, "c", written, seed=3)
@@ -186,3 +192,12 @@ def test_heads_that_differ_in_training_only_options_average_and_defaults_written
     _, d = _saved(tiny_encoders, tmp_path, "d", SENTIMENT.replace(head_options={"pooling": "mean"}), seed=4)
     other = cli("average", a, d, "-o", tmp_path / "soup2")
     assert other.exit_code == 2 and "task 'demo:sentiment' has head option pooling 'mean'" in other.stderr
+
+
+def test_an_option_written_as_text_at_its_default_averages(cli, tiny_encoders, tmp_path):
+    """YAML reads layer_norm_eps: 1e-5 as text; the head made it the default number (a regression audit)."""
+    normed = SENTIMENT.replace(head="mlp", head_options={"pooling": "pooler", "layer_norm": True})
+    _, a = _saved(tiny_encoders, tmp_path, "a", normed, seed=1)
+    _, b = _saved(tiny_encoders, tmp_path, "b", normed.replace(head_options={**normed.head_options, "layer_norm_eps": "1e-5"}), seed=2)
+    result = cli("average", a, b, "-o", tmp_path / "soup")
+    assert result.exit_code == 0, result.stderr
