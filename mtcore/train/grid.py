@@ -209,7 +209,9 @@ def check_grid(config: Any, grid: Sequence[tuple[str, Sequence[str]]], overrides
     if clash is not None:
         raise ConfigError(f"--grid: two combinations would share the folder {clash!r}; give values that differ in letters or digits")
     if search == "tpe":
-        _check_tpe_scores(config, overrides)
+        from mtcore.train.tpe_search import check_tpe_scores
+
+        check_tpe_scores(config, overrides)
     for combo in _checked(combos, grid):
         try:
             with main_process_warnings():  # checked as the Trainer will (paths not anchored by the file: from here)
@@ -231,16 +233,6 @@ def _checked(combos: list[list[str]], grid: Sequence[tuple[str, Sequence[str]]])
     first = [values[0] for _, values in grid]
     chosen = [[*first[:i], value, *first[i + 1:]] for i, (_, values) in enumerate(grid) for value in values]
     return [[f"{key}={value}" for (key, _), value in zip(grid, values)] for values in chosen]
-
-
-def _check_tpe_scores(config: Any, overrides: Sequence[str]) -> None:
-    """--search tpe chooses from the runs' scores: a config that never evaluates would leave it choosing at random."""
-    from mtcore.train.config_io import load_config
-
-    evaluation = load_config(config, list(overrides)).evaluation
-    if evaluation.every is None and not evaluation.at_end:
-        raise ConfigError("--search tpe chooses each run from the scores of the runs before, and the config never evaluates "
-                          "(evaluation.every null, evaluation.at_end false); set evaluation.at_end=true, or use --search random")
 
 
 def _list_value_hint(grid: Sequence[tuple[str, Sequence[str]]], error: str) -> str:
@@ -302,7 +294,9 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     overrides, base = list(overrides), Path(output_dir)
     grid = align_grid(base, grid)
     if resume:
-        _refuse_another_search(base, search)
+        from mtcore.train.tpe_search import refuse_another_search
+
+        refuse_another_search(base, search)
     combos = check_grid(config, grid, overrides, len(seeds) if seeds else 1, seeds=bool(seeds), trials=trials, trial_seed=trial_seed,
                         search=search)
     _refuse_a_run_directory(base, "--grid puts one run per combination in OUTPUT/<key=value,...> and their list in OUTPUT/grid.json",
@@ -351,20 +345,6 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
                                         **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
     return entries
-
-
-def _refuse_another_search(base: Path, search: str) -> None:
-    """``--resume`` of a grid folder searched otherwise (``grid.json``'s ``search``): its runs were chosen another way."""
-    import json
-
-    try:
-        listed = json.loads((base / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    recorded = listed.get("search", "random" if listed.get("trials") else None) if isinstance(listed, dict) else None
-    if recorded is not None and recorded != search:
-        raise ConfigError(f"--resume: the runs in {base} were chosen with --search {recorded}; resume with --search {recorded}, or "
-                          "choose another --output-dir")
 
 
 def _fails_alone(error: MtError) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ConfigError
@@ -36,6 +37,30 @@ def check_search(search: str, trials: int | None, world: int = 1) -> None:
     if search == "tpe" and world > 1:
         raise ConfigError("--search tpe runs in one process (each choice follows the scores before it); run the search without "
                           "a launcher, or use --search random, whose runs may each use several processes")
+
+
+def check_tpe_scores(config: Any, overrides: Sequence[str]) -> None:
+    """--search tpe chooses from the runs' scores: a config that never evaluates would leave it choosing at random."""
+    from mtcore.train.config_io import load_config
+
+    evaluation = load_config(config, list(overrides)).evaluation
+    if evaluation.every is None and not evaluation.at_end:
+        raise ConfigError("--search tpe chooses each run from the scores of the runs before, and the config never evaluates "
+                          "(evaluation.every null, evaluation.at_end false); set evaluation.at_end=true, or use --search random")
+
+
+def refuse_another_search(base: Path, search: str) -> None:
+    """``--resume`` of a grid folder searched otherwise (``grid.json``'s ``search``): its runs were chosen another way."""
+    import json
+
+    try:
+        listed = json.loads((base / "grid.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    recorded = listed.get("search", "random" if listed.get("trials") else None) if isinstance(listed, dict) else None
+    if recorded is not None and recorded != search:
+        raise ConfigError(f"--resume: the runs in {base} were chosen with --search {recorded}; resume with --search {recorded}, or "
+                          "choose another --output-dir")
 
 
 class TpeSearch:
