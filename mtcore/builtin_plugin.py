@@ -21,6 +21,7 @@ def mt_register_heads(register):
     register("multiple_choice", f"{heads}.multiple_choice:MultipleChoiceHead", "one scorer over N (context, choice) encodings, cross-entropy over choices", kinds=("multiple_choice",))
     register("token_classification", f"{heads}.token_classification:TokenClassificationHead", "per-token linear, cross-entropy ignoring -100", kinds=("token_classification",))
     register("extractive_qa", f"{heads}.extractive_qa:ExtractiveQAHead", "per-token start and end scores, the best span is the answer", kinds=("extractive_qa",))
+    register("masked_lm", f"{heads}.masked_lm:MaskedLMHead", "BERT's prediction head at the masked tokens, decoder tied to the word embeddings", kinds=("masked_lm",))
 
 
 @hookimpl
@@ -84,6 +85,9 @@ def mt_register_metrics(register):
                       ("squad_best_em", "squad_em at the best null_threshold (SQuAD 2.0's best_exact)"),
                       ("squad_best_f1_threshold", "the null_threshold of squad_best_f1 (SQuAD 2.0's best_f1_thresh)")]:
         register(name, f"mtcore.train.qa_metrics:{name}", doc, kinds=("extractive_qa",))
+    register("mlm_accuracy", "mtcore.train.mlm_metrics:mlm_accuracy", "share of masked tokens predicted right", kinds=("masked_lm",))
+    register("perplexity", "mtcore.train.mlm_metrics:perplexity", "exp of the mean cross-entropy at the masked tokens (lower is better)", kinds=("masked_lm",),
+             lower_is_better=True)
 
 
 @hookimpl

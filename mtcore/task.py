@@ -23,6 +23,10 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      holds no answer (SQuAD 2.0), predicted when the "no
                                      answer" score beats the best span's by more than
                                      ``null_threshold`` (0)
+masked_lm                            ``text`` (and ``text_pair``): no label; 15% of the tokens
+                                     are masked when the data are tokenized and are the
+                                     targets (:mod:`mtcore.data.masking`): an auxiliary task
+                                     that keeps the encoder learning the language of a domain
 ===================================  ==========================================================
 
 Text kinds (the first row) may also map ``spans``: a list of ``[start, end]`` character spans of ``text`` (``[start, end,
@@ -66,6 +70,7 @@ class TaskKind(str, Enum):
     MULTI_LABEL = "multi_label"
     TOKEN_CLASSIFICATION = "token_classification"
     EXTRACTIVE_QA = "extractive_qa"
+    MASKED_LM = "masked_lm"
 
     def __str__(self) -> str:  # "pair_classification", not "TaskKind.PAIR_CLASSIFICATION"
         return self.value
@@ -79,6 +84,7 @@ DEFAULT_HEAD = {
     TaskKind.MULTI_LABEL: "multi_label",
     TaskKind.TOKEN_CLASSIFICATION: "token_classification",
     TaskKind.EXTRACTIVE_QA: "extractive_qa",
+    TaskKind.MASKED_LM: "masked_lm",
 }
 
 DEFAULT_METRICS = {
@@ -89,6 +95,7 @@ DEFAULT_METRICS = {
     TaskKind.MULTI_LABEL: ("f1_micro", "f1_macro", "exact_match"),
     TaskKind.TOKEN_CLASSIFICATION: ("token_accuracy", "f1_macro"),
     TaskKind.EXTRACTIVE_QA: ("squad_f1", "squad_em"),
+    TaskKind.MASKED_LM: ("mlm_accuracy", "perplexity"),
 }
 #: An extractive-QA task with ``no_answer``: SQuAD 2.0's script reports these too.
 NO_ANSWER_METRICS = ("squad_f1", "squad_em", "squad_f1_has_answer", "squad_f1_no_answer", "squad_best_f1", "squad_best_f1_threshold")
@@ -101,6 +108,7 @@ DEFAULT_INPUTS = {
     TaskKind.MULTI_LABEL: {"text": "text"},
     TaskKind.TOKEN_CLASSIFICATION: {"tokens": "tokens"},
     TaskKind.EXTRACTIVE_QA: {"text": "question", "text_pair": "context", "label": "answers"},  # SQuAD's field names
+    TaskKind.MASKED_LM: {"text": "text"},
 }
 
 #: Columns ``Task.inputs`` may map (canonical column -> raw field).

@@ -78,6 +78,8 @@ def check_task(task: Task) -> None:
         object.__setattr__(task, "preprocess", (task.preprocess,))
     else:
         object.__setattr__(task, "preprocess", tuple(task.preprocess))
+    if kind is TaskKind.MASKED_LM:
+        _check_masked_lm(task)
     if kind is TaskKind.EXTRACTIVE_QA and task.labels:
         raise ConfigError(f"task {task.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                           "remove 'labels'")
@@ -117,6 +119,21 @@ def check_task(task: Task) -> None:
                             "set main_metric to one of them, or add it to metrics")
         error.field = "main_metric"  # type: ignore[attr-defined]  # the task field at fault: a config names its key
         raise error
+
+
+#: What a masked_lm task may map: its texts (and the ids' field).
+MASKED_LM_COLUMNS = ("text", "text_pair")
+
+
+def _check_masked_lm(task: Task) -> None:
+    """A masked_lm task's targets are its own tokens: no labels, nothing but texts to read."""
+    if task.labels or task.label_values or task.label_aliases:
+        raise ConfigError(f"task {task.name!r}: masked_lm tasks take no labels (the masked tokens are the targets); remove "
+                          "'labels' (and label_values, label_aliases)")
+    for column in task.inputs:
+        if column not in MASKED_LM_COLUMNS:
+            raise ConfigError(f"task {task.name!r}: inputs maps {column!r}, and a masked_lm task reads only its texts "
+                              f"({', '.join(MASKED_LM_COLUMNS)}); remove it")
 
 
 #: Kinds whose rows may carry ``spans`` (one vector per text): what span pooling reads.

@@ -17,6 +17,7 @@ HEADS = {
     "multiple_choice": "mtcore.model.heads.multiple_choice:MultipleChoiceHead",
     "token_classification": "mtcore.model.heads.token_classification:TokenClassificationHead",
     "extractive_qa": "mtcore.model.heads.extractive_qa:ExtractiveQAHead",
+    "masked_lm": "mtcore.model.heads.masked_lm:MaskedLMHead",
 }
 
 

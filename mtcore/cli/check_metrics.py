@@ -85,6 +85,11 @@ class _RightModel:
                 if 0 <= first <= last < ids.shape[-1]:
                     logits[row, first, 0] = logits[row, last, 1] = 10.0
             return SimpleNamespace(loss=None, logits=logits)
+        if self.kind == "masked_lm":  # the masked tokens' scores only, each right
+            right = labels[labels >= 0].long() if labels is not None else torch.zeros(0, dtype=torch.long)
+            logits = torch.zeros(right.shape[0], int(right.max()) + 1 if right.numel() else 1)
+            logits[torch.arange(right.shape[0]), right] = 10.0
+            return SimpleNamespace(loss=None, logits=logits)
         classes = ids.shape[1] if self.kind == "multiple_choice" else max(self.width, 1)
         shape = (rows, ids.shape[-1], classes) if self.kind == "token_classification" else (rows, classes)
         logits = torch.zeros(shape)

@@ -159,7 +159,8 @@ def _task_names(model: Any, names: list[str], location: Any) -> list[str]:
     served = [t.id for t in load_registry(warn=False).tasks.values()
               if t.id not in model.tasks and (t.metadata or {}).get("predict_with") in model.tasks]
     scored = [name for name, head in scored_heads(location).items() if ":" in name and head in model.tasks]
-    return list(dict.fromkeys([*model.tasks, *served, *scored]))
+    heads = [t for t, info in model.tasks.items() if info.get("kind") != "masked_lm"]  # an auxiliary task predicts nothing
+    return list(dict.fromkeys([*heads, *served, *scored]))
 
 
 def _setup(model: Any, location: Any, name: str, source: Optional[str], data_dir: Optional[Path], head: Optional[str] = None) -> Any:

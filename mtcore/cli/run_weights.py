@@ -10,7 +10,7 @@ from typing import Any
 def evaluation_weights(path: Path, tasks: list[str]) -> dict[str, Any]:
     """``evaluation.weights`` as the run's config.yaml (a --seeds folder: its first seed's) gives them, keyed by the
     run's task ids (a bare name is its task's), a task's default left out (1 for a trained task, 0 for one only
-    evaluated: ``evaluate_with``, a diagnostic set); {} when unknown."""
+    evaluated: ``evaluate_with``, a diagnostic set, and for an auxiliary ``masked_lm`` task beside others); {} when unknown."""
     raw = _written_config(path)
     evaluation = raw.get("evaluation") if isinstance(raw.get("evaluation"), dict) else {}
     given = evaluation.get("weights") or {}
@@ -26,16 +26,24 @@ def evaluation_weights(path: Path, tasks: list[str]) -> dict[str, Any]:
 
 
 def _evaluated_only(raw: dict[str, Any], tasks: list[str]) -> set[str]:
-    """The run's tasks scored without training: entries with ``evaluate_with``, and registered diagnostic sets."""
+    """The run's tasks weighing 0 by default: entries with ``evaluate_with``, registered diagnostic sets, and masked_lm tasks
+    when the run has tasks of other kinds."""
     from mtcore.predict.tasks import registered_task
 
     entries = raw.get("tasks") if isinstance(raw.get("tasks"), list) else []
     named = {_entry_id(e) for e in entries if isinstance(e, dict) and e.get("evaluate_with") and _entry_id(e)}
     found = {t for t in tasks if t in named or t.split(":", 1)[-1] in named}
+    auxiliary = {_entry_id(e) for e in entries if isinstance(e, dict) and isinstance(e.get("define"), dict)
+                 and e["define"].get("kind") == "masked_lm"}
     for task_id in tasks:
         task = registered_task(task_id) if ":" in task_id else None
         if task is not None and task.evaluate_only:
             found.add(task_id)
+        if task_id in auxiliary or task is not None and str(task.kind) == "masked_lm":
+            auxiliary.add(task_id)
+    auxiliary &= set(tasks)
+    if auxiliary and set(tasks) - auxiliary:  # an auxiliary task weighs 0 beside tasks of other kinds (eval_tasks.aggregate_weights)
+        found |= auxiliary
     return found
 
 

@@ -31,6 +31,7 @@ from mtcore.data.batch import Batch, BatchData
 from mtcore.task import TaskKind
 
 _FLOAT_KINDS = (TaskKind.REGRESSION, TaskKind.MULTI_LABEL)
+_TOKEN_KINDS = (TaskKind.TOKEN_CLASSIFICATION, TaskKind.MASKED_LM)  # labels per token, -100: none
 
 
 def _columns(rows: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
@@ -47,7 +48,7 @@ def is_labelled(kind: TaskKind, label: Any) -> bool:
         return not math.isnan(label)
     if kind is TaskKind.MULTI_LABEL:
         return not all(value == -1.0 for value in label)
-    if kind is TaskKind.TOKEN_CLASSIFICATION:
+    if kind in _TOKEN_KINDS:
         return any(value != -100 for value in label)
     if kind is TaskKind.EXTRACTIVE_QA:  # [first, last] token of the answer; [-100, -100]: none, or cut off
         return label[0] >= 0
@@ -157,7 +158,7 @@ class Collator:
             labelled = [is_labelled(self.kind, label) for label in labels]
             # QA: a batch of cut answers, token tasks: one of sentences whose words give no token (empty, zero-width
             # characters; length grouping puts them together) trains on nothing, with a graph: a zero loss, not none
-            if any(labelled) or self.kind in (TaskKind.EXTRACTIVE_QA, TaskKind.TOKEN_CLASSIFICATION):
+            if any(labelled) or self.kind in (TaskKind.EXTRACTIVE_QA, *_TOKEN_KINDS):
                 data["labels"] = self._labels(labels, labelled, mask)
         return data
 
@@ -169,7 +170,7 @@ class Collator:
     def _labels(self, labels: list[Any], labelled: list[bool], mask: Any) -> Any:
         import torch
 
-        if self.kind is TaskKind.TOKEN_CLASSIFICATION:
+        if self.kind in _TOKEN_KINDS:
             return self._pad(labels, mask, -100)
         if self.kind is TaskKind.EXTRACTIVE_QA:
             return torch.tensor([list(label) if known else [-100, -100] for label, known in zip(labels, labelled)], dtype=torch.long)

@@ -252,7 +252,9 @@ def _prepare_row(row: dict[str, Any], task: Task, split: str, preprocess: Prepro
         check_span_bounds(out, task.input_map["spans"])
     label_field = task.input_map.get("label", "label")
     value = row.get(label_field)
-    if _is_unlabelled(value, task, split, scores):
+    if task.kind is TaskKind.MASKED_LM:  # its targets are its tokens, masked when tokenized
+        out["labels"] = 0
+    elif _is_unlabelled(value, task, split, scores):
         if split not in UNLABELLED_SPLITS:
             if label_field not in row:
                 raise ValueError(f"no label: the row has no field {label_field!r} (it has: {_has(row, absent)}); {split} rows need "

@@ -41,6 +41,7 @@ from mtcore.data.prepare import labels_feature
 from mtcore.data.encoder_limits import position_limit, resolve_max_length, uses_token_type_ids  # noqa: F401  (re-exported)
 from mtcore.data.spans import SPAN_TOKENS, token_spans
 from mtcore.errors import ConfigError
+from mtcore.data.masking import MASKING_VERSION, Masker
 from mtcore.task import Task, TaskKind
 
 #: Bump when tokenization changes what it writes: old caches are then not reused.
@@ -107,6 +108,7 @@ class _Encoder:
         self.max_length = max_length
         self.keys = ("input_ids", "attention_mask") + (("token_type_ids",) if use_token_type_ids else ())
         self.common = dict(max_length=max_length, return_token_type_ids=use_token_type_ids, return_attention_mask=True)
+        self.masker = Masker(tokenizer, task.id) if task.kind is TaskKind.MASKED_LM else None
 
     def texts(self, first: list[str], second: list[str] | None, spans: list[Any] | None = None) -> dict[str, list[list[int]]]:
         """``tokenizer(first[, second])``; with ``spans`` (each row's character spans) also ``span_tokens``."""
@@ -256,6 +258,9 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, in
     else:
         out = encoder.texts(batch["text"], batch.get("text_pair"), batch.get("spans") if with_spans(task, encoder.tokenizer) else None)
         out["length"] = [len(ids) for ids in out["input_ids"]]
+    if encoder.masker is not None:  # masked_lm: the masked tokens are the targets
+        out["input_ids"], out["labels"] = encoder.masker(out["input_ids"], list(indices if indices is not None else range(len(out["input_ids"]))))
+        return out
     out["labels"] = batch["labels"]
     return out
 
@@ -287,7 +292,7 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
     features = {"input_ids": ids("int32"), "attention_mask": ids("int8")}
     if use_token_type_ids:
         features["token_type_ids"] = ids("int8")
-    features["labels"] = List(Value("int64")) if task.kind is TaskKind.EXTRACTIVE_QA else labels_feature(task)
+    features["labels"] = List(Value("int64")) if task.kind in (TaskKind.EXTRACTIVE_QA, TaskKind.MASKED_LM) else labels_feature(task)
     features["length"] = Value("int32")
     if task.kind is TaskKind.EXTRACTIVE_QA:  # what turns a predicted token span back into text
         features["offsets"] = List(List(Value("int32")))
@@ -321,7 +326,8 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     features = tokenized_features(task, use_token_type_ids, idx_feature, with_spans(task, tokenizer))
     windows = task.kind is TaskKind.EXTRACTIVE_QA  # rows of long contexts become several windows
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
-                      task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None)
+                      task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None,
+                      MASKING_VERSION if task.kind is TaskKind.MASKED_LM else None)
     drop = [column for column in prepared.column_names if column != "idx" or windows]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:

@@ -195,7 +195,7 @@ def map_head(model: Any, head_id: str, spec: Any, tokenizer: Any, tolerance: flo
     """The rule of :func:`export_task`: the plain model for ``model``'s head ``head_id`` (a float32 CPU model in eval
     mode; ``spec``: the task), with the encoder and head copied in and checked on probe inputs; returns it, the
     classifier layers filled and the largest logit difference, or raises the one-line :class:`ExportError`."""
-    target = target_for(spec.kind)
+    target = target_for(spec.kind, head_id)
     num_labels = int(model.tasks[head_id].get("num_labels") or spec.num_labels)
     plain = build_plain(plain_config(model.encoder.config, spec, num_labels, target), target, head_id)
     load_encoder_into(plain, model.encoder, head_id)
@@ -285,7 +285,7 @@ def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: s
     tokenizer = model.tokenizer
     if tokenizer is None:
         raise ModelFileError(f"task {head_id!r}: the model was saved without a tokenizer, and an exported model needs one; save it with tokenizer=...")
-    target = target_for(spec.kind)
+    target = target_for(spec.kind, head_id)
     working = _float_copy(model, head_id)
     was_training = working.training
     working.eval()

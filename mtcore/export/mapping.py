@@ -49,8 +49,12 @@ class AutoTarget:
     pipeline: str | None
 
 
-def target_for(kind: TaskKind) -> AutoTarget:
-    """Which plain task model a task of ``kind`` becomes."""
+def target_for(kind: TaskKind, task_id: str = "") -> AutoTarget:
+    """Which plain task model a task of ``kind`` becomes (an ExportError for a masked_lm task, which predicts nothing)."""
+    if kind is TaskKind.MASKED_LM:
+        raise ExportError(f"task {task_id!r} is a masked_lm task: it trains the encoder for the other tasks, and mt export writes "
+                          "the classifier of one task; export another task (its encoder has learnt from this one), or the encoder "
+                          "alone with --encoder-only")
     if kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
         return AutoTarget("AutoModelForSequenceClassification", "single_label_classification", "text-classification")
     if kind is TaskKind.MULTI_LABEL:

@@ -351,3 +351,12 @@ def check_inputs(task_id: str, input_ids: Any, attention_mask: Any, token_type_i
                             "tokenize with return_tensors='pt' (or torch.tensor(...) it)")
     if input_ids is None and others.get("inputs_embeds") is None:
         raise DataError(f"task {task_id!r}: no input_ids; pass the tokenizer's output, e.g. model(task, **tokenizer(texts, return_tensors='pt'))")
+
+
+def check_packed_attention(name: Any) -> str:
+    """``name`` if it is one of padding-free attention's kernels, else one line with "did you mean"."""
+    from mtcore.model.padding_free import ATTENTION_KERNELS
+
+    if name not in ATTENTION_KERNELS:
+        raise unknown("packed attention", str(name), ATTENTION_KERNELS)
+    return str(name)

@@ -127,7 +127,7 @@ class MultitaskModel(nn.Module):
         self.has_pooler: bool = enc.has_pooler(self.encoder)
         self._encoder_inputs = enc.encoder_inputs(self.encoder)
         self._position_offset: int | None = None
-        self.packed_attention = _check_packed_attention(packed_attention)
+        self.packed_attention = enc.check_packed_attention(packed_attention)
         self.heads = nn.ModuleDict()
         self.tasks: dict[str, dict[str, Any]] = {}
         self.task_objects: dict[str, Task] = {}  # the Tasks heads were built from (not saved: the manifest is)
@@ -210,6 +210,8 @@ class MultitaskModel(nn.Module):
                                   "use pooling 'cls' or 'mean'")
             raise ConfigError(f"task {task_id!r}: head {info.get('head_id') or info.get('head_class')!r} reads the encoder's pooler "
                               f"(uses_pooler), and {encoder} has none; choose another head, or an encoder with a pooler (BERT's)")
+        if callable(getattr(module, "tie_to_encoder", None)):  # a masked_lm head decodes with the word embeddings
+            module.tie_to_encoder(self.encoder)
         reference = next(self.encoder.parameters(), None)
         if reference is not None:
             module.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)
@@ -379,14 +381,6 @@ def _aliases(task_ids: Any) -> dict[str, str]:
     for task_id in task_ids:
         by_bare.setdefault(task_id.rpartition(":")[2], []).append(task_id)
     return {bare: ids[0] for bare, ids in by_bare.items() if len(ids) == 1}
-
-
-def _check_packed_attention(name: Any) -> str:
-    from mtcore.model.padding_free import ATTENTION_KERNELS
-
-    if name not in ATTENTION_KERNELS:
-        raise unknown("packed attention", str(name), ATTENTION_KERNELS)
-    return str(name)
 
 
 def _rng_fingerprint() -> int:  # a number naming the global CPU generator's state, read without drawing from it

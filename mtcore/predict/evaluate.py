@@ -363,7 +363,8 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
     scored = HeadAliases(model, heads) if heads else model
     metrics = evaluate(scored, data, by_id, runner, split=split, batch_size=batch_size,
                        metric_fn=lambda name: get_component("metric", name), splits=splits)
-    weights = aggregate_weights(config.evaluation.weights, [s.task for s in setups if s.scored_only]) if config is not None else None
+    weights = aggregate_weights(config.evaluation.weights, [s.task for s in setups if s.scored_only],
+                                [s.task for s in setups if not s.scored_only]) if config is not None else None
     score = aggregate(metrics, by_id.values(), weights)
     from mtcore.plugins import lower_is_better
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mtcore.errors import DataError, ModelFileError
+from mtcore.errors import DataError, ModelFileError, UsageError
 from mtcore.task import Task, TaskKind
 
 DEFAULT_BATCH_SIZE = 32
@@ -136,6 +136,13 @@ def predict(model: Any, task: str | Task, inputs: Any, *, batch_size: int = DEFA
                        n_best=n_best)
 
 
+def check_predictable(task: Task) -> None:
+    """A masked_lm task predicts nothing (a one-line UsageError)."""
+    if task.kind is TaskKind.MASKED_LM:
+        raise UsageError(f"task {task.id!r} is a masked_lm task: it trains the encoder for the other tasks and predicts nothing; "
+                         "mt evaluate scores it (mlm_accuracy, perplexity)")
+
+
 def check_n_best(n_best: Any, task: Task) -> None:
     """``n_best`` is a count >= 0, and above 0 only for an extractive-QA task (a one-line UsageError otherwise)."""
     from mtcore.errors import UsageError
@@ -153,6 +160,7 @@ def predict_raw(model: Any, head_id: str, task: Task, raw: Any, *, batch_size: i
     are numbered from ``first_row``, or given ``row_numbers[i]``, one per row: a holdout's rows their places in
     the train rows; ``n_best``: see :func:`predict`)."""
     check_n_best(n_best, task)
+    check_predictable(task)
     from mtcore.data.collate import Collator
     from mtcore.data.prepare import prepare_split
     from mtcore.data.spans import check_read_counts, check_span_counts, pools_spans, warn_cut_spans

@@ -86,12 +86,21 @@ def check_split_keys(entries: list[Any]) -> None:
                               "trained (evaluate_with); a trained task is scored on evaluation.split")
 
 
-def aggregate_weights(weights: Mapping[str, float], evaluated: list[Any]) -> dict[str, float]:
+def aggregate_weights(weights: Mapping[str, float], evaluated: list[Any], trained: list[Any] = ()) -> dict[str, float]:
     """``evaluation.weights`` with each evaluate-only task (of the Tasks ``evaluated``) not named there, by id or
-    bare name, at weight 0."""
-    out = {t.id: 0.0 for t in evaluated if t.id not in weights and t.name not in weights}
+    bare name, at weight 0; so is each auxiliary task (``masked_lm``) of the ``trained`` ones when another kind of task is
+    scored (the model is chosen for the tasks it serves, not for its perplexity)."""
+    auxiliary = [t for t in trained if is_auxiliary(t)]
+    if len(auxiliary) == len([*trained, *evaluated]):
+        auxiliary = []
+    out = {t.id: 0.0 for t in [*evaluated, *auxiliary] if t.id not in weights and t.name not in weights}
     out.update(weights)
     return out
+
+
+def is_auxiliary(task: Any) -> bool:
+    """Whether a Task trains the encoder for the other tasks' sake (``masked_lm``): it weighs 0 in the aggregate by default."""
+    return str(getattr(task, "kind", "")) == "masked_lm"
 
 
 def check_some_weight(weights: Mapping[str, float], tasks: list[Any], evaluated: list[Any] = ()) -> None:

@@ -59,7 +59,7 @@ def _labelled(kind: str, reference: np.ndarray) -> bool:
         return bool(reference[0] >= 0)
     if kind == "regression":
         return bool(np.all(np.isfinite(reference)))
-    if kind == "token_classification":
+    if kind in ("token_classification", "masked_lm"):
         return bool(np.any(reference >= 0))
     return bool(np.all(reference >= 0))
 
@@ -156,6 +156,25 @@ def row_ids(rows: Any, positions: list[int]) -> list[Any]:
     return list(column)
 
 
+def masked_token_results(rows: Any, logits: torch.Tensor, labels: torch.Tensor | None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """A masked_lm batch's ``(row, prediction, reference)`` triples: per row, each masked token's predicted id and the
+    cross-entropy of its true id ``(n, 2)``, and the true ids ``(n,)`` (:mod:`mtcore.train.mlm_metrics`). ``logits`` are the
+    masked positions' only, in row-major order (:mod:`mtcore.model.heads.masked_lm`)."""
+    if labels is None:
+        return [(int(row), np.zeros((0, 2)), np.zeros(0, dtype=np.int64)) for row in rows]
+    labels = labels.detach()
+    targets = labels[labels >= 0].to(logits.device).long()
+    if logits.ndim != 2 or logits.shape[0] != targets.shape[0]:
+        raise ValueError(f"a masked_lm head returned logits of shape {tuple(logits.shape)} for {targets.shape[0]} masked tokens; "
+                         "return (masked tokens, vocabulary) scores, in the order of labels[labels >= 0]")
+    scores = logits.detach().float()
+    losses = torch.nn.functional.cross_entropy(scores, targets, reduction="none")
+    scored = torch.stack([scores.argmax(-1).double(), losses.double()], dim=1).cpu().numpy()
+    truth = targets.cpu().numpy()
+    bounds = np.cumsum([0, *(labels >= 0).sum(-1).tolist()])
+    return [(int(row), scored[bounds[j]:bounds[j + 1]], truth[bounds[j]:bounds[j + 1]]) for j, row in enumerate(rows)]
+
+
 def _shard_order(lengths: np.ndarray, rank: int, world: int) -> np.ndarray:
     shard = np.arange(rank, len(lengths), world)
     return shard[np.argsort(-lengths[shard], kind="stable")]
@@ -205,6 +224,9 @@ def predict_task(model: torch.nn.Module, task: Any, task_data: Any, split: str, 
             spans = decode_spans(out.logits, fetched, max_answer_tokens(task))
             results.extend((int(row), np.array(span, dtype=np.float64), np.array([1 if fetched[j]["answers"] else -1]))
                            for j, (row, span) in enumerate(zip(indices, spans)))
+            continue
+        if kind == "masked_lm":
+            results.extend(masked_token_results(indices, out.logits, labels))
             continue
         predictions = predictions_from_logits(kind, out.logits)
         references = labels.detach().cpu().numpy() if labels is not None else _no_labels(kind, predictions)
@@ -257,7 +279,7 @@ def evaluate(model: torch.nn.Module, data: Mapping[str, Any], tasks: Mapping[str
 
                 preds, refs, null_answers = answer_texts(task_data.splits[split], [(row, p) for row, p, r in results if _labelled(kind, r)],
                                                          no_answer=task.no_answer, null_threshold=task.null_threshold)
-            elif kind == "token_classification":
+            elif kind in ("token_classification", "masked_lm"):
                 preds: Any = [p for p, _ in labelled]
                 refs: Any = [r for _, r in labelled]
             else:

@@ -2,7 +2,8 @@
 
 A teacher is what ``mt predict`` takes: a run folder, its ``model/`` or a finished checkpoint. ``distill.teachers``
 names one per task; ``distill.teacher`` teaches every other task of the run that it has a head for. A teacher's task
-must have the same kind and labels, in the same order: its outputs are compared with the student's class by class.
+must have the same kind and labels, in the same order: its outputs are compared with the student's class by class. A
+``masked_lm`` task is never distilled (``distill.teacher`` leaves it to its own loss).
 
 :func:`check_teachers` checks what the saved models' manifests tell, without loading any weights (``mt check``, every
 ``--grid`` combination); :func:`load_teachers` loads them for training (before any data is read) and checks what only a
@@ -125,10 +126,20 @@ def check_teachers(plan: Any) -> dict[str, str]:
         return {}
     paths = {*distill.teachers.values(), *([distill.teacher] if distill.teacher else [])}
     saved = {path: _saved_tasks(distill, path) for path in sorted(paths)}
-    tasks = {p.id: p.task for p in plan.tasks}
+    tasks = _distillable(plan)
+    for name in distill.teachers:
+        auxiliary = next((p.id for p in plan.tasks if name in (p.id, p.task.name) and p.id not in tasks), None)
+        if auxiliary is not None:
+            raise ConfigError(f"config key 'distill.teachers.{name}': task {auxiliary!r} is a masked_lm task, which learns its own "
+                              "masked tokens, not a teacher's answers; leave it out")
     assigned = assigned_teachers(distill, list(tasks), saved, [(e.id, e.head) for e in plan.evaluated])
     _check_fits(distill, assigned, tasks, saved)
     return assigned
+
+
+def _distillable(plan: Any) -> dict[str, Any]:
+    """The run's trained tasks a teacher may teach: all but masked_lm ones (their targets are their own tokens)."""
+    return {p.id: p.task for p in plan.tasks if p.task.kind.value != "masked_lm"}
 
 
 def load_teachers(plan: Any, tokenizer: Any, student: Any, device: Any) -> tuple[dict[str, Any], list[str]]:
@@ -148,7 +159,7 @@ def load_teachers(plan: Any, tokenizer: Any, student: Any, device: Any) -> tuple
         if plan.config.batching.padding_free:
             model.enable_padding_free()
         models[path] = model
-    tasks = {p.id: p.task for p in plan.tasks}
+    tasks = _distillable(plan)
     assigned = assigned_teachers(distill, list(tasks), {path: model.tasks for path, model in models.items()})
     _check_fits(distill, assigned, tasks, {path: model.tasks for path, model in models.items()})
     for task_id, path in assigned.items():

@@ -334,7 +334,8 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
                           f"and {unshared} leave nothing shared to combine (it would train as 'sum' does); use loss.strategy: sum "
                           "(or weighted, uncertainty), or share the encoder")
     scored = [e.task for e in evaluated]
-    check_some_weight(weights := aggregate_weights(config.evaluation.weights, scored), [p.task for p in planned], scored)
+    trained = [p.task for p in planned]
+    check_some_weight(weights := aggregate_weights(config.evaluation.weights, scored, trained), trained, scored)
     return RunPlan(config, planned, mode, sampler_cls, sampler_options, strategy_cls, strategy_weights, evaluated, weights)
 
 

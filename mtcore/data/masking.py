@@ -1,0 +1,67 @@
+"""Masking the tokens of a ``masked_lm`` task: BERT's recipe, drawn when the data are tokenized.
+
+Of each row's tokens that are not special tokens (``[CLS]``, ``[SEP]``, ...), 15% are chosen (at least one in a row that has
+any): 80% of those become the tokenizer's mask token, 10% a random token of the vocabulary that is not a special one, 10%
+stay as they are. The row's labels are the chosen tokens' original ids, ``-100`` everywhere else.
+
+The draws depend only on the row's position in its split and on its tokens: evaluation scores the same masked tokens at
+every evaluation and in every run (its perplexity is comparable across runs), and the tokenized split is cached like any
+other. Training rows keep their masks from epoch to epoch (BERT's original static masking; RoBERTa's dynamic masking
+draws new ones each epoch).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mtcore.errors import ConfigError
+
+MASK_PROBABILITY = 0.15
+#: Shares of the chosen tokens that become the mask token, and (of the rest) a random token; the others stay.
+MASK_TOKEN_SHARE, RANDOM_TOKEN_SHARE = 0.8, 0.5
+#: Part of the tokenized splits' cache key: a change to the recipe makes them be tokenized again.
+MASKING_VERSION = 1
+_SEED = 0x6D6C6D  # "mlm": the masks of row i of a split are drawn from default_rng([_SEED, i])
+
+
+class Masker:
+    """``masker(input_ids, rows) -> (masked input_ids, labels)`` for one tokenizer."""
+
+    def __init__(self, tokenizer: Any, task_id: str) -> None:
+        mask_id = getattr(tokenizer, "mask_token_id", None)
+        if mask_id is None:
+            raise ConfigError(f"task {task_id!r} (masked_lm): tokenizer {type(tokenizer).__name__} has no mask token; use an "
+                              "encoder trained with masked language modelling (BERT, RoBERTa, ModernBERT) or one whose tokenizer "
+                              "defines mask_token")
+        self.mask_id = int(mask_id)
+        self.special = np.asarray(sorted({int(i) for i in getattr(tokenizer, "all_special_ids", [])} | {self.mask_id}), dtype=np.int64)
+        ordinary = np.setdiff1d(np.arange(len(tokenizer), dtype=np.int64), self.special)
+        if ordinary.size == 0:
+            raise ConfigError(f"task {task_id!r} (masked_lm): tokenizer {type(tokenizer).__name__} has only special tokens")
+        self.ordinary = ordinary
+
+    def __call__(self, input_ids: list[list[int]], rows: list[int]) -> tuple[list[list[int]], list[list[int]]]:
+        masked, labels = [], []
+        for ids, row in zip(input_ids, rows):
+            row_ids, row_labels = self.mask_row(np.asarray(ids, dtype=np.int64), int(row))
+            masked.append(row_ids.tolist())
+            labels.append(row_labels.tolist())
+        return masked, labels
+
+    def mask_row(self, ids: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """One row's masked ids and labels (see the module docstring)."""
+        rng = np.random.default_rng([_SEED, row])
+        eligible = ~np.isin(ids, self.special)
+        chosen = eligible & (rng.random(ids.shape[0]) < MASK_PROBABILITY)
+        if eligible.any() and not chosen.any():  # a short row: one token all the same
+            chosen[rng.choice(np.flatnonzero(eligible))] = True
+        labels = np.where(chosen, ids, -100)
+        how = rng.random(ids.shape[0])
+        to_mask = chosen & (how < MASK_TOKEN_SHARE)
+        to_random = chosen & ~to_mask & (how >= MASK_TOKEN_SHARE + (1 - MASK_TOKEN_SHARE) * RANDOM_TOKEN_SHARE)
+        out = ids.copy()
+        out[to_mask] = self.mask_id
+        out[to_random] = self.ordinary[rng.integers(0, self.ordinary.size, int(to_random.sum()))]
+        return out, labels

@@ -1,0 +1,86 @@
+"""Masked-language-model head: BERT's prediction head, its decoder tied to the encoder's input embeddings.
+
+A ``masked_lm`` task (an auxiliary task: the encoder keeps learning the language of the other tasks' texts) has rows whose
+tokens were masked when the data were tokenized (:mod:`mtcore.data.masking`); its labels are the original ids at the masked
+positions and ``-100`` elsewhere. The head decodes only the masked positions: with labels, ``logits`` are
+``(masked tokens, vocabulary)`` in row-major order (the order of ``labels[labels >= 0]``), never the ``(batch, length,
+vocabulary)`` scores of every token; without labels, every position's scores ``(batch, length, vocabulary)``.
+
+The decoder's weight is the encoder's word-embedding matrix (:meth:`MaskedLMHead.tie_to_encoder`, called by
+:class:`~mtcore.model.multitask_model.MultitaskModel` when it adds the head): it is trained with the encoder, saved once
+(in ``encoder/``) and tied again on loading. The head's own parameters are the transform (linear, activation, layer norm)
+and one output bias per vocabulary entry.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mtcore.errors import ConfigError
+from mtcore.model.heads.base import Head, HeadOutput
+from mtcore.model.heads.pooling import ACTIVATIONS
+
+#: The ``__dict__`` key of the tied embedding module (kept out of the head's submodules, its state_dict and its parameters).
+_TIED = "_tied_embeddings"
+
+
+class MaskedLMHead(Head):
+    """Hidden states -> linear -> activation -> layer norm -> the word embeddings' transpose (+ bias); cross-entropy at the
+    masked positions.
+
+    :param activation: the transform's activation (``gelu``, BERT's; ``relu``, ``tanh``, ``silu``, ``leaky_relu``).
+    :param layer_norm_eps: the transform's layer-norm epsilon (BERT's 1e-12).
+    """
+
+    kinds = ("masked_lm",)
+
+    def __init__(self, hidden_size: int, num_labels: int = 0, activation: str = "gelu", layer_norm_eps: float = 1e-12) -> None:
+        super().__init__(hidden_size, num_labels)
+        if activation not in ACTIVATIONS or activation == "none":
+            choices = ", ".join(name for name in ACTIVATIONS if name != "none")
+            raise ConfigError(f"activation {activation!r} is not one of {choices}")
+        if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or not 0 < layer_norm_eps < 1:
+            raise ConfigError(f"layer_norm_eps must be a number between 0 and 1, got {layer_norm_eps!r}")
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.activation = ACTIVATIONS[activation]()
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=float(layer_norm_eps))
+        self.register_parameter("bias", None)  # one per vocabulary entry: made by tie_to_encoder
+
+    def tie_to_encoder(self, encoder: nn.Module) -> None:
+        """Decode with ``encoder``'s input embeddings (its ``get_input_embeddings()``), and size the bias to them."""
+        embeddings = encoder.get_input_embeddings() if hasattr(encoder, "get_input_embeddings") else None
+        weight = getattr(embeddings, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[1] != self.hidden_size:
+            raise ConfigError(f"a masked_lm head decodes with the encoder's word embeddings, and {type(encoder).__name__} has none of "
+                              f"width {self.hidden_size}; use a BERT-like encoder")
+        self.__dict__[_TIED] = embeddings
+        if self.bias is None or self.bias.numel() != weight.shape[0]:
+            self.bias = nn.Parameter(torch.zeros(weight.shape[0], device=weight.device))
+        self.num_labels = int(weight.shape[0])
+
+    @property
+    def decoder_weight(self) -> torch.Tensor:
+        embeddings = self.__dict__.get(_TIED)
+        if embeddings is None:
+            raise ConfigError("the masked_lm head is not tied to an encoder: add it to a MultitaskModel (or call tie_to_encoder)")
+        return embeddings.weight
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor, *, pooler_output: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, num_choices: int | None = None) -> HeadOutput:
+        if labels is None:
+            return HeadOutput(logits=self.decode(hidden_states))
+        flat = labels.reshape(-1)
+        where = (flat >= 0).nonzero().squeeze(1)  # the masked positions (one read of their count from the device)
+        targets = flat.index_select(0, where).long()
+        logits = self.decode(hidden_states.reshape(-1, hidden_states.shape[-1]).index_select(0, where))
+        if targets.numel() == 0:  # no masked token in the batch: a zero loss with a graph in training, none in evaluation
+            return HeadOutput(logits=logits, loss=(self.bias.sum() * 0 + hidden_states.sum() * 0).float() if self.training else None)
+        return HeadOutput(logits=logits, loss=F.cross_entropy(logits.float(), targets))
+
+    def decode(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Scores over the vocabulary of each hidden state (its last dimension)."""
+        weight = self.decoder_weight
+        transformed = self.layer_norm(self.activation(self.dense(hidden_states)))
+        return F.linear(transformed.to(weight.dtype), weight, self.bias.to(weight.dtype))

@@ -1,0 +1,171 @@
+"""The masked_lm task kind: BERT's masking when the data are tokenized, a head tied to the word embeddings that decodes
+the masked tokens only, its metrics, its default weight 0 in the aggregate, and what the commands do with it."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mtcore import Task
+from mtcore.errors import ConfigError
+
+WORDS = "the a cat dog sat ran on mat rug big small".split()
+
+
+def _sentence(rng: random.Random) -> str:  # a grammar: every slot but "on" is one of two words
+    pick = rng.choice
+    return " ".join([pick(["the", "a"]), pick(["big", "small"]), pick(["cat", "dog"]), pick(["sat", "ran"]), "on", pick(["the", "a"]),
+                     pick(["mat", "rug"])])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from mtcore.testing import build_tiny_encoder
+
+    root = tmp_path_factory.mktemp("mlm")
+    encoder = build_tiny_encoder(root / "encoder", "bert", words=WORDS, hidden_size=32, num_layers=2, num_heads=2)
+    rng = random.Random(0)
+    files: dict = {"lm": {}, "pets": {}}
+    for split, n in (("train", 300), ("validation", 60)):
+        lm, pets = root / f"lm_{split}.jsonl", root / f"pets_{split}.jsonl"
+        lm.write_text("".join(json.dumps({"text": _sentence(rng)}) + "\n" for _ in range(n)), encoding="utf-8")
+        rows = [_sentence(rng) for _ in range(n)]
+        pets.write_text("".join(json.dumps({"text": s, "label": "cat" if "cat" in s else "dog"}) + "\n" for s in rows), encoding="utf-8")
+        files["lm"][split], files["pets"][split] = str(lm), str(pets)
+    config = {"seed": 1, "cpu": True, "precision": "fp32", "encoder": {"path": str(encoder)},
+              "tasks": [{"define": {"name": "lm", "kind": "masked_lm", "files": files["lm"]}},
+                        {"define": {"name": "pets", "kind": "text_classification", "labels": ["cat", "dog"], "files": files["pets"]}}],
+              "optimizer": {"lr": 3e-3}, "schedule": {"max_steps": 120, "warmup_steps": 10}, "batching": {"batch_size": 16},
+              "evaluation": {"every": 60, "at_end": True}, "logging": {"progress": "none", "plot": False}}
+    return {"root": root, "encoder": encoder, "config": config}
+
+
+def test_masks_follow_berts_recipe_and_depend_on_the_row_alone(corpus):
+    from transformers import AutoTokenizer
+
+    from mtcore.data.masking import Masker
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus["encoder"])
+    masker = Masker(tokenizer, "user:lm")
+    rng = random.Random(1)
+    rows = [tokenizer(" ".join(rng.choice(WORDS) for _ in range(60)))["input_ids"] for _ in range(200)]
+    masked, labels = masker(rows, list(range(200)))
+    again, labels_again = masker(rows[50:], list(range(50, 200)))
+    assert masked[50:] == again and labels[50:] == labels_again  # the row's position and tokens decide, not its batch
+    special = set(tokenizer.all_special_ids)
+    chosen = kept = replaced = as_mask = 0
+    for ids, out, targets in zip(rows, masked, labels):
+        assert len(out) == len(ids) == len(targets)
+        for original, now, target in zip(ids, out, targets):
+            if target == -100:
+                assert now == original
+                continue
+            assert target == original and original not in special
+            chosen += 1
+            as_mask += now == tokenizer.mask_token_id
+            kept += now == original
+            replaced += now not in (original, tokenizer.mask_token_id)
+    eligible = sum(len(ids) - 2 for ids in rows)
+    assert 0.13 < chosen / eligible < 0.17
+    assert 0.76 < as_mask / chosen < 0.84 and 0.07 < kept / chosen < 0.13 and 0.07 < replaced / chosen < 0.13
+    short = masker([tokenizer("cat")["input_ids"]] * 30, list(range(30)))[1]
+    assert all(sum(t != -100 for t in row) == 1 for row in short)  # a one-word row still has its one target
+
+
+def test_the_head_decodes_with_the_word_embeddings_and_only_at_the_masked_tokens(corpus, tmp_path):
+    from mtcore.model import MultitaskModel
+
+    task = Task(name="lm", kind="masked_lm", plugin="user")
+    model = MultitaskModel(str(corpus["encoder"]), [task])
+    head = model.heads["user:lm"]
+    embeddings = model.encoder.get_input_embeddings().weight
+    assert head.decoder_weight is embeddings and head.bias.shape == (embeddings.shape[0],)
+    assert not any(p is embeddings for p in head.parameters())  # trained and saved with the encoder, once
+    ids = torch.tensor([[2, 5, 6, 7, 3], [2, 8, 9, 3, 0]])
+    mask = (ids != 0).long()
+    labels = torch.full_like(ids, -100)
+    labels[0, 2], labels[1, 1], labels[1, 2] = 6, 8, 9
+    out = model("user:lm", input_ids=ids, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (3, embeddings.shape[0])
+    full = model("user:lm", input_ids=ids, attention_mask=mask).logits
+    assert full.shape == (2, 5, embeddings.shape[0])
+    assert torch.allclose(out.logits, full[labels >= 0], atol=1e-5)
+    expected = torch.nn.functional.cross_entropy(full[labels >= 0], labels[labels >= 0])
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    with torch.no_grad():
+        head.bias.add_(0.5)
+        head.dense.weight.mul_(1.5)
+    model.save_pretrained(tmp_path / "saved")
+    loaded = MultitaskModel.from_pretrained(tmp_path / "saved")
+    assert loaded.heads["user:lm"].decoder_weight is loaded.encoder.get_input_embeddings().weight
+    assert torch.allclose(loaded("user:lm", input_ids=ids, attention_mask=mask, labels=labels).logits,
+                          model("user:lm", input_ids=ids, attention_mask=mask, labels=labels).logits, atol=1e-5)
+    model.train()
+    none = model("user:lm", input_ids=ids, attention_mask=mask, labels=torch.full_like(ids, -100))
+    assert none.loss is not None and float(none.loss.detach()) == 0.0 and none.loss.requires_grad  # a batch with no target trains on nothing
+
+
+@pytest.mark.parametrize("fields, said", [
+    ({"labels": ["a", "b"]}, "masked_lm tasks take no labels"),
+    ({"inputs": {"label": "y"}}, "reads only its texts"),
+    ({"inputs": {"spans": "s"}}, "reads only its texts"),
+])
+def test_a_masked_lm_task_takes_texts_only(fields, said):
+    with pytest.raises(ConfigError, match=said):
+        Task(name="lm", kind="masked_lm", **fields)
+
+
+def test_training_beside_a_task_learns_the_language_and_leaves_the_aggregate_to_the_other(corpus, tmp_path, helpers):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(corpus["config"]), encoding="utf-8")
+    env = helpers.subprocess_env()
+    run = tmp_path / "run"
+    done = subprocess.run(helpers.mt_command("train", str(config), "--output-dir", str(run)), capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    evals = [e for e in helpers.read_events(run) if e["event"] == "eval"]
+    first, last = evals[0]["metrics"], evals[-1]["metrics"]
+    # a slot of the grammar has two words: a model that learnt it restores about half of them and more (the fixed "on"),
+    # with a perplexity near 2, where guessing among the vocabulary's words has one of its size
+    vocabulary = json.loads((Path(corpus["encoder"]) / "config.json").read_text(encoding="utf-8"))["vocab_size"]
+    assert last["user:lm/mlm_accuracy"] > 0.45 and last["user:lm/perplexity"] < min(6.0, vocabulary / 3)
+    assert last["user:lm/perplexity"] == pytest.approx(np.exp(last["user:lm/loss"]), rel=1e-4)
+    assert first["user:lm/perplexity"] > last["user:lm/perplexity"]
+    assert evals[-1]["aggregate"] == pytest.approx(last["user:pets/accuracy"])  # the auxiliary task weighs 0
+
+    evaluated = subprocess.run(helpers.mt_command("evaluate", str(run), "--json"), capture_output=True, text=True, env=env, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    assert scores["tasks"]["user:lm"]["metrics"]["perplexity"] == pytest.approx(last["user:lm/perplexity"], rel=1e-6)
+    assert scores["aggregate"] == pytest.approx(last["user:pets/accuracy"])
+
+    predicted = subprocess.run(helpers.mt_command("predict", str(run), "--task", "lm", "--split", "validation", "--output",
+                                                  str(tmp_path / "p.jsonl")), capture_output=True, text=True, env=env, timeout=300)
+    assert predicted.returncode != 0 and "is a masked_lm task" in predicted.stderr and "Traceback" not in predicted.stderr
+    assert not (tmp_path / "p.jsonl").exists()
+    every = subprocess.run(helpers.mt_command("predict", str(run), "--task", "all", "--split", "validation", "--output",
+                                              str(tmp_path / "all")), capture_output=True, text=True, env=env, timeout=300)
+    assert every.returncode == 0, every.stderr
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["user_pets.jsonl"]
+    exported = subprocess.run(helpers.mt_command("export", str(run), str(tmp_path / "plain"), "--task", "lm"), capture_output=True,
+                              text=True, env=env, timeout=300)
+    assert exported.returncode != 0 and "is a masked_lm task" in exported.stderr and not (tmp_path / "plain").exists()
+    checked = subprocess.run(helpers.mt_command("check", str(config)), capture_output=True, text=True, env=env, timeout=300)
+    assert checked.returncode == 0, checked.stderr
+    assert "masked_lm" in checked.stdout and "user:lm' is a masked_lm task" not in checked.stdout + checked.stderr
+
+
+def test_a_tokenizer_without_a_mask_token_is_refused_naming_the_task():
+    from types import SimpleNamespace
+
+    from mtcore.data.masking import Masker
+
+    with pytest.raises(ConfigError, match="task 'user:lm' \\(masked_lm\\): tokenizer SimpleNamespace has no mask token"):
+        Masker(SimpleNamespace(mask_token_id=None, all_special_ids=[0]), "user:lm")
