@@ -224,7 +224,7 @@ def _export_notes(plan: Any, encoder_config: Any, tokenizer: Any) -> list[str]:
     from mtcore.export.hf import export_refusals
 
     try:
-        refusals = export_refusals(encoder_config, {p.id: p.task for p in plan.tasks if str(p.task.kind) != "masked_lm"}, tokenizer)
+        refusals = export_refusals(encoder_config, {p.id: p.task for p in plan.tasks}, tokenizer)
     except Exception:  # noqa: BLE001 - advice only: an encoder this cannot build is for mt train to report
         return []
     if len(refusals) > EXPORT_NOTES:  # forty tasks: forty lines of the same advice

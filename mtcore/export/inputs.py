@@ -20,6 +20,7 @@ ENCODING = {
                               "(1, choices, length) (the choice alone when text is empty); the highest logit is the answer",
     TaskKind.TOKEN_CLASSIFICATION: "tokenizer(tokens, is_split_into_words=True); each word's tag is its first sub-token's",
     TaskKind.EXTRACTIVE_QA: "tokenizer(text, text_pair) (the question, then the context)",
+    TaskKind.MASKED_LM: "tokenizer(text) with the tokenizer's mask token where a word is to be filled in",
 }
 
 

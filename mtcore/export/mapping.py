@@ -50,11 +50,9 @@ class AutoTarget:
 
 
 def target_for(kind: TaskKind, task_id: str = "") -> AutoTarget:
-    """Which plain task model a task of ``kind`` becomes (an ExportError for a masked_lm task, which predicts nothing)."""
-    if kind is TaskKind.MASKED_LM:
-        raise ExportError(f"task {task_id!r} is a masked_lm task: it trains the encoder for the other tasks, and mt export writes "
-                          "the classifier of one task; export another task (its encoder has learnt from this one), or the encoder "
-                          "alone with --encoder-only")
+    """Which plain task model a task of ``kind`` becomes (``task_id``: for messages)."""
+    if kind is TaskKind.MASKED_LM:  # a fill-mask model (mtcore.export.masked_lm_head)
+        return AutoTarget("AutoModelForMaskedLM", None, "fill-mask")
     if kind in (TaskKind.TEXT_CLASSIFICATION, TaskKind.PAIR_CLASSIFICATION):
         return AutoTarget("AutoModelForSequenceClassification", "single_label_classification", "text-classification")
     if kind is TaskKind.MULTI_LABEL:
@@ -142,7 +140,7 @@ def refusal(task_id: str, head: str, plain: nn.Module, kind: TaskKind, detail: s
 def plain_config(encoder_config: Any, task: Any, num_labels: int, target: AutoTarget) -> Any:
     """A copy of the encoder's config with the task's labels (``id2label`` / ``label2id``)."""
     config = copy.deepcopy(encoder_config)
-    if task.kind is TaskKind.MULTIPLE_CHOICE:
+    if task.kind in (TaskKind.MULTIPLE_CHOICE, TaskKind.MASKED_LM):
         return config
     names = list(task.labels) if task.labels and len(task.labels) == num_labels else [f"LABEL_{i}" for i in range(num_labels)]
     if task.kind is TaskKind.REGRESSION and num_labels == 1:
@@ -186,6 +184,10 @@ def copy_head(plain: nn.Module, head: nn.Module, task_id: str, kind: TaskKind, d
 
     ``described`` names our head in messages (``'classification' with options {...}``).
     """
+    if kind is TaskKind.MASKED_LM:
+        from mtcore.export.masked_lm_head import copy_mlm_head
+
+        return copy_mlm_head(plain, head, task_id)
     ours = head_linears(head, task_id)
     theirs, others = classifier_layers(plain)
     if others:
@@ -232,7 +234,7 @@ def max_difference(ours: torch.Tensor, theirs: torch.Tensor, mask: torch.Tensor 
     if ours.shape != theirs.shape:
         return float("inf")
     diff = (ours.float() - theirs.float()).abs()
-    if kind in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA) and mask is not None:
+    if kind in (TaskKind.TOKEN_CLASSIFICATION, TaskKind.EXTRACTIVE_QA, TaskKind.MASKED_LM) and mask is not None:
         diff = diff[mask.bool()]
     return float(diff.max()) if diff.numel() else 0.0
 

@@ -139,6 +139,10 @@ class MultitaskModel(nn.Module):
         self.encoder_without_grad = False  # True: the encoder runs without gradients (encoder.freeze_encoder_steps)
         for task_id, head in _heads_mapping(heads_by_task).items():
             self.add_head(task_id, head)
+        if isinstance(encoder, (str, os.PathLike)):  # a masked_lm head starts from the checkpoint's own, when it has one
+            from mtcore.model.pretrained_mlm import start_from_checkpoint
+
+            start_from_checkpoint(self.heads, str(encoder), encoder_kwargs)
         settings = lora_settings(lora)
         if settings and (freeze_encoder or freeze_layers):
             raise ConfigError("lora trains adapters on a frozen encoder: leave freeze_encoder and freeze_layers out")

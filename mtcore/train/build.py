@@ -346,6 +346,8 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
                          for ref in (component_ref("metric", name, t.metric_owner) for name in t.all_metrics)}
     if config.encoder.tiny is not None:
         engine.notes.append(f"encoder: {source} is a RANDOM-INIT DEMO ENCODER (not pretrained)")
+    engine.notes += [f"task {t!r}: its masked_lm head starts from {source}'s pre-trained one ({h.pretrained})"
+                     for t, h in engine.unwrapped.heads.items() if getattr(h, "pretrained", None) and not resume]
     if resume:
         _restore(engine, torch)
     if config.logging.trackers:  # last: a resumed run's trackers continue at its step; one that fails to start leaves nothing

@@ -252,6 +252,8 @@ def _start_heads(model: Any, tasks: dict[str, Any], saved: dict[str, Any], load:
             notes.append(f"encoder.load_heads: task {task_id!r}: the saved head does not fit ({exc}); it starts with a new head")
             continue
         loaded.append(task_id)
+        if getattr(model.heads[task_id], "pretrained", None):  # a masked_lm head: the saved one, not the checkpoint's
+            model.heads[task_id].pretrained = None
     if loaded:
         notes.append(f"encoder.load_heads: trained heads of {', '.join(loaded)} loaded from {root}")
     return notes

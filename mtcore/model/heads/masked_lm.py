@@ -9,7 +9,8 @@ vocabulary)`` scores of every token; without labels, every position's scores ``(
 The decoder's weight is the encoder's word-embedding matrix (:meth:`MaskedLMHead.tie_to_encoder`, called by
 :class:`~mtcore.model.multitask_model.MultitaskModel` when it adds the head): it is trained with the encoder, saved once
 (in ``encoder/``) and tied again on loading. The head's own parameters are the transform (linear, activation, layer norm)
-and one output bias per vocabulary entry.
+and one output bias per vocabulary entry (the transform's biases and layer-norm epsilon as the encoder's own pre-training
+head has them: none in ModernBERT's).
 """
 
 from __future__ import annotations
@@ -31,22 +32,30 @@ class MaskedLMHead(Head):
     masked positions.
 
     :param activation: the transform's activation (``gelu``, BERT's; ``relu``, ``tanh``, ``silu``, ``leaky_relu``).
-    :param layer_norm_eps: the transform's layer-norm epsilon (BERT's 1e-12).
+    :param layer_norm_eps: the transform's layer-norm epsilon (default: the encoder's, ``layer_norm_eps`` or ``norm_eps`` of
+        its config, else BERT's 1e-12).
+
+    Added to a model built from a pre-training checkpoint that has its masked-LM head (BERT's ``cls.predictions``,
+    RoBERTa's ``lm_head``, ...), the head starts from it (:mod:`mtcore.model.pretrained_mlm`; :attr:`pretrained` names it).
     """
 
     kinds = ("masked_lm",)
 
-    def __init__(self, hidden_size: int, num_labels: int = 0, activation: str = "gelu", layer_norm_eps: float = 1e-12) -> None:
+    def __init__(self, hidden_size: int, num_labels: int = 0, activation: str = "gelu", layer_norm_eps: float | None = None) -> None:
         super().__init__(hidden_size, num_labels)
         if activation not in ACTIVATIONS or activation == "none":
             choices = ", ".join(name for name in ACTIVATIONS if name != "none")
             raise ConfigError(f"activation {activation!r} is not one of {choices}")
-        if isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float)) or not 0 < layer_norm_eps < 1:
+        if layer_norm_eps is not None and (isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float))
+                                           or not 0 < layer_norm_eps < 1):
             raise ConfigError(f"layer_norm_eps must be a number between 0 and 1, got {layer_norm_eps!r}")
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.activation = ACTIVATIONS[activation]()
-        self.layer_norm = nn.LayerNorm(hidden_size, eps=float(layer_norm_eps))
+        self.layer_norm = nn.LayerNorm(hidden_size, eps=float(layer_norm_eps or 1e-12))
+        self.eps_given = layer_norm_eps is not None
         self.register_parameter("bias", None)  # one per vocabulary entry: made by tie_to_encoder
+        #: the checkpoint's head this one started from (``"cls.predictions"``), None when it started random
+        self.pretrained: str | None = None
 
     def tie_to_encoder(self, encoder: nn.Module) -> None:
         """Decode with ``encoder``'s input embeddings (its ``get_input_embeddings()``), and size the bias to them."""
@@ -56,9 +65,32 @@ class MaskedLMHead(Head):
             raise ConfigError(f"a masked_lm head decodes with the encoder's word embeddings, and {type(encoder).__name__} has none of "
                               f"width {self.hidden_size}; use a BERT-like encoder")
         self.__dict__[_TIED] = embeddings
+        config = getattr(encoder, "config", None)
+        eps = getattr(config, "layer_norm_eps", None) or getattr(config, "norm_eps", None)
+        if not self.eps_given and isinstance(eps, float) and 0 < eps < 1:
+            self.layer_norm.eps = eps
+        for layer, switch in ((self.dense, "classifier_bias"), (self.layer_norm, "norm_bias")):  # ModernBERT's head has no biases
+            if getattr(config, switch, True) is False:
+                layer.register_parameter("bias", None)
         if self.bias is None or self.bias.numel() != weight.shape[0]:
             self.bias = nn.Parameter(torch.zeros(weight.shape[0], device=weight.device))
         self.num_labels = int(weight.shape[0])
+
+    def load_pretrained(self, name: str, tensors: dict[str, torch.Tensor]) -> bool:
+        """Start from a checkpoint's masked-LM head (``tensors`` keyed as this head's state dict; biases it lacks are zeros);
+        False, and nothing changed, when their shapes are not this head's."""
+        own = {"dense.weight": self.dense.weight, "dense.bias": self.dense.bias, "layer_norm.weight": self.layer_norm.weight,
+               "layer_norm.bias": self.layer_norm.bias, "bias": self.bias}
+        if any(own[key] is None or tuple(tensor.shape) != tuple(own[key].shape) for key, tensor in tensors.items()):
+            return False
+        with torch.no_grad():
+            for key, target in own.items():
+                if target is None:  # a bias this head (and so the checkpoint's) has none of
+                    continue
+                source = tensors.get(key)
+                target.copy_(source.to(target.dtype)) if source is not None else target.zero_()
+        self.pretrained = name
+        return True
 
     @property
     def decoder_weight(self) -> torch.Tensor:
