@@ -24,9 +24,9 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
                                      answer" score beats the best span's by more than
                                      ``null_threshold`` (0)
 masked_lm                            ``text`` (and ``text_pair``): no label; 15% of the tokens
-                                     are masked when the data are tokenized and are the
-                                     targets (:mod:`mtcore.data.masking`): an auxiliary task
-                                     that keeps the encoder learning the language of a domain
+                                     are masked (anew each time a training row is drawn) and
+                                     are the targets (:mod:`mtcore.data.masking`): an auxiliary
+                                     task that keeps the encoder learning a domain's language
 ===================================  ==========================================================
 
 Text kinds (the first row) may also map ``spans``: a list of ``[start, end]`` character spans of ``text`` (``[start, end,

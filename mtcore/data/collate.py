@@ -77,6 +77,8 @@ class Collator:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.uses_token_type_ids = uses_token_type_ids
         self.padding_free = padding_free
+        #: a masked_lm task's :class:`~mtcore.data.masking.Masker`: the training sampler draws new masks with it
+        self.masker: Any = None
 
     def __repr__(self) -> str:
         return (f"Collator(pad_token_id={self.pad_token_id}, kind={self.kind.value!r}, "

@@ -6,8 +6,9 @@ stay as they are. The row's labels are the chosen tokens' original ids, ``-100``
 
 The draws depend only on the row's position in its split and on its tokens: evaluation scores the same masked tokens at
 every evaluation and in every run (its perplexity is comparable across runs), and the tokenized split is cached like any
-other. Training rows keep their masks from epoch to epoch (BERT's original static masking; RoBERTa's dynamic masking
-draws new ones each epoch).
+other. Training rows get new masks each time they are drawn (RoBERTa's dynamic masking): the batch sampler redraws them
+(:meth:`Masker.redraw`) from the row's position, the epoch and the step, so a resumed run draws what the uninterrupted
+one did.
 """
 
 from __future__ import annotations
@@ -50,9 +51,22 @@ class Masker:
             labels.append(row_labels.tolist())
         return masked, labels
 
-    def mask_row(self, ids: np.ndarray, row: int) -> tuple[np.ndarray, np.ndarray]:
+    def redraw(self, rows: Any, positions: list[int], draw: tuple[int, ...]) -> Any:
+        """``rows`` (a dict of columns or a list of row dicts, as read for a batch; ``positions``: their places in the
+        split) with new masks: the original tokens (``labels`` where set, ``input_ids`` elsewhere) masked again from
+        ``default_rng([seed, position, *draw])`` (the training sampler's ``(epoch, step)``)."""
+        columns = rows if isinstance(rows, dict) else {key: [row[key] for row in rows] for key in ("input_ids", "labels")}
+        originals = [np.where(np.asarray(labels) >= 0, np.asarray(labels), np.asarray(ids)).astype(np.int64)
+                     for ids, labels in zip(columns["input_ids"], columns["labels"])]
+        drawn = [self.mask_row(ids, int(position), draw) for ids, position in zip(originals, positions)]
+        masked, labels = [ids.tolist() for ids, _ in drawn], [targets.tolist() for _, targets in drawn]
+        if isinstance(rows, dict):
+            return {**rows, "input_ids": masked, "labels": labels}
+        return [{**row, "input_ids": ids, "labels": targets} for row, ids, targets in zip(rows, masked, labels)]
+
+    def mask_row(self, ids: np.ndarray, row: int, draw: tuple[int, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         """One row's masked ids and labels (see the module docstring)."""
-        rng = np.random.default_rng([_SEED, row])
+        rng = np.random.default_rng([_SEED, row, *draw])
         eligible = ~np.isin(ids, self.special)
         chosen = eligible & (rng.random(ids.shape[0]) < MASK_PROBABILITY)
         if eligible.any() and not chosen.any():  # a short row: one token all the same

@@ -306,5 +306,9 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         if pools_spans(task):
             warn_cut_spans(tokenized[split], task.id, where, length)
     collator = Collator(pad_id, task.kind, pad_to_multiple_of=pad_to_multiple_of, uses_token_type_ids=segments, padding_free=padding_free)
+    if task.kind.value == "masked_lm":  # the training sampler draws new masks with it (mtcore.data.masking)
+        from mtcore.data.masking import Masker
+
+        collator.masker = Masker(tokenizer, task.id)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None, "held_out": held_out})

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from mtcore.data.batch import Batch
+from mtcore.data.collate import Collator
 from mtcore.errors import ConfigError, DataError, did_you_mean
 from mtcore.sampling.base import Sampler, match_task_names
 from mtcore.sampling.batching import check_token_budget
@@ -315,18 +316,17 @@ class MultitaskBatchSampler:
 
     def make_batch(self, name: str, rows: np.ndarray, duplicate: bool = False) -> Any:
         """Read rows ``rows`` of task ``name`` and collate them into a :class:`~mtcore.data.batch.Batch` (``duplicate``: see there)."""
-        from mtcore.data.collate import Collator
-
         td = self.data[name]
         indices = [int(i) for i in rows]
         num_tokens = int(self.real_lengths[name][rows].sum())
         split = td.splits[self.split]
-        if type(td.collator) is Collator and hasattr(split, "column_names"):
-            # mtcore's collator takes the columns of one Arrow ``take`` as they are (no rows in between)
-            columns = split[indices]
+        masker = getattr(td.collator, "masker", None) if self.split == "train" else None  # masked_lm: new masks each draw
+        remask = (lambda got: got) if masker is None else (lambda got: masker.redraw(got, indices, (self.epoch, self._step)))
+        if type(td.collator) is Collator and hasattr(split, "column_names"):  # the columns of one Arrow ``take`` as they are
+            columns = remask(split[indices])
             ids = list(columns["idx"]) if "idx" in columns else None
             return Batch(name=name, data=td.collator(columns), size=len(indices), num_tokens=num_tokens, idx=ids, duplicate=duplicate)
-        examples = fetch_rows(split, indices)
+        examples = remask(fetch_rows(split, indices))
         ids = [row.get("idx") for row in examples] if examples and "idx" in examples[0] else None
         return Batch(name=name, data=td.collator(examples), size=len(indices), num_tokens=num_tokens, idx=ids, duplicate=duplicate)
 

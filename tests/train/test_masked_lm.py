@@ -233,3 +233,50 @@ def test_a_tokenizer_without_a_mask_token_is_refused_naming_the_task():
 
     with pytest.raises(ConfigError, match="task 'user:lm' \\(masked_lm\\): tokenizer SimpleNamespace has no mask token"):
         Masker(SimpleNamespace(mask_token_id=None, all_special_ids=[0]), "user:lm")
+
+
+def test_training_rows_get_new_masks_each_draw_and_a_resumed_sampler_draws_the_same(corpus):
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from mtcore.data.collate import Collator
+    from mtcore.data.masking import Masker
+    from mtcore.sampling.batch_sampler import MultitaskBatchSampler
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus["encoder"])
+    masker = Masker(tokenizer, "user:lm")
+    rng = random.Random(2)
+    originals = [tokenizer(_sentence(rng))["input_ids"] for _ in range(12)]
+    masked, labels = masker(originals, list(range(12)))
+    collator = Collator(tokenizer.pad_token_id, "masked_lm")
+    collator.masker = masker
+    rows = Dataset.from_dict({"input_ids": masked, "labels": labels, "idx": list(range(12))})
+    data = {"lm": SimpleNamespace(task=SimpleNamespace(id="user:lm", evaluate_only=False), splits={"train": rows}, collator=collator,
+                                  lengths=lambda split: [len(ids) for ids in originals])}
+
+    def drawn(sampler, steps):
+        out = []
+        for batch, _ in zip(sampler, range(steps)):
+            ids, targets = batch.data["input_ids"], batch.data["labels"]
+            for j, row in enumerate(batch.idx):
+                kept = batch.data["attention_mask"][j].bool()
+                restored = torch.where(targets[j] >= 0, targets[j], ids[j])[kept].tolist()
+                assert restored == originals[row] and bool((targets[j] >= 0).any())  # every draw masks some of the row's own tokens
+                assert all(t == -100 or t not in tokenizer.all_special_ids for t in targets[j].tolist())
+                out.append((row, ids[j][kept].tolist()))
+        return out
+
+    sampler = MultitaskBatchSampler(data, "train", 4, seed=5, num_epochs=3)
+    epochs = [drawn(sampler, 3) for _ in range(3)]
+    by_row = [dict(epoch) for epoch in epochs]
+    assert sum(by_row[0][r] != by_row[1][r] for r in range(12)) >= 8  # new masks each epoch
+
+    first = MultitaskBatchSampler(data, "train", 4, seed=5, num_epochs=3)
+    drawn(first, 2)
+    state = first.state_dict()
+    rest = drawn(first, 4)
+    resumed = MultitaskBatchSampler(data, "train", 4, seed=5, num_epochs=3)
+    resumed.load_state_dict(state)
+    assert drawn(resumed, 4) == rest
