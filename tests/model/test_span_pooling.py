@@ -103,3 +103,36 @@ def test_heads_get_spans_when_their_forward_takes_them(tiny_encoders):
         assert model("demo:old", **batch).logits.shape == (3, 2)  # the batch's spans are not forced on it
         out = model("demo:new", **batch)
     assert out.logits.shape == (3, 2) and out.loss is not None
+
+
+def test_span_pooling_max_and_endpoints_read_each_span_as_jiants_extractors():
+
+
+    hidden = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3) * torch.tensor([1.0, -1.0, 0.5])
+    spans = torch.tensor([[[1, 3], [4, 4]], [[0, 1], [-1, -1]]])
+    mean, largest, ends = (pool_spans(hidden, spans, how) for how in ("mean", "max", "endpoints"))
+    assert mean.shape == largest.shape == (2, 6) and ends.shape == (2, 12)
+    for row in range(2):
+        for k, (first, last) in enumerate(spans[row].tolist()):
+            if first < 0:  # no span: zeros, whatever the extractor
+                assert not mean[row, 3 * k:3 * k + 3].any() and not largest[row, 3 * k:3 * k + 3].any() and not ends[row, 6 * k:6 * k + 6].any()
+                continue
+            tokens = hidden[row, first:last + 1]
+            assert torch.equal(largest[row, 3 * k:3 * k + 3], tokens.max(0).values)
+            assert torch.allclose(mean[row, 3 * k:3 * k + 3], tokens.mean(0))
+            assert torch.equal(ends[row, 6 * k:6 * k + 6], torch.cat([hidden[row, first], hidden[row, last]]))
+
+
+@pytest.mark.parametrize("head", ["classification", "mlp", "regression", "multi_label"])
+def test_span_pooling_is_a_head_option_of_the_span_heads(head):
+    from mtcore.errors import UnknownNameError
+    from mtcore.plugins import load_registry
+
+    cls = load_registry().component("head", head).load()
+    built = cls(hidden_size=8, num_labels=2, pooling="spans", num_spans=3, span_pooling="endpoints")
+    out = built(torch.randn(2, 6, 8), torch.ones(2, 6), spans=torch.tensor([[[1, 2], [3, 3], [-1, -1]]] * 2))
+    assert out.logits.shape[0] == 2 and built.pooler.width(8) == 8 * 3 * 2
+    with pytest.raises(ConfigError, match="span_pooling is for pooling 'spans'"):
+        cls(hidden_size=8, num_labels=2, span_pooling="max")
+    with pytest.raises(UnknownNameError, match="did you mean 'endpoints'"):
+        cls(hidden_size=8, num_labels=2, pooling="spans", span_pooling="endpoint")

@@ -18,6 +18,8 @@ class ClassificationHead(PooledHead):
         ``"pooler"`` (the encoder's pooler, where it has one), or ``"spans"`` (the mean of each of the row's spans,
         concatenated: tasks that map ``spans``).
     :param num_spans: with ``pooling: spans``, how many spans each row has (default 2).
+    :param span_pooling: with ``pooling: spans``, how each span is read: ``mean`` of its tokens (default), ``max``, or
+        ``endpoints`` (its first and last token side by side: jiant's endpoint span extractor).
     :param dropout: dropout on the pooled vector.
     :param label_smoothing: cross-entropy label smoothing.
     :param class_weights: one loss weight per class (in a config also ``{label: weight}``), for imbalanced data.
@@ -26,9 +28,9 @@ class ClassificationHead(PooledHead):
     kinds = ("text_classification", "pair_classification")
 
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, label_smoothing: float = 0.0,
-                 class_weights: list[float] | None = None, num_spans: int | None = None) -> None:
+                 class_weights: list[float] | None = None, num_spans: int | None = None, span_pooling: str | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout, num_spans)
+        self.pooler = SequencePooler(pooling, dropout, num_spans, span_pooling)
         self.classifier = nn.Linear(self.pooler.width(hidden_size), num_labels)
         self.label_smoothing = check_probability("label_smoothing", label_smoothing)
         _keep_class_weights(self, class_weights, num_labels)
@@ -57,7 +59,7 @@ class MLPHead(PooledHead):
     :param dropout_between: dropout after each inner activation.
     :param activation: ``relu`` (the seed's default), ``gelu``, ``tanh``, ``silu``, ``leaky_relu``
         or ``none``.
-    :param pooling, num_spans: as for :class:`ClassificationHead`.
+    :param pooling, num_spans, span_pooling: as for :class:`ClassificationHead`.
     :param layer_norm: a layer norm after each inner activation (``layer_norm_eps``); with ``inner_bias: false`` (inner
         layers and norms without bias), ``num_layers: 2`` and ``activation: gelu``: ModernBERT's classifier, which
         ``mt export`` maps onto.
@@ -82,9 +84,10 @@ class MLPHead(PooledHead):
         layer_norm: bool = False,
         layer_norm_eps: float = 1e-5,
         inner_bias: bool = True,
+        span_pooling: str | None = None,
     ) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout_in, num_spans)
+        self.pooler = SequencePooler(pooling, dropout_in, num_spans, span_pooling)
         inner, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
                                        self.pooler.width(hidden_size), layer_norm, layer_norm_eps, inner_bias)
         self.layers = nn.Sequential(*inner, nn.Linear(size_in, num_labels))

@@ -16,6 +16,8 @@ class MultiLabelHead(PooledHead):
 
     :param pooling: ``"cls"``, ``"mean"``, ``"max"``, ``"pooler"`` or ``"spans"`` (see :class:`ClassificationHead`).
     :param num_spans: with ``pooling: spans``, how many spans each row has (default 2).
+    :param span_pooling: with ``pooling: spans``, how each span is read: ``mean`` of its tokens (default), ``max``, or
+        ``endpoints`` (its first and last token side by side: jiant's endpoint span extractor).
     :param dropout: dropout on the pooled vector.
     :param num_layers, linear_hidden_size, activation, dropout_between: as for the ``mlp`` head: ``num_layers: 2`` puts
         a linear layer and its activation before the output one (what RoBERTa's, DistilBERT's, ELECTRA's and DeBERTa's
@@ -27,9 +29,10 @@ class MultiLabelHead(PooledHead):
 
     def __init__(self, hidden_size: int, num_labels: int, pooling: str = "cls", dropout: float = 0.1, num_layers: int = 1,
                  linear_hidden_size: int | None = None, activation: str = "relu", dropout_between: float = 0.0,
-                 num_spans: int | None = None, layer_norm: bool = False, layer_norm_eps: float = 1e-5, inner_bias: bool = True) -> None:
+                 num_spans: int | None = None, layer_norm: bool = False, layer_norm_eps: float = 1e-5, inner_bias: bool = True,
+                 span_pooling: str | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        self.pooler = SequencePooler(pooling, dropout, num_spans)
+        self.pooler = SequencePooler(pooling, dropout, num_spans, span_pooling)
         self.hidden, size_in = hidden_layers(hidden_size, num_layers, linear_hidden_size, activation, dropout_between,
                                              self.pooler.width(hidden_size), layer_norm, layer_norm_eps, inner_bias)
         self.classifier = nn.Linear(size_in, num_labels)

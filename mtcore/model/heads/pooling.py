@@ -125,35 +125,54 @@ def pool(
     raise unknown("pooling", str(pooling), POOLINGS)
 
 
-def pool_spans(hidden_states: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-    """``(batch, spans * hidden)``: the mean of each span's tokens, concatenated in the rows' span order (jiant's span
-    classification with mean pooling). ``spans`` ``(batch, spans, 2)`` holds each span's first and last token; a negative
-    one (no span, or none of its tokens left: :mod:`mtcore.data.spans`) pools as zeros. Summed in fp32, no host sync."""
-    positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+#: How ``pooling: spans`` reads one span (head option ``span_pooling``): jiant's span extractors.
+SPAN_POOLINGS = ("mean", "max", "endpoints")
+
+
+def pool_spans(hidden_states: torch.Tensor, spans: torch.Tensor, how: str = "mean") -> torch.Tensor:
+    """``(batch, spans * hidden)``: each span's tokens pooled, concatenated in the rows' span order (jiant's span
+    classification): ``how`` ``"mean"`` or ``"max"`` over the span's tokens, or ``"endpoints"``, its first and last
+    token's states side by side (jiant's EndpointSpanExtractor; ``(batch, spans * 2 * hidden)``). ``spans``
+    ``(batch, spans, 2)`` holds each span's first and last token; a negative one (no span, or none of its tokens left:
+    :mod:`mtcore.data.spans`) pools as zeros. In fp32, no host sync."""
     spans = spans.to(hidden_states.device)
-    inside = (positions >= spans[..., :1]) & (positions <= spans[..., 1:]) & (spans[..., :1] >= 0)  # (batch, spans, length)
-    summed = torch.bmm(inside.float(), hidden_states.float())
-    means = summed / inside.float().sum(dim=-1, keepdim=True).clamp(min=1.0)
-    return means.reshape(means.shape[0], -1).to(hidden_states.dtype)
+    present = spans[..., :1] >= 0  # (batch, spans, 1)
+    if how == "endpoints":
+        batch, count, width = spans.shape[0], spans.shape[1], hidden_states.shape[-1]
+        index = spans.clamp(min=0).reshape(batch, count * 2, 1).expand(-1, -1, width)
+        ends = hidden_states.float().gather(1, index).reshape(batch, count, 2 * width) * present
+        return ends.reshape(batch, -1).to(hidden_states.dtype)
+    positions = torch.arange(hidden_states.shape[1], device=hidden_states.device)
+    inside = (positions >= spans[..., :1]) & (positions <= spans[..., 1:]) & present  # (batch, spans, length)
+    if how == "max":
+        values = hidden_states.float()[:, None].masked_fill(~inside[..., None], float("-inf")).amax(dim=2)
+        pooled = torch.where(inside.any(-1, keepdim=True), values, torch.zeros_like(values))
+    else:
+        pooled = torch.bmm(inside.float(), hidden_states.float()) / inside.float().sum(dim=-1, keepdim=True).clamp(min=1.0)
+    return pooled.reshape(pooled.shape[0], -1).to(hidden_states.dtype)
 
 
 class SequencePooler(nn.Module):
     """Pooling followed by input dropout: the common front of every sequence-level head. ``num_spans``: how many
     spans each row has, for ``pooling: spans`` (the pooled vector is that many times the hidden size)."""
 
-    def __init__(self, pooling: str = "cls", dropout: float = 0.1, num_spans: int | None = None) -> None:
+    def __init__(self, pooling: str = "cls", dropout: float = 0.1, num_spans: int | None = None, span_pooling: str | None = None) -> None:
         super().__init__()
         self.pooling = check_pooling(pooling)
         self.dropout = nn.Dropout(check_probability("dropout", dropout))
-        if num_spans is not None and pooling != "spans":
-            raise ConfigError(f"head option num_spans is for pooling 'spans', and this head pools {pooling!r}; remove num_spans")
+        for option, value in (("num_spans", num_spans), ("span_pooling", span_pooling)):
+            if value is not None and pooling != "spans":
+                raise ConfigError(f"head option {option} is for pooling 'spans', and this head pools {pooling!r}; remove {option}")
         if num_spans is not None and (isinstance(num_spans, bool) or not isinstance(num_spans, int) or num_spans < 1):
             raise ConfigError(f"head option num_spans={num_spans!r} must be a whole number of at least 1 (the spans each row has)")
+        if span_pooling is not None and span_pooling not in SPAN_POOLINGS:
+            raise unknown("span_pooling", str(span_pooling), SPAN_POOLINGS)
         self.num_spans = (num_spans or 2) if pooling == "spans" else None
+        self.span_pooling = (span_pooling or "mean") if pooling == "spans" else None
 
     def width(self, hidden_size: int) -> int:
         """The pooled vector's width."""
-        return hidden_size * (self.num_spans or 1)
+        return hidden_size * (self.num_spans or 1) * (2 if self.span_pooling == "endpoints" else 1)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None, pooler_output: torch.Tensor | None,
                 spans: torch.Tensor | None = None) -> torch.Tensor:
@@ -165,7 +184,7 @@ class SequencePooler(nn.Module):
         if spans.dim() != 3 or spans.shape[1] != self.num_spans:
             raise ConfigError(f"its head pools {self.num_spans} spans of each row (head option num_spans), and the batch's rows have "
                               f"{spans.shape[1] if spans.dim() == 3 else '?'}")
-        return self.dropout(pool_spans(hidden_states, spans))
+        return self.dropout(pool_spans(hidden_states, spans, self.span_pooling or "mean"))
 
     def extra_repr(self) -> str:
-        return f"pooling={self.pooling!r}" + (f", num_spans={self.num_spans}" if self.num_spans else "")
+        return f"pooling={self.pooling!r}" + (f", num_spans={self.num_spans}, span_pooling={self.span_pooling!r}" if self.num_spans else "")
