@@ -26,7 +26,8 @@ extractive_qa                        ``text`` (question), ``text_pair`` (context
 masked_lm                            ``text`` (and ``text_pair``): no label; 15% of the tokens
                                      are masked (anew each time a training row is drawn) and
                                      are the targets (:mod:`mtcore.data.masking`): an auxiliary
-                                     task that keeps the encoder learning a domain's language
+                                     task that keeps the encoder learning a domain's language;
+                                     ``mask_probability`` sets the share (0.15)
 ===================================  ==========================================================
 
 Text kinds (the first row) may also map ``spans``: a list of ``[start, end]`` character spans of ``text`` (``[start, end,
@@ -137,6 +138,7 @@ class Task:
     stride: int = 128
     no_answer: bool = False
     null_threshold: float = 0.0
+    mask_probability: float | None = None
     id_field: str | None = "idx"
     evaluate_only: bool = False
     writer: str | None = None

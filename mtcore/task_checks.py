@@ -80,6 +80,9 @@ def check_task(task: Task) -> None:
         object.__setattr__(task, "preprocess", tuple(task.preprocess))
     if kind is TaskKind.MASKED_LM:
         _check_masked_lm(task)
+    elif task.mask_probability is not None:
+        raise ConfigError(f"task {task.name!r}: mask_probability (the share of tokens masked) is for masked_lm tasks; remove it from "
+                          f"a {kind.value} task")
     if kind is TaskKind.EXTRACTIVE_QA and task.labels:
         raise ConfigError(f"task {task.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                           "remove 'labels'")
@@ -130,6 +133,10 @@ def _check_masked_lm(task: Task) -> None:
     if task.labels or task.label_values or task.label_aliases:
         raise ConfigError(f"task {task.name!r}: masked_lm tasks take no labels (the masked tokens are the targets); remove "
                           "'labels' (and label_values, label_aliases)")
+    p = task.mask_probability
+    if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1):
+        raise ConfigError(f"task {task.name!r}: mask_probability (the share of tokens masked) must be a number between 0 and 1 "
+                          f"(BERT's 0.15), got {p!r}")
     for column in task.inputs:
         if column not in MASKED_LM_COLUMNS:
             raise ConfigError(f"task {task.name!r}: inputs maps {column!r}, and a masked_lm task reads only its texts "

@@ -110,7 +110,7 @@ def test_check_refuses_head_options_mt_train_would_refuse(tmp_path, monkeypatch)
     """Head options were checked only when mt train built the model: mt check said 'config ok'."""
     monkeypatch.chdir(tmp_path)
     quickstart = str(REPO / "examples" / "quickstart.yaml")
-    for override, expected in (("tasks.0.head_options.poolng=cls", "unknown head option 'poolng' (did you mean 'pooling'?)"),
+    for override, expected in (("tasks.0.head_options.poolng=cls", "unknown head option 'poolng' (did you mean 'pooling'"),
                                ("tasks.1.head_options.dropout=abc", "task 'rsg:parus', head 'multiple_choice' rejected options")):
         result = check_here(quickstart, override)
         line = result.stderr.strip()

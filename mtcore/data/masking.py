@@ -1,7 +1,7 @@
 """Masking the tokens of a ``masked_lm`` task: BERT's recipe, drawn when the data are tokenized.
 
-Of each row's tokens that are not special tokens (``[CLS]``, ``[SEP]``, ...), 15% are chosen (at least one in a row that has
-any): 80% of those become the tokenizer's mask token, 10% a random token of the vocabulary that is not a special one, 10%
+Of each row's tokens that are not special tokens (``[CLS]``, ``[SEP]``, ...), 15% (the task's ``mask_probability``) are
+chosen (at least one in a row that has any): 80% of those become the tokenizer's mask token, 10% a random token of the vocabulary that is not a special one, 10%
 stay as they are. The row's labels are the chosen tokens' original ids, ``-100`` everywhere else.
 
 The draws depend only on the row's position in its split and on its tokens: evaluation scores the same masked tokens at
@@ -28,9 +28,11 @@ _SEED = 0x6D6C6D  # "mlm": the masks of row i of a split are drawn from default_
 
 
 class Masker:
-    """``masker(input_ids, rows) -> (masked input_ids, labels)`` for one tokenizer."""
+    """``masker(input_ids, rows) -> (masked input_ids, labels)`` for one tokenizer (``probability``: the share of tokens
+    chosen, 0.15 when None)."""
 
-    def __init__(self, tokenizer: Any, task_id: str) -> None:
+    def __init__(self, tokenizer: Any, task_id: str, probability: float | None = None) -> None:
+        self.probability = float(probability or MASK_PROBABILITY)
         mask_id = getattr(tokenizer, "mask_token_id", None)
         if mask_id is None:
             raise ConfigError(f"task {task_id!r} (masked_lm): tokenizer {type(tokenizer).__name__} has no mask token; use an "
@@ -68,7 +70,7 @@ class Masker:
         """One row's masked ids and labels (see the module docstring)."""
         rng = np.random.default_rng([_SEED, row, *draw])
         eligible = ~np.isin(ids, self.special)
-        chosen = eligible & (rng.random(ids.shape[0]) < MASK_PROBABILITY)
+        chosen = eligible & (rng.random(ids.shape[0]) < self.probability)
         if eligible.any() and not chosen.any():  # a short row: one token all the same
             chosen[rng.choice(np.flatnonzero(eligible))] = True
         labels = np.where(chosen, ids, -100)

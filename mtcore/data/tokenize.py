@@ -108,7 +108,7 @@ class _Encoder:
         self.max_length = max_length
         self.keys = ("input_ids", "attention_mask") + (("token_type_ids",) if use_token_type_ids else ())
         self.common = dict(max_length=max_length, return_token_type_ids=use_token_type_ids, return_attention_mask=True)
-        self.masker = Masker(tokenizer, task.id) if task.kind is TaskKind.MASKED_LM else None
+        self.masker = Masker(tokenizer, task.id, task.mask_probability) if task.kind is TaskKind.MASKED_LM else None
 
     def texts(self, first: list[str], second: list[str] | None, spans: list[Any] | None = None) -> dict[str, list[list[int]]]:
         """``tokenizer(first[, second])``; with ``spans`` (each row's character spans) also ``span_tokens``."""
@@ -327,7 +327,7 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     windows = task.kind is TaskKind.EXTRACTIVE_QA  # rows of long contexts become several windows
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
                       task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None,
-                      MASKING_VERSION if task.kind is TaskKind.MASKED_LM else None)
+                      (MASKING_VERSION, task.mask_probability) if task.kind is TaskKind.MASKED_LM else None)
     drop = [column for column in prepared.column_names if column != "idx" or windows]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:

@@ -70,6 +70,7 @@ def task_info(task: Task) -> dict[str, Any]:
             "stride": task.stride,
             "no_answer": task.no_answer,
             "null_threshold": task.null_threshold,
+            "mask_probability": task.mask_probability,
             "id_field": task.id_field,
             "writer": task.writer if isinstance(task.writer, str) else None,
             "num_labels": task.num_labels,
@@ -132,6 +133,7 @@ def task_from_info(info: Mapping[str, Any]) -> Task:
         **({"stride": int(info["stride"])} if info.get("stride") is not None else {}),  # older models: the default
         no_answer=bool(info.get("no_answer", False)),
         null_threshold=float(info.get("null_threshold") or 0.0),
+        mask_probability=info.get("mask_probability"),
         id_field=info.get("id_field", "idx"),
         evaluate_only=bool(info.get("evaluate_only", False)),
         writer=info.get("writer"),

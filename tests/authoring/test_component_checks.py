@@ -189,7 +189,7 @@ def test_a_head_that_is_no_module_is_named_by_mt_check_with_or_without_data(plug
 
 def test_head_options_are_checked_without_data_too(tmp_path):
     code, line = _check(None, _config(tmp_path, "rsg:terra"), "tasks.0.head_options.poolng=cls")
-    assert code == 2 and "unknown head option 'poolng' (did you mean 'pooling'?)" in line
+    assert code == 2 and "unknown head option 'poolng' (did you mean 'pooling'" in line
 
 
 # ---- preprocess references: resolved when the run is planned --------------------------------------

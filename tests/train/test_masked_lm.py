@@ -112,14 +112,36 @@ def test_the_head_decodes_with_the_word_embeddings_and_only_at_the_masked_tokens
     assert none.loss is not None and float(none.loss.detach()) == 0.0 and none.loss.requires_grad  # a batch with no target trains on nothing
 
 
+def test_mask_probability_sets_the_share_of_tokens_masked_and_is_saved_with_the_model(corpus, tmp_path):
+    from transformers import AutoTokenizer
+
+    from mtcore.data.masking import Masker
+    from mtcore.model import MultitaskModel
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus["encoder"])
+    rng = random.Random(3)
+    rows = [tokenizer(" ".join(rng.choice(WORDS) for _ in range(60)))["input_ids"] for _ in range(100)]
+    _, labels = Masker(tokenizer, "user:lm", 0.4)(rows, list(range(100)))
+    chosen = sum(t != -100 for row in labels for t in row) / sum(len(r) - 2 for r in rows)
+    assert 0.37 < chosen < 0.43
+    task = Task(name="lm", kind="masked_lm", plugin="user", mask_probability=0.4)
+    MultitaskModel(str(corpus["encoder"]), [task]).save_pretrained(tmp_path / "model")
+    from mtcore.predict.tasks import manifest_task
+
+    assert manifest_task(MultitaskModel.from_pretrained(tmp_path / "model"), "user:lm").mask_probability == 0.4
+
+
 @pytest.mark.parametrize("fields, said", [
+    ({"kind": "text_classification", "labels": ["a", "b"], "mask_probability": 0.2}, "mask_probability .* is for masked_lm tasks"),
+    ({"mask_probability": 1.5}, "must be a number between 0 and 1"),
+    ({"mask_probability": True}, "must be a number between 0 and 1"),
     ({"labels": ["a", "b"]}, "masked_lm tasks take no labels"),
     ({"inputs": {"label": "y"}}, "reads only its texts"),
     ({"inputs": {"spans": "s"}}, "reads only its texts"),
 ])
 def test_a_masked_lm_task_takes_texts_only(fields, said):
     with pytest.raises(ConfigError, match=said):
-        Task(name="lm", kind="masked_lm", **fields)
+        Task(**{"name": "lm", "kind": "masked_lm", **fields})
 
 
 def test_training_beside_a_task_learns_the_language_and_leaves_the_aggregate_to_the_other(corpus, tmp_path, helpers):
