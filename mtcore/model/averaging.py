@@ -5,7 +5,8 @@ Every tensor of the models' state dicts is averaged (in float32, stored back in 
 The models must have the same tasks (kind, labels, head and its options), the same tensors and the same vocabulary: the
 average of models fine-tuned from one pretrained encoder is one model, usually as good as the best of them and steadier
 (several seeds of a small task), while models of other shapes have no average. Per-task LoRA adapters are refused: the
-average of ``B`` and of ``A`` is not the average of ``B @ A``.
+average of ``B`` and of ``A`` is not the average of ``B @ A``; shared adapters (a checkpoint of a LoRA run) are merged into
+the weights first, as ``model/`` holds them.
 
 :func:`greedy_soup` is the paper's greedy soup: the models in order of their held-out score, each kept only when the
 soup with it scores at least as well as without (models of other learning rates or schedules, a ``--grid``'s runs, whose
@@ -33,6 +34,7 @@ def average_models(paths: Sequence[Any], load: Callable[[Any], Any]) -> Any:
     one model at a time: memory for two models and the sums."""
     if len(paths) < 2:
         raise UsageError(f"averaging needs two models or more, got {len(paths)}; give the runs, models or checkpoints to average")
+    load = _merged(load)
     first = load(paths[0])
     _check_averageable(first, paths[0])
     reference = first.state_dict()
@@ -59,6 +61,7 @@ def greedy_soup(paths: Sequence[Any], load: Callable[[Any], Any], score: Callabl
     any soup, then tried from the best down, each kept when the soup with it scores at least the soup without."""
     if len(paths) < 2:
         raise UsageError(f"averaging needs two models or more, got {len(paths)}; give the runs, models or checkpoints to average")
+    load = _merged(load)
     reference = load(paths[0])
     _check_averageable(reference, paths[0])
     scores = {paths[0]: score(paths[0], reference)}
@@ -86,6 +89,25 @@ def greedy_soup(paths: Sequence[Any], load: Callable[[Any], Any], score: Callabl
             soup.kept.append(path)
     first.load_state_dict(_mean(sums, reference, len(soup.kept)))
     return soup
+
+
+def _merged(load: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``load`` with a model of shared LoRA adapters (a checkpoint of such a run: ``model/`` has them merged already) turned
+    into the plain model its ``save_pretrained`` writes, adapters merged into the weights: averaging the adapters' ``A`` and
+    ``B`` apart would not average what they add."""
+
+    def plain(path: Any) -> Any:
+        model = load(path)
+        lora = getattr(model, "lora", None) or {}
+        if not lora or lora.get("per_task"):  # per-task adapters: refused by _check_averageable
+            return model
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="mt-average-") as folder:
+            model.save_pretrained(folder)
+            return type(model).from_pretrained(folder, verify=False)
+
+    return plain
 
 
 def _floats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

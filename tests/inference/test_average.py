@@ -201,3 +201,31 @@ def test_an_option_written_as_text_at_its_default_averages(cli, tiny_encoders, t
     _, b = _saved(tiny_encoders, tmp_path, "b", normed.replace(head_options={**normed.head_options, "layer_norm_eps": "1e-5"}), seed=2)
     result = cli("average", a, b, "-o", tmp_path / "soup")
     assert result.exit_code == 0, result.stderr
+
+
+def test_shared_lora_models_average_what_their_adapters_add(tiny_encoders):
+    """Checkpoints of a shared-LoRA run hold their adapters apart: the average is of the merged weights (W + s·B·A), as
+    their model/ folders would give, not of A and B apart."""
+    import pytest
+
+    pytest.importorskip("peft")
+    from mtcore.model.averaging import average_models
+    from mtcore.model.lora import merged_state_dict
+
+    models = {}
+    for i in range(2):
+        torch.manual_seed(i)
+        model = MultitaskModel(str(tiny_encoders["bert"]), [SENTIMENT], lora={"r": 2, "alpha": 4})
+        with torch.no_grad():
+            for name, parameter in model.encoder.named_parameters():
+                if "lora_" in name:
+                    parameter.copy_(torch.randn_like(parameter))
+        models[f"ckpt{i}"] = model
+    merged = [merged_state_dict(m.encoder) for m in models.values()]
+    soup = average_models(list(models), lambda path: models[path])
+    assert not soup.lora and not any("lora_" in key for key in soup.state_dict())
+    state = soup.encoder.state_dict()
+    adapted = [key for key in merged[0] if not torch.equal(merged[0][key], merged[1][key])]
+    assert adapted
+    for key in adapted:
+        torch.testing.assert_close(state[key], (merged[0][key] + merged[1][key]) / 2, rtol=0, atol=1e-6)
