@@ -56,7 +56,7 @@ def check(
 
     from mtcore.cli.output import stdout
     from mtcore.train.config_io import anchor_paths, load_config
-    from mtcore.train.teachers import check_teachers
+    from mtcore.train.teachers import check_teachers, untaught
     from mtcore.train.validate import plan_run
 
     loaded = anchor_paths(load_config(config, overrides or []), Path.cwd())
@@ -64,6 +64,8 @@ def check(
     taught = check_teachers(plan)  # distill: what the teachers' manifests tell (their weights load when the run starts)
     for teacher in dict.fromkeys(taught.values()):
         print(f"note: distill: {', '.join(t for t, path in taught.items() if path == teacher)} taught by {teacher}")
+    for line in untaught(plan, taught) if plan.config.distill is not None else []:
+        print(f"note: {line}")
     if loaded.deterministic:
         from mtcore.train.determinism import NOTE
 

@@ -23,6 +23,7 @@ from mtcore.train.config_io import check_same_config, config_to_dict, dump_confi
 from mtcore.train.distributed import is_peer_failure, let_the_main_process_report
 from mtcore.train.encoder_source import encoder_source, load_tokenizer
 from mtcore.train.run_dir import MetricsLog, RunDir, StartGuard
+from mtcore.train.teachers import check_teachers, load_teachers
 from mtcore.train.run_lock import RunLock
 from mtcore.train.steps import build_sampler, check_frozen_steps, long_epoch_note, run_batches, run_steps
 from mtcore.train.encoder_checks import check_packed_attention_device
@@ -246,6 +247,8 @@ def build_engine(plan: RunPlan, output_dir: str | Path, *, resume: bool = False)
     config = plan.config
     run = RunDir(output_dir)
     run.check_location("--output-dir")
+    if config.distill is not None:  # the teachers' manifests, before the run folder exists (a missing one's near names) and the model
+        check_teachers(plan)
     made = StartGuard.missing(run.root)
     guard: StartGuard | None = None  # taken once the lock is held: what another process writes meanwhile is not ours
     accelerator = make_accelerator(config, run, len(plan.tasks))
@@ -290,7 +293,6 @@ def _build(plan: RunPlan, run: RunDir, accelerator: Any, resume: bool) -> Engine
     from mtcore.plugins import component_ref, get_component
     from mtcore.train.distill import build_distiller
     from mtcore.train.optim import build_optimizer, build_scheduler
-    from mtcore.train.teachers import load_teachers
 
     config = plan.config
     check_packed_attention_device(config, accelerator.device)

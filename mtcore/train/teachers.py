@@ -165,13 +165,16 @@ def load_teachers(plan: Any, tokenizer: Any, student: Any, device: Any) -> tuple
     for task_id, path in assigned.items():
         _check_positions(distill, path, tasks[task_id], tokenizer, student.encoder.config, models[path].encoder.config)
         _check_segments(distill, path, tasks[task_id], student, models[path])
-    left = [t for t in tasks if t not in assigned]
     share = f"teacher_weight {distill.teacher_weight:g}" + (", annealed to 0" if distill.anneal else "")
     notes = [f"distill: {', '.join(t for t in assigned if assigned[t] == path)} taught by {path} ({share}, temperature "
              f"{distill.temperature:g})" for path in models if path in assigned.values()]
-    if left:
-        notes.append(f"distill: {', '.join(left)} {'has' if len(left) == 1 else 'have'} no teacher (trained on the labels alone)")
-    return {task_id: models[path] for task_id, path in assigned.items()}, notes
+    return {task_id: models[path] for task_id, path in assigned.items()}, notes + untaught(plan, assigned)
+
+
+def untaught(plan: Any, assigned: dict[str, str]) -> list[str]:
+    """The note naming the tasks a distilled run trains without a teacher (none without them)."""
+    left = [t for t in _distillable(plan) if t not in assigned]
+    return [f"distill: {', '.join(left)} {'has' if len(left) == 1 else 'have'} no teacher (trained on the labels alone)"] if left else []
 
 
 def _check_vocabulary(distill: Any, path: str, model: Any, tokenizer: Any) -> None:

@@ -141,6 +141,7 @@ def test_teachers_that_cannot_teach_are_refused_in_one_line(tmp_path: Path, make
     config = make_config(tasks=[*tasks, extra], distill={"teacher": str(teacher)})
     ok = _check(tmp_path, config)
     assert ok.exit_code == 0 and f"note: distill: user:sent, user:pair, user:mc taught by {teacher}\n" in ok.stdout
+    assert "note: distill: user:sent2 has no teacher (trained on the labels alone)\n" in ok.stdout  # as the run's first lines say
     cases = {
         f"distill.teachers={{sent2: {teacher}}}": f"config key 'distill.teachers': teacher {teacher} has no head for task 'user:sent2' (it has "
                                                   "user:sent, user:pair, user:mc); give a teacher trained on it",
@@ -164,6 +165,11 @@ def test_teachers_that_cannot_teach_are_refused_in_one_line(tmp_path: Path, make
                                     f"distill.teacher={teacher},{tmp_path / 'nowhere'}"])
     assert grid.exit_code == 2 and f"--grid distill.teacher={tmp_path / 'nowhere'}: config key 'distill.teacher'" in grid.stderr
     assert not (tmp_path / "grid").exists()
+    # mt train checks the teachers before it makes the run folder: a missing teacher's near name is never the run itself
+    trained = CliRunner().invoke(app, ["train", str(tmp_path / "c.yaml"), "--output-dir", str(tmp_path / "abcd1"),
+                                       f"distill.teacher={tmp_path / 'abcd2'}"])
+    assert trained.exit_code == 2 and "config key 'distill.teacher'" in trained.stderr, trained.output
+    assert "abcd1" not in trained.stderr and not (tmp_path / "abcd1").exists()
 
 
 def test_a_teacher_with_another_vocabulary_is_refused_before_any_data_is_read(tmp_path: Path, make_config, teacher: Path):
