@@ -91,6 +91,9 @@ def distillation_loss(kind: str, student: torch.Tensor, teacher: torch.Tensor, l
         end = _divergence(student[..., 1], teacher[..., 1], temperature)
         return masked_mean(scale * (start + end) / 2, labelled, training=True)
     classes = student.shape[-1]
+    if kind == "masked_lm":  # the head's scores are the masked tokens' only, one row each (R3F; never distilled)
+        per_token = scale * _divergence(student.reshape(-1, classes), teacher.reshape(-1, classes), temperature)
+        return masked_mean(per_token, torch.ones_like(per_token, dtype=torch.bool), training=True)
     flat = labels.reshape(-1).long()
     per_item = scale * _divergence(student.reshape(-1, classes), teacher.reshape(-1, classes), temperature)
     weights = None if class_weights is None else class_weights.to(per_item.dtype)[flat.clamp(min=0)]

@@ -57,9 +57,9 @@ class R3F:
         labels = inputs.get("labels") if isinstance(inputs, Mapping) else None
         if labels is None:
             return 0.0
-        with noisy_embeddings(self.model.encoder, self.settings.noise, self.settings.distribution):
-            noisy = self.model(task, **{k: v for k, v in inputs.items() if k != "labels"}).logits
         kind, clean = self.kinds[task], output.logits
+        with noisy_embeddings(self.model.encoder, self.settings.noise, self.settings.distribution):  # masked_lm: labels pick its tokens
+            noisy = self.model(task, **{k: v for k, v in inputs.items() if k != "labels" or kind == "masked_lm"}).logits
         both = distillation_loss(kind, noisy, clean, labels)
         if kind != "regression":
             both = both + distillation_loss(kind, clean, noisy, labels)

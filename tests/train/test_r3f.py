@@ -55,3 +55,22 @@ def test_every_loss_strategy_trains_with_r3f(tmp_path: Path, make_config, strate
     config = make_config(loss={"strategy": strategy, "r3f": {"noise": 0.01}}, batching={"batch_size": 8, "padding_free": True})
     summary = Trainer(config, output_dir=tmp_path / "run").train()
     assert summary["steps"] == 6 and summary["final"]["aggregate"] is not None
+
+
+def test_the_term_of_a_masked_lm_task_compares_its_masked_tokens(small_encoder: Path):
+    """A masked_lm head scores only the masked tokens: both passes give those, one row each."""
+    task = Task(name="lm", kind="masked_lm", plugin="demo")
+    model = MultitaskModel(str(small_encoder), [task]).eval()
+    torch.manual_seed(0)
+    labels = torch.full((3, 6), -100)
+    labels[0, 1], labels[1, 2], labels[2, 4] = 7, 8, 9
+    inputs = {"input_ids": torch.randint(5, 30, (3, 6)), "attention_mask": torch.ones(3, 6, dtype=torch.long), "labels": labels}
+    clean = model(task.id, **inputs)
+    torch.manual_seed(1)
+    term = R3F(R3FConfig(noise=0.5), {task.id: "masked_lm"}, model).term(task.id, inputs, clean)
+    torch.manual_seed(1)
+    with noisy_embeddings(model.encoder, 0.5, "normal"):
+        other = model(task.id, **inputs).logits
+    p, q = torch.softmax(clean.logits.float(), -1), torch.softmax(other.float(), -1)
+    both = ((p * (p.log() - q.log())).sum(-1) + (q * (q.log() - p.log())).sum(-1)).mean()
+    assert clean.logits.shape[0] == 3 and float(term.detach()) == pytest.approx(float(both), rel=1e-4) and float(term.detach()) > 0
