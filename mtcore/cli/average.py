@@ -110,8 +110,9 @@ def _scoring(output: Path, model) -> str:
     inline = [task_id for task_id in model.tasks if registered_task(task_id) is None]
     if not inline:
         return f"mt evaluate {output}"
-    return (f"mt evaluate {output} --tasks {inline[0]} --input FILE (a labelled file of its rows: tasks a config defined have "
-            "no data the model knows of)")
+    inline.sort(key=lambda task_id: model.tasks[task_id].get("kind") == "masked_lm")  # a task the model serves first
+    rows = "a file of its texts" if model.tasks[inline[0]].get("kind") == "masked_lm" else "a labelled file of its rows"
+    return f"mt evaluate {output} --tasks {inline[0]} --input FILE ({rows}: tasks a config defined have no data the model knows of)"
 
 
 def _is_inside(path: Path, parent: Path) -> bool:

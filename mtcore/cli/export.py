@@ -68,7 +68,7 @@ def _export(path: Path, out_dir: Path, task: Optional[str], encoder_only: bool, 
         for result in results:
             _info(f"exported {result.task or 'the encoder'} as {result.model_class} to {result.path}")
         return
-    name = _pick_task(model, task, ", or --task all (each task's model, and the encoder the tasks share)")
+    name = _pick_task(model, task, ", or --task all (each task's model, and the encoder the tasks share)", predicting=False)
     result = export_task(model, name, out_dir, overwrite=overwrite, source=location.model_dir)
     how = f'pipeline("{result.pipeline}", model={str(result.path)!r})' if result.pipeline else f"{result.model_class}.from_pretrained({str(result.path)!r})"
     _info(f"exported {result.task} as {result.model_class} to {result.path} (logits match within {result.max_difference:.1e}); load it with {how}")

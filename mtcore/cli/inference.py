@@ -134,13 +134,15 @@ def _is_stream(path: str) -> bool:
     return target.exists() and not target.is_file() and not target.is_dir()
 
 
-def _pick_task(model: Any, task: Optional[str], several: str = "") -> str:
-    """``task``, or the model's one task; ``several``: how the command takes several tasks instead (for the message)."""
+def _pick_task(model: Any, task: Optional[str], several: str = "", predicting: bool = True) -> str:
+    """``task``, or the model's one task (``predicting``: masked_lm ones, which predict nothing, left out when others are
+    there); ``several``: how the command takes several tasks instead (for the message)."""
     if task is not None:
         return task
-    if len(model.tasks) == 1:
-        return next(iter(model.tasks))
-    raise UsageError(f"this model has heads for several tasks ({', '.join(model.tasks)}); choose one with --task{several}")
+    heads = [t for t, info in model.tasks.items() if info.get("kind") != "masked_lm" or not predicting] or list(model.tasks)
+    if len(heads) == 1:
+        return heads[0]
+    raise UsageError(f"this model has heads for several tasks ({', '.join(heads)}); choose one with --task{several}")
 
 
 def _names(task: Optional[str]) -> list[str]:
@@ -214,7 +216,7 @@ def _with_run_sources(location: Any, spec: Any) -> Any:
 
 def predict(
     path: Path = typer.Argument(..., metavar="MODEL_DIR", help="A saved model directory (or a run directory)."),
-    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task); "
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task id or bare name (optional when the model has one task, masked_lm ones aside); "
                                        "with --split, several comma-separated, or all (then --output is a folder)."),
     input: Optional[str] = typer.Option(None, "--input", "-i", help="JSONL / CSV / TSV / JSON / Parquet / CoNLL file with the task's raw fields; '-' reads stdin."),
     input_format: str = typer.Option("auto", "--input-format", help="Input format: auto (from the file name), jsonl, csv, tsv, json, parquet, "
@@ -372,6 +374,9 @@ def _predict_tasks(model: Any, setups: list[Any], names: list[str], split: str, 
             if warn_repeats:
                 _warn_repeats(ids, setup, split)
         if not len(folder):
+            if not setups:  # every head is a masked_lm one
+                raise UsageError(f"no task of this model predicts anything (its heads, {', '.join(model.tasks)}, are masked_lm ones); "
+                                 "mt evaluate scores them")
             raise UsageError(f"no task of --task all has a {split!r} split; name the split of some (e.g. --split test)")
     sources = {setup.task.id: setup.source for setup in setups}
     for spec, head, count, written in folder.written:

@@ -4,7 +4,7 @@ Of each row's tokens that are not special tokens (``[CLS]``, ``[SEP]``, ...), 15
 chosen (at least one in a row that has any): 80% of those become the tokenizer's mask token, 10% a random token of the vocabulary that is not a special one, 10%
 stay as they are. The row's labels are the chosen tokens' original ids, ``-100`` everywhere else.
 
-The draws depend only on the row's position in its split and on its tokens: evaluation scores the same masked tokens at
+The draws depend only on the row's position in its split (and on which of its tokens are special): evaluation scores the same masked tokens at
 every evaluation and in every run (its perplexity is comparable across runs), and the tokenized split is cached like any
 other. Training rows get new masks each time they are drawn (RoBERTa's dynamic masking): the batch sampler redraws them
 (:meth:`Masker.redraw`) from the row's position, the epoch and the step, so a resumed run draws what the uninterrupted

@@ -159,9 +159,10 @@ def _warn_if_unlabelled(task_id: str, data: Any, split: str) -> None:
         labelled = "answers" in data.splits[split].column_names and any(data.splits[split].with_format("arrow")["answers"].to_pylist())
     else:
         labelled = data.is_labelled(split)
-    if not labelled:
-        warnings.warn(f"task {task_id!r}: its {split} split has no labelled rows, so it will not be scored (evaluation.split="
-                      f"{split}); evaluate on a split with labels, e.g. evaluation.split=validation", UserWarning, stacklevel=2)
+    if not labelled:  # a masked_lm task's rows: blank texts, no token to mask
+        said = ("no row with a token to mask (blank texts), so it will not be scored" if data.task.kind.value == "masked_lm" else "no labelled "
+                f"rows, so it will not be scored (evaluation.split={split}); evaluate on a split with labels, e.g. evaluation.split=validation")
+        warnings.warn(f"task {task_id!r}: its {split} split has {said}", UserWarning, stacklevel=2)
 
 
 def build_model(plan: RunPlan, source: str, tokenizer: Any) -> Any:

@@ -91,7 +91,7 @@ def aggregate_weights(weights: Mapping[str, float], evaluated: list[Any], traine
     bare name, at weight 0; so is each auxiliary task (``masked_lm``) of the ``trained`` ones when another kind of task is
     scored (the model is chosen for the tasks it serves, not for its perplexity)."""
     auxiliary = [t for t in trained if is_auxiliary(t)]
-    if len(auxiliary) == len([*trained, *evaluated]):
+    if all(is_auxiliary(t) for t in [*trained, *evaluated]):  # nothing but masked_lm tasks: they are what the run is for
         auxiliary = []
     out = {t.id: 0.0 for t in [*evaluated, *auxiliary] if t.id not in weights and t.name not in weights}
     out.update(weights)

@@ -288,7 +288,7 @@ class GradientCombiner(LossStrategy):
             _assign(combined, shared, used)
         for p, g, reached in zip(others, head_grads, others_used):
             if reached and g is not None:
-                p.grad = g if p.grad is None else p.grad + g
+                p.grad = g.clone() if p.grad is None else p.grad + g  # a copy: g may be a broadcast view (clipped in place)
 
 
 class _StepSums:

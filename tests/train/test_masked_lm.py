@@ -172,6 +172,9 @@ def test_training_beside_a_task_learns_the_language_and_leaves_the_aggregate_to_
                                                   str(tmp_path / "p.jsonl")), capture_output=True, text=True, env=env, timeout=300)
     assert predicted.returncode != 0 and "is a masked_lm task" in predicted.stderr and "Traceback" not in predicted.stderr
     assert not (tmp_path / "p.jsonl").exists()
+    picked = subprocess.run(helpers.mt_command("predict", str(run), "--split", "validation", "--output", str(tmp_path / "pets.jsonl")),
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert picked.returncode == 0 and "of user:pets" in picked.stderr, picked.stderr  # the one task that predicts
     every = subprocess.run(helpers.mt_command("predict", str(run), "--task", "all", "--split", "validation", "--output",
                                               str(tmp_path / "all")), capture_output=True, text=True, env=env, timeout=300)
     assert every.returncode == 0, every.stderr
@@ -302,3 +305,47 @@ def test_training_rows_get_new_masks_each_draw_and_a_resumed_sampler_draws_the_s
     resumed = MultitaskBatchSampler(data, "train", 4, seed=5, num_epochs=3)
     resumed.load_state_dict(state)
     assert drawn(resumed, 4) == rest
+
+
+def test_blank_rows_have_nothing_to_mask_and_train_and_score_as_nothing(corpus, tmp_path, helpers):
+    """Blank texts get no target; length grouping batches them together: evaluation skips such a batch, and training
+    (also under a gradient combiner, which clips the heads' gradients in place) trains on nothing for it."""
+    config = json.loads(json.dumps(corpus["config"]))
+    for split in ("train", "validation"):
+        rows = Path(config["tasks"][0]["define"]["files"][split]).read_text(encoding="utf-8").splitlines()[:40]
+        blank = tmp_path / f"{split}.jsonl"
+        blank.write_text("".join(line + "\n" for line in rows + [json.dumps({"text": " " * (i % 3)}) for i in range(16)]), encoding="utf-8")
+        config["tasks"][0]["define"]["files"][split] = str(blank)
+    config.update(schedule={"max_steps": 12, "warmup_steps": 1}, evaluation={"every": 6, "at_end": True},
+                  batching={"batch_size": 8, "eval_batch_size": 8}, loss={"strategy": "pcgrad"})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    env = helpers.subprocess_env()
+    done = subprocess.run(helpers.mt_command("train", str(path), "--output-dir", str(tmp_path / "run")), capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    evaluated = subprocess.run(helpers.mt_command("evaluate", str(tmp_path / "run"), "--tasks", "lm", "--input",
+                                                  config["tasks"][0]["define"]["files"]["validation"], "--batch-size", "4", "--json"),
+                               capture_output=True, text=True, env=env, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["tasks"]["user:lm"]["metrics"]["perplexity"] > 1
+
+
+def test_a_run_of_masked_lm_tasks_alone_weighs_them_and_a_model_of_them_predicts_nothing(corpus, tmp_path):
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+    from mtcore.model import MultitaskModel
+    from mtcore.train.eval_tasks import aggregate_weights
+
+    lm, other = (Task(name=n, kind="masked_lm", plugin="user") for n in ("lm", "other"))
+    pets = Task(name="pets", kind="text_classification", labels=("cat", "dog"), plugin="user")
+    assert aggregate_weights({}, [other], [lm]) == {"user:other": 0.0}  # the trained one counts: nothing else is scored
+    assert aggregate_weights({}, [], [lm, pets]) == {"user:lm": 0.0}
+    assert aggregate_weights({"lm": 1.0}, [], [lm, pets]) == {"lm": 1.0}
+    from transformers import AutoTokenizer
+
+    MultitaskModel(str(corpus["encoder"]), [lm], tokenizer=AutoTokenizer.from_pretrained(corpus["encoder"])).save_pretrained(tmp_path / "m")
+    result = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), "--task", "all", "--split", "validation", "--output",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 2 and "no task of this model predicts anything" in result.output, result.output

@@ -66,6 +66,18 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor, *, training: bo
     return masked_mean(per_item, mask, training=training)
 
 
+def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
+    """Cross-entropy at the masked tokens (labels >= 0): ``logits`` either the masked tokens' only, one row each in the
+    order of ``labels[labels >= 0]`` (mtcore's masked_lm head), or every token's ``(batch, length, vocabulary)``. A batch
+    with no masked token: a zero loss with a graph in training, ``None`` in evaluation."""
+    targets = labels[labels >= 0].long()
+    if logits.dim() != 2 or logits.shape[0] != targets.shape[0]:
+        return classification_loss(logits, labels, training=training)
+    if targets.numel() == 0:
+        return (logits.float() * 0).sum() if training else None
+    return F.cross_entropy(logits.float(), targets)
+
+
 def default_loss(kind: str | None, logits: torch.Tensor, labels: torch.Tensor, *, training: bool) -> torch.Tensor | None:
     """The loss a task kind implies, for custom heads that return logits only."""
     if kind in ("regression",):
@@ -74,6 +86,8 @@ def default_loss(kind: str | None, logits: torch.Tensor, labels: torch.Tensor, *
         return multi_label_loss(logits, labels, training=training)
     if kind == "extractive_qa":
         return span_loss(logits, labels, training=training)
+    if kind == "masked_lm":
+        return masked_lm_loss(logits, labels, training=training)
     if kind is None and labels.is_floating_point():
         if labels.shape == logits.shape and logits.shape[-1] > 1:
             return multi_label_loss(logits, labels, training=training)

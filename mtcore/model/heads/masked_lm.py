@@ -107,8 +107,10 @@ class MaskedLMHead(Head):
         where = (flat >= 0).nonzero().squeeze(1)  # the masked positions (one read of their count from the device)
         targets = flat.index_select(0, where).long()
         logits = self.decode(hidden_states.reshape(-1, hidden_states.shape[-1]).index_select(0, where))
-        if targets.numel() == 0:  # no masked token in the batch: a zero loss with a graph in training, none in evaluation
-            return HeadOutput(logits=logits, loss=(self.bias.sum() * 0 + hidden_states.sum() * 0).float() if self.training else None)
+        if targets.numel() == 0:  # no masked token in the batch (blank rows): a zero loss with a graph in training, none in
+            # evaluation; its gradients are real zero tensors (a gradient combiner clips them in place)
+            zero = (self.bias * 0).sum() + (hidden_states * 0).sum()
+            return HeadOutput(logits=logits, loss=zero.float() if self.training else None)
         return HeadOutput(logits=logits, loss=F.cross_entropy(logits.float(), targets))
 
     def decode(self, hidden_states: torch.Tensor) -> torch.Tensor:
