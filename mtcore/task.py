@@ -27,7 +27,8 @@ masked_lm                            ``text`` (and ``text_pair``): no label; 15%
                                      are masked (anew each time a training row is drawn) and
                                      are the targets (:mod:`mtcore.data.masking`): an auxiliary
                                      task that keeps the encoder learning a domain's language;
-                                     ``mask_probability`` sets the share (0.15)
+                                     ``mask_probability`` sets the share (0.15),
+                                     ``mask_whole_words`` masks every token of a chosen word
 ===================================  ==========================================================
 
 Text kinds (the first row) may also map ``spans``: a list of ``[start, end]`` character spans of ``text`` (``[start, end,
@@ -139,6 +140,7 @@ class Task:
     no_answer: bool = False
     null_threshold: float = 0.0
     mask_probability: float | None = None
+    mask_whole_words: bool = False
     id_field: str | None = "idx"
     evaluate_only: bool = False
     writer: str | None = None

@@ -80,9 +80,9 @@ def check_task(task: Task) -> None:
         object.__setattr__(task, "preprocess", tuple(task.preprocess))
     if kind is TaskKind.MASKED_LM:
         _check_masked_lm(task)
-    elif task.mask_probability is not None:
-        raise ConfigError(f"task {task.name!r}: mask_probability (the share of tokens masked) is for masked_lm tasks; remove it from "
-                          f"a {kind.value} task")
+    elif task.mask_probability is not None or task.mask_whole_words:
+        option = "mask_probability (the share of tokens masked)" if task.mask_probability is not None else "mask_whole_words"
+        raise ConfigError(f"task {task.name!r}: {option} is for masked_lm tasks; remove it from a {kind.value} task")
     if kind is TaskKind.EXTRACTIVE_QA and task.labels:
         raise ConfigError(f"task {task.name!r}: extractive_qa tasks take no labels (an answer is a span of the context); "
                           "remove 'labels'")
@@ -137,6 +137,8 @@ def _check_masked_lm(task: Task) -> None:
     if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1):
         raise ConfigError(f"task {task.name!r}: mask_probability (the share of tokens masked) must be a number between 0 and 1 "
                           f"(BERT's 0.15), got {p!r}")
+    if not isinstance(task.mask_whole_words, bool):
+        raise ConfigError(f"task {task.name!r}: mask_whole_words must be true or false, not {task.mask_whole_words!r}")
     for column in task.inputs:
         if column not in MASKED_LM_COLUMNS:
             raise ConfigError(f"task {task.name!r}: inputs maps {column!r}, and a masked_lm task reads only its texts "

@@ -309,6 +309,6 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
     if task.kind.value == "masked_lm":  # the training sampler draws new masks with it (mtcore.data.masking)
         from mtcore.data.masking import Masker
 
-        collator.masker = Masker(tokenizer, task.id, task.mask_probability)
+        collator.masker = Masker(tokenizer, task.id, task.mask_probability, task.mask_whole_words)
     return TaskData(task=task, splits=tokenized, collator=collator, source=source, max_length=length,
                     uses_token_type_ids=segments, info={"data_dir": str(data_dir) if data_dir is not None else None, "held_out": held_out})

@@ -41,7 +41,7 @@ from mtcore.data.prepare import labels_feature
 from mtcore.data.encoder_limits import position_limit, resolve_max_length, uses_token_type_ids  # noqa: F401  (re-exported)
 from mtcore.data.spans import SPAN_TOKENS, token_spans
 from mtcore.errors import ConfigError
-from mtcore.data.masking import MASKING_VERSION, Masker
+from mtcore.data.masking import MASKING_VERSION, WORDS, Masker, token_words
 from mtcore.task import Task, TaskKind
 
 #: Bump when tokenization changes what it writes: old caches are then not reused.
@@ -108,7 +108,7 @@ class _Encoder:
         self.max_length = max_length
         self.keys = ("input_ids", "attention_mask") + (("token_type_ids",) if use_token_type_ids else ())
         self.common = dict(max_length=max_length, return_token_type_ids=use_token_type_ids, return_attention_mask=True)
-        self.masker = Masker(tokenizer, task.id, task.mask_probability) if task.kind is TaskKind.MASKED_LM else None
+        self.masker = Masker(tokenizer, task.id, task.mask_probability, task.mask_whole_words) if task.kind is TaskKind.MASKED_LM else None
 
     def texts(self, first: list[str], second: list[str] | None, spans: list[Any] | None = None) -> dict[str, list[list[int]]]:
         """``tokenizer(first[, second])``; with ``spans`` (each row's character spans) also ``span_tokens``."""
@@ -117,12 +117,15 @@ class _Encoder:
         try:
             encoded = self.tokenizer(first, second, truncation=truncation, **common)
             out = {key: encoded[key] for key in self.keys}
+            if self.masker is not None and self.masker.whole_words:
+                out[WORDS] = [token_words(encoded, i) for i in range(len(first))]
             if spans is not None:
                 out[SPAN_TOKENS] = [token_spans(spans[i], encoded["offset_mapping"][i], encoded.sequence_ids(i),
                                                 len(encoded["input_ids"][i]) >= self.max_length) for i in range(len(first))]
             return out
         except Exception:  # e.g. only_second with a first text longer than max_length: retry row by row
-            out = {key: [] for key in (*self.keys, *((SPAN_TOKENS,) if spans is not None else ()))}
+            words = self.masker is not None and self.masker.whole_words
+            out = {key: [] for key in (*self.keys, *((SPAN_TOKENS,) if spans is not None else ()), *((WORDS,) if words else ()))}
             for i, text in enumerate(first):
                 pair = second[i] if second is not None else None
                 try:
@@ -131,6 +134,8 @@ class _Encoder:
                     encoded = self.tokenizer(text, pair, truncation="longest_first", **common)
                 for key in self.keys:
                     out[key].append(encoded[key])
+                if words:
+                    out[WORDS].append(token_words(encoded, 0))
                 if spans is not None:
                     out[SPAN_TOKENS].append(token_spans(spans[i], encoded["offset_mapping"], encoded.sequence_ids(0),
                                                         len(encoded["input_ids"]) >= self.max_length))
@@ -259,7 +264,8 @@ def _encode_batch(batch: dict[str, list[Any]], task: Task, encoder: _Encoder, in
         out = encoder.texts(batch["text"], batch.get("text_pair"), batch.get("spans") if with_spans(task, encoder.tokenizer) else None)
         out["length"] = [len(ids) for ids in out["input_ids"]]
     if encoder.masker is not None:  # masked_lm: the masked tokens are the targets
-        out["input_ids"], out["labels"] = encoder.masker(out["input_ids"], list(indices if indices is not None else range(len(out["input_ids"]))))
+        rows = list(indices if indices is not None else range(len(out["input_ids"])))
+        out["input_ids"], out["labels"] = encoder.masker(out["input_ids"], rows, out.get(WORDS))
         return out
     out["labels"] = batch["labels"]
     return out
@@ -306,6 +312,8 @@ def tokenized_features(task: Task, use_token_type_ids: bool, idx_feature: Any = 
         features[UNSEEN_COLUMN] = labels_feature(task)
         features[UNSEEN_WORDS_COLUMN] = List(Value("int32"))
         features[FIRST_TOKEN_COLUMN] = List(Value("int32"))
+    if task.kind is TaskKind.MASKED_LM and task.mask_whole_words:  # each token's word, for masks drawn again in training
+        features[WORDS] = List(Value("int32"))
     if ("spans" in task.input_map) if spans is None else spans:  # each span's first and last token, for pooling: spans
         features[SPAN_TOKENS] = List(List(Value("int32")))
     if task.kind is TaskKind.MULTIPLE_CHOICE:
@@ -327,7 +335,7 @@ def tokenize_split(prepared: Any, task: Task, tokenizer: Any, *, max_length: int
     windows = task.kind is TaskKind.EXTRACTIVE_QA  # rows of long contexts become several windows
     key = fingerprint("tokenize", TOKENIZE_VERSION, prepared._fingerprint, tokenizer_key or tokenizer_fingerprint(tokenizer),
                       task.kind, task.truncation, max_length, use_token_type_ids, pipeline_key(), task.stride if windows else None,
-                      (MASKING_VERSION, task.mask_probability) if task.kind is TaskKind.MASKED_LM else None)
+                      (MASKING_VERSION, task.mask_probability, task.mask_whole_words) if task.kind is TaskKind.MASKED_LM else None)
     drop = [column for column in prepared.column_names if column != "idx" or windows]
 
     def encode(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:

@@ -131,10 +131,42 @@ def test_mask_probability_sets_the_share_of_tokens_masked_and_is_saved_with_the_
     assert manifest_task(MultitaskModel.from_pretrained(tmp_path / "model"), "user:lm").mask_probability == 0.4
 
 
+def test_whole_word_masking_masks_every_token_of_a_chosen_word_and_redraws_words(corpus):
+    from transformers import AutoTokenizer
+
+    from mtcore.data.masking import Masker, token_words
+
+    tokenizer = AutoTokenizer.from_pretrained(corpus["encoder"])  # its words split into letters: "catdog" is cat ##d ##o ##g
+    rng = random.Random(4)
+    texts = [" ".join(rng.choice(WORDS) + rng.choice(["", "zq", "xy"]) for _ in range(20)) for _ in range(60)]
+    encoded = tokenizer(texts)
+    words = [token_words(encoded, i) for i in range(len(texts))]
+    masker = Masker(tokenizer, "user:lm", 0.2, whole_words=True)
+    for draw in ((), (1, 5)):
+        rows = [masker.mask_row(np.asarray(ids), i, draw, group) for i, (ids, group) in enumerate(zip(encoded["input_ids"], words))]
+        chosen_words = total_words = 0
+        for (_, labels), group in zip(rows, words):
+            group = np.asarray(group)
+            for word in set(group[group >= 0].tolist()):
+                targets = labels[group == word] >= 0
+                assert targets.all() or not targets.any()  # a word's tokens are masked together
+                chosen_words += bool(targets.all())
+                total_words += 1
+            assert not (labels[group < 0] >= 0).any()  # never a special token
+        assert 0.16 < chosen_words / total_words < 0.24
+    assert any(len(set(g)) < len(g) - 2 for g in words)  # words of several tokens were there to mask together
+    from types import SimpleNamespace
+
+    with pytest.raises(ConfigError, match="mask_whole_words needs a fast tokenizer"):  # a slow one has no word of each token
+        Masker(SimpleNamespace(is_fast=False, mask_token_id=4, all_special_ids=[0]), "user:lm", whole_words=True)
+
+
 @pytest.mark.parametrize("fields, said", [
     ({"kind": "text_classification", "labels": ["a", "b"], "mask_probability": 0.2}, "mask_probability .* is for masked_lm tasks"),
     ({"mask_probability": 1.5}, "must be a number between 0 and 1"),
     ({"mask_probability": True}, "must be a number between 0 and 1"),
+    ({"kind": "regression", "mask_whole_words": True}, "mask_whole_words is for masked_lm tasks"),
+    ({"mask_whole_words": "yes"}, "mask_whole_words must be true or false"),
     ({"labels": ["a", "b"]}, "masked_lm tasks take no labels"),
     ({"inputs": {"label": "y"}}, "reads only its texts"),
     ({"inputs": {"spans": "s"}}, "reads only its texts"),
@@ -267,17 +299,18 @@ def test_training_rows_get_new_masks_each_draw_and_a_resumed_sampler_draws_the_s
     from transformers import AutoTokenizer
 
     from mtcore.data.collate import Collator
-    from mtcore.data.masking import Masker
+    from mtcore.data.masking import WORDS, Masker, token_words
     from mtcore.sampling.batch_sampler import MultitaskBatchSampler
 
     tokenizer = AutoTokenizer.from_pretrained(corpus["encoder"])
-    masker = Masker(tokenizer, "user:lm")
+    masker = Masker(tokenizer, "user:lm", whole_words=True)
     rng = random.Random(2)
-    originals = [tokenizer(_sentence(rng))["input_ids"] for _ in range(12)]
-    masked, labels = masker(originals, list(range(12)))
+    encoded = tokenizer([_sentence(rng).replace("cat", "catzq") for _ in range(12)])
+    originals, words = encoded["input_ids"], [token_words(encoded, i) for i in range(12)]
+    masked, labels = masker(originals, list(range(12)), words)
     collator = Collator(tokenizer.pad_token_id, "masked_lm")
     collator.masker = masker
-    rows = Dataset.from_dict({"input_ids": masked, "labels": labels, "idx": list(range(12))})
+    rows = Dataset.from_dict({"input_ids": masked, "labels": labels, "idx": list(range(12)), WORDS: words})
     data = {"lm": SimpleNamespace(task=SimpleNamespace(id="user:lm", evaluate_only=False), splits={"train": rows}, collator=collator,
                                   lengths=lambda split: [len(ids) for ids in originals])}
 
@@ -289,6 +322,9 @@ def test_training_rows_get_new_masks_each_draw_and_a_resumed_sampler_draws_the_s
                 kept = batch.data["attention_mask"][j].bool()
                 restored = torch.where(targets[j] >= 0, targets[j], ids[j])[kept].tolist()
                 assert restored == originals[row] and bool((targets[j] >= 0).any())  # every draw masks some of the row's own tokens
+                group = np.asarray(words[row])
+                chosen = (targets[j][kept] >= 0).numpy()
+                assert all(chosen[group == w].all() or not chosen[group == w].any() for w in set(group[group >= 0].tolist()))
                 assert all(t == -100 or t not in tokenizer.all_special_ids for t in targets[j].tolist())
                 out.append((row, ids[j][kept].tolist()))
         return out
