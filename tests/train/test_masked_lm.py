@@ -385,3 +385,31 @@ def test_a_run_of_masked_lm_tasks_alone_weighs_them_and_a_model_of_them_predicts
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "m"), "--task", "all", "--split", "validation", "--output",
                                       str(tmp_path / "out")])
     assert result.exit_code == 2 and "no task of this model predicts anything" in result.output, result.output
+
+
+def test_a_hub_checkpoint_in_the_cache_gives_its_pretraining_head_offline(tmp_path):
+    """A hub id the encoder is loaded from (offline, from the cache: models--org--name/snapshots/<commit>/) gives its
+    masked-LM head from the cached safetensors file; nothing is downloaded."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "checkpoint", "bert", words=WORDS)
+    torch.manual_seed(0)
+    pretrained = AutoModelForMaskedLM.from_config(AutoConfig.from_pretrained(tmp_path / "checkpoint")).eval()
+    with torch.no_grad():
+        pretrained.cls.predictions.bias.add_(torch.randn_like(pretrained.cls.predictions.bias))
+    pretrained.save_pretrained(tmp_path / "checkpoint")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "cache" / "models--mtcore-tests--tiny-mlm"
+    shutil.copytree(tmp_path / "checkpoint", repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    model = MultitaskModel("mtcore-tests/tiny-mlm", [Task(name="lm", kind="masked_lm", plugin="user")],
+                           encoder_kwargs={"cache_dir": str(tmp_path / "cache")})
+    head = model.heads["user:lm"]
+    assert head.pretrained == "cls.predictions"
+    assert torch.equal(head.bias.detach(), pretrained.cls.predictions.bias.detach())
