@@ -1,7 +1,8 @@
 """The pre-trained masked-LM head a checkpoint holds beside its encoder, for a ``masked_lm`` task's head to start from.
 
-``AutoModel.from_pretrained`` keeps the encoder of a pre-training checkpoint and drops its prediction head (BERT's
-``cls.predictions.*``, RoBERTa's ``lm_head.*``, DistilBERT's ``vocab_*``, ModernBERT's ``head.*`` and ``decoder.bias``).
+``AutoModel.from_pretrained`` keeps the encoder of a pre-training checkpoint and drops its prediction head (BERT's and
+DeBERTa's ``cls.predictions.*``, RoBERTa's ``lm_head.*``, DistilBERT's ``vocab_*``, ModernBERT's ``head.*`` and
+``decoder.bias``, an ELECTRA generator's ``generator_predictions.*``).
 A ``masked_lm`` head is that head's transform and bias (:mod:`mtcore.model.heads.masked_lm`): starting it from them
 continues the pre-training where it stopped, instead of from a random transform whose first steps send large gradients
 into the encoder. The tensors are read from the checkpoint's safetensors files only (never a pickle), from a local
@@ -25,6 +26,7 @@ LAYOUTS = (
     ("lm_head", "lm_head.dense", "lm_head.layer_norm", ("lm_head.bias", "lm_head.decoder.bias")),
     ("vocab_transform", "vocab_transform", "vocab_layer_norm", ("vocab_projector.bias",)),
     ("head", "head.dense", "head.norm", ("decoder.bias",)),
+    ("generator_predictions", "generator_predictions.dense", "generator_predictions.LayerNorm", ("generator_lm_head.bias",)),
 )
 
 

@@ -61,9 +61,12 @@ class MaskedLMHead(Head):
         """Decode with ``encoder``'s input embeddings (its ``get_input_embeddings()``), and size the bias to them."""
         embeddings = encoder.get_input_embeddings() if hasattr(encoder, "get_input_embeddings") else None
         weight = getattr(embeddings, "weight", None)
-        if not isinstance(weight, torch.Tensor) or weight.ndim != 2 or weight.shape[1] != self.hidden_size:
-            raise ConfigError(f"a masked_lm head decodes with the encoder's word embeddings, and {type(encoder).__name__} has none of "
-                              f"width {self.hidden_size}; use a BERT-like encoder")
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 2:
+            raise ConfigError(f"a masked_lm head decodes with the encoder's word embeddings, and {type(encoder).__name__} has none; "
+                              "use a BERT-like encoder")
+        if weight.shape[1] != self.dense.out_features:  # embeddings narrower than the hidden states (ELECTRA's): project to them
+            self.dense = nn.Linear(self.hidden_size, weight.shape[1])
+            self.layer_norm = nn.LayerNorm(weight.shape[1], eps=self.layer_norm.eps)
         self.__dict__[_TIED] = embeddings
         config = getattr(encoder, "config", None)
         eps = getattr(config, "layer_norm_eps", None) or getattr(config, "norm_eps", None)
