@@ -134,6 +134,12 @@ def _check_masked_lm(task: Task) -> None:
         raise ConfigError(f"task {task.name!r}: masked_lm tasks take no labels (the masked tokens are the targets); remove "
                           "'labels' (and label_values, label_aliases)")
     p = task.mask_probability
+    if isinstance(p, str):  # YAML reads 2e-1 as text
+        try:
+            p = float(p)
+            object.__setattr__(task, "mask_probability", p)
+        except ValueError:
+            pass
     if p is not None and (isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p < 1):
         raise ConfigError(f"task {task.name!r}: mask_probability (the share of tokens masked) must be a number between 0 and 1 "
                           f"(BERT's 0.15), got {p!r}")

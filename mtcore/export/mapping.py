@@ -94,6 +94,9 @@ def classifier_layers(plain: nn.Module) -> tuple[list[tuple[str, nn.Module]], li
 
 def what_exports(plain: nn.Module, kind: TaskKind) -> str:
     """One clause: what ``plain``'s classifier computes, and the mtcore head that computes the same."""
+    if kind is TaskKind.MASKED_LM:
+        return (f"{type(plain).__name__}'s prediction head is the architecture's own (its activation and layer-norm epsilon from the "
+                "encoder's config): train the masked_lm head without the activation and layer_norm_eps options, which then follow it")
     layers, others = classifier_layers(plain)
     linears = [layer for _, layer in layers if isinstance(layer, nn.Linear)]
     name = type(plain).__name__

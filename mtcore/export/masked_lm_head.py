@@ -56,4 +56,7 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
             if theirs.bias is not None:
                 theirs.bias.copy_(ours.bias.float())
         output.bias.copy_(head.bias.float())
+        embeddings = plain.get_input_embeddings().weight
+        if output.weight is not embeddings:  # a config with tie_word_embeddings false: the decoder is a copy of them here
+            output.weight.copy_(embeddings)
     return [dense_path, norm_path, "output bias"]

@@ -134,9 +134,15 @@ def _state_of(first: Any, reference: dict[str, torch.Tensor], model: Any, first_
     return state
 
 
-def _shape_options(info: Any) -> dict[str, Any]:
+#: Options whose default (None) the built head resolves (span pooling's, the masked_lm head's epsilon): compared as the head
+#: has them, so one written out at the value it takes anyway is the same head.
+_RESOLVED = {"span_pooling": ("pooler", "span_pooling"), "num_spans": ("pooler", "num_spans"), "layer_norm_eps": ("layer_norm", "eps")}
+
+
+def _shape_options(info: Any, head: Any = None) -> dict[str, Any]:
     """A saved head's options with its class's defaults filled in (an option written out at its default is the same
-    head) and those of training only left out (:data:`_TRAINING_ONLY`)."""
+    head; ``head``: the built module, for the defaults it resolves itself, :data:`_RESOLVED`) and those of training only
+    left out (:data:`_TRAINING_ONLY`)."""
     import inspect
 
     from mtcore.model.manifest import jsonable
@@ -145,11 +151,15 @@ def _shape_options(info: Any) -> dict[str, Any]:
     try:
         from mtcore.plugins import load_registry
 
-        head = load_registry(warn=False).component("head", str(info.get("head_id") or info.get("head"))).load()
-        defaults = {p.name: p.default for p in inspect.signature(head).parameters.values() if p.default is not inspect.Parameter.empty}
+        head_class = load_registry(warn=False).component("head", str(info.get("head_id") or info.get("head"))).load()
+        defaults = {p.name: p.default for p in inspect.signature(head_class).parameters.values() if p.default is not inspect.Parameter.empty}
     except Exception:  # noqa: BLE001 - a custom head: its options as saved
         defaults = {}
     options = {**jsonable(defaults), **dict(info.get("head_options") or {})}
+    for option, (part, attribute) in _RESOLVED.items():
+        value = getattr(getattr(head, part, None), attribute, None)
+        if option in options and value is not None:
+            options[option] = value
     return {k: _number_or_text(v) for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
 
 
@@ -177,7 +187,8 @@ def _check_same_shape(first: Any, other: Any, first_path: Any, path: Any) -> Non
                          "of the same tasks")
     for task_id, info in first.tasks.items():
         theirs = other.tasks[task_id]
-        mine_cmp, theirs_cmp = ({**task, "head_options": _shape_options(task)} for task in (info, theirs))
+        mine_cmp, theirs_cmp = ({**task, "head_options": _shape_options(task, model.heads[task_id])}
+                                for task, model in ((info, first), (theirs, other)))
         different = next((key for key in _TASK_KEYS if mine_cmp.get(key) != theirs_cmp.get(key)), None)
         if different == "head_options":  # the option that differs, not every default
             mine_opts, theirs_opts = mine_cmp[different], theirs_cmp[different]

@@ -142,7 +142,7 @@ class MultitaskModel(nn.Module):
         if isinstance(encoder, (str, os.PathLike)):  # a masked_lm head starts from the checkpoint's own, when it has one
             from mtcore.model.pretrained_mlm import start_from_checkpoint
 
-            start_from_checkpoint(self.heads, str(encoder), encoder_kwargs)
+            start_from_checkpoint(self.heads, str(encoder), encoder_kwargs, getattr(self.encoder, "config", None))
         settings = lora_settings(lora)
         if settings and (freeze_encoder or freeze_layers):
             raise ConfigError("lora trains adapters on a frozen encoder: leave freeze_encoder and freeze_layers out")

@@ -89,11 +89,13 @@ def read_mlm_head(source: str, options: Mapping[str, Any] | None = None) -> tupl
     return None
 
 
-def start_from_checkpoint(heads: Mapping[str, Any], source: str, options: Mapping[str, Any] | None = None) -> None:
+def start_from_checkpoint(heads: Mapping[str, Any], source: str, options: Mapping[str, Any] | None = None, config: Any = None) -> None:
     """Load the checkpoint's masked-LM head (if it has one) into every head of ``heads`` that takes it
-    (``load_pretrained``)."""
+    (``load_pretrained``). A checkpoint whose decoder is not its word embeddings (``config.tie_word_embeddings`` false)
+    has a head that decodes otherwise than a masked_lm head: it is not read (the heads start random)."""
     takers = [head for head in heads.values() if callable(getattr(head, "load_pretrained", None))]
-    found = read_mlm_head(source, options) if takers else None
+    untied = getattr(config, "tie_word_embeddings", True) is False
+    found = read_mlm_head(source, options) if takers and not untied else None
     if found is not None:
         for head in takers:
             head.load_pretrained(*found)

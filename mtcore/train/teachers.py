@@ -124,14 +124,17 @@ def check_teachers(plan: Any) -> dict[str, str]:
     distill = plan.config.distill
     if distill is None:
         return {}
-    paths = {*distill.teachers.values(), *([distill.teacher] if distill.teacher else [])}
-    saved = {path: _saved_tasks(distill, path) for path in sorted(paths)}
     tasks = _distillable(plan)
+    if not tasks:
+        raise ConfigError("config key 'distill': every task this run trains is a masked_lm one, which learns its own masked tokens, "
+                          "not a teacher's answers; leave distill out")
     for name in distill.teachers:
         auxiliary = next((p.id for p in plan.tasks if name in (p.id, p.task.name) and p.id not in tasks), None)
         if auxiliary is not None:
             raise ConfigError(f"config key 'distill.teachers.{name}': task {auxiliary!r} is a masked_lm task, which learns its own "
                               "masked tokens, not a teacher's answers; leave it out")
+    paths = {*distill.teachers.values(), *([distill.teacher] if distill.teacher else [])}
+    saved = {path: _saved_tasks(distill, path) for path in sorted(paths)}
     assigned = assigned_teachers(distill, list(tasks), saved, [(e.id, e.head) for e in plan.evaluated])
     _check_fits(distill, assigned, tasks, saved)
     return assigned

@@ -229,3 +229,21 @@ def test_shared_lora_models_average_what_their_adapters_add(tiny_encoders):
     assert adapted
     for key in adapted:
         torch.testing.assert_close(state[key], (merged[0][key] + merged[1][key]) / 2, rtol=0, atol=1e-6)
+
+
+def test_options_a_head_resolves_itself_written_out_at_that_value_average(cli, tiny_encoders, tmp_path):
+    """span_pooling and num_spans (None: mean and 2), a masked_lm head's layer_norm_eps (None: the encoder's)."""
+    from mtcore import Task
+
+    spans = SENTIMENT.replace(inputs={"text": "review", "spans": "marked"}, head_options={"pooling": "spans"})
+    written = spans.replace(head_options={"pooling": "spans", "span_pooling": "mean", "num_spans": 2})
+    lm = Task(name="lm", kind="masked_lm", plugin="demo")
+    eps = lm.replace(head_options={"layer_norm_eps": 1e-12})  # the tiny BERT's own
+    dirs = [make_model(tiny_encoders["bert"], task, lm_task, seed=i).save_pretrained(tmp_path / f"m{i}")
+            for i, (task, lm_task) in enumerate([(spans, lm), (written, eps)])]
+    result = cli("average", *dirs, "--output", tmp_path / "soup")
+    assert result.exit_code == 0, result.output
+    other = spans.replace(head_options={"pooling": "spans", "span_pooling": "max"})
+    odd = make_model(tiny_encoders["bert"], other, lm, seed=3).save_pretrained(tmp_path / "m3")
+    refused = cli("average", dirs[0], odd, "--output", tmp_path / "soup2")
+    assert refused.exit_code == 2 and "head option span_pooling 'max'" in refused.stderr

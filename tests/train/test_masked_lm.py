@@ -416,3 +416,79 @@ def test_a_hub_checkpoint_in_the_cache_gives_its_pretraining_head_offline(tmp_pa
     head = model.heads["user:lm"]
     assert head.pretrained == "cls.predictions"
     assert torch.equal(head.bias.detach(), pretrained.cls.predictions.bias.detach())
+
+
+@pytest.mark.parametrize("arch, change", [("bert", {"hidden_act": "relu"}), ("bert", {"hidden_act": "gelu_new"}),
+                                          ("distilbert", {"activation": "relu"}), ("modernbert", {"classifier_activation": "silu"})])
+def test_the_head_takes_the_activation_of_the_architectures_own_head(arch, change, tmp_path):
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "checkpoint", arch, words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "checkpoint")
+    for key, value in change.items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    pretrained = AutoModelForMaskedLM.from_config(config).eval()
+    pretrained.save_pretrained(tmp_path / "checkpoint")
+    model = MultitaskModel(str(tmp_path / "checkpoint"), [Task(name="lm", kind="masked_lm", plugin="user")])
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    with torch.no_grad():
+        difference = (model("user:lm", input_ids=ids).logits - pretrained(input_ids=ids).logits).abs().max()
+    assert float(difference) < 1e-5
+
+
+def test_a_checkpoint_with_an_untied_decoder_is_not_where_the_head_starts(tmp_path):
+    from transformers import AutoConfig, AutoModelForMaskedLM
+
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "checkpoint", "bert", words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "checkpoint")
+    config.tie_word_embeddings = False
+    AutoModelForMaskedLM.from_config(config).save_pretrained(tmp_path / "checkpoint")
+    model = MultitaskModel(str(tmp_path / "checkpoint"), [Task(name="lm", kind="masked_lm", plugin="user")])
+    assert model.heads["user:lm"].pretrained is None  # its decoder is not the embeddings the head decodes with
+
+
+def test_numbers_written_as_yaml_text_are_numbers():
+    from mtcore.model.heads.masked_lm import MaskedLMHead
+
+    assert Task(name="lm", kind="masked_lm", mask_probability="2e-1").mask_probability == 0.2
+    assert MaskedLMHead(hidden_size=8, layer_norm_eps="1e-5").layer_norm.eps == 1e-5
+
+
+def test_an_export_refusal_of_a_masked_lm_head_says_which_options_to_leave_out(tmp_path):
+    from transformers import AutoConfig, AutoTokenizer
+
+    from mtcore.export.hf import export_task
+    from mtcore.export.mapping import ExportError
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "encoder", "bert", words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "encoder")
+    config.hidden_act = "relu"
+    config.save_pretrained(tmp_path / "encoder")
+    task = Task(name="lm", kind="masked_lm", plugin="user", head_options={"activation": "gelu"})
+    model = MultitaskModel(str(tmp_path / "encoder"), [task], tokenizer=AutoTokenizer.from_pretrained(tmp_path / "encoder"))
+    with pytest.raises(ExportError, match="train the masked_lm head without the activation and layer_norm_eps options"):
+        export_task(model, "user:lm", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_distilling_a_run_of_masked_lm_tasks_alone_is_refused_as_such(corpus, tmp_path):
+    from mtcore.train.config_io import load_config
+    from mtcore.train.teachers import check_teachers
+    from mtcore.train.validate import plan_run
+
+    config = json.loads(json.dumps(corpus["config"]))
+    config["tasks"] = config["tasks"][:1]
+    config["distill"] = {"teacher": str(tmp_path / "teacher")}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with pytest.raises(ConfigError, match="every task this run trains is a masked_lm one"):
+        check_teachers(plan_run(load_config(path), base_dir=tmp_path))

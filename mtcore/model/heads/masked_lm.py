@@ -31,7 +31,9 @@ class MaskedLMHead(Head):
     """Hidden states -> linear -> activation -> layer norm -> the word embeddings' transpose (+ bias); cross-entropy at the
     masked positions.
 
-    :param activation: the transform's activation (``gelu``, BERT's; ``relu``, ``tanh``, ``silu``, ``leaky_relu``).
+    :param activation: the transform's activation: ``gelu``, ``relu``, ``tanh``, ``silu`` or ``leaky_relu`` (default: the one
+        the encoder architecture's own pre-training head uses, from its config: BERT's and DeBERTa's ``hidden_act``,
+        DistilBERT's ``activation``, ModernBERT's ``classifier_activation``, gelu for RoBERTa, XLM-R and ELECTRA).
     :param layer_norm_eps: the transform's layer-norm epsilon (default: the encoder's, ``layer_norm_eps`` or ``norm_eps`` of
         its config, else BERT's 1e-12).
 
@@ -41,16 +43,18 @@ class MaskedLMHead(Head):
 
     kinds = ("masked_lm",)
 
-    def __init__(self, hidden_size: int, num_labels: int = 0, activation: str = "gelu", layer_norm_eps: float | None = None) -> None:
+    def __init__(self, hidden_size: int, num_labels: int = 0, activation: str | None = None, layer_norm_eps: float | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        if activation not in ACTIVATIONS or activation == "none":
+        if activation is not None and (activation not in ACTIVATIONS or activation == "none"):
             choices = ", ".join(name for name in ACTIVATIONS if name != "none")
-            raise ConfigError(f"activation {activation!r} is not one of {choices}")
+            raise ConfigError(f"activation {activation!r} is not one of {choices} (or leave it out: the encoder's own)")
+        layer_norm_eps = _number(layer_norm_eps)
         if layer_norm_eps is not None and (isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float))
                                            or not 0 < layer_norm_eps < 1):
             raise ConfigError(f"layer_norm_eps must be a number between 0 and 1, got {layer_norm_eps!r}")
         self.dense = nn.Linear(hidden_size, hidden_size)
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = ACTIVATIONS[activation or "gelu"]()
+        self.activation_given = activation is not None
         self.layer_norm = nn.LayerNorm(hidden_size, eps=float(layer_norm_eps or 1e-12))
         self.eps_given = layer_norm_eps is not None
         self.register_parameter("bias", None)  # one per vocabulary entry: made by tie_to_encoder
@@ -72,6 +76,8 @@ class MaskedLMHead(Head):
         eps = getattr(config, "layer_norm_eps", None) or getattr(config, "norm_eps", None)
         if not self.eps_given and isinstance(eps, float) and 0 < eps < 1:
             self.layer_norm.eps = eps
+        if not self.activation_given:
+            self.activation = own_activation(config)
         for layer, switch in ((self.dense, "classifier_bias"), (self.layer_norm, "norm_bias")):  # ModernBERT's head has no biases
             if getattr(config, switch, True) is False:
                 layer.register_parameter("bias", None)
@@ -121,3 +127,26 @@ class MaskedLMHead(Head):
         weight = self.decoder_weight
         transformed = self.layer_norm(self.activation(self.dense(hidden_states)))
         return F.linear(transformed.to(weight.dtype), weight, self.bias.to(weight.dtype))
+
+
+def _number(value: object) -> object:
+    """A number written as text (YAML reads ``1e-5`` so) as the number; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def own_activation(config: object) -> nn.Module:
+    """The activation of the encoder architecture's own masked-LM head (transformers' ``ACT2FN``), read from its config."""
+    from transformers.activations import ACT2FN
+
+    kind = getattr(config, "model_type", "")
+    if kind in ("roberta", "xlm-roberta", "camembert", "electra"):  # their heads call gelu itself
+        name = "gelu"
+    else:
+        name = {"distilbert": "activation", "modernbert": "classifier_activation"}.get(kind, "hidden_act")
+        name = getattr(config, name, "gelu")
+    return ACT2FN[name] if isinstance(name, str) and name in ACT2FN else nn.GELU()
