@@ -160,17 +160,9 @@ def _shape_options(info: Any, head: Any = None) -> dict[str, Any]:
         value = getattr(getattr(head, part, None), attribute, None)
         if option in options and value is not None:
             options[option] = value
-    return {k: _number_or_text(v) for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
+    from mtcore.model.heads.pooling import number_or_text
 
-
-def _number_or_text(value: Any) -> Any:
-    """A number written as text (YAML reads ``1e-5`` so) as the number the head made of it."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+    return {k: number_or_text(v) for k, v in options.items() if k not in _TRAINING_ONLY and k not in ("hidden_size", "num_labels")}
 
 
 def _check_averageable(model: Any, path: Any) -> None:

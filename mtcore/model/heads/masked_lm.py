@@ -21,7 +21,7 @@ from torch import nn
 
 from mtcore.errors import ConfigError
 from mtcore.model.heads.base import Head, HeadOutput
-from mtcore.model.heads.pooling import ACTIVATIONS
+from mtcore.model.heads.pooling import ACTIVATIONS, number_or_text
 
 #: The ``__dict__`` key of the tied embedding module (kept out of the head's submodules, its state_dict and its parameters).
 _TIED = "_tied_embeddings"
@@ -48,7 +48,7 @@ class MaskedLMHead(Head):
         if activation is not None and (activation not in ACTIVATIONS or activation == "none"):
             choices = ", ".join(name for name in ACTIVATIONS if name != "none")
             raise ConfigError(f"activation {activation!r} is not one of {choices} (or leave it out: the encoder's own)")
-        layer_norm_eps = _number(layer_norm_eps)
+        layer_norm_eps = number_or_text(layer_norm_eps)
         if layer_norm_eps is not None and (isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float))
                                            or not 0 < layer_norm_eps < 1):
             raise ConfigError(f"layer_norm_eps must be a number between 0 and 1, got {layer_norm_eps!r}")
@@ -127,16 +127,6 @@ class MaskedLMHead(Head):
         weight = self.decoder_weight
         transformed = self.layer_norm(self.activation(self.dense(hidden_states)))
         return F.linear(transformed.to(weight.dtype), weight, self.bias.to(weight.dtype))
-
-
-def _number(value: object) -> object:
-    """A number written as text (YAML reads ``1e-5`` so) as the number; anything else as it is."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
 
 
 def own_activation(config: object) -> nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,16 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
     "none": nn.Identity,
 }
+
+
+def number_or_text(value: Any) -> Any:
+    """A number written as text (YAML reads ``1e-5`` so) as the number; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def check_pooling(pooling: str) -> str:
