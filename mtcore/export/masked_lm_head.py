@@ -29,7 +29,7 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
     """Copy ``head``'s transform and output bias onto ``plain``'s prediction head; returns the names filled."""
     from mtcore.model.pretrained_mlm import LAYOUTS
 
-    for _, dense_path, norm_path, _ in LAYOUTS:
+    for _, dense_path, norm_path, biases in LAYOUTS:
         try:
             dense, norm = plain.get_submodule(dense_path), plain.get_submodule(norm_path)
         except AttributeError:
@@ -38,6 +38,7 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
     else:
         raise _refusal(task_id, plain, "has no counterpart there (no prediction head of a known layout)")
     output = plain.get_output_embeddings()
+    bias = next((found for name in biases if (found := _parameter(plain, name)) is not None), getattr(output, "bias", None))
     pairs = [(dense, head.dense, dense_path), (norm, head.layer_norm, norm_path)]
     for theirs, ours, name in pairs:
         if tuple(theirs.weight.shape) != tuple(ours.weight.shape):
@@ -47,16 +48,24 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
     if norm.eps != head.layer_norm.eps:
         raise _refusal(task_id, plain, f"has a layer norm of eps {head.layer_norm.eps:g} where {norm_path}'s is {norm.eps:g} (head option "
                                        "layer_norm_eps)")
-    if output is None or output.bias is None or tuple(output.bias.shape) != tuple(head.bias.shape):
-        raise _refusal(task_id, plain, f"decodes {head.bias.shape[0]} tokens where the plain model's output layer is "
-                                       f"{None if output is None else tuple(output.weight.shape)}")
+    if bias is None or tuple(bias.shape) != tuple(head.bias.shape):
+        raise _refusal(task_id, plain, f"decodes {head.bias.shape[0]} tokens where the plain model's output bias is "
+                                       f"{None if bias is None else tuple(bias.shape)}")
     with torch.no_grad():
         for theirs, ours, _ in pairs:
             theirs.weight.copy_(ours.weight.float())
             if theirs.bias is not None:
                 theirs.bias.copy_(ours.bias.float())
-        output.bias.copy_(head.bias.float())
+        bias.copy_(head.bias.float())
         embeddings = plain.get_input_embeddings().weight
-        if output.weight is not embeddings:  # a config with tie_word_embeddings false: the decoder is a copy of them here
-            output.weight.copy_(embeddings)
+        weight = getattr(output, "weight", None)
+        if weight is not None and weight is not embeddings and weight.shape == embeddings.shape:  # tie_word_embeddings false:
+            weight.copy_(embeddings)  # the decoder is a copy of the embeddings here
     return [dense_path, norm_path, "output bias"]
+
+
+def _parameter(module: nn.Module, name: str) -> Any:
+    try:
+        return module.get_parameter(name)
+    except AttributeError:
+        return None

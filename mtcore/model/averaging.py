@@ -136,7 +136,8 @@ def _state_of(first: Any, reference: dict[str, torch.Tensor], model: Any, first_
 
 #: Options whose default (None) the built head resolves (span pooling's, the masked_lm head's epsilon): compared as the head
 #: has them, so one written out at the value it takes anyway is the same head.
-_RESOLVED = {"span_pooling": ("pooler", "span_pooling"), "num_spans": ("pooler", "num_spans"), "layer_norm_eps": ("layer_norm", "eps")}
+_RESOLVED = {"span_pooling": ("pooler", "span_pooling"), "num_spans": ("pooler", "num_spans"), "layer_norm_eps": ("layer_norm", "eps"),
+             "activation": ("", "activation_name")}
 
 
 def _shape_options(info: Any, head: Any = None) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _shape_options(info: Any, head: Any = None) -> dict[str, Any]:
         defaults = {}
     options = {**jsonable(defaults), **dict(info.get("head_options") or {})}
     for option, (part, attribute) in _RESOLVED.items():
-        value = getattr(getattr(head, part, None), attribute, None)
+        value = getattr(getattr(head, part, None) if part else head, attribute, None)
         if option in options and value is not None:
             options[option] = value
     from mtcore.model.heads.pooling import number_or_text

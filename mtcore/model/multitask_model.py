@@ -207,6 +207,8 @@ class MultitaskModel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.default_generator.manual_seed(head_seed(self.head_seed_base, task_id))
             module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
+            if callable(getattr(module, "tie_to_encoder", None)):  # a masked_lm head decodes with the word embeddings
+                module.tie_to_encoder(self.encoder)
         if getattr(module, "uses_pooler", False) and not self.has_pooler:
             encoder = type(self.encoder).__name__
             if getattr(getattr(module, "pooler", None), "pooling", None) == "pooler":  # mtcore's heads: their pooling option
@@ -214,8 +216,6 @@ class MultitaskModel(nn.Module):
                                   "use pooling 'cls' or 'mean'")
             raise ConfigError(f"task {task_id!r}: head {info.get('head_id') or info.get('head_class')!r} reads the encoder's pooler "
                               f"(uses_pooler), and {encoder} has none; choose another head, or an encoder with a pooler (BERT's)")
-        if callable(getattr(module, "tie_to_encoder", None)):  # a masked_lm head decodes with the word embeddings
-            module.tie_to_encoder(self.encoder)
         reference = next(self.encoder.parameters(), None)
         if reference is not None:
             module.to(device=reference.device, dtype=reference.dtype if reference.is_floating_point() else None)

@@ -238,7 +238,7 @@ def test_options_a_head_resolves_itself_written_out_at_that_value_average(cli, t
     spans = SENTIMENT.replace(inputs={"text": "review", "spans": "marked"}, head_options={"pooling": "spans"})
     written = spans.replace(head_options={"pooling": "spans", "span_pooling": "mean", "num_spans": 2})
     lm = Task(name="lm", kind="masked_lm", plugin="demo")
-    eps = lm.replace(head_options={"layer_norm_eps": 1e-12})  # the tiny BERT's own
+    eps = lm.replace(head_options={"layer_norm_eps": 1e-12, "activation": "gelu"})  # the tiny BERT's own
     dirs = [make_model(tiny_encoders["bert"], task, lm_task, seed=i).save_pretrained(tmp_path / f"m{i}")
             for i, (task, lm_task) in enumerate([(spans, lm), (written, eps)])]
     result = cli("average", *dirs, "--output", tmp_path / "soup")

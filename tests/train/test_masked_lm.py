@@ -246,7 +246,7 @@ def _fills_as_the_run_scores(run: Path, exported: Path) -> None:
     assert filled[0]["token_str"] in ("mat", "rug")  # what the grammar puts there
 
 
-@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "modernbert", "deberta-v2", "electra"])
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "modernbert", "deberta-v2", "deberta-v3", "electra"])
 def test_the_head_starts_from_the_checkpoints_own_and_exports_back_to_it(arch, tmp_path):
     """A pre-training checkpoint's masked-LM head (cls.predictions, lm_head, vocab_*, head) is where the masked_lm head
     starts: the model scores as transformers' AutoModelForMaskedLM of that checkpoint, and mt export writes it back."""
@@ -256,11 +256,13 @@ def test_the_head_starts_from_the_checkpoints_own_and_exports_back_to_it(arch, t
     from mtcore.model import MultitaskModel
     from mtcore.testing import build_tiny_encoder
 
-    build_tiny_encoder(tmp_path / "checkpoint", arch, words=WORDS)
+    build_tiny_encoder(tmp_path / "checkpoint", arch.replace("deberta-v3", "deberta-v2"), words=WORDS)
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(tmp_path / "checkpoint")
     if arch == "electra":  # a generator whose embeddings are narrower than its hidden states
         config.embedding_size = config.hidden_size // 2
+    if arch == "deberta-v3":  # DeBERTa-v2's other layout: lm_predictions.lm_head
+        config.legacy = False
     pretrained = AutoModelForMaskedLM.from_config(config).eval()
     with torch.no_grad():  # biases and norms away from their initial 0 and 1, so that each must land in its place
         for name, parameter in pretrained.named_parameters():
@@ -492,3 +494,42 @@ def test_distilling_a_run_of_masked_lm_tasks_alone_is_refused_as_such(corpus, tm
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     with pytest.raises(ConfigError, match="every task this run trains is a masked_lm one"):
         check_teachers(plan_run(load_config(path), base_dir=tmp_path))
+
+
+def test_a_tokenizer_without_word_boundaries_is_refused_for_whole_word_masking():
+    from mtcore.data.masking import Masker
+
+    masker = Masker.__new__(Masker)  # the check needs no vocabulary
+    masker.task_id, masker.whole_words = "user:lm", True
+    one_word = [[-1, 0, 0, 0, 0, 0, -1]] * 3
+    with pytest.raises(ConfigError, match="reports one word for 3 of 3 texts"):
+        masker._check_words([[2, 9, 9, 9, 9, 9, 3]] * 3, one_word)
+    masker._check_words([[2, 9, 9, 9, 9, 9, 3]] * 3, [[-1, 0, 0, 1, 2, 2, -1]] * 3)  # words: fine
+
+
+def test_a_head_on_narrower_embeddings_draws_from_its_own_seed_only(tmp_path):
+    """ELECTRA's projection to the embeddings is made inside the head's forked generator: the global stream is left as it
+    was, and the head's weights depend on its task id and the model's seed, not on the other tasks or their order."""
+    from transformers import AutoConfig, AutoModel
+
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "electra", "electra", words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "electra")
+    config.embedding_size = config.hidden_size // 2
+    AutoModel.from_config(config).save_pretrained(tmp_path / "electra")
+    lm = Task(name="lm", kind="masked_lm", plugin="user")
+    pets = Task(name="pets", kind="text_classification", labels=("cat", "dog"), plugin="user")
+
+    def built(tasks):
+        torch.manual_seed(7)
+        model = MultitaskModel(str(tmp_path / "electra"), tasks)
+        return model.heads["user:lm"].dense.weight.detach().clone(), torch.rand(1)
+
+    alone, after_alone = built([lm])
+    both, _ = built([pets, lm])
+    assert torch.equal(alone, both)
+    torch.manual_seed(7)
+    MultitaskModel(str(tmp_path / "electra"), [])
+    assert torch.equal(torch.rand(1), after_alone)  # building the head drew nothing from the global stream

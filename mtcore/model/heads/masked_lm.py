@@ -55,6 +55,8 @@ class MaskedLMHead(Head):
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.activation = ACTIVATIONS[activation or "gelu"]()
         self.activation_given = activation is not None
+        #: the activation's name (the option, else the architecture's own once tied): what mt average compares
+        self.activation_name: str = activation or "gelu"
         self.layer_norm = nn.LayerNorm(hidden_size, eps=float(layer_norm_eps or 1e-12))
         self.eps_given = layer_norm_eps is not None
         self.register_parameter("bias", None)  # one per vocabulary entry: made by tie_to_encoder
@@ -77,7 +79,8 @@ class MaskedLMHead(Head):
         if not self.eps_given and isinstance(eps, float) and 0 < eps < 1:
             self.layer_norm.eps = eps
         if not self.activation_given:
-            self.activation = own_activation(config)
+            self.activation_name = own_activation_name(config)
+            self.activation = _activation(self.activation_name)
         for layer, switch in ((self.dense, "classifier_bias"), (self.layer_norm, "norm_bias")):  # ModernBERT's head has no biases
             if getattr(config, switch, True) is False:
                 layer.register_parameter("bias", None)
@@ -129,14 +132,22 @@ class MaskedLMHead(Head):
         return F.linear(transformed.to(weight.dtype), weight, self.bias.to(weight.dtype))
 
 
-def own_activation(config: object) -> nn.Module:
-    """The activation of the encoder architecture's own masked-LM head (transformers' ``ACT2FN``), read from its config."""
+#: Architectures whose masked-LM head calls gelu itself, whatever the config says.
+GELU_HEADS = ("roberta", "xlm-roberta", "camembert", "electra", "mpnet", "data2vec-text", "roberta-prelayernorm", "xlm-roberta-xl",
+              "longformer", "xmod")
+
+
+def own_activation_name(config: object) -> str:
+    """The activation of the encoder architecture's own masked-LM head, read from its config (gelu when it names none)."""
+    kind = getattr(config, "model_type", "")
+    if kind in GELU_HEADS:
+        return "gelu"
+    name = getattr(config, {"distilbert": "activation", "modernbert": "classifier_activation"}.get(kind, "hidden_act"), "gelu")
+    return name if isinstance(name, str) else "gelu"
+
+
+def _activation(name: str) -> nn.Module:
+    """transformers' ``ACT2FN[name]`` (what the architectures' heads use), or exact GELU for a name it lacks."""
     from transformers.activations import ACT2FN
 
-    kind = getattr(config, "model_type", "")
-    if kind in ("roberta", "xlm-roberta", "camembert", "electra"):  # their heads call gelu itself
-        name = "gelu"
-    else:
-        name = {"distilbert": "activation", "modernbert": "classifier_activation"}.get(kind, "hidden_act")
-        name = getattr(config, name, "gelu")
-    return ACT2FN[name] if isinstance(name, str) and name in ACT2FN else nn.GELU()
+    return ACT2FN[name] if name in ACT2FN else nn.GELU()
