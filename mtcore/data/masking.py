@@ -40,6 +40,10 @@ class Masker:
         if whole_words and not getattr(tokenizer, "is_fast", False):
             raise ConfigError(f"task {task_id!r} (masked_lm): mask_whole_words needs a fast tokenizer (its tokens' words), and "
                               f"{type(tokenizer).__name__} is not one; use an encoder with a tokenizer.json, or leave mask_whole_words out")
+        if whole_words and len({w for w in tokenizer("one two three four").word_ids() if w is not None}) < 2:
+            raise ConfigError(f"task {task_id!r} (masked_lm): mask_whole_words needs the tokenizer's word boundaries, and "
+                              f"{type(tokenizer).__name__} reports 'one two three four' as one word (whole-word masking would mask "
+                              "every token); leave mask_whole_words out")
         mask_id = getattr(tokenizer, "mask_token_id", None)
         if mask_id is None:
             raise ConfigError(f"task {task_id!r} (masked_lm): tokenizer {type(tokenizer).__name__} has no mask token; use an "
@@ -54,24 +58,12 @@ class Masker:
 
     def __call__(self, input_ids: list[list[int]], rows: list[int], words: list[list[int]] | None = None
                  ) -> tuple[list[list[int]], list[list[int]]]:
-        if words is not None:
-            self._check_words(input_ids, words)
         masked, labels = [], []
         for k, (ids, row) in enumerate(zip(input_ids, rows)):
             row_ids, row_labels = self.mask_row(np.asarray(ids, dtype=np.int64), int(row), (), words[k] if words is not None else None)
             masked.append(row_ids.tolist())
             labels.append(row_labels.tolist())
         return masked, labels
-
-    def _check_words(self, input_ids: list[list[int]], words: list[list[int]]) -> None:
-        """A tokenizer that reports one word per text (no word boundaries: a SentencePiece conversion without splitting)
-        would make whole-word masking mask every token: refused, one line."""
-        long = [group for ids, group in zip(input_ids, words) if sum(g >= 0 for g in group) >= 4]
-        single = sum(len({g for g in group if g >= 0}) == 1 for group in long)
-        if len(long) >= 2 and single * 2 > len(long):
-            raise ConfigError(f"task {self.task_id!r} (masked_lm): mask_whole_words needs the tokenizer's word boundaries, and it "
-                              f"reports one word for {single} of {len(long)} texts of 4 tokens or more (whole-word masking would "
-                              "mask every token); leave mask_whole_words out")
 
     def redraw(self, rows: Any, positions: list[int], draw: tuple[int, ...]) -> Any:
         """``rows`` (a dict of columns or a list of row dicts, as read for a batch; ``positions``: their places in the

@@ -37,8 +37,14 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
         break
     else:
         raise _refusal(task_id, plain, "has no counterpart there (no prediction head of a known layout)")
+    embeddings = plain.get_input_embeddings().weight
     output = plain.get_output_embeddings()
-    bias = next((found for name in biases if (found := _parameter(plain, name)) is not None), getattr(output, "bias", None))
+    decoder = output if output is not None and output is not dense and getattr(output, "weight", None) is not None \
+        and output.weight.shape == embeddings.shape else None  # DeBERTa-v2's non-legacy head names its dense layer so
+    named = [found for name in biases if (found := _parameter(plain, name)) is not None]
+    # the bias the decoder adds (an untied decoder's own: the named one is linked to it only when tied), else the named one
+    targets = [b for b in [getattr(decoder, "bias", None), *named] if b is not None]
+    bias = targets[0] if targets else None
     pairs = [(dense, head.dense, dense_path), (norm, head.layer_norm, norm_path)]
     for theirs, ours, name in pairs:
         if tuple(theirs.weight.shape) != tuple(ours.weight.shape):
@@ -56,11 +62,11 @@ def copy_mlm_head(plain: nn.Module, head: Any, task_id: str) -> list[str]:
             theirs.weight.copy_(ours.weight.float())
             if theirs.bias is not None:
                 theirs.bias.copy_(ours.bias.float())
-        bias.copy_(head.bias.float())
-        embeddings = plain.get_input_embeddings().weight
-        weight = getattr(output, "weight", None)
-        if weight is not None and weight is not embeddings and weight.shape == embeddings.shape:  # tie_word_embeddings false:
-            weight.copy_(embeddings)  # the decoder is a copy of the embeddings here
+        for target in targets:
+            if tuple(target.shape) == tuple(head.bias.shape):
+                target.copy_(head.bias.float())
+        if decoder is not None and decoder.weight is not embeddings:  # tie_word_embeddings false: the decoder is a copy of them
+            decoder.weight.copy_(embeddings)
     return [dense_path, norm_path, "output bias"]
 
 

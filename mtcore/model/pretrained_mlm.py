@@ -95,8 +95,9 @@ def start_from_checkpoint(heads: Mapping[str, Any], source: str, options: Mappin
     (``load_pretrained``). A checkpoint whose decoder is not its word embeddings (``config.tie_word_embeddings`` false)
     has a head that decodes otherwise than a masked_lm head: it is not read (the heads start random)."""
     takers = [head for head in heads.values() if callable(getattr(head, "load_pretrained", None))]
-    untied = getattr(config, "tie_word_embeddings", True) is False
-    found = read_mlm_head(source, options) if takers and not untied else None
+    found = read_mlm_head(source, options) if takers else None
+    if found is not None and found[0] != "lm_predictions" and getattr(config, "tie_word_embeddings", True) is False:
+        found = None  # its decoder is a matrix of its own (DeBERTa-v2's non-legacy head always decodes with the embeddings)
     if found is not None:
         for head in takers:
             head.load_pretrained(*found)

@@ -497,14 +497,24 @@ def test_distilling_a_run_of_masked_lm_tasks_alone_is_refused_as_such(corpus, tm
 
 
 def test_a_tokenizer_without_word_boundaries_is_refused_for_whole_word_masking():
+    """Judged on the tokenizer (one fixed text), not on the data: rows of one word are fine with a tokenizer that splits."""
+    from types import SimpleNamespace
+
     from mtcore.data.masking import Masker
 
-    masker = Masker.__new__(Masker)  # the check needs no vocabulary
-    masker.task_id, masker.whole_words = "user:lm", True
-    one_word = [[-1, 0, 0, 0, 0, 0, -1]] * 3
-    with pytest.raises(ConfigError, match="reports one word for 3 of 3 texts"):
-        masker._check_words([[2, 9, 9, 9, 9, 9, 3]] * 3, one_word)
-    masker._check_words([[2, 9, 9, 9, 9, 9, 3]] * 3, [[-1, 0, 0, 1, 2, 2, -1]] * 3)  # words: fine
+    class Fake:  # a fast tokenizer reporting these word ids for any text
+        def __init__(self, word_ids):
+            self.is_fast, self.mask_token_id, self.all_special_ids, self._ids = True, 4, [0, 1, 2, 3, 4], word_ids
+
+        def __call__(self, text):
+            return SimpleNamespace(word_ids=lambda: self._ids)
+
+        def __len__(self):
+            return 10
+
+    with pytest.raises(ConfigError, match="reports 'one two three four' as one word"):
+        Masker(Fake([None, 0, 0, 0, 0, None]), "user:lm", whole_words=True)
+    assert Masker(Fake([None, 0, 1, 2, 3, None]), "user:lm", whole_words=True).whole_words
 
 
 def test_a_head_on_narrower_embeddings_draws_from_its_own_seed_only(tmp_path):
@@ -533,3 +543,26 @@ def test_a_head_on_narrower_embeddings_draws_from_its_own_seed_only(tmp_path):
     torch.manual_seed(7)
     MultitaskModel(str(tmp_path / "electra"), [])
     assert torch.equal(torch.rand(1), after_alone)  # building the head drew nothing from the global stream
+
+
+def test_a_run_on_an_untied_encoder_exports_with_its_bias_where_the_decoder_adds_it(tmp_path):
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    from mtcore.export.hf import export_task
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "encoder", "bert", words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "encoder")
+    config.tie_word_embeddings = False
+    config.save_pretrained(tmp_path / "encoder")
+    model = MultitaskModel(str(tmp_path / "encoder"), [Task(name="lm", kind="masked_lm", plugin="user")],
+                           tokenizer=AutoTokenizer.from_pretrained(tmp_path / "encoder"))
+    with torch.no_grad():
+        model.heads["user:lm"].bias.copy_(torch.randn_like(model.heads["user:lm"].bias))
+    export_task(model, "user:lm", tmp_path / "out")
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    with torch.no_grad():
+        theirs = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()(input_ids=ids).logits
+        ours = model.eval()("user:lm", input_ids=ids).logits
+    assert float((theirs - ours).abs().max()) < 1e-5
