@@ -134,7 +134,7 @@ class MaskedLMHead(Head):
 
 #: Architectures whose masked-LM head calls gelu itself, whatever the config says.
 GELU_HEADS = ("roberta", "xlm-roberta", "camembert", "electra", "mpnet", "data2vec-text", "roberta-prelayernorm", "xlm-roberta-xl",
-              "longformer", "xmod", "esm", "ibert", "luke")
+              "longformer", "xmod", "esm", "ibert", "luke", "gte", "jina_embeddings_v3")
 
 
 def own_activation_name(config: object) -> str:
