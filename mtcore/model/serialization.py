@@ -143,6 +143,9 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
             rel = head_file_name(task_id, taken)
             save_file(head_state(head), str(tmp / rel), metadata={"format": "pt", "task": task_id})
             tasks[task_id] = {**model.tasks[task_id], "head_file": rel}
+            resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
+            if resolved:  # what the head settled itself (the encoder's activation, ...): rebuilt so, whatever later defaults
+                tasks[task_id]["head_options"] = {**resolved, **(model.tasks[task_id].get("head_options") or {})}
             if own_layers is not None:
                 tasks[task_id]["task_layers_file"] = task_layers.save(own_layers, tmp, task_id, rel.rpartition("/")[2])
             if per_task:

@@ -241,7 +241,7 @@ def _start_heads(model: Any, tasks: dict[str, Any], saved: dict[str, Any], load:
         if info is None:
             notes.append(f"encoder.load_heads: {root} has no head for task {task_id!r}; it starts with a new one")
             continue
-        differs = _differences(task, info)
+        differs = _differences(task, info, model.heads[task_id])
         if differs:
             notes.append(f"encoder.load_heads: task {task_id!r} differs from the saved one ({'; '.join(differs)}); "
                          "it starts with a new head")
@@ -264,7 +264,7 @@ def _start_heads(model: Any, tasks: dict[str, Any], saved: dict[str, Any], load:
 LOSS_ONLY_OPTIONS = ("class_weights", "label_smoothing")
 
 
-def _differences(task: Any, info: dict[str, Any]) -> list[str]:
+def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]:
     """What keeps the saved head of a task from starting the new one: ``"labels: [a, b] here, [b, a] saved"``.
 
     Heads are compared by registered id (``classification`` is ``mtcore:classification``) and
@@ -289,7 +289,8 @@ def _differences(task: Any, info: dict[str, Any]) -> list[str]:
             defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
         except (TypeError, ValueError, ImportError):
             defaults = {}
-    mine_options = {**jsonable(defaults), **jsonable(dict(task.head_options))}
+    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}  # as the new head settled them
+    mine_options = {**jsonable(defaults), **jsonable(dict(resolved)), **jsonable(dict(task.head_options))}
     saved_options = {**jsonable(defaults), **(info.get("head_options") or {})}
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
              ("head", mine.id if mine else task.head_name, info.get("head_id") or (theirs.id if theirs else info.get("head")))]

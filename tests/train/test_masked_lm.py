@@ -566,3 +566,47 @@ def test_a_run_on_an_untied_encoder_exports_with_its_bias_where_the_decoder_adds
         theirs = AutoModelForMaskedLM.from_pretrained(tmp_path / "out").eval()(input_ids=ids).logits
         ours = model.eval()("user:lm", input_ids=ids).logits
     assert float((theirs - ours).abs().max()) < 1e-5
+
+
+def test_a_saved_model_keeps_the_activation_and_epsilon_it_trained_with_whatever_later_code_reads(tmp_path, monkeypatch):
+    from transformers import AutoConfig
+
+    import mtcore.model.heads.masked_lm as masked_lm
+    from mtcore.model import MultitaskModel
+    from mtcore.testing import build_tiny_encoder
+
+    build_tiny_encoder(tmp_path / "checkpoint", "bert", words=WORDS)
+    config = AutoConfig.from_pretrained(tmp_path / "checkpoint")
+    config.hidden_act, config.layer_norm_eps = "gelu_new", 1e-7
+    config.save_pretrained(tmp_path / "checkpoint")
+    model = MultitaskModel(str(tmp_path / "checkpoint"), [Task(name="lm", kind="masked_lm", plugin="user")]).eval()
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "mtcore.json").read_text())["tasks"]["user:lm"]["head_options"]
+    assert saved == {"activation": "gelu_new", "layer_norm_eps": pytest.approx(1e-7)}
+    # a later version reading another activation and epsilon from the same config: the saved model is rebuilt as it trained
+    monkeypatch.setattr(masked_lm, "own_activation_name", lambda config: "relu")
+    reloaded = MultitaskModel.from_pretrained(tmp_path / "saved").eval()
+    head = reloaded.heads["user:lm"]
+    assert head.activation_name == "gelu_new" and head.layer_norm.eps == pytest.approx(1e-7)
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    with torch.no_grad():
+        assert torch.allclose(reloaded("user:lm", input_ids=ids).logits, model("user:lm", input_ids=ids).logits, atol=1e-6)
+    # the options given stay as given; one the head settled itself is no reason for encoder.load_heads to start anew
+    given = MultitaskModel(str(tmp_path / "checkpoint"), [Task(name="lm", kind="masked_lm", plugin="user",
+                                                               head_options={"activation": "tanh"})])
+    assert given.heads["user:lm"].activation_name == "tanh"
+    from mtcore.train.warm_start import load_saved_heads
+
+    monkeypatch.undo()
+    fresh = MultitaskModel(str(tmp_path / "checkpoint"), [Task(name="lm", kind="masked_lm", plugin="user")])
+    notes = load_saved_heads(fresh, str(tmp_path / "saved"), {"user:lm": Task(name="lm", kind="masked_lm", plugin="user")})
+    assert any("trained heads of user:lm loaded" in note for note in notes), notes
+
+
+def test_an_activation_name_transformers_has_is_taken_and_a_misspelt_one_gets_did_you_mean():
+    from mtcore.errors import UsageError
+    from mtcore.model.heads.masked_lm import MaskedLMHead
+
+    assert type(MaskedLMHead(8, activation="gelu_new").activation).__name__ == "NewGELUActivation"
+    with pytest.raises(UsageError, match="did you mean 'gelu_new'"):
+        MaskedLMHead(8, activation="gelu_neww")

@@ -70,6 +70,12 @@ class Head(nn.Module):
         """True when the head needs the encoder's ``pooler_output`` (checked when the model is built)."""
         return False
 
+    def resolved_options(self) -> dict[str, Any]:
+        """Options this head settled itself when it was built or tied to the encoder (JSON values): the model manifest
+        records them beside the given ones, so a saved model is rebuilt as it trained whatever a later version would
+        choose. None by default; a masked_lm head's activation and layer-norm epsilon (read from the encoder's config)."""
+        return {}
+
     def forward(  # noqa: D102 - documented in the module docstring
         self,
         hidden_states: torch.Tensor,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mtcore.errors import ConfigError
+from mtcore.errors import ConfigError, unknown
 from mtcore.model.heads.base import Head, HeadOutput
 from mtcore.model.heads.pooling import ACTIVATIONS, number_or_text
 
@@ -45,15 +45,17 @@ class MaskedLMHead(Head):
 
     def __init__(self, hidden_size: int, num_labels: int = 0, activation: str | None = None, layer_norm_eps: float | None = None) -> None:
         super().__init__(hidden_size, num_labels)
-        if activation is not None and (activation not in ACTIVATIONS or activation == "none"):
-            choices = ", ".join(name for name in ACTIVATIONS if name != "none")
-            raise ConfigError(f"activation {activation!r} is not one of {choices} (or leave it out: the encoder's own)")
+        own = [name for name in ACTIVATIONS if name != "none"]
+        if activation is not None and (activation not in own and activation not in _transformers_activations()):
+            raise unknown("activation", str(activation), [*own, *_transformers_activations()],
+                          hint=f"choose one of {', '.join(own)} or a transformers activation (gelu_new, ...), or leave it out: "
+                               "the encoder's own")
         layer_norm_eps = number_or_text(layer_norm_eps)
         if layer_norm_eps is not None and (isinstance(layer_norm_eps, bool) or not isinstance(layer_norm_eps, (int, float))
                                            or not 0 < layer_norm_eps < 1):
             raise ConfigError(f"layer_norm_eps must be a number between 0 and 1, got {layer_norm_eps!r}")
         self.dense = nn.Linear(hidden_size, hidden_size)
-        self.activation = ACTIVATIONS[activation or "gelu"]()
+        self.activation = ACTIVATIONS[activation]() if activation in ACTIVATIONS else _activation(activation or "gelu")
         self.activation_given = activation is not None
         #: the activation's name (the option, else the architecture's own once tied): what mt average compares
         self.activation_name: str = activation or "gelu"
@@ -87,6 +89,10 @@ class MaskedLMHead(Head):
         if self.bias is None or self.bias.numel() != weight.shape[0]:
             self.bias = nn.Parameter(torch.zeros(weight.shape[0], device=weight.device))
         self.num_labels = int(weight.shape[0])
+
+    def resolved_options(self) -> dict[str, object]:
+        """The activation and epsilon in use (the encoder's, unless given): saved models keep them."""
+        return {"activation": self.activation_name, "layer_norm_eps": float(self.layer_norm.eps)}
 
     def load_pretrained(self, name: str, tensors: dict[str, torch.Tensor]) -> bool:
         """Start from a checkpoint's masked-LM head (``tensors`` keyed as this head's state dict; biases it lacks are zeros);
@@ -144,6 +150,12 @@ def own_activation_name(config: object) -> str:
         return "gelu"
     name = getattr(config, {"distilbert": "activation", "modernbert": "classifier_activation"}.get(kind, "hidden_act"), "gelu")
     return name if isinstance(name, str) else "gelu"
+
+
+def _transformers_activations() -> tuple[str, ...]:
+    from transformers.activations import ACT2FN
+
+    return tuple(ACT2FN)
 
 
 def _activation(name: str) -> nn.Module:
