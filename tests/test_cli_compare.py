@@ -331,3 +331,48 @@ def test_runs_scored_with_other_main_metrics_or_weights_are_not_ranked(runs, tmp
         (same / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
         again = compare(weighted, same)
         assert again.returncode == 0 and "warning" not in again.stderr, (written, again.stderr)
+
+
+def _with_seed_values(runs, folder: Path, columns: dict[str, list[float]]) -> Path:
+    """A copy of the --seeds folder whose seeds.json says the given values of its seeds (their mean and spread with them)."""
+    import shutil
+    import statistics
+
+    shutil.copytree(runs["seeds"], folder)
+    spread = json.loads((folder / "seeds.json").read_text(encoding="utf-8"))
+    for key, values in columns.items():
+        spread["final"][key] = {"mean": statistics.fmean(values), "std": statistics.stdev(values),
+                                "values": {str(seed): value for seed, value in enumerate(values)}}
+    (folder / "seeds.json").write_text(json.dumps(spread), encoding="utf-8")
+    return folder
+
+
+def test_seeds_folders_are_tested_against_the_first_by_permuting_their_seeds(runs, tmp_path):
+    import itertools
+
+    metric = _summary(runs["slow"])["tasks"]["rsg:terra"]["main_metric"]
+    terra, lower, overlapping = f"rsg:terra/{metric}", [0.1, 0.2, 0.3, 0.4], [0.15, 0.28, 0.33, 0.5]
+    first = _with_seed_values(runs, tmp_path / "first", {"aggregate": lower, terra: lower})
+    other = _with_seed_values(runs, tmp_path / "other", {"aggregate": [0.5, 0.6, 0.7, 0.8], terra: overlapping})
+    result = CliRunner().invoke(app, ["compare", str(first), str(runs["slow"]), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert "p_values" not in rows[0] and "p_values" not in rows[1]  # the baseline itself, and a single run
+    assert rows[2]["baseline"] == str(first)
+    # every one of the 70 ways of dealing 8 values into two groups of 4: only the real one and its mirror are as far apart
+    assert rows[2]["p_values"]["aggregate"] == pytest.approx(2 / 70)
+    pooled, observed = lower + overlapping, abs(sum(lower) - sum(overlapping)) / 4
+    far = sum(abs(sum(pooled[i] for i in c) - sum(pooled[i] for i in range(8) if i not in c)) / 4 >= observed - 1e-12
+              for c in itertools.combinations(range(8), 4))
+    assert rows[2]["p_values"]["rsg:terra"] == pytest.approx(far / 70) and far / 70 > 0.2
+    assert rows[2]["seed_values"]["rsg:terra"] == overlapping
+    assert "rsg:parus" in rows[2]["p_values"]  # the copies' two real seeds each: tested too (it cannot be below 1/3)
+    table = CliRunner().invoke(app, ["compare", str(first), str(other)])
+    assert table.exit_code == 0, table.output
+    assert "permutation test of the seed means against first" in table.stdout
+    assert f"other: aggregate p={2 / 70:.3f}, rsg:terra p={far / 70:.3f}" in table.stdout
+
+
+def test_a_seeds_folder_alone_or_beside_runs_is_tested_against_nothing(runs):
+    result = CliRunner().invoke(app, ["compare", str(runs["seeds"]), str(runs["slow"])])
+    assert result.exit_code == 0 and "permutation test" not in result.stdout

@@ -1,7 +1,8 @@
 """``mt compare RUN [RUN ...]``: finished runs side by side — each task's score, the aggregate, the steps.
 
 A RUN is a run directory (its ``summary.json``) or the output folder of ``mt train --seeds``
-(its ``seeds.json``: every value is the mean over the seeds, shown with its standard deviation).
+(its ``seeds.json``: every value is the mean over the seeds, shown with its standard deviation; several such folders:
+each after the first is tested against it, :mod:`mtcore.cli.seed_tests`).
 Each task's column is its main metric (``--metric NAME`` picks another, e.g. ``f1_macro`` or
 ``loss``), at the end of the run or, with ``--best``, at the best evaluation. The best value of
 each column is bold (lower is better for ``loss`` and ``mse``); the aggregate only among runs of
@@ -53,10 +54,14 @@ def compare(
         warn("the runs trained different sets of tasks, so their aggregates average different tasks and are not "
              "compared (no bold); compare the task columns")
     scored_alike = len(task_sets) == 1 and _aggregated_alike(rows, warn)
+    from mtcore.cli.seed_tests import add_seed_tests, print_seed_tests
+
+    add_seed_tests(rows, scored_alike)
     if as_json:
         print_json([{k: v for k, v in row.items() if k not in ("recorded", "tasks_changed", "mains")} for row in rows])
         return
     _print_table(rows, part, metric, compare_aggregates=scored_alike)
+    print_seed_tests(rows, _shown_names([row["run"] for row in rows])[1])
     if best:
         _print_own_bests(rows)
 
@@ -204,20 +209,27 @@ def _read_seeds(path: Path, part: str, metric: Optional[str]) -> dict[str, Any]:
         raise UsageError(f"{path}: none of its seeds' run directories ({path / 'seed-<seed>'}) holds a summary.json, so "
                          f"each task's main metric is unknown; give --metric NAME (recorded: {', '.join(sorted(recorded))})")
     tasks = [t for t in main if t in seen] + sorted(seen - set(main))
-    values, std, names = {}, {}, {}
+    values, std, names, each = {}, {}, {}, {}
     for task in tasks:
         names[task] = metric or main.get(task, "")
         spelled = _spelled(names[task], [key.rsplit("/", 1)[1] for key in stats if key.rsplit("/", 1)[0] == task])
         entry = stats.get(f"{task}/{spelled}") or {}
-        values[task], std[task] = _number(entry.get("mean")), _number(entry.get("std"))
+        values[task], std[task], each[task] = _number(entry.get("mean")), _number(entry.get("std")), _seed_values(entry)
     aggregate = stats.get("aggregate") or {}
-    std["aggregate"] = _number(aggregate.get("std"))
+    std["aggregate"], each["aggregate"] = _number(aggregate.get("std")), _seed_values(aggregate)
     row = {"run": str(path), "kind": f"{len(seeds)} seeds", "status": "completed", "steps": None,
            "aggregate": _number(aggregate.get("mean")), "tasks": values, "metrics": names, "std": std, "recorded": recorded,
-           "mains": {t: main.get(t, names[t]) for t in tasks}}
+           "mains": {t: main.get(t, names[t]) for t in tasks}, "seed_values": {k: each[k] for k in ("aggregate", *tasks) if each[k]}}
     if part == "best":
         row.update(best_step=None, own_best=None)
     return row
+
+
+def _seed_values(entry: Any) -> list[float]:
+    """The per-seed values of one ``seeds.json`` statistic (those of seeds that recorded one)."""
+    per_seed = entry.get("values") if isinstance(entry, dict) else None
+    numbers = [_number(v) for v in (per_seed.values() if isinstance(per_seed, dict) else [])]
+    return [v for v in numbers if v is not None]
 
 
 def _refuse_unfinished_seeds(path: Path, finished: list[Any], requested: list[Any]) -> None:
