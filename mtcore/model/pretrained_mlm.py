@@ -2,7 +2,8 @@
 
 ``AutoModel.from_pretrained`` keeps the encoder of a pre-training checkpoint and drops its prediction head (BERT's and
 DeBERTa's ``cls.predictions.*``, RoBERTa's ``lm_head.*``, DistilBERT's ``vocab_*``, ModernBERT's ``head.*`` and
-``decoder.bias``, an ELECTRA generator's ``generator_predictions.*``, DeBERTa-v2's non-legacy ``lm_predictions.*``).
+``decoder.bias``, an ELECTRA generator's ``generator_predictions.*``, DeBERTa-v2's non-legacy ``lm_predictions.*``,
+ALBERT's ``predictions.*``).
 A ``masked_lm`` head is that head's transform and bias (:mod:`mtcore.model.heads.masked_lm`): starting it from them
 continues the pre-training where it stopped, instead of from a random transform whose first steps send large gradients
 into the encoder. The tensors are read from the checkpoint's safetensors files only (never a pickle), from a local
@@ -28,6 +29,7 @@ LAYOUTS = (
     ("head", "head.dense", "head.norm", ("decoder.bias",)),
     ("generator_predictions", "generator_predictions.dense", "generator_predictions.LayerNorm", ("generator_lm_head.bias",)),
     ("lm_predictions", "lm_predictions.lm_head.dense", "lm_predictions.lm_head.LayerNorm", ("lm_predictions.lm_head.bias",)),
+    ("predictions", "predictions.dense", "predictions.LayerNorm", ("predictions.bias", "predictions.decoder.bias")),  # ALBERT
 )
 
 

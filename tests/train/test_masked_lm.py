@@ -246,7 +246,7 @@ def _fills_as_the_run_scores(run: Path, exported: Path) -> None:
     assert filled[0]["token_str"] in ("mat", "rug")  # what the grammar puts there
 
 
-@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "modernbert", "deberta-v2", "deberta-v3", "electra"])
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert", "modernbert", "deberta-v2", "deberta-v3", "electra", "albert"])
 def test_the_head_starts_from_the_checkpoints_own_and_exports_back_to_it(arch, tmp_path):
     """A pre-training checkpoint's masked-LM head (cls.predictions, lm_head, vocab_*, head) is where the masked_lm head
     starts: the model scores as transformers' AutoModelForMaskedLM of that checkpoint, and mt export writes it back."""
@@ -256,9 +256,14 @@ def test_the_head_starts_from_the_checkpoints_own_and_exports_back_to_it(arch, t
     from mtcore.model import MultitaskModel
     from mtcore.testing import build_tiny_encoder
 
-    build_tiny_encoder(tmp_path / "checkpoint", arch.replace("deberta-v3", "deberta-v2"), words=WORDS)
+    build_tiny_encoder(tmp_path / "checkpoint", {"deberta-v3": "deberta-v2", "albert": "bert"}.get(arch, arch), words=WORDS)
     torch.manual_seed(0)
     config = AutoConfig.from_pretrained(tmp_path / "checkpoint")
+    if arch == "albert":  # predictions.*: narrower embeddings, gelu_new
+        from transformers import AlbertConfig
+
+        config = AlbertConfig(vocab_size=config.vocab_size, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=64, pad_token_id=0)
     if arch == "electra":  # a generator whose embeddings are narrower than its hidden states
         config.embedding_size = config.hidden_size // 2
     if arch == "deberta-v3":  # DeBERTa-v2's other layout: lm_predictions.lm_head
