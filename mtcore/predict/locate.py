@@ -115,6 +115,7 @@ def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) 
     from mtcore.train.build import build_model
     from mtcore.train.encoder_source import load_tokenizer
     from mtcore.train.checkpoint import load_weights
+    from mtcore.train.checkpoint_checks import check_task_labels
     from mtcore.train.validate import plan_run
     from mtcore.train.warm_start import run_encoder_source
 
@@ -133,6 +134,13 @@ def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) 
         data = {p.id: load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",), max_length=p.task.max_length,
                                      encoder_config=model.encoder.config, holdout=p.entry.holdout) for p in balanced}
         apply_balanced_weights(model, balanced, data)
+    state = location.model_dir / CHECKPOINT_DONE
+    try:
+        import json
+
+        check_task_labels(location.model_dir, model, json.loads(state.read_text(encoding="utf-8")))
+    except (OSError, ValueError):  # gone or damaged: the weights say so, or the labels cannot be checked
+        pass
     load_weights(model, _readable(weights, held))
     return model.eval()
 

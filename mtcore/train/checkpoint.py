@@ -7,7 +7,7 @@ Layout of ``<run>/checkpoints/step-000123/``::
     trainer.{safetensors,json}     scheduler, grad scaler, loss-strategy parameters
     rng-<rank>.{safetensors,json}  python / numpy / torch / CUDA RNG states of each process
     sampler.json          the batch sampler's position
-    state.json            step, best score and step, early-stopping count, counters (written last)
+    state.json            step, best score and step, early-stopping count, counters, each task's labels (written last)
 
 No file is a pickle: tensors are in safetensors, the rest in JSON (:mod:`mtcore.train.state_files`).
 
@@ -37,7 +37,8 @@ import torch
 
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
-from mtcore.train.checkpoint_checks import check_rng, check_sampler_state, check_scheduler_state, check_train_state, damaged
+from mtcore.train.checkpoint_checks import (check_rng, check_sampler_state, check_scheduler_state, check_task_labels, check_train_state,
+                                            damaged, task_labels)
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -286,7 +287,7 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
                       f"cannot hold: {str(exc).removeprefix('cannot save state at trainer.')}; keep tensors or plain data "
                       "(numbers, strings, lists, dicts) in its state_dict / get_extra_state") from None
     _write_json(directory / "sampler.json", sampler.state_dict())
-    _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads()})
+    _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads(), "task_labels": task_labels(model)})
 
 
 def write_rank_files(directory: Path, rank: int) -> None:
@@ -317,6 +318,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     check_rng(rng, _rng_stem(directory, rank, known).with_suffix(".json"))
     check_train_state(state_data, directory / "state.json", TrainState)
     check_sampler_state(sampler_state, directory / "sampler.json")
+    check_task_labels(directory, model, state_data)
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))

@@ -112,3 +112,31 @@ def check_rng(state: Any, path: Path) -> None:
         ok = False
     if not ok:
         raise damaged(path, "not the random-generator states mtcore writes")
+
+
+def task_labels(model: Any) -> dict[str, list[str]]:
+    """Each task's labels, in the order of its head's outputs (recorded in a checkpoint's ``state.json``)."""
+    tasks = getattr(getattr(model, "module", model), "tasks", None) or {}
+    return {str(task_id): [str(label) for label in (info.get("labels") or [])] for task_id, info in tasks.items()}
+
+
+def check_task_labels(directory: Path, model: Any, state_data: Any) -> None:
+    """The checkpoint's heads were trained with the labels its ``state.json`` records: a task whose labels are other now (its
+    plugin's list was edited or reordered, its data say others) is refused, or the head's outputs would be read as the wrong
+    labels. Checkpoints written before the record are not checked."""
+    from mtcore.errors import ConfigError
+
+    recorded = state_data.get("task_labels") if isinstance(state_data, dict) else None
+    if not isinstance(recorded, dict):
+        return
+    for task_id, labels in task_labels(model).items():
+        old = recorded.get(task_id)
+        if isinstance(old, list) and [str(label) for label in old] != labels:
+            raise ConfigError(f"checkpoint {str(directory)!r}: task {task_id!r} was trained with the labels {_listed(old)} and has "
+                              f"{_listed(labels)} now (its plugin or its labels changed since), so the head's outputs would be read "
+                              "as other labels; use the plugin version and labels the run trained with, or start a new run")
+
+
+def _listed(labels: list[Any], limit: int = 8) -> str:
+    shown = ", ".join(str(label) for label in labels[:limit])
+    return f"[{shown}{', ...' if len(labels) > limit else ''}] ({len(labels)})"

@@ -1,0 +1,33 @@
+"""A checkpoint records each task's labels: resuming, or scoring the checkpoint, with other labels now (a plugin that
+reordered its list) is one line, never a head whose outputs are read as the wrong labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mtcore import Trainer
+from mtcore.cli.app import app
+from mtcore.errors import ConfigError
+
+
+def test_a_checkpoint_trained_with_other_labels_is_refused_by_resume_and_by_evaluate(tmp_path: Path, make_config):
+    Trainer(make_config(), output_dir=tmp_path / "run").train()
+    (tmp_path / "run" / "summary.json").unlink()  # as if it had stopped
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000006"
+    state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    assert state["task_labels"]["user:sent"] == ["negative", "positive"] and state["task_labels"]["user:pair"] == ["different", "same"]
+    evaluated = CliRunner().invoke(app, ["evaluate", str(checkpoint), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output  # as recorded: scored
+    # the run trained 'sent' with its labels the other way round (as a plugin's earlier version listed them)
+    state["task_labels"]["user:sent"] = ["positive", "negative"]
+    (checkpoint / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"task 'user:sent' was trained with the labels \[positive, negative\] \(2\) and has "
+                                          r"\[negative, positive\] \(2\) now .*start a new run"):
+        Trainer(make_config(), output_dir=tmp_path / "run", resume=True).train()
+    refused = CliRunner().invoke(app, ["evaluate", str(checkpoint)])
+    assert refused.exit_code == 2 and "task 'user:sent' was trained with the labels [positive, negative]" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.output
