@@ -13,6 +13,7 @@ from typing import Any
 
 from mtcore.train.build import Engine
 from mtcore.train.checkpoint import write_checkpoint_files, write_rank_files
+from mtcore.train.versions import run_versions
 from mtcore.train.evaluation import evaluate
 from mtcore.train.metrics import aggregate
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, diverged_evaluation
@@ -41,7 +42,7 @@ def start_progress(engine: Engine) -> Progress:
     engine.log.write({"event": "start", "step": engine.state.step, "total_steps": engine.total_steps, "tasks": engine.plan.task_ids,
                       "evaluated_with": dict(engine.eval_heads), "processes": acc.num_processes, "device": str(acc.device), "precision": acc.mixed_precision,
                       "sampler_mode": engine.plan.mode, "loss_strategy": engine.config.loss.strategy, "notes": list(engine.notes),
-                      "time": time.time()})
+                      "versions": run_versions(acc.device), "time": time.time()})
     engine.started_at, engine.seconds_before = time.perf_counter(), engine.state.train_seconds
     return progress
 

@@ -31,3 +31,15 @@ def test_a_checkpoint_trained_with_other_labels_is_refused_by_resume_and_by_eval
     refused = CliRunner().invoke(app, ["evaluate", str(checkpoint)])
     assert refused.exit_code == 2 and "task 'user:sent' was trained with the labels [positive, negative]" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.output
+
+
+def test_the_start_event_records_the_versions_the_run_trained_with(tmp_path: Path, make_config, helpers):
+    from importlib.metadata import version
+
+    Trainer(make_config(schedule={"max_steps": 2, "warmup_steps": 0}), output_dir=tmp_path / "run").train()
+    [start] = [e for e in helpers.read_events(tmp_path / "run") if e["event"] == "start"]
+    versions = start["versions"]
+    assert versions["torch"] == version("torch") and versions["transformers"] == version("transformers")
+    assert versions["mtcore"] == version("mtcore") and versions["python"].count(".") == 2
+    assert versions["plugins"]["mt-russian-superglue"] == version("mt-russian-superglue")  # an installed plugin distribution
+    assert "mtcore" not in versions["plugins"] and "gpu" not in versions  # no GPU here
