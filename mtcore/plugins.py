@@ -92,11 +92,12 @@ def _hook_problems(module: Any) -> list[str]:
             problems.append(f"hook {attr!r} takes {', '.join(map(repr, unknown))}: its argument must be named 'register' "
                             f"(def {attr}(register))")
         elif not marked and attr in HOOK_NAMES:
-            problems.append(f"{attr!r} is not decorated with @mtcore.hookimpl, so mtcore would never call it{_defined_at(value)}")
+            problems.append(f"{attr!r} is not decorated with @hookimpl (from mtcore.hookspecs import hookimpl), so mtcore would "
+                            f"never call it{_defined_at(value)}")
         implemented += marked
     if not problems and not implemented:
         problems.append(f"module {module.__name__!r} implements no mtcore hook: decorate functions named "
-                        "mt_register_tasks, mt_register_heads, ... with @mtcore.hookimpl (see docs/hooks.md)")
+                        "mt_register_tasks, mt_register_heads, ... with @hookimpl (from mtcore.hookspecs import hookimpl; see docs/hooks.md)")
     return problems
 
 

@@ -33,7 +33,7 @@ def test_show_task_prints_sources_labels_metrics():
     result = run_mt("show-task", "rsg:terra")
     assert result.returncode == 0, result.stderr
     for text in ("pair_classification", "entailment", "not_entailment", "source hub", "source local", "source sample", "accuracy", "sample size",
-                 "rsg (mt predict ... --format rsg -o FOLDER)"):  # its submission writer, and how to write it
+                 "rsg (mt predict ... --format rsg -o PATH: the folder or file it writes)"):  # its submission writer, and how to write it
         assert text in result.stdout
 
 

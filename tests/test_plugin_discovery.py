@@ -66,7 +66,7 @@ def test_broken_plugins_are_reported_in_one_line_each_and_others_keep_working(fi
     assert "(at mt_fixture_broken_hook/plugin.py:9 in mt_register_tasks)" in by_plugin["broken_hook"][0]
     assert "unknown hook 'mt_register_task'" in by_plugin["misspelled"][0]
     assert "did you mean 'mt_register_tasks'?" in by_plugin["misspelled"][0]
-    assert "'mt_register_tasks' is not decorated with @mtcore.hookimpl" in by_plugin["undecorated"][0]
+    assert "'mt_register_tasks' is not decorated with @hookimpl (from mtcore.hookspecs import hookimpl)" in by_plugin["undecorated"][0]
     assert all(len(v) == 1 for v in by_plugin.values()), lines
     clash = [line for line in lines if "mt-fixture-zz-clash" in line]
     assert len(clash) == 1 and "the plugin name 'dupe' is also used by mt-fixture-duplicate, which was loaded instead" in clash[0]

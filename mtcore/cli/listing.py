@@ -100,7 +100,7 @@ def show_task(task_id: str = typer.Argument(..., metavar="ID", help="Task id, e.
     row("metrics", ", ".join(task.all_metrics) + f"  (main: {task.main})")
     row("max_length", str(task.max_length))
     if isinstance(task.writer, str):  # its submission format: written when asked for, the default staying JSON Lines
-        row("writer", f"{task.writer} (mt predict ... --format {task.writer} -o FOLDER)")
+        row("writer", f"{task.writer} (mt predict ... --format {task.writer} -o PATH: the folder or file it writes)")
     sizes = sample_sizes(task)
     if sizes:
         row("sample size", ", ".join(f"{split} {n}" for split, n in sizes.items()))

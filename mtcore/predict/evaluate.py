@@ -141,7 +141,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             continue
         setups.append(TaskSetup(task, head_id, source or ("local" if data_dir else "sample"), data_dir))
     if unread and not setups:
-        raise ConfigError(none_readable([task_id for task_id, _ in unread]))
+        raise ConfigError(none_readable([task_id for task_id, _ in unread], in_run=location.run_dir is not None))
     for _, exc in unread:
         warnings.warn(f"{exc}; left out", UserWarning, stacklevel=2)
     ids = [s.task.id for s in setups]

@@ -229,12 +229,15 @@ def checked_weights(weights: dict[str, Any], ids: list[str]) -> dict[str, float]
     return matched
 
 
-def none_readable(ids: list[str]) -> str:
+def none_readable(ids: list[str], in_run: bool = False) -> str:
     """Why no task of a model can be scored: their plugins are not installed, or (``user:``) they were defined in a run's
-    config or registered from Python."""
+    config or registered from Python (``in_run``: a run directory was given, whose config does not define them)."""
     plugins = sorted({i.split(":", 1)[0] for i in ids if ":" in i} - {"user"})
     fixes = [f"install {'their plugins' if len(plugins) != 1 else 'its plugin'} ({', '.join(plugins)})"] if plugins else []
-    if any(i.startswith("user:") for i in ids):
+    if any(i.startswith("user:") for i in ids) and in_run:
+        fixes.append("register its user: tasks from Python again, as the run did when it trained, and score it there "
+                     "(mtcore.predict.evaluate_model)")
+    elif any(i.startswith("user:") for i in ids):
         fixes.append("evaluate the run directory, whose config defines its user: tasks (or register them from Python)")
     fixes.append("give the rows of one task in a file with --tasks ID --input FILE")
     return f"no task of the model can be scored here: nothing installed reads the data of {', '.join(ids)}; {', or '.join(fixes)}"

@@ -267,6 +267,12 @@ class TaskFolder:
 
             with _writing(self.folder):
                 paths = [Path(p) for p in call_writer(self.writer, self.writer_id, task, rows, inside, where=self.folder.parent)]
+            if inside.is_file():  # one file at the path given: no folder of tasks (each task's file would replace the last)
+                from mtcore.errors import UsageError
+
+                raise UsageError(f"the {self.writer_id} writer writes one file at the path it is given, so it cannot write several "
+                                 f"tasks' predictions into the folder {self.folder}: predict one task at a time, --task "
+                                 f"{task.id} --output FILE (e.g. {self.folder / ('predictions.' + self.writer_id.rpartition(':')[2])})")
         self._staged.append((task, head, len(rows), paths))
 
     def write_chunks(self, task: Any, head: str, chunks: Iterable[Sequence[Mapping[str, Any]]]) -> None:

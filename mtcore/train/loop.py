@@ -127,7 +127,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
     pin = acc.device.type == "cuda"
     meter = LossMeter(engine.plan.task_ids, acc.device)
     meter.restore_window(state.log_window, main=acc.is_main_process)  # resumed mid-window: the checkpoint's sums so far
-    watch = NonFiniteWatch(engine.plan.task_ids, acc.device)
+    watch = NonFiniteWatch(engine.plan.task_ids, acc.device, engine.config.loss.strategy)
     progress = events.start_progress(engine)
     shared, others = split_parameters(engine.unwrapped)
     clipped = [p for group in optimizer.param_groups for p in group["params"]]
@@ -201,7 +201,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                             if strategy.owns_backward:
                                 losses[task] = loss / divisors[micro][k]
                             else:
-                                acc.backward(checked_term(strategy, task, strategy.term(task, loss)) / divisors[micro][k])
+                                term = checked_term(strategy, task, strategy.term(task, loss))
+                                watch.observe_term(task, term, step)
+                                acc.backward(term / divisors[micro][k])
                     if strategy.owns_backward:
                         strategy.backward(losses, shared, others, scale, step)
                 if strategy.owns_backward:  # its forwards ran outside DDP's sync: it averages over processes itself

@@ -156,28 +156,45 @@ class LossMeter:
 class NonFiniteWatch:
     """First step with a non-finite loss, per task, tracked on the device."""
 
-    def __init__(self, tasks: Sequence[str], device: torch.device) -> None:
+    def __init__(self, tasks: Sequence[str], device: torch.device, strategy: str | None = None) -> None:
         self.tasks = list(tasks)
-        self.first_bad = torch.full((len(self.tasks),), -1, dtype=torch.long, device=device)
+        # row 0: the task's loss; row 1: what the loss strategy made of it (its term(), back-propagated)
+        self.first_bad = torch.full((2, len(self.tasks)), -1, dtype=torch.long, device=device)
         self._index = {t: i for i, t in enumerate(self.tasks)}
+        self.strategy = strategy
 
     def observe(self, task: str, loss: torch.Tensor, step: int) -> None:
         """Remember ``step`` if ``loss`` is not finite and nothing was seen for ``task`` yet (no sync)."""
+        self._note(0, task, loss, step)
+
+    def observe_term(self, task: str, term: torch.Tensor, step: int) -> None:
+        """As :meth:`observe`, for the loss strategy's term of ``task`` (what is back-propagated; no sync)."""
+        self._note(1, task, term, step)
+
+    def _note(self, row: int, task: str, value: torch.Tensor, step: int) -> None:
         i = self._index[task]
-        bad = ~torch.isfinite(loss.detach()) & (self.first_bad[i] < 0)
-        self.first_bad[i] = torch.where(bad, torch.full_like(self.first_bad[i], step), self.first_bad[i])
+        bad = ~torch.isfinite(value.detach()) & (self.first_bad[row, i] < 0)
+        self.first_bad[row, i] = torch.where(bad, torch.full_like(self.first_bad[row, i], step), self.first_bad[row, i])
 
     def check(self, last_checkpoint: str | None, gather: Any = None) -> None:
-        """Raise :class:`NonFiniteLossError` if any task's loss went non-finite on any process.
+        """Raise :class:`NonFiniteLossError` if any task's loss, or the loss strategy's term of it, went non-finite on any
+        process (a term that did at an earlier step than any loss names the strategy).
 
         ``gather`` (DDP) concatenates the per-process tensors, so every rank raises together.
         """
-        values = (gather(self.first_bad) if gather is not None else self.first_bad).reshape(-1, len(self.tasks))
-        seen = [(int(step), self.tasks[i]) for row in values.tolist() for i, step in enumerate(row) if step >= 0]
-        if not seen:
+        values = (gather(self.first_bad) if gather is not None else self.first_bad).reshape(-1, 2, len(self.tasks))
+        seen = [(int(step), self.tasks[i]) for rows in values.tolist() for i, step in enumerate(rows[0]) if step >= 0]
+        made = [(int(step), self.tasks[i]) for rows in values.tolist() for i, step in enumerate(rows[1]) if step >= 0]
+        if not seen and not made:
             return
-        step, task = min(seen)
         kept = f"the last good checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written before it"
+        if made and (not seen or min(made)[0] < min(seen)[0]):  # the task's loss was finite; the strategy's term of it was not
+            step, task = min(made)
+            raise NonFiniteLossError(
+                f"loss strategy {self.strategy!r} made the loss of task {task!r} NaN or infinite at step {step} (the task's own "
+                f"loss was finite); training stopped and {kept} (fix the strategy's term(), or choose another loss.strategy)",
+                step=step)
+        step, task = min(seen)
         raise NonFiniteLossError(
             f"loss of task {task!r} became NaN or infinite at step {step}; training stopped and {kept} "
             "(lower optimizer.lr, keep optimizer.max_grad_norm, or check the task's data)", step=step

@@ -32,15 +32,15 @@ data, run = sys.argv[1], sys.argv[2]
 register_task(Task(name="mycomments", kind="text_classification", labels=("ok", "toxic"), inputs={"text": "comment_text"},
                    sources={"local": Source.local("jsonl", {"train": "train.jsonl", "validation": "dev.jsonl"})}))
 Trainer({"encoder": {"tiny": "bert"}, "schedule": {"max_steps": 2}, "logging": {"progress": "none", "plot": False},
-         "tasks": [{"id": "user:mycomments", "source": "local", "data_dir": data}, {"id": "rsg:terra", "source": "sample"}]},
+         "tasks": [{"id": "user:mycomments", "source": "local", "data_dir": data}, {"id": "rsg:terra", "source": "sample"}][:int(sys.argv[3])]},
         output_dir=run).train()
 """
 
 
 def test_a_run_of_a_task_registered_from_python_is_scored_and_predicted_from_its_saved_task(tmp_path: Path, cli):
     data, run = _files(tmp_path / "data"), tmp_path / "run"
-    trained = subprocess.run([sys.executable, "-c", TRAIN_WITH_A_REGISTERED_TASK, str(data), str(run)], capture_output=True, text=True,
-                             env=clean_env(**ENV), timeout=300)
+    trained = subprocess.run([sys.executable, "-c", TRAIN_WITH_A_REGISTERED_TASK, str(data), str(run), "2"], capture_output=True,
+                             text=True, env=clean_env(**ENV), timeout=300)
     assert trained.returncode == 0, trained.stderr
 
     every = cli("evaluate", run, "--json")  # this process has no user:mycomments: the other task is scored
@@ -58,6 +58,19 @@ def test_a_run_of_a_task_registered_from_python_is_scored_and_predicted_from_its
     predicted = cli("predict", run, "--task", "user:mycomments", "-i", data / "dev.jsonl")
     assert predicted.exit_code == 0, predicted.stderr
     assert [json.loads(line)["label"] in ("ok", "toxic") for line in predicted.stdout.splitlines()] == [True] * 6
+
+
+def test_a_run_of_registered_tasks_alone_says_to_register_them_again_not_to_evaluate_the_run_it_was_given(tmp_path: Path, cli):
+    data, run = _files(tmp_path / "data"), tmp_path / "run"
+    trained = subprocess.run([sys.executable, "-c", TRAIN_WITH_A_REGISTERED_TASK, str(data), str(run), "1"], capture_output=True,
+                             text=True, env=clean_env(**ENV), timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    result = cli("evaluate", run)
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: no task of the model can be scored here: nothing installed reads the data of user:mycomments; "
+                           "register its user: tasks from Python again, as the run did when it trained"), line
+    assert "evaluate the run directory" not in result.stderr
 
 
 def test_every_task_of_a_run_is_scored_on_a_split_those_that_lack_it_are_named(tmp_path: Path, cli):

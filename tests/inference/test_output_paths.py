@@ -331,3 +331,21 @@ def test_an_output_named_for_a_format_no_writer_writes_is_refused_unless_the_for
     asked = cli("predict", bert_model_dir, "--task", "sentiment", "-i", reviews_file, "-o", tmp_path / name, "--format", "jsonl")
     assert asked.exit_code == 0, asked.stderr
     assert (tmp_path / name).read_text().startswith("{")
+
+
+def test_a_one_file_plugin_writer_for_several_tasks_says_to_predict_them_one_at_a_time(cli, trained_run, tmp_path, monkeypatch):
+    """Each task's file was written at the same path, each replacing the last, and moving it onto the output folder failed
+    as "cannot write to preds: Directory not empty" (exit 1): the writer is named, with the one-task command."""
+    from mtcore.plugins import register_component
+
+    register_component("writer", "one_tsv_test", _tsv_writer(fail=False), needs_ids=False)
+    monkeypatch.chdir(tmp_path)
+    before = _listing(tmp_path)
+    result = cli("predict", trained_run, "--task", "rsg:terra,rsg:parus", "--split", "validation", "--format", "one_tsv_test",
+                 "-o", "preds/")
+    assert result.exit_code == 2, result.output
+    _one_error_line(result, "the user:one_tsv_test writer writes one file at the path it is given, so it cannot write several tasks' "
+                            "predictions into the folder", "predict one task at a time, --task rsg:terra --output FILE")
+    assert _listing(tmp_path) == before
+    one = cli("predict", trained_run, "--task", "rsg:terra", "--split", "validation", "--format", "one_tsv_test", "-o", "terra.tsv")
+    assert one.exit_code == 0 and (tmp_path / "terra.tsv").read_text(encoding="utf-8").count("\n") > 0, one.output

@@ -350,3 +350,22 @@ def test_an_attention_implementation_that_cannot_be_used_is_a_config_error(tiny_
         pytest.skip("flash-attn is installed here")
     with pytest.raises(ConfigError, match="attn_implementation='flash_attention_2'"):
         MultitaskModel(str(tiny_encoders["bert"]), {"demo:t": HeadSpec("classification", 2)}, attn_implementation="flash_attention_2")
+
+
+def test_a_registered_module_that_is_not_a_head_is_named_as_such_not_as_rejected_options(tiny_encoders):
+    """A plain nn.Module registered as a head failed as "rejected options {}: ... unexpected keyword argument
+    'hidden_size'", blaming options nobody gave."""
+    from mtcore import plugins
+    from mtcore.errors import PluginError
+
+    class NotAHead(torch.nn.Module):
+        pass
+
+    plugins.register_component("head", "not_a_head_test", NotAHead, kinds=("text_classification",))
+    try:
+        with pytest.raises(PluginError, match=r"head 'user:not_a_head_test' \(head of task 'demo:t'\) is registered by plugin "
+                                              r"'user' as .*NotAHead', a class that is not a mtcore.model.heads.base.Head subclass"):
+            MultitaskModel(str(tiny_encoders["bert"]), {"demo:t": HeadSpec("not_a_head_test", 2, kind="text_classification")})
+    finally:
+        for registry in plugins._cache.values():
+            registry.components["head"].pop("user:not_a_head_test", None)

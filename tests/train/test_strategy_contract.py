@@ -106,3 +106,21 @@ def test_task_weights_that_are_no_mapping_of_numbers_are_named(tmp_path: Path, m
     config = make_config(loss={"strategy": "text_weights"}, schedule={"max_steps": 1, "warmup_steps": 0}, checkpoint={"every": None})
     with pytest.raises(MtError, match=r"TextWeights: task_weights\(\) returned str 'weights'; it returns \{task id: weight\}"):
         Trainer(config, output_dir=tmp_path / "run").train()
+
+
+class NaNTerm(CountingSum):
+    def term(self, task_id, loss):
+        return loss * float("nan")
+
+
+def test_a_strategy_whose_term_is_nan_is_named_at_the_step_it_did_so(tmp_path: Path, make_config):
+    """Only the task's own loss was watched: the NaN term ruined the weights at step 1 and the error came at step 2,
+    blaming the task's data and the learning rate."""
+    from mtcore.train.monitor import NonFiniteLossError
+
+    register_component("loss", "nan_term", NaNTerm, "a NaN of every loss")
+    config = make_config(loss={"strategy": "nan_term"}, schedule={"max_steps": 4, "warmup_steps": 0}, logging={"every": 2, "progress": "none", "plot": False})
+    with pytest.raises(NonFiniteLossError, match=r"^loss strategy 'nan_term' made the loss of task '[^']+' NaN or infinite at step 1 "
+                                                 r"\(the task's own loss was finite\); .*fix the strategy's term\(\), or choose another "
+                                                 r"loss.strategy\)$"):
+        Trainer(config, output_dir=tmp_path / "run").train()

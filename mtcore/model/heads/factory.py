@@ -97,6 +97,9 @@ def build_head(task_id: str, spec: HeadSpec, hidden_size: int) -> tuple[nn.Modul
     except MtError as exc:
         raise type(exc)(f"task {task_id!r}, head {name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
+        problem = component.type_problem(head_class, f" (head of task {task_id!r})")
+        if problem:  # a module that is not a Head (takes no hidden_size): the plugin's mistake, not the options'
+            raise PluginError(f"{problem} ({type(exc).__name__}: {exc})") from exc
         raise ConfigError(f"task {task_id!r}, head {name!r} rejected options {options}: {exc}") from exc
     if not isinstance(module, nn.Module):
         raise ConfigError(f"head {name!r} ({component.id}) built a {type(module).__name__}, not a torch nn.Module")
