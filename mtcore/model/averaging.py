@@ -22,11 +22,10 @@ from typing import Any
 import torch
 
 from mtcore.errors import UsageError
+from mtcore.model.heads.base import TRAINING_ONLY_OPTIONS as _TRAINING_ONLY  # heads that differ in them average (a sweep)
 
 #: What of a task's saved description must match for two heads to be averaged (head options: :func:`_shape_options`).
 _TASK_KEYS = ("kind", "labels", "head", "head_id", "head_options")
-#: Head options that weigh the loss or drop units in training only: heads that differ in them average (a sweep over them).
-_TRAINING_ONLY = ("class_weights", "label_smoothing", "dropout", "dropout_in", "dropout_between")
 
 
 def average_models(paths: Sequence[Any], load: Callable[[Any], Any]) -> Any:

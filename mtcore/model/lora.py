@@ -8,7 +8,7 @@
 
 Every task shares the adapters and trains its own head fully; with ``per_task: true`` every task (every
 head) gets adapters of its own instead, switched in for its forward passes (the encoder's weights stay
-shared and frozen: a task-specific encoder at 2 r (d_in + d_out) parameters per adapted matrix). The weights in training checkpoints
+shared and frozen: a task-specific encoder at r (d_in + d_out) parameters per adapted matrix). The weights in training checkpoints
 keep the adapters apart, so ``--resume`` rebuilds them and continues exactly; a saved model
 (``model/``, ``save_pretrained``) has them merged into the encoder's weights (``W + alpha/r · B A``),
 so it is a plain encoder that ``mt predict``, ``mt evaluate``, ``mt export`` and ``AutoModel`` read

@@ -259,11 +259,6 @@ def _start_heads(model: Any, tasks: dict[str, Any], saved: dict[str, Any], load:
     return notes
 
 
-#: Head options that weigh the loss only: the head's tensors are the same whatever they are, so they never keep a saved
-#: head from starting a run (``class_weights: {entailment: 2.0}`` is saved as ``[2.0, 1.0]``, ``balanced`` as numbers).
-LOSS_ONLY_OPTIONS = ("class_weights", "label_smoothing")
-
-
 def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]:
     """What keeps the saved head of a task from starting the new one: ``"labels: [a, b] here, [b, a] saved"``.
 
@@ -272,6 +267,7 @@ def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]
     """
     import inspect
 
+    from mtcore.model.heads.base import TRAINING_ONLY_OPTIONS  # they never keep a saved head from starting the run
     from mtcore.model.manifest import jsonable
     from mtcore.plugins import load_registry
 
@@ -295,5 +291,5 @@ def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
              ("head", mine.id if mine else task.head_name, info.get("head_id") or (theirs.id if theirs else info.get("head")))]
     pairs += [(f"head_options.{k}", mine_options.get(k), saved_options.get(k)) for k in sorted(set(mine_options) | set(saved_options))
-              if k not in LOSS_ONLY_OPTIONS]
+              if k not in TRAINING_ONLY_OPTIONS]
     return [f"{what}: {a!r} here, {b!r} saved" for what, a, b in pairs if a != b]

@@ -42,7 +42,8 @@ def test_a_saved_model_starts_the_next_run_with_its_encoder_and_matching_heads(t
     notes = _start_event(helpers, tmp_path / "changed")["notes"]
     assert any("task 'user:sent' differs from the saved one (head: 'mtcore:mlp' here, 'mtcore:classification' saved)" in n for n in notes)
     same = continue_from("same", True, head="mtcore:classification",  # a qualified name, a default option, and options of the loss
-                         head_options={"pooling": "cls", "class_weights": "balanced", "label_smoothing": 0.1})  # only: the same head
+                         head_options={"pooling": "cls", "class_weights": "balanced", "label_smoothing": 0.1,  # and of
+                                       "dropout": 0.3})  # training only: the same head
     assert [k for k in trained if not torch.allclose(trained[k], same[k], atol=1e-6)] == []
     continue_from("pooled", True, head_options={"pooling": "mean"})
     notes = _start_event(helpers, tmp_path / "pooled")["notes"]

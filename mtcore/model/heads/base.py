@@ -42,6 +42,11 @@ if TYPE_CHECKING:
     from mtcore.task import Task
 
 
+#: Head options of training only (the loss's weights, dropout): a head's tensors are the same whatever they are, so two heads
+#: that differ only in them average (``mt average``) and a saved one starts a run (``encoder.load_heads``).
+TRAINING_ONLY_OPTIONS = ("class_weights", "label_smoothing", "dropout", "dropout_in", "dropout_between")
+
+
 @dataclass
 class HeadOutput(ModelOutput):
     """What a head returns: ``logits`` and, when labels were given, ``loss``."""
