@@ -299,9 +299,9 @@ def load_task_data(task: Task, tokenizer: Any, *, source: str = "sample", data_d
         tokenized[split] = tokenize_split(prepared, task, tokenizer, max_length=length, use_token_type_ids=segments,
                                           split=split, tokenizer_key=tokenizer_key)
         del prepared
-        warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None))
-        warn_cut_answers(tokenized[split], task, split, length)
         where = f"{split} split" + (f" ({description})" if description.startswith("--input") else "")
+        warn_cut_words(tokenized[split], task, split, length, limit=getattr(tokenizer, "model_max_length", None), where=where)
+        warn_cut_answers(tokenized[split], task, split, length, where=where)
         check_span_counts(task, tokenized[split], where)
         if pools_spans(task):
             warn_cut_spans(tokenized[split], task.id, where, length)

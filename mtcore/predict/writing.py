@@ -258,7 +258,7 @@ class TaskFolder:
         """Write one task's rows into the hidden folder."""
         assert self.stage is not None, "use TaskFolder in a with block"
         inside = self.stage / self.folder.name  # the output folder, as the writer sees it
-        if self.format in STREAMED:
+        if self.format in STREAMED or self.writer_id == "mtcore:conll":  # mtcore's own one-file writers: a file per task
             target = inside / f"{task.id.replace(':', '_')}.{self.format}"
             with _writing(self.folder / target.name):
                 paths = [Path(p) for p in self.writer(task, rows, target) or [target]]

@@ -163,6 +163,13 @@ def test_the_ner_example_trains_offline_on_its_conll_2003_layout_sample_and_pred
         ["Peter", "Blackburn", "visited", "Moscow"], ["EU", "rejects"]]
     tags = {line.split("\t")[1] for s in sentences for line in s.splitlines()}
     assert tags <= set(yaml.safe_load(example.read_text())["tasks"][0]["define"]["labels"])
+    # every token task into a folder: a file per task (the writer was given the folder's own path: "Directory not empty")
+    every = runner.invoke(app, ["predict", str(tmp_path / "run"), "--task", "all", "--split", "test", "--source", "local",
+                                "--data-dir", str(tmp_path / "test"), "--format", "conll", "-o", str(tmp_path / "all")])
+    assert every.exit_code == 0, every.output[-2000:]
+    assert sorted(p.name for p in (tmp_path / "all").iterdir()) == ["user_conll2003.conll"]
+    assert [len(s.splitlines()) for s in (tmp_path / "all" / "user_conll2003.conll").read_text(encoding="utf-8").split("\n\n")
+            if s.strip()] == [5, 2, 2]
 
 
 def test_predict_reads_a_conll_input_with_the_task_s_separator_and_comments(tmp_path, monkeypatch):

@@ -281,3 +281,17 @@ def test_mt_predict_warns_about_cut_words_and_writes_null_for_them(short_run, ne
         "tasks.<i>.max_length=N; Python: Task(max_length=N))"]
     written = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert [label.count(None) for label in (r["label"] for r in written)] == [max(0, len(r["tokens"]) - (SHORT - 2)) for r in rows]
+
+
+def test_mt_evaluate_input_names_the_file_whose_rows_lose_words(short_run, ner_files, tmp_path):
+    """The warning said "test split", a split the run does not have, where the rows were the --input file's."""
+    from typer.testing import CliRunner
+
+    from mtcore.cli.app import app
+
+    inputs = tmp_path / "labelled.jsonl"
+    inputs.write_text(Path(ner_files["files"]["validation"]).read_text(encoding="utf-8"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["evaluate", str(short_run["output"]), "--input", str(inputs), "--json"])
+    assert result.exit_code == 0, result.output
+    [line] = [line for line in result.stderr.splitlines() if "past max_length" in line]
+    assert line.startswith(f"warning: task '{TASK_ID}', test split (--input {inputs}): "), line
