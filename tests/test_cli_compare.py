@@ -376,3 +376,22 @@ def test_seeds_folders_are_tested_against_the_first_by_permuting_their_seeds(run
 def test_a_seeds_folder_alone_or_beside_runs_is_tested_against_nothing(runs):
     result = CliRunner().invoke(app, ["compare", str(runs["seeds"]), str(runs["slow"])])
     assert result.exit_code == 0 and "permutation test" not in result.stdout
+
+
+def test_runs_trained_with_other_versions_say_which_in_differs(runs, tmp_path):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(runs["slow"], other)
+    lines = (other / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    start = json.loads(lines[0])
+    assert start["event"] == "start" and start["versions"]["transformers"]
+    start["versions"] = {**start["versions"], "transformers": "9.9.9", "plugins": {**start["versions"]["plugins"], "mt-nli": "0.0.1"}}
+    (other / "metrics.jsonl").write_text("\n".join([json.dumps(start), *lines[1:]]) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["compare", str(runs["slow"]), str(other), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[1]["differs"] == {"versions.transformers": "9.9.9", "versions.plugins.mt-nli": "0.0.1"}
+    table = CliRunner().invoke(app, ["compare", str(runs["slow"]), str(other)], env={"COLUMNS": "200"})
+    assert "versions.transformers=9.9.9" in table.stdout
+    same = CliRunner().invoke(app, ["compare", str(runs["slow"]), str(runs["seeds"]), "--json"])
+    assert not any(key.startswith("versions.") for key in json.loads(same.stdout)[1]["differs"])  # one machine, one environment

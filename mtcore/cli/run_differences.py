@@ -1,5 +1,6 @@
 """``mt compare``'s ``differs`` column: the config keys in which each run differs from the first (its ``config.yaml``),
-another task list as ``+added -removed`` task ids and the settings a kept task changed."""
+another task list as ``+added -removed`` task ids and the settings a kept task changed, and the versions of the software
+it trained with that differ (its ``start`` event)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,31 @@ def _run_config(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def _run_versions(path: Path) -> dict[str, Any] | None:
+    """The versions the run started with (its ``metrics.jsonl``'s first ``start`` event; a --seeds folder: its first
+    seed's); None when it recorded none (runs from before they were recorded)."""
+    places = [path / "metrics.jsonl"] if (path / "summary.json").is_file() else sorted(path.glob("seed-*/metrics.jsonl"))
+    for place in places[:1]:
+        try:
+            with place.open(encoding="utf-8") as handle:
+                for line in handle:
+                    event = json.loads(line)
+                    if isinstance(event, dict) and event.get("event") == "start":
+                        versions = event.get("versions")
+                        return versions if isinstance(versions, dict) else None
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+    return None
+
+
 def add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> None:
     """``row["differs"]``: the config keys whose values differ from the first run's, with this run's values
-    (``{}`` for the first run itself; None when a run's config.yaml is missing or unreadable)."""
+    (``{}`` for the first run itself; None when a run's config.yaml is missing or unreadable), then the versions it
+    trained with that differ (``versions.transformers``, ``versions.plugins.mt-nli``; runs that recorded them)."""
     from mtcore.train.config_io import config_differences
 
     configs = [_run_config(path) for path in runs]
+    versions = [_run_versions(path) for path in runs]
     reference = configs[0]
     for index, (row, config) in enumerate(zip(rows, configs)):
         if index == 0 or reference is None or config is None:
@@ -42,6 +62,8 @@ def add_config_differences(rows: list[dict[str, Any]], runs: List[Path]) -> None
                           if key.split(".", 1)[0] not in UNCOMPARED_KEYS and not (seeds and key == "seed")}
         if "tasks" in row["differs"]:  # other task lists: the table says which tasks came and went, not their JSON
             row["tasks_changed"] = _tasks_changed(_task_entries(reference.get("tasks")), _task_entries(config.get("tasks")))
+        if versions[0] is not None and versions[index] is not None:
+            row["differs"].update({f"versions.{key}": new for key, _old, new in config_differences(versions[0], versions[index])})
 
 
 def _tasks_changed(theirs: dict[str, dict[str, Any]], mine: dict[str, dict[str, Any]]) -> str:
