@@ -115,8 +115,7 @@ def task_setups(model: Any, location: ModelLocation, config: Any, names: Sequenc
             p = matches[0]
             scored_only = p in evaluated
             head_id = model.resolve_task((p.head if scored_only else p.id) if head is None else head)
-            if head is not None or scored_only:
-                check_compatible(p.task, head_id, model.tasks[head_id])
+            check_compatible(p.task, head_id, model.tasks[head_id])  # its own head too: a plugin may have reordered its labels
             chosen = source or ("local" if data_dir is not None else p.source)  # --data-dir means your files
             folder = data_dir if data_dir is not None else (p.data_dir if chosen == p.source else None)
             inline = data_dir is None and p.entry.define is not None and p.entry.data_dir is None  # its data_dir: where it was started

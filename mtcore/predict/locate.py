@@ -83,20 +83,21 @@ def locate(path: str | os.PathLike) -> ModelLocation:
 
 
 @transformers_bars_off()
-def load_model(location: ModelLocation, device: Any = None, trust_remote_code: bool = False) -> Any:
+def load_model(location: ModelLocation, device: Any = None, trust_remote_code: bool = False, check_labels: bool = True) -> Any:
     """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present); an encoder with code
-    of its own loads only with ``trust_remote_code`` (``--trust-remote-code``)."""
+    of its own loads only with ``trust_remote_code`` (``--trust-remote-code``). A checkpoint whose tasks' labels are
+    other now is refused; ``check_labels=False`` (a warm start) takes it with the labels it recorded in ``model.tasks``."""
     from mtcore.model import MultitaskModel
     from mtcore.predict.predictor import resolve_device
 
     if location.checkpoint:
-        model = _checkpoint_model(location)
+        model = _checkpoint_model(location, check_labels)
     else:
         model = MultitaskModel.from_pretrained(location.model_dir, **({"trust_remote_code": True} if trust_remote_code else {}))
     return model.to(resolve_device(device))
 
 
-def _checkpoint_model(location: ModelLocation) -> Any:
+def _checkpoint_model(location: ModelLocation, check_labels: bool = True) -> Any:
     """The run's model (built from its config) with a checkpoint's weights, in evaluation mode. The weights file is
     opened first and held open: a checkpoint that a live run deletes meanwhile (``checkpoint.keep_last``) is still
     read (Linux); one deleted before is a one-line error naming the run's latest checkpoint."""
@@ -108,10 +109,10 @@ def _checkpoint_model(location: ModelLocation) -> Any:
     except FileNotFoundError:
         raise ModelPathError(_checkpoint_gone(location)) from None
     with held:
-        return _built_with(location, config, weights, held)
+        return _built_with(location, config, weights, held, check_labels)
 
 
-def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) -> Any:
+def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any, check_labels: bool = True) -> Any:
     from mtcore.train.build import build_model
     from mtcore.train.encoder_source import load_tokenizer
     from mtcore.train.checkpoint import load_weights
@@ -138,9 +139,15 @@ def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any) 
     try:
         import json
 
-        check_task_labels(location.model_dir, model, json.loads(state.read_text(encoding="utf-8")))
+        recorded = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # gone or damaged: the weights say so, or the labels cannot be checked
-        pass
+        recorded = None
+    if check_labels:
+        check_task_labels(location.model_dir, model, recorded)
+    elif isinstance(recorded, dict) and isinstance(recorded.get("task_labels"), dict):  # what its heads were trained with
+        for task_id, labels in recorded["task_labels"].items():
+            if task_id in model.tasks and isinstance(labels, list):
+                model.tasks[task_id]["labels"] = [str(label) for label in labels]
     load_weights(model, _readable(weights, held))
     return model.eval()
 

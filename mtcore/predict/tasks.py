@@ -81,6 +81,10 @@ def check_compatible(task: Task, head_id: str, info: dict[str, Any]) -> None:
         raise ConfigError(f"task {task.id!r} is {task.kind.value}, but the head {head_id!r} predicts {kind} tasks")
     saved = list(info.get("labels") or [])
     if task.kind not in (TaskKind.REGRESSION, TaskKind.MULTIPLE_CHOICE) and saved and list(task.labels) != saved:
+        if head_id == task.id:  # its own head: the task changed since the model trained (a plugin upgraded, labels edited)
+            raise ConfigError(f"task {task.id!r} has the labels {list(task.labels)} now, and its head was trained with {saved} (its "
+                              "plugin or its labels changed since?), so the head's outputs would be read as other labels: the labels "
+                              "must be the same, in the same order; use the plugin version and labels the model trained with")
         raise ConfigError(f"task {task.id!r} has labels {list(task.labels)}, but the head {head_id!r} was trained with {saved}; "
                           "the labels must be the same, in the same order")
     from mtcore.data.spans import span_misfit

@@ -191,7 +191,7 @@ def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_h
 
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the other run's config was checked when it ran
-        saved = load_model(locate(path), "cpu")
+        saved = load_model(locate(path), "cpu", check_labels=False)  # a task whose labels changed since: a new head, noted
     plain = merged_state_dict(saved.encoder) if lora_layers(saved.encoder) else saved.encoder.state_dict()
     names = {key: key.replace(".base_layer.", ".") for key in model.encoder.state_dict() if ".lora_" not in key}
     mine = model.encoder.state_dict()
@@ -210,8 +210,15 @@ def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_h
 
         notes += _start_adapters(model, saved.lora, list(saved.heads), lambda task_id: adapter_state(saved.encoder, task_id), path)
     if load_heads:
-        notes += _start_heads(model, tasks, saved.tasks, lambda task_id, info, head: _copy_head(saved, task_id, head), path)
+        infos = {task_id: _with_resolved(info, saved.heads[task_id]) for task_id, info in saved.tasks.items()}
+        notes += _start_heads(model, tasks, infos, lambda task_id, info, head: _copy_head(saved, task_id, head), path)
     return notes
+
+
+def _with_resolved(info: dict[str, Any], head: Any) -> dict[str, Any]:
+    """A rebuilt checkpoint's task info with the options its head settled itself, as a saved model's manifest records them."""
+    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
+    return {**info, "head_options": {**resolved, **(info.get("head_options") or {})}} if resolved else info
 
 
 def _copy_head(saved: Any, task_id: str, head: Any) -> None:
@@ -285,9 +292,15 @@ def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]
             defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
         except (TypeError, ValueError, ImportError):
             defaults = {}
-    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}  # as the new head settled them
-    mine_options = {**jsonable(defaults), **jsonable(dict(resolved)), **jsonable(dict(task.head_options))}
-    saved_options = {**jsonable(defaults), **(info.get("head_options") or {})}
+    from mtcore.model.heads.pooling import number_or_text
+
+    # options the new head settled itself, compared where the saved model recorded them (a model saved before they were
+    # recorded, with the resolution of its day: its weights decide)
+    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
+    saved_given = info.get("head_options") or {}
+    resolved = {k: v for k, v in resolved.items() if k in saved_given}
+    mine_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **jsonable(dict(resolved)), **jsonable(dict(task.head_options))}.items()}
+    saved_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **saved_given}.items()}
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
              ("head", mine.id if mine else task.head_name, info.get("head_id") or (theirs.id if theirs else info.get("head")))]
     pairs += [(f"head_options.{k}", mine_options.get(k), saved_options.get(k)) for k in sorted(set(mine_options) | set(saved_options))

@@ -43,3 +43,36 @@ def test_the_start_event_records_the_versions_the_run_trained_with(tmp_path: Pat
     assert versions["mtcore"] == version("mtcore") and versions["python"].count(".") == 2
     assert versions["plugins"]["mt-russian-superglue"] == version("mt-russian-superglue")  # an installed plugin distribution
     assert "mtcore" not in versions["plugins"] and "gpu" not in versions  # no GPU here
+
+
+def test_a_run_model_whose_task_labels_changed_is_refused_by_evaluate_and_predict(tmp_path: Path, make_config):
+    """The checkpoints were refused, and the run's own model/ scored with the plugin's new order: wrong labels, exit 0."""
+    Trainer(make_config(schedule={"max_steps": 2, "warmup_steps": 0}), output_dir=tmp_path / "run").train()
+    manifest_path = tmp_path / "run" / "model" / "mtcore.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest["tasks"]["user:sent"]["labels"] = ["positive", "negative"]  # as trained by the plugin's earlier version
+    manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    for command in (["evaluate", str(tmp_path / "run")], ["predict", str(tmp_path / "run"), "--task", "user:sent", "--split", "validation"]):
+        refused = CliRunner().invoke(app, command)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stderr.strip().splitlines()[-1] == (
+            "error: task 'user:sent' has the labels ['negative', 'positive'] now, and its head was trained with ['positive', "
+            "'negative'] (its plugin or its labels changed since?), so the head's outputs would be read as other labels: the labels "
+            "must be the same, in the same order; use the plugin version and labels the model trained with")
+    other = CliRunner().invoke(app, ["evaluate", str(tmp_path / "run"), "--tasks", "user:pair", "--json"])
+    assert other.exit_code == 0, other.output  # the tasks whose labels did not change are scored
+
+
+def test_a_warm_start_from_a_checkpoint_gives_a_changed_task_a_new_head_and_loads_the_others(tmp_path: Path, make_config, helpers):
+    """A new run from a checkpoint was refused as a resume is ("start a new run", which it was)."""
+    Trainer(make_config(), output_dir=tmp_path / "run").train()
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000006"
+    state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
+    state["task_labels"]["user:sent"] = ["positive", "negative"]
+    (checkpoint / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    config = make_config(encoder={"path": str(checkpoint), "load_heads": True}, schedule={"max_steps": 1, "warmup_steps": 0})
+    Trainer(config, output_dir=tmp_path / "warm").train()
+    [start] = [e for e in helpers.read_events(tmp_path / "warm") if e["event"] == "start"]
+    assert any("task 'user:sent' differs from the saved one (labels: ['negative', 'positive'] here, ['positive', 'negative'] saved)"
+               in note for note in start["notes"]), start["notes"]
+    assert any("trained heads of user:pair, user:mc loaded" in note for note in start["notes"]), start["notes"]

@@ -615,3 +615,33 @@ def test_an_activation_name_transformers_has_is_taken_and_a_misspelt_one_gets_di
     assert type(MaskedLMHead(8, activation="gelu_new").activation).__name__ == "NewGELUActivation"
     with pytest.raises(UsageError, match="did you mean 'gelu_new'"):
         MaskedLMHead(8, activation="gelu_neww")
+
+
+def test_load_heads_takes_a_masked_lm_head_from_a_checkpoint_an_older_model_and_options_written_as_yaml_text(corpus, tmp_path, helpers):
+    """The options a masked_lm head settles itself were compared with saved ones that a checkpoint's rebuilt model and a
+    model saved before they were recorded lack: the trained head was thrown away ("None saved")."""
+    import copy
+
+    from mtcore import Trainer
+
+    base = copy.deepcopy(corpus["config"])
+    base.update(schedule={"max_steps": 4, "warmup_steps": 0}, evaluation={"every": None, "at_end": False},
+                checkpoint={"every": 4, "keep_last": 1})
+    Trainer(copy.deepcopy(base), output_dir=tmp_path / "first").train()
+    older = tmp_path / "older"
+    import shutil
+
+    shutil.copytree(tmp_path / "first" / "model", older)
+    manifest = json.loads((older / "mtcore.json").read_text(encoding="utf-8"))
+    manifest["tasks"]["user:lm"]["head_options"] = {}  # as saved before the resolved options were recorded
+    (older / "mtcore.json").write_text(json.dumps(manifest), encoding="utf-8")
+    given = copy.deepcopy(base)
+    given["tasks"][0]["head_options"] = {"layer_norm_eps": "1e-12", "activation": "gelu"}  # YAML reads 1e-12 as text
+    for name, path, config in (("from-checkpoint", tmp_path / "first" / "checkpoints" / "step-000004", base),
+                               ("from-older", older, base), ("given-as-text", tmp_path / "first" / "model", given)):
+        config = copy.deepcopy(config)
+        config.update(encoder={"path": str(path), "load_heads": True}, schedule={"max_steps": 1, "warmup_steps": 0},
+                      checkpoint={"every": None})
+        Trainer(config, output_dir=tmp_path / name).train()
+        [start] = [e for e in helpers.read_events(tmp_path / name) if e["event"] == "start"]
+        assert any("trained heads of user:lm, user:pets loaded" in note for note in start["notes"]), (name, start["notes"])
