@@ -62,8 +62,8 @@ class MultitaskBatchSampler:
     :param stop: ``"largest"`` (until every task has been through all its batches; smaller tasks
         restart with a fresh order), ``"smallest"`` (until the first task runs out) or a number
         of steps per epoch. On a split other than ``"train"`` (mode ``"single"``), ``"largest"``
-        reads every task's batches exactly once (:class:`EachBatchOnceSampler`, whatever ``sampler``
-        says): evaluation counts each row once.
+        reads every task's batches once (:class:`EachBatchOnceSampler`, whatever ``sampler``
+        says): each row once in one process (past it, a short last round re-reads the first batches).
     :param group_by_length: sort rows by length inside mega-batches of ~50 batches (less padding).
     :param token_budget: if set, batches hold as many rows as fit in this many padded token slots
         (``rows * longest <= token_budget``) instead of a fixed number of rows; an example longer

@@ -26,10 +26,17 @@ def build_sampler(plan: RunPlan, train_data: dict[str, Any], accelerator: Any) -
 
     sampler = build(num_epochs)
     if config.schedule.max_steps is not None:  # the epochs max_steps covers (annealed sampling spans the run's epochs,
-        for _ in range(8):  # and the epochs' lengths depend on their number: settle on a fixed point)
+        tried = {sampler.num_epochs}  # and the epochs' lengths depend on their number: settle on a fixed point)
+        for _ in range(8):
             covered = epochs_covering(sampler, config.schedule.max_steps * config.optimizer.gradient_accumulation_steps)
             if covered == sampler.num_epochs:
                 break
+            if covered in tried:  # no fixed point (E epochs cover the steps only as E + 1, and E + 1 as E): the smaller E,
+                # whose last epoch's odds the steps past it keep, so the run ends on the annealing's last odds
+                smaller = min(covered, sampler.num_epochs)
+                sampler = sampler if smaller == sampler.num_epochs else build(smaller)
+                break
+            tried.add(covered)
             sampler = build(covered)
     return sampler
 

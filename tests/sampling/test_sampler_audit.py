@@ -255,3 +255,24 @@ def test_the_long_epoch_note_names_only_samplers_whose_epoch_is_shorter_here(mak
     assert others["uniform"] > steps and "uniform" not in note
     for name, length in others.items():  # the counts are those samplers' own epochs
         assert MultitaskBatchSampler(data, "train", 8, sampler=name, seed=sampler.seed).steps_in_epoch(0) == length
+
+
+def test_annealed_max_steps_without_a_fixed_epoch_count_still_reaches_the_last_epochs_odds(make_data):
+    """E epochs that cover max_steps only as E + 1, and E + 1 that cover it as E: the count flipped between the two and
+    kept E + 1, so the run stopped an epoch before the annealing's last odds (an audit: 21 of 320 step counts)."""
+    from mtcore.train.steps import build_sampler
+
+    rng = np.random.default_rng(0)
+    data = make_data({name: rng.integers(5, 60, n) for name, n in (("a", 80), ("b", 80), ("c", 60), ("d", 150))})
+    config = SimpleNamespace(schedule=SimpleNamespace(epochs=3, max_steps=None), seed=42, sampler=SimpleNamespace(stop="largest"),
+                             optimizer=SimpleNamespace(gradient_accumulation_steps=1),
+                             batching=SimpleNamespace(batch_size=16, group_by_length=True, max_tokens=None, max_rows=None))
+    plan = SimpleNamespace(config=config, tasks=[], sampler_cls="annealed", sampler_options={}, mode="single")
+    short = []
+    for max_steps in range(80, 400, 2):
+        config.schedule.max_steps = max_steps
+        sampler = build_sampler(plan, data, SimpleNamespace(process_index=0, num_processes=1))
+        lengths = [sampler.steps_in_epoch(e) for e in range(sampler.num_epochs)]
+        if sum(lengths[:-1]) >= max_steps:  # the run ends before its last epoch, E - 1
+            short.append((max_steps, lengths))
+    assert short == []
