@@ -254,7 +254,9 @@ def predict(
         input_file_option(input)
     if several and output_arg is None:
         raise UsageError("several tasks write one file each: pass --output <folder>")
-    if several and (output_arg == "-" or Path(output_arg).suffix.lower() in (".jsonl", ".csv", ".json", ".tsv") or _is_stream(output_arg)):
+    from mtcore.predict.writers import FILE_SUFFIXES  # (light: no torch)
+
+    if several and (output_arg == "-" or Path(output_arg).suffix.lower() in FILE_SUFFIXES or _is_stream(output_arg)):
         raise UsageError(f"several tasks write one file each into a folder: --output names a folder, not {output_arg!r}")
     if output_arg == "-":  # stdout, as -i - is stdin
         output_arg = None

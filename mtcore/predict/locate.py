@@ -126,6 +126,9 @@ def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any, 
     if options.pop("flash_attention", None) is not None:  # kernels only (FA4 needs its package and a Hopper GPU): same results
         config = config.model_copy(update={"encoder": config.encoder.model_copy(update={"options": options})})
     plan, tokenizer = plan_run(config), load_tokenizer(source, config)
+    recorded = _recorded_state(location)
+    if not check_labels:  # a warm start: each head as it trained, with the labels it trained with (also another number)
+        _as_trained(plan, recorded.get("task_labels"))
     model = build_model(plan, source, tokenizer)
     balanced = [p for p in plan.tasks if (p.task.head_options or {}).get("class_weights") == "balanced"]
     if balanced:  # weights the run computed from its train labels (the cached data: read again quickly)
@@ -135,21 +138,34 @@ def _built_with(location: ModelLocation, config: Any, weights: Path, held: Any, 
         data = {p.id: load_task_data(p.task, tokenizer, source=p.source, data_dir=p.data_dir, splits=("train",), max_length=p.task.max_length,
                                      encoder_config=model.encoder.config, holdout=p.entry.holdout) for p in balanced}
         apply_balanced_weights(model, balanced, data)
-    state = location.model_dir / CHECKPOINT_DONE
-    try:
-        import json
-
-        recorded = json.loads(state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # gone or damaged: the weights say so, or the labels cannot be checked
-        recorded = None
     if check_labels:
         check_task_labels(location.model_dir, model, recorded)
-    elif isinstance(recorded, dict) and isinstance(recorded.get("task_labels"), dict):  # what its heads were trained with
-        for task_id, labels in recorded["task_labels"].items():
-            if task_id in model.tasks and isinstance(labels, list):
-                model.tasks[task_id]["labels"] = [str(label) for label in labels]
     load_weights(model, _readable(weights, held))
     return model.eval()
+
+
+def _recorded_state(location: ModelLocation) -> dict[str, Any]:
+    """The checkpoint's ``state.json`` ({} when gone or damaged: the weights say so, or the labels cannot be checked)."""
+    import json
+
+    try:
+        recorded = json.loads((location.model_dir / CHECKPOINT_DONE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return recorded if isinstance(recorded, dict) else {}
+
+
+def _as_trained(plan: Any, task_labels: Any) -> None:
+    """Give the plan's tasks whose labels are other now the labels the checkpoint recorded (its heads' outputs), so their
+    heads are built as they trained (class weights left out: they weigh the loss only and are not in the weights)."""
+    if not isinstance(task_labels, dict):
+        return
+    for planned in plan.tasks:
+        labels = task_labels.get(planned.id)
+        if isinstance(labels, list) and planned.task.labels and [str(x) for x in labels] != list(planned.task.labels):
+            options = {k: v for k, v in planned.task.head_options.items() if k != "class_weights"}
+            planned.task = planned.task.replace(labels=tuple(str(x) for x in labels), label_values=None, label_aliases={},
+                                                head_options=options)
 
 
 def _readable(weights: Path, held: Any) -> Path:

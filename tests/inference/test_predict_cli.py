@@ -94,6 +94,8 @@ def test_all_tasks_of_a_run_in_one_command(cli, trained_run, tmp_path):
     for args, message in [(["--task", "all", "--split", "test"], "several tasks write one file each: pass --output <folder>"),
                           (["--task", "terra,parus", "--input", "x.jsonl", "-o", str(folder)], "use --split, not --input"),
                           (["--task", "all", "--split", "test", "-o", str(tmp_path / "p.csv")], "--output names a folder, not"),
+                          (["--task", "all", "--split", "test", "--format", "conll", "-o", str(tmp_path / "p.conll")],
+                           "--output names a folder, not"),  # a folder named p.conll was made
                           (["--task", "all", "--split", "test", "-o", str(tmp_path / "nbest"), "--n-best", "3"],  # was ignored
                            "--n-best lists answers of extractive QA tasks, and none of rsg:terra, rsg:parus")]:
         refused = cli("predict", trained_run, *args)

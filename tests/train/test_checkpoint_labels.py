@@ -76,3 +76,24 @@ def test_a_warm_start_from_a_checkpoint_gives_a_changed_task_a_new_head_and_load
     assert any("task 'user:sent' differs from the saved one (labels: ['negative', 'positive'] here, ['positive', 'negative'] saved)"
                in note for note in start["notes"]), start["notes"]
     assert any("trained heads of user:pair, user:mc loaded" in note for note in start["notes"]), start["notes"]
+
+
+def test_a_warm_start_from_a_checkpoint_whose_task_had_another_number_of_labels_gives_it_a_new_head(tmp_path: Path, make_config, helpers):
+    """The checkpoint's heads were built with the labels of now and its weights loaded into them: a size mismatch,
+    "unexpected RuntimeError"."""
+    import yaml
+
+    first = make_config()
+    first["tasks"][0]["define"]["labels"] = ["negative", "positive", "neutral"]  # as the plugin listed them then
+    Trainer(first, output_dir=tmp_path / "run").train()
+    saved_config = tmp_path / "run" / "config.yaml"
+    config = yaml.safe_load(saved_config.read_text(encoding="utf-8"))
+    config["tasks"][0]["define"]["labels"] = ["negative", "positive"]  # and now
+    saved_config.write_text(yaml.safe_dump(config), encoding="utf-8")
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000006"
+    warm = make_config(encoder={"path": str(checkpoint), "load_heads": True}, schedule={"max_steps": 1, "warmup_steps": 0})
+    Trainer(warm, output_dir=tmp_path / "warm").train()
+    [start] = [e for e in helpers.read_events(tmp_path / "warm") if e["event"] == "start"]
+    assert any("task 'user:sent' differs from the saved one (labels: ['negative', 'positive'] here, ['negative', 'positive', "
+               "'neutral'] saved)" in note for note in start["notes"]), start["notes"]
+    assert any("trained heads of user:pair, user:mc loaded" in note for note in start["notes"]), start["notes"]
