@@ -31,7 +31,7 @@ from transformers.utils import ModelOutput
 
 from mtcore.errors import ConfigError, DataError, unknown
 from mtcore.model import encoder as enc
-from mtcore.model.heads.base import HeadSpec
+from mtcore.model.heads.base import HeadSpec, resolved_options_of
 from mtcore.model.heads.factory import HeadCall, as_spec, build_head, call_head, call_style, check_logits
 from mtcore.model.param_groups import parameter_groups as _parameter_groups
 from mtcore.model.lora import add_lora, add_task_adapters, lora_settings, task_adapters
@@ -209,6 +209,7 @@ class MultitaskModel(nn.Module):
             module, info = build_head(task_id, as_spec(task_id, head), self.hidden_size)
             if callable(getattr(module, "tie_to_encoder", None)):  # a masked_lm head decodes with the word embeddings
                 module.tie_to_encoder(self.encoder)
+            resolved_options_of(module)  # what the save will record: checked now, not after the training
         if getattr(module, "uses_pooler", False) and not self.has_pooler:
             encoder = type(self.encoder).__name__
             if getattr(getattr(module, "pooler", None), "pooling", None) == "pooler":  # mtcore's heads: their pooling option

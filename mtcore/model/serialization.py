@@ -28,7 +28,7 @@ from mtcore.errors import ConfigError, ModelFileError, UnknownNameError, UsageEr
 from mtcore.model import task_layers
 from mtcore.model.encoder import describe_encoder
 from mtcore.outputs import share_modes
-from mtcore.model.heads.base import HeadSpec
+from mtcore.model.heads.base import HeadSpec, resolved_options_of
 from mtcore.model.task_layers import TASK_LAYERS_DIR
 from mtcore.model.quiet_bars import transformers_bars_off
 from mtcore.model.manifest import (
@@ -143,9 +143,10 @@ def save_model(model: MultitaskModel, directory: str | os.PathLike, tokenizer: A
             rel = head_file_name(task_id, taken)
             save_file(head_state(head), str(tmp / rel), metadata={"format": "pt", "task": task_id})
             tasks[task_id] = {**model.tasks[task_id], "head_file": rel}
-            resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
+            resolved = resolved_options_of(head)
             if resolved:  # what the head settled itself (the encoder's activation, ...): rebuilt so, whatever later defaults
-                tasks[task_id]["head_options"] = {**resolved, **(model.tasks[task_id].get("head_options") or {})}
+                given = {k: v for k, v in (model.tasks[task_id].get("head_options") or {}).items() if v is not None or k not in resolved}
+                tasks[task_id]["head_options"] = {**resolved, **given}
             if own_layers is not None:
                 tasks[task_id]["task_layers_file"] = task_layers.save(own_layers, tmp, task_id, rel.rpartition("/")[2])
             if per_task:

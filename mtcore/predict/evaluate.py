@@ -218,7 +218,7 @@ def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_si
     Returns ``{"metrics": {"<task>/<metric>": value}, "aggregate": mean of the main metrics (None when nothing scored)}``;
     the model is left in the mode it was in."""
     from mtcore.plugins import get_component
-    from mtcore.predict.tasks import checked_heads, checked_weights
+    from mtcore.predict.tasks import check_compatible, checked_heads, checked_weights
     from mtcore.train.eval_tasks import HeadAliases
     from mtcore.train.evaluation import evaluate
     from mtcore.train.metrics import aggregate
@@ -230,7 +230,11 @@ def evaluate_model(model: Any, data: Any, *, split: str = "validation", batch_si
         raise ConfigError(f"no task has a loaded split {split!r}{did_you_mean(split, loaded, n=1)}; the loaded splits are: "
                           f"{', '.join(loaded) or 'none'}")
     tasks = {task_id: task_data.task for task_id, task_data in data.items()}
-    scored = HeadAliases(model, checked_heads(model, tasks, heads)) if heads else model
+    aliased = checked_heads(model, tasks, heads) if heads else {}
+    for task_id, task in tasks.items():  # a task scored by its own head: the labels it trained with, in their order
+        if task_id not in aliased and task_id in model.tasks:
+            check_compatible(task, task_id, model.tasks[task_id])
+    scored = HeadAliases(model, aliased) if heads else model
     weights = checked_weights(weights, list(tasks)) if weights is not None else None
     metrics = evaluate(scored, data, tasks, SingleProcess(model.device), split=split, batch_size=batch_size,
                        metric_fn=lambda name: get_component("metric", name))

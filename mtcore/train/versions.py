@@ -32,11 +32,11 @@ def run_versions(device: Any = None) -> dict[str, Any]:
 
 
 def _plugins() -> dict[str, str]:
-    """The mtcore plugins that loaded (mtcore itself left out): distribution -> version."""
+    """The installed mtcore plugins, also one that failed to load (mtcore itself left out): distribution -> version."""
     from mtcore.plugins import load_registry
 
     try:
         plugins = load_registry(warn=False).plugins
     except Exception:  # noqa: BLE001 - the run has its registry already; a record must not stop it
         return {}
-    return {p.distribution: p.version for p in plugins if p.status == "ok" and not p.builtin}
+    return {p.distribution: p.version for p in plugins if not p.builtin}

@@ -217,8 +217,11 @@ def load_checkpoint_weights(model: Any, path: str, tasks: dict[str, Any], load_h
 
 def _with_resolved(info: dict[str, Any], head: Any) -> dict[str, Any]:
     """A rebuilt checkpoint's task info with the options its head settled itself, as a saved model's manifest records them."""
-    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
-    return {**info, "head_options": {**resolved, **(info.get("head_options") or {})}} if resolved else info
+    from mtcore.model.heads.base import resolved_options_of
+
+    resolved = resolved_options_of(head)
+    given = {k: v for k, v in (info.get("head_options") or {}).items() if v is not None or k not in resolved}
+    return {**info, "head_options": {**resolved, **given}} if resolved else info
 
 
 def _copy_head(saved: Any, task_id: str, head: Any) -> None:
@@ -296,10 +299,13 @@ def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]
 
     # options the new head settled itself, compared where the saved model recorded them (a model saved before they were
     # recorded, with the resolution of its day: its weights decide)
-    resolved = head.resolved_options() if callable(getattr(head, "resolved_options", None)) else {}
+    from mtcore.model.heads.base import resolved_options_of
+
+    resolved = resolved_options_of(head) if head is not None else {}
     saved_given = info.get("head_options") or {}
     resolved = {k: v for k, v in resolved.items() if k in saved_given}
-    mine_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **jsonable(dict(resolved)), **jsonable(dict(task.head_options))}.items()}
+    given = {k: v for k, v in jsonable(dict(task.head_options)).items() if v is not None or k not in resolved}  # None: the head's own
+    mine_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **jsonable(dict(resolved)), **given}.items()}
     saved_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **saved_given}.items()}
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),
              ("head", mine.id if mine else task.head_name, info.get("head_id") or (theirs.id if theirs else info.get("head")))]

@@ -136,3 +136,15 @@ def test_evaluate_model_scores_a_model_in_memory_as_mt_evaluate_scores_it_saved(
     for key in ("nli:nli/accuracy", "nli:nli/loss", "nli:xnli-ru/accuracy", "nli:xnli-ru/loss"):
         assert abs(result["metrics"][key] - saved["metrics"][key]) < 1e-6, key
     assert result["aggregate"] == result["metrics"]["nli:nli/accuracy"]  # xnli-ru at weight 0
+    # data of a task whose labels are in another order than its head's: refused, as predict() refuses it (it scored them
+    # as the wrong labels)
+    import pytest
+
+    from mtcore.errors import ConfigError
+
+    reordered = task.replace(labels=tuple(reversed(task.labels)))
+    other = {task.id: load_task_data(reordered, model.tokenizer, source="sample", splits=("validation",),
+                                     encoder_config=model.encoder.config)}
+    with pytest.raises(ConfigError, match=r"^task 'nli:nli' has the labels .* now, and its head was trained with .*the labels must "
+                                          r"be the same, in the same order"):
+        evaluate_model(model, other)

@@ -97,3 +97,17 @@ def test_a_warm_start_from_a_checkpoint_whose_task_had_another_number_of_labels_
     assert any("task 'user:sent' differs from the saved one (labels: ['negative', 'positive'] here, ['negative', 'positive', "
                "'neutral'] saved)" in note for note in start["notes"]), start["notes"]
     assert any("trained heads of user:pair, user:mc loaded" in note for note in start["notes"]), start["notes"]
+
+
+def test_the_versions_list_an_installed_plugin_that_failed_to_load(monkeypatch):
+    from types import SimpleNamespace
+
+    import mtcore.plugins
+    from mtcore.registry import PluginInfo
+    from mtcore.train.versions import run_versions
+
+    plugins = [PluginInfo(name="mtcore", distribution="mtcore", version="0.1.0", builtin=True),
+               PluginInfo(name="ok", distribution="mt-ok", version="1.0"),
+               PluginInfo(name="bad", distribution="mt-bad", version="2.0", status="failed", error="ImportError: x")]
+    monkeypatch.setattr(mtcore.plugins, "load_registry", lambda warn=False: SimpleNamespace(plugins=plugins))
+    assert run_versions()["plugins"] == {"mt-ok": "1.0", "mt-bad": "2.0"}

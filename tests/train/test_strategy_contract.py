@@ -78,16 +78,30 @@ def _short_combiner():
     return ShortCombiner
 
 
+def _nan_combiner():
+    from mtcore.train.losses import GradientCombiner
+
+    class NaNCombiner(GradientCombiner):
+        uses_weights = False
+
+        def combine(self, grads, step):
+            return grads[0] * float("nan")  # was blamed on a task's data at the next step
+
+    return NaNCombiner
+
+
 @pytest.mark.parametrize("name, factory, said", [
     ("vector_term", VectorTerm, "VectorTerm: term('user:pair', loss) returned a tensor of shape (2,); it returns one number as a "
                                 "0-d float tensor"),
     ("short_combiner", _short_combiner(), "ShortCombiner: combine(grads, step) returned a tensor of shape (10,); it returns one flat "
                                           "gradient of the shared parameters, a 1-d tensor of "),
+    ("nan_combiner", _nan_combiner(), "NaNCombiner: combine(grads, step) returned NaN or infinite values from finite gradients at "
+                                      "step 1; fix that method"),
 ])
 def test_what_a_strategy_returns_is_checked_and_the_error_names_it(tmp_path: Path, make_config, name, factory, said):
     register_component("loss", name, factory, "returns the wrong thing")
     config = make_config(loss={"strategy": name}, schedule={"max_steps": 1, "warmup_steps": 0}, checkpoint={"every": None})
-    if name == "short_combiner":
+    if name.endswith("_combiner"):
         config["sampler"] = {}
     with pytest.raises(MtError) as caught:
         Trainer(config, output_dir=tmp_path / "run").train()

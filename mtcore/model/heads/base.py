@@ -93,6 +93,36 @@ class Head(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
 
+def resolved_options_of(head: Any) -> dict[str, Any]:
+    """``head.resolved_options()`` checked (``{}`` for a head without it): option names and JSON values (numbers that
+    are finite, text, true/false, null, lists and mappings of them), else one line naming the head's class: the manifest
+    could not give them back."""
+    from mtcore.errors import PluginError
+
+    method = getattr(head, "resolved_options", None)
+    value = method() if callable(method) else {}
+    who = f"head {type(head).__module__}.{type(head).__qualname__}: resolved_options()"
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise PluginError(f"{who} returned {type(value).__name__} {str(value)[:40]!r}; it returns {{option name: JSON value}}")
+    odd = next((key for key, option in value.items() if not _json_value(option)), None)
+    if odd is not None:
+        raise PluginError(f"{who} gave {odd}={value[odd]!r}, not a JSON value (a finite number, text, true/false, null, or a list "
+                          "or mapping of them): return plain Python values (float(x), not a tensor or numpy scalar)")
+    return dict(value)
+
+
+def _json_value(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, (list, tuple)):
+        return all(_json_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _json_value(item) for key, item in value.items())
+    return False
+
+
 @dataclass
 class HeadSpec:
     """Which head to build for one task, when there is no :class:`~mtcore.task.Task` at hand.
