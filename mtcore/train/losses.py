@@ -284,7 +284,7 @@ class GradientCombiner(LossStrategy):
         if flat_shared:
             from mtcore.train.strategy_checks import checked_combined
 
-            combined = checked_combined(self, self.combine(flat_shared, step), flat_shared[0], step) if finite else torch.stack(flat_shared).sum(0)
+            combined = checked_combined(self, self.combine(flat_shared, step), flat_shared, step) if finite else torch.stack(flat_shared).sum(0)
             _assign(combined, shared, used)
         for p, g, reached in zip(others, head_grads, others_used):
             if reached and g is not None:

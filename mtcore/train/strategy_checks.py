@@ -30,13 +30,15 @@ def checked_term(strategy: Any, task: str, value: Any) -> torch.Tensor:
     return value
 
 
-def checked_combined(strategy: Any, value: Any, like: torch.Tensor, step: int | None = None) -> torch.Tensor:
+def checked_combined(strategy: Any, value: Any, grads: list[torch.Tensor], step: int | None = None) -> torch.Tensor:
     """A gradient combiner's ``combine(grads, step)`` result, from finite gradients: one flat gradient of the shared
-    parameters' size, finite (the caller has read the gradients' finiteness from the device already)."""
+    parameters' size, finite unless the gradients are so large that their squared norms overflow (a diverged run: the
+    NaN check names it as such; the caller has read the gradients' finiteness from the device already)."""
+    like = grads[0]
     if not isinstance(value, torch.Tensor) or value.ndim != 1 or value.numel() != like.numel():
         raise MtError(f"{_who(strategy)}: combine(grads, step) returned {_shown(value)}; it returns one flat gradient of the shared "
                       f"parameters, a 1-d tensor of {like.numel()} values like each of grads: fix that method")
-    if not bool(value.isfinite().all()):
+    if not bool(value.isfinite().all()) and bool(torch.stack([g.dot(g) for g in grads]).isfinite().all()):
         raise MtError(f"{_who(strategy)}: combine(grads, step) returned NaN or infinite values from finite gradients"
                       f"{'' if step is None else f' at step {step}'}; fix that method")
     return value

@@ -301,10 +301,11 @@ def _differences(task: Any, info: dict[str, Any], head: Any = None) -> list[str]
     # recorded, with the resolution of its day: its weights decide)
     from mtcore.model.heads.base import resolved_options_of
 
-    resolved = resolved_options_of(head) if head is not None else {}
-    saved_given = info.get("head_options") or {}
-    resolved = {k: v for k, v in resolved.items() if k in saved_given}
-    given = {k: v for k, v in jsonable(dict(task.head_options)).items() if v is not None or k not in resolved}  # None: the head's own
+    settled = resolved_options_of(head) if head is not None else {}
+    # null, given or saved (as models saved before null was left out record it), is the head's own
+    saved_given = {k: v for k, v in (info.get("head_options") or {}).items() if v is not None or k not in settled}
+    resolved = {k: v for k, v in settled.items() if k in saved_given}
+    given = {k: v for k, v in jsonable(dict(task.head_options)).items() if v is not None or k not in settled}
     mine_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **jsonable(dict(resolved)), **given}.items()}
     saved_options = {k: number_or_text(v) for k, v in {**jsonable(defaults), **saved_given}.items()}
     pairs = [("kind", task.kind.value, info.get("kind")), ("labels", list(task.labels), list(info.get("labels") or [])),

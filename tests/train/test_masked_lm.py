@@ -635,10 +635,15 @@ def test_load_heads_takes_a_masked_lm_head_from_a_checkpoint_an_older_model_and_
     manifest = json.loads((older / "mtcore.json").read_text(encoding="utf-8"))
     manifest["tasks"]["user:lm"]["head_options"] = {}  # as saved before the resolved options were recorded
     (older / "mtcore.json").write_text(json.dumps(manifest), encoding="utf-8")
+    nulls = tmp_path / "nulls"
+    shutil.copytree(older, nulls)
+    manifest["tasks"]["user:lm"]["head_options"] = {"activation": None, "layer_norm_eps": None}  # given as null, saved so then
+    (nulls / "mtcore.json").write_text(json.dumps(manifest), encoding="utf-8")
     given = copy.deepcopy(base)
     given["tasks"][0]["head_options"] = {"layer_norm_eps": "1e-12", "activation": "gelu"}  # YAML reads 1e-12 as text
     for name, path, config in (("from-checkpoint", tmp_path / "first" / "checkpoints" / "step-000004", base),
-                               ("from-older", older, base), ("given-as-text", tmp_path / "first" / "model", given)):
+                               ("from-older", older, base), ("given-as-text", tmp_path / "first" / "model", given),
+                               ("saved-as-null", nulls, base)):
         config = copy.deepcopy(config)
         config.update(encoder={"path": str(path), "load_heads": True}, schedule={"max_steps": 1, "warmup_steps": 0},
                       checkpoint={"every": None})

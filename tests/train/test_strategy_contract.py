@@ -138,3 +138,18 @@ def test_a_strategy_whose_term_is_nan_is_named_at_the_step_it_did_so(tmp_path: P
                                                  r"\(the task's own loss was finite\); .*fix the strategy's term\(\), or choose another "
                                                  r"loss.strategy\)$"):
         Trainer(config, output_dir=tmp_path / "run").train()
+
+
+def test_a_combination_that_overflows_on_gradients_too_large_to_square_is_left_to_the_nan_check():
+    """PCGrad's float32 dot products of gradients of norm ~1e20 overflow: a diverged run, not the combiner's fault."""
+    import torch
+
+    from mtcore.train.losses import project_conflicting
+    from mtcore.train.strategy_checks import checked_combined
+
+    huge = [torch.full((4,), 1e20), torch.tensor([-1e20, 1e20, -1e20, 1e20])]
+    combined = project_conflicting(huge, torch.Generator().manual_seed(0))
+    assert not bool(combined.isfinite().all())
+    assert checked_combined(CountingSum(["a", "b"]), combined, huge, step=3) is combined
+    with pytest.raises(MtError, match=r"combine\(grads, step\) returned NaN or infinite values from finite gradients at step 3"):
+        checked_combined(CountingSum(["a", "b"]), torch.full((4,), float("nan")), [torch.ones(4), torch.ones(4)], step=3)
