@@ -52,6 +52,8 @@ def mt_register_loss_strategies(register):
     register("gradvac", "mtcore.train.gradient_surgery:GradVacLoss", "gradient vaccine: PCGrad towards EMA target cosines (Wang et al.)")
     register("nash_mtl", "mtcore.train.gradient_surgery:NashMTLLoss", "Nash bargaining solution over the task gradients (Navon et al. 2022)")
     register("db_mtl", "mtcore.train.db_mtl:DBMTLLoss", "log-losses, gradient averages raised to the largest norm (Lin et al. 2023)")
+    register("upgrad", "mtcore.train.fair_combiners:UPGradLoss", "each task's gradient projected onto the cone no task conflicts with, summed (Quinton & Rey 2024)")
+    register("fairgrad", "mtcore.train.fair_combiners:FairGradLoss", "alpha-fair allocation of the tasks' improvements (Ban & Ji 2024)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
     register("famo", "mtcore.train.famo:FAMOLoss", "balanced loss decrease with O(1) cost, task logits updated after each step (Liu et al. 2023)")
 
