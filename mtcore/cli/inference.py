@@ -278,7 +278,7 @@ def predict(
     from mtcore.predict.locate import load_model, locate
 
     location = locate(path)
-    model = load_model(location, device, trust_remote_code)
+    model = load_model(location, device, trust_remote_code, check_labels=False)  # each task it scores is checked
     if input is not None:
         from mtcore.predict.tasks import prediction_task
         from mtcore.predict.writing import predict_input

@@ -308,7 +308,7 @@ def evaluate_path(path: str | os.PathLike, *, tasks: Sequence[str] | None = None
         split = "test"
     elif split is None:
         split = config.evaluation.split if config is not None else "validation"
-    model = load_model(location, device, trust_remote_code) if model is None else model
+    model = load_model(location, device, trust_remote_code, check_labels=False) if model is None else model  # task_setups checks
     if model.tokenizer is None:
         from mtcore.errors import ModelFileError
 

@@ -86,7 +86,8 @@ def locate(path: str | os.PathLike) -> ModelLocation:
 def load_model(location: ModelLocation, device: Any = None, trust_remote_code: bool = False, check_labels: bool = True) -> Any:
     """The :class:`~mtcore.model.MultitaskModel` at ``location``, on ``device`` (GPU when present); an encoder with code
     of its own loads only with ``trust_remote_code`` (``--trust-remote-code``). A checkpoint whose tasks' labels are
-    other now is refused; ``check_labels=False`` (a warm start) takes it with the labels it recorded in ``model.tasks``."""
+    other now is refused; ``check_labels=False`` takes it with the labels it recorded in ``model.tasks``, as a saved model
+    (a warm start; ``mt evaluate`` and ``mt predict``, which check the tasks they score, so the others still can be)."""
     from mtcore.model import MultitaskModel
     from mtcore.predict.predictor import resolve_device
 

@@ -28,9 +28,17 @@ def test_a_checkpoint_trained_with_other_labels_is_refused_by_resume_and_by_eval
     with pytest.raises(ConfigError, match=r"task 'user:sent' was trained with the labels \[positive, negative\] \(2\) and has "
                                           r"\[negative, positive\] \(2\) now .*start a new run"):
         Trainer(make_config(), output_dir=tmp_path / "run", resume=True).train()
-    refused = CliRunner().invoke(app, ["evaluate", str(checkpoint)])
-    assert refused.exit_code == 2 and "task 'user:sent' was trained with the labels [positive, negative]" in refused.stderr
-    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.output
+    for command in (["evaluate", str(checkpoint)], ["predict", str(checkpoint), "--task", "user:sent", "--split", "validation"]):
+        refused = CliRunner().invoke(app, command)
+        assert refused.exit_code == 2 and ("error: task 'user:sent' has the labels ['negative', 'positive'] now, and its head was "
+                                           "trained with ['positive', 'negative']") in refused.stderr, refused.output
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.output
+    # the other tasks are scored (the whole checkpoint was refused)
+    scored = CliRunner().invoke(app, ["evaluate", str(checkpoint), "--tasks", "user:pair", "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert set(json.loads(scored.stdout)["tasks"]) == {"user:pair"}
+    predicted = CliRunner().invoke(app, ["predict", str(checkpoint), "--task", "user:pair", "--split", "validation"])
+    assert predicted.exit_code == 0 and len(predicted.stdout.splitlines()) == 16, predicted.output
 
 
 def test_the_start_event_records_the_versions_the_run_trained_with(tmp_path: Path, make_config, helpers):
