@@ -138,14 +138,11 @@ def check_encoder_path(path: str) -> None:
                           "a hub id like 'bert-base-cased' or 'org/name'; check the path")
 
 
-def check_encoder_config(config: Any, mode: str = "single") -> None:
-    """The ``encoder`` and ``compile`` sections of a whole config: the path, options, and what they may be combined with
-    (``mode``: the sampler mode, ``all`` running every task's forward pass before the backward ones)."""
-    lora = config.encoder.options.get("lora")
-    if isinstance(lora, dict) and lora.get("per_task") is True and config.encoder.gradient_checkpointing and mode == "all":
-        raise ConfigError("config key 'encoder.gradient_checkpointing': with per-task LoRA adapters and a loss strategy that runs "
-                          f"every task at each step ({config.loss.strategy!r}), the recomputed forward passes would use the last "
-                          "task's adapters; leave gradient_checkpointing out, or use a one-task-per-step strategy")
+def check_encoder_config(config: Any) -> None:
+    """The ``encoder`` and ``compile`` sections of a whole config: the path, options, and what they may be combined with.
+    (Per-task LoRA with gradient checkpointing is fine: the loop runs each task's backward pass right after its forward,
+    so the recomputed forward has that task's adapters; the strategies that keep every task's graph to the end are
+    refused with per-task LoRA anyway, in :func:`~mtcore.train.validate.plan_run`.)"""
     if config.encoder.tiny is not None and config.encoder.trust_remote_code:
         raise ConfigError("config key 'encoder.trust_remote_code' makes no sense with a tiny demo encoder; remove it")
     if config.encoder.path is not None:

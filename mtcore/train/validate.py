@@ -325,7 +325,7 @@ def plan_run(config: TrainConfig, registry: Registry | None = None, world_size: 
         module = {"tensorboard": "tensorboard", "wandb": "wandb"}[tracker]
         if importlib.util.find_spec(module) is None:
             raise ConfigError(f"config key 'logging.trackers.{i}': {tracker!r} is not installed (pip install \"mtcore[{tracker}]\"); remove it or install it")
-    check_encoder_config(config, mode)
+    check_encoder_config(config)
     lora = config.encoder.options.get("lora")
     unshared = "encoder.freeze_encoder: true" if config.encoder.freeze_encoder else \
         "per-task LoRA adapters (encoder.options.lora.per_task)" if isinstance(lora, dict) and lora.get("per_task") is True else None

@@ -150,17 +150,30 @@ def test_loading_per_task_adapters_without_peft_says_what_to_install(trained, mo
         MultitaskModel.from_pretrained(run / "model")
 
 
-def test_per_task_adapters_with_recomputed_forward_passes_of_every_task_are_refused(shared_make_config):
-    """Gradient checkpointing recomputes each task's forward pass in the backward one, after the last task's adapters were
-    switched in: strategies running every task before the backward passes trained the wrong adapters, silently."""
+def test_per_task_adapters_train_with_gradient_checkpointing_under_every_task_strategies_as_without(shared_make_config, tmp_path,
+                                                                                                  helpers):
+    """Each task's backward pass follows its forward pass, so the recomputed forward runs that task's adapters: 'sum' with
+    gradient checkpointing trains as without (it was refused); the strategies that keep every task's graph until the end
+    are refused with per-task adapters whatever the checkpointing."""
+    from mtcore import Trainer
     from mtcore.errors import ConfigError
     from mtcore.train.config import TrainConfig
     from mtcore.train.validate import plan_run
 
+    def losses(checkpointing: bool) -> list[float]:
+        config = shared_make_config(loss={"strategy": "sum"}, schedule={"max_steps": 4, "warmup_steps": 0}, checkpoint={"every": None},
+                                    logging={"every": 1, "progress": "none", "plot": False},
+                                    tasks=[{**t, "head_options": {"dropout": 0.0}} for t in shared_make_config()["tasks"]])
+        config["encoder"].update(gradient_checkpointing=checkpointing, options={"lora": PER_TASK, "encoder_kwargs": {
+            "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}})
+        run = tmp_path / f"run-{checkpointing}"
+        Trainer(config, output_dir=run).train()
+        return [e["loss"] for e in helpers.read_events(run) if e["event"] == "train"]  # each task at each step
+
+    plain, recomputed = losses(False), losses(True)
+    assert len(plain) == 12 and plain == pytest.approx(recomputed, rel=1e-5, abs=1e-6), (plain, recomputed)
     config = shared_make_config(loss={"strategy": "pcgrad"})
     config["encoder"].update(gradient_checkpointing=True, options={"lora": PER_TASK})
-    with pytest.raises(ConfigError, match=r"^config key 'encoder.gradient_checkpointing': with per-task LoRA adapters and a loss "
-                                          r"strategy that runs every task at each step \('pcgrad'\)"):
+    with pytest.raises(ConfigError, match=r"^config key 'loss.strategy': 'pcgrad' combines the tasks' gradients on the shared encoder, "
+                                          r"and per-task LoRA adapters"):
         plan_run(TrainConfig.model_validate(config))
-    config["loss"] = {"strategy": "single"}  # one task per step: its forward and backward passes go together
-    assert plan_run(TrainConfig.model_validate(config)).mode == "single"
