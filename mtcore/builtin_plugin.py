@@ -41,7 +41,7 @@ def mt_register_loss_strategies(register):
     register("single", f"{s}:SingleTaskLoss", "one task per step, its loss as is")
     register("sum", f"{s}:SumLoss", "one batch of every task per step, losses summed")
     register("weighted", f"{s}:WeightedLoss", "static per-task weights")
-    register("uncertainty", f"{s}:UncertaintyLoss", "learned per-task log-variances (Kendall et al.)")
+    register("uncertainty", "mtcore.train.loss_balancers:UncertaintyLoss", "learned per-task log-variances (Kendall et al.)")
     register("pcgrad", f"{s}:PCGradLoss", "per-task gradient projection (Yu et al.)")
     register("rlw", "mtcore.train.loss_balancers:RandomWeightLoss", "random per-task weights drawn every step (Lin et al.)")
     register("mgda", "mtcore.train.gradient_balancers:MGDALoss", "minimum-norm combination of the task gradients (Sener & Koltun)")

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from mtcore.errors import ConfigError
-from mtcore.train.gradient_balancers import _LoggedWeights
+from mtcore.train.gradient_balancers import _LoggedWeights, present_tasks
 from mtcore.train.gradient_surgery import _combined, _live, task_gram
 
 
@@ -169,7 +169,7 @@ class UPGradLoss(_LoggedWeights):
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         matrix, _ = task_gram(grads)
-        preferences = np.array([self.weights[t] for t in self.task_ids] if len(grads) == len(self.task_ids) else [1.0] * len(grads))
+        preferences = np.array([self.weights[self.task_ids[i]] for i in present_tasks(self, len(grads))])
         weights = upgrad_weights(matrix, preferences)
         self._keep(weights)
         return _combined(weights, grads)

@@ -122,11 +122,24 @@ def cagrad_weights(matrix: np.ndarray, c: float) -> np.ndarray:
     return weights / weights.sum() if weights.sum() > 0 else b
 
 
+def present_tasks(strategy: GradientCombiner, count: int) -> list[int]:
+    """The indices in ``strategy.task_ids`` of the ``count`` gradients :meth:`combine` got: the step's tasks in training
+    (a loop of one's own may leave some out of a step), else the first ``count`` tasks."""
+    tasks = strategy.step_tasks
+    return list(tasks) if tasks is not None and len(tasks) == count else list(range(count))
+
+
 class _LoggedWeights(GradientCombiner):
     logs_weights = True
+    #: Each task's weight in the last update (0: the task had no gradient in that step); None before the first.
+    applied: dict[str, float] | None = None
 
     def _keep(self, weights: np.ndarray) -> None:
-        self.weights = {task: float(w) for task, w in zip(self.task_ids, weights)}
+        self.applied = dict.fromkeys(self.task_ids, 0.0)
+        self.applied.update({self.task_ids[i]: float(w) for i, w in zip(present_tasks(self, len(weights)), weights)})
+
+    def task_weights(self) -> dict[str, float]:
+        return dict(self.applied) if self.applied is not None else super().task_weights()
 
 
 class MGDALoss(_LoggedWeights):
@@ -136,7 +149,7 @@ class MGDALoss(_LoggedWeights):
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         matrix = gram(grads)
-        zero = [task for task, norm_sq in zip(self.task_ids, np.diag(matrix)) if not norm_sq > 0]
+        zero = [self.task_ids[i] for i, norm_sq in zip(present_tasks(self, len(grads)), np.diag(matrix)) if not norm_sq > 0]
         if zero and len(grads) > 1 and not self._warned_zero:
             self._warned_zero = True  # once a run: it is usually a task wired past the encoder, not one step's chance
             warnings.warn(f"loss strategy 'mgda': task {zero[0]!r} has no gradient on the shared encoder at step {step} (its loss "
@@ -201,12 +214,17 @@ class GradNormLoss(GradientCombiner):
         return self.loss_weights[index]
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
-        w = self._used = self.loss_weights.clone()
-        update = sum(w[i].to(g.dtype) * g for i, g in enumerate(grads))  # this step's weights; w changes for the next
-        losses = self._losses if self._losses is not None else torch.ones_like(w)
-        first = self.updates == 0
-        self.first_losses.copy_(torch.where(first, losses, self.first_losses))
-        ratio = losses / self.first_losses.clamp(min=1e-12)
+        """The update with this step's weights, then one Adam step of the weights of the step's tasks (all of them in
+        ``mt train``; a loop of one's own that leaves a task out of a step leaves its weight and moments alone)."""
+        self._used = self.loss_weights.clone()
+        present = torch.tensor(present_tasks(self, len(grads)), device=self.loss_weights.device)
+        w = self._used[present]
+        update = sum(w[j].to(g.dtype) * g for j, g in enumerate(grads))  # this step's weights; w changes for the next
+        losses = (self._losses if self._losses is not None else torch.ones_like(self._used))[present]
+        first = self.first_losses[present]
+        first = torch.where(first == 0, losses, first)  # L_i at the task's first step: its ratio starts at 1
+        self.first_losses[present] = first
+        ratio = losses / first.clamp(min=1e-12)
         relative = ratio / ratio.mean().clamp(min=1e-12)
         norms = torch.stack([g.double().norm() for g in grads])
         weighted = w * norms
@@ -214,12 +232,15 @@ class GradNormLoss(GradientCombiner):
         grad_w = torch.sign(weighted - target) * norms  # d/dw_i of sum_j |w_j ||g_j|| - target_j|, targets held fixed
         self.updates += 1
         (b1, b2), t = self.BETAS, self.updates.double()
-        self.moments[0].mul_(b1).add_((1 - b1) * grad_w)
-        self.moments[1].mul_(b2).add_((1 - b2) * grad_w * grad_w)
-        step_w = self.lr * (self.moments[0] / (1 - b1 ** t)) / ((self.moments[1] / (1 - b2 ** t)).sqrt() + self.EPS)
-        new = (w - step_w).clamp(min=0)
+        moments = self.moments[:, present]
+        moments[0].mul_(b1).add_((1 - b1) * grad_w)
+        moments[1].mul_(b2).add_((1 - b2) * grad_w * grad_w)
+        self.moments[:, present] = moments
+        step_w = self.lr * (moments[0] / (1 - b1 ** t)) / ((moments[1] / (1 - b2 ** t)).sqrt() + self.EPS)
+        new = self._used.clone()
+        new[present] = (w - step_w).clamp(min=0)
         total = new.sum()
-        self.loss_weights.copy_(torch.where(total > 0, new * len(grads) / total.clamp(min=1e-30), torch.ones_like(new)))
+        self.loss_weights.copy_(torch.where(total > 0, new * len(new) / total.clamp(min=1e-30), torch.ones_like(new)))
         return update
 
     def task_weights(self) -> dict[str, float]:

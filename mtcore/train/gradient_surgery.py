@@ -79,7 +79,7 @@ import torch
 from torch import nn
 
 from mtcore.errors import ConfigError
-from mtcore.train.gradient_balancers import _LoggedWeights, gram
+from mtcore.train.gradient_balancers import _LoggedWeights, gram, present_tasks
 from mtcore.train.gradient_groups import Run, check_covers, check_grouping, combine_by_group, group_grams, group_runs
 
 #: A task gradient whose squared norm is below this share of the largest one's is treated as 0 by ``imtl``.
@@ -290,11 +290,15 @@ class GradVacLoss(_LoggedWeights):
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         order = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        targets = self.targets.detach().cpu().numpy().copy()
+        everything = self.targets.detach().cpu().numpy().copy()
+        present = present_tasks(self, len(grads))  # the step's tasks (a loop of one's own may leave some out)
+        pairs = np.ix_(present, present)
+        targets = everything[pairs] if everything.ndim == 2 else everything[(slice(None), *pairs)]
         if self.groups == "encoder":
             matrix, _ = task_gram(grads)
             weights = vaccinate(matrix, targets, order, self.beta)
-            self.targets.copy_(torch.from_numpy(targets))
+            everything[pairs] = targets
+            self.targets.copy_(torch.from_numpy(everything))
             self._keep(weights)
             return _combined(weights, grads)
         if self._runs is None:
@@ -306,7 +310,8 @@ class GradVacLoss(_LoggedWeights):
             return torch.zeros_like(grads[0])
         grams = group_grams(grads, self._runs, len(self.group_names))
         weights = np.stack([vaccinate(grams[g], targets[g], order, self.beta) for g in range(len(self.group_names))])
-        self.targets.copy_(torch.from_numpy(targets))
+        everything[(slice(None), *pairs)] = targets
+        self.targets.copy_(torch.from_numpy(everything))
         sizes = np.zeros(len(self.group_names))
         for run in self._runs:
             sizes[run.group] += run.stop - run.start
@@ -326,11 +331,14 @@ class NashMTLLoss(_LoggedWeights):
         self.register_buffer("held", torch.zeros(len(self.task_ids), dtype=torch.float64))  # the last solve's, in checkpoints
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
-        weights = self.held.detach().cpu().numpy().copy() if (step - 1) % self.update_every else None
+        present = present_tasks(self, len(grads))  # the step's tasks (a loop of one's own may leave some out)
+        weights = self.held.detach().cpu().numpy()[present] if (step - 1) % self.update_every else None
         if weights is None or not weights.any():  # a solve step, or nothing held yet
             matrix, _ = task_gram(grads)
             alpha = nash_weights(matrix)
             weights = np.sqrt(np.trace(matrix) / max(int(_live(matrix).sum()), 1)) * alpha  # ‖d‖² = Σ ‖gᵢ‖²: sum's scale
-            self.held.copy_(torch.from_numpy(weights))
+            held = np.zeros(len(self.task_ids))
+            held[present] = weights
+            self.held.copy_(torch.from_numpy(held))
         self._keep(weights)
         return _combined(weights, grads)

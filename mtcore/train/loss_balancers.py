@@ -1,6 +1,6 @@
-"""Loss strategies whose task weights change from step to step: random (RLW) and dynamic (DWA).
+"""Loss strategies whose task weights change from step to step: learned (uncertainty), random (RLW) and dynamic (DWA).
 
-Both take one batch of every task per step (``batches = "all"``) and weight each task's loss;
+Each takes one batch of every task per step (``batches = "all"``) and weight each task's loss;
 the weights of a step are fixed before its first micro-step (:meth:`LossStrategy.begin_step`),
 so gradient accumulation sees one weighting per optimizer step. Weights sum to the number of tasks
 ``K`` (their mean is 1), so the loss has the scale of ``sum`` and a learning rate and
@@ -16,6 +16,10 @@ so gradient accumulation sees one weighting per optimizer step. Weights sum to t
   epochs). A task whose loss falls slowly gets more weight. Weights are 1 for the first two
   windows. The running sums stay on the device (no host sync) and are averaged over processes at
   each window's end (DDP); they are saved in checkpoints, so ``--resume`` continues them.
+* ``uncertainty`` — learned homoscedastic uncertainty (Kendall et al. 2018): ``Σ exp(−sᵢ) Lᵢ + sᵢ``, one
+  learned ``sᵢ = log σᵢ²`` per task (a parameter of the strategy, so in the optimizer and checkpoints). Its weights
+  are not scaled to sum ``K``. The logged weights are ``exp(−sᵢ)`` as the step trained with them, read when the step
+  begins (the optimizer step moves ``s`` before the loop logs).
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from mtcore.errors import ConfigError
-from mtcore.train.losses import LossStrategy
+from mtcore.train.losses import LossStrategy, _finite
 
 
 class RandomWeightLoss(LossStrategy):
@@ -110,3 +115,32 @@ class DynamicWeightAverageLoss(LossStrategy):
 
     def task_weights(self) -> dict[str, float]:
         return dict(zip(self.task_ids, self.weights_now.float().tolist()))
+
+
+class UncertaintyLoss(LossStrategy):
+    """Learned homoscedastic uncertainty (Kendall et al. 2018): ``sum_i exp(-s_i) L_i + s_i``.
+
+    ``s_i = log sigma_i^2`` is one learned scalar per task (initial value ``init``, default 0).
+    """
+
+    batches = "all"
+    uses_weights = False
+    logs_weights = True
+
+    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0, **options: Any) -> None:
+        super().__init__(task_ids, weights, **options)
+        _finite(init, "uncertainty", "init", "the initial log-variance s_i")
+        self.log_variances = nn.Parameter(torch.full((len(self.task_ids),), float(init)))
+        self._applied: torch.Tensor | None = None  # exp(-s) as the current step trains with it (on the device)
+
+    def begin_step(self, step: int, reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        self._applied = torch.exp(-self.log_variances.detach().float())  # no host read: logged at logging steps only
+
+    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
+        s = self.log_variances[self.task_ids.index(task_id)]
+        return torch.exp(-s) * loss + s
+
+    def task_weights(self) -> dict[str, float]:
+        """``exp(-s)`` as the last step trained with it (a loop that never calls :meth:`begin_step`: as it is now)."""
+        applied = self._applied if self._applied is not None else torch.exp(-self.log_variances.detach().float())
+        return dict(zip(self.task_ids, applied.tolist()))

@@ -185,30 +185,6 @@ class WeightedLoss(LossStrategy):
         return self.weights[task_id] * loss
 
 
-class UncertaintyLoss(LossStrategy):
-    """Learned homoscedastic uncertainty (Kendall et al. 2018): ``sum_i exp(-s_i) L_i + s_i``.
-
-    ``s_i = log sigma_i^2`` is one learned scalar per task (initial value ``init``, default 0).
-    """
-
-    batches = "all"
-    uses_weights = False
-    logs_weights = True
-
-    def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, init: float = 0.0, **options: Any) -> None:
-        super().__init__(task_ids, weights, **options)
-        _finite(init, "uncertainty", "init", "the initial log-variance s_i")
-        self.log_variances = nn.Parameter(torch.full((len(self.task_ids),), float(init)))
-
-    def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
-        s = self.log_variances[self.task_ids.index(task_id)]
-        return torch.exp(-s) * loss + s
-
-    def task_weights(self) -> dict[str, float]:
-        values = torch.exp(-self.log_variances.detach().float()).tolist()
-        return dict(zip(self.task_ids, values))
-
-
 class GradientCombiner(LossStrategy):
     """Base of strategies that combine the tasks' gradients on the shared encoder parameters
     (PCGrad, MGDA, CAGrad, GradNorm): one backward pass per task, the shared parameters' flat gradients handed
@@ -231,6 +207,9 @@ class GradientCombiner(LossStrategy):
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         """The shared parameters' flat gradient from the tasks' flat gradients (one per task, in task order)."""
         raise NotImplementedError
+
+    #: While :meth:`combine` runs in training: the indices in :attr:`task_ids` of its gradients (None: every task's).
+    step_tasks: list[int] | None = None
 
     def head_scale(self, index: int) -> torch.Tensor | None:
         """What the head gradients of the task at ``index`` are multiplied by (None: left as they are), read before
@@ -284,7 +263,11 @@ class GradientCombiner(LossStrategy):
         if flat_shared:
             from mtcore.train.strategy_checks import checked_combined
 
-            combined = checked_combined(self, self.combine(flat_shared, step), flat_shared, step) if finite else torch.stack(flat_shared).sum(0)
+            self.step_tasks = tasks  # combine()'s gradients are these tasks' (a loop of one's own may leave some out)
+            try:
+                combined = checked_combined(self, self.combine(flat_shared, step), flat_shared, step) if finite else torch.stack(flat_shared).sum(0)
+            finally:
+                self.step_tasks = None
             _assign(combined, shared, used)
         for p, g, reached in zip(others, head_grads, others_used):
             if reached and g is not None:

@@ -55,6 +55,7 @@ def test_upgrad_sums_the_projections_onto_the_dual_cone_and_conflicts_with_no_ta
     gains = rows @ d.numpy()
     assert gains.min() >= -1e-9 * float(np.sum(rows ** 2)), gains  # no task's loss rises to first order
     assert torch.allclose(_logged_sum(strategy, grads), d)
+    assert torch.allclose(strategy.combine(grads, step=2), d)  # the preferences stay (not the last step's logged weights)
 
 
 def test_upgrad_adds_gradients_that_conflict_with_none_as_they_are_and_drops_what_conflicts():

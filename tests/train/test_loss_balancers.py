@@ -112,3 +112,20 @@ def test_rlw_refuses_a_non_integer_seed_and_unknown_options():
         RandomWeightLoss(TASKS, seed="x")
     with pytest.raises(TypeError, match="unexpected option 'temprature'; it accepts: seed"):
         RandomWeightLoss(TASKS, temprature=2)
+
+
+def test_uncertainty_logs_the_weights_each_step_trained_with_not_the_next_steps(make_config, tmp_path, helpers):
+    """The optimizer step moves s before the loop logs: step 1 logged exp(-s) after its update (1.105 at lr 0.1), not the
+    1.0 it trained with."""
+    from mtcore import Trainer
+
+    config = make_config(loss={"strategy": "uncertainty"}, optimizer={"lr": 0.1}, checkpoint={"every": None},
+                         schedule={"name": "constant", "max_steps": 3, "warmup_steps": 0}, logging={"every": 1, "progress": "none", "plot": False})
+    trainer = Trainer(config, output_dir=tmp_path / "run")
+    trainer.train()
+    logged = [e["weights"] for e in helpers.read_events(tmp_path / "run") if e["event"] == "loss_weights"]
+    assert list(logged[0].values()) == [1.0, 1.0, 1.0]  # init 0: exp(-0)
+    assert all(abs(w - 1.0) > 0.05 for w in logged[1].values())  # AdamW's first step moved every s by about lr
+    strategy = trainer.engine.strategy
+    final = {t: math.exp(-s) for t, s in zip(strategy.task_ids, strategy.log_variances.tolist())}
+    assert logged[2] != pytest.approx(final)  # the last step's weights, not those after its update

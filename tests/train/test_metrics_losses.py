@@ -13,7 +13,8 @@ import torch
 from mtcore.plugins import get_component
 from mtcore.task import Task
 from mtcore.train import metrics as m
-from mtcore.train.losses import PCGradLoss, SingleTaskLoss, SumLoss, UncertaintyLoss, WeightedLoss, project_conflicting
+from mtcore.train.loss_balancers import UncertaintyLoss
+from mtcore.train.losses import PCGradLoss, SingleTaskLoss, SumLoss, WeightedLoss, project_conflicting
 
 CLS = Task(name="c", kind="text_classification", labels=("a", "b", "c"), plugin="t")
 REG = Task(name="r", kind="regression", plugin="t")
