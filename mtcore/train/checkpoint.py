@@ -37,8 +37,8 @@ import torch
 
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
-from mtcore.train.checkpoint_checks import (check_rng, check_sampler_state, check_scheduler_state, check_task_labels, check_train_state,
-                                            damaged, task_labels)
+from mtcore.train.checkpoint_checks import (check_rng, check_sampler_state, check_scheduler_state, check_task_data, check_task_labels,
+                                            check_train_state, damaged, task_data, task_labels)
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -287,7 +287,8 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
                       f"cannot hold: {str(exc).removeprefix('cannot save state at trainer.')}; keep tensors or plain data "
                       "(numbers, strings, lists, dicts) in its state_dict / get_extra_state") from None
     _write_json(directory / "sampler.json", sampler.state_dict())
-    _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads(), "task_labels": task_labels(model)})
+    _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads(), "task_labels": task_labels(model),
+                                           "task_data": task_data(sampler)})
 
 
 def write_rank_files(directory: Path, rank: int) -> None:
@@ -319,6 +320,7 @@ def read_checkpoint(directory: Path, *, model: torch.nn.Module, optimizer: Any, 
     check_train_state(state_data, directory / "state.json", TrainState)
     check_sampler_state(sampler_state, directory / "sampler.json")
     check_task_labels(directory, model, state_data)
+    check_task_data(directory, sampler, state_data)
     load_weights(model, directory / "model.safetensors")
     try:
         optimizer.load_state_dict(load_state(directory / "optimizer"))

@@ -137,6 +137,36 @@ def check_task_labels(directory: Path, model: Any, state_data: Any) -> None:
                               "as other labels; use the plugin version and labels the run trained with, or start a new run")
 
 
+def task_data(sampler: Any) -> dict[str, str]:
+    """Each task's training data as ``datasets`` fingerprints them (recorded in a checkpoint's ``state.json``): the
+    tokenized split's fingerprint, which follows its files' contents, the plugin's preparation, the tokenizer and the
+    settings; a split without one (a stream) is left out."""
+    split = getattr(sampler, "split", "train")
+    found = {}
+    for task_id, data in (getattr(sampler, "data", None) or {}).items():
+        fingerprint = getattr(getattr(data, "splits", {}).get(split), "_fingerprint", None)
+        if isinstance(fingerprint, str):
+            found[str(task_id)] = fingerprint
+    return found
+
+
+def check_task_data(directory: Path, sampler: Any, state_data: Any) -> None:
+    """Warn when a task's training data are not the checkpoint's (the same number of rows, or resuming is refused
+    earlier): a label or a text edited in its files, another plugin or mtcore version preparing them. The resumed run
+    trains on the data as they are now, so it is not the run an uninterrupted one would have been."""
+    import warnings
+
+    recorded = state_data.get("task_data") if isinstance(state_data, dict) else None
+    if not isinstance(recorded, dict):
+        return  # a checkpoint written before mtcore recorded them
+    changed = [task for task, now in task_data(sampler).items() if isinstance(recorded.get(task), str) and recorded[task] != now]
+    if changed:
+        warnings.warn(f"resuming {str(directory)!r} with other training data than it was written with: {', '.join(changed)} "
+                      f"(its files were edited — a label or a text — or another plugin or mtcore version prepares them); the run "
+                      f"goes on with the data as they are now, so it is not the run an uninterrupted one would have been",
+                      UserWarning, stacklevel=3)
+
+
 def _listed(labels: list[Any], limit: int = 8) -> str:
     shown = ", ".join(str(label) for label in labels[:limit])
     return f"[{shown}{', ...' if len(labels) > limit else ''}] ({len(labels)})"

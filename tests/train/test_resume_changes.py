@@ -56,3 +56,40 @@ def test_a_resume_that_changes_the_training_is_still_refused_in_one_line(tmp_pat
         Trainer(_config(make_config), output_dir=tmp_path / "run", resume=True, overrides=["batching.batch_size=4"]).train()
     with pytest.raises(ConfigError, match=r"config key 'evaluation.split' changed"):
         Trainer(_config(make_config), output_dir=tmp_path / "run", resume=True, overrides=["evaluation.split=train"]).train()
+
+
+def test_a_resume_whose_training_data_were_edited_warns_naming_the_task(tmp_path: Path, make_config):
+    """A label edited in a task's file (the same rows and texts: nothing else notices) was resumed silently; the checkpoint
+    records each task's data fingerprint and a resume with other data warns, naming the task, and goes on."""
+    import json
+    import shutil
+    import warnings
+
+    tasks = make_config()["tasks"]
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for task in tasks:  # copies: the shared synthetic files stay as they are
+        for split, path in task["define"]["files"].items():
+            copy = folder / Path(path).name
+            shutil.copy(path, copy)
+            task["define"]["files"][split] = str(copy)
+    config = make_config(tasks=tasks, schedule={"max_steps": 6, "warmup_steps": 1}, checkpoint={"every": 3, "keep_last": 2, "at_end": False})
+
+    def resumed(run: str) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert Trainer(config, output_dir=tmp_path / run, resume=True).train()["steps"] == 6
+        return [str(w.message) for w in caught if "other training data" in str(w.message)]
+
+    for run in ("same", "edited"):  # crashes after the checkpoint of step 3
+        with pytest.raises(NonFiniteLossError):
+            Trainer({**config, "debug": {"inject_nan_at_step": 5}}, output_dir=tmp_path / run).train()
+    state = json.loads((tmp_path / "same" / "checkpoints" / "step-000003" / "state.json").read_text(encoding="utf-8"))
+    assert set(state["task_data"]) == {"user:sent", "user:pair", "user:mc"}
+    assert resumed("same") == []
+    train_file = Path(tasks[0]["define"]["files"]["train"])
+    rows = [json.loads(line) for line in train_file.read_text(encoding="utf-8").splitlines()]
+    rows[0]["label"] = "positive" if rows[0]["label"] == "negative" else "negative"  # one label, the same text
+    train_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    found = resumed("edited")
+    assert len(found) == 1 and ": user:sent (its files were edited" in found[0], found
