@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mtcore.errors import ModelFileError
+from mtcore.export.inputs import describe_inputs, encoded_length, readme, usage_lines
 from mtcore.export.mapping import (
     DEFAULT_TOLERANCE,
     ExportError,
@@ -152,32 +153,6 @@ def _write_atomically(out_dir: Path, write: Any, overwrite: bool = False) -> Non
         raise
 
 
-def _readme(title: str, usage: str, info: dict[str, Any]) -> str:
-    from mtcore.export.inputs import readme_lines
-
-    lines = [f"# {title}", "", "Exported by mtcore from a multitask model; plain transformers, no custom code.", "", "```python", usage, "```", ""]
-    lines += [f"- {key}: {value}" for key, value in info.items() if value not in (None, [], {}) and key != "inputs"]
-    if info.get("inputs"):
-        lines += readme_lines(info["inputs"])
-    return "\n".join(lines) + "\n"
-
-
-def _usage(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool, max_length: int | None = None) -> str:
-    cut = f", truncation=True, max_length={max_length}" if max_length else ""
-    if pipeline == "text-classification":
-        example = '{"text": "...", "text_pair": "..."}' if pair else '"..."'
-        return f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nclassify({example}, top_k=None{cut})'
-    if pipeline:
-        return f'from transformers import pipeline\nrun = pipeline("{pipeline}", model="{out_dir}")'
-    if auto_class == "AutoModelForMultipleChoice":
-        return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
-                f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n'
-                f'encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut})\n'
-                'best = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer')
-    return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')
-
-
 def _forward_inputs(module: Any, inputs: dict[str, Any]) -> dict[str, Any]:
     """The probe inputs ``module.forward`` accepts (DistilBERT takes no token_type_ids)."""
     import inspect
@@ -228,7 +203,7 @@ def export_refusals(encoder_config: Any, tasks: dict[str, Any], tokenizer: Any) 
         encoder = AutoModel.from_config(config, attn_implementation="eager").float()
         model = MultitaskModel(encoder, tasks, tokenizer=tokenizer).float().eval()
     for task_id in tasks:
-        spec = manifest_task(model, task_id) if model.tasks[task_id].get("kind") else None
+        spec = manifest_task(model, task_id, without_unsaved=True) if model.tasks[task_id].get("kind") else None
         if spec is None:
             refusals[task_id] = f"task {task_id!r} has a custom head with no task kind; export the encoder alone with --encoder-only"
             continue
@@ -275,11 +250,10 @@ def _task_export(model: Any, task: str, out: Path, tolerance: float, recorded: s
 def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: str | None) -> tuple[Any, ExportResult]:
     """Map and check ``task``'s head (an :class:`ExportError` when no plain class computes it); returns the function
     that writes the export into a folder, and its result (``out``: where it will be, for its README)."""
-    from mtcore.export.inputs import describe_inputs
     from mtcore.predict.tasks import manifest_task
 
     head_id = model.resolve_task(task)
-    spec = manifest_task(model, head_id) if model.tasks[head_id].get("kind") else None
+    spec = manifest_task(model, head_id, without_unsaved=True) if model.tasks[head_id].get("kind") else None
     if spec is None:
         raise ExportError(f"task {head_id!r} has a custom head with no task kind; export the encoder alone with --encoder-only")
     tokenizer = model.tokenizer
@@ -297,7 +271,8 @@ def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: s
     plain.to(dtype)
     info = {"task": head_id, "kind": spec.kind.value, "labels": list(spec.labels), "label_values": list(spec.label_values) if spec.label_values is not None else None,
             "model_class": type(plain).__name__, "pipeline": target.pipeline, "max_logit_difference": difference, "tolerance": tolerance,
-            "mapped_layers": mapped, "max_length": spec.max_length, "source": recorded, "inputs": describe_inputs(spec)}
+            "mapped_layers": mapped, "max_length": encoded_length(spec, tokenizer, model.encoder.config),
+            "truncation": spec.truncation, "source": recorded, "inputs": describe_inputs(spec, model.tasks[head_id].get("preprocess_not_saved"))}
     if spec.kind.value == "extractive_qa":  # how mtcore turned the logits into answers: a user decoding by hand needs it
         info.update(stride=spec.stride, no_answer=spec.no_answer, **({"null_threshold": spec.null_threshold} if spec.no_answer else {}),
                     decoding="the context span with the best start + end logit (at most head_options.max_answer_tokens tokens), "
@@ -310,8 +285,8 @@ def _mapped_task(model: Any, task: str, out: Path, tolerance: float, recorded: s
         portable_tokenizer(tokenizer).save_pretrained(tmp)  # not the probes' max_length
         _no_custom_code(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(f"{head_id} ({type(plain).__name__})", _usage(target.auto_class, target.pipeline, out, spec.is_pair, spec.max_length), info),
-                                       encoding="utf-8")
+        usage = usage_lines(target.auto_class, target.pipeline, out, spec.is_pair, info["max_length"], spec.truncation)
+        (tmp / "README.md").write_text(readme(f"{head_id} ({type(plain).__name__})", usage, info), encoding="utf-8")
 
     return write, ExportResult(out, head_id, type(plain).__name__, difference, target.pipeline, mapped)
 
@@ -330,8 +305,14 @@ def export_all(model: Any, out_dir: str | os.PathLike, *, overwrite: bool = Fals
     writers, results, skipped = {}, [], {}
     from mtcore.model.manifest import safe_stem
 
+    taken = {"encoder"}  # folder names, lower-case: ids one safe name apart ('a b', 'a-b') or a case apart get their own
     for head_id in model.tasks:
-        name = safe_stem(head_id.replace(":", "_"))  # a folder of out_dir, whatever a crafted manifest's task ids say
+        stem = name = safe_stem(head_id.replace(":", "_"))  # a folder of out_dir, whatever a crafted manifest's task ids say
+        n = 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{stem}-{n}"
+        taken.add(name.lower())
         try:
             writers[name], result = _task_export(model, head_id, out / name, tolerance, recorded)
         except ExportError as error:
@@ -394,7 +375,7 @@ def _encoder_export(model: Any, out: Path, recorded: str | None) -> tuple[Any, E
             portable_tokenizer(tokenizer).save_pretrained(tmp)
         _no_custom_code(tmp)
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        (tmp / "README.md").write_text(_readme(f"shared encoder ({type(encoder).__name__})", _usage("AutoModel", None, out, False), info),
+        (tmp / "README.md").write_text(readme(f"shared encoder ({type(encoder).__name__})", usage_lines("AutoModel", None, out, False), info),
                                        encoding="utf-8")
 
     return write, ExportResult(out, None, type(encoder).__name__, None, "feature-extraction")

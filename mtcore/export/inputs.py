@@ -6,6 +6,8 @@ without its final punctuation, then "потому что" or "поэтому"), 
 from __future__ import annotations
 
 import inspect
+import warnings
+from pathlib import Path
 from typing import Any
 
 from mtcore.task import Task, TaskKind
@@ -24,11 +26,14 @@ ENCODING = {
 }
 
 
-def describe_inputs(task: Task) -> dict[str, Any]:
+def describe_inputs(task: Task, unsaved: list[str] | None = None) -> dict[str, Any]:
     """``{"encoding", "columns", "preprocess"}``: the kind's encoding, where each column comes from (raw field names that
-    differ from the column's), and each preprocessing step with the first paragraph of its docstring."""
+    differ from the column's), and each preprocessing step with the first paragraph of its docstring (``unsaved``:
+    the steps a model saved from Python could not name, when its Task is not at hand)."""
     columns = {column: field for column, field in task.input_map.items() if column not in ("label", "idx")}
-    steps = [_describe_step(step) for step in task.preprocess]
+    steps = [_describe_step(step) for step in task.preprocess] or [
+        f"{name}: a function of the Python session that trained the model, not saved by name (its code is not in the "
+        "model): build the columns as it did" for name in unsaved or []]
     out: dict[str, Any] = {"encoding": ENCODING.get(task.kind, "")}
     renamed = {column: field for column, field in columns.items() if column != field}
     if renamed:
@@ -63,3 +68,45 @@ def readme_lines(described: dict[str, Any]) -> list[str]:
         lines += ["", "Before that, mtcore built the columns from the raw row with these steps (do the same):"]
         lines += [f"- {step}" for step in steps]
     return lines
+
+
+def encoded_length(task: Task, tokenizer: Any, encoder_config: Any) -> int:
+    """The length mtcore cut the task's rows at: its ``max_length``, or less where the tokenizer or the encoder's
+    positions take less (what :func:`~mtcore.data.encoder_limits.resolve_max_length` warned about in training)."""
+    from mtcore.data.encoder_limits import resolve_max_length
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return resolve_max_length(task, tokenizer, encoder_config=encoder_config)
+        except Exception:  # noqa: BLE001 - a length the tokenizer cannot honour: the task's, as recorded
+            return task.max_length
+
+
+def readme(title: str, usage: str, info: dict[str, Any]) -> str:
+    """An exported task's README.md: the usage snippet, the export's facts, how rows are encoded."""
+    lines = [f"# {title}", "", "Exported by mtcore from a multitask model; plain transformers, no custom code.", "", "```python", usage, "```", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items() if value not in (None, [], {}) and key != "inputs"]
+    if info.get("inputs"):
+        lines += readme_lines(info["inputs"])
+    return "\n".join(lines) + "\n"
+
+
+def usage_lines(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool, max_length: int | None = None,
+                truncation: str = "longest_first") -> str:
+    """The README's snippet, cutting as mtcore did: a pair (and a multiple-choice text with its choice) by the task's
+    ``truncation``, one text at ``max_length``; nothing for ``do_not_truncate``."""
+    strategy = "True" if truncation == "longest_first" or not pair and pipeline else repr(truncation)
+    cut = f", truncation={strategy}, max_length={max_length}" if max_length and truncation != "do_not_truncate" else ""
+    if pipeline == "text-classification":
+        example = '{"text": "...", "text_pair": "..."}' if pair else '"..."'
+        return f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nclassify({example}, top_k=None{cut})'
+    if pipeline:
+        return f'from transformers import pipeline\nrun = pipeline("{pipeline}", model="{out_dir}")'
+    if auto_class == "AutoModelForMultipleChoice":
+        return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
+                f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n'
+                f'encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut})\n'
+                'best = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer')
+    return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')

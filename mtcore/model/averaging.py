@@ -102,7 +102,9 @@ def _merged(load: Callable[[Any], Any]) -> Callable[[Any], Any]:
             return model
         import tempfile
 
-        with tempfile.TemporaryDirectory(prefix="mt-average-") as folder:
+        from mtcore.model.quiet_bars import transformers_bars_off
+
+        with tempfile.TemporaryDirectory(prefix="mt-average-") as folder, transformers_bars_off():
             model.save_pretrained(folder)
             return type(model).from_pretrained(folder, verify=False)
 
@@ -195,6 +197,11 @@ def _check_same_shape(first: Any, other: Any, first_path: Any, path: Any) -> Non
     if odd is not None:
         raise UsageError(f"{path}: its tensor {odd} has the shape {tuple(theirs[odd].shape)}, and {first_path}'s "
                          f"{tuple(mine[odd].shape)} (other encoder or settings); average models of one shape")
+    odd = next((k for k in mine if k in theirs and mine[k].dtype != theirs[k].dtype), None)
+    if odd is not None:  # the average would be stored in the first model's dtype: which one would depend on the order given
+        dtypes = (str(t[odd].dtype).removeprefix("torch.") for t in (theirs, mine))
+        raise UsageError(f"{path}: holds its weights in {next(dtypes)} ({odd}), and {first_path} in {next(dtypes)}; average models "
+                         "of one dtype (trained with the same encoder.options.dtype)")
     lacking = next(((k, path, first_path) for k in mine if k not in theirs), None) or next(((k, first_path, path) for k in theirs if k not in mine), None)
     if lacking is not None:
         key, without, holder = lacking

@@ -46,11 +46,12 @@ def left_out_error(task_id: str) -> PluginLeftOut | None:
                          "add it there, or unset MT_LOAD_PLUGINS")
 
 
-def manifest_task(model: Any, head_id: str) -> Task:
+def manifest_task(model: Any, head_id: str, without_unsaved: bool = False) -> Task:
     """The Task recorded in the model's manifest for head ``head_id`` (no data sources).
 
     Preprocessing given as Python callables could not be saved by name: the registered task of
-    the same id provides them, or the error says to pass the Task itself.
+    the same id provides them, or the error says to pass the Task itself; ``without_unsaved``
+    (an export, which reads no rows) leaves them out instead.
     """
     from mtcore.model.manifest import task_from_info
 
@@ -65,10 +66,13 @@ def manifest_task(model: Any, head_id: str) -> Task:
     unsaved = info.get("preprocess_not_saved") or []
     if unsaved:
         registered = registered_task(head_id) if ":" in head_id else None  # the same task only, never a namesake
+        if without_unsaved and (registered is None or registered.id != head_id):
+            return task.replace(preprocess=())
         if registered is None or registered.id != head_id:
             raise ConfigError(
-                f"task {head_id!r} was trained with preprocessing functions that cannot be saved by name ({', '.join(unsaved)}); "
-                "pass the Task itself: predict(model, task, inputs)"
+                f"task {head_id!r} was trained with preprocessing functions that cannot be saved by name ({', '.join(unsaved)}), "
+                "so its rows cannot be built here; register the task (its id) in a plugin that has them, or score it from Python "
+                "with the Task itself: predict(model, task, inputs) / evaluate_model"
             )
         task = task.replace(preprocess=registered.preprocess)
     return task

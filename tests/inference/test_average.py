@@ -203,7 +203,7 @@ def test_an_option_written_as_text_at_its_default_averages(cli, tiny_encoders, t
     assert result.exit_code == 0, result.stderr
 
 
-def test_shared_lora_models_average_what_their_adapters_add(tiny_encoders):
+def test_shared_lora_models_average_what_their_adapters_add(tiny_encoders, capfd):
     """Checkpoints of a shared-LoRA run hold their adapters apart: the average is of the merged weights (W + s·B·A), as
     their model/ folders would give, not of A and B apart."""
     import pytest
@@ -222,7 +222,9 @@ def test_shared_lora_models_average_what_their_adapters_add(tiny_encoders):
                     parameter.copy_(torch.randn_like(parameter))
         models[f"ckpt{i}"] = model
     merged = [merged_state_dict(m.encoder) for m in models.values()]
+    capfd.readouterr()
     soup = average_models(list(models), lambda path: models[path])
+    assert "Loading weights" not in capfd.readouterr().err  # transformers' bars of the merged copies: no other command shows them
     assert not soup.lora and not any("lora_" in key for key in soup.state_dict())
     state = soup.encoder.state_dict()
     adapted = [key for key in merged[0] if not torch.equal(merged[0][key], merged[1][key])]
@@ -247,3 +249,15 @@ def test_options_a_head_resolves_itself_written_out_at_that_value_average(cli, t
     odd = make_model(tiny_encoders["bert"], other, lm, seed=3).save_pretrained(tmp_path / "m3")
     refused = cli("average", dirs[0], odd, "--output", tmp_path / "soup2")
     assert refused.exit_code == 2 and "head option span_pooling 'max'" in refused.stderr
+
+
+def test_models_of_other_dtypes_are_refused_whatever_the_order(cli, tiny_encoders, tmp_path):
+    """A bf16 and a float32 model averaged silently, into the first one's dtype: another model for another order."""
+    _, full = _saved(tiny_encoders, tmp_path, "full", SENTIMENT, seed=1)
+    half, _ = _saved(tiny_encoders, tmp_path, "half-src", SENTIMENT, seed=2)
+    half_dir = half.to(torch.bfloat16).save_pretrained(tmp_path / "half")
+    for order in ((full, half_dir), (half_dir, full)):
+        result = cli("average", *order, "--output", tmp_path / "soup")
+        assert result.exit_code == 2 and not (tmp_path / "soup").exists(), result.output
+        line = result.stderr.strip().splitlines()[-1]
+        assert "holds its weights in" in line and "bfloat16" in line and "float32" in line and "one dtype" in line, line

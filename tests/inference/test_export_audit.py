@@ -1,0 +1,80 @@
+"""``mt export`` audit fixes: tasks whose ids make the same folder name each get their own; the README and
+``mtcore_export.json`` say how mtcore cut the rows (the task's truncation, the length it used); a model saved from Python
+with preprocessing that has no importable name exports (it reads no rows) and names the step."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from inference.support import make_model
+
+from mtcore.task import Task
+
+
+def test_task_ids_one_folder_name_apart_export_into_folders_of_their_own(cli, tiny_encoders, tmp_path):
+    spaced = Task(name="a b", kind="text_classification", labels=("x", "y", "z"), plugin="demo", head_options={"pooling": "pooler"})
+    dashed = Task(name="a-b", kind="multi_label", labels=("p", "q"), plugin="demo", head_options={"pooling": "pooler"})
+    model_dir = make_model(tiny_encoders["bert"], spaced, dashed).save_pretrained(tmp_path / "model")
+    out = tmp_path / "exported"
+    result = cli("export", model_dir, out, "--task", "all")
+    assert result.exit_code == 0, result.output
+    listed = json.loads((out / "mtcore_export.json").read_text(encoding="utf-8"))["tasks"]
+    assert listed == {"demo:a b": "demo_a-b", "demo:a-b": "demo_a-b-2"}, listed
+    for task, folder in listed.items():
+        config = json.loads((out / folder / "config.json").read_text(encoding="utf-8"))
+        kind = json.loads((out / folder / "mtcore_export.json").read_text(encoding="utf-8"))["kind"]
+        assert (kind, len(config["id2label"])) == (("text_classification", 3) if task == "demo:a b" else ("multi_label", 2))
+
+
+def test_the_readme_cuts_pairs_as_the_task_did_at_the_length_it_used(cli, tiny_encoders, tmp_path):
+    from transformers import pipeline
+
+    pair = Task(name="pair", kind="pair_classification", labels=("pos", "neg", "neu"), inputs={"text": "text", "text_pair": "other"},
+                plugin="demo", max_length=16, truncation="only_second", head_options={"pooling": "pooler"})
+    model_dir = make_model(tiny_encoders["bert"], pair).save_pretrained(tmp_path / "model")
+    result = cli("export", model_dir, tmp_path / "out", "--task", "demo:pair")
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "out" / "mtcore_export.json").read_text(encoding="utf-8"))
+    assert info["truncation"] == "only_second" and info["max_length"] == 16
+    readme = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "truncation='only_second', max_length=16" in readme, readme
+    row = {"text": "good movie", "other": "bad movie " * 20}  # the second text is cut
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    predicted = cli("predict", model_dir, "--task", "demo:pair", "--input", rows)
+    assert predicted.exit_code == 0, predicted.output
+    ours = json.loads(predicted.stdout)["probabilities"]
+    scores = pipeline("text-classification", model=str(tmp_path / "out"), device="cpu")(
+        {"text": row["text"], "text_pair": row["other"]}, top_k=None, truncation="only_second", max_length=16)  # as the README says
+    np.testing.assert_allclose([{s["label"]: s["score"] for s in scores}[label] for label in pair.labels], ours, atol=1e-5)
+    # a max_length above the encoder's positions: the README gives the length the rows were cut at
+    long = Task(name="long", kind="text_classification", labels=("a", "b"), plugin="demo", max_length=100_000,
+                head_options={"pooling": "pooler"})
+    long_dir = make_model(tiny_encoders["bert"], long).save_pretrained(tmp_path / "long-model")
+    assert cli("export", long_dir, tmp_path / "long", "--task", "demo:long").exit_code == 0
+    used = json.loads((tmp_path / "long" / "mtcore_export.json").read_text(encoding="utf-8"))["max_length"]
+    from transformers import AutoConfig
+
+    assert used <= AutoConfig.from_pretrained(tmp_path / "long").max_position_embeddings < 100_000
+
+
+def shout(row):
+    """Upper-case the text."""
+    return {**row, "text": row["text"].upper()}
+
+
+def test_a_model_with_preprocessing_saved_without_a_name_exports_and_names_the_step(cli, tiny_encoders, tmp_path, monkeypatch):
+    task = Task(name="loud", kind="text_classification", labels=("a", "b"), plugin="demo", preprocess=(shout,),
+                head_options={"pooling": "pooler"})
+    monkeypatch.setattr(shout, "__module__", "__main__")  # as a function of a notebook or script: no importable name
+    model_dir = make_model(tiny_encoders["bert"], task).save_pretrained(tmp_path / "model")
+    assert json.loads((model_dir / "mtcore.json").read_text(encoding="utf-8"))["tasks"]["demo:loud"]["preprocess_not_saved"]
+    result = cli("export", model_dir, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    steps = json.loads((tmp_path / "out" / "mtcore_export.json").read_text(encoding="utf-8"))["inputs"]["preprocess"]
+    assert len(steps) == 1 and steps[0].startswith("__main__:shout: a function of the Python session") and "not saved by name" in steps[0]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"text": "good", "label": "a"}) + "\n", encoding="utf-8")
+    scored = cli("evaluate", model_dir, "--input", rows)
+    assert scored.exit_code == 2 and "register the task (its id) in a plugin that has them" in scored.stderr, scored.output
