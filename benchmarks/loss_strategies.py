@@ -11,7 +11,8 @@ steps. A step's time is the wall time between the ends of two consecutive steps 
 ``events.after_step``, wrapped); reported: the median over the timed steps, and the mean time per
 step inside ``end_backward`` (gradient combiners: checking, combining and writing the K flat task
 gradients; their per-task backward passes, as many as ``sum`` runs, come before it) and inside
-FAMO's after-step work (its forward pass again without gradients, and its logit update).
+FAMO's after-step work (its forward pass again without gradients, and its logit update), or GLS's and STCH's before-step
+work (the step's forward pass first, without gradients, and their weights).
 Runs alternate (``--repeats`` rounds, every strategy once per round, every other round in reverse
 order) and the fastest of each is kept. In the first round each strategy runs in a fresh process
 (``--child``), for its peak RSS growth: the process's peak resident set during training (``VmHWM``,
@@ -94,7 +95,7 @@ def measure(args: argparse.Namespace, root: Path, name: str) -> dict[str, Any]:
                            log_every=10 ** 6)
     config["loss"] = {"strategy": name}
     ends: list[float] = []  # perf_counter at the end of every step
-    parts: dict[str, list[tuple[int, float]]] = {"end_backward": [], "after_step": []}  # (steps ended before, seconds)
+    parts: dict[str, list[tuple[int, float]]] = {"end_backward": [], "after_step": [], "before_step": []}  # (steps ended before, s)
     memory: dict[str, Any] = {}
 
     def timed(part: str, fn: Any) -> Any:
@@ -106,7 +107,7 @@ def measure(args: argparse.Namespace, root: Path, name: str) -> dict[str, Any]:
                 parts[part].append((len(ends), time.perf_counter() - t0))
         return wrapper
 
-    originals = events.after_step, build.build_engine, loop.losses_after_step
+    originals = events.after_step, build.build_engine, loop.losses_after_step, loop.losses_before_step
 
     def step_ended(*a: Any, **k: Any) -> None:
         originals[0](*a, **k)
@@ -116,6 +117,7 @@ def measure(args: argparse.Namespace, root: Path, name: str) -> dict[str, Any]:
         engine = originals[1](*a, **k)
         engine.strategy.end_backward = timed("end_backward", engine.strategy.end_backward)
         engine.strategy.after_step = timed("after_step", engine.strategy.after_step)
+        engine.strategy.before_step = timed("before_step", engine.strategy.before_step)
         memory["rss_before_mb"] = proc_status_mb("VmRSS")
         try:  # "5": reset the peak resident set (VmHWM) to the current one
             Path("/proc/self/clear_refs").write_text("5")
@@ -126,11 +128,12 @@ def measure(args: argparse.Namespace, root: Path, name: str) -> dict[str, Any]:
 
     events.after_step, build.build_engine = step_ended, build_engine
     loop.losses_after_step = timed("after_step", originals[2])  # FAMO's forward again (an argument of its after_step)
+    loop.losses_before_step = timed("before_step", originals[3])  # GLS's and STCH's forward first
     try:
         with tempfile.TemporaryDirectory() as tmp:
             result, _ = run_engine(config, Path(tmp) / "run")
     finally:
-        events.after_step, build.build_engine, loop.losses_after_step = originals
+        events.after_step, build.build_engine, loop.losses_after_step, loop.losses_before_step = originals
     peak = proc_status_mb("VmHWM")
     steps_ms = [1000 * (b - a) for a, b in zip(ends[args.warmup - 1:], ends[args.warmup:])]
     per_step = {p: 1000 * sum(s for i, s in found if i >= args.warmup) / args.steps if found else None
@@ -138,6 +141,7 @@ def measure(args: argparse.Namespace, root: Path, name: str) -> dict[str, Any]:
     return {"strategy": name, "steps": result["steps"], "timed_steps": len(steps_ms), "ms_per_step": statistics.median(steps_ms),
             "mean_ms_per_step": statistics.fmean(steps_ms), "min_ms_per_step": min(steps_ms),
             "end_backward_ms_per_step": per_step["end_backward"], "after_step_ms_per_step": per_step["after_step"],
+            "before_step_ms_per_step": per_step["before_step"],
             "samples_per_step": result["samples"] / result["steps"], "real_tokens_per_step": result["real_tokens"] / result["steps"],
             "rss_before_mb": memory["rss_before_mb"],
             "peak_rss_growth_mb": peak - memory["rss_before_mb"] if memory["reset"] and args.child else None}
@@ -160,7 +164,7 @@ def table(best: dict[str, dict[str, Any]]) -> list[str]:
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
 
-    lines = ["| strategy | ms/step (median) | × sum | rounds, ms/step | samples/step | end_backward ms/step | after-step ms/step "
+    lines = ["| strategy | ms/step (median) | × sum | rounds, ms/step | samples/step | end_backward ms/step | before/after-step ms/step "
              "| peak RSS growth MB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in best.items():
         rel = "–" if r["vs_sum"] is None else f"{r['vs_sum']:.2f}"
@@ -168,7 +172,7 @@ def table(best: dict[str, dict[str, Any]]) -> list[str]:
         growth = "–" if r["peak_rss_growth_mb"] is None else f"{r['peak_rss_growth_mb']:.0f}"
         rounds = f"{min(r['rounds_ms_per_step']):.0f}–{max(r['rounds_ms_per_step']):.0f}"
         lines.append(f"| {name}{note} | {r['ms_per_step']:.1f} | {rel} | {rounds} | {r['samples_per_step']:.1f} | "
-                     f"{ms(r['end_backward_ms_per_step'])} | {ms(r['after_step_ms_per_step'])} | {growth} |")
+                     f"{ms(r['end_backward_ms_per_step'])} | {ms(r.get('before_step_ms_per_step') or r['after_step_ms_per_step'])} | {growth} |")
     return lines
 
 

@@ -54,6 +54,8 @@ def mt_register_loss_strategies(register):
     register("db_mtl", "mtcore.train.db_mtl:DBMTLLoss", "log-losses, gradient averages raised to the largest norm (Lin et al. 2023)")
     register("upgrad", "mtcore.train.fair_combiners:UPGradLoss", "each task's gradient projected onto the cone no task conflicts with, summed (Quinton & Rey 2024)")
     register("fairgrad", "mtcore.train.fair_combiners:FairGradLoss", "alpha-fair allocation of the tasks' improvements (Ban & Ji 2024)")
+    register("gls", "mtcore.train.scalarizations:GLSLoss", "K times the geometric mean of the task losses (Chennupati et al. 2019)")
+    register("stch", "mtcore.train.scalarizations:STCHLoss", "smooth Tchebycheff: a smooth maximum of the log-losses over their nadir (Lin et al. 2024)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
     register("famo", "mtcore.train.famo:FAMOLoss", "balanced loss decrease with O(1) cost, task logits updated after each step (Liu et al. 2023)")
 

@@ -24,9 +24,10 @@ class BatchData(dict):
         return self
 
     def pin_memory(self) -> BatchData:
-        """Pin the tensors (what ``DataLoader(pin_memory=True)`` calls on custom batches)."""
+        """Pin the tensors still on the CPU (what ``DataLoader(pin_memory=True)`` calls on custom batches); tensors already on
+        a GPU (a strategy's forward before the step moved them) stay as they are: only host memory can be pinned."""
         for key, value in self.items():
-            if hasattr(value, "pin_memory"):
+            if hasattr(value, "pin_memory") and getattr(getattr(value, "device", None), "type", "cpu") == "cpu":
                 self[key] = value.pin_memory()
         return self
 

@@ -9,7 +9,8 @@ step, so DDP reduces gradients once per step and only one graph is alive at a ti
 every task's graph of a micro-step, run outside DDP's sync, and write the gradients themselves once per step
 (summed over micro-steps, averaged over processes: :class:`~mtcore.train.losses.GradientCombiner`). Then
 clipping, the optimizer and schedule steps; a strategy with ``needs_losses_after_step`` (FAMO) then gets the step's
-losses before and after the update, its batches run forward again without gradients; then the events due at this step (logging,
+losses before and after the update, its batches run forward again without gradients (one with ``needs_losses_before_step``
+gets them before its micro-steps, to weigh them: GLS, STCH); then the events due at this step (logging,
 evaluation, checkpoint, early stopping) from :mod:`mtcore.train.events`.
 
 Nothing in the hot path reads a device value: losses are summed on the device
@@ -50,7 +51,7 @@ from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_o
 from mtcore.train.optim import encoder_groups, split_parameters
 from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
 from mtcore.train.run_writes import run_write_error
-from mtcore.train.step_losses import StepLosses, losses_after_step
+from mtcore.train.step_losses import StepLosses, losses_after_step, losses_before_step
 from mtcore.train.step_weights import loss_items, step_divisors
 from mtcore.train.strategy_checks import checked_term
 from mtcore.train.trackers import end_trackers
@@ -179,6 +180,9 @@ def train_loop(engine: Engine) -> dict[str, Any]:
                 items = [[loss_items(batch, kinds[batch.name], class_weights[batch.name]) for batch in group] for group in groups]
                 divisors = step_divisors(groups, items, engine.plan.task_ids, processes=acc.num_processes, reduce_sum=reduce_sum,
                                          device=acc.device)  # each task's loss: the mean over its items in the step
+                if strategy.needs_losses_before_step:  # the step's losses first, on the streams the step then draws from
+                    ahead = losses_before_step(model, acc, groups, divisors, strategy.task_ids, engine.distiller, step, engine.r3f)
+                    strategy.before_step(ahead, step, reduce_mean)
                 before = StepLosses(strategy.task_ids, acc.device) if strategy.needs_losses_after_step else None
                 for micro, group in enumerate(groups):
                     losses = {}

@@ -11,6 +11,8 @@ A :class:`LossStrategy` tells the training loop three things:
   (random or dynamic weighting, :mod:`mtcore.train.loss_balancers`) are fixed;
 * ``after_step`` (when ``needs_losses_after_step``): called after each optimizer step with the step's
   losses before and after the update, the step's batches run forward again (FAMO, :mod:`mtcore.train.famo`);
+  ``before_step`` (when ``needs_losses_before_step``): called before each step's micro-steps with its losses, its
+  batches run forward first (GLS, STCH: weights from the step's own losses, :mod:`mtcore.train.scalarizations`);
 * ``owns_backward``: when false (the default) the step's loss is a sum of per-task terms and the
   loop back-propagates each task's :meth:`LossStrategy.term` as soon as that task's forward is
   done (one graph alive at a time); when true (PCGrad) the loop keeps every task's loss and calls
@@ -54,6 +56,8 @@ class LossStrategy(nn.Module):
     logs_weights: bool = False
     #: Whether the loop runs the step's batches forward again after the optimizer step, for :meth:`after_step`.
     needs_losses_after_step: bool = False
+    #: Whether the loop runs the step's batches forward before it trains on them, for :meth:`before_step`.
+    needs_losses_before_step: bool = False
 
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__()
@@ -91,6 +95,12 @@ class LossStrategy(nn.Module):
         ``after`` (:class:`~mtcore.train.step_losses.StepLosses`) hold the step's losses as trained on and again at the new
         parameters (same batches, train mode, no gradients), each batch's divided as in training and summed over
         micro-steps; ``reduce_mean`` of the sums (None on one process) is each task's mean over the step's items."""
+
+    def before_step(self, losses: Any, step: int, reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+        """Called before optimizer step ``step``'s micro-steps on every process, only when ``needs_losses_before_step``:
+        ``losses`` (:class:`~mtcore.train.step_losses.StepLosses`) holds the step's losses, its batches run forward
+        without gradients on the random streams the training forwards then use (the same dropout masks: the same
+        losses); ``reduce_mean`` of its sums (None on one process) is each task's mean over the step's items."""
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         """What to back-propagate for one task's loss (the strategies here are sums of such terms,

@@ -1,4 +1,5 @@
-"""Each task's loss in one optimizer step, before and after its update, for strategies with ``after_step`` (FAMO).
+"""Each task's loss in one optimizer step, before and after its update, for strategies with ``after_step`` (FAMO) or
+``before_step`` (the scalarizations of :mod:`mtcore.train.scalarizations`).
 
 :class:`StepLosses` sums, on the device, each batch's loss divided by its divisor (:mod:`mtcore.train.step_weights`)
 over the step's micro-steps; averaged over processes, that is each task's mean over the step's items (the logged
@@ -48,3 +49,17 @@ def losses_after_step(model: Any, accelerator: Any, groups: Sequence[Sequence[An
             for batch, divisor in zip(group, group_divisors):
                 after.add(batch.name, task_loss(model, batch.name, model_inputs(batch.data), distiller, step, r3f), divisor)
     return after
+
+
+def losses_before_step(model: Any, accelerator: Any, groups: Sequence[Sequence[Any]], divisors: Sequence[Sequence[Any]],
+                       task_ids: Sequence[str], distiller: Any = None, step: int = 0, r3f: Any = None) -> StepLosses:
+    """The step's batches (``groups[micro][k]``, moved to the device here) forward before the step trains on them, as
+    :func:`losses_after_step` runs them, on forked random streams (torch's CPU one and the GPU's, restored afterwards):
+    the training forwards then draw the same dropout masks and R3F noise, so each loss here is the one the step
+    back-propagates."""
+    for group in groups:
+        for batch in group:
+            batch.data.to(accelerator.device)
+    device = accelerator.device
+    with torch.random.fork_rng(devices=[device] if getattr(device, "type", None) == "cuda" else []):
+        return losses_after_step(model, accelerator, groups, divisors, task_ids, distiller, step, r3f)

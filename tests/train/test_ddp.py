@@ -156,14 +156,16 @@ def test_single_task_ddp_with_an_unused_pooler_trains(single_task_seeds_under_dd
     # db_mtl raises each task's averaged gradient to the largest norm, which raises its float32 rounding too
     ({"strategy": "db_mtl"}, 10 * TOLERANCE),
     ({"strategy": "imtl", "options": {"loss_scale": True}}, TOLERANCE),
-], ids=["gradnorm", "db_mtl", "imtl-loss-scale"])
+    ({"strategy": "stch", "options": {"warmup_steps": 2}}, TOLERANCE),  # weights from the step's global losses, before it
+], ids=["gradnorm", "db_mtl", "imtl-loss-scale", "stch"])
 def test_a_gradient_combining_strategy_under_ddp_matches_one_process(tmp_path: Path, make_config, no_dropout_encoder: Path, helpers,
                                                                      loss, tolerance):
     """GradNorm (per-task gradients, learned weights from the step's losses, weighted heads), DB-MTL (log-losses of
     the global step, gradient averages) and hybrid IMTL (learned loss scales) on 2 processes: each task's gradient
     and loss are averaged over the processes before they are combined, so both ranks take the update one process
     takes with the same global batch (it was refused under DDP). With the token task (unequal labelled tokens per
-    rank) and the 3-row task (rank 1 reads a copy of rank 0's batch, which counts nothing)."""
+    rank) and the 3-row task (rank 1 reads a copy of rank 0's batch, which counts nothing). STCH, which weighs each task's
+    loss by the step's losses run forward first, averages them over the processes the same way."""
     config = make_config(
         encoder={"path": str(no_dropout_encoder)},
         tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"] + _extra_tasks(tmp_path)],

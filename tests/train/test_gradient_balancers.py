@@ -188,4 +188,4 @@ def test_every_built_in_strategy_but_the_fixed_ones_and_pcgrad_logs_its_weights(
     built_in = [c for c in registry.components["loss"].values() if c.plugin == "mtcore"]
     silent = sorted(c.name for c in built_in if not getattr(c.load(), "logs_weights", False))
     assert silent == ["pcgrad", "single", "sum", "weighted"]
-    assert len(built_in) == 18  # docs/benchmarks.md's loss table has a row for each
+    assert len(built_in) == 20  # docs/benchmarks.md's loss table has a row for each
