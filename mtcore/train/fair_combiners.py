@@ -13,8 +13,11 @@ read per step) and log, at logging steps (``loss_weights`` events), each task's 
   with none are added as they are (``d = Σ uᵢ gᵢ``: ``sum``'s update, TorchJD's mean times ``K``), and a
   conflicting one loses just what conflicts. The projection of ``uᵢ gᵢ`` is ``Gᵀ v`` with
   ``v = argmin_{v >= uᵢ eᵢ} vᵀ M v`` (the paper's Proposition; TorchJD solves it with quadprog): here a non-negative
-  least squares problem on a square root of ``M / trace(M)`` (Lawson–Hanson, exact), which needs no ridge (the
-  projection is unique even where ``v`` is not). Preferences ``uᵢ`` are ``loss.weights`` (each task's ``weight``,
+  least squares problem on a Cholesky factor of the Gram matrix over the gradients' mean squared norm (Lawson–Hanson,
+  exact), with a ridge of ``1e-10`` (:data:`UPGRAD_RIDGE`): the multiples of
+  gradients that cancel each other (opposite or dependent ones) cost something, so the weights stay bounded instead of
+  drifting to 1e15 on rounding and cancelling in float32 (TorchJD adds ``1e-4``). A zero gradient gets weight 0 (no
+  projection, no constraint). Preferences ``uᵢ`` are ``loss.weights`` (each task's ``weight``,
   default 1; TorchJD's ``pref_vector``), so ``weights: {a: 2}`` counts task ``a`` twice before the projections.
 * ``fairgrad`` — FairGrad (Ban & Ji, ICML 2024, "Fair Resource Allocation in Multi-Task Learning"): the update
   ``d = Σ wᵢ gᵢ``, ``w > 0``, that maximises the α-fair utility of the tasks' first-order improvements
@@ -27,7 +30,7 @@ read per step) and log, at logging steps (``loss_weights`` events), each task's 
   gradients of mean squared norm 1, and the update ``Σ wᵢ gᵢ`` of the raw gradients then scales with them as
   ``sum``'s does (orthogonal gradients of one norm give ``sum``'s update; at ``alpha: 1`` this is ``nash_mtl``'s
   update). The authors' update is ``K`` times theirs, clipped to norm 1; here ``optimizer.max_grad_norm`` clips as
-  for any update. As ``nash_mtl``, a ridge ``ε = 1e-10^((α+1)/(2α))`` on ``M̃``'s diagonal keeps the problem solvable
+  for any update. As ``nash_mtl``, a ridge ``ε = 1e-10^((α+1)/(2α))`` (at least ``1e-12``) on ``M̃``'s diagonal keeps the problem solvable
   where the paper's is not (no direction improves some tasks together, as opposite gradients): their weights grow to
   about ``1e5`` and their terms cancel. A zero gradient gets weight 0 and the others are balanced as if its task
   were absent.
@@ -47,24 +50,34 @@ from mtcore.train.gradient_balancers import _LoggedWeights, present_tasks
 from mtcore.train.gradient_surgery import _combined, _live, task_gram
 
 
+#: ``upgrad``'s ridge on the normalised Gram matrix (mean diagonal 1): the multiples of the gradients that cancel each
+#: other (opposite or dependent gradients) cost something, so the weights stay of the size of the preferences instead
+#: of drifting to 1e15 on rounding (TorchJD adds 1e-4); a task's gain ``gⱼ · d`` may then fall below 0 by about
+#: ``ε vⱼ`` of the mean squared norm.
+UPGRAD_RIDGE = 1e-10
+
+
 def upgrad_weights(matrix: np.ndarray, preferences: np.ndarray) -> np.ndarray:
-    """UPGrad's ``w`` (``d = Σ wᵢ gᵢ``) from the Gram matrix: ``Σᵢ argmin_{v >= uᵢ eᵢ} vᵀ M v``, ``u`` the
-    preferences; 0 where every gradient is 0."""
+    """UPGrad's ``w`` (``d = Σ wᵢ gᵢ``) from the Gram matrix: ``Σᵢ argmin_{v >= uᵢ eᵢ} vᵀ (M̃ + εI) v`` over the non-zero
+    gradients, ``u`` the preferences, ``M̃`` the Gram matrix over their mean squared norm, ``ε`` :data:`UPGRAD_RIDGE`;
+    0 for a zero gradient (it has no projection, and constrains nothing)."""
     from scipy.optimize import nnls
 
-    k = matrix.shape[0]
-    scale = float(np.trace(matrix))
-    if not scale > 0:
-        return np.zeros(k)
-    values, vectors = np.linalg.eigh(matrix / scale)
-    root = (vectors * np.sqrt(np.clip(values, 0.0, None))).T  # rootᵀ root = M / trace(M)
-    total = np.zeros(k)
-    for i in range(k):
-        base = np.zeros(k)
-        base[i] = preferences[i]
-        lifted, _ = nnls(root, -root @ base)  # v = base + lifted, lifted >= 0: ‖root v‖² = vᵀ M v / trace(M)
+    weights, live = np.zeros(matrix.shape[0]), _live(matrix)
+    if not live.any():
+        return weights
+    sub = matrix[np.ix_(live, live)]
+    sub = sub / (np.trace(sub) / len(sub)) + UPGRAD_RIDGE * np.eye(len(sub))
+    root = np.linalg.cholesky(sub).T  # rootᵀ root = M̃ + εI
+    total = np.zeros(len(sub))
+    for j, preference in enumerate(preferences[live]):
+        base = np.zeros(len(sub))
+        base[j] = preference
+        lifted, _ = nnls(root, -root @ base)  # v = base + lifted, lifted >= 0: ‖root v‖² = vᵀ (M̃ + εI) v
         total += base + lifted
-    return total
+    weights[live] = total
+    return weights
+
 
 
 #: The largest ``alpha`` ``fairgrad`` takes: beyond, ``w^(−1/α)`` is about 1 for any weight a float can hold, and
@@ -74,8 +87,9 @@ MAX_ALPHA = 100
 
 def fairness_ridge(alpha: float) -> float:
     """FairGrad's ridge on ``M̃``'s diagonal: ``1e-10^((α+1)/(2α))``, so tasks no direction improves together get
-    weights of about ``1e5`` whatever ``α`` (``nash_mtl``'s ``1e-10`` at ``α = 1``)."""
-    return 10.0 ** (-10.0 * (alpha + 1) / (2 * alpha))
+    weights of about ``1e5`` whatever ``α`` (``nash_mtl``'s ``1e-10`` at ``α = 1``); at least ``1e-12`` (below ``α``
+    about 0.7; their weights then stay smaller), which float64 still adds to a diagonal of 1."""
+    return max(10.0 ** (-10.0 * (alpha + 1) / (2 * alpha)), 1e-12)
 
 
 def fair_weights(matrix: np.ndarray, alpha: float) -> np.ndarray:
@@ -138,7 +152,10 @@ def _minimize(objective: Callable[[np.ndarray], float], newton: Callable[[np.nda
     the squared Newton decrement is below float64's reach or no step helps."""
     value = objective(x)
     for _ in range(steps):
-        step, gradient = newton(x)
+        try:
+            step, gradient = newton(x)
+        except np.linalg.LinAlgError:  # a Newton system singular to float64: the last iterate is as close as it gets
+            break
         decrement = -float(gradient @ step)
         if not (np.isfinite(step).all() and decrement > 1e-28 * max(1.0, float(x @ x))):
             break
@@ -164,8 +181,8 @@ class UPGradLoss(_LoggedWeights):
     def __init__(self, task_ids: Any, weights: Any = None, **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
         if self.task_ids and not any(self.weights.values()):
-            raise ConfigError("loss strategy 'upgrad': every task's preference (loss.weights, else the task's weight) is 0, "
-                              "so nothing would train; give one task a weight > 0")
+            raise ConfigError("loss.weights: every task's preference for loss strategy 'upgrad' (loss.weights, else each task's "
+                              "weight) is 0, so nothing would train; give one task a weight > 0")
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         matrix, _ = task_gram(grads)

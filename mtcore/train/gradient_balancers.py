@@ -215,7 +215,8 @@ class GradNormLoss(GradientCombiner):
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         """The update with this step's weights, then one Adam step of the weights of the step's tasks (all of them in
-        ``mt train``; a loop of one's own that leaves a task out of a step leaves its weight and moments alone)."""
+        ``mt train``; a loop of one's own that leaves a task out of a step leaves its moments alone, and its weight moves
+        only as all are renormalised to sum ``K``)."""
         self._used = self.loss_weights.clone()
         present = torch.tensor(present_tasks(self, len(grads)), device=self.loss_weights.device)
         w = self._used[present]

@@ -188,8 +188,8 @@ class WeightedLoss(LossStrategy):
     def __init__(self, task_ids: Sequence[str], weights: Mapping[str, float] | None = None, **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
         if self.task_ids and not any(self.weights.values()):
-            raise ConfigError("loss strategy 'weighted': every task has weight 0, so nothing would be trained; "
-                              "give at least one task a positive weight (loss.weights)")
+            raise ConfigError("loss.weights: every task has weight 0 (loss.weights, else each task's weight), so loss strategy "
+                              "'weighted' would train nothing; give at least one task a positive weight")
 
     def term(self, task_id: str, loss: torch.Tensor) -> torch.Tensor:
         return self.weights[task_id] * loss

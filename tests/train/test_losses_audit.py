@@ -175,3 +175,16 @@ def test_resume_restores_the_strategy_and_sampler_exactly(tmp_path: Path, make_c
         assert int(start["updates"]) == 2 and start["logits"].abs().min() > 0 and start["measured"].min() == 1
     sampler_state = [json.loads((run / "checkpoints" / last / "sampler.json").read_text()) for run in (full, resumed)]
     assert sampler_state[0] == sampler_state[1]
+
+
+@pytest.mark.parametrize("strategy", ["weighted", "upgrad"])
+def test_weights_that_are_all_0_name_loss_weights_not_loss_options(tmp_path, make_config, strategy):
+    import yaml
+
+    from mtcore.cli.app import app
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(make_config(loss={"strategy": strategy})))
+    result = CliRunner().invoke(app, ["check", str(path), "--no-data", "loss.weights={sent: 0, pair: 0, mc: 0}"])
+    line = result.stderr.strip()
+    assert result.exit_code == 2 and line.startswith("error: loss.weights: every task") and "loss.options" not in line, line
