@@ -233,6 +233,31 @@ def train_in_this_process(config: Path, run: Path, overrides: list[str] = (), re
         torch.set_num_threads(threads)
 
 
+def accumulation_difference(make_config: Callable[..., dict[str, Any]], root: Path, loss: dict[str, Any]) -> float:
+    """The largest weight difference between 2 micro-steps of 4 rows and one step of 8 rows (4 steps, no dropout) under
+    loss strategy ``loss``: 0 up to rounding where the strategy weighs the whole step as one."""
+    from mtcore import Trainer
+
+    def train(name: str, overrides: list[str]) -> dict:
+        config = make_config(tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
+                             encoder={**make_config()["encoder"], "options": {"encoder_kwargs": {
+                                 "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}},
+                             loss=loss, schedule={"max_steps": 4, "warmup_steps": 1},
+                             batching={"batch_size": 8, "group_by_length": False}, checkpoint={"every": None, "at_end": False},
+                             evaluation={"every": None, "at_end": False})
+        Trainer(config, output_dir=root / name, overrides=overrides).train()
+        return load_weights(root / name / "model")
+
+    accumulated = train("accumulated", ["optimizer.gradient_accumulation_steps=2", "batching.batch_size=4"])
+    whole = train("whole", [])
+    assert accumulated.keys() == whole.keys()
+    from safetensors.torch import load_file
+
+    initial = load_file(str(Path(make_config()["encoder"]["path"]) / "model.safetensors"))
+    assert max((whole[f"encoder/model.safetensors:{k}"] - v).abs().max().item() for k, v in initial.items()) > 1e-3  # it trained
+    return max((accumulated[k] - whole[k]).abs().max().item() for k in whole)
+
+
 @pytest.fixture(scope="session")
 def helpers() -> Any:
     """Helper functions for the tests (conftest modules are not importable under importlib mode)."""
@@ -242,7 +267,7 @@ def helpers() -> Any:
                            assert_new_heads_on_the_saved_encoder=assert_new_heads_on_the_saved_encoder,
                            subprocess_env=subprocess_env, write_synthetic=write_synthetic, kill_after_checkpoint=kill_after_checkpoint,
                            train_in_this_process=train_in_this_process, stopped_copy=stopped_copy, resume_matches=resume_matches,
-                           repo=REPO)
+                           accumulation_difference=accumulation_difference, repo=REPO)
 
 
 @pytest.fixture

@@ -73,18 +73,5 @@ def test_a_step_whose_losses_are_not_finite_trains_as_sum_and_a_zero_loss_counts
 @pytest.mark.parametrize("loss", [{"strategy": "gls"}, {"strategy": "stch", "options": {"warmup_steps": 2}}], ids=["gls", "stch"])
 def test_two_micro_steps_train_as_one_step_of_their_rows(loss, make_config, tmp_path, helpers):
     """The weights come from the whole step's losses, not each micro-step's."""
-
-    def train(name: str, overrides: list[str]) -> dict:
-        config = make_config(tasks=[{**t, "head_options": {"dropout": 0.0}} for t in make_config()["tasks"]],
-                             encoder={**make_config()["encoder"], "options": {"encoder_kwargs": {
-                                 "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}}},
-                             loss=loss, schedule={"max_steps": 4, "warmup_steps": 1},
-                             batching={"batch_size": 8, "group_by_length": False}, checkpoint={"every": None, "at_end": False},
-                             evaluation={"every": None, "at_end": False})
-        Trainer(config, output_dir=tmp_path / name, overrides=overrides).train()
-        return helpers.load_weights(tmp_path / name / "model")
-
-    accumulated = train("accumulated", ["optimizer.gradient_accumulation_steps=2", "batching.batch_size=4"])
-    whole = train("whole", [])
-    worst = max((accumulated[k] - whole[k]).abs().max().item() for k in whole)
+    worst = helpers.accumulation_difference(make_config, tmp_path, loss)
     assert worst < 1e-5, worst
