@@ -56,6 +56,7 @@ def mt_register_loss_strategies(register):
     register("fairgrad", "mtcore.train.fair_combiners:FairGradLoss", "alpha-fair allocation of the tasks' improvements (Ban & Ji 2024)")
     register("gls", "mtcore.train.scalarizations:GLSLoss", "K times the geometric mean of the task losses (Chennupati et al. 2019)")
     register("stch", "mtcore.train.scalarizations:STCHLoss", "smooth Tchebycheff: a smooth maximum of the log-losses over their nadir (Lin et al. 2024)")
+    register("moco", "mtcore.train.moco:MoCoLoss", "tracked task gradients, MGDA weights moved one projected step a time (Fernando et al. 2023)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
     register("famo", "mtcore.train.famo:FAMOLoss", "balanced loss decrease with O(1) cost, task logits updated after each step (Liu et al. 2023)")
 

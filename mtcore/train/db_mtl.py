@@ -63,10 +63,37 @@ from mtcore.train.losses import GradientCombiner, _finite, _StepSums
 EPS = 1e-8
 
 
-class DBMTLLoss(GradientCombiner):
+class TaskAverages:
+    """A combiner's per-task averages of the shared gradient (``self.averages``, one float32 row per task, a buffer
+    registered by the strategy as ``torch.zeros(K, 0)``): sized at the first update, loaded from a checkpoint at the
+    size it was saved with (``db_mtl``, ``moco``)."""
+
+    strategy_name = ""
+
+    def _sized(self, numel: int, device: torch.device) -> torch.Tensor:
+        """The averages, allocated at the first update for ``numel`` shared values (the strategy's buffers moved to
+        ``device`` first)."""
+        if self.averages.device != device:
+            self.to(device)
+        if self.averages.shape[1] != numel:
+            if int(self.updates) > 0:
+                raise ConfigError(f"loss strategy {self.strategy_name!r}: its gradient averages hold {self.averages.shape[1]} values "
+                                  f"per task (from a checkpoint) but the encoder has {numel} trainable parameters; start a new run")
+            self.averages = torch.zeros(len(self.task_ids), numel, device=device)
+        return self.averages
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        saved = state_dict.get(prefix + "averages")
+        if isinstance(saved, torch.Tensor) and saved.shape != self.averages.shape:  # sized at the first step
+            self.averages = torch.empty(saved.shape, device=self.averages.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class DBMTLLoss(TaskAverages, GradientCombiner):
     """DB-MTL with average rate ``beta / t**beta_sigma`` (see the module docstring)."""
 
     logs_weights = True
+    strategy_name = "db_mtl"
 
     def __init__(self, task_ids: Any, weights: Any = None, beta: float = 0.9, beta_sigma: float = 0.5, **options: Any) -> None:
         super().__init__(task_ids, weights, **options)
@@ -165,23 +192,6 @@ class DBMTLLoss(GradientCombiner):
         alpha = torch.where(live, top / norms.clamp(min=torch.finfo(torch.float64).tiny), torch.zeros_like(norms))
         self._used = alpha / (losses + EPS)
         return ((alpha.float() @ averages) * scale.float()).to(grads[0].dtype)
-
-    def _sized(self, numel: int, device: torch.device) -> torch.Tensor:
-        """The averages, allocated at the first update for ``numel`` shared values."""
-        if self.averages.device != device:
-            self.averages, self.updates = self.averages.to(device), self.updates.to(device)
-        if self.averages.shape[1] != numel:
-            if int(self.updates) > 0:
-                raise ConfigError(f"loss strategy 'db_mtl': its gradient averages hold {self.averages.shape[1]} values per task "
-                                  f"(from a checkpoint) but the encoder has {numel} trainable parameters; start a new run")
-            self.averages = torch.zeros(len(self.task_ids), numel, device=device)
-        return self.averages
-
-    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        saved = state_dict.get(prefix + "averages")
-        if isinstance(saved, torch.Tensor) and saved.shape != self.averages.shape:  # sized at the first step
-            self.averages = torch.empty(saved.shape, device=self.averages.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def task_weights(self) -> dict[str, float]:
         used = self._used if self._used is not None else torch.ones(len(self.task_ids))

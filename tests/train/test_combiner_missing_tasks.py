@@ -15,7 +15,7 @@ from torch import nn
 
 from mtcore.plugins import get_component
 
-COMBINERS = ["pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "upgrad", "fairgrad"]
+COMBINERS = ["pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "moco", "upgrad", "fairgrad"]
 TASKS = ["a", "b", "c"]
 
 
