@@ -104,6 +104,9 @@ class TrainingInterrupted(KeyboardInterrupt):
 _kept = 0
 #: True while :class:`KeptSignals` is active (``mt train``); the Python API keeps the default handlers.
 _keeping = False
+#: True once a training loop of this process began: a signal after it came while a run stopped or finished, not while
+#: it was starting (torchrun ending the workers after one failed at step 5 was reported as "while the run was starting").
+_looped = False
 
 
 def _keep(signum: int, frame: FrameType | None) -> None:
@@ -118,8 +121,9 @@ def _stop_starting(signum: int, frame: FrameType | None) -> None:
     once, through the start's cleanup (what it wrote is removed), rather than be killed half-way."""
     _hung_up(signum)
     if os.environ.get("RANK", "0").strip() in ("", "0"):
-        print(f"error: {signal.Signals(signum).name} received while the run was starting: stopping "
-              "(what the start wrote is removed)", file=sys.stderr, flush=True)
+        name = signal.Signals(signum).name
+        print(f"error: {name} received: stopped" if _looped else
+              f"error: {name} received while the run was starting: stopping (what the start wrote is removed)", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)
 
 
@@ -133,7 +137,8 @@ class KeptSignals:
         self._previous: dict[signal.Signals, Any] = {}
 
     def __enter__(self) -> KeptSignals:
-        global _kept, _keeping
+        global _kept, _keeping, _looped
+        _looped = False  # the command starts: no loop of it has run yet
         # one process only: torchrun sends SIGTERM to the other workers when one fails while starting, and they must stop
         several = int(os.environ.get("WORLD_SIZE", "1") or 1) > 1
         if threading.current_thread() is threading.main_thread():
@@ -194,7 +199,8 @@ class Preemption:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> Preemption:
-        global _kept
+        global _kept, _looped
+        _looped = True
         if _kept:  # came while the run was being built (mt train): stop after the first step
             self.signum, _kept = _kept, 0
         if threading.current_thread() is threading.main_thread():
