@@ -57,6 +57,7 @@ def mt_register_loss_strategies(register):
     register("gls", "mtcore.train.scalarizations:GLSLoss", "K times the geometric mean of the task losses (Chennupati et al. 2019)")
     register("stch", "mtcore.train.scalarizations:STCHLoss", "smooth Tchebycheff: a smooth maximum of the log-losses over their nadir (Lin et al. 2024)")
     register("moco", "mtcore.train.moco:MoCoLoss", "tracked task gradients, MGDA weights moved one projected step a time (Fernando et al. 2023)")
+    register("excess_mtl", "mtcore.train.excess_mtl:ExcessMTLLoss", "weights grown for the tasks with the most excess risk left, from AdaGrad-scaled gradients (He et al. 2024)")
     register("dwa", "mtcore.train.loss_balancers:DynamicWeightAverageLoss", "weights from each task's loss descent rate (Liu et al.)")
     register("famo", "mtcore.train.famo:FAMOLoss", "balanced loss decrease with O(1) cost, task logits updated after each step (Liu et al. 2023)")
 

@@ -211,7 +211,7 @@ class SamplerConfig(Section):
 class LossConfig(Section):
     """How task losses are combined (``single``, ``sum``, ``weighted``, ``uncertainty``, ``rlw``, ``dwa``, ``famo``,
     ``gls``, ``stch``, ``pcgrad``, ``mgda``, ``cagrad``, ``gradnorm``, ``imtl``, ``aligned_mtl``, ``gradvac``, ``nash_mtl``,
-    ``db_mtl``, ``moco``, ``upgrad``, ``fairgrad``; ``mt components loss``)."""
+    ``db_mtl``, ``moco``, ``excess_mtl``, ``upgrad``, ``fairgrad``; ``mt components loss``)."""
 
     strategy: str = "single"
     weights: dict[str, float] = Field(default_factory=dict)

@@ -64,28 +64,31 @@ EPS = 1e-8
 
 
 class TaskAverages:
-    """A combiner's per-task averages of the shared gradient (``self.averages``, one float32 row per task, a buffer
-    registered by the strategy as ``torch.zeros(K, 0)``): sized at the first update, loaded from a checkpoint at the
-    size it was saved with (``db_mtl``, ``moco``)."""
+    """A combiner's per-task statistics of the shared gradient (the buffer named :attr:`rows`, one float32 row per task,
+    registered by the strategy as ``torch.zeros(K, 0)`` beside an ``updates`` count): sized at the first update, loaded
+    from a checkpoint at the size it was saved with (``db_mtl``'s and ``moco``'s averages, ``excess_mtl``'s sums of
+    squares)."""
 
     strategy_name = ""
+    rows = "averages"
 
     def _sized(self, numel: int, device: torch.device) -> torch.Tensor:
-        """The averages, allocated at the first update for ``numel`` shared values (the strategy's buffers moved to
+        """The rows, allocated at the first update for ``numel`` shared values (the strategy's buffers moved to
         ``device`` first)."""
-        if self.averages.device != device:
+        if getattr(self, self.rows).device != device:
             self.to(device)
-        if self.averages.shape[1] != numel:
+        held = getattr(self, self.rows)
+        if held.shape[1] != numel:
             if int(self.updates) > 0:
-                raise ConfigError(f"loss strategy {self.strategy_name!r}: its gradient averages hold {self.averages.shape[1]} values "
+                raise ConfigError(f"loss strategy {self.strategy_name!r}: its per-task gradient statistics hold {held.shape[1]} values "
                                   f"per task (from a checkpoint) but the encoder has {numel} trainable parameters; start a new run")
-            self.averages = torch.zeros(len(self.task_ids), numel, device=device)
-        return self.averages
+            setattr(self, self.rows, torch.zeros(len(self.task_ids), numel, device=device))
+        return getattr(self, self.rows)
 
     def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
-        saved = state_dict.get(prefix + "averages")
-        if isinstance(saved, torch.Tensor) and saved.shape != self.averages.shape:  # sized at the first step
-            self.averages = torch.empty(saved.shape, device=self.averages.device)
+        saved, held = state_dict.get(prefix + self.rows), getattr(self, self.rows)
+        if isinstance(saved, torch.Tensor) and saved.shape != held.shape:  # sized at the first step
+            setattr(self, self.rows, torch.empty(saved.shape, device=held.device))
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 

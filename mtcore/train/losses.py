@@ -218,8 +218,10 @@ class GradientCombiner(LossStrategy):
         """The shared parameters' flat gradient from the tasks' flat gradients (one per task, in task order)."""
         raise NotImplementedError
 
-    #: While :meth:`combine` runs in training: the indices in :attr:`task_ids` of its gradients (None: every task's).
+    #: While :meth:`combine` runs in training: the indices in :attr:`task_ids` of its gradients (None: every task's), and
+    #: the factor the gradients carry, fp16's loss scale (a float64 0-d tensor; None: 1).
     step_tasks: list[int] | None = None
+    loss_unit: torch.Tensor | None = None
 
     def head_scale(self, index: int) -> torch.Tensor | None:
         """What the head gradients of the task at ``index`` are multiplied by (None: left as they are), read before
@@ -238,6 +240,8 @@ class GradientCombiner(LossStrategy):
         if pending is None:
             pending = self._pending = _StepSums(len(self.task_ids), len(shared), len(others))
         items = list(losses.items())
+        if items:  # the factor the gradients carry (fp16's loss scale; else 1), for combine()
+            self.loss_unit = scale(torch.ones((), device=items[0][1].device)).detach().double()
         for n, (task, loss) in enumerate(items):
             i = self.task_ids.index(task)
             grads = torch.autograd.grad(scale(loss), params, retain_graph=n < len(items) - 1, allow_unused=True)
@@ -277,7 +281,7 @@ class GradientCombiner(LossStrategy):
             try:
                 combined = checked_combined(self, self.combine(flat_shared, step), flat_shared, step) if finite else torch.stack(flat_shared).sum(0)
             finally:
-                self.step_tasks = None
+                self.step_tasks, self.loss_unit = None, None
             _assign(combined, shared, used)
         for p, g, reached in zip(others, head_grads, others_used):
             if reached and g is not None:

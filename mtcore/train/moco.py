@@ -27,12 +27,10 @@ a zero gradient adds 0 to its average. Logged weights (``loss_weights`` events):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from mtcore.errors import ConfigError
 from mtcore.train.db_mtl import TaskAverages
@@ -79,25 +77,10 @@ class MoCoLoss(TaskAverages, GradientCombiner):
         self.register_buffer("lambdas", torch.full((k,), 1.0 / max(k, 1), dtype=torch.float64))
         self.register_buffer("updates", torch.zeros((), dtype=torch.int64))  # t - 1
         self._losses: torch.Tensor | None = None
-        self._unit: torch.Tensor | None = None  # the loop's loss scale (fp16; else 1) while a step is combined
         self._used: np.ndarray | None = None
 
     def step_losses(self, losses: torch.Tensor) -> None:
         self._losses = losses
-
-    def backward(self, losses: Mapping[str, torch.Tensor], shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter],
-                 scale: Callable[[torch.Tensor], torch.Tensor], step: int) -> None:
-        """The base class's, noting the loss scale (fp16) the gradients carry."""
-        if losses:
-            self._unit = scale(torch.ones((), device=next(iter(losses.values())).device)).detach().double()
-        super().backward(losses, shared, others, scale, step)
-
-    def end_backward(self, shared: Sequence[nn.Parameter], others: Sequence[nn.Parameter], step: int,
-                     reduce_mean: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        try:
-            super().end_backward(shared, others, step, reduce_mean)
-        finally:
-            self._unit = None
 
     def combine(self, grads: list[torch.Tensor], step: int) -> torch.Tensor:
         present = present_tasks(self, len(grads))
@@ -106,7 +89,7 @@ class MoCoLoss(TaskAverages, GradientCombiner):
         losses = self._losses.to(device) if self._losses is not None else torch.ones(k, dtype=torch.float64, device=device)
         if not bool(torch.isfinite(losses[present]).all()):  # a diverged loss: the state stays as it was
             return torch.stack(grads).sum(0)
-        unit = self._unit.to(device) if self._unit is not None else torch.ones((), dtype=torch.float64, device=device)
+        unit = self.loss_unit.to(device) if self.loss_unit is not None else torch.ones((), dtype=torch.float64, device=device)
         averages = self._sized(grads[0].numel(), device)
         t = float(self.updates) + 1.0
         rate = self.beta / t ** self.beta_sigma

@@ -15,7 +15,8 @@ from torch import nn
 
 from mtcore.plugins import get_component
 
-COMBINERS = ["pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "moco", "upgrad", "fairgrad"]
+COMBINERS = ["pcgrad", "mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "moco", "excess_mtl", "upgrad",
+             "fairgrad"]
 TASKS = ["a", "b", "c"]
 
 
@@ -48,7 +49,7 @@ def test_a_step_without_a_task_combines_and_logs_the_present_tasks_as_a_strategy
         got, expected = _step(three, model, ["b", "c"], 1), _step(two, model, ["b", "c"], 1)
         for g, e in zip(got, expected):
             assert torch.allclose(g, e, rtol=1e-9, atol=1e-12), name
-        if three.logs_weights and name != "gradnorm":  # gradnorm logs its loss weights: 'a' keeps its own
+        if three.logs_weights and name not in ("gradnorm", "excess_mtl"):  # these log their loss weights: 'a' keeps its own
             logged, alone = three.task_weights(), two.task_weights()
             assert logged["a"] == 0 and logged["b"] == pytest.approx(alone["b"]) and logged["c"] == pytest.approx(alone["c"]), logged
         _step(three, model, TASKS, 2)  # then a step with every task: no error, finite weights

@@ -85,7 +85,8 @@ def test_cagrad_improves_the_worst_task_more_than_the_mean_and_c_0_is_sum():
         CAGradLoss(["a", "b"], c=-1)
 
 
-@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "moco"])
+@pytest.mark.parametrize("strategy", ["mgda", "cagrad", "gradnorm", "imtl", "aligned_mtl", "gradvac", "nash_mtl", "db_mtl", "moco",
+                                      "excess_mtl"])
 def test_a_run_trains_with_the_strategy_and_logs_its_weights(strategy, make_config, tmp_path):
     from mtcore import Trainer
 
@@ -168,4 +169,4 @@ def test_every_built_in_strategy_but_the_fixed_ones_and_pcgrad_logs_its_weights(
     built_in = [c for c in registry.components["loss"].values() if c.plugin == "mtcore"]
     silent = sorted(c.name for c in built_in if not getattr(c.load(), "logs_weights", False))
     assert silent == ["pcgrad", "single", "sum", "weighted"]
-    assert len(built_in) == 21  # docs/benchmarks.md's loss table has a row for each
+    assert len(built_in) == 22  # docs/benchmarks.md's loss table has a row for each

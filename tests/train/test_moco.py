@@ -59,7 +59,7 @@ def test_fp16s_loss_scale_stays_out_of_the_state_and_comes_back_on_the_update():
     for strategy in (plain, scaled):
         strategy.step_losses(torch.tensor([0.7, 1.3], dtype=torch.float64))
     update = plain.combine(grads, 1)
-    scaled._unit = torch.tensor(1024.0, dtype=torch.float64)
+    scaled.loss_unit = torch.tensor(1024.0, dtype=torch.float64)
     assert torch.allclose(scaled.combine([1024 * g for g in grads], 1), 1024 * update, rtol=1e-5)
     assert torch.allclose(scaled.averages, plain.averages) and torch.equal(scaled.lambdas, plain.lambdas)
 
