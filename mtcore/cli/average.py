@@ -128,8 +128,10 @@ def _seed_runs(path: Path) -> list[Path]:
     kind = "seeds" if (path / "seeds.json").is_file() else "grid" if (path / "grid.json").is_file() else None
     if kind is None:
         return [path]
-    pattern = "seed-*" if kind == "seeds" else "*"
-    runs = sorted((p for p in path.glob(pattern) if (p / "model" / "mtcore.json").is_file()), key=lambda p: p.name)
+    from mtcore.train.seeds import seed_runs
+
+    candidates = seed_runs(path) if kind == "seeds" else sorted(path.glob("*"), key=lambda p: p.name)  # seeds.json's seeds
+    runs = [p for p in candidates if (p / "model" / "mtcore.json").is_file()]
     if kind == "grid":  # a --grid --seeds folder: each combination holds its seeds' runs
         runs = sorted([*runs, *(seed for p in path.iterdir() if (p / "seeds.json").is_file() for seed in _seed_runs(p))])
     if not runs:

@@ -17,7 +17,7 @@ def _run_config(path: Path) -> dict[str, Any] | None:
     """The run's saved config (a --seeds folder: its first seed's), as a plain mapping; None when there is none."""
     import yaml
 
-    places = [path / "config.yaml"] if (path / "summary.json").is_file() else sorted(path.glob("seed-*/config.yaml"))
+    places = [path / "config.yaml"] if (path / "summary.json").is_file() else [run / "config.yaml" for run in _seed_runs(path)]
     for place in places[:1]:
         try:
             config = yaml.safe_load(place.read_text(encoding="utf-8"))
@@ -30,7 +30,7 @@ def _run_config(path: Path) -> dict[str, Any] | None:
 def _run_versions(path: Path) -> dict[str, Any] | None:
     """The versions the run started with (its ``metrics.jsonl``'s first ``start`` event; a --seeds folder: its first
     seed's); None when it recorded none (runs from before they were recorded)."""
-    places = [path / "metrics.jsonl"] if (path / "summary.json").is_file() else sorted(path.glob("seed-*/metrics.jsonl"))
+    places = [path / "metrics.jsonl"] if (path / "summary.json").is_file() else [run / "metrics.jsonl" for run in _seed_runs(path)]
     for place in places[:1]:
         try:
             with place.open(encoding="utf-8") as handle:
@@ -109,3 +109,10 @@ def _brief(value: Any) -> str:
     else:
         text = str(value)
     return text if len(text) <= VALUE_WIDTH else text[: VALUE_WIDTH - 3] + "..."
+
+
+def _seed_runs(path: Path) -> list[Path]:
+    """A --seeds folder's runs that exist, those its seeds.json lists first (not a stray seed-* folder of another command)."""
+    from mtcore.train.seeds import seed_runs
+
+    return [run for run in seed_runs(path) if run.is_dir()]

@@ -225,6 +225,10 @@ def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Opt
     launcher = " (under the same launcher)" if world_size() > 1 else ""
     where = f" of seed {seed}" if seed is not None else ""
     where += f" of grid run {Path(grid_run).name}" if grid_run is not None else ""
+    if getattr(stop, "finished", None) is not None:  # Ctrl-C as a sweep's run finished: the next ones were not started
+        print(f"error: interrupted after the run{where} finished (step {stop.finished}); the next runs were not started; continue "
+              f"with {command}{launcher}", file=sys.stderr, flush=True)
+        return
     if isinstance(stop, KeyboardInterrupt):  # Ctrl-C: no checkpoint of its own
         since = f"the latest checkpoint is {stop.checkpoint}" if stop.checkpoint else "no checkpoint yet, so it starts over"
         print(f"error: interrupted at step {stop.step}{where}; {since}; continue with {command}{launcher}", file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process, world_size
-from mtcore.train.preemption import Preempted, TrainingInterrupted
+from mtcore.train.preemption import Preempted, TrainingInterrupted, take_late_interrupt
 
 SUMMARY = "grid.json"
 #: More runs than this from one command is a typo (each is a whole training run).
@@ -288,7 +288,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     A combination whose loss goes NaN (or, in one process, that runs out of memory) gets an entry with its ``error``
     line and no scores, and the others still train; any other error stops the grid."""
     from mtcore.train.run_dir import write_json
-    from mtcore.train.seeds import _refuse_a_run_directory, refuse_another_kind, train_seeds
+    from mtcore.train.seeds import _refuse_a_run_directory, between_runs, refuse_another_kind, train_seeds
     from mtcore.train.trainer import Trainer
 
     overrides, base = list(overrides), Path(output_dir)
@@ -329,6 +329,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
         except (Preempted, TrainingInterrupted) as exc:  # the remaining combinations are not started; --resume continues this one, then the rest
             exc.grid_run = run  # type: ignore[attr-defined]
             raise
+        except KeyboardInterrupt:  # Ctrl-C while the combination's run was being built: --resume starts it again
+            raise between_runs(run, grid_run=run) from None
         except MtError as exc:
             if not _fails_alone(exc):
                 raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
@@ -344,6 +346,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
         if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
             write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
                                         **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
+        if (chooser is not None or combo != combos[-1]) and take_late_interrupt():  # Ctrl-C as the run finished: no next one
+            raise between_runs(run, finished=int(entry.get("steps") or 0), grid_run=run)
     return entries
 
 

@@ -49,7 +49,7 @@ from mtcore.train.distributed import is_peer_failure, report_at_once
 from mtcore.train.evaluation import head_class_weights
 from mtcore.train.monitor import LossMeter, NonFiniteWatch, TrainingError, out_of_memory
 from mtcore.train.optim import encoder_groups, split_parameters
-from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted
+from mtcore.train.preemption import Preempted, Preemption, TrainingInterrupted, note_late_interrupt
 from mtcore.train.run_writes import run_write_error
 from mtcore.train.step_losses import StepLosses, losses_after_step, losses_before_step
 from mtcore.train.step_weights import loss_items, step_divisors
@@ -261,6 +261,7 @@ def train_loop(engine: Engine) -> dict[str, Any]:
             if engine.summary is not None:  # after model/ and summary.json: the run is done, only its plot is not
                 progress.message("note: Ctrl-C after the run finished (model/ and summary.json are written); curves.png "
                                  "was not drawn")
+                note_late_interrupt()  # a --seeds or --grid sweep stops before its next run
                 return engine.summary
             latest = engine.checkpoints.latest()
             with suppress(OSError):

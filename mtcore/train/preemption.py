@@ -104,6 +104,23 @@ class TrainingInterrupted(KeyboardInterrupt):
 _kept = 0
 #: True while :class:`KeptSignals` is active (``mt train``); the Python API keeps the default handlers.
 _keeping = False
+#: Set when Ctrl-C came after a run was complete (model/ and summary.json written): a sweep (--seeds, --grid) stops
+#: before its next run instead of going on (:func:`take_late_interrupt`).
+_late_interrupt = False
+
+
+def note_late_interrupt() -> None:
+    global _late_interrupt
+    _late_interrupt = True
+
+
+def take_late_interrupt() -> bool:
+    """Whether Ctrl-C came after the last run was complete (and forget it)."""
+    global _late_interrupt
+    came, _late_interrupt = _late_interrupt, False
+    return came
+
+
 #: True once a training loop of this process began: a signal after it came while a run stopped or finished, not while
 #: it was starting (torchrun ending the workers after one failed at step 5 was reported as "while the run was starting").
 _looped = False

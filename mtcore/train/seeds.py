@@ -22,7 +22,7 @@ from typing import Any
 
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
-from mtcore.train.preemption import Preempted, TrainingInterrupted
+from mtcore.train.preemption import Preempted, TrainingInterrupted, take_late_interrupt
 
 SUMMARY = "seeds.json"
 
@@ -65,6 +65,26 @@ def seed_dir(output_dir: str | Path, seed: int) -> Path:
     return Path(output_dir) / f"seed-{seed}"
 
 
+def seed_runs(output_dir: str | Path) -> list[Path]:
+    """A ``--seeds`` folder's seed runs: those its ``seeds.json`` lists, else every ``seed-<seed>`` folder, by seed."""
+    listed = listed_seeds(output_dir)
+    if listed:
+        return [seed_dir(output_dir, seed) for seed in listed]
+    found = [p for p in Path(output_dir).glob("seed-*") if p.name[5:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[5:]))
+
+
+def listed_seeds(output_dir: str | Path) -> list[int]:
+    """The seeds a ``--seeds`` folder's ``seeds.json`` lists (none: no such file, or unreadable)."""
+    import json
+
+    try:
+        seeds = json.loads((Path(output_dir) / SUMMARY).read_text(encoding="utf-8")).get("seeds")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [s for s in seeds if isinstance(s, int) and not isinstance(s, bool)] if isinstance(seeds, list) else []
+
+
 def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, overrides: Iterable[str] = (), resume: bool = False,
                 report: Callable[[int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``config`` once per seed (sequentially); returns (and writes) the spread of the metrics."""
@@ -75,6 +95,12 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
     _refuse_a_run_directory(Path(output_dir))
     refuse_another_kind(Path(output_dir), "grid.json", "the runs of a grid", "--seeds puts one run per seed in OUTPUT/seed-<seed> "
                         "and their spread in OUTPUT/seeds.json", "seeds")
+    left_out = [seed for seed in listed_seeds(Path(output_dir)) if seed not in seeds]
+    if left_out:  # a new command into the folder: seeds.json would list only its seeds, beside the others' runs
+        every = ",".join(str(seed) for seed in [*listed_seeds(Path(output_dir)), *(s for s in seeds if s not in listed_seeds(Path(output_dir)))])
+        raise ConfigError(f"--output-dir {output_dir} holds the runs of seeds {', '.join(map(str, listed_seeds(Path(output_dir))))} "
+                          f"(seeds.json), which --seeds leaves out ({', '.join(map(str, left_out))}); to add seeds, give them all: "
+                          f"--seeds {every} --resume (the same config); or choose another --output-dir")
     summaries: dict[int, dict[str, Any]] = {}
     spread = seed_spread(summaries, requested=seeds)
     for seed in seeds:
@@ -89,6 +115,8 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         except (Preempted, TrainingInterrupted) as exc:  # SIGTERM/SIGUSR1/SIGHUP: the remaining seeds are not started; --resume continues this one, then the rest
             exc.seed = seed  # type: ignore[attr-defined]
             raise
+        except KeyboardInterrupt:  # Ctrl-C while the seed's run was being built: --resume starts it again
+            raise between_runs(run, seed=seed) from None
         except MtError as exc:
             raise _naming_the_seed(exc, seed) from None
         summaries[seed] = summary
@@ -99,7 +127,19 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
         spread = seed_spread(summaries, requested=seeds)
         if is_main_process():  # after every seed: a later failure keeps the finished ones' spread, marked incomplete
             write_json(Path(output_dir) / SUMMARY, spread)
+        if seed != seeds[-1] and take_late_interrupt():  # Ctrl-C as the seed's run finished: the next seeds are not started
+            raise between_runs(run, seed=seed, finished=int(summary.get("steps") or 0))
     return spread
+
+
+def between_runs(run: Path, finished: int | None = None, **where: Any) -> TrainingInterrupted:
+    """The stop of a sweep by Ctrl-C outside a run's training loop (``where``: ``seed=`` or ``grid_run=``): as a run was
+    being built (``finished`` None: it starts again on --resume), or just after it finished at step ``finished``."""
+    stop = TrainingInterrupted(finished or 0, None, run)
+    stop.finished = finished  # type: ignore[attr-defined]
+    for key, value in where.items():
+        setattr(stop, key, value)
+    return stop
 
 
 def _free_memory() -> None:

@@ -1,0 +1,85 @@
+"""A sweep (--seeds, --grid) stopped by Ctrl-C as one of its runs finished went on with the next runs and exited 0;
+a second --seeds command into a seeds folder replaced its seeds.json, and mt average / compare then mixed the runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from mtcore.cli.app import app
+
+
+def _config(tmp_path: Path, make_config) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(make_config(schedule={"max_steps": 2, "warmup_steps": 0}, checkpoint={"every": None},
+                                               logging={"every": 1, "progress": "none", "plot": True})))
+    return path
+
+
+def _ctrl_c_in_the_first_plot(monkeypatch) -> None:
+    import mtcore.train.plots as plots
+
+    original, calls = plots.plot_curves, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C after model/ and summary.json, while curves.png is drawn
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(plots, "plot_curves", interrupted)
+
+
+def test_ctrl_c_as_a_seed_run_finishes_stops_the_sweep_and_a_second_seeds_command_is_refused(tmp_path, make_config, monkeypatch):
+    config, out = _config(tmp_path, make_config), tmp_path / "seeds"
+    _ctrl_c_in_the_first_plot(monkeypatch)
+    stopped = CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: interrupted after the run of seed 3 finished (step 2); the next runs were not started; continue "
+                           f"with mt train {config} --seeds 2 --output-dir {out} --resume"), line
+    assert (out / "seed-3" / "summary.json").is_file() and not (out / "seed-4").exists()
+    assert CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out), "--resume"]).exit_code == 0
+    assert json.loads((out / "seeds.json").read_text())["seeds"] == [3, 4]
+    more = CliRunner().invoke(app, ["train", str(config), "--seeds", "7,8", "--output-dir", str(out)])
+    assert more.exit_code == 2 and more.stderr.strip().splitlines()[-1] == (
+        f"error: --output-dir {out} holds the runs of seeds 3, 4 (seeds.json), which --seeds leaves out (3, 4); to add seeds, "
+        "give them all: --seeds 3,4,7,8 --resume (the same config); or choose another --output-dir"), more.output
+    assert not (out / "seed-7").exists()
+    shutil.copytree(out / "seed-3", out / "seed-9")  # a stray seed folder (copied in by hand) is not one of the sweep's runs
+    averaged = CliRunner().invoke(app, ["average", str(out), "--output", str(tmp_path / "soup")])
+    assert averaged.exit_code == 0 and "averaged 2 models" in averaged.stderr, averaged.output
+
+
+def test_ctrl_c_as_a_grid_run_finishes_stops_the_grid(tmp_path, make_config, monkeypatch):
+    config, out = _config(tmp_path, make_config), tmp_path / "grid"
+    _ctrl_c_in_the_first_plot(monkeypatch)
+    stopped = CliRunner().invoke(app, ["train", str(config), "--grid", "optimizer.lr=1e-3,2e-3", "--output-dir", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: interrupted after the run of grid run optimizer.lr=1e-3 finished (step 2)") and "--resume" in line, line
+    assert not (out / "optimizer.lr=2e-3").exists()
+
+
+def test_ctrl_c_while_the_next_seed_run_is_built_gives_the_resume_command(tmp_path, make_config, monkeypatch):
+    import mtcore.train.trainer as trainer
+
+    config, out = _config(tmp_path, make_config), tmp_path / "seeds"
+    original, built = trainer.Trainer.__init__, []
+
+    def build(self, *args, **kwargs):
+        built.append(1)
+        if len(built) == 2:
+            raise KeyboardInterrupt
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trainer.Trainer, "__init__", build)
+    stopped = CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    line = stopped.stderr.strip().splitlines()[-1]
+    assert line == (f"error: interrupted at step 0 of seed 4; no checkpoint yet, so it starts over; continue with mt train {config} "
+                    f"--seeds 2 --output-dir {out} --resume"), line
