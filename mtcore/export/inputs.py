@@ -31,9 +31,9 @@ def describe_inputs(task: Task, unsaved: list[str] | None = None) -> dict[str, A
     differ from the column's), and each preprocessing step with the first paragraph of its docstring (``unsaved``:
     the steps a model saved from Python could not name, when its Task is not at hand)."""
     columns = {column: field for column, field in task.input_map.items() if column not in ("label", "idx")}
-    steps = [_describe_step(step) for step in task.preprocess] or [
-        f"{name}: a function of the Python session that trained the model, not saved by name (its code is not in the "
-        "model): build the columns as it did" for name in unsaved or []]
+    steps = [_describe_step(step) for step in task.preprocess] + [
+        f"{name}: a function the model could not save by name (its code is not in the model; where it ran among the steps "
+        "above is not recorded): build the columns as it did" for name in unsaved or []]
     out: dict[str, Any] = {"encoding": ENCODING.get(task.kind, "")}
     renamed = {column: field for column, field in columns.items() if column != field}
     if renamed:
@@ -98,15 +98,26 @@ def usage_lines(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool
     ``truncation``, one text at ``max_length``; nothing for ``do_not_truncate``."""
     strategy = "True" if truncation == "longest_first" or not pair and pipeline else repr(truncation)
     cut = f", truncation={strategy}, max_length={max_length}" if max_length and truncation != "do_not_truncate" else ""
+    fallback = strategy != "True" and bool(cut)  # only_first / only_second: a row whose kept text is too long is cut longest_first
+    whole = f", truncation=True, max_length={max_length}"
+    why = "  # the kept text alone is longer than max_length: mtcore cut such a row longest_first"
     if pipeline == "text-classification":
         example = '{"text": "...", "text_pair": "..."}' if pair else '"..."'
-        return f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nclassify({example}, top_k=None{cut})'
+        start = f'from transformers import pipeline\nclassify = pipeline("text-classification", model="{out_dir}")\nrow = {example}\n'
+        if fallback:
+            return (f"{start}try:\n    scores = classify(row, top_k=None{cut})\nexcept Exception:{why}\n"
+                    f"    scores = classify(row, top_k=None{whole})")
+        return f"{start}scores = classify(row, top_k=None{cut})"
     if pipeline:
         return f'from transformers import pipeline\nrun = pipeline("{pipeline}", model="{out_dir}")'
     if auto_class == "AutoModelForMultipleChoice":
-        return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
-                f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n'
-                f'encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut})\n'
-                'best = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer')
+        start = (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
+                 f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n')
+        best = '\nbest = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer'
+        if fallback:  # each choice on its own, as mtcore cut them
+            return (f"{start}def encode(choice):\n    try:\n        return tokenizer(text, choice{cut})\n    except Exception:{why}\n"
+                    f"        return tokenizer(text, choice{whole})\n"
+                    f'encoded = tokenizer.pad([encode(choice) for choice in choices], return_tensors="pt"){best}')
+        return f'{start}encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut}){best}'
     return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')

@@ -51,7 +51,7 @@ def manifest_task(model: Any, head_id: str, without_unsaved: bool = False) -> Ta
 
     Preprocessing given as Python callables could not be saved by name: the registered task of
     the same id provides them, or the error says to pass the Task itself; ``without_unsaved``
-    (an export, which reads no rows) leaves them out instead.
+    (an export, which reads no rows) keeps only the steps saved by name instead.
     """
     from mtcore.model.manifest import task_from_info
 
@@ -67,7 +67,7 @@ def manifest_task(model: Any, head_id: str, without_unsaved: bool = False) -> Ta
     if unsaved:
         registered = registered_task(head_id) if ":" in head_id else None  # the same task only, never a namesake
         if without_unsaved and (registered is None or registered.id != head_id):
-            return task.replace(preprocess=())
+            return task  # the steps saved by name only
         if registered is None or registered.id != head_id:
             raise ConfigError(
                 f"task {head_id!r} was trained with preprocessing functions that cannot be saved by name ({', '.join(unsaved)}), "

@@ -138,16 +138,21 @@ def check_task_labels(directory: Path, model: Any, state_data: Any) -> None:
 
 
 def task_data(sampler: Any) -> dict[str, str]:
-    """Each task's training data as ``datasets`` fingerprints them (recorded in a checkpoint's ``state.json``): the
-    tokenized split's fingerprint, which follows its files' contents, the plugin's preparation, the tokenizer and the
-    settings; a split without one (a stream) is left out."""
-    split = getattr(sampler, "split", "train")
-    found = {}
-    for task_id, data in (getattr(sampler, "data", None) or {}).items():
-        fingerprint = getattr(getattr(data, "splits", {}).get(split), "_fingerprint", None)
-        if isinstance(fingerprint, str):
-            found[str(task_id)] = fingerprint
-    return found
+    """Each task's training rows as :func:`~mtcore.train.data_digest.split_digest` reads them (recorded in a checkpoint's
+    ``state.json``): their token ids, labels and every other column the batches are cut from, whatever file paths, times
+    or plugin folder they came from; a split it cannot read (a stream) is left out. Computed once per sampler."""
+    from mtcore.train.data_digest import split_digest
+
+    known = getattr(sampler, "_data_digests", None)
+    if known is None:
+        split = getattr(sampler, "split", "train")
+        known = {str(task_id): split_digest(getattr(data, "splits", {}).get(split))
+                 for task_id, data in (getattr(sampler, "data", None) or {}).items()}
+        try:
+            sampler._data_digests = known
+        except AttributeError:  # a sampler that takes no attributes: computed again next time
+            pass
+    return {task: digest for task, digest in known.items() if isinstance(digest, str)}
 
 
 def check_task_data(directory: Path, sampler: Any, state_data: Any) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from inference.support import make_model
 
 from mtcore.task import Task
@@ -65,7 +66,7 @@ def shout(row):
 
 
 def test_a_model_with_preprocessing_saved_without_a_name_exports_and_names_the_step(cli, tiny_encoders, tmp_path, monkeypatch):
-    task = Task(name="loud", kind="text_classification", labels=("a", "b"), plugin="demo", preprocess=(shout,),
+    task = Task(name="loud", kind="text_classification", labels=("a", "b"), plugin="demo", preprocess=("mt_russian_superglue.preprocess:preprocess_parus", shout),
                 head_options={"pooling": "pooler"})
     monkeypatch.setattr(shout, "__module__", "__main__")  # as a function of a notebook or script: no importable name
     model_dir = make_model(tiny_encoders["bert"], task).save_pretrained(tmp_path / "model")
@@ -73,8 +74,31 @@ def test_a_model_with_preprocessing_saved_without_a_name_exports_and_names_the_s
     result = cli("export", model_dir, tmp_path / "out")
     assert result.exit_code == 0, result.output
     steps = json.loads((tmp_path / "out" / "mtcore_export.json").read_text(encoding="utf-8"))["inputs"]["preprocess"]
-    assert len(steps) == 1 and steps[0].startswith("__main__:shout: a function of the Python session") and "not saved by name" in steps[0]
+    assert len(steps) == 2 and steps[0].startswith("mt_russian_superglue.preprocess:preprocess_parus: ") and steps[1].startswith(  # the named one is kept
+        "__main__:shout: a function the model could not save by name"), steps
     rows = tmp_path / "rows.jsonl"
     rows.write_text(json.dumps({"text": "good", "label": "a"}) + "\n", encoding="utf-8")
     scored = cli("evaluate", model_dir, "--input", rows)
     assert scored.exit_code == 2 and "register the task (its id) in a plugin that has them" in scored.stderr, scored.output
+
+
+def test_a_readme_of_an_only_second_pair_cuts_a_row_whose_first_text_is_too_long_as_mtcore_did(cli, tiny_encoders, tmp_path):
+    """mtcore cuts such a row longest_first; the README's call with truncation='only_second' raised for it."""
+    from transformers import pipeline
+
+    pair = Task(name="pair", kind="pair_classification", labels=("pos", "neg"), inputs={"text": "text", "text_pair": "other"},
+                plugin="demo", max_length=16, truncation="only_second", head_options={"pooling": "pooler"})
+    model_dir = make_model(tiny_encoders["bert"], pair).save_pretrained(tmp_path / "model")
+    assert cli("export", model_dir, tmp_path / "out").exit_code == 0
+    readme = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    row = {"text": "good movie " * 20, "other": "bad"}  # the first text alone is longer than 16 tokens
+    scope = {}
+    exec(code.replace('row = {"text": "...", "text_pair": "..."}', f"row = {{'text': {row['text']!r}, 'text_pair': {row['other']!r}}}"), scope)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    ours = json.loads(cli("predict", model_dir, "--task", "demo:pair", "--input", rows).stdout)["probabilities"]
+    np.testing.assert_allclose([{s["label"]: s["score"] for s in scope["scores"]}[label] for label in pair.labels], ours, atol=1e-5)
+    classify = pipeline("text-classification", model=str(tmp_path / "out"), device="cpu")
+    with pytest.raises(Exception):  # what the README called alone before
+        classify({"text": row["text"], "text_pair": row["other"]}, top_k=None, truncation="only_second", max_length=16)
