@@ -226,7 +226,8 @@ def _report_preemption(stop: Any, config: Path, overrides: list[str], seeds: Opt
     where = f" of seed {seed}" if seed is not None else ""
     where += f" of grid run {Path(grid_run).name}" if grid_run is not None else ""
     if getattr(stop, "finished", None) is not None:  # Ctrl-C as a sweep's run finished: the next ones were not started
-        print(f"error: interrupted after the run{where} finished (step {stop.finished}); the next runs were not started; continue "
+        at = f" (step {stop.finished})" if stop.finished else ""  # a --grid --seeds combination: its seeds' steps
+        print(f"error: interrupted after the run{where} finished{at}; the next runs were not started; continue "
               f"with {command}{launcher}", file=sys.stderr, flush=True)
         return
     if isinstance(stop, KeyboardInterrupt):  # Ctrl-C: no checkpoint of its own

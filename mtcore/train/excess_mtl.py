@@ -74,7 +74,8 @@ class ExcessMTLLoss(TaskAverages, GradientCombiner):
         references = torch.where(first, excess, self.references.to(device))
         ratio = torch.where(mask & ~first & (references > 0), excess / references.clamp(min=torch.finfo(torch.float64).tiny),
                             torch.zeros_like(excess))
-        moved = weights * torch.exp(self.step_size * ratio)
+        logs = weights.clamp(min=torch.finfo(torch.float64).tiny).log() + self.step_size * ratio  # λ·exp(η r), in logs:
+        moved = (logs - logs.max()).exp()  # a task's gradient far above its first one's overflowed exp
         self.references.copy_(references)
         self.loss_weights.copy_(moved * len(moved) / moved.sum())
         self.updates += 1

@@ -288,7 +288,8 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
     A combination whose loss goes NaN (or, in one process, that runs out of memory) gets an entry with its ``error``
     line and no scores, and the others still train; any other error stops the grid."""
     from mtcore.train.run_dir import write_json
-    from mtcore.train.seeds import _refuse_a_run_directory, between_runs, refuse_another_kind, train_seeds
+    from mtcore.train.seeds import _refuse_a_run_directory, refuse_another_kind, train_seeds
+    from mtcore.train.sweep_checks import between_runs, refuse_trained_combinations
     from mtcore.train.trainer import Trainer
 
     overrides, base = list(overrides), Path(output_dir)
@@ -303,15 +304,25 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
                             suffix="grid")
     refuse_another_kind(base, "seeds.json", "runs of several seeds", "--grid puts one run per combination in OUTPUT/<key=value,...> "
                         "and their list in OUTPUT/grid.json", "grid")
-    if not resume:
-        _refuse_trained_combinations(base, combos, bool(seeds))
+    refuse_trained_combinations(base, combos, seeds, resume)
+    take_late_interrupt()  # a Ctrl-C noted before this sweep (another run of this process) is not this sweep's
     entries: list[dict[str, Any]] = []
     chooser = None
     if search == "tpe":
         from mtcore.train.tpe_search import TpeSearch
 
         chooser = TpeSearch(grid, trials or len(combos), trial_seed)
-    for combo in chooser if chooser is not None else combos:
+    planned = trials or len(combos) if chooser is not None else len(combos)
+    order, run, entry = iter(chooser if chooser is not None else combos), None, {}
+    while True:
+        try:
+            combo = next(order)  # TPE chooses here, from the runs before
+        except StopIteration:
+            break
+        except KeyboardInterrupt:
+            if run is None:
+                raise
+            raise between_runs(run, finished=int(entry.get("steps") or 0), grid_run=run) from None
         run = base / run_name(combo)
         try:
             if seeds:
@@ -336,17 +347,20 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
                 raise type(exc)(f"--grid {' '.join(combo)}: {exc}") from None
             # a learning rate that diverges is a result of the sweep: recorded, and the other combinations still train
             entry = {"overrides": combo, "run_dir": str(run), "final": None, "best": None, "error": " ".join(str(exc).split())}
-        entries.append(entry)
-        if chooser is not None:
-            from mtcore.train.tpe_search import run_score
+        try:  # a Ctrl-C from here on comes after the combination's run finished
+            entries.append(entry)
+            if chooser is not None:
+                from mtcore.train.tpe_search import run_score
 
-            chooser.tell(run_score(entry))
-        if report is not None and is_main_process():  # a failed or already-trained combination reaches every process
-            report(combo, entry)
-        if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
-            write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
-                                        **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
-        if (chooser is not None or combo != combos[-1]) and take_late_interrupt():  # Ctrl-C as the run finished: no next one
+                chooser.tell(run_score(entry))
+            if report is not None and is_main_process():  # a failed or already-trained combination reaches every process
+                report(combo, entry)
+            if is_main_process():  # after every run: a later failure keeps the finished ones, and earlier grids' runs stay listed
+                write_json(base / SUMMARY, {"grid": [{"key": k, "values": list(v)} for k, v in grid], **({"trials": trials} if trials else {}),
+                                            **({"search": search} if search != "random" else {}), "runs": _merged(base, entries)})
+        except KeyboardInterrupt:
+            raise between_runs(run, finished=int(entry.get("steps") or 0), grid_run=run) from None
+        if len(entries) < planned and take_late_interrupt():  # Ctrl-C as the run finished: no next one
             raise between_runs(run, finished=int(entry.get("steps") or 0), grid_run=run)
     return entries
 
@@ -357,18 +371,6 @@ def _fails_alone(error: MtError) -> bool:
     from mtcore.train.monitor import NonFiniteLossError, OutOfMemory
 
     return isinstance(error, NonFiniteLossError) or (isinstance(error, OutOfMemory) and world_size() == 1)
-
-
-def _refuse_trained_combinations(base: Path, combos: Sequence[Sequence[str]], seeds: bool) -> None:
-    """Without ``--resume``, a combination whose folder already holds a run stops the command before any training."""
-    from mtcore.train.run_dir import RunDir
-
-    for combo in combos:
-        run = base / run_name(combo)
-        trained = (run / "seeds.json").is_file() or any(RunDir(p).has_run() for p in run.glob("seed-*")) if seeds else RunDir(run).has_run()
-        if run.is_dir() and trained:
-            raise ConfigError(f"--grid {' '.join(combo)}: {run} already holds a run; add --resume to keep the finished runs and "
-                              "continue the rest, or choose another --output-dir")
 
 
 def _merged(base: Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

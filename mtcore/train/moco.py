@@ -41,6 +41,7 @@ from mtcore.train.losses import GradientCombiner, _finite
 def project_to_simplex(vector: np.ndarray) -> np.ndarray:
     """The point of the probability simplex nearest ``vector`` (Euclidean; the sort-based algorithm of Held, Wolfe and
     Crowder, as in Duchi et al. 2008)."""
+    vector = vector - vector.max()  # the same projection (Π(v + c·1) = Π(v)); at 1e16 and above, x - 1 == x lost the step
     ordered = np.sort(vector)[::-1]
     cumulative = np.cumsum(ordered) - 1.0
     ranks = np.arange(1, len(vector) + 1)

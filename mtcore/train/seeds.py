@@ -23,6 +23,7 @@ from typing import Any
 from mtcore.errors import ConfigError, MtError
 from mtcore.train.distributed import is_main_process
 from mtcore.train.preemption import Preempted, TrainingInterrupted, take_late_interrupt
+from mtcore.train.sweep_checks import between_runs, refuse_other_seeds
 
 SUMMARY = "seeds.json"
 
@@ -95,12 +96,8 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
     _refuse_a_run_directory(Path(output_dir))
     refuse_another_kind(Path(output_dir), "grid.json", "the runs of a grid", "--seeds puts one run per seed in OUTPUT/seed-<seed> "
                         "and their spread in OUTPUT/seeds.json", "seeds")
-    left_out = [seed for seed in listed_seeds(Path(output_dir)) if seed not in seeds]
-    if left_out:  # a new command into the folder: seeds.json would list only its seeds, beside the others' runs
-        every = ",".join(str(seed) for seed in [*listed_seeds(Path(output_dir)), *(s for s in seeds if s not in listed_seeds(Path(output_dir)))])
-        raise ConfigError(f"--output-dir {output_dir} holds the runs of seeds {', '.join(map(str, listed_seeds(Path(output_dir))))} "
-                          f"(seeds.json), which --seeds leaves out ({', '.join(map(str, left_out))}); to add seeds, give them all: "
-                          f"--seeds {every} --resume (the same config); or choose another --output-dir")
+    refuse_other_seeds(Path(output_dir), seeds, f"--output-dir {output_dir}")
+    take_late_interrupt()  # a Ctrl-C noted before this sweep (another run of this process) is not this sweep's
     summaries: dict[int, dict[str, Any]] = {}
     spread = seed_spread(summaries, requested=seeds)
     for seed in seeds:
@@ -119,27 +116,20 @@ def train_seeds(config: Any, output_dir: str | Path, seeds: Iterable[int], *, ov
             raise between_runs(run, seed=seed) from None
         except MtError as exc:
             raise _naming_the_seed(exc, seed) from None
-        summaries[seed] = summary
-        trainer = None  # the seed's model and optimizer state go now, not whenever the garbage collector runs
-        _free_memory()
-        if report is not None and is_main_process():  # a seed already trained comes back on every process
-            report(seed, summary)
-        spread = seed_spread(summaries, requested=seeds)
-        if is_main_process():  # after every seed: a later failure keeps the finished ones' spread, marked incomplete
-            write_json(Path(output_dir) / SUMMARY, spread)
+        try:  # a Ctrl-C from here on comes after the seed's run finished
+            summaries[seed] = summary
+            trainer = None  # the seed's model and optimizer state go now, not whenever the garbage collector runs
+            _free_memory()
+            if report is not None and is_main_process():  # a seed already trained comes back on every process
+                report(seed, summary)
+            spread = seed_spread(summaries, requested=seeds)
+            if is_main_process():  # after every seed: a later failure keeps the finished ones' spread, marked incomplete
+                write_json(Path(output_dir) / SUMMARY, spread)
+        except KeyboardInterrupt:
+            raise between_runs(run, seed=seed, finished=int(summary.get("steps") or 0)) from None
         if seed != seeds[-1] and take_late_interrupt():  # Ctrl-C as the seed's run finished: the next seeds are not started
             raise between_runs(run, seed=seed, finished=int(summary.get("steps") or 0))
     return spread
-
-
-def between_runs(run: Path, finished: int | None = None, **where: Any) -> TrainingInterrupted:
-    """The stop of a sweep by Ctrl-C outside a run's training loop (``where``: ``seed=`` or ``grid_run=``): as a run was
-    being built (``finished`` None: it starts again on --resume), or just after it finished at step ``finished``."""
-    stop = TrainingInterrupted(finished or 0, None, run)
-    stop.finished = finished  # type: ignore[attr-defined]
-    for key, value in where.items():
-        setattr(stop, key, value)
-    return stop
 
 
 def _free_memory() -> None:

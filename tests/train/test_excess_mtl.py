@@ -62,3 +62,13 @@ def test_fp16s_loss_scale_stays_out_and_a_checkpointed_state_continues_exactly()
 def test_two_micro_steps_train_as_one_step_of_their_rows(make_config, tmp_path, helpers):
     worst = helpers.accumulation_difference(make_config, tmp_path, {"strategy": "excess_mtl", "options": {"step_size": 0.5}})
     assert worst < 1e-5, worst
+
+
+def test_a_gradient_far_above_the_first_ones_keeps_the_weights_finite():
+    """λ·exp(η r) overflowed to inf for r above about 709/η: NaN weights, a run stopped blaming the strategy."""
+    strategy = ExcessMTLLoss(["a", "b"])
+    strategy.combine([torch.full((1000,), 1e-6), torch.full((1000,), 1e-3)], 1)
+    for step in (2, 3):
+        update = strategy.combine([torch.full((1000,), 1e-3), torch.full((1000,), 1e-3)], step)
+        assert torch.isfinite(update).all() and torch.isfinite(strategy.loss_weights).all()
+    assert strategy.loss_weights.tolist() == pytest.approx([2.0, 0.0], abs=1e-9)  # the task whose gradient jumped takes all

@@ -82,3 +82,14 @@ def test_a_checkpointed_state_continues_exactly_and_bad_options_are_refused():
 def test_two_micro_steps_train_as_one_step_of_their_rows(make_config, tmp_path, helpers):
     worst = helpers.accumulation_difference(make_config, tmp_path, {"strategy": "moco"})
     assert worst < 1e-5, worst
+
+
+def test_large_losses_project_without_losing_the_simplex():
+    """At 1e16 and above, x - 1 == x: no rank passed and the projection raised IndexError (two regression tasks of
+    targets about 1e5 at step 1)."""
+    for vector in ([-1e17, -2e17], [1e20, -1e20], [1e16, 1e16 + 4]):
+        projected = project_to_simplex(np.array(vector))
+        assert projected.sum() == pytest.approx(1.0) and projected.min() >= 0
+    moco = MoCoLoss(["a", "b"])
+    moco.step_losses(torch.tensor([3.5e10, 3.4e10], dtype=torch.float64))
+    assert torch.isfinite(moco.combine([torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])], 1)).all()

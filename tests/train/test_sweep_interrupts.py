@@ -83,3 +83,51 @@ def test_ctrl_c_while_the_next_seed_run_is_built_gives_the_resume_command(tmp_pa
     line = stopped.stderr.strip().splitlines()[-1]
     assert line == (f"error: interrupted at step 0 of seed 4; no checkpoint yet, so it starts over; continue with mt train {config} "
                     f"--seeds 2 --output-dir {out} --resume"), line
+
+
+def test_ctrl_c_in_the_bookkeeping_between_runs_and_a_ctrl_c_noted_before_the_sweep(tmp_path, make_config, monkeypatch):
+    """A Ctrl-C while the finished seed's memory was freed said only "error: interrupted"; a Ctrl-C noted in an earlier
+    run of the process (its plot) stopped a later sweep after its first seed."""
+    import mtcore.train.seeds as seeds
+    from mtcore.train.preemption import note_late_interrupt
+
+    config, out = _config(tmp_path, make_config), tmp_path / "seeds"
+    original = seeds._free_memory
+
+    def interrupted() -> None:
+        monkeypatch.setattr(seeds, "_free_memory", original)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(seeds, "_free_memory", interrupted)
+    note_late_interrupt()  # as if an earlier run of this process had been stopped while it drew its curves
+    stopped = CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out)])
+    assert stopped.exit_code == 130, stopped.output
+    assert stopped.stderr.strip().splitlines()[-1].startswith("error: interrupted after the run of seed 3 finished (step 2); the next "
+                                                              "runs were not started; continue with"), stopped.output
+    note_late_interrupt()
+    assert CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out), "--resume"]).exit_code == 0
+    assert json.loads((out / "seeds.json").read_text())["status"] == "completed"
+
+
+def test_a_run_interrupted_while_it_is_rebuilt_on_resume_names_its_latest_checkpoint(tmp_path):
+    from mtcore.train.sweep_checks import between_runs
+
+    run = tmp_path / "seed-4"
+    for step in (1, 3):
+        (run / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
+        (run / "checkpoints" / f"step-{step:06d}" / "state.json").write_text("{}")
+    stop = between_runs(run, seed=4)
+    assert (stop.step, stop.checkpoint, stop.seed) == (3, run / "checkpoints" / "step-000003", 4)
+    assert between_runs(tmp_path / "seed-5", seed=5).checkpoint is None
+
+
+def test_a_grid_with_seeds_refuses_a_combination_of_other_seeds_before_anything_trains(tmp_path, make_config):
+    config, out = _config(tmp_path, make_config), tmp_path / "grid"
+    (out / "optimizer.lr=1e-3").mkdir(parents=True)
+    (out / "optimizer.lr=1e-3" / "seeds.json").write_text(json.dumps({"seeds": [3, 4]}))
+    refused = CliRunner().invoke(app, ["train", str(config), "--grid", "optimizer.lr=5e-4,1e-3", "--seeds", "1", "--output-dir", str(out),
+                                       "--resume"])
+    assert refused.exit_code == 2 and not (out / "optimizer.lr=5e-4").exists(), refused.output
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: --output-dir {out}: its run optimizer.lr=1e-3 holds the runs of seeds 3, 4 (seeds.json), which --seeds leaves "
+        "out (4); to add seeds, give them all: --seeds 3,4 --resume (the same config); or choose another --output-dir")
