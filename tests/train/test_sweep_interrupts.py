@@ -34,12 +34,17 @@ def _ctrl_c_in_the_first_plot(monkeypatch) -> None:
     monkeypatch.setattr(plots, "plot_curves", interrupted)
 
 
+def _stopped_in_the_first_plot(monkeypatch, config: Path, *sweep: str) -> str:
+    """``mt train CONFIG *sweep`` with a Ctrl-C in the first run's plot: exit 130, its last line."""
+    _ctrl_c_in_the_first_plot(monkeypatch)
+    stopped = CliRunner().invoke(app, ["train", str(config), *sweep])
+    assert stopped.exit_code == 130, stopped.output
+    return stopped.stderr.strip().splitlines()[-1]
+
+
 def test_ctrl_c_as_a_seed_run_finishes_stops_the_sweep_and_a_second_seeds_command_is_refused(tmp_path, make_config, monkeypatch):
     config, out = _config(tmp_path, make_config), tmp_path / "seeds"
-    _ctrl_c_in_the_first_plot(monkeypatch)
-    stopped = CliRunner().invoke(app, ["train", str(config), "--seeds", "2", "--output-dir", str(out)])
-    assert stopped.exit_code == 130, stopped.output
-    line = stopped.stderr.strip().splitlines()[-1]
+    line = _stopped_in_the_first_plot(monkeypatch, config, "--seeds", "2", "--output-dir", str(out))
     assert line.startswith("error: interrupted after the run of seed 3 finished (step 2); the next runs were not started; continue "
                            f"with mt train {config} --seeds 2 --output-dir {out} --resume"), line
     assert (out / "seed-3" / "summary.json").is_file() and not (out / "seed-4").exists()
@@ -57,10 +62,7 @@ def test_ctrl_c_as_a_seed_run_finishes_stops_the_sweep_and_a_second_seeds_comman
 
 def test_ctrl_c_as_a_grid_run_finishes_stops_the_grid(tmp_path, make_config, monkeypatch):
     config, out = _config(tmp_path, make_config), tmp_path / "grid"
-    _ctrl_c_in_the_first_plot(monkeypatch)
-    stopped = CliRunner().invoke(app, ["train", str(config), "--grid", "optimizer.lr=1e-3,2e-3", "--output-dir", str(out)])
-    assert stopped.exit_code == 130, stopped.output
-    line = stopped.stderr.strip().splitlines()[-1]
+    line = _stopped_in_the_first_plot(monkeypatch, config, "--grid", "optimizer.lr=1e-3,2e-3", "--output-dir", str(out))
     assert line.startswith("error: interrupted after the run of grid run optimizer.lr=1e-3 finished (step 2)") and "--resume" in line, line
     assert not (out / "optimizer.lr=2e-3").exists()
 
