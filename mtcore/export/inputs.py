@@ -114,10 +114,11 @@ def usage_lines(auto_class: str, pipeline: str | None, out_dir: Path, pair: bool
         start = (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
                  f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")\ntext, choices = "...", ["...", "..."]  # built as under Input\n')
         best = '\nbest = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits.argmax(-1).item()  # index of the answer'
-        if fallback:  # each choice on its own, as mtcore cut them
-            return (f"{start}def encode(choice):\n    try:\n        return tokenizer(text, choice{cut})\n    except Exception:{why}\n"
-                    f"        return tokenizer(text, choice{whole})\n"
-                    f'encoded = tokenizer.pad([encode(choice) for choice in choices], return_tensors="pt"){best}')
-        return f'{start}encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt"{cut}){best}'
+        alone = f", truncation=True, max_length={max_length}" if cut else ""
+        body = (f"    try:\n        return tokenizer(text, choice{cut})\n    except Exception:{why}\n        return tokenizer(text, choice{whole})"
+                if fallback else f"    return tokenizer(text, choice{cut})")
+        return (f"{start}def encode(choice):\n    if not text:  # a row without text: the choice alone, as mtcore encoded it\n"
+                f"        return tokenizer(choice{alone})\n{body}\n"
+                f'encoded = tokenizer.pad([encode(choice) for choice in choices], return_tensors="pt"){best}')
     return (f'from transformers import {auto_class}, AutoTokenizer\nmodel = {auto_class}.from_pretrained("{out_dir}")\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{out_dir}")')

@@ -38,7 +38,7 @@ import torch
 from mtcore.errors import ConfigError, ModelFileError
 from mtcore.outputs import share_modes
 from mtcore.train.checkpoint_checks import (check_rng, check_sampler_state, check_scheduler_state, check_task_data, check_task_labels,
-                                            check_train_state, damaged, task_data, task_labels)
+                                            check_train_state, damaged, task_labels, task_rows)
 from mtcore.train.state_files import load_state, save_state
 
 STEP_DIR = re.compile(r"^step-(\d{6,})$")
@@ -288,7 +288,7 @@ def write_checkpoint_files(directory: Path, *, model: torch.nn.Module, optimizer
                       "(numbers, strings, lists, dicts) in its state_dict / get_extra_state") from None
     _write_json(directory / "sampler.json", sampler.state_dict())
     _write_json(directory / "state.json", {**state.to_dict(), "cpu_threads": torch.get_num_threads(), "task_labels": task_labels(model),
-                                           "task_data": task_data(sampler)})
+                                           "task_rows": task_rows(sampler)})
 
 
 def write_rank_files(directory: Path, rank: int) -> None:

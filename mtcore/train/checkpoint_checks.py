@@ -137,7 +137,7 @@ def check_task_labels(directory: Path, model: Any, state_data: Any) -> None:
                               "as other labels; use the plugin version and labels the run trained with, or start a new run")
 
 
-def task_data(sampler: Any) -> dict[str, str]:
+def task_rows(sampler: Any) -> dict[str, str]:
     """Each task's training rows as :func:`~mtcore.train.data_digest.split_digest` reads them (recorded in a checkpoint's
     ``state.json``): their token ids, labels and every other column the batches are cut from, whatever file paths, times
     or plugin folder they came from; a split it cannot read (a stream) is left out. Computed once per sampler."""
@@ -161,10 +161,10 @@ def check_task_data(directory: Path, sampler: Any, state_data: Any) -> None:
     trains on the data as they are now, so it is not the run an uninterrupted one would have been."""
     import warnings
 
-    recorded = state_data.get("task_data") if isinstance(state_data, dict) else None
+    recorded = state_data.get("task_rows") if isinstance(state_data, dict) else None
     if not isinstance(recorded, dict):
         return  # a checkpoint written before mtcore recorded them
-    changed = [task for task, now in task_data(sampler).items() if isinstance(recorded.get(task), str) and recorded[task] != now]
+    changed = [task for task, now in task_rows(sampler).items() if isinstance(recorded.get(task), str) and recorded[task] != now]
     if changed:
         warnings.warn(f"resuming {str(directory)!r} with other training data than it was written with: {', '.join(changed)} "
                       f"(its files were edited — a label or a text — or another plugin or mtcore version prepares them); the run "

@@ -1,5 +1,5 @@
 """A digest of a prepared split's rows, by their values: what a checkpoint records of each task's training data
-(``state.json`` ``task_data``), so ``--resume`` can tell whether the rows it trains on are those the run started with.
+(``state.json`` ``task_rows``), so ``--resume`` can tell whether the rows it trains on are those the run started with.
 
 The ``datasets`` fingerprint of a split is a cache key: for files it follows their paths, sizes, times and inodes, so
 a ``touch``, a ``chmod`` or the same plugin installed elsewhere changes it while every row stays the same. The digest

@@ -312,7 +312,7 @@ def train_grid(config: Any, output_dir: str | Path, grid: Sequence[tuple[str, Se
         from mtcore.train.tpe_search import TpeSearch
 
         chooser = TpeSearch(grid, trials or len(combos), trial_seed)
-    planned = trials or len(combos) if chooser is not None else len(combos)
+    planned = min(trials or len(combos), len(combos))  # TPE's trials: at most the grid's combinations
     order, run, entry = iter(chooser if chooser is not None else combos), None, {}
     while True:
         try:

@@ -102,3 +102,25 @@ def test_a_readme_of_an_only_second_pair_cuts_a_row_whose_first_text_is_too_long
     classify = pipeline("text-classification", model=str(tmp_path / "out"), device="cpu")
     with pytest.raises(Exception):  # what the README called alone before
         classify({"text": row["text"], "text_pair": row["other"]}, top_k=None, truncation="only_second", max_length=16)
+
+
+def test_the_multiple_choice_readme_encodes_a_row_without_text_as_mtcore_did(tiny_encoders, tmp_path):
+    """mtcore encodes a text-less row's choices alone; the README's tokenizer(text, choice) built [CLS] [SEP] choice [SEP]."""
+    import torch
+
+    from mtcore.export.hf import export_task
+    from mtcore.predict.predictor import predict
+
+    task = Task(name="choice", kind="multiple_choice", head_options={"pooling": "pooler"}, plugin="demo", max_length=16,
+                truncation="only_second")
+    model = make_model(tiny_encoders["bert"], task, seed=1)
+    export_task(model, "choice", tmp_path / "mc")
+    code = (tmp_path / "mc" / "README.md").read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+    rows = [{"text": "", "choices": ["x y", "z"]}, {"text": "good movie " * 10, "choices": ["bad", "good movie indeed"]},
+            {"text": "good", "choices": ["bad " * 20, "movie"]}]
+    ours = predict(model, "choice", rows, batch_size=1).probabilities
+    for row, probs in zip(rows, ours):
+        scope = {}
+        exec(code.replace('text, choices = "...", ["...", "..."]', f"text, choices = {row['text']!r}, {row['choices']!r}")
+             .replace("best = ", "logits = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits\nbest = "), scope)
+        np.testing.assert_allclose(torch.softmax(scope["logits"], -1)[0].detach().numpy(), probs, atol=1e-5)

@@ -86,7 +86,7 @@ def test_a_resume_whose_training_data_were_edited_warns_naming_the_task(tmp_path
         with pytest.raises(NonFiniteLossError):
             Trainer({**config, "debug": {"inject_nan_at_step": 5}}, output_dir=tmp_path / run).train()
     state = json.loads((tmp_path / "same" / "checkpoints" / "step-000003" / "state.json").read_text(encoding="utf-8"))
-    assert set(state["task_data"]) == {"user:sent", "user:pair", "user:mc"}
+    assert set(state["task_rows"]) == {"user:sent", "user:pair", "user:mc"}
     for path in folder.iterdir():  # new times and a chmod round trip: the same rows (the cache key changes, not the digest)
         os.utime(path, (1e9, 1e9))
         path.chmod(0o444)
@@ -98,3 +98,26 @@ def test_a_resume_whose_training_data_were_edited_warns_naming_the_task(tmp_path
     train_file.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     found = resumed("edited")
     assert len(found) == 1 and ": user:sent (its files were edited" in found[0], found
+
+
+def test_a_checkpoint_of_the_earlier_record_is_not_compared_with_the_row_digests(tmp_path):
+    """Checkpoints written before the digests recorded datasets' fingerprints under task_data: every task "changed"."""
+    import warnings
+
+    import datasets
+
+    from mtcore.train.checkpoint_checks import check_task_data, task_rows
+
+    class Data:
+        splits = {"train": datasets.Dataset.from_dict({"input_ids": [[1, 2], [3]], "labels": [0, 1]})}
+
+    class Sampler:
+        split, data = "train", {"user:a": Data()}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_task_data(tmp_path, Sampler(), {"task_data": {"user:a": "0123456789abcdef"}})  # the earlier record: not compared
+        check_task_data(tmp_path, Sampler(), {"task_rows": task_rows(Sampler())})
+        assert not caught
+        check_task_data(tmp_path, Sampler(), {"task_rows": {"user:a": "0" * 32}})
+    assert len(caught) == 1 and "user:a" in str(caught[0].message)

@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -20,14 +21,14 @@ def _config(tmp_path: Path, make_config) -> Path:
     return path
 
 
-def _ctrl_c_in_the_first_plot(monkeypatch) -> None:
+def _ctrl_c_in_the_first_plot(monkeypatch, at: int = 1) -> None:
     import mtcore.train.plots as plots
 
     original, calls = plots.plot_curves, []
 
     def interrupted(*args, **kwargs):  # Ctrl-C after model/ and summary.json, while curves.png is drawn
         calls.append(1)
-        if len(calls) == 1:
+        if len(calls) == at:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
@@ -133,3 +134,15 @@ def test_a_grid_with_seeds_refuses_a_combination_of_other_seeds_before_anything_
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: --output-dir {out}: its run optimizer.lr=1e-3 holds the runs of seeds 3, 4 (seeds.json), which --seeds leaves "
         "out (4); to add seeds, give them all: --seeds 3,4 --resume (the same config); or choose another --output-dir")
+
+
+def test_a_ctrl_c_in_the_last_plot_of_a_tpe_search_with_more_trials_than_combinations_leaves_it_complete(tmp_path, make_config,
+                                                                                                        monkeypatch):
+    """Its trials counted the asked number, not the grid's 2 combinations: exit 130, "the next runs were not started"."""
+    pytest.importorskip("optuna")
+    config, out = _config(tmp_path, make_config), tmp_path / "tpe"
+    _ctrl_c_in_the_first_plot(monkeypatch, at=2)
+    done = CliRunner().invoke(app, ["train", str(config), "--grid", "optimizer.lr=1e-3,2e-3", "--trials", "3", "--search", "tpe",
+                                    "--output-dir", str(out)])
+    assert done.exit_code == 0, done.output
+    assert len(json.loads((out / "grid.json").read_text())["runs"]) == 2
