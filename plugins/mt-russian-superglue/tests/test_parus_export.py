@@ -28,7 +28,8 @@ def test_the_exported_readme_describes_the_parus_input_and_following_it_gives_mt
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert "## Input" in readme and "tokenizer(text, choice) for every choice" in readme
     assert '"потому что" when ``question`` is "cause" and "поэтому" when it is "effect"' in readme
-    assert "AutoModelForMultipleChoice" in readme and "tokenizer([text] * len(choices), choices" in readme
+    assert "AutoModelForMultipleChoice" in readme and "return tokenizer(text, choice, truncation=True, max_length=128)" in readme
+    assert "tokenizer.pad([encode(choice) for choice in choices]" in readme
     [step] = json.loads((out / "mtcore_export.json").read_text(encoding="utf-8"))["inputs"]["preprocess"]
     assert step.startswith("mt_russian_superglue.preprocess:preprocess_parus: PARus as multiple choice: ``text`` = the premise")
 
@@ -41,7 +42,7 @@ def test_the_exported_readme_describes_the_parus_input_and_following_it_gives_mt
     for row, probabilities in zip(rows, ours, strict=True):  # the README's words, followed by hand
         text = f"{row['premise'].rstrip('.!?…')}, {connective[row['question']]}"
         choices = [row["choice1"], row["choice2"]]
-        encoded = tokenizer([text] * len(choices), choices, padding=True, return_tensors="pt", truncation=True, max_length=128)
+        encoded = tokenizer.pad([tokenizer(text, choice, truncation=True, max_length=128) for choice in choices], return_tensors="pt")
         with torch.no_grad():
             logits = model(**{k: v.unsqueeze(0) for k, v in encoded.items()}).logits
         torch.testing.assert_close(torch.softmax(logits, -1)[0], torch.tensor(probabilities), atol=1e-5, rtol=0)
